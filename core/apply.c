@@ -1,0 +1,107 @@
+/*
+ * apply.c — mg_apply, the one entry point every op goes through.
+ *
+ * The steps are always the same, driven by the op's row: check arity and that
+ * no input was freed, fill attribute defaults, run infer (all validation),
+ * cast inputs to the dtypes infer asked for, make the output (allocated, or a
+ * bare header for view ops), run the kernel. Tracing and tape recording hook
+ * in here later, so no op is special-cased anywhere else.
+ */
+#include "internal.h"
+#include <stdlib.h>
+
+#define SMALL_INPUTS 8
+
+static mg_status check_inputs(const mg_opinfo *info, mg_tensor *const *in, int nin) {
+  if (info->flags & MG_VARIADIC) {
+    if (nin < 1) return mg_seterror(MG_EARG, "%s: needs at least one tensor", info->name);
+  } else if (nin != info->nin) {
+    return mg_seterror(MG_EARG, "%s: takes %d tensor input%s, got %d", info->name, info->nin,
+                       info->nin == 1 ? "" : "s", nin);
+  }
+  for (int i = 0; i < nin; i++) {
+    if (!in[i]) return mg_seterror(MG_EARG, "%s: input %d is missing", info->name, i + 1);
+    if (!in[i]->storage)
+      return mg_seterror(MG_ESTATE, "%s: input %d was freed (t:free() or <close>)", info->name, i + 1);
+  }
+  return MG_OK;
+}
+
+/* Casts the inputs whose dtype differs from what infer asked for; `owned`
+ * marks the temporaries to release. */
+static mg_status cast_inputs(mg_ctx *ctx, const mg_meta *m, mg_tensor *const *in, int nin,
+                             mg_tensor **cast, unsigned char *owned) {
+  for (int i = 0; i < nin; i++) {
+    mg_dtype want = i < MG_CAST_SLOTS ? m->cast[i] : m->cast_rest;
+    cast[i] = in[i];
+    if (want == MG_NDTYPES || want == (mg_dtype)in[i]->dtype) continue;
+    mg_attrs a = {.set = 1u};
+    a.v[0].n = 1;
+    a.v[0].i[0] = want;
+    mg_status st = mg_apply(ctx, MG_OP_CAST, &in[i], 1, &a, &cast[i]);
+    if (st) return st;
+    owned[i] = 1;
+  }
+  return MG_OK;
+}
+
+mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
+                   const mg_attrs *attrs, mg_tensor **out) {
+  const mg_opinfo *info = mg_op_info(op);
+  if (!info) return mg_seterror(MG_EARG, "mg_apply: unknown op %d", (int)op);
+  mg_status st = check_inputs(info, inputs, nin);
+  if (st) return st;
+
+  mg_attrs a;
+  if (attrs) a = *attrs;
+  else a.set = 0;
+  mg_attrs_defaults(op, &a);
+
+  mg_call call = {ctx, op, info, inputs, nin, &a};
+  mg_meta m;
+  m.cast_rest = MG_NDTYPES;
+  for (int i = 0; i < MG_CAST_SLOTS; i++) m.cast[i] = MG_NDTYPES;
+  if ((st = mg_op_infer(op)(&call, &m))) return st;
+
+  mg_tensor *small[SMALL_INPUTS], **cast = small;
+  unsigned char owned_small[SMALL_INPUTS], *owned = owned_small;
+  if (nin > SMALL_INPUTS) {
+    cast = malloc((size_t)nin * sizeof *cast);
+    owned = calloc((size_t)nin, 1);
+    if (!cast || !owned) {
+      free(cast);
+      free(owned);
+      return mg_seterror(MG_ENOMEM, "%s: out of memory", info->name);
+    }
+  }
+  int ncast = 0;
+  mg_tensor *res = NULL;
+  memset(owned, 0, (size_t)nin);
+  ncast = nin;
+  if ((st = cast_inputs(ctx, &m, inputs, nin, cast, owned))) goto cleanup;
+  res = mg_tensor_header(m.dtype, m.ndim, m.shape);
+  if (!res) {
+    st = mg_seterror(MG_ENOMEM, "%s: out of memory", info->name);
+    goto cleanup;
+  }
+  if (!(info->flags & MG_VIEW) && (st = mg_tensor_alloc_storage(res))) {
+    mg_seterror(st, "%s: %s", info->name, mg_last_error());
+    goto cleanup;
+  }
+  call.in = cast;
+  st = mg_op_kernel(op)(&call, res);
+
+cleanup:
+  for (int i = 0; i < ncast; i++)
+    if (owned[i]) mg_tensor_release(cast[i]);
+  if (cast != small) {
+    free(cast);
+    free(owned);
+  }
+  if (st) {
+    mg_tensor_release(res);
+    return st;
+  }
+  *out = res;
+  return MG_OK;
+}

@@ -1,0 +1,105 @@
+/*
+ * config.c — process set-up (CPU features, BLIS kernel family, threads,
+ * flush-to-zero) and the per-runtime context.
+ *
+ * Two traps measured on the project's machine drive this file. Debian's BLIS
+ * 0.9 picks its AVX2 "haswell" kernels on AVX-512 CPUs (sgemm 2048: 235 vs 395
+ * GFLOP/s), so we pick "skx" from CPUID before BLIS first runs, unless the
+ * user set BLIS_ARCH_TYPE. Denormals make float kernels ~15x slower, so every
+ * thread that runs kernels gets FTZ/DAZ set in MXCSR.
+ */
+#include "internal.h"
+#include <blis.h>
+#include <cpuid.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <xmmintrin.h>
+#include <pmmintrin.h>
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int num_threads = 1;
+static int arch_forced;     /* 1 if we chose BLIS_ARCH_TYPE ourselves */
+
+void mg_fpu_ftz(void) {
+  _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+  _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+}
+
+/* AVX-512F and the OS saving its registers (XCR0 bits 5-7 plus AVX state). */
+static int cpu_has_avx512(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return 0;
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  if ((lo & 0xe6) != 0xe6) return 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+  return (b & bit_AVX512F) != 0;
+}
+
+static void init_process(void) {
+  if (!getenv("BLIS_ARCH_TYPE") && cpu_has_avx512()) {
+    setenv("BLIS_ARCH_TYPE", "skx", 0);
+    arch_forced = 1;
+  }
+  const char *env = getenv("MG_NUM_THREADS");
+  num_threads = env && atoi(env) > 0 ? atoi(env) : omp_get_num_procs();
+  bli_thread_set_num_threads(num_threads);
+  mg_fpu_ftz();
+#pragma omp parallel num_threads(num_threads)
+  mg_fpu_ftz();  /* every pool thread, BLIS's included, keeps MXCSR */
+}
+
+void mg_init(void) { pthread_once(&init_once, init_process); }
+
+void mg_set_num_threads(int n) {
+  mg_init();
+  num_threads = n > 0 ? n : omp_get_num_procs();
+  bli_thread_set_num_threads(num_threads);
+#pragma omp parallel num_threads(num_threads)
+  mg_fpu_ftz();
+}
+
+int mg_get_num_threads(void) {
+  mg_init();
+  return num_threads;
+}
+
+int mg_threads(void) { return num_threads; }
+
+size_t mg_config_info(char *buf, size_t cap) {
+  mg_init();
+  unsigned csr = _mm_getcsr();
+  return (size_t)snprintf(buf, cap,
+                          "version=%s\nblis_version=%s\nblis_arch=%s\nblis_arch_chosen_by=%s\n"
+                          "avx512=%d\nthreads=%d\nftz=%d\ndaz=%d\n",
+                          MG_VERSION, bli_info_get_version_str(), bli_arch_string(bli_arch_query_id()),
+                          arch_forced ? "moongrad (cpuid)" : getenv("BLIS_ARCH_TYPE") ? "user (BLIS_ARCH_TYPE)" : "blis",
+                          cpu_has_avx512(), num_threads, (csr & 0x8000) != 0, (csr & 0x40) != 0);
+}
+
+/* ---- context ---------------------------------------------------------------- */
+
+mg_ctx *mg_ctx_new(void) {
+  mg_init();
+  mg_ctx *ctx = calloc(1, sizeof *ctx);
+  if (!ctx) return NULL;
+  ctx->index_base = 0;
+  ctx->seed = 0x9e3779b97f4a7c15ull;
+  mg_fpu_ftz();  /* the calling thread may be a host's own */
+  return ctx;
+}
+
+void mg_ctx_free(mg_ctx *ctx) {
+  free(ctx);
+  mg_thread_cache_drain();
+}
+
+void mg_ctx_set_index_base(mg_ctx *ctx, int base) { ctx->index_base = base ? 1 : 0; }
+int mg_ctx_index_base(const mg_ctx *ctx) { return ctx->index_base; }
+
+void mg_ctx_seed(mg_ctx *ctx, uint64_t seed) {
+  ctx->seed = seed;
+  ctx->counter = 0;
+}

@@ -1,0 +1,150 @@
+/*
+ * internal.h — what the engine's own files share and the API hides: the
+ * tensor and storage structs, the call record that infer functions and
+ * kernels receive, the strided iterator, and small helpers.
+ *
+ * A tensor is a strided view (shape, strides and offset in elements) over a
+ * refcounted storage. Small tensors keep their bytes inline in the storage
+ * struct, and both structs come from per-thread free lists, so a 2x2 op costs
+ * no malloc in steady state.
+ */
+#ifndef MG_INTERNAL_H
+#define MG_INTERNAL_H
+
+#include "mg.h"
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define MG_INLINE_BYTES 64        /* storage bytes kept inside the struct */
+#define MG_ALIGN 64               /* alignment of heap tensor buffers */
+#define MG_PAR_MIN 32768          /* elements below which kernels stay on one thread */
+
+typedef struct mg_storage {
+  atomic_int refs;
+  void *data;
+  size_t nbytes;
+  void (*release)(void *ud, void *data);  /* borrowed host memory, or NULL */
+  void *release_ud;
+  bool owns;                              /* data is ours to free (heap) */
+  _Alignas(MG_ALIGN) unsigned char inline_buf[MG_INLINE_BYTES];
+} mg_storage;
+
+enum {
+  MG_TF_WEAK = 1,      /* a weakly typed Lua scalar */
+  MG_TF_FREED = 2      /* storage dropped by mg_tensor_free_storage */
+};
+
+struct mg_tensor {
+  atomic_int refs;
+  uint8_t dtype;
+  uint8_t ndim;
+  uint16_t flags;
+  mg_storage *storage;     /* NULL once freed */
+  int64_t offset;          /* in elements */
+  int64_t shape[MG_MAX_DIMS];
+  int64_t strides[MG_MAX_DIMS];
+  void *autograd;          /* reserved for the tape */
+};
+
+/* Per-call state handed to infer and kernel. `attrs` has defaults filled. */
+typedef struct mg_call {
+  mg_ctx *ctx;
+  mg_op op;
+  const mg_opinfo *info;
+  mg_tensor *const *in;
+  int nin;
+  const mg_attrs *attrs;
+} mg_call;
+
+#define MG_CAST_SLOTS 4
+/* What infer tells mg_apply: the output's dtype and shape, and the dtype each
+ * input is cast to before the kernel runs (MG_NDTYPES = as it is). Inputs
+ * past the first MG_CAST_SLOTS use cast_rest. */
+typedef struct mg_meta {
+  mg_dtype dtype;
+  int ndim;
+  int64_t shape[MG_MAX_DIMS];
+  mg_dtype cast[MG_CAST_SLOTS];
+  mg_dtype cast_rest;
+} mg_meta;
+
+typedef mg_status (*mg_infer_fn)(const mg_call *c, mg_meta *out);
+/* Writes the op's result into `out`: allocated contiguous with the inferred
+ * shape, or (MG_VIEW ops) a header with no storage yet that the kernel makes
+ * a view of in[0] (mg_view_of) or allocates (mg_tensor_alloc_storage). */
+typedef mg_status (*mg_kernel_fn)(const mg_call *c, mg_tensor *out);
+
+mg_kernel_fn mg_op_kernel(mg_op op);
+mg_infer_fn mg_op_infer(mg_op op);
+
+struct mg_ctx {
+  int index_base;
+  uint64_t seed;
+  uint64_t counter;        /* Philox counter: advanced by every random op */
+};
+
+/* ---- attributes ------------------------------------------------------------ */
+#define A_I(c, k)   ((c)->attrs->v[k].i[0])
+#define A_F(c, k)   ((c)->attrs->v[k].f)
+#define A_N(c, k)   ((c)->attrs->v[k].n)
+#define A_LIST(c, k) ((c)->attrs->v[k].i)
+#define A_SET(c, k) (((c)->attrs->set >> (k)) & 1u)
+
+/* ---- tensors ----------------------------------------------------------------- */
+/* A header with shape set, contiguous strides, no storage. */
+mg_tensor *mg_tensor_header(mg_dtype dt, int ndim, const int64_t *shape);
+mg_status mg_tensor_alloc_storage(mg_tensor *t);
+/* Makes `out` a view of `src`'s storage with out's shape and the given
+ * strides/offset (in elements). */
+void mg_view_of(mg_tensor *out, const mg_tensor *src, const int64_t *strides, int64_t offset);
+void mg_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+int mg_shape_numel(int ndim, const int64_t *shape, int64_t *numel); /* 0 on overflow */
+static inline char *mg_ptr(const mg_tensor *t) {
+  return (char *)t->storage->data + t->offset * (int64_t)mg_dtype_size((mg_dtype)t->dtype);
+}
+/* Copies src's elements into dst (same shape or broadcastable; casts). */
+mg_status mg_copy_into(mg_tensor *dst, const mg_tensor *src);
+
+/* ---- the strided iterator ------------------------------------------------- */
+/* Inner loop over n elements: ptrs[i] is operand i's first element, strides[i]
+ * its step in bytes. Operand 0 is the output. */
+typedef void (*mg_loop_fn)(char **ptrs, const int64_t *strides, int64_t n, void *ud);
+#define MG_ITER_MAX 4
+/* Calls fn over the whole `shape` for nops operands (broadcast to it),
+ * collapsing dimensions and splitting the outer ones across threads when
+ * the shape has at least MG_PAR_MIN elements. */
+void mg_iter(int nops, const mg_tensor *const *ops, int ndim, const int64_t *shape,
+             mg_loop_fn fn, void *ud);
+/* Same with explicit byte strides per operand (ops[i] only supplies the base pointer). */
+void mg_iter_strided(int nops, char *const *base, int64_t strides[][MG_MAX_DIMS], int ndim,
+                     const int64_t *shape, mg_loop_fn fn, void *ud, int parallel);
+
+/* ---- errors and shapes in messages ------------------------------------------- */
+/* Formats a shape as "(2,3)" into buf (returns buf). */
+char *mg_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
+#define MG_SHAPE_BUF 200
+/* Broadcasts two shapes; writes the error naming `opname` on failure. */
+mg_status mg_broadcast_shapes(const char *opname, int na, const int64_t *a, int nb,
+                              const int64_t *b, int *nout, int64_t *out);
+/* Normalises an axis given from the context's index base against ndim. */
+mg_status mg_norm_axis(const mg_call *c, const char *arg, int64_t axis, int ndim, int *out);
+/* Promotion of inputs i and j with weak-scalar rules. */
+mg_dtype mg_promote_inputs(mg_tensor *const *in, int n);
+
+/* ---- threads and floating point ------------------------------------------------ */
+void mg_fpu_ftz(void);     /* sets flush-to-zero / denormals-are-zero on this thread */
+int mg_threads(void);
+
+/* ---- random ----------------------------------------------------------------- */
+/* Philox4x32-10: four 32-bit outputs for counter `ctr` under key `key`. */
+void mg_philox(uint64_t key, uint64_t ctr, uint32_t out[4]);
+
+/* ---- declarations of every infer and kernel named by ops.def ------------------ */
+#define MG_OP(id, name, nin, flags, attrs, infer, kernel, grad, doc) \
+  mg_status infer(const mg_call *c, mg_meta *out);                   \
+  mg_status kernel(const mg_call *c, mg_tensor *out);
+#include "ops.def"
+#undef MG_OP
+
+#endif

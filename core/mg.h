@@ -1,0 +1,234 @@
+/*
+ * mg.h — the public API of the moongrad engine (libmoongrad).
+ *
+ * This header is the specification: if a function is not declared here it is
+ * not API. The engine is plain C11 with opaque handles, so it can be called
+ * from the Lua 5.4 binding, from LuaJIT's FFI and from C++ alike. It never
+ * includes lua.h, never calls abort() or exit(), and no longjmp crosses it.
+ *
+ * Errors: every fallible call returns an mg_status (MG_OK == 0). The message
+ * of the last failure on the calling thread is kept in a thread-local buffer,
+ * read with mg_last_error(). Messages name the op, the argument, the shapes
+ * and dtypes: "matmul: inner dimensions differ: (2,3) @ (4,5)".
+ *
+ * Ownership: every function that returns a new mg_tensor* hands the caller
+ * one reference; release it with mg_tensor_release(). Borrowed pointers are
+ * called out where they occur.
+ */
+#ifndef MG_H
+#define MG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MG_VERSION "0.1.0"
+#define MG_MAX_DIMS 8
+
+typedef enum mg_status {
+  MG_OK = 0,
+  MG_EARG,    /* a bad argument or attribute value */
+  MG_ESHAPE,  /* shapes that do not fit together */
+  MG_EDTYPE,  /* a dtype the op does not accept */
+  MG_EINDEX,  /* an index out of range */
+  MG_ENOMEM,  /* an allocation failed or would be absurdly large */
+  MG_ESTATE,  /* a use of a freed tensor, or a call at the wrong time */
+  MG_EIO      /* a file could not be read or written */
+} mg_status;
+
+typedef enum mg_dtype {
+  MG_FLOAT32 = 0,
+  MG_FLOAT64,
+  MG_INT32,
+  MG_INT64,
+  MG_UINT8,
+  MG_BOOL,
+  MG_NDTYPES
+} mg_dtype;
+
+typedef struct mg_tensor mg_tensor;
+typedef struct mg_ctx mg_ctx;
+
+/* ---- errors --------------------------------------------------------------- */
+
+/* The message of the last failed call on this thread ("" if none). Borrowed. */
+const char *mg_last_error(void);
+/* Sets the thread's message (printf-style) and returns `st`. */
+mg_status mg_seterror(mg_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+const char *mg_status_name(mg_status st);
+
+/* ---- dtypes --------------------------------------------------------------- */
+
+const char *mg_dtype_name(mg_dtype dt);            /* "float32", ... */
+int mg_dtype_from_name(const char *name, mg_dtype *out); /* 1 if known */
+size_t mg_dtype_size(mg_dtype dt);
+int mg_dtype_is_float(mg_dtype dt);
+int mg_dtype_is_int(mg_dtype dt);                  /* int32/int64/uint8 */
+/* The NumPy/PyTorch promotion of two strong dtypes (bool < ints < floats). */
+mg_dtype mg_promote(mg_dtype a, mg_dtype b);
+
+/* ---- context -------------------------------------------------------------- */
+
+/* A context carries per-runtime state: the random generator, the index base
+ * (0 for C, 1 for Lua: axes and index tensors are counted from it), and later
+ * tapes and graph builders. One context per thread at a time. NULL options
+ * to mg_ctx_new mean defaults. The caller owns the context. */
+mg_ctx *mg_ctx_new(void);
+void mg_ctx_free(mg_ctx *ctx);
+void mg_ctx_set_index_base(mg_ctx *ctx, int base);   /* 0 or 1 */
+int mg_ctx_index_base(const mg_ctx *ctx);
+void mg_ctx_seed(mg_ctx *ctx, uint64_t seed);        /* reseeds the generator */
+
+/* Process-wide set-up, done once (idempotent, thread-safe): selects the BLIS
+ * kernel family from CPUID, sets flush-to-zero on the kernel threads. */
+void mg_init(void);
+/* Threads used by kernels and BLIS; 0 = all cores. */
+void mg_set_num_threads(int n);
+int mg_get_num_threads(void);
+/* Writes a one-line-per-fact description of the configuration into buf:
+ * "blis_arch=skx\nthreads=2\nftz=1\n...". Returns the length needed. */
+size_t mg_config_info(char *buf, size_t cap);
+
+/* ---- tensors -------------------------------------------------------------- */
+
+/* A new contiguous, uninitialised tensor. */
+mg_status mg_tensor_empty(mg_dtype dt, int ndim, const int64_t *shape, mg_tensor **out);
+/* A new contiguous tensor holding a copy of `data` (row-major, `dt` elements). */
+mg_status mg_tensor_from_data(mg_dtype dt, int ndim, const int64_t *shape,
+                              const void *data, mg_tensor **out);
+/* A tensor over host memory the caller keeps owning: no copy is made. When the
+ * last reference goes, release(ud, data) is called (release may be NULL). */
+mg_status mg_tensor_borrow(mg_dtype dt, int ndim, const int64_t *shape, void *data,
+                           void (*release)(void *ud, void *data), void *ud,
+                           mg_tensor **out);
+/* A 0-d tensor from a Lua-style number. `weak` marks it a weakly typed scalar
+ * for promotion: it adopts the dtype of the tensor it meets. */
+mg_status mg_scalar_f64(double v, int weak, mg_tensor **out);
+mg_status mg_scalar_i64(int64_t v, int weak, mg_tensor **out);
+
+void mg_tensor_retain(mg_tensor *t);
+void mg_tensor_release(mg_tensor *t);   /* NULL is a no-op */
+/* Drops the tensor's storage now (t:free()); later uses are MG_ESTATE errors. */
+void mg_tensor_free_storage(mg_tensor *t);
+
+mg_dtype mg_tensor_dtype(const mg_tensor *t);
+int mg_tensor_ndim(const mg_tensor *t);
+const int64_t *mg_tensor_shape(const mg_tensor *t);     /* borrowed */
+const int64_t *mg_tensor_strides(const mg_tensor *t);   /* in elements, borrowed */
+int64_t mg_tensor_numel(const mg_tensor *t);
+size_t mg_tensor_nbytes(const mg_tensor *t);            /* of its elements */
+int mg_tensor_is_contiguous(const mg_tensor *t);
+int mg_tensor_is_weak(const mg_tensor *t);
+int mg_tensor_is_freed(const mg_tensor *t);
+/* Address of the first element (NULL if freed). Strides say how to walk it. */
+void *mg_tensor_data(const mg_tensor *t);
+/* Copies the elements, row-major, into dst (cap bytes). */
+mg_status mg_tensor_copy_to(const mg_tensor *t, void *dst, size_t cap);
+/* Element at a 0-based flat row-major index, converted to double/int64. */
+double mg_tensor_get_f64(const mg_tensor *t, int64_t flat);
+int64_t mg_tensor_get_i64(const mg_tensor *t, int64_t flat);
+/* Copies src (broadcast, cast) into dst's elements in place: t[i] = v. */
+mg_status mg_tensor_assign(mg_tensor *dst, const mg_tensor *src);
+/* The tensor as text, NumPy-like, summarised with "..." when large.
+ * Returns a malloc'd string the caller frees with mg_free (NULL on OOM). */
+char *mg_tensor_format(const mg_tensor *t, int max_width);
+void mg_free(void *p);
+
+/* Frees this thread's cache of recycled tensor structs (mg_ctx_free does it). */
+void mg_thread_cache_drain(void);
+/* Total bytes of tensor storage currently allocated by the engine. */
+int64_t mg_storage_bytes_live(void);
+
+/* ---- the op table --------------------------------------------------------- */
+
+typedef enum mg_op {
+#define MG_OP(id, name, nin, flags, attrs, infer, kernel, grad, doc) MG_OP_##id,
+#include "ops.def"
+#undef MG_OP
+  MG_OP_COUNT
+} mg_op;
+
+/* Op flags. */
+#define MG_EW      0x01u  /* elementwise */
+#define MG_BCAST   0x02u  /* inputs broadcast against each other */
+#define MG_NOGRAD  0x04u  /* output has no gradient (int/bool results) */
+#define MG_VIEW    0x08u  /* output may alias the input's storage */
+#define MG_CREATE  0x10u  /* no inputs: builds a tensor from attributes */
+#define MG_RANDOM  0x20u  /* draws from the context's generator */
+#define MG_VARIADIC 0x40u /* takes any number (>= 1) of inputs */
+
+/* Attribute kinds, as written in an op's schema string. */
+typedef enum mg_attr_kind {
+  MG_A_INT,    /* int      one integer */
+  MG_A_FLOAT,  /* float    one number */
+  MG_A_BOOL,   /* bool */
+  MG_A_DTYPE,  /* dtype */
+  MG_A_AXIS,   /* axis     one axis, counted from the context's index base */
+  MG_A_AXES,   /* axes     a list of axes (unset = all) */
+  MG_A_SHAPE,  /* shape    a list of sizes */
+  MG_A_INTS,   /* ints     a list of integers */
+  MG_A_ENUM    /* enum(a|b|c)  one of the names; stored as its 0-based index */
+} mg_attr_kind;
+
+#define MG_MAX_ATTRS 6
+#define MG_MAX_LIST 16
+
+/* Attribute values of one call. Slot i belongs to the i-th attribute of the
+ * op's schema; bit i of `set` says the caller gave it (else the schema's
+ * default applies: mg_attrs_defaults fills them in). */
+typedef struct mg_attrs {
+  unsigned set;
+  struct {
+    int n;                       /* list length (lists), 1 otherwise */
+    int64_t i[MG_MAX_LIST];      /* int, bool, dtype, axis, enum, lists */
+    double f;                    /* float */
+  } v[MG_MAX_ATTRS];
+} mg_attrs;
+
+typedef struct mg_attr_desc {
+  char name[24];
+  mg_attr_kind kind;
+  int has_default;
+  double def_f;                  /* default for scalars */
+  int64_t def_i;
+  char enums[8][16];             /* enum names */
+  int nenums;
+} mg_attr_desc;
+
+typedef struct mg_opinfo {
+  const char *name;
+  int nin;                       /* inputs; -1 for variadic */
+  unsigned flags;
+  int nattrs;
+  const mg_attr_desc *attrs;
+  const char *doc;               /* one paragraph for help() */
+  int has_grad;
+} mg_opinfo;
+
+/* Describes op `op` (borrowed, static). NULL if out of range. */
+const mg_opinfo *mg_op_info(mg_op op);
+/* Looks an op up by name; returns MG_OP_COUNT if unknown. */
+mg_op mg_op_lookup(const char *name);
+/* Attribute slot of `name` in op's schema, or -1. */
+int mg_op_attr_index(mg_op op, const char *name);
+/* Fills unset attributes with the schema defaults. */
+void mg_attrs_defaults(mg_op op, mg_attrs *attrs);
+
+/* The one entry point: checks arity and dtypes, infers the output (this does
+ * all validation and writes the error message), allocates it and runs the
+ * kernel. `attrs` may be NULL (all defaults). On success *out holds a new
+ * reference. */
+mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
+                   const mg_attrs *attrs, mg_tensor **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,311 @@
+/*
+ * tensor.c — tensor headers, refcounted storage, and the per-thread pools.
+ *
+ * Storage structs carry MG_INLINE_BYTES of inline data, so a tensor of up to
+ * 16 floats needs no buffer allocation at all. Both structs are recycled
+ * through small per-thread free lists (bounded, so a burst does not pin
+ * memory), which keeps the eager small-op path free of malloc. Refcounts are
+ * atomic because a tensor may be handed from one runtime (thread) to another.
+ */
+#include "internal.h"
+#include <stdlib.h>
+
+#define POOL_MAX 256
+
+typedef struct pool {
+  void *items[POOL_MAX];
+  int n;
+} pool;
+
+static _Thread_local pool tensor_pool, storage_pool;
+static atomic_llong bytes_live;
+
+static void *pool_get(pool *p, size_t size) {
+  if (p->n > 0) return p->items[--p->n];
+  return aligned_alloc(MG_ALIGN, (size + MG_ALIGN - 1) / MG_ALIGN * MG_ALIGN);
+}
+
+static void pool_put(pool *p, void *item) {
+  if (p->n < POOL_MAX) p->items[p->n++] = item;
+  else free(item);
+}
+
+void mg_thread_cache_drain(void) {
+  while (tensor_pool.n) free(tensor_pool.items[--tensor_pool.n]);
+  while (storage_pool.n) free(storage_pool.items[--storage_pool.n]);
+}
+
+int64_t mg_storage_bytes_live(void) { return (int64_t)atomic_load(&bytes_live); }
+
+int mg_shape_numel(int ndim, const int64_t *shape, int64_t *numel) {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0) return 0;
+    if (shape[i] && n > INT64_MAX / shape[i]) return 0;
+    n *= shape[i];
+  }
+  *numel = n;
+  return 1;
+}
+
+void mg_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
+  int64_t s = 1;
+  for (int i = ndim - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i] > 0 ? shape[i] : 1;
+  }
+}
+
+mg_tensor *mg_tensor_header(mg_dtype dt, int ndim, const int64_t *shape) {
+  mg_tensor *t = pool_get(&tensor_pool, sizeof(mg_tensor));
+  if (!t) return NULL;
+  atomic_init(&t->refs, 1);
+  t->dtype = (uint8_t)dt;
+  t->ndim = (uint8_t)ndim;
+  t->flags = 0;
+  t->storage = NULL;
+  t->offset = 0;
+  t->autograd = NULL;
+  if (ndim) memcpy(t->shape, shape, (size_t)ndim * sizeof(int64_t));
+  mg_contiguous_strides(ndim, t->shape, t->strides);
+  return t;
+}
+
+static mg_storage *storage_new(size_t nbytes) {
+  mg_storage *s = pool_get(&storage_pool, sizeof(mg_storage));
+  if (!s) return NULL;
+  atomic_init(&s->refs, 1);
+  s->nbytes = nbytes;
+  s->release = NULL;
+  s->release_ud = NULL;
+  if (nbytes <= MG_INLINE_BYTES) {
+    s->data = s->inline_buf;
+    s->owns = false;
+  } else {
+    s->data = aligned_alloc(MG_ALIGN, (nbytes + MG_ALIGN - 1) / MG_ALIGN * MG_ALIGN);
+    if (!s->data) {
+      pool_put(&storage_pool, s);
+      return NULL;
+    }
+    s->owns = true;
+  }
+  atomic_fetch_add(&bytes_live, (long long)nbytes);
+  return s;
+}
+
+static void storage_release(mg_storage *s) {
+  if (!s || atomic_fetch_sub(&s->refs, 1) != 1) return;
+  atomic_fetch_sub(&bytes_live, (long long)s->nbytes);
+  if (s->release) s->release(s->release_ud, s->data);
+  else if (s->owns) free(s->data);
+  pool_put(&storage_pool, s);
+}
+
+mg_status mg_tensor_alloc_storage(mg_tensor *t) {
+  int64_t n;
+  char sb[MG_SHAPE_BUF];
+  size_t es = mg_dtype_size((mg_dtype)t->dtype);
+  if (!mg_shape_numel(t->ndim, t->shape, &n) || n > (int64_t)(SIZE_MAX / 4 / es))
+    return mg_seterror(MG_ENOMEM, "cannot allocate a tensor of shape %s: size overflows",
+                       mg_shape_str(t->ndim, t->shape, sb, sizeof sb));
+  t->storage = storage_new((size_t)n * es);
+  if (!t->storage)
+    return mg_seterror(MG_ENOMEM, "out of memory allocating %lld bytes for a %s tensor of shape %s",
+                       (long long)((size_t)n * es), mg_dtype_name((mg_dtype)t->dtype),
+                       mg_shape_str(t->ndim, t->shape, sb, sizeof sb));
+  t->offset = 0;
+  mg_contiguous_strides(t->ndim, t->shape, t->strides);
+  return MG_OK;
+}
+
+void mg_view_of(mg_tensor *out, const mg_tensor *src, const int64_t *strides, int64_t offset) {
+  out->storage = src->storage;
+  atomic_fetch_add(&src->storage->refs, 1);
+  if (out->ndim) memcpy(out->strides, strides, out->ndim * sizeof(int64_t));
+  out->offset = offset;
+}
+
+static mg_status check_dims(int ndim, const int64_t *shape) {
+  if (ndim < 0 || ndim > MG_MAX_DIMS)
+    return mg_seterror(MG_ESHAPE, "a tensor has at most %d dimensions, got %d", MG_MAX_DIMS, ndim);
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] < 0)
+      return mg_seterror(MG_ESHAPE, "size %lld of dimension %d is negative", (long long)shape[i], i);
+  return MG_OK;
+}
+
+mg_status mg_tensor_empty(mg_dtype dt, int ndim, const int64_t *shape, mg_tensor **out) {
+  mg_status st;
+  if ((unsigned)dt >= MG_NDTYPES) return mg_seterror(MG_EDTYPE, "unknown dtype %d", (int)dt);
+  if ((st = check_dims(ndim, shape))) return st;
+  mg_tensor *t = mg_tensor_header(dt, ndim, shape);
+  if (!t) return mg_seterror(MG_ENOMEM, "out of memory allocating a tensor header");
+  if ((st = mg_tensor_alloc_storage(t))) {
+    mg_tensor_release(t);
+    return st;
+  }
+  *out = t;
+  return MG_OK;
+}
+
+mg_status mg_tensor_from_data(mg_dtype dt, int ndim, const int64_t *shape, const void *data,
+                              mg_tensor **out) {
+  mg_status st = mg_tensor_empty(dt, ndim, shape, out);
+  if (st == MG_OK && (*out)->storage->nbytes) memcpy((*out)->storage->data, data, (*out)->storage->nbytes);
+  return st;
+}
+
+mg_status mg_tensor_borrow(mg_dtype dt, int ndim, const int64_t *shape, void *data,
+                           void (*release)(void *, void *), void *ud, mg_tensor **out) {
+  mg_status st;
+  int64_t n;
+  if ((unsigned)dt >= MG_NDTYPES) return mg_seterror(MG_EDTYPE, "unknown dtype %d", (int)dt);
+  if ((st = check_dims(ndim, shape))) return st;
+  if (!mg_shape_numel(ndim, shape, &n)) return mg_seterror(MG_ENOMEM, "borrowed shape overflows");
+  if (!data && n) return mg_seterror(MG_EARG, "borrow: data is NULL");
+  mg_tensor *t = mg_tensor_header(dt, ndim, shape);
+  mg_storage *s = pool_get(&storage_pool, sizeof(mg_storage));
+  if (!t || !s) {
+    free(s);
+    mg_tensor_release(t);
+    return mg_seterror(MG_ENOMEM, "out of memory allocating a tensor header");
+  }
+  atomic_init(&s->refs, 1);
+  s->data = data;
+  s->nbytes = (size_t)n * mg_dtype_size(dt);
+  s->release = release;
+  s->release_ud = ud;
+  s->owns = false;
+  atomic_fetch_add(&bytes_live, (long long)s->nbytes);
+  if (!release) s->release = NULL;
+  t->storage = s;
+  *out = t;
+  return MG_OK;
+}
+
+mg_status mg_scalar_f64(double v, int weak, mg_tensor **out) {
+  mg_status st = mg_tensor_empty(MG_FLOAT64, 0, NULL, out);
+  if (st) return st;
+  *(double *)(*out)->storage->data = v;
+  if (weak) (*out)->flags |= MG_TF_WEAK;
+  return MG_OK;
+}
+
+mg_status mg_scalar_i64(int64_t v, int weak, mg_tensor **out) {
+  mg_status st = mg_tensor_empty(MG_INT64, 0, NULL, out);
+  if (st) return st;
+  *(int64_t *)(*out)->storage->data = v;
+  if (weak) (*out)->flags |= MG_TF_WEAK;
+  return MG_OK;
+}
+
+void mg_tensor_retain(mg_tensor *t) {
+  if (t) atomic_fetch_add(&t->refs, 1);
+}
+
+void mg_tensor_release(mg_tensor *t) {
+  if (!t || atomic_fetch_sub(&t->refs, 1) != 1) return;
+  storage_release(t->storage);
+  pool_put(&tensor_pool, t);
+}
+
+void mg_tensor_free_storage(mg_tensor *t) {
+  if (!t || !t->storage) return;
+  storage_release(t->storage);
+  t->storage = NULL;
+  t->flags |= MG_TF_FREED;
+}
+
+void mg_free(void *p) { free(p); }
+
+mg_dtype mg_tensor_dtype(const mg_tensor *t) { return (mg_dtype)t->dtype; }
+int mg_tensor_ndim(const mg_tensor *t) { return t->ndim; }
+const int64_t *mg_tensor_shape(const mg_tensor *t) { return t->shape; }
+const int64_t *mg_tensor_strides(const mg_tensor *t) { return t->strides; }
+int mg_tensor_is_weak(const mg_tensor *t) { return (t->flags & MG_TF_WEAK) != 0; }
+int mg_tensor_is_freed(const mg_tensor *t) { return (t->flags & MG_TF_FREED) != 0; }
+
+int64_t mg_tensor_numel(const mg_tensor *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+  return n;
+}
+
+size_t mg_tensor_nbytes(const mg_tensor *t) {
+  return (size_t)mg_tensor_numel(t) * mg_dtype_size((mg_dtype)t->dtype);
+}
+
+int mg_tensor_is_contiguous(const mg_tensor *t) {
+  int64_t s = 1;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    if (t->shape[i] != 1 && t->strides[i] != s) return 0;
+    s *= t->shape[i];
+  }
+  return 1;
+}
+
+void *mg_tensor_data(const mg_tensor *t) { return t->storage ? mg_ptr(t) : NULL; }
+
+/* Byte offset of the flat row-major element `flat` in a strided tensor. */
+static int64_t flat_offset(const mg_tensor *t, int64_t flat) {
+  int64_t off = 0;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    off += (flat % t->shape[i]) * t->strides[i];
+    flat /= t->shape[i];
+  }
+  return off * (int64_t)mg_dtype_size((mg_dtype)t->dtype);
+}
+
+#define READ_AS(T, t, p)                                   \
+  switch ((mg_dtype)(t)->dtype) {                          \
+  case MG_FLOAT32: return (T) * (const float *)(p);        \
+  case MG_FLOAT64: return (T) * (const double *)(p);       \
+  case MG_INT32: return (T) * (const int32_t *)(p);        \
+  case MG_INT64: return (T) * (const int64_t *)(p);        \
+  case MG_UINT8: return (T) * (const uint8_t *)(p);        \
+  case MG_BOOL: return (T) * (const uint8_t *)(p);         \
+  default: return 0;                                       \
+  }
+
+double mg_tensor_get_f64(const mg_tensor *t, int64_t flat) {
+  if (!t->storage) return 0;
+  const char *p = mg_ptr(t) + flat_offset(t, flat);
+  READ_AS(double, t, p)
+}
+
+int64_t mg_tensor_get_i64(const mg_tensor *t, int64_t flat) {
+  if (!t->storage) return 0;
+  const char *p = mg_ptr(t) + flat_offset(t, flat);
+  if (mg_dtype_is_float((mg_dtype)t->dtype)) {
+    double d = mg_tensor_get_f64(t, flat);
+    return d != d ? 0 : d >= 9.2233720368547758e18 ? INT64_MAX : d <= -9.2233720368547758e18 ? INT64_MIN : (int64_t)d;
+  }
+  READ_AS(int64_t, t, p)
+}
+
+mg_status mg_tensor_copy_to(const mg_tensor *t, void *dst, size_t cap) {
+  if (!t->storage) return mg_seterror(MG_ESTATE, "copy_to: the tensor was freed");
+  size_t nb = mg_tensor_nbytes(t);
+  if (cap < nb)
+    return mg_seterror(MG_EARG, "copy_to: destination holds %zu bytes, the tensor needs %zu", cap, nb);
+  mg_tensor *view;
+  mg_status st = mg_tensor_borrow((mg_dtype)t->dtype, t->ndim, t->shape, dst, NULL, NULL, &view);
+  if (st) return st;
+  st = mg_copy_into(view, t);
+  mg_tensor_release(view);
+  return st;
+}
+
+mg_status mg_tensor_assign(mg_tensor *dst, const mg_tensor *src) {
+  char a[MG_SHAPE_BUF], b[MG_SHAPE_BUF];
+  if (!dst->storage || !src->storage) return mg_seterror(MG_ESTATE, "assign: a tensor was freed");
+  int n;
+  int64_t shape[MG_MAX_DIMS];
+  if (mg_broadcast_shapes("assign", dst->ndim, dst->shape, src->ndim, src->shape, &n, shape))
+    return MG_ESHAPE;
+  if (n != dst->ndim || memcmp(shape, dst->shape, (size_t)n * sizeof(int64_t)))
+    return mg_seterror(MG_ESHAPE, "assign: a value of shape %s does not fit a target of shape %s",
+                       mg_shape_str(src->ndim, src->shape, a, sizeof a),
+                       mg_shape_str(dst->ndim, dst->shape, b, sizeof b));
+  return mg_copy_into(dst, src);
+}
