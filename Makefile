@@ -68,7 +68,7 @@ $(PROG): $(PROG_OBJ) $(CAPI_OBJ) $(LIB_A)
 
 $(CTESTS): $(CTEST_SRC) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $(CTEST_SRC) $(LIB_A) $(LDFLAGS) $(CORE_LIBS)
+	$(CC) $(CFLAGS) -Itests/core -o $@ $(CTEST_SRC) $(LIB_A) $(LDFLAGS) $(CORE_LIBS)
 
 test: all $(CTESTS)
 	@BUILD=$(BUILD) sh tests/run.sh

@@ -129,6 +129,8 @@ int mg_tensor_is_weak(const mg_tensor *t);
 int mg_tensor_is_freed(const mg_tensor *t);
 /* Address of the first element (NULL if freed). Strides say how to walk it. */
 void *mg_tensor_data(const mg_tensor *t);
+/* An identity for the storage behind t (views share it; NULL if freed). */
+const void *mg_tensor_storage_id(const mg_tensor *t);
 /* Copies the elements, row-major, into dst (cap bytes). */
 mg_status mg_tensor_copy_to(const mg_tensor *t, void *dst, size_t cap);
 /* Element at a 0-based flat row-major index, converted to double/int64. */

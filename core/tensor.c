@@ -245,6 +245,7 @@ int mg_tensor_is_contiguous(const mg_tensor *t) {
 }
 
 void *mg_tensor_data(const mg_tensor *t) { return t->storage ? mg_ptr(t) : NULL; }
+const void *mg_tensor_storage_id(const mg_tensor *t) { return t->storage; }
 
 /* Byte offset of the flat row-major element `flat` in a strided tensor. */
 static int64_t flat_offset(const mg_tensor *t, int64_t flat) {

@@ -1,0 +1,57 @@
+/*
+ * capi.h — shared pieces of the Lua 5.4 module `moongrad.core`.
+ *
+ * A tensor is a full userdata holding one reference to an mg_tensor (a box;
+ * NULL once released by __gc/__close/free). Each lua_State gets one mgL_state
+ * (an engine context plus GC bookkeeping), kept as upvalue 1 of every C
+ * function of the module so the hot path needs no registry lookup.
+ */
+#ifndef MG_CAPI_H
+#define MG_CAPI_H
+
+#include "mg.h"
+#include <lauxlib.h>
+#include <lua.h>
+
+#define MGL_TENSOR "mg.Tensor"
+
+typedef struct mgL_box {
+  mg_tensor *t;
+} mgL_box;
+
+typedef struct mgL_state {
+  mg_ctx *ctx;
+  size_t gc_pending;   /* tensor bytes not yet reported to the collector */
+} mgL_state;
+
+int luaopen_moongrad_core(lua_State *L);
+
+/* The state of the calling C function (its upvalue 1). */
+#define mgL_getstate(L) ((mgL_state *)lua_touserdata(L, lua_upvalueindex(1)))
+
+/* Pushes a new box owning `t` (steals the reference), reporting new storage
+ * bytes to the GC when `fresh`. The metatable must exist (luaopen does it). */
+void mgL_pushtensor(lua_State *L, mgL_state *S, mg_tensor *t, int fresh);
+/* The tensor at idx, or NULL when idx is not a live tensor box. Borrowed. */
+mg_tensor *mgL_testtensor(lua_State *L, int idx);
+/* The tensor at idx or raises a "bad argument" error. Borrowed. */
+mg_tensor *mgL_checktensor(lua_State *L, int idx);
+/* A new reference for the value at idx: a tensor, a Lua number (a weak
+ * scalar) or a nested table (a strong tensor). NULL with *err set (message
+ * in mg_last_error) when it is none of these. */
+mg_tensor *mgL_totensor(lua_State *L, int idx, const char *opname, int argn);
+/* Raises the engine's last error as a Lua error (never returns). */
+int mgL_raise(lua_State *L);
+/* Runs op on inputs with attrs and pushes the result, or raises. Releases
+ * `owned` (may be NULL) inputs either way. */
+int mgL_apply_push(lua_State *L, mgL_state *S, mg_op op, mg_tensor **in, int nin,
+                   const mg_attrs *attrs, const unsigned char *owned);
+
+/* Registration helpers for the module's parts (each file owns one). */
+void mgL_open_tensor(lua_State *L, int state_idx);   /* metatable + methods */
+void mgL_open_ops(lua_State *L, int state_idx, int module_idx);
+mg_status mgL_table_to_tensor(lua_State *L, int idx, int has_dtype, mg_dtype dt, mg_tensor **out);
+void mgL_push_totable(lua_State *L, const mg_tensor *t);
+void mgL_push_element(lua_State *L, const mg_tensor *t, int64_t flat);
+
+#endif

@@ -1,0 +1,183 @@
+/*
+ * module.c — luaopen_moongrad_core: the module table, the per-state engine
+ * context, and the module-level functions that are not ops (tensor
+ * construction from Lua data or bytes, seeding, threads, configuration).
+ */
+#include "capi.h"
+#include <string.h>
+
+static int state_gc(lua_State *L) {
+  mgL_state *S = lua_touserdata(L, 1);
+  if (S->ctx) mg_ctx_free(S->ctx);
+  S->ctx = NULL;
+  return 0;
+}
+
+static int parse_dtype(lua_State *L, int idx, mg_dtype *dt) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  const char *name = luaL_checkstring(L, idx);
+  if (!mg_dtype_from_name(name, dt))
+    luaL_error(L, "unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)", name);
+  return 1;
+}
+
+/* core.tensor(data [, dtype]): data is a nested table, a number, a boolean or a tensor (copied). */
+static int core_tensor(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_dtype dt = MG_FLOAT32;
+  int has_dt = parse_dtype(L, 2, &dt);
+  mg_tensor *t = NULL, *src;
+  mg_status st;
+  switch (lua_type(L, 1)) {
+  case LUA_TTABLE: st = mgL_table_to_tensor(L, 1, has_dt, dt, &t); break;
+  case LUA_TNUMBER:
+    if (!has_dt) dt = lua_isinteger(L, 1) ? MG_INT64 : MG_FLOAT32;
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 1);
+    st = mgL_table_to_tensor(L, -1, 1, dt, &t);
+    if (!st) {  /* make it 0-d: a view with no axes */
+      mg_attrs a = {.set = 1u};
+      a.v[0].n = 0;
+      mg_tensor *r;
+      st = mg_apply(S->ctx, MG_OP_RESHAPE, &t, 1, &a, &r);
+      mg_tensor_release(t);
+      t = st ? NULL : r;
+    }
+    break;
+  case LUA_TBOOLEAN:
+    if (!has_dt) dt = MG_BOOL;
+    {
+      int64_t v = lua_toboolean(L, 1);
+      mg_tensor *s;
+      st = mg_scalar_i64(v, 0, &s);
+      if (!st) {
+        mg_attrs a = {.set = 1u};
+        a.v[0].n = 1;
+        a.v[0].i[0] = dt;
+        st = mg_apply(S->ctx, MG_OP_CAST, &s, 1, &a, &t);
+        mg_tensor_release(s);
+      }
+    }
+    break;
+  default:
+    src = mgL_testtensor(L, 1);
+    if (!src) return luaL_error(L, "tensor: expected a nested table, a number or a tensor, got %s", luaL_typename(L, 1));
+    {
+      mg_attrs a = {.set = 1u};
+      a.v[0].n = 1;
+      a.v[0].i[0] = has_dt ? dt : mg_tensor_dtype(src);
+      st = mg_apply(S->ctx, MG_OP_CAST, &src, 1, &a, &t);
+    }
+  }
+  if (st) return mgL_raise(L);
+  mgL_pushtensor(L, S, t, 1);
+  return 1;
+}
+
+/* core.frombytes(s, dtype, shape): a tensor holding a copy of the bytes of s. */
+static int core_frombytes(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  mg_dtype dt = MG_FLOAT32;
+  parse_dtype(L, 2, &dt);
+  int64_t shape[MG_MAX_DIMS], n = 1;
+  int ndim = 0;
+  if (lua_isnoneornil(L, 3)) {
+    shape[0] = (int64_t)(len / mg_dtype_size(dt));
+    ndim = 1;
+  } else {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    ndim = (int)lua_rawlen(L, 3);
+    if (ndim > MG_MAX_DIMS) return luaL_error(L, "frombytes: at most %d dimensions", MG_MAX_DIMS);
+    for (int i = 0; i < ndim; i++) {
+      lua_rawgeti(L, 3, i + 1);
+      int ok;
+      shape[i] = (int64_t)lua_tointegerx(L, -1, &ok);
+      lua_pop(L, 1);
+      if (!ok || shape[i] < 0) return luaL_error(L, "frombytes: shape entry %d must be a non-negative integer", i + 1);
+    }
+  }
+  for (int i = 0; i < ndim; i++) n *= shape[i];
+  if ((size_t)n * mg_dtype_size(dt) != len)
+    return luaL_error(L, "frombytes: %zu bytes do not make %lld %s elements", len, (long long)n, mg_dtype_name(dt));
+  mg_tensor *t;
+  if (mg_tensor_from_data(dt, ndim, shape, s, &t)) return mgL_raise(L);
+  mgL_pushtensor(L, S, t, 1);
+  return 1;
+}
+
+static int core_seed(lua_State *L) {
+  mg_ctx_seed(mgL_getstate(L)->ctx, (uint64_t)luaL_checkinteger(L, 1));
+  return 0;
+}
+
+static int core_set_num_threads(lua_State *L) {
+  mg_set_num_threads((int)luaL_checkinteger(L, 1));
+  return 0;
+}
+
+static int core_get_num_threads(lua_State *L) {
+  lua_pushinteger(L, mg_get_num_threads());
+  return 1;
+}
+
+static int core_config_info(lua_State *L) {
+  char buf[1024];
+  mg_config_info(buf, sizeof buf);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+static int core_is_tensor(lua_State *L) {
+  lua_pushboolean(L, mgL_testtensor(L, 1) != NULL);
+  return 1;
+}
+
+static int core_bytes_live(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)mg_storage_bytes_live());
+  return 1;
+}
+
+static const luaL_Reg module_fns[] = {
+    {"tensor", core_tensor},
+    {"frombytes", core_frombytes},
+    {"seed", core_seed},
+    {"set_num_threads", core_set_num_threads},
+    {"get_num_threads", core_get_num_threads},
+    {"config_info", core_config_info},
+    {"is_tensor", core_is_tensor},
+    {"bytes_live", core_bytes_live},
+    {NULL, NULL}};
+
+int luaopen_moongrad_core(lua_State *L) {
+  mgL_state *S = lua_newuserdatauv(L, sizeof *S, 0);
+  int state_idx = lua_gettop(L);
+  S->ctx = NULL;
+  S->gc_pending = 0;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, state_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, state_idx);
+  S->ctx = mg_ctx_new();
+  if (!S->ctx) return luaL_error(L, "moongrad: out of memory creating the engine context");
+  mg_ctx_set_index_base(S->ctx, 1);
+
+  lua_newtable(L);  /* the module */
+  int module_idx = lua_gettop(L);
+  mgL_open_tensor(L, state_idx);  /* pushes the methods table */
+  lua_setfield(L, module_idx, "methods");
+  mgL_open_ops(L, state_idx, module_idx);
+  lua_pushvalue(L, module_idx);
+  lua_pushvalue(L, state_idx);
+  luaL_getmetatable(L, MGL_TENSOR);
+  luaL_setfuncs(L, module_fns, 2);
+  lua_pop(L, 1);
+  lua_pushvalue(L, state_idx);
+  lua_setfield(L, LUA_REGISTRYINDEX, "mg.state");  /* keeps the context alive with the state */
+  lua_pushstring(L, MG_VERSION);
+  lua_setfield(L, module_idx, "version");
+  lua_pushvalue(L, module_idx);
+  return 1;
+}

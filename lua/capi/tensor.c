@@ -1,0 +1,480 @@
+/*
+ * tensor.c — the tensor userdata: boxes, conversions between Lua values and
+ * tensors, metamethods and the C-side methods.
+ *
+ * Every module function carries two upvalues: the mgL_state and the tensor
+ * metatable, so recognising a tensor is a pointer comparison instead of a
+ * registry lookup (the eager small-op path is a product benchmark). Tensor
+ * bytes are reported to the collector as incremental GC steps sized to the
+ * bytes allocated, so loops stay flat without collectgarbage().
+ */
+#include "capi.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GC_REPORT_BYTES (64 * 1024)   /* batch small allocations into one step */
+
+void mgL_pushtensor(lua_State *L, mgL_state *S, mg_tensor *t, int fresh) {
+  mgL_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->t = t;
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setmetatable(L, -2);
+  if (fresh) {
+    size_t nb = mg_tensor_nbytes(t);
+    if (nb > 64) {  /* bigger than the inline storage */
+      S->gc_pending += nb;
+      if (S->gc_pending >= GC_REPORT_BYTES) {
+        int kb = (int)(S->gc_pending / 1024 > 1 << 30 ? 1 << 30 : S->gc_pending / 1024);
+        S->gc_pending -= (size_t)kb * 1024;
+        lua_gc(L, LUA_GCSTEP, kb);
+      }
+    }
+  }
+}
+
+mg_tensor *mgL_testtensor(lua_State *L, int idx) {
+  mgL_box *b = lua_touserdata(L, idx);
+  if (!b || !lua_getmetatable(L, idx)) return NULL;
+  int ok = lua_rawequal(L, -1, lua_upvalueindex(2));
+  lua_pop(L, 1);
+  return ok ? b->t : NULL;
+}
+
+mg_tensor *mgL_checktensor(lua_State *L, int idx) {
+  mg_tensor *t = mgL_testtensor(L, idx);
+  if (!t) luaL_typeerror(L, idx, MGL_TENSOR);
+  return t;
+}
+
+int mgL_raise(lua_State *L) { return luaL_error(L, "%s", mg_last_error()); }
+
+/* ---- Lua tables to tensors ------------------------------------------------- */
+
+typedef struct fill_state {
+  int ndim;
+  int64_t shape[MG_MAX_DIMS];
+  int has_float, has_int, has_bool;
+  mg_dtype dt;
+  char *dst;
+} fill_state;
+
+/* Finds the shape by following the first element down. */
+static mg_status probe_shape(lua_State *L, int idx, fill_state *fs) {
+  int depth = 0;
+  lua_pushvalue(L, idx);
+  while (lua_type(L, -1) == LUA_TTABLE) {
+    if (depth == MG_MAX_DIMS) {
+      lua_pop(L, depth + 1);
+      return mg_seterror(MG_ESHAPE, "tensor: nested tables deeper than %d dimensions", MG_MAX_DIMS);
+    }
+    fs->shape[depth++] = (int64_t)lua_rawlen(L, -1);
+    lua_rawgeti(L, -1, 1);
+  }
+  lua_pop(L, depth + 1);
+  fs->ndim = depth;
+  return MG_OK;
+}
+
+/* Walks the nested table at the stack top; checks it is rectangular and of
+ * one kind (numbers or booleans); with fs->dst set, writes the elements. */
+static mg_status walk(lua_State *L, fill_state *fs, int depth) {
+  int64_t n = fs->shape[depth];
+  if ((int64_t)lua_rawlen(L, -1) != n)
+    return mg_seterror(MG_ESHAPE, "tensor: ragged nested table: a row at depth %d has %lld elements, expected %lld",
+                       depth + 1, (long long)lua_rawlen(L, -1), (long long)n);
+  for (int64_t i = 1; i <= n; i++) {
+    int ty = lua_rawgeti(L, -1, (lua_Integer)i);
+    mg_status st = MG_OK;
+    if (depth + 1 < fs->ndim) {
+      st = ty == LUA_TTABLE ? walk(L, fs, depth + 1)
+                            : mg_seterror(MG_ESHAPE, "tensor: ragged nested table: expected a table at depth %d, got %s",
+                                          depth + 2, lua_typename(L, ty));
+    } else if (ty == LUA_TNUMBER) {
+      int isint = lua_isinteger(L, -1);
+      fs->has_int |= isint;
+      fs->has_float |= !isint;
+      if (fs->dst) {
+        size_t es = mg_dtype_size(fs->dt);
+        switch (fs->dt) {
+        case MG_FLOAT32: *(float *)fs->dst = (float)lua_tonumber(L, -1); break;
+        case MG_FLOAT64: *(double *)fs->dst = lua_tonumber(L, -1); break;
+        case MG_INT32: *(int32_t *)fs->dst = (int32_t)lua_tointeger(L, -1); break;
+        case MG_INT64: *(int64_t *)fs->dst = (int64_t)lua_tointeger(L, -1); break;
+        case MG_UINT8: *(uint8_t *)fs->dst = (uint8_t)lua_tointeger(L, -1); break;
+        case MG_BOOL: *(uint8_t *)fs->dst = lua_tonumber(L, -1) != 0; break;
+        default: break;
+        }
+        if (!isint && mg_dtype_is_int(fs->dt)) {  /* floats into ints truncate, saturating */
+          double d = lua_tonumber(L, -1);
+          int64_t v = isnan(d) ? 0 : d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : (int64_t)d;
+          if (fs->dt == MG_INT32) *(int32_t *)fs->dst = (int32_t)v;
+          else if (fs->dt == MG_INT64) *(int64_t *)fs->dst = v;
+          else *(uint8_t *)fs->dst = (uint8_t)v;
+        }
+        fs->dst += es;
+      }
+    } else if (ty == LUA_TBOOLEAN) {
+      fs->has_bool = 1;
+      if (fs->dst) {
+        int v = lua_toboolean(L, -1);
+        switch (fs->dt) {
+        case MG_FLOAT32: *(float *)fs->dst = (float)v; break;
+        case MG_FLOAT64: *(double *)fs->dst = v; break;
+        case MG_INT32: *(int32_t *)fs->dst = v; break;
+        case MG_INT64: *(int64_t *)fs->dst = v; break;
+        default: *(uint8_t *)fs->dst = (uint8_t)v; break;
+        }
+        fs->dst += mg_dtype_size(fs->dt);
+      }
+    } else {
+      st = mg_seterror(MG_EARG, "tensor: expected numbers or booleans in the nested table, got %s%s",
+                       lua_typename(L, ty), ty == LUA_TTABLE ? " (rows nested deeper than the first row)" : "");
+    }
+    lua_pop(L, 1);
+    if (st) return st;
+  }
+  return MG_OK;
+}
+
+mg_status mgL_table_to_tensor(lua_State *L, int idx, int has_dtype, mg_dtype dt, mg_tensor **out) {
+  fill_state fs;
+  memset(&fs, 0, sizeof fs);
+  idx = lua_absindex(L, idx);
+  mg_status st = probe_shape(L, idx, &fs);
+  if (st) return st;
+  if (fs.ndim > 0) {  /* first pass: validate and learn the kinds */
+    lua_pushvalue(L, idx);
+    st = walk(L, &fs, 0);
+    lua_pop(L, 1);
+    if (st) return st;
+  }
+  if ((fs.has_bool && (fs.has_int || fs.has_float)))
+    return mg_seterror(MG_EARG, "tensor: nested table mixes booleans and numbers");
+  fs.dt = has_dtype ? dt : fs.has_float ? MG_FLOAT32 : fs.has_bool ? MG_BOOL : fs.has_int ? MG_INT64 : MG_FLOAT32;
+  if ((st = mg_tensor_empty(fs.dt, fs.ndim, fs.shape, out))) return st;
+  if (fs.ndim > 0 && mg_tensor_numel(*out) > 0) {
+    fs.dst = mg_tensor_data(*out);
+    lua_pushvalue(L, idx);
+    st = walk(L, &fs, 0);
+    lua_pop(L, 1);
+  }
+  return st;
+}
+
+mg_tensor *mgL_totensor(lua_State *L, int idx, const char *opname, int argn) {
+  mg_tensor *t = mgL_testtensor(L, idx);
+  mg_status st = MG_OK;
+  switch (lua_type(L, idx)) {
+  case LUA_TUSERDATA:
+    if (t) {
+      mg_tensor_retain(t);
+      return t;
+    }
+    break;
+  case LUA_TNUMBER:
+    st = lua_isinteger(L, idx) ? mg_scalar_i64((int64_t)lua_tointeger(L, idx), 1, &t)
+                               : mg_scalar_f64(lua_tonumber(L, idx), 1, &t);
+    return st ? NULL : t;
+  case LUA_TTABLE:
+    st = mgL_table_to_tensor(L, idx, 0, MG_FLOAT32, &t);
+    if (st) {
+      mg_seterror(st, "%s: argument #%d: %s", opname, argn, mg_last_error());
+      return NULL;
+    }
+    return t;
+  default: break;
+  }
+  mg_seterror(MG_EARG, "%s: argument #%d must be a tensor, a number or a nested table, got %s", opname,
+              argn, luaL_typename(L, idx));
+  return NULL;
+}
+
+void mgL_push_element(lua_State *L, const mg_tensor *t, int64_t flat) {
+  mg_dtype dt = mg_tensor_dtype(t);
+  if (dt == MG_BOOL) lua_pushboolean(L, mg_tensor_get_i64(t, flat) != 0);
+  else if (mg_dtype_is_float(dt)) lua_pushnumber(L, mg_tensor_get_f64(t, flat));
+  else lua_pushinteger(L, (lua_Integer)mg_tensor_get_i64(t, flat));
+}
+
+static void push_rows(lua_State *L, const mg_tensor *t, int depth, int64_t *flat) {
+  const int64_t *shape = mg_tensor_shape(t);
+  lua_createtable(L, (int)shape[depth], 0);
+  for (int64_t i = 0; i < shape[depth]; i++) {
+    if (depth + 1 == mg_tensor_ndim(t)) mgL_push_element(L, t, (*flat)++);
+    else push_rows(L, t, depth + 1, flat);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+void mgL_push_totable(lua_State *L, const mg_tensor *t) {
+  int64_t flat = 0;
+  luaL_checkstack(L, 2 * MG_MAX_DIMS + 4, "totable");
+  if (mg_tensor_ndim(t) == 0) mgL_push_element(L, t, 0);
+  else push_rows(L, t, 0, &flat);
+}
+
+/* ---- applying ops and pushing results ----------------------------------- */
+
+int mgL_apply_push(lua_State *L, mgL_state *S, mg_op op, mg_tensor **in, int nin,
+                   const mg_attrs *attrs, const unsigned char *owned) {
+  mg_tensor *out = NULL;
+  mg_status st = mg_apply(S->ctx, op, in, nin, attrs, &out);
+  if (owned)
+    for (int i = 0; i < nin; i++)
+      if (owned[i]) mg_tensor_release(in[i]);
+  if (st) return mgL_raise(L);
+  mgL_pushtensor(L, S, out, !(mg_op_info(op)->flags & MG_VIEW));
+  return 1;
+}
+
+/* ---- metamethods ------------------------------------------------------------ */
+
+static int arith(lua_State *L, mg_op op, int nin) {
+  mgL_state *S = mgL_getstate(L);
+  mg_tensor *in[2];
+  unsigned char owned[2] = {1, 1};
+  const char *name = mg_op_info(op)->name;
+  for (int i = 0; i < nin; i++) {
+    in[i] = mgL_totensor(L, i + 1, name, i + 1);
+    if (!in[i]) {
+      if (i) mg_tensor_release(in[0]);
+      return mgL_raise(L);
+    }
+  }
+  return mgL_apply_push(L, S, op, in, nin, NULL, owned);
+}
+
+static int tensor_add(lua_State *L) { return arith(L, MG_OP_ADD, 2); }
+static int tensor_sub(lua_State *L) { return arith(L, MG_OP_SUB, 2); }
+static int tensor_mul(lua_State *L) { return arith(L, MG_OP_MUL, 2); }
+static int tensor_div(lua_State *L) { return arith(L, MG_OP_DIV, 2); }
+static int tensor_mod(lua_State *L) { return arith(L, MG_OP_MOD, 2); }
+static int tensor_pow(lua_State *L) { return arith(L, MG_OP_POW, 2); }
+static int tensor_idiv(lua_State *L) { return arith(L, MG_OP_FLOORDIV, 2); }
+static int tensor_unm(lua_State *L) { return arith(L, MG_OP_NEG, 1); }
+
+/* One-element operands only: Lua turns the result into a boolean. */
+static double compare_operand(lua_State *L, int idx, const char *op) {
+  if (lua_type(L, idx) == LUA_TNUMBER) return lua_tonumber(L, idx);
+  mg_tensor *t = mgL_testtensor(L, idx);
+  if (!t) luaL_error(L, "attempt to compare %s with %s", luaL_typename(L, 1), luaL_typename(L, 2));
+  if (mg_tensor_is_freed(t)) luaL_error(L, "%s: the tensor was freed", op);
+  if (mg_tensor_numel(t) != 1) {
+    char buf[200];
+    int n = 0;
+    const int64_t *s = mg_tensor_shape(t);
+    n += snprintf(buf, sizeof buf, "(");
+    for (int i = 0; i < mg_tensor_ndim(t); i++) n += snprintf(buf + n, sizeof buf - n, i ? ",%lld" : "%lld", (long long)s[i]);
+    snprintf(buf + n, sizeof buf - n, ")");
+    luaL_error(L, "'%s' compares one-element tensors only (got shape %s); use mg.%s for elementwise "
+               "comparison", op, buf, strcmp(op, "<") == 0 ? "less" : "less_equal");
+  }
+  return mg_tensor_get_f64(t, 0);
+}
+
+static int tensor_lt(lua_State *L) {
+  double a = compare_operand(L, 1, "<"), b = compare_operand(L, 2, "<");
+  lua_pushboolean(L, a < b);
+  return 1;
+}
+
+static int tensor_le(lua_State *L) {
+  double a = compare_operand(L, 1, "<="), b = compare_operand(L, 2, "<=");
+  lua_pushboolean(L, a <= b);
+  return 1;
+}
+
+/* t[i]: the i-th sub-tensor along the first axis (1-based, negative from the end). */
+static int select_first_axis(lua_State *L, mgL_state *S, mg_tensor *t, lua_Integer i) {
+  mg_attrs a = {.set = 3u};
+  a.v[0].n = 1;
+  a.v[0].i[0] = 1;
+  a.v[1].n = 1;
+  a.v[1].i[0] = (int64_t)i;
+  if (mg_tensor_ndim(t) == 0) return luaL_error(L, "index: cannot index a 0-d tensor (use t:item())");
+  return mgL_apply_push(L, S, MG_OP_SELECT, &t, 1, &a, NULL);
+}
+
+static lua_Integer check_index_key(lua_State *L, int idx) {
+  int isnum;
+  lua_Integer i = lua_tointegerx(L, idx, &isnum);
+  if (!isnum) luaL_error(L, "index: a tensor index must be an integer, got %s%s", luaL_typename(L, idx),
+                         lua_type(L, idx) == LUA_TNUMBER ? " with a fraction" : "");
+  return i;
+}
+
+static void push_shape(lua_State *L, const mg_tensor *t) {
+  lua_createtable(L, mg_tensor_ndim(t), 0);
+  for (int i = 0; i < mg_tensor_ndim(t); i++) {
+    lua_pushinteger(L, (lua_Integer)mg_tensor_shape(t)[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+static int tensor_index(lua_State *L) {
+  mg_tensor *t = mgL_checktensor(L, 1);
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(3)) != LUA_TNIL) return 1;  /* a method */
+    const char *k = lua_tostring(L, 2);
+    if (strcmp(k, "shape") == 0) push_shape(L, t);
+    else if (strcmp(k, "dtype") == 0) lua_pushstring(L, mg_dtype_name(mg_tensor_dtype(t)));
+    else if (strcmp(k, "ndim") == 0) lua_pushinteger(L, mg_tensor_ndim(t));
+    else lua_pushnil(L);
+    return 1;
+  }
+  if (lua_type(L, 2) == LUA_TNUMBER) return select_first_axis(L, mgL_getstate(L), t, check_index_key(L, 2));
+  return luaL_error(L, "index: cannot index a tensor with a %s", luaL_typename(L, 2));
+}
+
+static int tensor_newindex(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_tensor *t = mgL_checktensor(L, 1);
+  if (lua_type(L, 2) != LUA_TNUMBER)
+    return luaL_error(L, "index: cannot set field '%s' of a tensor", luaL_tolstring(L, 2, NULL));
+  select_first_axis(L, S, t, check_index_key(L, 2));
+  mg_tensor *dst = mgL_testtensor(L, -1);
+  mg_tensor *src = mgL_totensor(L, 3, "assign", 3);
+  if (!src) return mgL_raise(L);
+  mg_status st = mg_tensor_assign(dst, src);
+  mg_tensor_release(src);
+  if (st) return mgL_raise(L);
+  return 0;
+}
+
+static int tensor_len(lua_State *L) {
+  mg_tensor *t = mgL_checktensor(L, 1);
+  if (mg_tensor_ndim(t) == 0) return luaL_error(L, "length of a 0-d tensor (use t:item())");
+  lua_pushinteger(L, (lua_Integer)mg_tensor_shape(t)[0]);
+  return 1;
+}
+
+static int tensor_tostring(lua_State *L) {
+  mgL_box *b = luaL_checkudata(L, 1, MGL_TENSOR);
+  if (!b->t) {
+    lua_pushliteral(L, "tensor(<released>)");
+    return 1;
+  }
+  char *s = mg_tensor_format(b->t, 80);
+  if (!s) return luaL_error(L, "tostring: out of memory");
+  lua_pushstring(L, s);
+  mg_free(s);
+  return 1;
+}
+
+/* __gc and __close: __close only frees the storage early (the box may still
+ * be reachable); __gc drops the reference. */
+static int tensor_gc(lua_State *L) {
+  mgL_box *b = luaL_checkudata(L, 1, MGL_TENSOR);
+  mg_tensor_release(b->t);
+  b->t = NULL;
+  return 0;
+}
+
+static int tensor_free(lua_State *L) {
+  mg_tensor_free_storage(mgL_checktensor(L, 1));
+  return 0;
+}
+
+/* ---- C-side methods ---------------------------------------------------------- */
+
+static int tensor_numel(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)mg_tensor_numel(mgL_checktensor(L, 1)));
+  return 1;
+}
+
+static mg_tensor *check_live(lua_State *L, int idx, const char *what) {
+  mg_tensor *t = mgL_checktensor(L, idx);
+  if (mg_tensor_is_freed(t)) luaL_error(L, "%s: the tensor was freed (t:free() or <close>)", what);
+  return t;
+}
+
+static int tensor_totable(lua_State *L) {
+  mgL_push_totable(L, check_live(L, 1, "totable"));
+  return 1;
+}
+
+static int tensor_item(lua_State *L) {
+  mg_tensor *t = check_live(L, 1, "item");
+  if (mg_tensor_numel(t) != 1) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%lld", (long long)mg_tensor_numel(t));
+    return luaL_error(L, "item: the tensor has %s elements; item() needs exactly one", buf);
+  }
+  mgL_push_element(L, t, 0);
+  return 1;
+}
+
+static int tensor_strides(lua_State *L) {
+  mg_tensor *t = mgL_checktensor(L, 1);
+  lua_createtable(L, mg_tensor_ndim(t), 0);
+  for (int i = 0; i < mg_tensor_ndim(t); i++) {
+    lua_pushinteger(L, (lua_Integer)mg_tensor_strides(t)[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int tensor_is_contiguous(lua_State *L) {
+  lua_pushboolean(L, mg_tensor_is_contiguous(mgL_checktensor(L, 1)));
+  return 1;
+}
+
+static int tensor_is_freed(lua_State *L) {
+  lua_pushboolean(L, mg_tensor_is_freed(mgL_checktensor(L, 1)));
+  return 1;
+}
+
+static int tensor_tobytes(lua_State *L) {
+  mg_tensor *t = check_live(L, 1, "tobytes");
+  size_t n = mg_tensor_nbytes(t);
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, n);
+  if (mg_tensor_copy_to(t, p, n)) return mgL_raise(L);
+  luaL_pushresultsize(&b, n);
+  return 1;
+}
+
+static int tensor_same_storage(lua_State *L) {
+  mg_tensor *a = check_live(L, 1, "shares_storage"), *b = check_live(L, 2, "shares_storage");
+  lua_pushboolean(L, mg_tensor_data(a) && mg_tensor_nbytes(a) && mg_tensor_nbytes(b) &&
+                         mg_tensor_storage_id(a) == mg_tensor_storage_id(b));
+  return 1;
+}
+
+static const luaL_Reg meta_fns[] = {
+    {"__add", tensor_add},   {"__sub", tensor_sub},   {"__mul", tensor_mul},
+    {"__div", tensor_div},   {"__mod", tensor_mod},   {"__pow", tensor_pow},
+    {"__idiv", tensor_idiv}, {"__unm", tensor_unm},   {"__lt", tensor_lt},
+    {"__le", tensor_le},     {"__index", tensor_index}, {"__newindex", tensor_newindex},
+    {"__len", tensor_len},   {"__tostring", tensor_tostring}, {"__gc", tensor_gc},
+    {"__close", tensor_free}, {NULL, NULL}};
+
+static const luaL_Reg method_fns[] = {
+    {"numel", tensor_numel},       {"totable", tensor_totable}, {"item", tensor_item},
+    {"free", tensor_free},         {"strides", tensor_strides}, {"is_contiguous", tensor_is_contiguous},
+    {"is_freed", tensor_is_freed}, {"tobytes", tensor_tobytes}, {"shares_storage", tensor_same_storage},
+    {NULL, NULL}};
+
+/* Creates the metatable (registry "mg.Tensor") and the methods table; leaves
+ * the methods table on the stack. Metamethods get upvalues (state,
+ * metatable, methods). */
+void mgL_open_tensor(lua_State *L, int state_idx) {
+  luaL_newmetatable(L, MGL_TENSOR);
+  int mt = lua_gettop(L);
+  lua_newtable(L);
+  int methods = lua_gettop(L);
+  lua_pushvalue(L, methods);
+  lua_setfield(L, mt, "__methods");   /* for REPL completion */
+  lua_pushvalue(L, mt);
+  lua_pushvalue(L, state_idx);
+  lua_pushvalue(L, mt);
+  lua_pushvalue(L, methods);
+  luaL_setfuncs(L, meta_fns, 3);
+  lua_pop(L, 1);
+  lua_pushvalue(L, state_idx);
+  lua_pushvalue(L, mt);
+  luaL_setfuncs(L, method_fns, 2);
+  lua_remove(L, mt);                  /* leaves methods */
+}

@@ -1,0 +1,236 @@
+-- moongrad: the `mg` namespace.
+--
+-- Every op of the engine's op table (moongrad.core) is exported here as
+-- mg.<name> and as a tensor method, in one loop over core.ops(); this file
+-- adds what Lua users expect around them: creation helpers with dtype
+-- inference, inclusive 1-based slicing, stack/split, help(), configuration.
+-- Portable Lua (5.4 and LuaJIT): no integer division, bitwise ops or attributes.
+local core = require("moongrad.core")
+
+local M = {}
+M.core = core
+M.version = core.version
+
+M.float32, M.float64 = "float32", "float64"
+M.int32, M.int64, M.uint8, M.bool = "int32", "int64", "uint8", "bool"
+M.dtypes = { "float32", "float64", "int32", "int64", "uint8", "bool" }
+
+local methods = core.methods
+local docs = {}        -- function -> help text
+local math_type = math.type or function(x)  -- LuaJIT has no math.type
+  if type(x) ~= "number" then return nil end
+  return (x == math.floor(x) and x > -2^53 and x < 2^53) and "integer" or "float"
+end
+
+local function signature(op)
+  local parts = {}
+  if op.variadic then
+    parts[1] = "{tensors}"
+  else
+    for i = 1, op.nin do parts[#parts + 1] = op.nin == 1 and "x" or string.char(96 + i) end
+  end
+  for _, a in ipairs(op.attrs) do parts[#parts + 1] = a.name end
+  return "mg." .. op.name .. "(" .. table.concat(parts, ", ") .. ")"
+end
+
+for _, op in ipairs(core.ops()) do
+  local f = core[op.name]
+  M[op.name] = f
+  if not op.create then methods[op.name] = f end
+  docs[f] = signature(op) .. "\n  " .. op.doc
+end
+
+-- Registers help text for a function (stdlib modules use it too).
+function M.document(f, text) docs[f] = text; return f end
+
+-- help(x): the doc of a function, or a description of a tensor or module.
+function M.help(x)
+  if docs[x] then return docs[x] end
+  if core.is_tensor(x) then
+    return string.format("a tensor of shape (%s) and dtype %s; methods: see help(mg)",
+      table.concat(x.shape, ","), x.dtype)
+  end
+  if x == M then
+    local names = {}
+    for k, v in pairs(M) do if type(v) == "function" then names[#names + 1] = k end end
+    table.sort(names)
+    return "moongrad " .. M.version .. ": functions in mg: " .. table.concat(names, ", ")
+  end
+  return nil
+end
+
+-- ---- creation ---------------------------------------------------------------
+
+local function shape_of(shape, fname)
+  if type(shape) == "number" then return { shape } end
+  if type(shape) ~= "table" then
+    error(fname .. ": shape must be a table of sizes, got " .. type(shape), 3)
+  end
+  return shape
+end
+
+local function value_dtype(v)
+  if type(v) == "boolean" then return "bool" end
+  return math_type(v) == "integer" and "int64" or "float32"
+end
+
+M.tensor = core.tensor
+M.frombytes = core.frombytes
+M.is_tensor = core.is_tensor
+
+function M.full(shape, value, dtype)
+  if type(value) == "boolean" then value = value and 1 or 0; dtype = dtype or "bool" end
+  return core.full(shape_of(shape, "full"), value, dtype or value_dtype(value))
+end
+function M.zeros(shape, dtype) return core.full(shape_of(shape, "zeros"), 0, dtype or "float32") end
+function M.ones(shape, dtype) return core.full(shape_of(shape, "ones"), 1, dtype or "float32") end
+function M.zeros_like(t, dtype) return core.full(t.shape, 0, dtype or t.dtype) end
+function M.ones_like(t, dtype) return core.full(t.shape, 1, dtype or t.dtype) end
+function M.full_like(t, value, dtype) return core.full(t.shape, value, dtype or t.dtype) end
+
+-- arange(stop) | arange(start, stop [, step] [, dtype]): int64 when all are integers.
+function M.arange(a, b, c, d)
+  local start, stop, step, dtype = 0, a, 1, nil
+  if type(b) == "number" then start, stop = a, b end
+  if type(c) == "number" then step = c; dtype = d elseif type(c) == "string" then dtype = c end
+  if type(b) == "string" then dtype = b end
+  if type(b) == "table" then dtype = b.dtype elseif type(c) == "table" then dtype = c.dtype
+  elseif type(d) == "table" then dtype = d.dtype end
+  if not dtype then
+    local int = math_type(start) == "integer" and math_type(stop) == "integer" and math_type(step) == "integer"
+    dtype = int and "int64" or "float32"
+  end
+  return core.arange(start, stop, step, dtype)
+end
+
+function M.linspace(start, stop, num, dtype) return core.linspace(start, stop, num, dtype) end
+function M.eye(n, m, dtype)
+  if type(m) == "string" then m, dtype = nil, m end
+  return core.eye(n, m or -1, dtype)
+end
+
+-- ---- random -----------------------------------------------------------------
+M.random = {
+  seed = core.seed,
+  uniform = core.uniform,
+  normal = core.normal,
+  truncated_normal = core.truncated_normal,
+  bernoulli = core.bernoulli,
+  integers = core.randint,
+}
+
+-- ---- movement helpers written with the table's ops ---------------------------
+
+-- t:slice{{first, last, step}, {}, n}: inclusive 1-based ranges like
+-- string.sub; negative positions count from the end; {} is the whole axis;
+-- a bare number n keeps just that position (the axis stays, of size 1).
+function M.slice(t, spec)
+  local shape = t.shape
+  if type(spec) ~= "table" then error("slice: expected a table of ranges, got " .. type(spec), 2) end
+  if #spec > #shape then
+    error(string.format("slice: %d ranges given for a %d-d tensor", #spec, #shape), 2)
+  end
+  local begins, ends, steps = {}, {}, {}
+  for axis = 1, #shape do
+    local n, r = shape[axis], spec[axis]
+    if r == nil then r = {} elseif type(r) == "number" then r = { r, r } end
+    if type(r) ~= "table" then
+      error(string.format("slice: range %d must be a table {first, last, step} or a number, got %s",
+        axis, type(r)), 2)
+    end
+    local step = r[3] or 1
+    if step == 0 then error(string.format("slice: step of axis %d is 0", axis), 2) end
+    local function pos(i) if i < 0 then return n + i + 1 end return i end
+    local first = r[1] and pos(r[1]) or (step > 0 and 1 or n)
+    local last = r[2] and pos(r[2]) or (step > 0 and n or 1)
+    local b, e = first - 1, last
+    if step < 0 then
+      e = last - 2
+      if e < 0 then e = -(n + 1) end   -- before the first element
+    end
+    begins[axis], ends[axis], steps[axis] = b, e, step
+  end
+  return core.slice(t, begins, ends, steps)
+end
+methods.slice = M.slice
+
+function M.stack(tensors, axis)
+  axis = axis or 1
+  local parts = {}
+  for i, t in ipairs(tensors) do
+    if not core.is_tensor(t) then t = core.tensor(t) end
+    parts[i] = core.unsqueeze(t, axis)
+  end
+  return core.concat(parts, axis)
+end
+
+-- split(t, n | {sizes}, axis): n equal parts, or parts of the given sizes.
+function M.split(t, sizes, axis)
+  axis = axis or 1
+  local shape = t.shape
+  local ax = axis < 0 and #shape + axis + 1 or axis
+  local n = shape[ax]
+  if not n then error(string.format("split: axis %d is out of range for a %d-d tensor", axis, #shape), 2) end
+  if type(sizes) == "number" then
+    if sizes <= 0 or n % sizes ~= 0 then
+      error(string.format("split: axis %d of size %d cannot be split into %s equal parts", axis, n, tostring(sizes)), 2)
+    end
+    local part, list = n / sizes, {}
+    for i = 1, sizes do list[i] = part end
+    sizes = list
+  end
+  local total = 0
+  for _, s in ipairs(sizes) do total = total + s end
+  if total ~= n then
+    error(string.format("split: sizes add up to %d but axis %d has size %d", total, axis, n), 2)
+  end
+  local out, at = {}, 1
+  for i, s in ipairs(sizes) do
+    local spec = {}
+    for d = 1, #shape do spec[d] = {} end
+    spec[ax] = { at, at + s - 1 }
+    if s == 0 then spec[ax] = { at, at - 1 } end
+    out[i] = M.slice(t, spec)
+    at = at + s
+  end
+  return out
+end
+methods.split = M.split
+
+function M.std(t, opts) return core.sqrt(core.variance(t, opts)) end
+M.var = core.variance
+M.broadcast_to = core.expand
+M.take_along_axis = core.gather
+methods.std, methods.var, methods.broadcast_to = M.std, M.var, M.broadcast_to
+function methods.clone(t) return core.tensor(t) end
+function methods.astype(t, dtype) return core.cast(t, dtype) end
+methods.eq, methods.ne = core.equal, core.not_equal
+methods.lt, methods.le = core.less, core.less_equal
+methods.gt, methods.ge = core.greater, core.greater_equal
+
+-- ---- configuration -------------------------------------------------------------
+M.config = {}
+-- mg.config.info(): the engine's configuration as a table (BLIS kernel family, threads, FTZ...).
+function M.config.info()
+  local info = {}
+  for k, v in string.gmatch(core.config_info(), "([%w_]+)=([^\n]*)") do
+    info[k] = tonumber(v) or v
+  end
+  return info
+end
+M.config.set_num_threads = core.set_num_threads
+M.config.get_num_threads = core.get_num_threads
+
+-- Staging arrives with mg.func; until then everything runs eagerly.
+function M.executing_eagerly() return true end
+
+M.document(M.zeros, "mg.zeros(shape, dtype)\n  A tensor of zeros (float32 unless dtype is given).")
+M.document(M.ones, "mg.ones(shape, dtype)\n  A tensor of ones (float32 unless dtype is given).")
+M.document(M.full, "mg.full(shape, value, dtype)\n  A tensor filled with value (int64 for integer values, float32 for floats).")
+M.document(M.arange, "mg.arange([start,] stop [, step] [, dtype])\n  start, start+step, ... below stop; int64 when all arguments are integers.")
+M.document(M.tensor, "mg.tensor(data, dtype)\n  A tensor from nested Lua tables (integers give int64, floats float32, booleans bool), a number, or a copy of a tensor.")
+M.document(M.slice, "t:slice{{first, last, step}, {}, ...}\n  A view of inclusive 1-based ranges per axis (negative positions count from the end).")
+M.document(M.stack, "mg.stack({t1, t2, ...}, axis)\n  Tensors of one shape joined along a new axis (default 1).")
+M.document(M.split, "mg.split(t, n | {sizes}, axis)\n  A list of views: n equal parts or parts of the given sizes along axis (default 1).")
+
+return M
