@@ -78,7 +78,10 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
   mg_tensor *res = NULL;
   memset(owned, 0, (size_t)nin);
   ncast = nin;
-  if ((st = cast_inputs(ctx, &m, inputs, nin, cast, owned))) goto cleanup;
+  if (ctx) ctx->paused++;  /* the casts and anything a kernel calls are not recorded */
+  st = cast_inputs(ctx, &m, inputs, nin, cast, owned);
+  if (ctx) ctx->paused--;
+  if (st) goto cleanup;
   res = mg_tensor_header(m.dtype, m.ndim, m.shape);
   if (!res) {
     st = mg_seterror(MG_ENOMEM, "%s: out of memory", info->name);
@@ -89,7 +92,10 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
     goto cleanup;
   }
   call.in = cast;
+  if (ctx) ctx->paused++;
   st = mg_op_kernel(op)(&call, res);
+  if (ctx) ctx->paused--;
+  if (!st && ctx && ctx->ntapes && !ctx->paused) st = mg_tape_record_op(ctx, op, inputs, nin, &a, res);
 
 cleanup:
   for (int i = 0; i < ncast; i++)

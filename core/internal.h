@@ -32,7 +32,9 @@ typedef struct mg_storage {
 
 enum {
   MG_TF_WEAK = 1,      /* a weakly typed Lua scalar */
-  MG_TF_FREED = 2      /* storage dropped by mg_tensor_free_storage */
+  MG_TF_FREED = 2,     /* storage dropped by mg_tensor_free_storage */
+  MG_TF_VARIABLE = 4,  /* a Variable: its storage may be replaced by assign */
+  MG_TF_TRAINABLE = 8  /* a trainable Variable (watched automatically) */
 };
 
 struct mg_tensor {
@@ -44,8 +46,11 @@ struct mg_tensor {
   int64_t offset;          /* in elements */
   int64_t shape[MG_MAX_DIMS];
   int64_t strides[MG_MAX_DIMS];
-  void *autograd;          /* reserved for the tape */
+  mg_tensor *snapshot_of;  /* a Variable whose value this is (a tape snapshot, v:read()) */
 };
+
+/* The identity autodiff knows a tensor by: snapshots stand for their Variable. */
+static inline mg_tensor *mg_identity(mg_tensor *t) { return t->snapshot_of ? t->snapshot_of : t; }
 
 /* Per-call state handed to infer and kernel. `attrs` has defaults filled. */
 typedef struct mg_call {
@@ -78,11 +83,38 @@ typedef mg_status (*mg_kernel_fn)(const mg_call *c, mg_tensor *out);
 mg_kernel_fn mg_op_kernel(mg_op op);
 mg_infer_fn mg_op_infer(mg_op op);
 
+/* What a gradient rule receives: the recorded op (inputs as the op saw
+ * them, its output and attributes), the gradient of the output, and which
+ * inputs need a gradient. It writes new references into gin[i] (NULL = no
+ * gradient); dtype and broadcasting are fixed up by the tape afterwards. */
+typedef struct mg_grad_call {
+  mg_ctx *ctx;
+  mg_op op;
+  const mg_opinfo *info;
+  int nin;
+  mg_tensor *const *in;
+  mg_tensor *out;
+  const mg_attrs *attrs;
+  mg_tensor *gout;
+  const unsigned char *need;
+  mg_tensor **gin;
+} mg_grad_call;
+typedef mg_status (*mg_grad_fn)(const mg_grad_call *g);
+mg_grad_fn mg_op_grad(mg_op op);
+mg_status grad_none(const mg_grad_call *g);
+
 struct mg_ctx {
   int index_base;
   uint64_t seed;
   uint64_t counter;        /* Philox counter: advanced by every random op */
+  mg_tape **tapes;         /* recording tapes, innermost last */
+  int ntapes, cap_tapes;
+  int paused;              /* > 0: nothing is recorded (stop_recording, internal calls) */
 };
+
+/* Called by mg_apply after a kernel ran: records the op on active tapes. */
+mg_status mg_tape_record_op(mg_ctx *ctx, mg_op op, mg_tensor *const *in, int nin,
+                            const mg_attrs *attrs, mg_tensor *out);
 
 /* ---- attributes ------------------------------------------------------------ */
 #define A_I(c, k)   ((c)->attrs->v[k].i[0])
@@ -143,7 +175,8 @@ void mg_philox(uint64_t key, uint64_t ctr, uint32_t out[4]);
 /* ---- declarations of every infer and kernel named by ops.def ------------------ */
 #define MG_OP(id, name, nin, flags, attrs, infer, kernel, grad, doc) \
   mg_status infer(const mg_call *c, mg_meta *out);                   \
-  mg_status kernel(const mg_call *c, mg_tensor *out);
+  mg_status kernel(const mg_call *c, mg_tensor *out);                \
+  mg_status grad(const mg_grad_call *g);
 #include "ops.def"
 #undef MG_OP
 

@@ -230,6 +230,59 @@ void mg_attrs_defaults(mg_op op, mg_attrs *attrs);
 mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
                    const mg_attrs *attrs, mg_tensor **out);
 
+/* ---- autodiff: variables and the gradient tape -------------------------------- */
+
+/* A Variable is a tensor whose value can be replaced (assign). Ops read its
+ * current value; a tape that records an op keeps a snapshot of the value it
+ * read, so later assigns never corrupt a gradient. Assigning writes in place
+ * when nobody else holds the old value, else swaps in a fresh buffer
+ * (copy-on-write). `init` is copied; the caller owns *out. */
+mg_status mg_variable_new(mg_ctx *ctx, const mg_tensor *init, int trainable, mg_tensor **out);
+int mg_tensor_is_variable(const mg_tensor *t);
+int mg_variable_trainable(const mg_tensor *t);
+/* var = value (same shape; value is cast to var's dtype). */
+mg_status mg_variable_assign(mg_ctx *ctx, mg_tensor *var, const mg_tensor *value);
+/* A plain tensor sharing the variable's current value. Caller owns *out. */
+mg_status mg_variable_read(mg_tensor *var, mg_tensor **out);
+
+typedef struct mg_tape mg_tape;
+
+/* A new, stopped tape. persistent: gradient() may be called more than once
+ * (else the records are released by the first call). watch_accessed_variables:
+ * trainable variables used while recording are watched automatically. The
+ * caller owns the tape (mg_tape_free stops it first). */
+mg_tape *mg_tape_new(mg_ctx *ctx, int persistent, int watch_accessed_variables);
+void mg_tape_free(mg_tape *tape);
+/* Starts/stops recording: ops run on `ctx` while it records are kept. */
+mg_status mg_tape_start(mg_tape *tape);
+void mg_tape_stop(mg_tape *tape);
+int mg_tape_recording(const mg_tape *tape);
+/* Changes persistence (jacobians make several passes); returns the old value. */
+int mg_tape_set_persistent(mg_tape *tape, int persistent);
+/* Watches t (a tensor or a variable): ops that use it are recorded. */
+mg_status mg_tape_watch(mg_tape *tape, mg_tensor *t);
+/* Pauses all tapes of ctx (stop_recording); calls nest. */
+void mg_ctx_pause_tapes(mg_ctx *ctx, int pause);
+/* Gradients of the sum of `targets` (each weighted by output_grads[i] when
+ * given; NULL = ones, so a non-scalar target is summed as TF does) with
+ * respect to `sources`. grads[i] gets a new reference, or NULL when source i
+ * is not connected to the targets (zero-filled instead when
+ * unconnected_zero). Gradient ops are recorded on other active tapes, which
+ * is how nested tapes give higher-order gradients. */
+mg_status mg_tape_gradient(mg_tape *tape, int ntargets, mg_tensor *const *targets,
+                           mg_tensor *const *output_grads, int nsources, mg_tensor *const *sources,
+                           int unconnected_zero, mg_tensor **grads);
+
+/* A user-supplied backward for custom gradients: given the gradient of the
+ * output, write new references to the inputs' gradients (NULL = none).
+ * Return MG_OK or an error with mg_seterror. */
+typedef mg_status (*mg_backward_fn)(void *ud, mg_tensor *grad_output, int nin, mg_tensor **grad_inputs);
+/* Records `output = f(inputs)` with a custom backward on every active tape
+ * that tracks an input. free_ud(ud) runs when the record is dropped (also
+ * when no tape took it). */
+mg_status mg_tape_record_custom(mg_ctx *ctx, int nin, mg_tensor *const *inputs, mg_tensor *output,
+                                mg_backward_fn fn, void *ud, void (*free_ud)(void *));
+
 #ifdef __cplusplus
 }
 #endif

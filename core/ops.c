@@ -20,12 +20,12 @@ typedef struct op_row {
   mg_infer_fn infer;
   mg_kernel_fn kernel;
   const char *doc;
-  int has_grad;
+  mg_grad_fn grad;
 } op_row;
 
 static const op_row rows[MG_OP_COUNT] = {
 #define MG_OP(id, name, nin, flags, attrs, infer, kernel, grad, doc) \
-  {name, nin, flags, attrs, infer, kernel, doc, 0},
+  {name, nin, flags, attrs, infer, kernel, doc, grad},
 #include "ops.def"
 #undef MG_OP
 };
@@ -92,7 +92,7 @@ static void parse_all(void) {
       s += len;
     }
     infos[op] = (mg_opinfo){rows[op].name, rows[op].nin, rows[op].flags, n, attr_descs[op],
-                            rows[op].doc, rows[op].has_grad};
+                            rows[op].doc, rows[op].grad != grad_none};
   }
 }
 
@@ -130,3 +130,4 @@ void mg_attrs_defaults(mg_op op, mg_attrs *a) {
 
 mg_kernel_fn mg_op_kernel(mg_op op) { return rows[op].kernel; }
 mg_infer_fn mg_op_infer(mg_op op) { return rows[op].infer; }
+mg_grad_fn mg_op_grad(mg_op op) { return rows[op].grad; }

@@ -65,7 +65,7 @@ mg_tensor *mg_tensor_header(mg_dtype dt, int ndim, const int64_t *shape) {
   t->flags = 0;
   t->storage = NULL;
   t->offset = 0;
-  t->autograd = NULL;
+  t->snapshot_of = NULL;
   if (ndim) memcpy(t->shape, shape, (size_t)ndim * sizeof(int64_t));
   mg_contiguous_strides(ndim, t->shape, t->strides);
   return t;
@@ -206,6 +206,7 @@ void mg_tensor_retain(mg_tensor *t) {
 void mg_tensor_release(mg_tensor *t) {
   if (!t || atomic_fetch_sub(&t->refs, 1) != 1) return;
   storage_release(t->storage);
+  if (t->snapshot_of) mg_tensor_release(t->snapshot_of);
   pool_put(&tensor_pool, t);
 }
 

@@ -22,6 +22,8 @@ typedef struct mgL_box {
 typedef struct mgL_state {
   mg_ctx *ctx;
   size_t gc_pending;   /* tensor bytes not yet reported to the collector */
+  lua_State *main_L;   /* the state's main thread */
+  lua_State *current_L; /* the thread running tape gradient(), for custom backward calls */
 } mgL_state;
 
 int luaopen_moongrad_core(lua_State *L);
@@ -50,6 +52,7 @@ int mgL_apply_push(lua_State *L, mgL_state *S, mg_op op, mg_tensor **in, int nin
 /* Registration helpers for the module's parts (each file owns one). */
 void mgL_open_tensor(lua_State *L, int state_idx);   /* metatable + methods */
 void mgL_open_ops(lua_State *L, int state_idx, int module_idx);
+void mgL_open_autodiff(lua_State *L, int state_idx, int module_idx);
 mg_status mgL_table_to_tensor(lua_State *L, int idx, int has_dtype, mg_dtype dt, mg_tensor **out);
 void mgL_push_totable(lua_State *L, const mg_tensor *t);
 void mgL_push_element(lua_State *L, const mg_tensor *t, int64_t flat);

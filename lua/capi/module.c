@@ -156,6 +156,10 @@ int luaopen_moongrad_core(lua_State *L) {
   int state_idx = lua_gettop(L);
   S->ctx = NULL;
   S->gc_pending = 0;
+  S->current_L = NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  S->main_L = lua_tothread(L, -1);
+  lua_pop(L, 1);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");
@@ -169,6 +173,7 @@ int luaopen_moongrad_core(lua_State *L) {
   mgL_open_tensor(L, state_idx);  /* pushes the methods table */
   lua_setfield(L, module_idx, "methods");
   mgL_open_ops(L, state_idx, module_idx);
+  mgL_open_autodiff(L, state_idx, module_idx);
   lua_pushvalue(L, module_idx);
   lua_pushvalue(L, state_idx);
   luaL_getmetatable(L, MGL_TENSOR);

@@ -321,7 +321,11 @@ static int tensor_index(lua_State *L) {
     if (strcmp(k, "shape") == 0) push_shape(L, t);
     else if (strcmp(k, "dtype") == 0) lua_pushstring(L, mg_dtype_name(mg_tensor_dtype(t)));
     else if (strcmp(k, "ndim") == 0) lua_pushinteger(L, mg_tensor_ndim(t));
-    else lua_pushnil(L);
+    else if (lua_getfield(L, lua_upvalueindex(3), "__fields") == LUA_TTABLE &&
+             lua_getfield(L, -1, k) == LUA_TFUNCTION) {  /* fields added by the stdlib (Variable.name) */
+      lua_pushvalue(L, 1);
+      lua_call(L, 1, 1);
+    } else lua_pushnil(L);
     return 1;
   }
   if (lua_type(L, 2) == LUA_TNUMBER) return select_first_axis(L, mgL_getstate(L), t, check_index_key(L, 2));

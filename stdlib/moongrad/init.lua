@@ -221,6 +221,13 @@ end
 M.config.set_num_threads = core.set_num_threads
 M.config.get_num_threads = core.get_num_threads
 
+-- ---- autodiff -------------------------------------------------------------------
+local autodiff = require("moongrad.autodiff")
+for _, name in ipairs({ "GradientTape", "Variable", "custom_gradient", "grad", "value_and_grad",
+  "hessian", "jvp" }) do
+  M[name] = autodiff[name]
+end
+
 -- Staging arrives with mg.func; until then everything runs eagerly.
 function M.executing_eagerly() return true end
 

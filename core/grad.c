@@ -1,0 +1,537 @@
+/*
+ * grad.c — the gradient rules of the op table.
+ *
+ * Each rule builds the input gradients from the output gradient with
+ * mg_apply, so gradients are recorded by any tape that is watching (that is
+ * how nested tapes differentiate gradients) and will stage into graphs the
+ * same way. Rules compute in the output's dtype and shape; the tape sums
+ * broadcast axes away and casts back to each input's dtype (tape.c), so no
+ * rule repeats that. A scope (gs) collects temporaries and the first error:
+ * once an apply fails, the following ones do nothing, and gs_end releases
+ * everything, so each rule reads as straight-line math.
+ */
+#include "internal.h"
+
+#define GS_MAX 48
+
+typedef struct gs {
+  mg_ctx *ctx;
+  mg_status st;
+  int n;
+  mg_tensor *tmp[GS_MAX];
+} gs;
+
+static gs gs_begin(const mg_grad_call *g) {
+  gs s;
+  s.ctx = g->ctx;
+  s.st = MG_OK;
+  s.n = 0;
+  return s;
+}
+
+static mg_tensor *keep(gs *s, mg_tensor *t) {
+  if (s->n == GS_MAX) {  /* a rule bigger than the scope: a bug, not user input */
+    mg_tensor_release(t);
+    s->st = mg_seterror(MG_ENOMEM, "gradient: rule scope overflow");
+    return NULL;
+  }
+  s->tmp[s->n++] = t;
+  return t;
+}
+
+static mg_tensor *app(gs *s, mg_op op, mg_tensor *const *in, int nin, const mg_attrs *a) {
+  mg_tensor *out;
+  if (s->st) return NULL;
+  if ((s->st = mg_apply(s->ctx, op, in, nin, a, &out))) return NULL;
+  return keep(s, out);
+}
+
+static mg_tensor *A1(gs *s, mg_op op, mg_tensor *x) { return app(s, op, &x, 1, NULL); }
+static mg_tensor *A2(gs *s, mg_op op, mg_tensor *a, mg_tensor *b) {
+  mg_tensor *in[2] = {a, b};
+  return app(s, op, in, 2, NULL);
+}
+
+/* A weakly typed scalar: it takes the dtype of the tensor it meets. */
+static mg_tensor *S(gs *s, double v) {
+  mg_tensor *t;
+  if (s->st) return NULL;
+  if ((s->st = mg_scalar_f64(v, 1, &t))) return NULL;
+  return keep(s, t);
+}
+
+static mg_tensor *mul(gs *s, mg_tensor *a, mg_tensor *b) { return A2(s, MG_OP_MUL, a, b); }
+static mg_tensor *mulc(gs *s, mg_tensor *a, double c) { return mul(s, a, S(s, c)); }
+
+/* A new reference for the caller (NULL stays NULL). */
+static mg_tensor *give(gs *s, mg_tensor *t) {
+  if (s->st || !t) return NULL;
+  mg_tensor_retain(t);
+  return t;
+}
+
+static mg_status gs_end(gs *s) {
+  for (int i = 0; i < s->n; i++) mg_tensor_release(s->tmp[i]);
+  return s->st;
+}
+
+/* Attribute builders. */
+static mg_attrs attrs_list(int slot, int n, const int64_t *v) {
+  mg_attrs a;
+  a.set = 1u << slot;
+  a.v[slot].n = n;
+  if (n) memcpy(a.v[slot].i, v, (size_t)n * sizeof(int64_t));
+  return a;
+}
+
+static void attrs_add_int(mg_attrs *a, int slot, int64_t v) {
+  a->set |= 1u << slot;
+  a->v[slot].n = 1;
+  a->v[slot].i[0] = v;
+}
+
+static mg_tensor *reshape(gs *s, mg_tensor *x, int ndim, const int64_t *shape) {
+  mg_attrs a = attrs_list(0, ndim, shape);
+  return app(s, MG_OP_RESHAPE, &x, 1, &a);
+}
+
+static mg_tensor *zeros(gs *s, const mg_tensor *like) {
+  mg_attrs a = attrs_list(0, like->ndim, like->shape);
+  a.set |= 6u;
+  a.v[1].n = 1;
+  a.v[1].f = 0.0;
+  a.v[2].n = 1;
+  a.v[2].i[0] = like->dtype;
+  return app(s, MG_OP_FULL, NULL, 0, &a);
+}
+
+static int base(const mg_grad_call *g) { return g->ctx->index_base; }
+
+/* An axis attribute value as a 0-based axis of an ndim tensor. */
+static int norm_axis(const mg_grad_call *g, int64_t a, int ndim) {
+  return (int)(a < 0 ? a + ndim : a - base(g));
+}
+
+/* Which axes of x a reduction (attribute slot 0: axes) reduced. */
+static void reduced_axes(const mg_grad_call *g, int ndim, int *mask) {
+  const mg_attrs *a = g->attrs;
+  for (int d = 0; d < ndim; d++) mask[d] = a->v[0].n == 0;
+  for (int k = 0; k < a->v[0].n; k++) mask[norm_axis(g, a->v[0].i[k], ndim)] = 1;
+}
+
+/* t (a reduction's output or its gradient) reshaped with the reduced axes
+ * kept as size 1, then broadcast to x's shape. */
+static mg_tensor *unreduce(gs *s, const mg_grad_call *g, mg_tensor *t) {
+  const mg_tensor *x = g->in[0];
+  int mask[MG_MAX_DIMS];
+  int64_t keep_shape[MG_MAX_DIMS];
+  reduced_axes(g, x->ndim, mask);
+  for (int d = 0; d < x->ndim; d++) keep_shape[d] = mask[d] ? 1 : x->shape[d];
+  mg_tensor *k = reshape(s, t, x->ndim, keep_shape);
+  mg_attrs a = attrs_list(0, x->ndim, x->shape);
+  return app(s, MG_OP_EXPAND, &k, 1, &a);
+}
+
+/* Number of elements a reduction folded into each output. */
+static double reduced_count(const mg_grad_call *g) {
+  const mg_tensor *x = g->in[0];
+  int mask[MG_MAX_DIMS];
+  double n = 1;
+  reduced_axes(g, x->ndim, mask);
+  for (int d = 0; d < x->ndim; d++)
+    if (mask[d]) n *= (double)x->shape[d];
+  return n;
+}
+
+/* Sum over one axis (0-based) with keepdims. */
+static mg_tensor *sum_keep(gs *s, const mg_grad_call *g, mg_tensor *x, int axis) {
+  mg_attrs a = attrs_list(0, 1, (int64_t[]){axis + base(g)});
+  attrs_add_int(&a, 1, 1);
+  return app(s, MG_OP_SUM, &x, 1, &a);
+}
+
+#define NEED(i) (g->need[i])
+#define GOUT (g->gout)
+#define X (g->in[0])
+#define Y (g->in[1])
+#define OUT (g->out)
+#define RULE(name) mg_status name(const mg_grad_call *g)
+#define SET(i, expr) do { if (NEED(i)) g->gin[i] = give(&s, (expr)); } while (0)
+
+RULE(grad_none) {
+  return mg_seterror(MG_ESTATE, "%s: no gradient (the op is not differentiable)", g->info->name);
+}
+
+/* Piecewise-constant functions (sign, floor, ceil, round, floordiv): zero almost everywhere. */
+RULE(grad_zero) {
+  gs s = gs_begin(g);
+  for (int i = 0; i < g->nin; i++) SET(i, zeros(&s, g->in[i]));
+  return gs_end(&s);
+}
+
+/* ---- unary ---------------------------------------------------------------------- */
+RULE(grad_neg) { gs s = gs_begin(g); SET(0, A1(&s, MG_OP_NEG, GOUT)); return gs_end(&s); }
+RULE(grad_abs) { gs s = gs_begin(g); SET(0, mul(&s, GOUT, A1(&s, MG_OP_SIGN, X))); return gs_end(&s); }
+RULE(grad_exp) { gs s = gs_begin(g); SET(0, mul(&s, GOUT, OUT)); return gs_end(&s); }
+RULE(grad_expm1) {
+  gs s = gs_begin(g);
+  SET(0, mul(&s, GOUT, A2(&s, MG_OP_ADD, OUT, S(&s, 1))));
+  return gs_end(&s);
+}
+RULE(grad_log) { gs s = gs_begin(g); SET(0, A2(&s, MG_OP_DIV, GOUT, X)); return gs_end(&s); }
+RULE(grad_log1p) {
+  gs s = gs_begin(g);
+  SET(0, A2(&s, MG_OP_DIV, GOUT, A2(&s, MG_OP_ADD, X, S(&s, 1))));
+  return gs_end(&s);
+}
+RULE(grad_sqrt) { gs s = gs_begin(g); SET(0, A2(&s, MG_OP_DIV, mulc(&s, GOUT, 0.5), OUT)); return gs_end(&s); }
+RULE(grad_rsqrt) {  /* d x^-1/2 = -1/2 x^-3/2 = -1/2 out^3 */
+  gs s = gs_begin(g);
+  SET(0, mul(&s, mulc(&s, GOUT, -0.5), mul(&s, OUT, mul(&s, OUT, OUT))));
+  return gs_end(&s);
+}
+RULE(grad_square) { gs s = gs_begin(g); SET(0, mul(&s, GOUT, mulc(&s, X, 2))); return gs_end(&s); }
+RULE(grad_sin) { gs s = gs_begin(g); SET(0, mul(&s, GOUT, A1(&s, MG_OP_COS, X))); return gs_end(&s); }
+RULE(grad_cos) {
+  gs s = gs_begin(g);
+  SET(0, A1(&s, MG_OP_NEG, mul(&s, GOUT, A1(&s, MG_OP_SIN, X))));
+  return gs_end(&s);
+}
+RULE(grad_tanh) {
+  gs s = gs_begin(g);
+  SET(0, mul(&s, GOUT, A2(&s, MG_OP_SUB, S(&s, 1), mul(&s, OUT, OUT))));
+  return gs_end(&s);
+}
+RULE(grad_sigmoid) {
+  gs s = gs_begin(g);
+  SET(0, mul(&s, GOUT, mul(&s, OUT, A2(&s, MG_OP_SUB, S(&s, 1), OUT))));
+  return gs_end(&s);
+}
+RULE(grad_softplus) { gs s = gs_begin(g); SET(0, mul(&s, GOUT, A1(&s, MG_OP_SIGMOID, X))); return gs_end(&s); }
+RULE(grad_erf) {  /* 2/sqrt(pi) exp(-x^2) */
+  gs s = gs_begin(g);
+  mg_tensor *e = A1(&s, MG_OP_EXP, A1(&s, MG_OP_NEG, mul(&s, X, X)));
+  SET(0, mul(&s, GOUT, mulc(&s, e, 1.1283791670955126)));
+  return gs_end(&s);
+}
+RULE(grad_relu) {
+  gs s = gs_begin(g);
+  mg_tensor *in[3] = {A2(&s, MG_OP_GREATER, X, S(&s, 0)), GOUT, S(&s, 0)};
+  SET(0, s.st ? NULL : app(&s, MG_OP_WHERE, in, 3, NULL));
+  return gs_end(&s);
+}
+/* cast, contiguous: the gradient passes through (the tape casts it back). */
+RULE(grad_identity) { gs s = gs_begin(g); SET(0, GOUT); return gs_end(&s); }
+
+/* ---- binary --------------------------------------------------------------------- */
+RULE(grad_add) { gs s = gs_begin(g); SET(0, GOUT); SET(1, GOUT); return gs_end(&s); }
+RULE(grad_sub) { gs s = gs_begin(g); SET(0, GOUT); SET(1, A1(&s, MG_OP_NEG, GOUT)); return gs_end(&s); }
+RULE(grad_mul) { gs s = gs_begin(g); SET(0, mul(&s, GOUT, Y)); SET(1, mul(&s, GOUT, X)); return gs_end(&s); }
+RULE(grad_div) {  /* d(a/b)/db = -a/b^2 = -out/b */
+  gs s = gs_begin(g);
+  SET(0, A2(&s, MG_OP_DIV, GOUT, Y));
+  SET(1, A1(&s, MG_OP_NEG, A2(&s, MG_OP_DIV, mul(&s, GOUT, OUT), Y)));
+  return gs_end(&s);
+}
+RULE(grad_mod) {  /* a - floor(a/b) b */
+  gs s = gs_begin(g);
+  SET(0, GOUT);
+  SET(1, A1(&s, MG_OP_NEG, mul(&s, GOUT, A1(&s, MG_OP_FLOOR, A2(&s, MG_OP_DIV, X, Y)))));
+  return gs_end(&s);
+}
+RULE(grad_pow) {  /* b a^(b-1);  a^b log a, with log taken as 0 where a <= 0 (as TF) */
+  gs s = gs_begin(g);
+  SET(0, mul(&s, GOUT, mul(&s, Y, A2(&s, MG_OP_POW, X, A2(&s, MG_OP_SUB, Y, S(&s, 1))))));
+  if (NEED(1)) {
+    mg_tensor *pos = A2(&s, MG_OP_GREATER, X, S(&s, 0));
+    mg_tensor *safe_in[3] = {pos, X, S(&s, 1)};
+    mg_tensor *safe = s.st ? NULL : app(&s, MG_OP_WHERE, safe_in, 3, NULL);
+    mg_tensor *log_in[3] = {pos, A1(&s, MG_OP_LOG, safe), S(&s, 0)};
+    mg_tensor *lg = s.st ? NULL : app(&s, MG_OP_WHERE, log_in, 3, NULL);
+    SET(1, mul(&s, GOUT, mul(&s, OUT, lg)));
+  }
+  return gs_end(&s);
+}
+/* maximum/minimum: the gradient goes to the chosen input (ties to the first). */
+static mg_status grad_pick(const mg_grad_call *g, mg_op cmp) {
+  gs s = gs_begin(g);
+  mg_tensor *m = A2(&s, cmp, X, Y), *z = S(&s, 0);
+  mg_tensor *ia[3] = {m, GOUT, z}, *ib[3] = {m, z, GOUT};
+  if (NEED(0)) g->gin[0] = give(&s, s.st ? NULL : app(&s, MG_OP_WHERE, ia, 3, NULL));
+  if (NEED(1)) g->gin[1] = give(&s, s.st ? NULL : app(&s, MG_OP_WHERE, ib, 3, NULL));
+  return gs_end(&s);
+}
+RULE(grad_maximum) { return grad_pick(g, MG_OP_GREATER_EQUAL); }
+RULE(grad_minimum) { return grad_pick(g, MG_OP_LESS_EQUAL); }
+RULE(grad_atan2) {  /* atan2(y, x): dy = x/(x^2+y^2), dx = -y/(x^2+y^2) */
+  gs s = gs_begin(g);
+  mg_tensor *den = A2(&s, MG_OP_ADD, mul(&s, X, X), mul(&s, Y, Y));
+  mg_tensor *gd = A2(&s, MG_OP_DIV, GOUT, den);
+  SET(0, mul(&s, gd, Y));
+  SET(1, A1(&s, MG_OP_NEG, mul(&s, gd, X)));
+  return gs_end(&s);
+}
+RULE(grad_where) {
+  gs s = gs_begin(g);
+  mg_tensor *z = S(&s, 0);
+  mg_tensor *ia[3] = {X, GOUT, z}, *ib[3] = {X, z, GOUT};
+  if (NEED(1)) g->gin[1] = give(&s, s.st ? NULL : app(&s, MG_OP_WHERE, ia, 3, NULL));
+  if (NEED(2)) g->gin[2] = give(&s, s.st ? NULL : app(&s, MG_OP_WHERE, ib, 3, NULL));
+  return gs_end(&s);
+}
+RULE(grad_clip) {  /* passes where min <= x <= max */
+  gs s = gs_begin(g);
+  mg_tensor *keep_mask = NULL;
+  if (g->attrs->v[0].n) keep_mask = A2(&s, MG_OP_GREATER_EQUAL, X, S(&s, g->attrs->v[0].f));
+  if (g->attrs->v[1].n) {
+    mg_tensor *hi = A2(&s, MG_OP_LESS_EQUAL, X, S(&s, g->attrs->v[1].f));
+    keep_mask = keep_mask ? A2(&s, MG_OP_LOGICAL_AND, keep_mask, hi) : hi;
+  }
+  if (!keep_mask) {
+    SET(0, GOUT);
+  } else {
+    mg_tensor *in[3] = {keep_mask, GOUT, S(&s, 0)};
+    SET(0, s.st ? NULL : app(&s, MG_OP_WHERE, in, 3, NULL));
+  }
+  return gs_end(&s);
+}
+
+/* ---- reductions ---------------------------------------------------------------- */
+RULE(grad_sum) { gs s = gs_begin(g); SET(0, unreduce(&s, g, GOUT)); return gs_end(&s); }
+RULE(grad_mean) {
+  gs s = gs_begin(g);
+  SET(0, mulc(&s, unreduce(&s, g, GOUT), 1.0 / reduced_count(g)));
+  return gs_end(&s);
+}
+RULE(grad_prod) {  /* out / x: exact where x has no zeros (documented) */
+  gs s = gs_begin(g);
+  SET(0, A2(&s, MG_OP_DIV, unreduce(&s, g, mul(&s, GOUT, OUT)), X));
+  return gs_end(&s);
+}
+/* max/min: shared equally among the positions that hold the extreme (TF). */
+RULE(grad_extreme) {
+  gs s = gs_begin(g);
+  mg_tensor *hit = A2(&s, MG_OP_EQUAL, X, unreduce(&s, g, OUT));
+  mg_attrs ca = {.set = 1u};
+  ca.v[0].n = 1;
+  ca.v[0].i[0] = OUT->dtype;
+  mg_tensor *hitf = app(&s, MG_OP_CAST, &hit, 1, &ca);
+  mg_attrs sa = *g->attrs;
+  attrs_add_int(&sa, 1, 1);
+  mg_tensor *count = app(&s, MG_OP_SUM, &hitf, 1, &sa);
+  mg_tensor *share = A2(&s, MG_OP_DIV, reshape(&s, GOUT, count ? count->ndim : 0, count ? count->shape : NULL), count);
+  SET(0, mul(&s, unreduce(&s, g, share), hitf));
+  return gs_end(&s);
+}
+RULE(grad_logsumexp) {
+  gs s = gs_begin(g);
+  mg_tensor *p = A1(&s, MG_OP_EXP, A2(&s, MG_OP_SUB, X, unreduce(&s, g, OUT)));
+  SET(0, mul(&s, unreduce(&s, g, GOUT), p));
+  return gs_end(&s);
+}
+RULE(grad_variance) {  /* 2 (x - mean) / (N - correction) */
+  gs s = gs_begin(g);
+  mg_attrs ma = *g->attrs;
+  ma.set = 3u;
+  attrs_add_int(&ma, 1, 1);
+  mg_tensor *mean = app(&s, MG_OP_MEAN, (mg_tensor *const *)&g->in[0], 1, &ma);
+  mg_tensor *xs = g->in[0];
+  mg_attrs ea = attrs_list(0, xs->ndim, xs->shape);
+  mg_tensor *dev = A2(&s, MG_OP_SUB, X, app(&s, MG_OP_EXPAND, &mean, 1, &ea));
+  double denom = reduced_count(g) - (double)g->attrs->v[2].i[0];
+  SET(0, mul(&s, unreduce(&s, g, GOUT), mulc(&s, dev, 2.0 / denom)));
+  return gs_end(&s);
+}
+RULE(grad_softmax) {  /* out * (g - sum(g * out)) */
+  gs s = gs_begin(g);
+  int ax = norm_axis(g, g->attrs->v[0].i[0], X->ndim);
+  mg_tensor *dot = sum_keep(&s, g, mul(&s, GOUT, OUT), ax);
+  SET(0, mul(&s, OUT, A2(&s, MG_OP_SUB, GOUT, dot)));
+  return gs_end(&s);
+}
+RULE(grad_log_softmax) {  /* g - exp(out) * sum(g) */
+  gs s = gs_begin(g);
+  int ax = norm_axis(g, g->attrs->v[0].i[0], X->ndim);
+  mg_tensor *tot = sum_keep(&s, g, GOUT, ax);
+  SET(0, A2(&s, MG_OP_SUB, GOUT, mul(&s, A1(&s, MG_OP_EXP, OUT), tot)));
+  return gs_end(&s);
+}
+
+/* ---- matmul ----------------------------------------------------------------------- */
+static mg_tensor *unsqueeze(gs *s, const mg_grad_call *g, mg_tensor *x, int64_t axis) {
+  mg_attrs a = {.set = 1u};
+  a.v[0].n = 1;
+  a.v[0].i[0] = axis < 0 ? axis : axis + base(g);
+  return app(s, MG_OP_UNSQUEEZE, &x, 1, &a);
+}
+
+RULE(grad_matmul) {  /* ga = g b^T, gb = a^T g, with 1-d operands as matrices */
+  gs s = gs_begin(g);
+  mg_tensor *a = X, *b = Y, *go = GOUT;
+  if (X->ndim == 1) {
+    a = unsqueeze(&s, g, a, 0);
+    go = unsqueeze(&s, g, go, -2);
+  }
+  if (Y->ndim == 1) {
+    b = unsqueeze(&s, g, b, -1);
+    go = unsqueeze(&s, g, go, -1);
+  }
+  SET(0, A2(&s, MG_OP_MATMUL, go, A1(&s, MG_OP_TRANSPOSE, b)));
+  if (NEED(1)) {
+    mg_tensor *gb = A2(&s, MG_OP_MATMUL, A1(&s, MG_OP_TRANSPOSE, a), go);
+    if (Y->ndim == 1 && gb) {
+      mg_attrs q = attrs_list(0, 1, (int64_t[]){-1});
+      gb = app(&s, MG_OP_SQUEEZE, &gb, 1, &q);
+    }
+    SET(1, gb);
+  }
+  return gs_end(&s);
+}
+
+/* ---- movement ---------------------------------------------------------------------- */
+/* reshape, squeeze, unsqueeze: back to the input's shape. expand: the tape's
+ * broadcast reduction does the sum. */
+RULE(grad_reshape) { gs s = gs_begin(g); SET(0, reshape(&s, GOUT, X->ndim, X->shape)); return gs_end(&s); }
+RULE(grad_permute) {
+  gs s = gs_begin(g);
+  mg_attrs inv = {.set = 1u};
+  int n = X->ndim;
+  inv.v[0].n = n;
+  for (int d = 0; d < n; d++) inv.v[0].i[norm_axis(g, g->attrs->v[0].i[d], n)] = d + base(g);
+  SET(0, app(&s, MG_OP_PERMUTE, (mg_tensor *const *)&g->gout, 1, &inv));
+  return gs_end(&s);
+}
+RULE(grad_transpose) {
+  gs s = gs_begin(g);
+  SET(0, app(&s, MG_OP_TRANSPOSE, (mg_tensor *const *)&g->gout, 1, g->attrs));
+  return gs_end(&s);
+}
+RULE(grad_flip) {
+  gs s = gs_begin(g);
+  SET(0, app(&s, MG_OP_FLIP, (mg_tensor *const *)&g->gout, 1, g->attrs));
+  return gs_end(&s);
+}
+/* slice and slice_grad are each other's adjoints; so are pad and pad_grad. */
+RULE(grad_slice) {
+  gs s = gs_begin(g);
+  mg_attrs a = *g->attrs;
+  a.set |= 8u;
+  a.v[3].n = X->ndim;
+  memcpy(a.v[3].i, X->shape, (size_t)X->ndim * sizeof(int64_t));
+  SET(0, app(&s, MG_OP_SLICE_GRAD, (mg_tensor *const *)&g->gout, 1, &a));
+  return gs_end(&s);
+}
+RULE(grad_slice_grad) {
+  gs s = gs_begin(g);
+  mg_attrs a = *g->attrs;
+  a.set &= 7u;
+  SET(0, app(&s, MG_OP_SLICE, (mg_tensor *const *)&g->gout, 1, &a));
+  return gs_end(&s);
+}
+RULE(grad_select) {  /* the gradient row placed back at its index */
+  gs s = gs_begin(g);
+  int ax = norm_axis(g, g->attrs->v[0].i[0], X->ndim);
+  int64_t idx = g->attrs->v[1].i[0];
+  idx = idx < 0 ? idx + X->shape[ax] : idx - base(g);
+  mg_tensor *u = unsqueeze(&s, g, GOUT, ax);
+  mg_attrs a = {.set = 15u};
+  for (int k = 0; k < 3; k++) a.v[k].n = X->ndim;
+  for (int d = 0; d < X->ndim; d++) {
+    a.v[0].i[d] = d == ax ? idx : 0;
+    a.v[1].i[d] = d == ax ? idx + 1 : X->shape[d];
+    a.v[2].i[d] = 1;
+  }
+  a.v[3].n = X->ndim;
+  memcpy(a.v[3].i, X->shape, (size_t)X->ndim * sizeof(int64_t));
+  SET(0, app(&s, MG_OP_SLICE_GRAD, &u, 1, &a));
+  return gs_end(&s);
+}
+RULE(grad_pad) {
+  gs s = gs_begin(g);
+  mg_attrs a = {.set = 3u};
+  a.v[0] = g->attrs->v[0];
+  a.v[1] = g->attrs->v[2];
+  SET(0, app(&s, MG_OP_PAD_GRAD, (mg_tensor *const *)&g->gout, 1, &a));
+  return gs_end(&s);
+}
+RULE(grad_pad_grad) {
+  gs s = gs_begin(g);
+  mg_attrs a = {.set = 7u};
+  a.v[0] = g->attrs->v[0];
+  a.v[1].n = 1;
+  a.v[1].f = 0.0;
+  a.v[2] = g->attrs->v[1];
+  SET(0, app(&s, MG_OP_PAD, (mg_tensor *const *)&g->gout, 1, &a));
+  return gs_end(&s);
+}
+RULE(grad_concat) {  /* each input gets its slice of the gradient */
+  gs s = gs_begin(g);
+  int ax = norm_axis(g, g->attrs->v[0].i[0], X->ndim);
+  int64_t at = 0;
+  for (int i = 0; i < g->nin; i++) {
+    const mg_tensor *x = g->in[i];
+    if (NEED(i)) {
+      mg_attrs a = {.set = 7u};
+      for (int k = 0; k < 3; k++) a.v[k].n = x->ndim;
+      for (int d = 0; d < x->ndim; d++) {
+        a.v[0].i[d] = d == ax ? at : 0;
+        a.v[1].i[d] = d == ax ? at + x->shape[d] : x->shape[d];
+        a.v[2].i[d] = 1;
+      }
+      g->gin[i] = give(&s, app(&s, MG_OP_SLICE, (mg_tensor *const *)&g->gout, 1, &a));
+    }
+    at += x->shape[ax];
+  }
+  return gs_end(&s);
+}
+RULE(grad_gather) {  /* scatter the gradient back to where it was gathered from */
+  gs s = gs_begin(g);
+  mg_tensor *in[3] = {zeros(&s, X), Y, GOUT};
+  SET(0, s.st ? NULL : app(&s, MG_OP_SCATTER_ADD, in, 3, g->attrs));
+  return gs_end(&s);
+}
+RULE(grad_scatter_add) {
+  gs s = gs_begin(g);
+  SET(0, GOUT);
+  mg_tensor *in[2] = {GOUT, Y};
+  SET(2, s.st ? NULL : app(&s, MG_OP_GATHER, in, 2, g->attrs));
+  return gs_end(&s);
+}
+RULE(grad_take) {  /* take = gather along axis with the index broadcast over the other axes */
+  gs s = gs_begin(g);
+  const mg_tensor *x = X, *idx = Y;
+  int ax = norm_axis(g, g->attrs->v[0].i[0], x->ndim);
+  int64_t n = mg_tensor_numel(idx), shape[MG_MAX_DIMS], ishape[MG_MAX_DIMS];
+  for (int d = 0; d < x->ndim; d++) {
+    shape[d] = d == ax ? n : x->shape[d];
+    ishape[d] = d == ax ? n : 1;
+  }
+  mg_tensor *gflat = reshape(&s, GOUT, x->ndim, shape);
+  mg_tensor *iflat = reshape(&s, g->in[1], x->ndim, ishape);
+  mg_attrs ea = attrs_list(0, x->ndim, shape);
+  mg_tensor *iexp = app(&s, MG_OP_EXPAND, &iflat, 1, &ea);
+  mg_tensor *in[3] = {zeros(&s, X), iexp, gflat};
+  SET(0, s.st ? NULL : app(&s, MG_OP_SCATTER_ADD, in, 3, g->attrs));
+  return gs_end(&s);
+}
+RULE(grad_tile) {  /* sum the copies: view the gradient as (r0, s0, r1, s1, ...) */
+  gs s = gs_begin(g);
+  int nd = GOUT->ndim, lead = nd - X->ndim;
+  if (2 * nd > MG_MAX_DIMS) {
+    s.st = mg_seterror(MG_ESHAPE, "tile: the gradient supports tensors of up to %d dimensions, got %d",
+                       MG_MAX_DIMS / 2, nd);
+    return gs_end(&s);
+  }
+  int64_t split[MG_MAX_DIMS];
+  mg_attrs sa = {.set = 1u};
+  sa.v[0].n = nd;
+  for (int d = 0; d < nd; d++) {
+    int64_t size = d < lead ? 1 : X->shape[d - lead];
+    split[2 * d] = GOUT->shape[d] / (size ? size : 1);
+    split[2 * d + 1] = size;
+    sa.v[0].i[d] = 2 * d + base(g);
+  }
+  mg_tensor *r = reshape(&s, GOUT, 2 * nd, split);
+  SET(0, app(&s, MG_OP_SUM, &r, 1, &sa));
+  return gs_end(&s);
+}

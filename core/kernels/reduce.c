@@ -1,0 +1,876 @@
+/*
+ * reduce.c — reductions (sum, mean, prod, max, min, argmax, argmin, all,
+ * any, logsumexp, variance) and softmax / log_softmax.
+ *
+ * Every reduction runs through one engine. The input's dimensions are split
+ * into kept ones (the output's, in order; the output is contiguous) and
+ * reduced ones; size-1 dimensions are dropped and neighbours that are
+ * contiguous with each other merged, so "all axes of a contiguous tensor" is
+ * one long row and "the last axis" is rows. Then one of two loops runs:
+ *
+ *   rows     for each output element, walk the reduced elements (the
+ *            innermost reduced dimension is the tight loop). Used when the
+ *            reduced elements are the closer ones in memory.
+ *   columns  the innermost kept dimension is the tight loop: a chunk of CH
+ *            outputs is accumulated one reduced position at a time
+ *            (out[j] += x[r][j]), which vectorises; column sums of a 2-D
+ *            tensor take this path.
+ *
+ * The typed work is done by a "row" and a "column" function per (reduction,
+ * input dtype), stamped by macros and called once per contiguous run, never
+ * per element. Accumulators: float sums in double (float32 rows are summed
+ * in blocks of float32 lanes first, so a sum of 1e7 ones is exact and the
+ * loop stays vectorised); integer sums and products in int64 with
+ * wrap-around (done in uint64, so no signed-overflow UB). max/min propagate
+ * NaN; argmax/argmin return the first extreme value, or the first NaN.
+ *
+ * Threads: rows split across threads by output when there are enough
+ * outputs, else each output's reduced range is split and the partial states
+ * merged (the merge is the reduction itself). Column chunks are independent.
+ *
+ * logsumexp and variance are two passes through the engine: max (mean)
+ * first, then the sum of exp(x - max) (of (x - mean)^2) with that value per
+ * output as the "center". variance divides by N - correction and gives NaN
+ * when that is <= 0 (rather than NumPy's inf-or-nan with a warning).
+ * Empty reductions give the identity: sum 0, prod 1, all true, any false,
+ * mean and variance NaN, logsumexp -inf (max/min/argmax are refused by infer).
+ */
+#include "internal.h"
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#define CH 256         /* outputs per chunk (column loop and row batching) */
+#define SUM_BLOCK 1024 /* float32 elements summed in float lanes before going to double */
+
+enum { R_SUM, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY, R_ARGMAX, R_ARGMIN, R_SUMEXP, R_SUMSQ, R_NKINDS };
+/* What finish does with a state: write it, or divide / take the log first. */
+enum { F_PLAIN, F_MEAN, F_LSE, F_VAR };
+
+/* Accumulator states of one chunk of outputs: f for floats, i for integers
+ * and bools, at for arg indices (-1 = nothing seen yet). */
+typedef struct racc {
+  double f[CH];
+  int64_t i[CH];
+  int64_t at[CH];
+} racc;
+
+typedef void (*row_fn)(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos);
+typedef void (*col_fn)(racc *a, int len, const char *p, int64_t st, const double *c, int64_t pos);
+
+typedef struct rplan {
+  int nk, nr;                    /* kept and reduced dimensions, outer first */
+  int64_t ks[MG_MAX_DIMS], kst[MG_MAX_DIMS];
+  int64_t rs[MG_MAX_DIMS], rst[MG_MAX_DIMS];
+  int64_t nout, nred;
+} rplan;
+
+typedef struct rctx {
+  int kind, fin, isfloat;
+  row_fn row;
+  col_fn col;
+  const char *x;                 /* the input's first element */
+  size_t es;                     /* its element size */
+  char *out;                     /* contiguous output (or the center buffer) */
+  mg_dtype odt;
+  const double *center;          /* per-output center of a second pass, or NULL */
+  double divisor;                /* N for mean, N - correction for variance */
+  int64_t base;                  /* index base added to arg results */
+} rctx;
+
+/* ---- e^x for x <= 0 (softmax and logsumexp only ever need that) ------------ */
+
+/* 2^n * p(r) with r = x - n ln2 in [-ln2/2, ln2/2] and p the degree-7 Taylor
+ * polynomial (error < 0.1 ulp before rounding). Branch-free so omp simd loops
+ * vectorise it. Results below FLT_MIN flush to 0 (FTZ would do it anyway);
+ * NaN stays NaN. */
+static inline float reduce_expf(float x) {
+  const float magic = 12582912.0f;  /* 1.5 * 2^23: adding it rounds to an integer */
+  float xc = x < -87.0f ? -87.0f : x;
+  float t = xc * 1.44269504f + magic, n = t - magic;
+  uint32_t tb;
+  memcpy(&tb, &t, 4);
+  float r = xc - n * 0.693145752f;
+  r = r - n * 1.42860677e-6f;
+  float p = 1.0f / 5040;
+  p = p * r + 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  uint32_t eb = (tb - 0x4B400000u + 127u) << 23;  /* unsigned: no UB on garbage (NaN) */
+  float scale;
+  memcpy(&scale, &eb, 4);
+  float y = p * scale;
+  return x < -87.0f ? 0.0f : y;
+}
+
+/* ---- typed row and column functions ------------------------------------------ */
+
+/* Adds ELEM (an expression of j) for j in [0, n) to the double `acc`: per
+ * block of SUM_BLOCK, LANES float accumulators, then double. The lanes are
+ * explicit so the rounding is the same whether or not the compiler
+ * vectorised (-O1 builds do not), and each lane adds only SUM_BLOCK/LANES
+ * values. ELEM may store (softmax writes exp while summing). */
+#define LANES 32
+#define LANE_SUM(T, acc, n, ELEM)                                                       \
+  for (int64_t b_ = 0; b_ < (n); b_ += SUM_BLOCK) {                                     \
+    int64_t e_ = (n) - b_ < SUM_BLOCK ? (n) : b_ + SUM_BLOCK, q_ = b_;                  \
+    T lane_[LANES] = {0};                                                               \
+    for (; q_ + LANES <= e_; q_ += LANES) {                                             \
+      _Pragma("omp simd") for (int l_ = 0; l_ < LANES; l_++) {                          \
+        const int64_t j = q_ + l_;                                                      \
+        lane_[l_] += (ELEM);                                                            \
+      }                                                                                 \
+    }                                                                                   \
+    double s_ = 0;                                                                      \
+    for (; q_ < e_; q_++) {                                                             \
+      const int64_t j = q_;                                                             \
+      s_ += (ELEM);                                                                     \
+    }                                                                                   \
+    for (int l_ = 0; l_ < LANES; l_++) s_ += lane_[l_];                                 \
+    (acc) += s_;                                                                        \
+  }
+
+/* Sum of n float32 at stride st. */
+static double sum_f32(const float *x, int64_t n, int64_t st) {
+  double acc = 0;
+  if (st == 1) {
+    LANE_SUM(float, acc, n, x[j])
+  } else {
+    LANE_SUM(float, acc, n, x[j * st])
+  }
+  return acc;
+}
+
+static double sum_f64(const double *x, int64_t n, int64_t st) {
+  double acc = 0;
+  if (st == 1) {
+#pragma omp simd reduction(+ : acc)
+    for (int64_t j = 0; j < n; j++) acc += x[j];
+  } else {
+    for (int64_t j = 0; j < n; j++) acc += x[j * st];
+  }
+  return acc;
+}
+
+/* Stamps a column function: COLBODY updates a->X[j] with v, one element of
+ * the reduced position's row of outputs. */
+#define RPRAGMA(x) _Pragma(#x)
+/* sum: floats */
+static void row_sum_f32(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
+  (void)c, (void)pos;
+  a->f[o] += sum_f32((const float *)p, n, st);
+}
+static void row_sum_f64(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
+  (void)c, (void)pos;
+  a->f[o] += sum_f64((const double *)p, n, st);
+}
+#define COL_SIMPLE(kind, NAME, T, COLBODY)                                              \
+  static void col_##kind##_##NAME(racc *a, int len, const char *p, int64_t st,          \
+                                  const double *c, int64_t pos) {                       \
+    const T *x = (const T *)p;                                                          \
+    (void)c;                                                                            \
+    (void)pos;                                                                          \
+    if (st == 1) {                                                                      \
+      _Pragma("omp simd") for (int j = 0; j < len; j++) {                               \
+        const T v = x[j];                                                               \
+        COLBODY;                                                                        \
+      }                                                                                 \
+    } else {                                                                            \
+      for (int j = 0; j < len; j++) {                                                   \
+        const T v = x[j * st];                                                          \
+        COLBODY;                                                                        \
+      }                                                                                 \
+    }                                                                                   \
+  }
+COL_SIMPLE(sum, f32, float, a->f[j] += v)
+COL_SIMPLE(sum, f64, double, a->f[j] += v)
+
+/* sum: integers, wrapping in uint64 */
+#define SUM_INT(NAME, T)                                                                \
+  static void row_sum_##NAME(racc *a, int o, const char *p, int64_t n, int64_t st,      \
+                             double c, int64_t pos) {                                   \
+    const T *x = (const T *)p;                                                          \
+    uint64_t acc = 0;                                                                   \
+    (void)c, (void)pos;                                                                 \
+    if (st == 1) {                                                                      \
+      _Pragma("omp simd reduction(+ : acc)") for (int64_t j = 0; j < n; j++) acc += (uint64_t)(int64_t)x[j]; \
+    } else {                                                                            \
+      for (int64_t j = 0; j < n; j++) acc += (uint64_t)(int64_t)x[j * st];              \
+    }                                                                                   \
+    a->i[o] = (int64_t)((uint64_t)a->i[o] + acc);                                       \
+  }                                                                                     \
+  COL_SIMPLE(sum, NAME, T, a->i[j] = (int64_t)((uint64_t)a->i[j] + (uint64_t)(int64_t)v))
+SUM_INT(i32, int32_t)
+SUM_INT(i64, int64_t)
+SUM_INT(u8, uint8_t)
+
+/* prod */
+#define PROD_FN(NAME, T, ACC, FIELD, CONV)                                              \
+  static void row_prod_##NAME(racc *a, int o, const char *p, int64_t n, int64_t st,     \
+                              double c, int64_t pos) {                                  \
+    const T *x = (const T *)p;                                                          \
+    ACC acc = 1;                                                                        \
+    (void)c, (void)pos;                                                                 \
+    if (st == 1) {                                                                      \
+      _Pragma("omp simd reduction(* : acc)") for (int64_t j = 0; j < n; j++) acc *= (ACC)CONV(x[j]); \
+    } else {                                                                            \
+      for (int64_t j = 0; j < n; j++) acc *= (ACC)CONV(x[j * st]);                      \
+    }                                                                                   \
+    a->FIELD[o] = (int64_t)((ACC)a->FIELD[o] * acc);                                    \
+  }                                                                                     \
+  COL_SIMPLE(prod, NAME, T, a->FIELD[j] = (int64_t)((ACC)a->FIELD[j] * (ACC)CONV(v)))
+#define AS_I64(v) (int64_t)(v)
+static void row_prod_f32(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
+  const float *x = (const float *)p;
+  double acc = 1;
+  (void)c, (void)pos;
+  for (int64_t j = 0; j < n; j++) acc *= x[j * st];
+  a->f[o] *= acc;
+}
+static void row_prod_f64(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
+  const double *x = (const double *)p;
+  double acc = 1;
+  (void)c, (void)pos;
+  for (int64_t j = 0; j < n; j++) acc *= x[j * st];
+  a->f[o] *= acc;
+}
+COL_SIMPLE(prod, f32, float, a->f[j] *= v)
+COL_SIMPLE(prod, f64, double, a->f[j] *= v)
+PROD_FN(i32, int32_t, uint64_t, i, AS_I64)
+PROD_FN(i64, int64_t, uint64_t, i, AS_I64)
+PROD_FN(u8, uint8_t, uint64_t, i, AS_I64)
+
+/* max / min: floats with NaN propagation (a NaN flag beside a plain
+ * compare-select, which vectorises), integers with plain compares. */
+#define MAXMIN_FLOAT(kind, NAME, T, OP, INIT)                                           \
+  static void row_##kind##_##NAME(racc *a, int o, const char *p, int64_t n, int64_t st, \
+                                  double c, int64_t pos) {                              \
+    const T *x = (const T *)p;                                                          \
+    T m = INIT;                                                                         \
+    int nan = 0;                                                                        \
+    (void)c, (void)pos;                                                                 \
+    if (st == 1) {                                                                      \
+      RPRAGMA(omp simd reduction(kind : m) reduction(| : nan)) for (int64_t j = 0; j < n; j++) { \
+        T v = x[j];                                                                     \
+        m = v OP m ? v : m;                                                             \
+        nan |= v != v;                                                                  \
+      }                                                                                 \
+    } else {                                                                            \
+      for (int64_t j = 0; j < n; j++) {                                                 \
+        T v = x[j * st];                                                                \
+        m = v OP m ? v : m;                                                             \
+        nan |= v != v;                                                                  \
+      }                                                                                 \
+    }                                                                                   \
+    double f = a->f[o];                                                                 \
+    a->f[o] = nan || f != f ? NAN : (m OP f ? (double)m : f);                           \
+  }                                                                                     \
+  COL_SIMPLE(kind, NAME, T, a->f[j] = ((double)v OP a->f[j] || v != v) ? (double)v : a->f[j])
+MAXMIN_FLOAT(max, f32, float, >, -INFINITY)
+MAXMIN_FLOAT(max, f64, double, >, -INFINITY)
+MAXMIN_FLOAT(min, f32, float, <, INFINITY)
+MAXMIN_FLOAT(min, f64, double, <, INFINITY)
+
+#define MAXMIN_INT(kind, NAME, T, OP, INIT)                                             \
+  static void row_##kind##_##NAME(racc *a, int o, const char *p, int64_t n, int64_t st, \
+                                  double c, int64_t pos) {                              \
+    const T *x = (const T *)p;                                                          \
+    T m = INIT;                                                                         \
+    (void)c, (void)pos;                                                                 \
+    if (st == 1) {                                                                      \
+      RPRAGMA(omp simd reduction(kind : m)) for (int64_t j = 0; j < n; j++) m = x[j] OP m ? x[j] : m; \
+    } else {                                                                            \
+      for (int64_t j = 0; j < n; j++) m = x[j * st] OP m ? x[j * st] : m;               \
+    }                                                                                   \
+    if ((int64_t)m OP a->i[o]) a->i[o] = (int64_t)m;                                    \
+  }                                                                                     \
+  COL_SIMPLE(kind, NAME, T, a->i[j] = (int64_t)v OP a->i[j] ? (int64_t)v : a->i[j])
+MAXMIN_INT(max, i32, int32_t, >, INT32_MIN)
+MAXMIN_INT(max, i64, int64_t, >, INT64_MIN)
+MAXMIN_INT(max, u8, uint8_t, >, 0)
+MAXMIN_INT(min, i32, int32_t, <, INT32_MAX)
+MAXMIN_INT(min, i64, int64_t, <, INT64_MAX)
+MAXMIN_INT(min, u8, uint8_t, <, UINT8_MAX)
+
+/* all / any: a row stops early once the answer is known. NaN is nonzero. */
+#define ALLANY(NAME, T)                                                                 \
+  static void row_all_##NAME(racc *a, int o, const char *p, int64_t n, int64_t st,      \
+                             double c, int64_t pos) {                                   \
+    const T *x = (const T *)p;                                                          \
+    int zero = 0;                                                                       \
+    (void)c, (void)pos;                                                                 \
+    if (!a->i[o]) return;                                                               \
+    _Pragma("omp simd reduction(| : zero)") for (int64_t j = 0; j < n; j++) zero |= x[j * st] == 0; \
+    if (zero) a->i[o] = 0;                                                              \
+  }                                                                                     \
+  static void row_any_##NAME(racc *a, int o, const char *p, int64_t n, int64_t st,      \
+                             double c, int64_t pos) {                                   \
+    const T *x = (const T *)p;                                                          \
+    int nz = 0;                                                                         \
+    (void)c, (void)pos;                                                                 \
+    if (a->i[o]) return;                                                                \
+    _Pragma("omp simd reduction(| : nz)") for (int64_t j = 0; j < n; j++) nz |= x[j * st] != 0; \
+    if (nz) a->i[o] = 1;                                                                \
+  }                                                                                     \
+  COL_SIMPLE(all, NAME, T, a->i[j] &= v != 0)                                           \
+  COL_SIMPLE(any, NAME, T, a->i[j] |= v != 0)
+ALLANY(f32, float)
+ALLANY(f64, double)
+ALLANY(i32, int32_t)
+ALLANY(i64, int64_t)
+ALLANY(u8, uint8_t)
+
+/* argmax / argmin: the first extreme value; a NaN beats everything and the
+ * first NaN stays. BEST is the state field holding the best value. */
+#define ARGFN(kind, NAME, T, OP, BEST)                                                  \
+  static void row_##kind##_##NAME(racc *a, int o, const char *p, int64_t n, int64_t st, \
+                                  double c, int64_t pos) {                              \
+    const T *x = (const T *)p;                                                          \
+    int64_t j = 0, at = a->at[o];                                                       \
+    (void)c;                                                                            \
+    if (n == 0) return;                                                                 \
+    T best = at < 0 ? x[0] : (T)a->BEST[o];                                             \
+    if (at < 0) at = pos, j = 1;                                                        \
+    for (; j < n; j++) {                                                                \
+      T v = x[j * st];                                                                  \
+      if (v OP best || (v != v && best == best)) best = v, at = pos + j;               \
+    }                                                                                   \
+    a->BEST[o] = best;                                                                  \
+    a->at[o] = at;                                                                      \
+  }                                                                                     \
+  static void col_##kind##_##NAME(racc *a, int len, const char *p, int64_t st,          \
+                                  const double *c, int64_t pos) {                       \
+    const T *x = (const T *)p;                                                          \
+    (void)c;                                                                            \
+    if (pos == 0) {                                                                     \
+      for (int j = 0; j < len; j++) a->BEST[j] = x[j * st], a->at[j] = 0;               \
+      return;                                                                           \
+    }                                                                                   \
+    for (int j = 0; j < len; j++) {                                                     \
+      T v = x[j * st], best = (T)a->BEST[j];                                            \
+      if (v OP best || (v != v && best == best)) a->BEST[j] = v, a->at[j] = pos;       \
+    }                                                                                   \
+  }
+ARGFN(argmax, f32, float, >, f)
+ARGFN(argmax, f64, double, >, f)
+ARGFN(argmax, i32, int32_t, >, i)
+ARGFN(argmax, i64, int64_t, >, i)
+ARGFN(argmax, u8, uint8_t, >, i)
+ARGFN(argmin, f32, float, <, f)
+ARGFN(argmin, f64, double, <, f)
+ARGFN(argmin, i32, int32_t, <, i)
+ARGFN(argmin, i64, int64_t, <, i)
+ARGFN(argmin, u8, uint8_t, <, i)
+
+/* sum of exp(x - c) (logsumexp's second pass) and of (x - c)^2 (variance's) */
+static void row_sumexp_f32(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
+  const float *x = (const float *)p;
+  float cf = (float)c;
+  double acc = 0;
+  (void)pos;
+  LANE_SUM(float, acc, n, reduce_expf(x[j * st] - cf))
+  a->f[o] += acc;
+}
+static void row_sumexp_f64(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
+  const double *x = (const double *)p;
+  double acc = 0;
+  (void)pos;
+  for (int64_t j = 0; j < n; j++) acc += exp(x[j * st] - c);
+  a->f[o] += acc;
+}
+COL_SIMPLE(sumexp, f32, float, a->f[j] += reduce_expf(v - (float)c[j]))
+COL_SIMPLE(sumexp, f64, double, a->f[j] += exp(v - c[j]))
+
+#define SUMSQ(NAME, T)                                                                  \
+  static void row_sumsq_##NAME(racc *a, int o, const char *p, int64_t n, int64_t st,    \
+                               double c, int64_t pos) {                                 \
+    const T *x = (const T *)p;                                                          \
+    double acc = 0;                                                                     \
+    (void)pos;                                                                          \
+    _Pragma("omp simd reduction(+ : acc)") for (int64_t j = 0; j < n; j++) {           \
+      double d = (double)x[j * st] - c;                                                 \
+      acc += d * d;                                                                     \
+    }                                                                                   \
+    a->f[o] += acc;                                                                     \
+  }                                                                                     \
+  COL_SIMPLE(sumsq, NAME, T, double d = (double)v - c[j]; a->f[j] += d * d)
+SUMSQ(f32, float)
+SUMSQ(f64, double)
+
+/* The functions by (kind, dtype); bool shares uint8's (its bytes are 0/1). */
+#define ALLT(kind) {row_##kind##_f32, row_##kind##_f64, row_##kind##_i32, row_##kind##_i64, row_##kind##_u8, row_##kind##_u8}
+#define ALLC(kind) {col_##kind##_f32, col_##kind##_f64, col_##kind##_i32, col_##kind##_i64, col_##kind##_u8, col_##kind##_u8}
+#define FLT(pre, kind) {pre##_##kind##_f32, pre##_##kind##_f64, NULL, NULL, NULL, NULL}
+static const row_fn rows_table[R_NKINDS][MG_NDTYPES] = {
+    ALLT(sum), ALLT(prod), ALLT(max), ALLT(min), ALLT(all), ALLT(any), ALLT(argmax), ALLT(argmin),
+    FLT(row, sumexp), FLT(row, sumsq)};
+static const col_fn cols_table[R_NKINDS][MG_NDTYPES] = {
+    ALLC(sum), ALLC(prod), ALLC(max), ALLC(min), ALLC(all), ALLC(any), ALLC(argmax), ALLC(argmin),
+    FLT(col, sumexp), FLT(col, sumsq)};
+
+/* ---- states: init, merge, finish -------------------------------------------- */
+
+static void state_init(const rctx *r, racc *a, int o) {
+  a->at[o] = -1;
+  switch (r->kind) {
+  case R_PROD: a->f[o] = 1, a->i[o] = 1; break;
+  case R_MAX: a->f[o] = -INFINITY, a->i[o] = INT64_MIN; break;
+  case R_MIN: a->f[o] = INFINITY, a->i[o] = INT64_MAX; break;
+  case R_ALL: a->i[o] = 1; break;
+  default: a->f[o] = 0, a->i[o] = 0; break;
+  }
+}
+
+/* Folds the state of a later range (b, slot 0) into a (slot o). */
+static void state_merge(const rctx *r, racc *a, int o, const racc *b) {
+  double f = b->f[0];
+  int64_t i = b->i[0];
+  switch (r->kind) {
+  case R_SUM: case R_SUMEXP: case R_SUMSQ:
+    a->f[o] += f;
+    a->i[o] = (int64_t)((uint64_t)a->i[o] + (uint64_t)i);
+    break;
+  case R_PROD:
+    a->f[o] *= f;
+    a->i[o] = (int64_t)((uint64_t)a->i[o] * (uint64_t)i);
+    break;
+  case R_MAX:
+  case R_MIN: {
+    int mx = r->kind == R_MAX;
+    if (f != f || (mx ? f > a->f[o] : f < a->f[o])) a->f[o] = f;
+    if (mx ? i > a->i[o] : i < a->i[o]) a->i[o] = i;
+    break;
+  }
+  case R_ALL: a->i[o] = a->i[o] && i; break;
+  case R_ANY: a->i[o] = a->i[o] || i; break;
+  default: {  /* argmax / argmin: ties keep the earlier range */
+    if (b->at[0] < 0) break;
+    int mx = r->kind == R_ARGMAX, better;
+    if (a->at[o] < 0) better = 1;
+    else if (r->isfloat) {
+      double cur = a->f[o];
+      better = (mx ? f > cur : f < cur) || (f != f && cur == cur);
+    } else {
+      better = mx ? i > a->i[o] : i < a->i[o];
+    }
+    if (better) a->f[o] = f, a->i[o] = i, a->at[o] = b->at[0];
+  }
+  }
+}
+
+/* The value of a float state after the final step. */
+static double state_value(const rctx *r, double f, int64_t o) {
+  switch (r->fin) {
+  case F_MEAN: return f / r->divisor;
+  case F_VAR: return r->divisor > 0 ? f / r->divisor : NAN;
+  case F_LSE: {
+    double m = r->center[o];
+    return isfinite(m) ? m + log(f) : m;  /* all -inf (or empty): -inf; +inf or NaN stay */
+  }
+  default: return f;
+  }
+}
+
+/* Writes outputs o0 .. o0+len from the chunk's states. */
+static void state_finish(const rctx *r, const racc *a, int64_t o0, int len) {
+  char *out = r->out;
+  int arg = r->kind == R_ARGMAX || r->kind == R_ARGMIN;
+  for (int j = 0; j < len; j++) {
+    int64_t o = o0 + j;
+    if (arg) {
+      ((int64_t *)out)[o] = a->at[j] + r->base;
+      continue;
+    }
+    switch (r->odt) {
+    case MG_FLOAT32: ((float *)out)[o] = (float)state_value(r, r->isfloat ? a->f[j] : (double)a->i[j], o); break;
+    case MG_FLOAT64: ((double *)out)[o] = state_value(r, r->isfloat ? a->f[j] : (double)a->i[j], o); break;
+    case MG_INT32: ((int32_t *)out)[o] = (int32_t)a->i[j]; break;
+    case MG_INT64: ((int64_t *)out)[o] = a->i[j]; break;
+    case MG_UINT8: ((uint8_t *)out)[o] = (uint8_t)a->i[j]; break;
+    default: ((uint8_t *)out)[o] = a->i[j] != 0; break;
+    }
+  }
+}
+
+/* ---- plans ----------------------------------------------------------------- */
+
+/* Splits x's dimensions by `mask` into kept and reduced lists, dropping
+ * size-1 ones and merging contiguous neighbours. Reduced dimensions are
+ * sorted by decreasing stride unless `ordered` (arg reductions count the
+ * flat position in row-major order, so they keep it). */
+static void plan_build(rplan *p, const mg_tensor *x, unsigned mask, int ordered) {
+  p->nk = p->nr = 0;
+  p->nout = p->nred = 1;
+  for (int d = 0; d < x->ndim; d++) {
+    int64_t n = x->shape[d], s = x->strides[d];
+    if (mask & (1u << d)) p->nred *= n;
+    else p->nout *= n;
+    if (n == 1) continue;
+    if (mask & (1u << d)) p->rs[p->nr] = n, p->rst[p->nr++] = s;
+    else p->ks[p->nk] = n, p->kst[p->nk++] = s;
+  }
+  if (!ordered) {  /* insertion sort, largest |stride| first */
+    for (int i = 1; i < p->nr; i++)
+      for (int j = i; j > 0 && llabs(p->rst[j]) > llabs(p->rst[j - 1]); j--) {
+        int64_t t = p->rst[j]; p->rst[j] = p->rst[j - 1]; p->rst[j - 1] = t;
+        t = p->rs[j]; p->rs[j] = p->rs[j - 1]; p->rs[j - 1] = t;
+      }
+  }
+  int n = 0;
+  for (int i = 0; i < p->nr; i++) {
+    if (n && p->rst[n - 1] == p->rst[i] * p->rs[i]) p->rs[n - 1] *= p->rs[i], p->rst[n - 1] = p->rst[i];
+    else p->rs[n] = p->rs[i], p->rst[n++] = p->rst[i];
+  }
+  p->nr = n;
+  n = 0;
+  for (int i = 0; i < p->nk; i++) {
+    if (n && p->kst[n - 1] == p->kst[i] * p->ks[i]) p->ks[n - 1] *= p->ks[i], p->kst[n - 1] = p->kst[i];
+    else p->ks[n] = p->ks[i], p->kst[n++] = p->kst[i];
+  }
+  p->nk = n;
+  if (p->nr == 0) p->rs[0] = 1, p->rst[0] = 0, p->nr = 1;  /* one position to visit */
+}
+
+/* Input offset (elements) of flat position `pos` over dims (sz, st)[0..n). */
+static int64_t plan_offset(int n, const int64_t *sz, const int64_t *st, int64_t pos, int64_t *coord) {
+  int64_t off = 0;
+  for (int d = n - 1; d >= 0; d--) {
+    coord[d] = pos % sz[d];
+    pos /= sz[d];
+    off += coord[d] * st[d];
+  }
+  return off;
+}
+
+/* Reduces positions [lo, hi) of the reduced space starting at `base` into
+ * state o, one call per contiguous run of the innermost reduced dimension. */
+static void run_span(const rctx *r, const rplan *p, const char *base, int64_t lo, int64_t hi,
+                     racc *a, int o, double c) {
+  int last = p->nr - 1;
+  int64_t coord[MG_MAX_DIMS];
+  if (lo >= hi) return;  /* also keeps an empty (size-0) reduced dim out of plan_offset */
+  int64_t off = plan_offset(p->nr, p->rs, p->rst, lo, coord);
+  for (int64_t pos = lo; pos < hi;) {
+    int64_t run = p->rs[last] - coord[last];
+    if (run > hi - pos) run = hi - pos;
+    r->row(a, o, base + off * (int64_t)r->es, run, p->rst[last], c, pos);
+    pos += run;
+    off += run * p->rst[last];
+    coord[last] += run;
+    for (int d = last; d > 0 && coord[d] == p->rs[d]; d--) {  /* carry */
+      off += p->rst[d - 1] - coord[d] * p->rst[d];
+      coord[d] = 0;
+      coord[d - 1]++;
+    }
+  }
+}
+
+/* Rows: outputs [lo, hi), each reduced over its whole range. */
+static void run_rows(const rctx *r, const rplan *p, int64_t lo, int64_t hi) {
+  racc a;
+  int64_t coord[MG_MAX_DIMS];
+  for (int64_t o0 = lo; o0 < hi; o0 += CH) {
+    int len = hi - o0 < CH ? (int)(hi - o0) : CH;
+    int64_t off = plan_offset(p->nk, p->ks, p->kst, o0, coord);
+    for (int j = 0; j < len; j++) {
+      state_init(r, &a, j);
+      run_span(r, p, r->x + off * (int64_t)r->es, 0, p->nred, &a, j, r->center ? r->center[o0 + j] : 0);
+      for (int d = p->nk - 1; d >= 0; d--) {  /* next output */
+        off += p->kst[d];
+        if (++coord[d] < p->ks[d]) break;
+        off -= coord[d] * p->kst[d];
+        coord[d] = 0;
+      }
+    }
+    state_finish(r, &a, o0, len);
+  }
+}
+
+/* Rows, when there are fewer outputs than threads: each output's range is
+ * split across the threads and the partial states merged in order. */
+static void run_rows_split(const rctx *r, const rplan *p, int nt) {
+  int64_t coord[MG_MAX_DIMS];
+  racc *parts = malloc((size_t)nt * sizeof *parts);
+  for (int64_t o = 0; o < p->nout; o++) {
+    const char *base = r->x + plan_offset(p->nk, p->ks, p->kst, o, coord) * (int64_t)r->es;
+    double c = r->center ? r->center[o] : 0;
+    racc one;
+    state_init(r, &one, 0);
+    if (!parts) {  /* no memory for partials: do it on this thread */
+      run_span(r, p, base, 0, p->nred, &one, 0, c);
+    } else {
+#pragma omp parallel num_threads(nt)
+      {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        state_init(r, &parts[t], 0);
+        run_span(r, p, base, p->nred * t / n, p->nred * (t + 1) / n, &parts[t], 0, c);
+      }
+      for (int t = 0; t < nt; t++) state_merge(r, &one, 0, &parts[t]);
+    }
+    state_finish(r, &one, o, 1);
+  }
+  free(parts);
+}
+
+/* Columns: unit u is a chunk of up to CH neighbouring outputs along the
+ * innermost kept dimension, accumulated over every reduced position. */
+static void run_col_unit(const rctx *r, const rplan *p, int64_t u, int64_t nchunk) {
+  racc a;
+  int64_t coord[MG_MAX_DIMS], rc[MG_MAX_DIMS] = {0};
+  int last = p->nk - 1, rl = p->nr - 1;
+  int64_t klen = p->ks[last], ko = u / nchunk, j0 = (u % nchunk) * CH;
+  int len = klen - j0 < CH ? (int)(klen - j0) : CH;
+  int64_t o0 = ko * klen + j0;
+  const char *base = r->x + (plan_offset(last, p->ks, p->kst, ko, coord) + j0 * p->kst[last]) * (int64_t)r->es;
+  const double *c = r->center ? r->center + o0 : NULL;
+  for (int j = 0; j < len; j++) state_init(r, &a, j);
+  int64_t off = 0;
+  for (int64_t pos = 0; pos < p->nred; pos++) {
+    r->col(&a, len, base + off * (int64_t)r->es, p->kst[last], c, pos);
+    for (int d = rl; d >= 0; d--) {  /* next reduced position */
+      off += p->rst[d];
+      if (++rc[d] < p->rs[d]) break;
+      off -= rc[d] * p->rst[d];
+      rc[d] = 0;
+    }
+  }
+  state_finish(r, &a, o0, len);
+}
+
+/* Picks the loop: columns when the innermost kept dimension is long and
+ * closer in memory than the reduced one (or the reduced runs are tiny). */
+static int plan_use_cols(const rplan *p) {
+  if (p->nk == 0) return 0;
+  int64_t kin = llabs(p->kst[p->nk - 1]), rin = llabs(p->rst[p->nr - 1]);
+  int64_t klen = p->ks[p->nk - 1], rlen = p->rs[p->nr - 1];
+  if (klen < 8) return 0;
+  return kin < rin || rlen < 8;
+}
+
+static mg_status reduce_exec(const rctx *r, const rplan *p) {
+  if (p->nout == 0) return MG_OK;
+  int64_t total = p->nout * (p->nred ? p->nred : 1);
+  int nt = total >= MG_PAR_MIN ? mg_threads() : 1;
+  if (plan_use_cols(p)) {
+    int64_t klen = p->ks[p->nk - 1], nchunk = (klen + CH - 1) / CH, units = p->nout / klen * nchunk;
+    if (nt > 1 && units > 1) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+      for (int64_t u = 0; u < units; u++) run_col_unit(r, p, u, nchunk);
+    } else {
+      for (int64_t u = 0; u < units; u++) run_col_unit(r, p, u, nchunk);
+    }
+  } else if (nt > 1 && p->nout >= nt) {
+#pragma omp parallel num_threads(nt)
+    {
+      int t = omp_get_thread_num(), n = omp_get_num_threads();
+      run_rows(r, p, p->nout * t / n, p->nout * (t + 1) / n);
+    }
+  } else if (nt > 1) {
+    run_rows_split(r, p, nt);
+  } else {
+    run_rows(r, p, 0, p->nout);
+  }
+  return MG_OK;
+}
+
+/* ---- kernels -------------------------------------------------------------------- */
+
+/* Mask of the reduced axes from attribute slot 0 (infer validated it). */
+static unsigned reduce_mask(const mg_call *c, const mg_tensor *x, int single) {
+  int n = A_N(c, 0);
+  if (n == 0) return x->ndim ? (1u << x->ndim) - 1 : 0;
+  unsigned mask = 0;
+  for (int i = 0; i < (single ? 1 : n); i++) {
+    int a = 0;
+    mg_norm_axis(c, "axis", A_LIST(c, 0)[i], x->ndim, &a);
+    mask |= 1u << a;
+  }
+  return mask;
+}
+
+static void rctx_init(rctx *r, const mg_call *c, int kind, int fin, mg_tensor *out) {
+  const mg_tensor *x = c->in[0];
+  mg_dtype dt = (mg_dtype)x->dtype;
+  r->kind = kind;
+  r->fin = fin;
+  r->isfloat = mg_dtype_is_float(dt);
+  r->row = rows_table[kind][dt];
+  r->col = cols_table[kind][dt];
+  r->x = mg_ptr(x);
+  r->es = mg_dtype_size(dt);
+  r->out = mg_ptr(out);
+  r->odt = (mg_dtype)out->dtype;
+  r->center = NULL;
+  r->divisor = 1;
+  r->base = c->ctx ? c->ctx->index_base : 0;
+}
+
+static mg_status reduce_simple(const mg_call *c, mg_tensor *out, int kind, int fin) {
+  const mg_tensor *x = c->in[0];
+  rplan p;
+  rctx r;
+  int arg = kind == R_ARGMAX || kind == R_ARGMIN;
+  plan_build(&p, x, reduce_mask(c, x, arg), arg);
+  rctx_init(&r, c, kind, fin, out);
+  r.divisor = (double)p.nred;
+  if (!r.row) return mg_seterror(MG_EDTYPE, "%s: internal error: no kernel for %s", c->info->name,
+                                 mg_dtype_name((mg_dtype)x->dtype));
+  return reduce_exec(&r, &p);
+}
+
+mg_status k_sum(const mg_call *c, mg_tensor *out) { return reduce_simple(c, out, R_SUM, F_PLAIN); }
+mg_status k_mean(const mg_call *c, mg_tensor *out) { return reduce_simple(c, out, R_SUM, F_MEAN); }
+mg_status k_prod(const mg_call *c, mg_tensor *out) { return reduce_simple(c, out, R_PROD, F_PLAIN); }
+mg_status k_max(const mg_call *c, mg_tensor *out) { return reduce_simple(c, out, R_MAX, F_PLAIN); }
+mg_status k_min(const mg_call *c, mg_tensor *out) { return reduce_simple(c, out, R_MIN, F_PLAIN); }
+mg_status k_all(const mg_call *c, mg_tensor *out) { return reduce_simple(c, out, R_ALL, F_PLAIN); }
+mg_status k_any(const mg_call *c, mg_tensor *out) { return reduce_simple(c, out, R_ANY, F_PLAIN); }
+mg_status k_argmax(const mg_call *c, mg_tensor *out) { return reduce_simple(c, out, R_ARGMAX, F_PLAIN); }
+mg_status k_argmin(const mg_call *c, mg_tensor *out) { return reduce_simple(c, out, R_ARGMIN, F_PLAIN); }
+
+/* Two passes: the first (kind1, finished as fin1) fills a float64 center per
+ * output, the second (kind2) reduces around it and finishes as fin2. */
+static mg_status reduce_centered(const mg_call *c, mg_tensor *out, int kind1, int fin1, int kind2,
+                                 int fin2, int64_t correction) {
+  const mg_tensor *x = c->in[0];
+  rplan p;
+  rctx r;
+  plan_build(&p, x, reduce_mask(c, x, 0), 0);
+  if (p.nout == 0) return MG_OK;
+  double *center = malloc((size_t)p.nout * sizeof *center);
+  if (!center) return mg_seterror(MG_ENOMEM, "%s: out of memory", c->info->name);
+  rctx_init(&r, c, kind1, fin1, out);
+  r.out = (char *)center;
+  r.odt = MG_FLOAT64;
+  r.divisor = (double)p.nred;
+  reduce_exec(&r, &p);
+  rctx_init(&r, c, kind2, fin2, out);
+  r.center = center;
+  r.divisor = (double)p.nred - (double)correction;
+  reduce_exec(&r, &p);
+  free(center);
+  return MG_OK;
+}
+
+mg_status k_logsumexp(const mg_call *c, mg_tensor *out) {
+  return reduce_centered(c, out, R_MAX, F_PLAIN, R_SUMEXP, F_LSE, 0);
+}
+
+mg_status k_variance(const mg_call *c, mg_tensor *out) {
+  return reduce_centered(c, out, R_SUM, F_MEAN, R_SUMSQ, F_VAR, A_I(c, 2));
+}
+
+/* ---- softmax ---------------------------------------------------------------------- */
+
+/* Softmax over a contiguous (outer, L, inner) block. Rows (inner == 1) are
+ * done one at a time; otherwise a chunk of CH columns is carried through
+ * max, exp-and-sum and scale so every loop runs along contiguous memory. */
+#define SOFTMAX_FNS(NAME, T, EXP)                                                       \
+  static void smrow_##NAME(const T *x, T *y, int64_t L, int logsm) {                    \
+    T m = -INFINITY;                                                                    \
+    int nan = 0;                                                                        \
+    _Pragma("omp simd reduction(max : m) reduction(| : nan)") for (int64_t j = 0; j < L; j++) { \
+      m = x[j] > m ? x[j] : m;                                                          \
+      nan |= x[j] != x[j];                                                              \
+    }                                                                                   \
+    if (nan) m = NAN;                                                                   \
+    double s = 0;                                                                       \
+    if (logsm) {                                                                        \
+      LANE_SUM(T, s, L, EXP(x[j] - m))                                                  \
+    } else {                                                                            \
+      LANE_SUM(T, s, L, (y[j] = EXP(x[j] - m)))                                         \
+    }                                                                                   \
+    if (logsm) {                                                                        \
+      T ls = (T)log(s);                                                                 \
+      _Pragma("omp simd") for (int64_t j = 0; j < L; j++) y[j] = (x[j] - m) - ls;       \
+    } else {                                                                            \
+      T inv = (T)(1.0 / s);                                                             \
+      _Pragma("omp simd") for (int64_t j = 0; j < L; j++) y[j] *= inv;                  \
+    }                                                                                   \
+  }                                                                                     \
+  static void smcols_##NAME(const T *x, T *y, int64_t L, int64_t inner, int len, int logsm) { \
+    T m[CH];                                                                            \
+    double s[CH];                                                                       \
+    int nan[CH];                                                                        \
+    for (int j = 0; j < len; j++) m[j] = -INFINITY, s[j] = 0, nan[j] = 0;               \
+    for (int64_t l = 0; l < L; l++) {                                                   \
+      const T *xr = x + l * inner;                                                      \
+      _Pragma("omp simd") for (int j = 0; j < len; j++) {                               \
+        m[j] = xr[j] > m[j] ? xr[j] : m[j];                                             \
+        nan[j] |= xr[j] != xr[j];                                                       \
+      }                                                                                 \
+    }                                                                                   \
+    for (int j = 0; j < len; j++)                                                       \
+      if (nan[j]) m[j] = NAN;                                                           \
+    for (int64_t l = 0; l < L; l++) {                                                   \
+      const T *xr = x + l * inner;                                                      \
+      T *yr = y + l * inner;                                                            \
+      _Pragma("omp simd") for (int j = 0; j < len; j++) {                               \
+        T v = EXP(xr[j] - m[j]);                                                        \
+        if (!logsm) yr[j] = v;                                                          \
+        s[j] += v;                                                                      \
+      }                                                                                 \
+    }                                                                                   \
+    for (int j = 0; j < len; j++) s[j] = logsm ? log(s[j]) : 1.0 / s[j];                \
+    for (int64_t l = 0; l < L; l++) {                                                   \
+      const T *xr = x + l * inner;                                                      \
+      T *yr = y + l * inner;                                                            \
+      if (logsm) {                                                                      \
+        _Pragma("omp simd") for (int j = 0; j < len; j++) yr[j] = (xr[j] - m[j]) - (T)s[j]; \
+      } else {                                                                          \
+        _Pragma("omp simd") for (int j = 0; j < len; j++) yr[j] *= (T)s[j];             \
+      }                                                                                 \
+    }                                                                                   \
+  }
+SOFTMAX_FNS(f32, float, reduce_expf)
+SOFTMAX_FNS(f64, double, exp)
+
+/* Unit u of an (outer, L, inner) softmax: one row, or one column chunk. */
+static void softmax_unit(mg_dtype dt, const char *x, char *y, int64_t L, int64_t inner, int64_t u,
+                         int logsm) {
+  size_t es = mg_dtype_size(dt);
+  if (inner == 1) {
+    int64_t off = u * L * (int64_t)es;
+    if (dt == MG_FLOAT32) smrow_f32((const float *)(x + off), (float *)(y + off), L, logsm);
+    else smrow_f64((const double *)(x + off), (double *)(y + off), L, logsm);
+    return;
+  }
+  int64_t nchunk = (inner + CH - 1) / CH, o = u / nchunk, j0 = (u % nchunk) * CH;
+  int len = inner - j0 < CH ? (int)(inner - j0) : CH;
+  int64_t off = (o * L * inner + j0) * (int64_t)es;
+  if (dt == MG_FLOAT32) smcols_f32((const float *)(x + off), (float *)(y + off), L, inner, len, logsm);
+  else smcols_f64((const double *)(x + off), (double *)(y + off), L, inner, len, logsm);
+}
+
+static mg_status softmax_run(const mg_call *c, mg_tensor *out, int logsm) {
+  const mg_tensor *x = c->in[0];
+  int a = 0;
+  mg_norm_axis(c, "axis", A_I(c, 0), x->ndim ? x->ndim : 1, &a);
+  int64_t n = mg_tensor_numel(x), outer = 1, L = x->ndim ? x->shape[a] : 1, inner = 1;
+  if (n == 0) return MG_OK;
+  for (int d = 0; d < a; d++) outer *= x->shape[d];
+  for (int d = a + 1; d < x->ndim; d++) inner *= x->shape[d];
+  const char *src = mg_ptr(x);
+  if (!mg_tensor_is_contiguous(x)) {  /* copy into out, then work in place */
+    mg_status st = mg_copy_into(out, x);
+    if (st) return st;
+    src = mg_ptr(out);
+  }
+  mg_dtype dt = (mg_dtype)out->dtype;
+  int64_t units = inner == 1 ? outer : outer * ((inner + CH - 1) / CH);
+  int nt = n >= MG_PAR_MIN && units > 1 ? mg_threads() : 1;
+  if (nt > 1) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t u = 0; u < units; u++) softmax_unit(dt, src, mg_ptr(out), L, inner, u, logsm);
+  } else {
+    for (int64_t u = 0; u < units; u++) softmax_unit(dt, src, mg_ptr(out), L, inner, u, logsm);
+  }
+  return MG_OK;
+}
+
+mg_status k_softmax(const mg_call *c, mg_tensor *out) { return softmax_run(c, out, 0); }
+mg_status k_log_softmax(const mg_call *c, mg_tensor *out) { return softmax_run(c, out, 1); }

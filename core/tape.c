@@ -1,0 +1,519 @@
+/*
+ * tape.c — eager reverse-mode autodiff: the gradient tape (TF 2's model).
+ *
+ * A recording tape keeps one record per op whose input it tracks: the op,
+ * its inputs (identity and value), its output and attributes. A tensor is
+ * tracked when it was watched or produced by a recorded op. Records hold
+ * references, so tensor pointers are stable identities for the tape's life.
+ * A variable input is recorded twice over: its identity (the variable, for
+ * gradient lookup) and a snapshot of its value (for the rule), so a later
+ * assign cannot corrupt the gradient.
+ *
+ * gradient() marks the records that depend on a source (forward pass), then
+ * walks them backward calling each op's rule (grad.c). Rules are written with
+ * mg_apply, so while other tapes record, the backward pass is itself recorded
+ * there: nested tapes give higher-order gradients with no special case.
+ */
+#include "internal.h"
+#include <stdlib.h>
+
+/* ---- pointer maps (open addressing) -------------------------------------- */
+
+typedef struct ptrmap {
+  const void **keys;
+  void **vals;
+  size_t cap, n;
+} ptrmap;
+
+static size_t ptr_hash(const void *p, size_t cap) {
+  uint64_t x = (uint64_t)(uintptr_t)p;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  return (size_t)x & (cap - 1);
+}
+
+static void **map_slot(ptrmap *m, const void *k) {
+  if (!m->cap) return NULL;
+  for (size_t i = ptr_hash(k, m->cap);; i = (i + 1) & (m->cap - 1)) {
+    if (m->keys[i] == k) return &m->vals[i];
+    if (!m->keys[i]) return NULL;
+  }
+}
+
+static void *map_get(ptrmap *m, const void *k) {
+  void **v = map_slot(m, k);
+  return v ? *v : NULL;
+}
+
+static int map_put(ptrmap *m, const void *k, void *v);
+
+static int map_grow(ptrmap *m) {
+  ptrmap bigger = {0};
+  bigger.cap = m->cap ? m->cap * 2 : 64;
+  bigger.keys = calloc(bigger.cap, sizeof *bigger.keys);
+  bigger.vals = calloc(bigger.cap, sizeof *bigger.vals);
+  if (!bigger.keys || !bigger.vals) {
+    free(bigger.keys);
+    free(bigger.vals);
+    return 0;
+  }
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->keys[i]) map_put(&bigger, m->keys[i], m->vals[i]);
+  free(m->keys);
+  free(m->vals);
+  *m = bigger;
+  return 1;
+}
+
+/* Deletion is never needed: maps live as long as one tape or one gradient call. */
+static int map_put(ptrmap *m, const void *k, void *v) {
+  if ((m->n + 1) * 2 > m->cap && !map_grow(m)) return 0;
+  for (size_t i = ptr_hash(k, m->cap);; i = (i + 1) & (m->cap - 1)) {
+    if (m->keys[i] == k) {
+      m->vals[i] = v;
+      return 1;
+    }
+    if (!m->keys[i]) {
+      m->keys[i] = k;
+      m->vals[i] = v;
+      m->n++;
+      return 1;
+    }
+  }
+}
+
+static void map_free(ptrmap *m) {
+  free(m->keys);
+  free(m->vals);
+  memset(m, 0, sizeof *m);
+}
+
+/* ---- records ----------------------------------------------------------------- */
+
+typedef struct record {
+  mg_op op;                 /* MG_OP_COUNT for a custom-gradient record */
+  int nin;
+  mg_tensor **ids;          /* identities (variables stay variables) */
+  mg_tensor **vals;         /* the values the op read */
+  mg_tensor *out;
+  mg_attrs *attrs;          /* NULL when the op has no attributes */
+  mg_backward_fn custom;
+  void *ud;
+  void (*free_ud)(void *);
+  int refs;                 /* tapes holding this record */
+} record;
+
+struct mg_tape {
+  mg_ctx *ctx;
+  int persistent, watch_vars, recording, used;
+  ptrmap tracked;           /* tensor identity -> (void *)1; all are held by records */
+  record **recs;
+  size_t nrecs, cap_recs;
+};
+
+static void record_release(record *r) {
+  if (!r || --r->refs > 0) return;
+  for (int i = 0; i < r->nin; i++) {
+    mg_tensor_release(r->ids[i]);
+    mg_tensor_release(r->vals[i]);
+  }
+  mg_tensor_release(r->out);
+  if (r->free_ud) r->free_ud(r->ud);
+  free(r->attrs);
+  free(r);
+}
+
+static record *record_new(mg_op op, int nin, mg_tensor *const *in, const mg_attrs *attrs, mg_tensor *out) {
+  record *r = calloc(1, sizeof *r + 2 * (size_t)nin * sizeof(mg_tensor *));
+  if (!r) return NULL;
+  r->op = op;
+  r->nin = nin;
+  r->ids = (mg_tensor **)(r + 1);
+  r->vals = r->ids + nin;
+  r->refs = 0;
+  if (attrs && op < MG_OP_COUNT && mg_op_info(op)->nattrs) {
+    r->attrs = malloc(sizeof *attrs);
+    if (!r->attrs) {
+      free(r);
+      return NULL;
+    }
+    *r->attrs = *attrs;
+  }
+  for (int i = 0; i < nin; i++) {
+    r->ids[i] = mg_identity(in[i]);
+    mg_tensor_retain(r->ids[i]);
+    if (in[i]->flags & MG_TF_VARIABLE) {
+      if (mg_variable_read(in[i], &r->vals[i])) {
+        r->vals[i] = in[i];   /* out of memory: fall back to the live value */
+        mg_tensor_retain(in[i]);
+      }
+    } else {
+      r->vals[i] = in[i];
+      mg_tensor_retain(in[i]);
+    }
+  }
+  r->out = out;
+  mg_tensor_retain(out);
+  return r;
+}
+
+/* Appends r to the tape and tracks its output; 0 (nothing pushed) when out of memory. */
+static int tape_push(mg_tape *t, record *r) {
+  if (t->nrecs == t->cap_recs) {
+    size_t cap = t->cap_recs ? t->cap_recs * 2 : 64;
+    record **recs = realloc(t->recs, cap * sizeof *recs);
+    if (!recs) return 0;
+    t->recs = recs;
+    t->cap_recs = cap;
+  }
+  if (!map_put(&t->tracked, r->out, (void *)1)) return 0;
+  t->recs[t->nrecs++] = r;
+  r->refs++;
+  return 1;
+}
+
+/* Tracks x, holding a reference through an input-less record. */
+static int tape_hold(mg_tape *t, mg_tensor *x) {
+  if (map_get(&t->tracked, x)) return 1;
+  record *r = record_new(MG_OP_COUNT, 0, NULL, NULL, x);
+  if (r && tape_push(t, r)) return 1;
+  if (r) {
+    r->refs = 1;
+    record_release(r);
+  }
+  return 0;
+}
+
+/* Does tape t track any input (watching accessed trainable variables first)? */
+static int tape_takes(mg_tape *t, mg_tensor *const *in, int nin) {
+  int any = 0;
+  for (int i = 0; i < nin; i++) {
+    mg_tensor *id = mg_identity(in[i]);
+    if (t->watch_vars && (id->flags & MG_TF_TRAINABLE)) tape_hold(t, id);
+    if (map_get(&t->tracked, id)) any = 1;
+  }
+  return any;
+}
+
+static mg_status record_on_tapes(mg_ctx *ctx, mg_op op, mg_tensor *const *in, int nin,
+                                 const mg_attrs *attrs, mg_tensor *out, mg_backward_fn custom,
+                                 void *ud, void (*free_ud)(void *)) {
+  record *r = NULL;
+  mg_status st = MG_OK;
+  for (int k = 0; k < ctx->ntapes; k++) {
+    mg_tape *t = ctx->tapes[k];
+    if (!t->recording || !tape_takes(t, in, nin)) continue;
+    if (!r) {
+      r = record_new(op, nin, in, attrs, out);
+      if (!r) {
+        st = mg_seterror(MG_ENOMEM, "tape: out of memory recording %s", op < MG_OP_COUNT ? mg_op_info(op)->name : "custom_gradient");
+        break;
+      }
+      r->custom = custom;
+      r->ud = ud;
+      r->free_ud = free_ud;
+      free_ud = NULL;   /* the record owns ud now */
+    }
+    if (!tape_push(t, r)) {
+      st = mg_seterror(MG_ENOMEM, "tape: out of memory");
+      break;
+    }
+  }
+  if (r && r->refs == 0) {
+    r->refs = 1;
+    record_release(r);
+  }
+  if (free_ud) free_ud(ud);
+  return st;
+}
+
+mg_status mg_tape_record_op(mg_ctx *ctx, mg_op op, mg_tensor *const *in, int nin,
+                            const mg_attrs *attrs, mg_tensor *out) {
+  const mg_opinfo *info = mg_op_info(op);
+  if ((info->flags & MG_NOGRAD) || !mg_dtype_is_float((mg_dtype)out->dtype)) return MG_OK;
+  return record_on_tapes(ctx, op, in, nin, attrs, out, NULL, NULL, NULL);
+}
+
+mg_status mg_tape_record_custom(mg_ctx *ctx, int nin, mg_tensor *const *inputs, mg_tensor *output,
+                                mg_backward_fn fn, void *ud, void (*free_ud)(void *)) {
+  if (!ctx->ntapes || ctx->paused) {
+    if (free_ud) free_ud(ud);
+    return MG_OK;
+  }
+  return record_on_tapes(ctx, MG_OP_COUNT, inputs, nin, NULL, output, fn, ud, free_ud);
+}
+
+/* ---- the tape object ------------------------------------------------------------ */
+
+mg_tape *mg_tape_new(mg_ctx *ctx, int persistent, int watch_accessed_variables) {
+  mg_tape *t = calloc(1, sizeof *t);
+  if (!t) {
+    mg_seterror(MG_ENOMEM, "GradientTape: out of memory");
+    return NULL;
+  }
+  t->ctx = ctx;
+  t->persistent = persistent;
+  t->watch_vars = watch_accessed_variables;
+  return t;
+}
+
+static void tape_clear(mg_tape *t) {
+  for (size_t i = 0; i < t->nrecs; i++) record_release(t->recs[i]);
+  free(t->recs);
+  t->recs = NULL;
+  t->nrecs = t->cap_recs = 0;
+  map_free(&t->tracked);
+}
+
+void mg_tape_free(mg_tape *t) {
+  if (!t) return;
+  mg_tape_stop(t);
+  tape_clear(t);
+  free(t);
+}
+
+mg_status mg_tape_start(mg_tape *t) {
+  mg_ctx *ctx = t->ctx;
+  if (t->recording) return MG_OK;
+  if (t->used && !t->persistent)
+    return mg_seterror(MG_ESTATE, "GradientTape: this non-persistent tape was used by gradient(); make a new one");
+  if (ctx->ntapes == ctx->cap_tapes) {
+    int cap = ctx->cap_tapes ? ctx->cap_tapes * 2 : 4;
+    mg_tape **tapes = realloc(ctx->tapes, (size_t)cap * sizeof *tapes);
+    if (!tapes) return mg_seterror(MG_ENOMEM, "GradientTape: out of memory");
+    ctx->tapes = tapes;
+    ctx->cap_tapes = cap;
+  }
+  ctx->tapes[ctx->ntapes++] = t;
+  t->recording = 1;
+  return MG_OK;
+}
+
+void mg_tape_stop(mg_tape *t) {
+  mg_ctx *ctx = t->ctx;
+  if (!t->recording) return;
+  for (int k = 0; k < ctx->ntapes; k++)
+    if (ctx->tapes[k] == t) {
+      memmove(&ctx->tapes[k], &ctx->tapes[k + 1], (size_t)(ctx->ntapes - k - 1) * sizeof *ctx->tapes);
+      ctx->ntapes--;
+      break;
+    }
+  if (ctx->ntapes == 0) {  /* nothing records: give the array back */
+    free(ctx->tapes);
+    ctx->tapes = NULL;
+    ctx->cap_tapes = 0;
+  }
+  t->recording = 0;
+}
+
+int mg_tape_recording(const mg_tape *t) { return t->recording; }
+
+int mg_tape_set_persistent(mg_tape *t, int persistent) {
+  int old = t->persistent;
+  t->persistent = persistent;
+  return old;
+}
+
+mg_status mg_tape_watch(mg_tape *t, mg_tensor *x) {
+  if (!x) return mg_seterror(MG_EARG, "watch: nothing to watch (nil)");
+  if (!mg_dtype_is_float((mg_dtype)x->dtype))
+    return mg_seterror(MG_EDTYPE, "watch: only float tensors have gradients; got %s (cast it first)",
+                       mg_dtype_name((mg_dtype)x->dtype));
+  if (t->used && !t->persistent)
+    return mg_seterror(MG_ESTATE, "watch: this non-persistent tape was used by gradient()");
+  if (!tape_hold(t, mg_identity(x))) return mg_seterror(MG_ENOMEM, "watch: out of memory");
+  return MG_OK;
+}
+
+void mg_ctx_pause_tapes(mg_ctx *ctx, int pause) { ctx->paused += pause ? 1 : -1; }
+
+/* ---- the backward pass -------------------------------------------------------------- */
+
+/* Turns a rule's gradient into one shaped and typed like the input value:
+ * sums broadcast dimensions away and casts back. Steals g. */
+static mg_status fit_to_input(mg_ctx *ctx, mg_tensor *g, const mg_tensor *x, mg_tensor **out) {
+  mg_status st = MG_OK;
+  int base = ctx->index_base;
+  if (g->ndim != x->ndim || memcmp(g->shape, x->shape, (size_t)x->ndim * sizeof(int64_t))) {
+    mg_attrs a = {.set = 3u};
+    int lead = g->ndim - x->ndim, n = 0;
+    for (int d = 0; d < g->ndim; d++)
+      if (d < lead || (x->shape[d - lead] == 1 && g->shape[d] != 1)) a.v[0].i[n++] = d + base;
+    a.v[0].n = n;
+    a.v[1].n = 1;
+    a.v[1].i[0] = 1;  /* keepdims, then reshape to drop the leading axes */
+    mg_tensor *s = g, *r;
+    if (n) {
+      st = mg_apply(ctx, MG_OP_SUM, &g, 1, &a, &s);
+      mg_tensor_release(g);
+      if (st) return st;
+    }
+    mg_attrs ra = {.set = 1u};
+    ra.v[0].n = x->ndim;
+    memcpy(ra.v[0].i, x->shape, (size_t)x->ndim * sizeof(int64_t));
+    st = mg_apply(ctx, MG_OP_RESHAPE, &s, 1, &ra, &r);
+    mg_tensor_release(s);
+    if (st) return st;
+    g = r;
+  }
+  if (g->dtype != x->dtype) {
+    mg_attrs a = {.set = 1u};
+    a.v[0].n = 1;
+    a.v[0].i[0] = x->dtype;
+    mg_tensor *c;
+    st = mg_apply(ctx, MG_OP_CAST, &g, 1, &a, &c);
+    mg_tensor_release(g);
+    if (st) return st;
+    g = c;
+  }
+  *out = g;
+  return MG_OK;
+}
+
+/* grads[key] += g (steals g). */
+static mg_status accumulate(mg_ctx *ctx, ptrmap *grads, const mg_tensor *key, mg_tensor *g) {
+  mg_tensor *old = map_get(grads, key);
+  if (old) {
+    mg_tensor *in[2] = {old, g}, *sum;
+    mg_status st = mg_apply(ctx, MG_OP_ADD, in, 2, NULL, &sum);
+    mg_tensor_release(g);
+    if (st) return st;
+    mg_tensor_release(old);
+    g = sum;
+  }
+  if (!map_put(grads, key, g)) {
+    mg_tensor_release(g);
+    return mg_seterror(MG_ENOMEM, "gradient: out of memory");
+  }
+  return MG_OK;
+}
+
+static mg_status ones_like(mg_ctx *ctx, const mg_tensor *x, mg_tensor **out) {
+  mg_attrs a = {.set = 7u};
+  a.v[0].n = x->ndim;
+  memcpy(a.v[0].i, x->shape, (size_t)x->ndim * sizeof(int64_t));
+  a.v[1].n = 1;
+  a.v[1].f = 1.0;
+  a.v[2].n = 1;
+  a.v[2].i[0] = x->dtype;
+  return mg_apply(ctx, MG_OP_FULL, NULL, 0, &a, out);
+}
+
+static mg_status run_rule(mg_ctx *ctx, record *r, mg_tensor *gout, const unsigned char *need, mg_tensor **gin) {
+  for (int i = 0; i < r->nin; i++) gin[i] = NULL;
+  if (r->custom) return r->custom(r->ud, gout, r->nin, gin);
+  mg_attrs a;
+  if (r->attrs) a = *r->attrs;
+  else a.set = 0;
+  mg_attrs_defaults(r->op, &a);
+  mg_grad_call g = {ctx, r->op, mg_op_info(r->op), r->nin, r->vals, r->out, &a, gout, need, gin};
+  return mg_op_grad(r->op)(&g);
+}
+
+/* Walks the records backward from the seeded gradients. */
+static mg_status backward(mg_tape *t, ptrmap *relevant, ptrmap *grads) {
+  mg_status st = MG_OK;
+  mg_ctx *ctx = t->ctx;
+  for (size_t k = t->nrecs; k-- > 0 && !st;) {
+    record *r = t->recs[k];
+    if (!r->nin || !map_get(relevant, r)) continue;
+    mg_tensor *gout = map_get(grads, r->out);
+    if (!gout) continue;
+    unsigned char need_small[8], *need = r->nin <= 8 ? need_small : malloc((size_t)r->nin);
+    mg_tensor *gin_small[8], **gin = r->nin <= 8 ? gin_small : malloc((size_t)r->nin * sizeof *gin);
+    if (!need || !gin) {
+      st = mg_seterror(MG_ENOMEM, "gradient: out of memory");
+    } else {
+      int any = 0;
+      for (int i = 0; i < r->nin; i++) any |= need[i] = map_get(relevant, r->ids[i]) != NULL &&
+                                                      mg_dtype_is_float((mg_dtype)r->ids[i]->dtype);
+      if (any) st = run_rule(ctx, r, gout, need, gin);
+      for (int i = 0; any && i < r->nin; i++) {
+        if (!gin[i]) continue;
+        mg_tensor *fit;
+        if (st || !need[i]) {
+          mg_tensor_release(gin[i]);
+          continue;
+        }
+        if (!(st = fit_to_input(ctx, gin[i], r->vals[i], &fit))) st = accumulate(ctx, grads, r->ids[i], fit);
+      }
+    }
+    if (need != need_small) free(need);
+    if (gin != gin_small) free(gin);
+  }
+  return st;
+}
+
+mg_status mg_tape_gradient(mg_tape *t, int ntargets, mg_tensor *const *targets,
+                           mg_tensor *const *output_grads, int nsources, mg_tensor *const *sources,
+                           int unconnected_zero, mg_tensor **grads_out) {
+  mg_ctx *ctx = t->ctx;
+  mg_status st = MG_OK;
+  if (t->used && !t->persistent)
+    return mg_seterror(MG_ESTATE, "gradient: a non-persistent GradientTape can compute gradients only once "
+                                  "(its records are released); use GradientTape{persistent=true}");
+  for (int i = 0; i < nsources; i++) {
+    grads_out[i] = NULL;
+    if (!mg_dtype_is_float((mg_dtype)sources[i]->dtype))
+      return mg_seterror(MG_EDTYPE, "gradient: source %d has dtype %s; only float tensors have gradients",
+                         i + 1, mg_dtype_name((mg_dtype)sources[i]->dtype));
+  }
+  /* forward marking: which records (and tensors) depend on a source */
+  ptrmap relevant = {0}, grads = {0};
+  for (int i = 0; i < nsources; i++) map_put(&relevant, mg_identity(sources[i]), (void *)1);
+  for (size_t k = 0; k < t->nrecs; k++) {
+    record *r = t->recs[k];
+    for (int i = 0; i < r->nin; i++)
+      if (map_get(&relevant, r->ids[i])) {
+        map_put(&relevant, r, (void *)1);
+        map_put(&relevant, r->out, (void *)1);
+        break;
+      }
+  }
+  int was_recording = t->recording;
+  if (was_recording) mg_tape_stop(t);  /* the backward pass is not recorded on this tape */
+  for (int i = 0; i < ntargets && !st; i++) {
+    mg_tensor *seed;
+    if (!mg_dtype_is_float((mg_dtype)targets[i]->dtype)) continue;  /* no gradient flows from ints */
+    if (output_grads && output_grads[i]) {
+      seed = output_grads[i];
+      mg_tensor_retain(seed);
+    } else if ((st = ones_like(ctx, targets[i], &seed))) {
+      break;
+    }
+    st = accumulate(ctx, &grads, mg_identity(targets[i]), seed);
+  }
+  if (!st) st = backward(t, &relevant, &grads);
+  for (int i = 0; i < nsources && !st; i++) {
+    mg_tensor *g = map_get(&grads, mg_identity(sources[i]));
+    if (g) {
+      mg_tensor_retain(g);
+      grads_out[i] = g;
+    } else if (unconnected_zero) {
+      mg_attrs a = {.set = 7u};
+      a.v[0].n = sources[i]->ndim;
+      memcpy(a.v[0].i, sources[i]->shape, (size_t)sources[i]->ndim * sizeof(int64_t));
+      a.v[1].n = 1;
+      a.v[1].f = 0.0;
+      a.v[2].n = 1;
+      a.v[2].i[0] = sources[i]->dtype;
+      st = mg_apply(ctx, MG_OP_FULL, NULL, 0, &a, &grads_out[i]);
+    }
+  }
+  for (size_t i = 0; i < grads.cap; i++)
+    if (grads.keys[i]) mg_tensor_release(grads.vals[i]);
+  map_free(&grads);
+  map_free(&relevant);
+  if (st)
+    for (int i = 0; i < nsources; i++) {
+      mg_tensor_release(grads_out[i]);
+      grads_out[i] = NULL;
+    }
+  if (was_recording && !(st == MG_OK && !t->persistent)) mg_tape_start(t);
+  if (!t->persistent) {  /* a one-shot tape releases its records now */
+    t->used = 1;
+    tape_clear(t);
+  }
+  return st;
+}

@@ -1,0 +1,68 @@
+/*
+ * variable.c — Variables: tensors whose value can be replaced.
+ *
+ * A Variable is an ordinary mg_tensor with MG_TF_VARIABLE set, so every op
+ * takes it as an input unchanged. Assigning writes in place when the storage
+ * is held by nobody else; when a tape snapshot (or any view) still holds the
+ * old value, the variable gets a fresh buffer instead (copy-on-write), so
+ * recorded values never change under a gradient computation.
+ */
+#include "internal.h"
+
+mg_status mg_variable_new(mg_ctx *ctx, const mg_tensor *init, int trainable, mg_tensor **out) {
+  if (!init->storage) return mg_seterror(MG_ESTATE, "Variable: the initial value was freed");
+  mg_tensor *v;
+  mg_status st = mg_tensor_empty((mg_dtype)init->dtype, init->ndim, init->shape, &v);
+  if (st) return st;
+  if ((st = mg_copy_into(v, init))) {
+    mg_tensor_release(v);
+    return st;
+  }
+  (void)ctx;
+  v->flags |= MG_TF_VARIABLE | (trainable ? MG_TF_TRAINABLE : 0);
+  *out = v;
+  return MG_OK;
+}
+
+int mg_tensor_is_variable(const mg_tensor *t) { return (t->flags & MG_TF_VARIABLE) != 0; }
+int mg_variable_trainable(const mg_tensor *t) { return (t->flags & MG_TF_TRAINABLE) != 0; }
+
+mg_status mg_variable_assign(mg_ctx *ctx, mg_tensor *var, const mg_tensor *value) {
+  char a[MG_SHAPE_BUF], b[MG_SHAPE_BUF];
+  (void)ctx;
+  if (!(var->flags & MG_TF_VARIABLE)) return mg_seterror(MG_EARG, "assign: the target is not a Variable");
+  if (!var->storage || !value->storage) return mg_seterror(MG_ESTATE, "assign: a tensor was freed");
+  if (value->ndim != var->ndim || memcmp(value->shape, var->shape, (size_t)var->ndim * sizeof(int64_t)))
+    return mg_seterror(MG_ESHAPE, "assign: a value of shape %s does not fit a Variable of shape %s",
+                       mg_shape_str(value->ndim, value->shape, a, sizeof a),
+                       mg_shape_str(var->ndim, var->shape, b, sizeof b));
+  if (atomic_load(&var->storage->refs) > 1) {  /* someone holds the old value: copy on write */
+    mg_tensor *fresh = mg_tensor_header((mg_dtype)var->dtype, var->ndim, var->shape);
+    if (!fresh) return mg_seterror(MG_ENOMEM, "assign: out of memory");
+    mg_status st = mg_tensor_alloc_storage(fresh);
+    if (!st) st = mg_copy_into(fresh, value);
+    if (st) {
+      mg_tensor_release(fresh);
+      return st;
+    }
+    mg_storage *old = var->storage;  /* swap buffers: var takes fresh's, fresh dies with the old one */
+    var->storage = fresh->storage;
+    var->offset = 0;
+    mg_contiguous_strides(var->ndim, var->shape, var->strides);
+    fresh->storage = old;
+    mg_tensor_release(fresh);
+    return MG_OK;
+  }
+  return mg_copy_into(var, value);
+}
+
+mg_status mg_variable_read(mg_tensor *var, mg_tensor **out) {
+  if (!var->storage) return mg_seterror(MG_ESTATE, "read: the Variable was freed");
+  mg_tensor *t = mg_tensor_header((mg_dtype)var->dtype, var->ndim, var->shape);
+  if (!t) return mg_seterror(MG_ENOMEM, "read: out of memory");
+  mg_view_of(t, var, var->strides, var->offset);
+  t->snapshot_of = mg_identity(var);
+  mg_tensor_retain(t->snapshot_of);
+  *out = t;
+  return MG_OK;
+}

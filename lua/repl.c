@@ -1,0 +1,508 @@
+/*
+ * repl.c — the interactive prompt of the `moongrad` program.
+ *
+ * It reads like lua.c 5.4: a line is first tried as "return <line>" (so an
+ * expression prints its values, tensors through their __tostring), else as a
+ * statement; while the compiler says the statement is incomplete (its error
+ * ends in "<eof>") more lines are read with the ">>" prompt (_PROMPT and
+ * _PROMPT2 override the prompts). Errors print their message and traceback
+ * and the loop goes on.
+ *
+ * On a terminal, lines come from GNU readline in callback mode: that lets a
+ * plain select() loop see Ctrl-C (our SIGINT handler only sets a flag) and
+ * drop the line being typed, like Python's prompt, instead of killing the
+ * process; Ctrl-C while a statement runs is main.c's business (mgP_docall).
+ * History persists in ~/.moongrad_history (MOONGRAD_HISTORY overrides; a
+ * history file that cannot be written is ignored). Tab completes globals,
+ * keywords and `a.b.` / `obj:` fields: the expression before the cursor is
+ * walked through raw fields, metatables' __index tables and the `__methods`
+ * table the tensor metatable carries; no Lua code runs while completing.
+ * When stdin is not a terminal, lines are read plainly and no prompt is
+ * written, so piped output stays clean.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "repl.h"
+
+#define REPL_PROMPT "> "
+#define REPL_PROMPT2 ">> "
+#define REPL_HISTMAX 1000
+#define REPL_EOFMARK "<eof>"
+#define REPL_DEPTH 16            /* __index chains followed when completing */
+
+enum { REPL_EOF = 0, REPL_LINE = 1, REPL_CANCEL = 2 };   /* repl_read results */
+enum { REPL_STOP = -1, REPL_CANCELLED = -2 };           /* repl_loadline beyond lua statuses */
+
+static int repl_tty;                         /* stdin is a terminal: use readline */
+static char repl_histfile[PATH_MAX];         /* "" = no history file */
+static lua_State *repl_L;                    /* for the completion callback */
+
+/* ---- reading lines --------------------------------------------------------------- */
+
+static volatile sig_atomic_t repl_sigint;
+static char *repl_rlline;
+static int repl_rldone;
+
+static void repl_onsigint(int sig) {
+  (void)sig;
+  repl_sigint = 1;
+}
+
+static void repl_online(char *line) {
+  repl_rlline = line;
+  repl_rldone = 1;
+  rl_callback_handler_remove();
+}
+
+/* One line from readline. Ctrl-C drops the line and returns REPL_CANCEL. */
+static int repl_rlread(const char *prompt, char **out) {
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = repl_onsigint;             /* no SA_RESTART: select must see EINTR */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old);
+  repl_sigint = 0;
+  repl_rldone = 0;
+  repl_rlline = NULL;
+  rl_callback_handler_install(prompt, repl_online);
+  while (!repl_rldone && !repl_sigint) {
+    fd_set fds;
+    FD_ZERO(&fds);
+    FD_SET(STDIN_FILENO, &fds);
+    int r = select(STDIN_FILENO + 1, &fds, NULL, NULL, NULL);
+    if (r < 0 && errno != EINTR) break;     /* stdin is gone: like end of input */
+    if (r > 0) rl_callback_read_char();
+  }
+  int result = REPL_EOF;
+  if (repl_rldone) {
+    *out = repl_rlline;
+    result = repl_rlline ? REPL_LINE : REPL_EOF;
+  } else {
+    if (repl_sigint) {
+      rl_free_line_state();
+      rl_callback_sigcleanup();
+      result = REPL_CANCEL;
+    }
+    rl_callback_handler_remove();
+    if (repl_sigint) fputs("^C\n", stdout);
+  }
+  sigaction(SIGINT, &old, NULL);
+  return result;
+}
+
+static int repl_read(const char *prompt, char **out) {
+  if (repl_tty) return repl_rlread(prompt, out);
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n = getline(&line, &cap, stdin);
+  if (n < 0) {
+    free(line);
+    return REPL_EOF;
+  }
+  if (n > 0 && line[n - 1] == '\n') line[n - 1] = '\0';
+  *out = line;
+  return REPL_LINE;
+}
+
+/* Reads a line and pushes it; returns a repl_read result (pushes only lines). */
+static int repl_pushline(lua_State *L, int first) {
+  char prompt[128];
+  const char *p = first ? REPL_PROMPT : REPL_PROMPT2;
+  lua_getglobal(L, first ? "_PROMPT" : "_PROMPT2");
+  if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) p = lua_tostring(L, -1);
+  snprintf(prompt, sizeof prompt, "%s", p);
+  lua_pop(L, 1);
+  fflush(stdout);
+  char *line = NULL;
+  int r = repl_read(prompt, &line);
+  if (r == REPL_LINE) {
+    lua_pushstring(L, line);
+    free(line);
+  }
+  return r;
+}
+
+/* ---- history ------------------------------------------------------------------------ */
+
+static void repl_history_open(void) {
+  const char *path = getenv("MOONGRAD_HISTORY"), *home = getenv("HOME");
+  if (path && *path) snprintf(repl_histfile, sizeof repl_histfile, "%s", path);
+  else if (home && *home) snprintf(repl_histfile, sizeof repl_histfile, "%s/.moongrad_history", home);
+  using_history();
+  stifle_history(REPL_HISTMAX);
+  if (repl_histfile[0]) read_history(repl_histfile);
+}
+
+/* Adds a statement (all its lines) to the history and to the file now, so
+ * os.exit() or a killed terminal loses nothing. Repeats are not stored. */
+static void repl_history_add(const char *line) {
+  if (!repl_tty || line[strspn(line, " \t\n")] == '\0') return;
+  HIST_ENTRY *last = history_length ? history_get(history_base + history_length - 1) : NULL;
+  if (last && strcmp(last->line, line) == 0) return;
+  add_history(line);
+  if (repl_histfile[0] && append_history(1, repl_histfile) != 0)
+    write_history(repl_histfile);             /* no file yet: append cannot create one */
+}
+
+static void repl_history_close(void) {
+  if (repl_histfile[0]) history_truncate_file(repl_histfile, REPL_HISTMAX);
+}
+
+/* ---- compiling a statement ---------------------------------------------------------- */
+
+/* A syntax error at <eof>: the statement goes on on the next line. */
+static int repl_incomplete(lua_State *L, int status) {
+  size_t len, n = sizeof REPL_EOFMARK - 1;
+  if (status != LUA_ERRSYNTAX) return 0;
+  const char *msg = lua_tolstring(L, -1, &len);
+  return msg && len >= n && strcmp(msg + len - n, REPL_EOFMARK) == 0;
+}
+
+/* Tries "return <line>" (line on the top); on success leaves the function
+ * above the line. */
+static int repl_addreturn(lua_State *L) {
+  const char *line = lua_tostring(L, -1);
+  const char *retline = lua_pushfstring(L, "return %s;", line);
+  int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
+  if (status == LUA_OK) {
+    repl_history_add(line);
+    lua_remove(L, -2);                        /* the "return" text */
+  } else {
+    lua_pop(L, 2);
+  }
+  return status;
+}
+
+/* Compiles the text on the top as a statement, reading more lines while it
+ * is incomplete. Leaves the text and, above it, the function or the error. */
+static int repl_multiline(lua_State *L) {
+  for (;;) {
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    int status = luaL_loadbuffer(L, text, len, "=stdin");
+    if (!repl_incomplete(L, status)) {
+      repl_history_add(text);
+      return status;
+    }
+    lua_pop(L, 1);                            /* the "<eof>" message */
+    int r = repl_pushline(L, 0);
+    if (r == REPL_CANCEL) return REPL_CANCELLED;
+    if (r == REPL_EOF) {                      /* input ended mid-statement: say so */
+      luaL_loadbuffer(L, text, len, "=stdin");
+      return status;
+    }
+    lua_pushliteral(L, "\n");
+    lua_insert(L, -2);
+    lua_concat(L, 3);
+  }
+}
+
+/* Reads and compiles one statement: leaves the function (or the error
+ * message) on the top. REPL_STOP at end of input, REPL_CANCELLED on Ctrl-C. */
+static int repl_loadline(lua_State *L) {
+  int r = repl_pushline(L, 1);
+  if (r != REPL_LINE) return r == REPL_CANCEL ? REPL_CANCELLED : REPL_STOP;
+  int status = repl_addreturn(L);
+  if (status != LUA_OK) status = repl_multiline(L);
+  if (status != REPL_CANCELLED) lua_remove(L, -2);   /* the line */
+  return status;
+}
+
+/* ---- the loop ------------------------------------------------------------------------- */
+
+static void repl_report(lua_State *L, int status) {
+  if (status == LUA_OK) return;
+  const char *msg = lua_tostring(L, -1);
+  if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
+  fprintf(stderr, "%s\n", msg);
+  fflush(stderr);
+}
+
+/* Prints the values above `base` with the global print. */
+static void repl_print(lua_State *L, int base) {
+  int n = lua_gettop(L) - base;
+  if (n <= 0) return;
+  luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+  lua_getglobal(L, "print");
+  lua_insert(L, base + 1);
+  if (lua_pcall(L, n, 0, 0) != LUA_OK) {
+    fprintf(stderr, "error calling 'print' (%s)\n", lua_tostring(L, -1));
+    fflush(stderr);
+  }
+}
+
+static void repl_rlsetup(void);
+
+void mgP_repl(lua_State *L) {
+  int base = lua_gettop(L);
+  repl_L = L;
+  repl_tty = isatty(STDIN_FILENO);
+  if (repl_tty) {
+    repl_rlsetup();
+    repl_history_open();
+    printf("Type help() for an introduction; Ctrl-D exits.\n");
+  }
+  for (;;) {
+    lua_settop(L, base);
+    int status = repl_loadline(L);
+    if (status == REPL_STOP) break;
+    if (status == REPL_CANCELLED) continue;
+    if (status == LUA_OK) status = mgP_docall(L, 0, LUA_MULTRET);
+    if (status == LUA_OK) repl_print(L, base);
+    else repl_report(L, status);
+    fflush(stdout);
+  }
+  lua_settop(L, base);
+  if (repl_tty) {
+    repl_history_close();
+    fputs("\n", stdout);
+  }
+  fflush(stdout);
+}
+
+/* ---- completion ------------------------------------------------------------------------- */
+
+static const char *const repl_keywords[] = {
+    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
+    "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while", NULL};
+
+static int repl_isident(const char *s, size_t n) {
+  if (n == 0 || (s[0] >= '0' && s[0] <= '9')) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!(s[i] == '_' || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+          (s[i] >= '0' && s[i] <= '9')))
+      return 0;
+  return 1;
+}
+
+/* Pushes field `name` of the value at idx, looking through raw fields,
+ * metatables' __methods tables and __index tables only; nil if not found. */
+static void repl_field(lua_State *L, int idx, const char *name, size_t len) {
+  int top = lua_gettop(L), found = 0;
+  lua_pushvalue(L, idx);
+  for (int depth = 0; depth < REPL_DEPTH && !found; depth++) {
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushlstring(L, name, len);
+      if (lua_rawget(L, -2) != LUA_TNIL) {
+        found = 1;
+        break;
+      }
+      lua_pop(L, 1);
+    }
+    if (!lua_getmetatable(L, -1)) break;
+    lua_pushliteral(L, "__methods");
+    if (lua_rawget(L, -2) == LUA_TTABLE) {
+      lua_pushlstring(L, name, len);
+      if (lua_rawget(L, -2) != LUA_TNIL) {
+        found = 1;
+        break;
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    lua_pushliteral(L, "__index");
+    if (lua_rawget(L, -2) != LUA_TTABLE) break;
+    lua_replace(L, -3);                       /* the __index table is the next object */
+    lua_pop(L, 1);
+  }
+  if (!found) lua_pushnil(L);
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+}
+
+/* Adds prefix..key to the set at `set` for each identifier key of the table
+ * at idx starting with `part` (only functions when `methods`). */
+static void repl_addkeys(lua_State *L, int set, int idx, const char *prefix, const char *part, int methods) {
+  size_t plen = strlen(part);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    size_t klen;
+    if (lua_type(L, -2) == LUA_TSTRING && (!methods || lua_type(L, -1) == LUA_TFUNCTION)) {
+      const char *k = lua_tolstring(L, -2, &klen);
+      if (klen >= plen && memcmp(k, part, plen) == 0 && repl_isident(k, klen)) {
+        lua_pushfstring(L, "%s%s", prefix, k);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, set);
+      }
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* The candidates from the value at idx, its __methods and its __index tables. */
+static void repl_addall(lua_State *L, int set, int idx, const char *prefix, const char *part, int methods) {
+  lua_pushvalue(L, idx);
+  for (int depth = 0; depth < REPL_DEPTH; depth++) {
+    int obj = lua_gettop(L);
+    if (lua_type(L, obj) == LUA_TTABLE) repl_addkeys(L, set, obj, prefix, part, methods);
+    if (!lua_getmetatable(L, obj)) break;
+    lua_pushliteral(L, "__methods");
+    if (lua_rawget(L, -2) == LUA_TTABLE) repl_addkeys(L, set, lua_gettop(L), prefix, part, methods);
+    lua_pop(L, 1);
+    lua_pushliteral(L, "__index");
+    if (lua_rawget(L, -2) != LUA_TTABLE) break;
+    lua_replace(L, obj);
+    lua_settop(L, obj);
+  }
+}
+
+/* repl_gather(text): a set {candidate = true} of completions of text, the
+ * word before the cursor ("mg.mat", "t:su", "pri"). Run in protected mode. */
+static int repl_gather(lua_State *L) {
+  size_t tlen;
+  const char *text = luaL_checklstring(L, 1, &tlen);
+  lua_newtable(L);
+  int set = lua_gettop(L);
+  const char *sep = NULL;
+  for (const char *c = text; *c; c++)
+    if (*c == '.' || *c == ':') sep = c;
+  lua_pushglobaltable(L);
+  if (sep == NULL) {
+    repl_addall(L, set, lua_gettop(L), "", text, 0);
+    for (int i = 0; repl_keywords[i]; i++)
+      if (strncmp(repl_keywords[i], text, tlen) == 0) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, set, repl_keywords[i]);
+      }
+    lua_settop(L, set);
+    return 1;
+  }
+  for (const char *s = text; s < sep;) {      /* walk a.b.c up to the last separator */
+    size_t n = strcspn(s, ".:");
+    if (!repl_isident(s, n) || (s[n] == ':' && s + n != sep)) {
+      lua_settop(L, set);
+      return 1;
+    }
+    repl_field(L, -1, s, n);
+    lua_remove(L, -2);
+    s += n + 1;
+  }
+  lua_pushlstring(L, text, (size_t)(sep - text) + 1);
+  if (!lua_isnil(L, -2)) repl_addall(L, set, lua_gettop(L) - 1, lua_tostring(L, -1), sep + 1, *sep == ':');
+  lua_settop(L, set);
+  return 1;
+}
+
+static char **repl_matches;
+static size_t repl_nmatches;
+
+static void repl_free_matches(void) {
+  for (size_t i = 0; i < repl_nmatches; i++) free(repl_matches[i]);
+  free(repl_matches);
+  repl_matches = NULL;
+  repl_nmatches = 0;
+}
+
+/* Fills repl_matches from repl_gather's set. */
+static void repl_collect(const char *text) {
+  lua_State *L = repl_L;
+  int top = lua_gettop(L);
+  repl_free_matches();
+  if (!lua_checkstack(L, 40)) return;
+  lua_pushcfunction(L, repl_gather);
+  lua_pushstring(L, text);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      n++;
+      lua_pop(L, 1);
+    }
+    repl_matches = n ? calloc(n, sizeof *repl_matches) : NULL;
+    lua_pushnil(L);
+    while (repl_matches && lua_next(L, -2)) {
+      char *s = strdup(lua_tostring(L, -2));
+      if (s) repl_matches[repl_nmatches++] = s;
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, top);
+}
+
+static char *repl_generator(const char *text, int state) {
+  static size_t next;
+  (void)text;
+  if (state == 0) next = 0;
+  return next < repl_nmatches ? strdup(repl_matches[next++]) : NULL;
+}
+
+static char **repl_complete(const char *text, int start, int end) {
+  (void)start;
+  (void)end;
+  rl_attempted_completion_over = 1;           /* never fall back to file names */
+  rl_completion_append_character = '\0';      /* "mg.matmul", not "mg.matmul " */
+  repl_collect(text);
+  char **m = rl_completion_matches(text, repl_generator);
+  repl_free_matches();
+  return m;
+}
+
+static void repl_rlsetup(void) {
+  rl_readline_name = "moongrad";
+  rl_catch_signals = 0;                       /* Ctrl-C is ours (repl_rlread) */
+  rl_attempted_completion_function = repl_complete;
+  rl_completer_word_break_characters = " \t\n\"'`<>=;+-*/%^~#&|,{}()[]";
+}
+
+/* ---- help() --------------------------------------------------------------------------------- */
+
+static const char repl_intro[] =
+    "moongrad is Lua 5.4 with tensors and automatic differentiation; the library is `mg`.\n"
+    "  t = mg.tensor{{1, 2}, {3, 4}}    a tensor (Lua integers give int64, floats float32)\n"
+    "  mg.matmul(t, t), t:sum{axis=1}   every op is a function and a method; axes count from 1\n"
+    "  t[1], t:slice{{1, 2}, {}}        rows and inclusive slices, 1-based like Lua\n"
+    "  help(mg.matmul)                  the documentation of a function\n"
+    "  help(mg)                         every function in mg\n"
+    "Tab completes names (mg.<Tab>, t:<Tab>); Ctrl-C interrupts; Ctrl-D exits.\n";
+
+/* help(x): prints require("moongrad").help(x), trying mg[x] for a name. */
+static int repl_help(lua_State *L) {
+  if (lua_gettop(L) == 0) {
+    fputs(repl_intro, stdout);
+    fflush(stdout);
+    return 0;
+  }
+  lua_settop(L, 1);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "moongrad");
+  lua_call(L, 1, 1);                                        /* 2: mg */
+  for (int pass = 0; pass < 2; pass++) {
+    if (!lua_istable(L, 2)) break;
+    lua_getfield(L, 2, "help");
+    if (!lua_isfunction(L, -1)) break;
+    if (pass == 0) lua_pushvalue(L, 1);
+    else if (lua_type(L, 1) == LUA_TSTRING) lua_getfield(L, 2, lua_tostring(L, 1));
+    else break;
+    lua_call(L, 1, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      size_t n;
+      const char *doc = lua_tolstring(L, -1, &n);
+      fwrite(doc, 1, n, stdout);
+      if (n == 0 || doc[n - 1] != '\n') fputc('\n', stdout);
+      fflush(stdout);
+      return 0;
+    }
+    lua_settop(L, 2);
+  }
+  printf("no help for %s\n", luaL_tolstring(L, 1, NULL));
+  fflush(stdout);
+  return 0;
+}
+
+void mgP_openhelp(lua_State *L) {
+  lua_pushcfunction(L, repl_help);
+  lua_setglobal(L, "help");
+}

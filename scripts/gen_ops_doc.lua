@@ -1,0 +1,249 @@
+-- gen_ops_doc.lua — writes doc/ops.md from core/ops.def, the one op table.
+--
+--   lua5.4 scripts/gen_ops_doc.lua [ops.def] > doc/ops.md
+--
+-- Each MG_OP row gives the op's name, arity, flags, attribute schema and its
+-- help paragraph; the sections follow the table's "/* ---- name ---- */"
+-- comments. The tiny example of each op lives below in EXAMPLES (keyed by op
+-- name), since the table has no room for one: tests/doc/run.sh regenerates
+-- this file and diffs it with doc/ops.md (so the doc stays in sync with the
+-- table), runs every example and compares its output with the `-->` comments,
+-- and fails when an op has no example. Plain Lua, runs on lua5.4 and LuaJIT.
+
+local EXAMPLES = {
+  full = [=[print(mg.full({2, 2}, 7))                 --> tensor([[7, 7], [7, 7]], dtype=int64)]=],
+  arange = [=[print(mg.arange(1, 10, 3))                --> tensor([1, 4, 7], dtype=int64)]=],
+  linspace = [=[print(mg.linspace(0, 1, 5))               --> tensor([0.  , 0.25, 0.5 , 0.75, 1.  ], dtype=float32)]=],
+  eye = [=[print(mg.eye(2))                          --> tensor([[1., 0.], [0., 1.]], dtype=float32)]=],
+  uniform = [=[local u = mg.uniform({1000}, -1, 1, nil, 7)
+print(u:min():item() >= -1, u:max():item() < 1)   --> true	true]=],
+  normal = [=[local x = mg.normal({10000}, 5, 2, mg.float64, 7)
+print(math.abs(x:mean():item() - 5) < 0.1)  --> true]=],
+  truncated_normal = [=[local x = mg.truncated_normal({1000}, 0, 1, nil, 7)
+print(x:abs():max():item() <= 2)           --> true]=],
+  bernoulli = [=[local b = mg.bernoulli({1000}, 0.25, nil, 7)
+print(b.dtype, math.abs(b:mean():item() - 0.25) < 0.05)  --> float32	true]=],
+  randint = [=[local d = mg.randint({1000}, 1, 6, nil, 7)  -- dice
+print(d:min():item(), d:max():item())       --> 1	6]=],
+  neg = [=[print(mg.neg(mg.tensor{1, -2}))           --> tensor([-1,  2], dtype=int64)]=],
+  abs = [=[print(mg.abs(mg.tensor{-1.5, 2}))         --> tensor([1.5, 2. ], dtype=float32)]=],
+  sign = [=[print(mg.sign(mg.tensor{-3, 0, 2}))        --> tensor([-1,  0,  1], dtype=int64)]=],
+  exp = [=[print(mg.exp(mg.tensor{0, 1}))            --> tensor([1.      , 2.718282], dtype=float32)]=],
+  expm1 = [=[print(mg.expm1(mg.tensor{0.0}))           --> tensor([0.], dtype=float32)]=],
+  log = [=[print(mg.log(mg.tensor{1, 0}))            --> tensor([  0., -inf], dtype=float32)]=],
+  log1p = [=[print(mg.log1p(mg.tensor{0.0}))           --> tensor([0.], dtype=float32)]=],
+  sqrt = [=[print(mg.sqrt(mg.tensor{4, 9}))           --> tensor([2., 3.], dtype=float32)]=],
+  rsqrt = [=[print(mg.rsqrt(mg.tensor{4, 16}))         --> tensor([0.5 , 0.25], dtype=float32)]=],
+  square = [=[print(mg.square(mg.tensor{-3, 2}))        --> tensor([9, 4], dtype=int64)]=],
+  sin = [=[print(mg.sin(mg.tensor{0.0}))             --> tensor([0.], dtype=float32)]=],
+  cos = [=[print(mg.cos(mg.tensor{0.0}))             --> tensor([1.], dtype=float32)]=],
+  tanh = [=[print(mg.tanh(mg.tensor{0.0}))            --> tensor([0.], dtype=float32)]=],
+  sigmoid = [=[print(mg.sigmoid(mg.tensor{0.0}))         --> tensor([0.5], dtype=float32)]=],
+  relu = [=[print(mg.relu(mg.tensor{-1, 2}))          --> tensor([0, 2], dtype=int64)]=],
+  softplus = [=[print(mg.softplus(mg.tensor{0.0}):item() == math.log(2.0) or "close")  --> close]=],
+  erf = [=[print(mg.erf(mg.tensor{0.0}))             --> tensor([0.], dtype=float32)]=],
+  floor = [=[print(mg.floor(mg.tensor{-1.5, 1.5}))     --> tensor([-2.,  1.], dtype=float32)]=],
+  ceil = [=[print(mg.ceil(mg.tensor{-1.5, 1.5}))      --> tensor([-1.,  2.], dtype=float32)]=],
+  round = [=[print(mg.round(mg.tensor{0.5, 1.5, 2.5}))  --> tensor([0., 2., 2.], dtype=float32)]=],
+  logical_not = [=[print(mg.logical_not(mg.tensor{0, 3}))   --> tensor([ true, false], dtype=bool)]=],
+  cast = [=[print(mg.cast(mg.tensor{1.7, -1.7}, mg.int32))  --> tensor([ 1, -1], dtype=int32)]=],
+  add = [=[print(mg.add(mg.tensor{1, 2}, 10))        --> tensor([11, 12], dtype=int64)]=],
+  sub = [=[print(mg.tensor{{1}, {2}} - mg.tensor{10, 20})  --> tensor([[ -9, -19], [ -8, -18]], dtype=int64)]=],
+  mul = [=[print(mg.mul(mg.tensor{1, 2}, 0.5))       --> tensor([0.5, 1. ], dtype=float32)]=],
+  div = [=[print(mg.div(mg.tensor{1, 2}, 4))         --> tensor([0.25, 0.5 ], dtype=float32)]=],
+  floordiv = [=[print(mg.floordiv(mg.tensor{7, -7}, 2))  --> tensor([ 3, -4], dtype=int64)]=],
+  mod = [=[print(mg.mod(mg.tensor{7, -7}, 3))        --> tensor([1, 2], dtype=int64)]=],
+  pow = [=[print(mg.pow(mg.tensor{2, 3}, 2))         --> tensor([4, 9], dtype=int64)]=],
+  maximum = [=[print(mg.maximum(mg.tensor{1, 5}, 3))     --> tensor([3, 5], dtype=int64)]=],
+  minimum = [=[print(mg.minimum(mg.tensor{1, 5}, 3))     --> tensor([1, 3], dtype=int64)]=],
+  atan2 = [=[print(mg.atan2(mg.tensor{0.0}, 1))        --> tensor([0.], dtype=float32)]=],
+  equal = [=[print(mg.equal(mg.tensor{1, 2}, 2))       --> tensor([false,  true], dtype=bool)]=],
+  not_equal = [=[print(mg.not_equal(mg.tensor{1, 2}, 2))   --> tensor([ true, false], dtype=bool)]=],
+  less = [=[print(mg.less(mg.tensor{1, 2}, 2))        --> tensor([ true, false], dtype=bool)]=],
+  less_equal = [=[print(mg.less_equal(mg.tensor{1, 2}, 2))  --> tensor([true, true], dtype=bool)]=],
+  greater = [=[print(mg.greater(mg.tensor{1, 2}, 1))     --> tensor([false,  true], dtype=bool)]=],
+  greater_equal = [=[print(mg.greater_equal(mg.tensor{1, 2}, 2))  --> tensor([false,  true], dtype=bool)]=],
+  logical_and = [=[print(mg.logical_and(mg.tensor{true, true}, mg.tensor{true, false}))  --> tensor([ true, false], dtype=bool)]=],
+  logical_or = [=[print(mg.logical_or(mg.tensor{true, false}, false))  --> tensor([ true, false], dtype=bool)]=],
+  logical_xor = [=[print(mg.logical_xor(mg.tensor{true, false}, true))  --> tensor([false,  true], dtype=bool)]=],
+  where = [=[print(mg.where(mg.tensor{true, false}, 1, mg.tensor{8, 9}))  --> tensor([1, 9], dtype=int64)]=],
+  clip = [=[print(mg.clip(mg.tensor{-2, 0.5, 3}, 0, 1))  --> tensor([0. , 0.5, 1. ], dtype=float32)]=],
+  sum = [=[local t = mg.tensor{{1, 2}, {3, 4}}
+print(t:sum(), t:sum{axis = 1})             --> tensor(10, dtype=int64)	tensor([4, 6], dtype=int64)]=],
+  mean = [=[print(mg.tensor{{1, 2}, {3, 4}}:mean{axis = 2})  --> tensor([1.5, 3.5], dtype=float32)]=],
+  prod = [=[print(mg.tensor{1, 2, 3, 4}:prod())        --> tensor(24, dtype=int64)]=],
+  max = [=[print(mg.tensor{{1, 5}, {7, 2}}:max{axis = 1})  --> tensor([7, 5], dtype=int64)]=],
+  min = [=[print(mg.tensor{{1, 5}, {7, 2}}:min{axis = 2, keepdims = true})  --> tensor([[1], [2]], dtype=int64)]=],
+  argmax = [=[print(mg.tensor{3, 9, 9, 1}:argmax())      --> tensor(2, dtype=int64)]=],
+  argmin = [=[print(mg.tensor{{3, 1}, {0, 5}}:argmin{axis = 2})  --> tensor([2, 1], dtype=int64)]=],
+  all = [=[print(mg.tensor{{1, 0}, {1, 1}}:all{axis = 2})  --> tensor([false,  true], dtype=bool)]=],
+  any = [=[print(mg.tensor{{1, 0}, {0, 0}}:any{axis = 2})  --> tensor([ true, false], dtype=bool)]=],
+  logsumexp = [=[print(mg.tensor{0.0, 0.0}:logsumexp():item() == math.log(2.0) or "close")  --> close]=],
+  variance = [=[print(mg.tensor{1.0, 2, 3, 4}:variance())  --> tensor(1.25, dtype=float32)]=],
+  softmax = [=[print(mg.softmax(mg.tensor{0.0, 0.0}))      --> tensor([0.5, 0.5], dtype=float32)]=],
+  log_softmax = [=[print(mg.log_softmax(mg.tensor{0.0, 0.0}):exp())  --> tensor([0.5, 0.5], dtype=float32)]=],
+  matmul = [=[local a = mg.tensor{{1, 2}, {3, 4}}
+print(mg.matmul(a, a))                      --> tensor([[ 7, 10], [15, 22]], dtype=int64)]=],
+  reshape = [=[print(mg.arange(6):reshape{2, -1})        --> tensor([[0, 1, 2], [3, 4, 5]], dtype=int64)]=],
+  permute = [=[print(mg.zeros{2, 3, 4}:permute{3, 1, 2}.shape[1])  --> 4]=],
+  transpose = [=[print(mg.tensor{{1, 2}, {3, 4}}:transpose())  --> tensor([[1, 3], [2, 4]], dtype=int64)]=],
+  squeeze = [=[print(#mg.zeros{1, 3, 1}:squeeze().shape)  --> 1]=],
+  unsqueeze = [=[print(mg.tensor{1, 2}:unsqueeze(1))        --> tensor([[1, 2]], dtype=int64)]=],
+  expand = [=[print(mg.tensor{1, 2}:expand{2, 2})         --> tensor([[1, 2], [1, 2]], dtype=int64)]=],
+  slice = [=[print(mg.arange(10):slice{{2, 8, 3}})     --> tensor([1, 4, 7], dtype=int64)]=],
+  select = [=[print(mg.tensor{{1, 2}, {3, 4}}[2])        --> tensor([3, 4], dtype=int64)]=],
+  contiguous = [=[local t = mg.tensor{{1, 2}, {3, 4}}:transpose():contiguous()
+print(t)                                    --> tensor([[1, 3], [2, 4]], dtype=int64)]=],
+  concat = [=[print(mg.concat({mg.tensor{1, 2}, mg.tensor{3}}))  --> tensor([1, 2, 3], dtype=int64)]=],
+  gather = [=[local x = mg.tensor{{10, 20}, {30, 40}}
+print(mg.gather(x, mg.tensor{{2}, {1}}, 2))  --> tensor([[20], [30]], dtype=int64)]=],
+  take = [=[print(mg.take(mg.tensor{10, 20, 30}, mg.tensor{3, 1}))  --> tensor([30, 10], dtype=int64)]=],
+  scatter_add = [=[print(mg.scatter_add(mg.zeros{3}, mg.tensor{1, 3, 1}, mg.ones{3}, 1))  --> tensor([2., 0., 1.], dtype=float32)]=],
+  one_hot = [=[print(mg.one_hot(mg.tensor{1, 3}, 3))      --> tensor([[1., 0., 0.], [0., 0., 1.]], dtype=float32)]=],
+  pad = [=[print(mg.pad(mg.tensor{1, 2}, {1, 2}))      --> tensor([0, 1, 2, 0, 0], dtype=int64)]=],
+  tile = [=[print(mg.tile(mg.tensor{1, 2}, {2}))       --> tensor([1, 2, 1, 2], dtype=int64)]=],
+  flip = [=[print(mg.flip(mg.tensor{1, 2, 3}))         --> tensor([3, 2, 1], dtype=int64)]=],
+}
+
+-- Splits the argument list of one MG_OP( ... ) call at top-level commas.
+local function split_args(s)
+  local args, depth, cur, i, n = {}, 0, {}, 1, #s
+  while i <= n do
+    local ch = s:sub(i, i)
+    if ch == '"' then                      -- a C string literal, escapes kept
+      local j = i + 1
+      while j <= n and s:sub(j, j) ~= '"' do
+        if s:sub(j, j) == "\\" then j = j + 1 end
+        j = j + 1
+      end
+      cur[#cur + 1] = s:sub(i, j)
+      i = j
+    elseif ch == "(" then depth = depth + 1; cur[#cur + 1] = ch
+    elseif ch == ")" then depth = depth - 1; cur[#cur + 1] = ch
+    elseif ch == "," and depth == 0 then
+      args[#args + 1] = table.concat(cur):match("^%s*(.-)%s*$")
+      cur = {}
+    else cur[#cur + 1] = ch end
+    i = i + 1
+  end
+  args[#args + 1] = table.concat(cur):match("^%s*(.-)%s*$")
+  return args
+end
+
+-- A C string literal (or several, juxtaposed) as a Lua string.
+local function unquote(s)
+  local parts = {}
+  for lit in s:gmatch('"(.-[^\\]?)"') do parts[#parts + 1] = lit:gsub('\\"', '"') end
+  return table.concat(parts)
+end
+
+-- The rows of ops.def in order, with the section each belongs to.
+local function parse(text)
+  text = text:gsub("^/%*.-%*/", "")          -- the header comment documents the macro itself
+  local rows, section, pos = {}, nil, 1
+  while true do
+    local s_start, _, title = text:find("/%*%s*%-%-%-%-%s*(.-)%s*%-+%s*%*/", pos)
+    local o_start = text:find("MG_OP%(", pos)
+    if not o_start and not s_start then break end
+    if s_start and (not o_start or s_start < o_start) then
+      section = title
+      pos = s_start + 1
+    else
+      local i, depth, instr = o_start + 6, 1, false
+      while depth > 0 do                     -- find the closing parenthesis
+        local ch = text:sub(i, i)
+        if ch == "" then error("ops.def: unterminated MG_OP row") end
+        if instr then
+          if ch == "\\" then i = i + 1 elseif ch == '"' then instr = false end
+        elseif ch == '"' then instr = true
+        elseif ch == "(" then depth = depth + 1
+        elseif ch == ")" then depth = depth - 1 end
+        i = i + 1
+      end
+      local a = split_args(text:sub(o_start + 6, i - 2))
+      rows[#rows + 1] = { id = a[1], name = unquote(a[2]), nin = tonumber(a[3]), flags = a[4],
+                          schema = unquote(a[5]), doc = unquote(a[9]), section = section }
+      pos = i
+    end
+  end
+  return rows
+end
+
+-- "axis:axes keepdims:bool=false" as a Markdown list of attributes.
+local function attr_lines(schema)
+  local out = {}
+  for item in schema:gmatch("%S+") do
+    local name, kind, def = item:match("^([%w_]+):([^=]+)=?(.*)$")
+    if name then
+      local d = def ~= "" and (", default `" .. def .. "`") or ""
+      out[#out + 1] = ("`%s` (%s%s)"):format(name, kind, d)
+    end
+  end
+  return #out > 0 and table.concat(out, "; ") or "none"
+end
+
+local function flag_words(flags)
+  local words = {}
+  local names = { MG_EW = "elementwise", MG_BCAST = "broadcasts", MG_VIEW = "may return a view",
+                  MG_NOGRAD = "no gradient", MG_RANDOM = "random", MG_VARIADIC = "any number of inputs" }
+  for f in flags:gmatch("MG_[%u_]+") do
+    if names[f] then words[#words + 1] = names[f] end
+  end
+  return table.concat(words, ", ")
+end
+
+local function generate(rows)
+  local out = {
+    "# Ops reference",
+    "",
+    "<!-- Generated by scripts/gen_ops_doc.lua from core/ops.def: do not edit by hand;",
+    "     edit the table or the script's EXAMPLES, then run",
+    "     `lua5.4 scripts/gen_ops_doc.lua > doc/ops.md` (tests/doc/run.sh checks it). -->",
+    "",
+    "Every op of the engine is one row of `core/ops.def`. Each is a function `mg.<name>` and (except",
+    "the creation and random ops) a tensor method `t:<name>(...)`. Tensor inputs come first; Lua",
+    "numbers are accepted wherever a tensor is (weak scalars). Attributes follow, positionally in the",
+    "order listed, or as one trailing table by name: `mg.sum(t, 1, true)` is `t:sum{axis = 1, keepdims = true}`.",
+    "Axes and index values are 1-based; negative axes count from the end. See [tensors](tensors.md)",
+    "for dtypes, promotion and broadcasting, and [errors](errors.md) for what bad calls raise.",
+    "",
+    "In the examples, `-->` shows what the line prints (the documentation test checks it).",
+    "",
+  }
+  local section
+  for _, r in ipairs(rows) do
+    if r.section ~= section then
+      section = r.section
+      out[#out + 1] = "## " .. section:sub(1, 1):upper() .. section:sub(2)
+      out[#out + 1] = ""
+    end
+    out[#out + 1] = "### " .. r.name
+    out[#out + 1] = ""
+    out[#out + 1] = r.doc
+    out[#out + 1] = ""
+    local flags = flag_words(r.flags)
+    local inputs = r.nin < 0 and "a list of tensors" or r.nin == 0 and "none" or tostring(r.nin)
+    out[#out + 1] = ("Inputs: %s. Attributes: %s.%s"):format(inputs, attr_lines(r.schema),
+      flags ~= "" and (" Flags: " .. flags .. ".") or "")
+    out[#out + 1] = ""
+    out[#out + 1] = "```lua"
+    out[#out + 1] = EXAMPLES[r.name] or ("-- no example for " .. r.name .. " yet")
+    out[#out + 1] = "```"
+    out[#out + 1] = ""
+  end
+  return table.concat(out, "\n")
+end
+
+local path = arg and arg[1] or "core/ops.def"
+local fh = assert(io.open(path, "r"))
+local rows = parse(fh:read("*a"))
+fh:close()
+local missing = {}
+for _, r in ipairs(rows) do
+  if not EXAMPLES[r.name] then missing[#missing + 1] = r.name end
+end
+io.write(generate(rows))
+if #missing > 0 then
+  io.stderr:write("gen_ops_doc: no example for: " .. table.concat(missing, ", ") .. "\n")
+  os.exit(2)
+end

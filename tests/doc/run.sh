@@ -1,0 +1,75 @@
+#!/bin/sh
+# run.sh — the documentation's examples must run.
+#
+# Extracts every ```lua block of doc/*.md and README.md and runs each one in a
+# fresh `moongrad` process (where `mg` is predefined); blocks opened with
+# ```lua no-run are skipped (shown, not run: REPL sessions, host set-up). A
+# block passes when it exits 0 and, if any of its lines carries a `--> text`
+# comment, when its output is exactly those texts in order (tabs read as
+# spaces, trailing blanks ignored). It also regenerates doc/ops.md from
+# core/ops.def and fails if the checked-in file differs or an op lacks an
+# example. Prints "ok"/"not ok" lines for failures only, then
+# "N passed, N failed".
+
+ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+BUILD=${BUILD:-$ROOT/build}
+MOONGRAD=${MOONGRAD:-$BUILD/bin/moongrad}
+cd "$ROOT" || exit 1
+TMPD=$(mktemp -d) || exit 1
+trap 'rm -rf "$TMPD"' EXIT INT TERM
+passed=0 failed=0
+
+# Writes block N of every file as $TMPD/N.lua (+ N.where, N.expected).
+awk -v dir="$TMPD" '
+  FNR == 1 { inblock = 0 }
+  /^```lua[ \t]*$/ && !inblock { inblock = 1; n++; file = dir "/" n ".lua"
+                                 print FILENAME ":" FNR + 1 > (dir "/" n ".where")
+                                 printf "" > file; next }
+  /^```/ && inblock { inblock = 0; close(file); next }
+  inblock {
+    print > file
+    if ((i = index($0, "--> ")) > 0) print substr($0, i + 4) > (dir "/" n ".expected")
+  }
+' doc/*.md README.md 2>/dev/null
+
+# normalise: tabs as spaces, no trailing blanks
+norm() { sed -e 's/\t/ /g' -e 's/[ ]*$//' "$1"; }
+
+for f in "$TMPD"/*.lua; do
+  [ -f "$f" ] || continue
+  n=${f%.lua}
+  where=$(cat "$n.where")
+  out=$(cd "$TMPD" && timeout 60 "$MOONGRAD" "$f" 2>&1)
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "not ok $where (exit $rc)"
+    echo "$out" | tail -n 15 | sed 's/^/    /'
+    failed=$((failed + 1))
+  elif [ -f "$n.expected" ]; then
+    printf '%s\n' "$out" > "$n.out"
+    norm "$n.expected" > "$n.exp"
+    if norm "$n.out" | cmp -s "$n.exp" -; then
+      passed=$((passed + 1))
+    else
+      echo "not ok $where: the output differs from the --> comments (- expected, + got)"
+      norm "$n.out" | diff -U0 "$n.exp" - | sed -e '1,2d' -e 's/^/    /'
+      failed=$((failed + 1))
+    fi
+  else
+    passed=$((passed + 1))
+  fi
+done
+
+# doc/ops.md is generated from the op table
+if lua5.4 scripts/gen_ops_doc.lua core/ops.def > "$TMPD/ops.md" 2> "$TMPD/gen.err" &&
+   cmp -s "$TMPD/ops.md" doc/ops.md; then
+  passed=$((passed + 1))
+else
+  echo "not ok doc/ops.md is out of date: run lua5.4 scripts/gen_ops_doc.lua > doc/ops.md"
+  cat "$TMPD/gen.err"
+  diff doc/ops.md "$TMPD/ops.md" 2>&1 | head -n 20 | sed 's/^/    /'
+  failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
