@@ -52,10 +52,10 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
   mg_status st = check_inputs(info, inputs, nin);
   if (st) return st;
 
-  mg_attrs a;
-  if (attrs) a = *attrs;
-  else a.set = 0;
-  mg_attrs_defaults(op, &a);
+  mg_attrs a;  /* copy only the op's slots: the struct is large and this path is hot */
+  a.set = attrs ? attrs->set : 0;
+  if (attrs && info->nattrs) memcpy(a.v, attrs->v, (size_t)info->nattrs * sizeof a.v[0]);
+  if (info->nattrs) mg_attrs_defaults(op, &a);
 
   mg_call call = {ctx, op, info, inputs, nin, &a};
   mg_meta m;

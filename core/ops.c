@@ -96,9 +96,14 @@ static void parse_all(void) {
   }
 }
 
+static atomic_int parsed_flag;
+
 const mg_opinfo *mg_op_info(mg_op op) {
   if ((unsigned)op >= MG_OP_COUNT) return NULL;
-  pthread_once(&parsed, parse_all);
+  if (!atomic_load_explicit(&parsed_flag, memory_order_acquire)) {  /* once, then a load */
+    pthread_once(&parsed, parse_all);
+    atomic_store_explicit(&parsed_flag, 1, memory_order_release);
+  }
   return &infos[op];
 }
 

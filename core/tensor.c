@@ -10,42 +10,65 @@
 #include "internal.h"
 #include <stdlib.h>
 
-#define POOL_MAX 256
+#define POOL_MAX 8192
 
 typedef struct pool {
   void *items[POOL_MAX];
   int n;
 } pool;
 
-static _Thread_local pool tensor_pool, storage_pool;
+typedef struct pools {
+  pool tensors, storages;
+} pools;
+
+/* A pointer, so the TLS block stays tiny (initial-exec works in dlopen'ed
+ * modules and skips __tls_get_addr on the hot path). */
+static _Thread_local pools *thread_pools __attribute__((tls_model("initial-exec")));
+
+#define TENSOR_POOL (my_pools() ? &thread_pools->tensors : NULL)
+#define STORAGE_POOL (my_pools() ? &thread_pools->storages : NULL)
+
+static pools *my_pools(void) {
+  if (!thread_pools) thread_pools = calloc(1, sizeof *thread_pools);
+  return thread_pools;
+}
 static atomic_llong bytes_live;
 
 static void *pool_get(pool *p, size_t size) {
-  if (p->n > 0) return p->items[--p->n];
+  if (p && p->n > 0) return p->items[--p->n];
   return aligned_alloc(MG_ALIGN, (size + MG_ALIGN - 1) / MG_ALIGN * MG_ALIGN);
 }
 
 static void pool_put(pool *p, void *item) {
-  if (p->n < POOL_MAX) p->items[p->n++] = item;
+  if (p && p->n < POOL_MAX) p->items[p->n++] = item;
   else free(item);
 }
 
 void mg_thread_cache_drain(void) {
-  while (tensor_pool.n) free(tensor_pool.items[--tensor_pool.n]);
-  while (storage_pool.n) free(storage_pool.items[--storage_pool.n]);
+  pools *p = thread_pools;
+  if (!p) return;
+  while (p->tensors.n) free(p->tensors.items[--p->tensors.n]);
+  while (p->storages.n) free(p->storages.items[--p->storages.n]);
+  free(p);
+  thread_pools = NULL;
 }
 
 int64_t mg_storage_bytes_live(void) { return (int64_t)atomic_load(&bytes_live); }
 
 int mg_shape_numel(int ndim, const int64_t *shape, int64_t *numel) {
   int64_t n = 1;
-  for (int i = 0; i < ndim; i++) {
-    if (shape[i] < 0) return 0;
-    if (shape[i] && n > INT64_MAX / shape[i]) return 0;
-    n *= shape[i];
-  }
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] < 0 || __builtin_mul_overflow(n, shape[i], &n)) return 0;
   *numel = n;
   return 1;
+}
+
+/* Drops one reference; 1 when it was the last. A count of 1 means we hold the
+ * only reference, so no other thread can race us and the atomic RMW (the
+ * costly part of a small op's bookkeeping) is skipped. */
+static inline int drop_ref(atomic_int *refs) {
+  if (atomic_load_explicit(refs, memory_order_acquire) == 1) return 1;
+  return atomic_fetch_sub_explicit(refs, 1, memory_order_acq_rel) == 1;
 }
 
 void mg_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
@@ -57,9 +80,9 @@ void mg_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
 }
 
 mg_tensor *mg_tensor_header(mg_dtype dt, int ndim, const int64_t *shape) {
-  mg_tensor *t = pool_get(&tensor_pool, sizeof(mg_tensor));
+  mg_tensor *t = pool_get(TENSOR_POOL, sizeof(mg_tensor));
   if (!t) return NULL;
-  atomic_init(&t->refs, 1);
+  atomic_init(&t->refs, 1);  /* plain stores: nobody else sees t yet */
   t->dtype = (uint8_t)dt;
   t->ndim = (uint8_t)ndim;
   t->flags = 0;
@@ -72,19 +95,20 @@ mg_tensor *mg_tensor_header(mg_dtype dt, int ndim, const int64_t *shape) {
 }
 
 static mg_storage *storage_new(size_t nbytes) {
-  mg_storage *s = pool_get(&storage_pool, sizeof(mg_storage));
+  mg_storage *s = pool_get(STORAGE_POOL, sizeof(mg_storage));
   if (!s) return NULL;
   atomic_init(&s->refs, 1);
   s->nbytes = nbytes;
   s->release = NULL;
   s->release_ud = NULL;
-  if (nbytes <= MG_INLINE_BYTES) {
+  if (nbytes <= MG_INLINE_BYTES) {  /* inline bytes are not counted in bytes_live */
     s->data = s->inline_buf;
     s->owns = false;
+    return s;
   } else {
     s->data = aligned_alloc(MG_ALIGN, (nbytes + MG_ALIGN - 1) / MG_ALIGN * MG_ALIGN);
     if (!s->data) {
-      pool_put(&storage_pool, s);
+      pool_put(STORAGE_POOL, s);
       return NULL;
     }
     s->owns = true;
@@ -94,11 +118,11 @@ static mg_storage *storage_new(size_t nbytes) {
 }
 
 static void storage_release(mg_storage *s) {
-  if (!s || atomic_fetch_sub(&s->refs, 1) != 1) return;
-  atomic_fetch_sub(&bytes_live, (long long)s->nbytes);
+  if (!s || !drop_ref(&s->refs)) return;
+  if (s->data != s->inline_buf) atomic_fetch_sub(&bytes_live, (long long)s->nbytes);
   if (s->release) s->release(s->release_ud, s->data);
   else if (s->owns) free(s->data);
-  pool_put(&storage_pool, s);
+  pool_put(STORAGE_POOL, s);
 }
 
 mg_status mg_tensor_alloc_storage(mg_tensor *t) {
@@ -113,8 +137,10 @@ mg_status mg_tensor_alloc_storage(mg_tensor *t) {
     return mg_seterror(MG_ENOMEM, "out of memory allocating %lld bytes for a %s tensor of shape %s",
                        (long long)((size_t)n * es), mg_dtype_name((mg_dtype)t->dtype),
                        mg_shape_str(t->ndim, t->shape, sb, sizeof sb));
-  t->offset = 0;
-  mg_contiguous_strides(t->ndim, t->shape, t->strides);
+  if (t->offset) {  /* a header reused as something else: make it contiguous again */
+    t->offset = 0;
+    mg_contiguous_strides(t->ndim, t->shape, t->strides);
+  }
   return MG_OK;
 }
 
@@ -164,7 +190,7 @@ mg_status mg_tensor_borrow(mg_dtype dt, int ndim, const int64_t *shape, void *da
   if (!mg_shape_numel(ndim, shape, &n)) return mg_seterror(MG_ENOMEM, "borrowed shape overflows");
   if (!data && n) return mg_seterror(MG_EARG, "borrow: data is NULL");
   mg_tensor *t = mg_tensor_header(dt, ndim, shape);
-  mg_storage *s = pool_get(&storage_pool, sizeof(mg_storage));
+  mg_storage *s = pool_get(STORAGE_POOL, sizeof(mg_storage));
   if (!t || !s) {
     free(s);
     mg_tensor_release(t);
@@ -204,10 +230,10 @@ void mg_tensor_retain(mg_tensor *t) {
 }
 
 void mg_tensor_release(mg_tensor *t) {
-  if (!t || atomic_fetch_sub(&t->refs, 1) != 1) return;
+  if (!t || !drop_ref(&t->refs)) return;
   storage_release(t->storage);
   if (t->snapshot_of) mg_tensor_release(t->snapshot_of);
-  pool_put(&tensor_pool, t);
+  pool_put(TENSOR_POOL, t);
 }
 
 void mg_tensor_free_storage(mg_tensor *t) {

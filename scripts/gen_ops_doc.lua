@@ -28,7 +28,7 @@ print(d:min():item(), d:max():item())       --> 1	6]=],
   neg = [=[print(mg.neg(mg.tensor{1, -2}))           --> tensor([-1,  2], dtype=int64)]=],
   abs = [=[print(mg.abs(mg.tensor{-1.5, 2}))         --> tensor([1.5, 2. ], dtype=float32)]=],
   sign = [=[print(mg.sign(mg.tensor{-3, 0, 2}))        --> tensor([-1,  0,  1], dtype=int64)]=],
-  exp = [=[print(mg.exp(mg.tensor{0, 1}))            --> tensor([1.      , 2.718282], dtype=float32)]=],
+  exp = [=[print(mg.exp(mg.tensor{0, 1}))            --> tensor([1.    , 2.7183], dtype=float32)]=],
   expm1 = [=[print(mg.expm1(mg.tensor{0.0}))           --> tensor([0.], dtype=float32)]=],
   log = [=[print(mg.log(mg.tensor{1, 0}))            --> tensor([  0., -inf], dtype=float32)]=],
   log1p = [=[print(mg.log1p(mg.tensor{0.0}))           --> tensor([0.], dtype=float32)]=],
@@ -64,8 +64,8 @@ print(d:min():item(), d:max():item())       --> 1	6]=],
   greater = [=[print(mg.greater(mg.tensor{1, 2}, 1))     --> tensor([false,  true], dtype=bool)]=],
   greater_equal = [=[print(mg.greater_equal(mg.tensor{1, 2}, 2))  --> tensor([false,  true], dtype=bool)]=],
   logical_and = [=[print(mg.logical_and(mg.tensor{true, true}, mg.tensor{true, false}))  --> tensor([ true, false], dtype=bool)]=],
-  logical_or = [=[print(mg.logical_or(mg.tensor{true, false}, false))  --> tensor([ true, false], dtype=bool)]=],
-  logical_xor = [=[print(mg.logical_xor(mg.tensor{true, false}, true))  --> tensor([false,  true], dtype=bool)]=],
+  logical_or = [=[print(mg.logical_or(mg.tensor{true, false}, mg.tensor{false, false}))  --> tensor([ true, false], dtype=bool)]=],
+  logical_xor = [=[print(mg.logical_xor(mg.tensor{true, false}, mg.tensor{true, true}))  --> tensor([false,  true], dtype=bool)]=],
   where = [=[print(mg.where(mg.tensor{true, false}, 1, mg.tensor{8, 9}))  --> tensor([1, 9], dtype=int64)]=],
   clip = [=[print(mg.clip(mg.tensor{-2, 0.5, 3}, 0, 1))  --> tensor([0. , 0.5, 1. ], dtype=float32)]=],
   sum = [=[local t = mg.tensor{{1, 2}, {3, 4}}
@@ -103,6 +103,10 @@ print(mg.gather(x, mg.tensor{{2}, {1}}, 2))  --> tensor([[20], [30]], dtype=int6
   pad = [=[print(mg.pad(mg.tensor{1, 2}, {1, 2}))      --> tensor([0, 1, 2, 0, 0], dtype=int64)]=],
   tile = [=[print(mg.tile(mg.tensor{1, 2}, {2}))       --> tensor([1, 2, 1, 2], dtype=int64)]=],
   flip = [=[print(mg.flip(mg.tensor{1, 2, 3}))         --> tensor([3, 2, 1], dtype=int64)]=],
+  stop_gradient = [=[print(mg.stop_gradient(mg.tensor{1.0, 2}))   --> tensor([1., 2.], dtype=float32)]=],
+  slice_grad = [=[-- begin/end/step are 0-based, end exclusive, as in the C-level slice op
+print(mg.slice_grad(mg.tensor{1.0, 2}, {1}, {3}, {1}, {4}))  --> tensor([0., 1., 2., 0.], dtype=float32)]=],
+  pad_grad = [=[print(mg.pad_grad(mg.tensor{9.0, 1, 2, 9, 9}, {1, 2}))  --> tensor([1., 2.], dtype=float32)]=],
 }
 
 -- Splits the argument list of one MG_OP( ... ) call at top-level commas.

@@ -106,11 +106,11 @@ static inline uint8_t ew_binary_pow_u8(uint8_t a, uint8_t b) {
  * a >= 0 and inf for a < 0; x % 0 is NaN). */
 static inline float ew_binary_fmodf(float a, float b) {
   float m = fmod(a, b);
-  return (m > 0 ? b < 0 : (m < 0 && b != m)) ? m + b : m;
+  return (m > 0 ? b < 0 : (m < 0 && b > 0)) ? m + b : m;
 }
 static inline double ew_binary_fmod(double a, double b) {
   double m = fmod(a, b);
-  return (m > 0 ? b < 0 : (m < 0 && b != m)) ? m + b : m;
+  return (m > 0 ? b < 0 : (m < 0 && b > 0)) ? m + b : m;
 }
 #define LUA_FMOD(a, b) _Generic((a), float: ew_binary_fmodf, double: ew_binary_fmod)(a, b)
 

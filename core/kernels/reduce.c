@@ -40,23 +40,29 @@
 #include <omp.h>
 #include <stdlib.h>
 
-#define CH 256         /* outputs per chunk (column loop and row batching) */
-#define SUM_BLOCK 1024 /* float32 elements summed in float lanes before going to double */
+#define CH 256          /* outputs per batch of rows; column chunks are at least this wide */
+#define CH_MAX 8192     /* widest column chunk (its states stay in L2) */
+#define SUM_BLOCK 1024  /* float32 elements summed in float lanes before going to double */
 
 enum { R_SUM, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY, R_ARGMAX, R_ARGMIN, R_SUMEXP, R_SUMSQ, R_NKINDS };
 /* What finish does with a state: write it, or divide / take the log first. */
 enum { F_PLAIN, F_MEAN, F_LSE, F_VAR };
 
-/* Accumulator states of one chunk of outputs: f for floats, i for integers
+/* Accumulator states of a chunk of outputs: f for floats, i for integers
  * and bools, at for arg indices (-1 = nothing seen yet). */
 typedef struct racc {
-  double f[CH];
-  int64_t i[CH];
-  int64_t at[CH];
+  double *f;
+  int64_t *i, *at;
 } racc;
 
+/* Declares `name`, a racc over stack arrays of n states. */
+#define RACC_LOCAL(name, n)        \
+  double name##_f[n];              \
+  int64_t name##_i[n], name##_at[n]; \
+  racc name = {name##_f, name##_i, name##_at}
+
 typedef void (*row_fn)(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos);
-typedef void (*col_fn)(racc *a, int len, const char *p, int64_t st, const double *c, int64_t pos);
+typedef void (*col_fn)(racc *a, int64_t len, const char *p, int64_t st, const double *c, int64_t pos);
 
 typedef struct rplan {
   int nk, nr;                    /* kept and reduced dimensions, outer first */
@@ -134,10 +140,12 @@ static inline float reduce_expf(float x) {
     (acc) += s_;                                                                        \
   }
 
-/* Sum of n float32 at stride st. */
+/* Sum of n float32 at stride st (short runs directly in double). */
 static double sum_f32(const float *x, int64_t n, int64_t st) {
   double acc = 0;
-  if (st == 1) {
+  if (n < 2 * LANES) {
+    for (int64_t j = 0; j < n; j++) acc += x[j * st];
+  } else if (st == 1) {
     LANE_SUM(float, acc, n, x[j])
   } else {
     LANE_SUM(float, acc, n, x[j * st])
@@ -169,18 +177,18 @@ static void row_sum_f64(racc *a, int o, const char *p, int64_t n, int64_t st, do
   a->f[o] += sum_f64((const double *)p, n, st);
 }
 #define COL_SIMPLE(kind, NAME, T, COLBODY)                                              \
-  static void col_##kind##_##NAME(racc *a, int len, const char *p, int64_t st,          \
+  static void col_##kind##_##NAME(racc *a, int64_t len, const char *p, int64_t st,          \
                                   const double *c, int64_t pos) {                       \
     const T *x = (const T *)p;                                                          \
     (void)c;                                                                            \
     (void)pos;                                                                          \
     if (st == 1) {                                                                      \
-      _Pragma("omp simd") for (int j = 0; j < len; j++) {                               \
+      _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {                           \
         const T v = x[j];                                                               \
         COLBODY;                                                                        \
       }                                                                                 \
     } else {                                                                            \
-      for (int j = 0; j < len; j++) {                                                   \
+      for (int64_t j = 0; j < len; j++) {                                               \
         const T v = x[j * st];                                                          \
         COLBODY;                                                                        \
       }                                                                                 \
@@ -325,55 +333,100 @@ ALLANY(i64, int64_t)
 ALLANY(u8, uint8_t)
 
 /* argmax / argmin: the first extreme value; a NaN beats everything and the
- * first NaN stays. BEST is the state field holding the best value. */
-#define ARGFN(kind, NAME, T, OP, BEST)                                                  \
+ * first NaN stays. BEST is the state field holding the best value. A
+ * contiguous row takes two vectorised passes (the extreme value, then the
+ * first block holding it) instead of one branchy scalar pass. */
+#define ARG_BLOCK 64
+#define ARGFN(kind, NAME, T, OP, RED, BEST)                                             \
+  static int64_t first_##kind##_##NAME(const T *x, int64_t n, T *best) {                \
+    T m = x[0];                                                                         \
+    int nan = 0;                                                                        \
+    RPRAGMA(omp simd reduction(RED : m) reduction(| : nan))                             \
+    for (int64_t j = 0; j < n; j++) {                                                   \
+      m = x[j] OP m ? x[j] : m;                                                         \
+      nan |= x[j] != x[j];                                                              \
+    }                                                                                   \
+    int64_t b = 0;                                                                      \
+    for (; b + ARG_BLOCK < n; b += ARG_BLOCK) { /* the block holding the first hit */   \
+      int hit = 0;                                                                      \
+      _Pragma("omp simd reduction(| : hit)") for (int64_t j = b; j < b + ARG_BLOCK; j++) \
+        hit |= nan ? x[j] != x[j] : x[j] == m;                                          \
+      if (hit) break;                                                                   \
+    }                                                                                   \
+    while (b < n - 1 && !(nan ? x[b] != x[b] : x[b] == m)) b++;                         \
+    *best = x[b];                                                                       \
+    return b;                                                                           \
+  }                                                                                     \
   static void row_##kind##_##NAME(racc *a, int o, const char *p, int64_t n, int64_t st, \
                                   double c, int64_t pos) {                              \
     const T *x = (const T *)p;                                                          \
-    int64_t j = 0, at = a->at[o];                                                       \
+    int64_t j = 1, at = pos;                                                            \
+    T best;                                                                             \
     (void)c;                                                                            \
     if (n == 0) return;                                                                 \
-    T best = at < 0 ? x[0] : (T)a->BEST[o];                                             \
-    if (at < 0) at = pos, j = 1;                                                        \
-    for (; j < n; j++) {                                                                \
-      T v = x[j * st];                                                                  \
-      if (v OP best || (v != v && best == best)) best = v, at = pos + j;               \
+    if (st == 1) {                                                                      \
+      at = pos + first_##kind##_##NAME(x, n, &best);                                    \
+    } else {                                                                            \
+      for (best = x[0]; j < n; j++) {                                                   \
+        T v = x[j * st];                                                                \
+        if (v OP best || (v != v && best == best)) best = v, at = pos + j;             \
+      }                                                                                 \
     }                                                                                   \
-    a->BEST[o] = best;                                                                  \
-    a->at[o] = at;                                                                      \
+    T cur = (T)a->BEST[o]; /* an earlier range wins ties */                             \
+    if (a->at[o] < 0 || best OP cur || (best != best && cur == cur))                    \
+      a->BEST[o] = best, a->at[o] = at;                                                 \
   }                                                                                     \
-  static void col_##kind##_##NAME(racc *a, int len, const char *p, int64_t st,          \
+  static void col_##kind##_##NAME(racc *a, int64_t len, const char *p, int64_t st,      \
                                   const double *c, int64_t pos) {                       \
     const T *x = (const T *)p;                                                          \
     (void)c;                                                                            \
     if (pos == 0) {                                                                     \
-      for (int j = 0; j < len; j++) a->BEST[j] = x[j * st], a->at[j] = 0;               \
+      for (int64_t j = 0; j < len; j++) a->BEST[j] = x[j * st], a->at[j] = 0;           \
       return;                                                                           \
     }                                                                                   \
-    for (int j = 0; j < len; j++) {                                                     \
+    _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {                             \
       T v = x[j * st], best = (T)a->BEST[j];                                            \
-      if (v OP best || (v != v && best == best)) a->BEST[j] = v, a->at[j] = pos;       \
+      int take = v OP best || (v != v && best == best);                                 \
+      a->BEST[j] = take ? v : a->BEST[j];                                               \
+      a->at[j] = take ? pos : a->at[j];                                                 \
     }                                                                                   \
   }
-ARGFN(argmax, f32, float, >, f)
-ARGFN(argmax, f64, double, >, f)
-ARGFN(argmax, i32, int32_t, >, i)
-ARGFN(argmax, i64, int64_t, >, i)
-ARGFN(argmax, u8, uint8_t, >, i)
-ARGFN(argmin, f32, float, <, f)
-ARGFN(argmin, f64, double, <, f)
-ARGFN(argmin, i32, int32_t, <, i)
-ARGFN(argmin, i64, int64_t, <, i)
-ARGFN(argmin, u8, uint8_t, <, i)
+ARGFN(argmax, f32, float, >, max, f)
+ARGFN(argmax, f64, double, >, max, f)
+ARGFN(argmax, i32, int32_t, >, max, i)
+ARGFN(argmax, i64, int64_t, >, max, i)
+ARGFN(argmax, u8, uint8_t, >, max, i)
+ARGFN(argmin, f32, float, <, min, f)
+ARGFN(argmin, f64, double, <, min, f)
+ARGFN(argmin, i32, int32_t, <, min, i)
+ARGFN(argmin, i64, int64_t, <, min, i)
+ARGFN(argmin, u8, uint8_t, <, min, i)
+
+/* Sum of exp(x[j * st] - m) for j < n. The exps go through a buffer a block
+ * at a time: the exp loop and the summing loop each vectorise, fused they
+ * do not. */
+static double sumexp_f32(const float *x, int64_t n, int64_t st, float m) {
+  float buf[SUM_BLOCK];
+  double acc = 0;
+  for (int64_t b = 0; b < n; b += SUM_BLOCK) {
+    int64_t len = n - b < SUM_BLOCK ? n - b : SUM_BLOCK;
+    const float *xb = x + b * st;
+    if (st == 1) {
+#pragma omp simd
+      for (int64_t j = 0; j < len; j++) buf[j] = reduce_expf(xb[j] - m);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < len; j++) buf[j] = reduce_expf(xb[j * st] - m);
+    }
+    acc += sum_f32(buf, len, 1);
+  }
+  return acc;
+}
 
 /* sum of exp(x - c) (logsumexp's second pass) and of (x - c)^2 (variance's) */
 static void row_sumexp_f32(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
-  const float *x = (const float *)p;
-  float cf = (float)c;
-  double acc = 0;
   (void)pos;
-  LANE_SUM(float, acc, n, reduce_expf(x[j * st] - cf))
-  a->f[o] += acc;
+  a->f[o] += sumexp_f32((const float *)p, n, st, (float)c);
 }
 static void row_sumexp_f64(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
   const double *x = (const double *)p;
@@ -382,7 +435,18 @@ static void row_sumexp_f64(racc *a, int o, const char *p, int64_t n, int64_t st,
   for (int64_t j = 0; j < n; j++) acc += exp(x[j * st] - c);
   a->f[o] += acc;
 }
-COL_SIMPLE(sumexp, f32, float, a->f[j] += reduce_expf(v - (float)c[j]))
+static void col_sumexp_f32(racc *a, int64_t len, const char *p, int64_t st, const double *c, int64_t pos) {
+  const float *x = (const float *)p;
+  float e[CH];
+  (void)pos;
+  for (int64_t j0 = 0; j0 < len; j0 += CH) {
+    int64_t n = len - j0 < CH ? len - j0 : CH;
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) e[j] = reduce_expf(x[(j0 + j) * st] - (float)c[j0 + j]);
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) a->f[j0 + j] += e[j];
+  }
+}
 COL_SIMPLE(sumexp, f64, double, a->f[j] += exp(v - c[j]))
 
 #define SUMSQ(NAME, T)                                                                  \

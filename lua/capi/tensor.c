@@ -370,7 +370,8 @@ static int tensor_tostring(lua_State *L) {
 /* __gc and __close: __close only frees the storage early (the box may still
  * be reachable); __gc drops the reference. */
 static int tensor_gc(lua_State *L) {
-  mgL_box *b = luaL_checkudata(L, 1, MGL_TENSOR);
+  mgL_box *b = lua_touserdata(L, 1);
+  if (!b || !mgL_testtensor(L, 1)) return 0;  /* the upvalue check: no registry lookup per object */
   mg_tensor_release(b->t);
   b->t = NULL;
   return 0;

@@ -12,7 +12,8 @@
 # "N passed, N failed".
 
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${BUILD:-$ROOT/build}
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 MOONGRAD=${MOONGRAD:-$BUILD/bin/moongrad}
 cd "$ROOT" || exit 1
 TMPD=$(mktemp -d) || exit 1
@@ -22,13 +23,13 @@ passed=0 failed=0
 # Writes block N of every file as $TMPD/N.lua (+ N.where, N.expected).
 awk -v dir="$TMPD" '
   FNR == 1 { inblock = 0 }
-  /^```lua[ \t]*$/ && !inblock { inblock = 1; n++; file = dir "/" n ".lua"
-                                 print FILENAME ":" FNR + 1 > (dir "/" n ".where")
+  /^```lua[ \t]*$/ && !inblock { inblock = 1; n++; id = sprintf("%04d", n); file = dir "/" id ".lua"
+                                 print FILENAME ":" FNR + 1 > (dir "/" id ".where")
                                  printf "" > file; next }
   /^```/ && inblock { inblock = 0; close(file); next }
   inblock {
     print > file
-    if ((i = index($0, "--> ")) > 0) print substr($0, i + 4) > (dir "/" n ".expected")
+    if ((i = index($0, "--> ")) > 0) print substr($0, i + 4) > (dir "/" id ".expected")
   }
 ' doc/*.md README.md 2>/dev/null
 

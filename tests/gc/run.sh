@@ -16,7 +16,8 @@
 # Prints "ok"/"not ok" per case and closes with "N passed, N failed".
 
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${BUILD:-$ROOT/build}
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 MOONGRAD=${MOONGRAD:-$BUILD/bin/moongrad}
 LIMIT_KB=$((1024 * 1024))
 N=20000

@@ -1,0 +1,242 @@
+-- The gradient check: every differentiable op of the op table, in float64,
+-- against central finite differences, including broadcasting shapes; and
+-- second-order checks (gradient of the gradient) for the elementwise ops and
+-- matmul. The list of ops comes from the table itself (mg.core.ops()), so an
+-- op added without a case here fails this spec.
+--
+-- Loss: L = sum(f(inputs) * w) with a fixed random weight w, so the output
+-- gradient is not all ones. Finite differences: eps = 1e-6, tolerance
+-- |analytic - numeric| <= 1e-6 + 1e-5 * |numeric| (float64 throughout).
+local mg = require("moongrad")
+local core = mg.core
+
+local EPS, ATOL, RTOL = 1e-6, 1e-6, 1e-5
+
+local seed = 0
+-- A float64 tensor of `shape` uniform in [lo, hi].
+local function U(shape, lo, hi)
+  seed = seed + 1
+  return core.uniform(shape, lo or -1, hi or 1, "float64", seed)
+end
+-- Values away from integers and from 0 (for floor/abs/relu-like kinks).
+local function OFFGRID(shape)
+  return U(shape, 0.1, 0.4) + core.cast(core.randint(shape, -3, 3, "int64", 99), "float64")
+end
+local function DISTINCT(shape)  -- no ties (max/min/maximum)
+  local n = 1
+  for _, d in ipairs(shape) do n = n * d end
+  local perm = core.cast(core.reshape(core.arange(0, n, 1, "int64"), shape), "float64")
+  return perm * 0.37 - 1 + U(shape, 0, 0.01)
+end
+local function fixed(t) return { fixed = t } end
+
+-- case: { inputs = {tensor | fixed(tensor)}, args = {attribute args...} }
+local cases = {
+  neg = { { inputs = { U { 2, 3 } } } },
+  abs = { { inputs = { OFFGRID { 2, 3 } } } },
+  sign = { { inputs = { OFFGRID { 4 } } } },
+  exp = { { inputs = { U { 2, 3 } } } },
+  expm1 = { { inputs = { U { 5 } } } },
+  log = { { inputs = { U({ 2, 3 }, 0.5, 2) } } },
+  log1p = { { inputs = { U({ 4 }, -0.5, 2) } } },
+  sqrt = { { inputs = { U({ 2, 2 }, 0.5, 2) } } },
+  rsqrt = { { inputs = { U({ 3 }, 0.5, 2) } } },
+  square = { { inputs = { U { 2, 3 } } } },
+  sin = { { inputs = { U { 3 } } } },
+  cos = { { inputs = { U { 3 } } } },
+  tanh = { { inputs = { U { 2, 2 } } } },
+  sigmoid = { { inputs = { U({ 4 }, -3, 3) } } },
+  relu = { { inputs = { OFFGRID { 2, 3 } } } },
+  softplus = { { inputs = { U({ 4 }, -3, 3) } } },
+  erf = { { inputs = { U { 4 } } } },
+  floor = { { inputs = { OFFGRID { 3 } } } },
+  ceil = { { inputs = { OFFGRID { 3 } } } },
+  round = { { inputs = { OFFGRID { 3 } } } },
+  cast = { { inputs = { U { 3 } }, args = { "float64" } } },
+  add = { { inputs = { U { 2, 3 }, U { 3 } } }, { inputs = { U { 2, 1 }, U { 1, 3 } } } },
+  sub = { { inputs = { U { 2, 3 }, U { 2, 1 } } } },
+  mul = { { inputs = { U { 2, 3 }, U { 3 } } }, { inputs = { U { 3 }, U {} } } },
+  div = { { inputs = { U { 2, 3 }, U({ 3 }, 0.5, 2) } } },
+  floordiv = { { inputs = { OFFGRID { 3 }, U({ 3 }, 1.5, 1.7) } } },
+  mod = { { inputs = { U({ 3 }, 0.2, 0.9), U({ 3 }, 1.1, 1.5) } } },
+  pow = { { inputs = { U({ 2, 3 }, 0.5, 2), U({ 3 }, -1, 2) } } },
+  maximum = { { inputs = { DISTINCT { 2, 3 }, DISTINCT { 3 } * 1.1 } } },
+  minimum = { { inputs = { DISTINCT { 2, 3 }, DISTINCT { 3 } * 1.1 } } },
+  atan2 = { { inputs = { U { 2, 3 }, U({ 3 }, 0.5, 2) } } },
+  where = { { inputs = { fixed(mg.tensor { { true, false, true }, { false, true, false } }), U { 2, 3 }, U { 3 } } } },
+  clip = { { inputs = { OFFGRID { 2, 3 } }, args = { -1.95, 1.95 } } },
+  sum = { { inputs = { U { 2, 3 } } }, { inputs = { U { 2, 3, 2 } }, args = { { axis = { 1, 3 }, keepdims = true } } } },
+  mean = { { inputs = { U { 2, 3 } }, args = { { axis = 2 } } } },
+  prod = { { inputs = { U({ 2, 3 }, 0.5, 1.5) }, args = { { axis = 1 } } } },
+  max = { { inputs = { DISTINCT { 2, 3 } }, args = { { axis = 2 } } }, { inputs = { DISTINCT { 2, 3 } } } },
+  min = { { inputs = { DISTINCT { 2, 3 } }, args = { { axis = -1, keepdims = true } } } },
+  logsumexp = { { inputs = { U { 2, 3 } }, args = { { axis = 2 } } } },
+  variance = { { inputs = { U { 2, 4 } }, args = { { axis = 2, correction = 1 } } } },
+  softmax = { { inputs = { U { 2, 3 } } }, { inputs = { U { 2, 3 } }, args = { 1 } } },
+  log_softmax = { { inputs = { U { 2, 3 } } } },
+  matmul = {
+    { inputs = { U { 2, 3 }, U { 3, 4 } } },
+    { inputs = { U { 2, 2, 3 }, U { 3, 2 } } },
+    { inputs = { U { 3 }, U { 3, 2 } } },
+    { inputs = { U { 2, 3 }, U { 3 } } },
+  },
+  reshape = { { inputs = { U { 2, 3 } }, args = { { 3, 2 } } } },
+  permute = { { inputs = { U { 2, 3, 2 } }, args = { { 3, 1, 2 } } } },
+  transpose = { { inputs = { U { 2, 3 } } } },
+  squeeze = { { inputs = { U { 2, 1, 3 } } } },
+  unsqueeze = { { inputs = { U { 2, 3 } }, args = { 2 } } },
+  expand = { { inputs = { U { 2, 1 } }, args = { { 2, 3 } } } },
+  slice = { { inputs = { U { 4, 3 } }, args = { { 1, 0 }, { 4, 3 }, { 2, 1 } } },
+    { inputs = { U { 5 } }, args = { { 4 }, { -6 }, { -2 } } } },
+  select = { { inputs = { U { 3, 2 } }, args = { 1, 2 } } },
+  contiguous = { { inputs = { U { 2, 3 } } } },
+  concat = { { inputs = { U { 2, 3 }, U { 1, 3 } }, args = { 1 }, variadic = true } },
+  gather = { { inputs = { U { 2, 3 }, fixed(mg.tensor { { 1, 3 }, { 2, 2 } }) }, args = { 2 } } },
+  take = { { inputs = { U { 3, 2 }, fixed(mg.tensor { 3, 1, 3 }) }, args = { 1 } } },
+  scatter_add = { { inputs = { U { 2, 3 }, fixed(mg.tensor { { 1, 3 }, { 2, 2 } }), U { 2, 2 } }, args = { 2 } } },
+  pad = {
+    { inputs = { U { 2, 3 } }, args = { { 1, 0, 2, 1 } } },
+    { inputs = { U { 2, 4 } }, args = { { 1, 1, 2, 1 }, 0, "reflect" } },
+    { inputs = { U { 2, 3 } }, args = { { 0, 2, 1, 1 }, 0, "replicate" } },
+  },
+  tile = { { inputs = { U { 2, 3 } }, args = { { 2, 1 } } } },
+  flip = { { inputs = { U { 2, 3 } }, args = { { axis = 2 } } } },
+  slice_grad = { { inputs = { U { 2, 3 } }, args = { { 0, 0 }, { 4, 3 }, { 2, 1 }, { 4, 3 } } } },
+  pad_grad = { { inputs = { U { 4, 6 } }, args = { { 1, 1, 2, 1 }, "reflect" } } },
+}
+
+-- Second-order checks run on these (gradient of the gradient).
+local second_order = {
+  "neg", "abs", "exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "square", "sin", "cos", "tanh",
+  "sigmoid", "relu", "softplus", "erf", "add", "sub", "mul", "div", "pow", "maximum", "minimum",
+  "atan2", "where", "clip", "matmul",
+}
+
+local function flat_values(t) return core.reshape(t, { t:numel() }):totable() end
+
+local function call(name, case, inputs)
+  local args = case.args or {}
+  if case.variadic then return core[name](inputs, table.unpack(args)) end
+  local all = {}
+  for i, x in ipairs(inputs) do all[i] = x end
+  for _, a in ipairs(args) do all[#all + 1] = a end
+  return core[name](table.unpack(all, 1, #inputs + #args))
+end
+
+local function values_of(case)
+  local xs, diff = {}, {}
+  for i, x in ipairs(case.inputs) do
+    if type(x) == "table" and x.fixed then xs[i], diff[i] = x.fixed, false
+    else xs[i], diff[i] = x, true end
+  end
+  return xs, diff
+end
+
+-- Basis vector i (1-based) shaped like x, scaled by eps.
+local function bump(x, i, eps)
+  local e = core.one_hot(mg.tensor { i }, x:numel(), "float64")
+  return x + core.reshape(e, x.shape) * eps
+end
+
+local function loss(name, case, xs, w)
+  return core.sum(call(name, case, xs) * w)
+end
+
+local function check_close(label, analytic, numeric)
+  for i = 1, #numeric do
+    local a, n = analytic[i], numeric[i]
+    if math.abs(a - n) > ATOL + RTOL * math.abs(n) then
+      error(string.format("%s: element %d: analytic %.10g vs numeric %.10g", label, i, a, n), 2)
+    end
+  end
+end
+
+describe("gradient check (float64, central differences)", function()
+  for _, op in ipairs(core.ops()) do
+    local differentiable = not (op.nograd or op.create or op.random)
+    if differentiable then
+      it(op.name .. " has a gradient-check case", function()
+        assert.is_truthy(cases[op.name], "no gradient-check case for differentiable op " .. op.name)
+      end)
+      for k, case in ipairs(cases[op.name] or {}) do
+        it(string.format("%s case %d matches finite differences", op.name, k), function()
+          local xs, diff = values_of(case)
+          local out = call(op.name, case, xs)
+          local w = U(out.shape, 0.5, 1.5)
+          local tape = mg.GradientTape()
+          for i, x in ipairs(xs) do if diff[i] then tape:watch(x) end end
+          local l = loss(op.name, case, xs, w)
+          tape:stop()
+          local sources = {}
+          for i, x in ipairs(xs) do if diff[i] then sources[#sources + 1] = x end end
+          local grads = tape:gradient(l, sources, { unconnected_gradients = "zero" })
+          local s = 0
+          for i, x in ipairs(xs) do
+            if diff[i] then
+              s = s + 1
+              assert.are.same(x.shape, grads[s].shape)
+              assert.are.equal("float64", grads[s].dtype)
+              local numeric = {}
+              for j = 1, x:numel() do
+                local plus, minus = {}, {}
+                for q, y in ipairs(xs) do plus[q], minus[q] = y, y end
+                plus[i], minus[i] = bump(x, j, EPS), bump(x, j, -EPS)
+                numeric[j] = (loss(op.name, case, plus, w):item() - loss(op.name, case, minus, w):item()) / (2 * EPS)
+              end
+              check_close(op.name .. " input " .. i, flat_values(grads[s]), numeric)
+            end
+          end
+        end)
+      end
+    else
+      it(op.name .. " is marked non-differentiable", function()
+        assert.is_true(op.nograd or op.create or op.random)
+      end)
+    end
+  end
+end)
+
+describe("second-order gradient check", function()
+  for _, name in ipairs(second_order) do
+    local case = cases[name][1]
+    it(name .. ": gradient of the gradient matches finite differences of the gradient", function()
+      local xs, diff = values_of(case)
+      local out = call(name, case, xs)
+      local w = U(out.shape, 0.5, 1.5)
+      -- g(xs) = d loss / d x_first (the first differentiable input); check d <g, v> / d xs.
+      local first
+      for i = 1, #xs do if diff[i] then first = i; break end end
+      local v = U(xs[first].shape, 0.5, 1.5)
+      local function gv(inputs)
+        local t = mg.GradientTape()
+        t:watch(inputs[first])
+        local l = loss(name, case, inputs, w)
+        t:stop()
+        local g = t:gradient(l, inputs[first], { unconnected_gradients = "zero" })
+        return core.sum(g * v)
+      end
+      local outer = mg.GradientTape { persistent = true }
+      for i, x in ipairs(xs) do if diff[i] then outer:watch(x) end end
+      local inner = mg.GradientTape()
+      for i, x in ipairs(xs) do if diff[i] then inner:watch(x) end end
+      local l = loss(name, case, xs, w)
+      inner:stop()
+      local g = inner:gradient(l, xs[first], { unconnected_gradients = "zero" })
+      local gvv = core.sum(g * v)
+      outer:stop()
+      for i, x in ipairs(xs) do
+        if diff[i] then
+          local h = outer:gradient(gvv, x, { unconnected_gradients = "zero" })
+          local numeric = {}
+          for j = 1, x:numel() do
+            local plus, minus = {}, {}
+            for q, y in ipairs(xs) do plus[q], minus[q] = y, y end
+            plus[i], minus[i] = bump(x, j, EPS), bump(x, j, -EPS)
+            numeric[j] = (gv(plus):item() - gv(minus):item()) / (2 * EPS)
+          end
+          check_close(name .. " second order, input " .. i, flat_values(h), numeric)
+        end
+      end
+    end)
+  end
+end)
