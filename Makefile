@@ -60,7 +60,7 @@ $(LIB_SO): $(CORE_OBJ)
 
 $(LUAMOD): $(CAPI_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $(CAPI_OBJ) $(LIB_A) $(LDFLAGS) $(CORE_LIBS)
+	$(CC) -shared -o $@ $(CAPI_OBJ) $(LIB_A) $(LDFLAGS) $(CORE_LIBS) -Wl,-z,nodelete
 
 $(PROG): $(PROG_OBJ) $(CAPI_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)

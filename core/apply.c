@@ -8,6 +8,7 @@
  * in here later, so no op is special-cased anywhere else.
  */
 #include "internal.h"
+#include <stdio.h>
 #include <stdlib.h>
 
 #define SMALL_INPUTS 8
@@ -88,7 +89,9 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
     goto cleanup;
   }
   if (!(info->flags & MG_VIEW) && (st = mg_tensor_alloc_storage(res))) {
-    mg_seterror(st, "%s: %s", info->name, mg_last_error());
+    char why[512];  /* the message lives in the buffer we are about to rewrite */
+    snprintf(why, sizeof why, "%s", mg_last_error());
+    mg_seterror(st, "%s: %s", info->name, why);
     goto cleanup;
   }
   call.in = cast;

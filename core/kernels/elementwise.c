@@ -1,7 +1,8 @@
 /*
  * elementwise.c — the unary elementwise kernels, dtype conversion (cast and
- * the loops mg_copy_into reuses), and ew_run, the driver every elementwise
- * kernel goes through. The binary ops live in ew_binary.c.
+ * the loops mg_copy_into reuses), and ew_run_iter, the strided half of the
+ * driver every elementwise kernel goes through (ew_run in ew.h). The binary
+ * ops live in ew_binary.c.
  *
  * Each op is a table of inner loops indexed by dtype, stamped by the macros
  * of ew.h from one element expression per type. Infer has already cast the
@@ -10,9 +11,10 @@
  * (floor of an int, abs of a bool, ...) reuse the same-type copy loop.
  * Integer arithmetic wraps: it is done in the unsigned twin type, so there
  * is no signed-overflow UB (abs(INT32_MIN) == INT32_MIN, as in C and
- * PyTorch). Float-to-int conversion saturates and maps NaN to 0. float32 exp
- * and sigmoid call ew_expf, so their loops vectorise; the other
- * transcendental functions call libm per element.
+ * PyTorch). Float-to-int conversion saturates and maps NaN to 0. float32
+ * exp, log, tanh, sigmoid and softplus use the inline approximations of
+ * ew.h (within ~2 ulp of libm), so their loops vectorise; the other
+ * transcendental functions, and all float64 ones, call libm per element.
  */
 #include "ew.h"
 
@@ -92,9 +94,13 @@ static inline double elementwise_sigmoid(double x) {
   double e = exp(-fabs(x)), r = 1.0 / (1.0 + e);
   return x >= 0.0 ? r : e * r;
 }
-/* log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x. */
+/* log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x. The
+ * float32 log1p(e), e in [0, 1], is log(u) * e / (u - 1) with u = 1 + e
+ * (exact where u rounds to 1), which keeps the loop vectorisable. */
 static inline float elementwise_softplusf(float x) {
-  return (x > 0.0f ? x : 0.0f) + log1pf(ew_expf(-fabsf(x)));
+  float e = ew_expf(-fabsf(x)), u = 1.0f + e;
+  float l = u == 1.0f ? e : ew_logf(u) * (e / (u - 1.0f));
+  return (x > 0.0f ? x : 0.0f) + l;
 }
 static inline double elementwise_softplus(double x) {
   return (x > 0.0 ? x : 0.0) + log1p(exp(-fabs(x)));
@@ -137,13 +143,13 @@ static mg_status elementwise_unary(const mg_call *c, mg_tensor *out, const mg_lo
 
 FLOAT_KERNEL(exp, ew_expf(x), exp(x))
 FLOAT_KERNEL(expm1, expm1f(x), expm1(x))
-FLOAT_KERNEL(log, logf(x), log(x))
+FLOAT_KERNEL(log, ew_logf(x), log(x))
 FLOAT_KERNEL(log1p, log1pf(x), log1p(x))
 FLOAT_KERNEL(sqrt, sqrtf(x), sqrt(x))
 FLOAT_KERNEL(rsqrt, 1.0f / sqrtf(x), 1.0 / sqrt(x))
 FLOAT_KERNEL(sin, sinf(x), sin(x))
 FLOAT_KERNEL(cos, cosf(x), cos(x))
-FLOAT_KERNEL(tanh, tanhf(x), tanh(x))
+FLOAT_KERNEL(tanh, ew_tanhf(x), tanh(x))
 FLOAT_KERNEL(sigmoid, elementwise_sigmoidf(x), elementwise_sigmoid(x))
 FLOAT_KERNEL(softplus, elementwise_softplusf(x), elementwise_softplus(x))
 FLOAT_KERNEL(erf, erff(x), erf(x))

@@ -10,6 +10,11 @@
  * broadcast scalar (stride 0). Everything else takes the strided path. The
  * element expression is a macro argument, so no function pointer is called
  * per element.
+ *
+ * GCC's -O2 cost model leaves such loops scalar, and libm calls cannot be
+ * vectorised at all, so the unit-stride loops are marked `omp simd` and the
+ * hot float32 functions (exp, log, tanh, floor, ceil) have inline versions
+ * here built from arithmetic and bit operations only.
  */
 #ifndef MG_EW_H
 #define MG_EW_H
@@ -183,6 +188,62 @@ static inline float ew_ceilf(float x) {
 static inline double ew_ceil(double x) {
   double r = nearbyint(x);
   return copysign(r < x ? r + 1.0 : r, x);
+}
+
+/* c ? a : b through bit masks. A plain ?: after a division lets GCC sink
+ * the division into a branch, which it then cannot if-convert (division may
+ * trap), and the loop stays scalar; masks keep it straight-line. */
+static inline float ew_blendf(int c, float a, float b) {
+  uint32_t ua, ub, m = 0u - (uint32_t)(c != 0);
+  memcpy(&ua, &a, 4);
+  memcpy(&ub, &b, 4);
+  ua = (ua & m) | (ub & ~m);
+  memcpy(&a, &ua, 4);
+  return a;
+}
+
+/* log(x) for float32 in plain arithmetic (vectorises). x = 2^e * m with m
+ * in [sqrt(1/2), sqrt(2)) taken from the bits; log(m) = 2 atanh(s) with
+ * s = (m-1)/(m+1), |s| <= 0.172, by its odd series to s^9 (truncation
+ * < 1e-9 relative). Subnormals are scaled up first (under DAZ they read as
+ * 0 and give -inf, as every other kernel sees them). Within 1 ulp. */
+static inline float ew_logf(float x) {
+  int sub = x < 1.17549435e-38f;  /* FLT_MIN */
+  float xs = sub ? x * 8388608.0f : x;
+  uint32_t bits;
+  memcpy(&bits, &xs, 4);
+  uint32_t ix = bits - 0x3f3504f3u;  /* bits of sqrt(1/2): m lands in [sqrt(1/2), sqrt(2)) */
+  int32_t e = ((int32_t)ix >> 23) - 23 * sub;
+  uint32_t mb = (ix & 0x007fffffu) + 0x3f3504f3u;
+  float m;
+  memcpy(&m, &mb, 4);
+  float f = m - 1.0f, s = f / (2.0f + f), z = s * s;
+  float R = fmaf(z, 2.0f / 9.0f, 2.0f / 7.0f);  /* 2 atanh(s) = 2s + s*R */
+  R = fmaf(R, z, 2.0f / 5.0f);
+  R = fmaf(R, z, 2.0f / 3.0f) * z;
+  float hfsq = 0.5f * f * f;  /* 2s = f - s*f: f - (f^2/2 - s*(f^2/2 + R)) keeps the big terms exact */
+  float q = f - (hfsq - s * (hfsq + R));
+  float ef = (float)e;
+  float r = fmaf(ef, 0.693147182f, fmaf(ef, -1.90465430e-09f, q));
+  r = ew_blendf(x == INFINITY, x, r);
+  r = ew_blendf(x == 0.0f, -INFINITY, r);
+  return ew_blendf(x >= 0.0f, r, NAN);  /* negative and NaN inputs */
+}
+
+/* tanh(x) for float32, vectorisable: below |x| = 0.4 its odd Taylor series
+ * to x^13 (truncation < 5e-9 relative), above it (1 - e)/(1 + e) with
+ * e = e^-2|x| from ew_expf (no overflow; 1 for large |x|). About 2 ulp. */
+static inline float ew_tanhf(float x) {
+  float a = fabsf(x), z = a * a;
+  float p = fmaf(z, 21844.0f / 6081075.0f, -1382.0f / 155925.0f);
+  p = fmaf(p, z, 62.0f / 2835.0f);
+  p = fmaf(p, z, -17.0f / 315.0f);
+  p = fmaf(p, z, 2.0f / 15.0f);
+  p = fmaf(p, z, -1.0f / 3.0f);
+  p = fmaf(p * z, a, a);
+  float e = ew_expf(-2.0f * a);
+  float r = a < 0.4f ? p : (1.0f - e) / (1.0f + e);
+  return copysignf(r, x);
 }
 
 #endif

@@ -95,10 +95,10 @@ static void matmul_batch_ptrs(const mjob *j, int64_t b, char **pa, char **pb, ch
 #define SMALL_FNS(NAME, T)                                                               \
   static inline __attribute__((always_inline)) void axpy_##NAME(                        \
       int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa, int64_t csa, const T *b, \
-      int64_t rsb, int64_t csb, T *restrict c) {                                         \
+      int64_t rsb, int64_t csb, T *restrict c, int64_t ldc) {                            \
     int64_t i = 0;                                                                       \
     for (; i + 4 <= m; i += 4) {                                                         \
-      T *restrict c0 = c + i * n, *restrict c1 = c0 + n, *restrict c2 = c1 + n, *restrict c3 = c2 + n; \
+      T *restrict c0 = c + i * ldc, *restrict c1 = c0 + ldc, *restrict c2 = c1 + ldc, *restrict c3 = c2 + ldc; \
       for (int64_t j = 0; j < n; j++) c0[j] = c1[j] = c2[j] = c3[j] = 0;                 \
       for (int64_t p = 0; p < k; p++) {                                                  \
         const T *ap = a + i * rsa + p * csa, *br = b + p * rsb;                          \
@@ -113,7 +113,7 @@ static void matmul_batch_ptrs(const mjob *j, int64_t b, char **pa, char **pb, ch
       }                                                                                  \
     }                                                                                    \
     for (; i < m; i++) {                                                                 \
-      T *restrict cr = c + i * n;                                                        \
+      T *restrict cr = c + i * ldc;                                                      \
       for (int64_t j = 0; j < n; j++) cr[j] = 0;                                         \
       for (int64_t p = 0; p < k; p++) {                                                  \
         T x = a[i * rsa + p * csa];                                                      \
@@ -124,7 +124,8 @@ static void matmul_batch_ptrs(const mjob *j, int64_t b, char **pa, char **pb, ch
   }                                                                                      \
   /* C[i][j] = dot(A row i, B column j): for column vectors and transposed B. */        \
   static void dot_##NAME(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,       \
-                         int64_t csa, const T *b, int64_t rsb, int64_t csb, T *restrict c) { \
+                         int64_t csa, const T *b, int64_t rsb, int64_t csb, T *restrict c, \
+                         int64_t ldc) {                                                  \
     for (int64_t i = 0; i < m; i++)                                                      \
       for (int64_t j = 0; j < n; j++) {                                                  \
         const T *ar = a + i * rsa, *bc = b + j * csb;                                    \
@@ -134,14 +135,15 @@ static void matmul_batch_ptrs(const mjob *j, int64_t b, char **pa, char **pb, ch
         } else {                                                                         \
           for (int64_t p = 0; p < k; p++) s += ar[p * csa] * bc[p * rsb];                \
         }                                                                                \
-        c[i * n + j] = s;                                                                \
+        c[i * ldc + j] = s;                                                              \
       }                                                                                  \
   }                                                                                      \
   static void small_##NAME(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,     \
-                           int64_t csa, const T *b, int64_t rsb, int64_t csb, T *c) {    \
-    if (n == 1 || (csb != 1 && rsb == 1 && csa == 1)) dot_##NAME(m, n, k, a, rsa, csa, b, rsb, csb, c); \
-    else if (csb == 1) axpy_##NAME(m, n, k, a, rsa, csa, b, rsb, 1, c);                  \
-    else axpy_##NAME(m, n, k, a, rsa, csa, b, rsb, csb, c);                              \
+                           int64_t csa, const T *b, int64_t rsb, int64_t csb, T *c,      \
+                           int64_t ldc) {                                                \
+    if (n == 1 || (csb != 1 && rsb == 1 && csa == 1)) dot_##NAME(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc); \
+    else if (csb == 1) axpy_##NAME(m, n, k, a, rsa, csa, b, rsb, 1, c, ldc);             \
+    else axpy_##NAME(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc);                         \
   }
 SMALL_FNS(f32, float)
 SMALL_FNS(f64, double)
@@ -150,7 +152,7 @@ SMALL_FNS(f64, double)
 
 #define INT_FN(NAME, T)                                                                  \
   static void int_##NAME(int64_t m, int64_t n, int64_t k, const T *a, int64_t rsa,       \
-                         int64_t csa, const T *b, int64_t rsb, int64_t csb, T *c) {      \
+                         int64_t csa, const T *b, int64_t rsb, int64_t csb, T *c, int64_t ldc) { \
     uint64_t acc[ICH];                                                                   \
     for (int64_t j0 = 0; j0 < n; j0 += ICH) {                                            \
       int len = n - j0 < ICH ? (int)(n - j0) : ICH;                                      \
@@ -161,7 +163,7 @@ SMALL_FNS(f64, double)
           const T *br = b + p * rsb + j0 * csb;                                          \
           _Pragma("omp simd") for (int j = 0; j < len; j++) acc[j] += x * (uint64_t)(int64_t)br[j * csb]; \
         }                                                                                \
-        for (int j = 0; j < len; j++) c[i * n + j0 + j] = (T)(int64_t)acc[j];            \
+        for (int j = 0; j < len; j++) c[i * ldc + j0 + j] = (T)(int64_t)acc[j];          \
       }                                                                                  \
     }                                                                                    \
   }
@@ -237,12 +239,21 @@ static mg_status run_blis(const mjob *j) {
 
 /* ---- the kernel --------------------------------------------------------------------- */
 
-/* Runs batch bi with the small float or the integer kernel. */
-static void run_plain_batch(const mjob *j, int64_t bi) {
+/* Runs part `part` of `nparts` of batch bi with the small float or the
+ * integer kernel: a band of rows of C, or of columns when C has one row. */
+static void run_plain_part(const mjob *j, int64_t bi, int part, int nparts) {
   char *pa, *pb, *pc;
   matmul_batch_ptrs(j, bi, &pa, &pb, &pc);
   const mview *a = &j->a, *b = &j->b;
-#define MM_ARGS(T) j->m, j->n, j->k, (const T *)pa, a->rs, a->cs, (const T *)pb, b->rs, b->cs, (T *)pc
+  int64_t m = j->m, n = j->n, es = (int64_t)j->es;
+  if (j->m > 1) {
+    int64_t lo = m * part / nparts, hi = m * (part + 1) / nparts;
+    pa += lo * a->rs * es, pc += lo * n * es, m = hi - lo;
+  } else {
+    int64_t lo = n * part / nparts, hi = n * (part + 1) / nparts;
+    pb += lo * b->cs * es, pc += lo * es, n = hi - lo;
+  }
+#define MM_ARGS(T) m, n, j->k, (const T *)pa, a->rs, a->cs, (const T *)pb, b->rs, b->cs, (T *)pc, j->n
   switch (j->dt) {
   case MG_FLOAT32: small_f32(MM_ARGS(float)); break;
   case MG_FLOAT64: small_f64(MM_ARGS(double)); break;
@@ -253,14 +264,22 @@ static void run_plain_batch(const mjob *j, int64_t bi) {
 #undef MM_ARGS
 }
 
+/* Plain kernels over all batches: threads across batches, or across bands
+ * of one product (a large matrix-vector product is memory-bound, and these
+ * loops stream it at bandwidth where BLIS's packing would copy it first). */
 static void run_plain(const mjob *j) {
   double work = (double)j->m * (double)j->n * (double)j->k * (double)j->nbatch;
-  int nt = j->nbatch > 1 && work >= PAR_MNK ? mg_threads() : 1;
-  if (nt > 1) {
+  int nt = work >= PAR_MNK ? mg_threads() : 1;
+  if (nt > 1 && j->nbatch >= nt) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t bi = 0; bi < j->nbatch; bi++) run_plain_batch(j, bi);
+    for (int64_t bi = 0; bi < j->nbatch; bi++) run_plain_part(j, bi, 0, 1);
+  } else if (nt > 1) {
+    for (int64_t bi = 0; bi < j->nbatch; bi++) {
+#pragma omp parallel num_threads(nt)
+      run_plain_part(j, bi, omp_get_thread_num(), omp_get_num_threads());
+    }
   } else {
-    for (int64_t bi = 0; bi < j->nbatch; bi++) run_plain_batch(j, bi);
+    for (int64_t bi = 0; bi < j->nbatch; bi++) run_plain_part(j, bi, 0, 1);
   }
 }
 
@@ -281,8 +300,8 @@ mg_status k_matmul(const mg_call *c, mg_tensor *out) {
     memset(j.c, 0, (size_t)(j.nbatch * j.m * j.n) * j.es);
     return MG_OK;
   }
-  int isfloat = j.dt == MG_FLOAT32 || j.dt == MG_FLOAT64;
-  if (isfloat && (double)j.m * (double)j.n * (double)j.k > SMALL_MNK) return run_blis(&j);
+  int isfloat = j.dt == MG_FLOAT32 || j.dt == MG_FLOAT64, vector = j.m == 1 || j.n == 1;
+  if (isfloat && !vector && (double)j.m * (double)j.n * (double)j.k > SMALL_MNK) return run_blis(&j);
   run_plain(&j);
   return MG_OK;
 }

@@ -13,7 +13,7 @@
  *   - pad, tile, flip and negative-step slices are one "table gather": per
  *     output axis a table maps each position to a source offset (or -1 for
  *     the pad value), and rows of the output are filled from the tables,
- *     memcpy when a row is contiguous in the source;
+ *     by memcpy of runs when the last axis's table has long runs;
  *   - gather, take, scatter_add and one_hot read a contiguous int64 index
  *     (cast by mg_apply, copied here when strided), check every value against
  *     the axis first (MG_EINDEX naming position and range), then walk the
@@ -211,7 +211,8 @@ typedef struct movement_table {
   char *dst;
   size_t es;
   unsigned char fill[8];
-  int inner_run;              /* the last table is t0, t0+1, ...: rows are memcpy */
+  int64_t nruns;              /* > 0: the last table as runs, copied with memcpy */
+  int64_t (*runs)[3];         /* {first output position, source offset or -1, length} */
 } movement_table;
 
 #define TABLE_ROW(T)                                         \
@@ -227,12 +228,21 @@ typedef struct movement_table {
     }                                                        \
   } while (0)
 
+/* Row segments [j, j + n) of the fill value. */
+static void movement_fill(const movement_table *g, char *o, int64_t n) {
+  for (int64_t j = 0; j < n; j++) memcpy(o + j * (int64_t)g->es, g->fill, g->es);
+}
+
 /* One output row: base is the summed offset of the outer axes (-1: fill). */
 static void movement_table_row(const movement_table *g, int64_t base, char *o) {
   const int64_t *tab = g->tab[g->ndim - 1];
-  int64_t n = g->shape[g->ndim - 1];
-  if (base >= 0 && g->inner_run) {
-    memcpy(o, g->src + (base + tab[0]) * (int64_t)g->es, (size_t)n * g->es);
+  int64_t n = g->shape[g->ndim - 1], es = (int64_t)g->es;
+  if (base >= 0 && g->nruns) {
+    for (int64_t r = 0; r < g->nruns; r++) {
+      const int64_t *run = g->runs[r];
+      if (run[1] < 0) movement_fill(g, o + run[0] * es, run[2]);
+      else memcpy(o + run[0] * es, g->src + (base + run[1]) * es, (size_t)(run[2] * es));
+    }
     return;
   }
   switch (g->es) {
@@ -260,15 +270,35 @@ static void movement_table_rows(const movement_table *g, int64_t lo, int64_t hi)
   }
 }
 
+/* Splits the last table into runs of consecutive sources (or of the fill);
+ * worth it when runs average 8 elements or more (tile, pad, positive copies). */
+static void movement_table_runs(movement_table *g) {
+  const int64_t *t = g->tab[g->ndim - 1];
+  int64_t inner = g->shape[g->ndim - 1], n = 1;
+  for (int64_t j = 1; j < inner; j++) n += !(t[j] < 0 ? t[j - 1] < 0 : t[j - 1] >= 0 && t[j] == t[j - 1] + 1);
+  g->nruns = 0;
+  if (n * 8 > inner || !(g->runs = malloc((size_t)n * sizeof *g->runs))) return;
+  for (int64_t j = 0; j < inner; j++) {
+    int64_t *last = g->nruns ? g->runs[g->nruns - 1] : NULL;
+    if (last && (t[j] < 0 ? last[1] < 0 : last[1] >= 0 && t[j] == last[1] + last[2])) {
+      last[2]++;
+      continue;
+    }
+    int64_t *run = g->runs[g->nruns++];
+    run[0] = j;
+    run[1] = t[j] < 0 ? -1 : t[j];
+    run[2] = 1;
+  }
+}
+
 static void movement_table_run(movement_table *g, int64_t numel) {
   if (numel == 0) return;
-  const int64_t *t = g->tab[g->ndim - 1];
   int64_t inner = g->shape[g->ndim - 1], rows = numel / inner;
-  g->inner_run = t[0] >= 0;
-  for (int64_t j = 1; j < inner && g->inner_run; j++) g->inner_run = t[j] == t[0] + j;
+  movement_table_runs(g);
   int nt = numel >= MG_PAR_MIN && rows > 1 ? mg_threads() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int k = 0; k < nt; k++) movement_table_rows(g, rows * k / nt, rows * (k + 1) / nt);
+  if (g->nruns) free(g->runs);
 }
 
 /* Allocates the per-axis tables of `out` (one block; freed by the caller

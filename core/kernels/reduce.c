@@ -42,6 +42,7 @@
 
 #define CH 256          /* outputs per batch of rows; column chunks are at least this wide */
 #define CH_MAX 8192     /* widest column chunk (its states stay in L2) */
+#define MG_MAX_THREADS_SPLIT 256  /* threads sharing one output's range */
 #define SUM_BLOCK 1024  /* float32 elements summed in float lanes before going to double */
 
 enum { R_SUM, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY, R_ARGMAX, R_ARGMIN, R_SUMEXP, R_SUMSQ, R_NKINDS };
@@ -428,12 +429,10 @@ static void row_sumexp_f32(racc *a, int o, const char *p, int64_t n, int64_t st,
   (void)pos;
   a->f[o] += sumexp_f32((const float *)p, n, st, (float)c);
 }
+static double sumexp_f64(const double *x, int64_t n, int64_t st, double m);
 static void row_sumexp_f64(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
-  const double *x = (const double *)p;
-  double acc = 0;
   (void)pos;
-  for (int64_t j = 0; j < n; j++) acc += exp(x[j * st] - c);
-  a->f[o] += acc;
+  a->f[o] += sumexp_f64((const double *)p, n, st, c);
 }
 static void col_sumexp_f32(racc *a, int64_t len, const char *p, int64_t st, const double *c, int64_t pos) {
   const float *x = (const float *)p;
@@ -540,10 +539,10 @@ static double state_value(const rctx *r, double f, int64_t o) {
 }
 
 /* Writes outputs o0 .. o0+len from the chunk's states. */
-static void state_finish(const rctx *r, const racc *a, int64_t o0, int len) {
+static void state_finish(const rctx *r, const racc *a, int64_t o0, int64_t len) {
   char *out = r->out;
   int arg = r->kind == R_ARGMAX || r->kind == R_ARGMIN;
-  for (int j = 0; j < len; j++) {
+  for (int64_t j = 0; j < len; j++) {
     int64_t o = o0 + j;
     if (arg) {
       ((int64_t *)out)[o] = a->at[j] + r->base;
@@ -635,7 +634,7 @@ static void run_span(const rctx *r, const rplan *p, const char *base, int64_t lo
 
 /* Rows: outputs [lo, hi), each reduced over its whole range. */
 static void run_rows(const rctx *r, const rplan *p, int64_t lo, int64_t hi) {
-  racc a;
+  RACC_LOCAL(a, CH);
   int64_t coord[MG_MAX_DIMS];
   for (int64_t o0 = lo; o0 < hi; o0 += CH) {
     int len = hi - o0 < CH ? (int)(hi - o0) : CH;
@@ -658,43 +657,53 @@ static void run_rows(const rctx *r, const rplan *p, int64_t lo, int64_t hi) {
  * split across the threads and the partial states merged in order. */
 static void run_rows_split(const rctx *r, const rplan *p, int nt) {
   int64_t coord[MG_MAX_DIMS];
-  racc *parts = malloc((size_t)nt * sizeof *parts);
+  RACC_LOCAL(parts, MG_MAX_THREADS_SPLIT);
+  RACC_LOCAL(one, 1);
+  if (nt > MG_MAX_THREADS_SPLIT) nt = MG_MAX_THREADS_SPLIT;
   for (int64_t o = 0; o < p->nout; o++) {
     const char *base = r->x + plan_offset(p->nk, p->ks, p->kst, o, coord) * (int64_t)r->es;
     double c = r->center ? r->center[o] : 0;
-    racc one;
     state_init(r, &one, 0);
-    if (!parts) {  /* no memory for partials: do it on this thread */
-      run_span(r, p, base, 0, p->nred, &one, 0, c);
-    } else {
 #pragma omp parallel num_threads(nt)
-      {
-        int t = omp_get_thread_num(), n = omp_get_num_threads();
-        state_init(r, &parts[t], 0);
-        run_span(r, p, base, p->nred * t / n, p->nred * (t + 1) / n, &parts[t], 0, c);
-      }
-      for (int t = 0; t < nt; t++) state_merge(r, &one, 0, &parts[t]);
+    {
+      int t = omp_get_thread_num(), n = omp_get_num_threads();
+      racc mine = {parts.f + t, parts.i + t, parts.at + t};  /* slot 0 of `mine` is slot t */
+      state_init(r, &mine, 0);
+      run_span(r, p, base, p->nred * t / n, p->nred * (t + 1) / n, &mine, 0, c);
+    }
+    for (int t = 0; t < nt; t++) {
+      racc part = {parts.f + t, parts.i + t, parts.at + t};
+      state_merge(r, &one, 0, &part);
     }
     state_finish(r, &one, o, 1);
   }
-  free(parts);
 }
 
-/* Columns: unit u is a chunk of up to CH neighbouring outputs along the
- * innermost kept dimension, accumulated over every reduced position. */
-static void run_col_unit(const rctx *r, const rplan *p, int64_t u, int64_t nchunk) {
-  racc a;
+/* The width of a column chunk: whole rows of the innermost kept dimension
+ * when they fit (reads then stream along memory), split so every thread
+ * gets a chunk. */
+static int64_t plan_col_width(const rplan *p, int nt) {
+  int64_t klen = p->ks[p->nk - 1], kout = p->nout / klen, w = klen < CH_MAX ? klen : CH_MAX;
+  int64_t units = kout * ((klen + w - 1) / w);
+  if (units < nt) w = (klen + nt - 1) / nt;
+  if (w < CH && klen >= CH) w = CH;
+  return w < CH_MAX ? w : CH_MAX;
+}
+
+/* Columns: unit u is a chunk of up to w neighbouring outputs along the
+ * innermost kept dimension, accumulated over every reduced position into
+ * the states `a` (w of them). */
+static void run_col_unit(const rctx *r, const rplan *p, int64_t u, int64_t w, racc *a) {
   int64_t coord[MG_MAX_DIMS], rc[MG_MAX_DIMS] = {0};
   int last = p->nk - 1, rl = p->nr - 1;
-  int64_t klen = p->ks[last], ko = u / nchunk, j0 = (u % nchunk) * CH;
-  int len = klen - j0 < CH ? (int)(klen - j0) : CH;
-  int64_t o0 = ko * klen + j0;
+  int64_t klen = p->ks[last], nchunk = (klen + w - 1) / w, ko = u / nchunk, j0 = (u % nchunk) * w;
+  int64_t len = klen - j0 < w ? klen - j0 : w, o0 = ko * klen + j0;
   const char *base = r->x + (plan_offset(last, p->ks, p->kst, ko, coord) + j0 * p->kst[last]) * (int64_t)r->es;
   const double *c = r->center ? r->center + o0 : NULL;
-  for (int j = 0; j < len; j++) state_init(r, &a, j);
+  for (int64_t j = 0; j < len; j++) state_init(r, a, (int)j);
   int64_t off = 0;
   for (int64_t pos = 0; pos < p->nred; pos++) {
-    r->col(&a, len, base + off * (int64_t)r->es, p->kst[last], c, pos);
+    r->col(a, len, base + off * (int64_t)r->es, p->kst[last], c, pos);
     for (int d = rl; d >= 0; d--) {  /* next reduced position */
       off += p->rst[d];
       if (++rc[d] < p->rs[d]) break;
@@ -702,7 +711,18 @@ static void run_col_unit(const rctx *r, const rplan *p, int64_t u, int64_t nchun
       rc[d] = 0;
     }
   }
-  state_finish(r, &a, o0, len);
+  state_finish(r, a, o0, len);
+}
+
+/* Runs units [lo, hi) of the column loop with states from the heap. */
+static mg_status run_cols(const rctx *r, const rplan *p, int64_t w, int64_t lo, int64_t hi) {
+  char *mem = malloc((size_t)w * (sizeof(double) + 2 * sizeof(int64_t)));
+  if (!mem) return MG_ENOMEM;
+  racc a = {(double *)mem, (int64_t *)(mem + w * sizeof(double)),
+            (int64_t *)(mem + w * (sizeof(double) + sizeof(int64_t)))};
+  for (int64_t u = lo; u < hi; u++) run_col_unit(r, p, u, w, &a);
+  free(mem);
+  return MG_OK;
 }
 
 /* Picks the loop: columns when the innermost kept dimension is long and
@@ -720,14 +740,21 @@ static mg_status reduce_exec(const rctx *r, const rplan *p) {
   int64_t total = p->nout * (p->nred ? p->nred : 1);
   int nt = total >= MG_PAR_MIN ? mg_threads() : 1;
   if (plan_use_cols(p)) {
-    int64_t klen = p->ks[p->nk - 1], nchunk = (klen + CH - 1) / CH, units = p->nout / klen * nchunk;
+    int64_t w = plan_col_width(p, nt), klen = p->ks[p->nk - 1];
+    int64_t units = p->nout / klen * ((klen + w - 1) / w);
+    mg_status st = MG_OK;
     if (nt > 1 && units > 1) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-      for (int64_t u = 0; u < units; u++) run_col_unit(r, p, u, nchunk);
+#pragma omp parallel num_threads(nt)
+      {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        if (run_cols(r, p, w, units * t / n, units * (t + 1) / n)) st = MG_ENOMEM;
+      }
     } else {
-      for (int64_t u = 0; u < units; u++) run_col_unit(r, p, u, nchunk);
+      st = run_cols(r, p, w, 0, units);
     }
-  } else if (nt > 1 && p->nout >= nt) {
+    return st ? mg_seterror(st, "out of memory for reduction states") : MG_OK;
+  }
+  if (nt > 1 && p->nout >= nt) {
 #pragma omp parallel num_threads(nt)
     {
       int t = omp_get_thread_num(), n = omp_get_num_threads();
@@ -811,13 +838,15 @@ static mg_status reduce_centered(const mg_call *c, mg_tensor *out, int kind1, in
   r.out = (char *)center;
   r.odt = MG_FLOAT64;
   r.divisor = (double)p.nred;
-  reduce_exec(&r, &p);
-  rctx_init(&r, c, kind2, fin2, out);
-  r.center = center;
-  r.divisor = (double)p.nred - (double)correction;
-  reduce_exec(&r, &p);
+  mg_status st = reduce_exec(&r, &p);
+  if (!st) {
+    rctx_init(&r, c, kind2, fin2, out);
+    r.center = center;
+    r.divisor = (double)p.nred - (double)correction;
+    st = reduce_exec(&r, &p);
+  }
   free(center);
-  return MG_OK;
+  return st;
 }
 
 mg_status k_logsumexp(const mg_call *c, mg_tensor *out) {
@@ -830,9 +859,16 @@ mg_status k_variance(const mg_call *c, mg_tensor *out) {
 
 /* ---- softmax ---------------------------------------------------------------------- */
 
+static double sumexp_f64(const double *x, int64_t n, int64_t st, double m) {
+  double acc = 0;
+  for (int64_t j = 0; j < n; j++) acc += exp(x[j * st] - m);
+  return acc;
+}
+
 /* Softmax over a contiguous (outer, L, inner) block. Rows (inner == 1) are
  * done one at a time; otherwise a chunk of CH columns is carried through
- * max, exp-and-sum and scale so every loop runs along contiguous memory. */
+ * max, exp-and-sum and scale so every loop runs along contiguous memory.
+ * y may be x (in place): every element is read before it is written. */
 #define SOFTMAX_FNS(NAME, T, EXP)                                                       \
   static void smrow_##NAME(const T *x, T *y, int64_t L, int logsm) {                    \
     T m = -INFINITY;                                                                    \
@@ -842,22 +878,17 @@ mg_status k_variance(const mg_call *c, mg_tensor *out) {
       nan |= x[j] != x[j];                                                              \
     }                                                                                   \
     if (nan) m = NAN;                                                                   \
-    double s = 0;                                                                       \
     if (logsm) {                                                                        \
-      LANE_SUM(T, s, L, EXP(x[j] - m))                                                  \
-    } else {                                                                            \
-      LANE_SUM(T, s, L, (y[j] = EXP(x[j] - m)))                                         \
-    }                                                                                   \
-    if (logsm) {                                                                        \
-      T ls = (T)log(s);                                                                 \
+      T ls = (T)log(sumexp_##NAME(x, L, 1, m));                                         \
       _Pragma("omp simd") for (int64_t j = 0; j < L; j++) y[j] = (x[j] - m) - ls;       \
     } else {                                                                            \
-      T inv = (T)(1.0 / s);                                                             \
+      _Pragma("omp simd") for (int64_t j = 0; j < L; j++) y[j] = EXP(x[j] - m);         \
+      T inv = (T)(1.0 / sum_##NAME(y, L, 1));                                           \
       _Pragma("omp simd") for (int64_t j = 0; j < L; j++) y[j] *= inv;                  \
     }                                                                                   \
   }                                                                                     \
   static void smcols_##NAME(const T *x, T *y, int64_t L, int64_t inner, int len, int logsm) { \
-    T m[CH];                                                                            \
+    T m[CH], e[CH];                                                                     \
     double s[CH];                                                                       \
     int nan[CH];                                                                        \
     for (int j = 0; j < len; j++) m[j] = -INFINITY, s[j] = 0, nan[j] = 0;               \
@@ -873,11 +904,9 @@ mg_status k_variance(const mg_call *c, mg_tensor *out) {
     for (int64_t l = 0; l < L; l++) {                                                   \
       const T *xr = x + l * inner;                                                      \
       T *yr = y + l * inner;                                                            \
-      _Pragma("omp simd") for (int j = 0; j < len; j++) {                               \
-        T v = EXP(xr[j] - m[j]);                                                        \
-        if (!logsm) yr[j] = v;                                                          \
-        s[j] += v;                                                                      \
-      }                                                                                 \
+      _Pragma("omp simd") for (int j = 0; j < len; j++) e[j] = EXP(xr[j] - m[j]);       \
+      _Pragma("omp simd") for (int j = 0; j < len; j++) s[j] += e[j];                   \
+      if (!logsm) memcpy(yr, e, (size_t)len * sizeof(T));                               \
     }                                                                                   \
     for (int j = 0; j < len; j++) s[j] = logsm ? log(s[j]) : 1.0 / s[j];                \
     for (int64_t l = 0; l < L; l++) {                                                   \

@@ -106,7 +106,7 @@ function Tape:gradient(target, sources, output_gradients, unconnected)
     end
   end
   local flat, rebuild = flatten(sources, "source")
-  local grads = self:_gradient(targets, ograds, flat, unconnected == "zero")
+  local grads = self:_gradient(targets, ograds, flat, unconnected == "zero", false)
   return rebuild(grads)
 end
 

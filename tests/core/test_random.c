@@ -219,3 +219,35 @@ TEST(random_bad_arguments) {
   rnd_i(&r, 3, MG_FLOAT32);
   CHECK(mg_apply(mg_test_ctx(), MG_OP_RANDINT, NULL, 0, &r, &t) == MG_EDTYPE);
 }
+
+/* The documented layout: batch 0 holds blocks 0..15 of the counter; a
+ * float64 normal e < 16 is r*cos from lane e, e >= 16 is r*sin from lane
+ * e - 16, with 53-bit uniforms from 27 + 26 bits of word pairs. */
+TEST(random_normal_known_values) {
+  mg_attrs a = {0};
+  rnd_shape(&a, 32);
+  rnd_i(&a, 3, MG_FLOAT64);
+  rnd_i(&a, 4, 5);
+  mg_tensor *t = rnd_run(mg_test_ctx(), MG_OP_NORMAL, &a);
+  REQUIRE(t != NULL);
+  for (int e = 0; e < 32; e++) {
+    uint32_t w[4];
+    mg_philox(5, (uint64_t)(e % 16), w);
+    double u1 = 1.0 - ((double)(w[0] >> 5) * 0x1p-27 + (double)(w[1] >> 6) * 0x1p-53);
+    double u2 = (double)(w[2] >> 5) * 0x1p-27 + (double)(w[3] >> 6) * 0x1p-53;
+    double r = sqrt(-2 * log(u1)), ang = 6.283185307179586 * u2;
+    CHECK_NEAR(mg_tensor_get_f64(t, e), e < 16 ? r * cos(ang) : r * sin(ang), 1e-12);
+  }
+  mg_tensor_release(t);
+  mg_attrs u = {0};  /* float32 uniform: element e reads word e / 16 of block e % 16 */
+  rnd_shape(&u, 64);
+  rnd_i(&u, 4, 9);
+  t = rnd_run(mg_test_ctx(), MG_OP_UNIFORM, &u);
+  REQUIRE(t != NULL);
+  for (int e = 0; e < 64; e++) {
+    uint32_t w[4];
+    mg_philox(9, (uint64_t)(e % 16), w);
+    CHECK(mg_tensor_get_f64(t, e) == (double)(float)((double)(w[e / 16] >> 8) * 0x1p-24));
+  }
+  mg_tensor_release(t);
+}

@@ -44,5 +44,18 @@ check() {    # check KIND: runs the loop, compares its peak with the limit
 for kind in zeros ones op view free; do
   check "$kind"
 done
+
+# A 10,000-step MLP training loop (tape + assign_sub, no collectgarbage()):
+# RSS after the last step within 20 MB of RSS after step 1000.
+MLP_STEPS=10000
+[ "${MG_ASAN:-0}" = 1 ] && MLP_STEPS=3000
+out=$("$MOONGRAD" "$ROOT/tests/gc/mlp_rss.lua" "$MLP_STEPS" 2>&1)
+if [ $? -eq 0 ]; then
+  echo "ok gc mlp: $MLP_STEPS training steps, RSS growth < 20 MB ($out)"
+  passed=$((passed + 1))
+else
+  echo "not ok gc mlp: $MLP_STEPS training steps: $out"
+  failed=$((failed + 1))
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,179 @@
+-- matmul_spec.lua — mg.matmul: NumPy shape rules (vectors, matrices,
+-- batches, broadcast batch dimensions), values against a plain-Lua product
+-- on both sides of the small-kernel/BLIS threshold, transposed, stepped and
+-- expanded operands, dtypes and promotion, empty dimensions, and errors.
+
+local mg = require "moongrad"
+
+local function check(actual, expected, tol, path)
+  tol = tol or 1e-6
+  path = path or "value"
+  if mg.is_tensor(actual) then actual = actual:totable() end
+  if type(expected) == "table" then
+    assert(type(actual) == "table", path .. ": expected a table, got " .. tostring(actual))
+    assert(#actual == #expected, ("%s: length %d, expected %d"):format(path, #actual, #expected))
+    for i = 1, #expected do check(actual[i], expected[i], tol, path .. "[" .. i .. "]") end
+  elseif math.type(expected) == "float" then
+    assert(math.type(actual) == "float", ("%s: expected a float, got %s"):format(path, tostring(actual)))
+    assert(actual == expected or math.abs(actual - expected) <= tol * math.max(1, math.abs(expected)),
+      ("%s: expected %.9g, got %.9g"):format(path, expected, actual))
+  else
+    assert(actual == expected and math.type(actual) == math.type(expected),
+      ("%s: expected %s (%s), got %s (%s)"):format(path, tostring(expected),
+        math.type(expected) or type(expected), tostring(actual), math.type(actual) or type(actual)))
+  end
+end
+
+local function err_of(fn)
+  local ok, e = pcall(fn)
+  assert(not ok, "expected an error")
+  return tostring(e)
+end
+
+local function grid(r, c, f)
+  local t = {}
+  for i = 1, r do
+    t[i] = {}
+    for j = 1, c do t[i][j] = f(i, j) end
+  end
+  return t
+end
+
+-- The plain product of Lua matrices; `float` makes the entries floats.
+local function matmul(a, b, float)
+  local c = {}
+  for i = 1, #a do
+    c[i] = {}
+    for j = 1, #b[1] do
+      local s = float and 0.0 or 0
+      for p = 1, #b do s = s + a[i][p] * b[p][j] end
+      c[i][j] = s
+    end
+  end
+  return c
+end
+
+local function transpose(m)
+  return grid(#m[1], #m, function(i, j) return m[j][i] end)
+end
+
+describe("matmul", function()
+  it("multiplies the done-criterion example", function()
+    local c = mg.matmul(mg.tensor{{2, 3}, {4, 1}}, mg.tensor{{1, 5}, {2, 1}})
+    check(c, {{8, 13}, {6, 21}})
+    assert.equal(mg.int64, c.dtype)
+    check(mg.matmul(mg.tensor{{2.0, 3}, {4, 1}}, mg.tensor{{1.0, 5}, {2, 1}}), {{8.0, 13.0}, {6.0, 21.0}})
+  end)
+
+  it("treats 1-d operands as vectors (NumPy rules)", function()
+    local v, w = mg.tensor{1.0, 2.0, 3.0}, mg.tensor{4.0, 5.0, 6.0}
+    local d = mg.matmul(v, w)
+    check(d.shape, {})
+    check(d, 32.0)
+    local m = mg.tensor{{1.0, 0.0, 2.0}, {0.0, 1.0, -1.0}}
+    local mv = mg.matmul(m, v)
+    check(mv.shape, {2})
+    check(mv, {7.0, -1.0})
+    local vm = mg.matmul(mg.tensor{1.0, 2.0}, m)
+    check(vm.shape, {3})
+    check(vm, {1.0, 2.0, 0.0})
+  end)
+
+  it("batches and broadcasts batch dimensions", function()
+    local a = mg.arange(2 * 2 * 3):reshape{2, 1, 2, 3}
+    local b = mg.arange(3 * 3 * 2):reshape{3, 3, 2} - 4
+    local c = mg.matmul(a, b)
+    check(c.shape, {2, 3, 2, 2})
+    local at, bt, ct = a:totable(), b:totable(), c:totable()
+    for p = 1, 2 do
+      for q = 1, 3 do check(ct[p][q], matmul(at[p][1], bt[q]), 0, "c[" .. p .. "][" .. q .. "]") end
+    end
+    -- a vector against a batch, and a batch against a vector
+    local vb = mg.matmul(mg.tensor{1, 1, 1}, b)
+    check(vb.shape, {3, 2})
+    check(vb:totable()[2], {6 + 8 + 10 - 12, 7 + 9 + 11 - 12})
+    local bv = mg.matmul(a, mg.tensor{1, 0, -1})
+    check(bv.shape, {2, 1, 2})
+    check(bv, {{{-2, -2}}, {{-2, -2}}})
+    -- a matrix broadcast against a batch
+    local m = mg.tensor{{1, 0}, {0, 2}}
+    check(mg.matmul(b, m):totable()[1], matmul(bt[1], {{1, 0}, {0, 2}}))
+  end)
+
+  it("reads transposed, stepped and expanded operands", function()
+    local A = grid(5, 7, function(i, j) return (i * 3 + j * 5) % 11 - 5.0 end)
+    local B = grid(7, 4, function(i, j) return (i * 7 + j) % 13 - 6.0 end)
+    local a, b = mg.tensor(A), mg.tensor(B)
+    local want = matmul(A, B, true)
+    check(mg.matmul(mg.tensor(transpose(A)):transpose(), b), want)
+    check(mg.matmul(a, mg.tensor(transpose(B)):transpose()), want)
+    check(mg.matmul(mg.tensor(transpose(A)):transpose(), mg.tensor(transpose(B)):transpose()), want)
+    local wide = mg.tensor(grid(5, 14, function(i, j) return A[i][(j + 1) // 2] end))
+    check(mg.matmul(wide:slice{{}, {1, -1, 2}}, b), want)
+    local row = mg.expand(mg.tensor{{1.0, 2.0, 3.0, 4.0}}, {7, 4})   -- stride 0 rows
+    check(mg.matmul(a, row), matmul(A, grid(7, 4, function(_, j) return j + 0.0 end), true))
+  end)
+
+  it("matches a plain product above the BLIS threshold, for views too", function()
+    local A = grid(70, 80, function(i, j) return ((i * 7 + j * 3) % 17 - 8) * 0.25 end)
+    local B = grid(80, 65, function(i, j) return ((i * 5 + j * 11) % 19 - 9) * 0.5 end)
+    local want = matmul(A, B, true)
+    for _, d in ipairs{mg.float32, mg.float64} do
+      local a, b = mg.tensor(A, d), mg.tensor(B, d)
+      check(mg.matmul(a, b), want, d == mg.float32 and 1e-6 or 0)
+      check(mg.matmul(mg.tensor(transpose(A), d):transpose(), mg.tensor(transpose(B), d):transpose()), want,
+        d == mg.float32 and 1e-6 or 0)
+    end
+    -- an expanded operand (row stride 0) is copied before BLIS sees it
+    local row = mg.expand(mg.arange(1, 66):cast(mg.float32):reshape{1, 65}, {80, 65})
+    local r = mg.matmul(mg.tensor(A), row):totable()
+    local s = 0.0
+    for p = 1, 80 do s = s + A[3][p] end
+    check(r[3][1], s)
+    check(r[3][65], 65 * s)
+    -- batched, each batch large enough for BLIS, b broadcast over the batch
+    local a3 = mg.concat({mg.tensor(A):reshape{1, 70, 80}, (mg.tensor(A) * 2):reshape{1, 70, 80}}, 1)
+    local c3 = mg.matmul(a3, mg.tensor(B)):totable()
+    check(c3[1], want, 1e-6)
+    local twice = grid(70, 65, function(i, j) return 2 * want[i][j] end)
+    check(c3[2], twice, 1e-6)
+  end)
+
+  it("multiplies integers with wrap-around and promotes mixed dtypes", function()
+    for _, d in ipairs{mg.int32, mg.int64, mg.uint8} do
+      local c = mg.matmul(mg.tensor({{1, 2}, {3, 4}}, d), mg.tensor({{5, 6}, {7, 8}}, d))
+      assert.equal(d, c.dtype)
+      check(c, {{19, 22}, {43, 50}})
+    end
+    check(mg.matmul(mg.tensor({{16}}, mg.uint8), mg.tensor({{17}}, mg.uint8)), {{16 * 17 % 256}})
+    check(mg.matmul(mg.tensor{{math.maxinteger}}, mg.tensor{{2}}), {{-2}})
+    local f = mg.matmul(mg.tensor{{1, 2}}, mg.tensor{{0.5}, {0.25}})
+    assert.equal(mg.float32, f.dtype)
+    check(f, {{1.0}})
+    assert.equal(mg.float64, mg.matmul(mg.tensor({{1.0}}, mg.float64), mg.tensor{{2.0}}).dtype)
+    assert.equal(mg.int64, mg.matmul(mg.tensor({{true}}), mg.tensor{{3}}).dtype)
+    local big = mg.matmul(mg.ones({3, 300}, mg.int32), mg.ones({300, 2}, mg.int32))
+    check(big, {{300, 300}, {300, 300}, {300, 300}})
+  end)
+
+  it("handles empty dimensions", function()
+    local z = mg.matmul(mg.ones{2, 0}, mg.ones{0, 3})
+    check(z.shape, {2, 3})
+    check(z, {{0.0, 0.0, 0.0}, {0.0, 0.0, 0.0}})
+    check(mg.matmul(mg.ones{0, 3}, mg.ones{3, 2}).shape, {0, 2})
+    check(mg.matmul(mg.ones{4, 0, 3}, mg.ones{3, 2}).shape, {4, 0, 2})
+  end)
+
+  it("reports bad shapes and dtypes", function()
+    assert.matches("matmul: inner dimensions differ: %(2,3%) @ %(4,5%)",
+      err_of(function() mg.matmul(mg.zeros{2, 3}, mg.zeros{4, 5}) end))
+    assert.matches("matmul: inner dimensions differ: %(3%) @ %(2%)",
+      err_of(function() mg.matmul(mg.zeros{3}, mg.zeros{2}) end))
+    assert.matches("matmul: batch dimensions cannot be broadcast: %(2,2,3%) @ %(3,3,4%)",
+      err_of(function() mg.matmul(mg.zeros{2, 2, 3}, mg.zeros{3, 3, 4}) end))
+    assert.matches("matmul: operand 1 is 0%-d", err_of(function() mg.matmul(2, mg.zeros{2}) end))
+    assert.matches("matmul: operand 2 is 0%-d", err_of(function() mg.matmul(mg.zeros{2}, mg.tensor(1.0)) end))
+    assert.matches("matmul: bool @ bool is not supported",
+      err_of(function() mg.matmul(mg.tensor{{true}}, mg.tensor{{false}}) end))
+  end)
+end)
