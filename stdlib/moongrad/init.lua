@@ -64,7 +64,7 @@ end
 local function shape_of(shape, fname)
   if type(shape) == "number" then return { shape } end
   if type(shape) ~= "table" then
-    error(fname .. ": shape must be a table of sizes, got " .. type(shape), 3)
+    error(fname .. ": shape must be a table of sizes, got " .. type(shape), 0)
   end
   return shape
 end
@@ -78,18 +78,32 @@ M.tensor = core.tensor
 M.frombytes = core.frombytes
 M.is_tensor = core.is_tensor
 
-function M.full(shape, value, dtype)
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack
+
+-- Wraps a Lua-side helper so that its errors point at the user's line and
+-- name the helper (zeros), not the op it is built on (full).
+local function user_facing(name, op, f)
+  return function(...)
+    local r = pack(pcall(f, ...))
+    if r[1] then return unpack(r, 2, r.n) end
+    local msg = tostring(r[2]):gsub("^[^:]*:%d+: ", ""):gsub("^" .. op .. ":", name .. ":")
+    error(msg, 2)
+  end
+end
+
+M.full = user_facing("full", "full", function(shape, value, dtype)
   if type(value) == "boolean" then value = value and 1 or 0; dtype = dtype or "bool" end
   return core.full(shape_of(shape, "full"), value, dtype or value_dtype(value))
-end
-function M.zeros(shape, dtype) return core.full(shape_of(shape, "zeros"), 0, dtype or "float32") end
-function M.ones(shape, dtype) return core.full(shape_of(shape, "ones"), 1, dtype or "float32") end
-function M.zeros_like(t, dtype) return core.full(t.shape, 0, dtype or t.dtype) end
-function M.ones_like(t, dtype) return core.full(t.shape, 1, dtype or t.dtype) end
-function M.full_like(t, value, dtype) return core.full(t.shape, value, dtype or t.dtype) end
+end)
+M.zeros = user_facing("zeros", "full", function(shape, dtype) return core.full(shape_of(shape, "zeros"), 0, dtype or "float32") end)
+M.ones = user_facing("ones", "full", function(shape, dtype) return core.full(shape_of(shape, "ones"), 1, dtype or "float32") end)
+M.zeros_like = user_facing("zeros_like", "full", function(t, dtype) return core.full(t.shape, 0, dtype or t.dtype) end)
+M.ones_like = user_facing("ones_like", "full", function(t, dtype) return core.full(t.shape, 1, dtype or t.dtype) end)
+M.full_like = user_facing("full_like", "full", function(t, value, dtype) return core.full(t.shape, value, dtype or t.dtype) end)
 
 -- arange(stop) | arange(start, stop [, step] [, dtype]): int64 when all are integers.
-function M.arange(a, b, c, d)
+M.arange = user_facing("arange", "arange", function(a, b, c, d)
   local start, stop, step, dtype = 0, a, 1, nil
   if type(b) == "number" then start, stop = a, b end
   if type(c) == "number" then step = c; dtype = d elseif type(c) == "string" then dtype = c end
@@ -101,13 +115,15 @@ function M.arange(a, b, c, d)
     dtype = int and "int64" or "float32"
   end
   return core.arange(start, stop, step, dtype)
-end
+end)
 
-function M.linspace(start, stop, num, dtype) return core.linspace(start, stop, num, dtype) end
-function M.eye(n, m, dtype)
+M.linspace = user_facing("linspace", "linspace", function(start, stop, num, dtype)
+  return core.linspace(start, stop, num, dtype)
+end)
+M.eye = user_facing("eye", "eye", function(n, m, dtype)
   if type(m) == "string" then m, dtype = nil, m end
   return core.eye(n, m or -1, dtype)
-end
+end)
 
 -- ---- random -----------------------------------------------------------------
 M.random = {

@@ -139,6 +139,24 @@ describe("matmul", function()
     check(c3[2], twice, 1e-6)
   end)
 
+  it("splits large matrix-vector products across threads", function()
+    local A = grid(300, 2000, function(i, j) return (i * 3 + j * 7) % 5 - 2 end)
+    local v = {}
+    for j = 1, 2000 do v[j] = j % 3 - 1 end
+    local want = {}
+    for i = 1, 300 do
+      local s = 0
+      for j = 1, 2000 do s = s + A[i][j] * v[j] end
+      want[i] = s + 0.0
+    end
+    local a = mg.tensor(A, mg.float32)
+    check(mg.matmul(a, mg.tensor(v, mg.float32)), want, 0)
+    check(mg.matmul(mg.tensor(v, mg.float32), mg.tensor(transpose(A), mg.float32)), want, 0)
+    check(mg.matmul(mg.tensor(v, mg.float64), mg.tensor(A, mg.float64):transpose()), want, 0)
+    check(mg.matmul(mg.tensor(v):reshape{1, 2000}, mg.tensor(transpose(A))):totable()[1],
+      grid(1, 300, function(_, j) return math.tointeger(want[j]) end)[1])
+  end)
+
   it("multiplies integers with wrap-around and promotes mixed dtypes", function()
     for _, d in ipairs{mg.int32, mg.int64, mg.uint8} do
       local c = mg.matmul(mg.tensor({{1, 2}, {3, 4}}, d), mg.tensor({{5, 6}, {7, 8}}, d))
