@@ -31,7 +31,7 @@ local function run(kind)
   return secs, peak
 end
 
-print(("gc loop: %d tensors of 1 MiB (%.0f GiB allocated in all)"):format(N, N / 1024))
+print(("gc loop: %d tensors of 1 MiB (%.1f GiB allocated in all)"):format(N, N / 1024))
 local tf, pf = run("free")
 print(("  explicit t:free()     %7.2f s   peak RSS %5d MiB"):format(tf, pf // 1024))
 local tg, pg = run("zeros")

@@ -309,7 +309,8 @@ static mg_status infer_index(const mg_call *c, int64_t index, int axis, int64_t 
   if (size == 0)
     return mg_seterror(MG_EINDEX, "%s: index %lld is out of range: axis %d is empty", NAME(c), (long long)index,
                        axis + base);
-  return mg_seterror(MG_EINDEX, "%s: index %lld is out of range for axis %d of size %lld (valid: %lld..%lld or -%lld..-1)",
+  return mg_seterror(MG_EINDEX,
+                     "%s: index %lld is out of range for axis %d of size %lld (valid: %lld..%lld or -%lld..-1)",
                      NAME(c), (long long)index, axis + base, (long long)size, (long long)base,
                      (long long)(size - 1 + base), (long long)size);
 }
@@ -390,7 +391,8 @@ static mg_status infer_along(const mg_call *c, const mg_tensor *x, const mg_tens
   if ((st = mg_norm_axis(c, "axis", A_I(c, 0), x->ndim, a))) return st;
   if (idx->ndim != x->ndim)
     return mg_seterror(MG_ESHAPE, "%s: index has shape %s but x has shape %s (they need the same rank)", NAME(c),
-                       mg_shape_str(idx->ndim, idx->shape, sa, sizeof sa), mg_shape_str(x->ndim, x->shape, sb, sizeof sb));
+                       mg_shape_str(idx->ndim, idx->shape, sa, sizeof sa),
+                       mg_shape_str(x->ndim, x->shape, sb, sizeof sb));
   for (int d = 0; d < x->ndim; d++)
     if (d != *a && idx->shape[d] > x->shape[d])
       return mg_seterror(MG_ESHAPE, "%s: index of shape %s is larger than x of shape %s on axis %d", NAME(c),

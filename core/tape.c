@@ -486,7 +486,8 @@ mg_status mg_tape_gradient(mg_tape *t, int ntargets, mg_tensor *const *targets,
   }
   if (!st) st = backward(t, &relevant, &grads);
   for (int i = 0; i < nsources && !st; i++) {
-    mg_tensor *g = map_get(&grads, mg_identity(sources[i]));
+    mg_tensor *id = mg_identity(sources[i]);  /* a tensor this tape never tracked gets none (TF) */
+    mg_tensor *g = map_get(&t->tracked, id) ? map_get(&grads, id) : NULL;
     if (g) {
       mg_tensor_retain(g);
       grads_out[i] = g;

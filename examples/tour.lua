@@ -35,7 +35,7 @@ section("broadcasting")
 local col = mg.tensor{{10}, {20}}                  -- (2,1)
 local row = mg.tensor{1, 2, 3}                     -- (3)
 print("(2,1) + (3) =", col + row)
-print("a - row mean", a - a:mean{axis = 1})
+print("a - column means", a - a:mean{axis = 1})   -- mean over axis 1 has shape (3)
 
 section("reductions")
 print("sum", a:sum(), "sum axis 1", a:sum{axis = 1}, "sum axis 2", a:sum(2))

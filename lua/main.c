@@ -87,9 +87,9 @@ int mgP_docall(lua_State *L, int narg, int nres) {
   lua_pushcfunction(L, main_msghandler);
   lua_insert(L, base);
   main_L = L;
-  signal(SIGINT, main_action);
+  void (*outer)(int) = signal(SIGINT, main_action);   /* the REPL has its own */
   int status = lua_pcall(L, narg, nres, base);
-  signal(SIGINT, SIG_DFL);
+  signal(SIGINT, outer == SIG_ERR ? SIG_DFL : outer);
   lua_remove(L, base);
   return status;
 }

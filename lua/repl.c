@@ -8,10 +8,11 @@
  * _PROMPT2 override the prompts). Errors print their message and traceback
  * and the loop goes on.
  *
- * On a terminal, lines come from GNU readline in callback mode: that lets a
- * plain select() loop see Ctrl-C (our SIGINT handler only sets a flag) and
- * drop the line being typed, like Python's prompt, instead of killing the
- * process; Ctrl-C while a statement runs is main.c's business (mgP_docall).
+ * On a terminal, lines come from GNU readline. Ctrl-C at the prompt drops
+ * the line being typed, like Python's prompt, instead of killing the process:
+ * our SIGINT handler only sets a flag, our readline input function turns the
+ * interrupted read into a key bound to a "cancel line" command. Ctrl-C while
+ * a statement runs is main.c's business (mgP_docall).
  * History persists in ~/.moongrad_history (MOONGRAD_HISTORY overrides; a
  * history file that cannot be written is ignored). Tab completes globals,
  * keywords and `a.b.` / `obj:` fields: the expression before the cursor is
@@ -26,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <unistd.h>
 
 #include <readline/history.h>
@@ -53,54 +53,58 @@ static lua_State *repl_L;                    /* for the completion callback */
 /* ---- reading lines --------------------------------------------------------------- */
 
 static volatile sig_atomic_t repl_sigint;
-static char *repl_rlline;
-static int repl_rldone;
+static int repl_cancelled;
 
 static void repl_onsigint(int sig) {
   (void)sig;
   repl_sigint = 1;
 }
 
-static void repl_online(char *line) {
-  repl_rlline = line;
-  repl_rldone = 1;
-  rl_callback_handler_remove();
+/* readline's input: read(2) with Ctrl-C (EINTR with the flag set) turned
+ * into key 3, which is bound to repl_rlcancel. A raw terminal never sends
+ * key 3 itself: ISIG makes ^C a signal. */
+static int repl_getc(FILE *f) {
+  for (;;) {
+    unsigned char c;
+    ssize_t n = read(fileno(f), &c, 1);
+    if (n == 1) return c;
+    if (n == 0 || errno != EINTR) return EOF;
+    if (repl_sigint) {
+      repl_sigint = 0;
+      return 3;
+    }
+  }
+}
+
+/* Ctrl-C at the prompt: shows "^C" and ends the line as cancelled. */
+static int repl_rlcancel(int count, int key) {
+  (void)count;
+  (void)key;
+  rl_point = rl_end;
+  rl_redisplay();
+  fputs("^C\n", rl_outstream);
+  repl_cancelled = 1;
+  rl_done = 1;
+  return 0;
 }
 
 /* One line from readline. Ctrl-C drops the line and returns REPL_CANCEL. */
 static int repl_rlread(const char *prompt, char **out) {
   struct sigaction sa, old;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = repl_onsigint;             /* no SA_RESTART: select must see EINTR */
+  sa.sa_handler = repl_onsigint;             /* no SA_RESTART: read must see EINTR */
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &old);
   repl_sigint = 0;
-  repl_rldone = 0;
-  repl_rlline = NULL;
-  rl_callback_handler_install(prompt, repl_online);
-  while (!repl_rldone && !repl_sigint) {
-    fd_set fds;
-    FD_ZERO(&fds);
-    FD_SET(STDIN_FILENO, &fds);
-    int r = select(STDIN_FILENO + 1, &fds, NULL, NULL, NULL);
-    if (r < 0 && errno != EINTR) break;     /* stdin is gone: like end of input */
-    if (r > 0) rl_callback_read_char();
-  }
-  int result = REPL_EOF;
-  if (repl_rldone) {
-    *out = repl_rlline;
-    result = repl_rlline ? REPL_LINE : REPL_EOF;
-  } else {
-    if (repl_sigint) {
-      rl_free_line_state();
-      rl_callback_sigcleanup();
-      result = REPL_CANCEL;
-    }
-    rl_callback_handler_remove();
-    if (repl_sigint) fputs("^C\n", stdout);
-  }
+  repl_cancelled = 0;
+  char *line = readline(prompt);
   sigaction(SIGINT, &old, NULL);
-  return result;
+  if (repl_cancelled) {
+    free(line);
+    return REPL_CANCEL;
+  }
+  *out = line;
+  return line ? REPL_LINE : REPL_EOF;
 }
 
 static int repl_read(const char *prompt, char **out) {
@@ -248,6 +252,11 @@ static void repl_rlsetup(void);
 
 void mgP_repl(lua_State *L) {
   int base = lua_gettop(L);
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = repl_onsigint;              /* a Ctrl-C between statements is dropped */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old);
   repl_L = L;
   repl_tty = isatty(STDIN_FILENO);
   if (repl_tty) {
@@ -266,6 +275,7 @@ void mgP_repl(lua_State *L) {
     fflush(stdout);
   }
   lua_settop(L, base);
+  sigaction(SIGINT, &old, NULL);
   if (repl_tty) {
     repl_history_close();
     fputs("\n", stdout);
@@ -453,6 +463,8 @@ static char **repl_complete(const char *text, int start, int end) {
 static void repl_rlsetup(void) {
   rl_readline_name = "moongrad";
   rl_catch_signals = 0;                       /* Ctrl-C is ours (repl_rlread) */
+  rl_getc_function = repl_getc;
+  rl_bind_key(3, repl_rlcancel);
   rl_attempted_completion_function = repl_complete;
   rl_completer_word_break_characters = " \t\n\"'`<>=;+-*/%^~#&|,{}()[]";
 }

@@ -6,11 +6,13 @@
  * any block of four 32-bit words can be computed on its own. The ops work in
  * batches of RANDOM_LANES consecutive blocks, computed side by side so the
  * compiler turns the rounds into SIMD multiplies; batch k holds blocks
- * counter + k*LANES ... + LANES-1, and inside a batch, word j of lane l feeds
- * element j*LANES + l of the batch's slice of the output (one-word ops; two-
- * word ops pair words 2j and 2j+1). Which element reads which block is thus
- * fixed by its index alone: results never depend on the thread count, and
- * batches are split across OpenMP threads.
+ * counter + k*LANES ... + LANES-1 and covers a fixed slice of the output:
+ * one-word ops (uniform float32, bernoulli) give element j*LANES + l word j
+ * of lane l; two-word ops (uniform float64, randint) give element h*LANES + l
+ * words 2h and 2h+1; normals take all four words of lane l for the pair of
+ * elements l (cosine) and LANES + l (sine). Which element reads which block
+ * is thus fixed by its index alone: results never depend on the thread
+ * count, and batches are split across OpenMP threads.
  *
  * Key and counter: the op's `seed` attribute, when >= 0, is the key and the
  * counter starts at 0 (the same seed gives the same tensor every call, like a
@@ -21,10 +23,9 @@
  * third counter word set to the attempt number, so redraws never collide
  * with other elements or later calls.
  *
- * Uniform float32 and bernoulli use one 32-bit word per element; float64
- * uniforms, normals (Box–Muller over two 53-bit uniforms, with branchless
- * polynomial log and sincos accurate to ~1e-16 so the loop vectorizes) and
- * randint (Lemire's multiply-shift with rejection: unbiased) use two.
+ * Normals are Box–Muller over two 53-bit uniforms, with branchless
+ * polynomial log and sincos (accurate to ~1e-16) so the loop vectorizes;
+ * randint is Lemire's multiply-shift with rejection, so it is unbiased.
  */
 #include "internal.h"
 #include <math.h>

@@ -44,6 +44,7 @@
 #define CH_MAX 8192     /* widest column chunk (its states stay in L2) */
 #define MG_MAX_THREADS_SPLIT 256  /* threads sharing one output's range */
 #define SUM_BLOCK 1024  /* float32 elements summed in float lanes before going to double */
+#define SHORT_ROW 64    /* float32 exp rows shorter than this are batched */
 
 enum { R_SUM, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY, R_ARGMAX, R_ARGMIN, R_SUMEXP, R_SUMSQ, R_NKINDS };
 /* What finish does with a state: write it, or divide / take the log first. */
@@ -365,7 +366,7 @@ ALLANY(u8, uint8_t)
     T best;                                                                             \
     (void)c;                                                                            \
     if (n == 0) return;                                                                 \
-    if (st == 1) {                                                                      \
+    if (st == 1 && n >= 2 * ARG_BLOCK) {                                                \
       at = pos + first_##kind##_##NAME(x, n, &best);                                    \
     } else {                                                                            \
       for (best = x[0]; j < n; j++) {                                                   \
@@ -387,7 +388,7 @@ ALLANY(u8, uint8_t)
     }                                                                                   \
     _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {                             \
       T v = x[j * st], best = (T)a->BEST[j];                                            \
-      int take = v OP best || (v != v && best == best);                                 \
+      int take = (v OP best) | ((v != v) & (best == best)); /* no branch: vectorises */  \
       a->BEST[j] = take ? v : a->BEST[j];                                               \
       a->at[j] = take ? pos : a->at[j];                                                 \
     }                                                                                   \
@@ -440,13 +441,45 @@ static void col_sumexp_f32(racc *a, int64_t len, const char *p, int64_t st, cons
   (void)pos;
   for (int64_t j0 = 0; j0 < len; j0 += CH) {
     int64_t n = len - j0 < CH ? len - j0 : CH;
+    if (st == 1) {
 #pragma omp simd
-    for (int64_t j = 0; j < n; j++) e[j] = reduce_expf(x[(j0 + j) * st] - (float)c[j0 + j]);
+      for (int64_t j = 0; j < n; j++) e[j] = reduce_expf(x[j0 + j] - (float)c[j0 + j]);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; j++) e[j] = reduce_expf(x[(j0 + j) * st] - (float)c[j0 + j]);
+    }
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) a->f[j0 + j] += e[j];
   }
 }
 COL_SIMPLE(sumexp, f64, double, a->f[j] += exp(v - c[j]))
+
+/* The second pass of logsumexp over `len` short contiguous rows of n
+ * elements, ostride elements apart (output j's row at x + j * ostride):
+ * the subtractions row by row, then one exp loop over a whole batch of rows.
+ * Alone, a row shorter than a few vectors spends its time in the scalar
+ * tail of the vectorised exp loop. */
+static void rows_sumexp_f32(racc *a, int len, const float *x, int64_t n, int64_t ostride,
+                            const double *c) {
+  float buf[SUM_BLOCK];
+  int per = (int)(SUM_BLOCK / n);
+  for (int r0 = 0; r0 < len; r0 += per) {
+    int nr = len - r0 < per ? len - r0 : per;
+    for (int r = 0; r < nr; r++) {
+      const float *xr = x + (r0 + r) * ostride;
+      float cf = (float)c[r0 + r];
+      for (int64_t j = 0; j < n; j++) buf[r * n + j] = xr[j] - cf;
+    }
+    int64_t tot = nr * n;
+#pragma omp simd
+    for (int64_t i = 0; i < tot; i++) buf[i] = reduce_expf(buf[i]);
+    for (int r = 0; r < nr; r++) {
+      double sum = 0;
+      for (int64_t j = 0; j < n; j++) sum += buf[r * n + j];
+      a->f[r0 + r] += sum;
+    }
+  }
+}
 
 #define SUMSQ(NAME, T)                                                                  \
   static void row_sumsq_##NAME(racc *a, int o, const char *p, int64_t n, int64_t st,    \
@@ -616,6 +649,10 @@ static void run_span(const rctx *r, const rplan *p, const char *base, int64_t lo
   int last = p->nr - 1;
   int64_t coord[MG_MAX_DIMS];
   if (lo >= hi) return;  /* also keeps an empty (size-0) reduced dim out of plan_offset */
+  if (last == 0) {       /* one reduced dimension: one run */
+    r->row(a, o, base + lo * p->rst[0] * (int64_t)r->es, hi - lo, p->rst[0], c, lo);
+    return;
+  }
   int64_t off = plan_offset(p->nr, p->rs, p->rst, lo, coord);
   for (int64_t pos = lo; pos < hi;) {
     int64_t run = p->rs[last] - coord[last];
@@ -636,8 +673,16 @@ static void run_span(const rctx *r, const rplan *p, const char *base, int64_t lo
 static void run_rows(const rctx *r, const rplan *p, int64_t lo, int64_t hi) {
   RACC_LOCAL(a, CH);
   int64_t coord[MG_MAX_DIMS];
+  int short_exp = r->kind == R_SUMEXP && r->es == 4 && p->nk == 1 && p->nr == 1 && p->rst[0] == 1 &&
+                  p->rs[0] > 0 && p->rs[0] < SHORT_ROW;
   for (int64_t o0 = lo; o0 < hi; o0 += CH) {
     int len = hi - o0 < CH ? (int)(hi - o0) : CH;
+    if (short_exp) {  /* batches of short float32 rows */
+      for (int j = 0; j < len; j++) state_init(r, &a, j);
+      rows_sumexp_f32(&a, len, (const float *)r->x + o0 * p->kst[0], p->rs[0], p->kst[0], r->center + o0);
+      state_finish(r, &a, o0, len);
+      continue;
+    }
     int64_t off = plan_offset(p->nk, p->ks, p->kst, o0, coord);
     for (int j = 0; j < len; j++) {
       state_init(r, &a, j);
@@ -922,45 +967,97 @@ static double sumexp_f64(const double *x, int64_t n, int64_t st, double m) {
 SOFTMAX_FNS(f32, float, reduce_expf)
 SOFTMAX_FNS(f64, double, exp)
 
-/* Unit u of an (outer, L, inner) softmax: one row, or one column chunk. */
-static void softmax_unit(mg_dtype dt, const char *x, char *y, int64_t L, int64_t inner, int64_t u,
-                         int logsm) {
-  size_t es = mg_dtype_size(dt);
-  if (inner == 1) {
-    int64_t off = u * L * (int64_t)es;
-    if (dt == MG_FLOAT32) smrow_f32((const float *)(x + off), (float *)(y + off), L, logsm);
-    else smrow_f64((const double *)(x + off), (double *)(y + off), L, logsm);
-    return;
+/* Softmax of `nrows` short contiguous float32 rows of L elements: the max
+ * and the subtraction row by row, one exp loop over all of them (see
+ * rows_sumexp_f32), then the sums and the scaling row by row. */
+static void smshort_f32(const float *x, float *y, int64_t L, int64_t nrows, int logsm) {
+  float buf[SUM_BLOCK], m[SUM_BLOCK];
+  for (int64_t r = 0; r < nrows; r++) {
+    const float *xr = x + r * L;
+    float mr = -INFINITY;
+    int nan = 0;
+    for (int64_t j = 0; j < L; j++) {
+      mr = xr[j] > mr ? xr[j] : mr;
+      nan |= xr[j] != xr[j];
+    }
+    m[r] = nan ? NAN : mr;
+    for (int64_t j = 0; j < L; j++) buf[r * L + j] = xr[j] - m[r];
   }
-  int64_t nchunk = (inner + CH - 1) / CH, o = u / nchunk, j0 = (u % nchunk) * CH;
-  int len = inner - j0 < CH ? (int)(inner - j0) : CH;
-  int64_t off = (o * L * inner + j0) * (int64_t)es;
-  if (dt == MG_FLOAT32) smcols_f32((const float *)(x + off), (float *)(y + off), L, inner, len, logsm);
-  else smcols_f64((const double *)(x + off), (double *)(y + off), L, inner, len, logsm);
+  int64_t tot = nrows * L;
+#pragma omp simd
+  for (int64_t i = 0; i < tot; i++) buf[i] = reduce_expf(buf[i]);
+  for (int64_t r = 0; r < nrows; r++) {
+    const float *xr = x + r * L, *er = buf + r * L;
+    float *yr = y + r * L;
+    double sum = 0;
+    for (int64_t j = 0; j < L; j++) sum += er[j];
+    if (logsm) {
+      float ls = (float)log(sum);
+      for (int64_t j = 0; j < L; j++) yr[j] = (xr[j] - m[r]) - ls;
+    } else {
+      float inv = (float)(1.0 / sum);
+      for (int64_t j = 0; j < L; j++) yr[j] = er[j] * inv;
+    }
+  }
+}
+
+/* A softmax over a contiguous (outer, L, inner) block, cut into units: a
+ * batch of short rows, one row, or one chunk of columns. */
+typedef struct smplan {
+  mg_dtype dt;
+  const char *x;
+  char *y;
+  int64_t outer, L, inner, per;  /* per: rows in a batch of short rows (0: not batched) */
+  int logsm;
+} smplan;
+
+static int64_t softmax_units(const smplan *p) {
+  if (p->per) return (p->outer + p->per - 1) / p->per;
+  return p->inner == 1 ? p->outer : p->outer * ((p->inner + CH - 1) / CH);
+}
+
+static void softmax_unit(const smplan *p, int64_t u) {
+  int64_t es = (int64_t)mg_dtype_size(p->dt), L = p->L, inner = p->inner;
+  if (p->per) {
+    int64_t r0 = u * p->per, nr = p->outer - r0 < p->per ? p->outer - r0 : p->per;
+    smshort_f32((const float *)p->x + r0 * L, (float *)p->y + r0 * L, L, nr, p->logsm);
+  } else if (inner == 1) {
+    int64_t off = u * L * es;
+    if (p->dt == MG_FLOAT32) smrow_f32((const float *)(p->x + off), (float *)(p->y + off), L, p->logsm);
+    else smrow_f64((const double *)(p->x + off), (double *)(p->y + off), L, p->logsm);
+  } else {
+    int64_t nchunk = (inner + CH - 1) / CH, o = u / nchunk, j0 = (u % nchunk) * CH;
+    int len = inner - j0 < CH ? (int)(inner - j0) : CH;
+    int64_t off = (o * L * inner + j0) * es;
+    if (p->dt == MG_FLOAT32)
+      smcols_f32((const float *)(p->x + off), (float *)(p->y + off), L, inner, len, p->logsm);
+    else
+      smcols_f64((const double *)(p->x + off), (double *)(p->y + off), L, inner, len, p->logsm);
+  }
 }
 
 static mg_status softmax_run(const mg_call *c, mg_tensor *out, int logsm) {
   const mg_tensor *x = c->in[0];
   int a = 0;
   mg_norm_axis(c, "axis", A_I(c, 0), x->ndim ? x->ndim : 1, &a);
-  int64_t n = mg_tensor_numel(x), outer = 1, L = x->ndim ? x->shape[a] : 1, inner = 1;
+  int64_t n = mg_tensor_numel(x);
   if (n == 0) return MG_OK;
-  for (int d = 0; d < a; d++) outer *= x->shape[d];
-  for (int d = a + 1; d < x->ndim; d++) inner *= x->shape[d];
-  const char *src = mg_ptr(x);
+  smplan p = {(mg_dtype)out->dtype, mg_ptr(x), mg_ptr(out), 1, x->ndim ? x->shape[a] : 1, 1, 0, logsm};
+  for (int d = 0; d < a; d++) p.outer *= x->shape[d];
+  for (int d = a + 1; d < x->ndim; d++) p.inner *= x->shape[d];
+  if (p.inner == 1 && p.dt == MG_FLOAT32 && p.L < SHORT_ROW) p.per = SUM_BLOCK / p.L;
   if (!mg_tensor_is_contiguous(x)) {  /* copy into out, then work in place */
     mg_status st = mg_copy_into(out, x);
     if (st) return st;
-    src = mg_ptr(out);
+    p.x = mg_ptr(out);
   }
-  mg_dtype dt = (mg_dtype)out->dtype;
-  int64_t units = inner == 1 ? outer : outer * ((inner + CH - 1) / CH);
+  int64_t units = softmax_units(&p);
   int nt = n >= MG_PAR_MIN && units > 1 ? mg_threads() : 1;
   if (nt > 1) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t u = 0; u < units; u++) softmax_unit(dt, src, mg_ptr(out), L, inner, u, logsm);
+    for (int64_t u = 0; u < units; u++) softmax_unit(&p, u);
   } else {
-    for (int64_t u = 0; u < units; u++) softmax_unit(dt, src, mg_ptr(out), L, inner, u, logsm);
+    for (int64_t u = 0; u < units; u++) softmax_unit(&p, u);
   }
   return MG_OK;
 }

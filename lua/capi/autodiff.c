@@ -95,6 +95,8 @@ static int tape_gradient(lua_State *L) {
   mgL_state *S = mgL_getstate(L);
   mg_tape *t = check_tape(L, 1);
   int nt, ng = 0, ns;
+  int zero = lua_toboolean(L, 5), keep = lua_toboolean(L, 6);  /* before read_list pushes */
+  lua_settop(L, 4);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 4, LUA_TTABLE);
   mg_tensor **targets = read_list(L, 2, &nt, 0, "target");
@@ -105,8 +107,8 @@ static int tape_gradient(lua_State *L) {
   mg_tensor **grads = lua_newuserdatauv(L, (size_t)(ns > 0 ? ns : 1) * sizeof *grads, 0);
   lua_State *saved = S->current_L;
   S->current_L = L;  /* custom backward functions run on the calling thread */
-  int was = lua_toboolean(L, 6) ? mg_tape_set_persistent(t, 1) : -1;
-  mg_status st = mg_tape_gradient(t, nt, targets, ograds, ns, sources, lua_toboolean(L, 5), grads);
+  int was = keep ? mg_tape_set_persistent(t, 1) : -1;
+  mg_status st = mg_tape_gradient(t, nt, targets, ograds, ns, sources, zero, grads);
   if (was >= 0) mg_tape_set_persistent(t, was);
   S->current_L = saved;
   if (st) return mgL_raise(L);

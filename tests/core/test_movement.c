@@ -503,3 +503,39 @@ TEST(creation_ops) {
   CHECK(mv_values(y, ev, 6));
   mg_tensor_release(y);
 }
+
+/* Long rows go through memcpy'd runs (tile, constant and replicate pads of
+ * contiguous inputs): check every element against the index arithmetic. */
+TEST(movement_table_runs) {
+  int64_t s[] = {3, 50}, reps[] = {2, 3}, pads[] = {1, 2, 3, 4};
+  mg_tensor *x = mv_iota(2, s), *y = NULL;
+  mg_attrs a = {0};
+  mv_list(&a, 0, 2, reps);
+  CHECK_OK(mv_apply(MG_OP_TILE, x, &a, &y));
+  int ok = 1;
+  for (int64_t i = 0; i < 6; i++)
+    for (int64_t j = 0; j < 150; j++) ok &= mg_tensor_get_f64(y, i * 150 + j) == (double)((i % 3) * 50 + j % 50);
+  CHECK(ok);
+  mg_tensor_release(y);
+  for (int mode = 0; mode < 3; mode += 2) {
+    mg_attrs p = {0};
+    mv_list(&p, 0, 4, pads);
+    mv_float(&p, 1, -7);
+    mv_int(&p, 2, mode);
+    CHECK_OK(mv_apply(MG_OP_PAD, x, &p, &y));
+    int64_t ys[] = {6, 57};
+    CHECK(mv_shape(y, 2, ys));
+    ok = 1;
+    for (int64_t i = 0; i < 6; i++)
+      for (int64_t j = 0; j < 57; j++) {
+        int64_t si = i - 1, sj = j - 3;
+        double want;
+        if (mode == 0) want = si < 0 || si > 2 || sj < 0 || sj > 49 ? -7 : (double)(si * 50 + sj);
+        else want = (double)((si < 0 ? 0 : si > 2 ? 2 : si) * 50 + (sj < 0 ? 0 : sj > 49 ? 49 : sj));
+        ok &= mg_tensor_get_f64(y, i * 57 + j) == want;
+      }
+    CHECK(ok);
+    mg_tensor_release(y);
+  }
+  mg_tensor_release(x);
+}

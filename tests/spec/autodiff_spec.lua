@@ -11,6 +11,7 @@
 -- so the file parses under LuaJIT too.
 
 local mg = require "moongrad"
+local unpack = table.unpack or unpack
 
 -- fn() must fail with a message containing every one of ... (plain text).
 local function fails(fn, ...)
@@ -72,7 +73,7 @@ describe("GradientTape: TF 2's examples", function()
     local loss = mg.mean(y ^ 2)
     tape:stop()
     local yv = { 1 * 0.1 + 2 * 0.3 + 3 * -0.5, 1 * -0.2 + 2 * 0.4 + 3 * 0.6 }  -- -0.8, 2.4
-    local dl_dw, dl_db = table.unpack(tape:gradient(loss, { w, b }))
+    local dl_dw, dl_db = unpack(tape:gradient(loss, { w, b }))
     near(dl_dw, { { yv[1], yv[2] }, { 2 * yv[1], 2 * yv[2] }, { 3 * yv[1], 3 * yv[2] } })
     near(dl_db, yv)
     -- the same with a dictionary of variables: the same keys come back
@@ -305,7 +306,7 @@ describe("tape:gradient sources and results", function()
     tape = mg.GradientTape()
     tape:watch(x)
     local back = mg.cast(mg.cast(x, mg.int32), mg.float32) * x
-    near(tape:gradient(back, x), { 1, 2 })               -- only the direct path: floor-ish(x)
+    near(tape:gradient(back, x), { 1, 2 })               -- only the direct path: trunc(x)
   end)
 
   it("stop_gradient makes a constant for the tape", function()
@@ -839,14 +840,15 @@ describe("grad and value_and_grad", function()
     near(mg.grad(function(x) return x * x end)(v), 6)
   end)
 
-  it("passes errors of f on and leaves no tape recording", function()
-    local df = mg.grad(function() error("f failed") end)
+  it("passes errors of f on", function()
+    local calls = 0
+    local df = mg.grad(function(x)
+      calls = calls + 1
+      if calls == 1 then error("f failed") end
+      return x * x
+    end)
     fails(function() return df(1.0) end, "f failed")
-    local x = mg.tensor(2.0)
-    local t = mg.GradientTape{watch_accessed_variables = false, persistent = true}
-    t:stop()
-    local y = x * x                                      -- nothing must record this
-    assert.is_nil(t:gradient(y, x))
+    near(df(5.0), 10)                                    -- the next call works
   end)
 end)
 
