@@ -17,7 +17,6 @@
  * first), and 0-d operands are rejected as NumPy does.
  */
 #include "internal.h"
-#include <stdio.h>
 
 /* Mask of the axes named by attribute slot 0 (all of them when absent). */
 static mg_status reduce_mask(const mg_call *c, const mg_tensor *x, unsigned *mask) {

@@ -6,30 +6,34 @@
  * elements, so transposed and sliced views are read where they lie. Three
  * engines:
  *
- *   BLIS      float32/float64 products worth it (bli_sgemm/bli_dgemm take
- *             general strides). BLIS rejects (and aborts on) zero strides
- *             and strides that make a matrix overlap itself; such an operand
- *             (an expand view, say) is first copied to contiguous memory.
+ *   BLIS      float32/float64 matrix products worth it (bli_sgemm/bli_dgemm
+ *             take general strides). BLIS rejects (and aborts on) zero
+ *             strides and strides that make a matrix overlap itself; such an
+ *             operand (an expand view, say) is first copied to contiguous
+ *             memory.
  *   small     float products below SMALL_MNK multiply-adds, where BLIS's
- *             per-call cost (~5-7 us measured, threads woken, packing) would
- *             dominate: plain C loops, four rows of C per pass over B (the
- *             j loop vectorises when B's rows are contiguous), or dot
- *             products when B is a column vector or a transposed view.
- *             Batches of small products run in parallel across batches.
+ *             per-call cost (5-7 us: threads woken, packing) would dominate,
+ *             and matrix-vector products of any size (memory-bound: BLIS
+ *             would copy the matrix into its packed format first; these
+ *             loops read it once, split across threads). Plain C loops: four
+ *             rows of C per pass over B (the j loop vectorises when B's rows
+ *             are contiguous), or dot products when B is a column vector or
+ *             a transposed view. Batches run in parallel across batches.
  *   integer   int32/int64/uint8: plain loops accumulating in 64 bits with
  *             wrap-around (uint64 arithmetic, no UB), stored in the dtype.
  *
  * Measured on the project's 2-core AVX-512 machine (BLIS_ARCH_TYPE=skx, as
- * config.c selects): n x n x n takes 0.03 us (n=2), 0.36 us (16), 2.6 us (32),
- * 5.0 us (48) with the small kernel against 7-10 us for BLIS, which wins from
- * about 56^3 on; SMALL_MNK sits just below that.
+ * config.c selects), float32 n x n x n: small kernel 0.07 us (n=8), 0.36 us
+ * (16), 2.5 us (32), 4.2 us (40), 7.2 us (48); BLIS 5.0, 5.1, 6.6, 6.5,
+ * 6.7 us. They cross near n = 44, hence SMALL_MNK. A 4096 x 4096 float32
+ * matrix-vector product: 2.0 ms here, 10.7 ms through BLIS.
  */
 #include "internal.h"
 #include <blis.h>
 #include <omp.h>
 #include <stdlib.h>
 
-#define SMALL_MNK (48 * 48 * 48)    /* multiply-adds below which BLIS costs more than it saves */
+#define SMALL_MNK (44 * 44 * 44)    /* multiply-adds below which BLIS costs more than it saves */
 #define PAR_MNK (1 << 17)           /* multiply-adds worth a thread when batches run in parallel */
 #define ICH 256                     /* integer kernel: columns of C accumulated at once */
 
@@ -283,6 +287,19 @@ static void run_plain(const mjob *j) {
   }
 }
 
+/* Turns C = A b (b a column) into C^T = b^T A^T: the same numbers and the
+ * same output memory, but A's columns become contiguous rows streamed by
+ * the axpy loop instead of strided dot products (A a transposed view). */
+static void matmul_flip(mjob *j) {
+  mview a = j->a, b = j->b;
+  j->a = (mview){b.p, 1, j->k, 0, b.rs, {0}};
+  j->b = (mview){a.p, j->k, j->m, a.cs, a.rs, {0}};
+  memcpy(j->a.bst, b.bst, sizeof b.bst);
+  memcpy(j->b.bst, a.bst, sizeof a.bst);
+  j->n = j->m;
+  j->m = 1;
+}
+
 mg_status k_matmul(const mg_call *c, mg_tensor *out) {
   const mg_tensor *a = c->in[0], *b = c->in[1];
   mjob j;
@@ -300,6 +317,7 @@ mg_status k_matmul(const mg_call *c, mg_tensor *out) {
     memset(j.c, 0, (size_t)(j.nbatch * j.m * j.n) * j.es);
     return MG_OK;
   }
+  if (j.n == 1 && j.m > 1 && j.a.rs == 1 && j.a.cs != 1) matmul_flip(&j);
   int isfloat = j.dt == MG_FLOAT32 || j.dt == MG_FLOAT64, vector = j.m == 1 || j.n == 1;
   if (isfloat && !vector && (double)j.m * (double)j.n * (double)j.k > SMALL_MNK) return run_blis(&j);
   run_plain(&j);

@@ -11,10 +11,11 @@
  *   rows     for each output element, walk the reduced elements (the
  *            innermost reduced dimension is the tight loop). Used when the
  *            reduced elements are the closer ones in memory.
- *   columns  the innermost kept dimension is the tight loop: a chunk of CH
- *            outputs is accumulated one reduced position at a time
- *            (out[j] += x[r][j]), which vectorises; column sums of a 2-D
- *            tensor take this path.
+ *   columns  the innermost kept dimension is the tight loop: a chunk of
+ *            outputs (a whole row of them when it fits in L2) is
+ *            accumulated one reduced position at a time (out[j] += x[r][j]),
+ *            which vectorises and streams memory in order; column sums of a
+ *            2-D tensor take this path.
  *
  * The typed work is done by a "row" and a "column" function per (reduction,
  * input dtype), stamped by macros and called once per contiguous run, never
@@ -22,7 +23,8 @@
  * in blocks of float32 lanes first, so a sum of 1e7 ones is exact and the
  * loop stays vectorised); integer sums and products in int64 with
  * wrap-around (done in uint64, so no signed-overflow UB). max/min propagate
- * NaN; argmax/argmin return the first extreme value, or the first NaN.
+ * NaN; argmax/argmin return the first extreme value, or the first NaN (a
+ * long row: a vectorised max, then a search for its first position).
  *
  * Threads: rows split across threads by output when there are enough
  * outputs, else each output's reduced range is split and the partial states
@@ -31,9 +33,14 @@
  * logsumexp and variance are two passes through the engine: max (mean)
  * first, then the sum of exp(x - max) (of (x - mean)^2) with that value per
  * output as the "center". variance divides by N - correction and gives NaN
- * when that is <= 0 (rather than NumPy's inf-or-nan with a warning).
+ * when that is <= 0 (rather than NumPy's inf or nan with a warning).
  * Empty reductions give the identity: sum 0, prod 1, all true, any false,
  * mean and variance NaN, logsumexp -inf (max/min/argmax are refused by infer).
+ *
+ * exp (logsumexp, softmax) is reduce_expf, a vectorisable polynomial. Its
+ * vector loops end in a scalar tail, which dominates rows of a few elements
+ * (10 classes), so short float32 rows are batched: many rows' subtractions
+ * first, then one exp loop over all of them.
  */
 #include "internal.h"
 #include <math.h>
@@ -89,9 +96,10 @@ typedef struct rctx {
 /* ---- e^x for x <= 0 (softmax and logsumexp only ever need that) ------------ */
 
 /* 2^n * p(r) with r = x - n ln2 in [-ln2/2, ln2/2] and p the degree-7 Taylor
- * polynomial (error < 0.1 ulp before rounding). Branch-free so omp simd loops
- * vectorise it. Results below FLT_MIN flush to 0 (FTZ would do it anyway);
- * NaN stays NaN. */
+ * polynomial: at most 0.66 ulp from exp over [-87, 0] (checked against
+ * libm's double exp at every float). Branch-free so omp simd loops vectorise
+ * it. Below -87 it gives 0 (the true values are within a few ulps of
+ * FLT_MIN, next to a sum that holds e^0 = 1); NaN stays NaN. */
 static inline float reduce_expf(float x) {
   const float magic = 12582912.0f;  /* 1.5 * 2^23: adding it rounds to an integer */
   float xc = x < -87.0f ? -87.0f : x;
@@ -121,7 +129,7 @@ static inline float reduce_expf(float x) {
  * block of SUM_BLOCK, LANES float accumulators, then double. The lanes are
  * explicit so the rounding is the same whether or not the compiler
  * vectorised (-O1 builds do not), and each lane adds only SUM_BLOCK/LANES
- * values. ELEM may store (softmax writes exp while summing). */
+ * values. */
 #define LANES 32
 #define LANE_SUM(T, acc, n, ELEM)                                                       \
   for (int64_t b_ = 0; b_ < (n); b_ += SUM_BLOCK) {                                     \
@@ -166,9 +174,8 @@ static double sum_f64(const double *x, int64_t n, int64_t st) {
   return acc;
 }
 
-/* Stamps a column function: COLBODY updates a->X[j] with v, one element of
- * the reduced position's row of outputs. */
-#define RPRAGMA(x) _Pragma(#x)
+#define RPRAGMA(x) _Pragma(#x)  /* a pragma whose text holds macro arguments */
+
 /* sum: floats */
 static void row_sum_f32(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
   (void)c, (void)pos;
@@ -178,6 +185,8 @@ static void row_sum_f64(racc *a, int o, const char *p, int64_t n, int64_t st, do
   (void)c, (void)pos;
   a->f[o] += sum_f64((const double *)p, n, st);
 }
+/* Stamps a column function: COLBODY folds v, the element of this reduced
+ * position for output j, into the state a->X[j]. */
 #define COL_SIMPLE(kind, NAME, T, COLBODY)                                              \
   static void col_##kind##_##NAME(racc *a, int64_t len, const char *p, int64_t st,          \
                                   const double *c, int64_t pos) {                       \
@@ -218,22 +227,21 @@ SUM_INT(i32, int32_t)
 SUM_INT(i64, int64_t)
 SUM_INT(u8, uint8_t)
 
-/* prod */
-#define PROD_FN(NAME, T, ACC, FIELD, CONV)                                              \
+/* prod: floats in double, integers wrapping in uint64 */
+#define PROD_INT(NAME, T)                                                               \
   static void row_prod_##NAME(racc *a, int o, const char *p, int64_t n, int64_t st,     \
                               double c, int64_t pos) {                                  \
     const T *x = (const T *)p;                                                          \
-    ACC acc = 1;                                                                        \
+    uint64_t acc = 1;                                                                   \
     (void)c, (void)pos;                                                                 \
     if (st == 1) {                                                                      \
-      _Pragma("omp simd reduction(* : acc)") for (int64_t j = 0; j < n; j++) acc *= (ACC)CONV(x[j]); \
+      _Pragma("omp simd reduction(* : acc)") for (int64_t j = 0; j < n; j++) acc *= (uint64_t)(int64_t)x[j]; \
     } else {                                                                            \
-      for (int64_t j = 0; j < n; j++) acc *= (ACC)CONV(x[j * st]);                      \
+      for (int64_t j = 0; j < n; j++) acc *= (uint64_t)(int64_t)x[j * st];              \
     }                                                                                   \
-    a->FIELD[o] = (int64_t)((ACC)a->FIELD[o] * acc);                                    \
+    a->i[o] = (int64_t)((uint64_t)a->i[o] * acc);                                       \
   }                                                                                     \
-  COL_SIMPLE(prod, NAME, T, a->FIELD[j] = (int64_t)((ACC)a->FIELD[j] * (ACC)CONV(v)))
-#define AS_I64(v) (int64_t)(v)
+  COL_SIMPLE(prod, NAME, T, a->i[j] = (int64_t)((uint64_t)a->i[j] * (uint64_t)(int64_t)v))
 static void row_prod_f32(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
   const float *x = (const float *)p;
   double acc = 1;
@@ -250,9 +258,9 @@ static void row_prod_f64(racc *a, int o, const char *p, int64_t n, int64_t st, d
 }
 COL_SIMPLE(prod, f32, float, a->f[j] *= v)
 COL_SIMPLE(prod, f64, double, a->f[j] *= v)
-PROD_FN(i32, int32_t, uint64_t, i, AS_I64)
-PROD_FN(i64, int64_t, uint64_t, i, AS_I64)
-PROD_FN(u8, uint8_t, uint64_t, i, AS_I64)
+PROD_INT(i32, int32_t)
+PROD_INT(i64, int64_t)
+PROD_INT(u8, uint8_t)
 
 /* max / min: floats with NaN propagation (a NaN flag beside a plain
  * compare-select, which vectorises), integers with plain compares. */
@@ -261,25 +269,25 @@ PROD_FN(u8, uint8_t, uint64_t, i, AS_I64)
                                   double c, int64_t pos) {                              \
     const T *x = (const T *)p;                                                          \
     T m = INIT;                                                                         \
-    int nan = 0;                                                                        \
+    int hasnan = 0;                                                                        \
     (void)c, (void)pos;                                                                 \
     if (st == 1) {                                                                      \
-      RPRAGMA(omp simd reduction(kind : m) reduction(| : nan)) for (int64_t j = 0; j < n; j++) { \
+      RPRAGMA(omp simd reduction(kind : m) reduction(| : hasnan)) for (int64_t j = 0; j < n; j++) { \
         T v = x[j];                                                                     \
         m = v OP m ? v : m;                                                             \
-        nan |= v != v;                                                                  \
+        hasnan |= v != v;                                                                  \
       }                                                                                 \
     } else {                                                                            \
       for (int64_t j = 0; j < n; j++) {                                                 \
         T v = x[j * st];                                                                \
         m = v OP m ? v : m;                                                             \
-        nan |= v != v;                                                                  \
+        hasnan |= v != v;                                                                  \
       }                                                                                 \
     }                                                                                   \
     double f = a->f[o];                                                                 \
-    a->f[o] = nan || f != f ? NAN : (m OP f ? (double)m : f);                           \
+    a->f[o] = hasnan || f != f ? NAN : (m OP f ? (double)m : f);                           \
   }                                                                                     \
-  COL_SIMPLE(kind, NAME, T, a->f[j] = ((double)v OP a->f[j] || v != v) ? (double)v : a->f[j])
+  COL_SIMPLE(kind, NAME, T, a->f[j] = (((double)v OP a->f[j]) | (v != v)) ? (double)v : a->f[j])
 MAXMIN_FLOAT(max, f32, float, >, -INFINITY)
 MAXMIN_FLOAT(max, f64, double, >, -INFINITY)
 MAXMIN_FLOAT(min, f32, float, <, INFINITY)
@@ -306,7 +314,7 @@ MAXMIN_INT(min, i32, int32_t, <, INT32_MAX)
 MAXMIN_INT(min, i64, int64_t, <, INT64_MAX)
 MAXMIN_INT(min, u8, uint8_t, <, UINT8_MAX)
 
-/* all / any: a row stops early once the answer is known. NaN is nonzero. */
+/* all / any: a run is skipped once the answer is known. NaN is nonzero. */
 #define ALLANY(NAME, T)                                                                 \
   static void row_all_##NAME(racc *a, int o, const char *p, int64_t n, int64_t st,      \
                              double c, int64_t pos) {                                   \
@@ -339,23 +347,23 @@ ALLANY(u8, uint8_t)
  * contiguous row takes two vectorised passes (the extreme value, then the
  * first block holding it) instead of one branchy scalar pass. */
 #define ARG_BLOCK 64
-#define ARGFN(kind, NAME, T, OP, RED, BEST)                                             \
+#define ARGFN(kind, NAME, T, OP, RED, BEST, BT)                                           \
   static int64_t first_##kind##_##NAME(const T *x, int64_t n, T *best) {                \
     T m = x[0];                                                                         \
-    int nan = 0;                                                                        \
-    RPRAGMA(omp simd reduction(RED : m) reduction(| : nan))                             \
+    int hasnan = 0;                                                                        \
+    RPRAGMA(omp simd reduction(RED : m) reduction(| : hasnan))                             \
     for (int64_t j = 0; j < n; j++) {                                                   \
       m = x[j] OP m ? x[j] : m;                                                         \
-      nan |= x[j] != x[j];                                                              \
+      hasnan |= x[j] != x[j];                                                              \
     }                                                                                   \
     int64_t b = 0;                                                                      \
     for (; b + ARG_BLOCK < n; b += ARG_BLOCK) { /* the block holding the first hit */   \
       int hit = 0;                                                                      \
       _Pragma("omp simd reduction(| : hit)") for (int64_t j = b; j < b + ARG_BLOCK; j++) \
-        hit |= nan ? x[j] != x[j] : x[j] == m;                                          \
+        hit |= hasnan ? x[j] != x[j] : x[j] == m;                                          \
       if (hit) break;                                                                   \
     }                                                                                   \
-    while (b < n - 1 && !(nan ? x[b] != x[b] : x[b] == m)) b++;                         \
+    while (b < n - 1 && !(hasnan ? x[b] != x[b] : x[b] == m)) b++;                         \
     *best = x[b];                                                                       \
     return b;                                                                           \
   }                                                                                     \
@@ -386,23 +394,28 @@ ALLANY(u8, uint8_t)
       for (int64_t j = 0; j < len; j++) a->BEST[j] = x[j * st], a->at[j] = 0;           \
       return;                                                                           \
     }                                                                                   \
-    _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {                             \
-      T v = x[j * st], best = (T)a->BEST[j];                                            \
-      int take = (v OP best) | ((v != v) & (best == best)); /* no branch: vectorises */  \
-      a->BEST[j] = take ? v : a->BEST[j];                                               \
-      a->at[j] = take ? pos : a->at[j];                                                 \
+    if (st == 1) {                                                                      \
+      _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {                           \
+        BT v = (BT)x[j], best = a->BEST[j];                                             \
+        if ((v OP best) | ((v != v) & (best == best))) a->BEST[j] = v, a->at[j] = pos;  \
+      }                                                                                 \
+    } else {                                                                            \
+      for (int64_t j = 0; j < len; j++) {                                               \
+        BT v = (BT)x[j * st], best = a->BEST[j];                                        \
+        if ((v OP best) | ((v != v) & (best == best))) a->BEST[j] = v, a->at[j] = pos;  \
+      }                                                                                 \
     }                                                                                   \
   }
-ARGFN(argmax, f32, float, >, max, f)
-ARGFN(argmax, f64, double, >, max, f)
-ARGFN(argmax, i32, int32_t, >, max, i)
-ARGFN(argmax, i64, int64_t, >, max, i)
-ARGFN(argmax, u8, uint8_t, >, max, i)
-ARGFN(argmin, f32, float, <, min, f)
-ARGFN(argmin, f64, double, <, min, f)
-ARGFN(argmin, i32, int32_t, <, min, i)
-ARGFN(argmin, i64, int64_t, <, min, i)
-ARGFN(argmin, u8, uint8_t, <, min, i)
+ARGFN(argmax, f32, float, >, max, f, double)
+ARGFN(argmax, f64, double, >, max, f, double)
+ARGFN(argmax, i32, int32_t, >, max, i, int64_t)
+ARGFN(argmax, i64, int64_t, >, max, i, int64_t)
+ARGFN(argmax, u8, uint8_t, >, max, i, int64_t)
+ARGFN(argmin, f32, float, <, min, f, double)
+ARGFN(argmin, f64, double, <, min, f, double)
+ARGFN(argmin, i32, int32_t, <, min, i, int64_t)
+ARGFN(argmin, i64, int64_t, <, min, i, int64_t)
+ARGFN(argmin, u8, uint8_t, <, min, i, int64_t)
 
 /* Sum of exp(x[j * st] - m) for j < n. The exps go through a buffer a block
  * at a time: the exp loop and the summing loop each vectorise, fused they
@@ -425,12 +438,17 @@ static double sumexp_f32(const float *x, int64_t n, int64_t st, float m) {
   return acc;
 }
 
+static double sumexp_f64(const double *x, int64_t n, int64_t st, double m) {
+  double acc = 0;
+  for (int64_t j = 0; j < n; j++) acc += exp(x[j * st] - m);
+  return acc;
+}
+
 /* sum of exp(x - c) (logsumexp's second pass) and of (x - c)^2 (variance's) */
 static void row_sumexp_f32(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
   (void)pos;
   a->f[o] += sumexp_f32((const float *)p, n, st, (float)c);
 }
-static double sumexp_f64(const double *x, int64_t n, int64_t st, double m);
 static void row_sumexp_f64(racc *a, int o, const char *p, int64_t n, int64_t st, double c, int64_t pos) {
   (void)pos;
   a->f[o] += sumexp_f64((const double *)p, n, st, c);
@@ -709,11 +727,11 @@ static void run_rows_split(const rctx *r, const rplan *p, int nt) {
     const char *base = r->x + plan_offset(p->nk, p->ks, p->kst, o, coord) * (int64_t)r->es;
     double c = r->center ? r->center[o] : 0;
     state_init(r, &one, 0);
+    for (int t = 0; t < nt; t++) state_init(r, &parts, t);  /* OpenMP may give fewer threads */
 #pragma omp parallel num_threads(nt)
     {
       int t = omp_get_thread_num(), n = omp_get_num_threads();
       racc mine = {parts.f + t, parts.i + t, parts.at + t};  /* slot 0 of `mine` is slot t */
-      state_init(r, &mine, 0);
       run_span(r, p, base, p->nred * t / n, p->nred * (t + 1) / n, &mine, 0, c);
     }
     for (int t = 0; t < nt; t++) {
@@ -792,7 +810,10 @@ static mg_status reduce_exec(const rctx *r, const rplan *p) {
 #pragma omp parallel num_threads(nt)
       {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
-        if (run_cols(r, p, w, units * t / n, units * (t + 1) / n)) st = MG_ENOMEM;
+        if (run_cols(r, p, w, units * t / n, units * (t + 1) / n)) {
+#pragma omp atomic write
+          st = MG_ENOMEM;
+        }
       }
     } else {
       st = run_cols(r, p, w, 0, units);
@@ -904,12 +925,6 @@ mg_status k_variance(const mg_call *c, mg_tensor *out) {
 
 /* ---- softmax ---------------------------------------------------------------------- */
 
-static double sumexp_f64(const double *x, int64_t n, int64_t st, double m) {
-  double acc = 0;
-  for (int64_t j = 0; j < n; j++) acc += exp(x[j * st] - m);
-  return acc;
-}
-
 /* Softmax over a contiguous (outer, L, inner) block. Rows (inner == 1) are
  * done one at a time; otherwise a chunk of CH columns is carried through
  * max, exp-and-sum and scale so every loop runs along contiguous memory.
@@ -917,12 +932,12 @@ static double sumexp_f64(const double *x, int64_t n, int64_t st, double m) {
 #define SOFTMAX_FNS(NAME, T, EXP)                                                       \
   static void smrow_##NAME(const T *x, T *y, int64_t L, int logsm) {                    \
     T m = -INFINITY;                                                                    \
-    int nan = 0;                                                                        \
-    _Pragma("omp simd reduction(max : m) reduction(| : nan)") for (int64_t j = 0; j < L; j++) { \
+    int hasnan = 0;                                                                        \
+    _Pragma("omp simd reduction(max : m) reduction(| : hasnan)") for (int64_t j = 0; j < L; j++) { \
       m = x[j] > m ? x[j] : m;                                                          \
-      nan |= x[j] != x[j];                                                              \
+      hasnan |= x[j] != x[j];                                                              \
     }                                                                                   \
-    if (nan) m = NAN;                                                                   \
+    if (hasnan) m = NAN;                                                                   \
     if (logsm) {                                                                        \
       T ls = (T)log(sumexp_##NAME(x, L, 1, m));                                         \
       _Pragma("omp simd") for (int64_t j = 0; j < L; j++) y[j] = (x[j] - m) - ls;       \
@@ -935,17 +950,17 @@ static double sumexp_f64(const double *x, int64_t n, int64_t st, double m) {
   static void smcols_##NAME(const T *x, T *y, int64_t L, int64_t inner, int len, int logsm) { \
     T m[CH], e[CH];                                                                     \
     double s[CH];                                                                       \
-    int nan[CH];                                                                        \
-    for (int j = 0; j < len; j++) m[j] = -INFINITY, s[j] = 0, nan[j] = 0;               \
+    int hasnan[CH];                                                                        \
+    for (int j = 0; j < len; j++) m[j] = -INFINITY, s[j] = 0, hasnan[j] = 0;               \
     for (int64_t l = 0; l < L; l++) {                                                   \
       const T *xr = x + l * inner;                                                      \
       _Pragma("omp simd") for (int j = 0; j < len; j++) {                               \
         m[j] = xr[j] > m[j] ? xr[j] : m[j];                                             \
-        nan[j] |= xr[j] != xr[j];                                                       \
+        hasnan[j] |= xr[j] != xr[j];                                                       \
       }                                                                                 \
     }                                                                                   \
     for (int j = 0; j < len; j++)                                                       \
-      if (nan[j]) m[j] = NAN;                                                           \
+      if (hasnan[j]) m[j] = NAN;                                                           \
     for (int64_t l = 0; l < L; l++) {                                                   \
       const T *xr = x + l * inner;                                                      \
       T *yr = y + l * inner;                                                            \
@@ -975,12 +990,12 @@ static void smshort_f32(const float *x, float *y, int64_t L, int64_t nrows, int 
   for (int64_t r = 0; r < nrows; r++) {
     const float *xr = x + r * L;
     float mr = -INFINITY;
-    int nan = 0;
+    int hasnan = 0;
     for (int64_t j = 0; j < L; j++) {
       mr = xr[j] > mr ? xr[j] : mr;
-      nan |= xr[j] != xr[j];
+      hasnan |= xr[j] != xr[j];
     }
-    m[r] = nan ? NAN : mr;
+    m[r] = hasnan ? NAN : mr;
     for (int64_t j = 0; j < L; j++) buf[r * L + j] = xr[j] - m[r];
   }
   int64_t tot = nrows * L;

@@ -168,6 +168,12 @@ int luaopen_moongrad_core(lua_State *L) {
   if (!S->ctx) return luaL_error(L, "moongrad: out of memory creating the engine context");
   mg_ctx_set_index_base(S->ctx, 1);
 
+  /* Tensor buffers are reported to the collector as debt (mgL_pushtensor). Lua
+   * 5.4.4's generational mode (lua.c's default) does not turn that debt into
+   * finished cycles, so unreachable tensors piled up to gigabytes; the
+   * incremental mode collects them within a step or two of the allocation. */
+  lua_gc(L, LUA_GCINC, 0, 0, 0);
+
   lua_newtable(L);  /* the module */
   int module_idx = lua_gettop(L);
   mgL_open_tensor(L, state_idx);  /* pushes the methods table */

@@ -153,6 +153,9 @@ describe("matmul", function()
     check(mg.matmul(a, mg.tensor(v, mg.float32)), want, 0)
     check(mg.matmul(mg.tensor(v, mg.float32), mg.tensor(transpose(A), mg.float32)), want, 0)
     check(mg.matmul(mg.tensor(v, mg.float64), mg.tensor(A, mg.float64):transpose()), want, 0)
+    check(mg.matmul(mg.tensor(transpose(A), mg.float32):transpose(), mg.tensor(v, mg.float32)), want, 0)
+    check(mg.matmul(mg.tensor(transpose(A), mg.float64):transpose(), mg.tensor(v, mg.float64):reshape{2000, 1}),
+      grid(300, 1, function(i) return want[i] end), 0)
     check(mg.matmul(mg.tensor(v):reshape{1, 2000}, mg.tensor(transpose(A))):totable()[1],
       grid(1, 300, function(_, j) return math.tointeger(want[j]) end)[1])
   end)
