@@ -6,8 +6,8 @@
 -- metamethod), the same through mg.add(a, b), and 2x2 @ 2x2 matmul: a warm-up
 -- run, then REPS timed runs; prints the median microseconds per op. The peers
 -- on this machine (shared/NOTES.md): PyTorch 0.71 us, NumPy 0.24 us for the
--- 2x2 add. os.clock() is process CPU time, which equals wall time here: the
--- loop is single-threaded and tiny ops never start OpenMP workers.
+-- 2x2 add. Timed with mg.clock() (monotonic wall time): os.clock() is process
+-- CPU time and would also count idle OpenMP workers spinning on the other core.
 
 local mg = require "moongrad"
 
@@ -36,9 +36,9 @@ for _, case in ipairs(cases) do
   fn()                                      -- warm-up: pools, caches, JIT-free steady state
   local times = {}
   for r = 1, REPS do
-    local t0 = os.clock()
+    local t0 = mg.clock()
     fn()
-    times[r] = (os.clock() - t0) / N * 1e6
+    times[r] = (mg.clock() - t0) / N * 1e6
   end
   print(("  %-24s %7.3f us/op"):format(name, median(times)))
 end

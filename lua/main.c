@@ -331,7 +331,7 @@ static int main_pmain(lua_State *L) {
   main_argtable(L, argv, argc, script ? script : 0);
   if (main_openmg(L) != LUA_OK) return 0;
   lua_gc(L, LUA_GCRESTART);
-  lua_gc(L, LUA_GCINC, 0, 0, 0);  /* not lua.c's generational mode: see luaopen_moongrad_core */
+  lua_gc(L, LUA_GCGEN, 0, 0);  /* as lua.c: young tensors die cheaply (see mgL_pushtensor) */
   if (!(flags & ARG_BIGE) && main_luainit(L) != LUA_OK) return 0;
   if (!main_runargs(L, argv, script ? script : argc)) return 0;
   if (script && main_script(L, argv + script, dashdash) != LUA_OK) return 0;

@@ -14,6 +14,7 @@
 #include <lua.h>
 
 #define MGL_TENSOR "mg.Tensor"
+#define MGL_GC_MAJOR_MIN ((size_t)4 << 20)
 
 typedef struct mgL_box {
   mg_tensor *t;
@@ -22,6 +23,8 @@ typedef struct mgL_box {
 typedef struct mgL_state {
   mg_ctx *ctx;
   size_t gc_pending;   /* tensor bytes not yet reported to the collector */
+  size_t ext_since_major;  /* tensor bytes made since the last full collection */
+  size_t major_threshold;  /* ... that trigger the next one */
   lua_State *main_L;   /* the state's main thread */
   lua_State *current_L; /* the thread running tape gradient(), for custom backward calls */
 } mgL_state;
@@ -42,6 +45,9 @@ mg_tensor *mgL_checktensor(lua_State *L, int idx);
  * scalar) or a nested table (a strong tensor). NULL with *err set (message
  * in mg_last_error) when it is none of these. */
 mg_tensor *mgL_totensor(lua_State *L, int idx, const char *opname, int argn);
+/* Like mgL_totensor for op inputs: a tensor comes back borrowed (*owned = 0),
+ * a converted value as a new reference (*owned = 1). */
+mg_tensor *mgL_toinput(lua_State *L, int idx, const char *opname, int argn, unsigned char *owned);
 /* Raises the engine's last error as a Lua error (never returns). */
 int mgL_raise(lua_State *L);
 /* Runs op on inputs with attrs and pushes the result, or raises. Releases

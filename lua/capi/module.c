@@ -5,6 +5,7 @@
  */
 #include "capi.h"
 #include <string.h>
+#include <time.h>
 
 static int state_gc(lua_State *L) {
   mgL_state *S = lua_touserdata(L, 1);
@@ -135,6 +136,15 @@ static int core_is_tensor(lua_State *L) {
   return 1;
 }
 
+/* core.clock(): monotonic wall time in seconds (os.clock is process CPU
+ * time, which counts every kernel thread and so misleads benchmarks). */
+static int core_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 static int core_bytes_live(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)mg_storage_bytes_live());
   return 1;
@@ -149,6 +159,7 @@ static const luaL_Reg module_fns[] = {
     {"config_info", core_config_info},
     {"is_tensor", core_is_tensor},
     {"bytes_live", core_bytes_live},
+    {"clock", core_clock},
     {NULL, NULL}};
 
 int luaopen_moongrad_core(lua_State *L) {
@@ -156,6 +167,8 @@ int luaopen_moongrad_core(lua_State *L) {
   int state_idx = lua_gettop(L);
   S->ctx = NULL;
   S->gc_pending = 0;
+  S->ext_since_major = 0;
+  S->major_threshold = MGL_GC_MAJOR_MIN;
   S->current_L = NULL;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   S->main_L = lua_tothread(L, -1);
@@ -167,12 +180,6 @@ int luaopen_moongrad_core(lua_State *L) {
   S->ctx = mg_ctx_new();
   if (!S->ctx) return luaL_error(L, "moongrad: out of memory creating the engine context");
   mg_ctx_set_index_base(S->ctx, 1);
-
-  /* Tensor buffers are reported to the collector as debt (mgL_pushtensor). Lua
-   * 5.4.4's generational mode (lua.c's default) does not turn that debt into
-   * finished cycles, so unreachable tensors piled up to gigabytes; the
-   * incremental mode collects them within a step or two of the allocation. */
-  lua_gc(L, LUA_GCINC, 0, 0, 0);
 
   lua_newtable(L);  /* the module */
   int module_idx = lua_gettop(L);

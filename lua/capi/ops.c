@@ -198,11 +198,11 @@ static int op_call(lua_State *L) {
   for (int i = 0; i < nin; i++) {
     if (info->flags & MG_VARIADIC) lua_rawgeti(L, 1, i + 1);
     int idx = info->flags & MG_VARIADIC ? lua_gettop(L) : i + 1;
-    in[i] = mgL_totensor(L, idx, info->name, i + 1);
-    owned[i] = 1;
-    if (info->flags & MG_VARIADIC) lua_pop(L, 1);
+    in[i] = mgL_toinput(L, idx, info->name, i + 1, &owned[i]);
+    if (info->flags & MG_VARIADIC) lua_pop(L, 1);  /* still held by the table */
     if (!in[i]) {
-      for (int j = 0; j < i; j++) mg_tensor_release(in[j]);
+      for (int j = 0; j < i; j++)
+        if (owned[j]) mg_tensor_release(in[j]);
       return mgL_raise(L);
     }
   }

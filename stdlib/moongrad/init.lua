@@ -235,6 +235,8 @@ function M.config.info()
   return info
 end
 M.config.set_num_threads = core.set_num_threads
+-- mg.clock(): monotonic wall-clock seconds, for timing (os.clock counts CPU time of all threads).
+M.clock = core.clock
 M.config.get_num_threads = core.get_num_threads
 
 -- ---- autodiff -------------------------------------------------------------------

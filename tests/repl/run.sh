@@ -1,0 +1,348 @@
+#!/bin/sh
+# run.sh — tests the real `moongrad` program: its lua.c-compatible command line
+# (run directly) and its REPL (driven through a pseudo-terminal by expect:
+# typing, tab completion, multi-line input, errors, Ctrl-C, history, Ctrl-D).
+#
+#   sh tests/repl/run.sh            uses build/bin/moongrad (BUILD=dir to change)
+#
+# Prints "ok - ..." / "not ok - ..." per check, then "N passed, N failed";
+# exits non-zero when a check failed. HOME is a temporary directory, so the
+# user's history file is never touched.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+MG="$BUILD/bin/moongrad"
+VERSION=$(sed -n 's/^#define MG_VERSION "\(.*\)"/\1/p' "$ROOT/core/mg.h")
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/mg-repl.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT INT TERM
+export HOME="$TMP/home"
+mkdir -p "$HOME"
+printf 'set enable-bracketed-paste off\nset bell-style none\n' > "$TMP/inputrc"
+export INPUTRC="$TMP/inputrc"      # plain terminal output, whatever the user's setup
+unset LUA_INIT LUA_INIT_5_4 MOONGRAD_HISTORY
+
+passed=0
+failed=0
+
+ok() {
+  passed=$((passed + 1))
+  echo "ok - $1"
+}
+
+notok() {
+  failed=$((failed + 1))
+  echo "not ok - $1"
+  [ -n "${2:-}" ] && printf '%s\n' "$2" | head -20 | sed 's/^/#   /'
+  return 0
+}
+
+# run NAME RC PATTERN [args...]: runs moongrad (stdin from $STDIN, default
+# empty) and checks its exit status and that stdout+stderr matches the
+# extended regex PATTERN (on one line).
+STDIN=/dev/null
+run() {
+  name=$1 want_rc=$2 pattern=$3
+  shift 3
+  out=$(cd "$TMP" && "$MG" "$@" < "$STDIN" 2>&1)
+  rc=$?
+  if [ "$rc" != "$want_rc" ]; then
+    notok "$name (exit status $rc, expected $want_rc)" "$out"
+  elif ! printf '%s\n' "$out" | grep -Eq -- "$pattern"; then
+    notok "$name (output does not match /$pattern/)" "$out"
+  else
+    ok "$name"
+  fi
+}
+
+if [ ! -x "$MG" ]; then
+  notok "moongrad is built at $MG"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+
+# ---- the command line --------------------------------------------------------------
+
+run "--version prints the version" 0 "^moongrad $VERSION \\(Lua 5\\.4\\.[0-9]+\\)\$" --version
+out=$("$MG" --version); [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] && ok "--version prints one line and exits" \
+  || notok "--version prints one line and exits" "$out"
+run "-v prints the version and Lua's copyright" 0 "^moongrad $VERSION \\(Lua 5\\.4\\.[0-9]+\\)  Copyright" -v
+run "--help prints the usage" 0 "^usage: .*moongrad \\[options\\] \\[script \\[args\\]\\]" --help
+run "-e runs a statement" 0 '^2$' -e 'print(1 + 1)'
+run "several -e run in order" 0 '^7$' -e 'x = 3' -e 'print(x + 4)'
+run "mg is loaded and is require 'moongrad'" 0 '^true	table$' -e 'print(require("moongrad") == mg, type(mg))'
+run "tensors print NumPy-style" 0 '^tensor\(\[\[ 8, 13\], \[ 6, 21\]\], dtype=int64\)$' \
+  -e 'print(mg.matmul(mg.tensor{{2,3},{4,1}}, mg.tensor{{1,5},{2,1}}))'
+run "help(f) prints the doc" 0 'matmul.*matrix product' -e 'help(mg.matmul)'
+run "help(name) finds mg[name]" 0 'matmul.*matrix product' -e 'help("matmul")'
+run "help(x) without a doc says so" 0 '^no help for 42$' -e 'help(42)'
+run "help() prints an introduction" 0 'help\(mg\.matmul\)' -e 'help()'
+
+cat > "$TMP/args.lua" <<'EOF'
+print("n", select("#", ...), ...)
+print("arg", arg[0], arg[1], arg[2], #arg)
+print("neg", arg[-1] ~= nil, arg[-2] ~= nil)
+EOF
+run "script gets ... and arg[1..]" 0 '^n	2	a	b c$' args.lua a "b c"
+run "script name is arg[0]" 0 '^arg	args\.lua	a	b c	2$' args.lua a "b c"
+run "options before the script are negative in arg" 0 '^neg	true	true$' -W args.lua a "b c"
+run "-- ends the options" 0 '^n	1	-x$' -- args.lua -x
+
+printf 'error("boom")\n' > "$TMP/boom.lua"
+run "a script error exits 1" 1 'boom\.lua:1: boom' boom.lua
+run "a script error prints a traceback" 1 '^stack traceback:' boom.lua
+run "a script error names the program" 1 "moongrad: boom\\.lua:1: boom" boom.lua
+printf 'x = = 1\n' > "$TMP/syntax.lua"
+run "a syntax error exits 1" 1 "syntax\\.lua:1: unexpected symbol near '='" syntax.lua
+run "a missing script exits 1" 1 'cannot open nope\.lua' nope.lua
+run "os.exit(n) sets the exit status" 7 '.*' -e 'os.exit(7)'
+run "os.exit(false) exits 1" 1 '.*' -e 'os.exit(false)'
+run "an -e error exits 1" 1 '\(command line\):1: bad' -e 'error("bad")'
+run "a non-string error object is described" 1 'error object is a table value' -e 'error({})'
+run "__tostring of an error object is used" 1 'custom error' \
+  -e 'error(setmetatable({}, {__tostring = function() return "custom error" end}))'
+run "engine errors reach Lua with their message" 1 'inner dimensions' \
+  -e 'mg.matmul(mg.ones{2,3}, mg.ones{4,5})'
+run "an unknown option prints the usage" 1 "unrecognized option '-x'" -x
+run "-e without a statement" 1 "'-e' needs argument" -e
+run "-l without a module" 1 "'-l' needs argument" -l
+
+printf 'return {v = 42}\n' > "$TMP/mymod.lua"
+run "-l mod sets the global mod" 0 '^42$' -l mymod -e 'print(mymod.v)'
+run "-l g=mod sets the global g" 0 '^42	nil$' -l g=mymod -e 'print(g.v, mymod)'
+run "-l of a missing module fails" 1 "module 'nosuchmod' not found" -l nosuchmod
+run "-W turns warnings on" 0 'Lua warning: careful' -W -e 'warn("careful")'
+run "warnings are off without -W" 0 '^$' -e 'warn("careful")'
+
+export LUA_INIT='print("from LUA_INIT")'
+run "LUA_INIT runs first" 0 '^from LUA_INIT$' -e ''
+run "-E ignores LUA_INIT" 0 '^$' -E -e ''
+printf 'print("init file", mg ~= nil)\n' > "$TMP/init.lua"
+LUA_INIT="@$TMP/init.lua"
+run "LUA_INIT=@file runs the file (mg already loaded)" 0 '^init file	true$' -e ''
+export LUA_INIT_5_4='print("5.4 wins")'
+run "LUA_INIT_5_4 takes precedence" 0 '^5\.4 wins$' -e ''
+unset LUA_INIT LUA_INIT_5_4
+
+printf 'print("piped", ...)\n' > "$TMP/stdin.lua"
+STDIN="$TMP/stdin.lua"
+run "- runs stdin as the script" 0 '^piped	a	b$' - a b
+run "no arguments and stdin not a terminal runs stdin" 0 '^piped$'
+printf 'x = 6 * 7\nx\nfor i = 1, 2 do\nprint(i)\nend\nerror("oops")\nprint("after")\n' > "$TMP/session.lua"
+STDIN="$TMP/session.lua"
+out=$(cd "$TMP" && "$MG" -i < "$STDIN" 2>&1)
+rc=$?
+exp_lines=$(printf '%s\n' "$out" | grep -Ec '^(42|1|2|after)$')
+if [ $rc -eq 0 ] && [ "$exp_lines" -eq 4 ] && printf '%s\n' "$out" | grep -q 'stdin:1: oops' \
+   && ! printf '%s\n' "$out" | grep -q '^> '; then
+  ok "-i with piped stdin evaluates lines, survives errors, writes no prompts"
+else
+  notok "-i with piped stdin evaluates lines, survives errors, writes no prompts" "$out"
+fi
+STDIN=/dev/null
+
+# Start-up must stay fast: a one-line script is a product benchmark (bench/);
+# here only a generous sanity bound so a pathological regression fails.
+start=$(date +%s%N)
+i=0
+while [ $i -lt 20 ]; do "$MG" -e 'local x = 1' || break; i=$((i + 1)); done
+ms=$(( ($(date +%s%N) - start) / 20000000 ))
+[ "$ms" -lt 200 ] && ok "start-up takes ${ms} ms per run (bound 200 ms)" \
+  || notok "start-up takes ${ms} ms per run (bound 200 ms)"
+
+# ---- the REPL on a terminal ------------------------------------------------------------
+
+if ! command -v expect >/dev/null 2>&1; then
+  notok "expect is installed (needed for the REPL checks)"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+
+# The expect script prints its own ok/not ok lines; what the REPL wrote goes
+# to repl.log, shown for failures.
+cat > "$TMP/repl.exp" <<'EOF'
+set timeout 20
+set mg [lindex $argv 0]
+set log [lindex $argv 1]
+log_user 0
+log_file -a $log
+proc ok {name} { puts "ok - $name" }
+proc notok {name why} { puts "not ok - $name ($why)" }
+# Waits for `pattern` (a regexp) in the output, then for the next prompt.
+proc check {name pattern} {
+  expect {
+    -re $pattern { expect -re {(^|\n)> $} { ok $name } timeout { notok $name "no prompt after the output" } }
+    timeout { notok $name "timed out" }
+    eof { notok $name "the REPL exited" }
+  }
+}
+proc prompt {} { expect -re {(^|\n)> $} }
+
+spawn -noecho $mg
+expect {
+  -re {Type help\(\) for an introduction.*\n> $} { ok "the REPL starts with a banner and a prompt" }
+  timeout { notok "the REPL starts with a banner and a prompt" "timed out" }
+}
+
+send "mg.matmul(mg.tensor{{2,3},{4,1}}, mg.tensor{{1,5},{2,1}})\r"
+check "an expression's value is printed (matmul product)" {\r\ntensor\(\[\[ 8, 13\], \[ 6, 21\]\], dtype=int64\)\r\n}
+
+send "1 + 1, 'two'\r"
+check "several values print tab-separated" {\r\n2\ttwo\r\n}
+
+send "for i = 1, 3 do\r"
+expect {
+  -re {\n>> $} { ok "an incomplete statement asks for more with >>" }
+  timeout { notok "an incomplete statement asks for more with >>" "timed out" }
+}
+send "  print(i * 10)\r"
+expect -re {\n>> $}
+send "end\r"
+check "a multi-line for statement runs" {\r\n10\r\n20\r\n30\r\n}
+
+send "local s = 'ab'\r"
+prompt
+send "error('boom')\r"
+check "an error prints its message and a traceback" {stdin:1: boom\r\nstack traceback:}
+send "print('alive')\r"
+check "the session survives the error" {\r\nalive\r\n}
+
+send "mg.matmul(mg.ones{2,3}, mg.ones{4,5})\r"
+check "engine errors print their message" {inner dimensions}
+
+send "help(mg.matmul)\r"
+check "help(mg.matmul) prints its doc" {matmul.*matrix product}
+
+send "mg.mat\t"
+expect {
+  -re {mg\.matmul} { ok "tab completes mg.mat to mg.matmul" }
+  timeout { notok "tab completes mg.mat to mg.matmul" "timed out" }
+}
+send "(mg.eye(2), mg.eye(2))\r"
+check "the completed line runs" {\r\ntensor\(\[\[1\., 0\.\], \[0\., 1\.\]\], dtype=float32\)\r\n}
+
+send "t = mg.tensor{1, 2, 3}\r"
+prompt
+send "t:nume\t"
+expect {
+  -re {t:numel} { ok "tab completes tensor methods (t:nume -> t:numel)" }
+  timeout { notok "tab completes tensor methods (t:nume -> t:numel)" "timed out" }
+}
+send "()\r"
+check "the completed method call runs" {\r\n3\r\n}
+
+send "pri\t"
+expect {
+  -re {print} { ok "tab completes globals (pri -> print)" }
+  timeout { notok "tab completes globals (pri -> print)" "timed out" }
+}
+send "('g')\r"
+check "the completed global runs" {\r\ng\r\n}
+
+send "string.up\t"
+expect {
+  -re {string\.upper} { ok "tab completes fields of library tables" }
+  timeout { notok "tab completes fields of library tables" "timed out" }
+}
+send "('x')\r"
+check "the completed field runs" {\r\nX\r\n}
+
+send "t\r"
+check "a tensor value prints with __tostring" {\r\ntensor\(\[1, 2, 3\], dtype=int64\)\r\n}
+
+send "while true do end\r"
+sleep 0.5
+send "\003"
+check "Ctrl-C interrupts a running statement" {interrupted!}
+send "print('still here')\r"
+check "the session goes on after Ctrl-C" {\r\nstill here\r\n}
+
+send "this line is dropped"
+sleep 0.2
+send "\003"
+prompt
+send "print('fresh')\r"
+check "Ctrl-C at the prompt drops the line" {\r\nfresh\r\n}
+
+send "x = 'hist' .. 'ory'\r"
+prompt
+send "\004"
+expect {
+  eof {
+    set st [lindex [wait] 3]
+    if {$st == 0} { ok "Ctrl-D exits with status 0" } else { notok "Ctrl-D exits with status 0" "status $st" }
+  }
+  timeout { notok "Ctrl-D exits with status 0" "timed out" }
+}
+
+# A second session: the history of the first is there (Up recalls it).
+spawn -noecho $mg
+prompt
+send "\033\[A\r"
+check "history persists across sessions (Up recalls the last line)" {x = 'hist' \.\. 'ory'}
+send "x\r"
+check "the recalled line ran" {\r\nhistory\r\n}
+send "os.exit(3)\r"
+expect {
+  eof {
+    set st [lindex [wait] 3]
+    if {$st == 3} { ok "os.exit(3) in the REPL exits with 3" } else { notok "os.exit(3) in the REPL exits with 3" "status $st" }
+  }
+  timeout { notok "os.exit(3) in the REPL exits with 3" "timed out" }
+}
+
+# MOONGRAD_HISTORY moves the file.
+set env(MOONGRAD_HISTORY) [file join [file dirname $log] other_history]
+spawn -noecho $mg
+prompt
+send "print('elsewhere')\r"
+check "a session with MOONGRAD_HISTORY runs" {\r\nelsewhere\r\n}
+send "\004"
+expect eof
+wait
+
+# A history file that cannot be written is silently ignored.
+set env(MOONGRAD_HISTORY) /nonexistent/dir/history
+spawn -noecho $mg
+prompt
+send "print('no history')\r"
+check "a session with an unwritable history file runs" {\r\nno history\r\n}
+send "\004"
+expect {
+  -re {[Hh]istory|rror} { notok "an unwritable history file is not reported" "it printed an error" }
+  eof {
+    set st [lindex [wait] 3]
+    if {$st == 0} { ok "an unwritable history file is not reported" } else { notok "an unwritable history file is not reported" "status $st" }
+  }
+  timeout { notok "an unwritable history file is not reported" "timed out" }
+}
+EOF
+
+expect -f "$TMP/repl.exp" "$MG" "$TMP/repl.log" > "$TMP/repl.out" 2>&1
+cat "$TMP/repl.out"
+passed=$((passed + $(grep -c '^ok - ' "$TMP/repl.out")))
+repl_failed=$(grep -c '^not ok - ' "$TMP/repl.out")
+failed=$((failed + repl_failed))
+if [ "$repl_failed" -gt 0 ] || ! grep -q 'unwritable history file is not reported' "$TMP/repl.out"; then
+  [ "$repl_failed" -gt 0 ] || notok "the REPL script ran to the end" "$(tail -5 "$TMP/repl.out")"
+  echo "# the REPL's output (last 40 lines):"
+  tail -40 "$TMP/repl.log" | tr -d '\r' | sed 's/^/#   /'
+fi
+
+hist="$HOME/.moongrad_history"
+if [ -f "$hist" ] && grep -q "mg.matmul(mg.tensor{{2,3},{4,1}}" "$hist" && grep -q '^for i = 1, 3 do$' "$hist"; then
+  ok "the history file ~/.moongrad_history holds the session's lines"
+else
+  notok "the history file ~/.moongrad_history holds the session's lines" "$(cat "$hist" 2>&1)"
+fi
+if [ -f "$TMP/other_history" ] && grep -q "print('elsewhere')" "$TMP/other_history" \
+   && ! grep -q "elsewhere" "$hist"; then
+  ok "MOONGRAD_HISTORY overrides the history file"
+else
+  notok "MOONGRAD_HISTORY overrides the history file" "$(cat "$TMP/other_history" 2>&1)"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
