@@ -46,9 +46,11 @@ static void init_process(void) {
   const char *env = getenv("MG_NUM_THREADS");
   num_threads = env && atoi(env) > 0 ? atoi(env) : omp_get_num_procs();
   bli_thread_set_num_threads(num_threads);
+  /* New threads inherit the creating thread's floating-point environment
+   * (POSIX), so setting FTZ here, before any parallel region exists, gives it
+   * to the whole OpenMP pool (BLIS's threads included) without starting the
+   * pool at start-up, which cost 1-10 ms. tests/core/test_config.c checks it. */
   mg_fpu_ftz();
-#pragma omp parallel num_threads(num_threads)
-  mg_fpu_ftz();  /* every pool thread, BLIS's included, keeps MXCSR */
 }
 
 void mg_init(void) { pthread_once(&init_once, init_process); }

@@ -33,7 +33,7 @@ typedef struct pbuf {
   int oom;
 } pbuf;
 
-static void pbuf_add(pbuf *b, const char *s, size_t n) {
+static void print_add(pbuf *b, const char *s, size_t n) {
   if (b->oom) return;
   if (b->n + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
@@ -51,19 +51,19 @@ static void pbuf_add(pbuf *b, const char *s, size_t n) {
   b->s[b->n] = '\0';
 }
 
-static void pbuf_puts(pbuf *b, const char *s) { pbuf_add(b, s, strlen(s)); }
+static void print_puts(pbuf *b, const char *s) { print_add(b, s, strlen(s)); }
 
-static void pbuf_rep(pbuf *b, char c, int n) {
-  for (int i = 0; i < n; i++) pbuf_add(b, &c, 1);
+static void print_rep(pbuf *b, char c, int n) {
+  for (int i = 0; i < n; i++) print_add(b, &c, 1);
 }
 
 /* Drops trailing blanks (the space of ", " before a line break). */
-static void pbuf_rstrip(pbuf *b) {
+static void print_rstrip(pbuf *b) {
   while (!b->oom && b->n && b->s[b->n - 1] == ' ') b->s[--b->n] = '\0';
 }
 
 /* Length of the last line written so far. */
-static size_t pbuf_linelen(const pbuf *b) {
+static size_t print_linelen(const pbuf *b) {
   size_t i = b->n;
   while (i && b->s[i - 1] != '\n') i--;
   return b->n - i;
@@ -121,12 +121,15 @@ typedef struct fscan {
   int intlen, fraclen, explen;
 } fscan;
 
-static void scan_range(printer *p, int64_t flat, void *ud) {
+static void print_range(printer *p, int64_t flat, void *ud) {
   fscan *s = ud;
   double v = mg_tensor_get_f64(p->t, flat);
-  if (isnan(v)) s->nan = 1;
-  else if (isinf(v)) s->inf = 1, s->neginf |= v < 0;
-  else if (v != 0) {
+  if (isnan(v)) {
+    s->nan = 1;
+  } else if (isinf(v)) {
+    s->inf = 1;
+    s->neginf |= v < 0;
+  } else if (v != 0) {
     double a = fabs(v);
     if (!s->nonzero || a < s->minabs) s->minabs = a;
     if (!s->nonzero || a > s->maxabs) s->maxabs = a;
@@ -142,7 +145,7 @@ static void print_trim(char *s) {
 
 /* Widths of the trimmed text of one finite value: integer part, fraction,
  * exponent digits. */
-static void scan_widths(printer *p, int64_t flat, void *ud) {
+static void print_widths(printer *p, int64_t flat, void *ud) {
   fscan *s = ud;
   char buf[PRINT_ELEM];
   double v = mg_tensor_get_f64(p->t, flat);
@@ -161,7 +164,7 @@ static void scan_widths(printer *p, int64_t flat, void *ud) {
   if (fraclen > s->fraclen) s->fraclen = fraclen;
 }
 
-static void scan_int(printer *p, int64_t flat, void *ud) {
+static void print_intwidth(printer *p, int64_t flat, void *ud) {
   char buf[PRINT_ELEM];
   int n = p->f.kind == KIND_BOOL ? (mg_tensor_get_i64(p->t, flat) ? 4 : 5)
                                  : snprintf(buf, sizeof buf, "%lld", (long long)mg_tensor_get_i64(p->t, flat));
@@ -175,13 +178,13 @@ static void print_choose(printer *p) {
   memset(f, 0, sizeof *f);
   f->kind = dt == MG_BOOL ? KIND_BOOL : mg_dtype_is_float(dt) ? KIND_FLOAT : KIND_INT;
   if (f->kind != KIND_FLOAT) {
-    print_walk(p, 0, 0, scan_int, &f->width);
+    print_walk(p, 0, 0, print_intwidth, &f->width);
     return;
   }
   fscan s = {0};
-  print_walk(p, 0, 0, scan_range, &s);
+  print_walk(p, 0, 0, print_range, &s);
   f->exp = s.nonzero && (s.maxabs >= 1e8 || s.minabs < 1e-4 || s.maxabs / s.minabs > 1000);
-  print_walk(p, 0, 0, scan_widths, &s);
+  print_walk(p, 0, 0, print_widths, &s);
   if (s.finite) {
     f->pad_left = s.intlen;
     f->prec = s.fraclen;
@@ -198,7 +201,7 @@ static void print_choose(printer *p) {
 /* ---- writing elements ------------------------------------------------------ */
 
 /* out = `left` spaces, a, b, `right` spaces (bounded by PRINT_ELEM). */
-static void elem_join(char *out, int left, const char *a, const char *b, int right) {
+static void print_join(char *out, int left, const char *a, const char *b, int right) {
   size_t n = 0;
   for (; left > 0 && n < PRINT_ELEM - 1; left--) out[n++] = ' ';
   for (; *a && n < PRINT_ELEM - 1; a++) out[n++] = *a;
@@ -208,16 +211,16 @@ static void elem_join(char *out, int left, const char *a, const char *b, int rig
 }
 
 /* Writes the fixed-notation text of finite v, padded around the point. */
-static void elem_fixed(const pfmt *f, double v, char *out) {
+static void print_fixed(const pfmt *f, double v, char *out) {
   char buf[PRINT_ELEM];
   snprintf(buf, sizeof buf, "%.*f", PRINT_PREC, v);
   print_trim(buf);
   int intlen = (int)(strchr(buf, '.') - buf), fraclen = (int)strlen(buf) - intlen - 1;
-  elem_join(out, f->pad_left - intlen, buf, "", f->pad_right - fraclen);
+  print_join(out, f->pad_left - intlen, buf, "", f->pad_right - fraclen);
 }
 
 /* Scientific: every mantissa has f->prec digits, every exponent f->exp_size. */
-static void elem_exp(const pfmt *f, double v, char *out) {
+static void print_exp(const pfmt *f, double v, char *out) {
   char buf[PRINT_ELEM];
   snprintf(buf, sizeof buf, "%#.*e", f->prec, v);  /* '#' keeps "1." when prec is 0 */
   char *e = strchr(buf, 'e');
@@ -226,7 +229,7 @@ static void elem_exp(const pfmt *f, double v, char *out) {
   char tail[16];                                   /* "e+05": exponent zero-padded */
   int zeros = f->exp_size - (int)strlen(e + 2);
   snprintf(tail, sizeof tail, "e%c%.*s%.3s", e[1], zeros > 0 ? zeros : 0, "0000", e + 2);
-  elem_join(out, f->pad_left - intlen, buf, tail, 0);
+  print_join(out, f->pad_left - intlen, buf, tail, 0);
 }
 
 static void print_elem(const printer *p, int64_t flat, char *out) {
@@ -239,8 +242,8 @@ static void print_elem(const printer *p, int64_t flat, char *out) {
     double v = mg_tensor_get_f64(p->t, flat);
     if (!isfinite(v))
       snprintf(out, PRINT_ELEM, "%*s", f->width, isnan(v) ? "nan" : v < 0 ? "-inf" : "inf");
-    else if (f->exp) elem_exp(f, v, out);
-    else elem_fixed(f, v, out);
+    else if (f->exp) print_exp(f, v, out);
+    else print_fixed(f, v, out);
   }
 }
 
@@ -251,17 +254,17 @@ static void print_line(printer *p, int axis, int64_t flat, size_t limit) {
   char buf[PRINT_ELEM];
   if (axis == p->t->ndim) {
     print_elem(p, flat, buf);
-    pbuf_puts(p->b, buf);
+    print_puts(p->b, buf);
     return;
   }
   int64_t cnt = print_shown(p, axis);
-  pbuf_puts(p->b, "[");
+  print_puts(p->b, "[");
   for (int64_t k = 0; k < cnt && p->b->n <= limit; k++) {
-    if (k) pbuf_puts(p->b, ", ");
-    if (k == PRINT_EDGE && cnt < p->t->shape[axis]) pbuf_puts(p->b, "..., ");
+    if (k) print_puts(p->b, ", ");
+    if (k == PRINT_EDGE && cnt < p->t->shape[axis]) print_puts(p->b, "..., ");
     print_line(p, axis + 1, flat + print_index(p, axis, k) * p->cstride[axis], limit);
   }
-  pbuf_puts(p->b, "]");
+  print_puts(p->b, "]");
 }
 
 /* Appends one word of a row, breaking the line first when it would pass
@@ -269,12 +272,12 @@ static void print_line(printer *p, int axis, int64_t flat, size_t limit) {
 static void print_word(printer *p, const char *w, int indent, int width, int *line) {
   int n = (int)strlen(w);
   if (*line + n > width && *line > indent) {
-    pbuf_rstrip(p->b);
-    pbuf_puts(p->b, "\n");
-    pbuf_rep(p->b, ' ', indent);
+    print_rstrip(p->b);
+    print_puts(p->b, "\n");
+    print_rep(p->b, ' ', indent);
     *line = indent;
   }
-  pbuf_puts(p->b, w);
+  print_puts(p->b, w);
   *line += n;
 }
 
@@ -283,39 +286,39 @@ static void print_word(printer *p, const char *w, int indent, int width, int *li
 static void print_block(printer *p, int axis, int64_t flat, int indent, int width) {
   int64_t cnt = print_shown(p, axis);
   int summarised = cnt < p->t->shape[axis], left = p->t->ndim - axis;
-  pbuf_puts(p->b, "[");
+  print_puts(p->b, "[");
   if (left == 1) {
     char buf[PRINT_ELEM];
     int line = indent;
     for (int64_t k = 0; k < cnt; k++) {
       if (k == PRINT_EDGE && summarised) {
         print_word(p, "...", indent, width - 1, &line);
-        pbuf_puts(p->b, ", ");
+        print_puts(p->b, ", ");
         line += 2;
       }
       print_elem(p, flat + print_index(p, axis, k) * p->cstride[axis], buf);
       print_word(p, buf, indent, width - 1, &line);
       if (k + 1 < cnt) {
-        pbuf_puts(p->b, ", ");
+        print_puts(p->b, ", ");
         line += 2;
       }
     }
   } else {
     for (int64_t k = 0; k < cnt; k++) {
       if (k == PRINT_EDGE && summarised) {
-        pbuf_puts(p->b, "...,");
-        pbuf_rep(p->b, '\n', left - 1);
-        pbuf_rep(p->b, ' ', indent);
+        print_puts(p->b, "...,");
+        print_rep(p->b, '\n', left - 1);
+        print_rep(p->b, ' ', indent);
       }
       print_block(p, axis + 1, flat + print_index(p, axis, k) * p->cstride[axis], indent + 1, width - 1);
       if (k + 1 < cnt) {
-        pbuf_puts(p->b, ",");
-        pbuf_rep(p->b, '\n', left - 1);
-        pbuf_rep(p->b, ' ', indent);
+        print_puts(p->b, ",");
+        print_rep(p->b, '\n', left - 1);
+        print_rep(p->b, ' ', indent);
       }
     }
   }
-  pbuf_puts(p->b, "]");
+  print_puts(p->b, "]");
 }
 
 /* ---- entry point ------------------------------------------------------------- */
@@ -331,15 +334,15 @@ static char *print_finish(pbuf *b) {
 /* "tensor([], shape=(0,3), dtype=float32)"; a 1-d one omits the shape. */
 static char *print_empty(const mg_tensor *t, pbuf *b) {
   char sb[MG_SHAPE_BUF];
-  pbuf_puts(b, PRINT_PREFIX "[], ");
+  print_puts(b, PRINT_PREFIX "[], ");
   if (t->ndim > 1) {
-    pbuf_puts(b, "shape=");
-    pbuf_puts(b, mg_shape_str(t->ndim, t->shape, sb, sizeof sb));
-    pbuf_puts(b, ", ");
+    print_puts(b, "shape=");
+    print_puts(b, mg_shape_str(t->ndim, t->shape, sb, sizeof sb));
+    print_puts(b, ", ");
   }
-  pbuf_puts(b, "dtype=");
-  pbuf_puts(b, mg_dtype_name((mg_dtype)t->dtype));
-  pbuf_puts(b, ")");
+  print_puts(b, "dtype=");
+  print_puts(b, mg_dtype_name((mg_dtype)t->dtype));
+  print_puts(b, ")");
   return print_finish(b);
 }
 
@@ -347,7 +350,7 @@ char *mg_tensor_format(const mg_tensor *t, int max_width) {
   pbuf b = {0};
   if (max_width <= 0) max_width = 80;
   if (!t->storage) {
-    pbuf_puts(&b, PRINT_PREFIX "<freed>)");
+    print_puts(&b, PRINT_PREFIX "<freed>)");
     return print_finish(&b);
   }
   if (mg_tensor_numel(t) == 0) return print_empty(t, &b);
@@ -357,22 +360,22 @@ char *mg_tensor_format(const mg_tensor *t, int max_width) {
   char dtype[32];
   snprintf(dtype, sizeof dtype, "dtype=%s)", mg_dtype_name((mg_dtype)t->dtype));
 
-  pbuf_puts(&b, PRINT_PREFIX);
+  print_puts(&b, PRINT_PREFIX);
   print_line(&p, 0, 0, (size_t)max_width);
-  pbuf_puts(&b, ", ");
-  pbuf_puts(&b, dtype);
+  print_puts(&b, ", ");
+  print_puts(&b, dtype);
   if (b.oom || b.n <= (size_t)max_width || t->ndim == 0) return print_finish(&b);
 
   b.n = 0;                                   /* too long: NumPy's layout instead */
-  pbuf_puts(&b, PRINT_PREFIX);
+  print_puts(&b, PRINT_PREFIX);
   print_block(&p, 0, 0, (int)strlen(PRINT_PREFIX) + 1, max_width - 1);  /* -1: the "," after */
-  pbuf_puts(&b, ",");
-  if (pbuf_linelen(&b) + 1 + strlen(dtype) > (size_t)max_width) {
-    pbuf_puts(&b, "\n");
-    pbuf_rep(&b, ' ', (int)strlen(PRINT_PREFIX));
+  print_puts(&b, ",");
+  if (print_linelen(&b) + 1 + strlen(dtype) > (size_t)max_width) {
+    print_puts(&b, "\n");
+    print_rep(&b, ' ', (int)strlen(PRINT_PREFIX));
   } else {
-    pbuf_puts(&b, " ");
+    print_puts(&b, " ");
   }
-  pbuf_puts(&b, dtype);
+  print_puts(&b, dtype);
   return print_finish(&b);
 }

@@ -15,7 +15,8 @@
  * package.preload["moongrad.core"] (it is linked in, so no .so is searched),
  * the stdlib directory next to the executable is put first on package.path
  * (PREFIX/share/lua/5.4 when installed, the repository's stdlib/ when run
- * from build/bin), and the global `mg` is require "moongrad".
+ * from build/bin), the global `mg` is require "moongrad", and the global
+ * help() (repl.c) is defined: scripts and -e may use it too.
  */
 #include <limits.h>
 #include <signal.h>
@@ -37,13 +38,18 @@ enum { ARG_ERROR = 1, ARG_I = 2, ARG_V = 4, ARG_E = 8, ARG_BIGE = 16, ARG_VERSIO
 
 static const char *main_progname = "moongrad";
 static lua_State *main_L;   /* the state the signal handler sets its hook on */
-
-const char *mgP_version(void) { return MAIN_VERSION; }
+static volatile sig_atomic_t main_fired;   /* main_action ran during this call */
 
 static void main_message(const char *pname, const char *msg) {
   if (pname) fprintf(stderr, "%s: ", pname);
   fprintf(stderr, "%s\n", msg);
   fflush(stderr);
+}
+
+/* "moongrad 0.1.0 (Lua 5.4.6)  Copyright (C) 1994-2023 Lua.org, PUC-Rio" */
+static void main_version(void) {
+  printf("%s  %s\n", MAIN_VERSION, LUA_COPYRIGHT + strlen(LUA_RELEASE) + 2);
+  fflush(stdout);
 }
 
 static int main_report(lua_State *L, int status) {
@@ -67,6 +73,7 @@ static void main_stop(lua_State *L, lua_Debug *ar) {
  * (a long C kernel) gets the default action and ends the process. */
 static void main_action(int sig) {
   signal(sig, SIG_DFL);
+  main_fired = 1;
   lua_sethook(main_L, main_stop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
@@ -87,9 +94,11 @@ int mgP_docall(lua_State *L, int narg, int nres) {
   lua_pushcfunction(L, main_msghandler);
   lua_insert(L, base);
   main_L = L;
+  main_fired = 0;
   void (*outer)(int) = signal(SIGINT, main_action);   /* the REPL has its own */
   int status = lua_pcall(L, narg, nres, base);
   signal(SIGINT, outer == SIG_ERR ? SIG_DFL : outer);
+  if (main_fired) lua_sethook(L, NULL, 0, 0);   /* Ctrl-C came after the last hook */
   lua_remove(L, base);
   return status;
 }
@@ -253,9 +262,6 @@ static int main_isfile(const char *dir, const char *rel) {
   return access(path, R_OK) == 0;
 }
 
-/* Puts the stdlib found next to the executable first on package.path:
- * <bin>/../share/lua/5.4 (installed), else <bin>/../../stdlib and the
- * repository root (build/bin inside the repository, like make print-luapath). */
 /* The canonical form of <exe dir>/rel in out (PATH_MAX), if it exists. */
 static int main_dir(const char *exedir, const char *rel, char *out) {
   char path[2 * PATH_MAX];
@@ -263,6 +269,9 @@ static int main_dir(const char *exedir, const char *rel, char *out) {
   return realpath(path, out) != NULL;
 }
 
+/* Puts the stdlib found next to the executable first on package.path:
+ * <bin>/../share/lua/5.4 (installed), else <bin>/../../stdlib and the
+ * repository root (build/bin inside the repository, like make print-luapath). */
 static void main_setpath(lua_State *L) {
   char exe[PATH_MAX], dir[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -322,7 +331,7 @@ static int main_pmain(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (flags & ARG_V) printf("%s  %s\n", MAIN_VERSION, LUA_COPYRIGHT + strlen(LUA_RELEASE) + 2);
+  if (flags & ARG_V) main_version();
   if (flags & ARG_BIGE) {                 /* libraries ignore LUA_PATH & co. */
     lua_pushboolean(L, 1);
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
@@ -339,7 +348,7 @@ static int main_pmain(lua_State *L) {
     mgP_repl(L);
   } else if (!script && !(flags & (ARG_E | ARG_V))) {
     if (isatty(STDIN_FILENO)) {
-      printf("%s  %s\n", MAIN_VERSION, LUA_COPYRIGHT + strlen(LUA_RELEASE) + 2);
+      main_version();
       mgP_repl(L);
     } else if (main_dochunk(L, luaL_loadfile(L, NULL)) != LUA_OK) {
       return 0;

@@ -253,13 +253,13 @@ static void repl_rlsetup(void);
 void mgP_repl(lua_State *L) {
   int base = lua_gettop(L);
   struct sigaction sa, old;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = repl_onsigint;              /* a Ctrl-C between statements is dropped */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, &old);
   repl_L = L;
   repl_tty = isatty(STDIN_FILENO);
   if (repl_tty) {
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = repl_onsigint;            /* a Ctrl-C between statements is dropped */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
     repl_rlsetup();
     repl_history_open();
     printf("Type help() for an introduction; Ctrl-D exits.\n");
@@ -275,8 +275,8 @@ void mgP_repl(lua_State *L) {
     fflush(stdout);
   }
   lua_settop(L, base);
-  sigaction(SIGINT, &old, NULL);
   if (repl_tty) {
+    sigaction(SIGINT, &old, NULL);
     repl_history_close();
     fputs("\n", stdout);
   }
@@ -387,6 +387,10 @@ static int repl_gather(lua_State *L) {
         lua_pushboolean(L, 1);
         lua_setfield(L, set, repl_keywords[i]);
       }
+    lua_settop(L, set);
+    return 1;
+  }
+  if (sep == text) {                          /* ".x" or ":x": nothing to walk */
     lua_settop(L, set);
     return 1;
   }

@@ -15,8 +15,6 @@
 /* Calls the function below narg arguments on the stack, with a traceback
  * message handler and Ctrl-C interrupting it; returns the lua_pcall status. */
 int mgP_docall(lua_State *L, int narg, int nres);
-/* "moongrad 0.1.0 (Lua 5.4.x)" */
-const char *mgP_version(void);
 
 /* ---- repl.c ---- */
 /* The read-eval-print loop, until end of input (Ctrl-D). Line editing,

@@ -252,8 +252,9 @@ check "the completed field runs" {\r\nX\r\n}
 send "t\r"
 check "a tensor value prints with __tostring" {\r\ntensor\(\[1, 2, 3\], dtype=int64\)\r\n}
 
-send "while true do end\r"
-sleep 0.5
+send "print('spinning') while true do end\r"
+expect -re {\r\nspinning\r\n}
+sleep 0.2
 send "\003"
 check "Ctrl-C interrupts a running statement" {interrupted!}
 send "print('still here')\r"
