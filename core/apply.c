@@ -7,7 +7,7 @@
  * bare header for view ops), run the kernel. Tracing and tape recording hook
  * in here later, so no op is special-cased anywhere else.
  */
-#include "internal.h"
+#include "graph.h"
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -22,9 +22,17 @@ static mg_status check_inputs(const mg_opinfo *info, mg_tensor *const *in, int n
   }
   for (int i = 0; i < nin; i++) {
     if (!in[i]) return mg_seterror(MG_EARG, "%s: input %d is missing", info->name, i + 1);
-    if (!in[i]->storage)
+    if (!in[i]->storage && !(in[i]->flags & MG_TF_SYMBOLIC))
       return mg_seterror(MG_ESTATE, "%s: input %d was freed (t:free() or <close>)", info->name, i + 1);
   }
+  return MG_OK;
+}
+
+/* Symbolic inputs are only valid while their graph is being traced. */
+static mg_status check_symbolic(mg_ctx *ctx, const mg_opinfo *info, mg_tensor *const *in, int nin) {
+  for (int i = 0; i < nin; i++)
+    if ((in[i]->flags & MG_TF_SYMBOLIC) && (!ctx || !ctx->ntraces || in[i]->graph->finished))
+      return mg_symbolic_misuse(ctx, info, in[i]);
   return MG_OK;
 }
 
@@ -52,6 +60,12 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
   if (!info) return mg_seterror(MG_EARG, "mg_apply: unknown op %d", (int)op);
   mg_status st = check_inputs(info, inputs, nin);
   if (st) return st;
+  if (!(ctx && ctx->ntraces)) {  /* cheap when no input is symbolic */
+    for (int i = 0; i < nin; i++)
+      if (inputs[i]->flags & MG_TF_SYMBOLIC) return check_symbolic(ctx, info, inputs, nin);
+  } else if ((st = check_symbolic(ctx, info, inputs, nin))) {
+    return st;
+  }
 
   mg_attrs a;  /* copy only the op's slots: the struct is large and this path is hot */
   a.set = attrs ? attrs->set : 0;
@@ -63,6 +77,8 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
   m.cast_rest = MG_NDTYPES;
   for (int i = 0; i < MG_CAST_SLOTS; i++) m.cast[i] = MG_NDTYPES;
   if ((st = mg_op_infer(op)(&call, &m))) return st;
+  if (ctx && ctx->ntraces && mg_trace_wants(ctx, info, inputs, nin))
+    return mg_trace_op(ctx, op, inputs, nin, &a, &m, out);  /* add a node instead of computing */
 
   mg_tensor *small[SMALL_INPUTS], **cast = small;
   unsigned char owned_small[SMALL_INPUTS], *owned = owned_small;

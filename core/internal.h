@@ -34,7 +34,8 @@ enum {
   MG_TF_WEAK = 1,      /* a weakly typed Lua scalar */
   MG_TF_FREED = 2,     /* storage dropped by mg_tensor_free_storage */
   MG_TF_VARIABLE = 4,  /* a Variable: its storage may be replaced by assign */
-  MG_TF_TRAINABLE = 8  /* a trainable Variable (watched automatically) */
+  MG_TF_TRAINABLE = 8, /* a trainable Variable (watched automatically) */
+  MG_TF_SYMBOLIC = 16  /* a value of a graph being traced: no storage */
 };
 
 struct mg_tensor {
@@ -47,6 +48,8 @@ struct mg_tensor {
   int64_t shape[MG_MAX_DIMS];
   int64_t strides[MG_MAX_DIMS];
   mg_tensor *snapshot_of;  /* a Variable whose value this is (a tape snapshot, v:read()) */
+  struct mg_graph *graph;  /* symbolic: the graph (held) and the value id in it */
+  int32_t value;
 };
 
 /* The identity autodiff knows a tensor by: snapshots stand for their Variable. */
@@ -110,7 +113,22 @@ struct mg_ctx {
   mg_tape **tapes;         /* recording tapes, innermost last */
   int ntapes, cap_tapes;
   int paused;              /* > 0: nothing is recorded (stop_recording, internal calls) */
+  struct mg_graph **traces; /* graphs being traced, innermost last */
+  int ntraces, cap_traces;
+  int next_probe;          /* probe sizes handed out in the current trace */
+  const char *(*where)(void *ud);
+  void *where_ud;
 };
+
+/* Tracing (graph.c): whether mg_apply must add a node for this call, and
+ * the node-adding path itself (after infer filled m). */
+int mg_trace_wants(const mg_ctx *ctx, const mg_opinfo *info, mg_tensor *const *in, int nin);
+mg_status mg_trace_op(mg_ctx *ctx, mg_op op, mg_tensor *const *in, int nin, const mg_attrs *a,
+                      const mg_meta *m, mg_tensor **out);
+/* Variable = value while tracing: an ASSIGN node. */
+mg_status mg_trace_assign(mg_ctx *ctx, mg_tensor *var, mg_tensor *value);
+/* The error for a symbolic tensor used where it does not belong. */
+mg_status mg_symbolic_misuse(const mg_ctx *ctx, const mg_opinfo *info, const mg_tensor *t);
 
 /* Called by mg_apply after a kernel ran: records the op on active tapes. */
 mg_status mg_tape_record_op(mg_ctx *ctx, mg_op op, mg_tensor *const *in, int nin,

@@ -36,7 +36,9 @@ typedef enum mg_status {
   MG_EINDEX,  /* an index out of range */
   MG_ENOMEM,  /* an allocation failed or would be absurdly large */
   MG_ESTATE,  /* a use of a freed tensor, or a call at the wrong time */
-  MG_EIO      /* a file could not be read or written */
+  MG_EIO,     /* a file could not be read or written */
+  MG_ESCRIPT, /* embedding (moongrad.h): a script raised an error */
+  MG_ELIMIT   /* embedding: a runtime limit (memory, instructions, time) was hit */
 } mg_status;
 
 typedef enum mg_dtype {
@@ -282,6 +284,83 @@ typedef mg_status (*mg_backward_fn)(void *ud, mg_tensor *grad_output, int nin, m
  * when no tape took it). */
 mg_status mg_tape_record_custom(mg_ctx *ctx, int nin, mg_tensor *const *inputs, mg_tensor *output,
                                 mg_backward_fn fn, void *ud, void (*free_ud)(void *));
+
+/* ---- staging: tracing into graphs and running them ---------------------------- */
+
+/* A graph is an SSA program of op nodes plus state (variable read/assign),
+ * control flow (cond/while owning subgraphs) and host-call nodes. It is
+ * built by tracing: between mg_trace_begin and mg_trace_end, mg_apply adds a
+ * node instead of computing whenever an input is symbolic (a placeholder or a
+ * node's output) or a Variable, and for random and creation ops; ops on plain
+ * tensors still run and their results enter the graph as constants.
+ * Graphs are refcounted (symbolic tensors hold their graph). */
+typedef struct mg_graph mg_graph;
+
+/* Starts tracing a new graph on ctx (nested calls make subgraphs of the
+ * current one, for cond/while bodies). *out is a new reference. */
+mg_status mg_trace_begin(mg_ctx *ctx, const char *name, mg_graph **out);
+/* Ends the innermost trace, which must be g, with these outputs (symbolic
+ * tensors of g, captured outer values or plain tensors, which become
+ * constants). NULL outputs are not allowed. After this, g's symbolic tensors
+ * are dead: using one is an error naming where it was made. */
+mg_status mg_trace_end(mg_ctx *ctx, mg_graph *g, int nout, mg_tensor *const *outputs);
+/* Drops the innermost trace without finishing it (error recovery). */
+void mg_trace_abort(mg_ctx *ctx);
+int mg_tracing(const mg_ctx *ctx);
+/* A symbolic input of the graph being traced; -1 in shape = unknown size. */
+mg_status mg_trace_placeholder(mg_ctx *ctx, mg_dtype dt, int ndim, const int64_t *shape, mg_tensor **out);
+int mg_tensor_is_symbolic(const mg_tensor *t);
+/* An optional hook that names the current source position (for messages
+ * about symbolic tensors that escape their trace). */
+void mg_ctx_set_where_hook(mg_ctx *ctx, const char *(*where)(void *ud), void *ud);
+
+void mg_graph_retain(mg_graph *g);
+void mg_graph_release(mg_graph *g);
+int mg_graph_ninputs(const mg_graph *g);
+int mg_graph_noutputs(const mg_graph *g);
+int mg_graph_nnodes(const mg_graph *g);
+/* The dtype and shape (-1 = unknown) of input/output i. */
+void mg_graph_input_meta(const mg_graph *g, int i, mg_dtype *dt, int *ndim, int64_t *shape);
+void mg_graph_output_meta(const mg_graph *g, int i, mg_dtype *dt, int *ndim, int64_t *shape);
+
+/* Control flow while tracing (eagerly, the caller just runs Lua). pred is a
+ * one-element tensor; then_g/else_g were traced (with no placeholders) and
+ * have the same number of outputs with matching dtypes and shapes. */
+mg_status mg_trace_cond(mg_ctx *ctx, mg_tensor *pred, mg_graph *then_g, mg_graph *else_g,
+                        int nout, mg_tensor **outs);
+/* cond_g maps the loop variables (its placeholders) to one boolean element;
+ * body_g maps them to new values of the same dtypes (and shapes, where the
+ * body's placeholders give a size, -1 allowing any). max_iterations < 0: no limit. */
+mg_status mg_trace_while(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nvars,
+                         mg_tensor *const *init, int64_t max_iterations, mg_tensor **outs);
+/* A host function called when the graph runs (eagerly: at once). It gets the
+ * input values and must write nout new tensors of out_dtypes. */
+typedef mg_status (*mg_host_fn)(void *ud, int nin, mg_tensor *const *in, int nout, mg_tensor **out);
+mg_status mg_call_host(mg_ctx *ctx, mg_host_fn fn, void *ud, void (*free_ud)(void *), int nin,
+                       mg_tensor *const *in, int nout, const mg_dtype *out_dtypes,
+                       const int *out_ndim, const int64_t (*out_shapes)[MG_MAX_DIMS], mg_tensor **outs);
+/* v:read() while tracing: a node reading the variable's value at that point. */
+mg_status mg_trace_read_variable(mg_ctx *ctx, mg_tensor *var, mg_tensor **out);
+
+/* Runs g on inputs (matching its placeholders' dtypes and sizes), writing
+ * noutputs new references. Runs wholly in C (host-call nodes aside). */
+mg_status mg_graph_run(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inputs, int nout,
+                       mg_tensor **outputs);
+
+/* Text forms (malloc'd; free with mg_free): one node per line, and Graphviz DOT. */
+char *mg_graph_pretty(const mg_graph *g);
+char *mg_graph_to_dot(const mg_graph *g, const char *name);
+/* Node i as data: its kind ("op", "input", "const", "read", "assign", "cond",
+ * "while", "call"), op name (or the kind), input and output value ids. */
+typedef struct mg_node_info {
+  const char *kind;
+  const char *op;
+  int nin;
+  const int *in;
+  int nout;
+  int out0;
+} mg_node_info;
+int mg_graph_node(const mg_graph *g, int i, mg_node_info *info);
 
 #ifdef __cplusplus
 }

@@ -89,6 +89,8 @@ mg_tensor *mg_tensor_header(mg_dtype dt, int ndim, const int64_t *shape) {
   t->storage = NULL;
   t->offset = 0;
   t->snapshot_of = NULL;
+  t->graph = NULL;
+  t->value = -1;
   if (ndim) memcpy(t->shape, shape, (size_t)ndim * sizeof(int64_t));
   mg_contiguous_strides(ndim, t->shape, t->strides);
   return t;
@@ -233,6 +235,7 @@ void mg_tensor_release(mg_tensor *t) {
   if (!t || !drop_ref(&t->refs)) return;
   storage_release(t->storage);
   if (t->snapshot_of) mg_tensor_release(t->snapshot_of);
+  if (t->graph) mg_graph_release(t->graph);
   pool_put(TENSOR_POOL, t);
 }
 

@@ -29,13 +29,18 @@ int mg_variable_trainable(const mg_tensor *t) { return (t->flags & MG_TF_TRAINAB
 
 mg_status mg_variable_assign(mg_ctx *ctx, mg_tensor *var, const mg_tensor *value) {
   char a[MG_SHAPE_BUF], b[MG_SHAPE_BUF];
-  (void)ctx;
   if (!(var->flags & MG_TF_VARIABLE)) return mg_seterror(MG_EARG, "assign: the target is not a Variable");
-  if (!var->storage || !value->storage) return mg_seterror(MG_ESTATE, "assign: a tensor was freed");
+  if (!var->storage || (!value->storage && !(value->flags & MG_TF_SYMBOLIC)))
+    return mg_seterror(MG_ESTATE, "assign: a tensor was freed");
   if (value->ndim != var->ndim || memcmp(value->shape, var->shape, (size_t)var->ndim * sizeof(int64_t)))
     return mg_seterror(MG_ESHAPE, "assign: a value of shape %s does not fit a Variable of shape %s",
                        mg_shape_str(value->ndim, value->shape, a, sizeof a),
                        mg_shape_str(var->ndim, var->shape, b, sizeof b));
+  if (value->dtype != var->dtype && !mg_dtype_is_float((mg_dtype)var->dtype) && mg_dtype_is_float((mg_dtype)value->dtype))
+    return mg_seterror(MG_EDTYPE, "assign: a %s value into a %s Variable would truncate; cast it first",
+                       mg_dtype_name((mg_dtype)value->dtype), mg_dtype_name((mg_dtype)var->dtype));
+  if (mg_tracing(ctx)) return mg_trace_assign(ctx, var, (mg_tensor *)value);  /* a node, run in order */
+  if (value->flags & MG_TF_SYMBOLIC) return mg_symbolic_misuse(ctx, NULL, value);
   if (atomic_load(&var->storage->refs) > 1) {  /* someone holds the old value: copy on write */
     mg_tensor *fresh = mg_tensor_header((mg_dtype)var->dtype, var->ndim, var->shape);
     if (!fresh) return mg_seterror(MG_ENOMEM, "assign: out of memory");
