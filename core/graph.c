@@ -192,10 +192,10 @@ mg_status mg_symbolic_misuse(const mg_ctx *ctx, const mg_opinfo *info, const mg_
   const mg_gvalue *v = &t->graph->values[t->value];
   (void)ctx;
   return mg_seterror(MG_ESTATE,
-                     "%s: a symbolic tensor of the traced function '%s'%s%s escaped its trace: it only "
+                     "%s: a symbolic tensor of the traced function '%s'%s%s%s escaped its trace: it only "
                      "exists while '%s' is being traced (return it from the function instead of storing it)",
                      info ? info->name : "use", t->graph->name, v->where ? " (created at " : "",
-                     v->where ? v->where : "", t->graph->name);
+                     v->where ? v->where : "", v->where ? ")" : "", t->graph->name);
 }
 
 /* Gives each unknown size (-1) a fresh probe size. */

@@ -26,7 +26,8 @@ typedef struct mgL_state {
   size_t ext_since_major;  /* tensor bytes made since the last full collection */
   size_t major_threshold;  /* ... that trigger the next one */
   lua_State *main_L;   /* the state's main thread */
-  lua_State *current_L; /* the thread running tape gradient(), for custom backward calls */
+  lua_State *current_L; /* the thread running tape gradient() or a graph, for Lua callbacks */
+  char where_buf[256];  /* tracing: the source position of the latest symbolic tensor */
 } mgL_state;
 
 int luaopen_moongrad_core(lua_State *L);
@@ -59,6 +60,7 @@ int mgL_apply_push(lua_State *L, mgL_state *S, mg_op op, mg_tensor **in, int nin
 void mgL_open_tensor(lua_State *L, int state_idx);   /* metatable + methods */
 void mgL_open_ops(lua_State *L, int state_idx, int module_idx);
 void mgL_open_autodiff(lua_State *L, int state_idx, int module_idx);
+void mgL_open_graph(lua_State *L, int state_idx, int module_idx);
 mg_status mgL_table_to_tensor(lua_State *L, int idx, int has_dtype, mg_dtype dt, mg_tensor **out);
 void mgL_push_totable(lua_State *L, const mg_tensor *t);
 void mgL_push_element(lua_State *L, const mg_tensor *t, int64_t flat);

@@ -187,6 +187,7 @@ int luaopen_moongrad_core(lua_State *L) {
   lua_setfield(L, module_idx, "methods");
   mgL_open_ops(L, state_idx, module_idx);
   mgL_open_autodiff(L, state_idx, module_idx);
+  mgL_open_graph(L, state_idx, module_idx);
   lua_pushvalue(L, module_idx);
   lua_pushvalue(L, state_idx);
   luaL_getmetatable(L, MGL_TENSOR);

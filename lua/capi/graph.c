@@ -1,0 +1,403 @@
+/*
+ * graph.c — the staging surface of moongrad.core: tracing, graphs as
+ * userdata ("mg.Graph"), running them, control-flow nodes and Lua functions
+ * called from inside a graph. stdlib/moongrad/func.lua builds mg.func,
+ * mg.cond, mg.while_loop, mg.lua_function and mg.print on top.
+ *
+ * Lua functions in graphs (mg.lua_function) run through a trampoline under
+ * lua_pcall on the thread that called the graph, so a Lua error inside one
+ * becomes an engine error instead of a longjmp through the executor.
+ */
+#include "capi.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MGL_GRAPH "mg.Graph"
+
+typedef struct graph_box {
+  mg_graph *g;
+} graph_box;
+
+static mg_graph *check_graph(lua_State *L, int idx) {
+  graph_box *b = luaL_checkudata(L, idx, MGL_GRAPH);
+  if (!b->g) luaL_error(L, "graph: released");
+  return b->g;
+}
+
+static void push_graph(lua_State *L, mg_graph *g) {
+  graph_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->g = g;
+  luaL_setmetatable(L, MGL_GRAPH);
+}
+
+static int graph_gc(lua_State *L) {
+  graph_box *b = luaL_checkudata(L, 1, MGL_GRAPH);
+  mg_graph_release(b->g);
+  b->g = NULL;
+  return 0;
+}
+
+/* A flat Lua list of tensors as an array owned by the Lua stack (userdata). */
+static mg_tensor **tensor_list(lua_State *L, int idx, int *n, const char *what) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  *n = (int)luaL_len(L, idx);
+  mg_tensor **v = lua_newuserdatauv(L, (size_t)(*n > 0 ? *n : 1) * sizeof *v, 0);
+  for (int i = 0; i < *n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    v[i] = mgL_testtensor(L, -1);
+    if (!v[i]) luaL_error(L, "%s: value %d must be a tensor, got %s", what, i + 1, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  return v;
+}
+
+static void push_list(lua_State *L, mgL_state *S, mg_tensor **v, int n, int fresh) {
+  lua_createtable(L, n, 1);
+  for (int i = 0; i < n; i++) {
+    mgL_pushtensor(L, S, v[i], fresh);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushinteger(L, n);
+  lua_setfield(L, -2, "n");
+}
+
+/* The source position of the Lua code that made a symbolic tensor. */
+static const char *where_hook(void *ud) {
+  mgL_state *S = ud;
+  lua_State *L = S->current_L ? S->current_L : S->main_L;
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0 && !strstr(ar.short_src, "moongrad/")) {  /* skip the stdlib's frames */
+      snprintf(S->where_buf, sizeof S->where_buf, "%s:%d", ar.short_src, ar.currentline);
+      return S->where_buf;
+    }
+  }
+  return NULL;
+}
+
+/* core.trace_begin(name) -> graph */
+static int trace_begin(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_graph *g;
+  if (mg_trace_begin(S->ctx, luaL_optstring(L, 1, "function"), &g)) return mgL_raise(L);
+  S->current_L = L;
+  mg_ctx_set_where_hook(S->ctx, where_hook, S);
+  push_graph(L, g);
+  return 1;
+}
+
+/* core.trace_end(graph, {outputs}) */
+static int trace_end(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_graph *g = check_graph(L, 1);
+  int n;
+  mg_tensor **outs = tensor_list(L, 2, &n, "trace");
+  if (mg_trace_end(S->ctx, g, n, outs)) return mgL_raise(L);
+  return 0;
+}
+
+static int trace_abort(lua_State *L) {
+  mg_trace_abort(mgL_getstate(L)->ctx);
+  return 0;
+}
+
+static int tracing(lua_State *L) {
+  lua_pushboolean(L, mg_tracing(mgL_getstate(L)->ctx));
+  return 1;
+}
+
+static int is_symbolic(lua_State *L) {
+  mg_tensor *t = mgL_testtensor(L, 1);
+  lua_pushboolean(L, t && mg_tensor_is_symbolic(t));
+  return 1;
+}
+
+static int read_shape(lua_State *L, int idx, int64_t *shape) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int n = (int)luaL_len(L, idx);
+  if (n > MG_MAX_DIMS) luaL_error(L, "shape: at most %d dimensions", MG_MAX_DIMS);
+  for (int d = 0; d < n; d++) {
+    lua_rawgeti(L, idx, d + 1);
+    int ok;
+    shape[d] = (int64_t)lua_tointegerx(L, -1, &ok);
+    if (!ok || shape[d] < -1) luaL_error(L, "shape: entry %d must be a size or -1 (unknown)", d + 1);
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+static mg_dtype check_dtype(lua_State *L, int idx) {
+  mg_dtype dt;
+  const char *name = luaL_checkstring(L, idx);
+  if (!mg_dtype_from_name(name, &dt)) luaL_error(L, "unknown dtype '%s'", name);
+  return dt;
+}
+
+/* core.placeholder(dtype, shape) */
+static int placeholder(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_dtype dt = check_dtype(L, 1);
+  int64_t shape[MG_MAX_DIMS];
+  int n = read_shape(L, 2, shape);
+  mg_tensor *t;
+  if (mg_trace_placeholder(S->ctx, dt, n, shape, &t)) return mgL_raise(L);
+  mgL_pushtensor(L, S, t, 0);
+  return 1;
+}
+
+/* core.graph_run(graph, {inputs}) -> {outputs} */
+static int graph_run(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_graph *g = check_graph(L, 1);
+  int n, nout = mg_graph_noutputs(g);
+  mg_tensor **in = tensor_list(L, 2, &n, "call");
+  mg_tensor **out = lua_newuserdatauv(L, (size_t)(nout > 0 ? nout : 1) * sizeof *out, 0);
+  lua_State *saved = S->current_L;
+  S->current_L = L;  /* Lua functions in the graph run on this thread */
+  mg_status st = mg_graph_run(S->ctx, g, n, in, nout, out);
+  S->current_L = saved;
+  if (st) return mgL_raise(L);
+  push_list(L, S, out, nout, 1);
+  return 1;
+}
+
+/* core.trace_cond(pred, then_graph, else_graph) -> {outputs} */
+static int trace_cond(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_tensor *pred = mgL_checktensor(L, 1);
+  mg_graph *a = check_graph(L, 2), *b = check_graph(L, 3);
+  int nout = mg_graph_noutputs(a);
+  mg_tensor **out = lua_newuserdatauv(L, (size_t)(nout > 0 ? nout : 1) * sizeof *out, 0);
+  if (mg_trace_cond(S->ctx, pred, a, b, nout, out)) return mgL_raise(L);
+  push_list(L, S, out, nout, 0);
+  return 1;
+}
+
+/* core.trace_while(cond_graph, body_graph, {init}, max_iterations) -> {outputs} */
+static int trace_while(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_graph *c = check_graph(L, 1), *b = check_graph(L, 2);
+  int n;
+  lua_Integer max_iter = luaL_optinteger(L, 4, -1);  /* before tensor_list pushes */
+  lua_settop(L, 3);
+  mg_tensor **init = tensor_list(L, 3, &n, "while_loop");
+  mg_tensor **out = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *out, 0);
+  if (mg_trace_while(S->ctx, c, b, n, init, max_iter, out)) return mgL_raise(L);
+  push_list(L, S, out, n, 0);
+  return 1;
+}
+
+/* ---- Lua functions inside graphs ---------------------------------------------------- */
+
+typedef struct host_ud {
+  mgL_state *S;
+  int ref;          /* the Lua function in the registry */
+} host_ud;
+
+static void host_free(void *p) {
+  host_ud *u = p;
+  if (u->S->main_L) luaL_unref(u->S->main_L, LUA_REGISTRYINDEX, u->ref);
+  free(u);
+}
+
+/* Runs under lua_pcall: (ud, nin, in, nout, out) as light userdata/integers. */
+static int host_call(lua_State *L) {
+  host_ud *u = lua_touserdata(L, 1);
+  int nin = (int)lua_tointeger(L, 2);
+  mg_tensor **in = lua_touserdata(L, 3);
+  int nout = (int)lua_tointeger(L, 4);
+  mg_tensor **out = lua_touserdata(L, 5);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
+  for (int i = 0; i < nin; i++) {
+    mg_tensor_retain(in[i]);
+    mgL_pushtensor(L, u->S, in[i], 0);
+  }
+  lua_call(L, nin, nout);
+  for (int k = 0; k < nout; k++) {
+    out[k] = mgL_totensor(L, 6 + k, "lua_function", k + 1);
+    if (!out[k]) return luaL_error(L, "lua_function: result %d: %s", k + 1, mg_last_error());
+  }
+  return 0;
+}
+
+static mg_status host_trampoline(void *p, int nin, mg_tensor *const *in, int nout, mg_tensor **out) {
+  host_ud *u = p;
+  lua_State *L = u->S->current_L ? u->S->current_L : u->S->main_L;
+  int top = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, (void *)host_call);
+  lua_pushlightuserdata(L, u);
+  lua_pushinteger(L, nin);
+  lua_pushlightuserdata(L, (void *)in);
+  lua_pushinteger(L, nout);
+  lua_pushlightuserdata(L, out);
+  mg_status st = MG_OK;
+  if (lua_pcall(L, 5, 0, 0) != LUA_OK) {
+    st = mg_seterror(MG_EARG, "%s", lua_tostring(L, -1));
+    for (int k = 0; k < nout; k++) {
+      mg_tensor_release(out[k]);
+      out[k] = NULL;
+    }
+  }
+  lua_settop(L, top);
+  return st;
+}
+
+/* core.call_host(fn, {inputs}, {{dtype=, shape=}...}) -> {outputs} */
+static int call_host(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int nin;
+  mg_tensor **in = tensor_list(L, 2, &nin, "lua_function");
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int nout = (int)luaL_len(L, 3);
+  if (nout > 64) return luaL_error(L, "lua_function: at most 64 results");
+  mg_dtype dts[64];
+  int ndims[64];
+  int64_t (*shapes)[MG_MAX_DIMS] = lua_newuserdatauv(L, 64 * sizeof *shapes, 0);
+  for (int k = 0; k < nout; k++) {
+    lua_rawgeti(L, 3, k + 1);
+    int spec = lua_gettop(L);
+    if (lua_type(L, spec) == LUA_TSTRING) {
+      dts[k] = check_dtype(L, spec);
+      ndims[k] = 0;
+    } else {
+      luaL_checktype(L, spec, LUA_TTABLE);
+      lua_getfield(L, spec, "dtype");
+      dts[k] = check_dtype(L, -1);
+      lua_getfield(L, spec, "shape");
+      ndims[k] = lua_isnil(L, -1) ? 0 : read_shape(L, lua_gettop(L), shapes[k]);
+      lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+  }
+  host_ud *u = malloc(sizeof *u);
+  if (!u) return luaL_error(L, "lua_function: out of memory");
+  u->S = S;
+  lua_pushvalue(L, 1);
+  u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  mg_tensor **out = lua_newuserdatauv(L, (size_t)(nout > 0 ? nout : 1) * sizeof *out, 0);
+  lua_State *saved = S->current_L;
+  S->current_L = L;
+  mg_status st = mg_call_host(S->ctx, host_trampoline, u, host_free, nin, in, nout, dts, ndims,
+                              (const int64_t(*)[MG_MAX_DIMS])shapes, out);
+  S->current_L = saved;
+  if (st) return mgL_raise(L);
+  push_list(L, S, out, nout, 1);
+  return 1;
+}
+
+/* core.read_variable(v): the value now (a node while tracing). */
+static int read_variable(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_tensor *v = mgL_checktensor(L, 1), *r;
+  if (!mg_tensor_is_variable(v)) return luaL_error(L, "read: not a Variable");
+  if (mg_trace_read_variable(S->ctx, v, &r)) return mgL_raise(L);
+  mgL_pushtensor(L, S, r, 0);
+  return 1;
+}
+
+/* ---- graph introspection ------------------------------------------------------------- */
+
+static void push_meta(lua_State *L, mg_dtype dt, int ndim, const int64_t *shape) {
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, mg_dtype_name(dt));
+  lua_setfield(L, -2, "dtype");
+  lua_createtable(L, ndim, 0);
+  for (int d = 0; d < ndim; d++) {
+    lua_pushinteger(L, (lua_Integer)shape[d]);
+    lua_rawseti(L, -2, d + 1);
+  }
+  lua_setfield(L, -2, "shape");
+}
+
+/* graph:signature() -> {inputs = {{dtype, shape}...}, outputs = {...}} */
+static int graph_signature(lua_State *L) {
+  mg_graph *g = check_graph(L, 1);
+  lua_createtable(L, 0, 2);
+  for (int io = 0; io < 2; io++) {
+    int n = io ? mg_graph_noutputs(g) : mg_graph_ninputs(g);
+    lua_createtable(L, n, 0);
+    for (int k = 0; k < n; k++) {
+      mg_dtype dt;
+      int nd;
+      int64_t shape[MG_MAX_DIMS];
+      if (io) mg_graph_output_meta(g, k, &dt, &nd, shape);
+      else mg_graph_input_meta(g, k, &dt, &nd, shape);
+      push_meta(L, dt, nd, shape);
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, io ? "outputs" : "inputs");
+  }
+  return 1;
+}
+
+/* graph:nodes() -> list of {kind=, op=, inputs={ids}, outputs={ids}} */
+static int graph_nodes(lua_State *L) {
+  mg_graph *g = check_graph(L, 1);
+  mg_node_info info;
+  int n = mg_graph_nnodes(g), k = 0;
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    if (!mg_graph_node(g, i, &info) || strcmp(info.kind, "dead") == 0) continue;
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, info.kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, info.op);
+    lua_setfield(L, -2, "op");
+    lua_createtable(L, info.nin, 0);
+    for (int j = 0; j < info.nin; j++) {
+      lua_pushinteger(L, info.in[j]);
+      lua_rawseti(L, -2, j + 1);
+    }
+    lua_setfield(L, -2, "inputs");
+    lua_createtable(L, info.nout, 0);
+    for (int j = 0; j < info.nout; j++) {
+      lua_pushinteger(L, info.out0 + j);
+      lua_rawseti(L, -2, j + 1);
+    }
+    lua_setfield(L, -2, "outputs");
+    lua_rawseti(L, -2, ++k);
+  }
+  return 1;
+}
+
+static int push_text(lua_State *L, char *s) {
+  if (!s) return luaL_error(L, "graph: out of memory");
+  lua_pushstring(L, s);
+  mg_free(s);
+  return 1;
+}
+
+static int graph_pretty(lua_State *L) { return push_text(L, mg_graph_pretty(check_graph(L, 1))); }
+static int graph_dot(lua_State *L) { return push_text(L, mg_graph_to_dot(check_graph(L, 1), luaL_optstring(L, 2, NULL))); }
+
+static const luaL_Reg graph_methods[] = {
+    {"signature", graph_signature}, {"nodes", graph_nodes}, {"pretty", graph_pretty},
+    {"to_dot", graph_dot}, {NULL, NULL}};
+
+static const luaL_Reg graph_fns[] = {
+    {"trace_begin", trace_begin}, {"trace_end", trace_end},       {"trace_abort", trace_abort},
+    {"tracing", tracing},         {"is_symbolic", is_symbolic},   {"placeholder", placeholder},
+    {"graph_run", graph_run},     {"trace_cond", trace_cond},     {"trace_while", trace_while},
+    {"call_host", call_host},     {"read_variable", read_variable}, {NULL, NULL}};
+
+void mgL_open_graph(lua_State *L, int state_idx, int module_idx) {
+  luaL_newmetatable(L, MGL_GRAPH);
+  lua_pushcfunction(L, graph_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  luaL_setfuncs(L, graph_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushvalue(L, module_idx);
+  lua_pushvalue(L, state_idx);
+  luaL_getmetatable(L, MGL_TENSOR);
+  luaL_setfuncs(L, graph_fns, 2);
+  lua_pop(L, 1);
+  lua_pushvalue(L, state_idx);
+  luaL_getmetatable(L, MGL_TENSOR);
+  lua_pushcclosure(L, host_call, 2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, (void *)host_call);
+}
