@@ -163,6 +163,54 @@ static int graph_run(lua_State *L) {
   return 1;
 }
 
+/* core.graph_call(graph, t1, t2, ...) -> o1, o2, ...: the fast path of a
+ * concrete function call (no tables); nil, message when an input does not
+ * match the graph's placeholders (the caller then retraces). */
+static int graph_call(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_graph *g = check_graph(L, 1);
+  int n = lua_gettop(L) - 1, nout = mg_graph_noutputs(g);
+  mg_tensor *small[16], **in = n <= 16 ? small : lua_newuserdatauv(L, (size_t)n * sizeof *in, 0);
+  for (int i = 0; i < n; i++) {
+    in[i] = mgL_testtensor(L, i + 2);
+    if (!in[i]) return luaL_error(L, "call: argument %d must be a tensor, got %s", i + 1, luaL_typename(L, i + 2));
+  }
+  mg_tensor *osmall[16], **out = nout <= 16 ? osmall : lua_newuserdatauv(L, (size_t)nout * sizeof *out, 0);
+  lua_State *saved = S->current_L;
+  S->current_L = L;
+  mg_status st = mg_graph_run(S->ctx, g, n, in, nout, out);
+  S->current_L = saved;
+  if (st) return mgL_raise(L);
+  luaL_checkstack(L, nout, "call");
+  for (int k = 0; k < nout; k++) mgL_pushtensor(L, S, out[k], 1);
+  return nout;
+}
+
+/* core.graph_accepts(graph, t1, ...) -> whether the tensors fit the placeholders. */
+static int graph_accepts(lua_State *L) {
+  mg_graph *g = check_graph(L, 1);
+  int n = lua_gettop(L) - 1;
+  if (n != mg_graph_ninputs(g)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  for (int i = 0; i < n; i++) {
+    mg_tensor *t = mgL_testtensor(L, i + 2);
+    mg_dtype dt;
+    int nd;
+    int64_t shape[MG_MAX_DIMS];
+    mg_graph_input_meta(g, i, &dt, &nd, shape);
+    int ok = t && !mg_tensor_is_symbolic(t) && mg_tensor_dtype(t) == dt && mg_tensor_ndim(t) == nd;
+    for (int d = 0; ok && d < nd; d++) ok = shape[d] < 0 || shape[d] == mg_tensor_shape(t)[d];
+    if (!ok) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.trace_cond(pred, then_graph, else_graph) -> {outputs} */
 static int trace_cond(lua_State *L) {
   mgL_state *S = mgL_getstate(L);
@@ -380,7 +428,8 @@ static const luaL_Reg graph_methods[] = {
 static const luaL_Reg graph_fns[] = {
     {"trace_begin", trace_begin}, {"trace_end", trace_end},       {"trace_abort", trace_abort},
     {"tracing", tracing},         {"is_symbolic", is_symbolic},   {"placeholder", placeholder},
-    {"graph_run", graph_run},     {"trace_cond", trace_cond},     {"trace_while", trace_while},
+    {"graph_run", graph_run},     {"graph_call", graph_call},     {"graph_accepts", graph_accepts},
+    {"trace_cond", trace_cond},     {"trace_while", trace_while},
     {"call_host", call_host},     {"read_variable", read_variable}, {NULL, NULL}};
 
 void mgL_open_graph(lua_State *L, int state_idx, int module_idx) {

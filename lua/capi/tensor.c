@@ -289,6 +289,10 @@ static double compare_operand(lua_State *L, int idx, const char *op) {
   mg_tensor *t = mgL_testtensor(L, idx);
   if (!t) luaL_error(L, "attempt to compare %s with %s", luaL_typename(L, 1), luaL_typename(L, 2));
   if (mg_tensor_is_freed(t)) luaL_error(L, "%s: the tensor was freed", op);
+  if (mg_tensor_is_symbolic(t))
+    luaL_error(L, "'%s' on a symbolic tensor while tracing a staged function would give a Lua boolean fixed at "
+               "trace time; use mg.%s (elementwise, a tensor) or let AutoGraph convert the comparison", op,
+               strcmp(op, "<") == 0 ? "less" : "less_equal");
   if (mg_tensor_numel(t) != 1) {
     char buf[200];
     int n = 0;
@@ -389,6 +393,16 @@ static int tensor_tostring(lua_State *L) {
     lua_pushliteral(L, "tensor(<released>)");
     return 1;
   }
+  if (mg_tensor_is_symbolic(b->t)) {  /* no values: show what the trace knows */
+    char sb[200];
+    int n = 0;
+    const int64_t *s = mg_tensor_shape(b->t);
+    for (int i = 0; i < mg_tensor_ndim(b->t) && n < 150; i++)
+      n += snprintf(sb + n, sizeof sb - n, i ? ",%lld" : "%lld", (long long)(s[i] > 16777000 ? -1 : s[i]));
+    sb[n] = 0;
+    lua_pushfstring(L, "tensor(<symbolic>, shape=(%s), dtype=%s)", sb, mg_dtype_name(mg_tensor_dtype(b->t)));
+    return 1;
+  }
   char *s = mg_tensor_format(b->t, 80);
   if (!s) return luaL_error(L, "tostring: out of memory");
   lua_pushstring(L, s);
@@ -421,6 +435,9 @@ static int tensor_numel(lua_State *L) {
 static mg_tensor *check_live(lua_State *L, int idx, const char *what) {
   mg_tensor *t = mgL_checktensor(L, idx);
   if (mg_tensor_is_freed(t)) luaL_error(L, "%s: the tensor was freed (t:free() or <close>)", what);
+  if (mg_tensor_is_symbolic(t))
+    luaL_error(L, "%s: a symbolic tensor has no value while a staged function is being traced (its value exists "
+               "only when the graph runs; use mg.print to see it then)", what);
   return t;
 }
 

@@ -172,6 +172,15 @@ local counter = 0
 -- tensor in every op; watched automatically by tapes when trainable.
 function M.Variable(init, opts)
   opts = opts or {}
+  if core.tracing() then
+    if M._variables_allowed == false then
+      error("Variable: created while retracing a staged function; create Variables outside it or only on "
+        .. "its first call (as in TF)", 2)
+    end
+    if core.is_tensor(init) and core.is_symbolic(init) then
+      error("Variable: the initial value depends on the staged function's arguments; give a concrete value", 2)
+    end
+  end
   if opts.dtype then init = core.tensor(init, opts.dtype)
   elseif type(init) == "number" then init = core.tensor(init, math.type and math.type(init) == "integer" and "int64" or "float32")
   end
@@ -186,7 +195,7 @@ local methods = core.methods
 methods.assign = core.assign
 function methods.assign_add(v, x) return core.assign(v, core.add(v, x)) end
 function methods.assign_sub(v, x) return core.assign(v, core.sub(v, x)) end
-methods.read = core.variable_read
+methods.read = core.read_variable   -- a read node when tracing
 methods.is_variable = core.is_variable
 methods.__fields = methods.__fields or {}
 methods.__fields.name = function(t) return names[t] end

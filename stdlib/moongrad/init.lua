@@ -246,8 +246,14 @@ for _, name in ipairs({ "GradientTape", "Variable", "custom_gradient", "grad", "
   M[name] = autodiff[name]
 end
 
--- Staging arrives with mg.func; until then everything runs eagerly.
-function M.executing_eagerly() return true end
+-- ---- staging ----------------------------------------------------------------------
+local func = require("moongrad.func")
+for _, name in ipairs({ "func", "TensorSpec", "cond", "while_loop", "lua_function", "print",
+  "executing_eagerly" }) do
+  M[name] = func[name]
+end
+-- mg.config.run_functions_eagerly(true): staged functions run their Lua body eagerly (debugging).
+function M.config.run_functions_eagerly(flag) func.run_functions_eagerly = flag and true or false end
 
 M.document(M.zeros, "mg.zeros(shape, dtype)\n  A tensor of zeros (float32 unless dtype is given).")
 M.document(M.ones, "mg.ones(shape, dtype)\n  A tensor of ones (float32 unless dtype is given).")

@@ -1,0 +1,584 @@
+-- moongrad.func: staged functions (mg.func, TF's tf.function) and the
+-- functional control flow they stage (mg.cond, mg.while_loop), plus
+-- mg.lua_function and mg.print.
+--
+-- Calling a staged function with a signature not seen before traces it: the
+-- Lua function runs once on symbolic tensors (placeholders), every op adds a
+-- node, and the graph that results (a concrete function) runs in C on later
+-- calls with that signature. A signature is the dtype and shape of every
+-- tensor argument (nested tables included) and the value of every other
+-- argument. Upvalues and globals of plain types that the trace read are
+-- guards: when one changes, the function retraces instead of silently using
+-- the stale value. Portable Lua (5.4 and LuaJIT).
+local core = require("moongrad.core")
+local autodiff = require("moongrad.autodiff")
+
+local M = {}
+local unpack = table.unpack or unpack
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local is_tensor, is_symbolic = core.is_tensor, core.is_symbolic
+
+-- ---- TensorSpec ------------------------------------------------------------------
+
+local Spec = {}
+Spec.__index = Spec
+Spec.__tostring = function(s)
+  return string.format("TensorSpec{shape={%s}, dtype=%s}", table.concat(s.shape, ","), s.dtype)
+end
+
+-- mg.TensorSpec{shape={-1, 784}, dtype=mg.float32, name=}: -1 is an unknown size.
+function M.TensorSpec(t)
+  if type(t) ~= "table" or type(t.shape) ~= "table" then
+    error("TensorSpec: expected {shape={...}, dtype=...}", 2)
+  end
+  for i, d in ipairs(t.shape) do
+    if type(d) ~= "number" or d < -1 or d ~= math.floor(d) then
+      error(string.format("TensorSpec: shape entry %d must be a size or -1 (unknown), got %s", i, tostring(d)), 2)
+    end
+  end
+  return setmetatable({ shape = t.shape, dtype = t.dtype or "float32", name = t.name }, Spec)
+end
+local function is_spec(x) return getmetatable(x) == Spec end
+
+-- ---- signatures -------------------------------------------------------------------
+
+local function shape_str(shape) return "(" .. table.concat(shape, ",") .. ")" end
+
+-- Walks the arguments: collects tensors (in order) and describes everything
+-- else, so equal keys mean "same trace". `parts` gets one readable entry per
+-- argument for retracing warnings.
+local function describe(v, tensors, out)
+  local tv = type(v)
+  if is_tensor(v) then
+    if core.is_variable(v) then  -- captured by reference: the identity is the key
+      out[#out + 1] = "V" .. tostring(v):match("0x%x+") or tostring(v)
+      return
+    end
+    tensors[#tensors + 1] = v
+    out[#out + 1] = "T"
+  elseif tv == "table" then
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b)
+      local ta, tb = type(a), type(b)
+      if ta ~= tb then return ta < tb end
+      return a < b
+    end)
+    out[#out + 1] = "{"
+    for _, k in ipairs(keys) do
+      out[#out + 1] = tostring(k) .. "="
+      describe(v[k], tensors, out)
+    end
+    out[#out + 1] = "}"
+  elseif tv == "number" or tv == "string" or tv == "boolean" or tv == "nil" then
+    out[#out + 1] = tv:sub(1, 1) .. tostring(v)
+  else
+    out[#out + 1] = tv .. ":" .. tostring(v)
+  end
+end
+
+local function tensor_type(t) return t.dtype .. shape_str(t.shape) end
+
+-- Rebuilds `v` with its tensors replaced, in order, from `list`.
+local function rebuild(v, list, pos)
+  if is_tensor(v) then
+    if core.is_variable(v) then return v end
+    pos.i = pos.i + 1
+    return list[pos.i]
+  elseif type(v) == "table" and not is_spec(v) then
+    local out = {}
+    for k, item in pairs(v) do out[k] = rebuild(item, list, pos) end
+    return setmetatable(out, getmetatable(v))
+  end
+  return v
+end
+
+-- ---- outputs -----------------------------------------------------------------------
+
+-- Flattens a function's results into tensors + a template to rebuild them.
+local function flatten_results(res)
+  local tensors, template = {}, {}
+  local function walk(v)
+    if is_tensor(v) then
+      tensors[#tensors + 1] = v
+      return { tensor = #tensors }
+    elseif type(v) == "table" then
+      local t = {}
+      for k, item in pairs(v) do t[k] = walk(item) end
+      return { table = t, mt = getmetatable(v) }
+    end
+    return { value = v }
+  end
+  for i = 1, res.n do template[i] = walk(res[i]) end
+  template.n = res.n
+  return tensors, template
+end
+
+local function build_results(template, outs)
+  local function build(node)
+    if node.tensor then return outs[node.tensor] end
+    if node.table then
+      local t = {}
+      for k, item in pairs(node.table) do t[k] = build(item) end
+      return setmetatable(t, node.mt)
+    end
+    return node.value
+  end
+  local res = {}
+  for i = 1, template.n do res[i] = build(template[i]) end
+  return unpack(res, 1, template.n)
+end
+
+-- ---- guards: upvalues and globals the trace read ------------------------------------------
+
+local plain = { number = true, string = true, boolean = true }
+
+local function env_index(fn)
+  local i = 1
+  while true do
+    local name = debug.getupvalue(fn, i)
+    if not name then return nil end
+    if name == "_ENV" then return i end
+    i = i + 1
+  end
+end
+
+-- Runs fn(...) recording the plain-typed upvalues it closes over and the
+-- plain-typed globals it reads; returns pcall's results and the guards.
+local function run_guarded(fn, ...)
+  local guards = {}
+  local i = 1
+  while true do
+    local name, value = debug.getupvalue(fn, i)
+    if not name then break end
+    if name ~= "_ENV" and plain[type(value)] then
+      guards[#guards + 1] = { kind = "upvalue", index = i, name = name, value = value }
+    end
+    i = i + 1
+  end
+  local ei = env_index(fn)
+  local env = ei and select(2, debug.getupvalue(fn, ei))
+  if type(env) == "table" then
+    local seen = {}
+    local proxy = setmetatable({}, {
+      __index = function(_, k)
+        local v = env[k]
+        if plain[type(v)] and not seen[k] then
+          seen[k] = true
+          guards[#guards + 1] = { kind = "global", name = k, value = v }
+        end
+        return v
+      end,
+      __newindex = env,
+      __pairs = function() return next, env, nil end,
+    })
+    debug.setupvalue(fn, ei, proxy)
+    local res = pack(pcall(fn, ...))
+    debug.setupvalue(fn, ei, env)
+    return res, guards, env
+  end
+  return pack(pcall(fn, ...)), guards, env
+end
+
+local function guards_hold(fn, env, guards)
+  for _, gd in ipairs(guards) do
+    local now
+    if gd.kind == "upvalue" then now = select(2, debug.getupvalue(fn, gd.index))
+    else now = env[gd.name] end
+    if now ~= gd.value then return false, gd, now end
+  end
+  return true
+end
+
+-- ---- concrete functions --------------------------------------------------------------
+
+local Concrete = {}
+Concrete.__index = Concrete
+
+function Concrete:__call(...)
+  local args = pack(...)
+  local tensors, parts = {}, {}
+  for i = 1, args.n do describe(args[i], tensors, parts) end
+  local outs = pack(core.graph_call(self.graph_obj, unpack(tensors)))
+  return build_results(self.template, outs)
+end
+
+-- cf:graph(): the node list ({kind, op, inputs, outputs} per node).
+function Concrete:graph() return self.graph_obj:nodes() end
+function Concrete:pretty() return self.graph_obj:pretty() end
+function Concrete:to_dot() return self.graph_obj:to_dot(self.name) end
+function Concrete:signature() return self.graph_obj:signature() end
+
+-- ---- mg.func ---------------------------------------------------------------------------
+
+local Func = {}
+Func.__index = Func
+
+local trace_depth = 0           -- > 0 while any staged function is being traced
+
+local function warn(msg)
+  io.stderr:write("moongrad: warning: ", msg, "\n")
+end
+
+-- The placeholder shapes for this call's tensors: exact, generalised to -1
+-- where an earlier trace with the same structure saw other sizes
+-- (reduce_retracing), or from the input_signature.
+local function trace_shapes(self, key, tensors)
+  local shapes = {}
+  if self.input_signature then
+    for i, spec in ipairs(self.signature_specs) do shapes[i] = spec.shape end
+    return shapes
+  end
+  local prev = self.reduce_retracing and self.last_shapes[key]
+  for i, t in ipairs(tensors) do
+    local s = t.shape
+    if prev and prev[i] and #prev[i] == #s then
+      local g = {}
+      for d = 1, #s do g[d] = (prev[i][d] == s[d]) and s[d] or -1 end
+      s = g
+    end
+    shapes[i] = s
+  end
+  return shapes
+end
+
+local function check_signature(self, args)
+  local specs, got = self.signature_specs, {}
+  for i = 1, args.n do describe(args[i], got, {}) end
+  if #got ~= #specs then
+    error(string.format("%s: called with %d tensors, its input_signature has %d", self.name, #got, #specs), 4)
+  end
+  for i, spec in ipairs(specs) do
+    local t = got[i]
+    local ok = t.dtype == spec.dtype and #t.shape == #spec.shape
+    for d = 1, #spec.shape do ok = ok and (spec.shape[d] == -1 or spec.shape[d] == t.shape[d]) end
+    if not ok then
+      error(string.format("%s: argument tensor %d is %s %s, which does not match its input_signature %s",
+        self.name, i, t.dtype, shape_str(t.shape), tostring(spec)), 4)
+    end
+  end
+end
+
+-- Which argument's trace type differs from the previous trace (for warnings).
+local function changed_argument(prev, now)
+  if not prev then return "the arguments" end
+  for i = 1, math.max(#prev, #now) do
+    if prev[i] ~= now[i] then
+      return string.format("argument %d (was %s, now %s)", i, tostring(prev[i]), tostring(now[i]))
+    end
+  end
+  return "a guarded upvalue or global"
+end
+
+local function arg_types(args)
+  local out = {}
+  for i = 1, args.n do
+    local v = args[i]
+    if is_tensor(v) then out[i] = tensor_type(v)
+    elseif type(v) == "table" then
+      local t, p = {}, {}
+      describe(v, t, p)
+      out[i] = "table" .. table.concat(p, "")
+    else out[i] = type(v) .. " " .. tostring(v) end
+  end
+  return out
+end
+
+function Func:trace(args, key, tensors)
+  if self.max_traces and self.ntraces >= self.max_traces then
+    local msg = string.format("%s: retracing beyond max_traces=%d (%s changed)", self.name, self.max_traces,
+      changed_argument(self.last_types, arg_types(args)))
+    if self.on_retrace == "error" then error(msg, 4) end
+    warn(msg)
+  end
+  local first = self.ntraces == 0
+  local g = core.trace_begin(self.name)
+  local sym, shapes = {}, trace_shapes(self, key, tensors)
+  local ok, err = pcall(function()
+    for i, t in ipairs(tensors) do sym[i] = core.placeholder(t.dtype, shapes[i]) end
+  end)
+  if not ok then core.trace_abort(); error(err, 0) end
+  local pos = { i = 0 }
+  local targs = {}
+  for i = 1, args.n do targs[i] = rebuild(args[i], sym, pos) end
+  trace_depth = trace_depth + 1
+  local saved_first = autodiff._variables_allowed
+  autodiff._variables_allowed = first and self.name or false
+  local res, guards, env = run_guarded(self.traced_fn, unpack(targs, 1, args.n))
+  autodiff._variables_allowed = saved_first
+  trace_depth = trace_depth - 1
+  if not res[1] then
+    core.trace_abort()
+    error(res[2], 0)
+  end
+  local results = pack(unpack(res, 2, res.n))
+  local outs, template = flatten_results(results)
+  core.trace_end(g, outs)
+  if self.optimize and core.graph_optimize then core.graph_optimize(g, self.passes) end
+  local cf = setmetatable({ graph_obj = g, template = template, guards = guards, env = env,
+    name = self.name, key = key }, Concrete)
+  self.ntraces = self.ntraces + 1
+  self.last_types = arg_types(args)
+  if self.reduce_retracing then
+    local s = {}
+    for i, t in ipairs(tensors) do s[i] = shapes[i] end
+    self.last_shapes[key] = s
+  end
+  local list = self.cache[key]
+  if not list then list = {}; self.cache[key] = list end
+  table.insert(list, 1, cf)
+  return cf
+end
+
+-- The concrete function for these arguments (tracing when needed).
+function Func:concrete(...)
+  local args = pack(...)
+  return (self:lookup(args))
+end
+
+function Func:lookup(args)
+  if self.input_signature then check_signature(self, args) end
+  local tensors, parts = {}, {}
+  for i = 1, args.n do describe(args[i], tensors, parts) end
+  local key = table.concat(parts, "\0")
+  local list = self.cache[key]
+  if list then
+    for _, cf in ipairs(list) do
+      if core.graph_accepts(cf.graph_obj, unpack(tensors)) and guards_hold(self.fn, cf.env, cf.guards) then
+        return cf, tensors, false
+      end
+    end
+  end
+  -- the retracing warning: more than 5 traces in the last 10 calls
+  return self:trace(args, key, tensors), tensors, true
+end
+
+function Func:__call(...)
+  if trace_depth > 0 then return self.traced_fn(...) end  -- called while tracing: inline it
+  if self.eager or M.run_functions_eagerly then return self.traced_fn(...) end
+  local args = pack(...)
+  local cf, tensors, traced = self:lookup(args)
+  local h = self.history
+  h[#h + 1] = traced
+  if #h > 10 then table.remove(h, 1) end
+  if traced then
+    local n = 0
+    for _, t in ipairs(h) do if t then n = n + 1 end end
+    if n > 5 and not self.warned then
+      self.warned = true
+      warn(string.format("%s: %d of the last %d calls triggered retracing; %s. Pass tensors instead of "
+        .. "changing Lua values, use input_signature or reduce_retracing=true", self.name, n, #h,
+        changed_argument(self.prev_types, self.last_types)))
+    end
+  end
+  self.prev_types = self.last_types
+  return build_results(cf.template, pack(core.graph_call(cf.graph_obj, unpack(tensors))))
+end
+
+function Func:trace_count() return self.ntraces end
+
+-- mg.func(fn, {input_signature=, reduce_retracing=false, name=, max_traces=,
+-- on_retrace="warn"|"error", eager=false, optimize=true}): a staged function.
+function M.func(fn, opts)
+  if type(fn) ~= "function" then error("func: expected a function, got " .. type(fn), 2) end
+  opts = opts or {}
+  local info = debug.getinfo(fn, "S")
+  local self = setmetatable({
+    fn = fn,
+    traced_fn = M.convert and opts.autograph ~= false and M.convert(fn, opts) or fn,
+    name = opts.name or (info.short_src .. ":" .. tostring(info.linedefined)),
+    reduce_retracing = opts.reduce_retracing and true or false,
+    max_traces = opts.max_traces,
+    on_retrace = opts.on_retrace or "warn",
+    eager = opts.eager,
+    optimize = opts.optimize ~= false,
+    passes = opts.passes,
+    cache = {}, ntraces = 0, history = {}, last_shapes = {},
+  }, Func)
+  if opts.input_signature then
+    self.input_signature = true
+    self.signature_specs = {}
+    for i, s in ipairs(opts.input_signature) do
+      if not is_spec(s) then error(string.format("func: input_signature entry %d is not a TensorSpec", i), 2) end
+      self.signature_specs[i] = s
+    end
+  end
+  return self
+end
+
+function M.executing_eagerly() return not core.tracing() end
+
+-- ---- control flow ----------------------------------------------------------------------
+
+local function truthy(v)
+  if is_tensor(v) then
+    if v:numel() ~= 1 then
+      error(string.format("condition: a tensor condition must have one element, got shape %s; "
+        .. "reduce it (mg.all, mg.any)", shape_str(v.shape)), 3)
+    end
+    local x = v:item()
+    return x ~= 0 and x ~= false
+  end
+  return v and true or false
+end
+
+local function as_tensor(v)
+  if is_tensor(v) then return v end
+  if type(v) == "number" then
+    return core.tensor(v, (math.type and math.type(v) == "integer") and "int64" or "float32")
+  end
+  if type(v) == "boolean" then return core.tensor(v) end
+  error("expected a tensor or a number, got " .. type(v), 3)
+end
+
+-- Traces fn(...) into a subgraph of the current trace; returns it and the result template.
+local function trace_branch(name, fn, placeholders_of, ...)
+  local g = core.trace_begin(name)
+  local args = {}
+  local ok, err = pcall(function(...)
+    for i, spec in ipairs(placeholders_of or {}) do args[i] = core.placeholder(spec.dtype, spec.shape) end
+  end, ...)
+  if not ok then core.trace_abort(); error(err, 0) end
+  local res = pack(pcall(fn, unpack(args, 1, #(placeholders_of or {}))))
+  if not res[1] then core.trace_abort(); error(res[2], 0) end
+  local results = pack(unpack(res, 2, res.n))
+  local outs, template = flatten_results(results)
+  for i, o in ipairs(outs) do outs[i] = o end
+  local ok2, err2 = pcall(core.trace_end, g, outs)
+  if not ok2 then error(err2, 0) end
+  return g, template, args
+end
+
+-- mg.cond(pred, true_fn, false_fn): true_fn() if pred else false_fn(). With a
+-- symbolic pred (inside a staged function) both branches are traced into a
+-- cond node; they must return the same structure, dtypes and shapes.
+function M.cond(pred, true_fn, false_fn)
+  if not (is_tensor(pred) and is_symbolic(pred)) then
+    if truthy(pred) then return true_fn() end
+    return false_fn()
+  end
+  local gt, tt = trace_branch("cond_then", function()
+    local r = pack(true_fn())
+    for i = 1, r.n do if type(r[i]) == "number" or type(r[i]) == "boolean" then r[i] = as_tensor(r[i]) end end
+    return unpack(r, 1, r.n)
+  end)
+  local ge, te = trace_branch("cond_else", function()
+    local r = pack(false_fn())
+    for i = 1, r.n do if type(r[i]) == "number" or type(r[i]) == "boolean" then r[i] = as_tensor(r[i]) end end
+    return unpack(r, 1, r.n)
+  end)
+  if tt.n ~= te.n then
+    error(string.format("cond: the true branch returns %d values and the false branch %d", tt.n, te.n), 2)
+  end
+  local ok, outs = pcall(core.trace_cond, pred, gt, ge)
+  if not ok then error(outs, 2) end
+  return build_results(tt, outs)
+end
+
+-- mg.while_loop(cond_fn, body_fn, loop_vars, {maximum_iterations=, shape_invariants=}):
+-- while cond_fn(vars...) do vars = body_fn(vars...) end; returns the final
+-- loop_vars (a list). Inside a staged function it is one while node.
+function M.while_loop(cond_fn, body_fn, loop_vars, opts)
+  opts = opts or {}
+  if type(loop_vars) ~= "table" or is_tensor(loop_vars) then
+    error("while_loop: loop_vars must be a list of tensors or numbers", 2)
+  end
+  local n = #loop_vars
+  local max_iter = opts.maximum_iterations
+  local function body_list(vars)
+    local r = pack(body_fn(unpack(vars, 1, n)))
+    if r.n == 1 and type(r[1]) == "table" and not is_tensor(r[1]) then r = r[1]; r.n = #r end
+    if r.n ~= n then
+      error(string.format("while_loop: the body returns %d values for %d loop variables", r.n, n), 3)
+    end
+    return r
+  end
+  local symbolic = false
+  if core.tracing() then
+    for i = 1, n do if is_tensor(loop_vars[i]) then symbolic = true end end
+  end
+  if not symbolic then  -- plain Lua (eager, or Lua values during a trace)
+    local vars, it = {}, 0
+    for i = 1, n do vars[i] = loop_vars[i] end
+    while (not max_iter or it < max_iter) and truthy(cond_fn(unpack(vars, 1, n))) do
+      local new = body_list(vars)
+      for i = 1, n do
+        local a, b = vars[i], new[i]
+        if is_tensor(a) and is_tensor(b) then
+          local inv = opts.shape_invariants and opts.shape_invariants[i]
+          local same = a.dtype == b.dtype and #a.shape == #b.shape
+          for d = 1, #a.shape do
+            same = same and (a.shape[d] == b.shape[d] or (inv and inv[d] == -1))
+          end
+          if not same then
+            error(string.format("while_loop: loop variable %d changes from %s %s to %s %s; keep its dtype "
+              .. "and shape or allow it with shape_invariants", i, a.dtype, shape_str(a.shape), b.dtype,
+              shape_str(b.shape)), 2)
+          end
+        end
+        vars[i] = new[i]
+      end
+      it = it + 1
+    end
+    return vars
+  end
+  local init, specs = {}, {}
+  for i = 1, n do
+    init[i] = as_tensor(loop_vars[i])
+    local shape = init[i].shape
+    local inv = opts.shape_invariants and opts.shape_invariants[i]
+    if inv then
+      if #inv ~= #shape then
+        error(string.format("while_loop: shape_invariants[%d] has %d dimensions, loop variable %d has %d",
+          i, #inv, i, #shape), 2)
+      end
+      shape = inv
+    end
+    specs[i] = { dtype = init[i].dtype, shape = shape }
+  end
+  local gc = trace_branch("while_cond", function(...)
+    local c = cond_fn(...)
+    if type(c) == "boolean" or type(c) == "number" then c = as_tensor(c) end
+    return c
+  end, specs)
+  local gb = trace_branch("while_body", function(...)
+    local r = body_list(pack(...))
+    for i = 1, n do r[i] = as_tensor(r[i]) end
+    return unpack(r, 1, n)
+  end, specs)
+  local ok, outs = pcall(core.trace_while, gc, gb, init, max_iter or -1)
+  if not ok then error(outs, 2) end
+  local res = {}
+  for i = 1, n do res[i] = outs[i] end
+  return res
+end
+
+-- mg.lua_function(fn, inputs, out_dtypes): calls fn(inputs...) with real
+-- tensors every time the graph runs (tf.py_function); out_dtypes lists the
+-- dtype (or {dtype=, shape=}) of each result. Returns the results.
+function M.lua_function(fn, inputs, out_dtypes)
+  local ins = {}
+  for i, x in ipairs(inputs or {}) do ins[i] = as_tensor(x) end
+  local outs = core.call_host(fn, ins, out_dtypes or {})
+  return unpack(outs, 1, outs.n)
+end
+
+-- mg.print(...): prints its arguments every time it runs (inside a staged
+-- function: every call of the graph, not only while tracing).
+function M.print(...)
+  local args = pack(...)
+  local tensors, slots = {}, {}
+  for i = 1, args.n do
+    if is_tensor(args[i]) then tensors[#tensors + 1] = args[i]; slots[i] = #tensors end
+  end
+  local function show(...)
+    local vals = pack(...)
+    local parts = {}
+    for i = 1, args.n do parts[i] = slots[i] and tostring(vals[slots[i]]) or tostring(args[i]) end
+    io.write(table.concat(parts, "\t"), "\n")
+  end
+  if not core.tracing() then show(unpack(tensors)); return end
+  core.call_host(show, tensors, {})
+end
+
+return M
