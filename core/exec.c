@@ -16,6 +16,7 @@
  * attributes, so a graph traced once serves every batch size.
  */
 #include "graph.h"
+#include "passes/passes.h"
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -31,11 +32,14 @@ struct mg_plan {
   node_plan *nodes;
   int nnodes;
   int primed;           /* metas filled by one run */
+  void *scratch;        /* vals + owned for one run, reused when not busy */
+  int scratch_busy;
 };
 
 void mg_plan_free(struct mg_plan *p) {
   if (!p) return;
   for (int i = 0; i < p->nnodes; i++) mg_tensor_release(p->nodes[i].keep);
+  free(p->scratch);
   free(p->last_use);
   free(p->nodes);
   free(p);
@@ -64,6 +68,7 @@ typedef struct frame {
   mg_ctx *ctx;
   mg_graph *g;
   mg_tensor **vals;
+  unsigned char *owned; /* vals[v] holds a reference (inputs and constants are borrowed) */
   mg_tensor **outer;    /* the parent frame's values, for captures */
   int64_t *probes;      /* probe index -> size bound in this run (0 = not yet) */
 } frame;
@@ -106,7 +111,8 @@ static mg_status resolve_attrs(frame *f, const mg_gnode *n, mg_attrs *out) {
   return MG_OK;
 }
 
-/* Static graphs, after the first run: the kernel straight into a reused buffer. */
+/* Static graphs, after the first run: the kernel straight into the buffer the
+ * plan keeps for this node (reused when the last run's result was let go). */
 static mg_status run_direct(frame *f, int i, node_plan *np, mg_tensor **ins, mg_tensor **out) {
   const mg_gnode *n = &f->g->nodes[i];
   const mg_opinfo *info = mg_op_info(n->op);
@@ -115,9 +121,8 @@ static mg_status run_direct(frame *f, int i, node_plan *np, mg_tensor **ins, mg_
     if (want != MG_NDTYPES && want != (mg_dtype)ins[k]->dtype) return MG_EDTYPE;  /* caller falls back */
   }
   mg_tensor *res = np->keep;
-  if (res && atomic_load(&res->refs) == 1 && res->storage && atomic_load(&res->storage->refs) == 1) {
-    mg_tensor_retain(res);  /* nobody holds last run's buffer: write into it */
-  } else {
+  if (!(res && atomic_load(&res->refs) == 1 && res->storage && atomic_load(&res->storage->refs) == 1)) {
+    /* last run's buffer is still held by someone: a fresh one, which the plan keeps */
     res = mg_tensor_header(np->meta.dtype, np->meta.ndim, np->meta.shape);
     if (!res) return mg_seterror(MG_ENOMEM, "%s: out of memory", info->name);
     mg_status st = mg_tensor_alloc_storage(res);
@@ -127,17 +132,13 @@ static mg_status run_direct(frame *f, int i, node_plan *np, mg_tensor **ins, mg_
     }
     mg_tensor_release(np->keep);
     np->keep = res;
-    mg_tensor_retain(res);
   }
   mg_call call = {f->ctx, n->op, info, ins, n->nin, np->attrs};
   f->ctx->paused++;
   mg_status st = mg_op_kernel(n->op)(&call, res);
   f->ctx->paused--;
-  if (st) {
-    mg_tensor_release(res);
-    return st;
-  }
-  *out = res;
+  if (st) return st;
+  *out = res;  /* borrowed from the plan: no refcount traffic per node */
   return MG_OK;
 }
 
@@ -149,6 +150,7 @@ static mg_status run_op(frame *f, int i, mg_tensor **ins) {
   mg_status st;
   if (np->direct && plan->primed && !f->ctx->ntapes && run_direct(f, i, np, ins, &out) == MG_OK) {
     f->vals[n->out0] = out;
+    f->owned[n->out0] = 0;
     return MG_OK;
   }
   mg_attrs a;
@@ -242,15 +244,16 @@ static mg_status run_node(frame *f, int i) {
   mg_status st = MG_OK;
   switch (n->kind) {
   case MG_N_OP: st = run_op(f, i, ins); break;
-  case MG_N_CONST:
+  case MG_N_CONST:  /* borrowed: the node holds it */
     f->vals[n->out0] = n->tensor;
-    mg_tensor_retain(n->tensor);
+    f->owned[n->out0] = 0;
     break;
   case MG_N_READ: st = mg_variable_read(n->tensor, &f->vals[n->out0]); break;
   case MG_N_ASSIGN: st = mg_variable_assign(f->ctx, n->tensor, ins[0]); break;
   case MG_N_COND: st = run_cond(f, n); break;
   case MG_N_WHILE: st = run_while(f, n); break;
   case MG_N_CALL: st = run_call(f, n, ins); break;
+  case MG_N_FUSED: st = mg_fused_run(f->ctx, n, ins, &f->vals[n->out0]); break;
   default: break;  /* inputs are bound before the run; dead nodes do nothing */
   }
   if (ins != small) free(ins);
@@ -261,26 +264,31 @@ static mg_status run_graph(mg_ctx *ctx, mg_graph *g, mg_tensor *const *inputs, m
                            int64_t *probes, mg_tensor **outputs) {
   if (!g->plan && !(g->plan = plan_build(g))) return mg_seterror(MG_ENOMEM, "%s: out of memory", g->name);
   struct mg_plan *plan = g->plan;
-  mg_tensor **vals = calloc((size_t)(g->nvalues ? g->nvalues : 1), sizeof *vals);
-  if (!vals) return mg_seterror(MG_ENOMEM, "%s: out of memory", g->name);
-  frame f = {ctx, g, vals, outer, probes};
+  size_t nv = (size_t)(g->nvalues ? g->nvalues : 1), bytes = nv * (sizeof(mg_tensor *) + 1);
+  void *mem;
+  int own_scratch = !plan->scratch_busy;  /* a graph re-entered (recursion) gets its own */
+  if (own_scratch && !plan->scratch) plan->scratch = malloc(bytes);
+  mem = own_scratch ? plan->scratch : malloc(bytes);
+  if (!mem) return mg_seterror(MG_ENOMEM, "%s: out of memory", g->name);
+  memset(mem, 0, bytes);
+  if (own_scratch) plan->scratch_busy = 1;
+  mg_tensor **vals = mem;
+  unsigned char *owned = (unsigned char *)(vals + nv);
+  frame f = {ctx, g, vals, owned, outer, probes};
   mg_status st = MG_OK;
-  for (int k = 0; k < g->ninputs && !st; k++) {
-    if (!(st = bind_input(&f, k, inputs[k]))) {
-      vals[g->inputs[k]] = inputs[k];
-      mg_tensor_retain(inputs[k]);
-    }
-  }
-  for (int k = 0; k < g->ncaptures && !st; k++) {  /* borrowed from the enclosing frame */
+  for (int k = 0; k < g->ninputs && !st; k++)  /* borrowed from the caller */
+    if (!(st = bind_input(&f, k, inputs[k]))) vals[g->inputs[k]] = inputs[k];
+  for (int k = 0; k < g->ncaptures && !st; k++)  /* borrowed from the enclosing frame */
     vals[g->captures[k].inner] = outer[g->captures[k].outer];
-  }
   for (int i = 0; i < g->nnodes && !st; i++) {
-    st = run_node(&f, i);
     const mg_gnode *n = &g->nodes[i];
+    if (n->kind != MG_N_INPUT)
+      for (int o = 0; o < n->nout; o++) owned[n->out0 + o] = 1;
+    st = run_node(&f, i);
     for (int k = 0; k < n->nin; k++) {  /* release what this node used last */
       int v = n->in[k];
       if (plan->last_use[v] == i && vals[v]) {
-        mg_tensor_release(vals[v]);
+        if (owned[v]) mg_tensor_release(vals[v]);
         vals[v] = NULL;
       }
     }
@@ -291,9 +299,10 @@ static mg_status run_graph(mg_ctx *ctx, mg_graph *g, mg_tensor *const *inputs, m
     outputs[k] = st ? NULL : vals[v];
     if (!st) mg_tensor_retain(vals[v]);
   }
-  for (int k = 0; k < g->ncaptures; k++) vals[g->captures[k].inner] = NULL;
-  for (int v = 0; v < g->nvalues; v++) mg_tensor_release(vals[v]);
-  free(vals);
+  for (int v = 0; v < g->nvalues; v++)
+    if (owned[v]) mg_tensor_release(vals[v]);
+  if (own_scratch) plan->scratch_busy = 0;
+  else free(mem);
   return st;
 }
 

@@ -317,6 +317,11 @@ function Func:trace(args, key, tensors)
   if self.optimize and core.graph_optimize then core.graph_optimize(g, self.passes) end
   local cf = setmetatable({ graph_obj = g, template = template, guards = guards, env = env,
     name = self.name, key = key }, Concrete)
+  -- the fast call path: every argument a plain tensor, the results the outputs in order
+  local simple = #tensors == args.n
+  for i = 1, args.n do simple = simple and is_tensor(args[i]) and not core.is_variable(args[i]) end
+  for i = 1, template.n do simple = simple and template[i].tensor == i end
+  cf.simple = simple and template.n == #outs
   self.ntraces = self.ntraces + 1
   self.last_types = arg_types(args)
   if self.reduce_retracing then
@@ -356,6 +361,15 @@ end
 function Func:__call(...)
   if trace_depth > 0 then return self.traced_fn(...) end  -- called while tracing: inline it
   if self.eager or M.run_functions_eagerly then return self.traced_fn(...) end
+  local cf = self.fast
+  if cf and select("#", ...) == cf.nargs and core.graph_accepts(cf.graph_obj, ...)
+      and (not cf.guards[1] or guards_hold(self.fn, cf.env, cf.guards)) then
+    return core.graph_call(cf.graph_obj, ...)  -- tensors in, tensors out: no tables
+  end
+  return self:call_slow(...)
+end
+
+function Func:call_slow(...)
   local args = pack(...)
   local cf, tensors, traced = self:lookup(args)
   local h = self.history
@@ -372,6 +386,10 @@ function Func:__call(...)
     end
   end
   self.prev_types = self.last_types
+  if cf.simple then
+    cf.nargs = args.n
+    self.fast = cf
+  end
   return build_results(cf.template, pack(core.graph_call(cf.graph_obj, unpack(tensors))))
 end
 

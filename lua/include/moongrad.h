@@ -1,0 +1,245 @@
+/*
+ * moongrad.h — embedding moongrad in a host C or C++ program.
+ *
+ * A runtime is one Lua 5.4 state with the engine and its Lua library loaded
+ * (the library is compiled into libmoongrad_embed: no .lua files are needed
+ * on disk). A host creates runtimes, runs code in them, calls Lua functions
+ * with numbers, strings, booleans and tensors, and registers C functions the
+ * scripts can call. The tensor API of the engine (mg.h, included here) is
+ * the way tensors are made from host buffers and copied back.
+ *
+ *   mg_runtime *rt = mg_runtime_new(NULL);
+ *   if (!rt) { fprintf(stderr, "%s\n", mg_last_error()); exit(1); }
+ *   if (mg_run_string(rt, "function double(x) return x * 2 end"))
+ *     fprintf(stderr, "%s\n", mg_runtime_errmsg(rt));
+ *   mg_value arg = mg_vtensor(x), res;
+ *   if (mg_invoke(rt, "double", &arg, 1, &res, 1) == MG_OK) { ... mg_value_clear(&res); }
+ *   mg_runtime_free(rt);
+ *
+ * Build: cc host.c $(pkg-config --cflags --libs moongrad)
+ *
+ * Errors. Every fallible call returns an mg_status (MG_OK == 0); nothing
+ * longjmps or throws into the host. Lua errors come back as MG_ESCRIPT with
+ * the message and the Lua traceback in mg_runtime_errmsg(rt) (a copy,
+ * possibly truncated, is also in the thread's mg_last_error()). A runtime
+ * limit (memory limit, instruction or time budget) gives MG_ELIMIT; a
+ * failed allocation with no limit involved gives MG_ENOMEM. After any error
+ * the runtime stays usable.
+ *
+ * Ownership, SQLite-style: each function below says what it hands out.
+ *  - mg_runtime: created by mg_runtime_new, owned by the host, freed by
+ *    mg_runtime_free (which releases everything the runtime holds).
+ *  - mg_tensor: refcounted. Whoever receives a tensor from a function that
+ *    says "new reference" releases it once with mg_tensor_release();
+ *    tensors the host passes in are borrowed for the duration of the call
+ *    (the runtime takes its own reference if a script keeps them).
+ *  - strings in results: borrowed, valid until the next call into the same
+ *    runtime or mg_runtime_free, whichever comes first. Copy to keep.
+ *  - mg_value_clear(v) releases a result value's tensor reference (and does
+ *    nothing for other types), so "clear every result" is always correct.
+ *
+ * Threads. A runtime is used by one thread at a time (any thread, but not
+ * two at once); different runtimes are independent and may run in parallel
+ * threads. Tensors may move between runtimes and threads freely: a tensor
+ * result of one runtime passed as an argument to another is not copied
+ * (refcounts are atomic). A thread that used the engine should call
+ * mg_thread_cache_drain() before it exits (it frees the thread's cache of
+ * recycled tensor structs).
+ */
+#ifndef MOONGRAD_H
+#define MOONGRAD_H
+
+#include "mg.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mg_runtime mg_runtime;
+struct lua_State;
+
+/* ---- creating a runtime --------------------------------------------------------- */
+
+/* The Lua allocator's signature (lua_Alloc): realloc when nsize > 0, free
+ * when nsize == 0; osize is the old size (when ptr is NULL it encodes the
+ * kind of object, as in Lua). Must not fail when nsize <= osize. */
+typedef void *(*mg_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* Where print() output goes (one call per print, text without the final newline). */
+typedef void (*mg_print_fn)(void *ud, const char *text, size_t len);
+
+/* Options of a runtime. Zero-initialise, then set what you need: every zero
+ * field means "the default". The struct is copied; strings are copied. */
+typedef struct mg_runtime_options {
+  /* Allocator for the Lua heap and the runtime's own structures (NULL =
+   * realloc/free). Tensor storage is allocated by the engine, not here. */
+  mg_alloc_fn alloc;
+  void *alloc_ud;
+  /* Hard cap on the Lua heap in bytes (0 = none): an allocation past it
+   * fails, the script gets Lua's "not enough memory" error (a pcall inside
+   * the script may catch it), and the call returns MG_ELIMIT. */
+  size_t memory_limit;
+  /* Cap on the engine's live tensor storage in bytes (0 = none), checked
+   * before every function call a script makes (after a full collection, when
+   * over): past it the script gets an error and the call returns MG_ELIMIT.
+   * The engine counts live storage per process, not per runtime, so with
+   * several runtimes this bounds their total. */
+  size_t tensor_memory_limit;
+  /* Budget of each call from the host (mg_run_*, mg_invoke*): Lua VM
+   * instructions (counted in steps of 1,000) and wall-clock seconds; 0 =
+   * unlimited. A script past its budget gets an error it cannot catch for
+   * long (the budget stays exhausted until the host's call returns), and the
+   * call returns MG_ELIMIT. A single long C kernel is not interrupted. */
+  uint64_t instruction_limit;
+  double time_limit;
+  /* Sandbox for untrusted scripts: only the base (without dofile/loadfile;
+   * load takes text chunks only), string, table, math, utf8 and coroutine
+   * libraries, os.clock/time/date/difftime, debug.traceback/getinfo and
+   * require of the built-in library; no io, no C modules, no os.exit. Lua
+   * modules may be required from `allowed_dir` when it is set. */
+  int sandbox;
+  const char *allowed_dir;
+  /* Extra package.path entries ("dir/?.lua;dir/?/init.lua"), searched
+   * before the defaults (not used in a sandbox: use allowed_dir). */
+  const char *module_path;
+  /* print() goes here (NULL = stdout). */
+  mg_print_fn print;
+  void *print_ud;
+  /* Let os.exit end the process (outside the sandbox only). By default
+   * os.exit raises an error instead: a script must not take the host down. */
+  int allow_exit;
+  /* Do not load the moongrad library at start-up (`mg` is then loaded by
+   * the first `require "moongrad"`; the global mg is not set). */
+  int no_stdlib;
+  /* Seed of the runtime's random generator (0 = the engine's default). */
+  uint64_t seed;
+} mg_runtime_options;
+
+/* A new runtime with the engine and its library loaded, the global `mg` set
+ * (unless no_stdlib) and the moongrad library's modules available to
+ * require. options may be NULL (all defaults). Returns NULL on failure with
+ * the reason in mg_last_error(). The host owns the runtime. */
+mg_runtime *mg_runtime_new(const mg_runtime_options *options);
+/* Closes the Lua state (running finalisers) and frees the runtime. Tensors
+ * the host still holds stay valid. NULL is a no-op. */
+void mg_runtime_free(mg_runtime *rt);
+/* The last error of this runtime: message and Lua traceback. Borrowed, valid
+ * until the next call into rt; "" when the last call succeeded. */
+const char *mg_runtime_errmsg(const mg_runtime *rt);
+/* Bytes of Lua heap in use, and the most ever in use. */
+size_t mg_runtime_memory(const mg_runtime *rt, size_t *peak);
+/* The Lua state, for hosts that want the full Lua C API (borrowed; do not
+ * close it). Calls made directly on it get none of this API's protection. */
+struct lua_State *mg_runtime_lua(mg_runtime *rt);
+/* Changes the per-call budget (same meaning as the options). */
+void mg_runtime_set_budget(mg_runtime *rt, uint64_t instruction_limit, double time_limit);
+
+/* ---- values crossing the boundary ------------------------------------------------ */
+
+typedef enum mg_value_type {
+  MG_VNIL = 0,
+  MG_VBOOLEAN,
+  MG_VINTEGER,   /* a Lua integer */
+  MG_VNUMBER,    /* a Lua float */
+  MG_VSTRING,
+  MG_VTENSOR,
+  MG_VOTHER      /* a result that is none of these (a table, a function...): type name in .s */
+} mg_value_type;
+
+typedef struct mg_value {
+  mg_value_type type;
+  union {
+    int b;            /* MG_VBOOLEAN */
+    int64_t i;        /* MG_VINTEGER */
+    double n;         /* MG_VNUMBER */
+    struct {
+      const char *s;  /* MG_VSTRING (not necessarily NUL-free; NUL-terminated) */
+      size_t len;
+    } str;
+    mg_tensor *t;     /* MG_VTENSOR */
+  } u;
+} mg_value;
+
+static inline mg_value mg_vnil(void) { mg_value v; v.type = MG_VNIL; v.u.i = 0; return v; }
+static inline mg_value mg_vboolean(int b) { mg_value v; v.type = MG_VBOOLEAN; v.u.b = b != 0; return v; }
+static inline mg_value mg_vinteger(int64_t i) { mg_value v; v.type = MG_VINTEGER; v.u.i = i; return v; }
+static inline mg_value mg_vnumber(double n) { mg_value v; v.type = MG_VNUMBER; v.u.n = n; return v; }
+/* A NUL-terminated string (borrowed for the call). */
+static inline mg_value mg_vstring(const char *s) {
+  mg_value v; v.type = MG_VSTRING; v.u.str.s = s; v.u.str.len = (size_t)-1; return v;
+}
+static inline mg_value mg_vlstring(const char *s, size_t len) {
+  mg_value v; v.type = MG_VSTRING; v.u.str.s = s; v.u.str.len = len; return v;
+}
+/* A tensor argument (borrowed for the call: no reference is taken from you). */
+static inline mg_value mg_vtensor(mg_tensor *t) { mg_value v; v.type = MG_VTENSOR; v.u.t = t; return v; }
+
+/* Releases the tensor reference a result holds and makes it nil. */
+void mg_value_clear(mg_value *v);
+/* The value as a double (integers, numbers and booleans convert; else 0 and *ok = 0). ok may be NULL. */
+double mg_value_number(const mg_value *v, int *ok);
+
+/* ---- running code --------------------------------------------------------------- */
+
+/* Runs a chunk of Lua source. chunkname names it in errors ("=name" or
+ * "@file" as in Lua; NULL = "=(string)"). */
+mg_status mg_run_string(mg_runtime *rt, const char *code, const char *chunkname);
+/* Runs a chunk and returns its first nresults results (missing ones are nil).
+ * Results follow the ownership rules above. */
+mg_status mg_eval(mg_runtime *rt, const char *code, mg_value *results, int nresults);
+/* Runs a Lua source file (text only). */
+mg_status mg_run_file(mg_runtime *rt, const char *path);
+
+/* Calls the function `name` with args[0..nargs-1] and stores its first
+ * nresults results in results[] (missing ones are nil). name is a global
+ * ("step"), a field path ("agent.policy.act": the first part is a global or,
+ * failing that, a loaded module), or a method call ("agent:act", which
+ * passes agent as the first argument). Arguments are borrowed; tensor
+ * results are new references, string results are borrowed (see above). On
+ * failure every result is nil. */
+mg_status mg_invoke(mg_runtime *rt, const char *name, const mg_value *args, int nargs,
+                  mg_value *results, int nresults);
+
+/* A function looked up once (mg_lookup), for calls every frame: the lookup
+ * cost goes away. Handles are > 0; 0 is never a valid handle. */
+typedef int mg_ref;
+/* Resolves `name` as mg_invoke does and keeps the function (for "a:m", the
+ * object too) in *out. Owned by the runtime; drop it with mg_unref or let
+ * mg_runtime_free do it. */
+mg_status mg_lookup(mg_runtime *rt, const char *name, mg_ref *out);
+mg_status mg_invoke_ref(mg_runtime *rt, mg_ref fn, const mg_value *args, int nargs,
+                      mg_value *results, int nresults);
+void mg_unref(mg_runtime *rt, mg_ref ref);
+
+/* Sets the global (or dotted field path: the tables on the way must exist)
+ * `name` to *value (a tensor gets a new reference held by the runtime). */
+mg_status mg_set_global(mg_runtime *rt, const char *name, const mg_value *value);
+/* Reads a global or field path into *out (ownership as for results). */
+mg_status mg_get_global(mg_runtime *rt, const char *name, mg_value *out);
+
+/* ---- host functions callable from Lua -------------------------------------------- */
+
+#define MG_CALLBACK_MAX_ARGS 16
+#define MG_CALLBACK_MAX_RESULTS 8
+
+/* A C function scripts can call. args are borrowed for the call (tensors and
+ * strings stay valid until it returns; retain a tensor to keep it). Write up
+ * to MG_CALLBACK_MAX_RESULTS results and their count in *nresults (it starts at
+ * 0); tensors written there are handed over to the runtime, whether the
+ * function succeeds or fails. Return MG_OK, or an error status with the
+ * message set by mg_seterror(): the script then gets a Lua error "name:
+ * message". The function may call back into the same runtime (mg_invoke...).
+ * It must not longjmp or throw (moongrad.hpp catches C++ exceptions). */
+typedef mg_status (*mg_callback)(mg_runtime *rt, void *ud, const mg_value *args, int nargs,
+                                mg_value *results, int *nresults);
+/* Makes fn callable from Lua as `name` (a global or a field path; missing
+ * tables on the way are created). ud is passed back to fn; the runtime
+ * never frees it. */
+mg_status mg_register(mg_runtime *rt, const char *name, mg_callback fn, void *ud);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
