@@ -22,7 +22,7 @@ LDFLAGS  += -fopenmp $(SAN)
 CORE_LIBS := -lblis -lm -lpthread
 ROOT     := $(abspath .)
 
-CORE_SRC := $(wildcard core/*.c core/kernels/*.c)
+CORE_SRC := $(wildcard core/*.c core/kernels/*.c core/passes/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 CAPI_SRC := $(wildcard lua/capi/*.c)
 CAPI_OBJ := $(CAPI_SRC:%.c=$(BUILD)/obj/%.o)

@@ -375,21 +375,15 @@ RULE(grad_scatter_add) {
   SET(2, s.st ? NULL : app(&s, MG_OP_GATHER, in, 2, g->attrs));
   return gs_end(&s);
 }
-RULE(grad_take) {  /* take = gather along axis with the index broadcast over the other axes */
+RULE(grad_take) {  /* take_grad: zeros with the gradient's slices added at the taken rows */
   gs s = gs_begin(g);
-  const mg_tensor *x = X, *idx = Y;
-  int ax = norm_axis(g, g->attrs->v[0].i[0], x->ndim);
-  int64_t n = mg_tensor_numel(idx), shape[MG_MAX_DIMS], ishape[MG_MAX_DIMS];
-  for (int d = 0; d < x->ndim; d++) {
-    shape[d] = d == ax ? n : x->shape[d];
-    ishape[d] = d == ax ? n : 1;
-  }
-  mg_tensor *gflat = reshape(&s, GOUT, x->ndim, shape);
-  mg_tensor *iflat = reshape(&s, g->in[1], x->ndim, ishape);
-  mg_attrs ea = attrs_list(0, x->ndim, shape);
-  mg_tensor *iexp = app(&s, MG_OP_EXPAND, &iflat, 1, &ea);
-  mg_tensor *in[3] = {zeros(&s, X), iexp, gflat};
-  SET(0, s.st ? NULL : app(&s, MG_OP_SCATTER_ADD, in, 3, g->attrs));
+  int ax = (g->attrs->set & 1u) ? norm_axis(g, g->attrs->v[0].i[0], X->ndim) : 0;
+  mg_attrs a = {.set = 3u};
+  a.v[0].n = a.v[1].n = 1;
+  a.v[0].i[0] = ax + base(g);
+  a.v[1].i[0] = X->shape[ax];
+  mg_tensor *in[2] = {GOUT, Y};
+  SET(0, app(&s, MG_OP_TAKE_GRAD, in, 2, &a));
   return gs_end(&s);
 }
 RULE(grad_tile) {  /* sum the copies: view the gradient as (r0, s0, r1, s1, ...) */

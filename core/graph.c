@@ -564,7 +564,7 @@ void mg_graph_output_meta(const mg_graph *g, int i, mg_dtype *dt, int *ndim, int
   value_meta(g, g->outputs[i], dt, ndim, shape);
 }
 
-static const char *const kind_names[] = {"dead", "op", "input", "const", "read", "assign", "cond", "while", "call"};
+static const char *const kind_names[] = {"dead", "op", "input", "const", "read", "assign", "cond", "while", "call", "fused"};
 
 int mg_graph_node(const mg_graph *g, int i, mg_node_info *info) {
   if (i < 0 || i >= g->nnodes) return 0;

@@ -23,7 +23,8 @@ typedef enum mg_node_kind {
   MG_N_ASSIGN,     /* Variable = value (no outputs) */
   MG_N_COND,       /* sub[0] or sub[1] on the captures, chosen by in[0] */
   MG_N_WHILE,      /* loop: sub[0] = condition, sub[1] = body */
-  MG_N_CALL        /* a host function */
+  MG_N_CALL,       /* a host function */
+  MG_N_FUSED       /* a chain of elementwise ops run as one loop (passes/fused.c; program in ud) */
 } mg_node_kind;
 
 typedef struct mg_gnode {

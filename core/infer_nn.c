@@ -79,7 +79,7 @@ static mg_status nn_padding(const mg_call *c, int k, int *pad) {
 /* Output length and leading padding of one spatial axis (TF's rules);
  * keff is the dilated window. Errors when a valid window does not fit. */
 static mg_status nn_axis(const mg_call *c, const char *what, const char *axis, int64_t in, int64_t keff,
-                         int64_t s, int pad, int64_t *out, int64_t *lead) {
+                         int64_t s, int pad, int dilated, int64_t *out, int64_t *lead) {
   if (pad == MG_PAD_SAME) {
     *out = in == 0 ? 0 : (in - 1) / s + 1;
     int64_t total = (*out - 1) * s + keff - in;
@@ -89,7 +89,7 @@ static mg_status nn_axis(const mg_call *c, const char *what, const char *axis, i
   *lead = 0;
   if (in < keff)
     return mg_seterror(MG_ESHAPE, "%s: %s has %s %lld, smaller than the %swindow's %lld (padding \"valid\")", NAME(c),
-                       what, axis, (long long)in, keff == 1 ? "" : "(dilated) ", (long long)keff);
+                       what, axis, (long long)in, dilated ? "(dilated) " : "", (long long)keff);
   *out = (in - keff) / s + 1;
   return MG_OK;
 }
@@ -132,8 +132,8 @@ mg_status mg_conv_geom_init(const mg_call *c, const int64_t *xs, const int64_t *
   int64_t keh = (g->kh - 1) * g->dh + 1, kew = (g->kw - 1) * g->dw + 1;  /* < 2^62: both factors < 2^31 */
   if (keh > NN_MAX || kew > NN_MAX)
     return mg_seterror(MG_EARG, "%s: the dilated window (%lld, %lld) is too large", NAME(c), (long long)keh, (long long)kew);
-  if ((e = nn_axis(c, what, "height", g->ih, keh, g->sh, pad, &g->oh, &g->pt))) return e;
-  return nn_axis(c, what, "width", g->iw, kew, g->sw, pad, &g->ow, &g->pl);
+  if ((e = nn_axis(c, what, "height", g->ih, keh, g->sh, pad, g->dh > 1, &g->oh, &g->pt))) return e;
+  return nn_axis(c, what, "width", g->iw, kew, g->sw, pad, g->dw > 1, &g->ow, &g->pl);
 }
 
 /* ---- convolutions ------------------------------------------------------------ */
@@ -273,8 +273,8 @@ mg_status mg_pool_geom_init(const mg_call *c, const int64_t *xs, int k, mg_pool_
   if (e) return e;
   g->n = xs[0], g->ih = xs[1], g->iw = xs[2], g->ch = xs[3];
   g->kh = ks[0], g->kw = ks[1], g->sh = st[0], g->sw = st[1];
-  if ((e = nn_axis(c, "x", "height", g->ih, g->kh, g->sh, pad, &g->oh, &g->pt))) return e;
-  return nn_axis(c, "x", "width", g->iw, g->kw, g->sw, pad, &g->ow, &g->pl);
+  if ((e = nn_axis(c, "x", "height", g->ih, g->kh, g->sh, pad, 0, &g->oh, &g->pt))) return e;
+  return nn_axis(c, "x", "width", g->iw, g->kw, g->sw, pad, 0, &g->ow, &g->pl);
 }
 
 mg_status infer_pool2d(const mg_call *c, mg_meta *out) {

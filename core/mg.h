@@ -347,6 +347,26 @@ mg_status mg_trace_read_variable(mg_ctx *ctx, mg_tensor *var, mg_tensor **out);
 mg_status mg_graph_run(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inputs, int nout,
                        mg_tensor **outputs);
 
+/* Optimisation passes, one bit each (bit i is pass i of mg_pass_name). */
+#define MG_PASS_CONSTFOLD 0x01u  /* ops on constants computed once (creation ops with static sizes too) */
+#define MG_PASS_CSE       0x02u  /* repeated ops on the same inputs computed once; equal constants merged */
+#define MG_PASS_DCE       0x04u  /* nodes whose results are never used removed (state nodes never) */
+#define MG_PASS_ALGEBRA   0x08u  /* x*1, x+0, x-0, x/1, neg(neg x), transpose(transpose x), reshape chains, same-dtype casts */
+#define MG_PASS_FUSE      0x10u  /* chains of float elementwise ops run as one loop (a "fused" node) */
+#define MG_PASS_ALL       0x1fu
+#define MG_NPASSES 5
+/* Runs the optimisation passes on g and its subgraphs (passes: MG_PASS_*
+ * bits; the cleanup passes repeat while they change something, fusion runs
+ * last). The graph keeps its inputs, outputs and results, and its state
+ * nodes (variable reads and assigns, host calls) and random ops stay, in
+ * order. g must be finished (mg_trace_end). Returns MG_OK or an error. */
+mg_status mg_graph_optimize(mg_ctx *ctx, mg_graph *g, unsigned passes);
+/* The same, writing into counts[i] (when counts is not NULL; MG_NPASSES
+ * entries) how many changes pass i made. */
+mg_status mg_graph_optimize_counts(mg_ctx *ctx, mg_graph *g, unsigned passes, int *counts);
+/* The name of pass i ("constfold", "cse", "dce", "algebra", "fuse"); NULL out of range. */
+const char *mg_pass_name(int i);
+
 /* Text forms (malloc'd; free with mg_free): one node per line, and Graphviz DOT. */
 char *mg_graph_pretty(const mg_graph *g);
 char *mg_graph_to_dot(const mg_graph *g, const char *name);

@@ -107,6 +107,36 @@ print(mg.gather(x, mg.tensor{{2}, {1}}, 2))  --> tensor([[20], [30]], dtype=int6
   slice_grad = [=[-- begin/end/step are 0-based, end exclusive, as in the C-level slice op
 print(mg.slice_grad(mg.tensor{1.0, 2}, {1}, {3}, {1}, {4}))  --> tensor([0., 1., 2., 0.], dtype=float32)]=],
   pad_grad = [=[print(mg.pad_grad(mg.tensor{9.0, 1, 2, 9, 9}, {1, 2}))  --> tensor([1., 2.], dtype=float32)]=],
+  conv2d = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}  -- NHWC
+print(mg.conv2d(x, mg.ones{2, 2, 1, 1}):reshape{2, 2})  --> tensor([[12., 16.], [24., 28.]], dtype=float32)
+print(mg.conv2d(x, mg.ones{3, 3, 1, 2}, {padding = "same"}).shape[4])  --> 2]=],
+  conv2d_backprop_input = [=[local dx = mg.conv2d_backprop_input(mg.ones{1, 2, 2, 1}, mg.ones{2, 2, 1, 1}, {1, 3, 3, 1})
+print(dx:reshape{3, 3})  --> tensor([[1., 2., 1.], [2., 4., 2.], [1., 2., 1.]], dtype=float32)]=],
+  conv2d_backprop_filter = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}
+print(mg.conv2d_backprop_filter(x, mg.ones{1, 2, 2, 1}, {2, 2, 1, 1}):reshape{2, 2})  --> tensor([[12., 16.], [24., 28.]], dtype=float32)]=],
+  conv2d_transpose = [=[local y = mg.conv2d_transpose(mg.ones{1, 2, 2, 1}, mg.ones{3, 3, 1, 1}, {strides = 2, padding = "same"})
+print(table.concat(y.shape, "x"))           --> 1x4x4x1]=],
+  max_pool2d = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}
+print(mg.max_pool2d(x, {ksize = 2, strides = 1}):reshape{2, 2})  --> tensor([[5., 6.], [8., 9.]], dtype=float32)]=],
+  max_pool2d_grad = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}
+print(mg.max_pool2d_grad(x, mg.ones{1, 1, 1, 1}):reshape{3, 3})  --> tensor([[0., 0., 0.], [0., 1., 0.], [0., 0., 0.]], dtype=float32)]=],
+  max_pool2d_grad_grad = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}
+print(mg.max_pool2d_grad_grad(x, x * 10):reshape{1})  --> tensor([50.], dtype=float32)]=],
+  avg_pool2d = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}
+print(mg.avg_pool2d(x, {ksize = 2, strides = 1}):reshape{2, 2})  --> tensor([[3., 4.], [6., 7.]], dtype=float32)]=],
+  avg_pool2d_grad = [=[print(mg.avg_pool2d_grad(mg.ones{1, 1, 1, 1}, {1, 2, 2, 1}):reshape{2, 2})  --> tensor([[0.25, 0.25], [0.25, 0.25]], dtype=float32)]=],
+  batch_norm = [=[local b = mg.tensor{{1.0, 10}, {3, 30}}  -- batch statistics per column
+print(mg.batch_norm(b, b:mean{axis = 1}, b:variance{axis = 1}, 0, 1, 0))  --> tensor([[-1., -1.], [ 1.,  1.]], dtype=float32)]=],
+  dropout = [=[print(mg.dropout(mg.ones{8}, 42, 0.5))   --> tensor([0., 2., 2., 2., 0., 2., 0., 2.], dtype=float32)]=],
+  take_grad = [=[print(mg.take_grad(mg.ones{3, 2}, mg.tensor{3, 1, 3}, {size = 4}))  --> tensor([[1., 1.], [0., 0.], [2., 2.], [0., 0.]], dtype=float32)]=],
+  softmax_cross_entropy_with_logits = [=[local logits = mg.tensor{{2.0, 0, 0}}
+print(mg.softmax_cross_entropy_with_logits(logits, mg.tensor{{1.0, 0, 0}}))  --> tensor([0.2395], dtype=float32)]=],
+  softmax_cross_entropy_with_logits_grad = [=[local g = mg.softmax_cross_entropy_with_logits_grad(mg.tensor{{0.0, 0}}, mg.tensor{{1.0, 0}}, mg.tensor{1.0})
+print(g)                                    --> tensor([[-0.5,  0.5]], dtype=float32)]=],
+  sparse_softmax_cross_entropy_with_logits = [=[local logits = mg.tensor{{2.0, 0, 0}}
+print(mg.sparse_softmax_cross_entropy_with_logits(logits, mg.tensor{1}))  --> tensor([0.2395], dtype=float32)]=],
+  sparse_softmax_cross_entropy_with_logits_grad = [=[local g = mg.sparse_softmax_cross_entropy_with_logits_grad(mg.tensor{{0.0, 0}}, mg.tensor{2}, mg.tensor{1.0})
+print(g)                                    --> tensor([[ 0.5, -0.5]], dtype=float32)]=],
 }
 
 -- Splits the argument list of one MG_OP( ... ) call at top-level commas.

@@ -103,6 +103,51 @@ local cases = {
   flip = { { inputs = { U { 2, 3 } }, args = { { axis = 2 } } } },
   slice_grad = { { inputs = { U { 2, 3 } }, args = { { 0, 0 }, { 4, 3 }, { 2, 1 }, { 4, 3 } } } },
   pad_grad = { { inputs = { U { 4, 6 } }, args = { { 1, 1, 2, 1 }, "reflect" } } },
+  -- neural-network ops (NHWC; filters (kh, kw, cin/groups, cout))
+  conv2d = {
+    { inputs = { U { 2, 5, 4, 3 }, U { 3, 2, 3, 4 } }, args = { { padding = "same" } } },
+    { inputs = { U { 1, 6, 5, 2 }, U { 3, 3, 2, 3 } }, args = { { strides = 2 } } },
+    { inputs = { U { 1, 7, 6, 2 }, U { 2, 3, 2, 2 } }, args = { { strides = { 2, 1 }, padding = "same", dilation = { 1, 2 } } } },
+    { inputs = { U { 2, 4, 4, 4 }, U { 2, 2, 2, 6 } }, args = { { groups = 2, padding = "same" } } },
+    { inputs = { U { 1, 6, 6, 1 }, U { 2, 2, 1, 2 } }, args = { { dilation = 2 } } },
+  },
+  conv2d_backprop_input = {
+    { inputs = { U { 2, 5, 4, 4 }, U { 3, 2, 3, 4 } }, args = { { 2, 5, 4, 3 }, { padding = "same" } } },
+    { inputs = { U { 1, 3, 3, 3 }, U { 3, 3, 2, 3 } }, args = { { 1, 5, 6, 2 }, { strides = 2, padding = "same" } } },
+    { inputs = { U { 1, 2, 2, 6 }, U { 2, 2, 2, 6 } }, args = { { 1, 4, 4, 4 }, { groups = 2, dilation = 2 } } },
+  },
+  conv2d_backprop_filter = {
+    { inputs = { U { 2, 5, 4, 3 }, U { 2, 5, 4, 4 } }, args = { { 3, 2, 3, 4 }, { padding = "same" } } },
+    { inputs = { U { 1, 5, 6, 2 }, U { 1, 3, 3, 3 } }, args = { { 3, 3, 2, 3 }, { strides = 2, padding = "same" } } },
+    { inputs = { U { 1, 4, 4, 4 }, U { 1, 3, 3, 6 } }, args = { { 2, 2, 2, 6 }, { groups = 2 } } },
+  },
+  conv2d_transpose = {
+    { inputs = { U { 1, 3, 3, 2 }, U { 3, 3, 4, 2 } }, args = { { strides = 2, padding = "same" } } },
+    { inputs = { U { 2, 3, 2, 2 }, U { 3, 2, 3, 2 } }, args = { { strides = 2 } } },
+    { inputs = { U { 1, 3, 3, 2 }, U { 3, 3, 2, 2 } }, args = { { strides = 2, padding = "same", output_padding = 1 } } },
+  },
+  max_pool2d = {
+    { inputs = { DISTINCT { 2, 5, 5, 2 } } },
+    { inputs = { DISTINCT { 1, 5, 6, 3 } }, args = { { ksize = 3, strides = 2, padding = "same" } } },
+  },
+  max_pool2d_grad = { { inputs = { DISTINCT { 1, 4, 4, 2 }, U { 1, 2, 2, 2 } } },
+    { inputs = { DISTINCT { 1, 5, 5, 2 }, U { 1, 3, 3, 2 } }, args = { { ksize = 3, strides = 2, padding = "same" } } } },
+  max_pool2d_grad_grad = { { inputs = { DISTINCT { 1, 4, 4, 2 }, U { 1, 4, 4, 2 } } } },
+  avg_pool2d = {
+    { inputs = { U { 2, 4, 4, 2 } } },
+    { inputs = { U { 1, 5, 5, 2 } }, args = { { ksize = 3, strides = 2, padding = "same" } } },
+  },
+  avg_pool2d_grad = { { inputs = { U { 1, 3, 3, 2 } }, args = { { 1, 5, 5, 2 }, { ksize = 3, strides = 2, padding = "same" } } } },
+  batch_norm = {
+    { inputs = { U { 3, 4 }, U { 4 }, U({ 4 }, 0.5, 1.5), U { 4 }, U { 4 } } },
+    { inputs = { U { 3, 4 }, U { 3, 1 }, U({ 3, 1 }, 0.5, 1.5), U { 4 }, U { 4 } }, args = { 0.01 } },
+  },
+  dropout = { { inputs = { U { 4, 5 }, fixed(mg.tensor(7)) }, args = { 0.4 } } },
+  take_grad = { { inputs = { U { 3, 2 }, fixed(mg.tensor { 3, 1, 3 }) }, args = { 1, 4 } } },
+  softmax_cross_entropy_with_logits = { { inputs = { U { 3, 4 }, U({ 3, 4 }, 0, 1) } } },
+  softmax_cross_entropy_with_logits_grad = { { inputs = { U { 3, 4 }, U({ 3, 4 }, 0, 1), U { 3 } } } },
+  sparse_softmax_cross_entropy_with_logits = { { inputs = { U { 3, 4 }, fixed(mg.tensor { 2, 4, 1 }) } } },
+  sparse_softmax_cross_entropy_with_logits_grad = { { inputs = { U { 3, 4 }, fixed(mg.tensor { 2, 4, 1 }), U { 3 } } } },
 }
 
 -- Second-order checks run on these (gradient of the gradient).
@@ -110,6 +155,10 @@ local second_order = {
   "neg", "abs", "exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "square", "sin", "cos", "tanh",
   "sigmoid", "relu", "softplus", "erf", "add", "sub", "mul", "div", "pow", "maximum", "minimum",
   "atan2", "where", "clip", "matmul",
+  "conv2d", "conv2d_backprop_input", "conv2d_backprop_filter", "conv2d_transpose", "max_pool2d",
+  "max_pool2d_grad", "avg_pool2d", "avg_pool2d_grad", "batch_norm", "dropout", "take_grad", "take",
+  "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_grad",
+  "sparse_softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits_grad",
 }
 
 local function flat_values(t) return core.reshape(t, { t:numel() }):totable() end

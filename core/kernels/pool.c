@@ -1,0 +1,423 @@
+/*
+ * pool.c — max and average pooling over NHWC tensors, and their gradients.
+ *
+ * Every kernel walks output pixels (n, oh, ow) and, for each, the window's
+ * input positions inside x (padding is never read: a "same" window is just
+ * clipped), with the channels as the contiguous inner loop, which
+ * vectorises. The maximum of a window is the first largest value in
+ * row-major window order, NaN winning (as reduce max does); max_pool2d,
+ * max_pool2d_grad and max_pool2d_grad_grad all pick the same position, so
+ * the three are exact adjoints of one another. Average pooling divides by
+ * the number of positions inside x (TF's "same" behaviour).
+ *
+ * Forward kernels split output rows across threads; the gradient kernels
+ * scatter into overlapping windows, so they split across images.
+ */
+#include "nn.h"
+#include <omp.h>
+#include <stdlib.h>
+
+#define NAME(c) ((c)->info->name)
+
+/* Clipped window rows [*h0, *h1) and columns [*w0, *w1) of output (oh, ow). */
+static inline void pool_window(const mg_pool_geom *g, int64_t oh, int64_t ow, int64_t *h0, int64_t *h1,
+                               int64_t *w0, int64_t *w1) {
+  int64_t hs = oh * g->sh - g->pt, ws = ow * g->sw - g->pl;
+  *h0 = hs < 0 ? 0 : hs;
+  *w0 = ws < 0 ? 0 : ws;
+  *h1 = hs + g->kh < g->ih ? hs + g->kh : g->ih;
+  *w1 = ws + g->kw < g->iw ? ws + g->kw : g->iw;
+}
+
+/* A contiguous version of t: t itself, or a copy in *tmp. */
+static mg_status pool_contig(const mg_call *c, const mg_tensor *t, const mg_tensor **out, mg_tensor **tmp) {
+  *tmp = NULL;
+  *out = t;
+  if (mg_tensor_is_contiguous(t)) return MG_OK;
+  mg_status st = mg_tensor_empty((mg_dtype)t->dtype, t->ndim, t->shape, tmp);
+  if (!st) st = mg_copy_into(*tmp, t);
+  if (st) {
+    mg_tensor_release(*tmp);
+    *tmp = NULL;
+    return mg_seterror(MG_ENOMEM, "%s: out of memory", NAME(c));
+  }
+  *out = *tmp;
+  return MG_OK;
+}
+
+/* "a beats b": larger, or NaN over a number. */
+#define POOL_BEATS(a, b) ((a) > (b) || ((a) != (a) && (b) == (b)))
+
+/* The best value (and, if pos, the flat input pixel of it) per channel over
+ * one window: best[c], pos[c]. x points at image n. */
+#define POOL_ARGMAX(NAME_, T)                                                                \
+  static void NAME_(const mg_pool_geom *g, const T *x, int64_t oh, int64_t ow, T *restrict best,   \
+                    int64_t *restrict pos) {                                                 \
+    int64_t h0, h1, w0, w1, C = g->ch;                                                      \
+    pool_window(g, oh, ow, &h0, &h1, &w0, &w1);                                             \
+    const T *first = x + (h0 * g->iw + w0) * C;                                             \
+    for (int64_t c = 0; c < C; c++) best[c] = first[c];                                     \
+    if (pos)                                                                                \
+      for (int64_t c = 0; c < C; c++) pos[c] = h0 * g->iw + w0;                             \
+    for (int64_t h = h0; h < h1; h++)                                                       \
+      for (int64_t w = w0; w < w1; w++) {                                                   \
+        const T *restrict v = x + (h * g->iw + w) * C;                                      \
+        int64_t p = h * g->iw + w;                                                          \
+        if (pos) {                                                                          \
+          _Pragma("omp simd") for (int64_t c = 0; c < C; c++) {                             \
+            int win = POOL_BEATS(v[c], best[c]);                                            \
+            best[c] = win ? v[c] : best[c];                                                 \
+            pos[c] = win ? p : pos[c];                                                      \
+          }                                                                                 \
+        } else {                                                                            \
+          _Pragma("omp simd") for (int64_t c = 0; c < C; c++) best[c] = POOL_BEATS(v[c], best[c]) ? v[c] : best[c]; \
+        }                                                                                   \
+      }                                                                                     \
+  }
+POOL_ARGMAX(pool_argmax_f32, float)
+POOL_ARGMAX(pool_argmax_f64, double)
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+
+/* The larger of a and b per lane, NaN winning; where v equals b (or both are NaN). */
+static inline __m512 pool_max16(__m512 a, __m512 b) {
+  __mmask16 win = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ) |
+                  (_mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q) & (__mmask16)~_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q));
+  return _mm512_mask_mov_ps(a, win, b);
+}
+static inline __mmask16 pool_eq16(__m512 v, __m512 b) {
+  return _mm512_cmp_ps_mask(v, b, _CMP_EQ_OQ) | (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q));
+}
+
+/* max_pool2d rows [r0, r1) for float32, 16 channels at a time in registers;
+ * unclipped 2x2 windows as a tree of maxima (no dependency chain). */
+static void pool_max_avx(const mg_pool_geom *g, const void *xv, void *yv, int64_t r0, int64_t r1) {
+  const float *x = xv;
+  float *y = yv;
+  int64_t C = g->ch, rs = g->iw * C;
+  for (int64_t r = r0; r < r1; r++) {
+    int64_t n = r / g->oh, oh = r % g->oh;
+    for (int64_t ow = 0; ow < g->ow; ow++) {
+      int64_t h0, h1, w0, w1;
+      pool_window(g, oh, ow, &h0, &h1, &w0, &w1);
+      const float *xw = x + ((n * g->ih + h0) * g->iw + w0) * C;
+      float *o = y + (r * g->ow + ow) * C;
+      for (int64_t c0 = 0; c0 < C; c0 += 16) {
+        __mmask16 m = C - c0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - c0)) - 1);
+        const float *p = xw + c0;
+        __m512 b;
+        if (h1 - h0 == 2 && w1 - w0 == 2) {
+          b = pool_max16(pool_max16(_mm512_maskz_loadu_ps(m, p), _mm512_maskz_loadu_ps(m, p + C)),
+                         pool_max16(_mm512_maskz_loadu_ps(m, p + rs), _mm512_maskz_loadu_ps(m, p + rs + C)));
+        } else {
+          b = _mm512_maskz_loadu_ps(m, p);
+          for (int64_t h = 0; h < h1 - h0; h++)
+            for (int64_t w = 0; w < w1 - w0; w++) b = pool_max16(b, _mm512_maskz_loadu_ps(m, p + h * rs + w * C));
+        }
+        _mm512_mask_storeu_ps(o + c0, m, b);
+      }
+    }
+  }
+}
+#endif
+
+/* ---- forward ------------------------------------------------------------------------ */
+
+/* Output rows (n, oh) [r0, r1). */
+#define POOL_MAX_FWD(NAME_, T, ARGMAX)                                                      \
+  static void NAME_(const mg_pool_geom *g, const void *xv, void *yv, int64_t r0, int64_t r1) { \
+    const T *x = xv;                                                                        \
+    T *y = yv;                                                                              \
+    for (int64_t r = r0; r < r1; r++) {                                                     \
+      int64_t n = r / g->oh, oh = r % g->oh;                                                \
+      for (int64_t ow = 0; ow < g->ow; ow++)                                                \
+        ARGMAX(g, x + n * g->ih * g->iw * g->ch, oh, ow, y + (r * g->ow + ow) * g->ch, NULL); \
+    }                                                                                       \
+  }
+#ifndef __AVX512F__
+POOL_MAX_FWD(pool_max_f32, float, pool_argmax_f32)
+#endif
+POOL_MAX_FWD(pool_max_f64, double, pool_argmax_f64)
+
+#define POOL_AVG_FWD(NAME_, T)                                                               \
+  static void NAME_(const mg_pool_geom *g, const void *xv, void *yv, int64_t r0, int64_t r1) { \
+    const T *x = xv;                                                                        \
+    T *y = yv;                                                                              \
+    int64_t C = g->ch;                                                                      \
+    for (int64_t r = r0; r < r1; r++) {                                                     \
+      int64_t n = r / g->oh, oh = r % g->oh;                                                \
+      const T *xn = x + n * g->ih * g->iw * C;                                              \
+      for (int64_t ow = 0; ow < g->ow; ow++) {                                              \
+        int64_t h0, h1, w0, w1;                                                             \
+        pool_window(g, oh, ow, &h0, &h1, &w0, &w1);                                         \
+        T *restrict o = y + (r * g->ow + ow) * C;                                           \
+        for (int64_t c = 0; c < C; c++) o[c] = 0;                                           \
+        for (int64_t h = h0; h < h1; h++)                                                   \
+          for (int64_t w = w0; w < w1; w++) {                                               \
+            const T *restrict v = xn + (h * g->iw + w) * C;                                 \
+            _Pragma("omp simd") for (int64_t c = 0; c < C; c++) o[c] += v[c];               \
+          }                                                                                 \
+        T inv = (T)1 / (T)((h1 - h0) * (w1 - w0));                                          \
+        _Pragma("omp simd") for (int64_t c = 0; c < C; c++) o[c] *= inv;                    \
+      }                                                                                     \
+    }                                                                                       \
+  }
+POOL_AVG_FWD(pool_avg_f32, float)
+POOL_AVG_FWD(pool_avg_f64, double)
+
+typedef void (*pool_fwd_fn)(const mg_pool_geom *, const void *, void *, int64_t, int64_t);
+
+static mg_status pool_forward(const mg_call *c, mg_tensor *out, pool_fwd_fn f32, pool_fwd_fn f64) {
+  const mg_tensor *x;
+  mg_tensor *tmp;
+  mg_pool_geom g;
+  mg_pool_geom_init(c, c->in[0]->shape, 0, &g);  /* validated by infer */
+  mg_status st = pool_contig(c, c->in[0], &x, &tmp);
+  if (st) return st;
+  int64_t rows = g.n * g.oh;
+  pool_fwd_fn fn = out->dtype == MG_FLOAT32 ? f32 : f64;
+  int par = mg_tensor_numel(x) + mg_tensor_numel(out) >= MG_PAR_MIN && rows > 1;
+#pragma omp parallel num_threads(mg_threads()) if (par)
+  {
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    fn(&g, mg_ptr(x), mg_ptr(out), rows * t / nt, rows * (t + 1) / nt);
+  }
+  mg_tensor_release(tmp);
+  return MG_OK;
+}
+
+mg_status k_max_pool2d(const mg_call *c, mg_tensor *out) {
+#ifdef __AVX512F__
+  return pool_forward(c, out, pool_max_avx, pool_max_f64);
+#else
+  return pool_forward(c, out, pool_max_f32, pool_max_f64);
+#endif
+}
+
+mg_status k_avg_pool2d(const mg_call *c, mg_tensor *out) {
+  return pool_forward(c, out, pool_avg_f32, pool_avg_f64);
+}
+
+/* ---- max gradients ------------------------------------------------------------------ */
+
+/* Images [n0, n1): dx[argmax] += dy (grad) or y = gx[argmax] (grad_grad).
+ * best/pos are per-thread scratch of g->ch elements. */
+#define POOL_MAX_BWD(NAME_, T, ARGMAX)                                                       \
+  static void NAME_(const mg_pool_geom *g, const T *x, const T *src, T *dst, int grad, int64_t n0, \
+                    int64_t n1, T *best, int64_t *pos) {                                     \
+    int64_t C = g->ch, img = g->ih * g->iw * C, oimg = g->oh * g->ow * C;                    \
+    for (int64_t n = n0; n < n1; n++) {                                                     \
+      if (grad) memset(dst + n * img, 0, (size_t)img * sizeof(T));                          \
+      for (int64_t oh = 0; oh < g->oh; oh++)                                                \
+        for (int64_t ow = 0; ow < g->ow; ow++) {                                            \
+          int64_t o = n * oimg + (oh * g->ow + ow) * C;                                     \
+          ARGMAX(g, x + n * img, oh, ow, best, pos);                                        \
+          if (grad)                                                                         \
+            for (int64_t c = 0; c < C; c++) dst[n * img + pos[c] * C + c] += src[o + c];    \
+          else                                                                              \
+            for (int64_t c = 0; c < C; c++) dst[o + c] = src[n * img + pos[c] * C + c];     \
+        }                                                                                   \
+    }                                                                                       \
+  }
+POOL_MAX_BWD(pool_max_bwd_f32, float, pool_argmax_f32)
+POOL_MAX_BWD(pool_max_bwd_f64, double, pool_argmax_f64)
+
+/* Whether non-overlapping windows cover every position of x. */
+static int pool_covered(const mg_pool_geom *g) {
+  return g->sh == g->kh && g->sw == g->kw && g->oh * g->sh - g->pt >= g->ih && g->ow * g->sw - g->pl >= g->iw;
+}
+
+/* max_pool2d_grad when windows do not overlap (stride >= window, the usual
+ * 2x2/2): every dx position belongs to at most one window, so each is
+ * written once, dy at the window's first maximum and 0 elsewhere, with the
+ * channels vectorised (no scatter, no zero pass unless some positions lie
+ * outside every window). U is the unsigned type of T's width. */
+#define POOL_MAX_BWD_TILED(NAME_, T, U)                                                      \
+  static void NAME_(const mg_pool_geom *g, const T *x, const T *dy, T *dx, int64_t n0, int64_t n1, \
+                    T *restrict best, U *restrict taken) {                                   \
+    int64_t C = g->ch, img = g->ih * g->iw * C;                                             \
+    for (int64_t n = n0; n < n1; n++) {                                                     \
+      if (!pool_covered(g)) memset(dx + n * img, 0, (size_t)img * sizeof(T));              \
+      for (int64_t oh = 0; oh < g->oh; oh++)                                                \
+        for (int64_t ow = 0; ow < g->ow; ow++) {                                            \
+          int64_t h0, h1, w0, w1;                                                           \
+          pool_window(g, oh, ow, &h0, &h1, &w0, &w1);                                       \
+          const T *restrict d = dy + ((n * g->oh + oh) * g->ow + ow) * C;                   \
+          for (int64_t c = 0; c < C; c++) {                                                 \
+            best[c] = x[n * img + (h0 * g->iw + w0) * C + c];                               \
+            taken[c] = 0;                                                                   \
+          }                                                                                 \
+          for (int64_t h = h0; h < h1; h++)                                                 \
+            for (int64_t w = w0; w < w1; w++) {                                             \
+              const T *restrict v = x + n * img + (h * g->iw + w) * C;                      \
+              _Pragma("omp simd") for (int64_t c = 0; c < C; c++) best[c] = POOL_BEATS(v[c], best[c]) ? v[c] : best[c]; \
+            }                                                                               \
+          for (int64_t h = h0; h < h1; h++)                                                 \
+            for (int64_t w = w0; w < w1; w++) {                                             \
+              const T *restrict v = x + n * img + (h * g->iw + w) * C;                      \
+              T *restrict o = dx + n * img + (h * g->iw + w) * C;                           \
+              _Pragma("omp simd") for (int64_t c = 0; c < C; c++) {                         \
+                U hit = (U)(!taken[c] && (v[c] == best[c] || (v[c] != v[c] && best[c] != best[c]))); \
+                o[c] = hit ? d[c] : (T)0;                                                   \
+                taken[c] |= hit;                                                            \
+              }                                                                             \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+  }
+#ifndef __AVX512F__
+POOL_MAX_BWD_TILED(pool_max_tiled_f32, float, uint32_t)
+#endif
+POOL_MAX_BWD_TILED(pool_max_tiled_f64, double, uint64_t)
+
+#ifdef __AVX512F__
+/* The float32 version with each window's maximum and "taken" mask kept in
+ * registers, 16 channels at a time (the generic loops above go through
+ * memory for both, which costs 4x on 32-channel images). */
+static void pool_max_tiled_avx(const mg_pool_geom *g, const float *x, const float *dy, float *dx, int64_t n0,
+                               int64_t n1) {
+  int64_t C = g->ch, img = g->ih * g->iw * C, rs = g->iw * C;
+  for (int64_t n = n0; n < n1; n++) {
+    if (!pool_covered(g)) memset(dx + n * img, 0, (size_t)img * sizeof(float));
+    for (int64_t oh = 0; oh < g->oh; oh++)
+      for (int64_t ow = 0; ow < g->ow; ow++) {
+        int64_t h0, h1, w0, w1;
+        pool_window(g, oh, ow, &h0, &h1, &w0, &w1);
+        const float *d = dy + ((n * g->oh + oh) * g->ow + ow) * C, *xw = x + n * img + (h0 * g->iw + w0) * C;
+        float *o = dx + n * img + (h0 * g->iw + w0) * C;
+        for (int64_t c0 = 0; c0 < C; c0 += 16) {
+          __mmask16 m = C - c0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - c0)) - 1);
+          if (h1 - h0 == 2 && w1 - w0 == 2) {  /* the 2x2 case unrolled: no dependency chains */
+            const float *p0 = xw + c0, *p2 = p0 + rs;
+            __m512 v0 = _mm512_maskz_loadu_ps(m, p0), v1 = _mm512_maskz_loadu_ps(m, p0 + C);
+            __m512 v2 = _mm512_maskz_loadu_ps(m, p2), v3 = _mm512_maskz_loadu_ps(m, p2 + C);
+            __m512 b = pool_max16(pool_max16(v0, v1), pool_max16(v2, v3)), dv = _mm512_maskz_loadu_ps(m, d + c0);
+            __mmask16 e0 = pool_eq16(v0, b), e1 = pool_eq16(v1, b), e2 = pool_eq16(v2, b), e3 = pool_eq16(v3, b);
+            e1 &= (__mmask16)~e0;
+            e2 &= (__mmask16)~(e0 | e1);
+            e3 &= (__mmask16)~(e0 | e1 | e2);
+            _mm512_mask_storeu_ps(o + c0, m, _mm512_maskz_mov_ps(e0, dv));
+            _mm512_mask_storeu_ps(o + c0 + C, m, _mm512_maskz_mov_ps(e1, dv));
+            _mm512_mask_storeu_ps(o + c0 + rs, m, _mm512_maskz_mov_ps(e2, dv));
+            _mm512_mask_storeu_ps(o + c0 + rs + C, m, _mm512_maskz_mov_ps(e3, dv));
+            continue;
+          }
+          __m512 b = _mm512_maskz_loadu_ps(m, xw + c0);
+          for (int64_t h = 0; h < h1 - h0; h++)
+            for (int64_t w = 0; w < w1 - w0; w++) {
+              __m512 v = _mm512_maskz_loadu_ps(m, xw + h * rs + w * C + c0);
+              __mmask16 nanb = _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+              __mmask16 win = _mm512_cmp_ps_mask(v, b, _CMP_GT_OQ) | (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & ~nanb);
+              b = _mm512_mask_mov_ps(b, win, v);
+            }
+          __m512 dv = _mm512_maskz_loadu_ps(m, d + c0);
+          __mmask16 taken = 0, nanb = _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+          for (int64_t h = 0; h < h1 - h0; h++)
+            for (int64_t w = 0; w < w1 - w0; w++) {
+              __m512 v = _mm512_maskz_loadu_ps(m, xw + h * rs + w * C + c0);
+              __mmask16 eq = _mm512_cmp_ps_mask(v, b, _CMP_EQ_OQ) | (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & nanb);
+              __mmask16 hit = eq & (__mmask16)~taken;
+              _mm512_mask_storeu_ps(o + h * rs + w * C + c0, m, _mm512_maskz_mov_ps(hit, dv));
+              taken |= hit;
+            }
+        }
+      }
+  }
+}
+#endif
+
+static mg_status pool_max_backward(const mg_call *c, mg_tensor *out, int grad) {
+  const mg_tensor *x, *src;
+  mg_tensor *tx, *ts;
+  mg_pool_geom g;
+  mg_pool_geom_init(c, c->in[0]->shape, 0, &g);
+  mg_status st = pool_contig(c, c->in[0], &x, &tx);
+  if (st) return st;
+  if ((st = pool_contig(c, c->in[1], &src, &ts))) {
+    mg_tensor_release(tx);
+    return st;
+  }
+  int nt = mg_tensor_numel(x) >= MG_PAR_MIN && g.n > 1 ? mg_threads() : 1;
+  int tiled = g.sh >= g.kh && g.sw >= g.kw;  /* windows do not overlap */
+  size_t es = mg_dtype_size((mg_dtype)out->dtype);
+  size_t per = ((size_t)g.ch * (es + sizeof(int64_t)) + 63) & ~(size_t)63;  /* keeps each thread's int64s aligned */
+  char *scratch = malloc(per * (size_t)nt + 1);
+  if (!scratch) st = mg_seterror(MG_ENOMEM, "%s: out of memory", NAME(c));
+  if (!st && g.oh * g.ow == 0 && grad) memset(mg_ptr(out), 0, mg_tensor_nbytes(out));
+  if (!st && g.oh * g.ow > 0) {
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+      int t = omp_get_thread_num(), n = omp_get_num_threads();
+      int64_t *pos = (int64_t *)(scratch + per * (size_t)t);
+      void *best = pos + g.ch;
+      int64_t n0 = g.n * t / n, n1 = g.n * (t + 1) / n;
+      if (grad && tiled && out->dtype == MG_FLOAT32)
+#ifdef __AVX512F__
+        pool_max_tiled_avx(&g, (const float *)mg_ptr(x), (const float *)mg_ptr(src), (float *)mg_ptr(out), n0, n1);
+#else
+        pool_max_tiled_f32(&g, (const float *)mg_ptr(x), (const float *)mg_ptr(src), (float *)mg_ptr(out), n0, n1,
+                           best, (uint32_t *)pos);
+#endif
+      else if (grad && tiled)
+        pool_max_tiled_f64(&g, (const double *)mg_ptr(x), (const double *)mg_ptr(src), (double *)mg_ptr(out), n0,
+                           n1, best, (uint64_t *)pos);
+      else if (out->dtype == MG_FLOAT32)
+        pool_max_bwd_f32(&g, (const float *)mg_ptr(x), (const float *)mg_ptr(src), (float *)mg_ptr(out), grad, n0,
+                         n1, best, pos);
+      else
+        pool_max_bwd_f64(&g, (const double *)mg_ptr(x), (const double *)mg_ptr(src), (double *)mg_ptr(out), grad,
+                         n0, n1, best, pos);
+    }
+  }
+  free(scratch);
+  mg_tensor_release(tx);
+  mg_tensor_release(ts);
+  return st;
+}
+
+mg_status k_max_pool2d_grad(const mg_call *c, mg_tensor *out) { return pool_max_backward(c, out, 1); }
+mg_status k_max_pool2d_grad_grad(const mg_call *c, mg_tensor *out) { return pool_max_backward(c, out, 0); }
+
+/* ---- average gradient ---------------------------------------------------------------- */
+
+#define POOL_AVG_BWD(NAME_, T)                                                               \
+  static void NAME_(const mg_pool_geom *g, const T *dy, T *dx, int64_t n0, int64_t n1) {    \
+    int64_t C = g->ch, img = g->ih * g->iw * C;                                             \
+    for (int64_t n = n0; n < n1; n++) {                                                     \
+      memset(dx + n * img, 0, (size_t)img * sizeof(T));                                     \
+      for (int64_t oh = 0; oh < g->oh; oh++)                                                \
+        for (int64_t ow = 0; ow < g->ow; ow++) {                                            \
+          int64_t h0, h1, w0, w1;                                                           \
+          pool_window(g, oh, ow, &h0, &h1, &w0, &w1);                                       \
+          const T *restrict d = dy + ((n * g->oh + oh) * g->ow + ow) * C;                   \
+          T inv = (T)1 / (T)((h1 - h0) * (w1 - w0));                                        \
+          for (int64_t h = h0; h < h1; h++)                                                 \
+            for (int64_t w = w0; w < w1; w++) {                                             \
+              T *restrict o = dx + n * img + (h * g->iw + w) * C;                           \
+              _Pragma("omp simd") for (int64_t c = 0; c < C; c++) o[c] += d[c] * inv;       \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+  }
+POOL_AVG_BWD(pool_avg_bwd_f32, float)
+POOL_AVG_BWD(pool_avg_bwd_f64, double)
+
+mg_status k_avg_pool2d_grad(const mg_call *c, mg_tensor *out) {
+  const mg_tensor *dy;
+  mg_tensor *tmp;
+  mg_pool_geom g;
+  mg_pool_geom_init(c, A_LIST(c, 0), 1, &g);
+  mg_status st = pool_contig(c, c->in[0], &dy, &tmp);
+  if (st) return st;
+  int par = mg_tensor_numel(out) >= MG_PAR_MIN && g.n > 1;
+#pragma omp parallel num_threads(mg_threads()) if (par)
+  {
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int64_t n0 = g.n * t / nt, n1 = g.n * (t + 1) / nt;
+    if (out->dtype == MG_FLOAT32) pool_avg_bwd_f32(&g, (const float *)mg_ptr(dy), (float *)mg_ptr(out), n0, n1);
+    else pool_avg_bwd_f64(&g, (const double *)mg_ptr(dy), (double *)mg_ptr(out), n0, n1);
+  }
+  mg_tensor_release(tmp);
+  return MG_OK;
+}
