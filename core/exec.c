@@ -24,6 +24,7 @@ typedef struct node_plan {
   mg_meta meta;         /* static graphs: what infer said at the first run */
   mg_attrs *attrs;      /* the node's attributes, defaults filled */
   mg_tensor *keep;      /* static graphs: the output buffer kept for reuse */
+  mg_tensor *cast[MG_CAST_SLOTS];  /* constant inputs already cast to what infer asked for */
   int direct;           /* the kernel may be called directly */
 } node_plan;
 
@@ -38,7 +39,10 @@ struct mg_plan {
 
 void mg_plan_free(struct mg_plan *p) {
   if (!p) return;
-  for (int i = 0; i < p->nnodes; i++) mg_tensor_release(p->nodes[i].keep);
+  for (int i = 0; i < p->nnodes; i++) {
+    mg_tensor_release(p->nodes[i].keep);
+    for (int k = 0; k < MG_CAST_SLOTS; k++) mg_tensor_release(p->nodes[i].cast[k]);
+  }
   free(p->scratch);
   free(p->last_use);
   free(p->nodes);
@@ -116,10 +120,26 @@ static mg_status resolve_attrs(frame *f, const mg_gnode *n, mg_attrs *out) {
 static mg_status run_direct(frame *f, int i, node_plan *np, mg_tensor **ins, mg_tensor **out) {
   const mg_gnode *n = &f->g->nodes[i];
   const mg_opinfo *info = mg_op_info(n->op);
-  for (int k = 0; k < n->nin; k++) {  /* inputs already have the dtypes infer asked for */
+  mg_tensor *cin_small[8], **cin = ins;
+  for (int k = 0; k < n->nin; k++) {  /* inputs must have the dtypes infer asked for */
     mg_dtype want = k < MG_CAST_SLOTS ? np->meta.cast[k] : np->meta.cast_rest;
-    if (want != MG_NDTYPES && want != (mg_dtype)ins[k]->dtype) return MG_EDTYPE;  /* caller falls back */
+    if (want == MG_NDTYPES || want == (mg_dtype)ins[k]->dtype) continue;
+    /* a constant (a Lua number meeting float32, say) is cast once and kept */
+    if (k >= MG_CAST_SLOTS || n->nin > 8 || f->g->nodes[f->g->values[n->in[k]].node].kind != MG_N_CONST)
+      return MG_EDTYPE;  /* the caller falls back to mg_apply */
+    if (!np->cast[k]) {
+      mg_attrs ca = {.set = 1u};
+      ca.v[0].n = 1;
+      ca.v[0].i[0] = want;
+      if (mg_apply(f->ctx, MG_OP_CAST, &ins[k], 1, &ca, &np->cast[k])) return MG_EDTYPE;
+    }
+    if (cin == ins) {
+      memcpy(cin_small, ins, (size_t)n->nin * sizeof *ins);
+      cin = cin_small;
+    }
+    cin[k] = np->cast[k];
   }
+  ins = cin;
   mg_tensor *res = np->keep;
   if (!(res && atomic_load(&res->refs) == 1 && res->storage && atomic_load(&res->storage->refs) == 1)) {
     /* last run's buffer is still held by someone: a fresh one, which the plan keeps */

@@ -13,6 +13,7 @@
  * outer values as extra inputs.
  */
 #include "graph.h"
+#include "passes/passes.h"
 #include "ptrmap.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -628,6 +629,11 @@ static void pretty_graph(sbuf *b, const mg_graph *g, int indent) {
     sb_printf(b, "%s%s", n->nout ? " = " : "", n->kind == MG_N_OP ? mg_op_info(n->op)->name : kind_names[n->kind]);
     if (n->kind == MG_N_CONST && mg_tensor_numel(n->tensor) == 1)
       sb_printf(b, " %g", mg_tensor_get_f64(n->tensor, 0));
+    if (n->kind == MG_N_FUSED) {
+      char d[256];
+      mg_fused_describe(n, d, sizeof d);
+      sb_printf(b, " %s", d);
+    }
     sb_printf(b, "(");
     for (int k = 0; k < n->nin; k++) sb_printf(b, k ? ", %%%d" : "%%%d", n->in[k]);
     sb_printf(b, ")\n");

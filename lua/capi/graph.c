@@ -421,6 +421,33 @@ static int push_text(lua_State *L, char *s) {
 static int graph_pretty(lua_State *L) { return push_text(L, mg_graph_pretty(check_graph(L, 1))); }
 static int graph_dot(lua_State *L) { return push_text(L, mg_graph_to_dot(check_graph(L, 1), luaL_optstring(L, 2, NULL))); }
 
+/* core.graph_optimize(graph [, passes]) -> {constfold=n, cse=n, ...}: passes is
+ * nil (all), an integer of MG_PASS_* bits, or a table {fuse=false, ...}. */
+static int graph_optimize(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_graph *g = check_graph(L, 1);
+  unsigned passes = MG_PASS_ALL;
+  if (lua_isinteger(L, 2)) {
+    passes = (unsigned)lua_tointeger(L, 2);
+  } else if (lua_istable(L, 2)) {
+    for (int i = 0; i < MG_NPASSES; i++) {
+      lua_getfield(L, 2, mg_pass_name(i));
+      if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) passes &= ~(1u << i);
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnoneornil(L, 2)) {
+    return luaL_error(L, "optimize: passes must be nil, an integer or a table like {fuse=false}");
+  }
+  int counts[MG_NPASSES] = {0};
+  if (mg_graph_optimize_counts(S->ctx, g, passes, counts)) return mgL_raise(L);
+  lua_createtable(L, 0, MG_NPASSES);
+  for (int i = 0; i < MG_NPASSES; i++) {
+    lua_pushinteger(L, counts[i]);
+    lua_setfield(L, -2, mg_pass_name(i));
+  }
+  return 1;
+}
+
 static const luaL_Reg graph_methods[] = {
     {"signature", graph_signature}, {"nodes", graph_nodes}, {"pretty", graph_pretty},
     {"to_dot", graph_dot}, {NULL, NULL}};
@@ -428,7 +455,7 @@ static const luaL_Reg graph_methods[] = {
 static const luaL_Reg graph_fns[] = {
     {"trace_begin", trace_begin}, {"trace_end", trace_end},       {"trace_abort", trace_abort},
     {"tracing", tracing},         {"is_symbolic", is_symbolic},   {"placeholder", placeholder},
-    {"graph_run", graph_run},     {"graph_call", graph_call},     {"graph_accepts", graph_accepts},
+    {"graph_run", graph_run},     {"graph_call", graph_call},     {"graph_optimize", graph_optimize},     {"graph_accepts", graph_accepts},
     {"trace_cond", trace_cond},     {"trace_while", trace_while},
     {"call_host", call_host},     {"read_variable", read_variable}, {NULL, NULL}};
 
