@@ -90,7 +90,7 @@ install: all
 	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 core/mg.h core/ops.def $(DESTDIR)$(PREFIX)/include/moongrad/
 	install -m 755 $(LUAMOD) $(DESTDIR)$(PREFIX)/lib/lua/5.4/moongrad/
-	cp -r stdlib/moongrad $(DESTDIR)$(PREFIX)/share/lua/5.4/
+	cp -r stdlib/moongrad autograph $(DESTDIR)$(PREFIX)/share/lua/5.4/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define MG_VERSION "\(.*\)"/\1/p' core/mg.h)|' \
 	  scripts/moongrad.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/moongrad.pc
 

@@ -69,7 +69,7 @@ static const char *where_hook(void *ud) {
   lua_Debug ar;
   for (int level = 1; lua_getstack(L, level, &ar); level++) {
     lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0 && !strstr(ar.short_src, "moongrad/")) {  /* skip the stdlib's frames */
+    if (ar.currentline > 0 && !strstr(ar.short_src, "moongrad/") && !strstr(ar.short_src, "autograph/")) {
       snprintf(S->where_buf, sizeof S->where_buf, "%s:%d", ar.short_src, ar.currentline);
       return S->where_buf;
     }

@@ -252,6 +252,21 @@ for _, name in ipairs({ "func", "TensorSpec", "cond", "while_loop", "lua_functio
   "executing_eagerly" }) do
   M[name] = func[name]
 end
+-- AutoGraph (autograph/): mg.func converts each function's control flow over tensors
+-- by default. Loaded on first use (mg.func, mg.range, mg.autograph), to keep start-up
+-- fast. The module is "autograph" (installed, embedded) or, with the repository root on
+-- package.path as $ROOT/?.lua, "autograph/init.lua": a last searcher maps one to the other.
+do
+  local searchers = package.searchers or package.loaders
+  searchers[#searchers + 1] = function(name)
+    if name ~= "autograph" then return nil end
+    if not package.searchpath("autograph.init", package.path) then return "\n\tno file 'autograph/init.lua'" end
+    return function() return require("autograph.init") end
+  end
+end
+local function autograph() return M.autograph end   -- through the lazy loader below
+func.convert = function(fn, opts) return autograph().convert(fn, opts) end
+function M.range(...) return autograph().range(...) end
 -- mg.config.run_functions_eagerly(true): staged functions run their Lua body eagerly (debugging).
 function M.config.run_functions_eagerly(flag) func.run_functions_eagerly = flag and true or false end
 
@@ -263,5 +278,18 @@ M.document(M.tensor, "mg.tensor(data, dtype)\n  A tensor from nested Lua tables 
 M.document(M.slice, "t:slice{{first, last, step}, {}, ...}\n  A view of inclusive 1-based ranges per axis (negative positions count from the end).")
 M.document(M.stack, "mg.stack({t1, t2, ...}, axis)\n  Tensors of one shape joined along a new axis (default 1).")
 M.document(M.split, "mg.split(t, n | {sizes}, axis)\n  A list of views: n equal parts or parts of the given sizes along axis (default 1).")
+
+-- ---- libraries loaded on first use (mg.nn, mg.optim, ...) -------------------------
+-- Lazily, so that `require "moongrad"` (and the REPL's start) stays fast.
+local lazy = { nn = "moongrad.nn", optim = "moongrad.optim", losses = "moongrad.losses",
+  metrics = "moongrad.metrics", callbacks = "moongrad.callbacks", datasets = "moongrad.datasets" }
+lazy.autograph = "autograph"
+setmetatable(M, { __index = function(t, k)
+  local name = lazy[k]
+  if not name then return nil end
+  local mod = require(name)
+  rawset(t, k, mod)
+  return mod
+end })
 
 return M

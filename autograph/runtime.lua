@@ -1,0 +1,822 @@
+-- autograph.runtime: the operators that converted code calls (as `ag__`).
+--
+-- Each operator looks at its operands when it runs. With plain Lua values
+-- (and eager tensors) it does exactly what the Lua construct does, so a
+-- converted function that is not being traced behaves like the original and
+-- a Lua `for i = 1, 100` still unrolls into 100 copies of its body while
+-- tracing, as Python's range does in TF. With a symbolic tensor (one being
+-- traced by mg.func) it builds a graph node instead: `if` becomes a cond
+-- node whose branches are traced as subgraphs, loops become while nodes.
+--
+-- The state of a statement (the locals it assigns that are live after it,
+-- found by autograph.analysis) travels through get_state/set_state closures
+-- that the passes generate, so branches and loop bodies are ordinary Lua
+-- closures over the user's locals. Staging rules, after TF's AutoGraph:
+-- a state value that is a tensor or a Lua number/boolean becomes a node
+-- output (numbers adopt the dtype of the tensor on the other side); any
+-- other Lua value must be the same on every path; nil on one path only is an
+-- error naming the variable. Conditions must be bool tensors with one
+-- element (Lua's 0 is true, so numeric tensors are refused, not guessed).
+-- Errors point at the user's line: the frame that called the operator.
+-- Portable Lua (5.4 and LuaJIT).
+local core = require("moongrad.core")
+local func = require("moongrad.func")
+
+local R = {}
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack
+local is_tensor, is_symbolic = core.is_tensor, core.is_symbolic
+local is_variable = core.is_variable or function() return false end
+
+-- A value for a return slot that no path has set yet (TF's UndefinedReturnValue).
+R.UNDEF = setmetatable({}, { __tostring = function() return "<undefined return value>" end })
+local UNDEF = R.UNDEF
+local SYM = {}  -- test() result for a symbolic condition
+
+function R.pack(...) return pack(...) end
+function R.unpack(t) return unpack(t, 1, t.n) end
+
+-- The final values of a converted function: as many as the return that
+-- ran gave (the slots it did not set are undefined), undefined ones nil.
+function R.retval(...)
+  local r = pack(...)
+  local n = r.n
+  while n > 0 and r[n] == UNDEF do n = n - 1 end
+  for i = 1, n do if r[i] == UNDEF then r[i] = nil end end
+  return unpack(r, 1, n)
+end
+
+-- ---- where the user is ---------------------------------------------------------------
+
+local own_source = debug.getinfo(1, "S").source
+local func_source = debug.getinfo(func.cond, "S").source
+local internal = { [own_source] = true, [func_source] = true }
+function R.add_internal_source(src) internal[src] = true end
+
+-- "file:line" of the innermost frame outside autograph's runtime and the stdlib's func.lua.
+local function user_where()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "Sl")
+    if not info then return "?" end
+    if info.what ~= "C" and not internal[info.source] then
+      return info.short_src .. ":" .. tostring(info.currentline)
+    end
+    level = level + 1
+  end
+end
+R.where = user_where
+
+local function fail(msg) error(user_where() .. ": " .. msg, 0) end
+R.fail = fail
+
+local function shape_str(s) return "(" .. table.concat(s, ",") .. ")" end
+local function describe(v)
+  if is_tensor(v) then return "a " .. v.dtype .. " " .. shape_str(v.shape) .. " tensor" end
+  if v == nil then return "nil" end
+  if v == UNDEF then return "undefined" end
+  if type(v) == "number" then return "the number " .. tostring(v) end
+  if type(v) == "boolean" then return "the boolean " .. tostring(v) end
+  return "a " .. type(v)
+end
+
+-- ---- explain(): what each statement did ----------------------------------------------
+
+R.recorder = nil   -- a list while mg.autograph.explain traces
+
+local function record(stmt, decision, detail)
+  local rec = R.recorder
+  if not rec then return end
+  local w = user_where()
+  local key = w .. "\0" .. stmt .. "\0" .. decision
+  local e = rec.index[key]
+  if not e then
+    e = { where = w, stmt = stmt, decision = decision, count = 0, iterations = 0, detail = detail }
+    rec.index[key] = e
+    rec[#rec + 1] = e
+  end
+  e.count = e.count + 1
+  return e
+end
+
+-- ---- conditions ----------------------------------------------------------------------
+
+local function is_bool_tensor(v) return is_tensor(v) and v.dtype == "bool" end
+
+-- true/false for a Lua value or an eager bool tensor, SYM for a symbolic one.
+local function test(v, what)
+  if not is_tensor(v) then return v ~= nil and v ~= false end
+  if v.dtype ~= "bool" then
+    fail(string.format("the condition of this %s is a %s tensor; a condition must be a bool tensor "
+      .. "(in Lua 0 is true, so a number is never tested for zero): compare it, e.g. x ~= 0", what,
+      v.dtype .. " " .. shape_str(v.shape)))
+  end
+  if v:numel() ~= 1 then
+    fail(string.format("the condition of this %s is a bool tensor of shape %s, not one element; "
+      .. "reduce it with mg.all(c) or mg.any(c)", what, shape_str(v.shape)))
+  end
+  if is_symbolic(v) then return SYM end
+  return v:item() and true or false
+end
+R.test = test
+
+local function bool_tensor(v)
+  if is_tensor(v) then return v end
+  return core.tensor(v and true or false)
+end
+
+-- ---- converting state values -------------------------------------------------------------
+
+-- "tensor" | "weak" (a Lua number or boolean) | "undef" | "value" (anything else, nil included)
+local function kind(v)
+  if is_tensor(v) then
+    if is_variable(v) then return "value" end
+    return "tensor"
+  end
+  local t = type(v)
+  if t == "number" or t == "boolean" then return "weak" end
+  if v == UNDEF then return "undef" end
+  return "value"
+end
+
+local function weak_dtype(v)
+  if type(v) == "boolean" then return "bool" end
+  if math.type then return math.type(v) == "integer" and "int64" or "float32" end
+  return v == math.floor(v) and "int64" or "float32"
+end
+
+local function meta_of(v)
+  if is_tensor(v) then return { dtype = v.dtype, shape = v.shape } end
+  if type(v) == "number" or type(v) == "boolean" then return { dtype = weak_dtype(v), shape = {}, weak = true } end
+  return nil
+end
+
+local function same_shape(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+-- A tensor for a weak/undef value, of the hinted dtype (and shape for undef).
+local function materialize(v, hint)
+  if v == UNDEF then return core.full(hint.shape, 0, hint.dtype) end
+  local dt = hint and hint.dtype or weak_dtype(v)
+  if type(v) == "boolean" then v = v and 1 or 0 end
+  if dt == "bool" and type(v) == "number" then v = (v ~= 0) and 1 or 0 end
+  return core.full({}, v, dt)
+end
+
+-- The dtype two weak values agree on, or nil.
+local function promote_weak(a, b)
+  if a == b then return a end
+  if a == "bool" or b == "bool" then return nil end
+  return "float32"
+end
+
+-- ---- staged if ---------------------------------------------------------------------------
+
+local function trace_sub(name, nph, specs, fn)
+  local g = core.trace_begin(name)
+  local res = pack(pcall(function()
+    local ph = {}
+    for i = 1, nph do ph[i] = core.placeholder(specs[i].dtype, specs[i].shape) end
+    return fn(ph)
+  end))
+  if not res[1] then
+    core.trace_abort()
+    error(res[2], 0)
+  end
+  local outs = res[2]
+  local ok, err = pcall(core.trace_end, g, outs)
+  if not ok then error(err, 0) end
+  return g, res[3]
+end
+
+-- Traces one branch with the state reset to init; returns the graph, the
+-- state values at its end, and which slots it output (with their metas).
+local function trace_branch(name, fn, get, set, init, hints, slots_fixed)
+  local vals, slots, metas
+  local g = trace_sub(name, 0, {}, function()
+    if set then set(unpack(init, 1, init.n)) end
+    if fn then fn() end
+    vals = get and pack(get()) or { n = 0 }
+    local outs = {}
+    slots, metas = {}, {}
+    for i = 1, init.n do
+      local v, h = vals[i], hints[i]
+      local k = kind(v)
+      local want = slots_fixed == nil and (k == "tensor" or k == "weak" or (k == "undef" and h ~= nil))
+        or (slots_fixed ~= nil and slots_fixed[i])
+      if want then
+        local t = v
+        if k == "weak" or k == "undef" then
+          t = materialize(v, h)
+        elseif k ~= "tensor" then
+          t = nil
+        end
+        slots[i] = true
+        metas[i] = t and { dtype = t.dtype, shape = t.shape } or nil
+        if t then outs[#outs + 1] = t end
+      end
+    end
+    return outs
+  end)
+  return g, vals, slots, metas
+end
+
+-- The dtype/shape a slot must have in both branches, or an error message.
+local function slot_target(name, a, b)
+  local ma, mb = meta_of(a), meta_of(b)
+  if a == UNDEF then return mb end
+  if b == UNDEF then return ma end
+  if not ma.weak and not mb.weak then
+    if ma.dtype ~= mb.dtype or not same_shape(ma.shape, mb.shape) then
+      return nil, string.format("'%s' is %s in the then branch and %s in the else branch", name,
+        describe(a), describe(b))
+    end
+    return ma
+  end
+  if ma.weak and mb.weak then
+    local dt = promote_weak(ma.dtype, mb.dtype)
+    if not dt then
+      return nil, string.format("'%s' is %s in the then branch and %s in the else branch", name, describe(a), describe(b))
+    end
+    return { dtype = dt, shape = {} }
+  end
+  local t, w = ma.weak and mb or ma, ma.weak and a or b
+  if #t.shape ~= 0 then
+    return nil, string.format("'%s' is %s in one branch and %s in the other", name,
+      describe(ma.weak and b or a), describe(w))
+  end
+  if type(w) == "boolean" and t.dtype ~= "bool" then
+    return nil, string.format("'%s' is %s in one branch and %s in the other", name, describe(ma.weak and b or a), describe(w))
+  end
+  return { dtype = t.dtype, shape = {} }
+end
+
+local function branch_mismatch(msg)
+  fail(msg .. "; a variable assigned under a tensor condition must have the same dtype and shape "
+    .. "in both branches of the staged if")
+end
+
+local function staged_if(cond, then_fn, else_fn, get, set, names)
+  local init = get and pack(get()) or { n = 0 }
+  for i = 1, init.n do names[i] = names[i] or ("state " .. i) end
+  local gt, tv, tslots, tmetas = trace_branch("if_then", then_fn, get, set, init, {})
+  local hints = {}
+  for i = 1, init.n do
+    if tslots[i] then hints[i] = tmetas[i] end
+  end
+  -- the else branch outputs the same slots (undef/weak values shaped after the then branch)
+  local ge, ev, _, emetas = trace_branch("if_else", else_fn, get, set, init, hints, tslots)
+  -- decide every slot; the then branch is retraced when a slot it did not output is needed
+  local targets, retrace_then, retrace_else, slots, same = {}, false, false, {}, {}
+  for i = 1, init.n do
+    local a, b, name = tv[i], ev[i], names[i]
+    local ka, kb = kind(a), kind(b)
+    local ta = ka == "tensor" or ka == "weak" or ka == "undef"
+    local tb = kb == "tensor" or kb == "weak" or kb == "undef"
+    if rawequal(a, b) then
+      -- the same value on both paths: kept as it is (an output the then branch made stays unused)
+      if tslots[i] then slots[i] = true; targets[i] = tmetas[i] end
+      same[i] = true
+    elseif ta and tb and not (ka == "undef" and kb == "undef") then
+      local target, err = slot_target(name, a, b)
+      if not target then branch_mismatch(err) end
+      targets[i] = target
+      slots[i] = true
+      if not tslots[i] or not (tmetas[i] and tmetas[i].dtype == target.dtype and same_shape(tmetas[i].shape, target.shape)) then
+        retrace_then = true
+      end
+      if not (emetas[i] and emetas[i].dtype == target.dtype and same_shape(emetas[i].shape, target.shape)) then
+        retrace_else = true
+      end
+    elseif ka == "undef" and kb == "undef" then
+      if tslots[i] then slots[i] = true; targets[i] = tmetas[i] end
+    elseif (a == nil) ~= (b == nil) then
+      fail(string.format("'%s' is %s in the then branch but %s in the else branch of this if, and it is "
+        .. "used after it; with a tensor condition both branches must give it a value (give it one "
+        .. "before the if, or in both branches)", name, a == nil and "nil" or describe(a), b == nil and "nil" or describe(b)))
+    else
+      fail(string.format("'%s' is %s in the then branch and %s in the else branch of this if; only tensors "
+        .. "and numbers can depend on a tensor condition (other Lua values must be the same on both paths)",
+        name, describe(a), describe(b)))
+    end
+  end
+  if retrace_then then gt, tv = trace_branch("if_then", then_fn, get, set, init, targets, slots) end
+  if retrace_else then ge, ev = trace_branch("if_else", else_fn, get, set, init, targets, slots) end
+  local ok, outs = pcall(core.trace_cond, cond, gt, ge)
+  if not ok then fail(tostring(outs):gsub("^[^:]*:%d+: ", "")) end
+  local final, k = {}, 0
+  for i = 1, init.n do
+    if slots[i] then k = k + 1 end
+    if slots[i] and not same[i] then final[i] = outs[k] else final[i] = tv[i] end
+  end
+  if set then set(unpack(final, 1, init.n)) end
+end
+
+-- ag__.if_stmt(cond, then_fn, else_fn, get_state, set_state, names)
+function R.if_stmt(cond, then_fn, else_fn, get, set, names)
+  local c = test(cond, "if")
+  if c ~= SYM then
+    record("if", core.tracing() and "run at trace time as plain Lua" or "run as plain Lua")
+    if c then then_fn() elseif else_fn then else_fn() end
+    return
+  end
+  record("if", "staged as a graph cond", names and #names > 0 and ("state: " .. table.concat(names, ", ")) or nil)
+  staged_if(cond, then_fn, else_fn, get, set, names or {})
+end
+
+-- ag__.if_exp(c, a_fn, b_fn): Lua's conditional idiom `c and a or b`, which
+-- is c ? (a or b) : b. With a bool tensor c: one element decides by value (a
+-- cond node when symbolic); a mask selects elementwise (where, or logical ops
+-- when a is a bool tensor, as `and`/`or` would give).
+function R.if_exp(c, a_fn, b_fn)
+  if is_bool_tensor(c) then
+    if c:numel() ~= 1 then
+      local a, b = a_fn(), b_fn()
+      if is_bool_tensor(a) or type(a) == "boolean" then
+        return core.logical_or(core.logical_and(c, bool_tensor(a)), bool_tensor(b))
+      end
+      return core.where(c, a, b)
+    end
+    local function then_value() return R.or_(a_fn(), b_fn) end
+    local t = test(c, "conditional expression")
+    if t == SYM then
+      local r
+      staged_if(c, function() r = then_value() end, function() r = b_fn() end, function() return r end,
+        function(v) r = v end, { "(the value of c and a or b)" })
+      return r
+    end
+    if t then return then_value() end
+    return b_fn()
+  end
+  if c then
+    local a = a_fn()
+    if a then return a end
+  end
+  return b_fn()
+end
+
+-- ---- and, or, not -------------------------------------------------------------------------
+
+-- With a bool tensor on the left: elementwise logical ops (both sides are
+-- evaluated); anything else (non-bool tensors included) is Lua's and/or.
+function R.and_(a, b_fn)
+  if is_bool_tensor(a) then return core.logical_and(a, bool_tensor(b_fn())) end
+  if not a then return a end
+  return b_fn()
+end
+
+function R.or_(a, b_fn)
+  if is_bool_tensor(a) then return core.logical_or(a, bool_tensor(b_fn())) end
+  if a then return a end
+  return b_fn()
+end
+
+function R.not_(a)
+  if is_bool_tensor(a) then return core.logical_not(a) end
+  return not a
+end
+
+-- ---- comparisons -----------------------------------------------------------------------------
+
+local function cmp(op, lua)
+  return function(a, b)
+    if is_tensor(a) or is_tensor(b) then
+      if type(a) == "boolean" then a = bool_tensor(a) end
+      if type(b) == "boolean" then b = bool_tensor(b) end
+      return op(a, b)
+    end
+    return lua(a, b)
+  end
+end
+R.lt = cmp(core.less, function(a, b) return a < b end)
+R.le = cmp(core.less_equal, function(a, b) return a <= b end)
+R.gt = cmp(core.greater, function(a, b) return a > b end)
+R.ge = cmp(core.greater_equal, function(a, b) return a >= b end)
+
+local function tensorish(v) return is_tensor(v) or type(v) == "number" or type(v) == "boolean" end
+local function operand(v)
+  if type(v) == "boolean" then return bool_tensor(v) end
+  return v
+end
+-- == and ~= compare elementwise when a tensor meets a tensor, number or boolean; else Lua's.
+function R.eq(a, b)
+  if (is_tensor(a) or is_tensor(b)) and tensorish(a) and tensorish(b) then
+    return core.equal(operand(a), operand(b))
+  end
+  return a == b
+end
+function R.ne(a, b)
+  if (is_tensor(a) or is_tensor(b)) and tensorish(a) and tensorish(b) then
+    return core.not_equal(operand(a), operand(b))
+  end
+  return a ~= b
+end
+
+-- ---- staged loops -----------------------------------------------------------------------------
+
+local function cond_value(c)
+  if not is_tensor(c) then return bool_tensor(c) end
+  if c.dtype ~= "bool" then
+    fail(string.format("the condition of this loop is a %s tensor; a condition must be a bool tensor: "
+      .. "compare it, e.g. x ~= 0", c.dtype .. " " .. shape_str(c.shape)))
+  end
+  if c:numel() ~= 1 then
+    fail(string.format("the condition of this loop is a bool tensor of shape %s, not one element; reduce it "
+      .. "with mg.all(c) or mg.any(c)", shape_str(c.shape)))
+  end
+  return c
+end
+
+-- while cond_fn() do body_fn() end as one while node. The loop variables are
+-- the state values that are tensors or numbers; other values must stay as they are.
+local function staged_while(cond_fn, body_fn, get, set, names, what)
+  local init = get and pack(get()) or { n = 0 }
+  local specs, consts = {}, {}
+  for i = 1, init.n do
+    local v, name = init[i], names[i] or ("state " .. i)
+    local k = kind(v)
+    if k == "tensor" or k == "weak" then specs[i] = meta_of(v)
+    elseif k == "undef" then specs[i] = false          -- found by tracing the body once
+    else consts[i] = true end
+  end
+  -- a Lua float among float64 loop variables starts as float64 (TF would make it float32)
+  local widest
+  for i = 1, init.n do
+    local sp = specs[i]
+    if sp and not sp.weak and (sp.dtype == "float64" or (sp.dtype == "float32" and not widest)) then widest = sp.dtype end
+  end
+  for i = 1, init.n do
+    local sp = specs[i]
+    if sp and sp.weak and sp.dtype == "float32" and widest then sp.dtype = widest end
+  end
+  for _ = 1, 4 do
+    local slots, nslot = {}, 0
+    for i = 1, init.n do
+      if specs[i] then nslot = nslot + 1; slots[nslot] = i end
+    end
+    local ph_specs = {}
+    for j, i in ipairs(slots) do ph_specs[j] = specs[i] end
+    local function load_state(ph)
+      if not set then return end
+      local vals = {}
+      for i = 1, init.n do vals[i] = init[i] end
+      for j, i in ipairs(slots) do vals[i] = ph[j] end
+      set(unpack(vals, 1, init.n))
+    end
+    local gc = trace_sub("while_cond", nslot, ph_specs, function(ph)
+      load_state(ph)
+      return { cond_value(cond_fn()) }
+    end)
+    local retry = false
+    local gb = trace_sub("while_body", nslot, ph_specs, function(ph)
+      load_state(ph)
+      body_fn()
+      local out = get and pack(get()) or { n = 0 }
+      local outs = {}
+      for i = 1, init.n do
+        local v, name, s = out[i], names[i] or ("state " .. i), specs[i]
+        local k = kind(v)
+        if s then
+          if k == "tensor" then
+            if v.dtype ~= s.dtype then
+              if s.weak and (s.dtype ~= "bool") == (v.dtype ~= "bool") then
+                s.dtype = v.dtype; retry = true      -- a number before the loop takes the body's dtype
+              else
+                fail(string.format("loop variable '%s' enters this %s as %s and the body makes it %s; "
+                  .. "a staged loop keeps each variable's dtype and shape (cast it before the loop, "
+                  .. "e.g. mg.cast(x, mg.%s))", name, what, s.dtype .. " " .. shape_str(s.shape),
+                  describe(v), v.dtype))
+              end
+            elseif not same_shape(v.shape, s.shape) then
+              fail(string.format("loop variable '%s' enters this %s with shape %s and the body makes it %s; "
+                .. "a staged loop keeps each variable's dtype and shape", name, what, shape_str(s.shape),
+                describe(v)))
+            end
+            outs[#outs + 1] = v
+          elseif k == "weak" then
+            if s.weak and weak_dtype(v) ~= s.dtype and promote_weak(weak_dtype(v), s.dtype) == "float32"
+                and s.dtype ~= "float32" then
+              s.dtype = "float32"; retry = true
+            end
+            outs[#outs + 1] = materialize(v, s)
+          elseif k == "undef" then
+            outs[#outs + 1] = materialize(v, s)
+          else
+            fail(string.format("loop variable '%s' is %s before this %s and the body makes it %s",
+              name, describe(init[i]), what, describe(v)))
+          end
+        elseif specs[i] == false then
+          if k == "tensor" or k == "weak" then specs[i] = meta_of(v); specs[i].weak = nil; retry = true end
+        elseif not rawequal(v, init[i]) then
+          if init[i] == nil then
+            fail(string.format("'%s' is nil before this %s, which assigns it and uses it after or in the "
+              .. "next iteration; a staged loop needs every loop variable defined before the loop "
+              .. "(e.g. local %s = 0)", name, what, name))
+          end
+          fail(string.format("'%s' is %s before this %s and the body changes it to %s; only tensors and "
+            .. "numbers can change in a staged loop", name, describe(init[i]), what, describe(v)))
+        end
+      end
+      return outs
+    end)
+    if not retry then
+      local init_t = {}
+      for j, i in ipairs(slots) do
+        local v = init[i]
+        init_t[j] = (kind(v) == "tensor") and v or materialize(v, specs[i])
+      end
+      local ok, outs = pcall(core.trace_while, gc, gb, init_t, -1)
+      if not ok then fail(tostring(outs):gsub("^[^:]*:%d+: ", "")) end
+      local final = {}
+      for i = 1, init.n do final[i] = init[i] end
+      for j, i in ipairs(slots) do final[i] = outs[j] end
+      if set then set(unpack(final, 1, init.n)) end
+      return
+    end
+  end
+  fail("the loop variables of this " .. what .. " did not settle on fixed dtypes")
+end
+
+-- Runs `while cond_fn() do body_fn() end` in Lua until the condition is
+-- symbolic, then stages the rest of the loop.
+function R.while_stmt(cond_fn, body_fn, get, set, names)
+  names = names or {}
+  local e, n = nil, 0
+  while true do
+    local c = test(cond_fn(), "while loop")
+    if c == SYM then
+      record("while", "staged as a graph while", #names > 0 and ("loop variables: " .. table.concat(names, ", ")) or nil)
+      return staged_while(cond_fn, body_fn, get, set, names, "while loop")
+    end
+    if not c then break end
+    body_fn()
+    n = n + 1
+  end
+  e = record("while", core.tracing() and "run at trace time as plain Lua, unrolled" or "run as plain Lua")
+  if e then e.iterations = e.iterations + n end
+end
+
+-- repeat body until cond: body_fn() runs the body and returns the until value.
+function R.repeat_stmt(body_fn, get, set, names)
+  names = names or {}
+  local n = 0
+  while true do
+    local cv = body_fn()
+    n = n + 1
+    local c = test(cv, "repeat-until loop")
+    if c == SYM then
+      -- the remaining iterations: while not c do c = body() end, c a hidden loop variable
+      record("repeat", "staged as a graph while (after one traced iteration)",
+        #names > 0 and ("loop variables: " .. table.concat(names, ", ")) or nil)
+      local flag = cv
+      local g2 = function() if get then return flag, get() end return flag end
+      local s2 = function(f, ...) flag = f; if set then set(...) end end
+      local names2 = { "(until condition)" }
+      for i, nm in ipairs(names) do names2[i + 1] = nm end
+      return staged_while(function() return R.not_(flag) end, function() flag = body_fn() end, g2, s2,
+        names2, "repeat-until loop")
+    end
+    if c then break end
+  end
+  local e = record("repeat", core.tracing() and "run at trace time as plain Lua, unrolled" or "run as plain Lua")
+  if e then e.iterations = e.iterations + n end
+end
+
+local function to_number(v, what)
+  if is_tensor(v) then
+    if v:numel() ~= 1 then fail("the " .. what .. " of this for loop is a tensor of shape " .. shape_str(v.shape) .. ", not a number") end
+    return v:item()
+  end
+  return v
+end
+
+-- The staged numeric loop: a hidden counter i from start, by step, while within stop.
+local function staged_range(start, stop, step, body_fn, get, set, names, extra, with_index, what)
+  local i = is_tensor(start) and start or materialize(start)
+  if step ~= nil and is_tensor(step) and step.dtype ~= i.dtype then i = core.add(i, core.full({}, 0, step.dtype)) end
+  local function cond()
+    local c
+    if type(step) == "number" then
+      c = step > 0 and core.less_equal(i, stop) or core.greater_equal(i, stop)
+      if step == 0 then c = core.tensor(false) end
+    else
+      local up = core.logical_and(core.greater(step, 0), core.less_equal(i, stop))
+      local down = core.logical_and(core.less(step, 0), core.greater_equal(i, stop))
+      c = core.logical_or(up, down)
+    end
+    if extra then c = R.and_(c, extra) end
+    return c
+  end
+  local function body()
+    with_index(i)
+    i = core.add(i, step)
+  end
+  local g2 = function() if get then return i, get() end return i end
+  local s2 = function(v, ...) i = v; if set then set(...) end end
+  local names2 = { "(loop counter)" }
+  for k, nm in ipairs(names) do names2[k + 1] = nm end
+  staged_while(cond, body, g2, s2, names2, what)
+end
+
+-- for i = start, stop, step do body_fn(i) end; extra() (when given) is
+-- checked before each iteration (the lowered `break`/`return` flags).
+local function for_range(start, stop, step, body_fn, get, set, names, extra, force_staged)
+  names = names or {}
+  if step == nil then step = 1 end
+  local sym = (is_tensor(start) and is_symbolic(start)) or (is_tensor(stop) and is_symbolic(stop))
+    or (is_tensor(step) and is_symbolic(step))
+  if sym or (force_staged and core.tracing()) then
+    record("for", "staged as a graph while", #names > 0 and ("loop variables: " .. table.concat(names, ", ")) or nil)
+    return staged_range(start, stop, step, body_fn, get, set, names, extra, body_fn, "for loop")
+  end
+  local a, b, c = to_number(start, "start"), to_number(stop, "limit"), to_number(step, "step")
+  if c == 0 then fail("'for' step is zero") end
+  local n = 0
+  for i = a, b, c do
+    if extra then
+      local t = test(extra(), "loop")
+      if t == SYM then
+        -- a tensor-dependent break/return inside an unrolled loop: stage the remaining iterations
+        record("for", "staged as a graph while from iteration " .. (n + 1) .. " (a break depends on a tensor)")
+        return staged_range(i, b, c, body_fn, get, set, names, extra, body_fn, "for loop")
+      end
+      if not t then break end
+    end
+    body_fn(i)
+    n = n + 1
+  end
+  local e = record("for", core.tracing() and "run at trace time as plain Lua, unrolled" or "run as plain Lua")
+  if e then e.iterations = e.iterations + n end
+end
+
+-- ag__.for_range(start, stop, step, body_fn, get_state, set_state, names, extra_cond)
+function R.for_range(start, stop, step, body_fn, get, set, names, extra)
+  return for_range(start, stop, step, body_fn, get, set, names, extra, false)
+end
+
+-- A size that is unknown while tracing (a -1 of input_signature or
+-- reduce_retracing) reads as a probe value (core/graph.h, MG_PROBE_BASE).
+local function unknown_size(d) return d <= 16777213 and d > 16777213 - 64 end
+
+local function first_dim(t, what)
+  if #t.shape == 0 then fail(what .. " of a 0-d tensor (use t:item())") end
+  local d = t.shape[1]
+  if is_symbolic(t) and unknown_size(d) then
+    fail(what .. " of a tensor whose first dimension is unknown while tracing (-1 in its signature): "
+      .. "there is no Lua number for it; give that dimension a size in the signature")
+  end
+  return d
+end
+
+-- ---- mg.range and iteration over tensors ------------------------------------------------------
+
+local range_mt = {}
+local function range_iter(r, i)
+  i = i + r.step
+  if (r.step > 0 and i <= r.stop) or (r.step < 0 and i >= r.stop) then return i end
+  return nil
+end
+
+-- mg.range(n) | mg.range(start, stop [, step]): 1..n (or start..stop, inclusive, like a
+-- numeric for). In plain Lua an iterator; in a converted function being traced, one while node.
+function R.range(a, b, step)
+  if b == nil then a, b = 1, a end
+  step = step or 1
+  local r = setmetatable({ start = a, stop = b, step = step }, range_mt)
+  if type(a) == "number" and type(step) == "number" then
+    if step == 0 then error("range: step is zero", 2) end
+    return range_iter, r, a - step
+  end
+  return range_iter, r, nil
+end
+
+local function tensor_ipairs_iter(t, i)
+  i = i + 1
+  if i <= t.shape[1] then return i, t[i] end
+  return nil
+end
+
+-- ag__.ipairs(t): the rows of a tensor (with their 1-based index), or Lua's ipairs.
+function R.ipairs(t)
+  if is_tensor(t) then
+    if #t.shape == 0 then fail("ipairs over a 0-d tensor (use t:item())") end
+    return tensor_ipairs_iter, t, 0
+  end
+  return ipairs(t)
+end
+
+local function for_rows(t, with_index, body_fn, get, set, names, extra)
+  first_dim(t, "iteration over the rows")
+  local function body_at(i)
+    local row = is_tensor(i) and core.take(t, i, 1) or t[i]
+    if with_index then body_fn(i, row) else body_fn(row) end
+  end
+  if is_symbolic(t) then
+    record("for", "staged as a graph while over the rows of a tensor",
+      #names > 0 and ("loop variables: " .. table.concat(names, ", ")) or nil)
+    return staged_range(1, t.shape[1], 1, nil, get, set, names, extra, body_at, "for loop")
+  end
+  local n = 0
+  for i = 1, t.shape[1] do
+    if extra then
+      local c = test(extra(), "loop")
+      if c == SYM then
+        return staged_range(i, t.shape[1], 1, nil, get, set, names, extra, body_at, "for loop")
+      end
+      if not c then break end
+    end
+    body_at(i)
+    n = n + 1
+  end
+  local e = record("for", core.tracing() and "run at trace time as plain Lua, unrolled" or "run as plain Lua")
+  if e then e.iterations = e.iterations + n end
+end
+
+-- ag__.for_stmt(values, body_fn, get_state, set_state, names, extra_cond):
+-- values is the packed explist of `for ... in explist`.
+function R.for_stmt(values, body_fn, get, set, names, extra)
+  names = names or {}
+  local f, s, ctl, closing = values[1], values[2], values[3], values[4]
+  if f == range_iter and getmetatable(s) == range_mt then
+    return for_range(s.start, s.stop, s.step, body_fn, get, set, names, extra, true)
+  end
+  if f == tensor_ipairs_iter and is_tensor(s) then return for_rows(s, true, body_fn, get, set, names, extra) end
+  if is_tensor(f) then return for_rows(f, false, body_fn, get, set, names, extra) end
+  local n = 0
+  while true do
+    if extra then
+      local c = test(extra(), "loop")
+      if c == SYM then
+        fail("a break or return that depends on a tensor cannot stop a loop over a Lua iterator; "
+          .. "iterate with mg.range(n) or over a tensor to stage the loop")
+      end
+      if not c then break end
+    end
+    local r = pack(f(s, ctl))
+    if r[1] == nil then break end
+    ctl = r[1]
+    body_fn(unpack(r, 1, r.n))
+    n = n + 1
+  end
+  if closing ~= nil then
+    local mt = getmetatable(closing)
+    if mt and mt.__close then mt.__close(closing, nil) end
+  end
+  local e = record("for", core.tracing() and "run at trace time as plain Lua, unrolled" or "run as plain Lua")
+  if e then e.iterations = e.iterations + n end
+end
+
+-- ---- builtins ------------------------------------------------------------------------------------
+
+-- #t: the size of a tensor's first axis (a Lua number), or Lua's length.
+function R.len(t)
+  if is_tensor(t) then return first_dim(t, "length") end
+  return #t
+end
+
+-- print(...): inside a trace, mg.print (it prints every time the graph runs,
+-- as TF's AutoGraph turns print into tf.print), with a note the first time.
+local print_noted = false
+function R.print(...)
+  if core.tracing() then
+    record("print", "converted to mg.print: prints when the graph runs")
+    if not print_noted then
+      print_noted = true
+      io.stderr:write("moongrad: note: print in a staged function is mg.print: it prints every time the ",
+        "graph runs, not while tracing (", user_where(), ")\n")
+    end
+    return func.print(...)
+  end
+  return print(...)
+end
+
+-- ---- calls ---------------------------------------------------------------------------------------
+
+R.converter = nil   -- set by autograph: function(f, mode) -> converted f (or f)
+
+-- Returns the operators for one conversion mode ("strict" or "warn"): the
+-- same table, with call/invoke converting callees in that mode.
+local instances = {}
+function R.instance(mode)
+  local inst = instances[mode]
+  if inst then return inst end
+  inst = setmetatable({}, { __index = R })
+  function inst.call(f, ...)
+    if type(f) == "function" and R.converter then f = R.converter(f, mode) end
+    return f(...)
+  end
+  function inst.invoke(o, name, ...)
+    local f = o[name]
+    if type(f) == "function" and R.converter then f = R.converter(f, mode) end
+    return f(o, ...)
+  end
+  instances[mode] = inst
+  return inst
+end
+R.call = function(f, ...) return R.instance("strict").call(f, ...) end
+R.invoke = function(o, name, ...) return R.instance("strict").invoke(o, name, ...) end
+
+return R
