@@ -10,6 +10,7 @@
  * once an apply fails, the following ones do nothing, and gs_end releases
  * everything, so each rule reads as straight-line math.
  */
+#include "graph.h"  /* mg_is_probe: unknown sizes of traced graphs */
 #include "grad_scope.h"
 
 /* Which axes of x a reduction (attribute slot 0: axes) reduced. */
@@ -183,9 +184,39 @@ RULE(grad_clip) {  /* passes where min <= x <= max */
 
 /* ---- reductions ---------------------------------------------------------------- */
 RULE(grad_sum) { gs s = gs_begin(g); SET(0, unreduce(&s, g, GOUT)); return gs_end(&s); }
+/* Whether a reduced size is unknown (a probe size of a traced graph): then
+ * the count must be computed when the graph runs, not baked in. */
+static int count_unknown(const mg_grad_call *g) {
+  const mg_tensor *x = g->in[0];
+  int mask[MG_MAX_DIMS];
+  reduced_axes(g, x->ndim, mask);
+  for (int d = 0; d < x->ndim; d++)
+    if (mask[d] && mg_is_probe(x->shape[d])) return 1;
+  return 0;
+}
+
+/* The element count a reduction folded, minus `less`, as a tensor computed
+ * from x's actual shape at run time: sum(ones like x) - less. */
+static mg_tensor *count_tensor(gs *s, const mg_grad_call *g, double less) {
+  const mg_tensor *x = g->in[0];
+  mg_attrs fa = attrs_list(0, x->ndim, x->shape);
+  fa.set |= 6u;
+  fa.v[1].n = 1;
+  fa.v[1].f = 1.0;
+  fa.v[2].n = 1;
+  fa.v[2].i[0] = g->out->dtype;
+  mg_tensor *ones = app(s, MG_OP_FULL, NULL, 0, &fa);
+  mg_attrs sa = *g->attrs;
+  sa.set = 3u;
+  attrs_add_int(&sa, 1, 1);
+  mg_tensor *n = app(s, MG_OP_SUM, &ones, 1, &sa);
+  return less != 0 ? A2(s, MG_OP_SUB, n, S(s, less)) : n;
+}
+
 RULE(grad_mean) {
   gs s = gs_begin(g);
-  SET(0, mulc(&s, unreduce(&s, g, GOUT), 1.0 / reduced_count(g)));
+  if (count_unknown(g)) SET(0, A2(&s, MG_OP_DIV, unreduce(&s, g, GOUT), count_tensor(&s, g, 0)));
+  else SET(0, mulc(&s, unreduce(&s, g, GOUT), 1.0 / reduced_count(g)));
   return gs_end(&s);
 }
 RULE(grad_prod) {  /* out / x: exact where x has no zeros (documented) */
@@ -223,8 +254,11 @@ RULE(grad_variance) {  /* 2 (x - mean) / (N - correction) */
   mg_tensor *xs = g->in[0];
   mg_attrs ea = attrs_list(0, xs->ndim, xs->shape);
   mg_tensor *dev = A2(&s, MG_OP_SUB, X, app(&s, MG_OP_EXPAND, &mean, 1, &ea));
-  double denom = reduced_count(g) - (double)g->attrs->v[2].i[0];
-  SET(0, mul(&s, unreduce(&s, g, GOUT), mulc(&s, dev, 2.0 / denom)));
+  double correction = (double)g->attrs->v[2].i[0];
+  if (count_unknown(g))
+    SET(0, mul(&s, unreduce(&s, g, GOUT), A2(&s, MG_OP_DIV, mulc(&s, dev, 2.0), count_tensor(&s, g, correction))));
+  else
+    SET(0, mul(&s, unreduce(&s, g, GOUT), mulc(&s, dev, 2.0 / (reduced_count(g) - correction))));
   return gs_end(&s);
 }
 RULE(grad_softmax) {  /* out * (g - sum(g * out)) */

@@ -44,30 +44,59 @@ local function is_spec(x) return getmetatable(x) == Spec end
 
 local function shape_str(shape) return "(" .. table.concat(shape, ",") .. ")" end
 
+-- Variables are keyed by identity: a number per Variable (tostring shows
+-- the value, not the address), weak so the table never keeps one alive.
+local variable_ids, nvariable_ids = setmetatable({}, { __mode = "k" }), 0
+local function variable_id(v)
+  local id = variable_ids[v]
+  if not id then
+    nvariable_ids = nvariable_ids + 1
+    id = nvariable_ids
+    variable_ids[v] = id
+  end
+  return id
+end
+
+-- A table's keys in a fixed order (describe and rebuild must agree on the
+-- order of the tensors; pairs() has none).
+local function key_before(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta < tb end
+  if ta == "number" or ta == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
+local function sorted_keys(v)
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, key_before)
+  return keys
+end
+
 -- Walks the arguments: collects tensors (in order) and describes everything
 -- else, so equal keys mean "same trace". `parts` gets one readable entry per
--- argument for retracing warnings.
-local function describe(v, tensors, out)
+-- argument for retracing warnings. A table met again (shared, or a cycle such
+-- as a parent link) is described by its first position, once.
+local function describe(v, tensors, out, seen)
   local tv = type(v)
   if is_tensor(v) then
     if core.is_variable(v) then  -- captured by reference: the identity is the key
-      out[#out + 1] = "V" .. tostring(v):match("0x%x+") or tostring(v)
+      out[#out + 1] = "V" .. variable_id(v)
       return
     end
     tensors[#tensors + 1] = v
     out[#out + 1] = "T"
   elseif tv == "table" then
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys, function(a, b)
-      local ta, tb = type(a), type(b)
-      if ta ~= tb then return ta < tb end
-      return a < b
-    end)
+    seen = seen or { n = 0 }
+    if seen[v] then
+      out[#out + 1] = "@" .. seen[v]
+      return
+    end
+    seen.n = seen.n + 1
+    seen[v] = seen.n
     out[#out + 1] = "{"
-    for _, k in ipairs(keys) do
+    for _, k in ipairs(sorted_keys(v)) do
       out[#out + 1] = tostring(k) .. "="
-      describe(v[k], tensors, out)
+      describe(v[k], tensors, out, seen)
     end
     out[#out + 1] = "}"
   elseif tv == "number" or tv == "string" or tv == "boolean" or tv == "nil" then
@@ -79,15 +108,19 @@ end
 
 local function tensor_type(t) return t.dtype .. shape_str(t.shape) end
 
--- Rebuilds `v` with its tensors replaced, in order, from `list`.
-local function rebuild(v, list, pos)
+-- Rebuilds `v` with its tensors replaced, in order, from `list` (the
+-- order describe collected them in; shared tables stay shared).
+local function rebuild(v, list, pos, memo)
   if is_tensor(v) then
     if core.is_variable(v) then return v end
     pos.i = pos.i + 1
     return list[pos.i]
   elseif type(v) == "table" and not is_spec(v) then
+    memo = memo or {}
+    if memo[v] then return memo[v] end
     local out = {}
-    for k, item in pairs(v) do out[k] = rebuild(item, list, pos) end
+    memo[v] = out
+    for _, k in ipairs(sorted_keys(v)) do out[k] = rebuild(v[k], list, pos, memo) end
     return setmetatable(out, getmetatable(v))
   end
   return v
@@ -143,6 +176,33 @@ local function env_index(fn)
   end
 end
 
+local host_fns = nil  -- while tracing: the functions given to mg.lua_function
+
+-- The guards that are state rather than inputs: values the trace itself
+-- changed (a Lua counter of traces) and upvalues shared with a function the
+-- graph calls (a counter bumped by mg.lua_function at run time). Guarding
+-- those would retrace on every call.
+local function drop_state_guards(fn, env, guards, hosts)
+  local shared = {}
+  for _, h in ipairs(hosts) do
+    local j = 1
+    while debug.getupvalue(h, j) do
+      shared[debug.upvalueid(h, j)] = true
+      j = j + 1
+    end
+  end
+  local kept = {}
+  for _, gd in ipairs(guards) do
+    local now
+    if gd.kind == "upvalue" then now = select(2, debug.getupvalue(fn, gd.index))
+    else now = env[gd.name] end
+    if now == gd.value and not (gd.kind == "upvalue" and shared[debug.upvalueid(fn, gd.index)]) then
+      kept[#kept + 1] = gd
+    end
+  end
+  return kept
+end
+
 -- Runs fn(...) recording the plain-typed upvalues it closes over and the
 -- plain-typed globals it reads; returns pcall's results and the guards.
 local function run_guarded(fn, ...)
@@ -156,8 +216,11 @@ local function run_guarded(fn, ...)
     end
     i = i + 1
   end
+  local saved_hosts = host_fns
+  host_fns = {}
   local ei = env_index(fn)
   local env = ei and select(2, debug.getupvalue(fn, ei))
+  local res
   if type(env) == "table" then
     local seen = {}
     local proxy = setmetatable({}, {
@@ -173,11 +236,17 @@ local function run_guarded(fn, ...)
       __pairs = function() return next, env, nil end,
     })
     debug.setupvalue(fn, ei, proxy)
-    local res = pack(pcall(fn, ...))
+    res = pack(pcall(fn, ...))
     debug.setupvalue(fn, ei, env)
-    return res, guards, env
+  else
+    res = pack(pcall(fn, ...))
   end
-  return pack(pcall(fn, ...)), guards, env
+  local hosts = host_fns
+  host_fns = saved_hosts
+  if saved_hosts then  -- an enclosing trace also owns these host calls
+    for _, h in ipairs(hosts) do saved_hosts[#saved_hosts + 1] = h end
+  end
+  return res, drop_state_guards(fn, env, guards, hosts), env
 end
 
 local function guards_hold(fn, env, guards)
@@ -195,12 +264,20 @@ end
 local Concrete = {}
 Concrete.__index = Concrete
 
+-- Runs a graph; its errors are raised at the caller's caller `level` (the
+-- user's line, not this file's).
+local function run_graph(level, g, ...)
+  local outs = pack(pcall(core.graph_call, g, ...))
+  if not outs[1] then error(outs[2], level + 1) end
+  return outs
+end
+
 function Concrete:__call(...)
   local args = pack(...)
   local tensors, parts = {}, {}
   for i = 1, args.n do describe(args[i], tensors, parts) end
-  local outs = pack(core.graph_call(self.graph_obj, unpack(tensors)))
-  return build_results(self.template, outs)
+  local outs = run_graph(2, self.graph_obj, unpack(tensors))
+  return build_results(self.template, pack(unpack(outs, 2, outs.n)))
 end
 
 -- cf:graph(): the node list ({kind, op, inputs, outputs} per node).
@@ -242,6 +319,44 @@ local function trace_shapes(self, key, tensors)
   return shapes
 end
 
+-- Makes the placeholders of a trace. Unknown sizes (-1) become probe sizes
+-- (graph.h); -1 sizes that are equal in the call being traced share one
+-- probe, so that x of {-1, 784} and labels of {-1} can meet in one
+-- elementwise op (the batch sizes are the same size to the graph, as they
+-- are in the call). Returns the equalities this assumes, {i, d, j, e}: size d
+-- of tensor i equals size e of tensor j, checked before a call reuses it.
+local function make_placeholders(tensors, shapes, sym)
+  local probe_of, first, constraints = {}, {}, {}
+  for i, t in ipairs(tensors) do
+    local want, real = shapes[i], t.shape
+    local s = {}
+    for d = 1, #want do
+      s[d] = want[d]
+      if want[d] == -1 and probe_of[real[d]] then s[d] = probe_of[real[d]] end
+    end
+    sym[i] = core.placeholder(t.dtype, s)
+    local traced = sym[i].shape
+    for d = 1, #want do
+      if want[d] == -1 then
+        local size = real[d]
+        if probe_of[size] then
+          constraints[#constraints + 1] = { i, d, first[size][1], first[size][2] }
+        else
+          probe_of[size], first[size] = traced[d], { i, d }
+        end
+      end
+    end
+  end
+  return constraints
+end
+
+local function constraints_hold(cs, tensors)
+  for _, c in ipairs(cs) do
+    if tensors[c[1]].shape[c[2]] ~= tensors[c[3]].shape[c[4]] then return false end
+  end
+  return true
+end
+
 local function check_signature(self, args)
   local specs, got = self.signature_specs, {}
   for i = 1, args.n do describe(args[i], got, {}) end
@@ -260,7 +375,8 @@ local function check_signature(self, args)
 end
 
 -- Which argument's trace type differs from the previous trace (for warnings).
-local function changed_argument(prev, now)
+local function changed_argument(prev, now, guard)
+  if guard then return guard end
   if not prev then return "the arguments" end
   for i = 1, math.max(#prev, #now) do
     if prev[i] ~= now[i] then
@@ -287,15 +403,16 @@ end
 function Func:trace(args, key, tensors)
   if self.max_traces and self.ntraces >= self.max_traces then
     local msg = string.format("%s: retracing beyond max_traces=%d (%s changed)", self.name, self.max_traces,
-      changed_argument(self.last_types, arg_types(args)))
+      changed_argument(self.last_types, arg_types(args), self.guard_change))
     if self.on_retrace == "error" then error(msg, 4) end
     warn(msg)
   end
   local first = self.ntraces == 0
   local g = core.trace_begin(self.name)
   local sym, shapes = {}, trace_shapes(self, key, tensors)
+  local constraints
   local ok, err = pcall(function()
-    for i, t in ipairs(tensors) do sym[i] = core.placeholder(t.dtype, shapes[i]) end
+    constraints = make_placeholders(tensors, shapes, sym)
   end)
   if not ok then core.trace_abort(); error(err, 0) end
   local pos = { i = 0 }
@@ -314,9 +431,13 @@ function Func:trace(args, key, tensors)
   local results = pack(unpack(res, 2, res.n))
   local outs, template = flatten_results(results)
   core.trace_end(g, outs)
-  if self.optimize and core.graph_optimize then core.graph_optimize(g, self.passes) end
+  local counts = self.optimize and core.graph_optimize(g, self.passes) or nil
   local cf = setmetatable({ graph_obj = g, template = template, guards = guards, env = env,
-    name = self.name, key = key }, Concrete)
+    name = self.name, key = key, constraints = constraints, pass_counts = counts }, Concrete)
+  -- Tracing (and AutoGraph's conversion) leaves megabytes of garbage that the
+  -- generational collector would otherwise promote to old objects and walk on
+  -- every later collection: eager ops measured 3x slower until a full cycle.
+  collectgarbage()
   -- the fast call path: every argument a plain tensor, the results the outputs in order
   local simple = #tensors == args.n
   for i = 1, args.n do simple = simple and is_tensor(args[i]) and not core.is_variable(args[i]) end
@@ -343,14 +464,19 @@ end
 
 function Func:lookup(args)
   if self.input_signature then check_signature(self, args) end
+  self.guard_change = nil  -- set when a guard is why no concrete function fits
   local tensors, parts = {}, {}
   for i = 1, args.n do describe(args[i], tensors, parts) end
   local key = table.concat(parts, "\0")
   local list = self.cache[key]
   if list then
     for _, cf in ipairs(list) do
-      if core.graph_accepts(cf.graph_obj, unpack(tensors)) and guards_hold(self.fn, cf.env, cf.guards) then
-        return cf, tensors, false
+      if core.graph_accepts(cf.graph_obj, unpack(tensors)) and
+          (not cf.constraints[1] or constraints_hold(cf.constraints, tensors)) then
+        local ok, gd, now = guards_hold(self.traced_fn, cf.env, cf.guards)
+        if ok then return cf, tensors, false end
+        self.guard_change = self.guard_change or string.format("%s '%s' (was %s, now %s)",
+          gd.kind, tostring(gd.name), tostring(gd.value), tostring(now))
       end
     end
   end
@@ -363,7 +489,8 @@ function Func:__call(...)
   if self.eager or M.run_functions_eagerly then return self.traced_fn(...) end
   local cf = self.fast
   if cf and select("#", ...) == cf.nargs and core.graph_accepts(cf.graph_obj, ...)
-      and (not cf.guards[1] or guards_hold(self.fn, cf.env, cf.guards)) then
+      and (not cf.guards[1] or guards_hold(self.traced_fn, cf.env, cf.guards))
+      and (not cf.constraints[1] or constraints_hold(cf.constraints, { ... })) then
     return core.graph_call(cf.graph_obj, ...)  -- tensors in, tensors out: no tables
   end
   return self:call_slow(...)
@@ -382,7 +509,7 @@ function Func:call_slow(...)
       self.warned = true
       warn(string.format("%s: %d of the last %d calls triggered retracing; %s. Pass tensors instead of "
         .. "changing Lua values, use input_signature or reduce_retracing=true", self.name, n, #h,
-        changed_argument(self.prev_types, self.last_types)))
+        changed_argument(self.prev_types, self.last_types, self.guard_change)))
     end
   end
   self.prev_types = self.last_types
@@ -390,7 +517,8 @@ function Func:call_slow(...)
     cf.nargs = args.n
     self.fast = cf
   end
-  return build_results(cf.template, pack(core.graph_call(cf.graph_obj, unpack(tensors))))
+  local outs = run_graph(2, cf.graph_obj, unpack(tensors))
+  return build_results(cf.template, pack(unpack(outs, 2, outs.n)))
 end
 
 function Func:trace_count() return self.ntraces end
@@ -512,13 +640,25 @@ function M.while_loop(cond_fn, body_fn, loop_vars, opts)
     return r
   end
   local symbolic = false
-  if core.tracing() then
+  local tracing = core.tracing()
+  if tracing then
     for i = 1, n do if is_tensor(loop_vars[i]) then symbolic = true end end
   end
+  local vars = loop_vars
   if not symbolic then  -- plain Lua (eager, or Lua values during a trace)
-    local vars, it = {}, 0
+    local it = 0
+    vars = {}
     for i = 1, n do vars[i] = loop_vars[i] end
-    while (not max_iter or it < max_iter) and truthy(cond_fn(unpack(vars, 1, n))) do
+    while not max_iter or it < max_iter do
+      local c = cond_fn(unpack(vars, 1, n))
+      if tracing and is_tensor(c) and is_symbolic(c) then
+        -- Lua loop variables, a condition that depends on the staged
+        -- function's tensors: the iterations from here on are a while node
+        symbolic = true
+        if max_iter then max_iter = max_iter - it end
+        break
+      end
+      if not truthy(c) then break end
       local new = body_list(vars)
       for i = 1, n do
         local a, b = vars[i], new[i]
@@ -538,11 +678,11 @@ function M.while_loop(cond_fn, body_fn, loop_vars, opts)
       end
       it = it + 1
     end
-    return vars
+    if not symbolic then return vars end
   end
   local init, specs = {}, {}
   for i = 1, n do
-    init[i] = as_tensor(loop_vars[i])
+    init[i] = as_tensor(vars[i])
     local shape = init[i].shape
     local inv = opts.shape_invariants and opts.shape_invariants[i]
     if inv then
@@ -575,6 +715,7 @@ end
 -- tensors every time the graph runs (tf.py_function); out_dtypes lists the
 -- dtype (or {dtype=, shape=}) of each result. Returns the results.
 function M.lua_function(fn, inputs, out_dtypes)
+  if host_fns and type(fn) == "function" then host_fns[#host_fns + 1] = fn end
   local ins = {}
   for i, x in ipairs(inputs or {}) do ins[i] = as_tensor(x) end
   local outs = core.call_host(fn, ins, out_dtypes or {})
