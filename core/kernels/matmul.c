@@ -193,16 +193,24 @@ static int blis_strides(int64_t rows, int64_t cols, int64_t *rs, int64_t *cs) {
   return r < c ? rows * r <= c : cols * c <= r;
 }
 
+/* Products below this many multiply-adds run BLIS on one thread: an OpenMP
+ * region costs more than it gains there, and on a loaded machine a sleeping
+ * second thread stalled 32x784 @ 784x128 products for milliseconds. */
+#define BLIS_ONE_THREAD_MNK (1 << 23)
+
 static void blis_gemm(const mjob *j, char *a, int64_t rsa, int64_t csa, char *b, int64_t rsb,
                       int64_t csb, char *c) {
+  rntm_t rntm;
+  bli_rntm_init_from_global(&rntm);
+  if ((double)j->m * (double)j->n * (double)j->k < BLIS_ONE_THREAD_MNK) bli_rntm_set_num_threads(1, &rntm);
   if (j->dt == MG_FLOAT32) {
     float one = 1, zero = 0;
-    bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, j->m, j->n, j->k, &one, (float *)a, rsa, csa,
-              (float *)b, rsb, csb, &zero, (float *)c, j->n, 1);
+    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, j->m, j->n, j->k, &one, (float *)a, rsa, csa,
+                 (float *)b, rsb, csb, &zero, (float *)c, j->n, 1, NULL, &rntm);
   } else {
     double one = 1, zero = 0;
-    bli_dgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, j->m, j->n, j->k, &one, (double *)a, rsa, csa,
-              (double *)b, rsb, csb, &zero, (double *)c, j->n, 1);
+    bli_dgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, j->m, j->n, j->k, &one, (double *)a, rsa, csa,
+                 (double *)b, rsb, csb, &zero, (double *)c, j->n, 1, NULL, &rntm);
   }
 }
 
