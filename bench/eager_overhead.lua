@@ -1,6 +1,7 @@
 -- eager_overhead.lua — the fixed cost of one eager op on tiny tensors.
 --
 --   moongrad bench/eager_overhead.lua [iterations]
+--   luajit bench/eager_overhead.lua [iterations]   (the FFI binding; LUA_PATH from `make print-luapath`)
 --
 -- Times 100,000 `a + b` on 2x2 float32 tensors (the operator, through the
 -- metamethod), the same through mg.add(a, b), and 2x2 @ 2x2 matmul: a warm-up
@@ -27,7 +28,7 @@ local cases = {
 
 local function median(xs)
   table.sort(xs)
-  return xs[(#xs + 1) // 2]
+  return xs[math.floor((#xs + 1) / 2)]   -- portable: also runs under LuaJIT
 end
 
 print(("eager overhead: %d ops per run, %d runs, median"):format(N, REPS))

@@ -22,7 +22,8 @@ mg_status mg_seterror(mg_status st, const char *fmt, ...) {
 
 const char *mg_status_name(mg_status st) {
   static const char *const names[] = {"ok", "bad argument", "shape error", "dtype error",
-                                      "index error", "out of memory", "state error", "i/o error"};
+                                      "index error", "out of memory", "state error", "i/o error",
+                                      "script error", "limit reached"};
   return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "unknown error";
 }
 

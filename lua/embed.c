@@ -41,6 +41,7 @@ extern const int mgE_nsources;
 #define EMBED_NAMEMAX 256
 
 static const char embed_anchor_key = 'a';   /* registry: string results of the last call */
+static const char embed_stdenv_key = 'e';   /* registry: the built-in library's globals in a sandbox */
 
 struct mg_runtime {
   lua_State *L;
@@ -139,9 +140,11 @@ static void embed_hook(lua_State *L, lua_Debug *ar) {
       lua_gc(L, LUA_GCCOLLECT);                /* garbage tensors may be waiting for the collector */
       long long live = (long long)mg_storage_bytes_live();
       if ((size_t)live > rt->tensor_limit) {
+        char msg[160];   /* lua_pushfstring has no %lld */
         rt->tensor_hit = 1;
-        luaL_error(L, "tensor memory limit of %lld bytes exceeded (%lld bytes live)",
-                   (long long)rt->tensor_limit, live);
+        snprintf(msg, sizeof msg, "tensor memory limit of %zu bytes exceeded (%lld bytes live)", rt->tensor_limit,
+                 live);
+        luaL_error(L, "%s", msg);
       }
     }
     return;
@@ -158,9 +161,12 @@ static void embed_hook(lua_State *L, lua_Debug *ar) {
     else return;
   }
   lua_sethook(L, embed_hook, embed_mask(rt), 1);  /* fire again at once if a pcall catches it */
+  char msg[96];
   if (rt->exhausted == 1)
-    luaL_error(L, "instruction budget of %llu exceeded", (unsigned long long)rt->instruction_limit);
-  luaL_error(L, "time budget of %g s exceeded", rt->time_limit);
+    snprintf(msg, sizeof msg, "instruction budget of %llu exceeded", (unsigned long long)rt->instruction_limit);
+  else
+    snprintf(msg, sizeof msg, "time budget of %g s exceeded", rt->time_limit);
+  luaL_error(L, "%s", msg);
 }
 
 void mg_runtime_set_budget(mg_runtime *rt, uint64_t instruction_limit, double time_limit) {
@@ -320,8 +326,9 @@ static void embed_checkcallable(lua_State *L, int idx, const char *name, const c
 /* Message handler: the message plus a traceback (as lua.c). */
 static int embed_msgh(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
+  mg_runtime *rt = embed_rt(L);
+  if (msg == NULL) {   /* no __tostring once a limit fired: hooks may be off (see embed_xpcall) */
+    if (!rt->exhausted && !rt->tensor_hit && luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
     else msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
@@ -396,6 +403,11 @@ static int embed_searcher(lua_State *L) {
     return 1;
   }
   if (luaL_loadbufferx(L, (const char *)s->bytes, s->len, s->chunkname, "t") != LUA_OK) return lua_error(L);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &embed_stdenv_key) == LUA_TTABLE) {
+    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);   /* the chunk's _ENV: see embed_open_sandbox */
+  } else {
+    lua_pop(L, 1);
+  }
   lua_pushstring(L, s->chunkname + 1);
   return 2;
 }
@@ -461,6 +473,45 @@ static int embed_load_text(lua_State *L) {
   return lua_gettop(L);
 }
 
+/* An error raised by a hook (the budget, the tensor limit) runs the message
+ * handlers with hooks off, so a Lua handler that loops would never be
+ * stopped: xpcall's handler is skipped once a limit has fired. */
+static int embed_xpcall_handler(lua_State *L) {
+  mg_runtime *rt = embed_rt(L);
+  if (rt->exhausted || rt->tensor_hit) return 1;   /* the error as it is */
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, n, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+static int embed_xpcall(lua_State *L) {
+  luaL_checkany(L, 2);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, embed_xpcall_handler, 1);
+  lua_replace(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* setmetatable() in the sandbox: no __gc on tables. Finalisers run with
+ * hooks off, so a looping __gc could not be interrupted; an object is only
+ * ever finalised if its metatable had __gc when it was set, so refusing it
+ * here closes that door for good. */
+static int embed_setmetatable_checked(lua_State *L) {
+  lua_pushliteral(L, "__gc");
+  if (lua_type(L, 2) == LUA_TTABLE && lua_rawget(L, 2) != LUA_TNIL)
+    return luaL_error(L, "setmetatable: __gc metamethods are not allowed in the sandbox");
+  lua_settop(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, 2, 1);
+  return 1;
+}
+
 /* require() in the sandbox: plain module names only, so a name cannot walk
  * out of the allowed directory ("../x", "/etc/x"). */
 static int embed_require_checked(lua_State *L) {
@@ -509,6 +560,28 @@ static void embed_open_sandbox(lua_State *L, const mg_runtime_options *o) {
     lua_pop(L, 1);
   }
   embed_subset(L, "os", luaopen_os, os_keep);
+  /* The built-in library (AutoGraph, mg.func) needs the whole debug library
+   * (upvalues) and writes its notes to io.stderr; scripts get neither. Its
+   * modules run with an environment that has those two and reads and writes
+   * everything else in _G (io there has only stderr: no files). */
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, luaopen_debug);
+  lua_call(L, 0, 1);
+  lua_setfield(L, -2, "debug");
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, luaopen_io);
+  lua_call(L, 0, 1);
+  lua_getfield(L, -1, "stderr");
+  lua_setfield(L, -3, "stderr");
+  lua_pop(L, 1);
+  lua_setfield(L, -2, "io");
+  lua_createtable(L, 0, 2);
+  lua_pushglobaltable(L);
+  lua_setfield(L, -2, "__index");
+  lua_pushglobaltable(L);
+  lua_setfield(L, -2, "__newindex");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &embed_stdenv_key);
   embed_subset(L, "debug", luaopen_debug, debug_keep);
   lua_pushnil(L);
   lua_setglobal(L, "dofile");
@@ -520,6 +593,9 @@ static void embed_open_sandbox(lua_State *L, const mg_runtime_options *o) {
   lua_getglobal(L, "require");
   lua_pushcclosure(L, embed_require_checked, 1);
   lua_setglobal(L, "require");
+  lua_getglobal(L, "setmetatable");
+  lua_pushcclosure(L, embed_setmetatable_checked, 1);
+  lua_setglobal(L, "setmetatable");
   lua_getglobal(L, "package");
   lua_pushnil(L);
   lua_setfield(L, -2, "loadlib");
@@ -583,6 +659,9 @@ static int embed_open_body(lua_State *L) {
     lua_pushcfunction(L, embed_print);
     lua_setglobal(L, "print");
   }
+  lua_getglobal(L, "xpcall");
+  lua_pushcclosure(L, embed_xpcall, 1);
+  lua_setglobal(L, "xpcall");
   lua_createtable(L, 16, 0);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &embed_anchor_key);
   embed_open_stdlib(L);
@@ -666,7 +745,8 @@ struct lua_State *mg_runtime_lua(mg_runtime *rt) { return rt->L; }
 static int embed_eval_body(lua_State *L) {
   embed_job *j = lua_touserdata(L, 1);
   int top = lua_gettop(L);
-  if (luaL_loadbufferx(L, j->code, strlen(j->code), j->name ? j->name : "=(string)", "t") != LUA_OK)
+  /* no name: the code itself, as load(s) does, so debug.getinfo (AutoGraph) can re-read it */
+  if (luaL_loadbufferx(L, j->code, strlen(j->code), j->name ? j->name : j->code, "t") != LUA_OK)
     return lua_error(L);
   lua_call(L, 0, LUA_MULTRET);
   embed_results(L, j, top + 1, lua_gettop(L) - top);

@@ -5,10 +5,11 @@
 #
 # Suites, in order: the C unit tests (tests/core), the busted specs
 # (tests/spec/*_spec.lua, one busted process per file so that a crash costs one
-# file, not the run), the REPL tests (tests/repl/run.sh), every example in its
+# file, not the run), the same specs under LuaJIT (tests/luajit/run.lua), the REPL tests (tests/repl/run.sh), every example in its
 # quick mode (examples/*.lua with MG_QUICK=1), the GC-visibility test
-# (tests/gc/run.sh), the documentation examples (tests/doc/run.sh) and the
-# installed-tree check (tests/install/run.sh). Each
+# (tests/gc/run.sh), the documentation examples (tests/doc/run.sh), the
+# embedding suite (tests/embed/run.sh: C/C++ host API tests and the host
+# examples) and the installed-tree check (tests/install/run.sh). Each
 # suite that prints an "N passed, N failed" line is counted by it; a suite that
 # prints none counts as one test decided by its exit status. Passing tests stay
 # quiet; failures print their details. The last line is the sum:
@@ -131,6 +132,24 @@ for spec in tests/spec/*_spec.lua; do
   echo "$spec: $p passed, $f failed$( [ "$s" -gt 0 ] && echo ", $s skipped")"
 done
 
+# ---- 2b. the same specs under LuaJIT (the FFI binding, lua/ffi) ----------------------
+# tests/luajit/run.lua checks the binding's surface against the C module's, then
+# runs each spec with luajit busted; tests/luajit/skip.lua says which specs or
+# tests need Lua 5.4 (syntax, two number types) and why: they are counted as
+# skipped. Each busted process has the time limit; the runner gets one per file.
+echo "== spec (busted on luajit: the FFI binding)"
+if [ -n "$PRELOAD" ]; then
+  skip spec-luajit "not run on the sanitizer build (its libmoongrad.so needs libasan in luajit)"
+elif ! command -v luajit >/dev/null 2>&1; then
+  skip spec-luajit "luajit is not installed"
+else
+  NSPEC=$(ls tests/spec/*_spec.lua 2>/dev/null | wc -l)
+  timeout -k 10 $((TIMEOUT * (NSPEC + 1))) lua5.4 tests/luajit/run.lua "$ROOT" "$BUILD" >"$TMP/luajit.log" 2>&1
+  RC=$?
+  cat "$TMP/luajit.log"
+  tally spec-luajit "$TMP/luajit.log" "$RC"
+fi
+
 # ---- 3. REPL -----------------------------------------------------------------
 echo "== repl"
 if [ -f tests/repl/run.sh ]; then
@@ -170,7 +189,13 @@ run_logged "$TMP/doc.log" sh tests/doc/run.sh
 cat "$TMP/doc.log"
 tally doc "$TMP/doc.log" "$RC"
 
-# ---- 7. install + pkg-config ---------------------------------------------------------
+# ---- 7. embedding: C/C++ API tests, host examples, frame bench smoke run -------------
+echo "== embed"
+run_logged "$TMP/embed.log" env BUILD="$BUILD" sh tests/embed/run.sh
+cat "$TMP/embed.log"
+tally embed "$TMP/embed.log" "$RC"
+
+# ---- 8. install + pkg-config ---------------------------------------------------------
 echo "== install"
 if [ ! -f tests/install/run.sh ]; then
   skip install "tests/install/run.sh does not exist yet"

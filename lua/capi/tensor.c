@@ -247,13 +247,23 @@ void mgL_push_totable(lua_State *L, const mg_tensor *t) {
 
 int mgL_apply_push(lua_State *L, mgL_state *S, mg_op op, mg_tensor **in, int nin,
                    const mg_attrs *attrs, const unsigned char *owned) {
+  /* The box first (liolib's pattern): if Lua cannot allocate it (a host's
+   * memory limit), the error is raised before the engine made a tensor. */
+  mgL_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->t = NULL;
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setmetatable(L, -2);
   mg_tensor *out = NULL;
   mg_status st = mg_apply(S->ctx, op, in, nin, attrs, &out);
   if (owned)
     for (int i = 0; i < nin; i++)
       if (owned[i]) mg_tensor_release(in[i]);
   if (st) return mgL_raise(L);
-  mgL_pushtensor(L, S, out, !(mg_op_info(op)->flags & MG_VIEW));
+  b->t = out;
+  if (!(mg_op_info(op)->flags & MG_VIEW)) {
+    size_t nb = mg_tensor_nbytes(out);
+    if (nb > 64) report_bytes(L, S, nb);
+  }
   return 1;
 }
 

@@ -45,6 +45,11 @@
  * (refcounts are atomic). A thread that used the engine should call
  * mg_thread_cache_drain() before it exits (it frees the thread's cache of
  * recycled tensor structs).
+ *
+ * Floating point: mg_runtime_new sets flush-to-zero and denormals-are-zero
+ * in the calling thread's MXCSR, as the engine does on every thread that
+ * runs kernels (denormals slow float kernels ~15x). A host that needs IEEE
+ * denormals on that thread saves and restores the MXCSR around the call.
  */
 #ifndef MOONGRAD_H
 #define MOONGRAD_H
@@ -97,8 +102,10 @@ typedef struct mg_runtime_options {
   /* Sandbox for untrusted scripts: only the base (without dofile/loadfile;
    * load takes text chunks only), string, table, math, utf8 and coroutine
    * libraries, os.clock/time/date/difftime, debug.traceback/getinfo and
-   * require of the built-in library; no io, no C modules, no os.exit. Lua
-   * modules may be required from `allowed_dir` when it is set. */
+   * require of the built-in library; no io, no C modules, no os.exit, no
+   * __gc on tables. The built-in library itself keeps the whole debug
+   * library (mg.func needs upvalues). Lua modules may be required from
+   * `allowed_dir` when it is set. */
   int sandbox;
   const char *allowed_dir;
   /* Extra package.path entries ("dir/?.lua;dir/?/init.lua"), searched
@@ -184,7 +191,9 @@ double mg_value_number(const mg_value *v, int *ok);
 /* ---- running code --------------------------------------------------------------- */
 
 /* Runs a chunk of Lua source. chunkname names it in errors ("=name" or
- * "@file" as in Lua; NULL = "=(string)"). */
+ * "@file" as in Lua). NULL names it by its text, as load(s) does: then
+ * AutoGraph (mg.func) can re-read the source of functions defined in it,
+ * which a "=name" chunk hides. */
 mg_status mg_run_string(mg_runtime *rt, const char *code, const char *chunkname);
 /* Runs a chunk and returns its first nresults results (missing ones are nil).
  * Results follow the ownership rules above. */
@@ -228,7 +237,8 @@ mg_status mg_get_global(mg_runtime *rt, const char *name, mg_value *out);
  * strings stay valid until it returns; retain a tensor to keep it). Write up
  * to MG_CALLBACK_MAX_RESULTS results and their count in *nresults (it starts at
  * 0); tensors written there are handed over to the runtime, whether the
- * function succeeds or fails. Return MG_OK, or an error status with the
+ * function succeeds or fails; strings are copied just after fn returns, so
+ * they must outlive the call (static, or owned by ud). Return MG_OK, or an error status with the
  * message set by mg_seterror(): the script then gets a Lua error "name:
  * message". The function may call back into the same runtime (mg_invoke...).
  * It must not longjmp or throw (moongrad.hpp catches C++ exceptions). */

@@ -1,0 +1,1420 @@
+-- moongrad.core for LuaJIT: the engine (libmoongrad.so) through the FFI.
+--
+-- The same surface as the Lua 5.4 C module (lua/capi), so stdlib/moongrad/*.lua
+-- runs unchanged: the op functions are made from the op table itself
+-- (mg_op_info), reading tensor inputs and attributes the way lua/capi/ops.c
+-- does, with the same error texts; a tensor is a cdata box (struct
+-- mgjit_box: an mg_tensor handle and a slot) whose metatype gives the
+-- operators, the methods and the fields shape/dtype/ndim; engine errors are
+-- raised as Lua errors carrying mg_last_error(); buffer bytes are reported to
+-- the collector with collectgarbage("step", kb), paced like
+-- lua/capi/tensor.c.
+--
+-- Boxes have no finaliser of their own. LuaJIT aborts the recording of a
+-- trace whenever a finaliser runs, and eager code makes a garbage box per
+-- op: with a __gc per box (or ffi.gc) nothing would ever compile, and an op
+-- cost 4 us instead of 1. Instead each box owns a slot: handles[slot] holds
+-- the reference, alive[slot] the box in a weak-valued table. Once the
+-- collector has found a box dead, its entry in `alive` is gone, and the next
+-- sweep releases the handle: sweeps run when the slots run out, when a
+-- collection step finishes a cycle, and after the full collections the byte
+-- pacing asks for. One ffi.gc finaliser (on the module's anchor) releases
+-- whatever is left when the Lua state closes.
+--
+-- The declarations come from moongrad/ffi_cdef.lua, generated at build time
+-- from core/mg.h by the C preprocessor (scripts/ffi_cdef.lua), with the path
+-- of the library to load (MOONGRAD_LIB overrides it).
+--
+-- Callbacks (custom gradients, Lua functions inside graphs) are C-to-Lua
+-- callbacks: each C call that may run one is made from a function kept out of
+-- the JIT (jit.off), as LuaJIT requires, and every callback body runs under
+-- pcall so that no Lua error unwinds through engine frames.
+--
+-- Differences from Lua 5.4 (doc/luajit.md): LuaJIT has one number type, so a
+-- number with no fraction counts as an integer (mg.tensor{1.0} is int64, a
+-- weak scalar 2.0 is integral); no // operator, no <close>; type(t) is
+-- "cdata"; error messages about symbolic tensors that escape a trace do not
+-- name the line that made them (that hook would be a callback inside every op).
+
+if not rawget(_G, "jit") then
+  -- PUC Lua found this file through a LuaJIT path: hand over to the C module.
+  for i = 3, #package.searchers do
+    local loader, extra = package.searchers[i]("moongrad.core")
+    if type(loader) == "function" then return loader("moongrad.core", extra) end
+  end
+  error("moongrad.core: lua/ffi/moongrad/core.lua is the LuaJIT binding; under Lua 5.4 put the C module "
+    .. "(build/lua/moongrad/core.so) on package.cpath", 2)
+end
+
+local ffi = require("ffi")
+local bit = require("bit")
+local jit = require("jit")
+local gen = require("moongrad.ffi_cdef")
+
+local D = gen.defines
+if not pcall(ffi.typeof, "mgjit_box") then
+  ffi.cdef(gen.cdef)
+  ffi.cdef [[
+    typedef struct mgjit_box { mg_tensor *h_; int32_t slot_; } mgjit_box;
+    typedef struct mgjit_tape { mg_tape *t_; } mgjit_tape;
+    typedef struct mgjit_graph { mg_graph *g_; } mgjit_graph;
+    struct mgjit_timespec { long tv_sec; long tv_nsec; };
+    int clock_gettime(int clk, struct mgjit_timespec *ts);
+  ]]
+end
+local libpath = os.getenv("MOONGRAD_LIB") or gen.lib
+local lib = ffi.load(libpath)
+-- Never unload it (RTLD_NODELETE): closing the state would dlclose the library
+-- under its running OpenMP worker threads (a crash at exit). The library is
+-- also linked with -z nodelete; this covers builds that are not.
+if ffi.os == "Linux" then
+  if not pcall(ffi.typeof, "struct mgjit_dl") then ffi.cdef("struct mgjit_dl; void *dlopen(const char *file, int mode);") end
+  ffi.C.dlopen(libpath, 0x1000 + 0x2)   -- RTLD_NODELETE | RTLD_NOW
+end
+local C = ffi.C
+
+local M = {}
+M.version = gen.version
+
+local floor, huge, type, select, tostring = math.floor, math.huge, type, select, tostring
+local rawget, rawequal, error, pairs = rawget, rawequal, error, pairs
+local format = string.format
+local istype, new, cast, fstring = ffi.istype, ffi.new, ffi.cast, ffi.string
+
+-- The engine sets flush-to-zero and denormals-are-zero (MXCSR) on the
+-- threads that run kernels, this one included. LuaJIT cannot live with DAZ:
+-- its callbacks crash (measured: the second C-to-Lua callback after DAZ is
+-- set segfaults) and Lua arithmetic would read denormal numbers as zero. So
+-- DAZ is cleared again on this thread after each engine call that sets it;
+-- flush-to-zero stays (harmless to LuaJIT, and it keeps kernels' outputs
+-- free of denormals). The OpenMP workers, started later from this thread,
+-- inherit the same setting.
+local clear_daz = function() end
+if ffi.arch == "x64" and ffi.os == "Linux" then
+  if not pcall(ffi.typeof, "struct mgjit_fenv") then
+    ffi.cdef("struct mgjit_fenv; int fegetenv(uint32_t *env); int fesetenv(const uint32_t *env);")
+  end
+  local env = ffi.new("uint32_t[8]")        -- glibc's fenv_t on x86-64: 32 bytes, MXCSR at byte 28
+  clear_daz = function()
+    if C.fegetenv(env) == 0 and bit.band(env[7], 0x40) ~= 0 then
+      env[7] = bit.band(env[7], bit.bnot(0x40))
+      C.fesetenv(env)
+    end
+  end
+end
+
+lib.mg_init()
+local ctx = ffi.gc(lib.mg_ctx_new(), lib.mg_ctx_free)
+clear_daz()
+lib.mg_ctx_set_index_base(ctx, 1)
+
+local dtype_names, dtype_ids, dtype_ctype, dtype_size = {}, {}, {}, {}
+local ctypes = { float32 = "float", float64 = "double", int32 = "int32_t", int64 = "int64_t", uint8 = "uint8_t",
+  bool = "uint8_t" }
+for i = 0, lib.MG_NDTYPES - 1 do
+  local name = fstring(lib.mg_dtype_name(i))
+  dtype_names[i], dtype_ids[name] = name, i
+  dtype_ctype[i] = ffi.typeof(ctypes[name] .. "*")
+  dtype_size[i] = tonumber(lib.mg_dtype_size(i))
+end
+local F32, F64, I32, I64, U8, BOOL = dtype_ids.float32, dtype_ids.float64, dtype_ids.int32, dtype_ids.int64,
+  dtype_ids.uint8, dtype_ids.bool
+
+-- jit.off(f) for functions whose C calls may call back into Lua (LuaJIT
+-- forbids a callback from a C call made by compiled code); returns f.
+local function nojit(f)
+  jit.off(f)
+  return f
+end
+
+-- An integer in LuaJIT's one number type: no fraction, inside int64's range.
+local function is_int(v) return v == floor(v) and v >= -9.2233720368547758e18 and v < 9.2233720368547758e18 end
+
+local function last_error() return fstring(lib.mg_last_error()) end
+
+-- ---- boxes, slots and the collector ---------------------------------------------
+
+local Box                        -- the tensor metatype (below)
+local cap, next_unused, nfree = 1024, 1, 0
+local handles = new("mg_tensor *[?]", cap + 1)    -- slot -> the reference a box owns
+local alive = setmetatable({}, { __mode = "v" })  -- slot -> box, cleared by the collector
+local free_slots = {}
+local pushing = 0   -- the slot being filled: its box is not in `alive` yet
+
+-- Releases the handles of boxes the collector has found dead. This loop is
+-- compiled; only symbolic tensors (which hold a graph, whose release can call
+-- back into Lua for its Lua function nodes) are released by a function kept
+-- out of the JIT, as LuaJIT requires for callbacks.
+local dead_symbolic = {}
+local release_symbolic = nojit(function()
+  for i = #dead_symbolic, 1, -1 do
+    local h = dead_symbolic[i]
+    dead_symbolic[i] = nil
+    lib.mg_tensor_release(h)
+  end
+end)
+
+local function sweep()
+  local freed = 0
+  for slot = 1, next_unused - 1 do
+    local h = handles[slot]
+    if h ~= nil and alive[slot] == nil and slot ~= pushing then
+      handles[slot] = nil
+      nfree = nfree + 1
+      free_slots[nfree] = slot
+      freed = freed + 1
+      if lib.mg_tensor_is_symbolic(h) ~= 0 then dead_symbolic[#dead_symbolic + 1] = h
+      else lib.mg_tensor_release(h) end
+    end
+  end
+  if dead_symbolic[1] ~= nil then release_symbolic() end
+  return freed
+end
+
+local function grow()
+  local bigger = new("mg_tensor *[?]", 2 * cap + 1)
+  ffi.copy(bigger, handles, (cap + 1) * ffi.sizeof("mg_tensor *"))
+  handles, cap = bigger, 2 * cap
+end
+
+local function new_slot()
+  if nfree > 0 then
+    local slot = free_slots[nfree]
+    nfree = nfree - 1
+    return slot
+  end
+  if next_unused > cap then   -- full: reuse the dead ones' slots, or grow when they are all alive
+    if sweep() < cap / 4 then grow() end
+    if nfree > 0 then
+      local slot = free_slots[nfree]
+      nfree = nfree - 1
+      return slot
+    end
+  end
+  local slot = next_unused
+  next_unused = slot + 1
+  return slot
+end
+
+-- collectgarbage(): as the builtin, plus a sweep after a finished cycle, so
+-- that buffers of dead tensors go when a script asks for a collection.
+local lua_collectgarbage = collectgarbage
+_G.collectgarbage = function(opt, arg)
+  local r = lua_collectgarbage(opt, arg)
+  if opt == nil or opt == "collect" or (opt == "step" and r) then sweep() end
+  return r
+end
+local collectgarbage = lua_collectgarbage   -- the module itself sweeps where it needs to
+
+local GC_REPORT, MAJOR_MIN = 64 * 1024, 4 * 1024 * 1024
+local gc_pending, ext_since_major, major_threshold = 0, 0, MAJOR_MIN
+
+-- Tells the collector about buffer bytes it cannot see (as lua/capi/tensor.c):
+-- steps per 64 KiB, a full collection per max(4 MiB, live) bytes made; a
+-- finished cycle is followed by a sweep, which frees the dead boxes' buffers.
+local function report_bytes(nb)
+  gc_pending = gc_pending + nb
+  ext_since_major = ext_since_major + nb
+  if ext_since_major >= major_threshold then
+    collectgarbage("collect")
+    sweep()
+    local live = tonumber(lib.mg_storage_bytes_live()) + collectgarbage("count") * 1024
+    major_threshold = live > MAJOR_MIN and live or MAJOR_MIN
+    ext_since_major, gc_pending = 0, 0
+  elseif gc_pending >= GC_REPORT then
+    local kb = floor(gc_pending / 1024)
+    gc_pending = gc_pending - kb * 1024
+    if collectgarbage("step", kb) then sweep() end
+  end
+end
+
+-- A box owning the reference t (stolen); fresh: new storage to report.
+local function push(t, fresh)
+  local slot = new_slot()
+  handles[slot] = t
+  pushing = slot     -- allocating the box may run a finaliser that sweeps
+  local b = Box(t, slot)
+  alive[slot] = b
+  pushing = 0
+  if fresh then
+    local nb = tonumber(lib.mg_tensor_nbytes(t))
+    if nb > 64 then report_bytes(nb) end   -- bigger than the inline storage
+  end
+  return b
+end
+
+-- The handle of a live tensor box, or nil.
+local function testtensor(x)
+  if istype(Box, x) then
+    local h = x.h_
+    if h ~= nil then return h end
+  end
+  return nil
+end
+
+local function typename(v)
+  if istype(Box, v) then return "mg.Tensor" end
+  return type(v)
+end
+
+local function checktensor(x, argn, fname)
+  local h = testtensor(x)
+  if not h then
+    error(format("bad argument #%d to '%s' (mg.Tensor expected, got %s)", argn, fname, typename(x)), 3)
+  end
+  return h
+end
+
+-- ---- Lua tables to tensors ----------------------------------------------------
+
+local MAX_DIMS = D.MG_MAX_DIMS
+
+-- Checks the nested table (rectangular, numbers or booleans) and flattens it.
+local function flatten(tbl)
+  local shape, depth, x = {}, 0, tbl
+  while type(x) == "table" do
+    if depth == MAX_DIMS then
+      return nil, format("tensor: nested tables deeper than %d dimensions", MAX_DIMS)
+    end
+    depth = depth + 1
+    shape[depth] = #x
+    x = x[1]
+  end
+  local flat, n, kinds = {}, 0, { int = false, float = false, bool = false }
+  local function walk(t, d)
+    local len = shape[d]
+    if #t ~= len then
+      return format("tensor: ragged nested table: a row at depth %d has %d elements, expected %d", d, #t, len)
+    end
+    for i = 1, len do
+      local v = t[i]
+      if d < depth then
+        if type(v) ~= "table" then
+          return format("tensor: ragged nested table: expected a table at depth %d, got %s", d + 1, type(v))
+        end
+        local err = walk(v, d + 1)
+        if err then return err end
+      elseif type(v) == "number" then
+        if is_int(v) then kinds.int = true else kinds.float = true end
+        n = n + 1
+        flat[n] = v
+      elseif type(v) == "boolean" then
+        kinds.bool = true
+        n = n + 1
+        flat[n] = v
+      else
+        return format("tensor: expected numbers or booleans in the nested table, got %s%s", typename(v),
+          type(v) == "table" and " (rows nested deeper than the first row)" or "")
+      end
+    end
+  end
+  if depth > 0 then
+    local err = walk(tbl, 1)
+    if err then return nil, err end
+  end
+  return { shape = shape, ndim = depth, flat = flat, n = n, kinds = kinds }
+end
+
+local INT64_MAX = ffi.cast("int64_t", 0x7fffffff) * 4294967296 + 4294967295   -- no LL literals: Lua 5.4 parses this file too
+local INT64_MIN = -INT64_MAX - 1
+
+-- Writes a Lua value into element i of a typed buffer, converting as the C
+-- module does (floats into integers truncate, saturating; NaN gives 0).
+local function store(p, dt, i, v)
+  if type(v) == "boolean" then v = v and 1 or 0 end
+  if dt == F32 or dt == F64 then p[i] = v; return end
+  if dt == BOOL then p[i] = v ~= 0 and 1 or 0; return end
+  if v ~= v then v = 0
+  elseif v >= 9.2e18 then v = 9.2233720368547758e18
+  elseif v <= -9.2e18 then v = -9.2233720368547758e18
+  elseif v < 0 then v = -floor(-v) else v = floor(v) end
+  if dt == I64 then
+    if v >= 9.2233720368547758e18 then p[i] = INT64_MAX
+    elseif v <= -9.2233720368547758e18 then p[i] = INT64_MIN
+    else p[i] = v end
+  elseif dt == I32 then p[i] = bit.tobit(v % 4294967296)
+  else p[i] = v % 256 end
+end
+
+local shape_buf = new("int64_t[?]", MAX_DIMS)
+local outp = new("mg_tensor *[1]")
+
+-- A new tensor from a nested table; nil, message on failure (error set).
+local function table_to_tensor(tbl, has_dtype, dt)
+  local f, err = flatten(tbl)
+  if not f then lib.mg_seterror(lib.MG_ESHAPE, "%s", err); return nil, err end
+  local k = f.kinds
+  if k.bool and (k.int or k.float) then
+    err = "tensor: nested table mixes booleans and numbers"
+    lib.mg_seterror(1, "%s", err)
+    return nil, err
+  end
+  if not has_dtype then dt = k.float and F32 or k.bool and BOOL or k.int and I64 or F32 end
+  for i = 1, f.ndim do shape_buf[i - 1] = f.shape[i] end
+  if lib.mg_tensor_empty(dt, f.ndim, shape_buf, outp) ~= 0 then return nil, last_error() end
+  local t = outp[0]
+  if f.n > 0 then
+    local p = cast(dtype_ctype[dt], lib.mg_tensor_data(t))
+    local flat = f.flat
+    for i = 1, f.n do store(p, dt, i - 1, flat[i]) end
+  end
+  return t
+end
+
+local scalar_out = new("mg_tensor *[1]")
+
+-- A new reference for a Lua value used as a tensor (mgL_totensor): a tensor,
+-- a number (a weak scalar) or a nested table. nil, message when it is none.
+local function totensor(v, opname, argn)
+  local tv = type(v)
+  if tv == "number" then
+    local st = is_int(v) and lib.mg_scalar_i64(v, 1, scalar_out) or lib.mg_scalar_f64(v, 1, scalar_out)
+    if st ~= 0 then return nil, last_error() end
+    return scalar_out[0]
+  elseif tv == "table" then
+    local t, err = table_to_tensor(v, false, F32)
+    if not t then
+      err = format("%s: argument #%d: %s", opname, argn, err)
+      lib.mg_seterror(1, "%s", err)
+      return nil, err
+    end
+    return t
+  elseif tv == "cdata" then
+    local h = testtensor(v)
+    if h then
+      lib.mg_tensor_retain(h)
+      return h
+    end
+  end
+  local err = format("%s: argument #%d must be a tensor, a number or a nested table, got %s", opname, argn,
+    typename(v))
+  lib.mg_seterror(1, "%s", err)
+  return nil, err
+end
+
+-- ---- tensors to Lua values ------------------------------------------------------
+
+local function element(t, dt, flat)
+  if dt == BOOL then return lib.mg_tensor_get_i64(t, flat) ~= 0 end
+  return lib.mg_tensor_get_f64(t, flat)
+end
+
+local function totable(t)
+  local dt, ndim, n = lib.mg_tensor_dtype(t), lib.mg_tensor_ndim(t), tonumber(lib.mg_tensor_numel(t))
+  if ndim == 0 then return element(t, dt, 0) end
+  local buf = new(ctypes[dtype_names[dt]] .. "[?]", n > 0 and n or 1)
+  if n > 0 and lib.mg_tensor_copy_to(t, buf, n * dtype_size[dt]) ~= 0 then error(last_error(), 3) end
+  local shape = lib.mg_tensor_shape(t)
+  local dims = {}
+  for d = 1, ndim do dims[d] = tonumber(shape[d - 1]) end
+  local at = 0
+  local isbool, is64 = dt == BOOL, dt == I64
+  local function rows(d)
+    local out = {}
+    for i = 1, dims[d] do
+      if d == ndim then
+        local v = buf[at]
+        at = at + 1
+        if isbool then out[i] = v ~= 0 elseif is64 then out[i] = tonumber(v) else out[i] = v end
+      else
+        out[i] = rows(d + 1)
+      end
+    end
+    return out
+  end
+  return rows(1)
+end
+
+-- ---- applying ops ------------------------------------------------------------------
+
+local inputs = new("mg_tensor *[?]", 4096)
+local attrs = new("mg_attrs")
+local op_info, op_attrs = {}, {}    -- op id -> mg_opinfo*, Lua list of attribute descriptions
+local VIEW = D.MG_VIEW
+
+-- Runs op on inputs[0..nin-1] and returns the result box, or raises at
+-- `level`; releases the owned inputs (a list of handles, may be nil) first.
+local function apply(op, nin, a, owned, level)
+  local st = lib.mg_apply(ctx, op, inputs, nin, a, outp)
+  if owned then for i = 1, #owned do lib.mg_tensor_release(owned[i]) end end
+  if st ~= 0 then error(last_error(), level + 1) end
+  return push(outp[0], bit.band(op_info[op].flags, VIEW) == 0)
+end
+
+-- One input of an op (mgL_toinput): a tensor is borrowed; numbers and tables
+-- give new references, added to `owned`.
+local function input(v, opname, argn, owned, level)
+  local h = testtensor(v)
+  if h then return h end
+  local t, err = totensor(v, opname, argn)
+  if not t then
+    for i = 1, #owned do lib.mg_tensor_release(owned[i]) end
+    error(err, level + 1)
+  end
+  owned[#owned + 1] = t
+  return t
+end
+
+-- ---- attributes (lua/capi/ops.c) -------------------------------------------------------
+
+local KIND = { [0] = "int", "float", "bool", "dtype", "axis", "axes", "shape", "ints", "enum" }
+local MAX_LIST = D.MG_MAX_LIST
+
+local function is_list_kind(kind) return kind == "axes" or kind == "shape" or kind == "ints" end
+
+local function bad_attr(info, d, want, v)
+  local got = typename(v)
+  if type(v) == "number" then got = v ~= v and "nan" or (v == huge or v == -huge) and "inf" or "a number with a fraction" end
+  return format("%s: option '%s' must be %s, got %s", info.name, d.name, want, got)
+end
+
+-- Converts v into attribute slot k (0-based) of `attrs`; nil leaves it unset.
+local function read_attr(v, info, k)
+  local d = info.attrs[k + 1]
+  if v == nil then return nil end
+  local slot = attrs.v[k]
+  attrs.set = bit.bor(attrs.set, bit.lshift(1, k))
+  slot.n = 1
+  local kind, tv = d.kind, type(v)
+  if kind == "int" or kind == "axis" then
+    if tv ~= "number" or not is_int(v) then return bad_attr(info, d, "an integer", v) end
+    slot.i[0] = v
+  elseif kind == "float" then
+    if tv ~= "number" then return bad_attr(info, d, "a number", v) end
+    slot.f = v
+  elseif kind == "bool" then
+    if tv ~= "boolean" then return bad_attr(info, d, "a boolean", v) end
+    slot.i[0] = v and 1 or 0
+  elseif kind == "dtype" then
+    if tv ~= "string" then return bad_attr(info, d, "a dtype name (mg.float32, ...)", v) end
+    local id = dtype_ids[v]
+    if not id then
+      return format("%s: unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)", info.name, v)
+    end
+    slot.i[0] = id
+  elseif kind == "enum" then
+    if tv == "string" then
+      for e = 1, #d.enums do
+        if d.enums[e] == v then slot.i[0] = e - 1; return nil end
+      end
+    end
+    local en = d.enums
+    return format("%s: option '%s' must be one of %s%s%s%s%s, got %s", info.name, d.name, en[1], #en > 1 and ", " or "",
+      en[2] or "", #en > 2 and ", " or "", en[3] or "", tv == "string" and v or typename(v))
+  else  -- lists: one integer or a table of them
+    if tv == "number" then
+      if not is_int(v) then return bad_attr(info, d, "an integer or a list of integers", v) end
+      slot.i[0] = v
+      return nil
+    end
+    if tv ~= "table" or testtensor(v) then return bad_attr(info, d, "a list of integers", v) end
+    local n = #v
+    if n > MAX_LIST then
+      return format("%s: option '%s' has %d entries, at most %d are supported", info.name, d.name, n, MAX_LIST)
+    end
+    slot.n = n
+    for i = 1, n do
+      local x = v[i]
+      if type(x) ~= "number" or not is_int(x) then return bad_attr(info, d, "a list of integers", x) end
+      slot.i[i - 1] = x
+    end
+  end
+  return nil
+end
+
+-- A table of options (any string key), as opposed to a positional list.
+local function is_options_table(v, nextd)
+  if type(v) ~= "table" then return false end
+  local k = next(v)
+  if k == nil then return not (nextd and is_list_kind(nextd.kind)) end  -- {}
+  for key in pairs(v) do
+    if type(key) == "string" then return true end
+  end
+  return false
+end
+
+local function read_options(v, info)
+  for key, val in pairs(v) do
+    local k
+    if type(key) == "string" then
+      for j = 1, #info.attrs do
+        if info.attrs[j].name == key then k = j - 1 end
+      end
+    end
+    if not k then
+      local known = {}
+      for j = 1, #info.attrs do known[j] = info.attrs[j].name end
+      return format("%s: unknown option '%s' (options: %s)", info.name, type(key) == "string" and key or "?",
+        #known > 0 and table.concat(known, ", ") or "none")
+    end
+    local err = read_attr(val, info, k)
+    if err then return err end
+  end
+  return nil
+end
+
+-- Reads attributes from args[first..n] (a packed list).
+local function read_attrs(args, first, n, info)
+  attrs.set = 0
+  for p = first, n do
+    local k = p - first
+    local nextd = info.attrs[k + 1]
+    local v = args[p]
+    if is_options_table(v, nextd) then
+      if p ~= n then return format("%s: the options table must be the last argument", info.name) end
+      return read_options(v, info)
+    end
+    if not nextd then
+      if v ~= nil then
+        return format("%s: too many arguments (%d given after the %d tensor input%s; options: %d)", info.name,
+          n - first + 1, info.nin < 0 and 1 or info.nin, info.nin == 1 and "" or "s", #info.attrs)
+      end
+    else
+      local err = read_attr(v, info, k)
+      if err then return err end
+    end
+  end
+  return nil
+end
+
+-- ---- op functions ------------------------------------------------------------------------
+
+local ops_list = {}
+
+local function describe(op)
+  local ci = lib.mg_op_info(op)
+  local info = { id = op, name = fstring(ci.name), nin = ci.nin, flags = ci.flags, doc = fstring(ci.doc),
+    has_grad = ci.has_grad ~= 0, attrs = {} }
+  for k = 0, ci.nattrs - 1 do
+    local a = ci.attrs[k]
+    local d = { name = fstring(a.name), kind = KIND[tonumber(a.kind)], has_default = a.has_default ~= 0, enums = {} }
+    for e = 0, a.nenums - 1 do d.enums[e + 1] = fstring(a.enums[e]) end
+    info.attrs[k + 1] = d
+  end
+  return info
+end
+
+local VARIADIC, MAX_VARIADIC = D.MG_VARIADIC, 4096
+local pack = function(...) return { n = select("#", ...), ... } end
+
+-- The generic op function: inputs, then attributes positionally and/or as
+-- one trailing table of options.
+local function make_op(info)
+  local op, name, nin = info.id, info.name, info.nin
+  local variadic = bit.band(info.flags, VARIADIC) ~= 0
+  local nattrs = #info.attrs
+  if not variadic and nattrs == 0 and nin == 2 then   -- the hot binary ops: no packing
+    return function(a, b, ...)
+      if select("#", ...) > 0 then
+        local err = read_attrs(pack(a, b, ...), 3, select("#", ...) + 2, info)
+        if err then error(err, 2) end
+      end
+      local owned = {}
+      inputs[0] = input(a, name, 1, owned, 2)
+      inputs[1] = input(b, name, 2, owned, 2)
+      return apply(op, 2, nil, owned, 2)
+    end
+  elseif not variadic and nattrs == 0 and nin == 1 then
+    return function(a, ...)
+      if select("#", ...) > 0 then
+        local err = read_attrs(pack(a, ...), 2, select("#", ...) + 1, info)
+        if err then error(err, 2) end
+      end
+      local owned = {}
+      inputs[0] = input(a, name, 1, owned, 2)
+      return apply(op, 1, nil, owned, 2)
+    end
+  end
+  return function(...)
+    local args = pack(...)
+    local n, first, count = args.n, nin + 1, nin
+    if variadic then
+      local list = args[1]
+      if type(list) ~= "table" then
+        error(format("%s: argument #1 must be a table of tensors, got %s", name, typename(list)), 2)
+      end
+      count = #list
+      if count > MAX_VARIADIC then error(format("%s: at most %d tensors", name, MAX_VARIADIC), 2) end
+      first = 2
+    end
+    local err = read_attrs(args, first, n, info)
+    if err then error(err, 2) end
+    local owned = {}
+    for i = 1, count do
+      inputs[i - 1] = input(variadic and args[1][i] or args[i], name, i, owned, 2)
+    end
+    return apply(op, count, attrs, owned, 2)
+  end
+end
+
+local op_count = tonumber(lib.MG_OP_COUNT)
+for op = 0, op_count - 1 do
+  local info = describe(op)
+  op_info[op], op_attrs[op] = info, info.attrs
+  ops_list[op + 1] = info
+  M[info.name] = make_op(info)
+end
+
+-- core.ops(): the op table as Lua data (as lua/capi/ops.c).
+function M.ops()
+  local FLAGS = { { D.MG_EW, "elementwise" }, { D.MG_BCAST, "broadcast" }, { D.MG_NOGRAD, "nograd" },
+    { D.MG_VIEW, "view" }, { D.MG_CREATE, "create" }, { D.MG_RANDOM, "random" }, { D.MG_VARIADIC, "variadic" } }
+  local out = {}
+  for i, info in ipairs(ops_list) do
+    local o = { name = info.name, nin = info.nin, doc = info.doc, attrs = {} }
+    for _, f in ipairs(FLAGS) do o[f[2]] = bit.band(info.flags, f[1]) ~= 0 end
+    for k, d in ipairs(info.attrs) do o.attrs[k] = { name = d.name, kind = d.kind, has_default = d.has_default } end
+    out[i] = o
+  end
+  return out
+end
+
+-- ---- the tensor metatype ---------------------------------------------------------------------
+
+local methods = {}
+M.methods = methods
+local OP = {}
+for op = 0, op_count - 1 do OP[op_info[op].name] = op end
+
+local function arith(op, a, b)
+  local owned, name = {}, op_info[op].name
+  inputs[0] = input(a, name, 1, owned, 3)
+  if b ~= nil or op_info[op].nin == 2 then inputs[1] = input(b, name, 2, owned, 3) end
+  return apply(op, op_info[op].nin, nil, owned, 3)
+end
+
+local ADD, SUB, MUL, DIV, MOD, POW, NEG = OP.add, OP.sub, OP.mul, OP.div, OP.mod, OP.pow, OP.neg
+local SELECT = OP.select
+
+-- One-element operands only: Lua turns the result into a boolean.
+local function compare_operand(v, a, b, opname)
+  if type(v) == "number" then return v end
+  local t = testtensor(v)
+  if not t then error(format("attempt to compare %s with %s", typename(a), typename(b)), 3) end
+  if lib.mg_tensor_is_freed(t) ~= 0 then error(format("%s: the tensor was freed", opname), 3) end
+  if lib.mg_tensor_is_symbolic(t) ~= 0 then
+    error(format("'%s' on a symbolic tensor while tracing a staged function would give a Lua boolean fixed at "
+      .. "trace time; use mg.%s (elementwise, a tensor) or let AutoGraph convert the comparison", opname,
+      opname == "<" and "less" or "less_equal"), 3)
+  end
+  if lib.mg_tensor_numel(t) ~= 1 then
+    local s, shape = {}, lib.mg_tensor_shape(t)
+    for i = 0, lib.mg_tensor_ndim(t) - 1 do s[i + 1] = tostring(tonumber(shape[i])) end
+    error(format("'%s' compares one-element tensors only (got shape (%s)); use mg.%s for elementwise comparison",
+      opname, table.concat(s, ","), opname == "<" and "less" or "less_equal"), 3)
+  end
+  return lib.mg_tensor_get_f64(t, 0)
+end
+
+local select_attrs = new("mg_attrs")
+local function select_first_axis(t, i)
+  if lib.mg_tensor_ndim(t) == 0 then error("index: cannot index a 0-d tensor (use t:item())", 3) end
+  select_attrs.set = 3
+  select_attrs.v[0].n, select_attrs.v[0].i[0] = 1, 1
+  select_attrs.v[1].n, select_attrs.v[1].i[0] = 1, i
+  inputs[0] = t
+  return apply(SELECT, 1, select_attrs, nil, 3)
+end
+
+local function check_index_key(k)
+  if type(k) ~= "number" or not is_int(k) then
+    error(format("index: a tensor index must be an integer, got %s%s", typename(k),
+      type(k) == "number" and " with a fraction" or ""), 3)
+  end
+  return k
+end
+
+local function shape_table(t)
+  local s, shape = {}, lib.mg_tensor_shape(t)
+  for i = 0, lib.mg_tensor_ndim(t) - 1 do s[i + 1] = tonumber(shape[i]) end
+  return s
+end
+
+local mt = {}
+mt.__index = function(b, k)
+  local t = b.h_
+  if t == nil then error("bad argument #1 to '__index' (mg.Tensor expected, got mg.Tensor)", 2) end
+  if type(k) == "string" then
+    local m = rawget(methods, k)
+    if m ~= nil then return m end
+    if k == "shape" then return shape_table(t) end
+    if k == "dtype" then return dtype_names[lib.mg_tensor_dtype(t)] end
+    if k == "ndim" then return lib.mg_tensor_ndim(t) end
+    local fields = rawget(methods, "__fields")
+    local f = type(fields) == "table" and fields[k]
+    if type(f) == "function" then return (f(b)) end
+    return nil
+  end
+  if type(k) == "number" then return select_first_axis(t, check_index_key(k)) end
+  error(format("index: cannot index a tensor with a %s", typename(k)), 2)
+end
+mt.__newindex = function(b, k, v)
+  local t = b.h_
+  if type(k) ~= "number" then error(format("index: cannot set field '%s' of a tensor", tostring(k)), 2) end
+  local dst = select_first_axis(t, check_index_key(k))
+  local src, err = totensor(v, "assign", 3)
+  if not src then error(err, 2) end
+  local st = lib.mg_tensor_assign(dst.h_, src)
+  lib.mg_tensor_release(src)
+  if st ~= 0 then error(last_error(), 2) end
+end
+mt.__add = function(a, b) return arith(ADD, a, b) end
+mt.__sub = function(a, b) return arith(SUB, a, b) end
+mt.__mul = function(a, b) return arith(MUL, a, b) end
+mt.__div = function(a, b) return arith(DIV, a, b) end
+mt.__mod = function(a, b) return arith(MOD, a, b) end
+mt.__pow = function(a, b) return arith(POW, a, b) end
+mt.__unm = function(a) return arith(NEG, a) end
+mt.__eq = function(a, b) return rawequal(a, b) end   -- identity, as for userdata
+mt.__lt = function(a, b) return compare_operand(a, a, b, "<") < compare_operand(b, a, b, "<") end
+mt.__le = function(a, b) return compare_operand(a, a, b, "<=") <= compare_operand(b, a, b, "<=") end
+mt.__len = function(b)
+  local t = b.h_
+  if lib.mg_tensor_ndim(t) == 0 then error("length of a 0-d tensor (use t:item())", 2) end
+  return tonumber(lib.mg_tensor_shape(t)[0])
+end
+mt.__tostring = function(b)
+  local t = b.h_
+  if t == nil then return "tensor(<released>)" end
+  if lib.mg_tensor_is_symbolic(t) ~= 0 then   -- no values: show what the trace knows
+    local dims, shape = {}, lib.mg_tensor_shape(t)
+    for i = 0, lib.mg_tensor_ndim(t) - 1 do
+      local n = tonumber(shape[i])
+      dims[i + 1] = tostring(n > 16777000 and -1 or n)
+    end
+    return format("tensor(<symbolic>, shape=(%s), dtype=%s)", table.concat(dims, ","),
+      dtype_names[lib.mg_tensor_dtype(t)])
+  end
+  local s = lib.mg_tensor_format(t, 80)
+  if s == nil then error("tostring: out of memory", 2) end
+  local r = fstring(s)
+  lib.mg_free(s)
+  return r
+end
+Box = ffi.metatype("mgjit_box", mt)
+
+-- When the state closes: every reference still held by a box.
+debug.getregistry()["moongrad.ffi.anchor"] = ffi.gc(new("char[1]"), function()
+  for slot = 1, next_unused - 1 do
+    local h = handles[slot]
+    if h ~= nil then
+      handles[slot] = nil
+      lib.mg_tensor_release(h)
+    end
+  end
+end)
+
+-- ---- C-side methods (lua/capi/tensor.c) ----------------------------------------------------
+
+local function check_live(x, what, argn)
+  local t = checktensor(x, argn or 1, what)
+  if lib.mg_tensor_is_freed(t) ~= 0 then
+    error(format("%s: the tensor was freed (t:free() or <close>)", what), 3)
+  end
+  if lib.mg_tensor_is_symbolic(t) ~= 0 then
+    error(format("%s: a symbolic tensor has no value while a staged function is being traced (its value exists "
+      .. "only when the graph runs; use mg.print to see it then)", what), 3)
+  end
+  return t
+end
+
+function methods.numel(x) return tonumber(lib.mg_tensor_numel(checktensor(x, 1, "numel"))) end
+function methods.totable(x) return totable(check_live(x, "totable")) end
+function methods.item(x)
+  local t = check_live(x, "item")
+  local n = tonumber(lib.mg_tensor_numel(t))
+  if n ~= 1 then error(format("item: the tensor has %d elements; item() needs exactly one", n), 2) end
+  return element(t, lib.mg_tensor_dtype(t), 0)
+end
+function methods.free(x) lib.mg_tensor_free_storage(checktensor(x, 1, "free")) end
+function methods.strides(x)
+  local t = checktensor(x, 1, "strides")
+  local s, st = {}, lib.mg_tensor_strides(t)
+  for i = 0, lib.mg_tensor_ndim(t) - 1 do s[i + 1] = tonumber(st[i]) end
+  return s
+end
+function methods.is_contiguous(x) return lib.mg_tensor_is_contiguous(checktensor(x, 1, "is_contiguous")) ~= 0 end
+function methods.is_freed(x) return lib.mg_tensor_is_freed(checktensor(x, 1, "is_freed")) ~= 0 end
+function methods.tobytes(x)
+  local t = check_live(x, "tobytes")
+  local n = tonumber(lib.mg_tensor_nbytes(t))
+  local buf = new("char[?]", n > 0 and n or 1)
+  if lib.mg_tensor_copy_to(t, buf, n) ~= 0 then error(last_error(), 2) end
+  return fstring(buf, n)
+end
+function methods.shares_storage(x, y)
+  local a, b = check_live(x, "shares_storage"), check_live(y, "shares_storage", 2)
+  return lib.mg_tensor_data(a) ~= nil and lib.mg_tensor_nbytes(a) > 0 and lib.mg_tensor_nbytes(b) > 0 and
+    lib.mg_tensor_storage_id(a) == lib.mg_tensor_storage_id(b)
+end
+
+-- ---- module functions (lua/capi/module.c) ---------------------------------------------------
+
+local function parse_dtype(v)
+  if v == nil then return nil end
+  if type(v) ~= "string" then
+    error(format("bad argument #2 to 'tensor' (string expected, got %s)", typename(v)), 3)
+  end
+  local id = dtype_ids[v]
+  if not id then error(format("unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)", v), 3) end
+  return id
+end
+
+local cast_attrs = new("mg_attrs")
+local reshape_attrs = new("mg_attrs")
+local CAST, RESHAPE = OP.cast, OP.reshape
+
+-- core.tensor(data [, dtype]): a nested table, a number, a boolean or a tensor (copied).
+function M.tensor(data, dtype)
+  local dt = parse_dtype(dtype)
+  local has_dt = dt ~= nil
+  local td = type(data)
+  if td == "table" then
+    local t, err = table_to_tensor(data, has_dt, dt or F32)
+    if not t then error(err, 2) end
+    return push(t, true)
+  elseif td == "number" then
+    if not has_dt then dt = is_int(data) and I64 or F32 end
+    local t, err = table_to_tensor({ data }, true, dt)
+    if not t then error(err, 2) end
+    reshape_attrs.set = 1
+    reshape_attrs.v[0].n = 0    -- 0-d: a view with no axes
+    inputs[0] = t
+    local st = lib.mg_apply(ctx, RESHAPE, inputs, 1, reshape_attrs, outp)
+    lib.mg_tensor_release(t)
+    if st ~= 0 then error(last_error(), 2) end
+    return push(outp[0], true)
+  elseif td == "boolean" then
+    if not has_dt then dt = BOOL end
+    if lib.mg_scalar_i64(data and 1 or 0, 0, scalar_out) ~= 0 then error(last_error(), 2) end
+    local s = scalar_out[0]
+    cast_attrs.set = 1
+    cast_attrs.v[0].n, cast_attrs.v[0].i[0] = 1, dt
+    inputs[0] = s
+    local st = lib.mg_apply(ctx, CAST, inputs, 1, cast_attrs, outp)
+    lib.mg_tensor_release(s)
+    if st ~= 0 then error(last_error(), 2) end
+    return push(outp[0], true)
+  end
+  local src = testtensor(data)
+  if not src then
+    error(format("tensor: expected a nested table, a number or a tensor, got %s", typename(data)), 2)
+  end
+  cast_attrs.set = 1
+  cast_attrs.v[0].n, cast_attrs.v[0].i[0] = 1, has_dt and dt or lib.mg_tensor_dtype(src)
+  inputs[0] = src
+  if lib.mg_apply(ctx, CAST, inputs, 1, cast_attrs, outp) ~= 0 then error(last_error(), 2) end
+  return push(outp[0], true)
+end
+
+-- core.frombytes(s, dtype, shape): a tensor holding a copy of the bytes of s.
+function M.frombytes(s, dtype, shape)
+  if type(s) ~= "string" then
+    error(format("bad argument #1 to 'frombytes' (string expected, got %s)", typename(s)), 2)
+  end
+  local dt = dtype ~= nil and parse_dtype(dtype) or F32
+  local len, ndim, n = #s, 0, 1
+  if shape == nil then
+    shape_buf[0] = floor(len / dtype_size[dt])
+    ndim = 1
+  else
+    if type(shape) ~= "table" then
+      error(format("bad argument #3 to 'frombytes' (table expected, got %s)", typename(shape)), 2)
+    end
+    ndim = #shape
+    if ndim > MAX_DIMS then error(format("frombytes: at most %d dimensions", MAX_DIMS), 2) end
+    for i = 1, ndim do
+      local v = shape[i]
+      if type(v) ~= "number" or not is_int(v) or v < 0 then
+        error(format("frombytes: shape entry %d must be a non-negative integer", i), 2)
+      end
+      shape_buf[i - 1] = v
+    end
+  end
+  for i = 0, ndim - 1 do n = n * tonumber(shape_buf[i]) end
+  if n * dtype_size[dt] ~= len then
+    error(format("frombytes: %d bytes do not make %d %s elements", len, n, dtype_names[dt]), 2)
+  end
+  if lib.mg_tensor_from_data(dt, ndim, shape_buf, s, outp) ~= 0 then error(last_error(), 2) end
+  return push(outp[0], true)
+end
+
+function M.seed(n)
+  if type(n) ~= "number" or not is_int(n) then
+    error(format("bad argument #1 to 'seed' (number has no integer representation)"), 2)
+  end
+  lib.mg_ctx_seed(ctx, n)
+end
+function M.set_num_threads(n)
+  lib.mg_set_num_threads(n)
+  clear_daz()   -- its parallel region sets FTZ/DAZ on every thread, this one too
+end
+function M.get_num_threads() return lib.mg_get_num_threads() end
+function M.config_info()
+  local buf = new("char[1024]")
+  lib.mg_config_info(buf, 1024)
+  return fstring(buf)
+end
+function M.is_tensor(x) return testtensor(x) ~= nil end
+function M.bytes_live() return tonumber(lib.mg_storage_bytes_live()) end
+local ts = new("struct mgjit_timespec")
+function M.clock()   -- monotonic wall time in seconds
+  C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
+
+-- ---- autodiff (lua/capi/autodiff.c) -------------------------------------------------------------
+
+local tape_methods = {}
+M.tape_methods = tape_methods
+local Tape = ffi.metatype("mgjit_tape", {
+  __index = tape_methods,
+  __gc = nojit(function(b)
+    local t = b.t_
+    if t ~= nil then
+      b.t_ = nil
+      lib.mg_tape_free(t)
+    end
+  end),
+})
+
+local function check_tape(x)
+  if not istype(Tape, x) then
+    error(format("bad argument #1 to 'GradientTape method' (mg.Tape expected, got %s)", typename(x)), 3)
+  end
+  if x.t_ == nil then error("GradientTape: the tape was released", 3) end
+  return x.t_
+end
+
+function M.tape_new(persistent, watch)
+  if watch == nil then watch = true end
+  local t = lib.mg_tape_new(ctx, persistent and 1 or 0, watch and 1 or 0)
+  if t == nil then error(last_error(), 2) end
+  return Tape(t)
+end
+
+function tape_methods.start(x)
+  if lib.mg_tape_start(check_tape(x)) ~= 0 then error(last_error(), 2) end
+end
+function tape_methods.stop(x) lib.mg_tape_stop(check_tape(x)) end
+function tape_methods.recording(x) return lib.mg_tape_recording(check_tape(x)) ~= 0 end
+function tape_methods.watch(x, v)
+  local t = check_tape(x)
+  local h = testtensor(v)
+  if not h then error(format("watch: expected a tensor or Variable, got %s", typename(v)), 2) end
+  if lib.mg_tape_watch(t, h) ~= 0 then error(last_error(), 2) end
+end
+
+-- A flat Lua list of tensors as a C array (NULL for holes when allow_nil).
+local function read_list(list, allow_nil, what)
+  local n = #list
+  local v = new("mg_tensor *[?]", n > 0 and n or 1)
+  for i = 1, n do
+    local h = testtensor(list[i])
+    if not h and not (allow_nil and list[i] == nil) then
+      error(format("gradient: %s %d must be a tensor or Variable, got %s", what, i, typename(list[i])), 3)
+    end
+    v[i - 1] = h
+  end
+  return v, n
+end
+
+-- tape:_gradient(targets, output_grads|nil, sources, unconnected_zero [, keep])
+tape_methods._gradient = nojit(function(x, targets, ograds, sources, zero, keep)
+  local tape = check_tape(x)
+  if type(targets) ~= "table" then error("bad argument #2 to '_gradient' (table expected)", 2) end
+  if type(sources) ~= "table" then error("bad argument #4 to '_gradient' (table expected)", 2) end
+  local tv, nt = read_list(targets, false, "target")
+  local gv, ng = nil, 0
+  if ograds ~= nil then gv, ng = read_list(ograds, true, "output gradient") end
+  local sv, ns = read_list(sources, false, "source")
+  if gv and ng ~= nt then error(format("gradient: %d output_gradients for %d targets", ng, nt), 2) end
+  local grads = new("mg_tensor *[?]", ns > 0 and ns or 1)
+  local was = keep and lib.mg_tape_set_persistent(tape, 1) or -1
+  local st = lib.mg_tape_gradient(tape, nt, tv, gv, ns, sv, zero and 1 or 0, grads)
+  if was >= 0 then lib.mg_tape_set_persistent(tape, was) end
+  if st ~= 0 then error(last_error(), 2) end
+  local out = { n = ns }
+  for i = 0, ns - 1 do
+    if grads[i] ~= nil then out[i + 1] = push(grads[i], true) end
+  end
+  return out
+end)
+
+-- Lua functions called from C (custom backward, graph host functions) live
+-- in `callbacks` under an integer id passed as the C side's ud.
+local callbacks, next_id = {}, 0
+local function keep_callback(fn)
+  next_id = next_id + 1
+  callbacks[next_id] = fn
+  return next_id
+end
+local free_cb = ffi.cast("void (*)(void *)", function(ud)
+  callbacks[tonumber(ffi.cast("intptr_t", ud))] = nil
+end)
+
+local function pcall_results(ok, ...)
+  return ok, select("#", ...), { ... }
+end
+
+-- mg_backward_fn: calls backward(grad_output) -> grads (one per input, or a list).
+local backward_cb = ffi.cast("mg_backward_fn", function(ud, gout, nin, gin)
+  local fn = callbacks[tonumber(ffi.cast("intptr_t", ud))]
+  lib.mg_tensor_retain(gout)
+  local ok, nres, res = pcall_results(pcall(fn, push(gout, false)))
+  if not ok then
+    lib.mg_seterror(1, "%s", tostring(res[1]))
+    return 1
+  end
+  if nres == 1 and type(res[1]) == "table" and not testtensor(res[1]) then
+    local list = res[1]
+    res, nres = {}, #list
+    for i = 1, nres do res[i] = list[i] end
+  end
+  for i = 1, nin do
+    if i <= nres and res[i] ~= nil then
+      local t, err = totensor(res[i], "custom_gradient", i)
+      if not t then
+        for j = 0, i - 2 do
+          if gin[j] ~= nil then lib.mg_tensor_release(gin[j]); gin[j] = nil end
+        end
+        lib.mg_seterror(1, "%s", "custom_gradient: the backward function's result " .. i .. ": " .. err)
+        return 1
+      end
+      gin[i - 1] = t
+    end
+  end
+  return 0
+end)
+
+-- core.record_custom({inputs}, output, backward)
+M.record_custom = nojit(function(list, output, backward)
+  if type(list) ~= "table" then error("bad argument #1 to 'record_custom' (table expected)", 2) end
+  local iv, nin = read_list(list, false, "input")
+  local out = checktensor(output, 2, "record_custom")
+  if type(backward) ~= "function" then error("bad argument #3 to 'record_custom' (function expected)", 2) end
+  local id = keep_callback(backward)
+  if lib.mg_tape_record_custom(ctx, nin, iv, out, backward_cb, ffi.cast("void *", id), free_cb) ~= 0 then
+    error(last_error(), 2)
+  end
+end)
+
+function M.variable(init, trainable)
+  local t, err = totensor(init, "Variable", 1)
+  if not t then error(err, 2) end
+  local st = lib.mg_variable_new(ctx, t, (trainable == nil or trainable) and 1 or 0, outp)
+  lib.mg_tensor_release(t)
+  if st ~= 0 then error(last_error(), 2) end
+  return push(outp[0], true)
+end
+
+function M.assign(v, x)
+  local h = checktensor(v, 1, "assign")
+  if lib.mg_tensor_is_variable(h) == 0 then error("assign: the target is not a Variable", 2) end
+  local t, err = totensor(x, "assign", 2)
+  if not t then error(err, 2) end
+  local st = lib.mg_variable_assign(ctx, h, t)
+  lib.mg_tensor_release(t)
+  if st ~= 0 then error(last_error(), 2) end
+  return v
+end
+
+function M.variable_read(v)
+  local h = checktensor(v, 1, "variable_read")
+  if lib.mg_variable_read(h, outp) ~= 0 then error(last_error(), 2) end
+  return push(outp[0], false)
+end
+
+function M.is_variable(x)
+  local h = testtensor(x)
+  return h ~= nil and lib.mg_tensor_is_variable(h) ~= 0
+end
+
+function M.is_trainable(x)
+  local h = checktensor(x, 1, "is_trainable")
+  return lib.mg_tensor_is_variable(h) ~= 0 and lib.mg_variable_trainable(h) ~= 0
+end
+
+function M.pause_tapes(on) lib.mg_ctx_pause_tapes(ctx, on and 1 or 0) end
+
+-- ---- staging (lua/capi/graph.c) -------------------------------------------------------------------
+
+local graph_methods = {}
+local Graph = ffi.metatype("mgjit_graph", {
+  __index = graph_methods,
+  __gc = nojit(function(b)
+    local g = b.g_
+    if g ~= nil then
+      b.g_ = nil
+      lib.mg_graph_release(g)
+    end
+  end),
+})
+
+local function check_graph(x, argn)
+  if not istype(Graph, x) then
+    error(format("bad argument #%d (mg.Graph expected, got %s)", argn or 1, typename(x)), 3)
+  end
+  if x.g_ == nil then error("graph: released", 3) end
+  return x.g_
+end
+
+local function tensor_list(list, what)
+  if type(list) ~= "table" then error(format("%s: expected a table of tensors, got %s", what, typename(list)), 3) end
+  local n = #list
+  local v = new("mg_tensor *[?]", n > 0 and n or 1)
+  for i = 1, n do
+    local h = testtensor(list[i])
+    if not h then error(format("%s: value %d must be a tensor, got %s", what, i, typename(list[i])), 3) end
+    v[i - 1] = h
+  end
+  return v, n
+end
+
+local function push_list(v, n, fresh)
+  local out = { n = n }
+  for i = 0, n - 1 do out[i + 1] = push(v[i], fresh) end
+  return out
+end
+
+local gout = new("mg_graph *[1]")
+function M.trace_begin(name)
+  if lib.mg_trace_begin(ctx, name or "function", gout) ~= 0 then error(last_error(), 2) end
+  return Graph(gout[0])
+end
+M.trace_end = nojit(function(g, outs)
+  local h = check_graph(g, 1)
+  local v, n = tensor_list(outs, "trace")
+  if lib.mg_trace_end(ctx, h, n, v) ~= 0 then error(last_error(), 2) end
+end)
+M.trace_abort = nojit(function() lib.mg_trace_abort(ctx) end)
+function M.tracing() return lib.mg_tracing(ctx) ~= 0 end
+function M.is_symbolic(x)
+  local h = testtensor(x)
+  return h ~= nil and lib.mg_tensor_is_symbolic(h) ~= 0
+end
+
+local function read_shape(s, buf)
+  if type(s) ~= "table" then error(format("shape: expected a table, got %s", typename(s)), 3) end
+  local n = #s
+  if n > MAX_DIMS then error(format("shape: at most %d dimensions", MAX_DIMS), 3) end
+  for d = 1, n do
+    local v = s[d]
+    if type(v) ~= "number" or not is_int(v) or v < -1 then
+      error(format("shape: entry %d must be a size or -1 (unknown)", d), 3)
+    end
+    buf[d - 1] = v
+  end
+  return n
+end
+
+local function check_dtype(v)
+  local id = type(v) == "string" and dtype_ids[v]
+  if not id then error(format("unknown dtype '%s'", tostring(v)), 3) end
+  return id
+end
+
+function M.placeholder(dtype, shape)
+  local dt = check_dtype(dtype)
+  local n = read_shape(shape, shape_buf)
+  if lib.mg_trace_placeholder(ctx, dt, n, shape_buf, outp) ~= 0 then error(last_error(), 2) end
+  return push(outp[0], false)
+end
+
+M.graph_run = nojit(function(g, ins)
+  local h = check_graph(g, 1)
+  local nout = lib.mg_graph_noutputs(h)
+  local v, n = tensor_list(ins, "call")
+  local out = new("mg_tensor *[?]", nout > 0 and nout or 1)
+  if lib.mg_graph_run(ctx, h, n, v, nout, out) ~= 0 then error(last_error(), 2) end
+  return push_list(out, nout, true)
+end)
+
+-- core.graph_call(graph, t1, t2, ...) -> o1, o2, ...: mg.func's fast path.
+M.graph_call = nojit(function(g, ...)
+  local h = check_graph(g, 1)
+  local n, nout = select("#", ...), lib.mg_graph_noutputs(h)
+  local ins, outs = new("mg_tensor *[?]", n > 0 and n or 1), new("mg_tensor *[?]", nout > 0 and nout or 1)
+  for i = 1, n do
+    local v = select(i, ...)
+    local t = testtensor(v)
+    if not t then error(format("call: argument %d must be a tensor, got %s", i, typename(v)), 2) end
+    ins[i - 1] = t
+  end
+  local st = lib.mg_graph_run(ctx, h, n, ins, nout, outs)   -- fresh arrays: Lua nodes may call graphs
+  if st ~= 0 then error(last_error(), 2) end
+  local res = {}
+  for k = 0, nout - 1 do res[k + 1] = push(outs[k], true) end
+  return unpack(res, 1, nout)
+end)
+
+-- core.graph_accepts(graph, t1, ...) -> whether the tensors fit the placeholders.
+local meta_dt, meta_nd, meta_shape = new("mg_dtype[1]"), new("int[1]"), new("int64_t[?]", MAX_DIMS)
+function M.graph_accepts(g, ...)
+  local h = check_graph(g, 1)
+  local n = select("#", ...)
+  if n ~= lib.mg_graph_ninputs(h) then return false end
+  for i = 1, n do
+    local t = testtensor((select(i, ...)))
+    lib.mg_graph_input_meta(h, i - 1, meta_dt, meta_nd, meta_shape)
+    local nd = meta_nd[0]
+    if not t or lib.mg_tensor_is_symbolic(t) ~= 0 or lib.mg_tensor_dtype(t) ~= tonumber(meta_dt[0]) or
+       lib.mg_tensor_ndim(t) ~= nd then
+      return false
+    end
+    local shape = lib.mg_tensor_shape(t)
+    for d = 0, nd - 1 do
+      if meta_shape[d] >= 0 and meta_shape[d] ~= shape[d] then return false end
+    end
+  end
+  return true
+end
+
+-- core.graph_optimize(graph [, passes]) -> {constfold=n, cse=n, ...}: passes
+-- is an integer mask, or a table switching passes off ({fuse=false}).
+M.graph_optimize = nojit(function(g, passes)
+  local h = check_graph(g, 1)
+  local npasses = D.MG_NPASSES
+  local mask = D.MG_PASS_ALL
+  if type(passes) == "number" and is_int(passes) then
+    mask = passes
+  elseif type(passes) == "table" then
+    for i = 0, npasses - 1 do
+      if passes[fstring(lib.mg_pass_name(i))] == false then mask = bit.band(mask, bit.bnot(bit.lshift(1, i))) end
+    end
+  elseif passes ~= nil then
+    error("optimize: passes must be nil, an integer or a table like {fuse=false}", 2)
+  end
+  local counts = new("int[?]", npasses)
+  if lib.mg_graph_optimize_counts(ctx, h, mask, counts) ~= 0 then error(last_error(), 2) end
+  local out = {}
+  for i = 0, npasses - 1 do out[fstring(lib.mg_pass_name(i))] = counts[i] end
+  return out
+end)
+
+M.trace_cond = nojit(function(pred, a, b)
+  local p = checktensor(pred, 1, "trace_cond")
+  local ga, gb = check_graph(a, 2), check_graph(b, 3)
+  local nout = lib.mg_graph_noutputs(ga)
+  local out = new("mg_tensor *[?]", nout > 0 and nout or 1)
+  if lib.mg_trace_cond(ctx, p, ga, gb, nout, out) ~= 0 then error(last_error(), 2) end
+  return push_list(out, nout, false)
+end)
+
+M.trace_while = nojit(function(c, b, init, max_iter)
+  local gc, gb = check_graph(c, 1), check_graph(b, 2)
+  local v, n = tensor_list(init, "while_loop")
+  local out = new("mg_tensor *[?]", n > 0 and n or 1)
+  if lib.mg_trace_while(ctx, gc, gb, n, v, max_iter or -1, out) ~= 0 then error(last_error(), 2) end
+  return push_list(out, n, false)
+end)
+
+-- mg_host_fn: a Lua function inside a graph; results become new tensors.
+local host_cb = ffi.cast("mg_host_fn", function(ud, nin, ins, nout, outs)
+  local fn = callbacks[tonumber(ffi.cast("intptr_t", ud))]
+  local args = {}
+  for i = 0, nin - 1 do
+    lib.mg_tensor_retain(ins[i])
+    args[i + 1] = push(ins[i], false)
+  end
+  local ok, nres, res = pcall_results(pcall(fn, unpack(args, 1, nin)))
+  if ok then
+    for k = 1, nout do
+      local t, err = totensor(res[k], "lua_function", k)
+      if not t then
+        ok, res = false, { "lua_function: result " .. k .. ": " .. err }
+        break
+      end
+      outs[k - 1] = t
+    end
+  end
+  if not ok then
+    for k = 0, nout - 1 do
+      if outs[k] ~= nil then lib.mg_tensor_release(outs[k]); outs[k] = nil end
+    end
+    lib.mg_seterror(1, "%s", tostring(res[1]))
+    return 1
+  end
+  return 0
+end)
+
+-- core.call_host(fn, {inputs}, {{dtype=, shape=} | dtype ...}) -> {outputs}
+M.call_host = nojit(function(fn, ins, specs)
+  if type(fn) ~= "function" then error("bad argument #1 to 'call_host' (function expected)", 2) end
+  local v, nin = tensor_list(ins, "lua_function")
+  if type(specs) ~= "table" then error("bad argument #3 to 'call_host' (table expected)", 2) end
+  local nout = #specs
+  if nout > 64 then error("lua_function: at most 64 results", 2) end
+  local dts, ndims = new("mg_dtype[?]", 64), new("int[?]", 64)
+  local shapes = new("int64_t[64][" .. MAX_DIMS .. "]")
+  for k = 1, nout do
+    local spec = specs[k]
+    if type(spec) == "string" then
+      dts[k - 1], ndims[k - 1] = check_dtype(spec), 0
+    else
+      if type(spec) ~= "table" then error(format("lua_function: result spec %d must be a table", k), 2) end
+      dts[k - 1] = check_dtype(spec.dtype)
+      ndims[k - 1] = spec.shape == nil and 0 or read_shape(spec.shape, shapes[k - 1])
+    end
+  end
+  local id = keep_callback(fn)
+  local out = new("mg_tensor *[?]", nout > 0 and nout or 1)
+  local st = lib.mg_call_host(ctx, host_cb, ffi.cast("void *", id), free_cb, nin, v, nout, dts, ndims,
+    ffi.cast("const int64_t (*)[" .. MAX_DIMS .. "]", shapes), out)
+  if st ~= 0 then error(last_error(), 2) end
+  return push_list(out, nout, true)
+end)
+
+function M.read_variable(v)
+  local h = checktensor(v, 1, "read_variable")
+  if lib.mg_tensor_is_variable(h) == 0 then error("read: not a Variable", 2) end
+  if lib.mg_trace_read_variable(ctx, h, outp) ~= 0 then error(last_error(), 2) end
+  return push(outp[0], false)
+end
+
+local function meta_table(dt, nd, shape)
+  local s = {}
+  for d = 0, nd - 1 do s[d + 1] = tonumber(shape[d]) end
+  return { dtype = dtype_names[dt], shape = s }
+end
+
+function graph_methods.signature(g)
+  local h = check_graph(g, 1)
+  local dt, nd, shape = new("mg_dtype[1]"), new("int[1]"), new("int64_t[?]", MAX_DIMS)
+  local sig = { inputs = {}, outputs = {} }
+  for k = 0, lib.mg_graph_ninputs(h) - 1 do
+    lib.mg_graph_input_meta(h, k, dt, nd, shape)
+    sig.inputs[k + 1] = meta_table(tonumber(dt[0]), nd[0], shape)
+  end
+  for k = 0, lib.mg_graph_noutputs(h) - 1 do
+    lib.mg_graph_output_meta(h, k, dt, nd, shape)
+    sig.outputs[k + 1] = meta_table(tonumber(dt[0]), nd[0], shape)
+  end
+  return sig
+end
+
+function graph_methods.nodes(g)
+  local h = check_graph(g, 1)
+  local info = new("mg_node_info")
+  local out = {}
+  for i = 0, lib.mg_graph_nnodes(h) - 1 do
+    if lib.mg_graph_node(h, i, info) ~= 0 and fstring(info.kind) ~= "dead" then
+      local node = { kind = fstring(info.kind), op = fstring(info.op), inputs = {}, outputs = {} }
+      for j = 0, info.nin - 1 do node.inputs[j + 1] = info["in"][j] end
+      for j = 0, info.nout - 1 do node.outputs[j + 1] = info.out0 + j end
+      out[#out + 1] = node
+    end
+  end
+  return out
+end
+
+local function text(s)
+  if s == nil then error("graph: out of memory", 3) end
+  local r = fstring(s)
+  lib.mg_free(s)
+  return r
+end
+function graph_methods.pretty(g) return text(lib.mg_graph_pretty(check_graph(g, 1))) end
+function graph_methods.to_dot(g, name) return text(lib.mg_graph_to_dot(check_graph(g, 1), name)) end
+
+return M

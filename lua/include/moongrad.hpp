@@ -1,0 +1,366 @@
+/*
+ * moongrad.hpp — a header-only C++17 wrapper over moongrad.h.
+ *
+ * RAII owners for the two handles (Tensor holds one reference, Runtime owns a
+ * runtime), a Value for what crosses the boundary, and exceptions instead of
+ * status codes on the host's side of the boundary: every failed call throws
+ * moongrad::Error carrying the status and the runtime's message (with the
+ * Lua traceback). In the other direction, callbacks registered with
+ * Runtime::def may throw: the trampoline catches everything and turns it into
+ * a Lua error, so no C++ exception ever unwinds through Lua's C frames.
+ *
+ *   moongrad::Runtime rt;
+ *   rt.run("function scale(x, k) return x * k end");
+ *   auto x = moongrad::Tensor::from(std::vector<float>{1, 2, 3}, {3});
+ *   auto y = rt.call("scale", x, 2.0).tensor();
+ *   std::vector<float> v = y.to_vector<float>();   // {2, 4, 6}
+ */
+#ifndef MOONGRAD_HPP
+#define MOONGRAD_HPP
+
+#include "moongrad.h"
+
+#include <array>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace moongrad {
+
+class Error : public std::runtime_error {
+ public:
+  Error(mg_status status, const std::string &message) : std::runtime_error(message), status_(status) {}
+  mg_status status() const noexcept { return status_; }
+
+ private:
+  mg_status status_;
+};
+
+namespace detail {
+inline void check(mg_status st) {
+  if (st != MG_OK) throw Error(st, mg_last_error());
+}
+template <class T> struct dtype_of;
+template <> struct dtype_of<float> { static constexpr mg_dtype value = MG_FLOAT32; };
+template <> struct dtype_of<double> { static constexpr mg_dtype value = MG_FLOAT64; };
+template <> struct dtype_of<int32_t> { static constexpr mg_dtype value = MG_INT32; };
+template <> struct dtype_of<int64_t> { static constexpr mg_dtype value = MG_INT64; };
+template <> struct dtype_of<uint8_t> { static constexpr mg_dtype value = MG_UINT8; };
+template <> struct dtype_of<bool> { static constexpr mg_dtype value = MG_BOOL; };
+}  // namespace detail
+
+/* One reference to an engine tensor. Copies share the tensor (retain), moves
+ * transfer the reference, destruction releases it. */
+class Tensor {
+ public:
+  Tensor() noexcept = default;
+  Tensor(const Tensor &o) noexcept : t_(o.t_) {
+    if (t_) mg_tensor_retain(t_);
+  }
+  Tensor(Tensor &&o) noexcept : t_(std::exchange(o.t_, nullptr)) {}
+  Tensor &operator=(Tensor o) noexcept {
+    std::swap(t_, o.t_);
+    return *this;
+  }
+  ~Tensor() { mg_tensor_release(t_); }
+
+  /* Takes over a reference the caller owns (from a "new reference" call). */
+  static Tensor adopt(mg_tensor *t) noexcept {
+    Tensor r;
+    r.t_ = t;
+    return r;
+  }
+  /* Shares a borrowed tensor: takes a reference of its own. */
+  static Tensor share(mg_tensor *t) noexcept {
+    if (t) mg_tensor_retain(t);
+    return adopt(t);
+  }
+  /* A new tensor holding a copy of data (row-major). */
+  template <class T> static Tensor from(const T *data, const std::vector<int64_t> &shape) {
+    mg_tensor *t = nullptr;
+    detail::check(mg_tensor_from_data(detail::dtype_of<T>::value, (int)shape.size(), shape.data(), data, &t));
+    return adopt(t);
+  }
+  template <class T> static Tensor from(const std::vector<T> &data, const std::vector<int64_t> &shape) {
+    int64_t n = 1;
+    for (int64_t s : shape) n *= s;
+    if (n != (int64_t)data.size())
+      throw Error(MG_ESHAPE, "Tensor::from: " + std::to_string(data.size()) + " values for " +
+                                 std::to_string(n) + " elements");
+    return from(data.data(), shape);
+  }
+  /* A tensor over the caller's memory, no copy: the memory must outlive every
+   * reference to the tensor (scripts may keep one). */
+  template <class T> static Tensor borrow(T *data, const std::vector<int64_t> &shape) {
+    mg_tensor *t = nullptr;
+    detail::check(mg_tensor_borrow(detail::dtype_of<T>::value, (int)shape.size(), shape.data(), data, nullptr,
+                                   nullptr, &t));
+    return adopt(t);
+  }
+
+  mg_tensor *get() const noexcept { return t_; }
+  /* Gives up the reference to the caller (who must release it). */
+  mg_tensor *release() noexcept { return std::exchange(t_, nullptr); }
+  explicit operator bool() const noexcept { return t_ != nullptr; }
+
+  mg_dtype dtype() const { return mg_tensor_dtype(live()); }
+  int ndim() const { return mg_tensor_ndim(live()); }
+  std::vector<int64_t> shape() const {
+    const int64_t *s = mg_tensor_shape(live());
+    return std::vector<int64_t>(s, s + ndim());
+  }
+  int64_t numel() const { return mg_tensor_numel(live()); }
+  void copy_to(void *dst, size_t cap) const { detail::check(mg_tensor_copy_to(live(), dst, cap)); }
+  /* The elements, row-major; T must match the dtype. */
+  template <class T> std::vector<T> to_vector() const {
+    if (dtype() != detail::dtype_of<T>::value)
+      throw Error(MG_EDTYPE, std::string("Tensor::to_vector: the tensor is ") + mg_dtype_name(dtype()));
+    std::vector<T> v((size_t)numel());
+    copy_to(v.data(), v.size() * sizeof(T));
+    return v;
+  }
+
+ private:
+  mg_tensor *live() const {
+    if (!t_) throw Error(MG_ESTATE, "moongrad::Tensor: empty");
+    return t_;
+  }
+  mg_tensor *t_ = nullptr;
+};
+
+/* A value crossing the boundary. Strings are copied in; tensors shared. */
+class Value {
+ public:
+  struct Other {
+    std::string type;   /* a Lua value the host cannot hold (a table...): its type name */
+  };
+  Value() = default;
+  Value(std::nullptr_t) {}
+  Value(bool b) : v_(b) {}
+  template <class T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
+  Value(T i) : v_((int64_t)i) {}
+  template <class T, std::enable_if_t<std::is_floating_point_v<T>, int> = 0>
+  Value(T n) : v_((double)n) {}
+  Value(const char *s) : v_(std::string(s)) {}
+  Value(std::string s) : v_(std::move(s)) {}
+  Value(Tensor t) : v_(std::move(t)) {}
+  Value(Other o) : v_(std::move(o)) {}
+
+  bool is_nil() const { return std::holds_alternative<std::monostate>(v_); }
+  bool is_tensor() const { return std::holds_alternative<Tensor>(v_); }
+  bool is_string() const { return std::holds_alternative<std::string>(v_); }
+  bool is_number() const { return std::holds_alternative<int64_t>(v_) || std::holds_alternative<double>(v_); }
+  bool is_integer() const { return std::holds_alternative<int64_t>(v_); }
+  bool is_boolean() const { return std::holds_alternative<bool>(v_); }
+  std::string type_name() const {
+    static const char *const names[] = {"nil", "boolean", "integer", "number", "string", "tensor", "other"};
+    return v_.index() == 6 ? std::get<Other>(v_).type : names[v_.index()];
+  }
+
+  double number() const {
+    if (auto i = std::get_if<int64_t>(&v_)) return (double)*i;
+    if (auto n = std::get_if<double>(&v_)) return *n;
+    throw Error(MG_EARG, "expected a number, got " + type_name());
+  }
+  int64_t integer() const {
+    if (auto i = std::get_if<int64_t>(&v_)) return *i;
+    throw Error(MG_EARG, "expected an integer, got " + type_name());
+  }
+  bool boolean() const {
+    if (auto b = std::get_if<bool>(&v_)) return *b;
+    throw Error(MG_EARG, "expected a boolean, got " + type_name());
+  }
+  const std::string &string() const {
+    if (auto s = std::get_if<std::string>(&v_)) return *s;
+    throw Error(MG_EARG, "expected a string, got " + type_name());
+  }
+  const Tensor &tensor() const {
+    if (auto t = std::get_if<Tensor>(&v_)) return *t;
+    throw Error(MG_EARG, "expected a tensor, got " + type_name());
+  }
+
+  /* A C view, borrowed from this Value (for arguments). */
+  mg_value view() const {
+    switch (v_.index()) {
+    case 1: return mg_vboolean(std::get<bool>(v_));
+    case 2: return mg_vinteger(std::get<int64_t>(v_));
+    case 3: return mg_vnumber(std::get<double>(v_));
+    case 4: return mg_vlstring(std::get<std::string>(v_).data(), std::get<std::string>(v_).size());
+    case 5: return mg_vtensor(std::get<Tensor>(v_).get());
+    default: return mg_vnil();
+    }
+  }
+  /* Takes a C result: adopts its tensor reference, copies its string. */
+  static Value adopt(mg_value &v) {
+    switch (v.type) {
+    case MG_VBOOLEAN: return Value(v.u.b != 0);
+    case MG_VINTEGER: return Value(v.u.i);
+    case MG_VNUMBER: return Value(v.u.n);
+    case MG_VSTRING: return Value(std::string(v.u.str.s, v.u.str.len));
+    case MG_VTENSOR: {
+      Tensor t = Tensor::adopt(v.u.t);
+      v = mg_vnil();
+      return Value(std::move(t));
+    }
+    case MG_VOTHER: return Value(Other{v.u.str.s});
+    default: return Value();
+    }
+  }
+  /* Copies a borrowed C value (callback arguments): shares the tensor. */
+  static Value copy(const mg_value &v) {
+    if (v.type == MG_VTENSOR) return Value(Tensor::share(v.u.t));
+    mg_value tmp = v;
+    return adopt(tmp);
+  }
+
+ private:
+  std::variant<std::monostate, bool, int64_t, double, std::string, Tensor, Other> v_;
+};
+
+using Values = std::vector<Value>;
+
+class Runtime;
+
+/* A function looked up once (mg_lookup) for repeated calls. Owned by the
+ * runtime it came from; do not use it after that runtime is gone. */
+class Function {
+ public:
+  template <class... A> Value operator()(A &&...args) const;
+  template <class... A> Values call_n(int nresults, A &&...args) const;
+
+ private:
+  friend class Runtime;
+  Function(Runtime *rt, mg_ref ref) : rt_(rt), ref_(ref) {}
+  Runtime *rt_;
+  mg_ref ref_;
+};
+
+class Runtime {
+ public:
+  using Callback = std::function<Values(const Values &args)>;
+
+  /* Options as in moongrad.h (nullptr = defaults). Throws Error on failure. */
+  explicit Runtime(const mg_runtime_options *options = nullptr) : rt_(mg_runtime_new(options)) {
+    if (!rt_) throw Error(MG_ENOMEM, mg_last_error());
+  }
+  ~Runtime() { mg_runtime_free(rt_); }
+  Runtime(const Runtime &) = delete;
+  Runtime &operator=(const Runtime &) = delete;
+
+  mg_runtime *get() const noexcept { return rt_; }
+  size_t memory() const { return mg_runtime_memory(rt_, nullptr); }
+
+  void run(const std::string &code, const char *chunkname = nullptr) {
+    check(mg_run_string(rt_, code.c_str(), chunkname));
+  }
+  void run_file(const std::string &path) { check(mg_run_file(rt_, path.c_str())); }
+  Values eval(const std::string &code, int nresults = 1) {
+    std::vector<mg_value> res((size_t)nresults);
+    check(mg_eval(rt_, code.c_str(), res.data(), nresults));
+    return adopt_all(res);
+  }
+
+  /* Calls `name` (see mg_invoke) and returns its first result / first n results. */
+  template <class... A> Value call(const std::string &name, A &&...args) {
+    return call_n(1, name, std::forward<A>(args)...)[0];
+  }
+  template <class... A> Values call_n(int nresults, const std::string &name, A &&...args) {
+    std::array<Value, sizeof...(A)> vals{Value(std::forward<A>(args))...};
+    std::array<mg_value, sizeof...(A)> cargs;
+    for (size_t i = 0; i < vals.size(); i++) cargs[i] = vals[i].view();
+    std::vector<mg_value> res((size_t)nresults);
+    check(mg_invoke(rt_, name.c_str(), cargs.data(), (int)cargs.size(), res.data(), nresults));
+    return adopt_all(res);
+  }
+
+  Function lookup(const std::string &name) {
+    mg_ref ref;
+    check(mg_lookup(rt_, name.c_str(), &ref));
+    return Function(this, ref);
+  }
+
+  void set(const std::string &name, const Value &v) {
+    mg_value c = v.view();
+    check(mg_set_global(rt_, name.c_str(), &c));
+  }
+  Value get(const std::string &name) {
+    mg_value out;
+    check(mg_get_global(rt_, name.c_str(), &out));
+    return Value::adopt(out);
+  }
+
+  /* Makes fn callable from Lua as `name`. Whatever fn throws becomes a Lua
+   * error in the script ("name: what()"); it never unwinds through Lua. */
+  void def(const std::string &name, Callback fn) {
+    callbacks_.push_back(std::make_unique<Holder>(Holder{std::move(fn), {}}));
+    check(mg_register(rt_, name.c_str(), &Runtime::trampoline, callbacks_.back().get()));
+  }
+
+ private:
+  friend class Function;
+
+  struct Holder {
+    Callback fn;
+    Values last;   /* the last results: their strings must live until the runtime copied them */
+  };
+
+  void check(mg_status st) {
+    if (st != MG_OK) throw Error(st, mg_runtime_errmsg(rt_));
+  }
+  static Values adopt_all(std::vector<mg_value> &res) {
+    Values out;
+    out.reserve(res.size());
+    for (mg_value &v : res) out.push_back(Value::adopt(v));
+    return out;
+  }
+
+  static mg_status trampoline(mg_runtime *, void *ud, const mg_value *args, int nargs, mg_value *res,
+                              int *nres) noexcept {
+    Holder *h = static_cast<Holder *>(ud);
+    try {
+      Values in;
+      in.reserve((size_t)nargs);
+      for (int i = 0; i < nargs; i++) in.push_back(Value::copy(args[i]));
+      h->last = h->fn(in);
+      if (h->last.size() > MG_CALLBACK_MAX_RESULTS)
+        return mg_seterror(MG_EARG, "returned %zu results, at most %d are allowed", h->last.size(),
+                           MG_CALLBACK_MAX_RESULTS);
+      for (size_t i = 0; i < h->last.size(); i++) {
+        res[i] = h->last[i].view();
+        if (res[i].type == MG_VTENSOR && res[i].u.t) mg_tensor_retain(res[i].u.t);  /* handed to the runtime */
+        *nres = (int)i + 1;
+      }
+      return MG_OK;
+    } catch (const std::exception &e) {
+      return mg_seterror(MG_ESCRIPT, "%s", e.what());
+    } catch (...) {
+      return mg_seterror(MG_ESCRIPT, "unknown C++ exception");
+    }
+  }
+
+  mg_runtime *rt_;
+  std::vector<std::unique_ptr<Holder>> callbacks_;
+};
+
+template <class... A> Values Function::call_n(int nresults, A &&...args) const {
+  std::array<Value, sizeof...(A)> vals{Value(std::forward<A>(args))...};
+  std::array<mg_value, sizeof...(A)> cargs;
+  for (size_t i = 0; i < vals.size(); i++) cargs[i] = vals[i].view();
+  std::vector<mg_value> res((size_t)nresults);
+  rt_->check(mg_invoke_ref(rt_->get(), ref_, cargs.data(), (int)cargs.size(), res.data(), nresults));
+  return Runtime::adopt_all(res);
+}
+
+template <class... A> Value Function::operator()(A &&...args) const {
+  return call_n(1, std::forward<A>(args)...)[0];
+}
+
+}  // namespace moongrad
+
+#endif

@@ -1,0 +1,282 @@
+-- moongrad.metrics (mg.metrics): Keras's stateful metrics.
+--
+-- A metric keeps its running state in non-trainable Variables:
+-- update_state(y_true, y_pred) only assigns to them (so it can run inside a
+-- staged train step, adding graph nodes and no host round trip), result()
+-- reads them, reset_state() zeroes them. Mean-based metrics (accuracy and
+-- its kinds, losses as metrics) keep a total and a count; Precision/Recall
+-- keep confusion counts at a threshold; AUC keeps the confusion counts at
+-- num_thresholds thresholds and integrates the ROC (or PR) curve with the
+-- trapezoid rule. Class indices count from 1. Portable Lua (5.4 and LuaJIT).
+local mg = require("moongrad")
+local class = require("moongrad.nn.class")
+local losses = require("moongrad.losses")
+
+local M = {}
+
+local Metric = class.Object:extend("Metric")
+M.Metric = Metric
+
+function Metric:__init(cfg)
+  cfg = cfg or {}
+  self.name = cfg.name or self.default_name or "metric"
+  self.dtype = cfg.dtype or "float32"
+  self._vars = {}
+end
+
+-- add_variable(shape, name): a zero-initialised state Variable.
+function Metric:add_variable(shape, name, dtype)
+  local v = mg.Variable(mg.zeros(shape, dtype or self.dtype), { name = self.name .. "/" .. name, trainable = false })
+  self._vars[#self._vars + 1] = v
+  return v
+end
+
+Metric.getters.variables = function(self) return self._vars end
+
+function Metric:reset_state()
+  for _, v in ipairs(self._vars) do v:assign(mg.zeros_like(v)) end
+end
+Metric.reset_states = Metric.reset_state
+
+-- metric(y_true, y_pred): update, then the result (Keras's __call__).
+function Metric:__call(...)
+  self:update_state(...)
+  return self:result()
+end
+
+function Metric:get_config() return { name = self.name, dtype = self.dtype } end
+
+-- ---- Mean and friends ----------------------------------------------------------------
+
+local Mean = Metric:extend("Mean")
+M.Mean = Mean
+Mean.default_name = "mean"
+
+function Mean:__init(cfg)
+  Metric.__init(self, cfg)
+  self.total = self:add_variable({}, "total")
+  self.count = self:add_variable({}, "count")
+end
+
+-- update_state(values [, sample_weight])
+function Mean:update_state(values, sample_weight)
+  if not mg.is_tensor(values) then values = mg.tensor(values, self.dtype) end
+  if values.dtype ~= self.dtype then values = mg.cast(values, self.dtype) end
+  if sample_weight ~= nil then
+    local w = mg.is_tensor(sample_weight) and mg.cast(sample_weight, self.dtype) or mg.tensor(sample_weight, self.dtype)
+    w = mg.broadcast_to(w, values.shape)
+    self.total:assign_add(mg.sum(values * w))
+    self.count:assign_add(mg.sum(w))
+  else
+    self.total:assign_add(mg.sum(values))
+    self.count:assign_add(values:numel())
+  end
+end
+
+function Mean:result()
+  local c = self.count
+  return mg.where(mg.greater(c, 0), self.total / mg.maximum(c, 1e-30), 0.0)
+end
+
+-- Mean of fn(y_true, y_pred) per sample.
+local Wrapper = Mean:extend("MeanMetricWrapper")
+M.MeanMetricWrapper = Wrapper
+
+function Wrapper:__init(fn, cfg)
+  Mean.__init(self, cfg)
+  self.fn = fn
+end
+
+function Wrapper:update_state(y_true, y_pred, sample_weight)
+  return Mean.update_state(self, self.fn(y_true, y_pred), sample_weight)
+end
+
+-- ---- accuracy functions (per sample, 1.0 or 0.0) --------------------------------------------
+
+local function labels_of(y_true, y_pred)
+  if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true) end
+  if y_true.ndim == y_pred.ndim and y_true.shape[y_true.ndim] == 1 then
+    y_true = mg.squeeze(y_true, { axis = -1 })
+  end
+  if y_true.dtype ~= "int64" then y_true = mg.cast(y_true, "int64") end
+  return y_true
+end
+
+function M.sparse_categorical_accuracy(y_true, y_pred)
+  local labels = labels_of(y_true, y_pred)
+  return mg.cast(mg.equal(mg.argmax(y_pred, -1), labels), "float32")
+end
+
+function M.categorical_accuracy(y_true, y_pred)
+  return mg.cast(mg.equal(mg.argmax(y_pred, -1), mg.argmax(y_true, -1)), "float32")
+end
+
+function M.binary_accuracy(y_true, y_pred, threshold)
+  if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true, y_pred.dtype) end
+  if y_true.ndim == y_pred.ndim - 1 then y_true = mg.unsqueeze(y_true, -1) end
+  local pred = mg.greater(y_pred, threshold or 0.5)
+  local truth = mg.greater(y_true, 0.5)
+  return mg.mean(mg.cast(mg.equal(pred, truth), "float32"), -1)
+end
+
+function M.accuracy(y_true, y_pred)
+  if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true) end
+  return mg.cast(mg.equal(y_true, y_pred), "float32")
+end
+
+local function wrapper_class(class_name, key, fn)
+  local cls = Wrapper:extend(class_name)
+  cls.default_name = key
+  function cls:__init(cfg)
+    Wrapper.__init(self, fn, cfg)
+    if cfg and cfg.threshold then
+      local t = cfg.threshold
+      self.fn = function(a, b) return fn(a, b, t) end
+    end
+  end
+  M[class_name] = cls
+  return cls
+end
+
+wrapper_class("Accuracy", "accuracy", M.accuracy)
+wrapper_class("SparseCategoricalAccuracy", "sparse_categorical_accuracy", M.sparse_categorical_accuracy)
+wrapper_class("CategoricalAccuracy", "categorical_accuracy", M.categorical_accuracy)
+wrapper_class("BinaryAccuracy", "binary_accuracy", M.binary_accuracy)
+wrapper_class("MeanSquaredError", "mean_squared_error", losses.mean_squared_error)
+wrapper_class("MeanAbsoluteError", "mean_absolute_error", losses.mean_absolute_error)
+wrapper_class("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
+  losses.sparse_categorical_crossentropy)
+wrapper_class("CategoricalCrossentropy", "categorical_crossentropy", losses.categorical_crossentropy)
+wrapper_class("BinaryCrossentropy", "binary_crossentropy", losses.binary_crossentropy)
+
+-- ---- confusion-count metrics ---------------------------------------------------------------
+
+local function flat_pair(y_true, y_pred)
+  if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true, y_pred.dtype) end
+  local p = mg.reshape(y_pred, { -1 })
+  local t = mg.greater(mg.reshape(mg.cast(y_true, y_pred.dtype), { -1 }), 0.5)
+  return t, p
+end
+
+local function safe_div(a, b)
+  return mg.where(mg.greater(b, 0), a / mg.maximum(b, 1e-30), 0.0)
+end
+
+local Precision = Metric:extend("Precision")
+M.Precision = Precision
+Precision.default_name = "precision"
+
+function Precision:__init(cfg)
+  Metric.__init(self, cfg)
+  self.threshold = cfg and cfg.thresholds or 0.5
+  self.tp = self:add_variable({}, "true_positives")
+  self.fp = self:add_variable({}, "false_positives")
+  self.fn = self:add_variable({}, "false_negatives")
+end
+
+function Precision:update_state(y_true, y_pred)
+  local t, p = flat_pair(y_true, y_pred)
+  local pos = mg.greater(p, self.threshold)
+  self.tp:assign_add(mg.sum(mg.cast(mg.logical_and(pos, t), self.dtype)))
+  self.fp:assign_add(mg.sum(mg.cast(mg.logical_and(pos, mg.logical_not(t)), self.dtype)))
+  self.fn:assign_add(mg.sum(mg.cast(mg.logical_and(mg.logical_not(pos), t), self.dtype)))
+end
+
+function Precision:result() return safe_div(self.tp, self.tp + self.fp) end
+
+local Recall = Precision:extend("Recall")
+M.Recall = Recall
+Recall.default_name = "recall"
+function Recall:result() return safe_div(self.tp, self.tp + self.fn) end
+
+local AUC = Metric:extend("AUC")
+M.AUC = AUC
+AUC.default_name = "auc"
+
+function AUC:__init(cfg)
+  Metric.__init(self, cfg)
+  cfg = cfg or {}
+  local n = cfg.num_thresholds or 200
+  if n < 2 then error("AUC: num_thresholds must be at least 2", 3) end
+  self.num_thresholds = n
+  self.curve = cfg.curve or "ROC"
+  if self.curve ~= "ROC" and self.curve ~= "PR" then error("AUC: curve must be \"ROC\" or \"PR\"", 3) end
+  -- Keras's thresholds: just below 0, evenly spaced inside, just above 1
+  local th = { -1e-7 }
+  for i = 1, n - 2 do th[#th + 1] = i / (n - 1) end
+  th[#th + 1] = 1 + 1e-7
+  self.thresholds = mg.reshape(mg.tensor(th, "float32"), { 1, n })
+  self.tp = self:add_variable({ n }, "true_positives")
+  self.fp = self:add_variable({ n }, "false_positives")
+  self.tn = self:add_variable({ n }, "true_negatives")
+  self.fn = self:add_variable({ n }, "false_negatives")
+end
+
+function AUC:update_state(y_true, y_pred)
+  local t, p = flat_pair(y_true, y_pred)
+  local pos = mg.greater(mg.unsqueeze(mg.cast(p, "float32"), 2), self.thresholds)   -- (m, n)
+  local lab = mg.unsqueeze(t, 2)
+  local nlab, npos = mg.logical_not(lab), mg.logical_not(pos)
+  local function count(a, b) return mg.sum(mg.cast(mg.logical_and(a, b), self.dtype), 1) end
+  self.tp:assign_add(count(pos, lab))
+  self.fp:assign_add(count(pos, nlab))
+  self.tn:assign_add(count(npos, nlab))
+  self.fn:assign_add(count(npos, lab))
+end
+
+function AUC:result()
+  local tp, fp, tn, fn = self.tp:totable(), self.fp:totable(), self.tn:totable(), self.fn:totable()
+  local xs, ys = {}, {}
+  for i = 1, self.num_thresholds do
+    local tpr = (tp[i] + fn[i]) > 0 and tp[i] / (tp[i] + fn[i]) or 0
+    if self.curve == "ROC" then
+      xs[i] = (fp[i] + tn[i]) > 0 and fp[i] / (fp[i] + tn[i]) or 0
+      ys[i] = tpr
+    else
+      xs[i] = tpr
+      ys[i] = (tp[i] + fp[i]) > 0 and tp[i] / (tp[i] + fp[i]) or 1
+    end
+  end
+  local area = 0
+  for i = 1, self.num_thresholds - 1 do
+    area = area + (xs[i] - xs[i + 1]) * (ys[i] + ys[i + 1]) / 2
+  end
+  return mg.tensor(area, "float32")
+end
+
+-- ---- lookup --------------------------------------------------------------------------------
+
+local names = {
+  accuracy = "Accuracy", acc = "Accuracy",
+  sparse_categorical_accuracy = "SparseCategoricalAccuracy", categorical_accuracy = "CategoricalAccuracy",
+  binary_accuracy = "BinaryAccuracy", mse = "MeanSquaredError", mean_squared_error = "MeanSquaredError",
+  mae = "MeanAbsoluteError", mean_absolute_error = "MeanAbsoluteError", precision = "Precision",
+  recall = "Recall", auc = "AUC", AUC = "AUC", mean = "Mean",
+  sparse_categorical_crossentropy = "SparseCategoricalCrossentropy",
+  categorical_crossentropy = "CategoricalCrossentropy", binary_crossentropy = "BinaryCrossentropy",
+}
+
+-- get(id, loss): a metric from a name, a Metric, or a function (y_true,
+-- y_pred) -> per-sample values. "accuracy" picks the kind matching the loss
+-- (sparse categorical, categorical or binary), as Keras does.
+function M.get(id, loss)
+  if class.isinstance(id, Metric) then return id end
+  if type(id) == "function" then return Wrapper(id, { name = "metric" }) end
+  if type(id) ~= "string" then error("a metric must be a name, a Metric or a function, got " .. type(id), 3) end
+  local cls_name = names[id] or (M[id] and id)
+  if not cls_name or type(M[cls_name]) ~= "table" then
+    local list = {}
+    for k in pairs(names) do list[#list + 1] = k end
+    table.sort(list)
+    error(string.format("unknown metric '%s' (one of: %s)", id, table.concat(list, ", ")), 3)
+  end
+  if cls_name == "Accuracy" then
+    local kind = losses.kind(loss)
+    if kind == "sparse_categorical_crossentropy" then cls_name = "SparseCategoricalAccuracy"
+    elseif kind == "categorical_crossentropy" then cls_name = "CategoricalAccuracy"
+    elseif kind == "binary_crossentropy" then cls_name = "BinaryAccuracy" end
+  end
+  return M[cls_name]({ name = id })
+end
+
+return M

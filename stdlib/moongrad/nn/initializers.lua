@@ -1,0 +1,162 @@
+-- moongrad.nn.initializers: weight initializers with Keras's names and
+-- formulas (fan-in/fan-out of dense and convolution kernels, variance
+-- scaling, truncated normals cut at two standard deviations).
+--
+-- An initializer is a callable object `init(shape, dtype)` returning a new
+-- tensor, with get_config(); `get` accepts a name ("glorot_uniform"), a
+-- {class_name=, config=} table, an initializer, or a plain function. Random
+-- ones draw from mg.random, so mg.random.seed makes them reproducible.
+-- Portable Lua (5.4 and LuaJIT).
+local mg = require("moongrad")
+local class = require("moongrad.nn.class")
+
+local M = {}
+
+local Initializer = class.Object:extend("Initializer")
+M.Initializer = Initializer
+
+function Initializer:__init(cfg) self.config = cfg or {} end
+function Initializer:__call(shape, dtype) return self:generate(shape, dtype or "float32") end
+function Initializer:get_config() return self.config end
+
+local classes = {}
+
+local function define(name, key, defaults, generate)
+  local cls = Initializer:extend(name)
+  cls.__init = function(self, cfg)
+    local c = {}
+    for k, v in pairs(defaults) do c[k] = v end
+    for k, v in pairs(cfg or {}) do c[k] = v end
+    self.config = c
+  end
+  cls.generate = generate
+  cls.key = key
+  M[name] = cls
+  classes[name] = cls
+  classes[key] = cls
+  return cls
+end
+
+-- Keras's fans: dense (in, out); convolution kernels (h, w, in, out) scale by h*w.
+function M.compute_fans(shape)
+  local n = #shape
+  if n == 0 then return 1, 1 end
+  if n == 1 then return shape[1], shape[1] end
+  if n == 2 then return shape[1], shape[2] end
+  local receptive = 1
+  for i = 1, n - 2 do receptive = receptive * shape[i] end
+  return shape[n - 1] * receptive, shape[n] * receptive
+end
+
+define("Zeros", "zeros", {}, function(_, shape, dtype) return mg.zeros(shape, dtype) end)
+define("Ones", "ones", {}, function(_, shape, dtype) return mg.ones(shape, dtype) end)
+define("Constant", "constant", { value = 0 }, function(self, shape, dtype)
+  return mg.full(shape, self.config.value, dtype)
+end)
+define("RandomUniform", "random_uniform", { minval = -0.05, maxval = 0.05 }, function(self, shape, dtype)
+  return mg.random.uniform(shape, self.config.minval, self.config.maxval, dtype)
+end)
+define("RandomNormal", "random_normal", { mean = 0, stddev = 0.05 }, function(self, shape, dtype)
+  return mg.random.normal(shape, self.config.mean, self.config.stddev, dtype)
+end)
+define("TruncatedNormal", "truncated_normal", { mean = 0, stddev = 0.05 }, function(self, shape, dtype)
+  return mg.random.truncated_normal(shape, self.config.mean, self.config.stddev, dtype)
+end)
+
+local function variance_scaling(self, shape, dtype)
+  local c = self.config
+  local fan_in, fan_out = M.compute_fans(shape)
+  local n = (c.mode == "fan_in" and fan_in) or (c.mode == "fan_out" and fan_out) or (fan_in + fan_out) / 2
+  local scale = c.scale / math.max(1, n)
+  if c.distribution == "uniform" then
+    local limit = math.sqrt(3 * scale)
+    return mg.random.uniform(shape, -limit, limit, dtype)
+  elseif c.distribution == "untruncated_normal" or c.distribution == "normal" then
+    return mg.random.normal(shape, 0, math.sqrt(scale), dtype)
+  end
+  -- the stddev of a unit normal truncated at +-2 is 0.8796...: undo it
+  return mg.random.truncated_normal(shape, 0, math.sqrt(scale) / 0.87962566103423978, dtype)
+end
+
+define("VarianceScaling", "variance_scaling", { scale = 1, mode = "fan_in", distribution = "truncated_normal" },
+  variance_scaling)
+
+local function preset(name, key, scale, mode, distribution)
+  local cls = define(name, key, {}, variance_scaling)
+  cls.__init = function(self, cfg)
+    self.config = { seed = cfg and cfg.seed }
+    self.scale, self.mode, self.distribution = scale, mode, distribution
+  end
+  cls.generate = function(self, shape, dtype)
+    return variance_scaling({ config = { scale = self.scale, mode = self.mode, distribution = self.distribution } },
+      shape, dtype)
+  end
+end
+preset("GlorotUniform", "glorot_uniform", 1, "fan_avg", "uniform")
+preset("GlorotNormal", "glorot_normal", 1, "fan_avg", "truncated_normal")
+preset("HeUniform", "he_uniform", 2, "fan_in", "uniform")
+preset("HeNormal", "he_normal", 2, "fan_in", "truncated_normal")
+preset("LecunUniform", "lecun_uniform", 1, "fan_in", "uniform")
+preset("LecunNormal", "lecun_normal", 1, "fan_in", "truncated_normal")
+
+-- A matrix with orthonormal rows or columns (the smaller side), times gain:
+-- Gram-Schmidt over the rows of a normal sample, in float64.
+define("Orthogonal", "orthogonal", { gain = 1 }, function(self, shape, dtype)
+  if #shape < 2 then error("Orthogonal: needs a shape of at least 2 dimensions, got " .. #shape .. "", 3) end
+  local cols = shape[#shape]
+  local rows = 1
+  for i = 1, #shape - 1 do rows = rows * shape[i] end
+  local flip = rows > cols
+  local r, c = rows, cols
+  if flip then r, c = cols, rows end
+  local a = mg.random.normal({ r, c }, 0, 1, "float64")
+  local q
+  for i = 1, r do
+    local v = a[i]
+    if q then v = v - mg.matmul(mg.matmul(q, v), q) end
+    v = v / mg.sqrt(mg.sum(v * v))
+    v = mg.unsqueeze(v, 1)
+    q = q and mg.concat({ q, v }, 1) or v
+  end
+  if flip then q = mg.transpose(q) end
+  return mg.cast(mg.reshape(q * self.config.gain, shape), dtype)
+end)
+
+define("Identity", "identity", { gain = 1 }, function(self, shape, dtype)
+  if #shape ~= 2 then error("Identity: needs a 2-d shape", 3) end
+  return mg.eye(shape[1], shape[2], dtype) * self.config.gain
+end)
+
+-- get(identifier): an initializer from a name, a config table, an
+-- initializer or a function (shape, dtype) -> tensor.
+function M.get(id)
+  if id == nil then return nil end
+  if type(id) == "string" then
+    local cls = classes[id]
+    if not cls then
+      local names = {}
+      for k, c in pairs(classes) do if k == c.key then names[#names + 1] = k end end
+      table.sort(names)
+      error(string.format("unknown initializer '%s' (one of: %s)", id, table.concat(names, ", ")), 3)
+    end
+    return cls({})
+  end
+  if type(id) == "function" then return id end
+  if class.isinstance(id, Initializer) then return id end
+  if type(id) == "table" and id.class_name then
+    local cls = classes[id.class_name]
+    if not cls then error("unknown initializer class '" .. tostring(id.class_name) .. "'", 3) end
+    return cls(id.config or {})
+  end
+  error("an initializer must be a name, an initializer or a function, got " .. type(id), 3)
+end
+
+-- The config form of an initializer: its name when it has no settings.
+function M.serialize(init)
+  if type(init) == "function" then return "<function>" end
+  local cfg = init:get_config()
+  if next(cfg) == nil then return init.key end
+  return { class_name = init.class_name, config = cfg }
+end
+
+return M

@@ -1,0 +1,401 @@
+-- moongrad.nn.layer: the Layer base class.
+--
+-- A layer holds weights (mg.Variables made by add_weight), builds them
+-- lazily from the shape of its first input (`build(input_shape)`), and
+-- computes `call(inputs, training)`. Calling a layer does one of two
+-- things: on Keras tensors (nn.Input and what layers made of them) it adds
+-- a node to the symbolic graph (node.lua), computing output shapes in Lua;
+-- on tensors (eager, or symbolic inside mg.func) it runs `call`. Errors
+-- raised inside a call are prefixed with the layer's name and class.
+--
+-- Sublayers and Variables assigned to fields (`self.dense = nn.Dense(4)`,
+-- also lists of layers) are tracked in assignment order by the class's
+-- __newindex hook, so `weights` has a stable order for saving and for
+-- optimizers. Subclass with `nn.Layer:extend("Name")` and define
+-- `init(...)`, `build(input_shape)` and `call(x, training)`.
+-- Portable Lua (5.4 and LuaJIT).
+local mg = require("moongrad")
+local core = require("moongrad.core")
+local class = require("moongrad.nn.class")
+local util = require("moongrad.nn.util")
+local node = require("moongrad.nn.node")
+local initializers = require("moongrad.nn.initializers")
+
+local Layer = class.Object:extend("Layer")
+local ctx = util.context
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack
+
+local function is_layer(v) return class.isinstance(v, Layer) end
+Layer.is_layer = is_layer
+
+local function contains_trackable(v, depth)
+  if is_layer(v) or (core.is_tensor(v) and core.is_variable(v)) then return true end
+  if depth < 3 and type(v) == "table" and getmetatable(v) == nil then
+    for _, item in pairs(v) do
+      if contains_trackable(item, depth + 1) then return true end
+    end
+  end
+  return false
+end
+
+-- Records fields holding layers or Variables, in assignment order.
+function Layer.__track(obj, k, v)
+  local keys = rawget(obj, "_tracked_keys")
+  -- plain tables are tracked even when empty: `self.blocks = {}` is filled later
+  if keys and type(k) == "string" and k:sub(1, 1) ~= "_" and
+      (contains_trackable(v, 0) or (type(v) == "table" and getmetatable(v) == nil)) then
+    keys[#keys + 1] = k
+  end
+end
+
+-- The common state; `cfg` holds the Keras base arguments (name, trainable,
+-- dtype, input_shape, batch_size).
+function Layer:_setup(cfg)
+  cfg = cfg or {}
+  rawset(self, "_tracked_keys", {})
+  rawset(self, "_own_weights", {})
+  rawset(self, "_regularizers", {})
+  rawset(self, "_inbound_nodes", {})
+  rawset(self, "built", false)
+  rawset(self, "name", cfg.name or util.unique_name(self.default_name or util.snake_case(self.class_name)))
+  rawset(self, "trainable", cfg.trainable ~= false)
+  rawset(self, "dtype", cfg.dtype or "float32")
+  if cfg.input_shape then
+    local s = { cfg.batch_size or -1 }
+    for _, d in ipairs(cfg.input_shape) do s[#s + 1] = d end
+    rawset(self, "_batch_input_shape", s)
+  elseif cfg.batch_input_shape then
+    rawset(self, "_batch_input_shape", cfg.batch_input_shape)
+  end
+end
+
+-- nn.Layer:extend("MyLayer") subclasses: the base set-up, then init(...).
+function Layer:__init(...)
+  local first = ...
+  local cfg = {}
+  if type(first) == "table" and getmetatable(first) == nil and select("#", ...) == 1 then
+    cfg = { name = first.name, trainable = first.trainable, dtype = first.dtype, input_shape = first.input_shape }
+  end
+  self:_setup(cfg)
+  if self.init then self:init(...) end
+end
+
+-- The base arguments every layer accepts.
+Layer.base_options = { "name", "trainable", "dtype", "input_shape", "batch_size", "batch_input_shape" }
+
+-- Parses a built-in layer's constructor: positional names, allowed options.
+function Layer:_parse(positional, options, ...)
+  local cfg = util.parse_args(self.class_name, positional, self.list_argument, ...)
+  local allowed = util.set(Layer.base_options)
+  for _, k in ipairs(positional) do allowed[k] = true end
+  for _, k in ipairs(options) do allowed[k] = true end
+  util.check_options(self.class_name, cfg, allowed)
+  self:_setup(cfg)
+  return cfg
+end
+
+-- ---- weights -------------------------------------------------------------------------
+
+-- layer:add_weight{name=, shape=, initializer=, trainable=true, dtype=, regularizer=}
+function Layer:add_weight(opts)
+  if core.tracing() then
+    error("its weights are being created inside a staged function (mg.func), where no initial value can be "
+      .. "drawn; build the layer or model first: call it once eagerly, or model:build(input_shape)", 0)
+  end
+  local shape = opts.shape or {}
+  local dtype = opts.dtype or self.dtype
+  local init = initializers.get(opts.initializer or "glorot_uniform")
+  local value = init(shape, dtype)
+  if not core.is_tensor(value) then value = mg.tensor(value, dtype) end
+  local trainable = opts.trainable ~= false
+  local v = mg.Variable(value, { name = self.name .. "/" .. (opts.name or "weight"), trainable = trainable })
+  local list = rawget(self, "_own_weights")
+  list[#list + 1] = v
+  if opts.regularizer then
+    local regs = rawget(self, "_regularizers")
+    regs[#regs + 1] = { var = v, fn = opts.regularizer }
+  end
+  return v
+end
+
+-- The layers tracked on fields, in order (lists of layers flattened).
+function Layer:_sublayers()
+  local out = {}
+  local seen = {}
+  local function walk(v, depth)
+    if is_layer(v) then
+      if not seen[v] then seen[v] = true; out[#out + 1] = v end
+    elseif depth < 3 and type(v) == "table" and getmetatable(v) == nil then
+      for i = 1, #v do walk(v[i], depth + 1) end
+      local keys = {}
+      for k in pairs(v) do if type(k) ~= "number" then keys[#keys + 1] = k end end
+      table.sort(keys)
+      for _, k in ipairs(keys) do walk(v[k], depth + 1) end
+    end
+  end
+  for _, k in ipairs(rawget(self, "_tracked_keys") or {}) do walk(rawget(self, k), 0) end
+  return out
+end
+
+-- Variables assigned to fields directly (self.w = mg.Variable(...)).
+local function field_variables(self)
+  local out = {}
+  for _, k in ipairs(rawget(self, "_tracked_keys") or {}) do
+    local v = rawget(self, k)
+    if core.is_tensor(v) and core.is_variable(v) then out[#out + 1] = v end
+  end
+  return out
+end
+
+-- Collects weights: which = "all" | "trainable" | "non_trainable".
+function Layer:_collect(which, out, seen, frozen)
+  frozen = frozen or not self.trainable
+  local function add(v)
+    if seen[v] then return end
+    seen[v] = true
+    local t = (not frozen) and core.is_trainable(v)
+    if which == "all" or (which == "trainable" and t) or (which == "non_trainable" and not t) then
+      out[#out + 1] = v
+    end
+  end
+  for _, v in ipairs(rawget(self, "_own_weights") or {}) do add(v) end
+  for _, v in ipairs(field_variables(self)) do add(v) end
+  for _, l in ipairs(self:_sublayers()) do l:_collect(which, out, seen, frozen) end
+  return out
+end
+
+Layer.getters.weights = function(self) return self:_collect("all", {}, {}) end
+Layer.getters.variables = Layer.getters.weights
+Layer.getters.trainable_weights = function(self) return self:_collect("trainable", {}, {}) end
+Layer.getters.trainable_variables = Layer.getters.trainable_weights
+Layer.getters.non_trainable_weights = function(self) return self:_collect("non_trainable", {}, {}) end
+Layer.getters.non_trainable_variables = Layer.getters.non_trainable_weights
+
+-- layer.losses: the regularization terms of this layer and its sublayers
+-- (recomputed from the current weights; usable inside staged functions).
+Layer.getters.losses = function(self)
+  local out, seen = {}, {}
+  local function walk(l)
+    if seen[l] then return end
+    seen[l] = true
+    for _, r in ipairs(rawget(l, "_regularizers") or {}) do out[#out + 1] = r.fn(r.var) end
+    for _, s in ipairs(l:_sublayers()) do walk(s) end
+  end
+  walk(self)
+  return out
+end
+
+function Layer:count_params()
+  local n = 0
+  for _, v in ipairs(self.weights) do n = n + v:numel() end
+  return n
+end
+
+-- get_weights() / set_weights(list): the values as tensors, in `weights` order.
+function Layer:get_weights()
+  local out = {}
+  for i, v in ipairs(self.weights) do out[i] = mg.tensor(v) end
+  return out
+end
+
+function Layer:set_weights(values)
+  local ws = self.weights
+  if #values ~= #ws then
+    error(string.format("set_weights: layer %s has %d weights, %d values given", self.name, #ws, #values), 2)
+  end
+  for i, v in ipairs(ws) do
+    local x = values[i]
+    if not core.is_tensor(x) then x = mg.tensor(x, v.dtype) end
+    if not util.compatible(x.shape, v.shape) or #x.shape ~= #v.shape then
+      error(string.format("set_weights: weight %s has shape %s, the value given has %s", v.name,
+        util.shape_str(v.shape), util.shape_str(x.shape)), 2)
+    end
+    v:assign(mg.cast(x, v.dtype))
+  end
+end
+
+-- ---- building -------------------------------------------------------------------------
+
+function Layer:build(_) end
+
+local function annotate(self, msg)
+  msg = tostring(msg)
+  if msg:find("^layer [%w_:/%.%-]+ %(") then return msg end
+  return string.format("layer %s (%s): %s", self.name, self.class_name, (msg:gsub("^[^:\n]*:%d+: ", "")))
+end
+Layer._annotate = annotate
+
+local function shapes_of(inputs)
+  if core.is_tensor(inputs) or node.is_keras_tensor(inputs) then return inputs.shape end
+  if type(inputs) == "table" then
+    local out = {}
+    for i, t in ipairs(inputs) do out[i] = shapes_of(t) end
+    return out
+  end
+  error("expected a tensor or a list of tensors, got " .. type(inputs), 0)
+end
+Layer._shapes_of = shapes_of
+
+-- Builds the layer for `input_shape` (once).
+function Layer:_maybe_build(input_shape)
+  if self.built then return end
+  local ok, err = pcall(self.build, self, input_shape)
+  if not ok then error(annotate(self, err), 0) end
+  rawset(self, "built", true)
+  rawset(self, "_build_input_shape", input_shape)
+end
+
+-- ---- calling ---------------------------------------------------------------------------
+
+-- Output shape(s) and dtype(s) for symbolic inputs. Layers define
+-- compute_output_shape; others are run once on zeros with unknown sizes
+-- taken as 1 (their batch size then reads as unknown again).
+function Layer:_symbolic_output(in_shape, in_dtype)
+  self:_maybe_build(in_shape)
+  local ok, shape, dtype = pcall(self.compute_output_shape, self, in_shape, in_dtype)
+  if not ok then error(annotate(self, shape), 0) end
+  if dtype == nil then
+    dtype = self.passthrough_dtype and in_dtype or self.dtype
+    if type(dtype) == "table" then dtype = dtype[1] end
+  end
+  return shape, dtype
+end
+
+local function zeros_for(shape, dtype)
+  if type(shape[1]) == "table" then
+    local out = {}
+    for i, s in ipairs(shape) do out[i] = zeros_for(s, type(dtype) == "table" and dtype[i] or dtype) end
+    return out
+  end
+  local s = {}
+  for i, d in ipairs(shape) do s[i] = d == -1 and 1 or d end
+  return mg.zeros(s, dtype or "float32")
+end
+
+-- The fallback: a dry run on zeros.
+function Layer:compute_output_shape(in_shape, in_dtype)
+  local x = zeros_for(in_shape, in_dtype)
+  local prev = ctx.training
+  ctx.training = false
+  local ok, out = pcall(self.call, self, x, false)
+  ctx.training = prev
+  if not ok then error(out, 0) end
+  local batch_unknown = (type(in_shape[1]) == "table" and in_shape[1][1] or in_shape[1]) == -1
+  local function shape_of(t)
+    local s = util.copy(t.shape)
+    if batch_unknown and #s > 0 then s[1] = -1 end
+    return s
+  end
+  if core.is_tensor(out) then return shape_of(out), out.dtype end
+  local shapes, dtypes = {}, {}
+  for i, t in ipairs(out) do shapes[i], dtypes[i] = shape_of(t), t.dtype end
+  return shapes, dtypes
+end
+
+local function record_output(self, out)
+  local t = out
+  if not core.is_tensor(t) and type(t) == "table" then t = t[1] end
+  if core.is_tensor(t) then rawset(self, "_last_output_shape", util.batchless(t.shape)) end
+end
+
+-- layer(inputs [, training | {training=, mask=}]): symbolic on Keras
+-- tensors, else builds if needed and runs call(inputs, training).
+function Layer:__call(inputs, opts, ...)
+  local training = opts
+  if type(opts) == "table" then training = opts.training end
+  if node.has_keras_tensor(inputs) then
+    return node.call_symbolic(self, inputs, { training = training })
+  end
+  if inputs == nil then error(string.format("layer %s (%s): called with no input", self.name, self.class_name), 2) end
+  if not self.built then
+    local ok, shape = pcall(shapes_of, inputs)
+    if not ok then error(annotate(self, shape), 2) end
+    self:_maybe_build(shape)
+  end
+  local prev = ctx.training
+  if training == nil then training = prev end
+  ctx.training = training or false
+  local res = pack(pcall(self.call, self, inputs, training or false, type(opts) == "table" and opts or nil, ...))
+  ctx.training = prev
+  if not res[1] then error(annotate(self, res[2]), 0) end
+  record_output(self, res[2])
+  return unpack(res, 2, res.n)
+end
+
+function Layer:call(inputs) return inputs end
+
+-- ---- symbolic accessors (functional models) ------------------------------------------
+
+local function node_at(self, i, what)
+  local nodes = rawget(self, "_inbound_nodes")
+  local n = nodes[i or 1]
+  if not n then
+    error(string.format("layer %s has no %s: it has not been called on a Keras tensor (nn.Input)", self.name, what), 3)
+  end
+  return n
+end
+
+Layer.getters.output = function(self)
+  local n = node_at(self, 1, "output")
+  return n.single_output and n.outputs[1] or n.outputs
+end
+Layer.getters.input = function(self)
+  local n = node_at(self, 1, "input")
+  return n.single_input and n.inputs[1] or n.inputs
+end
+Layer.getters.output_shape = function(self)
+  local nodes = rawget(self, "_inbound_nodes")
+  if nodes[1] then
+    local o = nodes[1].outputs
+    if #o == 1 then return o[1].shape end
+    local out = {}
+    for i, t in ipairs(o) do out[i] = t.shape end
+    return out
+  end
+  return rawget(self, "_last_output_shape")
+end
+Layer.getters.input_shape = function(self)
+  local nodes = rawget(self, "_inbound_nodes")
+  if nodes[1] then return nodes[1].inputs[1].shape end
+  return rawget(self, "_build_input_shape")
+end
+
+function Layer:get_output_at(i)
+  local n = node_at(self, i, "output at node " .. tostring(i))
+  return n.single_output and n.outputs[1] or n.outputs
+end
+
+function Layer:get_input_at(i)
+  local n = node_at(self, i, "input at node " .. tostring(i))
+  return n.single_input and n.inputs[1] or n.inputs
+end
+
+-- ---- configuration -----------------------------------------------------------------------
+
+function Layer:get_config()
+  local cfg = { name = self.name, trainable = self.trainable, dtype = self.dtype }
+  local bis = rawget(self, "_batch_input_shape")
+  if bis then cfg.batch_input_shape = util.copy(bis) end
+  return cfg
+end
+
+-- Class.from_config(cfg): a new layer from get_config's table.
+function Layer.from_config(cls, cfg)
+  return cls(util.deep_copy(cfg))
+end
+
+function Layer:__tostring()
+  return string.format("<%s name=%s, built=%s>", self.class_name, self.name, tostring(self.built))
+end
+
+-- Layer:extend registers the class for from_config/model_from_json.
+local base_extend = class.Object.extend
+function Layer.extend(cls, name)
+  local sub = base_extend(cls, name)
+  util.register(sub)
+  return sub
+end
+
+util.register(Layer)
+return Layer

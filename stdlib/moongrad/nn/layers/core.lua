@@ -1,0 +1,198 @@
+-- moongrad.nn.layers.core: the small layers: InputLayer (and nn.Input),
+-- Activation, Dropout, Lambda.
+--
+-- Dropout draws its mask from the engine's seeded dropout op. The seed is a
+-- per-layer int64 Variable read and advanced on every training call, so a
+-- staged train step gets a new mask each step without retracing, and
+-- mg.random.seed makes runs reproducible. The Variable is the layer's state,
+-- not a weight (it has no parameters, as in Keras).
+-- Portable Lua (5.4 and LuaJIT).
+local mg = require("moongrad")
+local core = require("moongrad.core")
+local Layer = require("moongrad.nn.layer")
+local util = require("moongrad.nn.util")
+local node = require("moongrad.nn.node")
+local activations = require("moongrad.nn.activations")
+
+local M = {}
+
+-- ---- InputLayer / Input -----------------------------------------------------------------
+
+local InputLayer = Layer:extend("InputLayer")
+InputLayer.list_argument = true   -- InputLayer{28, 28, 1} is one shape
+M.InputLayer = InputLayer
+InputLayer.default_name = "input"
+
+function InputLayer:__init(...)
+  local cfg = self:_parse({ "shape" }, { "sparse", "ragged" }, ...)
+  local shape = cfg.batch_input_shape
+  if not shape then
+    local s = cfg.shape or cfg.input_shape
+    if type(s) == "number" then s = { s } end
+    if type(s) ~= "table" then
+      util.raise("Input: shape must be a list of sizes without the batch axis (-1 for unknown), got " .. tostring(s))
+    end
+    shape = { cfg.batch_size or -1 }
+    for i, d in ipairs(s) do
+      if type(d) ~= "number" or (d < 0 and d ~= -1) then
+        util.raise(string.format("Input: shape entry %d must be a size or -1, got %s", i, tostring(d)))
+      end
+      shape[i + 1] = d
+    end
+  end
+  rawset(self, "_batch_input_shape", util.copy(shape))
+  rawset(self, "built", true)
+  local kt = node.KerasTensor(util.copy(shape), self.dtype, nil, 1, self.name)
+  local n = node.Node(self, {}, true, {})
+  n.outputs = { kt }
+  n.single_output = true
+  kt.node = n
+  local nodes = rawget(self, "_inbound_nodes")
+  nodes[1] = n
+end
+
+function InputLayer:call(x) return x end
+function InputLayer:compute_output_shape(s) return s end
+
+function InputLayer:get_config()
+  return { name = self.name, dtype = self.dtype, batch_input_shape = util.copy(rawget(self, "_batch_input_shape")) }
+end
+
+-- nn.Input{shape={784}, dtype=, name=, batch_size=}: a Keras tensor to
+-- start a functional model from.
+function M.Input(...)
+  local layer = InputLayer(...)
+  return layer.output
+end
+
+-- ---- Activation --------------------------------------------------------------------------
+
+local Activation = Layer:extend("Activation")
+M.Activation = Activation
+
+function Activation:__init(...)
+  local cfg = self:_parse({ "activation" }, {}, ...)
+  self.activation = activations.get(cfg.activation)
+end
+
+function Activation:call(x) return self.activation(util.float_input(x, self.dtype)) end
+function Activation:compute_output_shape(s) return util.copy(s) end
+
+function Activation:get_config()
+  local cfg = Layer.get_config(self)
+  cfg.activation = activations.serialize(self.activation)
+  return cfg
+end
+
+-- ---- Dropout ----------------------------------------------------------------------------------
+
+local Dropout = Layer:extend("Dropout")
+M.Dropout = Dropout
+Dropout.passthrough_dtype = true
+
+function Dropout:__init(...)
+  local cfg = self:_parse({ "rate" }, { "noise_shape", "seed" }, ...)
+  local rate = cfg.rate
+  if type(rate) ~= "number" or rate < 0 or rate >= 1 then
+    util.raise("Dropout: rate must be a number in [0, 1), got " .. tostring(rate))
+  end
+  self.rate = rate
+  self.seed = cfg.seed
+end
+
+local seed_counter = 0
+
+function Dropout:build()
+  -- from mg.random (so mg.random.seed applies); while tracing no value can
+  -- be drawn, so a layer first built inside mg.func counts instead
+  seed_counter = seed_counter + 1
+  local s = self.seed
+  if not s then
+    s = core.tracing() and (7919 * seed_counter) or mg.random.integers({ 1 }, 1, 2147483646):item()
+  end
+  rawset(self, "_seed_var", mg.Variable(mg.tensor(s, "int64"), { name = self.name .. "/seed", trainable = false }))
+end
+
+function Dropout:call(x, training)
+  if not training or self.rate == 0 then return x end
+  local sv = rawget(self, "_seed_var")
+  local s = core.tracing() and sv:read() or mg.tensor(sv)
+  sv:assign(s + 1)
+  return mg.dropout(x, s, self.rate)
+end
+
+function Dropout:compute_output_shape(s) return util.copy(s) end
+
+function Dropout:get_config()
+  local cfg = Layer.get_config(self)
+  cfg.rate = self.rate
+  cfg.seed = self.seed
+  return cfg
+end
+
+-- ---- Rescaling ----------------------------------------------------------------------------------
+
+-- Rescaling{scale=1/255, offset=0}: x * scale + offset, in float (images kept
+-- as uint8 until they reach the model).
+local Rescaling = Layer:extend("Rescaling")
+M.Rescaling = Rescaling
+
+function Rescaling:__init(...)
+  local cfg = self:_parse({ "scale", "offset" }, {}, ...)
+  if type(cfg.scale) ~= "number" then util.raise("Rescaling: scale must be a number, got " .. tostring(cfg.scale)) end
+  self.scale = cfg.scale
+  self.offset = cfg.offset or 0
+end
+
+function Rescaling:call(x)
+  local y = util.float_input(x, self.dtype) * self.scale
+  if self.offset ~= 0 then y = y + self.offset end
+  return y
+end
+
+function Rescaling:compute_output_shape(s) return util.copy(s) end
+
+function Rescaling:get_config()
+  local cfg = Layer.get_config(self)
+  cfg.scale = self.scale
+  cfg.offset = self.offset
+  return cfg
+end
+
+-- ---- Lambda -----------------------------------------------------------------------------------
+
+local Lambda = Layer:extend("Lambda")
+M.Lambda = Lambda
+
+function Lambda:__init(...)
+  local cfg = self:_parse({ "function" }, { "output_shape", "arguments" }, ...)
+  if type(cfg["function"]) ~= "function" then
+    util.raise("Lambda: expected a function, got " .. type(cfg["function"]))
+  end
+  self.fn = cfg["function"]
+  self.arguments = cfg.arguments
+  self.fixed_output_shape = cfg.output_shape
+end
+
+function Lambda:call(x)
+  if self.arguments then return self.fn(x, self.arguments) end
+  return self.fn(x)
+end
+
+function Lambda:compute_output_shape(s, dt)
+  local fixed = self.fixed_output_shape
+  if type(fixed) == "function" then return fixed(s) end
+  if type(fixed) == "table" then
+    local out = { type(s[1]) == "table" and s[1][1] or s[1] }
+    for i, d in ipairs(fixed) do out[i + 1] = d end
+    return out
+  end
+  return Layer.compute_output_shape(self, s, dt)
+end
+
+function Lambda:get_config()
+  util.raise(string.format("Lambda layer %s: its Lua function cannot be serialized; define a Layer subclass instead",
+    self.name))
+end
+
+return M

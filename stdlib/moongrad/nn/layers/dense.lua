@@ -1,0 +1,72 @@
+-- moongrad.nn.layers.dense: Dense, the fully connected layer:
+-- activation(x @ kernel + bias) over the last axis of x (leading axes are
+-- batch axes). Keras's arguments, weights kernel (in, units) and bias (units).
+-- Portable Lua (5.4 and LuaJIT).
+local mg = require("moongrad")
+local Layer = require("moongrad.nn.layer")
+local util = require("moongrad.nn.util")
+local activations = require("moongrad.nn.activations")
+local initializers = require("moongrad.nn.initializers")
+local regularizers = require("moongrad.nn.regularizers")
+
+local Dense = Layer:extend("Dense")
+
+local OPTIONS = { "activation", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
+  "bias_regularizer" }
+
+function Dense:__init(...)
+  local cfg = self:_parse({ "units" }, OPTIONS, ...)
+  if type(cfg.units) ~= "number" or cfg.units < 1 or cfg.units ~= math.floor(cfg.units) then
+    util.raise("Dense: units must be a positive integer, got " .. tostring(cfg.units))
+  end
+  self.units = cfg.units
+  self.activation = activations.get(cfg.activation)
+  self.use_bias = cfg.use_bias ~= false
+  self.kernel_initializer = initializers.get(cfg.kernel_initializer or "glorot_uniform")
+  self.bias_initializer = initializers.get(cfg.bias_initializer or "zeros")
+  self.kernel_regularizer = regularizers.get(cfg.kernel_regularizer)
+  self.bias_regularizer = regularizers.get(cfg.bias_regularizer)
+end
+
+function Dense:build(input_shape)
+  local n = input_shape[#input_shape]
+  if #input_shape < 1 or n == nil or n == -1 then
+    error("Dense needs a known last dimension, got input shape " .. util.shape_str(input_shape), 0)
+  end
+  self.kernel = self:add_weight { name = "kernel", shape = { n, self.units }, initializer = self.kernel_initializer,
+    regularizer = self.kernel_regularizer }
+  if self.use_bias then
+    self.bias = self:add_weight { name = "bias", shape = { self.units }, initializer = self.bias_initializer,
+      regularizer = self.bias_regularizer }
+  end
+end
+
+function Dense:call(x)
+  local y = mg.matmul(util.float_input(x, self.dtype), self.kernel)
+  if self.use_bias then y = y + self.bias end
+  return self.activation(y)
+end
+
+function Dense:compute_output_shape(s)
+  local n = self.kernel.shape[1]
+  if #s < 1 or (s[#s] ~= -1 and s[#s] ~= n) then
+    error(string.format("expected an input whose last dimension is %d, got shape %s", n, util.shape_str(s)), 0)
+  end
+  local out = util.copy(s)
+  out[#out] = self.units
+  return out
+end
+
+function Dense:get_config()
+  local cfg = Layer.get_config(self)
+  cfg.units = self.units
+  cfg.activation = activations.serialize(self.activation)
+  cfg.use_bias = self.use_bias
+  cfg.kernel_initializer = initializers.serialize(self.kernel_initializer)
+  cfg.bias_initializer = initializers.serialize(self.bias_initializer)
+  cfg.kernel_regularizer = regularizers.serialize(self.kernel_regularizer)
+  cfg.bias_regularizer = regularizers.serialize(self.bias_regularizer)
+  return cfg
+end
+
+return Dense

@@ -1,0 +1,202 @@
+-- moongrad.nn.layers.normalization: BatchNormalization and
+-- LayerNormalization over the engine's fused batch_norm op
+-- ((x - mean) / sqrt(var + eps) * gamma + beta in one pass).
+--
+-- BatchNormalization normalises with the batch's statistics while training
+-- and updates the moving mean/variance (non-trainable Variables, assigned
+-- in place: inside a staged train step the assignments are graph nodes);
+-- in inference it uses the moving statistics. Keras's weight order: gamma,
+-- beta, moving_mean, moving_variance. Portable Lua (5.4 and LuaJIT).
+local mg = require("moongrad")
+local Layer = require("moongrad.nn.layer")
+local util = require("moongrad.nn.util")
+local initializers = require("moongrad.nn.initializers")
+local regularizers = require("moongrad.nn.regularizers")
+
+local M = {}
+
+local function norm_axes(axis, ndim, what)
+  local list = type(axis) == "table" and axis or { axis }
+  local out, set = {}, {}
+  for i, a in ipairs(list) do
+    local ax = a < 0 and ndim + a + 1 or a
+    if ax < 2 or ax > ndim then
+      error(string.format("%s: axis %d is out of range for a %d-d input (the batch axis 1 cannot be normalised)",
+        what, a, ndim), 0)
+    end
+    out[i] = ax
+    set[ax] = true
+  end
+  return out, set
+end
+
+-- ---- BatchNormalization ----------------------------------------------------------------
+
+local BN = Layer:extend("BatchNormalization")
+M.BatchNormalization = BN
+
+function BN:__init(...)
+  local cfg = self:_parse({}, { "axis", "momentum", "epsilon", "center", "scale", "beta_initializer",
+    "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer", "beta_regularizer",
+    "gamma_regularizer" }, ...)
+  self.axis = cfg.axis or -1
+  self.momentum = cfg.momentum or 0.99
+  self.epsilon = cfg.epsilon or 1e-3
+  self.center = cfg.center ~= false
+  self.scale = cfg.scale ~= false
+  self.beta_initializer = initializers.get(cfg.beta_initializer or "zeros")
+  self.gamma_initializer = initializers.get(cfg.gamma_initializer or "ones")
+  self.moving_mean_initializer = initializers.get(cfg.moving_mean_initializer or "zeros")
+  self.moving_variance_initializer = initializers.get(cfg.moving_variance_initializer or "ones")
+  self.beta_regularizer = regularizers.get(cfg.beta_regularizer)
+  self.gamma_regularizer = regularizers.get(cfg.gamma_regularizer)
+end
+
+function BN:build(s)
+  local axes, set = norm_axes(self.axis, #s, "BatchNormalization")
+  local pshape, bshape = {}, {}
+  for i = 1, #s do
+    if set[i] then
+      if s[i] == -1 then error("the normalised axis must have a known size, got " .. util.shape_str(s), 0) end
+      pshape[#pshape + 1] = s[i]
+      bshape[i] = s[i]
+    else
+      bshape[i] = 1
+    end
+  end
+  local reduce = {}
+  for i = 1, #s do if not set[i] then reduce[#reduce + 1] = i end end
+  self._reduce = reduce
+  self._ndim = #s
+  -- the parameters broadcast as they are when the normalised axes are the last ones
+  local trailing = true
+  for i, ax in ipairs(axes) do if ax ~= #s - #axes + i then trailing = false end end
+  self._bshape = (not trailing) and bshape or nil
+  self._pshape = pshape
+  if self.scale then
+    self.gamma = self:add_weight { name = "gamma", shape = pshape, initializer = self.gamma_initializer,
+      regularizer = self.gamma_regularizer }
+  end
+  if self.center then
+    self.beta = self:add_weight { name = "beta", shape = pshape, initializer = self.beta_initializer,
+      regularizer = self.beta_regularizer }
+  end
+  self.moving_mean = self:add_weight { name = "moving_mean", shape = pshape,
+    initializer = self.moving_mean_initializer, trainable = false }
+  self.moving_variance = self:add_weight { name = "moving_variance", shape = pshape,
+    initializer = self.moving_variance_initializer, trainable = false }
+  rawset(self, "_one", mg.ones(pshape))
+  rawset(self, "_zero", mg.zeros(pshape))
+end
+
+local function bcast(self, p)
+  if self._bshape then return mg.reshape(p, self._bshape) end
+  return p
+end
+
+function BN:call(x, training)
+  x = util.float_input(x, self.dtype)
+  local gamma = self.gamma or rawget(self, "_one")
+  local beta = self.beta or rawget(self, "_zero")
+  if training then
+    local mean = mg.mean(x, { axis = self._reduce })
+    local var = mg.variance(x, { axis = self._reduce })
+    local m = self.momentum
+    self.moving_mean:assign(self.moving_mean * m + mg.stop_gradient(mean) * (1 - m))
+    self.moving_variance:assign(self.moving_variance * m + mg.stop_gradient(var) * (1 - m))
+    return mg.batch_norm(x, bcast(self, mean), bcast(self, var), bcast(self, beta), bcast(self, gamma), self.epsilon)
+  end
+  return mg.batch_norm(x, bcast(self, self.moving_mean), bcast(self, self.moving_variance), bcast(self, beta),
+    bcast(self, gamma), self.epsilon)
+end
+
+function BN:compute_output_shape(s)
+  if #s ~= self._ndim then
+    error(string.format("expected a %d-d input, got shape %s", self._ndim, util.shape_str(s)), 0)
+  end
+  return util.copy(s)
+end
+
+function BN:get_config()
+  local cfg = Layer.get_config(self)
+  cfg.axis = self.axis
+  cfg.momentum = self.momentum
+  cfg.epsilon = self.epsilon
+  cfg.center = self.center
+  cfg.scale = self.scale
+  cfg.beta_initializer = initializers.serialize(self.beta_initializer)
+  cfg.gamma_initializer = initializers.serialize(self.gamma_initializer)
+  cfg.moving_mean_initializer = initializers.serialize(self.moving_mean_initializer)
+  cfg.moving_variance_initializer = initializers.serialize(self.moving_variance_initializer)
+  return cfg
+end
+
+-- ---- LayerNormalization -------------------------------------------------------------------
+
+local LN = Layer:extend("LayerNormalization")
+M.LayerNormalization = LN
+
+function LN:__init(...)
+  local cfg = self:_parse({}, { "axis", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
+    "beta_regularizer", "gamma_regularizer" }, ...)
+  self.axis = cfg.axis or -1
+  self.epsilon = cfg.epsilon or 1e-3
+  self.center = cfg.center ~= false
+  self.scale = cfg.scale ~= false
+  self.beta_initializer = initializers.get(cfg.beta_initializer or "zeros")
+  self.gamma_initializer = initializers.get(cfg.gamma_initializer or "ones")
+  self.beta_regularizer = regularizers.get(cfg.beta_regularizer)
+  self.gamma_regularizer = regularizers.get(cfg.gamma_regularizer)
+end
+
+function LN:build(s)
+  local axes, set = norm_axes(self.axis, #s, "LayerNormalization")
+  local pshape = {}
+  local first = #s
+  for _, ax in ipairs(axes) do if ax < first then first = ax end end
+  -- gamma/beta span from the first normalised axis to the end (1 where not normalised)
+  for i = first, #s do
+    if set[i] and s[i] == -1 then error("the normalised axes must have known sizes, got " .. util.shape_str(s), 0) end
+    pshape[#pshape + 1] = set[i] and s[i] or 1
+  end
+  self._axes = axes
+  self._ndim = #s
+  if self.scale then
+    self.gamma = self:add_weight { name = "gamma", shape = pshape, initializer = self.gamma_initializer,
+      regularizer = self.gamma_regularizer }
+  end
+  if self.center then
+    self.beta = self:add_weight { name = "beta", shape = pshape, initializer = self.beta_initializer,
+      regularizer = self.beta_regularizer }
+  end
+  rawset(self, "_one", mg.ones(pshape))
+  rawset(self, "_zero", mg.zeros(pshape))
+end
+
+function LN:call(x)
+  x = util.float_input(x, self.dtype)
+  local mean = mg.mean(x, { axis = self._axes, keepdims = true })
+  local var = mg.variance(x, { axis = self._axes, keepdims = true })
+  return mg.batch_norm(x, mean, var, self.beta or rawget(self, "_zero"), self.gamma or rawget(self, "_one"),
+    self.epsilon)
+end
+
+function LN:compute_output_shape(s)
+  if #s ~= self._ndim then
+    error(string.format("expected a %d-d input, got shape %s", self._ndim, util.shape_str(s)), 0)
+  end
+  return util.copy(s)
+end
+
+function LN:get_config()
+  local cfg = Layer.get_config(self)
+  cfg.axis = self.axis
+  cfg.epsilon = self.epsilon
+  cfg.center = self.center
+  cfg.scale = self.scale
+  cfg.beta_initializer = initializers.serialize(self.beta_initializer)
+  cfg.gamma_initializer = initializers.serialize(self.gamma_initializer)
+  return cfg
+end
+
+return M

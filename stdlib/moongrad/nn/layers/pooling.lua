@@ -1,0 +1,94 @@
+-- moongrad.nn.layers.pooling: MaxPooling2D, AveragePooling2D (NHWC windows
+-- over the engine's max_pool2d / avg_pool2d) and the global poolings
+-- GlobalAveragePooling2D / GlobalMaxPooling2D (a mean or max over height
+-- and width). Portable Lua (5.4 and LuaJIT).
+local mg = require("moongrad")
+local Layer = require("moongrad.nn.layer")
+local util = require("moongrad.nn.util")
+
+local M = {}
+
+local function check4(s)
+  if #s ~= 4 then
+    error(string.format("expected a 4-d NHWC input (batch, height, width, channels), got shape %s",
+      util.shape_str(s)), 0)
+  end
+end
+
+local function pool_layer(name, op)
+  local cls = Layer:extend(name)
+  cls.passthrough_dtype = true
+  function cls:__init(...)
+    local cfg = self:_parse({ "pool_size", "strides", "padding" }, { "data_format" }, ...)
+    if cfg.data_format and cfg.data_format ~= "channels_last" then
+      util.raise(name .. ": only data_format=\"channels_last\" (NHWC) is supported")
+    end
+    self.pool_size = util.pair(cfg.pool_size or 2, "pool_size", name)
+    self.strides = util.pair(cfg.strides or self.pool_size, "strides", name)
+    self.padding = (cfg.padding or "valid"):lower()
+    if self.padding ~= "valid" and self.padding ~= "same" then
+      util.raise(name .. ": padding must be \"valid\" or \"same\", got " .. tostring(cfg.padding))
+    end
+    self._opts = { ksize = self.pool_size, strides = self.strides, padding = self.padding }
+  end
+  function cls:call(x) return op(x, self._opts) end
+  function cls:compute_output_shape(s)
+    check4(s)
+    local out = { s[1], 0, 0, s[4] }
+    for i = 1, 2 do
+      local n, k, st = s[i + 1], self.pool_size[i], self.strides[i]
+      if n == -1 then out[i + 1] = -1
+      elseif self.padding == "same" then out[i + 1] = math.floor((n + st - 1) / st)
+      else
+        out[i + 1] = math.floor((n - k) / st) + 1
+        if n < k then
+          error(string.format("the input %s is smaller than the pool size %dx%d", util.shape_str(s),
+            self.pool_size[1], self.pool_size[2]), 0)
+        end
+      end
+    end
+    return out
+  end
+  function cls:get_config()
+    local cfg = Layer.get_config(self)
+    cfg.pool_size = util.copy(self.pool_size)
+    cfg.strides = util.copy(self.strides)
+    cfg.padding = self.padding
+    cfg.data_format = "channels_last"
+    return cfg
+  end
+  M[name] = cls
+  return cls
+end
+
+pool_layer("MaxPooling2D", mg.max_pool2d)
+pool_layer("AveragePooling2D", function(x, o) return mg.avg_pool2d(util.float_input(x), o) end)
+M.MaxPool2D, M.AvgPool2D = M.MaxPooling2D, M.AveragePooling2D
+
+local function global_layer(name, reduce)
+  local cls = Layer:extend(name)
+  cls.passthrough_dtype = true
+  function cls:__init(...)
+    local cfg = self:_parse({}, { "data_format", "keepdims" }, ...)
+    self.keepdims = cfg.keepdims and true or false
+  end
+  function cls:call(x) return reduce(x, { axis = { 2, 3 }, keepdims = self.keepdims }) end
+  function cls:compute_output_shape(s)
+    check4(s)
+    if self.keepdims then return { s[1], 1, 1, s[4] } end
+    return { s[1], s[4] }
+  end
+  function cls:get_config()
+    local cfg = Layer.get_config(self)
+    cfg.keepdims = self.keepdims
+    cfg.data_format = "channels_last"
+    return cfg
+  end
+  M[name] = cls
+end
+
+global_layer("GlobalAveragePooling2D", function(x, o) return mg.mean(util.float_input(x), o) end)
+global_layer("GlobalMaxPooling2D", mg.max)
+M.GlobalAvgPool2D, M.GlobalMaxPool2D = M.GlobalAveragePooling2D, M.GlobalMaxPooling2D
+
+return M

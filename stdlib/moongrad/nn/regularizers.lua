@@ -1,0 +1,69 @@
+-- moongrad.nn.regularizers: weight penalties added to the training loss
+-- (kernel_regularizer=, bias_regularizer= of layers): L1, L2, L1L2, by
+-- object or by name ("l1", "l2", "l1_l2" with Keras's default 0.01).
+-- A regularizer is callable on a weight and returns a scalar tensor.
+-- Portable Lua (5.4 and LuaJIT).
+local mg = require("moongrad")
+local class = require("moongrad.nn.class")
+
+local M = {}
+
+local Regularizer = class.Object:extend("Regularizer")
+M.Regularizer = Regularizer
+
+local L1L2 = Regularizer:extend("L1L2")
+M.L1L2 = L1L2
+
+function L1L2:__init(cfg)
+  cfg = cfg or {}
+  self.l1 = cfg.l1 or 0
+  self.l2 = cfg.l2 or 0
+end
+
+function L1L2:__call(w)
+  local r
+  if self.l1 ~= 0 then r = mg.sum(mg.abs(w)) * self.l1 end
+  if self.l2 ~= 0 then
+    local t = mg.sum(mg.square(w)) * self.l2
+    r = r and r + t or t
+  end
+  return r or mg.tensor(0.0)
+end
+
+function L1L2:get_config() return { l1 = self.l1, l2 = self.l2 } end
+
+-- mg.nn.regularizers.L1(0.01), .L2(0.01): shorthands (a number or {l1=}/{l2=}).
+function M.L1(v)
+  if type(v) == "table" then v = v.l1 end
+  local r = L1L2({ l1 = v or 0.01 })
+  r.kind = "L1"
+  return r
+end
+function M.L2(v)
+  if type(v) == "table" then v = v.l2 end
+  local r = L1L2({ l2 = v or 0.01 })
+  r.kind = "L2"
+  return r
+end
+M.l1, M.l2 = M.L1, M.L2
+function M.l1_l2(cfg) return L1L2({ l1 = cfg and cfg.l1 or 0.01, l2 = cfg and cfg.l2 or 0.01 }) end
+
+function M.get(id)
+  if id == nil then return nil end
+  if type(id) == "string" then
+    local f = ({ l1 = M.L1, l2 = M.L2, l1_l2 = M.l1_l2 })[id]
+    if not f then error("unknown regularizer '" .. id .. "' (l1, l2, l1_l2)", 3) end
+    return f()
+  end
+  if type(id) == "function" or class.isinstance(id, Regularizer) then return id end
+  if type(id) == "table" and id.class_name then return L1L2(id.config) end
+  error("a regularizer must be a name, a regularizer or a function, got " .. type(id), 3)
+end
+
+function M.serialize(r)
+  if r == nil then return nil end
+  if class.isinstance(r, L1L2) then return { class_name = "L1L2", config = r:get_config() } end
+  return "<function>"
+end
+
+return M

@@ -1,0 +1,217 @@
+-- moongrad.nn.util: what every layer module shares: the call context (the
+-- inherited `training` flag), unique Keras-style names, constructor
+-- argument parsing, shape helpers and the class registry used by
+-- from_config / model_from_json.
+--
+-- Constructor arguments: a layer takes one table of Keras keyword
+-- arguments, `nn.Dense{units=64}`, or its leading Keras positional
+-- arguments followed by that table, `nn.Dense(64, {activation="relu"})`;
+-- a table holding both, `nn.Dense{64, activation="relu"}`, works too. A
+-- table with only array entries is a positional value (`nn.Reshape{28, 28, 1}`
+-- is a target shape). Portable Lua (5.4 and LuaJIT).
+local core = require("moongrad.core")
+
+local M = {}
+
+-- ---- call context --------------------------------------------------------------
+
+-- `training` while a model calls its layers: layers called without an
+-- explicit flag inherit the caller's (Keras's call context).
+M.context = { training = nil, name_counts = {} }
+
+-- A Keras-style unique name: base, base_1, base_2, ...
+function M.unique_name(base)
+  local counts = M.context.name_counts
+  local n = counts[base]
+  counts[base] = (n or 0) + 1
+  if not n then return base end
+  return base .. "_" .. n
+end
+
+-- Forgets the names handed out (Keras's clear_session).
+function M.clear_session() M.context.name_counts = {} end
+
+-- "MaxPooling2D" -> "max_pooling2d", "SimpleRNN" -> "simple_rnn" (Keras's rule).
+function M.snake_case(name)
+  local s = name:gsub("(.)(%u%l+)", "%1_%2"):gsub("(%l)(%u)", "%1_%2")
+  return s:lower()
+end
+
+-- error(msg) raised at the first caller outside moongrad's own Lua files,
+-- so constructor errors point at the user's line.
+local own_prefix = debug.getinfo(1, "S").source:gsub("nn/util%.lua$", "")   -- "@.../moongrad/"
+
+function M.raise(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level + 1, "S")
+    if not info then break end
+    if info.what ~= "C" and info.source:sub(1, #own_prefix) ~= own_prefix then break end
+    level = level + 1
+  end
+  error(msg, level + 1)
+end
+
+-- ---- arguments -------------------------------------------------------------------
+
+local function is_array_only(t)
+  for k in pairs(t) do
+    if type(k) ~= "number" then return false end
+  end
+  return #t > 0
+end
+
+M.is_array_only = is_array_only
+
+local function is_plain_table(v)
+  return type(v) == "table" and getmetatable(v) == nil
+end
+
+-- Parses a constructor's arguments into one config table, naming the
+-- positional values after `positional` (Keras's leading arguments).
+function M.parse_args(cls_name, positional, list_first, ...)
+  local n = select("#", ...)
+  local args = { ... }
+  local cfg, pos, npos = {}, {}, 0
+  for i = 1, n do
+    local a = args[i]
+    if i == n and is_plain_table(a) and not is_array_only(a) then
+      for k, v in pairs(a) do
+        if type(k) ~= "number" then cfg[k] = v end
+      end
+      if list_first and #a > 0 and npos == 0 then
+        -- nn.Reshape{28, 28, 1, name="r"}: the array part is the one list argument
+        local list = {}
+        for j = 1, #a do list[j] = a[j] end
+        npos = 1
+        pos[1] = list
+      else
+        for j = 1, #a do npos = npos + 1; pos[npos] = a[j] end
+      end
+    else
+      npos = npos + 1
+      pos[npos] = a
+    end
+  end
+  if npos > #positional then
+    M.raise(string.format("%s: %d positional arguments given, it takes at most %d (%s); pass the others in "
+      .. "the options table", cls_name, npos, #positional, table.concat(positional, ", ")))
+  end
+  for i = 1, npos do
+    local key, v = positional[i], pos[i]
+    if v ~= nil then
+      if cfg[key] ~= nil then
+        M.raise(string.format("%s: %s given both positionally and by name", cls_name, key))
+      end
+      cfg[key] = v
+    end
+  end
+  return cfg
+end
+
+-- Rejects unknown option names (catching typos such as `activaton`).
+function M.check_options(cls_name, cfg, allowed)
+  for k in pairs(cfg) do
+    if not allowed[k] then
+      local names = {}
+      for a in pairs(allowed) do names[#names + 1] = a end
+      table.sort(names)
+      M.raise(string.format("%s: unknown argument '%s' (expected one of: %s)", cls_name, tostring(k),
+        table.concat(names, ", ")))
+    end
+  end
+end
+
+-- A set from a list of names.
+function M.set(list)
+  local s = {}
+  for _, k in ipairs(list) do s[k] = true end
+  return s
+end
+
+-- n | {a, b} -> {a, b} (kernel sizes, strides, pool sizes).
+function M.pair(v, what, cls_name)
+  if type(v) == "number" then return { v, v } end
+  if type(v) == "table" and #v == 2 and type(v[1]) == "number" and type(v[2]) == "number" then
+    return { v[1], v[2] }
+  end
+  M.raise(string.format("%s: %s must be a number or a pair {height, width}, got %s", cls_name, what,
+    type(v) == "table" and M.shape_str(v) or tostring(v)))
+end
+
+-- ---- shapes ----------------------------------------------------------------------
+
+-- (None, 28, 28, 1): -1 (unknown) prints as None, like Keras.
+function M.shape_str(shape)
+  local parts = {}
+  for i, d in ipairs(shape) do parts[i] = (d == -1 or d == nil) and "None" or tostring(d) end
+  if #parts == 1 then return "(" .. parts[1] .. ",)" end
+  return "(" .. table.concat(parts, ", ") .. ")"
+end
+
+function M.copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+function M.deep_copy(t)
+  if type(t) ~= "table" or getmetatable(t) ~= nil then return t end
+  local c = {}
+  for k, v in pairs(t) do c[k] = M.deep_copy(v) end
+  return c
+end
+
+function M.product(list, from, to)
+  local p = 1
+  for i = from or 1, to or #list do p = p * list[i] end
+  return p
+end
+
+-- A shape with its first (batch) size replaced by -1.
+function M.batchless(shape)
+  local s = M.copy(shape)
+  if #s > 0 then s[1] = -1 end
+  return s
+end
+
+-- Shapes agree where both are known.
+function M.compatible(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do
+    if a[i] ~= -1 and b[i] ~= -1 and a[i] ~= b[i] then return false end
+  end
+  return true
+end
+
+-- ---- the class registry (from_config, model_from_json) ----------------------------
+
+M.registry = {}
+
+function M.register(cls)
+  M.registry[cls.class_name] = cls
+  return cls
+end
+
+-- Numbers that came back from JSON as floats become integers again where
+-- they are whole (Lua 5.4 only distinguishes; LuaJIT has one number type).
+function M.fix_numbers(v)
+  if type(v) == "number" then
+    if math.tointeger and v == math.floor(v) and math.abs(v) < 2 ^ 53 then return math.tointeger(v) end
+    return v
+  elseif type(v) == "table" then
+    for k, x in pairs(v) do v[k] = M.fix_numbers(x) end
+  end
+  return v
+end
+
+M.is_tensor = core.is_tensor
+
+-- Integer and bool inputs of float layers become the layer's dtype (Keras's autocast).
+function M.float_input(x, dtype)
+  local d = x.dtype
+  if d == "float32" or d == "float64" then return x end
+  return core.cast(x, dtype or "float32")
+end
+
+return M

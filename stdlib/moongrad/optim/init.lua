@@ -1,0 +1,41 @@
+-- moongrad.optim (mg.optim): optimizers and learning-rate schedules.
+--   mg.optim.SGD{learning_rate=0.01, momentum=0.9, nesterov=true}
+--   mg.optim.Adam{learning_rate=1e-3}, AdamW, RMSprop, Adagrad
+--   mg.optim.schedules.ExponentialDecay{...}, CosineDecay, PiecewiseConstantDecay
+-- get("adam") makes one by name, as compile{optimizer="adam"} does.
+-- Portable Lua (5.4 and LuaJIT).
+local class = require("moongrad.nn.class")
+
+local M = {}
+
+M.Optimizer = require("moongrad.optim.optimizer")
+M.SGD = require("moongrad.optim.sgd")
+local adam = require("moongrad.optim.adam")
+M.Adam, M.AdamW = adam.Adam, adam.AdamW
+local rms = require("moongrad.optim.rmsprop")
+M.RMSprop, M.Adagrad = rms.RMSprop, rms.Adagrad
+M.schedules = require("moongrad.optim.schedules")
+for k, v in pairs(M.schedules) do
+  if type(v) == "table" and k ~= "LearningRateSchedule" then M[k] = v end
+end
+
+local by_name = { sgd = M.SGD, adam = M.Adam, adamw = M.AdamW, rmsprop = M.RMSprop, adagrad = M.Adagrad }
+
+-- get(id): an optimizer from a name ("adam", "sgd", ...), a
+-- {class_name=, config=} table, or the optimizer itself.
+function M.get(id)
+  if class.isinstance(id, M.Optimizer) then return id end
+  if type(id) == "string" then
+    local cls = by_name[id:lower()]
+    if not cls then error("unknown optimizer '" .. id .. "' (sgd, adam, adamw, rmsprop, adagrad)", 3) end
+    return cls()
+  end
+  if type(id) == "table" and id.class_name then
+    local cls = by_name[id.class_name:lower()]
+    if not cls then error("unknown optimizer class '" .. tostring(id.class_name) .. "'", 3) end
+    return cls(id.config)
+  end
+  error("an optimizer must be a name or an optimizer, got " .. type(id), 3)
+end
+
+return M

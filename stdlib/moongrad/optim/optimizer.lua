@@ -1,0 +1,205 @@
+-- moongrad.optim.optimizer: the Optimizer base class.
+--
+-- Keras's interface: apply_gradients(grads, vars) (or a list of {grad, var}
+-- pairs), `iterations`, `learning_rate` (a number or a schedule) and
+-- clipnorm / clipvalue / global_clipnorm / weight_decay. The step count and
+-- a constant learning rate live in Variables, so changing the rate
+-- (callbacks) or stepping never retraces a staged train step, and each
+-- update is a handful of elementwise ops per parameter that the graph
+-- optimiser fuses. Slots (momenta) are Variables made on the first update,
+-- keyed by the parameter. Subclasses define _create_slots(var) and
+-- _update(var, grad, lr, step_values). Portable Lua (5.4 and LuaJIT).
+local mg = require("moongrad")
+local core = require("moongrad.core")
+local class = require("moongrad.nn.class")
+local schedules = require("moongrad.optim.schedules")
+
+local Optimizer = class.Object:extend("Optimizer")
+
+local BASE = { "learning_rate", "clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "name" }
+
+-- Merges cfg over defaults, rejecting unknown keys.
+function Optimizer:_configure(cfg, defaults)
+  cfg = cfg or {}
+  if type(cfg) == "number" then cfg = { learning_rate = cfg } end
+  local c = {}
+  for k, v in pairs(defaults) do c[k] = v end
+  local allowed = {}
+  for _, k in ipairs(BASE) do allowed[k] = true end
+  for k in pairs(defaults) do allowed[k] = true end
+  for k, v in pairs(cfg) do
+    if not allowed[k] then
+      local names = {}
+      for a in pairs(allowed) do names[#names + 1] = a end
+      table.sort(names)
+      error(string.format("%s: unknown argument '%s' (expected one of: %s)", self.class_name, tostring(k),
+        table.concat(names, ", ")), 4)
+    end
+    c[k] = v
+  end
+  self.config = c
+  self.name = c.name or self.class_name
+  self.clipnorm, self.clipvalue, self.global_clipnorm = c.clipnorm, c.clipvalue, c.global_clipnorm
+  self.weight_decay = c.weight_decay
+  local lr = c.learning_rate or 0.001
+  rawset(self, "iterations", mg.Variable(mg.tensor(0, "int64"), { name = self.name .. "/iterations", trainable = false }))
+  if schedules.is_schedule(lr) then
+    rawset(self, "_schedule", lr)
+  else
+    rawset(self, "_lr", mg.Variable(mg.tensor(lr, "float32"), { name = self.name .. "/learning_rate", trainable = false }))
+  end
+  rawset(self, "_slots", {})
+  rawset(self, "_slot_list", {})
+  return c
+end
+
+-- optimizer.learning_rate: the current rate as a number; assigning a number sets it.
+Optimizer.getters.learning_rate = function(self)
+  local s = rawget(self, "_schedule")
+  if s then return s(self.iterations:item()) end
+  return rawget(self, "_lr"):item()
+end
+Optimizer.setters.learning_rate = function(self, v)
+  if schedules.is_schedule(v) then
+    rawset(self, "_schedule", v)
+    return
+  end
+  if rawget(self, "_schedule") then
+    error(self.class_name .. ": the learning rate is a schedule; it cannot be set to a number", 2)
+  end
+  rawget(self, "_lr"):assign(mg.tensor(v, "float32"))
+end
+Optimizer.getters.lr = Optimizer.getters.learning_rate
+Optimizer.setters.lr = Optimizer.setters.learning_rate
+
+-- The rate for this step as a tensor (a graph value when staged).
+function Optimizer:_lr_tensor()
+  local s = rawget(self, "_schedule")
+  if s then return s(mg.cast(self.iterations, "float32")) end
+  local v = rawget(self, "_lr")
+  return core.tracing() and v:read() or v
+end
+
+-- slot(var, name): the optimizer's state for a parameter.
+function Optimizer:slot(var, name)
+  local s = rawget(self, "_slots")[var]
+  return s and s[name]
+end
+
+function Optimizer:add_slot(var, name, init)
+  local slots = rawget(self, "_slots")
+  local s = slots[var]
+  if not s then s = {}; slots[var] = s end
+  local v = mg.Variable(init or mg.zeros(var.shape, var.dtype), { name = self.name .. "/" .. name, trainable = false })
+  s[name] = v
+  local list = rawget(self, "_slot_list")
+  list[#list + 1] = v
+  return v
+end
+
+-- optimizer.variables: iterations and every slot.
+Optimizer.getters.variables = function(self)
+  local out = { self.iterations }
+  for _, v in ipairs(rawget(self, "_slot_list")) do out[#out + 1] = v end
+  return out
+end
+
+-- build(vars): makes the slots of parameters not seen yet (do this before
+-- staging a train step; apply_gradients also does it on first use).
+function Optimizer:build(vars)
+  local slots = rawget(self, "_slots")
+  for _, v in ipairs(vars) do
+    if not slots[v] then
+      slots[v] = {}
+      self:_create_slots(v)
+    end
+  end
+end
+
+function Optimizer:_create_slots() end
+function Optimizer:_prepare() return {} end
+
+local function clip(self, pairs_)
+  if self.clipvalue then
+    local c = self.clipvalue
+    for _, p in ipairs(pairs_) do p[1] = mg.clip(p[1], -c, c) end
+  end
+  if self.clipnorm then
+    local c = self.clipnorm
+    for _, p in ipairs(pairs_) do
+      local n = mg.sqrt(mg.sum(mg.square(p[1])))
+      p[1] = p[1] * (c / mg.maximum(n, c))
+    end
+  end
+  if self.global_clipnorm then
+    local c = self.global_clipnorm
+    local total
+    for _, p in ipairs(pairs_) do
+      local s = mg.sum(mg.square(p[1]))
+      total = total and total + s or s
+    end
+    if total then
+      local scale = c / mg.maximum(mg.sqrt(total), c)
+      for _, p in ipairs(pairs_) do p[1] = p[1] * scale end
+    end
+  end
+end
+
+-- apply_gradients(grads, vars) or apply_gradients({{grad, var}, ...}):
+-- one update of every parameter whose gradient is not nil. Returns iterations.
+function Optimizer:apply_gradients(grads, vars)
+  local pairs_ = {}
+  if vars == nil then
+    for i, p in ipairs(grads) do
+      if type(p) ~= "table" or core.is_tensor(p) then
+        error(string.format("apply_gradients: entry %d must be a {gradient, variable} pair (or pass grads, vars)", i), 2)
+      end
+      if p[1] ~= nil then pairs_[#pairs_ + 1] = { p[1], p[2] } end
+    end
+  else
+    for i, v in ipairs(vars) do
+      if grads[i] ~= nil then pairs_[#pairs_ + 1] = { grads[i], v } end
+    end
+  end
+  for i, p in ipairs(pairs_) do
+    if not (core.is_tensor(p[2]) and core.is_variable(p[2])) then
+      error(string.format("apply_gradients: parameter %d is not a Variable", i), 2)
+    end
+  end
+  clip(self, pairs_)
+  local vlist = {}
+  for i, p in ipairs(pairs_) do vlist[i] = p[2] end
+  self:build(vlist)
+  local lr = self:_lr_tensor()
+  local step = self:_prepare(lr)
+  local wd = self.weight_decay
+  for _, p in ipairs(pairs_) do
+    local g, v = p[1], p[2]
+    if g.dtype ~= v.dtype then g = mg.cast(g, v.dtype) end
+    if wd and wd ~= 0 and self.decoupled_weight_decay ~= false then
+      v:assign_sub(v * (lr * wd))
+    end
+    self:_update(v, g, lr, step)
+  end
+  self.iterations:assign_add(1)
+  return self.iterations
+end
+
+-- minimize(loss_fn, vars): one step on the gradient of loss_fn() (eager or staged).
+function Optimizer:minimize(loss_fn, vars)
+  local tape = mg.GradientTape()
+  local loss = loss_fn()
+  tape:stop()
+  self:apply_gradients(tape:gradient(loss, vars), vars)
+  return loss
+end
+
+function Optimizer:get_config()
+  local c = {}
+  for k, v in pairs(self.config) do c[k] = v end
+  local s = rawget(self, "_schedule")
+  if s then c.learning_rate = { class_name = s.class_name, config = s:get_config() } end
+  return c
+end
+
+return Optimizer
