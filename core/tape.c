@@ -36,6 +36,8 @@ typedef struct record {
 struct mg_tape {
   mg_ctx *ctx;
   int persistent, watch_vars, recording, used;
+  int trace_depth;          /* traces active when recording started */
+  int crossed;              /* recorded ops inside a cond/while body traced below that depth */
   ptrmap tracked;           /* tensor identity -> (void *)1; all are held by records */
   record **recs;
   size_t nrecs, cap_recs;
@@ -132,7 +134,16 @@ static mg_status record_on_tapes(mg_ctx *ctx, mg_op op, mg_tensor *const *in, in
   mg_status st = MG_OK;
   for (int k = 0; k < ctx->ntapes; k++) {
     mg_tape *t = ctx->tapes[k];
-    if (!t->recording || !tape_takes(t, in, nin)) continue;
+    if (!t->recording) continue;
+    /* A tape started outside any trace ignores the symbolic ops of a trace run
+     * in its scope (it records the graph's ops when the graph runs); one
+     * started inside a staged function cannot see through the cond/while
+     * nodes of deeper traces, so it notes that instead of giving a silent nil. */
+    if (ctx->ntraces > t->trace_depth) {
+      if (t->trace_depth > 0 && tape_takes(t, in, nin)) t->crossed = 1;
+      continue;
+    }
+    if (!tape_takes(t, in, nin)) continue;
     if (!r) {
       r = record_new(op, nin, in, attrs, out);
       if (!r) {
@@ -216,6 +227,7 @@ mg_status mg_tape_start(mg_tape *t) {
   }
   ctx->tapes[ctx->ntapes++] = t;
   t->recording = 1;
+  t->trace_depth = ctx->ntraces;
   return MG_OK;
 }
 
@@ -382,6 +394,11 @@ mg_status mg_tape_gradient(mg_tape *t, int ntargets, mg_tensor *const *targets,
   if (t->used && !t->persistent)
     return mg_seterror(MG_ESTATE, "gradient: a non-persistent GradientTape can compute gradients only once "
                                   "(its records are released); use GradientTape{persistent=true}");
+  if (t->crossed)  /* a silent nil would be a wrong answer: say what is missing */
+    return mg_seterror(MG_ESTATE, "gradient: this tape recorded ops inside a staged mg.cond/mg.while_loop body (or "
+                                  "a converted if/while), and differentiating through staged control flow from a "
+                                  "tape inside the staged function is not supported yet; put the tape around the "
+                                  "call of the staged function instead, or unroll the loop");
   for (int i = 0; i < nsources; i++) {
     grads_out[i] = NULL;
     if (!mg_dtype_is_float((mg_dtype)sources[i]->dtype))
