@@ -13,34 +13,10 @@
 local mg = require "moongrad"
 local unpack = table.unpack or unpack
 
--- fn() must fail with a message containing every one of ... (plain text).
-local function fails(fn, ...)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error, the call succeeded")
-  err = tostring(err)
-  for _, want in ipairs({...}) do
-    assert(err:find(want, 1, true), ("message %q does not mention %q"):format(err, want))
-  end
-  return err
-end
+local h = require "tests.spec.helpers"
+local fails, near = h.fails, h.near
 
--- Compares a tensor (or number) with a nested Lua table (or number) within tol.
-local function near(actual, expected, tol, path)
-  tol = tol or 1e-5
-  path = path or "value"
-  if mg.is_tensor(actual) then actual = actual:totable() end
-  if type(expected) == "table" then
-    assert(type(actual) == "table", ("%s: expected a table, got %s"):format(path, tostring(actual)))
-    assert(#actual == #expected, ("%s: length %d, expected %d"):format(path, #actual, #expected))
-    for i = 1, #expected do near(actual[i], expected[i], tol, path .. "[" .. i .. "]") end
-  else
-    assert(type(actual) == "number", ("%s: expected a number, got %s"):format(path, tostring(actual)))
-    local ok = math.abs(actual - expected) <= tol * math.max(1, math.abs(expected))
-    assert(ok, ("%s: got %.9g, expected %.9g"):format(path, actual, expected))
-  end
-end
-
-local function f32(data) return mg.tensor(data, mg.float32) end
+local f32 = h.f32
 
 describe("GradientTape: TF 2's examples", function()
   it("watches a constant: d(x*x)/dx at 3 is 6", function()

@@ -5,39 +5,8 @@
 
 local mg = require "moongrad"
 
-local function check(actual, expected, tol, path)
-  tol = tol or 1e-6
-  path = path or "value"
-  if mg.is_tensor(actual) then actual = actual:totable() end
-  if type(expected) == "table" then
-    assert(type(actual) == "table", path .. ": expected a table, got " .. tostring(actual))
-    assert(#actual == #expected, ("%s: length %d, expected %d"):format(path, #actual, #expected))
-    for i = 1, #expected do check(actual[i], expected[i], tol, path .. "[" .. i .. "]") end
-  elseif math.type(expected) == "float" then
-    assert(math.type(actual) == "float", ("%s: expected a float, got %s"):format(path, tostring(actual)))
-    assert(actual == expected or math.abs(actual - expected) <= tol * math.max(1, math.abs(expected)),
-      ("%s: expected %.9g, got %.9g"):format(path, expected, actual))
-  else
-    assert(actual == expected and math.type(actual) == math.type(expected),
-      ("%s: expected %s (%s), got %s (%s)"):format(path, tostring(expected),
-        math.type(expected) or type(expected), tostring(actual), math.type(actual) or type(actual)))
-  end
-end
-
-local function err_of(fn)
-  local ok, e = pcall(fn)
-  assert(not ok, "expected an error")
-  return tostring(e)
-end
-
-local function grid(r, c, f)
-  local t = {}
-  for i = 1, r do
-    t[i] = {}
-    for j = 1, c do t[i][j] = f(i, j) end
-  end
-  return t
-end
+local h = require "tests.spec.helpers"
+local check, err_of, grid = h.check, h.err_of, h.grid
 
 -- The plain product of Lua matrices; `float` makes the entries floats.
 local function matmul(a, b, float)

@@ -8,46 +8,8 @@ local mg = require "moongrad"
 
 local nan, inf = 0 / 0, math.huge
 
--- Walks actual (a tensor or a Lua value) against expected; floats within a
--- relative tolerance `tol` (default 1e-6), NaN equal to NaN, integers exactly
--- (and they must be Lua integers).
-local function check(actual, expected, tol, path)
-  tol = tol or 1e-6
-  path = path or "value"
-  if mg.is_tensor(actual) then actual = actual:totable() end
-  if type(expected) == "table" then
-    assert(type(actual) == "table", path .. ": expected a table, got " .. tostring(actual))
-    assert(#actual == #expected, ("%s: length %d, expected %d"):format(path, #actual, #expected))
-    for i = 1, #expected do check(actual[i], expected[i], tol, path .. "[" .. i .. "]") end
-  elseif type(expected) == "number" and expected ~= expected then
-    assert(actual ~= actual, ("%s: expected nan, got %s"):format(path, tostring(actual)))
-  elseif math.type(expected) == "float" then
-    assert(math.type(actual) == "float", ("%s: expected a float, got %s"):format(path, tostring(actual)))
-    assert(actual == expected or (math.abs(expected) < inf
-        and math.abs(actual - expected) <= tol * math.max(1, math.abs(expected))),
-      ("%s: expected %.9g, got %.9g"):format(path, expected, actual))
-  else
-    assert(actual == expected and math.type(actual) == math.type(expected),
-      ("%s: expected %s (%s), got %s (%s)"):format(path, tostring(expected),
-        math.type(expected) or type(expected), tostring(actual), math.type(actual) or type(actual)))
-  end
-end
-
-local function err_of(fn)
-  local ok, e = pcall(fn)
-  assert(not ok, "expected an error")
-  return tostring(e)
-end
-
--- A (r, c) Lua table with f(i, j) entries.
-local function grid(r, c, f)
-  local t = {}
-  for i = 1, r do
-    t[i] = {}
-    for j = 1, c do t[i][j] = f(i, j) end
-  end
-  return t
-end
+local h = require "tests.spec.helpers"
+local check, err_of, grid = h.check, h.err_of, h.grid
 
 -- Row sums / column sums of a Lua matrix with `op` (a two-argument fold).
 local function fold_rows(m, op, init)
