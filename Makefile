@@ -8,6 +8,7 @@
 #   make embed      build/lib/libmoongrad_embed.{so,a}: the host embedding library (lua/include/moongrad.h)
 #   make deps       install the Debian packages (as root)
 #   make bench      the benchmarks in bench/
+#   make fuzz       libFuzzer over the safetensors parser for 60 s (FUZZ_TIME=n; clang-14)
 
 PREFIX   ?= /usr/local
 BUILD    ?= build
@@ -20,7 +21,7 @@ BLIS_INC := -isystem /usr/include/x86_64-linux-gnu/blis-openmp
 CFLAGS   += -std=c11 $(OPT) $(MARCH) -g -fPIC -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp \
             -fno-math-errno -Icore $(BLIS_INC) $(SAN)
 LDFLAGS  += -fopenmp $(SAN)
-CORE_LIBS := -lblis -lm -lpthread
+CORE_LIBS := -lblis -lcjson -lm -lpthread
 ROOT     := $(abspath .)
 
 CORE_SRC := $(wildcard core/*.c core/kernels/*.c core/passes/*.c)
@@ -53,7 +54,7 @@ LUAMOD   := $(BUILD)/lua/moongrad/core.so
 PROG     := $(BUILD)/bin/moongrad
 CTESTS   := $(BUILD)/tests/core_tests
 
-.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed
+.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz
 all: check-deps $(LIB_A) $(LIB_SO) $(LUAMOD) $(PROG) $(LIBE_A) $(LIBE_SO) $(FFI_CDEF)
 embed: $(LIBE_A) $(LIBE_SO)
 
@@ -187,6 +188,31 @@ $(BUILD)/bench/sgemm_blis: bench/sgemm_blis.c
 
 bench: all $(BUILD)/bench/embed_frame $(BUILD)/bench/sgemm_blis
 	BUILD=$(BUILD) QUICK=$(QUICK) sh bench/run.sh
+
+# libFuzzer over the safetensors parser (tests/fuzz/safetensors_fuzz.c): the core built again
+# by clang-14 with ASan+UBSan and coverage into $(BUILD)/fuzz, run FUZZ_TIME seconds from the
+# seed corpus. New inputs go to $(BUILD)/fuzz/corpus (the seeds stay as they are); a crash is
+# written to $(BUILD)/fuzz/crash-* and fails the target.
+FUZZ_CC   ?= clang-14
+FUZZ_TIME ?= 60
+FUZZ_DIR  := $(BUILD)/fuzz
+FUZZ_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -D_GNU_SOURCE -fopenmp=libgomp -Icore $(BLIS_INC) \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ  := $(CORE_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/safetensors_fuzz: tests/fuzz/safetensors_fuzz.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(CORE_LIBS)
+
+fuzz: $(FUZZ_DIR)/safetensors_fuzz
+	@mkdir -p $(FUZZ_DIR)/corpus
+	ASAN_OPTIONS=detect_leaks=1 $< -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
+	  -dict=tests/fuzz/safetensors.dict -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus tests/fuzz/corpus/safetensors
+
+-include $(FUZZ_OBJ:.o=.d)
 
 clean:
 	rm -rf build build-asan

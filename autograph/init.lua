@@ -341,6 +341,8 @@ local function instantiate(entry, fn, mode)
     if i and name ~= "ag__" then debug.upvaluejoin(newf, j, fn, i) end
     j = j + 1
   end
+  -- under LuaJIT (no _ENV upvalue) fn's globals are its environment: give newf the same one
+  if rawget(_G, "setfenv") then rawget(_G, "setfenv")(newf, rawget(_G, "getfenv")(fn)) end
   is_converted[newf] = fn
   return newf
 end

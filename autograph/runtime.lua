@@ -142,7 +142,7 @@ end
 local function weak_dtype(v)
   if type(v) == "boolean" then return "bool" end
   if math.type then return math.type(v) == "integer" and "int64" or "float32" end
-  return v == math.floor(v) and "int64" or "float32"
+  return (v == math.floor(v) and v >= -2 ^ 63 and v < 2 ^ 63) and "int64" or "float32"   -- the FFI binding's rule
 end
 
 local function meta_of(v)
@@ -192,36 +192,54 @@ local function trace_sub(name, nph, specs, fn)
   return g, res[3]
 end
 
--- Traces one branch with the state reset to init; returns the graph, the
+-- Runs one branch with the state reset to init; returns its outputs, the
 -- state values at its end, and which slots it output (with their metas).
+local function branch_outputs(fn, get, set, init, hints, slots_fixed)
+  local vals, slots, metas
+  if set then set(unpack(init, 1, init.n)) end
+  if fn then fn() end
+  vals = get and pack(get()) or { n = 0 }
+  local outs = {}
+  slots, metas = {}, {}
+  for i = 1, init.n do
+    local v, h = vals[i], hints[i]
+    local k = kind(v)
+    local want = slots_fixed == nil and (k == "tensor" or k == "weak" or (k == "undef" and h ~= nil))
+      or (slots_fixed ~= nil and slots_fixed[i])
+    if want then
+      local t = v
+      if k == "weak" or k == "undef" then
+        t = materialize(v, h)
+      elseif k ~= "tensor" then
+        t = nil
+      end
+      slots[i] = true
+      metas[i] = t and { dtype = t.dtype, shape = t.shape } or nil
+      if t then outs[#outs + 1] = t end
+    end
+  end
+  return outs, vals, slots, metas
+end
+
+-- Runs fn for a gradient (func.lua re-runs a branch or body under a tape):
+-- the user's state is put back afterwards.
+local function rerun_keeping_state(get, set, fn, ...)
+  local saved = get and pack(get())
+  local res = pack(pcall(fn, ...))
+  if set then set(unpack(saved, 1, saved.n)) end
+  if not res[1] then error(res[2], 0) end
+  return res[2]
+end
+
+-- Traces one branch (branch_outputs) into a graph; also returns its arguments.
 local function trace_branch(name, fn, get, set, init, hints, slots_fixed)
   local vals, slots, metas
   local g = trace_sub(name, 0, {}, function()
-    if set then set(unpack(init, 1, init.n)) end
-    if fn then fn() end
-    vals = get and pack(get()) or { n = 0 }
-    local outs = {}
-    slots, metas = {}, {}
-    for i = 1, init.n do
-      local v, h = vals[i], hints[i]
-      local k = kind(v)
-      local want = slots_fixed == nil and (k == "tensor" or k == "weak" or (k == "undef" and h ~= nil))
-        or (slots_fixed ~= nil and slots_fixed[i])
-      if want then
-        local t = v
-        if k == "weak" or k == "undef" then
-          t = materialize(v, h)
-        elseif k ~= "tensor" then
-          t = nil
-        end
-        slots[i] = true
-        metas[i] = t and { dtype = t.dtype, shape = t.shape } or nil
-        if t then outs[#outs + 1] = t end
-      end
-    end
+    local outs
+    outs, vals, slots, metas = branch_outputs(fn, get, set, init, hints, slots_fixed)
     return outs
   end)
-  return g, vals, slots, metas
+  return g, vals, slots, metas, { fn, get, set, init, hints, slots_fixed }
 end
 
 -- The dtype/shape a slot must have in both branches, or an error message.
@@ -262,13 +280,13 @@ end
 local function staged_if(cond, then_fn, else_fn, get, set, names)
   local init = get and pack(get()) or { n = 0 }
   for i = 1, init.n do names[i] = names[i] or ("state " .. i) end
-  local gt, tv, tslots, tmetas = trace_branch("if_then", then_fn, get, set, init, {})
+  local gt, tv, tslots, tmetas, targs = trace_branch("if_then", then_fn, get, set, init, {})
   local hints = {}
   for i = 1, init.n do
     if tslots[i] then hints[i] = tmetas[i] end
   end
   -- the else branch outputs the same slots (undef/weak values shaped after the then branch)
-  local ge, ev, _, emetas = trace_branch("if_else", else_fn, get, set, init, hints, tslots)
+  local ge, ev, _, emetas, eargs = trace_branch("if_else", else_fn, get, set, init, hints, tslots)
   -- decide every slot; the then branch is retraced when a slot it did not output is needed
   local targets, retrace_then, retrace_else, slots, same = {}, false, false, {}, {}
   for i = 1, init.n do
@@ -303,10 +321,18 @@ local function staged_if(cond, then_fn, else_fn, get, set, names)
         name, describe(a), describe(b)))
     end
   end
-  if retrace_then then gt, tv = trace_branch("if_then", then_fn, get, set, init, targets, slots) end
-  if retrace_else then ge, ev = trace_branch("if_else", else_fn, get, set, init, targets, slots) end
+  local _
+  if retrace_then then gt, tv, _, _, targs = trace_branch("if_then", then_fn, get, set, init, targets, slots) end
+  if retrace_else then ge, ev, _, _, eargs = trace_branch("if_else", else_fn, get, set, init, targets, slots) end
+  local ext, tracked, effect = core.graph_externals(nil, gt, ge)  -- for a tape inside (func.lua)
   local ok, outs = pcall(core.trace_cond, cond, gt, ge)
   if not ok then fail(tostring(outs):gsub("^[^:]*:%d+: ", "")) end
+  if tracked then
+    local function rerun(a)
+      return function() return rerun_keeping_state(get, set, branch_outputs, unpack(a, 1, 6)) end
+    end
+    func._record_cond_grad(cond, { rerun(targs), rerun(eargs) }, effect, ext, outs)
+  end
   local final, k = {}, 0
   for i = 1, init.n do
     if slots[i] then k = k + 1 end
@@ -471,7 +497,7 @@ local function staged_while(cond_fn, body_fn, get, set, names, what)
       return { cond_value(cond_fn()) }
     end)
     local retry = false
-    local gb = trace_sub("while_body", nslot, ph_specs, function(ph)
+    local body_outputs = function(ph)
       load_state(ph)
       body_fn()
       local out = get and pack(get()) or { n = 0 }
@@ -521,15 +547,21 @@ local function staged_while(cond_fn, body_fn, get, set, names, what)
         end
       end
       return outs
-    end)
+    end
+    local gb = trace_sub("while_body", nslot, ph_specs, body_outputs)
     if not retry then
       local init_t = {}
       for j, i in ipairs(slots) do
         local v = init[i]
         init_t[j] = (kind(v) == "tensor") and v or materialize(v, specs[i])
       end
-      local ok, outs = pcall(core.trace_while, gc, gb, init_t, -1)
+      local ext, tracked, effect = core.graph_externals(init_t, gc, gb)  -- for a tape inside (func.lua)
+      local ok, outs = pcall(core.trace_while, gc, gb, init_t, -1, tracked)
       if not ok then fail(tostring(outs):gsub("^[^:]*:%d+: ", "")) end
+      if tracked then
+        func._record_while_grad(function(vars) return rerun_keeping_state(get, set, body_outputs, vars) end,
+          ph_specs, effect, init_t, ext, outs)
+      end
       local final = {}
       for i = 1, init.n do final[i] = init[i] end
       for j, i in ipairs(slots) do final[i] = outs[j] end

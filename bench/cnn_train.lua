@@ -3,7 +3,7 @@
 -- Dropout 0.3, Dense 10 softmax; Adam; sparse categorical cross-entropy;
 -- batch 32; model:fit with its staged train step.
 --
---   moongrad bench/cnn_train.lua [--steps N] [--eager] [--synthetic] [--parts] [--threads T]
+--   moongrad bench/cnn_train.lua [--steps N] [--eager] [--synthetic] [--parts] [--threads T] [--composed]
 --
 -- Prints the time of the first step (tracing and graph optimisation
 -- included), the steady-state time per step and samples/s (first step
@@ -12,10 +12,12 @@
 -- images (1,875 steps). --synthetic uses random images (no data set
 -- needed). --parts also times the forward pass, forward+backward, and the
 -- optimizer update alone, each staged, to show where a step's time goes.
+-- --composed runs Adam as composed elementwise ops and assigns (the update
+-- before the fused one-pass mg.adam_update), to compare the two.
 local mg = require "moongrad"
 local nn = mg.nn
 
-local steps, eager, synthetic, parts = nil, false, false, false
+local steps, eager, synthetic, parts, composed = nil, false, false, false, false
 local i = 1
 while arg and arg[i] do
   local a = arg[i]
@@ -23,6 +25,7 @@ while arg and arg[i] do
   elseif a == "--eager" then eager = true
   elseif a == "--synthetic" then synthetic = true
   elseif a == "--parts" then parts = true
+  elseif a == "--composed" then composed = true
   elseif a == "--threads" then mg.config.set_num_threads(tonumber(arg[i + 1])); i = i + 1
   else error("cnn_train: unknown argument " .. a) end
   i = i + 1
@@ -62,7 +65,26 @@ local model = nn.Sequential {
   nn.Dropout(0.3),
   nn.Dense(10, { activation = "softmax" }),
 }
-model:compile { optimizer = mg.optim.Adam(), loss = "sparse_categorical_crossentropy", metrics = { "accuracy" },
+-- Adam as composed ops: m, v and var each an elementwise expression and an assign.
+local function composed_adam()
+  local A = mg.optim.Adam:extend("ComposedAdam")
+  A._fused_weight_decay = false
+  function A:_prepare(lr)
+    local t = mg.cast(self.iterations + 1, "float32")
+    return { alpha = lr * mg.sqrt(1 - mg.pow(self.beta_2, t)) / (1 - mg.pow(self.beta_1, t)) }
+  end
+  function A:_update(var, g, _, step)
+    local m, v = self:slot(var, "m"), self:slot(var, "v")
+    local mn = m + (g - m) * (1 - self.beta_1)
+    local vn = v + (mg.square(g) - v) * (1 - self.beta_2)
+    m:assign(mn)
+    v:assign(vn)
+    var:assign_sub(mn * step.alpha / (mg.sqrt(vn) + self.epsilon))
+  end
+  return A()
+end
+
+model:compile { optimizer = composed and composed_adam() or mg.optim.Adam(), loss = "sparse_categorical_crossentropy", metrics = { "accuracy" },
   run_eagerly = eager }
 
 -- step times, through a callback (fit's own loop, untouched)
@@ -87,8 +109,8 @@ for k = 2, #times do sorted[#sorted + 1] = times[k] end
 table.sort(sorted)
 local median = sorted[math.floor((#sorted + 1) / 2)] or per_step
 
-print(string.format("cnn_train: %d steps of batch 32 (%s%s), %d threads", #times, eager and "eager" or "staged",
-  synthetic and ", synthetic data" or "", mg.config.get_num_threads()))
+print(string.format("cnn_train: %d steps of batch 32 (%s%s%s), %d threads", #times, eager and "eager" or "staged",
+  synthetic and ", synthetic data" or "", composed and ", composed Adam" or "", mg.config.get_num_threads()))
 print(string.format("  first step (trace + optimise + run): %.3f s", times[1]))
 local function pct(q) return (sorted[math.max(1, math.floor(#sorted * q + 0.5))] or 0) * 1e3 end
 print(string.format("  steady step: mean %.2f ms, median %.2f ms (p10 %.2f, p90 %.2f, p99 %.2f)", per_step * 1e3,

@@ -108,3 +108,13 @@ void mg_ctx_seed(mg_ctx *ctx, uint64_t seed) {
   ctx->seed = seed;
   ctx->counter = 0;
 }
+
+void mg_ctx_rng_state(const mg_ctx *ctx, uint64_t *seed, uint64_t *counter) {
+  *seed = ctx->seed;
+  *counter = ctx->counter;
+}
+
+void mg_ctx_set_rng_state(mg_ctx *ctx, uint64_t seed, uint64_t counter) {
+  ctx->seed = seed;
+  ctx->counter = counter;
+}

@@ -390,7 +390,9 @@ RULE(grad_concat) {  /* each input gets its slice of the gradient */
         a.v[1].i[d] = d == ax ? at + x->shape[d] : x->shape[d];
         a.v[2].i[d] = 1;
       }
-      g->gin[i] = give(&s, app(&s, MG_OP_SLICE, (mg_tensor *const *)&g->gout, 1, &a));
+      /* straight to gin, not through the scope: a concat/stack may have
+       * more inputs than the scope holds (the tape releases gin on error) */
+      if ((s.st = mg_apply(s.ctx, MG_OP_SLICE, (mg_tensor *const *)&g->gout, 1, &a, &g->gin[i]))) break;
     }
     at += x->shape[ax];
   }

@@ -66,6 +66,8 @@ void mg_graph_release(mg_graph *g) {
   free(g->values);
   free(g->inputs);
   free(g->captures);
+  for (int k = 0; k < g->next; k++) mg_tensor_release(g->ext[k]);
+  free(g->ext);
   free(g->outputs);
   free(g->name);
   free(g);
@@ -235,25 +237,30 @@ mg_status mg_trace_placeholder(mg_ctx *ctx, mg_dtype dt, int ndim, const int64_t
   return symbolic(ctx, g, v, out);
 }
 
-/* The id of outer value `ov` of g's parent inside g (a capture). */
-static int capture(mg_graph *g, int ov) {
+/* The id of outer value `ov` of g's parent inside g (a capture of tensor t,
+ * which g keeps so a tape can give the capture a gradient). */
+static int capture(mg_graph *g, int ov, mg_tensor *t) {
   for (int k = 0; k < g->ncaptures; k++)
     if (g->captures[k].outer == ov) return g->captures[k].inner;
   const mg_gvalue *pv = &g->parent->values[ov];
-  if (!grow((void **)&g->captures, &g->cap_captures, g->ncaptures + 1, sizeof *g->captures)) return -1;
+  if (!grow((void **)&g->captures, &g->cap_captures, g->ncaptures + 1, sizeof *g->captures) ||
+      !grow((void **)&g->ext, &g->cap_ext, g->next + 1, sizeof *g->ext))
+    return -1;
   int v = add_input_node(g, (mg_dtype)pv->dtype, pv->ndim, pv->shape);
   if (v < 0) return -1;
   if (pv->where) g->values[v].where = strdup(pv->where);
   g->captures[g->ncaptures++] = (mg_capture){ov, v};
+  g->ext[g->next++] = t;
+  mg_tensor_retain(t);
   return v;
 }
 
 /* Value id in g of symbolic tensor t, capturing through enclosing graphs. */
-static int symbolic_value(mg_graph *g, const mg_tensor *t) {
+static int symbolic_value(mg_graph *g, mg_tensor *t) {
   if (t->graph == g) return t->value;
   if (!g->parent) return -1;
   int ov = symbolic_value(g->parent, t);
-  return ov < 0 ? -1 : capture(g, ov);
+  return ov < 0 ? -1 : capture(g, ov, t);
 }
 
 static int const_value(mg_graph *g, mg_tensor *t) {
@@ -377,6 +384,15 @@ mg_status mg_trace_end(mg_ctx *ctx, mg_graph *g, int nout, mg_tensor *const *out
 
 /* Adds captures of a finished subgraph as inputs of its node: their values
  * in the parent (which the parent may itself capture). */
+/* Once its node exists a subgraph lets go of its captured tensors: they hold
+ * the parent graph, which now holds the subgraph (no cycle). */
+static void drop_ext(mg_graph *sub) {
+  for (int k = 0; k < sub->next; k++) mg_tensor_release(sub->ext[k]);
+  free(sub->ext);
+  sub->ext = NULL;
+  sub->next = sub->cap_ext = 0;
+}
+
 static int append_captures(mg_graph *sub, int *ids, int n) {
   for (int k = 0; k < sub->ncaptures; k++) ids[n++] = sub->captures[k].outer;
   return n;
@@ -434,11 +450,13 @@ mg_status mg_trace_cond(mg_ctx *ctx, mg_tensor *pred, mg_graph *then_g, mg_graph
   g->nodes[node].sub[1] = else_g;
   mg_graph_retain(then_g);
   mg_graph_retain(else_g);
+  drop_ext(then_g);
+  drop_ext(else_g);
   return outputs_of(ctx, g, node, nout, then_g, outs);
 }
 
-mg_status mg_trace_while(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nvars, mg_tensor *const *init,
-                         int64_t max_iterations, mg_tensor **outs) {
+static mg_status trace_while(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nvars, mg_tensor *const *init,
+                             int64_t max_iterations, int save, mg_tensor **outs) {
   mg_graph *g = current(ctx);
   mg_status st = MG_OK;
   char sa[MG_SHAPE_BUF], sb[MG_SHAPE_BUF];
@@ -468,8 +486,24 @@ mg_status mg_trace_while(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nv
     free(ids);
     return st;
   }
+  int64_t trips = 0;  /* the stacks' first size: unknown, a probe of its own */
+  if (save) {
+    for (int k = 0; k < nvars && !st; k++)
+      if (body_g->values[body_g->inputs[k]].ndim >= MG_MAX_DIMS)
+        st = mg_seterror(MG_ESHAPE, "while_loop gradient: loop variable %d has %d dimensions; the gradient stacks "
+                                    "its per-iteration values and needs one more (at most %d)", k + 1, MG_MAX_DIMS,
+                         MG_MAX_DIMS);
+    if (!st && ctx->next_probe >= MG_PROBE_COUNT)
+      st = mg_seterror(MG_ESHAPE, "while_loop gradient: more than %d unknown sizes in one trace", MG_PROBE_COUNT);
+    if (st) {
+      free(ids);
+      return st;
+    }
+    trips = MG_PROBE_BASE - ctx->next_probe++;
+  }
   int n = append_captures(body_g, ids, append_captures(cond_g, ids, nvars));
-  int node = mg_graph_add_node(g, MG_N_WHILE, n, ids, nvars);
+  int nout = save ? 2 * nvars + 1 : nvars;
+  int node = mg_graph_add_node(g, MG_N_WHILE, n, ids, nout);
   free(ids);
   if (node < 0) return mg_seterror(MG_ENOMEM, "while_loop: out of memory");
   mg_gnode *nd = &g->nodes[node];
@@ -479,16 +513,162 @@ mg_status mg_trace_while(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nv
   nd->max_iter = max_iterations;
   mg_graph_retain(cond_g);
   mg_graph_retain(body_g);
+  drop_ext(cond_g);
+  drop_ext(body_g);
   for (int k = 0; k < nvars; k++) {  /* outputs: the placeholders' (possibly relaxed) shapes */
     const mg_gvalue *p = &body_g->values[body_g->inputs[k]];
     mg_graph_set_value_meta(g, nd->out0 + k, (mg_dtype)p->dtype, p->ndim, p->shape);
+    if (save) {
+      /* Only the gradient's take ops read a stack, and their results do not
+       * depend on its first size, so the graph is not marked has_probes:
+       * its static parts keep the executor's planned buffers. */
+      int64_t shape[MG_MAX_DIMS];
+      shape[0] = trips;
+      memcpy(shape + 1, p->shape, (size_t)p->ndim * sizeof(int64_t));
+      mg_graph_set_value_meta(g, nd->out0 + nvars + k, (mg_dtype)p->dtype, p->ndim + 1, shape);
+    }
   }
-  for (int k = 0; k < nvars; k++)
+  if (save) mg_graph_set_value_meta(g, nd->out0 + 2 * nvars, MG_INT64, 0, NULL);
+  for (int k = 0; k < nout; k++)
     if ((st = symbolic(ctx, g, nd->out0 + k, &outs[k]))) {
       while (k-- > 0) mg_tensor_release(outs[k]);
       return st;
     }
   return MG_OK;
+}
+
+mg_status mg_trace_while(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nvars, mg_tensor *const *init,
+                         int64_t max_iterations, mg_tensor **outs) {
+  return trace_while(ctx, cond_g, body_g, nvars, init, max_iterations, 0, outs);
+}
+
+mg_status mg_trace_while_save(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nvars, mg_tensor *const *init,
+                              int64_t max_iterations, mg_tensor **outs) {
+  return trace_while(ctx, cond_g, body_g, nvars, init, max_iterations, 1, outs);
+}
+
+/* Does any node of g (or an output) read value v? A stack nothing reads
+ * (the optimiser dropped the backward's use: a write-only accumulator, say)
+ * is not kept. */
+static int value_used(const mg_graph *g, int v) {
+  for (int k = 0; k < g->noutputs; k++)
+    if (g->outputs[k] == v) return 1;
+  for (int i = 0; i < g->nnodes; i++)
+    for (int k = 0; k < g->nodes[i].nin; k++)
+      if (g->nodes[i].in[k] == v) return 1;
+  return 0;
+}
+
+mg_status mg_while_save_push(const mg_graph *g, const mg_gnode *n, mg_tensor ***saved, int64_t *nsaved,
+                             int64_t *cap, mg_tensor *const *cur) {
+  int nvars = n->nvars;
+  if (*nsaved + nvars > *cap) {  /* unknown trip count: double */
+    int64_t c = *cap ? *cap * 2 : 16 * (int64_t)(nvars ? nvars : 1);
+    while (c < *nsaved + nvars) c *= 2;
+    mg_tensor **p = realloc(*saved, (size_t)c * sizeof *p);
+    if (!p) return mg_seterror(MG_ENOMEM, "while_loop: out of memory keeping the iterations for the gradient");
+    *saved = p;
+    *cap = c;
+  }
+  for (int k = 0; k < nvars; k++) {
+    int keep = value_used(g, n->out0 + nvars + k);
+    (*saved)[*nsaved + k] = keep ? cur[k] : NULL;
+    if (keep) mg_tensor_retain(cur[k]);
+  }
+  *nsaved += nvars;
+  return MG_OK;
+}
+
+/* outs[k] = the values of variable k at the start of each iteration, joined
+ * on a new first axis (a size-0 one for no iteration); outs[nvars] = iters. */
+mg_status mg_while_save_finish(mg_ctx *ctx, const mg_gnode *n, mg_tensor *const *first, mg_tensor **saved,
+                               int64_t iters, mg_tensor **outs) {
+  int nvars = n->nvars;
+  mg_status st = MG_OK;
+  mg_tensor **parts = malloc((size_t)(iters ? iters : 1) * sizeof *parts);
+  if (!parts) return mg_seterror(MG_ENOMEM, "while_loop: out of memory stacking the iterations for the gradient");
+  for (int k = 0; k < nvars; k++) outs[k] = NULL;
+  for (int k = 0; k < nvars && !st; k++) {
+    const mg_tensor *x = first[k];
+    mg_attrs a = {.set = 1u};
+    a.v[0].n = x->ndim + 1;
+    a.v[0].i[0] = 1;
+    memcpy(&a.v[0].i[1], x->shape, (size_t)x->ndim * sizeof(int64_t));
+    if (!iters) {
+      a.v[0].i[0] = 0;
+      st = mg_tensor_empty((mg_dtype)x->dtype, x->ndim + 1, a.v[0].i, &outs[k]);
+      continue;
+    }
+    int64_t np = 0;
+    if (!saved[k]) continue;  /* not kept (nothing reads it): the output stays empty */
+    for (int64_t it = 0; it < iters && !st; it++) {
+      mg_tensor *e = saved[it * nvars + k];
+      memcpy(&a.v[0].i[1], e->shape, (size_t)e->ndim * sizeof(int64_t));
+      if ((st = mg_apply(ctx, MG_OP_RESHAPE, &e, 1, &a, &parts[np]))) break;
+      np++;
+    }
+    if (!st) {
+      mg_attrs c = {.set = 1u};
+      c.v[0].n = 1;
+      c.v[0].i[0] = ctx->index_base;
+      st = mg_apply(ctx, MG_OP_CONCAT, parts, (int)np, &c, &outs[k]);
+      if (st) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", mg_last_error());
+        st = mg_seterror(st, "while_loop gradient: cannot keep loop variable %d's iterations (its shape changes "
+                             "between iterations?): %s", k + 1, why);
+      }
+    }
+    for (int64_t i = 0; i < np; i++) mg_tensor_release(parts[i]);
+  }
+  free(parts);
+  if (!st) st = mg_scalar_i64(iters, 0, &outs[nvars]);
+  if (st)
+    for (int k = 0; k < nvars; k++) {
+      mg_tensor_release(outs[k]);
+      outs[k] = NULL;
+    }
+  return st;
+}
+
+/* Adds t (once) to out[0..*n), counting past cap. */
+static void ext_add(mg_tensor *t, int cap, mg_tensor **out, int *n) {
+  for (int k = 0; k < *n && k < cap; k++)
+    if (out[k] == t) return;
+  if (*n < cap) out[*n] = t;
+  (*n)++;
+}
+
+/* The Variables g and its subgraphs read. */
+static void externals(const mg_graph *g, int cap, mg_tensor **out, int *n) {
+  for (int i = 0; i < g->nnodes; i++) {
+    const mg_gnode *nd = &g->nodes[i];
+    if (nd->kind == MG_N_READ) ext_add(nd->tensor, cap, out, n);
+    for (int s = 0; s < 2; s++)
+      if (nd->sub[s]) externals(nd->sub[s], cap, out, n);
+  }
+}
+
+const char *mg_graph_effect(const mg_graph *g) {
+  for (int i = 0; i < g->nnodes; i++) {
+    const mg_gnode *n = &g->nodes[i];
+    if (n->kind == MG_N_ASSIGN) return "assigns a Variable";
+    if (n->kind == MG_N_CALL) return "calls Lua (mg.lua_function or mg.print)";
+    if (n->kind == MG_N_OP && (mg_op_info(n->op)->flags & MG_RANDOM)) return "draws random numbers";
+    if (n->kind == MG_N_OP && (mg_op_info(n->op)->flags & MG_STATE)) return "updates a Variable (an optimizer step)";
+    for (int s = 0; s < 2; s++) {
+      const char *e = n->sub[s] ? mg_graph_effect(n->sub[s]) : NULL;
+      if (e) return e;
+    }
+  }
+  return NULL;
+}
+
+int mg_graph_externals(const mg_graph *g, int cap, mg_tensor **out) {
+  int n = 0;
+  for (int k = 0; k < g->next; k++) ext_add(g->ext[k], cap, out, &n);  /* captures from every level above */
+  externals(g, cap, out, &n);
+  return n;
 }
 
 mg_status mg_call_host(mg_ctx *ctx, mg_host_fn fn, void *ud, void (*free_ud)(void *), int nin,

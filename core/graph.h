@@ -75,6 +75,8 @@ struct mg_graph {
   int has_probes;          /* some size is unknown (probe values) */
   struct mg_plan *plan;    /* executor state, built at first run */
   void *consts_map;        /* tracing: tensor -> constant value id */
+  mg_tensor **ext;         /* the outer tensors captured (held; for the gradient, graph.c) */
+  int next, cap_ext;
 };
 
 /* Unknown sizes are traced as "probe" sizes: large numbers no real tensor
@@ -94,6 +96,16 @@ void mg_graph_kill_node(mg_graph *g, int i);
 void mg_graph_compact(mg_graph *g);
 /* Drops the executor's cached plan (passes call it after changing g). */
 void mg_graph_invalidate(mg_graph *g);
+
+/* A WHILE node with nout == 2 * nvars + 1 also gives, for its gradient, the
+ * values each iteration started from, stacked, and the trip count: the
+ * executor hands each iteration's values to mg_while_save_push (saved grows
+ * by doubling; a stack no node of g reads is not kept and comes out NULL)
+ * and the stacks are made by mg_while_save_finish. */
+mg_status mg_while_save_push(const mg_graph *g, const mg_gnode *n, mg_tensor ***saved, int64_t *nsaved,
+                             int64_t *cap, mg_tensor *const *cur);
+mg_status mg_while_save_finish(mg_ctx *ctx, const mg_gnode *n, mg_tensor *const *first, mg_tensor **saved,
+                               int64_t iters, mg_tensor **outs);
 
 /* Optimisation passes: each returns how many changes it made. */
 typedef int (*mg_pass_fn)(mg_ctx *ctx, mg_graph *g);

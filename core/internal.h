@@ -115,6 +115,7 @@ struct mg_ctx {
   int paused;              /* > 0: nothing is recorded (stop_recording, internal calls) */
   struct mg_graph **traces; /* graphs being traced, innermost last */
   int ntraces, cap_traces;
+  int running;             /* > 0 while mg_graph_run runs a graph (optimizer ops trust its READs) */
   int next_probe;          /* probe sizes handed out in the current trace */
   const char *(*where)(void *ud);
   void *where_ud;
@@ -127,6 +128,12 @@ mg_status mg_trace_op(mg_ctx *ctx, mg_op op, mg_tensor *const *in, int nin, cons
                       const mg_meta *m, mg_tensor **out);
 /* Variable = value while tracing: an ASSIGN node. */
 mg_status mg_trace_assign(mg_ctx *ctx, mg_tensor *var, mg_tensor *value);
+/* In-place updates of Variables (variable.c, for MG_STATE ops): *fresh is
+ * NULL when the op may write into var's own buffer (src is var or the run's
+ * READ of it, and nobody else holds the buffer), else a new buffer to write
+ * into and install with mg_variable_swap_in (which takes the reference). */
+mg_status mg_variable_update_target(const mg_ctx *ctx, mg_tensor *var, const mg_tensor *src, mg_tensor **fresh);
+void mg_variable_swap_in(mg_tensor *var, mg_tensor *fresh);
 /* The error for a symbolic tensor used where it does not belong. */
 mg_status mg_symbolic_misuse(const mg_ctx *ctx, const mg_opinfo *info, const mg_tensor *t);
 

@@ -87,6 +87,10 @@ void mg_ctx_free(mg_ctx *ctx);
 void mg_ctx_set_index_base(mg_ctx *ctx, int base);   /* 0 or 1 */
 int mg_ctx_index_base(const mg_ctx *ctx);
 void mg_ctx_seed(mg_ctx *ctx, uint64_t seed);        /* reseeds the generator */
+/* The generator's whole state (seed and Philox counter), to save with a
+ * checkpoint and put back so a resumed run draws what the original would. */
+void mg_ctx_rng_state(const mg_ctx *ctx, uint64_t *seed, uint64_t *counter);
+void mg_ctx_set_rng_state(mg_ctx *ctx, uint64_t seed, uint64_t counter);
 
 /* Process-wide set-up, done once (idempotent, thread-safe): selects the BLIS
  * kernel family from CPUID, sets flush-to-zero on the kernel threads. */
@@ -167,6 +171,7 @@ typedef enum mg_op {
 #define MG_CREATE  0x10u  /* no inputs: builds a tensor from attributes */
 #define MG_RANDOM  0x20u  /* draws from the context's generator */
 #define MG_VARIADIC 0x40u /* takes any number (>= 1) of inputs */
+#define MG_STATE   0x80u  /* updates its Variable inputs in place (optimizer steps): never dropped, merged or reordered */
 
 /* Attribute kinds, as written in an op's schema string. */
 typedef enum mg_attr_kind {
@@ -284,6 +289,19 @@ typedef mg_status (*mg_backward_fn)(void *ud, mg_tensor *grad_output, int nin, m
  * when no tape took it). */
 mg_status mg_tape_record_custom(mg_ctx *ctx, int nin, mg_tensor *const *inputs, mg_tensor *output,
                                 mg_backward_fn fn, void *ud, void (*free_ud)(void *));
+/* A backward for a node with several outputs (staged cond/while): given the
+ * gradient of each output (NULL = none reached it) and which inputs need one,
+ * write new references to the inputs' gradients (NULL = none). */
+typedef mg_status (*mg_backward_group_fn)(void *ud, int nout, mg_tensor *const *grad_outputs, int nin,
+                                          const unsigned char *need, mg_tensor **grad_inputs);
+/* Records `outputs = f(inputs)` as one step with a custom backward on every
+ * active tape that tracks an input (as mg_tape_record_custom). */
+mg_status mg_tape_record_group(mg_ctx *ctx, int nin, mg_tensor *const *inputs, int nout,
+                               mg_tensor *const *outputs, mg_backward_group_fn fn, void *ud,
+                               void (*free_ud)(void *));
+/* 1 when a tape recording at the current trace depth tracks one of ts (it
+ * would record an op taking them), else 0. */
+int mg_tapes_track_any(mg_ctx *ctx, int n, mg_tensor *const *ts);
 
 /* ---- staging: tracing into graphs and running them ---------------------------- */
 
@@ -333,6 +351,20 @@ mg_status mg_trace_cond(mg_ctx *ctx, mg_tensor *pred, mg_graph *then_g, mg_graph
  * body's placeholders give a size, -1 allowing any). max_iterations < 0: no limit. */
 mg_status mg_trace_while(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nvars,
                          mg_tensor *const *init, int64_t max_iterations, mg_tensor **outs);
+/* mg_trace_while that also keeps, for the gradient, the values each iteration
+ * started from: outs has 2*nvars+1 entries, the nvars results, then each
+ * variable's per-iteration values stacked on a new first axis (its size is
+ * the trip count, unknown when tracing), then the trip count (int64 scalar). */
+mg_status mg_trace_while_save(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nvars,
+                              mg_tensor *const *init, int64_t max_iterations, mg_tensor **outs);
+/* The outer tensors a finished subgraph uses (captured symbolic tensors and
+ * the Variables it, or a subgraph of it, reads), each once: up to cap
+ * borrowed pointers written to out; returns how many were found (called
+ * with cap 0 to size out, an upper bound: repeats are not yet dropped). */
+int mg_graph_externals(const mg_graph *g, int cap, mg_tensor **out);
+/* What g (or a subgraph) does besides computing, which re-running it for a
+ * gradient would repeat ("assigns a Variable", ...), or NULL for nothing. */
+const char *mg_graph_effect(const mg_graph *g);
 /* A host function called when the graph runs (eagerly: at once). It gets the
  * input values and must write nout new tensors of out_dtypes. */
 typedef mg_status (*mg_host_fn)(void *ud, int nin, mg_tensor *const *in, int nout, mg_tensor **out);
@@ -346,6 +378,14 @@ mg_status mg_trace_read_variable(mg_ctx *ctx, mg_tensor *var, mg_tensor **out);
  * noutputs new references. Runs wholly in C (host-call nodes aside). */
 mg_status mg_graph_run(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inputs, int nout,
                        mg_tensor **outputs);
+
+/* As mg_graph_run, but writes the results into the caller's tensors
+ * (outputs[k] must have output k's dtype and shape, and be a plain tensor,
+ * not a Variable); nothing is written unless every output fits. A static
+ * graph that ran once allocates nothing here (its buffers are reused), so a
+ * host can call it every frame with no heap traffic. */
+mg_status mg_graph_run_into(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inputs, int nout,
+                            mg_tensor *const *outputs);
 
 /* Optimisation passes, one bit each (bit i is pass i of mg_pass_name). */
 #define MG_PASS_CONSTFOLD 0x01u  /* ops on constants computed once (creation ops with static sizes too) */
@@ -381,6 +421,96 @@ typedef struct mg_node_info {
   int out0;
 } mg_node_info;
 int mg_graph_node(const mg_graph *g, int i, mg_node_info *info);
+
+/* ---- files: atomic writes and safetensors -------------------------------------- */
+
+/* Writes len bytes to path atomically: a temp file beside it (".<name>.tmp.<pid>.<n>"),
+ * fsync, rename over path, fsync the directory. On any error the temp file is
+ * removed and an existing file at path is left as it was. Temp files of writers
+ * that were killed are removed by the next write to the same path. */
+mg_status mg_write_file_atomic(const char *path, const void *bytes, size_t len);
+/* Reads the whole file into *out (malloc'd; free with mg_free), its size in *len. */
+mg_status mg_read_file(const char *path, uint8_t **out, size_t *len);
+
+/* Paths and directories (core/fs.c), for mg.io: no shell involved. exists and
+ * isdir follow symbolic links (0 for a dangling one). mg_mkdir accepts an
+ * existing directory; parents != 0 creates the missing parents too.
+ * mg_listdir gives the entries but "." and "..", sorted bytewise, as *count
+ * NUL-terminated names back to back in *out (*len bytes; free with mg_free).
+ * mg_remove removes a file or an empty directory; mg_remove_tree a whole tree,
+ * never following a link (a link is removed, not its target), and refuses "",
+ * "/" and paths ending in "." or "..". mg_rename is rename(2) (atomic within a
+ * file system), then fsyncs the directories involved. */
+int mg_path_exists(const char *path);
+int mg_path_isdir(const char *path);
+mg_status mg_mkdir(const char *path, int parents);
+mg_status mg_listdir(const char *path, char **out, size_t *len, int *count);
+mg_status mg_remove(const char *path);
+mg_status mg_remove_tree(const char *path);
+mg_status mg_rename(const char *from, const char *to);
+
+/* The parsed contents of a safetensors file: names, tensors and metadata. It
+ * owns everything it holds (nothing points into the parsed buffer). */
+typedef struct mg_tensorfile mg_tensorfile;
+
+/* Parses a safetensors image in memory, validating everything (header length,
+ * JSON, dtypes, shapes, offsets, overlaps, duplicate names, metadata); never
+ * reads outside buf[0..len). `what` names the file in error messages (NULL:
+ * "<buffer>"). F16/BF16 tensors load converted to float32; other dtypes the
+ * engine lacks (I8, U16, F8_*, ...) are an error naming the tensor. On
+ * success the caller owns *out (mg_tensorfile_free). */
+mg_status mg_safetensors_parse(const uint8_t *buf, size_t len, const char *what, mg_tensorfile **out);
+/* Reads the file at path once and parses it (messages start "load: <path>: "). */
+mg_status mg_safetensors_load(const char *path, mg_tensorfile **out);
+void mg_tensorfile_free(mg_tensorfile *f);   /* NULL is a no-op */
+/* Tensors in file order (by data offset; zero-size ones in header order).
+ * Names and dtypes are borrowed; so is the tensor (mg_tensor_retain to keep
+ * it past mg_tensorfile_free). Out of range i gives NULL. */
+int mg_tensorfile_count(const mg_tensorfile *f);
+const char *mg_tensorfile_name(const mg_tensorfile *f, int i);
+const char *mg_tensorfile_dtype(const mg_tensorfile *f, int i);  /* as in the file: "F16" */
+mg_tensor *mg_tensorfile_tensor(const mg_tensorfile *f, int i);
+/* The "__metadata__" map, in header order (borrowed strings). */
+int mg_tensorfile_nmeta(const mg_tensorfile *f);
+const char *mg_tensorfile_meta_key(const mg_tensorfile *f, int i);
+const char *mg_tensorfile_meta_value(const mg_tensorfile *f, int i);
+/* Writes n named tensors (any layout: views are written contiguous) and nmeta
+ * metadata strings to path atomically, as Python's safetensors does: wider
+ * dtypes first, then by name; compact JSON padded with spaces to 8 bytes.
+ * Names must be distinct UTF-8 and not "__metadata__". Messages start "save: ". */
+mg_status mg_safetensors_save(const char *path, int n, const char *const *names, mg_tensor *const *tensors,
+                              int nmeta, const char *const *keys, const char *const *vals);
+
+/* ---- prefetch: a background thread for mg.data's pure-tensor pipelines ----
+ * A pipeline over the rows of source tensors: stages applied in order from
+ * the source up (shuffle, take, skip, repeat; at most one batch, with only
+ * take/skip/repeat after it), run by a worker thread that copies the rows of
+ * each element into a ring of `capacity` elements. The elements and the
+ * shuffle order are exactly those of stdlib/moongrad/data's Lua iterators. */
+#define MG_PF_MAX_SOURCES 16
+#define MG_PF_MAX_SHUFFLES 8
+typedef enum mg_pf_kind { MG_PF_SHUFFLE, MG_PF_TAKE, MG_PF_SKIP, MG_PF_REPEAT, MG_PF_BATCH } mg_pf_kind;
+typedef struct mg_pf_stage {
+  int kind;       /* an mg_pf_kind */
+  int64_t n;      /* shuffle buffer / take, skip, repeat count (-1: all, forever) / batch size */
+  int64_t seed;   /* shuffle: the seed (0 .. 2^53-1) */
+  int64_t epoch;  /* shuffle: the iteration counter to start from */
+  int flag;       /* shuffle: reshuffle_each_iteration; batch: drop_remainder */
+} mg_pf_stage;
+typedef struct mg_prefetch mg_prefetch;
+/* Starts the worker. Sources (contiguous, one row count, at least one axis)
+ * are retained until mg_prefetch_free. *out is owned by the caller. */
+mg_status mg_prefetch_new(int nsrc, mg_tensor *const *sources, int nstages, const mg_pf_stage *stages,
+                          int capacity, mg_prefetch **out);
+/* Waits for the next element: *got = 1 and one new tensor per source in outs
+ * (row shape, or (rows, row shape...) when batched; owned by the caller), or
+ * *got = 0 at the end. A worker failure (out of memory) is returned as an error. */
+mg_status mg_prefetch_next(mg_prefetch *p, mg_tensor **outs, int *got);
+/* The shuffle stages' iteration counters (bottom-up) as of the last element
+ * handed out (or the end); returns how many there are (epochs holds MG_PF_MAX_SHUFFLES). */
+int mg_prefetch_epochs(const mg_prefetch *p, int64_t *epochs);
+/* Stops and joins the worker and frees everything (NULL: nothing). */
+void mg_prefetch_free(mg_prefetch *p);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,11 @@
  * walks them backward calling each op's rule (grad.c). Rules are written with
  * mg_apply, so while other tapes record, the backward pass is itself recorded
  * there: nested tapes give higher-order gradients with no special case.
+ *
+ * A staged cond/while node has several outputs and its gradient is itself a
+ * cond/while node built by Lua (stdlib/moongrad/func.lua): it is one "group"
+ * record, whose backward runs once with the gradients of all its outputs
+ * (they are all final when the walk reaches it: every consumer came later).
  */
 #include "internal.h"
 #include "ptrmap.h"
@@ -26,8 +31,11 @@ typedef struct record {
   mg_tensor **ids;          /* identities (variables stay variables) */
   mg_tensor **vals;         /* the values the op read */
   mg_tensor *out;
+  int nout;                 /* > 1 only for group records */
+  mg_tensor **outs;         /* all outputs (&out when there is one) */
   mg_attrs *attrs;          /* NULL when the op has no attributes */
   mg_backward_fn custom;
+  mg_backward_group_fn group;
   void *ud;
   void (*free_ud)(void *);
   int refs;                 /* tapes holding this record */
@@ -37,7 +45,8 @@ struct mg_tape {
   mg_ctx *ctx;
   int persistent, watch_vars, recording, used;
   int trace_depth;          /* traces active when recording started */
-  int crossed;              /* recorded ops inside a cond/while body traced below that depth */
+  int pending;              /* took an op of a deeper trace (a cond branch, a loop body) since the last group */
+  int crossed;              /* ... and that cond/while node got no group record (func.lua makes them) */
   ptrmap tracked;           /* tensor identity -> (void *)1; all are held by records */
   record **recs;
   size_t nrecs, cap_recs;
@@ -49,19 +58,22 @@ static void record_release(record *r) {
     mg_tensor_release(r->ids[i]);
     mg_tensor_release(r->vals[i]);
   }
-  mg_tensor_release(r->out);
+  for (int k = 0; k < r->nout; k++) mg_tensor_release(r->outs[k]);
   if (r->free_ud) r->free_ud(r->ud);
   free(r->attrs);
   free(r);
 }
 
-static record *record_new(mg_op op, int nin, mg_tensor *const *in, const mg_attrs *attrs, mg_tensor *out) {
-  record *r = calloc(1, sizeof *r + 2 * (size_t)nin * sizeof(mg_tensor *));
+static record *record_new(mg_op op, int nin, mg_tensor *const *in, const mg_attrs *attrs, int nout,
+                          mg_tensor *const *outs) {
+  record *r = calloc(1, sizeof *r + (2 * (size_t)nin + (size_t)nout) * sizeof(mg_tensor *));
   if (!r) return NULL;
   r->op = op;
   r->nin = nin;
   r->ids = (mg_tensor **)(r + 1);
   r->vals = r->ids + nin;
+  r->outs = r->vals + nin;
+  r->nout = nout;
   r->refs = 0;
   if (attrs && op < MG_OP_COUNT && mg_op_info(op)->nattrs) {
     r->attrs = malloc(sizeof *attrs);
@@ -84,8 +96,11 @@ static record *record_new(mg_op op, int nin, mg_tensor *const *in, const mg_attr
       mg_tensor_retain(in[i]);
     }
   }
-  r->out = out;
-  mg_tensor_retain(out);
+  for (int k = 0; k < nout; k++) {
+    r->outs[k] = outs[k];
+    mg_tensor_retain(outs[k]);
+  }
+  r->out = outs[0];
   return r;
 }
 
@@ -98,7 +113,8 @@ static int tape_push(mg_tape *t, record *r) {
     t->recs = recs;
     t->cap_recs = cap;
   }
-  if (!map_put(&t->tracked, r->out, (void *)1)) return 0;
+  for (int k = 0; k < r->nout; k++)
+    if (!map_put(&t->tracked, r->outs[k], (void *)1)) return 0;
   t->recs[t->nrecs++] = r;
   r->refs++;
   return 1;
@@ -107,7 +123,7 @@ static int tape_push(mg_tape *t, record *r) {
 /* Tracks x, holding a reference through an input-less record. */
 static int tape_hold(mg_tape *t, mg_tensor *x) {
   if (map_get(&t->tracked, x)) return 1;
-  record *r = record_new(MG_OP_COUNT, 0, NULL, NULL, x);
+  record *r = record_new(MG_OP_COUNT, 0, NULL, NULL, 1, &x);
   if (r && tape_push(t, r)) return 1;
   if (r) {
     r->refs = 1;
@@ -128,8 +144,8 @@ static int tape_takes(mg_tape *t, mg_tensor *const *in, int nin) {
 }
 
 static mg_status record_on_tapes(mg_ctx *ctx, mg_op op, mg_tensor *const *in, int nin,
-                                 const mg_attrs *attrs, mg_tensor *out, mg_backward_fn custom,
-                                 void *ud, void (*free_ud)(void *)) {
+                                 const mg_attrs *attrs, int nout, mg_tensor *const *outs, mg_backward_fn custom,
+                                 mg_backward_group_fn group, void *ud, void (*free_ud)(void *)) {
   record *r = NULL;
   mg_status st = MG_OK;
   for (int k = 0; k < ctx->ntapes; k++) {
@@ -137,20 +153,23 @@ static mg_status record_on_tapes(mg_ctx *ctx, mg_op op, mg_tensor *const *in, in
     if (!t->recording) continue;
     /* A tape started outside any trace ignores the symbolic ops of a trace run
      * in its scope (it records the graph's ops when the graph runs); one
-     * started inside a staged function cannot see through the cond/while
-     * nodes of deeper traces, so it notes that instead of giving a silent nil. */
+     * started inside a staged function ignores the ops of deeper traces (cond
+     * branches, loop bodies): it records the cond/while node as a group. */
     if (ctx->ntraces > t->trace_depth) {
-      if (t->trace_depth > 0 && tape_takes(t, in, nin)) t->crossed = 1;
+      if (t->trace_depth > 0 && tape_takes(t, in, nin)) t->pending = 1;
       continue;
     }
+    if (group) t->pending = 0;  /* the node whose branches those ops were is covered */
+    else if (t->pending) t->crossed = 1;
     if (!tape_takes(t, in, nin)) continue;
     if (!r) {
-      r = record_new(op, nin, in, attrs, out);
+      r = record_new(op, nin, in, attrs, nout, outs);
       if (!r) {
         st = mg_seterror(MG_ENOMEM, "tape: out of memory recording %s", op < MG_OP_COUNT ? mg_op_info(op)->name : "custom_gradient");
         break;
       }
       r->custom = custom;
+      r->group = group;
       r->ud = ud;
       r->free_ud = free_ud;
       free_ud = NULL;   /* the record owns ud now */
@@ -172,7 +191,7 @@ mg_status mg_tape_record_op(mg_ctx *ctx, mg_op op, mg_tensor *const *in, int nin
                             const mg_attrs *attrs, mg_tensor *out) {
   const mg_opinfo *info = mg_op_info(op);
   if ((info->flags & MG_NOGRAD) || !mg_dtype_is_float((mg_dtype)out->dtype)) return MG_OK;
-  return record_on_tapes(ctx, op, in, nin, attrs, out, NULL, NULL, NULL);
+  return record_on_tapes(ctx, op, in, nin, attrs, 1, &out, NULL, NULL, NULL, NULL);
 }
 
 mg_status mg_tape_record_custom(mg_ctx *ctx, int nin, mg_tensor *const *inputs, mg_tensor *output,
@@ -181,7 +200,26 @@ mg_status mg_tape_record_custom(mg_ctx *ctx, int nin, mg_tensor *const *inputs, 
     if (free_ud) free_ud(ud);
     return MG_OK;
   }
-  return record_on_tapes(ctx, MG_OP_COUNT, inputs, nin, NULL, output, fn, ud, free_ud);
+  return record_on_tapes(ctx, MG_OP_COUNT, inputs, nin, NULL, 1, &output, fn, NULL, ud, free_ud);
+}
+
+mg_status mg_tape_record_group(mg_ctx *ctx, int nin, mg_tensor *const *inputs, int nout,
+                               mg_tensor *const *outputs, mg_backward_group_fn fn, void *ud,
+                               void (*free_ud)(void *)) {
+  if (!ctx->ntapes || ctx->paused || nout < 1) {
+    if (free_ud) free_ud(ud);
+    return MG_OK;
+  }
+  return record_on_tapes(ctx, MG_OP_COUNT, inputs, nin, NULL, nout, outputs, NULL, fn, ud, free_ud);
+}
+
+int mg_tapes_track_any(mg_ctx *ctx, int n, mg_tensor *const *ts) {
+  if (ctx->paused) return 0;
+  for (int k = 0; k < ctx->ntapes; k++) {
+    mg_tape *t = ctx->tapes[k];
+    if (t->recording && t->trace_depth == ctx->ntraces && tape_takes(t, ts, n)) return 1;
+  }
+  return 0;
 }
 
 /* ---- the tape object ------------------------------------------------------------ */
@@ -341,8 +379,11 @@ static mg_status ones_like(mg_ctx *ctx, const mg_tensor *x, mg_tensor **out) {
   return mg_apply(ctx, MG_OP_FULL, NULL, 0, &a, out);
 }
 
-static mg_status run_rule(mg_ctx *ctx, record *r, mg_tensor *gout, const unsigned char *need, mg_tensor **gin) {
+static mg_status run_rule(mg_ctx *ctx, record *r, mg_tensor *const *gouts, const unsigned char *need,
+                          mg_tensor **gin) {
+  mg_tensor *gout = gouts[0];
   for (int i = 0; i < r->nin; i++) gin[i] = NULL;
+  if (r->group) return r->group(r->ud, r->nout, gouts, r->nin, need, gin);
   if (r->custom) return r->custom(r->ud, gout, r->nin, gin);
   mg_attrs a;
   if (r->attrs) a = *r->attrs;
@@ -359,8 +400,14 @@ static mg_status backward(mg_tape *t, ptrmap *relevant, ptrmap *grads) {
   for (size_t k = t->nrecs; k-- > 0 && !st;) {
     record *r = t->recs[k];
     if (!r->nin || !map_get(relevant, r)) continue;
-    mg_tensor *gout = map_get(grads, r->out);
-    if (!gout) continue;
+    mg_tensor *gout_small[1], **gouts = r->nout <= 1 ? gout_small : malloc((size_t)r->nout * sizeof *gouts);
+    if (!gouts) return mg_seterror(MG_ENOMEM, "gradient: out of memory");
+    int reached = 0;
+    for (int o = 0; o < r->nout; o++) reached |= (gouts[o] = map_get(grads, r->outs[o])) != NULL;
+    if (!reached) {
+      if (gouts != gout_small) free(gouts);
+      continue;
+    }
     unsigned char need_small[8], *need = r->nin <= 8 ? need_small : malloc((size_t)r->nin);
     mg_tensor *gin_small[8], **gin = r->nin <= 8 ? gin_small : malloc((size_t)r->nin * sizeof *gin);
     if (!need || !gin) {
@@ -369,7 +416,7 @@ static mg_status backward(mg_tape *t, ptrmap *relevant, ptrmap *grads) {
       int any = 0;
       for (int i = 0; i < r->nin; i++) any |= need[i] = map_get(relevant, r->ids[i]) != NULL &&
                                                       mg_dtype_is_float((mg_dtype)r->ids[i]->dtype);
-      if (any) st = run_rule(ctx, r, gout, need, gin);
+      if (any) st = run_rule(ctx, r, gouts, need, gin);
       for (int i = 0; any && i < r->nin; i++) {
         if (!gin[i]) continue;
         mg_tensor *fit;
@@ -382,6 +429,7 @@ static mg_status backward(mg_tape *t, ptrmap *relevant, ptrmap *grads) {
     }
     if (need != need_small) free(need);
     if (gin != gin_small) free(gin);
+    if (gouts != gout_small) free(gouts);
   }
   return st;
 }
@@ -394,11 +442,11 @@ mg_status mg_tape_gradient(mg_tape *t, int ntargets, mg_tensor *const *targets,
   if (t->used && !t->persistent)
     return mg_seterror(MG_ESTATE, "gradient: a non-persistent GradientTape can compute gradients only once "
                                   "(its records are released); use GradientTape{persistent=true}");
-  if (t->crossed)  /* a silent nil would be a wrong answer: say what is missing */
-    return mg_seterror(MG_ESTATE, "gradient: this tape recorded ops inside a staged mg.cond/mg.while_loop body (or "
-                                  "a converted if/while), and differentiating through staged control flow from a "
-                                  "tape inside the staged function is not supported yet; put the tape around the "
-                                  "call of the staged function instead, or unroll the loop");
+  if (t->crossed || t->pending)  /* a silent nil would be a wrong answer: say what is missing */
+    return mg_seterror(MG_ESTATE, "gradient: this tape took ops inside a staged cond/while node that has no "
+                                  "gradient record (one built with core.trace_cond/core.trace_while directly "
+                                  "rather than mg.cond, mg.while_loop or AutoGraph); build it with those, or "
+                                  "put the tape around the call of the staged function");
   for (int i = 0; i < nsources; i++) {
     grads_out[i] = NULL;
     if (!mg_dtype_is_float((mg_dtype)sources[i]->dtype))
@@ -413,7 +461,7 @@ mg_status mg_tape_gradient(mg_tape *t, int ntargets, mg_tensor *const *targets,
     for (int i = 0; i < r->nin; i++)
       if (map_get(&relevant, r->ids[i])) {
         map_put(&relevant, r, (void *)1);
-        map_put(&relevant, r->out, (void *)1);
+        for (int o = 0; o < r->nout; o++) map_put(&relevant, r->outs[o], (void *)1);
         break;
       }
   }

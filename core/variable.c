@@ -27,6 +27,17 @@ mg_status mg_variable_new(mg_ctx *ctx, const mg_tensor *init, int trainable, mg_
 int mg_tensor_is_variable(const mg_tensor *t) { return (t->flags & MG_TF_VARIABLE) != 0; }
 int mg_variable_trainable(const mg_tensor *t) { return (t->flags & MG_TF_TRAINABLE) != 0; }
 
+/* var takes fresh's (contiguous) buffer; fresh dies with the old one, which
+ * whoever still holds it (a snapshot, a view) keeps. */
+void mg_variable_swap_in(mg_tensor *var, mg_tensor *fresh) {
+  mg_storage *old = var->storage;
+  var->storage = fresh->storage;
+  var->offset = 0;
+  mg_contiguous_strides(var->ndim, var->shape, var->strides);
+  fresh->storage = old;
+  mg_tensor_release(fresh);
+}
+
 mg_status mg_variable_assign(mg_ctx *ctx, mg_tensor *var, const mg_tensor *value) {
   char a[MG_SHAPE_BUF], b[MG_SHAPE_BUF];
   if (!(var->flags & MG_TF_VARIABLE)) return mg_seterror(MG_EARG, "assign: the target is not a Variable");
@@ -50,12 +61,7 @@ mg_status mg_variable_assign(mg_ctx *ctx, mg_tensor *var, const mg_tensor *value
       mg_tensor_release(fresh);
       return st;
     }
-    mg_storage *old = var->storage;  /* swap buffers: var takes fresh's, fresh dies with the old one */
-    var->storage = fresh->storage;
-    var->offset = 0;
-    mg_contiguous_strides(var->ndim, var->shape, var->strides);
-    fresh->storage = old;
-    mg_tensor_release(fresh);
+    mg_variable_swap_in(var, fresh);
     return MG_OK;
   }
   return mg_copy_into(var, value);
@@ -69,5 +75,31 @@ mg_status mg_variable_read(mg_tensor *var, mg_tensor **out) {
   t->snapshot_of = mg_identity(var);
   mg_tensor_retain(t->snapshot_of);
   *out = t;
+  return MG_OK;
+}
+
+/* In-place updates (optimizer ops, kernels/optim.c). `src` is the value the op
+ * read: the Variable itself (eager) or a READ of it (a staged run, where the
+ * READ node feeds only this op: mg_trace_op made it for this call). The op may
+ * write straight into the Variable's buffer when nobody else can see that
+ * buffer: the Variable holds it alone, or (a run) only it and that READ. Else
+ * the op writes into a fresh buffer that mg_variable_swap_in then installs,
+ * so snapshots and views keep the old value (copy-on-write, with no copy:
+ * the op computes into the new buffer). */
+mg_status mg_variable_update_target(const mg_ctx *ctx, mg_tensor *var, const mg_tensor *src, mg_tensor **fresh) {
+  int holders = src == var ? 1 : 2;
+  int mine = src == var || (ctx && ctx->running && !ctx->ntraces && src->snapshot_of == var);
+  *fresh = NULL;
+  if (mine && src->storage == var->storage && src->offset == var->offset && mg_tensor_is_contiguous(var) &&
+      mg_tensor_is_contiguous(src) && atomic_load(&var->storage->refs) == holders)
+    return MG_OK;
+  mg_tensor *t = mg_tensor_header((mg_dtype)var->dtype, var->ndim, var->shape);
+  if (!t) return mg_seterror(MG_ENOMEM, "update: out of memory");
+  mg_status st = mg_tensor_alloc_storage(t);
+  if (st) {
+    mg_tensor_release(t);
+    return st;
+  }
+  *fresh = t;
   return MG_OK;
 }

@@ -34,8 +34,11 @@ local model = nn.Model { inputs = inputs, outputs = outputs, name = "fashion_cnn
 model:summary()
 
 model:compile { optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = { "accuracy" } }
-model:fit(x_train, y_train, { epochs = 1, batch_size = 32 })
-local loss, accuracy = model:evaluate(x_test, y_test, { verbose = 0 })
+-- training data as an mg.data pipeline (doc/data.md); the test set as one too
+local train_ds = mg.data.Dataset.from_tensor_slices(x_train, y_train):shuffle(x_train.shape[1], { seed = 1 })
+  :batch(32):prefetch(4)
+model:fit(train_ds, { epochs = 1 })
+local loss, accuracy = model:evaluate(mg.data.Dataset.from_tensor_slices(x_test, y_test):batch(256), { verbose = 0 })
 print(string.format("test loss %.4f, test accuracy %.4f (%d images)", loss, accuracy, x_test.shape[1]))
 
 -- the trained layers also make a feature extractor: a new model on an intermediate output

@@ -46,7 +46,8 @@ end
 -- 1. compile and fit, as with the other styles
 local model = FashionCNN(10)
 model:compile { optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = { "accuracy" } }
-model:fit(x_train, y_train, { epochs = 1, batch_size = 32 })
+model:fit(mg.data.Dataset.from_tensor_slices(x_train, y_train):shuffle(x_train.shape[1], { seed = 1 })
+  :batch(32):prefetch(4), { epochs = 1 })   -- an mg.data pipeline (doc/data.md)
 model:summary()
 local _, accuracy = model:evaluate(x_test, y_test, { verbose = 0 })
 print(string.format("fit: test accuracy %.4f", accuracy))

@@ -1022,3 +1022,175 @@ mg_status mg_register(mg_runtime *rt, const char *name, mg_callback fn, void *ud
   if (!name || !fn) return embed_fail(rt, MG_EARG, "mg_register: name or fn is NULL");
   return embed_run(rt, embed_register_body, &j);
 }
+
+/* ---- staged functions called from the host with no Lua on the way ---------------------- */
+
+/* A full userdata (metatable "mg.Staged") anchored in the registry: user
+ * value 1 is the mg.func object, 2 its concrete function. The host's pointer
+ * is the userdata's memory, which Lua never moves. */
+struct mg_staged {
+  mg_graph *g;               /* the concrete function's graph (held) */
+  mgL_state *S;              /* the engine state of the runtime's moongrad.core */
+  int self_ref;              /* registry reference keeping the userdata alive */
+  int guarded;               /* its trace read Lua values: checked every call */
+  char name[64];
+};
+
+#define EMBED_STAGED "mg.Staged"
+
+typedef struct staged_job {
+  embed_job j;
+  const char *name;
+  mg_tensor *const *ins;
+  int nin;
+  mg_tensor *const *outs;
+  int nout;
+  mg_staged *s;
+} staged_job;
+
+static int staged_gc(lua_State *L) {
+  mg_staged *s = luaL_checkudata(L, 1, EMBED_STAGED);
+  mg_graph_release(s->g);
+  s->g = NULL;
+  return 0;
+}
+
+/* Pushes the inputs as tensor boxes (lookups and retraces only: they allocate). */
+static void staged_pushinputs(lua_State *L, staged_job *sj, const char *what) {
+  luaL_checkstack(L, sj->nin + 4, "too many inputs");
+  for (int i = 0; i < sj->nin; i++) {
+    if (!sj->ins[i]) luaL_error(L, "%s: input %d is NULL", what, i + 1);
+    embed_pushtensor(L, sj->ins[i]);
+  }
+}
+
+/* With f (the mg.func object) and the inputs on the stack: f:concrete(inputs)
+ * becomes s's concrete function (user value 2) and graph. */
+static void staged_concrete(lua_State *L, mg_staged *s, int sidx, staged_job *sj, const char *what) {
+  int f = lua_gettop(L);
+  if (lua_getfield(L, f, "concrete") != LUA_TFUNCTION || (lua_getfield(L, f, "guards_hold"), !lua_isfunction(L, -1)))
+    luaL_error(L, "%s: '%s' is not a staged function (mg.func)", what, s->name);
+  lua_pop(L, 1);
+  lua_pushvalue(L, f);
+  staged_pushinputs(L, sj, what);
+  lua_call(L, 1 + sj->nin, 1);
+  int cf = lua_gettop(L);
+  lua_getfield(L, cf, "simple");
+  if (!lua_toboolean(L, -1))
+    luaL_error(L, "%s: '%s' must take only tensors (not Variables) and return one tensor or a flat list of "
+                  "tensors to be called from the host", what, s->name);
+  lua_getfield(L, cf, "graph_obj");
+  mg_graph *g = mgL_testgraph(L, -1);
+  if (!g) luaL_error(L, "%s: '%s' has no graph", what, s->name);
+  lua_getfield(L, cf, "guards");
+  s->guarded = lua_istable(L, -1) && lua_rawlen(L, -1) > 0;
+  mg_graph_retain(g);
+  mg_graph_release(s->g);
+  s->g = g;
+  lua_pushvalue(L, cf);
+  lua_setiuservalue(L, sidx, 2);
+  lua_settop(L, f);
+}
+
+static int staged_lookup_body(lua_State *L) {
+  staged_job *sj = lua_touserdata(L, 1);
+  int top = lua_gettop(L), nself;
+  lua_getfield(L, LUA_REGISTRYINDEX, "mg.state");  /* set by moongrad.core when it loads */
+  mgL_state *S = lua_touserdata(L, -1);
+  if (!S) luaL_error(L, "mg_lookup_staged: the moongrad library is not loaded");
+  mg_staged *s = lua_newuserdatauv(L, sizeof *s, 2);
+  memset(s, 0, sizeof *s);
+  s->S = S;
+  snprintf(s->name, sizeof s->name, "%s", sj->name);
+  if (luaL_newmetatable(L, EMBED_STAGED)) {
+    lua_pushcfunction(L, staged_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  int sidx = lua_gettop(L);
+  embed_resolve(L, sj->name, &nself, "mg_lookup_staged");
+  if (nself) luaL_error(L, "mg_lookup_staged: '%s': name a staged function, not a method call", sj->name);
+  if (!lua_istable(L, -1)) luaL_error(L, "mg_lookup_staged: '%s' is not a staged function (mg.func)", sj->name);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, sidx, 1);
+  staged_concrete(L, s, sidx, sj, "mg_lookup_staged");
+  lua_pushvalue(L, sidx);
+  s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  sj->s = s;
+  lua_settop(L, top);
+  return 0;
+}
+
+/* A guarded concrete function: when a value its trace read changed, the
+ * function is traced again for these inputs (TF's rule: never run stale). */
+static void staged_guards(lua_State *L, staged_job *sj) {
+  mg_staged *s = sj->s;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+  int sidx = lua_gettop(L);
+  lua_getiuservalue(L, sidx, 1);
+  lua_getfield(L, -1, "guards_hold");
+  lua_pushvalue(L, -2);
+  lua_getiuservalue(L, sidx, 2);
+  lua_call(L, 2, 1);
+  int hold = lua_toboolean(L, -1);
+  lua_pop(L, 1);  /* f stays on top */
+  if (!hold) staged_concrete(L, s, sidx, sj, "mg_call_into");
+  lua_settop(L, sidx - 1);
+}
+
+static int staged_call_body(lua_State *L) {
+  staged_job *sj = lua_touserdata(L, 1);
+  mg_staged *s = sj->s;
+  for (int i = 0; i < sj->nin; i++)
+    if (!sj->ins[i]) luaL_error(L, "mg_call_into: '%s': input %d is NULL", s->name, i + 1);
+  if (s->guarded) staged_guards(L, sj);
+  lua_State *saved = s->S->current_L;
+  s->S->current_L = L;  /* mg.lua_function nodes call back on this thread */
+  mg_status st = mg_graph_run_into(s->S->ctx, s->g, sj->nin, sj->ins, sj->nout, sj->outs);
+  s->S->current_L = saved;
+  if (st) {
+    sj->j.hint = st;
+    luaL_error(L, "mg_call_into: %s", mg_last_error());
+  }
+  return 0;
+}
+
+mg_status mg_lookup_staged(mg_runtime *rt, const char *name, mg_tensor *const *example, int nexample,
+                           mg_staged **out) {
+  staged_job sj = {.name = name, .ins = example, .nin = example ? nexample : 0};
+  if (!out) return embed_fail(rt, MG_EARG, "mg_lookup_staged: out is NULL");
+  *out = NULL;
+  if (!name) return embed_fail(rt, MG_EARG, "mg_lookup_staged: name is NULL");
+  if (nexample < 0) return embed_fail(rt, MG_EARG, "mg_lookup_staged: negative input count");
+  mg_status st = embed_run(rt, staged_lookup_body, &sj.j);
+  if (!st) *out = sj.s;
+  return st;
+}
+
+mg_status mg_call_into(mg_runtime *rt, mg_staged *fn, mg_tensor *const *inputs, int nin, mg_tensor *const *outputs,
+                       int nout) {
+  staged_job sj = {.s = fn, .ins = inputs, .nin = nin, .outs = outputs, .nout = nout};
+  if (!fn || !fn->g) return embed_fail(rt, MG_EARG, "mg_call_into: not a live handle from mg_lookup_staged");
+  if ((nin > 0 && !inputs) || (nout > 0 && !outputs) || nin < 0 || nout < 0)
+    return embed_fail(rt, MG_EARG, "mg_call_into: NULL or negative inputs/outputs");
+  return embed_run(rt, staged_call_body, &sj.j);
+}
+
+mg_status mg_staged_output(const mg_staged *fn, int k, mg_dtype *dtype, int *ndim, int64_t *shape) {
+  if (!fn || !fn->g) return mg_seterror(MG_EARG, "mg_staged_output: not a live handle");
+  if (k < 0 || k >= mg_graph_noutputs(fn->g))
+    return mg_seterror(MG_EINDEX, "mg_staged_output: '%s' has %d outputs, asked for output %d", fn->name,
+                       mg_graph_noutputs(fn->g), k + 1);
+  mg_graph_output_meta(fn->g, k, dtype, ndim, shape);
+  return MG_OK;
+}
+
+int mg_staged_noutputs(const mg_staged *fn) { return fn && fn->g ? mg_graph_noutputs(fn->g) : 0; }
+
+void mg_staged_free(mg_runtime *rt, mg_staged *fn) {
+  if (!rt || !fn || !fn->self_ref) return;
+  mg_graph_release(fn->g);  /* the userdata itself goes with the next collection */
+  fn->g = NULL;
+  luaL_unref(rt->L, LUA_REGISTRYINDEX, fn->self_ref);
+  fn->self_ref = 0;
+}

@@ -137,6 +137,19 @@ print(g)                                    --> tensor([[-0.5,  0.5]], dtype=flo
 print(mg.sparse_softmax_cross_entropy_with_logits(logits, mg.tensor{1}))  --> tensor([0.2395], dtype=float32)]=],
   sparse_softmax_cross_entropy_with_logits_grad = [=[local g = mg.sparse_softmax_cross_entropy_with_logits_grad(mg.tensor{{0.0, 0}}, mg.tensor{2}, mg.tensor{1.0})
 print(g)                                    --> tensor([[ 0.5, -0.5]], dtype=float32)]=],
+  sgd_update = [=[local w = mg.Variable(mg.tensor{1.0, 2.0})
+mg.sgd_update({w, mg.tensor{1.0, -1.0}, 0.5})  -- var -= lr * g, in place
+print(w)                                   --> tensor([0.5, 2.5], dtype=float32)]=],
+  adam_update = [=[local w = mg.Variable(mg.tensor{1.0, 2.0})
+local m, v = mg.Variable(mg.zeros{2}), mg.Variable(mg.zeros{2})
+print(mg.adam_update({w, m, v, mg.tensor{0.5, -0.5}, 0.1, 0}))  --> tensor(2, dtype=int64)
+print(w, m)                                --> tensor([0.6838, 2.3162], dtype=float32)	tensor([ 0.05, -0.05], dtype=float32)]=],
+  rmsprop_update = [=[local w, vel = mg.Variable(mg.tensor{1.0, 2.0}), mg.Variable(mg.zeros{2})
+mg.rmsprop_update({w, vel, mg.tensor{1.0, -1.0}, 0.1}, {rho = 0.75})
+print(w, vel)                              --> tensor([0.8, 2.2], dtype=float32)	tensor([0.25, 0.25], dtype=float32)]=],
+  adagrad_update = [=[local w, acc = mg.Variable(mg.tensor{1.0, 2.0}), mg.Variable(mg.zeros{2})
+mg.adagrad_update(w, acc, mg.tensor{2.0, -2.0}, 0.1, {epsilon = 0})
+print(w, acc)                              --> tensor([0.9, 2.1], dtype=float32)	tensor([4., 4.], dtype=float32)]=],
 }
 
 -- Splits the argument list of one MG_OP( ... ) call at top-level commas.
@@ -219,7 +232,8 @@ end
 local function flag_words(flags)
   local words = {}
   local names = { MG_EW = "elementwise", MG_BCAST = "broadcasts", MG_VIEW = "may return a view",
-                  MG_NOGRAD = "no gradient", MG_RANDOM = "random", MG_VARIADIC = "any number of inputs" }
+                  MG_NOGRAD = "no gradient", MG_RANDOM = "random", MG_VARIADIC = "any number of inputs",
+                  MG_STATE = "updates its Variable inputs in place" }
   for f in flags:gmatch("MG_[%u_]+") do
     if names[f] then words[#words + 1] = names[f] end
   end

@@ -15,7 +15,7 @@
 PACKAGES="build-essential pkg-config
 liblua5.4-dev lua5.4 luajit libluajit-5.1-dev
 libblis-dev libblis4-openmp
-libreadline-dev lua-busted lua-cjson
+libreadline-dev lua-busted lua-cjson libcjson-dev
 dataset-fashion-mnist graphviz
 tmux expect hyperfine
 clang libclang-rt-14-dev"

@@ -316,8 +316,10 @@ static int matmul_tiny_f32(const mg_tensor *a, const mg_tensor *b, mg_tensor *ou
   if (m > 8 || k > 8 || n > 8 || a->strides[1] != 1 || a->strides[0] != k || b->strides[1] != 1 ||
       b->strides[0] != n)
     return 0;
-  const float *restrict A = (const float *)mg_ptr(a), *restrict B = (const float *)mg_ptr(b);
-  float *restrict C = (float *)mg_ptr(out);
+  /* float32 known: no mg_ptr (its dtype-size call costs as much as a 2x2 product) */
+  const float *restrict A = (const float *)a->storage->data + a->offset;
+  const float *restrict B = (const float *)b->storage->data + b->offset;
+  float *restrict C = (float *)out->storage->data + out->offset;
   for (int64_t i = 0; i < m; i++)
     for (int64_t j = 0; j < n; j++) {
       float acc = 0.0f;

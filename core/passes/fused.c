@@ -213,6 +213,16 @@ static mg_status fused_output(mg_fused *p, const mg_tensor *ref, mg_tensor **out
   return MG_OK;
 }
 
+int mg_fused_run_into(const mg_gnode *n, mg_tensor *const *ins, mg_tensor *out) {
+  const mg_fused *p = n->ud;
+  const mg_tensor *ref = fused_check(p, ins);
+  if (!ref || ref->ndim != out->ndim || (out->ndim && memcmp(ref->shape, out->shape, (size_t)out->ndim * sizeof(int64_t))))
+    return -1;
+  int64_t numel = mg_tensor_numel(out);
+  if (numel > 0) fused_exec(p, ins, out, numel);
+  return 0;
+}
+
 /* Op by op through mg_apply: what a tape must see. */
 static mg_status fused_unfused(mg_ctx *ctx, const mg_fused *p, mg_tensor *const *ins, mg_tensor **out) {
   mg_tensor *val[MG_FUSED_MAX_INSTR] = {0};

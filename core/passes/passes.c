@@ -118,7 +118,7 @@ int passes_is_weak_const(const mg_graph *g, int v) {
   return d && d->kind == MG_N_CONST && (d->tensor->flags & MG_TF_WEAK);
 }
 
-int passes_op_has_effects(mg_op op) { return (mg_op_info(op)->flags & MG_RANDOM) != 0; }
+int passes_op_has_effects(mg_op op) { return (mg_op_info(op)->flags & (MG_RANDOM | MG_STATE)) != 0; }
 
 int passes_graph_has_state(const mg_graph *g) {
   for (int i = 0; i < g->nnodes; i++) {

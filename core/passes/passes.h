@@ -99,6 +99,10 @@ void mg_fused_free(void *p);
  * time; unfused through mg_apply when a tape records (so it sees each op)
  * or the inputs are not laid out as traced. *out is a new reference. */
 mg_status mg_fused_run(mg_ctx *ctx, const mg_gnode *n, mg_tensor *const *ins, mg_tensor **out);
+/* The executor's compiled programs: runs n into `out` (contiguous, of the
+ * node's dtype and shape). Returns 0, or -1 without touching `out` when the
+ * inputs are not laid out as traced (the caller then runs mg_fused_run). */
+int mg_fused_run_into(const mg_gnode *n, mg_tensor *const *ins, mg_tensor *out);
 /* "fused(mul,add,relu)" into buf; returns the length it needed. */
 int mg_fused_describe(const mg_gnode *n, char *buf, size_t cap);
 

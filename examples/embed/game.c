@@ -7,8 +7,9 @@
  * moves to a new random cell each time it is reached. Every frame the host
  * writes the observation (8 numbers) into a float buffer that the Lua side
  * sees as a tensor without any copy (mg_tensor_borrow, set once as the global
- * `obs`), and calls the policy `act` (looked up once with mg_lookup) to get
- * an action. For the first frames the host also plays teacher: it moves the
+ * `obs`), and runs the staged policy `act` (mg.func, looked up once with
+ * mg_lookup_staged) straight into a host int64 with mg_call_into: no Lua
+ * value and no heap allocation per frame. For the first frames the host also plays teacher: it moves the
  * agent with the shortest-path action, hands that action to `remember`, and
  * every 4 frames calls `train` (one SGD step of the policy, an MLP 8-64-64-4,
  * on a minibatch of what was remembered). Then the policy plays alone and the
@@ -48,8 +49,9 @@ static const char *const policy_lua =
   "  return mg.matmul(h, W3) + b3\n"
   "end\n"
   "\n"
-  "-- act(): the greedy action (1..4) for the observation in the global obs (1x8)\n"
-  "function act() return mg.argmax(logits(obs)):item() end\n"
+  "-- act(x): the greedy action (1..4) for a 1x8 observation, staged: the host\n"
+  "-- runs its graph every frame (it reads the Variables at each call)\n"
+  "act = mg.func(function(x) return mg.argmax(logits(x)) end, {autograph = false})\n"
   "\n"
   "local seen_x, seen_y, n = {}, {}, 0\n"
   "-- remember(action): keeps a copy of obs with the teacher's action\n"
@@ -173,11 +175,16 @@ int main(int argc, char **argv) {
   if (mg_tensor_borrow(MG_FLOAT32, 2, shape, obs, NULL, NULL, &obs_t)) return fail(NULL, "mg_tensor_borrow");
   mg_value v = mg_vtensor(obs_t);
   if (mg_set_global(rt, "obs", &v)) return fail(rt, "mg_set_global");
-  mg_tensor_release(obs_t);   /* the runtime holds it now; obs[] outlives the runtime */
+  /* The action comes back into this host int64 (a 0-d tensor over it). */
+  int64_t action_out = 0;
+  mg_tensor *action_t;
+  if (mg_tensor_borrow(MG_INT64, 0, NULL, &action_out, NULL, NULL, &action_t)) return fail(NULL, "mg_tensor_borrow");
 
-  mg_ref act, remember, train;
-  if (mg_lookup(rt, "act", &act) || mg_lookup(rt, "remember", &remember) || mg_lookup(rt, "train", &train))
-    return fail(rt, "mg_lookup");
+  mg_staged *act;
+  mg_ref remember, train;
+  if (mg_lookup_staged(rt, "act", &obs_t, 1, &act) || mg_lookup(rt, "remember", &remember) ||
+      mg_lookup(rt, "train", &train))
+    return fail(rt, "lookup");
 
   game g = {.ax = 0, .ay = 0, .rng = 12345u};
   game_new_goal(&g);
@@ -188,10 +195,10 @@ int main(int argc, char **argv) {
     int teaching = frame <= teach_frames;
     game_observe(&g, obs);
     double tp = now();
-    if (mg_invoke_ref(rt, act, NULL, 0, &res, 1)) return fail(rt, "act");
+    if (mg_call_into(rt, act, &obs_t, 1, &action_t, 1)) return fail(rt, "act");
     t_policy += now() - tp;
     policy_calls++;
-    int action = (int)res.u.i, teacher = game_teacher(&g);
+    int action = (int)action_out, teacher = game_teacher(&g);
     if (teaching) {
       mg_value a = mg_vinteger(teacher);
       if (mg_invoke_ref(rt, remember, &a, 1, NULL, 0)) return fail(rt, "remember");
@@ -218,11 +225,13 @@ int main(int argc, char **argv) {
   mg_runtime_memory(rt, &peak);
   printf("game: %d frames (%d teaching, %d alone) in %.2f s: %.0f frames/s%s\n", frames, teach_frames, solo_frames,
          elapsed, frames / elapsed, draw ? " (drawing and sleeping included)" : "");
-  printf("game: policy call (MLP 8-64-64-4, eager) %.1f us per frame; last training loss %.3f\n",
+  printf("game: policy call (MLP 8-64-64-4, staged, mg_call_into) %.2f us per frame; last training loss %.3f\n",
          t_policy / policy_calls * 1e6, loss);
   printf("game: alone, the agent chose the teacher's move %.0f%% of the time and reached %d goals; "
          "Lua heap peak %.1f MiB\n", agreement * 100, goals, peak / 1048576.0);
   mg_runtime_free(rt);
+  mg_tensor_release(obs_t);     /* obs[] and action_out outlive every use */
+  mg_tensor_release(action_t);
   mg_thread_cache_drain();
   if (agreement < 0.9 || goals < solo_frames / 20) {
     fprintf(stderr, "game: the trained agent plays badly\n");

@@ -204,6 +204,86 @@ static int record_custom(lua_State *L) {
   return 0;
 }
 
+/* ---- group records (staged cond/while nodes) ------------------------------------------ */
+
+/* Calls the Lua backward({grad_outputs, n=}, {need...}) -> {grads} (holes = none). */
+static int group_call(lua_State *L) {
+  custom_ud *u = lua_touserdata(L, 1);
+  int nout = (int)lua_tointeger(L, 2);
+  mg_tensor *const *gouts = lua_touserdata(L, 3);
+  int nin = (int)lua_tointeger(L, 4);
+  const unsigned char *need = lua_touserdata(L, 5);
+  mg_tensor **gin = lua_touserdata(L, 6);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
+  lua_createtable(L, nout, 1);
+  for (int k = 0; k < nout; k++) {
+    if (!gouts[k]) continue;
+    mg_tensor_retain(gouts[k]);
+    mgL_pushtensor(L, u->S, gouts[k], 0);
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_pushinteger(L, nout);
+  lua_setfield(L, -2, "n");
+  lua_createtable(L, nin, 0);
+  for (int i = 0; i < nin; i++) {
+    lua_pushboolean(L, need[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_call(L, 2, 1);
+  if (!lua_istable(L, -1)) return luaL_error(L, "gradient: a cond/while backward returned %s, not a list", luaL_typename(L, -1));
+  for (int i = 0; i < nin; i++) {
+    lua_rawgeti(L, -1, i + 1);
+    if (!lua_isnil(L, -1) && need[i]) {
+      gin[i] = mgL_totensor(L, -1, "gradient", i + 1);
+      if (!gin[i]) return luaL_error(L, "gradient: a cond/while backward's result %d: %s", i + 1, mg_last_error());
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static mg_status group_backward(void *p, int nout, mg_tensor *const *gouts, int nin, const unsigned char *need,
+                                mg_tensor **gin) {
+  custom_ud *u = p;
+  lua_State *L = u->S->current_L ? u->S->current_L : u->S->main_L;
+  int top = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, (void *)group_call);  /* the closure made at open */
+  lua_pushlightuserdata(L, u);
+  lua_pushinteger(L, nout);
+  lua_pushlightuserdata(L, (void *)gouts);
+  lua_pushinteger(L, nin);
+  lua_pushlightuserdata(L, (void *)need);
+  lua_pushlightuserdata(L, gin);
+  mg_status st = MG_OK;
+  if (lua_pcall(L, 6, 0, 0) != LUA_OK) {
+    st = mg_seterror(MG_EARG, "%s", lua_tostring(L, -1));
+    for (int i = 0; i < nin; i++) {
+      mg_tensor_release(gin[i]);
+      gin[i] = NULL;
+    }
+  }
+  lua_settop(L, top);
+  return st;
+}
+
+/* core.record_group({inputs}, {outputs}, backward) */
+static int record_group(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  int nin, nout;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  mg_tensor **in = read_list(L, 1, &nin, 0, "input");
+  mg_tensor **outs = read_list(L, 2, &nout, 0, "output");
+  custom_ud *u = malloc(sizeof *u);
+  if (!u) return luaL_error(L, "gradient: out of memory");
+  u->S = S;
+  lua_pushvalue(L, 3);
+  u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (mg_tape_record_group(S->ctx, nin, in, nout, outs, group_backward, u, custom_free)) return mgL_raise(L);
+  return 0;
+}
+
 /* ---- variables and tape control ---------------------------------------------------- */
 
 static int variable_new(lua_State *L) {
@@ -256,7 +336,7 @@ static int pause_tapes(lua_State *L) {
 }
 
 static const luaL_Reg autodiff_fns[] = {
-    {"tape_new", tape_new},         {"record_custom", record_custom}, {"variable", variable_new},
+    {"tape_new", tape_new},         {"record_custom", record_custom}, {"record_group", record_group}, {"variable", variable_new},
     {"assign", variable_assign},    {"variable_read", variable_read}, {"is_variable", is_variable},
     {"is_trainable", is_trainable}, {"pause_tapes", pause_tapes},     {NULL, NULL}};
 
@@ -283,4 +363,8 @@ void mgL_open_autodiff(lua_State *L, int state_idx, int module_idx) {
   luaL_getmetatable(L, MGL_TENSOR);
   lua_pushcclosure(L, custom_call, 2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, (void *)custom_call);
+  lua_pushvalue(L, state_idx);
+  luaL_getmetatable(L, MGL_TENSOR);
+  lua_pushcclosure(L, group_call, 2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, (void *)group_call);
 }

@@ -25,6 +25,7 @@ typedef struct mgL_state {
   size_t gc_pending;   /* tensor bytes not yet reported to the collector */
   size_t ext_since_major;  /* tensor bytes made since the last full collection */
   size_t major_threshold;  /* ... that trigger the next one */
+  unsigned fresh_tensors; /* tensors made since the last count-paced GC step (tensor.c) */
   lua_State *main_L;   /* the state's main thread */
   lua_State *current_L; /* the thread running tape gradient() or a graph, for Lua callbacks */
   char where_buf[256];  /* tracing: the source position of the latest symbolic tensor */
@@ -40,6 +41,9 @@ int luaopen_moongrad_core(lua_State *L);
 void mgL_pushtensor(lua_State *L, mgL_state *S, mg_tensor *t, int fresh);
 /* The tensor at idx, or NULL when idx is not a live tensor box. Borrowed. */
 mg_tensor *mgL_testtensor(lua_State *L, int idx);
+/* The graph of the mg.Graph userdata at idx (a concrete function's
+ * graph_obj), or NULL (not one, or released). Borrowed. */
+struct mg_graph *mgL_testgraph(lua_State *L, int idx);
 /* The tensor at idx or raises a "bad argument" error. Borrowed. */
 mg_tensor *mgL_checktensor(lua_State *L, int idx);
 /* A new reference for the value at idx: a tensor, a Lua number (a weak
@@ -61,6 +65,8 @@ void mgL_open_tensor(lua_State *L, int state_idx);   /* metatable + methods */
 void mgL_open_ops(lua_State *L, int state_idx, int module_idx);
 void mgL_open_autodiff(lua_State *L, int state_idx, int module_idx);
 void mgL_open_graph(lua_State *L, int state_idx, int module_idx);
+void mgL_open_data(lua_State *L, int state_idx);  /* package.loaded["moongrad.prefetch"] */
+void mgL_open_io(lua_State *L, int state_idx, int module_idx);      /* io.c: files, safetensors */
 mg_status mgL_table_to_tensor(lua_State *L, int idx, int has_dtype, mg_dtype dt, mg_tensor **out);
 void mgL_push_totable(lua_State *L, const mg_tensor *t);
 void mgL_push_element(lua_State *L, const mg_tensor *t, int64_t flat);

@@ -25,6 +25,11 @@ static mg_graph *check_graph(lua_State *L, int idx) {
   return b->g;
 }
 
+mg_graph *mgL_testgraph(lua_State *L, int idx) {
+  graph_box *b = luaL_testudata(L, idx, MGL_GRAPH);
+  return b ? b->g : NULL;
+}
+
 static void push_graph(lua_State *L, mg_graph *g) {
   graph_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->g = g;
@@ -186,29 +191,42 @@ static int graph_call(lua_State *L) {
   return nout;
 }
 
-/* core.graph_accepts(graph, t1, ...) -> whether the tensors fit the placeholders. */
-static int graph_accepts(lua_State *L) {
-  mg_graph *g = check_graph(L, 1);
-  int n = lua_gettop(L) - 1;
-  if (n != mg_graph_ninputs(g)) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
+/* Whether the values at first .. top fit g's placeholders. */
+static int graph_fits(lua_State *L, mg_graph *g, int first) {
+  int n = lua_gettop(L) - first + 1;
+  if (n != mg_graph_ninputs(g)) return 0;
   for (int i = 0; i < n; i++) {
-    mg_tensor *t = mgL_testtensor(L, i + 2);
+    mg_tensor *t = mgL_testtensor(L, first + i);
     mg_dtype dt;
     int nd;
     int64_t shape[MG_MAX_DIMS];
     mg_graph_input_meta(g, i, &dt, &nd, shape);
     int ok = t && !mg_tensor_is_symbolic(t) && mg_tensor_dtype(t) == dt && mg_tensor_ndim(t) == nd;
     for (int d = 0; ok && d < nd; d++) ok = shape[d] < 0 || shape[d] == mg_tensor_shape(t)[d];
-    if (!ok) {
-      lua_pushboolean(L, 0);
-      return 1;
-    }
+    if (!ok) return 0;
   }
-  lua_pushboolean(L, 1);
   return 1;
+}
+
+/* core.graph_accepts(graph, t1, ...) -> whether the tensors fit the placeholders. */
+static int graph_accepts(lua_State *L) {
+  lua_pushboolean(L, graph_fits(L, check_graph(L, 1), 2));
+  return 1;
+}
+
+/* core.graph_call_or(graph, fallback, self, t1, ...): graph_call when the
+ * tensors fit the placeholders, else fallback(self, t1, ...) (a staged
+ * function's usual call: one C call checks and runs). */
+static int graph_call_or(lua_State *L) {
+  mg_graph *g = check_graph(L, 1);
+  if (graph_fits(L, g, 4)) {
+    lua_remove(L, 2);  /* drop fallback and self: graph, t1, ... */
+    lua_remove(L, 2);
+    return graph_call(L);
+  }
+  lua_remove(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
 }
 
 /* core.trace_cond(pred, then_graph, else_graph) -> {outputs} */
@@ -223,18 +241,68 @@ static int trace_cond(lua_State *L) {
   return 1;
 }
 
-/* core.trace_while(cond_graph, body_graph, {init}, max_iterations) -> {outputs} */
+/* core.trace_while(cond_graph, body_graph, {init}, max_iterations [, save]) -> {outputs}
+ * save: also the per-iteration stacks and the trip count, for the gradient
+ * (2n+1 outputs, mg_trace_while_save). */
 static int trace_while(lua_State *L) {
   mgL_state *S = mgL_getstate(L);
   mg_graph *c = check_graph(L, 1), *b = check_graph(L, 2);
   int n;
   lua_Integer max_iter = luaL_optinteger(L, 4, -1);  /* before tensor_list pushes */
+  int save = lua_toboolean(L, 5);
   lua_settop(L, 3);
   mg_tensor **init = tensor_list(L, 3, &n, "while_loop");
-  mg_tensor **out = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *out, 0);
-  if (mg_trace_while(S->ctx, c, b, n, init, max_iter, out)) return mgL_raise(L);
-  push_list(L, S, out, n, 0);
+  int nout = save ? 2 * n + 1 : n;
+  mg_tensor **out = lua_newuserdatauv(L, (size_t)nout * sizeof *out, 0);
+  if ((save ? mg_trace_while_save : mg_trace_while)(S->ctx, c, b, n, init, max_iter, out)) return mgL_raise(L);
+  push_list(L, S, out, nout, 0);
   return 1;
+}
+
+/* core.graph_externals({extra} | nil, g, ...) -> {tensors}, tracked, effect:
+ * the outer tensors the finished subgraphs use (captures, Variables read),
+ * each once; whether a tape recording at this trace depth tracks one of them
+ * or of `extra`; what the subgraphs do besides computing (or nil). */
+static int graph_externals(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  int ng = lua_gettop(L), n = 0, nx = lua_istable(L, 1) ? (int)luaL_len(L, 1) : 0;
+  const char *effect = NULL;
+  for (int i = 2; i <= ng; i++) {
+    n += mg_graph_externals(check_graph(L, i), 0, NULL);
+    if (!effect) effect = mg_graph_effect(check_graph(L, i));
+  }
+  mg_tensor **all = lua_newuserdatauv(L, (size_t)(n + nx > 0 ? n + nx : 1) * sizeof *all, 0), *tmp[64];
+  int m = 0;
+  for (int i = 2; i <= ng; i++) {
+    mg_graph *g = check_graph(L, i);
+    int k = mg_graph_externals(g, 0, NULL);
+    mg_tensor **part = k <= 64 ? tmp : lua_newuserdatauv(L, (size_t)k * sizeof *part, 0);
+    k = mg_graph_externals(g, k, part);  /* the sizing call counted repeats */
+    for (int j = 0; j < k; j++) {
+      int dup = 0;
+      for (int q = 0; q < m && !dup; q++) dup = all[q] == part[j];
+      if (!dup) all[m++] = part[j];
+    }
+    if (part != tmp) lua_pop(L, 1);
+  }
+  for (int j = 0; j < nx; j++) {
+    lua_rawgeti(L, 1, j + 1);
+    all[n + j] = mgL_testtensor(L, -1);
+    if (!all[n + j]) return luaL_error(L, "graph_externals: extra %d is not a tensor", j + 1);
+    lua_pop(L, 1);
+  }
+  lua_createtable(L, m, 1);
+  for (int j = 0; j < m; j++) {
+    mg_tensor_retain(all[j]);
+    mgL_pushtensor(L, S, all[j], 0);
+    lua_rawseti(L, -2, j + 1);
+  }
+  lua_pushinteger(L, m);
+  lua_setfield(L, -2, "n");
+  lua_pushboolean(L, mg_tapes_track_any(S->ctx, m, all) || mg_tapes_track_any(S->ctx, nx, all + n));
+  if (effect) lua_pushstring(L, effect);
+  else lua_pushnil(L);
+  return 3;
 }
 
 /* ---- Lua functions inside graphs ---------------------------------------------------- */
@@ -456,7 +524,8 @@ static const luaL_Reg graph_fns[] = {
     {"trace_begin", trace_begin}, {"trace_end", trace_end},       {"trace_abort", trace_abort},
     {"tracing", tracing},         {"is_symbolic", is_symbolic},   {"placeholder", placeholder},
     {"graph_run", graph_run},     {"graph_call", graph_call},     {"graph_optimize", graph_optimize},     {"graph_accepts", graph_accepts},
-    {"trace_cond", trace_cond},     {"trace_while", trace_while},
+    {"graph_call_or", graph_call_or},
+    {"trace_cond", trace_cond},     {"trace_while", trace_while}, {"graph_externals", graph_externals},
     {"call_host", call_host},     {"read_variable", read_variable}, {NULL, NULL}};
 
 void mgL_open_graph(lua_State *L, int state_idx, int module_idx) {

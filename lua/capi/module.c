@@ -114,6 +114,21 @@ static int core_seed(lua_State *L) {
   return 0;
 }
 
+/* core.rng_state() -> seed, counter; core.set_rng_state(seed, counter).
+ * Both are 64-bit values carried as Lua integers (bit patterns kept). */
+static int core_rng_state(lua_State *L) {
+  uint64_t seed, counter;
+  mg_ctx_rng_state(mgL_getstate(L)->ctx, &seed, &counter);
+  lua_pushinteger(L, (lua_Integer)seed);
+  lua_pushinteger(L, (lua_Integer)counter);
+  return 2;
+}
+
+static int core_set_rng_state(lua_State *L) {
+  mg_ctx_set_rng_state(mgL_getstate(L)->ctx, (uint64_t)luaL_checkinteger(L, 1), (uint64_t)luaL_checkinteger(L, 2));
+  return 0;
+}
+
 static int core_set_num_threads(lua_State *L) {
   mg_set_num_threads((int)luaL_checkinteger(L, 1));
   return 0;
@@ -154,6 +169,8 @@ static const luaL_Reg module_fns[] = {
     {"tensor", core_tensor},
     {"frombytes", core_frombytes},
     {"seed", core_seed},
+    {"rng_state", core_rng_state},
+    {"set_rng_state", core_set_rng_state},
     {"set_num_threads", core_set_num_threads},
     {"get_num_threads", core_get_num_threads},
     {"config_info", core_config_info},
@@ -169,6 +186,7 @@ int luaopen_moongrad_core(lua_State *L) {
   S->gc_pending = 0;
   S->ext_since_major = 0;
   S->major_threshold = MGL_GC_MAJOR_MIN;
+  S->fresh_tensors = 0;
   S->current_L = NULL;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   S->main_L = lua_tothread(L, -1);
@@ -188,6 +206,8 @@ int luaopen_moongrad_core(lua_State *L) {
   mgL_open_ops(L, state_idx, module_idx);
   mgL_open_autodiff(L, state_idx, module_idx);
   mgL_open_graph(L, state_idx, module_idx);
+  mgL_open_data(L, state_idx);
+  mgL_open_io(L, state_idx, module_idx);
   lua_pushvalue(L, module_idx);
   lua_pushvalue(L, state_idx);
   luaL_getmetatable(L, MGL_TENSOR);

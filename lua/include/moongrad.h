@@ -35,6 +35,8 @@
  *    (the runtime takes its own reference if a script keeps them).
  *  - strings in results: borrowed, valid until the next call into the same
  *    runtime or mg_runtime_free, whichever comes first. Copy to keep.
+ *  - mg_staged: owned by the runtime (mg_lookup_staged), dropped by
+ *    mg_staged_free or mg_runtime_free.
  *  - mg_value_clear(v) releases a result value's tensor reference (and does
  *    nothing for other types), so "clear every result" is always correct.
  *
@@ -227,6 +229,46 @@ void mg_unref(mg_runtime *rt, mg_ref ref);
 mg_status mg_set_global(mg_runtime *rt, const char *name, const mg_value *value);
 /* Reads a global or field path into *out (ownership as for results). */
 mg_status mg_get_global(mg_runtime *rt, const char *name, mg_value *out);
+
+/* ---- staged functions called every frame with no allocation --------------------- */
+
+/* A staged function (mg.func) resolved once to its concrete function for
+ * given input shapes, then run straight from C into tensors the host holds:
+ * no Lua value is made per call, and a graph with known sizes reuses its
+ * buffers, so a steady-state call allocates nothing (neither Lua nor C
+ * heap). The staged function must take only tensors and return one tensor
+ * or several (not tables).
+ *
+ *   mg_staged *policy;
+ *   mg_lookup_staged(rt, "policy", &obs, 1, &policy);    // traces if needed
+ *   mg_call_into(rt, policy, &obs, 1, &logits, 1);       // every frame
+ *
+ * Owned by the runtime: valid until mg_staged_free or mg_runtime_free. */
+typedef struct mg_staged mg_staged;
+
+/* Resolves `name` (as mg_invoke) to a staged function and gets its concrete
+ * function for inputs shaped like example[0..nexample-1] (tracing it if no
+ * trace fits; the tensors' values are not used otherwise). *out is the
+ * handle, NULL on failure. */
+mg_status mg_lookup_staged(mg_runtime *rt, const char *name, mg_tensor *const *example, int nexample,
+                           mg_staged **out);
+/* Runs fn on inputs (borrowed; each must have the dtype and shape the
+ * handle was looked up for, -1 sizes of an input_signature allowing any) and
+ * copies its results into outputs[0..nout-1]: plain tensors the host owns,
+ * each with exactly the dtype and shape of that result (see
+ * mg_staged_output), contiguous or not; an output may be one of the inputs.
+ * A mismatch is an MG_EARG error naming the function, the input or output,
+ * and both dtypes and shapes; nothing is written unless the run succeeds.
+ * When a Lua value the trace read (a guard, see doc/staging.md) has
+ * changed, the function is traced again first (that call allocates). */
+mg_status mg_call_into(mg_runtime *rt, mg_staged *fn, mg_tensor *const *inputs, int nin,
+                       mg_tensor *const *outputs, int nout);
+/* The number of results, and the dtype and shape of result k (0-based; -1
+ * sizes are unknown until a call). */
+int mg_staged_noutputs(const mg_staged *fn);
+mg_status mg_staged_output(const mg_staged *fn, int k, mg_dtype *dtype, int *ndim, int64_t *shape);
+/* Drops the handle (NULL is a no-op). Using it afterwards is an error. */
+void mg_staged_free(mg_runtime *rt, mg_staged *fn);
 
 /* ---- host functions callable from Lua -------------------------------------------- */
 

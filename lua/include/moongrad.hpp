@@ -241,6 +241,28 @@ class Function {
   mg_ref ref_;
 };
 
+/* A staged function (mg.func) resolved once for given input shapes and
+ * run straight into tensors the host holds: no allocation per call (see
+ * mg_lookup_staged / mg_call_into). Owned by the runtime it came from. */
+class Staged {
+ public:
+  /* One input, one result. */
+  void call_into(const Tensor &in, const Tensor &out) const {
+    mg_tensor *i = in.get(), *o = out.get();
+    call_into(&i, 1, &o, 1);
+  }
+  /* Any number of each (arrays of borrowed tensor handles). */
+  void call_into(mg_tensor *const *ins, int nin, mg_tensor *const *outs, int nout) const;
+  int noutputs() const noexcept { return mg_staged_noutputs(fn_); }
+  mg_staged *get() const noexcept { return fn_; }
+
+ private:
+  friend class Runtime;
+  Staged(Runtime *rt, mg_staged *fn) : rt_(rt), fn_(fn) {}
+  Runtime *rt_;
+  mg_staged *fn_;
+};
+
 class Runtime {
  public:
   using Callback = std::function<Values(const Values &args)>;
@@ -285,6 +307,15 @@ class Runtime {
     return Function(this, ref);
   }
 
+  /* The staged function `name` for inputs shaped like `example`. */
+  Staged lookup_staged(const std::string &name, const std::vector<Tensor> &example) {
+    std::vector<mg_tensor *> ins;
+    for (const Tensor &t : example) ins.push_back(t.get());
+    mg_staged *fn;
+    check(mg_lookup_staged(rt_, name.c_str(), ins.data(), (int)ins.size(), &fn));
+    return Staged(this, fn);
+  }
+
   void set(const std::string &name, const Value &v) {
     mg_value c = v.view();
     check(mg_set_global(rt_, name.c_str(), &c));
@@ -304,6 +335,7 @@ class Runtime {
 
  private:
   friend class Function;
+  friend class Staged;
 
   struct Holder {
     Callback fn;
@@ -355,6 +387,10 @@ template <class... A> Values Function::call_n(int nresults, A &&...args) const {
   std::vector<mg_value> res((size_t)nresults);
   rt_->check(mg_invoke_ref(rt_->get(), ref_, cargs.data(), (int)cargs.size(), res.data(), nresults));
   return Runtime::adopt_all(res);
+}
+
+inline void Staged::call_into(mg_tensor *const *ins, int nin, mg_tensor *const *outs, int nout) const {
+  rt_->check(mg_call_into(rt_->get(), fn_, ins, nin, outs, nout));
 }
 
 template <class... A> Value Function::operator()(A &&...args) const {

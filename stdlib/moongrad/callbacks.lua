@@ -223,8 +223,13 @@ function ModelCheckpoint:__init(cfg)
   self.best = cfg.initial_value_threshold
 end
 
+-- A whole-model directory (model:save: config, weights, optimizer state,
+-- resumable with nn.load_model), or one weights file (save_weights) with
+-- save_weights_only, for a path ending in .safetensors, or for a
+-- subclassed model (which has no config to save).
 function ModelCheckpoint:_save(path)
-  if self.save_weights_only or self.model.class_name ~= "Sequential" and self.model.class_name ~= "Functional" then
+  local subclassed = not pcall(self.model.get_config, self.model)
+  if self.save_weights_only or subclassed or path:match("%.safetensors$") then
     self.model:save_weights(path)
   else
     self.model:save(path)

@@ -176,6 +176,23 @@ local function env_index(fn)
   end
 end
 
+-- Where fn reads its globals, and how to swap that table for the trace's
+-- proxy: Lua 5.4's _ENV upvalue; under LuaJIT (Lua 5.1 rules: no _ENV) the
+-- function's environment, getfenv(fn). An _ENV upvalue is shared by every
+-- function of its chunk, an environment is fn's own: under LuaJIT only the
+-- globals fn itself reads are guarded, not those of functions it calls.
+local getfenv, setfenv = rawget(_G, "getfenv"), rawget(_G, "setfenv")
+local function env_of(fn)
+  local ei = env_index(fn)
+  if ei then
+    return select(2, debug.getupvalue(fn, ei)), function(e) debug.setupvalue(fn, ei, e) end
+  end
+  if setfenv and debug.getinfo(fn, "S").what == "Lua" then
+    return getfenv(fn), function(e) setfenv(fn, e) end
+  end
+  return nil
+end
+
 local host_fns = nil  -- while tracing: the functions given to mg.lua_function
 
 -- The guards that are state rather than inputs: values the trace itself
@@ -218,8 +235,7 @@ local function run_guarded(fn, ...)
   end
   local saved_hosts = host_fns
   host_fns = {}
-  local ei = env_index(fn)
-  local env = ei and select(2, debug.getupvalue(fn, ei))
+  local env, set_env = env_of(fn)
   local res
   if type(env) == "table" then
     local seen = {}
@@ -235,9 +251,9 @@ local function run_guarded(fn, ...)
       __newindex = env,
       __pairs = function() return next, env, nil end,
     })
-    debug.setupvalue(fn, ei, proxy)
+    set_env(proxy)
     res = pack(pcall(fn, ...))
-    debug.setupvalue(fn, ei, env)
+    set_env(env)
   else
     res = pack(pcall(fn, ...))
   end
@@ -484,10 +500,16 @@ function Func:lookup(args)
   return self:trace(args, key, tensors), tensors, true
 end
 
+-- core.graph_call_or (graph_call, else the fallback) where the binding has it
+local graph_call_or = core.graph_call_or
+
 function Func:__call(...)
   if trace_depth > 0 then return self.traced_fn(...) end  -- called while tracing: inline it
   if self.eager or M.run_functions_eagerly then return self.traced_fn(...) end
   local cf = self.fast
+  if cf and cf.plain then  -- no guards or constraints: one C call checks the tensors and runs
+    return graph_call_or(cf.graph_obj, self.call_slow, self, ...)
+  end
   if cf and select("#", ...) == cf.nargs and core.graph_accepts(cf.graph_obj, ...)
       and (not cf.guards[1] or guards_hold(self.traced_fn, cf.env, cf.guards))
       and (not cf.constraints[1] or constraints_hold(cf.constraints, { ... })) then
@@ -515,6 +537,7 @@ function Func:call_slow(...)
   self.prev_types = self.last_types
   if cf.simple then
     cf.nargs = args.n
+    cf.plain = graph_call_or and not cf.guards[1] and not cf.constraints[1]
     self.fast = cf
   end
   local outs = run_graph(2, cf.graph_obj, unpack(tensors))
@@ -522,6 +545,13 @@ function Func:call_slow(...)
 end
 
 function Func:trace_count() return self.ntraces end
+
+-- Whether concrete function cf of this function still holds: the values its
+-- trace read (guards) are unchanged. For hosts that keep cf's graph and run
+-- it directly (moongrad.h's mg_call_into); false means: look it up again.
+function Func:guards_hold(cf)
+  return (guards_hold(self.traced_fn, cf.env, cf.guards))
+end
 
 -- mg.func(fn, {input_signature=, reduce_retracing=false, name=, max_traces=,
 -- on_retrace="warn"|"error", eager=false, optimize=true}): a staged function.
@@ -571,7 +601,7 @@ end
 local function as_tensor(v)
   if is_tensor(v) then return v end
   if type(v) == "number" then
-    return core.tensor(v, (math.type and math.type(v) == "integer") and "int64" or "float32")
+    return core.tensor(v)   -- core's dtype rule: int64 for an integer (LuaJIT: no fraction), else float32
   end
   if type(v) == "boolean" then return core.tensor(v) end
   error("expected a tensor or a number, got " .. type(v), 3)
@@ -595,6 +625,151 @@ local function trace_branch(name, fn, placeholders_of, ...)
   return g, template, args
 end
 
+-- ---- gradients of staged cond/while nodes -----------------------------------------------
+--
+-- A GradientTape recording inside a staged function sees a cond/while node
+-- as one step (core.record_group) whose inputs are the loop's initial values
+-- and the node's externals: the outer tensors its subgraphs capture and the
+-- Variables they read. Its backward is itself staged control flow, built
+-- from the same Lua functions with a tape inside (so higher-order and nested
+-- gradients need no special case):
+-- - cond: a cond on the same predicate whose branches re-run each branch
+--   under a tape and return its vector-Jacobian product for the externals;
+-- - while: the forward loop keeps each iteration's loop variables (the node's
+--   extra outputs, stacked by the executor); a backward loop runs the
+--   iterations in reverse, re-running the body from that iteration's saved
+--   values under a tape, carrying the loop variables' gradient and summing
+--   the externals' gradients. Only the loop-carried state is kept, not every
+--   intermediate: memory is trips x state, paid for by one extra body
+--   forward per iteration in the backward (TF's while_v2 keeps all
+--   intermediates instead).
+-- Re-running a branch or body must not repeat effects: one that assigns a
+-- Variable, draws random numbers or calls Lua is refused when differentiated.
+
+local function is_float(t)
+  local dt = t.dtype
+  return dt == "float32" or dt == "float64" or dt == "float16" or dt == "bfloat16"
+end
+
+local function zeros_like(t)
+  for _, d in ipairs(t.shape) do
+    if d < 0 then return core.mul(core.stop_gradient(t), 0) end
+  end
+  return core.full(t.shape, 0, t.dtype)
+end
+
+-- Runs fn() (which returns the node's outputs as a flat list) under a fresh
+-- tape watching srcs; returns the gradients of its float results (weighted
+-- by ograds, by position) for each source (zeros when unconnected).
+local function vjp_of(fn, srcs, ograds, what)
+  local tape = core.tape_new(false, false)
+  tape:start()
+  for _, x in ipairs(srcs) do tape:watch(x) end
+  local ok, outs = pcall(fn)
+  tape:stop()
+  if not ok then error(outs, 0) end
+  local targets, tg = {}, {}
+  for k, o in ipairs(outs) do
+    if not is_tensor(o) then o = as_tensor(o) end
+    if ograds[k] and is_float(o) then targets[#targets + 1] = o; tg[#tg + 1] = ograds[k] end
+  end
+  if #targets == 0 or #srcs == 0 then
+    local z = {}
+    for i, x in ipairs(srcs) do z[i] = zeros_like(x) end
+    return z
+  end
+  local ok, g = pcall(tape._gradient, tape, targets, tg, srcs, true, false)
+  if not ok then error(what .. ": " .. tostring(g), 0) end
+  return g
+end
+
+local function effects_check(what, part, effect)
+  if effect then
+    error(string.format("%s gradient: the %s, which runs again for the gradient, %s; move that out of the "
+      .. "staged control flow, or put the tape around the call of the staged function", what, part, effect), 0)
+  end
+end
+
+-- The gradient outputs of a node: the gradient reaching each output, zeros for none.
+local function output_grads(outs, gouts)
+  local g = {}
+  for k, o in ipairs(outs) do
+    if is_float(o) then g[k] = gouts[k] or zeros_like(o) end
+  end
+  return g
+end
+
+-- reruns: the two branches as functions returning the node's outputs (a flat list).
+local function record_cond(pred, reruns, effect, ext, outs)
+  core.record_group(ext, outs, function(gouts, need)
+    effects_check("cond", "branch", effect)
+    local srcs, at = {}, {}
+    for i, e in ipairs(ext) do
+      if need[i] then srcs[#srcs + 1] = e; at[#at + 1] = i end
+    end
+    local og = output_grads(outs, gouts)
+    local function branch(fn)
+      return function() return unpack(vjp_of(fn, srcs, og, "cond gradient"), 1, #srcs) end
+    end
+    local res = pack(M.cond(pred, branch(reruns[1]), branch(reruns[2])))
+    local grads = {}
+    for j, i in ipairs(at) do grads[i] = res[j] end
+    return grads
+  end)
+end
+
+-- rerun(vars): the body on a list of the n loop variables, returning their
+-- new values (a list); init: their initial values; outs: the node's 2n+1
+-- outputs (core.trace_while with save).
+local function record_while(rerun, specs, effect, init, ext, outs)
+  local n = #init
+  local results = {}
+  for i = 1, n do results[i] = outs[i] end
+  local inputs = {}
+  for i = 1, n do inputs[i] = init[i] end
+  for _, e in ipairs(ext) do inputs[#inputs + 1] = e end
+  core.record_group(inputs, results, function(gouts, need)
+    effects_check("while_loop", "body", effect)
+    local fl, srcs_ext, at = {}, {}, {}   -- float loop variables; needed externals
+    for i = 1, n do if is_float(init[i]) then fl[#fl + 1] = i end end
+    for k, e in ipairs(ext) do
+      if need[n + k] then srcs_ext[#srcs_ext + 1] = e; at[#at + 1] = n + k end
+    end
+    local og = output_grads(results, gouts)
+    local nf, ne = #fl, #srcs_ext
+    -- backward loop variables: the iteration (counting down), the float
+    -- variables' gradients, the externals' summed gradients
+    local bvars, inv = { outs[2 * n + 1] }, { {} }
+    for j, i in ipairs(fl) do bvars[1 + j] = og[i]; inv[1 + j] = specs[i].shape end
+    for k, e in ipairs(srcs_ext) do bvars[1 + nf + k] = zeros_like(e); inv[1 + nf + k] = false end
+    local stacks = {}
+    for i = 1, n do stacks[i] = outs[n + i] end
+    local res = M.while_loop(function(it) return core.greater(it, 0) end, function(it, ...)
+      local carried = pack(...)
+      local vars = {}
+      for i = 1, n do vars[i] = core.take(stacks[i], it, 1) end
+      local srcs, ograds = {}, {}
+      for j, i in ipairs(fl) do srcs[j] = vars[i] end
+      for k, e in ipairs(srcs_ext) do srcs[nf + k] = e end
+      for j, i in ipairs(fl) do ograds[i] = carried[j] end
+      local g = vjp_of(function() return rerun(vars) end, srcs, ograds, "while_loop gradient")
+      local new = { core.sub(it, 1) }
+      for j = 1, nf do new[1 + j] = g[j] end
+      for k = 1, ne do new[1 + nf + k] = core.add(carried[nf + k], g[nf + k]) end
+      return unpack(new, 1, 1 + nf + ne)
+    end, bvars, { shape_invariants = inv })
+    local grads = {}
+    for j, i in ipairs(fl) do if need[i] then grads[i] = res[1 + j] end end
+    for k, i in ipairs(at) do grads[i] = res[1 + nf + k] end
+    return grads
+  end)
+end
+
+-- For AutoGraph's staged if/while (autograph/runtime.lua), which build their
+-- nodes themselves: record their gradient the same way.
+M._record_cond_grad = record_cond
+M._record_while_grad = record_while
+
 -- mg.cond(pred, true_fn, false_fn): true_fn() if pred else false_fn(). With a
 -- symbolic pred (inside a staged function) both branches are traced into a
 -- cond node; they must return the same structure, dtypes and shapes.
@@ -616,8 +791,19 @@ function M.cond(pred, true_fn, false_fn)
   if tt.n ~= te.n then
     error(string.format("cond: the true branch returns %d values and the false branch %d", tt.n, te.n), 2)
   end
+  local ext, tracked, effect = core.graph_externals(nil, gt, ge)  -- before trace_cond: the node lets them go
   local ok, outs = pcall(core.trace_cond, pred, gt, ge)
   if not ok then error(outs, 2) end
+  if tracked then
+    local function rerun(fn)
+      return function()
+        local r = pack(fn())
+        for i = 1, r.n do if type(r[i]) == "number" or type(r[i]) == "boolean" then r[i] = as_tensor(r[i]) end end
+        return (flatten_results(r))
+      end
+    end
+    record_cond(pred, { rerun(true_fn), rerun(false_fn) }, effect, ext, outs)
+  end
   return build_results(tt, outs)
 end
 
@@ -704,8 +890,17 @@ function M.while_loop(cond_fn, body_fn, loop_vars, opts)
     for i = 1, n do r[i] = as_tensor(r[i]) end
     return unpack(r, 1, n)
   end, specs)
-  local ok, outs = pcall(core.trace_while, gc, gb, init, max_iter or -1)
+  local ext, tracked, effect = core.graph_externals(init, gc, gb)  -- before trace_while: the node lets them go
+  local ok, outs = pcall(core.trace_while, gc, gb, init, max_iter or -1, tracked)
   if not ok then error(outs, 2) end
+  if tracked then
+    local rerun = function(vars)
+      local r = body_list(vars)
+      for i = 1, n do r[i] = as_tensor(r[i]) end
+      return r
+    end
+    record_while(rerun, specs, effect, init, ext, outs)
+  end
   local res = {}
   for i = 1, n do res[i] = outs[i] end
   return res

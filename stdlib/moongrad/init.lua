@@ -18,8 +18,8 @@ M.dtypes = { "float32", "float64", "int32", "int64", "uint8", "bool" }
 local methods = core.methods
 local docs = {}        -- function -> help text
 local math_type = math.type or function(x)  -- LuaJIT has no math.type
-  if type(x) ~= "number" then return nil end
-  return (x == math.floor(x) and x > -2^53 and x < 2^53) and "integer" or "float"
+  if type(x) ~= "number" then return nil end    -- the FFI binding's rule (doc/luajit.md): no fraction, in int64's range
+  return (x == math.floor(x) and x >= -2^63 and x < 2^63) and "integer" or "float"
 end
 
 local function signature(op)
@@ -134,6 +134,18 @@ M.random = {
   bernoulli = core.bernoulli,
   integers = core.randint,
 }
+-- get_state() -> {seed=, counter=}; set_state(s): the global generator's
+-- state, saved with checkpoints so a resumed run draws the same numbers.
+function M.random.get_state()
+  local seed, counter = core.rng_state()
+  return { seed = seed, counter = counter }
+end
+function M.random.set_state(s)
+  if type(s) ~= "table" or type(s.seed) ~= "number" or type(s.counter) ~= "number" then
+    error("random.set_state: expected {seed=, counter=} (from random.get_state), got " .. type(s), 2)
+  end
+  core.set_rng_state(s.seed, s.counter)
+end
 
 -- ---- movement helpers written with the table's ops ---------------------------
 
@@ -239,6 +251,18 @@ M.config.set_num_threads = core.set_num_threads
 M.clock = core.clock
 M.config.get_num_threads = core.get_num_threads
 
+-- ---- files: tensors in safetensors, atomic writes (doc/saving.md) ---------------------
+local safetensors = require("moongrad.safetensors")
+M.save, M.load = safetensors.save, safetensors.load
+M.io = M.io or {}
+M.io.write_file_atomic, M.io.read_file = safetensors.write_file_atomic, safetensors.read_file
+-- mg.io.exists/isdir/mkdir/listdir/remove/remove_tree/rename: paths and directories (stdlib/moongrad/fs.lua).
+for name, f in pairs(require("moongrad.fs")) do M.io[name] = f end
+-- mg.io.read_csv(path, opts): a table of column tensors (stdlib/moongrad/data/csv.lua, loaded on use).
+function M.io.read_csv(...) return require("moongrad.data.csv").read_csv(...) end
+M.document(M.save, "mg.save(path, {name = tensor, ...} [, metadata])\n  Writes the tensors (and a table of string metadata) to path, atomically, in the safetensors format.")
+M.document(M.load, "mg.load(path) -> tensors, metadata, names\n  Reads a safetensors file: tensors by name, its metadata table, the names in file order.")
+
 -- ---- autodiff -------------------------------------------------------------------
 local autodiff = require("moongrad.autodiff")
 for _, name in ipairs({ "GradientTape", "Variable", "custom_gradient", "grad", "value_and_grad",
@@ -284,6 +308,8 @@ M.document(M.split, "mg.split(t, n | {sizes}, axis)\n  A list of views: n equal 
 local lazy = { nn = "moongrad.nn", optim = "moongrad.optim", losses = "moongrad.losses",
   metrics = "moongrad.metrics", callbacks = "moongrad.callbacks", datasets = "moongrad.datasets" }
 lazy.autograph = "autograph"
+lazy.data = "moongrad.data"   -- input pipelines (stdlib/moongrad/data)
+lazy.train = "moongrad.train"
 setmetatable(M, { __index = function(t, k)
   local name = lazy[k]
   if not name then return nil end

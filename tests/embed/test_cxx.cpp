@@ -15,6 +15,7 @@
 
 using moongrad::Error;
 using moongrad::Runtime;
+using moongrad::Staged;
 using moongrad::Tensor;
 using moongrad::Value;
 using moongrad::Values;
@@ -158,12 +159,35 @@ static void callback_exceptions_never_cross_lua() {
   CHECK(calls == 2);
 }
 
+static void staged_call_into() {
+  Runtime rt;
+  rt.run("double_plus = mg.func(function(x) return x * 2 + 1 end)");
+  std::vector<float> in{1, 2, 3}, out(3, 0);
+  Tensor x = Tensor::borrow(in.data(), {3}), y = Tensor::borrow(out.data(), {3});
+  Staged f = rt.lookup_staged("double_plus", {x});
+  CHECK(f.noutputs() == 1);
+  for (int frame = 0; frame < 3; frame++) {
+    in[0] = (float)frame;
+    f.call_into(x, y);
+    CHECK(out[0] == 2 * frame + 1 && out[2] == 7);
+  }
+  Tensor wrong = Tensor::from(std::vector<double>{0, 0, 0}, {3});
+  bool threw = false;
+  try {
+    f.call_into(x, wrong);
+  } catch (const Error &e) {
+    threw = e.status() == MG_EARG && contains(e.what(), "output 1 is float64 (3), the graph gives float32 (3)");
+  }
+  CHECK(threw);
+}
+
 int main() {
   const std::pair<const char *, void (*)()> tests[] = {
       {"tensors_and_calls", tensors_and_calls},
       {"ownership_is_raii", ownership_is_raii},
       {"errors_become_exceptions", errors_become_exceptions},
       {"callback_exceptions_never_cross_lua", callback_exceptions_never_cross_lua},
+      {"staged_call_into", staged_call_into},
   };
   int passed = 0, failed = 0;
   for (auto &t : tests) {

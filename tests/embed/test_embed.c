@@ -821,3 +821,223 @@ TEST(tensor_handed_between_runtimes_and_threads_without_copy) {
   CHECK(mg_tensor_copy_to(t, &first, 0) != MG_OK);   /* cap too small: an error, not an overflow */
   mg_value_clear(&r);
 }
+
+/* ---- staged functions run into host tensors (mg_lookup_staged, mg_call_into) ------------ */
+
+/* Counting C heap allocations around frames (not under ASan, which owns malloc). */
+static long staged_mallocs;
+static int staged_counting;
+#if !defined(__SANITIZE_ADDRESS__)
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+void *malloc(size_t n) {
+  if (staged_counting) __atomic_add_fetch(&staged_mallocs, 1, __ATOMIC_RELAXED);
+  return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b) {
+  if (staged_counting) __atomic_add_fetch(&staged_mallocs, 1, __ATOMIC_RELAXED);
+  return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n) {
+  if (staged_counting) __atomic_add_fetch(&staged_mallocs, 1, __ATOMIC_RELAXED);
+  return __libc_realloc(p, n);
+}
+#define STAGED_C_COUNTED 1
+#else
+#define STAGED_C_COUNTED 0
+#endif
+
+/* Lua heap growth through the runtime's allocator option. */
+typedef struct frame_count {
+  long grows;
+  int on;
+} frame_count;
+
+static void *frame_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  frame_count *c = ud;
+  if (nsize == 0) {
+    free(ptr);
+    return NULL;
+  }
+  if (c->on && nsize > (ptr ? osize : 0)) c->grows++;
+  return realloc(ptr, nsize);
+}
+
+static const char *const staged_policy =
+  "local W1, b1 = mg.random.normal({8, 16}), mg.random.normal{16}\n"
+  "local W2, b2 = mg.random.normal({16, 4}), mg.zeros{4}\n"
+  "local function logits(x) return mg.matmul(mg.relu(mg.matmul(x, W1) + b1), W2) + b2 end\n"
+  "policy = mg.func(logits)\n"
+  "act = mg.func(function(x) return mg.argmax(logits(x)), logits(x) end)\n";
+
+static mg_runtime *staged_runtime(frame_count *fc) {
+  mg_runtime_options o = {0};
+  o.alloc = frame_alloc;
+  o.alloc_ud = fc;
+  o.seed = 7;
+  mg_runtime *rt = mg_runtime_new(&o);
+  if (rt && mg_run_string(rt, staged_policy, NULL)) {
+    fprintf(stderr, "  %s\n", mg_runtime_errmsg(rt));
+    mg_runtime_free(rt);
+    return NULL;
+  }
+  return rt;
+}
+
+TEST(staged_call_into_matches_lua_and_allocates_nothing_per_frame) {
+  frame_count fc = {0, 0};
+  mg_runtime *rt = staged_runtime(&fc);
+  REQUIRE(rt);
+  float obs[8] = {0.5f, -1, 0.25f, 2, -0.5f, 1, 0, -2}, logits[4] = {0};
+  int64_t oshape[2] = {1, 8}, lshape[2] = {1, 4}, action = -1;
+  mg_tensor *obs_t, *log_t, *act_t;
+  REQUIRE(mg_tensor_borrow(MG_FLOAT32, 2, oshape, obs, NULL, NULL, &obs_t) == MG_OK);
+  REQUIRE(mg_tensor_borrow(MG_FLOAT32, 2, lshape, logits, NULL, NULL, &log_t) == MG_OK);
+  REQUIRE(mg_tensor_borrow(MG_INT64, 0, NULL, &action, NULL, NULL, &act_t) == MG_OK);
+  mg_staged *policy, *act;
+  CHECK_RT(rt, mg_lookup_staged(rt, "policy", &obs_t, 1, &policy));
+  CHECK_RT(rt, mg_lookup_staged(rt, "act", &obs_t, 1, &act));
+  REQUIRE(policy && act);
+  CHECK(mg_staged_noutputs(policy) == 1 && mg_staged_noutputs(act) == 2);
+  mg_dtype dt;
+  int nd;
+  int64_t shape[8];
+  CHECK(mg_staged_output(act, 0, &dt, &nd, shape) == MG_OK && dt == MG_INT64 && nd == 0);
+  CHECK(mg_staged_output(act, 1, &dt, &nd, shape) == MG_OK && dt == MG_FLOAT32 && nd == 2 && shape[1] == 4);
+  CHECK(mg_staged_output(act, 2, &dt, &nd, shape) == MG_EINDEX);
+  /* the same numbers as the Lua call */
+  mg_value arg = mg_vtensor(obs_t), want;
+  CHECK_RT(rt, mg_invoke(rt, "policy", &arg, 1, &want, 1));
+  REQUIRE(want.type == MG_VTENSOR);
+  float ref[4];
+  CHECK(mg_tensor_copy_to(want.u.t, ref, sizeof ref) == MG_OK);
+  mg_value_clear(&want);
+  CHECK_RT(rt, mg_call_into(rt, policy, &obs_t, 1, &log_t, 1));
+  for (int i = 0; i < 4; i++) CHECK(logits[i] == ref[i]);
+  mg_tensor *outs[2] = {act_t, log_t};
+  CHECK_RT(rt, mg_call_into(rt, act, &obs_t, 1, outs, 2));
+  int best = 0;
+  for (int i = 1; i < 4; i++) if (ref[i] > ref[best]) best = i;
+  CHECK(action == best + 1);   /* index values are 1-based, as everywhere in Lua */
+  /* steady state: frames with new observations allocate nothing */
+  for (int i = 0; i < 10; i++) CHECK_RT(rt, mg_call_into(rt, act, &obs_t, 1, outs, 2));
+  int64_t live = mg_storage_bytes_live();
+  fc.on = 1;
+  staged_mallocs = 0;
+  staged_counting = 1;
+  mg_status st = MG_OK;
+  for (int frame = 0; frame < 1000 && !st; frame++) {
+    obs[frame % 8] += 0.125f;
+    st = mg_call_into(rt, act, &obs_t, 1, outs, 2);
+    if (!st) st = mg_call_into(rt, policy, &obs_t, 1, &log_t, 1);
+  }
+  staged_counting = 0;
+  fc.on = 0;
+  CHECK(st == MG_OK);
+  CHECK(fc.grows == 0);
+  CHECK(staged_mallocs == 0 || !STAGED_C_COUNTED);
+  CHECK(mg_storage_bytes_live() == live);
+  /* and the numbers still follow the input */
+  CHECK_RT(rt, mg_invoke(rt, "policy", &arg, 1, &want, 1));
+  CHECK(mg_tensor_copy_to(want.u.t, ref, sizeof ref) == MG_OK);
+  mg_value_clear(&want);
+  for (int i = 0; i < 4; i++) CHECK(logits[i] == ref[i]);
+  mg_staged_free(rt, policy);
+  mg_staged_free(rt, NULL);
+  mg_runtime_free(rt);          /* act is still live: the runtime drops it */
+  mg_tensor_release(obs_t);
+  mg_tensor_release(log_t);
+  mg_tensor_release(act_t);
+}
+
+TEST(staged_call_into_errors_name_the_mismatch) {
+  frame_count fc = {0, 0};
+  mg_runtime *rt = staged_runtime(&fc);
+  REQUIRE(rt);
+  int64_t oshape[2] = {1, 8}, bad_shape[2] = {2, 8}, lshape[2] = {1, 4}, l3[2] = {1, 3};
+  mg_tensor *obs, *obs2, *logits, *wrong_shape, *wrong_dtype;
+  REQUIRE(mg_tensor_empty(MG_FLOAT32, 2, oshape, &obs) == MG_OK);
+  REQUIRE(mg_tensor_empty(MG_FLOAT32, 2, bad_shape, &obs2) == MG_OK);
+  REQUIRE(mg_tensor_empty(MG_FLOAT32, 2, lshape, &logits) == MG_OK);
+  REQUIRE(mg_tensor_empty(MG_FLOAT32, 2, l3, &wrong_shape) == MG_OK);
+  REQUIRE(mg_tensor_empty(MG_INT32, 2, lshape, &wrong_dtype) == MG_OK);
+  memset(mg_tensor_data(obs), 0, 32);
+  mg_staged *policy;
+  CHECK_RT(rt, mg_lookup_staged(rt, "policy", &obs, 1, &policy));
+  REQUIRE(policy);
+  CHECK(mg_call_into(rt, policy, &obs, 1, &wrong_shape, 1) == MG_EARG);
+  CHECK_CONTAINS(mg_runtime_errmsg(rt), "output 1 is float32 (1,3), the graph gives float32 (1,4)");
+  CHECK(mg_call_into(rt, policy, &obs, 1, &wrong_dtype, 1) == MG_EARG);
+  CHECK_CONTAINS(mg_runtime_errmsg(rt), "output 1 is int32 (1,4)");
+  CHECK(mg_call_into(rt, policy, &obs2, 1, &logits, 1) == MG_EARG);
+  CHECK_CONTAINS(mg_runtime_errmsg(rt), "input 1 is float32 (2,8)");
+  CHECK(mg_call_into(rt, policy, &obs, 1, &logits, 0) == MG_EARG);
+  CHECK_CONTAINS(mg_runtime_errmsg(rt), "gives 1 outputs, 0 given");
+  mg_tensor *two[2] = {obs, obs};
+  CHECK(mg_call_into(rt, policy, two, 2, &logits, 1) == MG_EARG);
+  CHECK_CONTAINS(mg_runtime_errmsg(rt), "takes 1 inputs, got 2");
+  mg_tensor *none = NULL;
+  CHECK(mg_call_into(rt, policy, &none, 1, &logits, 1) == MG_ESCRIPT);
+  CHECK_CONTAINS(mg_runtime_errmsg(rt), "input 1 is NULL");
+  CHECK(mg_call_into(rt, NULL, &obs, 1, &logits, 1) == MG_EARG);
+  /* a Variable is not a place to write a result */
+  mg_value var;
+  CHECK_RT(rt, mg_eval(rt, "return mg.Variable(mg.zeros{1, 4})", &var, 1));
+  REQUIRE(var.type == MG_VTENSOR);
+  CHECK(mg_call_into(rt, policy, &obs, 1, &var.u.t, 1) == MG_EARG);
+  CHECK_CONTAINS(mg_runtime_errmsg(rt), "output 1 is a Variable");
+  mg_value_clear(&var);
+  /* names that are not staged functions, or staged functions a host cannot call this way */
+  mg_staged *h = (mg_staged *)1;
+  CHECK_RT(rt, mg_run_string(rt, "plain = function(x) return x end\n"
+                                 "tabled = mg.func(function(x) return {y = x} end)", NULL));
+  CHECK(mg_lookup_staged(rt, "plain", &obs, 1, &h) == MG_ESCRIPT && h == NULL);
+  CHECK_CONTAINS(mg_runtime_errmsg(rt), "'plain' is not a staged function");
+  CHECK(mg_lookup_staged(rt, "tabled", &obs, 1, &h) == MG_ESCRIPT && h == NULL);
+  CHECK_CONTAINS(mg_runtime_errmsg(rt), "must take only tensors");
+  CHECK(mg_lookup_staged(rt, "nowhere", &obs, 1, &h) == MG_ESCRIPT);
+  /* after all that, the handle still works */
+  CHECK_RT(rt, mg_call_into(rt, policy, &obs, 1, &logits, 1));
+  mg_runtime_free(rt);
+  mg_tensor_release(obs);
+  mg_tensor_release(obs2);
+  mg_tensor_release(logits);
+  mg_tensor_release(wrong_shape);
+  mg_tensor_release(wrong_dtype);
+}
+
+TEST(staged_call_into_retraces_when_a_guard_changes_and_allows_aliasing) {
+  frame_count fc = {0, 0};
+  mg_runtime_options o = {0};
+  o.alloc = frame_alloc;
+  o.alloc_ud = &fc;
+  mg_runtime *rt = mg_runtime_new(&o);
+  REQUIRE(rt);
+  CHECK_RT(rt, mg_run_string(rt, "scale = 2\nstep = mg.func(function(x) return x * scale + 1 end)", NULL));
+  float x[3] = {1, 2, 3};
+  int64_t shape[1] = {3};
+  mg_tensor *xt;
+  REQUIRE(mg_tensor_borrow(MG_FLOAT32, 1, shape, x, NULL, NULL, &xt) == MG_OK);
+  mg_staged *step;
+  CHECK_RT(rt, mg_lookup_staged(rt, "step", &xt, 1, &step));
+  REQUIRE(step);
+  CHECK_RT(rt, mg_call_into(rt, step, &xt, 1, &xt, 1));   /* x = step(x), in place */
+  CHECK(x[0] == 3 && x[1] == 5 && x[2] == 7);
+  CHECK_RT(rt, mg_run_string(rt, "scale = 10", NULL));
+  CHECK_RT(rt, mg_call_into(rt, step, &xt, 1, &xt, 1));   /* not the stale 2 */
+  CHECK(x[0] == 31 && x[1] == 51 && x[2] == 71);
+  mg_value n;
+  CHECK_RT(rt, mg_eval(rt, "return step:trace_count()", &n, 1));
+  CHECK(n.type == MG_VINTEGER && n.u.i == 2);
+  /* checking the guard every call allocates nothing either */
+  x[0] = x[1] = x[2] = 0;
+  fc.on = 1;
+  for (int i = 0; i < 3; i++) CHECK_RT(rt, mg_call_into(rt, step, &xt, 1, &xt, 1));
+  fc.on = 0;
+  CHECK(fc.grows == 0);
+  CHECK(x[0] == 111 && x[2] == 111);
+  mg_staged_free(rt, step);
+  mg_runtime_free(rt);
+  mg_tensor_release(xt);
+}

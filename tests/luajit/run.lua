@@ -87,7 +87,8 @@ for _, spec in ipairs(specs) do
   if skip_file[spec] then
     local listing = run("cd " .. q(ROOT) .. " && lua5.4 " .. BUSTED .. " --list " .. q(spec))
     local n = 0
-    for _, l in ipairs(lines(listing)) do if l:find("^" .. spec:gsub("%p", "%%%0") .. ":%d+: ") then n = n + 1 end end
+    -- one line per test, "file:line: name" (file: where `it` was called, maybe a shared runner)
+    for _, l in ipairs(lines(listing)) do if l:find("^[^:]+%.lua:%d+: ") then n = n + 1 end end
     n = math.max(n, 1)
     skipped = skipped + n
     print(("%s: 0 passed, 0 failed, %d skipped (the whole file: %s)"):format(spec, n, skip_file[spec]))

@@ -20,7 +20,7 @@ local f32 = h.f32
 
 describe("GradientTape: TF 2's examples", function()
   it("watches a constant: d(x*x)/dx at 3 is 6", function()
-    local x = mg.tensor(3.0)
+    local x = f32(3.0)
     local g = mg.GradientTape()
     g:watch(x)
     local y = x * x
@@ -131,7 +131,7 @@ describe("GradientTape: TF 2's examples", function()
   end)
 
   it("nested tapes: second derivative of x*x is 2 (both watch x)", function()
-    local x = mg.tensor(3.0)
+    local x = f32(3.0)
     local g = mg.GradientTape()
     g:watch(x)
     local gg = mg.GradientTape()
@@ -156,7 +156,7 @@ describe("GradientTape: TF 2's examples", function()
   end)
 
   it("third derivative with three tapes: x^3 at 2 gives 12, 12, 6", function()
-    local x = mg.tensor(2.0)
+    local x = f32(2.0)
     local t1, t2, t3 = mg.GradientTape(), mg.GradientTape(), mg.GradientTape()
     t1:watch(x); t2:watch(x); t3:watch(x)
     local y = x * x * x
@@ -182,7 +182,7 @@ describe("tape:gradient sources and results", function()
   end)
 
   it("a single tensor source gives a tensor, a list gives a list", function()
-    local x, y = f32{1, 2}, mg.tensor(5.0)
+    local x, y = f32{1, 2}, f32(5.0)
     local tape = mg.GradientTape{persistent = true}
     tape:watch({ x, { y } })             -- watch takes structures too
     local l = mg.sum(x) * y
@@ -194,7 +194,7 @@ describe("tape:gradient sources and results", function()
   end)
 
   it("a source never used is nil (or zeros when asked)", function()
-    local x, z = mg.tensor(1.0), f32{5, 6}
+    local x, z = f32(1.0), f32{5, 6}
     local tape = mg.GradientTape{persistent = true}
     tape:watch(x)
     tape:watch(z)
@@ -208,7 +208,7 @@ describe("tape:gradient sources and results", function()
   end)
 
   it("a tensor that was never watched gives nil, even as an input of a recorded op (TF)", function()
-    local x, c = mg.tensor(2.0), mg.tensor(5.0)
+    local x, c = f32(2.0), f32(5.0)
     local tape = mg.GradientTape{persistent = true}
     tape:watch(x)
     local y = x * c
@@ -298,7 +298,7 @@ end)
 
 describe("tape lifetime and recording control", function()
   it("a non-persistent tape answers once, then says why not", function()
-    local x = mg.tensor(2.0)
+    local x = f32(2.0)
     local tape = mg.GradientTape()
     tape:watch(x)
     local y = x * x
@@ -320,7 +320,7 @@ describe("tape lifetime and recording control", function()
   end)
 
   it("a persistent tape keeps recording across gradient calls", function()
-    local x = mg.tensor(2.0)
+    local x = f32(2.0)
     local tape = mg.GradientTape{persistent = true}
     tape:watch(x)
     local y = x * x
@@ -332,7 +332,7 @@ describe("tape lifetime and recording control", function()
   end)
 
   it("records from creation; stop() and start() pause and resume", function()
-    local x = mg.tensor(3.0)
+    local x = f32(3.0)
     local tape = mg.GradientTape{persistent = true}
     assert.is_true(tape:recording())
     tape:watch(x)
@@ -349,7 +349,7 @@ describe("tape lifetime and recording control", function()
   end)
 
   it("stop_recording(fn) returns fn's results and records nothing in it", function()
-    local x = mg.tensor(2.0)
+    local x = f32(2.0)
     local tape = mg.GradientTape()
     tape:watch(x)
     local b, extra = tape:stop_recording(function()
@@ -364,7 +364,7 @@ describe("tape lifetime and recording control", function()
   end)
 
   it("stop_recording: a constant-only result has no gradient (TF's example)", function()
-    local x = mg.tensor(3.0)
+    local x = f32(3.0)
     local tape = mg.GradientTape()
     tape:watch(x)
     local y = tape:stop_recording(function() return x * x end)
@@ -373,7 +373,7 @@ describe("tape lifetime and recording control", function()
   end)
 
   it("stop_recording pauses only this tape", function()
-    local x = mg.tensor(3.0)
+    local x = f32(3.0)
     local outer = mg.GradientTape()
     outer:watch(x)
     local inner = mg.GradientTape{persistent = true}
@@ -397,7 +397,7 @@ describe("tape lifetime and recording control", function()
   end)
 
   it("record(fn) records while fn runs and returns fn's results", function()
-    local x = mg.tensor(2.0)
+    local x = f32(2.0)
     local tape = mg.GradientTape{ record = false }
     assert.is_false(tape:recording())
     local y, n, s = tape:record(function(t)
@@ -413,39 +413,7 @@ describe("tape lifetime and recording control", function()
     near(tape:gradient(y, x), 12)
     assert.is_not_nil(after)
   end)
-
-  it("<close>: recording starts at creation and ends with the scope (Lua 5.4)", function()
-    if _VERSION ~= "Lua 5.4" then return end
-    local chunk = assert(load([[
-      local mg = ...
-      local x = mg.tensor({1.0, 2.0})
-      local tape, y
-      do
-        local t <close> = mg.GradientTape()
-        tape = t
-        t:watch(x)
-        assert(t:recording())
-        y = mg.sum(x * x)
-      end
-      local still = tape:recording()
-      return tape:gradient(y, x), still
-    ]], "close_chunk", "t"))
-    local g, still = chunk(mg)
-    assert.is_false(still)
-    near(g, { 2, 4 })
-    -- the gradient can be taken inside the scope too, and an error in the
-    -- scope still stops the tape
-    local tape2
-    local ok, err = pcall(assert(load([[
-      local mg, keep = ...
-      local t <close> = mg.GradientTape()
-      keep(t)
-      error("inside the scope")
-    ]], "close_chunk2", "t")), mg, function(t) tape2 = t end)
-    assert.is_false(ok)
-    assert.truthy(tostring(err):find("inside the scope", 1, true))
-    assert.is_false(tape2:recording())
-  end)
+  -- <close> on a tape: in lua54_spec.lua (LuaJIT has no <close>)
 end)
 
 describe("watching", function()
@@ -496,7 +464,7 @@ end)
 
 describe("errors of gradient()", function()
   it("an integer source", function()
-    local x = mg.tensor(2.0)
+    local x = f32(2.0)
     local tape = mg.GradientTape()
     tape:watch(x)
     local y = x * x
@@ -506,7 +474,7 @@ describe("errors of gradient()", function()
   end)
 
   it("a bad unconnected_gradients value", function()
-    local x = mg.tensor(2.0)
+    local x = f32(2.0)
     local tape = mg.GradientTape{persistent = true}
     tape:watch(x)
     local y = x * x
@@ -518,14 +486,14 @@ describe("errors of gradient()", function()
   end)
 
   it("missing or malformed sources, mismatched output_gradients", function()
-    local x = mg.tensor(2.0)
+    local x = f32(2.0)
     local tape = mg.GradientTape{persistent = true}
     tape:watch(x)
     local y = x * x
     tape:stop()
     fails(function() return tape:gradient(y) end, "sources are missing")
     fails(function() return tape:gradient(y, { x, "a" }) end, "source.2", "string")
-    fails(function() return tape:gradient(y, x, { output_gradients = { mg.tensor(1.0), mg.tensor(2.0) } }) end,
+    fails(function() return tape:gradient(y, x, { output_gradients = { f32(1.0), f32(2.0) } }) end,
       "2 output_gradients for 1 targets")
   end)
 
@@ -555,7 +523,7 @@ describe("jacobian and batch_jacobian", function()
   end)
 
   it("jacobian for a table of sources gives a table of jacobians", function()
-    local a, b = f32{1, 2}, mg.tensor(3.0)
+    local a, b = f32{1, 2}, f32(3.0)
     local tape = mg.GradientTape()
     tape:watch({ a, b })
     local y = a * b
@@ -613,8 +581,9 @@ describe("Variables", function()
     assert.are_not.equal(a.name, b.name)
     assert.equal("float64", mg.Variable({1, 2}, {dtype = mg.float64}).dtype)
     assert.equal("float32", mg.Variable(1.5).dtype)
-    assert.equal("int64", mg.Variable(3).dtype)
-    assert.is_false(mg.tensor(1.0):is_variable())
+    -- LuaJIT cannot tell 3 from 3.0: there a Variable made from a bare number is float32 (doc/luajit.md)
+    assert.equal(jit and "float32" or "int64", mg.Variable(3).dtype)
+    assert.is_false(f32(1.0):is_variable())
   end)
 
   it("assign, assign_add, assign_sub and read", function()
@@ -703,7 +672,7 @@ describe("custom_gradient", function()
   end)
 
   it("log1pexp in a tape: the gradient at 100 is 1 (the naive one is NaN)", function()
-    local x = mg.tensor(100.0)
+    local x = f32(100.0)
     local tape = mg.GradientTape()
     tape:watch(x)
     local y = log1pexp(x)
@@ -719,9 +688,9 @@ describe("custom_gradient", function()
   it("log1pexp through mg.grad, with values at 0 and elementwise", function()
     local dlog1pexp = mg.grad(log1pexp)
     near(dlog1pexp(0.0), 0.5)
-    near(dlog1pexp(mg.tensor(100.0)), 1)
+    near(dlog1pexp(f32(100.0)), 1)
     near(dlog1pexp(f32{0, 2}), { 0.5, 1 / (1 + math.exp(-2)) })
-    near(log1pexp(mg.tensor(0.0)), math.log(2))
+    near(log1pexp(f32(0.0)), math.log(2))
   end)
 
   it("clips the gradient flowing back (TF's clip_gradients example)", function()
@@ -740,7 +709,7 @@ describe("custom_gradient", function()
       assert.equal(3, k)                                 -- non-tensor args pass through
       return a * b * k, function(dy) return { dy * b * 100, dy * a } end
     end)
-    local a, b = mg.tensor(2.0), mg.tensor(5.0)
+    local a, b = f32(2.0), f32(5.0)
     local tape = mg.GradientTape()
     tape:watch({ a, b })
     local y = f(a, 3, b)
@@ -766,7 +735,7 @@ describe("custom_gradient", function()
 
   it("an error in the backward function surfaces as a Lua error", function()
     local bad = mg.custom_gradient(function(x) return x * 2, function() error("backward exploded") end end)
-    local x = mg.tensor(1.0)
+    local x = f32(1.0)
     local tape = mg.GradientTape()
     tape:watch(x)
     local y = bad(x)
@@ -775,7 +744,7 @@ describe("custom_gradient", function()
 
   it("a function that does not return a backward function is an error", function()
     local wrong = mg.custom_gradient(function(x) return x end)
-    fails(function() return wrong(mg.tensor(1.0)) end, "custom_gradient", "backward")
+    fails(function() return wrong(f32(1.0)) end, "custom_gradient", "backward")
   end)
 end)
 
@@ -799,7 +768,7 @@ describe("grad and value_and_grad", function()
 
   it("value_and_grad returns the value too; unused arguments give zeros", function()
     local v, g = mg.value_and_grad(function(a, b) return mg.sum(mg.exp(a)) end, {argnums = {1, 2}})(
-      mg.tensor({0, 1}, mg.float64), mg.tensor(4.0))
+      mg.tensor({0, 1}, mg.float64), f32(4.0))
     near(v, 1 + math.exp(1), 1e-12)
     assert.equal("float64", g[1].dtype)
     near(g[1], { 1, math.exp(1) }, 1e-12)

@@ -224,7 +224,7 @@ describe("runtime on symbolic tensors", function()
         local y
         R.if_stmt(R.gt(x, 0), function() y = x end, nil, function() return y end, function(v) y = v end, { "y" })
         return y
-      end)(mg.tensor(1.0))
+      end)(mg.tensor(1.0, mg.float32))
     end, THIS, "'y' is a float32 () tensor in the then branch but nil in the else branch", "used after it",
       "give it one before the if, or in both branches")
     fails(function()
@@ -232,7 +232,7 @@ describe("runtime on symbolic tensors", function()
         local s = "a"
         R.if_stmt(R.gt(x, 0), function() s = "b" end, nil, function() return s end, function(v) s = v end, { "s" })
         return x
-      end)(mg.tensor(1.0))
+      end)(mg.tensor(1.0, mg.float32))
     end, "'s' is a string in the then branch and a string in the else branch",
       "only tensors and numbers can depend on a tensor condition")
     fails(function()
@@ -241,7 +241,7 @@ describe("runtime on symbolic tensors", function()
         R.if_stmt(R.gt(x, 0), function() y = mg.cast(x, mg.int64) end, nil, function() return y end,
           function(v) y = v end, { "y" })
         return y
-      end)(mg.tensor(1.0))
+      end)(mg.tensor(1.0, mg.float32))
     end, "'y' is a int64 () tensor in the then branch and a float32 () tensor in the else branch",
       "same dtype and shape in both branches")
     fails(function()
@@ -250,7 +250,7 @@ describe("runtime on symbolic tensors", function()
         R.if_stmt(R.gt(mg.sum(x), 0), function() y = mg.sum(x) end, nil, function() return y end,
           function(v) y = v end, { "y" })
         return y
-      end)(mg.tensor{ 1.0, 2.0 })
+      end)(mg.tensor({ 1.0, 2.0 }, mg.float32))
     end, "'y' is a float32 () tensor in the then branch and a float32 (2) tensor in the else branch")
   end)
 
@@ -303,7 +303,7 @@ describe("runtime on symbolic tensors", function()
         R.while_stmt(function() return R.lt(mg.sum(x), 100) end, function() x = mg.concat({ x, x }, 1) end,
           function() return x end, function(v) x = v end, { "x" })
         return x
-      end)(mg.tensor{ 1.0 })
+      end)(mg.tensor({ 1.0 }, mg.float32))
     end, "loop variable 'x' enters this while loop with shape (1) and the body makes it a float32 (2) tensor")
     fails(function()
       return staged(function(x)
@@ -381,7 +381,7 @@ describe("runtime on symbolic tensors", function()
   it("repeat_stmt traces one iteration, then a while node", function()
     local f = staged(function(x)
       local n = 0
-      R.repeat_stmt(function() x = x // 2; n = n + 1; return R.le(x, 0) end, function() return x, n end,
+      R.repeat_stmt(function() x = mg.floordiv(x, 2); n = n + 1; return R.le(x, 0) end, function() return x, n end,
         function(a, b) x, n = a, b end, { "x", "n" })
       return n
     end)

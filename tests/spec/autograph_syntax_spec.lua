@@ -69,7 +69,8 @@ describe("autograph lexer", function()
       assert.equal(w, t[i][2])
       assert.equal(math.type(w), math.type(t[i][2]))
     end
-    assert.equal(math.mininteger, tokens("0x8000000000000000")[1][2])   -- hex integers wrap around
+    -- hex integers wrap around in Lua 5.4; LuaJIT (one number type) reads 2^63, as its own parser does
+    assert.equal(jit and 2 ^ 63 or math.mininteger, tokens("0x8000000000000000")[1][2])
     assert.matches("malformed number near '3x'", syntax_error("return 3x"))
   end)
 
@@ -78,7 +79,7 @@ describe("autograph lexer", function()
         b" "line\
 two"]])
     assert.equal("\a\b\f\n\r\t\v\\\"'", t[1][2])
-    assert.equal("AAB" .. "H" .. "\u{20AC}" .. "\u{7FFFFFFF}", t[2][2])
+    assert.equal("AAB" .. "H" .. "\xE2\x82\xAC" .. "\xFD\xBF\xBF\xBF\xBF\xBF", t[2][2])   -- UTF-8 of U+20AC, U+7FFFFFFF (spelt in bytes: LuaJIT's \u{} stops at 10FFFF)
     assert.equal("ab", t[3][2])
     assert.equal("line\ntwo", t[4][2])
     assert.equal(2, t[4][3])

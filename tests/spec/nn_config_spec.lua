@@ -1,8 +1,9 @@
 -- nn_config_spec.lua — saving and restoring models: get_config/from_config
 -- round trips for every layer, to_json/model_from_json for Sequential and
 -- functional models (shared layers, several inputs/outputs, nesting),
--- clone_model, weight files (safetensors) and model files, and the errors
--- for subclassed models. Also the Fashion-MNIST reader (IDX files).
+-- clone_model and the errors for subclassed models; every built-in layer
+-- class round-trips in a model with the same outputs once the weights are
+-- copied. Also the Fashion-MNIST reader (IDX files).
 local mg = require "moongrad"
 local nn = mg.nn
 local h = require "tests.spec.nn_helpers"
@@ -45,6 +46,76 @@ describe("layer configs", function()
       local again = cls.from_config(cls, json.decode(json.encode(cfg)))
       assert.equal(json.encode(cfg), json.encode(again:get_config()), l.class_name)
       assert.equal(l.class_name, again.class_name)
+    end
+  end)
+
+  -- every built-in layer class: {make, input shape(s) without the batch axis [, input dtype]}
+  local cases = {
+    Dense = { function() return nn.Dense(3, { activation = "tanh", use_bias = false, kernel_initializer = "he_normal",
+      kernel_regularizer = nn.regularizers.L1L2 { l1 = 0.01, l2 = 0.02 } }) end, { 4 } },
+    Conv2D = { function() return nn.Conv2D(4, { 3, 2 }, { strides = 2, padding = "same", activation = "relu",
+      dilation_rate = 1, bias_initializer = "ones", kernel_initializer = nn.initializers.RandomNormal { stddev = 0.3 } })
+      end, { 6, 6, 2 } },
+    Conv2DTranspose = { function() return nn.Conv2DTranspose(2, 3, { strides = 2, output_padding = 1 }) end,
+      { 4, 4, 3 } },
+    MaxPooling2D = { function() return nn.MaxPooling2D(3, 2, "same") end, { 6, 6, 2 } },
+    AveragePooling2D = { function() return nn.AveragePooling2D(2) end, { 4, 4, 2 } },
+    GlobalAveragePooling2D = { function() return nn.GlobalAveragePooling2D { keepdims = true } end, { 4, 4, 2 } },
+    GlobalMaxPooling2D = { function() return nn.GlobalMaxPooling2D() end, { 4, 4, 2 } },
+    Flatten = { function() return nn.Flatten() end, { 2, 3 } },
+    Reshape = { function() return nn.Reshape { 3, -1 } end, { 6 } },
+    Dropout = { function() return nn.Dropout(0.25, { seed = 5 }) end, { 4 } },
+    BatchNormalization = { function() return nn.BatchNormalization { momentum = 0.9, epsilon = 0.01,
+      gamma_regularizer = nn.regularizers.L2(0.1), center = false } end, { 4 } },
+    LayerNormalization = { function() return nn.LayerNormalization { axis = -1, epsilon = 1e-4,
+      beta_regularizer = nn.regularizers.L1(0.1) } end, { 4 } },
+    Embedding = { function() return nn.Embedding(10, 3, { embeddings_initializer = "random_uniform" }) end, { 5 }, "int64" },
+    Activation = { function() return nn.Activation("gelu") end, { 4 } },
+    Rescaling = { function() return nn.Rescaling(1 / 255, { offset = -0.5 }) end, { 4 } },
+    Add = { function() return nn.Add() end, { { 3 }, { 3 } } },
+    Subtract = { function() return nn.Subtract() end, { { 3 }, { 3 } } },
+    Multiply = { function() return nn.Multiply() end, { { 3 }, { 3 } } },
+    Average = { function() return nn.Average() end, { { 3 }, { 3 } } },
+    Maximum = { function() return nn.Maximum() end, { { 3 }, { 3 } } },
+    Minimum = { function() return nn.Minimum() end, { { 3 }, { 3 } } },
+    Concatenate = { function() return nn.Concatenate { axis = 2 } end, { { 3 }, { 2 } } },
+    SimpleRNN = { function() return nn.SimpleRNN(4, { return_sequences = true, activation = "relu" }) end, { 5, 2 } },
+    LSTM = { function() return nn.LSTM(4, { go_backwards = true, unit_forget_bias = false,
+      recurrent_regularizer = nn.regularizers.L2(0.01) }) end, { 5, 2 } },
+    GRU = { function() return nn.GRU(4, { reset_after = false, recurrent_activation = "hard_sigmoid" }) end, { 5, 2 } },
+  }
+  -- aliases, the base class and layers without a config of their own
+  local not_cases = { Layer = true, Input = true, InputLayer = true, Lambda = true, AvgPool2D = true,
+    MaxPool2D = true, GlobalAvgPool2D = true, GlobalMaxPool2D = true }
+
+  it("cover every built-in layer class: config, JSON and outputs round-trip in a model", function()
+    for name in pairs(nn.layers) do
+      assert.truthy(cases[name] or not_cases[name], "layer class " .. name .. " has no config round-trip case")
+    end
+    for name, case in pairs(cases) do
+      local layer = case[1]()
+      assert.equal(name, layer.class_name)
+      local cls = getmetatable(layer)
+      local cfg = layer:get_config()
+      local again = cls.from_config(cls, json.decode(json.encode(cfg)))
+      assert.equal(json.encode(cfg), json.encode(again:get_config()), name)
+      local shapes = case[2]
+      local multi = type(shapes[1]) == "table"
+      local ins, xs = {}, {}
+      for i, s in ipairs(multi and shapes or { shapes }) do
+        ins[i] = nn.Input { shape = s, dtype = case[3] }
+        local full = { 2 }
+        for _, d in ipairs(s) do full[#full + 1] = d end
+        xs[i] = case[3] and mg.random.integers(full, 1, 9) or mg.random.normal(full)
+      end
+      local m = nn.Model { inputs = multi and ins or ins[1], outputs = layer(multi and ins or ins[1]) }
+      local m2 = nn.model_from_json(m:to_json())
+      assert.equal(m:to_json(), m2:to_json(), name)
+      m2:set_weights(m:get_weights())
+      local x = multi and xs or xs[1]
+      near(m2(x), m(x), 1e-6, name)
+      local fresh = nn.clone_model(m)
+      assert.equal(#m.weights, #fresh.weights, name)
     end
   end)
 
@@ -127,48 +198,7 @@ describe("model configs", function()
   end)
 end)
 
-describe("weight files", function()
-  local function model()
-    return nn.Sequential { nn.Input { shape = { 3 } }, nn.Dense(4), nn.BatchNormalization(), nn.Dense(2) }
-  end
-
-  it("save_weights / load_weights in safetensors format", function()
-    local a, b = model(), model()
-    local path = h.tmpname(".safetensors")
-    a:save_weights(path)
-    b:load_weights(path)
-    for i, w in ipairs(a.weights) do near(b.weights[i], w, 0) end
-    -- the header is JSON after an 8-byte little-endian length
-    local f = assert(io.open(path, "rb"))
-    local data = f:read("a")
-    f:close()
-    local n = 0
-    for i = 8, 1, -1 do n = n * 256 + data:byte(i) end
-    local header = json.decode(data:sub(9, 8 + n))
-    assert.equal("F32", header[a.weights[1].name].dtype)
-    assert.same({ 3, 4 }, header[a.weights[1].name].shape)
-    assert.equal("moongrad", header.__metadata__.format)
-    local other = nn.Sequential { nn.Input { shape = { 3 } }, nn.Dense(5) }
-    fails(function() other:load_weights(path) end, "load_weights")
-    os.remove(path)
-  end)
-
-  it("model:save / nn.load_model keep the architecture and the weights", function()
-    local m = model()
-    m:compile { optimizer = "sgd", loss = "mse" }
-    m:fit(mg.random.normal { 8, 3 }, mg.random.normal { 8, 2 }, { epochs = 1, verbose = 0 })
-    local path = h.tmpname(".safetensors")
-    m:save(path)
-    local m2 = nn.load_model(path)
-    os.remove(path)
-    local x = mg.random.normal { 5, 3 }
-    near(m2(x), m(x), 1e-6)
-    local wpath = h.tmpname(".safetensors")
-    m:save_weights(wpath)
-    fails(function() nn.load_model(wpath) end, "holds weights only")
-    os.remove(wpath)
-  end)
-end)
+-- weight files, saved models and checkpoints: tests/spec/nn_saving_spec.lua
 
 describe("datasets", function()
   local idx = require "moongrad.datasets.idx"

@@ -63,13 +63,16 @@ end
 local function sum_all(t) return mg.sum(t):item() end
 
 -- Output size and leading padding of one axis (TF).
+-- floor division of integers, spelt so that LuaJIT parses it too (math.floor gives an integer under 5.4)
+local function idiv(a, b) return math.floor(a / b) end
+
 local function out_axis(n, k, s, d, pad)
   local keff = (k - 1) * d + 1
   if pad == "same" then
-    local o = (n + s - 1) // s
-    return o, math.max((o - 1) * s + keff - n, 0) // 2
+    local o = idiv(n + s - 1, s)
+    return o, idiv(math.max((o - 1) * s + keff - n, 0), 2)
   end
-  return (n - keff) // s + 1, 0
+  return idiv(n - keff, s) + 1, 0
 end
 
 -- conv2d on nested tables (x: N,H,W,C; w: KH,KW,C/groups,CO).
@@ -80,9 +83,9 @@ local function conv_ref(x, w, o)
   local groups, pad = o.groups or 1, o.padding or "valid"
   local OH, pt = out_axis(H, KH, sh, dh, pad)
   local OW, pl = out_axis(W, KW, sw, dw, pad)
-  local cog = CO // groups
+  local cog = idiv(CO, groups)
   return nd({ N, OH, OW, CO }, function(n, oh, ow, co)
-    local g, s = (co - 1) // cog, 0.0
+    local g, s = idiv(co - 1, cog), 0.0
     for kh = 1, KH do
       for kw = 1, KW do
         local ih = (oh - 1) * sh - pt + (kh - 1) * dh + 1
@@ -164,7 +167,7 @@ describe("conv2d", function()
       it(("matches the loop reference: config %d, %s"):format(i, dt), function()
         local o = cfg.o
         local x = U(cfg.shape, dt)
-        local w = U({ cfg.k[1], cfg.k[2], cfg.shape[4] // (o.groups or 1), cfg.co }, dt)
+        local w = U({ cfg.k[1], cfg.k[2], idiv(cfg.shape[4], o.groups or 1), cfg.co }, dt)
         local y = mg.conv2d(x, w, { strides = { o.sh or 1, o.sw or 1 }, padding = o.padding,
                                     dilation = { o.dh or 1, o.dw or 1 }, groups = o.groups })
         assert.are.equal(dt, y.dtype)
@@ -371,8 +374,8 @@ describe("pooling", function()
   end)
 
   it("sends each window's gradient to its first maximum; max_pool2d_grad_grad reads it back", function()
-    local x = mg.tensor({ { 1.0, 5, 5 }, { 2, 0, 4 }, { 7, 7, 1 } }):reshape { 1, 3, 3, 1 }
-    local dy = mg.tensor({ { 10.0, 20 }, { 30, 40 } }):reshape { 1, 2, 2, 1 }
+    local x = mg.tensor({ { 1.0, 5, 5 }, { 2, 0, 4 }, { 7, 7, 1 } }, mg.float32):reshape { 1, 3, 3, 1 }
+    local dy = mg.tensor({ { 10.0, 20 }, { 30, 40 } }, mg.float32):reshape { 1, 2, 2, 1 }
     local o = { ksize = 2, strides = 1 }
     local dx = mg.max_pool2d_grad(x, dy, o):reshape { 3, 3 }:totable()
     assert.are.same({ { 0, 30, 0 }, { 0, 0, 0 }, { 30, 40, 0 } }, dx)
@@ -532,7 +535,7 @@ end)
 
 describe("take_grad (the embedding gradient)", function()
   it("adds each slice of g at its row, repeated indices summing", function()
-    local g = mg.tensor { { 1.0, 2 }, { 3, 4 }, { 5, 6 } }
+    local g = mg.tensor({ { 1.0, 2 }, { 3, 4 }, { 5, 6 } }, mg.float32)
     assert.are.same({ { 3, 4 }, { 0, 0 }, { 6, 8 }, { 0, 0 } }, mg.take_grad(g, mg.tensor { 3, 1, 3 }, { size = 4 }):totable())
   end)
 
@@ -595,7 +598,7 @@ describe("softmax cross-entropy", function()
   end
 
   it("is stable for huge logits and keeps batch dimensions", function()
-    local logits = mg.tensor { { { 1000.0, -1000, 0 } }, { { -1000.0, 1000, 999 } } }   -- (2, 1, 3)
+    local logits = mg.tensor({ { { 1000.0, -1000, 0 } }, { { -1000.0, 1000, 999 } } }, mg.float32)   -- (2, 1, 3)
     local loss = mg.sparse_softmax_cross_entropy_with_logits(logits, mg.tensor { { 1 }, { 3 } })
     assert.are.same({ 2, 1 }, loss.shape)
     close(loss, { { 0 }, { math.log(1 + math.exp(-1)) + 1 } }, 1e-4)  -- float32 carries lse = 1000.31

@@ -945,6 +945,18 @@ function M.seed(n)
   end
   lib.mg_ctx_seed(ctx, n)
 end
+-- rng_state() -> seed, counter (as numbers: exact below 2^53); set_rng_state(seed, counter).
+function M.rng_state()
+  local sp, cp = ffi.new("uint64_t[1]"), ffi.new("uint64_t[1]")
+  lib.mg_ctx_rng_state(ctx, sp, cp)
+  return tonumber(sp[0]), tonumber(cp[0])
+end
+function M.set_rng_state(seed, counter)
+  if type(seed) ~= "number" or type(counter) ~= "number" then
+    error("bad argument to 'set_rng_state' (expected two integers)", 2)
+  end
+  lib.mg_ctx_set_rng_state(ctx, seed, counter)
+end
 function M.set_num_threads(n)
   lib.mg_set_num_threads(n)
   clear_daz()   -- its parallel region sets FTZ/DAZ on every thread, this one too
@@ -1095,6 +1107,57 @@ M.record_custom = nojit(function(list, output, backward)
   if type(backward) ~= "function" then error("bad argument #3 to 'record_custom' (function expected)", 2) end
   local id = keep_callback(backward)
   if lib.mg_tape_record_custom(ctx, nin, iv, out, backward_cb, ffi.cast("void *", id), free_cb) ~= 0 then
+    error(last_error(), 2)
+  end
+end)
+
+-- mg_backward_group_fn: calls backward({grad_outputs, n=}, {need...}) -> a
+-- list of gradients, one per input (nil where none or not needed).
+local group_cb = ffi.cast("mg_backward_group_fn", function(ud, nout, gouts, nin, need, gin)
+  local fn = callbacks[tonumber(ffi.cast("intptr_t", ud))]
+  local list, needs = { n = nout }, {}
+  for k = 0, nout - 1 do
+    if gouts[k] ~= nil then
+      lib.mg_tensor_retain(gouts[k])
+      list[k + 1] = push(gouts[k], false)
+    end
+  end
+  for i = 0, nin - 1 do needs[i + 1] = need[i] ~= 0 end
+  local ok, res = pcall(fn, list, needs)
+  if ok and type(res) ~= "table" then
+    ok, res = false, "gradient: a cond/while backward returned " .. typename(res) .. ", not a list"
+  end
+  if ok then
+    for i = 1, nin do
+      local v = res[i]
+      if v ~= nil and need[i - 1] ~= 0 then
+        local t, err = totensor(v, "gradient", i)
+        if not t then ok, res = false, "gradient: a cond/while backward's result " .. i .. ": " .. tostring(err); break end
+        gin[i - 1] = t
+      end
+    end
+  end
+  if not ok then
+    for i = 0, nin - 1 do
+      if gin[i] ~= nil then lib.mg_tensor_release(gin[i]); gin[i] = nil end
+    end
+    lib.mg_seterror(1, "%s", tostring(res))
+    return 1
+  end
+  return 0
+end)
+
+-- core.record_group({inputs}, {outputs}, backward)
+M.record_group = nojit(function(ins, outs, backward)
+  if type(ins) ~= "table" then error("bad argument #1 to 'record_group' (table expected, got " .. typename(ins) .. ")", 2) end
+  if type(outs) ~= "table" then error("bad argument #2 to 'record_group' (table expected, got " .. typename(outs) .. ")", 2) end
+  if type(backward) ~= "function" then
+    error("bad argument #3 to 'record_group' (function expected, got " .. typename(backward) .. ")", 2)
+  end
+  local iv, nin = read_list(ins, false, "input")
+  local ov, nout = read_list(outs, false, "output")
+  local id = keep_callback(backward)
+  if lib.mg_tape_record_group(ctx, nin, iv, nout, ov, group_cb, ffi.cast("void *", id), free_cb) ~= 0 then
     error(last_error(), 2)
   end
 end)
@@ -1270,6 +1333,55 @@ function M.graph_accepts(g, ...)
   return true
 end
 
+-- core.graph_call_or(graph, fallback, self, t1, ...): graph_call when the
+-- tensors fit the placeholders, else fallback(self, t1, ...) (a staged
+-- function's usual call).
+function M.graph_call_or(g, fallback, self, ...)
+  if M.graph_accepts(g, ...) then return M.graph_call(g, ...) end
+  return fallback(self, ...)
+end
+
+-- core.graph_externals({extra} | nil, g, ...) -> {tensors}, tracked, effect:
+-- the outer tensors the finished subgraphs use (captures, Variables read),
+-- each once; whether a tape recording at this trace depth tracks one of them
+-- or of `extra`; what the subgraphs do besides computing (or nil).
+function M.graph_externals(extra, ...)
+  local all, seen, effect = {}, {}, nil
+  for i = 1, select("#", ...) do
+    local h = check_graph((select(i, ...)), i + 1)
+    if not effect then
+      local e = lib.mg_graph_effect(h)
+      if e ~= nil then effect = ffi.string(e) end
+    end
+    local k = lib.mg_graph_externals(h, 0, nil)
+    if k > 0 then
+      local part = new("mg_tensor *[?]", k)
+      k = lib.mg_graph_externals(h, k, part)  -- the sizing call counted repeats
+      for j = 0, k - 1 do
+        local key = tonumber(ffi.cast("intptr_t", part[j]))
+        if not seen[key] then seen[key] = true; all[#all + 1] = part[j] end
+      end
+    end
+  end
+  local m = #all
+  local arr, res = new("mg_tensor *[?]", m > 0 and m or 1), { n = m }
+  for j = 1, m do
+    arr[j - 1] = all[j]
+    lib.mg_tensor_retain(all[j])
+    res[j] = push(all[j], false)
+  end
+  local any = lib.mg_tapes_track_any(ctx, m, arr) ~= 0
+  if type(extra) == "table" then
+    local one = new("mg_tensor *[1]")
+    for j = 1, #extra do
+      if any then break end
+      one[0] = testtensor(extra[j])
+      if one[0] ~= nil then any = lib.mg_tapes_track_any(ctx, 1, one) ~= 0 end
+    end
+  end
+  return res, any, effect
+end
+
 -- core.graph_optimize(graph [, passes]) -> {constfold=n, cse=n, ...}: passes
 -- is an integer mask, or a table switching passes off ({fuse=false}).
 M.graph_optimize = nojit(function(g, passes)
@@ -1301,12 +1413,17 @@ M.trace_cond = nojit(function(pred, a, b)
   return push_list(out, nout, false)
 end)
 
-M.trace_while = nojit(function(c, b, init, max_iter)
+-- core.trace_while(cond_graph, body_graph, {init}, max_iterations [, save]) -> {outputs}
+-- save: also the per-iteration stacks and the trip count, for the gradient
+-- (2n+1 outputs, mg_trace_while_save).
+M.trace_while = nojit(function(c, b, init, max_iter, save)
   local gc, gb = check_graph(c, 1), check_graph(b, 2)
   local v, n = tensor_list(init, "while_loop")
-  local out = new("mg_tensor *[?]", n > 0 and n or 1)
-  if lib.mg_trace_while(ctx, gc, gb, n, v, max_iter or -1, out) ~= 0 then error(last_error(), 2) end
-  return push_list(out, n, false)
+  local nout = save and 2 * n + 1 or n
+  local out = new("mg_tensor *[?]", nout > 0 and nout or 1)
+  local run = save and lib.mg_trace_while_save or lib.mg_trace_while
+  if run(ctx, gc, gb, n, v, max_iter or -1, out) ~= 0 then error(last_error(), 2) end
+  return push_list(out, nout, false)
 end)
 
 -- mg_host_fn: a Lua function inside a graph; results become new tensors.
@@ -1416,5 +1533,133 @@ local function text(s)
 end
 function graph_methods.pretty(g) return text(lib.mg_graph_pretty(check_graph(g, 1))) end
 function graph_methods.to_dot(g, name) return text(lib.mg_graph_to_dot(check_graph(g, 1), name)) end
+
+
+-- ---- files: safetensors and atomic writes (as lua/capi/io.c) ----------------------
+
+-- names, tensors, metadata, file dtypes of a parsed file (freed here).
+local function push_tensorfile(f)
+  local names, list, meta, dtypes = {}, {}, {}, {}
+  for i = 0, lib.mg_tensorfile_count(f) - 1 do
+    names[i + 1] = fstring(lib.mg_tensorfile_name(f, i))
+    local t = lib.mg_tensorfile_tensor(f, i)
+    lib.mg_tensor_retain(t)
+    list[i + 1] = push(t, true)
+    dtypes[i + 1] = fstring(lib.mg_tensorfile_dtype(f, i))
+  end
+  for i = 0, lib.mg_tensorfile_nmeta(f) - 1 do
+    meta[fstring(lib.mg_tensorfile_meta_key(f, i))] = fstring(lib.mg_tensorfile_meta_value(f, i))
+  end
+  lib.mg_tensorfile_free(f)
+  return names, list, meta, dtypes
+end
+
+local function check_string(v, argn, fname)
+  if type(v) ~= "string" then
+    error(format("bad argument #%d to '%s' (string expected, got %s)", argn, fname, typename(v)), 3)
+  end
+  return v
+end
+
+function M.safetensors_load(path)
+  check_string(path, 1, "safetensors_load")
+  local fp = new("mg_tensorfile *[1]")
+  if lib.mg_safetensors_load(path, fp) ~= 0 then error("mg." .. last_error(), 2) end
+  return push_tensorfile(fp[0])
+end
+
+function M.safetensors_parse(s, what)
+  check_string(s, 1, "safetensors_parse")
+  local fp = new("mg_tensorfile *[1]")
+  if lib.mg_safetensors_parse(s, #s, what or "<string>", fp) ~= 0 then error(last_error(), 2) end
+  return push_tensorfile(fp[0])
+end
+
+-- A const char *[n] over the strings of list (kept alive by the list).
+local function string_array(list, n, what)
+  local a = new("const char *[?]", n + 1)
+  for i = 1, n do
+    local v = list[i]
+    if type(v) ~= "string" then error(format("mg.save: %s %d must be a string, got %s", what, i, typename(v)), 3) end
+    a[i - 1] = v
+  end
+  return a
+end
+
+function M.safetensors_save(path, names, tensors, keys, vals)
+  check_string(path, 1, "safetensors_save")
+  if type(names) ~= "table" or type(tensors) ~= "table" then
+    error("bad argument to 'safetensors_save' (tables of names and tensors expected)", 2)
+  end
+  local n, nm = #names, keys and #keys or 0
+  if #tensors ~= n then error(format("mg.save: %d names but %d tensors", n, #tensors), 2) end
+  if nm > 0 and (type(vals) ~= "table" or #vals ~= nm) then
+    error("mg.save: metadata keys and values differ in number", 2)
+  end
+  local na = string_array(names, n, "name")
+  local ka, va = string_array(keys or {}, nm, "metadata key"), string_array(vals or {}, nm, "metadata value")
+  local ta = new("mg_tensor *[?]", n + 1)
+  for i = 1, n do
+    local h = testtensor(tensors[i])
+    if not h then error(format("mg.save: '%s' must be a tensor, got %s", names[i], typename(tensors[i])), 2) end
+    ta[i - 1] = h
+  end
+  if lib.mg_safetensors_save(path, n, na, ta, nm, ka, va) ~= 0 then error("mg." .. last_error(), 2) end
+end
+
+function M.write_file_atomic(path, s)
+  check_string(path, 1, "write_file_atomic")
+  check_string(s, 2, "write_file_atomic")
+  if lib.mg_write_file_atomic(path, s, #s) ~= 0 then error("mg.io." .. last_error(), 2) end
+end
+
+function M.read_file(path)
+  check_string(path, 1, "read_file")
+  local bp, lp = new("uint8_t *[1]"), new("size_t[1]")
+  if lib.mg_read_file(path, bp, lp) ~= 0 then error("mg.io." .. last_error(), 2) end
+  local s = fstring(bp[0], lp[0])
+  lib.mg_free(bp[0])
+  return s
+end
+
+-- ---- paths and directories (as lua/capi/io.c, over core/fs.c) ----------------------
+
+function M.path_exists(path) return lib.mg_path_exists(check_string(path, 1, "path_exists")) ~= 0 end
+function M.path_isdir(path) return lib.mg_path_isdir(check_string(path, 1, "path_isdir")) ~= 0 end
+
+function M.mkdir(path, parents)
+  check_string(path, 1, "mkdir")
+  if lib.mg_mkdir(path, parents and 1 or 0) ~= 0 then error("mg.io." .. last_error(), 2) end
+end
+
+function M.listdir(path)
+  check_string(path, 1, "listdir")
+  local bp, lp, np = new("char *[1]"), new("size_t[1]"), new("int[1]")
+  if lib.mg_listdir(path, bp, lp, np) ~= 0 then error("mg.io." .. last_error(), 2) end
+  local out, p = {}, bp[0]
+  for i = 1, np[0] do
+    local s = fstring(p)
+    out[i] = s
+    p = p + #s + 1
+  end
+  lib.mg_free(bp[0])
+  return out
+end
+
+function M.remove(path)
+  check_string(path, 1, "remove")
+  if lib.mg_remove(path) ~= 0 then error("mg.io." .. last_error(), 2) end
+end
+
+function M.remove_tree(path)
+  check_string(path, 1, "remove_tree")
+  if lib.mg_remove_tree(path) ~= 0 then error("mg.io." .. last_error(), 2) end
+end
+
+function M.rename(from, to)
+  check_string(from, 1, "rename")
+  check_string(to, 2, "rename")
+  if lib.mg_rename(from, to) ~= 0 then error("mg.io." .. last_error(), 2) end
+end
 
 return M

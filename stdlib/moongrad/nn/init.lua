@@ -58,6 +58,7 @@ M.model_from_json = saving.model_from_json
 M.model_from_config = saving.model_from_config
 M.clone_model = saving.clone_model
 M.load_model = saving.load_model
+M.register_layer = saving.register_layer
 M.serialize = saving.serialize
 M.deserialize = saving.deserialize
 M.plot_model = plot.plot_model

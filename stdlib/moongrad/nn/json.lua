@@ -19,6 +19,10 @@ end
 local function encode_number(v)
   if v ~= v or v == math.huge or v == -math.huge then return "null" end
   if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return string.format("%d", v) end
+  for _, f in ipairs({ "%.15g", "%.16g" }) do   -- the shortest text that reads back the same
+    local s = string.format(f, v)
+    if tonumber(s) == v then return s end
+  end
   return string.format("%.17g", v)
 end
 

@@ -119,6 +119,16 @@ function Layer:add_weight(opts)
   return v
 end
 
+-- Non-weight state that saving keeps (a Dropout's seed counter): out of
+-- `weights` and of the optimizer, but written by save_weights, model:save
+-- and checkpoints, so a resumed run draws the same masks.
+function Layer:_add_state(name, v)
+  local list = rawget(self, "_state_vars")
+  if not list then list = {}; rawset(self, "_state_vars", list) end
+  list[#list + 1] = { name = name, var = v }
+  return v
+end
+
 -- The layers tracked on fields, in order (lists of layers flattened).
 function Layer:_sublayers()
   local out = {}

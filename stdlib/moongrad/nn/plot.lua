@@ -1,5 +1,5 @@
 -- moongrad.nn.plot: nn.plot_model(model, "m.dot" | "m.png" | "m.svg",
--- {show_shapes=false, show_layer_names=true, rankdir="TB", expand_nested=false})
+-- {show_shapes=false, show_layer_names=true, show_layer_activations=false, rankdir="TB"})
 -- writes the layer graph as Graphviz DOT; for .png/.svg/.pdf it runs `dot`
 -- (Debian's graphviz) on it, with a clear error when it is missing.
 -- Returns the DOT text. Portable Lua (5.4 and LuaJIT).
@@ -8,40 +8,61 @@ local util = require("moongrad.nn.util")
 local M = {}
 
 local function esc(s) return (tostring(s):gsub('[\\"]', "\\%0")) end
+-- Record-label text: the record syntax characters escaped too.
+local function resc(s) return (tostring(s):gsub('[\\"{}|<>]', "\\%0")) end
 
-local function node_label(l, model, opts)
-  local parts = {}
-  if opts.show_layer_names ~= false then parts[#parts + 1] = l.name .. " (" .. l.class_name .. ")" else
-    parts[#parts + 1] = l.class_name end
-  if opts.show_shapes then
-    local nodes = model._model_nodes and model:_model_nodes(l) or {}
-    local ins, outs = {}, {}
-    for _, n in ipairs(nodes) do
-      for _, t in ipairs(n.inputs) do ins[#ins + 1] = util.shape_str(t.shape) end
-      for _, t in ipairs(n.outputs) do outs[#outs + 1] = util.shape_str(t.shape) end
-    end
-    if l.class_name == "InputLayer" then ins = outs end
-    parts[#parts + 1] = "input: " .. table.concat(ins, ", ")
-    parts[#parts + 1] = "output: " .. table.concat(outs, ", ")
+-- A node's record label: "name (Class)" on top; with show_shapes a row
+-- below split into the input and output shapes (Keras's layout).
+local function node_label(l, model, opts, nodes)
+  local title = opts.show_layer_names ~= false and (l.name .. " (" .. l.class_name .. ")") or l.class_name
+  if opts.show_layer_activations and l.activation then
+    local act = require("moongrad.nn.activations").serialize(l.activation)
+    if act ~= "linear" then title = title .. " " .. act end
   end
-  return table.concat(parts, "\\n")
+  if not opts.show_shapes then return resc(title) end
+  local ins, outs = {}, {}
+  for _, n in ipairs(nodes) do
+    for _, t in ipairs(n.inputs) do ins[#ins + 1] = util.shape_str(t.shape) end
+    for _, t in ipairs(n.outputs) do outs[#outs + 1] = util.shape_str(t.shape) end
+  end
+  if l.class_name == "InputLayer" then ins = outs end
+  if #outs == 0 then
+    local s = rawget(l, "_last_output_shape")
+    outs = { s and util.shape_str(s) or "?" }
+    if #ins == 0 then ins = { "?" } end
+  end
+  return string.format("{%s|{input: %s|output: %s}}", resc(title), resc(table.concat(ins, ", ")),
+    resc(table.concat(outs, ", ")))
 end
 
--- The DOT text of a model's layer graph.
+-- The DOT text of a model's layer graph (a Sequential's input shown as its InputLayer).
 function M.model_to_dot(model, opts)
   opts = opts or {}
   local lines = { string.format('digraph "%s" {', esc(model.name)),
     string.format('  rankdir=%s;', opts.rankdir or "TB"),
-    '  node [shape=record, fontname="Helvetica", fontsize=10];' }
+    '  node [shape=Mrecord, fontname="Helvetica", fontsize=11, style=filled, fillcolor="#f4f6fb", '
+      .. 'color="#4a5a7a"];',
+    '  edge [color="#4a5a7a", arrowsize=0.7];' }
+  local layers, nodes_of = {}, {}
+  local input_kt = model.class_name == "Sequential" and rawget(model, "_input_kt") or nil
+  if input_kt then
+    layers[1] = input_kt.node.layer
+    nodes_of[layers[1]] = { input_kt.node }
+  end
+  for _, l in ipairs(model.layers) do
+    layers[#layers + 1] = l
+    nodes_of[l] = model._model_nodes and model:_model_nodes(l) or {}
+  end
   local ids = {}
-  for i, l in ipairs(model.layers) do
+  for i, l in ipairs(layers) do
     ids[l] = "L" .. i
-    lines[#lines + 1] = string.format('  L%d [label="%s"];', i, esc(node_label(l, model, opts)))
+    local extra = l.class_name == "InputLayer" and ', fillcolor="#e3ecd9"' or ""
+    lines[#lines + 1] = string.format('  L%d [label="%s"%s];', i, node_label(l, model, opts, nodes_of[l]), extra)
   end
   local edges = {}
   if model.class_name == "Functional" then
-    for _, l in ipairs(model.layers) do
-      for _, n in ipairs(model:_model_nodes(l)) do
+    for _, l in ipairs(layers) do
+      for _, n in ipairs(nodes_of[l]) do
         for _, t in ipairs(n.inputs) do
           local from = ids[t.node.layer]
           if from then edges[#edges + 1] = string.format("  %s -> %s;", from, ids[l]) end
@@ -49,11 +70,7 @@ function M.model_to_dot(model, opts)
       end
     end
   else
-    local prev
-    for i, l in ipairs(model.layers) do
-      if prev then edges[#edges + 1] = string.format("  L%d -> L%d;", i - 1, i) end
-      prev = l
-    end
+    for i = 2, #layers do edges[#edges + 1] = string.format("  L%d -> L%d;", i - 1, i) end
   end
   local seen = {}
   for _, e in ipairs(edges) do

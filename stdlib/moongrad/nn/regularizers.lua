@@ -50,6 +50,10 @@ function M.l1_l2(cfg) return L1L2({ l1 = cfg and cfg.l1 or 0.01, l2 = cfg and cf
 
 function M.get(id)
   if id == nil then return nil end
+  if id == "<function>" then
+    error("a regularizer that was a Lua function cannot be rebuilt from a config (use nn.regularizers.L1/L2/L1L2, "
+      .. "or set it again after loading)", 3)
+  end
   if type(id) == "string" then
     local f = ({ l1 = M.L1, l2 = M.L2, l1_l2 = M.l1_l2 })[id]
     if not f then error("unknown regularizer '" .. id .. "' (l1, l2, l1_l2)", 3) end

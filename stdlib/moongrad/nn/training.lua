@@ -10,7 +10,8 @@
 -- (weights, optimizer slots, Dropout seeds, metric state) is created before
 -- the first trace. Batches are views (unshuffled) or one `take` of shuffled
 -- rows; the permutation comes from mg.random, so mg.random.seed makes a
--- run reproducible. Portable Lua (5.4 and LuaJIT).
+-- run reproducible. fit/evaluate/predict also take an mg.data Dataset of
+-- (x, y) batches (see _fit_dataset). Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local Model = require("moongrad.nn.model")
 local util = require("moongrad.nn.util")
@@ -57,6 +58,50 @@ end
 local function rows(x, i, j) return map(x, function(t) return t:slice { { i, j } } end) end
 local function take_rows(x, idx) return map(x, function(t) return mg.take(t, idx, 1) end) end
 
+-- ---- datasets (mg.data) ------------------------------------------------------------------------
+-- A Dataset's elements are (x, y) batches (a tuple {x, y}; x may itself be a
+-- list for several inputs); predict also takes x-only elements. Checked
+-- without loading mg.data: a dataset is a table with the method _iter.
+
+local function is_dataset(x) return type(x) == "table" and type(x._iter) == "function" and x.card ~= nil end
+
+local function split_element(e, what, need_y)
+  local x, y
+  if type(e) == "table" and getmetatable(e) == nil and #e >= 2 then x, y = e[1], e[2]
+  else x = e end
+  if type(e) == "table" and getmetatable(e) == nil and #e > 2 then
+    error(string.format("%s: the dataset's elements have %d components; expected (x, y) (sample weights are not supported)",
+      what, #e), 0)
+  end
+  if need_y and y == nil then
+    error(what .. ": the dataset's elements must be (x, y) pairs, e.g. Dataset.from_tensor_slices(x, y):batch(32)", 0)
+  end
+  return x, y
+end
+
+local function check_dataset_opts(what, y, opts)
+  if y ~= nil then
+    error(what .. ": y must not be given when x is a Dataset (its elements are (x, y) batches)", 3)
+  end
+  if opts.batch_size ~= nil then
+    error(what .. ": batch_size must not be given with a Dataset; batch the dataset itself: ds:batch(n)", 3)
+  end
+  if opts.validation_split ~= nil and opts.validation_split ~= 0 then
+    error(what .. ": validation_split is not supported with a Dataset; give validation_data (a Dataset)", 3)
+  end
+end
+
+-- Steps of one pass over ds (nil when unknown); an infinite ds needs `given`.
+local function dataset_steps(ds, given, what, optname)
+  local c = ds.card
+  if given then return (c >= 0) and math.min(c, given) or given end
+  if c == -1 then
+    error(string.format("%s: the dataset is infinite (repeat_ with no count); give %s", what, optname), 3)
+  end
+  if c >= 0 then return c end
+  return nil
+end
+
 -- A random permutation of 1..n (Fisher-Yates on mg.random draws).
 local function permutation(n)
   local u = mg.random.uniform({ n }, 0, 1, "float64"):totable()
@@ -75,6 +120,7 @@ end
 -- model:compile{optimizer=, loss=, metrics={...}, loss_weights=, run_eagerly=false}
 function Model:compile(opts)
   opts = opts or {}
+  rawset(self, "_compile_args", opts)   -- kept for model:save (nn/saving.lua)
   local optim = require("moongrad.optim")
   rawset(self, "optimizer", optim.get(opts.optimizer or "rmsprop"))
   local noutputs = self.outputs and #self.outputs or 1
@@ -290,6 +336,9 @@ local FIT_OPTIONS = util.set { "x", "y", "epochs", "batch_size", "verbose", "cal
   "validation_data", "shuffle", "initial_epoch", "steps_per_epoch", "validation_batch_size", "validation_freq" }
 
 local function parse_call(x, y, opts, allowed, what)
+  if is_dataset(x) and is_list(y) and opts == nil and (next(y) == nil or not mg.is_tensor(y[1])) then
+    opts, y = y, nil   -- fit(ds, {epochs=2})
+  end
   if is_list(x) and (x.x ~= nil or x.epochs ~= nil or x.batch_size ~= nil) and y == nil and opts == nil then
     opts = x
     x, y = opts.x, opts.y
@@ -313,6 +362,7 @@ end
 function Model:fit(x, y, opts)
   x, y, opts = parse_call(x, y, opts, FIT_OPTIONS, "fit")
   check_compiled(self, "fit")
+  if is_dataset(x) then return self:_fit_dataset(x, y, opts) end
   if y == nil then error("fit: y (the targets) is missing", 2) end
   local n = check_same_count(x, y)
   local batch = opts.batch_size or 32
@@ -388,6 +438,7 @@ local EVAL_OPTIONS = util.set { "x", "y", "batch_size", "verbose", "return_dict"
 function Model:evaluate(x, y, opts)
   x, y, opts = parse_call(x, y, opts, EVAL_OPTIONS, "evaluate")
   check_compiled(self, "evaluate")
+  if is_dataset(x) then return self:_evaluate_dataset(x, y, opts) end
   if y == nil then error("evaluate: y (the targets) is missing", 2) end
   local n = check_same_count(x, y)
   local batch = opts.batch_size or 32
@@ -439,6 +490,7 @@ function Model:predict(x, opts)
   for k in pairs(opts) do
     if not PREDICT_OPTIONS[k] then error("predict: unknown option '" .. tostring(k) .. "'", 2) end
   end
+  if is_dataset(x) then return self:_predict_dataset(x, opts) end
   local n = num_samples(x, "x")
   local batch = opts.batch_size or 32
   ensure_built(self, x)
@@ -452,6 +504,124 @@ function Model:predict(x, opts)
     local i, j = (step - 1) * batch + 1, math.min(step * batch, n)
     parts[step] = fn(rows(x, i, j))
     if bar and bar:wants(step) then bar:update(step, {}) end
+  end
+  return concat_outputs(parts)
+end
+
+-- ---- fit / evaluate / predict on a Dataset --------------------------------------------------------------
+
+-- model:fit(ds, {epochs=, steps_per_epoch=, validation_data=ds_or_{x, y}, ...}): each epoch
+-- iterates ds afresh (so a shuffle in it reshuffles), or, with steps_per_epoch,
+-- takes that many batches from one iterator kept across epochs (a new one when
+-- it runs out: an epoch then ends early).
+function Model:_fit_dataset(ds, y, opts)
+  check_dataset_opts("fit", y, opts)
+  local epochs = opts.epochs or 1
+  local verbose = opts.verbose
+  if verbose == nil or verbose == "auto" then verbose = 1 end
+  local steps = dataset_steps(ds, opts.steps_per_epoch, "fit", "steps_per_epoch")
+  local it = ds:_iter()
+  local first = it()
+  if first == nil then error("fit: the dataset is empty", 2) end
+  local fx = split_element(first, "fit", true)
+  ensure_built(self, fx)
+  local train_fn = self:make_train_function()
+  local history = callbacks.History()
+  local list = {}
+  for _, cb in ipairs(opts.callbacks or {}) do list[#list + 1] = cb end
+  list[#list + 1] = history
+  if verbose ~= 0 then list[#list + 1] = callbacks.ProgbarLogger() end
+  local cbs = callbacks.CallbackList(list, self, { epochs = epochs, steps = steps, verbose = verbose })
+  rawset(self, "stop_training", false)
+  cbs:on_train_begin({})
+  local epoch_logs = {}
+  local pending = first   -- the element read to build the model
+  for epoch = (opts.initial_epoch or 0) + 1, epochs do
+    self:reset_metrics()
+    cbs:on_epoch_begin(epoch, {})
+    if not pending and (not opts.steps_per_epoch or it == nil) then it = ds:_iter() end
+    local step = 0
+    while not opts.steps_per_epoch or step < opts.steps_per_epoch do
+      local e = pending or it()
+      pending = nil
+      if e == nil then it = nil; break end
+      step = step + 1
+      local xb, yb = split_element(e, "fit", true)
+      cbs:on_train_batch_begin(step, {})
+      train_fn(xb, yb)
+      cbs:on_train_batch_end(step, lazy_logs(self))
+      if self.stop_training then break end
+    end
+    if step == 0 then error(string.format("fit: epoch %d had no batches (the dataset ran out)", epoch), 2) end
+    epoch_logs = self:get_metrics_result()
+    local freq = opts.validation_freq or 1
+    local vd = opts.validation_data
+    if vd ~= nil and (epoch % freq == 0) then
+      local vl
+      if is_dataset(vd) then
+        vl = self:evaluate(vd, nil, { verbose = 0, return_dict = true })
+      else
+        vl = self:evaluate(vd[1] or vd.x, vd[2] or vd.y, { batch_size = opts.validation_batch_size or 32,
+          verbose = 0, return_dict = true })
+      end
+      for k, v in pairs(vl) do epoch_logs["val_" .. k] = v end
+    end
+    cbs:on_epoch_end(epoch, epoch_logs)
+    if self.stop_training then break end
+  end
+  cbs:on_train_end(epoch_logs)
+  return history
+end
+
+-- model:evaluate(ds, nil, {steps=, verbose=, return_dict=}): the metrics over ds (or its first `steps` batches).
+function Model:_evaluate_dataset(ds, y, opts)
+  check_dataset_opts("evaluate", y, opts)
+  local verbose = opts.verbose
+  if verbose == nil or verbose == "auto" then verbose = 1 end
+  local steps = dataset_steps(ds, opts.steps, "evaluate", "steps")
+  local it = ds:_iter()
+  local first = it()
+  if first == nil then error("evaluate: the dataset is empty", 2) end
+  ensure_built(self, (split_element(first, "evaluate", true)))
+  local fn = self:make_test_function()
+  self:reset_metrics()
+  local bar = verbose ~= 0 and progress.Progbar(steps, { verbose = verbose }) or nil
+  local cbs = callbacks.CallbackList(opts.callbacks or {}, self, { steps = steps, verbose = verbose })
+  cbs:on_test_begin({})
+  local step, e = 0, first
+  while e ~= nil and (not opts.steps or step < opts.steps) do
+    step = step + 1
+    cbs:on_test_batch_begin(step, {})
+    fn(split_element(e, "evaluate", true))
+    cbs:on_test_batch_end(step, lazy_logs(self))
+    if bar and bar:wants(step) then
+      bar:update(step, callbacks._ordered_logs(self, self:get_metrics_result(), false))
+    end
+    e = (not opts.steps or step < opts.steps) and it() or nil
+  end
+  local logs = self:get_metrics_result()
+  cbs:on_test_end(logs)
+  return results(self, logs, opts.return_dict)
+end
+
+-- model:predict(ds, {steps=}): the outputs for every element's x (elements may be x or (x, y)).
+function Model:_predict_dataset(ds, opts)
+  if opts.batch_size ~= nil then
+    error("predict: batch_size must not be given with a Dataset; batch the dataset itself: ds:batch(n)", 3)
+  end
+  local steps = dataset_steps(ds, opts.steps, "predict", "steps")
+  local it = ds:_iter()
+  local e = it()
+  if e == nil then error("predict: the dataset is empty", 2) end
+  ensure_built(self, (split_element(e, "predict", false)))
+  local fn = self:make_predict_function()
+  local verbose = opts.verbose or 0
+  local bar = verbose ~= 0 and progress.Progbar(steps, { verbose = verbose }) or nil
+  local parts = {}
+  while e ~= nil and (not opts.steps or #parts < opts.steps) do
+    parts[#parts + 1] = fn((split_element(e, "predict", false)))
+    if bar and bar:wants(#parts) then bar:update(#parts, {}) end
+    e = (not opts.steps or #parts < opts.steps) and it() or nil
   end
   return concat_outputs(parts)
 end

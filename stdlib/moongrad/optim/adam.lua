@@ -2,7 +2,9 @@
 -- form: alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) once per step,
 -- then per parameter m += (g - m)(1 - beta_1), v += (g^2 - v)(1 - beta_2),
 -- var -= alpha * m / (sqrt(v) + epsilon) (amsgrad keeps the running max of v).
--- Staged, each line is one fused elementwise pass. Portable Lua (5.4 and LuaJIT).
+-- Each parameter's step is one mg.adam_update: a single pass that updates the
+-- parameter and its slots in place, with AdamW's decoupled decay folded in
+-- (var -= lr * weight_decay * var, from the old var). Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local Optimizer = require("moongrad.optim.optimizer")
 
@@ -24,25 +26,27 @@ function Adam:_create_slots(v)
   if self.amsgrad then self:add_slot(v, "vhat") end
 end
 
+-- The base class leaves the decoupled weight decay to _update (see decay below).
+Adam._fused_weight_decay = true
+
 function Adam:_prepare(lr)
   local t = mg.cast(self.iterations + 1, "float32")
   local b1 = 1 - mg.pow(self.beta_1, t)
   local b2 = 1 - mg.pow(self.beta_2, t)
-  return { alpha = lr * mg.sqrt(b2) / b1 }
+  local wd = self.weight_decay
+  local decay = 0
+  if wd and wd ~= 0 and self.decoupled_weight_decay ~= false then decay = lr * wd end
+  return { alpha = lr * mg.sqrt(b2) / b1, decay = decay,
+    opts = { beta_1 = self.beta_1, beta_2 = self.beta_2, epsilon = self.epsilon, amsgrad = self.amsgrad and true or false } }
 end
 
 function Adam:_update(var, g, _, step)
   local m, v = self:slot(var, "m"), self:slot(var, "v")
-  local mn = m + (g - m) * (1 - self.beta_1)
-  local vn = v + (mg.square(g) - v) * (1 - self.beta_2)
-  m:assign(mn)
-  v:assign(vn)
   if self.amsgrad then
-    local vh = self:slot(var, "vhat")
-    vn = mg.maximum(vh, vn)
-    vh:assign(vn)
+    mg.adam_update({ var, m, v, self:slot(var, "vhat"), g, step.alpha, step.decay }, step.opts)
+  else
+    mg.adam_update({ var, m, v, g, step.alpha, step.decay }, step.opts)
   end
-  var:assign_sub(mn * step.alpha / (mg.sqrt(vn) + self.epsilon))
 end
 
 local AdamW = Adam:extend("AdamW")

@@ -176,8 +176,8 @@ function Optimizer:apply_gradients(grads, vars)
   for _, p in ipairs(pairs_) do
     local g, v = p[1], p[2]
     if g.dtype ~= v.dtype then g = mg.cast(g, v.dtype) end
-    if wd and wd ~= 0 and self.decoupled_weight_decay ~= false then
-      v:assign_sub(v * (lr * wd))
+    if wd and wd ~= 0 and self.decoupled_weight_decay ~= false and not self._fused_weight_decay then
+      v:assign_sub(v * (lr * wd))  -- (Adam folds it into its one-pass update)
     end
     self:_update(v, g, lr, step)
   end
@@ -192,6 +192,78 @@ function Optimizer:minimize(loss_fn, vars)
   tape:stop()
   self:apply_gradients(tape:gradient(loss, vars), vars)
   return loss
+end
+
+-- ---- state (saving and checkpoints) ---------------------------------------------------
+
+-- The state as {key, variable} pairs, in a stable order: "iterations", the
+-- "learning_rate" Variable (when not a schedule), then every slot as
+-- "<parameter name>/<slot>", the parameter named by `names[var]` (a model's
+-- weight paths); a parameter without a name is "var_<k>", k counting
+-- parameters in the order their slots were made.
+function Optimizer:_state_pairs(names)
+  names = names or {}
+  local out = { { "iterations", self.iterations } }
+  local lr = rawget(self, "_lr")
+  if lr and not rawget(self, "_schedule") then out[2] = { "learning_rate", lr } end
+  local owner = {}
+  for var, s in pairs(rawget(self, "_slots")) do
+    for slot, sv in pairs(s) do owner[sv] = { var = var, slot = slot } end
+  end
+  local var_keys, k = {}, 0
+  for _, sv in ipairs(rawget(self, "_slot_list")) do
+    local o = owner[sv]
+    if o then
+      if not var_keys[o.var] then
+        k = k + 1
+        var_keys[o.var] = names[o.var] or ("var_" .. k)
+      end
+      out[#out + 1] = { var_keys[o.var] .. "/" .. o.slot, sv }
+    end
+  end
+  return out
+end
+
+-- get_state(names) -> {key = tensor}: a copy of the state (see _state_pairs).
+function Optimizer:get_state(names)
+  local out = {}
+  for _, p in ipairs(self:_state_pairs(names)) do out[p[1]] = mg.tensor(p[2]) end
+  return out
+end
+
+-- set_state(tensors, vars, names [, where]): makes the slots of `vars` (the
+-- parameters it will update) and assigns every key found in `tensors`,
+-- checking shapes first, so a bad file changes nothing. A state saved
+-- before any update holds no slots; the slots then stay zero.
+function Optimizer:set_state(tensors, vars, names, where)
+  where = where or "optimizer state"
+  self:build(vars or {})
+  local pairs_ = self:_state_pairs(names)
+  local has_slots = false
+  for key in pairs(tensors) do
+    if key ~= "iterations" and key ~= "learning_rate" then has_slots = true end
+  end
+  local todo, missing = {}, {}
+  for _, p in ipairs(pairs_) do
+    local key, var = p[1], p[2]
+    local t = tensors[key]
+    if t == nil then
+      if key == "iterations" or (key ~= "learning_rate" and has_slots) then missing[#missing + 1] = key end
+    else
+      local same = #t.shape == #var.shape
+      for d = 1, #var.shape do same = same and t.shape[d] == var.shape[d] end
+      if not same then
+        error(string.format("%s: optimizer %s's %s has shape (%s) but the saved value has (%s)", where, self.name, key,
+          table.concat(var.shape, ", "), table.concat(t.shape, ", ")), 0)
+      end
+      todo[#todo + 1] = { var, t }
+    end
+  end
+  if #missing > 0 then
+    error(string.format("%s: no saved value for optimizer %s's %s (was it saved from the same model and optimizer "
+      .. "class?)", where, self.name, table.concat(missing, ", ", 1, math.min(#missing, 5))), 0)
+  end
+  for _, p in ipairs(todo) do p[1]:assign(p[2].dtype == p[1].dtype and p[2] or mg.cast(p[2], p[1].dtype)) end
 end
 
 function Optimizer:get_config()

@@ -2,7 +2,8 @@
 -- RMSprop: v = rho*v + (1-rho)*g^2; var -= lr*g / sqrt(v + eps) (centered
 -- subtracts the squared running mean of g; momentum accumulates the step).
 -- Adagrad: acc += g^2; var -= lr*g / sqrt(acc + eps).
--- Portable Lua (5.4 and LuaJIT).
+-- Each parameter's step is one mg.rmsprop_update / mg.adagrad_update (one
+-- pass, in place). Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local Optimizer = require("moongrad.optim.optimizer")
 
@@ -24,28 +25,13 @@ function RMSprop:_create_slots(v)
 end
 
 function RMSprop:_update(var, g, lr)
-  local vel = self:slot(var, "velocity")
-  local rho = self.rho
-  local vn = vel * rho + mg.square(g) * (1 - rho)
-  vel:assign(vn)
-  local denom
-  if self.centered then
-    local ag = self:slot(var, "average_gradient")
-    local an = ag * rho + g * (1 - rho)
-    ag:assign(an)
-    denom = vn - mg.square(an) + self.epsilon
-  else
-    denom = vn + self.epsilon
-  end
-  local inc = g * lr / mg.sqrt(denom)
-  if self.momentum ~= 0 then
-    local m = self:slot(var, "momentum")
-    local mn = m * self.momentum + inc
-    m:assign(mn)
-    var:assign_sub(mn)
-  else
-    var:assign_sub(inc)
-  end
+  local inputs = { var, self:slot(var, "velocity") }
+  if self.momentum ~= 0 then inputs[#inputs + 1] = self:slot(var, "momentum") end
+  if self.centered then inputs[#inputs + 1] = self:slot(var, "average_gradient") end
+  inputs[#inputs + 1] = g
+  inputs[#inputs + 1] = lr
+  mg.rmsprop_update(inputs, { rho = self.rho, momentum = self.momentum, epsilon = self.epsilon,
+    centered = self.centered and true or false })
 end
 
 local Adagrad = Optimizer:extend("Adagrad")
@@ -61,10 +47,7 @@ function Adagrad:_create_slots(v)
 end
 
 function Adagrad:_update(var, g, lr)
-  local acc = self:slot(var, "accumulator")
-  local an = acc + mg.square(g)
-  acc:assign(an)
-  var:assign_sub(g * lr / mg.sqrt(an + self.epsilon))
+  mg.adagrad_update(var, self:slot(var, "accumulator"), g, lr, { epsilon = self.epsilon })
 end
 
 return M

@@ -1,6 +1,8 @@
 -- moongrad.optim.sgd: SGD with optional (Nesterov) momentum, Keras 3's
 -- update: m = momentum*m - lr*g; var += m (Nesterov: var += momentum*m - lr*g).
+-- Each parameter's step is one mg.sgd_update (one pass, in place).
 -- Portable Lua (5.4 and LuaJIT).
+local mg = require("moongrad")
 local Optimizer = require("moongrad.optim.optimizer")
 
 local SGD = Optimizer:extend("SGD")
@@ -17,17 +19,10 @@ end
 
 function SGD:_update(v, g, lr)
   if self.momentum == 0 then
-    v:assign_sub(g * lr)
+    mg.sgd_update({ v, g, lr })
     return
   end
-  local m = self:slot(v, "momentum")
-  local mn = m * self.momentum - g * lr
-  m:assign(mn)
-  if self.nesterov then
-    v:assign_add(mn * self.momentum - g * lr)
-  else
-    v:assign_add(mn)
-  end
+  mg.sgd_update({ v, self:slot(v, "momentum"), g, lr }, { momentum = self.momentum, nesterov = self.nesterov })
 end
 
 return SGD

@@ -108,15 +108,6 @@ return {
       end
       return bi, best
     end },
-  { name = "local function recursion with a tensor base case", stages = { "cond" }, inputs = { { 3 }, { 12 } },
-    fn = function(x)
-      local function halve(v, depth)
-        if depth == 0 then return v end
-        if v > 4 then v = v // 2 end
-        return halve(v, depth - 1)
-      end
-      return halve(x, 3)
-    end },
   { name = "function stored in a table", stages = { "cond" }, inputs = { { 4 }, { -4 } },
     fn = function(x)
       local ops = { f = helper_abs }

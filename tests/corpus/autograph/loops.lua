@@ -2,15 +2,6 @@
 local mg = require("moongrad")
 
 return {
-  { name = "collatz steps", stages = { "while" }, inputs = { { 6 }, { 27 }, { 1 } },
-    fn = function(n)
-      local steps = 0
-      while n ~= 1 do
-        if n % 2 == 0 then n = n // 2 else n = 3 * n + 1 end
-        steps = steps + 1
-      end
-      return steps
-    end },
   { name = "gcd", stages = { "while" }, inputs = { { 48, 18 }, { 17, 5 }, { 100, 75 } },
     fn = function(a, b)
       while b ~= 0 do a, b = b, a % b end
@@ -24,16 +15,6 @@ return {
         i = i + 1
       end
       return s
-    end },
-  { name = "power by squaring", stages = { "while", "cond" }, inputs = { { 3, 5 }, { 2, 10 }, { 7, 0 } },
-    fn = function(b, e)
-      local r = 1
-      while e > 0 do
-        if e % 2 == 1 then r = r * b end
-        b = b * b
-        e = e // 2
-      end
-      return r
     end },
   { name = "newton sqrt (20 unrolled steps)", inputs = { { 2.0 }, { 9.0 } },
     fn = function(x)
@@ -51,15 +32,6 @@ return {
         n = n + 1
       end
       return g, n
-    end },
-  { name = "digits (repeat-until)", stages = { "while" }, inputs = { { 0 }, { 7 }, { 12345 } },
-    fn = function(n)
-      local c = 0
-      repeat
-        n = n // 10
-        c = c + 1
-      until n == 0
-      return c
     end },
   { name = "repeat with a body local in until", stages = { "while" }, inputs = { { 5 }, { 1 } },
     fn = function(n)

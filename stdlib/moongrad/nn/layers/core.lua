@@ -110,7 +110,8 @@ function Dropout:build()
   if not s then
     s = core.tracing() and (7919 * seed_counter) or mg.random.integers({ 1 }, 1, 2147483646):item()
   end
-  rawset(self, "_seed_var", mg.Variable(mg.tensor(s, "int64"), { name = self.name .. "/seed", trainable = false }))
+  rawset(self, "_seed_var", self:_add_state("seed",
+    mg.Variable(mg.tensor(s, "int64"), { name = self.name .. "/seed", trainable = false })))
 end
 
 function Dropout:call(x, training)

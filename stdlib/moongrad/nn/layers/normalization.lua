@@ -128,6 +128,8 @@ function BN:get_config()
   cfg.gamma_initializer = initializers.serialize(self.gamma_initializer)
   cfg.moving_mean_initializer = initializers.serialize(self.moving_mean_initializer)
   cfg.moving_variance_initializer = initializers.serialize(self.moving_variance_initializer)
+  cfg.beta_regularizer = regularizers.serialize(self.beta_regularizer)
+  cfg.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
   return cfg
 end
 
@@ -196,6 +198,8 @@ function LN:get_config()
   cfg.scale = self.scale
   cfg.beta_initializer = initializers.serialize(self.beta_initializer)
   cfg.gamma_initializer = initializers.serialize(self.gamma_initializer)
+  cfg.beta_regularizer = regularizers.serialize(self.beta_regularizer)
+  cfg.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
   return cfg
 end
 

@@ -7,8 +7,10 @@
 -- the recurrence then runs per step. Eagerly (and with unroll=true) it is a
 -- Lua loop; inside a staged function it is one mg.while_loop node whose
 -- body reads step t with `take` and writes the output sequence with
--- `scatter_add`, so the graph does not grow with the sequence length
--- (staged training still unrolls: see _run).
+-- `scatter_add`, so the graph does not grow with the sequence length;
+-- staged training differentiates that node (a tape inside a staged function
+-- records it: the forward keeps each step's state, the backward is a
+-- reverse while loop, see doc/staging.md).
 -- Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local core = require("moongrad.core")
@@ -97,11 +99,8 @@ function RNNBase:_run(x, initial, training)
     states[i] = initial and initial[i] or mg.zeros({ B, U }, x.dtype)
   end
   if T == 0 then return states[1], mg.zeros({ B, 0, U }, x.dtype), states end
-  -- Staged training unrolls too: a tape inside a staged function does not
-  -- record while nodes yet (the engine's limitation), so gradients need the
-  -- unrolled steps; staged inference uses the while node.
   local symbolic = core.tracing() and core.is_symbolic(xs)
-  if not symbolic or self.unroll or training then
+  if not symbolic or self.unroll then
     local outs = {}
     local h
     for i = 1, T do
@@ -112,15 +111,27 @@ function RNNBase:_run(x, initial, training)
     local seq = self.return_sequences and mg.stack(outs, 2) or nil
     return h, seq, states
   end
-  local K = xs.shape[3]
+  local K, F = xs.shape[3], s[3]
   local seq = self.return_sequences
+  -- Training projects each step's input inside the loop: the gradient of a
+  -- tensor the body slices is a full-size tensor per iteration, so slicing
+  -- the projected sequence would cost O(T^2) in the backward loop; the
+  -- kernel's and bias's gradients are O(1) per step (the input's, when it
+  -- has one, still O(T) each: see doc/staging.md).
+  local per_step = training and true or false
   local init = { mg.tensor(1, "int64") }   -- an explicit int64 (a Lua 1 is a float under LuaJIT)
   for i = 1, nst do init[#init + 1] = states[i] end
   if seq then init[#init + 1] = mg.zeros({ B, T, U }, x.dtype) end
   local res = mg.while_loop(function(i) return mg.less_equal(i, T) end, function(i, ...)
     local vars = { ... }
     local t = self.go_backwards and (T + 1 - i) or i
-    local xt = mg.reshape(mg.take(xs, mg.reshape(t, { 1 }), 2), { B, K })
+    local xt
+    if per_step then
+      xt = mg.matmul(mg.reshape(mg.take(x, mg.reshape(t, { 1 }), 2), { B, F }), self.kernel)
+      if ib then xt = xt + ib end
+    else
+      xt = mg.reshape(mg.take(xs, mg.reshape(t, { 1 }), 2), { B, K })
+    end
     local st = {}
     for k = 1, nst do st[k] = vars[k] end
     local h, new = self:_step(xt, st)
@@ -172,6 +183,9 @@ function RNNBase:get_config()
   cfg.kernel_initializer = initializers.serialize(self.kernel_initializer)
   cfg.recurrent_initializer = initializers.serialize(self.recurrent_initializer)
   cfg.bias_initializer = initializers.serialize(self.bias_initializer)
+  cfg.kernel_regularizer = regularizers.serialize(self.kernel_regularizer)
+  cfg.recurrent_regularizer = regularizers.serialize(self.recurrent_regularizer)
+  cfg.bias_regularizer = regularizers.serialize(self.bias_regularizer)
   cfg.return_sequences = self.return_sequences
   cfg.return_state = self.return_state
   cfg.go_backwards = self.go_backwards

@@ -1,0 +1,31 @@
+-- moongrad.data: input pipelines (TF's tf.data), loaded on first use of mg.data.
+--
+--   local ds = mg.data.Dataset.from_tensor_slices(x, y):shuffle(1000, {seed=1}):batch(32):prefetch(2)
+--   for xb, yb in ds:iter() do ... end
+--
+-- Modules: dataset (the class), sources, transforms, shuffle, batching,
+-- prefetch (the C thread), structure (elements), rng, csv. doc/data.md is the guide.
+local Dataset = require("moongrad.data.dataset")
+local sources = require("moongrad.data.sources")
+require("moongrad.data.transforms")
+require("moongrad.data.shuffle")
+require("moongrad.data.batching")
+require("moongrad.data.prefetch")
+
+Dataset.from_tensor_slices = sources.from_tensor_slices
+Dataset.range = sources.range
+Dataset.from_generator = sources.from_generator
+
+local M = {
+  Dataset = Dataset,
+  INFINITE_CARDINALITY = Dataset.INFINITE,
+  UNKNOWN_CARDINALITY = Dataset.UNKNOWN,
+  AUTOTUNE = Dataset.AUTOTUNE,
+  is_dataset = Dataset.is_dataset,
+}
+M.experimental = {
+  make_csv_dataset = function(...) return require("moongrad.data.csv").make_csv_dataset(...) end,
+}
+M.read_csv = function(...) return require("moongrad.data.csv").read_csv(...) end
+
+return M
