@@ -83,6 +83,8 @@ mg_status mg_afile_open(const char *path, const char *fname, mg_afile **out) {
   if (!path || !*path) return mg_seterror(MG_EARG, "%s: the path is empty", fname);
   size_t len = strlen(path);
   if (path[len - 1] == '/') return mg_seterror(MG_EARG, "%s: '%s' names a directory, not a file", fname, path);
+  mg_status pst = mg_path_check(fname, path, 0);
+  if (pst) return pst;  /* the sandbox's file-access policy */
   mg_afile *f = calloc(1, sizeof *f);
   if (!f) return mg_seterror(MG_ENOMEM, "%s: out of memory", fname);
   f->fd = -1;
@@ -179,6 +181,8 @@ mg_status mg_read_file(const char *path, uint8_t **out, size_t *len) {
 mg_status mg_afile_read(const char *path, const char *fname, uint8_t **out, size_t *len) {
   *out = NULL;
   *len = 0;
+  mg_status pst = mg_path_check(fname, path, 0);
+  if (pst) return pst;  /* the sandbox's file-access policy */
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return mg_seterror(MG_EIO, "%s: cannot open '%s': %s", fname, path, strerror(errno));
   struct stat sb;

@@ -11,7 +11,8 @@
  * while the walk runs) cannot make it delete outside the tree. It refuses
  * "", "/" and paths ending in "." or "..". rename fsyncs the directories
  * involved afterwards, as the atomic file writer does, so the new name is
- * durable. Errors name the function, the path and strerror(errno).
+ * durable. Errors name the function, the path and strerror(errno). Each
+ * function asks the file-access policy first (mg_path_check, path_policy.c).
  */
 #include "mg.h"
 
@@ -24,14 +25,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* A path the policy refuses (mg_path_check) reads as absent: these two have no status to fail with. */
 int mg_path_exists(const char *path) {
   struct stat sb;
-  return path && *path && stat(path, &sb) == 0;
+  return path && *path && mg_path_check("exists", path, 0) == MG_OK && stat(path, &sb) == 0;
+}
+
+static int fs_isdir(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
 int mg_path_isdir(const char *path) {
-  struct stat sb;
-  return path && *path && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+  return path && *path && mg_path_check("isdir", path, 0) == MG_OK && fs_isdir(path);
 }
 
 static mg_status fs_empty(const char *fname) { return mg_seterror(MG_EARG, "%s: the path is empty", fname); }
@@ -41,7 +47,7 @@ static mg_status fs_mkdir1(const char *path, const char *shown) {
   if (mkdir(path, 0777) == 0) return MG_OK;
   int e = errno;
   if (e == EEXIST || e == EISDIR) {
-    if (mg_path_isdir(path)) return MG_OK;
+    if (fs_isdir(path)) return MG_OK;  /* the parents of an allowed path may lie outside a sandbox */
     if (!strcmp(path, shown))
       return mg_seterror(MG_EIO, "mkdir: cannot create directory '%s': it exists and is not a directory", path);
     return mg_seterror(MG_EIO, "mkdir: cannot create directory '%s': '%s' exists and is not a directory", shown,
@@ -52,6 +58,8 @@ static mg_status fs_mkdir1(const char *path, const char *shown) {
 
 mg_status mg_mkdir(const char *path, int parents) {
   if (!path || !*path) return fs_empty("mkdir");
+  mg_status pst = mg_path_check("mkdir", path, 0);
+  if (pst) return pst;
   if (!parents) return fs_mkdir1(path, path);
   size_t n = strlen(path);
   char *p = malloc(n + 1);
@@ -77,6 +85,8 @@ mg_status mg_listdir(const char *path, char **out, size_t *len, int *count) {
   *len = 0;
   *count = 0;
   if (!path || !*path) return fs_empty("listdir");
+  mg_status pst = mg_path_check("listdir", path, 0);
+  if (pst) return pst;
   DIR *d = opendir(path);
   if (!d) return mg_seterror(MG_EIO, "listdir: cannot open directory '%s': %s", path, strerror(errno));
   char **names = NULL;
@@ -125,6 +135,8 @@ mg_status mg_listdir(const char *path, char **out, size_t *len, int *count) {
 
 mg_status mg_remove(const char *path) {
   if (!path || !*path) return fs_empty("remove");
+  mg_status pst = mg_path_check("remove", path, MG_PATH_NOFOLLOW);
+  if (pst) return pst;
   if (remove(path) != 0) return mg_seterror(MG_EIO, "remove: cannot remove '%s': %s", path, strerror(errno));
   return MG_OK;
 }
@@ -203,6 +215,8 @@ static mg_status fs_remove_tree(const char *path, const char *shown) {
 
 mg_status mg_remove_tree(const char *path) {
   if (!path || !*path) return fs_empty("remove_tree");
+  mg_status pst = mg_path_check("remove_tree", path, MG_PATH_NOFOLLOW);
+  if (pst) return pst;
   size_t n = strlen(path);
   while (n > 1 && path[n - 1] == '/') n--;
   const char *last = path + n;
@@ -245,6 +259,7 @@ static void fs_sync_parent(const char *path) {
 
 mg_status mg_rename(const char *from, const char *to) {
   if (!from || !*from || !to || !*to) return fs_empty("rename");
+  if (mg_path_check("rename", from, MG_PATH_NOFOLLOW) || mg_path_check("rename", to, MG_PATH_NOFOLLOW)) return MG_EARG;
   if (rename(from, to) != 0)
     return mg_seterror(MG_EIO, "rename: cannot rename '%s' to '%s': %s", from, to, strerror(errno));
   fs_sync_parent(to);

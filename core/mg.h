@@ -422,6 +422,30 @@ typedef struct mg_node_info {
 } mg_node_info;
 int mg_graph_node(const mg_graph *g, int i, mg_node_info *info);
 
+/* ---- file-access policy (the embedding sandbox; core/path_policy.c) ---------------- */
+
+/* Every engine function that opens, lists, creates, removes or renames a path
+ * (below) first calls this thread's policy hook, if one is set, with its own
+ * name ("save", "read_file", "mkdir", ...), the path as given and flags; a
+ * status other than MG_OK (with the message set) makes it fail before
+ * touching the file system. mg_path_exists/isdir answer 0 for a refused path.
+ * MG_PATH_NOFOLLOW: the call acts on the name itself (remove, remove_tree,
+ * rename), not on what a link there points to. */
+#define MG_PATH_NOFOLLOW 1
+typedef mg_status (*mg_path_policy_fn)(void *ud, const char *fname, const char *path, int flags);
+/* Sets this thread's hook (NULL: none, the default); the previous one is
+ * stored in *prev_fn and *prev_ud when they are not NULL, to restore it. */
+void mg_set_path_policy(mg_path_policy_fn fn, void *ud, mg_path_policy_fn *prev_fn, void **prev_ud);
+/* Asks the hook about path (MG_OK without a hook, or for NULL or ""). */
+mg_status mg_path_check(const char *fname, const char *path, int flags);
+/* The sandbox rule: MG_OK if path, resolved (relative to the working
+ * directory; links and ".." resolved by realpath; a path not there yet through
+ * its longest existing prefix, whose missing rest may not hold ".." or pass a
+ * dangling link), lies in dir (an absolute, resolved path). With
+ * MG_PATH_NOFOLLOW only the parent is resolved and dir itself is refused.
+ * Otherwise "<fname>: '<path>' is outside the sandbox's allowed directory '<dir>'". */
+mg_status mg_path_within(const char *dir, const char *fname, const char *path, int flags);
+
 /* ---- files: atomic writes and safetensors -------------------------------------- */
 
 /* Writes len bytes to path atomically: a temp file beside it (".<name>.tmp.<pid>.<n>"),

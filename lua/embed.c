@@ -12,6 +12,11 @@
  * pcall cannot swallow it for long. The stdlib comes from the generated
  * stdlib_embed.c through a package searcher placed right after preload.
  *
+ * A sandboxed runtime installs the engine's per-thread file-access policy
+ * (mg_set_path_policy) around each host call, so every engine file function
+ * (mg.save/load, mg.io.*, and what is built on them) must stay inside
+ * allowed_dir; host callbacks run without it (they are the host's code).
+ *
  * The per-frame path (mg_invoke_ref with number or tensor arguments) pushes
  * light C functions and light userdata only: the only Lua allocations are the
  * boxes of tensor arguments and whatever the script itself allocates.
@@ -22,9 +27,12 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* The embedded Lua sources (build/gen/stdlib_embed.c, sorted by name). */
@@ -59,6 +67,9 @@ struct mg_runtime {
   int tensor_hit;            /* the tensor memory limit raised an error */
   mg_print_fn print;
   void *print_ud;
+  int sandbox;
+  char *allowed;             /* sandbox: realpath of allowed_dir (host allocator), or NULL: no file access */
+  size_t allowed_size;
   char err[EMBED_ERRMAX];
 };
 
@@ -335,6 +346,16 @@ static int embed_msgh(lua_State *L) {
   return 1;
 }
 
+/* The sandbox's file-access policy (mg_path_policy_fn): inside allowed_dir,
+ * resolved; with no allowed_dir, nothing. */
+static mg_status embed_path_policy(void *ud, const char *fname, const char *path, int flags) {
+  mg_runtime *rt = ud;
+  if (!rt->allowed)
+    return mg_seterror(MG_EARG, "%s: '%s' is outside the sandbox's allowed directory (the host allowed none: "
+                       "no file access)", fname, path);
+  return mg_path_within(rt->allowed, fname, path, flags);
+}
+
 static mg_status embed_fail(mg_runtime *rt, mg_status st, const char *msg) {
   snprintf(rt->err, sizeof rt->err, "%s", msg);
   mg_seterror(st, "%s", rt->err);
@@ -351,6 +372,9 @@ static mg_status embed_run(mg_runtime *rt, lua_CFunction body, embed_job *j) {
   rt->err[0] = '\0';
   if (!lua_checkstack(L, 4)) return embed_fail(rt, MG_ENOMEM, "not enough memory (Lua stack)");
   int base = lua_gettop(L);
+  mg_path_policy_fn pfn = NULL;
+  void *pud = NULL;
+  if (rt->sandbox) mg_set_path_policy(embed_path_policy, rt, &pfn, &pud);
   if (rt->depth++ == 0) {
     rt->used = 0;
     rt->exhausted = rt->limit_hit = rt->tensor_hit = 0;
@@ -375,6 +399,7 @@ static mg_status embed_run(mg_runtime *rt, lua_CFunction body, embed_job *j) {
     for (int i = 0; i < j->filled; i++) mg_value_clear(&j->results[i]);
   }
   lua_settop(L, base);
+  if (rt->sandbox) mg_set_path_policy(pfn, pud, NULL, NULL);
   if (--rt->depth == 0 && rt->exhausted)
     lua_sethook(L, embed_hook, embed_mask(rt), EMBED_HOOK_COUNT);  /* disarm the every-instruction hook */
   return rs;
@@ -528,6 +553,35 @@ static int embed_require_checked(lua_State *L) {
   return lua_gettop(L);
 }
 
+/* The built-in library's io.open, os.remove and os.rename in a sandbox (its
+ * plot_model, CSVLogger, CSV and IDX readers use them): the same policy as
+ * the engine's file functions, checked before the real function (upvalue 1)
+ * runs. The error points at the library line that made the call. */
+static int embed_checked_call(lua_State *L, const char *fname, int nfollow, int npaths) {
+  for (int i = 1; i <= npaths; i++)
+    if (embed_path_policy(embed_rt(L), fname, luaL_checkstring(L, i), nfollow ? MG_PATH_NOFOLLOW : 0)) {
+      luaL_where(L, 2);
+      lua_pushstring(L, mg_last_error());
+      lua_concat(L, 2);
+      return lua_error(L);
+    }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+static int embed_io_open(lua_State *L) { return embed_checked_call(L, "io.open", 0, 1); }
+static int embed_os_remove(lua_State *L) { return embed_checked_call(L, "os.remove", 1, 1); }
+static int embed_os_rename(lua_State *L) { return embed_checked_call(L, "os.rename", 1, 2); }
+
+/* io.popen and os.execute for the built-in library in a sandbox: no
+ * programs run (plot_model's `dot`, gzip for .gz data sets). */
+static int embed_no_process(lua_State *L) {
+  const char *cmd = lua_tostring(L, 1);
+  return luaL_error(L, "%s: running programs is not allowed in the sandbox (command: %s)",
+                    lua_tostring(L, lua_upvalueindex(1)), cmd ? cmd : "none");
+}
+
 /* Opens lib with `open`, keeps only `keep` (NULL-terminated) and makes the
  * result both the global and package.loaded[name]. */
 static void embed_subset(lua_State *L, const char *name, lua_CFunction open, const char *const *keep) {
@@ -563,18 +617,45 @@ static void embed_open_sandbox(lua_State *L, const mg_runtime_options *o) {
   /* The built-in library (AutoGraph, mg.func) needs the whole debug library
    * (upvalues) and writes its notes to io.stderr; scripts get neither. Its
    * modules run with an environment that has those two and reads and writes
-   * everything else in _G (io there has only stderr: no files). */
-  lua_createtable(L, 0, 2);
+   * everything else in _G. Its io has stderr, a checked open and a popen
+   * that refuses; its os adds a checked remove/rename and a refusing
+   * execute (see embed_checked_call). */
+  lua_createtable(L, 0, 3);
   lua_pushcfunction(L, luaopen_debug);
   lua_call(L, 0, 1);
   lua_setfield(L, -2, "debug");
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 3);
   lua_pushcfunction(L, luaopen_io);
   lua_call(L, 0, 1);
   lua_getfield(L, -1, "stderr");
   lua_setfield(L, -3, "stderr");
+  lua_getfield(L, -1, "open");
+  lua_pushcclosure(L, embed_io_open, 1);
+  lua_setfield(L, -3, "open");
   lua_pop(L, 1);
+  lua_pushliteral(L, "io.popen");
+  lua_pushcclosure(L, embed_no_process, 1);
+  lua_setfield(L, -2, "popen");
   lua_setfield(L, -2, "io");
+  /* os there: the script's subset, remove/rename checked, execute refused */
+  lua_pushcfunction(L, luaopen_os);
+  lua_call(L, 0, 1);
+  lua_createtable(L, 0, 8);
+  for (const char *const *k = os_keep; *k; k++) {
+    lua_getfield(L, -2, *k);
+    lua_setfield(L, -2, *k);
+  }
+  lua_getfield(L, -2, "remove");
+  lua_pushcclosure(L, embed_os_remove, 1);
+  lua_setfield(L, -2, "remove");
+  lua_getfield(L, -2, "rename");
+  lua_pushcclosure(L, embed_os_rename, 1);
+  lua_setfield(L, -2, "rename");
+  lua_pushliteral(L, "os.execute");
+  lua_pushcclosure(L, embed_no_process, 1);
+  lua_setfield(L, -2, "execute");
+  lua_remove(L, -2);
+  lua_setfield(L, -2, "os");
   lua_createtable(L, 0, 2);
   lua_pushglobaltable(L);
   lua_setfield(L, -2, "__index");
@@ -685,6 +766,21 @@ static int embed_open_body(lua_State *L) {
 
 /* ---- runtimes ------------------------------------------------------------------------------ */
 
+/* The sandbox's allowed directory, resolved once (the policy compares
+ * resolved paths with it); it must exist. */
+static mg_status embed_allow(mg_runtime *rt, const char *dir) {
+  char buf[PATH_MAX];
+  struct stat sb;
+  if (!realpath(dir, buf)) return mg_seterror(MG_EARG, "mg_runtime_new: allowed_dir '%s': %s", dir, strerror(errno));
+  if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    return mg_seterror(MG_EARG, "mg_runtime_new: allowed_dir '%s' is not a directory", dir);
+  rt->allowed_size = strlen(buf) + 1;
+  rt->allowed = embed_malloc(rt->alloc, rt->alloc_ud, rt->allowed_size);
+  if (!rt->allowed) return mg_seterror(MG_ENOMEM, "mg_runtime_new: out of memory");
+  memcpy(rt->allowed, buf, rt->allowed_size);
+  return MG_OK;
+}
+
 mg_runtime *mg_runtime_new(const mg_runtime_options *options) {
   static const mg_runtime_options defaults;
   const mg_runtime_options *o = options ? options : &defaults;
@@ -703,8 +799,14 @@ mg_runtime *mg_runtime_new(const mg_runtime_options *options) {
   rt->time_limit = o->time_limit;
   rt->print = o->print;
   rt->print_ud = o->print_ud;
+  rt->sandbox = o->sandbox != 0;
+  if (rt->sandbox && o->allowed_dir && embed_allow(rt, o->allowed_dir)) {
+    embed_mfree(o->alloc, o->alloc_ud, rt, sizeof *rt);
+    return NULL;
+  }
   rt->L = lua_newstate(embed_alloc, rt);
   if (!rt->L) {
+    embed_mfree(o->alloc, o->alloc_ud, rt->allowed, rt->allowed_size);
     mg_status st = rt->limit_hit ? MG_ELIMIT : MG_ENOMEM;
     embed_mfree(o->alloc, o->alloc_ud, rt, sizeof *rt);
     mg_seterror(st, "mg_runtime_new: not enough memory for a Lua state");
@@ -716,6 +818,7 @@ mg_runtime *mg_runtime_new(const mg_runtime_options *options) {
   if (st) {
     mg_seterror(st, "mg_runtime_new: %s", rt->err);
     lua_close(rt->L);
+    embed_mfree(o->alloc, o->alloc_ud, rt->allowed, rt->allowed_size);
     embed_mfree(o->alloc, o->alloc_ud, rt, sizeof *rt);
     return NULL;
   }
@@ -728,6 +831,7 @@ mg_runtime *mg_runtime_new(const mg_runtime_options *options) {
 void mg_runtime_free(mg_runtime *rt) {
   if (!rt) return;
   lua_close(rt->L);
+  embed_mfree(rt->alloc, rt->alloc_ud, rt->allowed, rt->allowed_size);
   embed_mfree(rt->alloc, rt->alloc_ud, rt, sizeof *rt);
 }
 
@@ -969,7 +1073,11 @@ static int embed_callback(lua_State *L) {
   for (int i = 0; i < MG_CALLBACK_MAX_RESULTS; i++) res[i] = mg_vnil();
   lua_State *outer = rt->cur;
   rt->cur = L;
+  mg_path_policy_fn pfn;
+  void *pud;
+  mg_set_path_policy(NULL, NULL, &pfn, &pud);   /* the host's own code: not sandboxed */
   mg_status st = cb->fn(rt, cb->ud, args, nargs, res, &nres);
+  mg_set_path_policy(pfn, pud, NULL, NULL);
   rt->cur = outer;
   if (nres < 0) nres = 0;
   if (nres > MG_CALLBACK_MAX_RESULTS) nres = MG_CALLBACK_MAX_RESULTS;

@@ -5,8 +5,8 @@
  * flat lists, and stdlib/moongrad/autodiff.lua builds the user-facing
  * GradientTape (nested source structures, jacobians, record scopes) on top.
  * Custom gradients call back into Lua from the backward pass: the trampoline
- * runs the Lua function under lua_pcall, so a Lua error becomes an engine
- * error instead of a longjmp through core frames.
+ * runs the Lua function through mgL_callback_pcall (callback.c), so a Lua
+ * error becomes an engine error instead of a longjmp through core frames.
  */
 #include "capi.h"
 #include <stdlib.h>
@@ -168,23 +168,14 @@ static int custom_call(lua_State *L) {
 
 static mg_status custom_backward(void *p, mg_tensor *gout, int nin, mg_tensor **gin) {
   custom_ud *u = p;
-  lua_State *L = u->S->current_L ? u->S->current_L : u->S->main_L;
+  lua_State *L = mgL_callback_thread(u->S);
   int top = lua_gettop(L);
   lua_rawgetp(L, LUA_REGISTRYINDEX, (void *)custom_call);  /* the closure made at open */
   lua_pushlightuserdata(L, u);
   lua_pushlightuserdata(L, gout);
   lua_pushinteger(L, nin);
   lua_pushlightuserdata(L, gin);
-  mg_status st = MG_OK;
-  if (lua_pcall(L, 4, 0, 0) != LUA_OK) {
-    st = mg_seterror(MG_EARG, "%s", lua_tostring(L, -1));
-    for (int i = 0; i < nin; i++) {
-      mg_tensor_release(gin[i]);
-      gin[i] = NULL;
-    }
-  }
-  lua_settop(L, top);
-  return st;
+  return mgL_callback_pcall(L, top, 4, gin, nin);
 }
 
 /* core.record_custom({inputs}, output, backward) */
@@ -245,7 +236,7 @@ static int group_call(lua_State *L) {
 static mg_status group_backward(void *p, int nout, mg_tensor *const *gouts, int nin, const unsigned char *need,
                                 mg_tensor **gin) {
   custom_ud *u = p;
-  lua_State *L = u->S->current_L ? u->S->current_L : u->S->main_L;
+  lua_State *L = mgL_callback_thread(u->S);
   int top = lua_gettop(L);
   lua_rawgetp(L, LUA_REGISTRYINDEX, (void *)group_call);  /* the closure made at open */
   lua_pushlightuserdata(L, u);
@@ -254,16 +245,7 @@ static mg_status group_backward(void *p, int nout, mg_tensor *const *gouts, int 
   lua_pushinteger(L, nin);
   lua_pushlightuserdata(L, (void *)need);
   lua_pushlightuserdata(L, gin);
-  mg_status st = MG_OK;
-  if (lua_pcall(L, 6, 0, 0) != LUA_OK) {
-    st = mg_seterror(MG_EARG, "%s", lua_tostring(L, -1));
-    for (int i = 0; i < nin; i++) {
-      mg_tensor_release(gin[i]);
-      gin[i] = NULL;
-    }
-  }
-  lua_settop(L, top);
-  return st;
+  return mgL_callback_pcall(L, top, 6, gin, nin);
 }
 
 /* core.record_group({inputs}, {outputs}, backward) */

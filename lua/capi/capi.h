@@ -25,7 +25,10 @@ typedef struct mgL_state {
   size_t gc_pending;   /* tensor bytes not yet reported to the collector */
   size_t ext_since_major;  /* tensor bytes made since the last full collection */
   size_t major_threshold;  /* ... that trigger the next one */
-  unsigned fresh_tensors; /* tensors made since the last count-paced GC step (tensor.c) */
+  unsigned fresh_tensors;  /* tensors made since the last count-paced GC step (tensor.c) */
+  unsigned tensor_batch;   /* ... that trigger the next one */
+  size_t tensors_freed;    /* boxes released by __gc, ever */
+  size_t freed_mark;       /* tensors_freed at the last count-paced step */
   lua_State *main_L;   /* the state's main thread */
   lua_State *current_L; /* the thread running tape gradient() or a graph, for Lua callbacks */
   char where_buf[256];  /* tracing: the source position of the latest symbolic tensor */
@@ -59,6 +62,14 @@ int mgL_raise(lua_State *L);
  * `owned` (may be NULL) inputs either way. */
 int mgL_apply_push(lua_State *L, mgL_state *S, mg_op op, mg_tensor **in, int nin,
                    const mg_attrs *attrs, const unsigned char *owned);
+
+/* Lua callbacks from engine code (callback.c). The thread to call on: the
+ * one running a tape gradient or a graph, else the main thread. */
+lua_State *mgL_callback_thread(mgL_state *S);
+/* Calls the function pushed above `top` with its nargs arguments under
+ * lua_pcall and restores the stack to `top`. On a Lua error it records the
+ * message as the engine's error and releases and clears out[0..nout). */
+mg_status mgL_callback_pcall(lua_State *L, int top, int nargs, mg_tensor **out, int nout);
 
 /* Registration helpers for the module's parts (each file owns one). */
 void mgL_open_tensor(lua_State *L, int state_idx);   /* metatable + methods */

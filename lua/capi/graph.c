@@ -340,7 +340,7 @@ static int host_call(lua_State *L) {
 
 static mg_status host_trampoline(void *p, int nin, mg_tensor *const *in, int nout, mg_tensor **out) {
   host_ud *u = p;
-  lua_State *L = u->S->current_L ? u->S->current_L : u->S->main_L;
+  lua_State *L = mgL_callback_thread(u->S);
   int top = lua_gettop(L);
   lua_rawgetp(L, LUA_REGISTRYINDEX, (void *)host_call);
   lua_pushlightuserdata(L, u);
@@ -348,16 +348,7 @@ static mg_status host_trampoline(void *p, int nin, mg_tensor *const *in, int nou
   lua_pushlightuserdata(L, (void *)in);
   lua_pushinteger(L, nout);
   lua_pushlightuserdata(L, out);
-  mg_status st = MG_OK;
-  if (lua_pcall(L, 5, 0, 0) != LUA_OK) {
-    st = mg_seterror(MG_EARG, "%s", lua_tostring(L, -1));
-    for (int k = 0; k < nout; k++) {
-      mg_tensor_release(out[k]);
-      out[k] = NULL;
-    }
-  }
-  lua_settop(L, top);
-  return st;
+  return mgL_callback_pcall(L, top, 5, out, nout);
 }
 
 /* core.call_host(fn, {inputs}, {{dtype=, shape=}...}) -> {outputs} */

@@ -127,13 +127,18 @@ static int io_read(lua_State *L) {
   return 1;
 }
 
-/* core.path_exists(path), core.path_isdir(path) -> bool. */
+/* core.path_exists(path), core.path_isdir(path) -> bool. A path the
+ * file-access policy refuses is an error here, not a quiet false. */
 static int io_exists(lua_State *L) {
-  lua_pushboolean(L, mg_path_exists(luaL_checkstring(L, 1)));
+  const char *path = luaL_checkstring(L, 1);
+  if (mg_path_check("exists", path, 0)) return io_raise(L, "mg.io.");
+  lua_pushboolean(L, mg_path_exists(path));
   return 1;
 }
 static int io_isdir(lua_State *L) {
-  lua_pushboolean(L, mg_path_isdir(luaL_checkstring(L, 1)));
+  const char *path = luaL_checkstring(L, 1);
+  if (mg_path_check("isdir", path, 0)) return io_raise(L, "mg.io.");
+  lua_pushboolean(L, mg_path_isdir(path));
   return 1;
 }
 

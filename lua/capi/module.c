@@ -187,6 +187,9 @@ int luaopen_moongrad_core(lua_State *L) {
   S->ext_since_major = 0;
   S->major_threshold = MGL_GC_MAJOR_MIN;
   S->fresh_tensors = 0;
+  S->tensor_batch = 4096;  /* GC_TENSOR_BATCH (tensor.c) */
+  S->tensors_freed = 0;
+  S->freed_mark = 0;
   S->current_L = NULL;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   S->main_L = lua_tothread(L, -1);

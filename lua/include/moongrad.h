@@ -107,7 +107,12 @@ typedef struct mg_runtime_options {
    * require of the built-in library; no io, no C modules, no os.exit, no
    * __gc on tables. The built-in library itself keeps the whole debug
    * library (mg.func needs upvalues). Lua modules may be required from
-   * `allowed_dir` when it is set. */
+   * `allowed_dir` when it is set. moongrad's own file functions (mg.save,
+   * mg.load, mg.io.*, model saving, checkpoints, CSV, plot_model, data
+   * sets) accept only paths that resolve (links and ".." followed) inside
+   * `allowed_dir`, and none without it; no program is run (io.popen,
+   * os.execute). `allowed_dir` must exist (mg_runtime_new fails otherwise).
+   * See mg_set_path_policy in mg.h: host callbacks run without the rule. */
   int sandbox;
   const char *allowed_dir;
   /* Extra package.path entries ("dir/?.lua;dir/?/init.lua"), searched

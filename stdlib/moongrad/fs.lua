@@ -7,49 +7,28 @@
 -- the same messages, "mg.io.<function>: ...", raised at the user's call.
 -- Portable Lua (5.4 and LuaJIT).
 local core = require("moongrad.core")
+local args = require("moongrad.io_args")
 
 local M = {}
 
-local function typename(v)
-  if core.is_tensor(v) then return "tensor" end
-  return type(v)
-end
-
--- Raises msg at the user's call (level 3: the caller of the public function).
-local function fail(msg) error(msg, 3) end
-
--- (level 3 here too: check_path is called by the public function)
-local function check_path(path, fname, what)
-  if type(path) ~= "string" then
-    error("mg.io." .. fname .. ": " .. (what or "path") .. " must be a string, got " .. typename(path), 3)
-  end
-end
-
--- Core messages carry their own "mg.io.<function>:" prefix; strip a
--- "file:line:" a Lua-side binding may have put in front, and re-raise at the
--- user's line.
-local function call(f, ...)
-  local ok, a = pcall(f, ...)
-  if ok then return a end
-  error((tostring(a):gsub("^[^:\n]*:%d+: ", "")), 3)
-end
+local typename, fail, call, check_string = args.typename, args.fail, args.call, args.check_string
 
 -- mg.io.exists(path) -> true when something is at path (links followed).
 function M.exists(path)
-  check_path(path, "exists")
+  check_string(path, "mg.io.exists")
   return core.path_exists(path)
 end
 
 -- mg.io.isdir(path) -> true when path is a directory (links followed).
 function M.isdir(path)
-  check_path(path, "isdir")
+  check_string(path, "mg.io.isdir")
   return core.path_isdir(path)
 end
 
 -- mg.io.mkdir(path [, {parents=true}]): creates a directory; an existing
 -- directory is fine, anything else at path is an error.
 function M.mkdir(path, opts)
-  check_path(path, "mkdir")
+  check_string(path, "mg.io.mkdir")
   if opts ~= nil and type(opts) ~= "table" then
     fail("mg.io.mkdir: options must be a table such as {parents = true}, got " .. typename(opts))
   end
@@ -64,20 +43,20 @@ end
 
 -- mg.io.listdir(path) -> the names in the directory, sorted, without "." and "..".
 function M.listdir(path)
-  check_path(path, "listdir")
-  return call(core.listdir, path)
+  check_string(path, "mg.io.listdir")
+  return (call(core.listdir, path))
 end
 
 -- mg.io.remove(path): removes a file (or a link) or an empty directory.
 function M.remove(path)
-  check_path(path, "remove")
+  check_string(path, "mg.io.remove")
   call(core.remove, path)
 end
 
 -- mg.io.remove_tree(path): removes a file or a directory with everything in
 -- it; links are removed, never followed. Refuses "", "/", "." and "..".
 function M.remove_tree(path)
-  check_path(path, "remove_tree")
+  check_string(path, "mg.io.remove_tree")
   call(core.remove_tree, path)
 end
 
@@ -85,8 +64,8 @@ end
 -- file, or an empty directory, at to), made durable with an fsync of the
 -- directories.
 function M.rename(from, to)
-  check_path(from, "rename", "the source path")
-  check_path(to, "rename", "the target path")
+  check_string(from, "mg.io.rename", "the source path")
+  check_string(to, "mg.io.rename", "the target path")
   call(core.rename, from, to)
 end
 

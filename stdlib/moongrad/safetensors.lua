@@ -7,29 +7,16 @@
 -- both bindings (Lua 5.4's C module and LuaJIT's FFI) share the checks and
 -- their messages. Portable Lua (5.4 and LuaJIT).
 local core = require("moongrad.core")
+local args = require("moongrad.io_args")
 
 local M = {}
 
-local function typename(v)
-  if core.is_tensor(v) then return "tensor" end
-  return type(v)
-end
-
--- Raises msg at the user's call (level 3: the caller of the public function).
-local function fail(msg) error(msg, 3) end
-
--- Core messages carry their own "mg.save:" prefix; strip a "file:line:" a
--- Lua-side binding may have put in front, and re-raise at the user's line.
-local function call(f, ...)
-  local ok, a, b, c, d = pcall(f, ...)
-  if ok then return a, b, c, d end
-  error((tostring(a):gsub("^[^:\n]*:%d+: ", "")), 3)
-end
+local typename, fail, call, check_string = args.typename, args.fail, args.call, args.check_string
 
 -- mg.save(path, {name = tensor, ...} [, metadata]): writes the tensors (and a
 -- table of string metadata) to path atomically, in the safetensors format.
 function M.save(path, tensors, metadata)
-  if type(path) ~= "string" then fail("mg.save: path must be a string, got " .. typename(path)) end
+  check_string(path, "mg.save")
   if type(tensors) ~= "table" or core.is_tensor(tensors) then
     fail("mg.save: expected a table of {name = tensor}, got " .. typename(tensors))
   end
@@ -65,7 +52,7 @@ end
 -- the metadata table ({} when the file has none) and the names in file order
 -- (by data offset). F16/BF16 tensors come back as float32.
 function M.load(path, opts)
-  if type(path) ~= "string" then fail("mg.load: path must be a string, got " .. typename(path)) end
+  check_string(path, "mg.load")
   if opts ~= nil and type(opts) ~= "table" then fail("mg.load: options must be a table, got " .. typename(opts)) end
   local names, list, metadata = call(core.safetensors_load, path)
   local tensors = {}
@@ -76,14 +63,14 @@ end
 -- mg.io.write_file_atomic(path, bytes): path holds exactly bytes afterwards,
 -- or (on error) what it held before.
 function M.write_file_atomic(path, bytes)
-  if type(path) ~= "string" then fail("mg.io.write_file_atomic: path must be a string, got " .. typename(path)) end
-  if type(bytes) ~= "string" then fail("mg.io.write_file_atomic: contents must be a string, got " .. typename(bytes)) end
+  check_string(path, "mg.io.write_file_atomic")
+  check_string(bytes, "mg.io.write_file_atomic", "contents")
   call(core.write_file_atomic, path, bytes)
 end
 
 -- mg.io.read_file(path) -> the whole file as a string.
 function M.read_file(path)
-  if type(path) ~= "string" then fail("mg.io.read_file: path must be a string, got " .. typename(path)) end
+  check_string(path, "mg.io.read_file")
   return (call(core.read_file, path))
 end
 

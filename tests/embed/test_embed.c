@@ -650,6 +650,236 @@ TEST(sandbox_requires_modules_from_the_allowed_directory_only) {
   rmdir(dir);
 }
 
+/* ---- the sandbox and the file functions of mg ------------------------------------------------
+ * Every engine file function (mg.save/load, mg.io.*, and model saving,
+ * checkpoints, CSV, plot_model and the IDX reader built on them or on the
+ * library's checked io.open) must keep to allowed_dir; `..`, links and
+ * relative paths that lead out are refused; programs never run. */
+
+static const char sandbox_files_script[] =
+  "local D, O, OUTNAME = D, O, OUTNAME\n"
+  "local function refused(what, f, ...)\n"
+  "  local ok, err = pcall(f, ...)\n"
+  "  assert(not ok, what .. ': was not refused')\n"
+  "  err = tostring(err)\n"
+  "  assert(err:find(\"outside the sandbox's allowed directory\", 1, true), what .. ': wrong message: ' .. err)\n"
+  "  return err\n"
+  "end\n"
+  "-- mg.io inside the directory\n"
+  "mg.io.write_file_atomic(D .. '/a.txt', 'hello')\n"
+  "assert(mg.io.read_file(D .. '/a.txt') == 'hello')\n"
+  "assert(mg.io.exists(D .. '/a.txt') and not mg.io.isdir(D .. '/a.txt'))\n"
+  "mg.io.mkdir(D .. '/sub/deep', {parents = true})\n"
+  "mg.io.mkdir(D .. '/sub/deep/../other')\n"
+  "assert(mg.io.isdir(D .. '/sub/deep') and mg.io.isdir(D .. '/sub/other'))\n"
+  "mg.io.rename(D .. '/a.txt', D .. '/sub/b.txt')\n"
+  "assert(table.concat(mg.io.listdir(D .. '/sub'), ' ') == 'b.txt deep other')\n"
+  "assert(mg.io.read_file(D .. '/link_in') == 'inside')\n"
+  "mg.io.remove(D .. '/sub/b.txt')\n"
+  "mg.io.remove_tree(D .. '/sub')\n"
+  "assert(not mg.io.exists(D .. '/sub'))\n"
+  "-- mg.io outside: every function, with its name and the path in the message\n"
+  "local e = refused('write_file_atomic', mg.io.write_file_atomic, O .. '/x.txt', 'x')\n"
+  "assert(e:find('mg.io.write_file_atomic', 1, true) and e:find(O .. '/x.txt', 1, true), e)\n"
+  "e = refused('read_file', mg.io.read_file, O .. '/secret.txt')\n"
+  "assert(e:find('mg.io.read_file', 1, true), e)\n"
+  "assert(refused('exists', mg.io.exists, O .. '/secret.txt'):find('mg.io.exists', 1, true))\n"
+  "assert(refused('isdir', mg.io.isdir, O):find('mg.io.isdir', 1, true))\n"
+  "refused('mkdir', mg.io.mkdir, O .. '/newdir')\n"
+  "refused('mkdir parents', mg.io.mkdir, O .. '/newdir/a/b', {parents = true})\n"
+  "refused('listdir', mg.io.listdir, O)\n"
+  "refused('remove', mg.io.remove, O .. '/secret.txt')\n"
+  "refused('remove_tree', mg.io.remove_tree, O)\n"
+  "mg.io.write_file_atomic(D .. '/mine.txt', 'm')\n"
+  "refused('rename from outside', mg.io.rename, O .. '/secret.txt', D .. '/stolen.txt')\n"
+  "refused('rename to outside', mg.io.rename, D .. '/mine.txt', O .. '/planted.txt')\n"
+  "-- escapes: .., links, relative paths, the directory itself\n"
+  "refused('..', mg.io.read_file, D .. '/../' .. OUTNAME .. '/secret.txt')\n"
+  "refused('.. write', mg.io.write_file_atomic, D .. '/../' .. OUTNAME .. '/x.txt', 'x')\n"
+  "refused('.. after a missing dir', mg.io.mkdir, D .. '/nothere/../../' .. OUTNAME .. '/x', {parents = true})\n"
+  "refused('link to a dir', mg.io.read_file, D .. '/link_out/secret.txt')\n"
+  "refused('write through a link', mg.io.write_file_atomic, D .. '/link_out/x.txt', 'x')\n"
+  "refused('listdir through a link', mg.io.listdir, D .. '/link_out')\n"
+  "refused('link to a file', mg.io.read_file, D .. '/link_file')\n"
+  "refused('dangling link', mg.io.write_file_atomic, D .. '/dangling/x.txt', 'x')\n"
+  "refused('relative', mg.io.read_file, 'tests/embed/run.sh')\n"
+  "refused('remove_tree of the directory', mg.io.remove_tree, D)\n"
+  "refused('rename of the directory', mg.io.rename, D, D .. '/moved')\n"
+  "mg.io.remove(D .. '/link_file')   -- a link is removed as a link: its target stays\n"
+  "-- safetensors\n"
+  "mg.save(D .. '/t.safetensors', {w = mg.ones{2, 3}})\n"
+  "assert(mg.load(D .. '/t.safetensors').w:sum():item() == 6)\n"
+  "assert(refused('mg.save', mg.save, O .. '/t.safetensors', {w = mg.ones{2}}):find('mg.save', 1, true))\n"
+  "assert(refused('mg.load', mg.load, O .. '/t.safetensors'):find('mg.load', 1, true))\n"
+  "refused('mg.load through a link', mg.load, D .. '/link_out/t.safetensors')\n"
+  "-- models: save/load_model, save_weights/load_weights\n"
+  "local nn = mg.nn\n"
+  "local function make() return nn.Sequential{nn.Input{shape = {3}}, nn.Dense(2)} end\n"
+  "local m = make()\n"
+  "m:save_weights(D .. '/w.safetensors')\n"
+  "local m2 = make()\n"
+  "m2:load_weights(D .. '/w.safetensors')\n"
+  "assert(mg.max(mg.abs(m(mg.ones{1, 3}) - m2(mg.ones{1, 3}))):item() == 0)\n"
+  "refused('save_weights', m.save_weights, m, O .. '/w.safetensors')\n"
+  "refused('load_weights', m2.load_weights, m2, O .. '/t.safetensors')\n"
+  "m:save(D .. '/model')\n"
+  "-- (load_model needs lua-cjson, a C module the sandbox does not load: the saved weights are read back)\n"
+  "local m3 = make()\n"
+  "m3:load_weights(D .. '/model/model.weights.safetensors')\n"
+  "assert(mg.max(mg.abs(m(mg.ones{1, 3}) - m3(mg.ones{1, 3}))):item() == 0)\n"
+  "assert(mg.io.read_file(D .. '/model/config.json'):find('Sequential', 1, true))\n"
+  "refused('model:save', m.save, m, O .. '/model')\n"
+  "refused('load_model', nn.load_model, O .. '/model')\n"
+  "refused('model:save via ..', m.save, m, D .. '/../' .. OUTNAME .. '/model')\n"
+  "-- checkpoints\n"
+  "local ck = mg.train.Checkpoint{model = m}\n"
+  "mg.io.mkdir(D .. '/ck')\n"
+  "local p = ck:save(D .. '/ck/ckpt')\n"
+  "ck:restore(p)\n"
+  "local mgr = mg.train.CheckpointManager(ck, D .. '/ckm', {max_to_keep = 1})\n"
+  "mgr:save() mgr:save()\n"
+  "refused('Checkpoint:save', ck.save, ck, O .. '/ckpt')\n"
+  "refused('Checkpoint:write', ck.write, ck, O .. '/ckpt')\n"
+  "refused('CheckpointManager', mg.train.CheckpointManager, ck, O .. '/ckm')\n"
+  "-- CSV (the library's checked io.open)\n"
+  "mg.io.write_file_atomic(D .. '/d.csv', 'x,label\\n1.5,1\\n2.5,0\\n')\n"
+  "assert(mg.io.read_csv(D .. '/d.csv').x:sum():item() == 4)\n"
+  "local ds = mg.data.experimental.make_csv_dataset(D .. '/d.csv', {batch_size = 2, label_name = 'label',\n"
+  "  num_epochs = 1, shuffle = false})\n"
+  "for f, l in ds:iter() do assert(l:sum():item() == 1) end\n"
+  "assert(refused('read_csv', mg.io.read_csv, O .. '/d.csv'):find('io.open', 1, true))\n"
+  "refused('make_csv_dataset', mg.data.experimental.make_csv_dataset, O .. '/d.csv', {batch_size = 1})\n"
+  "refused('read_csv through a link', mg.io.read_csv, D .. '/link_out/d.csv')\n"
+  "-- plot_model: DOT text inside works; no program runs (dot)\n"
+  "nn.plot_model(m, D .. '/m.dot')\n"
+  "assert(mg.io.read_file(D .. '/m.dot'):find('digraph', 1, true))\n"
+  "refused('plot_model', nn.plot_model, m, O .. '/m.dot')\n"
+  "local ok, perr = pcall(nn.plot_model, m, D .. '/m.png')\n"
+  "assert(not ok and perr:find('io.popen: running programs is not allowed in the sandbox', 1, true), perr)\n"
+  "-- IDX data sets: gzip never runs; outside files are refused\n"
+  "mg.io.mkdir(D .. '/fm')\n"
+  "mg.io.write_file_atomic(D .. '/fm/t10k-labels-idx1-ubyte.gz', 'not really gzip')\n"
+  "ok, perr = pcall(mg.datasets.idx.read_bytes, D .. '/fm/t10k-labels-idx1-ubyte.gz')\n"
+  "assert(not ok and perr:find('running programs is not allowed', 1, true), perr)\n"
+  "refused('fashion_mnist', mg.datasets.fashion_mnist.load_data, {path = O})\n"
+  "refused('idx', mg.datasets.idx.read_bytes, O .. '/secret.txt')\n";
+
+/* A host callback runs with the host's rights, not the sandbox's. */
+static mg_status write_outside_cb(mg_runtime *rt, void *ud, const mg_value *args, int nargs, mg_value *res,
+                                  int *nres) {
+  (void)rt, (void)args, (void)nargs, (void)res;
+  *nres = 0;
+  return mg_write_file_atomic((const char *)ud, "host", 4);
+}
+
+static void write_text(const char *dir, const char *name, const char *text) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  FILE *f = fopen(p, "w");
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+}
+
+static int file_exists_at(const char *dir, const char *name) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  return access(p, F_OK) == 0;
+}
+
+static void remove_all(const char *dir) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", dir);
+}
+
+TEST(sandbox_confines_every_file_function_to_the_allowed_directory) {
+  char dir[] = "/tmp/mg_embed_sbXXXXXX", out[] = "/tmp/mg_embed_outXXXXXX";
+  REQUIRE(mkdtemp(dir) && mkdtemp(out));
+  char p[512], q[512];
+  write_text(out, "secret.txt", "secret");
+  write_text(dir, "inside.txt", "inside");
+  snprintf(p, sizeof p, "%s/link_out", dir);
+  CHECK(symlink(out, p) == 0);
+  snprintf(p, sizeof p, "%s/link_file", dir);
+  snprintf(q, sizeof q, "%s/secret.txt", out);
+  CHECK(symlink(q, p) == 0);
+  snprintf(p, sizeof p, "%s/link_in", dir);
+  CHECK(symlink("inside.txt", p) == 0);
+  snprintf(p, sizeof p, "%s/dangling", dir);
+  snprintf(q, sizeof q, "%s/made_by_link", out);
+  CHECK(symlink(q, p) == 0);
+  mg_runtime_options o = {0};
+  o.sandbox = 1;
+  o.allowed_dir = dir;
+  mg_runtime *rt = mg_runtime_new(&o);
+  mg_runtime *plain = mg_runtime_new(NULL);
+  REQUIRE(rt && plain);
+  mg_value v = mg_vstring(dir);
+  CHECK_RT(rt, mg_set_global(rt, "D", &v));
+  v = mg_vstring(out);
+  CHECK_RT(rt, mg_set_global(rt, "O", &v));
+  v = mg_vstring(strrchr(out, '/') + 1);
+  CHECK_RT(rt, mg_set_global(rt, "OUTNAME", &v));
+  CHECK_RT(rt, mg_run_string(rt, sandbox_files_script, "=sandbox_files"));
+  /* nothing appeared outside, nothing there was removed */
+  const char *const unexpected[] = {"x.txt", "newdir", "planted.txt", "t.safetensors", "w.safetensors", "model",
+                                    "ckpt", "ckm", "m.dot", "made_by_link", NULL};
+  for (const char *const *u = unexpected; *u; u++) {
+    if (file_exists_at(out, *u)) fprintf(stderr, "  %s/%s was written\n", out, *u);
+    CHECK(!file_exists_at(out, *u));
+  }
+  CHECK(file_exists_at(out, "secret.txt") && !file_exists_at(dir, "stolen.txt"));
+  CHECK(!file_exists_at(dir, "link_file") && file_exists_at(dir, "mine.txt"));
+  /* the host's own code is not sandboxed: a callback and another runtime write where they like */
+  snprintf(q, sizeof q, "%s/by_host.txt", out);
+  CHECK_RT(rt, mg_register(rt, "host_write", write_outside_cb, q));
+  CHECK_RT(rt, mg_run_string(rt, "host_write()", NULL));
+  CHECK(file_exists_at(out, "by_host.txt"));
+  v = mg_vstring(out);
+  CHECK_RT(plain, mg_set_global(plain, "O", &v));
+  CHECK_RT(plain, mg_run_string(plain, "mg.io.write_file_atomic(O .. '/plain.txt', 'ok')", NULL));
+  CHECK(file_exists_at(out, "plain.txt"));
+  CHECK(mg_write_file_atomic(q, "x", 1) == MG_OK);   /* and after the calls, the thread has no policy */
+  /* the message names the function and the path */
+  CHECK(mg_run_string(rt, "mg.save(O .. '/z.safetensors', {w = mg.ones{1}})", NULL) == MG_ESCRIPT);
+  CHECK_CONTAINS(mg_runtime_errmsg(rt), "mg.save: '");
+  CHECK_CONTAINS(mg_runtime_errmsg(rt), "/z.safetensors' is outside the sandbox's allowed directory");
+  mg_runtime_free(rt);
+  mg_runtime_free(plain);
+  remove_all(dir);
+  remove_all(out);
+}
+
+TEST(sandbox_without_a_directory_has_no_file_access) {
+  mg_runtime_options o = {0};
+  o.sandbox = 1;
+  mg_runtime *rt = mg_runtime_new(&o);
+  REQUIRE(rt);
+  static const char *const calls[] = {
+      "mg.io.write_file_atomic('/tmp/mg_embed_nodir.txt', 'x')", "mg.io.read_file('/etc/hostname')",
+      "mg.io.exists('/etc')", "mg.io.isdir('/etc')", "mg.io.mkdir('/tmp/mg_embed_nodir')",
+      "mg.io.listdir('/tmp')", "mg.io.remove('/tmp/mg_embed_nodir.txt')", "mg.io.remove_tree('/tmp/mg_embed_nodir')",
+      "mg.io.rename('/tmp/a', '/tmp/b')", "mg.save('/tmp/mg_embed_nodir.st', {w = mg.ones{1}})",
+      "mg.load('x.safetensors')", "mg.io.read_csv('x.csv')",
+      "mg.nn.Sequential{mg.nn.Input{shape = {2}}, mg.nn.Dense(1)}:save_weights('w.st')",
+      "mg.nn.plot_model(mg.nn.Sequential{mg.nn.Input{shape = {2}}, mg.nn.Dense(1)}, 'm.dot')",
+      "mg.datasets.fashion_mnist.load_data()", NULL};
+  for (const char *const *c = calls; *c; c++) {
+    CHECK(mg_run_string(rt, *c, NULL) == MG_ESCRIPT);
+    if (!strstr(mg_runtime_errmsg(rt), "outside the sandbox's allowed directory (the host allowed none"))
+      fprintf(stderr, "  %s: %s\n", *c, mg_runtime_errmsg(rt));
+    CHECK_CONTAINS(mg_runtime_errmsg(rt), "outside the sandbox's allowed directory (the host allowed none");
+  }
+  CHECK(access("/tmp/mg_embed_nodir.txt", F_OK) != 0 && access("/tmp/mg_embed_nodir", F_OK) != 0);
+  mg_runtime_free(rt);
+  /* an allowed_dir that is not a directory is refused at creation */
+  o.allowed_dir = "/nonexistent/mg_embed";
+  CHECK(mg_runtime_new(&o) == NULL);
+  CHECK_CONTAINS(mg_last_error(), "allowed_dir '/nonexistent/mg_embed'");
+}
+
 static char printed[256];
 static void capture_print(void *ud, const char *s, size_t len) {
   (void)ud;

@@ -38,6 +38,14 @@ local function bad(bytes, ...)
 end
 local F32x2 = string.rep("\0", 8)   -- two float32 zeros
 
+-- An image of one tensor 'w' over F32x2 with the entry
+-- {"dtype":"F32","shape":[2],"data_offsets":[0,8]}, some fields' JSON text replaced.
+local function w_image(fields)
+  local f = { dtype = '"F32"', shape = "[2]", data_offsets = "[0,8]" }
+  for k, v in pairs(fields) do f[k] = v end
+  return image(string.format('{"w":{"dtype":%s,"shape":%s,"data_offsets":%s}}', f.dtype, f.shape, f.data_offsets), F32x2)
+end
+
 describe("mg.save / mg.load", function()
   it("round-trips every dtype, 0-d and empty tensors, views and metadata", function()
     local p = tmpfile()
@@ -189,34 +197,34 @@ describe("hostile safetensors files", function()
     bad(image('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1}}', F32x2), "tensor 'w': unknown field \"x\"")
     bad(image('{"w":{"dtype":"F32","dtype":"F32","shape":[2],"data_offsets":[0,8]}}', F32x2),
       "the key \"dtype\" occurs twice")
-    bad(image('{"w":{"dtype":7,"shape":[2],"data_offsets":[0,8]}}', F32x2), "tensor 'w': dtype must be a string, got a number")
+    bad(w_image { dtype = '7' }, "tensor 'w': dtype must be a string, got a number")
   end)
 
   it("names unknown and unsupported dtypes", function()
-    bad(image('{"w":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}}', F32x2), "tensor 'w': unknown dtype \"F33\"")
-    bad(image('{"w":{"dtype":"U16","shape":[4],"data_offsets":[0,8]}}', F32x2), "tensor 'w': dtype U16 is not supported")
-    bad(image('{"w":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}}', F32x2), "dtype F8_E4M3 is not supported")
+    bad(w_image { dtype = '"F33"' }, "tensor 'w': unknown dtype \"F33\"")
+    bad(w_image { dtype = '"U16"', shape = '[4]' }, "tensor 'w': dtype U16 is not supported")
+    bad(w_image { dtype = '"F8_E4M3"', shape = '[8]' }, "dtype F8_E4M3 is not supported")
   end)
 
   it("rejects bad and absurd shapes", function()
-    bad(image('{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}', F32x2), "shape entry 1 is not a non-negative integer")
-    bad(image('{"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,8]}}', F32x2), "shape entry 1 is not a non-negative integer")
-    bad(image('{"w":{"dtype":"F32","shape":2,"data_offsets":[0,8]}}', F32x2), "shape must be an array, got a number")
-    bad(image('{"w":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,2],"data_offsets":[0,8]}}', F32x2),
+    bad(w_image { shape = '[-2]' }, "shape entry 1 is not a non-negative integer")
+    bad(w_image { shape = '[1.5]' }, "shape entry 1 is not a non-negative integer")
+    bad(w_image { shape = '2' }, "shape must be an array, got a number")
+    bad(w_image { shape = '[1,1,1,1,1,1,1,1,2]' },
       "tensor 'w': 9 dimensions, at most 8")
-    bad(image('{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}', F32x2),
+    bad(w_image { shape = '[4294967296,4294967296]' },
       "tensor 'w': the shape's element count is absurdly large")
-    bad(image('{"w":{"dtype":"F32","shape":[1e300],"data_offsets":[0,8]}}', F32x2), "shape entry 1 is not a non-negative integer")
+    bad(w_image { shape = '[1e300]' }, "shape entry 1 is not a non-negative integer")
   end)
 
   it("rejects offsets out of range, of the wrong size, or overlapping", function()
-    bad(image('{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}', F32x2), "data_offsets [8, 0] end before they begin")
-    bad(image('{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', F32x2),
+    bad(w_image { data_offsets = '[8,0]' }, "data_offsets [8, 0] end before they begin")
+    bad(w_image { shape = '[4]', data_offsets = '[0,16]' },
       "tensor 'w': data_offsets [0, 16] run past the data area (8 bytes)")
-    bad(image('{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}', F32x2),
+    bad(w_image { shape = '[3]' },
       "tensor 'w': data_offsets span 8 bytes but 3 F32 elements need 12")
-    bad(image('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0]}}', F32x2), "data_offsets must be an array of two integers")
-    bad(image('{"w":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}', F32x2), "data_offsets must be non-negative integers")
+    bad(w_image { data_offsets = '[0]' }, "data_offsets must be an array of two integers")
+    bad(w_image { data_offsets = '[-8,0]' }, "data_offsets must be non-negative integers")
     bad(image('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
       F32x2), "tensors 'a' and 'b' overlap in the data area")
   end)

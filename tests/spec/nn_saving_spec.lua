@@ -292,6 +292,20 @@ describe("model:save / nn.load_model", function()
   end)
 end)
 
+-- Runs `body` (Lua source: a loop that keeps saving) in a child process of the
+-- interpreter running this spec (lua5.4, moongrad or luajit), with this spec's
+-- module paths, and kills it with SIGKILL after 1.5 s.
+local function kill_saver_after(parent, body)
+  local script = parent .. "/saver.lua"
+  local f = assert(io.open(script, "w"))
+  f:write(string.format("package.path, package.cpath = %q, %q\n", package.path, package.cpath))
+  f:write(body)
+  f:close()
+  local lua, i = "lua5.4", -1
+  while arg and arg[i] do lua = arg[i]; i = i - 1 end
+  os.execute(string.format("'%s' '%s' & pid=$!; sleep 1.5; kill -9 $pid; wait $pid 2>/dev/null; true", lua, script))
+end
+
 describe("mg.train.Checkpoint", function()
   local Net = nn.Model:extend("CkptSpecNet")
   function Net:init() self.d1 = nn.Dense(8, { activation = "relu" }); self.drop = nn.Dropout(0.2); self.d2 = nn.Dense(1) end
@@ -360,10 +374,7 @@ describe("mg.train.Checkpoint", function()
   it("leave a loadable latest checkpoint when the writer is killed mid-save (SIGKILL)", function()
     local parent = tmpdir()
     local dir = parent .. "/ck"
-    local script = parent .. "/writer.lua"
-    local f = assert(io.open(script, "w"))
-    f:write(string.format("package.path, package.cpath = %q, %q\n", package.path, package.cpath))
-    f:write(string.format([[
+    kill_saver_after(parent, string.format([[
       local mg = require "moongrad"
       local m = mg.nn.Sequential { mg.nn.Input { shape = { 256 } }, mg.nn.Dense(512), mg.nn.Dense(256) }
       local step = mg.Variable(mg.tensor(0, "int64"))
@@ -374,12 +385,6 @@ describe("mg.train.Checkpoint", function()
         man:save()
       end
     ]], dir))
-    f:close()
-    -- the child runs in the interpreter running this spec (lua5.4, moongrad or luajit)
-    local lua, i = "lua5.4", -1
-    while arg and arg[i] do lua = arg[i]; i = i - 1 end
-    local cmd = string.format("'%s' '%s' & pid=$!; sleep 1.5; kill -9 $pid; wait $pid 2>/dev/null; true", lua, script)
-    os.execute(cmd)
     local latest = mg.train.latest_checkpoint(dir)
     assert.truthy(latest, "the writer saved nothing in 1.5 s")
     local m = nn.Sequential { nn.Input { shape = { 256 } }, nn.Dense(512), nn.Dense(256) }
@@ -395,10 +400,7 @@ describe("model:save killed mid-save", function()
   it("leaves a directory that loads (SIGKILL in a save loop)", function()
     local parent = tmpdir()
     local dir = parent .. "/m"
-    local script = parent .. "/saver.lua"
-    local f = assert(io.open(script, "w"))
-    f:write(string.format("package.path, package.cpath = %q, %q\n", package.path, package.cpath))
-    f:write(string.format([[
+    kill_saver_after(parent, string.format([[
       local mg = require "moongrad"
       local m = mg.nn.Sequential { mg.nn.Input { shape = { 256 } }, mg.nn.Dense(512), mg.nn.Dense(256) }
       m:compile { optimizer = "adam", loss = "mse" }
@@ -409,10 +411,6 @@ describe("model:save killed mid-save", function()
         m:save(%q)
       end
     ]], dir))
-    f:close()
-    local lua, i = "lua5.4", -1
-    while arg and arg[i] do lua = arg[i]; i = i - 1 end
-    os.execute(string.format("'%s' '%s' & pid=$!; sleep 1.5; kill -9 $pid; wait $pid 2>/dev/null; true", lua, script))
     local m = nn.load_model(dir)
     local k = mg.max(m.weights[1]):item()
     assert.is_true(k >= 1, "the saver wrote nothing in 1.5 s")

@@ -108,12 +108,11 @@ local function save_tensors(path, tensors, meta) return mg.save(path, tensors, m
 local function load_tensors(path) return mg.load(path) end
 M.save_tensors, M.load_tensors = save_tensors, load_tensors
 
+-- A text file's contents, or nil when nothing is at path (a file that is there
+-- but cannot be read is an error naming why, not a missing file).
 local function read_text(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
+  if not fs.exists(path) then return nil end
+  return mg.io.read_file(path)
 end
 M.read_text = read_text
 

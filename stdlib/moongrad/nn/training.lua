@@ -11,7 +11,7 @@
 -- the first trace. Batches are views (unshuffled) or one `take` of shuffled
 -- rows; the permutation comes from mg.random, so mg.random.seed makes a
 -- run reproducible. fit/evaluate/predict also take an mg.data Dataset of
--- (x, y) batches (see _fit_dataset). Portable Lua (5.4 and LuaJIT).
+-- (x, y) batches (see dataset_source). Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local Model = require("moongrad.nn.model")
 local util = require("moongrad.nn.util")
@@ -330,6 +330,71 @@ local function results(self, logs, return_dict)
   return unpack(out, 1, #out)
 end
 
+-- ---- batch sources ------------------------------------------------------------------------------
+-- fit, evaluate and predict each run one loop over a batch source, whether
+-- the data are tensors or an mg.data Dataset: {probe = an x to build the model
+-- with, steps = batches a pass (nil when unknown), pass(epoch) -> an iterator
+-- of (x, y) batches for one pass}.
+
+-- Batches of `batch` of the n rows of x (and y, when given): views in order,
+-- or with shuffle one `take` of rows permuted afresh each pass.
+local function tensor_source(x, y, n, batch, max_steps, shuffle)
+  local steps = math.ceil(n / batch)
+  if max_steps then steps = math.min(steps, max_steps) end
+  local function pass()
+    local perm = shuffle and permutation(n) or nil
+    local step = 0
+    return function()
+      if step >= steps then return nil end
+      step = step + 1
+      local i, j = (step - 1) * batch + 1, math.min(step * batch, n)
+      if perm then
+        local idx = perm:slice { { i, j } }
+        return take_rows(x, idx), y and take_rows(y, idx)
+      end
+      return rows(x, i, j), y and rows(y, i, j)
+    end
+  end
+  return { probe = x, steps = steps, pass = pass }
+end
+
+-- The elements of ds, at most `limit` a pass (given as option `optname`). The
+-- element read here builds the model and starts the first pass. Each later
+-- pass iterates ds afresh (so a shuffle in it reshuffles), or, with a limit,
+-- continues one iterator kept across passes (a new one once it has run out:
+-- a pass then ends early).
+local function dataset_source(ds, what, need_y, limit, optname)
+  local steps = dataset_steps(ds, limit, what, optname)
+  local it = ds:_iter()
+  local pending = it()
+  if pending == nil then error(what .. ": the dataset is empty", 3) end
+  local function pass(epoch)
+    if not pending and (not limit or it == nil) then it = ds:_iter() end
+    local step = 0
+    return function()
+      if limit and step >= limit then return nil end
+      local e = pending or it()
+      pending = nil
+      if e == nil then
+        it = nil
+        if step == 0 then
+          error(string.format("%s: epoch %s had no batches (the dataset ran out)", what, tostring(epoch)), 0)
+        end
+        return nil
+      end
+      step = step + 1
+      return split_element(e, what, need_y)
+    end
+  end
+  return { probe = (split_element(pending, what, need_y)), steps = steps, pass = pass }
+end
+
+local function verbosity(opts)
+  local v = opts.verbose
+  if v == nil or v == "auto" then return 1 end
+  return v
+end
+
 -- ---- fit ---------------------------------------------------------------------------------------
 
 local FIT_OPTIONS = util.set { "x", "y", "epochs", "batch_size", "verbose", "callbacks", "validation_split",
@@ -356,35 +421,12 @@ local function parse_call(x, y, opts, allowed, what)
   return x, y, opts
 end
 
--- model:fit(x, y, {epochs=1, batch_size=32, verbose=1, shuffle=true,
--- validation_split=, validation_data={x, y}, callbacks={...}, initial_epoch=0})
--- -> a History (history.history.loss[epoch], ...).
-function Model:fit(x, y, opts)
-  x, y, opts = parse_call(x, y, opts, FIT_OPTIONS, "fit")
-  check_compiled(self, "fit")
-  if is_dataset(x) then return self:_fit_dataset(x, y, opts) end
-  if y == nil then error("fit: y (the targets) is missing", 2) end
-  local n = check_same_count(x, y)
-  local batch = opts.batch_size or 32
+-- The loop of fit over a batch source; val (a Dataset or {x, y}) is evaluated
+-- every validation_freq epochs.
+local function fit_loop(self, src, val, opts)
   local epochs = opts.epochs or 1
-  local verbose = opts.verbose
-  if verbose == nil or verbose == "auto" then verbose = 1 end
-  local val_x, val_y
-  if opts.validation_data then
-    val_x, val_y = opts.validation_data[1] or opts.validation_data.x, opts.validation_data[2] or opts.validation_data.y
-  elseif opts.validation_split and opts.validation_split > 0 then
-    local nv = math.floor(n * opts.validation_split)
-    if nv < 1 or nv >= n then
-      error(string.format("fit: validation_split=%s leaves no training or no validation samples out of %d",
-        tostring(opts.validation_split), n), 2)
-    end
-    val_x, val_y = rows(x, n - nv + 1, n), rows(y, n - nv + 1, n)
-    x, y = rows(x, 1, n - nv), rows(y, 1, n - nv)
-    n = n - nv
-  end
-  local steps = math.ceil(n / batch)
-  if opts.steps_per_epoch then steps = math.min(steps, opts.steps_per_epoch) end
-  ensure_built(self, x)
+  local verbose = verbosity(opts)
+  ensure_built(self, src.probe)
   local train_fn = self:make_train_function()
   -- user callbacks first (they may add to the logs), then History and the progress bar (Keras's order)
   local history = callbacks.History()
@@ -392,34 +434,31 @@ function Model:fit(x, y, opts)
   for _, cb in ipairs(opts.callbacks or {}) do list[#list + 1] = cb end
   list[#list + 1] = history
   if verbose ~= 0 then list[#list + 1] = callbacks.ProgbarLogger() end
-  local cbs = callbacks.CallbackList(list, self, { epochs = epochs, steps = steps, verbose = verbose })
+  local cbs = callbacks.CallbackList(list, self, { epochs = epochs, steps = src.steps, verbose = verbose })
   rawset(self, "stop_training", false)
   cbs:on_train_begin({})
-  local shuffle = opts.shuffle ~= false
   local epoch_logs = {}
   for epoch = (opts.initial_epoch or 0) + 1, epochs do
     self:reset_metrics()
     cbs:on_epoch_begin(epoch, {})
-    local perm = shuffle and permutation(n) or nil
-    for step = 1, steps do
+    local step = 0
+    for xb, yb in src.pass(epoch) do
+      step = step + 1
       cbs:on_train_batch_begin(step, {})
-      local i, j = (step - 1) * batch + 1, math.min(step * batch, n)
-      local xb, yb
-      if perm then
-        local idx = perm:slice { { i, j } }
-        xb, yb = take_rows(x, idx), take_rows(y, idx)
-      else
-        xb, yb = rows(x, i, j), rows(y, i, j)
-      end
       train_fn(xb, yb)
       cbs:on_train_batch_end(step, lazy_logs(self))
       if self.stop_training then break end
     end
     epoch_logs = self:get_metrics_result()
-    local freq = opts.validation_freq or 1
-    if val_x ~= nil and (epoch % freq == 0) then
-      local vl = self:evaluate(val_x, val_y, { batch_size = opts.validation_batch_size or batch, verbose = 0,
-        return_dict = true })
+    if val ~= nil and epoch % (opts.validation_freq or 1) == 0 then
+      local vopts = { verbose = 0, return_dict = true }
+      local vl
+      if is_dataset(val) then
+        vl = self:evaluate(val, nil, vopts)
+      else
+        vopts.batch_size = opts.validation_batch_size or opts.batch_size or 32
+        vl = self:evaluate(val[1] or val.x, val[2] or val.y, vopts)
+      end
       for k, v in pairs(vl) do epoch_logs["val_" .. k] = v end
     end
     cbs:on_epoch_end(epoch, epoch_logs)
@@ -429,33 +468,67 @@ function Model:fit(x, y, opts)
   return history
 end
 
+-- model:fit(x, y, {epochs=1, batch_size=32, verbose=1, shuffle=true,
+-- validation_split=, validation_data={x, y} or a Dataset, callbacks={...}, initial_epoch=0})
+-- -> a History (history.history.loss[epoch], ...).
+-- model:fit(ds, {epochs=, steps_per_epoch=, validation_data=, ...}) trains on a
+-- Dataset of (x, y) batches (see dataset_source for how epochs iterate it).
+function Model:fit(x, y, opts)
+  x, y, opts = parse_call(x, y, opts, FIT_OPTIONS, "fit")
+  check_compiled(self, "fit")
+  if is_dataset(x) then
+    check_dataset_opts("fit", y, opts)
+    local src = dataset_source(x, "fit", true, opts.steps_per_epoch, "steps_per_epoch")
+    return fit_loop(self, src, opts.validation_data, opts)
+  end
+  if y == nil then error("fit: y (the targets) is missing", 2) end
+  local n = check_same_count(x, y)
+  local val = opts.validation_data
+  if val == nil and opts.validation_split and opts.validation_split > 0 then
+    local nv = math.floor(n * opts.validation_split)
+    if nv < 1 or nv >= n then
+      error(string.format("fit: validation_split=%s leaves no training or no validation samples out of %d",
+        tostring(opts.validation_split), n), 2)
+    end
+    val = { rows(x, n - nv + 1, n), rows(y, n - nv + 1, n) }
+    x, y = rows(x, 1, n - nv), rows(y, 1, n - nv)
+    n = n - nv
+  end
+  local src = tensor_source(x, y, n, opts.batch_size or 32, opts.steps_per_epoch, opts.shuffle ~= false)
+  return fit_loop(self, src, val, opts)
+end
+
 -- ---- evaluate / predict ------------------------------------------------------------------------------
 
 local EVAL_OPTIONS = util.set { "x", "y", "batch_size", "verbose", "return_dict", "callbacks", "steps" }
 
 -- model:evaluate(x, y, {batch_size=32, verbose=1, return_dict=false}) ->
 -- loss, metric... (or a table by name with return_dict).
+-- model:evaluate(ds, {steps=, verbose=, return_dict=}): the metrics over a
+-- Dataset (or its first `steps` batches).
 function Model:evaluate(x, y, opts)
   x, y, opts = parse_call(x, y, opts, EVAL_OPTIONS, "evaluate")
   check_compiled(self, "evaluate")
-  if is_dataset(x) then return self:_evaluate_dataset(x, y, opts) end
-  if y == nil then error("evaluate: y (the targets) is missing", 2) end
-  local n = check_same_count(x, y)
-  local batch = opts.batch_size or 32
-  local verbose = opts.verbose
-  if verbose == nil or verbose == "auto" then verbose = 1 end
-  ensure_built(self, x)
+  local src
+  if is_dataset(x) then
+    check_dataset_opts("evaluate", y, opts)
+    src = dataset_source(x, "evaluate", true, opts.steps, "steps")
+  else
+    if y == nil then error("evaluate: y (the targets) is missing", 2) end
+    src = tensor_source(x, y, check_same_count(x, y), opts.batch_size or 32, opts.steps, false)
+  end
+  local verbose = verbosity(opts)
+  ensure_built(self, src.probe)
   local fn = self:make_test_function()
   self:reset_metrics()
-  local steps = math.ceil(n / batch)
-  if opts.steps then steps = math.min(steps, opts.steps) end
-  local bar = verbose ~= 0 and progress.Progbar(steps, { verbose = verbose }) or nil
-  local cbs = callbacks.CallbackList(opts.callbacks or {}, self, { steps = steps, verbose = verbose })
+  local bar = verbose ~= 0 and progress.Progbar(src.steps, { verbose = verbose }) or nil
+  local cbs = callbacks.CallbackList(opts.callbacks or {}, self, { steps = src.steps, verbose = verbose })
   cbs:on_test_begin({})
-  for step = 1, steps do
+  local step = 0
+  for xb, yb in src.pass() do
+    step = step + 1
     cbs:on_test_batch_begin(step, {})
-    local i, j = (step - 1) * batch + 1, math.min(step * batch, n)
-    fn(rows(x, i, j), rows(y, i, j))
+    fn(xb, yb)
     cbs:on_test_batch_end(step, lazy_logs(self))
     if bar and bar:wants(step) then
       bar:update(step, callbacks._ordered_logs(self, self:get_metrics_result(), false))
@@ -484,144 +557,30 @@ local function concat_outputs(parts)
 end
 
 -- model:predict(x, {batch_size=32, verbose=0}): the outputs for every sample.
+-- model:predict(ds, {steps=}): the outputs for every element's x (elements may be x or (x, y)).
 function Model:predict(x, opts)
   if is_list(x) and x.x ~= nil and opts == nil then opts = x; x = opts.x end
   opts = opts or {}
   for k in pairs(opts) do
     if not PREDICT_OPTIONS[k] then error("predict: unknown option '" .. tostring(k) .. "'", 2) end
   end
-  if is_dataset(x) then return self:_predict_dataset(x, opts) end
-  local n = num_samples(x, "x")
-  local batch = opts.batch_size or 32
-  ensure_built(self, x)
-  local fn = self:make_predict_function()
-  local steps = math.ceil(n / batch)
-  if opts.steps then steps = math.min(steps, opts.steps) end
-  local verbose = opts.verbose or 0
-  local bar = verbose ~= 0 and progress.Progbar(steps, { verbose = verbose }) or nil
-  local parts = {}
-  for step = 1, steps do
-    local i, j = (step - 1) * batch + 1, math.min(step * batch, n)
-    parts[step] = fn(rows(x, i, j))
-    if bar and bar:wants(step) then bar:update(step, {}) end
-  end
-  return concat_outputs(parts)
-end
-
--- ---- fit / evaluate / predict on a Dataset --------------------------------------------------------------
-
--- model:fit(ds, {epochs=, steps_per_epoch=, validation_data=ds_or_{x, y}, ...}): each epoch
--- iterates ds afresh (so a shuffle in it reshuffles), or, with steps_per_epoch,
--- takes that many batches from one iterator kept across epochs (a new one when
--- it runs out: an epoch then ends early).
-function Model:_fit_dataset(ds, y, opts)
-  check_dataset_opts("fit", y, opts)
-  local epochs = opts.epochs or 1
-  local verbose = opts.verbose
-  if verbose == nil or verbose == "auto" then verbose = 1 end
-  local steps = dataset_steps(ds, opts.steps_per_epoch, "fit", "steps_per_epoch")
-  local it = ds:_iter()
-  local first = it()
-  if first == nil then error("fit: the dataset is empty", 2) end
-  local fx = split_element(first, "fit", true)
-  ensure_built(self, fx)
-  local train_fn = self:make_train_function()
-  local history = callbacks.History()
-  local list = {}
-  for _, cb in ipairs(opts.callbacks or {}) do list[#list + 1] = cb end
-  list[#list + 1] = history
-  if verbose ~= 0 then list[#list + 1] = callbacks.ProgbarLogger() end
-  local cbs = callbacks.CallbackList(list, self, { epochs = epochs, steps = steps, verbose = verbose })
-  rawset(self, "stop_training", false)
-  cbs:on_train_begin({})
-  local epoch_logs = {}
-  local pending = first   -- the element read to build the model
-  for epoch = (opts.initial_epoch or 0) + 1, epochs do
-    self:reset_metrics()
-    cbs:on_epoch_begin(epoch, {})
-    if not pending and (not opts.steps_per_epoch or it == nil) then it = ds:_iter() end
-    local step = 0
-    while not opts.steps_per_epoch or step < opts.steps_per_epoch do
-      local e = pending or it()
-      pending = nil
-      if e == nil then it = nil; break end
-      step = step + 1
-      local xb, yb = split_element(e, "fit", true)
-      cbs:on_train_batch_begin(step, {})
-      train_fn(xb, yb)
-      cbs:on_train_batch_end(step, lazy_logs(self))
-      if self.stop_training then break end
+  local src
+  if is_dataset(x) then
+    if opts.batch_size ~= nil then
+      error("predict: batch_size must not be given with a Dataset; batch the dataset itself: ds:batch(n)", 2)
     end
-    if step == 0 then error(string.format("fit: epoch %d had no batches (the dataset ran out)", epoch), 2) end
-    epoch_logs = self:get_metrics_result()
-    local freq = opts.validation_freq or 1
-    local vd = opts.validation_data
-    if vd ~= nil and (epoch % freq == 0) then
-      local vl
-      if is_dataset(vd) then
-        vl = self:evaluate(vd, nil, { verbose = 0, return_dict = true })
-      else
-        vl = self:evaluate(vd[1] or vd.x, vd[2] or vd.y, { batch_size = opts.validation_batch_size or 32,
-          verbose = 0, return_dict = true })
-      end
-      for k, v in pairs(vl) do epoch_logs["val_" .. k] = v end
-    end
-    cbs:on_epoch_end(epoch, epoch_logs)
-    if self.stop_training then break end
+    src = dataset_source(x, "predict", false, opts.steps, "steps")
+  else
+    src = tensor_source(x, nil, num_samples(x, "x"), opts.batch_size or 32, opts.steps, false)
   end
-  cbs:on_train_end(epoch_logs)
-  return history
-end
-
--- model:evaluate(ds, nil, {steps=, verbose=, return_dict=}): the metrics over ds (or its first `steps` batches).
-function Model:_evaluate_dataset(ds, y, opts)
-  check_dataset_opts("evaluate", y, opts)
-  local verbose = opts.verbose
-  if verbose == nil or verbose == "auto" then verbose = 1 end
-  local steps = dataset_steps(ds, opts.steps, "evaluate", "steps")
-  local it = ds:_iter()
-  local first = it()
-  if first == nil then error("evaluate: the dataset is empty", 2) end
-  ensure_built(self, (split_element(first, "evaluate", true)))
-  local fn = self:make_test_function()
-  self:reset_metrics()
-  local bar = verbose ~= 0 and progress.Progbar(steps, { verbose = verbose }) or nil
-  local cbs = callbacks.CallbackList(opts.callbacks or {}, self, { steps = steps, verbose = verbose })
-  cbs:on_test_begin({})
-  local step, e = 0, first
-  while e ~= nil and (not opts.steps or step < opts.steps) do
-    step = step + 1
-    cbs:on_test_batch_begin(step, {})
-    fn(split_element(e, "evaluate", true))
-    cbs:on_test_batch_end(step, lazy_logs(self))
-    if bar and bar:wants(step) then
-      bar:update(step, callbacks._ordered_logs(self, self:get_metrics_result(), false))
-    end
-    e = (not opts.steps or step < opts.steps) and it() or nil
-  end
-  local logs = self:get_metrics_result()
-  cbs:on_test_end(logs)
-  return results(self, logs, opts.return_dict)
-end
-
--- model:predict(ds, {steps=}): the outputs for every element's x (elements may be x or (x, y)).
-function Model:_predict_dataset(ds, opts)
-  if opts.batch_size ~= nil then
-    error("predict: batch_size must not be given with a Dataset; batch the dataset itself: ds:batch(n)", 3)
-  end
-  local steps = dataset_steps(ds, opts.steps, "predict", "steps")
-  local it = ds:_iter()
-  local e = it()
-  if e == nil then error("predict: the dataset is empty", 2) end
-  ensure_built(self, (split_element(e, "predict", false)))
+  ensure_built(self, src.probe)
   local fn = self:make_predict_function()
   local verbose = opts.verbose or 0
-  local bar = verbose ~= 0 and progress.Progbar(steps, { verbose = verbose }) or nil
+  local bar = verbose ~= 0 and progress.Progbar(src.steps, { verbose = verbose }) or nil
   local parts = {}
-  while e ~= nil and (not opts.steps or #parts < opts.steps) do
-    parts[#parts + 1] = fn((split_element(e, "predict", false)))
+  for xb in src.pass() do
+    parts[#parts + 1] = fn(xb)
     if bar and bar:wants(#parts) then bar:update(#parts, {}) end
-    e = (not opts.steps or #parts < opts.steps) and it() or nil
   end
   return concat_outputs(parts)
 end
