@@ -317,10 +317,46 @@ static int pause_tapes(lua_State *L) {
   return 0;
 }
 
+/* core.tapes_track({tensors}, ...) -> whether a tape recording at this trace
+ * depth tracks one of the list's or the other arguments' tensors (a staged
+ * function's call asks this about its Variables and arguments: no tables per
+ * call). As a read would, it makes watching tapes hold trainable Variables. */
+static int tapes_track(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_tensor *small[16];
+  int nl = lua_istable(L, 1) ? (int)luaL_len(L, 1) : 0, na = lua_gettop(L) - 1;
+  if (nl + na <= 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  mg_tensor **ts = nl + na <= 16 ? small : lua_newuserdatauv(L, (size_t)(nl + na) * sizeof *ts, 0);
+  int n = 0;
+  for (int i = 0; i < nl; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    mg_tensor *t = mgL_testtensor(L, -1);
+    if (t) ts[n++] = t;
+    lua_pop(L, 1);
+  }
+  for (int i = 0; i < na; i++) {
+    mg_tensor *t = mgL_testtensor(L, i + 2);
+    if (t) ts[n++] = t;
+  }
+  lua_pushboolean(L, n > 0 && mg_tapes_track_any(S->ctx, n, ts));
+  return 1;
+}
+
+/* core.tensor_key(t) -> a value equal for the Lua handles of one engine
+ * tensor (handles are boxes: two may hold the same tensor), for table keys. */
+static int tensor_key(lua_State *L) {
+  lua_pushlightuserdata(L, mgL_checktensor(L, 1));
+  return 1;
+}
+
 static const luaL_Reg autodiff_fns[] = {
     {"tape_new", tape_new},         {"record_custom", record_custom}, {"record_group", record_group}, {"variable", variable_new},
     {"assign", variable_assign},    {"variable_read", variable_read}, {"is_variable", is_variable},
-    {"is_trainable", is_trainable}, {"pause_tapes", pause_tapes},     {NULL, NULL}};
+    {"is_trainable", is_trainable}, {"pause_tapes", pause_tapes},     {"tapes_track", tapes_track},
+    {"tensor_key", tensor_key},     {NULL, NULL}};
 
 void mgL_open_autodiff(lua_State *L, int state_idx, int module_idx) {
   luaL_newmetatable(L, MGL_TAPE);

@@ -450,6 +450,10 @@ function Func:trace(args, key, tensors)
   local counts = self.optimize and core.graph_optimize(g, self.passes) or nil
   local cf = setmetatable({ graph_obj = g, template = template, guards = guards, env = env,
     name = self.name, key = key, constraints = constraints, pass_counts = counts }, Concrete)
+  -- the Variables it reads and its effects, for calls under a tape (below)
+  local vars, _, effect = core.graph_externals(nil, g)
+  cf.vars, cf.effect = vars, effect
+  cf.ntensors = #tensors
   -- Tracing (and AutoGraph's conversion) leaves megabytes of garbage that the
   -- generational collector would otherwise promote to old objects and walk on
   -- every later collection: eager ops measured 3x slower until a full cycle.
@@ -502,17 +506,193 @@ end
 
 -- core.graph_call_or (graph_call, else the fallback) where the binding has it
 local graph_call_or = core.graph_call_or
+local tapes_track = core.tapes_track
+
+-- ---- calls under a recording tape ------------------------------------------------------
+--
+-- A tape around a call of a staged function records the call as one group
+-- step (core.record_group): the forward graph runs with the tapes paused,
+-- and the step's backward calls a backward staged function, made once per
+-- concrete function and set of needed sources (cf.bwd), that re-runs the
+-- forward under a tape inside its trace and returns the gradients of the
+-- arguments' float tensors and of the Variables the function reads
+-- (rematerialisation: the backward graph recomputes the forward). A call of
+-- the backward function under another recording tape is recorded the same
+-- way (higher order). Calls whose graph has effects the re-run would repeat
+-- (Variable assigns, random ops, Lua calls) run node by node with every op
+-- recorded, as do calls returning an argument (or one tensor twice).
+
+local SLOT = {}   -- where an argument tensor goes in an argument skeleton
+-- The backward functions read no globals: their closures must not share this
+-- chunk's _ENV, which tracing swaps for its guard proxy.
+local ipairs_, pcall_, error_ = ipairs, pcall, error
+
+-- The arguments with every tensor (not Variable) replaced by SLOT, in
+-- describe's order (so fill puts a list of tensors back in place).
+local function skeleton(v, memo)
+  if is_tensor(v) then return core.is_variable(v) and v or SLOT end
+  if type(v) ~= "table" or is_spec(v) then return v end
+  memo = memo or {}
+  if memo[v] then return memo[v] end
+  local out = {}
+  memo[v] = out
+  for _, k in ipairs(sorted_keys(v)) do out[k] = skeleton(v[k], memo) end
+  return setmetatable(out, getmetatable(v))
+end
+
+local function fill(v, list, pos, memo)
+  if v == SLOT then
+    pos.i = pos.i + 1
+    return list[pos.i]
+  end
+  if is_tensor(v) or type(v) ~= "table" or is_spec(v) then return v end
+  memo = memo or {}
+  if memo[v] then return memo[v] end
+  local out = {}
+  memo[v] = out
+  for _, k in ipairs(sorted_keys(v)) do out[k] = fill(v[k], list, pos, memo) end
+  return setmetatable(out, getmetatable(v))
+end
+
+local is_float, zeros_like  -- defined with the control flow's gradients below
+
+-- The backward staged function of concrete function cf for the sources
+-- marked in need (cf.skel: the arguments' structure): bwd(tensors...,
+-- upstream...) with one upstream gradient per float output returns the
+-- gradient of each argument tensor, then of each Variable in cf.vars (nil:
+-- not needed, or unconnected). Sources not needed are left out of the graph
+-- (a loss's data arguments cost nothing). Sets cf.conn[key]: for each float
+-- output, the sources it reaches.
+local function backward_of(self, cf, need)
+  local key = {}
+  for i = 1, cf.ntensors + #cf.vars do key[i] = need[i] and "1" or "0" end
+  key = table.concat(key)
+  local bwd = cf.bwd[key]
+  if bwd then return bwd, key end
+  local skel, nargs, nin, vars, fn = cf.skel, cf.skel.n, cf.ntensors, cf.vars, self.traced_fn
+  local nsrc = nin + #vars
+  local needed = {}
+  for i = 1, nsrc do needed[i] = need[i] and true or false end
+  need = needed
+  bwd = M.func(function(...)
+    local all = pack(...)
+    local tape = core.tape_new(false, true)
+    tape:start()
+    local srcs, at = {}, {}
+    for i = 1, nin do
+      if need[i] then tape:watch(all[i]); srcs[#srcs + 1] = all[i]; at[#at + 1] = i end
+    end
+    for k, v in ipairs_(vars) do
+      if need[nin + k] then tape:watch(v); srcs[#srcs + 1] = v; at[#at + 1] = nin + k end
+    end
+    local pos, targs = { i = 0 }, {}
+    for i = 1, nargs do targs[i] = fill(skel[i], all, pos) end
+    local res = pack(pcall_(fn, unpack(targs, 1, nargs)))
+    tape:stop()
+    if not res[1] then error_(res[2], 0) end
+    local outs = flatten_results(pack(unpack(res, 2, res.n)))
+    local targets, ups, u = {}, {}, nin
+    for _, o in ipairs_(outs) do
+      if is_float(o) then
+        u = u + 1
+        targets[#targets + 1] = o; ups[#ups + 1] = all[u]
+      end
+    end
+    local grads, conn = {}, {}
+    if #targets > 0 and #srcs > 0 then
+      -- which sources each float output reaches (its own gradient graph is
+      -- dead code, removed by the optimiser): an output whose upstream is
+      -- nil at a call must not make its sources' gradients zeros instead of nil
+      for k, o in ipairs_(targets) do
+        local gk = tape:_gradient({ o }, nil, srcs, false, true)
+        conn[k] = {}
+        for j, i in ipairs_(at) do conn[k][i] = gk[j] ~= nil end
+      end
+      cf.conn[key] = conn
+      local g = tape:_gradient(targets, ups, srcs, false, false)
+      for j, i in ipairs_(at) do grads[i] = g[j] end
+    end
+    return unpack(grads, 1, nsrc)
+  end, { name = cf.name .. "_backward", reduce_retracing = self.reduce_retracing or self.input_signature,
+    autograph = false })
+  cf.bwd[key] = bwd
+  return bwd, key
+end
+
+-- Whether the outputs of a call (outs[2..]) can be the outputs of one group
+-- step: each a tensor of its own, not an argument returned as is, not a
+-- captured tensor a tape already tracks, not one output twice (handles are
+-- boxes: compared by core.tensor_key).
+local function fresh_outputs(tensors, outs)
+  local seen, key = {}, core.tensor_key
+  for _, t in ipairs(tensors) do seen[key(t)] = true end
+  for i = 2, outs.n do
+    local k = key(outs[i])
+    if seen[k] or tapes_track(nil, outs[i]) then return false end
+    seen[k] = true
+  end
+  return true
+end
+
+-- Runs cf on tensors under a recording tape; returns pack(true, outputs...).
+function Func:call_taped(cf, args, tensors)
+  if M.staged_backward ~= true or cf.effect then  -- node by node, every op recorded (the default)
+    return run_graph(3, cf.graph_obj, unpack(tensors))
+  end
+  core.pause_tapes(true)
+  local outs = pack(pcall(core.graph_call, cf.graph_obj, unpack(tensors)))
+  core.pause_tapes(false)
+  if not outs[1] then error(outs[2], 3) end
+  if not fresh_outputs(tensors, outs) then  -- run it again, recording its ops
+    return run_graph(3, cf.graph_obj, unpack(tensors))
+  end
+  local inputs, results, nin = {}, {}, #tensors
+  for i = 1, nin do inputs[i] = tensors[i] end
+  for k, v in ipairs(cf.vars) do inputs[nin + k] = v end
+  for i = 2, outs.n do results[i - 1] = outs[i] end
+  if not cf.skel then
+    cf.skel, cf.bwd, cf.conn = { n = args.n }, {}, {}
+    for i = 1, args.n do cf.skel[i] = skeleton(args[i]) end
+  end
+  core.record_group(inputs, results, function(gouts, need)
+    local call = {}
+    for i = 1, nin do call[i] = inputs[i] end
+    for k, o in ipairs(results) do
+      local gk = gouts[k]
+      if gk and shape_str(gk.shape) ~= shape_str(o.shape) then
+        error(string.format("gradient of staged function %s: the gradient reaching its output %d has shape %s, "
+          .. "the output has shape %s", self.name, k, shape_str(gk.shape), shape_str(o.shape)), 0)
+      end
+      if is_float(o) then call[#call + 1] = gk or zeros_like(o) end
+    end
+    local bwd, key = backward_of(self, cf, need)
+    local g = pack(bwd(unpack(call)))
+    local grads, conn, k = {}, cf.conn[key] or {}, 0
+    local reached = {}   -- the sources an output with an upstream gradient reaches
+    for j, o in ipairs(results) do
+      if is_float(o) then
+        k = k + 1
+        if gouts[j] and conn[k] then for i in pairs(conn[k]) do reached[i] = reached[i] or conn[k][i] end end
+      end
+    end
+    for i = 1, #inputs do if need[i] and reached[i] then grads[i] = g[i] end end
+    return grads
+  end)
+  return outs
+end
 
 function Func:__call(...)
   if trace_depth > 0 then return self.traced_fn(...) end  -- called while tracing: inline it
   if self.eager or M.run_functions_eagerly then return self.traced_fn(...) end
   local cf = self.fast
   if cf and cf.plain then  -- no guards or constraints: one C call checks the tensors and runs
+    if tapes_track(cf.vars, ...) then return self:call_slow(...) end
     return graph_call_or(cf.graph_obj, self.call_slow, self, ...)
   end
   if cf and select("#", ...) == cf.nargs and core.graph_accepts(cf.graph_obj, ...)
       and (not cf.guards[1] or guards_hold(self.traced_fn, cf.env, cf.guards))
-      and (not cf.constraints[1] or constraints_hold(cf.constraints, { ... })) then
+      and (not cf.constraints[1] or constraints_hold(cf.constraints, { ... }))
+      and not tapes_track(cf.vars, ...) then
     return core.graph_call(cf.graph_obj, ...)  -- tensors in, tensors out: no tables
   end
   return self:call_slow(...)
@@ -540,11 +720,34 @@ function Func:call_slow(...)
     cf.plain = graph_call_or and not cf.guards[1] and not cf.constraints[1]
     self.fast = cf
   end
-  local outs = run_graph(2, cf.graph_obj, unpack(tensors))
+  local outs
+  if tapes_track(cf.vars, unpack(tensors)) then outs = self:call_taped(cf, args, tensors)
+  else outs = run_graph(2, cf.graph_obj, unpack(tensors)) end
   return build_results(cf.template, pack(unpack(outs, 2, outs.n)))
 end
 
 function Func:trace_count() return self.ntraces end
+
+-- How many backward functions of its concrete functions were traced, at
+-- every order (each trace runs the Lua function once more; see call_taped).
+function Func:backward_trace_count()
+  local n = 0
+  for _, list in pairs(self.cache) do
+    for _, cf in ipairs(list) do
+      for _, bwd in pairs(cf.bwd or {}) do n = n + bwd.ntraces + bwd:backward_trace_count() end
+    end
+  end
+  return n
+end
+
+-- How many times the backward function of concrete function cf (a call's
+-- concrete function, Func:concrete) was traced: 0 before a tape needed it.
+-- (one backward function per set of sources a tape needed).
+function Concrete:backward_trace_count()
+  local n = 0
+  for _, bwd in pairs(self.bwd or {}) do n = n + bwd.ntraces end
+  return n
+end
 
 -- Whether concrete function cf of this function still holds: the values its
 -- trace read (guards) are unchanged. For hosts that keep cf's graph and run
@@ -646,12 +849,13 @@ end
 -- Re-running a branch or body must not repeat effects: one that assigns a
 -- Variable, draws random numbers or calls Lua is refused when differentiated.
 
-local function is_float(t)
+function is_float(t)
+  if not is_tensor(t) then return false end
   local dt = t.dtype
   return dt == "float32" or dt == "float64" or dt == "float16" or dt == "bfloat16"
 end
 
-local function zeros_like(t)
+function zeros_like(t)
   for _, d in ipairs(t.shape) do
     if d < 0 then return core.mul(core.stop_gradient(t), 0) end
   end

@@ -293,6 +293,10 @@ func.convert = function(fn, opts) return autograph().convert(fn, opts) end
 function M.range(...) return autograph().range(...) end
 -- mg.config.run_functions_eagerly(true): staged functions run their Lua body eagerly (debugging).
 function M.config.run_functions_eagerly(flag) func.run_functions_eagerly = flag and true or false end
+-- mg.config.staged_backward(true): a tape around a staged call is one step whose gradient is a
+-- backward graph built once, instead of recording the graph's ops one by one (the default;
+-- doc/staging.md, Gradients).
+function M.config.staged_backward(flag) func.staged_backward = flag and true or false end
 
 M.document(M.zeros, "mg.zeros(shape, dtype)\n  A tensor of zeros (float32 unless dtype is given).")
 M.document(M.ones, "mg.ones(shape, dtype)\n  A tensor of ones (float32 unless dtype is given).")

@@ -1200,6 +1200,30 @@ end
 
 function M.pause_tapes(on) lib.mg_ctx_pause_tapes(ctx, on and 1 or 0) end
 
+-- core.tensor_key(t) -> a value equal for the Lua handles of one engine tensor.
+function M.tensor_key(t)
+  local p = testtensor(t)
+  if p == nil then error("bad argument #1 to 'tensor_key' (tensor expected, got " .. typename(t) .. ")", 2) end
+  return tonumber(ffi.cast("intptr_t", p))
+end
+
+-- core.tapes_track({tensors}, ...) -> whether a tape recording at this trace
+-- depth tracks one of the list's or the other arguments' tensors.
+local track_one = new("mg_tensor *[1]")
+function M.tapes_track(list, ...)
+  if type(list) == "table" then
+    for j = 1, #list do
+      track_one[0] = testtensor(list[j])
+      if track_one[0] ~= nil and lib.mg_tapes_track_any(ctx, 1, track_one) ~= 0 then return true end
+    end
+  end
+  for i = 1, select("#", ...) do
+    track_one[0] = testtensor((select(i, ...)))
+    if track_one[0] ~= nil and lib.mg_tapes_track_any(ctx, 1, track_one) ~= 0 then return true end
+  end
+  return false
+end
+
 -- ---- staging (lua/capi/graph.c) -------------------------------------------------------------------
 
 local graph_methods = {}
