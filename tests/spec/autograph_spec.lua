@@ -11,24 +11,9 @@ local ag = mg.autograph
 
 local THIS = debug.getinfo(1, "S").short_src
 
-local function fails(fn, ...)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error, the call succeeded")
-  err = tostring(err)
-  for _, want in ipairs({ ... }) do
-    assert(err:find(want, 1, true), ("message %q does not mention %q"):format(err, want))
-  end
-  return err
-end
-
-local function near(a, b)
-  if mg.is_tensor(a) then a = a:totable() end
-  if type(b) == "table" then
-    for i = 1, #b do near(a[i], b[i]) end
-    return
-  end
-  assert(math.abs(a - b) <= 1e-5 * math.max(1, math.abs(b)), ("got %s, expected %s"):format(tostring(a), tostring(b)))
-end
+local H = require "tests.spec.helpers"
+local fails = H.fails
+local function near(a, b) return H.near(a, b, 1e-5) end
 
 -- Runs fn with io.stderr replaced; returns what was written to it.
 local function stderr_of(fn)

@@ -33,6 +33,7 @@ function M.near(actual, expected, tol, path)
   tol = tol or 1e-5
   path = path or "value"
   if mg.is_tensor(actual) then actual = actual:totable() end
+  if mg.is_tensor(expected) then expected = expected:totable() end
   if type(expected) == "table" then
     assert(type(actual) == "table", ("%s: expected a table, got %s"):format(path, tostring(actual)))
     assert(#actual == #expected, ("%s: length %d, expected %d"):format(path, #actual, #expected))

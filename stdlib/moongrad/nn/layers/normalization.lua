@@ -30,6 +30,48 @@ local function norm_axes(axis, ndim, what)
   return out, set
 end
 
+-- The affine part both layers share: center/scale flags, gamma/beta
+-- initializers and regularizers, their weights, their config entries.
+local function init_affine(self, cfg)
+  self.epsilon = cfg.epsilon or 1e-3
+  self.center = cfg.center ~= false
+  self.scale = cfg.scale ~= false
+  self.beta_initializer = initializers.get(cfg.beta_initializer or "zeros")
+  self.gamma_initializer = initializers.get(cfg.gamma_initializer or "ones")
+  self.beta_regularizer = regularizers.get(cfg.beta_regularizer)
+  self.gamma_regularizer = regularizers.get(cfg.gamma_regularizer)
+end
+
+local function build_affine(self, pshape)
+  if self.scale then
+    self.gamma = self:add_weight { name = "gamma", shape = pshape, initializer = self.gamma_initializer,
+      regularizer = self.gamma_regularizer }
+  end
+  if self.center then
+    self.beta = self:add_weight { name = "beta", shape = pshape, initializer = self.beta_initializer,
+      regularizer = self.beta_regularizer }
+  end
+end
+
+local function affine_config(self, cfg)
+  cfg.axis = self.axis
+  cfg.epsilon = self.epsilon
+  cfg.center = self.center
+  cfg.scale = self.scale
+  cfg.beta_initializer = initializers.serialize(self.beta_initializer)
+  cfg.gamma_initializer = initializers.serialize(self.gamma_initializer)
+  cfg.beta_regularizer = regularizers.serialize(self.beta_regularizer)
+  cfg.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
+  return cfg
+end
+
+local function same_shape(self, s)
+  if #s ~= self._ndim then
+    error(string.format("expected a %d-d input, got shape %s", self._ndim, util.shape_str(s)), 0)
+  end
+  return util.copy(s)
+end
+
 -- ---- BatchNormalization ----------------------------------------------------------------
 
 local BN = Layer:extend("BatchNormalization")
@@ -41,15 +83,9 @@ function BN:__init(...)
     "gamma_regularizer" }, ...)
   self.axis = cfg.axis or -1
   self.momentum = cfg.momentum or 0.99
-  self.epsilon = cfg.epsilon or 1e-3
-  self.center = cfg.center ~= false
-  self.scale = cfg.scale ~= false
-  self.beta_initializer = initializers.get(cfg.beta_initializer or "zeros")
-  self.gamma_initializer = initializers.get(cfg.gamma_initializer or "ones")
+  init_affine(self, cfg)
   self.moving_mean_initializer = initializers.get(cfg.moving_mean_initializer or "zeros")
   self.moving_variance_initializer = initializers.get(cfg.moving_variance_initializer or "ones")
-  self.beta_regularizer = regularizers.get(cfg.beta_regularizer)
-  self.gamma_regularizer = regularizers.get(cfg.gamma_regularizer)
 end
 
 function BN:build(s)
@@ -73,14 +109,7 @@ function BN:build(s)
   for i, ax in ipairs(axes) do if ax ~= #s - #axes + i then trailing = false end end
   self._bshape = (not trailing) and bshape or nil
   self._pshape = pshape
-  if self.scale then
-    self.gamma = self:add_weight { name = "gamma", shape = pshape, initializer = self.gamma_initializer,
-      regularizer = self.gamma_regularizer }
-  end
-  if self.center then
-    self.beta = self:add_weight { name = "beta", shape = pshape, initializer = self.beta_initializer,
-      regularizer = self.beta_regularizer }
-  end
+  build_affine(self, pshape)
   self.moving_mean = self:add_weight { name = "moving_mean", shape = pshape,
     initializer = self.moving_mean_initializer, trainable = false }
   self.moving_variance = self:add_weight { name = "moving_variance", shape = pshape,
@@ -110,26 +139,13 @@ function BN:call(x, training)
     bcast(self, gamma), self.epsilon)
 end
 
-function BN:compute_output_shape(s)
-  if #s ~= self._ndim then
-    error(string.format("expected a %d-d input, got shape %s", self._ndim, util.shape_str(s)), 0)
-  end
-  return util.copy(s)
-end
+BN.compute_output_shape = same_shape
 
 function BN:get_config()
-  local cfg = Layer.get_config(self)
-  cfg.axis = self.axis
+  local cfg = affine_config(self, Layer.get_config(self))
   cfg.momentum = self.momentum
-  cfg.epsilon = self.epsilon
-  cfg.center = self.center
-  cfg.scale = self.scale
-  cfg.beta_initializer = initializers.serialize(self.beta_initializer)
-  cfg.gamma_initializer = initializers.serialize(self.gamma_initializer)
   cfg.moving_mean_initializer = initializers.serialize(self.moving_mean_initializer)
   cfg.moving_variance_initializer = initializers.serialize(self.moving_variance_initializer)
-  cfg.beta_regularizer = regularizers.serialize(self.beta_regularizer)
-  cfg.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
   return cfg
 end
 
@@ -142,13 +158,7 @@ function LN:__init(...)
   local cfg = self:_parse({}, { "axis", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
     "beta_regularizer", "gamma_regularizer" }, ...)
   self.axis = cfg.axis or -1
-  self.epsilon = cfg.epsilon or 1e-3
-  self.center = cfg.center ~= false
-  self.scale = cfg.scale ~= false
-  self.beta_initializer = initializers.get(cfg.beta_initializer or "zeros")
-  self.gamma_initializer = initializers.get(cfg.gamma_initializer or "ones")
-  self.beta_regularizer = regularizers.get(cfg.beta_regularizer)
-  self.gamma_regularizer = regularizers.get(cfg.gamma_regularizer)
+  init_affine(self, cfg)
 end
 
 function LN:build(s)
@@ -163,14 +173,7 @@ function LN:build(s)
   end
   self._axes = axes
   self._ndim = #s
-  if self.scale then
-    self.gamma = self:add_weight { name = "gamma", shape = pshape, initializer = self.gamma_initializer,
-      regularizer = self.gamma_regularizer }
-  end
-  if self.center then
-    self.beta = self:add_weight { name = "beta", shape = pshape, initializer = self.beta_initializer,
-      regularizer = self.beta_regularizer }
-  end
+  build_affine(self, pshape)
   rawset(self, "_one", mg.ones(pshape))
   rawset(self, "_zero", mg.zeros(pshape))
 end
@@ -183,24 +186,10 @@ function LN:call(x)
     self.epsilon)
 end
 
-function LN:compute_output_shape(s)
-  if #s ~= self._ndim then
-    error(string.format("expected a %d-d input, got shape %s", self._ndim, util.shape_str(s)), 0)
-  end
-  return util.copy(s)
-end
+LN.compute_output_shape = same_shape
 
 function LN:get_config()
-  local cfg = Layer.get_config(self)
-  cfg.axis = self.axis
-  cfg.epsilon = self.epsilon
-  cfg.center = self.center
-  cfg.scale = self.scale
-  cfg.beta_initializer = initializers.serialize(self.beta_initializer)
-  cfg.gamma_initializer = initializers.serialize(self.gamma_initializer)
-  cfg.beta_regularizer = regularizers.serialize(self.beta_regularizer)
-  cfg.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
-  return cfg
+  return affine_config(self, Layer.get_config(self))
 end
 
 return M
