@@ -686,13 +686,15 @@ function Func:__call(...)
   if self.eager or M.run_functions_eagerly then return self.traced_fn(...) end
   local cf = self.fast
   if cf and cf.plain then  -- no guards or constraints: one C call checks the tensors and runs
-    if tapes_track(cf.vars, ...) then return self:call_slow(...) end
+    -- the tape check costs ~50 ns a call: only the opt-in backward graph needs it (node by node
+    -- recording happens inside the executor)
+    if M.staged_backward and tapes_track(cf.vars, ...) then return self:call_slow(...) end
     return graph_call_or(cf.graph_obj, self.call_slow, self, ...)
   end
   if cf and select("#", ...) == cf.nargs and core.graph_accepts(cf.graph_obj, ...)
       and (not cf.guards[1] or guards_hold(self.traced_fn, cf.env, cf.guards))
       and (not cf.constraints[1] or constraints_hold(cf.constraints, { ... }))
-      and not tapes_track(cf.vars, ...) then
+      and not (M.staged_backward and tapes_track(cf.vars, ...)) then
     return core.graph_call(cf.graph_obj, ...)  -- tensors in, tensors out: no tables
   end
   return self:call_slow(...)
