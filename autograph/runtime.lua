@@ -70,7 +70,11 @@ R.where = user_where
 local function fail(msg) error(user_where() .. ": " .. msg, 0) end
 R.fail = fail
 
-local function shape_str(s) return "(" .. table.concat(s, ",") .. ")" end
+local function shape_str(s)
+  local parts = {}
+  for i = 1, #s do parts[i] = tostring(s[i]) end   -- an unknown size prints as ?
+  return "(" .. table.concat(parts, ",") .. ")"
+end
 local function describe(v)
   if is_tensor(v) then return "a " .. v.dtype .. " " .. shape_str(v.shape) .. " tensor" end
   if v == nil then return "nil" end
@@ -622,6 +626,11 @@ local function to_number(v, what)
     if v:numel() ~= 1 then fail("the " .. what .. " of this for loop is a tensor of shape " .. shape_str(v.shape) .. ", not a number") end
     return v:item()
   end
+  if core.is_unknown_size(v) then   -- #x or x.shape[i] of a -1 size: no Lua number exists for it
+    fail("the " .. what .. " of this for loop is an unknown size, like the length of a tensor whose first "
+      .. "dimension is unknown while tracing (a -1 size of the input signature): a Lua for loop needs a number; "
+      .. "give that dimension a size in the signature, or compute with ops over the whole axis")
+  end
   return v
 end
 
@@ -690,13 +699,13 @@ function R.for_range(start, stop, step, body_fn, get, set, names, extra)
 end
 
 -- A size that is unknown while tracing (a -1 of input_signature or
--- reduce_retracing) reads as a probe value (core/graph.h, MG_PROBE_BASE).
-local function unknown_size(d) return d <= 16777213 and d > 16777213 - 64 end
+-- reduce_retracing) reads as an unknown-size object (lua/capi/dim.c).
+local unknown_size = core.is_unknown_size
 
 local function first_dim(t, what)
   if #t.shape == 0 then fail(what .. " of a 0-d tensor (use t:item())") end
   local d = t.shape[1]
-  if is_symbolic(t) and unknown_size(d) then
+  if unknown_size(d) then
     fail(what .. " of a tensor whose first dimension is unknown while tracing (-1 in its signature): "
       .. "there is no Lua number for it; give that dimension a size in the signature")
   end
@@ -803,9 +812,14 @@ end
 
 -- ---- builtins ------------------------------------------------------------------------------------
 
--- #t: the size of a tensor's first axis (a Lua number), or Lua's length.
+-- #t: the size of a tensor's first axis (a Lua number, or while tracing
+-- perhaps an unknown size, which ops accept and Lua arithmetic refuses), or
+-- Lua's length.
 function R.len(t)
-  if is_tensor(t) then return first_dim(t, "length") end
+  if is_tensor(t) then
+    if #t.shape == 0 then fail("length of a 0-d tensor (use t:item())") end
+    return #t
+  end
   return #t
 end
 

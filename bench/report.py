@@ -49,14 +49,17 @@ def lower_better(unit):
     return unit in TIME_UNITS
 
 
-def best_of(runs, systems):
-    """(median, system, variant, unit) of the best variant among `systems`."""
+def best_of(runs, systems, only=None):
+    """(median, system, variant, unit) of the best variant among `systems`
+    (of the variant named `only` when given and present)."""
     best = None
     for s in systems:
         run = runs.get(s)
         if not run or run.get("status") != "ok":
             continue
         for v, vals in run["results"].items():
+            if only and only in run["results"] and v != only:
+                continue
             m, unit = med(vals), run["units"][v]
             if m is None:
                 continue
@@ -156,7 +159,7 @@ def render(res, benches, peers):
             continue
         runs = b["runs"]
         st = mg_status(runs)
-        mg = best_of(runs, ["moongrad"])
+        mg = best_of(runs, ["moongrad"], (res.get("moongrad_main") or {}).get(name))
         pb = best_of(runs, peers)
         x = speedup(mg, pb, pb[3] if pb else None)
         tcol = "—"

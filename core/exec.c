@@ -29,6 +29,7 @@ typedef struct node_plan {
   mg_meta meta;         /* static graphs: what infer said at the first run */
   mg_attrs *attrs;      /* the node's attributes, defaults filled */
   mg_tensor *keep;      /* static graphs: the output buffer kept for reuse */
+  mg_tensor *spare;     /* the one before, taken in turns with keep (a loop's carried value holds one) */
   mg_tensor *cast[MG_CAST_SLOTS];  /* constant inputs already cast to what infer asked for */
   int direct;           /* the kernel may be called directly */
 } node_plan;
@@ -51,6 +52,7 @@ void mg_plan_free(struct mg_plan *p) {
   prog_free(p->prog);
   for (int i = 0; i < p->nnodes; i++) {
     mg_tensor_release(p->nodes[i].keep);
+    mg_tensor_release(p->nodes[i].spare);
     for (int k = 0; k < MG_CAST_SLOTS; k++) mg_tensor_release(p->nodes[i].cast[k]);
   }
   free(p->scratch);
@@ -85,7 +87,14 @@ typedef struct frame {
   unsigned char *owned; /* vals[v] holds a reference (inputs and constants are borrowed) */
   mg_tensor **outer;    /* the parent frame's values, for captures */
   int64_t *probes;      /* probe index -> size bound in this run (0 = not yet) */
+  const unsigned char *donated; /* per input: the caller lets go of it after the run (run_while) */
 } frame;
+
+/* run_while hands the loop variables to the body's run through this (read
+ * and cleared at run_graph's start, so nested runs do not see it): the
+ * caller drops them right after, so an MG_ACCUM op may write into one that
+ * nothing else holds (reuse_input0). */
+static _Thread_local const unsigned char *donate_next;
 
 static mg_status run_graph(mg_ctx *ctx, mg_graph *g, mg_tensor *const *inputs, mg_tensor **outer,
                            int64_t *probes, mg_tensor **outputs);
@@ -125,6 +134,11 @@ static mg_status resolve_attrs(frame *f, const mg_gnode *n, mg_attrs *out) {
   return MG_OK;
 }
 
+/* Nobody but the plan holds t (or its storage). */
+static int unheld(const mg_tensor *t) {
+  return t && atomic_load(&t->refs) == 1 && t->storage && atomic_load(&t->storage->refs) == 1;
+}
+
 /* Static graphs, after the first run: the kernel straight into the buffer the
  * plan keeps for this node (reused when the last run's result was let go). */
 static mg_status run_direct(frame *f, int i, node_plan *np, mg_tensor **ins, mg_tensor **out) {
@@ -151,7 +165,11 @@ static mg_status run_direct(frame *f, int i, node_plan *np, mg_tensor **ins, mg_
   }
   ins = cin;
   mg_tensor *res = np->keep;
-  if (!(res && atomic_load(&res->refs) == 1 && res->storage && atomic_load(&res->storage->refs) == 1)) {
+  if (!unheld(res) && unheld(np->spare)) {  /* a loop's last value holds keep: the one before is free */
+    np->keep = np->spare;
+    np->spare = res;
+    res = np->keep;
+  } else if (!unheld(res)) {
     /* last run's buffer is still held by someone: a fresh one, which the plan keeps */
     res = mg_tensor_header(np->meta.dtype, np->meta.ndim, np->meta.shape);
     if (!res) return mg_seterror(MG_ENOMEM, "%s: out of memory", info->name);
@@ -160,7 +178,8 @@ static mg_status run_direct(frame *f, int i, node_plan *np, mg_tensor **ins, mg_
       mg_tensor_release(res);
       return st;
     }
-    mg_tensor_release(np->keep);
+    mg_tensor_release(np->spare);
+    np->spare = np->keep;  /* reusable once its holder lets go */
     np->keep = res;
   }
   mg_call call = {f->ctx, n->op, info, ins, n->nin, np->attrs};
@@ -172,13 +191,62 @@ static mg_status run_direct(frame *f, int i, node_plan *np, mg_tensor **ins, mg_
   return MG_OK;
 }
 
+/* An MG_ACCUM op (index_add) writes into its first input when that is a
+ * donated loop variable (a reverse while loop's gradient accumulator) that
+ * this node reads last and nobody else holds: the refs are run_while's and,
+ * from earlier iterations, the plan's keep or spare. Its result then costs the added
+ * slices, not a copy of the accumulator. 1 = done (st set), 0 = not taken. */
+static int reuse_input0(frame *f, int i, node_plan *np, mg_tensor **ins, mg_status *st) {
+  const mg_gnode *n = &f->g->nodes[i];
+  const mg_graph *g = f->g;
+  int v = n->in[0], k = 0;
+  mg_tensor *t = ins[0];
+  if (!f->donated || g->plan->last_use[v] != i || !t->storage) return 0;
+  while (k < g->ninputs && g->inputs[k] != v) k++;
+  if (k == g->ninputs || !f->donated[k]) return 0;
+  for (int j = 0; j < n->nin; j++) {  /* the dtypes infer asked for (run_direct's rule; no casts here) */
+    mg_dtype want = j < MG_CAST_SLOTS ? np->meta.cast[j] : np->meta.cast_rest;
+    if (want != MG_NDTYPES && want != (mg_dtype)ins[j]->dtype) return 0;
+  }
+  if (t->dtype != np->meta.dtype || t->ndim != np->meta.ndim ||
+      memcmp(t->shape, np->meta.shape, (size_t)t->ndim * sizeof(int64_t)) || !mg_tensor_is_contiguous(t))
+    return 0;
+  if (atomic_load(&t->refs) != 1 + (np->keep == t) + (np->spare == t) || atomic_load(&t->storage->refs) != 1)
+    return 0;
+  mg_call call = {f->ctx, n->op, mg_op_info(n->op), ins, n->nin, np->attrs};
+  f->ctx->paused++;
+  *st = mg_op_kernel(n->op)(&call, t);
+  f->ctx->paused--;
+  if (*st) {
+    char why[600];
+    snprintf(why, sizeof why, "%s", mg_last_error());
+    *st = mg_seterror(*st, "%s (in staged function '%s')", why, g->name);
+    return 1;
+  }
+  if (np->spare == t) {  /* the plan holds it, as it holds run_direct's results */
+    np->spare = np->keep;
+    np->keep = t;
+  } else if (np->keep != t) {
+    mg_tensor_retain(t);
+    mg_tensor_release(np->spare);
+    np->spare = np->keep;
+    np->keep = t;
+  }
+  f->vals[n->out0] = t;
+  f->owned[n->out0] = 0;
+  return 1;
+}
+
 static mg_status run_op(frame *f, int i, mg_tensor **ins) {
   const mg_gnode *n = &f->g->nodes[i];
   struct mg_plan *plan = f->g->plan;
   node_plan *np = &plan->nodes[i];
   mg_tensor *out = NULL;
   mg_status st;
-  if (np->direct && plan->primed && !f->ctx->ntapes && run_direct(f, i, np, ins, &out) == MG_OK) {
+  if ((mg_op_info(n->op)->flags & MG_ACCUM) && np->direct && plan->primed && !mg_tapes_active(f->ctx) &&
+      reuse_input0(f, i, np, ins, &st))
+    return st;
+  if (np->direct && plan->primed && !mg_tapes_active(f->ctx) && run_direct(f, i, np, ins, &out) == MG_OK) {
     f->vals[n->out0] = out;
     f->owned[n->out0] = 0;
     return MG_OK;
@@ -429,7 +497,8 @@ static struct mg_prog *prog_compile(mg_ctx *ctx, mg_graph *g, struct mg_plan *pl
   }
   for (int i = 0; i < g->nnodes; i++) {  /* the general path's kept buffers are not needed now */
     mg_tensor_release(plan->nodes[i].keep);
-    plan->nodes[i].keep = NULL;
+    mg_tensor_release(plan->nodes[i].spare);
+    plan->nodes[i].keep = plan->nodes[i].spare = NULL;
   }
   return p;
 }
@@ -538,7 +607,9 @@ static mg_status run_cond(frame *f, const mg_gnode *n) {
 static mg_status run_while(frame *f, const mg_gnode *n) {
   mg_tensor *small[8], **cur = n->nvars <= 8 ? small : malloc((size_t)n->nvars * sizeof *cur);
   mg_tensor *small2[8], **next = n->nvars <= 8 ? small2 : malloc((size_t)n->nvars * sizeof *next);
-  mg_status st = cur && next ? MG_OK : mg_seterror(MG_ENOMEM, "while_loop: out of memory");
+  unsigned char small3[8], *donated = n->nvars <= 8 ? small3 : malloc((size_t)n->nvars);
+  mg_status st = cur && next && donated ? MG_OK : mg_seterror(MG_ENOMEM, "while_loop: out of memory");
+  for (int k = 0; !st && k < n->nvars; k++) donated[k] = 1;
   mg_tensor **saved = NULL;  /* a node with the gradient's outputs keeps each iteration's values (graph.h) */
   int64_t nsaved = 0, cap_saved = 0, iters = 0;
   for (int k = 0; !st && k < n->nvars; k++) {
@@ -554,6 +625,7 @@ static mg_status run_while(frame *f, const mg_gnode *n) {
     if (!go) break;
     if (n->nout > n->nvars && (st = mg_while_save_push(f->g, n, &saved, &nsaved, &cap_saved, cur))) break;
     iters++;
+    donate_next = donated;  /* cur[] is let go of right after the body: see reuse_input0 */
     if ((st = run_graph(f->ctx, n->sub[1], cur, f->vals, f->probes, next))) break;
     for (int k = 0; k < n->nvars; k++) {
       mg_tensor_release(cur[k]);
@@ -561,7 +633,7 @@ static mg_status run_while(frame *f, const mg_gnode *n) {
     }
   }
   if (!st && n->nout > n->nvars)
-    st = mg_while_save_finish(f->ctx, n, cur, saved, iters, f->vals + n->out0 + n->nvars);
+    st = mg_while_save_finish(f->ctx, f->g, n, cur, saved, iters, f->vals + n->out0 + n->nvars);
   for (int64_t i = 0; i < nsaved; i++) mg_tensor_release(saved[i]);
   free(saved);
   for (int k = 0; k < n->nvars && cur; k++) {
@@ -570,6 +642,7 @@ static mg_status run_while(frame *f, const mg_gnode *n) {
   }
   if (cur != small) free(cur);
   if (next != small2) free(next);
+  if (donated != small3) free(donated);
   return st;
 }
 
@@ -612,15 +685,17 @@ static mg_status run_node(frame *f, int i) {
 
 static mg_status run_graph(mg_ctx *ctx, mg_graph *g, mg_tensor *const *inputs, mg_tensor **outer,
                            int64_t *probes, mg_tensor **outputs) {
+  const unsigned char *donated = donate_next;  /* first: never left for another run */
+  donate_next = NULL;
   if (!g->plan && !(g->plan = plan_build(g))) return mg_seterror(MG_ENOMEM, "%s: out of memory", g->name);
   struct mg_plan *plan = g->plan;
-  if (plan->primed && !ctx->ntapes) {  /* a static graph that ran once: its program */
+  if (plan->primed && !mg_tapes_active(ctx)) {  /* a static graph that ran once: its program */
     if (!plan->prog_tried) {
       plan->prog_tried = 1;
       plan->prog = prog_compile(ctx, g, plan);
     }
     mg_status st;
-    frame pf = {ctx, g, NULL, NULL, outer, probes};
+    frame pf = {ctx, g, NULL, NULL, outer, probes, NULL};
     if (plan->prog && !plan->prog->busy && !prog_run(&pf, plan->prog, inputs, outputs, &st)) return st;
   }
   size_t nv = (size_t)(g->nvalues ? g->nvalues : 1), bytes = nv * (sizeof(mg_tensor *) + 1);
@@ -633,7 +708,7 @@ static mg_status run_graph(mg_ctx *ctx, mg_graph *g, mg_tensor *const *inputs, m
   if (own_scratch) plan->scratch_busy = 1;
   mg_tensor **vals = mem;
   unsigned char *owned = (unsigned char *)(vals + nv);
-  frame f = {ctx, g, vals, owned, outer, probes};
+  frame f = {ctx, g, vals, owned, outer, probes, donated};
   mg_status st = MG_OK;
   for (int k = 0; k < g->ninputs && !st; k++)  /* borrowed from the caller */
     if (!(st = bind_input(&f, k, inputs[k]))) vals[g->inputs[k]] = inputs[k];

@@ -157,6 +157,15 @@ RULE(grad_take_grad) {  /* take_grad is take's adjoint, so its own adjoint is ta
   return gs_end(&s);
 }
 
+RULE(grad_index_add) {  /* x passes through; src's slices were added: take reads them back */
+  gs s = gs_begin(g);
+  SET(0, GOUT);
+  mg_attrs a = {.set = g->attrs->set & 1u};
+  a.v[0] = g->attrs->v[0];
+  SET(2, nn_app2(&s, MG_OP_TAKE, GOUT, Y, &a));
+  return gs_end(&s);
+}
+
 /* ---- softmax cross-entropy ---------------------------------------------------------- */
 
 /* The softmax VJP along the last axis: p * (v - sum(v * p)). */

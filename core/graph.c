@@ -134,6 +134,8 @@ void mg_graph_compact(mg_graph *g) {
 /* ---- tracing state ------------------------------------------------------------- */
 
 int mg_tracing(const mg_ctx *ctx) { return ctx && ctx->ntraces > 0; }
+const char *mg_trace_name(const mg_ctx *ctx) { return ctx && ctx->ntraces ? ctx->traces[0]->name : NULL; }
+int mg_size_is_unknown(int64_t d) { return mg_is_probe(d); }
 
 static mg_graph *current(const mg_ctx *ctx) { return ctx->ntraces ? ctx->traces[ctx->ntraces - 1] : NULL; }
 
@@ -323,6 +325,17 @@ int mg_trace_wants(const mg_ctx *ctx, const mg_opinfo *info, mg_tensor *const *i
   return 0;
 }
 
+/* An op given an unknown size (a probe) in an attribute: its graph, and
+ * every graph around it, resolves attributes when run. A subgraph (a while
+ * body) may hold one with no unknown size among its own placeholders. */
+static void mark_attr_probes(mg_graph *g, mg_op op, const mg_attrs *a) {
+  const mg_opinfo *info = mg_op_info(op);
+  for (int k = 0; k < info->nattrs; k++)
+    for (int j = 0; j < a->v[k].n && info->attrs[k].kind != MG_A_FLOAT; j++)
+      if (mg_is_probe(a->v[k].i[j]))
+        for (mg_graph *p = g; p; p = p->parent) p->has_probes = 1;
+}
+
 mg_status mg_trace_op(mg_ctx *ctx, mg_op op, mg_tensor *const *in, int nin, const mg_attrs *a,
                       const mg_meta *m, mg_tensor **out) {
   mg_graph *g = current(ctx);
@@ -352,6 +365,7 @@ mg_status mg_trace_op(mg_ctx *ctx, mg_op op, mg_tensor *const *in, int nin, cons
   }
   g->nodes[n].op = op;
   *g->nodes[n].attrs = *a;
+  mark_attr_probes(g, op, a);
   mg_graph_set_value_meta(g, g->nodes[n].out0, m->dtype, m->ndim, m->shape);
   if ((st = symbolic(ctx, g, g->nodes[n].out0, out))) goto release;
   if (ctx->ntapes && !ctx->paused && (st = mg_tape_record_op(ctx, op, tin, nin, a, *out))) {
@@ -559,6 +573,18 @@ static int value_used(const mg_graph *g, int v) {
   return 0;
 }
 
+int mg_while_passthrough(const mg_gnode *n, int k) {
+  const mg_graph *body = n->sub[1];
+  return k >= 0 && k < n->nvars && k < body->noutputs && k < body->ninputs && body->outputs[k] == body->inputs[k];
+}
+
+/* Loop variable k's iterations are kept when its stack is read and the body
+ * changes it: a passthrough variable starts every iteration with the same
+ * value, so its stack (if read at all) is a view of the final value. */
+static int save_keeps(const mg_graph *g, const mg_gnode *n, int k) {
+  return !mg_while_passthrough(n, k) && value_used(g, n->out0 + n->nvars + k);
+}
+
 mg_status mg_while_save_push(const mg_graph *g, const mg_gnode *n, mg_tensor ***saved, int64_t *nsaved,
                              int64_t *cap, mg_tensor *const *cur) {
   int nvars = n->nvars;
@@ -571,7 +597,8 @@ mg_status mg_while_save_push(const mg_graph *g, const mg_gnode *n, mg_tensor ***
     *cap = c;
   }
   for (int k = 0; k < nvars; k++) {
-    int keep = value_used(g, n->out0 + nvars + k);
+    /* decided on the first iteration (a scan of g), then read off it */
+    int keep = *nsaved ? (*saved)[k] != NULL : save_keeps(g, n, k);
     (*saved)[*nsaved + k] = keep ? cur[k] : NULL;
     if (keep) mg_tensor_retain(cur[k]);
   }
@@ -579,10 +606,26 @@ mg_status mg_while_save_push(const mg_graph *g, const mg_gnode *n, mg_tensor ***
   return MG_OK;
 }
 
+/* A passthrough variable's stack: its value (the same every iteration)
+ * broadcast along a new first axis of size iters, a view (no copy). */
+static mg_status passthrough_stack(mg_ctx *ctx, mg_tensor *x, int64_t iters, mg_tensor **out) {
+  mg_attrs a = {.set = 1u};
+  a.v[0].n = x->ndim + 1;
+  a.v[0].i[0] = 1;
+  memcpy(&a.v[0].i[1], x->shape, (size_t)x->ndim * sizeof(int64_t));
+  mg_tensor *one;
+  mg_status st = mg_apply(ctx, MG_OP_RESHAPE, &x, 1, &a, &one);
+  if (st) return st;
+  a.v[0].i[0] = iters;
+  st = mg_apply(ctx, MG_OP_EXPAND, &one, 1, &a, out);
+  mg_tensor_release(one);
+  return st;
+}
+
 /* outs[k] = the values of variable k at the start of each iteration, joined
  * on a new first axis (a size-0 one for no iteration); outs[nvars] = iters. */
-mg_status mg_while_save_finish(mg_ctx *ctx, const mg_gnode *n, mg_tensor *const *first, mg_tensor **saved,
-                               int64_t iters, mg_tensor **outs) {
+mg_status mg_while_save_finish(mg_ctx *ctx, const mg_graph *g, const mg_gnode *n, mg_tensor *const *first,
+                               mg_tensor **saved, int64_t iters, mg_tensor **outs) {
   int nvars = n->nvars;
   mg_status st = MG_OK;
   mg_tensor **parts = malloc((size_t)(iters ? iters : 1) * sizeof *parts);
@@ -600,7 +643,11 @@ mg_status mg_while_save_finish(mg_ctx *ctx, const mg_gnode *n, mg_tensor *const 
       continue;
     }
     int64_t np = 0;
-    if (!saved[k]) continue;  /* not kept (nothing reads it): the output stays empty */
+    if (!saved[k]) {  /* not kept: a view for a passthrough variable something reads, else nothing */
+      if (mg_while_passthrough(n, k) && value_used(g, n->out0 + nvars + k))
+        st = passthrough_stack(ctx, first[k], iters, &outs[k]);
+      continue;
+    }
     for (int64_t it = 0; it < iters && !st; it++) {
       mg_tensor *e = saved[it * nvars + k];
       memcpy(&a.v[0].i[1], e->shape, (size_t)e->ndim * sizeof(int64_t));

@@ -100,12 +100,17 @@ void mg_graph_invalidate(mg_graph *g);
 /* A WHILE node with nout == 2 * nvars + 1 also gives, for its gradient, the
  * values each iteration started from, stacked, and the trip count: the
  * executor hands each iteration's values to mg_while_save_push (saved grows
- * by doubling; a stack no node of g reads is not kept and comes out NULL)
- * and the stacks are made by mg_while_save_finish. */
+ * by doubling) and the stacks are made by mg_while_save_finish. A stack no
+ * node of g reads is not kept and comes out NULL; a passthrough variable's
+ * (mg_while_passthrough) is never kept: read, it is a broadcast view of the
+ * final value, which every iteration started from. */
 mg_status mg_while_save_push(const mg_graph *g, const mg_gnode *n, mg_tensor ***saved, int64_t *nsaved,
                              int64_t *cap, mg_tensor *const *cur);
-mg_status mg_while_save_finish(mg_ctx *ctx, const mg_gnode *n, mg_tensor *const *first, mg_tensor **saved,
-                               int64_t iters, mg_tensor **outs);
+mg_status mg_while_save_finish(mg_ctx *ctx, const mg_graph *g, const mg_gnode *n, mg_tensor *const *first,
+                               mg_tensor **saved, int64_t iters, mg_tensor **outs);
+/* Whether the body of WHILE node n hands loop variable k back unchanged
+ * (its output k is its input placeholder k). */
+int mg_while_passthrough(const mg_gnode *n, int k);
 
 /* Optimisation passes: each returns how many changes it made. */
 typedef int (*mg_pass_fn)(mg_ctx *ctx, mg_graph *g);

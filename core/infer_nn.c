@@ -420,6 +420,41 @@ mg_status infer_take_grad(const mg_call *c, mg_meta *out) {
   return nn_fits(c, out->dtype, nd, out->shape);
 }
 
+/* index_add(x, index, src, axis): x's shape and dtype; src must have
+ * take(x, index, axis)'s shape and x's dtype. */
+mg_status infer_index_add(const mg_call *c, mg_meta *out) {
+  const mg_tensor *x = c->in[0], *idx = c->in[1], *src = c->in[2];
+  char sa[MG_SHAPE_BUF], sb[MG_SHAPE_BUF], sc[MG_SHAPE_BUF], sw[MG_SHAPE_BUF];
+  if (!mg_dtype_is_float((mg_dtype)x->dtype))
+    return mg_seterror(MG_EDTYPE, "%s: x must be float32 or float64, got %s", NAME(c), mg_dtype_name((mg_dtype)x->dtype));
+  if (!mg_dtype_is_int((mg_dtype)idx->dtype))
+    return mg_seterror(MG_EDTYPE, "%s: index must be an integer tensor, got %s", NAME(c),
+                       mg_dtype_name((mg_dtype)idx->dtype));
+  if (src->dtype != x->dtype)
+    return mg_seterror(MG_EDTYPE, "%s: src must have x's dtype %s, got %s", NAME(c), mg_dtype_name((mg_dtype)x->dtype),
+                       mg_dtype_name((mg_dtype)src->dtype));
+  if (x->ndim < 1) return mg_seterror(MG_ESHAPE, "%s: x must have at least one dimension, got a 0-d tensor", NAME(c));
+  int a = 0;
+  mg_status st = A_SET(c, 0) ? mg_norm_axis(c, "axis", A_I(c, 0), x->ndim, &a) : MG_OK;
+  if (st) return st;
+  int64_t want[MG_MAX_DIMS];
+  int nd = x->ndim - 1 + idx->ndim;
+  if (nd > MG_MAX_DIMS)
+    return mg_seterror(MG_ESHAPE, "%s: x %s and index %s give src more than %d dimensions", NAME(c),
+                       mg_shape_str(x->ndim, x->shape, sa, sizeof sa), mg_shape_str(idx->ndim, idx->shape, sb, sizeof sb),
+                       MG_MAX_DIMS);
+  for (int d = 0; d < nd; d++)
+    want[d] = d < a ? x->shape[d] : d < a + idx->ndim ? idx->shape[d - a] : x->shape[d - idx->ndim + 1];
+  if (src->ndim != nd || (nd && memcmp(src->shape, want, (size_t)nd * sizeof(int64_t))))
+    return mg_seterror(MG_ESHAPE, "%s: src has shape %s; x %s and index %s along axis %d need %s", NAME(c),
+                       mg_shape_str(src->ndim, src->shape, sc, sizeof sc), mg_shape_str(x->ndim, x->shape, sa, sizeof sa),
+                       mg_shape_str(idx->ndim, idx->shape, sb, sizeof sb), a + (c->ctx ? c->ctx->index_base : 0),
+                       mg_shape_str(nd, want, sw, sizeof sw));
+  nn_out(out, (mg_dtype)x->dtype, x->ndim, x->shape);
+  out->cast[1] = MG_INT64;
+  return MG_OK;
+}
+
 /* ---- softmax cross-entropy ----------------------------------------------------------- */
 
 /* Classes lie along the last axis of logits; `labels` is checked by the caller. */

@@ -172,6 +172,8 @@ typedef enum mg_op {
 #define MG_RANDOM  0x20u  /* draws from the context's generator */
 #define MG_VARIADIC 0x40u /* takes any number (>= 1) of inputs */
 #define MG_STATE   0x80u  /* updates its Variable inputs in place (optimizer steps): never dropped, merged or reordered */
+#define MG_ACCUM   0x100u /* adds into input 0 (same shape and dtype as the result): the executor may give it
+                             input 0's own buffer as the output when nothing else holds or reads it (index_add) */
 
 /* Attribute kinds, as written in an op's schema string. */
 typedef enum mg_attr_kind {
@@ -302,6 +304,9 @@ mg_status mg_tape_record_group(mg_ctx *ctx, int nin, mg_tensor *const *inputs, i
 /* 1 when a tape recording at the current trace depth tracks one of ts (it
  * would record an op taking them), else 0. */
 int mg_tapes_track_any(mg_ctx *ctx, int n, mg_tensor *const *ts);
+/* 1 when some tape records on ctx (not paused): a cheap test before
+ * mg_tapes_track_any on a hot path. */
+int mg_tapes_active(const mg_ctx *ctx);
 
 /* ---- staging: tracing into graphs and running them ---------------------------- */
 
@@ -325,6 +330,12 @@ mg_status mg_trace_end(mg_ctx *ctx, mg_graph *g, int nout, mg_tensor *const *out
 /* Drops the innermost trace without finishing it (error recovery). */
 void mg_trace_abort(mg_ctx *ctx);
 int mg_tracing(const mg_ctx *ctx);
+/* The name of the outermost function being traced on ctx (owned by the
+ * trace), or NULL when none is. */
+const char *mg_trace_name(const mg_ctx *ctx);
+/* Nonzero when d is the size that stands for an unknown (-1) size while
+ * tracing (a "probe" size: symbolic tensors' shapes hold these). */
+int mg_size_is_unknown(int64_t d);
 /* A symbolic input of the graph being traced; -1 in shape = unknown size. */
 mg_status mg_trace_placeholder(mg_ctx *ctx, mg_dtype dt, int ndim, const int64_t *shape, mg_tensor **out);
 int mg_tensor_is_symbolic(const mg_tensor *t);
@@ -404,6 +415,16 @@ mg_status mg_graph_optimize(mg_ctx *ctx, mg_graph *g, unsigned passes);
 /* The same, writing into counts[i] (when counts is not NULL; MG_NPASSES
  * entries) how many changes pass i made. */
 mg_status mg_graph_optimize_counts(mg_ctx *ctx, mg_graph *g, unsigned passes, int *counts);
+/* Cuts a traced forward-and-backward graph g (inputs: nfwd_in forward inputs
+ * then the upstream gradients; outputs: nfwd_out forward results then the
+ * gradients) into *fwd (the forward inputs -> the results, then saved
+ * intermediates) and *bwd (the saved values, then the upstream gradients ->
+ * the gradients), as TensorFlow does for a concrete function under a tape.
+ * The backward's first *nsrc inputs come from (*src)[k]: an index into the
+ * list (forward inputs, outputs of *fwd); free *src with mg_free. Graphs
+ * with effects (assigns, host calls) are refused. */
+mg_status mg_graph_split(const mg_graph *g, int nfwd_in, int nfwd_out, mg_graph **fwd, mg_graph **bwd,
+                         int *nsrc, int **src);
 /* The name of pass i ("constfold", "cse", "dce", "algebra", "fuse"); NULL out of range. */
 const char *mg_pass_name(int i);
 

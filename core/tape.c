@@ -512,3 +512,5 @@ mg_status mg_tape_gradient(mg_tape *t, int ntargets, mg_tensor *const *targets,
   }
   return st;
 }
+
+int mg_tapes_active(const mg_ctx *ctx) { return ctx->ntapes > 0 && !ctx->paused; }

@@ -129,6 +129,7 @@ print(mg.avg_pool2d(x, {ksize = 2, strides = 1}):reshape{2, 2})  --> tensor([[3.
 print(mg.batch_norm(b, b:mean{axis = 1}, b:variance{axis = 1}, 0, 1, 0))  --> tensor([[-1., -1.], [ 1.,  1.]], dtype=float32)]=],
   dropout = [=[print(mg.dropout(mg.ones{8}, 42, 0.5))   --> tensor([0., 2., 2., 2., 0., 2., 0., 2.], dtype=float32)]=],
   take_grad = [=[print(mg.take_grad(mg.ones{3, 2}, mg.tensor{3, 1, 3}, {size = 4}))  --> tensor([[1., 1.], [0., 0.], [2., 2.], [0., 0.]], dtype=float32)]=],
+  index_add = [=[print(mg.index_add(mg.ones{4, 2}, mg.tensor{3, 1, 3}, mg.ones{3, 2}, 1))  --> tensor([[2., 2.], [1., 1.], [3., 3.], [1., 1.]], dtype=float32)]=],
   softmax_cross_entropy_with_logits = [=[local logits = mg.tensor{{2.0, 0, 0}}
 print(mg.softmax_cross_entropy_with_logits(logits, mg.tensor{{1.0, 0, 0}}))  --> tensor([0.2395], dtype=float32)]=],
   softmax_cross_entropy_with_logits_grad = [=[local g = mg.softmax_cross_entropy_with_logits_grad(mg.tensor{{0.0, 0}}, mg.tensor{{1.0, 0}}, mg.tensor{1.0})
@@ -233,7 +234,8 @@ local function flag_words(flags)
   local words = {}
   local names = { MG_EW = "elementwise", MG_BCAST = "broadcasts", MG_VIEW = "may return a view",
                   MG_NOGRAD = "no gradient", MG_RANDOM = "random", MG_VARIADIC = "any number of inputs",
-                  MG_STATE = "updates its Variable inputs in place" }
+                  MG_STATE = "updates its Variable inputs in place",
+                  MG_ACCUM = "may add into its first input's buffer in a staged run" }
   for f in flags:gmatch("MG_[%u_]+") do
     if names[f] then words[#words + 1] = names[f] end
   end

@@ -130,6 +130,12 @@ def mlp_staged(quick):
     return [("jax.jit", "us", step, 1, 0)]
 
 
+def mlp_tape_staged(quick):
+    x, y, ps = _mlp_setup()
+    g = jax.value_and_grad(jax.jit(_mlp_loss))   # the transformation around a jitted call, not jitted itself
+    return [("value_and_grad(jit(loss)), no outer jit", "us", lambda: _ready(g(ps, x, y)), 1, 0)]
+
+
 @jax.jit
 def _loop(v, n):
     def body(s):
@@ -219,7 +225,8 @@ BENCHES = {
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
-    "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "while_staged": while_staged, "tape": tape,
+    "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
+    "while_staged": while_staged, "tape": tape,
 }
 
 if __name__ == "__main__":

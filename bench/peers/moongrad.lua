@@ -154,7 +154,7 @@ local function mlp_setup()
     for i = 1, 4 do ps[i]:assign_sub(gs[i] * 0.01) end
     return loss
   end
-  return x, y, step
+  return x, y, step, ps
 end
 
 function B.mlp_eager()
@@ -167,6 +167,38 @@ function B.mlp_staged()
   local x, y, step = mlp_setup()
   local f = mg.func(step)
   return { { "mg.func", "us", function() return f(x, y) end, 1, 0 } }
+end
+
+-- A tape outside a staged loss: the first call under a tape traces the
+-- forward graph (also returning what the gradient needs) and the backward
+-- graph; tape:gradient runs the backward graph. "node by node" records the
+-- staged graph's ops on the tape one by one instead
+-- (mg.config.staged_backward(false)); only in full runs, and the summary's
+-- ratio uses the default mode's row (run.py's MOONGRAD_MAIN).
+function B.mlp_tape_staged()
+  need("func", "config.staged_backward")
+  local x, y, _, ps = mlp_setup()
+  local loss = mg.func(function(x, y)
+    local h = mg.relu(mg.matmul(x, ps[1]) + ps[2])
+    return mg.mean(mg.sparse_softmax_cross_entropy_with_logits(mg.matmul(h, ps[3]) + ps[4], y))
+  end)
+  local function step()
+    local tape = mg.GradientTape()
+    local l = loss(x, y)
+    tape:stop()
+    return tape:gradient(l, ps)
+  end
+  local out = { { "mg.func (default: staged backward)", "us", step, 1, 0 } }
+  if not QUICK then
+    out[2] = { "mg.func (node by node)", "us", function()
+      mg.config.staged_backward(false)
+      local ok, g = pcall(step)
+      mg.config.staged_backward(true)
+      if not ok then error(g, 0) end
+      return g
+    end, 1, 0 }
+  end
+  return out
 end
 
 function B.while_staged()

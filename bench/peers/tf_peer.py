@@ -121,6 +121,28 @@ def mlp_staged(quick):
     return out
 
 
+def _mlp_loss(x, y, ps):
+    w1, b1, w2, b2 = ps
+    h = tf.nn.relu(x @ w1 + b1)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, h @ w2 + b2))
+
+
+def mlp_tape_staged(quick):
+    x, y, ps = _mlp_setup()
+
+    def grads(f):
+        def fn():
+            with tf.GradientTape() as t:       # the Variables are watched automatically
+                loss = f(x, y)
+            return [g.numpy() for g in t.gradient(loss, ps)]
+        return fn
+    out = [("tf.function under GradientTape", "us", grads(tf.function(lambda x, y: _mlp_loss(x, y, ps))), 1, 0)]
+    if not quick:
+        fx = tf.function(lambda x, y: _mlp_loss(x, y, ps), jit_compile=True)
+        out.append(("tf.function(jit_compile) under GradientTape", "us", grads(fx), 1, 0))
+    return out
+
+
 @tf.function
 def _loop(v, n):
     i = tf.constant(0, tf.int64)
@@ -187,7 +209,8 @@ BENCHES = {
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
-    "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "while_staged": while_staged, "tape": tape,
+    "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
+    "while_staged": while_staged, "tape": tape,
 }
 
 if __name__ == "__main__":

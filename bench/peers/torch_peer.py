@@ -134,6 +134,14 @@ def mlp_staged(quick):
     return [("torch.compile fwd+bwd, eager SGD", "us", step, 1, 0)]
 
 
+def mlp_tape_staged(quick):
+    if quick:
+        raise NotYet("torch.compile skipped in quick mode (compile time)")
+    x, y, ps = _mlp_setup()
+    comp = torch.compile(_mlp_loss)
+    return [("torch.compile fwd, autograd.grad", "us", lambda: torch.autograd.grad(comp(x, y, *ps), ps), 1, 0)]
+
+
 def _loop(v, n):
     i = torch.zeros((), dtype=torch.int64)
     while bool(i < n):
@@ -215,7 +223,8 @@ BENCHES = {
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
-    "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "while_staged": while_staged, "tape": tape,
+    "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
+    "while_staged": while_staged, "tape": tape,
 }
 
 if __name__ == "__main__":

@@ -668,7 +668,9 @@ mg_status k_scatter_add(const mg_call *c, mg_tensor *out) {
   mg_tensor *owned;
   int64_t zero[MG_MAX_DIMS] = {0}, n;
   const int64_t *sstr = src->ndim ? src->strides : zero;  /* a 0-d src adds everywhere */
-  mg_status st = mg_copy_into(out, x);
+  /* out is x's own buffer when the executor lets it add in place (MG_ACCUM) */
+  int inplace = x->storage == out->storage && x->offset == out->offset && mg_tensor_is_contiguous(x);
+  mg_status st = inplace ? MG_OK : mg_copy_into(out, x);
   if (!st) st = movement_index(c, idx, &m.v, &owned);
   if (st) return st;
   if (!(st = movement_check(c, idx, m.v, a, x->shape[a])) &&

@@ -303,6 +303,45 @@ mg_status k_take_grad(const mg_call *c, mg_tensor *out) {
   return st;
 }
 
+/* index_add: out = x, then src's slices added at the indexed rows (the
+ * take_grad loop). When out is x's own buffer (the executor reuses an
+ * accumulator nobody else holds) the copy is skipped: the cost is the
+ * slices, not x. */
+mg_status k_index_add(const mg_call *c, mg_tensor *out) {
+  const mg_tensor *x = c->in[0], *src, *idx;
+  mg_tensor *ts, *ti;
+  int base = c->ctx ? c->ctx->index_base : 0, a = 0;
+  if (A_SET(c, 0)) mg_norm_axis(c, "axis", A_I(c, 0), out->ndim, &a);
+  int inplace = x->storage == out->storage && x->offset == out->offset && mg_tensor_is_contiguous(x);
+  mg_status st = nn_contig(c, c->in[2], &src, &ts);
+  if (st) return st;
+  if ((st = nn_contig(c, c->in[1], &idx, &ti))) {
+    mg_tensor_release(ts);
+    return st;
+  }
+  int64_t nidx = nn_numel(idx), size = out->shape[a], lead = 1, inner = 1;
+  const int64_t *v = (const int64_t *)mg_ptr(idx);
+  for (int d = 0; d < a; d++) lead *= out->shape[d];
+  for (int d = a + 1; d < out->ndim; d++) inner *= out->shape[d];
+  if (lead * inner > 0) st = nn_check_index(c, v, nidx, size, base, "index");
+  if (!st && !inplace) st = mg_copy_into(out, x);
+  if (!st) {
+    int f32 = out->dtype == MG_FLOAT32, nt = lead * nidx * inner >= MG_PAR_MIN ? mg_threads() : 1;
+    int by_rows = lead >= nt;  /* else split the columns: index rows may repeat */
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+      int t = omp_get_thread_num(), n = omp_get_num_threads();
+      int64_t p0 = by_rows ? lead * t / n : 0, p1 = by_rows ? lead * (t + 1) / n : lead;
+      int64_t q0 = by_rows ? 0 : inner * t / n, q1 = by_rows ? inner : inner * (t + 1) / n;
+      if (f32) take_grad_f32((float *)mg_ptr(out), (const float *)mg_ptr(src), v, p0, p1, nidx, size, inner, q0, q1, base);
+      else take_grad_f64((double *)mg_ptr(out), (const double *)mg_ptr(src), v, p0, p1, nidx, size, inner, q0, q1, base);
+    }
+  }
+  mg_tensor_release(ts);
+  mg_tensor_release(ti);
+  return st;
+}
+
 /* ---- softmax cross-entropy ------------------------------------------------------------ */
 
 typedef struct xent_job {

@@ -15,6 +15,12 @@
  * x+0 -> x differs from IEEE only for x = -0.0 (which +0.0 turns into
  * +0.0), the same liberty compilers take with the sign of zero.
  *
+ * One rewrite makes a cheaper op instead: a + take_grad(g, index, axis)
+ * (the gradient of a sliced tensor added to an accumulator, as a reverse
+ * while loop sums it) becomes index_add(a, index, g, axis) when nothing else
+ * reads the take_grad and a has the result's dtype and shape: no zero-filled
+ * full-size tensor per step, and the executor may add in place (exec.c).
+ *
  * A result that can reach the caller is only replaced by a fresh op result
  * nobody else gets (passes.h): f(x) = x*1 must still hand back a new tensor,
  * not the caller's x. The replaced node is removed here; what it used may
@@ -118,6 +124,44 @@ static int algebra_may_replace(const mg_graph *g, int y, int x, const unsigned c
          (d->kind == MG_N_FUSED || (d->kind == MG_N_OP && !(mg_op_info(d->op)->flags & MG_VIEW)));
 }
 
+/* a + take_grad(src, index) -> index_add(a, index, src) (see the top). */
+static int algebra_index_add(mg_graph *g, int i, int **uses) {
+  mg_gnode *n = &g->nodes[i];
+  if (n->op != MG_OP_ADD || n->nin != 2) return 0;
+  for (int j = 0; j < 2; j++) {
+    int t = n->in[j], a = n->in[1 - j];
+    const mg_gnode *d = algebra_def_op(g, t, MG_OP_TAKE_GRAD);
+    if (!d || !passes_same_meta(g, n->out0, a) || !passes_same_meta(g, n->out0, t) || passes_is_weak_const(g, a))
+      continue;
+    if (!*uses && !(*uses = passes_use_counts(g))) return -1;
+    if ((*uses)[t] != 1) continue;
+    int *in = malloc(3 * sizeof *in);
+    mg_attrs *at = malloc(sizeof *at);
+    if (!in || !at) {
+      free(in);
+      free(at);
+      mg_seterror(MG_ENOMEM, "optimize: out of memory");
+      return -1;
+    }
+    in[0] = a;
+    in[1] = d->in[1];
+    in[2] = d->in[0];
+    memset(at, 0, sizeof *at);
+    at->set = d->attrs->set & 1u;  /* take_grad's axis, read the same way by index_add */
+    at->v[0] = d->attrs->v[0];
+    free(n->in);
+    free(n->attrs);
+    n->in = in;
+    n->nin = 3;
+    n->attrs = at;
+    n->op = MG_OP_INDEX_ADD;
+    (*uses)[t] = 0;
+    mg_graph_kill_node(g, (int)(d - g->nodes));
+    return 1;
+  }
+  return 0;
+}
+
 static int algebra_node(mg_ctx *ctx, mg_graph *g, int i, unsigned char *esc) {
   mg_gnode *n = &g->nodes[i];
   int changes = 0;
@@ -137,16 +181,28 @@ static int algebra_node(mg_ctx *ctx, mg_graph *g, int i, unsigned char *esc) {
 int mg_pass_algebra(mg_ctx *ctx, mg_graph *g) {
   unsigned char *esc = passes_escapes(g);
   if (!esc) return -1;
-  int changes = 0;
+  int changes = 0, *uses = NULL;
   for (int i = 0; i < g->nnodes; i++) {
     mg_gnode *n = &g->nodes[i];
     if (n->kind == MG_N_OP && n->nout == 1) {
-      changes += algebra_node(ctx, g, i, esc);
+      int r = algebra_index_add(g, i, &uses);
+      if (r < 0) {
+        free(esc);
+        free(uses);
+        return -1;
+      }
+      int k = algebra_node(ctx, g, i, esc);
+      if (k) {  /* uses moved: count again when needed */
+        free(uses);
+        uses = NULL;
+      }
+      changes += r + k;
     } else if (n->kind == MG_N_COND || n->kind == MG_N_WHILE) {
       for (int s = 0; s < 2; s++) {
         int r = mg_pass_algebra(ctx, n->sub[s]);
         if (r < 0) {
           free(esc);
+          free(uses);
           return -1;
         }
         changes += r;
@@ -154,5 +210,6 @@ int mg_pass_algebra(mg_ctx *ctx, mg_graph *g) {
     }
   }
   free(esc);
+  free(uses);
   return changes;
 }

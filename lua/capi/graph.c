@@ -9,6 +9,7 @@
  * becomes an engine error instead of a longjmp through the executor.
  */
 #include "capi.h"
+#include "dim.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,8 +126,7 @@ static int read_shape(lua_State *L, int idx, int64_t *shape) {
   if (n > MG_MAX_DIMS) luaL_error(L, "shape: at most %d dimensions", MG_MAX_DIMS);
   for (int d = 0; d < n; d++) {
     lua_rawgeti(L, idx, d + 1);
-    int ok;
-    shape[d] = (int64_t)lua_tointegerx(L, -1, &ok);
+    int ok = mgL_tosize(L, -1, &shape[d]);  /* an unknown size (dim.c) passes its probe */
     if (!ok || shape[d] < -1) luaL_error(L, "shape: entry %d must be a size or -1 (unknown)", d + 1);
     lua_pop(L, 1);
   }
@@ -215,11 +215,11 @@ static int graph_accepts(lua_State *L) {
 }
 
 /* core.graph_call_or(graph, fallback, self, t1, ...): graph_call when the
- * tensors fit the placeholders, else fallback(self, t1, ...) (a staged
- * function's usual call: one C call checks and runs). */
+ * tensors fit the placeholders and no tape records, else fallback(self, t1,
+ * ...) (a staged function's usual call: one C call checks and runs). */
 static int graph_call_or(lua_State *L) {
   mg_graph *g = check_graph(L, 1);
-  if (graph_fits(L, g, 4)) {
+  if (!mg_tapes_active(mgL_getstate(L)->ctx) && graph_fits(L, g, 4)) {  /* under a tape: the fallback records */
     lua_remove(L, 2);  /* drop fallback and self: graph, t1, ... */
     lua_remove(L, 2);
     return graph_call(L);
@@ -507,6 +507,25 @@ static int graph_optimize(lua_State *L) {
   return 1;
 }
 
+/* core.graph_split(graph, nfwd_in, nfwd_out) -> forward, backward, {src}:
+ * mg_graph_split; src[k] (1-based) says where the backward's input k comes
+ * from in the list (forward inputs, forward graph outputs). */
+static int graph_split(lua_State *L) {
+  mg_graph *g = check_graph(L, 1), *f, *b;
+  int nsrc, *src;
+  if (mg_graph_split(g, (int)luaL_checkinteger(L, 2), (int)luaL_checkinteger(L, 3), &f, &b, &nsrc, &src))
+    return mgL_raise(L);
+  push_graph(L, f);
+  push_graph(L, b);
+  lua_createtable(L, nsrc, 0);
+  for (int k = 0; k < nsrc; k++) {
+    lua_pushinteger(L, src[k] + 1);
+    lua_rawseti(L, -2, k + 1);
+  }
+  mg_free(src);
+  return 3;
+}
+
 static const luaL_Reg graph_methods[] = {
     {"signature", graph_signature}, {"nodes", graph_nodes}, {"pretty", graph_pretty},
     {"to_dot", graph_dot}, {NULL, NULL}};
@@ -515,7 +534,7 @@ static const luaL_Reg graph_fns[] = {
     {"trace_begin", trace_begin}, {"trace_end", trace_end},       {"trace_abort", trace_abort},
     {"tracing", tracing},         {"is_symbolic", is_symbolic},   {"placeholder", placeholder},
     {"graph_run", graph_run},     {"graph_call", graph_call},     {"graph_optimize", graph_optimize},     {"graph_accepts", graph_accepts},
-    {"graph_call_or", graph_call_or},
+    {"graph_call_or", graph_call_or}, {"graph_split", graph_split},
     {"trace_cond", trace_cond},     {"trace_while", trace_while}, {"graph_externals", graph_externals},
     {"call_host", call_host},     {"read_variable", read_variable}, {NULL, NULL}};
 

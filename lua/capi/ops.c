@@ -9,7 +9,9 @@
  * after every temporary tensor is released.
  */
 #include "capi.h"
+#include "dim.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,19 +22,19 @@ static const char *const kind_names[] = {"int", "float", "bool", "dtype", "axis"
 
 static int is_list_kind(mg_attr_kind k) { return k == MG_A_AXES || k == MG_A_SHAPE || k == MG_A_INTS; }
 
-/* Reads an integer, accepting floats with no fraction. */
-static int get_int(lua_State *L, int idx, int64_t *out) {
-  int ok;
-  lua_Integer i = lua_tointegerx(L, idx, &ok);
-  if (ok) {
-    *out = (int64_t)i;
-    return 1;
-  }
-  return 0;
-}
+/* Reads an integer, accepting floats with no fraction and unknown sizes
+ * (their probe, which the executor maps to the call's size). */
+static int get_int(lua_State *L, int idx, int64_t *out) { return mgL_tosize(L, idx, out); }
 
 static mg_status bad_attr(const mg_opinfo *info, const mg_attr_desc *d, const char *want, lua_State *L, int idx) {
   const char *got = luaL_typename(L, idx);
+  if (mgL_isdim(L, idx)) {  /* an unknown element count (t:numel()): no size stands for it */
+    char use[120];
+    snprintf(use, sizeof use, "using it as option '%s' of '%s'", d->name, info->name);
+    mg_status st = mg_seterror(MG_EARG, "%s: %s", info->name, mgL_dim_message(L, idx, use));
+    lua_pop(L, 1);
+    return st;
+  }
   if (lua_type(L, idx) == LUA_TNUMBER) {
     double v = lua_tonumber(L, idx);
     got = isnan(v) ? "nan" : isinf(v) ? "inf" : "a number with a fraction";
@@ -80,8 +82,8 @@ static mg_status read_attr(lua_State *L, int idx, const mg_opinfo *info, int k, 
                        d->enums[0], d->nenums > 1 ? ", " : "", d->nenums > 1 ? d->enums[1] : "",
                        d->nenums > 2 ? ", " : "", d->nenums > 2 ? d->enums[2] : "",
                        t == LUA_TSTRING ? lua_tostring(L, idx) : luaL_typename(L, idx));
-  default:  /* lists: one integer or a table of them */
-    if (t == LUA_TNUMBER) {
+  default:  /* lists: one integer (or unknown size) or a table of them */
+    if (t == LUA_TNUMBER || mgL_isdim(L, idx)) {
       if (!get_int(L, idx, &a->v[k].i[0])) return bad_attr(info, d, "an integer or a list of integers", L, idx);
       return MG_OK;
     }
@@ -260,5 +262,6 @@ void mgL_open_ops(lua_State *L, int state_idx, int module_idx) {
   }
   lua_pushcfunction(L, ops_list);
   lua_setfield(L, module_idx, "ops");
+  mgL_open_dim(L, module_idx);
   lua_pop(L, 1);
 }

@@ -9,6 +9,7 @@
  * bytes allocated, so loops stay flat without collectgarbage().
  */
 #include "capi.h"
+#include "dim.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,9 @@ static mg_status walk(lua_State *L, fill_state *fs, int depth) {
         }
         fs->dst += mg_dtype_size(fs->dt);
       }
+    } else if (mgL_isdim(L, -1)) {  /* its probe would become a constant */
+      st = mg_seterror(MG_EARG, "tensor: %s", mgL_dim_message(L, lua_gettop(L), "putting it in a tensor's data"));
+      lua_pop(L, 1);
     } else {
       st = mg_seterror(MG_EARG, "tensor: expected numbers or booleans in the nested table, got %s%s",
                        lua_typename(L, ty), ty == LUA_TTABLE ? " (rows nested deeper than the first row)" : "");
@@ -230,6 +234,13 @@ mg_tensor *mgL_totensor(lua_State *L, int idx, const char *opname, int argn) {
     if (t) {
       mg_tensor_retain(t);
       return t;
+    }
+    if (mgL_isdim(L, idx)) {  /* an unknown size as a value: its probe would become a constant */
+      char use[120];
+      snprintf(use, sizeof use, "using it as argument #%d of '%s'", argn, opname);
+      mg_seterror(MG_EARG, "%s", mgL_dim_message(L, idx, use));
+      lua_pop(L, 1);
+      return NULL;
     }
     break;
   case LUA_TNUMBER:
@@ -379,10 +390,12 @@ static lua_Integer check_index_key(lua_State *L, int idx) {
   return i;
 }
 
+/* Unknown sizes of a symbolic tensor come out as unknown-size objects (dim.c). */
 static void push_shape(lua_State *L, const mg_tensor *t) {
+  mgL_state *S = mgL_getstate(L);
   lua_createtable(L, mg_tensor_ndim(t), 0);
   for (int i = 0; i < mg_tensor_ndim(t); i++) {
-    lua_pushinteger(L, (lua_Integer)mg_tensor_shape(t)[i]);
+    mgL_pushsize(L, S, t, i, "shape");
     lua_rawseti(L, -2, i + 1);
   }
 }
@@ -425,7 +438,7 @@ static int tensor_newindex(lua_State *L) {
 static int tensor_len(lua_State *L) {
   mg_tensor *t = mgL_checktensor(L, 1);
   if (mg_tensor_ndim(t) == 0) return luaL_error(L, "length of a 0-d tensor (use t:item())");
-  lua_pushinteger(L, (lua_Integer)mg_tensor_shape(t)[0]);
+  mgL_pushsize(L, mgL_getstate(L), t, 0, "#");
   return 1;
 }
 
@@ -471,7 +484,7 @@ static int tensor_free(lua_State *L) {
 /* ---- C-side methods ---------------------------------------------------------- */
 
 static int tensor_numel(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)mg_tensor_numel(mgL_checktensor(L, 1)));
+  mgL_pushnumel(L, mgL_getstate(L), mgL_checktensor(L, 1));
   return 1;
 }
 

@@ -147,7 +147,8 @@ function Tape:batch_jacobian(y, x)
       table.concat(yshape, ","), table.concat(xshape, ",")), 2)
   end
   local b = yshape[1]
-  local m = y:numel() / math.max(b, 1)
+  local m = 1   -- the sizes after the batch's (b may be unknown while tracing: no Lua arithmetic on it)
+  for i = 2, #yshape do m = m * yshape[i] end
   local y2 = core.reshape(y, { b, m })
   local cols = {}
   for j = 1, m do

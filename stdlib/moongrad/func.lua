@@ -298,6 +298,17 @@ end
 
 -- cf:graph(): the node list ({kind, op, inputs, outputs} per node).
 function Concrete:graph() return self.graph_obj:nodes() end
+-- cf:gradient_graphs(): the forward/backward pairs made for calls under a
+-- tape, one per set of tracked sources: {{sources = "0111", forward = graph,
+-- backward = graph}, ...} (graphs have :nodes(), :pretty(), :to_dot()).
+function Concrete:gradient_graphs()
+  local out = {}
+  for key, sp in pairs(self.split or {}) do
+    if sp then out[#out + 1] = { sources = key, forward = sp.fwd, backward = sp.bwd } end
+  end
+  table.sort(out, function(a, b) return a.sources < b.sources end)
+  return out
+end
 function Concrete:pretty() return self.graph_obj:pretty() end
 function Concrete:to_dot() return self.graph_obj:to_dot(self.name) end
 function Concrete:signature() return self.graph_obj:signature() end
@@ -449,7 +460,7 @@ function Func:trace(args, key, tensors)
   core.trace_end(g, outs)
   local counts = self.optimize and core.graph_optimize(g, self.passes) or nil
   local cf = setmetatable({ graph_obj = g, template = template, guards = guards, env = env,
-    name = self.name, key = key, constraints = constraints, pass_counts = counts }, Concrete)
+    name = self.name, key = key, constraints = constraints, pass_counts = counts, shapes = shapes }, Concrete)
   -- the Variables it reads and its effects, for calls under a tape (below)
   local vars, _, effect = core.graph_externals(nil, g)
   cf.vars, cf.effect = vars, effect
@@ -511,16 +522,24 @@ local tapes_track = core.tapes_track
 -- ---- calls under a recording tape ------------------------------------------------------
 --
 -- A tape around a call of a staged function records the call as one group
--- step (core.record_group): the forward graph runs with the tapes paused,
--- and the step's backward calls a backward staged function, made once per
--- concrete function and set of needed sources (cf.bwd), that re-runs the
--- forward under a tape inside its trace and returns the gradients of the
--- arguments' float tensors and of the Variables the function reads
--- (rematerialisation: the backward graph recomputes the forward). A call of
--- the backward function under another recording tape is recorded the same
--- way (higher order). Calls whose graph has effects the re-run would repeat
+-- step (core.record_group), as TensorFlow does: once per concrete function
+-- and set of sources the tapes track, the function is traced again under a
+-- tape followed by the tape's gradient, and that graph is cut (C:
+-- mg_graph_split) into a forward graph, which returns the results and the
+-- intermediates the gradient needs, and a backward graph, which maps those
+-- saved values and the upstream gradients to the gradients of the
+-- arguments' float tensors and of the Variables the function reads (cf.split).
+-- A call runs the forward graph with the tapes paused; the step's backward
+-- runs the backward graph on what that call saved, so it neither recomputes
+-- the forward nor reads a Variable again. When a tape records the gradient
+-- computation itself and tracks the call's inputs (higher order: the saved
+-- values would be constants to it), the step's backward instead calls a
+-- backward staged function that re-runs the forward under a tape inside its
+-- trace (rematerialisation, cf.bwd), so the recorded gradient is a function
+-- of the inputs. Calls whose graph has effects a re-run would repeat
 -- (Variable assigns, random ops, Lua calls) run node by node with every op
--- recorded, as do calls returning an argument (or one tensor twice).
+-- recorded, as do calls returning an argument (or one tensor twice), and all
+-- calls after mg.config.staged_backward(false).
 
 local SLOT = {}   -- where an argument tensor goes in an argument skeleton
 -- The backward functions read no globals: their closures must not share this
@@ -634,48 +653,174 @@ local function fresh_outputs(tensors, outs)
   return true
 end
 
+-- The forward and backward graphs of cf for the sources marked in need
+-- (argument tensors, then cf.vars), traced once per key (need as a string);
+-- false when the gradient cannot be staged (the call then runs node by node).
+local function split_of(self, cf, args, tensors, need, key)
+  local sp = cf.split[key]
+  if sp ~= nil then return sp end
+  cf.split_traces = (cf.split_traces or 0) + 1
+  local nin, vars, fn = #tensors, cf.vars, self.traced_fn
+  local g = core.trace_begin(cf.name)
+  local tape = core.tape_new(false, true)
+  trace_depth = trace_depth + 1
+  local allowed = autodiff._variables_allowed
+  autodiff._variables_allowed = false
+  local ok, res = pcall(function()
+    local sym = {}
+    make_placeholders(tensors, cf.shapes, sym)
+    tape:start()
+    local srcs, at = {}, {}
+    for i = 1, nin do
+      if need[i] then tape:watch(sym[i]); srcs[#srcs + 1] = sym[i]; at[#at + 1] = i end
+    end
+    for k, v in ipairs_(vars) do
+      if need[nin + k] then tape:watch(v); srcs[#srcs + 1] = v; at[#at + 1] = nin + k end
+    end
+    local pos, targs = { i = 0 }, {}
+    for i = 1, args.n do targs[i] = rebuild(args[i], sym, pos) end
+    local outs = flatten_results(pack(fn(unpack(targs, 1, args.n))))
+    tape:stop()
+    if #outs ~= #cf.graph_obj:signature().outputs then  -- Lua state the guards do not see changed it
+      error(string.format("%s: traced again for the gradient, it returned %d tensors instead of %d", cf.name,
+        #outs, #cf.graph_obj:signature().outputs), 0)
+    end
+    local list, targets, ups = {}, {}, {}
+    for k, o in ipairs_(outs) do
+      list[k] = o
+      if is_float(o) then targets[#targets + 1] = o; ups[#ups + 1] = core.placeholder(o.dtype, o.shape) end
+    end
+    local conn, gpos = {}, {}
+    if #targets > 0 and #srcs > 0 then
+      -- which sources each float output reaches (see the backward below); the
+      -- graph of these gradients is dead code, left out by the split
+      for k, o in ipairs_(targets) do
+        local gk = tape:_gradient({ o }, nil, srcs, false, true)
+        conn[k] = {}
+        for j, i in ipairs_(at) do conn[k][i] = gk[j] ~= nil end
+      end
+      local gr = tape:_gradient(targets, ups, srcs, false, false)
+      for j, i in ipairs_(at) do
+        if gr[j] then list[#list + 1] = gr[j]; gpos[#gpos + 1] = i end
+      end
+    end
+    return { nout = #outs, list = list, conn = conn, gpos = gpos }
+  end)
+  tape:stop()
+  trace_depth = trace_depth - 1
+  autodiff._variables_allowed = allowed
+  if ok then
+    ok, res = pcall(function()
+      core.trace_end(g, res.list)
+      local fwd, bwd, src = core.graph_split(g, nin, res.nout)
+      if self.optimize then
+        core.graph_optimize(fwd, self.passes)
+        core.graph_optimize(bwd, self.passes)
+      end
+      return { fwd = fwd, bwd = bwd, src = src, nout = res.nout, conn = res.conn, gpos = res.gpos }
+    end)
+  else
+    core.trace_abort()
+  end
+  sp = ok and res
+  cf.split[key] = sp
+  cf.split_error = not ok and res or nil  -- why this call runs node by node (for debugging)
+  return sp
+end
+
+local function same_shape(a, b)
+  if #a ~= #b then return false end
+  for d = 1, #a do if a[d] ~= b[d] then return false end end
+  return true
+end
+
+-- Appends to call the upstream gradient of each float result (zeros where
+-- none reached it).
+local function upstream_of(self, results, gouts, call)
+  for k, o in ipairs(results) do
+    local gk = gouts[k]
+    if gk and not same_shape(gk.shape, o.shape) then
+      error(string.format("gradient of staged function %s: the gradient reaching its output %d has shape %s, "
+        .. "the output has shape %s", self.name, k, shape_str(gk.shape), shape_str(o.shape)), 0)
+    end
+    if is_float(o) then call[#call + 1] = gk or zeros_like(o) end
+  end
+  return call
+end
+
+-- The sources (indices into inputs) that the float results with an upstream
+-- gradient reach: an unconnected source's gradient stays nil, not zeros.
+local function reached_by(conn, results, gouts)
+  local reached, k = {}, 0
+  for j, o in ipairs(results) do
+    if is_float(o) then
+      k = k + 1
+      if gouts[j] and conn[k] then for i in pairs(conn[k]) do reached[i] = reached[i] or conn[k][i] end end
+    end
+  end
+  return reached
+end
+
+-- The gradients of a taped call by the rematerialising backward function.
+local function remat_grads(self, cf, inputs, results, gouts, need)
+  local nin, call = cf.ntensors, {}
+  for i = 1, nin do call[i] = inputs[i] end
+  upstream_of(self, results, gouts, call)
+  local bwd, key = backward_of(self, cf, need)
+  local g = pack(bwd(unpack(call)))
+  local grads, reached = {}, reached_by(cf.conn[key] or {}, results, gouts)
+  for i = 1, #inputs do if need[i] and reached[i] then grads[i] = g[i] end end
+  return grads
+end
+
 -- Runs cf on tensors under a recording tape; returns pack(true, outputs...).
 function Func:call_taped(cf, args, tensors)
-  if M.staged_backward ~= true or cf.effect then  -- node by node, every op recorded (the default)
+  if M.staged_backward == false or cf.effect then  -- node by node, every op recorded
     return run_graph(3, cf.graph_obj, unpack(tensors))
   end
-  core.pause_tapes(true)
-  local outs = pack(pcall(core.graph_call, cf.graph_obj, unpack(tensors)))
-  core.pause_tapes(false)
-  if not outs[1] then error(outs[2], 3) end
-  if not fresh_outputs(tensors, outs) then  -- run it again, recording its ops
-    return run_graph(3, cf.graph_obj, unpack(tensors))
-  end
-  local inputs, results, nin = {}, {}, #tensors
+  local nin = #tensors
+  local inputs, need, key, any = {}, {}, {}, false
   for i = 1, nin do inputs[i] = tensors[i] end
   for k, v in ipairs(cf.vars) do inputs[nin + k] = v end
-  for i = 2, outs.n do results[i - 1] = outs[i] end
+  for i, t in ipairs(inputs) do
+    need[i] = is_float(t) and tapes_track(nil, t)
+    key[i] = need[i] and "1" or "0"
+    any = any or need[i]
+  end
+  cf.split = cf.split or {}
+  key = table.concat(key)
+  local sp = any and split_of(self, cf, args, tensors, need, key)
+  if not sp then return run_graph(3, cf.graph_obj, unpack(tensors)) end
+  core.pause_tapes(true)
+  local outs = pack(pcall(core.graph_call, sp.fwd, unpack(tensors)))
+  core.pause_tapes(false)
+  if not outs[1] then error(outs[2], 3) end
+  local results = {}
+  for k = 1, sp.nout do results[k] = outs[1 + k] end
+  local nall = outs.n
+  outs.n = 1 + sp.nout   -- true, the results (the saved values follow, not returned)
+  if not fresh_outputs(tensors, outs) then
+    cf.split[key] = false  -- an argument returned as is, say: from now on node by node
+    return run_graph(3, cf.graph_obj, unpack(tensors))  -- run it again, recording its ops
+  end
+  local saved = {}   -- the backward graph's first inputs: call tensors and forward outputs
+  for k, j in ipairs(sp.src) do saved[k] = j <= nin and tensors[j] or outs[1 + j - nin] end
+  for k = 2 + sp.nout, nall do outs[k] = nil end
   if not cf.skel then
     cf.skel, cf.bwd, cf.conn = { n = args.n }, {}, {}
     for i = 1, args.n do cf.skel[i] = skeleton(args[i]) end
   end
-  core.record_group(inputs, results, function(gouts, need)
+  core.record_group(inputs, results, function(gouts, needed)
+    if tapes_track(nil, unpack(inputs)) then  -- higher order: the gradient must see the inputs
+      return remat_grads(self, cf, inputs, results, gouts, needed)
+    end
     local call = {}
-    for i = 1, nin do call[i] = inputs[i] end
-    for k, o in ipairs(results) do
-      local gk = gouts[k]
-      if gk and shape_str(gk.shape) ~= shape_str(o.shape) then
-        error(string.format("gradient of staged function %s: the gradient reaching its output %d has shape %s, "
-          .. "the output has shape %s", self.name, k, shape_str(gk.shape), shape_str(o.shape)), 0)
-      end
-      if is_float(o) then call[#call + 1] = gk or zeros_like(o) end
+    for k = 1, #saved do call[k] = saved[k] end
+    local g = pack(core.graph_call(sp.bwd, unpack(upstream_of(self, results, gouts, call))))
+    local grads, reached = {}, reached_by(sp.conn, results, gouts)
+    for k, i in ipairs(sp.gpos) do
+      if needed[i] and reached[i] then grads[i] = g[k] end
     end
-    local bwd, key = backward_of(self, cf, need)
-    local g = pack(bwd(unpack(call)))
-    local grads, conn, k = {}, cf.conn[key] or {}, 0
-    local reached = {}   -- the sources an output with an upstream gradient reaches
-    for j, o in ipairs(results) do
-      if is_float(o) then
-        k = k + 1
-        if gouts[j] and conn[k] then for i in pairs(conn[k]) do reached[i] = reached[i] or conn[k][i] end end
-      end
-    end
-    for i = 1, #inputs do if need[i] and reached[i] then grads[i] = g[i] end end
     return grads
   end)
   return outs
@@ -686,15 +831,13 @@ function Func:__call(...)
   if self.eager or M.run_functions_eagerly then return self.traced_fn(...) end
   local cf = self.fast
   if cf and cf.plain then  -- no guards or constraints: one C call checks the tensors and runs
-    -- the tape check costs ~50 ns a call: only the opt-in backward graph needs it (node by node
-    -- recording happens inside the executor)
-    if M.staged_backward and tapes_track(cf.vars, ...) then return self:call_slow(...) end
+    -- (under a recording tape it calls call_slow, which records the call)
     return graph_call_or(cf.graph_obj, self.call_slow, self, ...)
   end
   if cf and select("#", ...) == cf.nargs and core.graph_accepts(cf.graph_obj, ...)
       and (not cf.guards[1] or guards_hold(self.traced_fn, cf.env, cf.guards))
       and (not cf.constraints[1] or constraints_hold(cf.constraints, { ... }))
-      and not (M.staged_backward and tapes_track(cf.vars, ...)) then
+      and not tapes_track(cf.vars, ...) then
     return core.graph_call(cf.graph_obj, ...)  -- tensors in, tensors out: no tables
   end
   return self:call_slow(...)
@@ -736,17 +879,20 @@ function Func:backward_trace_count()
   local n = 0
   for _, list in pairs(self.cache) do
     for _, cf in ipairs(list) do
-      for _, bwd in pairs(cf.bwd or {}) do n = n + bwd.ntraces + bwd:backward_trace_count() end
+      n = n + cf:backward_trace_count()
+      for _, bwd in pairs(cf.bwd or {}) do n = n + bwd:backward_trace_count() end
     end
   end
   return n
 end
 
--- How many times the backward function of concrete function cf (a call's
--- concrete function, Func:concrete) was traced: 0 before a tape needed it.
--- (one backward function per set of sources a tape needed).
+-- How many times the Lua function ran again for the gradient of concrete
+-- function cf (a call's concrete function, Func:concrete): 0 before a tape
+-- needed it; one forward/backward pair per set of sources the tapes track,
+-- and one rematerialising backward function per set of sources a
+-- higher-order gradient needed.
 function Concrete:backward_trace_count()
-  local n = 0
+  local n = self.split_traces or 0
   for _, bwd in pairs(self.bwd or {}) do n = n + bwd.ntraces end
   return n
 end
@@ -926,8 +1072,13 @@ end
 
 -- rerun(vars): the body on a list of the n loop variables, returning their
 -- new values (a list); init: their initial values; outs: the node's 2n+1
--- outputs (core.trace_while with save).
-local function record_while(rerun, specs, effect, init, ext, outs)
+-- outputs (core.trace_while with save); pass (optional): pass[i] is true
+-- when the body hands variable i back unchanged (its output is its own
+-- placeholder). Such a variable starts every iteration with its final
+-- value, so the backward reads outs[i] and not its stack, which then no
+-- node reads and the forward does not keep (graph.c; were it read, the
+-- executor would still give a broadcast view, not trips copies).
+local function record_while(rerun, specs, effect, init, ext, outs, pass)
   local n = #init
   local results = {}
   for i = 1, n do results[i] = outs[i] end
@@ -953,7 +1104,7 @@ local function record_while(rerun, specs, effect, init, ext, outs)
     local res = M.while_loop(function(it) return core.greater(it, 0) end, function(it, ...)
       local carried = pack(...)
       local vars = {}
-      for i = 1, n do vars[i] = core.take(stacks[i], it, 1) end
+      for i = 1, n do vars[i] = (pass and pass[i]) and outs[i] or core.take(stacks[i], it, 1) end
       local srcs, ograds = {}, {}
       for j, i in ipairs(fl) do srcs[j] = vars[i] end
       for k, e in ipairs(srcs_ext) do srcs[nf + k] = e end
@@ -1091,9 +1242,14 @@ function M.while_loop(cond_fn, body_fn, loop_vars, opts)
     if type(c) == "boolean" or type(c) == "number" then c = as_tensor(c) end
     return c
   end, specs)
+  local pass = {}  -- loop variables the body hands back as they came (see record_while)
   local gb = trace_branch("while_body", function(...)
-    local r = body_list(pack(...))
-    for i = 1, n do r[i] = as_tensor(r[i]) end
+    local ph = pack(...)
+    local r = body_list(ph)
+    for i = 1, n do
+      r[i] = as_tensor(r[i])
+      pass[i] = rawequal(r[i], ph[i])
+    end
     return unpack(r, 1, n)
   end, specs)
   local ext, tracked, effect = core.graph_externals(init, gc, gb)  -- before trace_while: the node lets them go
@@ -1105,7 +1261,7 @@ function M.while_loop(cond_fn, body_fn, loop_vars, opts)
       for i = 1, n do r[i] = as_tensor(r[i]) end
       return r
     end
-    record_while(rerun, specs, effect, init, ext, outs)
+    record_while(rerun, specs, effect, init, ext, outs, pass)
   end
   local res = {}
   for i = 1, n do res[i] = outs[i] end

@@ -62,7 +62,7 @@ end
 -- ---- creation ---------------------------------------------------------------
 
 local function shape_of(shape, fname)
-  if type(shape) == "number" then return { shape } end
+  if type(shape) == "number" or core.is_unknown_size(shape) then return { shape } end
   if type(shape) ~= "table" then
     error(fname .. ": shape must be a table of sizes, got " .. type(shape), 0)
   end
@@ -100,6 +100,26 @@ M.zeros = user_facing("zeros", "full", function(shape, dtype) return core.full(s
 M.ones = user_facing("ones", "full", function(shape, dtype) return core.full(shape_of(shape, "ones"), 1, dtype or "float32") end)
 M.zeros_like = user_facing("zeros_like", "full", function(t, dtype) return core.full(t.shape, 0, dtype or t.dtype) end)
 M.ones_like = user_facing("ones_like", "full", function(t, dtype) return core.full(t.shape, 1, dtype or t.dtype) end)
+-- mg.shape(x): x's sizes as an int64 tensor, computed when the graph runs for a
+-- size unknown while tracing (x.shape[i] is no number then): the count of a
+-- vector of that many ones.
+function M.shape(x)
+  if not core.is_tensor(x) then error("shape: argument #1 must be a tensor, got " .. type(x), 2) end
+  local parts, unknown = {}, false
+  for d, n in ipairs(x.shape) do
+    if core.is_unknown_size(n) then
+      unknown = true
+      parts[d] = core.reshape(core.sum(core.full({ n }, 1, "int64")), { 1 })
+    else
+      parts[d] = n
+    end
+  end
+  if not unknown then return core.tensor(parts, "int64") end
+  for d, n in ipairs(parts) do
+    if not core.is_tensor(n) then parts[d] = core.full({ 1 }, n, "int64") end
+  end
+  return core.concat(parts)
+end
 M.full_like = user_facing("full_like", "full", function(t, value, dtype) return core.full(t.shape, value, dtype or t.dtype) end)
 
 -- arange(stop) | arange(start, stop [, step] [, dtype]): int64 when all are integers.
@@ -293,15 +313,16 @@ func.convert = function(fn, opts) return autograph().convert(fn, opts) end
 function M.range(...) return autograph().range(...) end
 -- mg.config.run_functions_eagerly(true): staged functions run their Lua body eagerly (debugging).
 function M.config.run_functions_eagerly(flag) func.run_functions_eagerly = flag and true or false end
--- mg.config.staged_backward(true): a tape around a staged call is one step whose gradient is a
--- backward graph built once, instead of recording the graph's ops one by one (the default;
--- doc/staging.md, Gradients).
+-- mg.config.staged_backward(false): a tape around a staged call records the graph's ops one
+-- by one instead of running the forward/backward graph pair built once per concrete function
+-- (true, the default; doc/staging.md, Gradients).
 function M.config.staged_backward(flag) func.staged_backward = flag and true or false end
 
 M.document(M.zeros, "mg.zeros(shape, dtype)\n  A tensor of zeros (float32 unless dtype is given).")
 M.document(M.ones, "mg.ones(shape, dtype)\n  A tensor of ones (float32 unless dtype is given).")
 M.document(M.full, "mg.full(shape, value, dtype)\n  A tensor filled with value (int64 for integer values, float32 for floats).")
 M.document(M.arange, "mg.arange([start,] stop [, step] [, dtype])\n  start, start+step, ... below stop; int64 when all arguments are integers.")
+M.document(M.shape, "mg.shape(x)\n  x's shape as a 1-d int64 tensor; inside a staged function also right for a size unknown while tracing (a -1 of the input signature), which x.shape gives as an unknown-size object.")
 M.document(M.tensor, "mg.tensor(data, dtype)\n  A tensor from nested Lua tables (integers give int64, floats float32, booleans bool), a number, or a copy of a tensor.")
 M.document(M.slice, "t:slice{{first, last, step}, {}, ...}\n  A view of inclusive 1-based ranges per axis (negative positions count from the end).")
 M.document(M.stack, "mg.stack({t1, t2, ...}, axis)\n  Tensors of one shape joined along a new axis (default 1).")

@@ -9,6 +9,7 @@
 -- num_thresholds thresholds and integrates the ROC (or PR) curve with the
 -- trapezoid rule. Class indices count from 1. Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
+local core = require("moongrad.core")
 local class = require("moongrad.nn.class")
 local losses = require("moongrad.losses")
 
@@ -69,7 +70,9 @@ function Mean:update_state(values, sample_weight)
     self.count:assign_add(mg.sum(w))
   else
     self.total:assign_add(mg.sum(values))
-    self.count:assign_add(values:numel())
+    local n = values:numel()   -- while tracing with a -1 batch size, unknown: count with an op
+    if core.is_unknown_size(n) then n = mg.sum(mg.ones_like(values)) end
+    self.count:assign_add(n)
   end
 end
 

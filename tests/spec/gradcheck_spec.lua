@@ -144,6 +144,8 @@ local cases = {
   },
   dropout = { { inputs = { U { 4, 5 }, fixed(mg.tensor(7)) }, args = { 0.4 } } },
   take_grad = { { inputs = { U { 3, 2 }, fixed(mg.tensor { 3, 1, 3 }) }, args = { 1, 4 } } },
+  index_add = { { inputs = { U { 4, 2 }, fixed(mg.tensor { 3, 1, 3 }), U { 3, 2 } }, args = { 1 } },
+    { inputs = { U { 2, 3 }, fixed(mg.tensor { { 2 }, { 3 } }), U { 2, 2, 1 } }, args = { 2 } } },
   softmax_cross_entropy_with_logits = { { inputs = { U { 3, 4 }, U({ 3, 4 }, 0, 1) } } },
   softmax_cross_entropy_with_logits_grad = { { inputs = { U { 3, 4 }, U({ 3, 4 }, 0, 1), U { 3 } } } },
   sparse_softmax_cross_entropy_with_logits = { { inputs = { U { 3, 4 }, fixed(mg.tensor { 2, 4, 1 }) } } },

@@ -1,6 +1,8 @@
 -- staging_backward_spec.lua — a GradientTape around a call of a staged
--- function: the call is one step on the tape whose backward is a staged
--- backward function, traced once per concrete function. Each case compares
+-- function: the call runs a forward graph that also returns what the
+-- gradient needs, and is one step on the tape whose backward is a backward
+-- graph; the pair is traced once per concrete function and set of tracked
+-- sources (higher order uses a rematerialising backward function). Each case compares
 -- the gradients with (a) the function run eagerly under the tape and (b) the
 -- node-by-node path (every op of the graph recorded; func.staged_backward =
 -- false), and counts the traces.
@@ -54,8 +56,8 @@ end
 local function normal(shape, seed) return mg.normal(shape, 0, 1, nil, seed) end
 
 describe("a tape around a call of a staged function", function()
-  -- the backward graph is opt-in (mg.config.staged_backward(true)); each case turns it on
-  before_each(function() func.staged_backward = true end)
+  -- the backward graph is the default (mg.config.staged_backward(false) turns it off)
+  before_each(function() func.staged_backward = nil end)
   after_each(function() func.staged_backward = nil end)
   it("differentiates an MLP with captured Variables, tracing the backward once", function()
     local W1, b1 = mg.Variable(normal({ 6, 5 }, 1) * 0.5), mg.Variable(mg.full({ 5 }, 0.1))
@@ -83,6 +85,41 @@ describe("a tape around a call of a staged function", function()
     end
     assert.are.equal(1, staged:trace_count())
     assert.are.equal(2, cf:backward_trace_count())
+    -- the backward graph does not recompute the forward: no relu, tanh or forward matmul in it;
+    -- it reads what the forward graph saved (tanh's output, relu's mask, the Variables' values)
+    local pairs_ = cf:gradient_graphs()
+    assert.are.equal(2, #pairs_)
+    for _, p in ipairs(pairs_) do
+      local ops = {}
+      for _, n in ipairs(p.backward:nodes()) do ops[n.op] = (ops[n.op] or 0) + 1 end
+      assert.is_nil(ops.relu, p.sources)
+      assert.is_nil(ops.tanh, p.sources)
+      assert.is_nil(ops.read, p.sources)
+      local fops = {}
+      for _, n in ipairs(p.forward:nodes()) do fops[n.op] = (fops[n.op] or 0) + 1 end
+      assert.are.equal(2, fops.matmul, p.sources)
+      assert.are.equal(1, fops.tanh, p.sources)
+    end
+  end)
+
+  it("differentiates at the Variables' values of the call when they change before tape:gradient", function()
+    local V = mg.Variable(H.f32({ 1, 2, 3 }))
+    local function f(x) return mg.sum(x * V * V) end
+    local staged = mg.func(f)
+    local x = H.f32({ 1, 1, 2 })
+    for _, mode in ipairs({ "eager", "nodes", "graph" }) do
+      V:assign(H.f32({ 1, 2, 3 }))
+      func.staged_backward = mode ~= "nodes"
+      local tape = mg.GradientTape()
+      tape:watch(x)
+      local y = (mode == "eager" and f or staged)(x)
+      tape:stop()
+      V:assign(H.f32({ 10, 10, 10 }))   -- after the call, before the gradient
+      local g = tape:gradient(y, { x, V })
+      func.staged_backward = nil
+      near(flat(g[1]), { 1, 4, 9 }, 1e-6, mode .. ": d/dx = V*V at the call")
+      near(flat(g[2]), { 2, 4, 12 }, 1e-6, mode .. ": d/dV = 2*x*V at the call")
+    end
   end)
 
   it("handles several inputs and outputs, with gradients for some outputs only", function()
@@ -145,10 +182,11 @@ describe("a tape around a call of a staged function", function()
     assert.is_nil(g2[1])
     near(flat(g2[2]), { 1, 1, 1 })
     near(flat(g3), flat(x * V * 2))
-    -- one backward function for the sources {x, V}, one for {x} alone
-    assert.are.equal(2, staged:concrete(x):backward_trace_count())
+    -- one forward/backward pair for the sources the tape tracked at the call ({x, V}) serves every
+    -- gradient of it, {x} alone included (the call saved what they need)
+    assert.are.equal(1, staged:concrete(x):backward_trace_count())
     tape:gradient(y, { x, V })
-    assert.are.equal(2, staged:concrete(x):backward_trace_count())
+    assert.are.equal(1, staged:concrete(x):backward_trace_count())
   end)
 
   it("gives second-order gradients (a tape around a tape around the call)", function()
@@ -176,11 +214,13 @@ describe("a tape around a call of a staged function", function()
       func.staged_backward = true
       assert(ok, err)
       if mode == "graph" then
+        -- the forward/backward pair, and (the outer tape tracks x while the inner one takes its
+        -- gradient) the rematerialising backward function, each traced once
         local cf = staged:concrete(x)
-        assert.are.equal(1, cf:backward_trace_count())
+        assert.are.equal(2, cf:backward_trace_count())
         local _, bwd = next(cf.bwd)
         assert.are.equal(1, bwd:concrete(x, H.f32(1)):backward_trace_count())  -- the backward's backward
-        assert.are.equal(2, staged:backward_trace_count())  -- at every order: the backward and its backward
+        assert.are.equal(3, staged:backward_trace_count())  -- at every order
       end
     end
   end)
@@ -244,7 +284,8 @@ describe("a tape around a call of a staged function", function()
     end, { x, y }, { x, y })
     near(flat(g[1]), { 5, 5 })
     near(flat(g[2]), { 2, 2 })
-    assert.are.equal(0, staged:concrete(x, y):backward_trace_count())
+    -- the forward/backward pair is traced, then the outputs are found not to be fresh
+    assert.are.equal(1, staged:concrete(x, y):backward_trace_count())
   end)
 
   it("runs a call the tape does not track the plain way", function()

@@ -58,6 +58,7 @@ if not pcall(ffi.typeof, "mgjit_box") then
     typedef struct mgjit_box { mg_tensor *h_; int32_t slot_; } mgjit_box;
     typedef struct mgjit_tape { mg_tape *t_; } mgjit_tape;
     typedef struct mgjit_graph { mg_graph *g_; } mgjit_graph;
+    typedef struct mgjit_dim { int32_t probe_, axis_, fn_; } mgjit_dim;
     struct mgjit_timespec { long tv_sec; long tv_nsec; };
     int clock_gettime(int clk, struct mgjit_timespec *ts);
   ]]
@@ -257,6 +258,67 @@ local function typename(v)
   return type(v)
 end
 
+-- ---- unknown sizes while tracing (lua/capi/dim.c) ------------------------------------
+-- t.shape and #t give an unknown (-1) size of a symbolic tensor as an
+-- mgjit_dim: it carries the probe size (shapes and integer attributes accept
+-- it), equals the same unknown size, prints as "?", and refuses arithmetic,
+-- ordering and concatenation (which would bake the probe into the graph).
+-- A cdata, not a table: LuaJIT calls a cdata's metamethods also when the
+-- other operand is a number (d < 3), tables' only between tables.
+local Dim = ffi.typeof("mgjit_dim")
+local dim_fns, dim_fn_ids = {}, {}   -- traced function names, interned
+
+local function dim_message(d, use)
+  local what = d.axis_ == 0 and "#t (size 1 of a traced tensor)"
+    or d.axis_ < 0 and "t:numel() of a traced tensor with an unknown size"
+    or format("shape[%d] of a traced tensor", d.axis_)
+  return format("%s is unknown while tracing '%s' (a -1 size of its input signature); %s would bake a "
+    .. "placeholder into the graph: use ops (mg.shape(x), mg.mean, reshape's -1, mg.sum(mg.ones_like(x)))",
+    what, dim_fns[d.fn_], use)
+end
+
+-- Size `axis` (1-based; 0 for #t, which reads size 1; -1 for an unknown
+-- element count, probe 0: usable as no size) of tensor handle t.
+local function push_size(t, axis)
+  local n = axis < 0 and 0 or tonumber(lib.mg_tensor_shape(t)[axis == 0 and 0 or axis - 1])
+  if axis >= 0 and (lib.mg_size_is_unknown(n) == 0 or lib.mg_tensor_is_symbolic(t) == 0) then return n end
+  local name = lib.mg_trace_name(ctx)
+  name = name ~= nil and fstring(name) or "a staged function"
+  local id = dim_fn_ids[name]
+  if not id then
+    id = #dim_fns + 1
+    dim_fns[id], dim_fn_ids[name] = name, id
+  end
+  return Dim(n, axis, id)
+end
+
+local function isdim(v) return istype(Dim, v) end
+
+-- An integer, or an unknown size's probe; nil for anything else.
+local function tosize(v)
+  if type(v) == "number" then return is_int(v) and v or nil end
+  if istype(Dim, v) and v.probe_ ~= 0 then return v.probe_ end
+  return nil
+end
+
+local function dim_refuse(use)
+  return function(a, b) error(dim_message(istype(Dim, a) and a or b, use), 2) end
+end
+ffi.metatype(Dim, {
+  __add = dim_refuse("Lua arithmetic '+' on it"), __sub = dim_refuse("Lua arithmetic '-' on it"),
+  __mul = dim_refuse("Lua arithmetic '*' on it"), __div = dim_refuse("Lua arithmetic '/' on it"),
+  __mod = dim_refuse("Lua arithmetic '%' on it"), __pow = dim_refuse("Lua arithmetic '^' on it"),
+  __unm = dim_refuse("Lua arithmetic '-' on it"), __concat = dim_refuse("Lua concatenation '..' of it"),
+  __lt = dim_refuse("a Lua comparison '<' of it"), __le = dim_refuse("a Lua comparison '<=' of it"),
+  __eq = function(a, b)
+    return istype(Dim, a) and istype(Dim, b) and a.probe_ ~= 0 and a.probe_ == b.probe_
+  end,
+  __tostring = function() return "?" end,
+  __index = function(_, k) error(format("an unknown size has no field '%s'", tostring(k)), 2) end,
+})
+
+function M.is_unknown_size(v) return istype(Dim, v) end
+
 local function checktensor(x, argn, fname)
   local h = testtensor(x)
   if not h then
@@ -302,6 +364,8 @@ local function flatten(tbl)
         kinds.bool = true
         n = n + 1
         flat[n] = v
+      elseif isdim(v) then   -- its probe would become a constant
+        return "tensor: " .. dim_message(v, "putting it in a tensor's data")
       else
         return format("tensor: expected numbers or booleans in the nested table, got %s%s", typename(v),
           type(v) == "table" and " (rows nested deeper than the first row)" or "")
@@ -385,6 +449,11 @@ local function totensor(v, opname, argn)
       lib.mg_tensor_retain(h)
       return h
     end
+    if isdim(v) then   -- an unknown size as a value: its probe would become a constant
+      local err = dim_message(v, format("using it as argument #%d of '%s'", argn, opname))
+      lib.mg_seterror(1, "%s", err)
+      return nil, err
+    end
   end
   local err = format("%s: argument #%d must be a tensor, a number or a nested table, got %s", opname, argn,
     typename(v))
@@ -463,6 +532,9 @@ local MAX_LIST = D.MG_MAX_LIST
 local function is_list_kind(kind) return kind == "axes" or kind == "shape" or kind == "ints" end
 
 local function bad_attr(info, d, want, v)
+  if isdim(v) then   -- an unknown element count (t:numel()): no size stands for it
+    return info.name .. ": " .. dim_message(v, format("using it as option '%s' of '%s'", d.name, info.name))
+  end
   local got = typename(v)
   if type(v) == "number" then got = v ~= v and "nan" or (v == huge or v == -huge) and "inf" or "a number with a fraction" end
   return format("%s: option '%s' must be %s, got %s", info.name, d.name, want, got)
@@ -477,8 +549,9 @@ local function read_attr(v, info, k)
   slot.n = 1
   local kind, tv = d.kind, type(v)
   if kind == "int" or kind == "axis" then
-    if tv ~= "number" or not is_int(v) then return bad_attr(info, d, "an integer", v) end
-    slot.i[0] = v
+    local n = tosize(v)   -- an unknown size gives its probe (the executor maps it back)
+    if not n then return bad_attr(info, d, "an integer", v) end
+    slot.i[0] = n
   elseif kind == "float" then
     if tv ~= "number" then return bad_attr(info, d, "a number", v) end
     slot.f = v
@@ -502,9 +575,10 @@ local function read_attr(v, info, k)
     return format("%s: option '%s' must be one of %s%s%s%s%s, got %s", info.name, d.name, en[1], #en > 1 and ", " or "",
       en[2] or "", #en > 2 and ", " or "", en[3] or "", tv == "string" and v or typename(v))
   else  -- lists: one integer or a table of them
-    if tv == "number" then
-      if not is_int(v) then return bad_attr(info, d, "an integer or a list of integers", v) end
-      slot.i[0] = v
+    if tv == "number" or isdim(v) then
+      local n = tosize(v)
+      if not n then return bad_attr(info, d, "an integer or a list of integers", v) end
+      slot.i[0] = n
       return nil
     end
     if tv ~= "table" or testtensor(v) then return bad_attr(info, d, "a list of integers", v) end
@@ -514,8 +588,8 @@ local function read_attr(v, info, k)
     end
     slot.n = n
     for i = 1, n do
-      local x = v[i]
-      if type(x) ~= "number" or not is_int(x) then return bad_attr(info, d, "a list of integers", x) end
+      local x = tosize(v[i])
+      if not x then return bad_attr(info, d, "a list of integers", v[i]) end
       slot.i[i - 1] = x
     end
   end
@@ -726,7 +800,8 @@ end
 
 local function shape_table(t)
   local s, shape = {}, lib.mg_tensor_shape(t)
-  for i = 0, lib.mg_tensor_ndim(t) - 1 do s[i + 1] = tonumber(shape[i]) end
+  local sym = lib.mg_tensor_is_symbolic(t) ~= 0
+  for i = 0, lib.mg_tensor_ndim(t) - 1 do s[i + 1] = sym and push_size(t, i + 1) or tonumber(shape[i]) end
   return s
 end
 
@@ -771,7 +846,7 @@ mt.__le = function(a, b) return compare_operand(a, a, b, "<=") <= compare_operan
 mt.__len = function(b)
   local t = b.h_
   if lib.mg_tensor_ndim(t) == 0 then error("length of a 0-d tensor (use t:item())", 2) end
-  return tonumber(lib.mg_tensor_shape(t)[0])
+  return push_size(t, 0)
 end
 mt.__tostring = function(b)
   local t = b.h_
@@ -818,7 +893,16 @@ local function check_live(x, what, argn)
   return t
 end
 
-function methods.numel(x) return tonumber(lib.mg_tensor_numel(checktensor(x, 1, "numel"))) end
+function methods.numel(x)
+  local t = checktensor(x, 1, "numel")
+  if lib.mg_tensor_is_symbolic(t) ~= 0 then   -- an unknown size makes the count unknown (lua/capi/dim.c)
+    local shape = lib.mg_tensor_shape(t)
+    for i = 0, lib.mg_tensor_ndim(t) - 1 do
+      if lib.mg_size_is_unknown(shape[i]) ~= 0 then return push_size(t, -1) end
+    end
+  end
+  return tonumber(lib.mg_tensor_numel(t))
+end
 function methods.totable(x) return totable(check_live(x, "totable")) end
 function methods.item(x)
   local t = check_live(x, "item")
@@ -1286,8 +1370,8 @@ local function read_shape(s, buf)
   local n = #s
   if n > MAX_DIMS then error(format("shape: at most %d dimensions", MAX_DIMS), 3) end
   for d = 1, n do
-    local v = s[d]
-    if type(v) ~= "number" or not is_int(v) or v < -1 then
+    local v = tosize(s[d])   -- an unknown size passes its probe
+    if not v or v < -1 then
       error(format("shape: entry %d must be a size or -1 (unknown)", d), 3)
     end
     buf[d - 1] = v
@@ -1358,12 +1442,24 @@ function M.graph_accepts(g, ...)
 end
 
 -- core.graph_call_or(graph, fallback, self, t1, ...): graph_call when the
--- tensors fit the placeholders, else fallback(self, t1, ...) (a staged
--- function's usual call).
+-- tensors fit the placeholders and no tape records, else fallback(self, t1,
+-- ...) (a staged function's usual call).
 function M.graph_call_or(g, fallback, self, ...)
-  if M.graph_accepts(g, ...) then return M.graph_call(g, ...) end
+  if lib.mg_tapes_active(ctx) == 0 and M.graph_accepts(g, ...) then return M.graph_call(g, ...) end
   return fallback(self, ...)
 end
+
+-- core.graph_split(graph, nfwd_in, nfwd_out) -> forward, backward, {src}
+-- (lua/capi/graph.c).
+local split_f, split_b, split_n, split_src = new("mg_graph *[1]"), new("mg_graph *[1]"), new("int[1]"), new("int *[1]")
+M.graph_split = nojit(function(g, nin, nout)
+  local h = check_graph(g, 1)
+  if lib.mg_graph_split(h, nin, nout, split_f, split_b, split_n, split_src) ~= 0 then error(last_error(), 2) end
+  local src = {}
+  for k = 0, split_n[0] - 1 do src[k + 1] = split_src[0][k] + 1 end
+  lib.mg_free(split_src[0])
+  return Graph(split_f[0]), Graph(split_b[0]), src
+end)
 
 -- core.graph_externals({extra} | nil, g, ...) -> {tensors}, tracked, effect:
 -- the outer tensors the finished subgraphs use (captures, Variables read),

@@ -100,6 +100,13 @@ function RNNBase:_run(x, initial, training)
   end
   if T == 0 then return states[1], mg.zeros({ B, 0, U }, x.dtype), states end
   local symbolic = core.tracing() and core.is_symbolic(xs)
+  if core.is_unknown_size(T) then   -- a -1 time axis while tracing: no Lua number exists for it
+    if self.unroll then
+      error(string.format("%s: unroll = true needs a known number of time steps, but the input's time axis is "
+        .. "unknown while tracing (a -1 size of the input signature)", self.name), 0)
+    end
+    T = mg.sum(mg.ones({ T }, "int64"))   -- the call's size, counted when the graph runs
+  end
   if not symbolic or self.unroll then
     local outs = {}
     local h
@@ -121,7 +128,7 @@ function RNNBase:_run(x, initial, training)
   local per_step = training and true or false
   local init = { mg.tensor(1, "int64") }   -- an explicit int64 (a Lua 1 is a float under LuaJIT)
   for i = 1, nst do init[#init + 1] = states[i] end
-  if seq then init[#init + 1] = mg.zeros({ B, T, U }, x.dtype) end
+  if seq then init[#init + 1] = mg.zeros({ B, s[2], U }, x.dtype) end
   local res = mg.while_loop(function(i) return mg.less_equal(i, T) end, function(i, ...)
     local vars = { ... }
     local t = self.go_backwards and (T + 1 - i) or i

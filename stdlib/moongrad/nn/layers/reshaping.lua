@@ -2,6 +2,7 @@
 -- axis and reshape the rest (views when the layout allows).
 -- Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
+local core = require("moongrad.core")
 local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 
@@ -16,6 +17,9 @@ function Flatten:__init(...) self:_parse({}, { "data_format" }, ...) end
 function Flatten:call(x)
   local s = x.shape
   if #s == 2 then return x end
+  for i = 2, #s do   -- a size unknown while tracing has no Lua product: let reshape infer it
+    if core.is_unknown_size(s[i]) then return mg.reshape(x, { s[1], -1 }) end
+  end
   return mg.reshape(x, { s[1], util.product(s, 2) })
 end
 
