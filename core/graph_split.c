@@ -38,10 +38,42 @@ static mg_graph *empty_graph(const char *name, const mg_graph *like) {
   return g;
 }
 
+static int copy_node(mg_graph *dst, const mg_graph *src, int i, int *map, int clone_subs);
+
+/* A copy of finished graph g with the same value ids (a subgraph's captures
+ * name outer values by id, so a copied node gets copies of its subgraphs
+ * when the original stays in use). NULL when out of memory. */
+static mg_graph *clone_graph(const mg_graph *g) {
+  mg_graph *c = empty_graph(g->name, g);
+  int *map = malloc((size_t)(g->nvalues ? g->nvalues : 1) * sizeof *map);
+  if (!c || !map) goto oom;
+  for (int v = 0; v < g->nvalues; v++) map[v] = v;
+  for (int i = 0; i < g->nnodes; i++)
+    if (g->nodes[i].kind != MG_N_DEAD && copy_node(c, g, i, map, 1) < 0) goto oom;
+  if (c->nvalues != g->nvalues) goto oom;  /* dead nodes: ids would shift (never after tracing) */
+  c->inputs = malloc((size_t)(g->ninputs ? g->ninputs : 1) * sizeof *c->inputs);
+  c->outputs = malloc((size_t)(g->noutputs ? g->noutputs : 1) * sizeof *c->outputs);
+  c->captures = malloc((size_t)(g->ncaptures ? g->ncaptures : 1) * sizeof *c->captures);
+  if (!c->inputs || !c->outputs || !c->captures) goto oom;
+  memcpy(c->inputs, g->inputs, (size_t)g->ninputs * sizeof *c->inputs);
+  memcpy(c->outputs, g->outputs, (size_t)g->noutputs * sizeof *c->outputs);
+  memcpy(c->captures, g->captures, (size_t)g->ncaptures * sizeof *c->captures);
+  c->ninputs = c->cap_inputs = g->ninputs;
+  c->noutputs = g->noutputs;
+  c->ncaptures = c->cap_captures = g->ncaptures;
+  free(map);
+  return c;
+oom:
+  free(map);
+  mg_graph_release(c);
+  return NULL;
+}
+
 /* Copies node i of src into dst with its inputs renamed by map (src value id
- * -> dst value id); map gets the new node's outputs. Returns -1 when out of
- * memory. */
-static int copy_node(mg_graph *dst, const mg_graph *src, int i, int *map) {
+ * -> dst value id); map gets the new node's outputs. Subgraphs move with the
+ * node (src is not run again) or, with clone_subs, are copied. Returns -1
+ * when out of memory. */
+static int copy_node(mg_graph *dst, const mg_graph *src, int i, int *map, int clone_subs) {
   const mg_gnode *n = &src->nodes[i];
   int small[16] = {0}, *in = n->nin <= 16 ? small : malloc((size_t)n->nin * sizeof *in);
   if (!in) return -1;
@@ -60,10 +92,14 @@ static int copy_node(mg_graph *dst, const mg_graph *src, int i, int *map) {
   if ((c->tensor = n->tensor)) mg_tensor_retain(c->tensor);
   for (int s = 0; s < 2; s++) {
     mg_graph *sub = n->sub[s];
-    if (!(c->sub[s] = sub)) continue;
-    mg_graph_retain(sub);
-    /* a subgraph names the outer values it captures by the parent's ids: it
-     * moves to dst with its node (src is not run again) */
+    if (!sub) continue;
+    if (clone_subs) {
+      if (!(sub = clone_graph(sub))) return -1;
+    } else {
+      mg_graph_retain(sub);
+    }
+    c->sub[s] = sub;
+    /* a subgraph names the outer values it captures by the parent's ids */
     for (int k = 0; k < sub->ncaptures; k++) sub->captures[k].outer = map[sub->captures[k].outer];
   }
   for (int o = 0; o < n->nout; o++) {
@@ -93,7 +129,7 @@ static int use_value(mg_graph *dst, const mg_graph *src, int v, int *map) {
   if (map[v] >= 0) return map[v];
   const mg_gnode *def = &src->nodes[src->values[v].node];
   if (def->kind != MG_N_CONST) return -1;  /* cannot happen: saved values are mapped first */
-  return copy_node(dst, src, src->values[v].node, map) < 0 ? -1 : map[v];
+  return copy_node(dst, src, src->values[v].node, map, 0) < 0 ? -1 : map[v];
 }
 
 typedef struct split_state {
@@ -164,7 +200,7 @@ static mg_status build_forward(split_state *s, mg_graph *f, int *src) {
   if (!(f->inputs = malloc((size_t)(s->nfwd_in > 0 ? s->nfwd_in : 1) * sizeof *f->inputs))) goto oom;
   for (int i = 0; i < g->nnodes; i++) {
     if (s->side[i] != SIDE_FWD || (g->nodes[i].kind != MG_N_INPUT && !node_live(s, i))) continue;
-    if (copy_node(f, g, i, s->fmap) < 0) goto oom;
+    if (copy_node(f, g, i, s->fmap, 0) < 0) goto oom;
   }
   f->ninputs = s->nfwd_in;
   for (int k = 0; k < s->nfwd_in; k++) f->inputs[k] = s->fmap[g->inputs[k]];
@@ -206,7 +242,7 @@ static mg_status build_backward(split_state *s, mg_graph *b) {
     if (s->side[i] != SIDE_BWD || n->kind == MG_N_INPUT || !node_live(s, i)) continue;
     for (int k = 0; k < n->nin; k++)
       if (use_value(b, g, n->in[k], s->bmap) < 0) goto oom;
-    if (copy_node(b, g, i, s->bmap) < 0) goto oom;
+    if (copy_node(b, g, i, s->bmap, 0) < 0) goto oom;
   }
   for (int k = 0; k < nout; k++)
     if ((b->outputs[k] = use_value(b, g, g->outputs[s->nfwd_out + k], s->bmap)) < 0) goto oom;
@@ -264,6 +300,64 @@ done:
   free(s.live);
   free(s.saved);
   free(s.fmap);
+  free(s.bmap);
+  return st;
+}
+
+/* ---- a graph with some of its outputs ------------------------------------------------ */
+
+/* Nodes a copy cannot reproduce (their programs and host functions are
+ * owned by the node) or must not repeat, here or in a subgraph. */
+static int has_opaque(const mg_graph *g) {
+  for (int i = 0; i < g->nnodes; i++) {
+    const mg_gnode *n = &g->nodes[i];
+    if (n->kind == MG_N_FUSED || n->kind == MG_N_CALL || n->kind == MG_N_ASSIGN) return 1;
+    for (int s = 0; s < 2; s++)
+      if (n->sub[s] && has_opaque(n->sub[s])) return 1;
+  }
+  return 0;
+}
+
+mg_status mg_graph_select_outputs(const mg_graph *g, int n, const int *which, mg_graph **out) {
+  *out = NULL;
+  if (!g->finished) return mg_seterror(MG_ESTATE, "select: '%s' is still being traced", g->name);
+  for (int k = 0; k < n; k++)
+    if (which[k] < 0 || which[k] >= g->noutputs)
+      return mg_seterror(MG_EARG, "select: '%s' has %d outputs, asked for output %d", g->name, g->noutputs,
+                         which[k] + 1);
+  if (has_opaque(g))
+    return mg_seterror(MG_EARG, "select: '%s' has fused, host-call or assign nodes (select before optimising)",
+                       g->name);
+  size_t nv = (size_t)(g->nvalues ? g->nvalues : 1);
+  split_state s = {g, g->ninputs, 0, NULL, NULL, calloc(nv, 1), NULL, 0, NULL, malloc(nv * sizeof(int))};
+  mg_graph *c = NULL;
+  mg_status st = MG_OK;
+  if (!s.live || !s.bmap || !(c = empty_graph(g->name, g)) ||
+      !(c->inputs = malloc((size_t)(g->ninputs > 0 ? g->ninputs : 1) * sizeof *c->inputs)) ||
+      !(c->outputs = malloc((size_t)(n > 0 ? n : 1) * sizeof *c->outputs))) {
+    st = mg_seterror(MG_ENOMEM, "select: out of memory");
+    goto done;
+  }
+  for (size_t v = 0; v < nv; v++) s.bmap[v] = -1;
+  for (int k = 0; k < n; k++) s.live[g->outputs[which[k]]] = 1;
+  for (int i = g->nnodes - 1; i >= 0; i--)
+    if (node_live(&s, i))
+      for (int k = 0; k < g->nodes[i].nin; k++) s.live[g->nodes[i].in[k]] = 1;
+  for (int k = 0; k < g->ninputs; k++)  /* every input stays, in order */
+    if (add_input(c, g, g->inputs[k], s.bmap) < 0) st = mg_seterror(MG_ENOMEM, "select: out of memory");
+  for (int i = 0; i < g->nnodes && !st; i++) {
+    if (g->nodes[i].kind == MG_N_INPUT || !node_live(&s, i)) continue;
+    if (copy_node(c, g, i, s.bmap, 1) < 0) st = mg_seterror(MG_ENOMEM, "select: out of memory");
+  }
+  for (int k = 0; k < n && !st; k++) c->outputs[k] = s.bmap[g->outputs[which[k]]];
+  c->noutputs = n;
+  if (!st) {
+    *out = c;
+    c = NULL;
+  }
+done:
+  mg_graph_release(c);
+  free(s.live);
   free(s.bmap);
   return st;
 }

@@ -425,6 +425,10 @@ mg_status mg_graph_optimize_counts(mg_ctx *ctx, mg_graph *g, unsigned passes, in
  * with effects (assigns, host calls) are refused. */
 mg_status mg_graph_split(const mg_graph *g, int nfwd_in, int nfwd_out, mg_graph **fwd, mg_graph **bwd,
                          int *nsrc, int **src);
+/* A copy of g (finished, not yet optimised) with the same inputs and only
+ * outputs which[0 .. n-1] (0-based), without the nodes they do not need:
+ * a backward graph for fewer sources than it was made for. */
+mg_status mg_graph_select_outputs(const mg_graph *g, int n, const int *which, mg_graph **out);
 /* The name of pass i ("constfold", "cse", "dce", "algebra", "fuse"); NULL out of range. */
 const char *mg_pass_name(int i);
 

@@ -132,11 +132,28 @@ static const luaL_Reg tape_methods[] = {
 typedef struct custom_ud {
   mgL_state *S;
   int ref;          /* the Lua backward function in the registry */
+  mgL_kept *kept;   /* group records: tensors kept for the backward (released with the record) */
+  int kept_ref;     /* ... and their box, held in the registry */
 } custom_ud;
+
+static custom_ud *custom_new(lua_State *L, mgL_state *S, int fn) {
+  custom_ud *u = malloc(sizeof *u);
+  if (!u) luaL_error(L, "gradient: out of memory");
+  u->S = S;
+  u->kept = NULL;
+  u->kept_ref = LUA_NOREF;
+  lua_pushvalue(L, fn);
+  u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return u;
+}
 
 static void custom_free(void *p) {
   custom_ud *u = p;
-  if (u->S->main_L) luaL_unref(u->S->main_L, LUA_REGISTRYINDEX, u->ref);
+  if (u->kept) mgL_kept_clear(u->kept);  /* now, not when the collector finds the box */
+  if (u->S->main_L) {
+    luaL_unref(u->S->main_L, LUA_REGISTRYINDEX, u->ref);
+    luaL_unref(u->S->main_L, LUA_REGISTRYINDEX, u->kept_ref);
+  }
   free(u);
 }
 
@@ -186,11 +203,7 @@ static int record_custom(lua_State *L) {
   mg_tensor **in = read_list(L, 1, &nin, 0, "input");
   mg_tensor *out = mgL_checktensor(L, 2);
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  custom_ud *u = malloc(sizeof *u);
-  if (!u) return luaL_error(L, "custom_gradient: out of memory");
-  u->S = S;
-  lua_pushvalue(L, 3);
-  u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  custom_ud *u = custom_new(L, S, 3);
   if (mg_tape_record_custom(S->ctx, nin, in, out, custom_backward, u, custom_free)) return mgL_raise(L);
   return 0;
 }
@@ -248,20 +261,24 @@ static mg_status group_backward(void *p, int nout, mg_tensor *const *gouts, int 
   return mgL_callback_pcall(L, top, 6, gin, nin);
 }
 
-/* core.record_group({inputs}, {outputs}, backward) */
+/* core.record_group({inputs}, {outputs}, backward [, kept]): kept (an mg.Kept
+ * box from core.graph_call_keep) is emptied when the tape drops the record. */
 static int record_group(lua_State *L) {
   mgL_state *S = mgL_getstate(L);
   int nin, nout;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TFUNCTION);
+  mgL_kept *kept = lua_isnoneornil(L, 4) ? NULL : luaL_checkudata(L, 4, MGL_KEPT);  /* before read_list pushes */
+  lua_settop(L, 4);
   mg_tensor **in = read_list(L, 1, &nin, 0, "input");
   mg_tensor **outs = read_list(L, 2, &nout, 0, "output");
-  custom_ud *u = malloc(sizeof *u);
-  if (!u) return luaL_error(L, "gradient: out of memory");
-  u->S = S;
-  lua_pushvalue(L, 3);
-  u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  custom_ud *u = custom_new(L, S, 3);
+  if (kept) {
+    u->kept = kept;
+    lua_pushvalue(L, 4);
+    u->kept_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   if (mg_tape_record_group(S->ctx, nin, in, nout, outs, group_backward, u, custom_free)) return mgL_raise(L);
   return 0;
 }

@@ -34,6 +34,17 @@ typedef struct mgL_state {
   char where_buf[256];  /* tracing: the source position of the latest symbolic tensor */
 } mgL_state;
 
+/* Tensors a staged call keeps for its gradient (the backward graph's first
+ * inputs), owned by C so they are let go when the tape drops the call's
+ * record, not when Lua's collector gets to them (graph.c, autodiff.c). */
+#define MGL_KEPT "mg.Kept"
+typedef struct mgL_kept {
+  int n;
+  mg_tensor **t;
+} mgL_kept;
+/* Releases the tensors (the box stays, empty). */
+void mgL_kept_clear(mgL_kept *k);
+
 int luaopen_moongrad_core(lua_State *L);
 
 /* The state of the calling C function (its upvalue 1). */

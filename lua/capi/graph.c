@@ -191,6 +191,102 @@ static int graph_call(lua_State *L) {
   return nout;
 }
 
+/* ---- calls that keep values for a gradient -------------------------------------------- */
+
+void mgL_kept_clear(mgL_kept *k) {
+  for (int i = 0; i < k->n; i++) mg_tensor_release(k->t[i]);
+  free(k->t);
+  k->t = NULL;
+  k->n = 0;
+}
+
+static int kept_gc(lua_State *L) {
+  mgL_kept_clear(luaL_checkudata(L, 1, MGL_KEPT));
+  return 0;
+}
+
+/* Runs g on the tensors at first .. top after the `nfixed` tensors of fixed;
+ * returns the outputs in a block (lua_newuserdatauv on the stack, popped by
+ * the caller's return) or raises. */
+static mg_tensor **run_with(lua_State *L, mg_graph *g, int nfixed, mg_tensor *const *fixed, int first) {
+  mgL_state *S = mgL_getstate(L);
+  int n = lua_gettop(L) - first + 1, nout = mg_graph_noutputs(g);
+  mg_tensor **in = lua_newuserdatauv(L, (size_t)(nfixed + n > 0 ? nfixed + n : 1) * sizeof *in, 0);
+  for (int i = 0; i < nfixed; i++) in[i] = fixed[i];
+  for (int i = 0; i < n; i++) {
+    in[nfixed + i] = mgL_testtensor(L, first + i);
+    if (!in[nfixed + i])
+      luaL_error(L, "call: argument %d must be a tensor, got %s", i + 1, luaL_typename(L, first + i));
+  }
+  mg_tensor **out = lua_newuserdatauv(L, (size_t)(nout > 0 ? nout : 1) * sizeof *out, 0);
+  lua_State *saved = S->current_L;
+  S->current_L = L;
+  mg_status st = mg_graph_run(S->ctx, g, nfixed + n, in, nout, out);
+  S->current_L = saved;
+  if (st) mgL_raise(L);
+  return out;
+}
+
+/* core.graph_call_keep(graph, nret, {src}, t1, ...) -> o1 .. o_nret, kept:
+ * runs a forward graph (func.lua: a call under a tape); returns its first
+ * nret outputs and an mg.Kept box holding, for each entry j of src, the
+ * call's tensor j or (j past the call's tensors) the graph's output j - n.
+ * The other outputs are let go at once. */
+static int graph_call_keep(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_graph *g = check_graph(L, 1);
+  int nret = (int)luaL_checkinteger(L, 2), nout = mg_graph_noutputs(g);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int nin = lua_gettop(L) - 3, nsrc = (int)luaL_len(L, 3);
+  if (nret < 0 || nret > nout) return luaL_error(L, "call: %d results asked of a graph with %d", nret, nout);
+  mgL_kept *k = lua_newuserdatauv(L, sizeof *k, 0);
+  k->n = 0;
+  k->t = NULL;
+  luaL_setmetatable(L, MGL_KEPT);
+  lua_insert(L, 4);  /* graph, nret, src, kept, t1 ... */
+  mg_tensor **out = run_with(L, g, 0, NULL, 5);
+  int *src = lua_newuserdatauv(L, (size_t)(nsrc > 0 ? nsrc : 1) * sizeof *src, 0);
+  for (int i = 0; i < nsrc; i++) {
+    lua_rawgeti(L, 3, i + 1);
+    src[i] = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (src[i] < 1 || src[i] > nin + nout) {
+      for (int j = 0; j < nout; j++) mg_tensor_release(out[j]);
+      return luaL_error(L, "call: kept value %d names %d, out of range", i + 1, src[i]);
+    }
+  }
+  if (!(k->t = malloc((size_t)(nsrc > 0 ? nsrc : 1) * sizeof *k->t))) {
+    for (int j = 0; j < nout; j++) mg_tensor_release(out[j]);
+    return luaL_error(L, "call: out of memory");
+  }
+  for (int i = 0; i < nsrc; i++) {
+    mg_tensor *t = src[i] <= nin ? mgL_testtensor(L, 4 + src[i]) : out[src[i] - nin - 1];
+    mg_tensor_retain(t);
+    k->t[k->n++] = t;
+  }
+  for (int j = nret; j < nout; j++) mg_tensor_release(out[j]);
+  luaL_checkstack(L, nret + 1, "call");
+  for (int j = 0; j < nret; j++) mgL_pushtensor(L, S, out[j], 1);
+  lua_pushvalue(L, 4);
+  return nret + 1;
+}
+
+/* core.graph_call_kept(graph, kept, t1, ...) -> outputs: runs a backward graph
+ * on the kept tensors followed by t1, .... */
+static int graph_call_kept(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_graph *g = check_graph(L, 1);
+  mgL_kept *k = luaL_checkudata(L, 2, MGL_KEPT);
+  if (!k->t) return luaL_error(L, "call: the values kept for this gradient were released");
+  int nout = mg_graph_noutputs(g);
+  mg_tensor **out = run_with(L, g, k->n, k->t, 3);
+  luaL_checkstack(L, nout, "call");
+  /* not reported to the collector: these gradients go straight back to the
+   * tape, and tape:gradient reports them when it hands them out */
+  for (int j = 0; j < nout; j++) mgL_pushtensor(L, S, out[j], 0);
+  return nout;
+}
+
 /* Whether the values at first .. top fit g's placeholders. */
 static int graph_fits(lua_State *L, mg_graph *g, int first) {
   int n = lua_gettop(L) - first + 1;
@@ -526,6 +622,23 @@ static int graph_split(lua_State *L) {
   return 3;
 }
 
+/* core.graph_select(graph, {k, ...}) -> graph: mg_graph_select_outputs with
+ * 1-based output numbers. */
+static int graph_select(lua_State *L) {
+  mg_graph *g = check_graph(L, 1), *c;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)luaL_len(L, 2);
+  int *which = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *which, 0);
+  for (int k = 0; k < n; k++) {
+    lua_rawgeti(L, 2, k + 1);
+    which[k] = (int)lua_tointeger(L, -1) - 1;
+    lua_pop(L, 1);
+  }
+  if (mg_graph_select_outputs(g, n, which, &c)) return mgL_raise(L);
+  push_graph(L, c);
+  return 1;
+}
+
 static const luaL_Reg graph_methods[] = {
     {"signature", graph_signature}, {"nodes", graph_nodes}, {"pretty", graph_pretty},
     {"to_dot", graph_dot}, {NULL, NULL}};
@@ -534,11 +647,16 @@ static const luaL_Reg graph_fns[] = {
     {"trace_begin", trace_begin}, {"trace_end", trace_end},       {"trace_abort", trace_abort},
     {"tracing", tracing},         {"is_symbolic", is_symbolic},   {"placeholder", placeholder},
     {"graph_run", graph_run},     {"graph_call", graph_call},     {"graph_optimize", graph_optimize},     {"graph_accepts", graph_accepts},
-    {"graph_call_or", graph_call_or}, {"graph_split", graph_split},
+    {"graph_call_or", graph_call_or}, {"graph_split", graph_split}, {"graph_call_keep", graph_call_keep},
+    {"graph_call_kept", graph_call_kept}, {"graph_select", graph_select},
     {"trace_cond", trace_cond},     {"trace_while", trace_while}, {"graph_externals", graph_externals},
     {"call_host", call_host},     {"read_variable", read_variable}, {NULL, NULL}};
 
 void mgL_open_graph(lua_State *L, int state_idx, int module_idx) {
+  luaL_newmetatable(L, MGL_KEPT);
+  lua_pushcfunction(L, kept_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   luaL_newmetatable(L, MGL_GRAPH);
   lua_pushcfunction(L, graph_gc);
   lua_setfield(L, -2, "__gc");

@@ -304,7 +304,7 @@ function Concrete:graph() return self.graph_obj:nodes() end
 function Concrete:gradient_graphs()
   local out = {}
   for key, sp in pairs(self.split or {}) do
-    if sp then out[#out + 1] = { sources = key, forward = sp.fwd, backward = sp.bwd } end
+    if sp then out[#out + 1] = { sources = key, forward = sp.fwd, backward = sp.bwd.graph } end
   end
   table.sort(out, function(a, b) return a.sources < b.sources end)
   return out
@@ -574,6 +574,7 @@ local function fill(v, list, pos, memo)
 end
 
 local is_float, zeros_like  -- defined with the control flow's gradients below
+local backward_for
 
 -- The backward staged function of concrete function cf for the sources
 -- marked in need (cf.skel: the arguments' structure): bwd(tensors...,
@@ -653,6 +654,21 @@ local function fresh_outputs(tensors, outs)
   return true
 end
 
+-- The backward graph of split sp giving only its gradients number sel (a
+-- list): a tape asking for fewer sources than the call's tapes tracked
+-- (gradients of the Variables of a call whose input is watched too) does not
+-- pay for the others. Made once per selection from the unoptimised graph.
+function backward_for(self, sp, sel)
+  local key = table.concat(sel, ",")
+  local b = sp.by_need[key]
+  if b then return b end
+  b = { graph = core.graph_select(sp.raw, sel), gpos = {} }
+  for j, k in ipairs(sel) do b.gpos[j] = sp.gpos[k] end
+  if self.optimize then core.graph_optimize(b.graph, self.passes) end
+  sp.by_need[key] = b
+  return b
+end
+
 -- The forward and backward graphs of cf for the sources marked in need
 -- (argument tensors, then cf.vars), traced once per key (need as a string);
 -- false when the gradient cannot be staged (the call then runs node by node).
@@ -712,12 +728,13 @@ local function split_of(self, cf, args, tensors, need, key)
   if ok then
     ok, res = pcall(function()
       core.trace_end(g, res.list)
-      local fwd, bwd, src = core.graph_split(g, nin, res.nout)
-      if self.optimize then
-        core.graph_optimize(fwd, self.passes)
-        core.graph_optimize(bwd, self.passes)
-      end
-      return { fwd = fwd, bwd = bwd, src = src, nout = res.nout, conn = res.conn, gpos = res.gpos }
+      local fwd, raw, src = core.graph_split(g, nin, res.nout)
+      if self.optimize then core.graph_optimize(fwd, self.passes) end
+      local all = {}
+      for k = 1, #res.gpos do all[k] = k end
+      local sp = { fwd = fwd, raw = raw, src = src, nout = res.nout, conn = res.conn, gpos = res.gpos, by_need = {} }
+      sp.bwd = backward_for(self, sp, all)
+      return sp
     end)
   else
     core.trace_abort()
@@ -791,21 +808,21 @@ function Func:call_taped(cf, args, tensors)
   key = table.concat(key)
   local sp = any and split_of(self, cf, args, tensors, need, key)
   if not sp then return run_graph(3, cf.graph_obj, unpack(tensors)) end
+  -- the results, then the saved values (the backward graph's first inputs) in
+  -- a box C empties when the tape drops the record: they are let go then,
+  -- not when the collector gets to them, so the next call reuses their memory
   core.pause_tapes(true)
-  local outs = pack(pcall(core.graph_call, sp.fwd, unpack(tensors)))
+  local outs = pack(pcall(core.graph_call_keep, sp.fwd, sp.nout, sp.src, unpack(tensors)))
   core.pause_tapes(false)
   if not outs[1] then error(outs[2], 3) end
+  local kept = outs[outs.n]
+  outs[outs.n], outs.n = nil, outs.n - 1
   local results = {}
   for k = 1, sp.nout do results[k] = outs[1 + k] end
-  local nall = outs.n
-  outs.n = 1 + sp.nout   -- true, the results (the saved values follow, not returned)
   if not fresh_outputs(tensors, outs) then
     cf.split[key] = false  -- an argument returned as is, say: from now on node by node
     return run_graph(3, cf.graph_obj, unpack(tensors))  -- run it again, recording its ops
   end
-  local saved = {}   -- the backward graph's first inputs: call tensors and forward outputs
-  for k, j in ipairs(sp.src) do saved[k] = j <= nin and tensors[j] or outs[1 + j - nin] end
-  for k = 2 + sp.nout, nall do outs[k] = nil end
   if not cf.skel then
     cf.skel, cf.bwd, cf.conn = { n = args.n }, {}, {}
     for i = 1, args.n do cf.skel[i] = skeleton(args[i]) end
@@ -814,15 +831,18 @@ function Func:call_taped(cf, args, tensors)
     if tapes_track(nil, unpack(inputs)) then  -- higher order: the gradient must see the inputs
       return remat_grads(self, cf, inputs, results, gouts, needed)
     end
-    local call = {}
-    for k = 1, #saved do call[k] = saved[k] end
-    local g = pack(core.graph_call(sp.bwd, unpack(upstream_of(self, results, gouts, call))))
-    local grads, reached = {}, reached_by(sp.conn, results, gouts)
-    for k, i in ipairs(sp.gpos) do
-      if needed[i] and reached[i] then grads[i] = g[k] end
+    local sel = {}
+    for k, i in ipairs(sp.gpos) do if needed[i] then sel[#sel + 1] = k end end
+    local grads = {}
+    if not sel[1] then return grads end
+    local b = #sel == #sp.gpos and sp.bwd or backward_for(self, sp, sel)
+    local g = pack(core.graph_call_kept(b.graph, kept, unpack(upstream_of(self, results, gouts, {}))))
+    local reached = reached_by(sp.conn, results, gouts)
+    for k, i in ipairs(b.gpos) do
+      if reached[i] then grads[i] = g[k] end
     end
     return grads
-  end)
+  end, kept)
   return outs
 end
 
@@ -831,8 +851,8 @@ function Func:__call(...)
   if self.eager or M.run_functions_eagerly then return self.traced_fn(...) end
   local cf = self.fast
   if cf and cf.plain then  -- no guards or constraints: one C call checks the tensors and runs
-    -- (under a recording tape it calls call_slow, which records the call)
-    return graph_call_or(cf.graph_obj, self.call_slow, self, ...)
+    -- (under a recording tape it calls call_plain_taped, which records the call)
+    return graph_call_or(cf.graph_obj, self.call_plain_taped, self, ...)
   end
   if cf and select("#", ...) == cf.nargs and core.graph_accepts(cf.graph_obj, ...)
       and (not cf.guards[1] or guards_hold(self.traced_fn, cf.env, cf.guards))
@@ -841,6 +861,17 @@ function Func:__call(...)
     return core.graph_call(cf.graph_obj, ...)  -- tensors in, tensors out: no tables
   end
   return self:call_slow(...)
+end
+
+-- A call of the plain concrete function self.fast (tensors in, its outputs
+-- out) that graph_call_or did not run: a tape records, or the tensors do not
+-- fit (then the full lookup).
+function Func:call_plain_taped(...)
+  local cf = self.fast
+  if not core.graph_accepts(cf.graph_obj, ...) then return self:call_slow(...) end
+  if not tapes_track(cf.vars, ...) then return core.graph_call(cf.graph_obj, ...) end
+  local outs = self:call_taped(cf, pack(...), { ... })
+  return unpack(outs, 2, outs.n)
 end
 
 function Func:call_slow(...)

@@ -1145,8 +1145,16 @@ local function keep_callback(fn)
   callbacks[next_id] = fn
   return next_id
 end
+local kept_of = {}   -- id -> the values kept for a group record (lua/capi: an mg.Kept box)
 local free_cb = ffi.cast("void (*)(void *)", function(ud)
-  callbacks[tonumber(ffi.cast("intptr_t", ud))] = nil
+  local id = tonumber(ffi.cast("intptr_t", ud))
+  callbacks[id] = nil
+  local kept = kept_of[id]
+  if kept then   -- let go of them with the record (their boxes wait for the collector)
+    kept_of[id] = nil
+    for i = 1, kept.n do kept[i] = nil end
+    kept.released = true
+  end
 end)
 
 local function pcall_results(ok, ...)
@@ -1231,8 +1239,8 @@ local group_cb = ffi.cast("mg_backward_group_fn", function(ud, nout, gouts, nin,
   return 0
 end)
 
--- core.record_group({inputs}, {outputs}, backward)
-M.record_group = nojit(function(ins, outs, backward)
+-- core.record_group({inputs}, {outputs}, backward [, kept])
+M.record_group = nojit(function(ins, outs, backward, kept)
   if type(ins) ~= "table" then error("bad argument #1 to 'record_group' (table expected, got " .. typename(ins) .. ")", 2) end
   if type(outs) ~= "table" then error("bad argument #2 to 'record_group' (table expected, got " .. typename(outs) .. ")", 2) end
   if type(backward) ~= "function" then
@@ -1241,6 +1249,7 @@ M.record_group = nojit(function(ins, outs, backward)
   local iv, nin = read_list(ins, false, "input")
   local ov, nout = read_list(outs, false, "output")
   local id = keep_callback(backward)
+  kept_of[id] = kept
   if lib.mg_tape_record_group(ctx, nin, iv, nout, ov, group_cb, ffi.cast("void *", id), free_cb) ~= 0 then
     error(last_error(), 2)
   end
@@ -1417,6 +1426,39 @@ M.graph_call = nojit(function(g, ...)
   local res = {}
   for k = 0, nout - 1 do res[k + 1] = push(outs[k], true) end
   return unpack(res, 1, nout)
+end)
+
+-- core.graph_call_keep(graph, nret, {src}, t1, ...) -> o1 .. o_nret, kept and
+-- core.graph_call_kept(graph, kept, t1, ...) -> outputs (lua/capi/graph.c):
+-- kept is a list here, emptied when the tape drops the record.
+function M.graph_call_keep(g, nret, src, ...)
+  local n = select("#", ...)
+  local outs = { M.graph_call(g, ...) }
+  local kept = { n = #src }
+  for k, j in ipairs(src) do
+    if j <= n then kept[k] = (select(j, ...)) else kept[k] = outs[j - n] end
+    if kept[k] == nil then error(format("call: kept value %d names %d, out of range", k, j), 2) end
+  end
+  outs[nret + 1] = kept
+  return unpack(outs, 1, nret + 1)
+end
+function M.graph_call_kept(g, kept, ...)
+  if kept.released then error("call: the values kept for this gradient were released", 2) end
+  local args = { unpack(kept, 1, kept.n) }
+  local n = select("#", ...)
+  for i = 1, n do args[kept.n + i] = (select(i, ...)) end
+  return M.graph_call(g, unpack(args, 1, kept.n + n))
+end
+
+-- core.graph_select(graph, {k, ...}) -> graph (lua/capi/graph.c).
+local select_out = new("mg_graph *[1]")
+M.graph_select = nojit(function(g, which)
+  local h = check_graph(g, 1)
+  local n = #which
+  local w = new("int[?]", n > 0 and n or 1)
+  for k = 1, n do w[k - 1] = which[k] - 1 end
+  if lib.mg_graph_select_outputs(h, n, w, select_out) ~= 0 then error(last_error(), 2) end
+  return Graph(select_out[0])
 end)
 
 -- core.graph_accepts(graph, t1, ...) -> whether the tensors fit the placeholders.
