@@ -55,9 +55,9 @@ static mg_graph *clone_graph(const mg_graph *g) {
   c->outputs = malloc((size_t)(g->noutputs ? g->noutputs : 1) * sizeof *c->outputs);
   c->captures = malloc((size_t)(g->ncaptures ? g->ncaptures : 1) * sizeof *c->captures);
   if (!c->inputs || !c->outputs || !c->captures) goto oom;
-  memcpy(c->inputs, g->inputs, (size_t)g->ninputs * sizeof *c->inputs);
-  memcpy(c->outputs, g->outputs, (size_t)g->noutputs * sizeof *c->outputs);
-  memcpy(c->captures, g->captures, (size_t)g->ncaptures * sizeof *c->captures);
+  if (g->ninputs) memcpy(c->inputs, g->inputs, (size_t)g->ninputs * sizeof *c->inputs);
+  if (g->noutputs) memcpy(c->outputs, g->outputs, (size_t)g->noutputs * sizeof *c->outputs);
+  if (g->ncaptures) memcpy(c->captures, g->captures, (size_t)g->ncaptures * sizeof *c->captures);
   c->ninputs = c->cap_inputs = g->ninputs;
   c->noutputs = g->noutputs;
   c->ncaptures = c->cap_captures = g->ncaptures;

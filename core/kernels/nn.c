@@ -269,6 +269,23 @@ static mg_status nn_check_index(const mg_call *c, const int64_t *v, int64_t n, i
 TAKE_GRAD_FN(take_grad_f32, float)
 TAKE_GRAD_FN(take_grad_f64, double)
 
+/* out's rows v[0 .. nidx) along the axis (of size `size`, between lead outer
+ * and inner inner elements) += src's slices, threaded by outer rows or, when
+ * there are too few, by columns (index rows may repeat, so never by them). */
+static void add_rows(mg_tensor *out, const mg_tensor *src, const int64_t *v, int64_t lead, int64_t nidx,
+                     int64_t size, int64_t inner, int base) {
+  int f32 = out->dtype == MG_FLOAT32, nt = lead * nidx * inner >= MG_PAR_MIN ? mg_threads() : 1;
+  int by_rows = lead >= nt;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    int t = omp_get_thread_num(), n = omp_get_num_threads();
+    int64_t p0 = by_rows ? lead * t / n : 0, p1 = by_rows ? lead * (t + 1) / n : lead;
+    int64_t q0 = by_rows ? 0 : inner * t / n, q1 = by_rows ? inner : inner * (t + 1) / n;
+    if (f32) take_grad_f32((float *)mg_ptr(out), (const float *)mg_ptr(src), v, p0, p1, nidx, size, inner, q0, q1, base);
+    else take_grad_f64((double *)mg_ptr(out), (const double *)mg_ptr(src), v, p0, p1, nidx, size, inner, q0, q1, base);
+  }
+}
+
 mg_status k_take_grad(const mg_call *c, mg_tensor *out) {
   const mg_tensor *g, *idx;
   mg_tensor *tg, *ti;
@@ -287,16 +304,7 @@ mg_status k_take_grad(const mg_call *c, mg_tensor *out) {
   if (lead * inner > 0) st = nn_check_index(c, v, nidx, size, base, "index");
   if (!st) {
     memset(mg_ptr(out), 0, mg_tensor_nbytes(out));  /* zero bits are 0.0 */
-    int f32 = out->dtype == MG_FLOAT32, nt = lead * nidx * inner >= MG_PAR_MIN ? mg_threads() : 1;
-    int by_rows = lead >= nt;  /* else split the columns: index rows may repeat */
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-      int t = omp_get_thread_num(), n = omp_get_num_threads();
-      int64_t p0 = by_rows ? lead * t / n : 0, p1 = by_rows ? lead * (t + 1) / n : lead;
-      int64_t q0 = by_rows ? 0 : inner * t / n, q1 = by_rows ? inner : inner * (t + 1) / n;
-      if (f32) take_grad_f32((float *)mg_ptr(out), (const float *)mg_ptr(g), v, p0, p1, nidx, size, inner, q0, q1, base);
-      else take_grad_f64((double *)mg_ptr(out), (const double *)mg_ptr(g), v, p0, p1, nidx, size, inner, q0, q1, base);
-    }
+    add_rows(out, g, v, lead, nidx, size, inner, base);
   }
   mg_tensor_release(tg);
   mg_tensor_release(ti);
@@ -325,18 +333,7 @@ mg_status k_index_add(const mg_call *c, mg_tensor *out) {
   for (int d = a + 1; d < out->ndim; d++) inner *= out->shape[d];
   if (lead * inner > 0) st = nn_check_index(c, v, nidx, size, base, "index");
   if (!st && !inplace) st = mg_copy_into(out, x);
-  if (!st) {
-    int f32 = out->dtype == MG_FLOAT32, nt = lead * nidx * inner >= MG_PAR_MIN ? mg_threads() : 1;
-    int by_rows = lead >= nt;  /* else split the columns: index rows may repeat */
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-      int t = omp_get_thread_num(), n = omp_get_num_threads();
-      int64_t p0 = by_rows ? lead * t / n : 0, p1 = by_rows ? lead * (t + 1) / n : lead;
-      int64_t q0 = by_rows ? 0 : inner * t / n, q1 = by_rows ? inner : inner * (t + 1) / n;
-      if (f32) take_grad_f32((float *)mg_ptr(out), (const float *)mg_ptr(src), v, p0, p1, nidx, size, inner, q0, q1, base);
-      else take_grad_f64((double *)mg_ptr(out), (const double *)mg_ptr(src), v, p0, p1, nidx, size, inner, q0, q1, base);
-    }
-  }
+  if (!st) add_rows(out, src, v, lead, nidx, size, inner, base);
   mg_tensor_release(ts);
   mg_tensor_release(ti);
   return st;

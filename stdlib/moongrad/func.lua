@@ -576,6 +576,33 @@ end
 local is_float, zeros_like  -- defined with the control flow's gradients below
 local backward_for
 
+-- Watches the sources marked in need (inputs[1..nin], then the Variables
+-- vars) on tape; returns them and their indices in need.
+local function watch_sources(tape, inputs, nin, vars, need)
+  local srcs, at = {}, {}
+  for i = 1, nin do
+    if need[i] then tape:watch(inputs[i]); srcs[#srcs + 1] = inputs[i]; at[#at + 1] = i end
+  end
+  for k, v in ipairs_(vars) do
+    if need[nin + k] then tape:watch(v); srcs[#srcs + 1] = v; at[#at + 1] = nin + k end
+  end
+  return srcs, at
+end
+
+-- Which sources each float output reaches ({[k] = {[source index] =
+-- bool}}): an output whose upstream gradient is nil at a call must leave its
+-- sources' gradients nil, not zeros. (The graph of these gradients is dead
+-- code: the optimiser and the split leave it out.)
+local function connections(tape, targets, srcs, at)
+  local conn = {}
+  for k, o in ipairs_(targets) do
+    local gk = tape:_gradient({ o }, nil, srcs, false, true)
+    conn[k] = {}
+    for j, i in ipairs_(at) do conn[k][i] = gk[j] ~= nil end
+  end
+  return conn
+end
+
 -- The backward staged function of concrete function cf for the sources
 -- marked in need (cf.skel: the arguments' structure): bwd(tensors...,
 -- upstream...) with one upstream gradient per float output returns the
@@ -598,13 +625,7 @@ local function backward_of(self, cf, need)
     local all = pack(...)
     local tape = core.tape_new(false, true)
     tape:start()
-    local srcs, at = {}, {}
-    for i = 1, nin do
-      if need[i] then tape:watch(all[i]); srcs[#srcs + 1] = all[i]; at[#at + 1] = i end
-    end
-    for k, v in ipairs_(vars) do
-      if need[nin + k] then tape:watch(v); srcs[#srcs + 1] = v; at[#at + 1] = nin + k end
-    end
+    local srcs, at = watch_sources(tape, all, nin, vars, need)
     local pos, targs = { i = 0 }, {}
     for i = 1, nargs do targs[i] = fill(skel[i], all, pos) end
     local res = pack(pcall_(fn, unpack(targs, 1, nargs)))
@@ -618,17 +639,9 @@ local function backward_of(self, cf, need)
         targets[#targets + 1] = o; ups[#ups + 1] = all[u]
       end
     end
-    local grads, conn = {}, {}
+    local grads = {}
     if #targets > 0 and #srcs > 0 then
-      -- which sources each float output reaches (its own gradient graph is
-      -- dead code, removed by the optimiser): an output whose upstream is
-      -- nil at a call must not make its sources' gradients zeros instead of nil
-      for k, o in ipairs_(targets) do
-        local gk = tape:_gradient({ o }, nil, srcs, false, true)
-        conn[k] = {}
-        for j, i in ipairs_(at) do conn[k][i] = gk[j] ~= nil end
-      end
-      cf.conn[key] = conn
+      cf.conn[key] = connections(tape, targets, srcs, at)
       local g = tape:_gradient(targets, ups, srcs, false, false)
       for j, i in ipairs_(at) do grads[i] = g[j] end
     end
@@ -686,13 +699,7 @@ local function split_of(self, cf, args, tensors, need, key)
     local sym = {}
     make_placeholders(tensors, cf.shapes, sym)
     tape:start()
-    local srcs, at = {}, {}
-    for i = 1, nin do
-      if need[i] then tape:watch(sym[i]); srcs[#srcs + 1] = sym[i]; at[#at + 1] = i end
-    end
-    for k, v in ipairs_(vars) do
-      if need[nin + k] then tape:watch(v); srcs[#srcs + 1] = v; at[#at + 1] = nin + k end
-    end
+    local srcs, at = watch_sources(tape, sym, nin, vars, need)
     local pos, targs = { i = 0 }, {}
     for i = 1, args.n do targs[i] = rebuild(args[i], sym, pos) end
     local outs = flatten_results(pack(fn(unpack(targs, 1, args.n))))
@@ -708,13 +715,7 @@ local function split_of(self, cf, args, tensors, need, key)
     end
     local conn, gpos = {}, {}
     if #targets > 0 and #srcs > 0 then
-      -- which sources each float output reaches (see the backward below); the
-      -- graph of these gradients is dead code, left out by the split
-      for k, o in ipairs_(targets) do
-        local gk = tape:_gradient({ o }, nil, srcs, false, true)
-        conn[k] = {}
-        for j, i in ipairs_(at) do conn[k][i] = gk[j] ~= nil end
-      end
+      conn = connections(tape, targets, srcs, at)
       local gr = tape:_gradient(targets, ups, srcs, false, false)
       for j, i in ipairs_(at) do
         if gr[j] then list[#list + 1] = gr[j]; gpos[#gpos + 1] = i end
