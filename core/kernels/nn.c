@@ -286,44 +286,20 @@ static void add_rows(mg_tensor *out, const mg_tensor *src, const int64_t *v, int
   }
 }
 
-mg_status k_take_grad(const mg_call *c, mg_tensor *out) {
-  const mg_tensor *g, *idx;
-  mg_tensor *tg, *ti;
-  int base = c->ctx ? c->ctx->index_base : 0, a = 0;
-  if (A_SET(c, 0)) mg_norm_axis(c, "axis", A_I(c, 0), out->ndim, &a);
-  mg_status st = nn_contig(c, c->in[0], &g, &tg);
-  if (st) return st;
-  if ((st = nn_contig(c, c->in[1], &idx, &ti))) {
-    mg_tensor_release(tg);
-    return st;
-  }
-  int64_t nidx = nn_numel(idx), size = out->shape[a], lead = 1, inner = 1;
-  const int64_t *v = (const int64_t *)mg_ptr(idx);
-  for (int d = 0; d < a; d++) lead *= out->shape[d];
-  for (int d = a + 1; d < out->ndim; d++) inner *= out->shape[d];
-  if (lead * inner > 0) st = nn_check_index(c, v, nidx, size, base, "index");
-  if (!st) {
-    memset(mg_ptr(out), 0, mg_tensor_nbytes(out));  /* zero bits are 0.0 */
-    add_rows(out, g, v, lead, nidx, size, inner, base);
-  }
-  mg_tensor_release(tg);
-  mg_tensor_release(ti);
-  return st;
-}
-
-/* index_add: out = x, then src's slices added at the indexed rows (the
- * take_grad loop). When out is x's own buffer (the executor reuses an
- * accumulator nobody else holds) the copy is skipped: the cost is the
- * slices, not x. */
-mg_status k_index_add(const mg_call *c, mg_tensor *out) {
-  const mg_tensor *x = c->in[0], *src, *idx;
+/* out = x (zeros when x is NULL) with the slices of src_in added at the rows
+ * idx_in names along the axis attribute. When out is x's own buffer (the
+ * executor reuses an accumulator nobody else holds) the copy is skipped: the
+ * cost is the slices, not x. */
+static mg_status add_indexed(const mg_call *c, mg_tensor *out, const mg_tensor *x, const mg_tensor *src_in,
+                             const mg_tensor *idx_in) {
+  const mg_tensor *src, *idx;
   mg_tensor *ts, *ti;
   int base = c->ctx ? c->ctx->index_base : 0, a = 0;
   if (A_SET(c, 0)) mg_norm_axis(c, "axis", A_I(c, 0), out->ndim, &a);
-  int inplace = x->storage == out->storage && x->offset == out->offset && mg_tensor_is_contiguous(x);
-  mg_status st = nn_contig(c, c->in[2], &src, &ts);
+  int inplace = x && x->storage == out->storage && x->offset == out->offset && mg_tensor_is_contiguous(x);
+  mg_status st = nn_contig(c, src_in, &src, &ts);
   if (st) return st;
-  if ((st = nn_contig(c, c->in[1], &idx, &ti))) {
+  if ((st = nn_contig(c, idx_in, &idx, &ti))) {
     mg_tensor_release(ts);
     return st;
   }
@@ -332,12 +308,19 @@ mg_status k_index_add(const mg_call *c, mg_tensor *out) {
   for (int d = 0; d < a; d++) lead *= out->shape[d];
   for (int d = a + 1; d < out->ndim; d++) inner *= out->shape[d];
   if (lead * inner > 0) st = nn_check_index(c, v, nidx, size, base, "index");
-  if (!st && !inplace) st = mg_copy_into(out, x);
+  if (!st && !x) memset(mg_ptr(out), 0, mg_tensor_nbytes(out));  /* zero bits are 0.0 */
+  else if (!st && !inplace) st = mg_copy_into(out, x);
   if (!st) add_rows(out, src, v, lead, nidx, size, inner, base);
   mg_tensor_release(ts);
   mg_tensor_release(ti);
   return st;
 }
+
+/* take_grad(g, index, axis, size): zeros with g's slices added at the rows. */
+mg_status k_take_grad(const mg_call *c, mg_tensor *out) { return add_indexed(c, out, NULL, c->in[0], c->in[1]); }
+
+/* index_add(x, index, src, axis): x with src's slices added at the rows. */
+mg_status k_index_add(const mg_call *c, mg_tensor *out) { return add_indexed(c, out, c->in[0], c->in[2], c->in[1]); }
 
 /* ---- softmax cross-entropy ------------------------------------------------------------ */
 
