@@ -50,6 +50,7 @@ struct mg_tensor {
   mg_tensor *snapshot_of;  /* a Variable whose value this is (a tape snapshot, v:read()) */
   struct mg_graph *graph;  /* symbolic: the graph (held) and the value id in it */
   int32_t value;
+  uint32_t version;        /* a Variable: bumped at every write of its value (mg_variable_version) */
 };
 
 /* The identity autodiff knows a tensor by: snapshots stand for their Variable. */

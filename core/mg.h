@@ -249,6 +249,9 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
 mg_status mg_variable_new(mg_ctx *ctx, const mg_tensor *init, int trainable, mg_tensor **out);
 int mg_tensor_is_variable(const mg_tensor *t);
 int mg_variable_trainable(const mg_tensor *t);
+/* A number that changes whenever the Variable's value is written (assign,
+ * an optimizer's in-place update): compare two readings to see a change. */
+uint32_t mg_variable_version(const mg_tensor *var);
 /* var = value (same shape; value is cast to var's dtype). */
 mg_status mg_variable_assign(mg_ctx *ctx, mg_tensor *var, const mg_tensor *value);
 /* A plain tensor sharing the variable's current value. Caller owns *out. */

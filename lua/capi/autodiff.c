@@ -323,6 +323,14 @@ static int is_variable(lua_State *L) {
   return 1;
 }
 
+/* core.variable_version(v) -> an integer that changes at every write of v. */
+static int variable_version(lua_State *L) {
+  mg_tensor *t = mgL_checktensor(L, 1);
+  if (!mg_tensor_is_variable(t)) return luaL_error(L, "variable_version: not a Variable");
+  lua_pushinteger(L, (lua_Integer)mg_variable_version(t));
+  return 1;
+}
+
 static int is_trainable(lua_State *L) {
   mg_tensor *t = mgL_checktensor(L, 1);
   lua_pushboolean(L, mg_tensor_is_variable(t) && mg_variable_trainable(t));
@@ -371,7 +379,7 @@ static int tensor_key(lua_State *L) {
 
 static const luaL_Reg autodiff_fns[] = {
     {"tape_new", tape_new},         {"record_custom", record_custom}, {"record_group", record_group}, {"variable", variable_new},
-    {"assign", variable_assign},    {"variable_read", variable_read}, {"is_variable", is_variable},
+    {"assign", variable_assign},    {"variable_read", variable_read}, {"is_variable", is_variable}, {"variable_version", variable_version},
     {"is_trainable", is_trainable}, {"pause_tapes", pause_tapes},     {"tapes_track", tapes_track},
     {"tensor_key", tensor_key},     {NULL, NULL}};
 

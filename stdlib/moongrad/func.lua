@@ -517,7 +517,7 @@ end
 
 -- core.graph_call_or (graph_call, else the fallback) where the binding has it
 local graph_call_or = core.graph_call_or
-local tapes_track = core.tapes_track
+local tapes_track, variable_version = core.tapes_track, core.variable_version
 
 -- ---- calls under a recording tape ------------------------------------------------------
 --
@@ -780,7 +780,18 @@ local function reached_by(conn, results, gouts)
 end
 
 -- The gradients of a taped call by the rematerialising backward function.
-local function remat_grads(self, cf, inputs, results, gouts, need)
+-- It re-runs the function, which reads the Variables as they are now: one
+-- written since the call (versions: theirs at the call) would give the
+-- gradient at its new value, so that is an error.
+local function remat_grads(self, cf, inputs, results, gouts, need, versions)
+  for k, v in ipairs(cf.vars) do
+    if core.variable_version(v) ~= versions[k] then
+      error(string.format("gradient of staged function %s: a Variable it reads (%s%s %s) was assigned after the "
+        .. "call and before this gradient, which a tape records (a higher-order gradient re-runs the function "
+        .. "and would see the new value); take the gradient before changing the Variable", self.name,
+        v.name and (v.name .. ", ") or "", v.dtype, shape_str(v.shape)), 0)
+    end
+  end
   local nin, call = cf.ntensors, {}
   for i = 1, nin do call[i] = inputs[i] end
   upstream_of(self, results, gouts, call)
@@ -828,9 +839,11 @@ function Func:call_taped(cf, args, tensors)
     cf.skel, cf.bwd, cf.conn = { n = args.n }, {}, {}
     for i = 1, args.n do cf.skel[i] = skeleton(args[i]) end
   end
+  local versions = {}
+  for k, v in ipairs(cf.vars) do versions[k] = variable_version(v) end
   core.record_group(inputs, results, function(gouts, needed)
     if tapes_track(nil, unpack(inputs)) then  -- higher order: the gradient must see the inputs
-      return remat_grads(self, cf, inputs, results, gouts, needed)
+      return remat_grads(self, cf, inputs, results, gouts, needed, versions)
     end
     local sel = {}
     for k, i in ipairs(sp.gpos) do if needed[i] then sel[#sel + 1] = k end end

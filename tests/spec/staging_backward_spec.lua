@@ -225,6 +225,34 @@ describe("a tape around a call of a staged function", function()
     end
   end)
 
+  it("refuses a higher-order gradient when a Variable changed after the call (it would re-read it)", function()
+    local V = mg.Variable(H.f32({ 1, 2 }), { name = "scale" })
+    local staged = mg.func(function(x) return mg.sum(x * x * V) end)
+    local x = H.f32({ 1, 1 })
+    for _, change in ipairs({ false, true }) do
+      V:assign(H.f32({ 1, 2 }))
+      local outer = mg.GradientTape()
+      outer:watch(x)
+      local inner = mg.GradientTape()
+      inner:watch(x)
+      local y = staged(x)
+      inner:stop()
+      if change then V:assign(H.f32({ 5, 5 })) end
+      local ok, g = pcall(function() return inner:gradient(y, x) end)
+      local s = ok and mg.sum(g)
+      outer:stop()
+      if change then
+        assert.is_false(ok)
+        assert.truthy(tostring(g):find("a Variable it reads (float32 (2)) was assigned after the call and before this gradient", 1, true),
+          tostring(g))
+      else
+        assert(ok, g)
+        near(flat(g), { 2, 4 })
+        near(flat(outer:gradient(s, x)), { 2, 4 })
+      end
+    end
+  end)
+
   it("serves mg.hessian and tape:jacobian (the backward called with many seeds)", function()
     local function f(x) return mg.sum(x * x * x) end
     local function h(x) return mg.sin(x) * 2 end

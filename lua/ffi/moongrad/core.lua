@@ -1281,6 +1281,12 @@ function M.variable_read(v)
   return push(outp[0], false)
 end
 
+function M.variable_version(v)
+  local h = checktensor(v, 1, "variable_version")
+  if lib.mg_tensor_is_variable(h) == 0 then error("variable_version: not a Variable", 2) end
+  return tonumber(lib.mg_variable_version(h))
+end
+
 function M.is_variable(x)
   local h = testtensor(x)
   return h ~= nil and lib.mg_tensor_is_variable(h) ~= 0
