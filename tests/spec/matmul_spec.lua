@@ -148,6 +148,24 @@ describe("matmul", function()
     check(big, {{300, 300}, {300, 300}, {300, 300}})
   end)
 
+  it("computes small square float32 products exactly as the float64 loop (the 2x2/3x3/4x4 fast path)", function()
+    for n = 1, 5 do
+      local a = mg.random.normal({ n, n }, 0, 1, mg.float32, n)
+      local b = mg.random.normal({ n, n }, 0, 1, mg.float32, 10 + n)
+      local got, A, B = mg.matmul(a, b):totable(), a:totable(), b:totable()
+      for i = 1, n do
+        for j = 1, n do
+          local want = 0
+          for p = 1, n do want = want + A[i][p] * B[p][j] end
+          assert.is_true(math.abs(got[i][j] - want) <= 1e-5 * (1 + math.abs(want)), ("n=%d (%d,%d)"):format(n, i, j))
+        end
+      end
+      -- a transposed (non-contiguous) operand takes the general path and agrees
+      local t = mg.matmul(a, mg.transpose(mg.transpose(b) + 0)):totable()
+      for i = 1, n do for j = 1, n do assert.is_true(math.abs(t[i][j] - got[i][j]) <= 1e-5) end end
+    end
+  end)
+
   it("handles empty dimensions", function()
     local z = mg.matmul(mg.ones{2, 0}, mg.ones{0, 3})
     check(z.shape, {2, 3})
