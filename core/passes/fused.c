@@ -135,11 +135,12 @@ static inline double fused_sigmoid(double x) {
                                 int64_t hi) {                                                      \
     _Alignas(64) T regs[MG_FUSED_MAX_REGS][FUSED_BLOCK];                                           \
     T *full[2 * MG_FUSED_MAX_INSTR];                                                               \
+    int fill = hi - lo < FUSED_BLOCK ? (int)(hi - lo) : FUSED_BLOCK; /* a tiny output: few copies */ \
     for (int k = 0; k < p->nin; k++) {                                                             \
       full[k] = p->scalar_reg[k] >= 0 ? NULL : (T *)mg_ptr(ins[k]);                                \
       if (p->scalar_reg[k] < 0) continue;                                                          \
       T v = fused_load_##sfx(ins[k]);                                                              \
-      for (int i = 0; i < FUSED_BLOCK; i++) regs[p->scalar_reg[k]][i] = v;                         \
+      for (int i = 0; i < fill; i++) regs[p->scalar_reg[k]][i] = v;                                \
     }                                                                                              \
     for (int64_t off = lo; off < hi; off += FUSED_BLOCK)                                           \
       fused_block_##sfx(p, regs, full, out, off, (int)(hi - off < FUSED_BLOCK ? hi - off : FUSED_BLOCK)); \
