@@ -2,7 +2,7 @@
  * algebra.c — algebraic simplification: op nodes that give back one of
  * their inputs unchanged are replaced by that input.
  *
- *   x*1, 1*x, x/1, x+0, 0+x, x-0   (the constant: every element 1 or 0)
+ *   x*1, 1*x, x/1, x^1, x+0, 0+x, x-0   (the constant: every element 1 or 0)
  *   neg(neg(x)), cast(x) to x's own dtype, reshape(x) to x's own shape,
  *   transpose(transpose(x)) swapping the same two axes, transpose of a
  *   1-d tensor, permute(permute(x)) composing to the identity
@@ -97,6 +97,7 @@ static int algebra_identity_of(const mg_ctx *ctx, const mg_graph *g, const mg_gn
     return algebra_const_is(g, n->in[1], 1) ? n->in[0] : algebra_const_is(g, n->in[0], 1) ? n->in[1] : -1;
   case MG_OP_SUB: return algebra_const_is(g, n->in[1], 0) ? n->in[0] : -1;
   case MG_OP_DIV: return algebra_const_is(g, n->in[1], 1) ? n->in[0] : -1;
+  case MG_OP_POW: return algebra_const_is(g, n->in[1], 1) ? n->in[0] : -1;  /* x^2's gradient makes x^1 */
   case MG_OP_NEG: return (inner = algebra_def_op(g, n->in[0], MG_OP_NEG)) ? inner->in[0] : -1;
   case MG_OP_CAST:
   case MG_OP_RESHAPE: return n->in[0];  /* the meta check decides */
