@@ -87,16 +87,11 @@ typedef struct frame {
   unsigned char *owned; /* vals[v] holds a reference (inputs and constants are borrowed) */
   mg_tensor **outer;    /* the parent frame's values, for captures */
   int64_t *probes;      /* probe index -> size bound in this run (0 = not yet) */
-  const unsigned char *donated; /* per input: the caller lets go of it after the run (run_while) */
+  int donated;          /* the caller lets go of the inputs right after the run (run_while's
+                           body): an MG_ACCUM op may write into one nothing else holds */
 } frame;
 
-/* run_while hands the loop variables to the body's run through this (read
- * and cleared at run_graph's start, so nested runs do not see it): the
- * caller drops them right after, so an MG_ACCUM op may write into one that
- * nothing else holds (reuse_input0). */
-static _Thread_local const unsigned char *donate_next;
-
-static mg_status run_graph(mg_ctx *ctx, mg_graph *g, mg_tensor *const *inputs, mg_tensor **outer,
+static mg_status run_graph(mg_ctx *ctx, mg_graph *g, mg_tensor *const *inputs, int donated, mg_tensor **outer,
                            int64_t *probes, mg_tensor **outputs);
 
 /* Checks an input against its placeholder, binding the probes it carries. */
@@ -203,7 +198,7 @@ static int reuse_input0(frame *f, int i, node_plan *np, mg_tensor **ins, mg_stat
   mg_tensor *t = ins[0];
   if (!f->donated || g->plan->last_use[v] != i || !t->storage) return 0;
   while (k < g->ninputs && g->inputs[k] != v) k++;
-  if (k == g->ninputs || !f->donated[k]) return 0;
+  if (k == g->ninputs) return 0;  /* not a loop variable */
   for (int j = 0; j < n->nin; j++) {  /* the dtypes infer asked for (run_direct's rule; no casts here) */
     mg_dtype want = j < MG_CAST_SLOTS ? np->meta.cast[j] : np->meta.cast_rest;
     if (want != MG_NDTYPES && want != (mg_dtype)ins[j]->dtype) return 0;
@@ -601,15 +596,13 @@ static mg_status run_cond(frame *f, const mg_gnode *n) {
   mg_status st = check_pred(f, pred, "cond");
   if (st) return st;
   mg_graph *sub = n->sub[truthy(pred) ? 0 : 1];
-  return run_graph(f->ctx, sub, NULL, f->vals, f->probes, f->vals + n->out0);
+  return run_graph(f->ctx, sub, NULL, 0, f->vals, f->probes, f->vals + n->out0);
 }
 
 static mg_status run_while(frame *f, const mg_gnode *n) {
   mg_tensor *small[8], **cur = n->nvars <= 8 ? small : malloc((size_t)n->nvars * sizeof *cur);
   mg_tensor *small2[8], **next = n->nvars <= 8 ? small2 : malloc((size_t)n->nvars * sizeof *next);
-  unsigned char small3[8], *donated = n->nvars <= 8 ? small3 : malloc((size_t)n->nvars);
-  mg_status st = cur && next && donated ? MG_OK : mg_seterror(MG_ENOMEM, "while_loop: out of memory");
-  for (int k = 0; !st && k < n->nvars; k++) donated[k] = 1;
+  mg_status st = cur && next ? MG_OK : mg_seterror(MG_ENOMEM, "while_loop: out of memory");
   mg_tensor **saved = NULL;  /* a node with the gradient's outputs keeps each iteration's values (graph.h) */
   int64_t nsaved = 0, cap_saved = 0, iters = 0;
   for (int k = 0; !st && k < n->nvars; k++) {
@@ -618,15 +611,15 @@ static mg_status run_while(frame *f, const mg_gnode *n) {
   }
   for (int64_t iter = 0; !st && (n->max_iter < 0 || iter < n->max_iter); iter++) {
     mg_tensor *c;
-    if ((st = run_graph(f->ctx, n->sub[0], cur, f->vals, f->probes, &c))) break;
+    if ((st = run_graph(f->ctx, n->sub[0], cur, 0, f->vals, f->probes, &c))) break;
     st = check_pred(f, c, "while_loop");
     int go = !st && truthy(c);
     mg_tensor_release(c);
     if (!go) break;
     if (n->nout > n->nvars && (st = mg_while_save_push(f->g, n, &saved, &nsaved, &cap_saved, cur))) break;
     iters++;
-    donate_next = donated;  /* cur[] is let go of right after the body: see reuse_input0 */
-    if ((st = run_graph(f->ctx, n->sub[1], cur, f->vals, f->probes, next))) break;
+    /* cur[] is let go of right after the body: donated (see reuse_input0) */
+    if ((st = run_graph(f->ctx, n->sub[1], cur, 1, f->vals, f->probes, next))) break;
     for (int k = 0; k < n->nvars; k++) {
       mg_tensor_release(cur[k]);
       cur[k] = next[k];
@@ -642,7 +635,6 @@ static mg_status run_while(frame *f, const mg_gnode *n) {
   }
   if (cur != small) free(cur);
   if (next != small2) free(next);
-  if (donated != small3) free(donated);
   return st;
 }
 
@@ -683,10 +675,8 @@ static mg_status run_node(frame *f, int i) {
   return st;
 }
 
-static mg_status run_graph(mg_ctx *ctx, mg_graph *g, mg_tensor *const *inputs, mg_tensor **outer,
+static mg_status run_graph(mg_ctx *ctx, mg_graph *g, mg_tensor *const *inputs, int donated, mg_tensor **outer,
                            int64_t *probes, mg_tensor **outputs) {
-  const unsigned char *donated = donate_next;  /* first: never left for another run */
-  donate_next = NULL;
   if (!g->plan && !(g->plan = plan_build(g))) return mg_seterror(MG_ENOMEM, "%s: out of memory", g->name);
   struct mg_plan *plan = g->plan;
   if (plan->primed && !mg_tapes_active(ctx)) {  /* a static graph that ran once: its program */
@@ -695,7 +685,7 @@ static mg_status run_graph(mg_ctx *ctx, mg_graph *g, mg_tensor *const *inputs, m
       plan->prog = prog_compile(ctx, g, plan);
     }
     mg_status st;
-    frame pf = {ctx, g, NULL, NULL, outer, probes, NULL};
+    frame pf = {ctx, g, NULL, NULL, outer, probes, 0};
     if (plan->prog && !plan->prog->busy && !prog_run(&pf, plan->prog, inputs, outputs, &st)) return st;
   }
   size_t nv = (size_t)(g->nvalues ? g->nvalues : 1), bytes = nv * (sizeof(mg_tensor *) + 1);
@@ -756,7 +746,7 @@ mg_status mg_graph_run(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inpu
   int saved = ctx->ntraces;
   ctx->ntraces = 0;  /* a run computes, even when a host call started it during a trace */
   ctx->running++;    /* optimizer ops may write through the run's READs (variable.c) */
-  mg_status st = run_graph(ctx, g, inputs, NULL, probes, outputs);
+  mg_status st = run_graph(ctx, g, inputs, 0, NULL, probes, outputs);
   ctx->running--;
   ctx->ntraces = saved;
   return st;

@@ -515,7 +515,7 @@ function Func:lookup(args)
   return self:trace(args, key, tensors), tensors, true
 end
 
--- core.graph_call_or (graph_call, else the fallback) where the binding has it
+-- core.graph_call_or: graph_call when the tensors fit and no tape records, else the fallback
 local graph_call_or = core.graph_call_or
 local tapes_track, variable_version = core.tapes_track, core.variable_version
 
@@ -870,9 +870,9 @@ function Func:__call(...)
   end
   if cf and select("#", ...) == cf.nargs and core.graph_accepts(cf.graph_obj, ...)
       and (not cf.guards[1] or guards_hold(self.traced_fn, cf.env, cf.guards))
-      and (not cf.constraints[1] or constraints_hold(cf.constraints, { ... }))
-      and not tapes_track(cf.vars, ...) then
-    return core.graph_call(cf.graph_obj, ...)  -- tensors in, tensors out: no tables
+      and (not cf.constraints[1] or constraints_hold(cf.constraints, { ... })) then
+    -- tensors in, tensors out: no tables (under a recording tape, call_slow records the call)
+    return graph_call_or(cf.graph_obj, self.call_slow, self, ...)
   end
   return self:call_slow(...)
 end
@@ -907,7 +907,7 @@ function Func:call_slow(...)
   self.prev_types = self.last_types
   if cf.simple then
     cf.nargs = args.n
-    cf.plain = graph_call_or and not cf.guards[1] and not cf.constraints[1]
+    cf.plain = not cf.guards[1] and not cf.constraints[1]
     self.fast = cf
   end
   local outs
