@@ -250,8 +250,12 @@ mg_status mg_variable_new(mg_ctx *ctx, const mg_tensor *init, int trainable, mg_
 int mg_tensor_is_variable(const mg_tensor *t);
 int mg_variable_trainable(const mg_tensor *t);
 /* A number that changes whenever the Variable's value is written (assign,
- * an optimizer's in-place update): compare two readings to see a change. */
+ * an optimizer's in-place update): the count of all Variable writes so far
+ * (mg_variable_writes) when it was last written. A Variable was written
+ * after a reading w of mg_variable_writes() when (uint32_t)(version - w)
+ * is in [1, 2^31). */
 uint32_t mg_variable_version(const mg_tensor *var);
+uint32_t mg_variable_writes(void);
 /* var = value (same shape; value is cast to var's dtype). */
 mg_status mg_variable_assign(mg_ctx *ctx, mg_tensor *var, const mg_tensor *value);
 /* A plain tensor sharing the variable's current value. Caller owns *out. */

@@ -26,13 +26,20 @@ mg_status mg_variable_new(mg_ctx *ctx, const mg_tensor *init, int trainable, mg_
 
 int mg_tensor_is_variable(const mg_tensor *t) { return (t->flags & MG_TF_VARIABLE) != 0; }
 int mg_variable_trainable(const mg_tensor *t) { return (t->flags & MG_TF_TRAINABLE) != 0; }
+/* Versions come from one counter of Variable writes, so "written since
+ * reading the counter" is one comparison per Variable (func.lua: a taped
+ * staged call reads it once, not each Variable's version). */
+static atomic_uint variable_writes;
+static void bump_version(mg_tensor *var) { var->version = atomic_fetch_add(&variable_writes, 1) + 1; }
+
 uint32_t mg_variable_version(const mg_tensor *var) { return var->version; }
+uint32_t mg_variable_writes(void) { return atomic_load(&variable_writes); }
 
 /* var takes fresh's (contiguous) buffer; fresh dies with the old one, which
  * whoever still holds it (a snapshot, a view) keeps. */
 void mg_variable_swap_in(mg_tensor *var, mg_tensor *fresh) {
   mg_storage *old = var->storage;
-  var->version++;
+  bump_version(var);
   var->storage = fresh->storage;
   var->offset = 0;
   mg_contiguous_strides(var->ndim, var->shape, var->strides);
@@ -66,7 +73,7 @@ mg_status mg_variable_assign(mg_ctx *ctx, mg_tensor *var, const mg_tensor *value
     mg_variable_swap_in(var, fresh);
     return MG_OK;
   }
-  var->version++;
+  bump_version(var);
   return mg_copy_into(var, value);
 }
 
@@ -93,7 +100,7 @@ mg_status mg_variable_update_target(const mg_ctx *ctx, mg_tensor *var, const mg_
   int holders = src == var ? 1 : 2;
   int mine = src == var || (ctx && ctx->running && !ctx->ntraces && src->snapshot_of == var);
   *fresh = NULL;
-  var->version++;  /* the caller writes it now, in place or into *fresh (swapped in) */
+  bump_version(var);  /* the caller writes it now, in place or into *fresh (swapped in) */
   if (mine && src->storage == var->storage && src->offset == var->offset && mg_tensor_is_contiguous(var) &&
       mg_tensor_is_contiguous(src) && atomic_load(&var->storage->refs) == holders)
     return MG_OK;

@@ -323,7 +323,13 @@ static int is_variable(lua_State *L) {
   return 1;
 }
 
-/* core.variable_version(v) -> an integer that changes at every write of v. */
+/* core.variable_writes() -> the count of Variable writes so far (mg.h). */
+static int variable_writes(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)mg_variable_writes());
+  return 1;
+}
+
+/* core.variable_version(v) -> the count of writes when v was last written. */
 static int variable_version(lua_State *L) {
   mg_tensor *t = mgL_checktensor(L, 1);
   if (!mg_tensor_is_variable(t)) return luaL_error(L, "variable_version: not a Variable");
@@ -380,6 +386,7 @@ static int tensor_key(lua_State *L) {
 static const luaL_Reg autodiff_fns[] = {
     {"tape_new", tape_new},         {"record_custom", record_custom}, {"record_group", record_group}, {"variable", variable_new},
     {"assign", variable_assign},    {"variable_read", variable_read}, {"is_variable", is_variable}, {"variable_version", variable_version},
+    {"variable_writes", variable_writes},
     {"is_trainable", is_trainable}, {"pause_tapes", pause_tapes},     {"tapes_track", tapes_track},
     {"tensor_key", tensor_key},     {NULL, NULL}};
 

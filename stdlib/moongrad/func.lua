@@ -300,11 +300,13 @@ end
 function Concrete:graph() return self.graph_obj:nodes() end
 -- cf:gradient_graphs(): the forward/backward pairs made for calls under a
 -- tape, one per set of tracked sources: {{sources = "0111", forward = graph,
--- backward = graph}, ...} (graphs have :nodes(), :pretty(), :to_dot()).
+-- backward = graph}, ...} (graphs have :nodes(), :pretty(), :to_dot()); for
+-- a set whose calls record their ops one by one instead, {sources =, why =}.
 function Concrete:gradient_graphs()
   local out = {}
   for key, sp in pairs(self.split or {}) do
-    if sp then out[#out + 1] = { sources = key, forward = sp.fwd, backward = sp.bwd.graph } end
+    if sp then out[#out + 1] = { sources = key, forward = sp.fwd, backward = sp.bwd.graph }
+    else out[#out + 1] = { sources = key, why = self.split_why[key] } end
   end
   table.sort(out, function(a, b) return a.sources < b.sources end)
   return out
@@ -517,7 +519,7 @@ end
 
 -- core.graph_call_or: graph_call when the tensors fit and no tape records, else the fallback
 local graph_call_or = core.graph_call_or
-local tapes_track, variable_version = core.tapes_track, core.variable_version
+local tapes_track, variable_writes = core.tapes_track, core.variable_writes
 
 -- ---- calls under a recording tape ------------------------------------------------------
 --
@@ -742,7 +744,7 @@ local function split_of(self, cf, args, tensors, need, key)
   end
   sp = ok and res
   cf.split[key] = sp
-  cf.split_error = not ok and res or nil  -- why this call runs node by node (for debugging)
+  if not ok then cf.split_why[key] = tostring(res) end  -- cf:gradient_graphs() shows it
   return sp
 end
 
@@ -781,11 +783,13 @@ end
 
 -- The gradients of a taped call by the rematerialising backward function.
 -- It re-runs the function, which reads the Variables as they are now: one
--- written since the call (versions: theirs at the call) would give the
--- gradient at its new value, so that is an error.
-local function remat_grads(self, cf, inputs, results, gouts, need, versions)
-  for k, v in ipairs(cf.vars) do
-    if core.variable_version(v) ~= versions[k] then
+-- written since the call (writes: core.variable_writes() at the call; see
+-- mg_variable_version) would give the gradient at its new value, so that is
+-- an error.
+local function remat_grads(self, cf, inputs, results, gouts, need, writes)
+  for _, v in ipairs(cf.vars) do
+    local since = (core.variable_version(v) - writes) % 4294967296
+    if since >= 1 and since < 2147483648 then
       error(string.format("gradient of staged function %s: a Variable it reads (%s%s %s) was assigned after the "
         .. "call and before this gradient, which a tape records (a higher-order gradient re-runs the function "
         .. "and would see the new value); take the gradient before changing the Variable", self.name,
@@ -816,7 +820,7 @@ function Func:call_taped(cf, args, tensors)
     key[i] = need[i] and "1" or "0"
     any = any or need[i]
   end
-  cf.split = cf.split or {}
+  if not cf.split then cf.split, cf.split_why = {}, {} end
   key = table.concat(key)
   local sp = any and split_of(self, cf, args, tensors, need, key)
   if not sp then return run_graph(3, cf.graph_obj, unpack(tensors)) end
@@ -833,17 +837,17 @@ function Func:call_taped(cf, args, tensors)
   for k = 1, sp.nout do results[k] = outs[1 + k] end
   if not fresh_outputs(tensors, outs) then
     cf.split[key] = false  -- an argument returned as is, say: from now on node by node
+    cf.split_why[key] = "an output is an argument, a captured tensor a tape tracks, or one tensor twice"
     return run_graph(3, cf.graph_obj, unpack(tensors))  -- run it again, recording its ops
   end
   if not cf.skel then
     cf.skel, cf.bwd, cf.conn = { n = args.n }, {}, {}
     for i = 1, args.n do cf.skel[i] = skeleton(args[i]) end
   end
-  local versions = {}
-  for k, v in ipairs(cf.vars) do versions[k] = variable_version(v) end
+  local writes = variable_writes()
   core.record_group(inputs, results, function(gouts, needed)
     if tapes_track(nil, unpack(inputs)) then  -- higher order: the gradient must see the inputs
-      return remat_grads(self, cf, inputs, results, gouts, needed, versions)
+      return remat_grads(self, cf, inputs, results, gouts, needed, writes)
     end
     local sel = {}
     for k, i in ipairs(sp.gpos) do if needed[i] then sel[#sel + 1] = k end end

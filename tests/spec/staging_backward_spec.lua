@@ -314,6 +314,10 @@ describe("a tape around a call of a staged function", function()
     near(flat(g[2]), { 2, 2 })
     -- the forward/backward pair is traced, then the outputs are found not to be fresh
     assert.are.equal(1, staged:concrete(x, y):backward_trace_count())
+    local gg = staged:concrete(x, y):gradient_graphs()
+    assert.are.equal(1, #gg)
+    assert.is_nil(gg[1].forward)
+    assert.truthy(gg[1].why:find("an output is an argument", 1, true))
   end)
 
   it("runs a call the tape does not track the plain way", function()

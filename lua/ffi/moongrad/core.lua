@@ -1281,6 +1281,8 @@ function M.variable_read(v)
   return push(outp[0], false)
 end
 
+function M.variable_writes() return tonumber(lib.mg_variable_writes()) end
+
 function M.variable_version(v)
   local h = checktensor(v, 1, "variable_version")
   if lib.mg_tensor_is_variable(h) == 0 then error("variable_version: not a Variable", 2) end
