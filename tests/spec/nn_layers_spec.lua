@@ -38,7 +38,7 @@ describe("nn layer constructors", function()
   end)
 
   it("reject unknown options and bad values", function()
-    fails(function() nn.Dense(4, { activaton = "relu" }) end, "Dense", "unknown argument 'activaton'")
+    fails(function() nn.Dense(4, { activaton = "relu" }) end, "Dense", "unknown option 'activaton'")
     fails(function() nn.Dense(0) end, "Dense: units must be a positive integer")
     fails(function() nn.Dense(1, 2) end, "positional arguments")
     fails(function() nn.Conv2D(8, 3, { padding = "full" }) end, "padding must be")

@@ -10,6 +10,7 @@
 -- table with only array entries is a positional value (`nn.Reshape{28, 28, 1}`
 -- is a target shape). Portable Lua (5.4 and LuaJIT).
 local core = require("moongrad.core")
+local options = require("moongrad.options")
 
 local M = {}
 
@@ -39,18 +40,7 @@ end
 
 -- error(msg) raised at the first caller outside moongrad's own Lua files,
 -- so constructor errors point at the user's line.
-local own_prefix = debug.getinfo(1, "S").source:gsub("nn/util%.lua$", "")   -- "@.../moongrad/"
-
-function M.raise(msg)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level + 1, "S")
-    if not info then break end
-    if info.what ~= "C" and info.source:sub(1, #own_prefix) ~= own_prefix then break end
-    level = level + 1
-  end
-  error(msg, level + 1)
-end
+M.raise = options.raise
 
 -- ---- arguments -------------------------------------------------------------------
 
@@ -109,17 +99,12 @@ function M.parse_args(cls_name, positional, list_first, ...)
   return cfg
 end
 
--- Rejects unknown option names (catching typos such as `activaton`).
+-- Rejects unknown option names (catching typos such as `activaton`); the
+-- values are checked by each layer (options.check takes rules for them).
 function M.check_options(cls_name, cfg, allowed)
-  for k in pairs(cfg) do
-    if not allowed[k] then
-      local names = {}
-      for a in pairs(allowed) do names[#names + 1] = a end
-      table.sort(names)
-      M.raise(string.format("%s: unknown argument '%s' (expected one of: %s)", cls_name, tostring(k),
-        table.concat(names, ", ")))
-    end
-  end
+  local spec = {}
+  for k in pairs(allowed) do spec[k] = "any" end
+  options.check(cls_name, cfg, spec)
 end
 
 -- A set from a list of names.
