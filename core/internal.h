@@ -22,6 +22,7 @@
 
 typedef struct mg_storage {
   atomic_int refs;
+  atomic_uint version;                    /* bumped by every in-place write (mg_storage_written) */
   void *data;
   size_t nbytes;
   void (*release)(void *ud, void *data);  /* borrowed host memory, or NULL */
@@ -52,6 +53,17 @@ struct mg_tensor {
   int32_t value;
   uint32_t version;        /* a Variable: bumped at every write of its value (mg_variable_version) */
 };
+
+/* Every write into an existing buffer (item and slice assignment, copy-into,
+ * in-place updates) bumps its storage's version, so a tape that saved a
+ * tensor for the backward pass can tell that its values changed since
+ * (tape.c: "modified by an in-place operation"). */
+static inline void mg_storage_written(mg_storage *s) {
+  if (s) atomic_fetch_add_explicit(&s->version, 1, memory_order_relaxed);
+}
+static inline unsigned mg_storage_version(const mg_storage *s) {
+  return s ? atomic_load_explicit(&((mg_storage *)s)->version, memory_order_relaxed) : 0;
+}
 
 /* The identity autodiff knows a tensor by: snapshots stand for their Variable. */
 static inline mg_tensor *mg_identity(mg_tensor *t) { return t->snapshot_of ? t->snapshot_of : t; }

@@ -142,8 +142,17 @@ mg_status mg_tensor_copy_to(const mg_tensor *t, void *dst, size_t cap);
 /* Element at a 0-based flat row-major index, converted to double/int64. */
 double mg_tensor_get_f64(const mg_tensor *t, int64_t flat);
 int64_t mg_tensor_get_i64(const mg_tensor *t, int64_t flat);
-/* Copies src (broadcast, cast) into dst's elements in place: t[i] = v. */
+/* Copies src (broadcast, cast) into dst's elements in place. Every in-place
+ * write bumps the buffer's version: a tape that saved the old values for a
+ * gradient then refuses to compute it ("modified by an in-place operation"). */
 mg_status mg_tensor_assign(mg_tensor *dst, const mg_tensor *src);
+/* t[index] = value along the first axis (index in the context's base,
+ * negative from the end). A plain tensor is written in place. A Variable is a
+ * value: when anything else holds its buffer (a tape snapshot, a view) it
+ * gets a fresh copy first, and its version moves; while tracing, the write is
+ * a functional update of the Variable (an assign node). A symbolic tensor
+ * that is not a Variable cannot be written in place: MG_ESTATE. */
+mg_status mg_tensor_set_index(mg_ctx *ctx, mg_tensor *t, int64_t index, const mg_tensor *value);
 /* The tensor as text, NumPy-like, summarised with "..." when large.
  * Returns a malloc'd string the caller frees with mg_free (NULL on OOM). */
 char *mg_tensor_format(const mg_tensor *t, int max_width);

@@ -14,6 +14,16 @@
  * mg_apply, so while other tapes record, the backward pass is itself recorded
  * there: nested tapes give higher-order gradients with no special case.
  *
+ * Saved values can be written in place afterwards (t[i] = v, copy-into), which
+ * would silently change the gradient. So a record also keeps the storage
+ * version (mg_storage_written) of every value it holds and the user's line
+ * (the context's where hook); a rule that reads a value whose version moved
+ * gets a stand-in with no storage instead, and its failure is reported as
+ * PyTorch does: "modified by an in-place operation", naming the op, the
+ * line and both versions. A rule that never reads the value (add's, say)
+ * is not disturbed. Custom and group records (Lua closures, staged calls)
+ * may read anything they hold, so any moved version there is an error.
+ *
  * A staged cond/while node has several outputs and its gradient is itself a
  * cond/while node built by Lua (stdlib/moongrad/func.lua): it is one "group"
  * record, whose backward runs once with the gradients of all its outputs
@@ -21,6 +31,7 @@
  */
 #include "internal.h"
 #include "ptrmap.h"
+#include <stdio.h>
 #include <stdlib.h>
 
 /* ---- records ----------------------------------------------------------------- */
@@ -34,6 +45,8 @@ typedef struct record {
   int nout;                 /* > 1 only for group records */
   mg_tensor **outs;         /* all outputs (&out when there is one) */
   mg_attrs *attrs;          /* NULL when the op has no attributes */
+  unsigned *vers;           /* storage versions of vals[0..nin) then outs[0..nout) when recorded */
+  const char *where;        /* the user's "file:line" (the context's hook; stable), or NULL */
   mg_backward_fn custom;
   mg_backward_group_fn group;
   void *ud;
@@ -66,13 +79,15 @@ static void record_release(record *r) {
 
 static record *record_new(mg_op op, int nin, mg_tensor *const *in, const mg_attrs *attrs, int nout,
                           mg_tensor *const *outs) {
-  record *r = calloc(1, sizeof *r + (2 * (size_t)nin + (size_t)nout) * sizeof(mg_tensor *));
+  size_t nt = 2 * (size_t)nin + (size_t)nout;
+  record *r = calloc(1, sizeof *r + nt * sizeof(mg_tensor *) + ((size_t)nin + (size_t)nout) * sizeof(unsigned));
   if (!r) return NULL;
   r->op = op;
   r->nin = nin;
   r->ids = (mg_tensor **)(r + 1);
   r->vals = r->ids + nin;
   r->outs = r->vals + nin;
+  r->vers = (unsigned *)(r->ids + nt);
   r->nout = nout;
   r->refs = 0;
   if (attrs && op < MG_OP_COUNT && mg_op_info(op)->nattrs) {
@@ -100,6 +115,8 @@ static record *record_new(mg_op op, int nin, mg_tensor *const *in, const mg_attr
     r->outs[k] = outs[k];
     mg_tensor_retain(outs[k]);
   }
+  for (int i = 0; i < nin; i++) r->vers[i] = mg_storage_version(r->vals[i]->storage);
+  for (int k = 0; k < nout; k++) r->vers[nin + k] = mg_storage_version(outs[k]->storage);
   r->out = outs[0];
   return r;
 }
@@ -168,6 +185,7 @@ static mg_status record_on_tapes(mg_ctx *ctx, mg_op op, mg_tensor *const *in, in
         st = mg_seterror(MG_ENOMEM, "tape: out of memory recording %s", op < MG_OP_COUNT ? mg_op_info(op)->name : "custom_gradient");
         break;
       }
+      r->where = ctx->where ? ctx->where(ctx->where_ud) : NULL;
       r->custom = custom;
       r->group = group;
       r->ud = ud;
@@ -379,18 +397,76 @@ static mg_status ones_like(mg_ctx *ctx, const mg_tensor *x, mg_tensor **out) {
   return mg_apply(ctx, MG_OP_FULL, NULL, 0, &a, out);
 }
 
+/* ---- values written in place after they were recorded --------------------------------- */
+
+/* Value j of r (its inputs, then its outputs): the tensor and whether its
+ * buffer was written since r recorded it. */
+static mg_tensor *saved_value(const record *r, int j) { return j < r->nin ? r->vals[j] : r->outs[j - r->nin]; }
+static int written_since(const record *r, int j) {
+  const mg_tensor *t = saved_value(r, j);
+  return t->storage && mg_storage_version(t->storage) != r->vers[j];
+}
+
+static mg_status inplace_error(const record *r, int j) {
+  const mg_tensor *t = saved_value(r, j);
+  char sb[MG_SHAPE_BUF], what[64];
+  const char *op = r->op < MG_OP_COUNT ? mg_op_info(r->op)->name : r->group ? "a staged call" : "a custom gradient";
+  if (j < r->nin) snprintf(what, sizeof what, "input %d", j + 1);
+  else snprintf(what, sizeof what, r->nout > 1 ? "output %d" : "the output", j - r->nin + 1);
+  return mg_seterror(MG_ESTATE,
+                     "gradient: %s of %s (a %s %s tensor%s%s) was modified by an in-place operation after "
+                     "%s was recorded: its buffer is at version %u, the tape saved version %u; take the "
+                     "gradient before writing into the tensor, or write into a copy (t:clone())",
+                     what, op, mg_dtype_name((mg_dtype)t->dtype), mg_shape_str(t->ndim, t->shape, sb, sizeof sb),
+                     r->where ? ", recorded at " : "", r->where ? r->where : "", op,
+                     mg_storage_version(t->storage), r->vers[j]);
+}
+
+/* Runs r's gradient rule. An op rule whose saved values were written since
+ * gets storage-less stand-ins for them: reading one fails (mg_apply refuses
+ * a tensor with no storage), and that failure is reported as the in-place
+ * write it is; a rule that only needs their shapes still runs. Custom and
+ * group rules read what their closures hold, so any write is an error. */
 static mg_status run_rule(mg_ctx *ctx, record *r, mg_tensor *const *gouts, const unsigned char *need,
                           mg_tensor **gin) {
   mg_tensor *gout = gouts[0];
+  int nsaved = r->nin + r->nout, first_written = -1;
   for (int i = 0; i < r->nin; i++) gin[i] = NULL;
+  for (int j = 0; j < nsaved && first_written < 0; j++)
+    if (written_since(r, j)) first_written = j;
+  if (first_written >= 0 && (r->group || r->custom)) return inplace_error(r, first_written);
   if (r->group) return r->group(r->ud, r->nout, gouts, r->nin, need, gin);
   if (r->custom) return r->custom(r->ud, gout, r->nin, gin);
   mg_attrs a;
   if (r->attrs) a = *r->attrs;
   else a.set = 0;
   mg_attrs_defaults(r->op, &a);
-  mg_grad_call g = {ctx, r->op, mg_op_info(r->op), r->nin, r->vals, r->out, &a, gout, need, gin};
-  return mg_op_grad(r->op)(&g);
+  mg_tensor *const *vals = r->vals, *out = r->out, *small[8], **stand = NULL;
+  if (first_written >= 0) {
+    stand = nsaved <= 8 ? small : malloc((size_t)nsaved * sizeof *stand);
+    if (!stand) return mg_seterror(MG_ENOMEM, "gradient: out of memory");
+    for (int j = 0; j < nsaved; j++) {
+      mg_tensor *t = saved_value(r, j);
+      stand[j] = t;
+      if (written_since(r, j) && !(stand[j] = mg_tensor_header((mg_dtype)t->dtype, t->ndim, t->shape))) {
+        for (int k = 0; k < j; k++)
+          if (stand[k] != saved_value(r, k)) mg_tensor_release(stand[k]);
+        if (stand != small) free(stand);
+        return mg_seterror(MG_ENOMEM, "gradient: out of memory");
+      }
+    }
+    vals = stand;
+    out = stand[r->nin];
+  }
+  mg_grad_call g = {ctx, r->op, mg_op_info(r->op), r->nin, vals, out, &a, gout, need, gin};
+  mg_status st = mg_op_grad(r->op)(&g);
+  if (stand) {
+    if (st) st = inplace_error(r, first_written);  /* the rule read one (or failed on their account) */
+    for (int j = 0; j < nsaved; j++)
+      if (stand[j] != saved_value(r, j)) mg_tensor_release(stand[j]);
+    if (stand != small) free(stand);
+  }
+  return st;
 }
 
 /* Walks the records backward from the seeded gradients. */

@@ -100,6 +100,7 @@ static mg_storage *storage_new(size_t nbytes) {
   mg_storage *s = pool_get(STORAGE_POOL, sizeof(mg_storage));
   if (!s) return NULL;
   atomic_init(&s->refs, 1);
+  atomic_init(&s->version, 0);
   s->nbytes = nbytes;
   s->release = NULL;
   s->release_ud = NULL;
@@ -199,6 +200,7 @@ mg_status mg_tensor_borrow(mg_dtype dt, int ndim, const int64_t *shape, void *da
     return mg_seterror(MG_ENOMEM, "out of memory allocating a tensor header");
   }
   atomic_init(&s->refs, 1);
+  atomic_init(&s->version, 0);
   s->data = data;
   s->nbytes = (size_t)n * mg_dtype_size(dt);
   s->release = release;

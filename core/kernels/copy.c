@@ -26,6 +26,7 @@ mg_status mg_copy_into(mg_tensor *dst, const mg_tensor *src) {
     return mg_seterror(MG_ESHAPE, "copy: a value of shape %s does not fit a target of shape %s",
                        mg_shape_str(src->ndim, src->shape, a, sizeof a),
                        mg_shape_str(dst->ndim, dst->shape, b, sizeof b));
+  mg_storage_written(dst->storage);
   if (dst->storage == src->storage) {  /* may overlap: go through a copy */
     mg_tensor *tmp;
     mg_status st = mg_tensor_empty((mg_dtype)src->dtype, src->ndim, src->shape, &tmp);

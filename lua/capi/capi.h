@@ -31,8 +31,21 @@ typedef struct mgL_state {
   size_t freed_mark;       /* tensors_freed at the last count-paced step */
   lua_State *main_L;   /* the state's main thread */
   lua_State *current_L; /* the thread running tape gradient() or a graph, for Lua callbacks */
-  char where_buf[256];  /* tracing: the source position of the latest symbolic tensor */
+  struct mgL_where *where;  /* interned "file:line" strings handed to the engine (graph.c) */
+  char *own_prefix[2];      /* chunk names of moongrad's own Lua files start so (core.set_own_sources) */
 } mgL_state;
+
+/* Whether a frame's chunk (lua_Debug source) is one of moongrad's own Lua
+ * files (the stdlib, autograph), whose lines are never the user's. */
+int mgL_is_own_source(const mgL_state *S, const char *source);
+/* Pushes "file:line: " of the innermost frame of L outside moongrad's own
+ * Lua files (level 1 when there is none), for errors raised at the user's line. */
+void mgL_push_user_where(lua_State *L);
+
+/* Frees the interned source positions (the state's __gc). */
+void mgL_where_free(mgL_state *S);
+/* Gives the state its interning table and sets the engine's where hook. */
+void mgL_open_where(mgL_state *S);
 
 /* Tensors a staged call keeps for its gradient (the backward graph's first
  * inputs), owned by C so they are let go when the tape drops the call's

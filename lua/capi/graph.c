@@ -68,19 +68,138 @@ static void push_list(lua_State *L, mgL_state *S, mg_tensor **v, int n, int fres
   lua_setfield(L, -2, "n");
 }
 
-/* The source position of the Lua code that made a symbolic tensor. */
+/* ---- the user's source position ----------------------------------------------------------
+ * The engine asks, through its where hook, for the position of the Lua code
+ * that made a symbolic tensor (a graph node) or a tape record: the innermost
+ * frame outside moongrad's own Lua files, as "file:line". Tape records ask
+ * for every op, so the strings are interned per state (keyed by the chunk's
+ * source string and the line; the chunk name is compared too, since a
+ * collected chunk's string may be reused) and stay valid until the state
+ * closes: records and graphs keep the pointer without copying it. */
+
+#define WHERE_SLOTS_MIN 256
+#define WHERE_SRC_KEEP 96  /* bytes of the chunk name compared on a hit */
+
+typedef struct where_entry {
+  const char *src;  /* ar.source when interned (identity only) */
+  int line;
+  char *text;       /* "short_src:line" */
+  char key[WHERE_SRC_KEEP];
+} where_entry;
+
+struct mgL_where {
+  size_t cap, n;
+  where_entry *slots;
+};
+
+static size_t where_hash(const char *src, int line) {
+  uintptr_t h = (uintptr_t)src * 0x9E3779B97F4A7C15u ^ (uintptr_t)(unsigned)line * 0xC2B2AE3D27D4EB4Fu;
+  return (size_t)(h ^ (h >> 29));
+}
+
+static int where_grow(struct mgL_where *w) {
+  size_t cap = w->cap ? w->cap * 2 : WHERE_SLOTS_MIN;
+  where_entry *slots = calloc(cap, sizeof *slots);
+  if (!slots) return 0;
+  for (size_t i = 0; i < w->cap; i++) {
+    if (!w->slots[i].text) continue;
+    size_t j = where_hash(w->slots[i].src, w->slots[i].line) & (cap - 1);
+    while (slots[j].text) j = (j + 1) & (cap - 1);
+    slots[j] = w->slots[i];
+  }
+  free(w->slots);
+  w->slots = slots;
+  w->cap = cap;
+  return 1;
+}
+
+static const char *where_intern(mgL_state *S, const lua_Debug *ar) {
+  struct mgL_where *w = S->where;
+  if (!w) return NULL;
+  if ((w->n + 1) * 2 > w->cap && !where_grow(w)) return NULL;
+  size_t j = where_hash(ar->source, ar->currentline) & (w->cap - 1);
+  for (; w->slots[j].text; j = (j + 1) & (w->cap - 1)) {
+    where_entry *e = &w->slots[j];
+    if (e->src == ar->source && e->line == ar->currentline && strncmp(e->key, ar->source, WHERE_SRC_KEEP - 1) == 0)
+      return e->text;
+  }
+  char buf[LUA_IDSIZE + 24];
+  snprintf(buf, sizeof buf, "%s:%d", ar->short_src, ar->currentline);
+  where_entry *e = &w->slots[j];
+  if (!(e->text = strdup(buf))) return NULL;
+  e->src = ar->source;
+  e->line = ar->currentline;
+  snprintf(e->key, sizeof e->key, "%s", ar->source);
+  w->n++;
+  return e->text;
+}
+
+int mgL_is_own_source(const mgL_state *S, const char *source) {
+  if (!S->own_prefix[0])  /* before the stdlib said where it lives */
+    return strstr(source, "moongrad/") != NULL || strstr(source, "autograph/") != NULL;
+  for (int i = 0; i < 2; i++)
+    if (S->own_prefix[i] && strncmp(source, S->own_prefix[i], strlen(S->own_prefix[i])) == 0) return 1;
+  return 0;
+}
+
+/* The innermost frame of L (from `level` out) that is the user's: a Lua
+ * function with a line, outside moongrad's own files. 1 when found; 0 when
+ * there is none or (stop_at_c) a C function comes first. */
+static int user_frame(lua_State *L, mgL_state *S, int level, int stop_at_c, lua_Debug *ar) {
+  for (; lua_getstack(L, level, ar); level++) {
+    lua_getinfo(L, "Sl", ar);
+    if (stop_at_c && ar->what[0] == 'C') return 0;
+    if (ar->currentline > 0 && !mgL_is_own_source(S, ar->source)) return 1;
+  }
+  return 0;
+}
+
+/* Lua's own rule stays: an error of a function called straight from C
+ * (pcall(mg.add, ...)) has no position. */
+void mgL_push_user_where(lua_State *L) {
+  lua_Debug ar;
+  if (user_frame(L, mgL_getstate(L), 1, 1, &ar)) lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+  else luaL_where(L, 1);
+}
+
+/* The hook: the innermost user frame of the thread running the engine call. */
 static const char *where_hook(void *ud) {
   mgL_state *S = ud;
   lua_State *L = S->current_L ? S->current_L : S->main_L;
   lua_Debug ar;
-  for (int level = 1; lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0 && !strstr(ar.short_src, "moongrad/") && !strstr(ar.short_src, "autograph/")) {
-      snprintf(S->where_buf, sizeof S->where_buf, "%s:%d", ar.short_src, ar.currentline);
-      return S->where_buf;
-    }
+  return user_frame(L, S, 0, 0, &ar) ? where_intern(S, &ar) : NULL;
+}
+
+/* core.set_own_sources(prefix1 [, prefix2]): chunk names that start so are
+ * moongrad's own Lua files (the stdlib calls it once with its directories). */
+static int set_own_sources(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  for (int i = 0; i < 2; i++) {
+    const char *p = luaL_optstring(L, i + 1, NULL);
+    char *copy = p ? strdup(p) : NULL;
+    if (p && !copy) return luaL_error(L, "set_own_sources: out of memory");
+    free(S->own_prefix[i]);
+    S->own_prefix[i] = copy;
   }
-  return NULL;
+  return 0;
+}
+
+void mgL_open_where(mgL_state *S) {
+  S->where = calloc(1, sizeof *S->where);
+  mg_ctx_set_where_hook(S->ctx, where_hook, S);
+}
+
+void mgL_where_free(mgL_state *S) {
+  struct mgL_where *w = S->where;
+  for (int i = 0; i < 2; i++) {
+    free(S->own_prefix[i]);
+    S->own_prefix[i] = NULL;
+  }
+  if (!w) return;
+  for (size_t i = 0; i < w->cap; i++) free(w->slots[i].text);
+  free(w->slots);
+  free(w);
+  S->where = NULL;
 }
 
 /* core.trace_begin(name) -> graph */
@@ -88,8 +207,6 @@ static int trace_begin(lua_State *L) {
   mgL_state *S = mgL_getstate(L);
   mg_graph *g;
   if (mg_trace_begin(S->ctx, luaL_optstring(L, 1, "function"), &g)) return mgL_raise(L);
-  S->current_L = L;
-  mg_ctx_set_where_hook(S->ctx, where_hook, S);
   push_graph(L, g);
   return 1;
 }
@@ -645,6 +762,7 @@ static const luaL_Reg graph_methods[] = {
 
 static const luaL_Reg graph_fns[] = {
     {"trace_begin", trace_begin}, {"trace_end", trace_end},       {"trace_abort", trace_abort},
+    {"set_own_sources", set_own_sources},
     {"tracing", tracing},         {"is_symbolic", is_symbolic},   {"placeholder", placeholder},
     {"graph_run", graph_run},     {"graph_call", graph_call},     {"graph_optimize", graph_optimize},     {"graph_accepts", graph_accepts},
     {"graph_call_or", graph_call_or}, {"graph_split", graph_split}, {"graph_call_keep", graph_call_keep},

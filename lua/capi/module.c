@@ -11,6 +11,7 @@ static int state_gc(lua_State *L) {
   mgL_state *S = lua_touserdata(L, 1);
   if (S->ctx) mg_ctx_free(S->ctx);
   S->ctx = NULL;
+  mgL_where_free(S);  /* after the context: tapes freed with it held the strings */
   return 0;
 }
 
@@ -191,6 +192,8 @@ int luaopen_moongrad_core(lua_State *L) {
   S->tensors_freed = 0;
   S->freed_mark = 0;
   S->current_L = NULL;
+  S->where = NULL;
+  S->own_prefix[0] = S->own_prefix[1] = NULL;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   S->main_L = lua_tothread(L, -1);
   lua_pop(L, 1);
@@ -201,6 +204,7 @@ int luaopen_moongrad_core(lua_State *L) {
   S->ctx = mg_ctx_new();
   if (!S->ctx) return luaL_error(L, "moongrad: out of memory creating the engine context");
   mg_ctx_set_index_base(S->ctx, 1);
+  mgL_open_where(S);
 
   lua_newtable(L);  /* the module */
   int module_idx = lua_gettop(L);

@@ -98,7 +98,14 @@ mg_tensor *mgL_checktensor(lua_State *L, int idx) {
   return t;
 }
 
-int mgL_raise(lua_State *L) { return luaL_error(L, "%s", mg_last_error()); }
+/* Engine errors are raised at the user's line, not at the stdlib line that
+ * called the op for them (a loss composed of ops, tape:gradient, ...). */
+int mgL_raise(lua_State *L) {
+  mgL_push_user_where(L);
+  lua_pushstring(L, mg_last_error());
+  lua_concat(L, 2);
+  return lua_error(L);
+}
 
 /* ---- Lua tables to tensors ------------------------------------------------- */
 
@@ -296,7 +303,10 @@ int mgL_apply_push(lua_State *L, mgL_state *S, mg_op op, mg_tensor **in, int nin
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_setmetatable(L, -2);
   mg_tensor *out = NULL;
+  lua_State *saved = S->current_L;
+  S->current_L = L;  /* the where hook reads this thread's stack (tape records, traced nodes) */
   mg_status st = mg_apply(S->ctx, op, in, nin, attrs, &out);
+  S->current_L = saved;
   if (owned)
     for (int i = 0; i < nin; i++)
       if (owned[i]) mg_tensor_release(in[i]);
@@ -425,11 +435,13 @@ static int tensor_newindex(lua_State *L) {
   mg_tensor *t = mgL_checktensor(L, 1);
   if (lua_type(L, 2) != LUA_TNUMBER)
     return luaL_error(L, "index: cannot set field '%s' of a tensor", luaL_tolstring(L, 2, NULL));
-  select_first_axis(L, S, t, check_index_key(L, 2));
-  mg_tensor *dst = mgL_testtensor(L, -1);
+  lua_Integer i = check_index_key(L, 2);
   mg_tensor *src = mgL_totensor(L, 3, "assign", 3);
   if (!src) return mgL_raise(L);
-  mg_status st = mg_tensor_assign(dst, src);
+  lua_State *saved = S->current_L;
+  S->current_L = L;
+  mg_status st = mg_tensor_set_index(S->ctx, t, (int64_t)i, src);
+  S->current_L = saved;
   mg_tensor_release(src);
   if (st) return mgL_raise(L);
   return 0;

@@ -6,6 +6,7 @@
 -- inference, inclusive 1-based slicing, stack/split, help(), configuration.
 -- Portable Lua (5.4 and LuaJIT): no integer division, bitwise ops or attributes.
 local core = require("moongrad.core")
+require("moongrad.options")   -- tells the binding which chunks are moongrad's own (errors at the user's line)
 
 local M = {}
 M.core = core

@@ -31,6 +31,10 @@ local function is_own(source)
   return source:sub(1, #own_prefix) == own_prefix or source:sub(1, #autograph_prefix) == autograph_prefix
 end
 M.is_own_source = is_own
+M.own_prefixes = { own_prefix, autograph_prefix }
+-- The binding raises engine errors and places graph nodes and tape records at the first frame
+-- outside these files too.
+core.set_own_sources(own_prefix, autograph_prefix)
 
 -- error(msg) at the first caller outside moongrad's Lua files.
 function M.raise(msg)

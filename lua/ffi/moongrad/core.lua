@@ -133,6 +133,30 @@ local function is_int(v) return v == floor(v) and v >= -9.2233720368547758e18 an
 
 local function last_error() return fstring(lib.mg_last_error()) end
 
+-- Engine errors are raised at the user's line (as the C module does): the first frame from
+-- `level` out whose chunk is not one of moongrad's own Lua files (set_own_sources).
+local own_prefixes = {}
+function M.set_own_sources(a, b) own_prefixes = { a, b } end
+local function user_level(level)
+  local l = level + 1   -- +1: this function's own frame
+  while true do
+    local info = debug.getinfo(l, "S")
+    if not info then return level end
+    if info.what == "C" then return l - 1 end   -- Lua's rule: called straight from C, no position
+    local own = false
+    if not own_prefixes[1] then   -- before the stdlib said where it lives (as the C module)
+      own = own or info.source:find("moongrad/", 1, true) ~= nil or info.source:find("autograph/", 1, true) ~= nil
+    end
+    for i = 1, 2 do
+      local p = own_prefixes[i]
+      if p and info.source:sub(1, #p) == p then own = true end
+    end
+    if not own then return l - 1 end
+    l = l + 1
+  end
+end
+local function raise(level) error(last_error(), user_level(level + 1)) end
+
 -- ---- boxes, slots and the collector ---------------------------------------------
 
 local Box                        -- the tensor metatype (below)
@@ -506,7 +530,7 @@ local VIEW = D.MG_VIEW
 local function apply(op, nin, a, owned, level)
   local st = lib.mg_apply(ctx, op, inputs, nin, a, outp)
   if owned then for i = 1, #owned do lib.mg_tensor_release(owned[i]) end end
-  if st ~= 0 then error(last_error(), level + 1) end
+  if st ~= 0 then raise(level + 1) end
   return push(outp[0], bit.band(op_info[op].flags, VIEW) == 0)
 end
 
@@ -826,12 +850,13 @@ end
 mt.__newindex = function(b, k, v)
   local t = b.h_
   if type(k) ~= "number" then error(format("index: cannot set field '%s' of a tensor", tostring(k)), 2) end
-  local dst = select_first_axis(t, check_index_key(k))
+  if t == nil then error("bad argument #1 to '__newindex' (mg.Tensor expected, got mg.Tensor)", 2) end
+  local i = check_index_key(k)
   local src, err = totensor(v, "assign", 3)
   if not src then error(err, 2) end
-  local st = lib.mg_tensor_assign(dst.h_, src)
+  local st = lib.mg_tensor_set_index(ctx, t, i, src)
   lib.mg_tensor_release(src)
-  if st ~= 0 then error(last_error(), 2) end
+  if st ~= 0 then raise(2) end
 end
 mt.__add = function(a, b) return arith(ADD, a, b) end
 mt.__sub = function(a, b) return arith(SUB, a, b) end
@@ -1129,7 +1154,7 @@ tape_methods._gradient = nojit(function(x, targets, ograds, sources, zero, keep)
   local was = keep and lib.mg_tape_set_persistent(tape, 1) or -1
   local st = lib.mg_tape_gradient(tape, nt, tv, gv, ns, sv, zero and 1 or 0, grads)
   if was >= 0 then lib.mg_tape_set_persistent(tape, was) end
-  if st ~= 0 then error(last_error(), 2) end
+  if st ~= 0 then raise(2) end
   local out = { n = ns }
   for i = 0, ns - 1 do
     if grads[i] ~= nil then out[i + 1] = push(grads[i], true) end
