@@ -33,6 +33,7 @@ typedef struct mgL_state {
   lua_State *current_L; /* the thread running tape gradient() or a graph, for Lua callbacks */
   struct mgL_where *where;  /* interned "file:line" strings handed to the engine (graph.c) */
   char *own_prefix[2];      /* chunk names of moongrad's own Lua files start so (core.set_own_sources) */
+  size_t own_len[2];
 } mgL_state;
 
 /* Whether a frame's chunk (lua_Debug source) is one of moongrad's own Lua

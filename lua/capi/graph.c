@@ -73,19 +73,26 @@ static void push_list(lua_State *L, mgL_state *S, mg_tensor **v, int n, int fres
  * that made a symbolic tensor (a graph node) or a tape record: the innermost
  * frame outside moongrad's own Lua files, as "file:line". Tape records ask
  * for every op, so the strings are interned per state (keyed by the chunk's
- * source string and the line; the chunk name is compared too, since a
- * collected chunk's string may be reused) and stay valid until the state
- * closes: records and graphs keep the pointer without copying it. */
+ * source string and the line; the name's length and last bytes are compared
+ * too, since a collected chunk's string may be reused) and stay valid until
+ * the state closes: records and graphs keep the pointer without copying it. */
 
 #define WHERE_SLOTS_MIN 256
-#define WHERE_SRC_KEEP 96  /* bytes of the chunk name compared on a hit */
+#define WHERE_TAIL 16  /* last bytes of the chunk name compared on a hit */
 
 typedef struct where_entry {
   const char *src;  /* ar.source when interned (identity only) */
+  size_t srclen;
   int line;
   char *text;       /* "short_src:line" */
-  char key[WHERE_SRC_KEEP];
+  char tail[WHERE_TAIL];
 } where_entry;
+
+static void where_tail(const lua_Debug *ar, char *out) {
+  size_t n = ar->srclen < WHERE_TAIL ? ar->srclen : WHERE_TAIL;
+  memset(out, 0, WHERE_TAIL);
+  memcpy(out, ar->source + ar->srclen - n, n);
+}
 
 struct mgL_where {
   size_t cap, n;
@@ -118,9 +125,12 @@ static const char *where_intern(mgL_state *S, const lua_Debug *ar) {
   if (!w) return NULL;
   if ((w->n + 1) * 2 > w->cap && !where_grow(w)) return NULL;
   size_t j = where_hash(ar->source, ar->currentline) & (w->cap - 1);
+  char tail[WHERE_TAIL];
+  where_tail(ar, tail);
   for (; w->slots[j].text; j = (j + 1) & (w->cap - 1)) {
     where_entry *e = &w->slots[j];
-    if (e->src == ar->source && e->line == ar->currentline && strncmp(e->key, ar->source, WHERE_SRC_KEEP - 1) == 0)
+    if (e->src == ar->source && e->line == ar->currentline && e->srclen == ar->srclen &&
+        memcmp(e->tail, tail, WHERE_TAIL) == 0)
       return e->text;
   }
   char buf[LUA_IDSIZE + 24];
@@ -128,8 +138,9 @@ static const char *where_intern(mgL_state *S, const lua_Debug *ar) {
   where_entry *e = &w->slots[j];
   if (!(e->text = strdup(buf))) return NULL;
   e->src = ar->source;
+  e->srclen = ar->srclen;
   e->line = ar->currentline;
-  snprintf(e->key, sizeof e->key, "%s", ar->source);
+  memcpy(e->tail, tail, WHERE_TAIL);
   w->n++;
   return e->text;
 }
@@ -138,7 +149,7 @@ int mgL_is_own_source(const mgL_state *S, const char *source) {
   if (!S->own_prefix[0])  /* before the stdlib said where it lives */
     return strstr(source, "moongrad/") != NULL || strstr(source, "autograph/") != NULL;
   for (int i = 0; i < 2; i++)
-    if (S->own_prefix[i] && strncmp(source, S->own_prefix[i], strlen(S->own_prefix[i])) == 0) return 1;
+    if (S->own_prefix[i] && strncmp(source, S->own_prefix[i], S->own_len[i]) == 0) return 1;
   return 0;
 }
 
@@ -167,7 +178,7 @@ static const char *where_hook(void *ud) {
   mgL_state *S = ud;
   lua_State *L = S->current_L ? S->current_L : S->main_L;
   lua_Debug ar;
-  return user_frame(L, S, 0, 0, &ar) ? where_intern(S, &ar) : NULL;
+  return user_frame(L, S, 1, 0, &ar) ? where_intern(S, &ar) : NULL;  /* level 0: the op's C function */
 }
 
 /* core.set_own_sources(prefix1 [, prefix2]): chunk names that start so are
@@ -180,6 +191,7 @@ static int set_own_sources(lua_State *L) {
     if (p && !copy) return luaL_error(L, "set_own_sources: out of memory");
     free(S->own_prefix[i]);
     S->own_prefix[i] = copy;
+    S->own_len[i] = copy ? strlen(copy) : 0;
   }
   return 0;
 }
