@@ -12,7 +12,11 @@
 -- S.state lists those that must flow through the statement when it is
 -- staged: for an if, the ones live after it; for a loop, the ones live at
 -- its head (read by the condition or by the body before being written) or
--- after it. Liveness is a backward dataflow over the structured AST (loops
+-- after it. S.scratch lists the others (assigned inside, dead after): they
+-- are not outputs, but a staged statement traces its branches (or its body)
+-- one after the other, so it saves them before and restores them between and
+-- after the traces, or one branch's trace would see the other's values.
+-- Liveness is a backward dataflow over the structured AST (loops
 -- iterate to a fixpoint); it runs after break/continue/return have been
 -- lowered to flags, so control only leaves a statement at its end. Upvalues
 -- and locals captured by nested functions are treated as always live (a
@@ -328,17 +332,23 @@ end
 
 local function always_live(b) return b.kind == "upvalue" or b.captured end
 
+local function by_serial(a, b) return a.serial < b.serial end
+
+-- The statement's state (live bindings it assigns) and scratch (the other bindings it assigns).
 local function state_of(s)
-  local list = {}
+  local list, scratch = {}, {}
   for b in pairs(s.assigned) do
-    local keep = always_live(b) or (s.live_out and s.live_out[b]) or (s.live_head and s.live_head[b])
-    if keep and b.decl and b.decl.attrib then keep = false end   -- <const>/<close> are never assigned
-    if keep then list[#list + 1] = b end
+    if not (b.decl and b.decl.attrib) then   -- <const>/<close> are never assigned
+      local live = always_live(b) or (s.live_out and s.live_out[b]) or (s.live_head and s.live_head[b])
+      if live then list[#list + 1] = b else scratch[#scratch + 1] = b end
+    end
   end
-  table.sort(list, function(a, b) return a.serial < b.serial end)
-  local names = {}
+  table.sort(list, by_serial)
+  table.sort(scratch, by_serial)
+  local names, scratch_names = {}, {}
   for i, b in ipairs(list) do names[i] = b.name end
-  return names, list
+  for i, b in ipairs(scratch) do scratch_names[i] = b.name end
+  return names, list, scratch_names
 end
 
 -- M.run(fn, ctx): annotates the Function node fn (ctx.upvalues: the set of
@@ -355,7 +365,7 @@ function M.run(fn, ctx)
   sc:pop()
   live_block(fn.body, {})
   for _, s in ipairs(sc.controls) do
-    s.state, s.state_bindings = state_of(s)
+    s.state, s.state_bindings, s.scratch = state_of(s)
   end
   ctx.outer_bindings = sc.outer
   return sc.controls

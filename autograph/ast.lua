@@ -61,7 +61,7 @@ end
 function M.table_(list, line)
   local items = {}
   for i, v in ipairs(list) do items[i] = { kind = "list", value = v } end
-  return node("Table", line, { items = items })
+  return node("Table", line, { items = items, generated = true })
 end
 
 -- Expression children of each tag, in evaluation order (for walking).

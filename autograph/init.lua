@@ -31,6 +31,7 @@ M.passes = {
   require("autograph.passes.ifs"),
   require("autograph.passes.logical"),
   require("autograph.passes.compare"),
+  require("autograph.passes.stores"),
   require("autograph.passes.builtins"),
   (require("autograph.passes.calls")),
 }

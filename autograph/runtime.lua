@@ -177,15 +177,95 @@ local function promote_weak(a, b)
   return "float32"
 end
 
+-- ---- state -------------------------------------------------------------------------------
+--
+-- A staged statement's get/set closures cover its state (the variables it assigns that are live
+-- after it or at a loop's head) followed by its scratch variables (assigned inside, dead after;
+-- the names table's `scratch` field counts them). Scratch variables are never outputs, but each
+-- trace (the then branch, the else branch, a loop body and its retraces) starts from their values
+-- before the statement, and they get those values back after it: one trace never sees another's.
+
+-- The state values before the statement, with `first_scratch`: the index of the first scratch slot.
+local function entry_state(get, names)
+  local init = get and pack(get()) or { n = 0 }
+  init.first_scratch = init.n - (names and names.scratch or 0) + 1
+  return init
+end
+
+-- ---- Lua tables written inside a staged branch or loop body ---------------------------------
+--
+-- A staged if traces each branch once and a staged loop its body once: Lua code there runs at
+-- trace time, not per iteration or per taken branch. A write into a Lua table made outside the
+-- branch or body would keep the trace's value (one element for `acc[#acc + 1] = i`, the else
+-- branch's value for `t.v = ...` in both branches): an error at the user's line (a warning under
+-- autograph="warn"). Converted code writes tables through setindex/table_insert/table_remove/
+-- rawset, and registers the tables it makes (fresh) with the innermost trace, whose own tables
+-- are fine to fill.
+local frames = {}   -- the staged branches and bodies being traced, innermost last
+local weak_keys = { __mode = "k" }
+local frame_what = {
+  if_then = "the then branch of an if", if_else = "the else branch of an if",
+  while_cond = "the condition of a loop", while_body = "the body of a loop",
+}
+
+function R.fresh(t)
+  local f = frames[#frames]
+  if f then f.fresh[t] = true end
+  return t
+end
+
+local warned_stores = {}
+local function check_store(mode, t, how)
+  local f = frames[#frames]
+  if not f or type(t) ~= "table" or f.fresh[t] or is_tensor(t) then return end
+  local msg = string.format("%s writes into a Lua table made outside it (%s) while it is staged as graph "
+    .. "control flow: it runs once, at trace time, so the table would keep the trace's value, not one per "
+    .. "iteration or per taken branch; accumulate tensors in an mg.TensorArray (ta = ta:write(i, v), then "
+    .. "ta:stack()) or keep the value in a variable of the loop or if", frame_what[f.name] or "a staged "
+    .. "branch or loop body", how)
+  if mode == "warn" then
+    local w = user_where()
+    if not warned_stores[w] then
+      warned_stores[w] = true
+      io.stderr:write("moongrad: warning: ", w, ": ", msg, "\n")
+    end
+    return
+  end
+  fail(msg)
+end
+
+local function store_ops(inst, mode)
+  function inst.setindex(t, k, v)
+    check_store(mode, t, "t[k] = v")
+    t[k] = v
+  end
+  function inst.rawset(t, k, v)
+    check_store(mode, t, "rawset")
+    return rawset(t, k, v)
+  end
+  function inst.table_insert(t, ...)
+    check_store(mode, t, "table.insert")
+    return table.insert(t, ...)
+  end
+  function inst.table_remove(t, ...)
+    check_store(mode, t, "table.remove")
+    return table.remove(t, ...)
+  end
+end
+store_ops(R, "strict")
+
 -- ---- staged if ---------------------------------------------------------------------------
 
 local function trace_sub(name, nph, specs, fn)
   local g = core.trace_begin(name)
+  frames[#frames + 1] = { name = name, fresh = setmetatable({}, weak_keys) }
+  local depth = #frames
   local res = pack(pcall(function()
     local ph = {}
     for i = 1, nph do ph[i] = core.placeholder(specs[i].dtype, specs[i].shape) end
     return fn(ph)
   end))
+  for i = #frames, depth, -1 do frames[i] = nil end
   if not res[1] then
     core.trace_abort()
     error(res[2], 0)
@@ -205,7 +285,7 @@ local function branch_outputs(fn, get, set, init, hints, slots_fixed)
   vals = get and pack(get()) or { n = 0 }
   local outs = {}
   slots, metas = {}, {}
-  for i = 1, init.n do
+  for i = 1, init.first_scratch - 1 do
     local v, h = vals[i], hints[i]
     local k = kind(v)
     local want = slots_fixed == nil and (k == "tensor" or k == "weak" or (k == "undef" and h ~= nil))
@@ -282,18 +362,19 @@ local function branch_mismatch(msg)
 end
 
 local function staged_if(cond, then_fn, else_fn, get, set, names)
-  local init = get and pack(get()) or { n = 0 }
+  local init = entry_state(get, names)
+  local nstate = init.first_scratch - 1
   for i = 1, init.n do names[i] = names[i] or ("state " .. i) end
   local gt, tv, tslots, tmetas, targs = trace_branch("if_then", then_fn, get, set, init, {})
   local hints = {}
-  for i = 1, init.n do
+  for i = 1, nstate do
     if tslots[i] then hints[i] = tmetas[i] end
   end
   -- the else branch outputs the same slots (undef/weak values shaped after the then branch)
   local ge, ev, _, emetas, eargs = trace_branch("if_else", else_fn, get, set, init, hints, tslots)
   -- decide every slot; the then branch is retraced when a slot it did not output is needed
   local targets, retrace_then, retrace_else, slots, same = {}, false, false, {}, {}
-  for i = 1, init.n do
+  for i = 1, nstate do
     local a, b, name = tv[i], ev[i], names[i]
     local ka, kb = kind(a), kind(b)
     local ta = ka == "tensor" or ka == "weak" or ka == "undef"
@@ -338,10 +419,11 @@ local function staged_if(cond, then_fn, else_fn, get, set, names)
     func._record_cond_grad(cond, { rerun(targs), rerun(eargs) }, effect, ext, outs)
   end
   local final, k = {}, 0
-  for i = 1, init.n do
+  for i = 1, nstate do
     if slots[i] then k = k + 1 end
     if slots[i] and not same[i] then final[i] = outs[k] else final[i] = tv[i] end
   end
+  for i = init.first_scratch, init.n do final[i] = init[i] end
   if set then set(unpack(final, 1, init.n)) end
 end
 
@@ -463,10 +545,10 @@ end
 -- while cond_fn() do body_fn() end as one while node. The loop variables are
 -- the state values that are tensors or numbers; other values must stay as they are.
 local function staged_while(cond_fn, body_fn, get, set, names, what)
-  local init = get and pack(get()) or { n = 0 }
+  local init = entry_state(get, names)
   local specs, consts = {}, {}
-  for i = 1, init.n do
-    local v, name = init[i], names[i] or ("state " .. i)
+  for i = 1, init.first_scratch - 1 do
+    local v = init[i]
     local k = kind(v)
     if k == "tensor" or k == "weak" then specs[i] = meta_of(v)
     elseif k == "undef" then specs[i] = false          -- found by tracing the body once
@@ -506,7 +588,7 @@ local function staged_while(cond_fn, body_fn, get, set, names, what)
       body_fn()
       local out = get and pack(get()) or { n = 0 }
       local outs = {}
-      for i = 1, init.n do
+      for i = 1, init.first_scratch - 1 do
         local v, name, s = out[i], names[i] or ("state " .. i), specs[i]
         local k = kind(v)
         if s then
@@ -610,7 +692,7 @@ function R.repeat_stmt(body_fn, get, set, names)
       local flag = cv
       local g2 = function() if get then return flag, get() end return flag end
       local s2 = function(f, ...) flag = f; if set then set(...) end end
-      local names2 = { "(until condition)" }
+      local names2 = { "(until condition)", scratch = names.scratch }
       for i, nm in ipairs(names) do names2[i + 1] = nm end
       return staged_while(function() return R.not_(flag) end, function() flag = body_fn() end, g2, s2,
         names2, "repeat-until loop")
@@ -636,6 +718,15 @@ end
 
 -- The staged numeric loop: a hidden counter i from start, by step, while within stop.
 local function staged_range(start, stop, step, body_fn, get, set, names, extra, with_index, what)
+  if is_tensor(step) and is_symbolic(step) then
+    -- a zero step is Lua's error, known only when the graph runs: checked there, once per loop
+    if step:numel() ~= 1 then fail("the step of this for loop is a tensor of shape " .. shape_str(step.shape) .. ", not a number") end
+    local where = user_where()
+    step = func.lua_function(function(s)
+      if s:item() == 0 then error(where .. ": 'for' step is zero", 0) end
+      return s
+    end, { step }, { { dtype = step.dtype, shape = step.shape } })
+  end
   local i = is_tensor(start) and start or materialize(start)
   if step ~= nil and is_tensor(step) and step.dtype ~= i.dtype then i = core.add(i, core.full({}, 0, step.dtype)) end
   local function cond()
@@ -657,7 +748,7 @@ local function staged_range(start, stop, step, body_fn, get, set, names, extra, 
   end
   local g2 = function() if get then return i, get() end return i end
   local s2 = function(v, ...) i = v; if set then set(...) end end
-  local names2 = { "(loop counter)" }
+  local names2 = { "(loop counter)", scratch = names.scratch }
   for k, nm in ipairs(names) do names2[k + 1] = nm end
   staged_while(cond, body, g2, s2, names2, what)
 end
@@ -666,7 +757,8 @@ end
 -- checked before each iteration (the lowered `break`/`return` flags).
 local function for_range(start, stop, step, body_fn, get, set, names, extra, force_staged)
   names = names or {}
-  if step == nil then step = 1 end
+  if step == nil then fail("'for' step must be a number") end   -- the pass passes 1 when the step is left out
+  if not (is_tensor(step) and is_symbolic(step)) and to_number(step, "step") == 0 then fail("'for' step is zero") end
   local sym = (is_tensor(start) and is_symbolic(start)) or (is_tensor(stop) and is_symbolic(stop))
     or (is_tensor(step) and is_symbolic(step))
   if sym or (force_staged and core.tracing()) then
@@ -843,6 +935,16 @@ end
 
 R.converter = nil   -- set by autograph: function(f, mode) -> converted f (or f)
 
+-- Lua's "attempt to call" error, at the user's line rather than here (the call happens in the runtime).
+local function callable(f)
+  if type(f) == "function" then return true end
+  local mt = getmetatable(f)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+local function not_callable(f, what)
+  fail("attempt to call a " .. type(f) .. " value" .. (what and (" (" .. what .. ")") or ""))
+end
+
 -- Returns the operators for one conversion mode ("strict" or "warn"): the
 -- same table, with call/invoke converting callees in that mode.
 local instances = {}
@@ -850,13 +952,26 @@ function R.instance(mode)
   local inst = instances[mode]
   if inst then return inst end
   inst = setmetatable({}, { __index = R })
+  store_ops(inst, mode)
   function inst.call(f, ...)
-    if type(f) == "function" and R.converter then f = R.converter(f, mode) end
+    if type(f) == "function" then
+      if R.converter then f = R.converter(f, mode) end
+    elseif not callable(f) then
+      not_callable(f)
+    end
     return f(...)
   end
   function inst.invoke(o, name, ...)
+    local to = type(o)
+    if to == "nil" or to == "boolean" or to == "number" or to == "function" then
+      fail("attempt to index a " .. type(o) .. " value (calling method '" .. name .. "')")
+    end
     local f = o[name]
-    if type(f) == "function" and R.converter then f = R.converter(f, mode) end
+    if type(f) == "function" then
+      if R.converter then f = R.converter(f, mode) end
+    elseif not callable(f) then
+      not_callable(f, "method '" .. name .. "'")
+    end
     return f(o, ...)
   end
   instances[mode] = inst

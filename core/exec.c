@@ -186,6 +186,18 @@ static mg_status run_direct(frame *f, int i, node_plan *np, mg_tensor **ins, mg_
   return MG_OK;
 }
 
+/* An op node's failure at run time: the message with the position of the
+ * user's code that made the node and the staged function's name, e.g.
+ * "take: index 5 is out of range ... (train.lua:7, in staged function 'step')". */
+static mg_status node_error(const mg_ctx *ctx, const mg_graph *g, const mg_gnode *n, mg_status st) {
+  char why[600];
+  snprintf(why, sizeof why, "%s", mg_last_error());
+  const char *where = n->nout > 0 ? g->values[n->out0].where : NULL;
+  const char *name = ctx->run_name ? ctx->run_name : g->name;
+  if (where) return mg_seterror(st, "%s (%s, in staged function '%s')", why, where, name);
+  return mg_seterror(st, "%s (in staged function '%s')", why, name);
+}
+
 /* An MG_ACCUM op (index_add) writes into its first input when that is a
  * donated loop variable (a reverse while loop's gradient accumulator) that
  * this node reads last and nobody else holds: the refs are run_while's and,
@@ -213,9 +225,7 @@ static int reuse_input0(frame *f, int i, node_plan *np, mg_tensor **ins, mg_stat
   *st = mg_op_kernel(n->op)(&call, t);
   f->ctx->paused--;
   if (*st) {
-    char why[600];
-    snprintf(why, sizeof why, "%s", mg_last_error());
-    *st = mg_seterror(*st, "%s (in staged function '%s')", why, g->name);
+    *st = node_error(f->ctx, g, n, *st);
     return 1;
   }
   if (np->spare == t) {  /* the plan holds it, as it holds run_direct's results */
@@ -252,11 +262,7 @@ static mg_status run_op(frame *f, int i, mg_tensor **ins) {
   } else {
     a = *n->attrs;
   }
-  if ((st = mg_apply(f->ctx, n->op, ins, n->nin, &a, &out))) {
-    char why[600];
-    snprintf(why, sizeof why, "%s", mg_last_error());
-    return mg_seterror(st, "%s (in staged function '%s')", why, f->g->name);
-  }
+  if ((st = mg_apply(f->ctx, n->op, ins, n->nin, &a, &out))) return node_error(f->ctx, f->g, n, st);
   f->vals[n->out0] = out;
   if (!plan->primed && !f->g->has_probes && !(mg_op_info(n->op)->flags & (MG_VIEW | MG_RANDOM | MG_STATE))) {
     /* remember what infer said, for direct calls on later runs */
@@ -540,12 +546,15 @@ static mg_status prog_bind(frame *f, struct mg_prog *p, mg_tensor *const *inputs
 }
 
 /* Runs the instructions: 1 = a fused node wants the general path. */
-static int prog_exec(mg_ctx *ctx, struct mg_prog *p, mg_status *st) {
+static int prog_exec(mg_ctx *ctx, const mg_graph *g, struct mg_prog *p, mg_status *st) {
   ctx->paused++;
   for (int i = 0; i < p->ncode; i++) {
     prog_instr *I = &p->code[i];
     if (I->kernel) {
-      if ((*st = I->kernel(&I->call, I->out))) break;
+      if ((*st = I->kernel(&I->call, I->out))) {
+        *st = node_error(ctx, g, I->node, *st);
+        break;
+      }
     } else if (mg_fused_run_into(I->node, I->call.in, I->out)) {
       ctx->paused--;
       return 1;
@@ -564,14 +573,9 @@ static int prog_run(frame *f, struct mg_prog *p, mg_tensor *const *inputs, mg_te
   }
   p->busy = 1;
   if (!(*st = prog_bind(f, p, inputs))) {
-    if (prog_exec(f->ctx, p, st)) {
+    if (prog_exec(f->ctx, g, p, st)) {
       p->busy = 0;
       return 1;
-    }
-    if (*st) {
-      char why[600];
-      snprintf(why, sizeof why, "%s", mg_last_error());
-      mg_seterror(*st, "%s (in staged function '%s')", why, g->name);
     }
   }
   for (int k = 0; k < g->noutputs; k++) {
@@ -746,7 +750,10 @@ mg_status mg_graph_run(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inpu
   int saved = ctx->ntraces;
   ctx->ntraces = 0;  /* a run computes, even when a host call started it during a trace */
   ctx->running++;    /* optimizer ops may write through the run's READs (variable.c) */
+  const char *outer_name = ctx->run_name;
+  ctx->run_name = g->name;  /* node errors name the innermost staged function run */
   mg_status st = run_graph(ctx, g, inputs, 0, NULL, probes, outputs);
+  ctx->run_name = outer_name;
   ctx->running--;
   ctx->ntraces = saved;
   return st;

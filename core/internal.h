@@ -129,6 +129,7 @@ struct mg_ctx {
   struct mg_graph **traces; /* graphs being traced, innermost last */
   int ntraces, cap_traces;
   int running;             /* > 0 while mg_graph_run runs a graph (optimizer ops trust its READs) */
+  const char *run_name;    /* the staged function mg_graph_run runs (its errors name it) */
   int next_probe;          /* probe sizes handed out in the current trace */
   const char *(*where)(void *ud);
   void *where_ud;

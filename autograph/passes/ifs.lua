@@ -21,7 +21,7 @@ function M.run(fn, ctx)
     local then_fn = ast.func({}, c.body, n.line, n.orelse and n.elseline or eline)
     local else_fn = n.orelse and ast.func({}, n.orelse, n.elseline, eline) or ast.nil_(eline)
     local args = { c.cond, then_fn, else_fn }
-    for _, a in ipairs(util.state_args(n.state or {}, eline)) do args[#args + 1] = a end
+    for _, a in ipairs(util.state_args(n.state or {}, eline, n.scratch)) do args[#args + 1] = a end
     local call = util.rt_call("if_stmt", util.trim(args), n.line)
     return ast.node("CallStat", n.line, { call = call, generated = true, from = "If" })
   end)

@@ -20,7 +20,7 @@ end
 
 local function tail(s, args)
   local eline = s.endline
-  for _, a in ipairs(util.state_args(s.state or {}, eline)) do args[#args + 1] = a end
+  for _, a in ipairs(util.state_args(s.state or {}, eline, s.scratch)) do args[#args + 1] = a end
   return args
 end
 
@@ -41,7 +41,7 @@ end
 
 convert.Fornum = function(s)
   local body_fn = fn_of(s.body, s.line, s.endline, { s.var })
-  local args = tail(s, { s.start, s.stop, s.step or ast.nil_(s.line), body_fn })
+  local args = tail(s, { s.start, s.stop, s.step or ast.num(1, s.line), body_fn })   -- an explicit nil step is Lua's error
   if s.extra then args[#args + 1] = ast.func({}, ast.block({ ast.return_({ s.extra }, s.endline) }), s.endline) end
   return util.trim(args)
 end

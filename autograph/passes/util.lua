@@ -135,18 +135,27 @@ function M.and_not(flag, cond, line)
 end
 
 -- The get_state/set_state closures and the names table for a statement's
--- state (a list of variable names), placed on `line`.
-function M.state_args(names, line)
-  if #names == 0 then return { ast.nil_(line), ast.nil_(line), ast.nil_(line) } end
+-- state (a list of variable names) and scratch variables (assigned inside,
+-- dead after: saved and restored around the traces, never outputs), placed
+-- on `line`. The scratch names come last: {"s", "i", scratch = 1}.
+function M.state_args(names, line, scratch)
+  local all = {}
+  for i, n in ipairs(names) do all[i] = n end
+  for _, n in ipairs(scratch or {}) do all[#all + 1] = n end
+  if #all == 0 then return { ast.nil_(line), ast.nil_(line), ast.nil_(line) } end
   local ids, ids2, strs = {}, {}, {}
-  for i, n in ipairs(names) do
+  for i, n in ipairs(all) do
     ids[i] = ast.id(n, line)
     ids2[i] = ast.id(n, line)
     strs[i] = ast.str(n, line)
   end
   local get = ast.func({}, ast.block({ ast.return_(ids, line) }, line), line, nil)
   local set = ast.func({}, ast.block({ ast.set(ids2, { ast.node("Dots", line) }, line) }, line), line, nil, true)
-  return { get, set, ast.table_(strs, line) }
+  local tbl = ast.table_(strs, line)
+  if scratch and #scratch > 0 then
+    tbl.items[#tbl.items + 1] = { kind = "named", key = ast.str("scratch"), value = ast.num(#scratch, line) }
+  end
+  return { get, set, tbl }
 end
 
 -- Drops trailing nil arguments.

@@ -19,7 +19,7 @@ typedef struct tape_box {
 
 static mg_tape *check_tape(lua_State *L, int idx) {
   tape_box *b = luaL_checkudata(L, idx, MGL_TAPE);
-  if (!b->tape) luaL_error(L, "GradientTape: the tape was released");
+  if (!b->tape) mgL_error(L, "GradientTape: the tape was released");
   return b->tape;
 }
 
@@ -69,7 +69,7 @@ static int tape_recording(lua_State *L) {
 static int tape_watch(lua_State *L) {
   mg_tape *t = check_tape(L, 1);
   mg_tensor *x = mgL_testtensor(L, 2);
-  if (!x) return luaL_error(L, "watch: expected a tensor or Variable, got %s", luaL_typename(L, 2));
+  if (!x) return mgL_error(L, "watch: expected a tensor or Variable, got %s", luaL_typename(L, 2));
   if (mg_tape_watch(t, x)) return mgL_raise(L);
   return 0;
 }
@@ -83,7 +83,7 @@ static mg_tensor **read_list(lua_State *L, int idx, int *n, int allow_nil, const
     lua_rawgeti(L, idx, i + 1);
     v[i] = mgL_testtensor(L, -1);
     if (!v[i] && !(allow_nil && lua_isnil(L, -1)))
-      luaL_error(L, "gradient: %s %d must be a tensor or Variable, got %s", what, i + 1, luaL_typename(L, -1));
+      mgL_error(L, "gradient: %s %d must be a tensor or Variable, got %s", what, i + 1, luaL_typename(L, -1));
     lua_pop(L, 1);
   }
   return v;
@@ -103,7 +103,7 @@ static int tape_gradient(lua_State *L) {
   mg_tensor **ograds = lua_isnoneornil(L, 3) ? NULL : read_list(L, 3, &ng, 1, "output gradient");
   mg_tensor **sources = read_list(L, 4, &ns, 0, "source");
   if (ograds && ng != nt)
-    return luaL_error(L, "gradient: %d output_gradients for %d targets", ng, nt);
+    return mgL_error(L, "gradient: %d output_gradients for %d targets", ng, nt);
   mg_tensor **grads = lua_newuserdatauv(L, (size_t)(ns > 0 ? ns : 1) * sizeof *grads, 0);
   lua_State *saved = S->current_L;
   S->current_L = L;  /* custom backward functions run on the calling thread */
@@ -138,7 +138,7 @@ typedef struct custom_ud {
 
 static custom_ud *custom_new(lua_State *L, mgL_state *S, int fn) {
   custom_ud *u = malloc(sizeof *u);
-  if (!u) luaL_error(L, "gradient: out of memory");
+  if (!u) mgL_error(L, "gradient: out of memory");
   u->S = S;
   u->kept = NULL;
   u->kept_ref = LUA_NOREF;
@@ -178,7 +178,7 @@ static int custom_call(lua_State *L) {
   for (int i = 0; i < nin && i < nres; i++) {
     if (lua_isnil(L, first + i)) continue;
     gin[i] = mgL_totensor(L, first + i, "custom_gradient", i + 1);
-    if (!gin[i]) return luaL_error(L, "custom_gradient: the backward function's result %d: %s", i + 1, mg_last_error());
+    if (!gin[i]) return mgL_error(L, "custom_gradient: the backward function's result %d: %s", i + 1, mg_last_error());
   }
   return 0;
 }
@@ -234,12 +234,12 @@ static int group_call(lua_State *L) {
     lua_rawseti(L, -2, i + 1);
   }
   lua_call(L, 2, 1);
-  if (!lua_istable(L, -1)) return luaL_error(L, "gradient: a cond/while backward returned %s, not a list", luaL_typename(L, -1));
+  if (!lua_istable(L, -1)) return mgL_error(L, "gradient: a cond/while backward returned %s, not a list", luaL_typename(L, -1));
   for (int i = 0; i < nin; i++) {
     lua_rawgeti(L, -1, i + 1);
     if (!lua_isnil(L, -1) && need[i]) {
       gin[i] = mgL_totensor(L, -1, "gradient", i + 1);
-      if (!gin[i]) return luaL_error(L, "gradient: a cond/while backward's result %d: %s", i + 1, mg_last_error());
+      if (!gin[i]) return mgL_error(L, "gradient: a cond/while backward's result %d: %s", i + 1, mg_last_error());
     }
     lua_pop(L, 1);
   }
@@ -299,7 +299,7 @@ static int variable_new(lua_State *L) {
 static int variable_assign(lua_State *L) {
   mgL_state *S = mgL_getstate(L);
   mg_tensor *v = mgL_checktensor(L, 1);
-  if (!mg_tensor_is_variable(v)) return luaL_error(L, "assign: the target is not a Variable");
+  if (!mg_tensor_is_variable(v)) return mgL_error(L, "assign: the target is not a Variable");
   mg_tensor *x = mgL_totensor(L, 2, "assign", 2);
   if (!x) return mgL_raise(L);
   mg_status st = mg_variable_assign(S->ctx, v, x);
@@ -332,7 +332,7 @@ static int variable_writes(lua_State *L) {
 /* core.variable_version(v) -> the count of writes when v was last written. */
 static int variable_version(lua_State *L) {
   mg_tensor *t = mgL_checktensor(L, 1);
-  if (!mg_tensor_is_variable(t)) return luaL_error(L, "variable_version: not a Variable");
+  if (!mg_tensor_is_variable(t)) return mgL_error(L, "variable_version: not a Variable");
   lua_pushinteger(L, (lua_Integer)mg_variable_version(t));
   return 1;
 }

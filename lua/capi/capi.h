@@ -42,6 +42,9 @@ int mgL_is_own_source(const mgL_state *S, const char *source);
 /* Pushes "file:line: " of the innermost frame of L outside moongrad's own
  * Lua files (level 1 when there is none), for errors raised at the user's line. */
 void mgL_push_user_where(lua_State *L);
+/* luaL_error at the user's line (mgL_push_user_where): every error the
+ * module raises goes through here or mgL_raise. */
+int mgL_error(lua_State *L, const char *fmt, ...);
 
 /* Frees the interned source positions (the state's __gc). */
 void mgL_where_free(mgL_state *S);

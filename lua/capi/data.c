@@ -22,7 +22,7 @@ typedef struct pf_box {
 
 static pf_box *check_box(lua_State *L) {
   pf_box *b = luaL_checkudata(L, 1, MGL_PREFETCH);
-  if (!b->p) luaL_error(L, "prefetch: the iterator was closed");
+  if (!b->p) mgL_error(L, "prefetch: the iterator was closed");
   return b;
 }
 
@@ -30,7 +30,7 @@ static int64_t field_int(lua_State *L, int idx, const char *name, int64_t dflt) 
   int ok;
   lua_getfield(L, idx, name);
   int64_t v = lua_isnil(L, -1) ? dflt : (int64_t)lua_tointegerx(L, -1, &ok);
-  if (!lua_isnil(L, -1) && !ok) luaL_error(L, "prefetch: stage field '%s' must be an integer", name);
+  if (!lua_isnil(L, -1) && !ok) mgL_error(L, "prefetch: stage field '%s' must be an integer", name);
   lua_pop(L, 1);
   return v;
 }
@@ -54,14 +54,14 @@ static int data_new(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   int capacity = (int)luaL_checkinteger(L, 3);
   int nsrc = (int)lua_rawlen(L, 1), nst = (int)lua_rawlen(L, 2);
-  if (nsrc > MG_PF_MAX_SOURCES) return luaL_error(L, "prefetch: at most %d sources", MG_PF_MAX_SOURCES);
-  if (nst > 64) return luaL_error(L, "prefetch: at most 64 stages");
+  if (nsrc > MG_PF_MAX_SOURCES) return mgL_error(L, "prefetch: at most %d sources", MG_PF_MAX_SOURCES);
+  if (nst > 64) return mgL_error(L, "prefetch: at most 64 stages");
   mg_tensor *src[MG_PF_MAX_SOURCES];
   mg_pf_stage st[64];
   for (int i = 0; i < nsrc; i++) {
     lua_rawgeti(L, 1, i + 1);
     src[i] = mgL_testtensor(L, lua_gettop(L));  /* borrowed: the table keeps it alive */
-    if (!src[i]) return luaL_error(L, "prefetch: source %d is not a live tensor", i + 1);
+    if (!src[i]) return mgL_error(L, "prefetch: source %d is not a live tensor", i + 1);
     lua_pop(L, 1);
   }
   for (int i = 0; i < nst; i++) {

@@ -10,6 +10,7 @@
  */
 #include "capi.h"
 #include "dim.h"
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@ typedef struct graph_box {
 
 static mg_graph *check_graph(lua_State *L, int idx) {
   graph_box *b = luaL_checkudata(L, idx, MGL_GRAPH);
-  if (!b->g) luaL_error(L, "graph: released");
+  if (!b->g) mgL_error(L, "graph: released");
   return b->g;
 }
 
@@ -52,7 +53,7 @@ static mg_tensor **tensor_list(lua_State *L, int idx, int *n, const char *what) 
   for (int i = 0; i < *n; i++) {
     lua_rawgeti(L, idx, i + 1);
     v[i] = mgL_testtensor(L, -1);
-    if (!v[i]) luaL_error(L, "%s: value %d must be a tensor, got %s", what, i + 1, luaL_typename(L, -1));
+    if (!v[i]) mgL_error(L, "%s: value %d must be a tensor, got %s", what, i + 1, luaL_typename(L, -1));
     lua_pop(L, 1);
   }
   return v;
@@ -146,7 +147,7 @@ static const char *where_intern(mgL_state *S, const lua_Debug *ar) {
 }
 
 int mgL_is_own_source(const mgL_state *S, const char *source) {
-  if (!S->own_prefix[0])  /* before the stdlib said where it lives */
+  if (!S || !S->own_prefix[0])  /* before the stdlib said where it lives (or outside a module function) */
     return strstr(source, "moongrad/") != NULL || strstr(source, "autograph/") != NULL;
   for (int i = 0; i < 2; i++)
     if (S->own_prefix[i] && strncmp(source, S->own_prefix[i], S->own_len[i]) == 0) return 1;
@@ -166,11 +167,25 @@ static int user_frame(lua_State *L, mgL_state *S, int level, int stop_at_c, lua_
 }
 
 /* Lua's own rule stays: an error of a function called straight from C
- * (pcall(mg.add, ...)) has no position. */
+ * (pcall(mg.add, ...)) has no position; nor has one whose nearest user
+ * frame is behind a C function (never a line inside moongrad's own files). */
 void mgL_push_user_where(lua_State *L) {
   lua_Debug ar;
-  if (user_frame(L, mgL_getstate(L), 1, 1, &ar)) lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+  mgL_state *S = mgL_getstate(L);  /* NULL in a C function without the state upvalue (luaopen) */
+  if (user_frame(L, S, 1, 1, &ar)) lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+  else if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "S", &ar) && ar.what[0] != 'C' && mgL_is_own_source(S, ar.source))
+    lua_pushliteral(L, "");
   else luaL_where(L, 1);
+}
+
+int mgL_error(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  mgL_push_user_where(L);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
 }
 
 /* The hook: the innermost user frame of the thread running the engine call. */
@@ -188,7 +203,7 @@ static int set_own_sources(lua_State *L) {
   for (int i = 0; i < 2; i++) {
     const char *p = luaL_optstring(L, i + 1, NULL);
     char *copy = p ? strdup(p) : NULL;
-    if (p && !copy) return luaL_error(L, "set_own_sources: out of memory");
+    if (p && !copy) return mgL_error(L, "set_own_sources: out of memory");
     free(S->own_prefix[i]);
     S->own_prefix[i] = copy;
     S->own_len[i] = copy ? strlen(copy) : 0;
@@ -252,11 +267,11 @@ static int is_symbolic(lua_State *L) {
 static int read_shape(lua_State *L, int idx, int64_t *shape) {
   luaL_checktype(L, idx, LUA_TTABLE);
   int n = (int)luaL_len(L, idx);
-  if (n > MG_MAX_DIMS) luaL_error(L, "shape: at most %d dimensions", MG_MAX_DIMS);
+  if (n > MG_MAX_DIMS) mgL_error(L, "shape: at most %d dimensions", MG_MAX_DIMS);
   for (int d = 0; d < n; d++) {
     lua_rawgeti(L, idx, d + 1);
     int ok = mgL_tosize(L, -1, &shape[d]);  /* an unknown size (dim.c) passes its probe */
-    if (!ok || shape[d] < -1) luaL_error(L, "shape: entry %d must be a size or -1 (unknown)", d + 1);
+    if (!ok || shape[d] < -1) mgL_error(L, "shape: entry %d must be a size or -1 (unknown)", d + 1);
     lua_pop(L, 1);
   }
   return n;
@@ -265,7 +280,7 @@ static int read_shape(lua_State *L, int idx, int64_t *shape) {
 static mg_dtype check_dtype(lua_State *L, int idx) {
   mg_dtype dt;
   const char *name = luaL_checkstring(L, idx);
-  if (!mg_dtype_from_name(name, &dt)) luaL_error(L, "unknown dtype '%s'", name);
+  if (!mg_dtype_from_name(name, &dt)) mgL_error(L, "unknown dtype '%s'", name);
   return dt;
 }
 
@@ -307,7 +322,7 @@ static int graph_call(lua_State *L) {
   mg_tensor *small[16], **in = n <= 16 ? small : lua_newuserdatauv(L, (size_t)n * sizeof *in, 0);
   for (int i = 0; i < n; i++) {
     in[i] = mgL_testtensor(L, i + 2);
-    if (!in[i]) return luaL_error(L, "call: argument %d must be a tensor, got %s", i + 1, luaL_typename(L, i + 2));
+    if (!in[i]) return mgL_error(L, "call: argument %d must be a tensor, got %s", i + 1, luaL_typename(L, i + 2));
   }
   mg_tensor *osmall[16], **out = nout <= 16 ? osmall : lua_newuserdatauv(L, (size_t)nout * sizeof *out, 0);
   lua_State *saved = S->current_L;
@@ -345,7 +360,7 @@ static mg_tensor **run_with(lua_State *L, mg_graph *g, int nfixed, mg_tensor *co
   for (int i = 0; i < n; i++) {
     in[nfixed + i] = mgL_testtensor(L, first + i);
     if (!in[nfixed + i])
-      luaL_error(L, "call: argument %d must be a tensor, got %s", i + 1, luaL_typename(L, first + i));
+      mgL_error(L, "call: argument %d must be a tensor, got %s", i + 1, luaL_typename(L, first + i));
   }
   mg_tensor **out = lua_newuserdatauv(L, (size_t)(nout > 0 ? nout : 1) * sizeof *out, 0);
   lua_State *saved = S->current_L;
@@ -367,7 +382,7 @@ static int graph_call_keep(lua_State *L) {
   int nret = (int)luaL_checkinteger(L, 2), nout = mg_graph_noutputs(g);
   luaL_checktype(L, 3, LUA_TTABLE);
   int nin = lua_gettop(L) - 3, nsrc = (int)luaL_len(L, 3);
-  if (nret < 0 || nret > nout) return luaL_error(L, "call: %d results asked of a graph with %d", nret, nout);
+  if (nret < 0 || nret > nout) return mgL_error(L, "call: %d results asked of a graph with %d", nret, nout);
   mgL_kept *k = lua_newuserdatauv(L, sizeof *k, 0);
   k->n = 0;
   k->t = NULL;
@@ -381,12 +396,12 @@ static int graph_call_keep(lua_State *L) {
     lua_pop(L, 1);
     if (src[i] < 1 || src[i] > nin + nout) {
       for (int j = 0; j < nout; j++) mg_tensor_release(out[j]);
-      return luaL_error(L, "call: kept value %d names %d, out of range", i + 1, src[i]);
+      return mgL_error(L, "call: kept value %d names %d, out of range", i + 1, src[i]);
     }
   }
   if (!(k->t = malloc((size_t)(nsrc > 0 ? nsrc : 1) * sizeof *k->t))) {
     for (int j = 0; j < nout; j++) mg_tensor_release(out[j]);
-    return luaL_error(L, "call: out of memory");
+    return mgL_error(L, "call: out of memory");
   }
   for (int i = 0; i < nsrc; i++) {
     mg_tensor *t = src[i] <= nin ? mgL_testtensor(L, 4 + src[i]) : out[src[i] - nin - 1];
@@ -406,7 +421,7 @@ static int graph_call_kept(lua_State *L) {
   mgL_state *S = mgL_getstate(L);
   mg_graph *g = check_graph(L, 1);
   mgL_kept *k = luaL_checkudata(L, 2, MGL_KEPT);
-  if (!k->t) return luaL_error(L, "call: the values kept for this gradient were released");
+  if (!k->t) return mgL_error(L, "call: the values kept for this gradient were released");
   int nout = mg_graph_noutputs(g);
   mg_tensor **out = run_with(L, g, k->n, k->t, 3);
   luaL_checkstack(L, nout, "call");
@@ -513,7 +528,7 @@ static int graph_externals(lua_State *L) {
   for (int j = 0; j < nx; j++) {
     lua_rawgeti(L, 1, j + 1);
     all[n + j] = mgL_testtensor(L, -1);
-    if (!all[n + j]) return luaL_error(L, "graph_externals: extra %d is not a tensor", j + 1);
+    if (!all[n + j]) return mgL_error(L, "graph_externals: extra %d is not a tensor", j + 1);
     lua_pop(L, 1);
   }
   lua_createtable(L, m, 1);
@@ -558,7 +573,7 @@ static int host_call(lua_State *L) {
   lua_call(L, nin, nout);
   for (int k = 0; k < nout; k++) {
     out[k] = mgL_totensor(L, 6 + k, "lua_function", k + 1);
-    if (!out[k]) return luaL_error(L, "lua_function: result %d: %s", k + 1, mg_last_error());
+    if (!out[k]) return mgL_error(L, "lua_function: result %d: %s", k + 1, mg_last_error());
   }
   return 0;
 }
@@ -584,7 +599,7 @@ static int call_host(lua_State *L) {
   mg_tensor **in = tensor_list(L, 2, &nin, "lua_function");
   luaL_checktype(L, 3, LUA_TTABLE);
   int nout = (int)luaL_len(L, 3);
-  if (nout > 64) return luaL_error(L, "lua_function: at most 64 results");
+  if (nout > 64) return mgL_error(L, "lua_function: at most 64 results");
   mg_dtype dts[64];
   int ndims[64];
   int64_t (*shapes)[MG_MAX_DIMS] = lua_newuserdatauv(L, 64 * sizeof *shapes, 0);
@@ -605,7 +620,7 @@ static int call_host(lua_State *L) {
     lua_pop(L, 1);
   }
   host_ud *u = malloc(sizeof *u);
-  if (!u) return luaL_error(L, "lua_function: out of memory");
+  if (!u) return mgL_error(L, "lua_function: out of memory");
   u->S = S;
   lua_pushvalue(L, 1);
   u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -624,7 +639,7 @@ static int call_host(lua_State *L) {
 static int read_variable(lua_State *L) {
   mgL_state *S = mgL_getstate(L);
   mg_tensor *v = mgL_checktensor(L, 1), *r;
-  if (!mg_tensor_is_variable(v)) return luaL_error(L, "read: not a Variable");
+  if (!mg_tensor_is_variable(v)) return mgL_error(L, "read: not a Variable");
   if (mg_trace_read_variable(S->ctx, v, &r)) return mgL_raise(L);
   mgL_pushtensor(L, S, r, 0);
   return 1;
@@ -696,7 +711,7 @@ static int graph_nodes(lua_State *L) {
 }
 
 static int push_text(lua_State *L, char *s) {
-  if (!s) return luaL_error(L, "graph: out of memory");
+  if (!s) return mgL_error(L, "graph: out of memory");
   lua_pushstring(L, s);
   mg_free(s);
   return 1;
@@ -720,7 +735,7 @@ static int graph_optimize(lua_State *L) {
       lua_pop(L, 1);
     }
   } else if (!lua_isnoneornil(L, 2)) {
-    return luaL_error(L, "optimize: passes must be nil, an integer or a table like {fuse=false}");
+    return mgL_error(L, "optimize: passes must be nil, an integer or a table like {fuse=false}");
   }
   int counts[MG_NPASSES] = {0};
   if (mg_graph_optimize_counts(S->ctx, g, passes, counts)) return mgL_raise(L);

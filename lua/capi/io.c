@@ -17,7 +17,7 @@
 
 /* Raises the engine's message with a prefix ("mg." or "mg.io."). */
 static int io_raise(lua_State *L, const char *prefix) {
-  return luaL_error(L, "%s%s", prefix, mg_last_error());
+  return mgL_error(L, "%s%s", prefix, mg_last_error());
 }
 
 /* Pushes names, tensors, metadata and file dtypes of f; frees f. */
@@ -73,7 +73,7 @@ static const char **io_strings(lua_State *L, int idx, int n, const char *what) {
   for (int i = 0; i < n; i++) {
     lua_rawgeti(L, idx, i + 1);
     if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "mg.save: %s %d must be a string, got %s", what, i + 1, luaL_typename(L, -1));
+      mgL_error(L, "mg.save: %s %d must be a string, got %s", what, i + 1, luaL_typename(L, -1));
     a[i] = lua_tostring(L, -1);
     lua_pop(L, 1);  /* still referenced by the list at idx */
   }
@@ -86,12 +86,12 @@ static int io_save(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
   int n = (int)lua_rawlen(L, 2), nm = 0;
-  if ((int)lua_rawlen(L, 3) != n) return luaL_error(L, "mg.save: %d names but %d tensors", n, (int)lua_rawlen(L, 3));
+  if ((int)lua_rawlen(L, 3) != n) return mgL_error(L, "mg.save: %d names but %d tensors", n, (int)lua_rawlen(L, 3));
   if (!lua_isnoneornil(L, 4)) {
     luaL_checktype(L, 4, LUA_TTABLE);
     luaL_checktype(L, 5, LUA_TTABLE);
     nm = (int)lua_rawlen(L, 4);
-    if ((int)lua_rawlen(L, 5) != nm) return luaL_error(L, "mg.save: metadata keys and values differ in number");
+    if ((int)lua_rawlen(L, 5) != nm) return mgL_error(L, "mg.save: metadata keys and values differ in number");
   }
   const char **names = io_strings(L, 2, n, "name");
   const char **keys = nm ? io_strings(L, 4, nm, "metadata key") : NULL;
@@ -100,7 +100,7 @@ static int io_save(lua_State *L) {
   for (int i = 0; i < n; i++) {
     lua_rawgeti(L, 3, i + 1);
     ts[i] = mgL_testtensor(L, -1);
-    if (!ts[i]) return luaL_error(L, "mg.save: '%s' must be a tensor, got %s", names[i], luaL_typename(L, -1));
+    if (!ts[i]) return mgL_error(L, "mg.save: '%s' must be a tensor, got %s", names[i], luaL_typename(L, -1));
     lua_pop(L, 1);
   }
   if (mg_safetensors_save(path, n, names, ts, nm, keys, vals)) return io_raise(L, "mg.");

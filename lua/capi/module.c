@@ -19,7 +19,7 @@ static int parse_dtype(lua_State *L, int idx, mg_dtype *dt) {
   if (lua_isnoneornil(L, idx)) return 0;
   const char *name = luaL_checkstring(L, idx);
   if (!mg_dtype_from_name(name, dt))
-    luaL_error(L, "unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)", name);
+    mgL_error(L, "unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)", name);
   return 1;
 }
 
@@ -64,7 +64,7 @@ static int core_tensor(lua_State *L) {
     break;
   default:
     src = mgL_testtensor(L, 1);
-    if (!src) return luaL_error(L, "tensor: expected a nested table, a number or a tensor, got %s", luaL_typename(L, 1));
+    if (!src) return mgL_error(L, "tensor: expected a nested table, a number or a tensor, got %s", luaL_typename(L, 1));
     {
       mg_attrs a = {.set = 1u};
       a.v[0].n = 1;
@@ -92,18 +92,18 @@ static int core_frombytes(lua_State *L) {
   } else {
     luaL_checktype(L, 3, LUA_TTABLE);
     ndim = (int)lua_rawlen(L, 3);
-    if (ndim > MG_MAX_DIMS) return luaL_error(L, "frombytes: at most %d dimensions", MG_MAX_DIMS);
+    if (ndim > MG_MAX_DIMS) return mgL_error(L, "frombytes: at most %d dimensions", MG_MAX_DIMS);
     for (int i = 0; i < ndim; i++) {
       lua_rawgeti(L, 3, i + 1);
       int ok;
       shape[i] = (int64_t)lua_tointegerx(L, -1, &ok);
       lua_pop(L, 1);
-      if (!ok || shape[i] < 0) return luaL_error(L, "frombytes: shape entry %d must be a non-negative integer", i + 1);
+      if (!ok || shape[i] < 0) return mgL_error(L, "frombytes: shape entry %d must be a non-negative integer", i + 1);
     }
   }
   for (int i = 0; i < ndim; i++) n *= shape[i];
   if ((size_t)n * mg_dtype_size(dt) != len)
-    return luaL_error(L, "frombytes: %zu bytes do not make %lld %s elements", len, (long long)n, mg_dtype_name(dt));
+    return mgL_error(L, "frombytes: %zu bytes do not make %lld %s elements", len, (long long)n, mg_dtype_name(dt));
   mg_tensor *t;
   if (mg_tensor_from_data(dt, ndim, shape, s, &t)) return mgL_raise(L);
   mgL_pushtensor(L, S, t, 1);
@@ -202,7 +202,7 @@ int luaopen_moongrad_core(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, state_idx);
   S->ctx = mg_ctx_new();
-  if (!S->ctx) return luaL_error(L, "moongrad: out of memory creating the engine context");
+  if (!S->ctx) return mgL_error(L, "moongrad: out of memory creating the engine context");
   mg_ctx_set_index_base(S->ctx, 1);
   mgL_open_where(S);
 

@@ -184,9 +184,9 @@ static int op_call(lua_State *L) {
 
   if (info->flags & MG_VARIADIC) {
     if (lua_type(L, 1) != LUA_TTABLE || mgL_testtensor(L, 1))
-      return luaL_error(L, "%s: argument #1 must be a table of tensors, got %s", info->name, luaL_typename(L, 1));
+      return mgL_error(L, "%s: argument #1 must be a table of tensors, got %s", info->name, luaL_typename(L, 1));
     lua_Unsigned n = lua_rawlen(L, 1);
-    if (n > MAX_VARIADIC) return luaL_error(L, "%s: at most %d tensors", info->name, MAX_VARIADIC);
+    if (n > MAX_VARIADIC) return mgL_error(L, "%s: at most %d tensors", info->name, MAX_VARIADIC);
     nin = (int)n;
     first_attr = 2;
   } else {

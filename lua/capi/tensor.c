@@ -350,10 +350,10 @@ static int tensor_unm(lua_State *L) { return arith(L, MG_OP_NEG, 1); }
 static double compare_operand(lua_State *L, int idx, const char *op) {
   if (lua_type(L, idx) == LUA_TNUMBER) return lua_tonumber(L, idx);
   mg_tensor *t = mgL_testtensor(L, idx);
-  if (!t) luaL_error(L, "attempt to compare %s with %s", luaL_typename(L, 1), luaL_typename(L, 2));
-  if (mg_tensor_is_freed(t)) luaL_error(L, "%s: the tensor was freed", op);
+  if (!t) mgL_error(L, "attempt to compare %s with %s", luaL_typename(L, 1), luaL_typename(L, 2));
+  if (mg_tensor_is_freed(t)) mgL_error(L, "%s: the tensor was freed", op);
   if (mg_tensor_is_symbolic(t))
-    luaL_error(L, "'%s' on a symbolic tensor while tracing a staged function would give a Lua boolean fixed at "
+    mgL_error(L, "'%s' on a symbolic tensor while tracing a staged function would give a Lua boolean fixed at "
                "trace time; use mg.%s (elementwise, a tensor) or let AutoGraph convert the comparison", op,
                strcmp(op, "<") == 0 ? "less" : "less_equal");
   if (mg_tensor_numel(t) != 1) {
@@ -363,7 +363,7 @@ static double compare_operand(lua_State *L, int idx, const char *op) {
     n += snprintf(buf, sizeof buf, "(");
     for (int i = 0; i < mg_tensor_ndim(t); i++) n += snprintf(buf + n, sizeof buf - n, i ? ",%lld" : "%lld", (long long)s[i]);
     snprintf(buf + n, sizeof buf - n, ")");
-    luaL_error(L, "'%s' compares one-element tensors only (got shape %s); use mg.%s for elementwise "
+    mgL_error(L, "'%s' compares one-element tensors only (got shape %s); use mg.%s for elementwise "
                "comparison", op, buf, strcmp(op, "<") == 0 ? "less" : "less_equal");
   }
   return mg_tensor_get_f64(t, 0);
@@ -388,14 +388,14 @@ static int select_first_axis(lua_State *L, mgL_state *S, mg_tensor *t, lua_Integ
   a.v[0].i[0] = 1;
   a.v[1].n = 1;
   a.v[1].i[0] = (int64_t)i;
-  if (mg_tensor_ndim(t) == 0) return luaL_error(L, "index: cannot index a 0-d tensor (use t:item())");
+  if (mg_tensor_ndim(t) == 0) return mgL_error(L, "index: cannot index a 0-d tensor (use t:item())");
   return mgL_apply_push(L, S, MG_OP_SELECT, &t, 1, &a, NULL);
 }
 
 static lua_Integer check_index_key(lua_State *L, int idx) {
   int isnum;
   lua_Integer i = lua_tointegerx(L, idx, &isnum);
-  if (!isnum) luaL_error(L, "index: a tensor index must be an integer, got %s%s", luaL_typename(L, idx),
+  if (!isnum) mgL_error(L, "index: a tensor index must be an integer, got %s%s", luaL_typename(L, idx),
                          lua_type(L, idx) == LUA_TNUMBER ? " with a fraction" : "");
   return i;
 }
@@ -427,14 +427,14 @@ static int tensor_index(lua_State *L) {
     return 1;
   }
   if (lua_type(L, 2) == LUA_TNUMBER) return select_first_axis(L, mgL_getstate(L), t, check_index_key(L, 2));
-  return luaL_error(L, "index: cannot index a tensor with a %s", luaL_typename(L, 2));
+  return mgL_error(L, "index: cannot index a tensor with a %s", luaL_typename(L, 2));
 }
 
 static int tensor_newindex(lua_State *L) {
   mgL_state *S = mgL_getstate(L);
   mg_tensor *t = mgL_checktensor(L, 1);
   if (lua_type(L, 2) != LUA_TNUMBER)
-    return luaL_error(L, "index: cannot set field '%s' of a tensor", luaL_tolstring(L, 2, NULL));
+    return mgL_error(L, "index: cannot set field '%s' of a tensor", luaL_tolstring(L, 2, NULL));
   lua_Integer i = check_index_key(L, 2);
   mg_tensor *src = mgL_totensor(L, 3, "assign", 3);
   if (!src) return mgL_raise(L);
@@ -449,7 +449,7 @@ static int tensor_newindex(lua_State *L) {
 
 static int tensor_len(lua_State *L) {
   mg_tensor *t = mgL_checktensor(L, 1);
-  if (mg_tensor_ndim(t) == 0) return luaL_error(L, "length of a 0-d tensor (use t:item())");
+  if (mg_tensor_ndim(t) == 0) return mgL_error(L, "length of a 0-d tensor (use t:item())");
   mgL_pushsize(L, mgL_getstate(L), t, 0, "#");
   return 1;
 }
@@ -471,7 +471,7 @@ static int tensor_tostring(lua_State *L) {
     return 1;
   }
   char *s = mg_tensor_format(b->t, 80);
-  if (!s) return luaL_error(L, "tostring: out of memory");
+  if (!s) return mgL_error(L, "tostring: out of memory");
   lua_pushstring(L, s);
   mg_free(s);
   return 1;
@@ -502,9 +502,9 @@ static int tensor_numel(lua_State *L) {
 
 static mg_tensor *check_live(lua_State *L, int idx, const char *what) {
   mg_tensor *t = mgL_checktensor(L, idx);
-  if (mg_tensor_is_freed(t)) luaL_error(L, "%s: the tensor was freed (t:free() or <close>)", what);
+  if (mg_tensor_is_freed(t)) mgL_error(L, "%s: the tensor was freed (t:free() or <close>)", what);
   if (mg_tensor_is_symbolic(t))
-    luaL_error(L, "%s: a symbolic tensor has no value while a staged function is being traced (its value exists "
+    mgL_error(L, "%s: a symbolic tensor has no value while a staged function is being traced (its value exists "
                "only when the graph runs; use mg.print to see it then)", what);
   return t;
 }
@@ -519,7 +519,7 @@ static int tensor_item(lua_State *L) {
   if (mg_tensor_numel(t) != 1) {
     char buf[64];
     snprintf(buf, sizeof buf, "%lld", (long long)mg_tensor_numel(t));
-    return luaL_error(L, "item: the tensor has %s elements; item() needs exactly one", buf);
+    return mgL_error(L, "item: the tensor has %s elements; item() needs exactly one", buf);
   }
   mgL_push_element(L, t, 0);
   return 1;

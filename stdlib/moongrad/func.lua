@@ -11,6 +11,7 @@
 -- guards: when one changes, the function retraces instead of silently using
 -- the stale value. Portable Lua (5.4 and LuaJIT).
 local core = require("moongrad.core")
+local options = require("moongrad.options")
 local autodiff = require("moongrad.autodiff")
 
 local M = {}
@@ -145,6 +146,42 @@ local function flatten_results(res)
   for i = 1, res.n do template[i] = walk(res[i]) end
   template.n = res.n
   return tensors, template
+end
+
+-- Where two result templates (flatten_results) differ in anything but their tensors' values:
+-- nil when they agree, else a description. A staged cond's branches must agree there (the node
+-- selects tensors; a string, a table's shape or a nested number cannot depend on the predicate).
+local function template_difference(a, b, path)
+  local function show(node)
+    if node.tensor then return "a tensor" end
+    if node.table then return "a table" end
+    local v = node.value
+    return type(v) == "string" and string.format("%q", v) or tostring(v)
+  end
+  if (a.tensor ~= nil) ~= (b.tensor ~= nil) or (a.table ~= nil) ~= (b.table ~= nil) then
+    return string.format("%s is %s in the true branch and %s in the false branch", path, show(a), show(b))
+  end
+  if a.tensor then
+    if a.tensor ~= b.tensor then return path .. " is at a different position among the results" end
+    return nil
+  end
+  if a.table then
+    if a.mt ~= b.mt then return path .. " has different metatables in the two branches" end
+    for k, item in pairs(a.table) do
+      local sub = path .. "[" .. (type(k) == "string" and string.format("%q", k) or tostring(k)) .. "]"
+      if b.table[k] == nil then return sub .. " is missing in the false branch" end
+      local d = template_difference(item, b.table[k], sub)
+      if d then return d end
+    end
+    for k in pairs(b.table) do
+      if a.table[k] == nil then return path .. "[" .. tostring(k) .. "] is missing in the true branch" end
+    end
+    return nil
+  end
+  if not rawequal(a.value, b.value) and not (a.value ~= a.value and b.value ~= b.value) then
+    return string.format("%s is %s in the true branch and %s in the false branch", path, show(a), show(b))
+  end
+  return nil
 end
 
 local function build_results(template, outs)
@@ -1196,6 +1233,13 @@ function M.cond(pred, true_fn, false_fn)
   end)
   if tt.n ~= te.n then
     error(string.format("cond: the true branch returns %d values and the false branch %d", tt.n, te.n), 2)
+  end
+  for i = 1, tt.n do
+    local d = template_difference(tt[i], te[i], "result " .. i)
+    if d then
+      options.raise("cond: " .. d .. "; with a tensor predicate only tensors and numbers can differ between the "
+        .. "branches (the graph selects tensors; a Lua value would silently be the true branch's)")
+    end
   end
   local ext, tracked, effect = core.graph_externals(nil, gt, ge)  -- before trace_cond: the node lets them go
   local ok, outs = pcall(core.trace_cond, pred, gt, ge)

@@ -354,7 +354,7 @@ end]], { "loops" }))
 end)
 
 describe("pass ifs", function()
-  it("if/else becomes ag__.if_stmt with closures over the live state", function()
+  it("if/else becomes ag__.if_stmt with closures over the live state, then the scratch state", function()
     assert.equal([[
 function(x)
   local y, unused = 0, 0
@@ -362,7 +362,7 @@ function(x)
     y = x; unused = 1
   end, function()
     y = -x
-  end, function() return y end, function(...) y = ... end, {"y"})
+  end, function() return y, unused end, function(...) y, unused = ... end, {"y", "unused", scratch = 1})
   return y
 end]], T([[
 return function(x)

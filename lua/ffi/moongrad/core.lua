@@ -155,6 +155,11 @@ local function user_level(level)
     l = l + 1
   end
 end
+-- error(msg, level), raised at the user's line: the first frame from `level` out outside moongrad.
+local function uerror(msg, level)
+  if level == 0 then error(msg, 0) end   -- a message that already carries its position
+  error(msg, user_level((level or 1) + 1))
+end
 local function raise(level) error(last_error(), user_level(level + 1)) end
 
 -- ---- boxes, slots and the collector ---------------------------------------------
@@ -326,7 +331,7 @@ local function tosize(v)
 end
 
 local function dim_refuse(use)
-  return function(a, b) error(dim_message(istype(Dim, a) and a or b, use), 2) end
+  return function(a, b) uerror(dim_message(istype(Dim, a) and a or b, use), 2) end
 end
 ffi.metatype(Dim, {
   __add = dim_refuse("Lua arithmetic '+' on it"), __sub = dim_refuse("Lua arithmetic '-' on it"),
@@ -338,7 +343,7 @@ ffi.metatype(Dim, {
     return istype(Dim, a) and istype(Dim, b) and a.probe_ ~= 0 and a.probe_ == b.probe_
   end,
   __tostring = function() return "?" end,
-  __index = function(_, k) error(format("an unknown size has no field '%s'", tostring(k)), 2) end,
+  __index = function(_, k) uerror(format("an unknown size has no field '%s'", tostring(k)), 2) end,
 })
 
 function M.is_unknown_size(v) return istype(Dim, v) end
@@ -346,7 +351,7 @@ function M.is_unknown_size(v) return istype(Dim, v) end
 local function checktensor(x, argn, fname)
   local h = testtensor(x)
   if not h then
-    error(format("bad argument #%d to '%s' (mg.Tensor expected, got %s)", argn, fname, typename(x)), 3)
+    uerror(format("bad argument #%d to '%s' (mg.Tensor expected, got %s)", argn, fname, typename(x)), 3)
   end
   return h
 end
@@ -496,7 +501,7 @@ local function totable(t)
   local dt, ndim, n = lib.mg_tensor_dtype(t), lib.mg_tensor_ndim(t), tonumber(lib.mg_tensor_numel(t))
   if ndim == 0 then return element(t, dt, 0) end
   local buf = new(ctypes[dtype_names[dt]] .. "[?]", n > 0 and n or 1)
-  if n > 0 and lib.mg_tensor_copy_to(t, buf, n * dtype_size[dt]) ~= 0 then error(last_error(), 3) end
+  if n > 0 and lib.mg_tensor_copy_to(t, buf, n * dtype_size[dt]) ~= 0 then uerror(last_error(), 3) end
   local shape = lib.mg_tensor_shape(t)
   local dims = {}
   for d = 1, ndim do dims[d] = tonumber(shape[d - 1]) end
@@ -542,7 +547,7 @@ local function input(v, opname, argn, owned, level)
   local t, err = totensor(v, opname, argn)
   if not t then
     for i = 1, #owned do lib.mg_tensor_release(owned[i]) end
-    error(err, level + 1)
+    uerror(err, level + 1)
   end
   owned[#owned + 1] = t
   return t
@@ -705,7 +710,7 @@ local function make_op(info)
     return function(a, b, ...)
       if select("#", ...) > 0 then
         local err = read_attrs(pack(a, b, ...), 3, select("#", ...) + 2, info)
-        if err then error(err, 2) end
+        if err then uerror(err, 2) end
       end
       local owned = {}
       inputs[0] = input(a, name, 1, owned, 2)
@@ -716,7 +721,7 @@ local function make_op(info)
     return function(a, ...)
       if select("#", ...) > 0 then
         local err = read_attrs(pack(a, ...), 2, select("#", ...) + 1, info)
-        if err then error(err, 2) end
+        if err then uerror(err, 2) end
       end
       local owned = {}
       inputs[0] = input(a, name, 1, owned, 2)
@@ -729,14 +734,14 @@ local function make_op(info)
     if variadic then
       local list = args[1]
       if type(list) ~= "table" then
-        error(format("%s: argument #1 must be a table of tensors, got %s", name, typename(list)), 2)
+        uerror(format("%s: argument #1 must be a table of tensors, got %s", name, typename(list)), 2)
       end
       count = #list
-      if count > MAX_VARIADIC then error(format("%s: at most %d tensors", name, MAX_VARIADIC), 2) end
+      if count > MAX_VARIADIC then uerror(format("%s: at most %d tensors", name, MAX_VARIADIC), 2) end
       first = 2
     end
     local err = read_attrs(args, first, n, info)
-    if err then error(err, 2) end
+    if err then uerror(err, 2) end
     local owned = {}
     for i = 1, count do
       inputs[i - 1] = input(variadic and args[1][i] or args[i], name, i, owned, 2)
@@ -788,17 +793,17 @@ local SELECT = OP.select
 local function compare_operand(v, a, b, opname)
   if type(v) == "number" then return v end
   local t = testtensor(v)
-  if not t then error(format("attempt to compare %s with %s", typename(a), typename(b)), 3) end
-  if lib.mg_tensor_is_freed(t) ~= 0 then error(format("%s: the tensor was freed", opname), 3) end
+  if not t then uerror(format("attempt to compare %s with %s", typename(a), typename(b)), 3) end
+  if lib.mg_tensor_is_freed(t) ~= 0 then uerror(format("%s: the tensor was freed", opname), 3) end
   if lib.mg_tensor_is_symbolic(t) ~= 0 then
-    error(format("'%s' on a symbolic tensor while tracing a staged function would give a Lua boolean fixed at "
+    uerror(format("'%s' on a symbolic tensor while tracing a staged function would give a Lua boolean fixed at "
       .. "trace time; use mg.%s (elementwise, a tensor) or let AutoGraph convert the comparison", opname,
       opname == "<" and "less" or "less_equal"), 3)
   end
   if lib.mg_tensor_numel(t) ~= 1 then
     local s, shape = {}, lib.mg_tensor_shape(t)
     for i = 0, lib.mg_tensor_ndim(t) - 1 do s[i + 1] = tostring(tonumber(shape[i])) end
-    error(format("'%s' compares one-element tensors only (got shape (%s)); use mg.%s for elementwise comparison",
+    uerror(format("'%s' compares one-element tensors only (got shape (%s)); use mg.%s for elementwise comparison",
       opname, table.concat(s, ","), opname == "<" and "less" or "less_equal"), 3)
   end
   return lib.mg_tensor_get_f64(t, 0)
@@ -806,7 +811,7 @@ end
 
 local select_attrs = new("mg_attrs")
 local function select_first_axis(t, i)
-  if lib.mg_tensor_ndim(t) == 0 then error("index: cannot index a 0-d tensor (use t:item())", 3) end
+  if lib.mg_tensor_ndim(t) == 0 then uerror("index: cannot index a 0-d tensor (use t:item())", 3) end
   select_attrs.set = 3
   select_attrs.v[0].n, select_attrs.v[0].i[0] = 1, 1
   select_attrs.v[1].n, select_attrs.v[1].i[0] = 1, i
@@ -816,7 +821,7 @@ end
 
 local function check_index_key(k)
   if type(k) ~= "number" or not is_int(k) then
-    error(format("index: a tensor index must be an integer, got %s%s", typename(k),
+    uerror(format("index: a tensor index must be an integer, got %s%s", typename(k),
       type(k) == "number" and " with a fraction" or ""), 3)
   end
   return k
@@ -832,7 +837,7 @@ end
 local mt = {}
 mt.__index = function(b, k)
   local t = b.h_
-  if t == nil then error("bad argument #1 to '__index' (mg.Tensor expected, got mg.Tensor)", 2) end
+  if t == nil then uerror("bad argument #1 to '__index' (mg.Tensor expected, got mg.Tensor)", 2) end
   if type(k) == "string" then
     local m = rawget(methods, k)
     if m ~= nil then return m end
@@ -845,15 +850,15 @@ mt.__index = function(b, k)
     return nil
   end
   if type(k) == "number" then return select_first_axis(t, check_index_key(k)) end
-  error(format("index: cannot index a tensor with a %s", typename(k)), 2)
+  uerror(format("index: cannot index a tensor with a %s", typename(k)), 2)
 end
 mt.__newindex = function(b, k, v)
   local t = b.h_
-  if type(k) ~= "number" then error(format("index: cannot set field '%s' of a tensor", tostring(k)), 2) end
-  if t == nil then error("bad argument #1 to '__newindex' (mg.Tensor expected, got mg.Tensor)", 2) end
+  if type(k) ~= "number" then uerror(format("index: cannot set field '%s' of a tensor", tostring(k)), 2) end
+  if t == nil then uerror("bad argument #1 to '__newindex' (mg.Tensor expected, got mg.Tensor)", 2) end
   local i = check_index_key(k)
   local src, err = totensor(v, "assign", 3)
-  if not src then error(err, 2) end
+  if not src then uerror(err, 2) end
   local st = lib.mg_tensor_set_index(ctx, t, i, src)
   lib.mg_tensor_release(src)
   if st ~= 0 then raise(2) end
@@ -870,7 +875,7 @@ mt.__lt = function(a, b) return compare_operand(a, a, b, "<") < compare_operand(
 mt.__le = function(a, b) return compare_operand(a, a, b, "<=") <= compare_operand(b, a, b, "<=") end
 mt.__len = function(b)
   local t = b.h_
-  if lib.mg_tensor_ndim(t) == 0 then error("length of a 0-d tensor (use t:item())", 2) end
+  if lib.mg_tensor_ndim(t) == 0 then uerror("length of a 0-d tensor (use t:item())", 2) end
   return push_size(t, 0)
 end
 mt.__tostring = function(b)
@@ -886,7 +891,7 @@ mt.__tostring = function(b)
       dtype_names[lib.mg_tensor_dtype(t)])
   end
   local s = lib.mg_tensor_format(t, 80)
-  if s == nil then error("tostring: out of memory", 2) end
+  if s == nil then uerror("tostring: out of memory", 2) end
   local r = fstring(s)
   lib.mg_free(s)
   return r
@@ -909,10 +914,10 @@ end)
 local function check_live(x, what, argn)
   local t = checktensor(x, argn or 1, what)
   if lib.mg_tensor_is_freed(t) ~= 0 then
-    error(format("%s: the tensor was freed (t:free() or <close>)", what), 3)
+    uerror(format("%s: the tensor was freed (t:free() or <close>)", what), 3)
   end
   if lib.mg_tensor_is_symbolic(t) ~= 0 then
-    error(format("%s: a symbolic tensor has no value while a staged function is being traced (its value exists "
+    uerror(format("%s: a symbolic tensor has no value while a staged function is being traced (its value exists "
       .. "only when the graph runs; use mg.print to see it then)", what), 3)
   end
   return t
@@ -932,7 +937,7 @@ function methods.totable(x) return totable(check_live(x, "totable")) end
 function methods.item(x)
   local t = check_live(x, "item")
   local n = tonumber(lib.mg_tensor_numel(t))
-  if n ~= 1 then error(format("item: the tensor has %d elements; item() needs exactly one", n), 2) end
+  if n ~= 1 then uerror(format("item: the tensor has %d elements; item() needs exactly one", n), 2) end
   return element(t, lib.mg_tensor_dtype(t), 0)
 end
 function methods.free(x) lib.mg_tensor_free_storage(checktensor(x, 1, "free")) end
@@ -948,7 +953,7 @@ function methods.tobytes(x)
   local t = check_live(x, "tobytes")
   local n = tonumber(lib.mg_tensor_nbytes(t))
   local buf = new("char[?]", n > 0 and n or 1)
-  if lib.mg_tensor_copy_to(t, buf, n) ~= 0 then error(last_error(), 2) end
+  if lib.mg_tensor_copy_to(t, buf, n) ~= 0 then uerror(last_error(), 2) end
   return fstring(buf, n)
 end
 function methods.shares_storage(x, y)
@@ -962,10 +967,10 @@ end
 local function parse_dtype(v)
   if v == nil then return nil end
   if type(v) ~= "string" then
-    error(format("bad argument #2 to 'tensor' (string expected, got %s)", typename(v)), 3)
+    uerror(format("bad argument #2 to 'tensor' (string expected, got %s)", typename(v)), 3)
   end
   local id = dtype_ids[v]
-  if not id then error(format("unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)", v), 3) end
+  if not id then uerror(format("unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)", v), 3) end
   return id
 end
 
@@ -980,46 +985,46 @@ function M.tensor(data, dtype)
   local td = type(data)
   if td == "table" then
     local t, err = table_to_tensor(data, has_dt, dt or F32)
-    if not t then error(err, 2) end
+    if not t then uerror(err, 2) end
     return push(t, true)
   elseif td == "number" then
     if not has_dt then dt = is_int(data) and I64 or F32 end
     local t, err = table_to_tensor({ data }, true, dt)
-    if not t then error(err, 2) end
+    if not t then uerror(err, 2) end
     reshape_attrs.set = 1
     reshape_attrs.v[0].n = 0    -- 0-d: a view with no axes
     inputs[0] = t
     local st = lib.mg_apply(ctx, RESHAPE, inputs, 1, reshape_attrs, outp)
     lib.mg_tensor_release(t)
-    if st ~= 0 then error(last_error(), 2) end
+    if st ~= 0 then uerror(last_error(), 2) end
     return push(outp[0], true)
   elseif td == "boolean" then
     if not has_dt then dt = BOOL end
-    if lib.mg_scalar_i64(data and 1 or 0, 0, scalar_out) ~= 0 then error(last_error(), 2) end
+    if lib.mg_scalar_i64(data and 1 or 0, 0, scalar_out) ~= 0 then uerror(last_error(), 2) end
     local s = scalar_out[0]
     cast_attrs.set = 1
     cast_attrs.v[0].n, cast_attrs.v[0].i[0] = 1, dt
     inputs[0] = s
     local st = lib.mg_apply(ctx, CAST, inputs, 1, cast_attrs, outp)
     lib.mg_tensor_release(s)
-    if st ~= 0 then error(last_error(), 2) end
+    if st ~= 0 then uerror(last_error(), 2) end
     return push(outp[0], true)
   end
   local src = testtensor(data)
   if not src then
-    error(format("tensor: expected a nested table, a number or a tensor, got %s", typename(data)), 2)
+    uerror(format("tensor: expected a nested table, a number or a tensor, got %s", typename(data)), 2)
   end
   cast_attrs.set = 1
   cast_attrs.v[0].n, cast_attrs.v[0].i[0] = 1, has_dt and dt or lib.mg_tensor_dtype(src)
   inputs[0] = src
-  if lib.mg_apply(ctx, CAST, inputs, 1, cast_attrs, outp) ~= 0 then error(last_error(), 2) end
+  if lib.mg_apply(ctx, CAST, inputs, 1, cast_attrs, outp) ~= 0 then uerror(last_error(), 2) end
   return push(outp[0], true)
 end
 
 -- core.frombytes(s, dtype, shape): a tensor holding a copy of the bytes of s.
 function M.frombytes(s, dtype, shape)
   if type(s) ~= "string" then
-    error(format("bad argument #1 to 'frombytes' (string expected, got %s)", typename(s)), 2)
+    uerror(format("bad argument #1 to 'frombytes' (string expected, got %s)", typename(s)), 2)
   end
   local dt = dtype ~= nil and parse_dtype(dtype) or F32
   local len, ndim, n = #s, 0, 1
@@ -1028,29 +1033,29 @@ function M.frombytes(s, dtype, shape)
     ndim = 1
   else
     if type(shape) ~= "table" then
-      error(format("bad argument #3 to 'frombytes' (table expected, got %s)", typename(shape)), 2)
+      uerror(format("bad argument #3 to 'frombytes' (table expected, got %s)", typename(shape)), 2)
     end
     ndim = #shape
-    if ndim > MAX_DIMS then error(format("frombytes: at most %d dimensions", MAX_DIMS), 2) end
+    if ndim > MAX_DIMS then uerror(format("frombytes: at most %d dimensions", MAX_DIMS), 2) end
     for i = 1, ndim do
       local v = shape[i]
       if type(v) ~= "number" or not is_int(v) or v < 0 then
-        error(format("frombytes: shape entry %d must be a non-negative integer", i), 2)
+        uerror(format("frombytes: shape entry %d must be a non-negative integer", i), 2)
       end
       shape_buf[i - 1] = v
     end
   end
   for i = 0, ndim - 1 do n = n * tonumber(shape_buf[i]) end
   if n * dtype_size[dt] ~= len then
-    error(format("frombytes: %d bytes do not make %d %s elements", len, n, dtype_names[dt]), 2)
+    uerror(format("frombytes: %d bytes do not make %d %s elements", len, n, dtype_names[dt]), 2)
   end
-  if lib.mg_tensor_from_data(dt, ndim, shape_buf, s, outp) ~= 0 then error(last_error(), 2) end
+  if lib.mg_tensor_from_data(dt, ndim, shape_buf, s, outp) ~= 0 then uerror(last_error(), 2) end
   return push(outp[0], true)
 end
 
 function M.seed(n)
   if type(n) ~= "number" or not is_int(n) then
-    error(format("bad argument #1 to 'seed' (number has no integer representation)"), 2)
+    uerror(format("bad argument #1 to 'seed' (number has no integer representation)"), 2)
   end
   lib.mg_ctx_seed(ctx, n)
 end
@@ -1062,7 +1067,7 @@ function M.rng_state()
 end
 function M.set_rng_state(seed, counter)
   if type(seed) ~= "number" or type(counter) ~= "number" then
-    error("bad argument to 'set_rng_state' (expected two integers)", 2)
+    uerror("bad argument to 'set_rng_state' (expected two integers)", 2)
   end
   lib.mg_ctx_set_rng_state(ctx, seed, counter)
 end
@@ -1101,29 +1106,29 @@ local Tape = ffi.metatype("mgjit_tape", {
 
 local function check_tape(x)
   if not istype(Tape, x) then
-    error(format("bad argument #1 to 'GradientTape method' (mg.Tape expected, got %s)", typename(x)), 3)
+    uerror(format("bad argument #1 to 'GradientTape method' (mg.Tape expected, got %s)", typename(x)), 3)
   end
-  if x.t_ == nil then error("GradientTape: the tape was released", 3) end
+  if x.t_ == nil then uerror("GradientTape: the tape was released", 3) end
   return x.t_
 end
 
 function M.tape_new(persistent, watch)
   if watch == nil then watch = true end
   local t = lib.mg_tape_new(ctx, persistent and 1 or 0, watch and 1 or 0)
-  if t == nil then error(last_error(), 2) end
+  if t == nil then uerror(last_error(), 2) end
   return Tape(t)
 end
 
 function tape_methods.start(x)
-  if lib.mg_tape_start(check_tape(x)) ~= 0 then error(last_error(), 2) end
+  if lib.mg_tape_start(check_tape(x)) ~= 0 then uerror(last_error(), 2) end
 end
 function tape_methods.stop(x) lib.mg_tape_stop(check_tape(x)) end
 function tape_methods.recording(x) return lib.mg_tape_recording(check_tape(x)) ~= 0 end
 function tape_methods.watch(x, v)
   local t = check_tape(x)
   local h = testtensor(v)
-  if not h then error(format("watch: expected a tensor or Variable, got %s", typename(v)), 2) end
-  if lib.mg_tape_watch(t, h) ~= 0 then error(last_error(), 2) end
+  if not h then uerror(format("watch: expected a tensor or Variable, got %s", typename(v)), 2) end
+  if lib.mg_tape_watch(t, h) ~= 0 then uerror(last_error(), 2) end
 end
 
 -- A flat Lua list of tensors as a C array (NULL for holes when allow_nil).
@@ -1133,7 +1138,7 @@ local function read_list(list, allow_nil, what)
   for i = 1, n do
     local h = testtensor(list[i])
     if not h and not (allow_nil and list[i] == nil) then
-      error(format("gradient: %s %d must be a tensor or Variable, got %s", what, i, typename(list[i])), 3)
+      uerror(format("gradient: %s %d must be a tensor or Variable, got %s", what, i, typename(list[i])), 3)
     end
     v[i - 1] = h
   end
@@ -1143,13 +1148,13 @@ end
 -- tape:_gradient(targets, output_grads|nil, sources, unconnected_zero [, keep])
 tape_methods._gradient = nojit(function(x, targets, ograds, sources, zero, keep)
   local tape = check_tape(x)
-  if type(targets) ~= "table" then error("bad argument #2 to '_gradient' (table expected)", 2) end
-  if type(sources) ~= "table" then error("bad argument #4 to '_gradient' (table expected)", 2) end
+  if type(targets) ~= "table" then uerror("bad argument #2 to '_gradient' (table expected)", 2) end
+  if type(sources) ~= "table" then uerror("bad argument #4 to '_gradient' (table expected)", 2) end
   local tv, nt = read_list(targets, false, "target")
   local gv, ng = nil, 0
   if ograds ~= nil then gv, ng = read_list(ograds, true, "output gradient") end
   local sv, ns = read_list(sources, false, "source")
-  if gv and ng ~= nt then error(format("gradient: %d output_gradients for %d targets", ng, nt), 2) end
+  if gv and ng ~= nt then uerror(format("gradient: %d output_gradients for %d targets", ng, nt), 2) end
   local grads = new("mg_tensor *[?]", ns > 0 and ns or 1)
   local was = keep and lib.mg_tape_set_persistent(tape, 1) or -1
   local st = lib.mg_tape_gradient(tape, nt, tv, gv, ns, sv, zero and 1 or 0, grads)
@@ -1218,13 +1223,13 @@ end)
 
 -- core.record_custom({inputs}, output, backward)
 M.record_custom = nojit(function(list, output, backward)
-  if type(list) ~= "table" then error("bad argument #1 to 'record_custom' (table expected)", 2) end
+  if type(list) ~= "table" then uerror("bad argument #1 to 'record_custom' (table expected)", 2) end
   local iv, nin = read_list(list, false, "input")
   local out = checktensor(output, 2, "record_custom")
-  if type(backward) ~= "function" then error("bad argument #3 to 'record_custom' (function expected)", 2) end
+  if type(backward) ~= "function" then uerror("bad argument #3 to 'record_custom' (function expected)", 2) end
   local id = keep_callback(backward)
   if lib.mg_tape_record_custom(ctx, nin, iv, out, backward_cb, ffi.cast("void *", id), free_cb) ~= 0 then
-    error(last_error(), 2)
+    uerror(last_error(), 2)
   end
 end)
 
@@ -1266,43 +1271,43 @@ end)
 
 -- core.record_group({inputs}, {outputs}, backward [, kept])
 M.record_group = nojit(function(ins, outs, backward, kept)
-  if type(ins) ~= "table" then error("bad argument #1 to 'record_group' (table expected, got " .. typename(ins) .. ")", 2) end
-  if type(outs) ~= "table" then error("bad argument #2 to 'record_group' (table expected, got " .. typename(outs) .. ")", 2) end
+  if type(ins) ~= "table" then uerror("bad argument #1 to 'record_group' (table expected, got " .. typename(ins) .. ")", 2) end
+  if type(outs) ~= "table" then uerror("bad argument #2 to 'record_group' (table expected, got " .. typename(outs) .. ")", 2) end
   if type(backward) ~= "function" then
-    error("bad argument #3 to 'record_group' (function expected, got " .. typename(backward) .. ")", 2)
+    uerror("bad argument #3 to 'record_group' (function expected, got " .. typename(backward) .. ")", 2)
   end
   local iv, nin = read_list(ins, false, "input")
   local ov, nout = read_list(outs, false, "output")
   local id = keep_callback(backward)
   kept_of[id] = kept
   if lib.mg_tape_record_group(ctx, nin, iv, nout, ov, group_cb, ffi.cast("void *", id), free_cb) ~= 0 then
-    error(last_error(), 2)
+    uerror(last_error(), 2)
   end
 end)
 
 function M.variable(init, trainable)
   local t, err = totensor(init, "Variable", 1)
-  if not t then error(err, 2) end
+  if not t then uerror(err, 2) end
   local st = lib.mg_variable_new(ctx, t, (trainable == nil or trainable) and 1 or 0, outp)
   lib.mg_tensor_release(t)
-  if st ~= 0 then error(last_error(), 2) end
+  if st ~= 0 then uerror(last_error(), 2) end
   return push(outp[0], true)
 end
 
 function M.assign(v, x)
   local h = checktensor(v, 1, "assign")
-  if lib.mg_tensor_is_variable(h) == 0 then error("assign: the target is not a Variable", 2) end
+  if lib.mg_tensor_is_variable(h) == 0 then uerror("assign: the target is not a Variable", 2) end
   local t, err = totensor(x, "assign", 2)
-  if not t then error(err, 2) end
+  if not t then uerror(err, 2) end
   local st = lib.mg_variable_assign(ctx, h, t)
   lib.mg_tensor_release(t)
-  if st ~= 0 then error(last_error(), 2) end
+  if st ~= 0 then uerror(last_error(), 2) end
   return v
 end
 
 function M.variable_read(v)
   local h = checktensor(v, 1, "variable_read")
-  if lib.mg_variable_read(h, outp) ~= 0 then error(last_error(), 2) end
+  if lib.mg_variable_read(h, outp) ~= 0 then uerror(last_error(), 2) end
   return push(outp[0], false)
 end
 
@@ -1310,7 +1315,7 @@ function M.variable_writes() return tonumber(lib.mg_variable_writes()) end
 
 function M.variable_version(v)
   local h = checktensor(v, 1, "variable_version")
-  if lib.mg_tensor_is_variable(h) == 0 then error("variable_version: not a Variable", 2) end
+  if lib.mg_tensor_is_variable(h) == 0 then uerror("variable_version: not a Variable", 2) end
   return tonumber(lib.mg_variable_version(h))
 end
 
@@ -1329,7 +1334,7 @@ function M.pause_tapes(on) lib.mg_ctx_pause_tapes(ctx, on and 1 or 0) end
 -- core.tensor_key(t) -> a value equal for the Lua handles of one engine tensor.
 function M.tensor_key(t)
   local p = testtensor(t)
-  if p == nil then error("bad argument #1 to 'tensor_key' (tensor expected, got " .. typename(t) .. ")", 2) end
+  if p == nil then uerror("bad argument #1 to 'tensor_key' (tensor expected, got " .. typename(t) .. ")", 2) end
   return tonumber(ffi.cast("intptr_t", p))
 end
 
@@ -1366,19 +1371,19 @@ local Graph = ffi.metatype("mgjit_graph", {
 
 local function check_graph(x, argn)
   if not istype(Graph, x) then
-    error(format("bad argument #%d (mg.Graph expected, got %s)", argn or 1, typename(x)), 3)
+    uerror(format("bad argument #%d (mg.Graph expected, got %s)", argn or 1, typename(x)), 3)
   end
-  if x.g_ == nil then error("graph: released", 3) end
+  if x.g_ == nil then uerror("graph: released", 3) end
   return x.g_
 end
 
 local function tensor_list(list, what)
-  if type(list) ~= "table" then error(format("%s: expected a table of tensors, got %s", what, typename(list)), 3) end
+  if type(list) ~= "table" then uerror(format("%s: expected a table of tensors, got %s", what, typename(list)), 3) end
   local n = #list
   local v = new("mg_tensor *[?]", n > 0 and n or 1)
   for i = 1, n do
     local h = testtensor(list[i])
-    if not h then error(format("%s: value %d must be a tensor, got %s", what, i, typename(list[i])), 3) end
+    if not h then uerror(format("%s: value %d must be a tensor, got %s", what, i, typename(list[i])), 3) end
     v[i - 1] = h
   end
   return v, n
@@ -1392,13 +1397,13 @@ end
 
 local gout = new("mg_graph *[1]")
 function M.trace_begin(name)
-  if lib.mg_trace_begin(ctx, name or "function", gout) ~= 0 then error(last_error(), 2) end
+  if lib.mg_trace_begin(ctx, name or "function", gout) ~= 0 then uerror(last_error(), 2) end
   return Graph(gout[0])
 end
 M.trace_end = nojit(function(g, outs)
   local h = check_graph(g, 1)
   local v, n = tensor_list(outs, "trace")
-  if lib.mg_trace_end(ctx, h, n, v) ~= 0 then error(last_error(), 2) end
+  if lib.mg_trace_end(ctx, h, n, v) ~= 0 then uerror(last_error(), 2) end
 end)
 M.trace_abort = nojit(function() lib.mg_trace_abort(ctx) end)
 function M.tracing() return lib.mg_tracing(ctx) ~= 0 end
@@ -1408,13 +1413,13 @@ function M.is_symbolic(x)
 end
 
 local function read_shape(s, buf)
-  if type(s) ~= "table" then error(format("shape: expected a table, got %s", typename(s)), 3) end
+  if type(s) ~= "table" then uerror(format("shape: expected a table, got %s", typename(s)), 3) end
   local n = #s
-  if n > MAX_DIMS then error(format("shape: at most %d dimensions", MAX_DIMS), 3) end
+  if n > MAX_DIMS then uerror(format("shape: at most %d dimensions", MAX_DIMS), 3) end
   for d = 1, n do
     local v = tosize(s[d])   -- an unknown size passes its probe
     if not v or v < -1 then
-      error(format("shape: entry %d must be a size or -1 (unknown)", d), 3)
+      uerror(format("shape: entry %d must be a size or -1 (unknown)", d), 3)
     end
     buf[d - 1] = v
   end
@@ -1423,14 +1428,14 @@ end
 
 local function check_dtype(v)
   local id = type(v) == "string" and dtype_ids[v]
-  if not id then error(format("unknown dtype '%s'", tostring(v)), 3) end
+  if not id then uerror(format("unknown dtype '%s'", tostring(v)), 3) end
   return id
 end
 
 function M.placeholder(dtype, shape)
   local dt = check_dtype(dtype)
   local n = read_shape(shape, shape_buf)
-  if lib.mg_trace_placeholder(ctx, dt, n, shape_buf, outp) ~= 0 then error(last_error(), 2) end
+  if lib.mg_trace_placeholder(ctx, dt, n, shape_buf, outp) ~= 0 then uerror(last_error(), 2) end
   return push(outp[0], false)
 end
 
@@ -1439,7 +1444,7 @@ M.graph_run = nojit(function(g, ins)
   local nout = lib.mg_graph_noutputs(h)
   local v, n = tensor_list(ins, "call")
   local out = new("mg_tensor *[?]", nout > 0 and nout or 1)
-  if lib.mg_graph_run(ctx, h, n, v, nout, out) ~= 0 then error(last_error(), 2) end
+  if lib.mg_graph_run(ctx, h, n, v, nout, out) ~= 0 then uerror(last_error(), 2) end
   return push_list(out, nout, true)
 end)
 
@@ -1451,11 +1456,11 @@ M.graph_call = nojit(function(g, ...)
   for i = 1, n do
     local v = select(i, ...)
     local t = testtensor(v)
-    if not t then error(format("call: argument %d must be a tensor, got %s", i, typename(v)), 2) end
+    if not t then uerror(format("call: argument %d must be a tensor, got %s", i, typename(v)), 2) end
     ins[i - 1] = t
   end
   local st = lib.mg_graph_run(ctx, h, n, ins, nout, outs)   -- fresh arrays: Lua nodes may call graphs
-  if st ~= 0 then error(last_error(), 2) end
+  if st ~= 0 then uerror(last_error(), 2) end
   local res = {}
   for k = 0, nout - 1 do res[k + 1] = push(outs[k], true) end
   return unpack(res, 1, nout)
@@ -1470,13 +1475,13 @@ function M.graph_call_keep(g, nret, src, ...)
   local kept = { n = #src }
   for k, j in ipairs(src) do
     if j <= n then kept[k] = (select(j, ...)) else kept[k] = outs[j - n] end
-    if kept[k] == nil then error(format("call: kept value %d names %d, out of range", k, j), 2) end
+    if kept[k] == nil then uerror(format("call: kept value %d names %d, out of range", k, j), 2) end
   end
   outs[nret + 1] = kept
   return unpack(outs, 1, nret + 1)
 end
 function M.graph_call_kept(g, kept, ...)
-  if kept.released then error("call: the values kept for this gradient were released", 2) end
+  if kept.released then uerror("call: the values kept for this gradient were released", 2) end
   local args = { unpack(kept, 1, kept.n) }
   local n = select("#", ...)
   for i = 1, n do args[kept.n + i] = (select(i, ...)) end
@@ -1490,7 +1495,7 @@ M.graph_select = nojit(function(g, which)
   local n = #which
   local w = new("int[?]", n > 0 and n or 1)
   for k = 1, n do w[k - 1] = which[k] - 1 end
-  if lib.mg_graph_select_outputs(h, n, w, select_out) ~= 0 then error(last_error(), 2) end
+  if lib.mg_graph_select_outputs(h, n, w, select_out) ~= 0 then uerror(last_error(), 2) end
   return Graph(select_out[0])
 end)
 
@@ -1529,7 +1534,7 @@ end
 local split_f, split_b, split_n, split_src = new("mg_graph *[1]"), new("mg_graph *[1]"), new("int[1]"), new("int *[1]")
 M.graph_split = nojit(function(g, nin, nout)
   local h = check_graph(g, 1)
-  if lib.mg_graph_split(h, nin, nout, split_f, split_b, split_n, split_src) ~= 0 then error(last_error(), 2) end
+  if lib.mg_graph_split(h, nin, nout, split_f, split_b, split_n, split_src) ~= 0 then uerror(last_error(), 2) end
   local src = {}
   for k = 0, split_n[0] - 1 do src[k + 1] = split_src[0][k] + 1 end
   lib.mg_free(split_src[0])
@@ -1590,10 +1595,10 @@ M.graph_optimize = nojit(function(g, passes)
       if passes[fstring(lib.mg_pass_name(i))] == false then mask = bit.band(mask, bit.bnot(bit.lshift(1, i))) end
     end
   elseif passes ~= nil then
-    error("optimize: passes must be nil, an integer or a table like {fuse=false}", 2)
+    uerror("optimize: passes must be nil, an integer or a table like {fuse=false}", 2)
   end
   local counts = new("int[?]", npasses)
-  if lib.mg_graph_optimize_counts(ctx, h, mask, counts) ~= 0 then error(last_error(), 2) end
+  if lib.mg_graph_optimize_counts(ctx, h, mask, counts) ~= 0 then uerror(last_error(), 2) end
   local out = {}
   for i = 0, npasses - 1 do out[fstring(lib.mg_pass_name(i))] = counts[i] end
   return out
@@ -1604,7 +1609,7 @@ M.trace_cond = nojit(function(pred, a, b)
   local ga, gb = check_graph(a, 2), check_graph(b, 3)
   local nout = lib.mg_graph_noutputs(ga)
   local out = new("mg_tensor *[?]", nout > 0 and nout or 1)
-  if lib.mg_trace_cond(ctx, p, ga, gb, nout, out) ~= 0 then error(last_error(), 2) end
+  if lib.mg_trace_cond(ctx, p, ga, gb, nout, out) ~= 0 then uerror(last_error(), 2) end
   return push_list(out, nout, false)
 end)
 
@@ -1617,7 +1622,7 @@ M.trace_while = nojit(function(c, b, init, max_iter, save)
   local nout = save and 2 * n + 1 or n
   local out = new("mg_tensor *[?]", nout > 0 and nout or 1)
   local run = save and lib.mg_trace_while_save or lib.mg_trace_while
-  if run(ctx, gc, gb, n, v, max_iter or -1, out) ~= 0 then error(last_error(), 2) end
+  if run(ctx, gc, gb, n, v, max_iter or -1, out) ~= 0 then uerror(last_error(), 2) end
   return push_list(out, nout, false)
 end)
 
@@ -1652,11 +1657,11 @@ end)
 
 -- core.call_host(fn, {inputs}, {{dtype=, shape=} | dtype ...}) -> {outputs}
 M.call_host = nojit(function(fn, ins, specs)
-  if type(fn) ~= "function" then error("bad argument #1 to 'call_host' (function expected)", 2) end
+  if type(fn) ~= "function" then uerror("bad argument #1 to 'call_host' (function expected)", 2) end
   local v, nin = tensor_list(ins, "lua_function")
-  if type(specs) ~= "table" then error("bad argument #3 to 'call_host' (table expected)", 2) end
+  if type(specs) ~= "table" then uerror("bad argument #3 to 'call_host' (table expected)", 2) end
   local nout = #specs
-  if nout > 64 then error("lua_function: at most 64 results", 2) end
+  if nout > 64 then uerror("lua_function: at most 64 results", 2) end
   local dts, ndims = new("mg_dtype[?]", 64), new("int[?]", 64)
   local shapes = new("int64_t[64][" .. MAX_DIMS .. "]")
   for k = 1, nout do
@@ -1664,7 +1669,7 @@ M.call_host = nojit(function(fn, ins, specs)
     if type(spec) == "string" then
       dts[k - 1], ndims[k - 1] = check_dtype(spec), 0
     else
-      if type(spec) ~= "table" then error(format("lua_function: result spec %d must be a table", k), 2) end
+      if type(spec) ~= "table" then uerror(format("lua_function: result spec %d must be a table", k), 2) end
       dts[k - 1] = check_dtype(spec.dtype)
       ndims[k - 1] = spec.shape == nil and 0 or read_shape(spec.shape, shapes[k - 1])
     end
@@ -1673,14 +1678,14 @@ M.call_host = nojit(function(fn, ins, specs)
   local out = new("mg_tensor *[?]", nout > 0 and nout or 1)
   local st = lib.mg_call_host(ctx, host_cb, ffi.cast("void *", id), free_cb, nin, v, nout, dts, ndims,
     ffi.cast("const int64_t (*)[" .. MAX_DIMS .. "]", shapes), out)
-  if st ~= 0 then error(last_error(), 2) end
+  if st ~= 0 then uerror(last_error(), 2) end
   return push_list(out, nout, true)
 end)
 
 function M.read_variable(v)
   local h = checktensor(v, 1, "read_variable")
-  if lib.mg_tensor_is_variable(h) == 0 then error("read: not a Variable", 2) end
-  if lib.mg_trace_read_variable(ctx, h, outp) ~= 0 then error(last_error(), 2) end
+  if lib.mg_tensor_is_variable(h) == 0 then uerror("read: not a Variable", 2) end
+  if lib.mg_trace_read_variable(ctx, h, outp) ~= 0 then uerror(last_error(), 2) end
   return push(outp[0], false)
 end
 
@@ -1721,7 +1726,7 @@ function graph_methods.nodes(g)
 end
 
 local function text(s)
-  if s == nil then error("graph: out of memory", 3) end
+  if s == nil then uerror("graph: out of memory", 3) end
   local r = fstring(s)
   lib.mg_free(s)
   return r
@@ -1751,7 +1756,7 @@ end
 
 local function check_string(v, argn, fname)
   if type(v) ~= "string" then
-    error(format("bad argument #%d to '%s' (string expected, got %s)", argn, fname, typename(v)), 3)
+    uerror(format("bad argument #%d to '%s' (string expected, got %s)", argn, fname, typename(v)), 3)
   end
   return v
 end
@@ -1759,14 +1764,14 @@ end
 function M.safetensors_load(path)
   check_string(path, 1, "safetensors_load")
   local fp = new("mg_tensorfile *[1]")
-  if lib.mg_safetensors_load(path, fp) ~= 0 then error("mg." .. last_error(), 2) end
+  if lib.mg_safetensors_load(path, fp) ~= 0 then uerror("mg." .. last_error(), 2) end
   return push_tensorfile(fp[0])
 end
 
 function M.safetensors_parse(s, what)
   check_string(s, 1, "safetensors_parse")
   local fp = new("mg_tensorfile *[1]")
-  if lib.mg_safetensors_parse(s, #s, what or "<string>", fp) ~= 0 then error(last_error(), 2) end
+  if lib.mg_safetensors_parse(s, #s, what or "<string>", fp) ~= 0 then uerror(last_error(), 2) end
   return push_tensorfile(fp[0])
 end
 
@@ -1775,7 +1780,7 @@ local function string_array(list, n, what)
   local a = new("const char *[?]", n + 1)
   for i = 1, n do
     local v = list[i]
-    if type(v) ~= "string" then error(format("mg.save: %s %d must be a string, got %s", what, i, typename(v)), 3) end
+    if type(v) ~= "string" then uerror(format("mg.save: %s %d must be a string, got %s", what, i, typename(v)), 3) end
     a[i - 1] = v
   end
   return a
@@ -1784,34 +1789,34 @@ end
 function M.safetensors_save(path, names, tensors, keys, vals)
   check_string(path, 1, "safetensors_save")
   if type(names) ~= "table" or type(tensors) ~= "table" then
-    error("bad argument to 'safetensors_save' (tables of names and tensors expected)", 2)
+    uerror("bad argument to 'safetensors_save' (tables of names and tensors expected)", 2)
   end
   local n, nm = #names, keys and #keys or 0
-  if #tensors ~= n then error(format("mg.save: %d names but %d tensors", n, #tensors), 2) end
+  if #tensors ~= n then uerror(format("mg.save: %d names but %d tensors", n, #tensors), 2) end
   if nm > 0 and (type(vals) ~= "table" or #vals ~= nm) then
-    error("mg.save: metadata keys and values differ in number", 2)
+    uerror("mg.save: metadata keys and values differ in number", 2)
   end
   local na = string_array(names, n, "name")
   local ka, va = string_array(keys or {}, nm, "metadata key"), string_array(vals or {}, nm, "metadata value")
   local ta = new("mg_tensor *[?]", n + 1)
   for i = 1, n do
     local h = testtensor(tensors[i])
-    if not h then error(format("mg.save: '%s' must be a tensor, got %s", names[i], typename(tensors[i])), 2) end
+    if not h then uerror(format("mg.save: '%s' must be a tensor, got %s", names[i], typename(tensors[i])), 2) end
     ta[i - 1] = h
   end
-  if lib.mg_safetensors_save(path, n, na, ta, nm, ka, va) ~= 0 then error("mg." .. last_error(), 2) end
+  if lib.mg_safetensors_save(path, n, na, ta, nm, ka, va) ~= 0 then uerror("mg." .. last_error(), 2) end
 end
 
 function M.write_file_atomic(path, s)
   check_string(path, 1, "write_file_atomic")
   check_string(s, 2, "write_file_atomic")
-  if lib.mg_write_file_atomic(path, s, #s) ~= 0 then error("mg.io." .. last_error(), 2) end
+  if lib.mg_write_file_atomic(path, s, #s) ~= 0 then uerror("mg.io." .. last_error(), 2) end
 end
 
 function M.read_file(path)
   check_string(path, 1, "read_file")
   local bp, lp = new("uint8_t *[1]"), new("size_t[1]")
-  if lib.mg_read_file(path, bp, lp) ~= 0 then error("mg.io." .. last_error(), 2) end
+  if lib.mg_read_file(path, bp, lp) ~= 0 then uerror("mg.io." .. last_error(), 2) end
   local s = fstring(bp[0], lp[0])
   lib.mg_free(bp[0])
   return s
@@ -1824,13 +1829,13 @@ function M.path_isdir(path) return lib.mg_path_isdir(check_string(path, 1, "path
 
 function M.mkdir(path, parents)
   check_string(path, 1, "mkdir")
-  if lib.mg_mkdir(path, parents and 1 or 0) ~= 0 then error("mg.io." .. last_error(), 2) end
+  if lib.mg_mkdir(path, parents and 1 or 0) ~= 0 then uerror("mg.io." .. last_error(), 2) end
 end
 
 function M.listdir(path)
   check_string(path, 1, "listdir")
   local bp, lp, np = new("char *[1]"), new("size_t[1]"), new("int[1]")
-  if lib.mg_listdir(path, bp, lp, np) ~= 0 then error("mg.io." .. last_error(), 2) end
+  if lib.mg_listdir(path, bp, lp, np) ~= 0 then uerror("mg.io." .. last_error(), 2) end
   local out, p = {}, bp[0]
   for i = 1, np[0] do
     local s = fstring(p)
@@ -1843,18 +1848,18 @@ end
 
 function M.remove(path)
   check_string(path, 1, "remove")
-  if lib.mg_remove(path) ~= 0 then error("mg.io." .. last_error(), 2) end
+  if lib.mg_remove(path) ~= 0 then uerror("mg.io." .. last_error(), 2) end
 end
 
 function M.remove_tree(path)
   check_string(path, 1, "remove_tree")
-  if lib.mg_remove_tree(path) ~= 0 then error("mg.io." .. last_error(), 2) end
+  if lib.mg_remove_tree(path) ~= 0 then uerror("mg.io." .. last_error(), 2) end
 end
 
 function M.rename(from, to)
   check_string(from, 1, "rename")
   check_string(to, 2, "rename")
-  if lib.mg_rename(from, to) ~= 0 then error("mg.io." .. last_error(), 2) end
+  if lib.mg_rename(from, to) ~= 0 then uerror("mg.io." .. last_error(), 2) end
 end
 
 return M
