@@ -382,6 +382,11 @@ add_library(own_source:gsub("/[^/]*$", "") .. "/passes/x.lua")
 do
   local ok, func = pcall(require, "moongrad.func")
   if ok then add_library(debug.getinfo(func.func, "S").source) end
+  local okc, core = pcall(require, "moongrad.core")   -- the LuaJIT binding is Lua too: never converted
+  if okc and type(core.tensor) == "function" then
+    local info = debug.getinfo(core.tensor, "S")
+    if info.what ~= "C" then add_library(info.source) end
+  end
 end
 
 local function is_library(src)

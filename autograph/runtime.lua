@@ -937,7 +937,7 @@ R.converter = nil   -- set by autograph: function(f, mode) -> converted f (or f)
 
 -- Lua's "attempt to call" error, at the user's line rather than here (the call happens in the runtime).
 local function callable(f)
-  if type(f) == "function" then return true end
+  if type(f) == "function" or type(f) == "cdata" then return true end   -- (LuaJIT: C functions are cdata)
   local mt = getmetatable(f)
   return type(mt) == "table" and mt.__call ~= nil
 end
@@ -953,9 +953,11 @@ function R.instance(mode)
   if inst then return inst end
   inst = setmetatable({}, { __index = R })
   store_ops(inst, mode)
+  local note_call = func.note_call
   function inst.call(f, ...)
     if type(f) == "function" then
-      if R.converter then f = R.converter(f, mode) end
+      note_call(f)   -- while tracing, its upvalues and globals are guarded too
+      if R.converter then f = R.converter(f, mode); note_call(f) end   -- (LuaJIT: the converted closure's own environment)
     elseif not callable(f) then
       not_callable(f)
     end
@@ -968,7 +970,8 @@ function R.instance(mode)
     end
     local f = o[name]
     if type(f) == "function" then
-      if R.converter then f = R.converter(f, mode) end
+      note_call(f)
+      if R.converter then f = R.converter(f, mode); note_call(f) end
     elseif not callable(f) then
       not_callable(f, "method '" .. name .. "'")
     end

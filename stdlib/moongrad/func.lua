@@ -199,44 +199,127 @@ local function build_results(template, outs)
   return unpack(res, 1, template.n)
 end
 
--- ---- guards: upvalues and globals the trace read ------------------------------------------
+-- ---- guards: the Lua state a trace read ---------------------------------------------------
+--
+-- A trace runs Lua code once; the graph keeps what the plain-typed (number, string, boolean)
+-- upvalues and globals it read were. Those become guards, checked at every call: a changed one
+-- retraces. They cover every user function that runs during the trace, transitively: the staged
+-- function, the Lua functions reachable through its upvalues (helpers), the functions its code
+-- reads from globals, and those AutoGraph's converted calls reach (methods, functions in tables;
+-- note_call). For each: its plain upvalues (one guard per upvalue cell), and the globals it reads
+-- through its environment, which is swapped for a recording proxy while the trace runs: Lua 5.4's
+-- _ENV upvalue cell (shared by the functions of a chunk), under LuaJIT each function's own
+-- environment (setfenv). moongrad's own files and installed libraries are not user code.
 
 local plain = { number = true, string = true, boolean = true }
+local getfenv, setfenv = rawget(_G, "getfenv"), rawget(_G, "setfenv")
+local MAX_GUARDED_FUNCTIONS = 512
 
-local function env_index(fn)
-  local i = 1
-  while true do
-    local name = debug.getupvalue(fn, i)
-    if not name then return nil end
-    if name == "_ENV" then return i end
-    i = i + 1
+local function is_user_function(f)
+  if type(f) ~= "function" then return false end
+  local info = debug.getinfo(f, "S")
+  if info.what ~= "Lua" then return false end
+  local src = info.source
+  return not (options.is_own_source(src) or src:find("/share/lua/", 1, true) or src:find("/lib/lua/", 1, true))
+end
+
+local Collector = {}
+Collector.__index = Collector
+local collector = nil   -- the innermost trace's, while it runs
+
+local function new_collector()
+  return setmetatable({ guards = {}, fns = {}, nfns = 0, cells = {}, proxies = {}, is_proxy = {}, restore = {},
+    active = true }, Collector)
+end
+
+-- A proxy of env that records the plain globals read through it (and collects the functions).
+function Collector:proxy(env)
+  local p = self.proxies[env]
+  if p then return p end
+  local seen, me = {}, self
+  p = setmetatable({}, {
+    __index = function(_, k)
+      local v = env[k]
+      if me.active and not seen[k] then
+        if plain[type(v)] then
+          seen[k] = true
+          me.guards[#me.guards + 1] = { kind = "global", env = env, name = k, value = v }
+        elseif type(v) == "function" then
+          seen[k] = true
+          me:add(v)
+        end
+      end
+      return v
+    end,
+    __newindex = env,
+    __pairs = function() return next, env, nil end,
+  })
+  self.proxies[env] = p
+  self.is_proxy[p] = true   -- (a function sharing an already swapped cell sees the proxy)
+  return p
+end
+
+-- Adds f and the user functions reachable through its upvalues.
+function Collector:add(f)
+  local stack = { f }
+  while #stack > 0 do
+    local g = stack[#stack]
+    stack[#stack] = nil
+    if not self.fns[g] and self.nfns < MAX_GUARDED_FUNCTIONS and is_user_function(g) then
+      self.fns[g] = true
+      self.nfns = self.nfns + 1
+      local i = 1
+      while true do
+        local name, v = debug.getupvalue(g, i)
+        if not name then break end
+        local id = debug.upvalueid(g, i)
+        if not self.cells[id] then
+          self.cells[id] = true
+          if name == "_ENV" and type(v) == "table" and not self.is_proxy[v] then
+            debug.setupvalue(g, i, self:proxy(v))
+            self.restore[#self.restore + 1] = function() debug.setupvalue(g, i, v) end
+          elseif plain[type(v)] then
+            self.guards[#self.guards + 1] = { kind = "upvalue", fn = g, index = i, name = name, value = v }
+          elseif type(v) == "function" then
+            stack[#stack + 1] = v
+          end
+        end
+        i = i + 1
+      end
+      if setfenv then   -- LuaJIT: each function's own environment
+        local env = getfenv(g)
+        if type(env) == "table" and not self.is_proxy[env] then
+          setfenv(g, self:proxy(env))
+          self.restore[#self.restore + 1] = function() setfenv(g, env) end
+        end
+      end
+    end
   end
 end
 
--- Where fn reads its globals, and how to swap that table for the trace's
--- proxy: Lua 5.4's _ENV upvalue; under LuaJIT (Lua 5.1 rules: no _ENV) the
--- function's environment, getfenv(fn). An _ENV upvalue is shared by every
--- function of its chunk, an environment is fn's own: under LuaJIT only the
--- globals fn itself reads are guarded, not those of functions it calls.
-local getfenv, setfenv = rawget(_G, "getfenv"), rawget(_G, "setfenv")
-local function env_of(fn)
-  local ei = env_index(fn)
-  if ei then
-    return select(2, debug.getupvalue(fn, ei)), function(e) debug.setupvalue(fn, ei, e) end
-  end
-  if setfenv and debug.getinfo(fn, "S").what == "Lua" then
-    return getfenv(fn), function(e) setfenv(fn, e) end
-  end
-  return nil
+function Collector:finish()
+  self.active = false
+  for i = #self.restore, 1, -1 do self.restore[i]() end
+end
+
+-- AutoGraph's converted calls report the Lua functions they call (methods, functions found in
+-- tables): their state is guarded too.
+function M.note_call(f)
+  if collector and type(f) == "function" and not collector.fns[f] then collector:add(f) end
 end
 
 local host_fns = nil  -- while tracing: the functions given to mg.lua_function
+
+local function guard_now(gd)
+  if gd.kind == "upvalue" then return select(2, debug.getupvalue(gd.fn, gd.index)) end
+  return gd.env[gd.name]
+end
 
 -- The guards that are state rather than inputs: values the trace itself
 -- changed (a Lua counter of traces) and upvalues shared with a function the
 -- graph calls (a counter bumped by mg.lua_function at run time). Guarding
 -- those would retrace on every call.
-local function drop_state_guards(fn, env, guards, hosts)
+local function drop_state_guards(guards, hosts)
   local shared = {}
   for _, h in ipairs(hosts) do
     local j = 1
@@ -247,69 +330,51 @@ local function drop_state_guards(fn, env, guards, hosts)
   end
   local kept = {}
   for _, gd in ipairs(guards) do
-    local now
-    if gd.kind == "upvalue" then now = select(2, debug.getupvalue(fn, gd.index))
-    else now = env[gd.name] end
-    if now == gd.value and not (gd.kind == "upvalue" and shared[debug.upvalueid(fn, gd.index)]) then
+    if guard_now(gd) == gd.value and not (gd.kind == "upvalue" and shared[debug.upvalueid(gd.fn, gd.index)]) then
       kept[#kept + 1] = gd
     end
   end
   return kept
 end
 
--- Runs fn(...) recording the plain-typed upvalues it closes over and the
--- plain-typed globals it reads; returns pcall's results and the guards.
+-- Runs fn(...) collecting the guards; returns pcall's results and the guards.
 local function run_guarded(fn, ...)
-  local guards = {}
-  local i = 1
-  while true do
-    local name, value = debug.getupvalue(fn, i)
-    if not name then break end
-    if name ~= "_ENV" and plain[type(value)] then
-      guards[#guards + 1] = { kind = "upvalue", index = i, name = name, value = value }
-    end
-    i = i + 1
-  end
-  local saved_hosts = host_fns
+  local saved_hosts, saved_collector = host_fns, collector
   host_fns = {}
-  local env, set_env = env_of(fn)
+  local c = new_collector()
+  collector = c
+  local ok, err = pcall(c.add, c, fn)
   local res
-  if type(env) == "table" then
-    local seen = {}
-    local proxy = setmetatable({}, {
-      __index = function(_, k)
-        local v = env[k]
-        if plain[type(v)] and not seen[k] then
-          seen[k] = true
-          guards[#guards + 1] = { kind = "global", name = k, value = v }
-        end
-        return v
-      end,
-      __newindex = env,
-      __pairs = function() return next, env, nil end,
-    })
-    set_env(proxy)
-    res = pack(pcall(fn, ...))
-    set_env(env)
-  else
-    res = pack(pcall(fn, ...))
-  end
+  if ok then res = pack(pcall(fn, ...)) else res = pack(false, err) end
+  c:finish()
+  collector = saved_collector
   local hosts = host_fns
   host_fns = saved_hosts
   if saved_hosts then  -- an enclosing trace also owns these host calls
     for _, h in ipairs(hosts) do saved_hosts[#saved_hosts + 1] = h end
   end
-  return res, drop_state_guards(fn, env, guards, hosts), env
+  if saved_collector then  -- and guards what this trace read (its functions ran in it)
+    for _, gd in ipairs(c.guards) do saved_collector.guards[#saved_collector.guards + 1] = gd end
+  end
+  return res, drop_state_guards(c.guards, hosts)
 end
 
-local function guards_hold(fn, env, guards)
+local function guards_hold(guards)
   for _, gd in ipairs(guards) do
-    local now
-    if gd.kind == "upvalue" then now = select(2, debug.getupvalue(fn, gd.index))
-    else now = env[gd.name] end
+    local now = guard_now(gd)
     if now ~= gd.value then return false, gd, now end
   end
   return true
+end
+
+-- "upvalue 'k' of the function at helpers.lua:3 (was 1, now 100)", for retrace messages.
+local function describe_guard(gd, now, traced)
+  local what = string.format("%s '%s'", gd.kind, tostring(gd.name))
+  if gd.kind == "upvalue" and gd.fn ~= traced then
+    local info = debug.getinfo(gd.fn, "S")
+    what = what .. string.format(" of the function at %s:%d", info.short_src, info.linedefined)
+  end
+  return string.format("%s (was %s, now %s)", what, tostring(gd.value), tostring(now))
 end
 
 -- ---- concrete functions --------------------------------------------------------------
@@ -470,7 +535,7 @@ function Func:trace(args, key, tensors)
   if self.max_traces and self.ntraces >= self.max_traces then
     local msg = string.format("%s: retracing beyond max_traces=%d (%s changed)", self.name, self.max_traces,
       changed_argument(self.last_types, arg_types(args), self.guard_change))
-    if self.on_retrace == "error" then error(msg, 4) end
+    if self.on_retrace == "error" then options.raise(msg) end
     warn(msg)
   end
   local first = self.ntraces == 0
@@ -487,7 +552,7 @@ function Func:trace(args, key, tensors)
   trace_depth = trace_depth + 1
   local saved_first = autodiff._variables_allowed
   autodiff._variables_allowed = first and self.name or false
-  local res, guards, env = run_guarded(self.traced_fn, unpack(targs, 1, args.n))
+  local res, guards = run_guarded(self.traced_fn, unpack(targs, 1, args.n))
   autodiff._variables_allowed = saved_first
   trace_depth = trace_depth - 1
   if not res[1] then
@@ -498,7 +563,7 @@ function Func:trace(args, key, tensors)
   local outs, template = flatten_results(results)
   core.trace_end(g, outs)
   local counts = self.optimize and core.graph_optimize(g, self.passes) or nil
-  local cf = setmetatable({ graph_obj = g, template = template, guards = guards, env = env,
+  local cf = setmetatable({ graph_obj = g, template = template, guards = guards,
     name = self.name, key = key, constraints = constraints, pass_counts = counts, shapes = shapes }, Concrete)
   -- the Variables it reads and its effects, for calls under a tape (below)
   local vars, _, effect = core.graph_externals(nil, g)
@@ -543,10 +608,9 @@ function Func:lookup(args)
     for _, cf in ipairs(list) do
       if core.graph_accepts(cf.graph_obj, unpack(tensors)) and
           (not cf.constraints[1] or constraints_hold(cf.constraints, tensors)) then
-        local ok, gd, now = guards_hold(self.traced_fn, cf.env, cf.guards)
+        local ok, gd, now = guards_hold(cf.guards)
         if ok then return cf, tensors, false end
-        self.guard_change = self.guard_change or string.format("%s '%s' (was %s, now %s)",
-          gd.kind, tostring(gd.name), tostring(gd.value), tostring(now))
+        self.guard_change = self.guard_change or describe_guard(gd, now, self.traced_fn)
       end
     end
   end
@@ -910,7 +974,7 @@ function Func:__call(...)
     return graph_call_or(cf.graph_obj, self.call_plain_taped, self, ...)
   end
   if cf and select("#", ...) == cf.nargs and core.graph_accepts(cf.graph_obj, ...)
-      and (not cf.guards[1] or guards_hold(self.traced_fn, cf.env, cf.guards))
+      and (not cf.guards[1] or guards_hold(cf.guards))
       and (not cf.constraints[1] or constraints_hold(cf.constraints, { ... })) then
     -- tensors in, tensors out: no tables (under a recording tape, call_slow records the call)
     return graph_call_or(cf.graph_obj, self.call_slow, self, ...)
@@ -987,7 +1051,7 @@ end
 -- trace read (guards) are unchanged. For hosts that keep cf's graph and run
 -- it directly (moongrad.h's mg_call_into); false means: look it up again.
 function Func:guards_hold(cf)
-  return (guards_hold(self.traced_fn, cf.env, cf.guards))
+  return (guards_hold(cf.guards))
 end
 
 -- mg.func(fn, {input_signature=, reduce_retracing=false, name=, max_traces=,
