@@ -26,7 +26,6 @@ local R = {}
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack
 local is_tensor, is_symbolic = core.is_tensor, core.is_symbolic
-local is_variable = core.is_variable or function() return false end
 
 -- A value for a return slot that no path has set yet (TF's UndefinedReturnValue).
 R.UNDEF = setmetatable({}, { __tostring = function() return "<undefined return value>" end })
@@ -131,12 +130,17 @@ end
 
 -- ---- converting state values -------------------------------------------------------------
 
--- "tensor" | "weak" (a Lua number or boolean) | "undef" | "value" (anything else, nil included)
+-- The placeholders of a staged loop's variables that entered the loop as Lua numbers: still
+-- weakly typed while the body is traced, so an if inside the body that assigns the variable a
+-- float tensor makes it float, as the loop itself would (the loop then retraces with that dtype).
+local weak_placeholders = setmetatable({}, { __mode = "k" })
+
+-- "tensor" | "weak" (a Lua number or boolean, or a weak placeholder) | "undef" | "value" (anything
+-- else, nil included). A Variable counts as the tensor it holds: where the paths differ, the
+-- graph selects its value (the same Variable on every path stays the Variable, as any identical
+-- Lua value does).
 local function kind(v)
-  if is_tensor(v) then
-    if is_variable(v) then return "value" end
-    return "tensor"
-  end
+  if is_tensor(v) then return weak_placeholders[v] and "weak" or "tensor" end
   local t = type(v)
   if t == "number" or t == "boolean" then return "weak" end
   if v == UNDEF then return "undef" end
@@ -144,12 +148,14 @@ local function kind(v)
 end
 
 local function weak_dtype(v)
+  if is_tensor(v) then return v.dtype end   -- a weak placeholder
   if type(v) == "boolean" then return "bool" end
   if math.type then return math.type(v) == "integer" and "int64" or "float32" end
   return (v == math.floor(v) and v >= -2 ^ 63 and v < 2 ^ 63) and "int64" or "float32"   -- the FFI binding's rule
 end
 
 local function meta_of(v)
+  if weak_placeholders[v] then return { dtype = v.dtype, shape = {}, weak = true } end
   if is_tensor(v) then return { dtype = v.dtype, shape = v.shape } end
   if type(v) == "number" or type(v) == "boolean" then return { dtype = weak_dtype(v), shape = {}, weak = true } end
   return nil
@@ -164,6 +170,10 @@ end
 -- A tensor for a weak/undef value, of the hinted dtype (and shape for undef).
 local function materialize(v, hint)
   if v == UNDEF then return core.full(hint.shape, 0, hint.dtype) end
+  if is_tensor(v) then   -- a weak placeholder
+    if hint and hint.dtype ~= v.dtype then return core.cast(v, hint.dtype) end
+    return v
+  end
   local dt = hint and hint.dtype or weak_dtype(v)
   if type(v) == "boolean" then v = v and 1 or 0 end
   if dt == "bool" and type(v) == "number" then v = (v ~= 0) and 1 or 0 end
@@ -575,7 +585,10 @@ local function staged_while(cond_fn, body_fn, get, set, names, what)
       if not set then return end
       local vals = {}
       for i = 1, init.n do vals[i] = init[i] end
-      for j, i in ipairs(slots) do vals[i] = ph[j] end
+      for j, i in ipairs(slots) do
+        vals[i] = ph[j]
+        if specs[i].weak then weak_placeholders[ph[j]] = true end
+      end
       set(unpack(vals, 1, init.n))
     end
     local gc = trace_sub("while_cond", nslot, ph_specs, function(ph)

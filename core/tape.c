@@ -226,6 +226,9 @@ mg_status mg_tape_record_group(mg_ctx *ctx, int nin, mg_tensor *const *inputs, i
                                void (*free_ud)(void *)) {
   if (!ctx->ntapes || ctx->paused || nout < 1) {
     if (free_ud) free_ud(ud);
+    if (nout < 1)  /* a node with no outputs: no gradient flows through it, the ops inside it are covered */
+      for (int k = 0; k < ctx->ntapes; k++)
+        if (ctx->tapes[k]->recording && ctx->ntraces <= ctx->tapes[k]->trace_depth) ctx->tapes[k]->pending = 0;
     return MG_OK;
   }
   return record_on_tapes(ctx, MG_OP_COUNT, inputs, nin, NULL, nout, outputs, NULL, fn, ud, free_ud);

@@ -91,6 +91,7 @@ mg_tensor *mg_tensor_header(mg_dtype dt, int ndim, const int64_t *shape) {
   t->snapshot_of = NULL;
   t->graph = NULL;
   t->value = -1;
+  t->version = 0;  /* a Variable's write count (pooled headers keep old bytes) */
   if (ndim) memcpy(t->shape, shape, (size_t)ndim * sizeof(int64_t));
   mg_contiguous_strides(ndim, t->shape, t->strides);
   return t;
