@@ -195,6 +195,43 @@ end
 -- trace (the then branch, the else branch, a loop body and its retraces) starts from their values
 -- before the statement, and they get those values back after it: one trace never sees another's.
 
+-- State values that are made of tensors (an mg.TensorArray: its metatable's __mg_state) travel as
+-- the tensor that stands for them; get/set are wrapped so that every trace and the statement's end
+-- see fresh objects rebuilt from those tensors (a trace never uses up the caller's object).
+local function state_protocol(v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "__mg_state") or nil
+end
+
+local function with_composites(get, set, names)
+  if not get then return get, set end
+  local init = pack(get())
+  local protos, any = {}, false
+  for i = 1, init.n do
+    local p = state_protocol(init[i])
+    if p then protos[i] = { p = p, template = init[i] }; any = true end
+  end
+  if not any then return get, set end
+  local get2 = function()
+    local vals = pack(get())
+    for i, pr in pairs(protos) do
+      local v = vals[i]
+      if state_protocol(v) ~= pr.p then
+        fail(string.format("'%s' holds %s before this statement and %s in it; a TensorArray must stay one",
+          names and names[i] or ("state " .. i), tostring(pr.template), type(v) == "table" and tostring(v) or type(v)))
+      end
+      vals[i] = pr.p.flatten(v, UNDEF)
+    end
+    return unpack(vals, 1, vals.n)
+  end
+  local set2 = set and function(...)
+    local vals = pack(...)
+    for i, pr in pairs(protos) do vals[i] = pr.p.rebuild(pr.template, vals[i], UNDEF) end
+    set(unpack(vals, 1, vals.n))
+  end
+  return get2, set2
+end
+
 -- The state values before the statement, with `first_scratch`: the index of the first scratch slot.
 local function entry_state(get, names)
   local init = get and pack(get()) or { n = 0 }
@@ -372,6 +409,7 @@ local function branch_mismatch(msg)
 end
 
 local function staged_if(cond, then_fn, else_fn, get, set, names)
+  get, set = with_composites(get, set, names)
   local init = entry_state(get, names)
   local nstate = init.first_scratch - 1
   for i = 1, init.n do names[i] = names[i] or ("state " .. i) end
@@ -555,6 +593,7 @@ end
 -- while cond_fn() do body_fn() end as one while node. The loop variables are
 -- the state values that are tensors or numbers; other values must stay as they are.
 local function staged_while(cond_fn, body_fn, get, set, names, what)
+  get, set = with_composites(get, set, names)
   local init = entry_state(get, names)
   local specs, consts = {}, {}
   for i = 1, init.first_scratch - 1 do

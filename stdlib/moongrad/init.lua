@@ -292,6 +292,8 @@ for _, name in ipairs({ "GradientTape", "Variable", "custom_gradient", "grad", "
 end
 
 -- ---- staging ----------------------------------------------------------------------
+-- mg.TensorArray{dtype=, size=, dynamic_size=, element_shape=}: tensors a staged loop accumulates.
+M.TensorArray = require("moongrad.tensor_array").new
 local func = require("moongrad.func")
 for _, name in ipairs({ "func", "TensorSpec", "cond", "while_loop", "lua_function", "print",
   "executing_eagerly" }) do
