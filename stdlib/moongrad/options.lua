@@ -36,13 +36,13 @@ M.own_prefixes = { own_prefix, autograph_prefix }
 -- outside these files too.
 core.set_own_sources(own_prefix, autograph_prefix)
 
--- error(msg) at the first caller outside moongrad's Lua files.
+-- error(msg) at the first caller outside moongrad's Lua files. Lua's own rule stays: reached
+-- through a C function first (pcall(f, ...)), the error has no position.
 function M.raise(msg)
   local level = 2
   while true do
     local info = debug.getinfo(level + 1, "S")
-    if not info then break end
-    if info.what ~= "C" and not is_own(info.source) then break end
+    if not info or info.what == "C" or not is_own(info.source) then break end
     level = level + 1
   end
   error(msg, level + 1)
