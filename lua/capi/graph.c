@@ -747,6 +747,16 @@ static int graph_optimize(lua_State *L) {
   return 1;
 }
 
+/* core.pass_names() -> {"constfold", "cse", ...}: the optimisation passes, in order. */
+static int pass_names(lua_State *L) {
+  lua_createtable(L, MG_NPASSES, 0);
+  for (int i = 0; i < MG_NPASSES; i++) {
+    lua_pushstring(L, mg_pass_name(i));
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
 /* core.graph_split(graph, nfwd_in, nfwd_out) -> forward, backward, {src}:
  * mg_graph_split; src[k] (1-based) says where the backward's input k comes
  * from in the list (forward inputs, forward graph outputs). */
@@ -789,7 +799,7 @@ static const luaL_Reg graph_methods[] = {
 
 static const luaL_Reg graph_fns[] = {
     {"trace_begin", trace_begin}, {"trace_end", trace_end},       {"trace_abort", trace_abort},
-    {"set_own_sources", set_own_sources},
+    {"set_own_sources", set_own_sources}, {"pass_names", pass_names},
     {"tracing", tracing},         {"is_symbolic", is_symbolic},   {"placeholder", placeholder},
     {"graph_run", graph_run},     {"graph_call", graph_call},     {"graph_optimize", graph_optimize},     {"graph_accepts", graph_accepts},
     {"graph_call_or", graph_call_or}, {"graph_split", graph_split}, {"graph_call_keep", graph_call_keep},

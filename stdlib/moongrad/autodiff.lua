@@ -7,6 +7,7 @@
 -- use double reverse mode (nested tapes), no separate forward mode.
 -- Portable Lua (5.4 and LuaJIT).
 local core = require("moongrad.core")
+local options = require("moongrad.options")
 
 local M = {}
 local unpack = table.unpack or unpack
@@ -78,8 +79,9 @@ local Tape = core.tape_methods
 
 -- mg.GradientTape{persistent=false, watch_accessed_variables=true}: a tape that
 -- records from its creation until tape:stop() or the end of its <close> scope.
+local TAPE_OPTIONS = { persistent = "boolean", watch_accessed_variables = "boolean", record = "boolean" }
 function M.GradientTape(opts)
-  opts = opts or {}
+  opts = options.check("GradientTape", opts, TAPE_OPTIONS)
   local tape = core.tape_new(opts.persistent and true or false, opts.watch_accessed_variables ~= false)
   if opts.record ~= false then tape:start() end
   return tape
@@ -110,8 +112,11 @@ function Tape:stop_recording(fn)
   return unpack(res, 2, res.n)
 end
 
-local function options(a, b)
-  if type(a) == "table" and not core.is_tensor(a) and (a.output_gradients or a.unconnected_gradients) then
+-- gradient's third argument: output_gradients (a tensor or a list of them), or an options table.
+local GRADIENT_OPTIONS = { output_gradients = "any", unconnected_gradients = { "string", one_of = { "none", "zero" } } }
+local function gradient_options(a, b)
+  if type(a) == "table" and not core.is_tensor(a) and next(a) ~= nil and a[1] == nil then   -- named fields
+    options.check("gradient", a, GRADIENT_OPTIONS)
     return a.output_gradients, a.unconnected_gradients
   end
   return a, b
@@ -121,7 +126,7 @@ end
 -- or tape:gradient(target, sources, {output_gradients=, unconnected_gradients="none"|"zero"}).
 -- A non-scalar target is summed (TF's rule); sources not connected give nil.
 function Tape:gradient(target, sources, output_gradients, unconnected)
-  output_gradients, unconnected = options(output_gradients, unconnected)
+  output_gradients, unconnected = gradient_options(output_gradients, unconnected)
   if unconnected ~= nil and unconnected ~= "none" and unconnected ~= "zero" then
     error("gradient: unconnected_gradients must be \"none\" or \"zero\", got " .. tostring(unconnected), 2)
   end
@@ -200,8 +205,10 @@ local counter = 0
 
 -- mg.Variable(init, {name=, trainable=true, dtype=}): mutable state usable as a
 -- tensor in every op; watched automatically by tapes when trainable.
+local VARIABLE_OPTIONS = { dtype = { "string", one_of = { "float32", "float64", "int32", "int64", "uint8", "bool" } },
+  trainable = "boolean", name = "string" }
 function M.Variable(init, opts)
-  opts = opts or {}
+  opts = options.check("Variable", opts, VARIABLE_OPTIONS)
   if core.tracing() then
     if M._variables_allowed == false then
       error("Variable: created while retracing a staged function; create Variables outside it or only on "
@@ -273,7 +280,22 @@ end
 
 -- mg.value_and_grad(f, {argnums=1|{...}}): a function returning f(...) and the
 -- gradient of f's (summed) result with respect to the chosen arguments.
+local GRAD_OPTIONS = { argnums = { "integer|table", check = function(v)
+  if type(v) == "number" then
+    if v < 1 then return "must be 1 or more, got " .. v end
+    return nil
+  end
+  for i, a in ipairs(v) do
+    if type(a) ~= "number" or a < 1 or a ~= math.floor(a) then
+      return string.format("must list argument positions (1 or more), entry %d is %s", i, tostring(a))
+    end
+  end
+end } }
 function M.value_and_grad(f, opts)
+  if type(f) ~= "function" and not (type(f) == "table" and getmetatable(f) and getmetatable(f).__call) then
+    options.raise("value_and_grad: f must be a function, got " .. type(f))
+  end
+  options.check("value_and_grad", opts, GRAD_OPTIONS)
   local nums, single = argnums_of(opts)
   return function(...)
     local args = pack(...)

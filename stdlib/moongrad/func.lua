@@ -1056,9 +1056,35 @@ end
 
 -- mg.func(fn, {input_signature=, reduce_retracing=false, name=, max_traces=,
 -- on_retrace="warn"|"error", eager=false, optimize=true}): a staged function.
+local PASS_NAMES = {}
+for _, name in ipairs(core.pass_names()) do PASS_NAMES[name] = true end
+local FUNC_OPTIONS = {
+  name = "string",
+  input_signature = "table",
+  reduce_retracing = "boolean",
+  max_traces = { "integer", min = 1 },
+  on_retrace = { "string", one_of = { "warn", "error" } },
+  eager = "boolean",
+  optimize = "boolean",
+  autograph = { "boolean|string", check = function(v)
+    if v ~= true and v ~= false and v ~= "warn" then return "must be true, false or \"warn\", got " .. options.show(v) end
+  end },
+  passes = { "table", check = function(v)
+    local names = core.pass_names()
+    for k, on in pairs(v) do
+      if not PASS_NAMES[k] then
+        return string.format("names passes to turn off, like {fuse = false}; %s is not a pass (passes: %s)",
+          type(k) == "string" and ("'" .. k .. "'") or ("entry [" .. tostring(k) .. "] = " .. options.show(on)),
+          table.concat(names, ", "))
+      end
+      if type(on) ~= "boolean" then return string.format("'%s' must be true or false, got %s", k, options.show(on)) end
+    end
+  end },
+}
+
 function M.func(fn, opts)
   if type(fn) ~= "function" then error("func: expected a function, got " .. type(fn), 2) end
-  opts = opts or {}
+  opts = options.check("func", opts, FUNC_OPTIONS)
   local info = debug.getinfo(fn, "S")
   local self = setmetatable({
     fn = fn,
@@ -1324,8 +1350,9 @@ end
 -- mg.while_loop(cond_fn, body_fn, loop_vars, {maximum_iterations=, shape_invariants=}):
 -- while cond_fn(vars...) do vars = body_fn(vars...) end; returns the final
 -- loop_vars (a list). Inside a staged function it is one while node.
+local WHILE_OPTIONS = { maximum_iterations = { "integer", min = 0 }, shape_invariants = "table" }
 function M.while_loop(cond_fn, body_fn, loop_vars, opts)
-  opts = opts or {}
+  opts = options.check("while_loop", opts, WHILE_OPTIONS)
   if type(loop_vars) ~= "table" or is_tensor(loop_vars) then
     error("while_loop: loop_vars must be a list of tensors or numbers", 2)
   end

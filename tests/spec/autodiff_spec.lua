@@ -480,7 +480,7 @@ describe("errors of gradient()", function()
     local y = x * x
     tape:stop()
     fails(function() return tape:gradient(y, x, { unconnected_gradients = "zeros" }) end,
-      "unconnected_gradients", '"none" or "zero"', "zeros")
+      "unconnected_gradients", '"none", "zero"', "zeros")
     fails(function() return tape:gradient(y, x, nil, "ZERO") end, "unconnected_gradients", "ZERO")
     near(tape:gradient(y, x), 4)                         -- the tape is still usable
   end)

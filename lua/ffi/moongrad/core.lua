@@ -1582,6 +1582,13 @@ function M.graph_externals(extra, ...)
   return res, any, effect
 end
 
+-- core.pass_names() -> {"constfold", "cse", ...}: the optimisation passes, in order.
+function M.pass_names()
+  local out = {}
+  for i = 0, D.MG_NPASSES - 1 do out[i + 1] = fstring(lib.mg_pass_name(i)) end
+  return out
+end
+
 -- core.graph_optimize(graph [, passes]) -> {constfold=n, cse=n, ...}: passes
 -- is an integer mask, or a table switching passes off ({fuse=false}).
 M.graph_optimize = nojit(function(g, passes)
