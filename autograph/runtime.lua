@@ -177,7 +177,7 @@ local function materialize(v, hint)
   local dt = hint and hint.dtype or weak_dtype(v)
   if type(v) == "boolean" then v = v and 1 or 0 end
   if dt == "bool" and type(v) == "number" then v = (v ~= 0) and 1 or 0 end
-  return core.full({}, v, dt)
+  return core.full(hint and hint.shape or {}, v, dt)
 end
 
 -- The dtype two weak values agree on, or nil.
@@ -393,14 +393,16 @@ local function slot_target(name, a, b)
     return { dtype = dt, shape = {} }
   end
   local t, w = ma.weak and mb or ma, ma.weak and a or b
-  if #t.shape ~= 0 then
+  local one = true   -- a number meets a one-element tensor of any rank (a (1) condition): it takes its shape
+  for _, d in ipairs(t.shape) do one = one and d == 1 end
+  if not one or (is_tensor(w) and #t.shape ~= 0) then
     return nil, string.format("'%s' is %s in one branch and %s in the other", name,
       describe(ma.weak and b or a), describe(w))
   end
   if type(w) == "boolean" and t.dtype ~= "bool" then
     return nil, string.format("'%s' is %s in one branch and %s in the other", name, describe(ma.weak and b or a), describe(w))
   end
-  return { dtype = t.dtype, shape = {} }
+  return { dtype = t.dtype, shape = t.shape }
 end
 
 local function branch_mismatch(msg)

@@ -268,6 +268,63 @@ describe("the differential fuzzer's findings", function()
     near(g(mg.tensor(0.0, "float64")), 2)
   end)
 
+  it("F5: repeat-until with a one-element (shape (1)) condition and a break", function()
+    local function r1(n)
+      local i = 0
+      repeat
+        i = i + 1
+        if n ~= n then break end
+      until (i >= 3) or (mg.tensor({ 1 }) >= 2)
+      return i
+    end
+    near(mg.func(r1)(mg.tensor(4)), 3)
+  end)
+
+  it("F6: a branch's dead state is not seen by an elseif condition's trace", function()
+    local function main(x1, x2, x3)
+      local v1 = x1 * 0 + 1
+      if x1 >= x3 then
+        v1 = 0 - v1
+      elseif -1.125 < x2 then
+        v1 = v1 + 0
+      end
+      return x3
+    end
+    local FT = "float64"
+    near(mg.func(main)(mg.tensor(0.75, FT), mg.tensor(-1.25, FT), mg.tensor(0.5, FT)), 0.5)
+  end)
+
+  it("F7/F8: several `if ... return` in sequence keep their gradients (tape inside and around)", function()
+    local FT = "float64"
+    local g = mg.func(function(x1, x2, x3)
+      local tape = mg.GradientTape()
+      tape:watch(x1); tape:watch(x2); tape:watch(x3)
+      local o = (function()
+        if 0.5 < x3 then return x1 end
+        if 0.625 <= x1 then else return x3 end
+        return x2
+      end)()
+      tape:stop()
+      local gr = tape:gradient(o, { x1, x2, x3 }, { unconnected_gradients = "zero" })
+      return o, gr[1], gr[2], gr[3]
+    end)
+    local o, g1, g2, g3 = g(mg.tensor(1.5, FT), mg.tensor(1.25, FT), mg.tensor(-1.25, FT))
+    near(o, 1.25); near(g1, 0); near(g2, 1); near(g3, 0)
+    local f = mg.func(function(x1)
+      if x1 <= 0.5 then return x1 end
+      if x1 < -5 then return x1 end
+      if x1 > 1 then return x1 * 3 end
+      return x1 * 0
+    end)
+    local x = mg.tensor(1.75, FT)
+    local tape = mg.GradientTape()
+    tape:watch(x)
+    local y = f(x)
+    tape:stop()
+    near(y, 5.25)
+    near(tape:gradient(y, x), 3)
+  end)
+
   it("F4: nested tapes around the first call of a staged function reading a Variable", function()
     -- the Variable's version was read from an uninitialised (pooled) tensor header
     for _ = 1, 20 do
