@@ -15,6 +15,7 @@ local Model = require("moongrad.nn.model")
 local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 local node = require("moongrad.nn.node")
+local options = require("moongrad.options")
 
 local Functional = Model:extend("Functional")
 Functional.default_name = "model"
@@ -35,6 +36,7 @@ local function is_input_node(n) return n.layer.class_name == "InputLayer" end
 
 function Functional:__init(cfg)
   if type(cfg) ~= "table" then util.raise("Model: expected {inputs=, outputs=, name=}") end
+  options.check("Model", cfg, { inputs = "any", outputs = "any", name = "string", trainable = "boolean" })
   self:_setup { name = cfg.name, trainable = cfg.trainable }
   local inputs, single_in = kt_list(cfg.inputs, "inputs")
   local outputs, single_out = kt_list(cfg.outputs, "outputs")

@@ -25,6 +25,7 @@ local class = require("moongrad.nn.class")
 local Layer = require("moongrad.nn.layer")
 local Model = require("moongrad.nn.model")
 local fs = require("moongrad.fs")
+local options = require("moongrad.options")
 
 local M = {}
 
@@ -354,6 +355,7 @@ end
 
 -- model:load_weights(path [, {skip_mismatch=false}]) -> the names skipped.
 function Layer:load_weights(path, opts)
+  options.check("load_weights", opts, { skip_mismatch = "boolean" })
   if type(path) ~= "string" then error("load_weights: expected a file path, got " .. type(path), 2) end
   if is_dir(path) then path = path .. "/model.weights.safetensors" end
   local ok, tensors = pcall(load_tensors, path)
@@ -509,7 +511,7 @@ end
 -- model:save(dir): architecture, weights, compile settings, optimizer
 -- state and the random generator, as a directory.
 function Model:save(dir, opts)
-  opts = opts or {}
+  opts = options.check("save", opts, { include_optimizer = "boolean" })
   if type(dir) ~= "string" or dir == "" then error("save: expected a directory path, got " .. type(dir), 2) end
   dir = dir:gsub("/+$", "")
   local ok, cfg = pcall(self.get_config, self)
@@ -569,7 +571,7 @@ end
 -- nn.load_model(dir [, {compile=true}]): the model model:save wrote,
 -- compiled with its settings, optimizer state and random generator restored.
 function M.load_model(dir, opts)
-  opts = opts or {}
+  opts = options.check("load_model", opts, { compile = "boolean", restore_rng = "boolean" })
   if type(dir) ~= "string" then error("load_model: expected a directory path, got " .. type(dir), 2) end
   dir = dir:gsub("/+$", "")
   if not is_dir(dir) then
