@@ -78,21 +78,28 @@ local ProgbarLogger = Callback:extend("ProgbarLogger")
 M.ProgbarLogger = ProgbarLogger
 function ProgbarLogger:__init(cfg) self.config = options.check("ProgbarLogger", cfg, {}) end
 
+-- The numbers of `logs` to show, as {name, value} pairs: the model's
+-- metrics in order, then (with_val) their val_ counterparts, then any
+-- other numbers by name (the logs of a custom train_step).
 local function ordered(model, logs, with_val)
   local out, seen = {}, {}
   for _, name in ipairs(model.metrics_names or {}) do
-    if logs[name] ~= nil then out[#out + 1] = { name, logs[name] }; seen[name] = true end
+    if type(logs[name]) == "number" then out[#out + 1] = { name, logs[name] }; seen[name] = true end
   end
   if with_val then
     for _, name in ipairs(model.metrics_names or {}) do
       local k = "val_" .. name
-      if logs[k] ~= nil then out[#out + 1] = { k, logs[k] }; seen[k] = true end
+      if type(logs[k]) == "number" then out[#out + 1] = { k, logs[k] }; seen[k] = true end
     end
-    local rest = {}
-    for k, v in pairs(logs) do if not seen[k] and type(v) == "number" then rest[#rest + 1] = k end end
-    table.sort(rest)
-    for _, k in ipairs(rest) do out[#out + 1] = { k, logs[k] } end
   end
+  local rest = {}
+  for k, v in pairs(logs) do
+    if not seen[k] and type(k) == "string" and type(v) == "number" and (with_val or k:sub(1, 4) ~= "val_") then
+      rest[#rest + 1] = k
+    end
+  end
+  table.sort(rest)
+  for _, k in ipairs(rest) do out[#out + 1] = { k, logs[k] } end
   return out
 end
 M._ordered_logs = ordered
