@@ -228,6 +228,20 @@ describe("several outputs", function()
       "class_weight is only supported for models with a single output")
   end)
 
+  it("keep their compile settings through model:save / nn.load_model", function()
+    local x, yr, yc, sw = heads_data()
+    local m = compiled(0.1, false)
+    m:fit(x, { yr, yc }, { sample_weight = sw, batch_size = 16, epochs = 1, shuffle = false, verbose = 0 })
+    local dir = h.tmpname("-heads")
+    m:save(dir)
+    local m2 = nn.load_model(dir)
+    os.execute("rm -r '" .. dir .. "'")
+    assert.same(m.metrics_names, m2.metrics_names)
+    local a = m:evaluate(x, { yr, yc }, { sample_weight = sw, verbose = 0, return_dict = true })
+    local b = m2:evaluate(x, { yr, yc }, { sample_weight = sw, verbose = 0, return_dict = true })
+    for _, k in ipairs(sorted_keys(a)) do near(b[k], a[k], 1e-6, k) end
+  end)
+
   it("take inputs keyed by Input name, and say which name is wrong", function()
     local m = two_heads()
     local x = heads_data()
@@ -293,6 +307,30 @@ describe("train_step(data) and test_step(data) overrides", function()
     end
     near(runs[1][1].my_loss, runs[2][1].my_loss, 1e-5)
     near(runs[1][2], runs[2][2], 1e-5)
+  end)
+
+  it("may log Lua numbers, and a bare loss is logged as loss", function()
+    local M = nn.Model:extend("SpecNumberLogs")
+    function M:init() self.d = nn.Dense(1) end
+    function M:call(t) return self.d(t) end
+    function M:train_step(data)
+      local x, y = data[1], data[2]
+      local tape = mg.GradientTape()
+      local loss = mg.mean(mg.square(self(x, true) - y))
+      tape:stop()
+      self.optimizer:apply_gradients(tape:gradient(loss, self.trainable_weights), self.trainable_weights)
+      return { loss = loss, stage = 7 }
+    end
+    function M:test_step(data) return mg.mean(mg.square(self(data[1]) - data[2])) end
+    local x, y = data40()
+    for _, eager in ipairs({ false, true }) do
+      local m = M()
+      m:compile { optimizer = mg.optim.SGD { learning_rate = 0.01 }, run_eagerly = eager }
+      local hist = m:fit(x, y, { epochs = 2, batch_size = 40, verbose = 0 })
+      near(hist.history.stage, { 7, 7 }, 0)
+      assert.is_true(hist.history.loss[2] < hist.history.loss[1])
+      near(m:evaluate(x, y, { verbose = 0, batch_size = 40 }), mg.mean(mg.square(m(x) - y)):item(), 1e-5)
+    end
   end)
 
   it("may train without targets (fit(x) for an autoencoder)", function()

@@ -41,11 +41,12 @@ local function ordered_keys(t)
 end
 M.ordered_keys = ordered_keys
 
--- The same structure with f applied to every tensor.
+-- The same structure with f applied to every tensor (in no particular order:
+-- f slices or gathers, once per batch, so no keys are sorted here).
 function M.map(x, f)
   if is_plain(x) then
     local out = {}
-    for _, k in ipairs(ordered_keys(x)) do out[k] = M.map(x[k], f) end
+    for k, v in pairs(x) do out[k] = M.map(v, f) end
     return out
   end
   if x == nil then return nil end

@@ -8,9 +8,9 @@
 -- with training=true, compute_loss, a tape gradient, the optimizer update
 -- and compute_metrics, whose logs are every metric's result; a subclass may
 -- override train_step(data) / test_step(data) / predict_step(data) and
--- return logs of its own (Keras's contract). At an epoch's end the logs are
--- the metrics' results when the step's logs name the same metrics, else the
--- last step's logs, as in Keras. The loss is a Mean over samples: each
+-- return logs of its own (Keras's contract). An epoch's logs are its last
+-- step's (the default step's are the metrics' results, accumulated over the
+-- epoch). The loss is a Mean over samples: each
 -- batch's loss counts with the batch's size, so an epoch's loss is the mean
 -- over its samples however the batches fall. Losses and metrics per output
 -- are compile_utils.lua's.
@@ -227,20 +227,82 @@ function Model:predict_step(data)
   return self(x, false)
 end
 
--- The step as a staged function; an error while tracing it gets a hint
--- (Lua code that needs tensor values cannot be staged).
-local function stage(self, kind, fn)
-  if rawget(self, "run_eagerly") then return fn end
-  local staged = mg.func(fn, { name = self.name .. "." .. kind, autograph = false })
-  return function(...)
-    local ok, a = pcall(staged, ...)
-    if ok then return a end
-    local msg = tostring(a)
-    if msg:find("symbolic", 1, true) or msg:find("staged", 1, true) or msg:find("trac", 1, true) then
-      msg = msg .. "\n(model " .. self.name .. ": the " .. kind .. " runs staged with mg.func; "
-        .. "compile{run_eagerly=true} runs it eagerly, for debugging)"
+-- A step's logs as sorted names and values (tables of logs merged, a bare
+-- value named "loss", numbers made tensors), for the staged call.
+local function flatten_logs(logs, kind)
+  if not is_plain(logs) then logs = { loss = logs } end
+  local merged = {}
+  local function add(t)
+    for k, v in pairs(t) do
+      if is_plain(v) then add(v) else merged[k] = v end
     end
-    error(msg, 0)
+  end
+  add(logs)
+  local names = {}
+  for k in pairs(merged) do
+    if type(k) ~= "string" then
+      error(string.format("%s: the logs must be a table keyed by name, got the key %s", kind, tostring(k)), 0)
+    end
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  local values = {}
+  for i, k in ipairs(names) do
+    local v = merged[k]
+    if type(v) == "number" then v = mg.tensor(v, "float32") end
+    if not mg.is_tensor(v) then
+      error(string.format("%s: log '%s' must be a tensor or a number, got %s", kind, k, type(v)), 0)
+    end
+    values[i] = v
+  end
+  return names, values
+end
+
+local function same_names(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+-- The step as a function of a data table, staged with mg.func unless
+-- run_eagerly; an error while tracing it gets a hint (Lua code that needs
+-- tensor values cannot be staged). The staged function takes x, y and
+-- sample_weight positionally and returns tensors only, the logs' values in
+-- name order (`logs`: the step returns logs), the names kept aside from
+-- the trace: tensors in and tensors out is mg.func's fastest call, one C
+-- call with no walk of tables.
+local function stage(self, kind, step, logs)
+  if rawget(self, "run_eagerly") then return step end
+  local names
+  local fn = function(...)
+    local out = step(adapter.pack(...))
+    if not logs then return out end
+    local n, values = flatten_logs(out, kind)
+    if names and not same_names(names, n) then
+      error(string.format("%s returned logs named %s in one trace and %s in another; return the same names every "
+        .. "step", kind, table.concat(names, ", "), table.concat(n, ", ")), 0)
+    end
+    names = n
+    return unpack(values, 1, #n)
+  end
+  local staged = mg.func(fn, { name = self.name .. "." .. kind, autograph = false })
+  local function finish(ok, ...)
+    if not ok then
+      local msg = tostring((...))
+      if msg:find("symbolic", 1, true) or msg:find("staged", 1, true) or msg:find("trac", 1, true) then
+        msg = msg .. "\n(model " .. self.name .. ": the " .. kind .. " runs staged with mg.func; "
+          .. "compile{run_eagerly=true} runs it eagerly, for debugging)"
+      end
+      error(msg, 0)
+    end
+    if not logs then return (...) end
+    local values, out = { ... }, {}
+    for i, k in ipairs(names) do out[k] = values[i] end
+    return out
+  end
+  return function(data)
+    local n = data[3] ~= nil and 3 or (data[2] ~= nil and 2 or 1)   -- no trailing nils: they cost the fast path
+    return finish(pcall(staged, unpack(data, 1, n)))
   end, staged
 end
 
@@ -272,7 +334,7 @@ function Model:make_train_function()
   if not same_list(rawget(self, "_train_vars"), vars) or not rawget(self, "_train_fn") then
     rawset(self, "_train_vars", vars)
     self.optimizer:build(vars)
-    local fn, staged = stage(self, "train_step", function(data) return self:train_step(data) end)
+    local fn, staged = stage(self, "train_step", function(data) return self:train_step(data) end, true)
     rawset(self, "_train_fn", fn)
     rawset(self, "train_function", staged)
   end
@@ -281,7 +343,7 @@ end
 
 function Model:make_test_function()
   if not rawget(self, "_test_fn") then
-    local fn, staged = stage(self, "test_step", function(data) return self:test_step(data) end)
+    local fn, staged = stage(self, "test_step", function(data) return self:test_step(data) end, true)
     rawset(self, "_test_fn", fn)
     rawset(self, "test_function", staged)
   end
@@ -331,14 +393,12 @@ local function logs_of(v)
   return out
 end
 
--- The logs at the end of an epoch or evaluation: the metrics' results when
--- the step's logs name exactly the metrics, else the last step's logs.
-local function final_logs(self, logs)
-  local m = self:get_metrics_result()
-  local same = true
-  for k in pairs(logs) do if m[k] == nil then same = false end end
-  for k in pairs(m) do if logs[k] == nil then same = false end end
-  if same then return m end
+-- The logs at the end of an epoch or evaluation: the last step's. The
+-- default step's logs are the metrics' results, which accumulate over the
+-- epoch; a custom step's are what it returned. (Keras reads the metrics
+-- instead when the names agree, which reports 0 for a "loss" a custom step
+-- returns without updating the compiled loss tracker.)
+local function final_logs(logs)
   local out = {}
   for k, v in pairs(logs) do out[k] = v end
   return out
@@ -478,7 +538,7 @@ local function fit_loop(self, src, val, opts)
       cbs:on_train_batch_end(step, logs)
       if self.stop_training then break end
     end
-    epoch_logs = final_logs(self, logs)
+    epoch_logs = final_logs(logs)
     if val ~= nil and epoch % (opts.validation_freq or 1) == 0 then
       for k, v in pairs(validate(self, val, opts)) do epoch_logs["val_" .. k] = v end
     end
@@ -557,7 +617,7 @@ function Model:evaluate(x, y, opts)
     cbs:on_test_batch_end(step, logs)
     if bar and bar:wants(step) then bar:update(step, callbacks._ordered_logs(self, logs, false)) end
   end
-  logs = final_logs(self, logs)
+  logs = final_logs(logs)
   cbs:on_test_end(logs)
   return results(self, logs, opts.return_dict)
 end
@@ -628,7 +688,7 @@ function Model:train_on_batch(x, y, opts)
   prepare(self, adapter.rows(data, 1, math.min(n, 2)))
   local fn = self:make_train_function()
   if opts.reset_metrics ~= false then self:reset_metrics() end
-  return results(self, final_logs(self, logs_of(fn(data))), opts.return_dict)
+  return results(self, final_logs(logs_of(fn(data))), opts.return_dict)
 end
 
 -- model:test_on_batch(x, y, {sample_weight=, reset_metrics=true, return_dict=false}) -> loss, metric...
@@ -639,7 +699,7 @@ function Model:test_on_batch(x, y, opts)
   prepare(self, adapter.rows(data, 1, math.min(n, 2)))
   local fn = self:make_test_function()
   if opts.reset_metrics ~= false then self:reset_metrics() end
-  return results(self, final_logs(self, logs_of(fn(data))), opts.return_dict)
+  return results(self, final_logs(logs_of(fn(data))), opts.return_dict)
 end
 
 function Model:predict_on_batch(x)
