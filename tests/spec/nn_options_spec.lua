@@ -38,6 +38,9 @@ describe("layer constructor options", function()
     fails_here(function() nn.Dense(2, { use_bias = "no" }) end, "option 'use_bias' must be boolean")
     fails_here(function() nn.Dense(2, { dtype = "int64" }) end, "option 'dtype' must be one of \"float32\", \"float64\"")
     fails_here(function() nn.Input { shape = { 3, -2 } } end, "InputLayer: option 'shape' entry 2 must be a size or -1")
+    local L = nn.Layer:extend("SpecWeighted")
+    function L:build() self.w = self:add_weight { name = "w", shape = { 2 }, initialiser = "ones" } end
+    fails(function() L()(mg.ones { 1, 2 }) end, "add_weight: unknown option 'initialiser' (did you mean 'initializer'?)")
   end)
 
   it("reject unknown names, and options of other layers", function()

@@ -114,7 +114,17 @@ Layer.call_options = {
 -- ---- weights -------------------------------------------------------------------------
 
 -- layer:add_weight{name=, shape=, initializer=, trainable=true, dtype=, regularizer=}
+local ADD_WEIGHT = { name = "string", shape = { "table", check = function(v)
+  for i, d in ipairs(v) do
+    if type(d) ~= "number" or d < 0 or d ~= math.floor(d) then
+      return string.format("entry %d must be a size (an integer >= 0), got %s", i, tostring(d))
+    end
+  end
+end }, initializer = util.rules.initializer, trainable = "boolean", dtype = { "string", one_of = mg.dtypes },
+  regularizer = util.rules.regularizer }
+
 function Layer:add_weight(opts)
+  opts = options.check("add_weight", opts, ADD_WEIGHT)
   if core.tracing() then
     error("its weights are being created inside a staged function (mg.func), where no initial value can be "
       .. "drawn; build the layer or model first: call it once eagerly, or model:build(input_shape)", 0)
