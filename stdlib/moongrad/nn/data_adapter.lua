@@ -59,7 +59,8 @@ function M.flatten(x, what, out, path)
   out = out or {}
   if is_plain(x) then
     for _, k in ipairs(ordered_keys(x)) do
-      M.flatten(x[k], what, out, (path or what or "data") .. "[" .. (type(k) == "string" and ("%q"):format(k) or tostring(k)) .. "]")
+      local key = type(k) == "string" and ("%q"):format(k) or tostring(k)
+      M.flatten(x[k], what, out, (path or what or "data") .. "[" .. key .. "]")
     end
   elseif mg.is_tensor(x) then
     out[#out + 1] = x
@@ -228,7 +229,9 @@ end
 local function dataset_steps(ds, given, what, optname)
   local c = ds.card
   if given then return (c >= 0) and math.min(c, given) or given end
-  if c == -1 then raise(string.format("%s: the dataset is infinite (repeat_ with no count); give %s", what, optname)) end
+  if c == -1 then
+    raise(string.format("%s: the dataset is infinite (repeat_ with no count); give %s", what, optname))
+  end
   if c >= 0 then return c end
   return nil
 end

@@ -69,7 +69,8 @@ define("Ones", "ones", {}, function(_, shape, dtype) return mg.ones(shape, dtype
 define("Constant", "constant", { value = 0 }, function(self, shape, dtype)
   return mg.full(shape, self.config.value, dtype)
 end, { value = "number" })
-local uniform = define("RandomUniform", "random_uniform", { minval = -0.05, maxval = 0.05 }, function(self, shape, dtype)
+local uniform = define("RandomUniform", "random_uniform", { minval = -0.05, maxval = 0.05 },
+  function(self, shape, dtype)
   return mg.random.uniform(shape, self.config.minval, self.config.maxval, dtype)
 end, { minval = "number", maxval = "number", seed = "integer" })
 local normal_spec = { mean = "number", stddev = { "number", min = 0 }, seed = "integer" }

@@ -164,7 +164,6 @@ end
 -- (weighted per output, each output's loss tracked) plus the layers'
 -- regularization (Keras 3's Trainer.compute_loss).
 function Model:compute_loss(x, y, y_pred, sample_weight, training)
-  local _ = x and training
   local state = rawget(self, "_compile_state")
   local total
   if state then
@@ -189,7 +188,6 @@ end
 -- compute_metrics(x, y, y_pred, sample_weight): updates the compiled
 -- metrics and returns every metric's result (the step's logs).
 function Model:compute_metrics(x, y, y_pred, sample_weight)
-  local _ = x
   local state = rawget(self, "_compile_state")
   if state then
     if not state.built then build_state(self, state, y_pred) end

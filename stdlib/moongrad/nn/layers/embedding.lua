@@ -15,8 +15,7 @@ function Embedding:__init(...)
   local R = util.rules
   local cfg = self:_parse({ "input_dim", "output_dim" }, { input_dim = R.positive_int, output_dim = R.positive_int,
     embeddings_initializer = R.initializer, embeddings_regularizer = R.regularizer, input_length = R.positive_int,
-    mask_zero = { "boolean", check = function(v) if v then return "is not supported (moongrad has no masking yet)" end end } },
-    ...)
+    mask_zero = util.unsupported(false, "moongrad has no masking yet") }, ...)
   for _, k in ipairs({ "input_dim", "output_dim" }) do
     if cfg[k] == nil then util.raise(string.format("Embedding: %s is required (a positive integer)", k)) end
   end
