@@ -9,12 +9,15 @@
 -- = true`. Portable Lua (5.4 and LuaJIT).
 local class = require("moongrad.nn.class")
 local progress = require("moongrad.nn.progress")
+local options = require("moongrad.options")
 
 local M = {}
 
 local Callback = class.Object:extend("Callback")
 M.Callback = Callback
 
+-- A subclass's own constructor options: Callback:extend("Mine") takes any
+-- table (its config); the built-in ones check theirs.
 function Callback:__init(cfg) self.config = cfg or {} end
 function Callback:set_model(model) self.model = model end
 function Callback:set_params(params) self.params = params end
@@ -52,6 +55,7 @@ end
 
 local History = Callback:extend("History")
 M.History = History
+function History:__init(cfg) self.config = options.check("History", cfg, {}) end
 
 function History:on_train_begin()
   self.history = self.history or {}
@@ -72,22 +76,30 @@ end
 
 local ProgbarLogger = Callback:extend("ProgbarLogger")
 M.ProgbarLogger = ProgbarLogger
+function ProgbarLogger:__init(cfg) self.config = options.check("ProgbarLogger", cfg, {}) end
 
+-- The numbers of `logs` to show, as {name, value} pairs: the model's
+-- metrics in order, then (with_val) their val_ counterparts, then any
+-- other numbers by name (the logs of a custom train_step).
 local function ordered(model, logs, with_val)
   local out, seen = {}, {}
   for _, name in ipairs(model.metrics_names or {}) do
-    if logs[name] ~= nil then out[#out + 1] = { name, logs[name] }; seen[name] = true end
+    if type(logs[name]) == "number" then out[#out + 1] = { name, logs[name] }; seen[name] = true end
   end
   if with_val then
     for _, name in ipairs(model.metrics_names or {}) do
       local k = "val_" .. name
-      if logs[k] ~= nil then out[#out + 1] = { k, logs[k] }; seen[k] = true end
+      if type(logs[k]) == "number" then out[#out + 1] = { k, logs[k] }; seen[k] = true end
     end
-    local rest = {}
-    for k, v in pairs(logs) do if not seen[k] and type(v) == "number" then rest[#rest + 1] = k end end
-    table.sort(rest)
-    for _, k in ipairs(rest) do out[#out + 1] = { k, logs[k] } end
   end
+  local rest = {}
+  for k, v in pairs(logs) do
+    if not seen[k] and type(k) == "string" and type(v) == "number" and (with_val or k:sub(1, 4) ~= "val_") then
+      rest[#rest + 1] = k
+    end
+  end
+  table.sort(rest)
+  for _, k in ipairs(rest) do out[#out + 1] = { k, logs[k] } end
   return out
 end
 M._ordered_logs = ordered
@@ -115,6 +127,9 @@ function ProgbarLogger:on_epoch_end(_, logs)
 end
 
 -- ---- monitoring helpers ----------------------------------------------------------------------
+
+local MODE = { "string", one_of = { "auto", "min", "max" } }
+local VERBOSE = { "integer", one_of = { 0, 1, 2 } }
 
 local function monitor_mode(monitor, mode)
   if mode == "min" or mode == "max" then return mode end
@@ -145,7 +160,9 @@ local EarlyStopping = Callback:extend("EarlyStopping")
 M.EarlyStopping = EarlyStopping
 
 function EarlyStopping:__init(cfg)
-  cfg = cfg or {}
+  cfg = options.check("EarlyStopping", cfg, { monitor = "string", min_delta = "number",
+    patience = { "integer", min = 0 }, verbose = VERBOSE, mode = MODE, baseline = "number",
+    restore_best_weights = "boolean", start_from_epoch = { "integer", min = 0 } })
   self.monitor = cfg.monitor or "val_loss"
   self.min_delta = math.abs(cfg.min_delta or 0)
   self.patience = cfg.patience or 0
@@ -211,8 +228,14 @@ M.ModelCheckpoint = ModelCheckpoint
 
 function ModelCheckpoint:__init(cfg)
   if type(cfg) == "string" then cfg = { filepath = cfg } end
-  cfg = cfg or {}
-  if type(cfg.filepath) ~= "string" then error("ModelCheckpoint: filepath is required", 3) end
+  cfg = options.check("ModelCheckpoint", cfg, { filepath = "string", monitor = "string", verbose = VERBOSE,
+    save_best_only = "boolean", save_weights_only = "boolean", mode = MODE,
+    save_freq = { "string|integer", check = function(v)
+      if v ~= "epoch" and (type(v) ~= "number" or v < 1) then
+        return "must be \"epoch\" or a number of batches >= 1, got " .. options.show(v)
+      end
+    end }, initial_value_threshold = "number" })
+  if type(cfg.filepath) ~= "string" then options.raise("ModelCheckpoint: filepath is required") end
   self.filepath = cfg.filepath
   self.monitor = cfg.monitor or "val_loss"
   self.verbose = cfg.verbose or 0
@@ -236,7 +259,23 @@ function ModelCheckpoint:_save(path)
   end
 end
 
+-- save_freq = n: a save after every n batches (counted across epochs), with
+-- the latest batch logs; "epoch" saves at each epoch's end.
+function ModelCheckpoint:on_train_begin() self._batches = 0 end
+
+function ModelCheckpoint:on_epoch_begin(epoch) self._epoch = epoch end
+
+function ModelCheckpoint:on_train_batch_end(_, logs)
+  if self.save_freq == "epoch" then return end
+  self._batches = (self._batches or 0) + 1
+  if self._batches % self.save_freq == 0 then self:_maybe_save(self._epoch or 1, logs) end
+end
+
 function ModelCheckpoint:on_epoch_end(epoch, logs)
+  if self.save_freq == "epoch" then self:_maybe_save(epoch, logs) end
+end
+
+function ModelCheckpoint:_maybe_save(epoch, logs)
   local path = format_path(self.filepath, epoch, logs)
   if self.save_best_only then
     local current = logs and logs[self.monitor]
@@ -270,8 +309,8 @@ M.CSVLogger = CSVLogger
 
 function CSVLogger:__init(cfg)
   if type(cfg) == "string" then cfg = { filename = cfg } end
-  cfg = cfg or {}
-  if type(cfg.filename) ~= "string" then error("CSVLogger: filename is required", 3) end
+  cfg = options.check("CSVLogger", cfg, { filename = "string", separator = "string", append = "boolean" })
+  if type(cfg.filename) ~= "string" then options.raise("CSVLogger: filename is required") end
   self.filename = cfg.filename
   self.separator = cfg.separator or ","
   self.append = cfg.append and true or false
@@ -323,7 +362,8 @@ M.LearningRateScheduler = LearningRateScheduler
 -- LearningRateScheduler(function(epoch, lr) return new_lr end [, {verbose=}])
 function LearningRateScheduler:__init(schedule, cfg)
   if type(schedule) == "table" then cfg = schedule; schedule = cfg.schedule end
-  if type(schedule) ~= "function" then error("LearningRateScheduler: expected a function(epoch, lr)", 3) end
+  options.check("LearningRateScheduler", cfg, { schedule = "function", verbose = VERBOSE })
+  if type(schedule) ~= "function" then options.raise("LearningRateScheduler: expected a function(epoch, lr)") end
   self.schedule = schedule
   self.verbose = cfg and cfg.verbose or 0
 end
@@ -351,10 +391,11 @@ local ReduceLROnPlateau = Callback:extend("ReduceLROnPlateau")
 M.ReduceLROnPlateau = ReduceLROnPlateau
 
 function ReduceLROnPlateau:__init(cfg)
-  cfg = cfg or {}
+  cfg = options.check("ReduceLROnPlateau", cfg, { monitor = "string", factor = { "number", above = 0, below = 1 },
+    patience = { "integer", min = 0 }, verbose = VERBOSE, mode = MODE, min_delta = { "number", min = 0 },
+    cooldown = { "integer", min = 0 }, min_lr = { "number", min = 0 } })
   self.monitor = cfg.monitor or "val_loss"
   self.factor = cfg.factor or 0.1
-  if self.factor >= 1 then error("ReduceLROnPlateau: factor must be < 1", 3) end
   self.patience = cfg.patience or 10
   self.verbose = cfg.verbose or 0
   self.mode = monitor_mode(self.monitor, cfg.mode)
@@ -405,6 +446,7 @@ end
 
 local TerminateOnNaN = Callback:extend("TerminateOnNaN")
 M.TerminateOnNaN = TerminateOnNaN
+function TerminateOnNaN:__init(cfg) self.config = options.check("TerminateOnNaN", cfg, {}) end
 
 function TerminateOnNaN:on_train_batch_end(batch, logs)
   local loss = logs and logs.loss
@@ -421,7 +463,12 @@ M.LambdaCallback = LambdaCallback
 
 -- LambdaCallback{on_epoch_end=function(epoch, logs) ... end, on_batch_end=, on_train_begin=, ...}
 function LambdaCallback:__init(cfg)
-  cfg = cfg or {}
+  cfg = options.check("LambdaCallback", cfg, { on_train_begin = "function", on_train_end = "function",
+    on_epoch_begin = "function", on_epoch_end = "function", on_batch_begin = "function", on_batch_end = "function",
+    on_train_batch_begin = "function", on_train_batch_end = "function", on_test_begin = "function",
+    on_test_end = "function", on_test_batch_begin = "function", on_test_batch_end = "function",
+    on_predict_begin = "function", on_predict_end = "function", on_predict_batch_begin = "function",
+    on_predict_batch_end = "function" })
   local alias = { on_batch_begin = "on_train_batch_begin", on_batch_end = "on_train_batch_end" }
   for k, f in pairs(cfg) do
     local hook = alias[k] or k

@@ -12,6 +12,7 @@
 local mg = require("moongrad")
 local class = require("moongrad.nn.class")
 local activations = require("moongrad.nn.activations")
+local options = require("moongrad.options")
 
 local M = {}
 local EPS = 1e-7
@@ -61,8 +62,10 @@ function M.mean_absolute_error(y_true, y_pred)
   return mg.mean(mg.abs(y_pred - y_true), -1)
 end
 
+local SMOOTHING = { "number", min = 0, max = 1 }
+
 function M.huber(y_true, y_pred, delta)
-  delta = delta or 1.0
+  delta = options.value("huber", "delta", delta, { "number", above = 0 }) or 1.0
   y_true = align(y_true, y_pred)
   local err = mg.abs(y_pred - y_true)
   local quad = mg.minimum(err, delta)
@@ -71,6 +74,7 @@ function M.huber(y_true, y_pred, delta)
 end
 
 function M.categorical_crossentropy(y_true, y_pred, from_logits, label_smoothing)
+  options.value("categorical_crossentropy", "label_smoothing", label_smoothing, SMOOTHING)
   y_true = align(y_true, y_pred)
   if label_smoothing and label_smoothing > 0 then
     local k = y_pred.shape[y_pred.ndim]
@@ -83,16 +87,22 @@ function M.categorical_crossentropy(y_true, y_pred, from_logits, label_smoothing
   return -mg.sum(y_true * mg.log(p), -1)
 end
 
+-- Probabilities are normalised per row (each divided by its row's sum)
+-- before the log, as Keras does and as categorical_crossentropy does: a row
+-- that does not sum to 1 gets the same loss as its normalised self, and the
+-- gradient reaches every class through the sum.
 function M.sparse_categorical_crossentropy(y_true, y_pred, from_logits)
   local labels = sparse_labels(y_true, y_pred)
   local logits = from_logits and y_pred or logits_for(y_pred, "softmax")
   if logits then return mg.sparse_softmax_cross_entropy_with_logits(logits, labels) end
-  local p = mg.gather(y_pred, mg.unsqueeze(labels, -1), -1)
-  p = mg.squeeze(p, { axis = -1 })
-  return -mg.log(mg.clip(p, EPS, 1 - EPS))
+  local p = y_pred / mg.sum(y_pred, { axis = -1, keepdims = true })
+  p = mg.clip(p, EPS, 1 - EPS)
+  p = mg.gather(p, mg.unsqueeze(labels, -1), -1)
+  return -mg.log(mg.squeeze(p, { axis = -1 }))
 end
 
 function M.binary_crossentropy(y_true, y_pred, from_logits, label_smoothing)
+  options.value("binary_crossentropy", "label_smoothing", label_smoothing, SMOOTHING)
   y_true = align(y_true, y_pred)
   if label_smoothing and label_smoothing > 0 then
     y_true = y_true * (1 - label_smoothing) + 0.5 * label_smoothing
@@ -115,29 +125,49 @@ M.huber_loss = M.huber
 local Loss = class.Object:extend("Loss")
 M.Loss = Loss
 
--- reduce(values): the batch reduction of per-sample values.
+-- sample_weight shaped to multiply `values`: (N,) weights reach every
+-- value of their sample ((N, T) losses), (N, 1) ones match (N,) losses
+-- (Keras's squeeze_or_expand_to_same_rank, generalised to trailing axes).
+local function weights_for(values, w)
+  if not mg.is_tensor(w) then w = mg.tensor(w, values.dtype) end
+  if w.dtype ~= values.dtype then w = mg.cast(w, values.dtype) end
+  if w.ndim == values.ndim + 1 and w.shape[w.ndim] == 1 then w = mg.squeeze(w, { axis = -1 }) end
+  while w.ndim < values.ndim and w.ndim > 0 do w = mg.unsqueeze(w, -1) end
+  return w
+end
+M.weights_for = weights_for
+
+-- reduce(values, reduction, sample_weight): the batch reduction of
+-- per-sample values, weighted: "sum_over_batch_size" (and "mean", "auto")
+-- sum(w * v) / number of values, "mean_with_sample_weight" sum(w * v) /
+-- sum(w), "sum", or "none" (the weighted values).
 local function reduce(values, reduction, sample_weight)
+  local w
   if sample_weight ~= nil then
-    if not mg.is_tensor(sample_weight) then sample_weight = mg.tensor(sample_weight, values.dtype) end
-    values = values * mg.cast(sample_weight, values.dtype)
+    w = weights_for(values, sample_weight)
+    values = values * w
   end
   if reduction == "none" then return values end
   if reduction == "sum" then return mg.sum(values) end
+  if reduction == "mean_with_sample_weight" and w then
+    local total = mg.sum(mg.broadcast_to(w, values.shape))
+    return mg.where(mg.greater(total, 0), mg.sum(values) / mg.maximum(total, 1e-30), 0.0)
+  end
   return mg.mean(values)
 end
 M.reduce = reduce
 
+local REDUCTIONS = { "sum_over_batch_size", "sum", "none", "auto", "mean", "mean_with_sample_weight" }
+-- Every Loss takes these; classes add their own (see define below).
+Loss.options = { reduction = { "string", one_of = REDUCTIONS }, name = "string" }
+
 function Loss:__init(cfg)
-  cfg = cfg or {}
+  cfg = options.check(self.class_name, cfg, self.options)
   self.reduction = cfg.reduction or "sum_over_batch_size"
   self.name = cfg.name or self.default_name
   self.from_logits = cfg.from_logits and true or false
   self.label_smoothing = cfg.label_smoothing
   self.delta = cfg.delta
-  if self.reduction ~= "sum_over_batch_size" and self.reduction ~= "sum" and self.reduction ~= "none"
-      and self.reduction ~= "auto" then
-    error("Loss: reduction must be \"sum_over_batch_size\", \"sum\" or \"none\", got " .. tostring(self.reduction), 3)
-  end
 end
 
 -- loss(y_true, y_pred [, sample_weight]): the reduced loss.
@@ -152,8 +182,9 @@ end
 
 local by_name = {}
 
-local function define(class_name, key, fn, aliases)
+local function define(class_name, key, fn, aliases, spec)
   local cls = Loss:extend(class_name)
+  cls.options = options.extend(Loss.options, spec)
   cls.default_name = key
   cls.key = key
   function cls:call(y_true, y_pred)
@@ -169,16 +200,17 @@ end
 define("MeanSquaredError", "mean_squared_error", function(t, p) return M.mean_squared_error(t, p) end, { "mse", "MSE" })
 define("MeanAbsoluteError", "mean_absolute_error", function(t, p) return M.mean_absolute_error(t, p) end,
   { "mae", "MAE" })
-define("Huber", "huber_loss", function(t, p, s) return M.huber(t, p, s.delta) end, { "huber" })
+define("Huber", "huber_loss", function(t, p, s) return M.huber(t, p, s.delta) end, { "huber" },
+  { delta = { "number", above = 0 } })
 define("CategoricalCrossentropy", "categorical_crossentropy", function(t, p, s)
   return M.categorical_crossentropy(t, p, s.from_logits, s.label_smoothing)
-end)
+end, nil, { from_logits = "boolean", label_smoothing = SMOOTHING })
 define("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy", function(t, p, s)
   return M.sparse_categorical_crossentropy(t, p, s.from_logits)
-end)
+end, nil, { from_logits = "boolean" })
 define("BinaryCrossentropy", "binary_crossentropy", function(t, p, s)
   return M.binary_crossentropy(t, p, s.from_logits, s.label_smoothing)
-end)
+end, nil, { from_logits = "boolean", label_smoothing = SMOOTHING })
 
 -- A plain function f(y_true, y_pred) -> per-sample values, as a Loss.
 local Wrapper = Loss:extend("LossFunctionWrapper")

@@ -12,14 +12,20 @@ local mg = require("moongrad")
 local core = require("moongrad.core")
 local class = require("moongrad.nn.class")
 local losses = require("moongrad.losses")
+local options = require("moongrad.options")
+
+local unpack = table.unpack or unpack
 
 local M = {}
 
 local Metric = class.Object:extend("Metric")
 M.Metric = Metric
 
+-- Every metric takes these; classes add their own (`options` on the class).
+Metric.options = { name = "string", dtype = { "string", one_of = { "float32", "float64" } } }
+
 function Metric:__init(cfg)
-  cfg = cfg or {}
+  cfg = options.check(self.class_name, cfg, self.options)
   self.name = cfg.name or self.default_name or "metric"
   self.dtype = cfg.dtype or "float32"
   self._vars = {}
@@ -45,7 +51,11 @@ function Metric:__call(...)
   return self:result()
 end
 
-function Metric:get_config() return { name = self.name, dtype = self.dtype } end
+function Metric:get_config()
+  local c = { name = self.name, dtype = self.dtype }
+  for k, v in pairs(self.config or {}) do if type(k) == "string" then c[k] = v end end
+  return c
+end
 
 -- ---- Mean and friends ----------------------------------------------------------------
 
@@ -64,8 +74,7 @@ function Mean:update_state(values, sample_weight)
   if not mg.is_tensor(values) then values = mg.tensor(values, self.dtype) end
   if values.dtype ~= self.dtype then values = mg.cast(values, self.dtype) end
   if sample_weight ~= nil then
-    local w = mg.is_tensor(sample_weight) and mg.cast(sample_weight, self.dtype) or mg.tensor(sample_weight, self.dtype)
-    w = mg.broadcast_to(w, values.shape)
+    local w = mg.broadcast_to(losses.weights_for(values, sample_weight), values.shape)
     self.total:assign_add(mg.sum(values * w))
     self.count:assign_add(mg.sum(w))
   else
@@ -127,47 +136,92 @@ function M.accuracy(y_true, y_pred)
   return mg.cast(mg.equal(y_true, y_pred), "float32")
 end
 
-local function wrapper_class(class_name, key, fn)
+-- A metric class that is the mean of fn(y_true, y_pred, ...) per sample;
+-- `spec` holds the rules of its own options, passed to fn after y_pred in
+-- the order of `args` (BinaryAccuracy's threshold, the cross-entropies'
+-- from_logits and label_smoothing).
+local function wrapper_class(class_name, key, fn, spec, args)
   local cls = Wrapper:extend(class_name)
   cls.default_name = key
+  cls.options = options.extend(Metric.options, spec)
   function cls:__init(cfg)
     Wrapper.__init(self, fn, cfg)
-    if cfg and cfg.threshold then
-      local t = cfg.threshold
-      self.fn = function(a, b) return fn(a, b, t) end
+    if args and cfg then
+      local c, extra = {}, {}
+      for i, k in ipairs(args) do c[k] = cfg[k]; extra[i] = cfg[k] end
+      self.config = c
+      self.fn = function(a, b) return fn(a, b, unpack(extra, 1, #args)) end
     end
   end
   M[class_name] = cls
   return cls
 end
 
+local SMOOTHING = { "number", min = 0, max = 1 }
 wrapper_class("Accuracy", "accuracy", M.accuracy)
 wrapper_class("SparseCategoricalAccuracy", "sparse_categorical_accuracy", M.sparse_categorical_accuracy)
 wrapper_class("CategoricalAccuracy", "categorical_accuracy", M.categorical_accuracy)
-wrapper_class("BinaryAccuracy", "binary_accuracy", M.binary_accuracy)
+wrapper_class("BinaryAccuracy", "binary_accuracy", M.binary_accuracy, { threshold = { "number", min = 0, max = 1 } },
+  { "threshold" })
 wrapper_class("MeanSquaredError", "mean_squared_error", losses.mean_squared_error)
 wrapper_class("MeanAbsoluteError", "mean_absolute_error", losses.mean_absolute_error)
 wrapper_class("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
-  losses.sparse_categorical_crossentropy)
-wrapper_class("CategoricalCrossentropy", "categorical_crossentropy", losses.categorical_crossentropy)
-wrapper_class("BinaryCrossentropy", "binary_crossentropy", losses.binary_crossentropy)
+  losses.sparse_categorical_crossentropy, { from_logits = "boolean" }, { "from_logits" })
+wrapper_class("CategoricalCrossentropy", "categorical_crossentropy", losses.categorical_crossentropy,
+  { from_logits = "boolean", label_smoothing = SMOOTHING }, { "from_logits", "label_smoothing" })
+wrapper_class("BinaryCrossentropy", "binary_crossentropy", losses.binary_crossentropy,
+  { from_logits = "boolean", label_smoothing = SMOOTHING }, { "from_logits", "label_smoothing" })
+
+-- Keras 3's choice of accuracy for "accuracy" from the shapes, made at the
+-- first update: binary when y_pred has one column, sparse categorical when
+-- y_true has fewer axes (or one column against several), else categorical.
+local function accuracy_for(y_true, y_pred)
+  if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true) end
+  local tp, pp = y_true.shape, y_pred.shape
+  if pp[#pp] == 1 then return M.binary_accuracy end
+  if #tp < #pp or (tp[#tp] == 1 and pp[#pp] > 1) then return M.sparse_categorical_accuracy end
+  return M.categorical_accuracy
+end
+
+local function auto_accuracy(name)
+  local chosen
+  local m = Wrapper(function(y_true, y_pred)
+    chosen = chosen or accuracy_for(y_true, y_pred)
+    return chosen(y_true, y_pred)
+  end, { name = name })
+  return m
+end
 
 -- ---- confusion-count metrics ---------------------------------------------------------------
 
-local function flat_pair(y_true, y_pred)
+-- y_true as booleans (> 0.5) and y_pred, both flattened, and the sample
+-- weights broadcast to y_pred's shape and flattened (ones without them).
+local function flat_pair(y_true, y_pred, sample_weight, dtype)
   if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true, y_pred.dtype) end
   local p = mg.reshape(y_pred, { -1 })
   local t = mg.greater(mg.reshape(mg.cast(y_true, y_pred.dtype), { -1 }), 0.5)
-  return t, p
+  local w
+  if sample_weight ~= nil then
+    w = mg.reshape(mg.broadcast_to(losses.weights_for(mg.cast(y_pred, dtype), sample_weight), y_pred.shape), { -1 })
+  end
+  return t, p, w
 end
 
 local function safe_div(a, b)
   return mg.where(mg.greater(b, 0), a / mg.maximum(b, 1e-30), 0.0)
 end
 
+-- sum of the (weighted) cases where both a and b hold, over axis 1
+local function count(a, b, w, dtype)
+  local c = mg.cast(mg.logical_and(a, b), dtype)
+  if w then c = c * w end
+  return mg.sum(c, 1)
+end
+
 local Precision = Metric:extend("Precision")
 M.Precision = Precision
 Precision.default_name = "precision"
+Precision.options = options.extend(Metric.options, { thresholds = { "number", min = 0, max = 1 } })
 
 function Precision:__init(cfg)
   Metric.__init(self, cfg)
@@ -177,15 +231,21 @@ function Precision:__init(cfg)
   self.fn = self:add_variable({}, "false_negatives")
 end
 
-function Precision:update_state(y_true, y_pred)
-  local t, p = flat_pair(y_true, y_pred)
+function Precision:update_state(y_true, y_pred, sample_weight)
+  local t, p, w = flat_pair(y_true, y_pred, sample_weight, self.dtype)
   local pos = mg.greater(p, self.threshold)
-  self.tp:assign_add(mg.sum(mg.cast(mg.logical_and(pos, t), self.dtype)))
-  self.fp:assign_add(mg.sum(mg.cast(mg.logical_and(pos, mg.logical_not(t)), self.dtype)))
-  self.fn:assign_add(mg.sum(mg.cast(mg.logical_and(mg.logical_not(pos), t), self.dtype)))
+  self.tp:assign_add(count(pos, t, w, self.dtype))
+  self.fp:assign_add(count(pos, mg.logical_not(t), w, self.dtype))
+  self.fn:assign_add(count(mg.logical_not(pos), t, w, self.dtype))
 end
 
 function Precision:result() return safe_div(self.tp, self.tp + self.fp) end
+
+function Precision:get_config()
+  local c = Metric.get_config(self)
+  c.thresholds = self.threshold
+  return c
+end
 
 local Recall = Precision:extend("Recall")
 M.Recall = Recall
@@ -195,15 +255,15 @@ function Recall:result() return safe_div(self.tp, self.tp + self.fn) end
 local AUC = Metric:extend("AUC")
 M.AUC = AUC
 AUC.default_name = "auc"
+AUC.options = options.extend(Metric.options, { num_thresholds = { "integer", min = 2 },
+  curve = { "string", one_of = { "ROC", "PR" } } })
 
 function AUC:__init(cfg)
   Metric.__init(self, cfg)
   cfg = cfg or {}
   local n = cfg.num_thresholds or 200
-  if n < 2 then error("AUC: num_thresholds must be at least 2", 3) end
   self.num_thresholds = n
   self.curve = cfg.curve or "ROC"
-  if self.curve ~= "ROC" and self.curve ~= "PR" then error("AUC: curve must be \"ROC\" or \"PR\"", 3) end
   -- Keras's thresholds: just below 0, evenly spaced inside, just above 1
   local th = { -1e-7 }
   for i = 1, n - 2 do th[#th + 1] = i / (n - 1) end
@@ -215,36 +275,40 @@ function AUC:__init(cfg)
   self.fn = self:add_variable({ n }, "false_negatives")
 end
 
-function AUC:update_state(y_true, y_pred)
-  local t, p = flat_pair(y_true, y_pred)
+function AUC:update_state(y_true, y_pred, sample_weight)
+  local t, p, w = flat_pair(y_true, y_pred, sample_weight, self.dtype)
   local pos = mg.greater(mg.unsqueeze(mg.cast(p, "float32"), 2), self.thresholds)   -- (m, n)
   local lab = mg.unsqueeze(t, 2)
+  if w then w = mg.unsqueeze(w, 2) end
   local nlab, npos = mg.logical_not(lab), mg.logical_not(pos)
-  local function count(a, b) return mg.sum(mg.cast(mg.logical_and(a, b), self.dtype), 1) end
-  self.tp:assign_add(count(pos, lab))
-  self.fp:assign_add(count(pos, nlab))
-  self.tn:assign_add(count(npos, nlab))
-  self.fn:assign_add(count(npos, lab))
+  self.tp:assign_add(count(pos, lab, w, self.dtype))
+  self.fp:assign_add(count(pos, nlab, w, self.dtype))
+  self.tn:assign_add(count(npos, nlab, w, self.dtype))
+  self.fn:assign_add(count(npos, lab, w, self.dtype))
 end
 
+-- The trapezoid rule over the curve's points, with tensor ops (so it runs
+-- inside a staged step too): x falls as the threshold rises.
 function AUC:result()
-  local tp, fp, tn, fn = self.tp:totable(), self.fp:totable(), self.tn:totable(), self.fn:totable()
-  local xs, ys = {}, {}
-  for i = 1, self.num_thresholds do
-    local tpr = (tp[i] + fn[i]) > 0 and tp[i] / (tp[i] + fn[i]) or 0
-    if self.curve == "ROC" then
-      xs[i] = (fp[i] + tn[i]) > 0 and fp[i] / (fp[i] + tn[i]) or 0
-      ys[i] = tpr
-    else
-      xs[i] = tpr
-      ys[i] = (tp[i] + fp[i]) > 0 and tp[i] / (tp[i] + fp[i]) or 1
-    end
+  local tp, fp, tn, fn = self.tp, self.fp, self.tn, self.fn
+  local tpr = safe_div(tp, tp + fn)
+  local xs, ys
+  if self.curve == "ROC" then
+    xs, ys = safe_div(fp, fp + tn), tpr
+  else
+    local d = tp + fp
+    xs, ys = tpr, mg.where(mg.greater(d, 0), tp / mg.maximum(d, 1e-30), 1.0)
   end
-  local area = 0
-  for i = 1, self.num_thresholds - 1 do
-    area = area + (xs[i] - xs[i + 1]) * (ys[i] + ys[i + 1]) / 2
-  end
-  return mg.tensor(area, "float32")
+  local n = self.num_thresholds
+  local x0, x1 = xs:slice { { 1, n - 1 } }, xs:slice { { 2, n } }
+  local y0, y1 = ys:slice { { 1, n - 1 } }, ys:slice { { 2, n } }
+  return mg.sum((x0 - x1) * (y0 + y1) * 0.5)
+end
+
+function AUC:get_config()
+  local c = Metric.get_config(self)
+  c.num_thresholds, c.curve = self.num_thresholds, self.curve
+  return c
 end
 
 -- ---- lookup --------------------------------------------------------------------------------
@@ -273,11 +337,12 @@ function M.get(id, loss)
     table.sort(list)
     error(string.format("unknown metric '%s' (one of: %s)", id, table.concat(list, ", ")), 3)
   end
-  if cls_name == "Accuracy" then
+  if cls_name == "Accuracy" and (id == "accuracy" or id == "acc") then
     local kind = losses.kind(loss)
     if kind == "sparse_categorical_crossentropy" then cls_name = "SparseCategoricalAccuracy"
     elseif kind == "categorical_crossentropy" then cls_name = "CategoricalAccuracy"
-    elseif kind == "binary_crossentropy" then cls_name = "BinaryAccuracy" end
+    elseif kind == "binary_crossentropy" then cls_name = "BinaryAccuracy"
+    else return auto_accuracy(id) end
   end
   return M[cls_name]({ name = id })
 end

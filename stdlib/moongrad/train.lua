@@ -23,6 +23,7 @@ local saving = require("moongrad.nn.saving")
 local fs = require("moongrad.fs")
 local Layer = require("moongrad.nn.layer")
 local Optimizer = require("moongrad.optim.optimizer")
+local options = require("moongrad.options")
 
 local M = {}
 
@@ -172,7 +173,7 @@ end
 -- checkpoint (path from save, with or without .safetensors). Names and
 -- shapes are all checked before anything changes.
 function Checkpoint:restore(path, opts)
-  opts = opts or {}
+  opts = options.check("Checkpoint:restore", opts, { restore_rng = "boolean" })
   if type(path) ~= "string" then
     error("Checkpoint:restore: expected a checkpoint path (from save or latest_checkpoint), got " .. type(path), 2)
   end
@@ -266,12 +267,15 @@ function Manager:__init(ckpt, directory, opts)
   if type(directory) ~= "string" or directory == "" then
     error("CheckpointManager: expected a directory (string) second, got " .. type(directory), 3)
   end
-  opts = opts or {}
+  opts = options.check("CheckpointManager", opts, { max_to_keep = { "integer|boolean", check = function(v)
+    if v == true or (type(v) == "number" and v < 1) then
+      return "must be a positive integer (or false to keep all), got " .. tostring(v)
+    end
+  end }, checkpoint_name = { "string", check = function(v)
+    if v == "" or v:find("/", 1, true) then return "must be a file name prefix (no '/'), got " .. options.show(v) end
+  end } })
   local keep = opts.max_to_keep
   if keep == nil then keep = 5 end
-  if keep ~= false and (type(keep) ~= "number" or keep < 1 or keep ~= math.floor(keep)) then
-    error("CheckpointManager: max_to_keep must be a positive integer (or false to keep all), got " .. tostring(keep), 3)
-  end
   self.checkpoint = ckpt
   self.directory = directory:gsub("/+$", "")
   self.max_to_keep = keep

@@ -144,8 +144,8 @@ describe("fit", function()
     local o1, o2 = nn.Dense(1, { name = "reg" })(c), nn.Dense(2, { name = "cls", activation = "softmax" })(c)
     local m = nn.Model { inputs = { a, b }, outputs = { o1, o2 } }
     m:compile { optimizer = "adam", loss = { "mse", "sparse_categorical_crossentropy" }, loss_weights = { 1, 0.5 },
-      metrics = { "accuracy" } }
-    assert.same({ "loss", "reg_accuracy", "cls_accuracy" }, m.metrics_names)
+      metrics = { reg = { "mae" }, cls = { "accuracy" } } }
+    assert.same({ "loss", "reg_loss", "cls_loss", "reg_mae", "cls_accuracy" }, m.metrics_names)
     mg.random.seed(4)
     local xa, xb = mg.random.normal { 50, 2 }, mg.random.normal { 50, 3 }
     local ya, yb = mg.random.normal { 50, 1 }, mg.random.integers({ 50 }, 1, 2)

@@ -15,6 +15,7 @@ local Model = require("moongrad.nn.model")
 local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 local node = require("moongrad.nn.node")
+local options = require("moongrad.options")
 
 local Functional = Model:extend("Functional")
 Functional.default_name = "model"
@@ -35,6 +36,7 @@ local function is_input_node(n) return n.layer.class_name == "InputLayer" end
 
 function Functional:__init(cfg)
   if type(cfg) ~= "table" then util.raise("Model: expected {inputs=, outputs=, name=}") end
+  options.check("Model", cfg, { inputs = "any", outputs = "any", name = "string", trainable = "boolean" })
   self:_setup { name = cfg.name, trainable = cfg.trainable }
   local inputs, single_in = kt_list(cfg.inputs, "inputs")
   local outputs, single_out = kt_list(cfg.outputs, "outputs")
@@ -139,10 +141,36 @@ local function as_input(self, x, t, i)
   return x
 end
 
+-- Inputs given in a table keyed by Input names, as a list in input order.
+local function by_name(self, inputs)
+  local names = self.input_names
+  local index = {}
+  for i, n in ipairs(names) do index[n] = i end
+  local xs = {}
+  for k, v in pairs(inputs) do
+    local i = type(k) == "string" and index[k]
+    if not i then
+      error(string.format("model %s has no input named %s (inputs: %s)", self.name,
+        type(k) == "string" and ("'" .. k .. "'") or tostring(k), table.concat(names, ", ")), 0)
+    end
+    xs[i] = v
+  end
+  for i, n in ipairs(names) do
+    if xs[i] == nil then
+      error(string.format("model %s: no value for input '%s' (the table gives inputs by name: %s)", self.name, n,
+        table.concat(names, ", ")), 0)
+    end
+  end
+  return xs
+end
+
 function Functional:call(inputs, training)
   local ins = self.inputs
   local xs
   if mg.is_tensor(inputs) then xs = { inputs } else xs = inputs end
+  if type(xs) == "table" and getmetatable(xs) == nil and next(xs) ~= nil and xs[1] == nil then
+    xs = by_name(self, xs)
+  end
   if type(xs) ~= "table" or #xs ~= #ins then
     error(string.format("model %s expects %d input tensors, got %s", self.name, #ins,
       type(xs) == "table" and tostring(#xs) or type(xs)), 0)

@@ -73,6 +73,10 @@ M.metrics = require("moongrad.metrics")
 M.callbacks = require("moongrad.callbacks")
 
 M.utils = {}
+-- The data tuple a train_step/test_step receives: {x, y, sample_weight}.
+local adapter = require("moongrad.nn.data_adapter")
+M.utils.unpack_x_y_sample_weight = adapter.unpack
+M.utils.pack_x_y_sample_weight = adapter.pack
 -- to_categorical(y, num_classes): one-hot rows for class indices counted from 1.
 function M.utils.to_categorical(y, num_classes, dtype)
   if not mg.is_tensor(y) then y = mg.tensor(y) end

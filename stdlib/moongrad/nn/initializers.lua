@@ -9,6 +9,7 @@
 -- Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local class = require("moongrad.nn.class")
+local options = require("moongrad.options")
 
 local M = {}
 
@@ -16,14 +17,29 @@ local Initializer = class.Object:extend("Initializer")
 M.Initializer = Initializer
 
 function Initializer:__init(cfg) self.config = cfg or {} end
-function Initializer:__call(shape, dtype) return self:generate(shape, dtype or "float32") end
+
+-- An initializer given a seed draws the same values every call (Keras 3's
+-- integer seed): the global generator is seeded for the draw and restored.
+function Initializer:__call(shape, dtype)
+  local seed = self.config and self.config.seed
+  if seed == nil then return self:generate(shape, dtype or "float32") end
+  local prev = mg.random.get_state()
+  mg.random.seed(seed)
+  local ok, v = pcall(self.generate, self, shape, dtype or "float32")
+  mg.random.set_state(prev)
+  if not ok then error(v, 0) end
+  return v
+end
 function Initializer:get_config() return self.config end
 
 local classes = {}
 
-local function define(name, key, defaults, generate)
+local SEED = { seed = "integer" }
+
+local function define(name, key, defaults, generate, spec)
   local cls = Initializer:extend(name)
   cls.__init = function(self, cfg)
+    options.check(name, cfg, spec or {})
     local c = {}
     for k, v in pairs(defaults) do c[k] = v end
     for k, v in pairs(cfg or {}) do c[k] = v end
@@ -52,16 +68,26 @@ define("Zeros", "zeros", {}, function(_, shape, dtype) return mg.zeros(shape, dt
 define("Ones", "ones", {}, function(_, shape, dtype) return mg.ones(shape, dtype) end)
 define("Constant", "constant", { value = 0 }, function(self, shape, dtype)
   return mg.full(shape, self.config.value, dtype)
-end)
-define("RandomUniform", "random_uniform", { minval = -0.05, maxval = 0.05 }, function(self, shape, dtype)
+end, { value = "number" })
+local uniform = define("RandomUniform", "random_uniform", { minval = -0.05, maxval = 0.05 },
+  function(self, shape, dtype)
   return mg.random.uniform(shape, self.config.minval, self.config.maxval, dtype)
-end)
+end, { minval = "number", maxval = "number", seed = "integer" })
+local normal_spec = { mean = "number", stddev = { "number", min = 0 }, seed = "integer" }
 define("RandomNormal", "random_normal", { mean = 0, stddev = 0.05 }, function(self, shape, dtype)
   return mg.random.normal(shape, self.config.mean, self.config.stddev, dtype)
-end)
+end, normal_spec)
 define("TruncatedNormal", "truncated_normal", { mean = 0, stddev = 0.05 }, function(self, shape, dtype)
   return mg.random.truncated_normal(shape, self.config.mean, self.config.stddev, dtype)
-end)
+end, normal_spec)
+local uniform_init = uniform.__init
+uniform.__init = function(self, cfg)
+  uniform_init(self, cfg)
+  if self.config.minval > self.config.maxval then
+    options.raise(string.format("RandomUniform: minval (%s) must not exceed maxval (%s)", tostring(self.config.minval),
+      tostring(self.config.maxval)))
+  end
+end
 
 local function variance_scaling(self, shape, dtype)
   local c = self.config
@@ -79,11 +105,14 @@ local function variance_scaling(self, shape, dtype)
 end
 
 define("VarianceScaling", "variance_scaling", { scale = 1, mode = "fan_in", distribution = "truncated_normal" },
-  variance_scaling)
+  variance_scaling, { scale = { "number", above = 0 }, mode = { "string", one_of = { "fan_in", "fan_out", "fan_avg" } },
+    distribution = { "string", one_of = { "truncated_normal", "untruncated_normal", "normal", "uniform" } },
+    seed = "integer" })
 
 local function preset(name, key, scale, mode, distribution)
   local cls = define(name, key, {}, variance_scaling)
   cls.__init = function(self, cfg)
+    options.check(name, cfg, SEED)
     self.config = { seed = cfg and cfg.seed }
     self.scale, self.mode, self.distribution = scale, mode, distribution
   end
@@ -120,12 +149,12 @@ define("Orthogonal", "orthogonal", { gain = 1 }, function(self, shape, dtype)
   end
   if flip then q = mg.transpose(q) end
   return mg.cast(mg.reshape(q * self.config.gain, shape), dtype)
-end)
+end, { gain = "number", seed = "integer" })
 
 define("Identity", "identity", { gain = 1 }, function(self, shape, dtype)
   if #shape ~= 2 then error("Identity: needs a 2-d shape", 3) end
   return mg.eye(shape[1], shape[2], dtype) * self.config.gain
-end)
+end, { gain = "number" })
 
 -- get(identifier): an initializer from a name, a config table, an
 -- initializer or a function (shape, dtype) -> tensor.

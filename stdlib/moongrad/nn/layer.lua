@@ -20,6 +20,7 @@ local class = require("moongrad.nn.class")
 local util = require("moongrad.nn.util")
 local node = require("moongrad.nn.node")
 local initializers = require("moongrad.nn.initializers")
+local options = require("moongrad.options")
 
 local Layer = class.Object:extend("Layer")
 local ctx = util.context
@@ -81,24 +82,49 @@ function Layer:__init(...)
   if self.init then self:init(...) end
 end
 
--- The base arguments every layer accepts.
-Layer.base_options = { "name", "trainable", "dtype", "input_shape", "batch_size", "batch_input_shape" }
+-- The base arguments every layer accepts, with their rules (moongrad.options).
+Layer.base_options = {
+  name = "string",
+  trainable = "boolean",
+  dtype = util.rules.float_dtype,
+  input_shape = util.rules.shape,
+  batch_size = { "integer", min = 1 },
+  batch_input_shape = "table",
+}
 
--- Parses a built-in layer's constructor: positional names, allowed options.
-function Layer:_parse(positional, options, ...)
+-- Parses a built-in layer's constructor: the positional names (Keras's
+-- leading arguments) and `spec`, the rules of its own options (positional
+-- ones included); unknown names and bad values raise at the user's line.
+function Layer:_parse(positional, spec, ...)
   local cfg = util.parse_args(self.class_name, positional, self.list_argument, ...)
-  local allowed = util.set(Layer.base_options)
-  for _, k in ipairs(positional) do allowed[k] = true end
-  for _, k in ipairs(options) do allowed[k] = true end
-  util.check_options(self.class_name, cfg, allowed)
+  util.check_options(self.class_name, cfg, options.extend(self.base_options or Layer.base_options, spec))
   self:_setup(cfg)
   return cfg
 end
 
+-- The options a call takes: layer(x, {training = true}). A layer with more
+-- (the recurrent layers' initial_state) extends this; an option a layer
+-- does not understand raises instead of being ignored. `mask` is named so
+-- that its error says why: moongrad has no masking yet.
+Layer.call_options = {
+  training = "boolean",
+  mask = util.unsupported(nil, "moongrad has no masking yet: pad with values the model can ignore, or slice"),
+}
+
 -- ---- weights -------------------------------------------------------------------------
 
 -- layer:add_weight{name=, shape=, initializer=, trainable=true, dtype=, regularizer=}
+local ADD_WEIGHT = { name = "string", shape = { "table", check = function(v)
+  for i, d in ipairs(v) do
+    if type(d) ~= "number" or d < 0 or d ~= math.floor(d) then
+      return string.format("entry %d must be a size (an integer >= 0), got %s", i, tostring(d))
+    end
+  end
+end }, initializer = util.rules.initializer, trainable = "boolean", dtype = { "string", one_of = mg.dtypes },
+  regularizer = util.rules.regularizer }
+
 function Layer:add_weight(opts)
+  opts = options.check("add_weight", opts, ADD_WEIGHT)
   if core.tracing() then
     error("its weights are being created inside a staged function (mg.func), where no initial value can be "
       .. "drawn; build the layer or model first: call it once eagerly, or model:build(input_shape)", 0)
@@ -309,12 +335,27 @@ local function record_output(self, out)
   if core.is_tensor(t) then rawset(self, "_last_output_shape", util.batchless(t.shape)) end
 end
 
--- layer(inputs [, training | {training=, mask=}]): symbolic on Keras
--- tensors, else builds if needed and runs call(inputs, training).
+-- layer(inputs [, training | {training=, ...}]): symbolic on Keras
+-- tensors, else builds if needed and runs call(inputs, training, opts).
+-- The options are checked against the layer's call_options.
 function Layer:__call(inputs, opts, ...)
   local training = opts
-  if type(opts) == "table" then training = opts.training end
+  if type(opts) == "table" then
+    options.check(string.format("layer %s (%s) call", self.name, self.class_name), opts, self.call_options)
+    training = opts.training
+  elseif opts ~= nil and type(opts) ~= "boolean" then
+    options.raise(string.format("layer %s (%s): the second argument is `training` (a boolean) or a table of call "
+      .. "options {training=, ...}, got %s", self.name, self.class_name, options.show(opts)))
+  end
   if node.has_keras_tensor(inputs) then
+    if type(opts) == "table" then
+      for k in pairs(opts) do
+        if k ~= "training" then
+          options.raise(string.format("layer %s (%s): call option '%s' is not supported on Keras tensors (nn.Input); "
+            .. "only training is", self.name, self.class_name, tostring(k)))
+        end
+      end
+    end
     return node.call_symbolic(self, inputs, { training = training })
   end
   if inputs == nil then error(string.format("layer %s (%s): called with no input", self.name, self.class_name), 2) end

@@ -63,6 +63,13 @@ function Model:build(shape)
   if not ok then util.raise(Layer._annotate(self, err)) end
 end
 
+-- A subclass must say what the model computes: without a call method it
+-- would return its input (Layer's identity) and train to nothing.
+function Model:call()
+  error(string.format("model %s (%s) has no call method: define %s:call(inputs, training)", self.name,
+    self.class_name, self.class_name), 0)
+end
+
 -- model.layers: the layers a model is made of (for a subclassed model, the
 -- ones assigned to its fields, in assignment order).
 Model.getters.layers = function(self) return self:_sublayers() end

@@ -36,8 +36,11 @@ local function node_label(l, model, opts, nodes)
 end
 
 -- The DOT text of a model's layer graph (a Sequential's input shown as its InputLayer).
+local PLOT_OPTIONS = { show_shapes = "boolean", show_layer_names = "boolean", show_layer_activations = "boolean",
+  rankdir = { "string", one_of = { "TB", "LR" } } }
+
 function M.model_to_dot(model, opts)
-  opts = opts or {}
+  opts = require("moongrad.options").check("model_to_dot", opts, PLOT_OPTIONS)
   local lines = { string.format('digraph "%s" {', esc(model.name)),
     string.format('  rankdir=%s;', opts.rankdir or "TB"),
     '  node [shape=Mrecord, fontname="Helvetica", fontsize=11, style=filled, fillcolor="#f4f6fb", '
@@ -81,6 +84,7 @@ function M.model_to_dot(model, opts)
 end
 
 function M.plot_model(model, path, opts)
+  require("moongrad.options").check("plot_model", opts, PLOT_OPTIONS)
   path = path or "model.png"
   local text = M.model_to_dot(model, opts)
   local ext = path:match("%.(%w+)$") or "dot"

@@ -55,7 +55,9 @@ M.Progbar = Progbar
 
 -- Progbar(target, {width=30, verbose=1, interval=0.05, unit_name="step", out=io.stdout})
 function Progbar:__init(target, opts)
-  opts = opts or {}
+  opts = require("moongrad.options").check("Progbar", opts, { width = { "integer", min = 1 },
+    verbose = { "integer", one_of = { 0, 1, 2 } }, interval = { "number", min = 0 }, unit_name = "string",
+    out = "any" })
   self.target = target
   self.width = opts.width or 30
   self.verbose = opts.verbose or 1

@@ -5,6 +5,7 @@
 -- Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local class = require("moongrad.nn.class")
+local options = require("moongrad.options")
 
 local M = {}
 
@@ -14,8 +15,10 @@ M.Regularizer = Regularizer
 local L1L2 = Regularizer:extend("L1L2")
 M.L1L2 = L1L2
 
+local FACTOR = { "number", min = 0 }
+
 function L1L2:__init(cfg)
-  cfg = cfg or {}
+  cfg = options.check("L1L2", cfg, { l1 = FACTOR, l2 = FACTOR })
   self.l1 = cfg.l1 or 0
   self.l2 = cfg.l2 or 0
 end
@@ -34,19 +37,23 @@ function L1L2:get_config() return { l1 = self.l1, l2 = self.l2 } end
 
 -- mg.nn.regularizers.L1(0.01), .L2(0.01): shorthands (a number or {l1=}/{l2=}).
 function M.L1(v)
-  if type(v) == "table" then v = v.l1 end
+  if type(v) == "table" then v = options.check("L1", v, { l1 = FACTOR }).l1 end
+  options.value("L1", "l1", v, FACTOR)
   local r = L1L2({ l1 = v or 0.01 })
   r.kind = "L1"
   return r
 end
 function M.L2(v)
-  if type(v) == "table" then v = v.l2 end
+  if type(v) == "table" then v = options.check("L2", v, { l2 = FACTOR }).l2 end
+  options.value("L2", "l2", v, FACTOR)
   local r = L1L2({ l2 = v or 0.01 })
   r.kind = "L2"
   return r
 end
 M.l1, M.l2 = M.L1, M.L2
-function M.l1_l2(cfg) return L1L2({ l1 = cfg and cfg.l1 or 0.01, l2 = cfg and cfg.l2 or 0.01 }) end
+function M.l1_l2(cfg)
+  options.check("l1_l2", cfg, { l1 = FACTOR, l2 = FACTOR })
+  return L1L2({ l1 = cfg and cfg.l1 or 0.01, l2 = cfg and cfg.l2 or 0.01 }) end
 
 function M.get(id)
   if id == nil then return nil end

@@ -25,6 +25,7 @@ local class = require("moongrad.nn.class")
 local Layer = require("moongrad.nn.layer")
 local Model = require("moongrad.nn.model")
 local fs = require("moongrad.fs")
+local options = require("moongrad.options")
 
 local M = {}
 
@@ -354,6 +355,7 @@ end
 
 -- model:load_weights(path [, {skip_mismatch=false}]) -> the names skipped.
 function Layer:load_weights(path, opts)
+  options.check("load_weights", opts, { skip_mismatch = "boolean" })
   if type(path) ~= "string" then error("load_weights: expected a file path, got " .. type(path), 2) end
   if is_dir(path) then path = path .. "/model.weights.safetensors" end
   local ok, tensors = pcall(load_tensors, path)
@@ -365,19 +367,23 @@ end
 
 -- ---- compile settings -----------------------------------------------------------------------
 
+local function is_plain(v) return type(v) == "table" and getmetatable(v) == nil end
+
+-- A loss setting as JSON: a name, {class_name=, config=}, or a list/table
+-- (keyed by output name) of those; false (no loss for an output) kept.
 local function ser_loss(l)
-  if l == nil then return nil end
+  if l == nil or l == false then return l end
   if type(l) == "string" then return l end
-  if type(l) == "table" and getmetatable(l) == nil and not l.class_name then
+  if is_plain(l) and l.class_name then return l end
+  if is_plain(l) then
     local out = {}
-    for i, x in ipairs(l) do
+    for k, x in pairs(l) do
       local s, why = ser_loss(x)
-      if s == nil then return nil, why end
-      out[i] = s
+      if why then return nil, why end
+      out[k] = s
     end
     return out
   end
-  if type(l) == "table" and l.class_name and getmetatable(l) == nil then return l end
   if type(l) == "function" or (type(l) == "table" and l.class_name == "LossFunctionWrapper") then
     return nil, "the loss is a Lua function"
   end
@@ -385,12 +391,36 @@ local function ser_loss(l)
   return nil, "the loss is a " .. type(l)
 end
 
-local function ser_metric(m)
-  if type(m) == "string" then return m end
-  if type(m) == "table" and getmetatable(m) and m.get_config and m.class_name ~= "MeanMetricWrapper" then
+-- A metrics setting as JSON: names and {class_name=, config=} in the same
+-- nesting (a list, per-output lists, a table keyed by output name).
+local function ser_metrics(m)
+  if m == nil or m == false or type(m) == "string" then return m end
+  if is_plain(m) then
+    local out = {}
+    for k, x in pairs(m) do
+      local s, why = ser_metrics(x)
+      if why then return nil, why end
+      out[k] = s
+    end
+    return out
+  end
+  if type(m) == "table" and m.get_config and m.class_name ~= "MeanMetricWrapper" then
     return { class_name = m.class_name, config = m:get_config() }
   end
   return nil, "a metric is a Lua function or unnamed wrapper"
+end
+
+local function deser_metrics(m)
+  if not is_plain(m) then return m end
+  if m.class_name then
+    local metrics_mod = require("moongrad.metrics")
+    local cls = metrics_mod[m.class_name]
+    if type(cls) ~= "table" then error("unknown metric class '" .. tostring(m.class_name) .. "'", 0) end
+    return cls(m.config)
+  end
+  local out = {}
+  for k, x in pairs(m) do out[k] = deser_metrics(x) end
+  return out
 end
 
 -- The compile settings as JSON-able data (nil, why when they cannot be saved).
@@ -402,14 +432,9 @@ local function compile_config(model)
   local why
   cfg.loss, why = ser_loss(args.loss == nil and rawget(model, "loss") or args.loss)
   if why then return nil, why end
-  local specs = args.metrics
-  if specs ~= nil then
-    if type(specs) ~= "table" or getmetatable(specs) ~= nil or specs.class_name then specs = { specs } end
-    cfg.metrics = {}
-    for i, m in ipairs(specs) do
-      cfg.metrics[i], why = ser_metric(m)
-      if why then return nil, why end
-    end
+  for _, k in ipairs({ "metrics", "weighted_metrics" }) do
+    cfg[k], why = ser_metrics(args[k])
+    if why then return nil, why end
   end
   return cfg
 end
@@ -431,21 +456,8 @@ function M.optimizer_from_config(spec)
 end
 
 local function compile_from_config(model, cfg)
-  local metrics_mod = require("moongrad.metrics")
-  local metrics
-  if cfg.metrics then
-    metrics = {}
-    for i, m in ipairs(cfg.metrics) do
-      if type(m) == "table" then
-        local cls = metrics_mod[m.class_name]
-        if type(cls) ~= "table" then error("unknown metric class '" .. tostring(m.class_name) .. "'", 0) end
-        metrics[i] = cls(m.config)
-      else
-        metrics[i] = m
-      end
-    end
-  end
-  model:compile { optimizer = M.optimizer_from_config(cfg.optimizer), loss = cfg.loss, metrics = metrics,
+  model:compile { optimizer = M.optimizer_from_config(cfg.optimizer), loss = cfg.loss,
+    metrics = deser_metrics(cfg.metrics), weighted_metrics = deser_metrics(cfg.weighted_metrics),
     loss_weights = cfg.loss_weights, run_eagerly = cfg.run_eagerly }
 end
 
@@ -509,7 +521,7 @@ end
 -- model:save(dir): architecture, weights, compile settings, optimizer
 -- state and the random generator, as a directory.
 function Model:save(dir, opts)
-  opts = opts or {}
+  opts = options.check("save", opts, { include_optimizer = "boolean" })
   if type(dir) ~= "string" or dir == "" then error("save: expected a directory path, got " .. type(dir), 2) end
   dir = dir:gsub("/+$", "")
   local ok, cfg = pcall(self.get_config, self)
@@ -569,7 +581,7 @@ end
 -- nn.load_model(dir [, {compile=true}]): the model model:save wrote,
 -- compiled with its settings, optimizer state and random generator restored.
 function M.load_model(dir, opts)
-  opts = opts or {}
+  opts = options.check("load_model", opts, { compile = "boolean", restore_rng = "boolean" })
   if type(dir) ~= "string" then error("load_model: expected a directory path, got " .. type(dir), 2) end
   dir = dir:gsub("/+$", "")
   if not is_dir(dir) then

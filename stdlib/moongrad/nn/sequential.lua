@@ -12,6 +12,7 @@ local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 local node = require("moongrad.nn.node")
 local core_layers = require("moongrad.nn.layers.core")
+local options = require("moongrad.options")
 
 local Sequential = Model:extend("Sequential")
 
@@ -23,6 +24,7 @@ function Sequential:__init(layers, opts)
     util.raise("Sequential: expected a list of layers {layer, ...}, got " .. type(layers))
   end
   for k, v in pairs(opts or {}) do cfg[k] = v end
+  options.check("Sequential", cfg, { name = "string", trainable = "boolean" })
   self:_setup { name = cfg.name, trainable = cfg.trainable }
   rawset(self, "_layers_list", {})
   rawset(self, "_outputs_kt", {})

@@ -94,7 +94,8 @@ end
 -- model:summary{line_length=, print_fn=}: prints the table (print_fn gets
 -- each line; default print).
 function Model:summary(opts)
-  opts = opts or {}
+  opts = require("moongrad.options").check("summary", opts, { line_length = { "integer", min = 1 },
+    print_fn = "function" })
   local print_fn = opts.print_fn or print
   local rows, functional = rows_of(self)
   local w1, w2, w3 = 29, 26, 10

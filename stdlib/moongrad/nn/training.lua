@@ -1,155 +1,96 @@
 -- moongrad.nn.training: compile, fit, evaluate, predict and the *_on_batch
--- methods of nn.Model.
+-- methods of nn.Model, after Keras 3's Trainer.
 --
--- The train step (forward with training=true, loss, tape gradient,
--- optimizer update, metric updates) is one function; by default it is
--- staged with mg.func, so after the first batch each step is one call of a
--- C graph (the optimizer's elementwise updates fused, the metric state in
--- Variables, nothing read back to Lua). compile{run_eagerly=true} runs the
+-- fit/evaluate/predict feed one step function a `data` table per batch,
+-- {x, y, sample_weight} (Keras's tuple; see data_adapter.lua), and the
+-- step returns a table of logs (name -> value) that goes to the progress
+-- bar, the callbacks and the history. The default train_step is forward
+-- with training=true, compute_loss, a tape gradient, the optimizer update
+-- and compute_metrics, whose logs are every metric's result; a subclass may
+-- override train_step(data) / test_step(data) / predict_step(data) and
+-- return logs of its own (Keras's contract). An epoch's logs are its last
+-- step's (the default step's are the metrics' results, accumulated over the
+-- epoch). The loss is a Mean over samples: each
+-- batch's loss counts with the batch's size, so an epoch's loss is the mean
+-- over its samples however the batches fall. Losses and metrics per output
+-- are compile_utils.lua's.
+--
+-- By default the step is staged with mg.func, so after the first batch
+-- each step is one call of a C graph (the optimizer's elementwise updates
+-- fused, the metric state in Variables); compile{run_eagerly=true} runs the
 -- same function eagerly, for debugging. Everything the step creates
 -- (weights, optimizer slots, Dropout seeds, metric state) is created before
--- the first trace. Batches are views (unshuffled) or one `take` of shuffled
--- rows; the permutation comes from mg.random, so mg.random.seed makes a
--- run reproducible. fit/evaluate/predict also take an mg.data Dataset of
--- (x, y) batches (see dataset_source). Portable Lua (5.4 and LuaJIT).
+-- the first trace, from one eager forward pass on the first rows. Batches
+-- are views (unshuffled) or one `take` of shuffled rows; the permutation
+-- comes from mg.random, so mg.random.seed makes a run reproducible.
+-- Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local Model = require("moongrad.nn.model")
 local util = require("moongrad.nn.util")
-local losses = require("moongrad.losses")
+local class = require("moongrad.nn.class")
+local options = require("moongrad.options")
 local metrics_mod = require("moongrad.metrics")
 local callbacks = require("moongrad.callbacks")
 local progress = require("moongrad.nn.progress")
+local adapter = require("moongrad.nn.data_adapter")
+local compile_utils = require("moongrad.nn.compile_utils")
 
 local unpack = table.unpack or unpack
-
--- ---- data ----------------------------------------------------------------------------
-
-local function is_list(x) return type(x) == "table" and getmetatable(x) == nil end
-
-local function map(x, f)
-  if is_list(x) then
-    local out = {}
-    for i, t in ipairs(x) do out[i] = f(t) end
-    return out
-  end
-  return f(x)
-end
-
-local function first(x) if is_list(x) then return x[1] end return x end
-
-local function num_samples(x, what)
-  local t = first(x)
-  if not mg.is_tensor(t) then
-    error(string.format("%s must be a tensor or a list of tensors, got %s", what, type(t)), 4)
-  end
-  if t.ndim == 0 then error(what .. " must have a batch axis, got a scalar", 4) end
-  return t.shape[1]
-end
-
-local function check_same_count(x, y)
-  local n = num_samples(x, "x")
-  if y ~= nil then
-    local ny = num_samples(y, "y")
-    if ny ~= n then error(string.format("x has %d samples but y has %d", n, ny), 4) end
-  end
-  return n
-end
-
-local function rows(x, i, j) return map(x, function(t) return t:slice { { i, j } } end) end
-local function take_rows(x, idx) return map(x, function(t) return mg.take(t, idx, 1) end) end
-
--- ---- datasets (mg.data) ------------------------------------------------------------------------
--- A Dataset's elements are (x, y) batches (a tuple {x, y}; x may itself be a
--- list for several inputs); predict also takes x-only elements. Checked
--- without loading mg.data: a dataset is a table with the method _iter.
-
-local function is_dataset(x) return type(x) == "table" and type(x._iter) == "function" and x.card ~= nil end
-
-local function split_element(e, what, need_y)
-  local x, y
-  if type(e) == "table" and getmetatable(e) == nil and #e >= 2 then x, y = e[1], e[2]
-  else x = e end
-  if type(e) == "table" and getmetatable(e) == nil and #e > 2 then
-    error(string.format("%s: the dataset's elements have %d components; expected (x, y) (sample weights are not supported)",
-      what, #e), 0)
-  end
-  if need_y and y == nil then
-    error(what .. ": the dataset's elements must be (x, y) pairs, e.g. Dataset.from_tensor_slices(x, y):batch(32)", 0)
-  end
-  return x, y
-end
-
-local function check_dataset_opts(what, y, opts)
-  if y ~= nil then
-    error(what .. ": y must not be given when x is a Dataset (its elements are (x, y) batches)", 3)
-  end
-  if opts.batch_size ~= nil then
-    error(what .. ": batch_size must not be given with a Dataset; batch the dataset itself: ds:batch(n)", 3)
-  end
-  if opts.validation_split ~= nil and opts.validation_split ~= 0 then
-    error(what .. ": validation_split is not supported with a Dataset; give validation_data (a Dataset)", 3)
-  end
-end
-
--- Steps of one pass over ds (nil when unknown); an infinite ds needs `given`.
-local function dataset_steps(ds, given, what, optname)
-  local c = ds.card
-  if given then return (c >= 0) and math.min(c, given) or given end
-  if c == -1 then
-    error(string.format("%s: the dataset is infinite (repeat_ with no count); give %s", what, optname), 3)
-  end
-  if c >= 0 then return c end
-  return nil
-end
-
--- A random permutation of 1..n (Fisher-Yates on mg.random draws).
-local function permutation(n)
-  local u = mg.random.uniform({ n }, 0, 1, "float64"):totable()
-  local p = {}
-  for i = 1, n do p[i] = i end
-  for i = n, 2, -1 do
-    local j = math.floor(u[i] * i) + 1
-    if j > i then j = i end
-    p[i], p[j] = p[j], p[i]
-  end
-  return mg.tensor(p, "int64")
-end
+local is_plain, is_dataset = adapter.is_plain, adapter.is_dataset
+local raise = options.raise
 
 -- ---- compile ------------------------------------------------------------------------------
 
--- model:compile{optimizer=, loss=, metrics={...}, loss_weights=, run_eagerly=false}
-function Model:compile(opts)
-  opts = opts or {}
-  rawset(self, "_compile_args", opts)   -- kept for model:save (nn/saving.lua)
-  local optim = require("moongrad.optim")
-  rawset(self, "optimizer", optim.get(opts.optimizer or "rmsprop"))
-  local noutputs = self.outputs and #self.outputs or 1
-  local loss_fns = {}
-  if is_list(opts.loss) and not opts.loss.class_name then
-    for i = 1, noutputs do loss_fns[i] = losses.get(opts.loss[i]) end
-  elseif opts.loss ~= nil then
-    local l = losses.get(opts.loss)
-    for i = 1, noutputs do loss_fns[i] = l end
+local VERBOSE = { "integer|string", check = function(v)
+  if v ~= 0 and v ~= 1 and v ~= 2 and v ~= "auto" then
+    return "must be 0, 1, 2 or \"auto\", got " .. options.show(v)
   end
-  rawset(self, "_loss_fns", loss_fns)
-  rawset(self, "_loss_weights", opts.loss_weights)
-  rawset(self, "loss", opts.loss)
-  local ms = {}
-  local specs = opts.metrics or {}
-  if not is_list(specs) or specs.class_name then specs = { specs } end
-  local out_names = noutputs > 1 and self.output_names or nil
-  for o = 1, noutputs do
-    for _, spec in ipairs(specs) do
-      local m = metrics_mod.get(spec, loss_fns[o])
-      local name = m.name
-      if out_names then
-        name = out_names[o] .. "_" .. name
-        if o > 1 then m = metrics_mod.get(spec, loss_fns[o]) end
-      end
-      ms[#ms + 1] = { metric = m, output = o, name = name }
+end }
+
+local COMPILE_OPTIONS = { optimizer = "string|table", loss = "any", metrics = "any", weighted_metrics = "any",
+  loss_weights = "number|table", run_eagerly = "boolean" }
+
+-- model.output_names: the names of the layers that make the outputs (of a
+-- functional or built Sequential model); nil for a subclassed model.
+Model.getters.output_names = function(self)
+  local outs = rawget(self, "outputs")
+  if not outs then return nil end
+  local names = {}
+  for i, t in ipairs(outs) do names[i] = t.node.layer.name end
+  return names
+end
+
+-- The compile state tied to the model's outputs: the output names of a
+-- functional or Sequential model, else those of y_pred (a subclassed model's
+-- outputs are known once it has run): output_1, output_2, ... or a table's keys.
+local function build_state(self, state, y_pred)
+  local names = self.output_names
+  if not names then
+    if mg.is_tensor(y_pred) or y_pred == nil then
+      names = { "output_1" }
+    elseif is_plain(y_pred) and #y_pred == 0 then
+      names = adapter.ordered_keys(y_pred)
+    else
+      names = {}
+      for i = 1, #y_pred do names[i] = "output_" .. i end
     end
   end
-  rawset(self, "_metrics", ms)
+  state:build(#names, names)
+end
+
+-- model:compile{optimizer="rmsprop", loss=, metrics=, weighted_metrics=, loss_weights=, run_eagerly=false}
+-- (loss/metric forms per output: compile_utils.lua).
+function Model:compile(opts)
+  opts = options.check("compile", opts, COMPILE_OPTIONS)
+  local optim = require("moongrad.optim")
+  local ok, opt = pcall(optim.get, opts.optimizer or "rmsprop")
+  if not ok then raise("compile: " .. tostring(opt):gsub("^[^:\n]*:%d+: ", "")) end
+  local state = compile_utils.State(opts)
+  if rawget(self, "outputs") then build_state(self, state) end
+  rawset(self, "_compile_args", opts)   -- kept for model:save (nn/saving.lua)
+  rawset(self, "optimizer", opt)
+  rawset(self, "loss", opts.loss)
+  rawset(self, "_compile_state", state)
   rawset(self, "_loss_tracker", metrics_mod.Mean { name = "loss" })
   rawset(self, "run_eagerly", opts.run_eagerly and true or false)
   rawset(self, "_train_fn", nil)
@@ -158,109 +99,226 @@ function Model:compile(opts)
   rawset(self, "compiled", true)
 end
 
--- model.metrics_names: "loss" then the compiled metrics' names.
-Model.getters.metrics_names = function(self)
-  local names = { "loss" }
-  for _, m in ipairs(rawget(self, "_metrics") or {}) do names[#names + 1] = m.name end
-  return names
+-- Metric objects assigned to a model's fields (self.tracker = mg.metrics.Mean{...}),
+-- in field-name order: Keras tracks them as the model's metrics.
+local function field_metrics(self)
+  local keys = {}
+  for k, v in pairs(self) do
+    if type(k) == "string" and k:sub(1, 1) ~= "_" and class.isinstance(v, metrics_mod.Metric) then
+      keys[#keys + 1] = k
+    end
+  end
+  table.sort(keys)
+  local out = {}
+  for i, k in ipairs(keys) do out[i] = rawget(self, k) end
+  return out
 end
 
--- model.metrics: the loss tracker and the compiled metrics.
+-- model.metrics: the loss tracker, each output's loss tracker, the compiled
+-- metrics, then metrics on the model's fields (Keras's order). A subclass
+-- may define its own getter (Model.getters.metrics) to say which to reset
+-- each epoch and report.
 Model.getters.metrics = function(self)
   local out = {}
   local lt = rawget(self, "_loss_tracker")
   if lt then out[1] = lt end
-  for _, m in ipairs(rawget(self, "_metrics") or {}) do out[#out + 1] = m.metric end
+  local state = rawget(self, "_compile_state")
+  if state then
+    for _, m in ipairs((state:metric_list())) do out[#out + 1] = m end
+  end
+  for _, m in ipairs(field_metrics(self)) do out[#out + 1] = m end
   return out
+end
+
+-- {metric, name it reports under} for model.metrics, each metric once.
+local function metric_keys(self)
+  local state = rawget(self, "_compile_state")
+  local keys = {}
+  if state then keys = select(2, state:metric_list()) end
+  local out, seen = {}, {}
+  for _, m in ipairs(self.metrics) do
+    if not seen[m] then
+      seen[m] = true
+      out[#out + 1] = { m, keys[m] or m.name }
+    end
+  end
+  return out
+end
+
+-- model.metrics_names: the names the logs use, in model.metrics's order.
+Model.getters.metrics_names = function(self)
+  local names = {}
+  for i, e in ipairs(metric_keys(self)) do names[i] = e[2] end
+  return names
 end
 
 local function check_compiled(self, what)
   if not rawget(self, "compiled") then
-    error(string.format("%s: model %s is not compiled; call model:compile{optimizer=, loss=} first", what, self.name), 3)
+    raise(string.format("%s: model %s is not compiled; call model:compile{optimizer=, loss=} first", what, self.name))
   end
 end
 
 -- ---- the steps -------------------------------------------------------------------------------
 
--- The training loss: compiled losses (weighted per output) plus the layers' regularization.
-function Model:compute_loss(y, y_pred)
-  local fns = rawget(self, "_loss_fns")
-  if not fns or not fns[1] then
-    error("model " .. self.name .. ": no loss was given to compile", 0)
-  end
+-- compute_loss(x, y, y_pred, sample_weight, training): the compiled losses
+-- (weighted per output, each output's loss tracked) plus the layers'
+-- regularization (Keras 3's Trainer.compute_loss).
+function Model:compute_loss(x, y, y_pred, sample_weight, training)
+  local state = rawget(self, "_compile_state")
   local total
-  local multi = #fns > 1
-  local weights = rawget(self, "_loss_weights")
-  for i, fn in ipairs(fns) do
-    local yt = multi and y[i] or y
-    local yp = multi and y_pred[i] or y_pred
-    local l = fn(yt, yp)
-    if weights and weights[i] then l = l * weights[i] end
-    total = total and total + l or l
+  if state then
+    if not state.built then build_state(self, state, y_pred) end
+    total = state:loss(y, y_pred, sample_weight)
   end
-  for _, r in ipairs(self.losses) do total = total + r end
+  for _, r in ipairs(self.losses) do total = total and total + r or r end
+  if total == nil then
+    error("model " .. self.name .. ": no loss to compute; give a loss to compile (compile{loss=...})", 0)
+  end
   return total
 end
 
-local function update_metrics(self, y, y_pred, loss)
-  rawget(self, "_loss_tracker"):update_state(loss)
-  local multi = #rawget(self, "_loss_fns") > 1
-  for _, m in ipairs(rawget(self, "_metrics")) do
-    local o = m.output
-    m.metric:update_state(multi and y[o] or y, multi and y_pred[o] or y_pred)
-  end
+-- Each metric's result as a tensor, by the name it reports under (a staged
+-- step returns these: no value is read back inside the step).
+function Model:_metric_results()
+  local out = {}
+  for _, e in ipairs(metric_keys(self)) do out[e[2]] = e[1]:result() end
+  return out
 end
 
-function Model:train_step(x, y)
-  local vars = rawget(self, "_train_vars")
+-- compute_metrics(x, y, y_pred, sample_weight): updates the compiled
+-- metrics and returns every metric's result (the step's logs).
+function Model:compute_metrics(x, y, y_pred, sample_weight)
+  local state = rawget(self, "_compile_state")
+  if state then
+    if not state.built then build_state(self, state, y_pred) end
+    state:update_metrics(y, y_pred, sample_weight)
+  end
+  return self:_metric_results()
+end
+
+-- train_step(data): one optimizer step on a batch; data is {x, y,
+-- sample_weight} (nn.utils.unpack_x_y_sample_weight). Returns the logs.
+function Model:train_step(data)
+  local x, y, sw = adapter.unpack(data)
+  local vars = self.trainable_weights
   local tape = mg.GradientTape()
   local y_pred = self(x, true)
-  local loss = self:compute_loss(y, y_pred)
+  local loss = self:compute_loss(x, y, y_pred, sw, true)
   tape:stop()
-  local grads = tape:gradient(loss, vars)
-  self.optimizer:apply_gradients(grads, vars)
-  update_metrics(self, y, y_pred, loss)
-  return loss
+  rawget(self, "_loss_tracker"):update_state(loss, adapter.batch_size(x))
+  self.optimizer:apply_gradients(tape:gradient(loss, vars), vars)
+  return self:compute_metrics(x, y, y_pred, sw)
 end
 
-function Model:test_step(x, y)
+-- test_step(data): the loss and metrics of a batch, no update.
+function Model:test_step(data)
+  local x, y, sw = adapter.unpack(data)
   local y_pred = self(x, false)
-  local loss = self:compute_loss(y, y_pred)
-  update_metrics(self, y, y_pred, loss)
-  return loss
+  local loss = self:compute_loss(x, y, y_pred, sw, false)
+  rawget(self, "_loss_tracker"):update_state(loss, adapter.batch_size(x))
+  return self:compute_metrics(x, y, y_pred, sw)
 end
 
-function Model:predict_step(x) return self(x, false) end
+-- predict_step(data): the outputs for a batch.
+function Model:predict_step(data)
+  local x = adapter.unpack(data)
+  return self(x, false)
+end
 
--- The step as a staged function; an error while tracing it gets a hint
--- (Lua code that needs tensor values cannot be staged).
-local function stage(self, kind, fn)
-  if rawget(self, "run_eagerly") then return fn end
-  local staged = mg.func(fn, { name = self.name .. "." .. kind, autograph = false })
-  return function(...)
-    local ok, a = pcall(staged, ...)
-    if ok then return a end
-    local msg = tostring(a)
-    if msg:find("symbolic", 1, true) or msg:find("staged", 1, true) or msg:find("trac", 1, true) then
-      msg = msg .. "\n(model " .. self.name .. ": the " .. kind .. " runs staged with mg.func; "
-        .. "compile{run_eagerly=true} runs it eagerly, for debugging)"
+-- A step's logs as sorted names and values (tables of logs merged, a bare
+-- value named "loss", numbers made tensors), for the staged call.
+local function flatten_logs(logs, kind)
+  if not is_plain(logs) then logs = { loss = logs } end
+  local merged = {}
+  local function add(t)
+    for k, v in pairs(t) do
+      if is_plain(v) then add(v) else merged[k] = v end
     end
-    error(msg, 0)
+  end
+  add(logs)
+  local names = {}
+  for k in pairs(merged) do
+    if type(k) ~= "string" then
+      error(string.format("%s: the logs must be a table keyed by name, got the key %s", kind, tostring(k)), 0)
+    end
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  local values = {}
+  for i, k in ipairs(names) do
+    local v = merged[k]
+    if type(v) == "number" then v = mg.tensor(v, "float32") end
+    if not mg.is_tensor(v) then
+      error(string.format("%s: log '%s' must be a tensor or a number, got %s", kind, k, type(v)), 0)
+    end
+    values[i] = v
+  end
+  return names, values
+end
+
+local function same_names(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+-- The step as a function of a data table, staged with mg.func unless
+-- run_eagerly; an error while tracing it gets a hint (Lua code that needs
+-- tensor values cannot be staged). The staged function takes x, y and
+-- sample_weight positionally and returns tensors only, the logs' values in
+-- name order (`logs`: the step returns logs), the names kept aside from
+-- the trace: tensors in and tensors out is mg.func's fastest call, one C
+-- call with no walk of tables.
+local function stage(self, kind, step, logs)
+  if rawget(self, "run_eagerly") then return step end
+  local names
+  local fn = function(...)
+    local out = step(adapter.pack(...))
+    if not logs then return out end
+    local n, values = flatten_logs(out, kind)
+    if names and not same_names(names, n) then
+      error(string.format("%s returned logs named %s in one trace and %s in another; return the same names every "
+        .. "step", kind, table.concat(names, ", "), table.concat(n, ", ")), 0)
+    end
+    names = n
+    return unpack(values, 1, #n)
+  end
+  local staged = mg.func(fn, { name = self.name .. "." .. kind, autograph = false })
+  local function finish(ok, ...)
+    if not ok then
+      local msg = tostring((...))
+      if msg:find("symbolic", 1, true) or msg:find("staged", 1, true) or msg:find("trac", 1, true) then
+        msg = msg .. "\n(model " .. self.name .. ": the " .. kind .. " runs staged with mg.func; "
+          .. "compile{run_eagerly=true} runs it eagerly, for debugging)"
+      end
+      error(msg, 0)
+    end
+    if not logs then return (...) end
+    local values, out = { ... }, {}
+    for i, k in ipairs(names) do out[k] = values[i] end
+    return out
+  end
+  return function(data)
+    local n = data[3] ~= nil and 3 or (data[2] ~= nil and 2 or 1)   -- no trailing nils: they cost the fast path
+    return finish(pcall(staged, unpack(data, 1, n)))
   end, staged
 end
 
--- Builds the model (one eager forward pass on a couple of rows when needed)
--- and the optimizer's slots, before anything is staged.
-local function ensure_built(self, x)
-  if not rawget(self, "_called") then
-    local n = num_samples(x, "x")
-    local probe = rows(x, 1, math.min(n, 2))
-    local prev = util.context.training
-    util.context.training = false
-    self(probe, false)
-    util.context.training = prev
-    rawset(self, "_called", true)
-  end
+-- Before anything is staged: builds the model (one eager forward pass on
+-- the probe's x, a couple of rows) and ties the compile state to the
+-- outputs it returns.
+local function prepare(self, probe)
+  local state = rawget(self, "_compile_state")
+  local need_state = state and not state.built
+  if rawget(self, "_called") and not need_state then return end
+  local x = adapter.unpack(probe)
+  local prev = util.context.training
+  util.context.training = false
+  local ok, y_pred = pcall(self, x, false)
+  util.context.training = prev
+  if not ok then error(y_pred, 0) end
+  rawset(self, "_called", true)
+  if need_state then build_state(self, state, y_pred) end
 end
 
 local function same_list(a, b)
@@ -274,7 +332,7 @@ function Model:make_train_function()
   if not same_list(rawget(self, "_train_vars"), vars) or not rawget(self, "_train_fn") then
     rawset(self, "_train_vars", vars)
     self.optimizer:build(vars)
-    local fn, staged = stage(self, "train_step", function(x, y) return self:train_step(x, y) end)
+    local fn, staged = stage(self, "train_step", function(data) return self:train_step(data) end, true)
     rawset(self, "_train_fn", fn)
     rawset(self, "train_function", staged)
   end
@@ -283,7 +341,7 @@ end
 
 function Model:make_test_function()
   if not rawget(self, "_test_fn") then
-    local fn, staged = stage(self, "test_step", function(x, y) return self:test_step(x, y) end)
+    local fn, staged = stage(self, "test_step", function(data) return self:test_step(data) end, true)
     rawset(self, "_test_fn", fn)
     rawset(self, "test_function", staged)
   end
@@ -292,101 +350,71 @@ end
 
 function Model:make_predict_function()
   if not rawget(self, "_predict_fn") then
-    local fn, staged = stage(self, "predict_step", function(x) return self:predict_step(x) end)
+    local fn, staged = stage(self, "predict_step", function(data) return self:predict_step(data) end)
     rawset(self, "_predict_fn", fn)
     rawset(self, "predict_function", staged)
   end
   return rawget(self, "_predict_fn")
 end
 
--- ---- metric values ----------------------------------------------------------------------------
+-- ---- logs ------------------------------------------------------------------------------------
 
 function Model:reset_metrics()
   for _, m in ipairs(self.metrics) do m:reset_state() end
 end
 
--- {loss=, accuracy=, ...} as Lua numbers.
+local function value_of(v)
+  if mg.is_tensor(v) and v:numel() == 1 then return v:item() end
+  return v
+end
+
+-- {loss=, accuracy=, ...}: every metric's result as a Lua number.
 function Model:get_metrics_result()
   local out = {}
-  local lt = rawget(self, "_loss_tracker")
-  if lt then out.loss = lt:result():item() end
-  for _, m in ipairs(rawget(self, "_metrics") or {}) do out[m.name] = m.metric:result():item() end
+  for _, e in ipairs(metric_keys(self)) do out[e[2]] = value_of(e[1]:result()) end
   return out
 end
 
--- Logs computed on first access (progress bars read them only when they draw).
-local function lazy_logs(self)
-  local cache
-  return setmetatable({}, { __index = function(_, k)
-    cache = cache or self:get_metrics_result()
-    return cache[k]
-  end })
+-- A step's returned logs as a plain table: one-element tensors become
+-- numbers, tables of logs are merged (Keras's pythonify_logs); a bare
+-- value (a step that returns its loss) is {loss = value}.
+local function logs_of(v)
+  if v == nil then return {} end
+  if not is_plain(v) then return { loss = value_of(v) } end
+  local out = {}
+  local function add(t)
+    for k, x in pairs(t) do
+      if is_plain(x) then add(x) else out[k] = value_of(x) end
+    end
+  end
+  add(v)
+  return out
 end
 
+-- The logs at the end of an epoch or evaluation: the last step's. The
+-- default step's logs are the metrics' results, which accumulate over the
+-- epoch; a custom step's are what it returned. (Keras reads the metrics
+-- instead when the names agree, which reports 0 for a "loss" a custom step
+-- returns without updating the compiled loss tracker.)
+local function final_logs(logs)
+  local out = {}
+  for k, v in pairs(logs) do out[k] = v end
+  return out
+end
+
+-- evaluate's values without return_dict: in metrics_names order, then any
+-- other logs by name (one value alone when there is one).
 local function results(self, logs, return_dict)
   if return_dict then return logs end
-  local out = {}
-  for i, name in ipairs(self.metrics_names) do out[i] = logs[name] end
+  local out, seen = {}, {}
+  for _, name in ipairs(self.metrics_names) do
+    if logs[name] ~= nil then out[#out + 1] = logs[name]; seen[name] = true end
+  end
+  local rest = {}
+  for k in pairs(logs) do if not seen[k] then rest[#rest + 1] = k end end
+  table.sort(rest, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(rest) do out[#out + 1] = logs[k] end
   return unpack(out, 1, #out)
-end
-
--- ---- batch sources ------------------------------------------------------------------------------
--- fit, evaluate and predict each run one loop over a batch source, whether
--- the data are tensors or an mg.data Dataset: {probe = an x to build the model
--- with, steps = batches a pass (nil when unknown), pass(epoch) -> an iterator
--- of (x, y) batches for one pass}.
-
--- Batches of `batch` of the n rows of x (and y, when given): views in order,
--- or with shuffle one `take` of rows permuted afresh each pass.
-local function tensor_source(x, y, n, batch, max_steps, shuffle)
-  local steps = math.ceil(n / batch)
-  if max_steps then steps = math.min(steps, max_steps) end
-  local function pass()
-    local perm = shuffle and permutation(n) or nil
-    local step = 0
-    return function()
-      if step >= steps then return nil end
-      step = step + 1
-      local i, j = (step - 1) * batch + 1, math.min(step * batch, n)
-      if perm then
-        local idx = perm:slice { { i, j } }
-        return take_rows(x, idx), y and take_rows(y, idx)
-      end
-      return rows(x, i, j), y and rows(y, i, j)
-    end
-  end
-  return { probe = x, steps = steps, pass = pass }
-end
-
--- The elements of ds, at most `limit` a pass (given as option `optname`). The
--- element read here builds the model and starts the first pass. Each later
--- pass iterates ds afresh (so a shuffle in it reshuffles), or, with a limit,
--- continues one iterator kept across passes (a new one once it has run out:
--- a pass then ends early).
-local function dataset_source(ds, what, need_y, limit, optname)
-  local steps = dataset_steps(ds, limit, what, optname)
-  local it = ds:_iter()
-  local pending = it()
-  if pending == nil then error(what .. ": the dataset is empty", 3) end
-  local function pass(epoch)
-    if not pending and (not limit or it == nil) then it = ds:_iter() end
-    local step = 0
-    return function()
-      if limit and step >= limit then return nil end
-      local e = pending or it()
-      pending = nil
-      if e == nil then
-        it = nil
-        if step == 0 then
-          error(string.format("%s: epoch %s had no batches (the dataset ran out)", what, tostring(epoch)), 0)
-        end
-        return nil
-      end
-      step = step + 1
-      return split_element(e, what, need_y)
-    end
-  end
-  return { probe = (split_element(pending, what, need_y)), steps = steps, pass = pass }
 end
 
 local function verbosity(opts)
@@ -395,30 +423,89 @@ local function verbosity(opts)
   return v
 end
 
--- ---- fit ---------------------------------------------------------------------------------------
+-- ---- arguments ---------------------------------------------------------------------------------
 
-local FIT_OPTIONS = util.set { "x", "y", "epochs", "batch_size", "verbose", "callbacks", "validation_split",
-  "validation_data", "shuffle", "initial_epoch", "steps_per_epoch", "validation_batch_size", "validation_freq" }
+-- model:fit{x=, y=, epochs=...}: one table holding the data and the options
+-- (not a table of inputs keyed by Input names: those are tensors, and a
+-- model with an Input named "x" takes them as inputs).
+local function option_form(self, t, spec)
+  if not is_plain(t) or t.x == nil then return false end
+  for k in pairs(t) do if spec[k] == nil then return false end end
+  for _, name in ipairs(rawget(self, "inputs") and (self.input_names or {}) or {}) do
+    if name == "x" then return false end
+  end
+  return true
+end
 
-local function parse_call(x, y, opts, allowed, what)
-  if is_dataset(x) and is_list(y) and opts == nil and (next(y) == nil or not mg.is_tensor(y[1])) then
+local function parse_call(self, x, y, opts, spec, what)
+  if is_dataset(x) and is_plain(y) and opts == nil and (next(y) == nil or not mg.is_tensor(y[1])) then
     opts, y = y, nil   -- fit(ds, {epochs=2})
   end
-  if is_list(x) and (x.x ~= nil or x.epochs ~= nil or x.batch_size ~= nil) and y == nil and opts == nil then
+  if y == nil and opts == nil and option_form(self, x, spec) then
     opts = x
     x, y = opts.x, opts.y
   end
-  opts = opts or {}
-  for k in pairs(opts) do
-    if not allowed[k] then
-      local names = {}
-      for a in pairs(allowed) do names[#names + 1] = a end
-      table.sort(names)
-      error(string.format("%s: unknown option '%s' (expected one of: %s)", what, tostring(k),
-        table.concat(names, ", ")), 3)
-    end
-  end
+  opts = options.check(what, opts, spec)
   return x, y, opts
+end
+
+-- The default step computes its loss against y; an overriding one may not need y.
+local function needs_y(self, step)
+  return self[step] == Model[step]
+end
+
+local function check_dataset_opts(what, y, opts)
+  if y ~= nil then
+    raise(what .. ": y must not be given when x is a Dataset (its elements are (x, y) batches)")
+  end
+  if opts.batch_size ~= nil then
+    raise(what .. ": batch_size must not be given with a Dataset; batch the dataset itself: ds:batch(n)")
+  end
+  if opts.validation_split ~= nil and opts.validation_split ~= 0 then
+    raise(what .. ": validation_split is not supported with a Dataset; give validation_data (a Dataset)")
+  end
+  if opts.sample_weight ~= nil then
+    raise(what .. ": sample_weight must not be given with a Dataset; yield (x, y, sample_weight) elements")
+  end
+end
+
+-- The data table of arrays x, y, sample_weight (and its sample count),
+-- every structure checked. class_weight adds the sample weights.
+local function array_data(self, what, x, y, sw, opts, step)
+  if y == nil and needs_y(self, step) then raise(what .. ": y (the targets) is missing") end
+  if sw ~= nil and y == nil then raise(what .. ": sample_weight needs targets y") end
+  local n = adapter.num_samples(what, { { "x", x }, { "y", y }, { "sample_weight", sw } })
+  if n == 0 then raise(what .. ": x has no samples") end
+  if opts.class_weight ~= nil then
+    if sw ~= nil then raise(what .. ": give sample_weight or class_weight, not both") end
+    if y == nil then raise(what .. ": class_weight needs targets y") end
+    sw = adapter.class_sample_weights(what, y, opts.class_weight)
+  end
+  return adapter.pack(x, y, sw), n
+end
+
+-- ---- fit ---------------------------------------------------------------------------------------
+
+local FIT_OPTIONS = { x = "any", y = "any", batch_size = { "integer", min = 1 }, epochs = { "integer", min = 0 },
+  verbose = VERBOSE, callbacks = "table", validation_split = { "number", min = 0, below = 1 },
+  validation_data = "table", shuffle = "boolean", class_weight = "table", sample_weight = "tensor|table",
+  initial_epoch = { "integer", min = 0 }, steps_per_epoch = { "integer", min = 1 },
+  validation_steps = { "integer", min = 1 }, validation_batch_size = { "integer", min = 1 },
+  validation_freq = { "integer", min = 1 } }
+
+-- The validation data: a Dataset, or {x, y [, sample_weight]} / {x=, y=, sample_weight=}.
+local function validate(self, val, opts)
+  local vopts = { verbose = 0, return_dict = true }
+  if is_dataset(val) then
+    vopts.steps = opts.validation_steps
+    return self:evaluate(val, nil, vopts)
+  end
+  local vx, vy, vsw = val[1], val[2], val[3]
+  if vx == nil then vx, vy, vsw = val.x, val.y, val.sample_weight end
+  vopts.batch_size = opts.validation_batch_size or opts.batch_size or 32
+  vopts.sample_weight = vsw
+  vopts.steps = opts.validation_steps
+  return self:evaluate(vx, vy, vopts)
 end
 
 -- The loop of fit over a batch source; val (a Dataset or {x, y}) is evaluated
@@ -426,7 +513,7 @@ end
 local function fit_loop(self, src, val, opts)
   local epochs = opts.epochs or 1
   local verbose = verbosity(opts)
-  ensure_built(self, src.probe)
+  prepare(self, src.probe)
   local train_fn = self:make_train_function()
   -- user callbacks first (they may add to the logs), then History and the progress bar (Keras's order)
   local history = callbacks.History()
@@ -441,25 +528,17 @@ local function fit_loop(self, src, val, opts)
   for epoch = (opts.initial_epoch or 0) + 1, epochs do
     self:reset_metrics()
     cbs:on_epoch_begin(epoch, {})
-    local step = 0
-    for xb, yb in src.pass(epoch) do
+    local step, logs = 0, {}
+    for data in src.pass(epoch) do
       step = step + 1
       cbs:on_train_batch_begin(step, {})
-      train_fn(xb, yb)
-      cbs:on_train_batch_end(step, lazy_logs(self))
+      logs = logs_of(train_fn(data))
+      cbs:on_train_batch_end(step, logs)
       if self.stop_training then break end
     end
-    epoch_logs = self:get_metrics_result()
+    epoch_logs = final_logs(logs)
     if val ~= nil and epoch % (opts.validation_freq or 1) == 0 then
-      local vopts = { verbose = 0, return_dict = true }
-      local vl
-      if is_dataset(val) then
-        vl = self:evaluate(val, nil, vopts)
-      else
-        vopts.batch_size = opts.validation_batch_size or opts.batch_size or 32
-        vl = self:evaluate(val[1] or val.x, val[2] or val.y, vopts)
-      end
-      for k, v in pairs(vl) do epoch_logs["val_" .. k] = v end
+      for k, v in pairs(validate(self, val, opts)) do epoch_logs["val_" .. k] = v end
     end
     cbs:on_epoch_end(epoch, epoch_logs)
     if self.stop_training then break end
@@ -469,77 +548,80 @@ local function fit_loop(self, src, val, opts)
 end
 
 -- model:fit(x, y, {epochs=1, batch_size=32, verbose=1, shuffle=true,
--- validation_split=, validation_data={x, y} or a Dataset, callbacks={...}, initial_epoch=0})
+-- validation_split=, validation_data={x, y [, sample_weight]} or a Dataset,
+-- sample_weight=, class_weight=, callbacks={...}, initial_epoch=0, ...})
 -- -> a History (history.history.loss[epoch], ...).
 -- model:fit(ds, {epochs=, steps_per_epoch=, validation_data=, ...}) trains on a
--- Dataset of (x, y) batches (see dataset_source for how epochs iterate it).
+-- Dataset of (x, y[, sample_weight]) batches (see data_adapter.dataset_source).
 function Model:fit(x, y, opts)
-  x, y, opts = parse_call(x, y, opts, FIT_OPTIONS, "fit")
+  x, y, opts = parse_call(self, x, y, opts, FIT_OPTIONS, "fit")
   check_compiled(self, "fit")
   if is_dataset(x) then
     check_dataset_opts("fit", y, opts)
-    local src = dataset_source(x, "fit", true, opts.steps_per_epoch, "steps_per_epoch")
+    local src = adapter.dataset_source(x, "fit", needs_y(self, "train_step"), opts.steps_per_epoch,
+      "steps_per_epoch", opts.class_weight)
     return fit_loop(self, src, opts.validation_data, opts)
   end
-  if y == nil then error("fit: y (the targets) is missing", 2) end
-  local n = check_same_count(x, y)
+  local sw = opts.sample_weight
+  local data, n = array_data(self, "fit", x, y, sw, {}, "train_step")
   local val = opts.validation_data
   if val == nil and opts.validation_split and opts.validation_split > 0 then
     local nv = math.floor(n * opts.validation_split)
     if nv < 1 or nv >= n then
-      error(string.format("fit: validation_split=%s leaves no training or no validation samples out of %d",
-        tostring(opts.validation_split), n), 2)
+      raise(string.format("fit: validation_split=%s leaves no training or no validation samples out of %d",
+        tostring(opts.validation_split), n))
     end
-    val = { rows(x, n - nv + 1, n), rows(y, n - nv + 1, n) }
-    x, y = rows(x, 1, n - nv), rows(y, 1, n - nv)
+    val = adapter.rows(data, n - nv + 1, n)
+    x, y, sw = adapter.unpack(adapter.rows(data, 1, n - nv))
     n = n - nv
   end
-  local src = tensor_source(x, y, n, opts.batch_size or 32, opts.steps_per_epoch, opts.shuffle ~= false)
+  data = array_data(self, "fit", x, y, sw, opts, "train_step")
+  local src = adapter.tensor_source(data, n, opts.batch_size or 32, opts.steps_per_epoch, opts.shuffle ~= false)
   return fit_loop(self, src, val, opts)
 end
 
 -- ---- evaluate / predict ------------------------------------------------------------------------------
 
-local EVAL_OPTIONS = util.set { "x", "y", "batch_size", "verbose", "return_dict", "callbacks", "steps" }
+local EVAL_OPTIONS = { x = "any", y = "any", batch_size = { "integer", min = 1 }, verbose = VERBOSE,
+  sample_weight = "tensor|table", steps = { "integer", min = 1 }, callbacks = "table", return_dict = "boolean" }
 
--- model:evaluate(x, y, {batch_size=32, verbose=1, return_dict=false}) ->
+-- model:evaluate(x, y, {batch_size=32, verbose=1, sample_weight=, return_dict=false}) ->
 -- loss, metric... (or a table by name with return_dict).
 -- model:evaluate(ds, {steps=, verbose=, return_dict=}): the metrics over a
 -- Dataset (or its first `steps` batches).
 function Model:evaluate(x, y, opts)
-  x, y, opts = parse_call(x, y, opts, EVAL_OPTIONS, "evaluate")
+  x, y, opts = parse_call(self, x, y, opts, EVAL_OPTIONS, "evaluate")
   check_compiled(self, "evaluate")
   local src
   if is_dataset(x) then
     check_dataset_opts("evaluate", y, opts)
-    src = dataset_source(x, "evaluate", true, opts.steps, "steps")
+    src = adapter.dataset_source(x, "evaluate", needs_y(self, "test_step"), opts.steps, "steps")
   else
-    if y == nil then error("evaluate: y (the targets) is missing", 2) end
-    src = tensor_source(x, y, check_same_count(x, y), opts.batch_size or 32, opts.steps, false)
+    local data, n = array_data(self, "evaluate", x, y, opts.sample_weight, {}, "test_step")
+    src = adapter.tensor_source(data, n, opts.batch_size or 32, opts.steps, false)
   end
   local verbose = verbosity(opts)
-  ensure_built(self, src.probe)
+  prepare(self, src.probe)
   local fn = self:make_test_function()
   self:reset_metrics()
   local bar = verbose ~= 0 and progress.Progbar(src.steps, { verbose = verbose }) or nil
   local cbs = callbacks.CallbackList(opts.callbacks or {}, self, { steps = src.steps, verbose = verbose })
   cbs:on_test_begin({})
-  local step = 0
-  for xb, yb in src.pass() do
+  local step, logs = 0, {}
+  for data in src.pass() do
     step = step + 1
     cbs:on_test_batch_begin(step, {})
-    fn(xb, yb)
-    cbs:on_test_batch_end(step, lazy_logs(self))
-    if bar and bar:wants(step) then
-      bar:update(step, callbacks._ordered_logs(self, self:get_metrics_result(), false))
-    end
+    logs = logs_of(fn(data))
+    cbs:on_test_batch_end(step, logs)
+    if bar and bar:wants(step) then bar:update(step, callbacks._ordered_logs(self, logs, false)) end
   end
-  local logs = self:get_metrics_result()
+  logs = final_logs(logs)
   cbs:on_test_end(logs)
   return results(self, logs, opts.return_dict)
 end
 
-local PREDICT_OPTIONS = util.set { "x", "batch_size", "verbose", "callbacks", "steps" }
+local PREDICT_OPTIONS = { x = "any", batch_size = { "integer", min = 1 }, verbose = VERBOSE, callbacks = "table",
+  steps = { "integer", min = 1 } }
 
 local function concat_outputs(parts)
   local f = parts[1]
@@ -548,7 +630,7 @@ local function concat_outputs(parts)
     return mg.concat(parts, 1)
   end
   local out = {}
-  for k = 1, #f do
+  for _, k in ipairs(adapter.ordered_keys(f)) do
     local list = {}
     for i, p in ipairs(parts) do list[i] = p[k] end
     out[k] = #list == 1 and list[1] or mg.concat(list, 1)
@@ -559,60 +641,69 @@ end
 -- model:predict(x, {batch_size=32, verbose=0}): the outputs for every sample.
 -- model:predict(ds, {steps=}): the outputs for every element's x (elements may be x or (x, y)).
 function Model:predict(x, opts)
-  if is_list(x) and x.x ~= nil and opts == nil then opts = x; x = opts.x end
-  opts = opts or {}
-  for k in pairs(opts) do
-    if not PREDICT_OPTIONS[k] then error("predict: unknown option '" .. tostring(k) .. "'", 2) end
-  end
+  if opts == nil and option_form(self, x, PREDICT_OPTIONS) then opts = x; x = opts.x end
+  opts = options.check("predict", opts, PREDICT_OPTIONS)
   local src
   if is_dataset(x) then
     if opts.batch_size ~= nil then
-      error("predict: batch_size must not be given with a Dataset; batch the dataset itself: ds:batch(n)", 2)
+      raise("predict: batch_size must not be given with a Dataset; batch the dataset itself: ds:batch(n)")
     end
-    src = dataset_source(x, "predict", false, opts.steps, "steps")
+    src = adapter.dataset_source(x, "predict", false, opts.steps, "steps")
   else
-    src = tensor_source(x, nil, num_samples(x, "x"), opts.batch_size or 32, opts.steps, false)
+    local n = adapter.num_samples("predict", { { "x", x } })
+    if n == 0 then raise("predict: x has no samples") end
+    src = adapter.tensor_source(adapter.pack(x), n, opts.batch_size or 32, opts.steps, false)
   end
-  ensure_built(self, src.probe)
+  prepare(self, src.probe)
   local fn = self:make_predict_function()
   local verbose = opts.verbose or 0
+  if verbose == "auto" then verbose = 1 end
   local bar = verbose ~= 0 and progress.Progbar(src.steps, { verbose = verbose }) or nil
+  local cbs = callbacks.CallbackList(opts.callbacks or {}, self, { steps = src.steps, verbose = verbose })
+  cbs:on_predict_begin({})
   local parts = {}
-  for xb in src.pass() do
-    parts[#parts + 1] = fn(xb)
+  for data in src.pass() do
+    cbs:on_predict_batch_begin(#parts + 1, {})
+    parts[#parts + 1] = fn(data)
+    cbs:on_predict_batch_end(#parts, { outputs = parts[#parts] })
     if bar and bar:wants(#parts) then bar:update(#parts, {}) end
   end
+  cbs:on_predict_end({})
   return concat_outputs(parts)
 end
 
 -- ---- single batches ------------------------------------------------------------------------------------
 
--- model:train_on_batch(x, y, {reset_metrics=true, return_dict=false}) -> loss, metric...
+local TRAIN_BATCH_OPTIONS = { sample_weight = "tensor|table", class_weight = "table", reset_metrics = "boolean",
+  return_dict = "boolean" }
+local TEST_BATCH_OPTIONS = { sample_weight = "tensor|table", reset_metrics = "boolean", return_dict = "boolean" }
+
+-- model:train_on_batch(x, y, {sample_weight=, class_weight=, reset_metrics=true, return_dict=false}) -> loss, metric...
 function Model:train_on_batch(x, y, opts)
+  opts = options.check("train_on_batch", opts, TRAIN_BATCH_OPTIONS)
   check_compiled(self, "train_on_batch")
-  opts = opts or {}
-  check_same_count(x, y)
-  ensure_built(self, x)
+  local data, n = array_data(self, "train_on_batch", x, y, opts.sample_weight, opts, "train_step")
+  prepare(self, adapter.rows(data, 1, math.min(n, 2)))
   local fn = self:make_train_function()
   if opts.reset_metrics ~= false then self:reset_metrics() end
-  fn(x, y)
-  return results(self, self:get_metrics_result(), opts.return_dict)
+  return results(self, final_logs(logs_of(fn(data))), opts.return_dict)
 end
 
+-- model:test_on_batch(x, y, {sample_weight=, reset_metrics=true, return_dict=false}) -> loss, metric...
 function Model:test_on_batch(x, y, opts)
+  opts = options.check("test_on_batch", opts, TEST_BATCH_OPTIONS)
   check_compiled(self, "test_on_batch")
-  opts = opts or {}
-  check_same_count(x, y)
-  ensure_built(self, x)
+  local data, n = array_data(self, "test_on_batch", x, y, opts.sample_weight, {}, "test_step")
+  prepare(self, adapter.rows(data, 1, math.min(n, 2)))
   local fn = self:make_test_function()
   if opts.reset_metrics ~= false then self:reset_metrics() end
-  fn(x, y)
-  return results(self, self:get_metrics_result(), opts.return_dict)
+  return results(self, final_logs(logs_of(fn(data))), opts.return_dict)
 end
 
 function Model:predict_on_batch(x)
-  ensure_built(self, x)
-  return self:make_predict_function()(x)
+  local data = adapter.pack(x)
+  prepare(self, data)
+  return self:make_predict_function()(data)
 end
 
 return Model

@@ -99,13 +99,78 @@ function M.parse_args(cls_name, positional, list_first, ...)
   return cfg
 end
 
--- Rejects unknown option names (catching typos such as `activaton`); the
--- values are checked by each layer (options.check takes rules for them).
-function M.check_options(cls_name, cfg, allowed)
-  local spec = {}
-  for k in pairs(allowed) do spec[k] = "any" end
+-- Checks a constructor's options against `spec` (name -> rule, see
+-- moongrad.options): unknown names (typos such as `activaton`) and values
+-- of the wrong type or out of range raise at the user's line.
+function M.check_options(cls_name, cfg, spec)
   options.check(cls_name, cfg, spec)
 end
+
+-- ---- option rules shared by the layers ------------------------------------------------
+
+local function is_pos_int(v) return type(v) == "number" and v >= 1 and v == math.floor(v) end
+
+-- n | {a, b}: a positive integer or a pair of them (kernel sizes, strides, pool sizes).
+local function pair_check(v)
+  if type(v) == "number" then
+    if not is_pos_int(v) then return "must be a positive integer or a pair of them, got " .. tostring(v) end
+    return nil
+  end
+  if #v ~= 2 or not is_pos_int(v[1]) or not is_pos_int(v[2]) then
+    return "must be a positive integer or a pair {height, width} of them, got " .. M.shape_str(v)
+  end
+end
+
+-- "valid" | "same", in any case (Keras lower-cases it).
+local function padding_check(v)
+  local l = v:lower()
+  if l ~= "valid" and l ~= "same" then return string.format("must be \"valid\" or \"same\", got %q", v) end
+end
+
+-- A list of sizes without the batch axis (-1 for unknown).
+local function shape_check(v)
+  if type(v) == "number" then v = { v } end
+  for i, d in ipairs(v) do
+    if type(d) ~= "number" or d ~= math.floor(d) or (d < 0 and d ~= -1) then
+      return string.format("entry %d must be a size or -1 (unknown), got %s", i, tostring(d))
+    end
+  end
+end
+
+-- An axis or a list of axes (integers; the layer checks them against the input's rank).
+local function axes_check(v)
+  if type(v) == "table" then
+    if #v == 0 then return "must name at least one axis, got an empty list" end
+    for i, a in ipairs(v) do
+      if type(a) ~= "number" or a ~= math.floor(a) then
+        return string.format("entry %d must be an integer axis, got %s", i, tostring(a))
+      end
+    end
+  elseif v ~= math.floor(v) then
+    return "must be an integer axis or a list of them, got " .. tostring(v)
+  end
+end
+
+-- An option moongrad does not implement: any value other than the neutral one raises.
+function M.unsupported(neutral, why)
+  return { "any", check = function(v)
+    if v == neutral then return nil end
+    return "is not supported" .. (why and (" (" .. why .. ")") or "") .. ", got " .. options.show(v)
+  end }
+end
+
+M.rules = {
+  positive_int = { "integer", min = 1 },
+  activation = "string|function|table",
+  initializer = "string|table|function",
+  regularizer = "string|table|function",
+  pair = { "integer|table", check = pair_check },
+  padding = { "string", check = padding_check },
+  shape = { "integer|table", check = shape_check },
+  axes = { "integer|table", check = axes_check },
+  float_dtype = { "string", one_of = { "float32", "float64" } },
+  channels_last = { "string", one_of = { "channels_last" } },
+}
 
 -- A set from a list of names.
 function M.set(list)

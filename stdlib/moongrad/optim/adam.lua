@@ -14,9 +14,11 @@ local Adam = Optimizer:extend("Adam")
 M.Adam = Adam
 
 local DEFAULTS = { learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-7, amsgrad = false }
+local SPEC = { beta_1 = { "number", min = 0, below = 1 }, beta_2 = { "number", min = 0, below = 1 },
+  epsilon = { "number", min = 0 }, amsgrad = "boolean" }
 
 function Adam:__init(cfg)
-  local c = self:_configure(cfg, DEFAULTS)
+  local c = self:_configure(cfg, DEFAULTS, SPEC)
   self.beta_1, self.beta_2, self.epsilon, self.amsgrad = c.beta_1, c.beta_2, c.epsilon, c.amsgrad
 end
 
@@ -56,7 +58,7 @@ function AdamW:__init(cfg)
   local d = {}
   for k, v in pairs(DEFAULTS) do d[k] = v end
   d.weight_decay = 0.004
-  local c = self:_configure(cfg, d)
+  local c = self:_configure(cfg, d, SPEC)
   self.beta_1, self.beta_2, self.epsilon, self.amsgrad = c.beta_1, c.beta_2, c.epsilon, c.amsgrad
 end
 

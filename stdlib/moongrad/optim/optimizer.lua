@@ -13,30 +13,42 @@ local mg = require("moongrad")
 local core = require("moongrad.core")
 local class = require("moongrad.nn.class")
 local schedules = require("moongrad.optim.schedules")
+local options = require("moongrad.options")
 
 local Optimizer = class.Object:extend("Optimizer")
 
-local BASE = { "learning_rate", "clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "name" }
+-- The learning rate: a number >= 0 or a schedule.
+local function lr_check(v)
+  if type(v) == "number" then
+    if v ~= v or v < 0 then return "must be a number >= 0 or a schedule, got " .. tostring(v) end
+    return nil
+  end
+  if not schedules.is_schedule(v) then return "must be a number >= 0 or a schedule, got " .. options.show(v) end
+end
+Optimizer.lr_rule = { "number|table", check = lr_check }
 
--- Merges cfg over defaults, rejecting unknown keys.
-function Optimizer:_configure(cfg, defaults)
-  cfg = cfg or {}
+-- The options every optimizer takes (Keras's base optimizer arguments).
+local BASE = {
+  learning_rate = Optimizer.lr_rule,
+  clipnorm = { "number", above = 0 },
+  clipvalue = { "number", above = 0 },
+  global_clipnorm = { "number", above = 0 },
+  weight_decay = { "number", min = 0 },
+  name = "string",
+}
+
+-- Checks cfg against the base options and `spec` (a subclass's own), then
+-- merges it over defaults.
+function Optimizer:_configure(cfg, defaults, spec)
   if type(cfg) == "number" then cfg = { learning_rate = cfg } end
+  cfg = options.check(self.class_name, cfg, options.extend(BASE, spec))
+  local nclip = (cfg.clipnorm and 1 or 0) + (cfg.clipvalue and 1 or 0) + (cfg.global_clipnorm and 1 or 0)
+  if nclip > 1 then
+    options.raise(self.class_name .. ": only one of clipnorm, clipvalue and global_clipnorm can be set")
+  end
   local c = {}
   for k, v in pairs(defaults) do c[k] = v end
-  local allowed = {}
-  for _, k in ipairs(BASE) do allowed[k] = true end
-  for k in pairs(defaults) do allowed[k] = true end
-  for k, v in pairs(cfg) do
-    if not allowed[k] then
-      local names = {}
-      for a in pairs(allowed) do names[#names + 1] = a end
-      table.sort(names)
-      error(string.format("%s: unknown argument '%s' (expected one of: %s)", self.class_name, tostring(k),
-        table.concat(names, ", ")), 4)
-    end
-    c[k] = v
-  end
+  for k, v in pairs(cfg) do c[k] = v end
   self.config = c
   self.name = c.name or self.class_name
   self.clipnorm, self.clipvalue, self.global_clipnorm = c.clipnorm, c.clipvalue, c.global_clipnorm
@@ -67,6 +79,7 @@ Optimizer.setters.learning_rate = function(self, v)
   if rawget(self, "_schedule") then
     error(self.class_name .. ": the learning rate is a schedule; it cannot be set to a number", 2)
   end
+  options.value(self.class_name, "learning_rate", v, Optimizer.lr_rule)
   rawget(self, "_lr"):assign(mg.tensor(v, "float32"))
 end
 Optimizer.getters.lr = Optimizer.getters.learning_rate

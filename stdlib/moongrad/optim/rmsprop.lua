@@ -14,7 +14,8 @@ M.RMSprop = RMSprop
 
 function RMSprop:__init(cfg)
   local c = self:_configure(cfg, { learning_rate = 0.001, rho = 0.9, momentum = 0.0, epsilon = 1e-7,
-    centered = false })
+    centered = false }, { rho = { "number", min = 0, max = 1 }, momentum = { "number", min = 0, max = 1 },
+    epsilon = { "number", min = 0 }, centered = "boolean" })
   self.rho, self.momentum, self.epsilon, self.centered = c.rho, c.momentum, c.epsilon, c.centered
 end
 
@@ -38,7 +39,8 @@ local Adagrad = Optimizer:extend("Adagrad")
 M.Adagrad = Adagrad
 
 function Adagrad:__init(cfg)
-  local c = self:_configure(cfg, { learning_rate = 0.001, initial_accumulator_value = 0.1, epsilon = 1e-7 })
+  local c = self:_configure(cfg, { learning_rate = 0.001, initial_accumulator_value = 0.1, epsilon = 1e-7 },
+    { initial_accumulator_value = { "number", min = 0 }, epsilon = { "number", min = 0 } })
   self.initial_accumulator_value, self.epsilon = c.initial_accumulator_value, c.epsilon
 end
 

@@ -7,6 +7,7 @@
 -- returns a Lua number. Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local class = require("moongrad.nn.class")
+local options = require("moongrad.options")
 
 local M = {}
 
@@ -23,15 +24,22 @@ end
 
 function Schedule:get_config() return self.config end
 
-local function define(name, defaults, required, compute)
+-- A schedule class: its options' rules (moongrad.options), the required
+-- ones, and `validate(c)` for what relates several options.
+local function define(name, defaults, required, spec, compute, validate)
   local cls = Schedule:extend(name)
+  spec.name = "string"
   function cls:__init(cfg)
-    cfg = cfg or {}
+    cfg = options.check(name, cfg, spec)
     local c = {}
     for k, v in pairs(defaults) do c[k] = v end
     for k, v in pairs(cfg) do c[k] = v end
     for _, k in ipairs(required) do
-      if c[k] == nil then error(name .. ": " .. k .. " is required", 3) end
+      if c[k] == nil then options.raise(name .. ": " .. k .. " is required") end
+    end
+    if validate then
+      local why = validate(c)
+      if why then options.raise(name .. ": " .. why) end
     end
     self.config = c
   end
@@ -40,8 +48,12 @@ local function define(name, defaults, required, compute)
   return cls
 end
 
+local LR = { "number", min = 0 }
+local STEPS = { "number", above = 0 }
+
 -- initial_learning_rate * decay_rate ^ (step / decay_steps)
 define("ExponentialDecay", { staircase = false }, { "initial_learning_rate", "decay_steps", "decay_rate" },
+  { initial_learning_rate = LR, decay_steps = STEPS, decay_rate = { "number", above = 0 }, staircase = "boolean" },
   function(self, step)
     local c = self.config
     local p = step / c.decay_steps
@@ -51,6 +63,7 @@ define("ExponentialDecay", { staircase = false }, { "initial_learning_rate", "de
 
 -- initial_learning_rate / (1 + decay_rate * step / decay_steps)
 define("InverseTimeDecay", { staircase = false }, { "initial_learning_rate", "decay_steps", "decay_rate" },
+  { initial_learning_rate = LR, decay_steps = STEPS, decay_rate = { "number", min = 0 }, staircase = "boolean" },
   function(self, step)
     local c = self.config
     local p = step / c.decay_steps
@@ -61,6 +74,8 @@ define("InverseTimeDecay", { staircase = false }, { "initial_learning_rate", "de
 -- cosine from initial_learning_rate down to alpha * initial over decay_steps,
 -- after an optional linear warmup to warmup_target over warmup_steps.
 define("CosineDecay", { alpha = 0, warmup_steps = 0 }, { "initial_learning_rate", "decay_steps" },
+  { initial_learning_rate = LR, decay_steps = STEPS, alpha = { "number", min = 0, max = 1 }, warmup_target = LR,
+    warmup_steps = { "number", min = 0 } },
   function(self, step)
     local c = self.config
     local lr0 = c.warmup_target or c.initial_learning_rate
@@ -75,14 +90,30 @@ define("CosineDecay", { alpha = 0, warmup_steps = 0 }, { "initial_learning_rate"
   end)
 
 -- values[1] while step <= boundaries[1], values[2] up to boundaries[2], ...
-define("PiecewiseConstantDecay", {}, { "boundaries", "values" }, function(self, step)
+local function numbers(v, what)
+  for i, x in ipairs(v) do
+    if type(x) ~= "number" or x ~= x then return string.format("%s[%d] must be a number, got %s", what, i,
+      options.show(x)) end
+  end
+end
+define("PiecewiseConstantDecay", {}, { "boundaries", "values" }, { boundaries = "table", values = "table" },
+  function(self, step)
   local b, v = self.config.boundaries, self.config.values
-  if #v ~= #b + 1 then error("PiecewiseConstantDecay: values needs one more entry than boundaries", 3) end
   local out = mg.full({}, v[#v], step.dtype)
   for i = #b, 1, -1 do
     out = mg.where(mg.less_equal(step, b[i]), v[i], out)
   end
   return out
+end, function(c)
+  local b, v = c.boundaries, c.values
+  local why = numbers(b, "boundaries") or numbers(v, "values")
+  if why then return why end
+  if #v ~= #b + 1 then
+    return string.format("values needs one more entry than boundaries, got %d values and %d boundaries", #v, #b)
+  end
+  for i = 2, #b do
+    if b[i] <= b[i - 1] then return "boundaries must be increasing, got " .. b[i - 1] .. " then " .. b[i] end
+  end
 end)
 
 M.is_schedule = function(x) return class.isinstance(x, Schedule) end

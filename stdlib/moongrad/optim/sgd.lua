@@ -8,8 +8,8 @@ local Optimizer = require("moongrad.optim.optimizer")
 local SGD = Optimizer:extend("SGD")
 
 function SGD:__init(cfg)
-  local c = self:_configure(cfg, { learning_rate = 0.01, momentum = 0.0, nesterov = false })
-  if c.momentum < 0 or c.momentum > 1 then error("SGD: momentum must be in [0, 1], got " .. tostring(c.momentum), 3) end
+  local c = self:_configure(cfg, { learning_rate = 0.01, momentum = 0.0, nesterov = false },
+    { momentum = { "number", min = 0, max = 1 }, nesterov = "boolean" })
   self.momentum, self.nesterov = c.momentum, c.nesterov and true or false
 end
 

@@ -12,24 +12,21 @@ local regularizers = require("moongrad.nn.regularizers")
 
 local M = {}
 
-local OPTIONS = { "strides", "padding", "data_format", "dilation_rate", "groups", "activation", "use_bias",
-  "kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer", "output_padding" }
+local R = util.rules
+local OPTIONS = { filters = R.positive_int, kernel_size = R.pair, strides = R.pair, padding = R.padding,
+  data_format = R.channels_last, dilation_rate = R.pair, groups = R.positive_int, activation = R.activation,
+  use_bias = "boolean", kernel_initializer = R.initializer, bias_initializer = R.initializer,
+  kernel_regularizer = R.regularizer, bias_regularizer = R.regularizer }
 
--- The common arguments of both layers.
-local function setup(self, ...)
-  local cfg = self:_parse({ "filters", "kernel_size" }, OPTIONS, ...)
+-- The common arguments of both layers (`more`: the rules of a layer's own options).
+local function setup(self, more, ...)
+  local spec = OPTIONS
+  if more then spec = require("moongrad.options").extend(OPTIONS, more) end
+  local cfg = self:_parse({ "filters", "kernel_size" }, spec, ...)
   local name = self.class_name
-  if type(cfg.filters) ~= "number" or cfg.filters < 1 then
-    util.raise(name .. ": filters must be a positive integer, got " .. tostring(cfg.filters))
-  end
+  if cfg.filters == nil then util.raise(name .. ": filters is required (a positive integer)") end
   if cfg.kernel_size == nil then util.raise(name .. ": kernel_size is missing") end
-  if cfg.data_format and cfg.data_format ~= "channels_last" then
-    util.raise(name .. ": only data_format=\"channels_last\" (NHWC) is supported")
-  end
   local padding = (cfg.padding or "valid"):lower()
-  if padding ~= "valid" and padding ~= "same" then
-    util.raise(name .. ": padding must be \"valid\" or \"same\", got " .. tostring(cfg.padding))
-  end
   self.filters = cfg.filters
   self.kernel_size = util.pair(cfg.kernel_size, "kernel_size", name)
   self.strides = util.pair(cfg.strides or 1, "strides", name)
@@ -91,7 +88,7 @@ local Conv2D = Layer:extend("Conv2D")
 M.Conv2D = Conv2D
 
 function Conv2D:__init(...)
-  setup(self, ...)
+  setup(self, nil, ...)
   if self.filters % self.groups ~= 0 then
     util.raise(string.format("Conv2D: filters (%d) must be divisible by groups (%d)", self.filters, self.groups))
   end
@@ -150,8 +147,15 @@ local Conv2DTranspose = Layer:extend("Conv2DTranspose")
 M.Conv2DTranspose = Conv2DTranspose
 
 function Conv2DTranspose:__init(...)
-  local cfg = setup(self, ...)
-  if self.groups ~= 1 then util.raise("Conv2DTranspose: groups is not supported") end
+  local cfg = setup(self, { groups = util.unsupported(1), output_padding = { "integer|table",
+    check = function(v)
+      local ok = type(v) == "number" and v >= 0 and v == math.floor(v)
+      if type(v) == "table" then
+        ok = #v == 2
+        for i = 1, 2 do ok = ok and type(v[i]) == "number" and v[i] >= 0 and v[i] == math.floor(v[i]) end
+      end
+      if not ok then return "must be a non-negative integer or a pair of them" end
+    end } }, ...)
   if cfg.output_padding ~= nil then
     self.output_padding = util.pair(cfg.output_padding, "output_padding", "Conv2DTranspose")
   end

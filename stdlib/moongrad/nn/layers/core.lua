@@ -20,11 +20,15 @@ local M = {}
 
 local InputLayer = Layer:extend("InputLayer")
 InputLayer.list_argument = true   -- InputLayer{28, 28, 1} is one shape
+-- an input may hold any dtype (int64 ids for an Embedding, uint8 images)
+InputLayer.base_options = require("moongrad.options").extend(Layer.base_options,
+  { dtype = { "string", one_of = { "float32", "float64", "int32", "int64", "uint8", "bool" } } })
 M.InputLayer = InputLayer
 InputLayer.default_name = "input"
 
 function InputLayer:__init(...)
-  local cfg = self:_parse({ "shape" }, { "sparse", "ragged" }, ...)
+  local cfg = self:_parse({ "shape" }, { shape = util.rules.shape, sparse = util.unsupported(false),
+    ragged = util.unsupported(false) }, ...)
   local shape = cfg.batch_input_shape
   if not shape then
     local s = cfg.shape or cfg.input_shape
@@ -71,7 +75,7 @@ local Activation = Layer:extend("Activation")
 M.Activation = Activation
 
 function Activation:__init(...)
-  local cfg = self:_parse({ "activation" }, {}, ...)
+  local cfg = self:_parse({ "activation" }, { activation = util.rules.activation }, ...)
   self.activation = activations.get(cfg.activation)
 end
 
@@ -91,11 +95,10 @@ M.Dropout = Dropout
 Dropout.passthrough_dtype = true
 
 function Dropout:__init(...)
-  local cfg = self:_parse({ "rate" }, { "noise_shape", "seed" }, ...)
+  local cfg = self:_parse({ "rate" }, { rate = { "number", min = 0, below = 1 }, seed = "integer",
+    noise_shape = util.unsupported(nil) }, ...)
   local rate = cfg.rate
-  if type(rate) ~= "number" or rate < 0 or rate >= 1 then
-    util.raise("Dropout: rate must be a number in [0, 1), got " .. tostring(rate))
-  end
+  if rate == nil then util.raise("Dropout: rate is required (a number in [0, 1))") end
   self.rate = rate
   self.seed = cfg.seed
 end
@@ -139,7 +142,7 @@ local Rescaling = Layer:extend("Rescaling")
 M.Rescaling = Rescaling
 
 function Rescaling:__init(...)
-  local cfg = self:_parse({ "scale", "offset" }, {}, ...)
+  local cfg = self:_parse({ "scale", "offset" }, { scale = "number", offset = "number" }, ...)
   if type(cfg.scale) ~= "number" then util.raise("Rescaling: scale must be a number, got " .. tostring(cfg.scale)) end
   self.scale = cfg.scale
   self.offset = cfg.offset or 0
@@ -166,7 +169,8 @@ local Lambda = Layer:extend("Lambda")
 M.Lambda = Lambda
 
 function Lambda:__init(...)
-  local cfg = self:_parse({ "function" }, { "output_shape", "arguments" }, ...)
+  local cfg = self:_parse({ "function" }, { ["function"] = "function", output_shape = "table|function",
+    arguments = "any" }, ...)
   if type(cfg["function"]) ~= "function" then
     util.raise("Lambda: expected a function, got " .. type(cfg["function"]))
   end

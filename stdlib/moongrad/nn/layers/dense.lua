@@ -11,14 +11,14 @@ local regularizers = require("moongrad.nn.regularizers")
 
 local Dense = Layer:extend("Dense")
 
-local OPTIONS = { "activation", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
-  "bias_regularizer" }
+local R = util.rules
+local OPTIONS = { units = R.positive_int, activation = R.activation, use_bias = "boolean",
+  kernel_initializer = R.initializer, bias_initializer = R.initializer, kernel_regularizer = R.regularizer,
+  bias_regularizer = R.regularizer }
 
 function Dense:__init(...)
   local cfg = self:_parse({ "units" }, OPTIONS, ...)
-  if type(cfg.units) ~= "number" or cfg.units < 1 or cfg.units ~= math.floor(cfg.units) then
-    util.raise("Dense: units must be a positive integer, got " .. tostring(cfg.units))
-  end
+  if cfg.units == nil then util.raise("Dense: units is required (a positive integer)") end
   self.units = cfg.units
   self.activation = activations.get(cfg.activation)
   self.use_bias = cfg.use_bias ~= false

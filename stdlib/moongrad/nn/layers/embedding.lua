@@ -12,15 +12,13 @@ local regularizers = require("moongrad.nn.regularizers")
 local Embedding = Layer:extend("Embedding")
 
 function Embedding:__init(...)
-  local cfg = self:_parse({ "input_dim", "output_dim" }, { "embeddings_initializer", "embeddings_regularizer",
-    "input_length", "mask_zero" }, ...)
+  local R = util.rules
+  local cfg = self:_parse({ "input_dim", "output_dim" }, { input_dim = R.positive_int, output_dim = R.positive_int,
+    embeddings_initializer = R.initializer, embeddings_regularizer = R.regularizer, input_length = R.positive_int,
+    mask_zero = util.unsupported(false, "moongrad has no masking yet") }, ...)
   for _, k in ipairs({ "input_dim", "output_dim" }) do
-    local v = cfg[k]
-    if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then
-      util.raise(string.format("Embedding: %s must be a positive integer, got %s", k, tostring(v)))
-    end
+    if cfg[k] == nil then util.raise(string.format("Embedding: %s is required (a positive integer)", k)) end
   end
-  if cfg.mask_zero then util.raise("Embedding: mask_zero is not supported (masking is not implemented)") end
   self.input_dim = cfg.input_dim
   self.output_dim = cfg.output_dim
   self.input_length = cfg.input_length

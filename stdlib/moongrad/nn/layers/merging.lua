@@ -81,7 +81,7 @@ M.Concatenate = Concatenate
 Concatenate.passthrough_dtype = true
 
 function Concatenate:__init(...)
-  local cfg = self:_parse({ "axis" }, {}, ...)
+  local cfg = self:_parse({ "axis" }, { axis = "integer" }, ...)
   self.axis = cfg.axis or -1
 end
 

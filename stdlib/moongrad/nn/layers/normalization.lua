@@ -12,6 +12,7 @@ local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 local initializers = require("moongrad.nn.initializers")
 local regularizers = require("moongrad.nn.regularizers")
+local options = require("moongrad.options")
 
 local M = {}
 
@@ -29,6 +30,11 @@ local function norm_axes(axis, ndim, what)
   end
   return out, set
 end
+
+local R = util.rules
+local AFFINE_OPTIONS = { axis = R.axes, epsilon = { "number", above = 0 }, center = "boolean", scale = "boolean",
+  beta_initializer = R.initializer, gamma_initializer = R.initializer, beta_regularizer = R.regularizer,
+  gamma_regularizer = R.regularizer }
 
 -- The affine part both layers share: center/scale flags, gamma/beta
 -- initializers and regularizers, their weights, their config entries.
@@ -78,9 +84,8 @@ local BN = Layer:extend("BatchNormalization")
 M.BatchNormalization = BN
 
 function BN:__init(...)
-  local cfg = self:_parse({}, { "axis", "momentum", "epsilon", "center", "scale", "beta_initializer",
-    "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer", "beta_regularizer",
-    "gamma_regularizer" }, ...)
+  local cfg = self:_parse({}, options.extend(AFFINE_OPTIONS, { momentum = { "number", min = 0, max = 1 },
+    moving_mean_initializer = R.initializer, moving_variance_initializer = R.initializer }), ...)
   self.axis = cfg.axis or -1
   self.momentum = cfg.momentum or 0.99
   init_affine(self, cfg)
@@ -155,24 +160,35 @@ local LN = Layer:extend("LayerNormalization")
 M.LayerNormalization = LN
 
 function LN:__init(...)
-  local cfg = self:_parse({}, { "axis", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
-    "beta_regularizer", "gamma_regularizer" }, ...)
+  local cfg = self:_parse({}, AFFINE_OPTIONS, ...)
   self.axis = cfg.axis or -1
   init_affine(self, cfg)
 end
 
+-- Keras's layout: gamma and beta hold one value per position of the
+-- normalised axes, shape (size of each normalised axis, in axis order):
+-- (C,) for axis=-1, (3,) for axis=-2 of (2,3,4), (3,5) for axis={-3,-1} of
+-- (2,3,4,5). When the axes are not a trailing block they are reshaped to
+-- broadcast (1 on the other axes) for the arithmetic.
 function LN:build(s)
   local axes, set = norm_axes(self.axis, #s, "LayerNormalization")
-  local pshape = {}
-  local first = #s
-  for _, ax in ipairs(axes) do if ax < first then first = ax end end
-  -- gamma/beta span from the first normalised axis to the end (1 where not normalised)
-  for i = first, #s do
-    if set[i] and s[i] == -1 then error("the normalised axes must have known sizes, got " .. util.shape_str(s), 0) end
-    pshape[#pshape + 1] = set[i] and s[i] or 1
+  local sorted = {}
+  for i = 1, #s do if set[i] then sorted[#sorted + 1] = i end end
+  if #sorted ~= #axes then error("an axis is named twice in " .. util.shape_str(axes), 0) end
+  local pshape, bshape = {}, {}
+  for i = 1, #s do
+    if set[i] then
+      if s[i] == -1 then error("the normalised axes must have known sizes, got " .. util.shape_str(s), 0) end
+      pshape[#pshape + 1] = s[i]
+      bshape[i] = s[i]
+    else
+      bshape[i] = 1
+    end
   end
-  self._axes = axes
+  local trailing = sorted[1] == #s - #sorted + 1
+  self._axes = sorted
   self._ndim = #s
+  self._bshape = (not trailing) and bshape or nil
   build_affine(self, pshape)
   rawset(self, "_one", mg.ones(pshape))
   rawset(self, "_zero", mg.zeros(pshape))
@@ -182,8 +198,8 @@ function LN:call(x)
   x = util.float_input(x, self.dtype)
   local mean = mg.mean(x, { axis = self._axes, keepdims = true })
   local var = mg.variance(x, { axis = self._axes, keepdims = true })
-  return mg.batch_norm(x, mean, var, self.beta or rawget(self, "_zero"), self.gamma or rawget(self, "_one"),
-    self.epsilon)
+  return mg.batch_norm(x, mean, var, bcast(self, self.beta or rawget(self, "_zero")),
+    bcast(self, self.gamma or rawget(self, "_one")), self.epsilon)
 end
 
 LN.compute_output_shape = same_shape

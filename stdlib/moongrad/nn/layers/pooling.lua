@@ -19,16 +19,12 @@ local function pool_layer(name, op)
   local cls = Layer:extend(name)
   cls.passthrough_dtype = true
   function cls:__init(...)
-    local cfg = self:_parse({ "pool_size", "strides", "padding" }, { "data_format" }, ...)
-    if cfg.data_format and cfg.data_format ~= "channels_last" then
-      util.raise(name .. ": only data_format=\"channels_last\" (NHWC) is supported")
-    end
+    local R = util.rules
+    local cfg = self:_parse({ "pool_size", "strides", "padding" }, { pool_size = R.pair, strides = R.pair,
+      padding = R.padding, data_format = R.channels_last }, ...)
     self.pool_size = util.pair(cfg.pool_size or 2, "pool_size", name)
     self.strides = util.pair(cfg.strides or self.pool_size, "strides", name)
     self.padding = (cfg.padding or "valid"):lower()
-    if self.padding ~= "valid" and self.padding ~= "same" then
-      util.raise(name .. ": padding must be \"valid\" or \"same\", got " .. tostring(cfg.padding))
-    end
     self._opts = { ksize = self.pool_size, strides = self.strides, padding = self.padding }
   end
   function cls:call(x) return op(x, self._opts) end
@@ -69,7 +65,7 @@ local function global_layer(name, reduce)
   local cls = Layer:extend(name)
   cls.passthrough_dtype = true
   function cls:__init(...)
-    local cfg = self:_parse({}, { "data_format", "keepdims" }, ...)
+    local cfg = self:_parse({}, { data_format = util.rules.channels_last, keepdims = "boolean" }, ...)
     self.keepdims = cfg.keepdims and true or false
   end
   function cls:call(x) return reduce(x, { axis = { 2, 3 }, keepdims = self.keepdims }) end

@@ -19,28 +19,30 @@ local util = require("moongrad.nn.util")
 local activations = require("moongrad.nn.activations")
 local initializers = require("moongrad.nn.initializers")
 local regularizers = require("moongrad.nn.regularizers")
+local options = require("moongrad.options")
 
 local M = {}
 
-local OPTIONS = { "activation", "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
-  "bias_initializer", "unit_forget_bias", "return_sequences", "return_state", "go_backwards", "unroll",
-  "reset_after", "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "stateful", "dropout",
-  "recurrent_dropout", "time_major" }
+local R = util.rules
+local OPTIONS = { units = R.positive_int, activation = R.activation, use_bias = "boolean",
+  kernel_initializer = R.initializer, recurrent_initializer = R.initializer, bias_initializer = R.initializer,
+  return_sequences = "boolean", return_state = "boolean", go_backwards = "boolean", unroll = "boolean",
+  kernel_regularizer = R.regularizer, recurrent_regularizer = R.regularizer, bias_regularizer = R.regularizer,
+  stateful = util.unsupported(false), time_major = util.unsupported(false),
+  dropout = util.unsupported(0, "add a Dropout layer instead"),
+  recurrent_dropout = util.unsupported(0, "add a Dropout layer instead") }
+-- the gated cells' own options
+local GATED = { recurrent_activation = R.activation }
 
 local RNNBase = Layer:extend("RNNBase")
 
-function RNNBase:_setup_rnn(gates, ...)
-  local cfg = self:_parse({ "units" }, OPTIONS, ...)
+-- initial_state: a tensor (SimpleRNN, GRU) or a list of state tensors (LSTM: {h, c})
+RNNBase.call_options = options.extend(Layer.call_options, { initial_state = "tensor|table" })
+
+function RNNBase:_setup_rnn(gates, more, ...)
+  local cfg = self:_parse({ "units" }, more and options.extend(OPTIONS, more) or OPTIONS, ...)
   local name = self.class_name
-  if type(cfg.units) ~= "number" or cfg.units < 1 then
-    util.raise(name .. ": units must be a positive integer, got " .. tostring(cfg.units))
-  end
-  for _, k in ipairs({ "stateful", "time_major" }) do
-    if cfg[k] then util.raise(name .. ": " .. k .. " is not supported") end
-  end
-  if (cfg.dropout or 0) ~= 0 or (cfg.recurrent_dropout or 0) ~= 0 then
-    util.raise(name .. ": dropout/recurrent_dropout are not supported; add a Dropout layer instead")
-  end
+  if cfg.units == nil then util.raise(name .. ": units is required (a positive integer)") end
   self.units = cfg.units
   self.gates = gates
   self.activation = activations.get(cfg.activation or "tanh")
@@ -158,6 +160,20 @@ end
 function RNNBase:call(x, training, opts)
   local initial = opts and opts.initial_state
   if initial and core.is_tensor(initial) then initial = { initial } end
+  if initial then
+    local n = self:_nstates()
+    if #initial ~= n then
+      error(string.format("initial_state must be %d state tensor(s) (%s), got %d", n,
+        n == 2 and "{h, c}" or "h", #initial), 0)
+    end
+    for i = 1, n do
+      local st = initial[i]
+      if not core.is_tensor(st) or #st.shape ~= 2 or st.shape[2] ~= self.units then
+        error(string.format("initial_state %d must be a (batch, %d) tensor, got %s", i, self.units,
+          core.is_tensor(st) and util.shape_str(st.shape) or type(st)), 0)
+      end
+    end
+  end
   local last, seq, states = self:_run(x, initial, training)
   local out = self.return_sequences and seq or last
   if self.return_state then
@@ -205,7 +221,7 @@ end
 local SimpleRNN = RNNBase:extend("SimpleRNN")
 M.SimpleRNN = SimpleRNN
 
-function SimpleRNN:__init(...) self:_setup_rnn(1, ...) end
+function SimpleRNN:__init(...) self:_setup_rnn(1, nil, ...) end
 
 function SimpleRNN:_step(xt, st)
   local h = self.activation(xt + mg.matmul(st[1], self.recurrent_kernel))
@@ -218,7 +234,7 @@ local LSTM = RNNBase:extend("LSTM")
 M.LSTM = LSTM
 
 function LSTM:__init(...)
-  local cfg = self:_setup_rnn(4, ...)
+  local cfg = self:_setup_rnn(4, options.extend(GATED, { unit_forget_bias = "boolean" }), ...)
   self.unit_forget_bias = cfg.unit_forget_bias ~= false
 end
 
@@ -256,7 +272,7 @@ local GRU = RNNBase:extend("GRU")
 M.GRU = GRU
 
 function GRU:__init(...)
-  local cfg = self:_setup_rnn(3, ...)
+  local cfg = self:_setup_rnn(3, options.extend(GATED, { reset_after = "boolean" }), ...)
   self.reset_after = cfg.reset_after ~= false
 end
 

@@ -12,7 +12,7 @@ local Flatten = Layer:extend("Flatten")
 M.Flatten = Flatten
 Flatten.passthrough_dtype = true
 
-function Flatten:__init(...) self:_parse({}, { "data_format" }, ...) end
+function Flatten:__init(...) self:_parse({}, { data_format = util.rules.channels_last }, ...) end
 
 function Flatten:call(x)
   local s = x.shape
@@ -39,7 +39,7 @@ M.Reshape = Reshape
 Reshape.passthrough_dtype = true
 
 function Reshape:__init(...)
-  local cfg = self:_parse({ "target_shape" }, {}, ...)
+  local cfg = self:_parse({ "target_shape" }, { target_shape = "integer|table" }, ...)
   local t = cfg.target_shape
   if type(t) == "number" then t = { t } end
   if type(t) ~= "table" or #t == 0 then
