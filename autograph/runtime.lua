@@ -21,6 +21,7 @@
 -- Portable Lua (5.4 and LuaJIT).
 local core = require("moongrad.core")
 local func = require("moongrad.func")
+local options = require("moongrad.options")
 
 local R = {}
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
@@ -352,6 +353,49 @@ local function branch_outputs(fn, get, set, init, hints, slots_fixed)
   return outs, vals, slots, metas
 end
 
+-- The Lua values a staged statement's closures see when it is traced: the upvalues of fns and of
+-- the functions they reach through upvalues (the user's locals a branch reads, the thunks of a
+-- conditional expression). A gradient re-runs a branch or body later, after the code that
+-- follows the statement has run, perhaps assigning those locals (`x = c and a or x` reads x in
+-- a branch and then assigns it): the re-run must see the values the trace saw, or the gradient is
+-- taken of something else (a silent zero). Returns run(f, ...): f with those values put back in
+-- their upvalue cells, and the values of now restored afterwards.
+local MAX_FROZEN_FUNCTIONS = 64
+local internal_library = options.is_own_source
+local function freeze_upvalues(fns)
+  local saved, seen, queue, nfns = {}, {}, {}, 0
+  for _, f in ipairs(fns) do if type(f) == "function" then queue[#queue + 1] = f end end
+  while #queue > 0 and nfns < MAX_FROZEN_FUNCTIONS do
+    local f = table.remove(queue)
+    local info = not seen[f] and debug.getinfo(f, "S")
+    if info and info.what == "Lua" and (info.source == own_source or not internal_library(info.source)) then
+      seen[f] = true
+      nfns = nfns + 1
+      local i = 1
+      while true do
+        local name, v = debug.getupvalue(f, i)
+        if not name then break end
+        if name ~= "ag__" and name ~= "_ENV" then
+          saved[#saved + 1] = { f, i, v }
+          if type(v) == "function" then queue[#queue + 1] = v end
+        end
+        i = i + 1
+      end
+    end
+  end
+  return function(run, ...)
+    local now = {}
+    for k, s in ipairs(saved) do
+      now[k] = select(2, debug.getupvalue(s[1], s[2]))
+      debug.setupvalue(s[1], s[2], s[3])
+    end
+    local res = pack(pcall(run, ...))
+    for k = #saved, 1, -1 do debug.setupvalue(saved[k][1], saved[k][2], now[k]) end
+    if not res[1] then error(res[2], 0) end
+    return unpack(res, 2, res.n)
+  end
+end
+
 -- Runs fn for a gradient (func.lua re-runs a branch or body under a tape):
 -- the user's state is put back afterwards.
 local function rerun_keeping_state(get, set, fn, ...)
@@ -411,6 +455,7 @@ local function branch_mismatch(msg)
 end
 
 local function staged_if(cond, then_fn, else_fn, get, set, names)
+  local frozen = freeze_upvalues({ then_fn, else_fn, get, set })
   get, set = with_composites(get, set, names)
   local init = entry_state(get, names)
   local nstate = init.first_scratch - 1
@@ -464,7 +509,7 @@ local function staged_if(cond, then_fn, else_fn, get, set, names)
   if not ok then fail(tostring(outs):gsub("^[^:]*:%d+: ", "")) end
   if tracked then
     local function rerun(a)
-      return function() return rerun_keeping_state(get, set, branch_outputs, unpack(a, 1, 6)) end
+      return function() return frozen(rerun_keeping_state, get, set, branch_outputs, unpack(a, 1, 6)) end
     end
     func._record_cond_grad(cond, { rerun(targs), rerun(eargs) }, effect, ext, outs)
   end
@@ -595,6 +640,7 @@ end
 -- while cond_fn() do body_fn() end as one while node. The loop variables are
 -- the state values that are tensors or numbers; other values must stay as they are.
 local function staged_while(cond_fn, body_fn, get, set, names, what)
+  local frozen = freeze_upvalues({ cond_fn, body_fn, get, set })
   get, set = with_composites(get, set, names)
   local init = entry_state(get, names)
   local specs, consts = {}, {}
@@ -699,7 +745,7 @@ local function staged_while(cond_fn, body_fn, get, set, names, what)
       local ok, outs = pcall(core.trace_while, gc, gb, init_t, -1, tracked)
       if not ok then fail(tostring(outs):gsub("^[^:]*:%d+: ", "")) end
       if tracked then
-        func._record_while_grad(function(vars) return rerun_keeping_state(get, set, body_outputs, vars) end,
+        func._record_while_grad(function(vars) return frozen(rerun_keeping_state, get, set, body_outputs, vars) end,
           ph_specs, effect, init_t, ext, outs)
       end
       local final = {}

@@ -325,6 +325,43 @@ describe("the differential fuzzer's findings", function()
     near(tape:gradient(y, x), 3)
   end)
 
+  it("F11: a gradient re-runs a branch with the values the trace saw (x = c and a or x; a local read, then reassigned)", function()
+    local FT = "float64"
+    local function grad_of(f, v)
+      local x = mg.tensor(v, FT)
+      local tape = mg.GradientTape()
+      tape:watch(x)
+      local y = f(x)
+      tape:stop()
+      return y, tape:gradient(y, x)
+    end
+    local f = mg.func(function(x)
+      x = (x > 0.5) and mg.tensor(0.5, FT) or x
+      return x * 2
+    end)
+    local y, g = grad_of(f, -0.25)
+    near(y, -0.5); near(g, 2)
+    local f2 = mg.func(function(x)
+      local k = x * 3
+      local y2 = x
+      if x < 0.5 then y2 = k * x end     -- reads k ...
+      k = x * 100                         -- ... which is reassigned after the if
+      return y2 + k * 0
+    end)
+    local y2, g2 = grad_of(f2, 0.25)      -- y2 = 3x^2: 0.1875; d/dx = 6x = 1.5
+    near(y2, 0.1875); near(g2, 1.5)
+    local f3 = mg.func(function(x)       -- the same in a loop body
+      local k = x * 2
+      local s = x * 0
+      local i = mg.tensor(0)
+      while i < 2 do s = s + k; i = i + 1 end
+      k = x * 100
+      return s + k * 0
+    end)
+    local y3, g3 = grad_of(f3, 0.5)       -- s = 4x
+    near(y3, 2); near(g3, 4)
+  end)
+
   it("F4: nested tapes around the first call of a staged function reading a Variable", function()
     -- the Variable's version was read from an uninitialised (pooled) tensor header
     for _ = 1, 20 do
