@@ -205,12 +205,15 @@ def r_pow(xp, a, x, y):
         with np.errstate(all="ignore"):
             return np.power(x, y)
     # TF's gradient: d/db = a^b log(a) with log(a) taken as 0 where a <= 0 (so a NaN a^b,
-    # a negative base with a fractional exponent, still gives NaN), d/da = b a^(b-1)
+    # a negative base with a fractional exponent, still gives NaN); d/da = b a^(b-1), and 0
+    # where b = 0 (x^0 is the constant 1, also at x = 0: issue 14 item 7)
     import jax
     sg = jax.lax.stop_gradient
     pos = x > 0
+    b0 = sg(y) == 0
     safe = xp.where(pos, x, 1.0)
-    other = xp.power(x, sg(y)) + sg(xp.power(x, y)) * 0 * (y - sg(y))
+    base = xp.where(b0, 1.0, x)   # no 0 * inf at 0^(0 - 1) in the unused branch
+    other = xp.where(b0, xp.ones_like(x), xp.power(base, sg(y))) + sg(xp.power(x, y)) * 0 * (y - sg(y))
     return xp.where(pos, xp.power(safe, y), other)
 
 
