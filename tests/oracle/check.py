@@ -8,10 +8,11 @@ OUTDIR/cases.safetensors, read here with NumPy: the format is a length, a JSON h
 and the raw bytes) and recomputes each with an independent implementation: the
 forward value with NumPy (refs.py, with jax.lax for convolutions and pooling), the
 gradient with jax.vjp in float64. It checks the result's dtype and shape, its values
-(exactly for integer and bool results; within a tolerance for floats: 1e-5 relative
-for float32, 1e-10 for float64, relative to the larger of 1 and the result's largest
-magnitude for values near 0; NaN where the reference has NaN, infinities of the same
-sign) and each input gradient (its dtype and shape are those of the input).
+(exactly for integer and bool results; for floats |got - ref| <= tol * (1 + |ref|) with
+tol 5e-6 for float32 and 1e-11 for float64, NaN where the reference has NaN, infinities
+of the same sign) and each input gradient (its dtype and shape are those of the input).
+moongrad meets 1e-6 and 1e-13 on all but a few float32 sums: the tolerances leave room
+for a change of summation order, not for a lost digit.
 
 Cases named in expected_failures.py (known defects being fixed elsewhere) are reported
 as "xfail" and counted as skipped while they still fail; one that passes is reported
@@ -31,7 +32,7 @@ import numpy as np
 import refs
 from expected_failures import EXPECTED_FAILURES
 
-TOL = {"float32": 1e-5, "float64": 1e-10}
+TOL = {"float32": 5e-6, "float64": 1e-11}   # see the header
 
 ST_DTYPES = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64, "U8": np.uint8,
              "BOOL": np.bool_}
@@ -82,7 +83,7 @@ def compare(what, got, ref, dtype, tol=None):
     r = ref.astype(np.float64)
     t = tol if tol is not None else TOL[dtype]
     finite = np.isfinite(r)
-    scale = max(1.0, float(np.max(np.abs(r[finite]))) if finite.any() else 1.0)
+    scale = 1.0   # |got - ref| <= tol * (1 + |ref|): relative, absolute for values near 0
     with np.errstate(all="ignore"):
         err = np.where(finite, np.abs(g - r) / (t * scale + t * np.abs(r)), 0.0)
         err = np.where(np.isnan(err), np.inf, err)
