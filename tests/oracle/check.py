@@ -178,27 +178,33 @@ def check_op(c, T):
     xs = prepare(c, T, compute, out_dtype)
     grads = c.get("grads") or []
     diff = [g["input"] - 1 for g in grads]
-    got = T[c["outputs"][0]]
+    rg = None
     if grads and op in refs.JAX_FORWARD:
         # the reference is JAX's either way: its value comes with the gradient (one compilation)
         ref, rg = reference_gradient(op, fn, a, xs, diff, T[c["gy"]])
     else:
         with np.errstate(all="ignore"):
             ref = fn(np, a, *xs)
-    compare("value", got, ref, out_dtype, c.get("tol"))
-    if c.get("grad_error"):
-        raise Failure("gradient raised: " + c["grad_error"])
-    if not grads:
-        return
-    if op in refs.JAX_FORWARD:
-        pass
-    elif op in refs.ELEMENTWISE:
-        rg = elementwise_gradient(op, fn, a, xs, diff, T[c["gy"]])
-    else:
-        _, rg = reference_gradient(op, fn, a, xs, diff, T[c["gy"]])
-    for g, r in zip(grads, rg):
-        d = descs[g["input"] - 1]
-        compare(f"gradient of input {g['input']}", T[g["name"]], np.asarray(r), d["dtype"], c.get("tol"))
+    if grads and rg is None:
+        if op in refs.ELEMENTWISE:
+            rg = elementwise_gradient(op, fn, a, xs, diff, T[c["gy"]])
+        else:
+            _, rg = reference_gradient(op, fn, a, xs, diff, T[c["gy"]])
+    tol = c.get("tol")
+    # eager, then the same op staged (mg.func under the tape), against the same reference
+    for run, what in ((c, ""), (c.get("staged"), "staged: ")):
+        if run is None:
+            continue
+        if run.get("error"):
+            raise Failure(what + "moongrad raised: " + run["error"])
+        compare(what + "value", T[run["outputs"][0]], ref, out_dtype, tol)
+        if run.get("grad_error"):
+            raise Failure(what + "gradient raised: " + run["grad_error"])
+        if len(run.get("grads") or []) != len(grads):
+            raise Failure(what + f"{len(run.get('grads') or [])} gradients, expected {len(grads)}")
+        for g, r in zip(run.get("grads") or [], rg or []):
+            d = descs[g["input"] - 1]
+            compare(what + f"gradient of input {g['input']}", T[g["name"]], r, d["dtype"], tol)
 
 
 JITTED = {}

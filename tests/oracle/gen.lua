@@ -11,7 +11,10 @@
 -- own conventions: 1-based axes and indices, the names of its tensors, the
 -- error moongrad raised if it raised one). The gradient of a case is
 -- tape:gradient(y, inputs, {output_gradients = gy}) with a random gy, taken
--- with respect to every float tensor input of a differentiable op.
+-- with respect to every float tensor input of a differentiable op. Each case
+-- (but random ops and cases that must raise) runs twice: eagerly, and staged
+-- (the op alone in an mg.func, called under the tape, so its gradient is the
+-- staged backward), both written for the same reference.
 --
 -- The op table itself (core.ops()) is the list of what must be covered: an
 -- op with no case is written to the manifest as missing, and check.py counts
@@ -163,6 +166,37 @@ local function call(name, xs, attrs)
   return core[name](unpack(args, 1, #args))
 end
 
+-- Runs y = fcall(xs) under a tape that watches the inputs `watch`, and its gradient for
+-- the output gradient gy (random when nil): {y=, gy=, grads=} or {error=} / {grad_error=}.
+local function evaluate(fcall, xs, watch, gy)
+  local tape = #watch > 0 and mg.GradientTape() or nil
+  for _, k in ipairs(watch) do tape:watch(xs[k]) end
+  local ok, y = pcall(fcall, xs)
+  if tape then tape:stop() end
+  if not ok then return { error = errmsg(y) } end
+  local r = { y = y }
+  if tape and is_float(y) then
+    r.gy = gy or gen_values(y.shape, y.dtype, "u")
+    local sources = {}
+    for i, k in ipairs(watch) do sources[i] = xs[k] end
+    local gok, grads = pcall(tape.gradient, tape, y, sources,
+      { output_gradients = r.gy, unconnected_gradients = "zero" })
+    if gok then r.grads = grads else r.grad_error = errmsg(grads) end
+  end
+  return r
+end
+
+-- Writes an evaluation's tensors (names suffixed by tag) into entry.
+local function record(entry, id, tag, watch, r)
+  entry.outputs = { put(string.format("c%d.o1%s", id, tag), r.y) }
+  entry.grad_error = r.grad_error
+  if r.gy and tag == "" then entry.gy = put(string.format("c%d.gy", id), r.gy) end
+  entry.grads = {}
+  for i, k in ipairs(r.grads and watch or {}) do
+    entry.grads[i] = { input = k, name = put(string.format("c%d.g%d%s", id, k, tag), r.grads[i]) }
+  end
+end
+
 local function run_case(id, c)
   local info = opinfo[c.op]
   local entry = { id = id, op = c.op, label = c.label, attrs = c.attrs or {}, check = c.check,
@@ -188,29 +222,20 @@ local function run_case(id, c)
   if differentiable and c.grad ~= false then
     for k, x in ipairs(xs) do if is_float(x) then watch[#watch + 1] = k end end
   end
-  local tape = #watch > 0 and mg.GradientTape() or nil
-  for _, k in ipairs(watch) do tape:watch(xs[k]) end
-  local ok, y = pcall(call, c.op, xs, c.attrs)
-  if tape then tape:stop() end
-  if not ok then
-    entry.error = errmsg(y)
+  local r = evaluate(function(args) return call(c.op, args, c.attrs) end, xs, watch)
+  if r.error then
+    entry.error = r.error
     return entry
   end
-  entry.outputs[1] = put(string.format("c%d.o1", id), y)
-  if tape and is_float(y) then
-    local gy = gen_values(y.shape, y.dtype, "u")
-    entry.gy = put(string.format("c%d.gy", id), gy)
-    local sources = {}
-    for i, k in ipairs(watch) do sources[i] = xs[k] end
-    local gok, grads = pcall(tape.gradient, tape, y, sources,
-      { output_gradients = gy, unconnected_gradients = "zero" })
-    if not gok then
-      entry.grad_error = errmsg(grads)
-    else
-      for i, k in ipairs(watch) do
-        entry.grads[i] = { input = k, name = put(string.format("c%d.g%d", id, k), grads[i]) }
-      end
-    end
+  record(entry, id, "", watch, r)
+  -- The same op staged (mg.func) under a tape: the graph executor's kernels and the staged
+  -- backward, against the same reference. Random ops draw anew per call; cases that must
+  -- raise are eager-only.
+  if not (info and info.random) and not c.expect_error then
+    local staged = mg.func(function(...) return call(c.op, { ... }, c.attrs) end)
+    local s = evaluate(function(args) return staged(unpack(args, 1, #args)) end, xs, watch, r.gy)
+    entry.staged = {}
+    if s.error then entry.staged.error = s.error else record(entry.staged, id, "s", watch, s) end
   end
   return entry
 end
