@@ -10,7 +10,8 @@ forward value with NumPy (refs.py, with jax.lax for convolutions and pooling), t
 gradient with jax.vjp in float64. It checks the result's dtype and shape, its values
 (exactly for integer and bool results; for floats |got - ref| <= tol * (1 + |ref|) with
 tol 5e-6 for float32 and 1e-11 for float64, NaN where the reference has NaN, infinities
-of the same sign) and each input gradient (its dtype and shape are those of the input).
+of the same sign) and each input gradient (its dtype and shape are those of the input),
+for the eager run and for the staged one (mg.func) alike.
 moongrad meets 1e-6 and 1e-13 on all but a few float32 sums: the tolerances leave room
 for a change of summation order, not for a lost digit.
 
