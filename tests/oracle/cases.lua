@@ -181,6 +181,17 @@ for _, dt in ipairs(F) do
   add("erf", { ins = { L({ -6, -1e-8, 3 }, dt) }, label = dt .. " tails" })
 end
 
+-- IEEE special values: infinities and NaN through every float function
+local INF = math.huge
+for _, op in ipairs(float_unary_names) do
+  for _, dt in ipairs(F) do
+    add(op, { ins = { L({ -INF, INF, 0 / 0, -0.0 }, dt) }, grad = false, label = dt .. " inf and NaN" })
+  end
+end
+for _, op in ipairs({ "neg", "abs", "sign", "square", "relu", "floor", "ceil", "round" }) do
+  add(op, { ins = { L({ -INF, INF, 0 / 0 }, "float32") }, grad = false, label = "float32 inf and NaN" })
+end
+
 for _, dt in ipairs(ALL) do
   add("logical_not", { ins = { I({ 2, 3 }, dt, "small") } })
 end
@@ -392,6 +403,18 @@ for _, op in ipairs({ "max", "min" }) do
     add(op, { ins = { L({ 1, 3, 3, 3, 3, -1 }, dt, { 2, 3 }) }, attrs = { axis = 2 }, label = dt .. " ties share" })
   end
 end
+-- NaN wins (documented); logsumexp of -inf is -inf (TF and JAX: the maximum is taken as 0
+-- where it is not finite), of +inf +inf
+for _, op in ipairs({ "max", "min", "sum", "prod", "mean", "logsumexp" }) do
+  add(op, { ins = { L({ 1, 0 / 0, 3, 2, 0, -1 }, "float32", { 2, 3 }) }, attrs = { axis = 2 }, grad = false, label = "NaN wins" })
+end
+add("logsumexp", { ins = { L({ -INF, -INF, 0, -INF, INF, 1 }, "float64", { 3, 2 }) }, attrs = { axis = 2 }, grad = false,
+  label = "infinities" })
+add("softmax", { ins = { L({ -INF, 0, 1, -INF, 2, -INF }, "float32", { 2, 3 }) }, label = "masked with -inf" })
+add("log_softmax", { ins = { L({ -INF, 0, 1, -INF, 2, -INF }, "float64", { 2, 3 }) }, grad = false, label = "masked with -inf" })
+add("max_pool2d", { ins = { L({ 1, 0 / 0, 3, 2, 5, 6, 7, 8 }, "float32", { 1, 2, 4, 1 }) }, grad = false, label = "NaN wins" })
+add("maximum", { ins = { L({ -INF, INF, 1 }, "float64"), L({ 1, 2, INF }, "float64") }, grad = false, label = "infinities" })
+
 -- issue 14 item 7: prod's gradient at an exact zero is the product of the others (TF)
 for _, dt in ipairs(F) do
   add("prod", { ins = { L({ 2, 0, 3, 0, 0, 5 }, dt, { 2, 3 }) }, attrs = { axis = 2 }, label = dt .. " zeros" })

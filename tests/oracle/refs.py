@@ -134,7 +134,8 @@ def r_sign(xp, a, x):
 def r_relu(xp, a, x):
     if x.dtype == np.bool_:
         return x
-    return xp.where(x > 0, x, x * 0)
+    # max(x, 0): NaN stays NaN (maximum's rule: NaN wins), gradient 0 at 0
+    return xp.where(x > 0, x, xp.where(xp.isnan(x), x, xp.zeros_like(x)))
 
 
 def r_unary_same(fn):
@@ -318,6 +319,7 @@ def _logsumexp(xp, x, ax, kd):
             tuple(s for d, s in enumerate(x.shape) if d not in ax)
         return xp.full(shape, -np.inf)
     m = xp.max(x, axis=ax, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)   # all -inf gives -inf, +inf gives +inf (TF, JAX)
     if not is_np(xp):
         import jax
         m = jax.lax.stop_gradient(m)
