@@ -212,7 +212,6 @@ local function run_case(id, c)
     if not ok then
       entry.error = errmsg(res)
     else
-      entry.extra = res.extra
       for k, t in ipairs(res) do entry.outputs[k] = put(string.format("c%d.o%d", id, k), t) end
     end
     return entry
