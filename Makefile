@@ -1,6 +1,7 @@
 # moongrad — one entry point.
 #   make            build build/bin/moongrad, build/lib/libmoongrad.{so,a}, build/lua/moongrad/core.so
 #   make test       build and run every test; the last line is "N passed, N failed"
+#   make oracle     the op oracle alone: every op's value and gradient against NumPy and JAX
 #   make demo       build and train the Fashion-MNIST CNN (examples/fashion_mnist_cnn.lua)
 #   make asan       build with ASan+UBSan+LSan into build-asan/ and run the tests there
 #   make install PREFIX=/usr/local
@@ -54,7 +55,7 @@ LUAMOD   := $(BUILD)/lua/moongrad/core.so
 PROG     := $(BUILD)/bin/moongrad
 CTESTS   := $(BUILD)/tests/core_tests
 
-.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz
+.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz oracle
 all: check-deps $(LIB_A) $(LIB_SO) $(LUAMOD) $(PROG) $(LIBE_A) $(LIBE_SO) $(FFI_CDEF)
 embed: $(LIBE_A) $(LIBE_SO)
 
@@ -149,6 +150,10 @@ $(BUILD)/bench/embed_frame: bench/embed_frame.c $(LIBE_A) $(LIB_A)
 
 test: all $(CTESTS) $(EMBED_BINS)
 	@BUILD=$(BUILD) sh tests/run.sh
+
+# The op oracle (tests/oracle, doc/testing.md): creates build/oracle-venv (JAX, NumPy) once.
+oracle: all
+	@BUILD=$(BUILD) sh tests/oracle/run.sh
 
 demo: all
 	$(PROG) examples/fashion_mnist_cnn.lua

@@ -378,7 +378,9 @@ RULE(grad_pad_grad) {
 }
 RULE(grad_concat) {  /* each input gets its slice of the gradient */
   gs s = gs_begin(g);
-  int ax = norm_axis(g, g->attrs->v[0].i[0], X->ndim);
+  /* an axis left unset is the first, as infer_concat reads it (the schema's default 0 is
+   * not an axis in Lua's 1-based counting) */
+  int ax = (g->attrs->set & 1u) ? norm_axis(g, g->attrs->v[0].i[0], X->ndim) : 0;
   int64_t at = 0;
   for (int i = 0; i < g->nin; i++) {
     const mg_tensor *x = g->in[i];

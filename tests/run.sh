@@ -5,7 +5,8 @@
 #
 # Suites, in order: the C unit tests (tests/core), the busted specs
 # (tests/spec/*_spec.lua, one busted process per file so that a crash costs one
-# file, not the run), the same specs under LuaJIT (tests/luajit/run.lua), the REPL tests (tests/repl/run.sh), every example in its
+# file, not the run), the same specs under LuaJIT (tests/luajit/run.lua), the op oracle
+# (tests/oracle/run.sh), the REPL tests (tests/repl/run.sh), every example in its
 # quick mode (examples/*.lua with MG_QUICK=1), the GC-visibility test
 # (tests/gc/run.sh), the documentation examples (tests/doc/run.sh), the
 # embedding suite (tests/embed/run.sh: C/C++ host API tests and the host
@@ -149,6 +150,15 @@ else
   cat "$TMP/luajit.log"
   tally spec-luajit "$TMP/luajit.log" "$RC"
 fi
+
+# ---- 2c. the op oracle (tests/oracle): every op against NumPy and JAX -----------------
+# Its own Python venv (tests/oracle/venv.sh: created once, from PyPI); without one it is
+# one skipped test with the reason. Known defects (tests/oracle/expected_failures.py) count
+# as skipped; their "xfail" lines stay in $BUILD/oracle/check.log, out of this log.
+echo "== oracle (every op against NumPy and JAX)"
+run_logged "$TMP/oracle.log" env BUILD="$BUILD" sh tests/oracle/run.sh
+grep -v '^xfail ' "$TMP/oracle.log"
+tally oracle "$TMP/oracle.log" "$RC"
 
 # ---- 3. REPL -----------------------------------------------------------------
 echo "== repl"

@@ -90,7 +90,10 @@ local cases = {
     { inputs = { U { 5 } }, args = { { 4 }, { -6 }, { -2 } } } },
   select = { { inputs = { U { 3, 2 } }, args = { 1, 2 } } },
   contiguous = { { inputs = { U { 2, 3 } } } },
-  concat = { { inputs = { U { 2, 3 }, U { 1, 3 } }, args = { 1 }, variadic = true } },
+  concat = { { inputs = { U { 2, 3 }, U { 1, 3 } }, args = { 1 }, variadic = true },
+    -- no axis: the first (each input its own slice of the gradient, not the first rows)
+    { inputs = { U { 2, 3 }, U { 1, 3 } }, variadic = true },
+    { inputs = { U { 2 }, U { 3 }, U { 1 } }, variadic = true } },
   gather = { { inputs = { U { 2, 3 }, fixed(mg.tensor { { 1, 3 }, { 2, 2 } }) }, args = { 2 } } },
   take = { { inputs = { U { 3, 2 }, fixed(mg.tensor { 3, 1, 3 }) }, args = { 1 } } },
   scatter_add = { { inputs = { U { 2, 3 }, fixed(mg.tensor { { 1, 3 }, { 2, 2 } }), U { 2, 2 } }, args = { 2 } } },

@@ -1,0 +1,811 @@
+-- tests/oracle/cases.lua — the op oracle's cases: for every op of core/ops.def,
+-- the inputs (shapes with size-1 and size-0 axes, broadcasting pairs,
+-- non-contiguous views, each dtype the op supports, Lua numbers as weak
+-- scalars) and attributes it is run with. gen.lua runs them; check.py holds
+-- the reference for each op (its semantics written against JAX and NumPy, and
+-- moongrad's documented conventions where they differ from those).
+--
+-- A case: { op = name, ins = {input...}, attrs = {name = value} (the op's
+-- attributes by name, in moongrad's conventions: 1-based axes and indices),
+-- grad = false (no gradient check), expect_error = true (moongrad must raise),
+-- label = "..." (else one is made from the inputs), check = "..." (a checker
+-- of check.py other than the op's reference), run = function(xs) (a procedure
+-- of its own: random ops, optimizer steps) }. An input is I(shape, dtype, kind,
+-- layout), L(values, dtype, shape) (literal values) or a Lua number (a weak
+-- scalar). Value kinds and layouts are described in gen.lua.
+local mg = require("moongrad")
+local core = mg.core
+local json = require("moongrad.nn.json")
+
+local M = { list = {} }
+
+-- Ops of the table with no case here, and why. (None today: random ops are
+-- checked by their distributions, optimizer steps against NumPy.)
+M.exempt = {}
+
+local F = { "float32", "float64" }
+local ALL = { "float32", "float64", "int32", "int64", "uint8", "bool" }
+local NUM = { "float32", "float64", "int32", "int64", "uint8" }
+local INTS = { "int32", "int64", "uint8" }
+
+local function I(shape, dtype, kind, layout)
+  return { shape = shape, dtype = dtype or "float32", kind = kind, layout = layout }
+end
+local function L(values, dtype, shape)
+  return { values = values, dtype = dtype or "float32", shape = shape or { #values } }
+end
+local function add(op, c)
+  c.op = op
+  M.list[#M.list + 1] = c
+end
+
+-- A label made from the inputs and attributes: "float32(2,3)T, 2.5 {axis=1}".
+function M.autolabel(c, entry)
+  local parts = {}
+  for k, inp in ipairs(entry.inputs) do
+    if inp.scalar ~= nil then
+      parts[k] = tostring(inp.scalar)
+    else
+      parts[k] = inp.dtype .. "(" .. table.concat(inp.shape, ",") .. ")" .. (inp.layout or "")
+    end
+  end
+  local s = table.concat(parts, ", ")
+  if c.attrs and next(c.attrs) ~= nil then s = s .. " " .. json.encode(c.attrs) end
+  return s
+end
+
+-- ---- creation -------------------------------------------------------------------
+for _, dt in ipairs(ALL) do
+  add("full", { attrs = { shape = { 2, 3 }, value = 2, dtype = dt } })
+end
+add("full", { attrs = { shape = { 0, 3 }, value = 1.5, dtype = "float64" } })
+add("full", { attrs = { shape = {}, value = -1.25, dtype = "float32" } })
+add("full", { attrs = { shape = { 3 }, value = 2.7, dtype = "int32" } })    -- truncates toward 0
+add("full", { attrs = { shape = { 3 }, value = -2.7, dtype = "int64" } })
+add("full", { attrs = { shape = { 2 }, value = 0.5, dtype = "bool" } })     -- nonzero is true
+
+for _, a in ipairs({
+  { start = 0, stop = 5, step = 1, dtype = "int64" }, { start = 2, stop = 11, step = 3, dtype = "int32" },
+  { start = 5, stop = 0, step = -1, dtype = "int64" }, { start = 0, stop = 1, step = 0.1, dtype = "float64" },
+  { start = -1, stop = 1, step = 0.25, dtype = "float32" }, { start = 3, stop = 3, step = 1, dtype = "int64" },
+  { start = 3, stop = 0, step = 1, dtype = "float32" }, { start = 0, stop = 5, step = 2, dtype = "uint8" },
+  { start = 0.5, stop = 4, step = 1, dtype = "float64" },
+}) do add("arange", { attrs = a }) end
+
+for _, a in ipairs({
+  { start = 0, stop = 1, num = 5, dtype = "float32" }, { start = -2, stop = 3, num = 7, dtype = "float64" },
+  { start = 1, stop = 0, num = 4, dtype = "float64" }, { start = 2, stop = 5, num = 1, dtype = "float32" },
+  { start = 0, stop = 1, num = 0, dtype = "float32" }, { start = 0, stop = 10, num = 4, dtype = "int32" },
+  { start = 0, stop = -10, num = 4, dtype = "int64" },
+}) do add("linspace", { attrs = a }) end
+-- issue 14 item 7: linspace to bool must raise (a bool range has no meaning).
+add("linspace", { attrs = { start = 0, stop = 1, num = 3, dtype = "bool" }, expect_error = true,
+  label = "to bool raises" })
+
+for _, a in ipairs({
+  { n = 3 }, { n = 2, m = 4, dtype = "float64" }, { n = 4, m = 2, dtype = "int32" }, { n = 0 },
+  { n = 3, m = 0, dtype = "bool" }, { n = 1, dtype = "uint8" },
+}) do add("eye", { attrs = a }) end
+
+-- ---- random: distribution properties and seeds (check.py's check_random) ----------
+-- The values are Philox streams no other library draws, so the oracle checks what the
+-- docs promise: the range, the distribution (a Kolmogorov-Smirnov or chi-square test
+-- at a fixed seed), the dtype, and that a seed gives the same values again and
+-- another seed different ones.
+local NR = 20000
+local function random_case(op, attrs, label)
+  add(op, { check = "random", label = label, attrs = attrs, run = function()
+    local a = {}
+    for k, v in pairs(attrs) do a[k] = v end
+    a.shape = { NR }
+    a.seed = 1234
+    local x = core[op](a)
+    local again = core[op](a)
+    a.seed = 1235
+    local other = core[op](a)
+    a.shape = { 0, 3 }
+    local empty = core[op](a)
+    return { x, again, other, empty }
+  end })
+end
+random_case("uniform", { low = -1, high = 3, dtype = "float32" })
+random_case("uniform", { low = 0, high = 1, dtype = "float64" })
+random_case("normal", { mean = 2, stddev = 0.5, dtype = "float32" })
+random_case("normal", { mean = -1, stddev = 3, dtype = "float64" })
+random_case("truncated_normal", { mean = 1, stddev = 2, dtype = "float32" })
+random_case("truncated_normal", { mean = 0, stddev = 1, dtype = "float64" })
+random_case("bernoulli", { p = 0.3, dtype = "float32" })
+random_case("bernoulli", { p = 0.8, dtype = "bool" })
+random_case("bernoulli", { p = 0.5, dtype = "int32" })
+random_case("randint", { low = -3, high = 4, dtype = "int64" })
+random_case("randint", { low = 0, high = 9, dtype = "uint8" })
+random_case("randint", { low = 5, high = 5, dtype = "int32" })
+
+-- ---- unary elementwise ------------------------------------------------------------
+-- Float shapes: plain, size-0, size-1, scalar, and three non-contiguous views.
+local function float_unary_shapes(kind)
+  return {
+    I({ 2, 3 }, nil, kind), I({ 0, 3 }, nil, kind), I({ 1 }, nil, kind), I({}, nil, kind),
+    I({ 3, 4 }, nil, kind, "T"), I({ 2, 5 }, nil, kind, "step"), I({ 3, 4 }, nil, kind, "bcast"),
+  }
+end
+local function unary_family(op, kind, dtypes)
+  for _, dt in ipairs(F) do
+    for _, x in ipairs(float_unary_shapes(kind)) do
+      x.dtype = dt
+      add(op, { ins = { x } })
+    end
+  end
+  for _, dt in ipairs(dtypes) do
+    if dt ~= "float32" and dt ~= "float64" then
+      add(op, { ins = { I({ 2, 3 }, dt, kind == "offgrid" and "u" or kind) } })
+      add(op, { ins = { I({ 3, 2 }, dt, kind == "offgrid" and "u" or kind, "T") } })
+    end
+  end
+end
+-- neg, abs, sign, square, relu, floor, ceil, round keep the dtype; neg of bool raises.
+for _, op in ipairs({ "neg", "abs", "sign", "square", "relu", "floor", "ceil", "round" }) do
+  local kind = (op == "neg" or op == "square") and "u" or "offgrid"
+  unary_family(op, kind, op == "neg" and NUM or ALL)
+end
+add("neg", { ins = { I({ 3 }, "bool") }, expect_error = true })
+-- The kinks, by moongrad's convention (TensorFlow's): abs'(0) = sign(0) = 0 (JAX: 1),
+-- relu'(0) = 0; floor/ceil/round/sign have zero gradients everywhere.
+for _, dt in ipairs(F) do
+  add("abs", { ins = { L({ -1, 0, 2 }, dt) }, label = dt .. " at 0 (TF: gradient 0)" })
+  add("relu", { ins = { L({ -1, 0, 2 }, dt) }, label = dt .. " at 0 (gradient 0)" })
+  add("round", { ins = { L({ -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5 }, dt) }, label = dt .. " halves to even" })
+  add("sign", { ins = { L({ 0 / 0, -3, 0, 4 }, dt) }, grad = false, label = dt .. " of NaN is NaN" })
+end
+add("neg", { ins = { L({ 0, 1, 200 }, "uint8") }, label = "uint8 wraps" })
+
+-- The float functions: ints and bools give float32.
+local float_unary = {
+  exp = "u", expm1 = "u", log = "pos", log1p = "unit", sqrt = "pos", rsqrt = "pos", sin = "u", cos = "u",
+  tanh = "u", sigmoid = "u", softplus = "u", erf = "u",
+}
+local float_unary_names = {}
+for op in pairs(float_unary) do float_unary_names[#float_unary_names + 1] = op end
+table.sort(float_unary_names)
+for _, op in ipairs(float_unary_names) do
+  unary_family(op, float_unary[op], { "int32", "int64", "uint8", "bool" })
+end
+for _, dt in ipairs(F) do
+  add("log", { ins = { L({ 0, -1, 1 }, dt) }, grad = false, label = dt .. " at 0 and -1" })
+  add("sqrt", { ins = { L({ 0, -1, 4 }, dt) }, grad = false, label = dt .. " at 0 and -1" })
+  add("sigmoid", { ins = { L({ -800, -40, 0, 40, 800 }, dt) }, label = dt .. " saturated" })
+  add("softplus", { ins = { L({ -800, -40, 0, 40, 800 }, dt) }, label = dt .. " saturated" })
+  add("tanh", { ins = { L({ -30, -1e-8, 0, 20 }, dt) }, label = dt .. " saturated" })
+  add("expm1", { ins = { L({ -1e-10, 1e-9, 50 }, dt) }, label = dt .. " near 0" })
+  add("log1p", { ins = { L({ -1e-10, 1e-9, 50 }, dt) }, label = dt .. " near 0" })
+  add("erf", { ins = { L({ -6, -1e-8, 3 }, dt) }, label = dt .. " tails" })
+end
+
+-- IEEE special values: infinities and NaN through every float function
+local INF = math.huge
+for _, op in ipairs(float_unary_names) do
+  for _, dt in ipairs(F) do
+    add(op, { ins = { L({ -INF, INF, 0 / 0, -0.0 }, dt) }, grad = false, label = dt .. " inf and NaN" })
+  end
+end
+for _, op in ipairs({ "neg", "abs", "sign", "square", "relu", "floor", "ceil", "round" }) do
+  add(op, { ins = { L({ -INF, INF, 0 / 0 }, "float32") }, grad = false, label = "float32 inf and NaN" })
+end
+
+for _, dt in ipairs(ALL) do
+  add("logical_not", { ins = { I({ 2, 3 }, dt, "small") } })
+end
+add("logical_not", { ins = { I({ 0, 2 }, "bool") } })
+add("logical_not", { ins = { I({ 3, 2 }, "float64", "small", "T") } })
+
+-- cast: every pair of dtypes; floats to ints truncate toward 0 (values inside the
+-- target's range: outside it moongrad saturates, where C and NumPy are undefined).
+for _, from in ipairs(ALL) do
+  for _, to in ipairs(ALL) do
+    local kind = from == "uint8" and "u" or "small"
+    if from == "float32" or from == "float64" then kind = to == "uint8" and "pos" or "u" end
+    add("cast", { ins = { I({ 2, 3 }, from, kind) }, attrs = { dtype = to } })
+  end
+end
+add("cast", { ins = { I({ 3, 4 }, "float32", "u", "T") }, attrs = { dtype = "float64" } })
+add("cast", { ins = { I({ 2, 5 }, "float64", "u", "step") }, attrs = { dtype = "float32" } })
+add("cast", { ins = { I({ 0, 2 }, "float32") }, attrs = { dtype = "int32" } })
+add("cast", { ins = { L({ 2.9, -2.9, 0.5, -0.5 }, "float64") }, attrs = { dtype = "int64" }, label = "truncates toward 0" })
+
+-- ---- binary elementwise -------------------------------------------------------------
+local shape_pairs = {
+  { { 2, 3 }, { 2, 3 } }, { { 2, 3 }, { 3 } }, { { 2, 1 }, { 1, 3 } }, { { 3, 1, 4 }, { 2, 4 } },
+  { { 0, 3 }, { 3 } }, { { 1 }, { 0 } }, { {}, { 2, 2 } }, { { 1, 1 }, { 4 } },
+}
+local view_pairs = {
+  { I({ 3, 4 }, nil, nil, "T"), I({ 3, 4 }, nil, nil, "step") },
+  { I({ 2, 3 }, nil, nil, "bcast"), I({ 4, 2, 3 }, nil, nil, "T") },
+}
+local mixed = {
+  { "float32", "float64" }, { "int32", "float32" }, { "uint8", "int32" }, { "int64", "float64" },
+  { "bool", "int64" }, { "bool", "float32" }, { "uint8", "int64" }, { "int32", "int64" },
+}
+-- domains: the kind of a and of b for each op
+local binary = {
+  add = { "u", "u" }, sub = { "u", "u" }, mul = { "u", "u" }, div = { "u", "nz" }, floordiv = { "u", "nz" },
+  mod = { "u", "nz" }, pow = { "pos", "u" }, maximum = { "u", "u" }, minimum = { "u", "u" },
+  atan2 = { "u", "u" },
+}
+local no_bool_pair = { sub = true, floordiv = true, mod = true, pow = true }
+local binary_names = {}
+for op in pairs(binary) do binary_names[#binary_names + 1] = op end
+table.sort(binary_names)
+for _, op in ipairs(binary_names) do
+  local ka, kb = binary[op][1], binary[op][2]
+  local int_ka, int_kb = ka, kb
+  if op == "pow" then int_ka, int_kb = "small", "pos" end
+  for _, dt in ipairs(F) do
+    for _, p in ipairs(shape_pairs) do
+      add(op, { ins = { I(p[1], dt, ka), I(p[2], dt, kb) } })
+    end
+    for _, p in ipairs(view_pairs) do
+      add(op, { ins = { I(p[1].shape, dt, ka, p[1].layout), I(p[2].shape, dt, kb, p[2].layout) } })
+    end
+  end
+  for _, dt in ipairs({ "int32", "int64", "uint8", "bool" }) do
+    if not (dt == "bool" and no_bool_pair[op]) then
+      add(op, { ins = { I({ 2, 3 }, dt, int_ka), I({ 3 }, dt, int_kb) } })
+      add(op, { ins = { I({ 3, 4 }, dt, int_ka, "T"), I({ 3, 4 }, dt, int_kb, "step") } })
+    end
+  end
+  if no_bool_pair[op] then add(op, { ins = { I({ 3 }, "bool"), I({ 3 }, "bool") }, expect_error = true }) end
+  for _, m in ipairs(mixed) do
+    local a, b = m[1], m[2]
+    if not (op == "pow" and (a == "bool" or b == "bool")) then
+      local function k(dt, fk, ik) return (dt == "float32" or dt == "float64") and fk or ik end
+      add(op, { ins = { I({ 2, 3 }, a, k(a, ka, int_ka)), I({ 2, 1 }, b, k(b, kb, int_kb)) } })
+    end
+  end
+  -- weak scalars: a Lua number adopts the tensor's dtype unless its kind is wider
+  local sa = (op == "pow") and 2 or 3
+  add(op, { ins = { I({ 2, 3 }, "float32", ka), sa } })
+  add(op, { ins = { I({ 2, 3 }, "float64", ka), 2.5 } })
+  add(op, { ins = { I({ 2, 3 }, "int32", int_ka), 0.5 } })
+  add(op, { ins = { I({ 2, 3 }, "uint8", int_ka), sa } })
+  add(op, { ins = { I({ 2, 3 }, "int64", int_ka), sa } })
+  if op ~= "pow" and op ~= "sub" then add(op, { ins = { I({ 2, 3 }, "bool"), 1.5 } }) end
+  add(op, { ins = { 1.5, I({ 2, 3 }, "float64", kb) } })
+  add(op, { ins = { 2, I({ 3 }, "int64", int_kb) } })
+end
+-- Conventions.
+for _, dt in ipairs(F) do
+  -- ties of maximum/minimum: the whole gradient goes to the first input (TF's x >= y
+  -- mask); JAX and PyTorch split it in half.
+  add("maximum", { ins = { L({ 1, 2, 3 }, dt), L({ 1, 0, 3 }, dt) }, label = dt .. " ties (TF: all to a)" })
+  add("minimum", { ins = { L({ 1, 2, 3 }, dt), L({ 1, 5, 3 }, dt) }, label = dt .. " ties (TF: all to a)" })
+  add("maximum", { ins = { L({ 0 / 0, 1, 2 }, dt), L({ 1, 0 / 0, 0 }, dt) }, grad = false, label = dt .. " NaN wins" })
+  add("minimum", { ins = { L({ 0 / 0, 1, 2 }, dt), L({ 1, 0 / 0, 0 }, dt) }, grad = false, label = dt .. " NaN wins" })
+  -- floor division and modulo take the floor (Lua's // and %): the sign of the divisor
+  add("floordiv", { ins = { L({ 7, -7, 7, -7, 5.5 }, dt), L({ 2, 2, -2, -2, 0.5 }, dt) }, label = dt .. " signs" })
+  add("mod", { ins = { L({ 5.5, -5.5, 5.5, -5.5 }, dt), L({ 2, 2, -2, -2 }, dt) }, label = dt .. " signs" })
+  add("floordiv", { ins = { L({ 7, -7, 0 }, dt), L({ 0, 0, 0 }, dt) }, grad = false, label = dt .. " by 0 (IEEE)" })
+  add("mod", { ins = { L({ 7, -7, 0 }, dt), L({ 0, 0, 0 }, dt) }, grad = false, label = dt .. " by 0 (NaN)" })
+  -- pow: the gradient for the exponent takes log(a) as 0 where a <= 0 (TF)
+  add("pow", { ins = { L({ -2, -1.5, 3, 0 }, dt), L({ 2, 3, 2, 2 }, dt) }, label = dt .. " base <= 0 (TF)" })
+  -- issue 14 item 7: d/dx x^0 at x = 0 is 0
+  add("pow", { ins = { L({ 0, 1, 2 }, dt), L({ 0, 0, 0 }, dt) }, label = dt .. " x^0 at 0" })
+  add("atan2", { ins = { L({ 0, 0, -0.0, 1, -1 }, dt), L({ 1, -1, -1, 0, 0 }, dt) }, label = dt .. " axes" })
+end
+for _, dt in ipairs(INTS) do
+  -- integer division and modulo by zero give 0 (documented: no error, no trap)
+  add("floordiv", { ins = { L({ 7, 3, 0 }, dt), L({ 0, 0, 0 }, dt) }, label = dt .. " by 0 gives 0" })
+  add("mod", { ins = { L({ 7, 3, 0 }, dt), L({ 0, 0, 0 }, dt) }, label = dt .. " by 0 gives 0" })
+end
+for _, dt in ipairs({ "int32", "int64" }) do
+  add("floordiv", { ins = { L({ 7, -7, 7, -7 }, dt), L({ 2, 2, -2, -2 }, dt) }, label = dt .. " signs" })
+  add("mod", { ins = { L({ 7, -7, 7, -7 }, dt), L({ 2, 2, -2, -2 }, dt) }, label = dt .. " signs" })
+  -- negative integer exponents give 0 unless the base is 1 or -1 (documented)
+  add("pow", { ins = { L({ 2, 1, -1, -1, 0, 3 }, dt), L({ -1, -2, -3, -2, -1, 0 }, dt) }, label = dt .. " negative exponents" })
+end
+add("add", { ins = { L({ 250, 10 }, "uint8"), L({ 10, 250 }, "uint8") }, label = "uint8 wraps" })
+add("sub", { ins = { L({ 3 }, "uint8"), L({ 5 }, "uint8") }, label = "uint8 wraps" })
+-- issue 14 item 7: a weak scalar that the tensor's dtype cannot hold raises (NumPy 2)
+add("add", { ins = { L({ 250 }, "uint8"), 300 }, expect_error = true, label = "uint8 + 300 raises" })
+add("mul", { ins = { L({ 2 }, "int32"), math.tointeger(2 ^ 40) }, expect_error = true, label = "int32 * 2^40 raises" })
+
+-- comparisons and logical ops
+local compare = { "equal", "not_equal", "less", "less_equal", "greater", "greater_equal" }
+for _, op in ipairs(compare) do
+  for _, p in ipairs(shape_pairs) do add(op, { ins = { I(p[1], "float32", "small"), I(p[2], "float32", "small") } }) end
+  for _, dt in ipairs(ALL) do
+    add(op, { ins = { I({ 3, 4 }, dt, "small", "T"), I({ 3, 4 }, dt, "small", "step") } })
+  end
+  for _, m in ipairs(mixed) do add(op, { ins = { I({ 2, 3 }, m[1], "small"), I({ 3 }, m[2], "small") } }) end
+  add(op, { ins = { I({ 2, 3 }, "float32", "small"), 1 } })
+  add(op, { ins = { I({ 2, 3 }, "int32", "small"), 0.5 } })
+  add(op, { ins = { I({ 2, 3 }, "uint8", "small"), -1 }, label = "uint8 vs -1 (true answer)" })
+  add(op, { ins = { L({ 0 / 0, 1, 0 / 0 }, "float64"), L({ 0 / 0, 1, 2 }, "float64") }, label = "NaN" })
+end
+for _, op in ipairs({ "logical_and", "logical_or", "logical_xor" }) do
+  for _, p in ipairs(shape_pairs) do add(op, { ins = { I(p[1], "bool"), I(p[2], "bool") } }) end
+  for _, dt in ipairs(ALL) do add(op, { ins = { I({ 3, 4 }, dt, "small", "T"), I({ 3, 4 }, "bool", nil, "step") } }) end
+  add(op, { ins = { I({ 2, 3 }, "float32", "small"), I({ 3 }, "int64", "small") } })
+  add(op, { ins = { I({ 2, 3 }, "bool"), 0 } })
+end
+
+-- where(cond, a, b)
+for _, dt in ipairs(F) do
+  add("where", { ins = { I({ 2, 3 }, "bool"), I({ 2, 3 }, dt), I({ 2, 3 }, dt) } })
+  add("where", { ins = { I({ 3 }, "bool"), I({ 2, 1 }, dt), I({ 2, 3 }, dt) } })
+  add("where", { ins = { I({ 2, 1, 3 }, "bool"), I({ 4, 1 }, dt), I({ 3 }, dt) } })
+  add("where", { ins = { I({ 0, 3 }, "bool"), I({ 1, 3 }, dt), I({ 3 }, dt) } })
+  add("where", { ins = { I({ 3, 4 }, "bool", nil, "T"), I({ 3, 4 }, dt, nil, "step"), I({ 3, 4 }, dt, nil, "bcast") } })
+  add("where", { ins = { I({ 2, 3 }, "bool"), I({ 2, 3 }, dt), 0 } })
+end
+for _, dt in ipairs({ "int32", "int64", "uint8", "bool" }) do
+  add("where", { ins = { I({ 2, 3 }, "bool"), I({ 2, 3 }, dt, "small"), I({ 3 }, dt, "small") } })
+end
+add("where", { ins = { I({ 2, 3 }, "int32", "small"), I({ 2, 3 }, "float32"), I({ 2, 3 }, "int64") } })
+add("where", { ins = { I({ 2, 3 }, "float64", "small"), I({ 2, 3 }, "uint8"), I({ 2, 3 }, "int32") } })
+
+-- clip: either bound may be omitted; integer x keeps its dtype (the bounds act as
+-- the integers inside them); at a bound the gradient passes (TF: min <= x <= max;
+-- JAX's clip splits it at ties).
+for _, dt in ipairs(F) do
+  for _, x in ipairs(float_unary_shapes("u")) do
+    x.dtype = dt
+    add("clip", { ins = { x }, attrs = { min = -0.5, max = 1 } })
+  end
+  add("clip", { ins = { I({ 2, 3 }, dt) }, attrs = { min = 0 } })
+  add("clip", { ins = { I({ 2, 3 }, dt) }, attrs = { max = 0.25 } })
+  add("clip", { ins = { I({ 2, 3 }, dt) } })
+  add("clip", { ins = { L({ -1, -0.5, 0, 1, 2 }, dt) }, attrs = { min = -0.5, max = 1 }, label = dt .. " at the bounds (TF: passes)" })
+end
+for _, dt in ipairs(INTS) do
+  add("clip", { ins = { I({ 2, 3 }, dt) }, attrs = { min = 0.5, max = 3.7 } })
+  add("clip", { ins = { I({ 3, 4 }, dt, nil, "T") }, attrs = { min = 2 } })
+end
+add("clip", { ins = { I({ 3 }, "bool") }, attrs = { min = 0, max = 1 }, expect_error = true })
+
+-- ---- reductions ------------------------------------------------------------------
+local reduce_attrs = {
+  {}, { axis = 1 }, { axis = -1, keepdims = true }, { axis = { 1, 3 } }, { axis = { 3, 2 }, keepdims = true },
+}
+local function reduce_family(op, dtypes, kind, opts)
+  opts = opts or {}
+  for _, dt in ipairs(F) do
+    for _, a in ipairs(reduce_attrs) do add(op, { ins = { I({ 2, 3, 4 }, dt, kind) }, attrs = a }) end
+    add(op, { ins = { I({ 3, 4 }, dt, kind, "T") }, attrs = { axis = 1 } })
+    add(op, { ins = { I({ 2, 5 }, dt, kind, "step") }, attrs = { axis = 2 } })
+    add(op, { ins = { I({ 3, 4 }, dt, kind, "bcast") }, attrs = { axis = 1 } })
+    add(op, { ins = { I({ 1, 3, 1 }, dt, kind) }, attrs = { axis = 3 } })
+    add(op, { ins = { I({}, dt, kind) } })
+    if not opts.no_empty then
+      add(op, { ins = { I({ 0, 3 }, dt, kind) }, attrs = { axis = 1 } })
+      add(op, { ins = { I({ 0, 3 }, dt, kind) } })
+    end
+    add(op, { ins = { I({ 0, 3 }, dt, kind) }, attrs = { axis = 2 } })
+  end
+  for _, dt in ipairs(dtypes) do
+    if dt ~= "float32" and dt ~= "float64" then
+      add(op, { ins = { I({ 2, 3, 4 }, dt, kind == "distinct" and "distinct" or "small") }, attrs = { axis = 2 } })
+      add(op, { ins = { I({ 3, 4 }, dt, "small", "T") } })
+    end
+  end
+end
+reduce_family("sum", ALL, "u")
+reduce_family("mean", ALL, "u")
+reduce_family("prod", ALL, "u")
+reduce_family("max", ALL, "distinct", { no_empty = true })
+reduce_family("min", ALL, "distinct", { no_empty = true })
+reduce_family("logsumexp", { "int32", "int64", "uint8", "bool" }, "u")
+reduce_family("all", ALL, "small")
+reduce_family("any", ALL, "small")
+for _, op in ipairs({ "max", "min" }) do
+  add(op, { ins = { I({ 0, 3 }, "float32") }, attrs = { axis = 1 }, expect_error = true, label = "empty axis raises" })
+  for _, dt in ipairs(F) do  -- ties: the gradient is shared equally among them (TF and JAX)
+    add(op, { ins = { L({ 1, 3, 3, 0, 3, -1 }, dt, { 2, 3 }) }, label = dt .. " ties share" })
+    add(op, { ins = { L({ 1, 3, 3, 3, 3, -1 }, dt, { 2, 3 }) }, attrs = { axis = 2 }, label = dt .. " ties share" })
+  end
+end
+-- NaN wins (documented); logsumexp of -inf is -inf (TF and JAX: the maximum is taken as 0
+-- where it is not finite), of +inf +inf
+for _, op in ipairs({ "max", "min", "sum", "prod", "mean", "logsumexp" }) do
+  add(op, { ins = { L({ 1, 0 / 0, 3, 2, 0, -1 }, "float32", { 2, 3 }) }, attrs = { axis = 2 }, grad = false, label = "NaN wins" })
+end
+add("logsumexp", { ins = { L({ -INF, -INF, 0, -INF, INF, 1 }, "float64", { 3, 2 }) }, attrs = { axis = 2 }, grad = false,
+  label = "infinities" })
+add("softmax", { ins = { L({ -INF, 0, 1, -INF, 2, -INF }, "float32", { 2, 3 }) }, label = "masked with -inf" })
+add("log_softmax", { ins = { L({ -INF, 0, 1, -INF, 2, -INF }, "float64", { 2, 3 }) }, grad = false, label = "masked with -inf" })
+add("max_pool2d", { ins = { L({ 1, 0 / 0, 3, 2, 5, 6, 7, 8 }, "float32", { 1, 2, 4, 1 }) }, grad = false, label = "NaN wins" })
+add("maximum", { ins = { L({ -INF, INF, 1 }, "float64"), L({ 1, 2, INF }, "float64") }, grad = false, label = "infinities" })
+
+-- issue 14 item 7: prod's gradient at an exact zero is the product of the others (TF)
+for _, dt in ipairs(F) do
+  add("prod", { ins = { L({ 2, 0, 3, 0, 0, 5 }, dt, { 2, 3 }) }, attrs = { axis = 2 }, label = dt .. " zeros" })
+end
+-- an empty list of axes names no axis: the reduction is the identity (NumPy, TF)
+add("sum", { ins = { I({ 2, 3 }, "float32") }, attrs = { axis = {} }, label = "axis={} names no axis" })
+for _, op in ipairs({ "argmax", "argmin" }) do
+  for _, dt in ipairs(NUM) do
+    add(op, { ins = { I({ 3, 4 }, dt, "distinct") } })
+    add(op, { ins = { I({ 3, 4 }, dt, "distinct") }, attrs = { axis = 1 } })
+    add(op, { ins = { I({ 2, 3, 4 }, dt, "distinct") }, attrs = { axis = -1, keepdims = true } })
+    add(op, { ins = { I({ 3, 4 }, dt, "distinct", "T") }, attrs = { axis = 2 } })
+  end
+  add(op, { ins = { I({ 3, 4 }, "bool") }, attrs = { axis = 2 } })
+  add(op, { ins = { L({ 1, 3, 3, 0, 0, 3 }, "float64", { 2, 3 }) }, attrs = { axis = 2 }, label = "ties: the first" })
+  add(op, { ins = { I({ 0, 3 }, "float32") }, attrs = { axis = 2 } })
+  add(op, { ins = { I({ 0, 3 }, "float32") }, attrs = { axis = 1 }, expect_error = true, label = "empty axis raises" })
+end
+-- variance: divided by N - correction
+for _, dt in ipairs(F) do
+  for _, a in ipairs(reduce_attrs) do add("variance", { ins = { I({ 2, 3, 4 }, dt) }, attrs = a }) end
+  add("variance", { ins = { I({ 3, 4 }, dt, nil, "T") }, attrs = { axis = 1, correction = 1 } })
+  add("variance", { ins = { I({ 2, 5 }, dt, nil, "step") }, attrs = { axis = 2, correction = 1 } })
+  add("variance", { ins = { I({ 1, 3, 1 }, dt) }, attrs = { axis = 2 } })
+  add("variance", { ins = { I({ 0, 3 }, dt) }, attrs = { axis = 2 } })
+  -- issue 14 item 7: correction >= N gives inf (or NaN for 0/0), as NumPy
+  add("variance", { ins = { I({ 2, 3 }, dt) }, attrs = { axis = 2, correction = 3 }, grad = false, label = dt .. " correction = N" })
+  add("variance", { ins = { I({ 2, 3 }, dt) }, attrs = { axis = 2, correction = 5 }, grad = false, label = dt .. " correction > N" })
+end
+for _, dt in ipairs({ "int32", "uint8", "bool" }) do add("variance", { ins = { I({ 3, 4 }, dt, "small") }, attrs = { axis = 1 } }) end
+for _, op in ipairs({ "softmax", "log_softmax" }) do
+  for _, dt in ipairs(F) do
+    add(op, { ins = { I({ 2, 3 }, dt) } })
+    add(op, { ins = { I({ 2, 3, 4 }, dt) }, attrs = { axis = 2 } })
+    add(op, { ins = { I({ 3, 4 }, dt, nil, "T") }, attrs = { axis = 1 } })
+    add(op, { ins = { I({ 2, 5 }, dt, nil, "step") } })
+    add(op, { ins = { I({ 0, 3 }, dt) } })
+    add(op, { ins = { I({ 3, 1 }, dt) } })
+    add(op, { ins = { L({ 1000, 0, -1000, 999 }, dt, { 2, 2 }) }, label = dt .. " large logits" })
+  end
+  add(op, { ins = { I({ 2, 3 }, "int32", "small") } })
+end
+
+-- ---- matmul ---------------------------------------------------------------------
+local mm = {
+  { { 2, 3 }, { 3, 4 } }, { { 2, 2, 3 }, { 3, 2 } }, { { 1, 2, 3 }, { 4, 3, 2 } }, { { 3 }, { 3, 2 } },
+  { { 2, 3 }, { 3 } }, { { 3 }, { 3 } }, { { 2, 0 }, { 0, 3 } }, { { 0, 3 }, { 3, 2 } }, { { 1, 1 }, { 1, 1 } },
+  { { 2, 1, 2, 3 }, { 3, 3, 1 } }, { { 4 }, { 2, 4, 3 } },
+}
+for _, dt in ipairs(F) do
+  for _, p in ipairs(mm) do
+    local label
+    if #p[1] == 1 and #p[2] == 1 then label = dt .. " vector . vector" end
+    add("matmul", { ins = { I(p[1], dt), I(p[2], dt) }, label = label })
+  end
+  add("matmul", { ins = { I({ 2, 3 }, dt, nil, "T"), I({ 3, 4 }, dt, nil, "T") } })
+  add("matmul", { ins = { I({ 2, 5 }, dt, nil, "step"), I({ 5, 3 }, dt, nil, "bcast") } })
+  add("matmul", { ins = { I({ 17, 33 }, dt), I({ 33, 9 }, dt, nil, "T") } })
+end
+for _, dt in ipairs(INTS) do
+  add("matmul", { ins = { I({ 2, 3 }, dt), I({ 3, 4 }, dt) } })
+  add("matmul", { ins = { I({ 2, 2, 3 }, dt, nil, "T"), I({ 3 }, dt) } })
+end
+add("matmul", { ins = { I({ 2, 3 }, "int32"), I({ 3, 2 }, "float32") } })
+add("matmul", { ins = { I({ 2, 3 }, "float32"), I({ 3, 2 }, "float64") } })
+
+-- ---- movement and views ------------------------------------------------------------
+local function all_dtypes(op, ins_of, attrs)
+  for _, dt in ipairs(ALL) do add(op, { ins = ins_of(dt), attrs = attrs }) end
+end
+for _, dt in ipairs(F) do
+  add("reshape", { ins = { I({ 2, 3 }, dt) }, attrs = { shape = { 3, 2 } } })
+  add("reshape", { ins = { I({ 2, 3, 4 }, dt) }, attrs = { shape = { 4, -1 } } })
+  add("reshape", { ins = { I({ 3, 4 }, dt, nil, "T") }, attrs = { shape = { 12 } } })
+  add("reshape", { ins = { I({ 2, 5 }, dt, nil, "step") }, attrs = { shape = { 5, 1, 2 } } })
+  add("reshape", { ins = { I({ 0, 3 }, dt) }, attrs = { shape = { 3, 0 } } })
+  add("reshape", { ins = { I({ 1 }, dt) }, attrs = { shape = {} } })
+  add("reshape", { ins = { I({}, dt) }, attrs = { shape = { 1, 1 } } })
+  add("permute", { ins = { I({ 2, 3, 4 }, dt) }, attrs = { axes = { 3, 1, 2 } } })
+  add("permute", { ins = { I({ 3, 4 }, dt, nil, "T") }, attrs = { axes = { 2, 1 } } })
+  add("permute", { ins = { I({ 2, 0, 1 }, dt) }, attrs = { axes = { 2, 3, 1 } } })
+  add("transpose", { ins = { I({ 2, 3 }, dt) } })
+  add("transpose", { ins = { I({ 2, 3, 4 }, dt) }, attrs = { axis0 = 1, axis1 = 3 } })
+  add("transpose", { ins = { I({ 4 }, dt) } })
+  add("transpose", { ins = { I({ 2, 5 }, dt, nil, "step") }, attrs = { axis0 = -1, axis1 = 1 } })
+  add("squeeze", { ins = { I({ 1, 3, 1 }, dt) } })
+  add("squeeze", { ins = { I({ 1, 3, 1 }, dt) }, attrs = { axis = 3 } })
+  add("squeeze", { ins = { I({ 1, 0, 1 }, dt) }, attrs = { axis = { 1, -1 } } })
+  add("squeeze", { ins = { I({ 3, 1 }, dt, nil, "T") } })
+  add("unsqueeze", { ins = { I({ 2, 3 }, dt) }, attrs = { axis = 1 } })
+  add("unsqueeze", { ins = { I({ 2, 3 }, dt) }, attrs = { axis = -1 } })
+  add("unsqueeze", { ins = { I({}, dt) }, attrs = { axis = 1 } })
+  add("unsqueeze", { ins = { I({ 3, 4 }, dt, nil, "T") }, attrs = { axis = 2 } })
+  add("expand", { ins = { I({ 2, 1 }, dt) }, attrs = { shape = { 2, 3 } } })
+  add("expand", { ins = { I({ 2, 1 }, dt) }, attrs = { shape = { 4, -1, 3 } } })
+  add("expand", { ins = { I({ 3 }, dt) }, attrs = { shape = { 0, 3 } } })
+  add("expand", { ins = { I({}, dt) }, attrs = { shape = { 2, 2 } } })
+  add("expand", { ins = { I({ 1, 3 }, dt, nil, "step") }, attrs = { shape = { 2, 3 } } })
+  add("slice", { ins = { I({ 4, 3 }, dt) }, attrs = { begin = { 1, 0 }, ["end"] = { 4, 3 }, step = { 2, 1 } } })
+  add("slice", { ins = { I({ 5 }, dt) }, attrs = { begin = { 4 }, ["end"] = { -6 }, step = { -2 } } })
+  add("slice", { ins = { I({ 3, 4 }, dt) }, attrs = { begin = { 2, 1 }, ["end"] = { 2, 3 }, step = { 1, 1 } } })
+  add("slice", { ins = { I({ 3, 4 }, dt, nil, "T") }, attrs = { begin = { 0, 3 }, ["end"] = { 3, 0 }, step = { 1, -1 } } })
+  add("slice", { ins = { I({ 0, 4 }, dt) }, attrs = { begin = { 0, 1 }, ["end"] = { 0, 4 }, step = { 1, 2 } } })
+  add("select", { ins = { I({ 3, 2 }, dt) }, attrs = { axis = 1, index = 2 } })
+  add("select", { ins = { I({ 2, 3, 4 }, dt) }, attrs = { axis = -1, index = -1 } })
+  add("select", { ins = { I({ 3, 4 }, dt, nil, "T") }, attrs = { axis = 2, index = 3 } })
+  add("select", { ins = { I({ 3 }, dt) }, attrs = { axis = 1, index = 1 } })
+  add("contiguous", { ins = { I({ 2, 3 }, dt) } })
+  add("contiguous", { ins = { I({ 3, 4 }, dt, nil, "T") } })
+  add("contiguous", { ins = { I({ 2, 5 }, dt, nil, "step") } })
+  add("contiguous", { ins = { I({ 0, 2 }, dt) } })
+  add("concat", { ins = { I({ 2, 3 }, dt), I({ 1, 3 }, dt) }, attrs = { axis = 1 } })
+  add("concat", { ins = { I({ 2, 3 }, dt), I({ 2, 0 }, dt), I({ 2, 2 }, dt, nil, "T") }, attrs = { axis = -1 } })
+  add("concat", { ins = { I({ 3 }, dt) } })
+  add("concat", { ins = { I({ 2, 3 }, dt), I({ 1, 3 }, dt, nil, "T") } })   -- no axis: the first
+  add("concat", { ins = { I({ 2, 3 }, dt, nil, "step"), I({ 2, 3 }, dt, nil, "bcast") }, attrs = { axis = 2 } })
+  add("tile", { ins = { I({ 2, 3 }, dt) }, attrs = { reps = { 2, 1 } } })
+  add("tile", { ins = { I({ 3 }, dt) }, attrs = { reps = { 2, 2 } } })
+  add("tile", { ins = { I({ 2, 3 }, dt, nil, "T") }, attrs = { reps = { 1, 0 } } })
+  add("tile", { ins = { I({ 1, 2, 1, 2, 1 }, dt) }, attrs = { reps = { 2, 1, 2, 1, 2 } }, label = dt .. " 5-d" })
+  add("flip", { ins = { I({ 2, 3 }, dt) }, attrs = { axis = 2 } })
+  add("flip", { ins = { I({ 2, 3, 4 }, dt) } })
+  add("flip", { ins = { I({ 2, 3, 4 }, dt) }, attrs = { axis = { 1, -1 } } })
+  add("flip", { ins = { I({ 3, 4 }, dt, nil, "T") }, attrs = { axis = 1 } })
+  add("flip", { ins = { I({ 0, 4 }, dt) }, attrs = { axis = 2 } })
+  -- issue 14 item 7: an empty list names no axis; x is returned unchanged
+  add("flip", { ins = { I({ 2, 3 }, dt) }, attrs = { axis = {} }, label = dt .. " axis={}" })
+  add("pad", { ins = { I({ 2, 3 }, dt) }, attrs = { paddings = { 1, 0, 2, 1 } } })
+  add("pad", { ins = { I({ 2, 3 }, dt) }, attrs = { paddings = { 0, 1, 1, 1 }, value = 2.5 } })
+  add("pad", { ins = { I({ 2, 4 }, dt) }, attrs = { paddings = { 1, 1, 2, 1 }, mode = "reflect" } })
+  add("pad", { ins = { I({ 2, 3 }, dt) }, attrs = { paddings = { 0, 2, 1, 3 }, mode = "replicate" } })
+  add("pad", { ins = { I({ 3, 4 }, dt, nil, "T") }, attrs = { paddings = { 1, 2, 0, 1 }, mode = "reflect" } })
+  add("pad", { ins = { I({ 0, 3 }, dt) }, attrs = { paddings = { 1, 1, 0, 0 } } })
+  add("stop_gradient", { ins = { I({ 2, 3 }, dt) } })
+  add("stop_gradient", { ins = { I({ 3, 4 }, dt, nil, "T") } })
+end
+for _, dt in ipairs({ "int32", "int64", "uint8", "bool" }) do
+  add("reshape", { ins = { I({ 3, 4 }, dt, "small", "T") }, attrs = { shape = { 2, 6 } } })
+  add("permute", { ins = { I({ 2, 3, 4 }, dt, "small") }, attrs = { axes = { 2, 3, 1 } } })
+  add("transpose", { ins = { I({ 2, 5 }, dt, "small", "step") } })
+  add("squeeze", { ins = { I({ 1, 3 }, dt, "small") } })
+  add("unsqueeze", { ins = { I({ 3 }, dt, "small") }, attrs = { axis = 2 } })
+  add("expand", { ins = { I({ 3, 1 }, dt, "small") }, attrs = { shape = { 3, 2 } } })
+  add("slice", { ins = { I({ 3, 4 }, dt, "small", "T") }, attrs = { begin = { 2, 0 }, ["end"] = { -4, 4 }, step = { -1, 3 } } })
+  add("select", { ins = { I({ 3, 2 }, dt, "small") }, attrs = { axis = 2, index = 1 } })
+  add("contiguous", { ins = { I({ 3, 4 }, dt, "small", "T") } })
+  add("concat", { ins = { I({ 2, 3 }, dt, "small"), I({ 2, 1 }, dt, "small") }, attrs = { axis = 2 } })
+  add("tile", { ins = { I({ 2, 3 }, dt, "small", "T") }, attrs = { reps = { 1, 2, 2 } } })
+  add("flip", { ins = { I({ 2, 5 }, dt, "small", "step") }, attrs = { axis = { 1, 2 } } })
+  add("pad", { ins = { I({ 2, 3 }, dt, "small") }, attrs = { paddings = { 1, 0, 0, 1 }, value = 1 } })
+  add("pad", { ins = { I({ 2, 4 }, dt, "small") }, attrs = { paddings = { 1, 1, 0, 2 }, mode = "reflect" } })
+  add("stop_gradient", { ins = { I({ 2, 3 }, dt, "small") } })
+end
+-- concat promotes dtypes
+add("concat", { ins = { I({ 2 }, "int32"), I({ 3 }, "float32"), I({ 1 }, "uint8") } })
+add("concat", { ins = { I({ 2, 2 }, "bool"), I({ 1, 2 }, "int64") } })
+add("concat", { ins = { I({ 2 }, "float32"), I({ 2 }, "float64") } })
+
+-- gather (take_along_axis), take, scatter_add, one_hot: indices are 1-based
+for _, dt in ipairs(ALL) do
+  add("gather", { ins = { I({ 2, 3 }, dt, "small"), L({ 1, 3, 2, 2 }, "int64", { 2, 2 }) }, attrs = { axis = 2 } })
+  add("take", { ins = { I({ 3, 2 }, dt, "small"), L({ 3, 1, 3 }, "int64") }, attrs = { axis = 1 } })
+end
+for _, dt in ipairs(F) do
+  add("gather", { ins = { I({ 3, 2 }, dt), L({ 3, 1, 1, 2, 2, 3, 1, 1 }, "int32", { 4, 2 }) }, attrs = { axis = 1 } })
+  add("gather", { ins = { I({ 3, 4 }, dt, nil, "T"), L({ 4, 1, 2, 4, 3, 3 }, "int64", { 3, 2 }) }, attrs = { axis = -1 } })
+  add("gather", { ins = { I({ 2, 3 }, dt), L({}, "int64", { 2, 0 }) }, attrs = { axis = 2 } })
+  add("take", { ins = { I({ 2, 3 }, dt), L({ 3, 1, 1, 2 }, "int64", { 2, 2 }) }, attrs = { axis = 2 } })
+  add("take", { ins = { I({ 4, 3 }, dt, nil, "T"), L({ 4, 4 }, "int32") } })
+  add("take", { ins = { I({ 3, 2 }, dt), L({}, "int64", { 0 }) } })
+  add("take", { ins = { I({ 2, 5 }, dt, nil, "step"), L({ 2 }, "int64", {}) }, attrs = { axis = 2 } })
+  add("scatter_add", { ins = { I({ 2, 3 }, dt), L({ 1, 3, 2, 2 }, "int64", { 2, 2 }), I({ 2, 2 }, dt) }, attrs = { axis = 2 } })
+  add("scatter_add", { ins = { I({ 3, 2 }, dt, nil, "T"), L({ 3, 3, 1, 2 }, "int64", { 2, 2 }), I({ 2, 2 }, dt, nil, "step") }, attrs = { axis = 1 } })
+  add("scatter_add", { ins = { I({ 3, 2 }, dt), L({ 2, 2, 2, 2, 2, 2 }, "int32", { 3, 2 }), I({ 3, 2 }, dt) }, attrs = { axis = 1 }, label = dt .. " repeated index" })
+  add("index_add", { ins = { I({ 4, 2 }, dt), L({ 3, 1, 3 }, "int64"), I({ 3, 2 }, dt) }, attrs = { axis = 1 } })
+  add("index_add", { ins = { I({ 2, 3 }, dt, nil, "T"), L({ 2, 3 }, "int64", { 2, 1 }), I({ 2, 2, 1 }, dt) }, attrs = { axis = 2 } })
+  add("index_add", { ins = { I({ 3, 2 }, dt), L({}, "int64", { 0 }), I({ 0, 2 }, dt) }, attrs = { axis = 1 } })
+  add("take_grad", { ins = { I({ 3, 2 }, dt), L({ 3, 1, 3 }, "int64") }, attrs = { axis = 1, size = 4 } })
+  add("take_grad", { ins = { I({ 2, 2, 2, 3 }, dt), L({ 1, 2, 2, 1 }, "int64", { 2, 2 }) }, attrs = { axis = 2, size = 2 } })
+end
+for _, dt in ipairs({ "int32", "int64", "uint8" }) do
+  add("scatter_add", { ins = { I({ 2, 3 }, dt, "small"), L({ 1, 3, 3, 3 }, "int64", { 2, 2 }), I({ 2, 2 }, dt, "small") }, attrs = { axis = 2 } })
+end
+for _, dt in ipairs(ALL) do
+  add("one_hot", { ins = { L({ 1, 3, 0, 5, -1, 2 }, "int64", { 2, 3 }) }, attrs = { depth = 4, dtype = dt },
+    label = dt .. " (out-of-range rows are zero, TF)" })
+end
+add("one_hot", { ins = { L({ 2, 1 }, "uint8") }, attrs = { depth = 3 } })
+add("one_hot", { ins = { L({ 2, 1, 3 }, "int32") }, attrs = { depth = 3, dtype = "int32" } })
+add("one_hot", { ins = { L({}, "int64", { 0 }) }, attrs = { depth = 3 } })
+
+-- ---- autodiff helpers ---------------------------------------------------------------
+for _, dt in ipairs(F) do
+  add("slice_grad", { ins = { I({ 2, 3 }, dt) }, attrs = { begin = { 0, 0 }, ["end"] = { 4, 3 }, step = { 2, 1 }, shape = { 4, 3 } } })
+  add("slice_grad", { ins = { I({ 3 }, dt, nil, "step") }, attrs = { begin = { 4 }, ["end"] = { -6 }, step = { -2 }, shape = { 5 } } })
+  add("pad_grad", { ins = { I({ 4, 6 }, dt) }, attrs = { paddings = { 1, 1, 2, 1 }, mode = "reflect" } })
+  add("pad_grad", { ins = { I({ 4, 5 }, dt, nil, "T") }, attrs = { paddings = { 1, 0, 2, 1 } } })
+  add("pad_grad", { ins = { I({ 4, 6 }, dt) }, attrs = { paddings = { 0, 2, 1, 2 }, mode = "replicate" } })
+end
+
+-- ---- neural-network ops (NHWC; filters (kh, kw, cin/groups, cout)) -----------------
+local conv = {
+  { { 2, 5, 4, 3 }, { 3, 2, 3, 4 }, { padding = "same" } },
+  { { 1, 6, 5, 2 }, { 3, 3, 2, 3 }, { strides = 2 } },
+  { { 1, 7, 6, 2 }, { 2, 3, 2, 2 }, { strides = { 2, 1 }, padding = "same", dilation = { 1, 2 } } },
+  { { 2, 4, 4, 4 }, { 2, 2, 2, 6 }, { groups = 2, padding = "same" } },
+  { { 1, 6, 6, 1 }, { 2, 2, 1, 2 }, { dilation = 2 } },
+  { { 1, 1, 1, 3 }, { 1, 1, 3, 2 }, {} },
+  { { 0, 4, 4, 2 }, { 3, 3, 2, 2 }, { padding = "same" } },
+  { { 1, 8, 8, 3 }, { 3, 3, 3, 5 }, { strides = 2, padding = "same" } },
+}
+for _, dt in ipairs(F) do
+  for _, c in ipairs(conv) do add("conv2d", { ins = { I(c[1], dt), I(c[2], dt) }, attrs = c[3] }) end
+  add("conv2d", { ins = { I({ 1, 4, 5, 2 }, dt, nil, "T"), I({ 2, 2, 2, 3 }, dt, nil, "step") } })
+  add("conv2d_backprop_input", { ins = { I({ 2, 5, 4, 4 }, dt), I({ 3, 2, 3, 4 }, dt) }, attrs = { input_shape = { 2, 5, 4, 3 }, padding = "same" } })
+  add("conv2d_backprop_input", { ins = { I({ 1, 3, 3, 3 }, dt), I({ 3, 3, 2, 3 }, dt) }, attrs = { input_shape = { 1, 5, 6, 2 }, strides = 2, padding = "same" } })
+  add("conv2d_backprop_input", { ins = { I({ 1, 2, 2, 6 }, dt), I({ 2, 2, 2, 6 }, dt) }, attrs = { input_shape = { 1, 4, 4, 4 }, groups = 2, dilation = 2 } })
+  add("conv2d_backprop_input", { ins = { I({ 1, 2, 2, 3 }, dt), I({ 3, 3, 2, 3 }, dt) }, attrs = { input_shape = { 1, 6, 5, 2 }, strides = 2 } })
+  add("conv2d_backprop_filter", { ins = { I({ 2, 5, 4, 3 }, dt), I({ 2, 5, 4, 4 }, dt) }, attrs = { filter_shape = { 3, 2, 3, 4 }, padding = "same" } })
+  add("conv2d_backprop_filter", { ins = { I({ 1, 5, 6, 2 }, dt), I({ 1, 3, 3, 3 }, dt) }, attrs = { filter_shape = { 3, 3, 2, 3 }, strides = 2, padding = "same" } })
+  add("conv2d_backprop_filter", { ins = { I({ 1, 4, 4, 4 }, dt), I({ 1, 3, 3, 6 }, dt) }, attrs = { filter_shape = { 2, 2, 2, 6 }, groups = 2 } })
+  add("conv2d_backprop_filter", { ins = { I({ 1, 6, 6, 1 }, dt), I({ 1, 4, 4, 2 }, dt) }, attrs = { filter_shape = { 2, 2, 1, 2 }, dilation = 2 } })
+  add("conv2d_transpose", { ins = { I({ 1, 3, 3, 2 }, dt), I({ 3, 3, 4, 2 }, dt) }, attrs = { strides = 2, padding = "same" } })
+  add("conv2d_transpose", { ins = { I({ 2, 3, 2, 2 }, dt), I({ 3, 2, 3, 2 }, dt) }, attrs = { strides = 2 } })
+  add("conv2d_transpose", { ins = { I({ 1, 3, 3, 2 }, dt), I({ 3, 3, 2, 2 }, dt) }, attrs = { strides = 2, padding = "same", output_padding = 1 } })
+  add("conv2d_transpose", { ins = { I({ 1, 2, 3, 1 }, dt), I({ 2, 2, 3, 1 }, dt) }, attrs = { strides = { 1, 2 } } })
+  add("conv2d_transpose", { ins = { I({ 1, 3, 3, 2 }, dt), I({ 2, 2, 1, 2 }, dt) }, attrs = { dilation = 2 } })
+  local pools = {
+    { { 2, 4, 4, 2 }, {} }, { { 1, 5, 6, 3 }, { ksize = 3, strides = 2, padding = "same" } },
+    { { 1, 5, 5, 2 }, { ksize = { 2, 3 }, strides = 1 } }, { { 1, 4, 5, 1 }, { ksize = 2, strides = { 1, 2 }, padding = "same" } },
+    { { 0, 4, 4, 1 }, {} }, { { 1, 1, 1, 2 }, { ksize = 1 } },
+  }
+  for _, p in ipairs(pools) do
+    add("max_pool2d", { ins = { I(p[1], dt, "distinct") }, attrs = p[2] })
+    add("avg_pool2d", { ins = { I(p[1], dt) }, attrs = p[2] })
+  end
+  add("max_pool2d", { ins = { I({ 1, 4, 4, 2 }, dt, "distinct", "T") } })
+  add("avg_pool2d", { ins = { I({ 1, 4, 6, 2 }, dt, nil, "step") }, attrs = { ksize = 3, padding = "same" } })
+  add("max_pool2d_grad", { ins = { I({ 1, 4, 4, 2 }, dt, "distinct"), I({ 1, 2, 2, 2 }, dt) } })
+  add("max_pool2d_grad", { ins = { I({ 1, 5, 5, 2 }, dt, "distinct"), I({ 1, 3, 3, 2 }, dt) }, attrs = { ksize = 3, strides = 2, padding = "same" } })
+  add("max_pool2d_grad", { ins = { I({ 1, 4, 4, 1 }, dt, "distinct"), I({ 1, 3, 3, 1 }, dt) }, attrs = { ksize = 2, strides = 1 } })
+  add("max_pool2d_grad_grad", { ins = { I({ 1, 4, 4, 2 }, dt, "distinct"), I({ 1, 4, 4, 2 }, dt) } })
+  add("max_pool2d_grad_grad", { ins = { I({ 1, 5, 5, 2 }, dt, "distinct"), I({ 1, 5, 5, 2 }, dt) }, attrs = { ksize = 3, strides = 2, padding = "same" } })
+  add("avg_pool2d_grad", { ins = { I({ 1, 3, 3, 2 }, dt) }, attrs = { input_shape = { 1, 5, 5, 2 }, ksize = 3, strides = 2, padding = "same" } })
+  add("avg_pool2d_grad", { ins = { I({ 2, 2, 2, 1 }, dt) }, attrs = { input_shape = { 2, 4, 4, 1 } } })
+  add("avg_pool2d_grad", { ins = { I({ 1, 4, 4, 1 }, dt) }, attrs = { input_shape = { 1, 5, 5, 1 }, ksize = 2, strides = 1 } })
+  add("batch_norm", { ins = { I({ 3, 4 }, dt), I({ 4 }, dt), I({ 4 }, dt, "pos"), I({ 4 }, dt), I({ 4 }, dt) } })
+  add("batch_norm", { ins = { I({ 3, 4 }, dt), I({ 3, 1 }, dt), I({ 3, 1 }, dt, "pos"), I({ 4 }, dt), I({ 4 }, dt) }, attrs = { epsilon = 0.01 } })
+  add("batch_norm", { ins = { I({ 2, 3, 3, 2 }, dt, nil, "T"), I({ 2 }, dt), I({ 2 }, dt, "pos"), 0.5, 2 } })
+  add("batch_norm", { ins = { I({ 0, 4 }, dt), I({ 4 }, dt), I({ 4 }, dt, "pos"), I({ 4 }, dt), I({ 4 }, dt) } })
+  add("softmax_cross_entropy_with_logits", { ins = { I({ 3, 4 }, dt), I({ 3, 4 }, dt, "prob") } })
+  add("softmax_cross_entropy_with_logits", { ins = { I({ 2, 3, 5 }, dt, nil, "T"), I({ 2, 3, 5 }, dt, "prob", "step") } })
+  add("softmax_cross_entropy_with_logits", { ins = { I({ 0, 4 }, dt), I({ 0, 4 }, dt, "prob") } })
+  add("softmax_cross_entropy_with_logits", { ins = { L({ 1000, 0, -1000, 5 }, dt, { 2, 2 }), L({ 0.5, 0.5, 1, 0 }, dt, { 2, 2 }) }, label = dt .. " large logits" })
+  add("softmax_cross_entropy_with_logits_grad", { ins = { I({ 3, 4 }, dt), I({ 3, 4 }, dt, "prob"), I({ 3 }, dt) } })
+  add("softmax_cross_entropy_with_logits_grad", { ins = { I({ 2, 3, 4 }, dt, nil, "T"), I({ 2, 3, 4 }, dt, "prob"), I({ 2, 3 }, dt) } })
+  add("sparse_softmax_cross_entropy_with_logits", { ins = { I({ 3, 4 }, dt), L({ 2, 4, 1 }, "int64") } })
+  add("sparse_softmax_cross_entropy_with_logits", { ins = { I({ 2, 2, 5 }, dt, nil, "step"), L({ 5, 1, 3, 3 }, "int32", { 2, 2 }) } })
+  add("sparse_softmax_cross_entropy_with_logits", { ins = { L({ 1000, 0, -1000, 5 }, dt, { 2, 2 }), L({ 2, 1 }, "int64") }, label = dt .. " large logits" })
+  add("sparse_softmax_cross_entropy_with_logits_grad", { ins = { I({ 3, 4 }, dt), L({ 2, 4, 1 }, "int64"), I({ 3 }, dt) } })
+  add("sparse_softmax_cross_entropy_with_logits_grad", { ins = { I({ 4, 3 }, dt, nil, "T"), L({ 3, 3, 1, 2 }, "int64"), I({ 4 }, dt, nil, "step") } })
+end
+-- issue 14 item 7: max_pool2d takes integer tensors (TF's max_pool does)
+for _, dt in ipairs({ "int32", "int64", "uint8" }) do
+  add("max_pool2d", { ins = { I({ 1, 4, 4, 2 }, dt, "distinct") }, label = dt .. " max_pool2d of ints" })
+end
+
+-- dropout: its mask is a Philox stream of the seed no other library draws; check.py's
+-- check_dropout verifies the contract instead: kept values scaled by 1/(1 - rate),
+-- about rate of them dropped, the same mask for the same seed, the gradient the same
+-- mask applied to the output gradient.
+for _, dt in ipairs(F) do
+  for _, rate in ipairs({ 0.25, 0.6 }) do
+    add("dropout", { check = "dropout", label = dt .. " rate " .. rate, attrs = { rate = rate }, ins = { I({ 100, 50 }, dt, "pos") },
+      run = function(xs)
+        local x = xs[1]
+        local tape = mg.GradientTape()
+        tape:watch(x)
+        local y = core.dropout(x, 7, { rate = rate })
+        tape:stop()
+        local gy = core.uniform(y.shape, -1, 1, dt, 3)
+        local g = tape:gradient(y, x, { output_gradients = gy })
+        local again = core.dropout(x, mg.tensor { 7 }, { rate = rate })
+        local other = core.dropout(x, 8, { rate = rate })
+        return { y, gy, g, again, other }
+      end })
+  end
+  add("dropout", { ins = { I({ 0, 3 }, dt), 5 }, attrs = { rate = 0.5 }, check = "dropout_trivial", label = dt .. " empty" })
+  add("dropout", { ins = { I({ 2, 3 }, dt), 5 }, attrs = { rate = 0 }, check = "dropout_trivial", label = dt .. " rate 0" })
+end
+
+-- ---- optimizer steps (check.py's check_optim: Keras 3's rules in NumPy) -----------
+-- Two steps from non-zero slots, with a different gradient each step; the Variables
+-- are updated in place and the op returns the number of elements updated.
+-- The slots start positive ("pos"), a centered RMSprop's average gradient small ("tiny":
+-- its square stays below the velocity, as it does in training).
+local function optim_case(op, slots, hyper, label, tensors_of)
+  add(op, { check = "optim", label = label, attrs = hyper, ins = (function()
+    local ins = { I({ 3, 4 }, "float32") }
+    for k = 1, slots do
+      local avg = hyper.centered and k == slots
+      ins[#ins + 1] = I({ 3, 4 }, "float32", avg and "tiny" or "pos")
+    end
+    ins[#ins + 1] = I({ 3, 4 }, "float32")
+    ins[#ins + 1] = I({ 3, 4 }, "float32", nil, "T")
+    return ins
+  end)(), run = function(xs)
+    local vars = {}
+    for k = 1, slots + 1 do vars[k] = mg.Variable(core.contiguous(xs[k]) * 1) end
+    local g1, g2 = xs[slots + 2], xs[slots + 3]
+    local n1 = tensors_of(vars, g1, hyper)
+    local n2 = tensors_of(vars, g2, hyper)
+    local out = {}
+    for k = 1, slots + 1 do out[k] = core.contiguous(vars[k]) * 1 end
+    out[#out + 1] = core.tensor({ n1, n2 }, "int64")
+    return out
+  end })
+end
+local function count(n) return core.is_tensor(n) and n:item() or n end
+local function sgd(opts)
+  return function(vars, g, hyper)
+    local list = {}
+    for _, v in ipairs(vars) do list[#list + 1] = v end
+    list[#list + 1] = g
+    list[#list + 1] = hyper.lr
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    return count(core.sgd_update(list, o))
+  end
+end
+optim_case("sgd_update", 0, { lr = 0.1 }, "plain", sgd({}))
+optim_case("sgd_update", 1, { lr = 0.1, momentum = 0.9 }, "momentum", sgd({ momentum = 0.9 }))
+optim_case("sgd_update", 1, { lr = 0.05, momentum = 0.5, nesterov = true }, "nesterov", sgd({ momentum = 0.5, nesterov = true }))
+local function adam(opts)
+  return function(vars, g, hyper)
+    local list = {}
+    for _, v in ipairs(vars) do list[#list + 1] = v end
+    list[#list + 1] = g
+    list[#list + 1] = hyper.alpha
+    list[#list + 1] = hyper.decay
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    return count(core.adam_update(list, o))
+  end
+end
+optim_case("adam_update", 2, { alpha = 0.01, decay = 0, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-7 }, "adam", adam({}))
+optim_case("adam_update", 2, { alpha = 0.02, decay = 0.001, beta_1 = 0.8, beta_2 = 0.99, epsilon = 1e-3 }, "adamw",
+  adam({ beta_1 = 0.8, beta_2 = 0.99, epsilon = 1e-3 }))
+optim_case("adam_update", 3, { alpha = 0.01, decay = 0, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-7, amsgrad = true }, "amsgrad",
+  adam({ amsgrad = true }))
+local function rmsprop(opts)
+  return function(vars, g, hyper)
+    local list = {}
+    for _, v in ipairs(vars) do list[#list + 1] = v end
+    list[#list + 1] = g
+    list[#list + 1] = hyper.lr
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    return count(core.rmsprop_update(list, o))
+  end
+end
+optim_case("rmsprop_update", 1, { lr = 0.01, rho = 0.9, momentum = 0, epsilon = 1e-7 }, "plain", rmsprop({}))
+optim_case("rmsprop_update", 2, { lr = 0.01, rho = 0.8, momentum = 0.5, epsilon = 1e-7 }, "momentum",
+  rmsprop({ rho = 0.8, momentum = 0.5 }))
+optim_case("rmsprop_update", 2, { lr = 0.01, rho = 0.9, momentum = 0, epsilon = 1e-3, centered = true }, "centered",
+  rmsprop({ epsilon = 1e-3, centered = true }))
+optim_case("rmsprop_update", 3, { lr = 0.01, rho = 0.9, momentum = 0.3, epsilon = 1e-7, centered = true }, "centered momentum",
+  rmsprop({ momentum = 0.3, centered = true }))
+optim_case("adagrad_update", 1, { lr = 0.1, epsilon = 1e-7 }, "plain", function(vars, g, hyper)
+  return count(core.adagrad_update(vars[1], vars[2], g, hyper.lr))
+end)
+optim_case("adagrad_update", 1, { lr = 0.5, epsilon = 0.1 }, "epsilon", function(vars, g, hyper)
+  return count(core.adagrad_update(vars[1], vars[2], g, hyper.lr, { epsilon = 0.1 }))
+end)
+
+-- ---- the stdlib around the table (issue 14 item 7) ----------------------------------
+-- Not ops of the table, but their arguments reach the same kernels: the user-facing
+-- helpers whose conventions the issue names.
+add("mg.std", { check = "std", ins = { I({ 2, 3 }, "float64") }, attrs = { axis = 2, correction = 3 },
+  label = "correction = N gives inf", run = function(xs) return { mg.std(xs[1], { axis = 2, correction = 3 }) } end })
+add("mg.std", { check = "std", ins = { I({ 3, 4 }, "float32", nil, "T") }, attrs = { axis = 1, correction = 1 },
+  run = function(xs) return { mg.std(xs[1], { axis = 1, correction = 1 }) } end })
+add("mg.arange", { check = "arange", attrs = { start = 1, stop = 6, step = 1, dtype = "float32" },
+  label = "mg.arange(1, 6, nil, mg.float32)", run = function() return { mg.arange(1, 6, nil, mg.float32) } end })
+add("mg.arange", { check = "arange", attrs = { start = 0, stop = 6, step = 1, dtype = "float32" },
+  label = "mg.arange{stop=6, dtype='float32'}", run = function() return { mg.arange { stop = 6, dtype = "float32" } } end })
+add("mg.arange", { check = "arange", attrs = { start = 2, stop = 7, step = 2, dtype = "int64" },
+  label = "mg.arange(2, 7, 2)", run = function() return { mg.arange(2, 7, 2) } end })
+add("mg.tensor", { check = "raises", label = "mg.tensor{a = 1, b = 2} raises",
+  run = function() return { mg.tensor { a = 1, b = 2 } } end })
+add("mg.tensor", { check = "raises", label = "mg.tensor(2^40, mg.int32) raises",
+  run = function() return { mg.tensor(2 ^ 40, mg.int32) } end })
+
+return M
