@@ -425,6 +425,43 @@ static mg_status inplace_error(const record *r, int j) {
                      mg_storage_version(t->storage), r->vers[j]);
 }
 
+/* The inputs of op record r as its kernel saw them: *out is NULL when infer asks for no cast,
+ * else an array (small, or malloc'd) with the cast inputs (new references) and the others
+ * borrowed from vals. */
+static mg_status promote_inputs(mg_ctx *ctx, const record *r, const mg_attrs *a, mg_tensor *const *vals,
+                                mg_tensor **small, mg_tensor ***out) {
+  mg_meta m;
+  m.cast_rest = MG_NDTYPES;
+  for (int i = 0; i < MG_CAST_SLOTS; i++) m.cast[i] = MG_NDTYPES;
+  mg_call call = {ctx, r->op, mg_op_info(r->op), vals, r->nin, a};
+  *out = NULL;
+  if (mg_op_infer(r->op)(&call, &m)) return MG_OK;  /* it passed when recorded: keep the values as they are */
+  mg_status st = MG_OK;
+  for (int i = 0; i < r->nin && !st; i++) {
+    mg_dtype want = i < MG_CAST_SLOTS ? m.cast[i] : m.cast_rest;
+    int weak = (vals[i]->flags & MG_TF_WEAK) != 0;  /* a Lua number: in the rule's own ops it would stay weak */
+    if (want == MG_NDTYPES && weak) want = mg_dtype_is_float(m.dtype) ? m.dtype : (mg_dtype)vals[i]->dtype;
+    if (want == MG_NDTYPES || (want == (mg_dtype)vals[i]->dtype && !weak)) continue;
+    if (!*out) {
+      *out = r->nin <= 8 ? small : malloc((size_t)r->nin * sizeof **out);
+      if (!*out) return mg_seterror(MG_ENOMEM, "gradient: out of memory");
+      for (int k = 0; k < r->nin; k++) (*out)[k] = vals[k];
+    }
+    mg_attrs ca = {.set = 1u};
+    ca.v[0].n = 1;
+    ca.v[0].i[0] = want;
+    st = mg_apply(ctx, MG_OP_CAST, &vals[i], 1, &ca, &(*out)[i]);
+    if (st) (*out)[i] = vals[i];
+  }
+  if (st && *out) {
+    for (int i = 0; i < r->nin; i++)
+      if ((*out)[i] != vals[i]) mg_tensor_release((*out)[i]);
+    if (*out != small) free(*out);
+    *out = NULL;
+  }
+  return st;
+}
+
 /* Runs r's gradient rule. An op rule whose saved values were written since
  * gets storage-less stand-ins for them: reading one fails (mg_apply refuses
  * a tensor with no storage), and that failure is reported as the in-place
@@ -461,10 +498,24 @@ static mg_status run_rule(mg_ctx *ctx, record *r, mg_tensor *const *gouts, const
     vals = stand;
     out = stand[r->nin];
   }
-  mg_grad_call g = {ctx, r->op, mg_op_info(r->op), r->nin, vals, out, &a, gout, need, gin};
-  mg_status st = mg_op_grad(r->op)(&g);
+  /* The rule sees the inputs as the kernel did: cast to the dtype infer asked for (a float32
+   * operand of a float64 op is float64 there), so a mixed-dtype op's gradient carries no
+   * float32 rounding; fit_to_input casts each gradient back to its input's dtype. */
+  mg_tensor *promoted_small[8], **promoted = NULL;
+  mg_status st = promote_inputs(ctx, r, &a, vals, promoted_small, &promoted);
+  if (st) {
+    if (stand) st = inplace_error(r, first_written);
+  } else {
+    mg_grad_call g = {ctx, r->op, mg_op_info(r->op), r->nin, promoted ? promoted : vals, out, &a, gout, need, gin};
+    st = mg_op_grad(r->op)(&g);
+  }
+  if (promoted) {
+    for (int i = 0; i < r->nin; i++)
+      if (promoted[i] != vals[i]) mg_tensor_release(promoted[i]);
+    if (promoted != promoted_small) free(promoted);
+  }
   if (stand) {
-    if (st) st = inplace_error(r, first_written);  /* the rule read one (or failed on their account) */
+    if (st) st = inplace_error(r, first_written);  /* the rule (or a cast) read one (or failed on their account) */
     for (int j = 0; j < nsaved; j++)
       if (stand[j] != saved_value(r, j)) mg_tensor_release(stand[j]);
     if (stand != small) free(stand);

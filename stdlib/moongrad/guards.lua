@@ -80,8 +80,9 @@ function Collector:add(f)
         if not self.cells[id] then
           self.cells[id] = true
           if name == "_ENV" and type(v) == "table" and not self.is_proxy[v] then
-            debug.setupvalue(g, i, self:proxy(v))
-            self.restore[#self.restore + 1] = function() debug.setupvalue(g, i, v) end
+            local index = i   -- (i moves on: the restore needs this upvalue's)
+            debug.setupvalue(g, index, self:proxy(v))
+            self.restore[#self.restore + 1] = function() debug.setupvalue(g, index, v) end
           elseif plain[type(v)] then
             self.guards[#self.guards + 1] = { kind = "upvalue", fn = g, index = i, name = name, value = v }
           elseif type(v) == "function" then

@@ -41,10 +41,4 @@ EXPECTED_FAILURES = {
     # ---- found by the oracle (reported with repros; fixes outside one kernel or rule) ----
     "sum: axis={} names no axis": NEW + "reductions read an empty axis list as 'all axes' "
                                         "(NumPy and TF: no axis, the identity); the class of flip's axis={}",
-    "atan2: float32(2,3), float64(2,1)": NEW + "gradient rules compute with the inputs' own dtypes, not the "
-                                               "promoted one: a float64 gradient with float32 rounding",
-    "pow: float32(2,3), float64(2,1)": NEW + "gradient rules compute with the inputs' own dtypes, not the "
-                                             "promoted one: a float64 gradient with float32 rounding",
-    "pow: 1.5, float64(2,3)": NEW + "gradient rules compute with the inputs' own dtypes: the weak scalar "
-                                    "1.5 (float32) gives log(1.5) in float32 in a float64 gradient",
 }

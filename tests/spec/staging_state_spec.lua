@@ -70,6 +70,25 @@ describe("guards cover every Lua function a trace runs", function()
       .. THIS .. ":" .. helper_line, "was 1, now 2")
   end)
 
+  it("the chunk's environment is the same table after many traces (Lua 5.4: its _ENV cell)", function()
+    local function reads_global() return tostring end   -- has the chunk's _ENV (5.4) / environment (LuaJIT)
+    local function env_of(fn)
+      local getfenv = rawget(_G, "getfenv")
+      if getfenv then return getfenv(fn) end
+      for i = 1, 60 do
+        local name, v = debug.getupvalue(fn, i)
+        if not name then return nil end
+        if name == "_ENV" then return v end
+      end
+    end
+    local before = env_of(reads_global)
+    for _ = 1, 3 do
+      local f = mg.func(function(x) return reads_global() and x * 2 end)
+      near(f(f32(1)), 2)
+      assert.equal(before, env_of(reads_global))
+    end
+  end)
+
   it("environments are restored after the trace, also when it fails", function()
     local function helper(x) error("boom") end
     local getfenv = rawget(_G, "getfenv")
