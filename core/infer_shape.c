@@ -172,10 +172,11 @@ mg_status infer_transpose(const mg_call *c, mg_meta *out) {
   return MG_OK;
 }
 
-/* Marks the axes squeeze drops: the named ones, or every size-1 axis. */
+/* Marks the axes squeeze drops: the named ones, or every size-1 axis when
+ * none is given (an empty list names none: x is returned as it is). */
 static mg_status infer_squeeze_mask(const mg_call *c, const mg_tensor *x, int *drop) {
   memset(drop, 0, MG_MAX_DIMS * sizeof *drop);
-  if (A_N(c, 0) == 0) {
+  if (A_ALL_AXES(c, 0)) {
     for (int d = 0; d < x->ndim; d++) drop[d] = x->shape[d] == 1;
     return MG_OK;
   }
@@ -529,11 +530,12 @@ mg_status infer_tile(const mg_call *c, mg_meta *out) {
   return infer_fits(c, out->dtype, n, out->shape);
 }
 
-/* The axes flip reverses (all when none are named; duplicates refused). */
+/* The axes flip reverses (all when the option is absent, none for an empty
+ * list; duplicates refused). */
 mg_status mg_flip_mask(const mg_call *c, int *flip);
 mg_status mg_flip_mask(const mg_call *c, int *flip) {
   const mg_tensor *x = c->in[0];
-  for (int d = 0; d < MG_MAX_DIMS; d++) flip[d] = A_N(c, 0) == 0 && d < x->ndim;
+  for (int d = 0; d < MG_MAX_DIMS; d++) flip[d] = A_ALL_AXES(c, 0) && d < x->ndim;
   for (int i = 0; i < A_N(c, 0); i++) {
     int a;
     mg_status st = mg_norm_axis(c, "axis", A_LIST(c, 0)[i], x->ndim, &a);
@@ -605,6 +607,9 @@ mg_status infer_linspace(const mg_call *c, mg_meta *out) {
   if (!st) st = infer_need(c, 2);
   if (!st) st = infer_dtype_attr(c, 3, &out->dtype);
   if (st) return st;
+  if (out->dtype == MG_BOOL)  /* NumPy would give nonzero-ness; TF refuses: no evenly spaced bools */
+    return mg_seterror(MG_EDTYPE, "%s: dtype bool is not supported (evenly spaced values need a number dtype; "
+                       "compare the result instead, e.g. mg.linspace(...):gt(0))", NAME(c));
   if (!isfinite(A_F(c, 0)) || !isfinite(A_F(c, 1)))
     return mg_seterror(MG_EARG, "%s: start and stop must be finite (got %g, %g)", NAME(c), A_F(c, 0), A_F(c, 1));
   if (A_I(c, 2) < 0) return mg_seterror(MG_EARG, "%s: num must be >= 0, got %lld", NAME(c), (long long)A_I(c, 2));

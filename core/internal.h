@@ -148,6 +148,9 @@ mg_status mg_tape_record_op(mg_ctx *ctx, mg_op op, mg_tensor *const *in, int nin
 #define A_N(c, k)   ((c)->attrs->v[k].n)
 #define A_LIST(c, k) ((c)->attrs->v[k].i)
 #define A_SET(c, k) (((c)->attrs->set >> (k)) & 1u)
+/* An axes attribute names every axis when it is absent; a given empty list
+ * names none (NumPy's axis=()): sum(x, {axis={}}) is x, not a full sum. */
+#define A_ALL_AXES(c, k) (!A_SET(c, k) && A_N(c, k) == 0)
 
 /* ---- tensors ----------------------------------------------------------------- */
 /* A header with shape set, contiguous strides, no storage. */
