@@ -67,7 +67,15 @@ static int infer_value_fits(double v, mg_dtype dt) {
   }
 }
 
+/* A value the user gave becoming an element (full's value, pad's value,
+ * arange's start and step): it must fit the dtype exactly (mg_check_number). */
 static mg_status infer_value(const mg_call *c, const char *arg, double v, mg_dtype dt) {
+  return mg_check_number(NAME(c), arg, dt, 0, 0, v);
+}
+
+/* linspace's bounds: in range (the values between are floored into an
+ * integer dtype, as NumPy does). */
+static mg_status infer_bound(const mg_call *c, const char *arg, double v, mg_dtype dt) {
   if (infer_value_fits(v, dt)) return MG_OK;
   return mg_seterror(MG_EARG, "%s: %s %g cannot be converted to %s without overflow", NAME(c), arg, v,
                      mg_dtype_name(dt));
@@ -596,6 +604,9 @@ mg_status infer_arange(const mg_call *c, mg_meta *out) {
   out->ndim = 1;
   out->shape[0] = n > 0 ? (int64_t)n : 0;
   if ((st = infer_value(c, "start", start, out->dtype))) return st;
+  if (mg_dtype_is_int(out->dtype) && step != floor(step))
+    return mg_seterror(MG_EARG, "%s: step %g has a fraction; %s values need an integer step (or use a float dtype)",
+                       NAME(c), step, mg_dtype_name(out->dtype));
   if (out->shape[0] && (st = infer_value(c, "last value", start + (double)(out->shape[0] - 1) * step, out->dtype)))
     return st;
   return infer_fits(c, out->dtype, 1, out->shape);
@@ -613,7 +624,7 @@ mg_status infer_linspace(const mg_call *c, mg_meta *out) {
   if (!isfinite(A_F(c, 0)) || !isfinite(A_F(c, 1)))
     return mg_seterror(MG_EARG, "%s: start and stop must be finite (got %g, %g)", NAME(c), A_F(c, 0), A_F(c, 1));
   if (A_I(c, 2) < 0) return mg_seterror(MG_EARG, "%s: num must be >= 0, got %lld", NAME(c), (long long)A_I(c, 2));
-  if ((st = infer_value(c, "start", A_F(c, 0), out->dtype)) || (st = infer_value(c, "stop", A_F(c, 1), out->dtype)))
+  if ((st = infer_bound(c, "start", A_F(c, 0), out->dtype)) || (st = infer_bound(c, "stop", A_F(c, 1), out->dtype)))
     return st;
   out->ndim = 1;
   out->shape[0] = A_I(c, 2);

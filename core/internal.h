@@ -192,6 +192,9 @@ mg_status mg_broadcast_shapes(const char *opname, int na, const int64_t *a, int 
 mg_status mg_norm_axis(const mg_call *c, const char *arg, int64_t axis, int ndim, int *out);
 /* Promotion of inputs i and j with weak-scalar rules. */
 mg_dtype mg_promote_inputs(mg_tensor *const *in, int n);
+/* mg_check_number for the value of weak scalar t becoming a dt element; with
+ * `truncate` (an explicit cast) a float's fraction is dropped first. */
+mg_status mg_check_weak(const char *fname, const mg_tensor *t, mg_dtype dt, int truncate);
 
 /* ---- threads and floating point ------------------------------------------------ */
 void mg_fpu_ftz(void);     /* sets flush-to-zero / denormals-are-zero on this thread */

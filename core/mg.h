@@ -75,6 +75,15 @@ int mg_dtype_is_float(mg_dtype dt);
 int mg_dtype_is_int(mg_dtype dt);                  /* int32/int64/uint8 */
 /* The NumPy/PyTorch promotion of two strong dtypes (bool < ints < floats). */
 mg_dtype mg_promote(mg_dtype a, mg_dtype b);
+/* Whether a number given by the user (a Lua number: the integer i when is_int,
+ * else the float f) can become an element of dtype dt exactly: MG_OK, or
+ * MG_EARG with a message "<fname>: the Lua number 300 is out of bounds for
+ * uint8 (0..255)" (arg, when not NULL, replaces "the Lua number"). For an
+ * integer dtype the value must lie in its range and a float must also be
+ * finite and have no fraction (NumPy 2 raises OverflowError for a Python
+ * integer out of bounds, TF for a float with a fraction); every number fits
+ * float32, float64 (large ones round, as in NumPy) and bool (nonzero is true). */
+mg_status mg_check_number(const char *fname, const char *arg, mg_dtype dt, int is_int, int64_t i, double f);
 
 /* ---- context -------------------------------------------------------------- */
 
