@@ -595,6 +595,8 @@ mg_status infer_arange(const mg_call *c, mg_meta *out) {
   if (step == 0) return mg_seterror(MG_EARG, "%s: step must not be zero", NAME(c));
   mg_status st = infer_dtype_attr(c, 3, &out->dtype);
   if (st) return st;
+  if (out->dtype == MG_BOOL)  /* as TF's range (NumPy's fails past two elements) */
+    return mg_seterror(MG_EDTYPE, "%s: dtype bool is not supported; use a number dtype", NAME(c));
   /* No dtype given and fractional bounds: float32, as numpy.arange(0, 1, 0.1). */
   if (!A_SET(c, 3) && !(infer_integral(start) && infer_integral(stop) && infer_integral(step)))
     out->dtype = MG_FLOAT32;
