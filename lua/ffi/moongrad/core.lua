@@ -1174,9 +1174,11 @@ local function keep_callback(fn)
   return next_id
 end
 local kept_of = {}   -- id -> the values kept for a group record (lua/capi: an mg.Kept box)
+local host_labels = {}   -- id -> a lua_function's name in errors
 local free_cb = ffi.cast("void (*)(void *)", function(ud)
   local id = tonumber(ffi.cast("intptr_t", ud))
   callbacks[id] = nil
+  host_labels[id] = nil
   local kept = kept_of[id]
   if kept then   -- let go of them with the record (their boxes wait for the collector)
     kept_of[id] = nil
@@ -1633,6 +1635,11 @@ local host_cb = ffi.cast("mg_host_fn", function(ud, nin, ins, nout, outs)
     args[i + 1] = push(ins[i], false)
   end
   local ok, nres, res = pcall_results(pcall(fn, unpack(args, 1, nin)))
+  if ok and nres ~= nout then   -- as lua/capi/graph.c words it
+    ok, res = false, { format("lua_function: %s returned %d value%s, but %d %s declared (out_types)",
+      host_labels[tonumber(ffi.cast("intptr_t", ud))], nres, nres == 1 and "" or "s", nout,
+      nout == 1 and "was" or "were") }
+  end
   if ok then
     for k = 1, nout do
       local t, err = totensor(res[k], "lua_function", k)
@@ -1653,8 +1660,9 @@ local host_cb = ffi.cast("mg_host_fn", function(ud, nin, ins, nout, outs)
   return 0
 end)
 
--- core.call_host(fn, {inputs}, {{dtype=, shape=} | dtype ...}) -> {outputs}
-M.call_host = nojit(function(fn, ins, specs)
+-- core.call_host(fn, {inputs}, {{dtype=, shape=} | dtype ...} [, label]) -> {outputs}: label names
+-- fn in the errors of its results' checks.
+M.call_host = nojit(function(fn, ins, specs, label)
   if type(fn) ~= "function" then error("bad argument #1 to 'call_host' (function expected)", 2) end
   local v, nin = tensor_list(ins, "lua_function")
   if type(specs) ~= "table" then error("bad argument #3 to 'call_host' (table expected)", 2) end
@@ -1672,9 +1680,14 @@ M.call_host = nojit(function(fn, ins, specs)
       ndims[k - 1] = spec.shape == nil and 0 or read_shape(spec.shape, shapes[k - 1])
     end
   end
+  if label ~= nil and type(label) ~= "string" then
+    error(format("bad argument #4 to 'call_host' (string expected, got %s)", typename(label)), 2)
+  end
+  label = label and label:sub(1, 255) or "the Lua function"
   local id = keep_callback(fn)
+  host_labels[id] = label
   local out = new("mg_tensor *[?]", nout > 0 and nout or 1)
-  local st = lib.mg_call_host(ctx, host_cb, ffi.cast("void *", id), free_cb, nin, v, nout, dts, ndims,
+  local st = lib.mg_call_host(ctx, label, host_cb, ffi.cast("void *", id), free_cb, nin, v, nout, dts, ndims,
     ffi.cast("const int64_t (*)[" .. MAX_DIMS .. "]", shapes), out)
   if st ~= 0 then error(last_error(), 2) end
   return push_list(out, nout, true)
