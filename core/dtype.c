@@ -18,6 +18,7 @@
 #include "internal.h"
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static const struct {
   const char *name;
@@ -87,7 +88,11 @@ static void number_str(int is_int, int64_t i, double f, char *buf, size_t cap) {
   else if (isnan(f)) snprintf(buf, cap, "nan");
   else if (isinf(f)) snprintf(buf, cap, "%sinf", f < 0 ? "-" : "");
   else if (f == floor(f) && fabs(f) < 1e18) snprintf(buf, cap, "%.0f", f);
-  else snprintf(buf, cap, "%.17g", f);
+  else
+    for (int p = 15; p <= 17; p++) {  /* the shortest that reads back: -3.7, not -3.7000000000000002 */
+      snprintf(buf, cap, "%.*g", p, f);
+      if (strtod(buf, NULL) == f) break;
+    }
 }
 
 mg_status mg_check_number(const char *fname, const char *arg, mg_dtype dt, int is_int, int64_t i, double f) {

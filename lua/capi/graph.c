@@ -460,6 +460,7 @@ static mg_status host_trampoline(void *p, int nin, mg_tensor *const *in, int nou
 static int call_host(lua_State *L) {
   mgL_state *S = mgL_getstate(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
+  const char *label = luaL_optstring(L, 4, "the Lua function");  /* before anything is pushed */
   int nin;
   mg_tensor **in = tensor_list(L, 2, &nin, "lua_function");
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -484,7 +485,6 @@ static int call_host(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  const char *label = luaL_optstring(L, 4, "the Lua function");
   host_ud *u = malloc(sizeof *u);
   if (!u) return luaL_error(L, "lua_function: out of memory");
   u->S = S;

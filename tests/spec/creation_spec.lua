@@ -27,7 +27,10 @@ describe("full, zeros, ones", function()
     assert.equal("float32", mg.full({3}, 0.5).dtype)
     assert.same({0.5, 0.5, 0.5}, mg.full({3}, 0.5):totable())
     assert.same({{1.5, 1.5}}, mg.full({1, 2}, 1.5, mg.float64):totable())
-    assert.same({-3, -3}, mg.full({2}, -3.7, mg.int32):totable())   -- toward zero, like cast
+    assert.same({-3, -3}, mg.full({2}, -3, mg.int32):totable())
+    -- a value an integer dtype cannot hold exactly is an error, not truncated (doc/tensors.md)
+    assert.matches("full: value %-3.7 has a fraction; an int32 element must be an integer",
+      select(2, pcall(mg.full, {2}, -3.7, mg.int32)))
     assert.same({true, true}, mg.full({2}, true):totable())
   end)
   it("zeros, ones and the _like forms", function()
