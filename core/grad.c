@@ -126,16 +126,20 @@ RULE(grad_mod) {  /* a - floor(a/b) b */
   SET(1, A1(&s, MG_OP_NEG, mul(&s, GOUT, A1(&s, MG_OP_FLOOR, A2(&s, MG_OP_DIV, X, Y)))));
   return gs_end(&s);
 }
-/* pow(a, b): da = b a^(b-1), taken as 0 where b == 0 (a^0 is the constant 1:
- * without the mask 0 * 0^-1 is NaN at a = 0; PyTorch masks the same way);
+/* pow(a, b): da = b a^(b-1), which must be 0 where b == 0 (a^0 is the
+ * constant 1) but is 0 * 0^-1 = NaN at a = 0. So a is replaced by 1 where
+ * a == 0 and b == 0: the product is then 0 * 1 = 0, and the replaced branch
+ * stays finite for the next derivative (a where that only masked the result
+ * would leave 0 * inf = NaN in the second one). PyTorch also gives 0 there.
  * db = a^b log a, with log a taken as 0 where a <= 0 (TF: a^b is 0 or 1
  * there for b >= 0, and the true value is complex for a < 0). */
 RULE(grad_pow) {
   gs s = gs_begin(g);
   if (NEED(0)) {
-    mg_tensor *d = mul(&s, Y, A2(&s, MG_OP_POW, X, A2(&s, MG_OP_SUB, Y, S(&s, 1))));
-    mg_tensor *in[3] = {A2(&s, MG_OP_EQUAL, Y, S(&s, 0)), S(&s, 0), mul(&s, GOUT, d)};
-    SET(0, s.st ? NULL : app(&s, MG_OP_WHERE, in, 3, NULL));
+    mg_tensor *both0 = A2(&s, MG_OP_LOGICAL_AND, A2(&s, MG_OP_EQUAL, X, S(&s, 0)), A2(&s, MG_OP_EQUAL, Y, S(&s, 0)));
+    mg_tensor *safe_in[3] = {both0, S(&s, 1), X};
+    mg_tensor *a = s.st ? NULL : app(&s, MG_OP_WHERE, safe_in, 3, NULL);
+    SET(0, mul(&s, GOUT, mul(&s, Y, A2(&s, MG_OP_POW, a, A2(&s, MG_OP_SUB, Y, S(&s, 1))))));
   }
   if (NEED(1)) {
     mg_tensor *pos = A2(&s, MG_OP_GREATER, X, S(&s, 0));

@@ -229,7 +229,7 @@ end
 local function check_close(label, analytic, numeric)
   for i = 1, #numeric do
     local a, n = analytic[i], numeric[i]
-    if math.abs(a - n) > ATOL + RTOL * math.abs(n) then
+    if not (math.abs(a - n) <= ATOL + RTOL * math.abs(n)) then   -- written so that a NaN fails too
       error(string.format("%s: element %d: analytic %.10g vs numeric %.10g", label, i, a, n), 2)
     end
   end
