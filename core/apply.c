@@ -36,6 +36,20 @@ static mg_status check_symbolic(mg_ctx *ctx, const mg_opinfo *info, mg_tensor *c
   return MG_OK;
 }
 
+/* A Lua number (weak scalar) cast to an integer dtype must fit it: uint8 250
+ * + 300 is an error, not 38 (NumPy 2's OverflowError). cast() itself drops a
+ * fraction, as an explicit conversion does. */
+static mg_status check_weak_inputs(const mg_opinfo *info, mg_op op, mg_tensor *const *in, int nin, const mg_meta *m) {
+  for (int i = 0; i < nin; i++) {
+    if (!(in[i]->flags & MG_TF_WEAK)) continue;
+    mg_dtype want = op == MG_OP_CAST ? m->dtype : i < MG_CAST_SLOTS ? m->cast[i] : m->cast_rest;
+    if (want == MG_NDTYPES || want == (mg_dtype)in[i]->dtype) continue;
+    mg_status st = mg_check_weak(info->name, in[i], want, op == MG_OP_CAST);
+    if (st) return st;
+  }
+  return MG_OK;
+}
+
 /* Casts the inputs whose dtype differs from what infer asked for; `owned`
  * marks the temporaries to release. */
 static mg_status cast_inputs(mg_ctx *ctx, const mg_meta *m, mg_tensor *const *in, int nin,
@@ -77,6 +91,7 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
   m.cast_rest = MG_NDTYPES;
   for (int i = 0; i < MG_CAST_SLOTS; i++) m.cast[i] = MG_NDTYPES;
   if ((st = mg_op_infer(op)(&call, &m))) return st;
+  if ((st = check_weak_inputs(info, op, inputs, nin, &m))) return st;
   if (ctx && ctx->ntraces && mg_trace_wants(ctx, info, inputs, nin))
     return mg_trace_op(ctx, op, inputs, nin, &a, &m, out);  /* add a node instead of computing */
 
@@ -93,7 +108,7 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
   }
   int ncast = 0;
   mg_tensor *res = NULL;
-  memset(owned, 0, (size_t)nin);
+  if (nin > 0) memset(owned, 0, (size_t)nin);  /* nin >= 1 or 0 here: check_inputs */
   ncast = nin;
   if (ctx) ctx->paused++;  /* the casts and anything a kernel calls are not recorded */
   st = cast_inputs(ctx, &m, inputs, nin, cast, owned);

@@ -8,8 +8,17 @@
  * category is higher than the tensor's, and then gives that category's default
  * dtype: int64 for integers, float32 for floats (int_tensor * 0.5 is float32,
  * float32_tensor * 2 stays float32).
+ *
+ * A number the user gives becomes an element of a typed tensor in many places
+ * (creation, a weak scalar cast to the tensor's dtype, assignment, fill
+ * values): mg_check_number is the one test all of them use, so a value an
+ * integer dtype cannot hold is an error instead of wrapping (uint8 250 + 300
+ * is not 38).
  */
 #include "internal.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 static const struct {
   const char *name;
@@ -64,4 +73,52 @@ mg_dtype mg_promote_inputs(mg_tensor *const *in, int n) {
   }
   if (weak_cat > category(strong)) return weak_cat == 2 ? MG_FLOAT32 : MG_INT64;
   return strong;
+}
+
+/* The range of an integer dtype. */
+static void int_range(mg_dtype dt, int64_t *lo, int64_t *hi) {
+  *lo = dt == MG_INT32 ? INT32_MIN : dt == MG_INT64 ? INT64_MIN : 0;
+  *hi = dt == MG_INT32 ? INT32_MAX : dt == MG_INT64 ? INT64_MAX : 255;
+}
+
+/* The number as the user wrote it: integral floats without an exponent, so
+ * 2^40 reads the same from Lua 5.4 (a float) and LuaJIT (an integer). */
+static void number_str(int is_int, int64_t i, double f, char *buf, size_t cap) {
+  if (is_int) snprintf(buf, cap, "%lld", (long long)i);
+  else if (isnan(f)) snprintf(buf, cap, "nan");
+  else if (isinf(f)) snprintf(buf, cap, "%sinf", f < 0 ? "-" : "");
+  else if (f == floor(f) && fabs(f) < 1e18) snprintf(buf, cap, "%.0f", f);
+  else
+    for (int p = 15; p <= 17; p++) {  /* the shortest that reads back: -3.7, not -3.7000000000000002 */
+      snprintf(buf, cap, "%.*g", p, f);
+      if (strtod(buf, NULL) == f) break;
+    }
+}
+
+mg_status mg_check_number(const char *fname, const char *arg, mg_dtype dt, int is_int, int64_t i, double f) {
+  if (!mg_dtype_is_int(dt)) return MG_OK;
+  int64_t lo, hi;
+  int_range(dt, &lo, &hi);
+  int ok = is_int ? i >= lo && i <= hi
+                  /* the float bounds are exact: -2^31, 2^31, -2^63, 2^63, 256 */
+                  : f == floor(f) && f >= (double)lo && (dt == MG_INT64 ? f < 9223372036854775808.0 : f <= (double)hi);
+  if (ok) return MG_OK;
+  char v[64];
+  number_str(is_int, i, f, v, sizeof v);
+  const char *what = arg ? arg : "the Lua number";
+  if (!is_int && (isnan(f) || isinf(f)))
+    return mg_seterror(MG_EARG, "%s: cannot convert %s %s to %s (an integer dtype has no NaN or inf)", fname, what, v,
+                       mg_dtype_name(dt));
+  if (!is_int && f != floor(f))
+    return mg_seterror(MG_EARG, "%s: %s %s has a fraction; an %s element must be an integer (round it first, or use "
+                       "a float dtype)", fname, what, v, mg_dtype_name(dt));
+  return mg_seterror(MG_EARG, "%s: %s %s is out of bounds for %s (%lld..%lld)", fname, what, v, mg_dtype_name(dt),
+                     (long long)lo, (long long)hi);
+}
+
+mg_status mg_check_weak(const char *fname, const mg_tensor *t, mg_dtype dt, int truncate) {
+  if (!(t->flags & MG_TF_WEAK) || !mg_dtype_is_int(dt) || !t->storage) return MG_OK;
+  if (mg_dtype_is_int((mg_dtype)t->dtype)) return mg_check_number(fname, NULL, dt, 1, mg_tensor_get_i64(t, 0), 0);
+  double f = mg_tensor_get_f64(t, 0);
+  return mg_check_number(fname, NULL, dt, 0, 0, truncate && isfinite(f) ? trunc(f) : f);
 }

@@ -646,11 +646,9 @@ static mg_status run_call(frame *f, const mg_gnode *n, mg_tensor **ins) {
   mg_tensor **outs = f->vals + n->out0;
   for (int k = 0; k < n->nout; k++) outs[k] = NULL;
   mg_status st = n->fn(n->ud, n->nin, ins, n->nout, outs);
-  for (int k = 0; !st && k < n->nout; k++) {
+  for (int k = 0; !st && k < n->nout; k++) {  /* as declared (graph.c), binding its -1 sizes */
     const mg_gvalue *v = &f->g->values[n->out0 + k];
-    if (!outs[k] || outs[k]->dtype != v->dtype)
-      st = mg_seterror(MG_EDTYPE, "lua_function: result %d should be a %s tensor, got %s", k + 1,
-                       mg_dtype_name((mg_dtype)v->dtype), outs[k] ? mg_dtype_name((mg_dtype)outs[k]->dtype) : "nothing");
+    st = mg_host_result(n->label, k, (mg_dtype)v->dtype, v->ndim, v->shape, &outs[k], f->probes);
   }
   return st;
 }

@@ -51,6 +51,7 @@ void mg_graph_kill_node(mg_graph *g, int i) {
   mg_graph_release(n->sub[0]);
   mg_graph_release(n->sub[1]);
   if (n->free_ud) n->free_ud(n->ud);
+  free(n->label);
   memset(n, 0, sizeof *n);
   n->kind = MG_N_DEAD;
 }
@@ -718,19 +719,62 @@ int mg_graph_externals(const mg_graph *g, int cap, mg_tensor **out) {
   return n;
 }
 
-mg_status mg_call_host(mg_ctx *ctx, mg_host_fn fn, void *ud, void (*free_ud)(void *), int nin,
+/* A shape with unknown sizes (-1 or probes) written as -1. */
+static char *host_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap) {
+  int64_t s[MG_MAX_DIMS];
+  for (int d = 0; d < ndim; d++) s[d] = shape[d] < 0 || mg_is_probe(shape[d]) ? -1 : shape[d];
+  return mg_shape_str(ndim, s, buf, cap);
+}
+
+mg_status mg_host_result(const char *label, int k, mg_dtype dt, int ndim, const int64_t *shape, mg_tensor **out,
+                         int64_t *probes) {
+  const char *who = label ? label : "the host function";
+  char a[MG_SHAPE_BUF], b[MG_SHAPE_BUF];
+  mg_tensor *t = *out;
+  if (!t) return mg_seterror(MG_EARG, "lua_function: %s gave no result %d", who, k + 1);
+  if ((t->flags & MG_TF_WEAK) && t->dtype != dt) {  /* a Lua number: the declared dtype, if it fits */
+    mg_tensor *c;
+    mg_status st = mg_check_weak("lua_function", t, dt, 0);
+    if (!st) st = mg_tensor_empty(dt, t->ndim, t->shape, &c);
+    if (st) return st;
+    if ((st = mg_copy_into(c, t))) {
+      mg_tensor_release(c);
+      return st;
+    }
+    mg_tensor_release(t);
+    *out = t = c;
+  }
+  int ok = t->dtype == dt && t->ndim == ndim;
+  for (int d = 0; ok && d < ndim; d++)
+    ok = shape[d] < 0 || mg_is_probe(shape[d]) || shape[d] == t->shape[d];
+  if (!ok)
+    return mg_seterror(t->dtype != dt ? MG_EDTYPE : MG_ESHAPE,
+                       "lua_function: result %d of %s is %s %s, but it was declared %s %s", k + 1, who,
+                       mg_dtype_name((mg_dtype)t->dtype), mg_shape_str(t->ndim, t->shape, a, sizeof a),
+                       mg_dtype_name(dt), host_shape_str(ndim, shape, b, sizeof b));
+  for (int d = 0; probes && d < ndim; d++)  /* a -1 the function declared: its size from now on */
+    if (mg_is_probe(shape[d])) probes[MG_PROBE_BASE - shape[d]] = t->shape[d];
+  return MG_OK;
+}
+
+mg_status mg_call_host(mg_ctx *ctx, const char *label, mg_host_fn fn, void *ud, void (*free_ud)(void *), int nin,
                        mg_tensor *const *in, int nout, const mg_dtype *out_dtypes, const int *out_ndim,
                        const int64_t (*out_shapes)[MG_MAX_DIMS], mg_tensor **outs) {
   mg_graph *g = current(ctx);
-  int symbolic_in = 0;
-  for (int i = 0; i < nin; i++) symbolic_in |= (in[i]->flags & (MG_TF_SYMBOLIC | MG_TF_VARIABLE)) != 0;
   if (!g) {  /* eager: call it now */
     for (int k = 0; k < nout; k++) outs[k] = NULL;
     mg_status st = fn(ud, nin, in, nout, outs);
+    for (int k = 0; k < nout && !st; k++)
+      st = mg_host_result(label, k, out_dtypes[k], out_ndim ? out_ndim[k] : 0, out_shapes ? out_shapes[k] : NULL,
+                          &outs[k], NULL);
+    if (st)
+      for (int k = 0; k < nout; k++) {
+        mg_tensor_release(outs[k]);
+        outs[k] = NULL;
+      }
     if (free_ud) free_ud(ud);
     return st;
   }
-  (void)symbolic_in;
   int small[8] = {0}, *ids = nin <= 8 ? small : malloc((size_t)nin * sizeof *ids);
   mg_status st = ids ? MG_OK : mg_seterror(MG_ENOMEM, "lua_function: out of memory");
   for (int i = 0; i < nin && !st; i++) st = value_of(ctx, g, in[i], &ids[i]);
@@ -744,6 +788,7 @@ mg_status mg_call_host(mg_ctx *ctx, mg_host_fn fn, void *ud, void (*free_ud)(voi
   nd->fn = fn;
   nd->ud = ud;
   nd->free_ud = free_ud;
+  if (label && !(nd->label = strdup(label))) return mg_seterror(MG_ENOMEM, "lua_function: out of memory");
   for (int k = 0; k < nout; k++) {
     int64_t s[MG_MAX_DIMS];
     int nd_k = out_ndim ? out_ndim[k] : 0;

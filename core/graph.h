@@ -42,6 +42,7 @@ typedef struct mg_gnode {
   mg_host_fn fn;           /* CALL */
   void *ud;
   void (*free_ud)(void *);
+  char *label;             /* CALL: the host function's name in errors (or NULL) */
 } mg_gnode;
 
 typedef struct mg_gvalue {
@@ -111,6 +112,13 @@ mg_status mg_while_save_finish(mg_ctx *ctx, const mg_graph *g, const mg_gnode *n
 /* Whether the body of WHILE node n hands loop variable k back unchanged
  * (its output k is its input placeholder k). */
 int mg_while_passthrough(const mg_gnode *n, int k);
+
+/* Checks result k of host call `label` against its declaration (dt, ndim,
+ * shape; -1 or a probe size matches any size, and with `probes` the probe
+ * is bound to the size returned). A weak scalar result is replaced by one of
+ * dt (the old reference released). The error names label and both metas. */
+mg_status mg_host_result(const char *label, int k, mg_dtype dt, int ndim, const int64_t *shape, mg_tensor **out,
+                         int64_t *probes);
 
 /* Optimisation passes: each returns how many changes it made. */
 typedef int (*mg_pass_fn)(mg_ctx *ctx, mg_graph *g);

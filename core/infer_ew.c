@@ -154,6 +154,17 @@ mg_status infer_clip(const mg_call *c, mg_meta *out) {
   if ((has_lo && isnan(lo)) || (has_hi && isnan(hi)))
     return mg_seterror(MG_EARG, "clip: %s is NaN", has_lo && isnan(lo) ? "min" : "max");
   if (has_lo && has_hi && lo > hi) return mg_seterror(MG_EARG, "clip: min (%g) is greater than max (%g)", lo, hi);
+  if (mg_dtype_is_int(dt)) {
+    /* a bound past the dtype's range on the side that does nothing (max 300
+     * for uint8) leaves x as it is, exactly; past the other side every
+     * element would become a value the dtype cannot hold */
+    double top = dt == MG_UINT8 ? 255.0 : dt == MG_INT32 ? 2147483647.0 : 9223372036854775807.0;
+    double bottom = dt == MG_UINT8 ? 0.0 : dt == MG_INT32 ? -2147483648.0 : -9223372036854775808.0;
+    if ((has_lo && ceil(lo) > top) || (has_hi && floor(hi) < bottom))
+      return mg_seterror(MG_EARG, "clip: %s %.17g is out of bounds for %s (%.0f..%.0f): the result would not fit; "
+                         "cast x to a wider dtype first", has_lo && ceil(lo) > top ? "min" : "max",
+                         has_lo && ceil(lo) > top ? lo : hi, mg_dtype_name(dt), bottom, top);
+  }
   out->dtype = out->cast[0] = dt;
   return infer_ew_same_shape(c->in[0], out);
 }

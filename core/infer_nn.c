@@ -277,12 +277,26 @@ mg_status mg_pool_geom_init(const mg_call *c, const int64_t *xs, int k, mg_pool_
   return nn_axis(c, "x", "width", g->iw, g->kw, g->sw, pad, 0, &g->ow, &g->pl);
 }
 
+/* max_pool2d: float32, float64, int32, int64 and uint8 (TF's max_pool);
+ * avg_pool2d: floats only (TF's avg_pool: a mean of integers is no integer). */
+static mg_status nn_pool_dtype(const mg_call *c, mg_dtype *dt) {
+  *dt = (mg_dtype)c->in[0]->dtype;
+  if (c->op == MG_OP_MAX_POOL2D) {
+    if (*dt != MG_BOOL) return MG_OK;
+    return mg_seterror(MG_EDTYPE, "max_pool2d: x is bool; it takes float32, float64, int32, int64 or uint8 "
+                       "(cast a bool mask to uint8 first)");
+  }
+  if (mg_dtype_is_float(*dt)) return MG_OK;
+  return mg_seterror(MG_EDTYPE, "%s: needs floating-point inputs (float32 or float64), got %s; average pooling "
+                     "is float only, as in TF (cast x to float32 first)", NAME(c), mg_dtype_name(*dt));
+}
+
 mg_status infer_pool2d(const mg_call *c, mg_meta *out) {
   const mg_tensor *x = c->in[0];
   mg_pool_geom g;
   mg_dtype dt;
   mg_status st = nn_rank(c, "x", x, 4, "(batch, height, width, channels)");
-  if (!st) st = nn_float(c, 1, &dt);
+  if (!st) st = nn_pool_dtype(c, &dt);
   if (!st) st = mg_pool_geom_init(c, x->shape, 0, &g);
   if (st) return st;
   nn_out(out, dt, 4, (int64_t[]){g.n, g.oh, g.ow, g.ch});

@@ -3,7 +3,8 @@
  * matmul.
  *
  * Reductions share one helper: the "axis" attribute (kind axes: a list, or
- * absent for all axes) becomes a bit mask of reduced dimensions, and the
+ * absent for all axes; an empty list reduces nothing, as NumPy's axis=())
+ * becomes a bit mask of reduced dimensions, and the
  * output shape drops them (or keeps them as size 1 with keepdims). The
  * kernels read their input in its own dtype wherever they can (a sum of
  * int32 accumulates in int64 without a cast copy); only the float-valued
@@ -18,11 +19,12 @@
  */
 #include "internal.h"
 
-/* Mask of the axes named by attribute slot 0 (all of them when absent). */
+/* Mask of the axes named by attribute slot 0 (all of them when absent, none
+ * for an empty list). */
 static mg_status reduce_mask(const mg_call *c, const mg_tensor *x, unsigned *mask) {
   int n = A_N(c, 0);
   *mask = 0;
-  if (n == 0) {
+  if (A_ALL_AXES(c, 0)) {
     *mask = x->ndim ? (1u << x->ndim) - 1 : 0;
     return MG_OK;
   }

@@ -67,7 +67,15 @@ static int infer_value_fits(double v, mg_dtype dt) {
   }
 }
 
+/* A value the user gave becoming an element (full's value, pad's value,
+ * arange's start and step): it must fit the dtype exactly (mg_check_number). */
 static mg_status infer_value(const mg_call *c, const char *arg, double v, mg_dtype dt) {
+  return mg_check_number(NAME(c), arg, dt, 0, 0, v);
+}
+
+/* linspace's bounds: in range (the values between are floored into an
+ * integer dtype, as NumPy does). */
+static mg_status infer_bound(const mg_call *c, const char *arg, double v, mg_dtype dt) {
   if (infer_value_fits(v, dt)) return MG_OK;
   return mg_seterror(MG_EARG, "%s: %s %g cannot be converted to %s without overflow", NAME(c), arg, v,
                      mg_dtype_name(dt));
@@ -172,10 +180,11 @@ mg_status infer_transpose(const mg_call *c, mg_meta *out) {
   return MG_OK;
 }
 
-/* Marks the axes squeeze drops: the named ones, or every size-1 axis. */
+/* Marks the axes squeeze drops: the named ones, or every size-1 axis when
+ * none is given (an empty list names none: x is returned as it is). */
 static mg_status infer_squeeze_mask(const mg_call *c, const mg_tensor *x, int *drop) {
   memset(drop, 0, MG_MAX_DIMS * sizeof *drop);
-  if (A_N(c, 0) == 0) {
+  if (A_ALL_AXES(c, 0)) {
     for (int d = 0; d < x->ndim; d++) drop[d] = x->shape[d] == 1;
     return MG_OK;
   }
@@ -529,11 +538,12 @@ mg_status infer_tile(const mg_call *c, mg_meta *out) {
   return infer_fits(c, out->dtype, n, out->shape);
 }
 
-/* The axes flip reverses (all when none are named; duplicates refused). */
+/* The axes flip reverses (all when the option is absent, none for an empty
+ * list; duplicates refused). */
 mg_status mg_flip_mask(const mg_call *c, int *flip);
 mg_status mg_flip_mask(const mg_call *c, int *flip) {
   const mg_tensor *x = c->in[0];
-  for (int d = 0; d < MG_MAX_DIMS; d++) flip[d] = A_N(c, 0) == 0 && d < x->ndim;
+  for (int d = 0; d < MG_MAX_DIMS; d++) flip[d] = A_ALL_AXES(c, 0) && d < x->ndim;
   for (int i = 0; i < A_N(c, 0); i++) {
     int a;
     mg_status st = mg_norm_axis(c, "axis", A_LIST(c, 0)[i], x->ndim, &a);
@@ -585,6 +595,8 @@ mg_status infer_arange(const mg_call *c, mg_meta *out) {
   if (step == 0) return mg_seterror(MG_EARG, "%s: step must not be zero", NAME(c));
   mg_status st = infer_dtype_attr(c, 3, &out->dtype);
   if (st) return st;
+  if (out->dtype == MG_BOOL)  /* as TF's range (NumPy's fails past two elements) */
+    return mg_seterror(MG_EDTYPE, "%s: dtype bool is not supported; use a number dtype", NAME(c));
   /* No dtype given and fractional bounds: float32, as numpy.arange(0, 1, 0.1). */
   if (!A_SET(c, 3) && !(infer_integral(start) && infer_integral(stop) && infer_integral(step)))
     out->dtype = MG_FLOAT32;
@@ -594,6 +606,9 @@ mg_status infer_arange(const mg_call *c, mg_meta *out) {
   out->ndim = 1;
   out->shape[0] = n > 0 ? (int64_t)n : 0;
   if ((st = infer_value(c, "start", start, out->dtype))) return st;
+  if (mg_dtype_is_int(out->dtype) && step != floor(step))
+    return mg_seterror(MG_EARG, "%s: step %g has a fraction; %s values need an integer step (or use a float dtype)",
+                       NAME(c), step, mg_dtype_name(out->dtype));
   if (out->shape[0] && (st = infer_value(c, "last value", start + (double)(out->shape[0] - 1) * step, out->dtype)))
     return st;
   return infer_fits(c, out->dtype, 1, out->shape);
@@ -605,10 +620,13 @@ mg_status infer_linspace(const mg_call *c, mg_meta *out) {
   if (!st) st = infer_need(c, 2);
   if (!st) st = infer_dtype_attr(c, 3, &out->dtype);
   if (st) return st;
+  if (out->dtype == MG_BOOL)  /* NumPy would give nonzero-ness; TF refuses: no evenly spaced bools */
+    return mg_seterror(MG_EDTYPE, "%s: dtype bool is not supported (evenly spaced values need a number dtype; "
+                       "compare the result instead, e.g. mg.linspace(...):gt(0))", NAME(c));
   if (!isfinite(A_F(c, 0)) || !isfinite(A_F(c, 1)))
     return mg_seterror(MG_EARG, "%s: start and stop must be finite (got %g, %g)", NAME(c), A_F(c, 0), A_F(c, 1));
   if (A_I(c, 2) < 0) return mg_seterror(MG_EARG, "%s: num must be >= 0, got %lld", NAME(c), (long long)A_I(c, 2));
-  if ((st = infer_value(c, "start", A_F(c, 0), out->dtype)) || (st = infer_value(c, "stop", A_F(c, 1), out->dtype)))
+  if ((st = infer_bound(c, "start", A_F(c, 0), out->dtype)) || (st = infer_bound(c, "stop", A_F(c, 1), out->dtype)))
     return st;
   out->ndim = 1;
   out->shape[0] = A_I(c, 2);

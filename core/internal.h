@@ -161,6 +161,9 @@ mg_status mg_tape_record_op(mg_ctx *ctx, mg_op op, mg_tensor *const *in, int nin
 #define A_N(c, k)   ((c)->attrs->v[k].n)
 #define A_LIST(c, k) ((c)->attrs->v[k].i)
 #define A_SET(c, k) (((c)->attrs->set >> (k)) & 1u)
+/* An axes attribute names every axis when it is absent; a given empty list
+ * names none (NumPy's axis=()): sum(x, {axis={}}) is x, not a full sum. */
+#define A_ALL_AXES(c, k) (!A_SET(c, k) && A_N(c, k) == 0)
 
 /* ---- tensors ----------------------------------------------------------------- */
 /* A header with shape set, contiguous strides, no storage. */
@@ -202,6 +205,9 @@ mg_status mg_broadcast_shapes(const char *opname, int na, const int64_t *a, int 
 mg_status mg_norm_axis(const mg_call *c, const char *arg, int64_t axis, int ndim, int *out);
 /* Promotion of inputs i and j with weak-scalar rules. */
 mg_dtype mg_promote_inputs(mg_tensor *const *in, int n);
+/* mg_check_number for the value of weak scalar t becoming a dt element; with
+ * `truncate` (an explicit cast) a float's fraction is dropped first. */
+mg_status mg_check_weak(const char *fname, const mg_tensor *t, mg_dtype dt, int truncate);
 
 /* ---- threads and floating point ------------------------------------------------ */
 void mg_fpu_ftz(void);     /* sets flush-to-zero / denormals-are-zero on this thread */

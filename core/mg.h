@@ -75,6 +75,15 @@ int mg_dtype_is_float(mg_dtype dt);
 int mg_dtype_is_int(mg_dtype dt);                  /* int32/int64/uint8 */
 /* The NumPy/PyTorch promotion of two strong dtypes (bool < ints < floats). */
 mg_dtype mg_promote(mg_dtype a, mg_dtype b);
+/* Whether a number given by the user (a Lua number: the integer i when is_int,
+ * else the float f) can become an element of dtype dt exactly: MG_OK, or
+ * MG_EARG with a message "<fname>: the Lua number 300 is out of bounds for
+ * uint8 (0..255)" (arg, when not NULL, replaces "the Lua number"). For an
+ * integer dtype the value must lie in its range and a float must also be
+ * finite and have no fraction (NumPy 2 raises OverflowError for a Python
+ * integer out of bounds, TF for a float with a fraction); every number fits
+ * float32, float64 (large ones round, as in NumPy) and bool (nonzero is true). */
+mg_status mg_check_number(const char *fname, const char *arg, mg_dtype dt, int is_int, int64_t i, double f);
 
 /* ---- context -------------------------------------------------------------- */
 
@@ -393,9 +402,15 @@ int mg_graph_externals(const mg_graph *g, int cap, mg_tensor **out);
  * gradient would repeat ("assigns a Variable", ...), or NULL for nothing. */
 const char *mg_graph_effect(const mg_graph *g);
 /* A host function called when the graph runs (eagerly: at once). It gets the
- * input values and must write nout new tensors of out_dtypes. */
+ * input values and must write nout new tensors. Each result is checked, every
+ * time the function runs (eagerly and in every graph path), against what was
+ * declared: dtype out_dtypes[k], rank out_ndim[k] (NULL: all 0-d) and sizes
+ * out_shapes[k], where -1 matches any size; a weakly typed scalar result (a
+ * Lua number) takes the declared dtype if it fits it. A mismatch is an error
+ * naming `label` (copied; e.g. "the Lua function defined at f.lua:3"; NULL
+ * for "the host function") and the declared and returned dtype and shape. */
 typedef mg_status (*mg_host_fn)(void *ud, int nin, mg_tensor *const *in, int nout, mg_tensor **out);
-mg_status mg_call_host(mg_ctx *ctx, mg_host_fn fn, void *ud, void (*free_ud)(void *), int nin,
+mg_status mg_call_host(mg_ctx *ctx, const char *label, mg_host_fn fn, void *ud, void (*free_ud)(void *), int nin,
                        mg_tensor *const *in, int nout, const mg_dtype *out_dtypes,
                        const int *out_ndim, const int64_t (*out_shapes)[MG_MAX_DIMS], mg_tensor **outs);
 /* v:read() while tracing: a node reading the variable's value at that point. */

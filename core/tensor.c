@@ -341,5 +341,6 @@ mg_status mg_tensor_assign(mg_tensor *dst, const mg_tensor *src) {
     return mg_seterror(MG_ESHAPE, "assign: a value of shape %s does not fit a target of shape %s",
                        mg_shape_str(src->ndim, src->shape, a, sizeof a),
                        mg_shape_str(dst->ndim, dst->shape, b, sizeof b));
-  return mg_copy_into(dst, src);
+  mg_status st = mg_check_weak("assign", src, (mg_dtype)dst->dtype, 0);  /* t[1] = 300 into uint8 */
+  return st ? st : mg_copy_into(dst, src);
 }

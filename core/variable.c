@@ -59,6 +59,8 @@ mg_status mg_variable_assign(mg_ctx *ctx, mg_tensor *var, const mg_tensor *value
   if (value->dtype != var->dtype && !mg_dtype_is_float((mg_dtype)var->dtype) && mg_dtype_is_float((mg_dtype)value->dtype))
     return mg_seterror(MG_EDTYPE, "assign: a %s value into a %s Variable would truncate; cast it first",
                        mg_dtype_name((mg_dtype)value->dtype), mg_dtype_name((mg_dtype)var->dtype));
+  mg_status wst = mg_check_weak("assign", value, (mg_dtype)var->dtype, 0);  /* a Lua number must fit */
+  if (wst) return wst;
   if (mg_tracing(ctx)) return mg_trace_assign(ctx, var, (mg_tensor *)value);  /* a node, run in order */
   if (value->flags & MG_TF_SYMBOLIC) return mg_symbolic_misuse(ctx, NULL, value);
   if (atomic_load(&var->storage->refs) > 1) {  /* someone holds the old value: copy on write */

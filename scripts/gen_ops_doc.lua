@@ -12,7 +12,8 @@
 
 local EXAMPLES = {
   full = [=[print(mg.full({2, 2}, 7))                 --> tensor([[7, 7], [7, 7]], dtype=int64)]=],
-  arange = [=[print(mg.arange(1, 10, 3))                --> tensor([1, 4, 7], dtype=int64)]=],
+  arange = [=[print(mg.arange(1, 10, 3))                --> tensor([1, 4, 7], dtype=int64)
+print(mg.arange{stop = 3, dtype = "float32"})  --> tensor([0., 1., 2.], dtype=float32)]=],
   linspace = [=[print(mg.linspace(0, 1, 5))               --> tensor([0.  , 0.25, 0.5 , 0.75, 1.  ], dtype=float32)]=],
   eye = [=[print(mg.eye(2))                          --> tensor([[1., 0.], [0., 1.]], dtype=float32)]=],
   uniform = [=[local u = mg.uniform({1000}, -1, 1, nil, 7)
@@ -69,9 +70,11 @@ print(d:min():item(), d:max():item())       --> 1	6]=],
   where = [=[print(mg.where(mg.tensor{true, false}, 1, mg.tensor{8, 9}))  --> tensor([1, 9], dtype=int64)]=],
   clip = [=[print(mg.clip(mg.tensor{-2, 0.5, 3}, 0, 1))  --> tensor([0. , 0.5, 1. ], dtype=float32)]=],
   sum = [=[local t = mg.tensor{{1, 2}, {3, 4}}
-print(t:sum(), t:sum{axis = 1})             --> tensor(10, dtype=int64)	tensor([4, 6], dtype=int64)]=],
+print(t:sum(), t:sum{axis = 1})             --> tensor(10, dtype=int64)	tensor([4, 6], dtype=int64)
+print(t:sum{axis = {}})                     --> tensor([[1, 2], [3, 4]], dtype=int64)]=],
   mean = [=[print(mg.tensor{{1, 2}, {3, 4}}:mean{axis = 2})  --> tensor([1.5, 3.5], dtype=float32)]=],
-  prod = [=[print(mg.tensor{1, 2, 3, 4}:prod())        --> tensor(24, dtype=int64)]=],
+  prod = [=[print(mg.tensor{1, 2, 3, 4}:prod())        --> tensor(24, dtype=int64)
+print(mg.grad(mg.prod)(mg.tensor{0.0, 2, 3}))  --> tensor([6., 0., 0.], dtype=float32)]=],
   max = [=[print(mg.tensor{{1, 5}, {7, 2}}:max{axis = 1})  --> tensor([7, 5], dtype=int64)]=],
   min = [=[print(mg.tensor{{1, 5}, {7, 2}}:min{axis = 2, keepdims = true})  --> tensor([[1], [2]], dtype=int64)]=],
   argmax = [=[print(mg.tensor{3, 9, 9, 1}:argmax())      --> tensor(2, dtype=int64)]=],
@@ -79,7 +82,8 @@ print(t:sum(), t:sum{axis = 1})             --> tensor(10, dtype=int64)	tensor([
   all = [=[print(mg.tensor{{1, 0}, {1, 1}}:all{axis = 2})  --> tensor([false,  true], dtype=bool)]=],
   any = [=[print(mg.tensor{{1, 0}, {0, 0}}:any{axis = 2})  --> tensor([ true, false], dtype=bool)]=],
   logsumexp = [=[print(mg.tensor{0.0, 0.0}:logsumexp():item() == math.log(2.0) or "close")  --> close]=],
-  variance = [=[print(mg.tensor{1.0, 2, 3, 4}:variance())  --> tensor(1.25, dtype=float32)]=],
+  variance = [=[print(mg.tensor{1.0, 2, 3, 4}:variance())  --> tensor(1.25, dtype=float32)
+print(mg.tensor{1.0, 2}:variance{correction = 2})  --> tensor(inf, dtype=float32)]=],
   softmax = [=[print(mg.softmax(mg.tensor{0.0, 0.0}))      --> tensor([0.5, 0.5], dtype=float32)]=],
   log_softmax = [=[print(mg.log_softmax(mg.tensor{0.0, 0.0}):exp())  --> tensor([0.5, 0.5], dtype=float32)]=],
   matmul = [=[local a = mg.tensor{{1, 2}, {3, 4}}
@@ -102,7 +106,8 @@ print(mg.gather(x, mg.tensor{{2}, {1}}, 2))  --> tensor([[20], [30]], dtype=int6
   one_hot = [=[print(mg.one_hot(mg.tensor{1, 3}, 3))      --> tensor([[1., 0., 0.], [0., 0., 1.]], dtype=float32)]=],
   pad = [=[print(mg.pad(mg.tensor{1, 2}, {1, 2}))      --> tensor([0, 1, 2, 0, 0], dtype=int64)]=],
   tile = [=[print(mg.tile(mg.tensor{1, 2}, {2}))       --> tensor([1, 2, 1, 2], dtype=int64)]=],
-  flip = [=[print(mg.flip(mg.tensor{1, 2, 3}))         --> tensor([3, 2, 1], dtype=int64)]=],
+  flip = [=[print(mg.flip(mg.tensor{1, 2, 3}))         --> tensor([3, 2, 1], dtype=int64)
+print(mg.flip(mg.tensor{1, 2, 3}, {axis = {}}))  --> tensor([1, 2, 3], dtype=int64)]=],
   stop_gradient = [=[print(mg.stop_gradient(mg.tensor{1.0, 2}))   --> tensor([1., 2.], dtype=float32)]=],
   slice_grad = [=[-- begin/end/step are 0-based, end exclusive, as in the C-level slice op
 print(mg.slice_grad(mg.tensor{1.0, 2}, {1}, {3}, {1}, {4}))  --> tensor([0., 1., 2., 0.], dtype=float32)]=],
@@ -117,7 +122,8 @@ print(mg.conv2d_backprop_filter(x, mg.ones{1, 2, 2, 1}, {2, 2, 1, 1}):reshape{2,
   conv2d_transpose = [=[local y = mg.conv2d_transpose(mg.ones{1, 2, 2, 1}, mg.ones{3, 3, 1, 1}, {strides = 2, padding = "same"})
 print(table.concat(y.shape, "x"))           --> 1x4x4x1]=],
   max_pool2d = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}
-print(mg.max_pool2d(x, {ksize = 2, strides = 1}):reshape{2, 2})  --> tensor([[5., 6.], [8., 9.]], dtype=float32)]=],
+print(mg.max_pool2d(x, {ksize = 2, strides = 1}):reshape{2, 2})  --> tensor([[5., 6.], [8., 9.]], dtype=float32)
+print(mg.max_pool2d(mg.cast(x, mg.uint8)):reshape{1})  --> tensor([5], dtype=uint8)]=],
   max_pool2d_grad = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}
 print(mg.max_pool2d_grad(x, mg.ones{1, 1, 1, 1}):reshape{3, 3})  --> tensor([[0., 0., 0.], [0., 1., 0.], [0., 0., 0.]], dtype=float32)]=],
   max_pool2d_grad_grad = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}

@@ -148,7 +148,7 @@ mg_status k_squeeze(const mg_call *c, mg_tensor *out) {
   int64_t strides[MG_MAX_DIMS];
   for (int i = 0; i < A_N(c, 0); i++) drop[movement_axis(c, A_LIST(c, 0)[i], x->ndim)] = 1;
   for (int d = 0; d < x->ndim; d++)
-    if (!(A_N(c, 0) ? drop[d] : x->shape[d] == 1)) strides[n++] = x->strides[d];
+    if (!(A_ALL_AXES(c, 0) ? x->shape[d] == 1 : drop[d])) strides[n++] = x->strides[d];
   mg_view_of(out, x, strides, x->offset);
   return MG_OK;
 }

@@ -10,6 +10,9 @@
  * the three are exact adjoints of one another. Average pooling divides by
  * the number of positions inside x (TF's "same" behaviour).
  *
+ * max_pool2d also takes int32, int64 and uint8 (as TF's max_pool); average
+ * pooling is float only (TF's avg_pool too).
+ *
  * Forward kernels split output rows across threads; the gradient kernels
  * scatter into overlapping windows, so they split across images.
  */
@@ -45,12 +48,13 @@ static mg_status pool_contig(const mg_call *c, const mg_tensor *t, const mg_tens
   return MG_OK;
 }
 
-/* "a beats b": larger, or NaN over a number. */
+/* "a beats b": larger, or NaN over a number (integers: larger). */
 #define POOL_BEATS(a, b) ((a) > (b) || ((a) != (a) && (b) == (b)))
+#define POOL_BEATS_INT(a, b) ((a) > (b))
 
 /* The best value (and, if pos, the flat input pixel of it) per channel over
  * one window: best[c], pos[c]. x points at image n. */
-#define POOL_ARGMAX(NAME_, T)                                                                \
+#define POOL_ARGMAX(NAME_, T, BEATS)                                                         \
   static void NAME_(const mg_pool_geom *g, const T *x, int64_t oh, int64_t ow, T *restrict best,   \
                     int64_t *restrict pos) {                                                 \
     int64_t h0, h1, w0, w1, C = g->ch;                                                      \
@@ -65,17 +69,20 @@ static mg_status pool_contig(const mg_call *c, const mg_tensor *t, const mg_tens
         int64_t p = h * g->iw + w;                                                          \
         if (pos) {                                                                          \
           _Pragma("omp simd") for (int64_t c = 0; c < C; c++) {                             \
-            int win = POOL_BEATS(v[c], best[c]);                                            \
+            int win = BEATS(v[c], best[c]);                                                 \
             best[c] = win ? v[c] : best[c];                                                 \
             pos[c] = win ? p : pos[c];                                                      \
           }                                                                                 \
         } else {                                                                            \
-          _Pragma("omp simd") for (int64_t c = 0; c < C; c++) best[c] = POOL_BEATS(v[c], best[c]) ? v[c] : best[c]; \
+          _Pragma("omp simd") for (int64_t c = 0; c < C; c++) best[c] = BEATS(v[c], best[c]) ? v[c] : best[c]; \
         }                                                                                   \
       }                                                                                     \
   }
-POOL_ARGMAX(pool_argmax_f32, float)
-POOL_ARGMAX(pool_argmax_f64, double)
+POOL_ARGMAX(pool_argmax_f32, float, POOL_BEATS)
+POOL_ARGMAX(pool_argmax_f64, double, POOL_BEATS)
+POOL_ARGMAX(pool_argmax_i32, int32_t, POOL_BEATS_INT)  /* max_pool2d of integers (as TF) */
+POOL_ARGMAX(pool_argmax_i64, int64_t, POOL_BEATS_INT)
+POOL_ARGMAX(pool_argmax_u8, uint8_t, POOL_BEATS_INT)
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -139,6 +146,9 @@ static void pool_max_avx(const mg_pool_geom *g, const void *xv, void *yv, int64_
 POOL_MAX_FWD(pool_max_f32, float, pool_argmax_f32)
 #endif
 POOL_MAX_FWD(pool_max_f64, double, pool_argmax_f64)
+POOL_MAX_FWD(pool_max_i32, int32_t, pool_argmax_i32)
+POOL_MAX_FWD(pool_max_i64, int64_t, pool_argmax_i64)
+POOL_MAX_FWD(pool_max_u8, uint8_t, pool_argmax_u8)
 
 #define POOL_AVG_FWD(NAME_, T)                                                               \
   static void NAME_(const mg_pool_geom *g, const void *xv, void *yv, int64_t r0, int64_t r1) { \
@@ -168,15 +178,17 @@ POOL_AVG_FWD(pool_avg_f64, double)
 
 typedef void (*pool_fwd_fn)(const mg_pool_geom *, const void *, void *, int64_t, int64_t);
 
-static mg_status pool_forward(const mg_call *c, mg_tensor *out, pool_fwd_fn f32, pool_fwd_fn f64) {
+/* fns: the kernel per dtype (infer admitted only dtypes that have one). */
+static mg_status pool_forward(const mg_call *c, mg_tensor *out, const pool_fwd_fn *fns) {
   const mg_tensor *x;
   mg_tensor *tmp;
   mg_pool_geom g;
   mg_pool_geom_init(c, c->in[0]->shape, 0, &g);  /* validated by infer */
+  pool_fwd_fn fn = fns[out->dtype];
+  if (!fn) return mg_seterror(MG_EDTYPE, "%s: no kernel for %s", NAME(c), mg_dtype_name((mg_dtype)out->dtype));
   mg_status st = pool_contig(c, c->in[0], &x, &tmp);
   if (st) return st;
   int64_t rows = g.n * g.oh;
-  pool_fwd_fn fn = out->dtype == MG_FLOAT32 ? f32 : f64;
   int par = mg_tensor_numel(x) + mg_tensor_numel(out) >= MG_PAR_MIN && rows > 1;
 #pragma omp parallel num_threads(mg_threads()) if (par)
   {
@@ -188,15 +200,19 @@ static mg_status pool_forward(const mg_call *c, mg_tensor *out, pool_fwd_fn f32,
 }
 
 mg_status k_max_pool2d(const mg_call *c, mg_tensor *out) {
+  static const pool_fwd_fn fns[MG_NDTYPES] = {
 #ifdef __AVX512F__
-  return pool_forward(c, out, pool_max_avx, pool_max_f64);
+      [MG_FLOAT32] = pool_max_avx,
 #else
-  return pool_forward(c, out, pool_max_f32, pool_max_f64);
+      [MG_FLOAT32] = pool_max_f32,
 #endif
+      [MG_FLOAT64] = pool_max_f64, [MG_INT32] = pool_max_i32, [MG_INT64] = pool_max_i64, [MG_UINT8] = pool_max_u8};
+  return pool_forward(c, out, fns);
 }
 
 mg_status k_avg_pool2d(const mg_call *c, mg_tensor *out) {
-  return pool_forward(c, out, pool_avg_f32, pool_avg_f64);
+  static const pool_fwd_fn fns[MG_NDTYPES] = {[MG_FLOAT32] = pool_avg_f32, [MG_FLOAT64] = pool_avg_f64};
+  return pool_forward(c, out, fns);
 }
 
 /* ---- max gradients ------------------------------------------------------------------ */

@@ -32,8 +32,8 @@
  *
  * logsumexp and variance are two passes through the engine: max (mean)
  * first, then the sum of exp(x - max) (of (x - mean)^2) with that value per
- * output as the "center". variance divides by N - correction and gives NaN
- * when that is <= 0 (rather than NumPy's inf or nan with a warning).
+ * output as the "center". variance divides by max(N - correction, 0), as
+ * NumPy does: with no degrees of freedom left it is inf, or NaN for 0 / 0.
  * Empty reductions give the identity: sum 0, prod 1, all true, any false,
  * mean and variance NaN, logsumexp -inf (max/min/argmax are refused by infer).
  *
@@ -580,7 +580,7 @@ static void state_merge(const rctx *r, racc *a, int o, const racc *b) {
 static double state_value(const rctx *r, double f, int64_t o) {
   switch (r->fin) {
   case F_MEAN: return f / r->divisor;
-  case F_VAR: return r->divisor > 0 ? f / r->divisor : NAN;
+  case F_VAR: return r->divisor > 0 ? f / r->divisor : f > 0 ? INFINITY : NAN;  /* f / max(N - ddof, 0) */
   case F_LSE: {
     double m = r->center[o];
     return isfinite(m) ? m + log(f) : m;  /* all -inf (or empty): -inf; +inf or NaN stay */
@@ -839,7 +839,7 @@ static mg_status reduce_exec(const rctx *r, const rplan *p) {
 /* Mask of the reduced axes from attribute slot 0 (infer validated it). */
 static unsigned reduce_mask(const mg_call *c, const mg_tensor *x, int single) {
   int n = A_N(c, 0);
-  if (n == 0) return x->ndim ? (1u << x->ndim) - 1 : 0;
+  if (single ? n == 0 : A_ALL_AXES(c, 0)) return x->ndim ? (1u << x->ndim) - 1 : 0;
   unsigned mask = 0;
   for (int i = 0; i < (single ? 1 : n); i++) {
     int a = 0;

@@ -550,12 +550,19 @@ static int graph_externals(lua_State *L) {
 typedef struct host_ud {
   mgL_state *S;
   int ref;          /* the Lua function in the registry */
+  char label[256];  /* its name in errors ("the Lua function defined at f.lua:3 ...") */
 } host_ud;
 
 static void host_free(void *p) {
   host_ud *u = p;
   if (u->S->main_L) luaL_unref(u->S->main_L, LUA_REGISTRYINDEX, u->ref);
   free(u);
+}
+
+/* The error for a function that returned n values where nout were declared. */
+static int host_count_error(lua_State *L, const char *label, int n, int nout) {
+  return luaL_error(L, "lua_function: %s returned %d value%s, but %d %s declared (out_types)", label, n,
+                    n == 1 ? "" : "s", nout, nout == 1 ? "was" : "were");
 }
 
 /* Runs under lua_pcall: (ud, nin, in, nout, out) as light userdata/integers. */
@@ -570,7 +577,8 @@ static int host_call(lua_State *L) {
     mg_tensor_retain(in[i]);
     mgL_pushtensor(L, u->S, in[i], 0);
   }
-  lua_call(L, nin, nout);
+  lua_call(L, nin, LUA_MULTRET);
+  if (lua_gettop(L) - 5 != nout) return host_count_error(L, u->label, lua_gettop(L) - 5, nout);
   for (int k = 0; k < nout; k++) {
     out[k] = mgL_totensor(L, 6 + k, "lua_function", k + 1);
     if (!out[k]) return mgL_error(L, "lua_function: result %d: %s", k + 1, mg_last_error());
@@ -591,10 +599,12 @@ static mg_status host_trampoline(void *p, int nin, mg_tensor *const *in, int nou
   return mgL_callback_pcall(L, top, 5, out, nout);
 }
 
-/* core.call_host(fn, {inputs}, {{dtype=, shape=}...}) -> {outputs} */
+/* core.call_host(fn, {inputs}, {{dtype=, shape=}...} [, label]) -> {outputs}: label names fn in
+ * the errors of its results' checks. */
 static int call_host(lua_State *L) {
   mgL_state *S = mgL_getstate(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
+  const char *label = luaL_optstring(L, 4, "the Lua function");  /* before anything is pushed */
   int nin;
   mg_tensor **in = tensor_list(L, 2, &nin, "lua_function");
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -622,12 +632,13 @@ static int call_host(lua_State *L) {
   host_ud *u = malloc(sizeof *u);
   if (!u) return mgL_error(L, "lua_function: out of memory");
   u->S = S;
+  snprintf(u->label, sizeof u->label, "%s", label);
   lua_pushvalue(L, 1);
   u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   mg_tensor **out = lua_newuserdatauv(L, (size_t)(nout > 0 ? nout : 1) * sizeof *out, 0);
   lua_State *saved = S->current_L;
   S->current_L = L;
-  mg_status st = mg_call_host(S->ctx, host_trampoline, u, host_free, nin, in, nout, dts, ndims,
+  mg_status st = mg_call_host(S->ctx, u->label, host_trampoline, u, host_free, nin, in, nout, dts, ndims,
                               (const int64_t(*)[MG_MAX_DIMS])shapes, out);
   S->current_L = saved;
   if (st) return mgL_raise(L);

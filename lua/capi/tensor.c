@@ -113,6 +113,7 @@ typedef struct fill_state {
   int ndim;
   int64_t shape[MG_MAX_DIMS];
   int has_float, has_int, has_bool;
+  int has_dt;       /* dt was given: numbers are checked against it in the first pass */
   mg_dtype dt;
   char *dst;
 } fill_state;
@@ -134,13 +135,92 @@ static mg_status probe_shape(lua_State *L, int idx, fill_state *fs) {
   return MG_OK;
 }
 
-/* Walks the nested table at the stack top; checks it is rectangular and of
- * one kind (numbers or booleans); with fs->dst set, writes the elements. */
+/* The key at the stack top as the user wrote it, for messages. */
+static const char *key_str(lua_State *L, char *buf, size_t cap) {
+  switch (lua_type(L, -1)) {
+  case LUA_TSTRING: snprintf(buf, cap, "'%s'", lua_tostring(L, -1)); break;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, -1)) snprintf(buf, cap, "%lld", (long long)lua_tointeger(L, -1));
+    else snprintf(buf, cap, "%.14g", lua_tonumber(L, -1));
+    break;
+  default: snprintf(buf, cap, "of type %s", luaL_typename(L, -1)); break;
+  }
+  return buf;
+}
+
+/* The table at the stack top must be a sequence of n elements: keys 1..n
+ * and nothing else. mg.tensor{a = 1} is not an empty tensor, and {1, nil, 3}
+ * has no reliable length. */
+static mg_status check_sequence(lua_State *L, int64_t n, int depth) {
+  int64_t count = 0;
+  char kb[80];
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    int isint = lua_isinteger(L, -1);
+    lua_Integer k = isint ? lua_tointeger(L, -1) : 0;
+    if (isint && k > n) {  /* past the length: a nil at n + 1 comes first */
+      lua_pop(L, 1);
+      return mg_seterror(MG_EARG, "tensor: the table at depth %d has a hole: element %lld is nil (a list with nil "
+                         "in it has no reliable length)", depth + 1, (long long)n + 1);
+    }
+    if (!isint || k < 1) {
+      mg_status st = mg_seterror(MG_EARG, "tensor: the table at depth %d has the key %s; a tensor's data is a list "
+                                 "(keys 1..n) of numbers, booleans or such lists", depth + 1, key_str(L, kb, sizeof kb));
+      lua_pop(L, 1);
+      return st;
+    }
+    count++;
+  }
+  if (count == n) return MG_OK;
+  for (int64_t i = 1; i <= n; i++) {
+    int nil = lua_rawgeti(L, -1, (lua_Integer)i) == LUA_TNIL;
+    lua_pop(L, 1);
+    if (nil)
+      return mg_seterror(MG_EARG, "tensor: the table at depth %d has a hole: element %lld is nil (a list with nil in "
+                         "it has no reliable length)", depth + 1, (long long)i);
+  }
+  return MG_OK;
+}
+
+/* A number stored as an element of fs->dt; integer dtypes must hold it
+ * exactly (mg_check_number), so the first pass rejects 300 for uint8. */
+static mg_status store_number(lua_State *L, fill_state *fs) {
+  int isint = lua_isinteger(L, -1);
+  lua_Integer iv = isint ? lua_tointeger(L, -1) : 0;
+  double fv = lua_tonumber(L, -1);
+  if (fs->has_dt && mg_dtype_is_int(fs->dt)) {
+    mg_status st = mg_check_number("tensor", NULL, fs->dt, isint, iv, fv);
+    if (st) return st;
+  }
+  if (!fs->dst) return MG_OK;
+  int64_t v = isint ? (int64_t)iv : mg_dtype_is_int(fs->dt) ? (int64_t)fv : 0;  /* checked: integral, in range */
+  switch (fs->dt) {
+  case MG_FLOAT32: *(float *)fs->dst = (float)fv; break;
+  case MG_FLOAT64: *(double *)fs->dst = fv; break;
+  case MG_INT32: *(int32_t *)fs->dst = (int32_t)v; break;
+  case MG_INT64: *(int64_t *)fs->dst = v; break;
+  case MG_UINT8: *(uint8_t *)fs->dst = (uint8_t)v; break;
+  case MG_BOOL: *(uint8_t *)fs->dst = fv != 0; break;
+  default: break;
+  }
+  fs->dst += mg_dtype_size(fs->dt);
+  return MG_OK;
+}
+
+/* Walks the nested table at the stack top; checks it is rectangular, a
+ * sequence at every level and of one kind (numbers or booleans), and that
+ * every number fits the dtype when one was given; with fs->dst set, writes
+ * the elements. */
 static mg_status walk(lua_State *L, fill_state *fs, int depth) {
   int64_t n = fs->shape[depth];
   if ((int64_t)lua_rawlen(L, -1) != n)
     return mg_seterror(MG_ESHAPE, "tensor: ragged nested table: a row at depth %d has %lld elements, expected %lld",
                        depth + 1, (long long)lua_rawlen(L, -1), (long long)n);
+  if (!fs->dst) {
+    mg_status st = check_sequence(L, n, depth);
+    if (st) return st;
+  }
   for (int64_t i = 1; i <= n; i++) {
     int ty = lua_rawgeti(L, -1, (lua_Integer)i);
     mg_status st = MG_OK;
@@ -152,26 +232,7 @@ static mg_status walk(lua_State *L, fill_state *fs, int depth) {
       int isint = lua_isinteger(L, -1);
       fs->has_int |= isint;
       fs->has_float |= !isint;
-      if (fs->dst) {
-        size_t es = mg_dtype_size(fs->dt);
-        switch (fs->dt) {
-        case MG_FLOAT32: *(float *)fs->dst = (float)lua_tonumber(L, -1); break;
-        case MG_FLOAT64: *(double *)fs->dst = lua_tonumber(L, -1); break;
-        case MG_INT32: *(int32_t *)fs->dst = (int32_t)lua_tointeger(L, -1); break;
-        case MG_INT64: *(int64_t *)fs->dst = (int64_t)lua_tointeger(L, -1); break;
-        case MG_UINT8: *(uint8_t *)fs->dst = (uint8_t)lua_tointeger(L, -1); break;
-        case MG_BOOL: *(uint8_t *)fs->dst = lua_tonumber(L, -1) != 0; break;
-        default: break;
-        }
-        if (!isint && mg_dtype_is_int(fs->dt)) {  /* floats into ints truncate, saturating */
-          double d = lua_tonumber(L, -1);
-          int64_t v = isnan(d) ? 0 : d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : (int64_t)d;
-          if (fs->dt == MG_INT32) *(int32_t *)fs->dst = (int32_t)v;
-          else if (fs->dt == MG_INT64) *(int64_t *)fs->dst = v;
-          else *(uint8_t *)fs->dst = (uint8_t)v;
-        }
-        fs->dst += es;
-      }
+      st = store_number(L, fs);
     } else if (ty == LUA_TBOOLEAN) {
       fs->has_bool = 1;
       if (fs->dst) {
@@ -204,12 +265,12 @@ mg_status mgL_table_to_tensor(lua_State *L, int idx, int has_dtype, mg_dtype dt,
   idx = lua_absindex(L, idx);
   mg_status st = probe_shape(L, idx, &fs);
   if (st) return st;
-  if (fs.ndim > 0) {  /* first pass: validate and learn the kinds */
-    lua_pushvalue(L, idx);
-    st = walk(L, &fs, 0);
-    lua_pop(L, 1);
-    if (st) return st;
-  }
+  fs.has_dt = has_dtype;
+  fs.dt = dt;
+  lua_pushvalue(L, idx);  /* first pass: validate and learn the kinds */
+  st = fs.ndim > 0 ? walk(L, &fs, 0) : check_sequence(L, 0, 0);
+  lua_pop(L, 1);
+  if (st) return st;
   if ((fs.has_bool && (fs.has_int || fs.has_float)))
     return mg_seterror(MG_EARG, "tensor: nested table mixes booleans and numbers");
   fs.dt = has_dtype ? dt : fs.has_float ? MG_FLOAT32 : fs.has_bool ? MG_BOOL : fs.has_int ? MG_INT64 : MG_FLOAT32;
@@ -219,6 +280,10 @@ mg_status mgL_table_to_tensor(lua_State *L, int idx, int has_dtype, mg_dtype dt,
     lua_pushvalue(L, idx);
     st = walk(L, &fs, 0);
     lua_pop(L, 1);
+  }
+  if (st) {
+    mg_tensor_release(*out);
+    *out = NULL;
   }
   return st;
 }

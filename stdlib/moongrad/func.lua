@@ -13,6 +13,7 @@
 local core = require("moongrad.core")
 local options = require("moongrad.options")
 local autodiff = require("moongrad.autodiff")
+local options = require("moongrad.options")
 
 local M = {}
 local unpack = table.unpack or unpack
@@ -1281,14 +1282,31 @@ function M.while_loop(cond_fn, body_fn, loop_vars, opts)
   return res
 end
 
--- mg.lua_function(fn, inputs, out_dtypes): calls fn(inputs...) with real
--- tensors every time the graph runs (tf.py_function); out_dtypes lists the
--- dtype (or {dtype=, shape=}) of each result. Returns the results.
+-- fn's name in the errors of lua_function's result checks: where it was
+-- defined (the line that called mg.lua_function is not reliable: a tail
+-- call, `return mg.lua_function(...)`, leaves no frame for it).
+local function host_label(fn)
+  local d = type(fn) == "function" and debug.getinfo(fn, "S")
+  if not d or d.what == "C" then return "a C function" end
+  return string.format("the Lua function defined at %s:%d", d.short_src, d.linedefined)
+end
+local own_src = debug.getinfo(1, "S").short_src
+
+-- mg.lua_function(fn, inputs, out_types): calls fn(inputs...) with real
+-- tensors every time the graph runs (tf.py_function); out_types lists the
+-- dtype (a 0-d result) or {dtype=, shape=} (a TensorSpec; -1 for a size
+-- that varies) of each result. fn must return exactly those: each run is
+-- checked, eagerly and staged. Returns the results.
 function M.lua_function(fn, inputs, out_dtypes)
   guards_mod.note_host(fn)
   local ins = {}
   for i, x in ipairs(inputs or {}) do ins[i] = as_tensor(x) end
-  local outs = core.call_host(fn, ins, out_dtypes or {})
+  local ok, outs = pcall(core.call_host, fn, ins, out_dtypes or {}, host_label(fn))
+  if not ok then   -- eagerly fn ran now: the error belongs at the user's line, not this file's
+    local msg = tostring(outs)
+    if msg:sub(1, #own_src + 1) == own_src .. ":" then msg = msg:gsub("^[^\n]-:%d+: ", "", 1) end
+    options.raise(msg)
+  end
   return unpack(outs, 1, outs.n)
 end
 

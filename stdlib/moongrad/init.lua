@@ -6,7 +6,7 @@
 -- inference, inclusive 1-based slicing, stack/split, help(), configuration.
 -- Portable Lua (5.4 and LuaJIT): no integer division, bitwise ops or attributes.
 local core = require("moongrad.core")
-require("moongrad.options")   -- tells the binding which chunks are moongrad's own (errors at the user's line)
+local options = require("moongrad.options")   -- (it also tells the binding which chunks are moongrad's own)
 
 local M = {}
 M.core = core
@@ -123,14 +123,43 @@ function M.shape(x)
 end
 M.full_like = user_facing("full_like", "full", function(t, value, dtype) return core.full(t.shape, value, dtype or t.dtype) end)
 
--- arange(stop) | arange(start, stop [, step] [, dtype]): int64 when all are integers.
-M.arange = user_facing("arange", "arange", function(a, b, c, d)
-  local start, stop, step, dtype = 0, a, 1, nil
-  if type(b) == "number" then start, stop = a, b end
-  if type(c) == "number" then step = c; dtype = d elseif type(c) == "string" then dtype = c end
-  if type(b) == "string" then dtype = b end
-  if type(b) == "table" then dtype = b.dtype elseif type(c) == "table" then dtype = c.dtype
-  elseif type(d) == "table" then dtype = d.dtype end
+-- arange(stop) | arange(start, stop [, step] [, dtype]) | arange{start=, stop=, step= (or delta=), dtype=}:
+-- NumPy's and TF's forms (a trailing options table may also complete positional numbers; step may
+-- be nil: arange(1, 6, nil, "float32")). Only stop given as start (tf.range(start=5)) is a stop.
+-- int64 when start, stop and step are all integers and no dtype is given, else float32.
+local arange_spec = { start = "number", stop = "number", step = "number", delta = "number", dtype = "string" }
+M.arange = user_facing("arange", "arange", function(...)
+  local n, args = select("#", ...), { ... }
+  local opts = {}
+  if n > 0 and type(args[n]) == "table" and not core.is_tensor(args[n]) then
+    opts = options.check("arange", args[n], arange_spec)
+    n = n - 1
+  end
+  local dtype = opts.dtype
+  if n > 0 and type(args[n]) == "string" then
+    if dtype then options.raise("arange: dtype given twice (as an argument and as option 'dtype')") end
+    dtype, n = args[n], n - 1
+  end
+  if n > 3 then options.raise(string.format("arange: too many arguments (%d numbers; start, stop, step)", n)) end
+  for i = 1, n do
+    if args[i] ~= nil and type(args[i]) ~= "number" then
+      options.raise(string.format("arange: argument #%d must be a number, got %s", i, options.show(args[i])))
+    end
+  end
+  for i = n + 1, 3 do args[i] = nil end   -- the dtype and options are read
+  local pos = {}
+  if n == 1 and opts.stop == nil then pos.stop = args[1]   -- arange(stop); arange(1, {stop = 4}) starts at 1
+  else pos.start, pos.stop, pos.step = args[1], args[2], args[3] end
+  if opts.step ~= nil and opts.delta ~= nil then options.raise("arange: give step or delta, not both") end
+  local named = { start = opts.start, stop = opts.stop, step = opts.step ~= nil and opts.step or opts.delta }
+  for _, k in ipairs({ "start", "stop", "step" }) do
+    if pos[k] ~= nil and named[k] ~= nil then options.raise("arange: " .. k .. " given twice (as an argument and as an option)") end
+    if named[k] == nil then named[k] = pos[k] end
+  end
+  local start, stop, step = named.start, named.stop, named.step
+  if stop == nil then start, stop = 0, start end   -- arange{start = 5} is TF's range(5)
+  if stop == nil then options.raise("arange: stop is required") end
+  start, step = start or 0, step or 1
   if not dtype then
     local int = math_type(start) == "integer" and math_type(stop) == "integer" and math_type(step) == "integer"
     dtype = int and "int64" or "float32"
@@ -246,7 +275,14 @@ function M.split(t, sizes, axis)
 end
 methods.split = M.split
 
-function M.std(t, opts) return core.sqrt(core.variance(t, opts)) end
+-- std: sqrt(variance), its gradient 0 where the variance is 0 (a constant input), as PyTorch's
+-- std_backward masks it: sqrt's gradient there is inf and 0 * inf is NaN. Both where branches are
+-- differentiated, so the square root is taken of 1 where it is not used.
+function M.std(t, opts)
+  local v = core.variance(t, opts)
+  local nonzero = core.not_equal(v, 0)
+  return core.where(nonzero, core.sqrt(core.where(nonzero, v, 1)), 0)
+end
 M.var = core.variance
 M.broadcast_to = core.expand
 M.take_along_axis = core.gather
@@ -324,7 +360,7 @@ function M.config.staged_backward(flag) func.staged_backward = flag and true or 
 M.document(M.zeros, "mg.zeros(shape, dtype)\n  A tensor of zeros (float32 unless dtype is given).")
 M.document(M.ones, "mg.ones(shape, dtype)\n  A tensor of ones (float32 unless dtype is given).")
 M.document(M.full, "mg.full(shape, value, dtype)\n  A tensor filled with value (int64 for integer values, float32 for floats).")
-M.document(M.arange, "mg.arange([start,] stop [, step] [, dtype])\n  start, start+step, ... below stop; int64 when all arguments are integers.")
+M.document(M.arange, "mg.arange([start,] stop [, step] [, dtype]) or mg.arange{start=, stop=, step=|delta=, dtype=}\n  start, start+step, ... below stop; int64 when all arguments are integers and no dtype is given, else float32.")
 M.document(M.shape, "mg.shape(x)\n  x's shape as a 1-d int64 tensor; inside a staged function also right for a size unknown while tracing (a -1 of the input signature), which x.shape gives as an unknown-size object.")
 M.document(M.tensor, "mg.tensor(data, dtype)\n  A tensor from nested Lua tables (integers give int64, floats float32, booleans bool), a number, or a copy of a tensor.")
 M.document(M.slice, "t:slice{{first, last, step}, {}, ...}\n  A view of inclusive 1-based ranges per axis (negative positions count from the end).")

@@ -218,12 +218,64 @@ TEST(ew_compare_and_promotion) {
   CHECK(mg_tensor_dtype(o) == MG_BOOL);
   CHECK(((uint8_t *)mg_tensor_data(o))[0] == 0 && ((uint8_t *)mg_tensor_data(o))[1] == 0);
   mg_tensor_release(o);
-  CHECK_OK(ew_apply2(MG_OP_ADD, u, neg, &o));  /* arithmetic stays uint8 and wraps */
-  CHECK(mg_tensor_dtype(o) == MG_UINT8 && ((uint8_t *)mg_tensor_data(o))[0] == 255);
-  mg_tensor_release(o);
+  CHECK(ew_apply2(MG_OP_ADD, u, neg, &o) == MG_EARG);  /* -1 is no uint8: an error, not a wrap (NumPy 2) */
   CHECK_OK(ew_apply2(MG_OP_DIV, u, u, &o));
   CHECK(mg_tensor_dtype(o) == MG_FLOAT32 && isnan(((float *)mg_tensor_data(o))[0]));
   mg_tensor_release(o);
   mg_tensor_release(neg);
+  mg_tensor_release(u);
+}
+
+/* mg_check_number: exact integer ranges, floats that must be integral and
+ * finite, and no limits for floats and bool (the rule of doc/tensors.md). */
+TEST(ew_check_number_bounds) {
+  CHECK(mg_check_number("t", NULL, MG_UINT8, 1, 255, 0) == MG_OK);
+  CHECK(mg_check_number("t", NULL, MG_UINT8, 1, 256, 0) == MG_EARG);
+  CHECK(strstr(mg_last_error(), "t: the Lua number 256 is out of bounds for uint8 (0..255)") != NULL);
+  CHECK(mg_check_number("t", NULL, MG_UINT8, 1, -1, 0) == MG_EARG);
+  CHECK(mg_check_number("t", NULL, MG_INT32, 1, INT32_MIN, 0) == MG_OK);
+  CHECK(mg_check_number("t", NULL, MG_INT32, 1, (int64_t)INT32_MAX + 1, 0) == MG_EARG);
+  CHECK(mg_check_number("t", NULL, MG_INT32, 0, 0, 2147483647.0) == MG_OK);
+  CHECK(mg_check_number("t", NULL, MG_INT32, 0, 0, 2147483648.0) == MG_EARG);
+  CHECK(mg_check_number("t", NULL, MG_INT32, 0, 0, -2147483648.0) == MG_OK);
+  CHECK(mg_check_number("t", NULL, MG_INT64, 0, 0, -9223372036854775808.0) == MG_OK);
+  CHECK(mg_check_number("t", NULL, MG_INT64, 0, 0, 9223372036854775808.0) == MG_EARG);
+  CHECK(mg_check_number("t", NULL, MG_INT64, 1, INT64_MAX, 0) == MG_OK);
+  CHECK(mg_check_number("t", "value", MG_INT64, 0, 0, 2.5) == MG_EARG);
+  CHECK(strstr(mg_last_error(), "t: value 2.5 has a fraction; an int64 element must be an integer") != NULL);
+  CHECK(mg_check_number("t", NULL, MG_INT64, 0, 0, NAN) == MG_EARG);
+  CHECK(strstr(mg_last_error(), "cannot convert the Lua number nan to int64") != NULL);
+  CHECK(mg_check_number("t", NULL, MG_UINT8, 0, 0, -INFINITY) == MG_EARG);
+  CHECK(strstr(mg_last_error(), "-inf") != NULL);
+  CHECK(mg_check_number("t", NULL, MG_FLOAT32, 0, 0, 1e300) == MG_OK);
+  CHECK(mg_check_number("t", NULL, MG_FLOAT64, 0, 0, NAN) == MG_OK);
+  CHECK(mg_check_number("t", NULL, MG_BOOL, 1, 300, 0) == MG_OK);
+}
+
+/* A weak scalar meeting an integer tensor must fit its dtype: uint8 250 +
+ * 300 is an error (it wrapped to 38); comparisons compare by value. */
+TEST(ew_weak_scalar_must_fit) {
+  int64_t s[1] = {1};
+  uint8_t v[1] = {250};
+  mg_tensor *u = ew_make(MG_UINT8, 1, s, v), *w = NULL, *o = NULL;
+  REQUIRE(u && !mg_scalar_i64(300, 1, &w));
+  CHECK(ew_apply2(MG_OP_ADD, u, w, &o) == MG_EARG);
+  CHECK(strstr(mg_last_error(), "add: the Lua number 300 is out of bounds for uint8") != NULL);
+  CHECK(ew_apply2(MG_OP_MAXIMUM, w, u, &o) == MG_EARG);
+  CHECK_OK(ew_apply2(MG_OP_LESS, u, w, &o));
+  CHECK(((const uint8_t *)mg_tensor_data(o))[0] == 1);
+  mg_tensor_release(o);
+  CHECK(ew_cast(w, MG_UINT8, &o) == MG_EARG);
+  mg_tensor_release(w);
+  REQUIRE(!mg_scalar_i64(5, 1, &w));
+  CHECK_OK(ew_apply2(MG_OP_ADD, u, w, &o));
+  CHECK(mg_tensor_dtype(o) == MG_UINT8 && ((const uint8_t *)mg_tensor_data(o))[0] == 255);
+  mg_tensor_release(o);
+  mg_tensor_release(w);
+  REQUIRE(!mg_scalar_f64(2.7, 1, &w));
+  CHECK_OK(ew_cast(w, MG_INT32, &o));  /* an explicit cast drops the fraction */
+  CHECK(((const int32_t *)mg_tensor_data(o))[0] == 2);
+  mg_tensor_release(o);
+  mg_tensor_release(w);
   mg_tensor_release(u);
 }

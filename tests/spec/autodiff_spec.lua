@@ -830,3 +830,104 @@ describe("hessian and jvp", function()
     near(jv3, 2 * math.cos(0.5))
   end)
 end)
+
+-- Gradients at the points where a rule divides by an input or an output, or multiplies by
+-- something infinite (issue 14). Each gives what PyTorch or TensorFlow gives and, where they
+-- differ, the spec says which one moongrad follows and why. A NaN is only ever the honest
+-- answer (the function itself is NaN or not differentiable in any sense there).
+describe("gradients at the edges of their rules", function()
+  local inf = math.huge
+  local function vals(t) return t:totable() end
+  local function same(got, want, what)
+    for i = 1, #want do
+      local a, b = got[i], want[i]
+      assert(a == b or (a ~= a and b ~= b), ("%s: element %d is %s, expected %s"):format(what, i, tostring(a), tostring(b)))
+    end
+  end
+  local function g1(f, x) return vals(mg.grad(f)(mg.tensor(x, "float64"))) end
+  local function g2(f, a, b)
+    local r = mg.grad(f, { argnums = { 1, 2 } })(mg.tensor(a, "float64"), mg.tensor(b, "float64"))
+    return vals(r[1]), vals(r[2])
+  end
+
+  it("pow: d x^y/dx is 0 where y == 0, even at x = 0 (PyTorch; 0 * 0^-1 was NaN)", function()
+    same(g1(function(x) return x ^ 0 end, { 0, 3 }), { 0, 0 }, "x^0")
+    same(g1(function(x) return x ^ 1 end, { 0 }), { 1 }, "x^1")
+    same(g1(function(x) return x ^ 2 end, { 0 }), { 0 }, "x^2")
+    same(g1(function(x) return x ^ 0.5 end, { 0 }), { inf }, "x^0.5: the slope is infinite")
+    same(g1(function(x) return x ^ -1 end, { 0 }), { -inf }, "x^-1: -1/x^2")
+    -- staged and to second order: d2 x^2/dx2 = 2 at 0, d2 x^1/dx2 = 0 (the inner x^0 is masked too)
+    local function pow0(v) return mg.sum(v ^ 0) end
+    local step = mg.func(function(x)
+      return mg.grad(pow0)(x)
+    end)
+    same(vals(step(mg.tensor({ 0, 2 }, "float64"))), { 0, 0 }, "staged x^0")
+    same(vals(mg.hessian(function(v) return mg.sum(v ^ 2) end)(mg.tensor({ 0 }, "float64")))[1], { 2 }, "hessian x^2")
+    same(vals(mg.hessian(function(v) return mg.sum(v ^ 1) end)(mg.tensor({ 0 }, "float64")))[1], { 0 }, "hessian x^1")
+    same(vals(mg.hessian(function(v) return mg.sum(v ^ 0) end)(mg.tensor({ 0, 1 }, "float64")))[1], { 0, 0 }, "hessian x^0")
+    -- the mixed derivative d2 x^y / dx dy = x^(y-1) (1 + y log x) keeps its value 1/x at y = 0 for
+    -- x ~= 0 (the rule replaces x only where x and y are both 0, rather than masking the result)
+    local outer = mg.GradientTape { persistent = true }
+    local x, y = mg.tensor({ 2, 4 }, "float64"), mg.tensor({ 0, 0 }, "float64")
+    outer:watch(y)
+    local inner = mg.GradientTape()
+    inner:watch(x)
+    local l = mg.sum(mg.pow(x, y))
+    inner:stop()
+    local gx = mg.sum(inner:gradient(l, x))
+    outer:stop()
+    same(vals(outer:gradient(gx, y)), { 0.5, 0.25 }, "d2/dxdy")
+  end)
+
+  it("pow: d x^y/dy = x^y log x with log x taken as 0 where x <= 0 (TF)", function()
+    -- x = 0, y >= 0: 0 (x^y is 0 or 1 there; PyTorch also gives 0); x = 0, y < 0: x^y is inf and
+    -- inf * 0 is NaN (TF too); x < 0 with an integer y: 0 (TF; PyTorch: NaN, log of a negative);
+    -- x < 0 with a fractional y: x^y itself is NaN
+    local dx, dy = g2(function(x, y) return mg.pow(x, y) end, { 0, 0, 0, -2, -2 }, { 0, 2, -1, 2, 0.5 })
+    same(dx, { 0, 0, -inf, -4, 0 / 0 }, "dx")
+    same(dy, { 0, 0, 0 / 0, 0, 0 / 0 }, "dy")
+  end)
+
+  it("sqrt, rsqrt, log, log1p at their singular point: +-inf, the true slope (PyTorch and TF)", function()
+    same(g1(mg.sqrt, { 0 }), { inf }, "sqrt")        -- 0.5 / sqrt(0)
+    same(g1(mg.rsqrt, { 0 }), { -inf }, "rsqrt")     -- -0.5 * rsqrt(0)^3
+    same(g1(mg.log, { 0 }), { inf }, "log")          -- 1 / 0
+    same(g1(mg.log1p, { -1 }), { inf }, "log1p")     -- 1 / (1 + -1)
+  end)
+
+  it("div by zero: 1/b is inf; -a/b^2 is -inf, NaN when a is 0 too (a/b itself is NaN)", function()
+    local da, db = g2(function(a, b) return a / b end, { 1, 0 }, { 0, 0 })
+    same(da, { inf, inf }, "d/da")
+    same(db, { -inf, 0 / 0 }, "d/db")
+  end)
+
+  it("atan2 at the origin: NaN, as in PyTorch and TF (the angle has no limit there)", function()
+    local dy, dx = g2(mg.atan2, { 0 }, { 0 })
+    same(dy, { 0 / 0 }, "d/dy")
+    same(dx, { 0 / 0 }, "d/dx")
+  end)
+
+  it("std of a constant: 0 (PyTorch masks it; TF's sqrt(variance) gives NaN)", function()
+    same(g1(mg.std, { 2, 2, 2 }), { 0, 0, 0 }, "std")
+    local g = g1(mg.std, { 1, 3 })
+    same(g, { -0.5, 0.5 }, "std elsewhere")
+  end)
+
+  it("variance with correction >= N: +-inf or NaN, the slope of the forward inf (NumPy's divisor)", function()
+    same(g1(function(x) return mg.variance(x, { correction = 2 }) end, { 1, 2 }), { -inf, inf }, "variance")
+    same(g1(function(x) return mg.variance(x, { correction = 2 }) end, { 1, 1 }), { 0 / 0, 0 / 0 }, "0 / 0")
+  end)
+
+  it("prod at zeros: the product of the other elements, exact (TF's exclusive products)", function()
+    same(g1(mg.prod, { 0, 2, 3 }), { 6, 0, 0 }, "one zero")
+    same(g1(mg.prod, { 0, 2, 0 }), { 0, 0, 0 }, "two zeros")
+  end)
+
+  it("kinks: abs and relu give 0 at 0, maximum's tie goes to the first input (TF)", function()
+    same(g1(mg.abs, { 0 }), { 0 }, "abs")
+    same(g1(mg.relu, { 0 }), { 0 }, "relu")
+    local da, db = g2(mg.maximum, { 1 }, { 1 })
+    same(da, { 1 }, "maximum a")
+    same(db, { 0 }, "maximum b")
+  end)
+end)

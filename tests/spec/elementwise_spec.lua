@@ -435,6 +435,65 @@ describe("type promotion", function()
   end)
 end)
 
+-- A Lua number is weakly typed (DESIGN.md): uint8_tensor + 1 stays uint8. When the number is
+-- not a value of that integer dtype it is an error, as NumPy 2 raises OverflowError ("Python
+-- integer 300 out of bounds for uint8"), instead of wrapping (250 + 300 gave 38). The check is
+-- where a weak scalar is cast to the op's dtype (core/apply.c), so it covers every op, either
+-- side, eager and staged; comparisons instead compare by value (above).
+describe("a Lua number that does not fit the tensor's integer dtype", function()
+  local big = math.tointeger(2 ^ 40)
+  it("is an error in every arithmetic op, on either side", function()
+    local u = mg.tensor({ 250 }, mg.uint8)
+    for _, op in ipairs({ "add", "sub", "mul", "maximum", "minimum", "pow", "floordiv", "mod" }) do
+      assert.matches(op .. ": the Lua number 300 is out of bounds for uint8 %(0%.%.255%)",
+        err_of(function() return mg[op](u, 300) end))
+      assert.matches(op .. ": the Lua number %-1 is out of bounds for uint8", err_of(function() return mg[op](-1, u) end))
+      assert.matches(op .. ": the Lua number 1099511627776 is out of bounds for int32 %(%-2147483648%.%.2147483647%)",
+        err_of(function() return mg[op](mg.tensor({ 1 }, mg.int32), big) end))
+    end
+    assert.matches("add: the Lua number 300", err_of(function() return u + 300 end))
+    assert.matches("where: the Lua number 300 is out of bounds for uint8",
+      err_of(function() return mg.where(mg.tensor({ true }), u, 300) end))
+    assert.matches("where: the Lua number 256", err_of(function() return mg.where(mg.tensor({ true }), 256, u) end))
+  end)
+  it("keeps numbers that fit, and the promotions", function()
+    local u = mg.tensor({ 250 }, mg.uint8)
+    check(u + 5, { 255 })
+    check(u - 250, { 0 })
+    check(mg.tensor({ 2147483647 }, mg.int32) - 2147483647, { 0 })
+    assert.equal("float32", (u + 300.5).dtype)                   -- a float lifts the category: no limit
+    check(mg.tensor({ 2 }, mg.int32) * (2 ^ 40 + 0.5), { 2 ^ 41 + 1 })   -- a float: float32, no limit
+    assert.equal("int64", (mg.tensor({ true }) + 300).dtype)    -- bool + int is int64
+    check(u + mg.tensor({ 10 }, mg.uint8), { 4 })                -- tensor arithmetic wraps, as NumPy's
+  end)
+  it("is an error staged too, when the function is traced", function()
+    local f = mg.func(function(x) return x * 300 end)
+    assert.matches("mul: the Lua number 300 is out of bounds for uint8", err_of(function() return f(mg.tensor({ 1 }, mg.uint8)) end))
+    check(f(mg.tensor({ 1 }, mg.int32)), { 300 })
+  end)
+  it("is an error when assigned into a tensor or a Variable", function()
+    local t = mg.tensor({ 1, 2 }, mg.uint8)
+    assert.matches("assign: the Lua number 300 is out of bounds for uint8", err_of(function() t[1] = 300 end))
+    assert.matches("assign: the Lua number %-1 is out of bounds for uint8", err_of(function() t:slice{ { 1, 2 } }[2] = -1 end))
+    local i = mg.tensor({ 1, 2 }, mg.int32)
+    assert.matches("assign: the Lua number 1%.5 has a fraction; an int32 element must be an integer",
+      err_of(function() i[2] = 1.5 end))
+    i[2] = 7
+    t[1] = 255
+    check(i, { 1, 7 })
+    check(t, { 255, 2 })
+    local v = mg.Variable(mg.tensor(3, mg.uint8))
+    assert.matches("assign: the Lua number 256 is out of bounds for uint8", err_of(function() v:assign(256) end))
+    check(v:read(), 3)
+  end)
+  it("cast of a Lua number: out of range is an error, a fraction is dropped (an explicit conversion)", function()
+    assert.matches("cast: the Lua number 300 is out of bounds for uint8", err_of(function() return mg.cast(300, mg.uint8) end))
+    assert.matches("cast: cannot convert the Lua number inf to int64", err_of(function() return mg.cast(inf, mg.int64) end))
+    check(mg.cast(2.7, mg.int32), 2)
+    check(mg.cast(-2.7, mg.int32), -2)
+  end)
+end)
+
 describe("comparisons", function()
   local ops = {
     equal = function(a, b) return a == b end, not_equal = function(a, b) return a ~= b end,
@@ -546,6 +605,15 @@ describe("clip", function()
     check(mg.clip(mg.tensor({ 0, 100, 255 }, mg.uint8), -5, 99), { 0, 99, 99 })
     check(mg.clip(mg.tensor({ 7, -7 }, mg.int32), { max = 0 }), { 0, -7 })
     check(mg.clip(x, 0.2, 0.8), { 0, 0, 0, 0, 0, 0 })  -- no integer inside: all become max, as in NumPy
+  end)
+  it("a bound past an integer dtype's range: exact on the side that changes nothing, else an error", function()
+    local u = mg.tensor({ 0, 100, 255 }, mg.uint8)
+    check(mg.clip(u, 0, 300), { 0, 100, 255 })       -- max 300: no uint8 is above it
+    check(mg.clip(u, -5, 99), { 0, 99, 99 })
+    assert.matches("clip: min 300 is out of bounds for uint8 %(0%.%.255%)", err_of(function() return mg.clip(u, 300, 400) end))
+    assert.matches("clip: max %-1 is out of bounds for uint8", err_of(function() return mg.clip(u, { max = -1 }) end))
+    assert.matches("clip: min 3000000000 is out of bounds for int32",
+      err_of(function() return mg.clip(mg.tensor({ 1 }, mg.int32), 3e9) end))
   end)
   it("refuses bools, min > max and NaN bounds", function()
     assert.matches("clip: .*bool", err_of(function() return mg.clip(mg.tensor({ true }), 0, 1) end))

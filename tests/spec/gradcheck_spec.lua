@@ -59,7 +59,10 @@ local cases = {
   div = { { inputs = { U { 2, 3 }, U({ 3 }, 0.5, 2) } } },
   floordiv = { { inputs = { OFFGRID { 3 }, U({ 3 }, 1.5, 1.7) } } },
   mod = { { inputs = { U({ 3 }, 0.2, 0.9), U({ 3 }, 1.1, 1.5) } } },
-  pow = { { inputs = { U({ 2, 3 }, 0.5, 2), U({ 3 }, -1, 2) } } },
+  pow = { { inputs = { U({ 2, 3 }, 0.5, 2), U({ 3 }, -1, 2) } },
+    -- x = 0 with integer exponents 0..3 (fixed: d/dy is not differentiable at x = 0): the
+    -- x-gradient y x^(y-1) is taken as 0 where y == 0 (x^0 is the constant 1), as PyTorch
+    { inputs = { mg.tensor({ { 0, 0, 0, 0 }, { 0.7, 1.3, -0.4, 2 } }, "float64"), fixed(mg.tensor({ 0, 1, 2, 3 }, "float64")) } } },
   maximum = { { inputs = { DISTINCT { 2, 3 }, DISTINCT { 3 } * 1.1 } } },
   minimum = { { inputs = { DISTINCT { 2, 3 }, DISTINCT { 3 } * 1.1 } } },
   atan2 = { { inputs = { U { 2, 3 }, U({ 3 }, 0.5, 2) } } },
@@ -67,7 +70,16 @@ local cases = {
   clip = { { inputs = { OFFGRID { 2, 3 } }, args = { -1.95, 1.95 } } },
   sum = { { inputs = { U { 2, 3 } } }, { inputs = { U { 2, 3, 2 } }, args = { { axis = { 1, 3 }, keepdims = true } } } },
   mean = { { inputs = { U { 2, 3 } }, args = { { axis = 2 } } } },
-  prod = { { inputs = { U({ 2, 3 }, 0.5, 1.5) }, args = { { axis = 1 } } } },
+  prod = { { inputs = { U({ 2, 3 }, 0.5, 1.5) }, args = { { axis = 1 } } },
+    -- exact zeros: rows with one zero, two zeros and none (the rule multiplies the products
+    -- before and after each element; out / x was NaN there)
+    { inputs = { mg.tensor({ { 0, 0.7, -1.2 }, { 0, 0, 0.9 }, { 1.1, 0.5, 0.8 } }, "float64") }, args = { { axis = 2 } } },
+    { inputs = { mg.tensor({ { 0, 0.7, -1.2 }, { 0, 0, 0.9 }, { 1.1, 0.5, 0.8 } }, "float64") }, args = { { axis = 1, keepdims = true } } },
+    { inputs = { mg.tensor({ { 1.3, 0.7 }, { 0, -0.9 } }, "float64") } },
+    { inputs = { mg.tensor({ { 1.3, 0 }, { 0, -0.9 } }, "float64") } },
+    { inputs = { mg.tensor({ { { 0, 1.2 }, { 0.6, 0.9 }, { 1.4, 0 } }, { { 0.8, 1.1 }, { 0, 0 }, { 0.5, -1.3 } } }, "float64") },
+      args = { { axis = { 1, 3 } } } },
+  },
   max = { { inputs = { DISTINCT { 2, 3 } }, args = { { axis = 2 } } }, { inputs = { DISTINCT { 2, 3 } } } },
   min = { { inputs = { DISTINCT { 2, 3 } }, args = { { axis = -1, keepdims = true } } } },
   logsumexp = { { inputs = { U { 2, 3 } }, args = { { axis = 2 } } } },
@@ -79,6 +91,9 @@ local cases = {
     { inputs = { U { 2, 2, 3 }, U { 3, 2 } } },
     { inputs = { U { 3 }, U { 3, 2 } } },
     { inputs = { U { 2, 3 }, U { 3 } } },
+    { inputs = { U { 3 }, U { 3 } } },                    -- vector . vector: a 0-d product
+    { inputs = { U { 2, 2, 3 }, U { 3 } } },
+    { inputs = { U { 3 }, U { 2, 3, 2 } } },
   },
   reshape = { { inputs = { U { 2, 3 } }, args = { { 3, 2 } } } },
   permute = { { inputs = { U { 2, 3, 2 } }, args = { { 3, 1, 2 } } } },
@@ -102,7 +117,9 @@ local cases = {
     { inputs = { U { 2, 4 } }, args = { { 1, 1, 2, 1 }, 0, "reflect" } },
     { inputs = { U { 2, 3 } }, args = { { 0, 2, 1, 1 }, 0, "replicate" } },
   },
-  tile = { { inputs = { U { 2, 3 } }, args = { { 2, 1 } } } },
+  tile = { { inputs = { U { 2, 3 } }, args = { { 2, 1 } } },
+    { inputs = { U { 1, 2, 1, 1, 2 } }, args = { { 2, 1, 3, 1, 2 } } },   -- 5-d
+    { inputs = { U { 2, 1 } }, args = { { 1, 2, 1, 1, 1, 1, 2, 2 } } } },  -- 8-d (MG_MAX_DIMS)
   flip = { { inputs = { U { 2, 3 } }, args = { { axis = 2 } } } },
   slice_grad = { { inputs = { U { 2, 3 } }, args = { { 0, 0 }, { 4, 3 }, { 2, 1 }, { 4, 3 } } } },
   pad_grad = { { inputs = { U { 4, 6 } }, args = { { 1, 1, 2, 1 }, "reflect" } } },
@@ -155,7 +172,8 @@ local cases = {
   sparse_softmax_cross_entropy_with_logits_grad = { { inputs = { U { 3, 4 }, fixed(mg.tensor { 2, 4, 1 }), U { 3 } } } },
 }
 
--- Second-order checks run on these (gradient of the gradient).
+-- Second-order checks run on these (gradient of the gradient): the first case of each, every
+-- case of those in second_order_all.
 local second_order = {
   "neg", "abs", "exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "square", "sin", "cos", "tanh",
   "sigmoid", "relu", "softplus", "erf", "add", "sub", "mul", "div", "pow", "maximum", "minimum",
@@ -165,6 +183,21 @@ local second_order = {
   "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_grad",
   "sparse_softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits_grad",
 }
+
+local second_order_all = { matmul = true, prod = true, tile = true, pow = true }
+local second_order_cases = {}
+for _, name in ipairs(second_order) do
+  for k, case in ipairs(cases[name]) do
+    if k == 1 or second_order_all[name] then second_order_cases[#second_order_cases + 1] = { name, k, case } end
+  end
+end
+for name in pairs(second_order_all) do
+  local listed = false
+  for _, n in ipairs(second_order) do listed = listed or n == name end
+  if not listed then
+    for k, case in ipairs(cases[name]) do second_order_cases[#second_order_cases + 1] = { name, k, case } end
+  end
+end
 
 local function flat_values(t) return core.reshape(t, { t:numel() }):totable() end
 
@@ -199,7 +232,7 @@ end
 local function check_close(label, analytic, numeric)
   for i = 1, #numeric do
     local a, n = analytic[i], numeric[i]
-    if math.abs(a - n) > ATOL + RTOL * math.abs(n) then
+    if not (math.abs(a - n) <= ATOL + RTOL * math.abs(n)) then   -- written so that a NaN fails too
       error(string.format("%s: element %d: analytic %.10g vs numeric %.10g", label, i, a, n), 2)
     end
   end
@@ -251,9 +284,9 @@ describe("gradient check (float64, central differences)", function()
 end)
 
 describe("second-order gradient check", function()
-  for _, name in ipairs(second_order) do
-    local case = cases[name][1]
-    it(name .. ": gradient of the gradient matches finite differences of the gradient", function()
+  for _, entry in ipairs(second_order_cases) do
+    local name, k, case = entry[1], entry[2], entry[3]
+    it(("%s case %d: gradient of the gradient matches finite differences of the gradient"):format(name, k), function()
       local xs, diff = values_of(case)
       local out = call(name, case, xs)
       local w = U(out.shape, 0.5, 1.5)

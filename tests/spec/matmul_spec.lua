@@ -187,3 +187,74 @@ describe("matmul", function()
       err_of(function() mg.matmul(mg.tensor{{true}}, mg.tensor{{false}}) end))
   end)
 end)
+
+-- Gradients with 1-d operands (issue 14): the product drops the vector's axis, so the rule
+-- gives the output gradient that axis back before the matrix products (vector . vector had
+-- a 0-d gradient and raised "unsqueeze: axis -2 is out of range"). Each case is checked
+-- against the same product written with explicit 2-d operands (reshape), to first and
+-- second order, eagerly and staged.
+describe("matmul gradients with 1-d operands", function()
+  local function u(shape, seed) return mg.random.uniform(shape, -1, 1, mg.float64, seed) end
+  -- The operands as matrices: a vector on the left is a row, on the right a column.
+  local function as_matrices(a, b)
+    local a2 = #a.shape == 1 and mg.reshape(a, { 1, a.shape[1] }) or a
+    local b2 = #b.shape == 1 and mg.reshape(b, { b.shape[1], 1 }) or b
+    return a2, b2
+  end
+  -- sum(f(a, b) * w) and its gradients with respect to a and b, and the gradient of
+  -- sum(ga * va) + sum(gb * vb) (second order), from nested tapes.
+  local function grads(f, a, b, w, va, vb)
+    local outer = mg.GradientTape { persistent = true }
+    outer:watch(a); outer:watch(b)
+    local inner = mg.GradientTape { persistent = true }
+    inner:watch(a); inner:watch(b)
+    local l = mg.sum(mg.reshape(f(a, b), w.shape) * w)
+    inner:stop()
+    local ga, gb = inner:gradient(l, a), inner:gradient(l, b)
+    local s = mg.sum(ga * va) + mg.sum(gb * vb)
+    outer:stop()
+    return l, ga, gb, outer:gradient(s, a), outer:gradient(s, b)
+  end
+  local cases = {
+    { "vector . vector", { 3 }, { 3 } },
+    { "matrix . vector", { 2, 3 }, { 3 } },
+    { "vector . matrix", { 3 }, { 3, 4 } },
+    { "batch . vector", { 2, 2, 3 }, { 3 } },
+    { "vector . batch", { 3 }, { 2, 3, 4 } },
+    { "broadcast batch . vector", { 2, 1, 2, 3 }, { 3 } },
+  }
+  for i, c in ipairs(cases) do
+    it(c[1] .. ": first and second order match the 2-d form", function()
+      local a, b = u(c[2], 10 * i), u(c[3], 10 * i + 1)
+      local out = mg.matmul(a, b)
+      local w = u(out.shape, 10 * i + 2)
+      local va, vb = u(c[2], 10 * i + 3), u(c[3], 10 * i + 4)
+      local got = { grads(mg.matmul, a, b, w, va, vb) }
+      local want = { grads(function(x, y)
+        local x2, y2 = as_matrices(x, y)
+        return mg.matmul(x2, y2)
+      end, a, b, w, va, vb) }
+      for k = 1, 5 do
+        check(got[k].shape, want[k].shape)
+        check(got[k], want[k]:totable(), 1e-12, c[1] .. " result " .. k)
+      end
+    end)
+  end
+
+  it("vector . vector: d(a . b)/da = b and d/db = a, staged as well", function()
+    local a, b = mg.tensor({ 1, 2, 3 }, mg.float32), mg.tensor({ 4, 5, 6 }, mg.float32)
+    local g = mg.grad(function(x, y) return mg.matmul(x, y) end, { argnums = { 1, 2 } })(a, b)
+    check(g[1], { 4.0, 5.0, 6.0 })
+    check(g[2], { 1.0, 2.0, 3.0 })
+    local step = mg.func(function(x, y)
+      local tape = mg.GradientTape()
+      tape:watch(x)
+      local d = mg.matmul(x, y)
+      tape:stop()
+      return tape:gradient(d, x)
+    end)
+    check(step(a, b), { 4.0, 5.0, 6.0 })
+    check(step(b, a), { 1.0, 2.0, 3.0 })
+  end)
+end)
+

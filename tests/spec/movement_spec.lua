@@ -127,6 +127,12 @@ describe("squeeze and unsqueeze", function()
     assert.is_true(t:squeeze():shares_storage(t))
     assert.equal(0, mg.zeros{1, 1}:squeeze().ndim)
   end)
+  it("an empty axis list names no axis: x comes back as it is (NumPy's axis=())", function()
+    local t = mg.zeros{1, 3, 1}
+    assert.same({1, 3, 1}, t:squeeze{axis = {}}.shape)
+    assert.same({1, 3, 1}, mg.squeeze(t, {}).shape)
+    assert.same({3}, t:squeeze().shape)                     -- no axis option: every size-1 axis
+  end)
   it("squeeze of an axis that is not of size 1 fails", function()
     fails(function() return mg.zeros{1, 3}:squeeze(2) end, "squeeze", "size 3", "(1,3)")
     fails(function() return mg.zeros{1, 3}:squeeze(3) end, "squeeze", "3")
@@ -420,6 +426,56 @@ describe("tile", function()
   it("refuses negative reps", function()
     fails(function() return m23():tile{-1, 1} end, "tile", "-1")
   end)
+
+  -- The gradient of sum(tile(x, reps) * w) at x[j] is the sum of w over the copies of x[j]:
+  -- the output positions i with i mod size == j on every axis (reps aligned at the right, as
+  -- numpy.tile). Results of up to MG_MAX_DIMS (8) axes (the rule refused more than 4).
+  local function tile_grad_oracle(xshape, reps, w)
+    local n = math.max(#xshape, #reps)
+    local size, outs = {}, w.shape
+    for d = 1, n do size[d] = xshape[d - (n - #xshape)] or 1 end
+    local wf = w:reshape{ w:numel() }:totable()
+    local xn = 1
+    for _, s in ipairs(xshape) do xn = xn * s end
+    local g = {}
+    for j = 1, xn do g[j] = 0.0 end
+    for flat = 0, #wf - 1 do
+      local rest, j, stride = flat, 0, 1
+      local idx = {}
+      for d = n, 1, -1 do idx[d] = rest % outs[d]; rest = (rest - idx[d]) / outs[d] end
+      for d = n, 1, -1 do j = j + (idx[d] % size[d]) * stride; stride = stride * size[d] end
+      g[j + 1] = g[j + 1] + wf[flat + 1]
+    end
+    return g
+  end
+  local tile_cases = {
+    { { 2, 3 }, { 2, 1 } },
+    { { 1, 1, 1, 1, 2 }, { 2, 1, 1, 1, 2 } },            -- 5-d (the issue's case)
+    { { 2, 1, 2, 1, 2 }, { 1, 3, 1, 2, 1 } },
+    { { 2, 2 }, { 2, 1, 1, 2, 1 } },                      -- reps longer than x: new leading axes
+    { { 1, 2, 1, 2, 1, 1, 2, 1 }, { 2, 1, 2, 1, 1, 2, 1, 2 } },  -- 8-d, MG_MAX_DIMS
+    { { 2, 2, 2 }, { 1, 0, 2 } },                         -- a zero rep: no copies, zero gradient
+  }
+  for i, c in ipairs(tile_cases) do
+    it(("gradient of a %d-d tile (case %d) sums the copies"):format(math.max(#c[1], #c[2]), i), function()
+      local x = mg.random.uniform(c[1], -1, 1, mg.float64, i)
+      local y = mg.tile(x, c[2])
+      local w = mg.random.uniform(y.shape, -1, 1, mg.float64, 100 + i)
+      local g = mg.grad(function(v) return mg.sum(mg.tile(v, c[2]) * w) end)(x)
+      assert.same(c[1], g.shape)
+      local want, got = tile_grad_oracle(c[1], c[2], w), g:reshape{ g:numel() }:totable()
+      for j = 1, #want do assert.is_true(math.abs(got[j] - want[j]) < 1e-12, ("element %d: %g vs %g"):format(j, got[j], want[j])) end
+      local staged = mg.func(function(v)
+        local tape = mg.GradientTape()
+        tape:watch(v)
+        local l = mg.sum(mg.tile(v, c[2]) * w)
+        tape:stop()
+        return tape:gradient(l, v)
+      end)
+      local sg = staged(x):reshape{ g:numel() }:totable()
+      for j = 1, #want do assert.is_true(math.abs(sg[j] - want[j]) < 1e-12, ("staged element %d"):format(j)) end
+    end)
+  end
 end)
 
 describe("flip", function()
@@ -430,6 +486,16 @@ describe("flip", function()
     assert.same({{3, 2, 1}, {6, 5, 4}}, t:flip{axis = -1}:totable())
     assert.same({{4, 1}, {5, 2}, {6, 3}}, t:transpose():flip(2):totable())
     assert.is_false(t:flip():shares_storage(t))
+  end)
+  it("an empty axis list names no axis: x unchanged (it flipped every axis)", function()
+    local t = m23()
+    assert.same({{1, 2, 3}, {4, 5, 6}}, t:flip{axis = {}}:totable())
+    assert.same({{1, 2, 3}, {4, 5, 6}}, mg.flip(t, {}):totable())
+    assert.same({1, 2, 3}, mg.flip(mg.tensor{1, 2, 3}, {axis = {}}):totable())
+    assert.same({{6, 5, 4}, {3, 2, 1}}, t:flip():totable())  -- no axis option: every axis
+    local w = mg.tensor({1, 2}, mg.float32)
+    local g = mg.grad(function(v) return mg.sum(mg.flip(v, {axis = {}}) * w) end)(mg.tensor({5, 7}, mg.float32))
+    assert.same({1, 2}, g:totable())
   end)
   it("refuses an axis named twice", function()
     fails(function() return m23():flip{1, 1} end, "flip", "twice")

@@ -361,6 +361,29 @@ describe("pooling", function()
     end
   end
 
+  -- TF's max_pool takes integer tensors (issue 14: refused); avg_pool stays float only, as TF's.
+  for i, c in ipairs(configs) do
+    for _, dt in ipairs { mg.int32, mg.int64, mg.uint8 } do
+      it(("max_pool2d of %s matches the loop reference: config %d"):format(dt, i), function()
+        local x = mg.cast(mg.random.integers(c.shape, dt == mg.uint8 and 0 or -100, dt == mg.uint8 and 255 or 100,
+          mg.int64, i), dt)
+        local o = { ksize = c.k, strides = c.s, padding = c.pad }
+        local y = mg.max_pool2d(x, o)
+        assert.equal(dt, y.dtype)
+        close(mg.cast(y, mg.float64), pool_ref(mg.cast(x, mg.float64):totable(), "max", c.k, c.s, c.pad), 0)
+      end)
+    end
+  end
+
+  it("max_pool2d of integers: extreme values and padded windows never read the padding", function()
+    local x = mg.tensor({ -2147483648, -2147483647, -5, -2147483648 }, mg.int32):reshape { 1, 2, 2, 1 }
+    assert.are.same({ -5 }, mg.max_pool2d(x):reshape { 1 }:totable())
+    local u = mg.tensor({ 0, 0, 0, 0 }, mg.uint8):reshape { 1, 2, 2, 1 }
+    assert.are.same({ 0, 0, 0, 0 }, mg.max_pool2d(u, { ksize = 2, strides = 1, padding = "same" }):reshape { 4 }:totable())
+    local staged = mg.func(function(v) return mg.max_pool2d(v) end)
+    assert.are.same({ 9 }, staged(mg.tensor({ 1, 9, 3, 4 }, mg.int64):reshape { 1, 2, 2, 1 }):reshape { 1 }:totable())
+  end)
+
   it("defaults to 2x2 windows with stride 2 (Keras)", function()
     local x = mg.arange(1, 17, 1, mg.float32):reshape { 1, 4, 4, 1 }
     assert.are.same({ { 6, 8 }, { 14, 16 } }, mg.max_pool2d(x):reshape { 2, 2 }:totable())
@@ -416,7 +439,9 @@ describe("pooling", function()
 
   it("rejects bad input", function()
     assert.matches("max_pool2d: x must be 4%-d", err_of(function() mg.max_pool2d(U { 4, 4, 1 }) end))
-    assert.matches("avg_pool2d: needs floating%-point inputs", err_of(function() mg.avg_pool2d(mg.ones({ 1, 2, 2, 1 }, mg.int32)) end))
+    assert.matches("avg_pool2d: needs floating%-point inputs %(float32 or float64%), got int32; average pooling is float only, as in TF",
+      err_of(function() mg.avg_pool2d(mg.ones({ 1, 2, 2, 1 }, mg.int32)) end))
+    assert.matches("max_pool2d: x is bool", err_of(function() mg.max_pool2d(mg.ones({ 1, 2, 2, 1 }, mg.bool)) end))
     assert.matches("x has height 2, smaller than the window's 3",
       err_of(function() mg.max_pool2d(U { 1, 2, 4, 1 }, { ksize = 3 }) end))
     assert.matches("ksize must be at least 1", err_of(function() mg.max_pool2d(U { 1, 2, 2, 1 }, { ksize = 0 }) end))

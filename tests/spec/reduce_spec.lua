@@ -160,6 +160,54 @@ describe("prod", function()
     check(mg.prod(mg.zeros{0}), 1.0)
     check(mg.prod(mg.tensor{{1, 2}, {3, 4}}:transpose(), 2), {3, 8})
   end)
+
+  -- The gradient at x_j is the product of the other elements (TF's rule: the exclusive
+  -- products before and after x_j), so exact zeros give exact values, where out / x gave NaN:
+  -- with one zero, the zero's gradient is the product of the rest and every other one is 0;
+  -- with two or more zeros all are 0.
+  local function prod_grad(x, opts)
+    return mg.grad(function(v) return mg.sum(mg.prod(v, opts) * 1) end)(x)
+  end
+  it("has an exact gradient at zeros: one zero, several, none; axis and keepdims", function()
+    local x = mg.tensor({{0, 2, 3}, {0, 0, 5}, {2, 3, 4}}, mg.float32)
+    check(prod_grad(x, {axis = 2}), {{6.0, 0.0, 0.0}, {0.0, 0.0, 0.0}, {12.0, 8.0, 6.0}})
+    check(prod_grad(x, {axis = 2, keepdims = true}), {{6.0, 0.0, 0.0}, {0.0, 0.0, 0.0}, {12.0, 8.0, 6.0}})
+    check(prod_grad(x, {axis = 1}), {{0.0, 0.0, 20.0}, {0.0, 6.0, 12.0}, {0.0, 0.0, 15.0}})
+    check(prod_grad(mg.tensor({0, 2, 3}, mg.float32)), {6.0, 0.0, 0.0})
+    check(prod_grad(mg.tensor({0, 2, 0}, mg.float32)), {0.0, 0.0, 0.0})
+    check(prod_grad(mg.tensor({{1, 2}, {0, 4}}, mg.float64), {axis = {1, 2}}), {{0.0, 0.0}, {8.0, 0.0}})
+    check(prod_grad(mg.tensor({7}, mg.float32)), {1.0})
+    assert.same({2, 0}, prod_grad(mg.zeros{2, 0}, {axis = 2}).shape)
+  end)
+  it("has an exact gradient at zeros staged, also with sizes unknown while tracing", function()
+    local function staged(sig, opts)
+      return mg.func(function(x)
+        local tape = mg.GradientTape()
+        tape:watch(x)
+        local l = mg.sum(mg.prod(x, opts))
+        tape:stop()
+        return tape:gradient(l, x)
+      end, sig and { input_signature = { mg.TensorSpec(sig) } } or nil)
+    end
+    local x = mg.tensor({{0, 2, 3}, {0, 0, 5}}, mg.float32)
+    local want = {{6.0, 0.0, 0.0}, {0.0, 0.0, 0.0}}
+    check(staged(nil, {axis = 2})(x), want)
+    -- a reduced size unknown while tracing: the gradient counts the zeros instead of scanning
+    check(staged({shape = {2, -1}, dtype = mg.float32}, {axis = 2})(x), want)
+    check(staged({shape = {2, -1}, dtype = mg.float32}, {axis = 2})(mg.tensor({{1, 2, 3, 4}, {0, 1, 5, 1}}, mg.float32)),
+      {{24.0, 12.0, 8.0, 6.0}, {5.0, 0.0, 0.0, 0.0}})
+    -- a kept size unknown: the scan runs down the known reduced axis
+    check(staged({shape = {3, -1}, dtype = mg.float32}, {axis = 1})(mg.tensor({{0, 2}, {0, 4}, {3, 5}}, mg.float32)),
+      {{0.0, 20.0}, {0.0, 10.0}, {0.0, 8.0}})
+  end)
+  it("has exact second derivatives at zeros (the Hessian of a product)", function()
+    -- d2 prod / dx_i dx_j = the product of the elements other than x_i and x_j
+    local x = mg.tensor({0, 2, 3}, mg.float64)
+    local h = mg.hessian(function(v) return mg.prod(v) end)(x)
+    check(h, {{0.0, 3.0, 2.0}, {3.0, 0.0, 0.0}, {2.0, 0.0, 0.0}})
+    check(mg.hessian(function(v) return mg.prod(v) end)(mg.tensor({0, 0, 3}, mg.float64)),
+      {{0.0, 3.0, 0.0}, {3.0, 0.0, 0.0}, {0.0, 0.0, 0.0}})
+  end)
 end)
 
 describe("max and min", function()
@@ -334,12 +382,17 @@ describe("variance", function()
     check(mg.variance(mg.tensor{10000.5, 10001.5}), 0.25, 1e-6)
   end)
 
-  it("gives float32 for integers and NaN when N - correction <= 0", function()
+  it("gives float32 for integers and, with no degrees of freedom left, inf or NaN as NumPy", function()
     local v = mg.variance(mg.tensor{1, 3})
     assert.equal(mg.float32, v.dtype)
     check(v, 1.0)
-    check(mg.variance(mg.tensor{1.0, 2.0}, {correction = 2}), nan)
+    -- NumPy divides by max(N - ddof, 0): a nonzero sum of squares gives inf, 0 / 0 NaN
+    check(mg.variance(mg.tensor{1.0, 2.0}, {correction = 2}), math.huge)
+    check(mg.variance(mg.tensor{1.0, 2.0, 4.0}, {correction = 5}), math.huge)
     check(mg.variance(mg.tensor{5.0}, {correction = 1}), nan)
+    check(mg.variance(mg.tensor{2.0, 2.0}, {correction = 3}), nan)
+    check(mg.std(mg.tensor{1.0, 2.0}, {correction = 2}), math.huge)
+    check(mg.variance(mg.tensor({{1, 2}, {3, 3}}, mg.float64), {axis = 2, correction = 2}), {math.huge, nan})
     assert.matches("variance: correction must be >= 0", err_of(function() mg.variance(mg.tensor{1.0}, {correction = -1}) end))
   end)
 end)
@@ -408,6 +461,42 @@ describe("softmax and log_softmax", function()
 
   it("reject a bad axis", function()
     assert.matches("softmax: axis 3 is out of range", err_of(function() mg.softmax(mg.zeros{2, 2}, 3) end))
+  end)
+end)
+
+-- An empty axis list names no axis: NumPy's np.sum(x, axis=()) reduces nothing and returns x
+-- (in the reduction's dtype), and so does every reduction here; a missing axis option still
+-- means every axis (issue 14: axis = {} reduced everything, as flip reversed everything).
+describe("an empty axis list", function()
+  it("reduces nothing, in every reduction", function()
+    local x = mg.tensor{{1, 2}, {3, 4}}
+    local xf = mg.tensor({{1, -2}, {3, 4}}, mg.float64)
+    check(mg.sum(x, {axis = {}}), {{1, 2}, {3, 4}})
+    check(mg.sum(mg.tensor({{1, 2}}, mg.int32), {axis = {}}).dtype, "int64")
+    check(mg.sum(x, {}), {{1, 2}, {3, 4}})                  -- the positional form
+    check(mg.sum(x, {axis = {}, keepdims = true}), {{1, 2}, {3, 4}})
+    check(mg.mean(x, {axis = {}}), {{1.0, 2.0}, {3.0, 4.0}})
+    check(mg.prod(x, {axis = {}}), {{1, 2}, {3, 4}})
+    check(mg.max(x, {axis = {}}), {{1, 2}, {3, 4}})
+    check(mg.min(x, {axis = {}}), {{1, 2}, {3, 4}})
+    check(mg.all(x, {axis = {}}), {{true, true}, {true, true}})
+    check(mg.any(mg.tensor{0, 1}, {axis = {}}), {false, true})
+    check(mg.logsumexp(xf, {axis = {}}), {{1.0, -2.0}, {3.0, 4.0}}, 1e-12)
+    check(mg.variance(xf, {axis = {}}), {{0.0, 0.0}, {0.0, 0.0}})
+    check(mg.std(xf, {axis = {}}), {{0.0, 0.0}, {0.0, 0.0}})
+    check(mg.sum(x), 10)                                       -- no option: every axis
+    check(mg.sum(x, {keepdims = true}), {{10}})
+  end)
+  it("gradients pass straight through", function()
+    local x = mg.tensor({{1, 2}, {3, 4}}, mg.float64)
+    check(mg.grad(function(v) return mg.sum(mg.sum(v, {axis = {}}) * v) end)(x), {{2.0, 4.0}, {6.0, 8.0}})
+    check(mg.grad(function(v) return mg.sum(mg.mean(v, {axis = {}}) * 3) end)(x), {{3.0, 3.0}, {3.0, 3.0}})
+    check(mg.grad(function(v) return mg.sum(mg.prod(v, {axis = {}})) end)(x), {{1.0, 1.0}, {1.0, 1.0}})
+    check(mg.grad(function(v) return mg.sum(mg.variance(v, {axis = {}})) end)(x), {{0.0, 0.0}, {0.0, 0.0}})
+  end)
+  it("reduces nothing staged as well", function()
+    local f = mg.func(function(v) return mg.sum(v, {axis = {}}) + mg.max(v, {axis = {}}) end)
+    check(f(mg.tensor{{1, 2}, {3, 4}}), {{2, 4}, {6, 8}})
   end)
 end)
 

@@ -283,7 +283,7 @@ describe("a tape around a call of a staged function", function()
       assign = function(x) counter:assign_add(1); return mg.sum(x * x) end,
       random = function(x) return mg.sum(x * x + mg.uniform({ 3 }, 0, 1e-9, nil, 1) * 0) end,
       lua = function(x)
-        local c = mg.lua_function(function(t) calls = calls + 1; return t end, { x }, { "float32" })
+        local c = mg.lua_function(function(t) calls = calls + 1; return t end, { x }, { { dtype = "float32", shape = { 3 } } })
         return mg.sum(x * x) + mg.sum(mg.stop_gradient(c)) * 0
       end,
     }

@@ -794,6 +794,131 @@ describe("guards", function()
   end)
 end)
 
+-- ---- lua_function checks what the function returns ----------------------------------------------
+--
+-- Issue 14: a declared {2000} and a returned {1} went through unchecked (the graph then ran
+-- kernels planned for the wrong size). Every run checks each result against its declared dtype
+-- and shape (-1 matches any size; a dtype alone declares a 0-d result) and the number of
+-- results, eagerly and staged, in loops and branches, the tape's node-by-node path included;
+-- the error names the Lua function by where it was defined.
+
+describe("lua_function checks each result against its declaration", function()
+  local spec2000 = mg.TensorSpec { shape = { 2000 }, dtype = mg.float32 }
+  local function defined(fn)
+    local d = debug.getinfo(fn, "S")
+    return ("the Lua function defined at %s:%d"):format(d.short_src, d.linedefined)
+  end
+  local function one(v) return mg.tensor({ 1 }, mg.float32) end
+
+  it("the issue's repro: staged, a declared (2000) and a returned (1) is an error", function()
+    local f = mg.func(function(x)
+      return mg.lua_function(one, { x }, { spec2000 })
+    end)
+    fails(function() return f(f32 { 1 }) end, "lua_function: result 1 of " .. defined(one),
+      "is float32 (1), but it was declared float32 (2000)")
+  end)
+
+  it("eagerly as well, at the caller's line", function()
+    local err = fails(function()
+      local r = mg.lua_function(one, { f32 { 1 } }, { spec2000 })  -- not a tail call: this line is named
+      return r
+    end,
+      "lua_function: result 1 of " .. defined(one), "float32 (2000)")
+    assert.matches("^[^:]*staging_spec%.lua:%d+: lua_function", err)
+  end)
+
+  it("a dtype that differs, and a dtype alone declaring a 0-d result", function()
+    local function ints(a) return mg.cast(a, mg.int64) end
+    local f = mg.func(function(x)
+      return mg.lua_function(ints, { x }, { { dtype = mg.float32, shape = { 2 } } })
+    end)
+    fails(function() return f(f32 { 1, 2 }) end, defined(ints), "is int64 (2), but it was declared float32 (2)")
+    local function same(a) return a end
+    fails(function() return mg.lua_function(same, { f32 { 1, 2, 3 } }, { mg.float32 }) end, defined(same),
+      "is float32 (3), but it was declared float32 ()")
+  end)
+
+  it("the number of results", function()
+    local function two(a) return a, a end
+    fails(function() return mg.lua_function(two, { f32 { 1 } }, { { dtype = mg.float32, shape = { 1 } } }) end,
+      "lua_function: " .. defined(two) .. " returned 2 values, but 1 was declared (out_types)")
+    local function none() end
+    local f = mg.func(function(x)
+      return mg.lua_function(none, { x }, { mg.float32, mg.float32 })
+    end)
+    fails(function() return f(f32(1)) end, defined(none) .. " returned 0 values, but 2 were declared")
+  end)
+
+  it("-1 matches any size, and the size it had is the graph's from then on", function()
+    local function first_n(a) return a:slice { { 1, a[1]:item() } } end
+    local f = mg.func(function(x)
+      local y = mg.lua_function(first_n, { x }, { { dtype = mg.float32, shape = { -1 } } })
+      return mg.sum(y), y * 2, mg.reshape(y, { 1, -1 })
+    end)
+    local s, y2, r = f(f32 { 2, 5, 7, 9 })
+    near(s, 7)
+    near(y2, { 4, 10 })
+    assert.same({ 1, 2 }, r.shape)
+    s, y2 = f(f32 { 3, 5, 7, 9 })
+    near(s, 15)
+    near(y2, { 6, 10, 14 })
+    assert.equal(1, f:trace_count())
+    local g = mg.func(function(x)
+      return mg.lua_function(first_n, { x }, { { dtype = mg.float32, shape = { 2 } } })
+    end)
+    near(g(f32 { 2, 5, 7 }), { 2, 5 })
+    fails(function() return g(f32 { 3, 5, 7 }) end, "is float32 (3), but it was declared float32 (2)")
+  end)
+
+  it("in every graph path: a loop body, a branch, unoptimised, under a tape", function()
+    local function grow(a) return mg.concat { a, a } end
+    local looped = mg.func(function(x)
+      local i = mg.tensor(0)
+      while i < 2 do
+        x = mg.lua_function(grow, { x }, { { dtype = mg.float32, shape = { 2 } } })
+        i = i + 1
+      end
+      return x
+    end)
+    -- the first iteration makes (2) as declared; the second (4)
+    fails(function() return looped(f32 { 1 }) end, defined(grow), "is float32 (4), but it was declared float32 (2)")
+    local branch = mg.func(function(x, flag)
+      if flag > 0 then
+        x = mg.lua_function(grow, { x }, { { dtype = mg.float32, shape = { 1 } } })
+      end
+      return x
+    end)
+    near(branch(f32 { 1 }, mg.tensor(0)), { 1 })
+    fails(function() return branch(f32 { 1 }, mg.tensor(1)) end, defined(grow), "is float32 (2), but it was declared float32 (1)")
+    local plain = mg.func(function(x)
+      return mg.lua_function(grow, { x }, { { dtype = mg.float32, shape = { 3 } } }) * 1
+    end, { optimize = false })
+    fails(function() return plain(f32 { 1 }) end, "is float32 (2), but it was declared float32 (3)")
+    local taped = mg.func(function(x)
+      return mg.sum(x * x) + mg.sum(mg.stop_gradient(mg.lua_function(grow, { x }, { { dtype = mg.float32, shape = { 3 } } })))
+    end)
+    fails(function()
+      local tape = mg.GradientTape()
+      local x = f32 { 1 }
+      tape:watch(x)
+      taped(x)
+      tape:stop()
+    end, "is float32 (2), but it was declared float32 (3)")
+  end)
+
+  it("a Lua number result takes the declared dtype when it fits it", function()
+    local function count(a) return a:numel() end
+    local f = mg.func(function(x)
+      return mg.lua_function(count, { x }, { mg.float32 }) + 0.5
+    end)
+    near(f(f32 { 1, 2, 3 }), 3.5)
+    assert.equal("float32", f(f32 { 1 }).dtype)
+    local function big() return 300 end
+    fails(function() return mg.lua_function(big, {}, { mg.uint8 }) end,
+      "lua_function: the Lua number 300 is out of bounds for uint8")
+  end)
+end)
+
 -- ---- tracing semantics -------------------------------------------------------------------------
 
 describe("tracing", function()

@@ -360,8 +360,42 @@ end
 
 local MAX_DIMS = D.MG_MAX_DIMS
 
--- Checks the nested table (rectangular, numbers or booleans) and flattens it.
-local function flatten(tbl)
+-- A table key as the user wrote it, for messages (as lua/capi/tensor.c).
+local function key_str(k)
+  if type(k) == "string" then return "'" .. k .. "'" end
+  if type(k) == "number" then return is_int(k) and format("%d", k) or format("%.14g", k) end
+  return "of type " .. typename(k)
+end
+
+-- The table must be a sequence of n elements (keys 1..n and nothing else):
+-- mg.tensor{a = 1} is no empty tensor and {1, nil, 3} has no reliable length.
+local function check_sequence(t, n, d)
+  local count = 0
+  for k in pairs(t) do
+    if type(k) == "number" and is_int(k) and k > n then   -- past the length: a nil at n + 1 comes first
+      return format("tensor: the table at depth %d has a hole: element %d is nil (a list with nil in it has no "
+        .. "reliable length)", d, n + 1)
+    end
+    if type(k) ~= "number" or not is_int(k) or k < 1 then
+      return format("tensor: the table at depth %d has the key %s; a tensor's data is a list (keys 1..n) of numbers, "
+        .. "booleans or such lists", d, key_str(k))
+    end
+    count = count + 1
+  end
+  if count == n then return nil end
+  for i = 1, n do
+    if rawget(t, i) == nil then
+      return format("tensor: the table at depth %d has a hole: element %d is nil (a list with nil in it has no "
+        .. "reliable length)", d, i)
+    end
+  end
+end
+
+local INT_RANGE = { [I32] = { -2147483648, 2147483647 }, [I64] = { -2 ^ 63, 2 ^ 63 }, [U8] = { 0, 255 } }
+
+-- Checks the nested table (rectangular, a sequence at every level, numbers or
+-- booleans, and numbers that fit dt when it is given) and flattens it.
+local function flatten(tbl, dt)
   local shape, depth, x = {}, 0, tbl
   while type(x) == "table" do
     if depth == MAX_DIMS then
@@ -371,22 +405,30 @@ local function flatten(tbl)
     shape[depth] = #x
     x = x[1]
   end
+  local range = dt and INT_RANGE[dt]
   local flat, n, kinds = {}, 0, { int = false, float = false, bool = false }
   local function walk(t, d)
     local len = shape[d]
     if #t ~= len then
       return format("tensor: ragged nested table: a row at depth %d has %d elements, expected %d", d, #t, len)
     end
+    local err = check_sequence(t, len, d)
+    if err then return err end
     for i = 1, len do
       local v = t[i]
       if d < depth then
         if type(v) ~= "table" then
           return format("tensor: ragged nested table: expected a table at depth %d, got %s", d + 1, type(v))
         end
-        local err = walk(v, d + 1)
+        err = walk(v, d + 1)
         if err then return err end
       elseif type(v) == "number" then
-        if is_int(v) then kinds.int = true else kinds.float = true end
+        local int = is_int(v)
+        if int then kinds.int = true else kinds.float = true end
+        if range and not (int and v >= range[1] and v <= range[2]) then   -- the C check words the error
+          lib.mg_check_number("tensor", nil, dt, int and 1 or 0, int and v or 0, v)
+          return last_error()
+        end
         n = n + 1
         flat[n] = v
       elseif type(v) == "boolean" then
@@ -401,32 +443,18 @@ local function flatten(tbl)
       end
     end
   end
-  if depth > 0 then
-    local err = walk(tbl, 1)
-    if err then return nil, err end
-  end
+  local err
+  if depth > 0 then err = walk(tbl, 1) else err = check_sequence(tbl, 0, 1) end
+  if err then return nil, err end
   return { shape = shape, ndim = depth, flat = flat, n = n, kinds = kinds }
 end
 
-local INT64_MAX = ffi.cast("int64_t", 0x7fffffff) * 4294967296 + 4294967295   -- no LL literals: Lua 5.4 parses this file too
-local INT64_MIN = -INT64_MAX - 1
-
--- Writes a Lua value into element i of a typed buffer, converting as the C
--- module does (floats into integers truncate, saturating; NaN gives 0).
+-- Writes a Lua value into element i of a typed buffer (flatten checked that a
+-- number fits an integer dtype exactly).
 local function store(p, dt, i, v)
   if type(v) == "boolean" then v = v and 1 or 0 end
-  if dt == F32 or dt == F64 then p[i] = v; return end
   if dt == BOOL then p[i] = v ~= 0 and 1 or 0; return end
-  if v ~= v then v = 0
-  elseif v >= 9.2e18 then v = 9.2233720368547758e18
-  elseif v <= -9.2e18 then v = -9.2233720368547758e18
-  elseif v < 0 then v = -floor(-v) else v = floor(v) end
-  if dt == I64 then
-    if v >= 9.2233720368547758e18 then p[i] = INT64_MAX
-    elseif v <= -9.2233720368547758e18 then p[i] = INT64_MIN
-    else p[i] = v end
-  elseif dt == I32 then p[i] = bit.tobit(v % 4294967296)
-  else p[i] = v % 256 end
+  p[i] = v
 end
 
 local shape_buf = new("int64_t[?]", MAX_DIMS)
@@ -434,7 +462,7 @@ local outp = new("mg_tensor *[1]")
 
 -- A new tensor from a nested table; nil, message on failure (error set).
 local function table_to_tensor(tbl, has_dtype, dt)
-  local f, err = flatten(tbl)
+  local f, err = flatten(tbl, has_dtype and dt or nil)
   if not f then lib.mg_seterror(lib.MG_ESHAPE, "%s", err); return nil, err end
   local k = f.kinds
   if k.bool and (k.int or k.float) then
@@ -1176,9 +1204,11 @@ local function keep_callback(fn)
   return next_id
 end
 local kept_of = {}   -- id -> the values kept for a group record (lua/capi: an mg.Kept box)
+local host_labels = {}   -- id -> a lua_function's name in errors
 local free_cb = ffi.cast("void (*)(void *)", function(ud)
   local id = tonumber(ffi.cast("intptr_t", ud))
   callbacks[id] = nil
+  host_labels[id] = nil
   local kept = kept_of[id]
   if kept then   -- let go of them with the record (their boxes wait for the collector)
     kept_of[id] = nil
@@ -1642,6 +1672,11 @@ local host_cb = ffi.cast("mg_host_fn", function(ud, nin, ins, nout, outs)
     args[i + 1] = push(ins[i], false)
   end
   local ok, nres, res = pcall_results(pcall(fn, unpack(args, 1, nin)))
+  if ok and nres ~= nout then   -- as lua/capi/graph.c words it
+    ok, res = false, { format("lua_function: %s returned %d value%s, but %d %s declared (out_types)",
+      host_labels[tonumber(ffi.cast("intptr_t", ud))], nres, nres == 1 and "" or "s", nout,
+      nout == 1 and "was" or "were") }
+  end
   if ok then
     for k = 1, nout do
       local t, err = totensor(res[k], "lua_function", k)
@@ -1662,8 +1697,9 @@ local host_cb = ffi.cast("mg_host_fn", function(ud, nin, ins, nout, outs)
   return 0
 end)
 
--- core.call_host(fn, {inputs}, {{dtype=, shape=} | dtype ...}) -> {outputs}
-M.call_host = nojit(function(fn, ins, specs)
+-- core.call_host(fn, {inputs}, {{dtype=, shape=} | dtype ...} [, label]) -> {outputs}: label names
+-- fn in the errors of its results' checks.
+M.call_host = nojit(function(fn, ins, specs, label)
   if type(fn) ~= "function" then uerror("bad argument #1 to 'call_host' (function expected)", 2) end
   local v, nin = tensor_list(ins, "lua_function")
   if type(specs) ~= "table" then uerror("bad argument #3 to 'call_host' (table expected)", 2) end
@@ -1681,9 +1717,14 @@ M.call_host = nojit(function(fn, ins, specs)
       ndims[k - 1] = spec.shape == nil and 0 or read_shape(spec.shape, shapes[k - 1])
     end
   end
+  if label ~= nil and type(label) ~= "string" then
+    uerror(format("bad argument #4 to 'call_host' (string expected, got %s)", typename(label)), 2)
+  end
+  label = label and label:sub(1, 255) or "the Lua function"
   local id = keep_callback(fn)
+  host_labels[id] = label
   local out = new("mg_tensor *[?]", nout > 0 and nout or 1)
-  local st = lib.mg_call_host(ctx, host_cb, ffi.cast("void *", id), free_cb, nin, v, nout, dts, ndims,
+  local st = lib.mg_call_host(ctx, label, host_cb, ffi.cast("void *", id), free_cb, nin, v, nout, dts, ndims,
     ffi.cast("const int64_t (*)[" .. MAX_DIMS .. "]", shapes), out)
   if st ~= 0 then uerror(last_error(), 2) end
   return push_list(out, nout, true)
