@@ -60,8 +60,10 @@ for _, dt in ipairs(ALL) do
 end
 add("full", { attrs = { shape = { 0, 3 }, value = 1.5, dtype = "float64" } })
 add("full", { attrs = { shape = {}, value = -1.25, dtype = "float32" } })
-add("full", { attrs = { shape = { 3 }, value = 2.7, dtype = "int32" } })    -- truncates toward 0
-add("full", { attrs = { shape = { 3 }, value = -2.7, dtype = "int64" } })
+-- a fraction into an integer dtype is an error (issue 14: TF's tf.fill/constant refuse it too)
+add("full", { attrs = { shape = { 3 }, value = 2.7, dtype = "int32" }, expect_error = true, label = "int32 fraction raises" })
+add("full", { attrs = { shape = { 3 }, value = -2.7, dtype = "int64" }, expect_error = true, label = "int64 fraction raises" })
+add("full", { attrs = { shape = { 3 }, value = -3, dtype = "int64" } })
 add("full", { attrs = { shape = { 2 }, value = 0.5, dtype = "bool" } })     -- nonzero is true
 
 for _, a in ipairs({

@@ -82,6 +82,15 @@ end
 -- A tensor of `shape`, dtype dt, from a flat list of Lua values.
 local function from_list(list, shape, dt)
   if numel(shape) == 0 then return core.full(shape, 0, dt) end
+  if dt == "int32" or dt == "int64" or dt == "uint8" then   -- creation refuses fractions: truncate here
+    for i, v in ipairs(list) do
+      if type(v) == "number" then
+        v = v >= 0 and math.floor(v) or math.ceil(v)
+        if dt == "uint8" then v = v % 256 end   -- (and out-of-range numbers: wrap here, as C's cast would)
+        list[i] = v
+      end
+    end
+  end
   local t = core.tensor(list, dt)
   return core.reshape(t, shape)
 end
