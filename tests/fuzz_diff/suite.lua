@@ -1,0 +1,1 @@
+return { seeds = {}, luajit_seeds = {}, expected = {} }
