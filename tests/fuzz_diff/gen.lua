@@ -175,6 +175,16 @@ end
 -- ---- expressions ---------------------------------------------------------------------
 
 local MAXMAG = 1e4
+-- statements under a list (pre-order), without a type pass
+local function walk_stmts(block, f)
+  for _, st in ipairs(block or {}) do
+    f(st)
+    for _, arm in ipairs(st.arms or {}) do walk_stmts(arm.body, f) end
+    walk_stmts(st.els, f)
+    walk_stmts(st.body, f)
+  end
+end
+
 local function node(tag, ty, mag, t)
   t = t or {}
   t.tag, t.ty, t.mag = tag, ty, mag
@@ -228,7 +238,7 @@ function Ctx:leaf(ty, pure)
     return node("var", v.ty, v.mag, { name = v.name, v = v })
   end
   if ty.k == "num" then
-    if not ty.int and rng:chance(0.3) then
+    if not ty.int and rng:chance(self.fn and self.fn.helper and 0.6 or 0.3) then
       local ks = self:vars(function(v) return v.kind == "K" end)
       if #ks > 0 then return node("var", ks[1].ty, ks[1].mag, { name = ks[1].name, v = ks[1] }) end
     end
@@ -401,8 +411,8 @@ function Ctx:mask_expr(ty, d)
     if rng:chance(0.35) then b = lit_num(rng, dt == "i64")
     else b = self:distinct(a, function() return self:expr(ten(dt, sb), d + 1, nil, true) end) end
     local out = broadcast(a.ty.shape, b.ty.k == "t" and b.ty.shape or {})
-    if not out or not shape_eq(out, ty.shape) or (a.ty.mn and b.ty.k ~= "t") then
-      b = self:expr(ten(dt, ty.shape), d + 1)
+    if not out or not shape_eq(out, ty.shape) or (a.ty.mn and (b.ty.k ~= "t" or b.ty.mn)) then
+      b = self:expr(ten(dt, ty.shape), d + 1)   -- a real tensor: two Lua numbers compare to a boolean
     end
     local ops = { "<", "<=", ">", ">=" }
     if dt == "i64" then ops[#ops + 1] = "=="; ops[#ops + 1] = "~=" end
@@ -497,7 +507,14 @@ function Ctx:tensor_expr(ty, d)
       if op == "/" then lit, da = node("num", num(true), 2, { v = rng:pick { 2, 4, -2 } }), dt
       elseif dt == "i64" then lit, da = lit_num(rng, true), "i64"
       elseif dt == "f32" then lit, da = lit_num(rng, false), "i64"   -- int64 tensor with a Lua float: float32
-      else lit, da = lit_num(rng, rng:chance(0.4)), "F" end
+      else
+        lit, da = lit_num(rng, rng:chance(0.4)), "F"
+        -- helpers read the upvalue K (a guard must cover helpers: issue 14 item 2)
+        if self.fn and self.fn.helper and rng:chance(0.5) then
+          local k = self:vars(function(v) return v.kind == "K" end)[1]
+          if k then lit = node("var", k.ty, k.mag, { name = k.name }) end
+        end
+      end
       local a = self:expr(ten(da, s), d + 1, nil, true)
       local mag = (op == "*") and a.mag * lit.mag or (op == "/" and a.mag or a.mag + lit.mag)
       if op == "/" or rng:chance(0.5) then return one("bin", mag, { op = op, a = a, b = lit }, a) end
@@ -725,6 +742,7 @@ function Ctx:stmt_weights()
     { d < 2 and 0.6 or 0, "foripairs" }, { (d < 2 and not self.scalar) and 0.6 or 0, "forrows" },
     { inloop and 1.2 or 0, "break" }, { 0.6, "return" }, { #self.prog.vars > 0 and 1.5 or 0, "vassign" },
     { (self.prog.opts.tablewrite and inloop) and 0.6 or 0, "tblappend" },
+    { self.prog.opts.setitem and 1.5 or 0, "setitem" },
   }
 end
 
@@ -757,6 +775,27 @@ function Ctx:mark_assigned(v, e)
   v.mag = math.max(v.mag, e.mag)
 end
 
+-- After an `if` under a tensor condition, sometimes overwrite a variable its branches
+-- assigned, so it is not live after the `if`: its value must still not leak from one traced
+-- branch into the other (issue 14 item 3).
+function Ctx:kill_after(st)
+  if not self.rng:chance(0.35) then return nil end
+  local names = {}
+  walk_stmts({ st }, function(x) if x.tag == "assign" then names[#names + 1] = x end end)
+  if #names == 0 then return nil end
+  local a = self.rng:pick(names)
+  local v = a.v
+  if not v or v.kind ~= "local" or v.fixed then return nil end
+  local visible = false
+  for _, x in ipairs(self:vars()) do if x == v then visible = true end end
+  if not visible then return nil end
+  local e
+  if v.ty.k == "num" then e = lit_num(self.rng, v.ty.int)
+  elseif v.ty.k == "t" and v.ty.dt ~= "b" then e = const_tensor(self.rng, v.ty)
+  else return nil end
+  return { tag = "assign", name = v.name, e = e, v = v }
+end
+
 function Ctx:block(n)
   local out = {}
   self.depth = self.depth + 1
@@ -767,6 +806,8 @@ function Ctx:block(n)
     if s then
       out[#out + 1] = s
       if s.tag == "break" or s.tag == "return" then break end
+      local kill = s.tag == "if" and s.tensor and self:kill_after(s)
+      if kill then out[#out + 1] = kill end
     end
   end
   self:pop()
@@ -824,6 +865,13 @@ function Ctx:stmt(last)
       return { tag = "local", name = v.name, e = init, v = v }
     end
     e = self:expr(ty, 0)
+    if self.prog.opts.setitem and ty.k == "t" and ty.dt == "F" and #ty.shape >= 1 and not e.ty.mn
+      and rng:chance(0.4) then
+      -- a tensor of its own (a clone), written in place later by `z[i] = ...` (issue 14 item 1)
+      local v = self:declare({ kind = "local", name = self:name("z"), ty = e.ty, mag = math.max(e.mag, 2),
+        fixed = true, owned = true })
+      return { tag = "local", name = v.name, e = node("clone", e.ty, e.mag, { a = e }), v = v }
+    end
     local v = self:declare({ kind = "local", name = self:name("v"), ty = e.ty, mag = e.mag })
     return { tag = "local", name = v.name, e = e, v = v }
   elseif kind == "assign" then
@@ -851,7 +899,7 @@ function Ctx:stmt(last)
     local els
     if rng:chance(0.6) then els = self:block(rng:int(1, 3)) end
     self:leave_region(tensor)
-    return { tag = "if", arms = arms, els = els }
+    return { tag = "if", arms = arms, els = els, tensor = tensor }
   elseif kind == "while" or kind == "repeat" then
     local bound, tb = self:bound(1, 4)
     local c = self:cond(0)
@@ -952,6 +1000,26 @@ function Ctx:stmt(last)
     if self.rdepth > 0 then self.prog.assign_in_region = true end
     if #self.loops > 0 and method ~= "assign" then e = node("bin", e.ty, e.mag * 0.25, { op = "*", a = e, b = node("num", num(false), 0.25, { v = 0.25 }) }) end
     return { tag = "vassign", name = v.name, method = method, e = e, var = v }
+  elseif kind == "setitem" then
+    local owned = self:vars(function(v) return v.owned end)
+    if #owned == 0 then return nil end
+    local z = rng:pick(owned)
+    local rows = z.ty.shape[1]
+    local idx = rng:pick { 1, rows, -1 }
+    local rest = {}
+    for i = 2, #z.ty.shape do rest[#rest + 1] = z.ty.shape[i] end
+    local e
+    if rng:chance(0.3) then e = lit_num(rng, false)
+    else
+      e = self:expr(ten("F", rest), 1)
+      for _ = 1, 3 do
+        if e.mag <= z.mag then break end
+        e = self:expr(ten("F", rest), 1)
+      end
+      if e.mag > z.mag then e = const_tensor(rng, ten("F", rest)) end
+    end
+    if self.rdepth > 0 then self.prog.setitem_in_region = true end
+    return { tag = "setitem", name = z.name, index = idx, e = e }
   elseif kind == "tblappend" then
     -- acc[#acc + 1] = e in a loop: a Lua table written by a (maybe staged) loop body
     local acc = self.acc
@@ -995,7 +1063,9 @@ function M.generate(seed, opts)
   local prog = {
     seed = seed, scalar = scalar, lj = opts.lj,
     ft = rng:chance(0.5) and "float32" or "float64",
-    params = {}, vars = {}, helpers = {}, opts = { tablewrite = opts.tablewrite ~= false and rng:chance(0.15) },
+    params = {}, vars = {}, helpers = {},
+    opts = { tablewrite = opts.tablewrite ~= false and rng:chance(0.15),
+      setitem = opts.setitem ~= false and not scalar and rng:chance(0.2) },
   }
   ctx.prog = prog
   -- the upvalue K (guards: changed between the two calls)
@@ -1074,6 +1144,13 @@ function M.generate(seed, opts)
     end
     prog.inputs[set] = vals
   end
+  -- a Variable assigned between the calls (outside the staged function)
+  local floats = {}
+  for i, v in ipairs(prog.vars) do if not v.counter then floats[#floats + 1] = i end end
+  if #floats > 0 and rng:chance(0.3) then
+    local i = rng:pick(floats)
+    prog.vbetween = { name = prog.vars[i].name, value = values_for(rng, prog.vars[i].ty.shape, "F") }
+  end
   prog.lowprec = prog.ft == "float32" or M.uses_f32(prog)
   return prog
 end
@@ -1111,7 +1188,7 @@ local function walk_block(block, fs, fe)
   for _, st in ipairs(block or {}) do
     if fs then fs(st) end
     local t = st.tag
-    if t == "local" or t == "assign" or t == "vassign" or t == "tblappend" then fe(st.e, "value")
+    if t == "local" or t == "assign" or t == "vassign" or t == "tblappend" or t == "setitem" then fe(st.e, "value")
     elseif t == "if" then
       for _, arm in ipairs(st.arms) do fe(arm.c, "cond"); walk_block(arm.body, fs, fe) end
       walk_block(st.els, fs, fe)
@@ -1221,7 +1298,7 @@ function M.well_scoped(prog)
     if t == "local" then expr(st.e); declare(st.name)
     elseif t == "assign" then expr(st.e); if not known(st.name) then ok = false end
     elseif t == "vassign" then expr(st.e); if not known(st.name) then ok = false end
-    elseif t == "tblappend" then expr(st.e); if not known(st.name) then ok = false end
+    elseif t == "tblappend" or t == "setitem" then expr(st.e); if not known(st.name) then ok = false end
     elseif t == "if" then
       for _, arm in ipairs(st.arms) do expr(arm.c); block(arm.body) end
       if st.els then block(st.els) end

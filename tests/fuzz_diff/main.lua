@@ -141,6 +141,14 @@ else
   last = math.huge
 end
 local limit = tonumber(args.seconds)
+-- kinds already shrunk by earlier workers of the same run (fuzz.sh): one key per line
+if args.seen then
+  local f = io.open(args.seen, "r")
+  if f then
+    for line in f:lines() do shrunk[line] = (shrunk[line] or 0) + 1 end
+    f:close()
+  end
+end
 local seed = first
 local n = 0
 while seed <= last do
@@ -159,13 +167,16 @@ while seed <= last do
     if args.shrink or limit then
       for _, m in ipairs(r.mismatches) do
         local k = key_of(m)
+        if args.key and not k:find(args.key, 1, true) then goto next end
         shrunk[k] = (shrunk[k] or 0) + 1
         if shrunk[k] <= per_key then
+          if args.seen then append_file(args.seen, k) end
           local text = shrink_report(seed, prog, m)
           print(text)
           if args.report then append_file(args.report, text .. "\n") end
           break     -- one report per program
         end
+        ::next::
       end
     end
   end
@@ -175,3 +186,4 @@ end
 print(string.format("# done %d", seed - 1))
 print(string.format("fuzz_diff: %d programs in %d s: %d agree, %d mismatch, %d skipped (margins), %d invalid, %d crashed",
   n, os.time() - t0, counts.ok, counts.mismatch, counts.skip, counts.invalid, counts.crash))
+os.exit((counts.mismatch + counts.invalid + counts.crash) == 0 and 0 or 1)

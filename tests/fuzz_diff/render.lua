@@ -150,6 +150,7 @@ function E.hcall(e, D)
   return e.name .. "(" .. table.concat(args, ", ") .. ")"
 end
 function E.accsum() return "accsum(acc)" end
+function E.clone(e, D) return "(" .. ex(e.a, D) .. "):clone()" end
 
 -- ---- statements ----------------------------------------------------------------------
 
@@ -242,6 +243,7 @@ S["return"] = function(st, D, ind, out)
   line(out, ind, "return " .. table.concat(vals, ", "))
 end
 function S.vassign(st, D, ind, out) line(out, ind, st.name .. ":" .. st.method .. "(" .. ex(st.e, D) .. ")") end
+function S.setitem(st, D, ind, out) line(out, ind, st.name .. "[" .. fmtnum(st.index) .. "] = " .. ex(st.e, D)) end
 function S.tblappend(st, D, ind, out) line(out, ind, st.name .. "[#" .. st.name .. " + 1] = " .. ex(st.e, D)) end
 
 -- ---- functions and chunks --------------------------------------------------------------

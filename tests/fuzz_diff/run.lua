@@ -193,6 +193,15 @@ function M.run_values(ctx, how, ft)
     local res = { calls = {} }
     for set = 1, 2 do
       if set == 2 and ctx.prog.K[2] then inst.setK(ctx.prog.K[2]) end
+      if set == 2 and ctx.prog.vbetween then
+        -- a Variable assigned outside, between the calls: staged code reads it by reference
+        for i, v in ipairs(ctx.prog.vars) do
+          if v.name == ctx.prog.vbetween.name then
+            local x = ctx.prog.vbetween.value
+            inst.vars[i]:assign(D == "lua" and x or mg.tensor(x, ft))
+          end
+        end
+      end
       local args = args_for(ctx, set, D, ft)
       local r = pack(pcall(fn, unpack(args, 1, nparams(ctx))))
       if not r[1] then res.err = r[2]; res.call = set; return res end
@@ -383,6 +392,11 @@ local function accept_error(ctx, mode, msg)
   if prog.tablewrite_in_region and msg:find("TensorArray") then return true end
   if ctx.assign_in_region and mode:find("^[gh]_") and mode ~= "g_ref" and mode ~= "h_ref"
     and msg:find("assign") then return true end
+  -- in-place item writes: a staged write may be a functional update or a clear error, and a
+  -- gradient through a tensor written after the tape saved it must be an error (item 1);
+  -- "a tensor was freed" is the defect, not the clear error
+  if ctx.setitem and not msg:find("freed") and (msg:find("in%-place") or msg:find("inplace")
+    or msg:find("modified") or msg:find("version")) then return true end
   return false
 end
 
@@ -399,6 +413,10 @@ function M.prepare(prog)
   for j, ty in ipairs(prog.main.ret) do if gen.is_float(ty) then outs[#outs + 1] = j end end
   ctx.grad = { outs = outs, nret = #prog.main.ret, srcs = ctx.sources }
   ctx.plain = gen.plain_eligible(prog)
+  ctx.setitem = false
+  for _, fn in ipairs(gen.functions(prog)) do
+    gen.walk_block(fn.body, function(st) if st.tag == "setitem" then ctx.setitem = true end end, function() end)
+  end
   -- Assignments are not differentiable (doc/autodiff.md): a Variable assigned a value that
   -- depends on a source makes the loss depend on it in a way no gradient sees, so finite
   -- differences only apply to programs that assign nothing but constants (and counters).

@@ -213,6 +213,8 @@ local function candidates(prog)
     if r == math.floor(r) then r = r + 0.25 end
     return r
   end
+  if prog.vbetween then add(function(p) p.vbetween = nil end) end
+  if prog.K[2] then add(function(p) p.K[2] = nil end) end
   add(function(p)
     for _, set in ipairs(p.inputs) do
       for i, v in ipairs(set) do set[i] = round_vals(v) end
@@ -232,7 +234,7 @@ local function fingerprint(p)
   for _, set in ipairs(p.inputs) do
     for _, v in ipairs(set) do parts[#parts + 1] = render.literal(v) end
   end
-  parts[#parts + 1] = tostring(p.K[2])
+  parts[#parts + 1] = tostring(p.K[2]) .. tostring(p.vbetween ~= nil)
   return table.concat(parts, "|")
 end
 
@@ -319,6 +321,9 @@ function M.repro(prog, ctx, m)
     l("local f = " .. wrap_text(mode))
     l("print(f(" .. params .. "))")
     if prog.K[2] then l("K = " .. render.fmtnum(prog.K[2])) end
+    if prog.vbetween then
+      l(prog.vbetween.name .. ":assign(mg.tensor(" .. render.literal(prog.vbetween.value) .. ", FT))")
+    end
     local a2 = args_text(prog, ctx.inputs[2], ft)
     for i, a in ipairs(a2) do a2[i] = a:gsub("^local ", "") end
     l(table.concat(a2, "; "))
