@@ -2,6 +2,7 @@
 # fuzz.sh — `make fuzz-diff SECONDS=N`: the differential program fuzzer for N seconds.
 #
 #   sh tests/fuzz_diff/fuzz.sh SECONDS [START_SEED] [LUA]
+#   FUZZ_AVOID=F1,I4 ...    steer around known defects (main.lua --avoid)
 #
 # Runs tests/fuzz_diff/main.lua in worker processes of at most two minutes of fuzzing each,
 # over consecutive seeds from START_SEED (default: drawn from the clock, so each run explores
@@ -22,7 +23,7 @@ LUA=${3:-lua5.4}
 LUA_PATH="$ROOT/lua/ffi/?.lua;$BUILD/luajit/?.lua;$ROOT/stdlib/?.lua;$ROOT/stdlib/?/init.lua;$ROOT/?.lua;;"
 LUA_CPATH="$BUILD/lua/?.so;;"
 export LUA_PATH LUA_CPATH
-OUT="$BUILD/fuzz_diff"
+OUT=${FUZZ_OUT:-$BUILD/fuzz_diff}
 mkdir -p "$OUT"
 REPORT="$OUT/report.txt"
 SEEN="$OUT/seen.txt"
@@ -42,7 +43,7 @@ while :; do
   [ "$chunk" -gt 120 ] && chunk=120
   # the worker stops starting programs after $chunk s; shrinking may take a while longer
   timeout -k 10 $((chunk + 300)) "$LUA" tests/fuzz_diff/main.lua --seconds "$chunk" --start "$seed" \
-    --report "$REPORT" --seen "$SEEN" >"$LOG" 2>&1
+    --report "$REPORT" --seen "$SEEN" ${FUZZ_AVOID:+--avoid "$FUZZ_AVOID"} >"$LOG" 2>&1
   rc=$?
   grep -E '^(mismatch|invalid|crash) seed' "$LOG"
   summary=$(grep -E '^fuzz_diff: [0-9]+ programs' "$LOG" | tail -n 1)

@@ -176,6 +176,7 @@ end
 
 local MAXMAG = 1e4
 -- statements under a list (pre-order), without a type pass
+local each_expr_pre
 local function walk_stmts(block, f)
   for _, st in ipairs(block or {}) do
     f(st)
@@ -251,7 +252,10 @@ function Ctx:leaf(ty, pure)
   if ty.k == "t" then
     if ty.dt == "b" then
       local t = ten("F", ty.shape)
+      local saved = self.mnok
+      self.mnok = false           -- a real tensor: a Lua number would compare to a boolean
       local a = self:leaf(t)
+      self.mnok = saved
       return node("cmp", ten("b", ty.shape), 1, { op = rng:pick { "<", ">" }, a = a, b = lit_num(rng, false) })
     end
     return const_tensor(rng, ty)
@@ -465,7 +469,11 @@ local function movement_sources(s)
   if #s == 2 and s[1] == 1 then out[#out + 1] = { "slice", { 2, s[2] } } end
   if #s == 2 and s[2] == 2 then out[#out + 1] = { "slice", { s[1], 3 } } end
   -- indexing: s from (k, s...)
-  if #s <= 1 then out[#out + 1] = { "index", { 2, table.unpack(s) } } end
+  if #s <= 1 then
+    local src = { 2 }
+    for _, d in ipairs(s) do src[#src + 1] = d end
+    out[#out + 1] = { "index", src }
+  end
   if #s == 2 and s[1] == 1 then out[#out + 1] = { "concat", { 1, s[2] } } end
   if #s == 2 and s[1] == 2 then out[#out + 1] = { "concat", { 1, s[2] } } end
   if #s == 1 and s[1] > 1 then out[#out + 1] = { "unsqueeze_rev", {} } end
@@ -905,9 +913,10 @@ function Ctx:stmt(last)
     local c = self:cond(0)
     local tensor = tb or tensory(c)
     local ctr = self:name("i")
-    local cv = self:declare({ kind = "local", name = ctr, ty = num(true, tensor), mag = 6, fixed = true })
+    -- the counter may be a tensor even under Lua bounds: after a tensor-dependent break the
+    -- rest of the loop is staged as a while node (doc/autograph.md, Loops)
+    local cv = self:declare({ kind = "local", name = ctr, ty = num(true, true), mag = 6, fixed = true })
     local body = self:loop_body({ tensor = tensor }, rng:int(1, 4))
-    cv.ty = num(true, tensor)
     return { tag = kind, ctr = ctr, bound = bound, c = c, body = body }
   elseif kind == "fornum" then
     local tensor = false
@@ -925,7 +934,8 @@ function Ctx:stmt(last)
       from, to, step = node("num", num(true), a, { v = a }), node("num", num(true), 1, { v = 1 }), -1
     end
     self:push()
-    local iv = self:declare({ kind = "local", name = self:name("k"), ty = num(true, tensor), mag = 4, fixed = true })
+    -- a tensor-dependent break stages the rest of even a Lua-bounded loop: k may be a tensor
+    local iv = self:declare({ kind = "local", name = self:name("k"), ty = num(true, true), mag = 4, fixed = true })
     local body = self:loop_body({ tensor = tensor }, rng:int(1, 4))
     self:pop()
     return { tag = "fornum", var = iv.name, from = from, to = to, step = step, body = body }
@@ -1152,7 +1162,75 @@ function M.generate(seed, opts)
     prog.vbetween = { name = prog.vars[i].name, value = values_for(rng, prog.vars[i].ty.shape, "F") }
   end
   prog.lowprec = prog.ft == "float32" or M.uses_f32(prog)
+  if opts.avoid then M.avoid(prog, opts.avoid) end
   return prog
+end
+
+-- Steers a long run around known defects so they do not hide others (main.lua --avoid):
+-- F1: a Variable is never the value of a branch, a conditional expression, a return or a
+-- loop variable as it is (it becomes V + 0, a plain tensor); I4: no Lua table appends;
+-- I1: no in-place item writes.
+function M.avoid(prog, set)
+  if set.F1 then
+    local function plain(e)
+      if type(e) == "table" and e.tag == "vread" then
+        return node("bin", e.ty, e.mag, { op = "+", a = e, b = node("num", num(true), 0, { v = 0 }) })
+      end
+      return e
+    end
+    local function fix_expr(e)
+      each_expr_pre(e, function(x)
+        if x.tag == "ifexp" then x.a, x.b = plain(x.a), plain(x.b) end
+        if x.tag == "hcall" then for i, a in ipairs(x.args) do x.args[i] = plain(a) end end
+      end)
+    end
+    for _, fn in ipairs(M.functions(prog)) do
+      walk_stmts(fn.body, function(st)
+        if st.e then st.e = plain(st.e) end
+        for i, v in ipairs(st.vals or {}) do st.vals[i] = plain(v) end
+        for i, v in ipairs(st.items or {}) do st.items[i] = plain(v) end
+      end)
+      M.walk_block(fn.body, nil, fix_expr)
+    end
+  end
+  if set.I4 and prog.acc then
+    for _, fn in ipairs(M.functions(prog)) do
+      walk_stmts(fn.body, function(st)
+        local keep = {}
+        for _, arm in ipairs(st.arms or {}) do
+          local b = {}
+          for _, x in ipairs(arm.body) do if x.tag ~= "tblappend" then b[#b + 1] = x end end
+          arm.body = b
+        end
+        for _, key in ipairs { "els", "body" } do
+          if st[key] then
+            local b = {}
+            for _, x in ipairs(st[key]) do if x.tag ~= "tblappend" then b[#b + 1] = x end end
+            st[key] = b
+          end
+        end
+        return keep
+      end)
+      local b = {}
+      for _, x in ipairs(fn.body) do if x.tag ~= "tblappend" then b[#b + 1] = x end end
+      fn.body = b
+    end
+  end
+  if set.I1 then
+    for _, fn in ipairs(M.functions(prog)) do
+      local function strip(block)
+        local b = {}
+        for _, x in ipairs(block or {}) do if x.tag ~= "setitem" then b[#b + 1] = x end end
+        return b
+      end
+      fn.body = strip(fn.body)
+      walk_stmts(fn.body, function(st)
+        for _, arm in ipairs(st.arms or {}) do arm.body = strip(arm.body) end
+        if st.els then st.els = strip(st.els) end
+        if st.body then st.body = strip(st.body) end
+      end)
+    end
+  end
 end
 
 -- whether a program computes anything in float32 regardless of FT
@@ -1174,6 +1252,12 @@ end
 -- ---- analyses (also run on shrunk programs) ---------------------------------------------
 
 local EXPR_KEYS = { "a", "b", "c" }
+function each_expr_pre(x, f)
+  if type(x) ~= "table" then return end
+  if x.tag and x.ty then f(x) end
+  for _, k in ipairs(EXPR_KEYS) do if type(x[k]) == "table" then each_expr_pre(x[k], f) end end
+  if x.args then for _, a in ipairs(x.args) do each_expr_pre(a, f) end end
+end
 -- calls f(e) on every expression node under x (pre-order)
 local function each_expr(x, f)
   if type(x) ~= "table" then return end

@@ -39,6 +39,11 @@ end
 
 local LJ = args.lj and true or (jit ~= nil)
 local gen_opts = { lj = LJ }
+if args.avoid then
+  -- --avoid F1,I4: steer around known defects in a long run (gen.avoid)
+  gen_opts.avoid = {}
+  for id in tostring(args.avoid):gmatch("[^,]+") do gen_opts.avoid[id] = true end
+end
 
 local function key_of(m)
   return m.kind .. ":" .. m.mode .. (m.kind == "error" and (":" .. m.errclass) or "")
@@ -83,21 +88,114 @@ if args.show then
   os.exit(0)
 end
 
+-- ---- --pick: choose the suite's seeds -------------------------------------------------------
+-- Runs seeds A..B and picks N of them greedily by the features they add (findings.lua), taking
+-- a seed with mismatches only for features no clean seed covers and once per finding; prints a
+-- suite.lua (seeds and the expected list) for this interpreter's profile.
+if args.pick then
+  local findings = require("fuzz_diff.findings")
+  local a, b = parse_range(args.from or "1-2000")
+  local want = tonumber(args.pick)
+  local rows = {}
+  for seed = a, b do
+    local t = os.clock()
+    local prog, r = check_seed(seed)
+    if r.status == "ok" or r.status == "mismatch" then
+      local ids = {}
+      for _, m in ipairs(r.mismatches) do ids[#ids + 1] = findings.classify(m, r.ctx) end
+      rows[#rows + 1] = { seed = seed, r = r, feats = findings.features(prog, r.ctx, r), ids = ids,
+        time = os.clock() - t }
+    end
+  end
+  local covered, chosen, taken, finding_seen = {}, {}, {}, {}
+  local function gain(row)
+    local g = 0
+    for k in pairs(row.feats) do if not covered[k] then g = g + 1 end end
+    return g
+  end
+  local function take(row)
+    chosen[#chosen + 1] = row
+    taken[row] = true
+    for k in pairs(row.feats) do covered[k] = true end
+    for _, id in ipairs(row.ids) do finding_seen[id] = true end
+  end
+  -- one seed per known finding (the smallest program showing it, all of its mismatches known)
+  for _, row in ipairs(rows) do
+    local known, new = true, false
+    for _, id in ipairs(row.ids) do
+      if id == "new" then known = false end
+      if not finding_seen[id] then new = true end
+    end
+    if #row.ids > 0 and known and new and #chosen < want then take(row) end
+  end
+  -- then by features: clean seeds first, a failing one only when no clean seed adds the feature
+  for pass = 1, 2 do
+    while #chosen < want do
+      local best, bg = nil, 0
+      for _, row in ipairs(rows) do
+        local clean = #row.ids == 0
+        local known = true
+        for _, id in ipairs(row.ids) do if id == "new" then known = false end end
+        if not taken[row] and known and (clean or pass == 2) then
+          local g = gain(row)
+          if g > bg or (g == bg and best and g > 0 and row.time < best.time) then best, bg = row, g end
+        end
+      end
+      if not best then break end
+      take(best)
+    end
+  end
+  -- then the fastest clean seeds, for breadth
+  table.sort(rows, function(x, y) return x.time < y.time end)
+  for _, row in ipairs(rows) do
+    if #chosen >= want then break end
+    if not taken[row] and #row.ids == 0 then take(row) end
+  end
+  table.sort(chosen, function(x, y) return x.seed < y.seed end)
+  local total = 0
+  local seeds, expected = {}, {}
+  for _, row in ipairs(chosen) do
+    total = total + row.time
+    seeds[#seeds + 1] = tostring(row.seed)
+    if #row.ids > 0 then
+      local seen = {}
+      local lines = {}
+      for i, m in ipairs(row.r.mismatches) do
+        local k = m.kind .. ":" .. m.mode .. " " .. row.ids[i]
+        if not seen[k] then
+          seen[k] = true
+          lines[#lines + 1] = string.format("%q", k)
+        end
+      end
+      expected[#expected + 1] = string.format("  [\"%s%d\"] = { %s },", LJ and "lj:" or "", row.seed, table.concat(lines, ", "))
+    end
+  end
+  local nfeat = 0
+  for _ in pairs(covered) do nfeat = nfeat + 1 end
+  io.stderr:write(string.format("picked %d seeds covering %d features, %.1f s of CPU\n", #chosen, nfeat, total))
+  print("seeds = { " .. table.concat(seeds, ", ") .. " }")
+  print("expected = {\n" .. table.concat(expected, "\n") .. "\n}")
+  os.exit(0)
+end
+
 -- ---- --suite ---------------------------------------------------------------------------------
 if args.suite then
   local suite = require("fuzz_diff.suite")
+  local findings = require("fuzz_diff.findings")
   local passed, failed, xpass = 0, 0, 0
   local t0 = os.time()
   local seeds = LJ and suite.luajit_seeds or suite.seeds
   for _, seed in ipairs(seeds) do
     local prog, r = check_seed(seed)
+    -- an entry "kind:mode finding" expects a mismatch of that kind in that mode that
+    -- findings.lua attributes to that finding
     local expected = suite.expected[(LJ and "lj:" or "") .. seed] or {}
     local unexpected, seen = {}, {}
     for _, m in ipairs(r.mismatches) do
-      local k = m.kind .. ":" .. m.mode
+      local entry = m.kind .. ":" .. m.mode .. " " .. findings.classify(m, r.ctx)
       local ok = false
       for _, e in ipairs(expected) do
-        if e.key == k or e.key == key_of(m) then ok = true; seen[e] = true end
+        if e == entry then ok = true; seen[e] = true end
       end
       if not ok then unexpected[#unexpected + 1] = m end
     end
@@ -110,15 +208,17 @@ if args.suite then
     elseif #unexpected > 0 then
       failed = failed + 1
       print(string.format("not ok seed %d:", seed))
-      for _, m in ipairs(unexpected) do print("  " .. m.kind .. " in " .. m.mode .. ": " .. m.detail) end
+      for _, m in ipairs(unexpected) do
+        print("  " .. m.kind .. " in " .. m.mode .. " (finding " .. findings.classify(m, r.ctx) .. "): " .. m.detail)
+      end
       if args.shrink then print(shrink_report(seed, prog, unexpected[1])) end
     else
       passed = passed + 1
       for _, e in ipairs(expected) do
         if not seen[e] then
           xpass = xpass + 1
-          print(string.format("note: seed %d now agrees in %s (finding %s): delete its entry from "
-            .. "tests/fuzz_diff/suite.lua", seed, e.key, e.finding))
+          print(string.format("note: seed %d now agrees (%s): delete this entry from the expected list in "
+            .. "tests/fuzz_diff/suite.lua", seed, e))
         end
       end
     end

@@ -65,13 +65,15 @@ local function as_bool_tensor(x)
   return mg.tensor(x and true or false)
 end
 
+-- b is a thunk: Lua's `and`/`or` are lazy, and so is converted code unless the left
+-- operand is a bool tensor (then both sides run, elementwise)
 function R.and_(a, b)
-  if is_bool_tensor(a) then return mg.logical_and(a, as_bool_tensor(b)) end
-  return a and b
+  if is_bool_tensor(a) then return mg.logical_and(a, as_bool_tensor(b())) end
+  return a and b()
 end
 function R.or_(a, b)
-  if is_bool_tensor(a) then return mg.logical_or(a, as_bool_tensor(b)) end
-  return a or b
+  if is_bool_tensor(a) then return mg.logical_or(a, as_bool_tensor(b())) end
+  return a or b()
 end
 function R.not_(a)
   if is_bool_tensor(a) then return mg.logical_not(a) end
@@ -87,10 +89,11 @@ function R.truth(c)
   return c and true or false
 end
 
+-- a and b are thunks: only the chosen one runs, except for a mask (a `where` of both)
 function R.ifexp(c, a, b)
-  if is_tensor(c) and c:numel() > 1 then return mg.where(c, a, b) end
-  if R.truth(c) then return a end
-  return b
+  if is_tensor(c) and c:numel() > 1 then return mg.where(c, a(), b()) end
+  if R.truth(c) then return a() end
+  return b()
 end
 
 function R.num(x)

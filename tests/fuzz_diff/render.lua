@@ -85,11 +85,11 @@ function E.cmp(e, D)
   return "(" .. ex(e.a, D) .. " " .. e.op .. " " .. ex(e.b, D) .. ")"
 end
 E["and"] = function(e, D)
-  if D == "ref" then return "R.and_(" .. ex(e.a, D) .. ", " .. ex(e.b, D) .. ")" end
+  if D == "ref" then return "R.and_(" .. ex(e.a, D) .. ", function() return " .. ex(e.b, D) .. " end)" end
   return "(" .. ex(e.a, D) .. " and " .. ex(e.b, D) .. ")"
 end
 E["or"] = function(e, D)
-  if D == "ref" then return "R.or_(" .. ex(e.a, D) .. ", " .. ex(e.b, D) .. ")" end
+  if D == "ref" then return "R.or_(" .. ex(e.a, D) .. ", function() return " .. ex(e.b, D) .. " end)" end
   return "(" .. ex(e.a, D) .. " or " .. ex(e.b, D) .. ")"
 end
 E["not"] = function(e, D)
@@ -97,7 +97,10 @@ E["not"] = function(e, D)
   return "(not " .. ex(e.a, D) .. ")"
 end
 function E.ifexp(e, D)
-  if D == "ref" then return "R.ifexp(" .. ex(e.c, D) .. ", " .. ex(e.a, D) .. ", " .. ex(e.b, D) .. ")" end
+  if D == "ref" then
+    return "R.ifexp(" .. ex(e.c, D) .. ", function() return " .. ex(e.a, D) .. " end, function() return "
+      .. ex(e.b, D) .. " end)"
+  end
   return "(" .. ex(e.c, D) .. " and " .. ex(e.a, D) .. " or " .. ex(e.b, D) .. ")"
 end
 function E.call(e, D)
@@ -182,8 +185,8 @@ end
 S["while"] = function(st, D, ind, out)
   line(out, ind, "local " .. st.ctr .. " = 0")
   if D == "ref" then
-    line(out, ind, "while R.truth(R.and_(R.cmp(\"<\", " .. st.ctr .. ", " .. ex(st.bound, D) .. "), "
-      .. ex(st.c, D) .. ")) do")
+    line(out, ind, "while R.truth(R.and_(R.cmp(\"<\", " .. st.ctr .. ", " .. ex(st.bound, D) .. "), function() return "
+      .. ex(st.c, D) .. " end)) do")
   else
     line(out, ind, "while (" .. st.ctr .. " < " .. ex(st.bound, D) .. ") and " .. ex(st.c, D) .. " do")
   end
@@ -197,8 +200,8 @@ S["repeat"] = function(st, D, ind, out)
   line(out, ind + 1, st.ctr .. " = " .. st.ctr .. " + 1")
   block(st.body, D, ind + 1, out)
   if D == "ref" then
-    line(out, ind, "until R.truth(R.or_(R.cmp(\">=\", " .. st.ctr .. ", " .. ex(st.bound, D) .. "), "
-      .. ex(st.c, D) .. "))")
+    line(out, ind, "until R.truth(R.or_(R.cmp(\">=\", " .. st.ctr .. ", " .. ex(st.bound, D) .. "), function() return "
+      .. ex(st.c, D) .. " end))")
   else
     line(out, ind, "until (" .. st.ctr .. " >= " .. ex(st.bound, D) .. ") or " .. ex(st.c, D))
   end

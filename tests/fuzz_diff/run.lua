@@ -430,6 +430,10 @@ function M.prepare(prog)
   -- Variables assigned under a tensor condition or in a staged loop body (the gradient of
   -- such a branch or body is refused, doc/staging.md)
   ctx.assign_in_region = false
+  -- (a helper that assigns may be called from a branch or a loop: count it as one)
+  for _, h in ipairs(prog.helpers) do
+    gen.walk_block(h.body, function(st) if st.tag == "vassign" then ctx.assign_in_region = true end end, function() end)
+  end
   for _, fn in ipairs(gen.functions(prog)) do
     gen.walk_block(fn.body, function(st)
       if st.tag == "if" or st.tag == "while" or st.tag == "repeat" or st.tag == "fornum"

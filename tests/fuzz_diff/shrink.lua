@@ -19,6 +19,7 @@ local run = require("fuzz_diff.run")
 local render = require("fuzz_diff.render")
 
 local M = {}
+local unpack = table.unpack or unpack
 
 -- ---- matching ----------------------------------------------------------------------------
 
@@ -177,7 +178,7 @@ local function candidates(prog)
         local c = e[k]
         if type(c) == "table" and c.ty and gen.type_eq(c.ty, e.ty) then
           add(function(p)
-            local parent = follow(p, { table.unpack(path, 1, #path - 1) })
+            local parent = follow(p, { unpack(path, 1, #path - 1) })
             parent[path[#path]] = gen.copy(follow(p, append(path, k)))
           end)
         end
@@ -185,7 +186,7 @@ local function candidates(prog)
       for j, c in ipairs(e.args or {}) do
         if gen.type_eq(c.ty, e.ty) then
           add(function(p)
-            local parent = follow(p, { table.unpack(path, 1, #path - 1) })
+            local parent = follow(p, { unpack(path, 1, #path - 1) })
             parent[path[#path]] = gen.copy(follow(p, append(path, "args", j)))
           end)
         end
@@ -194,7 +195,7 @@ local function candidates(prog)
         local c = simple_const(e.ty)
         if c and not (e.tag == "const" and render.expr(e, "t") == render.expr(c, "t")) then
           add(function(p)
-            local parent = follow(p, { table.unpack(path, 1, #path - 1) })
+            local parent = follow(p, { unpack(path, 1, #path - 1) })
             parent[path[#path]] = gen.copy(c)
           end)
         end
@@ -351,7 +352,7 @@ function M.repro(prog, ctx, m)
       l("local r = {mg.func(grad_inside)(" .. (#ws > 0 and "W1" or "") ..
         (function() local t = {} for i = 2, #ws do t[#t + 1] = "W" .. i end return #t > 0 and (", " .. table.concat(t, ", ")) or "" end)()
         .. ", " .. params .. ")}")
-      l("print(table.unpack(r))")
+      l("print((table.unpack or unpack)(r))")
     else
       for k, d in ipairs(ctx.D) do l("local D" .. k .. " = mg.tensor(" .. render.literal(d) .. ", FT)") end
       local wl, dl = {}, {}
@@ -373,7 +374,7 @@ function M.repro(prog, ctx, m)
     for k = 1, #ctx.sources do st[k] = "mg.sum(g[" .. k .. "] * D" .. k .. ")" end
     l("local s = " .. table.concat(st, " + "))
     l("outer:stop()")
-    l('print(table.unpack(outer:gradient(s, {' .. srcs .. '}, {unconnected_gradients = "zero"})))')
+    l('print((table.unpack or unpack)(outer:gradient(s, {' .. srcs .. '}, {unconnected_gradients = "zero"})))')
   else
     l("local f = " .. wrap_text(mode))
     l("local tape = mg.GradientTape()")
@@ -381,7 +382,7 @@ function M.repro(prog, ctx, m)
     l("local " .. table.concat(os, ", ") .. " = f(" .. params .. ")")
     l("local loss = " .. table.concat(terms, " + "))
     l("tape:stop()")
-    l('print(table.unpack(tape:gradient(loss, {' .. srcs .. '}, {unconnected_gradients = "zero"})))')
+    l('print((table.unpack or unpack)(tape:gradient(loss, {' .. srcs .. '}, {unconnected_gradients = "zero"})))')
   end
   l("-- " .. m.detail:gsub("\n", " "))
   return table.concat(out, "\n") .. "\n"
