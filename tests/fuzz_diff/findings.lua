@@ -14,8 +14,11 @@ local M = {}
 
 -- {id, test(m, ctx)}; first match wins
 M.rules = {
-  { "F1", function(m) return (m.detail or ""):find("only tensors and numbers can depend on a tensor condition") ~= nil
-    and not (m.detail or ""):find("undefined in") end },
+  { "F1", function(m)
+    local d = m.detail or ""
+    return (d:find("only tensors and numbers can depend on a tensor condition") ~= nil
+      or d:find("only tensors and numbers can change in a staged loop") ~= nil) and not d:find("undefined in")
+  end },
   { "F1", function(m) return (m.detail or ""):find("retval__%d+' is a [%w]+ %b() tensor in the then branch and undefined") ~= nil end },
   { "F1", function(m)
     local d = m.detail or ""
@@ -31,6 +34,8 @@ M.rules = {
   { "I1", function(m) return (m.detail or ""):find("a tensor was freed") ~= nil end },
   { "I3", function(m) return (m.detail or ""):find("escaped its trace") ~= nil end },
   { "I4", function(m, ctx) return ctx and ctx.prog.acc ~= nil and (m.kind == "value" or m.kind == "grad" or m.kind == "hvp") end },
+  { "I2", function(m, ctx) return ctx and m.kind == "value" and (m.mode == "staged" or m.mode == "staged_noopt")
+    and m.call == 2 and ctx.prog.K[2] ~= nil end },
   { "I7", function(m) return (m.detail or ""):find("unsqueeze: axis %-2 is out of range for a 1%-d tensor") ~= nil end },
 }
 

@@ -88,6 +88,25 @@ if args.show then
   os.exit(0)
 end
 
+-- ---- --classify A-B: the finding of every mismatch of seeds A..B -----------------------------
+if args.classify then
+  local findings = require("fuzz_diff.findings")
+  local a, b = parse_range(args.classify)
+  local tally = {}
+  for seed = a, b do
+    local _, r = check_seed(seed)
+    for _, m in ipairs(r.mismatches) do
+      local id = findings.classify(m, r.ctx)
+      tally[id] = (tally[id] or 0) + 1
+      if id == "new" or args.all then
+        print(string.format("seed %d: %s %s in %s: %s", seed, id, m.kind, m.mode, m.detail:sub(1, 200)))
+      end
+    end
+  end
+  for id, n in pairs(tally) do print(string.format("%s: %d", id, n)) end
+  os.exit(0)
+end
+
 -- ---- --pick: choose the suite's seeds -------------------------------------------------------
 -- Runs seeds A..B and picks N of them greedily by the features they add (findings.lua), taking
 -- a seed with mismatches only for features no clean seed covers and once per finding; prints a
@@ -105,6 +124,12 @@ if args.pick then
       for _, m in ipairs(r.mismatches) do ids[#ids + 1] = findings.classify(m, r.ctx) end
       rows[#rows + 1] = { seed = seed, r = r, feats = findings.features(prog, r.ctx, r), ids = ids,
         time = os.clock() - t }
+      for i, id in ipairs(ids) do
+        if id == "new" then
+          io.stderr:write(string.format("seed %d: unclassified %s in %s: %s\n", seed, r.mismatches[i].kind,
+            r.mismatches[i].mode, r.mismatches[i].detail:sub(1, 160)))
+        end
+      end
     end
   end
   local covered, chosen, taken, finding_seen = {}, {}, {}, {}
@@ -184,7 +209,72 @@ if args.suite then
   local findings = require("fuzz_diff.findings")
   local passed, failed, xpass = 0, 0, 0
   local t0 = os.time()
+  -- The self-test: the fuzzer must catch faults injected into moongrad, and shrink them.
+  local function selftest(name, body)
+    local ok, err = pcall(body)
+    run.hooks = {}
+    if ok then passed = passed + 1 else
+      failed = failed + 1
+      print("not ok selftest " .. name .. ": " .. tostring(err))
+    end
+  end
+  local mg = require("moongrad")
+  local function find(pred)
+    for seed = 1, 300 do
+      local prog = gen.generate(seed, gen_opts)
+      if pred(prog) then return seed, prog end
+    end
+    error("no seed in 1..300 has the feature")
+  end
+  selftest("a staged result off by one is a value mismatch, and shrinks", function()
+    run.hooks.wrap = function(fn, how)
+      local w = run.wrap(fn, how)
+      if how ~= "staged" then return w end
+      return function(...)
+        local r = table.pack(w(...))
+        if mg.is_tensor(r[1]) then r[1] = r[1] + 1 end
+        return (table.unpack or unpack)(r, 1, r.n)
+      end
+    end
+    local seed, prog = find(function(p) return gen.size(p) >= 6 end)
+    local r = run.check(prog)
+    local m
+    for _, x in ipairs(r.mismatches) do if x.kind == "value" and x.mode == "staged" then m = x end end
+    assert(m, "seed " .. seed .. ": no value mismatch in staged")
+    local small, sm = shrink.shrink(prog, m, 200)
+    assert(sm and shrink.matches(sm, m), "the shrunk program lost the mismatch")
+    assert(gen.size(small) < gen.size(prog), string.format("not shrunk (%d statements)", gen.size(small)))
+  end)
+  selftest("a wrong op gradient is caught by finite differences", function()
+    local real = mg.tanh
+    local bad = mg.custom_gradient(function(x)
+      local y = real(x)
+      return y, function(dy) return dy * (1 - y * y) * 1.5 end
+    end)
+    mg.tanh = bad
+    local ok, err = pcall(function()
+      local found = false
+      for seed = 1, 300 do
+        local prog = gen.generate(seed, gen_opts)
+        local uses = false
+        for _, fn in ipairs(gen.functions(prog)) do
+          gen.walk_block(fn.body, nil, function(e)
+            gen.each_expr(e, function(x) if x.tag == "unary" and x.fn == "tanh" then uses = true end end)
+          end)
+        end
+        if uses then
+          local r = run.check(prog)
+          for _, x in ipairs(r.mismatches) do if x.kind == "fd" then found = true end end
+          if found then break end
+        end
+      end
+      assert(found, "no fd mismatch in seeds 1..300 with tanh's gradient made wrong")
+    end)
+    mg.tanh = real
+    if not ok then error(err, 0) end
+  end)
   local seeds = LJ and suite.luajit_seeds or suite.seeds
+  local anywhere_seen = {}
   for _, seed in ipairs(seeds) do
     local prog, r = check_seed(seed)
     -- an entry "kind:mode finding" expects a mismatch of that kind in that mode that
@@ -196,6 +286,9 @@ if args.suite then
       local ok = false
       for _, e in ipairs(expected) do
         if e == entry then ok = true; seen[e] = true end
+      end
+      for _, e in ipairs(suite.anywhere or {}) do
+        if e == entry then ok = true; anywhere_seen[e] = true end
       end
       if not ok then unexpected[#unexpected + 1] = m end
     end
@@ -221,6 +314,12 @@ if args.suite then
             .. "tests/fuzz_diff/suite.lua", seed, e))
         end
       end
+    end
+  end
+  for _, e in ipairs(suite.anywhere or {}) do
+    if not anywhere_seen[e] then
+      print(string.format("note: no seed showed %q: if its finding is fixed, delete it from `anywhere` "
+        .. "in tests/fuzz_diff/suite.lua", e))
     end
   end
   print(string.format("fuzz_diff: %d seeds in %d s%s", #seeds, os.time() - t0,
