@@ -12,6 +12,8 @@ local gen = require("fuzz_diff.gen")
 
 local M = {}
 
+local reads_earlier_arm   -- below
+
 -- {id, test(m, ctx)}; first match wins
 M.rules = {
   { "F1", function(m)
@@ -36,8 +38,47 @@ M.rules = {
   { "I4", function(m, ctx) return ctx and ctx.prog.acc ~= nil and (m.kind == "value" or m.kind == "grad" or m.kind == "hvp") end },
   { "I2", function(m, ctx) return ctx and m.kind == "value" and (m.mode == "staged" or m.mode == "staged_noopt")
     and m.call == 2 and ctx.prog.K[2] ~= nil end },
+  { "I3", function(m, ctx) return ctx and m.kind == "value" and (m.mode == "staged" or m.mode == "staged_noopt")
+    and reads_earlier_arm(ctx.prog) end },
   { "I7", function(m) return (m.detail or ""):find("unsqueeze: axis %-2 is out of range for a 1%-d tensor") ~= nil end },
 }
+
+-- Whether some `if` under a tensor condition has an arm that reads a local an earlier arm
+-- assigns: the shape of issue 14 item 3 (the earlier arm's traced value leaks into the later
+-- arm's trace when the local is not live after the `if`).
+function reads_earlier_arm(prog)
+  local found = false
+  local function assigned(block)
+    local names = {}
+    gen.walk_block(block, function(st) if st.tag == "assign" then names[st.name] = true end end, function() end)
+    return names
+  end
+  local function reads(block, names, cond)
+    local hit = false
+    local function look(e)
+      gen.each_expr(e, function(x) if x.tag == "var" and names[x.name] then hit = true end end)
+    end
+    if cond then look(cond) end
+    gen.walk_block(block, function() end, look)
+    return hit
+  end
+  for _, fn in ipairs(gen.functions(prog)) do
+    gen.walk_block(fn.body, function(st)
+      if st.tag == "if" and st.tensor ~= false then
+        local arms = {}
+        for _, arm in ipairs(st.arms) do arms[#arms + 1] = { c = arm.c, body = arm.body } end
+        if st.els then arms[#arms + 1] = { body = st.els } end
+        for i = 1, #arms do
+          local names = assigned(arms[i].body)
+          for j = i + 1, #arms do
+            if reads(arms[j].body, names, arms[j].c) then found = true end
+          end
+        end
+      end
+    end, function() end)
+  end
+  return found
+end
 
 function M.classify(m, ctx)
   for _, r in ipairs(M.rules) do
