@@ -1028,7 +1028,6 @@ function Ctx:stmt(last)
       end
       if e.mag > z.mag then e = const_tensor(rng, ten("F", rest)) end
     end
-    if self.rdepth > 0 then self.prog.setitem_in_region = true end
     return { tag = "setitem", name = z.name, index = idx, e = e }
   elseif kind == "tblappend" then
     -- acc[#acc + 1] = e in a loop: a Lua table written by a (maybe staged) loop body

@@ -374,5 +374,4 @@ function M.arg_source(p, v, ft)
   return "mg.tensor(" .. literal(v) .. ', "' .. ft .. '")'
 end
 
-M.shape_lit = shape_lit
 return M

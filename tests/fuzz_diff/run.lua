@@ -411,10 +411,6 @@ local function accept_error(ctx, mode, msg)
   return false
 end
 
-local function random_like(rng, shape, lo, hi)
-  return gen.values_for(rng, shape, "F")
-end
-
 -- Prepares a program for running: chunks, sources, weights, directions.
 function M.prepare(prog)
   local ctx = { prog = prog, ft = prog.ft, factory = {}, names = {} }
