@@ -14,6 +14,19 @@ local M = {}
 
 local reads_earlier_arm   -- below
 
+-- a function parameter assigned a conditional expression (finding F11)
+local function reassigns_param_by_ifexp(prog)
+  local found = false
+  for _, fn in ipairs(gen.functions(prog)) do
+    local params = {}
+    for _, p in ipairs(fn.params) do params[p.name] = true end
+    gen.walk_block(fn.body, function(st)
+      if st.tag == "assign" and params[st.name] and st.e.tag == "ifexp" then found = true end
+    end, function() end)
+  end
+  return found
+end
+
 -- {id, test(m, ctx)}; first match wins
 M.rules = {
   { "F1", function(m)
@@ -28,6 +41,9 @@ M.rules = {
     return a ~= nil and a == b
   end },
   { "F2", function(m) return (m.detail or ""):find("int64 %(%) tensor in the else branch; a variable assigned under") ~= nil end },
+  { "F11", function(m, ctx) return ctx and (m.kind == "grad" or m.kind == "hvp")
+    and reassigns_param_by_ifexp(ctx.prog) end },
+  { "F7/F8", function(m) return m.kind == "hvp" and (m.mode == "h_inside" or m.mode == "h_staged") end },
   { "F7/F8", function(m) return m.kind == "grad" and (m.mode == "g_inside" or m.mode == "g_staged"
     or m.mode == "g_staged_noopt") end },
   { "F3", function(m) return (m.detail or ""):find("has no gradient record") ~= nil end },

@@ -622,6 +622,8 @@ function Ctx:tensor_expr(ty, d)
     return node("move", ten(dt, s), a.mag, n)
   elseif choice == "ifexp" then
     local c
+    local saved = self.no_effects
+    self.no_effects = true
     if rng:chance(0.4) and numel(s) > 1 then
       c = self:mask_expr(ten("b", s), d + 1)
     elseif rng:chance(0.3) then
@@ -629,11 +631,15 @@ function Ctx:tensor_expr(ty, d)
     else
       c = self:mask_expr(ten("b", {}), d + 1)
     end
+    self.no_effects = saved
     local a = self:expr(ty, d + 1, nil, true)
     local b = self:expr(ty, d + 1, nil, true)
     return one("ifexp", math.max(a.mag, b.mag), { c = c, a = a, b = b }, a, b)
   elseif choice == "where" then
+    local saved = self.no_effects
+    self.no_effects = true
     local c = self:mask_expr(ten("b", rng:chance(0.5) and s or rng:pick(donors(s))), d + 1)
+    self.no_effects = saved
     local a = self:expr(ty, d + 1, nil, true)
     local b
     if rng:chance(0.3) then b = lit_num(rng, dt == "i64") else b = self:expr(ten(dt, rng:pick(donors(s))), d + 1, nil, true) end
@@ -665,7 +671,11 @@ function Ctx:tensor_expr(ty, d)
   elseif choice == "helper" then
     local hs = {}
     for _, h in ipairs(self.prog.helpers) do
-      if h.done and M.type_eq(h.ret, ty) and h ~= self.fn then hs[#hs + 1] = h end
+      -- a condition may be evaluated more often when staged than in Lua (finding N3): no
+      -- helper that assigns a Variable there
+      if h.done and M.type_eq(h.ret, ty) and h ~= self.fn and not (h.assigns and self.no_effects) then
+        hs[#hs + 1] = h
+      end
     end
     if #hs == 0 then return nil end
     local h = rng:pick(hs)
@@ -704,6 +714,14 @@ M.tensory = tensory
 
 -- a condition: a bool tensor with one element, or a Lua boolean
 function Ctx:cond(d)
+  local saved = self.no_effects
+  self.no_effects = true
+  local c = self:cond1(d)
+  self.no_effects = saved
+  return c
+end
+
+function Ctx:cond1(d)
   local rng = self.rng
   local c
   local r = rng:float()
@@ -1121,6 +1139,12 @@ function M.generate(seed, opts)
     gen_fn(ctx, h, rng:int(1, 3))
     ctx.loops = saved
     h.ret = ret
+    walk_stmts(h.body, function(st) if st.tag == "vassign" then h.assigns = true end end)
+    M.each_expr_in(h.body, function(x)
+      if x.tag == "hcall" then
+        for _, g in ipairs(prog.helpers) do if g.name == x.name and g.assigns then h.assigns = true end end
+      end
+    end)
   end
   -- a Lua table that main's loops append to (issue 14 item 4)
   if prog.opts.tablewrite then
@@ -1265,6 +1289,10 @@ local function each_expr(x, f)
   if x.args then for _, a in ipairs(x.args) do each_expr(a, f) end end
 end
 M.each_expr = each_expr
+-- f on every expression node of a block's statements
+function M.each_expr_in(block, f)
+  M.walk_block(block, nil, function(e) each_expr(e, f) end)
+end
 
 -- calls fs(stmt) for every statement and fe(expr, role) for its top-level expressions
 local function walk_block(block, fs, fe)
