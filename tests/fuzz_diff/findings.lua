@@ -34,13 +34,18 @@ M.rules = {
     return (d:find("only tensors and numbers can depend on a tensor condition") ~= nil
       or d:find("only tensors and numbers can change in a staged loop") ~= nil) and not d:find("undefined in")
   end },
-  { "F1", function(m) return (m.detail or ""):find("retval__%d+' is a [%w]+ %b() tensor in the then branch and undefined") ~= nil end },
+  { "F1", function(m)
+    local d = m.detail or ""
+    return d:find("retval__%d+' is a [%w]+ %b() tensor in the then branch and undefined") ~= nil
+      or d:find("retval__%d+' is undefined in the then branch and a [%w]+ %b() tensor") ~= nil
+  end },
   { "F1", function(m)
     local d = m.detail or ""
     local a, b = d:match("loop variable '[^']+' is a (%w+ %b()) tensor before this while loop and the body makes it a (%w+ %b()) tensor")
     return a ~= nil and a == b
   end },
   { "F2", function(m) return (m.detail or ""):find("int64 %(%) tensor in the else branch; a variable assigned under") ~= nil end },
+  { "I4", function(m, ctx) return ctx and ctx.prog.acc ~= nil and (m.kind == "value" or m.kind == "grad" or m.kind == "hvp") end },
   { "F11", function(m, ctx) return ctx and (m.kind == "grad" or m.kind == "hvp")
     and reassigns_param_by_ifexp(ctx.prog) end },
   { "F7/F8", function(m) return m.kind == "hvp" and (m.mode == "h_inside" or m.mode == "h_staged") end },
@@ -51,7 +56,6 @@ M.rules = {
   { "F5", function(m) return (m.detail or ""):find("'until__%d+' is a bool") ~= nil end },
   { "I1", function(m) return (m.detail or ""):find("a tensor was freed") ~= nil end },
   { "I3", function(m) return (m.detail or ""):find("escaped its trace") ~= nil end },
-  { "I4", function(m, ctx) return ctx and ctx.prog.acc ~= nil and (m.kind == "value" or m.kind == "grad" or m.kind == "hvp") end },
   { "I2", function(m, ctx) return ctx and m.kind == "value" and (m.mode == "staged" or m.mode == "staged_noopt")
     and m.call == 2 and ctx.prog.K[2] ~= nil end },
   { "I3", function(m, ctx) return ctx and m.kind == "value" and (m.mode == "staged" or m.mode == "staged_noopt")

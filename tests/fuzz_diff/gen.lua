@@ -551,7 +551,8 @@ function Ctx:tensor_expr(ty, d)
     return one("bin", mag, { op = op, a = a, b = b }, a, b)
   elseif choice == "unary" then
     local u = rng:pick(UNARY_F)
-    local a = self:expr(ty, d + 1, nil, true)
+    -- a real tensor: mg.square(0) of a Lua integer is int64, whatever the staged type
+    local a = self:expr(ty, d + 1, nil, u[1] == "neg")
     local m = u[2](a.mag)
     if not m then return nil end
     if u[1] == "neg" then return one("unary", m, { fn = "neg", a = a }, a) end
@@ -640,7 +641,7 @@ function Ctx:tensor_expr(ty, d)
     self.no_effects = true
     local c = self:mask_expr(ten("b", rng:chance(0.5) and s or rng:pick(donors(s))), d + 1)
     self.no_effects = saved
-    local a = self:expr(ty, d + 1, nil, true)
+    local a = self:expr(ty, d + 1)   -- a real tensor decides the dtype (two Lua numbers would)
     local b
     if rng:chance(0.3) then b = lit_num(rng, dt == "i64") else b = self:expr(ten(dt, rng:pick(donors(s))), d + 1, nil, true) end
     if dt == "f32" and b.tag == "num" then b = self:expr(ty, d + 1, nil, true) end
@@ -657,7 +658,7 @@ function Ctx:tensor_expr(ty, d)
     local a = self:expr(ten(from, s), d + 1, nil, true)
     return node("cast", ten(dt, s), a.mag + 1, { a = a, to = dt })
   elseif choice == "minmax" then
-    local a = self:expr(ty, d + 1, nil, true)
+    local a = self:expr(ty, d + 1)   -- a real tensor decides the dtype
     local b = self:distinct(a, function() return self:expr(ten(dt, rng:chance(0.6) and s or rng:pick(donors(s))), d + 1, nil, true) end)
     return node("call", ten(dt, s), math.max(a.mag, b.mag), { fn = rng:pick { "maximum", "minimum" }, args = { a, b } })
   elseif choice == "idiv" then
