@@ -10,6 +10,7 @@
 #   make deps       install the Debian packages (as root)
 #   make bench      the benchmarks in bench/
 #   make fuzz       libFuzzer over the safetensors parser for 60 s (FUZZ_TIME=n; clang-14)
+#   make fuzz-diff  the differential program fuzzer for 60 s (SECONDS=n, START=seed; tests/fuzz_diff)
 
 PREFIX   ?= /usr/local
 BUILD    ?= build
@@ -55,7 +56,7 @@ LUAMOD   := $(BUILD)/lua/moongrad/core.so
 PROG     := $(BUILD)/bin/moongrad
 CTESTS   := $(BUILD)/tests/core_tests
 
-.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz oracle
+.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz oracle fuzz-diff
 all: check-deps $(LIB_A) $(LIB_SO) $(LUAMOD) $(PROG) $(LIBE_A) $(LIBE_SO) $(FFI_CDEF)
 embed: $(LIBE_A) $(LIBE_SO)
 
@@ -218,6 +219,14 @@ fuzz: $(FUZZ_DIR)/safetensors_fuzz
 	  -dict=tests/fuzz/safetensors.dict -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus tests/fuzz/corpus/safetensors
 
 -include $(FUZZ_OBJ:.o=.d)
+
+# The differential program fuzzer (tests/fuzz_diff): random programs run as plain Lua, eagerly,
+# staged with and without optimisation, with tapes around and inside, against each other and
+# float64 finite differences, for SECONDS seconds; shrunk reports go to $(BUILD)/fuzz_diff/.
+SECONDS ?= 60
+START   ?=
+fuzz-diff: all
+	@BUILD=$(BUILD) sh tests/fuzz_diff/fuzz.sh $(SECONDS) $(START)
 
 clean:
 	rm -rf build build-asan

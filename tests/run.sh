@@ -160,6 +160,27 @@ run_logged "$TMP/oracle.log" env BUILD="$BUILD" sh tests/oracle/run.sh
 grep -v '^xfail ' "$TMP/oracle.log"
 tally oracle "$TMP/oracle.log" "$RC"
 
+# ---- 2d. the differential program fuzzer on its fixed seeds --------------------------
+# tests/fuzz_diff: random programs run as plain Lua, eagerly, staged with and without
+# optimisation, under tapes around and inside, against each other and finite differences.
+# The seeds and the list of expected mismatches (known defects) are in
+# tests/fuzz_diff/suite.lua; `make fuzz-diff SECONDS=N` runs new seeds for longer. Under
+# LuaJIT the same runner takes the LuaJIT profile's seeds.
+echo "== fuzz_diff (fixed seeds)"
+if [ -n "$PRELOAD" ]; then
+  run_logged "$TMP/fuzz.log" "$MOONGRAD" tests/fuzz_diff/main.lua --suite
+else
+  run_logged "$TMP/fuzz.log" lua5.4 tests/fuzz_diff/main.lua --suite
+fi
+grep -vE '^ok ' "$TMP/fuzz.log"
+tally fuzz_diff "$TMP/fuzz.log" "$RC"
+if [ -z "$PRELOAD" ] && command -v luajit >/dev/null 2>&1; then
+  run_logged "$TMP/fuzzjit.log" env LUA_PATH="$ROOT/lua/ffi/?.lua;$BUILD/luajit/?.lua;$LUA_PATH" \
+    LUA_CPATH=";;" luajit tests/fuzz_diff/main.lua --suite
+  grep -vE '^ok ' "$TMP/fuzzjit.log"
+  tally fuzz_diff-luajit "$TMP/fuzzjit.log" "$RC"
+fi
+
 # ---- 3. REPL -----------------------------------------------------------------
 echo "== repl"
 if [ -f tests/repl/run.sh ]; then
