@@ -37,31 +37,6 @@ return {
     91, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 105, 106, 109, 110, 112, 126, 140, 143, 146,
     159, 166, 186, 207, 238, 278, 422, 176,
   },
-  -- Expected on any seed: F4 depends on what ran before in the process (the same seed shows
-  -- it or not depending on the seeds before it), so it is not tied to seeds, and its absence
-  -- says nothing: delete this line when F4's fix lands.
-  anywhere = { "error:h_staged F4" },
-  expected = {
-    ["1"] = { "error:g_inside F3", "error:h_inside F3" },
-    ["27"] = { "grad:g_inside F7/F8" },
-    ["44"] = { "error:g_inside I3", "error:h_inside I3" },
-    ["56"] = { "error:staged F1", "error:staged_noopt F1", "error:g_staged F1", "error:g_staged_noopt F1", "error:g_inside F1", "error:h_staged F1", "error:h_inside F1" },
-    ["59"] = { "error:staged F2", "error:staged_noopt F2", "error:g_staged F2", "error:g_staged_noopt F2", "error:g_inside F2", "error:h_staged F2", "error:h_inside F2" },
-    ["63"] = { "value:staged I4", "value:staged_noopt I4" },
-    ["155"] = { "error:g_ref I7" },
-    ["278"] = { "error:staged I1", "error:staged_noopt I1", "error:g_staged I1", "error:g_staged_noopt I1", "error:g_inside I1", "error:h_staged I1", "error:h_inside I1" },
-    ["622"] = { "error:staged F5", "error:staged_noopt F5", "error:g_staged F5", "error:g_staged_noopt F5", "error:g_inside F5", "error:h_staged F5", "error:h_inside F5" },
-    ["387"] = { "error:staged I3", "error:staged_noopt I3" },
-    ["506"] = { "error:staged I3", "error:staged_noopt I3", "error:g_staged I3", "error:g_staged_noopt I3", "error:g_inside I3", "error:h_staged I3", "error:h_inside I3" },
-    ["100688"] = { "grad:g_staged F7/F8", "grad:g_staged_noopt F7/F8", "grad:g_inside F7/F8" },
-    ["101750"] = { "value:staged I2", "value:staged_noopt I2" },
-    ["lj:176"] = { "value:staged I3", "value:staged_noopt I3" },
-    ["lj:1"] = { "error:g_inside F3", "error:h_inside F3" },
-    ["lj:27"] = { "grad:g_inside F7/F8" },
-    ["lj:44"] = { "error:g_inside I3", "error:h_inside I3" },
-    ["lj:63"] = { "value:staged I4", "value:staged_noopt I4" },
-    ["lj:72"] = { "error:staged F1", "error:staged_noopt F1", "error:g_staged F1", "error:g_staged_noopt F1", "error:g_inside F1", "error:h_staged F1", "error:h_inside F1" },
-    ["lj:278"] = { "error:staged I1", "error:staged_noopt I1", "error:g_staged I1", "error:g_staged_noopt I1", "error:g_inside I1", "error:h_staged I1", "error:h_inside I1" },
-    ["lj:422"] = { "error:g_ref I7" },
-  },
+  anywhere = {},
+  expected = {},   -- (every known mismatch is fixed: issue 14 items 1-4 and 7, F1-F8, F11)
 }
