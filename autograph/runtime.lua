@@ -344,6 +344,8 @@ local function branch_outputs(fn, get, set, init, hints, slots_fixed)
         t = materialize(v, h)
       elseif k ~= "tensor" then
         t = nil
+      elseif h and #h.shape == 0 and #v.shape > 0 and v:numel() == 1 and v.dtype == "bool" then
+        t = core.reshape(v, {})   -- a flag's one-element condition (slot_target)
       end
       slots[i] = true
       metas[i] = t and { dtype = t.dtype, shape = t.shape } or nil
@@ -418,11 +420,32 @@ local function trace_branch(name, fn, get, set, init, hints, slots_fixed)
 end
 
 -- The dtype/shape a slot must have in both branches, or an error message.
+-- The flags the passes make for break, continue, return and until (breaks.lua, continue.lua,
+-- returns.lua): only ever tested as conditions, so any one-element bool tensor will do.
+local function is_flag(name)
+  return name == "do_return__" or name:match("^until__%d*$") ~= nil or name:match("^break__%d*$") ~= nil
+    or name:match("^continue__%d*$") ~= nil
+end
+
+-- A flag's value as a () bool when it is a one-element bool tensor of another shape.
+local function as_flag(v)
+  if is_tensor(v) and v.dtype == "bool" and #v.shape > 0 and v:numel() == 1 then return core.reshape(v, {}) end
+  return v
+end
+
+local function one_element(shape)
+  for _, d in ipairs(shape) do if d ~= 1 then return false end end
+  return true
+end
+
 local function slot_target(name, a, b)
   local ma, mb = meta_of(a), meta_of(b)
   if a == UNDEF then return mb end
   if b == UNDEF then return ma end
   if not ma.weak and not mb.weak then
+    if is_flag(name) and ma.dtype == "bool" and mb.dtype == "bool" and one_element(ma.shape) and one_element(mb.shape) then
+      return { dtype = "bool", shape = {} }   -- a (1) and a () condition: one element either way
+    end
     if ma.dtype ~= mb.dtype or not same_shape(ma.shape, mb.shape) then
       return nil, string.format("'%s' is %s in the then branch and %s in the else branch", name,
         describe(a), describe(b))
@@ -643,6 +666,9 @@ local function staged_while(cond_fn, body_fn, get, set, names, what)
   local frozen = freeze_upvalues({ cond_fn, body_fn, get, set })
   get, set = with_composites(get, set, names)
   local init = entry_state(get, names)
+  for i = 1, init.first_scratch - 1 do   -- flags carried as () bools (slot_target)
+    if names[i] and is_flag(names[i]) then init[i] = as_flag(init[i]) end
+  end
   local specs, consts = {}, {}
   for i = 1, init.first_scratch - 1 do
     local v = init[i]
@@ -690,6 +716,7 @@ local function staged_while(cond_fn, body_fn, get, set, names, what)
       local outs = {}
       for i = 1, init.first_scratch - 1 do
         local v, name, s = out[i], names[i] or ("state " .. i), specs[i]
+        if names[i] and is_flag(names[i]) then v = as_flag(v) end
         local k = kind(v)
         if s then
           if k == "tensor" then
@@ -789,12 +816,12 @@ function R.repeat_stmt(body_fn, get, set, names)
       -- the remaining iterations: while not c do c = body() end, c a hidden loop variable
       record("repeat", "staged as a graph while (after one traced iteration)",
         #names > 0 and ("loop variables: " .. table.concat(names, ", ")) or nil)
-      local flag = cv
+      local flag = as_flag(cv)   -- (a () bool, whatever one-element shape the until value has)
       local g2 = function() if get then return flag, get() end return flag end
       local s2 = function(f, ...) flag = f; if set then set(...) end end
       local names2 = { "(until condition)", scratch = names.scratch }
       for i, nm in ipairs(names) do names2[i + 1] = nm end
-      return staged_while(function() return R.not_(flag) end, function() flag = body_fn() end, g2, s2,
+      return staged_while(function() return R.not_(flag) end, function() flag = as_flag(body_fn()) end, g2, s2,
         names2, "repeat-until loop")
     end
     if c then break end

@@ -423,9 +423,17 @@ function M.prepare(prog)
   ctx.grad = { outs = outs, nret = #prog.main.ret, srcs = ctx.sources }
   ctx.plain = gen.plain_eligible(prog)
   ctx.setitem = false
+  local appends, vassigns = false, false
   for _, fn in ipairs(gen.functions(prog)) do
-    gen.walk_block(fn.body, function(st) if st.tag == "setitem" then ctx.setitem = true end end, function() end)
+    gen.walk_block(fn.body, function(st)
+      if st.tag == "setitem" then ctx.setitem = true end
+      if st.tag == "tblappend" then appends = true end
+      if st.tag == "vassign" then vassigns = true end
+    end, function() end)
   end
+  -- a Variable kept in a Lua table is a reference that a later assign changes, a Lua number is
+  -- not: the "lua" dialect does not apply to programs that do both
+  ctx.lua_ok = not (appends and vassigns)
   -- Assignments are not differentiable (doc/autodiff.md): a Variable assigned a value that
   -- depends on a source makes the loss depend on it in a way no gradient sees, so finite
   -- differences only apply to programs that assign nothing but constants (and counters).
@@ -567,7 +575,7 @@ function M.check_ctx(ctx, opts)
   modes[#modes + 1] = "ref"
   for _, how in ipairs(M.VALUE_MODES) do
     local run = true
-    if how == "lua" and not prog.scalar then run = false end
+    if how == "lua" and (not prog.scalar or not ctx.lua_ok) then run = false end
     if how == "eager" and not ctx.plain then run = false end
     if opts.only and not opts.only[how] then run = false end
     if run then

@@ -299,6 +299,19 @@ describe("the differential fuzzer's findings", function()
     near(mg.func(r1)(mg.tensor(4)), 3)
   end)
 
+  it("a break/until flag that is a (1) condition on one path and a () one on the other (fuzzer seed 5002924)", function()
+    local function main(x1)
+      local i1 = 0
+      repeat
+        i1 = i1 + 1
+        if (x1 > mg.tensor({ 0.5 }, "float32")) then break end
+      until (i1 >= 1) or (mg.tensor({ 0.5 }, "float32") > x1)
+      return mg.tensor({ 0.5, 0.5, 0.5 }, "float32") * i1
+    end
+    local f = mg.func(main)
+    for _, v in ipairs({ 0.137, -1.86, 2 }) do near(f(f32 { v }), main(f32 { v })) end
+  end)
+
   it("F6: a branch's dead state is not seen by an elseif condition's trace", function()
     local function main(x1, x2, x3)
       local v1 = x1 * 0 + 1
