@@ -59,7 +59,7 @@ local function user_where()
   while true do
     local info = debug.getinfo(level, "Sl")
     if not info then return "?" end
-    if info.what ~= "C" and not internal[info.source] then
+    if info.what ~= "C" and not internal[info.source] and not options.is_own_source(info.source) then
       return info.short_src .. ":" .. tostring(info.currentline)
     end
     level = level + 1
@@ -76,6 +76,7 @@ local function shape_str(s)
   return "(" .. table.concat(parts, ",") .. ")"
 end
 local function describe(v)
+  if is_tensor(v) and core.is_variable(v) then return "a " .. v.dtype .. " " .. shape_str(v.shape) .. " Variable" end
   if is_tensor(v) then return "a " .. v.dtype .. " " .. shape_str(v.shape) .. " tensor" end
   if v == nil then return "nil" end
   if v == UNDEF then return "undefined" end
@@ -137,11 +138,15 @@ end
 local weak_placeholders = setmetatable({}, { __mode = "k" })
 
 -- "tensor" | "weak" (a Lua number or boolean, or a weak placeholder) | "undef" | "value" (anything
--- else, nil included). A Variable counts as the tensor it holds: where the paths differ, the
--- graph selects its value (the same Variable on every path stays the Variable, as any identical
--- Lua value does).
+-- else, nil included). A Variable is a "value": the same Variable on every path stays the
+-- Variable; a different one on another path is an error that asks for its value (v:read()):
+-- selecting it would give its value at the if (tf.cond's rule) where eager code keeps the
+-- object, whose later assignments it would show, and the two must not silently differ.
 local function kind(v)
-  if is_tensor(v) then return weak_placeholders[v] and "weak" or "tensor" end
+  if is_tensor(v) then
+    if core.is_variable(v) then return "value" end
+    return weak_placeholders[v] and "weak" or "tensor"
+  end
   local t = type(v)
   if t == "number" or t == "boolean" then return "weak" end
   if v == UNDEF then return "undef" end
@@ -265,12 +270,19 @@ end
 local warned_stores = {}
 local function check_store(mode, t, how)
   local f = frames[#frames]
-  if not f or type(t) ~= "table" or f.fresh[t] or is_tensor(t) then return end
-  local msg = string.format("%s writes into a Lua table made outside it (%s) while it is staged as graph "
+  if not f then return end
+  if is_tensor(t) then
+    -- a Variable is state the graph updates; a symbolic tensor refuses in C; an eager tensor's
+    -- buffer would be written once, at trace time, like a Lua table's
+    if is_symbolic(t) or core.is_variable(t) then return end
+  elseif type(t) ~= "table" or f.fresh[t] then
+    return
+  end
+  local msg = string.format("%s writes into a %s made outside it (%s) while it is staged as graph "
     .. "control flow: it runs once, at trace time, so the table would keep the trace's value, not one per "
     .. "iteration or per taken branch; accumulate tensors in an mg.TensorArray (ta = ta:write(i, v), then "
     .. "ta:stack()) or keep the value in a variable of the loop or if", frame_what[f.name] or "a staged "
-    .. "branch or loop body", how)
+    .. "branch or loop body", is_tensor(t) and "tensor" or "Lua table", how)
   if mode == "warn" then
     local w = user_where()
     if not warned_stores[w] then
@@ -518,6 +530,11 @@ local function staged_if(cond, then_fn, else_fn, get, set, names)
       fail(string.format("'%s' is %s in the then branch but %s in the else branch of this if, and it is "
         .. "used after it; with a tensor condition both branches must give it a value (give it one "
         .. "before the if, or in both branches)", name, a == nil and "nil" or describe(a), b == nil and "nil" or describe(b)))
+    elseif (is_tensor(a) and core.is_variable(a)) or (is_tensor(b) and core.is_variable(b)) then
+      fail(string.format("'%s' is %s in the then branch and %s in the else branch of this if; a staged if can "
+        .. "select a Variable's value, not the Variable (an assignment after the if would show in the object "
+        .. "eagerly but not in the selected value): write v:read() for its value now, or keep the same Variable "
+        .. "on both paths", name, describe(a), describe(b)))
     else
       fail(string.format("'%s' is %s in the then branch and %s in the else branch of this if; only tensors "
         .. "and numbers can depend on a tensor condition (other Lua values must be the same on both paths)",
@@ -756,7 +773,8 @@ local function staged_while(cond_fn, body_fn, get, set, names, what)
               .. "(e.g. local %s = 0)", name, what, name))
           end
           fail(string.format("'%s' is %s before this %s and the body changes it to %s; only tensors and "
-            .. "numbers can change in a staged loop", name, describe(init[i]), what, describe(v)))
+            .. "numbers can change in a staged loop%s", name, describe(init[i]), what, describe(v),
+            (is_tensor(init[i]) and core.is_variable(init[i])) and " (start it from the Variable's value, v:read())" or ""))
         end
       end
       return outs

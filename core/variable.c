@@ -193,7 +193,12 @@ mg_status mg_tensor_set_index(mg_ctx *ctx, mg_tensor *t, int64_t index, const mg
                        "not a buffer), so t[i] = v cannot write into it; build a new tensor instead (mg.where, "
                        "mg.concat), accumulate rows in an mg.TensorArray, or keep the state in an mg.Variable "
                        "(v[i] = x updates a Variable in a staged function)", t->graph->name);
-  if (value->flags & MG_TF_SYMBOLIC) return mg_symbolic_misuse(ctx, NULL, value);
+  if (value->flags & MG_TF_SYMBOLIC)
+    return mg_seterror(MG_ESTATE,
+                       "index assignment: the value is a tensor of the staged function '%s' (known only when its "
+                       "graph runs), so it cannot be written into a tensor's buffer while tracing; build a new "
+                       "tensor instead (mg.where, mg.concat), accumulate rows in an mg.TensorArray, or write into an "
+                       "mg.Variable (v[i] = x updates a Variable in a staged function)", value->graph->name);
   mg_status st;
   if (var) {  /* a Variable is a value: whoever holds the old buffer (a tape snapshot) keeps it */
     if (atomic_load(&t->storage->refs) > 1) {

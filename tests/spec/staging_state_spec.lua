@@ -249,14 +249,22 @@ describe("errors keep the user's line", function()
 end)
 
 describe("the differential fuzzer's findings", function()
-  it("F1: a Variable as the value of a staged branch is its value", function()
+  it("F1: a Variable on one path of a staged if is a clear error asking for v:read(); the value works", function()
     local V = mg.Variable(mg.tensor(0.25, "float64"))
-    local f1 = mg.func(function(x, y) return (x >= V) and y or V end)
+    -- eagerly `r` would be the Variable object, whose later assignment it shows; a staged if can only
+    -- select its value at the if (tf.cond's rule), so the two would silently differ: an error
+    local bad = mg.func(function(x, y) local r = y; if x >= 0 then r = V end; V:assign_add(1); return r end)
+    local e = fails(function() return bad(mg.tensor(1.5, "float64"), mg.tensor(1.5, "float64")) end,
+      "'r' is a float64 () Variable in the then branch", "v:read()")
+    assert.truthy(e:find(THIS .. ":%d+:"), e)
+    local f1 = mg.func(function(x, y) return (x >= V) and y or V:read() end)
     near(f1(mg.tensor(-1.5, "float64"), mg.tensor(1.5, "float64")), 0.25)
     near(f1(mg.tensor(1.5, "float64"), mg.tensor(3.5, "float64")), 3.5)
-    local f2 = mg.func(function(x, y) local r = y; if x >= 0 then r = V end; return r end)
+    local f2 = mg.func(function(x, y) local r = y; if x >= 0 then r = V:read() end; return r end)
     near(f2(mg.tensor(-1.5, "float64"), mg.tensor(1.5, "float64")), 1.5)
     near(f2(mg.tensor(1.5, "float64"), mg.tensor(1.5, "float64")), 0.25)
+    local same = mg.func(function(x) local r = V; if x > 0 then r = V end; return r * 2 end)   -- the same one: fine
+    near(same(f32(1)), 0.5)
   end)
 
   it("F2: a number that starts a staged loop takes a float dtype given under a cond in the body", function()
