@@ -434,6 +434,13 @@ end
 -- The dtype/shape a slot must have in both branches, or an error message.
 -- The flags the passes make for break, continue, return and until (breaks.lua, continue.lua,
 -- returns.lua): only ever tested as conditions, so any one-element bool tensor will do.
+-- How an error names a state slot: the returns pass's retval__N are the user's return values.
+local function shown_name(name)
+  local n = name:match("^retval__(%d+)$")
+  if n then return "return value " .. n .. " (a return inside it)" end
+  return "'" .. name .. "'"
+end
+
 local function is_flag(name)
   return name == "do_return__" or name:match("^until__%d*$") ~= nil or name:match("^break__%d*$") ~= nil
     or name:match("^continue__%d*$") ~= nil
@@ -765,7 +772,15 @@ local function staged_while(cond_fn, body_fn, get, set, names, what)
               name, describe(init[i]), what, describe(v)))
           end
         elseif specs[i] == false then
-          if k == "tensor" or k == "weak" then specs[i] = meta_of(v); specs[i].weak = nil; retry = true end
+          if k == "tensor" or k == "weak" then specs[i] = meta_of(v); specs[i].weak = nil; retry = true
+          elseif v ~= nil and v ~= UNDEF then
+            -- a Variable or other Lua value set only when the body runs: the graph cannot carry
+            -- it out of the loop (eager code would keep the object; leaving it unset would give
+            -- a silently different value after the loop: fuzzer seed 6000971)
+            fail(string.format("%s has no value before this %s and the body sets it to %s; a staged "
+              .. "loop carries only tensors and numbers out of its body%s", shown_name(name), what, describe(v),
+              (is_tensor(v) and core.is_variable(v)) and " (return or keep the Variable's value, v:read())" or ""))
+          end
         elseif not rawequal(v, init[i]) then
           if init[i] == nil then
             fail(string.format("'%s' is nil before this %s, which assigns it and uses it after or in the "

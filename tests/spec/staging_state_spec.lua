@@ -320,6 +320,40 @@ describe("the differential fuzzer's findings", function()
     for _, v in ipairs({ 0.137, -1.86, 2 }) do near(f(f32 { v }), main(f32 { v })) end
   end)
 
+  it("a Variable returned from inside a staged loop is a clear error, not zeros (fuzzer seed 6000971)", function()
+    local V = mg.Variable(mg.tensor({ { -0.75, 1.25 } }, "float64"))
+    local function main(x)
+      for _, _ in ipairs(mg.where(mg.greater(x, 0), V, mg.tensor({ { 0.5 } }, "float64"))) do
+        return V
+      end
+      return mg.tensor({ { 0.5, 0.5 } }, "float64")
+    end
+    local ok, err = pcall(mg.func(main), mg.tensor({ 1.0, -1.0 }, "float64"))
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("return value 1 (a return inside it) has no value before this for loop", 1, true))
+    assert.truthy(tostring(err):find("v:read()", 1, true))
+    local function main_read(x)
+      for _, _ in ipairs(mg.where(mg.greater(x, 0), V, mg.tensor({ { 0.5 } }, "float64"))) do
+        return V:read()
+      end
+      return mg.tensor({ { 0.5, 0.5 } }, "float64")
+    end
+    near(mg.func(main_read)(mg.tensor({ 1.0, -1.0 }, "float64")), { { -0.75, 1.25 } })
+    -- a table first set in the body is refused too (it would stay unset after the loop)
+    local function main_table(x)
+      local t
+      local i = 0
+      while x > i do
+        i = i + 1
+        t = { i }
+      end
+      return t
+    end
+    ok, err = pcall(mg.func(main_table), mg.tensor(2))
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("'t' is nil before this while loop", 1, true))
+  end)
+
   it("F6: a branch's dead state is not seen by an elseif condition's trace", function()
     local function main(x1, x2, x3)
       local v1 = x1 * 0 + 1
