@@ -95,9 +95,15 @@ void mg_ctx_set_rng_state(mg_ctx *ctx, uint64_t seed, uint64_t counter);
 /* Process-wide set-up, done once (idempotent, thread-safe): selects the BLIS
  * kernel family from CPUID, sets flush-to-zero on the kernel threads. */
 void mg_init(void);
-/* Threads used by kernels and BLIS; 0 = all cores. */
-void mg_set_num_threads(int n);
+/* Threads used by kernels and BLIS: 1 to mg_max_threads(), or 0 for one per
+ * processor. Out of range is MG_EARG and changes nothing. The start-up value
+ * is MG_NUM_THREADS from the environment (clamped to that range), else one
+ * per processor. */
+mg_status mg_set_num_threads(int64_t n);
 int mg_get_num_threads(void);
+/* The processors this process may run on (its CPU affinity): the most
+ * threads mg_set_num_threads accepts. */
+int mg_max_threads(void);
 /* Writes a one-line-per-fact description of the configuration into buf:
  * "blis_arch=skx\nthreads=2\nftz=1\n...". Returns the length needed. */
 size_t mg_config_info(char *buf, size_t cap);
@@ -513,6 +519,12 @@ mg_status mg_listdir(const char *path, char **out, size_t *len, int *count);
 mg_status mg_remove(const char *path);
 mg_status mg_remove_tree(const char *path);
 mg_status mg_rename(const char *from, const char *to);
+/* This process's id, and whether process `pid` still runs (1), is gone (0),
+ * or cannot be told (-1: it exists but belongs to another user, or pid <= 0).
+ * Savers name their temporaries with their pid so that a later save can tell
+ * a dead writer's leftovers from a running one's. */
+int64_t mg_process_id(void);
+int mg_process_alive(int64_t pid);
 
 /* The parsed contents of a safetensors file: names, tensors and metadata. It
  * owns everything it holds (nothing points into the parsed buffer). */

@@ -187,7 +187,21 @@ static int io_rename(lua_State *L) {
   return 0;
 }
 
+/* core.process_id(), core.process_alive(pid) -> true, false, or nil (cannot tell). */
+static int io_process_id(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)mg_process_id());
+  return 1;
+}
+static int io_process_alive(lua_State *L) {
+  int a = mg_process_alive((int64_t)luaL_checkinteger(L, 1));
+  if (a < 0) lua_pushnil(L);
+  else lua_pushboolean(L, a);
+  return 1;
+}
+
 static const luaL_Reg io_fns[] = {
+    {"process_id", io_process_id},
+    {"process_alive", io_process_alive},
     {"safetensors_load", io_load},
     {"safetensors_parse", io_parse},
     {"safetensors_save", io_save},

@@ -1072,10 +1072,14 @@ function M.set_rng_state(seed, counter)
   lib.mg_ctx_set_rng_state(ctx, seed, counter)
 end
 function M.set_num_threads(n)
-  lib.mg_set_num_threads(n)
+  if type(n) ~= "number" or not is_int(n) then
+    uerror("bad argument #1 to 'set_num_threads' (number has no integer representation)", 2)
+  end
+  if lib.mg_set_num_threads(n) ~= 0 then raise(2) end
   clear_daz()   -- its parallel region sets FTZ/DAZ on every thread, this one too
 end
 function M.get_num_threads() return lib.mg_get_num_threads() end
+function M.max_threads() return lib.mg_max_threads() end
 function M.config_info()
   local buf = new("char[1024]")
   lib.mg_config_info(buf, 1024)
@@ -1830,6 +1834,16 @@ function M.read_file(path)
 end
 
 -- ---- paths and directories (as lua/capi/io.c, over core/fs.c) ----------------------
+
+function M.process_id() return tonumber(lib.mg_process_id()) end
+function M.process_alive(pid)
+  if type(pid) ~= "number" or not is_int(pid) then
+    uerror("bad argument #1 to 'process_alive' (number has no integer representation)", 2)
+  end
+  local a = lib.mg_process_alive(pid)
+  if a < 0 then return nil end
+  return a == 1
+end
 
 function M.path_exists(path) return lib.mg_path_exists(check_string(path, 1, "path_exists")) ~= 0 end
 function M.path_isdir(path) return lib.mg_path_isdir(check_string(path, 1, "path_isdir")) ~= 0 end
