@@ -18,7 +18,8 @@ OPT      ?= -O2
 SAN      ?=
 LUA_INC  := -isystem /usr/include/lua5.4
 BLIS_INC := -isystem /usr/include/x86_64-linux-gnu/blis-openmp
-CFLAGS   += -std=c11 $(OPT) $(MARCH) -g -fPIC -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp \
+# -fvisibility=hidden: only what a public header declares MG_API is exported (core/mg.h).
+CFLAGS   += -std=c11 $(OPT) $(MARCH) -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp \
             -fno-math-errno -Icore $(BLIS_INC) $(SAN)
 LDFLAGS  += -fopenmp $(SAN)
 CORE_LIBS := -lblis -lcjson -lm -lpthread
@@ -49,7 +50,16 @@ EMBED_BINS := $(BUILD)/tests/embed_tests $(BUILD)/tests/embed_cxx_tests $(BUILD)
               $(BUILD)/examples/tool $(BUILD)/bench/embed_frame $(BUILD)/tests/embed_doc_host
 
 LIB_A    := $(BUILD)/lib/libmoongrad.a
+# The shared libraries are versioned: libmoongrad.so.X.Y.Z with the SONAME
+# libmoongrad.so.$(SOVERSION) (bumped when the ABI changes), and the link-time
+# name libmoongrad.so a symlink to it.
+VERSION  := $(shell sed -n 's/^\#define MG_VERSION "\(.*\)"/\1/p' core/mg.h)
+SOVERSION := 0
 LIB_SO   := $(BUILD)/lib/libmoongrad.so
+LIB_SOV  := $(BUILD)/lib/libmoongrad.so.$(VERSION)
+LIBE_SOV := $(BUILD)/lib/libmoongrad_embed.so.$(VERSION)
+# The core's own objects, unlocalised, for the C unit tests (they call internals).
+CORE_OBJS_A := $(BUILD)/obj/libmoongrad_objs.a
 LUAMOD   := $(BUILD)/lua/moongrad/core.so
 PROG     := $(BUILD)/bin/moongrad
 CTESTS   := $(BUILD)/tests/core_tests
@@ -69,14 +79,26 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(filter lua/%,$<),$(LUA_INC) -Ilua/include,) -MMD -MP -c $< -o $@
 
-$(LIB_A): $(CORE_OBJ)
+# A static archive that a host links beside its own code: its objects are
+# linked into one (ld -r) and every hidden symbol made local, so only the
+# MG_API functions are global and a host's own map_get or k_add cannot clash.
+# scripts/localize.sh NAME.a OBJ...
+$(LIB_A): $(CORE_OBJ) scripts/localize.sh
+	@mkdir -p $(dir $@)
+	sh scripts/localize.sh $@ $(CORE_OBJ)
+
+$(CORE_OBJS_A): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
 # -z nodelete: never unloaded (LuaJIT's ffi.load, dlopen) under its running OpenMP threads.
-$(LIB_SO): $(CORE_OBJ)
+$(LIB_SOV): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^ $(LDFLAGS) $(CORE_LIBS) -Wl,-z,nodelete
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(CORE_LIBS) -Wl,-soname,libmoongrad.so.$(SOVERSION) -Wl,-z,nodelete
+
+$(LIB_SO): $(LIB_SOV)
+	ln -sf $(notdir $<) $(BUILD)/lib/libmoongrad.so.$(SOVERSION)
+	ln -sf libmoongrad.so.$(SOVERSION) $@
 
 $(LUAMOD): $(CAPI_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -86,18 +108,18 @@ $(PROG): $(PROG_OBJ) $(CAPI_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(PROG_OBJ) $(CAPI_OBJ) $(LIB_A) $(LDFLAGS) -Wl,-E -llua5.4 -lreadline $(CORE_LIBS)
 
-$(CTESTS): $(CTEST_SRC) $(LIB_A)
+$(CTESTS): $(CTEST_SRC) $(CORE_OBJS_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/core -o $@ $(CTEST_SRC) $(LIB_A) $(LDFLAGS) $(CORE_LIBS)
+	$(CC) $(CFLAGS) -Itests/core -o $@ $(CTEST_SRC) $(CORE_OBJS_A) $(LDFLAGS) $(CORE_LIBS)
 
 $(BUILD)/gen/mg_cdef.h: core/mg.h core/ops.def
 	@mkdir -p $(BUILD)/gen/ffistub
 	touch $(BUILD)/gen/ffistub/stddef.h $(BUILD)/gen/ffistub/stdint.h
-	$(CC) -E -P -nostdinc -I$(BUILD)/gen/ffistub -Icore core/mg.h -o $@
+	$(CC) -E -P -nostdinc -DMG_API= -I$(BUILD)/gen/ffistub -Icore core/mg.h -o $@
 
 $(FFI_CDEF): $(BUILD)/gen/mg_cdef.h scripts/ffi_cdef.lua
 	@mkdir -p $(dir $@)
-	lua5.4 scripts/ffi_cdef.lua $< core/mg.h $(ROOT)/$(LIB_SO) $@
+	lua5.4 scripts/ffi_cdef.lua $< core/mg.h $(ROOT)/$(BUILD)/lib/libmoongrad.so.$(SOVERSION) $@
 
 $(EMBED_GEN): scripts/embed_lua.lua $(EMBED_LUA)
 	@mkdir -p $(dir $@)
@@ -107,15 +129,19 @@ $(BUILD)/obj/gen/stdlib_embed.o: $(EMBED_GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(LIBE_A): $(EMBED_OBJ) $(CAPI_OBJ)
+$(LIBE_A): $(EMBED_OBJ) $(CAPI_OBJ) scripts/localize.sh
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	sh scripts/localize.sh $@ $(EMBED_OBJ) $(CAPI_OBJ)
 
 # Linked to libmoongrad.so beside it ($$ORIGIN), so the engine stays one copy per process.
-$(LIBE_SO): $(EMBED_OBJ) $(CAPI_OBJ) $(LIB_SO)
+$(LIBE_SOV): $(EMBED_OBJ) $(CAPI_OBJ) $(LIB_SO)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $(EMBED_OBJ) $(CAPI_OBJ) -L$(BUILD)/lib -lmoongrad $(LDFLAGS) $(EMBED_LIBS) \
-	  -Wl,-rpath,'$$ORIGIN' -Wl,-z,nodelete
+	  -Wl,-soname,libmoongrad_embed.so.$(SOVERSION) -Wl,-rpath,'$$ORIGIN' -Wl,-z,nodelete
+
+$(LIBE_SO): $(LIBE_SOV)
+	ln -sf $(notdir $<) $(BUILD)/lib/libmoongrad_embed.so.$(SOVERSION)
+	ln -sf libmoongrad_embed.so.$(SOVERSION) $@
 
 # Embedding programs link the static libraries: one binary, nothing to find at run time.
 $(BUILD)/tests/embed_tests: tests/embed/test_embed.c tests/embed/harness.h $(LIBE_A) $(LIB_A)
@@ -166,7 +192,11 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/moongrad \
 	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/moongrad $(DESTDIR)$(PREFIX)/share/lua/5.4
 	install -m 755 $(PROG) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(LIB_A) $(LIB_SO) $(LIBE_A) $(LIBE_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIB_A) $(LIBE_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB_SOV) $(LIBE_SOV) $(DESTDIR)$(PREFIX)/lib/
+	for l in libmoongrad libmoongrad_embed; do \
+	  ln -sf $$l.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$$l.so.$(SOVERSION); \
+	  ln -sf $$l.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/$$l.so; done
 	install -m 644 core/mg.h core/ops.def lua/include/moongrad.h lua/include/moongrad.hpp \
 	  $(DESTDIR)$(PREFIX)/include/moongrad/
 	install -m 755 $(LUAMOD) $(DESTDIR)$(PREFIX)/lib/lua/5.4/moongrad/
@@ -174,9 +204,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/lua/5.1
 	cp -r stdlib/moongrad autograph $(DESTDIR)$(PREFIX)/share/lua/5.1/
 	install -m 644 lua/ffi/moongrad/core.lua $(DESTDIR)$(PREFIX)/share/lua/5.1/moongrad/
-	lua5.4 scripts/ffi_cdef.lua $(BUILD)/gen/mg_cdef.h core/mg.h $(PREFIX)/lib/libmoongrad.so \
+	lua5.4 scripts/ffi_cdef.lua $(BUILD)/gen/mg_cdef.h core/mg.h $(PREFIX)/lib/libmoongrad.so.$(SOVERSION) \
 	  $(DESTDIR)$(PREFIX)/share/lua/5.1/moongrad/ffi_cdef.lua
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define MG_VERSION "\(.*\)"/\1/p' core/mg.h)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 	  scripts/moongrad.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/moongrad.pc
 
 # The side-by-side benchmarks (bench/run.sh, doc/performance.md): creates bench/.venv with

@@ -185,7 +185,7 @@ static const luaL_Reg module_fns[] = {
     {"clock", core_clock},
     {NULL, NULL}};
 
-int luaopen_moongrad_core(lua_State *L) {
+MG_API int luaopen_moongrad_core(lua_State *L) {
   mgL_state *S = lua_newuserdatauv(L, sizeof *S, 0);
   int state_idx = lua_gettop(L);
   S->ctx = NULL;
