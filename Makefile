@@ -13,7 +13,19 @@
 PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= gcc
-MARCH    ?= -march=native
+# The default build runs on any CPU of its architecture: on x86-64 the
+# baseline (SSE2), with the kernels compiled twice more, for AVX2 and AVX-512,
+# and chosen at run time (core/isa.c). MARCH=-march=native builds for this
+# machine alone (no copies; `make BUILD=build-native MARCH=-march=native`).
+HOST_ARCH := $(shell $(CC) -dumpmachine)
+ifneq (,$(filter x86_64-%,$(HOST_ARCH)))
+MARCH    ?= -march=x86-64 -mtune=generic
+else
+MARCH    ?=
+endif
+ISA_COPIES ?= $(if $(filter -march=x86-64,$(firstword $(MARCH))),avx2 avx512,)
+ISA_FLAGS_avx2   := -march=x86-64-v3 -mtune=generic
+ISA_FLAGS_avx512 := -march=x86-64-v4 -mtune=generic
 OPT      ?= -O2
 SAN      ?=
 LUA_INC  := -isystem /usr/include/lua5.4
@@ -26,7 +38,12 @@ CORE_LIBS := -lblis -lcjson -lm -lpthread
 ROOT     := $(abspath .)
 
 CORE_SRC := $(wildcard core/*.c core/kernels/*.c core/passes/*.c)
-CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+# The sources compiled once per ISA copy (core/isa.c): the kernels and the
+# fused-node loops. Each copy is linked into one object with its functions
+# renamed (k_add -> k_add__avx2) by scripts/isa_rename.sh.
+ISA_SRC  := $(wildcard core/kernels/*.c) core/passes/fused.c
+ISA_OBJ  := $(foreach i,$(ISA_COPIES),$(BUILD)/obj/isa/kernels_$(i).o)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(ISA_OBJ)
 CAPI_SRC := $(wildcard lua/capi/*.c)
 CAPI_OBJ := $(CAPI_SRC:%.c=$(BUILD)/obj/%.o)
 PROG_SRC := lua/main.c lua/repl.c
@@ -78,6 +95,19 @@ deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(filter lua/%,$<),$(LUA_INC) -Ilua/include,) -MMD -MP -c $< -o $@
+
+# One ISA copy: its sources with the ISA's -march (after MARCH, so it wins).
+define isa_copy
+$(BUILD)/obj/isa/$(1)/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$(ISA_FLAGS_$(1)) -DMG_ISA_COPY=$(1) -MMD -MP -c $$< -o $$@
+
+$(BUILD)/obj/isa/kernels_$(1).o: $(ISA_SRC:%.c=$(BUILD)/obj/isa/$(1)/%.o) scripts/isa_rename.sh
+	sh scripts/isa_rename.sh $$@ $(1) $(ISA_SRC:%.c=$(BUILD)/obj/isa/$(1)/%.o)
+
+-include $(ISA_SRC:%.c=$(BUILD)/obj/isa/$(1)/%.d)
+endef
+$(foreach i,$(ISA_COPIES),$(eval $(call isa_copy,$(i))))
 
 # A static archive that a host links beside its own code: its objects are
 # linked into one (ld -r) and every hidden symbol made local, so only the

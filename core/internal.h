@@ -217,6 +217,12 @@ mg_dtype mg_promote_inputs(mg_tensor *const *in, int n);
 void mg_fpu_ftz(void);     /* sets flush-to-zero / denormals-are-zero on this thread */
 int mg_threads(void);
 
+/* ---- which compiled copy of the kernels runs (isa.c) ---------------------------- */
+void mg_isa_select(void);                            /* once, at start-up (config.c) */
+mg_kernel_fn mg_isa_kernel(mg_op op, mg_kernel_fn base);  /* op's kernel in that copy */
+const char *mg_isa_name(void);                       /* "baseline", "avx2" or "avx512" */
+void mg_isa_available(char *buf, size_t cap);        /* the copies this CPU can run, "a,b" */
+
 /* ---- random ----------------------------------------------------------------- */
 /* Philox4x32-10: four 32-bit outputs for counter `ctr` under key `key`. */
 void mg_philox(uint64_t key, uint64_t ctr, uint32_t out[4]);

@@ -8,7 +8,8 @@
 # 2. `nm -D --defined-only` of libmoongrad.so is exactly mg.h's MG_API
 #    functions; of libmoongrad_embed.so, moongrad.h's plus luaopen_moongrad_core.
 #    The static archives' global symbols are the same lists (scripts/localize.sh).
-# 3. A host that defines moongrad's internal names (tests/symbols/collide_host.c)
+# 3. On x86-64, AVX instructions appear only in the ISA copies of the kernels.
+# 4. A host that defines moongrad's internal names (tests/symbols/collide_host.c)
 #    links statically and dynamically, and both run right.
 # Prints "ok"/"not ok" lines and "N passed, N failed".
 set -u
@@ -63,6 +64,18 @@ sta "$BUILD/lib/libmoongrad.a" >"$tmp/got"
 compare "libmoongrad.a: its global symbols are mg.h's MG_API functions" "$tmp/core.want" "$tmp/got"
 sta "$BUILD/lib/libmoongrad_embed.a" >"$tmp/got"
 compare "libmoongrad_embed.a: its global symbols are moongrad.h's + luaopen_moongrad_core" "$tmp/embed.want" "$tmp/got"
+
+# Portable code: the library runs on any x86-64. Every function that uses an
+# AVX register (%ymm, %zmm) must belong to an ISA copy of the kernels (core/isa.c:
+# names ending in __avx2 or __avx512), and %zmm only to the AVX-512 one.
+if [ "$(uname -m)" = x86_64 ]; then
+  objdump -d --no-show-raw-insn "$BUILD/lib/libmoongrad.so" |
+    awk '/^[0-9a-f]+ <.*>:$/ { fn = $2; next }
+         /%ymm/ && fn !~ /__avx(2|512)>:$/ { print "ymm in " fn }
+         /%zmm/ && fn !~ /__avx512>:$/ { print "zmm in " fn }' | sort -u >"$tmp/wide"
+  if [ -s "$tmp/wide" ]; then notok "libmoongrad.so: AVX instructions only in the run-time-chosen kernel copies" "$tmp/wide"
+  else ok "libmoongrad.so: AVX instructions only in the run-time-chosen kernel copies"; fi
+fi
 
 # The host with colliding names, linked both ways.
 LIBS="-llua5.4 -lblis -lcjson -lz -lm -lpthread -fopenmp"
