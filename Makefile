@@ -34,7 +34,7 @@ BLIS_INC := -isystem /usr/include/x86_64-linux-gnu/blis-openmp
 CFLAGS   += -std=c11 $(OPT) $(MARCH) -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp \
             -fno-math-errno -Icore $(BLIS_INC) $(SAN)
 LDFLAGS  += -fopenmp $(SAN)
-CORE_LIBS := -lblis -lcjson -lm -lpthread
+CORE_LIBS := -lblis -lcjson -lz -lm -lpthread
 ROOT     := $(abspath .)
 
 CORE_SRC := $(wildcard core/*.c core/kernels/*.c core/passes/*.c)
@@ -136,7 +136,7 @@ $(LUAMOD): $(CAPI_OBJ) $(LIB_A)
 
 $(PROG): $(PROG_OBJ) $(CAPI_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $(PROG_OBJ) $(CAPI_OBJ) $(LIB_A) $(LDFLAGS) -Wl,-E -llua5.4 -lreadline $(CORE_LIBS)
+	$(CC) -o $@ $(PROG_OBJ) $(CAPI_OBJ) $(LIB_A) $(LDFLAGS) -Wl,-E -llua5.4 -ledit $(CORE_LIBS)
 
 $(CTESTS): $(CTEST_SRC) $(CORE_OBJS_A)
 	@mkdir -p $(dir $@)

@@ -275,3 +275,5 @@ int mg_process_alive(int64_t pid) {
   if (kill((pid_t)pid, 0) == 0) return 1;
   return errno == ESRCH ? 0 : -1;  /* EPERM: alive, someone else's */
 }
+
+int mg_isatty(int fd) { return isatty(fd) == 1; }

@@ -515,6 +515,11 @@ MG_API mg_status mg_path_within(const char *dir, const char *fname, const char *
 MG_API mg_status mg_write_file_atomic(const char *path, const void *bytes, size_t len);
 /* Reads the whole file into *out (malloc'd; free with mg_free), its size in *len. */
 MG_API mg_status mg_read_file(const char *path, uint8_t **out, size_t *len);
+/* The same for a gzip file (one or more members), decompressed in process
+ * with zlib; MG_EIO for a file that is not gzip or is cut short. */
+MG_API mg_status mg_read_file_gunzip(const char *path, uint8_t **out, size_t *len);
+/* Whether file descriptor fd is a terminal (isatty). */
+MG_API int mg_isatty(int fd);
 
 /* Paths and directories (core/fs.c), for mg.io: no shell involved. exists and
  * isdir follow symbolic links (0 for a dangling one). mg_mkdir accepts an
@@ -538,6 +543,24 @@ MG_API mg_status mg_rename(const char *from, const char *to);
  * a dead writer's leftovers from a running one's. */
 MG_API int64_t mg_process_id(void);
 MG_API int mg_process_alive(int64_t pid);
+
+/* JSON parsing (core/json.c, over the engine's cJSON), for the bindings:
+ * mg_json_parse parses len bytes (nothing but blanks may follow the value)
+ * into a tree that the caller frees with mg_json_free(root). Nodes are
+ * borrowed from it: mg_json_type is one of MG_JSON_*; number and string read
+ * a scalar ("" for a node that is not a string); child is the first element
+ * of an array or member of an object (NULL if none), next its sibling, key a
+ * member's name. Parse errors are MG_EARG naming the byte. */
+typedef struct mg_json mg_json;
+enum { MG_JSON_NULL, MG_JSON_FALSE, MG_JSON_TRUE, MG_JSON_NUMBER, MG_JSON_STRING, MG_JSON_ARRAY, MG_JSON_OBJECT };
+MG_API mg_status mg_json_parse(const char *text, size_t len, mg_json **out);
+MG_API void mg_json_free(mg_json *root);
+MG_API int mg_json_type(const mg_json *n);
+MG_API double mg_json_number(const mg_json *n);
+MG_API const char *mg_json_string(const mg_json *n);
+MG_API const mg_json *mg_json_child(const mg_json *n);
+MG_API const mg_json *mg_json_next(const mg_json *n);
+MG_API const char *mg_json_key(const mg_json *n);
 
 /* The parsed contents of a safetensors file: names, tensors and metadata. It
  * owns everything it holds (nothing points into the parsed buffer). */
