@@ -62,9 +62,10 @@ static void repl_onsigint(int sig) {
   repl_sigint = 1;
 }
 
-/* readline's input: read(2) with Ctrl-C (EINTR with the flag set) turned
- * into key 3, which is bound to repl_rlcancel. A raw terminal never sends
- * key 3 itself: ISIG makes ^C a signal. */
+/* The line editor's input: read(2), with Ctrl-C (EINTR with the flag set)
+ * ending the line as cancelled: the editor sees end of input and returns
+ * NULL, and repl_rlread tells that from Ctrl-D by the flag. (libedit's
+ * rl_bind_key cannot bind a function of ours to a key.) */
 static int repl_getc(FILE *f) {
   for (;;) {
     unsigned char c;
@@ -73,21 +74,10 @@ static int repl_getc(FILE *f) {
     if (n == 0 || errno != EINTR) return EOF;
     if (repl_sigint) {
       repl_sigint = 0;
-      return 3;
+      repl_cancelled = 1;
+      return EOF;
     }
   }
-}
-
-/* Ctrl-C at the prompt: shows "^C" and ends the line as cancelled. */
-static int repl_rlcancel(int count, int key) {
-  (void)count;
-  (void)key;
-  rl_point = rl_end;
-  rl_redisplay();
-  fputs("^C\n", rl_outstream);
-  repl_cancelled = 1;
-  rl_done = 1;
-  return 0;
 }
 
 /* One line from readline. Ctrl-C drops the line and returns REPL_CANCEL. */
@@ -103,6 +93,8 @@ static int repl_rlread(const char *prompt, char **out) {
   sigaction(SIGINT, &old, NULL);
   if (repl_cancelled) {
     free(line);
+    fputs("^C\n", stdout);  /* the typed line stays on screen, the prompt comes anew */
+    fflush(stdout);
     return REPL_CANCEL;
   }
   *out = line;

@@ -77,6 +77,15 @@ if [ "$(uname -m)" = x86_64 ]; then
   else ok "libmoongrad.so: AVX instructions only in the run-time-chosen kernel copies"; fi
 fi
 
+# Licences a studio can ship: the REPL's line editor is libedit (BSD), not GNU
+# readline (GPL); no library or program of ours links readline.
+if command -v ldd >/dev/null 2>&1; then
+  ldd "$BUILD/bin/moongrad" "$BUILD/lib/libmoongrad.so" "$BUILD/lib/libmoongrad_embed.so" >"$tmp/ldd" 2>&1
+  if grep -q 'libreadline' "$tmp/ldd" || ! grep -q 'libedit' "$tmp/ldd"; then
+    notok "the moongrad program links libedit, and nothing links GNU readline" "$tmp/ldd"
+  else ok "the moongrad program links libedit, and nothing links GNU readline"; fi
+fi
+
 # The host with colliding names, linked both ways.
 LIBS="-llua5.4 -lblis -lcjson -lz -lm -lpthread -fopenmp"
 if $CC -std=c11 -Ilua/include -Icore -o "$tmp/host_static" tests/symbols/collide_host.c \
