@@ -9,6 +9,11 @@
 #   make deps       install the Debian packages (as root)
 #   make bench      the benchmarks in bench/
 #   make fuzz       libFuzzer over the safetensors parser for 60 s (FUZZ_TIME=n; clang-14)
+#   make cross-aarch64   compiles core/ with Debian's aarch64 cross compiler (CI checks it)
+#   make rock       the Lua module as the LuaRocks rockspec builds it (rock-install installs it)
+#
+# Plain `make` needs only the build packages (scripts/setup.sh build); `make test`,
+# `make demo` and `make bench` install (as root) or ask for the tools and data they need.
 
 PREFIX   ?= /usr/local
 BUILD    ?= build
@@ -28,8 +33,11 @@ ISA_FLAGS_avx2   := -march=x86-64-v3 -mtune=generic
 ISA_FLAGS_avx512 := -march=x86-64-v4 -mtune=generic
 OPT      ?= -O2
 SAN      ?=
-LUA_INC  := -isystem /usr/include/lua5.4
-BLIS_INC := -isystem /usr/include/x86_64-linux-gnu/blis-openmp
+LUA_INCDIR ?= /usr/include/lua5.4
+LUA_INC  := -isystem $(LUA_INCDIR)
+# Debian's BLIS headers live under the multiarch directory (x86_64-linux-gnu, aarch64-linux-gnu).
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+BLIS_INC := -isystem /usr/include/$(MULTIARCH)/blis-openmp
 # -fvisibility=hidden: only what a public header declares MG_API is exported (core/mg.h).
 CFLAGS   += -std=c11 $(OPT) $(MARCH) -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp \
             -fno-math-errno -Icore $(BLIS_INC) $(SAN)
@@ -63,7 +71,8 @@ EMBED_LIBS := -llua5.4 $(CORE_LIBS)
 # knows the <stdint.h> types), written as a Lua module next to the path of libmoongrad.so.
 FFI_CDEF := $(BUILD)/luajit/moongrad/ffi_cdef.lua
 # Embedding tests, examples and the frame benchmark (built by `make test`/`make bench`)
-EMBED_BINS := $(BUILD)/tests/embed_tests $(BUILD)/tests/embed_cxx_tests $(BUILD)/examples/game \
+EMBED_BINS := $(BUILD)/tests/embed_tests $(BUILD)/tests/embed_cxx_tests $(BUILD)/tests/embed_cxx_noexc_tests \
+              $(BUILD)/examples/game \
               $(BUILD)/examples/tool $(BUILD)/bench/embed_frame $(BUILD)/tests/embed_doc_host
 
 LIB_A    := $(BUILD)/lib/libmoongrad.a
@@ -81,16 +90,24 @@ LUAMOD   := $(BUILD)/lua/moongrad/core.so
 PROG     := $(BUILD)/bin/moongrad
 CTESTS   := $(BUILD)/tests/core_tests
 
-.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz
+.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz cross-aarch64 \
+        rock rock-install test-deps demo-deps bench-deps
 all: check-deps $(LIB_A) $(LIB_SO) $(LUAMOD) $(PROG) $(LIBE_A) $(LIBE_SO) $(FFI_CDEF)
 embed: $(LIBE_A) $(LIBE_SO)
 
-# Installs the Debian packages when one is missing and we are root.
+# Installs the Debian packages of a purpose when one is missing and we are root
+# (else prints the sudo line and stops): build for `make`, test/demo/bench for theirs.
 check-deps:
-	@sh scripts/setup.sh --check || sh scripts/setup.sh
+	@sh scripts/setup.sh --check build || sh scripts/setup.sh build
+test-deps:
+	@sh scripts/setup.sh --check build test || sh scripts/setup.sh build test
+demo-deps:
+	@sh scripts/setup.sh --check build demo || sh scripts/setup.sh build demo
+bench-deps:
+	@sh scripts/setup.sh --check build bench || sh scripts/setup.sh build bench
 
 deps:
-	sh scripts/setup.sh
+	sh scripts/setup.sh all
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -182,6 +199,11 @@ $(BUILD)/tests/embed_cxx_tests: tests/embed/test_cxx.cpp lua/include/moongrad.hp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
+# The C++ wrapper in a host built without exceptions (moongrad.hpp's -fno-exceptions mode).
+$(BUILD)/tests/embed_cxx_noexc_tests: tests/embed/test_cxx_noexc.cpp lua/include/moongrad.hpp $(LIBE_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -fno-exceptions -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
+
 $(BUILD)/examples/game: examples/embed/game.c $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
@@ -203,10 +225,10 @@ $(BUILD)/bench/embed_frame: bench/embed_frame.c $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
-test: all $(CTESTS) $(EMBED_BINS)
+test: test-deps all $(CTESTS) $(EMBED_BINS)
 	@BUILD=$(BUILD) sh tests/run.sh
 
-demo: all
+demo: demo-deps all
 	$(PROG) examples/fashion_mnist_cnn.lua
 
 asan:
@@ -238,6 +260,36 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/lua/5.1/moongrad/ffi_cdef.lua
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 	  scripts/moongrad.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/moongrad.pc
+	install -d $(DESTDIR)$(PREFIX)/lib/cmake/moongrad $(DESTDIR)$(PREFIX)/share/doc/moongrad
+	for f in moongradConfig moongradConfigVersion; do \
+	  sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SOVERSION@|$(SOVERSION)|g' \
+	      -e 's|@VERSION_MAJOR@|$(word 1,$(subst ., ,$(VERSION)))|g' -e 's|@VERSION_MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
+	      scripts/$$f.cmake.in > $(DESTDIR)$(PREFIX)/lib/cmake/moongrad/$$f.cmake; done
+	install -m 644 LICENSE $(DESTDIR)$(PREFIX)/share/doc/moongrad/
+
+# LuaRocks (moongrad-$(VERSION)-1.rockspec, build type "make"): `rock` builds the
+# Lua 5.4 C module (the engine linked in, BLIS/cJSON/zlib from the system),
+# `rock-install` copies it and the Lua modules to LuaRocks' LIBDIR and LUADIR.
+rock: $(LUAMOD)
+
+rock-install: rock
+	@test -n "$(LIBDIR)" && test -n "$(LUADIR)" || { echo "rock-install: set LIBDIR and LUADIR (LuaRocks does)"; exit 1; }
+	install -d $(LIBDIR)/moongrad $(LUADIR)
+	install -m 755 $(LUAMOD) $(LIBDIR)/moongrad/
+	cp -r stdlib/moongrad autograph $(LUADIR)/
+
+# core/ compiled for aarch64 with Debian's cross compiler (gcc-aarch64-linux-gnu):
+# x86-only code must stay behind architecture guards. Compiles only (no aarch64
+# BLIS to link against here); CI runs it.
+CROSS_CC ?= aarch64-linux-gnu-gcc
+CROSS_OBJ := $(CORE_SRC:%.c=$(BUILD)/aarch64/%.o)
+$(BUILD)/aarch64/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CROSS_CC) -std=c11 -O2 -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp \
+	  -fno-math-errno -Icore -isystem /usr/include/aarch64-linux-gnu/blis-openmp $(BLIS_INC) -c $< -o $@
+
+cross-aarch64: $(CROSS_OBJ)
+	@echo "cross-aarch64: core/ compiles for aarch64 ($(words $(CROSS_OBJ)) files)"
 
 # The side-by-side benchmarks (bench/run.sh, doc/performance.md): creates bench/.venv with
 # the peers once, writes bench/RESULTS.md. QUICK=1: a short run that installs nothing.
@@ -246,7 +298,7 @@ $(BUILD)/bench/sgemm_blis: bench/sgemm_blis.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(CORE_LIBS)
 
-bench: all $(BUILD)/bench/embed_frame $(BUILD)/bench/sgemm_blis
+bench: bench-deps all $(BUILD)/bench/embed_frame $(BUILD)/bench/sgemm_blis
 	BUILD=$(BUILD) QUICK=$(QUICK) sh bench/run.sh
 
 # libFuzzer over the safetensors parser (tests/fuzz/safetensors_fuzz.c): the core built again

@@ -23,7 +23,15 @@ mg_status mg_json_parse(const char *text, size_t len, mg_json **out) {
   *out = NULL;
   if (!text) return mg_seterror(MG_EARG, "json: the text is NULL");
   const char *end = NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 1);  /* 1: nothing but blanks may follow */
+  cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+  if (root && end) {  /* nothing but blanks may follow the value */
+    size_t at = (size_t)(end - text);
+    while (at < len && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n' || text[at] == '\r')) at++;
+    if (at < len) {
+      cJSON_Delete(root);
+      return mg_seterror(MG_EARG, "json: unexpected text after the value at byte %zu of %zu", at + 1, len);
+    }
+  }
   if (!root) {
     size_t at = end && end >= text ? (size_t)(end - text) : 0;
     if (at > len) at = len;
