@@ -327,6 +327,6 @@ fuzz: $(FUZZ_DIR)/safetensors_fuzz
 -include $(FUZZ_OBJ:.o=.d)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-native
 
 -include $(CORE_OBJ:.o=.d) $(CAPI_OBJ:.o=.d) $(PROG_OBJ:.o=.d) $(EMBED_OBJ:.o=.d)

@@ -159,5 +159,27 @@ check "moongrad-$VERSION-1.rockspec builds (make backend, system BLIS) and insta
     lua5.4 -e 'local mg = require \"moongrad\"; assert(mg.ones{2, 2}:sum():item() == 4); print(package.searchpath(\"moongrad.core\", package.cpath))' |
     grep -q '$prefix/rock/lib/moongrad/core.so'"
 
+# Plain `make` needs the build packages only: on a machine (a fake dpkg-query) with just
+# those, `make all`'s check passes, while `make test`'s asks for the test tools, and
+# `make demo` for the data set. (Before, every tool of the tests was a build requirement.)
+mkdir -p "$prefix/fakebin"
+build_pkgs=$(sed -n '/^BUILD_PACKAGES="/,/"$/p' "$ROOT/scripts/setup.sh" | tr -d '"' | sed 's/^BUILD_PACKAGES=//' | tr '\n' ' ')
+cat >"$prefix/fakebin/dpkg-query" <<Q
+#!/bin/sh
+for p in $build_pkgs; do [ "\$3" = "\$p" ] && { printf 'install ok installed'; exit 0; }; done
+exit 1
+Q
+chmod +x "$prefix/fakebin/dpkg-query"
+check "plain make needs no test-only tools (hyperfine, expect, tmux, the data set)" sh -c "
+  for t in hyperfine expect tmux dataset-fashion-mnist lua-busted; do
+    case ' $build_pkgs ' in *\" \$t \"*) echo \"\$t is a build package\"; exit 1 ;; esac; done
+  PATH='$prefix/fakebin':\$PATH sh '$ROOT/scripts/setup.sh' --check build &&
+  ! PATH='$prefix/fakebin':\$PATH sh '$ROOT/scripts/setup.sh' --check build test 2>'$prefix/miss' &&
+  grep -q expect '$prefix/miss' && grep -q tmux '$prefix/miss' &&
+  ! PATH='$prefix/fakebin':\$PATH sh '$ROOT/scripts/setup.sh' --check build demo 2>'$prefix/miss' &&
+  grep -q dataset-fashion-mnist '$prefix/miss' &&
+  make -s -n -C '$ROOT' check-deps | grep -q 'setup.sh --check build\$\|setup.sh --check build ||' &&
+  make -s -n -C '$ROOT' test-deps | grep -q 'check build test'"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
