@@ -15,8 +15,12 @@ BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 NATIVE="$ROOT/build-native"
 QUICK=""
-rounds=3
+rounds=${ROUNDS:-5}
 [ "${1:-}" = "--quick" ] && QUICK=--quick && rounds=1
+# One thread by default: the figure is the kernels' code, and on a shared
+# 2-core machine a second thread mostly measures the neighbours' load.
+MG_NUM_THREADS=${MG_NUM_THREADS:-1}
+export MG_NUM_THREADS
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
@@ -39,7 +43,7 @@ isa=$(awk -F'\t' '$1 == "isa" {print $2; exit}' "$tmp/dispatched")
   echo
   echo "The default build is compiled for the baseline x86-64 and chooses its kernel copy at run time"
   echo "(here: **$isa**); the native build is \`make MARCH=-march=native\` (here -march=$march), for this"
-  echo "machine alone. Best of $rounds alternating rounds, each the best of its repetitions; ratio ="
+  echo "machine alone. $MG_NUM_THREADS thread(s); best of $rounds alternating rounds, each the best of its repetitions; ratio ="
   echo "dispatched / native time (goal: within 2%, i.e. at most 1.02). The baseline column is the same"
   echo "default build with MG_ISA=baseline (SSE2 kernels: what a run-time choice buys). $(date -u +%Y-%m-%d),"
   echo "$cpu, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)."
