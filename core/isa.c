@@ -14,7 +14,7 @@
  * also checks that the OS saves the wide registers). MG_ISA=baseline|avx2|
  * avx512 in the environment asks for a lower one (tests, benchmarks); one the
  * CPU lacks is refused and the best is used. Built with MARCH=-march=native
- * (no copies) the baseline is the native build itself.
+ * (no copies) the one set of kernels is the native build itself ("native").
  *
  * Everything x86-only sits behind the architecture guard: on other CPUs the
  * baseline kernels are the only ones.
@@ -92,7 +92,15 @@ mg_kernel_fn mg_isa_kernel(mg_op op, mg_kernel_fn base) {
   return k ? k : base;
 }
 
-const char *mg_isa_name(void) { return isa_names[isa_active]; }
+/* A build without copies (MARCH=-march=native, or another architecture)
+ * runs its one set of kernels: "native" when they were compiled beyond the
+ * baseline, so a benchmark can tell the builds apart. */
+const char *mg_isa_name(void) {
+#if defined(__AVX2__)
+  if (isa_active == ISA_BASE && !isa_built(ISA_AVX2) && !isa_built(ISA_AVX512)) return "native";
+#endif
+  return isa_names[isa_active];
+}
 
 /* "baseline avx2" ...: the copies this library holds that this CPU can run. */
 void mg_isa_available(char *buf, size_t cap) {
