@@ -15,29 +15,34 @@
 
 mg_status mg_shape_size(const char *what, mg_dtype dt, int ndim, const int64_t *shape, int64_t *numel,
                         int64_t *nbytes) {
-  int64_t n = 1, es = (int64_t)mg_dtype_size(dt);
-  int over = 0;
+  /* nz is the product with zero sizes counted as 1: it bounds the product of
+   * any subset of the axes (what kernels compute for outer/inner extents), so
+   * an empty (0, 2^62, 2^62) cannot overflow one either. */
+  int64_t nz = 1, es = (int64_t)mg_dtype_size(dt);
+  int over = 0, zero = 0;
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 0) {
       char sb[MG_SHAPE_BUF];
       return mg_seterror(MG_ESHAPE, "%s: size %lld of dimension %d of shape %s is negative", what,
                          (long long)shape[i], i + 1, mg_shape_str(ndim, shape, sb, sizeof sb));
     }
-    if (!over && __builtin_mul_overflow(n, shape[i], &n)) over = 1;
+    if (shape[i] == 0) zero = 1;
+    else if (!over && __builtin_mul_overflow(nz, shape[i], &nz)) over = 1;
   }
-  for (int i = 0; over && i < ndim; i++)
-    if (shape[i] == 0) over = 0, n = 0;  /* a zero size wins over any overflow */
-  if (over || n > MG_MAX_BYTES / es) {
+  if (over || nz > MG_MAX_BYTES / es) {
     char sb[MG_SHAPE_BUF];
+    const char *sh = mg_shape_str(ndim, shape, sb, sizeof sb);
+    if (zero)
+      return mg_seterror(MG_ENOMEM, "%s: a %s tensor of shape %s is too large (without its zero sizes, the others "
+                         "multiply past 2^%d bytes)", what, mg_dtype_name(dt), sh, MG_MAX_BYTES_LOG2);
     if (over)
       return mg_seterror(MG_ENOMEM, "%s: a %s tensor of shape %s is too large (its element count overflows 64 bits)",
-                         what, mg_dtype_name(dt), mg_shape_str(ndim, shape, sb, sizeof sb));
+                         what, mg_dtype_name(dt), sh);
     return mg_seterror(MG_ENOMEM, "%s: a %s tensor of shape %s is too large (%lld elements of %lld bytes; at most 2^%d bytes)",
-                       what, mg_dtype_name(dt), mg_shape_str(ndim, shape, sb, sizeof sb), (long long)n, (long long)es,
-                       MG_MAX_BYTES_LOG2);
+                       what, mg_dtype_name(dt), sh, (long long)nz, (long long)es, MG_MAX_BYTES_LOG2);
   }
-  if (numel) *numel = n;
-  if (nbytes) *nbytes = n * es;
+  if (numel) *numel = zero ? 0 : nz;
+  if (nbytes) *nbytes = zero ? 0 : nz * es;
   return MG_OK;
 }
 

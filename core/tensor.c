@@ -75,7 +75,9 @@ void mg_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
   int64_t s = 1;
   for (int i = ndim - 1; i >= 0; i--) {
     strides[i] = s;
-    s *= shape[i] > 0 ? shape[i] : 1;
+    /* A product past int64 only happens beside a zero size (mg_shape_size
+     * refuses the rest): the tensor is empty and its strides are never used. */
+    if (__builtin_mul_overflow(s, shape[i] > 0 ? shape[i] : 1, &s)) s = INT64_MAX;
   }
 }
 
