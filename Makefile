@@ -11,23 +11,49 @@
 #   make bench      the benchmarks in bench/
 #   make fuzz       libFuzzer over the safetensors parser for 60 s (FUZZ_TIME=n; clang-14)
 #   make fuzz-diff  the differential program fuzzer for 60 s (SECONDS=n, START=seed; tests/fuzz_diff)
+#   make cross-aarch64   compiles core/ with Debian's aarch64 cross compiler (CI checks it)
+#   make rock       the Lua module as the LuaRocks rockspec builds it (rock-install installs it)
+#
+# Plain `make` needs only the build packages (scripts/setup.sh build); `make test`,
+# `make demo` and `make bench` install (as root) or ask for the tools and data they need.
 
 PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= gcc
-MARCH    ?= -march=native
+# The default build runs on any CPU of its architecture: on x86-64 the
+# baseline (SSE2), with the kernels compiled twice more, for AVX2 and AVX-512,
+# and chosen at run time (core/isa.c). MARCH=-march=native builds for this
+# machine alone (no copies; `make BUILD=build-native MARCH=-march=native`).
+HOST_ARCH := $(shell $(CC) -dumpmachine)
+ifneq (,$(filter x86_64-%,$(HOST_ARCH)))
+MARCH    ?= -march=x86-64 -mtune=generic
+else
+MARCH    ?=
+endif
+ISA_COPIES ?= $(if $(filter -march=x86-64,$(firstword $(MARCH))),avx2 avx512,)
+ISA_FLAGS_avx2   := -march=x86-64-v3 -mtune=generic
+ISA_FLAGS_avx512 := -march=x86-64-v4 -mtune=generic
 OPT      ?= -O2
 SAN      ?=
-LUA_INC  := -isystem /usr/include/lua5.4
-BLIS_INC := -isystem /usr/include/x86_64-linux-gnu/blis-openmp
-CFLAGS   += -std=c11 $(OPT) $(MARCH) -g -fPIC -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp \
+LUA_INCDIR ?= /usr/include/lua5.4
+LUA_INC  := -isystem $(LUA_INCDIR)
+# Debian's BLIS headers live under the multiarch directory (x86_64-linux-gnu, aarch64-linux-gnu).
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+BLIS_INC := -isystem /usr/include/$(MULTIARCH)/blis-openmp
+# -fvisibility=hidden: only what a public header declares MG_API is exported (core/mg.h).
+CFLAGS   += -std=c11 $(OPT) $(MARCH) -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp \
             -fno-math-errno -Icore $(BLIS_INC) $(SAN)
 LDFLAGS  += -fopenmp $(SAN)
-CORE_LIBS := -lblis -lcjson -lm -lpthread
+CORE_LIBS := -lblis -lcjson -lz -lm -lpthread
 ROOT     := $(abspath .)
 
 CORE_SRC := $(wildcard core/*.c core/kernels/*.c core/passes/*.c)
-CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+# The sources compiled once per ISA copy (core/isa.c): the kernels and the
+# fused-node loops. Each copy is linked into one object with its functions
+# renamed (k_add -> k_add__avx2) by scripts/isa_rename.sh.
+ISA_SRC  := $(wildcard core/kernels/*.c) core/passes/fused.c
+ISA_OBJ  := $(foreach i,$(ISA_COPIES),$(BUILD)/obj/isa/kernels_$(i).o)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(ISA_OBJ)
 CAPI_SRC := $(wildcard lua/capi/*.c)
 CAPI_OBJ := $(CAPI_SRC:%.c=$(BUILD)/obj/%.o)
 PROG_SRC := lua/main.c lua/repl.c
@@ -47,38 +73,81 @@ EMBED_LIBS := -llua5.4 $(CORE_LIBS)
 # knows the <stdint.h> types), written as a Lua module next to the path of libmoongrad.so.
 FFI_CDEF := $(BUILD)/luajit/moongrad/ffi_cdef.lua
 # Embedding tests, examples and the frame benchmark (built by `make test`/`make bench`)
-EMBED_BINS := $(BUILD)/tests/embed_tests $(BUILD)/tests/embed_cxx_tests $(BUILD)/examples/game \
+EMBED_BINS := $(BUILD)/tests/embed_tests $(BUILD)/tests/embed_cxx_tests $(BUILD)/tests/embed_cxx_noexc_tests \
+              $(BUILD)/examples/game \
               $(BUILD)/examples/tool $(BUILD)/bench/embed_frame $(BUILD)/tests/embed_doc_host
 
 LIB_A    := $(BUILD)/lib/libmoongrad.a
+# The shared libraries are versioned: libmoongrad.so.X.Y.Z with the SONAME
+# libmoongrad.so.$(SOVERSION) (bumped when the ABI changes), and the link-time
+# name libmoongrad.so a symlink to it.
+VERSION  := $(shell sed -n 's/^\#define MG_VERSION "\(.*\)"/\1/p' core/mg.h)
+SOVERSION := 0
 LIB_SO   := $(BUILD)/lib/libmoongrad.so
+LIB_SOV  := $(BUILD)/lib/libmoongrad.so.$(VERSION)
+LIBE_SOV := $(BUILD)/lib/libmoongrad_embed.so.$(VERSION)
+# The core's own objects, unlocalised, for the C unit tests (they call internals).
+CORE_OBJS_A := $(BUILD)/obj/libmoongrad_objs.a
 LUAMOD   := $(BUILD)/lua/moongrad/core.so
 PROG     := $(BUILD)/bin/moongrad
 CTESTS   := $(BUILD)/tests/core_tests
 
-.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz oracle fuzz-diff
+.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz oracle fuzz-diff \
+        cross-aarch64 rock rock-install test-deps demo-deps bench-deps
 all: check-deps $(LIB_A) $(LIB_SO) $(LUAMOD) $(PROG) $(LIBE_A) $(LIBE_SO) $(FFI_CDEF)
 embed: $(LIBE_A) $(LIBE_SO)
 
-# Installs the Debian packages when one is missing and we are root.
+# Installs the Debian packages of a purpose when one is missing and we are root
+# (else prints the sudo line and stops): build for `make`, test/demo/bench for theirs.
 check-deps:
-	@sh scripts/setup.sh --check || sh scripts/setup.sh
+	@sh scripts/setup.sh --check build || sh scripts/setup.sh build
+test-deps:
+	@sh scripts/setup.sh --check build test || sh scripts/setup.sh build test
+demo-deps:
+	@sh scripts/setup.sh --check build demo || sh scripts/setup.sh build demo
+bench-deps:
+	@sh scripts/setup.sh --check build bench || sh scripts/setup.sh build bench
 
 deps:
-	sh scripts/setup.sh
+	sh scripts/setup.sh all
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(filter lua/%,$<),$(LUA_INC) -Ilua/include,) -MMD -MP -c $< -o $@
 
-$(LIB_A): $(CORE_OBJ)
+# One ISA copy: its sources with the ISA's -march (after MARCH, so it wins).
+define isa_copy
+$(BUILD)/obj/isa/$(1)/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$(ISA_FLAGS_$(1)) -DMG_ISA_COPY=$(1) -MMD -MP -c $$< -o $$@
+
+$(BUILD)/obj/isa/kernels_$(1).o: $(ISA_SRC:%.c=$(BUILD)/obj/isa/$(1)/%.o) scripts/isa_rename.sh
+	sh scripts/isa_rename.sh $$@ $(1) $(ISA_SRC:%.c=$(BUILD)/obj/isa/$(1)/%.o)
+
+-include $(ISA_SRC:%.c=$(BUILD)/obj/isa/$(1)/%.d)
+endef
+$(foreach i,$(ISA_COPIES),$(eval $(call isa_copy,$(i))))
+
+# A static archive that a host links beside its own code: its objects are
+# linked into one (ld -r) and every hidden symbol made local, so only the
+# MG_API functions are global and a host's own map_get or k_add cannot clash.
+# scripts/localize.sh NAME.a OBJ...
+$(LIB_A): $(CORE_OBJ) scripts/localize.sh
+	@mkdir -p $(dir $@)
+	sh scripts/localize.sh $@ $(CORE_OBJ)
+
+$(CORE_OBJS_A): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
 # -z nodelete: never unloaded (LuaJIT's ffi.load, dlopen) under its running OpenMP threads.
-$(LIB_SO): $(CORE_OBJ)
+$(LIB_SOV): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^ $(LDFLAGS) $(CORE_LIBS) -Wl,-z,nodelete
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(CORE_LIBS) -Wl,-soname,libmoongrad.so.$(SOVERSION) -Wl,-z,nodelete
+
+$(LIB_SO): $(LIB_SOV)
+	ln -sf $(notdir $<) $(BUILD)/lib/libmoongrad.so.$(SOVERSION)
+	ln -sf libmoongrad.so.$(SOVERSION) $@
 
 $(LUAMOD): $(CAPI_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -86,20 +155,20 @@ $(LUAMOD): $(CAPI_OBJ) $(LIB_A)
 
 $(PROG): $(PROG_OBJ) $(CAPI_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $(PROG_OBJ) $(CAPI_OBJ) $(LIB_A) $(LDFLAGS) -Wl,-E -llua5.4 -lreadline $(CORE_LIBS)
+	$(CC) -o $@ $(PROG_OBJ) $(CAPI_OBJ) $(LIB_A) $(LDFLAGS) -Wl,-E -llua5.4 -ledit $(CORE_LIBS)
 
-$(CTESTS): $(CTEST_SRC) $(LIB_A)
+$(CTESTS): $(CTEST_SRC) $(CORE_OBJS_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/core -o $@ $(CTEST_SRC) $(LIB_A) $(LDFLAGS) $(CORE_LIBS)
+	$(CC) $(CFLAGS) -Itests/core -o $@ $(CTEST_SRC) $(CORE_OBJS_A) $(LDFLAGS) $(CORE_LIBS)
 
 $(BUILD)/gen/mg_cdef.h: core/mg.h core/ops.def
 	@mkdir -p $(BUILD)/gen/ffistub
 	touch $(BUILD)/gen/ffistub/stddef.h $(BUILD)/gen/ffistub/stdint.h
-	$(CC) -E -P -nostdinc -I$(BUILD)/gen/ffistub -Icore core/mg.h -o $@
+	$(CC) -E -P -nostdinc -DMG_API= -I$(BUILD)/gen/ffistub -Icore core/mg.h -o $@
 
 $(FFI_CDEF): $(BUILD)/gen/mg_cdef.h scripts/ffi_cdef.lua
 	@mkdir -p $(dir $@)
-	lua5.4 scripts/ffi_cdef.lua $< core/mg.h $(ROOT)/$(LIB_SO) $@
+	lua5.4 scripts/ffi_cdef.lua $< core/mg.h $(ROOT)/$(BUILD)/lib/libmoongrad.so.$(SOVERSION) $@
 
 $(EMBED_GEN): scripts/embed_lua.lua $(EMBED_LUA)
 	@mkdir -p $(dir $@)
@@ -109,15 +178,19 @@ $(BUILD)/obj/gen/stdlib_embed.o: $(EMBED_GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(LIBE_A): $(EMBED_OBJ) $(CAPI_OBJ)
+$(LIBE_A): $(EMBED_OBJ) $(CAPI_OBJ) scripts/localize.sh
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	sh scripts/localize.sh $@ $(EMBED_OBJ) $(CAPI_OBJ)
 
 # Linked to libmoongrad.so beside it ($$ORIGIN), so the engine stays one copy per process.
-$(LIBE_SO): $(EMBED_OBJ) $(CAPI_OBJ) $(LIB_SO)
+$(LIBE_SOV): $(EMBED_OBJ) $(CAPI_OBJ) $(LIB_SO)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $(EMBED_OBJ) $(CAPI_OBJ) -L$(BUILD)/lib -lmoongrad $(LDFLAGS) $(EMBED_LIBS) \
-	  -Wl,-rpath,'$$ORIGIN' -Wl,-z,nodelete
+	  -Wl,-soname,libmoongrad_embed.so.$(SOVERSION) -Wl,-rpath,'$$ORIGIN' -Wl,-z,nodelete
+
+$(LIBE_SO): $(LIBE_SOV)
+	ln -sf $(notdir $<) $(BUILD)/lib/libmoongrad_embed.so.$(SOVERSION)
+	ln -sf libmoongrad_embed.so.$(SOVERSION) $@
 
 # Embedding programs link the static libraries: one binary, nothing to find at run time.
 $(BUILD)/tests/embed_tests: tests/embed/test_embed.c tests/embed/harness.h $(LIBE_A) $(LIB_A)
@@ -127,6 +200,11 @@ $(BUILD)/tests/embed_tests: tests/embed/test_embed.c tests/embed/harness.h $(LIB
 $(BUILD)/tests/embed_cxx_tests: tests/embed/test_cxx.cpp lua/include/moongrad.hpp $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
+
+# The C++ wrapper in a host built without exceptions (moongrad.hpp's -fno-exceptions mode).
+$(BUILD)/tests/embed_cxx_noexc_tests: tests/embed/test_cxx_noexc.cpp lua/include/moongrad.hpp $(LIBE_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -fno-exceptions -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
 $(BUILD)/examples/game: examples/embed/game.c $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -149,14 +227,14 @@ $(BUILD)/bench/embed_frame: bench/embed_frame.c $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
-test: all $(CTESTS) $(EMBED_BINS)
+test: test-deps all $(CTESTS) $(EMBED_BINS)
 	@BUILD=$(BUILD) sh tests/run.sh
 
 # The op oracle (tests/oracle, doc/testing.md): creates build/oracle-venv (JAX, NumPy) once.
 oracle: all
 	@BUILD=$(BUILD) sh tests/oracle/run.sh
 
-demo: all
+demo: demo-deps all
 	$(PROG) examples/fashion_mnist_cnn.lua
 
 asan:
@@ -172,7 +250,11 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/moongrad \
 	  $(DESTDIR)$(PREFIX)/lib/lua/5.4/moongrad $(DESTDIR)$(PREFIX)/share/lua/5.4
 	install -m 755 $(PROG) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(LIB_A) $(LIB_SO) $(LIBE_A) $(LIBE_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIB_A) $(LIBE_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB_SOV) $(LIBE_SOV) $(DESTDIR)$(PREFIX)/lib/
+	for l in libmoongrad libmoongrad_embed; do \
+	  ln -sf $$l.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$$l.so.$(SOVERSION); \
+	  ln -sf $$l.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/$$l.so; done
 	install -m 644 core/mg.h core/ops.def lua/include/moongrad.h lua/include/moongrad.hpp \
 	  $(DESTDIR)$(PREFIX)/include/moongrad/
 	install -m 755 $(LUAMOD) $(DESTDIR)$(PREFIX)/lib/lua/5.4/moongrad/
@@ -180,10 +262,40 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/lua/5.1
 	cp -r stdlib/moongrad autograph $(DESTDIR)$(PREFIX)/share/lua/5.1/
 	install -m 644 lua/ffi/moongrad/core.lua $(DESTDIR)$(PREFIX)/share/lua/5.1/moongrad/
-	lua5.4 scripts/ffi_cdef.lua $(BUILD)/gen/mg_cdef.h core/mg.h $(PREFIX)/lib/libmoongrad.so \
+	lua5.4 scripts/ffi_cdef.lua $(BUILD)/gen/mg_cdef.h core/mg.h $(PREFIX)/lib/libmoongrad.so.$(SOVERSION) \
 	  $(DESTDIR)$(PREFIX)/share/lua/5.1/moongrad/ffi_cdef.lua
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define MG_VERSION "\(.*\)"/\1/p' core/mg.h)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 	  scripts/moongrad.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/moongrad.pc
+	install -d $(DESTDIR)$(PREFIX)/lib/cmake/moongrad $(DESTDIR)$(PREFIX)/share/doc/moongrad
+	for f in moongradConfig moongradConfigVersion; do \
+	  sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SOVERSION@|$(SOVERSION)|g' \
+	      -e 's|@VERSION_MAJOR@|$(word 1,$(subst ., ,$(VERSION)))|g' -e 's|@VERSION_MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
+	      scripts/$$f.cmake.in > $(DESTDIR)$(PREFIX)/lib/cmake/moongrad/$$f.cmake; done
+	install -m 644 LICENSE $(DESTDIR)$(PREFIX)/share/doc/moongrad/
+
+# LuaRocks (moongrad-$(VERSION)-1.rockspec, build type "make"): `rock` builds the
+# Lua 5.4 C module (the engine linked in, BLIS/cJSON/zlib from the system),
+# `rock-install` copies it and the Lua modules to LuaRocks' LIBDIR and LUADIR.
+rock: $(LUAMOD)
+
+rock-install: rock
+	@test -n "$(LIBDIR)" && test -n "$(LUADIR)" || { echo "rock-install: set LIBDIR and LUADIR (LuaRocks does)"; exit 1; }
+	install -d $(LIBDIR)/moongrad $(LUADIR)
+	install -m 755 $(LUAMOD) $(LIBDIR)/moongrad/
+	cp -r stdlib/moongrad autograph $(LUADIR)/
+
+# core/ compiled for aarch64 with Debian's cross compiler (gcc-aarch64-linux-gnu):
+# x86-only code must stay behind architecture guards. Compiles only (no aarch64
+# BLIS to link against here); CI runs it.
+CROSS_CC ?= aarch64-linux-gnu-gcc
+CROSS_OBJ := $(CORE_SRC:%.c=$(BUILD)/aarch64/%.o)
+$(BUILD)/aarch64/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CROSS_CC) -std=c11 -O2 -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp \
+	  -fno-math-errno -Icore -isystem /usr/include/aarch64-linux-gnu/blis-openmp $(BLIS_INC) -c $< -o $@
+
+cross-aarch64: $(CROSS_OBJ)
+	@echo "cross-aarch64: core/ compiles for aarch64 ($(words $(CROSS_OBJ)) files)"
 
 # The side-by-side benchmarks (bench/run.sh, doc/performance.md): creates bench/.venv with
 # the peers once, writes bench/RESULTS.md. QUICK=1: a short run that installs nothing.
@@ -192,7 +304,7 @@ $(BUILD)/bench/sgemm_blis: bench/sgemm_blis.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(CORE_LIBS)
 
-bench: all $(BUILD)/bench/embed_frame $(BUILD)/bench/sgemm_blis
+bench: bench-deps all $(BUILD)/bench/embed_frame $(BUILD)/bench/sgemm_blis
 	BUILD=$(BUILD) QUICK=$(QUICK) sh bench/run.sh
 
 # libFuzzer over the safetensors parser (tests/fuzz/safetensors_fuzz.c): the core built again
@@ -229,6 +341,6 @@ fuzz-diff: all
 	@BUILD=$(BUILD) sh tests/fuzz_diff/fuzz.sh $(SECONDS) $(START)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-native
 
 -include $(CORE_OBJ:.o=.d) $(CAPI_OBJ:.o=.d) $(PROG_OBJ:.o=.d) $(EMBED_OBJ:.o=.d)

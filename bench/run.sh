@@ -2,8 +2,10 @@
 # run.sh — `make bench`: moongrad beside PyTorch, TensorFlow and JAX.
 #
 #   sh bench/run.sh            full run: creates bench/.venv once (setup_venv.sh),
-#                              runs bench/run.py (writes bench/RESULTS.md), then
-#                              moongrad's own bench/*.lua scripts
+#                              runs bench/run.py (writes bench/RESULTS.md), the
+#                              portable build beside a native one
+#                              (bench/isa_compare.sh, its section of RESULTS.md),
+#                              then moongrad's own bench/*.lua scripts
 #   QUICK=1 sh bench/run.sh    short run (under 3 minutes): never installs; without
 #                              bench/.venv the peers are reported as unavailable
 #                              and only moongrad is measured
@@ -25,11 +27,15 @@ if [ -n "${QUICK:-}" ] && [ "${QUICK:-}" != 0 ]; then
          "(run 'make bench' once to create it); measuring moongrad alone"
   fi
   python3 "$ROOT/bench/run.py" --quick --build "$BUILD" || status=1
+  # the portable build beside a native one needs a second build: not in the quick run
+  echo "bench: quick run: the dispatched-vs-native comparison (bench/isa_compare.sh) is skipped"
   exit $status
 fi
 
 sh "$ROOT/bench/setup_venv.sh" || echo "bench: some peers did not install; bench/RESULTS.md says which"
 python3 "$ROOT/bench/run.py" --build "$BUILD" || status=1
+# after run.py, which rewrites RESULTS.md: the portable build beside a native one
+BUILD="$BUILD" sh "$ROOT/bench/isa_compare.sh" || status=1
 
 # moongrad's own benchmark scripts (figures without peers)
 for b in "$ROOT"/bench/*.lua; do

@@ -68,6 +68,20 @@ static mg_status cast_inputs(mg_ctx *ctx, const mg_meta *m, mg_tensor *const *in
   return MG_OK;
 }
 
+/* Every op's result, a view's too, gets its element count and byte size
+ * checked here, once (mg_shape_size): `expand{2^32, 2^32}` is an error, not a
+ * tensor whose numel wrapped to 0. While tracing, an unknown size (a probe)
+ * counts as 1: its real value is checked when the graph runs (mg_apply again). */
+static mg_status check_size(const mg_opinfo *info, const mg_meta *m, int tracing) {
+  const int64_t *shape = m->shape;
+  int64_t known[MG_MAX_DIMS];
+  if (tracing) {
+    for (int i = 0; i < m->ndim; i++) known[i] = mg_is_probe(m->shape[i]) ? 1 : m->shape[i];
+    shape = known;
+  }
+  return mg_shape_size(info->name, m->dtype, m->ndim, shape, NULL, NULL);
+}
+
 mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
                    const mg_attrs *attrs, mg_tensor **out) {
   const mg_opinfo *info = mg_op_info(op);
@@ -92,8 +106,11 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
   for (int i = 0; i < MG_CAST_SLOTS; i++) m.cast[i] = MG_NDTYPES;
   if ((st = mg_op_infer(op)(&call, &m))) return st;
   if ((st = check_weak_inputs(info, op, inputs, nin, &m))) return st;
-  if (ctx && ctx->ntraces && mg_trace_wants(ctx, info, inputs, nin))
+  if (ctx && ctx->ntraces && mg_trace_wants(ctx, info, inputs, nin)) {
+    if ((st = check_size(info, &m, 1))) return st;
     return mg_trace_op(ctx, op, inputs, nin, &a, &m, out);  /* add a node instead of computing */
+  }
+  if ((st = check_size(info, &m, 0))) return st;
 
   mg_tensor *small[SMALL_INPUTS], **cast = small;
   unsigned char owned_small[SMALL_INPUTS], *owned = owned_small;

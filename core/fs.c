@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,3 +267,13 @@ mg_status mg_rename(const char *from, const char *to) {
   fs_sync_parent(from);  /* its directory lost the name (often the same directory) */
   return MG_OK;
 }
+
+int64_t mg_process_id(void) { return (int64_t)getpid(); }
+
+int mg_process_alive(int64_t pid) {
+  if (pid <= 0 || pid != (int64_t)(pid_t)pid) return -1;
+  if (kill((pid_t)pid, 0) == 0) return 1;
+  return errno == ESRCH ? 0 : -1;  /* EPERM: alive, someone else's */
+}
+
+int mg_isatty(int fd) { return isatty(fd) == 1; }

@@ -44,15 +44,6 @@ static void nn_out(mg_meta *out, mg_dtype dt, int ndim, const int64_t *shape) {
   memcpy(out->shape, shape, (size_t)ndim * sizeof(int64_t));
 }
 
-static mg_status nn_fits(const mg_call *c, mg_dtype dt, int ndim, const int64_t *shape) {
-  int64_t n;
-  char sb[MG_SHAPE_BUF];
-  if (!mg_shape_numel(ndim, shape, &n) || n > INT64_MAX / 16 / (int64_t)mg_dtype_size(dt))
-    return mg_seterror(MG_ENOMEM, "%s: a %s tensor of shape %s is too large", NAME(c), mg_dtype_name(dt),
-                       mg_shape_str(ndim, shape, sb, sizeof sb));
-  return MG_OK;
-}
-
 /* A (height, width) attribute: absent gives `def`, one value is used for
  * both; every value must lie in [lo, NN_MAX]. */
 static mg_status nn_pair(const mg_call *c, int k, const int64_t def[2], int64_t lo, int64_t out[2]) {
@@ -152,7 +143,7 @@ mg_status infer_conv2d(const mg_call *c, mg_meta *out) {
   if (st) return st;
   nn_out(out, dt, 4, (int64_t[]){g.n, g.oh, g.ow, g.co});
   out->cast[0] = out->cast[1] = dt;
-  return nn_fits(c, dt, 4, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 /* A required 4-value shape attribute in slot k. */
@@ -184,7 +175,7 @@ mg_status infer_conv2d_backprop_input(const mg_call *c, mg_meta *out) {
   if (st) return st;
   nn_out(out, dt, 4, A_LIST(c, 0));
   out->cast[0] = out->cast[1] = dt;
-  return nn_fits(c, dt, 4, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 mg_status infer_conv2d_backprop_filter(const mg_call *c, mg_meta *out) {
@@ -199,7 +190,7 @@ mg_status infer_conv2d_backprop_filter(const mg_call *c, mg_meta *out) {
   if (st) return st;
   nn_out(out, dt, 4, A_LIST(c, 0));
   out->cast[0] = out->cast[1] = dt;
-  return nn_fits(c, dt, 4, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 /* conv2d_transpose's schema: strides 0, padding 1, output_padding 2, dilation 3. */
@@ -257,7 +248,7 @@ mg_status infer_conv2d_transpose(const mg_call *c, mg_meta *out) {
                        NAME(c), (long long)hw[0], (long long)hw[1], mg_shape_str(4, x->shape, sx, sizeof sx));
   nn_out(out, dt, 4, shape);
   out->cast[0] = out->cast[1] = dt;
-  return nn_fits(c, dt, 4, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 /* ---- pooling ------------------------------------------------------------------ */
@@ -352,7 +343,7 @@ mg_status infer_avg_pool2d_grad(const mg_call *c, mg_meta *out) {
   if (!st) st = nn_check_shape(c, "dy", c->in[0], (int64_t[]){g.n, g.oh, g.ow, g.ch}, "the pooled output");
   if (st) return st;
   nn_out(out, dt, 4, A_LIST(c, 0));
-  return nn_fits(c, dt, 4, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 /* ---- normalisation, dropout, embedding ------------------------------------------- */
@@ -431,7 +422,7 @@ mg_status infer_take_grad(const mg_call *c, mg_meta *out) {
   out->ndim = nd;
   for (int d = 0; d < nd; d++) out->shape[d] = d < a ? g->shape[d] : d == a ? A_I(c, 1) : g->shape[d + idx->ndim - 1];
   out->cast[1] = MG_INT64;
-  return nn_fits(c, out->dtype, nd, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 /* index_add(x, index, src, axis): x's shape and dtype; src must have

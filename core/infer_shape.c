@@ -40,16 +40,6 @@ static void infer_like(mg_meta *out, const mg_tensor *t) {
   if (t->ndim) memcpy(out->shape, t->shape, (size_t)t->ndim * sizeof(int64_t));
 }
 
-/* The element count and byte size of a shape must stay far from overflow. */
-static mg_status infer_fits(const mg_call *c, mg_dtype dt, int ndim, const int64_t *shape) {
-  int64_t n;
-  char sb[MG_SHAPE_BUF];
-  if (!mg_shape_numel(ndim, shape, &n) || n > INT64_MAX / 16 / (int64_t)mg_dtype_size(dt))
-    return mg_seterror(MG_ENOMEM, "%s: a %s tensor of shape %s is too large", NAME(c), mg_dtype_name(dt),
-                       mg_shape_str(ndim, shape, sb, sizeof sb));
-  return MG_OK;
-}
-
 static mg_status infer_dtype_attr(const mg_call *c, int k, mg_dtype *dt) {
   int64_t v = A_I(c, k);
   if (v < 0 || v >= MG_NDTYPES) return mg_seterror(MG_EDTYPE, "%s: unknown dtype %lld", NAME(c), (long long)v);
@@ -386,7 +376,7 @@ mg_status infer_concat(const mg_call *c, mg_meta *out) {
   out->shape[a] = total;
   for (int i = 0; i < MG_CAST_SLOTS; i++) out->cast[i] = dt;
   out->cast_rest = dt;
-  return infer_fits(c, dt, out->ndim, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 /* The axis of gather/scatter_add and the shared rank rule: index has x's rank
@@ -438,7 +428,7 @@ mg_status infer_take(const mg_call *c, mg_meta *out) {
     for (int j = 0; j < idx->ndim; j++) out->shape[out->ndim++] = idx->shape[j];
   }
   out->cast[1] = MG_INT64;
-  return infer_fits(c, out->dtype, out->ndim, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 mg_status infer_scatter_add(const mg_call *c, mg_meta *out) {
@@ -475,7 +465,7 @@ mg_status infer_one_hot(const mg_call *c, mg_meta *out) {
   out->dtype = dt;
   out->shape[out->ndim++] = A_I(c, 0);
   out->cast[0] = MG_INT64;
-  return infer_fits(c, dt, out->ndim, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 mg_status infer_pad(const mg_call *c, mg_meta *out) {
@@ -502,7 +492,7 @@ mg_status infer_pad(const mg_call *c, mg_meta *out) {
       return mg_seterror(MG_ENOMEM, "%s: paddings of axis %d are too large", NAME(c), d + infer_base(c));
     out->shape[d] = n + lo + hi;
   }
-  return infer_fits(c, out->dtype, out->ndim, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 /* Tile's reps and x's shape aligned at the right (ones prepended to the
@@ -535,7 +525,7 @@ mg_status infer_tile(const mg_call *c, mg_meta *out) {
       return mg_seterror(MG_ENOMEM, "%s: the result is too large", NAME(c));
     out->shape[d] = shape[d] * reps[d];
   }
-  return infer_fits(c, out->dtype, n, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 /* The axes flip reverses (all when the option is absent, none for an empty
@@ -568,7 +558,6 @@ mg_status infer_create(const mg_call *c, mg_meta *out) {
   mg_status st = infer_shape_attr(c, 0, 0, &out->ndim, out->shape);
   if (!st) st = infer_dtype_attr(c, 2, &out->dtype);
   if (!st) st = infer_value(c, "value", A_F(c, 1), out->dtype);
-  if (!st) st = infer_fits(c, out->dtype, out->ndim, out->shape);
   return st;
 }
 
@@ -611,7 +600,7 @@ mg_status infer_arange(const mg_call *c, mg_meta *out) {
                        NAME(c), step, mg_dtype_name(out->dtype));
   if (out->shape[0] && (st = infer_value(c, "last value", start + (double)(out->shape[0] - 1) * step, out->dtype)))
     return st;
-  return infer_fits(c, out->dtype, 1, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 mg_status infer_linspace(const mg_call *c, mg_meta *out) {
@@ -630,7 +619,7 @@ mg_status infer_linspace(const mg_call *c, mg_meta *out) {
     return st;
   out->ndim = 1;
   out->shape[0] = A_I(c, 2);
-  return infer_fits(c, out->dtype, 1, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 mg_status infer_eye(const mg_call *c, mg_meta *out) {
@@ -643,7 +632,7 @@ mg_status infer_eye(const mg_call *c, mg_meta *out) {
   out->ndim = 2;
   out->shape[0] = n;
   out->shape[1] = m;
-  return infer_fits(c, out->dtype, 2, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }
 
 /* ---- random ---------------------------------------------------------------------- */
@@ -691,5 +680,5 @@ mg_status infer_random(const mg_call *c, mg_meta *out) {
   if (c->op == MG_OP_RANDINT && !mg_dtype_is_int(dt))
     return mg_seterror(MG_EDTYPE, "%s: dtype must be an integer type, got %s", NAME(c), mg_dtype_name(dt));
   if ((st = infer_random_params(c, dt))) return st;
-  return infer_fits(c, dt, out->ndim, out->shape);
+  return MG_OK;  /* sizes: mg_apply (mg_shape_size) */
 }

@@ -174,6 +174,16 @@ mg_status mg_tensor_alloc_storage(mg_tensor *t);
 void mg_view_of(mg_tensor *out, const mg_tensor *src, const int64_t *strides, int64_t offset);
 void mg_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
 int mg_shape_numel(int ndim, const int64_t *shape, int64_t *numel); /* 0 on overflow */
+/* The largest logical size of a tensor (views included): far below INT64_MAX,
+ * so byte offsets, strides times element sizes and aligned rounding never
+ * overflow. */
+#define MG_MAX_BYTES_LOG2 59
+#define MG_MAX_BYTES ((int64_t)1 << MG_MAX_BYTES_LOG2)
+/* The one overflow-checked element count and byte size of a shape (either
+ * out pointer may be NULL). On failure the error names `what` (the op or
+ * function), the dtype and the shape. */
+mg_status mg_shape_size(const char *what, mg_dtype dt, int ndim, const int64_t *shape, int64_t *numel,
+                        int64_t *nbytes);
 static inline char *mg_ptr(const mg_tensor *t) {
   return (char *)t->storage->data + t->offset * (int64_t)mg_dtype_size((mg_dtype)t->dtype);
 }
@@ -212,6 +222,12 @@ mg_status mg_check_weak(const char *fname, const mg_tensor *t, mg_dtype dt, int 
 /* ---- threads and floating point ------------------------------------------------ */
 void mg_fpu_ftz(void);     /* sets flush-to-zero / denormals-are-zero on this thread */
 int mg_threads(void);
+
+/* ---- which compiled copy of the kernels runs (isa.c) ---------------------------- */
+void mg_isa_select(void);                            /* once, at start-up (config.c) */
+mg_kernel_fn mg_isa_kernel(mg_op op, mg_kernel_fn base);  /* op's kernel in that copy */
+const char *mg_isa_name(void);                       /* "baseline", "avx2" or "avx512" */
+void mg_isa_available(char *buf, size_t cap);        /* the copies this CPU can run, "a,b" */
 
 /* ---- random ----------------------------------------------------------------- */
 /* Philox4x32-10: four 32-bit outputs for counter `ctr` under key `key`. */

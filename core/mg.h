@@ -25,6 +25,19 @@
 extern "C" {
 #endif
 
+/* MG_API marks what libmoongrad exports. The libraries are built with
+ * -fvisibility=hidden (and their static archives with every other symbol made
+ * local), so a host that defines its own map_get or k_add links and runs with
+ * either; a function is API exactly when a public header declares it MG_API
+ * (tests/symbols checks the libraries against the headers). */
+#ifndef MG_API
+#if defined(__GNUC__) || defined(__clang__)
+#define MG_API __attribute__((visibility("default")))
+#else
+#define MG_API
+#endif
+#endif
+
 #define MG_VERSION "0.1.0"
 #define MG_MAX_DIMS 8
 
@@ -57,24 +70,24 @@ typedef struct mg_ctx mg_ctx;
 /* ---- errors --------------------------------------------------------------- */
 
 /* The message of the last failed call on this thread ("" if none). Borrowed. */
-const char *mg_last_error(void);
+MG_API const char *mg_last_error(void);
 /* Sets the thread's message (printf-style) and returns `st`. */
-mg_status mg_seterror(mg_status st, const char *fmt, ...)
+MG_API mg_status mg_seterror(mg_status st, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-const char *mg_status_name(mg_status st);
+MG_API const char *mg_status_name(mg_status st);
 
 /* ---- dtypes --------------------------------------------------------------- */
 
-const char *mg_dtype_name(mg_dtype dt);            /* "float32", ... */
-int mg_dtype_from_name(const char *name, mg_dtype *out); /* 1 if known */
-size_t mg_dtype_size(mg_dtype dt);
-int mg_dtype_is_float(mg_dtype dt);
-int mg_dtype_is_int(mg_dtype dt);                  /* int32/int64/uint8 */
+MG_API const char *mg_dtype_name(mg_dtype dt);            /* "float32", ... */
+MG_API int mg_dtype_from_name(const char *name, mg_dtype *out); /* 1 if known */
+MG_API size_t mg_dtype_size(mg_dtype dt);
+MG_API int mg_dtype_is_float(mg_dtype dt);
+MG_API int mg_dtype_is_int(mg_dtype dt);                  /* int32/int64/uint8 */
 /* The NumPy/PyTorch promotion of two strong dtypes (bool < ints < floats). */
-mg_dtype mg_promote(mg_dtype a, mg_dtype b);
+MG_API mg_dtype mg_promote(mg_dtype a, mg_dtype b);
 /* Whether a number given by the user (a Lua number: the integer i when is_int,
  * else the float f) can become an element of dtype dt exactly: MG_OK, or
  * MG_EARG with a message "<fname>: the Lua number 300 is out of bounds for
@@ -83,7 +96,7 @@ mg_dtype mg_promote(mg_dtype a, mg_dtype b);
  * finite and have no fraction (NumPy 2 raises OverflowError for a Python
  * integer out of bounds, TF for a float with a fraction); every number fits
  * float32, float64 (large ones round, as in NumPy) and bool (nonzero is true). */
-mg_status mg_check_number(const char *fname, const char *arg, mg_dtype dt, int is_int, int64_t i, double f);
+MG_API mg_status mg_check_number(const char *fname, const char *arg, mg_dtype dt, int is_int, int64_t i, double f);
 
 /* ---- context -------------------------------------------------------------- */
 
@@ -91,86 +104,92 @@ mg_status mg_check_number(const char *fname, const char *arg, mg_dtype dt, int i
  * (0 for C, 1 for Lua: axes and index tensors are counted from it), and later
  * tapes and graph builders. One context per thread at a time. NULL options
  * to mg_ctx_new mean defaults. The caller owns the context. */
-mg_ctx *mg_ctx_new(void);
-void mg_ctx_free(mg_ctx *ctx);
-void mg_ctx_set_index_base(mg_ctx *ctx, int base);   /* 0 or 1 */
-int mg_ctx_index_base(const mg_ctx *ctx);
-void mg_ctx_seed(mg_ctx *ctx, uint64_t seed);        /* reseeds the generator */
+MG_API mg_ctx *mg_ctx_new(void);
+MG_API void mg_ctx_free(mg_ctx *ctx);
+MG_API void mg_ctx_set_index_base(mg_ctx *ctx, int base);   /* 0 or 1 */
+MG_API int mg_ctx_index_base(const mg_ctx *ctx);
+MG_API void mg_ctx_seed(mg_ctx *ctx, uint64_t seed);        /* reseeds the generator */
 /* The generator's whole state (seed and Philox counter), to save with a
  * checkpoint and put back so a resumed run draws what the original would. */
-void mg_ctx_rng_state(const mg_ctx *ctx, uint64_t *seed, uint64_t *counter);
-void mg_ctx_set_rng_state(mg_ctx *ctx, uint64_t seed, uint64_t counter);
+MG_API void mg_ctx_rng_state(const mg_ctx *ctx, uint64_t *seed, uint64_t *counter);
+MG_API void mg_ctx_set_rng_state(mg_ctx *ctx, uint64_t seed, uint64_t counter);
 
 /* Process-wide set-up, done once (idempotent, thread-safe): selects the BLIS
  * kernel family from CPUID, sets flush-to-zero on the kernel threads. */
-void mg_init(void);
-/* Threads used by kernels and BLIS; 0 = all cores. */
-void mg_set_num_threads(int n);
-int mg_get_num_threads(void);
+MG_API void mg_init(void);
+/* Threads used by kernels and BLIS: 1 to mg_max_threads(), or 0 for one per
+ * processor. Out of range is MG_EARG and changes nothing. The start-up value
+ * is MG_NUM_THREADS from the environment (clamped to that range), else one
+ * per processor. */
+MG_API mg_status mg_set_num_threads(int64_t n);
+MG_API int mg_get_num_threads(void);
+/* The processors this process may run on (its CPU affinity): the most
+ * threads mg_set_num_threads accepts. */
+MG_API int mg_max_threads(void);
 /* Writes a one-line-per-fact description of the configuration into buf:
  * "blis_arch=skx\nthreads=2\nftz=1\n...". Returns the length needed. */
-size_t mg_config_info(char *buf, size_t cap);
+MG_API size_t mg_config_info(char *buf, size_t cap);
 
 /* ---- tensors -------------------------------------------------------------- */
 
 /* A new contiguous, uninitialised tensor. */
-mg_status mg_tensor_empty(mg_dtype dt, int ndim, const int64_t *shape, mg_tensor **out);
+MG_API mg_status mg_tensor_empty(mg_dtype dt, int ndim, const int64_t *shape, mg_tensor **out);
 /* A new contiguous tensor holding a copy of `data` (row-major, `dt` elements). */
-mg_status mg_tensor_from_data(mg_dtype dt, int ndim, const int64_t *shape,
+MG_API mg_status mg_tensor_from_data(mg_dtype dt, int ndim, const int64_t *shape,
                               const void *data, mg_tensor **out);
 /* A tensor over host memory the caller keeps owning: no copy is made. When the
  * last reference goes, release(ud, data) is called (release may be NULL). */
-mg_status mg_tensor_borrow(mg_dtype dt, int ndim, const int64_t *shape, void *data,
+MG_API mg_status mg_tensor_borrow(mg_dtype dt, int ndim, const int64_t *shape, void *data,
                            void (*release)(void *ud, void *data), void *ud,
                            mg_tensor **out);
 /* A 0-d tensor from a Lua-style number. `weak` marks it a weakly typed scalar
  * for promotion: it adopts the dtype of the tensor it meets. */
-mg_status mg_scalar_f64(double v, int weak, mg_tensor **out);
-mg_status mg_scalar_i64(int64_t v, int weak, mg_tensor **out);
+MG_API mg_status mg_scalar_f64(double v, int weak, mg_tensor **out);
+MG_API mg_status mg_scalar_i64(int64_t v, int weak, mg_tensor **out);
 
-void mg_tensor_retain(mg_tensor *t);
-void mg_tensor_release(mg_tensor *t);   /* NULL is a no-op */
+MG_API void mg_tensor_retain(mg_tensor *t);
+MG_API void mg_tensor_release(mg_tensor *t);   /* NULL is a no-op */
 /* Drops the tensor's storage now (t:free()); later uses are MG_ESTATE errors. */
-void mg_tensor_free_storage(mg_tensor *t);
+MG_API void mg_tensor_free_storage(mg_tensor *t);
 
-mg_dtype mg_tensor_dtype(const mg_tensor *t);
-int mg_tensor_ndim(const mg_tensor *t);
-const int64_t *mg_tensor_shape(const mg_tensor *t);     /* borrowed */
-const int64_t *mg_tensor_strides(const mg_tensor *t);   /* in elements, borrowed */
-int64_t mg_tensor_numel(const mg_tensor *t);
-size_t mg_tensor_nbytes(const mg_tensor *t);            /* of its elements */
-int mg_tensor_is_contiguous(const mg_tensor *t);
-int mg_tensor_is_weak(const mg_tensor *t);
-int mg_tensor_is_freed(const mg_tensor *t);
+MG_API mg_dtype mg_tensor_dtype(const mg_tensor *t);
+MG_API int mg_tensor_ndim(const mg_tensor *t);
+MG_API const int64_t *mg_tensor_shape(const mg_tensor *t);     /* borrowed */
+MG_API const int64_t *mg_tensor_strides(const mg_tensor *t);   /* in elements, borrowed */
+MG_API int64_t mg_tensor_numel(const mg_tensor *t);
+MG_API size_t mg_tensor_nbytes(const mg_tensor *t);            /* of its elements */
+MG_API int mg_tensor_is_contiguous(const mg_tensor *t);
+MG_API int mg_tensor_is_weak(const mg_tensor *t);
+MG_API int mg_tensor_is_freed(const mg_tensor *t);
 /* Address of the first element (NULL if freed). Strides say how to walk it. */
-void *mg_tensor_data(const mg_tensor *t);
+MG_API void *mg_tensor_data(const mg_tensor *t);
 /* An identity for the storage behind t (views share it; NULL if freed). */
-const void *mg_tensor_storage_id(const mg_tensor *t);
+MG_API const void *mg_tensor_storage_id(const mg_tensor *t);
 /* Copies the elements, row-major, into dst (cap bytes). */
-mg_status mg_tensor_copy_to(const mg_tensor *t, void *dst, size_t cap);
+MG_API mg_status mg_tensor_copy_to(const mg_tensor *t, void *dst, size_t cap);
 /* Element at a 0-based flat row-major index, converted to double/int64. */
-double mg_tensor_get_f64(const mg_tensor *t, int64_t flat);
-int64_t mg_tensor_get_i64(const mg_tensor *t, int64_t flat);
+MG_API double mg_tensor_get_f64(const mg_tensor *t, int64_t flat);
+MG_API int64_t mg_tensor_get_i64(const mg_tensor *t, int64_t flat);
 /* Copies src (broadcast, cast) into dst's elements in place. Every in-place
  * write bumps the buffer's version: a tape that saved the old values for a
  * gradient then refuses to compute it ("modified by an in-place operation"). */
-mg_status mg_tensor_assign(mg_tensor *dst, const mg_tensor *src);
+MG_API mg_status mg_tensor_assign(mg_tensor *dst, const mg_tensor *src);
 /* t[index] = value along the first axis (index in the context's base,
  * negative from the end). A plain tensor is written in place. A Variable is a
  * value: when anything else holds its buffer (a tape snapshot, a view) it
  * gets a fresh copy first, and its version moves; while tracing, the write is
  * a functional update of the Variable (an assign node). A symbolic tensor
  * that is not a Variable cannot be written in place: MG_ESTATE. */
-mg_status mg_tensor_set_index(mg_ctx *ctx, mg_tensor *t, int64_t index, const mg_tensor *value);
+MG_API mg_status mg_tensor_set_index(mg_ctx *ctx, mg_tensor *t, int64_t index, const mg_tensor *value);
 /* The tensor as text, NumPy-like, summarised with "..." when large.
  * Returns a malloc'd string the caller frees with mg_free (NULL on OOM). */
-char *mg_tensor_format(const mg_tensor *t, int max_width);
-void mg_free(void *p);
+MG_API char *mg_tensor_format(const mg_tensor *t, int max_width);
+MG_API void mg_free(void *p);
 
 /* Frees this thread's cache of recycled tensor structs (mg_ctx_free does it). */
-void mg_thread_cache_drain(void);
+MG_API void mg_thread_cache_drain(void);
 /* Total bytes of tensor storage currently allocated by the engine. */
-int64_t mg_storage_bytes_live(void);
+MG_API int64_t mg_storage_bytes_live(void);
 
 /* ---- the op table --------------------------------------------------------- */
 
@@ -242,19 +261,19 @@ typedef struct mg_opinfo {
 } mg_opinfo;
 
 /* Describes op `op` (borrowed, static). NULL if out of range. */
-const mg_opinfo *mg_op_info(mg_op op);
+MG_API const mg_opinfo *mg_op_info(mg_op op);
 /* Looks an op up by name; returns MG_OP_COUNT if unknown. */
-mg_op mg_op_lookup(const char *name);
+MG_API mg_op mg_op_lookup(const char *name);
 /* Attribute slot of `name` in op's schema, or -1. */
-int mg_op_attr_index(mg_op op, const char *name);
+MG_API int mg_op_attr_index(mg_op op, const char *name);
 /* Fills unset attributes with the schema defaults. */
-void mg_attrs_defaults(mg_op op, mg_attrs *attrs);
+MG_API void mg_attrs_defaults(mg_op op, mg_attrs *attrs);
 
 /* The one entry point: checks arity and dtypes, infers the output (this does
  * all validation and writes the error message), allocates it and runs the
  * kernel. `attrs` may be NULL (all defaults). On success *out holds a new
  * reference. */
-mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
+MG_API mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
                    const mg_attrs *attrs, mg_tensor **out);
 
 /* ---- autodiff: variables and the gradient tape -------------------------------- */
@@ -264,20 +283,20 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
  * read, so later assigns never corrupt a gradient. Assigning writes in place
  * when nobody else holds the old value, else swaps in a fresh buffer
  * (copy-on-write). `init` is copied; the caller owns *out. */
-mg_status mg_variable_new(mg_ctx *ctx, const mg_tensor *init, int trainable, mg_tensor **out);
-int mg_tensor_is_variable(const mg_tensor *t);
-int mg_variable_trainable(const mg_tensor *t);
+MG_API mg_status mg_variable_new(mg_ctx *ctx, const mg_tensor *init, int trainable, mg_tensor **out);
+MG_API int mg_tensor_is_variable(const mg_tensor *t);
+MG_API int mg_variable_trainable(const mg_tensor *t);
 /* A number that changes whenever the Variable's value is written (assign,
  * an optimizer's in-place update): the count of all Variable writes so far
  * (mg_variable_writes) when it was last written. A Variable was written
  * after a reading w of mg_variable_writes() when (uint32_t)(version - w)
  * is in [1, 2^31). */
-uint32_t mg_variable_version(const mg_tensor *var);
-uint32_t mg_variable_writes(void);
+MG_API uint32_t mg_variable_version(const mg_tensor *var);
+MG_API uint32_t mg_variable_writes(void);
 /* var = value (same shape; value is cast to var's dtype). */
-mg_status mg_variable_assign(mg_ctx *ctx, mg_tensor *var, const mg_tensor *value);
+MG_API mg_status mg_variable_assign(mg_ctx *ctx, mg_tensor *var, const mg_tensor *value);
 /* A plain tensor sharing the variable's current value. Caller owns *out. */
-mg_status mg_variable_read(mg_tensor *var, mg_tensor **out);
+MG_API mg_status mg_variable_read(mg_tensor *var, mg_tensor **out);
 
 typedef struct mg_tape mg_tape;
 
@@ -285,25 +304,25 @@ typedef struct mg_tape mg_tape;
  * (else the records are released by the first call). watch_accessed_variables:
  * trainable variables used while recording are watched automatically. The
  * caller owns the tape (mg_tape_free stops it first). */
-mg_tape *mg_tape_new(mg_ctx *ctx, int persistent, int watch_accessed_variables);
-void mg_tape_free(mg_tape *tape);
+MG_API mg_tape *mg_tape_new(mg_ctx *ctx, int persistent, int watch_accessed_variables);
+MG_API void mg_tape_free(mg_tape *tape);
 /* Starts/stops recording: ops run on `ctx` while it records are kept. */
-mg_status mg_tape_start(mg_tape *tape);
-void mg_tape_stop(mg_tape *tape);
-int mg_tape_recording(const mg_tape *tape);
+MG_API mg_status mg_tape_start(mg_tape *tape);
+MG_API void mg_tape_stop(mg_tape *tape);
+MG_API int mg_tape_recording(const mg_tape *tape);
 /* Changes persistence (jacobians make several passes); returns the old value. */
-int mg_tape_set_persistent(mg_tape *tape, int persistent);
+MG_API int mg_tape_set_persistent(mg_tape *tape, int persistent);
 /* Watches t (a tensor or a variable): ops that use it are recorded. */
-mg_status mg_tape_watch(mg_tape *tape, mg_tensor *t);
+MG_API mg_status mg_tape_watch(mg_tape *tape, mg_tensor *t);
 /* Pauses all tapes of ctx (stop_recording); calls nest. */
-void mg_ctx_pause_tapes(mg_ctx *ctx, int pause);
+MG_API void mg_ctx_pause_tapes(mg_ctx *ctx, int pause);
 /* Gradients of the sum of `targets` (each weighted by output_grads[i] when
  * given; NULL = ones, so a non-scalar target is summed as TF does) with
  * respect to `sources`. grads[i] gets a new reference, or NULL when source i
  * is not connected to the targets (zero-filled instead when
  * unconnected_zero). Gradient ops are recorded on other active tapes, which
  * is how nested tapes give higher-order gradients. */
-mg_status mg_tape_gradient(mg_tape *tape, int ntargets, mg_tensor *const *targets,
+MG_API mg_status mg_tape_gradient(mg_tape *tape, int ntargets, mg_tensor *const *targets,
                            mg_tensor *const *output_grads, int nsources, mg_tensor *const *sources,
                            int unconnected_zero, mg_tensor **grads);
 
@@ -314,7 +333,7 @@ typedef mg_status (*mg_backward_fn)(void *ud, mg_tensor *grad_output, int nin, m
 /* Records `output = f(inputs)` with a custom backward on every active tape
  * that tracks an input. free_ud(ud) runs when the record is dropped (also
  * when no tape took it). */
-mg_status mg_tape_record_custom(mg_ctx *ctx, int nin, mg_tensor *const *inputs, mg_tensor *output,
+MG_API mg_status mg_tape_record_custom(mg_ctx *ctx, int nin, mg_tensor *const *inputs, mg_tensor *output,
                                 mg_backward_fn fn, void *ud, void (*free_ud)(void *));
 /* A backward for a node with several outputs (staged cond/while): given the
  * gradient of each output (NULL = none reached it) and which inputs need one,
@@ -323,15 +342,15 @@ typedef mg_status (*mg_backward_group_fn)(void *ud, int nout, mg_tensor *const *
                                           const unsigned char *need, mg_tensor **grad_inputs);
 /* Records `outputs = f(inputs)` as one step with a custom backward on every
  * active tape that tracks an input (as mg_tape_record_custom). */
-mg_status mg_tape_record_group(mg_ctx *ctx, int nin, mg_tensor *const *inputs, int nout,
+MG_API mg_status mg_tape_record_group(mg_ctx *ctx, int nin, mg_tensor *const *inputs, int nout,
                                mg_tensor *const *outputs, mg_backward_group_fn fn, void *ud,
                                void (*free_ud)(void *));
 /* 1 when a tape recording at the current trace depth tracks one of ts (it
  * would record an op taking them), else 0. */
-int mg_tapes_track_any(mg_ctx *ctx, int n, mg_tensor *const *ts);
+MG_API int mg_tapes_track_any(mg_ctx *ctx, int n, mg_tensor *const *ts);
 /* 1 when some tape records on ctx (not paused): a cheap test before
  * mg_tapes_track_any on a hot path. */
-int mg_tapes_active(const mg_ctx *ctx);
+MG_API int mg_tapes_active(const mg_ctx *ctx);
 
 /* ---- staging: tracing into graphs and running them ---------------------------- */
 
@@ -346,61 +365,61 @@ typedef struct mg_graph mg_graph;
 
 /* Starts tracing a new graph on ctx (nested calls make subgraphs of the
  * current one, for cond/while bodies). *out is a new reference. */
-mg_status mg_trace_begin(mg_ctx *ctx, const char *name, mg_graph **out);
+MG_API mg_status mg_trace_begin(mg_ctx *ctx, const char *name, mg_graph **out);
 /* Ends the innermost trace, which must be g, with these outputs (symbolic
  * tensors of g, captured outer values or plain tensors, which become
  * constants). NULL outputs are not allowed. After this, g's symbolic tensors
  * are dead: using one is an error naming where it was made. */
-mg_status mg_trace_end(mg_ctx *ctx, mg_graph *g, int nout, mg_tensor *const *outputs);
+MG_API mg_status mg_trace_end(mg_ctx *ctx, mg_graph *g, int nout, mg_tensor *const *outputs);
 /* Drops the innermost trace without finishing it (error recovery). */
-void mg_trace_abort(mg_ctx *ctx);
-int mg_tracing(const mg_ctx *ctx);
+MG_API void mg_trace_abort(mg_ctx *ctx);
+MG_API int mg_tracing(const mg_ctx *ctx);
 /* The name of the outermost function being traced on ctx (owned by the
  * trace), or NULL when none is. */
-const char *mg_trace_name(const mg_ctx *ctx);
+MG_API const char *mg_trace_name(const mg_ctx *ctx);
 /* Nonzero when d is the size that stands for an unknown (-1) size while
  * tracing (a "probe" size: symbolic tensors' shapes hold these). */
-int mg_size_is_unknown(int64_t d);
+MG_API int mg_size_is_unknown(int64_t d);
 /* A symbolic input of the graph being traced; -1 in shape = unknown size. */
-mg_status mg_trace_placeholder(mg_ctx *ctx, mg_dtype dt, int ndim, const int64_t *shape, mg_tensor **out);
-int mg_tensor_is_symbolic(const mg_tensor *t);
+MG_API mg_status mg_trace_placeholder(mg_ctx *ctx, mg_dtype dt, int ndim, const int64_t *shape, mg_tensor **out);
+MG_API int mg_tensor_is_symbolic(const mg_tensor *t);
 /* An optional hook that names the current source position (for messages
  * about symbolic tensors that escape their trace). */
-void mg_ctx_set_where_hook(mg_ctx *ctx, const char *(*where)(void *ud), void *ud);
+MG_API void mg_ctx_set_where_hook(mg_ctx *ctx, const char *(*where)(void *ud), void *ud);
 
-void mg_graph_retain(mg_graph *g);
-void mg_graph_release(mg_graph *g);
-int mg_graph_ninputs(const mg_graph *g);
-int mg_graph_noutputs(const mg_graph *g);
-int mg_graph_nnodes(const mg_graph *g);
+MG_API void mg_graph_retain(mg_graph *g);
+MG_API void mg_graph_release(mg_graph *g);
+MG_API int mg_graph_ninputs(const mg_graph *g);
+MG_API int mg_graph_noutputs(const mg_graph *g);
+MG_API int mg_graph_nnodes(const mg_graph *g);
 /* The dtype and shape (-1 = unknown) of input/output i. */
-void mg_graph_input_meta(const mg_graph *g, int i, mg_dtype *dt, int *ndim, int64_t *shape);
-void mg_graph_output_meta(const mg_graph *g, int i, mg_dtype *dt, int *ndim, int64_t *shape);
+MG_API void mg_graph_input_meta(const mg_graph *g, int i, mg_dtype *dt, int *ndim, int64_t *shape);
+MG_API void mg_graph_output_meta(const mg_graph *g, int i, mg_dtype *dt, int *ndim, int64_t *shape);
 
 /* Control flow while tracing (eagerly, the caller just runs Lua). pred is a
  * one-element tensor; then_g/else_g were traced (with no placeholders) and
  * have the same number of outputs with matching dtypes and shapes. */
-mg_status mg_trace_cond(mg_ctx *ctx, mg_tensor *pred, mg_graph *then_g, mg_graph *else_g,
+MG_API mg_status mg_trace_cond(mg_ctx *ctx, mg_tensor *pred, mg_graph *then_g, mg_graph *else_g,
                         int nout, mg_tensor **outs);
 /* cond_g maps the loop variables (its placeholders) to one boolean element;
  * body_g maps them to new values of the same dtypes (and shapes, where the
  * body's placeholders give a size, -1 allowing any). max_iterations < 0: no limit. */
-mg_status mg_trace_while(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nvars,
+MG_API mg_status mg_trace_while(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nvars,
                          mg_tensor *const *init, int64_t max_iterations, mg_tensor **outs);
 /* mg_trace_while that also keeps, for the gradient, the values each iteration
  * started from: outs has 2*nvars+1 entries, the nvars results, then each
  * variable's per-iteration values stacked on a new first axis (its size is
  * the trip count, unknown when tracing), then the trip count (int64 scalar). */
-mg_status mg_trace_while_save(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nvars,
+MG_API mg_status mg_trace_while_save(mg_ctx *ctx, mg_graph *cond_g, mg_graph *body_g, int nvars,
                               mg_tensor *const *init, int64_t max_iterations, mg_tensor **outs);
 /* The outer tensors a finished subgraph uses (captured symbolic tensors and
  * the Variables it, or a subgraph of it, reads), each once: up to cap
  * borrowed pointers written to out; returns how many were found (called
  * with cap 0 to size out, an upper bound: repeats are not yet dropped). */
-int mg_graph_externals(const mg_graph *g, int cap, mg_tensor **out);
+MG_API int mg_graph_externals(const mg_graph *g, int cap, mg_tensor **out);
 /* What g (or a subgraph) does besides computing, which re-running it for a
  * gradient would repeat ("assigns a Variable", ...), or NULL for nothing. */
-const char *mg_graph_effect(const mg_graph *g);
+MG_API const char *mg_graph_effect(const mg_graph *g);
 /* A host function called when the graph runs (eagerly: at once). It gets the
  * input values and must write nout new tensors. Each result is checked, every
  * time the function runs (eagerly and in every graph path), against what was
@@ -410,15 +429,15 @@ const char *mg_graph_effect(const mg_graph *g);
  * naming `label` (copied; e.g. "the Lua function defined at f.lua:3"; NULL
  * for "the host function") and the declared and returned dtype and shape. */
 typedef mg_status (*mg_host_fn)(void *ud, int nin, mg_tensor *const *in, int nout, mg_tensor **out);
-mg_status mg_call_host(mg_ctx *ctx, const char *label, mg_host_fn fn, void *ud, void (*free_ud)(void *), int nin,
+MG_API mg_status mg_call_host(mg_ctx *ctx, const char *label, mg_host_fn fn, void *ud, void (*free_ud)(void *), int nin,
                        mg_tensor *const *in, int nout, const mg_dtype *out_dtypes,
                        const int *out_ndim, const int64_t (*out_shapes)[MG_MAX_DIMS], mg_tensor **outs);
 /* v:read() while tracing: a node reading the variable's value at that point. */
-mg_status mg_trace_read_variable(mg_ctx *ctx, mg_tensor *var, mg_tensor **out);
+MG_API mg_status mg_trace_read_variable(mg_ctx *ctx, mg_tensor *var, mg_tensor **out);
 
 /* Runs g on inputs (matching its placeholders' dtypes and sizes), writing
  * noutputs new references. Runs wholly in C (host-call nodes aside). */
-mg_status mg_graph_run(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inputs, int nout,
+MG_API mg_status mg_graph_run(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inputs, int nout,
                        mg_tensor **outputs);
 
 /* As mg_graph_run, but writes the results into the caller's tensors
@@ -426,7 +445,7 @@ mg_status mg_graph_run(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inpu
  * not a Variable); nothing is written unless every output fits. A static
  * graph that ran once allocates nothing here (its buffers are reused), so a
  * host can call it every frame with no heap traffic. */
-mg_status mg_graph_run_into(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inputs, int nout,
+MG_API mg_status mg_graph_run_into(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inputs, int nout,
                             mg_tensor *const *outputs);
 
 /* Optimisation passes, one bit each (bit i is pass i of mg_pass_name). */
@@ -442,10 +461,10 @@ mg_status mg_graph_run_into(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const 
  * last). The graph keeps its inputs, outputs and results, and its state
  * nodes (variable reads and assigns, host calls) and random ops stay, in
  * order. g must be finished (mg_trace_end). Returns MG_OK or an error. */
-mg_status mg_graph_optimize(mg_ctx *ctx, mg_graph *g, unsigned passes);
+MG_API mg_status mg_graph_optimize(mg_ctx *ctx, mg_graph *g, unsigned passes);
 /* The same, writing into counts[i] (when counts is not NULL; MG_NPASSES
  * entries) how many changes pass i made. */
-mg_status mg_graph_optimize_counts(mg_ctx *ctx, mg_graph *g, unsigned passes, int *counts);
+MG_API mg_status mg_graph_optimize_counts(mg_ctx *ctx, mg_graph *g, unsigned passes, int *counts);
 /* Cuts a traced forward-and-backward graph g (inputs: nfwd_in forward inputs
  * then the upstream gradients; outputs: nfwd_out forward results then the
  * gradients) into *fwd (the forward inputs -> the results, then saved
@@ -454,18 +473,18 @@ mg_status mg_graph_optimize_counts(mg_ctx *ctx, mg_graph *g, unsigned passes, in
  * The backward's first *nsrc inputs come from (*src)[k]: an index into the
  * list (forward inputs, outputs of *fwd); free *src with mg_free. Graphs
  * with effects (assigns, host calls) are refused. */
-mg_status mg_graph_split(const mg_graph *g, int nfwd_in, int nfwd_out, mg_graph **fwd, mg_graph **bwd,
+MG_API mg_status mg_graph_split(const mg_graph *g, int nfwd_in, int nfwd_out, mg_graph **fwd, mg_graph **bwd,
                          int *nsrc, int **src);
 /* A copy of g (finished, not yet optimised) with the same inputs and only
  * outputs which[0 .. n-1] (0-based), without the nodes they do not need:
  * a backward graph for fewer sources than it was made for. */
-mg_status mg_graph_select_outputs(const mg_graph *g, int n, const int *which, mg_graph **out);
+MG_API mg_status mg_graph_select_outputs(const mg_graph *g, int n, const int *which, mg_graph **out);
 /* The name of pass i ("constfold", "cse", "dce", "algebra", "fuse"); NULL out of range. */
-const char *mg_pass_name(int i);
+MG_API const char *mg_pass_name(int i);
 
 /* Text forms (malloc'd; free with mg_free): one node per line, and Graphviz DOT. */
-char *mg_graph_pretty(const mg_graph *g);
-char *mg_graph_to_dot(const mg_graph *g, const char *name);
+MG_API char *mg_graph_pretty(const mg_graph *g);
+MG_API char *mg_graph_to_dot(const mg_graph *g, const char *name);
 /* Node i as data: its kind ("op", "input", "const", "read", "assign", "cond",
  * "while", "call"), op name (or the kind), input and output value ids. */
 typedef struct mg_node_info {
@@ -476,7 +495,7 @@ typedef struct mg_node_info {
   int nout;
   int out0;
 } mg_node_info;
-int mg_graph_node(const mg_graph *g, int i, mg_node_info *info);
+MG_API int mg_graph_node(const mg_graph *g, int i, mg_node_info *info);
 
 /* ---- file-access policy (the embedding sandbox; core/path_policy.c) ---------------- */
 
@@ -491,16 +510,16 @@ int mg_graph_node(const mg_graph *g, int i, mg_node_info *info);
 typedef mg_status (*mg_path_policy_fn)(void *ud, const char *fname, const char *path, int flags);
 /* Sets this thread's hook (NULL: none, the default); the previous one is
  * stored in *prev_fn and *prev_ud when they are not NULL, to restore it. */
-void mg_set_path_policy(mg_path_policy_fn fn, void *ud, mg_path_policy_fn *prev_fn, void **prev_ud);
+MG_API void mg_set_path_policy(mg_path_policy_fn fn, void *ud, mg_path_policy_fn *prev_fn, void **prev_ud);
 /* Asks the hook about path (MG_OK without a hook, or for NULL or ""). */
-mg_status mg_path_check(const char *fname, const char *path, int flags);
+MG_API mg_status mg_path_check(const char *fname, const char *path, int flags);
 /* The sandbox rule: MG_OK if path, resolved (relative to the working
  * directory; links and ".." resolved by realpath; a path not there yet through
  * its longest existing prefix, whose missing rest may not hold ".." or pass a
  * dangling link), lies in dir (an absolute, resolved path). With
  * MG_PATH_NOFOLLOW only the parent is resolved and dir itself is refused.
  * Otherwise "<fname>: '<path>' is outside the sandbox's allowed directory '<dir>'". */
-mg_status mg_path_within(const char *dir, const char *fname, const char *path, int flags);
+MG_API mg_status mg_path_within(const char *dir, const char *fname, const char *path, int flags);
 
 /* ---- files: atomic writes and safetensors -------------------------------------- */
 
@@ -508,9 +527,14 @@ mg_status mg_path_within(const char *dir, const char *fname, const char *path, i
  * fsync, rename over path, fsync the directory. On any error the temp file is
  * removed and an existing file at path is left as it was. Temp files of writers
  * that were killed are removed by the next write to the same path. */
-mg_status mg_write_file_atomic(const char *path, const void *bytes, size_t len);
+MG_API mg_status mg_write_file_atomic(const char *path, const void *bytes, size_t len);
 /* Reads the whole file into *out (malloc'd; free with mg_free), its size in *len. */
-mg_status mg_read_file(const char *path, uint8_t **out, size_t *len);
+MG_API mg_status mg_read_file(const char *path, uint8_t **out, size_t *len);
+/* The same for a gzip file (one or more members), decompressed in process
+ * with zlib; MG_EIO for a file that is not gzip or is cut short. */
+MG_API mg_status mg_read_file_gunzip(const char *path, uint8_t **out, size_t *len);
+/* Whether file descriptor fd is a terminal (isatty). */
+MG_API int mg_isatty(int fd);
 
 /* Paths and directories (core/fs.c), for mg.io: no shell involved. exists and
  * isdir follow symbolic links (0 for a dangling one). mg_mkdir accepts an
@@ -521,13 +545,37 @@ mg_status mg_read_file(const char *path, uint8_t **out, size_t *len);
  * never following a link (a link is removed, not its target), and refuses "",
  * "/" and paths ending in "." or "..". mg_rename is rename(2) (atomic within a
  * file system), then fsyncs the directories involved. */
-int mg_path_exists(const char *path);
-int mg_path_isdir(const char *path);
-mg_status mg_mkdir(const char *path, int parents);
-mg_status mg_listdir(const char *path, char **out, size_t *len, int *count);
-mg_status mg_remove(const char *path);
-mg_status mg_remove_tree(const char *path);
-mg_status mg_rename(const char *from, const char *to);
+MG_API int mg_path_exists(const char *path);
+MG_API int mg_path_isdir(const char *path);
+MG_API mg_status mg_mkdir(const char *path, int parents);
+MG_API mg_status mg_listdir(const char *path, char **out, size_t *len, int *count);
+MG_API mg_status mg_remove(const char *path);
+MG_API mg_status mg_remove_tree(const char *path);
+MG_API mg_status mg_rename(const char *from, const char *to);
+/* This process's id, and whether process `pid` still runs (1), is gone (0),
+ * or cannot be told (-1: it exists but belongs to another user, or pid <= 0).
+ * Savers name their temporaries with their pid so that a later save can tell
+ * a dead writer's leftovers from a running one's. */
+MG_API int64_t mg_process_id(void);
+MG_API int mg_process_alive(int64_t pid);
+
+/* JSON parsing (core/json.c, over the engine's cJSON), for the bindings:
+ * mg_json_parse parses len bytes (nothing but blanks may follow the value)
+ * into a tree that the caller frees with mg_json_free(root). Nodes are
+ * borrowed from it: mg_json_type is one of MG_JSON_*; number and string read
+ * a scalar ("" for a node that is not a string); child is the first element
+ * of an array or member of an object (NULL if none), next its sibling, key a
+ * member's name. Parse errors are MG_EARG naming the byte. */
+typedef struct mg_json mg_json;
+enum { MG_JSON_NULL, MG_JSON_FALSE, MG_JSON_TRUE, MG_JSON_NUMBER, MG_JSON_STRING, MG_JSON_ARRAY, MG_JSON_OBJECT };
+MG_API mg_status mg_json_parse(const char *text, size_t len, mg_json **out);
+MG_API void mg_json_free(mg_json *root);
+MG_API int mg_json_type(const mg_json *n);
+MG_API double mg_json_number(const mg_json *n);
+MG_API const char *mg_json_string(const mg_json *n);
+MG_API const mg_json *mg_json_child(const mg_json *n);
+MG_API const mg_json *mg_json_next(const mg_json *n);
+MG_API const char *mg_json_key(const mg_json *n);
 
 /* The parsed contents of a safetensors file: names, tensors and metadata. It
  * owns everything it holds (nothing points into the parsed buffer). */
@@ -539,26 +587,26 @@ typedef struct mg_tensorfile mg_tensorfile;
  * "<buffer>"). F16/BF16 tensors load converted to float32; other dtypes the
  * engine lacks (I8, U16, F8_*, ...) are an error naming the tensor. On
  * success the caller owns *out (mg_tensorfile_free). */
-mg_status mg_safetensors_parse(const uint8_t *buf, size_t len, const char *what, mg_tensorfile **out);
+MG_API mg_status mg_safetensors_parse(const uint8_t *buf, size_t len, const char *what, mg_tensorfile **out);
 /* Reads the file at path once and parses it (messages start "load: <path>: "). */
-mg_status mg_safetensors_load(const char *path, mg_tensorfile **out);
-void mg_tensorfile_free(mg_tensorfile *f);   /* NULL is a no-op */
+MG_API mg_status mg_safetensors_load(const char *path, mg_tensorfile **out);
+MG_API void mg_tensorfile_free(mg_tensorfile *f);   /* NULL is a no-op */
 /* Tensors in file order (by data offset; zero-size ones in header order).
  * Names and dtypes are borrowed; so is the tensor (mg_tensor_retain to keep
  * it past mg_tensorfile_free). Out of range i gives NULL. */
-int mg_tensorfile_count(const mg_tensorfile *f);
-const char *mg_tensorfile_name(const mg_tensorfile *f, int i);
-const char *mg_tensorfile_dtype(const mg_tensorfile *f, int i);  /* as in the file: "F16" */
-mg_tensor *mg_tensorfile_tensor(const mg_tensorfile *f, int i);
+MG_API int mg_tensorfile_count(const mg_tensorfile *f);
+MG_API const char *mg_tensorfile_name(const mg_tensorfile *f, int i);
+MG_API const char *mg_tensorfile_dtype(const mg_tensorfile *f, int i);  /* as in the file: "F16" */
+MG_API mg_tensor *mg_tensorfile_tensor(const mg_tensorfile *f, int i);
 /* The "__metadata__" map, in header order (borrowed strings). */
-int mg_tensorfile_nmeta(const mg_tensorfile *f);
-const char *mg_tensorfile_meta_key(const mg_tensorfile *f, int i);
-const char *mg_tensorfile_meta_value(const mg_tensorfile *f, int i);
+MG_API int mg_tensorfile_nmeta(const mg_tensorfile *f);
+MG_API const char *mg_tensorfile_meta_key(const mg_tensorfile *f, int i);
+MG_API const char *mg_tensorfile_meta_value(const mg_tensorfile *f, int i);
 /* Writes n named tensors (any layout: views are written contiguous) and nmeta
  * metadata strings to path atomically, as Python's safetensors does: wider
  * dtypes first, then by name; compact JSON padded with spaces to 8 bytes.
  * Names must be distinct UTF-8 and not "__metadata__". Messages start "save: ". */
-mg_status mg_safetensors_save(const char *path, int n, const char *const *names, mg_tensor *const *tensors,
+MG_API mg_status mg_safetensors_save(const char *path, int n, const char *const *names, mg_tensor *const *tensors,
                               int nmeta, const char *const *keys, const char *const *vals);
 
 /* ---- prefetch: a background thread for mg.data's pure-tensor pipelines ----
@@ -580,17 +628,17 @@ typedef struct mg_pf_stage {
 typedef struct mg_prefetch mg_prefetch;
 /* Starts the worker. Sources (contiguous, one row count, at least one axis)
  * are retained until mg_prefetch_free. *out is owned by the caller. */
-mg_status mg_prefetch_new(int nsrc, mg_tensor *const *sources, int nstages, const mg_pf_stage *stages,
+MG_API mg_status mg_prefetch_new(int nsrc, mg_tensor *const *sources, int nstages, const mg_pf_stage *stages,
                           int capacity, mg_prefetch **out);
 /* Waits for the next element: *got = 1 and one new tensor per source in outs
  * (row shape, or (rows, row shape...) when batched; owned by the caller), or
  * *got = 0 at the end. A worker failure (out of memory) is returned as an error. */
-mg_status mg_prefetch_next(mg_prefetch *p, mg_tensor **outs, int *got);
+MG_API mg_status mg_prefetch_next(mg_prefetch *p, mg_tensor **outs, int *got);
 /* The shuffle stages' iteration counters (bottom-up) as of the last element
  * handed out (or the end); returns how many there are (epochs holds MG_PF_MAX_SHUFFLES). */
-int mg_prefetch_epochs(const mg_prefetch *p, int64_t *epochs);
+MG_API int mg_prefetch_epochs(const mg_prefetch *p, int64_t *epochs);
 /* Stops and joins the worker and frees everything (NULL: nothing). */
-void mg_prefetch_free(mg_prefetch *p);
+MG_API void mg_prefetch_free(mg_prefetch *p);
 
 #ifdef __cplusplus
 }

@@ -133,6 +133,6 @@ void mg_attrs_defaults(mg_op op, mg_attrs *a) {
   }
 }
 
-mg_kernel_fn mg_op_kernel(mg_op op) { return rows[op].kernel; }
+mg_kernel_fn mg_op_kernel(mg_op op) { return mg_isa_kernel(op, rows[op].kernel); }
 mg_infer_fn mg_op_infer(mg_op op) { return rows[op].infer; }
 mg_grad_fn mg_op_grad(mg_op op) { return rows[op].grad; }

@@ -75,7 +75,9 @@ void mg_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
   int64_t s = 1;
   for (int i = ndim - 1; i >= 0; i--) {
     strides[i] = s;
-    s *= shape[i] > 0 ? shape[i] : 1;
+    /* A product past int64 only happens beside a zero size (mg_shape_size
+     * refuses the rest): the tensor is empty and its strides are never used. */
+    if (__builtin_mul_overflow(s, shape[i] > 0 ? shape[i] : 1, &s)) s = INT64_MAX;
   }
 }
 
@@ -130,16 +132,14 @@ static void storage_release(mg_storage *s) {
 }
 
 mg_status mg_tensor_alloc_storage(mg_tensor *t) {
-  int64_t n;
+  int64_t nb;
   char sb[MG_SHAPE_BUF];
-  size_t es = mg_dtype_size((mg_dtype)t->dtype);
-  if (!mg_shape_numel(t->ndim, t->shape, &n) || n > (int64_t)(SIZE_MAX / 4 / es))
-    return mg_seterror(MG_ENOMEM, "cannot allocate a tensor of shape %s: size overflows",
-                       mg_shape_str(t->ndim, t->shape, sb, sizeof sb));
-  t->storage = storage_new((size_t)n * es);
+  mg_status st = mg_shape_size("allocate", (mg_dtype)t->dtype, t->ndim, t->shape, NULL, &nb);
+  if (st) return st;
+  t->storage = storage_new((size_t)nb);
   if (!t->storage)
     return mg_seterror(MG_ENOMEM, "out of memory allocating %lld bytes for a %s tensor of shape %s",
-                       (long long)((size_t)n * es), mg_dtype_name((mg_dtype)t->dtype),
+                       (long long)nb, mg_dtype_name((mg_dtype)t->dtype),
                        mg_shape_str(t->ndim, t->shape, sb, sizeof sb));
   if (t->offset) {  /* a header reused as something else: make it contiguous again */
     t->offset = 0;
@@ -168,6 +168,7 @@ mg_status mg_tensor_empty(mg_dtype dt, int ndim, const int64_t *shape, mg_tensor
   mg_status st;
   if ((unsigned)dt >= MG_NDTYPES) return mg_seterror(MG_EDTYPE, "unknown dtype %d", (int)dt);
   if ((st = check_dims(ndim, shape))) return st;
+  if ((st = mg_shape_size("tensor", dt, ndim, shape, NULL, NULL))) return st;
   mg_tensor *t = mg_tensor_header(dt, ndim, shape);
   if (!t) return mg_seterror(MG_ENOMEM, "out of memory allocating a tensor header");
   if ((st = mg_tensor_alloc_storage(t))) {
@@ -191,7 +192,7 @@ mg_status mg_tensor_borrow(mg_dtype dt, int ndim, const int64_t *shape, void *da
   int64_t n;
   if ((unsigned)dt >= MG_NDTYPES) return mg_seterror(MG_EDTYPE, "unknown dtype %d", (int)dt);
   if ((st = check_dims(ndim, shape))) return st;
-  if (!mg_shape_numel(ndim, shape, &n)) return mg_seterror(MG_ENOMEM, "borrowed shape overflows");
+  if ((st = mg_shape_size("borrow", dt, ndim, shape, &n, NULL))) return st;
   if (!data && n) return mg_seterror(MG_EARG, "borrow: data is NULL");
   mg_tensor *t = mg_tensor_header(dt, ndim, shape);
   mg_storage *s = pool_get(STORAGE_POOL, sizeof(mg_storage));
@@ -258,6 +259,7 @@ const int64_t *mg_tensor_strides(const mg_tensor *t) { return t->strides; }
 int mg_tensor_is_weak(const mg_tensor *t) { return (t->flags & MG_TF_WEAK) != 0; }
 int mg_tensor_is_freed(const mg_tensor *t) { return (t->flags & MG_TF_FREED) != 0; }
 
+/* No overflow: every tensor's shape passed mg_shape_size when it was made. */
 int64_t mg_tensor_numel(const mg_tensor *t) {
   int64_t n = 1;
   for (int i = 0; i < t->ndim; i++) n *= t->shape[i];

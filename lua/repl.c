@@ -8,13 +8,16 @@
  * _PROMPT2 override the prompts). Errors print their message and traceback
  * and the loop goes on.
  *
- * On a terminal, lines come from GNU readline. Ctrl-C at the prompt drops
+ * On a terminal, lines come from libedit (BSD-licensed; its readline
+ * interface, so the code reads like GNU readline's). Ctrl-C at the prompt drops
  * the line being typed, like Python's prompt, instead of killing the process:
  * our SIGINT handler only sets a flag, our readline input function turns the
  * interrupted read into a key bound to a "cancel line" command. Ctrl-C while
  * a statement runs is main.c's business (mgP_docall).
  * History persists in ~/.moongrad_history (MOONGRAD_HISTORY overrides; a
- * history file that cannot be written is ignored). Tab completes globals,
+ * history file that cannot be written is ignored), one line per line of
+ * text as GNU readline writes it (libedit's own format would encode blanks),
+ * read and appended here with stdio. Tab completes globals,
  * keywords and `a.b.` / `obj:` fields: the expression before the cursor is
  * walked through raw fields, metatables' __index tables and the `__methods`
  * table the tensor metatable carries; no Lua code runs while completing.
@@ -29,8 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <readline/history.h>
-#include <readline/readline.h>
+#include <editline/readline.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -60,9 +62,10 @@ static void repl_onsigint(int sig) {
   repl_sigint = 1;
 }
 
-/* readline's input: read(2) with Ctrl-C (EINTR with the flag set) turned
- * into key 3, which is bound to repl_rlcancel. A raw terminal never sends
- * key 3 itself: ISIG makes ^C a signal. */
+/* The line editor's input: read(2), with Ctrl-C (EINTR with the flag set)
+ * ending the line as cancelled: the editor sees end of input and returns
+ * NULL, and repl_rlread tells that from Ctrl-D by the flag. (libedit's
+ * rl_bind_key cannot bind a function of ours to a key.) */
 static int repl_getc(FILE *f) {
   for (;;) {
     unsigned char c;
@@ -71,21 +74,10 @@ static int repl_getc(FILE *f) {
     if (n == 0 || errno != EINTR) return EOF;
     if (repl_sigint) {
       repl_sigint = 0;
-      return 3;
+      repl_cancelled = 1;
+      return EOF;
     }
   }
-}
-
-/* Ctrl-C at the prompt: shows "^C" and ends the line as cancelled. */
-static int repl_rlcancel(int count, int key) {
-  (void)count;
-  (void)key;
-  rl_point = rl_end;
-  rl_redisplay();
-  fputs("^C\n", rl_outstream);
-  repl_cancelled = 1;
-  rl_done = 1;
-  return 0;
 }
 
 /* One line from readline. Ctrl-C drops the line and returns REPL_CANCEL. */
@@ -101,6 +93,8 @@ static int repl_rlread(const char *prompt, char **out) {
   sigaction(SIGINT, &old, NULL);
   if (repl_cancelled) {
     free(line);
+    fputs("^C\n", stdout);  /* the typed line stays on screen, the prompt comes anew */
+    fflush(stdout);
     return REPL_CANCEL;
   }
   *out = line;
@@ -141,28 +135,87 @@ static int repl_pushline(lua_State *L, int first) {
 
 /* ---- history ------------------------------------------------------------------------ */
 
+static char *repl_histlast;                  /* the last entry added (repeats are skipped) */
+
+/* The lines of the history file, at most the last `max` (malloc'd). */
+static char **repl_history_lines(int max, int *count) {
+  *count = 0;
+  FILE *f = fopen(repl_histfile, "r");
+  if (!f) return NULL;
+  char **lines = calloc((size_t)max + 1, sizeof *lines), *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  int total = 0;
+  while (lines && (n = getline(&line, &cap, f)) >= 0) {
+    if (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
+    if (n == 0) continue;
+    free(lines[total % max]);                /* a ring of the last max lines */
+    lines[total % max] = strdup(line);
+    total++;
+  }
+  free(line);
+  fclose(f);
+  if (!lines) return NULL;
+  if (total > max) {                         /* unroll the ring: oldest first */
+    char **ordered = calloc((size_t)max + 1, sizeof *ordered);
+    for (int i = 0; ordered && i < max; i++) ordered[i] = lines[(total + i) % max];
+    if (ordered) {
+      free(lines);
+      lines = ordered;
+    }
+  }
+  *count = total < max ? total : max;
+  return lines;
+}
+
 static void repl_history_open(void) {
   const char *path = getenv("MOONGRAD_HISTORY"), *home = getenv("HOME");
   if (path && *path) snprintf(repl_histfile, sizeof repl_histfile, "%s", path);
   else if (home && *home) snprintf(repl_histfile, sizeof repl_histfile, "%s/.moongrad_history", home);
   using_history();
   stifle_history(REPL_HISTMAX);
-  if (repl_histfile[0]) read_history(repl_histfile);
+  if (!repl_histfile[0]) return;
+  int n;
+  char **lines = repl_history_lines(REPL_HISTMAX, &n);
+  for (int i = 0; lines && i < n; i++) {
+    add_history(lines[i]);
+    free(lines[i]);
+  }
+  free(lines);
 }
 
 /* Adds a statement (all its lines) to the history and to the file now, so
  * os.exit() or a killed terminal loses nothing. Repeats are not stored. */
 static void repl_history_add(const char *line) {
   if (!repl_tty || line[strspn(line, " \t\n")] == '\0') return;
-  HIST_ENTRY *last = history_length ? history_get(history_base + history_length - 1) : NULL;
-  if (last && strcmp(last->line, line) == 0) return;
+  if (repl_histlast && strcmp(repl_histlast, line) == 0) return;
+  free(repl_histlast);
+  repl_histlast = strdup(line);
   add_history(line);
-  if (repl_histfile[0] && append_history(1, repl_histfile) != 0)
-    write_history(repl_histfile);             /* no file yet: append cannot create one */
+  FILE *f = repl_histfile[0] ? fopen(repl_histfile, "a") : NULL;
+  if (f) {                                    /* unwritable: ignored, as documented */
+    fprintf(f, "%s\n", line);
+    fclose(f);
+  }
 }
 
+/* Keeps the file to its last REPL_HISTMAX lines (rewritten beside it, then renamed). */
 static void repl_history_close(void) {
-  if (repl_histfile[0]) history_truncate_file(repl_histfile, REPL_HISTMAX);
+  free(repl_histlast);
+  repl_histlast = NULL;
+  if (!repl_histfile[0]) return;
+  int n;
+  char **lines = repl_history_lines(REPL_HISTMAX + 1, &n);
+  if (lines && n > REPL_HISTMAX) {
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", repl_histfile);
+    FILE *f = fopen(tmp, "w");
+    for (int i = 1; f && i < n; i++) fprintf(f, "%s\n", lines[i]);
+    if (f && fclose(f) == 0) rename(tmp, repl_histfile);
+    else remove(tmp);
+  }
+  for (int i = 0; lines && i < n; i++) free(lines[i]);
+  free(lines);
 }
 
 /* ---- compiling a statement ---------------------------------------------------------- */
@@ -453,10 +506,17 @@ static char *repl_generator(const char *text, int state) {
   return next < repl_nmatches ? strdup(repl_matches[next++]) : NULL;
 }
 
+/* What completion falls back to when repl_complete finds nothing: nothing
+ * (file names make no sense in Lua code). */
+static char *repl_nofallback(const char *text, int state) {
+  (void)text;
+  (void)state;
+  return NULL;
+}
+
 static char **repl_complete(const char *text, int start, int end) {
   (void)start;
   (void)end;
-  rl_attempted_completion_over = 1;           /* never fall back to file names */
   rl_completion_append_character = '\0';      /* "mg.matmul", not "mg.matmul " */
   repl_collect(text);
   char **m = rl_completion_matches(text, repl_generator);
@@ -465,12 +525,14 @@ static char **repl_complete(const char *text, int start, int end) {
 }
 
 static void repl_rlsetup(void) {
+  static char breaks[] = " \t\n\"'`<>=;+-*/%^~#&|,{}()[]";
   rl_readline_name = "moongrad";
   rl_catch_signals = 0;                       /* Ctrl-C is ours (repl_rlread) */
   rl_getc_function = repl_getc;
-  rl_bind_key(3, repl_rlcancel);
   rl_attempted_completion_function = repl_complete;
-  rl_completer_word_break_characters = " \t\n\"'`<>=;+-*/%^~#&|,{}()[]";
+  rl_completion_entry_function = repl_nofallback;
+  rl_completer_word_break_characters = breaks;
+  rl_basic_word_break_characters = breaks;    /* the one libedit reads */
 }
 
 /* ---- help() --------------------------------------------------------------------------------- */

@@ -20,7 +20,7 @@ end
 -- Functions returning an enum (mg_status, mg_dtype, mg_op) are declared as
 -- returning int: LuaJIT boxes an enum result as cdata (an allocation per call
 -- and a comparison that is never equal to a number); int has the same ABI.
-local cdef = slurp(pp_path):gsub("\n(mg_[%w_]+)(%s+%**%s*mg_[%w_]+%s*%()", function(ret, rest)
+local cdef = slurp(pp_path):gsub("\n%s*(mg_[%w_]+)(%s+%**%s*mg_[%w_]+%s*%()", function(ret, rest)
   if ret == "mg_status" or ret == "mg_dtype" or ret == "mg_op" then return "\nint" .. rest end
 end)
 local defines = {}

@@ -1,28 +1,62 @@
 #!/bin/sh
-# setup.sh — installs the Debian packages moongrad needs to build and test.
+# setup.sh — installs the Debian packages moongrad needs, by purpose.
 #
-#   sh scripts/setup.sh --check   exit 0 silently when every package is present,
-#                                 else print the missing ones and exit 1 (no apt:
-#                                 it only asks dpkg, so `make` can call it each time)
-#   sh scripts/setup.sh           install what is missing: apt-get as root, else
-#                                 print the sudo command to run and exit 1
+#   sh scripts/setup.sh [--check] [GROUP...]
 #
-# The list is DESIGN.md's "Dependencies", plus the compilers
-# and runtimes of the sanitizer/fuzz builds (clang, libclang-rt-14-dev) and the
-# tools the REPL tests and benchmarks drive (tmux, expect, hyperfine).
-# POSIX sh on purpose: it runs before anything else is there.
+#   GROUP     build (the default: what plain `make` needs), test (`make test`,
+#             `make asan`, `make fuzz`), demo (`make demo`: the data set),
+#             bench (`make bench`), ci (what only CI runs: the aarch64 cross
+#             compiler of `make cross-aarch64`), all (every group).
+#   --check   exit 0 silently when every package of the groups is present,
+#             else print the missing ones and exit 1 (no apt: it only asks
+#             dpkg, so `make` can call it each time)
+#   without --check: install what is missing: apt-get as root, else print
+#             the sudo command to run and exit 1
+#
+# The lists are DESIGN.md's "Dependencies". Plain `make` needs the build
+# group only, so a machine without the test tools (expect, tmux, hyperfine)
+# or the data set builds; `make test`, `make demo` and `make bench` ask for
+# theirs. POSIX sh on purpose: it runs before anything else is there.
 
-PACKAGES="build-essential pkg-config
-liblua5.4-dev lua5.4 luajit libluajit-5.1-dev
+BUILD_PACKAGES="build-essential pkg-config
+liblua5.4-dev lua5.4
 libblis-dev libblis4-openmp
-libreadline-dev lua-busted lua-cjson libcjson-dev
-dataset-fashion-mnist graphviz
-tmux expect hyperfine
-clang libclang-rt-14-dev"
+libedit-dev libcjson-dev zlib1g-dev"
+# luajit: the FFI binding's specs; clang + libclang-rt-14-dev: `make fuzz`;
+# graphviz: plot_model's specs; tmux and expect drive the REPL tests.
+TEST_PACKAGES="luajit lua-busted graphviz tmux expect clang libclang-rt-14-dev"
+DEMO_PACKAGES="dataset-fashion-mnist"
+BENCH_PACKAGES="hyperfine dataset-fashion-mnist"
+# Only where apt can install them (CI runs as root on Debian).
+CI_PACKAGES="gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+
+check=0
+groups=""
+for a in "$@"; do
+  case "$a" in
+    --check) check=1 ;;
+    build|test|demo|bench|ci) groups="$groups $a" ;;
+    all) groups="build test demo bench ci" ;;
+    *) echo "setup.sh: unknown argument '$a' (groups: build test demo bench ci all; option --check)" >&2; exit 2 ;;
+  esac
+done
+[ -z "$groups" ] && groups="build"
+
+PACKAGES=""
+for g in $groups; do
+  case "$g" in
+    build) PACKAGES="$PACKAGES $BUILD_PACKAGES" ;;
+    test) PACKAGES="$PACKAGES $TEST_PACKAGES" ;;
+    demo) PACKAGES="$PACKAGES $DEMO_PACKAGES" ;;
+    bench) PACKAGES="$PACKAGES $BENCH_PACKAGES" ;;
+    ci) PACKAGES="$PACKAGES $CI_PACKAGES" ;;
+  esac
+done
 
 setup_missing() {
   missing=""
   for p in $PACKAGES; do
+    case " $missing " in *" $p "*) continue ;; esac
     # "install ok installed" is the only state that means usable.
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)
     case "$st" in
@@ -40,19 +74,19 @@ fi
 
 missing=$(setup_missing)
 
-if [ "$1" = "--check" ]; then
+if [ "$check" -eq 1 ]; then
   [ -z "$missing" ] && exit 0
-  echo "setup.sh: missing Debian packages: $missing" >&2
+  echo "setup.sh: missing Debian packages for '${groups# }': $missing" >&2
   exit 1
 fi
 
 if [ -z "$missing" ]; then
-  echo "setup.sh: all packages present"
+  echo "setup.sh: all packages present (${groups# })"
   exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "setup.sh: missing Debian packages: $missing" >&2
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup.sh: missing Debian packages for '${groups# }': $missing" >&2
   echo "setup.sh: run as root, or:" >&2
   echo "  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing" >&2
   exit 1

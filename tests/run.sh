@@ -10,7 +10,7 @@
 # quick mode (examples/*.lua with MG_QUICK=1), the GC-visibility test
 # (tests/gc/run.sh), the documentation examples (tests/doc/run.sh), the
 # embedding suite (tests/embed/run.sh: C/C++ host API tests and the host
-# examples) and the installed-tree check (tests/install/run.sh). Each
+# examples), the exported-symbols check (tests/symbols/run.sh) and the installed-tree check (tests/install/run.sh). Each
 # suite that prints an "N passed, N failed" line is counted by it; a suite that
 # prints none counts as one test decided by its exit status. Passing tests stay
 # quiet; failures print their details. The last line is the sum:
@@ -225,6 +225,16 @@ echo "== embed"
 run_logged "$TMP/embed.log" env BUILD="$BUILD" sh tests/embed/run.sh
 cat "$TMP/embed.log"
 tally embed "$TMP/embed.log" "$RC"
+
+# ---- 7b. exported symbols: only the API, and a host with colliding names links ------------
+echo "== symbols"
+if [ -n "$PRELOAD" ]; then
+  skip symbols "not run on the sanitizer build (its libraries need libasan in the host)"
+else
+  run_logged "$TMP/symbols.log" env BUILD="$BUILD" sh tests/symbols/run.sh
+  cat "$TMP/symbols.log"
+  tally symbols "$TMP/symbols.log" "$RC"
+fi
 
 # ---- 8. install + pkg-config ---------------------------------------------------------
 echo "== install"

@@ -154,8 +154,10 @@ static void fused_range(const mg_fused *p, mg_tensor *const *ins, mg_tensor *out
   else fused_range_f64(p, ins, (double *)mg_ptr(out), lo, hi);
 }
 
-/* Contiguous block ranges, one per thread, for big outputs. */
-static void fused_exec(const mg_fused *p, mg_tensor *const *ins, mg_tensor *out, int64_t n) {
+/* Contiguous block ranges, one per thread, for big outputs. Compiled once
+ * per ISA with the kernels (core/isa.c), so fused and unfused nodes run the
+ * same instructions and agree bit for bit. */
+void mg_fused_exec(const mg_fused *p, mg_tensor *const *ins, mg_tensor *out, int64_t n) {
   int nt = n >= MG_PAR_MIN ? mg_threads() : 1;
   if (nt <= 1) {
     fused_range(p, ins, out, 0, n);
@@ -169,6 +171,18 @@ static void fused_exec(const mg_fused *p, mg_tensor *const *ins, mg_tensor *out,
     if (hi > n) hi = n;
     if (lo < hi) fused_range(p, ins, out, lo, hi);
   }
+}
+
+/* The copy of mg_fused_exec for the ISA the kernels run with (core/isa.c). */
+static void fused_exec(const mg_fused *p, mg_tensor *const *ins, mg_tensor *out, int64_t n) {
+#ifndef MG_ISA_COPY
+  mg_fused_exec_fn f = mg_isa_fused_exec();
+  if (f) {
+    f(p, ins, out, n);
+    return;
+  }
+#endif
+  mg_fused_exec(p, ins, out, n);
 }
 
 /* ---- running a node ------------------------------------------------------------------- */

@@ -103,6 +103,11 @@ mg_status mg_fused_run(mg_ctx *ctx, const mg_gnode *n, mg_tensor *const *ins, mg
  * node's dtype and shape). Returns 0, or -1 without touching `out` when the
  * inputs are not laid out as traced (the caller then runs mg_fused_run). */
 int mg_fused_run_into(const mg_gnode *n, mg_tensor *const *ins, mg_tensor *out);
+/* The fused program's loops over n elements (fused.c), and the copy of them
+ * compiled for the ISA in use (core/isa.c: NULL = this baseline one). */
+typedef void (*mg_fused_exec_fn)(const mg_fused *p, mg_tensor *const *ins, mg_tensor *out, int64_t n);
+void mg_fused_exec(const mg_fused *p, mg_tensor *const *ins, mg_tensor *out, int64_t n);
+mg_fused_exec_fn mg_isa_fused_exec(void);
 /* "fused(mul,add,relu)" into buf; returns the length it needed. */
 int mg_fused_describe(const mg_gnode *n, char *buf, size_t cap);
 

@@ -127,6 +127,23 @@ static int io_read(lua_State *L) {
   return 1;
 }
 
+/* core.read_file_gunzip(path) -> the decompressed bytes (zlib, in process). */
+static int io_read_gunzip(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  uint8_t *buf;
+  size_t len;
+  if (mg_read_file_gunzip(path, &buf, &len)) return io_raise(L, "");
+  lua_pushlstring(L, (const char *)buf, len);
+  mg_free(buf);
+  return 1;
+}
+
+/* core.isatty(fd) -> whether fd (1 = stdout) is a terminal. */
+static int io_isatty(lua_State *L) {
+  lua_pushboolean(L, mg_isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
 /* core.path_exists(path), core.path_isdir(path) -> bool. A path the
  * file-access policy refuses is an error here, not a quiet false. */
 static int io_exists(lua_State *L) {
@@ -187,7 +204,77 @@ static int io_rename(lua_State *L) {
   return 0;
 }
 
+/* Pushes JSON node n as a Lua value: null as nil, numbers as floats (the
+ * stdlib turns whole ones into integers), arrays and objects as tables (a
+ * null member or element is left out, as nil). */
+static void json_push(lua_State *L, const mg_json *n) {
+  luaL_checkstack(L, 4, "json: nested too deeply");
+  switch (mg_json_type(n)) {
+  case MG_JSON_FALSE: lua_pushboolean(L, 0); break;
+  case MG_JSON_TRUE: lua_pushboolean(L, 1); break;
+  case MG_JSON_NUMBER: lua_pushnumber(L, mg_json_number(n)); break;
+  case MG_JSON_STRING: lua_pushstring(L, mg_json_string(n)); break;
+  case MG_JSON_ARRAY: {
+    lua_newtable(L);
+    lua_Integer i = 0;
+    for (const mg_json *c = mg_json_child(n); c; c = mg_json_next(c)) {
+      i++;
+      if (mg_json_type(c) == MG_JSON_NULL) continue;
+      json_push(L, c);
+      lua_rawseti(L, -2, i);
+    }
+    break;
+  }
+  case MG_JSON_OBJECT:
+    lua_newtable(L);
+    for (const mg_json *c = mg_json_child(n); c; c = mg_json_next(c)) {
+      if (mg_json_type(c) == MG_JSON_NULL) continue;
+      json_push(L, c);
+      lua_setfield(L, -2, mg_json_key(c));
+    }
+    break;
+  default: lua_pushnil(L);
+  }
+}
+
+/* core.json_decode(text) -> the value. The tree is walked inside a
+ * protected call and freed after it, so that a memory error cannot leak it. */
+static int json_walk(lua_State *L) {
+  json_push(L, (const mg_json *)lua_touserdata(L, 1));
+  return 1;
+}
+
+static int io_json_decode(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  mg_json *root;
+  if (mg_json_parse(text, len, &root)) return io_raise(L, "");
+  lua_pushcfunction(L, json_walk);
+  lua_pushlightuserdata(L, root);
+  int st = lua_pcall(L, 1, 1, 0);  /* a memory error while walking must not leak the tree */
+  mg_json_free(root);
+  if (st != LUA_OK) return lua_error(L);
+  return 1;
+}
+
+/* core.process_id(), core.process_alive(pid) -> true, false, or nil (cannot tell). */
+static int io_process_id(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)mg_process_id());
+  return 1;
+}
+static int io_process_alive(lua_State *L) {
+  int a = mg_process_alive((int64_t)luaL_checkinteger(L, 1));
+  if (a < 0) lua_pushnil(L);
+  else lua_pushboolean(L, a);
+  return 1;
+}
+
 static const luaL_Reg io_fns[] = {
+    {"json_decode", io_json_decode},
+    {"read_file_gunzip", io_read_gunzip},
+    {"isatty", io_isatty},
+    {"process_id", io_process_id},
+    {"process_alive", io_process_alive},
     {"safetensors_load", io_load},
     {"safetensors_parse", io_parse},
     {"safetensors_save", io_save},

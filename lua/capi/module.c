@@ -131,8 +131,13 @@ static int core_set_rng_state(lua_State *L) {
 }
 
 static int core_set_num_threads(lua_State *L) {
-  mg_set_num_threads((int)luaL_checkinteger(L, 1));
+  if (mg_set_num_threads((int64_t)luaL_checkinteger(L, 1))) return mgL_raise(L);
   return 0;
+}
+
+static int core_max_threads(lua_State *L) {
+  lua_pushinteger(L, mg_max_threads());
+  return 1;
 }
 
 static int core_get_num_threads(lua_State *L) {
@@ -172,7 +177,7 @@ static const luaL_Reg module_fns[] = {
     {"seed", core_seed},
     {"rng_state", core_rng_state},
     {"set_rng_state", core_set_rng_state},
-    {"set_num_threads", core_set_num_threads},
+    {"set_num_threads", core_set_num_threads}, {"max_threads", core_max_threads},
     {"get_num_threads", core_get_num_threads},
     {"config_info", core_config_info},
     {"is_tensor", core_is_tensor},
@@ -180,7 +185,7 @@ static const luaL_Reg module_fns[] = {
     {"clock", core_clock},
     {NULL, NULL}};
 
-int luaopen_moongrad_core(lua_State *L) {
+MG_API int luaopen_moongrad_core(lua_State *L) {
   mgL_state *S = lua_newuserdatauv(L, sizeof *S, 0);
   int state_idx = lua_gettop(L);
   S->ctx = NULL;

@@ -135,20 +135,20 @@ typedef struct mg_runtime_options {
  * (unless no_stdlib) and the moongrad library's modules available to
  * require. options may be NULL (all defaults). Returns NULL on failure with
  * the reason in mg_last_error(). The host owns the runtime. */
-mg_runtime *mg_runtime_new(const mg_runtime_options *options);
+MG_API mg_runtime *mg_runtime_new(const mg_runtime_options *options);
 /* Closes the Lua state (running finalisers) and frees the runtime. Tensors
  * the host still holds stay valid. NULL is a no-op. */
-void mg_runtime_free(mg_runtime *rt);
+MG_API void mg_runtime_free(mg_runtime *rt);
 /* The last error of this runtime: message and Lua traceback. Borrowed, valid
  * until the next call into rt; "" when the last call succeeded. */
-const char *mg_runtime_errmsg(const mg_runtime *rt);
+MG_API const char *mg_runtime_errmsg(const mg_runtime *rt);
 /* Bytes of Lua heap in use, and the most ever in use. */
-size_t mg_runtime_memory(const mg_runtime *rt, size_t *peak);
+MG_API size_t mg_runtime_memory(const mg_runtime *rt, size_t *peak);
 /* The Lua state, for hosts that want the full Lua C API (borrowed; do not
  * close it). Calls made directly on it get none of this API's protection. */
-struct lua_State *mg_runtime_lua(mg_runtime *rt);
+MG_API struct lua_State *mg_runtime_lua(mg_runtime *rt);
 /* Changes the per-call budget (same meaning as the options). */
-void mg_runtime_set_budget(mg_runtime *rt, uint64_t instruction_limit, double time_limit);
+MG_API void mg_runtime_set_budget(mg_runtime *rt, uint64_t instruction_limit, double time_limit);
 
 /* ---- values crossing the boundary ------------------------------------------------ */
 
@@ -191,9 +191,9 @@ static inline mg_value mg_vlstring(const char *s, size_t len) {
 static inline mg_value mg_vtensor(mg_tensor *t) { mg_value v; v.type = MG_VTENSOR; v.u.t = t; return v; }
 
 /* Releases the tensor reference a result holds and makes it nil. */
-void mg_value_clear(mg_value *v);
+MG_API void mg_value_clear(mg_value *v);
 /* The value as a double (integers, numbers and booleans convert; else 0 and *ok = 0). ok may be NULL. */
-double mg_value_number(const mg_value *v, int *ok);
+MG_API double mg_value_number(const mg_value *v, int *ok);
 
 /* ---- running code --------------------------------------------------------------- */
 
@@ -201,12 +201,12 @@ double mg_value_number(const mg_value *v, int *ok);
  * "@file" as in Lua). NULL names it by its text, as load(s) does: then
  * AutoGraph (mg.func) can re-read the source of functions defined in it,
  * which a "=name" chunk hides. */
-mg_status mg_run_string(mg_runtime *rt, const char *code, const char *chunkname);
+MG_API mg_status mg_run_string(mg_runtime *rt, const char *code, const char *chunkname);
 /* Runs a chunk and returns its first nresults results (missing ones are nil).
  * Results follow the ownership rules above. */
-mg_status mg_eval(mg_runtime *rt, const char *code, mg_value *results, int nresults);
+MG_API mg_status mg_eval(mg_runtime *rt, const char *code, mg_value *results, int nresults);
 /* Runs a Lua source file (text only). */
-mg_status mg_run_file(mg_runtime *rt, const char *path);
+MG_API mg_status mg_run_file(mg_runtime *rt, const char *path);
 
 /* Calls the function `name` with args[0..nargs-1] and stores its first
  * nresults results in results[] (missing ones are nil). name is a global
@@ -215,7 +215,7 @@ mg_status mg_run_file(mg_runtime *rt, const char *path);
  * passes agent as the first argument). Arguments are borrowed; tensor
  * results are new references, string results are borrowed (see above). On
  * failure every result is nil. */
-mg_status mg_invoke(mg_runtime *rt, const char *name, const mg_value *args, int nargs,
+MG_API mg_status mg_invoke(mg_runtime *rt, const char *name, const mg_value *args, int nargs,
                   mg_value *results, int nresults);
 
 /* A function looked up once (mg_lookup), for calls every frame: the lookup
@@ -224,16 +224,16 @@ typedef int mg_ref;
 /* Resolves `name` as mg_invoke does and keeps the function (for "a:m", the
  * object too) in *out. Owned by the runtime; drop it with mg_unref or let
  * mg_runtime_free do it. */
-mg_status mg_lookup(mg_runtime *rt, const char *name, mg_ref *out);
-mg_status mg_invoke_ref(mg_runtime *rt, mg_ref fn, const mg_value *args, int nargs,
+MG_API mg_status mg_lookup(mg_runtime *rt, const char *name, mg_ref *out);
+MG_API mg_status mg_invoke_ref(mg_runtime *rt, mg_ref fn, const mg_value *args, int nargs,
                       mg_value *results, int nresults);
-void mg_unref(mg_runtime *rt, mg_ref ref);
+MG_API void mg_unref(mg_runtime *rt, mg_ref ref);
 
 /* Sets the global (or dotted field path: the tables on the way must exist)
  * `name` to *value (a tensor gets a new reference held by the runtime). */
-mg_status mg_set_global(mg_runtime *rt, const char *name, const mg_value *value);
+MG_API mg_status mg_set_global(mg_runtime *rt, const char *name, const mg_value *value);
 /* Reads a global or field path into *out (ownership as for results). */
-mg_status mg_get_global(mg_runtime *rt, const char *name, mg_value *out);
+MG_API mg_status mg_get_global(mg_runtime *rt, const char *name, mg_value *out);
 
 /* ---- staged functions called every frame with no allocation --------------------- */
 
@@ -255,7 +255,7 @@ typedef struct mg_staged mg_staged;
  * function for inputs shaped like example[0..nexample-1] (tracing it if no
  * trace fits; the tensors' values are not used otherwise). *out is the
  * handle, NULL on failure. */
-mg_status mg_lookup_staged(mg_runtime *rt, const char *name, mg_tensor *const *example, int nexample,
+MG_API mg_status mg_lookup_staged(mg_runtime *rt, const char *name, mg_tensor *const *example, int nexample,
                            mg_staged **out);
 /* Runs fn on inputs (borrowed; each must have the dtype and shape the
  * handle was looked up for, -1 sizes of an input_signature allowing any) and
@@ -266,14 +266,14 @@ mg_status mg_lookup_staged(mg_runtime *rt, const char *name, mg_tensor *const *e
  * and both dtypes and shapes; nothing is written unless the run succeeds.
  * When a Lua value the trace read (a guard, see doc/staging.md) has
  * changed, the function is traced again first (that call allocates). */
-mg_status mg_call_into(mg_runtime *rt, mg_staged *fn, mg_tensor *const *inputs, int nin,
+MG_API mg_status mg_call_into(mg_runtime *rt, mg_staged *fn, mg_tensor *const *inputs, int nin,
                        mg_tensor *const *outputs, int nout);
 /* The number of results, and the dtype and shape of result k (0-based; -1
  * sizes are unknown until a call). */
-int mg_staged_noutputs(const mg_staged *fn);
-mg_status mg_staged_output(const mg_staged *fn, int k, mg_dtype *dtype, int *ndim, int64_t *shape);
+MG_API int mg_staged_noutputs(const mg_staged *fn);
+MG_API mg_status mg_staged_output(const mg_staged *fn, int k, mg_dtype *dtype, int *ndim, int64_t *shape);
 /* Drops the handle (NULL is a no-op). Using it afterwards is an error. */
-void mg_staged_free(mg_runtime *rt, mg_staged *fn);
+MG_API void mg_staged_free(mg_runtime *rt, mg_staged *fn);
 
 /* ---- host functions callable from Lua -------------------------------------------- */
 
@@ -294,7 +294,7 @@ typedef mg_status (*mg_callback)(mg_runtime *rt, void *ud, const mg_value *args,
 /* Makes fn callable from Lua as `name` (a global or a field path; missing
  * tables on the way are created). ud is passed back to fn; the runtime
  * never frees it. */
-mg_status mg_register(mg_runtime *rt, const char *name, mg_callback fn, void *ud);
+MG_API mg_status mg_register(mg_runtime *rt, const char *name, mg_callback fn, void *ud);
 
 #ifdef __cplusplus
 }

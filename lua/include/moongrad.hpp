@@ -9,6 +9,13 @@
  * Runtime::def may throw: the trampoline catches everything and turns it into
  * a Lua error, so no C++ exception ever unwinds through Lua's C frames.
  *
+ * Built with -fno-exceptions (game engines often are), nothing throws:
+ * a failed call records its Error as moongrad::last_error() (this thread's),
+ * calls the handler set with moongrad::set_error_handler if any, and returns
+ * an empty value (an empty Tensor, nil Values, 0); check
+ * moongrad::last_error().status() (or failed()) after the calls that matter.
+ * A callback that fails that way becomes a Lua error, as a thrown one does.
+ *
  *   moongrad::Runtime rt;
  *   rt.run("function scale(x, k) return x * k end");
  *   auto x = moongrad::Tensor::from(std::vector<float>{1, 2, 3}, {3});
@@ -31,6 +38,12 @@
 #include <variant>
 #include <vector>
 
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+#define MOONGRAD_EXCEPTIONS 1
+#else
+#define MOONGRAD_EXCEPTIONS 0
+#endif
+
 namespace moongrad {
 
 class Error : public std::runtime_error {
@@ -42,9 +55,32 @@ class Error : public std::runtime_error {
   mg_status status_;
 };
 
+using ErrorHandler = void (*)(const Error &);
+
 namespace detail {
-inline void check(mg_status st) {
-  if (st != MG_OK) throw Error(st, mg_last_error());
+inline Error &last_error_slot() {
+  static thread_local Error e(MG_OK, "");
+  return e;
+}
+inline ErrorHandler &handler_slot() {
+  static ErrorHandler h = nullptr;
+  return h;
+}
+/* The one place a failure leaves the wrapper: thrown, or (-fno-exceptions)
+ * recorded for last_error() and handed to the handler; the caller then
+ * returns an empty value. */
+inline void fail(mg_status st, const std::string &message) {
+#if MOONGRAD_EXCEPTIONS
+  throw Error(st, message);
+#else
+  last_error_slot() = Error(st, message);
+  if (handler_slot()) handler_slot()(last_error_slot());
+#endif
+}
+inline bool check(mg_status st) {
+  if (st == MG_OK) return true;
+  fail(st, mg_last_error());
+  return false;
 }
 template <class T> struct dtype_of;
 template <> struct dtype_of<float> { static constexpr mg_dtype value = MG_FLOAT32; };
@@ -54,6 +90,14 @@ template <> struct dtype_of<int64_t> { static constexpr mg_dtype value = MG_INT6
 template <> struct dtype_of<uint8_t> { static constexpr mg_dtype value = MG_UINT8; };
 template <> struct dtype_of<bool> { static constexpr mg_dtype value = MG_BOOL; };
 }  // namespace detail
+
+/* The error of this thread's last failed call (status MG_OK if none since
+ * clear_error()); what -fno-exceptions builds check. */
+inline const Error &last_error() noexcept { return detail::last_error_slot(); }
+inline bool failed() noexcept { return detail::last_error_slot().status() != MG_OK; }
+inline void clear_error() { detail::last_error_slot() = Error(MG_OK, ""); }
+/* Called with each failure in -fno-exceptions builds (nullptr: none). */
+inline void set_error_handler(ErrorHandler h) noexcept { detail::handler_slot() = h; }
 
 /* One reference to an engine tensor. Copies share the tensor (retain), moves
  * transfer the reference, destruction releases it. */
@@ -90,9 +134,11 @@ class Tensor {
   template <class T> static Tensor from(const std::vector<T> &data, const std::vector<int64_t> &shape) {
     int64_t n = 1;
     for (int64_t s : shape) n *= s;
-    if (n != (int64_t)data.size())
-      throw Error(MG_ESHAPE, "Tensor::from: " + std::to_string(data.size()) + " values for " +
-                                 std::to_string(n) + " elements");
+    if (n != (int64_t)data.size()) {
+      detail::fail(MG_ESHAPE, "Tensor::from: " + std::to_string(data.size()) + " values for " +
+                                  std::to_string(n) + " elements");
+      return Tensor();
+    }
     return from(data.data(), shape);
   }
   /* A tensor over the caller's memory, no copy: the memory must outlive every
@@ -109,27 +155,34 @@ class Tensor {
   mg_tensor *release() noexcept { return std::exchange(t_, nullptr); }
   explicit operator bool() const noexcept { return t_ != nullptr; }
 
-  mg_dtype dtype() const { return mg_tensor_dtype(live()); }
-  int ndim() const { return mg_tensor_ndim(live()); }
+  mg_dtype dtype() const { return live() ? mg_tensor_dtype(t_) : MG_NDTYPES; }
+  int ndim() const { return live() ? mg_tensor_ndim(t_) : 0; }
   std::vector<int64_t> shape() const {
-    const int64_t *s = mg_tensor_shape(live());
-    return std::vector<int64_t>(s, s + ndim());
+    if (!live()) return {};
+    const int64_t *s = mg_tensor_shape(t_);
+    return std::vector<int64_t>(s, s + mg_tensor_ndim(t_));
   }
-  int64_t numel() const { return mg_tensor_numel(live()); }
-  void copy_to(void *dst, size_t cap) const { detail::check(mg_tensor_copy_to(live(), dst, cap)); }
+  int64_t numel() const { return live() ? mg_tensor_numel(t_) : 0; }
+  void copy_to(void *dst, size_t cap) const {
+    if (live()) detail::check(mg_tensor_copy_to(t_, dst, cap));
+  }
   /* The elements, row-major; T must match the dtype. */
   template <class T> std::vector<T> to_vector() const {
-    if (dtype() != detail::dtype_of<T>::value)
-      throw Error(MG_EDTYPE, std::string("Tensor::to_vector: the tensor is ") + mg_dtype_name(dtype()));
+    if (!live()) return {};
+    if (dtype() != detail::dtype_of<T>::value) {
+      detail::fail(MG_EDTYPE, std::string("Tensor::to_vector: the tensor is ") + mg_dtype_name(dtype()));
+      return {};
+    }
     std::vector<T> v((size_t)numel());
     copy_to(v.data(), v.size() * sizeof(T));
     return v;
   }
 
  private:
-  mg_tensor *live() const {
-    if (!t_) throw Error(MG_ESTATE, "moongrad::Tensor: empty");
-    return t_;
+  bool live() const {
+    if (t_) return true;
+    detail::fail(MG_ESTATE, "moongrad::Tensor: empty");
+    return false;
   }
   mg_tensor *t_ = nullptr;
 };
@@ -166,23 +219,30 @@ class Value {
   double number() const {
     if (auto i = std::get_if<int64_t>(&v_)) return (double)*i;
     if (auto n = std::get_if<double>(&v_)) return *n;
-    throw Error(MG_EARG, "expected a number, got " + type_name());
+    detail::fail(MG_EARG, "expected a number, got " + type_name());
+    return 0;
   }
   int64_t integer() const {
     if (auto i = std::get_if<int64_t>(&v_)) return *i;
-    throw Error(MG_EARG, "expected an integer, got " + type_name());
+    detail::fail(MG_EARG, "expected an integer, got " + type_name());
+    return 0;
   }
   bool boolean() const {
     if (auto b = std::get_if<bool>(&v_)) return *b;
-    throw Error(MG_EARG, "expected a boolean, got " + type_name());
+    detail::fail(MG_EARG, "expected a boolean, got " + type_name());
+    return false;
   }
   const std::string &string() const {
+    static const std::string none;
     if (auto s = std::get_if<std::string>(&v_)) return *s;
-    throw Error(MG_EARG, "expected a string, got " + type_name());
+    detail::fail(MG_EARG, "expected a string, got " + type_name());
+    return none;
   }
   const Tensor &tensor() const {
+    static const Tensor none;
     if (auto t = std::get_if<Tensor>(&v_)) return *t;
-    throw Error(MG_EARG, "expected a tensor, got " + type_name());
+    detail::fail(MG_EARG, "expected a tensor, got " + type_name());
+    return none;
   }
 
   /* A C view, borrowed from this Value (for arguments). */
@@ -253,7 +313,7 @@ class Staged {
   }
   /* Any number of each (arrays of borrowed tensor handles). */
   void call_into(mg_tensor *const *ins, int nin, mg_tensor *const *outs, int nout) const;
-  int noutputs() const noexcept { return mg_staged_noutputs(fn_); }
+  int noutputs() const noexcept { return fn_ ? mg_staged_noutputs(fn_) : 0; }
   mg_staged *get() const noexcept { return fn_; }
 
  private:
@@ -267,24 +327,25 @@ class Runtime {
  public:
   using Callback = std::function<Values(const Values &args)>;
 
-  /* Options as in moongrad.h (nullptr = defaults). Throws Error on failure. */
+  /* Options as in moongrad.h (nullptr = defaults). Throws Error on failure
+   * (-fno-exceptions: records it; every later call then fails the same way). */
   explicit Runtime(const mg_runtime_options *options = nullptr) : rt_(mg_runtime_new(options)) {
-    if (!rt_) throw Error(MG_ENOMEM, mg_last_error());
+    if (!rt_) detail::fail(MG_ENOMEM, mg_last_error());
   }
   ~Runtime() { mg_runtime_free(rt_); }
   Runtime(const Runtime &) = delete;
   Runtime &operator=(const Runtime &) = delete;
 
   mg_runtime *get() const noexcept { return rt_; }
-  size_t memory() const { return mg_runtime_memory(rt_, nullptr); }
+  size_t memory() const { return rt_ ? mg_runtime_memory(rt_, nullptr) : 0; }
 
   void run(const std::string &code, const char *chunkname = nullptr) {
-    check(mg_run_string(rt_, code.c_str(), chunkname));
+    check(rt_ ? mg_run_string(rt_, code.c_str(), chunkname) : MG_ESTATE);
   }
-  void run_file(const std::string &path) { check(mg_run_file(rt_, path.c_str())); }
+  void run_file(const std::string &path) { check(rt_ ? mg_run_file(rt_, path.c_str()) : MG_ESTATE); }
   Values eval(const std::string &code, int nresults = 1) {
     std::vector<mg_value> res((size_t)nresults);
-    check(mg_eval(rt_, code.c_str(), res.data(), nresults));
+    if (!check(rt_ ? mg_eval(rt_, code.c_str(), res.data(), nresults) : MG_ESTATE)) return Values((size_t)nresults);
     return adopt_all(res);
   }
 
@@ -297,13 +358,14 @@ class Runtime {
     std::array<mg_value, sizeof...(A)> cargs;
     for (size_t i = 0; i < vals.size(); i++) cargs[i] = vals[i].view();
     std::vector<mg_value> res((size_t)nresults);
-    check(mg_invoke(rt_, name.c_str(), cargs.data(), (int)cargs.size(), res.data(), nresults));
+    if (!check(rt_ ? mg_invoke(rt_, name.c_str(), cargs.data(), (int)cargs.size(), res.data(), nresults) : MG_ESTATE))
+      return Values((size_t)nresults);
     return adopt_all(res);
   }
 
   Function lookup(const std::string &name) {
-    mg_ref ref;
-    check(mg_lookup(rt_, name.c_str(), &ref));
+    mg_ref ref = 0;
+    check(rt_ ? mg_lookup(rt_, name.c_str(), &ref) : MG_ESTATE);
     return Function(this, ref);
   }
 
@@ -311,18 +373,18 @@ class Runtime {
   Staged lookup_staged(const std::string &name, const std::vector<Tensor> &example) {
     std::vector<mg_tensor *> ins;
     for (const Tensor &t : example) ins.push_back(t.get());
-    mg_staged *fn;
-    check(mg_lookup_staged(rt_, name.c_str(), ins.data(), (int)ins.size(), &fn));
+    mg_staged *fn = nullptr;
+    if (!check(rt_ ? mg_lookup_staged(rt_, name.c_str(), ins.data(), (int)ins.size(), &fn) : MG_ESTATE)) fn = nullptr;
     return Staged(this, fn);
   }
 
   void set(const std::string &name, const Value &v) {
     mg_value c = v.view();
-    check(mg_set_global(rt_, name.c_str(), &c));
+    check(rt_ ? mg_set_global(rt_, name.c_str(), &c) : MG_ESTATE);
   }
   Value get(const std::string &name) {
     mg_value out;
-    check(mg_get_global(rt_, name.c_str(), &out));
+    if (!check(rt_ ? mg_get_global(rt_, name.c_str(), &out) : MG_ESTATE)) return Value();
     return Value::adopt(out);
   }
 
@@ -330,7 +392,7 @@ class Runtime {
    * error in the script ("name: what()"); it never unwinds through Lua. */
   void def(const std::string &name, Callback fn) {
     callbacks_.push_back(std::make_unique<Holder>(Holder{std::move(fn), {}}));
-    check(mg_register(rt_, name.c_str(), &Runtime::trampoline, callbacks_.back().get()));
+    check(rt_ ? mg_register(rt_, name.c_str(), &Runtime::trampoline, callbacks_.back().get()) : MG_ESTATE);
   }
 
  private:
@@ -342,8 +404,10 @@ class Runtime {
     Values last;   /* the last results: their strings must live until the runtime copied them */
   };
 
-  void check(mg_status st) {
-    if (st != MG_OK) throw Error(st, mg_runtime_errmsg(rt_));
+  bool check(mg_status st) {
+    if (st == MG_OK) return true;
+    detail::fail(st, rt_ ? mg_runtime_errmsg(rt_) : "moongrad::Runtime: the runtime could not be created");
+    return false;
   }
   static Values adopt_all(std::vector<mg_value> &res) {
     Values out;
@@ -355,25 +419,42 @@ class Runtime {
   static mg_status trampoline(mg_runtime *, void *ud, const mg_value *args, int nargs, mg_value *res,
                               int *nres) noexcept {
     Holder *h = static_cast<Holder *>(ud);
+#if MOONGRAD_EXCEPTIONS
     try {
-      Values in;
-      in.reserve((size_t)nargs);
-      for (int i = 0; i < nargs; i++) in.push_back(Value::copy(args[i]));
-      h->last = h->fn(in);
-      if (h->last.size() > MG_CALLBACK_MAX_RESULTS)
-        return mg_seterror(MG_EARG, "returned %zu results, at most %d are allowed", h->last.size(),
-                           MG_CALLBACK_MAX_RESULTS);
-      for (size_t i = 0; i < h->last.size(); i++) {
-        res[i] = h->last[i].view();
-        if (res[i].type == MG_VTENSOR && res[i].u.t) mg_tensor_retain(res[i].u.t);  /* handed to the runtime */
-        *nres = (int)i + 1;
-      }
-      return MG_OK;
+      return run_callback(h, args, nargs, res, nres);
     } catch (const std::exception &e) {
       return mg_seterror(MG_ESCRIPT, "%s", e.what());
     } catch (...) {
       return mg_seterror(MG_ESCRIPT, "unknown C++ exception");
     }
+#else
+    Error host_error = last_error();  /* the host's own, left as it was */
+    clear_error();  /* a failure inside the callback is recorded, then raised in Lua */
+    mg_status st = run_callback(h, args, nargs, res, nres);
+    if (st == MG_OK && failed()) {
+      for (int i = 0; i < *nres; i++)
+        if (res[i].type == MG_VTENSOR && res[i].u.t) mg_tensor_release(res[i].u.t);
+      *nres = 0;
+      st = mg_seterror(MG_ESCRIPT, "%s", last_error().what());
+    }
+    detail::last_error_slot() = host_error;
+    return st;
+#endif
+  }
+  static mg_status run_callback(Holder *h, const mg_value *args, int nargs, mg_value *res, int *nres) {
+    Values in;
+    in.reserve((size_t)nargs);
+    for (int i = 0; i < nargs; i++) in.push_back(Value::copy(args[i]));
+    h->last = h->fn(in);
+    if (h->last.size() > MG_CALLBACK_MAX_RESULTS)
+      return mg_seterror(MG_EARG, "returned %zu results, at most %d are allowed", h->last.size(),
+                         MG_CALLBACK_MAX_RESULTS);
+    for (size_t i = 0; i < h->last.size(); i++) {
+      res[i] = h->last[i].view();
+      if (res[i].type == MG_VTENSOR && res[i].u.t) mg_tensor_retain(res[i].u.t);  /* handed to the runtime */
+      *nres = (int)i + 1;
+    }
+    return MG_OK;
   }
 
   mg_runtime *rt_;
@@ -385,11 +466,17 @@ template <class... A> Values Function::call_n(int nresults, A &&...args) const {
   std::array<mg_value, sizeof...(A)> cargs;
   for (size_t i = 0; i < vals.size(); i++) cargs[i] = vals[i].view();
   std::vector<mg_value> res((size_t)nresults);
-  rt_->check(mg_invoke_ref(rt_->get(), ref_, cargs.data(), (int)cargs.size(), res.data(), nresults));
+  if (!rt_->check(rt_->get() ? mg_invoke_ref(rt_->get(), ref_, cargs.data(), (int)cargs.size(), res.data(), nresults)
+                             : MG_ESTATE))
+    return Values((size_t)nresults);
   return Runtime::adopt_all(res);
 }
 
 inline void Staged::call_into(mg_tensor *const *ins, int nin, mg_tensor *const *outs, int nout) const {
+  if (!fn_) {
+    detail::fail(MG_ESTATE, "moongrad::Staged: the lookup failed");
+    return;
+  }
   rt_->check(mg_call_into(rt_->get(), fn_, ins, nin, outs, nout));
 }
 

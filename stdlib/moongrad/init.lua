@@ -307,6 +307,8 @@ M.config.set_num_threads = core.set_num_threads
 -- mg.clock(): monotonic wall-clock seconds, for timing (os.clock counts CPU time of all threads).
 M.clock = core.clock
 M.config.get_num_threads = core.get_num_threads
+-- mg.config.max_threads(): the most set_num_threads accepts (the processors this process may use).
+M.config.max_threads = core.max_threads
 
 -- ---- files: tensors in safetensors, atomic writes (doc/saving.md) ---------------------
 local safetensors = require("moongrad.safetensors")

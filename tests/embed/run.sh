@@ -46,6 +46,7 @@ single() {
 
 counted "C API (tests/embed/test_embed.c)" "$BUILD/tests/embed_tests"
 counted "C++ wrapper (tests/embed/test_cxx.cpp)" "$BUILD/tests/embed_cxx_tests"
+counted "C++ wrapper with -fno-exceptions (tests/embed/test_cxx_noexc.cpp)" "$BUILD/tests/embed_cxx_noexc_tests"
 single "doc/embedding.md: its host program (host.c)" "$BUILD/tests/embed_doc_host"
 single "examples/embed/game.c --quick" env MG_QUICK=1 "$BUILD/examples/game"
 if [ -f "$DATA/t10k-images-idx3-ubyte.gz" ]; then

@@ -215,9 +215,11 @@ check "engine errors print their message" {inner dimensions}
 send "help(mg.matmul)\r"
 check "help(mg.matmul) prints its doc" {matmul.*matrix product}
 
+# libedit redraws the completed word with cursor moves (and rings the bell
+# on a unique match), so the typed prefix and the completion may be apart.
 send "mg.mat\t"
 expect {
-  -re {mg\.matmul} { ok "tab completes mg.mat to mg.matmul" }
+  -re {mg\.mat(\007|\r|\033\[[0-9;]*[A-Za-z])*mul} { ok "tab completes mg.mat to mg.matmul" }
   timeout { notok "tab completes mg.mat to mg.matmul" "timed out" }
 }
 send "(mg.eye(2), mg.eye(2))\r"
@@ -227,7 +229,7 @@ send "t = mg.tensor{1, 2, 3}\r"
 prompt
 send "t:nume\t"
 expect {
-  -re {t:numel} { ok "tab completes tensor methods (t:nume -> t:numel)" }
+  -re {t:nume(\007|\r|\033\[[0-9;]*[A-Za-z])*l} { ok "tab completes tensor methods (t:nume -> t:numel)" }
   timeout { notok "tab completes tensor methods (t:nume -> t:numel)" "timed out" }
 }
 send "()\r"
@@ -235,7 +237,7 @@ check "the completed method call runs" {\r\n3\r\n}
 
 send "pri\t"
 expect {
-  -re {print} { ok "tab completes globals (pri -> print)" }
+  -re {pri(\007|\r|\033\[[0-9;]*[A-Za-z])*nt} { ok "tab completes globals (pri -> print)" }
   timeout { notok "tab completes globals (pri -> print)" "timed out" }
 }
 send "('g')\r"
@@ -243,7 +245,7 @@ check "the completed global runs" {\r\ng\r\n}
 
 send "string.up\t"
 expect {
-  -re {string\.upper} { ok "tab completes fields of library tables" }
+  -re {string\.up(\007|\r|\033\[[0-9;]*[A-Za-z])*per} { ok "tab completes fields of library tables" }
   timeout { notok "tab completes fields of library tables" "timed out" }
 }
 send "('x')\r"

@@ -260,6 +260,60 @@ describe("model:save / nn.load_model", function()
     rmrf(parent)
   end)
 
+  -- A killed save leaves "<dir>.tmp-*": the next save removes every one whose
+  -- writer is gone, however young, and keeps those of writers still running.
+  it("a save removes the temporaries of killed saves at once, and keeps a running saver's", function()
+    local MOONGRAD = os.getenv("MOONGRAD") or "build/bin/moongrad"
+    local parent = tmpdir()
+    local dir = parent .. "/m"
+    local script, mark = parent .. "/child.lua", parent .. "/saved"
+    local f = assert(io.open(script, "w"))
+    f:write([[
+local mg = require("moongrad")
+local nn = mg.nn
+local m = nn.Sequential { nn.Input { shape = { 1500 } }, nn.Dense(1500), nn.Dense(1500) }
+while true do
+  m:save(arg[1])
+  if arg[2] then io.open(arg[2], "w"):close(); arg[2] = nil end
+end
+]])
+    f:close()
+    local function tmps()
+      local out = {}
+      for _, n in ipairs(mg.io.listdir(parent)) do
+        if n:find("^m%.tmp%-") then out[#out + 1] = n end
+      end
+      return out
+    end
+    -- kill the saver mid-save until it leaves a temporary (each save is ~18 MB)
+    local left
+    for _ = 1, 10 do
+      os.remove(mark)
+      local p = assert(io.popen("'" .. MOONGRAD .. "' '" .. script .. "' '" .. dir .. "' '" .. mark
+        .. "' >/dev/null 2>&1 & pid=$!; n=0; while [ ! -e '" .. mark .. "' ] && [ $n -lt 3000 ]; do "
+        .. "sleep 0.01; n=$((n+1)); done; sleep 0.0$((RANDOM % 9)); kill -9 $pid; wait $pid 2>/dev/null"))
+      p:read("*a")
+      p:close()
+      left = tmps()
+      if #left > 0 then break end
+    end
+    assert.is_true(#left > 0, "no kill landed mid-save")
+    -- a temporary of a process that still runs (a save going on elsewhere) stays
+    local sp = assert(io.popen("echo $$; exec sleep 60"))   -- our child: reaped by sp:close()
+    local live = tonumber(sp:read("*l"))
+    local running = dir .. ".tmp-p" .. live .. "-0"
+    mg.io.mkdir(running)
+    local m = sequential()
+    m:save(dir)
+    assert.same({ "m.tmp-p" .. live .. "-0" }, tmps())   -- the killed saves' are gone, young as they are
+    os.execute("kill " .. live)
+    sp:close()
+    m:save(dir)
+    assert.same({}, tmps())
+    near(nn.load_model(dir):predict(mg.ones { 1, 6 }), m:predict(mg.ones { 1, 6 }), 0)
+    rmrf(parent)
+  end)
+
   it("compile settings that cannot be saved (a Lua loss function) need {compile=false}", function()
     local m = nn.Sequential { nn.Input { shape = { 2 } }, nn.Dense(1) }
     m:compile { optimizer = "sgd", loss = function(t, p) return mg.square(t - p) end }

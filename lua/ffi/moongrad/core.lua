@@ -1100,10 +1100,14 @@ function M.set_rng_state(seed, counter)
   lib.mg_ctx_set_rng_state(ctx, seed, counter)
 end
 function M.set_num_threads(n)
-  lib.mg_set_num_threads(n)
+  if type(n) ~= "number" or not is_int(n) then
+    uerror("bad argument #1 to 'set_num_threads' (number has no integer representation)", 2)
+  end
+  if lib.mg_set_num_threads(n) ~= 0 then raise(2) end
   clear_daz()   -- its parallel region sets FTZ/DAZ on every thread, this one too
 end
 function M.get_num_threads() return lib.mg_get_num_threads() end
+function M.max_threads() return lib.mg_max_threads() end
 function M.config_info()
   local buf = new("char[1024]")
   lib.mg_config_info(buf, 1024)
@@ -1870,7 +1874,63 @@ function M.read_file(path)
   return s
 end
 
+function M.read_file_gunzip(path)
+  check_string(path, 1, "read_file_gunzip")
+  local bp, lp = new("uint8_t *[1]"), new("size_t[1]")
+  if lib.mg_read_file_gunzip(path, bp, lp) ~= 0 then uerror(last_error(), 2) end
+  local s = fstring(bp[0], lp[0])
+  lib.mg_free(bp[0])
+  return s
+end
+
+function M.isatty(fd)
+  if type(fd) ~= "number" or not is_int(fd) then
+    uerror("bad argument #1 to 'isatty' (number has no integer representation)", 2)
+  end
+  return lib.mg_isatty(fd) ~= 0
+end
+
 -- ---- paths and directories (as lua/capi/io.c, over core/fs.c) ----------------------
+
+-- core.json_decode(text): as lua/capi/io.c, walking the engine's parse tree.
+local function json_value(n)
+  local ty = lib.mg_json_type(n)
+  if ty == lib.MG_JSON_FALSE then return false
+  elseif ty == lib.MG_JSON_TRUE then return true
+  elseif ty == lib.MG_JSON_NUMBER then return lib.mg_json_number(n)
+  elseif ty == lib.MG_JSON_STRING then return fstring(lib.mg_json_string(n))
+  elseif ty == lib.MG_JSON_ARRAY or ty == lib.MG_JSON_OBJECT then
+    local t, i, c = {}, 0, lib.mg_json_child(n)
+    while c ~= nil do
+      i = i + 1
+      if lib.mg_json_type(c) ~= lib.MG_JSON_NULL then
+        if ty == lib.MG_JSON_ARRAY then t[i] = json_value(c) else t[fstring(lib.mg_json_key(c))] = json_value(c) end
+      end
+      c = lib.mg_json_next(c)
+    end
+    return t
+  end
+  return nil
+end
+function M.json_decode(text)
+  check_string(text, 1, "json_decode")
+  local rp = new("mg_json *[1]")
+  if lib.mg_json_parse(text, #text, rp) ~= 0 then uerror(last_error(), 2) end
+  local ok, v = pcall(json_value, rp[0])
+  lib.mg_json_free(rp[0])
+  if not ok then error(v, 0) end
+  return v
+end
+
+function M.process_id() return tonumber(lib.mg_process_id()) end
+function M.process_alive(pid)
+  if type(pid) ~= "number" or not is_int(pid) then
+    uerror("bad argument #1 to 'process_alive' (number has no integer representation)", 2)
+  end
+  local a = lib.mg_process_alive(pid)
+  if a < 0 then return nil end
+  return a == 1
+end
 
 function M.path_exists(path) return lib.mg_path_exists(check_string(path, 1, "path_exists")) ~= 0 end
 function M.path_isdir(path) return lib.mg_path_isdir(check_string(path, 1, "path_isdir")) ~= 0 end

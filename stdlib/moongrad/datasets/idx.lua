@@ -6,6 +6,7 @@
 -- string.unpack, which LuaJIT lacks).
 -- Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
+local core = require("moongrad.core")
 
 local M = {}
 
@@ -25,16 +26,15 @@ local function file_exists(path)
 end
 M.file_exists = file_exists
 
--- The file's bytes, through `gzip -dc` for .gz files.
+-- The file's bytes; a .gz file is decompressed in process (zlib, through
+-- core.read_file_gunzip: no gzip program or shell needed).
 function M.read_bytes(path)
   if not file_exists(path) then error("idx: no such file: " .. path, 3) end
   local data
   if path:match("%.gz$") then
-    local p = io.popen("gzip -dc '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null", "r")
-    if not p then error("idx: cannot run gzip to read " .. path, 3) end
-    data = p:read("a")
-    p:close()
-    if not data or #data == 0 then error("idx: gzip could not decompress " .. path, 3) end
+    local ok, r = pcall(core.read_file_gunzip, path)
+    if not ok then error("idx: " .. tostring(r):gsub("^[^\n]-:%d+: ", ""), 3) end
+    data = r
   else
     local f = io.open(path, "rb")
     data = f:read("a")

@@ -2,9 +2,12 @@
 --
 -- Encoding is done here (sorted keys, so the same model always gives the
 -- same text; whole numbers without a fraction; an empty table is an empty
--- array, the only empty value configs hold). Decoding uses lua-cjson
--- (Debian's lua-cjson), and turns the floats it returns for whole numbers
--- back into integers. Portable Lua (5.4 and LuaJIT).
+-- array, the only empty value configs hold). Decoding uses the engine's
+-- cJSON (core.json_decode: no Lua JSON module needed, so it works from the
+-- static embedding library too), and turns the floats it returns for whole
+-- numbers back into integers. Portable Lua (5.4 and LuaJIT).
+local core = require("moongrad.core")
+
 local M = {}
 
 local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n", ["\r"] = "\\r",
@@ -82,10 +85,7 @@ function M.encode(v, indent)
   return table.concat(out)
 end
 
-local null_value
-
 local function fix(v)
-  if v == null_value then return nil end
   if type(v) == "number" then
     if math.tointeger and v == math.floor(v) and math.abs(v) < 2 ^ 53 then return math.tointeger(v) end
     return v
@@ -95,13 +95,11 @@ local function fix(v)
   return v
 end
 
--- decode(text): the Lua value (needs lua-cjson).
+-- decode(text): the Lua value (a JSON null reads as nil).
 function M.decode(s)
-  local ok, cjson = pcall(require, "cjson")
-  if not ok then error("json: decoding needs lua-cjson (Debian package lua-cjson)", 2) end
-  null_value = cjson.null
-  local ok2, v = pcall(cjson.decode, s)
-  if not ok2 then error("json: invalid JSON: " .. tostring(v), 2) end
+  if type(s) ~= "string" then error("json: decode expects a string, got " .. type(s), 2) end
+  local ok, v = pcall(core.json_decode, s)
+  if not ok then error("json: " .. tostring(v):gsub("^[^\n]-:%d+: ", ""):gsub("^json: ", ""), 2) end
   return fix(v)
 end
 

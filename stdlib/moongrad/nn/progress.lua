@@ -5,8 +5,9 @@
 -- On a terminal the line is redrawn in place (carriage return), at most
 -- every `interval` seconds and at the end; elsewhere (a pipe, a file, or
 -- verbose=2) only the final line of each epoch is printed. Whether stdout
--- is a terminal is asked once of the shell (`test -t 1`); MG_PROGRESS=tty
--- or MG_PROGRESS=lines overrides it. Portable Lua (5.4 and LuaJIT).
+-- is a terminal is asked once of isatty(1) (core.isatty: no shell, which a
+-- host may not have); MG_PROGRESS=tty or MG_PROGRESS=lines overrides it.
+-- Portable Lua (5.4 and LuaJIT).
 local class = require("moongrad.nn.class")
 local core = require("moongrad.core")
 
@@ -21,8 +22,7 @@ function M.isatty()
   if force == "tty" then tty_cache = true
   elseif force == "lines" then tty_cache = false
   else
-    local ok, r = pcall(os.execute, "test -t 1 2>/dev/null")
-    tty_cache = ok and (r == true or r == 0) or false
+    tty_cache = core.isatty(1)
   end
   return tty_cache
 end

@@ -506,16 +506,30 @@ local function leftovers_old(dir)
   return out
 end
 
+-- Removes the "<dir>.tmp-*" directories of saves that were killed: a
+-- temporary is named "<dir>.tmp-p<pid>-<id>" after the process writing it,
+-- so one whose process is gone is stale whatever its age, and one whose
+-- process runs (a save in progress elsewhere, or this process's own) is left
+-- alone. Names without a pid (older versions) go when over an hour old.
+local function remove_stale_tmps(dir)
+  local me, now = core.process_id(), os.time()
+  for _, e in ipairs(leftovers(dir, "tmp")) do
+    local pid = e[2]:match("^p(%d+)%-")
+    if pid then
+      pid = tonumber(pid)
+      if pid ~= me and core.process_alive(pid) == false then remove_dir(e[1]) end
+    else
+      local t = tonumber(e[2]:sub(1, 8), 16)
+      if t and now - t > 3600 then remove_dir(e[1]) end
+    end
+  end
+end
+
 -- Removes what saves killed mid-way left: "<dir>.old-*" (the swap had
--- finished, so they are stale) and "<dir>.tmp-*" more than an hour old
--- (younger ones may belong to a save running now in another process).
+-- finished, so they are stale) and the temporaries of dead savers.
 local function remove_leftovers(dir)
   for _, stale in ipairs(leftovers_old(dir)) do remove_dir(stale) end
-  local now = os.time()
-  for _, e in ipairs(leftovers(dir, "tmp")) do
-    local t = tonumber(e[2]:sub(1, 8), 16)
-    if t and now - t > 3600 then remove_dir(e[1]) end
-  end
+  remove_stale_tmps(dir)
 end
 
 -- model:save(dir): architecture, weights, compile settings, optimizer
@@ -535,7 +549,8 @@ function Model:save(dir, opts)
     error("save: " .. dir .. " exists and is not a directory (model:save writes a directory; "
       .. "model:save_weights writes one file)", 2)
   end
-  local tmp = dir .. ".tmp-" .. unique_suffix()
+  remove_stale_tmps(dir)   -- before writing: killed saves' space comes back first
+  local tmp = dir .. ".tmp-p" .. core.process_id() .. "-" .. unique_suffix()
   local function fail(err)
     remove_dir(tmp)
     error("save: " .. tostring(err):gsub("^[^:\n]*:%d+: ", ""), 3)
