@@ -37,7 +37,8 @@ CXXFLAGS += -std=c++17 $(OPT) $(MARCH) -g -Wall -Wextra -Werror -Icore -Ilua/inc
 # (scripts/embed_lua.lua writes every stdlib/autograph .lua file into one C file).
 EMBED_LUA := $(sort $(shell find stdlib autograph -name '*.lua' 2>/dev/null))
 EMBED_GEN := $(BUILD)/gen/stdlib_embed.c
-EMBED_OBJ := $(BUILD)/obj/lua/embed.o $(BUILD)/obj/gen/stdlib_embed.o
+EMBED_OBJ := $(BUILD)/obj/lua/embed.o $(BUILD)/obj/lua/embed_budget.o $(BUILD)/obj/lua/embed_sandbox.o \
+             $(BUILD)/obj/gen/stdlib_embed.o
 LIBE_A   := $(BUILD)/lib/libmoongrad_embed.a
 LIBE_SO  := $(BUILD)/lib/libmoongrad_embed.so
 EMBED_LIBS := -llua5.4 $(CORE_LIBS)

@@ -348,7 +348,7 @@ local function instantiate(entry, fn, mode)
   return newf
 end
 
-local function warn(msg) io.stderr:write("moongrad: warning: ", msg, "\n") end
+local warn = require("moongrad.warnings").warning
 
 local function message(err)
   if type(err) == "table" and err.autograph_error then return err.msg end
@@ -451,7 +451,7 @@ function M.convert(fn, opts)
     noted[fn] = true
     local info = debug.getinfo(fn, "S")
     local what = info.what == "C" and tostring(fn) or (info.short_src .. ":" .. tostring(info.linedefined))
-    io.stderr:write(string.format("moongrad: note: %s is staged without AutoGraph: %s\n", what, why))
+    require("moongrad.warnings").note(string.format("%s is staged without AutoGraph: %s", what, why))
   end
   return res
 end

@@ -21,6 +21,7 @@
 -- Portable Lua (5.4 and LuaJIT).
 local core = require("moongrad.core")
 local func = require("moongrad.func")
+local warnings = require("moongrad.warnings")
 
 local R = {}
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
@@ -274,7 +275,7 @@ local function check_store(mode, t, how)
     local w = user_where()
     if not warned_stores[w] then
       warned_stores[w] = true
-      io.stderr:write("moongrad: warning: ", w, ": ", msg, "\n")
+      warnings.warning(w .. ": " .. msg)
     end
     return
   end
@@ -977,8 +978,8 @@ function R.print(...)
     record("print", "converted to mg.print: prints when the graph runs")
     if not print_noted then
       print_noted = true
-      io.stderr:write("moongrad: note: print in a staged function is mg.print: it prints every time the ",
-        "graph runs, not while tracing (", user_where(), ")\n")
+      warnings.note("print in a staged function is mg.print: it prints every time the "
+        .. "graph runs, not while tracing (" .. user_where() .. ")")
     end
     return func.print(...)
   end

@@ -4,6 +4,7 @@
  * construction from Lua data or bytes, seeding, threads, configuration).
  */
 #include "capi.h"
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -161,6 +162,23 @@ static int core_clock(lua_State *L) {
   return 1;
 }
 
+/* core.warn(text): one warning or note of the library (moongrad.warnings),
+ * to the function registry["mg.warn"] when a host embedding set one (its
+ * print callback; scripts cannot reach the registry), else to stderr. */
+static int core_warn(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "mg.warn") == LUA_TFUNCTION) {
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 0);
+    return 0;
+  }
+  fwrite(s, 1, len, stderr);
+  fputc('\n', stderr);
+  fflush(stderr);
+  return 0;
+}
+
 static int core_bytes_live(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)mg_storage_bytes_live());
   return 1;
@@ -176,7 +194,7 @@ static const luaL_Reg module_fns[] = {
     {"get_num_threads", core_get_num_threads},
     {"config_info", core_config_info},
     {"is_tensor", core_is_tensor},
-    {"bytes_live", core_bytes_live},
+    {"bytes_live", core_bytes_live}, {"warn", core_warn},
     {"clock", core_clock},
     {NULL, NULL}};
 

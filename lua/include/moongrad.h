@@ -147,8 +147,16 @@ size_t mg_runtime_memory(const mg_runtime *rt, size_t *peak);
 /* The Lua state, for hosts that want the full Lua C API (borrowed; do not
  * close it). Calls made directly on it get none of this API's protection. */
 struct lua_State *mg_runtime_lua(mg_runtime *rt);
-/* Changes the per-call budget (same meaning as the options). */
+/* Changes the per-call budget (same meaning as the options); it applies
+ * from the next call. */
 void mg_runtime_set_budget(mg_runtime *rt, uint64_t instruction_limit, double time_limit);
+/* Stops the host call running in rt as if its budget were spent: the script
+ * gets the error "interrupted" (which it cannot catch for long), a staged
+ * graph stops at its next loop iteration or kernel chunk, and the call
+ * returns MG_ELIMIT. Safe from any thread and from a signal handler; the
+ * runtime stays usable. Does nothing when no call is running (a call that
+ * starts afterwards is not affected). */
+void mg_runtime_interrupt(mg_runtime *rt);
 
 /* ---- values crossing the boundary ------------------------------------------------ */
 

@@ -253,9 +253,7 @@ Func.__index = Func
 
 local trace_depth = 0           -- > 0 while any staged function is being traced
 
-local function warn(msg)
-  io.stderr:write("moongrad: warning: ", msg, "\n")
-end
+local warn = require("moongrad.warnings").warning
 
 -- The placeholder shapes for this call's tensors: exact, generalised to -1
 -- where an earlier trace with the same structure saw other sizes
