@@ -776,6 +776,7 @@ static int staged_lookup_body(lua_State *L) {
   s->S = S;
   snprintf(s->name, sizeof s->name, "%s", sj->name);
   if (luaL_newmetatable(L, EMBED_STAGED)) {
+    mgL_protect_metatable(L, -1);
     lua_pushcfunction(L, staged_gc);
     lua_setfield(L, -2, "__gc");
   }

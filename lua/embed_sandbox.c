@@ -200,12 +200,18 @@ int mgE_print(lua_State *L) {
 }
 
 /* registry["mg.warn"] (read by moongrad.core's warn): the library's
- * warnings and notes go to the host's print callback. */
+ * warnings and notes go to the host's print callback, or stderr when it set
+ * none (a sandboxed library has no io.stderr). */
 static int sandbox_warn(lua_State *L) {
   mg_runtime *rt = mgE_rt(L);
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
-  rt->print(rt->print_ud, s, len);
+  if (rt->print) {
+    rt->print(rt->print_ud, s, len);
+  } else {
+    fwrite(s, 1, len, stderr);
+    fputc('\n', stderr);
+  }
   return 0;
 }
 
@@ -709,8 +715,6 @@ void mgE_open_libs(lua_State *L, const mg_runtime_options *o) {
   lua_pushcclosure(L, mgE_xpcall, 1);
   lua_setglobal(L, "xpcall");
   lua_setwarnf(L, sandbox_warnf, rt);
-  if (o->print) {
-    lua_pushcfunction(L, sandbox_warn);
-    lua_setfield(L, LUA_REGISTRYINDEX, "mg.warn");
-  }
+  lua_pushcfunction(L, sandbox_warn);
+  lua_setfield(L, LUA_REGISTRYINDEX, "mg.warn");
 }

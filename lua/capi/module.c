@@ -4,7 +4,6 @@
  * construction from Lua data or bytes, seeding, threads, configuration).
  */
 #include "capi.h"
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -162,21 +161,20 @@ static int core_clock(lua_State *L) {
   return 1;
 }
 
-/* core.warn(text): one warning or note of the library (moongrad.warnings),
- * to the function registry["mg.warn"] when a host embedding set one (its
- * print callback; scripts cannot reach the registry), else to stderr. */
+/* core.warn(text): hands one warning or note of the library
+ * (moongrad.warnings) to the function registry["mg.warn"] when a host
+ * embedding set one (scripts cannot reach the registry) and returns true;
+ * false when there is none (the library then writes io.stderr). */
 static int core_warn(lua_State *L) {
-  size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
-  if (lua_getfield(L, LUA_REGISTRYINDEX, "mg.warn") == LUA_TFUNCTION) {
-    lua_pushvalue(L, 1);
-    lua_call(L, 1, 0);
-    return 0;
+  luaL_checkstring(L, 1);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "mg.warn") != LUA_TFUNCTION) {
+    lua_pushboolean(L, 0);
+    return 1;
   }
-  fwrite(s, 1, len, stderr);
-  fputc('\n', stderr);
-  fflush(stderr);
-  return 0;
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 0);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 static int core_bytes_live(lua_State *L) {
