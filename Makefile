@@ -119,9 +119,11 @@ $(LIBE_SO): $(EMBED_OBJ) $(CAPI_OBJ) $(LIB_SO)
 	  -Wl,-rpath,'$$ORIGIN' -Wl,-z,nodelete
 
 # Embedding programs link the static libraries: one binary, nothing to find at run time.
-$(BUILD)/tests/embed_tests: tests/embed/test_embed.c tests/embed/harness.h $(LIBE_A) $(LIB_A)
+EMBED_TEST_SRC := tests/embed/test_embed.c tests/embed/test_sandbox.c tests/embed/test_limits.c
+$(BUILD)/tests/embed_tests: $(EMBED_TEST_SRC) tests/embed/harness.h $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ilua/include -Itests/embed -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
+	$(CC) $(CFLAGS) $(LUA_INC) -Ilua/include -Itests/embed -o $@ $(EMBED_TEST_SRC) $(LIBE_A) $(LIB_A) $(LDFLAGS) \
+	  $(EMBED_LIBS)
 
 $(BUILD)/tests/embed_cxx_tests: tests/embed/test_cxx.cpp lua/include/moongrad.hpp $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)

@@ -181,8 +181,8 @@ static int limits_fits(const mg_limits *l, size_t n) {
 
 mg_limits *mg_limits_reserve(size_t n, const char *what) {
   mg_limits *l = mg_tl_limits;
-  if (!l) return NULL;
-  if (l->memory_cap && !limits_fits(l, n)) {
+  if (!l || !l->memory_cap) return NULL;   /* no cap: nothing to count against (no atomics on the hot path) */
+  if (!limits_fits(l, n)) {
     if (l->reclaim && !l->reclaiming) {   /* garbage may be waiting for its owner's collector */
       l->reclaiming = 1;
       l->reclaim(l->reclaim_ud);

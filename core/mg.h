@@ -501,7 +501,8 @@ mg_status mg_limits_error(const mg_limits *l);
 /* The memory cap in bytes (0 = none) over every heap buffer the engine makes
  * while l is current (tensor storage, graph buffers, kernel workspaces),
  * checked before each allocation. Over it, reclaim(ud) (may be NULL) is
- * called once to free garbage, then the allocation fails with MG_ELIMIT. */
+ * called once to free garbage, then the allocation fails with MG_ELIMIT.
+ * Only buffers made while a cap is set are counted. */
 void mg_limits_set_memory(mg_limits *l, size_t cap, int (*reclaim)(void *ud), void *ud);
 /* How many allocations the cap refused since mg_limits_start. */
 int mg_limits_refused(const mg_limits *l);

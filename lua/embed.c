@@ -372,7 +372,6 @@ mg_runtime *mg_runtime_new(const mg_runtime_options *options) {
   mgE_budget_open(rt);
   rt->instruction_limit = 0;                  /* setting up is not the scripts' budget */
   rt->time_limit = 0;
-  rt->tensor_limit = 0;
   embed_job j = {.opt = o};
   mg_status st = embed_run(rt, embed_open_body, &j);
   if (st) {
@@ -386,7 +385,6 @@ mg_runtime *mg_runtime_new(const mg_runtime_options *options) {
   lua_gc(rt->L, LUA_GCRESTART);
   lua_gc(rt->L, LUA_GCGEN, 0, 0);             /* as the moongrad program: young tensors die cheaply */
   mg_runtime_set_budget(rt, o->instruction_limit, o->time_limit);
-  rt->tensor_limit = o->tensor_memory_limit;
   return rt;
 }
 
@@ -404,6 +402,8 @@ size_t mg_runtime_memory(const mg_runtime *rt, size_t *peak) {
   if (peak) *peak = rt->peak;
   return rt->heap;
 }
+
+size_t mg_runtime_tensor_memory(const mg_runtime *rt, size_t *peak) { return mg_limits_memory(rt->limits, peak); }
 
 struct lua_State *mg_runtime_lua(mg_runtime *rt) { return rt->L; }
 

@@ -648,6 +648,8 @@ static void sandbox_open(lua_State *L, const mg_runtime_options *o) {
   lua_getglobal(L, "package");
   lua_pushnil(L);
   lua_setfield(L, -2, "loadlib");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "searchpath");   /* it opens any path: a FIFO blocks, a file's existence leaks */
   lua_pushliteral(L, "");
   lua_setfield(L, -2, "cpath");
   if (o->allowed_dir) lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", o->allowed_dir, o->allowed_dir);
