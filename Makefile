@@ -150,6 +150,10 @@ $(BUILD)/bench/embed_frame: bench/embed_frame.c $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
+$(BUILD)/bench/embed_overshoot: bench/embed_overshoot.c $(LIBE_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
+
 test: all $(CTESTS) $(EMBED_BINS)
 	@BUILD=$(BUILD) sh tests/run.sh
 
@@ -189,7 +193,7 @@ $(BUILD)/bench/sgemm_blis: bench/sgemm_blis.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(CORE_LIBS)
 
-bench: all $(BUILD)/bench/embed_frame $(BUILD)/bench/sgemm_blis
+bench: all $(BUILD)/bench/embed_frame $(BUILD)/bench/embed_overshoot $(BUILD)/bench/sgemm_blis
 	BUILD=$(BUILD) QUICK=$(QUICK) sh bench/run.sh
 
 # libFuzzer over the safetensors parser (tests/fuzz/safetensors_fuzz.c): the core built again

@@ -215,18 +215,23 @@ static int blis_strides(int64_t rows, int64_t cols, int64_t *rs, int64_t *cs) {
  * second thread stalled 32x784 @ 784x128 products for milliseconds. */
 #define BLIS_ONE_THREAD_MNK (1 << 23)
 
-/* Multiply-adds of one BLIS call when a limit may stop the product: a BLIS
- * call cannot be interrupted, so a large product runs as blocks of C with a
- * poll between them (about 5 ms each on the 2-core machine; each block
- * still packs panels of hundreds of rows, so the blocking costs ~1%). */
-#define POLL_MNK ((double)(1 << 29))
+/* A BLIS call cannot be interrupted, so when a limit may stop the product
+ * a large one (over POLL_MNK multiply-adds, ~6 ms on the 2-core machine)
+ * runs as blocks of C of at most BLOCK_MNK, about a 512 x 512 tile for k =
+ * 2048: one OpenMP region hands the blocks out (dynamically) to the threads,
+ * each running single-threaded BLIS on its block and polling before the
+ * next. No thread waits at another's barrier (BLIS's own threading meets at
+ * one per panel, which a loaded machine stretches), and the extra packing
+ * of each block's panels is under 1% of the work. */
+#define POLL_MNK ((double)(1u << 30))
+#define BLOCK_MNK ((double)(1u << 29))
 
 /* C (m x n, row stride ldc) = A (m x k) B (k x n). */
 static void blis_gemm(const mjob *j, int64_t m, int64_t n, char *a, int64_t rsa, int64_t csa, char *b,
-                      int64_t rsb, int64_t csb, char *c, int64_t ldc) {
+                      int64_t rsb, int64_t csb, char *c, int64_t ldc, int one_thread) {
   rntm_t rntm;
   bli_rntm_init_from_global(&rntm);
-  if ((double)m * (double)n * (double)j->k < BLIS_ONE_THREAD_MNK) bli_rntm_set_num_threads(1, &rntm);
+  if (one_thread || (double)m * (double)n * (double)j->k < BLIS_ONE_THREAD_MNK) bli_rntm_set_num_threads(1, &rntm);
   if (j->dt == MG_FLOAT32) {
     float one = 1, zero = 0;
     bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, j->k, &one, (float *)a, rsa, csa,
@@ -242,19 +247,23 @@ static void blis_gemm(const mjob *j, int64_t m, int64_t n, char *a, int64_t rsa,
  * multiply-adds with a poll before each when limits are current. */
 static void blis_product(const mjob *j, char *a, int64_t rsa, int64_t csa, char *b, int64_t rsb, int64_t csb,
                          char *c) {
+  int nt = mg_threads();
   if (!j->lim || (double)j->m * (double)j->n * (double)j->k <= POLL_MNK) {
-    blis_gemm(j, j->m, j->n, a, rsa, csa, b, rsb, csb, c, j->n);
+    blis_gemm(j, j->m, j->n, a, rsa, csa, b, rsb, csb, c, j->n, 0);
     return;
   }
-  int64_t side = (int64_t)sqrt(POLL_MNK / (double)j->k) / 64 * 64;
+  int64_t side = (int64_t)sqrt(BLOCK_MNK / (double)j->k) / 64 * 64;
   if (side < 128) side = 128;
   int64_t bm = j->m < side ? j->m : side, bn = j->n < side ? j->n : side, es = (int64_t)j->es;
-  for (int64_t i0 = 0; i0 < j->m; i0 += bm)
-    for (int64_t j0 = 0; j0 < j->n; j0 += bn) {
-      if (mg_kernel_stop(j->lim)) return;
-      blis_gemm(j, j->m - i0 < bm ? j->m - i0 : bm, j->n - j0 < bn ? j->n - j0 : bn, a + i0 * rsa * es, rsa, csa,
-                b + j0 * csb * es, rsb, csb, c + (i0 * j->n + j0) * es, j->n);
-    }
+  int64_t rows = (j->m + bm - 1) / bm, cols = (j->n + bn - 1) / bn;
+  mg_limits *lim = j->lim;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+  for (int64_t blk = 0; blk < rows * cols; blk++) {
+    if (mg_kernel_stop(lim)) continue;
+    int64_t i0 = blk / cols * bm, j0 = blk % cols * bn;
+    blis_gemm(j, j->m - i0 < bm ? j->m - i0 : bm, j->n - j0 < bn ? j->n - j0 : bn, a + i0 * rsa * es, rsa, csa,
+              b + j0 * csb * es, rsb, csb, c + (i0 * j->n + j0) * es, j->n, 1);
+  }
 }
 
 /* A contiguous copy of one rows x cols matrix into buf. */
