@@ -272,8 +272,17 @@ local function extent(n)
 end
 
 -- Statements of node's own body (not of nested functions) that always compile to code on their
--- line: one-line calls, assignments, locals with values (not <const>) and returns.
+-- line: one-line calls, assignments (not `x = x`, which compiles to nothing), locals with values
+-- (not <const>) and returns.
 local ALWAYS_CODE = { CallStat = true, Set = true, Local = true, Return = true }
+local function self_assignment(n)
+  if n.tag ~= "Set" or #n.targets ~= #n.exprs then return false end
+  for i, t in ipairs(n.targets) do
+    local e = n.exprs[i]
+    if t.tag ~= "Id" or e.tag ~= "Id" or t.name ~= e.name then return false end
+  end
+  return true
+end
 local function code_statements(node)
   local out = {}
   local function go(n)
@@ -285,7 +294,7 @@ local function code_statements(node)
         plain = plain and #n.exprs > 0
       end
       local top, has_fn = extent(n)
-      if plain and not has_fn and top == n.line then out[#out + 1] = n.line end
+      if plain and not has_fn and top == n.line and not self_assignment(n) then out[#out + 1] = n.line end
     end
     if not ALWAYS_CODE[n.tag] then ast.each_child(n, go) end
   end

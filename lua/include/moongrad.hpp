@@ -277,6 +277,8 @@ class Runtime {
 
   mg_runtime *get() const noexcept { return rt_; }
   size_t memory() const { return mg_runtime_memory(rt_, nullptr); }
+  /* Stops the call running in this runtime (any thread): mg_runtime_interrupt. */
+  void interrupt() noexcept { mg_runtime_interrupt(rt_); }
 
   void run(const std::string &code, const char *chunkname = nullptr) {
     check(mg_run_string(rt_, code.c_str(), chunkname));
