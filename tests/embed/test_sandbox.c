@@ -141,6 +141,34 @@ TEST(sandbox_library_never_runs_through_the_scripts_globals) {
   mg_runtime_free(rt);
 }
 
+/* Library functions a script may call with values of its own making must
+ * not read and hand back what a library function closes over (its private
+ * environment among them): mg.func's guard check, given forged guards. */
+TEST(sandbox_library_hands_out_no_upvalue_of_its_own) {
+  mg_runtime *rt = sandbox_new(NULL);
+  REQUIRE(rt);
+  mg_value r[2];
+  CHECK_RT(rt, mg_eval(rt,
+    "local guards = require('moongrad.guards')\n"
+    "local leaked, tried = 0, 0\n"
+    "for _, f in ipairs{mg.save, mg.func, mg.autograph.convert, guards.run, guards.hold, mg.nn.Dense} do\n"
+    "  for i = 1, 30 do\n"
+    "    for _, kind in ipairs{'upvalue', 'global'} do\n"
+    "      tried = tried + 1\n"
+    "      local ok, held, gd, now = pcall(guards.hold, {{kind = kind, fn = f, index = i, env = f, name = i,\n"
+    "        value = 'x'}})\n"
+    "      if type(now) == 'function' or (type(now) == 'table' and tostring(now) ~= 'a value of another type') then\n"
+    "        leaked = leaked + 1\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return leaked, tried", r, 2));
+  CHECK(r[0].type == MG_VINTEGER && r[0].u.i == 0);
+  CHECK(mg_value_number(&r[1], NULL) == 360);
+  mg_runtime_free(rt);
+}
+
 /* The string metatable is shared by every string, the library's included:
  * what a script sees of it is a look-alike. */
 TEST(sandbox_string_methods_stay_the_librarys) {
