@@ -469,10 +469,15 @@ end
 
 -- The converted closure (or fn itself when there is nothing to convert);
 -- raises conversion errors. Second result: why fn was not converted.
+local library_function   -- (below)
 local function convert_closure(fn, mode)
   if is_converted[fn] or not_converted[fn] then return fn end
   local per = converted[fn]
   if per and per[mode] then return per[mode] end
+  if library_function(fn) then   -- runs as it is (see library_function)
+    not_converted[fn] = true
+    return fn
+  end
   local entry, why = compile(fn)
   local result = fn
   if entry and not entry.unchanged then result = instantiate(entry, fn, mode) end
@@ -508,13 +513,21 @@ function is_library(src)
   return false
 end
 
+-- Functions of moongrad's library (and of installed Lua libraries) are never converted: they are
+-- written to stage as they are, and their converted code would run with the library's
+-- environment while routing its calls through hooks a script can replace (runtime.converter).
+function library_function(f)
+  local info = debug.getinfo(f, "S")
+  return info.what ~= "C" and (is_library(info.source) or options.is_own_source(info.source)
+    or builtin_source(info.source) ~= nil)
+end
+
 -- runtime.converter: what ag__.call does with a Lua function.
 runtime.converter = function(f, mode)
   if is_converted[f] or not_converted[f] then return f end
   local per = converted[f]
   if per and per[mode] then return per[mode] end
-  local info = debug.getinfo(f, "S")
-  if info.what == "C" or is_library(info.source) then
+  if debug.getinfo(f, "S").what == "C" or library_function(f) then
     not_converted[f] = true
     return f
   end

@@ -78,6 +78,28 @@ HOSTILE_TEST(sandbox_library_source_never_comes_from_a_file, 30) {
   mg_runtime_free(rt);
 }
 
+/* The library's functions are never converted: their converted code would
+ * run with the library's environment while its calls go through
+ * runtime.converter, a hook the script can replace (it would be handed
+ * debug.getinfo and the library's private functions). */
+TEST(sandbox_library_functions_are_never_converted) {
+  mg_runtime *rt = sandbox_new(NULL);
+  REQUIRE(rt);
+  mg_value r[3];
+  CHECK_RT(rt, mg_eval(rt,
+    "local guards = require('moongrad.guards')\n"
+    "local got = 0\n"
+    "mg.autograph.runtime.converter = function(f) got = got + 1 return f end\n"
+    "local conv = mg.autograph.convert(guards.describe)\n"
+    "pcall(conv, {kind = 'upvalue', name = 'k', fn = print, value = 1}, 2, nil)\n"
+    "local conv2 = mg.autograph.convert(mg.save)\n"
+    "return got, mg.autograph.is_converted(conv), mg.autograph.is_converted(conv2)", r, 3));
+  CHECK(r[0].type == MG_VINTEGER && r[0].u.i == 0);
+  CHECK(r[1].type == MG_VBOOLEAN && !r[1].u.b);
+  CHECK(r[2].type == MG_VBOOLEAN && !r[2].u.b);
+  mg_runtime_free(rt);
+}
+
 /* Converted code is loaded with no environment of its own: a script's
  * function converted by AutoGraph reads the script's globals, never the
  * library's. */
