@@ -7,15 +7,16 @@
  * its runtime with lua_getallocf and no registry lookup. Every entry point
  * runs its work as a light C function under lua_pcall with a message handler
  * that adds the traceback (lua.c's docall pattern); nothing can longjmp into
- * the host. The budget is a count hook (every 1,000 instructions) that stays
- * armed, firing on every instruction, once the budget is spent, so a script's
- * pcall cannot swallow it for long. The stdlib comes from the generated
- * stdlib_embed.c through a package searcher placed right after preload.
+ * the host. Around each call the runtime's limits are made current on the
+ * thread (embed_budget.c: the budget, interrupts, the tensor memory account,
+ * which the engine checks too); the libraries and the sandbox are opened by
+ * embed_sandbox.c.
  *
  * A sandboxed runtime installs the engine's per-thread file-access policy
  * (mg_set_path_policy) around each host call, so every engine file function
  * (mg.save/load, mg.io.*, and what is built on them) must stay inside
- * allowed_dir; host callbacks run without it (they are the host's code).
+ * allowed_dir; host callbacks run without it or the limits (they are the
+ * host's code).
  *
  * The per-frame path (mg_invoke_ref with number or tensor arguments) pushes
  * light C functions and light userdata only: the only Lua allocations are the
