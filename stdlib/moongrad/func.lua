@@ -805,7 +805,7 @@ local function inline_done(self, depth, ...)
 end
 
 -- A call made while tracing: inlined, so it must not recurse without end.
-function Func:inline(...)
+local function inline_call(self, ...)
   local depth = inlined[self] or 0
   if depth >= MAX_INLINE_DEPTH then
     options.raise(string.format("%s: this staged function called itself %d levels deep while being traced; a "
@@ -818,7 +818,7 @@ function Func:inline(...)
 end
 
 function Func:__call(...)
-  if trace_depth > 0 then return self:inline(...) end  -- called while tracing: inline it
+  if trace_depth > 0 then return inline_call(self, ...) end  -- called while tracing: inline it
   if self.eager or M.run_functions_eagerly then return self.traced_fn(...) end
   local cf = self.fast
   if cf and cf.plain then  -- no guards or constraints: one C call checks the tensors and runs
