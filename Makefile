@@ -65,7 +65,8 @@ CXXFLAGS += -std=c++17 $(OPT) $(MARCH) -g -Wall -Wextra -Werror -Icore -Ilua/inc
 # (scripts/embed_lua.lua writes every stdlib/autograph .lua file into one C file).
 EMBED_LUA := $(sort $(shell find stdlib autograph -name '*.lua' 2>/dev/null))
 EMBED_GEN := $(BUILD)/gen/stdlib_embed.c
-EMBED_OBJ := $(BUILD)/obj/lua/embed.o $(BUILD)/obj/gen/stdlib_embed.o
+EMBED_OBJ := $(BUILD)/obj/lua/embed.o $(BUILD)/obj/lua/embed_budget.o $(BUILD)/obj/lua/embed_sandbox.o \
+             $(BUILD)/obj/gen/stdlib_embed.o
 LIBE_A   := $(BUILD)/lib/libmoongrad_embed.a
 LIBE_SO  := $(BUILD)/lib/libmoongrad_embed.so
 EMBED_LIBS := -llua5.4 $(CORE_LIBS)
@@ -193,9 +194,11 @@ $(LIBE_SO): $(LIBE_SOV)
 	ln -sf libmoongrad_embed.so.$(SOVERSION) $@
 
 # Embedding programs link the static libraries: one binary, nothing to find at run time.
-$(BUILD)/tests/embed_tests: tests/embed/test_embed.c tests/embed/harness.h $(LIBE_A) $(LIB_A)
+EMBED_TEST_SRC := tests/embed/test_embed.c tests/embed/test_sandbox.c tests/embed/test_limits.c
+$(BUILD)/tests/embed_tests: $(EMBED_TEST_SRC) tests/embed/harness.h $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ilua/include -Itests/embed -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
+	$(CC) $(CFLAGS) $(LUA_INC) -Ilua/include -Itests/embed -o $@ $(EMBED_TEST_SRC) $(LIBE_A) $(LIB_A) $(LDFLAGS) \
+	  $(EMBED_LIBS)
 
 $(BUILD)/tests/embed_cxx_tests: tests/embed/test_cxx.cpp lua/include/moongrad.hpp $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -224,6 +227,10 @@ $(BUILD)/tests/embed_doc_host: $(BUILD)/gen/doc_host.c $(LIBE_A) $(LIB_A)
 	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
 $(BUILD)/bench/embed_frame: bench/embed_frame.c $(LIBE_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
+
+$(BUILD)/bench/embed_overshoot: bench/embed_overshoot.c $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
@@ -304,7 +311,7 @@ $(BUILD)/bench/sgemm_blis: bench/sgemm_blis.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(CORE_LIBS)
 
-bench: bench-deps all $(BUILD)/bench/embed_frame $(BUILD)/bench/sgemm_blis
+bench: bench-deps all $(BUILD)/bench/embed_frame $(BUILD)/bench/embed_overshoot $(BUILD)/bench/sgemm_blis
 	BUILD=$(BUILD) QUICK=$(QUICK) sh bench/run.sh
 
 # libFuzzer over the safetensors parser (tests/fuzz/safetensors_fuzz.c): the core built again

@@ -15,6 +15,8 @@
 -- source (C, stripped bytecode, a REPL line) stages unconverted with a note.
 -- Portable Lua (5.4 and LuaJIT).
 local parser = require("autograph.parser")
+local lexer = require("autograph.lexer")
+local options = require("moongrad.options")
 local codegen = require("autograph.codegen")
 local ast = require("autograph.ast")
 local runtime = require("autograph.runtime")
@@ -55,9 +57,34 @@ runtime.add_internal_source(own_source)
 
 -- ---- sources ----------------------------------------------------------------------------
 
+local embedded
+local function builtin_source(src)
+  if embedded == nil then
+    local ok, mod = pcall(require, "moongrad.embedded")
+    embedded = ok and mod or false
+  end
+  return embedded and embedded.source(src) or nil
+end
+
+local is_library   -- (below: installed libraries and moongrad's own files)
+
 -- Registers the text of a chunk loaded with a name that names no file
--- (a REPL, a host program): register_source("=stdin", text).
-function M.register_source(chunkname, text) sources[chunkname] = text; parsed[chunkname] = nil end
+-- (a REPL, a host program): register_source("=stdin", text). Only for
+-- chunks the caller loaded itself: the chunks of moongrad's library (and
+-- installed Lua libraries) keep their own text, since converted code runs
+-- with the environment and upvalues of the function it replaces.
+function M.register_source(chunkname, text)
+  if type(chunkname) ~= "string" or type(text) ~= "string" then
+    options.raise("register_source: expected a chunk name and its text (two strings), got "
+      .. type(chunkname) .. " and " .. type(text))
+  end
+  if options.is_own_source(chunkname) or builtin_source(chunkname) or is_library(chunkname) then
+    options.raise("register_source: '" .. chunkname .. "' is a chunk of the moongrad library or an installed "
+      .. "library; only the source of chunks you loaded yourself can be registered")
+  end
+  sources[chunkname] = text
+  parsed[chunkname] = nil
+end
 
 local function read_file(path)
   local f = io.open(path, "rb")
@@ -67,20 +94,13 @@ local function read_file(path)
   return text
 end
 
-local embedded
 local function source_of(src)
   if sources[src] then return sources[src] end
   local c = src:sub(1, 1)
   local text
   if c == "@" then
-    text = read_file(src:sub(2))
-    if not text then
-      if embedded == nil then
-        local ok, mod = pcall(require, "moongrad.embedded")
-        embedded = ok and mod or false
-      end
-      if embedded then text = embedded.source(src) end
-    end
+    -- a built-in chunk's text is the one compiled in, never a file that happens to have its name
+    text = builtin_source(src) or read_file(src:sub(2))
   elseif c == "=" then
     return nil
   else
@@ -216,8 +236,94 @@ local function find_function(tree, info, upnames)
     cands = keep
   end
   if #cands == 1 then return cands[1] end
-  if #cands == 0 then return nil, "its source does not match the loaded function (was the file changed?)" end
+  if #cands == 0 then return nil, "no function of the source has its lines and parameters", true end
   return nil, "several functions are defined on line " .. info.linedefined .. "; put the one to stage on its own lines"
+end
+
+-- ---- does the text still describe the loaded function? -----------------------------------------
+
+-- The lines of [a, b] that hold code: a token starts there or a multi-line token spans it.
+local function code_lines(text, src, a, b)
+  local toks = lexer.tokenize(text, src, { shebang = src:sub(1, 1) == "@" })
+  local set = {}
+  for i = 1, toks.n do
+    local l = toks.lines[i]
+    if l > b then break end
+    local raw = toks.raws[i] or ""
+    local _, nl = raw:gsub("\r\n", "\n"):gsub("\r", "\n"):gsub("\n", "")
+    for x = (l > a and l or a), (l + nl < b and l + nl or b) do set[x] = true end
+  end
+  return set
+end
+
+-- The highest line of any node under n, and whether a function is among them.
+local function extent(n)
+  local top, has_fn = n.line or 0, false
+  local function go(c)
+    if c.line and c.line > top then top = c.line end
+    if c.tag == "Function" then
+      has_fn = true
+      if c.endline and c.endline > top then top = c.endline end
+    end
+    ast.each_child(c, go)
+  end
+  ast.each_child(n, go)
+  return top, has_fn
+end
+
+-- Statements of node's own body (not of nested functions) that always compile to code on their
+-- line: one-line calls, assignments (not `x = x`, which compiles to nothing), locals with values
+-- (not <const>) and returns.
+local ALWAYS_CODE = { CallStat = true, Set = true, Local = true, Return = true }
+local function self_assignment(n)
+  if n.tag ~= "Set" or #n.targets ~= #n.exprs then return false end
+  for i, t in ipairs(n.targets) do
+    local e = n.exprs[i]
+    if t.tag ~= "Id" or e.tag ~= "Id" or t.name ~= e.name then return false end
+  end
+  return true
+end
+local function code_statements(node)
+  local out = {}
+  local function go(n)
+    if n.tag == "Function" then return end
+    if ALWAYS_CODE[n.tag] then
+      local plain = true
+      if n.tag == "Local" then
+        for _, id in ipairs(n.names) do if id.attrib then plain = false end end
+        plain = plain and #n.exprs > 0
+      end
+      local top, has_fn = extent(n)
+      if plain and not has_fn and top == n.line and not self_assignment(n) then out[#out + 1] = n.line end
+    end
+    if not ALWAYS_CODE[n.tag] then ast.each_child(n, go) end
+  end
+  go(node.body)
+  return out
+end
+
+-- The text found for fn must be the one it was compiled from: its parameters and lines
+-- (find_function), every line the loaded function has code on must hold code in the text, and
+-- every one-line statement of the text must have code in the loaded function
+-- (debug.getinfo(fn, "L")). Nil, or what disagrees.
+local function lines_disagree(fn, info, node, text)
+  local ok, li = pcall(debug.getinfo, fn, "L")
+  local active = ok and li and li.activelines
+  if not active then return nil end
+  local code = code_lines(text, info.source, info.linedefined, info.lastlinedefined)
+  for line in pairs(active) do
+    if not code[line] then return "the loaded function has code on line " .. line .. ", which holds none now" end
+  end
+  for _, line in ipairs(code_statements(node)) do
+    if not active[line] then return "line " .. line .. " holds a statement the loaded function does not have" end
+  end
+  return nil
+end
+
+local function source_changed(info, detail)
+  error({ autograph_error = true, msg = string.format("%s:%d: autograph: the source text of this function does "
+    .. "not match the function that was loaded (%s): was the file edited after it was loaded? Load it again, "
+    .. "or stage it with {autograph = false}", info.short_src, info.linedefined, detail) }, 0)
 end
 
 -- ---- compiling -----------------------------------------------------------------------------------
@@ -300,8 +406,11 @@ local function compile(fn)
   end
   local all = {}
   for _, n in ipairs(upnames) do all[n] = true end
-  local node, why = find_function(tree, info, all)
+  local node, why, mismatch = find_function(tree, info, all)
+  if mismatch then source_changed(info, why) end
   if not node then return nil, why end
+  local disagree = lines_disagree(fn, info, node, text)
+  if disagree then source_changed(info, disagree) end
   node = ast.copy(node)
   local ctx = new_ctx(info, upset)
   run_passes(node, ctx, M.passes)
@@ -319,7 +428,9 @@ local function compile(fn)
   local fline = node.line
   local chunk = ast.block({ prelude, ast.return_({ node }, fline) }, 1)
   local code = codegen.generate(chunk)
-  local factory, err = load(code, info.source, "t", _G)
+  -- no environment of its own: the converted function's _ENV is joined to fn's below, so code
+  -- made from a function's source only ever runs in that function's environment
+  local factory, err = load(code, info.source, "t", {})
   if not factory then
     error("the converted code of " .. info.short_src .. ":" .. info.linedefined
       .. " does not load: " .. tostring(err) .. "\n" .. code, 0)
@@ -348,7 +459,7 @@ local function instantiate(entry, fn, mode)
   return newf
 end
 
-local function warn(msg) io.stderr:write("moongrad: warning: ", msg, "\n") end
+local warn = require("moongrad.warnings").warning
 
 local function message(err)
   if type(err) == "table" and err.autograph_error then return err.msg end
@@ -358,10 +469,15 @@ end
 
 -- The converted closure (or fn itself when there is nothing to convert);
 -- raises conversion errors. Second result: why fn was not converted.
+local library_function   -- (below)
 local function convert_closure(fn, mode)
   if is_converted[fn] or not_converted[fn] then return fn end
   local per = converted[fn]
   if per and per[mode] then return per[mode] end
+  if library_function(fn) then   -- runs as it is (see library_function)
+    not_converted[fn] = true
+    return fn
+  end
   local entry, why = compile(fn)
   local result = fn
   if entry and not entry.unchanged then result = instantiate(entry, fn, mode) end
@@ -389,7 +505,7 @@ do
   end
 end
 
-local function is_library(src)
+function is_library(src)
   if src:find("/share/lua/", 1, true) or src:find("/lib/lua/", 1, true) then return true end
   for _, p in ipairs(library_prefixes) do
     if src:sub(1, #p) == p then return true end
@@ -397,13 +513,21 @@ local function is_library(src)
   return false
 end
 
+-- Functions of moongrad's library (and of installed Lua libraries) are never converted: they are
+-- written to stage as they are, and their converted code would run with the library's
+-- environment while routing its calls through hooks a script can replace (runtime.converter).
+function library_function(f)
+  local info = debug.getinfo(f, "S")
+  return info.what ~= "C" and (is_library(info.source) or options.is_own_source(info.source)
+    or builtin_source(info.source) ~= nil)
+end
+
 -- runtime.converter: what ag__.call does with a Lua function.
 runtime.converter = function(f, mode)
   if is_converted[f] or not_converted[f] then return f end
   local per = converted[f]
   if per and per[mode] then return per[mode] end
-  local info = debug.getinfo(f, "S")
-  if info.what == "C" or is_library(info.source) then
+  if debug.getinfo(f, "S").what == "C" or library_function(f) then
     not_converted[f] = true
     return f
   end
@@ -451,7 +575,7 @@ function M.convert(fn, opts)
     noted[fn] = true
     local info = debug.getinfo(fn, "S")
     local what = info.what == "C" and tostring(fn) or (info.short_src .. ":" .. tostring(info.linedefined))
-    io.stderr:write(string.format("moongrad: note: %s is staged without AutoGraph: %s\n", what, why))
+    require("moongrad.warnings").note(string.format("%s is staged without AutoGraph: %s", what, why))
   end
   return res
 end

@@ -22,6 +22,7 @@
 local core = require("moongrad.core")
 local func = require("moongrad.func")
 local options = require("moongrad.options")
+local warnings = require("moongrad.warnings")
 
 local R = {}
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
@@ -287,7 +288,7 @@ local function check_store(mode, t, how)
     local w = user_where()
     if not warned_stores[w] then
       warned_stores[w] = true
-      io.stderr:write("moongrad: warning: ", w, ": ", msg, "\n")
+      warnings.warning(w .. ": " .. msg)
     end
     return
   end
@@ -1083,8 +1084,8 @@ function R.print(...)
     record("print", "converted to mg.print: prints when the graph runs")
     if not print_noted then
       print_noted = true
-      io.stderr:write("moongrad: note: print in a staged function is mg.print: it prints every time the ",
-        "graph runs, not while tracing (", user_where(), ")\n")
+      warnings.note("print in a staged function is mg.print: it prints every time the "
+        .. "graph runs, not while tracing (" .. user_where() .. ")")
     end
     return func.print(...)
   end

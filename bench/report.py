@@ -299,6 +299,9 @@ def render(res, benches, peers):
             else:
                 w("| %s | **error** | %s |" % (key, e.get("msg")))
         w("")
+    if res.get("overshoot_md"):
+        w(res["overshoot_md"].rstrip("\n"))
+        w("")
     missing = [s for s, e in res["systems"].items() if not e["available"] or not e.get("info")]
     w("## What could not run")
     w("")
@@ -319,6 +322,8 @@ def render(res, benches, peers):
             run = b and b["runs"].get(s)
             if run and run.get("status") not in (None, "ok"):
                 nots.append("- %s, %s: %s" % (s, title, run.get("msg")))
+    if res.get("overshoot_msg"):
+        nots.append("- moongrad, budget overshoot: %s" % res["overshoot_msg"])
     if not missing and not nots:
         w("Everything ran.")
     for n in nots:

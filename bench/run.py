@@ -372,6 +372,23 @@ def main():
         for key, e in res["startup"].items():
             log("  %-28s %s" % (key, "%.1f ms" % statistics.median(e["ms"]) if e["ms"] else e["msg"]))
 
+    # how far past its budget an embedded runtime's call runs (issue 15): the program prints its section
+    if not only or "overshoot" in only:
+        ov = os.path.join(build, "bench", "embed_overshoot")
+        if os.access(ov, os.X_OK):
+            log("== overshoot")
+            try:
+                p = subprocess.run([ov, "--markdown"] + (["--quick"] if quick else []), capture_output=True,
+                                   text=True, env=env, timeout=1200)
+                if p.returncode == 0:
+                    res["overshoot_md"] = p.stdout
+                else:
+                    res["overshoot_msg"] = (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
+            except Exception as ex:  # noqa: BLE001
+                res["overshoot_msg"] = "embed_overshoot failed: %s" % ex
+        else:
+            res["overshoot_msg"] = "%s is not built" % ov
+
     res["load_after"] = loadavg()
     res["uptime_after"] = sh("uptime")
     res["elapsed_s"] = time.time() - t_start

@@ -144,7 +144,7 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
   }
   call.in = cast;
   if (ctx) ctx->paused++;
-  st = mg_op_kernel(op)(&call, res);
+  st = mg_kernel_run(mg_op_kernel(op), &call, res);
   if (ctx) ctx->paused--;
   if (!st && ctx && ctx->ntapes && !ctx->paused) st = mg_tape_record_op(ctx, op, inputs, nin, &a, res);
 

@@ -183,7 +183,8 @@ mg_status mg_afile_read(const char *path, const char *fname, uint8_t **out, size
   *len = 0;
   mg_status pst = mg_path_check(fname, path, 0);
   if (pst) return pst;  /* the sandbox's file-access policy */
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO for reading would wait for a writer; we only read regular files */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return mg_seterror(MG_EIO, "%s: cannot open '%s': %s", fname, path, strerror(errno));
   struct stat sb;
   if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {

@@ -179,7 +179,7 @@ static mg_status run_direct(frame *f, int i, node_plan *np, mg_tensor **ins, mg_
   }
   mg_call call = {f->ctx, n->op, info, ins, n->nin, np->attrs};
   f->ctx->paused++;
-  mg_status st = mg_op_kernel(n->op)(&call, res);
+  mg_status st = mg_kernel_run(mg_op_kernel(n->op), &call, res);
   f->ctx->paused--;
   if (st) return st;
   *out = res;  /* borrowed from the plan: no refcount traffic per node */
@@ -222,7 +222,7 @@ static int reuse_input0(frame *f, int i, node_plan *np, mg_tensor **ins, mg_stat
     return 0;
   mg_call call = {f->ctx, n->op, mg_op_info(n->op), ins, n->nin, np->attrs};
   f->ctx->paused++;
-  *st = mg_op_kernel(n->op)(&call, t);
+  *st = mg_kernel_run(mg_op_kernel(n->op), &call, t);
   f->ctx->paused--;
   if (*st) {
     *st = node_error(f->ctx, g, n, *st);
@@ -551,13 +551,21 @@ static int prog_exec(mg_ctx *ctx, const mg_graph *g, struct mg_prog *p, mg_statu
   for (int i = 0; i < p->ncode; i++) {
     prog_instr *I = &p->code[i];
     if (I->kernel) {
-      if ((*st = I->kernel(&I->call, I->out))) {
+      if ((*st = mg_kernel_run(I->kernel, &I->call, I->out))) {
         *st = node_error(ctx, g, I->node, *st);
         break;
       }
-    } else if (mg_fused_run_into(I->node, I->call.in, I->out)) {
-      ctx->paused--;
-      return 1;
+    } else {
+      mg_limits *outer = mg_kernel_begin();
+      int general = mg_fused_run_into(I->node, I->call.in, I->out);
+      if ((*st = mg_kernel_end(outer, MG_OK))) {
+        *st = node_error(ctx, g, I->node, *st);
+        break;
+      }
+      if (general) {
+        ctx->paused--;
+        return 1;
+      }
     }
   }
   ctx->paused--;
@@ -613,8 +621,14 @@ static mg_status run_while(frame *f, const mg_gnode *n) {
     cur[k] = f->vals[n->in[k]];
     mg_tensor_retain(cur[k]);
   }
+  mg_limits *lim = mg_tl_limits;
+  uint64_t cost = (uint64_t)n->sub[0]->nnodes + (uint64_t)n->sub[1]->nnodes + 1;
   for (int64_t iter = 0; !st && (n->max_iter < 0 || iter < n->max_iter); iter++) {
     mg_tensor *c;
+    if (lim && (st = mg_limits_charge(lim, cost))) {   /* budgets and interrupts stop a graph's loop too */
+      st = node_error(f->ctx, f->g, n, st);
+      break;
+    }
     if ((st = run_graph(f->ctx, n->sub[0], cur, 0, f->vals, f->probes, &c))) break;
     st = check_pred(f, c, "while_loop");
     int go = !st && truthy(c);

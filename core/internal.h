@@ -28,6 +28,7 @@ typedef struct mg_storage {
   void (*release)(void *ud, void *data);  /* borrowed host memory, or NULL */
   void *release_ud;
   bool owns;                              /* data is ours to free (heap) */
+  mg_limits *acct;                        /* the memory account charged for data (limits.c), or NULL */
   _Alignas(MG_ALIGN) unsigned char inline_buf[MG_INLINE_BYTES];
 } mg_storage;
 
@@ -203,6 +204,50 @@ void mg_iter(int nops, const mg_tensor *const *ops, int ndim, const int64_t *sha
 /* Same with explicit byte strides per operand (ops[i] only supplies the base pointer). */
 void mg_iter_strided(int nops, char *const *base, int64_t strides[][MG_MAX_DIMS], int ndim,
                      const int64_t *shape, mg_loop_fn fn, void *ud, int parallel);
+
+/* ---- limits (limits.c) ---------------------------------------------------------- */
+/* The limits current on this thread (mg_limits_enter), and those a running
+ * kernel polls (set only while mg_kernel_run runs one: code outside kernels,
+ * such as a slice assignment from Lua, never stops halfway). */
+extern _Thread_local mg_limits *mg_tl_limits __attribute__((tls_model("initial-exec")));
+extern _Thread_local mg_limits *mg_tl_kernel __attribute__((tls_model("initial-exec")));
+/* Runs a kernel under the thread's limits: polls first, lets it poll between
+ * its chunks, and turns a stop during it into an MG_ELIMIT error (the
+ * output is then partial and must not be used). */
+mg_status mg_kernel_run(mg_kernel_fn k, const mg_call *c, mg_tensor *out);
+/* The same bracket around engine work that is not an op kernel (a fused
+ * node): begin returns the outer kernel limits for end, which gives st or,
+ * when a limit stopped the work, the MG_ELIMIT error. */
+static inline mg_limits *mg_kernel_begin(void) {
+  mg_limits *outer = mg_tl_kernel;
+  mg_tl_kernel = mg_tl_limits;
+  return outer;
+}
+static inline mg_status mg_kernel_end(mg_limits *outer, mg_status st) {
+  mg_tl_kernel = outer;
+  if (!st && mg_tl_limits && mg_limits_stopped(mg_tl_limits)) st = mg_limits_error(mg_tl_limits);
+  return st;
+}
+/* Elements (or multiply-adds) of work between two polls of a long kernel:
+ * about a millisecond on one core. */
+#define MG_POLL_CHUNK ((int64_t)1 << 20)
+/* Inside a kernel: whether to stop now (l is mg_tl_kernel read on the
+ * kernel's own thread before any parallel region). */
+static inline int mg_kernel_stop(mg_limits *l) { return l && mg_limits_poll(l) != MG_STOP_NONE; }
+/* The same without reading the clock: whether another thread saw a stop. */
+static inline int mg_kernel_stopped(const mg_limits *l) { return l && mg_limits_stopped(l) != MG_STOP_NONE; }
+/* Charges n bytes to the thread's memory account before allocating them:
+ * the account (with a reference the caller gives back with
+ * mg_limits_unreserve), NULL when no limits are current, or
+ * MG_LIMITS_REFUSED with the error set ("<what>: tensor memory limit ..."). */
+#define MG_LIMITS_REFUSED ((mg_limits *)(uintptr_t)1)
+mg_limits *mg_limits_reserve(size_t n, const char *what);
+void mg_limits_unreserve(mg_limits *acct, size_t n);
+/* A kernel workspace of n bytes in *out, MG_ALIGN-aligned, charged to the
+ * memory account (MG_ELIMIT past its cap, MG_ENOMEM; *out is then NULL).
+ * Freed with mg_work_free (NULL is fine). */
+mg_status mg_work_alloc(size_t n, const char *what, void **out);
+void mg_work_free(void *p);
 
 /* ---- errors and shapes in messages ------------------------------------------- */
 /* Formats a shape as "(2,3)" into buf (returns buf). */

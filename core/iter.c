@@ -75,6 +75,36 @@ static void simplify(iter_plan *p) {
   p->ndim = nd;
 }
 
+/* Outer positions [lo, hi) (whole rows of `inner` elements), or, for one
+ * long row, inner elements [ilo, ihi) of each outer position, in pieces of
+ * about MG_POLL_CHUNK elements with a poll of the kernel's limits between
+ * them (limits.c: a stopped kernel's caller reports the stop). */
+static void run_polled(const iter_plan *p, int64_t lo, int64_t hi, int64_t inner, mg_loop_fn fn, void *ud,
+                       mg_limits *lim) {
+  if (!lim) {
+    run_range(p, lo, hi, 0, inner, fn, ud);
+    return;
+  }
+  int64_t rows = inner >= MG_POLL_CHUNK ? 1 : MG_POLL_CHUNK / inner;
+  for (int64_t a = lo; a < hi && !mg_kernel_stop(lim); a += rows) {
+    int64_t b = hi - a < rows ? hi : a + rows;
+    if (inner < MG_POLL_CHUNK) {
+      run_range(p, a, b, 0, inner, fn, ud);
+      continue;
+    }
+    for (int64_t i = 0; i < inner && !mg_kernel_stop(lim); i += MG_POLL_CHUNK)
+      run_range(p, a, b, i, inner - i < MG_POLL_CHUNK ? inner - i : MG_POLL_CHUNK, fn, ud);
+  }
+}
+
+static void run_polled_inner(const iter_plan *p, int64_t outer, int64_t ilo, int64_t ihi, mg_loop_fn fn, void *ud,
+                             mg_limits *lim) {
+  int64_t step = lim ? MG_POLL_CHUNK : ihi - ilo;
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t i = ilo; i < ihi && !mg_kernel_stop(lim); i += step)
+      run_range(p, o, o + 1, i, ihi - i < step ? ihi - i : step, fn, ud);
+}
+
 void mg_iter_strided(int nops, char *const *base, int64_t strides[][MG_MAX_DIMS], int ndim,
                      const int64_t *shape, mg_loop_fn fn, void *ud, int parallel) {
   iter_plan p;
@@ -91,8 +121,9 @@ void mg_iter_strided(int nops, char *const *base, int64_t strides[][MG_MAX_DIMS]
   simplify(&p);
   int64_t inner = p.shape[p.ndim - 1], outer = total / inner;
   int nt = parallel && total >= MG_PAR_MIN ? mg_threads() : 1;
+  mg_limits *lim = total >= MG_POLL_CHUNK ? mg_tl_kernel : NULL;   /* read before the threads start */
   if (nt <= 1) {
-    run_range(&p, 0, outer, 0, inner, fn, ud);
+    run_polled(&p, 0, outer, inner, fn, ud, lim);
     return;
   }
 #pragma omp parallel num_threads(nt)
@@ -100,10 +131,10 @@ void mg_iter_strided(int nops, char *const *base, int64_t strides[][MG_MAX_DIMS]
     int t = omp_get_thread_num(), n = omp_get_num_threads();
     if (outer >= n) {
       int64_t lo = outer * t / n, hi = outer * (t + 1) / n;
-      run_range(&p, lo, hi, 0, inner, fn, ud);
+      run_polled(&p, lo, hi, inner, fn, ud, lim);
     } else {  /* few long rows: split each row instead */
       int64_t ilo = inner * t / n, ihi = inner * (t + 1) / n;
-      for (int64_t o = 0; o < outer; o++) run_range(&p, o, o + 1, ilo, ihi - ilo, fn, ud);
+      run_polled_inner(&p, outer, ilo, ihi, fn, ud, lim);
     }
   }
 }

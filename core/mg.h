@@ -497,6 +497,57 @@ typedef struct mg_node_info {
 } mg_node_info;
 MG_API int mg_graph_node(const mg_graph *g, int i, mg_node_info *info);
 
+/* ---- limits of a call (the embedding's budgets, Ctrl-C; core/limits.c) -------------- */
+
+/* An mg_limits object bounds the engine work done on a thread while it is
+ * current there (mg_limits_enter): a deadline and an instruction allowance
+ * (mg_limits_start), an interrupt flag any thread may set, and a memory
+ * account with a cap. The engine polls it before each kernel, at every
+ * iteration of a graph's while loop (charging the loop body's node count as
+ * instructions) and between the chunks of long kernels; once a limit is
+ * reached every later check fails with MG_ELIMIT ("time budget of 1 s
+ * exceeded", "instruction budget of N exceeded", "interrupted") until the
+ * next mg_limits_start. A kernel stopped halfway is an error, never a
+ * partial result. Refcounted: buffers charged to it keep it alive. */
+typedef struct mg_limits mg_limits;
+typedef enum mg_stop { MG_STOP_NONE = 0, MG_STOP_INSTRUCTIONS, MG_STOP_TIME, MG_STOP_INTERRUPT } mg_stop;
+/* A new object (no limits, one reference); NULL on out of memory. */
+MG_API mg_limits *mg_limits_new(void);
+MG_API void mg_limits_retain(mg_limits *l);
+MG_API void mg_limits_release(mg_limits *l);
+/* Begins a call: clears a stop and the interrupt flag, zeroes the instructions
+ * used, and sets the allowance and the deadline (time_limit seconds from now;
+ * 0 = none for either). */
+MG_API void mg_limits_start(mg_limits *l, uint64_t instruction_limit, double time_limit);
+/* Asks the work in progress to stop (any thread; safe in a signal handler). */
+MG_API void mg_limits_interrupt(mg_limits *l);
+/* Checks the interrupt flag and the deadline; the stop reason (sticky). */
+MG_API mg_stop mg_limits_poll(mg_limits *l);
+MG_API mg_stop mg_limits_stopped(const mg_limits *l);
+/* Records a stop found outside the engine (the Lua hook's instruction count). */
+MG_API void mg_limits_set_stop(mg_limits *l, mg_stop why);
+/* Adds instructions to those used, then polls: MG_ELIMIT with the message when stopped. */
+MG_API mg_status mg_limits_charge(mg_limits *l, uint64_t instructions);
+MG_API uint64_t mg_limits_used(const mg_limits *l);
+/* The message of the stop reason, into buf; and the same as the thread's error (MG_ELIMIT). */
+MG_API const char *mg_limits_message(const mg_limits *l, char *buf, size_t cap);
+MG_API mg_status mg_limits_error(const mg_limits *l);
+/* The memory cap in bytes (0 = none) over every heap buffer the engine makes
+ * while l is current (tensor storage, graph buffers, kernel workspaces),
+ * checked before each allocation. Over it, reclaim(ud) (may be NULL) is
+ * called once to free garbage, then the allocation fails with MG_ELIMIT.
+ * Only buffers made while a cap is set are counted. */
+MG_API void mg_limits_set_memory(mg_limits *l, size_t cap, int (*reclaim)(void *ud), void *ud);
+/* How many allocations the cap refused since mg_limits_start. */
+MG_API int mg_limits_refused(const mg_limits *l);
+/* Bytes charged to l and not yet freed (and the most ever, in *peak). */
+MG_API size_t mg_limits_memory(const mg_limits *l, size_t *peak);
+/* Makes l current on this thread (NULL: none); returns the previous one to restore. */
+MG_API mg_limits *mg_limits_enter(mg_limits *l);
+MG_API mg_limits *mg_limits_current(void);
+/* Seconds on the monotonic clock (the deadline's clock). */
+MG_API double mg_monotonic(void);
+
 /* ---- file-access policy (the embedding sandbox; core/path_policy.c) ---------------- */
 
 /* Every engine function that opens, lists, creates, removes or renames a path

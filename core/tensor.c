@@ -99,7 +99,9 @@ mg_tensor *mg_tensor_header(mg_dtype dt, int ndim, const int64_t *shape) {
   return t;
 }
 
-static mg_storage *storage_new(size_t nbytes) {
+/* NULL with *limited set when the thread's memory account refused it
+ * (limits.c: checked before the buffer is allocated). */
+static mg_storage *storage_new(size_t nbytes, int *limited) {
   mg_storage *s = pool_get(STORAGE_POOL, sizeof(mg_storage));
   if (!s) return NULL;
   atomic_init(&s->refs, 1);
@@ -107,16 +109,25 @@ static mg_storage *storage_new(size_t nbytes) {
   s->nbytes = nbytes;
   s->release = NULL;
   s->release_ud = NULL;
+  s->acct = NULL;
   if (nbytes <= MG_INLINE_BYTES) {  /* inline bytes are not counted in bytes_live */
     s->data = s->inline_buf;
     s->owns = false;
     return s;
   } else {
+    mg_limits *acct = mg_limits_reserve(nbytes, NULL);
+    if (acct == MG_LIMITS_REFUSED) {
+      pool_put(STORAGE_POOL, s);
+      *limited = 1;
+      return NULL;
+    }
     s->data = aligned_alloc(MG_ALIGN, (nbytes + MG_ALIGN - 1) / MG_ALIGN * MG_ALIGN);
     if (!s->data) {
+      mg_limits_unreserve(acct, nbytes);
       pool_put(STORAGE_POOL, s);
       return NULL;
     }
+    s->acct = acct;
     s->owns = true;
   }
   atomic_fetch_add(&bytes_live, (long long)nbytes);
@@ -126,6 +137,7 @@ static mg_storage *storage_new(size_t nbytes) {
 static void storage_release(mg_storage *s) {
   if (!s || !drop_ref(&s->refs)) return;
   if (s->data != s->inline_buf) atomic_fetch_sub(&bytes_live, (long long)s->nbytes);
+  if (s->acct) mg_limits_unreserve(s->acct, s->nbytes);
   if (s->release) s->release(s->release_ud, s->data);
   else if (s->owns) free(s->data);
   pool_put(STORAGE_POOL, s);
@@ -136,7 +148,9 @@ mg_status mg_tensor_alloc_storage(mg_tensor *t) {
   char sb[MG_SHAPE_BUF];
   mg_status st = mg_shape_size("allocate", (mg_dtype)t->dtype, t->ndim, t->shape, NULL, &nb);
   if (st) return st;
-  t->storage = storage_new((size_t)nb);
+  int limited = 0;
+  t->storage = storage_new((size_t)nb, &limited);
+  if (limited) return MG_ELIMIT;   /* the message says which limit */
   if (!t->storage)
     return mg_seterror(MG_ENOMEM, "out of memory allocating %lld bytes for a %s tensor of shape %s",
                        (long long)nb, mg_dtype_name((mg_dtype)t->dtype),
@@ -208,6 +222,7 @@ mg_status mg_tensor_borrow(mg_dtype dt, int ndim, const int64_t *shape, void *da
   s->release = release;
   s->release_ud = ud;
   s->owns = false;
+  s->acct = NULL;   /* the host's memory: not the engine's to count */
   atomic_fetch_add(&bytes_live, (long long)s->nbytes);
   if (!release) s->release = NULL;
   t->storage = s;

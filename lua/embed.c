@@ -7,21 +7,22 @@
  * its runtime with lua_getallocf and no registry lookup. Every entry point
  * runs its work as a light C function under lua_pcall with a message handler
  * that adds the traceback (lua.c's docall pattern); nothing can longjmp into
- * the host. The budget is a count hook (every 1,000 instructions) that stays
- * armed, firing on every instruction, once the budget is spent, so a script's
- * pcall cannot swallow it for long. The stdlib comes from the generated
- * stdlib_embed.c through a package searcher placed right after preload.
+ * the host. Around each call the runtime's limits are made current on the
+ * thread (embed_budget.c: the budget, interrupts, the tensor memory account,
+ * which the engine checks too); the libraries and the sandbox are opened by
+ * embed_sandbox.c.
  *
  * A sandboxed runtime installs the engine's per-thread file-access policy
  * (mg_set_path_policy) around each host call, so every engine file function
  * (mg.save/load, mg.io.*, and what is built on them) must stay inside
- * allowed_dir; host callbacks run without it (they are the host's code).
+ * allowed_dir; host callbacks run without it or the limits (they are the
+ * host's code).
  *
  * The per-frame path (mg_invoke_ref with number or tensor arguments) pushes
  * light C functions and light userdata only: the only Lua allocations are the
  * boxes of tensor arguments and whatever the script itself allocates.
  */
-#include "moongrad.h"
+#include "embed.h"
 #include "capi/capi.h"
 
 #include <lauxlib.h>
@@ -33,45 +34,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
-/* The embedded Lua sources (build/gen/stdlib_embed.c, sorted by name). */
-typedef struct mgE_source {
-  const char *name, *chunkname;
-  const unsigned char *bytes;
-  size_t len;
-} mgE_source;
-extern const mgE_source mgE_sources[];
-extern const int mgE_nsources;
-
-#define EMBED_ERRMAX 8192
-#define EMBED_HOOK_COUNT 1000
 #define EMBED_NAMEMAX 256
 
 static const char embed_anchor_key = 'a';   /* registry: string results of the last call */
-static const char embed_stdenv_key = 'e';   /* registry: the built-in library's globals in a sandbox */
-
-struct mg_runtime {
-  lua_State *L;
-  lua_State *cur;            /* the thread running a host callback: nested calls use it */
-  mg_alloc_fn alloc;
-  void *alloc_ud;
-  size_t heap, peak, memory_limit, tensor_limit;
-  uint64_t instruction_limit;
-  double time_limit;
-  uint64_t used;             /* instructions of the current host call */
-  double deadline;
-  int depth;                 /* host calls in progress (nested through callbacks) */
-  int exhausted;             /* this host call's budget is spent */
-  int limit_hit;             /* the last failed allocation was refused by memory_limit */
-  int tensor_hit;            /* the tensor memory limit raised an error */
-  mg_print_fn print;
-  void *print_ud;
-  int sandbox;
-  char *allowed;             /* sandbox: realpath of allowed_dir (host allocator), or NULL: no file access */
-  size_t allowed_size;
-  char err[EMBED_ERRMAX];
-};
 
 /* What one entry point asks its protected body to do. */
 typedef struct embed_job {
@@ -89,17 +55,7 @@ typedef struct embed_job {
   mg_status hint;            /* status to report if the body fails (MG_EIO for files) */
 } embed_job;
 
-static mg_runtime *embed_rt(lua_State *L) {
-  void *ud;
-  lua_getallocf(L, &ud);
-  return ud;
-}
-
-static double embed_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#define embed_rt mgE_rt
 
 /* ---- memory ------------------------------------------------------------------------ */
 
@@ -134,56 +90,6 @@ static void embed_mfree(mg_alloc_fn alloc, void *ud, void *p, size_t n) {
   if (!p) return;
   if (alloc) alloc(ud, p, n, 0);
   else free(p);
-}
-
-/* ---- budget --------------------------------------------------------------------------- */
-
-static int embed_mask(const mg_runtime *rt) {
-  return (rt->instruction_limit || rt->time_limit > 0 ? LUA_MASKCOUNT : 0) |
-         (rt->tensor_limit ? LUA_MASKCALL : 0);
-}
-
-static void embed_hook(lua_State *L, lua_Debug *ar) {
-  mg_runtime *rt = embed_rt(L);
-  if (!rt->depth) return;                      /* finalisers between host calls */
-  if (ar->event == LUA_HOOKCALL || ar->event == LUA_HOOKTAILCALL) {
-    if (rt->tensor_limit && (size_t)mg_storage_bytes_live() > rt->tensor_limit) {
-      lua_gc(L, LUA_GCCOLLECT);                /* garbage tensors may be waiting for the collector */
-      long long live = (long long)mg_storage_bytes_live();
-      if ((size_t)live > rt->tensor_limit) {
-        char msg[160];   /* lua_pushfstring has no %lld */
-        rt->tensor_hit = 1;
-        snprintf(msg, sizeof msg, "tensor memory limit of %zu bytes exceeded (%lld bytes live)", rt->tensor_limit,
-                 live);
-        luaL_error(L, "%s", msg);
-      }
-    }
-    return;
-  }
-  if (ar->event != LUA_HOOKCOUNT) return;
-  if (!rt->exhausted) {
-    if (lua_gethookcount(L) == 1) {            /* a coroutine armed by an earlier call */
-      lua_sethook(L, embed_hook, embed_mask(rt), EMBED_HOOK_COUNT);
-      return;
-    }
-    rt->used += EMBED_HOOK_COUNT;
-    if (rt->instruction_limit && rt->used > rt->instruction_limit) rt->exhausted = 1;
-    else if (rt->time_limit > 0 && embed_now() > rt->deadline) rt->exhausted = 2;
-    else return;
-  }
-  lua_sethook(L, embed_hook, embed_mask(rt), 1);  /* fire again at once if a pcall catches it */
-  char msg[96];
-  if (rt->exhausted == 1)
-    snprintf(msg, sizeof msg, "instruction budget of %llu exceeded", (unsigned long long)rt->instruction_limit);
-  else
-    snprintf(msg, sizeof msg, "time budget of %g s exceeded", rt->time_limit);
-  luaL_error(L, "%s", msg);
-}
-
-void mg_runtime_set_budget(mg_runtime *rt, uint64_t instruction_limit, double time_limit) {
-  rt->instruction_limit = instruction_limit;
-  rt->time_limit = time_limit;
-  lua_sethook(rt->L, embed_mask(rt) ? embed_hook : NULL, embed_mask(rt), EMBED_HOOK_COUNT);
 }
 
 /* ---- values ------------------------------------------------------------------------------ */
@@ -339,21 +245,12 @@ static int embed_msgh(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   mg_runtime *rt = embed_rt(L);
   if (msg == NULL) {   /* no __tostring once a limit fired: hooks may be off (see embed_xpcall) */
-    if (!rt->exhausted && !rt->tensor_hit && luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
+    if (!mgE_budget_stopped(rt) && luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
     else msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
   return 1;
-}
-
-/* The sandbox's file-access policy (mg_path_policy_fn): inside allowed_dir,
- * resolved; with no allowed_dir, nothing. */
-static mg_status embed_path_policy(void *ud, const char *fname, const char *path, int flags) {
-  mg_runtime *rt = ud;
-  if (!rt->allowed)
-    return mg_seterror(MG_EARG, "%s: '%s' is outside the sandbox's allowed directory (the host allowed none: "
-                       "no file access)", fname, path);
-  return mg_path_within(rt->allowed, fname, path, flags);
 }
 
 static mg_status embed_fail(mg_runtime *rt, mg_status st, const char *msg) {
@@ -374,12 +271,8 @@ static mg_status embed_run(mg_runtime *rt, lua_CFunction body, embed_job *j) {
   int base = lua_gettop(L);
   mg_path_policy_fn pfn = NULL;
   void *pud = NULL;
-  if (rt->sandbox) mg_set_path_policy(embed_path_policy, rt, &pfn, &pud);
-  if (rt->depth++ == 0) {
-    rt->used = 0;
-    rt->exhausted = rt->limit_hit = rt->tensor_hit = 0;
-    rt->deadline = rt->time_limit > 0 ? embed_now() + rt->time_limit : 0;
-  }
+  if (rt->sandbox) mg_set_path_policy(mgE_path_policy, rt, &pfn, &pud);
+  mg_limits *outer = mgE_budget_enter(rt);
   lua_pushcfunction(L, embed_msgh);
   lua_pushcfunction(L, body);
   lua_pushlightuserdata(L, j);
@@ -388,7 +281,7 @@ static mg_status embed_run(mg_runtime *rt, lua_CFunction body, embed_job *j) {
   if (st != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
     if (st == LUA_ERRMEM || (st == LUA_ERRERR && rt->limit_hit)) rs = rt->limit_hit ? MG_ELIMIT : MG_ENOMEM;
-    else if (rt->exhausted || rt->tensor_hit) rs = MG_ELIMIT;
+    else if (mgE_budget_stopped(rt) || mg_limits_refused(rt->limits)) rs = MG_ELIMIT;
     else rs = j->hint ? j->hint : MG_ESCRIPT;
     if (rs == MG_ELIMIT && rt->limit_hit && (st == LUA_ERRMEM || st == LUA_ERRERR))
       snprintf(rt->err, sizeof rt->err, "not enough memory (the runtime's memory limit of %zu bytes was reached)",
@@ -400,365 +293,27 @@ static mg_status embed_run(mg_runtime *rt, lua_CFunction body, embed_job *j) {
   }
   lua_settop(L, base);
   if (rt->sandbox) mg_set_path_policy(pfn, pud, NULL, NULL);
-  if (--rt->depth == 0 && rt->exhausted)
-    lua_sethook(L, embed_hook, embed_mask(rt), EMBED_HOOK_COUNT);  /* disarm the every-instruction hook */
+  mgE_budget_leave(rt, outer);
   return rs;
 }
 
-/* ---- the stdlib searcher and the sandbox ---------------------------------------------- */
-
-static const mgE_source *embed_find(const char *name) {
-  int lo = 0, hi = mgE_nsources - 1;
-  while (lo <= hi) {
-    int mid = (lo + hi) / 2, c = strcmp(name, mgE_sources[mid].name);
-    if (c == 0) return &mgE_sources[mid];
-    if (c < 0) hi = mid - 1;
-    else lo = mid + 1;
-  }
-  return NULL;
-}
-
-/* package.searchers entry: the built-in Lua library, as the file searcher
- * would return it (the loader gets the name and the chunk name). */
-static int embed_searcher(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  const mgE_source *s = embed_find(name);
-  if (!s) {
-    lua_pushfstring(L, "no built-in module '%s'", name);
-    return 1;
-  }
-  if (luaL_loadbufferx(L, (const char *)s->bytes, s->len, s->chunkname, "t") != LUA_OK) return lua_error(L);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &embed_stdenv_key) == LUA_TTABLE) {
-    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);   /* the chunk's _ENV: see embed_open_sandbox */
-  } else {
-    lua_pop(L, 1);
-  }
-  lua_pushstring(L, s->chunkname + 1);
-  return 2;
-}
-
-/* require "moongrad.embedded": the built-in sources, for tools (AutoGraph)
- * that re-read a function's source by its chunk name. */
-static int embed_source(lua_State *L) {
-  const char *key = luaL_checkstring(L, 1);
-  for (int i = 0; i < mgE_nsources; i++)
-    if (strcmp(mgE_sources[i].name, key) == 0 || strcmp(mgE_sources[i].chunkname, key) == 0 ||
-        strcmp(mgE_sources[i].chunkname + 1, key) == 0) {
-      lua_pushlstring(L, (const char *)mgE_sources[i].bytes, mgE_sources[i].len);
-      return 1;
-    }
-  return 0;
-}
-
-static int embed_modules(lua_State *L) {
-  lua_createtable(L, mgE_nsources, 0);
-  for (int i = 0; i < mgE_nsources; i++) {
-    lua_pushstring(L, mgE_sources[i].name);
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
-static int embed_open_embedded(lua_State *L) {
-  static const luaL_Reg fns[] = {{"source", embed_source}, {"modules", embed_modules}, {NULL, NULL}};
-  luaL_newlib(L, fns);
-  return 1;
-}
-
-static int embed_exit(lua_State *L) {
-  return luaL_error(L, "os.exit is not allowed in an embedded runtime (the host decides when to stop)");
-}
-
-static int embed_print(lua_State *L) {
-  mg_runtime *rt = embed_rt(L);
-  int n = lua_gettop(L);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (int i = 1; i <= n; i++) {
-    if (i > 1) luaL_addchar(&b, '\t');
-    luaL_tolstring(L, i, NULL);
-    luaL_addvalue(&b);
-  }
-  luaL_pushresult(&b);
-  size_t len;
-  const char *s = lua_tolstring(L, -1, &len);
-  rt->print(rt->print_ud, s, len);
-  return 0;
-}
-
-/* load() in the sandbox: text chunks only (binary chunks can break the VM). */
-static int embed_load_text(lua_State *L) {
-  int n = lua_gettop(L);
-  if (n < 3) lua_settop(L, 3);
-  lua_pushliteral(L, "t");
-  lua_replace(L, 3);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, n < 3 ? 3 : n, LUA_MULTRET);
-  return lua_gettop(L);
-}
-
-/* An error raised by a hook (the budget, the tensor limit) runs the message
- * handlers with hooks off, so a Lua handler that loops would never be
- * stopped: xpcall's handler is skipped once a limit has fired. */
-static int embed_xpcall_handler(lua_State *L) {
-  mg_runtime *rt = embed_rt(L);
-  if (rt->exhausted || rt->tensor_hit) return 1;   /* the error as it is */
-  int n = lua_gettop(L);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, n, LUA_MULTRET);
-  return lua_gettop(L);
-}
-
-static int embed_xpcall(lua_State *L) {
-  luaL_checkany(L, 2);
-  lua_pushvalue(L, 2);
-  lua_pushcclosure(L, embed_xpcall_handler, 1);
-  lua_replace(L, 2);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-  return lua_gettop(L);
-}
-
-/* setmetatable() in the sandbox: no __gc on tables. Finalisers run with
- * hooks off, so a looping __gc could not be interrupted; an object is only
- * ever finalised if its metatable had __gc when it was set, so refusing it
- * here closes that door for good. */
-static int embed_setmetatable_checked(lua_State *L) {
-  lua_pushliteral(L, "__gc");
-  if (lua_type(L, 2) == LUA_TTABLE && lua_rawget(L, 2) != LUA_TNIL)
-    return luaL_error(L, "setmetatable: __gc metamethods are not allowed in the sandbox");
-  lua_settop(L, 2);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, 2, 1);
-  return 1;
-}
-
-/* require() in the sandbox: plain module names only, so a name cannot walk
- * out of the allowed directory ("../x", "/etc/x"). */
-static int embed_require_checked(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  int ok = name[0] != '\0' && name[0] != '.' && strstr(name, "..") == NULL;
-  for (const char *p = name; ok && *p; p++)
-    ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
-         *p == '.' || *p == '-';
-  if (!ok) return luaL_error(L, "require: module name '%s' is not allowed in the sandbox", name);
-  lua_settop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, 1, LUA_MULTRET);
-  return lua_gettop(L);
-}
-
-/* The built-in library's io.open, os.remove and os.rename in a sandbox (its
- * plot_model, CSVLogger, CSV and IDX readers use them): the same policy as
- * the engine's file functions, checked before the real function (upvalue 1)
- * runs. The error points at the library line that made the call. */
-static int embed_checked_call(lua_State *L, const char *fname, int nfollow, int npaths) {
-  for (int i = 1; i <= npaths; i++)
-    if (embed_path_policy(embed_rt(L), fname, luaL_checkstring(L, i), nfollow ? MG_PATH_NOFOLLOW : 0)) {
-      luaL_where(L, 2);
-      lua_pushstring(L, mg_last_error());
-      lua_concat(L, 2);
-      return lua_error(L);
-    }
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-  return lua_gettop(L);
-}
-static int embed_io_open(lua_State *L) { return embed_checked_call(L, "io.open", 0, 1); }
-static int embed_os_remove(lua_State *L) { return embed_checked_call(L, "os.remove", 1, 1); }
-static int embed_os_rename(lua_State *L) { return embed_checked_call(L, "os.rename", 1, 2); }
-
-/* io.popen and os.execute for the built-in library in a sandbox: no
- * programs run (plot_model's `dot`, gzip for .gz data sets). */
-static int embed_no_process(lua_State *L) {
-  const char *cmd = lua_tostring(L, 1);
-  return luaL_error(L, "%s: running programs is not allowed in the sandbox (command: %s)",
-                    lua_tostring(L, lua_upvalueindex(1)), cmd ? cmd : "none");
-}
-
-/* Opens lib with `open`, keeps only `keep` (NULL-terminated) and makes the
- * result both the global and package.loaded[name]. */
-static void embed_subset(lua_State *L, const char *name, lua_CFunction open, const char *const *keep) {
-  lua_pushcfunction(L, open);
-  lua_call(L, 0, 1);
-  lua_newtable(L);
-  for (; *keep; keep++) {
-    lua_getfield(L, -2, *keep);
-    lua_setfield(L, -2, *keep);
-  }
-  lua_remove(L, -2);
-  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_pushvalue(L, -2);
-  lua_setfield(L, -2, name);
-  lua_pop(L, 1);
-  lua_setglobal(L, name);
-}
-
-static void embed_open_sandbox(lua_State *L, const mg_runtime_options *o) {
-  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},          {LUA_LOADLIBNAME, luaopen_package},
-                                  {LUA_COLIBNAME, luaopen_coroutine}, {LUA_TABLIBNAME, luaopen_table},
-                                  {LUA_STRLIBNAME, luaopen_string},   {LUA_MATHLIBNAME, luaopen_math},
-                                  {LUA_UTF8LIBNAME, luaopen_utf8},    {NULL, NULL}};
-  static const char *const os_keep[] = {"clock", "time", "date", "difftime", NULL};
-  static const char *const debug_keep[] = {"traceback", "getinfo", NULL};
-  lua_pushboolean(L, 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");   /* LUA_PATH & co. do not apply */
-  for (const luaL_Reg *l = libs; l->func; l++) {
-    luaL_requiref(L, l->name, l->func, 1);
-    lua_pop(L, 1);
-  }
-  embed_subset(L, "os", luaopen_os, os_keep);
-  /* The built-in library (AutoGraph, mg.func) needs the whole debug library
-   * (upvalues) and writes its notes to io.stderr; scripts get neither. Its
-   * modules run with an environment that has those two and reads and writes
-   * everything else in _G. Its io has stderr, a checked open and a popen
-   * that refuses; its os adds a checked remove/rename and a refusing
-   * execute (see embed_checked_call). */
-  lua_createtable(L, 0, 3);
-  lua_pushcfunction(L, luaopen_debug);
-  lua_call(L, 0, 1);
-  lua_setfield(L, -2, "debug");
-  lua_createtable(L, 0, 3);
-  lua_pushcfunction(L, luaopen_io);
-  lua_call(L, 0, 1);
-  lua_getfield(L, -1, "stderr");
-  lua_setfield(L, -3, "stderr");
-  lua_getfield(L, -1, "open");
-  lua_pushcclosure(L, embed_io_open, 1);
-  lua_setfield(L, -3, "open");
-  lua_pop(L, 1);
-  lua_pushliteral(L, "io.popen");
-  lua_pushcclosure(L, embed_no_process, 1);
-  lua_setfield(L, -2, "popen");
-  lua_setfield(L, -2, "io");
-  /* os there: the script's subset, remove/rename checked, execute refused */
-  lua_pushcfunction(L, luaopen_os);
-  lua_call(L, 0, 1);
-  lua_createtable(L, 0, 8);
-  for (const char *const *k = os_keep; *k; k++) {
-    lua_getfield(L, -2, *k);
-    lua_setfield(L, -2, *k);
-  }
-  lua_getfield(L, -2, "remove");
-  lua_pushcclosure(L, embed_os_remove, 1);
-  lua_setfield(L, -2, "remove");
-  lua_getfield(L, -2, "rename");
-  lua_pushcclosure(L, embed_os_rename, 1);
-  lua_setfield(L, -2, "rename");
-  lua_pushliteral(L, "os.execute");
-  lua_pushcclosure(L, embed_no_process, 1);
-  lua_setfield(L, -2, "execute");
-  lua_remove(L, -2);
-  lua_setfield(L, -2, "os");
-  lua_createtable(L, 0, 2);
-  lua_pushglobaltable(L);
-  lua_setfield(L, -2, "__index");
-  lua_pushglobaltable(L);
-  lua_setfield(L, -2, "__newindex");
-  lua_setmetatable(L, -2);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &embed_stdenv_key);
-  embed_subset(L, "debug", luaopen_debug, debug_keep);
-  lua_pushnil(L);
-  lua_setglobal(L, "dofile");
-  lua_pushnil(L);
-  lua_setglobal(L, "loadfile");
-  lua_getglobal(L, "load");
-  lua_pushcclosure(L, embed_load_text, 1);
-  lua_setglobal(L, "load");
-  lua_getglobal(L, "require");
-  lua_pushcclosure(L, embed_require_checked, 1);
-  lua_setglobal(L, "require");
-  lua_getglobal(L, "setmetatable");
-  lua_pushcclosure(L, embed_setmetatable_checked, 1);
-  lua_setglobal(L, "setmetatable");
-  lua_getglobal(L, "package");
-  lua_pushnil(L);
-  lua_setfield(L, -2, "loadlib");
-  lua_pushliteral(L, "");
-  lua_setfield(L, -2, "cpath");
-  if (o->allowed_dir) lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", o->allowed_dir, o->allowed_dir);
-  else lua_pushliteral(L, "");
-  lua_setfield(L, -2, "path");
-  lua_getfield(L, -1, "searchers");   /* drop the C searchers (3 and 4) */
-  lua_pushnil(L);
-  lua_rawseti(L, -2, 4);
-  lua_pushnil(L);
-  lua_rawseti(L, -2, 3);
-  lua_pop(L, 2);
-}
-
-static void embed_open_full(lua_State *L, const mg_runtime_options *o) {
-  luaL_openlibs(L);
-  if (o->module_path) {
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "path");
-    lua_pushfstring(L, "%s;%s", o->module_path, lua_tostring(L, -1));
-    lua_setfield(L, -3, "path");
-    lua_pop(L, 2);
-  }
-  if (!o->allow_exit) {
-    lua_getglobal(L, "os");
-    lua_pushcfunction(L, embed_exit);
-    lua_setfield(L, -2, "exit");
-    lua_pop(L, 1);
-  }
-}
-
-/* Inserts the stdlib searcher after preload, registers the engine and
- * "moongrad.embedded" as preloads. */
-static void embed_open_stdlib(lua_State *L) {
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, luaopen_moongrad_core);
-  lua_setfield(L, -2, "moongrad.core");
-  lua_pushcfunction(L, embed_open_embedded);
-  lua_setfield(L, -2, "moongrad.embedded");
-  lua_pop(L, 1);
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "searchers");
-  lua_Integer n = luaL_len(L, -1);
-  for (lua_Integer i = n; i >= 2; i--) {      /* shift 2..n up by one */
-    lua_rawgeti(L, -1, i);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_pushcfunction(L, embed_searcher);
-  lua_rawseti(L, -2, 2);
-  lua_pop(L, 2);
-}
+/* ---- opening a runtime ---------------------------------------------------------------------- */
 
 static int embed_open_body(lua_State *L) {
   embed_job *j = lua_touserdata(L, 1);
   const mg_runtime_options *o = j->opt;
-  if (o->sandbox) embed_open_sandbox(L, o);
-  else embed_open_full(L, o);
-  if (o->print) {
-    lua_pushcfunction(L, embed_print);
-    lua_setglobal(L, "print");
-  }
-  lua_getglobal(L, "xpcall");
-  lua_pushcclosure(L, embed_xpcall, 1);
-  lua_setglobal(L, "xpcall");
+  mgE_open_libs(L, o);
   lua_createtable(L, 16, 0);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &embed_anchor_key);
-  embed_open_stdlib(L);
   if (o->seed) {
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "moongrad.core");
-    lua_call(L, 1, 1);
+    mgE_require_builtin(L, "moongrad.core");
     lua_getfield(L, -1, "seed");
     lua_pushinteger(L, (lua_Integer)o->seed);
     lua_call(L, 1, 0);
     lua_pop(L, 1);
   }
   if (!o->no_stdlib) {
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "moongrad");
-    lua_call(L, 1, 1);
+    mgE_require_builtin(L, "moongrad");
     lua_setglobal(L, "mg");
   }
   return 0;
@@ -804,8 +359,10 @@ mg_runtime *mg_runtime_new(const mg_runtime_options *options) {
     embed_mfree(o->alloc, o->alloc_ud, rt, sizeof *rt);
     return NULL;
   }
-  rt->L = lua_newstate(embed_alloc, rt);
+  rt->limits = mg_limits_new();
+  rt->L = rt->limits ? lua_newstate(embed_alloc, rt) : NULL;
   if (!rt->L) {
+    mg_limits_release(rt->limits);
     embed_mfree(o->alloc, o->alloc_ud, rt->allowed, rt->allowed_size);
     mg_status st = rt->limit_hit ? MG_ELIMIT : MG_ENOMEM;
     embed_mfree(o->alloc, o->alloc_ud, rt, sizeof *rt);
@@ -813,24 +370,29 @@ mg_runtime *mg_runtime_new(const mg_runtime_options *options) {
     return NULL;
   }
   lua_gc(rt->L, LUA_GCSTOP);                  /* no collections while setting up */
+  mgE_budget_open(rt);
+  rt->instruction_limit = 0;                  /* setting up is not the scripts' budget */
+  rt->time_limit = 0;
   embed_job j = {.opt = o};
   mg_status st = embed_run(rt, embed_open_body, &j);
   if (st) {
     mg_seterror(st, "mg_runtime_new: %s", rt->err);
     lua_close(rt->L);
+    mg_limits_release(rt->limits);
     embed_mfree(o->alloc, o->alloc_ud, rt->allowed, rt->allowed_size);
     embed_mfree(o->alloc, o->alloc_ud, rt, sizeof *rt);
     return NULL;
   }
   lua_gc(rt->L, LUA_GCRESTART);
   lua_gc(rt->L, LUA_GCGEN, 0, 0);             /* as the moongrad program: young tensors die cheaply */
-  mg_runtime_set_budget(rt, rt->instruction_limit, rt->time_limit);
+  mg_runtime_set_budget(rt, o->instruction_limit, o->time_limit);
   return rt;
 }
 
 void mg_runtime_free(mg_runtime *rt) {
   if (!rt) return;
-  lua_close(rt->L);
+  mgE_budget_close(rt);   /* lua_close, its finalizers under the budget */
+  mg_limits_release(rt->limits);
   embed_mfree(rt->alloc, rt->alloc_ud, rt->allowed, rt->allowed_size);
   embed_mfree(rt->alloc, rt->alloc_ud, rt, sizeof *rt);
 }
@@ -841,6 +403,8 @@ size_t mg_runtime_memory(const mg_runtime *rt, size_t *peak) {
   if (peak) *peak = rt->peak;
   return rt->heap;
 }
+
+size_t mg_runtime_tensor_memory(const mg_runtime *rt, size_t *peak) { return mg_limits_memory(rt->limits, peak); }
 
 struct lua_State *mg_runtime_lua(mg_runtime *rt) { return rt->L; }
 
@@ -1075,8 +639,10 @@ static int embed_callback(lua_State *L) {
   rt->cur = L;
   mg_path_policy_fn pfn;
   void *pud;
-  mg_set_path_policy(NULL, NULL, &pfn, &pud);   /* the host's own code: not sandboxed */
+  mg_set_path_policy(NULL, NULL, &pfn, &pud);   /* the host's own code: not sandboxed, not budgeted */
+  mg_limits *limits = mg_limits_enter(NULL);
   mg_status st = cb->fn(rt, cb->ud, args, nargs, res, &nres);
+  mg_limits_enter(limits);
   mg_set_path_policy(pfn, pud, NULL, NULL);
   rt->cur = outer;
   if (nres < 0) nres = 0;
@@ -1211,6 +777,7 @@ static int staged_lookup_body(lua_State *L) {
   s->S = S;
   snprintf(s->name, sizeof s->name, "%s", sj->name);
   if (luaL_newmetatable(L, EMBED_STAGED)) {
+    mgL_protect_metatable(L, -1);
     lua_pushcfunction(L, staged_gc);
     lua_setfield(L, -2, "__gc");
   }

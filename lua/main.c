@@ -9,7 +9,10 @@
  * each chunk runs under mgP_docall, which adds a traceback through a message
  * handler and turns Ctrl-C into a Lua error: the signal handler only sets a
  * hook, and the hook raises "interrupted!" at the next Lua instruction (a
- * signal handler may not call Lua itself).
+ * signal handler may not call Lua itself). It also sets the interrupt flag of
+ * the engine's limits (core/limits.c), current during the chunk, so a staged
+ * graph stops at its next loop iteration and a long kernel at its next chunk
+ * ("interrupted").
  *
  * Before any user code runs, the engine is registered as
  * package.preload["moongrad.core"] (it is linked in, so no .so is searched),
@@ -38,6 +41,7 @@ enum { ARG_ERROR = 1, ARG_I = 2, ARG_V = 4, ARG_E = 8, ARG_BIGE = 16, ARG_VERSIO
 
 static const char *main_progname = "moongrad";
 static lua_State *main_L;   /* the state the signal handler sets its hook on */
+static mg_limits *main_limits;   /* what the engine polls (staged loops, long kernels): Ctrl-C sets its flag */
 static volatile sig_atomic_t main_fired;   /* main_action ran during this call */
 
 static void main_message(const char *pname, const char *msg) {
@@ -69,11 +73,14 @@ static void main_stop(lua_State *L, lua_Debug *ar) {
   luaL_error(L, "interrupted!");
 }
 
-/* SIGINT while Lua runs: stop at the next hook. A second Ctrl-C before that
- * (a long C kernel) gets the default action and ends the process. */
+/* SIGINT while Lua runs: stop at the next hook, or, in a staged graph or a
+ * long kernel, at the engine's next check (loop iteration, kernel chunk). A
+ * second Ctrl-C before that (a C call that never checks: a BLIS block,
+ * blocking I/O) gets the default action and ends the process. */
 static void main_action(int sig) {
   signal(sig, SIG_DFL);
   main_fired = 1;
+  mg_limits_interrupt(main_limits);   /* an atomic store: stops a staged graph or kernel too */
   lua_sethook(main_L, main_stop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
@@ -95,9 +102,13 @@ int mgP_docall(lua_State *L, int narg, int nres) {
   lua_insert(L, base);
   main_L = L;
   main_fired = 0;
+  if (!main_limits) main_limits = mg_limits_new();
+  if (main_limits) mg_limits_start(main_limits, 0, 0);
+  mg_limits *prev = mg_limits_enter(main_limits);
   void (*outer)(int) = signal(SIGINT, main_action);   /* the REPL has its own */
   int status = lua_pcall(L, narg, nres, base);
   signal(SIGINT, outer == SIG_ERR ? SIG_DFL : outer);
+  mg_limits_enter(prev);
   if (main_fired) lua_sethook(L, NULL, 0, 0);   /* Ctrl-C came after the last hook */
   lua_remove(L, base);
   return status;

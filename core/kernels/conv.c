@@ -312,15 +312,17 @@ static mg_status conv_run(const mg_call *c, conv_job *j, int pass) {
   size_t accb = pass == CONV_FILTER ? (size_t)wcount * j->es : 0;
   colb = (colb + 63) / 64 * 64;
   size_t per = colb + (accb + 63) / 64 * 64;
-  char *scratch = aligned_alloc(64, per * (size_t)nth + 64);
-  if (!scratch) return mg_seterror(MG_ENOMEM, "%s: out of memory", NAME(c));
+  char *scratch;
+  mg_status st = mg_work_alloc(per * (size_t)nth + 64, NAME(c), (void **)&scratch);
+  if (st) return st;
+  mg_limits *lim = mg_tl_kernel;   /* polled between items (limits.c) */
 #pragma omp parallel num_threads(nth) if (nth > 1)
   {
     int t = omp_get_thread_num();
     char *col = scratch + per * (size_t)t, *acc = col + colb;
     if (pass == CONV_FILTER) memset(acc, 0, accb);
     int64_t i0 = items * t / nth, i1 = items * (t + 1) / nth;
-    for (int64_t it = i0; it < i1; it++) {
+    for (int64_t it = i0; it < i1 && !mg_kernel_stop(lim); it++) {
       if (pass == CONV_INPUT) {
         conv_image_input(j, it, col);
         continue;
@@ -332,7 +334,7 @@ static mg_status conv_run(const mg_call *c, conv_job *j, int pass) {
     }
   }
   if (pass == CONV_FILTER) conv_reduce(j, scratch, per, colb, nth, wcount);
-  free(scratch);
+  mg_work_free(scratch);
   return MG_OK;
 }
 

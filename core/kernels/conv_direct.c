@@ -236,18 +236,16 @@ static int dc_run(const mg_call *c, const dconv *d, float *filter, mg_status *st
   int padded = d->Hp != d->H || d->Wp != d->W;
   size_t padb = padded ? ((size_t)(d->Hp * d->Wp * d->C) * sizeof(float) + 63) / 64 * 64 : 0;
   size_t accb = filter ? ((size_t)(K * d->CO) * sizeof(float) + 63) / 64 * 64 : 0;
-  char *scratch = aligned_alloc(64, (padb + accb) * (size_t)nth + 64);
-  if (!scratch) {
-    *st = mg_seterror(MG_ENOMEM, "%s: out of memory", c->info->name);
-    return 1;
-  }
+  char *scratch;
+  if ((*st = mg_work_alloc((padb + accb) * (size_t)nth + 64, c->info->name, (void **)&scratch))) return 1;
+  mg_limits *lim = mg_tl_kernel;   /* polled between items (limits.c) */
 #pragma omp parallel num_threads(nth) if (nth > 1)
   {
     int t = omp_get_thread_num();
     float *buf = (float *)(scratch + (padb + accb) * (size_t)t), *acc = (float *)((char *)buf + padb);
     if (filter) memset(acc, 0, accb);
     int64_t cur = -1, i0 = items * t / nth, i1 = items * (t + 1) / nth;
-    for (int64_t it = i0; it < i1; it++) {
+    for (int64_t it = i0; it < i1 && !mg_kernel_stop(lim); it++) {
       int64_t n = it / nb, b = it % nb, oh0 = d->OH * b / nb, oh1 = d->OH * (b + 1) / nb;
       const float *xp = padded ? buf : d->in + n * d->H * d->W * d->C;
       if (padded && n != cur) dc_pad(d, n, buf);
@@ -263,7 +261,7 @@ static int dc_run(const mg_call *c, const dconv *d, float *filter, mg_status *st
       _Pragma("omp simd") for (int64_t i = 0; i < count; i++) filter[i] = t ? filter[i] + a[i] : a[i];
     }
   }
-  free(scratch);
+  mg_work_free(scratch);
   *st = MG_OK;
   return 1;
 }
@@ -302,11 +300,8 @@ int conv_direct_input(const mg_call *c, const mg_conv_geom *g, const float *dy, 
                       mg_status *st) {
   if (!dc_applies(g) || g->sh != 1 || g->sw != 1 || g->ci < 16) return 0;  /* few channels: lanes idle */
   int64_t keh = (g->kh - 1) * g->dh + 1, KC = g->ci * g->co;
-  float *wr = malloc((size_t)(g->kh * g->kw * KC) * sizeof(float) + 1);
-  if (!wr) {
-    *st = mg_seterror(MG_ENOMEM, "%s: out of memory", c->info->name);
-    return 1;
-  }
+  float *wr;
+  if ((*st = mg_work_alloc((size_t)(g->kh * g->kw * KC) * sizeof(float) + 1, c->info->name, (void **)&wr))) return 1;
   for (int64_t kh = 0; kh < g->kh; kh++)
     for (int64_t kw = 0; kw < g->kw; kw++) {
       const float *src = w + ((g->kh - 1 - kh) * g->kw + (g->kw - 1 - kw)) * KC;
@@ -318,7 +313,7 @@ int conv_direct_input(const mg_call *c, const mg_conv_geom *g, const float *dy, 
              g->kw - 1 - g->pl, 0, 0, dy, wr, NULL, dx};
   dc_fit(&d, keh, g->kw);
   int r = dc_run(c, &d, NULL, st);
-  free(wr);
+  mg_work_free(wr);
   return r;
 }
 

@@ -30,6 +30,7 @@
  */
 #include "internal.h"
 #include <blis.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 
@@ -54,6 +55,7 @@ typedef struct mjob {
   int64_t nbatch;
   mview a, b;
   char *c;
+  mg_limits *lim;               /* polled between blocks when a limit may stop the product (limits.c) */
 } mjob;
 
 /* Fills v from tensor t, which is the left (left = 1) or right operand. */
@@ -213,19 +215,54 @@ static int blis_strides(int64_t rows, int64_t cols, int64_t *rs, int64_t *cs) {
  * second thread stalled 32x784 @ 784x128 products for milliseconds. */
 #define BLIS_ONE_THREAD_MNK (1 << 23)
 
-static void blis_gemm(const mjob *j, char *a, int64_t rsa, int64_t csa, char *b, int64_t rsb,
-                      int64_t csb, char *c) {
+/* A BLIS call cannot be interrupted, so when a limit may stop the product
+ * a large one (over POLL_MNK multiply-adds, ~6 ms on the 2-core machine)
+ * runs as blocks of C of at most BLOCK_MNK, about a 512 x 512 tile for k =
+ * 2048: one OpenMP region hands the blocks out (dynamically) to the threads,
+ * each running single-threaded BLIS on its block and polling before the
+ * next. No thread waits at another's barrier (BLIS's own threading meets at
+ * one per panel, which a loaded machine stretches), and the extra packing
+ * of each block's panels is under 1% of the work. */
+#define POLL_MNK ((double)(1u << 30))
+#define BLOCK_MNK ((double)(1u << 29))
+
+/* C (m x n, row stride ldc) = A (m x k) B (k x n). */
+static void blis_gemm(const mjob *j, int64_t m, int64_t n, char *a, int64_t rsa, int64_t csa, char *b,
+                      int64_t rsb, int64_t csb, char *c, int64_t ldc, int one_thread) {
   rntm_t rntm;
   bli_rntm_init_from_global(&rntm);
-  if ((double)j->m * (double)j->n * (double)j->k < BLIS_ONE_THREAD_MNK) bli_rntm_set_num_threads(1, &rntm);
+  if (one_thread || (double)m * (double)n * (double)j->k < BLIS_ONE_THREAD_MNK) bli_rntm_set_num_threads(1, &rntm);
   if (j->dt == MG_FLOAT32) {
     float one = 1, zero = 0;
-    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, j->m, j->n, j->k, &one, (float *)a, rsa, csa,
-                 (float *)b, rsb, csb, &zero, (float *)c, j->n, 1, NULL, &rntm);
+    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, j->k, &one, (float *)a, rsa, csa,
+                 (float *)b, rsb, csb, &zero, (float *)c, ldc, 1, NULL, &rntm);
   } else {
     double one = 1, zero = 0;
-    bli_dgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, j->m, j->n, j->k, &one, (double *)a, rsa, csa,
-                 (double *)b, rsb, csb, &zero, (double *)c, j->n, 1, NULL, &rntm);
+    bli_dgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, j->k, &one, (double *)a, rsa, csa,
+                 (double *)b, rsb, csb, &zero, (double *)c, ldc, 1, NULL, &rntm);
+  }
+}
+
+/* One batch's product: whole, or in blocks of C of about POLL_MNK
+ * multiply-adds with a poll before each when limits are current. */
+static void blis_product(const mjob *j, char *a, int64_t rsa, int64_t csa, char *b, int64_t rsb, int64_t csb,
+                         char *c) {
+  int nt = mg_threads();
+  if (!j->lim || (double)j->m * (double)j->n * (double)j->k <= POLL_MNK) {
+    blis_gemm(j, j->m, j->n, a, rsa, csa, b, rsb, csb, c, j->n, 0);
+    return;
+  }
+  int64_t side = (int64_t)sqrt(BLOCK_MNK / (double)j->k) / 64 * 64;
+  if (side < 128) side = 128;
+  int64_t bm = j->m < side ? j->m : side, bn = j->n < side ? j->n : side, es = (int64_t)j->es;
+  int64_t rows = (j->m + bm - 1) / bm, cols = (j->n + bn - 1) / bn;
+  mg_limits *lim = j->lim;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+  for (int64_t blk = 0; blk < rows * cols; blk++) {
+    if (mg_kernel_stop(lim)) continue;
+    int64_t i0 = blk / cols * bm, j0 = blk % cols * bn;
+    blis_gemm(j, j->m - i0 < bm ? j->m - i0 : bm, j->n - j0 < bn ? j->n - j0 : bn, a + i0 * rsa * es, rsa, csa,
+              b + j0 * csb * es, rsb, csb, c + (i0 * j->n + j0) * es, j->n, 1);
   }
 }
 
@@ -243,24 +280,23 @@ static mg_status run_blis(const mjob *j) {
   int64_t rsa = j->a.rs, csa = j->a.cs, rsb = j->b.rs, csb = j->b.cs;
   int oka = blis_strides(j->m, j->k, &rsa, &csa), okb = blis_strides(j->k, j->n, &rsb, &csb);
   char *bufa = NULL, *bufb = NULL, *last_a = NULL, *last_b = NULL;
-  if (!oka) bufa = malloc((size_t)(j->m * j->k) * j->es);
-  if (!okb) bufb = malloc((size_t)(j->k * j->n) * j->es);
-  if ((!oka && !bufa) || (!okb && !bufb)) {
-    free(bufa);
-    free(bufb);
-    return mg_seterror(MG_ENOMEM, "matmul: out of memory");
+  mg_status st = MG_OK;
+  if ((!oka && (st = mg_work_alloc((size_t)(j->m * j->k) * j->es, "matmul", (void **)&bufa))) ||
+      (!okb && (st = mg_work_alloc((size_t)(j->k * j->n) * j->es, "matmul", (void **)&bufb)))) {
+    mg_work_free(bufa);
+    return st;
   }
-  for (int64_t bi = 0; bi < j->nbatch; bi++) {
+  for (int64_t bi = 0; bi < j->nbatch && !mg_kernel_stop(j->lim); bi++) {
     char *pa, *pb, *pc;
     matmul_batch_ptrs(j, bi, &pa, &pb, &pc);
     if (!oka && pa != last_a) matrix_pack(j, pa, j->m, j->k, j->a.rs, j->a.cs, bufa);  /* once per distinct matrix */
     if (!okb && pb != last_b) matrix_pack(j, pb, j->k, j->n, j->b.rs, j->b.cs, bufb);
     last_a = pa, last_b = pb;
-    blis_gemm(j, oka ? pa : bufa, oka ? rsa : j->k, oka ? csa : 1, okb ? pb : bufb, okb ? rsb : j->n,
-              okb ? csb : 1, pc);
+    blis_product(j, oka ? pa : bufa, oka ? rsa : j->k, oka ? csa : 1, okb ? pb : bufb, okb ? rsb : j->n,
+                 okb ? csb : 1, pc);
   }
-  free(bufa);
-  free(bufb);
+  mg_work_free(bufa);
+  mg_work_free(bufb);
   return MG_OK;
 }
 
@@ -268,18 +304,8 @@ static mg_status run_blis(const mjob *j) {
 
 /* Runs part `part` of `nparts` of batch bi with the small float or the
  * integer kernel: a band of rows of C, or of columns when C has one row. */
-static void run_plain_part(const mjob *j, int64_t bi, int part, int nparts) {
-  char *pa, *pb, *pc;
-  matmul_batch_ptrs(j, bi, &pa, &pb, &pc);
+static void run_plain_band(const mjob *j, int64_t m, int64_t n, char *pa, char *pb, char *pc) {
   const mview *a = &j->a, *b = &j->b;
-  int64_t m = j->m, n = j->n, es = (int64_t)j->es;
-  if (j->m > 1) {
-    int64_t lo = m * part / nparts, hi = m * (part + 1) / nparts;
-    pa += lo * a->rs * es, pc += lo * n * es, m = hi - lo;
-  } else {
-    int64_t lo = n * part / nparts, hi = n * (part + 1) / nparts;
-    pb += lo * b->cs * es, pc += lo * es, n = hi - lo;
-  }
 #define MM_ARGS(T) m, n, j->k, (const T *)pa, a->rs, a->cs, (const T *)pb, b->rs, b->cs, (T *)pc, j->n
   switch (j->dt) {
   case MG_FLOAT32: small_f32(MM_ARGS(float)); break;
@@ -289,6 +315,23 @@ static void run_plain_part(const mjob *j, int64_t bi, int part, int nparts) {
   default: int_u8(MM_ARGS(uint8_t)); break;
   }
 #undef MM_ARGS
+}
+
+/* The part's rows (or columns), in pieces of about MG_POLL_CHUNK
+ * multiply-adds with a poll between them when limits are current. */
+static void run_plain_part(const mjob *j, int64_t bi, int part, int nparts) {
+  char *pa, *pb, *pc;
+  matmul_batch_ptrs(j, bi, &pa, &pb, &pc);
+  const mview *a = &j->a, *b = &j->b;
+  int64_t es = (int64_t)j->es, rows = j->m > 1 ? j->m : j->n, per = j->k * (j->m > 1 ? j->n : 1);
+  int64_t lo = rows * part / nparts, hi = rows * (part + 1) / nparts;
+  int64_t step = j->lim ? (per >= MG_POLL_CHUNK ? 1 : MG_POLL_CHUNK / per) : hi - lo;
+  if (step < 1) step = 1;
+  for (int64_t r = lo; r < hi && !mg_kernel_stop(j->lim); r += step) {
+    int64_t len = hi - r < step ? hi - r : step;
+    if (j->m > 1) run_plain_band(j, len, j->n, pa + r * a->rs * es, pb, pc + r * j->n * es);
+    else run_plain_band(j, 1, len, pa, pb + r * b->cs * es, pc + r * es);
+  }
 }
 
 /* Plain kernels over all batches: threads across batches, or across bands
@@ -379,6 +422,7 @@ mg_status k_matmul(const mg_call *c, mg_tensor *out) {
   matmul_view(&j.b, b, 0, j.nb);
   j.m = j.a.rows, j.k = j.a.cols, j.n = j.b.cols;
   j.c = mg_ptr(out);
+  j.lim = mg_tl_kernel;
   if (j.nbatch == 0 || j.m == 0 || j.n == 0) return MG_OK;
   if (j.k == 0) {  /* an empty sum: zeros */
     memset(j.c, 0, (size_t)(j.nbatch * j.m * j.n) * j.es);

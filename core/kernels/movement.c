@@ -277,7 +277,7 @@ static void movement_table_runs(movement_table *g) {
   int64_t inner = g->shape[g->ndim - 1], n = 1;
   for (int64_t j = 1; j < inner; j++) n += !(t[j] < 0 ? t[j - 1] < 0 : t[j - 1] >= 0 && t[j] == t[j - 1] + 1);
   g->nruns = 0;
-  if (n * 8 > inner || !(g->runs = malloc((size_t)n * sizeof *g->runs))) return;
+  if (n * 8 > inner || mg_work_alloc((size_t)n * sizeof *g->runs, "movement", (void **)&g->runs)) return;
   for (int64_t j = 0; j < inner; j++) {
     int64_t *last = g->nruns ? g->runs[g->nruns - 1] : NULL;
     if (last && (t[j] < 0 ? last[1] < 0 : last[1] >= 0 && t[j] == last[1] + last[2])) {
@@ -298,7 +298,7 @@ static void movement_table_run(movement_table *g, int64_t numel) {
   int nt = numel >= MG_PAR_MIN && rows > 1 ? mg_threads() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int k = 0; k < nt; k++) movement_table_rows(g, rows * k / nt, rows * (k + 1) / nt);
-  if (g->nruns) free(g->runs);
+  if (g->nruns) mg_work_free(g->runs);
 }
 
 /* Allocates the per-axis tables of `out` (one block; freed by the caller
@@ -309,8 +309,9 @@ static mg_status movement_table_init(const mg_call *c, movement_table *g, const 
   g->ndim = out->ndim ? out->ndim : 1;
   g->shape = out->ndim ? out->shape : &one;
   for (int d = 0; d < g->ndim; d++) total += g->shape[d];
-  int64_t *block = malloc((size_t)(total ? total : 1) * sizeof(int64_t));
-  if (!block) return movement_oom(c);
+  int64_t *block;
+  mg_status st = mg_work_alloc((size_t)(total ? total : 1) * sizeof(int64_t), NAME(c), (void **)&block);
+  if (st) return st;
   for (int d = 0; d < g->ndim; d++) {
     g->tab[d] = block;
     block += g->shape[d];
@@ -325,7 +326,7 @@ static mg_status movement_table_init(const mg_call *c, movement_table *g, const 
 
 static mg_status movement_table_finish(movement_table *g, const mg_tensor *out) {
   movement_table_run(g, mg_tensor_numel(out));
-  free(g->tab[0]);
+  mg_work_free(g->tab[0]);
   return MG_OK;
 }
 
@@ -485,12 +486,13 @@ static mg_status movement_check(const mg_call *c, const mg_tensor *idx, const in
 }
 
 /* Element offsets, by `strides`, of every row-major position over axes
- * [lo, hi) of `shape`; *n gets their count. NULL when out of memory. */
+ * [lo, hi) of `shape`; *n gets their count. NULL with the error set (out of
+ * memory, or the memory limit: a workspace, limits.c); free with mg_work_free. */
 static int64_t *movement_offsets(const int64_t *shape, const int64_t *strides, int lo, int hi, int64_t *n) {
   int64_t total = 1, coord[MG_MAX_DIMS] = {0}, off = 0;
   for (int d = lo; d < hi; d++) total *= shape[d];
-  int64_t *t = malloc((size_t)(total ? total : 1) * sizeof *t);
-  if (!t) return NULL;
+  int64_t *t;
+  if (mg_work_alloc((size_t)(total ? total : 1) * sizeof *t, "movement", (void **)&t)) return NULL;
   for (int64_t k = 0; k < total; k++) {
     t[k] = off;
     for (int d = hi - 1; d >= lo; d--) {
@@ -517,15 +519,16 @@ static mg_status movement_split_init(const mg_call *c, movement_split *s, const 
   s->p = movement_offsets(idx->shape, strides, 0, a, &s->P);
   s->q = movement_offsets(idx->shape, strides, a + 1, idx->ndim, &s->Q);
   if (s->p && s->q) return MG_OK;
-  free(s->p);
-  free(s->q);
+  mg_status st = strstr(mg_last_error(), "memory limit") ? MG_ELIMIT : movement_oom(c);
+  mg_work_free(s->p);
+  mg_work_free(s->q);
   s->p = s->q = NULL;
-  return movement_oom(c);
+  return st;
 }
 
 static void movement_split_free(movement_split *s) {
-  free(s->p);
-  free(s->q);
+  mg_work_free(s->p);
+  mg_work_free(s->q);
 }
 
 /* Typed rows of gather: out[(p*A + i)*Q + q] = x[p[p] + v*xa + q[q]]. */
@@ -685,10 +688,10 @@ mg_status k_scatter_add(const mg_call *c, mg_tensor *out) {
       m.src = mg_ptr(src);
       movement_scatter_run(&m, (mg_dtype)out->dtype);
     } else {
-      st = movement_oom(c);
+      st = strstr(mg_last_error(), "memory limit") ? MG_ELIMIT : movement_oom(c);
     }
-    free(m.sp);
-    free(m.sq);
+    mg_work_free(m.sp);
+    mg_work_free(m.sq);
     movement_split_free(&m.s);
   }
   mg_tensor_release(owned);

@@ -358,8 +358,8 @@ static mg_status pool_max_backward(const mg_call *c, mg_tensor *out, int grad) {
   int tiled = g.sh >= g.kh && g.sw >= g.kw;  /* windows do not overlap */
   size_t es = mg_dtype_size((mg_dtype)out->dtype);
   size_t per = ((size_t)g.ch * (es + sizeof(int64_t)) + 63) & ~(size_t)63;  /* keeps each thread's int64s aligned */
-  char *scratch = malloc(per * (size_t)nt + 1);
-  if (!scratch) st = mg_seterror(MG_ENOMEM, "%s: out of memory", NAME(c));
+  char *scratch;
+  st = mg_work_alloc(per * (size_t)nt + 1, NAME(c), (void **)&scratch);
   if (!st && g.oh * g.ow == 0 && grad) memset(mg_ptr(out), 0, mg_tensor_nbytes(out));
   if (!st && g.oh * g.ow > 0) {
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -386,7 +386,7 @@ static mg_status pool_max_backward(const mg_call *c, mg_tensor *out, int grad) {
                          n0, n1, best, pos);
     }
   }
-  free(scratch);
+  mg_work_free(scratch);
   mg_tensor_release(tx);
   mg_tensor_release(ts);
   return st;

@@ -91,6 +91,7 @@ typedef struct rctx {
   const double *center;          /* per-output center of a second pass, or NULL */
   double divisor;                /* N for mean, N - correction for variance */
   int64_t base;                  /* index base added to arg results */
+  mg_limits *lim;                /* polled between pieces of long runs (limits.c), or NULL */
 } rctx;
 
 /* ---- e^x for x <= 0 (softmax and logsumexp only ever need that) ------------ */
@@ -662,20 +663,35 @@ static int64_t plan_offset(int n, const int64_t *sz, const int64_t *st, int64_t 
 
 /* Reduces positions [lo, hi) of the reduced space starting at `base` into
  * state o, one call per contiguous run of the innermost reduced dimension. */
+/* One run of n elements from position pos, in pieces of MG_POLL_CHUNK
+ * (always, so a sum's rounding does not depend on whether limits are set),
+ * polling the limits between pieces. */
+static void run_piecewise(const rctx *r, racc *a, int o, const char *ptr, int64_t n, int64_t stride, double c,
+                          int64_t pos) {
+  for (int64_t i = 0; i < n; i += MG_POLL_CHUNK) {
+    if (i && mg_kernel_stop(r->lim)) return;
+    r->row(a, o, ptr + i * stride * (int64_t)r->es, n - i < MG_POLL_CHUNK ? n - i : MG_POLL_CHUNK, stride, c, pos + i);
+  }
+}
+
 static void run_span(const rctx *r, const rplan *p, const char *base, int64_t lo, int64_t hi,
                      racc *a, int o, double c) {
   int last = p->nr - 1;
   int64_t coord[MG_MAX_DIMS];
   if (lo >= hi) return;  /* also keeps an empty (size-0) reduced dim out of plan_offset */
   if (last == 0) {       /* one reduced dimension: one run */
-    r->row(a, o, base + lo * p->rst[0] * (int64_t)r->es, hi - lo, p->rst[0], c, lo);
+    run_piecewise(r, a, o, base + lo * p->rst[0] * (int64_t)r->es, hi - lo, p->rst[0], c, lo);
     return;
   }
-  int64_t off = plan_offset(p->nr, p->rs, p->rst, lo, coord);
+  int64_t off = plan_offset(p->nr, p->rs, p->rst, lo, coord), work = 0;
   for (int64_t pos = lo; pos < hi;) {
     int64_t run = p->rs[last] - coord[last];
     if (run > hi - pos) run = hi - pos;
-    r->row(a, o, base + off * (int64_t)r->es, run, p->rst[last], c, pos);
+    run_piecewise(r, a, o, base + off * (int64_t)r->es, run, p->rst[last], c, pos);
+    if ((work += run) >= MG_POLL_CHUNK) {  /* many short runs: a poll per ~MG_POLL_CHUNK elements */
+      work = 0;
+      if (mg_kernel_stop(r->lim)) return;
+    }
     pos += run;
     off += run * p->rst[last];
     coord[last] += run;
@@ -693,8 +709,13 @@ static void run_rows(const rctx *r, const rplan *p, int64_t lo, int64_t hi) {
   int64_t coord[MG_MAX_DIMS];
   int short_exp = r->kind == R_SUMEXP && r->es == 4 && p->nk == 1 && p->nr == 1 && p->rst[0] == 1 &&
                   p->rs[0] > 0 && p->rs[0] < SHORT_ROW;
+  int64_t work = 0;
   for (int64_t o0 = lo; o0 < hi; o0 += CH) {
     int len = hi - o0 < CH ? (int)(hi - o0) : CH;
+    if ((work += len * (p->nred ? p->nred : 1)) >= MG_POLL_CHUNK) {
+      work = 0;
+      if (mg_kernel_stop(r->lim)) return;
+    }
     if (short_exp) {  /* batches of short float32 rows */
       for (int j = 0; j < len; j++) state_init(r, &a, j);
       rows_sumexp_f32(&a, len, (const float *)r->x + o0 * p->kst[0], p->rs[0], p->kst[0], r->center + o0);
@@ -766,6 +787,7 @@ static void run_col_unit(const rctx *r, const rplan *p, int64_t u, int64_t w, ra
   for (int64_t j = 0; j < len; j++) state_init(r, a, (int)j);
   int64_t off = 0;
   for (int64_t pos = 0; pos < p->nred; pos++) {
+    if ((pos & 4095) == 4095 && mg_kernel_stop(r->lim)) return;
     r->col(a, len, base + off * (int64_t)r->es, p->kst[last], c, pos);
     for (int d = rl; d >= 0; d--) {  /* next reduced position */
       off += p->rst[d];
@@ -779,11 +801,11 @@ static void run_col_unit(const rctx *r, const rplan *p, int64_t u, int64_t w, ra
 
 /* Runs units [lo, hi) of the column loop with states from the heap. */
 static mg_status run_cols(const rctx *r, const rplan *p, int64_t w, int64_t lo, int64_t hi) {
-  char *mem = malloc((size_t)w * (sizeof(double) + 2 * sizeof(int64_t)));
-  if (!mem) return MG_ENOMEM;
+  char *mem;   /* on an OpenMP thread: no memory account there, and these states are small */
+  if (!(mem = malloc((size_t)w * (sizeof(double) + 2 * sizeof(int64_t))))) return MG_ENOMEM;
   racc a = {(double *)mem, (int64_t *)(mem + w * sizeof(double)),
             (int64_t *)(mem + w * (sizeof(double) + sizeof(int64_t)))};
-  for (int64_t u = lo; u < hi; u++) run_col_unit(r, p, u, w, &a);
+  for (int64_t u = lo; u < hi && !mg_kernel_stop(r->lim); u++) run_col_unit(r, p, u, w, &a);
   free(mem);
   return MG_OK;
 }
@@ -864,6 +886,7 @@ static void rctx_init(rctx *r, const mg_call *c, int kind, int fin, mg_tensor *o
   r->center = NULL;
   r->divisor = 1;
   r->base = c->ctx ? c->ctx->index_base : 0;
+  r->lim = mg_tl_kernel;
 }
 
 static mg_status reduce_simple(const mg_call *c, mg_tensor *out, int kind, int fin) {
@@ -898,20 +921,21 @@ static mg_status reduce_centered(const mg_call *c, mg_tensor *out, int kind1, in
   rctx r;
   plan_build(&p, x, reduce_mask(c, x, 0), 0);
   if (p.nout == 0) return MG_OK;
-  double *center = malloc((size_t)p.nout * sizeof *center);
-  if (!center) return mg_seterror(MG_ENOMEM, "%s: out of memory", c->info->name);
+  double *center;
+  mg_status st = mg_work_alloc((size_t)p.nout * sizeof *center, c->info->name, (void **)&center);
+  if (st) return st;
   rctx_init(&r, c, kind1, fin1, out);
   r.out = (char *)center;
   r.odt = MG_FLOAT64;
   r.divisor = (double)p.nred;
-  mg_status st = reduce_exec(&r, &p);
+  st = reduce_exec(&r, &p);
   if (!st) {
     rctx_init(&r, c, kind2, fin2, out);
     r.center = center;
     r.divisor = (double)p.nred - (double)correction;
     st = reduce_exec(&r, &p);
   }
-  free(center);
+  mg_work_free(center);
   return st;
 }
 
@@ -1068,11 +1092,15 @@ static mg_status softmax_run(const mg_call *c, mg_tensor *out, int logsm) {
   }
   int64_t units = softmax_units(&p);
   int nt = n >= MG_PAR_MIN && units > 1 ? mg_threads() : 1;
+  mg_limits *lim = n >= MG_POLL_CHUNK ? mg_tl_kernel : NULL;
+  int64_t per_unit = units ? n / units : 1, every = per_unit >= MG_POLL_CHUNK ? 1 : MG_POLL_CHUNK / (per_unit + 1) + 1;
   if (nt > 1) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t u = 0; u < units; u++) softmax_unit(&p, u);
+    for (int64_t u = 0; u < units; u++)
+      if (!(u % every ? mg_kernel_stopped(lim) : mg_kernel_stop(lim))) softmax_unit(&p, u);
   } else {
-    for (int64_t u = 0; u < units; u++) softmax_unit(&p, u);
+    for (int64_t u = 0; u < units && !(u % every ? mg_kernel_stopped(lim) : mg_kernel_stop(lim)); u++)
+      softmax_unit(&p, u);
   }
   return MG_OK;
 }

@@ -154,13 +154,23 @@ static void fused_range(const mg_fused *p, mg_tensor *const *ins, mg_tensor *out
   else fused_range_f64(p, ins, (double *)mg_ptr(out), lo, hi);
 }
 
+/* Elements [lo, hi) in pieces of MG_POLL_CHUNK, polling the kernel limits
+ * between them (limits.c). */
+static void fused_polled(const mg_fused *p, mg_tensor *const *ins, mg_tensor *out, int64_t lo, int64_t hi,
+                         mg_limits *lim) {
+  int64_t step = lim ? MG_POLL_CHUNK : hi - lo;
+  for (int64_t a = lo; a < hi && !mg_kernel_stop(lim); a += step)
+    fused_range(p, ins, out, a, hi - a < step ? hi : a + step);
+}
+
 /* Contiguous block ranges, one per thread, for big outputs. Compiled once
  * per ISA with the kernels (core/isa.c), so fused and unfused nodes run the
  * same instructions and agree bit for bit. */
 void mg_fused_exec(const mg_fused *p, mg_tensor *const *ins, mg_tensor *out, int64_t n) {
   int nt = n >= MG_PAR_MIN ? mg_threads() : 1;
+  mg_limits *lim = mg_tl_kernel;
   if (nt <= 1) {
-    fused_range(p, ins, out, 0, n);
+    fused_polled(p, ins, out, 0, n, lim);
     return;
   }
   int64_t nblocks = (n + FUSED_BLOCK - 1) / FUSED_BLOCK;
@@ -169,7 +179,7 @@ void mg_fused_exec(const mg_fused *p, mg_tensor *const *ins, mg_tensor *out, int
     int t = omp_get_thread_num(), k = omp_get_num_threads();
     int64_t lo = nblocks * t / k * FUSED_BLOCK, hi = nblocks * (t + 1) / k * FUSED_BLOCK;
     if (hi > n) hi = n;
-    if (lo < hi) fused_range(p, ins, out, lo, hi);
+    if (lo < hi) fused_polled(p, ins, out, lo, hi, lim);
   }
 }
 
@@ -262,6 +272,11 @@ mg_status mg_fused_run(mg_ctx *ctx, const mg_gnode *n, mg_tensor *const *ins, mg
   mg_status st = fused_output(p, ref, out);
   if (st) return st;
   int64_t numel = mg_tensor_numel(*out);
+  mg_limits *outer = mg_kernel_begin();
   if (numel > 0) fused_exec(p, ins, *out, numel);
-  return MG_OK;
+  if ((st = mg_kernel_end(outer, MG_OK))) {   /* stopped halfway: no partial result */
+    mg_tensor_release(*out);
+    *out = NULL;
+  }
+  return st;
 }

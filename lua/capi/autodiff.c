@@ -392,6 +392,7 @@ static const luaL_Reg autodiff_fns[] = {
 
 void mgL_open_autodiff(lua_State *L, int state_idx, int module_idx) {
   luaL_newmetatable(L, MGL_TAPE);
+  mgL_protect_metatable(L, -1);
   lua_pushcfunction(L, tape_gc);
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, tape_close);

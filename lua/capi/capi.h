@@ -99,6 +99,12 @@ lua_State *mgL_callback_thread(mgL_state *S);
  * message as the engine's error and releases and clears out[0..nout). */
 mg_status mgL_callback_pcall(lua_State *L, int top, int nargs, mg_tensor **out, int nout);
 
+/* Hides the metatable at idx from scripts: getmetatable() on its objects
+ * gives its name ("mg.Tensor") instead, so no script can read or replace
+ * its __gc, __index or any other field (the engine relies on them; the
+ * sandbox, doc/embedding.md). C code still reaches it (lua_getmetatable). */
+void mgL_protect_metatable(lua_State *L, int idx);
+
 /* Registration helpers for the module's parts (each file owns one). */
 void mgL_open_tensor(lua_State *L, int state_idx);   /* metatable + methods */
 void mgL_open_ops(lua_State *L, int state_idx, int module_idx);

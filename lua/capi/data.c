@@ -120,6 +120,7 @@ static void push_upvalues(lua_State *L, int state_idx) {
 
 void mgL_open_data(lua_State *L, int state_idx) {
   luaL_newmetatable(L, MGL_PREFETCH);
+  mgL_protect_metatable(L, -1);
   push_upvalues(L, state_idx);
   lua_pushcclosure(L, data_close, 2);
   lua_setfield(L, -2, "__gc");

@@ -820,10 +820,12 @@ static const luaL_Reg graph_fns[] = {
 
 void mgL_open_graph(lua_State *L, int state_idx, int module_idx) {
   luaL_newmetatable(L, MGL_KEPT);
+  mgL_protect_metatable(L, -1);
   lua_pushcfunction(L, kept_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newmetatable(L, MGL_GRAPH);
+  mgL_protect_metatable(L, -1);
   lua_pushcfunction(L, graph_gc);
   lua_setfield(L, -2, "__gc");
   lua_newtable(L);

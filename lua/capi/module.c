@@ -166,6 +166,22 @@ static int core_clock(lua_State *L) {
   return 1;
 }
 
+/* core.warn(text): hands one warning or note of the library
+ * (moongrad.warnings) to the function registry["mg.warn"] when a host
+ * embedding set one (scripts cannot reach the registry) and returns true;
+ * false when there is none (the library then writes io.stderr). */
+static int core_warn(lua_State *L) {
+  luaL_checkstring(L, 1);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "mg.warn") != LUA_TFUNCTION) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 0);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int core_bytes_live(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)mg_storage_bytes_live());
   return 1;
@@ -181,7 +197,7 @@ static const luaL_Reg module_fns[] = {
     {"get_num_threads", core_get_num_threads},
     {"config_info", core_config_info},
     {"is_tensor", core_is_tensor},
-    {"bytes_live", core_bytes_live},
+    {"bytes_live", core_bytes_live}, {"warn", core_warn},
     {"clock", core_clock},
     {NULL, NULL}};
 

@@ -641,6 +641,12 @@ static const luaL_Reg method_fns[] = {
     {"is_freed", tensor_is_freed}, {"tobytes", tensor_tobytes}, {"shares_storage", tensor_same_storage},
     {NULL, NULL}};
 
+void mgL_protect_metatable(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, idx, "__name");
+  lua_setfield(L, idx, "__metatable");
+}
+
 /* Creates the metatable (registry "mg.Tensor") and the methods table; leaves
  * the methods table on the stack. Metamethods get upvalues (state,
  * metatable, methods). */
@@ -657,6 +663,7 @@ void mgL_open_tensor(lua_State *L, int state_idx) {
   lua_pushvalue(L, methods);
   luaL_setfuncs(L, meta_fns, 3);
   lua_pop(L, 1);
+  mgL_protect_metatable(L, mt);
   lua_pushvalue(L, state_idx);
   lua_pushvalue(L, mt);
   luaL_setfuncs(L, method_fns, 2);

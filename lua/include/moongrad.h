@@ -88,25 +88,36 @@ typedef struct mg_runtime_options {
    * fails, the script gets Lua's "not enough memory" error (a pcall inside
    * the script may catch it), and the call returns MG_ELIMIT. */
   size_t memory_limit;
-  /* Cap on the engine's live tensor storage in bytes (0 = none), checked
-   * before every function call a script makes (after a full collection, when
-   * over): past it the script gets an error and the call returns MG_ELIMIT.
-   * The engine counts live storage per process, not per runtime, so with
-   * several runtimes this bounds their total. */
+  /* Cap in bytes (0 = none) on the engine memory this runtime's calls
+   * allocate: tensor storage, the buffers of staged graphs and kernel
+   * workspaces, counted until freed, whoever frees them. Checked before each
+   * allocation (after a full collection, when over): an allocation past it
+   * fails, the script gets an error ("tensor memory limit of N bytes
+   * exceeded ...") and, unless it catches it, the call returns MG_ELIMIT.
+   * Tensors the host makes (or a callback makes) are not counted; tensors of
+   * at most 64 bytes live in their headers and are bounded by memory_limit. */
   size_t tensor_memory_limit;
-  /* Budget of each call from the host (mg_run_*, mg_invoke*): Lua VM
-   * instructions (counted in steps of 1,000) and wall-clock seconds; 0 =
-   * unlimited. A script past its budget gets an error it cannot catch for
-   * long (the budget stays exhausted until the host's call returns), and the
-   * call returns MG_ELIMIT. A single long C kernel is not interrupted. */
+  /* Budget of each call from the host (mg_run_*, mg_invoke*, mg_call_into,
+   * and the finalizers mg_runtime_free runs): Lua VM instructions (counted in
+   * steps of 1,000; each iteration of a staged while loop counts the nodes of
+   * its body) and wall-clock seconds; 0 = unlimited. A script past its
+   * budget gets an error it cannot catch for long (the budget stays spent
+   * until the host's call returns), and the call returns MG_ELIMIT. Staged
+   * graphs are stopped too: the engine checks at every while-loop iteration,
+   * before each kernel and between the chunks of long kernels (a BLIS block
+   * of a large matmul, about 5 ms, is the longest stretch it cannot stop;
+   * measured overshoots are in doc/embedding.md). */
   uint64_t instruction_limit;
   double time_limit;
-  /* Sandbox for untrusted scripts: only the base (without dofile/loadfile;
-   * load takes text chunks only), string, table, math, utf8 and coroutine
-   * libraries, os.clock/time/date/difftime, debug.traceback/getinfo and
-   * require of the built-in library; no io, no C modules, no os.exit, no
-   * __gc on tables. The built-in library itself keeps the whole debug
-   * library (mg.func needs upvalues). Lua modules may be required from
+  /* Sandbox for untrusted scripts (the threat model is in doc/embedding.md):
+   * only the base (without dofile/loadfile; load takes text chunks only),
+   * string, table, math, utf8 and coroutine libraries (the script's own
+   * copies), os.clock/time/date/difftime, debug.traceback and a
+   * debug.getinfo that gives no stack function, and require of the
+   * built-in library; no io, no C modules, no os.exit, no __gc on tables,
+   * and the engine's metatables are hidden. The built-in library runs in a
+   * private environment of its own that no script can reach or change.
+   * Lua modules may be required (as text) from
    * `allowed_dir` when it is set. moongrad's own file functions (mg.save,
    * mg.load, mg.io.*, model saving, checkpoints, CSV, plot_model, data
    * sets) accept only paths that resolve (links and ".." followed) inside
@@ -144,11 +155,23 @@ MG_API void mg_runtime_free(mg_runtime *rt);
 MG_API const char *mg_runtime_errmsg(const mg_runtime *rt);
 /* Bytes of Lua heap in use, and the most ever in use. */
 MG_API size_t mg_runtime_memory(const mg_runtime *rt, size_t *peak);
+/* With tensor_memory_limit set: bytes of engine memory (tensor storage,
+ * graph buffers, kernel workspaces) charged to rt and not yet freed, and
+ * the most ever (peak may be NULL); 0 without a limit. */
+MG_API size_t mg_runtime_tensor_memory(const mg_runtime *rt, size_t *peak);
 /* The Lua state, for hosts that want the full Lua C API (borrowed; do not
  * close it). Calls made directly on it get none of this API's protection. */
 MG_API struct lua_State *mg_runtime_lua(mg_runtime *rt);
-/* Changes the per-call budget (same meaning as the options). */
+/* Changes the per-call budget (same meaning as the options); it applies
+ * from the next call. */
 MG_API void mg_runtime_set_budget(mg_runtime *rt, uint64_t instruction_limit, double time_limit);
+/* Stops the host call running in rt as if its budget were spent: the script
+ * gets the error "interrupted" (which it cannot catch for long), a staged
+ * graph stops at its next loop iteration or kernel chunk, and the call
+ * returns MG_ELIMIT. Safe from any thread and from a signal handler; the
+ * runtime stays usable. Does nothing when no call is running (a call that
+ * starts afterwards is not affected). */
+MG_API void mg_runtime_interrupt(mg_runtime *rt);
 
 /* ---- values crossing the boundary ------------------------------------------------ */
 

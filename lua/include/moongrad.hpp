@@ -338,6 +338,8 @@ class Runtime {
 
   mg_runtime *get() const noexcept { return rt_; }
   size_t memory() const { return rt_ ? mg_runtime_memory(rt_, nullptr) : 0; }
+  /* Stops the call running in this runtime (any thread): mg_runtime_interrupt. */
+  void interrupt() noexcept { if (rt_) mg_runtime_interrupt(rt_); }
 
   void run(const std::string &code, const char *chunkname = nullptr) {
     check(rt_ ? mg_run_string(rt_, code.c_str(), chunkname) : MG_ESTATE);

@@ -145,7 +145,7 @@ local function improved(mode, current, best, min_delta)
   return current > best + min_delta
 end
 
-local function warn(msg) io.stderr:write("moongrad: warning: ", msg, "\n") end
+local warn = require("moongrad.warnings").warning
 
 local function available(logs)
   local keys = {}

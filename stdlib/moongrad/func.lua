@@ -253,10 +253,14 @@ local Func = {}
 Func.__index = Func
 
 local trace_depth = 0           -- > 0 while any staged function is being traced
+-- A staged function called while tracing is inlined (its Lua code runs again, adding nodes), so
+-- one that calls itself recurses for as long as its own Lua code lets it: with a stop that
+-- depends on a tensor, forever. Inlined calls of each function are counted (afresh for each
+-- outermost trace) and a clear error comes past this depth.
+local MAX_INLINE_DEPTH = 50
+local inlined = {}
 
-local function warn(msg)
-  io.stderr:write("moongrad: warning: ", msg, "\n")
-end
+local warn = require("moongrad.warnings").warning
 
 -- The placeholder shapes for this call's tensors: exact, generalised to -1
 -- where an earlier trace with the same structure saw other sizes
@@ -379,6 +383,7 @@ function Func:trace(args, key, tensors)
   local pos = { i = 0 }
   local targs = {}
   for i = 1, args.n do targs[i] = rebuild(args[i], sym, pos) end
+  if trace_depth == 0 then inlined = setmetatable({}, { __mode = "k" }) end
   trace_depth = trace_depth + 1
   local saved_first = autodiff._variables_allowed
   autodiff._variables_allowed = first and self.name or false
@@ -795,8 +800,26 @@ function Func:call_taped(cf, args, tensors)
   return outs
 end
 
+local function inline_done(self, depth, ...)
+  inlined[self] = depth
+  return ...
+end
+
+-- A call made while tracing: inlined, so it must not recurse without end.
+local function inline_call(self, ...)
+  local depth = inlined[self] or 0
+  if depth >= MAX_INLINE_DEPTH then
+    options.raise(string.format("%s: this staged function called itself %d levels deep while being traced; a "
+      .. "staged function called while tracing is inlined into the graph, so recursion must stop on a Lua value "
+      .. "(such as a number argument), not on a tensor: use mg.while_loop or a loop over a tensor condition",
+      self.name, depth))
+  end
+  inlined[self] = depth + 1
+  return inline_done(self, depth, self.traced_fn(...))
+end
+
 function Func:__call(...)
-  if trace_depth > 0 then return self.traced_fn(...) end  -- called while tracing: inline it
+  if trace_depth > 0 then return inline_call(self, ...) end  -- called while tracing: inline it
   if self.eager or M.run_functions_eagerly then return self.traced_fn(...) end
   local cf = self.fast
   if cf and cf.plain then  -- no guards or constraints: one C call checks the tensors and runs

@@ -19,12 +19,17 @@ local plain = { number = true, string = true, boolean = true }
 local getfenv, setfenv = rawget(_G, "getfenv"), rawget(_G, "setfenv")
 local MAX_GUARDED_FUNCTIONS = 512
 
+local user_fn = setmetatable({}, { __mode = "k" })   -- function -> is_user_function's answer
 local function is_user_function(f)
   if type(f) ~= "function" then return false end
+  local known = user_fn[f]
+  if known ~= nil then return known end
   local info = debug.getinfo(f, "S")
-  if info.what ~= "Lua" then return false end
   local src = info.source
-  return not (options.is_own_source(src) or src:find("/share/lua/", 1, true) or src:find("/lib/lua/", 1, true))
+  local yes = info.what == "Lua" and
+    not (options.is_own_source(src) or src:find("/share/lua/", 1, true) or src:find("/lib/lua/", 1, true))
+  user_fn[f] = yes
+  return yes
 end
 
 local Collector = {}
@@ -120,9 +125,22 @@ function M.note_host(fn)
   if host_fns and type(fn) == "function" then host_fns[#host_fns + 1] = fn end
 end
 
+-- A guard's value now. Guards hold plain values of user functions only, and M.hold is public
+-- (a sandboxed script can call it with guards of its own making): an upvalue of anything else is
+-- never read, and a value that is no longer plain comes back as its type's name, so no table or
+-- function of the library's is ever handed out.
+local NOT_PLAIN = setmetatable({}, { __tostring = function() return "a value of another type" end,
+  __metatable = false })
 local function guard_now(gd)
-  if gd.kind == "upvalue" then return select(2, debug.getupvalue(gd.fn, gd.index)) end
-  return gd.env[gd.name]
+  local v
+  if gd.kind == "upvalue" then
+    if not is_user_function(gd.fn) or type(gd.index) ~= "number" then return NOT_PLAIN end
+    v = select(2, debug.getupvalue(gd.fn, gd.index))
+  else
+    v = gd.env[gd.name]
+  end
+  if plain[type(v)] or v == nil then return v end
+  return NOT_PLAIN
 end
 
 -- The guards that are state rather than inputs: values the trace itself

@@ -5,12 +5,14 @@
  */
 #include "moongrad.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using moongrad::Error;
@@ -121,6 +123,19 @@ static void errors_become_exceptions() {
     CHECK(e.status() == MG_ELIMIT);
   }
   CHECK(limited.eval("return 1 + 1")[0].integer() == 2);
+  Runtime spinning;   // no budget: stopped from another thread
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    spinning.interrupt();
+  });
+  try {
+    spinning.run("while true do end");
+    CHECK(false);
+  } catch (const Error &e) {
+    CHECK(e.status() == MG_ELIMIT);
+    CHECK(contains(e.what(), "interrupted"));
+  }
+  stopper.join();
 }
 
 static void callback_exceptions_never_cross_lua() {

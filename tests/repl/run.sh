@@ -262,6 +262,16 @@ check "Ctrl-C interrupts a running statement" {interrupted!}
 send "print('still here')\r"
 check "the session goes on after Ctrl-C" {\r\nstill here\r\n}
 
+send "w = mg.func(function(x) return mg.while_loop(function(v) return mg.less(v, 2) end, function(v) return v * 1 end, {x}) end)\r"
+prompt
+send "print('staged') w(mg.tensor(1.0))\r"
+expect -re {\r\nstaged\r\n}
+sleep 0.5
+send "\003"
+check "Ctrl-C stops a staged graph's endless while loop" {interrupted}
+send "print(w ~= nil and mg.executing_eagerly())\r"
+check "the session goes on after stopping a graph" {\r\ntrue\r\n}
+
 send "this line is dropped"
 sleep 0.2
 send "\003"

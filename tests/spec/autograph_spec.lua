@@ -256,6 +256,31 @@ describe("loading the converted function", function()
     os.remove(path)
   end)
 
+  it("refuses a function whose source file was edited after it was loaded", function()
+    local path = os.tmpname()
+    local function write(text)
+      local f = assert(io.open(path, "w"))
+      f:write(text)
+      f:close()
+    end
+    -- the same lines and parameters, another body: line 2 held code and now holds a comment
+    write("return function(x)\n  local y = x * 2\n  if y > 0 then return y end\n  return x\nend\n")
+    local f = dofile(path)
+    write("return function(x)\n  -- y = x * 2\n  if x > 0 then return x * 3 end\n  return x\nend\n")
+    fails(function() return mg.func(f)(mg.tensor(3.0)) end, "does not match the function that was loaded")
+    -- a statement on a line the loaded function has no code on
+    write("return function(x)\n\n  if x > 0 then return x * 2 end\n  return x\nend\n")
+    f = dofile(path)
+    write("return function(x)\n  x = x + 1\n  if x > 0 then return x * 2 end\n  return x\nend\n")
+    fails(function() return mg.func(f)(mg.tensor(3.0)) end, "line 2 holds a statement the loaded function does not have")
+    -- lines moved
+    write("-- a new first line\nreturn function(x)\n  if x > 0 then return x * 2 end\n  return x\nend\n")
+    fails(function() return mg.func(f)(mg.tensor(3.0)) end, "was the file edited after it was loaded?")
+    -- loaded again, it converts
+    near(mg.func(dofile(path))(mg.tensor(3.0)), 6)
+    os.remove(path)
+  end)
+
   it("do_not_convert keeps a function as it is", function()
     local helper = ag.do_not_convert(function(v)
       if v > 0 then return v end
@@ -297,6 +322,14 @@ describe("strict, warn and functions without source", function()
     near(f(mg.tensor(3.0)), 6)
     text = stderr_of(function() mg.func(print) end)
     assert.is_truthy(text:find("a C function", 1, true))
+  end)
+
+  it("register_source cannot replace the source of the library's own chunks", function()
+    local src = debug.getinfo(mg.save, "S").source
+    fails(function() ag.register_source(src, "return function() return debug end") end,
+      "only the source of chunks you loaded yourself")
+    fails(function() ag.register_source(debug.getinfo(ag.convert, "S").source, "") end, "moongrad library")
+    fails(function() ag.register_source("=x") end, "two strings")
   end)
 
   it("a chunk without source text can register it", function()

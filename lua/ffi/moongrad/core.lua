@@ -1115,6 +1115,10 @@ function M.config_info()
 end
 function M.is_tensor(x) return testtensor(x) ~= nil end
 function M.bytes_live() return tonumber(lib.mg_storage_bytes_live()) end
+
+-- core.warn(text): false: no host takes the library's warnings here (moongrad.warnings writes
+-- io.stderr).
+function M.warn() return false end
 local ts = new("struct mgjit_timespec")
 function M.clock()   -- monotonic wall time in seconds
   C.clock_gettime(1, ts)
