@@ -281,6 +281,10 @@ check "Ctrl-C at the prompt drops the line" {\r\nfresh\r\n}
 
 send "x = 'hist' .. 'ory'\r"
 prompt
+# A person's pause before each Ctrl-D: a ^D that reaches the terminal before the line editor
+# has it in raw mode again is an empty cooked read the editor never sees (once, under load, the
+# session then waited forever for input)
+sleep 0.2
 send "\004"
 expect {
   eof {
@@ -312,9 +316,12 @@ spawn -noecho $mg
 prompt
 send "print('elsewhere')\r"
 check "a session with MOONGRAD_HISTORY runs" {\r\nelsewhere\r\n}
+sleep 0.2
 send "\004"
-expect eof
-wait
+expect {
+  eof { wait }
+  timeout { notok "Ctrl-D ends the MOONGRAD_HISTORY session" "timed out"; close; wait }
+}
 
 # A history file that cannot be written is silently ignored.
 set env(MOONGRAD_HISTORY) /nonexistent/dir/history
@@ -322,6 +329,7 @@ spawn -noecho $mg
 prompt
 send "print('no history')\r"
 check "a session with an unwritable history file runs" {\r\nno history\r\n}
+sleep 0.2
 send "\004"
 expect {
   -re {[Hh]istory|rror} { notok "an unwritable history file is not reported" "it printed an error" }
