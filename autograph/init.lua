@@ -73,10 +73,12 @@ local is_library   -- (below: installed libraries and moongrad's own files)
 -- chunks the caller loaded itself: the chunks of moongrad's library (and
 -- installed Lua libraries) keep their own text, since converted code runs
 -- with the environment and upvalues of the function it replaces.
+-- register_source(chunkname, nil) forgets a registered text (a host or a
+-- fuzzer that loads many chunks frees them).
 function M.register_source(chunkname, text)
-  if type(chunkname) ~= "string" or type(text) ~= "string" then
-    options.raise("register_source: expected a chunk name and its text (two strings), got "
-      .. type(chunkname) .. " and " .. type(text))
+  if type(chunkname) ~= "string" or (type(text) ~= "string" and text ~= nil) then
+    options.raise("register_source: expected a chunk name and its text (two strings, or nil to forget "
+      .. "it), got " .. type(chunkname) .. " and " .. type(text))
   end
   if options.is_own_source(chunkname) or builtin_source(chunkname) or is_library(chunkname) then
     options.raise("register_source: '" .. chunkname .. "' is a chunk of the moongrad library or an installed "

@@ -329,7 +329,9 @@ describe("strict, warn and functions without source", function()
     fails(function() ag.register_source(src, "return function() return debug end") end,
       "only the source of chunks you loaded yourself")
     fails(function() ag.register_source(debug.getinfo(ag.convert, "S").source, "") end, "moongrad library")
-    fails(function() ag.register_source("=x") end, "two strings")
+    fails(function() ag.register_source("=x", 5) end, "two strings")
+    fails(function() ag.register_source(nil, "return 1") end, "two strings")
+    fails(function() ag.register_source(src, nil) end, "only the source of chunks you loaded yourself")
   end)
 
   it("a chunk without source text can register it", function()
@@ -339,6 +341,9 @@ describe("strict, warn and functions without source", function()
     ag.register_source("=console", text)
     local g = load(text, "=console")()
     near(mg.func(g)(mg.tensor(0.25)), 0.75)
+    ag.register_source("=console", nil)      -- forgotten: a new chunk of that name has no text again
+    local h = load(text, "=console")()
+    assert.is_truthy(stderr_of(function() mg.func(h) end):find("no source text", 1, true))
   end)
 end)
 
