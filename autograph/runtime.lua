@@ -769,8 +769,12 @@ local function staged_while(cond_fn, body_fn, get, set, names, what)
           elseif k == "undef" then
             outs[#outs + 1] = materialize(v, s)
           else
-            fail(string.format("loop variable '%s' is %s before this %s and the body makes it %s",
-              name, describe(init[i]), what, describe(v)))
+            -- a Variable is the object, not its value: carrying its value would differ from
+            -- eager code once it is assigned (the rule of a staged if; fuzzer seed 9001913)
+            fail(string.format("loop variable '%s' is %s before this %s and the body makes it %s%s",
+              name, describe(init[i]), what, describe(v),
+              (is_tensor(v) and core.is_variable(v)) and "; a staged loop carries only tensors and numbers out of "
+                .. "its body: write its value, v:read()" or ""))
           end
         elseif specs[i] == false then
           if k == "tensor" or k == "weak" then specs[i] = meta_of(v); specs[i].weak = nil; retry = true

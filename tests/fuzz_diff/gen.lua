@@ -1001,6 +1001,7 @@ function Ctx:stmt(last)
     -- a break is the last statement of an if inside the loop
     local c = self:cond(0)
     if loop.lua_iter and (tensory(c) or self.rdepth > 0) then return nil end
+    if tensory(c) or self.rdepth > 0 then self.region_exit = true end
     self:enter_region(tensory(c))
     self:leave_region(tensory(c))
     return { tag = "if", arms = { { c = c, body = { { tag = "break" } } } } }
@@ -1008,6 +1009,8 @@ function Ctx:stmt(last)
     for _, l in ipairs(self.loops) do if l.lua_iter then return nil end end
     local c = self:cond(0)
     local tensor = tensory(c)
+    -- the code after a staged return or break runs inside a cond the rewrite makes (seed 9001812)
+    if tensor or self.rdepth > 0 then self.region_exit = true end
     self:enter_region(tensor)
     local vals = {}
     for i, ty in ipairs(self.fn.ret) do vals[i] = self:expr(ty, 1, nil, ty.k == "num") end
@@ -1053,7 +1056,7 @@ function Ctx:stmt(last)
     local acc = self.acc
     if not acc then return nil end
     local e = self:expr(acc.elem, 1)
-    if self.rdepth > 0 then self.prog.tablewrite_in_region = true end
+    if self.rdepth > 0 or self.region_exit then self.prog.tablewrite_in_region = true end
     return { tag = "tblappend", name = acc.name, e = e }
   end
 end
@@ -1062,6 +1065,7 @@ end
 
 local function gen_fn(ctx, fn, nstmts)
   ctx.fn = fn
+  ctx.region_exit = false
   ctx.scopes = { ctx.scopes[1], {} }
   for _, p in ipairs(fn.params) do ctx:declare(p) end
   ctx.budget = nstmts

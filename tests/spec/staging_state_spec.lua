@@ -354,6 +354,24 @@ describe("the differential fuzzer's findings", function()
     assert.truthy(tostring(err):find("'t' is nil before this while loop", 1, true))
   end)
 
+  it("a staged loop that makes a tensor variable a Variable asks for v:read() (fuzzer seed 9001913)", function()
+    local V = mg.Variable(mg.tensor(1.25, "float32"))
+    local function main(x)
+      local v = x
+      local i = 0
+      while (i < 1) and (1.75 >= v) do
+        i = i + 1
+        v = V
+      end
+      return v
+    end
+    local ok, err = pcall(mg.func(main), mg.tensor(-0.75, "float32"))
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("loop variable 'v' is a float32 () tensor before this while loop and the body "
+      .. "makes it a float32 () Variable; a staged loop carries only tensors and numbers out of its body: write its "
+      .. "value, v:read()", 1, true))
+  end)
+
   it("F6: a branch's dead state is not seen by an elseif condition's trace", function()
     local function main(x1, x2, x3)
       local v1 = x1 * 0 + 1
