@@ -512,11 +512,13 @@ local function staged_if(cond, then_fn, else_fn, get, set, names)
   local ge, ev, _, emetas, eargs = trace_branch("if_else", else_fn, get, set, init, hints, tslots)
   -- decide every slot; the then branch is retraced when a slot it did not output is needed
   local targets, retrace_then, retrace_else, slots, same = {}, false, false, {}, {}
+  local weak_out = {}   -- slots where neither path has a typed tensor: the output stays weak
   for i = 1, nstate do
     local a, b, name = tv[i], ev[i], names[i]
     local ka, kb = kind(a), kind(b)
     local ta = ka == "tensor" or ka == "weak" or ka == "undef"
     local tb = kb == "tensor" or kb == "weak" or kb == "undef"
+    weak_out[i] = (ka == "weak" or ka == "undef") and (kb == "weak" or kb == "undef")
     if rawequal(a, b) then
       -- the same value on both paths: kept as it is (an output the then branch made stays unused)
       if tslots[i] then slots[i] = true; targets[i] = tmetas[i] end
@@ -564,7 +566,13 @@ local function staged_if(cond, then_fn, else_fn, get, set, names)
   local final, k = {}, 0
   for i = 1, nstate do
     if slots[i] then k = k + 1 end
-    if slots[i] and not same[i] then final[i] = outs[k] else final[i] = tv[i] end
+    if slots[i] and not same[i] then
+      final[i] = outs[k]
+      -- numbers on both paths (0 and -0.75) make a number that later meets other values as a
+      -- number would: an int64 output must not force -0.75 into int64 at the next if (LuaJIT:
+      -- K - K is integral; fuzzer seed 8100953)
+      if weak_out[i] and #outs[k].shape == 0 and outs[k].dtype ~= "bool" then weak_placeholders[outs[k]] = true end
+    else final[i] = tv[i] end
   end
   for i = init.first_scratch, init.n do final[i] = init[i] end
   if set then set(unpack(final, 1, init.n)) end

@@ -372,6 +372,20 @@ describe("the differential fuzzer's findings", function()
       .. "value, v:read()", 1, true))
   end)
 
+  it("numbers on both paths of a staged if stay numbers for the next if (fuzzer seed 8100953)", function()
+    -- 0 and 2 are integers: the first if's output must not make 0.5 an int64 at the second
+    local function main(x)
+      local r = 0
+      if x > 0 then r = 2 end
+      if x > 1 then r = 0.5 end
+      return r
+    end
+    local f = mg.func(main)
+    near(f(mg.tensor(3.0)), 0.5)
+    near(f(mg.tensor(0.5)), 2)
+    near(f(mg.tensor(-1.0)), 0)
+  end)
+
   it("F6: a branch's dead state is not seen by an elseif condition's trace", function()
     local function main(x1, x2, x3)
       local v1 = x1 * 0 + 1
