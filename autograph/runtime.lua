@@ -489,6 +489,12 @@ local function slot_target(name, a, b)
   if type(w) == "boolean" and t.dtype ~= "bool" then
     return nil, string.format("'%s' is %s in one branch and %s in the other", name, describe(ma.weak and b or a), describe(w))
   end
+  if type(w) == "number" and (t.dtype == "int64" or t.dtype == "int32" or t.dtype == "uint8") and w ~= math.floor(w) then
+    -- the number would have to become an integer tensor: name it here, at the if, not in `full`
+    return nil, string.format("'%s' is %s in one branch and the number %s in the other, which an %s tensor "
+      .. "cannot hold (cast the tensor to a float dtype before the if)", name, describe(ma.weak and b or a),
+      tostring(w), t.dtype)
+  end
   return { dtype = t.dtype, shape = t.shape }
 end
 
@@ -823,7 +829,11 @@ local function staged_while(cond_fn, body_fn, get, set, names, what)
       end
       local final = {}
       for i = 1, init.n do final[i] = init[i] end
-      for j, i in ipairs(slots) do final[i] = outs[j] end
+      for j, i in ipairs(slots) do
+        final[i] = outs[j]
+        -- a number carried through the loop stays a number for what follows (as after an if)
+        if specs[i].weak and specs[i].dtype ~= "bool" then weak_placeholders[outs[j]] = true end
+      end
       if set then set(unpack(final, 1, init.n)) end
       return
     end

@@ -384,6 +384,25 @@ describe("the differential fuzzer's findings", function()
     near(f(mg.tensor(3.0)), 0.5)
     near(f(mg.tensor(0.5)), 2)
     near(f(mg.tensor(-1.0)), 0)
+    -- the same after a staged loop
+    local function after_loop(x, n)
+      local r = 0
+      local i = 0
+      while i < n do i = i + 1; r = 2 end
+      if x > 1 then r = 0.5 end
+      return r
+    end
+    local g = mg.func(after_loop)
+    near(g(mg.tensor(3.0), mg.tensor(2)), 0.5)
+    near(g(mg.tensor(0.0), mg.tensor(2)), 2)
+    -- a fraction meeting an integer tensor is an error at the if, naming the variable
+    local function int_and_fraction(x)
+      local r = mg.tensor(0)
+      if x > 1 then r = 0.5 end
+      return r
+    end
+    fails(function() mg.func(int_and_fraction)(mg.tensor(3.0)) end,
+      "'r' is a int64 () tensor in one branch and the number 0.5 in the other, which an int64 tensor cannot hold")
   end)
 
   it("F6: a branch's dead state is not seen by an elseif condition's trace", function()
