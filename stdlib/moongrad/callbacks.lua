@@ -19,13 +19,21 @@ M.Callback = Callback
 -- A subclass's own constructor options: Callback:extend("Mine") takes any
 -- table (its config); the built-in ones check theirs.
 function Callback:__init(cfg) self.config = cfg or {} end
+--- callback:set_model(model): the model this callback watches (fit sets it; self.model).
 function Callback:set_model(model) self.model = model end
+--- callback:set_params(params): fit's parameters {epochs=, steps=, verbose=} (self.params).
 function Callback:set_params(params) self.params = params end
 
 local HOOKS = { "on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
   "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
   "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end" }
 M.HOOKS = HOOKS
+--- A hook that fit, evaluate and predict call on each callback: on_train_begin(logs),
+--- on_epoch_begin(epoch, logs), on_train_batch_end(batch, logs), ... (the Keras
+--- hooks); the base class's do nothing. Override the ones you need.
+--- Example:
+---   local Printer = mg.callbacks.Callback:extend("Printer")
+---   function Printer:on_epoch_end(epoch, logs) print(epoch, logs.loss) end
 for _, h in ipairs(HOOKS) do Callback[h] = function() end end
 
 -- ---- CallbackList -------------------------------------------------------------------------
@@ -46,6 +54,7 @@ function CallbackList:__init(list, model, params)
 end
 
 for _, h in ipairs(HOOKS) do
+--- CallbackList's hooks call the same hook of each of its callbacks, in order.
   CallbackList[h] = function(self, a, b)
     for _, cb in ipairs(self.callbacks) do cb[h](cb, a, b) end
   end

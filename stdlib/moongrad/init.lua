@@ -1,7 +1,8 @@
 -- moongrad: the `mg` namespace.
 --
 -- Every op of the engine's op table (moongrad.core) is exported here as
--- mg.<name> and as a tensor method, in one loop over core.ops(); this file
+-- mg.<name> and as a tensor method (the backward-pass internals as mg.raw.<name>),
+-- in one loop over core.ops(); this file
 -- adds what Lua users expect around them: creation helpers with dtype
 -- inference, inclusive 1-based slicing, stack/split, help(), configuration.
 -- Portable Lua (5.4 and LuaJIT): no integer division, bitwise ops or attributes.
@@ -17,48 +18,35 @@ M.int32, M.int64, M.uint8, M.bool = "int32", "int64", "uint8", "bool"
 M.dtypes = { "float32", "float64", "int32", "int64", "uint8", "bool" }
 
 local methods = core.methods
-local docs = {}        -- function -> help text
+local docs = {}        -- function -> help text (mg.document)
+local op_of = {}       -- function -> its op table row (help formats its text)
+M._docs, M._ops = docs, op_of   -- read by moongrad.help
 local math_type = math.type or function(x)  -- LuaJIT has no math.type
   if type(x) ~= "number" then return nil end    -- the FFI binding's rule (doc/luajit.md): no fraction, in int64's range
   return (x == math.floor(x) and x >= -2^63 and x < 2^63) and "integer" or "float"
 end
 
-local function signature(op)
-  local parts = {}
-  if op.variadic then
-    parts[1] = "{tensors}"
-  else
-    for i = 1, op.nin do parts[#parts + 1] = op.nin == 1 and "x" or string.char(96 + i) end
-  end
-  for _, a in ipairs(op.attrs) do parts[#parts + 1] = a.name end
-  return "mg." .. op.name .. "(" .. table.concat(parts, ", ") .. ")"
-end
-
+-- mg.raw: the backward-pass and optimizer internals of the op table (moongrad/raw.lua says
+-- which), reachable as mg.raw.NAME but neither mg.NAME nor tensor methods.
+local is_raw = require("moongrad.raw").is_raw
+M.raw = {}
 for _, op in ipairs(core.ops()) do
   local f = core[op.name]
-  M[op.name] = f
-  if not op.create then methods[op.name] = f end
-  docs[f] = signature(op) .. "\n  " .. op.doc
+  if is_raw(op.name) then
+    M.raw[op.name] = f
+  else
+    M[op.name] = f
+    if not op.create then methods[op.name] = f end
+  end
+  op_of[f] = op
 end
 
 -- Registers help text for a function (stdlib modules use it too).
 function M.document(f, text) docs[f] = text; return f end
 
--- help(x): the doc of a function, or a description of a tensor or module.
-function M.help(x)
-  if docs[x] then return docs[x] end
-  if core.is_tensor(x) then
-    return string.format("a tensor of shape (%s) and dtype %s; methods: see help(mg)",
-      table.concat(x.shape, ","), x.dtype)
-  end
-  if x == M then
-    local names = {}
-    for k, v in pairs(M) do if type(v) == "function" then names[#names + 1] = k end end
-    table.sort(names)
-    return "moongrad " .. M.version .. ": functions in mg: " .. table.concat(names, ", ")
-  end
-  return nil
-end
+-- help(x): the help text of a function, class, module, method or tensor (a string, or nil),
+-- read from the op table and the stdlib's doc comments when asked (moongrad/help.lua).
+function M.help(x) return require("moongrad.help").text(x) end
 
 -- ---- creation ---------------------------------------------------------------
 
@@ -368,6 +356,24 @@ M.document(M.tensor, "mg.tensor(data, dtype)\n  A tensor from nested Lua tables 
 M.document(M.slice, "t:slice{{first, last, step}, {}, ...}\n  A view of inclusive 1-based ranges per axis (negative positions count from the end).")
 M.document(M.stack, "mg.stack({t1, t2, ...}, axis)\n  Tensors of one shape joined along a new axis (default 1).")
 M.document(M.split, "mg.split(t, n | {sizes}, axis)\n  A list of views: n equal parts or parts of the given sizes along axis (default 1).")
+
+-- Help of the functions made in C or by closures here (moongrad/help.lua reads the rest from doc comments).
+M.document(M.eye, "mg.eye(n, m, dtype)\n  An n-by-m (m defaults to n) float32 (or dtype) matrix with ones on the diagonal.\n  Example: mg.eye(2)   -- tensor([[1., 0.], [0., 1.]], dtype=float32)")
+M.document(M.linspace, "mg.linspace(start, stop, num, dtype)\n  num evenly spaced values from start to stop, both included (float32 unless dtype is given).")
+M.document(M.zeros_like, "mg.zeros_like(t, dtype)\n  Zeros of t's shape (and dtype unless dtype is given).")
+M.document(M.ones_like, "mg.ones_like(t, dtype)\n  Ones of t's shape (and dtype unless dtype is given).")
+M.document(M.full_like, "mg.full_like(t, value, dtype)\n  A tensor of t's shape filled with value (t's dtype unless dtype is given).")
+M.document(M.is_tensor, "mg.is_tensor(x) -> boolean\n  Whether x is a tensor (a Variable is one too).")
+M.document(M.frombytes, "mg.frombytes(bytes, shape, dtype)\n  A tensor of the given shape and dtype over a copy of a string of raw little-endian bytes (t:tobytes() is the inverse).")
+M.document(M.clock, "mg.clock() -> seconds\n  Monotonic wall-clock time, for timing (os.clock counts the CPU time of all threads).")
+M.document(M.config.set_num_threads, "mg.config.set_num_threads(n)\n  The threads the CPU kernels use (default: MG_NUM_THREADS, else the processors available; at most mg.config.max_threads()).")
+M.document(M.config.get_num_threads, "mg.config.get_num_threads() -> n\n  The threads the CPU kernels use.")
+M.document(M.config.max_threads, "mg.config.max_threads() -> n\n  The most set_num_threads accepts (the processors this process may use).")
+M.document(M.random.seed, "mg.random.seed(n)\n  Seeds the global generator: the random ops and initializers then draw the same numbers every run.\n  Example: mg.random.seed(42); print(mg.random.uniform({2}))")
+M.document(M.random.get_state, "mg.random.get_state() -> {seed=, counter=}\n  The global generator's state (saved with checkpoints).")
+M.document(M.random.set_state, "mg.random.set_state(state)\n  Restores a state from mg.random.get_state(): the draws that follow repeat.")
+M.document(M.random.integers, "mg.random.integers(shape, low, high, dtype, seed)\n  Uniform integers from low to high, both included (the op randint).")
+M.document(M.range, "mg.range(start, stop, step)\n  In a staged function, `for i in mg.range(n)` becomes one graph while loop (AutoGraph); eagerly it iterates like a numeric for.")
 
 -- ---- libraries loaded on first use (mg.nn, mg.optim, ...) -------------------------
 -- Lazily, so that `require "moongrad"` (and the REPL's start) stays fast.

@@ -52,11 +52,13 @@ end
 
 -- ---- per-sample functions ------------------------------------------------------------
 
+--- mg.losses.mean_squared_error(y_true, y_pred) -> mean((y_pred - y_true)^2) over the last axis (also MSE).
 function M.mean_squared_error(y_true, y_pred)
   y_true = align(y_true, y_pred)
   return mg.mean(mg.square(y_pred - y_true), -1)
 end
 
+--- mg.losses.mean_absolute_error(y_true, y_pred) -> mean(|y_pred - y_true|) over the last axis (also MAE).
 function M.mean_absolute_error(y_true, y_pred)
   y_true = align(y_true, y_pred)
   return mg.mean(mg.abs(y_pred - y_true), -1)
@@ -64,6 +66,7 @@ end
 
 local SMOOTHING = { "number", min = 0, max = 1 }
 
+--- mg.losses.huber(y_true, y_pred, delta=1) -> per sample Huber loss: quadratic within delta of the target, linear beyond.
 function M.huber(y_true, y_pred, delta)
   delta = options.value("huber", "delta", delta, { "number", above = 0 }) or 1.0
   y_true = align(y_true, y_pred)
@@ -73,6 +76,7 @@ function M.huber(y_true, y_pred, delta)
   return mg.mean(mg.square(quad) * 0.5 + lin * delta, -1)
 end
 
+--- mg.losses.categorical_crossentropy(y_true, y_pred, from_logits=false, label_smoothing=0) -> per sample cross-entropy of one-hot labels.
 function M.categorical_crossentropy(y_true, y_pred, from_logits, label_smoothing)
   options.value("categorical_crossentropy", "label_smoothing", label_smoothing, SMOOTHING)
   y_true = align(y_true, y_pred)
@@ -101,6 +105,7 @@ function M.sparse_categorical_crossentropy(y_true, y_pred, from_logits)
   return -mg.log(mg.squeeze(p, { axis = -1 }))
 end
 
+--- mg.losses.binary_crossentropy(y_true, y_pred, from_logits=false, label_smoothing=0) -> per sample binary cross-entropy (mean over the last axis).
 function M.binary_crossentropy(y_true, y_pred, from_logits, label_smoothing)
   options.value("binary_crossentropy", "label_smoothing", label_smoothing, SMOOTHING)
   y_true = align(y_true, y_pred)
@@ -175,6 +180,7 @@ function Loss:__call(y_true, y_pred, sample_weight)
   return reduce(self:call(y_true, y_pred), self.reduction, sample_weight)
 end
 
+--- loss:get_config() -> a table of the constructor options (name, reduction, ...).
 function Loss:get_config()
   return { name = self.name, reduction = self.reduction, from_logits = self.from_logits or nil,
     label_smoothing = self.label_smoothing, delta = self.delta }
@@ -187,6 +193,7 @@ local function define(class_name, key, fn, aliases, spec)
   cls.options = options.extend(Loss.options, spec)
   cls.default_name = key
   cls.key = key
+--- loss:call(y_true, y_pred) -> the per-sample losses, before the reduction (calling the loss, loss(y_true, y_pred, sample_weight), reduces them).
   function cls:call(y_true, y_pred)
     return fn(y_true, y_pred, self)
   end
@@ -220,6 +227,7 @@ function Wrapper:__init(fn, cfg)
   self.fn = fn
   self.name = (cfg and cfg.name) or "loss"
 end
+--- loss:call(y_true, y_pred) -> the wrapped function's per-sample losses, before the reduction.
 function Wrapper:call(y_true, y_pred) return self.fn(y_true, y_pred) end
 
 -- get(id): a Loss from a name ("mse", "sparse_categorical_crossentropy"...),

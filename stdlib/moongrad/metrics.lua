@@ -40,6 +40,7 @@ end
 
 Metric.getters.variables = function(self) return self._vars end
 
+--- metric:reset_state(): sets the accumulated state back to its start (fit does it each epoch).
 function Metric:reset_state()
   for _, v in ipairs(self._vars) do v:assign(mg.zeros_like(v)) end
 end
@@ -51,6 +52,7 @@ function Metric:__call(...)
   return self:result()
 end
 
+--- metric:get_config() -> a table of the constructor options (name, dtype, ...).
 function Metric:get_config()
   local c = { name = self.name, dtype = self.dtype }
   for k, v in pairs(self.config or {}) do if type(k) == "string" then c[k] = v end end
@@ -85,6 +87,7 @@ function Mean:update_state(values, sample_weight)
   end
 end
 
+--- metric:result() -> the metric's value from the state accumulated so far (a scalar tensor).
 function Mean:result()
   local c = self.count
   return mg.where(mg.greater(c, 0), self.total / mg.maximum(c, 1e-30), 0.0)
@@ -114,15 +117,18 @@ local function labels_of(y_true, y_pred)
   return y_true
 end
 
+--- mg.metrics.sparse_categorical_accuracy(y_true, y_pred) -> per sample 1.0 where argmax(y_pred) is the class index y_true (counted from 1), else 0.0.
 function M.sparse_categorical_accuracy(y_true, y_pred)
   local labels = labels_of(y_true, y_pred)
   return mg.cast(mg.equal(mg.argmax(y_pred, -1), labels), "float32")
 end
 
+--- mg.metrics.categorical_accuracy(y_true, y_pred) -> per sample 1.0 where argmax(y_pred) == argmax(y_true) (one-hot labels), else 0.0.
 function M.categorical_accuracy(y_true, y_pred)
   return mg.cast(mg.equal(mg.argmax(y_pred, -1), mg.argmax(y_true, -1)), "float32")
 end
 
+--- mg.metrics.binary_accuracy(y_true, y_pred, threshold=0.5) -> per sample 1.0 where (y_pred > threshold) equals y_true, else 0.0.
 function M.binary_accuracy(y_true, y_pred, threshold)
   if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true, y_pred.dtype) end
   if y_true.ndim == y_pred.ndim - 1 then y_true = mg.unsqueeze(y_true, -1) end
@@ -131,6 +137,7 @@ function M.binary_accuracy(y_true, y_pred, threshold)
   return mg.mean(mg.cast(mg.equal(pred, truth), "float32"), -1)
 end
 
+--- mg.metrics.accuracy(y_true, y_pred) -> per sample 1.0 where y_pred equals y_true exactly, else 0.0.
 function M.accuracy(y_true, y_pred)
   if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true) end
   return mg.cast(mg.equal(y_true, y_pred), "float32")
@@ -231,6 +238,7 @@ function Precision:__init(cfg)
   self.fn = self:add_variable({}, "false_negatives")
 end
 
+--- metric:update_state(y_true, y_pred, sample_weight): adds one batch to the metric's state.
 function Precision:update_state(y_true, y_pred, sample_weight)
   local t, p, w = flat_pair(y_true, y_pred, sample_weight, self.dtype)
   local pos = mg.greater(p, self.threshold)
@@ -239,6 +247,7 @@ function Precision:update_state(y_true, y_pred, sample_weight)
   self.fn:assign_add(count(mg.logical_not(pos), t, w, self.dtype))
 end
 
+--- precision:result() -> true positives / (true positives + false positives) so far.
 function Precision:result() return safe_div(self.tp, self.tp + self.fp) end
 
 function Precision:get_config()
@@ -250,6 +259,7 @@ end
 local Recall = Precision:extend("Recall")
 M.Recall = Recall
 Recall.default_name = "recall"
+--- recall:result() -> true positives / (true positives + false negatives) so far.
 function Recall:result() return safe_div(self.tp, self.tp + self.fn) end
 
 local AUC = Metric:extend("AUC")
@@ -275,6 +285,7 @@ function AUC:__init(cfg)
   self.fn = self:add_variable({ n }, "false_negatives")
 end
 
+--- auc:update_state(y_true, y_pred, sample_weight): adds one batch to the thresholded confusion counts.
 function AUC:update_state(y_true, y_pred, sample_weight)
   local t, p, w = flat_pair(y_true, y_pred, sample_weight, self.dtype)
   local pos = mg.greater(mg.unsqueeze(mg.cast(p, "float32"), 2), self.thresholds)   -- (m, n)

@@ -16,6 +16,7 @@ Dataset.__index = Dataset
 Dataset.INFINITE = -1
 Dataset.UNKNOWN = -2
 
+--- mg.data.is_dataset(x) -> whether x is a Dataset.
 function Dataset.is_dataset(x) return getmetatable(x) == Dataset end
 
 -- A new node: kind, input (or nil), card (cardinality), iter (a function(node) -> next()).
@@ -27,6 +28,7 @@ end
 
 function Dataset:_iter() return self._make(self) end
 
+--- ds:cardinality() -> the number of elements, or mg.data.INFINITE_CARDINALITY (-1) / UNKNOWN_CARDINALITY (-2).
 function Dataset:cardinality() return self.card end
 
 -- for x, y in ds:iter() do ... end: a tuple element comes unpacked (x, y);

@@ -30,6 +30,15 @@ function Initializer:__call(shape, dtype)
   if not ok then error(v, 0) end
   return v
 end
+--- initializer:generate(shape, dtype) -> a new tensor of that shape and dtype drawn from the
+--- initializer's distribution (initializer(shape, dtype) calls it, seeded by the seed option).
+--- A custom initializer (Initializer:extend("Mine")) defines it.
+function Initializer:generate(shape, dtype)
+  error(string.format("%s: an initializer must define generate(shape, dtype) (shape %s, dtype %s)",
+    tostring(self.class_name), table.concat(shape or {}, "x"), tostring(dtype)), 2)
+end
+
+--- initializer:get_config() -> a table of the constructor options.
 function Initializer:get_config() return self.config end
 
 local classes = {}

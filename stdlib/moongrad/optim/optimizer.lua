@@ -99,6 +99,7 @@ function Optimizer:slot(var, name)
   return s and s[name]
 end
 
+--- optimizer:add_slot(var, name, init) -> Variable: per-parameter state (Adam's m and v), zeros unless init is given.
 function Optimizer:add_slot(var, name, init)
   local slots = rawget(self, "_slots")
   local s = slots[var]
@@ -279,6 +280,7 @@ function Optimizer:set_state(tensors, vars, names, where)
   for _, p in ipairs(todo) do p[1]:assign(p[2].dtype == p[1].dtype and p[2] or mg.cast(p[2], p[1].dtype)) end
 end
 
+--- optimizer:get_config() -> a table of the constructor options (learning_rate, ...).
 function Optimizer:get_config()
   local c = {}
   for k, v in pairs(self.config) do c[k] = v end

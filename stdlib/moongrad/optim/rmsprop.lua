@@ -2,7 +2,7 @@
 -- RMSprop: v = rho*v + (1-rho)*g^2; var -= lr*g / sqrt(v + eps) (centered
 -- subtracts the squared running mean of g; momentum accumulates the step).
 -- Adagrad: acc += g^2; var -= lr*g / sqrt(acc + eps).
--- Each parameter's step is one mg.rmsprop_update / mg.adagrad_update (one
+-- Each parameter's step is one mg.raw.rmsprop_update / mg.raw.adagrad_update (one
 -- pass, in place). Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local Optimizer = require("moongrad.optim.optimizer")
@@ -31,7 +31,7 @@ function RMSprop:_update(var, g, lr)
   if self.centered then inputs[#inputs + 1] = self:slot(var, "average_gradient") end
   inputs[#inputs + 1] = g
   inputs[#inputs + 1] = lr
-  mg.rmsprop_update(inputs, { rho = self.rho, momentum = self.momentum, epsilon = self.epsilon,
+  mg.raw.rmsprop_update(inputs, { rho = self.rho, momentum = self.momentum, epsilon = self.epsilon,
     centered = self.centered and true or false })
 end
 
@@ -49,7 +49,7 @@ function Adagrad:_create_slots(v)
 end
 
 function Adagrad:_update(var, g, lr)
-  mg.adagrad_update(var, self:slot(var, "accumulator"), g, lr, { epsilon = self.epsilon })
+  mg.raw.adagrad_update(var, self:slot(var, "accumulator"), g, lr, { epsilon = self.epsilon })
 end
 
 return M

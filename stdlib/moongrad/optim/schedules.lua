@@ -14,6 +14,12 @@ local M = {}
 local Schedule = class.Object:extend("LearningRateSchedule")
 M.LearningRateSchedule = Schedule
 
+--- schedule:compute(step) -> the learning rate at step (a float tensor), what calling the
+--- schedule, schedule(step), returns. A custom schedule (LearningRateSchedule:extend("Mine")) defines it.
+function Schedule:compute(step)
+  error(tostring(self.class_name) .. ": a schedule must define compute(step) (step " .. tostring(step) .. ")", 2)
+end
+
 function Schedule:__call(step)
   if type(step) == "number" then
     return self:compute(mg.tensor(step, "float64")):item()
@@ -22,6 +28,7 @@ function Schedule:__call(step)
   return self:compute(step)
 end
 
+--- schedule:get_config() -> a table of the constructor options.
 function Schedule:get_config() return self.config end
 
 -- A schedule class: its options' rules (moongrad.options), the required
@@ -116,6 +123,7 @@ end, function(c)
   end
 end)
 
+--- mg.optim.schedules.is_schedule(x) -> whether x is a LearningRateSchedule.
 M.is_schedule = function(x) return class.isinstance(x, Schedule) end
 
 return M
