@@ -19,8 +19,14 @@
  * text as GNU readline writes it (libedit's own format would encode blanks),
  * read and appended here with stdio. Tab completes globals,
  * keywords and `a.b.` / `obj:` fields: the expression before the cursor is
- * walked through raw fields, metatables' __index tables and the `__methods`
- * table the tensor metatable carries; no Lua code runs while completing.
+ * walked through raw fields, metatables' __index tables, the `__methods`
+ * table the tensor metatable carries (and the names in its `__fields` table,
+ * the fields a `.` offers: shape, dtype, ndim, name...) and, where __index is
+ * a function (the stdlib's classes, nn/class.lua), the class table the
+ * metatable names in `__members`: its fields and the keys of its `getters`
+ * (computed properties), then its parents through their metatables' __index
+ * tables. Names starting with "_" are offered only once "_" is typed. No Lua
+ * code runs while completing.
  * When stdin is not a terminal, lines are read plainly and no prompt is
  * written, so piped output stays clean.
  */
@@ -351,8 +357,23 @@ static int repl_isident(const char *s, size_t n) {
   return 1;
 }
 
+/* Pushes the table completion walks after the metatable on the top: its
+ * __index when that is a table, else its `__members` table (a class whose
+ * __index is a function); returns 0 (nothing pushed) when there is neither. */
+static int repl_next(lua_State *L) {
+  lua_pushliteral(L, "__index");
+  if (lua_rawget(L, -2) == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
+  lua_pushliteral(L, "__members");
+  if (lua_rawget(L, -2) == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
 /* Pushes field `name` of the value at idx, looking through raw fields,
- * metatables' __methods tables and __index tables only; nil if not found. */
+ * metatables' __methods tables, __index tables and __members tables only
+ * (getters are not run: a computed property completes no further); nil if
+ * not found. */
 static void repl_field(lua_State *L, int idx, const char *name, size_t len) {
   int top = lua_gettop(L), found = 0;
   lua_pushvalue(L, idx);
@@ -376,9 +397,8 @@ static void repl_field(lua_State *L, int idx, const char *name, size_t len) {
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    lua_pushliteral(L, "__index");
-    if (lua_rawget(L, -2) != LUA_TTABLE) break;
-    lua_replace(L, -3);                       /* the __index table is the next object */
+    if (!repl_next(L)) break;
+    lua_replace(L, -3);                       /* the __index (__members) table is the next object */
     lua_pop(L, 1);
   }
   if (!found) lua_pushnil(L);
@@ -387,7 +407,8 @@ static void repl_field(lua_State *L, int idx, const char *name, size_t len) {
 }
 
 /* Adds prefix..key to the set at `set` for each identifier key of the table
- * at idx starting with `part` (only functions when `methods`). */
+ * at idx starting with `part` (only functions when `methods`; names starting
+ * with "_" only when `part` does). */
 static void repl_addkeys(lua_State *L, int set, int idx, const char *prefix, const char *part, int methods) {
   size_t plen = strlen(part);
   lua_pushnil(L);
@@ -395,7 +416,7 @@ static void repl_addkeys(lua_State *L, int set, int idx, const char *prefix, con
     size_t klen;
     if (lua_type(L, -2) == LUA_TSTRING && (!methods || lua_type(L, -1) == LUA_TFUNCTION)) {
       const char *k = lua_tolstring(L, -2, &klen);
-      if (klen >= plen && memcmp(k, part, plen) == 0 && repl_isident(k, klen)) {
+      if (klen >= plen && memcmp(k, part, plen) == 0 && repl_isident(k, klen) && (k[0] != '_' || part[0] == '_')) {
         lua_pushfstring(L, "%s%s", prefix, k);
         lua_pushboolean(L, 1);
         lua_rawset(L, set);
@@ -405,18 +426,37 @@ static void repl_addkeys(lua_State *L, int set, int idx, const char *prefix, con
   }
 }
 
-/* The candidates from the value at idx, its __methods and its __index tables. */
+/* Adds the keys of the table field `name` of the table at idx (fields, not methods). */
+static void repl_addsub(lua_State *L, int set, int idx, const char *name, const char *prefix, const char *part) {
+  lua_pushstring(L, name);
+  if (lua_rawget(L, idx) == LUA_TTABLE) repl_addkeys(L, set, lua_gettop(L), prefix, part, 0);
+  lua_pop(L, 1);
+}
+
+/* The candidates from the value at idx, its __methods (and, after a ".", the
+ * __fields they list), its __index tables and its class's __members, with
+ * their getters after a "." . */
 static void repl_addall(lua_State *L, int set, int idx, const char *prefix, const char *part, int methods) {
+  int inclass = 0;
   lua_pushvalue(L, idx);
   for (int depth = 0; depth < REPL_DEPTH; depth++) {
     int obj = lua_gettop(L);
-    if (lua_type(L, obj) == LUA_TTABLE) repl_addkeys(L, set, obj, prefix, part, methods);
+    if (lua_type(L, obj) == LUA_TTABLE) {
+      repl_addkeys(L, set, obj, prefix, part, methods);
+      if (inclass && !methods) repl_addsub(L, set, obj, "getters", prefix, part);
+    }
     if (!lua_getmetatable(L, obj)) break;
     lua_pushliteral(L, "__methods");
-    if (lua_rawget(L, -2) == LUA_TTABLE) repl_addkeys(L, set, lua_gettop(L), prefix, part, methods);
+    if (lua_rawget(L, -2) == LUA_TTABLE) {
+      repl_addkeys(L, set, lua_gettop(L), prefix, part, methods);
+      if (!methods) repl_addsub(L, set, lua_gettop(L), "__fields", prefix, part);
+    }
     lua_pop(L, 1);
     lua_pushliteral(L, "__index");
-    if (lua_rawget(L, -2) != LUA_TTABLE) break;
+    int plain = lua_rawget(L, -2) == LUA_TTABLE;
+    lua_pop(L, 1);
+    if (!plain) inclass = 1;
+    if (!repl_next(L)) break;
     lua_replace(L, obj);
     lua_settop(L, obj);
   }

@@ -277,6 +277,12 @@ M.take_along_axis = core.gather
 methods.std, methods.var, methods.broadcast_to = M.std, M.var, M.broadcast_to
 function methods.clone(t) return core.tensor(t) end
 function methods.astype(t, dtype) return core.cast(t, dtype) end
+-- The fields the binding serves before it looks in __fields (shape, dtype, ndim), listed there
+-- too so that the REPL's completion (t.<Tab>), which reads __fields' keys, offers them.
+methods.__fields = methods.__fields or {}
+for _, k in ipairs({ "shape", "dtype", "ndim" }) do
+  methods.__fields[k] = function(t) return t[k] end
+end
 methods.eq, methods.ne = core.equal, core.not_equal
 methods.lt, methods.le = core.less, core.less_equal
 methods.gt, methods.ge = core.greater, core.greater_equal

@@ -235,6 +235,36 @@ expect {
 send "()\r"
 check "the completed method call runs" {\r\n3\r\n}
 
+# Completion on objects: classes whose __index is a function (nn/class.lua) name their
+# method table in __members; tensors list their C-served fields in __methods.__fields.
+proc complete {name typed rest tail pattern} {
+  send $typed
+  send "\t"
+  expect {
+    -re "[string map {. \\. ( \\( : :} $typed](\007|\r|\033\\\[\[0-9;\]*\[A-Za-z\])*$rest" { ok "tab completes $name ($typed -> $typed$rest)" }
+    timeout { notok "tab completes $name ($typed -> $typed$rest)" "timed out" }
+  }
+  if {$pattern eq ""} {
+    sleep 0.2
+    send "\003"
+    prompt
+  } else {
+    send "$tail\r"
+    check "the completed $name runs" $pattern
+  }
+}
+send "model = mg.nn.Sequential{mg.nn.Dense(2)} opt = mg.optim.Adam{} ds = mg.data.Dataset.range(3) layer = mg.nn.Dense(4)\r"
+prompt
+complete "model methods" "model:summ" "ary" "" ""
+complete "optimizer methods" "opt:apply_" "gradients" "" ""
+complete "dataset methods" "ds:shuf" "fle" {(3):cardinality()} {\r\n3\r\n}
+complete "layer fields" "layer.uni" "ts" "" {\r\n4\r\n}
+complete "layer properties (getters)" "layer.trainable_w" "eights" " ~= nil" {\r\ntrue\r\n}
+complete "inherited layer methods" "layer:count_p" "arams" "()" {\r\n0\r\n}
+complete "tensor fields served by C (shape)" "t.shap" "e" {[1]} {\r\n3\r\n}
+complete "tensor fields served by C (dtype)" "t.dty" "pe" "" {\r\nint64\r\n}
+complete "tensor fields served by C (ndim)" "t.nd" "im" "" {\r\n1\r\n}
+
 send "pri\t"
 expect {
   -re {pri(\007|\r|\033\[[0-9;]*[A-Za-z])*nt} { ok "tab completes globals (pri -> print)" }
