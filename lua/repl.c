@@ -2,7 +2,9 @@
  * repl.c — the interactive prompt of the `moongrad` program.
  *
  * It reads like lua.c 5.4: a line is first tried as "return <line>" (so an
- * expression prints its values, tensors through their __tostring), else as a
+ * expression prints its values: moongrad/pretty.lua makes their text, plain
+ * tables pretty-printed like Torch7's th, tensors through their __tostring,
+ * Variables with their name), else as a
  * statement; while the compiler says the statement is incomplete (its error
  * ends in "<eof>") more lines are read with the ">>" prompt (_PROMPT and
  * _PROMPT2 override the prompts). Errors print their message and traceback
@@ -294,14 +296,38 @@ static void repl_report(lua_State *L, int status) {
   fflush(stderr);
 }
 
-/* Prints the values above `base` with the global print. */
+/* Turns the values above `base` into the one string require("moongrad.pretty").line
+ * makes of them (plain tables pretty-printed, Variables named); leaves the values
+ * as they were when that module is missing or fails. */
+static int repl_prettyline(lua_State *L) {
+  int n = lua_gettop(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "moongrad.pretty");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "line");
+  lua_insert(L, 1);
+  lua_pop(L, 1);                              /* the module */
+  lua_call(L, n, 1);
+  return 1;
+}
+
+/* Prints the values above `base` with the global print, as one line of text
+ * from moongrad.pretty (the values themselves if that fails). */
 static void repl_print(lua_State *L, int base) {
   int n = lua_gettop(L) - base;
   if (n <= 0) return;
-  luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+  luaL_checkstack(L, LUA_MINSTACK + n, "too many results to print");
+  lua_pushcfunction(L, repl_prettyline);
+  for (int i = 1; i <= n; i++) lua_pushvalue(L, base + i);
+  if (lua_pcall(L, n, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) {
+    lua_replace(L, base + 1);                 /* the line replaces the values */
+    lua_settop(L, base + 1);
+  } else {
+    lua_pop(L, 1);                            /* the error: print the values plainly */
+  }
   lua_getglobal(L, "print");
   lua_insert(L, base + 1);
-  if (lua_pcall(L, n, 0, 0) != LUA_OK) {
+  if (lua_pcall(L, lua_gettop(L) - base - 1, 0, 0) != LUA_OK) {
     fprintf(stderr, "error calling 'print' (%s)\n", lua_tostring(L, -1));
     fflush(stderr);
   }

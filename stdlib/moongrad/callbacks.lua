@@ -81,6 +81,21 @@ function History:on_epoch_end(epoch, logs)
   self.model.history = self
 end
 
+-- A History prints its epochs and each metric's last value: <History 5 epochs: loss=0.1234, accuracy=0.9>.
+function History:__tostring()
+  local keys, parts = {}, {}
+  for k in pairs(self.history or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local list = self.history[k]
+    local v = list[#list]
+    parts[#parts + 1] = k .. "=" .. (type(v) == "number" and string.format("%.4g", v) or tostring(v))
+  end
+  local n = #(self.epoch or {})
+  return string.format("<History %d epoch%s%s%s>", n, n == 1 and "" or "s", #parts > 0 and ": " or "",
+    table.concat(parts, ", "))
+end
+
 -- ---- ProgbarLogger ------------------------------------------------------------------------
 
 local ProgbarLogger = Callback:extend("ProgbarLogger")

@@ -228,6 +228,23 @@ function Concrete:__call(...)
   return build_results(self.template, pack(unpack(outs, 2, outs.n)))
 end
 
+-- A concrete function prints its name and signature: <concrete function f(float32 (2,3)) -> (float32 (2,3))>.
+local function meta_text(m)
+  local dims = {}
+  for i, n in ipairs(m.shape or {}) do dims[i] = tostring(n) end
+  return tostring(m.dtype) .. " (" .. table.concat(dims, ",") .. ")"
+end
+function Concrete:__tostring()
+  local ok, sig = pcall(function() return self.graph_obj:signature() end)
+  local ins, outs = {}, {}
+  if ok and type(sig) == "table" then
+    for i, m in ipairs(sig.inputs or {}) do ins[i] = meta_text(m) end
+    for i, m in ipairs(sig.outputs or {}) do outs[i] = meta_text(m) end
+  end
+  return string.format("<concrete function %s(%s) -> (%s)>", tostring(self.name), table.concat(ins, ", "),
+    table.concat(outs, ", "))
+end
+
 -- cf:graph(): the node list ({kind, op, inputs, outputs} per node).
 function Concrete:graph() return self.graph_obj:nodes() end
 -- cf:gradient_graphs(): the forward/backward pairs made for calls under a
@@ -875,6 +892,12 @@ function Func:call_slow(...)
 end
 
 function Func:trace_count() return self.ntraces end
+
+-- A staged function prints its name and how many times it was traced.
+function Func:__tostring()
+  return string.format("<staged function %s, %d trace%s>", tostring(self.name), self.ntraces,
+    self.ntraces == 1 and "" or "s")
+end
 
 -- How many backward functions of its concrete functions were traced, at
 -- every order (each trace runs the Lua function once more; see call_taped).

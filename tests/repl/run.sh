@@ -284,6 +284,15 @@ check "the completed field runs" {\r\nX\r\n}
 send "t\r"
 check "a tensor value prints with __tostring" {\r\ntensor\(\[1, 2, 3\], dtype=int64\)\r\n}
 
+send "t.shape\r"
+check "a plain table prints as a value (t.shape)" {\r\n\{3\}\r\n}
+send "{a = 1, b = {2, 'x'}}\r"
+check "a nested table prints as a Lua constructor" {\r\n\{a = 1, b = \{2, "x"\}\}\r\n}
+send "mg.Variable(mg.ones{2}, {name = 'w'})\r"
+check "a Variable prints with its name, shape and dtype" {\r\nVariable\(w, shape \(2\), float32\) tensor\(\[1\., 1\.\], dtype=float32\)\r\n}
+send "mg.optim.SGD{}\r"
+check "an optimizer prints as a value" {\r\n<SGD learning_rate=0\.01, iterations=0>\r\n}
+
 send "print('spinning') while true do end\r"
 expect -re {\r\nspinning\r\n}
 sleep 0.2

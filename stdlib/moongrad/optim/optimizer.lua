@@ -280,6 +280,15 @@ function Optimizer:set_state(tensors, vars, names, where)
   for _, p in ipairs(todo) do p[1]:assign(p[2].dtype == p[1].dtype and p[2] or mg.cast(p[2], p[1].dtype)) end
 end
 
+-- An optimizer prints its class, learning rate and step count: <Adam learning_rate=0.001, iterations=0>.
+function Optimizer:__tostring()
+  local ok, v = pcall(function() return self.learning_rate end)   -- a schedule's current rate
+  local lr = ok and (type(v) == "number" and string.format("%.4g", v) or tostring(v)) or "?"
+  local it = rawget(self, "iterations")
+  local n = it and it:item() or 0
+  return string.format("<%s learning_rate=%s, iterations=%d>", tostring(self.class_name), lr, n)
+end
+
 --- optimizer:get_config() -> a table of the constructor options (learning_rate, ...).
 function Optimizer:get_config()
   local c = {}
