@@ -41,6 +41,10 @@ local function lines_of(source)
   if source:sub(1, 1) == "@" then
     local f = io.open(source:sub(2), "r")
     if f then text = f:read("*a"); f:close() end
+    if not text then     -- a built-in chunk of an embedded runtime: its text is in the binary
+      local ok, embedded = pcall(require, "moongrad.embedded")
+      text = ok and type(embedded) == "table" and embedded.source(source) or nil
+    end
   elseif source:sub(1, 1) ~= "=" then
     text = source                                  -- a chunk loaded from a string: its text
   end
@@ -165,6 +169,10 @@ local function build_index()
       end
     end
   end
+  for _, k in ipairs(sorted_keys(mg.core.methods)) do   -- the tensor methods: t:NAME
+    local v = rawget(mg.core.methods, k)
+    if type(v) == "function" then add(v, "t:" .. k) end
+  end
 end
 
 local function preferred(p)
@@ -258,7 +266,7 @@ function function_text(f, name, others)
       local rest = doc:sub(#first + 1)
       local call = first:match("^[%w_.:]+(.*)$")
       if call and (call:sub(1, 1) == "(" or call:sub(1, 1) == "{" or call == "") then
-        doc = (name:gsub(":", (first:find(":", 1, true) and ":" or ":"))) .. call .. "\n" .. names_line(name, others) .. rest:gsub("^\n", "")
+        doc = name .. call .. "\n" .. names_line(name, others) .. rest:gsub("^\n", "")
       end
     end
     return doc

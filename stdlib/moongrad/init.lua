@@ -381,6 +381,30 @@ M.document(M.random.set_state, "mg.random.set_state(state)\n  Restores a state f
 M.document(M.random.integers, "mg.random.integers(shape, low, high, dtype, seed)\n  Uniform integers from low to high, both included (the op randint).")
 M.document(M.range, "mg.range(start, stop, step)\n  In a staged function, `for i in mg.range(n)` becomes one graph while loop (AutoGraph); eagerly it iterates like a numeric for.")
 
+-- The tensor methods that are not ops (help names them t:NAME).
+local method_docs = {
+  numel = "t:numel() -> n\n  The number of elements (the product of the shape).",
+  totable = "t:totable() -> table\n  The values as nested Lua tables (a number for a 0-d tensor).",
+  item = "t:item() -> number\n  The value of a one-element tensor as a Lua number (or boolean).",
+  free = "t:free()\n  Releases the tensor's buffer now rather than at garbage collection; using t afterwards is an error.",
+  is_freed = "t:is_freed() -> boolean\n  Whether t:free() released the buffer.",
+  strides = "t:strides() -> {strides}\n  The stride of each axis, in elements.",
+  is_contiguous = "t:is_contiguous() -> boolean\n  Whether the elements are dense in row-major order (not a strided view).",
+  tobytes = "t:tobytes() -> string\n  The raw little-endian bytes of the elements (mg.frombytes reads them back).",
+  shares_storage = "t:shares_storage(u) -> boolean\n  Whether t and u are views of one buffer.",
+  clone = "t:clone() -> tensor\n  A copy of t with its own buffer.",
+  astype = "t:astype(dtype) -> tensor\n  t cast to dtype (mg.cast).\n  Example: mg.tensor{1.7}:astype(\"int32\")   -- tensor([1], dtype=int32)",
+  std = "t:std{axis=, keepdims=false, correction=0} -> tensor\n  The standard deviation over the axes (mg.std).",
+  assign = "v:assign(x) -> v\n  The Variable's values replaced by x's (recorded as a graph effect when staged).",
+  assign_add = "v:assign_add(x) -> v\n  v = v + x in place (a Variable only).",
+  assign_sub = "v:assign_sub(x) -> v\n  v = v - x in place (a Variable only).",
+  read = "v:read() -> tensor\n  The Variable's current value as a plain tensor (a read node when tracing).",
+  is_variable = "t:is_variable() -> boolean\n  Whether t is a Variable (mg.Variable).",
+}
+for name, text in pairs(method_docs) do
+  if methods[name] and not docs[methods[name]] and not op_of[methods[name]] then M.document(methods[name], text) end
+end
+
 -- ---- libraries loaded on first use (mg.nn, mg.optim, ...) -------------------------
 -- Lazily, so that `require "moongrad"` (and the REPL's start) stays fast.
 local lazy = { nn = "moongrad.nn", optim = "moongrad.optim", losses = "moongrad.losses",
