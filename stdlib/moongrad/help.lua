@@ -192,7 +192,9 @@ function M.name_of(x)
     if preferred(p) < preferred(best) then best = p end
   end
   local others = {}
-  for _, p in ipairs(list) do if p ~= best then others[#others + 1] = p end end
+  for _, p in ipairs(list) do   -- (an op's method form t:NAME goes without saying)
+    if p ~= best and p:sub(1, 2) ~= "t:" then others[#others + 1] = p end
+  end
   return best, others
 end
 
