@@ -199,7 +199,10 @@ function M.name_of(x)
 end
 
 -- ---- wrapping ------------------------------------------------------------------------------
+M.columns = nil     -- a fixed width (scripts/gen_api_doc.lua), else COLUMNS, else 80
+
 local function width()
+  if M.columns then return M.columns end
   local c = tonumber(os.getenv("COLUMNS") or "")
   if c and c >= 20 then return c end
   return 80
@@ -295,7 +298,8 @@ function function_text(f, name, others)
       sig = block[1]
       table.remove(block, 1)
     end
-    return sig .. "\n" .. names_line(name, others) .. indent(block, "  ")
+    local body = indent(block, "  ")
+    return sig .. (((names_line(name, others) .. body) ~= "") and ("\n" .. names_line(name, others) .. body) or "")
   end
   return nil
 end
@@ -337,7 +341,7 @@ local function class_text(cls, name, others)
   local head = name or tostring(cls)
   if block and looks_like_signature(block[1]) then head = table.remove(block, 1) end
   out[#out + 1] = head .. "   (class" .. (rawget(cls, "super") and rawget(rawget(cls, "super"), "class_name")
-    and (", a " .. rawget(rawget(cls, "super"), "class_name")) or "") .. ")"
+    and (", subclass of " .. rawget(rawget(cls, "super"), "class_name")) or "") .. ")"
   local also = names_line(name, others)
   if also ~= "" then out[#out + 1] = also:gsub("\n$", "") end
   if block then out[#out + 1] = indent(block, "  ") end
@@ -456,7 +460,7 @@ function M.text(x)
 end
 
 -- every_public_name(): {name = value} of every function, class and module reachable from mg
--- (what the help spec checks).
+-- and of the tensor methods (what the help spec checks and doc/api.md lists).
 function M.every_public_name()
   if not index then build_index() end
   local out = {}

@@ -71,7 +71,8 @@ function Mean:__init(cfg)
   self.count = self:add_variable({}, "count")
 end
 
--- update_state(values [, sample_weight])
+--- metric:update_state(values [, sample_weight])
+--- Adds a batch of values (weighted by sample_weight) to the running mean.
 function Mean:update_state(values, sample_weight)
   if not mg.is_tensor(values) then values = mg.tensor(values, self.dtype) end
   if values.dtype ~= self.dtype then values = mg.cast(values, self.dtype) end

@@ -33,7 +33,7 @@ end
 --- mg.nn.activations.log_softmax(x) -> x - logsumexp(x) over the last axis.
 fns.log_softmax = function(x) return mg.log_softmax(x, -1) end
 fns.softplus = mg.softplus
---- mg.nn.activations.softsign(x) -> x / (|x| + 1).
+--- mg.nn.activations.softsign(x) -> x / (|x| + 1), a smooth sign.
 fns.softsign = function(x) return x / (mg.abs(x) + 1) end
 fns.exponential = mg.exp
 --- mg.nn.activations.elu(x) -> x where x > 0, else e^x - 1.

@@ -77,7 +77,8 @@ end
 -- ones assigned to its fields, in assignment order).
 Model.getters.layers = function(self) return self:_sublayers() end
 
--- model:get_layer(name | index)
+--- model:get_layer(name | index)
+--- The layer with that name, or the index-th layer (counted from 1); an error names the layers there are.
 function Model:get_layer(key)
   local layers = self.layers
   if type(key) == "number" then

@@ -33,7 +33,7 @@ function L1L2:__call(w)
   return r or mg.tensor(0.0)
 end
 
---- regularizer:get_config() -> {l1=, l2=}.
+--- regularizer:get_config() -> {l1=, l2=}, the two factors.
 function L1L2:get_config() return { l1 = self.l1, l2 = self.l2 } end
 
 -- mg.nn.regularizers.L1(0.01), .L2(0.01): shorthands (a number or {l1=}/{l2=}).
