@@ -123,8 +123,12 @@ end
 
 local function identifier(k) return type(k) == "string" and k:match("^[%a_][%w_]*$") and k:sub(1, 1) ~= "_" end
 
--- A module: a table of functions, classes or modules (a list of names, mg.dtypes, is data).
+-- A module: a table require returned, or a table of functions, classes or modules (a list of
+-- names, mg.dtypes, is data).
 local function is_module(t)
+  for _, v in pairs(package.loaded) do
+    if v == t then return true end
+  end
   for k, v in pairs(t) do
     if type(k) == "string" and (type(v) == "function" or type(v) == "table") then return true end
   end
@@ -225,6 +229,13 @@ local function wrap(words, indent, w, sep)
   return table.concat(out, "\n")
 end
 M.wrap = wrap
+
+-- A sentence wrapped at w columns.
+local function para(text, w)
+  local words = {}
+  for word in text:gmatch("%S+") do words[#words + 1] = word end
+  return wrap(words, "", w, " ")
+end
 
 -- ---- the texts --------------------------------------------------------------------------------
 local function first_sentence(lines)
@@ -388,7 +399,7 @@ local function module_text(t, name)
     local v = rawget(t, k)
     if type(v) == "function" then fns[#fns + 1] = k
     elseif is_class(v) then cls[#cls + 1] = k
-    elseif type(v) == "table" then mods[#mods + 1] = k
+    elseif type(v) == "table" and is_module(v) then mods[#mods + 1] = k
     else values[#values + 1] = k end
   end
   if t == mgmod() then          -- the lazy modules are names too
@@ -401,8 +412,8 @@ local function module_text(t, name)
   local out = {}
   local header = module_header(t)
   if t == mgmod() then
-    out[#out + 1] = "mg: moongrad " .. tostring(rawget(t, "version")) ..
-      " (help(mg.NAME) for one of them; help(mg.nn) for a module)"
+    out[#out + 1] = "mg: moongrad " .. tostring(rawget(t, "version")) .. "\n" ..
+      para("help(mg.NAME) for one of these, help(mg.nn) for a module.", w)
   else
     out[#out + 1] = (name or "module") .. "   (module)"
     if header then out[#out + 1] = indent(header, "  ") end
@@ -417,7 +428,7 @@ local function module_text(t, name)
         if optab[rawget(t, k)] then ops[#ops + 1] = k else other[#other + 1] = k end
       end
       out[#out + 1] = "Functions:\n" .. wrap(other, "  ", w)
-      out[#out + 1] = "Ops (also tensor methods, t:NAME(...); doc/ops.md):\n" .. wrap(ops, "  ", w)
+      out[#out + 1] = para("Ops (most are also tensor methods, t:NAME; doc/ops.md):", w) .. "\n" .. wrap(ops, "  ", w)
     else
       out[#out + 1] = "Functions:\n" .. wrap(fns, "  ", w)
     end

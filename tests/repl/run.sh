@@ -79,6 +79,16 @@ run "help(f) prints the doc" 0 'matmul.*matrix product' -e 'help(mg.matmul)'
 run "help(name) finds mg[name]" 0 'matmul.*matrix product' -e 'help("matmul")'
 run "help(x) without a doc says so" 0 '^no help for 42$' -e 'help(42)'
 run "help() prints an introduction" 0 'help\(mg\.matmul\)' -e 'help()'
+run "help(class) prints its signature, options and example" 0 '^  Example:$' -e 'help(mg.nn.Dense)'
+run "help(method) of an instance" 0 '^model:fit\(x, y, \{epochs=1' -e 'help(mg.nn.Sequential{}.fit)'
+run "help(mg.random.normal) names itself" 0 '^mg\.random\.normal\(shape' -e 'help(mg.random.normal)'
+out=$(COLUMNS=60 "$MG" -e 'help(mg)' 2>&1)
+long=$(printf '%s\n' "$out" | awk 'length > 60' | head -3)
+if [ -z "$long" ] && printf '%s\n' "$out" | grep -q '^Modules:$' && [ "$(printf '%s\n' "$out" | wc -l)" -gt 10 ]; then
+  ok "help(mg) is a grouped listing wrapped to the terminal (COLUMNS=60)"
+else
+  notok "help(mg) is a grouped listing wrapped to the terminal (COLUMNS=60)" "$long"
+fi
 
 cat > "$TMP/args.lua" <<'EOF'
 print("n", select("#", ...), ...)

@@ -85,7 +85,7 @@ describe("help", function()
     for _, l in ipairs(lines(text)) do
       assert.is_true(#l <= width, ("line longer than %d columns: %s"):format(width, l))
     end
-    for _, group in ipairs({ "\nModules:\n", "\nFunctions:\n", "\nOps " }) do
+    for _, group in ipairs({ "\nModules:\n", "\nFunctions:\n", "\nOps (" }) do
       assert.truthy(text:find(group, 1, true), "no group " .. group)
     end
     assert.truthy(text:find("nn", 1, true) and text:find("GradientTape", 1, true))
