@@ -35,16 +35,25 @@ local function mgmod() return require("moongrad") end
 
 -- ---- the source files, read on demand -----------------------------------------------------
 local files = {}   -- source -> list of lines (false: unreadable)
+
+-- package.loaded, or an empty table where a sandbox has no package library.
+local function loaded()
+  return type(package) == "table" and type(package.loaded) == "table" and package.loaded or {}
+end
+
+-- The text of a built-in chunk of an embedded runtime (by chunk or module name), or nil.
+local function embedded_source(name)
+  local ok, embedded = pcall(require, "moongrad.embedded")
+  return ok and type(embedded) == "table" and embedded.source(name) or nil
+end
+
 local function lines_of(source)
   if files[source] ~= nil then return files[source] or nil end
   local text
   if source:sub(1, 1) == "@" then
-    local f = io.open(source:sub(2), "r")
+    local f = type(io) == "table" and io.open and io.open(source:sub(2), "r")   -- (no io in a sandbox)
     if f then text = f:read("*a"); f:close() end
-    if not text then     -- a built-in chunk of an embedded runtime: its text is in the binary
-      local ok, embedded = pcall(require, "moongrad.embedded")
-      text = ok and type(embedded) == "table" and embedded.source(source) or nil
-    end
+    if not text then text = embedded_source(source) end   -- a built-in chunk: its text is in the binary
   elseif source:sub(1, 1) ~= "=" then
     text = source                                  -- a chunk loaded from a string: its text
   end
@@ -53,6 +62,12 @@ local function lines_of(source)
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do out[#out + 1] = line end
   files[source] = out
   return out
+end
+
+local function embedded_lines(modname)
+  local text = embedded_source(modname)
+  if not text then return nil end
+  return lines_of(text)
 end
 
 -- The comment block ending on the line before `at`: its `---` lines (doc
@@ -126,7 +141,7 @@ local function identifier(k) return type(k) == "string" and k:match("^[%a_][%w_]
 -- A module: a table require returned, or a table of functions, classes or modules (a list of
 -- names, mg.dtypes, is data).
 local function is_module(t)
-  for _, v in pairs(package.loaded) do
+  for _, v in pairs(loaded()) do
     if v == t then return true end
   end
   for k, v in pairs(t) do
@@ -207,7 +222,7 @@ M.columns = nil     -- a fixed width (scripts/gen_api_doc.lua), else COLUMNS, el
 
 local function width()
   if M.columns then return M.columns end
-  local c = tonumber(os.getenv("COLUMNS") or "")
+  local c = tonumber(type(os) == "table" and os.getenv and os.getenv("COLUMNS") or "")
   if c and c >= 20 then return c end
   return 80
 end
@@ -373,11 +388,12 @@ end
 
 -- The header comment of the file a module table was loaded from.
 local function module_header(t)
-  for modname, v in pairs(package.loaded) do
+  for modname, v in pairs(loaded()) do
     if v == t and type(modname) == "string" then
-      local path = package.searchpath(modname, package.path)
-      if not path and modname == "autograph" then path = package.searchpath("autograph.init", package.path) end
-      local lines = path and lines_of("@" .. path)
+      local search = type(package) == "table" and package.searchpath
+      local path = search and search(modname, package.path)
+      if not path and search and modname == "autograph" then path = search("autograph.init", package.path) end
+      local lines = path and lines_of("@" .. path) or embedded_lines(modname)
       if lines then
         local out = {}
         for _, l in ipairs(lines) do

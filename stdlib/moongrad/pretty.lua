@@ -24,7 +24,7 @@ M.MAXKEYS = 30
 M.SHORT = 60        -- the longest __tostring text shown inside a table
 
 local function width()
-  local c = tonumber(os.getenv("COLUMNS") or "")
+  local c = tonumber(type(os) == "table" and os.getenv and os.getenv("COLUMNS") or "")
   if c and c >= 20 then return c end
   return 80
 end
