@@ -101,6 +101,8 @@ function M.GradientTape(opts)
 end
 
 local c_watch = Tape.watch
+-- tape:watch(x): records the ops on x (a tensor or a table of tensors) from now on, so that
+-- tape:gradient(target, x) can differentiate with respect to it (Variables are watched by default).
 function Tape:watch(x)
   local flat = flatten(x, "watch")
   for _, t in ipairs(flat) do c_watch(self, t) end

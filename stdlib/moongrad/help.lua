@@ -188,6 +188,10 @@ local function build_index()
       end
     end
   end
+  for _, k in ipairs(sorted_keys(mg.core.tape_methods)) do   -- a GradientTape's methods: tape:NAME
+    local v = rawget(mg.core.tape_methods, k)
+    if type(v) == "function" then add(v, "tape:" .. k) end
+  end
   for _, k in ipairs(sorted_keys(mg.core.methods)) do   -- the tensor methods: t:NAME
     local v = rawget(mg.core.methods, k)
     if type(v) == "function" then add(v, "t:" .. k) end
@@ -471,6 +475,11 @@ function M.text(x)
     local kind = x.name and ("Variable " .. tostring(x.name)) or "a tensor"
     return string.format("%s of shape (%s) and dtype %s; its methods are the ops (help(mg) lists them), " ..
       "its fields shape, dtype, ndim", kind, table.concat(x.shape, ","), x.dtype)
+  end
+  local ok, g = pcall(function() return x.gradient end)   -- a GradientTape (userdata or cdata)
+  if ok and g ~= nil and g == rawget(core.tape_methods, "gradient") then
+    return "a GradientTape (help(mg.GradientTape)); its methods:\n" .. wrap(sorted_keys(core.tape_methods), "  ", width()) ..
+      "\n(help(tape.gradient) for one of them)"
   end
   local name, others = M.name_of(x)
   if type(x) == "function" then return function_text(x, name, others) end

@@ -405,6 +405,16 @@ for name, text in pairs(method_docs) do
   if methods[name] and not docs[methods[name]] and not op_of[methods[name]] then M.document(methods[name], text) end
 end
 
+local tape_docs = {
+  start = "tape:start()\n  Records again after tape:stop() (a tape records from its creation).",
+  stop = "tape:stop()\n  Stops recording: ops after it are not on the tape (the end of a <close> scope does it too).",
+  recording = "tape:recording() -> boolean\n  Whether the tape is recording now.",
+}
+for name, text in pairs(tape_docs) do
+  local f = core.tape_methods[name]
+  if f and not docs[f] then M.document(f, text) end
+end
+
 -- ---- libraries loaded on first use (mg.nn, mg.optim, ...) -------------------------
 -- Lazily, so that `require "moongrad"` (and the REPL's start) stays fast.
 local lazy = { nn = "moongrad.nn", optim = "moongrad.optim", losses = "moongrad.losses",
