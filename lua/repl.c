@@ -608,11 +608,13 @@ static const char repl_intro[] =
     "  t = mg.tensor{{1, 2}, {3, 4}}    a tensor (Lua integers give int64, floats float32)\n"
     "  mg.matmul(t, t), t:sum{axis=1}   every op is a function and a method; axes count from 1\n"
     "  t[1], t:slice{{1, 2}, {}}        rows and inclusive slices, 1-based like Lua\n"
-    "  help(mg.matmul)                  the documentation of a function\n"
-    "  help(mg)                         every function in mg\n"
-    "Tab completes names (mg.<Tab>, t:<Tab>); Ctrl-C interrupts; Ctrl-D exits.\n";
+    "  help(mg.matmul)                  the documentation of a function (signature, options, example)\n"
+    "  help(mg.nn.Dense), help(mg.nn)   of a class, of a module; help(model.fit) of a method\n"
+    "  help(mg)                         the modules, classes and functions of mg\n"
+    "Tab completes names (mg.<Tab>, t:<Tab>, model:<Tab>); Ctrl-C interrupts; Ctrl-D exits.\n";
 
-/* help(x): prints require("moongrad").help(x), trying mg[x] for a name. */
+/* help(x): prints require("moongrad").help(x) (moongrad/help.lua makes the text, from the op
+ * table and the stdlib's doc comments), trying mg[x] for a name. */
 static int repl_help(lua_State *L) {
   if (lua_gettop(L) == 0) {
     fputs(repl_intro, stdout);
