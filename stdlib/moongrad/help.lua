@@ -28,8 +28,11 @@
 local M = {}
 
 local PREFER = { "mg.random.", "mg.raw." }         -- homes that beat a shorter alias
-local SUBMODULES = { "nn", "optim", "losses", "metrics", "callbacks", "data", "datasets", "train" }
+local SUBMODULES = { "nn", "optim", "losses", "metrics", "callbacks", "data", "datasets", "train", "autograph" }
 local MAXDEPTH = 4
+-- Modules whose functions are internals (the operators AutoGraph's generated code calls): their
+-- module help lists them, but they are not walked into the index of public names.
+local INTERNAL = { ["mg.autograph.runtime"] = true }
 
 local function mgmod() return require("moongrad") end
 
@@ -183,7 +186,7 @@ local function build_index()
           seen[v] = true
           add(v, p)
           if is_class(v) then classes[v] = p else modules[v] = p end
-          queue[#queue + 1] = { v, p, depth + 1 }
+          if not INTERNAL[p] then queue[#queue + 1] = { v, p, depth + 1 } end
         end
       end
     end
