@@ -28,7 +28,6 @@
 local M = {}
 
 local PREFER = { "mg.random.", "mg.raw." }         -- homes that beat a shorter alias
-local SUBMODULES = { "nn", "optim", "losses", "metrics", "callbacks", "data", "datasets", "train", "autograph" }
 local MAXDEPTH = 4
 -- Modules whose functions are internals (the operators AutoGraph's generated code calls): their
 -- module help lists them, but they are not walked into the index of public names.
@@ -160,9 +159,19 @@ local function sorted_keys(t)
   return keys
 end
 
+-- Loads the lazy members of a module (those its metatable lists in __members: mg.nn, ...).
+local function load_lazy(t)
+  local mt = getmetatable(t)
+  local members = type(mt) == "table" and rawget(mt, "__members")
+  if type(members) ~= "table" or rawget(mt, "class_name") then return end
+  for k in pairs(members) do
+    if type(k) == "string" and rawget(t, k) == nil then pcall(function() return t[k] end) end
+  end
+end
+
 local function build_index()
   local mg = mgmod()
-  for _, name in ipairs(SUBMODULES) do pcall(function() return mg[name] end) end
+  load_lazy(mg)
   index, classes, modules = {}, {}, {}
   local function add(v, path)
     local list = index[v]
@@ -176,6 +185,7 @@ local function build_index()
     local t, path, depth = queue[head][1], queue[head][2], queue[head][3]
     head = head + 1
     local class = is_class(t)
+    if not class then load_lazy(t) end
     for _, k in ipairs(sorted_keys(t)) do
       local v = rawget(t, k)
       if v ~= nil and k ~= "super" and k ~= "core" then
@@ -425,11 +435,12 @@ local function module_text(t, name)
     elseif type(v) == "table" and is_module(v) then mods[#mods + 1] = k
     else values[#values + 1] = k end
   end
-  if t == mgmod() then          -- the lazy modules are names too
-    for _, k in ipairs(SUBMODULES) do
-      if rawget(t, k) == nil then mods[#mods + 1] = k end
+  local mt = getmetatable(t)      -- the lazy modules not loaded yet are names too
+  local lazy = type(mt) == "table" and not is_class(t) and rawget(mt, "__members")
+  if type(lazy) == "table" then
+    for k in pairs(lazy) do
+      if type(k) == "string" and rawget(t, k) == nil then mods[#mods + 1] = k end
     end
-    mods[#mods + 1] = "autograph"
     table.sort(mods)
   end
   local out = {}

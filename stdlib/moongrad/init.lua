@@ -422,7 +422,11 @@ local lazy = { nn = "moongrad.nn", optim = "moongrad.optim", losses = "moongrad.
 lazy.autograph = "autograph"
 lazy.data = "moongrad.data"   -- input pipelines (stdlib/moongrad/data)
 lazy.train = "moongrad.train"
-setmetatable(M, { __index = function(t, k)
+-- (__members lists their names for the REPL's completion, which loads nothing: mg.n<Tab> offers
+-- mg.nn; its values are `true`, so completion goes no deeper than the name.)
+local lazy_names = {}
+for k in pairs(lazy) do lazy_names[k] = true end
+setmetatable(M, { __members = lazy_names, __index = function(t, k)
   local name = lazy[k]
   if not name then return nil end
   local mod = require(name)

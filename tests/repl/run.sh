@@ -271,6 +271,7 @@ complete "dataset methods" "ds:shuf" "fle" {(3):cardinality()} {\r\n3\r\n}
 complete "layer fields" "layer.uni" "ts" "" {\r\n4\r\n}
 complete "layer properties (getters)" "layer.trainable_w" "eights" " ~= nil" {\r\ntrue\r\n}
 complete "inherited layer methods" "layer:count_p" "arams" "()" {\r\n0\r\n}
+complete "lazy modules before they load" "mg.datase" "ts" " ~= nil" {\r\ntrue\r\n}
 send "hits = 0 obj = setmetatable({}, {__index = function(_, k) hits = hits + 1 end, __members = {foo_bar = 7}})\r"
 prompt
 complete "the __members of a metatable whose __index is a function" "obj.foo_b" "ar" "" ""
