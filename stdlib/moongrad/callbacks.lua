@@ -13,6 +13,12 @@ local options = require("moongrad.options")
 
 local M = {}
 
+--- mg.callbacks.Callback: the base class of callbacks; fit, evaluate and predict call
+--- its hooks (on_epoch_end(epoch, logs), ...: help(mg.callbacks.Callback.on_epoch_end)).
+--- Example:
+---   local Printer = mg.callbacks.Callback:extend("Printer")
+---   function Printer:on_epoch_end(epoch, logs) print(epoch, logs.loss) end
+---   -- model:fit(x, y, {callbacks = {Printer()}})
 local Callback = class.Object:extend("Callback")
 M.Callback = Callback
 
@@ -180,6 +186,8 @@ end
 
 -- ---- EarlyStopping --------------------------------------------------------------------------
 
+--- mg.callbacks.EarlyStopping{monitor="val_loss", min_delta=0, patience=0, mode="auto", restore_best_weights=false, ...}
+--- Stops fit when the monitored value has not improved for patience epochs.
 local EarlyStopping = Callback:extend("EarlyStopping")
 M.EarlyStopping = EarlyStopping
 
@@ -247,6 +255,8 @@ local function format_path(path, epoch, logs)
 end
 M._format_path = format_path
 
+--- mg.callbacks.ModelCheckpoint{filepath, monitor="val_loss", save_best_only=false, save_weights_only=false, save_freq="epoch", ...}
+--- Saves the model (or its weights) to filepath during fit, every epoch or only the best.
 local ModelCheckpoint = Callback:extend("ModelCheckpoint")
 M.ModelCheckpoint = ModelCheckpoint
 

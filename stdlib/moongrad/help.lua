@@ -348,21 +348,29 @@ function function_text(f, name, others)
 end
 
 -- The doc block of a class: above `extend("Name")` in the file of its __init, else above __init.
-local function class_block(cls)
+local function class_block(cls, name)
   local init = rawget(cls, "__init") or rawget(cls, "new")
-  local cname = rawget(cls, "class_name")
+  local own_init = type(init) == "function"
+  local cname = rawget(cls, "class_name") or (name and name:match("([%w_]+)$"))
+  if type(init) ~= "function" then   -- made by a helper (define("Name", ...)): any own function's file
+    for _, k in ipairs(sorted_keys(cls)) do
+      local f = rawget(cls, k)
+      if type(f) == "function" and debug.getinfo(f, "S").what == "Lua" then init = f; break end
+    end
+    if type(init) ~= "function" then init = rawget(cls, "__init") end
+  end
   if type(init) == "function" then
     local info = debug.getinfo(init, "S")
     local lines = info and info.what == "Lua" and lines_of(info.source)
-    if lines and cname then
+    if lines and cname then   -- X:extend("Name"), define("Name", ...), wrapper_class("Name", ...)
       for i, l in ipairs(lines) do
-        if l:find('extend%(%s*"' .. cname .. '"%s*%)') then
+        if l:find('%(%s*"' .. cname .. '"%s*[,)]') or l:find("^local%s+" .. cname .. "%s*=") then
           local b, d = block_above(lines, i)
           if b then return b, d end
         end
       end
     end
-    return func_comment(init)
+    if own_init then return func_comment(init) end
   end
   return nil
 end
@@ -379,15 +387,20 @@ end
 
 local function class_text(cls, name, others)
   local w = width()
-  local block, _ = class_block(cls)
+  local block, _ = class_block(cls, name)
+  local registered = rawget(mgmod(), "_docs")[cls]    -- mg.document(Class, text)
+  if registered then
+    block = {}
+    for l in (registered .. "\n"):gmatch("([^\n]*)\n") do block[#block + 1] = (l:gsub("^  ", "")) end
+  end
   local out = {}
   local head = name or tostring(cls)
   if block and looks_like_signature(block[1]) then head = table.remove(block, 1) end
-  out[#out + 1] = head .. "   (class" .. (rawget(cls, "super") and rawget(rawget(cls, "super"), "class_name")
-    and (", subclass of " .. rawget(rawget(cls, "super"), "class_name")) or "") .. ")"
+  local parent = rawget(cls, "super") and rawget(rawget(cls, "super"), "class_name")
+  out[#out + 1] = head .. "   (class" .. (parent and parent ~= "Object" and (", subclass of " .. parent) or "") .. ")"
   local also = names_line(name, others)
   if also ~= "" then out[#out + 1] = also:gsub("\n$", "") end
-  if block then out[#out + 1] = indent(block, "  ") end
+  if block and #block > 0 then out[#out + 1] = indent(block, "  ") end
   local own, getters = members(cls)
   if #own > 0 then out[#out + 1] = "  Methods:\n" .. wrap(own, "    ", w) end
   if #getters > 0 then out[#out + 1] = "  Properties:\n" .. wrap(getters, "    ", w) end

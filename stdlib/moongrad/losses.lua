@@ -127,6 +127,12 @@ M.huber_loss = M.huber
 
 -- ---- Loss objects --------------------------------------------------------------------------
 
+--- mg.losses.Loss{reduction="sum_over_batch_size", name=}: the base class of losses.
+--- loss(y_true, y_pred, sample_weight) -> the reduced loss (a scalar tensor); a subclass
+--- defines call(y_true, y_pred), the per-sample losses.
+--- Example:
+---   local mse = mg.losses.MeanSquaredError()
+---   print(mse(mg.tensor{{1.0, 2.0}}, mg.tensor{{1.0, 4.0}}))   -- tensor(2., dtype=float32)
 local Loss = class.Object:extend("Loss")
 M.Loss = Loss
 
@@ -204,17 +210,27 @@ local function define(class_name, key, fn, aliases, spec)
   return cls
 end
 
+--- mg.losses.MeanSquaredError{reduction=, name=}: mean((y_pred - y_true)^2) over the last axis ("mse").
 define("MeanSquaredError", "mean_squared_error", function(t, p) return M.mean_squared_error(t, p) end, { "mse", "MSE" })
 define("MeanAbsoluteError", "mean_absolute_error", function(t, p) return M.mean_absolute_error(t, p) end,
   { "mae", "MAE" })
 define("Huber", "huber_loss", function(t, p, s) return M.huber(t, p, s.delta) end, { "huber" },
   { delta = { "number", above = 0 } })
+--- mg.losses.CategoricalCrossentropy{from_logits=false, label_smoothing=0, reduction=, name=}
+--- Cross-entropy of one-hot (or probability) labels y_true and predictions y_pred.
 define("CategoricalCrossentropy", "categorical_crossentropy", function(t, p, s)
   return M.categorical_crossentropy(t, p, s.from_logits, s.label_smoothing)
 end, nil, { from_logits = "boolean", label_smoothing = SMOOTHING })
+--- mg.losses.SparseCategoricalCrossentropy{from_logits=false, reduction=, name=}
+--- Cross-entropy of class-index labels (integers counted from 1) and predictions over the classes.
+--- Example:
+---   local loss = mg.losses.SparseCategoricalCrossentropy{from_logits = true}
+---   print(loss(mg.tensor{2}, mg.tensor{{0.0, 0.0}}))   -- tensor(0.6931, dtype=float32)
 define("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy", function(t, p, s)
   return M.sparse_categorical_crossentropy(t, p, s.from_logits)
 end, nil, { from_logits = "boolean" })
+--- mg.losses.BinaryCrossentropy{from_logits=false, label_smoothing=0, reduction=, name=}
+--- Binary cross-entropy of labels in {0, 1} and probabilities (or logits) y_pred.
 define("BinaryCrossentropy", "binary_crossentropy", function(t, p, s)
   return M.binary_crossentropy(t, p, s.from_logits, s.label_smoothing)
 end, nil, { from_logits = "boolean", label_smoothing = SMOOTHING })

@@ -18,6 +18,9 @@ local unpack = table.unpack or unpack
 
 local M = {}
 
+--- mg.metrics.Metric{name=, dtype="float32"}: the base class of metrics (Keras's).
+--- metric:update_state(...) adds a batch, metric:result() reads the value,
+--- metric:reset_state() starts over; metric(...) updates and returns the result.
 local Metric = class.Object:extend("Metric")
 M.Metric = Metric
 
@@ -61,6 +64,11 @@ end
 
 -- ---- Mean and friends ----------------------------------------------------------------
 
+--- mg.metrics.Mean{name=, dtype="float32"}: the (weighted) mean of the values given to update_state.
+--- Example:
+---   local m = mg.metrics.Mean()
+---   m:update_state(mg.tensor{1.0, 3.0})
+---   print(m:result())   -- tensor(2., dtype=float32)
 local Mean = Metric:extend("Mean")
 M.Mean = Mean
 Mean.default_name = "mean"
@@ -166,7 +174,9 @@ local function wrapper_class(class_name, key, fn, spec, args)
 end
 
 local SMOOTHING = { "number", min = 0, max = 1 }
+--- mg.metrics.Accuracy{name=}: how often y_pred equals y_true exactly (the mean of mg.metrics.accuracy).
 wrapper_class("Accuracy", "accuracy", M.accuracy)
+--- mg.metrics.SparseCategoricalAccuracy{name=}: how often argmax(y_pred) is the class index y_true (counted from 1).
 wrapper_class("SparseCategoricalAccuracy", "sparse_categorical_accuracy", M.sparse_categorical_accuracy)
 wrapper_class("CategoricalAccuracy", "categorical_accuracy", M.categorical_accuracy)
 wrapper_class("BinaryAccuracy", "binary_accuracy", M.binary_accuracy, { threshold = { "number", min = 0, max = 1 } },

@@ -65,6 +65,26 @@ describe("help", function()
     end
   end)
 
+  it("describes the main classes in their own words (not only their method lists)", function()
+    local main = { mg.nn.Layer, mg.nn.Model, mg.nn.Sequential, mg.nn.Dense, mg.nn.Conv2D, mg.nn.Flatten,
+      mg.nn.Dropout, mg.nn.Embedding, mg.nn.BatchNormalization, mg.nn.LSTM, mg.optim.Optimizer, mg.optim.SGD,
+      mg.optim.Adam, mg.optim.AdamW, mg.optim.RMSprop, mg.optim.Adagrad, mg.losses.Loss,
+      mg.losses.MeanSquaredError, mg.losses.CategoricalCrossentropy, mg.losses.SparseCategoricalCrossentropy,
+      mg.losses.BinaryCrossentropy, mg.metrics.Metric, mg.metrics.Mean, mg.metrics.Accuracy,
+      mg.metrics.SparseCategoricalAccuracy, mg.callbacks.Callback, mg.callbacks.EarlyStopping,
+      mg.callbacks.ModelCheckpoint, mg.data.Dataset }
+    for _, cls in ipairs(main) do
+      local text = mg.help(cls)
+      local said = false
+      for i, l in ipairs(lines(text)) do
+        if i == 1 and l:find("[%({]") and l:find("%a[%w_]*%s*=") then said = true end   -- a signature with options
+        if i > 1 and l:match("^  %S") and not l:match("^  Methods:") and not l:match("^  Properties:")
+          and not l:match("^  Inherits from") and not l:match("^  %(also ") then said = true end
+      end
+      assert.is_true(said, "no description in:\n" .. text)
+    end
+  end)
+
   it("names a function by its home: mg.random.normal, not the alias mg.normal", function()
     local text = mg.help(mg.random.normal)
     assert.truthy(text:find("^mg%.random%.normal%(shape, mean, stddev, dtype, seed%)"), text)

@@ -9,6 +9,12 @@
 -- Elements are described in data/structure.lua. Portable Lua.
 local structure = require("moongrad.data.structure")
 
+--- mg.data.Dataset: an input pipeline (TF's tf.data.Dataset), immutable: each method returns a new one.
+--- Sources: Dataset.from_tensor_slices(x, y), Dataset.range(n), Dataset.from_generator(fn);
+--- transforms: ds:map(fn), ds:filter(fn), ds:shuffle(n), ds:batch(n), ds:repeat_(n), ds:prefetch(n), ...
+--- Example:
+---   local ds = mg.data.Dataset.from_tensor_slices(mg.arange(6), mg.arange(6) * 10):shuffle(6, {seed = 1}):batch(4)
+---   for x, y in ds:iter() do print(x, y) end
 local Dataset = {}
 Dataset.__index = Dataset
 

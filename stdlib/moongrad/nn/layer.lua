@@ -22,6 +22,15 @@ local node = require("moongrad.nn.node")
 local initializers = require("moongrad.nn.initializers")
 local options = require("moongrad.options")
 
+--- mg.nn.Layer{name=, trainable=true, dtype="float32"}
+--- The base class of layers (Keras's): a layer owns weights (add_weight in build),
+--- computes call(inputs), is built on its first call, and tracks the sublayers and
+--- weights assigned to its fields. Subclass it for a layer of your own.
+--- Example:
+---   local Scale = mg.nn.Layer:extend("Scale")
+---   function Scale:build(shape) self.w = self:add_weight{name = "w", shape = {shape[#shape]}, initializer = "ones"} end
+---   function Scale:call(x) return x * self.w end
+---   print(Scale()(mg.ones{2, 3}))
 local Layer = class.Object:extend("Layer")
 local ctx = util.context
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end

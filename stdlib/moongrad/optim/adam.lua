@@ -58,6 +58,8 @@ function Adam:_update(var, g, _, step)
   end
 end
 
+--- mg.optim.AdamW{learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=false}
+--- Adam with decoupled weight decay (var -= lr * weight_decay * var each step).
 local AdamW = Adam:extend("AdamW")
 M.AdamW = AdamW
 

@@ -15,6 +15,14 @@ local class = require("moongrad.nn.class")
 local schedules = require("moongrad.optim.schedules")
 local options = require("moongrad.options")
 
+--- mg.optim.Optimizer: the base class of optimizers (Keras 3's).
+--- opt:apply_gradients{{grad, var}, ...} updates the Variables; opt:minimize(loss_fn, vars)
+--- computes the gradients and applies them. Options common to all: learning_rate (a
+--- number or a schedule), weight_decay, clipnorm, clipvalue, global_clipnorm, name.
+--- Example:
+---   local w = mg.Variable(mg.tensor{3.0})
+---   local opt = mg.optim.SGD{learning_rate = 0.1}
+---   opt:minimize(function() return (w * w):sum() end, {w})
 local Optimizer = class.Object:extend("Optimizer")
 
 -- The learning rate: a number >= 0 or a schedule.

@@ -9,6 +9,10 @@ local Optimizer = require("moongrad.optim.optimizer")
 
 local M = {}
 
+--- mg.optim.RMSprop{learning_rate=0.001, rho=0.9, momentum=0, epsilon=1e-7, centered=false}
+--- RMSprop: each step divided by a running root mean square of the gradients.
+--- Example:
+---   local opt = mg.optim.RMSprop{learning_rate = 1e-3}
 local RMSprop = Optimizer:extend("RMSprop")
 M.RMSprop = RMSprop
 
@@ -35,6 +39,8 @@ function RMSprop:_update(var, g, lr)
     centered = self.centered and true or false })
 end
 
+--- mg.optim.Adagrad{learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7}
+--- Adagrad: each parameter's step divided by the root of its summed squared gradients.
 local Adagrad = Optimizer:extend("Adagrad")
 M.Adagrad = Adagrad
 

@@ -5,6 +5,10 @@
 local mg = require("moongrad")
 local Optimizer = require("moongrad.optim.optimizer")
 
+--- mg.optim.SGD{learning_rate=0.01, momentum=0, nesterov=false, weight_decay=nil, clipnorm=nil, clipvalue=nil}
+--- Stochastic gradient descent, with momentum (and Nesterov's form) when momentum > 0.
+--- Example:
+---   local opt = mg.optim.SGD{learning_rate = 0.1, momentum = 0.9}
 local SGD = Optimizer:extend("SGD")
 
 function SGD:__init(cfg)

@@ -90,6 +90,8 @@ end
 
 -- ---- Dropout ----------------------------------------------------------------------------------
 
+--- mg.nn.Dropout{rate, seed=}: zeroes a fraction rate of the inputs in training (scaling the
+--- rest by 1 / (1 - rate)); the identity in inference.
 local Dropout = Layer:extend("Dropout")
 M.Dropout = Dropout
 Dropout.passthrough_dtype = true

@@ -230,6 +230,8 @@ end
 
 -- ---- LSTM -----------------------------------------------------------------------------------
 
+--- mg.nn.LSTM{units, activation="tanh", recurrent_activation="sigmoid", return_sequences=false, return_state=false, ...}
+--- A long short-term memory layer over (batch, time, features) input.
 local LSTM = RNNBase:extend("LSTM")
 M.LSTM = LSTM
 

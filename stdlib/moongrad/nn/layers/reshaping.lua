@@ -8,6 +8,9 @@ local util = require("moongrad.nn.util")
 
 local M = {}
 
+--- mg.nn.Flatten{}: reshapes (batch, ...) to (batch, product of the rest), e.g. before a Dense.
+--- Example:
+---   print(mg.nn.Flatten()(mg.ones{2, 28, 28}).shape)   -- {2, 784}
 local Flatten = Layer:extend("Flatten")
 M.Flatten = Flatten
 Flatten.passthrough_dtype = true
