@@ -44,6 +44,8 @@ for _, h in ipairs(HOOKS) do Callback[h] = function() end end
 
 -- ---- CallbackList -------------------------------------------------------------------------
 
+--- mg.callbacks.CallbackList(callbacks, model, params): the callbacks of one fit/evaluate/predict
+--- call; each hook calls the same hook of every callback in order.
 local CallbackList = class.Object:extend("CallbackList")
 M.CallbackList = CallbackList
 
@@ -68,6 +70,8 @@ end
 
 -- ---- History ----------------------------------------------------------------------------
 
+--- mg.callbacks.History{}: what fit returns: history.history[metric] is the list of each epoch's value
+--- (history.epoch the epochs); prints as <History n epochs: loss=...>.
 local History = Callback:extend("History")
 M.History = History
 function History:__init(cfg) self.config = options.check("History", cfg, {}) end
@@ -104,6 +108,7 @@ end
 
 -- ---- ProgbarLogger ------------------------------------------------------------------------
 
+--- mg.callbacks.ProgbarLogger{}: the progress bar fit prints with verbose=1 (one line per epoch with verbose=2).
 local ProgbarLogger = Callback:extend("ProgbarLogger")
 M.ProgbarLogger = ProgbarLogger
 function ProgbarLogger:__init(cfg) self.config = options.check("ProgbarLogger", cfg, {}) end
@@ -338,6 +343,7 @@ end
 
 -- ---- CSVLogger --------------------------------------------------------------------------------
 
+--- mg.callbacks.CSVLogger{filename, separator=",", append=false}: writes each epoch's logs as a row of a CSV file.
 local CSVLogger = Callback:extend("CSVLogger")
 M.CSVLogger = CSVLogger
 
@@ -421,6 +427,8 @@ end
 
 -- ---- ReduceLROnPlateau --------------------------------------------------------------------------------
 
+--- mg.callbacks.ReduceLROnPlateau{monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, min_lr=0, ...}
+--- Multiplies the learning rate by factor when the monitored value stops improving.
 local ReduceLROnPlateau = Callback:extend("ReduceLROnPlateau")
 M.ReduceLROnPlateau = ReduceLROnPlateau
 
@@ -478,6 +486,7 @@ end
 
 -- ---- TerminateOnNaN ------------------------------------------------------------------------------------
 
+--- mg.callbacks.TerminateOnNaN{}: stops fit at the first batch whose loss is NaN or infinite.
 local TerminateOnNaN = Callback:extend("TerminateOnNaN")
 M.TerminateOnNaN = TerminateOnNaN
 function TerminateOnNaN:__init(cfg) self.config = options.check("TerminateOnNaN", cfg, {}) end

@@ -321,8 +321,15 @@ function function_text(f, name, others)
   end
   local block, is_doc = func_comment(f)
   local method = name and name:find(":", 1, true)
+  local cname, m
+  if method then cname, m = name:match("^(.*):([%w_]+)$") end
+  -- a method written inline in a class's defining call (define("Zeros", ..., function ... end))
+  -- finds the class's block: not its own doc
+  if block and m and not table.concat(block, "\n"):find(m, 1, true) then
+    local short = cname:match("([%w_]+)$")
+    if block[1]:find(short .. "[{(]") then block = nil end
+  end
   if not block and method then   -- an override without its own doc: the documented method it overrides
-    local cname, m = name:match("^(.*):([%w_]+)$")
     local c = index and cname and nil
     for cls, p in pairs(classes or {}) do if p == cname then c = cls end end
     c = c and rawget(c, "super")
@@ -397,7 +404,9 @@ local function class_text(cls, name, others)
   local head = name or tostring(cls)
   if block and looks_like_signature(block[1]) then head = table.remove(block, 1) end
   local parent = rawget(cls, "super") and rawget(rawget(cls, "super"), "class_name")
-  out[#out + 1] = head .. "   (class" .. (parent and parent ~= "Object" and (", subclass of " .. parent) or "") .. ")"
+  local marker = "(class" .. (parent and parent ~= "Object" and (", subclass of " .. parent) or "") .. ")"
+  if #head + 3 + #marker <= w then out[#out + 1] = head .. "   " .. marker
+  else out[#out + 1] = head .. "\n  " .. marker end
   local also = names_line(name, others)
   if also ~= "" then out[#out + 1] = also:gsub("\n$", "") end
   if block and #block > 0 then out[#out + 1] = indent(block, "  ") end

@@ -212,8 +212,10 @@ end
 
 --- mg.losses.MeanSquaredError{reduction=, name=}: mean((y_pred - y_true)^2) over the last axis ("mse").
 define("MeanSquaredError", "mean_squared_error", function(t, p) return M.mean_squared_error(t, p) end, { "mse", "MSE" })
+--- mg.losses.MeanAbsoluteError{reduction=, name=}: mean(|y_pred - y_true|) over the last axis ("mae").
 define("MeanAbsoluteError", "mean_absolute_error", function(t, p) return M.mean_absolute_error(t, p) end,
   { "mae", "MAE" })
+--- mg.losses.Huber{delta=1, reduction=, name=}: quadratic within delta of the target, linear beyond.
 define("Huber", "huber_loss", function(t, p, s) return M.huber(t, p, s.delta) end, { "huber" },
   { delta = { "number", above = 0 } })
 --- mg.losses.CategoricalCrossentropy{from_logits=false, label_smoothing=0, reduction=, name=}

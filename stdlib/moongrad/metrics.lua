@@ -178,15 +178,22 @@ local SMOOTHING = { "number", min = 0, max = 1 }
 wrapper_class("Accuracy", "accuracy", M.accuracy)
 --- mg.metrics.SparseCategoricalAccuracy{name=}: how often argmax(y_pred) is the class index y_true (counted from 1).
 wrapper_class("SparseCategoricalAccuracy", "sparse_categorical_accuracy", M.sparse_categorical_accuracy)
+--- mg.metrics.CategoricalAccuracy{name=}: how often argmax(y_pred) equals argmax(y_true) (one-hot labels).
 wrapper_class("CategoricalAccuracy", "categorical_accuracy", M.categorical_accuracy)
+--- mg.metrics.BinaryAccuracy{threshold=0.5, name=}: how often (y_pred > threshold) equals y_true.
 wrapper_class("BinaryAccuracy", "binary_accuracy", M.binary_accuracy, { threshold = { "number", min = 0, max = 1 } },
   { "threshold" })
+--- mg.metrics.MeanSquaredError{name=}: the mean of (y_pred - y_true)^2 over the samples seen.
 wrapper_class("MeanSquaredError", "mean_squared_error", losses.mean_squared_error)
+--- mg.metrics.MeanAbsoluteError{name=}: the mean of |y_pred - y_true| over the samples seen.
 wrapper_class("MeanAbsoluteError", "mean_absolute_error", losses.mean_absolute_error)
+--- mg.metrics.SparseCategoricalCrossentropy{from_logits=false, name=}: the mean cross-entropy of class-index labels.
 wrapper_class("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
   losses.sparse_categorical_crossentropy, { from_logits = "boolean" }, { "from_logits" })
+--- mg.metrics.CategoricalCrossentropy{from_logits=false, label_smoothing=0, name=}: the mean cross-entropy of one-hot labels.
 wrapper_class("CategoricalCrossentropy", "categorical_crossentropy", losses.categorical_crossentropy,
   { from_logits = "boolean", label_smoothing = SMOOTHING }, { "from_logits", "label_smoothing" })
+--- mg.metrics.BinaryCrossentropy{from_logits=false, label_smoothing=0, name=}: the mean binary cross-entropy.
 wrapper_class("BinaryCrossentropy", "binary_crossentropy", losses.binary_crossentropy,
   { from_logits = "boolean", label_smoothing = SMOOTHING }, { "from_logits", "label_smoothing" })
 
@@ -236,6 +243,8 @@ local function count(a, b, w, dtype)
   return mg.sum(c, 1)
 end
 
+--- mg.metrics.Precision{thresholds=0.5, name=}: true positives / predicted positives, for binary labels and
+--- probabilities (y_pred > thresholds counts as positive).
 local Precision = Metric:extend("Precision")
 M.Precision = Precision
 Precision.default_name = "precision"
@@ -267,12 +276,15 @@ function Precision:get_config()
   return c
 end
 
+--- mg.metrics.Recall{thresholds=0.5, name=}: true positives / actual positives, for binary labels and probabilities.
 local Recall = Precision:extend("Recall")
 M.Recall = Recall
 Recall.default_name = "recall"
 --- recall:result() -> true positives / (true positives + false negatives) so far.
 function Recall:result() return safe_div(self.tp, self.tp + self.fn) end
 
+--- mg.metrics.AUC{num_thresholds=200, curve="ROC", name=}: the area under the ROC (or PR) curve of binary
+--- labels and probabilities, from confusion counts at num_thresholds thresholds.
 local AUC = Metric:extend("AUC")
 M.AUC = AUC
 AUC.default_name = "auc"

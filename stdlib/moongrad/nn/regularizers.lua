@@ -9,9 +9,11 @@ local options = require("moongrad.options")
 
 local M = {}
 
+--- mg.nn.regularizers.Regularizer: the base class of regularizers; regularizer(w) is the penalty added to the loss.
 local Regularizer = class.Object:extend("Regularizer")
 M.Regularizer = Regularizer
 
+--- mg.nn.regularizers.L1L2{l1=0, l2=0}: the penalty l1 * sum(|w|) + l2 * sum(w^2).
 local L1L2 = Regularizer:extend("L1L2")
 M.L1L2 = L1L2
 

@@ -11,6 +11,7 @@ local options = require("moongrad.options")
 
 local M = {}
 
+--- mg.optim.schedules.LearningRateSchedule: the base class of schedules; schedule(step) is the learning rate at step.
 local Schedule = class.Object:extend("LearningRateSchedule")
 M.LearningRateSchedule = Schedule
 
@@ -103,6 +104,7 @@ local function numbers(v, what)
       options.show(x)) end
   end
 end
+--- mg.optim.PiecewiseConstantDecay{boundaries={...}, values={...}}: values[i] up to boundaries[i], the last value after.
 define("PiecewiseConstantDecay", {}, { "boundaries", "values" }, { boundaries = "table", values = "table" },
   function(self, step)
   local b, v = self.config.boundaries, self.config.values

@@ -149,6 +149,8 @@ end
 
 -- ---- Conv2DTranspose ---------------------------------------------------------------------
 
+--- mg.nn.Conv2DTranspose{filters, kernel_size, strides=1, padding="valid", activation=nil, use_bias=true, ...}
+--- The transpose of Conv2D (a "deconvolution"): upsamples NHWC input by strides.
 local Conv2DTranspose = Layer:extend("Conv2DTranspose")
 M.Conv2DTranspose = Conv2DTranspose
 

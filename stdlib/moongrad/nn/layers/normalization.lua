@@ -159,6 +159,7 @@ end
 
 -- ---- LayerNormalization -------------------------------------------------------------------
 
+--- mg.nn.LayerNormalization{axis=-1, epsilon=0.001, center=true, scale=true}: normalises each sample over axis.
 local LN = Layer:extend("LayerNormalization")
 M.LayerNormalization = LN
 

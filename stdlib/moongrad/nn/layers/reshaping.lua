@@ -36,6 +36,7 @@ function Flatten:compute_output_shape(s)
   return { s[1], n }
 end
 
+--- mg.nn.Reshape{target_shape}: reshapes each sample (the batch axis stays); -1 infers one size.
 local Reshape = Layer:extend("Reshape")
 Reshape.list_argument = true   -- Reshape{28, 28, 1} is one shape
 M.Reshape = Reshape
