@@ -13,7 +13,7 @@
 -- needed). --parts also times the forward pass, forward+backward, and the
 -- optimizer update alone, each staged, to show where a step's time goes.
 -- --composed runs Adam as composed elementwise ops and assigns (the update
--- before the fused one-pass mg.adam_update), to compare the two.
+-- before the fused one-pass mg.raw.adam_update), to compare the two.
 local mg = require "moongrad"
 local nn = mg.nn
 

@@ -2,7 +2,9 @@
  * repl.c — the interactive prompt of the `moongrad` program.
  *
  * It reads like lua.c 5.4: a line is first tried as "return <line>" (so an
- * expression prints its values, tensors through their __tostring), else as a
+ * expression prints its values: moongrad/pretty.lua makes their text, plain
+ * tables pretty-printed like Torch7's th, tensors through their __tostring,
+ * Variables with their name), else as a
  * statement; while the compiler says the statement is incomplete (its error
  * ends in "<eof>") more lines are read with the ">>" prompt (_PROMPT and
  * _PROMPT2 override the prompts). Errors print their message and traceback
@@ -19,8 +21,14 @@
  * text as GNU readline writes it (libedit's own format would encode blanks),
  * read and appended here with stdio. Tab completes globals,
  * keywords and `a.b.` / `obj:` fields: the expression before the cursor is
- * walked through raw fields, metatables' __index tables and the `__methods`
- * table the tensor metatable carries; no Lua code runs while completing.
+ * walked through raw fields, metatables' __index tables, the `__methods`
+ * table the tensor metatable carries (and the names in its `__fields` table,
+ * the fields a `.` offers: shape, dtype, ndim, name...) and, where __index is
+ * a function (the stdlib's classes, nn/class.lua), the class table the
+ * metatable names in `__members`: its fields and the keys of its `getters`
+ * (computed properties), then its parents through their metatables' __index
+ * tables. Names starting with "_" are offered only once "_" is typed. No Lua
+ * code runs while completing.
  * When stdin is not a terminal, lines are read plainly and no prompt is
  * written, so piped output stays clean.
  */
@@ -288,14 +296,38 @@ static void repl_report(lua_State *L, int status) {
   fflush(stderr);
 }
 
-/* Prints the values above `base` with the global print. */
+/* Turns the values above `base` into the one string require("moongrad.pretty").line
+ * makes of them (plain tables pretty-printed, Variables named); leaves the values
+ * as they were when that module is missing or fails. */
+static int repl_prettyline(lua_State *L) {
+  int n = lua_gettop(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "moongrad.pretty");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "line");
+  lua_insert(L, 1);
+  lua_pop(L, 1);                              /* the module */
+  lua_call(L, n, 1);
+  return 1;
+}
+
+/* Prints the values above `base` with the global print, as one line of text
+ * from moongrad.pretty (the values themselves if that fails). */
 static void repl_print(lua_State *L, int base) {
   int n = lua_gettop(L) - base;
   if (n <= 0) return;
-  luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+  luaL_checkstack(L, LUA_MINSTACK + n, "too many results to print");
+  lua_pushcfunction(L, repl_prettyline);
+  for (int i = 1; i <= n; i++) lua_pushvalue(L, base + i);
+  if (lua_pcall(L, n, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) {
+    lua_replace(L, base + 1);                 /* the line replaces the values */
+    lua_settop(L, base + 1);
+  } else {
+    lua_pop(L, 1);                            /* the error: print the values plainly */
+  }
   lua_getglobal(L, "print");
   lua_insert(L, base + 1);
-  if (lua_pcall(L, n, 0, 0) != LUA_OK) {
+  if (lua_pcall(L, lua_gettop(L) - base - 1, 0, 0) != LUA_OK) {
     fprintf(stderr, "error calling 'print' (%s)\n", lua_tostring(L, -1));
     fflush(stderr);
   }
@@ -351,8 +383,23 @@ static int repl_isident(const char *s, size_t n) {
   return 1;
 }
 
+/* Pushes the table completion walks after the metatable on the top: its
+ * __index when that is a table, else its `__members` table (a class whose
+ * __index is a function); returns 0 (nothing pushed) when there is neither. */
+static int repl_next(lua_State *L) {
+  lua_pushliteral(L, "__index");
+  if (lua_rawget(L, -2) == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
+  lua_pushliteral(L, "__members");
+  if (lua_rawget(L, -2) == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
 /* Pushes field `name` of the value at idx, looking through raw fields,
- * metatables' __methods tables and __index tables only; nil if not found. */
+ * metatables' __methods tables, __index tables and __members tables only
+ * (getters are not run: a computed property completes no further); nil if
+ * not found. */
 static void repl_field(lua_State *L, int idx, const char *name, size_t len) {
   int top = lua_gettop(L), found = 0;
   lua_pushvalue(L, idx);
@@ -376,9 +423,8 @@ static void repl_field(lua_State *L, int idx, const char *name, size_t len) {
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    lua_pushliteral(L, "__index");
-    if (lua_rawget(L, -2) != LUA_TTABLE) break;
-    lua_replace(L, -3);                       /* the __index table is the next object */
+    if (!repl_next(L)) break;
+    lua_replace(L, -3);                       /* the __index (__members) table is the next object */
     lua_pop(L, 1);
   }
   if (!found) lua_pushnil(L);
@@ -387,7 +433,8 @@ static void repl_field(lua_State *L, int idx, const char *name, size_t len) {
 }
 
 /* Adds prefix..key to the set at `set` for each identifier key of the table
- * at idx starting with `part` (only functions when `methods`). */
+ * at idx starting with `part` (only functions when `methods`; names starting
+ * with "_" only when `part` does). */
 static void repl_addkeys(lua_State *L, int set, int idx, const char *prefix, const char *part, int methods) {
   size_t plen = strlen(part);
   lua_pushnil(L);
@@ -395,7 +442,7 @@ static void repl_addkeys(lua_State *L, int set, int idx, const char *prefix, con
     size_t klen;
     if (lua_type(L, -2) == LUA_TSTRING && (!methods || lua_type(L, -1) == LUA_TFUNCTION)) {
       const char *k = lua_tolstring(L, -2, &klen);
-      if (klen >= plen && memcmp(k, part, plen) == 0 && repl_isident(k, klen)) {
+      if (klen >= plen && memcmp(k, part, plen) == 0 && repl_isident(k, klen) && (k[0] != '_' || part[0] == '_')) {
         lua_pushfstring(L, "%s%s", prefix, k);
         lua_pushboolean(L, 1);
         lua_rawset(L, set);
@@ -405,18 +452,37 @@ static void repl_addkeys(lua_State *L, int set, int idx, const char *prefix, con
   }
 }
 
-/* The candidates from the value at idx, its __methods and its __index tables. */
+/* Adds the keys of the table field `name` of the table at idx (fields, not methods). */
+static void repl_addsub(lua_State *L, int set, int idx, const char *name, const char *prefix, const char *part) {
+  lua_pushstring(L, name);
+  if (lua_rawget(L, idx) == LUA_TTABLE) repl_addkeys(L, set, lua_gettop(L), prefix, part, 0);
+  lua_pop(L, 1);
+}
+
+/* The candidates from the value at idx, its __methods (and, after a ".", the
+ * __fields they list), its __index tables and its class's __members, with
+ * their getters after a "." . */
 static void repl_addall(lua_State *L, int set, int idx, const char *prefix, const char *part, int methods) {
+  int inclass = 0;
   lua_pushvalue(L, idx);
   for (int depth = 0; depth < REPL_DEPTH; depth++) {
     int obj = lua_gettop(L);
-    if (lua_type(L, obj) == LUA_TTABLE) repl_addkeys(L, set, obj, prefix, part, methods);
+    if (lua_type(L, obj) == LUA_TTABLE) {
+      repl_addkeys(L, set, obj, prefix, part, methods);
+      if (inclass && !methods) repl_addsub(L, set, obj, "getters", prefix, part);
+    }
     if (!lua_getmetatable(L, obj)) break;
     lua_pushliteral(L, "__methods");
-    if (lua_rawget(L, -2) == LUA_TTABLE) repl_addkeys(L, set, lua_gettop(L), prefix, part, methods);
+    if (lua_rawget(L, -2) == LUA_TTABLE) {
+      repl_addkeys(L, set, lua_gettop(L), prefix, part, methods);
+      if (!methods) repl_addsub(L, set, lua_gettop(L), "__fields", prefix, part);
+    }
     lua_pop(L, 1);
     lua_pushliteral(L, "__index");
-    if (lua_rawget(L, -2) != LUA_TTABLE) break;
+    int plain = lua_rawget(L, -2) == LUA_TTABLE;
+    lua_pop(L, 1);
+    if (!plain) inclass = 1;
+    if (!repl_next(L)) break;
     lua_replace(L, obj);
     lua_settop(L, obj);
   }
@@ -542,11 +608,13 @@ static const char repl_intro[] =
     "  t = mg.tensor{{1, 2}, {3, 4}}    a tensor (Lua integers give int64, floats float32)\n"
     "  mg.matmul(t, t), t:sum{axis=1}   every op is a function and a method; axes count from 1\n"
     "  t[1], t:slice{{1, 2}, {}}        rows and inclusive slices, 1-based like Lua\n"
-    "  help(mg.matmul)                  the documentation of a function\n"
-    "  help(mg)                         every function in mg\n"
-    "Tab completes names (mg.<Tab>, t:<Tab>); Ctrl-C interrupts; Ctrl-D exits.\n";
+    "  help(mg.matmul)                  the documentation of a function (signature, options, example)\n"
+    "  help(mg.nn.Dense), help(mg.nn)   of a class, of a module; help(model.fit) of a method\n"
+    "  help(mg)                         the modules, classes and functions of mg\n"
+    "Tab completes names (mg.<Tab>, t:<Tab>, model:<Tab>); Ctrl-C interrupts; Ctrl-D exits.\n";
 
-/* help(x): prints require("moongrad").help(x), trying mg[x] for a name. */
+/* help(x): prints require("moongrad").help(x) (moongrad/help.lua makes the text, from the op
+ * table and the stdlib's doc comments), trying mg[x] for a name. */
 static int repl_help(lua_State *L) {
   if (lua_gettop(L) == 0) {
     fputs(repl_intro, stdout);

@@ -110,52 +110,52 @@ print(mg.gather(x, mg.tensor{{2}, {1}}, 2))  --> tensor([[20], [30]], dtype=int6
 print(mg.flip(mg.tensor{1, 2, 3}, {axis = {}}))  --> tensor([1, 2, 3], dtype=int64)]=],
   stop_gradient = [=[print(mg.stop_gradient(mg.tensor{1.0, 2}))   --> tensor([1., 2.], dtype=float32)]=],
   slice_grad = [=[-- begin/end/step are 0-based, end exclusive, as in the C-level slice op
-print(mg.slice_grad(mg.tensor{1.0, 2}, {1}, {3}, {1}, {4}))  --> tensor([0., 1., 2., 0.], dtype=float32)]=],
-  pad_grad = [=[print(mg.pad_grad(mg.tensor{9.0, 1, 2, 9, 9}, {1, 2}))  --> tensor([1., 2.], dtype=float32)]=],
+print(mg.raw.slice_grad(mg.tensor{1.0, 2}, {1}, {3}, {1}, {4}))  --> tensor([0., 1., 2., 0.], dtype=float32)]=],
+  pad_grad = [=[print(mg.raw.pad_grad(mg.tensor{9.0, 1, 2, 9, 9}, {1, 2}))  --> tensor([1., 2.], dtype=float32)]=],
   conv2d = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}  -- NHWC
 print(mg.conv2d(x, mg.ones{2, 2, 1, 1}):reshape{2, 2})  --> tensor([[12., 16.], [24., 28.]], dtype=float32)
 print(mg.conv2d(x, mg.ones{3, 3, 1, 2}, {padding = "same"}).shape[4])  --> 2]=],
-  conv2d_backprop_input = [=[local dx = mg.conv2d_backprop_input(mg.ones{1, 2, 2, 1}, mg.ones{2, 2, 1, 1}, {1, 3, 3, 1})
+  conv2d_backprop_input = [=[local dx = mg.raw.conv2d_backprop_input(mg.ones{1, 2, 2, 1}, mg.ones{2, 2, 1, 1}, {1, 3, 3, 1})
 print(dx:reshape{3, 3})  --> tensor([[1., 2., 1.], [2., 4., 2.], [1., 2., 1.]], dtype=float32)]=],
   conv2d_backprop_filter = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}
-print(mg.conv2d_backprop_filter(x, mg.ones{1, 2, 2, 1}, {2, 2, 1, 1}):reshape{2, 2})  --> tensor([[12., 16.], [24., 28.]], dtype=float32)]=],
+print(mg.raw.conv2d_backprop_filter(x, mg.ones{1, 2, 2, 1}, {2, 2, 1, 1}):reshape{2, 2})  --> tensor([[12., 16.], [24., 28.]], dtype=float32)]=],
   conv2d_transpose = [=[local y = mg.conv2d_transpose(mg.ones{1, 2, 2, 1}, mg.ones{3, 3, 1, 1}, {strides = 2, padding = "same"})
 print(table.concat(y.shape, "x"))           --> 1x4x4x1]=],
   max_pool2d = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}
 print(mg.max_pool2d(x, {ksize = 2, strides = 1}):reshape{2, 2})  --> tensor([[5., 6.], [8., 9.]], dtype=float32)
 print(mg.max_pool2d(mg.cast(x, mg.uint8)):reshape{1})  --> tensor([5], dtype=uint8)]=],
   max_pool2d_grad = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}
-print(mg.max_pool2d_grad(x, mg.ones{1, 1, 1, 1}):reshape{3, 3})  --> tensor([[0., 0., 0.], [0., 1., 0.], [0., 0., 0.]], dtype=float32)]=],
+print(mg.raw.max_pool2d_grad(x, mg.ones{1, 1, 1, 1}):reshape{3, 3})  --> tensor([[0., 0., 0.], [0., 1., 0.], [0., 0., 0.]], dtype=float32)]=],
   max_pool2d_grad_grad = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}
-print(mg.max_pool2d_grad_grad(x, x * 10):reshape{1})  --> tensor([50.], dtype=float32)]=],
+print(mg.raw.max_pool2d_grad_grad(x, x * 10):reshape{1})  --> tensor([50.], dtype=float32)]=],
   avg_pool2d = [=[local x = mg.arange(1, 10, 1, mg.float32):reshape{1, 3, 3, 1}
 print(mg.avg_pool2d(x, {ksize = 2, strides = 1}):reshape{2, 2})  --> tensor([[3., 4.], [6., 7.]], dtype=float32)]=],
-  avg_pool2d_grad = [=[print(mg.avg_pool2d_grad(mg.ones{1, 1, 1, 1}, {1, 2, 2, 1}):reshape{2, 2})  --> tensor([[0.25, 0.25], [0.25, 0.25]], dtype=float32)]=],
+  avg_pool2d_grad = [=[print(mg.raw.avg_pool2d_grad(mg.ones{1, 1, 1, 1}, {1, 2, 2, 1}):reshape{2, 2})  --> tensor([[0.25, 0.25], [0.25, 0.25]], dtype=float32)]=],
   batch_norm = [=[local b = mg.tensor{{1.0, 10}, {3, 30}}  -- batch statistics per column
 print(mg.batch_norm(b, b:mean{axis = 1}, b:variance{axis = 1}, 0, 1, 0))  --> tensor([[-1., -1.], [ 1.,  1.]], dtype=float32)]=],
   dropout = [=[print(mg.dropout(mg.ones{8}, 42, 0.5))   --> tensor([0., 2., 2., 2., 0., 2., 0., 2.], dtype=float32)]=],
-  take_grad = [=[print(mg.take_grad(mg.ones{3, 2}, mg.tensor{3, 1, 3}, {size = 4}))  --> tensor([[1., 1.], [0., 0.], [2., 2.], [0., 0.]], dtype=float32)]=],
+  take_grad = [=[print(mg.raw.take_grad(mg.ones{3, 2}, mg.tensor{3, 1, 3}, {size = 4}))  --> tensor([[1., 1.], [0., 0.], [2., 2.], [0., 0.]], dtype=float32)]=],
   index_add = [=[print(mg.index_add(mg.ones{4, 2}, mg.tensor{3, 1, 3}, mg.ones{3, 2}, 1))  --> tensor([[2., 2.], [1., 1.], [3., 3.], [1., 1.]], dtype=float32)]=],
   softmax_cross_entropy_with_logits = [=[local logits = mg.tensor{{2.0, 0, 0}}
 print(mg.softmax_cross_entropy_with_logits(logits, mg.tensor{{1.0, 0, 0}}))  --> tensor([0.2395], dtype=float32)]=],
-  softmax_cross_entropy_with_logits_grad = [=[local g = mg.softmax_cross_entropy_with_logits_grad(mg.tensor{{0.0, 0}}, mg.tensor{{1.0, 0}}, mg.tensor{1.0})
+  softmax_cross_entropy_with_logits_grad = [=[local g = mg.raw.softmax_cross_entropy_with_logits_grad(mg.tensor{{0.0, 0}}, mg.tensor{{1.0, 0}}, mg.tensor{1.0})
 print(g)                                    --> tensor([[-0.5,  0.5]], dtype=float32)]=],
   sparse_softmax_cross_entropy_with_logits = [=[local logits = mg.tensor{{2.0, 0, 0}}
 print(mg.sparse_softmax_cross_entropy_with_logits(logits, mg.tensor{1}))  --> tensor([0.2395], dtype=float32)]=],
-  sparse_softmax_cross_entropy_with_logits_grad = [=[local g = mg.sparse_softmax_cross_entropy_with_logits_grad(mg.tensor{{0.0, 0}}, mg.tensor{2}, mg.tensor{1.0})
+  sparse_softmax_cross_entropy_with_logits_grad = [=[local g = mg.raw.sparse_softmax_cross_entropy_with_logits_grad(mg.tensor{{0.0, 0}}, mg.tensor{2}, mg.tensor{1.0})
 print(g)                                    --> tensor([[ 0.5, -0.5]], dtype=float32)]=],
   sgd_update = [=[local w = mg.Variable(mg.tensor{1.0, 2.0})
-mg.sgd_update({w, mg.tensor{1.0, -1.0}, 0.5})  -- var -= lr * g, in place
+mg.raw.sgd_update({w, mg.tensor{1.0, -1.0}, 0.5})  -- var -= lr * g, in place
 print(w)                                   --> tensor([0.5, 2.5], dtype=float32)]=],
   adam_update = [=[local w = mg.Variable(mg.tensor{1.0, 2.0})
 local m, v = mg.Variable(mg.zeros{2}), mg.Variable(mg.zeros{2})
-print(mg.adam_update({w, m, v, mg.tensor{0.5, -0.5}, 0.1, 0}))  --> tensor(2, dtype=int64)
+print(mg.raw.adam_update({w, m, v, mg.tensor{0.5, -0.5}, 0.1, 0}))  --> tensor(2, dtype=int64)
 print(w, m)                                --> tensor([0.6838, 2.3162], dtype=float32)	tensor([ 0.05, -0.05], dtype=float32)]=],
   rmsprop_update = [=[local w, vel = mg.Variable(mg.tensor{1.0, 2.0}), mg.Variable(mg.zeros{2})
-mg.rmsprop_update({w, vel, mg.tensor{1.0, -1.0}, 0.1}, {rho = 0.75})
+mg.raw.rmsprop_update({w, vel, mg.tensor{1.0, -1.0}, 0.1}, {rho = 0.75})
 print(w, vel)                              --> tensor([0.8, 2.2], dtype=float32)	tensor([0.25, 0.25], dtype=float32)]=],
   adagrad_update = [=[local w, acc = mg.Variable(mg.tensor{1.0, 2.0}), mg.Variable(mg.zeros{2})
-mg.adagrad_update(w, acc, mg.tensor{2.0, -2.0}, 0.1, {epsilon = 0})
+mg.raw.adagrad_update(w, acc, mg.tensor{2.0, -2.0}, 0.1, {epsilon = 0})
 print(w, acc)                              --> tensor([0.9, 2.1], dtype=float32)	tensor([4., 4.], dtype=float32)]=],
 }
 
@@ -248,6 +248,10 @@ local function flag_words(flags)
   return table.concat(words, ", ")
 end
 
+-- The backward-pass and optimizer internals live in mg.raw (stdlib/moongrad/raw.lua holds the rule).
+local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local is_raw = dofile(script_dir .. "/../stdlib/moongrad/raw.lua").is_raw
+
 local function generate(rows)
   local out = {
     "# Ops reference",
@@ -263,6 +267,10 @@ local function generate(rows)
     "Axes and index values are 1-based; negative axes count from the end. See [tensors](tensors.md)",
     "for dtypes, promotion and broadcasting, and [errors](errors.md) for what bad calls raise.",
     "",
+    "The internals of the backward pass and of the optimizers (the `*_grad` adjoints, the",
+    "`conv2d_backprop_*` ops, the fused `*_update` steps) are neither `mg.<name>` nor methods: they",
+    "live in `mg.raw` (as TensorFlow's `tf.raw_ops`), `mg.raw.slice_grad(...)`, and are marked so below.",
+    "",
     "In the examples, `-->` shows what the line prints (the documentation test checks it).",
     "",
   }
@@ -277,6 +285,10 @@ local function generate(rows)
     out[#out + 1] = ""
     out[#out + 1] = r.doc
     out[#out + 1] = ""
+    if is_raw(r.name) then
+      out[#out + 1] = "Reached as `mg.raw." .. r.name .. "` (an internal of the backward pass or of an optimizer)."
+      out[#out + 1] = ""
+    end
     local flags = flag_words(r.flags)
     local inputs = r.nin < 0 and "a list of tensors" or r.nin == 0 and "none" or tostring(r.nin)
     out[#out + 1] = ("Inputs: %s. Attributes: %s.%s"):format(inputs, attr_lines(r.schema),

@@ -288,8 +288,8 @@ local function cnn()
     local gs = tape:gradient(loss, ps)
     for i = 1, #ps do
       local g = gs[i]
-      if mg.adam_update then       -- one fused pass per parameter, as torch's Adam(fused=True)
-        mg.adam_update({ ps[i], ms[i], vs[i], g, alpha, 0 }, { beta_1 = b1, beta_2 = b2, epsilon = eps })
+      if mg.raw and mg.raw.adam_update then       -- one fused pass per parameter, as torch's Adam(fused=True)
+        mg.raw.adam_update({ ps[i], ms[i], vs[i], g, alpha, 0 }, { beta_1 = b1, beta_2 = b2, epsilon = eps })
       else
         local m = ms[i]:assign(ms[i] * b1 + g * (1 - b1))
         local v = vs[i]:assign(vs[i] * b2 + g * g * (1 - b2))
@@ -323,7 +323,7 @@ local function cnn()
   loss = loss:item()
   local dt = clock() - t0
   return { samples_per_s = timed * bs / dt, seconds = dt, peak_rss_mb = peak_rss_mb(), final_loss = loss,
-    config = "raw ops NHWC, tape, " .. (mg.adam_update and "fused mg.adam_update" or "hand-written Adam") .. ", " .. mode }
+    config = "raw ops NHWC, tape, " .. (mg.raw and mg.raw.adam_update and "fused mg.raw.adam_update" or "hand-written Adam") .. ", " .. mode }
 end
 
 -- ---- the worker loop ---------------------------------------------------------------------

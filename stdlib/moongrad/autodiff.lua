@@ -80,6 +80,19 @@ local Tape = core.tape_methods
 -- mg.GradientTape{persistent=false, watch_accessed_variables=true}: a tape that
 -- records from its creation until tape:stop() or the end of its <close> scope.
 local TAPE_OPTIONS = { persistent = "boolean", watch_accessed_variables = "boolean", record = "boolean" }
+--- mg.GradientTape{persistent=false, watch_accessed_variables=true}
+--- A tape that records the ops run on watched tensors (and every trainable
+--- Variable) from its creation until tape:stop() or the end of its <close> scope;
+--- tape:gradient(target, sources) is d target / d sources (several sources: a list).
+---   persistent                 allow more than one gradient() call (default false)
+---   watch_accessed_variables   watch trainable Variables automatically (default true)
+--- Example:
+---   local x = mg.tensor{1.0, 2.0}
+---   local tape = mg.GradientTape()
+---   tape:watch(x)
+---   local y = (x * x):sum()
+---   tape:stop()
+---   print(tape:gradient(y, x))   -- tensor([2., 4.], dtype=float32)
 function M.GradientTape(opts)
   opts = options.check("GradientTape", opts, TAPE_OPTIONS)
   local tape = core.tape_new(opts.persistent and true or false, opts.watch_accessed_variables ~= false)
@@ -88,6 +101,8 @@ function M.GradientTape(opts)
 end
 
 local c_watch = Tape.watch
+-- tape:watch(x): records the ops on x (a tensor or a table of tensors) from now on, so that
+-- tape:gradient(target, x) can differentiate with respect to it (Variables are watched by default).
 function Tape:watch(x)
   local flat = flatten(x, "watch")
   for _, t in ipairs(flat) do c_watch(self, t) end
@@ -207,6 +222,12 @@ local counter = 0
 -- tensor in every op; watched automatically by tapes when trainable.
 local VARIABLE_OPTIONS = { dtype = { "string", one_of = { "float32", "float64", "int32", "int64", "uint8", "bool" } },
   trainable = "boolean", name = "string" }
+--- mg.Variable(init, {name=, trainable=true, dtype=})
+--- Mutable state usable as a tensor in every op (v:assign(x), v:assign_add(x));
+--- tapes watch a trainable one automatically. Prints as Variable(name, shape, dtype).
+--- Example:
+---   local v = mg.Variable(mg.zeros{2}, {name = "w"})
+---   v:assign_add(mg.ones{2})
 function M.Variable(init, opts)
   opts = options.check("Variable", opts, VARIABLE_OPTIONS)
   if core.tracing() then
@@ -291,6 +312,12 @@ local GRAD_OPTIONS = { argnums = { "integer|table", check = function(v)
     end
   end
 end } }
+--- mg.value_and_grad(f, {argnums=1}) -> function(...) returning f(...), gradient
+--- A function returning f's value and the gradient of its (summed) result with
+--- respect to argument argnums (a list of positions gives a list of gradients).
+--- Example:
+---   local vg = mg.value_and_grad(function(x) return (x * x):sum() end)
+---   local y, g = vg(mg.tensor{3.0})   -- tensor(9.), tensor([6.])
 function M.value_and_grad(f, opts)
   if type(f) ~= "function" and not (type(f) == "table" and getmetatable(f) and getmetatable(f).__call) then
     options.raise("value_and_grad: f must be a function, got " .. type(f))

@@ -13,23 +13,39 @@ local options = require("moongrad.options")
 
 local M = {}
 
+--- mg.callbacks.Callback: the base class of callbacks; fit, evaluate and predict call
+--- its hooks (on_epoch_end(epoch, logs), ...: help(mg.callbacks.Callback.on_epoch_end)).
+--- Example:
+---   local Printer = mg.callbacks.Callback:extend("Printer")
+---   function Printer:on_epoch_end(epoch, logs) print(epoch, logs.loss) end
+---   -- model:fit(x, y, {callbacks = {Printer()}})
 local Callback = class.Object:extend("Callback")
 M.Callback = Callback
 
 -- A subclass's own constructor options: Callback:extend("Mine") takes any
 -- table (its config); the built-in ones check theirs.
 function Callback:__init(cfg) self.config = cfg or {} end
+--- callback:set_model(model): the model this callback watches (fit sets it; self.model).
 function Callback:set_model(model) self.model = model end
+--- callback:set_params(params): fit's parameters {epochs=, steps=, verbose=} (self.params).
 function Callback:set_params(params) self.params = params end
 
 local HOOKS = { "on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
   "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
   "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end" }
 M.HOOKS = HOOKS
+--- A hook that fit, evaluate and predict call on each callback: on_train_begin(logs),
+--- on_epoch_begin(epoch, logs), on_train_batch_end(batch, logs), ... (the Keras
+--- hooks); the base class's do nothing. Override the ones you need.
+--- Example:
+---   local Printer = mg.callbacks.Callback:extend("Printer")
+---   function Printer:on_epoch_end(epoch, logs) print(epoch, logs.loss) end
 for _, h in ipairs(HOOKS) do Callback[h] = function() end end
 
 -- ---- CallbackList -------------------------------------------------------------------------
 
+--- mg.callbacks.CallbackList(callbacks, model, params): the callbacks of one fit/evaluate/predict
+--- call; each hook calls the same hook of every callback in order.
 local CallbackList = class.Object:extend("CallbackList")
 M.CallbackList = CallbackList
 
@@ -46,6 +62,7 @@ function CallbackList:__init(list, model, params)
 end
 
 for _, h in ipairs(HOOKS) do
+--- CallbackList's hooks call the same hook of each of its callbacks, in order.
   CallbackList[h] = function(self, a, b)
     for _, cb in ipairs(self.callbacks) do cb[h](cb, a, b) end
   end
@@ -53,6 +70,8 @@ end
 
 -- ---- History ----------------------------------------------------------------------------
 
+--- mg.callbacks.History{}: what fit returns: history.history[metric] is the list of each epoch's value
+--- (history.epoch the epochs); prints as <History n epochs: loss=...>.
 local History = Callback:extend("History")
 M.History = History
 function History:__init(cfg) self.config = options.check("History", cfg, {}) end
@@ -72,8 +91,24 @@ function History:on_epoch_end(epoch, logs)
   self.model.history = self
 end
 
+-- A History prints its epochs and each metric's last value: <History 5 epochs: loss=0.1234, accuracy=0.9>.
+function History:__tostring()
+  local keys, parts = {}, {}
+  for k in pairs(self.history or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local list = self.history[k]
+    local v = list[#list]
+    parts[#parts + 1] = k .. "=" .. (type(v) == "number" and string.format("%.4g", v) or tostring(v))
+  end
+  local n = #(self.epoch or {})
+  return string.format("<History %d epoch%s%s%s>", n, n == 1 and "" or "s", #parts > 0 and ": " or "",
+    table.concat(parts, ", "))
+end
+
 -- ---- ProgbarLogger ------------------------------------------------------------------------
 
+--- mg.callbacks.ProgbarLogger{}: the progress bar fit prints with verbose=1 (one line per epoch with verbose=2).
 local ProgbarLogger = Callback:extend("ProgbarLogger")
 M.ProgbarLogger = ProgbarLogger
 function ProgbarLogger:__init(cfg) self.config = options.check("ProgbarLogger", cfg, {}) end
@@ -156,6 +191,8 @@ end
 
 -- ---- EarlyStopping --------------------------------------------------------------------------
 
+--- mg.callbacks.EarlyStopping{monitor="val_loss", min_delta=0, patience=0, mode="auto", restore_best_weights=false, ...}
+--- Stops fit when the monitored value has not improved for patience epochs.
 local EarlyStopping = Callback:extend("EarlyStopping")
 M.EarlyStopping = EarlyStopping
 
@@ -223,6 +260,8 @@ local function format_path(path, epoch, logs)
 end
 M._format_path = format_path
 
+--- mg.callbacks.ModelCheckpoint{filepath, monitor="val_loss", save_best_only=false, save_weights_only=false, save_freq="epoch", ...}
+--- Saves the model (or its weights) to filepath during fit, every epoch or only the best.
 local ModelCheckpoint = Callback:extend("ModelCheckpoint")
 M.ModelCheckpoint = ModelCheckpoint
 
@@ -304,6 +343,7 @@ end
 
 -- ---- CSVLogger --------------------------------------------------------------------------------
 
+--- mg.callbacks.CSVLogger{filename, separator=",", append=false}: writes each epoch's logs as a row of a CSV file.
 local CSVLogger = Callback:extend("CSVLogger")
 M.CSVLogger = CSVLogger
 
@@ -387,6 +427,8 @@ end
 
 -- ---- ReduceLROnPlateau --------------------------------------------------------------------------------
 
+--- mg.callbacks.ReduceLROnPlateau{monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, min_lr=0, ...}
+--- Multiplies the learning rate by factor when the monitored value stops improving.
 local ReduceLROnPlateau = Callback:extend("ReduceLROnPlateau")
 M.ReduceLROnPlateau = ReduceLROnPlateau
 
@@ -444,6 +486,7 @@ end
 
 -- ---- TerminateOnNaN ------------------------------------------------------------------------------------
 
+--- mg.callbacks.TerminateOnNaN{}: stops fit at the first batch whose loss is NaN or infinite.
 local TerminateOnNaN = Callback:extend("TerminateOnNaN")
 M.TerminateOnNaN = TerminateOnNaN
 function TerminateOnNaN:__init(cfg) self.config = options.check("TerminateOnNaN", cfg, {}) end

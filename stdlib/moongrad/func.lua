@@ -228,6 +228,23 @@ function Concrete:__call(...)
   return build_results(self.template, pack(unpack(outs, 2, outs.n)))
 end
 
+-- A concrete function prints its name and signature: <concrete function f(float32 (2,3)) -> (float32 (2,3))>.
+local function meta_text(m)
+  local dims = {}
+  for i, n in ipairs(m.shape or {}) do dims[i] = tostring(n) end
+  return tostring(m.dtype) .. " (" .. table.concat(dims, ",") .. ")"
+end
+function Concrete:__tostring()
+  local ok, sig = pcall(function() return self.graph_obj:signature() end)
+  local ins, outs = {}, {}
+  if ok and type(sig) == "table" then
+    for i, m in ipairs(sig.inputs or {}) do ins[i] = meta_text(m) end
+    for i, m in ipairs(sig.outputs or {}) do outs[i] = meta_text(m) end
+  end
+  return string.format("<concrete function %s(%s) -> (%s)>", tostring(self.name), table.concat(ins, ", "),
+    table.concat(outs, ", "))
+end
+
 -- cf:graph(): the node list ({kind, op, inputs, outputs} per node).
 function Concrete:graph() return self.graph_obj:nodes() end
 -- cf:gradient_graphs(): the forward/backward pairs made for calls under a
@@ -876,6 +893,12 @@ end
 
 function Func:trace_count() return self.ntraces end
 
+-- A staged function prints its name and how many times it was traced.
+function Func:__tostring()
+  return string.format("<staged function %s, %d trace%s>", tostring(self.name), self.ntraces,
+    self.ntraces == 1 and "" or "s")
+end
+
 -- How many backward functions of its concrete functions were traced, at
 -- every order (each trace runs the Lua function once more; see call_taped).
 function Func:backward_trace_count()
@@ -935,6 +958,14 @@ local FUNC_OPTIONS = {
   end },
 }
 
+--- mg.func(fn, {input_signature=, reduce_retracing=false, name=, max_traces=, on_retrace="warn", eager=false, optimize=true, autograph=true, passes=})
+--- Stages fn: traced once per input signature (dtype and shape of each tensor,
+--- value of each other argument) into a graph that runs in C; AutoGraph turns its
+--- Lua if/while/for over tensors into graph control flow. Returns a callable
+--- staged function (f:get_concrete_function(...), f:pretty(...)). doc/staging.md.
+--- Example:
+---   local f = mg.func(function(x) return mg.relu(x) * 2 end)
+---   print(f(mg.tensor{-1.0, 3.0}))   -- tensor([0., 6.], dtype=float32)
 function M.func(fn, opts)
   if type(fn) ~= "function" then error("func: expected a function, got " .. type(fn), 2) end
   opts = options.check("func", opts, FUNC_OPTIONS)
@@ -962,6 +993,8 @@ function M.func(fn, opts)
   return self
 end
 
+--- mg.executing_eagerly() -> boolean
+--- False while a staged function is being traced (ops then add graph nodes), true otherwise.
 function M.executing_eagerly() return not core.tracing() end
 
 -- ---- control flow ----------------------------------------------------------------------
@@ -1204,6 +1237,12 @@ end
 -- while cond_fn(vars...) do vars = body_fn(vars...) end; returns the final
 -- loop_vars (a list). Inside a staged function it is one while node.
 local WHILE_OPTIONS = { maximum_iterations = { "integer", min = 0 }, shape_invariants = "table" }
+--- mg.while_loop(cond_fn, body_fn, loop_vars, {maximum_iterations=, shape_invariants=})
+--- while cond_fn(vars...) do vars = body_fn(vars...) end; returns the final
+--- loop_vars (a list). Inside a staged function it is one while node.
+--- Example:
+---   local r = mg.while_loop(function(i) return mg.less(i, 10) end, function(i) return i * 2 end, {mg.tensor(1)})
+---   print(r[1])   -- tensor(16, dtype=int64)
 function M.while_loop(cond_fn, body_fn, loop_vars, opts)
   opts = options.check("while_loop", opts, WHILE_OPTIONS)
   if type(loop_vars) ~= "table" or is_tensor(loop_vars) then

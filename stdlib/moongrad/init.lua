@@ -1,7 +1,8 @@
 -- moongrad: the `mg` namespace.
 --
 -- Every op of the engine's op table (moongrad.core) is exported here as
--- mg.<name> and as a tensor method, in one loop over core.ops(); this file
+-- mg.<name> and as a tensor method (the backward-pass internals as mg.raw.<name>),
+-- in one loop over core.ops(); this file
 -- adds what Lua users expect around them: creation helpers with dtype
 -- inference, inclusive 1-based slicing, stack/split, help(), configuration.
 -- Portable Lua (5.4 and LuaJIT): no integer division, bitwise ops or attributes.
@@ -17,48 +18,35 @@ M.int32, M.int64, M.uint8, M.bool = "int32", "int64", "uint8", "bool"
 M.dtypes = { "float32", "float64", "int32", "int64", "uint8", "bool" }
 
 local methods = core.methods
-local docs = {}        -- function -> help text
+local docs = {}        -- function -> help text (mg.document)
+local op_of = {}       -- function -> its op table row (help formats its text)
+M._docs, M._ops = docs, op_of   -- read by moongrad.help
 local math_type = math.type or function(x)  -- LuaJIT has no math.type
   if type(x) ~= "number" then return nil end    -- the FFI binding's rule (doc/luajit.md): no fraction, in int64's range
   return (x == math.floor(x) and x >= -2^63 and x < 2^63) and "integer" or "float"
 end
 
-local function signature(op)
-  local parts = {}
-  if op.variadic then
-    parts[1] = "{tensors}"
-  else
-    for i = 1, op.nin do parts[#parts + 1] = op.nin == 1 and "x" or string.char(96 + i) end
-  end
-  for _, a in ipairs(op.attrs) do parts[#parts + 1] = a.name end
-  return "mg." .. op.name .. "(" .. table.concat(parts, ", ") .. ")"
-end
-
+-- mg.raw: the backward-pass and optimizer internals of the op table (moongrad/raw.lua says
+-- which), reachable as mg.raw.NAME but neither mg.NAME nor tensor methods.
+local is_raw = require("moongrad.raw").is_raw
+M.raw = {}
 for _, op in ipairs(core.ops()) do
   local f = core[op.name]
-  M[op.name] = f
-  if not op.create then methods[op.name] = f end
-  docs[f] = signature(op) .. "\n  " .. op.doc
+  if is_raw(op.name) then
+    M.raw[op.name] = f
+  else
+    M[op.name] = f
+    if not op.create then methods[op.name] = f end
+  end
+  op_of[f] = op
 end
 
 -- Registers help text for a function (stdlib modules use it too).
 function M.document(f, text) docs[f] = text; return f end
 
--- help(x): the doc of a function, or a description of a tensor or module.
-function M.help(x)
-  if docs[x] then return docs[x] end
-  if core.is_tensor(x) then
-    return string.format("a tensor of shape (%s) and dtype %s; methods: see help(mg)",
-      table.concat(x.shape, ","), x.dtype)
-  end
-  if x == M then
-    local names = {}
-    for k, v in pairs(M) do if type(v) == "function" then names[#names + 1] = k end end
-    table.sort(names)
-    return "moongrad " .. M.version .. ": functions in mg: " .. table.concat(names, ", ")
-  end
-  return nil
-end
+-- help(x): the help text of a function, class, module, method or tensor (a string, or nil),
+-- read from the op table and the stdlib's doc comments when asked (moongrad/help.lua).
+function M.help(x) return require("moongrad.help").text(x) end
 
 -- ---- creation ---------------------------------------------------------------
 
@@ -289,6 +277,12 @@ M.take_along_axis = core.gather
 methods.std, methods.var, methods.broadcast_to = M.std, M.var, M.broadcast_to
 function methods.clone(t) return core.tensor(t) end
 function methods.astype(t, dtype) return core.cast(t, dtype) end
+-- The fields the binding serves before it looks in __fields (shape, dtype, ndim), listed there
+-- too so that the REPL's completion (t.<Tab>), which reads __fields' keys, offers them.
+methods.__fields = methods.__fields or {}
+for _, k in ipairs({ "shape", "dtype", "ndim" }) do
+  methods.__fields[k] = function(t) return t[k] end
+end
 methods.eq, methods.ne = core.equal, core.not_equal
 methods.lt, methods.le = core.less, core.less_equal
 methods.gt, methods.ge = core.greater, core.greater_equal
@@ -369,6 +363,58 @@ M.document(M.slice, "t:slice{{first, last, step}, {}, ...}\n  A view of inclusiv
 M.document(M.stack, "mg.stack({t1, t2, ...}, axis)\n  Tensors of one shape joined along a new axis (default 1).")
 M.document(M.split, "mg.split(t, n | {sizes}, axis)\n  A list of views: n equal parts or parts of the given sizes along axis (default 1).")
 
+-- Help of the functions made in C or by closures here (moongrad/help.lua reads the rest from doc comments).
+M.document(M.eye, "mg.eye(n, m, dtype)\n  An n-by-m (m defaults to n) float32 (or dtype) matrix with ones on the diagonal.\n  Example: mg.eye(2)   -- tensor([[1., 0.], [0., 1.]], dtype=float32)")
+M.document(M.linspace, "mg.linspace(start, stop, num, dtype)\n  num evenly spaced values from start to stop, both included (float32 unless dtype is given).")
+M.document(M.zeros_like, "mg.zeros_like(t, dtype)\n  Zeros of t's shape (and dtype unless dtype is given).")
+M.document(M.ones_like, "mg.ones_like(t, dtype)\n  Ones of t's shape (and dtype unless dtype is given).")
+M.document(M.full_like, "mg.full_like(t, value, dtype)\n  A tensor of t's shape filled with value (t's dtype unless dtype is given).")
+M.document(M.is_tensor, "mg.is_tensor(x) -> boolean\n  Whether x is a tensor (a Variable is one too).")
+M.document(M.frombytes, "mg.frombytes(bytes, shape, dtype)\n  A tensor of the given shape and dtype over a copy of a string of raw little-endian bytes (t:tobytes() is the inverse).")
+M.document(M.clock, "mg.clock() -> seconds\n  Monotonic wall-clock time, for timing (os.clock counts the CPU time of all threads).")
+M.document(M.config.set_num_threads, "mg.config.set_num_threads(n)\n  The threads the CPU kernels use (default: MG_NUM_THREADS, else the processors available; at most mg.config.max_threads()).")
+M.document(M.config.get_num_threads, "mg.config.get_num_threads() -> n\n  The threads the CPU kernels use.")
+M.document(M.config.max_threads, "mg.config.max_threads() -> n\n  The most set_num_threads accepts (the processors this process may use).")
+M.document(M.random.seed, "mg.random.seed(n)\n  Seeds the global generator: the random ops and initializers then draw the same numbers every run.\n  Example: mg.random.seed(42); print(mg.random.uniform({2}))")
+M.document(M.random.get_state, "mg.random.get_state() -> {seed=, counter=}\n  The global generator's state (saved with checkpoints).")
+M.document(M.random.set_state, "mg.random.set_state(state)\n  Restores a state from mg.random.get_state(): the draws that follow repeat.")
+M.document(M.random.integers, "mg.random.integers(shape, low, high, dtype, seed)\n  Uniform integers from low to high, both included (the op randint).")
+M.document(M.range, "mg.range(start, stop, step)\n  In a staged function, `for i in mg.range(n)` becomes one graph while loop (AutoGraph); eagerly it iterates like a numeric for.")
+
+-- The tensor methods that are not ops (help names them t:NAME).
+local method_docs = {
+  numel = "t:numel() -> n\n  The number of elements (the product of the shape).",
+  totable = "t:totable() -> table\n  The values as nested Lua tables (a number for a 0-d tensor).",
+  item = "t:item() -> number\n  The value of a one-element tensor as a Lua number (or boolean).",
+  free = "t:free()\n  Releases the tensor's buffer now rather than at garbage collection; using t afterwards is an error.",
+  is_freed = "t:is_freed() -> boolean\n  Whether t:free() released the buffer.",
+  strides = "t:strides() -> {strides}\n  The stride of each axis, in elements.",
+  is_contiguous = "t:is_contiguous() -> boolean\n  Whether the elements are dense in row-major order (not a strided view).",
+  tobytes = "t:tobytes() -> string\n  The raw little-endian bytes of the elements (mg.frombytes reads them back).",
+  shares_storage = "t:shares_storage(u) -> boolean\n  Whether t and u are views of one buffer.",
+  clone = "t:clone() -> tensor\n  A copy of t with its own buffer.",
+  astype = "t:astype(dtype) -> tensor\n  t cast to dtype (mg.cast).\n  Example: mg.tensor{1.7}:astype(\"int32\")   -- tensor([1], dtype=int32)",
+  std = "t:std{axis=, keepdims=false, correction=0} -> tensor\n  The standard deviation over the axes (mg.std).",
+  assign = "v:assign(x) -> v\n  The Variable's values replaced by x's (recorded as a graph effect when staged).",
+  assign_add = "v:assign_add(x) -> v\n  v = v + x in place (a Variable only).",
+  assign_sub = "v:assign_sub(x) -> v\n  v = v - x in place (a Variable only).",
+  read = "v:read() -> tensor\n  The Variable's current value as a plain tensor (a read node when tracing).",
+  is_variable = "t:is_variable() -> boolean\n  Whether t is a Variable (mg.Variable).",
+}
+for name, text in pairs(method_docs) do
+  if methods[name] and not docs[methods[name]] and not op_of[methods[name]] then M.document(methods[name], text) end
+end
+
+local tape_docs = {
+  start = "tape:start()\n  Records again after tape:stop() (a tape records from its creation).",
+  stop = "tape:stop()\n  Stops recording: ops after it are not on the tape (the end of a <close> scope does it too).",
+  recording = "tape:recording() -> boolean\n  Whether the tape is recording now.",
+}
+for name, text in pairs(tape_docs) do
+  local f = core.tape_methods[name]
+  if f and not docs[f] then M.document(f, text) end
+end
+
 -- ---- libraries loaded on first use (mg.nn, mg.optim, ...) -------------------------
 -- Lazily, so that `require "moongrad"` (and the REPL's start) stays fast.
 local lazy = { nn = "moongrad.nn", optim = "moongrad.optim", losses = "moongrad.losses",
@@ -376,7 +422,11 @@ local lazy = { nn = "moongrad.nn", optim = "moongrad.optim", losses = "moongrad.
 lazy.autograph = "autograph"
 lazy.data = "moongrad.data"   -- input pipelines (stdlib/moongrad/data)
 lazy.train = "moongrad.train"
-setmetatable(M, { __index = function(t, k)
+-- (__members lists their names for the REPL's completion, which loads nothing: mg.n<Tab> offers
+-- mg.nn; its values are `true`, so completion goes no deeper than the name.)
+local lazy_names = {}
+for k in pairs(lazy) do lazy_names[k] = true end
+setmetatable(M, { __members = lazy_names, __index = function(t, k)
   local name = lazy[k]
   if not name then return nil end
   local mod = require(name)

@@ -52,11 +52,13 @@ end
 
 -- ---- per-sample functions ------------------------------------------------------------
 
+--- mg.losses.mean_squared_error(y_true, y_pred) -> mean((y_pred - y_true)^2) over the last axis (also MSE).
 function M.mean_squared_error(y_true, y_pred)
   y_true = align(y_true, y_pred)
   return mg.mean(mg.square(y_pred - y_true), -1)
 end
 
+--- mg.losses.mean_absolute_error(y_true, y_pred) -> mean(|y_pred - y_true|) over the last axis (also MAE).
 function M.mean_absolute_error(y_true, y_pred)
   y_true = align(y_true, y_pred)
   return mg.mean(mg.abs(y_pred - y_true), -1)
@@ -64,6 +66,7 @@ end
 
 local SMOOTHING = { "number", min = 0, max = 1 }
 
+--- mg.losses.huber(y_true, y_pred, delta=1) -> per sample Huber loss: quadratic within delta of the target, linear beyond.
 function M.huber(y_true, y_pred, delta)
   delta = options.value("huber", "delta", delta, { "number", above = 0 }) or 1.0
   y_true = align(y_true, y_pred)
@@ -73,6 +76,7 @@ function M.huber(y_true, y_pred, delta)
   return mg.mean(mg.square(quad) * 0.5 + lin * delta, -1)
 end
 
+--- mg.losses.categorical_crossentropy(y_true, y_pred, from_logits=false, label_smoothing=0) -> per sample cross-entropy of one-hot labels.
 function M.categorical_crossentropy(y_true, y_pred, from_logits, label_smoothing)
   options.value("categorical_crossentropy", "label_smoothing", label_smoothing, SMOOTHING)
   y_true = align(y_true, y_pred)
@@ -101,6 +105,7 @@ function M.sparse_categorical_crossentropy(y_true, y_pred, from_logits)
   return -mg.log(mg.squeeze(p, { axis = -1 }))
 end
 
+--- mg.losses.binary_crossentropy(y_true, y_pred, from_logits=false, label_smoothing=0) -> per sample binary cross-entropy (mean over the last axis).
 function M.binary_crossentropy(y_true, y_pred, from_logits, label_smoothing)
   options.value("binary_crossentropy", "label_smoothing", label_smoothing, SMOOTHING)
   y_true = align(y_true, y_pred)
@@ -122,6 +127,12 @@ M.huber_loss = M.huber
 
 -- ---- Loss objects --------------------------------------------------------------------------
 
+--- mg.losses.Loss{reduction="sum_over_batch_size", name=}: the base class of losses.
+--- loss(y_true, y_pred, sample_weight) -> the reduced loss (a scalar tensor); a subclass
+--- defines call(y_true, y_pred), the per-sample losses.
+--- Example:
+---   local mse = mg.losses.MeanSquaredError()
+---   print(mse(mg.tensor{{1.0, 2.0}}, mg.tensor{{1.0, 4.0}}))   -- tensor(2., dtype=float32)
 local Loss = class.Object:extend("Loss")
 M.Loss = Loss
 
@@ -175,6 +186,7 @@ function Loss:__call(y_true, y_pred, sample_weight)
   return reduce(self:call(y_true, y_pred), self.reduction, sample_weight)
 end
 
+--- loss:get_config() -> a table of the constructor options (name, reduction, ...).
 function Loss:get_config()
   return { name = self.name, reduction = self.reduction, from_logits = self.from_logits or nil,
     label_smoothing = self.label_smoothing, delta = self.delta }
@@ -187,6 +199,7 @@ local function define(class_name, key, fn, aliases, spec)
   cls.options = options.extend(Loss.options, spec)
   cls.default_name = key
   cls.key = key
+--- loss:call(y_true, y_pred) -> the per-sample losses, before the reduction (calling the loss, loss(y_true, y_pred, sample_weight), reduces them).
   function cls:call(y_true, y_pred)
     return fn(y_true, y_pred, self)
   end
@@ -197,17 +210,29 @@ local function define(class_name, key, fn, aliases, spec)
   return cls
 end
 
+--- mg.losses.MeanSquaredError{reduction=, name=}: mean((y_pred - y_true)^2) over the last axis ("mse").
 define("MeanSquaredError", "mean_squared_error", function(t, p) return M.mean_squared_error(t, p) end, { "mse", "MSE" })
+--- mg.losses.MeanAbsoluteError{reduction=, name=}: mean(|y_pred - y_true|) over the last axis ("mae").
 define("MeanAbsoluteError", "mean_absolute_error", function(t, p) return M.mean_absolute_error(t, p) end,
   { "mae", "MAE" })
+--- mg.losses.Huber{delta=1, reduction=, name=}: quadratic within delta of the target, linear beyond.
 define("Huber", "huber_loss", function(t, p, s) return M.huber(t, p, s.delta) end, { "huber" },
   { delta = { "number", above = 0 } })
+--- mg.losses.CategoricalCrossentropy{from_logits=false, label_smoothing=0, reduction=, name=}
+--- Cross-entropy of one-hot (or probability) labels y_true and predictions y_pred.
 define("CategoricalCrossentropy", "categorical_crossentropy", function(t, p, s)
   return M.categorical_crossentropy(t, p, s.from_logits, s.label_smoothing)
 end, nil, { from_logits = "boolean", label_smoothing = SMOOTHING })
+--- mg.losses.SparseCategoricalCrossentropy{from_logits=false, reduction=, name=}
+--- Cross-entropy of class-index labels (integers counted from 1) and predictions over the classes.
+--- Example:
+---   local loss = mg.losses.SparseCategoricalCrossentropy{from_logits = true}
+---   print(loss(mg.tensor{2}, mg.tensor{{0.0, 0.0}}))   -- tensor(0.6931, dtype=float32)
 define("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy", function(t, p, s)
   return M.sparse_categorical_crossentropy(t, p, s.from_logits)
 end, nil, { from_logits = "boolean" })
+--- mg.losses.BinaryCrossentropy{from_logits=false, label_smoothing=0, reduction=, name=}
+--- Binary cross-entropy of labels in {0, 1} and probabilities (or logits) y_pred.
 define("BinaryCrossentropy", "binary_crossentropy", function(t, p, s)
   return M.binary_crossentropy(t, p, s.from_logits, s.label_smoothing)
 end, nil, { from_logits = "boolean", label_smoothing = SMOOTHING })
@@ -220,6 +245,7 @@ function Wrapper:__init(fn, cfg)
   self.fn = fn
   self.name = (cfg and cfg.name) or "loss"
 end
+--- loss:call(y_true, y_pred) -> the wrapped function's per-sample losses, before the reduction.
 function Wrapper:call(y_true, y_pred) return self.fn(y_true, y_pred) end
 
 -- get(id): a Loss from a name ("mse", "sparse_categorical_crossentropy"...),

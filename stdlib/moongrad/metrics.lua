@@ -18,6 +18,9 @@ local unpack = table.unpack or unpack
 
 local M = {}
 
+--- mg.metrics.Metric{name=, dtype="float32"}: the base class of metrics (Keras's).
+--- metric:update_state(...) adds a batch, metric:result() reads the value,
+--- metric:reset_state() starts over; metric(...) updates and returns the result.
 local Metric = class.Object:extend("Metric")
 M.Metric = Metric
 
@@ -40,6 +43,7 @@ end
 
 Metric.getters.variables = function(self) return self._vars end
 
+--- metric:reset_state(): sets the accumulated state back to its start (fit does it each epoch).
 function Metric:reset_state()
   for _, v in ipairs(self._vars) do v:assign(mg.zeros_like(v)) end
 end
@@ -51,6 +55,7 @@ function Metric:__call(...)
   return self:result()
 end
 
+--- metric:get_config() -> a table of the constructor options (name, dtype, ...).
 function Metric:get_config()
   local c = { name = self.name, dtype = self.dtype }
   for k, v in pairs(self.config or {}) do if type(k) == "string" then c[k] = v end end
@@ -59,6 +64,11 @@ end
 
 -- ---- Mean and friends ----------------------------------------------------------------
 
+--- mg.metrics.Mean{name=, dtype="float32"}: the (weighted) mean of the values given to update_state.
+--- Example:
+---   local m = mg.metrics.Mean()
+---   m:update_state(mg.tensor{1.0, 3.0})
+---   print(m:result())   -- tensor(2., dtype=float32)
 local Mean = Metric:extend("Mean")
 M.Mean = Mean
 Mean.default_name = "mean"
@@ -69,7 +79,8 @@ function Mean:__init(cfg)
   self.count = self:add_variable({}, "count")
 end
 
--- update_state(values [, sample_weight])
+--- metric:update_state(values [, sample_weight])
+--- Adds a batch of values (weighted by sample_weight) to the running mean.
 function Mean:update_state(values, sample_weight)
   if not mg.is_tensor(values) then values = mg.tensor(values, self.dtype) end
   if values.dtype ~= self.dtype then values = mg.cast(values, self.dtype) end
@@ -85,6 +96,7 @@ function Mean:update_state(values, sample_weight)
   end
 end
 
+--- metric:result() -> the metric's value from the state accumulated so far (a scalar tensor).
 function Mean:result()
   local c = self.count
   return mg.where(mg.greater(c, 0), self.total / mg.maximum(c, 1e-30), 0.0)
@@ -114,15 +126,18 @@ local function labels_of(y_true, y_pred)
   return y_true
 end
 
+--- mg.metrics.sparse_categorical_accuracy(y_true, y_pred) -> per sample 1.0 where argmax(y_pred) is the class index y_true (counted from 1), else 0.0.
 function M.sparse_categorical_accuracy(y_true, y_pred)
   local labels = labels_of(y_true, y_pred)
   return mg.cast(mg.equal(mg.argmax(y_pred, -1), labels), "float32")
 end
 
+--- mg.metrics.categorical_accuracy(y_true, y_pred) -> per sample 1.0 where argmax(y_pred) == argmax(y_true) (one-hot labels), else 0.0.
 function M.categorical_accuracy(y_true, y_pred)
   return mg.cast(mg.equal(mg.argmax(y_pred, -1), mg.argmax(y_true, -1)), "float32")
 end
 
+--- mg.metrics.binary_accuracy(y_true, y_pred, threshold=0.5) -> per sample 1.0 where (y_pred > threshold) equals y_true, else 0.0.
 function M.binary_accuracy(y_true, y_pred, threshold)
   if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true, y_pred.dtype) end
   if y_true.ndim == y_pred.ndim - 1 then y_true = mg.unsqueeze(y_true, -1) end
@@ -131,6 +146,7 @@ function M.binary_accuracy(y_true, y_pred, threshold)
   return mg.mean(mg.cast(mg.equal(pred, truth), "float32"), -1)
 end
 
+--- mg.metrics.accuracy(y_true, y_pred) -> per sample 1.0 where y_pred equals y_true exactly, else 0.0.
 function M.accuracy(y_true, y_pred)
   if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true) end
   return mg.cast(mg.equal(y_true, y_pred), "float32")
@@ -158,17 +174,26 @@ local function wrapper_class(class_name, key, fn, spec, args)
 end
 
 local SMOOTHING = { "number", min = 0, max = 1 }
+--- mg.metrics.Accuracy{name=}: how often y_pred equals y_true exactly (the mean of mg.metrics.accuracy).
 wrapper_class("Accuracy", "accuracy", M.accuracy)
+--- mg.metrics.SparseCategoricalAccuracy{name=}: how often argmax(y_pred) is the class index y_true (counted from 1).
 wrapper_class("SparseCategoricalAccuracy", "sparse_categorical_accuracy", M.sparse_categorical_accuracy)
+--- mg.metrics.CategoricalAccuracy{name=}: how often argmax(y_pred) equals argmax(y_true) (one-hot labels).
 wrapper_class("CategoricalAccuracy", "categorical_accuracy", M.categorical_accuracy)
+--- mg.metrics.BinaryAccuracy{threshold=0.5, name=}: how often (y_pred > threshold) equals y_true.
 wrapper_class("BinaryAccuracy", "binary_accuracy", M.binary_accuracy, { threshold = { "number", min = 0, max = 1 } },
   { "threshold" })
+--- mg.metrics.MeanSquaredError{name=}: the mean of (y_pred - y_true)^2 over the samples seen.
 wrapper_class("MeanSquaredError", "mean_squared_error", losses.mean_squared_error)
+--- mg.metrics.MeanAbsoluteError{name=}: the mean of |y_pred - y_true| over the samples seen.
 wrapper_class("MeanAbsoluteError", "mean_absolute_error", losses.mean_absolute_error)
+--- mg.metrics.SparseCategoricalCrossentropy{from_logits=false, name=}: the mean cross-entropy of class-index labels.
 wrapper_class("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
   losses.sparse_categorical_crossentropy, { from_logits = "boolean" }, { "from_logits" })
+--- mg.metrics.CategoricalCrossentropy{from_logits=false, label_smoothing=0, name=}: the mean cross-entropy of one-hot labels.
 wrapper_class("CategoricalCrossentropy", "categorical_crossentropy", losses.categorical_crossentropy,
   { from_logits = "boolean", label_smoothing = SMOOTHING }, { "from_logits", "label_smoothing" })
+--- mg.metrics.BinaryCrossentropy{from_logits=false, label_smoothing=0, name=}: the mean binary cross-entropy.
 wrapper_class("BinaryCrossentropy", "binary_crossentropy", losses.binary_crossentropy,
   { from_logits = "boolean", label_smoothing = SMOOTHING }, { "from_logits", "label_smoothing" })
 
@@ -218,6 +243,8 @@ local function count(a, b, w, dtype)
   return mg.sum(c, 1)
 end
 
+--- mg.metrics.Precision{thresholds=0.5, name=}: true positives / predicted positives, for binary labels and
+--- probabilities (y_pred > thresholds counts as positive).
 local Precision = Metric:extend("Precision")
 M.Precision = Precision
 Precision.default_name = "precision"
@@ -231,6 +258,7 @@ function Precision:__init(cfg)
   self.fn = self:add_variable({}, "false_negatives")
 end
 
+--- metric:update_state(y_true, y_pred, sample_weight): adds one batch to the metric's state.
 function Precision:update_state(y_true, y_pred, sample_weight)
   local t, p, w = flat_pair(y_true, y_pred, sample_weight, self.dtype)
   local pos = mg.greater(p, self.threshold)
@@ -239,6 +267,7 @@ function Precision:update_state(y_true, y_pred, sample_weight)
   self.fn:assign_add(count(mg.logical_not(pos), t, w, self.dtype))
 end
 
+--- precision:result() -> true positives / (true positives + false positives) so far.
 function Precision:result() return safe_div(self.tp, self.tp + self.fp) end
 
 function Precision:get_config()
@@ -247,11 +276,15 @@ function Precision:get_config()
   return c
 end
 
+--- mg.metrics.Recall{thresholds=0.5, name=}: true positives / actual positives, for binary labels and probabilities.
 local Recall = Precision:extend("Recall")
 M.Recall = Recall
 Recall.default_name = "recall"
+--- recall:result() -> true positives / (true positives + false negatives) so far.
 function Recall:result() return safe_div(self.tp, self.tp + self.fn) end
 
+--- mg.metrics.AUC{num_thresholds=200, curve="ROC", name=}: the area under the ROC (or PR) curve of binary
+--- labels and probabilities, from confusion counts at num_thresholds thresholds.
 local AUC = Metric:extend("AUC")
 M.AUC = AUC
 AUC.default_name = "auc"
@@ -275,6 +308,7 @@ function AUC:__init(cfg)
   self.fn = self:add_variable({ n }, "false_negatives")
 end
 
+--- auc:update_state(y_true, y_pred, sample_weight): adds one batch to the thresholded confusion counts.
 function AUC:update_state(y_true, y_pred, sample_weight)
   local t, p, w = flat_pair(y_true, y_pred, sample_weight, self.dtype)
   local pos = mg.greater(mg.unsqueeze(mg.cast(p, "float32"), 2), self.thresholds)   -- (m, n)

@@ -63,7 +63,13 @@ local function same_shape(a, b)
   return true
 end
 
--- mg.TensorArray{dtype=, size=0, dynamic_size=false, element_shape=, infer_shape=true}
+--- mg.TensorArray{dtype=, size=0, dynamic_size=false, element_shape=, infer_shape=true}
+--- A list of tensors a staged loop writes (ta:write(i, x)) and stacks (ta:stack()): one slot per
+--- iteration, growing when dynamic_size is true. doc/staging.md.
+--- Example:
+---   local ta = mg.TensorArray{dtype = mg.float32, size = 2}
+---   ta = ta:write(1, mg.ones{3}); ta = ta:write(2, mg.zeros{3})
+---   print(ta:stack().shape)   -- {2, 3}
 function M.new(opts)
   options.check("TensorArray", opts, SPEC)
   if not opts or not opts.dtype then options.raise("TensorArray: dtype is required (e.g. mg.TensorArray{dtype = mg.float32, size = n})") end

@@ -8,7 +8,8 @@
 # comment, when its output is exactly those texts in order (tabs read as
 # spaces, trailing blanks ignored). It also regenerates doc/ops.md from
 # core/ops.def and fails if the checked-in file differs or an op lacks an
-# example. Prints "ok"/"not ok" lines for failures only, then
+# example, and regenerates doc/api.md from the help texts the same way.
+# Prints "ok"/"not ok" lines for failures only, then
 # "N passed, N failed".
 
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -69,6 +70,17 @@ else
   echo "not ok doc/ops.md is out of date: run lua5.4 scripts/gen_ops_doc.lua > doc/ops.md"
   cat "$TMPD/gen.err"
   diff doc/ops.md "$TMPD/ops.md" 2>&1 | head -n 20 | sed 's/^/    /'
+  failed=$((failed + 1))
+fi
+
+# doc/api.md is generated from the help texts (the stdlib's doc comments)
+if (cd "$TMPD" && "$MOONGRAD" "$ROOT/scripts/gen_api_doc.lua") > "$TMPD/api.md" 2> "$TMPD/api.err" &&
+   cmp -s "$TMPD/api.md" doc/api.md; then
+  passed=$((passed + 1))
+else
+  echo "not ok doc/api.md is out of date: run build/bin/moongrad scripts/gen_api_doc.lua > doc/api.md"
+  cat "$TMPD/api.err"
+  diff doc/api.md "$TMPD/api.md" 2>&1 | head -n 20 | sed 's/^/    /'
   failed=$((failed + 1))
 fi
 

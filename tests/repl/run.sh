@@ -79,6 +79,16 @@ run "help(f) prints the doc" 0 'matmul.*matrix product' -e 'help(mg.matmul)'
 run "help(name) finds mg[name]" 0 'matmul.*matrix product' -e 'help("matmul")'
 run "help(x) without a doc says so" 0 '^no help for 42$' -e 'help(42)'
 run "help() prints an introduction" 0 'help\(mg\.matmul\)' -e 'help()'
+run "help(class) prints its signature, options and example" 0 '^  Example:$' -e 'help(mg.nn.Dense)'
+run "help(method) of an instance" 0 '^model:fit\(x, y, \{epochs=1' -e 'help(mg.nn.Sequential{}.fit)'
+run "help(mg.random.normal) names itself" 0 '^mg\.random\.normal\(shape' -e 'help(mg.random.normal)'
+out=$(COLUMNS=60 "$MG" -e 'help(mg)' 2>&1)
+long=$(printf '%s\n' "$out" | awk 'length > 60' | head -3)
+if [ -z "$long" ] && printf '%s\n' "$out" | grep -q '^Modules:$' && [ "$(printf '%s\n' "$out" | wc -l)" -gt 10 ]; then
+  ok "help(mg) is a grouped listing wrapped to the terminal (COLUMNS=60)"
+else
+  notok "help(mg) is a grouped listing wrapped to the terminal (COLUMNS=60)" "$long"
+fi
 
 cat > "$TMP/args.lua" <<'EOF'
 print("n", select("#", ...), ...)
@@ -235,6 +245,42 @@ expect {
 send "()\r"
 check "the completed method call runs" {\r\n3\r\n}
 
+# Completion on objects: classes whose __index is a function (nn/class.lua) name their
+# method table in __members; tensors list their C-served fields in __methods.__fields.
+proc complete {name typed rest tail pattern} {
+  send $typed
+  send "\t"
+  expect {
+    -re "[string map {. \\. ( \\( : :} $typed](\007|\r|\033\\\[\[0-9;\]*\[A-Za-z\])*$rest" { ok "tab completes $name ($typed -> $typed$rest)" }
+    timeout { notok "tab completes $name ($typed -> $typed$rest)" "timed out" }
+  }
+  if {$pattern eq ""} {
+    sleep 0.2
+    send "\003"
+    prompt
+  } else {
+    send "$tail\r"
+    check "the completed $name runs" $pattern
+  }
+}
+send "model = mg.nn.Sequential{mg.nn.Dense(2)} opt = mg.optim.Adam{} ds = mg.data.Dataset.range(3) layer = mg.nn.Dense(4)\r"
+prompt
+complete "model methods" "model:summ" "ary" "" ""
+complete "optimizer methods" "opt:apply_" "gradients" "" ""
+complete "dataset methods" "ds:shuf" "fle" {(3):cardinality()} {\r\n3\r\n}
+complete "layer fields" "layer.uni" "ts" "" {\r\n4\r\n}
+complete "layer properties (getters)" "layer.trainable_w" "eights" " ~= nil" {\r\ntrue\r\n}
+complete "inherited layer methods" "layer:count_p" "arams" "()" {\r\n0\r\n}
+complete "lazy modules before they load" "mg.datase" "ts" " ~= nil" {\r\ntrue\r\n}
+send "hits = 0 obj = setmetatable({}, {__index = function(_, k) hits = hits + 1 end, __members = {foo_bar = 7}})\r"
+prompt
+complete "the __members of a metatable whose __index is a function" "obj.foo_b" "ar" "" ""
+send "hits\r"
+check "completing ran no __index function" {\r\n0\r\n}
+complete "tensor fields served by C (shape)" "t.shap" "e" {[1]} {\r\n3\r\n}
+complete "tensor fields served by C (dtype)" "t.dty" "pe" "" {\r\nint64\r\n}
+complete "tensor fields served by C (ndim)" "t.nd" "im" "" {\r\n1\r\n}
+
 send "pri\t"
 expect {
   -re {pri(\007|\r|\033\[[0-9;]*[A-Za-z])*nt} { ok "tab completes globals (pri -> print)" }
@@ -253,6 +299,15 @@ check "the completed field runs" {\r\nX\r\n}
 
 send "t\r"
 check "a tensor value prints with __tostring" {\r\ntensor\(\[1, 2, 3\], dtype=int64\)\r\n}
+
+send "t.shape\r"
+check "a plain table prints as a value (t.shape)" {\r\n\{3\}\r\n}
+send "{a = 1, b = {2, 'x'}}\r"
+check "a nested table prints as a Lua constructor" {\r\n\{a = 1, b = \{2, "x"\}\}\r\n}
+send "mg.Variable(mg.ones{2}, {name = 'w'})\r"
+check "a Variable prints with its name, shape and dtype" {\r\nVariable\(w, shape \(2\), float32\) tensor\(\[1\., 1\.\], dtype=float32\)\r\n}
+send "mg.optim.SGD{}\r"
+check "an optimizer prints as a value" {\r\n<SGD learning_rate=0\.01, iterations=0>\r\n}
 
 send "print('spinning') while true do end\r"
 expect -re {\r\nspinning\r\n}

@@ -237,8 +237,8 @@ describe("conv2d gradients", function()
       local dy = U(y.shape, mg.float64)
       local o = {}
       for k, v in pairs(c.o) do o[k] = v end
-      local dx = mg.conv2d_backprop_input(dy, w, x.shape, o)
-      local dw = mg.conv2d_backprop_filter(x, dy, w.shape, o)
+      local dx = mg.raw.conv2d_backprop_input(dy, w, x.shape, o)
+      local dw = mg.raw.conv2d_backprop_filter(x, dy, w.shape, o)
       assert.are.same(x.shape, dx.shape)
       assert.are.same(w.shape, dw.shape)
       local lhs = sum_all(y * dy)
@@ -266,8 +266,8 @@ describe("conv2d gradients", function()
       local dy = U(y.shape, mg.float64)
       local f = function(t) return mg.cast(t, mg.float32) end
       close(mg.conv2d(f(x), f(w), c.o), y, 1e-4)
-      close(mg.conv2d_backprop_input(f(dy), f(w), x.shape, c.o), mg.conv2d_backprop_input(dy, w, x.shape, c.o), 1e-4)
-      close(mg.conv2d_backprop_filter(f(x), f(dy), w.shape, c.o), mg.conv2d_backprop_filter(x, dy, w.shape, c.o), 1e-4)
+      close(mg.raw.conv2d_backprop_input(f(dy), f(w), x.shape, c.o), mg.raw.conv2d_backprop_input(dy, w, x.shape, c.o), 1e-4)
+      close(mg.raw.conv2d_backprop_filter(f(x), f(dy), w.shape, c.o), mg.raw.conv2d_backprop_filter(x, dy, w.shape, c.o), 1e-4)
     end)
   end
 
@@ -276,8 +276,8 @@ describe("conv2d gradients", function()
     local dy = U({ 3, 14, 14, 64 }, mg.float64)
     local f = function(t) return mg.cast(t, mg.float32) end
     local o = { padding = "same" }
-    close(mg.conv2d_backprop_input(f(dy), f(w), x.shape, o), mg.conv2d_backprop_input(dy, w, x.shape, o), 1e-4)
-    close(mg.conv2d_backprop_filter(f(x), f(dy), w.shape, o), mg.conv2d_backprop_filter(x, dy, w.shape, o), 1e-4)
+    close(mg.raw.conv2d_backprop_input(f(dy), f(w), x.shape, o), mg.raw.conv2d_backprop_input(dy, w, x.shape, o), 1e-4)
+    close(mg.raw.conv2d_backprop_filter(f(x), f(dy), w.shape, o), mg.raw.conv2d_backprop_filter(x, dy, w.shape, o), 1e-4)
   end)
 
   it("the tape uses them: gradient of sum(conv2d(x, w) * dy)", function()
@@ -287,19 +287,19 @@ describe("conv2d gradients", function()
     local l = mg.sum(mg.conv2d(x, w, { strides = 2, padding = "same" }) * dy)
     tape:stop()
     local g = tape:gradient(l, { x, w })
-    close(g[1], mg.conv2d_backprop_input(dy, w, x.shape, { strides = 2, padding = "same" }), 1e-12)
-    close(g[2], mg.conv2d_backprop_filter(x, dy, w.shape, { strides = 2, padding = "same" }), 1e-12)
+    close(g[1], mg.raw.conv2d_backprop_input(dy, w, x.shape, { strides = 2, padding = "same" }), 1e-12)
+    close(g[2], mg.raw.conv2d_backprop_filter(x, dy, w.shape, { strides = 2, padding = "same" }), 1e-12)
   end)
 
   it("checks dy against the convolution's output shape", function()
     assert.matches("conv2d_backprop_input: dy has shape %(1,4,4,2%) but the convolution's output has shape %(1,3,3,2%)",
-      err_of(function() mg.conv2d_backprop_input(U { 1, 4, 4, 2 }, U { 3, 3, 2, 2 }, { 1, 5, 5, 2 }) end))
+      err_of(function() mg.raw.conv2d_backprop_input(U { 1, 4, 4, 2 }, U { 3, 3, 2, 2 }, { 1, 5, 5, 2 }) end))
     assert.matches("conv2d_backprop_filter: dy has shape",
-      err_of(function() mg.conv2d_backprop_filter(U { 1, 5, 5, 2 }, U { 1, 5, 5, 2 }, { 3, 3, 2, 2 }) end))
+      err_of(function() mg.raw.conv2d_backprop_filter(U { 1, 5, 5, 2 }, U { 1, 5, 5, 2 }, { 3, 3, 2, 2 }) end))
     assert.matches("input_shape must have 4 values",
-      err_of(function() mg.conv2d_backprop_input(U { 1, 3, 3, 2 }, U { 3, 3, 2, 2 }, { 5, 5, 2 }) end))
+      err_of(function() mg.raw.conv2d_backprop_input(U { 1, 3, 3, 2 }, U { 3, 3, 2, 2 }, { 5, 5, 2 }) end))
     assert.matches("the 'filter_shape' argument is required",
-      err_of(function() mg.conv2d_backprop_filter(U { 1, 5, 5, 2 }, U { 1, 3, 3, 2 }) end))
+      err_of(function() mg.raw.conv2d_backprop_filter(U { 1, 5, 5, 2 }, U { 1, 3, 3, 2 }) end))
   end)
 end)
 
@@ -329,7 +329,7 @@ describe("conv2d_transpose", function()
   it("is conv2d_backprop_input of the convolution back to x", function()
     local x, w = U { 1, 4, 3, 3 }, U { 3, 3, 2, 3 }
     local y = mg.conv2d_transpose(x, w, { strides = 2, padding = "same" })
-    close(y, mg.conv2d_backprop_input(x, w, y.shape, { strides = 2, padding = "same" }), 1e-6)
+    close(y, mg.raw.conv2d_backprop_input(x, w, y.shape, { strides = 2, padding = "same" }), 1e-6)
   end)
 
   it("rejects output_padding >= strides and mismatched channels", function()
@@ -393,17 +393,17 @@ describe("pooling", function()
   it("lets NaN win a max window, and its gradient go there", function()
     local x = mg.tensor({ 1.0, 0 / 0, 3, 2 }):reshape { 1, 2, 2, 1 }
     assert.is_true(mg.max_pool2d(x):item() ~= mg.max_pool2d(x):item())
-    assert.are.same({ 0, 1, 0, 0 }, mg.max_pool2d_grad(x, mg.ones { 1, 1, 1, 1 }):reshape { 4 }:totable())
+    assert.are.same({ 0, 1, 0, 0 }, mg.raw.max_pool2d_grad(x, mg.ones { 1, 1, 1, 1 }):reshape { 4 }:totable())
   end)
 
   it("sends each window's gradient to its first maximum; max_pool2d_grad_grad reads it back", function()
     local x = mg.tensor({ { 1.0, 5, 5 }, { 2, 0, 4 }, { 7, 7, 1 } }, mg.float32):reshape { 1, 3, 3, 1 }
     local dy = mg.tensor({ { 10.0, 20 }, { 30, 40 } }, mg.float32):reshape { 1, 2, 2, 1 }
     local o = { ksize = 2, strides = 1 }
-    local dx = mg.max_pool2d_grad(x, dy, o):reshape { 3, 3 }:totable()
+    local dx = mg.raw.max_pool2d_grad(x, dy, o):reshape { 3, 3 }:totable()
     assert.are.same({ { 0, 30, 0 }, { 0, 0, 0 }, { 30, 40, 0 } }, dx)
     local gx = mg.arange(1, 10, 1, mg.float32):reshape { 1, 3, 3, 1 }
-    assert.are.same({ { 2, 2 }, { 7, 8 } }, mg.max_pool2d_grad_grad(x, gx, o):reshape { 2, 2 }:totable())
+    assert.are.same({ { 2, 2 }, { 7, 8 } }, mg.raw.max_pool2d_grad_grad(x, gx, o):reshape { 2, 2 }:totable())
   end)
 
   for i, c in ipairs { { { 2, 7, 7, 20 }, 2, 2, "valid" }, { { 1, 8, 7, 35 }, 3, 3, "same" }, { { 2, 6, 6, 16 }, 2, 2, "same" } } do
@@ -414,12 +414,12 @@ describe("pooling", function()
       local dy32 = U(y32.shape)
       local x64, dy64 = mg.cast(x32, mg.float64), mg.cast(dy32, mg.float64)
       close(y32, mg.max_pool2d(x64, o), 0)
-      close(mg.max_pool2d_grad(x32, dy32, o), mg.max_pool2d_grad(x64, dy64, o), 0)
+      close(mg.raw.max_pool2d_grad(x32, dy32, o), mg.raw.max_pool2d_grad(x64, dy64, o), 0)
     end)
   end
 
   it("avg_pool2d_grad shares the gradient over the positions inside x", function()
-    local dx = mg.avg_pool2d_grad(mg.ones { 1, 2, 2, 1 }, { 1, 3, 3, 1 }, { ksize = 2, padding = "same" })
+    local dx = mg.raw.avg_pool2d_grad(mg.ones { 1, 2, 2, 1 }, { 1, 3, 3, 1 }, { ksize = 2, padding = "same" })
     -- windows: (1..2)x(1..2) 4 cells, (1..2)x3 2 cells, 3x(1..2) 2 cells, 3x3 1 cell
     close(dx:reshape { 3, 3 }, { { 0.25, 0.25, 0.5 }, { 0.25, 0.25, 0.5 }, { 0.5, 0.5, 1 } }, 1e-7)
   end)
@@ -429,11 +429,11 @@ describe("pooling", function()
     local o = { ksize = 3, strides = 2, padding = "same" }
     local y = mg.avg_pool2d(x, o)
     local dy = U(y.shape, mg.float64)
-    local dx = mg.avg_pool2d_grad(dy, x.shape, o)
+    local dx = mg.raw.avg_pool2d_grad(dy, x.shape, o)
     assert.is_true(math.abs(sum_all(y * dy) - sum_all(x * dx)) < 1e-10)
     local gx = U(x.shape, mg.float64)
-    local a = sum_all(mg.max_pool2d_grad(x, dy, o) * gx)
-    local b = sum_all(dy * mg.max_pool2d_grad_grad(x, gx, o))
+    local a = sum_all(mg.raw.max_pool2d_grad(x, dy, o) * gx)
+    local b = sum_all(dy * mg.raw.max_pool2d_grad_grad(x, gx, o))
     assert.is_true(math.abs(a - b) < 1e-10)
   end)
 
@@ -446,7 +446,7 @@ describe("pooling", function()
       err_of(function() mg.max_pool2d(U { 1, 2, 4, 1 }, { ksize = 3 }) end))
     assert.matches("ksize must be at least 1", err_of(function() mg.max_pool2d(U { 1, 2, 2, 1 }, { ksize = 0 }) end))
     assert.matches("max_pool2d_grad: dy has shape %(1,2,2,1%) but the pooled output has shape %(1,1,1,1%)",
-      err_of(function() mg.max_pool2d_grad(U { 1, 3, 3, 1 }, U { 1, 2, 2, 1 }) end))
+      err_of(function() mg.raw.max_pool2d_grad(U { 1, 3, 3, 1 }, U { 1, 2, 2, 1 }) end))
   end)
 end)
 
@@ -561,7 +561,7 @@ end)
 describe("take_grad (the embedding gradient)", function()
   it("adds each slice of g at its row, repeated indices summing", function()
     local g = mg.tensor({ { 1.0, 2 }, { 3, 4 }, { 5, 6 } }, mg.float32)
-    assert.are.same({ { 3, 4 }, { 0, 0 }, { 6, 8 }, { 0, 0 } }, mg.take_grad(g, mg.tensor { 3, 1, 3 }, { size = 4 }):totable())
+    assert.are.same({ { 3, 4 }, { 0, 0 }, { 6, 8 }, { 0, 0 } }, mg.raw.take_grad(g, mg.tensor { 3, 1, 3 }, { size = 4 }):totable())
   end)
 
   it("works along another axis and with a 2-d index (a batch of sequences)", function()
@@ -569,7 +569,7 @@ describe("take_grad (the embedding gradient)", function()
     local idx = mg.tensor { { 5, 1 }, { 2, 5 } }
     local y = mg.take(x, idx, 2)                  -- (3, 2, 2, 2)
     local dy = U(y.shape, mg.float64)
-    local dx = mg.take_grad(dy, idx, 2, 5)
+    local dx = mg.raw.take_grad(dy, idx, 2, 5)
     assert.are.same(x.shape, dx.shape)
     assert.is_true(math.abs(sum_all(y * dy) - sum_all(x * dx)) < 1e-12)
   end)
@@ -587,8 +587,8 @@ describe("take_grad (the embedding gradient)", function()
 
   it("rejects indices out of range", function()
     assert.matches("take_grad: index 5 %(element 2%) is out of range %(valid: 1..4%)",
-      err_of(function() mg.take_grad(mg.ones { 2, 3 }, mg.tensor { 1, 5 }, { size = 4 }) end))
-    assert.matches("the 'size' argument is required", err_of(function() mg.take_grad(mg.ones { 2, 3 }, mg.tensor { 1, 2 }) end))
+      err_of(function() mg.raw.take_grad(mg.ones { 2, 3 }, mg.tensor { 1, 5 }, { size = 4 }) end))
+    assert.matches("the 'size' argument is required", err_of(function() mg.raw.take_grad(mg.ones { 2, 3 }, mg.tensor { 1, 2 }) end))
   end)
 end)
 
@@ -641,7 +641,7 @@ describe("softmax cross-entropy", function()
     local want = (mg.softmax(logits) - mg.one_hot(lab, 5, mg.float64)) * mg.tensor({ 1.0, 2, 3, 4 }):reshape { 4, 1 }
     close(g, want, 1e-12)
     local labels = mg.softmax(U({ 4, 5 }, mg.float64))
-    close(mg.softmax_cross_entropy_with_logits_grad(logits, labels, mg.ones({ 4 }, mg.float64)),
+    close(mg.raw.softmax_cross_entropy_with_logits_grad(logits, labels, mg.ones({ 4 }, mg.float64)),
       mg.softmax(logits) - labels, 1e-12)
   end)
 

@@ -126,12 +126,12 @@ local function call_op(case, vars, g, k)
   if case.op == "adam_update" then
     inputs[#inputs + 1] = lr
     inputs[#inputs + 1] = case.decay or 0
-    return mg.adam_update(inputs, case.opts)
+    return mg.raw.adam_update(inputs, case.opts)
   elseif case.op == "adagrad_update" then
-    return mg.adagrad_update(inputs[1], inputs[2], g, lr, case.opts)
+    return mg.raw.adagrad_update(inputs[1], inputs[2], g, lr, case.opts)
   end
   inputs[#inputs + 1] = lr
-  return mg[case.op](inputs, case.opts)
+  return mg.raw[case.op](inputs, case.opts)
 end
 
 local function call_ref(case, s, g, k)
@@ -245,10 +245,10 @@ describe("fused steps and the variable model", function()
   it("a snapshot taken before an eager step keeps the old value", function()
     local w = mg.Variable(h.f32 { 1.0, 2.0, 3.0 })
     local snap = w:read()
-    mg.sgd_update({ w, h.f32 { 1.0, 1.0, 1.0 }, 0.5 })
+    mg.raw.sgd_update({ w, h.f32 { 1.0, 1.0, 1.0 }, 0.5 })
     h.near(snap, { 1, 2, 3 }, 1e-7)
     h.near(w, { 0.5, 1.5, 2.5 }, 1e-7)
-    mg.sgd_update({ w, h.f32 { 1.0, 1.0, 1.0 }, 0.5 })  -- no snapshot now: in place
+    mg.raw.sgd_update({ w, h.f32 { 1.0, 1.0, 1.0 }, 0.5 })  -- no snapshot now: in place
     h.near(w, { 0, 1, 2 }, 1e-7)
     h.near(snap, { 1, 2, 3 }, 1e-7)
   end)
@@ -259,7 +259,7 @@ describe("fused steps and the variable model", function()
     local tape = mg.GradientTape { persistent = true }
     local loss = mg.sum(mg.square(w))
     tape:stop()
-    mg.adam_update({ w, m, v, h.f32 { 1.0, 1.0 }, 0.1, 0 })
+    mg.raw.adam_update({ w, m, v, h.f32 { 1.0, 1.0 }, 0.1, 0 })
     assert.is_true(mg.max(mg.abs(w - h.f32 { 1.0, 2.0 })):item() > 0.05)
     h.near(tape:gradient(loss, { w })[1], { 2, 4 }, 1e-6)
   end)
@@ -268,7 +268,7 @@ describe("fused steps and the variable model", function()
     local w = mg.Variable(h.f32 { 1.0, 2.0 })
     local f = mg.func(function(g)
       local before = w * 2       -- still needed after the step: the step must not write under it
-      mg.sgd_update({ w, g, 1 })
+      mg.raw.sgd_update({ w, g, 1 })
       local after = w * 1
       return before + after, before
     end)
@@ -283,7 +283,7 @@ describe("fused steps and the variable model", function()
   it("staged: a step is kept even when its result is unused, and runs once per call", function()
     local w = mg.Variable(mg.zeros { 3 })
     local acc = mg.Variable(mg.zeros { 3 })
-    local f = mg.func(function(g) mg.adagrad_update(w, acc, g, 1) end)
+    local f = mg.func(function(g) mg.raw.adagrad_update(w, acc, g, 1) end)
     f(mg.ones { 3 })
     f(mg.ones { 3 })
     h.near(acc, { 2, 2, 2 }, 1e-6)
@@ -292,7 +292,7 @@ describe("fused steps and the variable model", function()
   it("a Variable's result of the step can be read while a slot is shared", function()
     local w, m = mg.Variable(h.f32 { 1.0 }), mg.Variable(h.f32 { 1.0 })
     local held = m:read()  -- the slot's buffer is shared: the step writes a fresh one
-    mg.sgd_update({ w, m, h.f32 { 0.0 }, 1 }, { momentum = 0.5 })
+    mg.raw.sgd_update({ w, m, h.f32 { 0.0 }, 1 }, { momentum = 0.5 })
     h.near(m, { 0.5 }, 1e-7)
     h.near(w, { 1.5 }, 1e-7)
     h.near(held, { 1 }, 1e-7)
@@ -305,41 +305,41 @@ describe("fused steps reject bad input", function()
   local g = mg.ones { 2, 2 }
 
   it("a plain tensor as the parameter", function()
-    h.fails(function() mg.sgd_update({ mg.zeros { 2, 2 }, g, 0.1 }) end, "sgd_update", "input 1 (var)",
+    h.fails(function() mg.raw.sgd_update({ mg.zeros { 2, 2 }, g, 0.1 }) end, "sgd_update", "input 1 (var)",
       "must be a Variable")
   end)
   it("a computed value as the parameter while staging", function()
-    local f = mg.func(function(x) mg.sgd_update({ w * 1, x, 0.1 }) end)
+    local f = mg.func(function(x) mg.raw.sgd_update({ w * 1, x, 0.1 }) end)
     h.fails(function() f(g) end, "sgd_update", "input 1 (var)", "must be a Variable")
   end)
   it("the wrong number of inputs for the options", function()
-    h.fails(function() mg.sgd_update({ w, g, 0.1 }, { momentum = 0.9 }) end, "sgd_update", "takes 4 inputs",
+    h.fails(function() mg.raw.sgd_update({ w, g, 0.1 }, { momentum = 0.9 }) end, "sgd_update", "takes 4 inputs",
       "{var, momentum, g, lr}", "got 3")
-    h.fails(function() mg.adam_update({ w, m, v, g, 0.1, 0 }, { amsgrad = true }) end, "adam_update",
+    h.fails(function() mg.raw.adam_update({ w, m, v, g, 0.1, 0 }, { amsgrad = true }) end, "adam_update",
       "takes 7 inputs", "vhat")
   end)
   it("shapes and dtypes", function()
-    h.fails(function() mg.adam_update({ w, m, v, mg.ones { 4 }, 0.1, 0 }) end, "adam_update", "input 4 (g)",
+    h.fails(function() mg.raw.adam_update({ w, m, v, mg.ones { 4 }, 0.1, 0 }) end, "adam_update", "input 4 (g)",
       "(4)", "(2,2)")
-    h.fails(function() mg.adam_update({ w, m, v, mg.ones({ 2, 2 }, "float64"), 0.1, 0 }) end, "adam_update",
+    h.fails(function() mg.raw.adam_update({ w, m, v, mg.ones({ 2, 2 }, "float64"), 0.1, 0 }) end, "adam_update",
       "input 4 (g)", "float64", "float32")
     local wi = mg.Variable(mg.zeros({ 2 }, "int32"))
-    h.fails(function() mg.sgd_update({ wi, mg.zeros({ 2 }, "int32"), 1 }) end, "sgd_update", "float32 or float64",
+    h.fails(function() mg.raw.sgd_update({ wi, mg.zeros({ 2 }, "int32"), 1 }) end, "sgd_update", "float32 or float64",
       "int32")
-    h.fails(function() mg.adam_update({ w, m, v, g, mg.ones { 2 }, 0 }) end, "adam_update", "input 5 (alpha)",
+    h.fails(function() mg.raw.adam_update({ w, m, v, g, mg.ones { 2 }, 0 }) end, "adam_update", "input 5 (alpha)",
       "one number")
   end)
   it("the same Variable twice", function()
-    h.fails(function() mg.adam_update({ w, m, m, g, 0.1, 0 }) end, "adam_update", "inputs 2 (m) and 3 (v)",
+    h.fails(function() mg.raw.adam_update({ w, m, m, g, 0.1, 0 }) end, "adam_update", "inputs 2 (m) and 3 (v)",
       "same Variable")
   end)
   it("options out of range", function()
-    h.fails(function() mg.adam_update({ w, m, v, g, 0.1, 0 }, { beta_1 = 1 }) end, "adam_update", "beta_1")
-    h.fails(function() mg.rmsprop_update({ w, m, g, 0.1 }, { epsilon = -1 }) end, "rmsprop_update", "epsilon")
-    h.fails(function() mg.sgd_update({ w, m, g, 0.1 }, { momentum = 2 }) end, "sgd_update", "momentum")
+    h.fails(function() mg.raw.adam_update({ w, m, v, g, 0.1, 0 }, { beta_1 = 1 }) end, "adam_update", "beta_1")
+    h.fails(function() mg.raw.rmsprop_update({ w, m, g, 0.1 }, { epsilon = -1 }) end, "rmsprop_update", "epsilon")
+    h.fails(function() mg.raw.sgd_update({ w, m, g, 0.1 }, { momentum = 2 }) end, "sgd_update", "momentum")
   end)
   it("a failed step leaves the Variables as they were", function()
-    pcall(mg.adam_update, { w, m, v, mg.ones { 4 }, 0.1, 0 })
+    pcall(mg.raw.adam_update, { w, m, v, mg.ones { 4 }, 0.1, 0 })
     h.near(w, { { 0, 0 }, { 0, 0 } }, 0)
   end)
 end)

@@ -63,7 +63,11 @@ local function batcher(node, n, drop, combine)
   end
 end
 
--- ds:batch(batch_size, {drop_remainder=false})
+--- ds:batch(batch_size, {drop_remainder=false})
+--- A Dataset of batches: batch_size consecutive elements stacked along a new first axis (the
+--- last batch smaller unless drop_remainder).
+--- Example:
+---   for xb in mg.data.Dataset.range(5):batch(2):iter() do print(xb) end
 function Dataset:batch(n, opts)
   Dataset._check_self(self, "batch")
   opts = check_batch_args("batch", n, opts)

@@ -9,6 +9,12 @@
 -- Elements are described in data/structure.lua. Portable Lua.
 local structure = require("moongrad.data.structure")
 
+--- mg.data.Dataset: an input pipeline (TF's tf.data.Dataset), immutable: each method returns a new one.
+--- Sources: Dataset.from_tensor_slices(x, y), Dataset.range(n), Dataset.from_generator(fn);
+--- transforms: ds:map(fn), ds:filter(fn), ds:shuffle(n), ds:batch(n), ds:repeat_(n), ds:prefetch(n), ...
+--- Example:
+---   local ds = mg.data.Dataset.from_tensor_slices(mg.arange(6), mg.arange(6) * 10):shuffle(6, {seed = 1}):batch(4)
+---   for x, y in ds:iter() do print(x, y) end
 local Dataset = {}
 Dataset.__index = Dataset
 
@@ -16,6 +22,7 @@ Dataset.__index = Dataset
 Dataset.INFINITE = -1
 Dataset.UNKNOWN = -2
 
+--- mg.data.is_dataset(x) -> whether x is a Dataset.
 function Dataset.is_dataset(x) return getmetatable(x) == Dataset end
 
 -- A new node: kind, input (or nil), card (cardinality), iter (a function(node) -> next()).
@@ -27,6 +34,7 @@ end
 
 function Dataset:_iter() return self._make(self) end
 
+--- ds:cardinality() -> the number of elements, or mg.data.INFINITE_CARDINALITY (-1) / UNKNOWN_CARDINALITY (-2).
 function Dataset:cardinality() return self.card end
 
 -- for x, y in ds:iter() do ... end: a tuple element comes unpacked (x, y);

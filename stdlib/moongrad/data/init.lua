@@ -24,8 +24,10 @@ local M = {
   is_dataset = Dataset.is_dataset,
 }
 M.experimental = {
+--- mg.data.experimental.make_csv_dataset(path, {batch_size=, label_name=, ...}) -> a Dataset of batches read from a CSV file (doc/data.md).
   make_csv_dataset = function(...) return require("moongrad.data.csv").make_csv_dataset(...) end,
 }
+--- mg.data.read_csv(path, {header=true, delimiter=",", columns=, dtypes=}) -> a table of column tensors (also mg.io.read_csv).
 M.read_csv = function(...) return require("moongrad.data.csv").read_csv(...) end
 
 return M

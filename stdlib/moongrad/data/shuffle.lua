@@ -13,6 +13,10 @@
 local Dataset = require("moongrad.data.dataset")
 local rng = require("moongrad.data.rng")
 
+--- ds:shuffle(buffer_size, {seed=, reshuffle_each_iteration=true}) -> a Dataset of the elements in random order,
+--- drawn from a buffer of buffer_size elements (TF's algorithm).
+--- Example:
+---   local ds = mg.data.Dataset.range(10):shuffle(10, {seed = 1})
 function Dataset:shuffle(buffer_size, opts)
   Dataset._check_self(self, "shuffle")
   if type(buffer_size) ~= "number" or buffer_size ~= math.floor(buffer_size) or buffer_size < 1 then

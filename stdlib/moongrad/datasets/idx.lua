@@ -19,6 +19,8 @@ local TYPES = {
   [0x0E] = { dtype = "float64", size = 8, float = true },
 }
 
+--- mg.datasets.idx.file_exists(path) -> boolean
+--- Whether a file can be opened for reading (the data sets look for their files with it).
 local function file_exists(path)
   local f = io.open(path, "rb")
   if f then f:close() return true end

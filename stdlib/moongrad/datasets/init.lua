@@ -4,7 +4,8 @@
 -- Portable Lua (5.4 and LuaJIT).
 local modules = { fashion_mnist = "moongrad.datasets.fashion_mnist", idx = "moongrad.datasets.idx" }
 
-return setmetatable({}, { __index = function(t, k)
+-- (__members: the names, for the REPL's completion and help, which do not call __index to find them.)
+return setmetatable({}, { __members = { fashion_mnist = true, idx = true }, __index = function(t, k)
   local name = modules[k]
   if not name then return nil end
   local m = require(name)

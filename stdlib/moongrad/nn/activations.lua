@@ -14,34 +14,47 @@ M.logits_of = setmetatable({}, { __mode = "k" })
 
 local fns = {}
 
+--- mg.nn.activations.linear(x) -> x unchanged.
 function fns.linear(x) return x end
 fns.relu = mg.relu
+--- mg.nn.activations.sigmoid(x) -> 1 / (1 + e^-x) (a loss with from_logits=false sees its logits).
 fns.sigmoid = function(x)
   local y = mg.sigmoid(x)
   M.logits_of[y] = { logits = x, kind = "sigmoid" }
   return y
 end
 fns.tanh = mg.tanh
+--- mg.nn.activations.softmax(x) -> exp(x) / sum(exp(x)) over the last axis.
 fns.softmax = function(x)
   local y = mg.softmax(x, -1)
   M.logits_of[y] = { logits = x, kind = "softmax" }
   return y
 end
+--- mg.nn.activations.log_softmax(x) -> x - logsumexp(x) over the last axis.
 fns.log_softmax = function(x) return mg.log_softmax(x, -1) end
 fns.softplus = mg.softplus
+--- mg.nn.activations.softsign(x) -> x / (|x| + 1), a smooth sign.
 fns.softsign = function(x) return x / (mg.abs(x) + 1) end
 fns.exponential = mg.exp
+--- mg.nn.activations.elu(x) -> x where x > 0, else e^x - 1.
 fns.elu = function(x) return mg.where(mg.greater(x, 0), x, mg.expm1(x)) end
+--- mg.nn.activations.selu(x) -> scale * elu with alpha 1.6733, scale 1.0507 (self-normalising).
 fns.selu = function(x)
   local alpha, scale = 1.6732632423543772, 1.0507009873554805
   return mg.where(mg.greater(x, 0), x * scale, mg.expm1(x) * (alpha * scale))
 end
+--- mg.nn.activations.gelu(x) -> x * Phi(x), the exact (erf) form.
 fns.gelu = function(x) return x * 0.5 * (mg.erf(x * 0.7071067811865476) + 1) end
+--- mg.nn.activations.swish(x) -> x * sigmoid(x) (also silu).
 fns.swish = function(x) return x * mg.sigmoid(x) end
 fns.silu = fns.swish
+--- mg.nn.activations.relu6(x) -> min(max(x, 0), 6).
 fns.relu6 = function(x) return mg.clip(x, 0, 6) end
+--- mg.nn.activations.leaky_relu(x) -> x where x > 0, else 0.2 * x.
 fns.leaky_relu = function(x) return mg.maximum(x, x * 0.2) end
+--- mg.nn.activations.hard_sigmoid(x) -> clip(x / 6 + 0.5, 0, 1).
 fns.hard_sigmoid = function(x) return mg.clip(x * (1 / 6) + 0.5, 0, 1) end
+--- mg.nn.activations.mish(x) -> x * tanh(softplus(x)).
 fns.mish = function(x) return x * mg.tanh(mg.softplus(x)) end
 
 M.functions = fns

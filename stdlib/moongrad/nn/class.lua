@@ -10,6 +10,8 @@
 -- after an optional `__track(key, value)` hook (layers use it to record
 -- sublayers in assignment order, so weight order never depends on `pairs`).
 -- Metamethods are not inherited by Lua, so `extend` copies them down.
+-- `__members` (the class itself) tells the REPL's Tab completion where an
+-- instance's methods and getters are, since it cannot call __index.
 -- Portable Lua (5.4 and LuaJIT).
 local M = {}
 
@@ -38,6 +40,7 @@ end
 
 local function make_class(name, parent)
   local cls = { class_name = name, super = parent, getters = {}, setters = {} }
+  cls.__members = cls   -- for the REPL's completion, which runs no __index function (lua/repl.c)
   cls.__index = function(obj, k)
     local v = cls[k]
     if v ~= nil then return v end

@@ -17,6 +17,8 @@ local util = require("moongrad.nn.util")
 local node = require("moongrad.nn.node")
 local options = require("moongrad.options")
 
+--- mg.nn.Functional{inputs=, outputs=, name=}: the model mg.nn.Model{inputs=, outputs=} builds: a graph of
+--- layers from Input tensors to outputs.
 local Functional = Model:extend("Functional")
 Functional.default_name = "model"
 

@@ -13,6 +13,7 @@ local options = require("moongrad.options")
 
 local M = {}
 
+--- mg.nn.initializers.Initializer{seed=}: the base class of initializers; initializer(shape, dtype) draws a tensor.
 local Initializer = class.Object:extend("Initializer")
 M.Initializer = Initializer
 
@@ -30,6 +31,15 @@ function Initializer:__call(shape, dtype)
   if not ok then error(v, 0) end
   return v
 end
+--- initializer:generate(shape, dtype) -> a new tensor of that shape and dtype drawn from the
+--- initializer's distribution (initializer(shape, dtype) calls it, seeded by the seed option).
+--- A custom initializer (Initializer:extend("Mine")) defines it.
+function Initializer:generate(shape, dtype)
+  error(string.format("%s: an initializer must define generate(shape, dtype) (shape %s, dtype %s)",
+    tostring(self.class_name), table.concat(shape or {}, "x"), tostring(dtype)), 2)
+end
+
+--- initializer:get_config() -> a table of the constructor options.
 function Initializer:get_config() return self.config end
 
 local classes = {}
@@ -64,19 +74,25 @@ function M.compute_fans(shape)
   return shape[n - 1] * receptive, shape[n] * receptive
 end
 
+--- mg.nn.initializers.Zeros{}: zeros.
 define("Zeros", "zeros", {}, function(_, shape, dtype) return mg.zeros(shape, dtype) end)
+--- mg.nn.initializers.Ones{}: ones.
 define("Ones", "ones", {}, function(_, shape, dtype) return mg.ones(shape, dtype) end)
+--- mg.nn.initializers.Constant{value=0}: every element value.
 define("Constant", "constant", { value = 0 }, function(self, shape, dtype)
   return mg.full(shape, self.config.value, dtype)
 end, { value = "number" })
+--- mg.nn.initializers.RandomUniform{minval=-0.05, maxval=0.05, seed=}: uniform values.
 local uniform = define("RandomUniform", "random_uniform", { minval = -0.05, maxval = 0.05 },
   function(self, shape, dtype)
   return mg.random.uniform(shape, self.config.minval, self.config.maxval, dtype)
 end, { minval = "number", maxval = "number", seed = "integer" })
 local normal_spec = { mean = "number", stddev = { "number", min = 0 }, seed = "integer" }
+--- mg.nn.initializers.RandomNormal{mean=0, stddev=0.05, seed=}: normal values.
 define("RandomNormal", "random_normal", { mean = 0, stddev = 0.05 }, function(self, shape, dtype)
   return mg.random.normal(shape, self.config.mean, self.config.stddev, dtype)
 end, normal_spec)
+--- mg.nn.initializers.TruncatedNormal{mean=0, stddev=0.05, seed=}: normal values redrawn beyond two stddevs.
 define("TruncatedNormal", "truncated_normal", { mean = 0, stddev = 0.05 }, function(self, shape, dtype)
   return mg.random.truncated_normal(shape, self.config.mean, self.config.stddev, dtype)
 end, normal_spec)
@@ -104,6 +120,8 @@ local function variance_scaling(self, shape, dtype)
   return mg.random.truncated_normal(shape, 0, math.sqrt(scale) / 0.87962566103423978, dtype)
 end
 
+--- mg.nn.initializers.VarianceScaling{scale=1, mode="fan_in", distribution="truncated_normal", seed=}
+--- Values whose variance is scale / n, n the fan in, fan out or their mean (mode).
 define("VarianceScaling", "variance_scaling", { scale = 1, mode = "fan_in", distribution = "truncated_normal" },
   variance_scaling, { scale = { "number", above = 0 }, mode = { "string", one_of = { "fan_in", "fan_out", "fan_avg" } },
     distribution = { "string", one_of = { "truncated_normal", "untruncated_normal", "normal", "uniform" } },
@@ -121,15 +139,22 @@ local function preset(name, key, scale, mode, distribution)
       shape, dtype)
   end
 end
+--- mg.nn.initializers.GlorotUniform{seed=}: uniform with variance 1 / mean(fan_in, fan_out) (the default kernel initializer).
 preset("GlorotUniform", "glorot_uniform", 1, "fan_avg", "uniform")
+--- mg.nn.initializers.GlorotNormal{seed=}: truncated normal with variance 1 / mean(fan_in, fan_out).
 preset("GlorotNormal", "glorot_normal", 1, "fan_avg", "truncated_normal")
+--- mg.nn.initializers.HeUniform{seed=}: uniform with variance 2 / fan_in (for relu layers).
 preset("HeUniform", "he_uniform", 2, "fan_in", "uniform")
+--- mg.nn.initializers.HeNormal{seed=}: truncated normal with variance 2 / fan_in (for relu layers).
 preset("HeNormal", "he_normal", 2, "fan_in", "truncated_normal")
+--- mg.nn.initializers.LecunUniform{seed=}: uniform with variance 1 / fan_in.
 preset("LecunUniform", "lecun_uniform", 1, "fan_in", "uniform")
+--- mg.nn.initializers.LecunNormal{seed=}: truncated normal with variance 1 / fan_in.
 preset("LecunNormal", "lecun_normal", 1, "fan_in", "truncated_normal")
 
 -- A matrix with orthonormal rows or columns (the smaller side), times gain:
 -- Gram-Schmidt over the rows of a normal sample, in float64.
+--- mg.nn.initializers.Orthogonal{gain=1, seed=}: a random orthogonal matrix times gain.
 define("Orthogonal", "orthogonal", { gain = 1 }, function(self, shape, dtype)
   if #shape < 2 then error("Orthogonal: needs a shape of at least 2 dimensions, got " .. #shape .. "", 3) end
   local cols = shape[#shape]
@@ -151,6 +176,7 @@ define("Orthogonal", "orthogonal", { gain = 1 }, function(self, shape, dtype)
   return mg.cast(mg.reshape(q * self.config.gain, shape), dtype)
 end, { gain = "number", seed = "integer" })
 
+--- mg.nn.initializers.Identity{gain=1}: gain times the identity matrix (2-d shapes).
 define("Identity", "identity", { gain = 1 }, function(self, shape, dtype)
   if #shape ~= 2 then error("Identity: needs a 2-d shape", 3) end
   return mg.eye(shape[1], shape[2], dtype) * self.config.gain

@@ -22,11 +22,21 @@ local node = require("moongrad.nn.node")
 local initializers = require("moongrad.nn.initializers")
 local options = require("moongrad.options")
 
+--- mg.nn.Layer{name=, trainable=true, dtype="float32"}
+--- The base class of layers (Keras's): a layer owns weights (add_weight in build),
+--- computes call(inputs), is built on its first call, and tracks the sublayers and
+--- weights assigned to its fields. Subclass it for a layer of your own.
+--- Example:
+---   local Scale = mg.nn.Layer:extend("Scale")
+---   function Scale:build(shape) self.w = self:add_weight{name = "w", shape = {shape[#shape]}, initializer = "ones"} end
+---   function Scale:call(x) return x * self.w end
+---   print(Scale()(mg.ones{2, 3}))
 local Layer = class.Object:extend("Layer")
 local ctx = util.context
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack
 
+--- mg.nn.Layer.is_layer(v) -> whether v is a layer (an instance of Layer or a subclass).
 local function is_layer(v) return class.isinstance(v, Layer) end
 Layer.is_layer = is_layer
 
@@ -123,6 +133,10 @@ local ADD_WEIGHT = { name = "string", shape = { "table", check = function(v)
 end }, initializer = util.rules.initializer, trainable = "boolean", dtype = { "string", one_of = mg.dtypes },
   regularizer = util.rules.regularizer }
 
+--- layer:add_weight{name=, shape=, initializer="glorot_uniform", trainable=true, dtype="float32", regularizer=nil} -> Variable
+--- A new weight of the layer (in build()), tracked in layer.weights in creation order.
+--- Example:
+---   self.kernel = self:add_weight{name = "kernel", shape = {n, self.units}}
 function Layer:add_weight(opts)
   opts = options.check("add_weight", opts, ADD_WEIGHT)
   if core.tracing() then
@@ -222,6 +236,7 @@ Layer.getters.losses = function(self)
   return out
 end
 
+--- layer:count_params() -> the number of scalars in the layer's weights.
 function Layer:count_params()
   local n = 0
   for _, v in ipairs(self.weights) do n = n + v:numel() end
@@ -235,6 +250,7 @@ function Layer:get_weights()
   return out
 end
 
+--- layer:set_weights(values): assigns a list of tensors (or nested tables) to the weights, in layer.weights order.
 function Layer:set_weights(values)
   local ws = self.weights
   if #values ~= #ws then
@@ -253,6 +269,8 @@ end
 
 -- ---- building -------------------------------------------------------------------------
 
+--- layer:build(input_shape): creates the weights (add_weight) once the input shape is known;
+--- called by the first call of the layer. Override it in a custom layer.
 function Layer:build(_) end
 
 local function annotate(self, msg)
@@ -310,6 +328,7 @@ local function zeros_for(shape, dtype)
 end
 
 -- The fallback: a dry run on zeros.
+--- layer:compute_output_shape(input_shape) -> the output shape for an input of that shape (-1: unknown batch).
 function Layer:compute_output_shape(in_shape, in_dtype)
   local x = zeros_for(in_shape, in_dtype)
   local prev = ctx.training
@@ -374,6 +393,12 @@ function Layer:__call(inputs, opts, ...)
   return unpack(res, 2, res.n)
 end
 
+--- layer:call(inputs, {training=}) -> outputs: the layer's computation. Override it in a
+--- custom layer; call the layer itself, layer(x), to build it and track it in a model.
+--- Example:
+---   local Double = mg.nn.Layer:extend("Double")
+---   function Double:call(x) return x * 2 end
+---   print(Double()(mg.tensor{1.0}))   -- tensor([2.], dtype=float32)
 function Layer:call(inputs) return inputs end
 
 -- ---- symbolic accessors (functional models) ------------------------------------------
@@ -412,11 +437,13 @@ Layer.getters.input_shape = function(self)
   return rawget(self, "_build_input_shape")
 end
 
+--- layer:get_output_at(i): the output of the layer's i-th call in a functional model (a KerasTensor).
 function Layer:get_output_at(i)
   local n = node_at(self, i, "output at node " .. tostring(i))
   return n.single_output and n.outputs[1] or n.outputs
 end
 
+--- layer:get_input_at(i): the input of the layer's i-th call in a functional model (a KerasTensor).
 function Layer:get_input_at(i)
   local n = node_at(self, i, "input at node " .. tostring(i))
   return n.single_input and n.inputs[1] or n.inputs
@@ -424,6 +451,7 @@ end
 
 -- ---- configuration -----------------------------------------------------------------------
 
+--- layer:get_config() -> a table of the constructor options that rebuild the layer (saving, clone_model).
 function Layer:get_config()
   local cfg = { name = self.name, trainable = self.trainable, dtype = self.dtype }
   local bis = rawget(self, "_batch_input_shape")

@@ -13,8 +13,11 @@ local util = require("moongrad.nn.util")
 
 local Model = Layer:extend("Model")
 
--- nn.Model{inputs=, outputs=} builds a functional model; subclasses
--- construct through their init.
+--- mg.nn.Model{inputs=, outputs=, name=} -> a functional model (Model.new); a subclass
+--- (mg.nn.Model:extend("Mine")) constructs through its __init instead.
+--- Example:
+---   local x = mg.nn.Input{4}
+---   local model = mg.nn.Model{inputs = x, outputs = mg.nn.Dense(2)(x)}
 function Model.new(cls, ...)
   if cls == Model then
     local cfg = ...
@@ -74,7 +77,8 @@ end
 -- ones assigned to its fields, in assignment order).
 Model.getters.layers = function(self) return self:_sublayers() end
 
--- model:get_layer(name | index)
+--- model:get_layer(name | index)
+--- The layer with that name, or the index-th layer (counted from 1); an error names the layers there are.
 function Model:get_layer(key)
   local layers = self.layers
   if type(key) == "number" then

@@ -15,6 +15,8 @@ local util = require("moongrad.nn.util")
 
 local M = {}
 
+--- mg.nn.KerasTensor{shape=, dtype=}: the symbolic tensor an Input and layer calls give while a
+--- functional model is defined (shape has -1 for the batch).
 local KerasTensor = class.Object:extend("KerasTensor")
 M.KerasTensor = KerasTensor
 

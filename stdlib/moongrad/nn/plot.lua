@@ -39,6 +39,7 @@ end
 local PLOT_OPTIONS = { show_shapes = "boolean", show_layer_names = "boolean", show_layer_activations = "boolean",
   rankdir = { "string", one_of = { "TB", "LR" } } }
 
+--- mg.nn.model_to_dot(model, {show_shapes=false, ...}) -> the model's graph as Graphviz dot text.
 function M.model_to_dot(model, opts)
   opts = require("moongrad.options").check("model_to_dot", opts, PLOT_OPTIONS)
   local lines = { string.format('digraph "%s" {', esc(model.name)),
@@ -83,6 +84,7 @@ function M.model_to_dot(model, opts)
   return table.concat(lines, "\n") .. "\n"
 end
 
+--- mg.nn.plot_model(model, path, {show_shapes=false, ...}): draws the model's graph into path (.dot, or .png/.svg through Graphviz's dot).
 function M.plot_model(model, path, opts)
   require("moongrad.options").check("plot_model", opts, PLOT_OPTIONS)
   path = path or "model.png"

@@ -9,9 +9,11 @@ local options = require("moongrad.options")
 
 local M = {}
 
+--- mg.nn.regularizers.Regularizer: the base class of regularizers; regularizer(w) is the penalty added to the loss.
 local Regularizer = class.Object:extend("Regularizer")
 M.Regularizer = Regularizer
 
+--- mg.nn.regularizers.L1L2{l1=0, l2=0}: the penalty l1 * sum(|w|) + l2 * sum(w^2).
 local L1L2 = Regularizer:extend("L1L2")
 M.L1L2 = L1L2
 
@@ -33,6 +35,7 @@ function L1L2:__call(w)
   return r or mg.tensor(0.0)
 end
 
+--- regularizer:get_config() -> {l1=, l2=}, the two factors.
 function L1L2:get_config() return { l1 = self.l1, l2 = self.l2 } end
 
 -- mg.nn.regularizers.L1(0.01), .L2(0.01): shorthands (a number or {l1=}/{l2=}).
@@ -43,6 +46,7 @@ function M.L1(v)
   r.kind = "L1"
   return r
 end
+--- mg.nn.regularizers.L2(factor=0.01) -> an L2 regularizer, factor * sum(w^2) (a number or {l2=}).
 function M.L2(v)
   if type(v) == "table" then v = options.check("L2", v, { l2 = FACTOR }).l2 end
   options.value("L2", "l2", v, FACTOR)
@@ -51,10 +55,12 @@ function M.L2(v)
   return r
 end
 M.l1, M.l2 = M.L1, M.L2
+--- mg.nn.regularizers.l1_l2{l1=0.01, l2=0.01} -> an L1L2 regularizer.
 function M.l1_l2(cfg)
   options.check("l1_l2", cfg, { l1 = FACTOR, l2 = FACTOR })
   return L1L2({ l1 = cfg and cfg.l1 or 0.01, l2 = cfg and cfg.l2 or 0.01 }) end
 
+--- mg.nn.regularizers.get(id) -> a regularizer from a name ("l1", "l2", "l1_l2"), a config table or a regularizer.
 function M.get(id)
   if id == nil then return nil end
   if id == "<function>" then
@@ -71,6 +77,7 @@ function M.get(id)
   error("a regularizer must be a name, a regularizer or a function, got " .. type(id), 3)
 end
 
+--- mg.nn.regularizers.serialize(r) -> the {class_name=, config=} table of a regularizer.
 function M.serialize(r)
   if r == nil then return nil end
   if class.isinstance(r, L1L2) then return { class_name = "L1L2", config = r:get_config() } end

@@ -71,6 +71,7 @@ local function config_of(model, what)
   return cfg
 end
 
+--- model:to_json(indent) -> the model's architecture as JSON text (mg.nn.model_from_json rebuilds it).
 function Model:to_json(indent)
   local ok, cfg = pcall(self.get_config, self)
   if not ok then error(tostring(cfg):gsub("^[^:\n]*:%d+: ", ""), 2) end
@@ -78,6 +79,7 @@ function Model:to_json(indent)
     moongrad_version = mg.version }, indent)
 end
 
+--- mg.nn.model_from_json(text) -> a new (unbuilt-weights) model from model:to_json()'s text.
 function M.model_from_json(s)
   if type(s) ~= "string" then error("model_from_json: expected a JSON string, got " .. type(s), 2) end
   local ok, spec = pcall(json.decode, s)
@@ -87,6 +89,7 @@ function M.model_from_json(s)
   return model
 end
 
+--- mg.nn.model_from_config(config) -> a new model from a {class_name=, config=} table (serialize's form).
 function M.model_from_config(spec) return M.deserialize(util.deep_copy(spec)) end
 
 -- clone_model(model): the same architecture with new weights (freshly

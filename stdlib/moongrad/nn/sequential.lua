@@ -14,6 +14,14 @@ local node = require("moongrad.nn.node")
 local core_layers = require("moongrad.nn.layers.core")
 local options = require("moongrad.options")
 
+--- mg.nn.Sequential{layer, ...} or mg.nn.Sequential{layers = {...}, name=}
+--- A model that is a stack of layers, each one's output the next one's input;
+--- model:add(layer) appends, model:pop() removes the last. Give an mg.nn.Input{...}
+--- first (or call the model once) to build it.
+--- Example:
+---   local model = mg.nn.Sequential{mg.nn.Input{4}, mg.nn.Dense(8, {activation = "relu"}), mg.nn.Dense(2)}
+---   model:compile{optimizer = "adam", loss = "mse"}
+---   model:fit(mg.ones{16, 4}, mg.zeros{16, 2}, {epochs = 2, verbose = 0})
 local Sequential = Model:extend("Sequential")
 
 function Sequential:__init(layers, opts)

@@ -327,6 +327,7 @@ local function same_list(a, b)
   return true
 end
 
+--- model:make_train_function() -> the staged function fit runs per batch (built once per compile; override train_step to change it).
 function Model:make_train_function()
   local vars = self.trainable_weights
   if not same_list(rawget(self, "_train_vars"), vars) or not rawget(self, "_train_fn") then
@@ -339,6 +340,7 @@ function Model:make_train_function()
   return rawget(self, "_train_fn")
 end
 
+--- model:make_test_function() -> the staged function evaluate runs per batch.
 function Model:make_test_function()
   if not rawget(self, "_test_fn") then
     local fn, staged = stage(self, "test_step", function(data) return self:test_step(data) end, true)
@@ -348,6 +350,7 @@ function Model:make_test_function()
   return rawget(self, "_test_fn")
 end
 
+--- model:make_predict_function() -> the staged function predict runs per batch.
 function Model:make_predict_function()
   if not rawget(self, "_predict_fn") then
     local fn, staged = stage(self, "predict_step", function(data) return self:predict_step(data) end)
@@ -359,6 +362,7 @@ end
 
 -- ---- logs ------------------------------------------------------------------------------------
 
+--- model:reset_metrics(): resets the state of the compiled loss tracker and metrics.
 function Model:reset_metrics()
   for _, m in ipairs(self.metrics) do m:reset_state() end
 end
@@ -700,6 +704,7 @@ function Model:test_on_batch(x, y, opts)
   return results(self, final_logs(logs_of(fn(data))), opts.return_dict)
 end
 
+--- model:predict_on_batch(x) -> the model's outputs for one batch x (inference mode).
 function Model:predict_on_batch(x)
   local data = adapter.pack(x)
   prepare(self, data)

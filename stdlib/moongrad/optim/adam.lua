@@ -2,7 +2,7 @@
 -- form: alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) once per step,
 -- then per parameter m += (g - m)(1 - beta_1), v += (g^2 - v)(1 - beta_2),
 -- var -= alpha * m / (sqrt(v) + epsilon) (amsgrad keeps the running max of v).
--- Each parameter's step is one mg.adam_update: a single pass that updates the
+-- Each parameter's step is one mg.raw.adam_update: a single pass that updates the
 -- parameter and its slots in place, with AdamW's decoupled decay folded in
 -- (var -= lr * weight_decay * var, from the old var). Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
@@ -10,6 +10,13 @@ local Optimizer = require("moongrad.optim.optimizer")
 
 local M = {}
 
+--- mg.optim.Adam{learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=false, weight_decay=nil, clipnorm=nil, clipvalue=nil}
+--- Adam (Kingma and Ba), Keras's form; learning_rate may be a schedule
+--- (mg.optim.schedules). Each parameter's step is one fused pass.
+--- Example:
+---   local opt = mg.optim.Adam{learning_rate = 1e-2}
+---   local w = mg.Variable(mg.ones{2})
+---   opt:apply_gradients{{mg.tensor{1.0, 1.0}, w}}
 local Adam = Optimizer:extend("Adam")
 M.Adam = Adam
 
@@ -45,12 +52,14 @@ end
 function Adam:_update(var, g, _, step)
   local m, v = self:slot(var, "m"), self:slot(var, "v")
   if self.amsgrad then
-    mg.adam_update({ var, m, v, self:slot(var, "vhat"), g, step.alpha, step.decay }, step.opts)
+    mg.raw.adam_update({ var, m, v, self:slot(var, "vhat"), g, step.alpha, step.decay }, step.opts)
   else
-    mg.adam_update({ var, m, v, g, step.alpha, step.decay }, step.opts)
+    mg.raw.adam_update({ var, m, v, g, step.alpha, step.decay }, step.opts)
   end
 end
 
+--- mg.optim.AdamW{learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=false}
+--- Adam with decoupled weight decay (var -= lr * weight_decay * var each step).
 local AdamW = Adam:extend("AdamW")
 M.AdamW = AdamW
 

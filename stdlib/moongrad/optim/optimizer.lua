@@ -15,6 +15,14 @@ local class = require("moongrad.nn.class")
 local schedules = require("moongrad.optim.schedules")
 local options = require("moongrad.options")
 
+--- mg.optim.Optimizer: the base class of optimizers (Keras 3's).
+--- opt:apply_gradients{{grad, var}, ...} updates the Variables; opt:minimize(loss_fn, vars)
+--- computes the gradients and applies them. Options common to all: learning_rate (a
+--- number or a schedule), weight_decay, clipnorm, clipvalue, global_clipnorm, name.
+--- Example:
+---   local w = mg.Variable(mg.tensor{3.0})
+---   local opt = mg.optim.SGD{learning_rate = 0.1}
+---   opt:minimize(function() return (w * w):sum() end, {w})
 local Optimizer = class.Object:extend("Optimizer")
 
 -- The learning rate: a number >= 0 or a schedule.
@@ -99,6 +107,7 @@ function Optimizer:slot(var, name)
   return s and s[name]
 end
 
+--- optimizer:add_slot(var, name, init) -> Variable: per-parameter state (Adam's m and v), zeros unless init is given.
 function Optimizer:add_slot(var, name, init)
   local slots = rawget(self, "_slots")
   local s = slots[var]
@@ -279,6 +288,16 @@ function Optimizer:set_state(tensors, vars, names, where)
   for _, p in ipairs(todo) do p[1]:assign(p[2].dtype == p[1].dtype and p[2] or mg.cast(p[2], p[1].dtype)) end
 end
 
+-- An optimizer prints its class, learning rate and step count: <Adam learning_rate=0.001, iterations=0>.
+function Optimizer:__tostring()
+  local ok, v = pcall(function() return self.learning_rate end)   -- a schedule's current rate
+  local lr = ok and (type(v) == "number" and string.format("%.4g", v) or tostring(v)) or "?"
+  local it = rawget(self, "iterations")
+  local n = it and it:item() or 0
+  return string.format("<%s learning_rate=%s, iterations=%d>", tostring(self.class_name), lr, n)
+end
+
+--- optimizer:get_config() -> a table of the constructor options (learning_rate, ...).
 function Optimizer:get_config()
   local c = {}
   for k, v in pairs(self.config) do c[k] = v end

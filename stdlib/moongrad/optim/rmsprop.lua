@@ -2,13 +2,17 @@
 -- RMSprop: v = rho*v + (1-rho)*g^2; var -= lr*g / sqrt(v + eps) (centered
 -- subtracts the squared running mean of g; momentum accumulates the step).
 -- Adagrad: acc += g^2; var -= lr*g / sqrt(acc + eps).
--- Each parameter's step is one mg.rmsprop_update / mg.adagrad_update (one
+-- Each parameter's step is one mg.raw.rmsprop_update / mg.raw.adagrad_update (one
 -- pass, in place). Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local Optimizer = require("moongrad.optim.optimizer")
 
 local M = {}
 
+--- mg.optim.RMSprop{learning_rate=0.001, rho=0.9, momentum=0, epsilon=1e-7, centered=false}
+--- RMSprop: each step divided by a running root mean square of the gradients.
+--- Example:
+---   local opt = mg.optim.RMSprop{learning_rate = 1e-3}
 local RMSprop = Optimizer:extend("RMSprop")
 M.RMSprop = RMSprop
 
@@ -31,10 +35,12 @@ function RMSprop:_update(var, g, lr)
   if self.centered then inputs[#inputs + 1] = self:slot(var, "average_gradient") end
   inputs[#inputs + 1] = g
   inputs[#inputs + 1] = lr
-  mg.rmsprop_update(inputs, { rho = self.rho, momentum = self.momentum, epsilon = self.epsilon,
+  mg.raw.rmsprop_update(inputs, { rho = self.rho, momentum = self.momentum, epsilon = self.epsilon,
     centered = self.centered and true or false })
 end
 
+--- mg.optim.Adagrad{learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7}
+--- Adagrad: each parameter's step divided by the root of its summed squared gradients.
 local Adagrad = Optimizer:extend("Adagrad")
 M.Adagrad = Adagrad
 
@@ -49,7 +55,7 @@ function Adagrad:_create_slots(v)
 end
 
 function Adagrad:_update(var, g, lr)
-  mg.adagrad_update(var, self:slot(var, "accumulator"), g, lr, { epsilon = self.epsilon })
+  mg.raw.adagrad_update(var, self:slot(var, "accumulator"), g, lr, { epsilon = self.epsilon })
 end
 
 return M

@@ -11,8 +11,15 @@ local options = require("moongrad.options")
 
 local M = {}
 
+--- mg.optim.schedules.LearningRateSchedule: the base class of schedules; schedule(step) is the learning rate at step.
 local Schedule = class.Object:extend("LearningRateSchedule")
 M.LearningRateSchedule = Schedule
+
+--- schedule:compute(step) -> the learning rate at step (a float tensor), what calling the
+--- schedule, schedule(step), returns. A custom schedule (LearningRateSchedule:extend("Mine")) defines it.
+function Schedule:compute(step)
+  error(tostring(self.class_name) .. ": a schedule must define compute(step) (step " .. tostring(step) .. ")", 2)
+end
 
 function Schedule:__call(step)
   if type(step) == "number" then
@@ -22,6 +29,7 @@ function Schedule:__call(step)
   return self:compute(step)
 end
 
+--- schedule:get_config() -> a table of the constructor options.
 function Schedule:get_config() return self.config end
 
 -- A schedule class: its options' rules (moongrad.options), the required
@@ -96,6 +104,7 @@ local function numbers(v, what)
       options.show(x)) end
   end
 end
+--- mg.optim.PiecewiseConstantDecay{boundaries={...}, values={...}}: values[i] up to boundaries[i], the last value after.
 define("PiecewiseConstantDecay", {}, { "boundaries", "values" }, { boundaries = "table", values = "table" },
   function(self, step)
   local b, v = self.config.boundaries, self.config.values
@@ -116,6 +125,7 @@ end, function(c)
   end
 end)
 
+--- mg.optim.schedules.is_schedule(x) -> whether x is a LearningRateSchedule.
 M.is_schedule = function(x) return class.isinstance(x, Schedule) end
 
 return M

@@ -84,6 +84,12 @@ end
 
 -- ---- Conv2D --------------------------------------------------------------------------
 
+--- mg.nn.Conv2D{filters, kernel_size, strides=1, padding="valid", dilation_rate=1, groups=1, activation=nil, use_bias=true, kernel_initializer="glorot_uniform", bias_initializer="zeros"}
+--- A 2-d convolution over NHWC input (batch, height, width, channels): filters
+--- output channels, a kernel_size window (a number or {h, w}); padding "valid" or "same".
+--- Example:
+---   local conv = mg.nn.Conv2D{filters = 8, kernel_size = 3, padding = "same"}
+---   print(conv(mg.ones{1, 28, 28, 1}).shape)   -- {1, 28, 28, 8}
 local Conv2D = Layer:extend("Conv2D")
 M.Conv2D = Conv2D
 
@@ -143,6 +149,8 @@ end
 
 -- ---- Conv2DTranspose ---------------------------------------------------------------------
 
+--- mg.nn.Conv2DTranspose{filters, kernel_size, strides=1, padding="valid", activation=nil, use_bias=true, ...}
+--- The transpose of Conv2D (a "deconvolution"): upsamples NHWC input by strides.
 local Conv2DTranspose = Layer:extend("Conv2DTranspose")
 M.Conv2DTranspose = Conv2DTranspose
 

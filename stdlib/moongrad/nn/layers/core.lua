@@ -18,6 +18,8 @@ local M = {}
 
 -- ---- InputLayer / Input -----------------------------------------------------------------
 
+--- mg.nn.InputLayer{shape=, batch_size=, dtype="float32", name=}: the layer mg.nn.Input{...} makes; its
+--- output is the model's symbolic input.
 local InputLayer = Layer:extend("InputLayer")
 InputLayer.list_argument = true   -- InputLayer{28, 28, 1} is one shape
 -- an input may hold any dtype (int64 ids for an Embedding, uint8 images)
@@ -71,6 +73,7 @@ end
 
 -- ---- Activation --------------------------------------------------------------------------
 
+--- mg.nn.Activation(activation): applies an activation ("relu", "softmax", a function, ...) to its input.
 local Activation = Layer:extend("Activation")
 M.Activation = Activation
 
@@ -90,6 +93,8 @@ end
 
 -- ---- Dropout ----------------------------------------------------------------------------------
 
+--- mg.nn.Dropout{rate, seed=}: zeroes a fraction rate of the inputs in training (scaling the
+--- rest by 1 / (1 - rate)); the identity in inference.
 local Dropout = Layer:extend("Dropout")
 M.Dropout = Dropout
 Dropout.passthrough_dtype = true
@@ -165,6 +170,9 @@ end
 
 -- ---- Lambda -----------------------------------------------------------------------------------
 
+--- mg.nn.Lambda(fn, {output_shape=}): a layer whose call is fn(x) (no weights).
+--- Example:
+---   print(mg.nn.Lambda(function(x) return x * 2 end)(mg.ones{1}))
 local Lambda = Layer:extend("Lambda")
 M.Lambda = Lambda
 

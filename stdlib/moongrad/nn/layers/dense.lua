@@ -9,6 +9,16 @@ local activations = require("moongrad.nn.activations")
 local initializers = require("moongrad.nn.initializers")
 local regularizers = require("moongrad.nn.regularizers")
 
+--- mg.nn.Dense{units, activation=nil, use_bias=true, kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=nil, bias_regularizer=nil}
+--- The fully connected layer: activation(x @ kernel + bias) over the last axis of x
+--- (leading axes are batch axes); kernel has shape (in, units), bias (units).
+--- Also mg.nn.Dense(units, {options}).
+---   units               the output size (required, a positive integer)
+---   activation          a name ("relu", "softmax", ...) or a function; nil: none
+---   use_bias            add the bias vector (default true)
+--- Example:
+---   local d = mg.nn.Dense{units = 4, activation = "relu"}
+---   print(d(mg.ones{2, 3}).shape)   -- {2, 4}
 local Dense = Layer:extend("Dense")
 
 local R = util.rules

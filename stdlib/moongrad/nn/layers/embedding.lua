@@ -9,6 +9,9 @@ local util = require("moongrad.nn.util")
 local initializers = require("moongrad.nn.initializers")
 local regularizers = require("moongrad.nn.regularizers")
 
+--- mg.nn.Embedding{input_dim, output_dim, embeddings_initializer="uniform"}
+--- A lookup table: each integer index (counted from 1) of the input becomes its row of
+--- an (input_dim, output_dim) weight.
 local Embedding = Layer:extend("Embedding")
 
 function Embedding:__init(...)

@@ -69,13 +69,20 @@ local function fold(op)
   end
 end
 
+--- mg.nn.Add(){a, b, ...}: the elementwise sum of its inputs (broadcasting).
 elementwise("Add", fold(mg.add))
+--- mg.nn.Subtract(){a, b}: a - b elementwise.
 elementwise("Subtract", function(xs) return xs[1] - xs[2] end, 2)
+--- mg.nn.Multiply(){a, b, ...}: the elementwise product of its inputs.
 elementwise("Multiply", fold(mg.mul))
+--- mg.nn.Average(){a, b, ...}: the elementwise mean of its inputs.
 elementwise("Average", function(xs) return fold(mg.add)(xs) * (1 / #xs) end)
+--- mg.nn.Maximum(){a, b, ...}: the elementwise maximum of its inputs.
 elementwise("Maximum", fold(mg.maximum))
+--- mg.nn.Minimum(){a, b, ...}: the elementwise minimum of its inputs.
 elementwise("Minimum", fold(mg.minimum))
 
+--- mg.nn.Concatenate{axis=-1}{a, b, ...}: its inputs joined along axis.
 local Concatenate = Layer:extend("Concatenate")
 M.Concatenate = Concatenate
 Concatenate.passthrough_dtype = true

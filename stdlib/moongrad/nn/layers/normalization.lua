@@ -80,6 +80,9 @@ end
 
 -- ---- BatchNormalization ----------------------------------------------------------------
 
+--- mg.nn.BatchNormalization{axis=-1, momentum=0.99, epsilon=0.001, center=true, scale=true}
+--- Normalises each feature by the batch's mean and variance in training, by their
+--- moving averages in inference.
 local BN = Layer:extend("BatchNormalization")
 M.BatchNormalization = BN
 
@@ -156,6 +159,7 @@ end
 
 -- ---- LayerNormalization -------------------------------------------------------------------
 
+--- mg.nn.LayerNormalization{axis=-1, epsilon=0.001, center=true, scale=true}: normalises each sample over axis.
 local LN = Layer:extend("LayerNormalization")
 M.LayerNormalization = LN
 

@@ -57,7 +57,9 @@ local function pool_layer(name, op)
   return cls
 end
 
+--- mg.nn.MaxPooling2D{pool_size=2, strides=pool_size, padding="valid"}: the maximum of each window of NHWC input (also MaxPool2D).
 pool_layer("MaxPooling2D", mg.max_pool2d)
+--- mg.nn.AveragePooling2D{pool_size=2, strides=pool_size, padding="valid"}: the mean of each window of NHWC input (also AvgPool2D).
 pool_layer("AveragePooling2D", function(x, o) return mg.avg_pool2d(util.float_input(x), o) end)
 M.MaxPool2D, M.AvgPool2D = M.MaxPooling2D, M.AveragePooling2D
 
@@ -83,7 +85,9 @@ local function global_layer(name, reduce)
   M[name] = cls
 end
 
+--- mg.nn.GlobalAveragePooling2D{keepdims=false}: the mean over height and width of NHWC input (also GlobalAvgPool2D).
 global_layer("GlobalAveragePooling2D", function(x, o) return mg.mean(util.float_input(x), o) end)
+--- mg.nn.GlobalMaxPooling2D{keepdims=false}: the maximum over height and width of NHWC input (also GlobalMaxPool2D).
 global_layer("GlobalMaxPooling2D", mg.max)
 M.GlobalAvgPool2D, M.GlobalMaxPool2D = M.GlobalAveragePooling2D, M.GlobalMaxPooling2D
 

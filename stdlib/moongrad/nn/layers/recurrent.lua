@@ -218,6 +218,8 @@ end
 
 -- ---- SimpleRNN ----------------------------------------------------------------------------
 
+--- mg.nn.SimpleRNN{units, activation="tanh", return_sequences=false, return_state=false, ...}
+--- A fully connected recurrent layer over (batch, time, features) input.
 local SimpleRNN = RNNBase:extend("SimpleRNN")
 M.SimpleRNN = SimpleRNN
 
@@ -230,6 +232,8 @@ end
 
 -- ---- LSTM -----------------------------------------------------------------------------------
 
+--- mg.nn.LSTM{units, activation="tanh", recurrent_activation="sigmoid", return_sequences=false, return_state=false, ...}
+--- A long short-term memory layer over (batch, time, features) input.
 local LSTM = RNNBase:extend("LSTM")
 M.LSTM = LSTM
 
@@ -268,6 +272,8 @@ end
 
 -- ---- GRU -------------------------------------------------------------------------------------
 
+--- mg.nn.GRU{units, activation="tanh", recurrent_activation="sigmoid", reset_after=true, return_sequences=false, ...}
+--- A gated recurrent unit layer over (batch, time, features) input.
 local GRU = RNNBase:extend("GRU")
 M.GRU = GRU
 

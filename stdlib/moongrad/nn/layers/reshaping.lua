@@ -8,6 +8,9 @@ local util = require("moongrad.nn.util")
 
 local M = {}
 
+--- mg.nn.Flatten{}: reshapes (batch, ...) to (batch, product of the rest), e.g. before a Dense.
+--- Example:
+---   print(mg.nn.Flatten()(mg.ones{2, 28, 28}).shape)   -- {2, 784}
 local Flatten = Layer:extend("Flatten")
 M.Flatten = Flatten
 Flatten.passthrough_dtype = true
@@ -33,6 +36,7 @@ function Flatten:compute_output_shape(s)
   return { s[1], n }
 end
 
+--- mg.nn.Reshape{target_shape}: reshapes each sample (the batch axis stays); -1 infers one size.
 local Reshape = Layer:extend("Reshape")
 Reshape.list_argument = true   -- Reshape{28, 28, 1} is one shape
 M.Reshape = Reshape
