@@ -1001,7 +1001,12 @@ function Ctx:stmt(last)
     -- a break is the last statement of an if inside the loop
     local c = self:cond(0)
     if loop.lua_iter and (tensory(c) or self.rdepth > 0) then return nil end
-    if tensory(c) or self.rdepth > 0 then self.region_exit = true end
+    if tensory(c) or self.rdepth > 0 then
+      self.region_exit = true
+      -- a tensor break stages the whole loop: a table write anywhere in its body, before the
+      -- break too, is in a staged body (LuaJIT seed 8102836)
+      if self.acc then self.prog.tablewrite_in_region = true end
+    end
     self:enter_region(tensory(c))
     self:leave_region(tensory(c))
     return { tag = "if", arms = { { c = c, body = { { tag = "break" } } } } }
