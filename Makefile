@@ -268,7 +268,7 @@ install: all
 	cp -r stdlib/moongrad autograph $(DESTDIR)$(PREFIX)/share/lua/5.4/
 	install -d $(DESTDIR)$(PREFIX)/share/lua/5.1
 	cp -r stdlib/moongrad autograph $(DESTDIR)$(PREFIX)/share/lua/5.1/
-	install -m 644 lua/ffi/moongrad/core.lua $(DESTDIR)$(PREFIX)/share/lua/5.1/moongrad/
+	install -m 644 lua/ffi/moongrad/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.1/moongrad/
 	lua5.4 scripts/ffi_cdef.lua $(BUILD)/gen/mg_cdef.h core/mg.h $(PREFIX)/lib/libmoongrad.so.$(SOVERSION) \
 	  $(DESTDIR)$(PREFIX)/share/lua/5.1/moongrad/ffi_cdef.lua
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \

@@ -20,6 +20,14 @@ check "stock lua5.4 requires the installed moongrad" sh -c \
 if command -v luajit >/dev/null 2>&1; then
   check "luajit requires the installed moongrad (the FFI binding)" sh -c \
     "LUA_PATH='$prefix/share/lua/5.1/?.lua;$prefix/share/lua/5.1/?/init.lua;;' luajit -e 'local mg = require(\"moongrad\"); assert(type(mg.ones{1}) == \"cdata\"); print(mg.ones{2,2})' | grep -q 'tensor(\[\[1., 1.\]'"
+  # The binding's sibling files (lua/ffi/moongrad/core_*.lua): staging, gradients, safetensors files.
+  check "luajit runs a staged gradient and a safetensors round trip installed" sh -c \
+    "cd '$prefix' && LUA_PATH='$prefix/share/lua/5.1/?.lua;$prefix/share/lua/5.1/?/init.lua;;' luajit -e 'local mg = require(\"moongrad\")
+local f = mg.func(function(x) return mg.sum(x * x) end)
+local x = mg.Variable(mg.tensor{1.5, 2.5})
+local tape = mg.GradientTape(); tape:start(); local y = f(x); tape:stop()
+mg.save(\"t.safetensors\", {g = tape:gradient(y, {x})[1]})
+print(mg.load(\"t.safetensors\").g:totable()[2])' | grep -qx 5"
 fi
 check "installed moongrad program runs a one-liner" sh -c \
   "env -u LUA_PATH -u LUA_CPATH '$prefix/bin/moongrad' -e 'print(mg.matmul(mg.tensor{{2,3},{4,1}}, mg.tensor{{1,5},{2,1}}):totable()[2][2])' | grep -qx 21"
