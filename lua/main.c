@@ -42,7 +42,10 @@ enum { ARG_ERROR = 1, ARG_I = 2, ARG_V = 4, ARG_E = 8, ARG_BIGE = 16, ARG_VERSIO
 static const char *main_progname = "moongrad";
 static lua_State *main_L;   /* the state the signal handler sets its hook on */
 static mg_limits *main_limits;   /* what the engine polls (staged loops, long kernels): Ctrl-C sets its flag */
-static volatile sig_atomic_t main_fired;   /* main_action ran during this call */
+static volatile sig_atomic_t main_fired;   /* main_action ran during this call (how often, at the prompt) */
+static int main_interactive;               /* the REPL runs: Ctrl-C never ends the process */
+
+void mgP_interactive(int on) { main_interactive = on; }
 
 static void main_message(const char *pname, const char *msg) {
   if (pname) fprintf(stderr, "%s: ", pname);
@@ -74,12 +77,19 @@ static void main_stop(lua_State *L, lua_Debug *ar) {
 }
 
 /* SIGINT while Lua runs: stop at the next hook, or, in a staged graph or a
- * long kernel, at the engine's next check (loop iteration, kernel chunk). A
- * second Ctrl-C before that (a C call that never checks: a BLIS block,
- * blocking I/O) gets the default action and ends the process. */
+ * long kernel, at the engine's next check (loop iteration, kernel chunk). In
+ * a script, a second Ctrl-C before that (a C call that never checks: a BLIS
+ * block, blocking I/O) gets the default action and ends the process, as in
+ * lua.c. At the prompt no Ctrl-C ends the session and its variables: each
+ * one interrupts again, and the third in one statement says how to quit. */
 static void main_action(int sig) {
-  signal(sig, SIG_DFL);
-  main_fired = 1;
+  if (!main_interactive) signal(sig, SIG_DFL);
+  else if (++main_fired == 3) {
+    static const char note[] = "\n(still in a call that does not check for Ctrl-C; Ctrl-\\ quits the program)\n";
+    ssize_t w = write(STDERR_FILENO, note, sizeof note - 1);   /* async-signal-safe */
+    (void)w;
+  }
+  if (!main_fired) main_fired = 1;
   mg_limits_interrupt(main_limits);   /* an atomic store: stops a staged graph or kernel too */
   lua_sethook(main_L, main_stop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }

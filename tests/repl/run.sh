@@ -135,7 +135,7 @@ STDIN="$TMP/session.lua"
 out=$(cd "$TMP" && "$MG" -i < "$STDIN" 2>&1)
 rc=$?
 exp_lines=$(printf '%s\n' "$out" | grep -Ec '^(42|1|2|after)$')
-if [ $rc -eq 0 ] && [ "$exp_lines" -eq 4 ] && printf '%s\n' "$out" | grep -q 'stdin:1: oops' \
+if [ $rc -eq 0 ] && [ "$exp_lines" -eq 4 ] && printf '%s\n' "$out" | grep -q 'stdin\[4\]:1: oops' \
    && ! printf '%s\n' "$out" | grep -q '^> '; then
   ok "-i with piped stdin evaluates lines, survives errors, writes no prompts"
 else
@@ -205,7 +205,7 @@ check "a multi-line for statement runs" {\r\n10\r\n20\r\n30\r\n}
 send "local s = 'ab'\r"
 prompt
 send "error('boom')\r"
-check "an error prints its message and a traceback" {stdin:1: boom\r\nstack traceback:}
+check "an error prints its message and a traceback (each input is a chunk of its own)" {stdin\[[0-9]+\]:1: boom\r\nstack traceback:}
 send "print('alive')\r"
 check "the session survives the error" {\r\nalive\r\n}
 
@@ -353,10 +353,10 @@ if [ "$repl_failed" -gt 0 ] || ! grep -q 'unwritable history file is not reporte
 fi
 
 hist="$HOME/.moongrad_history"
-if [ -f "$hist" ] && grep -q "mg.matmul(mg.tensor{{2,3},{4,1}}" "$hist" && grep -q '^for i = 1, 3 do$' "$hist"; then
-  ok "the history file ~/.moongrad_history holds the session's lines"
+if [ -f "$hist" ] && grep -q "mg.matmul(mg.tensor{{2,3},{4,1}}" "$hist" && grep -q '^for i = 1, 3 do\\n  print(i \* 10)\\nend$' "$hist"; then
+  ok "the history file ~/.moongrad_history holds the session's inputs (a multi-line one as one entry)"
 else
-  notok "the history file ~/.moongrad_history holds the session's lines" "$(cat "$hist" 2>&1)"
+  notok "the history file ~/.moongrad_history holds the session's inputs (a multi-line one as one entry)" "$(cat "$hist" 2>&1)"
 fi
 if [ -f "$TMP/other_history" ] && grep -q "print('elsewhere')" "$TMP/other_history" \
    && ! grep -q "elsewhere" "$hist"; then

@@ -1,0 +1,208 @@
+-- moongrad.repl_session: what one session of the `moongrad` prompt remembers
+-- between inputs (lua/repl.c drives it; doc/repl.md).
+--
+-- Each input is its own chunk, so a real `local` would be gone on the next
+-- input. Instead every input runs with an environment of the session, and a
+-- top-level `local` of an input is rewritten (on its own line, so line numbers
+-- stay the user's) into a declaration in that environment:
+--     local a, b <const> = f()   ->   _ENV["\0decl"]("nc", "a", "b") a, b = f()
+--     local function g() ... end ->   _ENV["\0decl"]("f", "g") function g() ... end
+-- The environment's raw fields are the session's locals with a non-nil value;
+-- a miss goes to __index (declared locals that are nil or const, then the
+-- globals) and a store of a missing key to __newindex (a declared local, or a
+-- global: the globals of scripts never see a REPL local). A plain `local x = e`
+-- declares x only when it is assigned, after e was evaluated, so
+-- `local x = x + 1` reads the old x as Lua does; `local function` declares
+-- first, so the function sees itself. `<const>` locals refuse a later store;
+-- `<close>` statements (and `local _ENV`) are left as real locals of their
+-- input, since they end with it anyway. Locals inside blocks and functions are
+-- untouched. Every input gets its own chunk name ("=stdin[N]") and its text is
+-- registered with AutoGraph, so functions typed at the prompt convert.
+-- Portable Lua (5.4 and LuaJIT), though only the Lua 5.4 program uses it.
+local lexer = require("autograph.lexer")
+
+local M = {}
+
+local DECL = "\0decl"
+
+-- Byte offsets of the line starts of text, with Lua's newline rules (\r\n is one).
+local function line_starts(text)
+  local starts, i, n = { 1 }, 1, #text
+  while i <= n do
+    local a = text:find("[\n\r]", i)
+    if not a then break end
+    local c, d = text:byte(a), text:byte(a + 1)
+    i = (d and d ~= c and (d == 10 or d == 13)) and a + 2 or a + 1
+    starts[#starts + 1] = i
+  end
+  return starts
+end
+
+local OPEN = { ["function"] = true, ["do"] = true, ["if"] = true, ["repeat"] = true }
+local CLOSE = { ["end"] = true, ["until"] = true }
+
+-- The text of an input with its top-level locals made session locals; the
+-- text itself when it has none (or does not tokenize: then load reports it).
+function M.rewrite(text)
+  if not text:find("local", 1, true) then return text end
+  local ok, tk = pcall(lexer.tokenize, text, "=stdin")
+  if not ok then return text end
+  local types, lines, cols, raws = tk.types, tk.lines, tk.cols, tk.raws
+  local starts = line_starts(text)
+  local function pos(i) return starts[lines[i]] + cols[i] - 1 end
+  local edits = {}                               -- {from, to, replacement}, in order
+  local depth, i = 0, 1
+  while i <= tk.n do
+    local t = types[i]
+    if OPEN[t] then depth = depth + 1
+    elseif CLOSE[t] then depth = depth - 1
+    elseif t == "local" and depth == 0 then
+      if types[i + 1] == "function" and types[i + 2] == "<name>" then
+        local name = raws[i + 2]
+        if name ~= "_ENV" then
+          edits[#edits + 1] = { pos(i), pos(i) + 4, string.format('_ENV["\\0decl"]("f", %q)', name) }
+        end
+      else
+        local names, kinds, j, keep = {}, {}, i + 1, false
+        while types[j] == "<name>" do
+          local name, kind = raws[j], "n"
+          j = j + 1
+          if types[j] == "<" and types[j + 1] == "<name>" and types[j + 2] == ">" then
+            local attrib = raws[j + 1]
+            if attrib == "const" then kind = "c" else keep = true end
+            j = j + 3
+          end
+          if name == "_ENV" then keep = true end
+          names[#names + 1], kinds[#kinds + 1] = name, kind
+          if types[j] ~= "," then break end
+          j = j + 1
+        end
+        local last = j - 1                        -- the last token of the name list
+        if #names > 0 and not keep then
+          local quoted = {}
+          for k, n in ipairs(names) do quoted[k] = string.format("%q", n) end
+          local rep = string.format('_ENV["\\0decl"]("%s", %s) %s', table.concat(kinds),
+            table.concat(quoted, ", "), table.concat(names, ", "))
+          if types[j] ~= "=" then rep = rep .. " = nil" end
+          edits[#edits + 1] = { pos(i), pos(last) + #raws[last] - 1, rep }
+        end
+        i = last
+      end
+    end
+    i = i + 1
+  end
+  if #edits == 0 then return text end
+  local out, at = {}, 1
+  for _, e in ipairs(edits) do
+    out[#out + 1] = text:sub(at, e[1] - 1)
+    out[#out + 1] = e[3]
+    at = e[2] + 1
+  end
+  out[#out + 1] = text:sub(at)
+  return table.concat(out)
+end
+
+-- A new session whose globals are G: {env =, load = function(text) ...}.
+function M.new(G)
+  local declared, isconst, consts = {}, {}, {}  -- name -> true; const names; their values
+  local pending, old = {}, {}                   -- declared on their next store; values they shadow
+  local env, mt = {}, {}
+  local count = 0
+
+  -- _ENV["\0decl"](kinds, names...): "n" plain, "c" const (both declared when
+  -- next stored), "f" local function (declared now).
+  local function decl(kinds, ...)
+    for k = 1, select("#", ...) do
+      local name, kind = select(k, ...), kinds:sub(k, k)
+      if kind == "f" then
+        pending[name], old[name], isconst[name], consts[name] = nil, nil, nil, nil
+        declared[name] = true
+        rawset(env, name, nil)
+      else
+        if declared[name] and not pending[name] then
+          if isconst[name] then old[name] = consts[name] else old[name] = rawget(env, name) end
+        end
+        pending[name] = kind
+        rawset(env, name, nil)
+      end
+    end
+  end
+
+  -- After an input failed between a declaration and its store: the shadowed
+  -- locals come back (the new ones were never declared).
+  local function settle()
+    for name in pairs(pending) do
+      if declared[name] and not isconst[name] then rawset(env, name, old[name]) end
+      pending[name], old[name] = nil, nil
+    end
+  end
+
+  mt.__index = function(_, k)
+    if k == DECL then return decl end
+    if pending[k] then
+      if declared[k] then return old[k] end
+      return G[k]
+    end
+    if declared[k] then return consts[k] end
+    return G[k]
+  end
+  mt.__newindex = function(t, k, v)
+    local kind = pending[k]
+    if kind then
+      pending[k], old[k] = nil, nil
+      declared[k] = true
+      if kind == "c" then
+        isconst[k], consts[k] = true, v
+      else
+        isconst[k], consts[k] = nil, nil
+        rawset(t, k, v)
+      end
+    elseif isconst[k] then
+      error("attempt to assign to const variable '" .. tostring(k) .. "'", 2)
+    elseif declared[k] then
+      rawset(t, k, v)
+    else
+      G[k] = v
+    end
+  end
+  setmetatable(env, mt)
+
+  local session = { env = env }
+
+  -- The names of the session's locals (for completion and tests).
+  function session.locals()
+    local out = {}
+    for name in pairs(declared) do if not pending[name] then out[#out + 1] = name end end
+    table.sort(out)
+    return out
+  end
+
+  -- The compiled input (an expression's "return" form first), or nil and
+  -- Lua's message (ending in "<eof>" when the input is incomplete).
+  function session.load(text)
+    settle()
+    count = count + 1
+    local name = "=stdin[" .. count .. "]"
+    local code = "return " .. text .. ";"
+    local fn = load(code, name, "t", env)
+    if not fn then
+      code = text
+      local err
+      fn, err = load(code, name, "t", env)     -- the user's own text, for the user's errors
+      if not fn then return nil, err end
+      code = M.rewrite(text)
+      if code ~= text then fn, err = load(code, name, "t", env) end
+      if not fn then return nil, err end
+    end
+    -- AutoGraph re-reads the text of the functions it converts: keep it (the
+    -- rewritten text, whose lines are the compiled ones)
+    if code:find("function", 1, true) then
+      require("moongrad").autograph.register_source(name, code)
+    end
+    return fn
+  end
+
+  return session
+end
+
+return M
