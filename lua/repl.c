@@ -452,6 +452,27 @@ static void repl_opensession(lua_State *L) {
   lua_pop(L, 2);
 }
 
+/* At the end of the session: its <close> locals are closed (last first), as
+ * a script's are at its end; their errors are reported. */
+static void repl_closesession(lua_State *L) {
+  if (repl_session == LUA_NOREF) return;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, repl_session);
+  lua_getfield(L, -1, "close");
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+  } else {
+    for (lua_Integer i = 1; lua_istable(L, -1) && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+      fprintf(stderr, "%s\n", lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+  }
+  fflush(stderr);
+  luaL_unref(L, LUA_REGISTRYINDEX, repl_session);
+  repl_session = LUA_NOREF;
+  lua_settop(L, top);
+}
+
 /* ---- the loop ------------------------------------------------------------------------- */
 
 static void repl_report(lua_State *L, int status) {
@@ -511,6 +532,7 @@ void mgP_repl(lua_State *L) {
   }
   mgP_interactive(0);
   lua_settop(L, base);
+  repl_closesession(L);
   free(repl_ahead);
   repl_ahead = NULL;
   if (repl_tty) {

@@ -13,9 +13,11 @@
 -- global: the globals of scripts never see a REPL local). A plain `local x = e`
 -- declares x only when it is assigned, after e was evaluated, so
 -- `local x = x + 1` reads the old x as Lua does; `local function` declares
--- first, so the function sees itself. `<const>` locals refuse a later store;
--- `<close>` statements (and `local _ENV`) are left as real locals of their
--- input, since they end with it anyway. Locals inside blocks and functions are
+-- first, so the function sees itself. `<const>` locals refuse a later store.
+-- A `<close>` local's scope is the session, as a script's top level is the
+-- script: its value is closed when the session ends (session.close), last
+-- declared first. `local _ENV` stays a real local of its input. Locals inside
+-- blocks and functions are
 -- untouched. Every input gets its own chunk name ("=stdin[N]") and its text is
 -- registered with AutoGraph, so functions typed at the prompt convert.
 -- Portable Lua (5.4 and LuaJIT), though only the Lua 5.4 program uses it.
@@ -69,7 +71,7 @@ function M.rewrite(text)
           j = j + 1
           if types[j] == "<" and types[j + 1] == "<name>" and types[j + 2] == ">" then
             local attrib = raws[j + 1]
-            if attrib == "const" then kind = "c" else keep = true end
+            if attrib == "const" then kind = "c" elseif attrib == "close" then kind = "x" else keep = true end
             j = j + 3
           end
           if name == "_ENV" then keep = true end
@@ -102,15 +104,22 @@ function M.rewrite(text)
   return table.concat(out)
 end
 
+-- v's __close, as Lua finds it (the raw field of its real metatable).
+local function closer(v)
+  local mt = debug.getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "__close") or nil
+end
+
 -- A new session whose globals are G: {env =, load = function(text) ...}.
 function M.new(G)
   local declared, isconst, consts = {}, {}, {}  -- name -> true; const names; their values
   local pending, old = {}, {}                   -- declared on their next store; values they shadow
+  local toclose = {}                            -- <close> values, in declaration order
   local env, mt = {}, {}
   local count = 0
 
-  -- _ENV["\0decl"](kinds, names...): "n" plain, "c" const (both declared when
-  -- next stored), "f" local function (declared now).
+  -- _ENV["\0decl"](kinds, names...): "n" plain, "c" const, "x" close (declared
+  -- when next stored), "f" local function (declared now).
   local function decl(kinds, ...)
     for k = 1, select("#", ...) do
       local name, kind = select(k, ...), kinds:sub(k, k)
@@ -151,7 +160,14 @@ function M.new(G)
     if kind then
       pending[k], old[k] = nil, nil
       declared[k] = true
-      if kind == "c" then
+      if kind == "x" then
+        if v ~= nil and v ~= false and not closer(v) then
+          isconst[k], consts[k] = true, nil
+          error("variable '" .. tostring(k) .. "' got a non-closable value", 2)
+        end
+        toclose[#toclose + 1] = v
+      end
+      if kind == "c" or kind == "x" then
         isconst[k], consts[k] = true, v
       else
         isconst[k], consts[k] = nil, nil
@@ -168,6 +184,21 @@ function M.new(G)
   setmetatable(env, mt)
 
   local session = { env = env }
+
+  -- Closes the session's <close> values, the last declared first; returns the
+  -- messages of the errors that raised.
+  function session.close()
+    local errs = {}
+    for i = #toclose, 1, -1 do
+      local v = toclose[i]
+      toclose[i] = nil
+      if v then
+        local ok, err = pcall(closer(v), v, nil)
+        if not ok then errs[#errs + 1] = tostring(err) end
+      end
+    end
+    return errs
+  end
 
   -- The names of the session's locals (for completion and tests).
   function session.locals()
