@@ -248,7 +248,8 @@ static void repl_history_open(void) {
   if (lines && plain && n > 0) repl_history_write(lines, 0, n);   /* the old format, converted */
   for (int i = 0; lines && i < n; i++) {
     add_history(lines[i]);
-    free(lines[i]);
+    if (i == n - 1) repl_histlast = lines[i];   /* a recalled last entry is not stored twice */
+    else free(lines[i]);
   }
   free(lines);
 }

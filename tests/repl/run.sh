@@ -143,6 +143,55 @@ else
 fi
 STDIN=/dev/null
 
+# ---- the session: what one input leaves to the next (piped -i: the prompt's own loop) ----
+
+# sess NAME PATTERN LINES: runs LINES (printf format) as a session of `moongrad -i`
+# and checks that a line of its output (stdout and stderr) matches PATTERN.
+sess() {
+  printf "$3" > "$TMP/sess.lua"
+  STDIN="$TMP/sess.lua" run "$1" 0 "$2" -i
+}
+sess "a top-level local persists to the next input" '^42	nil$' \
+  'local a = 40\nprint(a + 2, rawget(_G, "a"))\n'
+sess "an expression input prints a session local" '^42$' 'local a = 42\na\n'
+sess "local x = x + 1 reads the old x (the global), then shadows it" '^2	1$' \
+  'x = 1\nlocal x = x + 1\nprint(x, rawget(_G, "x"))\n'
+sess "a local shadows an earlier session local" '^old	new$' \
+  'local v = "old"\nlocal w = v\nlocal v = "new"\nprint(w, v)\n'
+sess "local function recursion at the prompt" '^120$' \
+  'local function fact(n)\n  if n <= 1 then return 1 end\n  return n * fact(n - 1)\nend\nprint(fact(5))\n'
+sess "a closure sees later assignments of a session local" '^7$' \
+  'local n = 1\nlocal function get() return n end\nn = 7\nprint(get())\n'
+sess "locals inside a block stay in the block" '^nil$' 'do local z = 1 end\nprint(z)\n'
+sess "local without a value shadows a global with nil" '^nil	5$' \
+  'g = 5\nlocal g\nprint(g, rawget(_G, "g"))\n'
+sess "a session local is no global of loaded chunks" '^nil	6$' \
+  'local s = 6\nprint(load("return s")(), s)\n'
+sess "<const> locals refuse a later assignment" "stdin\\[2\\]:1: attempt to assign to const variable 'c'" \
+  'local c <const> = 3\nc = 4\n'
+sess "<const> locals keep their value" '^3$' 'local c <const> = 3\npcall(load("c = 4"))\nprint(c)\n'
+sess "<close> locals live until the session ends" '^after closed$' \
+  'local q <close> = setmetatable({}, {__close = function() print("closed") end})\ndo io.write("after ") end\n'
+sess "<close> refuses a value without __close" "variable 'r' got a non-closable value" 'local r <close> = 3\n'
+sess "a failed declaration keeps the old local" '^1$' 'local k = 1\nlocal k = error("no")\nprint(k)\n'
+sess "several names and multiple results" '^1	2	nil$' \
+  'local function two() return 1, 2 end\nlocal p, q, r = two()\nprint(p, q, r)\n'
+sess "a continuation line joins the statement it continues" '^tensor\(6, dtype=int64\)$' \
+  'local t = mg.tensor{1, 2, 3}\n  :sum()\nprint(t)\n'
+sess "each statement of a paste runs on its own (an error does not stop the rest)" '^after$' \
+  'error("first")\nprint("after")\n'
+sess "AutoGraph converts a function typed at the prompt (tensor if, one trace)" \
+  '^tensor\(6\., dtype=float32\)	tensor\(4\., dtype=float32\)	1$' \
+  'local scale = 2\nlocal f = mg.func(function(x)\n  if x > 0 then return x * scale end\n  return -x\nend)\nprint(f(mg.tensor(3.0)), f(mg.tensor(-4.0)), f:trace_count())\n'
+out=$(printf 'f = mg.func(function(x)\n  if x > 0 then return x end\n  return -x\nend)\nf(mg.tensor(1.0))\n' | "$MG" -i 2>&1)
+printf '%s\n' "$out" | grep -q 'without AutoGraph' && notok "no 'staged without AutoGraph' note for a prompt function" "$out" \
+  || ok "no 'staged without AutoGraph' note for a prompt function"
+sess "?name is help(name)" 'matmul.*matrix product' '?mg.matmul\n'
+sess "%%time <input> runs it" '^2$' '%%time 1 + 1\n'
+sess "%%time <input> prints the time" '^time: [0-9.]+ ms wall, [0-9.]+ ms CPU$' '%%time 1 + 1\n'
+sess "%%time alone times every input" '^time: [0-9.]+ ms wall' '%%time\nprint(1)\n'
+STDIN=/dev/null
+
 # Start-up must stay fast: a one-line script is a product benchmark (bench/);
 # here only a generous sanity bound so a pathological regression fails.
 start=$(date +%s%N)
