@@ -115,9 +115,14 @@ int mgP_docall(lua_State *L, int narg, int nres) {
   if (!main_limits) main_limits = mg_limits_new();
   if (main_limits) mg_limits_start(main_limits, 0, 0);
   mg_limits *prev = mg_limits_enter(main_limits);
-  void (*outer)(int) = signal(SIGINT, main_action);   /* the REPL has its own */
+  struct sigaction sa, outer;                         /* the REPL has its own */
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = main_action;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = main_interactive ? 0 : SA_RESTART;     /* at the prompt a blocking read stops too */
+  sigaction(SIGINT, &sa, &outer);
   int status = lua_pcall(L, narg, nres, base);
-  signal(SIGINT, outer == SIG_ERR ? SIG_DFL : outer);
+  sigaction(SIGINT, &outer, NULL);
   mg_limits_enter(prev);
   if (main_fired) lua_sethook(L, NULL, 0, 0);   /* Ctrl-C came after the last hook */
   lua_remove(L, base);

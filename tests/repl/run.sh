@@ -321,6 +321,97 @@ check "Ctrl-C stops a staged graph's endless while loop" {interrupted}
 send "print(w ~= nil and mg.executing_eagerly())\r"
 check "the session goes on after stopping a graph" {\r\ntrue\r\n}
 
+# Typed and pasted input keeps its locals.
+send "local a = 40\r"
+prompt
+send "a + 2\r"
+check "a local typed at the prompt persists to the next line" {\r\n42\r\n}
+# A paste arrives at once; its statements run one by one, a continuation line joins its statement.
+send "local pt = mg.tensor{1, 2, 3}\r  :sum()\rlocal function sq(n)\r  return n * n\rend\rsq(pt:item())\rprint('pasted', pt)\r"
+expect {
+  -re {\r\n36\r\npasted\ttensor\(6, dtype=int64\)\r\n> $} { ok "a pasted block runs (locals, a continuation line, a multi-line function)" }
+  timeout { notok "a pasted block runs (locals, a continuation line, a multi-line function)" "timed out" }
+}
+send "local f = mg.func(function(x)\r"
+expect -re {\n>> $}
+send "  if x > 0 then return x * 2 end\r"
+expect -re {\n>> $}
+send "  return -x\r"
+expect -re {\n>> $}
+send "end)\r"
+expect {
+  -re {without AutoGraph} { notok "AutoGraph converts a function typed at the prompt" "staged without AutoGraph" }
+  -re {\n> $} {}
+}
+send "f(mg.tensor(3.0)), f(mg.tensor(-4.0)), f:trace_count()\r"
+check "AutoGraph converts a function typed at the prompt" {\r\ntensor\(6\., dtype=float32\)\ttensor\(4\., dtype=float32\)\t1\r\n}
+send "?mg.matmul\r"
+check "?name prints help(name)" {matmul.*matrix product}
+send "%time mg.ones{64, 64}:sum()\r"
+check "%time prints the value and the time" {tensor\(4096\., dtype=float32\)\r\ntime: [0-9.]+ ms wall, [0-9.]+ ms CPU\r\n}
+
+# Ctrl-C during fit, and several Ctrl-C in a staged loop: each stops the statement, none ends the REPL.
+send "nn = mg.nn\r"
+prompt
+send "model = nn.Sequential{nn.Input{shape = {4}}, nn.Dense(16, {activation = 'relu'}), nn.Dense(3)}\r"
+prompt
+send "model:compile{optimizer = 'adam', loss = 'mse'}\r"
+prompt
+send "print('fitting') model:fit(mg.ones{64, 4}, mg.ones{64, 3}, {epochs = 1000000, verbose = 0})\r"
+expect -re {\r\nfitting\r\n}
+sleep 0.5
+set t0 [clock milliseconds]
+send "\003"
+expect {
+  -re {interrupted} {
+    set ms [expr {[clock milliseconds] - $t0}]
+    if {$ms < 1000} { ok "Ctrl-C stops fit within a second ($ms ms)" } else { notok "Ctrl-C stops fit within a second" "$ms ms" }
+    prompt
+  }
+  timeout { notok "Ctrl-C stops fit within a second" "timed out" }
+}
+send "print('model', model ~= nil)\r"
+check "the session goes on after stopping fit" {\r\nmodel\ttrue\r\n}
+send "print('staged') w(mg.tensor(1.0))\r"
+expect -re {\r\nstaged\r\n}
+sleep 0.3
+set t0 [clock milliseconds]
+send "\003"
+after 20
+send "\003"
+after 20
+send "\003"
+expect {
+  -re {interrupted} {
+    set ms [expr {[clock milliseconds] - $t0}]
+    if {$ms < 1000} { ok "Ctrl-C stops a staged while loop within a second ($ms ms)" } else { notok "Ctrl-C stops a staged while loop within a second" "$ms ms" }
+    prompt
+  }
+  timeout { notok "Ctrl-C stops a staged while loop within a second" "timed out" }
+  eof { notok "Ctrl-C stops a staged while loop within a second" "the REPL exited" }
+}
+send "print('survived', a)\r"
+check "three Ctrl-C in a row do not end the REPL (its locals are there)" {\r\nsurvived\t40\r\n}
+
+# A call that checks for no Ctrl-C: a blocking read (lua.c, and this program before, ended the
+# process on the second Ctrl-C). At the prompt the read stops at the first one.
+send "print('reading') line = io.read()\r"
+expect -re {\r\nreading\r\n}
+sleep 0.2
+set t0 [clock milliseconds]
+send "\003"
+expect {
+  -re {interrupted} {
+    set ms [expr {[clock milliseconds] - $t0}]
+    if {$ms < 1000} { ok "Ctrl-C stops a blocking io.read() ($ms ms)" } else { notok "Ctrl-C stops a blocking io.read()" "$ms ms" }
+    prompt
+  }
+  timeout { notok "Ctrl-C stops a blocking io.read()" "timed out" }
+  eof { notok "Ctrl-C stops a blocking io.read()" "the REPL exited" }
+}
+send "print('still', a)\r"
+check "the session goes on after the stopped read" {\r\nstill\t40\r\n}
+
 send "this line is dropped"
 sleep 0.2
 send "\003"
@@ -371,6 +462,28 @@ expect {
   eof { wait }
   timeout { notok "Ctrl-D ends the MOONGRAD_HISTORY session" "timed out"; close; wait }
 }
+
+# A multi-line entry comes back as one entry in the next session.
+spawn -noecho $mg
+prompt
+send "for i = 1, 2 do\r"
+expect -re {\n>> $}
+send "  print('multi', i)\r"
+expect -re {\n>> $}
+send "end\r"
+prompt
+sleep 0.2
+send "\004"
+expect { eof { wait } timeout { close; wait } }
+spawn -noecho $mg
+prompt
+send "\033\[A"
+sleep 0.3
+send "\r"
+check "a multi-line history entry is recalled whole in the next session (Up, Enter)" {\r\nmulti\t1\r\nmulti\t2\r\n}
+sleep 0.2
+send "\004"
+expect { eof { wait } timeout { close; wait } }
 
 # A history file that cannot be written is silently ignored.
 set env(MOONGRAD_HISTORY) /nonexistent/dir/history
