@@ -330,6 +330,13 @@ static int repl_compile(lua_State *L, const char *text) {
   return luaL_loadbuffer(L, text, strlen(text), "=stdin");
 }
 
+/* Whether a line is a REPL command (`?name`, `%time ...`), never Lua: a pasted
+ * `%time` line continues no expression (as `x % time` would). */
+static int repl_command(const char *line) {
+  const char *s = line + strspn(line, " \t");
+  return *s == '?' || (strncmp(s, "%time", 5) == 0 && (s[5] == '\0' || s[5] == ' ' || s[5] == '\t'));
+}
+
 /* Reads one input, with the text of its first line on the top: more lines
  * while the statement is incomplete, and, while more input is already
  * waiting (a paste), the next lines that cannot stand alone but continue it
@@ -351,7 +358,8 @@ static int repl_readinput(lua_State *L) {
       if (r == REPL_LINE) {
         const char *next = lua_tostring(L, -1);
         const char *joined = lua_pushfstring(L, "%s\n%s", text, next);
-        if (repl_syntax(L, next) != REPL_SYN_ERROR || repl_syntax(L, joined) == REPL_SYN_ERROR) {
+        if (repl_command(next) || repl_syntax(L, next) != REPL_SYN_ERROR ||
+            repl_syntax(L, joined) == REPL_SYN_ERROR) {
           repl_ahead = strdup(next);          /* the next input */
           lua_pop(L, 2);
           return REPL_LINE;
@@ -399,7 +407,7 @@ static int repl_loadline(lua_State *L) {
     lua_remove(L, -2);                        /* the line */
     return status;
   }
-  if (strncmp(s, "%time", 5) == 0 && (s[5] == '\0' || s[5] == ' ' || s[5] == '\t')) {
+  if (repl_command(s)) {
     const char *rest = s + 5 + strspn(s + 5, " \t");
     if (*rest == '\0') {
       repl_time_all = !repl_time_all;

@@ -187,9 +187,10 @@ out=$(printf 'f = mg.func(function(x)\n  if x > 0 then return x end\n  return -x
 printf '%s\n' "$out" | grep -q 'without AutoGraph' && notok "no 'staged without AutoGraph' note for a prompt function" "$out" \
   || ok "no 'staged without AutoGraph' note for a prompt function"
 sess "?name is help(name)" 'matmul.*matrix product' '?mg.matmul\n'
-sess "%%time <input> runs it" '^2$' '%%time 1 + 1\n'
-sess "%%time <input> prints the time" '^time: [0-9.]+ ms wall, [0-9.]+ ms CPU$' '%%time 1 + 1\n'
-sess "%%time alone times every input" '^time: [0-9.]+ ms wall' '%%time\nprint(1)\n'
+sess "%time <input> runs it" '^2$' '%%time 1 + 1\n'
+sess "%time <input> prints the time" '^time: [0-9.]+ ms wall, [0-9.]+ ms CPU$' '%%time 1 + 1\n'
+sess "%time alone times every input (a pasted %time line continues no expression)" '^time: [0-9.]+ ms wall' \
+  '2 + 2\n%%time\nprint(1)\n'
 STDIN=/dev/null
 
 # Start-up must stay fast: a one-line script is a product benchmark (bench/);
