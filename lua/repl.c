@@ -482,6 +482,50 @@ static void repl_closesession(lua_State *L) {
   lua_settop(L, top);
 }
 
+/* Copies the raw fields of the table at `from` into the table at `to`. */
+static void repl_copy(lua_State *L, int from, int to) {
+  lua_pushnil(L);
+  while (lua_next(L, from)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, to);
+  }
+}
+
+/* Pushes what names mean at the prompt, for completion: a new table of the
+ * globals overlaid with the session's locals (nil for those that hold nil,
+ * hiding a global of their name; the environment's raw fields; the consts).
+ * Raw reads only: no Lua code runs while completing. */
+static void repl_pushscope(lua_State *L) {
+  lua_newtable(L);
+  int scope = lua_gettop(L);
+  lua_pushglobaltable(L);
+  repl_copy(L, scope + 1, scope);
+  lua_settop(L, scope);
+  if (repl_session == LUA_NOREF) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, repl_session);         /* scope + 1: the session */
+  lua_pushliteral(L, "env");
+  lua_rawget(L, scope + 1);                                /* scope + 2: its environment */
+  if (lua_istable(L, scope + 2) && lua_getmetatable(L, scope + 2)) {   /* scope + 3 */
+    lua_pushliteral(L, "declared");
+    lua_rawget(L, scope + 3);                              /* scope + 4 */
+    lua_pushliteral(L, "consts");
+    lua_rawget(L, scope + 3);                              /* scope + 5 */
+    if (lua_istable(L, scope + 4)) {
+      lua_pushnil(L);
+      while (lua_next(L, scope + 4)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, scope);
+      }
+    }
+    repl_copy(L, scope + 2, scope);
+    if (lua_istable(L, scope + 5)) repl_copy(L, scope + 5, scope);
+  }
+  lua_settop(L, scope);
+}
+
 /* ---- the loop ------------------------------------------------------------------------- */
 
 static void repl_report(lua_State *L, int status) {
@@ -648,7 +692,7 @@ static int repl_gather(lua_State *L) {
   const char *sep = NULL;
   for (const char *c = text; *c; c++)
     if (*c == '.' || *c == ':') sep = c;
-  lua_pushglobaltable(L);
+  repl_pushscope(L);                          /* globals and the session's locals */
   if (sep == NULL) {
     repl_addall(L, set, lua_gettop(L), "", text, 0);
     for (int i = 0; repl_keywords[i]; i++)

@@ -181,6 +181,9 @@ function M.new(G)
       G[k] = v
     end
   end
+  -- raw fields of the metatable, for the prompt's completion (which runs no Lua code): the
+  -- declared names and the const values
+  mt.declared, mt.consts = declared, consts
   setmetatable(env, mt)
 
   local session = { env = env }

@@ -346,6 +346,20 @@ expect {
 }
 send "f(mg.tensor(3.0)), f(mg.tensor(-4.0)), f:trace_count()\r"
 check "AutoGraph converts a function typed at the prompt" {\r\ntensor\(6\., dtype=float32\)\ttensor\(4\., dtype=float32\)\t1\r\n}
+send "local myvec = mg.tensor{1, 2, 3}\r"
+prompt
+send "myv\t"
+expect {
+  -re {myv(\007|\r|\033\[[0-9;]*[A-Za-z])*ec} { ok "tab completes a session local (myv -> myvec)" }
+  timeout { notok "tab completes a session local (myv -> myvec)" "timed out" }
+}
+send ":nume\t"
+expect {
+  -re {:nume(\007|\r|\033\[[0-9;]*[A-Za-z])*l} { ok "tab completes a session local's methods (myvec:nume -> myvec:numel)" }
+  timeout { notok "tab completes a session local's methods (myvec:nume -> myvec:numel)" "timed out" }
+}
+send "()\r"
+check "the completed call on a session local runs" {\r\n3\r\n}
 send "?mg.matmul\r"
 check "?name prints help(name)" {matmul.*matrix product}
 send "%time mg.ones{64, 64}:sum()\r"
