@@ -12,7 +12,8 @@
  * signal handler may not call Lua itself). It also sets the interrupt flag of
  * the engine's limits (core/limits.c), current during the chunk, so a staged
  * graph stops at its next loop iteration and a long kernel at its next chunk
- * ("interrupted").
+ * ("interrupted"). At the prompt (mgP_interactive) no Ctrl-C ends the
+ * process and a blocking read returns (no SA_RESTART).
  *
  * Before any user code runs, the engine is registered as
  * package.preload["moongrad.core"] (it is linked in, so no .so is searched),

@@ -6,7 +6,12 @@
  * statement; while the compiler says the statement is incomplete (its error
  * ends in "<eof>") more lines are read with the ">>" prompt (_PROMPT and
  * _PROMPT2 override the prompts). Errors print their message and traceback
- * and the loop goes on.
+ * and the loop goes on. Unlike lua.c, each input is compiled by the session
+ * (stdlib/moongrad/repl_session.lua): its own chunk name "stdin[N]", its text
+ * kept for AutoGraph, and its top-level locals kept for the next inputs.
+ * While more input is already waiting (a paste, a piped file), a next line
+ * that cannot stand alone but continues the statement joins it. `?name` is
+ * help(name); `%time` times an input (or, alone, every input).
  *
  * On a terminal, lines come from libedit (BSD-licensed; its readline
  * interface, so the code reads like GNU readline's). Ctrl-C at the prompt drops
@@ -15,9 +20,10 @@
  * interrupted read into a key bound to a "cancel line" command. Ctrl-C while
  * a statement runs is main.c's business (mgP_docall).
  * History persists in ~/.moongrad_history (MOONGRAD_HISTORY overrides; a
- * history file that cannot be written is ignored), one line per line of
- * text as GNU readline writes it (libedit's own format would encode blanks),
- * read and appended here with stdio. Tab completes globals,
+ * history file that cannot be written is ignored), one entry a line with its
+ * newlines escaped, so a multi-line input is one entry (libedit's own format
+ * would encode blanks), read and appended here with stdio. Tab completes
+ * globals, the session's locals,
  * keywords and `a.b.` / `obj:` fields: the expression before the cursor is
  * walked through raw fields, metatables' __index tables and the `__methods`
  * table the tensor metatable carries; no Lua code runs while completing.
