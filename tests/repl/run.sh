@@ -323,15 +323,26 @@ send "print(w ~= nil and mg.executing_eagerly())\r"
 check "the session goes on after stopping a graph" {\r\ntrue\r\n}
 
 # Typed and pasted input keeps its locals.
-send "local a = 40\r"
+send "local kept = 40\r"
 prompt
-send "a + 2\r"
+send "kept + 2\r"
 check "a local typed at the prompt persists to the next line" {\r\n42\r\n}
 # A paste arrives at once; its statements run one by one, a continuation line joins its statement.
 send "local pt = mg.tensor{1, 2, 3}\r  :sum()\rlocal function sq(n)\r  return n * n\rend\rsq(pt:item())\rprint('pasted', pt)\r"
 expect {
   -re {\r\n36\r\npasted\ttensor\(6, dtype=int64\)\r\n> $} { ok "a pasted block runs (locals, a continuation line, a multi-line function)" }
   timeout { notok "a pasted block runs (locals, a continuation line, a multi-line function)" "timed out" }
+}
+# A block of the docs pasted through the terminal: the first-hour tutorial's tensor block
+# (its --> lines are checked in the log below).
+set f [open [lindex $argv 2]]
+set block [read $f]
+close $f
+send [string map {"\n" "\r"} $block]
+send "print('end of the pasted doc block')\r"
+expect {
+  -re {\r\nend of the pasted doc block\r\n> $} { ok "a block of doc/index.md pasted at the prompt runs to its end" }
+  timeout { notok "a block of doc/index.md pasted at the prompt runs to its end" "timed out" }
 }
 send "local f = mg.func(function(x)\r"
 expect -re {\n>> $}
@@ -405,7 +416,7 @@ expect {
   timeout { notok "Ctrl-C stops a staged while loop within a second" "timed out" }
   eof { notok "Ctrl-C stops a staged while loop within a second" "the REPL exited" }
 }
-send "print('survived', a)\r"
+send "print('survived', kept)\r"
 check "three Ctrl-C in a row do not end the REPL (its locals are there)" {\r\nsurvived\t40\r\n}
 
 # A call that checks for no Ctrl-C: a blocking read (lua.c, and this program before, ended the
@@ -424,7 +435,7 @@ expect {
   timeout { notok "Ctrl-C stops a blocking io.read()" "timed out" }
   eof { notok "Ctrl-C stops a blocking io.read()" "the REPL exited" }
 }
-send "print('still', a)\r"
+send "print('still', kept)\r"
 check "the session goes on after the stopped read" {\r\nstill\t40\r\n}
 
 send "this line is dropped"
@@ -518,7 +529,10 @@ expect {
 }
 EOF
 
-expect -f "$TMP/repl.exp" "$MG" "$TMP/repl.log" > "$TMP/repl.out" 2>&1
+# The first ```lua block of doc/index.md (the first-hour tutorial's tensors), pasted in the REPL
+awk '/^```lua[ \t]*$/ { n++; next } /^```/ { if (n == 1) exit } n == 1 { print }' "$ROOT/doc/index.md" > "$TMP/paste.lua"
+sed -n 's/.*--> //p' "$TMP/paste.lua" > "$TMP/paste.exp"
+expect -f "$TMP/repl.exp" "$MG" "$TMP/repl.log" "$TMP/paste.lua" > "$TMP/repl.out" 2>&1
 cat "$TMP/repl.out"
 passed=$((passed + $(grep -c '^ok - ' "$TMP/repl.out")))
 repl_failed=$(grep -c '^not ok - ' "$TMP/repl.out")
@@ -527,6 +541,13 @@ if [ "$repl_failed" -gt 0 ] || ! grep -q 'unwritable history file is not reporte
   [ "$repl_failed" -gt 0 ] || notok "the REPL script ran to the end" "$(tail -5 "$TMP/repl.out")"
   echo "# the REPL's output (last 40 lines):"
   tail -40 "$TMP/repl.log" | tr -d '\r' | sed 's/^/#   /'
+fi
+
+if [ -s "$TMP/paste.exp" ] && tr -d '\r' < "$TMP/repl.log" | sed -e 's/\t/ /g' -e 's/[ ]*$//' |
+   awk 'NR == FNR { want[++w] = $0; next } i < w && $0 == want[i + 1] { i++ } END { exit i < w }' "$TMP/paste.exp" -; then
+  ok "the pasted doc/index.md block printed its --> lines, in order ($(wc -l < "$TMP/paste.exp") lines)"
+else
+  notok "the pasted doc/index.md block printed its --> lines, in order" "$(cat "$TMP/paste.exp")"
 fi
 
 hist="$HOME/.moongrad_history"
