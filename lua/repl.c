@@ -437,12 +437,12 @@ static int repl_loadline(lua_State *L) {
   return status;
 }
 
-/* "time: 12.3 ms wall, 24.1 ms CPU" (CPU: every thread of the process). */
-static void repl_timing(const struct timespec *t0, clock_t c0) {
-  struct timespec t1;
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  double wall = (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
-  double cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+/* "time: 12.3 ms wall, 24.1 ms CPU" (CPU: every thread of the process), from
+ * the clocks read before and after running the input (printing its value is
+ * not counted). */
+static void repl_timing(const struct timespec *t0, const struct timespec *t1, clock_t c0, clock_t c1) {
+  double wall = (double)(t1->tv_sec - t0->tv_sec) + 1e-9 * (double)(t1->tv_nsec - t0->tv_nsec);
+  double cpu = (double)(c1 - c0) / CLOCKS_PER_SEC;
   double unit = wall < 1 ? 1e3 : 1;
   const char *u = wall < 1 ? "ms" : "s";
   printf("time: %.*f %s wall, %.*f %s CPU\n", wall < 1 ? 2 : 3, wall * unit, u, wall < 1 ? 2 : 3, cpu * unit, u);
@@ -580,13 +580,15 @@ void mgP_repl(lua_State *L) {
     int status = repl_loadline(L);
     if (status == REPL_STOP) break;
     if (status == REPL_CANCELLED) continue;
-    struct timespec t0;
+    struct timespec t0, t1;
     clock_t c0 = clock();
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (status == LUA_OK) status = mgP_docall(L, 0, LUA_MULTRET);
+    clock_t c1 = clock();
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (status == LUA_OK) repl_print(L, base);
     else repl_report(L, status);
-    if (repl_timed) repl_timing(&t0, c0);
+    if (repl_timed) repl_timing(&t0, &t1, c0, c1);
     fflush(stdout);
   }
   mgP_interactive(0);
