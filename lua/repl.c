@@ -7,8 +7,9 @@
  * ends in "<eof>") more lines are read with the ">>" prompt (_PROMPT and
  * _PROMPT2 override the prompts). Errors print their message and traceback
  * and the loop goes on. Unlike lua.c, each input is compiled by the session
- * (stdlib/moongrad/repl_session.lua): its own chunk name "stdin[N]", its text
- * kept for AutoGraph, and its top-level locals kept for the next inputs.
+ * (stdlib/moongrad/repl_session.lua): its own chunk name "stdin[N]" (the
+ * inputs of one paste share one, lines counted from the paste's first), its
+ * text kept for AutoGraph, and its top-level locals kept for the next inputs.
  * While more input is already waiting (a paste, a piped file), a next line
  * that cannot stand alone but continues the statement joins it. `?name` is
  * help(name); `%time` times an input (or, alone, every input).
@@ -118,13 +119,16 @@ static int repl_read(const char *prompt, char **out) {
     free(line);
     return REPL_EOF;
   }
-  if (n > 0 && line[n - 1] == '\n') line[n - 1] = '\0';
+  if (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
+  if (n > 0 && line[n - 1] == '\r') line[--n] = '\0';   /* a CRLF file: Lua would count the \r as a line */
   *out = line;
   return REPL_LINE;
 }
 
 /* A line read ahead (the next line of a paste), not yet part of an input. */
 static char *repl_ahead;
+static int repl_wasahead;                    /* the last line read was the one read ahead */
+static int repl_line = 1;                    /* where the next input starts in its paste */
 
 /* Whether more input is waiting right now (a paste's next lines, a piped
  * file): poll(2) on stdin, which is unbuffered when not a terminal and read a
@@ -137,6 +141,7 @@ static int repl_waiting(void) {
 /* Reads a line (the line read ahead first) and pushes it; returns a
  * repl_read result (pushes only lines). */
 static int repl_pushline(lua_State *L, int first) {
+  repl_wasahead = repl_ahead != NULL;
   if (repl_ahead) {
     lua_pushstring(L, repl_ahead);
     free(repl_ahead);
@@ -311,16 +316,18 @@ static int repl_syntax(lua_State *L, const char *text) {
 }
 
 /* Compiles an input through the session (top-level locals kept, a chunk name
- * of its own, its text registered for AutoGraph): pushes the function or the
- * error message and returns the load status. Without a session (its module
+ * of its own, or its paste's, with `line` its first line there; its text
+ * registered for AutoGraph): pushes the function or the error message and
+ * returns the load status. Without a session (its module
  * failed to load), a plain chunk of the globals. */
-static int repl_compile(lua_State *L, const char *text) {
+static int repl_compile(lua_State *L, const char *text, int line) {
   if (repl_session != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, repl_session);
     lua_getfield(L, -1, "load");
     lua_remove(L, -2);
     lua_pushstring(L, text);
-    if (lua_pcall(L, 1, 2, 0) != LUA_OK) return LUA_ERRSYNTAX;   /* the message is on the top */
+    lua_pushinteger(L, line);
+    if (lua_pcall(L, 2, 2, 0) != LUA_OK) return LUA_ERRSYNTAX;   /* the message is on the top */
     if (!lua_isnil(L, -2)) {
       lua_pop(L, 1);
       return LUA_OK;
@@ -401,6 +408,9 @@ static int repl_loadline(lua_State *L) {
   const char *line = lua_tostring(L, -1), *s = line + strspn(line, " \t");
   const char *prefix = "";
   repl_timed = repl_time_all;
+  if (!repl_wasahead) repl_line = 1;          /* typed, or a paste's first line: a new chunk */
+  int first = repl_line;
+  repl_line++;
   if (*s == '?') {
     const char *name = s + 1 + strspn(s + 1, " \t");
     size_t n = strlen(name);
@@ -408,7 +418,7 @@ static int repl_loadline(lua_State *L) {
     repl_history_add(line);
     lua_pushfstring(L, "help(%s)", lua_pushlstring(L, name, n));
     lua_remove(L, -2);
-    int status = repl_compile(L, lua_tostring(L, -1));
+    int status = repl_compile(L, lua_tostring(L, -1), first);
     lua_remove(L, -2);
     lua_remove(L, -2);                        /* the line */
     return status;
@@ -429,10 +439,11 @@ static int repl_loadline(lua_State *L) {
   }
   if (repl_readinput(L) == REPL_CANCEL) return REPL_CANCELLED;
   const char *text = lua_tostring(L, -1);
+  for (const char *c = text; *c; c++) repl_line += *c == '\n';
   lua_pushfstring(L, "%s%s", prefix, text);
   repl_history_add(lua_tostring(L, -1));
   lua_pop(L, 1);
-  int status = repl_compile(L, text);
+  int status = repl_compile(L, text, first);
   lua_remove(L, -2);                          /* the text */
   return status;
 }

@@ -212,27 +212,51 @@ function M.new(G)
   end
 
   -- The compiled input (an expression's "return" form first), or nil and
-  -- Lua's message (ending in "<eof>" when the input is incomplete).
-  function session.load(text)
+  -- Lua's message (ending in "<eof>" when the input is incomplete). `line`
+  -- (default 1) is where the input starts in a paste: the inputs of one paste
+  -- are one chunk, "stdin[N]", whose line numbers count from the paste's first
+  -- line, and whose text AutoGraph gets as one (each input in a do block on
+  -- its own lines, so the whole parses as a chunk).
+  local group, group_lines, group_open = {}, 0, false   -- the paste's texts so far, their lines, an open do
+  local function lines_of(t) return select(2, t:gsub("\n", "")) + 1 end
+  function session.load(text, line)
     settle()
-    count = count + 1
+    line = line or 1
+    if line <= 1 then
+      count = count + 1
+    end
+    if line <= 1 or group_lines > line - 1 then group, group_lines, group_open = {}, 0, false end
+    while group_lines < line - 1 do             -- lines of the paste no input was compiled from
+      group[#group + 1], group_lines = "", group_lines + 1
+    end
     local name = "=stdin[" .. count .. "]"
+    local pad = string.rep("\n", line - 1)
     local code = "return " .. text .. ";"
-    local fn = load(code, name, "t", env)
+    local fn, err = load(pad .. code, name, "t", env)
     if not fn then
       code = text
-      local err
-      fn, err = load(code, name, "t", env)     -- the user's own text, for the user's errors
-      if not fn then return nil, err end
-      code = M.rewrite(text)
-      if code ~= text then fn, err = load(code, name, "t", env) end
-      if not fn then return nil, err end
+      fn, err = load(pad .. code, name, "t", env)   -- the user's own text, for the user's errors
+      if fn then
+        code = M.rewrite(text)
+        if code ~= text then fn, err = load(pad .. code, name, "t", env) end
+      end
     end
+    -- keep the paste's lines aligned: a failed input holds its lines with blanks
+    -- each input in a do block, closed on the next one's first line (its own last line may
+    -- end in a comment); a failed input holds its lines with blanks
+    if fn then
+      group[#group + 1] = (group_open and "end do " or "do ") .. code
+      group_open = true
+    else
+      group[#group + 1] = (text:gsub("[^\n]+", ""))
+    end
+    group_lines = group_lines + lines_of(text)
     -- AutoGraph re-reads the text of the functions it converts: keep it (the
     -- rewritten text, whose lines are the compiled ones)
-    if code:find("function", 1, true) then
-      require("moongrad").autograph.register_source(name, code)
+    if fn and code:find("function", 1, true) then
+      require("moongrad").autograph.register_source(name, table.concat(group, "\n") .. "\nend")
     end
+    if not fn then return nil, err end
     return fn
   end
 

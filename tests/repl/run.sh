@@ -135,7 +135,7 @@ STDIN="$TMP/session.lua"
 out=$(cd "$TMP" && "$MG" -i < "$STDIN" 2>&1)
 rc=$?
 exp_lines=$(printf '%s\n' "$out" | grep -Ec '^(42|1|2|after)$')
-if [ $rc -eq 0 ] && [ "$exp_lines" -eq 4 ] && printf '%s\n' "$out" | grep -q 'stdin\[4\]:1: oops' \
+if [ $rc -eq 0 ] && [ "$exp_lines" -eq 4 ] && printf '%s\n' "$out" | grep -q 'stdin\[1\]:6: oops' \
    && ! printf '%s\n' "$out" | grep -q '^> '; then
   ok "-i with piped stdin evaluates lines, survives errors, writes no prompts"
 else
@@ -167,7 +167,7 @@ sess "local without a value shadows a global with nil" '^nil	5$' \
   'g = 5\nlocal g\nprint(g, rawget(_G, "g"))\n'
 sess "a session local is no global of loaded chunks" '^nil	6$' \
   'local s = 6\nprint(load("return s")(), s)\n'
-sess "<const> locals refuse a later assignment" "stdin\\[2\\]:1: attempt to assign to const variable 'c'" \
+sess "<const> locals refuse a later assignment (line 2 of the piped input)" "stdin\\[1\\]:2: attempt to assign to const variable 'c'" \
   'local c <const> = 3\nc = 4\n'
 sess "<const> locals keep their value" '^3$' 'local c <const> = 3\npcall(load("c = 4"))\nprint(c)\n'
 sess "<close> locals live until the session ends" '^after closed$' \
@@ -186,6 +186,13 @@ sess "AutoGraph converts a function typed at the prompt (tensor if, one trace)" 
 out=$(printf 'f = mg.func(function(x)\n  if x > 0 then return x end\n  return -x\nend)\nf(mg.tensor(1.0))\n' | "$MG" -i 2>&1)
 printf '%s\n' "$out" | grep -q 'without AutoGraph' && notok "no 'staged without AutoGraph' note for a prompt function" "$out" \
   || ok "no 'staged without AutoGraph' note for a prompt function"
+sess "an error in a paste names its line in the paste" 'stdin\[1\]:3: third' 'x = 1\ny = 2\nerror("third")\n'
+sess "AutoGraph converts a function pasted after other statements (comments at line ends)" \
+  '^tensor\(2\., dtype=float32\)	1$' \
+  'local k = 1 -- one\nprint(k) -- two\nlocal f = mg.func(function(x) -- three\n  if x > 0 then return x end\n  return -x\nend) -- six\nprint(f(mg.tensor(-2.0)), f:trace_count())\n'
+out=$(printf 'local k = 1 -- one\nprint(k)\nlocal f = mg.func(function(x)\n  if x > 0 then return x end\n  return -x\nend) -- six\nf(mg.tensor(1.0))\n' | "$MG" -i 2>&1)
+printf '%s\n' "$out" | grep -q 'without AutoGraph' && notok "no 'staged without AutoGraph' note for a pasted function" "$out" \
+  || ok "no 'staged without AutoGraph' note for a pasted function"
 sess "?name is help(name)" 'matmul.*matrix product' '?mg.matmul\n'
 sess "%time <input> runs it" '^2$' '%%time 1 + 1\n'
 sess "%time <input> prints the time" '^time: [0-9.]+ ms wall, [0-9.]+ ms CPU$' '%%time 1 + 1\n'
