@@ -20,7 +20,8 @@
 -- blocks and functions are
 -- untouched. Every input gets its own chunk name ("=stdin[N]") and its text is
 -- registered with AutoGraph, so functions typed at the prompt convert.
--- Portable Lua (5.4 and LuaJIT), though only the Lua 5.4 program uses it.
+-- It loads under Lua 5.4 and LuaJIT, but the rewritten code names _ENV, so a
+-- session works under Lua 5.4 only: the `moongrad` program's.
 local lexer = require("autograph.lexer")
 
 local M = {}
