@@ -518,6 +518,19 @@ sleep 0.2
 send "\004"
 expect { eof { wait } timeout { close; wait } }
 
+# A history file of the old format (one line an entry, no header) is read as it is and converted:
+# its backslashes stay backslashes.
+set env(MOONGRAD_HISTORY) [file join [file dirname $log] old_history]
+spawn -noecho $mg
+prompt
+send "\033\[A"
+sleep 0.3
+send "\r"
+check "an old-format history file is read as it is (a backslash stays one)" {\r\none\r\ntwo\r\n}
+sleep 0.2
+send "\004"
+expect { eof { wait } timeout { close; wait } }
+
 # A history file that cannot be written is silently ignored.
 set env(MOONGRAD_HISTORY) /nonexistent/dir/history
 spawn -noecho $mg
@@ -539,6 +552,7 @@ EOF
 # The first ```lua block of doc/index.md (the first-hour tutorial's tensors), pasted in the REPL
 awk '/^```lua[ \t]*$/ { n++; next } /^```/ { if (n == 1) exit } n == 1 { print }' "$ROOT/doc/index.md" > "$TMP/paste.lua"
 sed -n 's/.*--> //p' "$TMP/paste.lua" > "$TMP/paste.exp"
+printf '%s\n' 'print("old")' 'print("one\ntwo")' > "$TMP/old_history"   # the old format: a line an entry
 expect -f "$TMP/repl.exp" "$MG" "$TMP/repl.log" "$TMP/paste.lua" > "$TMP/repl.out" 2>&1
 cat "$TMP/repl.out"
 passed=$((passed + $(grep -c '^ok - ' "$TMP/repl.out")))
@@ -555,6 +569,13 @@ if [ -s "$TMP/paste.exp" ] && tr -d '\r' < "$TMP/repl.log" | sed -e 's/\t/ /g' -
   ok "the pasted doc/index.md block printed its --> lines, in order ($(wc -l < "$TMP/paste.exp") lines)"
 else
   notok "the pasted doc/index.md block printed its --> lines, in order" "$(cat "$TMP/paste.exp")"
+fi
+
+if [ "$(sed -n 1p "$TMP/old_history")" = '#moongrad history 2: one entry a line, \n a newline, \\ a backslash' ] &&
+   [ "$(sed -n 3p "$TMP/old_history")" = 'print("one\\ntwo")' ]; then
+  ok "an old-format history file is converted (a header, backslashes doubled)"
+else
+  notok "an old-format history file is converted (a header, backslashes doubled)" "$(cat "$TMP/old_history")"
 fi
 
 hist="$HOME/.moongrad_history"
