@@ -193,6 +193,9 @@ sess "AutoGraph converts a function pasted after other statements (comments at l
 out=$(printf 'local k = 1 -- one\nprint(k)\nlocal f = mg.func(function(x)\n  if x > 0 then return x end\n  return -x\nend) -- six\nf(mg.tensor(1.0))\n' | "$MG" -i 2>&1)
 printf '%s\n' "$out" | grep -q 'without AutoGraph' && notok "no 'staged without AutoGraph' note for a pasted function" "$out" \
   || ok "no 'staged without AutoGraph' note for a pasted function"
+sess "a retrace guard names a session local as a local of the prompt" \
+  "local 'k' of the prompt \\(was 1, now 2\\)" \
+  'local k = 1\nlocal g = mg.func(function(x) return x + k end, {max_traces = 1, on_retrace = "error"})\ng(mg.tensor(1.0))\nk = 2\ng(mg.tensor(1.0))\n'
 sess "?name is help(name)" 'matmul.*matrix product' '?mg.matmul\n'
 sess "%time <input> runs it" '^2$' '%%time 1 + 1\n'
 sess "%time <input> prints the time" '^time: [0-9.]+ ms wall, [0-9.]+ ms CPU$' '%%time 1 + 1\n'
