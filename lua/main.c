@@ -12,7 +12,8 @@
  * signal handler may not call Lua itself). It also sets the interrupt flag of
  * the engine's limits (core/limits.c), current during the chunk, so a staged
  * graph stops at its next loop iteration and a long kernel at its next chunk
- * ("interrupted").
+ * ("interrupted"). At the prompt (mgP_interactive) no Ctrl-C ends the
+ * process and a blocking read returns (no SA_RESTART).
  *
  * Before any user code runs, the engine is registered as
  * package.preload["moongrad.core"] (it is linked in, so no .so is searched),
@@ -42,7 +43,10 @@ enum { ARG_ERROR = 1, ARG_I = 2, ARG_V = 4, ARG_E = 8, ARG_BIGE = 16, ARG_VERSIO
 static const char *main_progname = "moongrad";
 static lua_State *main_L;   /* the state the signal handler sets its hook on */
 static mg_limits *main_limits;   /* what the engine polls (staged loops, long kernels): Ctrl-C sets its flag */
-static volatile sig_atomic_t main_fired;   /* main_action ran during this call */
+static volatile sig_atomic_t main_fired;   /* main_action ran during this call (how often, at the prompt) */
+static int main_interactive;               /* the REPL runs: Ctrl-C never ends the process */
+
+void mgP_interactive(int on) { main_interactive = on; }
 
 static void main_message(const char *pname, const char *msg) {
   if (pname) fprintf(stderr, "%s: ", pname);
@@ -74,12 +78,19 @@ static void main_stop(lua_State *L, lua_Debug *ar) {
 }
 
 /* SIGINT while Lua runs: stop at the next hook, or, in a staged graph or a
- * long kernel, at the engine's next check (loop iteration, kernel chunk). A
- * second Ctrl-C before that (a C call that never checks: a BLIS block,
- * blocking I/O) gets the default action and ends the process. */
+ * long kernel, at the engine's next check (loop iteration, kernel chunk). In
+ * a script, a second Ctrl-C before that (a C call that never checks: a BLIS
+ * block, blocking I/O) gets the default action and ends the process, as in
+ * lua.c. At the prompt no Ctrl-C ends the session and its variables: each
+ * one interrupts again, and the third in one statement says how to quit. */
 static void main_action(int sig) {
-  signal(sig, SIG_DFL);
-  main_fired = 1;
+  if (!main_interactive) signal(sig, SIG_DFL);
+  else if (++main_fired == 3) {
+    static const char note[] = "\n(still in a call that does not check for Ctrl-C; Ctrl-\\ quits the program)\n";
+    ssize_t w = write(STDERR_FILENO, note, sizeof note - 1);   /* async-signal-safe */
+    (void)w;
+  }
+  if (!main_fired) main_fired = 1;
   mg_limits_interrupt(main_limits);   /* an atomic store: stops a staged graph or kernel too */
   lua_sethook(main_L, main_stop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
@@ -105,9 +116,14 @@ int mgP_docall(lua_State *L, int narg, int nres) {
   if (!main_limits) main_limits = mg_limits_new();
   if (main_limits) mg_limits_start(main_limits, 0, 0);
   mg_limits *prev = mg_limits_enter(main_limits);
-  void (*outer)(int) = signal(SIGINT, main_action);   /* the REPL has its own */
+  struct sigaction sa, outer;                         /* the REPL has its own */
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = main_action;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = main_interactive ? 0 : SA_RESTART;     /* at the prompt a blocking read stops too */
+  sigaction(SIGINT, &sa, &outer);
   int status = lua_pcall(L, narg, nres, base);
-  signal(SIGINT, outer == SIG_ERR ? SIG_DFL : outer);
+  sigaction(SIGINT, &outer, NULL);
   mg_limits_enter(prev);
   if (main_fired) lua_sethook(L, NULL, 0, 0);   /* Ctrl-C came after the last hook */
   lua_remove(L, base);

@@ -8,7 +8,13 @@
  * statement; while the compiler says the statement is incomplete (its error
  * ends in "<eof>") more lines are read with the ">>" prompt (_PROMPT and
  * _PROMPT2 override the prompts). Errors print their message and traceback
- * and the loop goes on.
+ * and the loop goes on. Unlike lua.c, each input is compiled by the session
+ * (stdlib/moongrad/repl_session.lua): its own chunk name "stdin[N]" (the
+ * inputs of one paste share one, lines counted from the paste's first), its
+ * text kept for AutoGraph, and its top-level locals kept for the next inputs.
+ * While more input is already waiting (a paste, a piped file), a next line
+ * that cannot stand alone but continues the statement joins it. `?name` is
+ * help(name); `%time` times an input (or, alone, every input).
  *
  * On a terminal, lines come from libedit (BSD-licensed; its readline
  * interface, so the code reads like GNU readline's). Ctrl-C at the prompt drops
@@ -17,9 +23,10 @@
  * interrupted read into a key bound to a "cancel line" command. Ctrl-C while
  * a statement runs is main.c's business (mgP_docall).
  * History persists in ~/.moongrad_history (MOONGRAD_HISTORY overrides; a
- * history file that cannot be written is ignored), one line per line of
- * text as GNU readline writes it (libedit's own format would encode blanks),
- * read and appended here with stdio. Tab completes globals,
+ * history file that cannot be written is ignored), one entry a line with its
+ * newlines escaped, so a multi-line input is one entry (libedit's own format
+ * would encode blanks), read and appended here with stdio. Tab completes
+ * globals, the session's locals,
  * keywords and `a.b.` / `obj:` fields: the expression before the cursor is
  * walked through raw fields, metatables' __index tables, the `__methods`
  * table the tensor metatable carries (and the names in its `__fields` table,
@@ -34,10 +41,12 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
@@ -118,13 +127,35 @@ static int repl_read(const char *prompt, char **out) {
     free(line);
     return REPL_EOF;
   }
-  if (n > 0 && line[n - 1] == '\n') line[n - 1] = '\0';
+  if (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
+  if (n > 0 && line[n - 1] == '\r') line[--n] = '\0';   /* a CRLF file: Lua would count the \r as a line */
   *out = line;
   return REPL_LINE;
 }
 
-/* Reads a line and pushes it; returns a repl_read result (pushes only lines). */
+/* A line read ahead (the next line of a paste), not yet part of an input. */
+static char *repl_ahead;
+static int repl_wasahead;                    /* the last line read was the one read ahead */
+static int repl_line = 1;                    /* where the next input starts in its paste */
+
+/* Whether more input is waiting right now (a paste's next lines, a piped
+ * file): poll(2) on stdin, which is unbuffered when not a terminal and read a
+ * byte at a time by the line editor, so no waiting byte hides in a buffer. */
+static int repl_waiting(void) {
+  struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP));
+}
+
+/* Reads a line (the line read ahead first) and pushes it; returns a
+ * repl_read result (pushes only lines). */
 static int repl_pushline(lua_State *L, int first) {
+  repl_wasahead = repl_ahead != NULL;
+  if (repl_ahead) {
+    lua_pushstring(L, repl_ahead);
+    free(repl_ahead);
+    repl_ahead = NULL;
+    return REPL_LINE;
+  }
   char prompt[128];
   const char *p = first ? REPL_PROMPT : REPL_PROMPT2;
   lua_getglobal(L, first ? "_PROMPT" : "_PROMPT2");
@@ -143,20 +174,57 @@ static int repl_pushline(lua_State *L, int first) {
 
 /* ---- history ------------------------------------------------------------------------ */
 
+/* The file holds one entry a line after a header line; an entry's newlines
+ * are written "\n" and its backslashes "\\", so a multi-line statement comes
+ * back as one entry. A file without the header (written before entries could
+ * span lines) is read one entry a line and converted when opened. */
+#define REPL_HISTHEAD "#moongrad history 2: one entry a line, \\n a newline, \\\\ a backslash"
+
 static char *repl_histlast;                  /* the last entry added (repeats are skipped) */
 
-/* The lines of the history file, at most the last `max` (malloc'd). */
-static char **repl_history_lines(int max, int *count) {
+static void repl_history_put(FILE *f, const char *entry) {
+  for (const char *c = entry; *c; c++) {
+    if (*c == '\n') fputs("\\n", f);
+    else if (*c == '\\') fputs("\\\\", f);
+    else fputc(*c, f);
+  }
+  fputc('\n', f);
+}
+
+/* Decodes an encoded entry in place. */
+static void repl_history_decode(char *s) {
+  char *w = s;
+  for (const char *r = s; *r; r++) {
+    if (*r == '\\' && (r[1] == 'n' || r[1] == '\\')) {
+      *w++ = r[1] == 'n' ? '\n' : '\\';
+      r++;
+    } else {
+      *w++ = *r;
+    }
+  }
+  *w = '\0';
+}
+
+/* The entries of the history file, at most the last `max` (malloc'd);
+ * *plain says the file has the old one-line-a-line format. */
+static char **repl_history_lines(int max, int *count, int *plain) {
   *count = 0;
+  *plain = 0;
   FILE *f = fopen(repl_histfile, "r");
   if (!f) return NULL;
   char **lines = calloc((size_t)max + 1, sizeof *lines), *line = NULL;
   size_t cap = 0;
   ssize_t n;
-  int total = 0;
+  int total = 0, first = 1;
   while (lines && (n = getline(&line, &cap, f)) >= 0) {
     if (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
+    if (first) {
+      first = 0;
+      *plain = strcmp(line, REPL_HISTHEAD) != 0;
+      if (!*plain) continue;
+    }
     if (n == 0) continue;
+    if (!*plain) repl_history_decode(line);
     free(lines[total % max]);                /* a ring of the last max lines */
     lines[total % max] = strdup(line);
     total++;
@@ -176,6 +244,17 @@ static char **repl_history_lines(int max, int *count) {
   return lines;
 }
 
+/* Writes the entries from `from` on as the whole file (beside it, then renamed). */
+static void repl_history_write(char **lines, int from, int n) {
+  char tmp[PATH_MAX + 8];
+  snprintf(tmp, sizeof tmp, "%s.tmp", repl_histfile);
+  FILE *f = fopen(tmp, "w");
+  if (f) fprintf(f, "%s\n", REPL_HISTHEAD);
+  for (int i = from; f && i < n; i++) repl_history_put(f, lines[i]);
+  if (f && fclose(f) == 0) rename(tmp, repl_histfile);
+  else remove(tmp);
+}
+
 static void repl_history_open(void) {
   const char *path = getenv("MOONGRAD_HISTORY"), *home = getenv("HOME");
   if (path && *path) snprintf(repl_histfile, sizeof repl_histfile, "%s", path);
@@ -183,91 +262,139 @@ static void repl_history_open(void) {
   using_history();
   stifle_history(REPL_HISTMAX);
   if (!repl_histfile[0]) return;
-  int n;
-  char **lines = repl_history_lines(REPL_HISTMAX, &n);
+  int n, plain;
+  char **lines = repl_history_lines(REPL_HISTMAX, &n, &plain);
+  if (lines && plain && n > 0) repl_history_write(lines, 0, n);   /* the old format, converted */
   for (int i = 0; lines && i < n; i++) {
     add_history(lines[i]);
-    free(lines[i]);
+    if (i == n - 1) repl_histlast = lines[i];   /* a recalled last entry is not stored twice */
+    else free(lines[i]);
   }
   free(lines);
 }
 
-/* Adds a statement (all its lines) to the history and to the file now, so
- * os.exit() or a killed terminal loses nothing. Repeats are not stored. */
-static void repl_history_add(const char *line) {
-  if (!repl_tty || line[strspn(line, " \t\n")] == '\0') return;
-  if (repl_histlast && strcmp(repl_histlast, line) == 0) return;
+/* Adds an input (all its lines, one entry) to the history and to the file
+ * now, so os.exit() or a killed terminal loses nothing. Repeats are not stored. */
+static void repl_history_add(const char *entry) {
+  if (!repl_tty || entry[strspn(entry, " \t\n")] == '\0') return;
+  if (repl_histlast && strcmp(repl_histlast, entry) == 0) return;
   free(repl_histlast);
-  repl_histlast = strdup(line);
-  add_history(line);
+  repl_histlast = strdup(entry);
+  add_history(entry);
   FILE *f = repl_histfile[0] ? fopen(repl_histfile, "a") : NULL;
   if (f) {                                    /* unwritable: ignored, as documented */
-    fprintf(f, "%s\n", line);
+    if (fseek(f, 0, SEEK_END) == 0 && ftell(f) == 0) fprintf(f, "%s\n", REPL_HISTHEAD);
+    repl_history_put(f, entry);
     fclose(f);
   }
 }
 
-/* Keeps the file to its last REPL_HISTMAX lines (rewritten beside it, then renamed). */
+/* Keeps the file to its last REPL_HISTMAX entries. */
 static void repl_history_close(void) {
   free(repl_histlast);
   repl_histlast = NULL;
   if (!repl_histfile[0]) return;
-  int n;
-  char **lines = repl_history_lines(REPL_HISTMAX + 1, &n);
-  if (lines && n > REPL_HISTMAX) {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", repl_histfile);
-    FILE *f = fopen(tmp, "w");
-    for (int i = 1; f && i < n; i++) fprintf(f, "%s\n", lines[i]);
-    if (f && fclose(f) == 0) rename(tmp, repl_histfile);
-    else remove(tmp);
-  }
+  int n, plain;
+  char **lines = repl_history_lines(REPL_HISTMAX + 1, &n, &plain);
+  if (lines && n > REPL_HISTMAX) repl_history_write(lines, 1, n);
   for (int i = 0; lines && i < n; i++) free(lines[i]);
   free(lines);
 }
 
-/* ---- compiling a statement ---------------------------------------------------------- */
+/* ---- compiling an input ------------------------------------------------------------- */
 
-/* A syntax error at <eof>: the statement goes on on the next line. */
-static int repl_incomplete(lua_State *L, int status) {
+enum { REPL_SYN_OK, REPL_SYN_MORE, REPL_SYN_ERROR };   /* repl_syntax results */
+
+static int repl_session = LUA_NOREF;         /* registry ref of the moongrad.repl_session object */
+
+/* Whether text parses as an expression or a statement (REPL_SYN_OK), is a
+ * statement cut short (its error ends in "<eof>": REPL_SYN_MORE), or neither.
+ * Only compiles; nothing is kept. */
+static int repl_syntax(lua_State *L, const char *text) {
+  const char *ret = lua_pushfstring(L, "return %s;", text);
+  int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
+  lua_pop(L, 2);
+  if (status == LUA_OK) return REPL_SYN_OK;
+  status = luaL_loadbuffer(L, text, strlen(text), "=stdin");
   size_t len, n = sizeof REPL_EOFMARK - 1;
-  if (status != LUA_ERRSYNTAX) return 0;
   const char *msg = lua_tolstring(L, -1, &len);
-  return msg && len >= n && strcmp(msg + len - n, REPL_EOFMARK) == 0;
+  int more = status == LUA_ERRSYNTAX && msg && len >= n && strcmp(msg + len - n, REPL_EOFMARK) == 0;
+  lua_pop(L, 1);
+  return status == LUA_OK ? REPL_SYN_OK : more ? REPL_SYN_MORE : REPL_SYN_ERROR;
 }
 
-/* Tries "return <line>" (line on the top); on success leaves the function
- * above the line. */
-static int repl_addreturn(lua_State *L) {
-  const char *line = lua_tostring(L, -1);
-  const char *retline = lua_pushfstring(L, "return %s;", line);
-  int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
-  if (status == LUA_OK) {
-    repl_history_add(line);
-    lua_remove(L, -2);                        /* the "return" text */
-  } else {
-    lua_pop(L, 2);
-  }
-  return status;
-}
-
-/* Compiles the text on the top as a statement, reading more lines while it
- * is incomplete. Leaves the text and, above it, the function or the error. */
-static int repl_multiline(lua_State *L) {
-  for (;;) {
-    size_t len;
-    const char *text = lua_tolstring(L, -1, &len);
-    int status = luaL_loadbuffer(L, text, len, "=stdin");
-    if (!repl_incomplete(L, status)) {
-      repl_history_add(text);
-      return status;
+/* Compiles an input through the session (top-level locals kept, a chunk name
+ * of its own, or its paste's, with `line` its first line there; its text
+ * registered for AutoGraph): pushes the function or the error message and
+ * returns the load status. Without a session (its module
+ * failed to load), a plain chunk of the globals. */
+static int repl_compile(lua_State *L, const char *text, int line) {
+  if (repl_session != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, repl_session);
+    lua_getfield(L, -1, "load");
+    lua_remove(L, -2);
+    lua_pushstring(L, text);
+    lua_pushinteger(L, line);
+    if (lua_pcall(L, 2, 2, 0) != LUA_OK) return LUA_ERRSYNTAX;   /* the message is on the top */
+    if (!lua_isnil(L, -2)) {
+      lua_pop(L, 1);
+      return LUA_OK;
     }
-    lua_pop(L, 1);                            /* the "<eof>" message */
-    int r = repl_pushline(L, 0);
-    if (r == REPL_CANCEL) return REPL_CANCELLED;
-    if (r == REPL_EOF) {                      /* input ended mid-statement: say so */
-      luaL_loadbuffer(L, text, len, "=stdin");
-      return status;
+    lua_remove(L, -2);
+    return LUA_ERRSYNTAX;
+  }
+  const char *ret = lua_pushfstring(L, "return %s;", text);
+  int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
+  lua_remove(L, -2);
+  if (status == LUA_OK) return status;
+  lua_pop(L, 1);
+  return luaL_loadbuffer(L, text, strlen(text), "=stdin");
+}
+
+/* Whether a line is a REPL command (`?name`, `%time ...`), never Lua: a pasted
+ * `%time` line continues no expression (as `x % time` would). */
+static int repl_command(const char *line) {
+  const char *s = line + strspn(line, " \t");
+  return *s == '?' || (strncmp(s, "%time", 5) == 0 && (s[5] == '\0' || s[5] == ' ' || s[5] == '\t'));
+}
+
+/* Reads one input, with the text of its first line on the top: more lines
+ * while the statement is incomplete, and, while more input is already
+ * waiting (a paste), the next lines that cannot stand alone but continue it
+ * (a line starting with `:method(`, `..`, `and`, ...). A next line that can
+ * stand alone stays read ahead as the next input, so each pasted statement
+ * runs and prints as if typed. Leaves the whole text on the top; returns
+ * REPL_LINE, or REPL_CANCEL on Ctrl-C (nothing left on the stack). */
+static int repl_readinput(lua_State *L) {
+  for (;;) {
+    const char *text = lua_tostring(L, -1);
+    int syn = repl_syntax(L, text);
+    int r;
+    if (syn == REPL_SYN_MORE) {
+      r = repl_pushline(L, 0);
+      if (r == REPL_EOF) return REPL_LINE;    /* ended mid-statement: compiling says so */
+    } else if (syn == REPL_SYN_OK && (repl_ahead || repl_waiting())) {
+      r = repl_pushline(L, 1);
+      if (r == REPL_EOF) return REPL_LINE;
+      if (r == REPL_LINE) {
+        const char *next = lua_tostring(L, -1);
+        const char *joined = lua_pushfstring(L, "%s\n%s", text, next);
+        if (repl_command(next) || repl_syntax(L, next) != REPL_SYN_ERROR ||
+            repl_syntax(L, joined) == REPL_SYN_ERROR) {
+          repl_ahead = strdup(next);          /* the next input */
+          lua_pop(L, 2);
+          return REPL_LINE;
+        }
+        lua_replace(L, -3);
+        lua_pop(L, 1);
+        continue;
+      }
+    } else {
+      return REPL_LINE;
+    }
+    if (r == REPL_CANCEL) {
+      lua_pop(L, 1);
+      return REPL_CANCEL;
     }
     lua_pushliteral(L, "\n");
     lua_insert(L, -2);
@@ -275,15 +402,153 @@ static int repl_multiline(lua_State *L) {
   }
 }
 
-/* Reads and compiles one statement: leaves the function (or the error
- * message) on the top. REPL_STOP at end of input, REPL_CANCELLED on Ctrl-C. */
+static int repl_timed;                       /* this input runs under %time */
+static int repl_time_all;                    /* `%time` alone: every input is timed */
+
+/* Reads and compiles one input: leaves the function (or the error message)
+ * on the top. REPL_STOP at end of input, REPL_CANCELLED on Ctrl-C or when
+ * there is nothing to run. Two prefixes no Lua statement starts with:
+ * `?name` is help(name); `%time <input>` times the input, `%time` alone
+ * times every input from then on (and again stops). */
 static int repl_loadline(lua_State *L) {
   int r = repl_pushline(L, 1);
   if (r != REPL_LINE) return r == REPL_CANCEL ? REPL_CANCELLED : REPL_STOP;
-  int status = repl_addreturn(L);
-  if (status != LUA_OK) status = repl_multiline(L);
-  if (status != REPL_CANCELLED) lua_remove(L, -2);   /* the line */
+  const char *line = lua_tostring(L, -1), *s = line + strspn(line, " \t");
+  const char *prefix = "";
+  repl_timed = repl_time_all;
+  if (!repl_wasahead) repl_line = 1;          /* typed, or a paste's first line: a new chunk */
+  int first = repl_line;
+  repl_line++;
+  if (*s == '?') {
+    const char *name = s + 1 + strspn(s + 1, " \t");
+    size_t n = strlen(name);
+    while (n > 0 && (name[n - 1] == ' ' || name[n - 1] == '\t')) n--;
+    repl_history_add(line);
+    lua_pushfstring(L, "help(%s)", lua_pushlstring(L, name, n));
+    lua_remove(L, -2);
+    int status = repl_compile(L, lua_tostring(L, -1), first);
+    lua_remove(L, -2);
+    lua_remove(L, -2);                        /* the line */
+    return status;
+  }
+  if (repl_command(s)) {
+    const char *rest = s + 5 + strspn(s + 5, " \t");
+    if (*rest == '\0') {
+      repl_time_all = !repl_time_all;
+      repl_history_add(line);
+      printf(repl_time_all ? "%%time: every input is timed (%%time again stops)\n" : "%%time: off\n");
+      lua_pop(L, 1);
+      return REPL_CANCELLED;
+    }
+    repl_timed = 1;
+    prefix = "%time ";
+    lua_pushstring(L, rest);
+    lua_remove(L, -2);
+  }
+  if (repl_readinput(L) == REPL_CANCEL) return REPL_CANCELLED;
+  const char *text = lua_tostring(L, -1);
+  for (const char *c = text; *c; c++) repl_line += *c == '\n';
+  lua_pushfstring(L, "%s%s", prefix, text);
+  repl_history_add(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  int status = repl_compile(L, text, first);
+  lua_remove(L, -2);                          /* the text */
   return status;
+}
+
+/* "time: 12.3 ms wall, 24.1 ms CPU" (CPU: every thread of the process), from
+ * the clocks read before and after running the input (printing its value is
+ * not counted). */
+static void repl_timing(const struct timespec *t0, const struct timespec *t1, clock_t c0, clock_t c1) {
+  double wall = (double)(t1->tv_sec - t0->tv_sec) + 1e-9 * (double)(t1->tv_nsec - t0->tv_nsec);
+  double cpu = (double)(c1 - c0) / CLOCKS_PER_SEC;
+  double unit = wall < 1 ? 1e3 : 1;
+  const char *u = wall < 1 ? "ms" : "s";
+  printf("time: %.*f %s wall, %.*f %s CPU\n", wall < 1 ? 2 : 3, wall * unit, u, wall < 1 ? 2 : 3, cpu * unit, u);
+}
+
+/* The session (moongrad.repl_session.new(_G)) in the registry; without it
+ * (its module cannot load) inputs are plain chunks and locals do not persist. */
+static void repl_opensession(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "moongrad.repl_session");
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+    lua_getfield(L, -1, "new");
+    lua_pushglobaltable(L);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+      repl_session = luaL_ref(L, LUA_REGISTRYINDEX);
+      lua_pop(L, 1);
+      return;
+    }
+  }
+  fprintf(stderr, "moongrad: the REPL session did not start (%s): locals do not persist\n",
+          luaL_tolstring(L, -1, NULL));
+  lua_pop(L, 2);
+}
+
+/* At the end of the session: its <close> locals are closed (last first), as
+ * a script's are at its end; their errors are reported. */
+static void repl_closesession(lua_State *L) {
+  if (repl_session == LUA_NOREF) return;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, repl_session);
+  lua_getfield(L, -1, "close");
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    fprintf(stderr, "%s\n", lua_tostring(L, -1));
+  } else {
+    for (lua_Integer i = 1; lua_istable(L, -1) && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+      fprintf(stderr, "%s\n", lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+  }
+  fflush(stderr);
+  luaL_unref(L, LUA_REGISTRYINDEX, repl_session);
+  repl_session = LUA_NOREF;
+  lua_settop(L, top);
+}
+
+/* Copies the raw fields of the table at `from` into the table at `to`. */
+static void repl_copy(lua_State *L, int from, int to) {
+  lua_pushnil(L);
+  while (lua_next(L, from)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, to);
+  }
+}
+
+/* Pushes what names mean at the prompt, for completion: a new table of the
+ * globals overlaid with the session's locals (nil for those that hold nil,
+ * hiding a global of their name; the environment's raw fields; the consts).
+ * Raw reads only: no Lua code runs while completing. */
+static void repl_pushscope(lua_State *L) {
+  lua_newtable(L);
+  int scope = lua_gettop(L);
+  lua_pushglobaltable(L);
+  repl_copy(L, scope + 1, scope);
+  lua_settop(L, scope);
+  if (repl_session == LUA_NOREF) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, repl_session);         /* scope + 1: the session */
+  lua_pushliteral(L, "env");
+  lua_rawget(L, scope + 1);                                /* scope + 2: its environment */
+  if (lua_istable(L, scope + 2) && lua_getmetatable(L, scope + 2)) {   /* scope + 3 */
+    lua_pushliteral(L, "declared");
+    lua_rawget(L, scope + 3);                              /* scope + 4 */
+    lua_pushliteral(L, "consts");
+    lua_rawget(L, scope + 3);                              /* scope + 5 */
+    if (lua_istable(L, scope + 4)) {
+      lua_pushnil(L);
+      while (lua_next(L, scope + 4)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, scope);
+      }
+    }
+    repl_copy(L, scope + 2, scope);
+    if (lua_istable(L, scope + 5)) repl_copy(L, scope + 5, scope);
+  }
+  lua_settop(L, scope);
 }
 
 /* ---- the loop ------------------------------------------------------------------------- */
@@ -348,18 +613,32 @@ void mgP_repl(lua_State *L) {
     repl_rlsetup();
     repl_history_open();
     printf("Type help() for an introduction; Ctrl-D exits.\n");
+  } else {
+    setvbuf(stdin, NULL, _IONBF, 0);          /* repl_waiting polls the descriptor */
   }
+  repl_opensession(L);
+  mgP_interactive(1);
   for (;;) {
     lua_settop(L, base);
     int status = repl_loadline(L);
     if (status == REPL_STOP) break;
     if (status == REPL_CANCELLED) continue;
+    struct timespec t0, t1;
+    clock_t c0 = clock();
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (status == LUA_OK) status = mgP_docall(L, 0, LUA_MULTRET);
+    clock_t c1 = clock();
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (status == LUA_OK) repl_print(L, base);
     else repl_report(L, status);
+    if (repl_timed) repl_timing(&t0, &t1, c0, c1);
     fflush(stdout);
   }
+  mgP_interactive(0);
   lua_settop(L, base);
+  repl_closesession(L);
+  free(repl_ahead);
+  repl_ahead = NULL;
   if (repl_tty) {
     sigaction(SIGINT, &old, NULL);
     repl_history_close();
@@ -498,7 +777,7 @@ static int repl_gather(lua_State *L) {
   const char *sep = NULL;
   for (const char *c = text; *c; c++)
     if (*c == '.' || *c == ':') sep = c;
-  lua_pushglobaltable(L);
+  repl_pushscope(L);                          /* globals and the session's locals */
   if (sep == NULL) {
     repl_addall(L, set, lua_gettop(L), "", text, 0);
     for (int i = 0; repl_keywords[i]; i++)

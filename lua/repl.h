@@ -15,6 +15,9 @@
 /* Calls the function below narg arguments on the stack, with a traceback
  * message handler and Ctrl-C interrupting it; returns the lua_pcall status. */
 int mgP_docall(lua_State *L, int narg, int nres);
+/* At the prompt (on != 0) no Ctrl-C ends the process: each one interrupts
+ * the running statement again. In a script the second one does (lua.c). */
+void mgP_interactive(int on);
 
 /* ---- repl.c ---- */
 /* The read-eval-print loop, until end of input (Ctrl-D). Line editing,

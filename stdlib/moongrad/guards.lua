@@ -198,6 +198,12 @@ end
 -- "upvalue 'k' of the function at helpers.lua:3 (was 1, now 100)", for retrace messages.
 function M.describe(gd, now, traced)
   local what = string.format("%s '%s'", gd.kind, tostring(gd.name))
+  -- a local of the REPL session (moongrad.repl_session), read through the environment
+  local mt = gd.kind == "global" and debug.getmetatable(gd.env)
+  local declared = type(mt) == "table" and rawget(mt, "declared")
+  if type(declared) == "table" and declared[gd.name] then
+    what = string.format("local '%s' of the prompt", tostring(gd.name))
+  end
   if gd.kind == "upvalue" and gd.fn ~= traced then
     local info = debug.getinfo(gd.fn, "S")
     what = what .. string.format(" of the function at %s:%d", info.short_src, info.linedefined)

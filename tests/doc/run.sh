@@ -6,7 +6,14 @@
 # ```lua no-run are skipped (shown, not run: REPL sessions, host set-up). A
 # block passes when it exits 0 and, if any of its lines carries a `--> text`
 # comment, when its output is exactly those texts in order (tabs read as
-# spaces, trailing blanks ignored). It also regenerates doc/ops.md from
+# spaces, trailing blanks ignored). Each block is then pasted into the REPL
+# (`moongrad -i` reading it from stdin: the prompt's own loop, which reads a
+# line at a time as from a terminal, keeps top-level locals and joins a
+# paste's continuation lines): it passes when no error reaches the prompt
+# and the `--> text` lines appear in order in what it prints (among the
+# values the prompt echoes). A block that cannot run at a prompt says why on
+# its fence, "```lua no-repl: reason"; it still runs as a script. It also
+# regenerates doc/ops.md from
 # core/ops.def and fails if the checked-in file differs or an op lacks an
 # example, and regenerates doc/api.md from the help texts the same way.
 # Prints "ok"/"not ok" lines for failures only, then
@@ -24,8 +31,10 @@ passed=0 failed=0
 # Writes block N of every file as $TMPD/N.lua (+ N.where, N.expected).
 awk -v dir="$TMPD" '
   FNR == 1 { inblock = 0 }
-  /^```lua[ \t]*$/ && !inblock { inblock = 1; n++; id = sprintf("%04d", n); file = dir "/" id ".lua"
+  /^```lua([ \t]+no-repl:.*)?[ \t]*$/ && !inblock {
+                                 inblock = 1; n++; id = sprintf("%04d", n); file = dir "/" id ".lua"
                                  print FILENAME ":" FNR + 1 > (dir "/" id ".where")
+                                 if ($0 ~ /no-repl:/) print "" > (dir "/" id ".norepl")
                                  printf "" > file; next }
   /^```/ && inblock { inblock = 0; close(file); next }
   inblock {
@@ -57,6 +66,22 @@ for f in "$TMPD"/*.lua; do
       norm "$n.out" | diff -U0 "$n.exp" - | sed -e '1,2d' -e 's/^/    /'
       failed=$((failed + 1))
     fi
+  else
+    passed=$((passed + 1))
+  fi
+  # pasted into the REPL
+  [ "$rc" -eq 0 ] && [ ! -f "$n.norepl" ] || continue
+  rout=$(cd "$TMPD" && timeout 60 "$MOONGRAD" -i < "$f" 2>&1)
+  rrc=$?
+  if [ "$rrc" -ne 0 ] || printf '%s\n' "$rout" | grep -q '^stack traceback:'; then
+    echo "not ok $where pasted into the REPL (exit $rrc)"
+    printf '%s\n' "$rout" | grep -B2 -A6 '^stack traceback:' | head -n 15 | sed 's/^/    /'
+    failed=$((failed + 1))
+  elif [ -f "$n.expected" ] && ! printf '%s\n' "$rout" | sed -e 's/\t/ /g' -e 's/[ ]*$//' |
+       awk 'NR == FNR { want[++w] = $0; next } i < w && $0 == want[i + 1] { i++ } END { exit i < w }' "$n.exp" -; then
+    echo "not ok $where pasted into the REPL: the --> lines do not all appear, in order"
+    printf '%s\n' "$rout" | head -n 15 | sed 's/^/    /'
+    failed=$((failed + 1))
   else
     passed=$((passed + 1))
   fi

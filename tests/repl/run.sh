@@ -145,12 +145,72 @@ STDIN="$TMP/session.lua"
 out=$(cd "$TMP" && "$MG" -i < "$STDIN" 2>&1)
 rc=$?
 exp_lines=$(printf '%s\n' "$out" | grep -Ec '^(42|1|2|after)$')
-if [ $rc -eq 0 ] && [ "$exp_lines" -eq 4 ] && printf '%s\n' "$out" | grep -q 'stdin:1: oops' \
+if [ $rc -eq 0 ] && [ "$exp_lines" -eq 4 ] && printf '%s\n' "$out" | grep -q 'stdin\[1\]:6: oops' \
    && ! printf '%s\n' "$out" | grep -q '^> '; then
   ok "-i with piped stdin evaluates lines, survives errors, writes no prompts"
 else
   notok "-i with piped stdin evaluates lines, survives errors, writes no prompts" "$out"
 fi
+STDIN=/dev/null
+
+# ---- the session: what one input leaves to the next (piped -i: the prompt's own loop) ----
+
+# sess NAME PATTERN LINES: runs LINES (printf format) as a session of `moongrad -i`
+# and checks that a line of its output (stdout and stderr) matches PATTERN.
+sess() {
+  printf "$3" > "$TMP/sess.lua"
+  STDIN="$TMP/sess.lua" run "$1" 0 "$2" -i
+}
+sess "a top-level local persists to the next input" '^42	nil$' \
+  'local a = 40\nprint(a + 2, rawget(_G, "a"))\n'
+sess "an expression input prints a session local" '^42$' 'local a = 42\na\n'
+sess "local x = x + 1 reads the old x (the global), then shadows it" '^2	1$' \
+  'x = 1\nlocal x = x + 1\nprint(x, rawget(_G, "x"))\n'
+sess "a local shadows an earlier session local" '^old	new$' \
+  'local v = "old"\nlocal w = v\nlocal v = "new"\nprint(w, v)\n'
+sess "local function recursion at the prompt" '^120$' \
+  'local function fact(n)\n  if n <= 1 then return 1 end\n  return n * fact(n - 1)\nend\nprint(fact(5))\n'
+sess "a closure sees later assignments of a session local" '^7$' \
+  'local n = 1\nlocal function get() return n end\nn = 7\nprint(get())\n'
+sess "locals inside a block stay in the block" '^nil$' 'do local z = 1 end\nprint(z)\n'
+sess "local without a value shadows a global with nil" '^nil	5$' \
+  'g = 5\nlocal g\nprint(g, rawget(_G, "g"))\n'
+sess "a session local is no global of loaded chunks" '^nil	6$' \
+  'local s = 6\nprint(load("return s")(), s)\n'
+sess "<const> locals refuse a later assignment (line 2 of the piped input)" "stdin\\[1\\]:2: attempt to assign to const variable 'c'" \
+  'local c <const> = 3\nc = 4\n'
+sess "<const> locals keep their value" '^3$' 'local c <const> = 3\npcall(load("c = 4"))\nprint(c)\n'
+sess "<close> locals live until the session ends" '^after closed$' \
+  'local q <close> = setmetatable({}, {__close = function() print("closed") end})\ndo io.write("after ") end\n'
+sess "<close> refuses a value without __close" "variable 'r' got a non-closable value" 'local r <close> = 3\n'
+sess "a failed declaration keeps the old local" '^1$' 'local k = 1\nlocal k = error("no")\nprint(k)\n'
+sess "several names and multiple results" '^1	2	nil$' \
+  'local function two() return 1, 2 end\nlocal p, q, r = two()\nprint(p, q, r)\n'
+sess "a continuation line joins the statement it continues" '^tensor\(6, dtype=int64\)$' \
+  'local t = mg.tensor{1, 2, 3}\n  :sum()\nprint(t)\n'
+sess "each statement of a paste runs on its own (an error does not stop the rest)" '^after$' \
+  'error("first")\nprint("after")\n'
+sess "AutoGraph converts a function typed at the prompt (tensor if, one trace)" \
+  '^tensor\(6\., dtype=float32\)	tensor\(4\., dtype=float32\)	1$' \
+  'local scale = 2\nlocal f = mg.func(function(x)\n  if x > 0 then return x * scale end\n  return -x\nend)\nprint(f(mg.tensor(3.0)), f(mg.tensor(-4.0)), f:trace_count())\n'
+out=$(printf 'f = mg.func(function(x)\n  if x > 0 then return x end\n  return -x\nend)\nf(mg.tensor(1.0))\n' | "$MG" -i 2>&1)
+printf '%s\n' "$out" | grep -q 'without AutoGraph' && notok "no 'staged without AutoGraph' note for a prompt function" "$out" \
+  || ok "no 'staged without AutoGraph' note for a prompt function"
+sess "an error in a paste names its line in the paste" 'stdin\[1\]:3: third' 'x = 1\ny = 2\nerror("third")\n'
+sess "AutoGraph converts a function pasted after other statements (comments at line ends)" \
+  '^tensor\(2\., dtype=float32\)	1$' \
+  'local k = 1 -- one\nprint(k) -- two\nlocal f = mg.func(function(x) -- three\n  if x > 0 then return x end\n  return -x\nend) -- six\nprint(f(mg.tensor(-2.0)), f:trace_count())\n'
+out=$(printf 'local k = 1 -- one\nprint(k)\nlocal f = mg.func(function(x)\n  if x > 0 then return x end\n  return -x\nend) -- six\nf(mg.tensor(1.0))\n' | "$MG" -i 2>&1)
+printf '%s\n' "$out" | grep -q 'without AutoGraph' && notok "no 'staged without AutoGraph' note for a pasted function" "$out" \
+  || ok "no 'staged without AutoGraph' note for a pasted function"
+sess "a retrace guard names a session local as a local of the prompt" \
+  "local 'k' of the prompt \\(was 1, now 2\\)" \
+  'local k = 1\nlocal g = mg.func(function(x) return x + k end, {max_traces = 1, on_retrace = "error"})\ng(mg.tensor(1.0))\nk = 2\ng(mg.tensor(1.0))\n'
+sess "?name is help(name)" 'matmul.*matrix product' '?mg.matmul\n'
+sess "%time <input> runs it" '^2$' '%%time 1 + 1\n'
+sess "%time <input> prints the time" '^time: [0-9.]+ ms wall, [0-9.]+ ms CPU$' '%%time 1 + 1\n'
+sess "%time alone times every input (a pasted %time line continues no expression)" '^time: [0-9.]+ ms wall' \
+  '2 + 2\n%%time\nprint(1)\n'
 STDIN=/dev/null
 
 # Start-up must stay fast: a one-line script is a product benchmark (bench/);
@@ -215,7 +275,7 @@ check "a multi-line for statement runs" {\r\n10\r\n20\r\n30\r\n}
 send "local s = 'ab'\r"
 prompt
 send "error('boom')\r"
-check "an error prints its message and a traceback" {stdin:1: boom\r\nstack traceback:}
+check "an error prints its message and a traceback (each input is a chunk of its own)" {stdin\[[0-9]+\]:1: boom\r\nstack traceback:}
 send "print('alive')\r"
 check "the session survives the error" {\r\nalive\r\n}
 
@@ -327,6 +387,122 @@ check "Ctrl-C stops a staged graph's endless while loop" {interrupted}
 send "print(w ~= nil and mg.executing_eagerly())\r"
 check "the session goes on after stopping a graph" {\r\ntrue\r\n}
 
+# Typed and pasted input keeps its locals.
+send "local kept = 40\r"
+prompt
+send "kept + 2\r"
+check "a local typed at the prompt persists to the next line" {\r\n42\r\n}
+# A paste arrives at once; its statements run one by one, a continuation line joins its statement.
+send "local pt = mg.tensor{1, 2, 3}\r  :sum()\rlocal function sq(n)\r  return n * n\rend\rsq(pt:item())\rprint('pasted', pt)\r"
+expect {
+  -re {\r\n36\r\npasted\ttensor\(6, dtype=int64\)\r\n> $} { ok "a pasted block runs (locals, a continuation line, a multi-line function)" }
+  timeout { notok "a pasted block runs (locals, a continuation line, a multi-line function)" "timed out" }
+}
+# A block of the docs pasted through the terminal: the first-hour tutorial's tensor block
+# (its --> lines are checked in the log below).
+set f [open [lindex $argv 2]]
+set block [read $f]
+close $f
+send [string map {"\n" "\r"} $block]
+send "print('end of the pasted doc block')\r"
+expect {
+  -re {\r\nend of the pasted doc block\r\n> $} { ok "a block of doc/index.md pasted at the prompt runs to its end" }
+  timeout { notok "a block of doc/index.md pasted at the prompt runs to its end" "timed out" }
+}
+send "local f = mg.func(function(x)\r"
+expect -re {\n>> $}
+send "  if x > 0 then return x * 2 end\r"
+expect -re {\n>> $}
+send "  return -x\r"
+expect -re {\n>> $}
+send "end)\r"
+expect {
+  -re {without AutoGraph} { notok "AutoGraph converts a function typed at the prompt" "staged without AutoGraph" }
+  -re {\n> $} {}
+}
+send "f(mg.tensor(3.0)), f(mg.tensor(-4.0)), f:trace_count()\r"
+check "AutoGraph converts a function typed at the prompt" {\r\ntensor\(6\., dtype=float32\)\ttensor\(4\., dtype=float32\)\t1\r\n}
+send "local myvec = mg.tensor{1, 2, 3}\r"
+prompt
+send "myv\t"
+expect {
+  -re {myv(\007|\r|\033\[[0-9;]*[A-Za-z])*ec} { ok "tab completes a session local (myv -> myvec)" }
+  timeout { notok "tab completes a session local (myv -> myvec)" "timed out" }
+}
+send ":nume\t"
+expect {
+  -re {:nume(\007|\r|\033\[[0-9;]*[A-Za-z])*l} { ok "tab completes a session local's methods (myvec:nume -> myvec:numel)" }
+  timeout { notok "tab completes a session local's methods (myvec:nume -> myvec:numel)" "timed out" }
+}
+send "()\r"
+check "the completed call on a session local runs" {\r\n3\r\n}
+send "?mg.matmul\r"
+check "?name prints help(name)" {matmul.*matrix product}
+send "%time mg.ones{64, 64}:sum()\r"
+check "%time prints the value and the time" {tensor\(4096\., dtype=float32\)\r\ntime: [0-9.]+ ms wall, [0-9.]+ ms CPU\r\n}
+
+# Ctrl-C during fit, and several Ctrl-C in a staged loop: each stops the statement, none ends the REPL.
+send "nn = mg.nn\r"
+prompt
+send "model = nn.Sequential{nn.Input{shape = {4}}, nn.Dense(16, {activation = 'relu'}), nn.Dense(3)}\r"
+prompt
+send "model:compile{optimizer = 'adam', loss = 'mse'}\r"
+prompt
+send "print('fitting') model:fit(mg.ones{64, 4}, mg.ones{64, 3}, {epochs = 1000000, verbose = 0})\r"
+expect -re {\r\nfitting\r\n}
+sleep 0.5
+set t0 [clock milliseconds]
+send "\003"
+expect {
+  -re {interrupted} {
+    set ms [expr {[clock milliseconds] - $t0}]
+    if {$ms < 1000} { ok "Ctrl-C stops fit within a second ($ms ms)" } else { notok "Ctrl-C stops fit within a second" "$ms ms" }
+    prompt
+  }
+  timeout { notok "Ctrl-C stops fit within a second" "timed out" }
+}
+send "print('model', model ~= nil)\r"
+check "the session goes on after stopping fit" {\r\nmodel\ttrue\r\n}
+send "print('staged') w(mg.tensor(1.0))\r"
+expect -re {\r\nstaged\r\n}
+sleep 0.3
+set t0 [clock milliseconds]
+send "\003"
+after 20
+send "\003"
+after 20
+send "\003"
+expect {
+  -re {interrupted} {
+    set ms [expr {[clock milliseconds] - $t0}]
+    if {$ms < 1000} { ok "Ctrl-C stops a staged while loop within a second ($ms ms)" } else { notok "Ctrl-C stops a staged while loop within a second" "$ms ms" }
+    prompt
+  }
+  timeout { notok "Ctrl-C stops a staged while loop within a second" "timed out" }
+  eof { notok "Ctrl-C stops a staged while loop within a second" "the REPL exited" }
+}
+send "print('survived', kept)\r"
+check "three Ctrl-C in a row do not end the REPL (its locals are there)" {\r\nsurvived\t40\r\n}
+
+# A call that checks for no Ctrl-C: a blocking read (lua.c, and this program before, ended the
+# process on the second Ctrl-C). At the prompt the read stops at the first one.
+send "print('reading') line = io.read()\r"
+expect -re {\r\nreading\r\n}
+sleep 0.2
+set t0 [clock milliseconds]
+send "\003"
+expect {
+  -re {interrupted} {
+    set ms [expr {[clock milliseconds] - $t0}]
+    if {$ms < 1000} { ok "Ctrl-C stops a blocking io.read() ($ms ms)" } else { notok "Ctrl-C stops a blocking io.read()" "$ms ms" }
+    prompt
+  }
+  timeout { notok "Ctrl-C stops a blocking io.read()" "timed out" }
+  eof { notok "Ctrl-C stops a blocking io.read()" "the REPL exited" }
+}
+send "print('still', kept)\r"
+check "the session goes on after the stopped read" {\r\nstill\t40\r\n}
+
 send "this line is dropped"
 sleep 0.2
 send "\003"
@@ -378,6 +554,41 @@ expect {
   timeout { notok "Ctrl-D ends the MOONGRAD_HISTORY session" "timed out"; close; wait }
 }
 
+# A multi-line entry comes back as one entry in the next session.
+spawn -noecho $mg
+prompt
+send "for i = 1, 2 do\r"
+expect -re {\n>> $}
+send "  print('multi', i)\r"
+expect -re {\n>> $}
+send "end\r"
+prompt
+sleep 0.2
+send "\004"
+expect { eof { wait } timeout { close; wait } }
+spawn -noecho $mg
+prompt
+send "\033\[A"
+sleep 0.3
+send "\r"
+check "a multi-line history entry is recalled whole in the next session (Up, Enter)" {\r\nmulti\t1\r\nmulti\t2\r\n}
+sleep 0.2
+send "\004"
+expect { eof { wait } timeout { close; wait } }
+
+# A history file of the old format (one line an entry, no header) is read as it is and converted:
+# its backslashes stay backslashes.
+set env(MOONGRAD_HISTORY) [file join [file dirname $log] old_history]
+spawn -noecho $mg
+prompt
+send "\033\[A"
+sleep 0.3
+send "\r"
+check "an old-format history file is read as it is (a backslash stays one)" {\r\none\r\ntwo\r\n}
+sleep 0.2
+send "\004"
+expect { eof { wait } timeout { close; wait } }
+
 # A history file that cannot be written is silently ignored.
 set env(MOONGRAD_HISTORY) /nonexistent/dir/history
 spawn -noecho $mg
@@ -396,7 +607,11 @@ expect {
 }
 EOF
 
-expect -f "$TMP/repl.exp" "$MG" "$TMP/repl.log" > "$TMP/repl.out" 2>&1
+# The first ```lua block of doc/index.md (the first-hour tutorial's tensors), pasted in the REPL
+awk '/^```lua[ \t]*$/ { n++; next } /^```/ { if (n == 1) exit } n == 1 { print }' "$ROOT/doc/index.md" > "$TMP/paste.lua"
+sed -n 's/.*--> //p' "$TMP/paste.lua" > "$TMP/paste.exp"
+printf '%s\n' 'print("old")' 'print("one\ntwo")' > "$TMP/old_history"   # the old format: a line an entry
+expect -f "$TMP/repl.exp" "$MG" "$TMP/repl.log" "$TMP/paste.lua" > "$TMP/repl.out" 2>&1
 cat "$TMP/repl.out"
 passed=$((passed + $(grep -c '^ok - ' "$TMP/repl.out")))
 repl_failed=$(grep -c '^not ok - ' "$TMP/repl.out")
@@ -407,11 +622,25 @@ if [ "$repl_failed" -gt 0 ] || ! grep -q 'unwritable history file is not reporte
   tail -40 "$TMP/repl.log" | tr -d '\r' | sed 's/^/#   /'
 fi
 
-hist="$HOME/.moongrad_history"
-if [ -f "$hist" ] && grep -q "mg.matmul(mg.tensor{{2,3},{4,1}}" "$hist" && grep -q '^for i = 1, 3 do$' "$hist"; then
-  ok "the history file ~/.moongrad_history holds the session's lines"
+if [ -s "$TMP/paste.exp" ] && tr -d '\r' < "$TMP/repl.log" | sed -e 's/\t/ /g' -e 's/[ ]*$//' |
+   awk 'NR == FNR { want[++w] = $0; next } i < w && $0 == want[i + 1] { i++ } END { exit i < w }' "$TMP/paste.exp" -; then
+  ok "the pasted doc/index.md block printed its --> lines, in order ($(wc -l < "$TMP/paste.exp") lines)"
 else
-  notok "the history file ~/.moongrad_history holds the session's lines" "$(cat "$hist" 2>&1)"
+  notok "the pasted doc/index.md block printed its --> lines, in order" "$(cat "$TMP/paste.exp")"
+fi
+
+if [ "$(sed -n 1p "$TMP/old_history")" = '#moongrad history 2: one entry a line, \n a newline, \\ a backslash' ] &&
+   [ "$(sed -n 3p "$TMP/old_history")" = 'print("one\\ntwo")' ]; then
+  ok "an old-format history file is converted (a header, backslashes doubled)"
+else
+  notok "an old-format history file is converted (a header, backslashes doubled)" "$(cat "$TMP/old_history")"
+fi
+
+hist="$HOME/.moongrad_history"
+if [ -f "$hist" ] && grep -q "mg.matmul(mg.tensor{{2,3},{4,1}}" "$hist" && grep -q '^for i = 1, 3 do\\n  print(i \* 10)\\nend$' "$hist"; then
+  ok "the history file ~/.moongrad_history holds the session's inputs (a multi-line one as one entry)"
+else
+  notok "the history file ~/.moongrad_history holds the session's inputs (a multi-line one as one entry)" "$(cat "$hist" 2>&1)"
 fi
 if [ -f "$TMP/other_history" ] && grep -q "print('elsewhere')" "$TMP/other_history" \
    && ! grep -q "elsewhere" "$hist"; then
