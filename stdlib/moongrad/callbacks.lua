@@ -14,6 +14,7 @@ local options = require("moongrad.options")
 local M = {}
 
 local Callback = class.Object:extend("Callback")
+class.set_noun(Callback, "callback")
 M.Callback = Callback
 
 -- A subclass's own constructor options: Callback:extend("Mine") takes any

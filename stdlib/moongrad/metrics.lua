@@ -19,6 +19,7 @@ local unpack = table.unpack or unpack
 local M = {}
 
 local Metric = class.Object:extend("Metric")
+class.set_noun(Metric, "metric")
 M.Metric = Metric
 
 -- Every metric takes these; classes add their own (`options` on the class).

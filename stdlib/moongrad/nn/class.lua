@@ -10,8 +10,95 @@
 -- after an optional `__track(key, value)` hook (layers use it to record
 -- sublayers in assignment order, so weight order never depends on `pairs`).
 -- Metamethods are not inherited by Lua, so `extend` copies them down.
+--
+-- Dot calls: `model.compile{...}` passes the option table as self and would
+-- silently configure that table; `model.fit(x, y)` passes a tensor. Every
+-- method stored in a class (a function whose first parameter is `self`,
+-- caught by the class's own __newindex, so subclasses and modules that add
+-- methods later are covered) is wrapped once, at definition, in a check that
+-- its receiver is an instance or a class; anything else raises "call it as
+-- model:compile{...} (with a colon)" at the user's line. The colon path pays
+-- one getmetatable and one rawget, and the wrapper tail-calls the method, so
+-- error levels inside it are unchanged. guard_methods applies the same rule
+-- to the plain method tables outside this helper (Dataset, GradientTape).
 -- Portable Lua (5.4 and LuaJIT).
 local M = {}
+
+-- ---- dot-call guards --------------------------------------------------------
+
+-- The word for an instance in the message ("model", "layer", ...): set per
+-- class with M.set_noun(Class, word), inherited along the chain.
+local nouns = setmetatable({}, { __mode = "k" })
+function M.set_noun(cls, word) nouns[cls] = word end
+local function noun_of(cls)
+  local c = cls
+  while c do
+    if nouns[c] then return nouns[c] end
+    c = rawget(c, "super")
+  end
+  return "obj"
+end
+
+-- wrapper -> the method it guards (for tools that read a method's source).
+local originals = setmetatable({}, { __mode = "k" })
+function M.unwrap(f) return originals[f] or f end
+
+local function raise_user(msg)
+  -- the first frame outside moongrad's Lua files (as options.raise, which
+  -- this file cannot require: options needs the core module)
+  local own = debug.getinfo(1, "S").source:gsub("nn/class%.lua$", "")
+  local level = 2
+  while true do
+    local info = debug.getinfo(level + 1, "S")
+    if not info or info.what == "C" or info.source:sub(1, #own) ~= own then break end
+    level = level + 1
+  end
+  error(msg, level + 1)
+end
+
+local function dot_call_error(owner, noun, key, got, nextra)
+  local args = (type(got) == "table" and getmetatable(got) == nil and nextra == 0) and "{...}" or "(...)"
+  local what = type(got) == "table" and (getmetatable(got) == nil and "a table" or "an object")
+    or (require("moongrad.core").is_tensor(got) and "a tensor") or (got == nil and "nil") or ("a " .. type(got))
+  raise_user(string.format("%s.%s was called with a dot, so its first argument (%s) took the place of the %s: "
+    .. "call it as %s:%s%s (with a colon)", owner, key, what, noun, noun, key, args))
+end
+
+local function is_first_param_self(f)
+  return type(f) == "function" and debug.getlocal(f, 1) == "self"
+end
+
+-- A guarded copy of method f of `owner` (a name for messages); is_receiver(x)
+-- says whether x may be its self; noun is the word or the class to ask.
+function M.guard(f, key, owner, noun, is_receiver)
+  local g = function(self, ...)
+    if not is_receiver(self) then
+      dot_call_error(owner, type(noun) == "table" and noun_of(noun) or noun, key, self, select("#", ...))
+    end
+    return f(self, ...)
+  end
+  originals[g] = f
+  return g
+end
+
+-- Wraps every method (first parameter `self`, not a metamethod) of a plain
+-- method table in place.
+function M.guard_methods(tbl, owner, noun, is_receiver)
+  for k, f in pairs(tbl) do
+    if type(k) == "string" and k:sub(1, 2) ~= "__" and is_first_param_self(f) and not originals[f] then
+      tbl[k] = M.guard(f, k, owner, noun, is_receiver)
+    end
+  end
+end
+
+-- Instances of a class made here, or a class itself (Class:from_config(...)).
+local function is_receiver(x)
+  if type(x) ~= "table" then return false end
+  local mt = getmetatable(x)
+  if type(mt) == "table" and rawget(mt, "class_name") ~= nil then return true end
+  return rawget(x, "class_name") ~= nil
+end
+M.is_receiver = is_receiver
 
 local METAMETHODS = { "__call", "__tostring", "__add", "__sub", "__mul", "__div", "__unm", "__len", "__eq",
   "__concat", "__close" }
@@ -59,6 +146,12 @@ local function make_class(name, parent)
   end
   return setmetatable(cls, {
     __index = parent,
+    __newindex = function(c, k, v)
+      if type(k) == "string" and k:sub(1, 2) ~= "__" and is_first_param_self(v) and not originals[v] then
+        v = M.guard(v, k, name, c, is_receiver)
+      end
+      rawset(c, k, v)
+    end,
     __call = function(c, ...) return c.new(c, ...) end,
     __tostring = function() return "class " .. name end,
   })

@@ -14,6 +14,7 @@ local options = require("moongrad.options")
 local M = {}
 
 local Initializer = class.Object:extend("Initializer")
+class.set_noun(Initializer, "initializer")
 M.Initializer = Initializer
 
 function Initializer:__init(cfg) self.config = cfg or {} end

@@ -23,6 +23,7 @@ local initializers = require("moongrad.nn.initializers")
 local options = require("moongrad.options")
 
 local Layer = class.Object:extend("Layer")
+class.set_noun(Layer, "layer")
 local ctx = util.context
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack

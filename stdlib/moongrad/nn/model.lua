@@ -12,6 +12,7 @@ local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 
 local Model = Layer:extend("Model")
+require("moongrad.nn.class").set_noun(Model, "model")
 
 -- nn.Model{inputs=, outputs=} builds a functional model; subclasses
 -- construct through their init.

@@ -10,6 +10,7 @@ local options = require("moongrad.options")
 local M = {}
 
 local Regularizer = class.Object:extend("Regularizer")
+class.set_noun(Regularizer, "regularizer")
 M.Regularizer = Regularizer
 
 local L1L2 = Regularizer:extend("L1L2")

@@ -16,6 +16,7 @@ local schedules = require("moongrad.optim.schedules")
 local options = require("moongrad.options")
 
 local Optimizer = class.Object:extend("Optimizer")
+class.set_noun(Optimizer, "optimizer")
 
 -- The learning rate: a number >= 0 or a schedule.
 local function lr_check(v)

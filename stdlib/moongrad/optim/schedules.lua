@@ -12,6 +12,7 @@ local options = require("moongrad.options")
 local M = {}
 
 local Schedule = class.Object:extend("LearningRateSchedule")
+class.set_noun(Schedule, "schedule")
 M.LearningRateSchedule = Schedule
 
 function Schedule:__call(step)
