@@ -55,3 +55,79 @@ describe("a method called with a dot", function()
     assert.truthy(mg.data.Dataset.range(3))
   end)
 end)
+
+describe("slices count from 1", function()
+  local t = mg.arange(10)
+  it("refuses 0 and positions past the end, naming the 1-based rule", function()
+    local rule = "slices count from 1: {1, 5} are rows 1 to 5"
+    fails_here(function() t:slice { { 0, 5 } } end, "slice: range 1 {0, 5} has position 0", rule)
+    fails_here(function() t:slice { 11 } end, "position 11, outside axis 1 of size 10", rule)
+    fails_here(function() t:slice { { 5, 11 } } end, "position 11", "valid positions are 1..10 or -10..-1")
+    fails_here(function() t:slice { { -11, -1 } } end, "position -11")
+    local m = mg.zeros { 3, 4 }
+    fails_here(function() m:slice { {}, { 0, 2 } } end, "{1, 5} are columns 1 to 5")
+    fails_here(function() m:slice { 4 } end, "position 4, outside axis 1 of size 3")
+  end)
+  it("keeps every valid form, the empty {k, k - 1} and t[i]'s own range check", function()
+    assert.are.same({ 0, 1, 2, 3, 4 }, t:slice { { 1, 5 } }:totable())
+    assert.are.same({ 7, 8, 9 }, t:slice { { -3 } }:totable())
+    assert.are.same({ 9 }, t:slice { 10 }:totable())
+    assert.are.same({ 9, 7 }, t:slice { { 10, 7, -2 } }:totable())
+    assert.are.same({}, t:slice { { 11, 10 } }:totable())
+    assert.are.same({ 10, 0 }, { #mg.split(t, { 10, 0 })[1], #mg.split(t, { 10, 0 })[2] })
+    fails_here(function() local _ = t[0] end, "index 0 is out of range for axis 1 of size 10 (valid: 1..10 or -10..-1)")
+    fails_here(function() local _ = t[11] end, "index 11 is out of range")
+  end)
+end)
+
+describe("a shape given as separate numbers", function()
+  it("raises 'the shape is a table' for every creation function", function()
+    fails_here(function() mg.zeros(3, 3) end, "zeros: the shape is a table: mg.zeros{3, 3}")
+    fails_here(function() mg.ones(2, 3, 4) end, "ones: the shape is a table: mg.ones{2, 3, 4}")
+    fails_here(function() mg.full(2, 3, 7) end, "full: the shape is a table: mg.full({2, 3}, 7)")
+    fails_here(function() mg.random.normal(100, 100) end,
+      "random.normal: the shape is a table: mg.random.normal{100, 100}", "mg.random.normal({100}, 100)")
+    fails_here(function() mg.normal(100, 100) end, "normal: the shape is a table: mg.normal{100, 100}")
+    fails_here(function() mg.random.uniform(4, 4) end, "mg.random.uniform{4, 4}")
+    fails_here(function() mg.random.truncated_normal(4, 4) end, "mg.random.truncated_normal{4, 4}")
+    fails_here(function() mg.random.bernoulli(4, 4) end, "mg.random.bernoulli{4, 4}")
+    fails_here(function() mg.random.integers(3, 1, 6) end, "mg.random.integers{3, 1, 6}", "mg.random.integers({3}, 1, 6)")
+  end)
+  it("keeps the table forms and a lone number as a 1-d shape", function()
+    assert.are.same({ 3, 3 }, mg.zeros { 3, 3 }.shape)
+    assert.are.same({ 3 }, mg.ones(3).shape)
+    assert.are.same({ 3 }, mg.ones(3, "float64").shape)
+    assert.are.same({ 7, 7, 7 }, mg.full(3, 7):totable())
+    assert.are.same({ 100, 100 }, mg.random.normal { 100, 100 }.shape)
+    local n = mg.random.normal({ 1000 }, 100)
+    assert.is_true(math.abs(n:mean():item() - 100) < 1)
+  end)
+end)
+
+describe("rows: #t, t[i] and ipairs(t)", function()
+  local m = mg.tensor { { 1, 2 }, { 3, 4 }, { 5, 6 } }
+  it("ipairs walks rows 1 to #t and stops", function()
+    local seen = {}
+    for i, row in ipairs(m) do seen[i] = row:totable() end
+    assert.are.same({ { 1, 2 }, { 3, 4 }, { 5, 6 } }, seen)
+    assert.are.equal(3, #m)
+    fails_here(function() local _ = m[4] end, "index 4 is out of range")   -- only ipairs reads past the end
+  end)
+  it("for row in t refuses, naming ipairs", function()
+    fails_here(function() for _ in m do end end, "a tensor is not an iterator",
+      "`for i, row in ipairs(t)` (rows 1 to #t)")
+  end)
+  it("ipairs in a staged function: known sizes unroll, an unknown size refuses", function()
+    local f = mg.func(function(x)
+      local s = x[1]
+      for i, row in ipairs(x) do if i > 1 then s = s + row end end
+      return s
+    end, { autograph = false })
+    assert.are.same({ 9, 12 }, f(m):totable())
+    local g = mg.func(function(x)
+      for _, row in ipairs(x) do x = x + row end
+      return x
+    end, { input_signature = { mg.TensorSpec { shape = { -1, 2 }, dtype = "int64" } }, autograph = false })
+    fails_here(function() g(m) end, "ipairs: the number of rows of a traced tensor is unknown while tracing")
+  end)
+end)

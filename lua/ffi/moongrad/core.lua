@@ -906,6 +906,25 @@ mt.__len = function(b)
   if lib.mg_tensor_ndim(t) == 0 then uerror("length of a 0-d tensor (use t:item())", 2) end
   return push_size(t, 0)
 end
+-- ipairs(t): rows 1 to #t, as Lua 5.4's ipairs gives them through __index (lua/capi/tensor.c);
+-- `for row in t` refuses with the same words.
+mt.__ipairs = function(b)
+  local t = b.h_
+  if lib.mg_tensor_ndim(t) == 0 then uerror("index: cannot index a 0-d tensor (use t:item())", 2) end
+  local n = push_size(t, 0)
+  if type(n) ~= "number" then
+    uerror("ipairs: the number of rows of a traced tensor is unknown while tracing (a -1 size of its input "
+      .. "signature), so the loop would not end; use mg.while_loop", 2)
+  end
+  return function(_, i)
+    i = i + 1
+    if i <= n then return i, b[i] end
+  end, b, 0
+end
+mt.__call = function()
+  uerror("a tensor is not an iterator: `for row in t` does not loop over its rows; use `for i, row in ipairs(t)` "
+    .. "(rows 1 to #t) or `for i = 1, #t do local row = t[i] ... end`", 2)
+end
 mt.__tostring = function(b)
   local t = b.h_
   if t == nil then return "tensor(<released>)" end
