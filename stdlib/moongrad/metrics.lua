@@ -115,12 +115,24 @@ local function labels_of(y_true, y_pred)
   return y_true
 end
 
+-- The labels go through one_hot, which checks their range when the graph runs: a label from 0
+-- would otherwise never match argmax and give a silently low accuracy.
+local sparse_accuracy
 function M.sparse_categorical_accuracy(y_true, y_pred)
+  return losses.naming_labels("sparse_categorical_accuracy", sparse_accuracy, y_true, y_pred)
+end
+function sparse_accuracy(y_true, y_pred)
+  losses.check_label_kind("sparse_categorical_accuracy", y_true, y_pred, "sparse")
   local labels = labels_of(y_true, y_pred)
+  local k = y_pred.shape[y_pred.ndim]
+  if type(k) == "number" then
+    return mg.cast(mg.sum(mg.one_hot(labels, k, "int64") * mg.one_hot(mg.argmax(y_pred, -1), k, "int64"), -1), "float32")
+  end
   return mg.cast(mg.equal(mg.argmax(y_pred, -1), labels), "float32")
 end
 
 function M.categorical_accuracy(y_true, y_pred)
+  losses.check_label_kind("categorical_accuracy", y_true, y_pred, "one_hot")
   return mg.cast(mg.equal(mg.argmax(y_pred, -1), mg.argmax(y_true, -1)), "float32")
 end
 

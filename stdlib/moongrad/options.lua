@@ -48,6 +48,20 @@ function M.raise(msg)
   error(msg, level + 1)
 end
 
+-- "file:line: " of the first caller outside moongrad's Lua files, or "" (behind a C function), for
+-- a message caught with pcall and raised again.
+function M.user_where()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "Sl")
+    if not info or info.what == "C" then return "" end
+    if not is_own(info.source) then
+      return info.currentline > 0 and (info.short_src .. ":" .. info.currentline .. ": ") or ""
+    end
+    level = level + 1
+  end
+end
+
 -- ---- values -----------------------------------------------------------------------------------
 
 local function is_integer(v) return type(v) == "number" and v == math.floor(v) and v - v == 0 end

@@ -131,3 +131,87 @@ describe("rows: #t, t[i] and ipairs(t)", function()
     fails_here(function() g(m) end, "ipairs: the number of rows of a traced tensor is unknown while tracing")
   end)
 end)
+
+describe("labels count from 1", function()
+  local y0 = mg.tensor({ 0, 1, 2 }, "int64")
+  local function probs() return mg.softmax(mg.random.normal { 3, 3 }) end
+  local RULE = "labels count from 1 (got 0); shift them with y + 1"
+  it("losses and metrics taking class indices raise outside fit, naming themselves", function()
+    fails_here(function() mg.losses.sparse_categorical_crossentropy(y0, probs()) end,
+      "sparse_categorical_crossentropy: " .. RULE)
+    fails_here(function() mg.losses.sparse_categorical_crossentropy(y0, mg.random.normal { 3, 3 }, true) end,
+      "sparse_categorical_crossentropy: " .. RULE)
+    fails_here(function() mg.losses.SparseCategoricalCrossentropy()(y0, probs()) end, RULE)
+    fails_here(function() mg.metrics.sparse_categorical_accuracy(y0, probs()) end,
+      "sparse_categorical_accuracy: " .. RULE)
+    fails_here(function() mg.metrics.SparseCategoricalAccuracy():update_state(y0, probs()) end, RULE)
+    -- shifted, the same calls work
+    assert.are.same({ 3 }, mg.losses.sparse_categorical_crossentropy(y0 + 1, probs()).shape)
+  end)
+  it("inside fit (a staged train step) too", function()
+    local model = nn.Sequential { nn.Input { 4 }, nn.Dense(3, { activation = "softmax" }) }
+    model:compile { optimizer = "adam", loss = "sparse_categorical_crossentropy", metrics = { "accuracy" } }
+    local ok, e = pcall(function() model:fit(mg.ones { 3, 4 }, y0, { epochs = 1, verbose = 0 }) end)
+    assert.is_false(ok)
+    assert.truthy(tostring(e):find(RULE, 1, true), e)
+    model:fit(mg.ones { 3, 4 }, y0 + 1, { epochs = 1, verbose = 0 })
+  end)
+  it("in a staged function the check is the graph's (no Lua read of a symbolic value)", function()
+    local f = mg.func(function(y, p) return mg.losses.sparse_categorical_crossentropy(y, p) end)
+    local p = probs()
+    assert.are.same({ 3 }, f(y0 + 1, p).shape)
+    local ok, e = pcall(f, y0, p)
+    assert.is_false(ok)
+    assert.truthy(tostring(e):find(RULE, 1, true), e)
+  end)
+  it("one_hot raises outside 1..depth unless asked for TensorFlow's zero rows", function()
+    fails_here(function() mg.one_hot(y0, 3) end, "one_hot: " .. RULE)
+    fails_here(function() mg.one_hot(mg.tensor({ 4 }, "int64"), 3) end, "one_hot: index 4 (element 1) is outside 1..3")
+    assert.are.same({ { 0, 0, 0 }, { 1, 0, 0 } }, mg.one_hot(mg.tensor({ 0, 1 }, "int64"), 3, { outside = "zero" }):totable())
+    assert.are.same({ { 0, 0, 1 } }, mg.one_hot(mg.tensor({ 3 }, "int64"), 3):totable())
+    fails_here(function() nn.utils.to_categorical(y0, 3) end, RULE)
+  end)
+end)
+
+describe("the wrong cross-entropy for the labels", function()
+  local p = mg.softmax(mg.random.normal { 3, 3 })
+  it("class indices to categorical_crossentropy name it and the sparse form", function()
+    fails_here(function() mg.losses.categorical_crossentropy(mg.tensor({ 1, 2, 3 }, "int64"), p) end,
+      "categorical_crossentropy: y_true (3) holds class indices but y_pred is (3, 3)",
+      "for class indices use sparse_categorical_crossentropy")
+    fails_here(function() mg.losses.CategoricalCrossentropy()(mg.tensor({ { 1 }, { 2 }, { 3 } }, "int64"), p) end,
+      "categorical_crossentropy: y_true (3, 1) holds class indices")
+    fails_here(function() mg.metrics.categorical_accuracy(mg.tensor({ 1, 2, 3 }, "int64"), p) end,
+      "categorical_accuracy: y_true (3) holds class indices", "use sparse_categorical_accuracy")
+  end)
+  it("one-hot rows to sparse_categorical_crossentropy name it and the one-hot form", function()
+    local oh = mg.one_hot(mg.tensor({ 1, 2, 3 }, "int64"), 3)
+    fails_here(function() mg.losses.sparse_categorical_crossentropy(oh, p) end,
+      "sparse_categorical_crossentropy: y_true (3, 3) holds one-hot rows", "takes class indices of shape (3)",
+      "for one-hot labels use categorical_crossentropy")
+    local model = nn.Sequential { nn.Input { 4 }, nn.Dense(3, { activation = "softmax" }) }
+    model:compile { optimizer = "sgd", loss = "sparse_categorical_crossentropy" }
+    local ok, e = pcall(function() model:fit(mg.ones { 3, 4 }, oh, { epochs = 1, verbose = 0 }) end)
+    assert.is_false(ok)
+    assert.truthy(tostring(e):find("sparse_categorical_crossentropy: y_true (3, 3) holds one-hot rows", 1, true), e)
+  end)
+end)
+
+describe("an error's first line names the user's file:line", function()
+  it("an op's error names the line of the op call, not its caller's (both bindings)", function()
+    local function inner()
+      local r = mg.take(mg.ones { 3 }, mg.tensor({ 0 }, "int64")); return r   -- LINE_OF_TAKE
+    end
+    local ok, e = pcall(function()
+      inner()
+    end)
+    assert.is_false(ok)
+    local src = io.open("tests/spec/habits_spec.lua"):read("a")
+    local line = 0
+    for l in src:gmatch("[^\n]*\n") do
+      line = line + 1
+      if l:find("LINE_OF_TAKE", 1, true) and not l:find("find", 1, true) then break end
+    end
+    assert.truthy(tostring(e):find("habits_spec.lua:" .. line .. ":", 1, true), e)
+  end)
+end)

@@ -743,7 +743,7 @@ local function make_op(info)
       local owned = {}
       inputs[0] = input(a, name, 1, owned, 2)
       inputs[1] = input(b, name, 2, owned, 2)
-      return apply(op, 2, nil, owned, 2)
+      return apply(op, 2, nil, owned, 1)   -- 1: a tail call, this function's frame is gone
     end
   elseif not variadic and nattrs == 0 and nin == 1 then
     return function(a, ...)
@@ -753,7 +753,7 @@ local function make_op(info)
       end
       local owned = {}
       inputs[0] = input(a, name, 1, owned, 2)
-      return apply(op, 1, nil, owned, 2)
+      return apply(op, 1, nil, owned, 1)   -- 1: a tail call, this function's frame is gone
     end
   end
   return function(...)
@@ -774,7 +774,7 @@ local function make_op(info)
     for i = 1, count do
       inputs[i - 1] = input(variadic and args[1][i] or args[i], name, i, owned, 2)
     end
-    return apply(op, count, attrs, owned, 2)
+    return apply(op, count, attrs, owned, 1)   -- 1: a tail call, this function's frame is gone
   end
 end
 
