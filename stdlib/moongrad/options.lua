@@ -48,14 +48,18 @@ function M.raise(msg)
   error(msg, level + 1)
 end
 
--- "file:line: " of the first caller outside moongrad's Lua files, or "" (behind a C function), for
--- a message caught with pcall and raised again.
+-- "file:line: " of the first caller outside moongrad's Lua files, for a message caught with pcall
+-- and raised again. The library's own pcalls are looked through (a C frame called from moongrad's
+-- files); one the user called (pcall(mg.f, ...)) keeps Lua's rule: no position, "".
 function M.user_where()
   local level = 2
   while true do
     local info = debug.getinfo(level, "Sl")
-    if not info or info.what == "C" then return "" end
-    if not is_own(info.source) then
+    if not info then return "" end
+    if info.what == "C" then
+      local caller = debug.getinfo(level + 1, "S")
+      if not caller or caller.what == "C" or not is_own(caller.source) then return "" end
+    elseif not is_own(info.source) then
       return info.currentline > 0 and (info.short_src .. ":" .. info.currentline .. ": ") or ""
     end
     level = level + 1

@@ -215,3 +215,26 @@ describe("an error's first line names the user's file:line", function()
     assert.truthy(tostring(e):find("habits_spec.lua:" .. line .. ":", 1, true), e)
   end)
 end)
+
+describe("an input of the wrong shape", function()
+  local FLATTEN = "each sample's 28 x 28 = 784 values need an nn.Flatten() before it"
+  it("a Dense built for 784 features called on (32, 28, 28) names the layer, shapes and the missing Flatten", function()
+    local model = nn.Sequential { nn.Input { 784 }, nn.Dense(10) }
+    fails_here(function() model(mg.ones { 32, 28, 28 }) end,
+      "layer dense", "(Dense): expects input of shape (None, 784), got (32, 28, 28)", FLATTEN)
+    fails_here(function() model:predict(mg.ones { 32, 28, 28 }) end, "got (None, 28, 28)", FLATTEN)
+    local d = nn.Dense(10)
+    d(mg.ones { 2, 784 })
+    fails_here(function() d(mg.ones { 32, 28, 28 }) end, "expects input of shape (None, 784), got (32, 28, 28)", FLATTEN)
+    local x = nn.Input { 784 }
+    local fm = nn.Model { inputs = x, outputs = nn.Dense(3)(x) }
+    fails_here(function() fm(mg.ones { 32, 28, 28 }) end, "expects input of shape (None, 784), got (32, 28, 28)", FLATTEN)
+  end)
+  it("fit with 5 features on an Input{4} model shows the user's shape, never the probe's rows", function()
+    local m = nn.Sequential { nn.Input { 4 }, nn.Dense(3) }
+    m:compile { optimizer = "sgd", loss = "mse" }
+    local e = fails_here(function() m:fit(mg.ones { 8, 5 }, mg.ones { 8, 3 }, { epochs = 1, verbose = 0 }) end,
+      "expects input of shape (None, 4), got (None, 5)", "the data has 5 features on the last axis where 4 were expected")
+    assert.falsy(e:find("(2, 5)", 1, true), e)
+  end)
+end)

@@ -256,10 +256,14 @@ end
 
 function Layer:build(_) end
 
+-- "layer NAME (Class): msg" at the user's line (the first frame outside the library: the
+-- line that called the model or fit); an inner layer's message keeps its own name.
 local function annotate(self, msg)
-  msg = tostring(msg)
-  if msg:find("^layer [%w_:/%.%-]+ %(") then return msg end
-  return string.format("layer %s (%s): %s", self.name, self.class_name, (msg:gsub("^[^:\n]*:%d+: ", "")))
+  msg = tostring(msg):gsub("^[^:\n]*:%d+: ", "", 1)
+  if not msg:find("^layer [%w_:/%.%-]+ %(") then
+    msg = string.format("layer %s (%s): %s", self.name, self.class_name, msg)
+  end
+  return options.user_where() .. msg
 end
 Layer._annotate = annotate
 
