@@ -238,3 +238,49 @@ describe("an input of the wrong shape", function()
     assert.falsy(e:find("(2, 5)", 1, true), e)
   end)
 end)
+
+describe("Precision and Recall on a multi-class softmax", function()
+  local probs = mg.tensor { { 0.1, 0.7, 0.2 }, { 0.6, 0.3, 0.1 }, { 0.2, 0.2, 0.6 }, { 0.5, 0.4, 0.1 } }
+  local labels = mg.tensor({ 2, 1, 2, 2 }, "int64")
+  local function result(m, y) m:update_state(y or labels, probs); return m:result():item() end
+  local function near(a, b) assert.is_true(math.abs(a - b) < 1e-6, a .. " vs " .. b) end
+  it("support Keras's class_id and top_k, with class indices or one-hot labels", function()
+    near(result(mg.metrics.Precision()), 2 / 3)             -- every column at 0.5: 2 TP, 1 FP
+    near(result(mg.metrics.Precision { class_id = 2 }), 1)
+    near(result(mg.metrics.Recall { class_id = 2 }), 1 / 3)
+    near(result(mg.metrics.Precision { top_k = 1 }), 0.5)    -- argmax right in rows 1 and 2
+    near(result(mg.metrics.Recall { top_k = 2 }), 1)
+    near(result(mg.metrics.Recall { class_id = 2 }, mg.one_hot(labels, 3)), 1 / 3)
+    near(result(mg.metrics.Precision { top_k = 1, thresholds = 0.65 }), 1)
+    -- binary outputs keep working: (N,) labels against (N, 1) scores
+    local m = mg.metrics.Precision()
+    m:update_state(mg.tensor { 1, 0, 1 }, mg.tensor { { 0.9 }, { 0.8 }, { 0.2 } })
+    near(m:result():item(), 0.5)
+  end)
+  it("say what they need", function()
+    fails_here(function() mg.metrics.Precision { class_id = 4 }:update_state(labels, probs) end,
+      "Precision: class_id 4 is outside the 3 classes of y_pred (4, 3) (class ids count from 1)")
+    fails_here(function() mg.metrics.Recall():update_state(labels - 1, probs) end,
+      "Recall: labels count from 1 (got 0); shift them with y + 1")
+  end)
+  it("work in fit", function()
+    local model = nn.Sequential { nn.Input { 4 }, nn.Dense(3, { activation = "softmax" }) }
+    model:compile { optimizer = "sgd", loss = "sparse_categorical_crossentropy",
+      metrics = { mg.metrics.Precision { top_k = 1 }, mg.metrics.Recall { class_id = 2 } } }
+    local h = model:fit(mg.random.normal { 8, 4 }, mg.tensor({ 1, 2, 3, 1, 2, 3, 1, 2 }, "int64"),
+      { epochs = 1, verbose = 0 })
+    assert.truthy(h.history.precision and h.history.recall)
+  end)
+end)
+
+describe("summary() of an unbuilt model", function()
+  it("raises, as Keras does, naming how to give the input shape", function()
+    local m = nn.Sequential { nn.Dense(3) }
+    fails_here(function() m:summary() end, "summary: model sequential", "has not been built yet",
+      "nn.Input{...} as the first layer")
+    m:build { -1, 4 }
+    local lines = {}
+    m:summary { print_fn = function(l) lines[#lines + 1] = l end }
+    assert.truthy(table.concat(lines, "\n"):find("(None, 3)", 1, true))
+  end)
+end)
