@@ -21,8 +21,11 @@ local EPS = 1e-7
 
 local function is_float(t) return t.dtype == "float32" or t.dtype == "float64" end
 
--- y_true as y_pred's dtype and rank: (N,) against (N, 1) gains the axis.
-local function align(y_true, y_pred)
+local shape_text
+
+-- y_true as y_pred's dtype and rank: (N,) against (N, 1) gains the axis. Sizes that differ and
+-- are not 1 raise here, naming the loss (fname), rather than inside its subtraction.
+local function align(y_true, y_pred, fname)
   if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true, y_pred.dtype) end
   if y_true.dtype ~= y_pred.dtype then y_true = mg.cast(y_true, y_pred.dtype) end
   local nt, np = y_true.ndim, y_pred.ndim
@@ -30,6 +33,14 @@ local function align(y_true, y_pred)
     y_true = mg.unsqueeze(y_true, -1)
   elseif nt == np + 1 and y_true.shape[nt] == 1 then
     y_true = mg.squeeze(y_true, { axis = -1 })
+  end
+  local ts, ps = y_true.shape, y_pred.shape
+  for d = 1, math.min(#ts, #ps) do
+    local a, b = ts[#ts - d + 1], ps[#ps - d + 1]
+    if type(a) == "number" and type(b) == "number" and a ~= b and a ~= 1 and b ~= 1 then
+      options.raise(string.format("%s: y_true %s and y_pred %s do not match (the model gives %d values where the "
+        .. "labels have %d)", fname or "loss", shape_text(y_true), shape_text(y_pred), b, a))
+    end
   end
   return y_true
 end
@@ -48,7 +59,7 @@ end
 -- broadcast against y_pred into a number that means nothing, and one-hot rows given to a sparse
 -- loss fail inside an internal op. Shapes are known while tracing, so the check costs nothing
 -- when the graph runs. `want` is "one_hot" or "sparse"; fname is the user's loss or metric.
-local function shape_text(t)
+function shape_text(t)
   local s = {}
   for i, n in ipairs(t.shape) do s[i] = type(n) == "number" and tostring(n) or "None" end
   return "(" .. table.concat(s, ", ") .. ")"
@@ -99,12 +110,12 @@ end
 -- ---- per-sample functions ------------------------------------------------------------
 
 function M.mean_squared_error(y_true, y_pred)
-  y_true = align(y_true, y_pred)
+  y_true = align(y_true, y_pred, "mean_squared_error")
   return mg.mean(mg.square(y_pred - y_true), -1)
 end
 
 function M.mean_absolute_error(y_true, y_pred)
-  y_true = align(y_true, y_pred)
+  y_true = align(y_true, y_pred, "mean_absolute_error")
   return mg.mean(mg.abs(y_pred - y_true), -1)
 end
 
@@ -112,7 +123,7 @@ local SMOOTHING = { "number", min = 0, max = 1 }
 
 function M.huber(y_true, y_pred, delta)
   delta = options.value("huber", "delta", delta, { "number", above = 0 }) or 1.0
-  y_true = align(y_true, y_pred)
+  y_true = align(y_true, y_pred, "huber")
   local err = mg.abs(y_pred - y_true)
   local quad = mg.minimum(err, delta)
   local lin = err - quad
@@ -122,7 +133,7 @@ end
 function M.categorical_crossentropy(y_true, y_pred, from_logits, label_smoothing)
   options.value("categorical_crossentropy", "label_smoothing", label_smoothing, SMOOTHING)
   M.check_label_kind("categorical_crossentropy", y_true, y_pred, "one_hot")
-  y_true = align(y_true, y_pred)
+  y_true = align(y_true, y_pred, "categorical_crossentropy")
   if label_smoothing and label_smoothing > 0 then
     local k = y_pred.shape[y_pred.ndim]
     y_true = y_true * (1 - label_smoothing) + label_smoothing / k
@@ -162,7 +173,7 @@ end
 
 function M.binary_crossentropy(y_true, y_pred, from_logits, label_smoothing)
   options.value("binary_crossentropy", "label_smoothing", label_smoothing, SMOOTHING)
-  y_true = align(y_true, y_pred)
+  y_true = align(y_true, y_pred, "binary_crossentropy")
   if label_smoothing and label_smoothing > 0 then
     y_true = y_true * (1 - label_smoothing) + 0.5 * label_smoothing
   end

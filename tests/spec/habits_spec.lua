@@ -221,7 +221,7 @@ describe("an input of the wrong shape", function()
   it("a Dense built for 784 features called on (32, 28, 28) names the layer, shapes and the missing Flatten", function()
     local model = nn.Sequential { nn.Input { 784 }, nn.Dense(10) }
     fails_here(function() model(mg.ones { 32, 28, 28 }) end,
-      "layer dense", "(Dense): expects input of shape (None, 784), got (32, 28, 28)", FLATTEN)
+      "layer sequential", "(Sequential): expects input of shape (None, 784), got (32, 28, 28)", FLATTEN)
     fails_here(function() model:predict(mg.ones { 32, 28, 28 }) end, "got (None, 28, 28)", FLATTEN)
     local d = nn.Dense(10)
     d(mg.ones { 2, 784 })
@@ -282,5 +282,37 @@ describe("summary() of an unbuilt model", function()
     local lines = {}
     m:summary { print_fn = function(l) lines[#lines + 1] = l end }
     assert.truthy(table.concat(lines, "\n"):find("(None, 3)", 1, true))
+  end)
+end)
+
+describe("library errors at the user's line (common mistakes)", function()
+  local function compiled(units)
+    local m = nn.Sequential { nn.Input { 4 }, nn.Dense(units or 3) }
+    m:compile { optimizer = "adam", loss = "mse" }
+    return m
+  end
+  it("a loss given labels of the wrong width names the loss, inside fit", function()
+    fails_here(function() compiled():fit(mg.ones { 4, 4 }, mg.ones { 4, 2 }, { epochs = 1, verbose = 0 }) end,
+      "mean_squared_error: y_true (4, 2) and y_pred (4, 3) do not match")
+    fails_here(function() mg.losses.mse(mg.ones { 4, 2 }, mg.ones { 4, 3 }) end, "mean_squared_error: y_true (4, 2)")
+  end)
+  it("a layer given a non-tensor names the layer once", function()
+    local e = fails_here(function() nn.Flatten()(5) end, "(Flatten): expected a tensor or a list of tensors, got number")
+    local _, n = e:gsub("habits_spec%.lua:%d+:", "")
+    assert.are.equal(1, n, e)
+  end)
+  it("a Sequential model with an nn.Input checks its input like a functional one", function()
+    local m = nn.Sequential { nn.Input { 28, 28 }, nn.Flatten(), nn.Dense(3) }
+    fails_here(function() m(mg.ones { 2, 784 }) end, "expects input of shape (None, 28, 28), got (2, 784)")
+    assert.are.same({ 2, 3 }, m(mg.ones { 2, 28, 28 }).shape)
+  end)
+  it("apply_gradients with a gradient of the wrong shape names the pair", function()
+    local o = mg.optim.Adam()
+    fails_here(function() o:apply_gradients { { mg.ones { 2 }, mg.Variable(mg.ones { 3 }) } } end,
+      "apply_gradients: gradient 1 of shape (2) does not match its variable")
+  end)
+  it("a dataset function that raises is reported at the loop's line", function()
+    local ds = mg.data.Dataset.range(3):map(function(x) return x + "a" end)
+    fails_here(function() for _ in ds:iter() do end end, "Dataset:map: fn raised")
   end)
 end)

@@ -366,7 +366,7 @@ function Layer:__call(inputs, opts, ...)
   if inputs == nil then error(string.format("layer %s (%s): called with no input", self.name, self.class_name), 2) end
   if not self.built then
     local ok, shape = pcall(shapes_of, inputs)
-    if not ok then error(annotate(self, shape), 2) end
+    if not ok then error(annotate(self, shape), 0) end
     self:_maybe_build(shape)
   end
   local prev = ctx.training
