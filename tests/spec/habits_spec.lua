@@ -214,6 +214,22 @@ describe("an error's first line names the user's file:line", function()
     end
     assert.truthy(tostring(e):find("habits_spec.lua:" .. line .. ":", 1, true), e)
   end)
+  it("so do arithmetic operators' errors in a nested function (both bindings)", function()
+    local function line_of(mark)
+      local n = 0
+      for l in io.lines("tests/spec/habits_spec.lua") do
+        n = n + 1
+        if l:find(mark, 1, true) and not l:find("line_of", 1, true) then return n end
+      end
+    end
+    local function bad_shapes(x) local y = x + mg.ones { 5 }; return y end   -- MARK_SHAPES
+    local function bad_operand(x) local y = x + "a"; return y end            -- MARK_OPERAND
+    local ok1, e1 = pcall(function() bad_shapes(mg.ones { 2, 3 }) end)
+    local ok2, e2 = pcall(function() bad_operand(mg.ones { 2, 3 }) end)
+    assert.is_false(ok1 or ok2)
+    assert.truthy(tostring(e1):find("habits_spec.lua:" .. line_of("MARK_SHAPES") .. ": add: shapes", 1, true), e1)
+    assert.truthy(tostring(e2):find("habits_spec.lua:" .. line_of("MARK_OPERAND") .. ": add: argument #2", 1, true), e2)
+  end)
 end)
 
 describe("an input of the wrong shape", function()
@@ -314,5 +330,23 @@ describe("library errors at the user's line (common mistakes)", function()
   it("a dataset function that raises is reported at the loop's line", function()
     local ds = mg.data.Dataset.range(3):map(function(x) return x + "a" end)
     fails_here(function() for _ in ds:iter() do end end, "Dataset:map: fn raised")
+  end)
+end)
+
+describe("errors inside a subclassed model's call", function()
+  it("name the line of the user's call method, with the layer", function()
+    local Sub = nn.Model:extend("HabitSub")
+    function Sub:init() self.d = nn.Dense(3) end
+    function Sub:call(x) return self.d(x) + mg.ones { 5 } end   -- BAD_ADD
+    local m = Sub()
+    local ok, e = pcall(function() m(mg.ones { 2, 4 }) end)
+    assert.is_false(ok)
+    assert.truthy(tostring(e):find("^[^\n]*habits_spec%.lua:%d+: layer habit_sub %(HabitSub%): add: shapes"), e)
+    local line = tonumber(tostring(e):match("habits_spec%.lua:(%d+):"))
+    local n = 0
+    for l in io.lines("tests/spec/habits_spec.lua") do
+      n = n + 1
+      if n == line then assert.truthy(l:find("BAD_ADD", 1, true), l) end
+    end
   end)
 end)

@@ -137,21 +137,27 @@ local function last_error() return fstring(lib.mg_last_error()) end
 -- `level` out whose chunk is not one of moongrad's own Lua files (set_own_sources).
 local own_prefixes = {}
 function M.set_own_sources(a, b) own_prefixes = { a, b } end
+local function is_own_source(source)
+  if not own_prefixes[1] then   -- before the stdlib said where it lives (as the C module)
+    return source:find("moongrad/", 1, true) ~= nil or source:find("autograph/", 1, true) ~= nil
+  end
+  for i = 1, 2 do
+    local p = own_prefixes[i]
+    if p and source:sub(1, #p) == p then return true end
+  end
+  return false
+end
 local function user_level(level)
   local l = level + 1   -- +1: this function's own frame
   while true do
     local info = debug.getinfo(l, "S")
     if not info then return level end
-    if info.what == "C" then return l - 1 end   -- Lua's rule: called straight from C, no position
-    local own = false
-    if not own_prefixes[1] then   -- before the stdlib said where it lives (as the C module)
-      own = own or info.source:find("moongrad/", 1, true) ~= nil or info.source:find("autograph/", 1, true) ~= nil
+    if info.what == "C" then   -- Lua's rule: called straight from C, no position; the library's own
+      local up = debug.getinfo(l + 1, "S")   -- pcalls (from moongrad's files) are looked through
+      if not up or up.what == "C" or not is_own_source(up.source) then return l - 1 end
+    elseif not is_own_source(info.source) then
+      return l - 1
     end
-    for i = 1, 2 do
-      local p = own_prefixes[i]
-      if p and info.source:sub(1, #p) == p then own = true end
-    end
-    if not own then return l - 1 end
     l = l + 1
   end
 end
@@ -809,9 +815,9 @@ for op = 0, op_count - 1 do OP[op_info[op].name] = op end
 
 local function arith(op, a, b)
   local owned, name = {}, op_info[op].name
-  inputs[0] = input(a, name, 1, owned, 3)
-  if b ~= nil or op_info[op].nin == 2 then inputs[1] = input(b, name, 2, owned, 3) end
-  return apply(op, op_info[op].nin, nil, owned, 3)
+  inputs[0] = input(a, name, 1, owned, 2)
+  if b ~= nil or op_info[op].nin == 2 then inputs[1] = input(b, name, 2, owned, 2) end
+  return apply(op, op_info[op].nin, nil, owned, 1)   -- 1: the metamethod and this function were tail calls
 end
 
 local ADD, SUB, MUL, DIV, MOD, POW, NEG = OP.add, OP.sub, OP.mul, OP.div, OP.mod, OP.pow, OP.neg

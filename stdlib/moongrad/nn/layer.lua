@@ -259,11 +259,17 @@ function Layer:build(_) end
 -- "layer NAME (Class): msg" at the user's line (the first frame outside the library: the
 -- line that called the model or fit); an inner layer's message keeps its own name.
 local function annotate(self, msg)
-  msg = tostring(msg):gsub("^[^:\n]*:%d+: ", "", 1)
-  if not msg:find("^layer [%w_:/%.%-]+ %(") then
-    msg = string.format("layer %s (%s): %s", self.name, self.class_name, msg)
+  msg = tostring(msg)
+  -- a position the message already has is the user's (a line of their own call method, say)
+  -- unless it is one of the library's files
+  local pos, rest = msg:match("^([^:\n]*:%d+: )(.*)$")
+  if not pos or pos:find("stdlib/moongrad/", 1, true) or pos:find("autograph/", 1, true) then
+    pos, rest = nil, (msg:gsub("^[^:\n]*:%d+: ", "", 1))
   end
-  return options.user_where() .. msg
+  if not rest:find("^layer [%w_:/%.%-]+ %(") then
+    rest = string.format("layer %s (%s): %s", self.name, self.class_name, rest)
+  end
+  return (pos or options.user_where()) .. rest
 end
 Layer._annotate = annotate
 
