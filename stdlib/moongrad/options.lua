@@ -59,6 +59,11 @@ end
 function M.raise(msg)
   local level = user_level()
   if level == nil then error(msg, 0) end
+  local info = type(msg) == "string" and debug.getinfo(level, "Sl")
+  if info and info.currentline > 0 then   -- a message that already names this line keeps one position
+    local where = info.short_src .. ":" .. info.currentline .. ": "
+    if msg:sub(1, #where) == where then error(msg, 0) end
+  end
   error(msg, level)
 end
 
