@@ -68,14 +68,39 @@ local function is_first_param_self(f)
   return type(f) == "function" and debug.getlocal(f, 1) == "self"
 end
 
+-- Receivers already checked, per test: the colon path is then one table read (a weak key:
+-- instances are not kept alive by it). Only values the test accepted are stored.
+local accepted = setmetatable({}, { __mode = "k" })
+
 -- A guarded copy of method f of `owner` (a name for messages); is_receiver(x)
--- says whether x may be its self; noun is the word or the class to ask.
+-- says whether x may be its self; noun is the word or the class to ask. Methods
+-- with up to three fixed parameters after self get a wrapper without varargs
+-- (Lua 5.4 copies a vararg call's arguments).
 function M.guard(f, key, owner, noun, is_receiver)
-  local g = function(self, ...)
-    if not is_receiver(self) then
-      dot_call_error(owner, type(noun) == "table" and noun_of(noun) or noun, key, self, select("#", ...))
-    end
-    return f(self, ...)
+  local ok = accepted[is_receiver]
+  if not ok then ok = setmetatable({}, { __mode = "k" }); accepted[is_receiver] = ok end
+  local function fail(self, ...)
+    local extra = 0   -- arguments after the one that took self's place (trailing nils do not count)
+    for i = 1, select("#", ...) do if select(i, ...) ~= nil then extra = i end end
+    dot_call_error(owner, type(noun) == "table" and noun_of(noun) or noun, key, self, extra)
+  end
+  local function check(self, ...)
+    if not is_receiver(self) then fail(self, ...) end
+    ok[self] = true
+  end
+  local info = debug.getinfo(f, "u")
+  local n = info and not info.isvararg and info.nparams or nil
+  local g
+  if n == 1 then
+    g = function(self) if not ok[self] then check(self) end return f(self) end
+  elseif n == 2 then
+    g = function(self, a) if not ok[self] then check(self, a) end return f(self, a) end
+  elseif n == 3 then
+    g = function(self, a, b) if not ok[self] then check(self, a, b) end return f(self, a, b) end
+  elseif n == 4 then
+    g = function(self, a, b, c) if not ok[self] then check(self, a, b, c) end return f(self, a, b, c) end
+  else
+    g = function(self, ...) if not ok[self] then check(self, ...) end return f(self, ...) end
   end
   originals[g] = f
   return g
