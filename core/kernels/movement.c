@@ -713,7 +713,7 @@ mg_status k_one_hot(const mg_call *c, mg_tensor *out) {
   for (int64_t k = 0; k < n; k++) {
     if (v[k] >= base && v[k] - base < depth) {
       memcpy(o + (k * depth + v[k] - base) * (int64_t)es, one, es);
-    } else if (A_I(c, 2) == 0) {  /* outside = "error": a label from 0 must not become a zero row silently */
+    } else if (A_I(c, 2) == 0 && depth > 0) {  /* outside = "error": a label from 0 must not become a zero row */
       long long got = (long long)v[k], at = (long long)(k + base), last = (long long)(depth - 1 + base);
       mg_tensor_release(owned);
       if (base == 1 && got == 0)
