@@ -64,8 +64,9 @@ local function dot_call_error(owner, noun, key, got, nextra)
     .. "call it as %s:%s%s (with a colon)", owner, key, what, noun, noun, key, args))
 end
 
+local getlocal = debug and debug.getlocal   -- (a host's sandbox without it: no guards, no error)
 local function is_first_param_self(f)
-  return type(f) == "function" and debug.getlocal(f, 1) == "self"
+  return type(f) == "function" and getlocal ~= nil and getlocal(f, 1) == "self"
 end
 
 -- Receivers already checked, per test: the colon path is then one table read (a weak key:
