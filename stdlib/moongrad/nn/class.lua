@@ -17,9 +17,9 @@
 -- caught by the class's own __newindex, so subclasses and modules that add
 -- methods later are covered) is wrapped once, at definition, in a check that
 -- its receiver is an instance or a class; anything else raises "call it as
--- model:compile{...} (with a colon)" at the user's line. The colon path pays
--- one getmetatable and one rawget, and the wrapper tail-calls the method, so
--- error levels inside it are unchanged. guard_methods applies the same rule
+-- model:compile{...} (with a colon)" at the user's line. After a receiver's
+-- first call the colon path pays one weak-table read, and the wrapper
+-- tail-calls the method, so error levels inside it are unchanged. guard_methods applies the same rule
 -- to the plain method tables outside this helper (Dataset, GradientTape).
 -- Portable Lua (5.4 and LuaJIT).
 local M = {}
@@ -43,18 +43,9 @@ end
 local originals = setmetatable({}, { __mode = "k" })
 function M.unwrap(f) return originals[f] or f end
 
-local function raise_user(msg)
-  -- the first frame outside moongrad's Lua files (as options.raise, which
-  -- this file cannot require: options needs the core module)
-  local own = debug.getinfo(1, "S").source:gsub("nn/class%.lua$", "")
-  local level = 2
-  while true do
-    local info = debug.getinfo(level + 1, "S")
-    if not info or info.what == "C" or info.source:sub(1, #own) ~= own then break end
-    level = level + 1
-  end
-  error(msg, level + 1)
-end
+-- At the user's line (options needs the core module, loaded by the time a
+-- method is called; this file is required before it).
+local function raise_user(msg) require("moongrad.options").raise(msg) end
 
 local function dot_call_error(owner, noun, key, got, nextra)
   local args = (type(got) == "table" and getmetatable(got) == nil and nextra == 0) and "{...}" or "(...)"

@@ -45,11 +45,8 @@ function Dense:call(x)
   local shape = x.shape
   local n = self.kernel.shape[1]
   if #shape < 1 or (type(shape[#shape]) == "number" and shape[#shape] ~= n) then
-    local want = {}
-    for d = 1, #shape - 1 do want[d] = d == 1 and -1 or shape[d] end
-    want[math.max(#shape, 2)] = n
-    if #shape > 2 then want = { -1, n } end
-    error(util.input_mismatch(nil, want, shape), 0)
+    -- before matmul's "inner dimensions differ": the layer's view, with the likely fix
+    error(util.input_mismatch(nil, { -1, n }, shape), 0)
   end
   local y = mg.matmul(util.float_input(x, self.dtype), self.kernel)
   if self.use_bias then y = y + self.bias end
