@@ -309,9 +309,10 @@ static mg_status infer_index(const mg_call *c, int64_t index, int axis, int64_t 
     return mg_seterror(MG_EINDEX, "%s: index %lld is out of range: axis %d is empty", NAME(c), (long long)index,
                        axis + base);
   return mg_seterror(MG_EINDEX,
-                     "%s: index %lld is out of range for axis %d of size %lld (valid: %lld..%lld or -%lld..-1)",
+                     "%s: index %lld is out of range for axis %d of size %lld (valid: %lld..%lld or -%lld..-1)%s",
                      NAME(c), (long long)index, axis + base, (long long)size, (long long)base,
-                     (long long)(size - 1 + base), (long long)size);
+                     (long long)(size - 1 + base), (long long)size,
+                     base == 1 && index == 0 ? ": indices count from 1, t[1] is the first and t[-1] the last" : "");
 }
 
 /* The axis and 0-based position select picks (for infer and k_select). */

@@ -138,7 +138,8 @@ static mg_status check_row_fits(const mg_tensor *t, const mg_tensor *value) {
 static mg_status trace_set_row(mg_ctx *ctx, mg_tensor *var, int64_t index, const mg_tensor *value) {
   int64_t n = var->shape[0], i0 = index < 0 ? n + index : index - ctx->index_base;
   if (i0 < 0 || i0 >= n)
-    return mg_seterror(MG_EARG, "index: index %lld is out of range for axis 1 of size %lld", (long long)index, (long long)n);
+    return mg_seterror(MG_EARG, "index: index %lld is out of range for axis 1 of size %lld%s", (long long)index,
+                       (long long)n, ctx->index_base == 1 && index == 0 ? ": indices count from 1" : "");
   mg_status st = check_row_fits(var, value);
   if (st) return st;
   if (!mg_dtype_is_float((mg_dtype)var->dtype) && mg_dtype_is_float((mg_dtype)value->dtype))

@@ -511,8 +511,10 @@ static void sandbox_lib_env(lua_State *L) {
                                      "rawequal", "rawget", "rawlen", "rawset", "select", "setmetatable",
                                      "tonumber", "tostring", "type", "collectgarbage", "_VERSION", NULL};
   static const char *const libs[] = {"string", "table", "math", "utf8", "coroutine", NULL};
+  /* getlocal: nn/class.lua reads a method's first parameter name (debug.getlocal(f, 1)) to guard
+   * methods against dot calls; the library never calls it with a stack level. */
   static const char *const debug_keep[] = {"getinfo", "getupvalue", "setupvalue", "upvalueid", "upvaluejoin",
-                                           "traceback", NULL};
+                                           "traceback", "getlocal", NULL};
   lua_pushglobaltable(L);
   int g = lua_gettop(L);
   sandbox_copy(L, g, base);

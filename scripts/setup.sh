@@ -13,7 +13,8 @@
 #   without --check: install what is missing: apt-get as root, else print
 #             the sudo command to run and exit 1
 #
-# The lists are DESIGN.md's "Dependencies". Plain `make` needs the build
+# These lists are the one record of moongrad's Debian dependencies (README.md
+# points here); keep them in step with the Makefile. Plain `make` needs the build
 # group only, so a machine without the test tools (expect, tmux, hyperfine)
 # or the data set builds; `make test`, `make demo` and `make bench` ask for
 # theirs. POSIX sh on purpose: it runs before anything else is there.

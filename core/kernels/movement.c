@@ -710,8 +710,19 @@ mg_status k_one_hot(const mg_call *c, mg_tensor *out) {
   char *o = mg_ptr(out);
   movement_store((mg_dtype)out->dtype, 1.0, one);
   memset(o, 0, mg_tensor_nbytes(out));  /* zero bits are 0 in every dtype */
-  for (int64_t k = 0; k < n; k++)
-    if (v[k] >= base && v[k] - base < depth) memcpy(o + (k * depth + v[k] - base) * (int64_t)es, one, es);
+  for (int64_t k = 0; k < n; k++) {
+    if (v[k] >= base && v[k] - base < depth) {
+      memcpy(o + (k * depth + v[k] - base) * (int64_t)es, one, es);
+    } else if (A_I(c, 2) == 0 && depth > 0) {  /* outside = "error": a label from 0 must not become a zero row */
+      long long got = (long long)v[k], at = (long long)(k + base), last = (long long)(depth - 1 + base);
+      mg_tensor_release(owned);
+      if (base == 1 && got == 0)
+        return mg_seterror(MG_EINDEX, "one_hot: labels count from 1 (got 0); shift them with y + 1 (element %lld; "
+                           "valid: 1..%lld; outside = \"zero\" gives TensorFlow's zero rows)", at, last);
+      return mg_seterror(MG_EINDEX, "one_hot: index %lld (element %lld) is outside %lld..%lld (the depth); "
+                         "outside = \"zero\" gives TensorFlow's zero rows", got, at, (long long)base, last);
+    }
+  }
   mg_tensor_release(owned);
   return MG_OK;
 }

@@ -250,9 +250,13 @@ mg_status k_dropout(const mg_call *c, mg_tensor *out) {
 static mg_status nn_check_index(const mg_call *c, const int64_t *v, int64_t n, int64_t size, int base,
                                 const char *what) {
   for (int64_t k = 0; k < n; k++)
-    if (v[k] < base || v[k] - base >= size)
+    if (v[k] < base || v[k] - base >= size) {
+      if (base == 1 && v[k] == 0 && strcmp(what, "label") == 0)
+        return mg_seterror(MG_EINDEX, "%s: labels count from 1 (got 0); shift them with y + 1 (element %lld; "
+                           "valid: 1..%lld)", NAME(c), (long long)(k + base), (long long)size);
       return mg_seterror(MG_EINDEX, "%s: %s %lld (element %lld) is out of range (valid: %lld..%lld)", NAME(c), what,
                          (long long)v[k], (long long)(k + base), (long long)base, (long long)(size - 1 + base));
+    }
   return MG_OK;
 }
 

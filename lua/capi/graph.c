@@ -156,11 +156,19 @@ int mgL_is_own_source(const mgL_state *S, const char *source) {
 
 /* The innermost frame of L (from `level` out) that is the user's: a Lua
  * function with a line, outside moongrad's own files. 1 when found; 0 when
- * there is none or (stop_at_c) a C function comes first. */
+ * there is none or (stop_at_c) a C function the user called comes first. A C
+ * function called from moongrad's own files (the library's pcalls: fit's
+ * staged step, a layer's call) is looked through, as options.raise does. */
 static int user_frame(lua_State *L, mgL_state *S, int level, int stop_at_c, lua_Debug *ar) {
   for (; lua_getstack(L, level, ar); level++) {
     lua_getinfo(L, "Sl", ar);
-    if (stop_at_c && ar->what[0] == 'C') return 0;
+    if (stop_at_c && ar->what[0] == 'C') {
+      lua_Debug up;
+      if (!lua_getstack(L, level + 1, &up) || !lua_getinfo(L, "S", &up) || up.what[0] == 'C' ||
+          !mgL_is_own_source(S, up.source))
+        return 0;
+      continue;
+    }
     if (ar->currentline > 0 && !mgL_is_own_source(S, ar->source)) return 1;
   }
   return 0;

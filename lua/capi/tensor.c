@@ -446,8 +446,43 @@ static int tensor_le(lua_State *L) {
   return 1;
 }
 
+/* ipairs(t) walks the rows 1 to #t: Lua 5.4's ipairs reads t[1], t[2], ... through __index until
+ * a nil, so the one index past the end answers nil when (and only when) ipairs' own iterator asks;
+ * any other t[#t + 1] stays an error. The check runs only on that index (or, while tracing, on an
+ * unknown first size, where ipairs would never end and must refuse). The FFI binding gives the same
+ * through __ipairs. */
+static int called_by_ipairs(lua_State *L) {
+  lua_Debug ar;
+  if (!lua_getstack(L, 1, &ar) || !lua_getinfo(L, "f", &ar)) return 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, "mg.ipairs_aux");
+  int r = !lua_isnil(L, -1) && lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return r;
+}
+
+#define MGL_NOT_ITERATOR                                                                         \
+  "a tensor is not an iterator: `for row in t` does not loop over its rows; use "                \
+  "`for i, row in ipairs(t)` (rows 1 to #t) or `for i = 1, #t do local row = t[i] ... end`"
+
+static int tensor_call(lua_State *L) { return mgL_error(L, MGL_NOT_ITERATOR); }
+
 /* t[i]: the i-th sub-tensor along the first axis (1-based, negative from the end). */
 static int select_first_axis(lua_State *L, mgL_state *S, mg_tensor *t, lua_Integer i) {
+  if (mg_tensor_ndim(t) > 0) {
+    int64_t n = mg_tensor_shape(t)[0];
+    int unknown = mg_tensor_is_symbolic(t) && mg_size_is_unknown(n);
+    if ((unknown || i == n + 1) && called_by_ipairs(L)) {
+      if (unknown) {  /* level 1 is ipairs' iterator (C); level 2 the loop's own function */
+        luaL_where(L, 2);
+        lua_pushliteral(L, "ipairs: the number of rows of a traced tensor is unknown while tracing (a -1 "
+                           "size of its input signature), so the loop would not end; use mg.while_loop");
+        lua_concat(L, 2);
+        return lua_error(L);
+      }
+      lua_pushnil(L);
+      return 1;
+    }
+  }
   mg_attrs a = {.set = 3u};
   a.v[0].n = 1;
   a.v[0].i[0] = 1;
@@ -633,7 +668,7 @@ static const luaL_Reg meta_fns[] = {
     {"__idiv", tensor_idiv}, {"__unm", tensor_unm},   {"__lt", tensor_lt},
     {"__le", tensor_le},     {"__index", tensor_index}, {"__newindex", tensor_newindex},
     {"__len", tensor_len},   {"__tostring", tensor_tostring}, {"__gc", tensor_gc},
-    {"__close", tensor_free}, {NULL, NULL}};
+    {"__close", tensor_free}, {"__call", tensor_call}, {NULL, NULL}};
 
 static const luaL_Reg method_fns[] = {
     {"numel", tensor_numel},       {"totable", tensor_totable}, {"item", tensor_item},
@@ -651,6 +686,14 @@ void mgL_protect_metatable(lua_State *L, int idx) {
  * the methods table on the stack. Metamethods get upvalues (state,
  * metatable, methods). */
 void mgL_open_tensor(lua_State *L, int state_idx) {
+  if (lua_getglobal(L, "ipairs") == LUA_TFUNCTION) {  /* its iterator, for called_by_ipairs */
+    lua_newtable(L);
+    lua_call(L, 1, 1);
+  } else {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, "mg.ipairs_aux");
   luaL_newmetatable(L, MGL_TENSOR);
   int mt = lua_gettop(L);
   lua_newtable(L);

@@ -213,6 +213,13 @@ function Tape:batch_jacobian(y, x)
   return core.reshape(core.concat(cols, 2), shape)
 end
 
+-- tape.gradient(loss, vars) with a dot passes the loss as the tape: the Lua methods check their
+-- receiver (nn/class.lua's guard; the C ones check it themselves).
+require("moongrad.nn.class").guard_methods(Tape, "GradientTape", "tape", function(x)
+  local t = type(x)
+  return (t == "userdata" or t == "cdata") and not core.is_tensor(x)
+end)
+
 -- ---- Variables ----------------------------------------------------------------
 
 local names = setmetatable({}, { __mode = "k" })

@@ -20,6 +20,7 @@ local M = {}
 ---   function Printer:on_epoch_end(epoch, logs) print(epoch, logs.loss) end
 ---   -- model:fit(x, y, {callbacks = {Printer()}})
 local Callback = class.Object:extend("Callback")
+class.set_noun(Callback, "callback")
 M.Callback = Callback
 
 -- A subclass's own constructor options: Callback:extend("Mine") takes any

@@ -58,6 +58,37 @@ local function shape_of(shape, fname)
   return shape
 end
 
+-- th's torch.zeros(3, 3) and torch.randn(100, 100) give the shape as separate numbers. Here a
+-- number is a 1-d shape and the next argument is the dtype (zeros) or a parameter (normal's mean),
+-- so mg.random.normal(100, 100) would silently be 100 values of mean 100 and mg.zeros(3, 3) would
+-- complain about a dtype: a bare-number shape followed by a number is refused, naming the table
+-- form. `at` is the argument that may not be a number after such a shape (2 for most, 3 for full,
+-- whose second argument is the value).
+local function check_shape_args(fname, at, shape, ...)
+  if type(shape) ~= "number" then return end
+  local nxt = select(at - 1, ...)
+  if type(nxt) ~= "number" then return end
+  local nums = { shape }
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if type(v) ~= "number" then break end
+    nums[#nums + 1] = v
+  end
+  local sizes = table.concat(nums, ", ")
+  local rest = table.concat(nums, ", ", 2)
+  local good, hint
+  if at == 3 then   -- full(2, 3, 7): the shape {2, 3} and the value 7
+    good = string.format("mg.%s({%s}, %s)", fname, table.concat(nums, ", ", 1, #nums - 1), tostring(nums[#nums]))
+    hint = ""
+  else
+    good = string.format("mg.%s{%s}", fname, sizes)
+    hint = at == 2 and fname ~= "zeros" and fname ~= "ones"
+      and string.format(" (or, for a 1-d shape of %s with %s as the parameters after it, mg.%s({%s}, %s))",
+        tostring(shape), rest, fname, tostring(shape), rest) or ""
+  end
+  options.raise(string.format("%s: the shape is a table: %s, not mg.%s(%s)%s", fname, good, fname, sizes, hint))
+end
+
 local function value_dtype(v)
   if type(v) == "boolean" then return "bool" end
   return math_type(v) == "integer" and "int64" or "float32"
@@ -81,12 +112,15 @@ local function user_facing(name, op, f)
   end
 end
 
-M.full = user_facing("full", "full", function(shape, value, dtype)
+local full_impl = user_facing("full", "full", function(shape, value, dtype)
   if type(value) == "boolean" then value = value and 1 or 0; dtype = dtype or "bool" end
   return core.full(shape_of(shape, "full"), value, dtype or value_dtype(value))
 end)
-M.zeros = user_facing("zeros", "full", function(shape, dtype) return core.full(shape_of(shape, "zeros"), 0, dtype or "float32") end)
-M.ones = user_facing("ones", "full", function(shape, dtype) return core.full(shape_of(shape, "ones"), 1, dtype or "float32") end)
+local zeros_impl = user_facing("zeros", "full", function(shape, dtype) return core.full(shape_of(shape, "zeros"), 0, dtype or "float32") end)
+local ones_impl = user_facing("ones", "full", function(shape, dtype) return core.full(shape_of(shape, "ones"), 1, dtype or "float32") end)
+function M.full(shape, ...) check_shape_args("full", 3, shape, ...) return full_impl(shape, ...) end
+function M.zeros(shape, ...) check_shape_args("zeros", 2, shape, ...) return zeros_impl(shape, ...) end
+function M.ones(shape, ...) check_shape_args("ones", 2, shape, ...) return ones_impl(shape, ...) end
 M.zeros_like = user_facing("zeros_like", "full", function(t, dtype) return core.full(t.shape, 0, dtype or t.dtype) end)
 M.ones_like = user_facing("ones_like", "full", function(t, dtype) return core.full(t.shape, 1, dtype or t.dtype) end)
 -- mg.shape(x): x's sizes as an int64 tensor, computed when the graph runs for a
@@ -164,14 +198,22 @@ M.eye = user_facing("eye", "eye", function(n, m, dtype)
 end)
 
 -- ---- random -----------------------------------------------------------------
-M.random = {
-  seed = core.seed,
-  uniform = core.uniform,
-  normal = core.normal,
-  truncated_normal = core.truncated_normal,
-  bernoulli = core.bernoulli,
-  integers = core.randint,
-}
+M.random = { seed = core.seed }
+-- The random creation ops, with the shape check above; mg.normal and the other top-level names
+-- of these ops are the same checked functions.
+for name, op in pairs({ uniform = "uniform", normal = "normal", truncated_normal = "truncated_normal",
+  bernoulli = "bernoulli", integers = "randint" }) do
+  local f = core[op]
+  for _, where in ipairs({ { M.random, name, "random." .. name }, { M, op, op } }) do
+    local fname = where[3]
+    local checked = function(shape, ...)
+      check_shape_args(fname, 2, shape, ...)
+      return f(shape, ...)
+    end
+    where[1][where[2]] = checked
+    docs[checked] = docs[f]
+  end
+end
 -- get_state() -> {seed=, counter=}; set_state(s): the global generator's
 -- state, saved with checkpoints so a resumed run draws the same numbers.
 function M.random.get_state()
@@ -186,6 +228,30 @@ function M.random.set_state(s)
 end
 
 -- ---- movement helpers written with the table's ops ---------------------------
+
+-- Positions of a slice must name elements: 1..n or -n..-1. Python's t[0:5] written as {{0, 5}},
+-- or {11} on 10 rows, would otherwise clamp to an empty or shorter tensor without a word (the
+-- core op keeps Python's clamping for the library's own use). The one empty range allowed is
+-- {k, k - 1} (split's empty parts, k up to n + 1).
+local AXIS_WORDS = { "rows", "columns" }
+local function check_range(axis, n, r, given)
+  local first, last = r[1], r[2]
+  if first ~= nil and last ~= nil and first >= 1 and last == first - 1 and first <= n + 1 then return end
+  local bad
+  for _, p in ipairs({ first or 1, last or 1 }) do
+    if type(p) ~= "number" or p ~= math.floor(p) then
+      options.raise(string.format("slice: range %d has a position that is not an integer (%s)", axis, tostring(p)))
+    end
+    if p == 0 or p > n or p < -n then bad = p end
+  end
+  if bad == nil then return end
+  local shown = type(given) == "number" and tostring(given)
+    or "{" .. table.concat({ tostring(first or ""), tostring(last or ""), r[3] and tostring(r[3]) or nil }, ", ") .. "}"
+  local words = AXIS_WORDS[axis] or ("positions of axis " .. axis)
+  options.raise(string.format("slice: range %d %s has position %d, outside axis %d of size %d: slices count from 1: "
+    .. "{1, 5} are %s 1 to 5 (both ends included), valid positions are 1..%d or -%d..-1 (-1 is the last)",
+    axis, shown, bad, axis, n, words, n, n))
+end
 
 -- t:slice{{first, last, step}, {}, n}: inclusive 1-based ranges like
 -- string.sub; negative positions count from the end; {} is the whole axis;
@@ -206,6 +272,7 @@ function M.slice(t, spec)
     end
     local step = r[3] or 1
     if step == 0 then error(string.format("slice: step of axis %d is 0", axis), 2) end
+    if type(n) == "number" then check_range(axis, n, r, spec[axis]) end
     local function pos(i) if i < 0 then return n + i + 1 end return i end
     local first = r[1] and pos(r[1]) or (step > 0 and 1 or n)
     local last = r[2] and pos(r[2]) or (step > 0 and n or 1)

@@ -21,8 +21,11 @@ local EPS = 1e-7
 
 local function is_float(t) return t.dtype == "float32" or t.dtype == "float64" end
 
--- y_true as y_pred's dtype and rank: (N,) against (N, 1) gains the axis.
-local function align(y_true, y_pred)
+local shape_text
+
+-- y_true as y_pred's dtype and rank: (N,) against (N, 1) gains the axis. Sizes that differ and
+-- are not 1 raise here, naming the loss (fname), rather than inside its subtraction.
+local function align(y_true, y_pred, fname)
   if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true, y_pred.dtype) end
   if y_true.dtype ~= y_pred.dtype then y_true = mg.cast(y_true, y_pred.dtype) end
   local nt, np = y_true.ndim, y_pred.ndim
@@ -30,6 +33,14 @@ local function align(y_true, y_pred)
     y_true = mg.unsqueeze(y_true, -1)
   elseif nt == np + 1 and y_true.shape[nt] == 1 then
     y_true = mg.squeeze(y_true, { axis = -1 })
+  end
+  local ts, ps = y_true.shape, y_pred.shape
+  for d = 1, math.min(#ts, #ps) do
+    local a, b = ts[#ts - d + 1], ps[#ps - d + 1]
+    if type(a) == "number" and type(b) == "number" and a ~= b and a ~= 1 and b ~= 1 then
+      options.raise(string.format("%s: y_true %s and y_pred %s do not match (the model gives %d values where the "
+        .. "labels have %d)", fname or "loss", shape_text(y_true), shape_text(y_pred), b, a))
+    end
   end
   return y_true
 end
@@ -44,6 +55,52 @@ local function sparse_labels(y_true, y_pred)
   return y_true
 end
 
+-- The wrong cross-entropy for the labels: integer class indices given to a one-hot loss
+-- broadcast against y_pred into a number that means nothing, and one-hot rows given to a sparse
+-- loss fail inside an internal op. Shapes are known while tracing, so the check costs nothing
+-- when the graph runs. `want` is "one_hot" or "sparse"; fname is the user's loss or metric.
+function shape_text(t)
+  local s = {}
+  for i, n in ipairs(t.shape) do s[i] = type(n) == "number" and tostring(n) or "None" end
+  return "(" .. table.concat(s, ", ") .. ")"
+end
+local SPARSE_OF = { categorical_crossentropy = "sparse_categorical_crossentropy",
+  categorical_accuracy = "sparse_categorical_accuracy" }
+local ONE_HOT_OF = { sparse_categorical_crossentropy = "categorical_crossentropy",
+  sparse_categorical_accuracy = "categorical_accuracy" }
+function M.check_label_kind(fname, y_true, y_pred, want)
+  if not mg.is_tensor(y_true) or not mg.is_tensor(y_pred) then return end
+  local nt, np = y_true.ndim, y_pred.ndim
+  if np < 1 then return end
+  local k = y_pred.shape[np]
+  if type(k) ~= "number" or k < 2 then return end
+  local last = y_true.shape[nt]
+  if want == "one_hot" and (nt == np - 1 or (nt == np and last == 1)) then
+    options.raise(string.format("%s: y_true %s holds class indices but y_pred is %s, one column per class: "
+      .. "%s takes one-hot labels; for class indices use %s (or mg.one_hot(y, %d))", fname, shape_text(y_true),
+      shape_text(y_pred), fname, SPARSE_OF[fname] or "the sparse_ form", k))
+  elseif want == "sparse" and nt == np and last == k then
+    options.raise(string.format("%s: y_true %s holds one-hot rows (like y_pred %s) but %s takes class indices "
+      .. "of shape %s; for one-hot labels use %s (or mg.argmax(y, -1) for the indices)", fname,
+      shape_text(y_true), shape_text(y_pred), fname, shape_text(y_pred):gsub(", [^,]*%)$", ")"):gsub("^%((.-)%)$", "(%1)"),
+      ONE_HOT_OF[fname] or "the non-sparse form"))
+  end
+end
+
+-- Eagerly, a label error of the op a loss or metric is built on names the function the user
+-- called ("sparse_categorical_crossentropy: labels count from 1"), not the op; staged, the op's
+-- error comes when the graph runs, with the user's line and the staged function's name.
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack
+function M.naming_labels(fname, f, ...)
+  local r = pack(pcall(f, ...))
+  if r[1] then return unpack(r, 2, r.n) end
+  if type(r[2]) ~= "string" then error(r[2], 0) end
+  local msg = r[2]:gsub("^[^:\n]+:%d+: ", "", 1)   -- pcall hid the user's line: put it back
+  msg = msg:gsub("^[%w_]+: labels count from 1", fname .. ": labels count from 1", 1)
+  error(options.user_where() .. msg, 0)
+end
+
 local function logits_for(y_pred, kind)
   local rec = activations.logits_of[y_pred]
   if rec and rec.kind == kind then return rec.logits end
@@ -54,13 +111,13 @@ end
 
 --- mg.losses.mean_squared_error(y_true, y_pred) -> mean((y_pred - y_true)^2) over the last axis (also MSE).
 function M.mean_squared_error(y_true, y_pred)
-  y_true = align(y_true, y_pred)
+  y_true = align(y_true, y_pred, "mean_squared_error")
   return mg.mean(mg.square(y_pred - y_true), -1)
 end
 
 --- mg.losses.mean_absolute_error(y_true, y_pred) -> mean(|y_pred - y_true|) over the last axis (also MAE).
 function M.mean_absolute_error(y_true, y_pred)
-  y_true = align(y_true, y_pred)
+  y_true = align(y_true, y_pred, "mean_absolute_error")
   return mg.mean(mg.abs(y_pred - y_true), -1)
 end
 
@@ -69,7 +126,7 @@ local SMOOTHING = { "number", min = 0, max = 1 }
 --- mg.losses.huber(y_true, y_pred, delta=1) -> per sample Huber loss: quadratic within delta of the target, linear beyond.
 function M.huber(y_true, y_pred, delta)
   delta = options.value("huber", "delta", delta, { "number", above = 0 }) or 1.0
-  y_true = align(y_true, y_pred)
+  y_true = align(y_true, y_pred, "huber")
   local err = mg.abs(y_pred - y_true)
   local quad = mg.minimum(err, delta)
   local lin = err - quad
@@ -79,7 +136,8 @@ end
 --- mg.losses.categorical_crossentropy(y_true, y_pred, from_logits=false, label_smoothing=0) -> per sample cross-entropy of one-hot labels.
 function M.categorical_crossentropy(y_true, y_pred, from_logits, label_smoothing)
   options.value("categorical_crossentropy", "label_smoothing", label_smoothing, SMOOTHING)
-  y_true = align(y_true, y_pred)
+  M.check_label_kind("categorical_crossentropy", y_true, y_pred, "one_hot")
+  y_true = align(y_true, y_pred, "categorical_crossentropy")
   if label_smoothing and label_smoothing > 0 then
     local k = y_pred.shape[y_pred.ndim]
     y_true = y_true * (1 - label_smoothing) + label_smoothing / k
@@ -95,12 +153,24 @@ end
 -- before the log, as Keras does and as categorical_crossentropy does: a row
 -- that does not sum to 1 gets the same loss as its normalised self, and the
 -- gradient reaches every class through the sum.
+--
+-- The labels pass through an op that checks their range when the graph runs (the fused op, or
+-- one_hot), so a label from 0 raises "labels count from 1" eagerly and staged alike.
+local sparse_cce
 function M.sparse_categorical_crossentropy(y_true, y_pred, from_logits)
+  return M.naming_labels("sparse_categorical_crossentropy", sparse_cce, y_true, y_pred, from_logits)
+end
+function sparse_cce(y_true, y_pred, from_logits)
+  if mg.is_tensor(y_true) then M.check_label_kind("sparse_categorical_crossentropy", y_true, y_pred, "sparse") end
   local labels = sparse_labels(y_true, y_pred)
   local logits = from_logits and y_pred or logits_for(y_pred, "softmax")
   if logits then return mg.sparse_softmax_cross_entropy_with_logits(logits, labels) end
   local p = y_pred / mg.sum(y_pred, { axis = -1, keepdims = true })
   p = mg.clip(p, EPS, 1 - EPS)
+  local k = y_pred.shape[y_pred.ndim]
+  if type(k) == "number" then   -- the picked probability through one_hot, which checks the labels
+    return -mg.log(mg.sum(p * mg.one_hot(labels, k, p.dtype), -1))
+  end
   p = mg.gather(p, mg.unsqueeze(labels, -1), -1)
   return -mg.log(mg.squeeze(p, { axis = -1 }))
 end
@@ -108,7 +178,7 @@ end
 --- mg.losses.binary_crossentropy(y_true, y_pred, from_logits=false, label_smoothing=0) -> per sample binary cross-entropy (mean over the last axis).
 function M.binary_crossentropy(y_true, y_pred, from_logits, label_smoothing)
   options.value("binary_crossentropy", "label_smoothing", label_smoothing, SMOOTHING)
-  y_true = align(y_true, y_pred)
+  y_true = align(y_true, y_pred, "binary_crossentropy")
   if label_smoothing and label_smoothing > 0 then
     y_true = y_true * (1 - label_smoothing) + 0.5 * label_smoothing
   end

@@ -22,6 +22,7 @@ local M = {}
 --- metric:update_state(...) adds a batch, metric:result() reads the value,
 --- metric:reset_state() starts over; metric(...) updates and returns the result.
 local Metric = class.Object:extend("Metric")
+class.set_noun(Metric, "metric")
 M.Metric = Metric
 
 -- Every metric takes these; classes add their own (`options` on the class).
@@ -126,14 +127,27 @@ local function labels_of(y_true, y_pred)
   return y_true
 end
 
+-- The labels go through one_hot, which checks their range when the graph runs: a label from 0
+-- would otherwise never match argmax and give a silently low accuracy.
+local sparse_accuracy
+
 --- mg.metrics.sparse_categorical_accuracy(y_true, y_pred) -> per sample 1.0 where argmax(y_pred) is the class index y_true (counted from 1), else 0.0.
 function M.sparse_categorical_accuracy(y_true, y_pred)
+  return losses.naming_labels("sparse_categorical_accuracy", sparse_accuracy, y_true, y_pred)
+end
+function sparse_accuracy(y_true, y_pred)
+  losses.check_label_kind("sparse_categorical_accuracy", y_true, y_pred, "sparse")
   local labels = labels_of(y_true, y_pred)
+  local k = y_pred.shape[y_pred.ndim]
+  if type(k) == "number" then
+    return mg.cast(mg.sum(mg.one_hot(labels, k, "int64") * mg.one_hot(mg.argmax(y_pred, -1), k, "int64"), -1), "float32")
+  end
   return mg.cast(mg.equal(mg.argmax(y_pred, -1), labels), "float32")
 end
 
 --- mg.metrics.categorical_accuracy(y_true, y_pred) -> per sample 1.0 where argmax(y_pred) == argmax(y_true) (one-hot labels), else 0.0.
 function M.categorical_accuracy(y_true, y_pred)
+  losses.check_label_kind("categorical_accuracy", y_true, y_pred, "one_hot")
   return mg.cast(mg.equal(mg.argmax(y_pred, -1), mg.argmax(y_true, -1)), "float32")
 end
 
@@ -232,6 +246,12 @@ local function flat_pair(y_true, y_pred, sample_weight, dtype)
   return t, p, w
 end
 
+local function util_shape(t)
+  local s = {}
+  for i, n in ipairs(t.shape) do s[i] = type(n) == "number" and tostring(n) or "None" end
+  return "(" .. table.concat(s, ", ") .. ")"
+end
+
 local function safe_div(a, b)
   return mg.where(mg.greater(b, 0), a / mg.maximum(b, 1e-30), 0.0)
 end
@@ -248,20 +268,68 @@ end
 local Precision = Metric:extend("Precision")
 M.Precision = Precision
 Precision.default_name = "precision"
-Precision.options = options.extend(Metric.options, { thresholds = { "number", min = 0, max = 1 } })
+Precision.options = options.extend(Metric.options, { thresholds = { "number", min = 0, max = 1 },
+  class_id = { "integer", min = 1 }, top_k = { "integer", min = 1 } })
 
 function Precision:__init(cfg)
   Metric.__init(self, cfg)
-  self.threshold = cfg and cfg.thresholds or 0.5
+  self.threshold = cfg and cfg.thresholds
+  self.class_id = cfg and cfg.class_id
+  self.top_k = cfg and cfg.top_k
+  -- Keras: with top_k and no thresholds, every prediction in the top k is a positive
+  if self.threshold == nil and self.top_k == nil then self.threshold = 0.5 end
   self.tp = self:add_variable({}, "true_positives")
   self.fp = self:add_variable({}, "false_positives")
   self.fn = self:add_variable({}, "false_negatives")
 end
 
+-- Multi-class outputs (Keras's rules): class indices (N,) against (N, K) scores become one-hot rows
+-- (one_hot checks they count from 1); top_k keeps each row's k highest scores as the only
+-- candidates; class_id (from 1) keeps that class's column. Without either, every column counts:
+-- precision over all classes at the threshold.
+local function class_pair(self, y_true, y_pred)
+  if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true) end
+  local np = y_pred.ndim
+  local k = np >= 2 and y_pred.shape[np] or nil
+  if type(k) == "number" and k > 1 and (y_true.ndim == np - 1 or (y_true.ndim == np and y_true.shape[np] == 1)) then
+    local labels = y_true.ndim == np and mg.squeeze(y_true, { axis = -1 }) or y_true
+    if labels.dtype ~= "int64" then labels = mg.cast(labels, "int64") end
+    y_true = mg.one_hot(labels, k, y_pred.dtype)
+  end
+  if type(k) == "number" and k > 1 and y_true.ndim ~= np then
+    options.raise(string.format("%s: y_true %s and y_pred %s need the same shape (one column per class, or "
+      .. "class indices for a multi-class y_pred)", self.class_name, util_shape(y_true), util_shape(y_pred)))
+  end
+  local in_top
+  if self.top_k then
+    -- a score is in its row's top k when fewer than k scores of the row are greater
+    local greater = mg.greater(mg.unsqueeze(y_pred, -2), mg.unsqueeze(y_pred, -1))
+    in_top = mg.less(mg.sum(mg.cast(greater, "int64"), -1), self.top_k)
+  end
+  if self.class_id then
+    if type(k) ~= "number" or self.class_id > k then
+      options.raise(string.format("%s: class_id %d is outside the %s classes of y_pred %s (class ids count from 1)",
+        self.class_name, self.class_id, tostring(k), util_shape(y_pred)))
+    end
+    local spec = {}
+    for d = 1, np - 1 do spec[d] = {} end
+    spec[np] = self.class_id
+    y_true, y_pred = mg.slice(y_true, spec), mg.slice(y_pred, spec)
+    if in_top then in_top = mg.slice(in_top, spec) end
+  end
+  return y_true, y_pred, in_top
+end
+
 --- metric:update_state(y_true, y_pred, sample_weight): adds one batch to the metric's state.
 function Precision:update_state(y_true, y_pred, sample_weight)
+  local in_top
+  y_true, y_pred, in_top = losses.naming_labels(self.class_name, class_pair, self, y_true, y_pred)
   local t, p, w = flat_pair(y_true, y_pred, sample_weight, self.dtype)
-  local pos = mg.greater(p, self.threshold)
+  local pos = self.threshold and mg.greater(p, self.threshold) or nil
+  if in_top then
+    in_top = mg.reshape(in_top, { -1 })
+    pos = pos and mg.logical_and(pos, in_top) or in_top
+  end
   self.tp:assign_add(count(pos, t, w, self.dtype))
   self.fp:assign_add(count(pos, mg.logical_not(t), w, self.dtype))
   self.fn:assign_add(count(mg.logical_not(pos), t, w, self.dtype))
@@ -272,7 +340,7 @@ function Precision:result() return safe_div(self.tp, self.tp + self.fp) end
 
 function Precision:get_config()
   local c = Metric.get_config(self)
-  c.thresholds = self.threshold
+  c.thresholds, c.class_id, c.top_k = self.threshold, self.class_id, self.top_k
   return c
 end
 

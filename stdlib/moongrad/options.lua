@@ -36,16 +36,45 @@ M.own_prefixes = { own_prefix, autograph_prefix }
 -- outside these files too.
 core.set_own_sources(own_prefix, autograph_prefix)
 
--- error(msg) at the first caller outside moongrad's Lua files. Lua's own rule stays: reached
--- through a C function first (pcall(f, ...)), the error has no position.
-function M.raise(msg)
-  local level = 2
+-- The level (as debug.getinfo counts from the caller of this function) of the first frame outside
+-- moongrad's Lua files, or nil. The library's own pcalls are looked through (a C frame called from
+-- moongrad's files: fit's staged step, a layer's call); Lua's own rule stays for the user's: reached
+-- through a C function the user called (pcall(f, ...)), an error has no position.
+local function user_level()
+  local level = 3
   while true do
-    local info = debug.getinfo(level + 1, "S")
-    if not info or info.what == "C" or not is_own(info.source) then break end
+    local info = debug.getinfo(level, "S")
+    if not info then return nil end
+    if info.what == "C" then
+      local caller = debug.getinfo(level + 1, "S")
+      if not caller or caller.what == "C" or not is_own(caller.source) then return nil end
+    elseif not is_own(info.source) then
+      return level - 1
+    end
     level = level + 1
   end
-  error(msg, level + 1)
+end
+
+-- error(msg) at the first caller outside moongrad's Lua files (no position when there is none).
+function M.raise(msg)
+  local level = user_level()
+  if level == nil then error(msg, 0) end
+  local info = type(msg) == "string" and debug.getinfo(level, "Sl")
+  if info and info.currentline > 0 then   -- a message that already names this line keeps one position
+    local where = info.short_src .. ":" .. info.currentline .. ": "
+    if msg:sub(1, #where) == where then error(msg, 0) end
+  end
+  error(msg, level)
+end
+
+-- "file:line: " of the first caller outside moongrad's Lua files, for a message caught with pcall
+-- and raised again. The library's own pcalls are looked through (a C frame called from moongrad's
+-- files); one the user called (pcall(mg.f, ...)) keeps Lua's rule: no position, "".
+function M.user_where()
+  local level = user_level()
+  local info = level and debug.getinfo(level, "Sl")
+  if not info or info.currentline <= 0 then return "" end
+  return info.short_src .. ":" .. info.currentline .. ": "
 end
 
 -- ---- values -----------------------------------------------------------------------------------

@@ -368,6 +368,11 @@ TEST(movement_one_hot) {
   mg_tensor *idx = mv_i64(1, s, id), *y = NULL;
   mg_attrs a = {0};
   mv_int(&a, 0, 3);
+  /* outside = "error" (the default): with these calls' base 0, 5 is outside 0..2 (the Lua
+   * binding's base 1 and its "labels count from 1" message are in tests/spec/habits_spec.lua) */
+  CHECK(mv_apply(MG_OP_ONE_HOT, idx, &a, &y) == MG_EINDEX);
+  CHECK(strstr(mg_last_error(), "index 5 (element 2) is outside 0..2") != NULL);
+  mv_int(&a, 2, 1);  /* outside = "zero": TF's zero rows */
   CHECK_OK(mv_apply(MG_OP_ONE_HOT, idx, &a, &y));
   double v[] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0};
   CHECK(mv_values(y, v, 12));

@@ -601,8 +601,8 @@ for _, dt in ipairs({ "int32", "int64", "uint8" }) do
   add("scatter_add", { ins = { I({ 2, 3 }, dt, "small"), L({ 1, 3, 3, 3 }, "int64", { 2, 2 }), I({ 2, 2 }, dt, "small") }, attrs = { axis = 2 } })
 end
 for _, dt in ipairs(ALL) do
-  add("one_hot", { ins = { L({ 1, 3, 0, 5, -1, 2 }, "int64", { 2, 3 }) }, attrs = { depth = 4, dtype = dt },
-    label = dt .. " (out-of-range rows are zero, TF)" })
+  add("one_hot", { ins = { L({ 1, 3, 0, 5, -1, 2 }, "int64", { 2, 3 }) }, attrs = { depth = 4, dtype = dt, outside = "zero" },
+    label = dt .. " (out-of-range rows are zero with outside = zero, TF)" })
 end
 add("one_hot", { ins = { L({ 2, 1 }, "uint8") }, attrs = { depth = 3 } })
 add("one_hot", { ins = { L({ 2, 1, 3 }, "int32") }, attrs = { depth = 3, dtype = "int32" } })

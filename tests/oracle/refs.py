@@ -18,7 +18,8 @@ reference is written to the documented convention and says so:
     division and modulo by zero give 0 (documented; NumPy warns and gives 0, C traps).
   - integer pow with a negative exponent gives 0 unless the base is 1 or -1 (documented).
   - indices (gather, take, scatter_add, index_add, one_hot, argmax, sparse labels) are
-    1-based; one_hot gives a zero row for an index outside 1..depth (TF).
+    1-based; one_hot gives a zero row for an index outside 1..depth (TF) with
+    outside = "zero" (its default raises).
   - linspace to an integer dtype truncates toward zero (PyTorch; NumPy 2 floors).
   - float -> integer casts truncate toward zero (values in range; moongrad saturates
     outside the range, where C and NumPy are undefined).

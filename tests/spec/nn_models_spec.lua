@@ -97,7 +97,7 @@ describe("functional models", function()
   it("check inputs when called", function()
     local x = nn.Input { shape = { 4 }, name = "img" }
     local m = nn.Model { inputs = x, outputs = nn.Dense(1)(x), name = "chk" }
-    fails(function() m(mg.ones { 2, 5 }) end, "model chk", "expects shape (None, 4)", "(2, 5)")
+    fails(function() m(mg.ones { 2, 5 }) end, "model chk", "expects input of shape (None, 4)", "got (2, 5)", "the data has 5 features")
     assert.equal("2,1", shape(m(mg.ones({ 2, 4 }, mg.int64))))
   end)
 

@@ -647,8 +647,11 @@ describe("softmax cross-entropy", function()
 
   it("rejects bad labels", function()
     local logits = U { 2, 3 }
-    assert.matches("sparse_softmax_cross_entropy_with_logits: label 0 %(element 2%) is out of range %(valid: 1..3%)",
+    assert.matches("sparse_softmax_cross_entropy_with_logits: labels count from 1 %(got 0%); shift them with y %+ 1 "
+      .. "%(element 2; valid: 1..3%)",
       err_of(function() mg.sparse_softmax_cross_entropy_with_logits(logits, mg.tensor { 1, 0 }) end))
+    assert.matches("sparse_softmax_cross_entropy_with_logits: label 4 %(element 2%) is out of range %(valid: 1..3%)",
+      err_of(function() mg.sparse_softmax_cross_entropy_with_logits(logits, mg.tensor { 1, 4 }) end))
     assert.matches("labels has shape %(3%) but logits without the class axis has shape %(2%)",
       err_of(function() mg.sparse_softmax_cross_entropy_with_logits(logits, mg.tensor { 1, 2, 3 }) end))
     assert.matches("labels must be an integer tensor",

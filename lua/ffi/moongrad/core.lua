@@ -144,21 +144,27 @@ local function last_error() return fstring(lib.mg_last_error()) end
 -- `level` out whose chunk is not one of moongrad's own Lua files (set_own_sources).
 local own_prefixes = {}
 function M.set_own_sources(a, b) own_prefixes = { a, b } end
+local function is_own_source(source)
+  if not own_prefixes[1] then   -- before the stdlib said where it lives (as the C module)
+    return source:find("moongrad/", 1, true) ~= nil or source:find("autograph/", 1, true) ~= nil
+  end
+  for i = 1, 2 do
+    local p = own_prefixes[i]
+    if p and source:sub(1, #p) == p then return true end
+  end
+  return false
+end
 local function user_level(level)
   local l = level + 1   -- +1: this function's own frame
   while true do
     local info = debug.getinfo(l, "S")
     if not info then return level end
-    if info.what == "C" then return l - 1 end   -- Lua's rule: called straight from C, no position
-    local own = false
-    if not own_prefixes[1] then   -- before the stdlib said where it lives (as the C module)
-      own = own or info.source:find("moongrad/", 1, true) ~= nil or info.source:find("autograph/", 1, true) ~= nil
+    if info.what == "C" then   -- Lua's rule: called straight from C, no position; the library's own
+      local up = debug.getinfo(l + 1, "S")   -- pcalls (from moongrad's files) are looked through
+      if not up or up.what == "C" or not is_own_source(up.source) then return l - 1 end
+    elseif not is_own_source(info.source) then
+      return l - 1
     end
-    for i = 1, 2 do
-      local p = own_prefixes[i]
-      if p and info.source:sub(1, #p) == p then own = true end
-    end
-    if not own then return l - 1 end
     l = l + 1
   end
 end
@@ -750,7 +756,7 @@ local function make_op(info)
       local owned = {}
       inputs[0] = input(a, name, 1, owned, 2)
       inputs[1] = input(b, name, 2, owned, 2)
-      return apply(op, 2, nil, owned, 2)
+      return apply(op, 2, nil, owned, 1)   -- 1: a tail call, this function's frame is gone
     end
   elseif not variadic and nattrs == 0 and nin == 1 then
     return function(a, ...)
@@ -760,7 +766,7 @@ local function make_op(info)
       end
       local owned = {}
       inputs[0] = input(a, name, 1, owned, 2)
-      return apply(op, 1, nil, owned, 2)
+      return apply(op, 1, nil, owned, 1)   -- 1: a tail call, this function's frame is gone
     end
   end
   return function(...)
@@ -781,7 +787,7 @@ local function make_op(info)
     for i = 1, count do
       inputs[i - 1] = input(variadic and args[1][i] or args[i], name, i, owned, 2)
     end
-    return apply(op, count, attrs, owned, 2)
+    return apply(op, count, attrs, owned, 1)   -- 1: a tail call, this function's frame is gone
   end
 end
 
@@ -816,9 +822,9 @@ for op = 0, op_count - 1 do OP[op_info[op].name] = op end
 
 local function arith(op, a, b)
   local owned, name = {}, op_info[op].name
-  inputs[0] = input(a, name, 1, owned, 3)
-  if b ~= nil or op_info[op].nin == 2 then inputs[1] = input(b, name, 2, owned, 3) end
-  return apply(op, op_info[op].nin, nil, owned, 3)
+  inputs[0] = input(a, name, 1, owned, 2)
+  if b ~= nil or op_info[op].nin == 2 then inputs[1] = input(b, name, 2, owned, 2) end
+  return apply(op, op_info[op].nin, nil, owned, 1)   -- 1: the metamethod and this function were tail calls
 end
 
 local ADD, SUB, MUL, DIV, MOD, POW, NEG = OP.add, OP.sub, OP.mul, OP.div, OP.mod, OP.pow, OP.neg
@@ -912,6 +918,25 @@ mt.__len = function(b)
   local t = b.h_
   if lib.mg_tensor_ndim(t) == 0 then uerror("length of a 0-d tensor (use t:item())", 2) end
   return push_size(t, 0)
+end
+-- ipairs(t): rows 1 to #t, as Lua 5.4's ipairs gives them through __index (lua/capi/tensor.c);
+-- `for row in t` refuses with the same words.
+mt.__ipairs = function(b)
+  local t = b.h_
+  if lib.mg_tensor_ndim(t) == 0 then uerror("index: cannot index a 0-d tensor (use t:item())", 2) end
+  local n = push_size(t, 0)
+  if type(n) ~= "number" then
+    uerror("ipairs: the number of rows of a traced tensor is unknown while tracing (a -1 size of its input "
+      .. "signature), so the loop would not end; use mg.while_loop", 2)
+  end
+  return function(_, i)
+    i = i + 1
+    if i <= n then return i, b[i] end
+  end, b, 0
+end
+mt.__call = function()
+  uerror("a tensor is not an iterator: `for row in t` does not loop over its rows; use `for i, row in ipairs(t)` "
+    .. "(rows 1 to #t) or `for i = 1, #t do local row = t[i] ... end`", 2)
 end
 mt.__tostring = function(b)
   local t = b.h_

@@ -11,6 +11,8 @@ require("moongrad.data.transforms")
 require("moongrad.data.shuffle")
 require("moongrad.data.batching")
 require("moongrad.data.prefetch")
+-- ds.map(f) with a dot passes f as the dataset: every method checks its receiver (nn/class.lua).
+require("moongrad.nn.class").guard_methods(Dataset, "Dataset", "ds", Dataset.is_dataset)
 
 Dataset.from_tensor_slices = sources.from_tensor_slices
 Dataset.range = sources.range

@@ -11,6 +11,7 @@
 local core = require("moongrad.core")
 local Dataset = require("moongrad.data.dataset")
 local structure = require("moongrad.data.structure")
+local options = require("moongrad.options")
 
 local unpack = table.unpack or unpack
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
@@ -29,11 +30,15 @@ local function make_caller(node, fn, stage, method)
     if staged and mode ~= "eager" and all_tensors(e) then
       local res = pack(pcall(staged, structure.unpacked(e)))
       if res[1] then node.mode = "staged"; return unpack(res, 2, res.n) end
-      if mode == "staged" then error(string.format("Dataset:%s: fn raised: %s", method, tostring(res[2])), 0) end
+      if mode == "staged" then
+        error(options.user_where() .. string.format("Dataset:%s: fn raised: %s", method, tostring(res[2])), 0)
+      end
     end
     node.mode = "eager"
     local res = pack(pcall(fn, structure.unpacked(e)))
-    if not res[1] then error(string.format("Dataset:%s: fn raised: %s", method, tostring(res[2])), 0) end
+    if not res[1] then
+      error(options.user_where() .. string.format("Dataset:%s: fn raised: %s", method, tostring(res[2])), 0)
+    end
     return unpack(res, 2, res.n)
   end
 end

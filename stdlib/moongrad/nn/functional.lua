@@ -129,15 +129,12 @@ local function as_input(self, x, t, i)
     error(string.format("model %s: input %d must be a tensor, got %s", self.name, i, type(x)), 0)
   end
   local s, want = x.shape, t.shape
-  if #s ~= #want then
-    error(string.format("model %s: input %d (%s) expects shape %s, got %s", self.name, i, tostring(t.name),
-      util.shape_str(want), util.shape_str(s)), 0)
-  end
+  local bad = #s ~= #want
   for d = 2, #s do
-    if want[d] ~= -1 and want[d] ~= s[d] then
-      error(string.format("model %s: input %d (%s) expects shape %s, got %s", self.name, i, tostring(t.name),
-        util.shape_str(want), util.shape_str(s)), 0)
-    end
+    if want[d] ~= -1 and want[d] ~= s[d] then bad = true end
+  end
+  if bad then
+    error(util.input_mismatch(string.format("model %s: input %d (%s)", self.name, i, tostring(t.name)), want, s), 0)
   end
   if x.dtype ~= t.dtype then x = mg.cast(x, t.dtype) end
   return x

@@ -15,6 +15,7 @@ local M = {}
 
 --- mg.nn.initializers.Initializer{seed=}: the base class of initializers; initializer(shape, dtype) draws a tensor.
 local Initializer = class.Object:extend("Initializer")
+class.set_noun(Initializer, "initializer")
 M.Initializer = Initializer
 
 function Initializer:__init(cfg) self.config = cfg or {} end

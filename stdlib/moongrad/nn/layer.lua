@@ -32,6 +32,7 @@ local options = require("moongrad.options")
 ---   function Scale:call(x) return x * self.w end
 ---   print(Scale()(mg.ones{2, 3}))
 local Layer = class.Object:extend("Layer")
+class.set_noun(Layer, "layer")
 local ctx = util.context
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack
@@ -273,10 +274,20 @@ end
 --- called by the first call of the layer. Override it in a custom layer.
 function Layer:build(_) end
 
+-- "layer NAME (Class): msg" at the user's line (the first frame outside the library: the
+-- line that called the model or fit); an inner layer's message keeps its own name.
 local function annotate(self, msg)
   msg = tostring(msg)
-  if msg:find("^layer [%w_:/%.%-]+ %(") then return msg end
-  return string.format("layer %s (%s): %s", self.name, self.class_name, (msg:gsub("^[^:\n]*:%d+: ", "")))
+  -- a position the message already has is the user's (a line of their own call method, say)
+  -- unless it is one of the library's files
+  local pos, rest = msg:match("^([^:\n]*:%d+: )(.*)$")
+  if not pos or pos:find("stdlib/moongrad/", 1, true) or pos:find("autograph/", 1, true) then
+    pos, rest = nil, (msg:gsub("^[^:\n]*:%d+: ", "", 1))
+  end
+  if not rest:find("^layer [%w_:/%.%-]+ %(") then
+    rest = string.format("layer %s (%s): %s", self.name, self.class_name, rest)
+  end
+  return (pos or options.user_where()) .. rest
 end
 Layer._annotate = annotate
 
@@ -380,7 +391,7 @@ function Layer:__call(inputs, opts, ...)
   if inputs == nil then error(string.format("layer %s (%s): called with no input", self.name, self.class_name), 2) end
   if not self.built then
     local ok, shape = pcall(shapes_of, inputs)
-    if not ok then error(annotate(self, shape), 2) end
+    if not ok then error(annotate(self, shape), 0) end
     self:_maybe_build(shape)
   end
   local prev = ctx.training

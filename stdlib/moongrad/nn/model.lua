@@ -12,6 +12,7 @@ local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 
 local Model = Layer:extend("Model")
+require("moongrad.nn.class").set_noun(Model, "model")
 
 --- mg.nn.Model{inputs=, outputs=, name=} -> a functional model (Model.new); a subclass
 --- (mg.nn.Model:extend("Mine")) constructs through its __init instead.

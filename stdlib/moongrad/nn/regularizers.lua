@@ -11,6 +11,7 @@ local M = {}
 
 --- mg.nn.regularizers.Regularizer: the base class of regularizers; regularizer(w) is the penalty added to the loss.
 local Regularizer = class.Object:extend("Regularizer")
+class.set_noun(Regularizer, "regularizer")
 M.Regularizer = Regularizer
 
 --- mg.nn.regularizers.L1L2{l1=0, l2=0}: the penalty l1 * sum(|w|) + l2 * sum(w^2).

@@ -132,7 +132,21 @@ function Sequential:_maybe_build(shape)
   if not rawget(self, "_input_kt") then self:build(shape) end
 end
 
+-- A model with a known input shape checks what it is given, as a functional model does: an
+-- (N, 784) batch given to nn.Input{28, 28} + Flatten would otherwise run and mean nothing.
+local function check_input(self, x)
+  local kt = rawget(self, "_input_kt")
+  if not kt or not util.is_tensor(x) then return end
+  local want, got = kt.shape, x.shape
+  local bad = #want ~= #got
+  for d = 2, bad and 0 or #got do
+    if type(want[d]) == "number" and want[d] ~= -1 and type(got[d]) == "number" and want[d] ~= got[d] then bad = true end
+  end
+  if bad then error(util.input_mismatch(nil, want, got), 0) end
+end
+
 function Sequential:call(x, training)
+  check_input(self, x)
   for _, l in ipairs(rawget(self, "_layers_list")) do x = l(x, training) end
   return x
 end

@@ -97,6 +97,13 @@ function Model:summary(opts)
   opts = require("moongrad.options").check("summary", opts, { line_length = { "integer", min = 1 },
     print_fn = "function" })
   local print_fn = opts.print_fn or print
+  -- Keras raises here too: before its input shape is known a model's table is rows of "?" and
+  -- zero parameters, which reads as a model with no weights.
+  if not rawget(self, "built") then
+    util.raise(string.format("summary: model %s has not been built yet, so its shapes and parameter counts are "
+      .. "unknown; give it an input shape first: nn.Input{...} as the first layer, input_shape = {...} on the "
+      .. "first layer, model:build{-1, ...} (-1: any batch size), or call it on a batch of data", self.name))
+  end
   local rows, functional = rows_of(self)
   local w1, w2, w3 = 29, 26, 10
   for _, r in ipairs(rows) do

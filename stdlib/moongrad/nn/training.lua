@@ -314,8 +314,9 @@ local function prepare(self, probe)
   local x = adapter.unpack(probe)
   local prev = util.context.training
   util.context.training = false
+  util.context.probing = true   -- shapes in errors show the batch as None, not the probe's rows
   local ok, y_pred = pcall(self, x, false)
-  util.context.training = prev
+  util.context.training, util.context.probing = prev, nil
   if not ok then error(y_pred, 0) end
   rawset(self, "_called", true)
   if need_state then build_state(self, state, y_pred) end

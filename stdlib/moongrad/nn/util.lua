@@ -191,12 +191,42 @@ end
 
 -- ---- shapes ----------------------------------------------------------------------
 
--- (None, 28, 28, 1): -1 (unknown) prints as None, like Keras.
+-- (None, 28, 28, 1): -1 (unknown) prints as None, like Keras; so does a size unknown while
+-- tracing (an unknown-size object), never its probe value.
 function M.shape_str(shape)
   local parts = {}
-  for i, d in ipairs(shape) do parts[i] = (d == -1 or d == nil) and "None" or tostring(d) end
+  for i, d in ipairs(shape) do parts[i] = (type(d) ~= "number" or d == -1) and "None" or tostring(d) end
   if #parts == 1 then return "(" .. parts[1] .. ",)" end
   return "(" .. table.concat(parts, ", ") .. ")"
+end
+
+-- The message for an input of the wrong shape (a Dense built for 784 features given (32, 28, 28),
+-- a model for (None, 4) given 5 features): what was expected with None for the batch, what
+-- arrived, and the likely fix. `want` and `got` are full shapes (batch first).
+function M.input_mismatch(who, want, got)
+  if M.context.probing then   -- fit's first pass runs on a couple of rows: never show that count
+    got = M.copy(got)
+    got[1] = -1
+  end
+  local msg = string.format("%sexpects input of shape %s, got %s", who and (who .. " ") or "", M.shape_str(want),
+    M.shape_str(got))
+  local per_sample, known = 1, true
+  for d = 2, #got do
+    if type(got[d]) ~= "number" or got[d] < 0 then known = false else per_sample = per_sample * got[d] end
+  end
+  local want_sample = 1
+  for d = 2, #want do want_sample = type(want[d]) == "number" and want[d] > 0 and want_sample * want[d] or -1 end
+  if known and #got > #want and per_sample == want_sample then
+    local dims = {}
+    for d = #want, #got do dims[#dims + 1] = tostring(got[d]) end
+    return msg .. string.format(": each sample's %s = %d values need an nn.Flatten() before it (a missing Flatten?)",
+      table.concat(dims, " x "), per_sample)
+  end
+  if #got == #want and type(got[#got]) == "number" and type(want[#want]) == "number" then
+    return msg .. string.format(": the data has %d features on the last axis where %d were expected (check the "
+      .. "data's columns, or the nn.Input / input_shape the model was built for)", got[#got], want[#want])
+  end
+  return msg
 end
 
 function M.copy(t)

@@ -24,6 +24,7 @@ local options = require("moongrad.options")
 ---   local opt = mg.optim.SGD{learning_rate = 0.1}
 ---   opt:minimize(function() return (w * w):sum() end, {w})
 local Optimizer = class.Object:extend("Optimizer")
+class.set_noun(Optimizer, "optimizer")
 
 -- The learning rate: a number >= 0 or a schedule.
 local function lr_check(v)
@@ -186,6 +187,17 @@ function Optimizer:apply_gradients(grads, vars)
   for i, p in ipairs(pairs_) do
     if not (core.is_tensor(p[2]) and core.is_variable(p[2])) then
       error(string.format("apply_gradients: parameter %d is not a Variable", i), 2)
+    end
+    local gs, vs = core.is_tensor(p[1]) and p[1].shape, p[2].shape
+    local same = gs and #gs == #vs
+    for d = 1, same and #gs or 0 do
+      if type(gs[d]) == "number" and type(vs[d]) == "number" and gs[d] ~= vs[d] then same = false end
+    end
+    if not same then
+      options.raise(string.format("apply_gradients: gradient %d %s does not match its variable %s of shape (%s) "
+        .. "(are the gradients in the order of the variables?)", i,
+        gs and ("of shape (" .. table.concat(gs, ", ") .. ")") or ("is a " .. type(p[1])),
+        tostring(p[2].name or "?"), table.concat(vs, ", ")))
     end
   end
   clip(self, pairs_)

@@ -13,6 +13,7 @@ local M = {}
 
 --- mg.optim.schedules.LearningRateSchedule: the base class of schedules; schedule(step) is the learning rate at step.
 local Schedule = class.Object:extend("LearningRateSchedule")
+class.set_noun(Schedule, "schedule")
 M.LearningRateSchedule = Schedule
 
 --- schedule:compute(step) -> the learning rate at step (a float tensor), what calling the

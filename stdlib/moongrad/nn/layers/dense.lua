@@ -52,6 +52,12 @@ function Dense:build(input_shape)
 end
 
 function Dense:call(x)
+  local shape = x.shape
+  local n = self.kernel.shape[1]
+  if #shape < 1 or (type(shape[#shape]) == "number" and shape[#shape] ~= n) then
+    -- before matmul's "inner dimensions differ": the layer's view, with the likely fix
+    error(util.input_mismatch(nil, { -1, n }, shape), 0)
+  end
   local y = mg.matmul(util.float_input(x, self.dtype), self.kernel)
   if self.use_bias then y = y + self.bias end
   return self.activation(y)
