@@ -107,8 +107,17 @@ local function definition_start(lines, at)
   return at
 end
 
+-- A method guarded against dot calls (nn/class.lua) is a wrapper: its text and parameters are
+-- the original's.
+local function unwrap(f)
+  local ok, class = pcall(require, "moongrad.nn.class")
+  if ok and type(class) == "table" and class.unwrap then return class.unwrap(f) end
+  return f
+end
+
 local function func_comment(f)
   if type(f) ~= "function" then return nil end
+  f = unwrap(f)
   local info = debug.getinfo(f, "S")
   if not info or info.what ~= "Lua" or not info.linedefined or info.linedefined < 1 then return nil end
   local lines = lines_of(info.source)
@@ -118,6 +127,7 @@ end
 
 -- The parameter names of a Lua function, "(a, b, ...)".
 local function params(f, method)
+  f = unwrap(f)
   local info = debug.getinfo(f, "u")
   if not info or not info.nparams then return "(...)" end
   local names = {}
@@ -342,7 +352,7 @@ function function_text(f, name, others)
       c = rawget(c, "super")
     end
   end
-  local sig = (name or "function") .. (type(f) == "function" and debug.getinfo(f, "S").what == "Lua" and params(f, method) or "(...)")
+  local sig = (name or "function") .. (type(f) == "function" and debug.getinfo(unwrap(f), "S").what == "Lua" and params(f, method) or "(...)")
   if block and (is_doc or #block > 0) then
     if looks_like_signature(block[1]) then
       sig = block[1]
@@ -356,12 +366,12 @@ end
 
 -- The doc block of a class: above `extend("Name")` in the file of its __init, else above __init.
 local function class_block(cls, name)
-  local init = rawget(cls, "__init") or rawget(cls, "new")
+  local init = unwrap(rawget(cls, "__init") or rawget(cls, "new"))
   local own_init = type(init) == "function"
   local cname = rawget(cls, "class_name") or (name and name:match("([%w_]+)$"))
   if type(init) ~= "function" then   -- made by a helper (define("Name", ...)): any own function's file
     for _, k in ipairs(sorted_keys(cls)) do
-      local f = rawget(cls, k)
+      local f = unwrap(rawget(cls, k))
       if type(f) == "function" and debug.getinfo(f, "S").what == "Lua" then init = f; break end
     end
     if type(init) ~= "function" then init = rawget(cls, "__init") end

@@ -203,16 +203,15 @@ M.random = { seed = core.seed }
 -- of these ops are the same checked functions.
 for name, op in pairs({ uniform = "uniform", normal = "normal", truncated_normal = "truncated_normal",
   bernoulli = "bernoulli", integers = "randint" }) do
-  local f = core[op]
-  for _, where in ipairs({ { M.random, name, "random." .. name }, { M, op, op } }) do
-    local fname = where[3]
-    local checked = function(shape, ...)
-      check_shape_args(fname, 2, shape, ...)
-      return f(shape, ...)
-    end
-    where[1][where[2]] = checked
-    docs[checked] = docs[f]
+  -- one function for both homes (mg.normal is mg.random.normal), named by its home in errors,
+  -- with the op's help
+  local f, fname = core[op], "random." .. name
+  local checked = function(shape, ...)
+    check_shape_args(fname, 2, shape, ...)
+    return f(shape, ...)
   end
+  M.random[name], M[op] = checked, checked
+  docs[checked], op_of[checked] = docs[f], op_of[f]
 end
 -- get_state() -> {seed=, counter=}; set_state(s): the global generator's
 -- state, saved with checkpoints so a resumed run draws the same numbers.

@@ -68,7 +68,7 @@ local SPARSE_OF = { categorical_crossentropy = "sparse_categorical_crossentropy"
   categorical_accuracy = "sparse_categorical_accuracy" }
 local ONE_HOT_OF = { sparse_categorical_crossentropy = "categorical_crossentropy",
   sparse_categorical_accuracy = "categorical_accuracy" }
-function M.check_label_kind(fname, y_true, y_pred, want)
+function M._check_label_kind(fname, y_true, y_pred, want)
   if not mg.is_tensor(y_true) or not mg.is_tensor(y_pred) then return end
   local nt, np = y_true.ndim, y_pred.ndim
   if np < 1 then return end
@@ -92,7 +92,7 @@ end
 -- error comes when the graph runs, with the user's line and the staged function's name.
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack
-function M.naming_labels(fname, f, ...)
+function M._naming_labels(fname, f, ...)
   local r = pack(pcall(f, ...))
   if r[1] then return unpack(r, 2, r.n) end
   if type(r[2]) ~= "string" then error(r[2], 0) end
@@ -136,7 +136,7 @@ end
 --- mg.losses.categorical_crossentropy(y_true, y_pred, from_logits=false, label_smoothing=0) -> per sample cross-entropy of one-hot labels.
 function M.categorical_crossentropy(y_true, y_pred, from_logits, label_smoothing)
   options.value("categorical_crossentropy", "label_smoothing", label_smoothing, SMOOTHING)
-  M.check_label_kind("categorical_crossentropy", y_true, y_pred, "one_hot")
+  M._check_label_kind("categorical_crossentropy", y_true, y_pred, "one_hot")
   y_true = align(y_true, y_pred, "categorical_crossentropy")
   if label_smoothing and label_smoothing > 0 then
     local k = y_pred.shape[y_pred.ndim]
@@ -149,19 +149,19 @@ function M.categorical_crossentropy(y_true, y_pred, from_logits, label_smoothing
   return -mg.sum(y_true * mg.log(p), -1)
 end
 
+-- The labels pass through an op that checks their range when the graph runs (the fused op, or
+-- one_hot), so a label from 0 raises "labels count from 1" eagerly and staged alike.
+local sparse_cce
+
 -- Probabilities are normalised per row (each divided by its row's sum)
 -- before the log, as Keras does and as categorical_crossentropy does: a row
 -- that does not sum to 1 gets the same loss as its normalised self, and the
 -- gradient reaches every class through the sum.
---
--- The labels pass through an op that checks their range when the graph runs (the fused op, or
--- one_hot), so a label from 0 raises "labels count from 1" eagerly and staged alike.
-local sparse_cce
 function M.sparse_categorical_crossentropy(y_true, y_pred, from_logits)
-  return M.naming_labels("sparse_categorical_crossentropy", sparse_cce, y_true, y_pred, from_logits)
+  return M._naming_labels("sparse_categorical_crossentropy", sparse_cce, y_true, y_pred, from_logits)
 end
 function sparse_cce(y_true, y_pred, from_logits)
-  if mg.is_tensor(y_true) then M.check_label_kind("sparse_categorical_crossentropy", y_true, y_pred, "sparse") end
+  if mg.is_tensor(y_true) then M._check_label_kind("sparse_categorical_crossentropy", y_true, y_pred, "sparse") end
   local labels = sparse_labels(y_true, y_pred)
   local logits = from_logits and y_pred or logits_for(y_pred, "softmax")
   if logits then return mg.sparse_softmax_cross_entropy_with_logits(logits, labels) end

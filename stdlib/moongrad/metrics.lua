@@ -133,10 +133,10 @@ local sparse_accuracy
 
 --- mg.metrics.sparse_categorical_accuracy(y_true, y_pred) -> per sample 1.0 where argmax(y_pred) is the class index y_true (counted from 1), else 0.0.
 function M.sparse_categorical_accuracy(y_true, y_pred)
-  return losses.naming_labels("sparse_categorical_accuracy", sparse_accuracy, y_true, y_pred)
+  return losses._naming_labels("sparse_categorical_accuracy", sparse_accuracy, y_true, y_pred)
 end
 function sparse_accuracy(y_true, y_pred)
-  losses.check_label_kind("sparse_categorical_accuracy", y_true, y_pred, "sparse")
+  losses._check_label_kind("sparse_categorical_accuracy", y_true, y_pred, "sparse")
   local labels = labels_of(y_true, y_pred)
   local k = y_pred.shape[y_pred.ndim]
   if type(k) == "number" then
@@ -147,7 +147,7 @@ end
 
 --- mg.metrics.categorical_accuracy(y_true, y_pred) -> per sample 1.0 where argmax(y_pred) == argmax(y_true) (one-hot labels), else 0.0.
 function M.categorical_accuracy(y_true, y_pred)
-  losses.check_label_kind("categorical_accuracy", y_true, y_pred, "one_hot")
+  losses._check_label_kind("categorical_accuracy", y_true, y_pred, "one_hot")
   return mg.cast(mg.equal(mg.argmax(y_pred, -1), mg.argmax(y_true, -1)), "float32")
 end
 
@@ -323,7 +323,7 @@ end
 --- metric:update_state(y_true, y_pred, sample_weight): adds one batch to the metric's state.
 function Precision:update_state(y_true, y_pred, sample_weight)
   local in_top
-  y_true, y_pred, in_top = losses.naming_labels(self.class_name, class_pair, self, y_true, y_pred)
+  y_true, y_pred, in_top = losses._naming_labels(self.class_name, class_pair, self, y_true, y_pred)
   local t, p, w = flat_pair(y_true, y_pred, sample_weight, self.dtype)
   local pos = self.threshold and mg.greater(p, self.threshold) or nil
   if in_top then

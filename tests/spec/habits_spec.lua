@@ -89,7 +89,7 @@ describe("a shape given as separate numbers", function()
     fails_here(function() mg.full(2, 3, 7) end, "full: the shape is a table: mg.full({2, 3}, 7)")
     fails_here(function() mg.random.normal(100, 100) end,
       "random.normal: the shape is a table: mg.random.normal{100, 100}", "mg.random.normal({100}, 100)")
-    fails_here(function() mg.normal(100, 100) end, "normal: the shape is a table: mg.normal{100, 100}")
+    fails_here(function() mg.normal(100, 100) end, "random.normal: the shape is a table: mg.random.normal{100, 100}")
     fails_here(function() mg.random.uniform(4, 4) end, "mg.random.uniform{4, 4}")
     fails_here(function() mg.random.truncated_normal(4, 4) end, "mg.random.truncated_normal{4, 4}")
     fails_here(function() mg.random.bernoulli(4, 4) end, "mg.random.bernoulli{4, 4}")
