@@ -71,10 +71,22 @@ static int main_report(lua_State *L, int status) {
 
 /* ---- running chunks ---------------------------------------------------------- */
 
+/* The hook after Ctrl-C: "interrupted!" at the innermost frame of the user's
+ * code (the library's own files are looked through, as for every error the
+ * module raises: a Ctrl-C during fit names the user's fit line, not the data
+ * adapter's), or with no position when there is none. */
 static void main_stop(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
+  lua_Debug f;
+  for (int level = 0; lua_getstack(L, level, &f); level++) {
+    if (lua_getinfo(L, "Sl", &f) && f.currentline > 0 && !mgL_is_own_source(NULL, f.source)) {
+      lua_pushfstring(L, "%s:%d: interrupted!", f.short_src, f.currentline);
+      lua_error(L);
+    }
+  }
+  lua_pushliteral(L, "interrupted!");
+  lua_error(L);
 }
 
 /* SIGINT while Lua runs: stop at the next hook, or, in a staged graph or a
