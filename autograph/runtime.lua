@@ -1098,6 +1098,28 @@ function R.len(t)
   return #t
 end
 
+-- math.f(...) in converted code (passes/builtins.lua): with a tensor among the arguments, the
+-- elementwise op of the same meaning (floor and ceil keep a float dtype, as TF's do; max and min
+-- fold maximum/minimum over the arguments; log(x, base) divides); else Lua's own math.f, so
+-- plain numbers behave exactly as in Lua.
+local MATH_OPS = { floor = "floor", ceil = "ceil", abs = "abs", sqrt = "sqrt", exp = "exp", log = "log",
+  sin = "sin", cos = "cos" }
+function R.math(name, ...)
+  local n, any = select("#", ...), false
+  for i = 1, n do if is_tensor((select(i, ...))) then any = true; break end end
+  if not any then return math[name](...) end
+  if name == "max" or name == "min" then
+    local fold = name == "max" and core.maximum or core.minimum
+    local acc = ...
+    for i = 2, n do acc = fold(acc, (select(i, ...))) end
+    return acc
+  end
+  local x, base = ...
+  local y = core[MATH_OPS[name]](x)
+  if name == "log" and base ~= nil then y = y / core.log(is_tensor(base) and base or core.tensor(base, x.dtype)) end
+  return y
+end
+
 -- print(...): inside a trace, mg.print (it prints every time the graph runs,
 -- as TF's AutoGraph turns print into tf.print), with a note the first time.
 local print_noted = false

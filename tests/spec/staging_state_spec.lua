@@ -405,6 +405,31 @@ describe("the differential fuzzer's findings", function()
       "'r' is a int64 () tensor in one branch and the number 0.5 in the other, which an int64 tensor cannot hold")
   end)
 
+  it("math.* on a number a staged loop made a tensor: the elementwise op (fuzzer seed 9004001)", function()
+    local function main(n)
+      local v, s, i = 2, 0.0, 0
+      while i < n do
+        i = i + 1
+        s = s + math.sqrt(v) + math.floor(v * 1.5) + math.abs(-v) + math.max(v, 1.5, i) + math.log(v, 2)
+          + math.min(v, 3) + math.exp(0) + math.ceil(v / 4) + math.sin(0) + math.cos(0)
+        v = v + 1
+      end
+      return s
+    end
+    near(mg.func(main)(mg.tensor(3)), main(3))
+    -- the plain Lua functions stay for numbers (math.floor of a number is Lua's integer)
+    local g = mg.func(function(x) return x * math.floor(2.5) end)
+    near(g(mg.tensor(1.0)), 2)
+    -- a local named math is the user's own
+    local calls = 0
+    local function user_math(x)
+      local math = { floor = function(y) calls = calls + 1; return y end }
+      return math.floor(x)
+    end
+    mg.func(user_math)(mg.tensor(1.5))
+    assert.are.equal(1, calls)
+  end)
+
   it("F6: a branch's dead state is not seen by an elseif condition's trace", function()
     local function main(x1, x2, x3)
       local v1 = x1 * 0 + 1
