@@ -20,6 +20,7 @@
  */
 #include "internal.h"
 #include <math.h>
+#include <stdio.h>
 
 static mg_status infer_ew_same_shape(const mg_tensor *x, mg_meta *out) {
   out->ndim = x->ndim;
@@ -153,8 +154,14 @@ mg_status infer_bitwise(const mg_call *c, mg_meta *out) {
     if (c->nin == 1)
       return mg_seterror(MG_EDTYPE, "%s: x is %s; bitwise ops take integer or bool tensors (cast first)",
                          c->info->name, infer_ew_dt(c->in[0]));
+    char d[2][48];
+    for (int i = 0; i < 2; i++) {  /* a weak scalar is a Lua number: name its value, not its carrier dtype */
+      const mg_tensor *t = c->in[i];
+      if (t->flags & MG_TF_WEAK) snprintf(d[i], sizeof d[i], "the number %.17g", mg_tensor_get_f64(t, 0));
+      else snprintf(d[i], sizeof d[i], "%s", infer_ew_dt(t));
+    }
     return mg_seterror(MG_EDTYPE, "%s: not supported for %s and %s (promoted to %s); %s take integer%s tensors (cast first)",
-                       c->info->name, infer_ew_dt(c->in[0]), infer_ew_dt(c->in[1]), mg_dtype_name(dt),
+                       c->info->name, d[0], d[1], mg_dtype_name(dt),
                        shift ? "shifts" : "bitwise ops", shift ? "" : " or bool");
   }
   out->dtype = dt;
