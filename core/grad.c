@@ -107,6 +107,125 @@ RULE(grad_relu) {
   SET(0, s.st ? NULL : app(&s, MG_OP_WHERE, in, 3, NULL));
   return gs_end(&s);
 }
+/* Issue 17's float functions. */
+RULE(grad_tan) {  /* 1 + tan^2 */
+  gs s = gs_begin(g);
+  SET(0, mul(&s, GOUT, A2(&s, MG_OP_ADD, mul(&s, OUT, OUT), S(&s, 1))));
+  return gs_end(&s);
+}
+RULE(grad_asin) {  /* 1 / sqrt(1 - x^2) */
+  gs s = gs_begin(g);
+  SET(0, mul(&s, GOUT, A1(&s, MG_OP_RSQRT, A2(&s, MG_OP_SUB, S(&s, 1), mul(&s, X, X)))));
+  return gs_end(&s);
+}
+RULE(grad_acos) {
+  gs s = gs_begin(g);
+  SET(0, A1(&s, MG_OP_NEG, mul(&s, GOUT, A1(&s, MG_OP_RSQRT, A2(&s, MG_OP_SUB, S(&s, 1), mul(&s, X, X))))));
+  return gs_end(&s);
+}
+RULE(grad_atan) {
+  gs s = gs_begin(g);
+  SET(0, A2(&s, MG_OP_DIV, GOUT, A2(&s, MG_OP_ADD, mul(&s, X, X), S(&s, 1))));
+  return gs_end(&s);
+}
+RULE(grad_sinh) { gs s = gs_begin(g); SET(0, mul(&s, GOUT, A1(&s, MG_OP_COSH, X))); return gs_end(&s); }
+RULE(grad_cosh) { gs s = gs_begin(g); SET(0, mul(&s, GOUT, A1(&s, MG_OP_SINH, X))); return gs_end(&s); }
+RULE(grad_asinh) {  /* 1 / sqrt(x^2 + 1) */
+  gs s = gs_begin(g);
+  SET(0, mul(&s, GOUT, A1(&s, MG_OP_RSQRT, A2(&s, MG_OP_ADD, mul(&s, X, X), S(&s, 1)))));
+  return gs_end(&s);
+}
+RULE(grad_acosh) {  /* 1 / sqrt(x^2 - 1) */
+  gs s = gs_begin(g);
+  SET(0, mul(&s, GOUT, A1(&s, MG_OP_RSQRT, A2(&s, MG_OP_SUB, mul(&s, X, X), S(&s, 1)))));
+  return gs_end(&s);
+}
+RULE(grad_atanh) {  /* 1 / (1 - x^2) */
+  gs s = gs_begin(g);
+  SET(0, A2(&s, MG_OP_DIV, GOUT, A2(&s, MG_OP_SUB, S(&s, 1), mul(&s, X, X))));
+  return gs_end(&s);
+}
+RULE(grad_log2) {
+  gs s = gs_begin(g);
+  SET(0, A2(&s, MG_OP_DIV, GOUT, mulc(&s, X, 0.69314718055994531)));
+  return gs_end(&s);
+}
+RULE(grad_log10) {
+  gs s = gs_begin(g);
+  SET(0, A2(&s, MG_OP_DIV, GOUT, mulc(&s, X, 2.302585092994046)));
+  return gs_end(&s);
+}
+RULE(grad_exp2) { gs s = gs_begin(g); SET(0, mul(&s, GOUT, mulc(&s, OUT, 0.69314718055994531))); return gs_end(&s); }
+RULE(grad_reciprocal) {  /* -1/x^2 = -out^2 */
+  gs s = gs_begin(g);
+  SET(0, A1(&s, MG_OP_NEG, mul(&s, GOUT, mul(&s, OUT, OUT))));
+  return gs_end(&s);
+}
+RULE(grad_log_sigmoid) {  /* sigmoid(-x) */
+  gs s = gs_begin(g);
+  SET(0, mul(&s, GOUT, A1(&s, MG_OP_SIGMOID, A1(&s, MG_OP_NEG, X))));
+  return gs_end(&s);
+}
+/* ---- activations ---- */
+/* where(x > 0, g, g * d) for the slope d of the negative branch. */
+static mg_tensor *grad_pos_or(gs *s, const mg_grad_call *g, mg_tensor *d) {
+  mg_tensor *in[3] = {A2(s, MG_OP_GREATER, X, S(s, 0)), GOUT, mul(s, GOUT, d)};
+  return s->st ? NULL : app(s, MG_OP_WHERE, in, 3, NULL);
+}
+RULE(grad_elu) {  /* alpha e^x = out + alpha below 0 */
+  gs s = gs_begin(g);
+  SET(0, grad_pos_or(&s, g, A2(&s, MG_OP_ADD, OUT, S(&s, g->attrs->v[0].f))));
+  return gs_end(&s);
+}
+RULE(grad_celu) {  /* e^(x / alpha) below 0 */
+  gs s = gs_begin(g);
+  SET(0, grad_pos_or(&s, g, A1(&s, MG_OP_EXP, mulc(&s, X, 1.0 / g->attrs->v[0].f))));
+  return gs_end(&s);
+}
+RULE(grad_leaky_relu) {
+  gs s = gs_begin(g);
+  SET(0, grad_pos_or(&s, g, S(&s, g->attrs->v[0].f)));
+  return gs_end(&s);
+}
+/* exact: Phi(x) + x phi(x); tanh form: with t = tanh(u), u = c (x + k x^3):
+ * 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3k x^2). */
+RULE(grad_gelu) {
+  gs s = gs_begin(g);
+  mg_tensor *d;
+  if (g->attrs->v[0].i[0]) {
+    mg_tensor *x2 = mul(&s, X, X);
+    mg_tensor *u = mulc(&s, mul(&s, X, A2(&s, MG_OP_ADD, mulc(&s, x2, 0.044715), S(&s, 1))), 0.7978845608028654);
+    mg_tensor *t = A1(&s, MG_OP_TANH, u);
+    mg_tensor *du = mulc(&s, A2(&s, MG_OP_ADD, mulc(&s, x2, 3 * 0.044715), S(&s, 1)), 0.7978845608028654);
+    mg_tensor *dt = mul(&s, A2(&s, MG_OP_SUB, S(&s, 1), mul(&s, t, t)), du);
+    d = mulc(&s, A2(&s, MG_OP_ADD, A2(&s, MG_OP_ADD, t, S(&s, 1)), mul(&s, X, dt)), 0.5);
+  } else {
+    mg_tensor *cdf = mulc(&s, A2(&s, MG_OP_ADD, A1(&s, MG_OP_ERF, mulc(&s, X, 0.7071067811865476)), S(&s, 1)), 0.5);
+    mg_tensor *pdf = mulc(&s, A1(&s, MG_OP_EXP, mulc(&s, mul(&s, X, X), -0.5)), 0.3989422804014327);
+    d = A2(&s, MG_OP_ADD, cdf, mul(&s, X, pdf));
+  }
+  SET(0, mul(&s, GOUT, d));
+  return gs_end(&s);
+}
+/* 1/6 strictly inside (-3, 3), else 0. */
+static mg_tensor *grad_inside3(gs *s, const mg_grad_call *g) {
+  return A2(s, MG_OP_LOGICAL_AND, A2(s, MG_OP_GREATER, X, S(s, -3)), A2(s, MG_OP_LESS, X, S(s, 3)));
+}
+RULE(grad_hard_sigmoid) {
+  gs s = gs_begin(g);
+  mg_tensor *in[3] = {grad_inside3(&s, g), mulc(&s, GOUT, 1.0 / 6), S(&s, 0)};
+  SET(0, s.st ? NULL : app(&s, MG_OP_WHERE, in, 3, NULL));
+  return gs_end(&s);
+}
+RULE(grad_hard_swish) {  /* (2x + 3) / 6 inside, 1 from 3 up, 0 below -3 */
+  gs s = gs_begin(g);
+  mg_tensor *mid = mul(&s, GOUT, A2(&s, MG_OP_ADD, mulc(&s, X, 1.0 / 3), S(&s, 0.5)));
+  mg_tensor *hi_in[3] = {A2(&s, MG_OP_GREATER_EQUAL, X, S(&s, 3)), GOUT, S(&s, 0)};
+  mg_tensor *hi = s.st ? NULL : app(&s, MG_OP_WHERE, hi_in, 3, NULL);
+  mg_tensor *in[3] = {grad_inside3(&s, g), mid, hi};
+  SET(0, s.st ? NULL : app(&s, MG_OP_WHERE, in, 3, NULL));
+  return gs_end(&s);
+}
 /* cast, contiguous: the gradient passes through (the tape casts it back). */
 RULE(grad_identity) { gs s = gs_begin(g); SET(0, GOUT); return gs_end(&s); }
 
@@ -168,6 +287,26 @@ RULE(grad_atan2) {  /* atan2(y, x): dy = x/(x^2+y^2), dx = -y/(x^2+y^2) */
   mg_tensor *gd = A2(&s, MG_OP_DIV, GOUT, den);
   SET(0, mul(&s, gd, Y));
   SET(1, A1(&s, MG_OP_NEG, mul(&s, gd, X)));
+  return gs_end(&s);
+}
+/* copysign(a, b) = |a| s(b): d/da = sign(a) s(b) = sign(a) sign(out) (0 at
+ * a == 0, abs's convention); b only moves the sign: 0. */
+RULE(grad_copysign) {
+  gs s = gs_begin(g);
+  SET(0, mul(&s, GOUT, mul(&s, A1(&s, MG_OP_SIGN, X), A1(&s, MG_OP_SIGN, OUT))));
+  SET(1, zeros(&s, Y));
+  return gs_end(&s);
+}
+RULE(grad_logaddexp) {  /* e^(a - out), e^(b - out) */
+  gs s = gs_begin(g);
+  SET(0, mul(&s, GOUT, A1(&s, MG_OP_EXP, A2(&s, MG_OP_SUB, X, OUT))));
+  SET(1, mul(&s, GOUT, A1(&s, MG_OP_EXP, A2(&s, MG_OP_SUB, Y, OUT))));
+  return gs_end(&s);
+}
+RULE(grad_fmod) {  /* a - trunc(a/b) b */
+  gs s = gs_begin(g);
+  SET(0, GOUT);
+  SET(1, A1(&s, MG_OP_NEG, mul(&s, GOUT, A1(&s, MG_OP_TRUNC, A2(&s, MG_OP_DIV, X, Y)))));
   return gs_end(&s);
 }
 RULE(grad_where) {

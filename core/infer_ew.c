@@ -20,6 +20,7 @@
  */
 #include "internal.h"
 #include <math.h>
+#include <stdio.h>
 
 static mg_status infer_ew_same_shape(const mg_tensor *x, mg_meta *out) {
   out->ndim = x->ndim;
@@ -51,6 +52,26 @@ mg_status infer_unary_float(const mg_call *c, mg_meta *out) {
   return infer_ew_same_shape(c->in[0], out);
 }
 
+/* isnan, isinf, isfinite: the input as it is (integers have a kernel that
+ * answers at once), a bool result. */
+mg_status infer_isfloat_test(const mg_call *c, mg_meta *out) {
+  out->dtype = MG_BOOL;
+  out->cast[0] = mg_promote_inputs(c->in, 1);
+  return infer_ew_same_shape(c->in[0], out);
+}
+
+/* elu, celu, leaky_relu, gelu, hard_sigmoid, hard_swish: float functions
+ * (integer inputs give float32) with a checked alpha (attribute 0). */
+mg_status infer_activation(const mg_call *c, mg_meta *out) {
+  if (c->op == MG_OP_ELU || c->op == MG_OP_CELU || c->op == MG_OP_LEAKY_RELU) {
+    double alpha = A_F(c, 0);
+    if (!isfinite(alpha)) return mg_seterror(MG_EARG, "%s: alpha must be a finite number, got %g", c->info->name, alpha);
+    if (c->op == MG_OP_CELU && alpha == 0)
+      return mg_seterror(MG_EARG, "celu: alpha must not be 0 (the negative branch divides by it)");
+  }
+  return infer_unary_float(c, out);
+}
+
 mg_status infer_cast(const mg_call *c, mg_meta *out) {
   if (A_N(c, 0) == 0) return mg_seterror(MG_EARG, "cast: the dtype argument is required");
   int64_t dt = A_I(c, 0);
@@ -80,7 +101,7 @@ mg_status infer_binary(const mg_call *c, mg_meta *out) {
   if (dt == MG_BOOL) {
     if (c->op == MG_OP_SUB)
       return mg_seterror(MG_EDTYPE, "sub: subtraction of two bool tensors is not supported; use logical_xor");
-    if (c->op == MG_OP_FLOORDIV || c->op == MG_OP_MOD || c->op == MG_OP_POW)
+    if (c->op == MG_OP_FLOORDIV || c->op == MG_OP_MOD || c->op == MG_OP_POW || c->op == MG_OP_FMOD)
       return mg_seterror(MG_EDTYPE, "%s: not supported for two bool tensors (bool, bool); cast to an integer dtype first",
                          c->info->name);
   }
@@ -121,6 +142,31 @@ mg_status infer_compare(const mg_call *c, mg_meta *out) {
   out->dtype = MG_BOOL;
   out->cast[0] = out->cast[1] = dt;
   return infer_ew_bcast2(c, out);
+}
+
+/* Bitwise ops: integer or bool tensors, promoted as the arithmetic ops
+ * (int_tensor & 3 keeps the tensor's dtype); floats are refused, as in
+ * NumPy and TF, and so are bools for the shifts. */
+mg_status infer_bitwise(const mg_call *c, mg_meta *out) {
+  mg_dtype dt = mg_promote_inputs(c->in, c->nin);
+  int shift = c->op == MG_OP_LEFT_SHIFT || c->op == MG_OP_RIGHT_SHIFT;
+  if (mg_dtype_is_float(dt) || (shift && dt == MG_BOOL)) {
+    if (c->nin == 1)
+      return mg_seterror(MG_EDTYPE, "%s: x is %s; bitwise ops take integer or bool tensors (cast first)",
+                         c->info->name, infer_ew_dt(c->in[0]));
+    char d[2][48];
+    for (int i = 0; i < 2; i++) {  /* a weak scalar is a Lua number: name its value, not its carrier dtype */
+      const mg_tensor *t = c->in[i];
+      if (t->flags & MG_TF_WEAK) snprintf(d[i], sizeof d[i], "the number %.17g", mg_tensor_get_f64(t, 0));
+      else snprintf(d[i], sizeof d[i], "%s", infer_ew_dt(t));
+    }
+    return mg_seterror(MG_EDTYPE, "%s: not supported for %s and %s (promoted to %s); %s take integer%s tensors (cast first)",
+                       c->info->name, d[0], d[1], mg_dtype_name(dt),
+                       shift ? "shifts" : "bitwise ops", shift ? "" : " or bool");
+  }
+  out->dtype = dt;
+  for (int i = 0; i < c->nin; i++) out->cast[i] = dt;
+  return c->nin == 1 ? infer_ew_same_shape(c->in[0], out) : infer_ew_bcast2(c, out);
 }
 
 /* ---- where, clip ---------------------------------------------------------- */

@@ -154,6 +154,24 @@ FLOAT_KERNEL(sigmoid, elementwise_sigmoidf(x), elementwise_sigmoid(x))
 FLOAT_KERNEL(softplus, elementwise_softplusf(x), elementwise_softplus(x))
 FLOAT_KERNEL(erf, erff(x), erf(x))
 
+/* Issue 17's float functions: libm per element (float32 through the float
+ * functions, so each keeps float32's own accuracy). */
+FLOAT_KERNEL(tan, tanf(x), tan(x))
+FLOAT_KERNEL(asin, asinf(x), asin(x))
+FLOAT_KERNEL(acos, acosf(x), acos(x))
+FLOAT_KERNEL(atan, atanf(x), atan(x))
+FLOAT_KERNEL(sinh, sinhf(x), sinh(x))
+FLOAT_KERNEL(cosh, coshf(x), cosh(x))
+FLOAT_KERNEL(asinh, asinhf(x), asinh(x))
+FLOAT_KERNEL(acosh, acoshf(x), acosh(x))
+FLOAT_KERNEL(atanh, atanhf(x), atanh(x))
+FLOAT_KERNEL(log2, log2f(x), log2(x))
+FLOAT_KERNEL(log10, log10f(x), log10(x))
+FLOAT_KERNEL(exp2, exp2f(x), exp2(x))
+FLOAT_KERNEL(reciprocal, 1.0f / x, 1.0 / x)
+/* log(sigmoid(x)) = -softplus(-x): the stable softplus, mirrored. */
+FLOAT_KERNEL(log_sigmoid, -elementwise_softplusf(-x), -elementwise_softplus(-x))
+
 /* neg: bool is refused by infer (use logical_not); uint8 wraps like C. */
 UN_FLOAT(neg, -x, -x)
 UN_INT(neg, (int32_t)(0u - (uint32_t)x), (int64_t)(0u - (uint64_t)x), -x)
@@ -185,6 +203,78 @@ UN_FLOAT(ceil, ew_ceilf(x), ew_ceil(x))
 NUM_KERNEL(ceil, cast_i32_i32, cast_i64_i64, cast_u8_u8, cast_b_b)
 UN_FLOAT(round, nearbyintf(x), nearbyint(x))
 NUM_KERNEL(round, cast_i32_i32, cast_i64_i64, cast_u8_u8, cast_b_b)
+
+/* ---- activations with a parameter ------------------------------------------ */
+
+/* A float kernel whose expression reads `al`, the op's float attribute 0
+ * (alpha), passed to the loop through ud. */
+#define ALPHA_KERNEL(op, EF, ED)                                            \
+  EW_UNARY_PRE(op##_f32, float, float, const float al = (float)*(const double *)ud, EF) \
+  EW_UNARY_PRE(op##_f64, double, double, const double al = *(const double *)ud, ED) \
+  mg_status k_##op(const mg_call *c, mg_tensor *out) {                      \
+    static const mg_loop_fn t[MG_NDTYPES] = {[MG_FLOAT32] = op##_f32,       \
+                                             [MG_FLOAT64] = op##_f64};      \
+    mg_dtype dt = (mg_dtype)c->in[0]->dtype;                                \
+    if (!t[dt]) return mg_seterror(MG_EDTYPE, "%s: no kernel for %s", c->info->name, mg_dtype_name(dt)); \
+    double alpha = A_F(c, 0);                                               \
+    ew_run(out, c->in, 1, t[dt], &alpha);                                   \
+    return MG_OK;                                                           \
+  }
+/* NaN goes through the else branch of x > 0 and stays NaN in each. */
+ALPHA_KERNEL(elu, x > 0.0f ? x : al * expm1f(x), x > 0.0 ? x : al * expm1(x))
+ALPHA_KERNEL(celu, x > 0.0f ? x : al * expm1f(x / al), x > 0.0 ? x : al * expm1(x / al))
+ALPHA_KERNEL(leaky_relu, x > 0.0f ? x : al * x, x > 0.0 ? x : al * x)
+
+/* gelu: exact x Phi(x) = x/2 (1 + erf(x / sqrt 2)), or (approximate = 1)
+ * the tanh form; the flag (bool attribute 0) arrives through ud. Where the
+ * factor Phi rounds to 0 the result is 0 (so gelu(-inf) is its limit 0, not
+ * -inf * 0 = NaN). */
+#define GELU_C 0.7978845608028654   /* sqrt(2/pi) */
+static inline float elementwise_x_timesf(float x, float c) { return c == 0.0f ? 0.0f : x * c; }
+static inline double elementwise_x_times(double x, double c) { return c == 0.0 ? 0.0 : x * c; }
+EW_UNARY_PRE(gelu_f32, float, float, const int approx = *(const int *)ud,
+             elementwise_x_timesf(x, approx ? 0.5f * (1.0f + ew_tanhf((float)GELU_C * (x + 0.044715f * x * x * x)))
+                                            : 0.5f * (1.0f + erff(x * 0.70710678f))))
+EW_UNARY_PRE(gelu_f64, double, double, const int approx = *(const int *)ud,
+             elementwise_x_times(x, approx ? 0.5 * (1.0 + tanh(GELU_C * (x + 0.044715 * x * x * x)))
+                                           : 0.5 * (1.0 + erf(x * 0.7071067811865476))))
+mg_status k_gelu(const mg_call *c, mg_tensor *out) {
+  static const mg_loop_fn t[MG_NDTYPES] = {[MG_FLOAT32] = gelu_f32, [MG_FLOAT64] = gelu_f64};
+  mg_dtype dt = (mg_dtype)c->in[0]->dtype;
+  if (!t[dt]) return mg_seterror(MG_EDTYPE, "gelu: no kernel for %s", mg_dtype_name(dt));
+  int approx = A_I(c, 0) != 0;
+  ew_run(out, c->in, 1, t[dt], &approx);
+  return MG_OK;
+}
+
+/* relu6(x + 3) / 6, and x times it, piece by piece (hard_swish(-inf) is 0,
+ * not -inf * 0; NaN stays NaN: the comparisons are false). */
+#define HSIG(x, T) ((x) <= (T)-3 ? (T)0 : (x) >= (T)3 ? (T)1 : (x) * (T)(1.0 / 6) + (T)0.5)
+#define HSWISH(x, T) ((x) <= (T)-3 ? (T)0 : (x) >= (T)3 ? (x) : (x) * ((x) * (T)(1.0 / 6) + (T)0.5))
+FLOAT_KERNEL(hard_sigmoid, HSIG(x, float), HSIG(x, double))
+FLOAT_KERNEL(hard_swish, HSWISH(x, float), HSWISH(x, double))
+
+/* trunc: toward zero (keeps -0.0 and NaN); the identity on integers. */
+UN_FLOAT(trunc, x < 0.0f ? ew_ceilf(x) : ew_floorf(x), x < 0.0 ? ew_ceil(x) : ew_floor(x))
+NUM_KERNEL(trunc, cast_i32_i32, cast_i64_i64, cast_u8_u8, cast_b_b)
+
+/* isnan, isinf, isfinite: infer keeps the input's dtype; integers and bools
+ * are never NaN or infinite. */
+#define FLOAT_TEST(op, EF, ED, INT_VALUE)                                   \
+  EW_UNARY(op##_f32, float, uint8_t, EF)                                    \
+  EW_UNARY(op##_f64, double, uint8_t, ED)                                   \
+  EW_UNARY(op##_i32, int32_t, uint8_t, ((void)x, INT_VALUE))                \
+  EW_UNARY(op##_i64, int64_t, uint8_t, ((void)x, INT_VALUE))                \
+  EW_UNARY(op##_u8, uint8_t, uint8_t, ((void)x, INT_VALUE))                 \
+  mg_status k_##op(const mg_call *c, mg_tensor *out) {                      \
+    static const mg_loop_fn t[MG_NDTYPES] = {                               \
+        [MG_FLOAT32] = op##_f32, [MG_FLOAT64] = op##_f64, [MG_INT32] = op##_i32, \
+        [MG_INT64] = op##_i64,   [MG_UINT8] = op##_u8,    [MG_BOOL] = op##_u8}; \
+    return elementwise_unary(c, out, t);                                    \
+  }
+FLOAT_TEST(isnan, x != x, x != x, 0)
+FLOAT_TEST(isinf, fabsf(x) == INFINITY, fabs(x) == INFINITY, 0)
+FLOAT_TEST(isfinite, fabsf(x) < INFINITY, fabs(x) < INFINITY, 1)
 
 /* logical_not: infer casts the input to bool. */
 EW_UNARY(logical_not_b, uint8_t, uint8_t, x == 0)

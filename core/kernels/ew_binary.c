@@ -31,6 +31,7 @@ static mg_status ew_binary_run(const mg_call *c, mg_tensor *out, const mg_loop_f
 #define TABLE_NUM(op)                                                        \
   {[MG_FLOAT32] = op##_f32, [MG_FLOAT64] = op##_f64, [MG_INT32] = op##_i32,  \
    [MG_INT64] = op##_i64,   [MG_UINT8] = op##_u8}
+#define TABLE_INT(op) {[MG_INT32] = op##_i32, [MG_INT64] = op##_i64, [MG_UINT8] = op##_u8}
 #define TABLE_FLOAT(op) {[MG_FLOAT32] = op##_f32, [MG_FLOAT64] = op##_f64}
 #define KERNEL(op, TABLE, swap)                                              \
   mg_status k_##op(const mg_call *c, mg_tensor *out) {                       \
@@ -150,6 +151,34 @@ KERNEL(minimum, TABLE_ALL(minimum), 0)
 BIN_F(atan2, float, double, atan2(a, b))
 KERNEL(atan2, TABLE_FLOAT(atan2), 0)
 
+BIN_F(copysign, float, double, copysign(a, b))
+KERNEL(copysign, TABLE_FLOAT(copysign), 0)
+
+/* max(a, b) + log1p(e^-|a - b|); equal infinities (inf, inf) give inf, not
+ * inf - inf = NaN; NaN in either gives NaN. */
+static inline float ew_binary_logaddexpf(float a, float b) {
+  float m = a > b ? a : b;
+  if (a == b) return a + 0.69314718f;
+  return m + log1pf(expf(-fabsf(a - b)));
+}
+static inline double ew_binary_logaddexp(double a, double b) {
+  double m = a > b ? a : b;
+  if (a == b) return a + 0.6931471805599453;
+  return m + log1p(exp(-fabs(a - b)));
+}
+BIN_F(logaddexp, float, double, _Generic((a), float: ew_binary_logaddexpf, double: ew_binary_logaddexp)(a, b))
+KERNEL(logaddexp, TABLE_FLOAT(logaddexp), 0)
+
+/* C's fmod: the sign of the dividend. Integers: C's % (truncated), with
+ * x fmod 0 == 0 and INT_MIN fmod -1 == 0 (C leaves both undefined). */
+#define TRUNC_MOD(sfx, T)                                                    \
+  static inline T ew_binary_tmod_##sfx(T a, T b) { return (b == 0 || b == -1) ? 0 : (T)(a % b); }
+TRUNC_MOD(i32, int32_t)
+TRUNC_MOD(i64, int64_t)
+static inline uint8_t ew_binary_tmod_u8(uint8_t a, uint8_t b) { return b ? (uint8_t)(a % b) : 0; }
+BIN_NUM(fmod, fmod(a, b), INT_HELPER(tmod, a, b))
+KERNEL(fmod, TABLE_NUM(fmod), 0)
+
 /* pow: x^2 with a scalar exponent (the common case: squared errors) is a
  * multiply, exact and vectorised, instead of a libm call per element. */
 BIN_NUM(pow, pow(a, b), INT_HELPER(pow, a, b))
@@ -191,6 +220,52 @@ BIN_B(logical_xor, (a != 0) != (b != 0))
 KERNEL(logical_and, {[MG_BOOL] = logical_and_b}, 0)
 KERNEL(logical_or, {[MG_BOOL] = logical_or_b}, 0)
 KERNEL(logical_xor, {[MG_BOOL] = logical_xor_b}, 0)
+
+/* ---- bitwise ops (infer allows integers and bools) ------------------------------ */
+
+BIN_I(bitwise_and, int32_t, int64_t, uint8_t, a & b)
+BIN_B(bitwise_and, (a != 0) & (b != 0))
+BIN_I(bitwise_or, int32_t, int64_t, uint8_t, a | b)
+BIN_B(bitwise_or, (a | b) != 0)
+BIN_I(bitwise_xor, int32_t, int64_t, uint8_t, a ^ b)
+BIN_B(bitwise_xor, (a != 0) != (b != 0))
+#define TABLE_INT_B(op)                                                      \
+  {[MG_INT32] = op##_i32, [MG_INT64] = op##_i64, [MG_UINT8] = op##_u8, [MG_BOOL] = op##_b}
+KERNEL(bitwise_and, TABLE_INT_B(bitwise_and), 0)
+KERNEL(bitwise_or, TABLE_INT_B(bitwise_or), 0)
+KERNEL(bitwise_xor, TABLE_INT_B(bitwise_xor), 0)
+
+/* Shifts as NumPy defines them: in the unsigned twin (no UB for negative a
+ * or bits shifted out); a count outside [0, width) gives 0, or for a right
+ * shift of a negative value -1 (the sign filled in all the way). */
+#define SHIFTS(sfx, T, U, W)                                                 \
+  static inline T ew_binary_shl_##sfx(T a, T b) {                            \
+    return (b >= 0 && b < W) ? (T)((U)a << b) : 0;                           \
+  }                                                                          \
+  static inline T ew_binary_shr_##sfx(T a, T b) {                            \
+    return (b >= 0 && b < W) ? (T)(a >> b) : (a < 0 ? (T)-1 : 0);            \
+  }
+SHIFTS(i32, int32_t, uint32_t, 32)
+SHIFTS(i64, int64_t, uint64_t, 64)
+static inline uint8_t ew_binary_shl_u8(uint8_t a, uint8_t b) { return b < 8 ? (uint8_t)(a << b) : 0; }
+static inline uint8_t ew_binary_shr_u8(uint8_t a, uint8_t b) { return b < 8 ? (uint8_t)(a >> b) : 0; }
+BIN_I(left_shift, int32_t, int64_t, uint8_t, INT_HELPER(shl, a, b))
+BIN_I(right_shift, int32_t, int64_t, uint8_t, INT_HELPER(shr, a, b))
+KERNEL(left_shift, TABLE_INT(left_shift), 0)
+KERNEL(right_shift, TABLE_INT(right_shift), 0)
+
+/* bitwise_not (unary; operands 0 and 1). */
+EW_UNARY(bitwise_not_i32, int32_t, int32_t, ~x)
+EW_UNARY(bitwise_not_i64, int64_t, int64_t, ~x)
+EW_UNARY(bitwise_not_u8, uint8_t, uint8_t, ~x)
+EW_UNARY(bitwise_not_b, uint8_t, uint8_t, x == 0)
+mg_status k_bitwise_not(const mg_call *c, mg_tensor *out) {
+  static const mg_loop_fn t[MG_NDTYPES] = TABLE_INT_B(bitwise_not);
+  mg_dtype dt = (mg_dtype)c->in[0]->dtype;
+  if (!t[dt]) return mg_seterror(MG_EDTYPE, "bitwise_not: no kernel for %s", mg_dtype_name(dt));
+  ew_run(out, c->in, 1, t[dt], NULL);
+  return MG_OK;
+}
 
 /* ---- where -------------------------------------------------------------------- */
 

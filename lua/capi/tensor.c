@@ -410,6 +410,15 @@ static int tensor_mod(lua_State *L) { return arith(L, MG_OP_MOD, 2); }
 static int tensor_pow(lua_State *L) { return arith(L, MG_OP_POW, 2); }
 static int tensor_idiv(lua_State *L) { return arith(L, MG_OP_FLOORDIV, 2); }
 static int tensor_unm(lua_State *L) { return arith(L, MG_OP_NEG, 1); }
+/* Lua 5.4's bitwise operators on tensors: the bitwise ops (integer and bool
+ * tensors; >> is arithmetic for signed dtypes, as NumPy). LuaJIT has no such
+ * operators: there mg.bitwise_and etc. are the way. */
+static int tensor_band(lua_State *L) { return arith(L, MG_OP_BITWISE_AND, 2); }
+static int tensor_bor(lua_State *L) { return arith(L, MG_OP_BITWISE_OR, 2); }
+static int tensor_bxor(lua_State *L) { return arith(L, MG_OP_BITWISE_XOR, 2); }
+static int tensor_shl(lua_State *L) { return arith(L, MG_OP_LEFT_SHIFT, 2); }
+static int tensor_shr(lua_State *L) { return arith(L, MG_OP_RIGHT_SHIFT, 2); }
+static int tensor_bnot(lua_State *L) { return arith(L, MG_OP_BITWISE_NOT, 1); }
 
 /* One-element operands only: Lua turns the result into a boolean. */
 static double compare_operand(lua_State *L, int idx, const char *op) {
@@ -666,6 +675,8 @@ static const luaL_Reg meta_fns[] = {
     {"__add", tensor_add},   {"__sub", tensor_sub},   {"__mul", tensor_mul},
     {"__div", tensor_div},   {"__mod", tensor_mod},   {"__pow", tensor_pow},
     {"__idiv", tensor_idiv}, {"__unm", tensor_unm},   {"__lt", tensor_lt},
+    {"__band", tensor_band}, {"__bor", tensor_bor},   {"__bxor", tensor_bxor},
+    {"__shl", tensor_shl},   {"__shr", tensor_shr},   {"__bnot", tensor_bnot},
     {"__le", tensor_le},     {"__index", tensor_index}, {"__newindex", tensor_newindex},
     {"__len", tensor_len},   {"__tostring", tensor_tostring}, {"__gc", tensor_gc},
     {"__close", tensor_free}, {"__call", tensor_call}, {NULL, NULL}};

@@ -338,6 +338,57 @@ function M.std(t, opts)
   return core.where(nonzero, core.sqrt(core.where(nonzero, v, 1)), 0)
 end
 M.var = core.variance
+
+-- ---- compositions of elementwise ops (issue 17) ----------------------------------------------
+-- Each is a few elementwise kernels: a fused op would save little, and these stay differentiable
+-- (lerp) and staged through the ops they are made of.
+local function tensor_or_number(fname, what, v)
+  if type(v) ~= "number" and type(v) ~= "boolean" and not core.is_tensor(v) then
+    options.raise(string.format("%s: %s must be a tensor or a number, got %s", fname, what, type(v)))
+  end
+end
+
+-- lerp(a, b, w): a + w (b - a), elementwise with broadcasting (torch.lerp); differentiable in all three.
+function M.lerp(a, b, w)
+  tensor_or_number("lerp", "a", a); tensor_or_number("lerp", "b", b); tensor_or_number("lerp", "w", w)
+  return core.add(a, core.mul(w, core.sub(b, a)))
+end
+
+local isclose_spec = { rtol = { "number", min = 0 }, atol = { "number", min = 0 }, equal_nan = "boolean" }
+-- The float tensor NumPy compares in: floats as they are, integers and bools as float64.
+local function as_float(v)
+  if core.is_tensor(v) then
+    if v.dtype ~= "float32" and v.dtype ~= "float64" then return core.cast(v, "float64") end
+    return v
+  end
+  return core.tensor(v, "float64")
+end
+
+-- isclose(a, b, {rtol=1e-5, atol=1e-8, equal_nan=false}): NumPy's rule, |a - b| <= atol + rtol |b|
+-- (not symmetric: b is the reference), exact equality for infinities, NaN never close unless equal_nan.
+function M.isclose(a, b, opts)
+  tensor_or_number("isclose", "a", a); tensor_or_number("isclose", "b", b)
+  options.check("isclose", opts, isclose_spec)
+  opts = opts or {}
+  local rtol, atol = opts.rtol or 1e-5, opts.atol or 1e-8
+  local fa, fb = as_float(a), as_float(b)
+  local within = core.less_equal(core.abs(core.sub(fa, fb)), core.add(core.mul(core.abs(fb), rtol), atol))
+  local close = core.logical_or(core.equal(fa, fb), core.logical_and(within, core.isfinite(fb)))
+  if opts.equal_nan then close = core.logical_or(close, core.logical_and(core.isnan(fa), core.isnan(fb))) end
+  return close
+end
+
+-- allclose(a, b, opts): whether isclose holds everywhere, as a Lua boolean (NumPy's allclose; in a
+-- staged function use mg.all(mg.isclose(a, b, opts)), a tensor).
+function M.allclose(a, b, opts)
+  tensor_or_number("allclose", "a", a); tensor_or_number("allclose", "b", b)
+  options.check("allclose", opts, isclose_spec)
+  local close = M.isclose(a, b, opts)
+  if core.is_symbolic(close) then
+    options.raise("allclose: returns a Lua boolean, which a staged function cannot have while tracing; use mg.all(mg.isclose(a, b, opts))")
+  end
+  return core.all(close):item()
+end
 M.broadcast_to = core.expand
 M.take_along_axis = core.gather
 methods.std, methods.var, methods.broadcast_to = M.std, M.var, M.broadcast_to
@@ -445,6 +496,9 @@ M.document(M.random.seed, "mg.random.seed(n)\n  Seeds the global generator: the 
 M.document(M.random.get_state, "mg.random.get_state() -> {seed=, counter=}\n  The global generator's state (saved with checkpoints).")
 M.document(M.random.set_state, "mg.random.set_state(state)\n  Restores a state from mg.random.get_state(): the draws that follow repeat.")
 M.document(M.random.integers, "mg.random.integers(shape, low, high, dtype, seed)\n  Uniform integers from low to high, both included (the op randint).")
+M.document(M.lerp, "mg.lerp(a, b, w)\n  a + w * (b - a) elementwise, with broadcasting (torch.lerp); differentiable in a, b and w.\n  Example: mg.lerp(mg.tensor{0, 10}, mg.tensor{10, 20}, 0.25)   -- tensor([ 2.5, 12.5], dtype=float32)")
+M.document(M.isclose, "mg.isclose(a, b, {rtol=1e-5, atol=1e-8, equal_nan=false})\n  A bool tensor: |a - b| <= atol + rtol * |b| elementwise (NumPy's rule and defaults; b is the reference), infinities close only to themselves, NaN only with equal_nan. Integers compare as float64.")
+M.document(M.allclose, "mg.allclose(a, b, {rtol=1e-5, atol=1e-8, equal_nan=false}) -> boolean\n  Whether mg.isclose(a, b, opts) holds for every element, as a Lua boolean (staged: mg.all(mg.isclose(...))).")
 M.document(M.range, "mg.range(start, stop, step)\n  In a staged function, `for i in mg.range(n)` becomes one graph while loop (AutoGraph); eagerly it iterates like a numeric for.")
 
 -- The tensor methods that are not ops (help names them t:NAME).

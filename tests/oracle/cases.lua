@@ -146,7 +146,7 @@ local function unary_family(op, kind, dtypes)
   end
 end
 -- neg, abs, sign, square, relu, floor, ceil, round keep the dtype; neg of bool raises.
-for _, op in ipairs({ "neg", "abs", "sign", "square", "relu", "floor", "ceil", "round" }) do
+for _, op in ipairs({ "neg", "abs", "sign", "square", "relu", "floor", "ceil", "round", "trunc" }) do
   local kind = (op == "neg" or op == "square") and "u" or "offgrid"
   unary_family(op, kind, op == "neg" and NUM or ALL)
 end
@@ -165,6 +165,10 @@ add("neg", { ins = { L({ 0, 1, 200 }, "uint8") }, label = "uint8 wraps" })
 local float_unary = {
   exp = "u", expm1 = "u", log = "pos", log1p = "unit", sqrt = "pos", rsqrt = "pos", sin = "u", cos = "u",
   tanh = "u", sigmoid = "u", softplus = "u", erf = "u",
+  -- issue 17
+  tan = "unit", asin = "unit", acos = "unit", atan = "u", sinh = "u", cosh = "u", asinh = "u", acosh = "gt1",
+  atanh = "unit", log2 = "pos", log10 = "pos", exp2 = "u", reciprocal = "pos", log_sigmoid = "u",
+  hard_sigmoid = "offgrid", hard_swish = "offgrid",
 }
 local float_unary_names = {}
 for op in pairs(float_unary) do float_unary_names[#float_unary_names + 1] = op end
@@ -190,9 +194,87 @@ for _, op in ipairs(float_unary_names) do
     add(op, { ins = { L({ -INF, INF, 0 / 0, -0.0 }, dt) }, grad = false, label = dt .. " inf and NaN" })
   end
 end
-for _, op in ipairs({ "neg", "abs", "sign", "square", "relu", "floor", "ceil", "round" }) do
+for _, op in ipairs({ "neg", "abs", "sign", "square", "relu", "floor", "ceil", "round", "trunc" }) do
   add(op, { ins = { L({ -INF, INF, 0 / 0 }, "float32") }, grad = false, label = "float32 inf and NaN" })
 end
+
+local shape_pairs_early = { { { 2, 3 }, { 2, 3 } }, { { 2, 1 }, { 1, 3 } }, { { 0, 3 }, { 3 } }, { {}, { 2, 2 } } }
+
+-- ---- issue 17: more float functions, activations with a parameter, float tests -------
+for _, dt in ipairs(F) do
+  add("trunc", { ins = { L({ -2.7, -0.5, -0.0, 0.5, 2.7 }, dt) }, label = dt .. " toward 0" })
+  add("reciprocal", { ins = { L({ -2, -0.5, 0.25, 4 }, dt) }, label = dt .. " negatives" })
+  add("reciprocal", { ins = { L({ 0, -0.0 }, dt) }, grad = false, label = dt .. " of +-0 is +-inf" })
+  add("log_sigmoid", { ins = { L({ -800, -40, 0, 40, 800 }, dt) }, label = dt .. " saturated" })
+  add("atanh", { ins = { L({ -1, 1, 2 }, dt) }, grad = false, label = dt .. " at +-1 and outside" })
+  add("acosh", { ins = { L({ 1, 0.5 }, dt) }, grad = false, label = dt .. " at 1 and below" })
+  add("asin", { ins = { L({ -1, 1, 1.5 }, dt) }, grad = false, label = dt .. " at +-1 and outside" })
+  add("hard_sigmoid", { ins = { L({ -5, -2.9, 0, 2.9, 5 }, dt) }, label = dt .. " pieces" })
+  add("hard_swish", { ins = { L({ -5, -2.9, 0, 2.9, 5 }, dt) }, label = dt .. " pieces" })
+  for _, x in ipairs(float_unary_shapes("offgrid")) do
+    x.dtype = dt
+    add("elu", { ins = { x } })
+    add("celu", { ins = { x }, attrs = { alpha = 0.7 } })
+    add("leaky_relu", { ins = { x } })
+    add("gelu", { ins = { x } })
+    add("gelu", { ins = { x }, attrs = { approximate = true } })
+  end
+  add("elu", { ins = { I({ 2, 3 }, dt, "offgrid") }, attrs = { alpha = 2.5 } })
+  add("celu", { ins = { I({ 2, 3 }, dt, "offgrid") } })
+  add("leaky_relu", { ins = { I({ 2, 3 }, dt, "offgrid") }, attrs = { alpha = 0.01 } })
+  add("gelu", { ins = { L({ -10, -3, 0, 3, 10 }, dt) }, label = dt .. " tails" })
+  add("gelu", { ins = { L({ -10, -3, 0, 3, 10 }, dt) }, attrs = { approximate = true }, label = dt .. " tails, tanh form" })
+  for _, op in ipairs({ "elu", "celu", "leaky_relu", "gelu" }) do
+    add(op, { ins = { L({ -INF, INF, 0 / 0, -0.0 }, dt) }, grad = false, label = dt .. " inf and NaN" })
+  end
+  for _, op in ipairs({ "isnan", "isinf", "isfinite" }) do
+    add(op, { ins = { L({ -INF, INF, 0 / 0, -0.0, 1.5 }, dt) } })
+    add(op, { ins = { I({ 3, 4 }, dt, "u", "T") } })
+  end
+end
+for _, op in ipairs({ "elu", "celu", "leaky_relu", "gelu" }) do
+  for _, dt in ipairs({ "int32", "int64", "uint8", "bool" }) do add(op, { ins = { I({ 2, 3 }, dt, "u") } }) end
+end
+add("celu", { ins = { I({ 3 }, "float32") }, attrs = { alpha = 0 }, expect_error = true, label = "alpha 0 raises" })
+add("elu", { ins = { I({ 3 }, "float32") }, attrs = { alpha = 0 / 0 }, expect_error = true, label = "alpha NaN raises" })
+for _, op in ipairs({ "isnan", "isinf", "isfinite" }) do
+  for _, dt in ipairs({ "int32", "int64", "uint8", "bool" }) do add(op, { ins = { I({ 2, 3 }, dt, "u") } }) end
+  add(op, { ins = { I({ 0, 3 }, "float32") } })
+end
+
+-- bitwise ops: integers and bools (shifts: integers); floats raise
+local bitwise = { "bitwise_and", "bitwise_or", "bitwise_xor", "left_shift", "right_shift" }
+for _, op in ipairs(bitwise) do
+  local shift = op == "left_shift" or op == "right_shift"
+  for _, dt in ipairs(shift and INTS or { "int32", "int64", "uint8", "bool" }) do
+    local kb = shift and "pos" or "distinct"
+    for _, p in ipairs(shape_pairs_early) do
+      add(op, { ins = { I(p[1], dt, "distinct"), I(p[2], dt, kb) } })
+    end
+    add(op, { ins = { I({ 3, 4 }, dt, "distinct", "T"), I({ 3, 4 }, dt, kb, "step") } })
+  end
+  add(op, { ins = { I({ 2, 3 }, "uint8", "distinct"), I({ 3 }, "int32", "pos") } })
+  add(op, { ins = { I({ 2, 3 }, "int32", "distinct"), I({ 3 }, "int64", "pos") } })
+  add(op, { ins = { I({ 2, 3 }, "int32", "distinct"), 3 } })
+  add(op, { ins = { I({ 2, 3 }, "float32"), I({ 3 }, "int32") }, expect_error = true, label = "float32 raises" })
+  add(op, { ins = { I({ 2, 3 }, "int64", "distinct"), 1.5 }, expect_error = true, label = "a float number raises" })
+  if shift then
+    add(op, { ins = { I({ 3 }, "bool"), I({ 3 }, "bool") }, expect_error = true, label = "bools raise" })
+  end
+end
+for _, dt in ipairs({ "int32", "int64" }) do
+  local w = dt == "int32" and 32 or 64
+  add("left_shift", { ins = { L({ 1, -3, 5, 7, 1 }, dt), L({ w - 1, 2, w, -1, 0 }, dt) }, label = dt .. " counts at and past the width" })
+  add("right_shift", { ins = { L({ -8, -8, 8, -1, 100 }, dt), L({ 1, w, w, -2, 3 }, dt) }, label = dt .. " arithmetic, counts past the width" })
+end
+add("left_shift", { ins = { L({ 200, 1, 3 }, "uint8"), L({ 1, 8, 7 }, "uint8") }, label = "uint8 bits shifted out" })
+add("right_shift", { ins = { L({ 200, 255 }, "uint8"), L({ 3, 9 }, "uint8") }, label = "uint8 past the width" })
+for _, dt in ipairs({ "int32", "int64", "uint8", "bool" }) do
+  add("bitwise_not", { ins = { I({ 2, 3 }, dt, "distinct") } })
+  add("bitwise_not", { ins = { I({ 3, 4 }, dt, "distinct", "T") } })
+end
+add("bitwise_not", { ins = { I({ 0, 2 }, "int32") } })
+add("bitwise_not", { ins = { I({ 3 }, "float64") }, expect_error = true, label = "float64 raises" })
 
 for _, dt in ipairs(ALL) do
   add("logical_not", { ins = { I({ 2, 3 }, dt, "small") } })
@@ -231,9 +313,9 @@ local mixed = {
 local binary = {
   add = { "u", "u" }, sub = { "u", "u" }, mul = { "u", "u" }, div = { "u", "nz" }, floordiv = { "u", "nz" },
   mod = { "u", "nz" }, pow = { "pos", "u" }, maximum = { "u", "u" }, minimum = { "u", "u" },
-  atan2 = { "u", "u" },
+  atan2 = { "u", "u" }, copysign = { "u", "nz" }, logaddexp = { "u", "u" }, fmod = { "u", "nz" },
 }
-local no_bool_pair = { sub = true, floordiv = true, mod = true, pow = true }
+local no_bool_pair = { sub = true, floordiv = true, mod = true, pow = true, fmod = true }
 local binary_names = {}
 for op in pairs(binary) do binary_names[#binary_names + 1] = op end
 table.sort(binary_names)
@@ -292,6 +374,18 @@ for _, dt in ipairs(F) do
   -- issue 14 item 7: d/dx x^0 at x = 0 is 0
   add("pow", { ins = { L({ 0, 1, 2 }, dt), L({ 0, 0, 0 }, dt) }, label = dt .. " x^0 at 0" })
   add("atan2", { ins = { L({ 0, 0, -0.0, 1, -1 }, dt), L({ 1, -1, -1, 0, 0 }, dt) }, label = dt .. " axes" })
+  -- issue 17
+  add("copysign", { ins = { L({ 1, -2, 3, 0, -0.0 }, dt), L({ -0.0, 0, 0 / 0, -1, 1 }, dt) }, grad = false, label = dt .. " signed zeros" })
+  add("logaddexp", { ins = { L({ -INF, INF, INF, 0 / 0, 800, -800 }, dt), L({ -INF, INF, -INF, 1, 800, -800 }, dt) }, grad = false, label = dt .. " infinities" })
+  add("logaddexp", { ins = { L({ 100, -100, 3 }, dt), L({ -100, 100, 3 }, dt) }, label = dt .. " far apart and equal" })
+  add("fmod", { ins = { L({ 5.5, -5.5, 5.5, -5.5 }, dt), L({ 2, 2, -2, -2 }, dt) }, label = dt .. " signs (of a)" })
+  add("fmod", { ins = { L({ 7, -7, INF }, dt), L({ 0, INF, 2 }, dt) }, grad = false, label = dt .. " by 0 and inf" })
+end
+for _, dt in ipairs(INTS) do
+  add("fmod", { ins = { L({ 7, 3, 0 }, dt), L({ 0, 0, 0 }, dt) }, label = dt .. " by 0 gives 0" })
+end
+for _, dt in ipairs({ "int32", "int64" }) do
+  add("fmod", { ins = { L({ 7, -7, 7, -7 }, dt), L({ 2, 2, -2, -2 }, dt) }, label = dt .. " signs (of a)" })
 end
 for _, dt in ipairs(INTS) do
   -- integer division and modulo by zero give 0 (documented: no error, no trap)

@@ -71,6 +71,9 @@ local function value(kind, dt, i)
   elseif kind == "small" then        -- tiny integers, both signs (pow, mod)
     if dt == "uint8" then return math.floor(rnd() * 4) end
     return math.floor(rnd() * 7) - 3
+  elseif kind == "gt1" then          -- above 1 (acosh)
+    if isint then return 2 + math.floor(rnd() * 4) end
+    return 1.1 + rnd() * 2
   elseif kind == "tiny" then         -- small values, both signs
     return rnd() * 0.2 - 0.1
   elseif kind == "prob" then         -- probabilities (labels)

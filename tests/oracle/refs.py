@@ -168,6 +168,59 @@ def r_softplus(xp, a, x):
     return xp.where(x > 30, x, xp.log1p(xp.exp(xp.minimum(x, 30))))
 
 
+# ---- issue 17 -------------------------------------------------------------------------
+def r_log_sigmoid(xp, a, x):
+    return -r_softplus(xp, a, -x)
+
+
+def r_elu(xp, a, x):
+    al = a.get("alpha", 1.0)
+    return xp.where(x > 0, x, al * xp.expm1(xp.minimum(x, 0)))
+
+
+def r_celu(xp, a, x):
+    al = a.get("alpha", 1.0)
+    return xp.where(x > 0, x, al * xp.expm1(xp.minimum(x, 0) / al))
+
+
+def r_leaky_relu(xp, a, x):
+    return xp.where(x > 0, x, a.get("alpha", 0.2) * x)
+
+
+def r_gelu(xp, a, x):
+    # x Phi(x); where Phi is 0 the value is 0 (gelu(-inf) = 0, its limit, not -inf * 0)
+    if a.get("approximate", False):
+        c = 0.5 * (1 + xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    else:
+        c = 0.5 * (1 + erf(xp, x / math.sqrt(2)))
+    return xp.where(c == 0, xp.zeros_like(x), x * c)
+
+
+def r_hard_sigmoid(xp, a, x):
+    # relu6(x + 3) / 6 (Keras 3, PyTorch)
+    return xp.minimum(xp.maximum(x + 3, 0), 6) / 6
+
+
+def r_hard_swish(xp, a, x):
+    # x relu6(x + 3) / 6, with its limits at +-inf (0 below -3, x above 3)
+    return xp.where(x <= -3, xp.zeros_like(x), xp.where(x >= 3, x, x * (x / 6 + 0.5)))
+
+
+def r_fmod(xp, a, x, y):
+    if np.issubdtype(np.result_type(x.dtype), np.integer):
+        safe = xp.where(y == 0, 1, y)
+        return xp.where(y == 0, 0, xp.fmod(x, safe))
+    return xp.fmod(x, y)
+
+
+def r_float_test(name, for_ints):
+    def r(xp, a, x):
+        if x.dtype == np.bool_ or np.issubdtype(x.dtype, np.integer):
+            return np.full(x.shape, for_ints)
+        return getattr(xp, name)(x)
+    return r
+
+
 def r_cast(xp, a, x):
     dt = a["dtype"]
     if not is_np(xp) and dt in FLOATS:
@@ -747,6 +800,9 @@ ELEMENTWISE = {
     "neg", "abs", "sign", "exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "square", "sin", "cos", "tanh",
     "sigmoid", "relu", "softplus", "erf", "floor", "ceil", "round", "cast", "add", "sub", "mul", "div",
     "floordiv", "mod", "pow", "maximum", "minimum", "atan2", "where", "clip", "batch_norm",
+    "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "log10", "exp2",
+    "reciprocal", "log_sigmoid", "trunc", "elu", "celu", "leaky_relu", "gelu", "hard_sigmoid", "hard_swish",
+    "copysign", "logaddexp", "fmod",
 }
 
 # The ops whose reference is JAX's anyway (lax convolutions and pooling, vjps): check.py
@@ -783,6 +839,24 @@ REFS = {
     "div": ("float", lambda xp, a, x, y: x / y), "floordiv": ("num", r_floordiv), "mod": ("num", r_mod),
     "pow": ("num", r_pow), "maximum": ("num", r_maximum), "minimum": ("num", r_minimum),
     "atan2": ("float", lambda xp, a, y, x: xp.arctan2(y, x)),
+    "tan": ("float", lambda xp, a, x: xp.tan(x)), "asin": ("float", lambda xp, a, x: xp.arcsin(x)),
+    "acos": ("float", lambda xp, a, x: xp.arccos(x)), "atan": ("float", lambda xp, a, x: xp.arctan(x)),
+    "sinh": ("float", lambda xp, a, x: xp.sinh(x)), "cosh": ("float", lambda xp, a, x: xp.cosh(x)),
+    "asinh": ("float", lambda xp, a, x: xp.arcsinh(x)), "acosh": ("float", lambda xp, a, x: xp.arccosh(x)),
+    "atanh": ("float", lambda xp, a, x: xp.arctanh(x)), "log2": ("float", lambda xp, a, x: xp.log2(x)),
+    "log10": ("float", lambda xp, a, x: xp.log10(x)), "exp2": ("float", lambda xp, a, x: xp.exp2(x)),
+    "reciprocal": ("float", lambda xp, a, x: 1 / x), "log_sigmoid": ("float", r_log_sigmoid),
+    "trunc": ("num", r_unary_same(_u("trunc"))),
+    "elu": ("float", r_elu), "celu": ("float", r_celu), "leaky_relu": ("float", r_leaky_relu),
+    "gelu": ("float", r_gelu), "hard_sigmoid": ("float", r_hard_sigmoid), "hard_swish": ("float", r_hard_swish),
+    "isnan": ("cmp", r_float_test("isnan", False)), "isinf": ("cmp", r_float_test("isinf", False)),
+    "isfinite": ("cmp", r_float_test("isfinite", True)),
+    "copysign": ("float", lambda xp, a, x, y: xp.copysign(x, y)),
+    "logaddexp": ("float", lambda xp, a, x, y: xp.logaddexp(x, y)), "fmod": ("num", r_fmod),
+    "bitwise_and": ("num", lambda xp, a, x, y: x & y), "bitwise_or": ("num", lambda xp, a, x, y: x | y),
+    "bitwise_xor": ("num", lambda xp, a, x, y: x ^ y), "bitwise_not": ("num", lambda xp, a, x: ~x),
+    "left_shift": ("num", lambda xp, a, x, y: np.left_shift(x, y)),
+    "right_shift": ("num", lambda xp, a, x, y: np.right_shift(x, y)),
     "equal": ("cmp", lambda xp, a, x, y: x == y), "not_equal": ("cmp", lambda xp, a, x, y: x != y),
     "less": ("cmp", lambda xp, a, x, y: x < y), "less_equal": ("cmp", lambda xp, a, x, y: x <= y),
     "greater": ("cmp", lambda xp, a, x, y: x > y), "greater_equal": ("cmp", lambda xp, a, x, y: x >= y),

@@ -53,6 +53,30 @@ local cases = {
   ceil = { { inputs = { OFFGRID { 3 } } } },
   round = { { inputs = { OFFGRID { 3 } } } },
   cast = { { inputs = { U { 3 } }, args = { "float64" } } },
+  tan = { { inputs = { U { 2, 3 } } } },
+  asin = { { inputs = { U({ 2, 3 }, -0.8, 0.8) } } },
+  acos = { { inputs = { U({ 2, 3 }, -0.8, 0.8) } } },
+  atan = { { inputs = { U({ 2, 3 }, -3, 3) } } },
+  sinh = { { inputs = { U { 2, 3 } } } },
+  cosh = { { inputs = { U { 2, 3 } } } },
+  asinh = { { inputs = { U({ 2, 3 }, -3, 3) } } },
+  acosh = { { inputs = { U({ 2, 3 }, 1.2, 3) } } },
+  atanh = { { inputs = { U({ 2, 3 }, -0.8, 0.8) } } },
+  log2 = { { inputs = { U({ 2, 3 }, 0.5, 2) } } },
+  log10 = { { inputs = { U({ 2, 3 }, 0.5, 2) } } },
+  exp2 = { { inputs = { U { 2, 3 } } } },
+  reciprocal = { { inputs = { U({ 2, 3 }, 0.5, 2) } }, { inputs = { U({ 3 }, -2, -0.5) } } },
+  log_sigmoid = { { inputs = { U({ 4 }, -3, 3) } } },
+  trunc = { { inputs = { OFFGRID { 3 } } } },
+  elu = { { inputs = { OFFGRID { 2, 3 } } }, { inputs = { OFFGRID { 4 } }, args = { 0.5 } } },
+  celu = { { inputs = { OFFGRID { 2, 3 } } }, { inputs = { OFFGRID { 4 } }, args = { 2.5 } } },
+  leaky_relu = { { inputs = { OFFGRID { 2, 3 } } }, { inputs = { OFFGRID { 4 } }, args = { 0.01 } } },
+  gelu = { { inputs = { U({ 2, 3 }, -3, 3) } }, { inputs = { U({ 5 }, -3, 3) }, args = { true } } },
+  hard_sigmoid = { { inputs = { OFFGRID { 2, 3 } } } },
+  hard_swish = { { inputs = { OFFGRID { 2, 3 } } } },
+  copysign = { { inputs = { OFFGRID { 2, 3 }, fixed(mg.tensor({ 1, -1, 2 }, "float64")) } } },
+  logaddexp = { { inputs = { U { 2, 3 }, U { 3 } } }, { inputs = { U({ 3 }, -30, 30), U({ 3 }, -30, 30) } } },
+  fmod = { { inputs = { OFFGRID { 3 }, U({ 3 }, 1.5, 1.7) } }, { inputs = { OFFGRID { 3 }, U({ 3 }, -1.7, -1.5) } } },
   add = { { inputs = { U { 2, 3 }, U { 3 } } }, { inputs = { U { 2, 1 }, U { 1, 3 } } } },
   sub = { { inputs = { U { 2, 3 }, U { 2, 1 } } } },
   mul = { { inputs = { U { 2, 3 }, U { 3 } } }, { inputs = { U { 3 }, U {} } } },
@@ -176,7 +200,9 @@ local cases = {
 -- case of those in second_order_all.
 local second_order = {
   "neg", "abs", "exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "square", "sin", "cos", "tanh",
-  "sigmoid", "relu", "softplus", "erf", "add", "sub", "mul", "div", "pow", "maximum", "minimum",
+  "sigmoid", "relu", "softplus", "erf", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh",
+  "atanh", "log2", "log10", "exp2", "reciprocal", "log_sigmoid", "elu", "celu", "leaky_relu", "gelu",
+  "hard_sigmoid", "hard_swish", "copysign", "logaddexp", "fmod", "add", "sub", "mul", "div", "pow", "maximum", "minimum",
   "atan2", "where", "clip", "matmul",
   "conv2d", "conv2d_backprop_input", "conv2d_backprop_filter", "conv2d_transpose", "max_pool2d",
   "max_pool2d_grad", "avg_pool2d", "avg_pool2d_grad", "batch_norm", "dropout", "take_grad", "take",
@@ -184,7 +210,7 @@ local second_order = {
   "sparse_softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits_grad",
 }
 
-local second_order_all = { matmul = true, prod = true, tile = true, pow = true }
+local second_order_all = { matmul = true, prod = true, tile = true, pow = true, gelu = true, elu = true }
 local second_order_cases = {}
 for _, name in ipairs(second_order) do
   for k, case in ipairs(cases[name]) do

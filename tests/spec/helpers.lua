@@ -28,7 +28,7 @@ function M.fails(fn, ...)
 end
 
 -- Compares a tensor (or number, or boolean) with a nested Lua table (or
--- number) within a relative tol; NaN matches NaN.
+-- number) within a relative tol; NaN matches NaN, and an infinity itself.
 function M.near(actual, expected, tol, path)
   tol = tol or 1e-5
   path = path or "value"
@@ -42,7 +42,7 @@ function M.near(actual, expected, tol, path)
     assert(actual == expected, ("%s: got %s, expected %s"):format(path, tostring(actual), tostring(expected)))
   else
     assert(type(actual) == "number", ("%s: expected a number, got %s"):format(path, tostring(actual)))
-    local ok = math.abs(actual - expected) <= tol * math.max(1, math.abs(expected))
+    local ok = actual == expected or math.abs(actual - expected) <= tol * math.max(1, math.abs(expected))
       or (actual ~= actual and expected ~= expected)
     assert(ok, ("%s: got %.9g, expected %.9g"):format(path, actual, expected))
   end

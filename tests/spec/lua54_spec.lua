@@ -92,3 +92,33 @@ describe("<close> on a GradientTape (moved from autodiff_spec.lua)", function()
     assert.is_false(tape2:recording())
   end)
 end)
+
+describe("the bitwise operators & | ~ << >> on tensors (issue 17)", function()
+  it("agree with Lua's own integer operators (>> on non-negative values: Lua's is logical)", function()
+    local as = { 0, 1, 5, 12, 255, 1000, -7, -1024, imin }
+    local bs = { 3, 6, 1, 10, 15, 7, 2, 5, -1 }
+    local a, b = mg.tensor(as, mg.int64), mg.tensor(bs, mg.int64)
+    local wand, wor, wxor, wnot = {}, {}, {}, {}
+    for i = 1, #as do wand[i], wor[i], wxor[i], wnot[i] = as[i] & bs[i], as[i] | bs[i], as[i] ~ bs[i], ~as[i] end
+    check(a & b, wand)
+    check(a | b, wor)
+    check(a ~ b, wxor)
+    check(~a, wnot)
+    check(a & 6, (function() local r = {} for i = 1, #as do r[i] = as[i] & 6 end return r end)())
+    check(3 | a, (function() local r = {} for i = 1, #as do r[i] = 3 | as[i] end return r end)())
+    local sh = mg.tensor({ 0, 1, 5, 31, 62, 63 }, mg.int64)
+    local ws, wr = {}, {}
+    for i, s in ipairs({ 0, 1, 5, 31, 62, 63 }) do ws[i], wr[i] = 3 << s, 1000 >> s end
+    check(mg.tensor(3, mg.int64) << sh, ws)
+    check(mg.tensor(1000, mg.int64) >> sh, wr)
+    -- >> is arithmetic on signed tensors (NumPy, TF): -8 >> 1 is -4, where Lua's own gives a huge positive
+    check(mg.tensor({ -8 }, mg.int64) >> 1, { -4 })
+    assert.equal(mg.int32, (mg.tensor({ 1 }, mg.int32) << 2).dtype)
+  end)
+
+  it("refuse float tensors, naming the op", function()
+    h.fails(function() return mg.tensor { 1.5 } & 1 end, "bitwise_and", "float32")
+    h.fails(function() return ~mg.tensor { 1.5 } end, "bitwise_not", "float32")
+    h.fails(function() return mg.tensor { 1 } << 0.5 end, "left_shift")
+  end)
+end)

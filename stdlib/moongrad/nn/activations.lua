@@ -36,24 +36,26 @@ fns.softplus = mg.softplus
 --- mg.nn.activations.softsign(x) -> x / (|x| + 1), a smooth sign.
 fns.softsign = function(x) return x / (mg.abs(x) + 1) end
 fns.exponential = mg.exp
---- mg.nn.activations.elu(x) -> x where x > 0, else e^x - 1.
-fns.elu = function(x) return mg.where(mg.greater(x, 0), x, mg.expm1(x)) end
+-- elu, celu, gelu, leaky_relu, hard_sigmoid, hard_swish, log_sigmoid: the engine's one-pass kernels
+-- (mg.elu ...) with Keras's defaults (gelu exact, leaky_relu's slope 0.2).
+fns.elu = mg.elu
+fns.celu = mg.celu
+fns.log_sigmoid = mg.log_sigmoid
 --- mg.nn.activations.selu(x) -> scale * elu with alpha 1.6733, scale 1.0507 (self-normalising).
 fns.selu = function(x)
   local alpha, scale = 1.6732632423543772, 1.0507009873554805
   return mg.where(mg.greater(x, 0), x * scale, mg.expm1(x) * (alpha * scale))
 end
---- mg.nn.activations.gelu(x) -> x * Phi(x), the exact (erf) form.
-fns.gelu = function(x) return x * 0.5 * (mg.erf(x * 0.7071067811865476) + 1) end
+fns.gelu = mg.gelu
 --- mg.nn.activations.swish(x) -> x * sigmoid(x) (also silu).
 fns.swish = function(x) return x * mg.sigmoid(x) end
 fns.silu = fns.swish
 --- mg.nn.activations.relu6(x) -> min(max(x, 0), 6).
 fns.relu6 = function(x) return mg.clip(x, 0, 6) end
---- mg.nn.activations.leaky_relu(x) -> x where x > 0, else 0.2 * x.
-fns.leaky_relu = function(x) return mg.maximum(x, x * 0.2) end
---- mg.nn.activations.hard_sigmoid(x) -> clip(x / 6 + 0.5, 0, 1).
-fns.hard_sigmoid = function(x) return mg.clip(x * (1 / 6) + 0.5, 0, 1) end
+fns.leaky_relu = mg.leaky_relu
+fns.hard_sigmoid = mg.hard_sigmoid
+fns.hard_silu = mg.hard_swish   -- Keras 3's name; hard_swish its alias
+fns.hard_swish = mg.hard_swish
 --- mg.nn.activations.mish(x) -> x * tanh(softplus(x)).
 fns.mish = function(x) return x * mg.tanh(mg.softplus(x)) end
 
