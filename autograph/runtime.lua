@@ -577,7 +577,10 @@ local function staged_if(cond, then_fn, else_fn, get, set, names)
       -- numbers on both paths (0 and -0.75) make a number that later meets other values as a
       -- number would: an int64 output must not force -0.75 into int64 at the next if (LuaJIT:
       -- K - K is integral; fuzzer seed 8100953)
-      if weak_out[i] and #outs[k].shape == 0 and outs[k].dtype ~= "bool" then weak_placeholders[outs[k]] = true end
+      -- (integer outputs only: a float output stays as it was, a float32 that a float64 meets later
+      -- promotes anyway, and a weak float output would change the dtype loops widen it to)
+      local dt = outs[k].dtype
+      if weak_out[i] and #outs[k].shape == 0 and (dt == "int64" or dt == "int32") then weak_placeholders[outs[k]] = true end
     else final[i] = tv[i] end
   end
   for i = init.first_scratch, init.n do final[i] = init[i] end
