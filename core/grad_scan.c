@@ -44,21 +44,28 @@ RULE(grad_cumsum) {
   return gs_end(&s);
 }
 
+/* TF's rule in log space: dx = exp(rcum(log g+ - out) + x) - exp(rcum(log g- - out) + x), rcum
+ * the cumulative_logsumexp the other way. A NaN in g stays NaN (both logs are NaN), and a
+ * part with no weight (log 0 = -inf) stays -inf even where out is -inf, rather than
+ * -inf - -inf = NaN (which a zero output gradient would otherwise turn into NaN, and which
+ * a second derivative would carry through the other part). */
 RULE(grad_cumulative_logsumexp) {
   gs s = gs_begin(g);
   mg_attrs a = flipped(g, 2);
   mg_tensor *ninf = S(&s, -INFINITY);
-  mg_tensor *pos_in[3] = {A2(&s, MG_OP_GREATER, GOUT, S(&s, 0)), A1(&s, MG_OP_LOG, GOUT), ninf};
-  mg_tensor *lpos = s.st ? NULL : app(&s, MG_OP_WHERE, pos_in, 3, NULL);
   mg_tensor *gneg = A1(&s, MG_OP_NEG, GOUT);
-  mg_tensor *neg_in[3] = {A2(&s, MG_OP_GREATER, gneg, S(&s, 0)), A1(&s, MG_OP_LOG, gneg), ninf};
+  mg_tensor *pos_in[3] = {A2(&s, MG_OP_LESS, GOUT, S(&s, 0)), ninf, A1(&s, MG_OP_LOG, GOUT)};
+  mg_tensor *lpos = s.st ? NULL : app(&s, MG_OP_WHERE, pos_in, 3, NULL);
+  mg_tensor *neg_in[3] = {A2(&s, MG_OP_GREATER, GOUT, S(&s, 0)), ninf, A1(&s, MG_OP_LOG, gneg)};
   mg_tensor *lneg = s.st ? NULL : app(&s, MG_OP_WHERE, neg_in, 3, NULL);
-  mg_tensor *sp = A2(&s, MG_OP_SUB, lpos, OUT), *sn = A2(&s, MG_OP_SUB, lneg, OUT);
-  mg_tensor *cp = app(&s, MG_OP_CUMULATIVE_LOGSUMEXP, &sp, 1, &a);
-  mg_tensor *cn = app(&s, MG_OP_CUMULATIVE_LOGSUMEXP, &sn, 1, &a);
-  mg_tensor *op = A1(&s, MG_OP_EXP, A2(&s, MG_OP_ADD, cp, X));
-  mg_tensor *on = A1(&s, MG_OP_EXP, A2(&s, MG_OP_ADD, cn, X));
-  SET(0, A2(&s, MG_OP_SUB, op, on));
+  mg_tensor *part[2] = {lpos, lneg}, *res[2] = {NULL, NULL};
+  for (int k = 0; k < 2; k++) {
+    mg_tensor *d_in[3] = {A2(&s, MG_OP_EQUAL, part[k], ninf), ninf, A2(&s, MG_OP_SUB, part[k], OUT)};
+    mg_tensor *d = s.st ? NULL : app(&s, MG_OP_WHERE, d_in, 3, NULL);
+    mg_tensor *c = app(&s, MG_OP_CUMULATIVE_LOGSUMEXP, &d, 1, &a);
+    res[k] = A1(&s, MG_OP_EXP, A2(&s, MG_OP_ADD, c, X));
+  }
+  SET(0, A2(&s, MG_OP_SUB, res[0], res[1]));
   return gs_end(&s);
 }
 

@@ -338,6 +338,25 @@ function M.std(t, opts)
   return core.where(nonzero, core.sqrt(core.where(nonzero, v, 1)), 0)
 end
 M.var = core.variance
+
+-- top_k: the indices from the op top_k_indices and the values gathered at them, so that the
+-- values' gradient goes back to the chosen elements through gather's (one op table row
+-- holds one output; the gather reads only k elements per row).
+local top_k_spec = { k = { "integer", min = 0 }, sorted = "boolean" }
+function M.top_k(x, k, opts)
+  if type(k) == "table" and opts == nil then opts, k = k, nil end
+  if opts ~= nil then options.check("top_k", opts, top_k_spec) end
+  if k == nil then k = opts and opts.k or 1 end
+  local idx = core.top_k_indices(x, k)
+  return core.gather(x, idx, -1), idx
+end
+M.document(M.top_k, "mg.top_k(x, k=1, {sorted=true}) -> values, indices\n"
+  .. "  The k largest elements along the last axis, largest first, and their indices (1-based, int64;\n"
+  .. "  the lower index first among ties, as TF). The values' gradient goes back to the chosen\n"
+  .. "  elements. sorted=false is accepted (TF's option); the result is sorted either way.\n"
+  .. "  Example:\n"
+  .. "    local v, i = mg.top_k(mg.tensor{1.0, 5.0, 3.0}, 2)\n"
+  .. "    print(v, i)   -- tensor([5., 3.], dtype=float32)  tensor([2, 3], dtype=int64)")
 M.broadcast_to = core.expand
 M.take_along_axis = core.gather
 methods.std, methods.var, methods.broadcast_to = M.std, M.var, M.broadcast_to

@@ -133,6 +133,8 @@ def dtypes_of(family, c, descs):
         return (d if refs.is_float(d) else "float32"), [d if refs.is_float(d) else "float32"]
     if family == "arg":
         return "int64", [None]
+    if family == "search":   # searchsorted: int64 positions, both inputs in their promoted dtype
+        return "int64", [p] * n
     if family == "reduce_bool":
         return "bool", [None]
     if family == "create":
