@@ -9,8 +9,10 @@
  * inverts the keys, so equal elements keep their order in both directions
  * (a stable sort, and top_k's lower index first among ties, as TF). The
  * digits are 8 bits; one pass counts all eight digit histograms and a digit
- * that is the same for every key is skipped, so float32 and int32 keys cost
- * four passes at most. Rows shorter than SMALL use insertion sort. A row is
+ * that is the same for every key is skipped. Elements of 4 bytes or fewer
+ * sort as 32-bit keys with 32-bit positions (half the memory traffic; rows
+ * of WIDE elements or more in three passes of 11-bit digits). Rows shorter than SMALL use insertion sort. top_k of a few
+ * (k * 64 <= the row) selects with a k-entry heap instead of sorting the row. A row is
  * gathered from its (possibly strided, non-last) axis into the workspace,
  * rows are independent and split across threads above MG_PAR_MIN elements.
  * sort writes the values read back at the sorted positions, so NaN payloads
@@ -24,6 +26,7 @@
 #include <string.h>
 
 #define SMALL 32
+#define WIDE 16384  /* rows from this long sort 32-bit keys in 11-bit digits (their counts fill L1 otherwise) */
 
 static inline uint64_t key_f32(float v) {
   uint32_t b;
@@ -56,48 +59,109 @@ static void make_keys(mg_dtype dt, const char *x, int64_t st, int64_t n, uint64_
   }
 }
 
-/* Sorts keys k (with positions ix, 0..n-1 on return sorted alongside); k2/ix2
- * are scratch of n. Returns the position array holding the result. */
-static int64_t *radix_sort(uint64_t *k, uint64_t *k2, int64_t *ix, int64_t *ix2, int64_t n) {
-  for (int64_t i = 0; i < n; i++) ix[i] = i;
-  if (n < SMALL) {
-    for (int64_t i = 1; i < n; i++) {
-      uint64_t kv = k[i];
-      int64_t iv = ix[i], j = i - 1;
-      while (j >= 0 && k[j] > kv) {
-        k[j + 1] = k[j];
-        ix[j + 1] = ix[j];
-        j--;
-      }
-      k[j + 1] = kv;
-      ix[j + 1] = iv;
-    }
-    return ix;
+/* Sorts keys k with their positions ix (0..n-1 on return sorted alongside); k2/ix2 are
+ * scratch of n. Returns the position array holding the result. Stamped for 64-bit keys
+ * and positions and for 32-bit ones (float32, int32, uint8, bool rows shorter than 2^32:
+ * half the memory traffic per pass; long rows in 11-bit digits: three passes). */
+#define RADIX_FN(NAME, KT, IT, NDIG, BITS)                                                   \
+  static IT *NAME(KT *k, KT *k2, IT *ix, IT *ix2, int64_t n) {                          \
+    for (int64_t i = 0; i < n; i++) ix[i] = (IT)i;                                      \
+    if (n < SMALL) {                                                                    \
+      for (int64_t i = 1; i < n; i++) {                                                 \
+        KT kv = k[i];                                                                   \
+        IT iv = ix[i];                                                                  \
+        int64_t j = i - 1;                                                              \
+        while (j >= 0 && k[j] > kv) {                                                   \
+          k[j + 1] = k[j];                                                              \
+          ix[j + 1] = ix[j];                                                            \
+          j--;                                                                          \
+        }                                                                               \
+        k[j + 1] = kv;                                                                  \
+        ix[j + 1] = iv;                                                                 \
+      }                                                                                 \
+      return ix;                                                                        \
+    }                                                                                   \
+    int64_t cnt[NDIG][1 << BITS]; /* on the stack: static TLS is too small in a dlopened module */ \
+    memset(cnt, 0, sizeof cnt);                                                         \
+    for (int64_t i = 0; i < n; i++) {                                                   \
+      KT v = k[i];                                                                      \
+      for (int d = 0; d < NDIG; d++) cnt[d][(v >> (BITS * d)) & ((1 << BITS) - 1)]++;   \
+    }                                                                                   \
+    for (int d = 0; d < NDIG; d++) {                                                    \
+      int64_t *c = cnt[d];                                                              \
+      if (c[(k[0] >> (BITS * d)) & ((1 << BITS) - 1)] == n) continue; /* one digit everywhere */ \
+      int64_t sum = 0;                                                                  \
+      for (int b = 0; b < (1 << BITS); b++) {                                           \
+        int64_t t = c[b];                                                               \
+        c[b] = sum;                                                                     \
+        sum += t;                                                                       \
+      }                                                                                 \
+      for (int64_t i = 0; i < n; i++) {                                                 \
+        int64_t at = c[(k[i] >> (BITS * d)) & ((1 << BITS) - 1)]++;                     \
+        k2[at] = k[i];                                                                  \
+        ix2[at] = ix[i];                                                                \
+      }                                                                                 \
+      KT *tk = k;                                                                       \
+      k = k2;                                                                           \
+      k2 = tk;                                                                          \
+      IT *ti = ix;                                                                      \
+      ix = ix2;                                                                         \
+      ix2 = ti;                                                                         \
+    }                                                                                   \
+    return ix;                                                                          \
   }
-  int64_t cnt[8][256];  /* 16 KiB on the stack (static TLS is too small in a dlopened module) */
-  memset(cnt, 0, sizeof cnt);
+RADIX_FN(radix64, uint64_t, int64_t, 8, 8)
+RADIX_FN(radix32, uint32_t, uint32_t, 4, 8)
+RADIX_FN(radix32w, uint32_t, uint32_t, 3, 11)  /* long rows: 3 digits of 11 bits (the top one 10) */
+
+/* The k smallest (key, position) pairs of n, in order, into ix[0..k) (k <= n): a max-heap
+ * of k entries, for top_k with k much smaller than the row. A later position never beats
+ * an equal key, so ties keep the lower position. */
+static void heap_select(const uint64_t *key, int64_t n, int64_t k, int64_t *ix) {
+#define HLESS(a, b) (key[a] < key[b] || (key[a] == key[b] && (a) < (b)))
+  int64_t m = 0;
   for (int64_t i = 0; i < n; i++) {
-    uint64_t v = k[i];
-    for (int d = 0; d < 8; d++) cnt[d][(v >> (8 * d)) & 255]++;
-  }
-  for (int d = 0; d < 8; d++) {
-    int64_t *c = cnt[d];
-    if (c[(k[0] >> (8 * d)) & 255] == n) continue;  /* the same digit everywhere */
-    int64_t sum = 0;
-    for (int b = 0; b < 256; b++) {
-      int64_t t = c[b];
-      c[b] = sum;
-      sum += t;
+    if (m < k) {  /* push, sift up */
+      int64_t c = m++;
+      ix[c] = i;
+      while (c > 0 && HLESS(ix[(c - 1) / 2], ix[c])) {
+        int64_t p = (c - 1) / 2, t = ix[p];
+        ix[p] = ix[c];
+        ix[c] = t;
+        c = p;
+      }
+    } else if (key[i] < key[ix[0]]) {  /* replace the largest, sift down */
+      ix[0] = i;
+      int64_t c = 0;
+      for (;;) {
+        int64_t l = 2 * c + 1, r = l + 1, big = c;
+        if (l < k && HLESS(ix[big], ix[l])) big = l;
+        if (r < k && HLESS(ix[big], ix[r])) big = r;
+        if (big == c) break;
+        int64_t t = ix[big];
+        ix[big] = ix[c];
+        ix[c] = t;
+        c = big;
+      }
     }
-    for (int64_t i = 0; i < n; i++) {
-      int64_t at = c[(k[i] >> (8 * d)) & 255]++;
-      k2[at] = k[i];
-      ix2[at] = ix[i];
-    }
-    uint64_t *tk = k; k = k2; k2 = tk;
-    int64_t *ti = ix; ix = ix2; ix2 = ti;
   }
-  return ix;
+  for (int64_t e = k - 1; e > 0; e--) {  /* heap sort: the largest to the end */
+    int64_t t = ix[0];
+    ix[0] = ix[e];
+    ix[e] = t;
+    int64_t c = 0;
+    for (;;) {
+      int64_t l = 2 * c + 1, r = l + 1, big = c;
+      if (l < e && HLESS(ix[big], ix[l])) big = l;
+      if (r < e && HLESS(ix[big], ix[r])) big = r;
+      if (big == c) break;
+      int64_t u = ix[big];
+      ix[big] = ix[c];
+      ix[c] = u;
+      c = big;
+    }
+  }
+#undef HLESS
 }
 
 typedef struct sortplan {
@@ -115,7 +179,33 @@ static void sort_row(const sortplan *p, int64_t r, int tid) {
   int64_t *ix = (int64_t *)(k2 + L), *ix2 = ix + L;
   const char *xr = p->x + (o * L * p->inner + j) * es;
   make_keys(p->dt, xr, p->inner, L, k, p->desc);
-  int64_t *res = radix_sort(k, k2, ix, ix2, L);
+  if (!p->values && p->k * 64 <= L) {  /* a few of many: select, do not sort */
+    heap_select(k, L, p->k, ix);
+    int64_t *yr = (int64_t *)p->y + o * p->k * p->inner + j;
+    for (int64_t i = 0; i < p->k; i++) yr[i * p->inner] = ix[i] + p->base;
+    return;
+  }
+  if (es <= 4 && L <= (int64_t)UINT32_MAX) {  /* 32-bit keys and positions */
+    uint32_t *k32 = (uint32_t *)k2, *k32b = k32 + L, *i32 = (uint32_t *)ix, *i32b = i32 + L;
+    for (int64_t i = 0; i < L; i++) k32[i] = (uint32_t)k[i];
+    uint32_t *res = (L >= WIDE ? radix32w : radix32)(k32, k32b, i32, i32b, L);
+    if (p->values) {
+      char *yr = p->y + (o * L * p->inner + j) * es;
+      int64_t in = p->inner;
+      if (es == 4) {
+        const uint32_t *xv = (const uint32_t *)xr;
+        uint32_t *yv = (uint32_t *)yr;
+        for (int64_t i = 0; i < L; i++) yv[i * in] = xv[(int64_t)res[i] * in];
+      } else {
+        for (int64_t i = 0; i < L; i++) yr[i * in] = xr[(int64_t)res[i] * in];
+      }
+    } else {
+      int64_t *yr = (int64_t *)p->y + o * p->k * p->inner + j;
+      for (int64_t i = 0; i < p->k; i++) yr[i * p->inner] = (int64_t)res[i] + p->base;
+    }
+    return;
+  }
+  int64_t *res = radix64(k, k2, ix, ix2, L);
   if (p->values) {
     char *yr = p->y + (o * L * p->inner + j) * es;
     for (int64_t i = 0; i < L; i++) memcpy(yr + i * p->inner * es, xr + res[i] * p->inner * es, (size_t)es);
