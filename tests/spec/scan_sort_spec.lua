@@ -202,6 +202,10 @@ describe("sort and argsort", function()
         assert(xa > xb or (xa == xb and idx[i - 1] < idx[i]), "descending stable order broken at " .. i)
       end
     end
+    local long = mg.tensor(lcg_list(20000, 9), mg.float32)   -- a long row: 11-bit digits
+    local lt = long:totable()
+    table.sort(lt)
+    check(mg.sort(long), lt, 0)
     local big = mg.tensor(lcg_list(64 * 1000, 3), mg.float32):reshape { 64, 1000 }   -- 64k: threads
     local s = mg.sort(big, { axis = 1 }):transpose():totable()
     for r = 1, 1000, 97 do
@@ -224,6 +228,17 @@ describe("top_k", function()
     check(v1, { 2 })                     -- k defaults to 1
     local v2 = mg.top_k(mg.tensor { 1.0, 2, 3 }, { k = 2, sorted = true })
     check(v2, { 3, 2 })
+  end)
+
+  it("selects a few of many (the heap path) exactly as a full descending argsort would", function()
+    for _, dt in ipairs({ mg.float32, mg.float64, mg.int32, mg.uint8 }) do
+      local mod = nil   -- integers: many ties
+      if dt ~= mg.float32 and dt ~= mg.float64 then mod = 50 end
+      local x = mg.tensor(lcg_list(3 * 2000, 5, mod), dt):reshape { 3, 2000 }
+      local _, i = mg.top_k(x, 7)
+      local full = mg.argsort(x, { direction = "DESCENDING" }):slice { {}, { 1, 7 } }
+      h.check(i, full:totable())
+    end
   end)
 
   it("differentiates through the values", function()
