@@ -339,6 +339,63 @@ function M.std(t, opts)
 end
 M.var = core.variance
 
+-- bincount: a scatter_add of ones (or the weights) into zeros of the output size, so the
+-- weights' gradient is a gather; no op of its own. The size comes from the data
+-- (max(x) + 1, at least minlength, at most maxlength) eagerly; a staged function cannot
+-- read data while tracing and must give length=, as jax.numpy.bincount under jit.
+-- Values at or past the size (maxlength, length) are dropped, as TF's maxlength does.
+local bincount_spec = {
+  weights = "tensor", minlength = { "integer", min = 0 }, maxlength = { "integer", min = 0 },
+  length = { "integer", min = 0 }, dtype = "string|table",
+}
+function M.bincount(x, opts)
+  if opts ~= nil then options.check("bincount", opts, bincount_spec) end
+  opts = opts or {}
+  if not core.is_tensor(x) then options.raise("bincount: x must be an integer tensor, got " .. type(x)) end
+  if x.dtype ~= "int32" and x.dtype ~= "int64" and x.dtype ~= "uint8" then
+    options.raise("bincount: x must be an integer tensor (int32, int64 or uint8), got " .. x.dtype)
+  end
+  local w = opts.weights
+  if w ~= nil then
+    local same = #w.shape == #x.shape
+    for d = 1, #x.shape do same = same and w.shape[d] == x.shape[d] end
+    if not same then
+      options.raise(("bincount: weights (%s) must have the shape of x (%s)"):format(
+        table.concat(w.shape, ","), table.concat(x.shape, ",")))
+    end
+  end
+  local flat = core.reshape(x, { -1 })
+  -- the extremes of x when they can be read (eager); nil while tracing
+  local ok, lo, hi = pcall(function()
+    if flat:numel() == 0 then return 0, -1 end
+    return core.min(flat):item(), core.max(flat):item()
+  end)
+  if ok and lo < 0 then options.raise("bincount: x must be non-negative, got the value " .. lo) end
+  local size = opts.length
+  if size == nil then
+    if not ok then
+      options.raise("bincount: the output size depends on the values of x, which a staged function cannot read "
+        .. "while tracing; give length= (the number of bins)")
+    end
+    size = hi + 1
+    if opts.minlength and size < opts.minlength then size = opts.minlength end
+    if opts.maxlength and size > opts.maxlength then size = opts.maxlength end
+  end
+  local dtype = opts.dtype or (w and w.dtype) or "int64"
+  local inside = core.less(flat, size)
+  local idx = core.where(inside, flat, 0) + 1          -- 1-based positions for scatter_add
+  local src = w and core.reshape(core.cast(w, dtype), { -1 }) or core.full(flat.shape, 1, dtype)
+  src = core.where(inside, src, 0)
+  return core.scatter_add(core.full({ size }, 0, dtype), idx, src, 1)
+end
+M.document(M.bincount, "mg.bincount(x, {weights=, minlength=, maxlength=, length=, dtype=}) -> tensor\n"
+  .. "  Counts of each value of the non-negative integer tensor x: element i (1-based) counts the\n"
+  .. "  value i - 1 (or sums its weights), over max(x) + 1 bins, at least minlength, at most maxlength\n"
+  .. "  (values past it are dropped, as TF). A staged function must give length= (the number of bins).\n"
+  .. "  int64 counts, or the weights' dtype; the weights' gradient flows back.\n"
+  .. "  Example:\n"
+  .. "    print(mg.bincount(mg.tensor{0, 1, 1, 3}))   -- tensor([1, 2, 0, 1], dtype=int64)")
+
 -- top_k: the indices from the op top_k_indices and the values gathered at them, so that the
 -- values' gradient goes back to the chosen elements through gather's (one op table row
 -- holds one output; the gather reads only k elements per row).

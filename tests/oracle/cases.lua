@@ -886,6 +886,12 @@ add("mg.std", { check = "std", ins = { I({ 2, 3 }, "float64") }, attrs = { axis 
   label = "correction = N gives inf", run = function(xs) return { mg.std(xs[1], { axis = 2, correction = 3 }) } end })
 add("mg.std", { check = "std", ins = { I({ 3, 4 }, "float32", nil, "T") }, attrs = { axis = 1, correction = 1 },
   run = function(xs) return { mg.std(xs[1], { axis = 1, correction = 1 }) } end })
+-- issue 17: mg.bincount (a scatter_add composition) against np.bincount
+add("mg.bincount", { check = "bincount", ins = { L({ 0, 1, 1, 3, 7, 3 }, "int64") }, attrs = {},
+  run = function(xs) return { mg.bincount(xs[1]) } end })
+add("mg.bincount", { check = "bincount", ins = { I({ 3, 4 }, "int32", "small", "T"), I({ 4, 3 }, "float64") },
+  attrs = { minlength = 9 }, label = "weights, minlength, strided x",
+  run = function(xs) return { mg.bincount(mg.abs(xs[1]), { weights = xs[2]:transpose(), minlength = 9 }) } end })
 add("mg.arange", { check = "arange", attrs = { start = 1, stop = 6, step = 1, dtype = "float32" },
   label = "mg.arange(1, 6, nil, mg.float32)", run = function() return { mg.arange(1, 6, nil, mg.float32) } end })
 add("mg.arange", { check = "arange", attrs = { start = 0, stop = 6, step = 1, dtype = "float32" },

@@ -445,6 +445,16 @@ def check_std(c, T):
     compare("value", T[c["outputs"][0]], ref, dt)
 
 
+def check_bincount(c, T):
+    x = np.abs(T[c["inputs"][0]["name"]]).reshape(-1)
+    w = None
+    if len(c["inputs"]) > 1:   # the weights were passed transposed (a strided view): the same here
+        w = T[c["inputs"][1]["name"]].T.reshape(-1)
+    a = c["attrs"] if isinstance(c["attrs"], dict) else {}   # an empty Lua table comes as a list
+    ref = np.bincount(x, weights=w, minlength=int(a.get("minlength", 0)))
+    compare("value", T[c["outputs"][0]], ref, "float64" if w is not None else "int64")
+
+
 def check_arange(c, T):
     compare("value", T[c["outputs"][0]], refs.r_arange(np, c["attrs"]), c["attrs"]["dtype"])
 
@@ -454,7 +464,7 @@ def check_raises(c, T):
 
 
 CHECKS = {"random": check_random, "dropout": check_dropout, "dropout_trivial": check_dropout_trivial,
-          "optim": check_optim, "std": check_std, "arange": check_arange, "raises": check_raises}
+          "optim": check_optim, "std": check_std, "arange": check_arange, "bincount": check_bincount, "raises": check_raises}
 
 
 def run_case(c, T):

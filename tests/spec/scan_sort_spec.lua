@@ -275,6 +275,36 @@ describe("searchsorted", function()
   end)
 end)
 
+describe("bincount", function()
+  it("counts each value (element i counts i - 1), with weights, minlength and maxlength", function()
+    check(mg.bincount(mg.tensor { 0, 1, 1, 3 }), { 1, 2, 0, 1 })
+    check(mg.bincount(mg.tensor { { 0, 1 }, { 1, 3 } }, { weights = mg.tensor { { 0.5, 1 }, { 2, 3 } }, minlength = 6 }),
+      { 0.5, 3, 0, 3, 0, 0 })
+    check(mg.bincount(mg.tensor { 0, 1, 1, 3 }, { maxlength = 2 }), { 1, 2 })   -- values past it dropped (TF)
+    check(mg.bincount(mg.tensor({ 2, 2 }, mg.uint8), { length = 2 }), { 0, 0 })
+    assert.same({ 0 }, mg.bincount(mg.tensor({}, mg.int64)).shape)
+  end)
+
+  it("passes the weights' gradient back", function()
+    check(mg.grad(function(w) return mg.sum(mg.bincount(mg.tensor { 0, 1, 1 }, { weights = w }) * mg.tensor { 1.0, 10 }) end)(
+      mg.tensor({ 1, 2, 3 }, mg.float32)), { 1, 10, 10 })
+  end)
+
+  it("works staged with length=, and says to give it otherwise", function()
+    local f = mg.func(function(x) return mg.bincount(x, { length = 5 }) end)
+    check(f(mg.tensor { 0, 4, 4, 9 }), { 1, 0, 0, 0, 2 })
+    local g = mg.func(function(x) return mg.bincount(x) end)
+    fails(function() return g(mg.tensor { 0, 4 }) end, "bincount", "give length=")
+  end)
+
+  it("refuses non-integer, negative and mis-shaped input", function()
+    fails(function() return mg.bincount(mg.tensor { 0.5 }) end, "bincount: x must be an integer tensor", "float32")
+    fails(function() return mg.bincount(mg.tensor { -1, 2 }) end, "bincount: x must be non-negative", "-1")
+    fails(function() return mg.bincount(mg.tensor { 1, 2 }, { weights = mg.tensor { 1.0 } }) end, "weights (1)", "x (2)")
+    fails(function() return mg.bincount(mg.tensor { 1 }, { minlen = 2 }) end, "unknown option 'minlen'")
+  end)
+end)
+
 describe("bad options", function()
   it("name the op and the option", function()
     fails(function() return mg.cumsum(mg.tensor { 1 }, { axis = 2 }) end, "cumsum: axis 2 is out of range for a 1-d tensor")
