@@ -339,6 +339,62 @@ function M.std(t, opts)
 end
 M.var = core.variance
 
+-- unique / unique_with_counts (TF's order: values as they first occur): a stable argsort,
+-- the starts of runs of equal sorted values (top_k_indices of the 0/1 "new value" marks
+-- gives their positions in order), then the runs reordered by their first position. The
+-- number of values is read from the data, so these run eagerly only.
+local function unique_impl(fname, x, with_counts)
+  if not core.is_tensor(x) then options.raise(fname .. ": x must be a tensor, got " .. type(x)) end
+  if #x.shape ~= 1 then
+    options.raise(("%s: x must be 1-d (as TF's unique), got shape (%s)"):format(fname, table.concat(x.shape, ",")))
+  end
+  local ok, n = pcall(function() return core.full({ 1 }, x:numel(), "int64"):item() end)
+  if not ok then
+    options.raise(fname .. ": the number of unique values depends on the data, which a staged function cannot "
+      .. "read while tracing; call it eagerly")
+  end
+  if n == 0 then
+    local e = core.full({ 0 }, 0, "int64")
+    if with_counts then return x, e, e end
+    return x, e
+  end
+  local order = core.argsort(x)                                    -- stable: runs keep input order
+  local s = core.take(x, order, 1)
+  local new = core.full({ 1 }, 1, "int64")
+  if n > 1 then
+    local differ = core.cast(core.not_equal(M.slice(s, { { 2, n } }), M.slice(s, { { 1, n - 1 } })), "int64")
+    new = core.concat({ new, differ }, 1)
+  end
+  local ok2, nu = pcall(function() return core.sum(new):item() end)
+  if not ok2 then
+    options.raise(fname .. ": the number of unique values depends on the data, which a staged function cannot "
+      .. "read while tracing; call it eagerly")
+  end
+  local starts = core.top_k_indices(new, nu)                      -- run starts, in increasing order
+  local rank = core.argsort(core.take(order, starts, 1))           -- runs by first occurrence
+  local y = core.take(core.take(s, starts, 1), rank, 1)
+  local inv = core.argsort(rank)                                   -- run -> its output position
+  local idx_sorted = core.take(inv, core.cumsum(new), 1)
+  local idx = core.scatter_add(core.full({ n }, 0, "int64"), order, idx_sorted, 1)
+  if not with_counts then return y, idx end
+  local ends = core.concat({ M.slice(starts, { { 2, nu } }), core.full({ 1 }, n + 1, "int64") }, 1)
+  return y, idx, core.take(ends - starts, rank, 1)
+end
+function M.unique(x) return unique_impl("unique", x, false) end
+function M.unique_with_counts(x) return unique_impl("unique_with_counts", x, true) end
+M.document(M.unique, "mg.unique(x) -> values, indices\n"
+  .. "  The distinct values of the 1-d tensor x in the order they first occur (TF's tf.unique), and for\n"
+  .. "  each element of x the (1-based) position of its value in them: values[indices] is x. NaN never\n"
+  .. "  equals itself, so each NaN is its own value. Eager only (the output size depends on the data).\n"
+  .. "  Example:\n"
+  .. "    local v, i = mg.unique(mg.tensor{4, 1, 4, 2})\n"
+  .. "    print(v, i)   -- tensor([4, 1, 2], dtype=int64)  tensor([1, 2, 1, 3], dtype=int64)")
+M.document(M.unique_with_counts, "mg.unique_with_counts(x) -> values, indices, counts\n"
+  .. "  mg.unique's values and indices, and how many times each value occurs (int64).\n"
+  .. "  Example:\n"
+  .. "    local v, i, c = mg.unique_with_counts(mg.tensor{4, 1, 4})\n"
+  .. "    print(c)   -- tensor([2, 1], dtype=int64)")
+
 -- bincount: a scatter_add of ones (or the weights) into zeros of the output size, so the
 -- weights' gradient is a gather; no op of its own. The size comes from the data
 -- (max(x) + 1, at least minlength, at most maxlength) eagerly; a staged function cannot

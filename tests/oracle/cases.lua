@@ -892,6 +892,11 @@ add("mg.bincount", { check = "bincount", ins = { L({ 0, 1, 1, 3, 7, 3 }, "int64"
 add("mg.bincount", { check = "bincount", ins = { I({ 3, 4 }, "int32", "small", "T"), I({ 4, 3 }, "float64") },
   attrs = { minlength = 9 }, label = "weights, minlength, strided x",
   run = function(xs) return { mg.bincount(mg.abs(xs[1]), { weights = xs[2]:transpose(), minlength = 9 }) } end })
+-- issue 17: mg.unique_with_counts (a composition of argsort, top_k_indices, take, cumsum, scatter_add)
+add("mg.unique_with_counts", { check = "unique", ins = { I({ 40 }, "int32", "small") },
+  run = function(xs) return { mg.unique_with_counts(xs[1]) } end })
+add("mg.unique_with_counts", { check = "unique", ins = { I({ 5, 8 }, "float64", "small", "T") }, label = "a strided float row",
+  run = function(xs) return { mg.unique_with_counts(mg.reshape(mg.contiguous(xs[1]), { -1 })) } end })
 add("mg.arange", { check = "arange", attrs = { start = 1, stop = 6, step = 1, dtype = "float32" },
   label = "mg.arange(1, 6, nil, mg.float32)", run = function() return { mg.arange(1, 6, nil, mg.float32) } end })
 add("mg.arange", { check = "arange", attrs = { start = 0, stop = 6, step = 1, dtype = "float32" },
