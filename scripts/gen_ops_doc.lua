@@ -121,6 +121,26 @@ print(mg.grad(mg.prod)(mg.tensor{0.0, 2, 3}))  --> tensor([6., 0., 0.], dtype=fl
   variance = [=[print(mg.tensor{1.0, 2, 3, 4}:variance())  --> tensor(1.25, dtype=float32)
 print(mg.tensor{1.0, 2}:variance{correction = 2})  --> tensor(inf, dtype=float32)]=],
   softmax = [=[print(mg.softmax(mg.tensor{0.0, 0.0}))      --> tensor([0.5, 0.5], dtype=float32)]=],
+  cumsum = [=[print(mg.cumsum(mg.tensor{1, 2, 3}))              --> tensor([1, 3, 6], dtype=int64)
+print(mg.cumsum(mg.tensor{{1, 2}, {3, 4}}, {axis = 2, exclusive = true}))  --> tensor([[0, 1], [0, 3]], dtype=int64)
+print(mg.cumsum(mg.tensor{1, 2, 3}, {reverse = true}))  --> tensor([6, 5, 3], dtype=int64)]=],
+  cumprod = [=[print(mg.cumprod(mg.tensor{1.0, 2, 3, 4}))         --> tensor([ 1.,  2.,  6., 24.], dtype=float32)
+print(mg.cumprod(mg.tensor{2, 3, 4}, {exclusive = true}))  --> tensor([1, 2, 6], dtype=int64)]=],
+  cumprod_grad = [=[-- d/dx of sum(cumprod(x)) at x = {2, 0, 3}: exact at the zero
+print(mg.raw.cumprod_grad(mg.tensor{2.0, 0, 3}, mg.ones{3}))  --> tensor([1., 8., 0.], dtype=float32)]=],
+  cumulative_logsumexp = [=[print(mg.cumulative_logsumexp(mg.tensor{0.0, 0.0, 0.0}))  --> tensor([0.    , 0.6931, 1.0986], dtype=float32)]=],
+  cummax = [=[print(mg.cummax(mg.tensor{1, 3, 2, 5, 4}))       --> tensor([1, 3, 3, 5, 5], dtype=int64)]=],
+  cummin = [=[print(mg.cummin(mg.tensor{3, 1, 2, 0}, {reverse = true}))  --> tensor([0, 0, 0, 0], dtype=int64)]=],
+  cumargmax = [=[print(mg.cumargmax(mg.tensor{1, 3, 2, 5, 4}))    --> tensor([1, 2, 2, 4, 4], dtype=int64)]=],
+  cumargmin = [=[print(mg.cumargmin(mg.tensor{3, 1, 2, 0}))       --> tensor([1, 2, 2, 4], dtype=int64)]=],
+  sort = [=[print(mg.sort(mg.tensor{3.0, 1, 2}))               --> tensor([1., 2., 3.], dtype=float32)
+print(mg.sort(mg.tensor{{3, 1, 2}}, {direction = "DESCENDING"}))  --> tensor([[3, 2, 1]], dtype=int64)]=],
+  argsort = [=[print(mg.argsort(mg.tensor{3, 1, 2, 1}))         --> tensor([2, 4, 3, 1], dtype=int64)]=],
+  top_k_indices = [=[print(mg.top_k_indices(mg.tensor{1.0, 5, 3, 5}, 2))  --> tensor([2, 4], dtype=int64)
+local v, i = mg.top_k(mg.tensor{1.0, 5, 3}, 2)
+print(v, i)  --> tensor([5., 3.], dtype=float32)	tensor([2, 3], dtype=int64)]=],
+  searchsorted = [=[print(mg.searchsorted(mg.tensor{1, 3, 5}, mg.tensor{0, 3, 6}))  --> tensor([1, 2, 4], dtype=int64)
+print(mg.searchsorted(mg.tensor{1, 3, 5}, mg.tensor{3}, {side = "right"}))  --> tensor([3], dtype=int64)]=],
   log_softmax = [=[print(mg.log_softmax(mg.tensor{0.0, 0.0}):exp())  --> tensor([0.5, 0.5], dtype=float32)]=],
   matmul = [=[local a = mg.tensor{{1, 2}, {3, 4}}
 print(mg.matmul(a, a))                      --> tensor([[ 7, 10], [15, 22]], dtype=int64)]=],

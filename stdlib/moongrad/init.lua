@@ -389,6 +389,138 @@ function M.allclose(a, b, opts)
   end
   return core.all(close):item()
 end
+
+-- unique / unique_with_counts (TF's order: values as they first occur): a stable argsort,
+-- the starts of runs of equal sorted values (top_k_indices of the 0/1 "new value" marks
+-- gives their positions in order), then the runs reordered by their first position. The
+-- number of values is read from the data, so these run eagerly only.
+local function unique_impl(fname, x, with_counts)
+  if not core.is_tensor(x) then options.raise(fname .. ": x must be a tensor, got " .. type(x)) end
+  if #x.shape ~= 1 then
+    options.raise(("%s: x must be 1-d (as TF's unique), got shape (%s)"):format(fname, table.concat(x.shape, ",")))
+  end
+  local ok, n = pcall(function() return core.full({ 1 }, x:numel(), "int64"):item() end)
+  if not ok then
+    options.raise(fname .. ": the number of unique values depends on the data, which a staged function cannot "
+      .. "read while tracing; call it eagerly")
+  end
+  if n == 0 then
+    local e = core.full({ 0 }, 0, "int64")
+    if with_counts then return x, e, e end
+    return x, e
+  end
+  local order = core.argsort(x)                                    -- stable: runs keep input order
+  local s = core.take(x, order, 1)
+  local new = core.full({ 1 }, 1, "int64")
+  if n > 1 then
+    local differ = core.cast(core.not_equal(M.slice(s, { { 2, n } }), M.slice(s, { { 1, n - 1 } })), "int64")
+    new = core.concat({ new, differ }, 1)
+  end
+  local ok2, nu = pcall(function() return core.sum(new):item() end)
+  if not ok2 then
+    options.raise(fname .. ": the number of unique values depends on the data, which a staged function cannot "
+      .. "read while tracing; call it eagerly")
+  end
+  local starts = core.top_k_indices(new, nu)                      -- run starts, in increasing order
+  local rank = core.argsort(core.take(order, starts, 1))           -- runs by first occurrence
+  local y = core.take(core.take(s, starts, 1), rank, 1)
+  local inv = core.argsort(rank)                                   -- run -> its output position
+  local idx_sorted = core.take(inv, core.cumsum(new), 1)
+  local idx = core.scatter_add(core.full({ n }, 0, "int64"), order, idx_sorted, 1)
+  if not with_counts then return y, idx end
+  local ends = core.concat({ M.slice(starts, { { 2, nu } }), core.full({ 1 }, n + 1, "int64") }, 1)
+  return y, idx, core.take(ends - starts, rank, 1)
+end
+function M.unique(x) return unique_impl("unique", x, false) end
+function M.unique_with_counts(x) return unique_impl("unique_with_counts", x, true) end
+M.document(M.unique, "mg.unique(x) -> values, indices\n"
+  .. "  The distinct values of the 1-d tensor x in the order they first occur (TF's tf.unique), and for\n"
+  .. "  each element of x the (1-based) position of its value in them: values[indices] is x. NaN never\n"
+  .. "  equals itself, so each NaN is its own value. Eager only (the output size depends on the data).\n"
+  .. "  Example:\n"
+  .. "    local v, i = mg.unique(mg.tensor{4, 1, 4, 2})\n"
+  .. "    print(v, i)   -- tensor([4, 1, 2], dtype=int64)  tensor([1, 2, 1, 3], dtype=int64)")
+M.document(M.unique_with_counts, "mg.unique_with_counts(x) -> values, indices, counts\n"
+  .. "  mg.unique's values and indices, and how many times each value occurs (int64).\n"
+  .. "  Example:\n"
+  .. "    local v, i, c = mg.unique_with_counts(mg.tensor{4, 1, 4})\n"
+  .. "    print(c)   -- tensor([2, 1], dtype=int64)")
+
+-- bincount: a scatter_add of ones (or the weights) into zeros of the output size, so the
+-- weights' gradient is a gather; no op of its own. The size comes from the data
+-- (max(x) + 1, at least minlength, at most maxlength) eagerly; a staged function cannot
+-- read data while tracing and must give length=, as jax.numpy.bincount under jit.
+-- Values at or past the size (maxlength, length) are dropped, as TF's maxlength does.
+local bincount_spec = {
+  weights = "tensor", minlength = { "integer", min = 0 }, maxlength = { "integer", min = 0 },
+  length = { "integer", min = 0 }, dtype = "string|table",
+}
+function M.bincount(x, opts)
+  if opts ~= nil then options.check("bincount", opts, bincount_spec) end
+  opts = opts or {}
+  if not core.is_tensor(x) then options.raise("bincount: x must be an integer tensor, got " .. type(x)) end
+  if x.dtype ~= "int32" and x.dtype ~= "int64" and x.dtype ~= "uint8" then
+    options.raise("bincount: x must be an integer tensor (int32, int64 or uint8), got " .. x.dtype)
+  end
+  local w = opts.weights
+  if w ~= nil then
+    local same = #w.shape == #x.shape
+    for d = 1, #x.shape do same = same and w.shape[d] == x.shape[d] end
+    if not same then
+      options.raise(("bincount: weights (%s) must have the shape of x (%s)"):format(
+        table.concat(w.shape, ","), table.concat(x.shape, ",")))
+    end
+  end
+  local flat = core.reshape(x, { -1 })
+  -- the extremes of x when they can be read (eager); nil while tracing
+  local ok, lo, hi = pcall(function()
+    if flat:numel() == 0 then return 0, -1 end
+    return core.min(flat):item(), core.max(flat):item()
+  end)
+  if ok and lo < 0 then options.raise("bincount: x must be non-negative, got the value " .. lo) end
+  local size = opts.length
+  if size == nil then
+    if not ok then
+      options.raise("bincount: the output size depends on the values of x, which a staged function cannot read "
+        .. "while tracing; give length= (the number of bins)")
+    end
+    size = hi + 1
+    if opts.minlength and size < opts.minlength then size = opts.minlength end
+    if opts.maxlength and size > opts.maxlength then size = opts.maxlength end
+  end
+  local dtype = opts.dtype or (w and w.dtype) or "int64"
+  local inside = core.less(flat, size)
+  local idx = core.where(inside, flat, 0) + 1          -- 1-based positions for scatter_add
+  local src = w and core.reshape(core.cast(w, dtype), { -1 }) or core.full(flat.shape, 1, dtype)
+  src = core.where(inside, src, 0)
+  return core.scatter_add(core.full({ size }, 0, dtype), idx, src, 1)
+end
+M.document(M.bincount, "mg.bincount(x, {weights=, minlength=, maxlength=, length=, dtype=}) -> tensor\n"
+  .. "  Counts of each value of the non-negative integer tensor x: element i (1-based) counts the\n"
+  .. "  value i - 1 (or sums its weights), over max(x) + 1 bins, at least minlength, at most maxlength\n"
+  .. "  (values past it are dropped, as TF). A staged function must give length= (the number of bins).\n"
+  .. "  int64 counts, or the weights' dtype; the weights' gradient flows back.\n"
+  .. "  Example:\n"
+  .. "    print(mg.bincount(mg.tensor{0, 1, 1, 3}))   -- tensor([1, 2, 0, 1], dtype=int64)")
+
+-- top_k: the indices from the op top_k_indices and the values gathered at them, so that the
+-- values' gradient goes back to the chosen elements through gather's (one op table row
+-- holds one output; the gather reads only k elements per row).
+local top_k_spec = { k = { "integer", min = 0 }, sorted = "boolean" }
+function M.top_k(x, k, opts)
+  if type(k) == "table" and opts == nil then opts, k = k, nil end
+  if opts ~= nil then options.check("top_k", opts, top_k_spec) end
+  if k == nil then k = opts and opts.k or 1 end
+  local idx = core.top_k_indices(x, k)
+  return core.gather(x, idx, -1), idx
+end
+M.document(M.top_k, "mg.top_k(x, k=1, {sorted=true}) -> values, indices\n"
+  .. "  The k largest elements along the last axis, largest first, and their indices (1-based, int64;\n"
+  .. "  the lower index first among ties, as TF). The values' gradient goes back to the chosen\n"
+  .. "  elements. sorted=false is accepted (TF's option); the result is sorted either way.\n"
+  .. "  Example:\n"
+  .. "    local v, i = mg.top_k(mg.tensor{1.0, 5.0, 3.0}, 2)\n"
+  .. "    print(v, i)   -- tensor([5., 3.], dtype=float32)  tensor([2, 3], dtype=int64)")
 M.broadcast_to = core.expand
 M.take_along_axis = core.gather
 methods.std, methods.var, methods.broadcast_to = M.std, M.var, M.broadcast_to

@@ -529,6 +529,93 @@ for _, op in ipairs({ "argmax", "argmin" }) do
   add(op, { ins = { I({ 0, 3 }, "float32") }, attrs = { axis = 2 } })
   add(op, { ins = { I({ 0, 3 }, "float32") }, attrs = { axis = 1 }, expect_error = true, label = "empty axis raises" })
 end
+-- ---- scans, sorting, selection (issue 17) ------------------------------------------------
+for _, op in ipairs({ "cumsum", "cumprod", "cumulative_logsumexp" }) do
+  for _, dt in ipairs(F) do
+    add(op, { ins = { I({ 3, 4 }, dt) } })
+    add(op, { ins = { I({ 2, 3, 4 }, dt) }, attrs = { axis = 2 } })
+    add(op, { ins = { I({ 2, 5 }, dt) }, attrs = { axis = -1, exclusive = true } })
+    add(op, { ins = { I({ 2, 5 }, dt) }, attrs = { axis = 2, reverse = true } })
+    add(op, { ins = { I({ 3, 4 }, dt) }, attrs = { axis = 1, exclusive = true, reverse = true } })
+    add(op, { ins = { I({ 3, 4 }, dt, nil, "T") }, attrs = { axis = 2 } })
+    add(op, { ins = { I({ 2, 5 }, dt, nil, "step") }, attrs = { axis = 1, reverse = true } })
+    add(op, { ins = { I({}, dt) } })
+    add(op, { ins = { I({ 0, 3 }, dt) }, attrs = { axis = 1 } })
+    add(op, { ins = { I({ 3, 1 }, dt) }, attrs = { axis = 2, exclusive = true } })
+  end
+  for _, dt in ipairs({ "int32", "int64", "uint8", "bool" }) do
+    add(op, { ins = { I({ 3, 4 }, dt, "small") }, attrs = { axis = 2 } })
+  end
+  add(op, { ins = { I({ 3, 4 }, "float32") }, attrs = { axis = 3 }, expect_error = true, label = "axis out of range" })
+end
+for _, dt in ipairs(F) do  -- cumprod's gradient at zeros (exact: no division by x)
+  add("cumprod", { ins = { L({ 2, 0, 3, 0, 0, 5, 1, 2 }, dt, { 2, 4 }) }, attrs = { axis = 2 }, label = dt .. " zeros" })
+  add("cumprod", { ins = { L({ 2, 0, 3, 4, 0, 5, 1, 2 }, dt, { 2, 4 }) }, attrs = { axis = 2, exclusive = true, reverse = true },
+    label = dt .. " zeros, exclusive reverse" })
+  add("cumprod_grad", { ins = { L({ 2, 0, 3, 0, 0, 5, 1, 2 }, dt, { 2, 4 }), I({ 2, 4 }, dt) }, attrs = { axis = 2 },
+    grad = false, label = dt .. " zeros" })
+  add("cumprod_grad", { ins = { I({ 3, 4 }, dt), I({ 3, 4 }, dt) }, attrs = { axis = 1, exclusive = true }, grad = false })
+  add("cumprod_grad", { ins = { I({ 3, 4 }, dt, nil, "T"), I({ 3, 4 }, dt) }, attrs = { axis = 2, reverse = true }, grad = false })
+  add("cumulative_logsumexp", { ins = { L({ -INF, -INF, 0, 1000, -1000, 2 }, dt, { 2, 3 }) }, attrs = { axis = 2 },
+    grad = false, label = dt .. " infinities and large values" })
+end
+add("cumprod_grad", { ins = { I({ 2, 3 }, "float32"), I({ 3, 2 }, "float32") }, expect_error = true, label = "shapes differ" })
+add("cumsum", { ins = { L({ 1, 0 / 0, 3, 2, 0, -1 }, "float32", { 2, 3 }) }, attrs = { axis = 2 }, grad = false, label = "NaN" })
+for _, op in ipairs({ "cummax", "cummin", "cumargmax", "cumargmin" }) do
+  for _, dt in ipairs(NUM) do
+    add(op, { ins = { I({ 3, 4 }, dt, "distinct") } })
+    add(op, { ins = { I({ 2, 3, 4 }, dt, "distinct") }, attrs = { axis = 3, reverse = true } })
+    add(op, { ins = { I({ 3, 4 }, dt, "distinct", "T") }, attrs = { axis = 2 } })
+  end
+  add(op, { ins = { I({ 3, 4 }, "bool") }, attrs = { axis = 2 } })
+  add(op, { ins = { I({ 2, 5 }, "float64", "distinct", "step") }, attrs = { axis = -1 } })
+  add(op, { ins = { I({}, "float32") } })
+  add(op, { ins = { I({ 0, 3 }, "float32") }, attrs = { axis = 1 } })
+  add(op, { ins = { L({ 1, 3, 0 / 0, 5, 2, 0 }, "float32", { 6 }) }, grad = false, label = "NaN from the first NaN on" })
+  add(op, { ins = { L({ 1, 3, 3, 0, 3, 5 }, "float64", { 6 }) }, grad = false, label = "ties" })
+  add(op, { ins = { I({ 3 }, "float32") }, attrs = { axis = 2 }, expect_error = true, label = "axis out of range" })
+end
+for _, op in ipairs({ "sort", "argsort" }) do
+  for _, dt in ipairs(NUM) do
+    add(op, { ins = { I({ 3, 5 }, dt, "distinct") } })
+    add(op, { ins = { I({ 3, 5 }, dt, "distinct") }, attrs = { direction = "DESCENDING" } })
+    add(op, { ins = { I({ 2, 3, 4 }, dt, "distinct") }, attrs = { axis = 2 } })
+  end
+  add(op, { ins = { I({ 4, 40 }, "float32", "u") } })                     -- the radix path (rows >= 32)
+  add(op, { ins = { I({ 40, 3 }, "float64", "u") }, attrs = { axis = 1, direction = "DESCENDING" } })
+  add(op, { ins = { I({ 50 }, "int64", "small") }, label = "radix path, ties" })
+  add(op, { ins = { I({ 50 }, "int32", "small") }, attrs = { direction = "DESCENDING" }, label = "radix path, ties, descending" })
+  add(op, { ins = { I({ 3, 4 }, "float32", "distinct", "T") }, attrs = { axis = 1 } })
+  add(op, { ins = { I({ 2, 6 }, "float64", "distinct", "step") } })
+  add(op, { ins = { I({ 3, 4 }, "bool") } })
+  add(op, { ins = { I({}, "float32") } })
+  add(op, { ins = { I({ 0, 3 }, "float32") }, attrs = { axis = 1 } })
+  add(op, { ins = { L({ 1, 0 / 0, -0.0, 0, -INF, INF, 0, 2 }, "float32") }, grad = false, label = "NaN, -0 and infinities" })
+  add(op, { ins = { L({ 1, 0 / 0, -0.0, 0, -INF, INF, 0, 2 }, "float64") }, attrs = { direction = "DESCENDING" }, grad = false,
+    label = "NaN, -0 and infinities, descending" })
+  add(op, { ins = { L({ 1, 3, 3, 0, 3, -1 }, "float64", { 2, 3 }) }, attrs = { direction = "DESCENDING" }, label = "ties stay in order" })
+  add(op, { ins = { I({ 3, 4 }, "float32") }, attrs = { axis = 3 }, expect_error = true, label = "axis out of range" })
+end
+for _, dt in ipairs(NUM) do
+  add("top_k_indices", { ins = { I({ 3, 6 }, dt, "distinct") }, attrs = { k = 3 } })
+end
+add("top_k_indices", { ins = { I({ 2, 3, 40 }, "float32", "u") }, attrs = { k = 5 } })
+add("top_k_indices", { ins = { I({ 4, 5 }, "float64", "u", "T") }, attrs = { k = 5 } })
+add("top_k_indices", { ins = { L({ 1, 3, 3, 0, 3, -1 }, "float64") }, attrs = { k = 3 }, label = "ties: lower index first" })
+add("top_k_indices", { ins = { I({ 3, 4 }, "float32") }, attrs = { k = 0 } })
+add("top_k_indices", { ins = { I({ 3, 4 }, "float32") }, attrs = { k = 5 }, expect_error = true, label = "k > size" })
+add("top_k_indices", { ins = { I({ 3, 4 }, "float32") }, attrs = { k = -1 }, expect_error = true, label = "k < 0" })
+add("top_k_indices", { ins = { I({}, "float32") }, attrs = { k = 1 }, expect_error = true, label = "0-d" })
+for _, side in ipairs({ "left", "right" }) do
+  add("searchsorted", { ins = { L({ 1, 2, 2, 3, 5 }, "float32"), L({ 0, 1, 2, 2.5, 5, 6, 0 / 0 }, "float32") },
+    attrs = { side = side } })
+  add("searchsorted", { ins = { L({ 1, 2, 2, 3, 5, 7 }, "int64", { 2, 3 }), L({ 2, 0, 9, 5 }, "int64", { 2, 2 }) },
+    attrs = { side = side } })
+  add("searchsorted", { ins = { L({ 1, 2, 3 }, "int32"), I({ 2, 3 }, "float64", "small") }, attrs = { side = side } })
+  add("searchsorted", { ins = { L({ 1, 2, 3 }, "float64"), 2 }, attrs = { side = side } })
+end
+add("searchsorted", { ins = { I({ 2, 3 }, "float32"), I({ 3, 2 }, "float32") }, expect_error = true, label = "leading dims differ" })
+add("searchsorted", { ins = { I({}, "float32"), I({ 3 }, "float32") }, expect_error = true, label = "0-d sorted" })
 -- variance: divided by N - correction
 for _, dt in ipairs(F) do
   for _, a in ipairs(reduce_attrs) do add("variance", { ins = { I({ 2, 3, 4 }, dt) }, attrs = a }) end
@@ -893,6 +980,17 @@ add("mg.std", { check = "std", ins = { I({ 2, 3 }, "float64") }, attrs = { axis 
   label = "correction = N gives inf", run = function(xs) return { mg.std(xs[1], { axis = 2, correction = 3 }) } end })
 add("mg.std", { check = "std", ins = { I({ 3, 4 }, "float32", nil, "T") }, attrs = { axis = 1, correction = 1 },
   run = function(xs) return { mg.std(xs[1], { axis = 1, correction = 1 }) } end })
+-- issue 17: mg.bincount (a scatter_add composition) against np.bincount
+add("mg.bincount", { check = "bincount", ins = { L({ 0, 1, 1, 3, 7, 3 }, "int64") }, attrs = {},
+  run = function(xs) return { mg.bincount(xs[1]) } end })
+add("mg.bincount", { check = "bincount", ins = { I({ 3, 4 }, "int32", "small", "T"), I({ 4, 3 }, "float64") },
+  attrs = { minlength = 9 }, label = "weights, minlength, strided x",
+  run = function(xs) return { mg.bincount(mg.abs(xs[1]), { weights = xs[2]:transpose(), minlength = 9 }) } end })
+-- issue 17: mg.unique_with_counts (a composition of argsort, top_k_indices, take, cumsum, scatter_add)
+add("mg.unique_with_counts", { check = "unique", ins = { I({ 40 }, "int32", "small") },
+  run = function(xs) return { mg.unique_with_counts(xs[1]) } end })
+add("mg.unique_with_counts", { check = "unique", ins = { I({ 5, 8 }, "float64", "small", "T") }, label = "a strided float row",
+  run = function(xs) return { mg.unique_with_counts(mg.reshape(mg.contiguous(xs[1]), { -1 })) } end })
 add("mg.arange", { check = "arange", attrs = { start = 1, stop = 6, step = 1, dtype = "float32" },
   label = "mg.arange(1, 6, nil, mg.float32)", run = function() return { mg.arange(1, 6, nil, mg.float32) } end })
 add("mg.arange", { check = "arange", attrs = { start = 0, stop = 6, step = 1, dtype = "float32" },

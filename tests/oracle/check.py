@@ -133,6 +133,8 @@ def dtypes_of(family, c, descs):
         return (d if refs.is_float(d) else "float32"), [d if refs.is_float(d) else "float32"]
     if family == "arg":
         return "int64", [None]
+    if family == "search":   # searchsorted: int64 positions, both inputs in their promoted dtype
+        return "int64", [p] * n
     if family == "reduce_bool":
         return "bool", [None]
     if family == "create":
@@ -443,6 +445,29 @@ def check_std(c, T):
     compare("value", T[c["outputs"][0]], ref, dt)
 
 
+def check_bincount(c, T):
+    x = np.abs(T[c["inputs"][0]["name"]]).reshape(-1)
+    w = None
+    if len(c["inputs"]) > 1:   # the weights were passed transposed (a strided view): the same here
+        w = T[c["inputs"][1]["name"]].T.reshape(-1)
+    a = c["attrs"] if isinstance(c["attrs"], dict) else {}   # an empty Lua table comes as a list
+    ref = np.bincount(x, weights=w, minlength=int(a.get("minlength", 0)))
+    compare("value", T[c["outputs"][0]], ref, "float64" if w is not None else "int64")
+
+
+def check_unique(c, T):
+    """TF's unique_with_counts: values in first-occurrence order (NumPy's sorted unique reordered
+    by first index), 1-based positions of each element's value, counts."""
+    x = T[c["inputs"][0]["name"]].reshape(-1)
+    u, first, inv, counts = np.unique(x, return_index=True, return_inverse=True, return_counts=True)
+    order = np.argsort(first, kind="stable")
+    pos = np.empty_like(order)
+    pos[order] = np.arange(len(order))
+    compare("values", T[c["outputs"][0]], u[order], str(x.dtype))
+    compare("indices", T[c["outputs"][1]], (pos[inv.reshape(-1)] + 1).astype(np.int64), "int64")
+    compare("counts", T[c["outputs"][2]], counts[order].astype(np.int64), "int64")
+
+
 def check_arange(c, T):
     compare("value", T[c["outputs"][0]], refs.r_arange(np, c["attrs"]), c["attrs"]["dtype"])
 
@@ -452,7 +477,7 @@ def check_raises(c, T):
 
 
 CHECKS = {"random": check_random, "dropout": check_dropout, "dropout_trivial": check_dropout_trivial,
-          "optim": check_optim, "std": check_std, "arange": check_arange, "raises": check_raises}
+          "optim": check_optim, "std": check_std, "arange": check_arange, "bincount": check_bincount, "unique": check_unique, "raises": check_raises}
 
 
 def run_case(c, T):

@@ -813,9 +813,140 @@ JAX_FORWARD = {
 }
 
 # ---- the table: op -> (dtype family, reference) ---------------------------------------
+# ---- scans, sorting, selection (issue 17) -----------------------------------------------
+# Scans run along the first axis when no axis is given (TF's axis=0); a 0-d input is one
+# element. Exclusive scans shift the inclusive one by one step in the scan direction,
+# starting from the identity. JAX's lax.cumsum/cumprod/cummax/cummin/cumlogsumexp give
+# the gradients (cumprod's through an associative scan: exact at zeros).
+def _scan_axis(a, x):
+    ax = a.get("axis")
+    return 0 if ax is None else axis0(ax, max(x.ndim, 1))
+
+
+_SCAN_ID = {"sum": 0.0, "prod": 1.0, "lse": -np.inf}
+
+
+def _scan_incl(xp, kind, x, d):
+    if is_np(xp):
+        f = {"sum": np.cumsum, "prod": np.cumprod, "max": np.maximum.accumulate,
+             "min": np.minimum.accumulate, "lse": np.logaddexp.accumulate}[kind]
+        return f(x, axis=d)
+    from jax import lax
+    f = {"sum": lax.cumsum, "prod": lax.cumprod, "max": lax.cummax, "min": lax.cummin,
+         "lse": lax.cumlogsumexp}[kind]
+    return f(x, axis=d)
+
+
+def r_cum(kind):
+    def r(xp, a, x):
+        shape0 = x.shape
+        if x.ndim == 0:
+            x = x.reshape(1)
+        if kind in ("sum", "prod") and not np.issubdtype(x.dtype, np.floating):
+            x = x.astype(np.int64)
+        d = _scan_axis(a, x)
+        rev, excl = bool(a.get("reverse", False)), bool(a.get("exclusive", False))
+        if rev:
+            x = xp.flip(x, axis=d)
+        y = _scan_incl(xp, kind, x, d) if x.size else x
+        if excl and x.size:
+            first = xp.full_like(xp.take(y, xp.arange(0, 1), axis=d), _SCAN_ID[kind])
+            y = xp.concatenate([first, xp.take(y, xp.arange(0, y.shape[d] - 1), axis=d)], axis=d)
+        if rev:
+            y = xp.flip(y, axis=d)
+        return y.reshape(shape0)
+    return r
+
+
+def r_cumarg(which):
+    def r(xp, a, x):
+        shape0 = x.shape
+        x = np.asarray(x).reshape(x.shape if x.ndim else (1,))
+        d = _scan_axis(a, x)
+        rev = bool(a.get("reverse", False))
+        xm = np.moveaxis(x, d, -1)
+        out = np.zeros(xm.shape, dtype=np.int64)
+        L = xm.shape[-1]
+        for idx in np.ndindex(*xm.shape[:-1]):
+            best, at, nan = None, 0, False
+            for s in range(L):
+                l = L - 1 - s if rev else s
+                v = xm[idx + (l,)]
+                isnan = v != v
+                better = best is None or isnan or (v > best if which == "max" else v < best)
+                if not nan and better:
+                    best, at, nan = v, l, bool(isnan)
+                out[idx + (l,)] = at + 1
+        return np.moveaxis(out, -1, d).reshape(shape0)
+    return r
+
+
+def r_cumprod_grad(xp, a, x, g):
+    shape0 = x.shape
+    x = np.asarray(x, dtype=np.float64).reshape(x.shape if x.ndim else (1,))
+    g = np.asarray(g, dtype=np.float64).reshape(x.shape)
+    d = _scan_axis(a, x)
+    rev, excl = bool(a.get("reverse", False)), bool(a.get("exclusive", False))
+    xm, gm = np.moveaxis(x, d, -1), np.moveaxis(g, d, -1)
+    if rev:
+        xm, gm = xm[..., ::-1], gm[..., ::-1]
+    out = np.zeros(xm.shape)
+    L = xm.shape[-1]
+    for idx in np.ndindex(*xm.shape[:-1]):
+        for i in range(L):
+            t = 0.0
+            for q in range(L):     # output q is the product of x[k], k <= q (k < q exclusive)
+                S = range(q) if excl else range(q + 1)
+                if i in S:
+                    t += gm[idx + (q,)] * np.prod([xm[idx + (k,)] for k in S if k != i])
+            out[idx + (i,)] = t
+    if rev:
+        out = out[..., ::-1]
+    return np.moveaxis(out, -1, d).reshape(shape0)
+
+
+def _argsort(xp, x, d, desc):
+    if is_np(xp):
+        if not desc:
+            return np.argsort(x, axis=d, kind="stable")
+        # stable descending: ties keep their order, NaN (the largest) first
+        L = x.shape[d]
+        return L - 1 - np.flip(np.argsort(np.flip(x, axis=d), axis=d, kind="stable"), axis=d)
+    return xp.argsort(x, axis=d, stable=True, descending=desc)
+
+
+def r_sort(arg):
+    def r(xp, a, x):
+        if x.ndim == 0:
+            return np.asarray(1, dtype=np.int64) if arg else x
+        d = axis0(a.get("axis", -1), x.ndim)
+        idx = _argsort(xp, x, d, a.get("direction", "ASCENDING") == "DESCENDING")
+        if arg:
+            return (np.asarray(idx) + 1).astype(np.int64)
+        return xp.take_along_axis(x, idx, axis=d)
+    return r
+
+
+def r_top_k_indices(xp, a, x):
+    k = int(a.get("k", 1))
+    idx = _argsort(np, np.asarray(x), x.ndim - 1, True)
+    return (idx[..., :k] + 1).astype(np.int64)
+
+
+def r_searchsorted(xp, a, s, v):
+    side = a.get("side", "left")
+    s, v = np.asarray(s), np.asarray(v)
+    if s.ndim == 1:
+        return (np.searchsorted(s, v, side=side) + 1).astype(np.int64)
+    out = np.zeros(v.shape, dtype=np.int64)
+    for idx in np.ndindex(*s.shape[:-1]):
+        out[idx] = np.searchsorted(s[idx], v[idx], side=side) + 1
+    return out
+
+
 # Families (see check.py's out_dtype): num (the promoted dtype), float (promoted, ints
 # and bool -> float32), cmp (bool out, computed in the promoted dtype), logical (bool),
-# same (the first input's dtype), where, reduce_sum (ints/bool -> int64), reduce_float,
+# same (the first input's dtype), where, search (int64, inputs promoted), reduce_sum (ints/bool -> int64), reduce_float,
 # reduce_same, arg (int64), reduce_bool, create (the dtype attribute), one_hot.
 def _u(name):
     return lambda xp: getattr(xp, name)
@@ -870,6 +1001,13 @@ REFS = {
     "logsumexp": ("reduce_float", _red(_logsumexp)), "variance": ("reduce_float", r_variance),
     "softmax": ("reduce_float", r_softmax(False)), "log_softmax": ("reduce_float", r_softmax(True)),
     "matmul": ("num", r_matmul),
+    "cumsum": ("reduce_sum", r_cum("sum")), "cumprod": ("reduce_sum", r_cum("prod")),
+    "cumulative_logsumexp": ("reduce_float", r_cum("lse")),
+    "cummax": ("same", r_cum("max")), "cummin": ("same", r_cum("min")),
+    "cumargmax": ("arg", r_cumarg("max")), "cumargmin": ("arg", r_cumarg("min")),
+    "cumprod_grad": ("float", r_cumprod_grad),
+    "sort": ("same", r_sort(False)), "argsort": ("arg", r_sort(True)),
+    "top_k_indices": ("arg", r_top_k_indices), "searchsorted": ("search", r_searchsorted),
     "reshape": ("same", r_reshape), "permute": ("same", r_permute), "transpose": ("same", r_transpose),
     "squeeze": ("same", r_squeeze), "unsqueeze": ("same", r_unsqueeze), "expand": ("same", r_expand),
     "slice": ("same", r_slice), "select": ("same", r_select), "contiguous": ("same", r_contiguous),

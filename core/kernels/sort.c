@@ -1,0 +1,345 @@
+/*
+ * sort.c — sort, argsort, top_k_indices and searchsorted.
+ *
+ * Sorting is one stable LSD radix sort of (key, position) pairs, for every
+ * dtype: each element becomes a 64-bit unsigned key whose order is the
+ * element order (floats: the sign bit flipped, negatives inverted; -0 is
+ * made +0 so it ties with 0, every NaN one positive NaN above +inf, as
+ * NumPy sorts NaN last; signed integers: the sign bit flipped). DESCENDING
+ * inverts the keys, so equal elements keep their order in both directions
+ * (a stable sort, and top_k's lower index first among ties, as TF). The
+ * digits are 8 bits; one pass counts all eight digit histograms and a digit
+ * that is the same for every key is skipped. Elements of 4 bytes or fewer
+ * sort as 32-bit keys with 32-bit positions (half the memory traffic; rows
+ * of WIDE elements or more in three passes of 11-bit digits). Rows shorter than SMALL use insertion sort. top_k of a few
+ * (k * 64 <= the row) selects with a k-entry heap instead of sorting the row. A row is
+ * gathered from its (possibly strided, non-last) axis into the workspace,
+ * rows are independent and split across threads above MG_PAR_MIN elements.
+ * sort writes the values read back at the sorted positions, so NaN payloads
+ * and -0 come out as they went in.
+ *
+ * searchsorted is a binary search per value with the same order (NaN last).
+ */
+#include "internal.h"
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SMALL 32
+#define WIDE 16384  /* rows from this long sort 32-bit keys in 11-bit digits (their counts fill L1 otherwise) */
+
+static inline uint64_t key_f32(float v) {
+  uint32_t b;
+  if (v != v) v = __builtin_nanf("");
+  if (v == 0) v = 0.0f;
+  memcpy(&b, &v, 4);
+  return (b & 0x80000000u) ? (uint64_t)(~b) : (uint64_t)(b | 0x80000000u);
+}
+static inline uint64_t key_f64(double v) {
+  uint64_t b;
+  if (v != v) v = __builtin_nan("");
+  if (v == 0) v = 0.0;
+  memcpy(&b, &v, 8);
+  return (b & 0x8000000000000000ull) ? ~b : (b | 0x8000000000000000ull);
+}
+
+/* Keys of n elements of dtype dt, stride st (in elements) apart. */
+static void make_keys(mg_dtype dt, const char *x, int64_t st, int64_t n, uint64_t *k, int desc) {
+  uint64_t flip = desc ? ~(uint64_t)0 : 0;
+  switch (dt) {
+    case MG_FLOAT32: for (int64_t i = 0; i < n; i++) k[i] = key_f32(((const float *)x)[i * st]) ^ flip; break;
+    case MG_FLOAT64: for (int64_t i = 0; i < n; i++) k[i] = key_f64(((const double *)x)[i * st]) ^ flip; break;
+    case MG_INT32:
+      for (int64_t i = 0; i < n; i++) k[i] = ((uint64_t)(uint32_t)((const int32_t *)x)[i * st] ^ 0x80000000u) ^ flip;
+      break;
+    case MG_INT64:
+      for (int64_t i = 0; i < n; i++) k[i] = ((uint64_t)((const int64_t *)x)[i * st] ^ 0x8000000000000000ull) ^ flip;
+      break;
+    default: for (int64_t i = 0; i < n; i++) k[i] = (uint64_t)((const uint8_t *)x)[i * st] ^ flip; break;
+  }
+}
+
+/* Sorts keys k with their positions ix (0..n-1 on return sorted alongside); k2/ix2 are
+ * scratch of n. Returns the position array holding the result. Stamped for 64-bit keys
+ * and positions and for 32-bit ones (float32, int32, uint8, bool rows shorter than 2^32:
+ * half the memory traffic per pass; long rows in 11-bit digits: three passes). */
+#define RADIX_FN(NAME, KT, IT, NDIG, BITS)                                                   \
+  static IT *NAME(KT *k, KT *k2, IT *ix, IT *ix2, int64_t n) {                          \
+    for (int64_t i = 0; i < n; i++) ix[i] = (IT)i;                                      \
+    if (n < SMALL) {                                                                    \
+      for (int64_t i = 1; i < n; i++) {                                                 \
+        KT kv = k[i];                                                                   \
+        IT iv = ix[i];                                                                  \
+        int64_t j = i - 1;                                                              \
+        while (j >= 0 && k[j] > kv) {                                                   \
+          k[j + 1] = k[j];                                                              \
+          ix[j + 1] = ix[j];                                                            \
+          j--;                                                                          \
+        }                                                                               \
+        k[j + 1] = kv;                                                                  \
+        ix[j + 1] = iv;                                                                 \
+      }                                                                                 \
+      return ix;                                                                        \
+    }                                                                                   \
+    int64_t cnt[NDIG][1 << BITS]; /* on the stack: static TLS is too small in a dlopened module */ \
+    memset(cnt, 0, sizeof cnt);                                                         \
+    for (int64_t i = 0; i < n; i++) {                                                   \
+      KT v = k[i];                                                                      \
+      for (int d = 0; d < NDIG; d++) cnt[d][(v >> (BITS * d)) & ((1 << BITS) - 1)]++;   \
+    }                                                                                   \
+    for (int d = 0; d < NDIG; d++) {                                                    \
+      int64_t *c = cnt[d];                                                              \
+      if (c[(k[0] >> (BITS * d)) & ((1 << BITS) - 1)] == n) continue; /* one digit everywhere */ \
+      int64_t sum = 0;                                                                  \
+      for (int b = 0; b < (1 << BITS); b++) {                                           \
+        int64_t t = c[b];                                                               \
+        c[b] = sum;                                                                     \
+        sum += t;                                                                       \
+      }                                                                                 \
+      for (int64_t i = 0; i < n; i++) {                                                 \
+        int64_t at = c[(k[i] >> (BITS * d)) & ((1 << BITS) - 1)]++;                     \
+        k2[at] = k[i];                                                                  \
+        ix2[at] = ix[i];                                                                \
+      }                                                                                 \
+      KT *tk = k;                                                                       \
+      k = k2;                                                                           \
+      k2 = tk;                                                                          \
+      IT *ti = ix;                                                                      \
+      ix = ix2;                                                                         \
+      ix2 = ti;                                                                         \
+    }                                                                                   \
+    return ix;                                                                          \
+  }
+RADIX_FN(radix64, uint64_t, int64_t, 8, 8)
+RADIX_FN(radix32, uint32_t, uint32_t, 4, 8)
+RADIX_FN(radix32w, uint32_t, uint32_t, 3, 11)  /* long rows: 3 digits of 11 bits (the top one 10) */
+
+/* The k smallest (key, position) pairs of n, in order, into ix[0..k) (k <= n): a max-heap
+ * of k entries, for top_k with k much smaller than the row. A later position never beats
+ * an equal key, so ties keep the lower position. */
+static void heap_select(const uint64_t *key, int64_t n, int64_t k, int64_t *ix) {
+#define HLESS(a, b) (key[a] < key[b] || (key[a] == key[b] && (a) < (b)))
+  int64_t m = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (m < k) {  /* push, sift up */
+      int64_t c = m++;
+      ix[c] = i;
+      while (c > 0 && HLESS(ix[(c - 1) / 2], ix[c])) {
+        int64_t p = (c - 1) / 2, t = ix[p];
+        ix[p] = ix[c];
+        ix[c] = t;
+        c = p;
+      }
+    } else if (key[i] < key[ix[0]]) {  /* replace the largest, sift down */
+      ix[0] = i;
+      int64_t c = 0;
+      for (;;) {
+        int64_t l = 2 * c + 1, r = l + 1, big = c;
+        if (l < k && HLESS(ix[big], ix[l])) big = l;
+        if (r < k && HLESS(ix[big], ix[r])) big = r;
+        if (big == c) break;
+        int64_t t = ix[big];
+        ix[big] = ix[c];
+        ix[c] = t;
+        c = big;
+      }
+    }
+  }
+  for (int64_t e = k - 1; e > 0; e--) {  /* heap sort: the largest to the end */
+    int64_t t = ix[0];
+    ix[0] = ix[e];
+    ix[e] = t;
+    int64_t c = 0;
+    for (;;) {
+      int64_t l = 2 * c + 1, r = l + 1, big = c;
+      if (l < e && HLESS(ix[big], ix[l])) big = l;
+      if (r < e && HLESS(ix[big], ix[r])) big = r;
+      if (big == c) break;
+      int64_t u = ix[big];
+      ix[big] = ix[c];
+      ix[c] = u;
+      c = big;
+    }
+  }
+#undef HLESS
+}
+
+typedef struct sortplan {
+  mg_dtype dt;
+  int64_t outer, L, inner, k;  /* k: positions written per row (L, or top_k's k) */
+  int desc, base, values;       /* values: write the sorted elements, not positions */
+  const char *x;
+  char *y;
+  char *work;                   /* per thread: 2 key and 2 position arrays of L */
+} sortplan;
+
+static void sort_row(const sortplan *p, int64_t r, int tid) {
+  int64_t o = r / p->inner, j = r % p->inner, L = p->L, es = (int64_t)mg_dtype_size(p->dt);
+  uint64_t *k = (uint64_t *)(p->work + (size_t)tid * (size_t)L * 32), *k2 = k + L;
+  int64_t *ix = (int64_t *)(k2 + L), *ix2 = ix + L;
+  const char *xr = p->x + (o * L * p->inner + j) * es;
+  make_keys(p->dt, xr, p->inner, L, k, p->desc);
+  if (!p->values && p->k * 64 <= L) {  /* a few of many: select, do not sort */
+    heap_select(k, L, p->k, ix);
+    int64_t *yr = (int64_t *)p->y + o * p->k * p->inner + j;
+    for (int64_t i = 0; i < p->k; i++) yr[i * p->inner] = ix[i] + p->base;
+    return;
+  }
+  if (es <= 4 && L <= (int64_t)UINT32_MAX) {  /* 32-bit keys and positions */
+    uint32_t *k32 = (uint32_t *)k2, *k32b = k32 + L, *i32 = (uint32_t *)ix, *i32b = i32 + L;
+    for (int64_t i = 0; i < L; i++) k32[i] = (uint32_t)k[i];
+    uint32_t *res = (L >= WIDE ? radix32w : radix32)(k32, k32b, i32, i32b, L);
+    if (p->values) {
+      char *yr = p->y + (o * L * p->inner + j) * es;
+      int64_t in = p->inner;
+      if (es == 4) {
+        const uint32_t *xv = (const uint32_t *)xr;
+        uint32_t *yv = (uint32_t *)yr;
+        for (int64_t i = 0; i < L; i++) yv[i * in] = xv[(int64_t)res[i] * in];
+      } else {
+        for (int64_t i = 0; i < L; i++) yr[i * in] = xr[(int64_t)res[i] * in];
+      }
+    } else {
+      int64_t *yr = (int64_t *)p->y + o * p->k * p->inner + j;
+      for (int64_t i = 0; i < p->k; i++) yr[i * p->inner] = (int64_t)res[i] + p->base;
+    }
+    return;
+  }
+  int64_t *res = radix64(k, k2, ix, ix2, L);
+  if (p->values) {
+    char *yr = p->y + (o * L * p->inner + j) * es;
+    for (int64_t i = 0; i < L; i++) memcpy(yr + i * p->inner * es, xr + res[i] * p->inner * es, (size_t)es);
+  } else {
+    int64_t *yr = (int64_t *)p->y + o * p->k * p->inner + j;
+    for (int64_t i = 0; i < p->k; i++) yr[i * p->inner] = res[i] + p->base;
+  }
+}
+
+static mg_status sort_run(const mg_call *c, mg_tensor *out, int a, int desc, int64_t k, int values) {
+  const mg_tensor *x = c->in[0];
+  mg_tensor *tmp = NULL;
+  mg_status st;
+  int64_t n = mg_tensor_numel(x);
+  sortplan p = {(mg_dtype)x->dtype, 1, x->ndim ? x->shape[a] : 1, 1, k, desc, c->ctx ? c->ctx->index_base : 0,
+                values, NULL, mg_ptr(out), NULL};
+  for (int d = 0; d < a; d++) p.outer *= x->shape[d];
+  for (int d = a + 1; d < x->ndim; d++) p.inner *= x->shape[d];
+  if (n == 0 || p.k == 0) return MG_OK;
+  p.x = mg_ptr(x);
+  if (!mg_tensor_is_contiguous(x)) {
+    tmp = mg_tensor_header((mg_dtype)x->dtype, x->ndim, x->shape);
+    if (!tmp) return mg_seterror(MG_ENOMEM, "%s: out of memory", c->info->name);
+    if ((st = mg_tensor_alloc_storage(tmp)) || (st = mg_copy_into(tmp, x))) {
+      mg_tensor_release(tmp);
+      return st;
+    }
+    p.x = mg_ptr(tmp);
+  }
+  int64_t rows = p.outer * p.inner;
+  int nt = n >= MG_PAR_MIN && rows > 1 ? mg_threads() : 1;
+  if (nt > rows) nt = (int)rows;
+  void *work;
+  if ((st = mg_work_alloc((size_t)nt * (size_t)p.L * 32, c->info->name, &work))) {
+    mg_tensor_release(tmp);
+    return st;
+  }
+  p.work = work;
+  mg_limits *lim = n >= MG_POLL_CHUNK ? mg_tl_kernel : NULL;
+  int64_t every = p.L >= MG_POLL_CHUNK ? 1 : MG_POLL_CHUNK / (p.L + 1) + 1;
+  if (nt > 1) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+      if (!(r % every ? mg_kernel_stopped(lim) : mg_kernel_stop(lim))) sort_row(&p, r, omp_get_thread_num());
+  } else {
+    for (int64_t r = 0; r < rows && !(r % every ? mg_kernel_stopped(lim) : mg_kernel_stop(lim)); r++)
+      sort_row(&p, r, 0);
+  }
+  mg_work_free(work);
+  mg_tensor_release(tmp);
+  return MG_OK;
+}
+
+static int sort_axis(const mg_call *c) {
+  int a = 0;
+  mg_norm_axis(c, "axis", A_I(c, 0), c->in[0]->ndim ? c->in[0]->ndim : 1, &a);
+  return a;
+}
+
+mg_status k_sort(const mg_call *c, mg_tensor *out) {
+  const mg_tensor *x = c->in[0];
+  int a = sort_axis(c);
+  return sort_run(c, out, a, A_I(c, 1) == 1, x->ndim ? x->shape[a] : 1, 1);
+}
+mg_status k_argsort(const mg_call *c, mg_tensor *out) {
+  const mg_tensor *x = c->in[0];
+  int a = sort_axis(c);
+  return sort_run(c, out, a, A_I(c, 1) == 1, x->ndim ? x->shape[a] : 1, 0);
+}
+mg_status k_top_k_indices(const mg_call *c, mg_tensor *out) {
+  return sort_run(c, out, c->in[0]->ndim - 1, 1, A_I(c, 0), 0);
+}
+
+/* ---- searchsorted ------------------------------------------------------------------ */
+
+/* a < b with NaN above everything (NumPy's sort order). */
+#define LESS(a, b) ((a) < (b) || ((b) != (b) && (a) == (a)))
+#define SEARCH_FN(NAME, T)                                                                    \
+  static int64_t NAME(const T *s, int64_t m, T v, int right) {                                \
+    int64_t lo = 0, hi = m;                                                                   \
+    while (lo < hi) {                                                                         \
+      int64_t mid = lo + (hi - lo) / 2;                                                       \
+      int go_right = right ? !LESS(v, s[mid]) : LESS(s[mid], v);                               \
+      if (go_right) lo = mid + 1;                                                             \
+      else hi = mid;                                                                          \
+    }                                                                                         \
+    return lo;                                                                                \
+  }
+SEARCH_FN(search_f32, float)
+SEARCH_FN(search_f64, double)
+SEARCH_FN(search_i32, int32_t)
+SEARCH_FN(search_i64, int64_t)
+SEARCH_FN(search_u8, uint8_t)
+
+static int64_t search_one(mg_dtype dt, const char *s, int64_t m, const char *v, int64_t i, int right) {
+  switch (dt) {
+    case MG_FLOAT32: return search_f32((const float *)s, m, ((const float *)v)[i], right);
+    case MG_FLOAT64: return search_f64((const double *)s, m, ((const double *)v)[i], right);
+    case MG_INT32: return search_i32((const int32_t *)s, m, ((const int32_t *)v)[i], right);
+    case MG_INT64: return search_i64((const int64_t *)s, m, ((const int64_t *)v)[i], right);
+    default: return search_u8((const uint8_t *)s, m, ((const uint8_t *)v)[i], right);
+  }
+}
+
+mg_status k_searchsorted(const mg_call *c, mg_tensor *out) {
+  const mg_tensor *s = c->in[0], *v = c->in[1];
+  mg_tensor *ts = NULL, *tv = NULL;
+  mg_status st = MG_OK;
+  const char *sp = mg_ptr(s), *vp = mg_ptr(v);
+  int64_t n = mg_tensor_numel(v);
+  if (n == 0) return MG_OK;
+  const mg_tensor *src[2] = {s, v};
+  mg_tensor **tmp[2] = {&ts, &tv};
+  const char **ptr[2] = {&sp, &vp};
+  for (int i = 0; i < 2 && !st; i++) {
+    if (mg_tensor_is_contiguous(src[i])) continue;
+    *tmp[i] = mg_tensor_header((mg_dtype)src[i]->dtype, src[i]->ndim, src[i]->shape);
+    if (!*tmp[i]) st = mg_seterror(MG_ENOMEM, "searchsorted: out of memory");
+    else if (!(st = mg_tensor_alloc_storage(*tmp[i])) && !(st = mg_copy_into(*tmp[i], src[i])))
+      *ptr[i] = mg_ptr(*tmp[i]);
+  }
+  if (!st) {
+    mg_dtype dt = (mg_dtype)s->dtype;
+    int64_t m = s->shape[s->ndim - 1], nv = v->ndim ? v->shape[v->ndim - 1] : 1, es = (int64_t)mg_dtype_size(dt);
+    int shared = s->ndim == 1, right = A_I(c, 0) == 1, base = c->ctx ? c->ctx->index_base : 0;
+    int64_t *y = (int64_t *)mg_ptr(out);
+    int nt = n >= MG_PAR_MIN / 8 ? mg_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+      const char *row = shared ? sp : sp + (i / nv) * m * es;
+      y[i] = search_one(dt, row, m, vp, i, right) + base;
+    }
+  }
+  mg_tensor_release(ts);
+  mg_tensor_release(tv);
+  return st;
+}
