@@ -506,14 +506,15 @@ M.document(M.bincount, "mg.bincount(x, {weights=, minlength=, maxlength=, length
 -- top_k: the indices from the op top_k_indices and the values gathered at them, so that the
 -- values' gradient goes back to the chosen elements through gather's (one op table row
 -- holds one output; the gather reads only k elements per row).
+-- Its errors name top_k, at the user's line, not the op it is built on (user_facing).
 local top_k_spec = { k = { "integer", min = 0 }, sorted = "boolean" }
-function M.top_k(x, k, opts)
+M.top_k = user_facing("top_k", "top_k_indices", function(x, k, opts)
   if type(k) == "table" and opts == nil then opts, k = k, nil end
   if opts ~= nil then options.check("top_k", opts, top_k_spec) end
   if k == nil then k = opts and opts.k or 1 end
   local idx = core.top_k_indices(x, k)
   return core.gather(x, idx, -1), idx
-end
+end)
 M.document(M.top_k, "mg.top_k(x, k=1, {sorted=true}) -> values, indices\n"
   .. "  The k largest elements along the last axis, largest first, and their indices (1-based, int64;\n"
   .. "  the lower index first among ties, as TF). The values' gradient goes back to the chosen\n"
