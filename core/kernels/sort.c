@@ -16,7 +16,8 @@
  * gathered from its (possibly strided, non-last) axis into the workspace,
  * rows are independent and split across threads above MG_PAR_MIN elements.
  * sort writes the values read back at the sorted positions, so NaN payloads
- * and -0 come out as they went in.
+ * and -0 come out as they went in; float32 and int32 rows sort their keys alone
+ * (sort_values32: half the traffic, no gather), which map back bit for bit.
  *
  * searchsorted is a binary search per value with the same order (NaN last).
  */
@@ -114,6 +115,82 @@ RADIX_FN(radix64, uint64_t, int64_t, 8, 8)
 RADIX_FN(radix32, uint32_t, uint32_t, 4, 8)
 RADIX_FN(radix32w, uint32_t, uint32_t, 3, 11)  /* long rows: 3 digits of 11 bits (the top one 10) */
 
+/* Keys alone, no positions: sort's values of 4-byte elements, whose key maps back to
+ * the element bit for bit (keys_to_values32), so half the bytes move per pass and
+ * nothing is gathered at the end. Counts are 32-bit (rows shorter than 2^32). */
+#define RADIX_KEYS_FN(NAME, NDIG, BITS)                                                     \
+  static uint32_t *NAME(uint32_t *k, uint32_t *k2, int64_t n) {                          \
+    if (n < SMALL) {                                                                    \
+      for (int64_t i = 1; i < n; i++) {                                                 \
+        uint32_t kv = k[i];                                                             \
+        int64_t j = i - 1;                                                              \
+        while (j >= 0 && k[j] > kv) {                                                   \
+          k[j + 1] = k[j];                                                              \
+          j--;                                                                          \
+        }                                                                               \
+        k[j + 1] = kv;                                                                  \
+      }                                                                                 \
+      return k;                                                                         \
+    }                                                                                   \
+    enum { NB = 1 << BITS, MASK = NB - 1 };                                             \
+    uint32_t cnt[NDIG][NB];                                                             \
+    memset(cnt, 0, sizeof cnt);                                                         \
+    for (int64_t i = 0; i < n; i++) {                                                   \
+      uint32_t v = k[i];                                                                \
+      for (int d = 0; d < NDIG; d++) cnt[d][(v >> (BITS * d)) & MASK]++;                \
+    }                                                                                   \
+    for (int d = 0; d < NDIG; d++) {                                                    \
+      uint32_t *c = cnt[d];                                                             \
+      if (c[(k[0] >> (BITS * d)) & MASK] == (uint32_t)n) continue; /* one digit everywhere */ \
+      uint32_t sum = 0;                                                                 \
+      for (int q = 0; q < NB; q++) {                                                    \
+        uint32_t t = c[q];                                                              \
+        c[q] = sum;                                                                     \
+        sum += t;                                                                       \
+      }                                                                                 \
+      for (int64_t i = 0; i < n; i++) {                                                 \
+        uint32_t v = k[i];                                                              \
+        k2[c[(v >> (BITS * d)) & MASK]++] = v;                                          \
+      }                                                                                 \
+      uint32_t *t = k;                                                                  \
+      k = k2;                                                                           \
+      k2 = t;                                                                           \
+    }                                                                                   \
+    return k;                                                                           \
+  }
+RADIX_KEYS_FN(radix_keys32, 4, 8)
+RADIX_KEYS_FN(radix_keys32w, 3, 11)
+
+/* sort's values of a float32 or int32 row through keys alone: the key of a float keeps
+ * its bits (no -0 or NaN canonicalising; -0 sorts just below +0, which it equals, so any
+ * order of the two is a correct sort), and maps back exactly. A NaN with its sign bit set
+ * would sort first, not last: such a row returns 0 and takes the general path. */
+static int sort_values32(mg_dtype dt, const uint32_t *x, int64_t st, int64_t n, uint32_t *k, uint32_t *k2,
+                         uint32_t *y, int64_t yst, int desc) {
+  uint32_t flip = desc ? 0xffffffffu : 0;
+  if (dt == MG_FLOAT32) {
+    uint32_t negnan = 0;
+    for (int64_t i = 0; i < n; i++) {
+      uint32_t b = x[i * st];
+      negnan |= (uint32_t)(b > 0xff800000u);
+      k[i] = ((b & 0x80000000u) ? ~b : (b | 0x80000000u)) ^ flip;
+    }
+    if (negnan) return 0;
+  } else {
+    for (int64_t i = 0; i < n; i++) k[i] = (x[i * st] ^ 0x80000000u) ^ flip;
+  }
+  const uint32_t *r = (n >= WIDE ? radix_keys32w : radix_keys32)(k, k2, n);
+  if (dt == MG_FLOAT32) {
+    for (int64_t i = 0; i < n; i++) {
+      uint32_t v = r[i] ^ flip;
+      y[i * yst] = (v & 0x80000000u) ? (v & 0x7fffffffu) : ~v;
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) y[i * yst] = (r[i] ^ flip) ^ 0x80000000u;
+  }
+  return 1;
+}
+
 /* The k smallest (key, position) pairs of n, in order, into ix[0..k) (k <= n): a max-heap
  * of k entries, for top_k with k much smaller than the row. A later position never beats
  * an equal key, so ties keep the lower position. */
@@ -178,6 +255,10 @@ static void sort_row(const sortplan *p, int64_t r, int tid) {
   uint64_t *k = (uint64_t *)(p->work + (size_t)tid * (size_t)L * 32), *k2 = k + L;
   int64_t *ix = (int64_t *)(k2 + L), *ix2 = ix + L;
   const char *xr = p->x + (o * L * p->inner + j) * es;
+  if (p->values && (p->dt == MG_FLOAT32 || p->dt == MG_INT32) && L <= (int64_t)UINT32_MAX &&
+      sort_values32(p->dt, (const uint32_t *)xr, p->inner, L, (uint32_t *)k, (uint32_t *)k + L,
+                    (uint32_t *)(p->y + (o * L * p->inner + j) * es), p->inner, p->desc))
+    return;
   make_keys(p->dt, xr, p->inner, L, k, p->desc);
   if (!p->values && p->k * 64 <= L) {  /* a few of many: select, do not sort */
     heap_select(k, L, p->k, ix);
