@@ -62,6 +62,10 @@ BENCHES = [
      "time", None, "per call (n is a tensor argument)"),
     ("tape", "9. tape overhead: 20-op chain fwd+bwd on 4x4 float32", "time", None,
      "(mul, add, tanh, sin, sigmoid) x4, sum, gradient w.r.t. x; per step"),
+    ("sort_1m", "10a. sort of 1M float32 (uniform)", "time", 1.0,
+     "ascending values; torch.sort also returns the positions (it has no values-only sort)"),
+    ("top_k_1m", "10b. top_k of 1M float32, k = 100", "time", 1.0, "values and indices, sorted"),
+    ("cumsum_rows", "10c. cumsum over the rows of a 1000x1000 float32", "time", 1.0, "along the last axis"),
 ]
 # moongrad's row for the summary's speed-up where it reports several variants
 # and the fastest is not the one to compare (default: the fastest variant)

@@ -221,12 +221,32 @@ def cnn(quick):
             "final_loss": loss, "config": "hand-written model NHWC, jit(whole train step), hand-written Adam"}
 
 
+def _uniform(*shape):
+    return jax.random.uniform(jax.random.PRNGKey(0), shape, jnp.float32)
+
+
+def sort_1m(quick):
+    x, f = _uniform(1000000), jax.jit(jnp.sort)
+    return [("jit(sort)", "ms", lambda: _ready(f(x)), 1, 0)]
+
+
+def top_k_1m(quick):
+    x, f = _uniform(1000000), jax.jit(lambda v: lax.top_k(v, 100))
+    return [("jit(lax.top_k)", "ms", lambda: _ready(f(x)), 1, 0)]
+
+
+def cumsum_rows(quick):
+    x, f = _uniform(1000, 1000), jax.jit(lambda v: jnp.cumsum(v, axis=1))
+    return [("jit(cumsum)", "ms", lambda: _ready(f(x)), 1, 0)]
+
+
 BENCHES = {
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
     "while_staged": while_staged, "tape": tape,
+    "sort_1m": sort_1m, "top_k_1m": top_k_1m, "cumsum_rows": cumsum_rows,
 }
 
 if __name__ == "__main__":

@@ -230,6 +230,27 @@ function B.tape()
   end, 1, 0 } }
 end
 
+-- issue 17's scans and sorting: 1M uniform floats (sort, top_k) and 1000 rows of 1000 (cumsum)
+local function uniform(shape) return mg.random.uniform(shape, 0, 1, mg.float32, 1) end
+
+function B.sort_1m()
+  need("sort")
+  local x, sort = uniform({ 1000000 }), mg.sort
+  return { { "mg.sort", "ms", function() return sort(x) end, 1, 0 } }
+end
+
+function B.top_k_1m()
+  need("top_k")
+  local x, top_k = uniform({ 1000000 }), mg.top_k
+  return { { "mg.top_k", "ms", function() return top_k(x, 100) end, 1, 0 } }
+end
+
+function B.cumsum_rows()
+  need("cumsum")
+  local x, cumsum, opts = uniform({ 1000, 1000 }), mg.cumsum, { axis = 2 }
+  return { { "mg.cumsum", "ms", function() return cumsum(x, opts) end, 1, 0 } }
+end
+
 B.sgemm_1024, B.sgemm_2048 = sgemm(1024), sgemm(2048)
 B.conv1_fwd_bwd, B.conv2_fwd_bwd = conv(1, 32, 28), conv(32, 64, 14)
 

@@ -205,12 +205,28 @@ def cnn(quick):
             "final_loss": loss, "config": "Keras Sequential NHWC, tf.function train step, Keras Adam"}
 
 
+def sort_1m(quick):
+    x = tf.random.uniform((1000000,), seed=1)
+    return [("tf.sort", "ms", lambda: tf.sort(x), 1, 0)]
+
+
+def top_k_1m(quick):
+    x = tf.random.uniform((1000000,), seed=1)
+    return [("tf.math.top_k", "ms", lambda: tf.math.top_k(x, 100), 1, 0)]
+
+
+def cumsum_rows(quick):
+    x = tf.random.uniform((1000, 1000), seed=1)
+    return [("tf.math.cumsum", "ms", lambda: tf.math.cumsum(x, axis=1), 1, 0)]
+
+
 BENCHES = {
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
     "while_staged": while_staged, "tape": tape,
+    "sort_1m": sort_1m, "top_k_1m": top_k_1m, "cumsum_rows": cumsum_rows,
 }
 
 if __name__ == "__main__":

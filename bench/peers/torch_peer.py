@@ -219,12 +219,32 @@ def cnn(quick):
             "final_loss": loss, "config": "nn.Module NCHW, " + adam}
 
 
+def _uniform(*shape):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+
+
+def sort_1m(quick):
+    x = _uniform(1000000)
+    return [("torch.sort", "ms", lambda: torch.sort(x), 1, 0)]
+
+
+def top_k_1m(quick):
+    x = _uniform(1000000)
+    return [("torch.topk", "ms", lambda: torch.topk(x, 100), 1, 0)]
+
+
+def cumsum_rows(quick):
+    x = _uniform(1000, 1000)
+    return [("torch.cumsum", "ms", lambda: torch.cumsum(x, 1), 1, 0)]
+
+
 BENCHES = {
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
     "while_staged": while_staged, "tape": tape,
+    "sort_1m": sort_1m, "top_k_1m": top_k_1m, "cumsum_rows": cumsum_rows,
 }
 
 if __name__ == "__main__":

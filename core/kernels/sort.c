@@ -12,7 +12,8 @@
  * that is the same for every key is skipped. Elements of 4 bytes or fewer
  * sort as 32-bit keys with 32-bit positions (half the memory traffic; rows
  * of WIDE elements or more in three passes of 11-bit digits). Rows shorter than SMALL use insertion sort. top_k of a few
- * (k * 64 <= the row) selects with a k-entry heap instead of sorting the row. A row is
+ * (k * 64 <= the row) selects with a k-entry heap instead of sorting the row (a long
+ * row with fewer rows than threads: one heap per chunk, merged). A row is
  * gathered from its (possibly strided, non-last) axis into the workspace,
  * rows are independent and split across threads above MG_PAR_MIN elements.
  * sort writes the values read back at the sorted positions, so NaN payloads
@@ -191,53 +192,57 @@ static int sort_values32(mg_dtype dt, const uint32_t *x, int64_t st, int64_t n, 
   return 1;
 }
 
-/* The k smallest (key, position) pairs of n, in order, into ix[0..k) (k <= n): a max-heap
- * of k entries, for top_k with k much smaller than the row. A later position never beats
- * an equal key, so ties keep the lower position. */
-static void heap_select(const uint64_t *key, int64_t n, int64_t k, int64_t *ix) {
-#define HLESS(a, b) (key[a] < key[b] || (key[a] == key[b] && (a) < (b)))
-  int64_t m = 0;
-  for (int64_t i = 0; i < n; i++) {
-    if (m < k) {  /* push, sift up */
-      int64_t c = m++;
-      ix[c] = i;
-      while (c > 0 && HLESS(ix[(c - 1) / 2], ix[c])) {
-        int64_t p = (c - 1) / 2, t = ix[p];
-        ix[p] = ix[c];
-        ix[c] = t;
-        c = p;
-      }
-    } else if (key[i] < key[ix[0]]) {  /* replace the largest, sift down */
-      ix[0] = i;
-      int64_t c = 0;
-      for (;;) {
-        int64_t l = 2 * c + 1, r = l + 1, big = c;
-        if (l < k && HLESS(ix[big], ix[l])) big = l;
-        if (r < k && HLESS(ix[big], ix[r])) big = r;
-        if (big == c) break;
-        int64_t t = ix[big];
-        ix[big] = ix[c];
-        ix[c] = t;
-        c = big;
+/* The k smallest (key, position) pairs of a row of n elements, in order, into hp[0..k)
+ * (k <= n): a max-heap of k (key, position) entries (hk, hp), for top_k with k much
+ * smaller than the row. Keys are made a block at a time into blk (SEL_BLOCK entries, or
+ * n if fewer), so the row is read once and nothing of its size is written; most elements
+ * fail the one comparison with the heap's largest. A later position never beats an
+ * equal key, so ties keep the lower position. */
+#define SEL_BLOCK 2048
+static void heap_select(mg_dtype dt, const char *x, int64_t st, int64_t n, int64_t k, int desc, uint64_t *hk,
+                        int64_t *hp, uint64_t *blk) {
+#define HLESS(a, b) (hk[a] < hk[b] || (hk[a] == hk[b] && hp[a] < hp[b]))
+#define HSWAP(a, b)                \
+  do {                             \
+    uint64_t tk_ = hk[a];          \
+    int64_t tp_ = hp[a];           \
+    hk[a] = hk[b], hp[a] = hp[b];  \
+    hk[b] = tk_, hp[b] = tp_;      \
+  } while (0)
+#define HSIFT_DOWN(lim)                                        \
+  for (int64_t c = 0;;) {                                      \
+    int64_t l = 2 * c + 1, r = l + 1, big = c;                 \
+    if (l < (lim) && HLESS(big, l)) big = l;                   \
+    if (r < (lim) && HLESS(big, r)) big = r;                   \
+    if (big == c) break;                                       \
+    HSWAP(big, c);                                             \
+    c = big;                                                   \
+  }
+  int64_t m = 0, es = (int64_t)mg_dtype_size(dt);
+  for (int64_t b0 = 0; b0 < n; b0 += SEL_BLOCK) {
+    int64_t bn = n - b0 < SEL_BLOCK ? n - b0 : SEL_BLOCK;
+    make_keys(dt, x + b0 * st * es, st, bn, blk, desc);
+    for (int64_t t = 0; t < bn; t++) {
+      uint64_t kv = blk[t];
+      if (m < k) {  /* push, sift up */
+        int64_t c = m++;
+        hk[c] = kv, hp[c] = b0 + t;
+        while (c > 0 && HLESS((c - 1) / 2, c)) {
+          HSWAP((c - 1) / 2, c);
+          c = (c - 1) / 2;
+        }
+      } else if (kv < hk[0]) {  /* replace the largest, sift down */
+        hk[0] = kv, hp[0] = b0 + t;
+        HSIFT_DOWN(k)
       }
     }
   }
   for (int64_t e = k - 1; e > 0; e--) {  /* heap sort: the largest to the end */
-    int64_t t = ix[0];
-    ix[0] = ix[e];
-    ix[e] = t;
-    int64_t c = 0;
-    for (;;) {
-      int64_t l = 2 * c + 1, r = l + 1, big = c;
-      if (l < e && HLESS(ix[big], ix[l])) big = l;
-      if (r < e && HLESS(ix[big], ix[r])) big = r;
-      if (big == c) break;
-      int64_t u = ix[big];
-      ix[big] = ix[c];
-      ix[c] = u;
-      c = big;
-    }
+    HSWAP(0, e);
+    HSIFT_DOWN(e)
   }
+#undef HSIFT_DOWN
+#undef HSWAP
 #undef HLESS
 }
 
@@ -259,13 +264,13 @@ static void sort_row(const sortplan *p, int64_t r, int tid) {
       sort_values32(p->dt, (const uint32_t *)xr, p->inner, L, (uint32_t *)k, (uint32_t *)k + L,
                     (uint32_t *)(p->y + (o * L * p->inner + j) * es), p->inner, p->desc))
     return;
-  make_keys(p->dt, xr, p->inner, L, k, p->desc);
   if (!p->values && p->k * 64 <= L) {  /* a few of many: select, do not sort */
-    heap_select(k, L, p->k, ix);
+    heap_select(p->dt, xr, p->inner, L, p->k, p->desc, k, ix, k2);
     int64_t *yr = (int64_t *)p->y + o * p->k * p->inner + j;
     for (int64_t i = 0; i < p->k; i++) yr[i * p->inner] = ix[i] + p->base;
     return;
   }
+  make_keys(p->dt, xr, p->inner, L, k, p->desc);
   if (es <= 4 && L <= (int64_t)UINT32_MAX) {  /* 32-bit keys and positions */
     uint32_t *k32 = (uint32_t *)k2, *k32b = k32 + L, *i32 = (uint32_t *)ix, *i32b = i32 + L;
     for (int64_t i = 0; i < L; i++) k32[i] = (uint32_t)k[i];
@@ -296,6 +301,54 @@ static void sort_row(const sortplan *p, int64_t r, int tid) {
   }
 }
 
+/* top_k of a few from rows too few to give every thread one (a single long row): each
+ * thread selects the k best of one contiguous chunk of the row (positions offset by the
+ * chunk's start), then one merge of the sorted per-chunk lists by (key, position) gives
+ * the k best of the row, ties still to the lower position. */
+#define SPLIT_MIN (1 << 16)
+static mg_status select_split(const sortplan *p, int64_t rows, int nth, const char *name) {
+  int64_t L = p->L, k = p->k, es = (int64_t)mg_dtype_size(p->dt);
+  size_t per = (size_t)k * 16 + SEL_BLOCK * 8;
+  void *work;
+  mg_status st = mg_work_alloc((size_t)nth * per + (size_t)nth * sizeof(int64_t), name, &work);
+  if (st) return st;
+  int64_t *head = (int64_t *)((char *)work + (size_t)nth * per);
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t o = r / p->inner, j = r % p->inner;
+    const char *xr = p->x + (o * L * p->inner + j) * es;
+#pragma omp parallel num_threads(nth)
+    {
+      int t = omp_get_thread_num();
+      int64_t c0 = L * t / nth, c1 = L * (t + 1) / nth;
+      uint64_t *hk = (uint64_t *)((char *)work + (size_t)t * per), *blk = hk + 2 * k;
+      int64_t *hp = (int64_t *)(hk + k);
+      int64_t kk = c1 - c0 < k ? c1 - c0 : k;
+      heap_select(p->dt, xr + c0 * p->inner * es, p->inner, c1 - c0, kk, p->desc, hk, hp, blk);
+      for (int64_t i = 0; i < kk; i++) hp[i] += c0;
+      for (int64_t i = kk; i < k; i++) hk[i] = UINT64_MAX, hp[i] = INT64_MAX;  /* short chunk: never chosen */
+      head[t] = 0;
+    }
+    int64_t *yr = (int64_t *)p->y + o * k * p->inner + j;
+    for (int64_t i = 0; i < k; i++) {
+      int best = -1;
+      uint64_t bk = 0;
+      int64_t bp = 0;
+      for (int t = 0; t < nth; t++) {
+        if (head[t] >= k) continue;
+        uint64_t *hk = (uint64_t *)((char *)work + (size_t)t * per);
+        int64_t *hp = (int64_t *)(hk + k);
+        uint64_t kv = hk[head[t]];
+        int64_t pv = hp[head[t]];
+        if (best < 0 || kv < bk || (kv == bk && pv < bp)) best = t, bk = kv, bp = pv;
+      }
+      head[best]++;
+      yr[i * p->inner] = bp + p->base;
+    }
+  }
+  mg_work_free(work);
+  return MG_OK;
+}
+
 static mg_status sort_run(const mg_call *c, mg_tensor *out, int a, int desc, int64_t k, int values) {
   const mg_tensor *x = c->in[0];
   mg_tensor *tmp = NULL;
@@ -317,7 +370,13 @@ static mg_status sort_run(const mg_call *c, mg_tensor *out, int a, int desc, int
     p.x = mg_ptr(tmp);
   }
   int64_t rows = p.outer * p.inner;
-  int nt = n >= MG_PAR_MIN && rows > 1 ? mg_threads() : 1;
+  int nth = mg_threads();
+  if (!values && p.k * 64 <= p.L && p.L >= SPLIT_MIN && nth > 1 && rows < nth) {
+    st = select_split(&p, rows, nth, c->info->name);
+    mg_tensor_release(tmp);
+    return st;
+  }
+  int nt = n >= MG_PAR_MIN && rows > 1 ? nth : 1;
   if (nt > rows) nt = (int)rows;
   void *work;
   if ((st = mg_work_alloc((size_t)nt * (size_t)p.L * 32, c->info->name, &work))) {

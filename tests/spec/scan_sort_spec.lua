@@ -279,6 +279,20 @@ describe("top_k", function()
       local full = mg.argsort(x, { direction = "DESCENDING" }):slice { {}, { 1, 7 } }
       h.check(i, full:totable())
     end
+    -- one long row (>= 2^16) is split across threads, one heap per chunk, then merged:
+    -- ties across chunks still go to the lower position
+    local saved = mg.config.get_num_threads()
+    mg.config.set_num_threads(math.min(2, mg.config.max_threads()))
+    for _, mod in ipairs({ false, 50 }) do
+      local x = mg.tensor(lcg_list(100001, 17, mod or nil), mod and mg.int32 or mg.float32)
+      for _, k in ipairs({ 1, 100, 1500 }) do
+        local v, i = mg.top_k(x, k)
+        local full = mg.argsort(x, { direction = "DESCENDING" }):slice { { 1, k } }
+        h.check(i, full:totable())
+        h.check(v, mg.take(x, full, 1):totable())
+      end
+    end
+    mg.config.set_num_threads(saved)
   end)
 
   it("differentiates through the values", function()
