@@ -319,6 +319,10 @@ mg_tensor *mgL_totensor(lua_State *L, int idx, const char *opname, int argn) {
     st = lua_isinteger(L, idx) ? mg_scalar_i64((int64_t)lua_tointeger(L, idx), 1, &t)
                                : mg_scalar_f64(lua_tonumber(L, idx), 1, &t);
     return st ? NULL : t;
+  case LUA_TBOOLEAN:  /* a bool scalar, as tf.constant(True) */
+    if ((st = mg_tensor_empty(MG_BOOL, 0, NULL, &t))) return NULL;
+    *(uint8_t *)mg_tensor_data(t) = (uint8_t)lua_toboolean(L, idx);
+    return t;
   case LUA_TTABLE:
     st = mgL_table_to_tensor(L, idx, 0, MG_FLOAT32, &t);
     if (st) {
@@ -328,7 +332,7 @@ mg_tensor *mgL_totensor(lua_State *L, int idx, const char *opname, int argn) {
     return t;
   default: break;
   }
-  mg_seterror(MG_EARG, "%s: argument #%d must be a tensor, a number or a nested table, got %s", opname,
+  mg_seterror(MG_EARG, "%s: argument #%d must be a tensor, a number, a boolean or a nested table, got %s", opname,
               argn, luaL_typename(L, idx));
   return NULL;
 }

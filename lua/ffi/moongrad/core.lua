@@ -505,6 +505,10 @@ local function totensor(v, opname, argn)
     local st = is_int(v) and lib.mg_scalar_i64(v, 1, scalar_out) or lib.mg_scalar_f64(v, 1, scalar_out)
     if st ~= 0 then return nil, last_error() end
     return scalar_out[0]
+  elseif tv == "boolean" then   -- a bool scalar, as tf.constant(True)
+    if lib.mg_tensor_empty(BOOL, 0, nil, scalar_out) ~= 0 then return nil, last_error() end
+    cast("uint8_t *", lib.mg_tensor_data(scalar_out[0]))[0] = v and 1 or 0
+    return scalar_out[0]
   elseif tv == "table" then
     local t, err = table_to_tensor(v, false, F32)
     if not t then
@@ -525,7 +529,7 @@ local function totensor(v, opname, argn)
       return nil, err
     end
   end
-  local err = format("%s: argument #%d must be a tensor, a number or a nested table, got %s", opname, argn,
+  local err = format("%s: argument #%d must be a tensor, a number, a boolean or a nested table, got %s", opname, argn,
     typename(v))
   lib.mg_seterror(1, "%s", err)
   return nil, err
