@@ -18,6 +18,7 @@ local C = require("moongrad.data.combinators")
 
 local M = {}
 local raise, fail = C.raise, C.fail
+local BLOCK = 65536   -- bytes read at a time
 
 -- The message of an error without the "file:line: " a binding put in front.
 local function bare(err) return (tostring(err):gsub("^[^:\n]*:%d+: ", "")) end
@@ -46,11 +47,26 @@ local function file_lines(path, gzip)
   end
   local f, err = open(path)
   if not f then fail("Dataset.text_line: cannot open %s: %s", path, tostring(err)) end
+  -- read in blocks and split here: LuaJIT's read("*l") stops at a NUL byte
+  local buf, pos = "", 1
   return function()
-    if not f then return nil end
-    local line = f:read("*l")
-    if line == nil then f:close(); f = nil; return nil end
-    return (line:gsub("\r$", ""))
+    while true do
+      local nl = buf:find("\n", pos, true)
+      if nl then
+        local line = buf:sub(pos, nl - 1)
+        pos = nl + 1
+        return (line:gsub("\r$", ""))
+      end
+      local more = f and f:read(BLOCK)
+      if not more then
+        if f then f:close(); f = nil end
+        if pos > #buf then return nil end
+        local line = buf:sub(pos)
+        buf, pos = "", 1
+        return (line:gsub("\r$", ""))
+      end
+      buf, pos = buf:sub(pos) .. more, 1
+    end
   end
 end
 
