@@ -761,7 +761,31 @@ static const char sandbox_files_script[] =
   "ok, perr = pcall(mg.datasets.idx.read_bytes, D .. '/fm/t10k-labels-idx1-ubyte.gz')\n"
   "assert(not ok and perr:find('is not a gzip file', 1, true), perr)\n"
   "refused('fashion_mnist', mg.datasets.fashion_mnist.load_data, {path = O})\n"
-  "refused('idx', mg.datasets.idx.read_bytes, O .. '/secret.txt')\n";
+  "refused('idx', mg.datasets.idx.read_bytes, O .. '/secret.txt')\n"
+  "-- mg.data: text_line, list_files and Dataset.save/load keep to the directory (O/ds is a dataset the host saved)\n"
+  "local DS = mg.data.Dataset\n"
+  "mg.io.write_file_atomic(D .. '/lines.txt', 'a\\nb\\n')\n"
+  "local got = {}\n"
+  "for l in DS.text_line(D .. '/lines.txt'):iter() do got[#got + 1] = l end\n"
+  "assert(table.concat(got, ',') == 'a,b')\n"
+  "assert(DS.list_files(D .. '/lines.*', {shuffle = false}):as_table()[1] == D .. '/lines.txt')\n"
+  "assert(#DS.text_line(DS.list_files(D .. '/*.txt', {seed = 1})):as_table() >= 2)\n"
+  "DS.range(3):save(D .. '/saved_ds')\n"
+  "assert(#DS.load(D .. '/saved_ds'):as_table() == 3)\n"
+  "refused('text_line', DS.text_line, O .. '/secret.txt')\n"
+  "refused('text_line gzip', DS.text_line, O .. '/secret.txt', {compression_type = 'GZIP'})\n"
+  "refused('text_line through a link', DS.text_line, D .. '/link_out/secret.txt')\n"
+  "refused('text_line via ..', DS.text_line, D .. '/../' .. OUTNAME .. '/secret.txt')\n"
+  "refused('text_line relative', DS.text_line, 'tests/embed/run.sh')\n"
+  "refused('text_line of a dataset of names', function() return DS.text_line(DS.from_tensors(O .. '/secret.txt')):as_table() end)\n"
+  "refused('list_files', DS.list_files, O .. '/*.txt')\n"
+  "refused('list_files literal', DS.list_files, O .. '/secret.txt')\n"
+  "refused('list_files through a link', DS.list_files, D .. '/link_out/*')\n"
+  "refused('list_files via ..', DS.list_files, D .. '/../' .. OUTNAME .. '/*')\n"
+  "refused('Dataset.load', DS.load, O .. '/ds')\n"
+  "refused('Dataset.load through a link', DS.load, D .. '/link_out/ds')\n"
+  "refused('Dataset:save', DS.range(2).save, DS.range(2), O .. '/ds2')\n"
+  "refused('Dataset:save via ..', DS.range(2).save, DS.range(2), D .. '/../' .. OUTNAME .. '/ds2')\n";
 
 /* A host callback runs with the host's rights, not the sandbox's. */
 static mg_status write_outside_cb(mg_runtime *rt, void *ud, const mg_value *args, int nargs, mg_value *res,
@@ -821,10 +845,13 @@ TEST(sandbox_confines_every_file_function_to_the_allowed_directory) {
   CHECK_RT(rt, mg_set_global(rt, "O", &v));
   v = mg_vstring(strrchr(out, '/') + 1);
   CHECK_RT(rt, mg_set_global(rt, "OUTNAME", &v));
+  v = mg_vstring(out);
+  CHECK_RT(plain, mg_set_global(plain, "O", &v));
+  CHECK_RT(plain, mg_run_string(plain, "mg.data.Dataset.range(2):save(O .. '/ds')", NULL));
   CHECK_RT(rt, mg_run_string(rt, sandbox_files_script, "=sandbox_files"));
   /* nothing appeared outside, nothing there was removed */
   const char *const unexpected[] = {"x.txt", "newdir", "planted.txt", "t.safetensors", "w.safetensors", "model",
-                                    "ckpt", "ckm", "m.dot", "made_by_link", NULL};
+                                    "ckpt", "ckm", "m.dot", "made_by_link", "ds2", NULL};
   for (const char *const *u = unexpected; *u; u++) {
     if (file_exists_at(out, *u)) fprintf(stderr, "  %s/%s was written\n", out, *u);
     CHECK(!file_exists_at(out, *u));
@@ -864,7 +891,9 @@ TEST(sandbox_without_a_directory_has_no_file_access) {
       "mg.load('x.safetensors')", "mg.io.read_csv('x.csv')",
       "mg.nn.Sequential{mg.nn.Input{shape = {2}}, mg.nn.Dense(1)}:save_weights('w.st')",
       "mg.nn.plot_model(mg.nn.Sequential{mg.nn.Input{shape = {2}}, mg.nn.Dense(1)}, 'm.dot')",
-      "mg.datasets.fashion_mnist.load_data()", NULL};
+      "mg.datasets.fashion_mnist.load_data()", "mg.data.Dataset.text_line('/etc/hostname')",
+      "mg.data.Dataset.list_files('/etc/*')", "mg.data.Dataset.load('/tmp')",
+      "mg.data.Dataset.range(2):save('/tmp/mg_embed_nodir_ds')", NULL};
   for (const char *const *c = calls; *c; c++) {
     CHECK(mg_run_string(rt, *c, NULL) == MG_ESCRIPT);
     if (!strstr(mg_runtime_errmsg(rt), "outside the sandbox's allowed directory (the host allowed none"))

@@ -190,16 +190,21 @@ local function glob(pattern)
           end
         end
       else
-        local p = join(dir, (part:gsub("\\(.)", "%1")))
-        local oke, there = pcall(core.path_exists, p)
-        if not oke then raise("Dataset.list_files: %s", bare(there)) end
-        if there then nextp[#nextp + 1] = p end
+        -- literal components are joined unchecked (a sandbox may not even look at the parents
+        -- of its directory); the directory listed next, or the final path, is checked
+        nextp[#nextp + 1] = join(dir, (part:gsub("\\(.)", "%1")))
       end
     end
     paths = nextp
   end
   if #parts == 0 then return {} end
-  return paths
+  local out = {}
+  for _, p in ipairs(paths) do
+    local oke, there = pcall(core.path_exists, p)
+    if not oke then raise("Dataset.list_files: %s", bare(there)) end
+    if there then out[#out + 1] = p end
+  end
+  return out
 end
 
 local LIST_OPTS = { shuffle = "boolean", seed = { "integer", min = 0, max = rng.MAX_SEED } }
