@@ -112,7 +112,7 @@ local function same(a, b) return json().encode(a) == json().encode(b) end
 local SAVE_OPTS = { shard_size = { "integer", min = 1 } }
 
 --- ds:save(path, {shard_size=1000})
---- Writes the dataset's elements to the directory path (replacing what was there) in
+--- Writes the dataset's elements to the directory path (replacing a dataset saved there) in
 --- moongrad's data-only format: safetensors shards of shard_size elements plus a JSON spec
 --- (doc/data.md, "Saving and loading datasets"). Atomic: killed at any point, path holds the
 --- old dataset or the new one. Elements may be tensors, strings, numbers, booleans and
@@ -130,6 +130,11 @@ function Dataset:save(path, opts)
   path = path:gsub("/+$", "")
   if saving.exists(path) and not saving.is_dir(path) then
     raise("Dataset:save: %s exists and is not a directory", path)
+  end
+  -- the swap below removes what was at path: only ever a dataset saved before (or nothing)
+  if saving.is_dir(path) and #saving.list_dir(path) > 0 and not saving.exists(path .. "/" .. SPEC) then
+    raise("Dataset:save: %s is a directory that holds no saved dataset (no %s); saving there would replace it "
+      .. "whole: remove it or choose another path", path, SPEC)
   end
   local tmp = path .. ".tmp-p" .. core.process_id() .. "-" .. saving.unique_suffix()
   local okm, errm = pcall(saving.mkdir, tmp, "Dataset:save")
