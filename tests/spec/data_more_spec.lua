@@ -279,6 +279,15 @@ describe("Dataset:bucket_by_sequence_length", function()
       "unknown option 'pad_to_boundary'")
     h.fails(function() seq_ds(seqs):bucket_by_sequence_length(len, { 2 }, { 2, 2 }, { pad_to_bucket_boundary = true }):as_table() end,
       "pad_to_bucket_boundary", "length < max(bucket_boundaries) = 2")
+    h.fails(function()
+      seq_ds(seqs):map(function(x) return x, x end):bucket_by_sequence_length(len, { 9 }, { 2, 2 },
+        { pad_to_bucket_boundary = true }):as_table()
+    end, "pad_to_bucket_boundary with 2 components of rank >= 1", "give padded_shapes")
+    -- one sequence and a scalar label: the sequence axis is padded to the boundary
+    local one = seq_ds(seqs):map(function(x) return x, x[1] end):bucket_by_sequence_length(len, { 9 }, { 6, 6 },
+      { pad_to_bucket_boundary = true }):as_table()[1]
+    assert.same({ 6, 8 }, one[1].shape)
+    assert.same({ 6 }, one[2].shape)
     h.fails(function() seq_ds(seqs):bucket_by_sequence_length(len, { 2 }, { 2, 2 }, { no_padding = true, padding_values = 1 }) end,
       "no_padding cannot be combined")
   end)

@@ -204,7 +204,7 @@ local function check_int_list(what, name, t, min)
 end
 
 -- padded_shapes for a bucket: the given structure with -1 (TF's None) replaced by filler, or,
--- without one, axis 1 of every tensor component of rank >= 1 set to filler (the sequence axis).
+-- without one, axis 1 of the one tensor component of rank >= 1 set to filler (the sequence axis).
 local function bucket_shapes(given, first, filler)
   if given then
     if filler == nil then return given end
@@ -220,11 +220,17 @@ local function bucket_shapes(given, first, filler)
     return fill(given)
   end
   if filler == nil then return nil end
-  local shapes = {}
+  local shapes, seqs = {}, 0
   for j, v in ipairs(structure.flatten(first)) do
     local s = {}
     if core.is_tensor(v) then for d = 1, v.ndim do s[d] = d == 1 and filler or -1 end end
+    if #s > 0 then seqs = seqs + 1 end
     shapes[j] = s
+  end
+  -- which axes are sequence axes is not knowable from values (TF reads it from static shapes)
+  if seqs > 1 then
+    fail("Dataset:bucket_by_sequence_length: pad_to_bucket_boundary with %d components of rank >= 1: give "
+      .. "padded_shapes, with -1 on the axes to pad to the bucket boundary", seqs)
   end
   if structure.kind(first) == "leaf" then return shapes[1] end
   return (structure.unflatten(structure.template(first), shapes))
@@ -237,7 +243,7 @@ end
 --- bucket_batch_sizes[i] elements (one more size than boundaries); the rest are flushed at the
 --- end. padded_shapes/padding_values are padded_batch's; pad_to_bucket_boundary pads to the
 --- bucket's boundary - 1 instead of the batch's longest (the -1 entries of padded_shapes, or
---- without them axis 1 of every component); no_padding batches without padding.
+--- without them axis 1 of the one component of rank >= 1); no_padding batches without padding.
 --- Example:
 ---   local seqs = {{1}, {2, 2}, {3, 3, 3}, {4}, {5, 5}}
 ---   local ds = mg.data.Dataset.from_generator(function()
