@@ -12,7 +12,7 @@
 -- ...}} around them; components are numbered in the order
 -- moongrad.data.structure flattens an element (array index, then sorted
 -- names). A string is stored as a 1-D uint8 tensor of its bytes, a Lua number
--- as a float64 0-d tensor, a boolean as a bool one. Nothing in it is code:
+-- as a 0-d int64 tensor (a Lua 5.4 integer) or float64 one, a boolean as a bool one. Nothing in it is code:
 -- load parses JSON (the engine's cJSON) and safetensors (core's strict
 -- parser) only.
 --
@@ -37,6 +37,9 @@ local CHUNK = 4096   -- string.byte/char arguments at a time (LuaJIT's stack lim
 local function mg() return require("moongrad") end
 local function json() return require("moongrad.nn.json") end
 local function bare(err) return (tostring(err):gsub("^[^:\n]*:%d+: ", "")) end
+
+-- A Lua integer (Lua 5.4's integer subtype; under LuaJIT every number is a double).
+local function is_int(v) return math.type ~= nil and math.type(v) == "integer" end
 
 local function string_to_tensor(s)
   local bytes = {}
@@ -163,7 +166,7 @@ function Dataset:save(path, opts)
       n = n + 1
       for j, v in ipairs(structure.flatten(e)) do
         if type(v) == "string" then v = string_to_tensor(v)
-        elseif type(v) == "number" then v = core.tensor(v, "float64")
+        elseif type(v) == "number" then v = core.tensor(v, is_int(v) and "int64" or "float64")
         elseif type(v) == "boolean" then v = core.tensor(v) end
         buf[n .. "/" .. j] = v
       end
