@@ -393,12 +393,18 @@ describe("Dataset.text_line and list_files", function()
     assert.same(s1, values(D.list_files(g .. "/**/*", { seed = 4 })))
     table.sort(s1)
     assert.same(values(D.list_files(g .. "/*/*", { shuffle = false })), s1)
+    -- TF's idiom: list_files, then interleave the files' lines
+    local lines = values(D.list_files(g .. "/f*.txt", { shuffle = false }):interleave(D.text_line, { cycle_length = 2 }))
+    assert.same({ "g/f1.txt", "g/f10.txt", "g/f2.txt" }, lines)
     -- list_files feeds text_line
     assert.same({ "g/f1.txt", "g/f10.txt", "g/f2.txt" }, values(D.text_line(D.list_files(g .. "/f*.txt", { shuffle = false }))))
   end)
   it("raises for missing files, bad patterns and bad options", function()
     h.fails(function() D.text_line(tmp("nope.txt")) end, "Dataset.text_line", "cannot open", "nope.txt")
     h.fails(function() D.text_line({}) end, "Dataset.text_line", "non-empty list")
+    -- a directory opens but cannot be read: an error, never an empty dataset
+    h.fails(function() D.text_line(tmpdir) end, "Dataset.text_line", "cannot read", "directory")
+    h.fails(function() D.text_line(D.from_tensors(tmpdir)):as_table() end, "Dataset.text_line", "cannot read", "directory")
     h.fails(function() D.text_line({ tmp("a.txt"), 3 }) end, "filenames[2] must be a string")
     h.fails(function() D.text_line(D.range(2)):as_table() end, "Dataset.text_line", "not a string")
     h.fails(function() D.text_line(tmp("a.txt"), { buffer = 3 }) end, "unknown option 'buffer'")

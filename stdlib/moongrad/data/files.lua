@@ -57,7 +57,12 @@ local function file_lines(path, gzip)
         pos = nl + 1
         return (line:gsub("\r$", ""))
       end
-      local more = f and f:read(BLOCK)
+      local more, rerr
+      if f then more, rerr = f:read(BLOCK) end
+      if not more and rerr then   -- a read error (a directory: "Is a directory"), not the end
+        f:close(); f = nil
+        fail("Dataset.text_line: cannot read %s: %s", path, tostring(rerr))
+      end
       if not more then
         if f then f:close(); f = nil end
         if pos > #buf then return nil end
@@ -112,7 +117,11 @@ function M.text_line(filenames, opts)
       local ok, err
       if gzip then ok, err = pcall(core.read_file_gunzip, p) else ok, err = open(p) end
       if not ok then raise("Dataset.text_line: cannot open %s: %s", p, bare(err)) end
-      if not gzip then ok:close() end
+      if not gzip then
+        local _, rerr = ok:read(0)   -- a directory opens but cannot be read
+        ok:close()
+        if rerr then raise("Dataset.text_line: cannot read %s: %s", p, tostring(rerr)) end
+      end
     end
     names = C.from_list(list, "file_names")
   end
