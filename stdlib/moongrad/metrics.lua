@@ -36,8 +36,21 @@ function Metric:__init(cfg)
 end
 
 -- add_variable(shape, name): a zero-initialised state Variable.
+-- Inside a staged step (a metric whose state is shaped by its first batch, F1Score's, made on
+-- fit's first trace) mg.zeros would be a graph value: the zeros are then built from Lua data.
+local function concrete_zeros(shape, dtype)
+  local function level(d)
+    if d > #shape then return 0 end
+    local t = {}
+    for i = 1, shape[d] do t[i] = level(d + 1) end
+    return t
+  end
+  return mg.tensor(level(1), dtype)
+end
+
 function Metric:add_variable(shape, name, dtype)
-  local v = mg.Variable(mg.zeros(shape, dtype or self.dtype), { name = self.name .. "/" .. name, trainable = false })
+  local init = core.tracing() and concrete_zeros(shape, dtype or self.dtype) or mg.zeros(shape, dtype or self.dtype)
+  local v = mg.Variable(init, { name = self.name .. "/" .. name, trainable = false })
   self._vars[#self._vars + 1] = v
   return v
 end
@@ -170,15 +183,19 @@ end
 -- `spec` holds the rules of its own options, passed to fn after y_pred in
 -- the order of `args` (BinaryAccuracy's threshold, the cross-entropies'
 -- from_logits and label_smoothing).
-local function wrapper_class(class_name, key, fn, spec, args)
+local function wrapper_class(class_name, key, fn, spec, args, defaults)
   local cls = Wrapper:extend(class_name)
   cls.default_name = key
   cls.options = options.extend(Metric.options, spec)
   function cls:__init(cfg)
     Wrapper.__init(self, fn, cfg)
-    if args and cfg then
+    if args and (cfg or defaults) then
       local c, extra = {}, {}
-      for i, k in ipairs(args) do c[k] = cfg[k]; extra[i] = cfg[k] end
+      for i, k in ipairs(args) do
+        local v = cfg and cfg[k]
+        if v == nil and defaults then v = defaults[k] end
+        c[k] = v; extra[i] = v
+      end
       self.config = c
       self.fn = function(a, b) return fn(a, b, unpack(extra, 1, #args)) end
     end
@@ -413,6 +430,12 @@ function AUC:get_config()
   return c
 end
 
+-- TopK accuracies, RootMeanSquaredError, the confusion counts, PrecisionAtRecall,
+-- RecallAtPrecision, MeanIoU, F1Score/FBetaScore, R2Score (and their names for get)
+local more_names = require("moongrad.metrics_more")(M, { Metric = Metric, Mean = Mean,
+  wrapper_class = wrapper_class, flat_pair = flat_pair, safe_div = safe_div, count = count,
+  class_pair = class_pair })
+
 -- ---- lookup --------------------------------------------------------------------------------
 
 local names = {
@@ -424,6 +447,7 @@ local names = {
   sparse_categorical_crossentropy = "SparseCategoricalCrossentropy",
   categorical_crossentropy = "CategoricalCrossentropy", binary_crossentropy = "BinaryCrossentropy",
 }
+for k, v in pairs(more_names) do names[k] = v end
 
 -- get(id, loss): a metric from a name, a Metric, or a function (y_true,
 -- y_pred) -> per-sample values. "accuracy" picks the kind matching the loss
