@@ -19,7 +19,7 @@ local NEG = -1e30   -- log(0) in the CTC recursion: finite, so exp and gradients
 return function(M, define, align)
   local SMOOTHING = { "number", min = 0, max = 1 }
 
-  --- mg.losses.kl_divergence(y_true, y_pred) -> per sample sum(y_true * log(y_true / y_pred)), both clipped to [1e-7, 1] (also kld).
+  --- mg.losses.kl_divergence(y_true, y_pred) -> per sample sum(y_true * log(y_true / y_pred)), both clipped to [1e-7, 1] (also kld, KLD).
   function M.kl_divergence(y_true, y_pred)
     y_true = align(y_true, y_pred, "kl_divergence")
     local t, p = mg.clip(y_true, EPS, 1), mg.clip(y_pred, EPS, 1)
@@ -79,7 +79,7 @@ return function(M, define, align)
     return -mg.sum(l2_normalize(y_true, axis) * l2_normalize(y_pred, axis), axis)
   end
 
-  --- mg.losses.mean_squared_logarithmic_error(y_true, y_pred) -> per sample mean((log(1 + y_pred) - log(1 + y_true))^2), both floored at 1e-7 (also msle).
+  --- mg.losses.mean_squared_logarithmic_error(y_true, y_pred) -> per sample mean((log(1 + y_pred) - log(1 + y_true))^2), both floored at 1e-7 (also msle, MSLE).
   function M.mean_squared_logarithmic_error(y_true, y_pred)
     y_true = align(y_true, y_pred, "mean_squared_logarithmic_error")
     local a = mg.log(mg.maximum(y_pred, EPS) + 1)
@@ -87,7 +87,7 @@ return function(M, define, align)
     return mg.mean(mg.square(a - b), -1)
   end
 
-  --- mg.losses.mean_absolute_percentage_error(y_true, y_pred) -> per sample 100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7)) (also mape).
+  --- mg.losses.mean_absolute_percentage_error(y_true, y_pred) -> per sample 100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7)) (also mape, MAPE).
   function M.mean_absolute_percentage_error(y_true, y_pred)
     y_true = align(y_true, y_pred, "mean_absolute_percentage_error")
     local d = mg.abs(y_true - y_pred) / mg.maximum(mg.abs(y_true), EPS)

@@ -35,7 +35,6 @@ function Metric:__init(cfg)
   self._vars = {}
 end
 
--- add_variable(shape, name): a zero-initialised state Variable.
 -- Inside a staged step (a metric whose state is shaped by its first batch, F1Score's, made on
 -- fit's first trace) mg.zeros would be a graph value: the zeros are then built from Lua data.
 local function concrete_zeros(shape, dtype)
@@ -48,6 +47,7 @@ local function concrete_zeros(shape, dtype)
   return mg.tensor(level(1), dtype)
 end
 
+-- add_variable(shape, name): a zero-initialised state Variable.
 function Metric:add_variable(shape, name, dtype)
   local init = core.tracing() and concrete_zeros(shape, dtype or self.dtype) or mg.zeros(shape, dtype or self.dtype)
   local v = mg.Variable(init, { name = self.name .. "/" .. name, trainable = false })
