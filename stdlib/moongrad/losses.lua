@@ -1,6 +1,8 @@
 -- moongrad.losses (mg.losses): Keras's losses as functions giving one value
 -- per sample (the last axis reduced) and as Loss objects that also reduce
 -- over the batch (reduction "sum_over_batch_size" = mean, "sum", "none").
+-- The rest of Keras 3's (KLDivergence, Poisson, LogCosh, the hinges, CosineSimilarity,
+-- MSLE, MAPE, the focal cross-entropies, CTC) are in losses_more.lua, installed here.
 --
 -- Cross-entropies are computed stably: from_logits uses the engine's fused
 -- softmax_cross_entropy_with_logits / sparse_softmax_cross_entropy_with_logits

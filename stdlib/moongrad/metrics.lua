@@ -7,7 +7,9 @@
 -- its kinds, losses as metrics) keep a total and a count; Precision/Recall
 -- keep confusion counts at a threshold; AUC keeps the confusion counts at
 -- num_thresholds thresholds and integrates the ROC (or PR) curve with the
--- trapezoid rule. Class indices count from 1. Portable Lua (5.4 and LuaJIT).
+-- trapezoid rule. Class indices count from 1. The top-k accuracies, RootMeanSquaredError, the
+-- confusion counts, PrecisionAtRecall/RecallAtPrecision, MeanIoU, F1/FBeta and R2Score are in
+-- metrics_more.lua, installed here. Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local core = require("moongrad.core")
 local class = require("moongrad.nn.class")

@@ -18,7 +18,9 @@ local options = require("moongrad.options")
 --- mg.optim.Optimizer: the base class of optimizers (Keras 3's).
 --- opt:apply_gradients{{grad, var}, ...} updates the Variables; opt:minimize(loss_fn, vars)
 --- computes the gradients and applies them. Options common to all: learning_rate (a
---- number or a schedule), weight_decay, clipnorm, clipvalue, global_clipnorm, name.
+--- number or a schedule), weight_decay, clipnorm, clipvalue, global_clipnorm, name, and
+--- use_ema=false with ema_momentum=0.99 and ema_overwrite_frequency (a moving average of the
+--- weights, which fit or finalize_variable_values swaps in).
 --- Example:
 ---   local w = mg.Variable(mg.tensor{3.0})
 ---   local opt = mg.optim.SGD{learning_rate = 0.1}
