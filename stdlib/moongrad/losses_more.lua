@@ -11,6 +11,7 @@
 -- ops, so its gradient comes from autodiff and it stages; the blank is class 1 (Keras's 0) and
 -- labels, counted from 1 like every class index here, are padded with 0. Portable Lua.
 local mg = require("moongrad")
+local core = require("moongrad.core")
 local options = require("moongrad.options")
 
 local EPS = 1e-7
@@ -172,7 +173,8 @@ return function(M, define, align)
   --- mg.losses.ctc(y_true, y_pred) -> per sample connectionist temporal classification loss
   --- (Graves et al.): -log of the probability of the label sequence summed over every alignment.
   --- y_true (batch, max_label_length): class indices from 2, padded with 0; y_pred (batch, time,
-  --- classes): logits, class 1 the blank (Keras's class 0). Every sample uses all time steps.
+  --- classes): logits, class 1 the blank (Keras's class 0). Every sample uses all time steps; a
+  --- label sequence no alignment fits gives inf.
   function M.ctc(y_true, y_pred)
     if not mg.is_tensor(y_true) then y_true = mg.tensor(y_true, "int64") end
     if y_true.ndim ~= 2 or not mg.is_tensor(y_pred) or y_pred.ndim ~= 3 then
@@ -185,6 +187,15 @@ return function(M, define, align)
         .. " and y_pred " .. shape_text(y_pred))
     end
     local labels = y_true.dtype == "int64" and y_true or mg.cast(y_true, "int64")
+    if not core.tracing() and labels:numel() > 0 then
+      -- eagerly the labels are checked here (staged, one_hot below still catches those above K;
+      -- a 1 there would read as a blank)
+      local lo, hi = mg.min(labels):item(), mg.max(labels):item()
+      if lo < 0 or hi > K or mg.any(mg.equal(labels, 1)):item() then
+        options.raise(string.format("ctc: labels must be class indices 2..%d padded with 0 (class 1 is the blank), "
+          .. "got values from %d to %d in y_true %s", K, lo, hi, shape_text(y_true)))
+      end
+    end
     local present = mg.not_equal(labels, 0)
     local len = mg.sum(mg.cast(present, "int64"), -1)                      -- (N,)
     -- the extended sequence blank, l1, blank, l2, ..., blank (S = 2L + 1), padding read as blank
@@ -203,7 +214,6 @@ return function(M, define, align)
       local back = mg.slice(ext, { {}, { 1, S - 2 } })
       skip = mg.logical_and(mg.not_equal(cur, 1), mg.not_equal(cur, back))  -- (N, S-2)
     end
-    local N = y_pred.shape[1]
     local function neg_cols(n, like)
       return mg.zeros_like(mg.slice(like, { {}, { 1, n } })) + NEG
     end
@@ -222,9 +232,9 @@ return function(M, define, align)
     -- end in the last label or the blank after it: positions 2*len and 2*len + 1
     local last = len * 2 + 1
     local ends = mg.one_hot(last, S, "int64") + mg.one_hot(mg.maximum(last - 1, 1), S, "int64")
-    local final = mg.where(mg.greater(ends, 0), alpha, NEG)
-    local _ = N
-    return -mg.logsumexp(final, -1)
+    local lse = mg.logsumexp(mg.where(mg.greater(ends, 0), alpha, NEG), -1)
+    -- no alignment at all (a label too long for the time steps): inf, as TF's ctc_loss gives
+    return mg.where(mg.less(lse, NEG / 2), math.huge, -lse)
   end
 
   -- ---- classes --------------------------------------------------------------------------------

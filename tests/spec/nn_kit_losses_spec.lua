@@ -297,7 +297,16 @@ describe("CTC", function()
 
   it("bad shapes raise, naming ctc", function()
     h.fails(function() mg.losses.ctc(mg.tensor({ 1, 2 }, "int64"), mg.zeros { 2, 3, 4 }) end, "ctc", "y_true")
-    h.fails(function() mg.losses.ctc(mg.tensor({ { 5 } }, "int64"), mg.zeros { 1, 3, 4 }) end)
+    h.fails(function() mg.losses.ctc(mg.tensor({ { 5 } }, "int64"), mg.zeros { 1, 3, 4 }) end, "ctc", "2..4")
+    h.fails(function() mg.losses.ctc(mg.tensor({ { 2, 1 } }, "int64"), mg.zeros { 1, 3, 4 }) end, "ctc", "blank")
+    h.fails(function() mg.losses.ctc(mg.tensor({ { -1 } }, "int64"), mg.zeros { 1, 3, 4 }) end, "ctc", "padded with 0")
+  end)
+
+  it("a label no alignment fits gives inf, with a finite loss beside it", function()
+    -- 2, 2 needs a blank between the repeats: 3 steps; 2 steps cannot hold it
+    local v = mg.losses.ctc(mg.tensor({ { 2, 2 }, { 2, 0 } }, "int64"), mg.zeros { 2, 2, 3 })
+    assert.are.equal(math.huge, v[1]:item())
+    h.near(v[2], -math.log(3 / 9), 1e-6)   -- paths 2-2, 2-blank, blank-2 of 9
   end)
 end)
 
