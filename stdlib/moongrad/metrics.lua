@@ -321,9 +321,20 @@ local function class_pair(self, y_true, y_pred)
   end
   local in_top
   if self.top_k then
-    -- a score is in its row's top k when fewer than k scores of the row are greater
-    local greater = mg.greater(mg.unsqueeze(y_pred, -2), mg.unsqueeze(y_pred, -1))
-    in_top = mg.less(mg.sum(mg.cast(greater, "int64"), -1), self.top_k)
+    -- exactly k per row, as Keras's top_k filter picks them: a score is in when fewer than k
+    -- scores of its row rank before it, greater ones and equal ones in earlier columns (ties go
+    -- to the lower index)
+    local before = mg.greater(mg.unsqueeze(y_pred, -2), mg.unsqueeze(y_pred, -1))   -- [.., j, l]: p_l > p_j
+    if type(k) == "number" then
+      local earlier = {}
+      for j = 1, k do
+        earlier[j] = {}
+        for l = 1, k do earlier[j][l] = l < j end
+      end
+      local ties = mg.logical_and(mg.equal(mg.unsqueeze(y_pred, -2), mg.unsqueeze(y_pred, -1)), mg.tensor(earlier, "bool"))
+      before = mg.logical_or(before, ties)
+    end
+    in_top = mg.less(mg.sum(mg.cast(before, "int64"), -1), self.top_k)
   end
   if self.class_id then
     if type(k) ~= "number" or self.class_id > k then
