@@ -337,6 +337,16 @@ describe("the new losses' configs, names and options", function()
     for k, cls in pairs(names) do assert.are.equal(cls, mg.losses.get(k).class_name, k) end
   end)
 
+  it("errors point at the caller's line", function()
+    for _, f in ipairs({ function() mg.losses.Poisson { axis = 1 } end,
+      function() mg.losses.ctc(mg.tensor({ 1, 2 }, "int64"), mg.zeros { 2, 3, 4 }) end,
+      function() mg.losses.ctc(mg.tensor({ { 2, 1 } }, "int64"), mg.zeros { 1, 3, 4 }) end,
+      function() mg.losses.hinge(mg.ones { 2, 3 }, mg.ones { 2, 4 }) end }) do
+      local e = h.fails(f)
+      assert(e:find("nn_kit_losses_spec.lua:%d+:"), e)
+    end
+  end)
+
   it("unknown and out-of-range options raise", function()
     h.fails(function() mg.losses.BinaryFocalCrossentropy { gama = 2 } end, "BinaryFocalCrossentropy", "gama")
     h.fails(function() mg.losses.CategoricalFocalCrossentropy { alpha = 2 } end, "CategoricalFocalCrossentropy", "alpha")

@@ -361,6 +361,19 @@ describe("R2Score", function()
   end)
 end)
 
+describe("errors", function()
+  it("point at the caller's line", function()
+    for _, f in ipairs({ function() mg.metrics.MeanIoU { num_classes = 2 }:update_state(i64 { 0 }, i64 { 1 }) end,
+      function() mg.metrics.F1Score():update_state(i64 { 1, 2 }, f32 { { 0.1, 0.9 }, { 1, 0 } }) end,
+      function() mg.metrics.R2Score():update_state(f32 { { { 1 } } }, f32 { { { 1 } } }) end,
+      function() mg.metrics.TopKCategoricalAccuracy { k = 0 } end,
+      function() mg.metrics.sparse_top_k_categorical_accuracy(i64 { 0 }, f32 { { 0.1, 0.9 } }, 1) end }) do
+      local e = h.fails(f)
+      assert(e:find("nn_kit_metrics_spec.lua:%d+:"), e)
+    end
+  end)
+end)
+
 describe("the new metrics in compile and fit", function()
   it("every one updates inside the staged train step; evaluate gives what a fresh metric gives", function()
     mg.random.seed(2)

@@ -315,6 +315,15 @@ describe("use_ema", function()
 end)
 
 describe("the new optimizers' options, names and configs", function()
+  it("errors point at the caller's line", function()
+    for _, f in ipairs({ function() mg.optim.Nadam { beta1 = 0.9 } end,
+      function() mg.optim.PolynomialDecay { initial_learning_rate = 0.1 } end,
+      function() mg.optim.Lion { ema_momentum = 0.5 } end }) do
+      local e = h.fails(f)
+      assert(e:find("nn_kit_optim_spec.lua:%d+:"), e)
+    end
+  end)
+
   it("unknown and out-of-range options raise, naming the optimizer", function()
     h.fails(function() mg.optim.Nadam { beta1 = 0.9 } end, "Nadam", "beta1")
     h.fails(function() mg.optim.Adamax { beta_2 = 1.0 } end, "Adamax", "beta_2")
