@@ -60,7 +60,8 @@ function Nadam:_prepare()
   local u_t1 = (1 - mg.pow(0.96, t1) * 0.5) * b1
   local up = rawget(self, "_u_product") * u_t
   rawget(self, "_u_product"):assign(up)
-  return { u_t = u_t, u_t1 = u_t1, up = up, up1 = up * u_t1, b2p = mg.pow(self.beta_2, t) }
+  -- the per-step factors of m_hat = c_m * m + c_g * g and v_hat = v * c_v, once for all parameters
+  return { c_m = u_t1 / (1 - up * u_t1), c_g = (1 - u_t) / (1 - up), c_v = 1 / (1 - mg.pow(self.beta_2, t)) }
 end
 
 function Nadam:_update(var, g, lr, s)
@@ -69,8 +70,8 @@ function Nadam:_update(var, g, lr, s)
   local v1 = v + (mg.square(g) - v) * (1 - self.beta_2)
   m:assign(m1)
   v:assign(v1)
-  local m_hat = m1 * as(s.u_t1 / (1 - s.up1), var) + g * as((1 - s.u_t) / (1 - s.up), var)
-  local v_hat = v1 / as(1 - s.b2p, var)
+  local m_hat = m1 * as(s.c_m, var) + g * as(s.c_g, var)
+  local v_hat = v1 * as(s.c_v, var)
   var:assign_sub(m_hat * as(lr, var) / (mg.sqrt(v_hat) + self.epsilon))
 end
 
