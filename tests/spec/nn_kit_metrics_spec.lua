@@ -407,6 +407,25 @@ describe("the new metrics in compile and fit", function()
     iou:update_state(y, model:predict(x, { verbose = 0 }))
     h.near(logs.mean_io_u, iou:result(), 1e-5)
   end)
+  it("get_config/from_config round trips for every new metric", function()
+    for _, c in ipairs({ { "TopKCategoricalAccuracy", { k = 3 } }, { "SparseTopKCategoricalAccuracy", { k = 2,
+      from_sorted_ids = true } }, { "RootMeanSquaredError", {} }, { "TruePositives", { thresholds = { 0.1, 0.9 } } },
+      { "FalsePositives", { thresholds = 0.3 } }, { "TrueNegatives", {} }, { "FalseNegatives", {} },
+      { "PrecisionAtRecall", { recall = 0.7, num_thresholds = 20, class_id = 2 } },
+      { "RecallAtPrecision", { precision = 0.4 } }, { "MeanIoU", { num_classes = 5, ignore_class = 2,
+        sparse_y_pred = false, axis = -1 } }, { "F1Score", { average = "weighted", threshold = 0.4 } },
+      { "FBetaScore", { average = "micro", beta = 0.5 } }, { "R2Score", { class_aggregation = "none" } } }) do
+      local cfg = c[2]
+      cfg.name = "m_" .. c[1]
+      local m = mg.metrics[c[1]](cfg)
+      local conf = m:get_config()
+      for k, v in pairs(cfg) do assert.are.same(v, conf[k], c[1] .. "." .. k) end
+      local back = mg.metrics[c[1]](conf)
+      assert.are.same(conf, back:get_config(), c[1])
+      assert.are.equal("m_" .. c[1], back.name)
+    end
+  end)
+
   it("names reach the classes", function()
     for k, cls in pairs({ top_k_categorical_accuracy = "TopKCategoricalAccuracy",
       sparse_top_k_categorical_accuracy = "SparseTopKCategoricalAccuracy", rmse = "RootMeanSquaredError",
