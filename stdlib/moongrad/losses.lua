@@ -1,6 +1,8 @@
 -- moongrad.losses (mg.losses): Keras's losses as functions giving one value
 -- per sample (the last axis reduced) and as Loss objects that also reduce
 -- over the batch (reduction "sum_over_batch_size" = mean, "sum", "none").
+-- The rest of Keras 3's (KLDivergence, Poisson, LogCosh, the hinges, CosineSimilarity,
+-- MSLE, MAPE, the focal cross-entropies, CTC) are in losses_more.lua, installed here.
 --
 -- Cross-entropies are computed stably: from_logits uses the engine's fused
 -- softmax_cross_entropy_with_logits / sparse_softmax_cross_entropy_with_logits
@@ -249,6 +251,11 @@ function Loss:__init(cfg)
   self.from_logits = cfg.from_logits and true or false
   self.label_smoothing = cfg.label_smoothing
   self.delta = cfg.delta
+  -- the class's own options over its defaults (losses_more's classes read them from here)
+  local c = {}
+  for k, v in pairs(self.defaults or {}) do c[k] = v end
+  for k, v in pairs(cfg) do if k ~= "reduction" and k ~= "name" then c[k] = v end end
+  self.config = c
 end
 
 -- loss(y_true, y_pred [, sample_weight]): the reduced loss.
@@ -258,14 +265,17 @@ end
 
 --- loss:get_config() -> a table of the constructor options (name, reduction, ...).
 function Loss:get_config()
-  return { name = self.name, reduction = self.reduction, from_logits = self.from_logits or nil,
+  local c = { name = self.name, reduction = self.reduction, from_logits = self.from_logits or nil,
     label_smoothing = self.label_smoothing, delta = self.delta }
+  if self.defaults then for k, v in pairs(self.config) do c[k] = v end end
+  return c
 end
 
 local by_name = {}
 
-local function define(class_name, key, fn, aliases, spec)
+local function define(class_name, key, fn, aliases, spec, defaults)
   local cls = Loss:extend(class_name)
+  cls.defaults = defaults
   cls.options = options.extend(Loss.options, spec)
   cls.default_name = key
   cls.key = key
@@ -306,6 +316,10 @@ end, nil, { from_logits = "boolean" })
 define("BinaryCrossentropy", "binary_crossentropy", function(t, p, s)
   return M.binary_crossentropy(t, p, s.from_logits, s.label_smoothing)
 end, nil, { from_logits = "boolean", label_smoothing = SMOOTHING })
+
+-- KLDivergence, Poisson, LogCosh, the hinges, CosineSimilarity, MSLE, MAPE, the focal
+-- cross-entropies and CTC (their functions and classes)
+require("moongrad.losses_more")(M, define, align)
 
 -- A plain function f(y_true, y_pred) -> per-sample values, as a Loss.
 local Wrapper = Loss:extend("LossFunctionWrapper")

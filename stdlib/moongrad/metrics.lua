@@ -7,7 +7,9 @@
 -- its kinds, losses as metrics) keep a total and a count; Precision/Recall
 -- keep confusion counts at a threshold; AUC keeps the confusion counts at
 -- num_thresholds thresholds and integrates the ROC (or PR) curve with the
--- trapezoid rule. Class indices count from 1. Portable Lua (5.4 and LuaJIT).
+-- trapezoid rule. Class indices count from 1. The top-k accuracies, RootMeanSquaredError, the
+-- confusion counts, PrecisionAtRecall/RecallAtPrecision, MeanIoU, F1/FBeta and R2Score are in
+-- metrics_more.lua, installed here. Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local core = require("moongrad.core")
 local class = require("moongrad.nn.class")
@@ -35,9 +37,22 @@ function Metric:__init(cfg)
   self._vars = {}
 end
 
+-- Inside a staged step (a metric whose state is shaped by its first batch, F1Score's, made on
+-- fit's first trace) mg.zeros would be a graph value: the zeros are then built from Lua data.
+local function concrete_zeros(shape, dtype)
+  local function level(d)
+    if d > #shape then return 0 end
+    local t = {}
+    for i = 1, shape[d] do t[i] = level(d + 1) end
+    return t
+  end
+  return mg.tensor(level(1), dtype)
+end
+
 -- add_variable(shape, name): a zero-initialised state Variable.
 function Metric:add_variable(shape, name, dtype)
-  local v = mg.Variable(mg.zeros(shape, dtype or self.dtype), { name = self.name .. "/" .. name, trainable = false })
+  local init = core.tracing() and concrete_zeros(shape, dtype or self.dtype) or mg.zeros(shape, dtype or self.dtype)
+  local v = mg.Variable(init, { name = self.name .. "/" .. name, trainable = false })
   self._vars[#self._vars + 1] = v
   return v
 end
@@ -170,15 +185,19 @@ end
 -- `spec` holds the rules of its own options, passed to fn after y_pred in
 -- the order of `args` (BinaryAccuracy's threshold, the cross-entropies'
 -- from_logits and label_smoothing).
-local function wrapper_class(class_name, key, fn, spec, args)
+local function wrapper_class(class_name, key, fn, spec, args, defaults)
   local cls = Wrapper:extend(class_name)
   cls.default_name = key
   cls.options = options.extend(Metric.options, spec)
   function cls:__init(cfg)
     Wrapper.__init(self, fn, cfg)
-    if args and cfg then
+    if args and (cfg or defaults) then
       local c, extra = {}, {}
-      for i, k in ipairs(args) do c[k] = cfg[k]; extra[i] = cfg[k] end
+      for i, k in ipairs(args) do
+        local v = cfg and cfg[k]
+        if v == nil and defaults then v = defaults[k] end
+        c[k] = v; extra[i] = v
+      end
       self.config = c
       self.fn = function(a, b) return fn(a, b, unpack(extra, 1, #args)) end
     end
@@ -302,9 +321,20 @@ local function class_pair(self, y_true, y_pred)
   end
   local in_top
   if self.top_k then
-    -- a score is in its row's top k when fewer than k scores of the row are greater
-    local greater = mg.greater(mg.unsqueeze(y_pred, -2), mg.unsqueeze(y_pred, -1))
-    in_top = mg.less(mg.sum(mg.cast(greater, "int64"), -1), self.top_k)
+    -- exactly k per row, as Keras's top_k filter picks them: a score is in when fewer than k
+    -- scores of its row rank before it, greater ones and equal ones in earlier columns (ties go
+    -- to the lower index)
+    local before = mg.greater(mg.unsqueeze(y_pred, -2), mg.unsqueeze(y_pred, -1))   -- [.., j, l]: p_l > p_j
+    if type(k) == "number" then
+      local earlier = {}
+      for j = 1, k do
+        earlier[j] = {}
+        for l = 1, k do earlier[j][l] = l < j end
+      end
+      local ties = mg.logical_and(mg.equal(mg.unsqueeze(y_pred, -2), mg.unsqueeze(y_pred, -1)), mg.tensor(earlier, "bool"))
+      before = mg.logical_or(before, ties)
+    end
+    in_top = mg.less(mg.sum(mg.cast(before, "int64"), -1), self.top_k)
   end
   if self.class_id then
     if type(k) ~= "number" or self.class_id > k then
@@ -413,6 +443,12 @@ function AUC:get_config()
   return c
 end
 
+-- TopK accuracies, RootMeanSquaredError, the confusion counts, PrecisionAtRecall,
+-- RecallAtPrecision, MeanIoU, F1Score/FBetaScore, R2Score (and their names for get)
+local more_names = require("moongrad.metrics_more")(M, { Metric = Metric, Mean = Mean,
+  wrapper_class = wrapper_class, flat_pair = flat_pair, safe_div = safe_div, count = count,
+  class_pair = class_pair })
+
 -- ---- lookup --------------------------------------------------------------------------------
 
 local names = {
@@ -424,6 +460,7 @@ local names = {
   sparse_categorical_crossentropy = "SparseCategoricalCrossentropy",
   categorical_crossentropy = "CategoricalCrossentropy", binary_crossentropy = "BinaryCrossentropy",
 }
+for k, v in pairs(more_names) do names[k] = v end
 
 -- get(id, loss): a metric from a name, a Metric, or a function (y_true,
 -- y_pred) -> per-sample values. "accuracy" picks the kind matching the loss

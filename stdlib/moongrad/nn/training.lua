@@ -548,6 +548,8 @@ local function fit_loop(self, src, val, opts)
     cbs:on_epoch_end(epoch, epoch_logs)
     if self.stop_training then break end
   end
+  -- an optimizer with use_ema leaves the moving averages in the weights (Keras 3's fit)
+  self.optimizer:finalize_variable_values(self.trainable_weights)
   cbs:on_train_end(epoch_logs)
   return history
 end

@@ -18,7 +18,9 @@ local options = require("moongrad.options")
 --- mg.optim.Optimizer: the base class of optimizers (Keras 3's).
 --- opt:apply_gradients{{grad, var}, ...} updates the Variables; opt:minimize(loss_fn, vars)
 --- computes the gradients and applies them. Options common to all: learning_rate (a
---- number or a schedule), weight_decay, clipnorm, clipvalue, global_clipnorm, name.
+--- number or a schedule), weight_decay, clipnorm, clipvalue, global_clipnorm, name, and
+--- use_ema=false with ema_momentum=0.99 and ema_overwrite_frequency (a moving average of the
+--- weights, which fit or finalize_variable_values swaps in).
 --- Example:
 ---   local w = mg.Variable(mg.tensor{3.0})
 ---   local opt = mg.optim.SGD{learning_rate = 0.1}
@@ -44,6 +46,9 @@ local BASE = {
   global_clipnorm = { "number", above = 0 },
   weight_decay = { "number", min = 0 },
   name = "string",
+  use_ema = "boolean",
+  ema_momentum = { "number", min = 0, max = 1 },
+  ema_overwrite_frequency = { "integer", min = 1 },
 }
 
 -- Checks cfg against the base options and `spec` (a subclass's own), then
@@ -62,6 +67,12 @@ function Optimizer:_configure(cfg, defaults, spec)
   self.name = c.name or self.class_name
   self.clipnorm, self.clipvalue, self.global_clipnorm = c.clipnorm, c.clipvalue, c.global_clipnorm
   self.weight_decay = c.weight_decay
+  self.use_ema = c.use_ema and true or false
+  self.ema_momentum = c.ema_momentum or 0.99
+  self.ema_overwrite_frequency = c.ema_overwrite_frequency
+  if not self.use_ema and (c.ema_momentum ~= nil or c.ema_overwrite_frequency ~= nil) then
+    options.raise(self.class_name .. ": ema_momentum and ema_overwrite_frequency need use_ema = true")
+  end
   local lr = c.learning_rate or 0.001
   rawset(self, "iterations", mg.Variable(mg.tensor(0, "int64"), { name = self.name .. "/iterations", trainable = false }))
   if schedules.is_schedule(lr) then
@@ -71,7 +82,17 @@ function Optimizer:_configure(cfg, defaults, spec)
   end
   rawset(self, "_slots", {})
   rawset(self, "_slot_list", {})
+  rawset(self, "_extra_state", {})
   return c
+end
+
+-- add_state(key, init): an optimizer-wide state Variable (not per parameter, such as Nadam's
+-- running product of momentum factors), saved and restored under `key` with the slots.
+function Optimizer:add_state(key, init)
+  local v = mg.Variable(init, { name = self.name .. "/" .. key, trainable = false })
+  local list = rawget(self, "_extra_state")
+  list[#list + 1] = { key, v }
+  return v
 end
 
 -- optimizer.learning_rate: the current rate as a number; assigning a number sets it.
@@ -123,6 +144,7 @@ end
 -- optimizer.variables: iterations and every slot.
 Optimizer.getters.variables = function(self)
   local out = { self.iterations }
+  for _, p in ipairs(rawget(self, "_extra_state")) do out[#out + 1] = p[2] end
   for _, v in ipairs(rawget(self, "_slot_list")) do out[#out + 1] = v end
   return out
 end
@@ -135,6 +157,8 @@ function Optimizer:build(vars)
     if not slots[v] then
       slots[v] = {}
       self:_create_slots(v)
+      -- the moving average starts at zero; the first step sets it to the weight (Keras's)
+      if self.use_ema then self:add_slot(v, "average") end
     end
   end
 end
@@ -215,8 +239,42 @@ function Optimizer:apply_gradients(grads, vars)
     end
     self:_update(v, g, lr, step)
   end
+  if self.use_ema then self:_update_ema(vlist) end
   self.iterations:assign_add(1)
   return self.iterations
+end
+
+-- Keras 3's use_ema: after each update average = m * average + (1 - m) * var with m =
+-- ema_momentum, except on the first step (m = 0: the average starts at the weights); every
+-- ema_overwrite_frequency steps the weights are replaced by their averages. Tensor ops only (the
+-- step count is a Variable), so a staged train step does it without retracing.
+function Optimizer:_update_ema(vlist)
+  local it = mg.cast(self.iterations, "float64")
+  local m = mg.cast(mg.not_equal(it, 0), "float32") * self.ema_momentum
+  local overwrite
+  if self.ema_overwrite_frequency then
+    local f = self.ema_overwrite_frequency
+    local n = it + 1
+    overwrite = mg.equal(n - mg.floor(n / f) * f, 0)
+  end
+  for _, v in ipairs(vlist) do
+    local avg = self:slot(v, "average")
+    local mv = m
+    if v.dtype ~= "float32" then mv = mg.cast(m, v.dtype) end
+    local new = avg * mv + v * (1 - mv)
+    avg:assign(new)
+    if overwrite then v:assign(mg.where(overwrite, new, v)) end
+  end
+end
+
+--- optimizer:finalize_variable_values(vars): with use_ema, sets each variable to its moving
+--- average (Keras 3's; fit does it when training ends). Nothing otherwise, or before the first step.
+function Optimizer:finalize_variable_values(vars)
+  if not self.use_ema or self.iterations:item() == 0 then return end
+  for _, v in ipairs(vars) do
+    local avg = self:slot(v, "average")
+    if avg then v:assign(avg) end
+  end
 end
 
 -- minimize(loss_fn, vars): one step on the gradient of loss_fn() (eager or staged).
@@ -240,6 +298,7 @@ function Optimizer:_state_pairs(names)
   local out = { { "iterations", self.iterations } }
   local lr = rawget(self, "_lr")
   if lr and not rawget(self, "_schedule") then out[2] = { "learning_rate", lr } end
+  for _, p in ipairs(rawget(self, "_extra_state")) do out[#out + 1] = p end
   local owner = {}
   for var, s in pairs(rawget(self, "_slots")) do
     for slot, sv in pairs(s) do owner[sv] = { var = var, slot = slot } end
@@ -275,7 +334,7 @@ function Optimizer:set_state(tensors, vars, names, where)
   local pairs_ = self:_state_pairs(names)
   local has_slots = false
   for key in pairs(tensors) do
-    if key ~= "iterations" and key ~= "learning_rate" then has_slots = true end
+    if key:find("/", 1, true) then has_slots = true end
   end
   local todo, missing = {}, {}
   for _, p in ipairs(pairs_) do

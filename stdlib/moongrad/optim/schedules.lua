@@ -126,6 +126,61 @@ end, function(c)
   end
 end)
 
+-- (initial - end) * (1 - p)^power + end, p = min(step, decay_steps) / decay_steps; with cycle,
+-- decay_steps grows to the first multiple of itself at or above step (Keras 3's).
+--- mg.optim.PolynomialDecay{initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1, cycle=false}
+--- A polynomial from initial_learning_rate down to end_learning_rate over decay_steps (cycle: restart
+--- with decay_steps doubled, tripled, ... instead of staying at the end rate).
+--- Example:
+---   local s = mg.optim.PolynomialDecay{initial_learning_rate = 0.1, decay_steps = 10, end_learning_rate = 0.01}
+---   print(s(5))   --> 0.055
+define("PolynomialDecay", { end_learning_rate = 0.0001, power = 1.0, cycle = false },
+  { "initial_learning_rate", "decay_steps" },
+  { initial_learning_rate = LR, decay_steps = STEPS, end_learning_rate = LR, power = { "number", min = 0 },
+    cycle = "boolean" },
+  function(self, step)
+    local c = self.config
+    local steps = mg.full({}, c.decay_steps, step.dtype)
+    if c.cycle then
+      local mult = mg.where(mg.equal(step, 0), 1.0, mg.ceil(step / c.decay_steps))
+      steps = steps * mult
+    else
+      step = mg.minimum(step, c.decay_steps)
+    end
+    local p = step / steps
+    return mg.pow(1 - p, c.power) * (c.initial_learning_rate - c.end_learning_rate) + c.end_learning_rate
+  end)
+
+-- SGDR (Loshchilov and Hutter): cosine decays restarting after first_decay_steps, each period t_mul
+-- times the last and its peak m_mul times the last; alpha is the floor as a fraction (Keras 3's).
+--- mg.optim.CosineDecayRestarts{initial_learning_rate, first_decay_steps, t_mul=2, m_mul=1, alpha=0}
+--- Cosine decay with warm restarts: the rate falls along a cosine over first_decay_steps, jumps back
+--- (to m_mul times the last peak) and falls again over a period t_mul times longer.
+--- Example:
+---   local s = mg.optim.CosineDecayRestarts{initial_learning_rate = 1.0, first_decay_steps = 10}
+---   print(s(5), s(10))   --> 0.5	1.0
+define("CosineDecayRestarts", { t_mul = 2.0, m_mul = 1.0, alpha = 0.0 }, { "initial_learning_rate", "first_decay_steps" },
+  { initial_learning_rate = LR, first_decay_steps = STEPS, t_mul = { "number", above = 0 },
+    m_mul = { "number", min = 0 }, alpha = { "number", min = 0, max = 1 } },
+  function(self, step)
+    local c = self.config
+    local frac = step / c.first_decay_steps
+    local i_restart
+    if c.t_mul == 1 then
+      i_restart = mg.floor(frac)
+      frac = frac - i_restart
+    else
+      -- the period index from the geometric series sum_{k<i} t_mul^k <= frac
+      i_restart = mg.floor(mg.log(1 - frac * (1 - c.t_mul)) / math.log(c.t_mul))
+      local tm = mg.full({}, c.t_mul, step.dtype)
+      local sum_r = (1 - mg.pow(tm, i_restart)) / (1 - c.t_mul)
+      frac = (frac - sum_r) / mg.pow(tm, i_restart)
+    end
+    local m_fac = mg.pow(mg.full({}, c.m_mul, step.dtype), i_restart)
+    local cosine = m_fac * (mg.cos(frac * math.pi) + 1) * 0.5
+    return (cosine * (1 - c.alpha) + c.alpha) * c.initial_learning_rate
+  end)
+
 --- mg.optim.schedules.is_schedule(x) -> whether x is a LearningRateSchedule.
 M.is_schedule = function(x) return class.isinstance(x, Schedule) end
 
