@@ -181,8 +181,10 @@ local function contract_pair(fname, a, b, keep)
       labels[#labels + 1] = l
     end
   end
-  -- rows/columns of one axis come back as they are (no reshape needed when nothing was merged)
-  if #shape ~= #ys then y = core.reshape(y, shape) end
+  -- (batch..., M, N) back to one axis per label (nothing to do when no axes were merged)
+  local same = #shape == #ys
+  for i = 1, #ys do same = same and shape[i] == ys[i] end
+  if not same then y = core.reshape(y, shape) end
   return { t = y, labels = labels }
 end
 
@@ -280,8 +282,11 @@ function M.contract(fname, ops, out)
     ops[k] = sum_unkept(op, setmetatable({}, { __index = function(_, l) return out_set[l] or count[l] > 1 end }))
   end
   -- 3: pairs in the cheapest order
+  M.last_plan = nil
   if #ops > 1 then
-    for _, step in ipairs(plan(ops, out_set, size)) do
+    local steps = plan(ops, out_set, size)
+    M.last_plan = steps   -- (read by the spec: the order chosen)
+    for _, step in ipairs(steps) do
       local i, j = step[1], step[2]
       local keep = {}
       for l in pairs(out_set) do keep[l] = true end
@@ -397,6 +402,10 @@ function M.einsum(eq, ...)
     for i, l in ipairs(op.labels) do
       local s = op.t.shape[i]
       local prev = size_of[l]
+      if prev ~= nil and where_of[l] == k and s ~= prev and not unknown(s) and not unknown(prev) then
+        raise(("einsum: index '%s' is repeated in one operand over axes of sizes %s and %s (operand %d, shape %s)"):format(
+          l, tostring(prev), tostring(s), k, shape_str(op.t.shape)))
+      end
       if prev == nil or (prev == 1 and l:sub(1, 3) == "...") then
         if prev == nil or s ~= 1 then size_of[l], where_of[l] = s, k end
       elseif s ~= prev and not (s == 1 and l:sub(1, 3) == "...") and not unknown(s) and not unknown(prev) then
