@@ -462,7 +462,7 @@ end
 --- The result has a's other axes, then b's. One matmul (BLIS); differentiable.
 --- Example:
 ---   local y = mg.tensordot(mg.ones{2, 3, 4}, mg.ones{4, 3, 5}, {{2, 3}, {2, 1}})
----   print(y.shape[1], y.shape[2], y[{1, 1}]:item())   -- 2  5  12.0
+---   print(y.shape[1], y.shape[2], y[1][1]:item())   -- 2  5  12.0
 function M.tensordot(a, b, axes)
   for k, t in ipairs({ a, b }) do
     if not core.is_tensor(t) then

@@ -229,7 +229,7 @@ local meshgrid_spec = { indexing = { "string", one_of = { "xy", "ij" } } }
 --- inputs; differentiable.
 --- Example:
 ---   local X, Y = mg.meshgrid(mg.tensor{1, 2, 3}, mg.tensor{10, 20})
----   print(X.shape[1], X.shape[2], Y[{2, 1}]:item())   -- 2  3  20
+---   print(X.shape[1], X.shape[2], Y[2][1]:item())   -- 2  3  20
 function M.meshgrid(...)
   local args = { ... }
   local n = select("#", ...)
