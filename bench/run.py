@@ -62,6 +62,8 @@ BENCHES = [
      "time", None, "per call (n is a tensor argument)"),
     ("tape", "9. tape overhead: 20-op chain fwd+bwd on 4x4 float32", "time", None,
      "(mul, add, tanh, sin, sigmoid) x4, sum, gradient w.r.t. x; per step"),
+    ("einsum_attention", "10. einsum of a batched attention contraction: \"bhqd,bhkd->bhqk\", b=8 h=8 q=k=512 d=64, "
+     "float32", "time", 1.0, "per call, eager (2.1 GFLOP; issue 17's target: no slower than the best peer)"),
 ]
 # moongrad's row for the summary's speed-up where it reports several variants
 # and the fastest is not the one to compare (default: the fastest variant)

@@ -205,7 +205,14 @@ def cnn(quick):
             "final_loss": loss, "config": "Keras Sequential NHWC, tf.function train step, Keras Adam"}
 
 
+def einsum_attention(quick):
+    q = tf.random.uniform((8, 8, 512, 64), seed=1)
+    k = tf.random.uniform((8, 8, 512, 64), seed=2)
+    return [("tf.einsum", "ms", lambda: tf.einsum("bhqd,bhkd->bhqk", q, k).numpy(), 1, 0)]
+
+
 BENCHES = {
+    "einsum_attention": einsum_attention,
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
