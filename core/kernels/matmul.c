@@ -283,12 +283,13 @@ static mg_status run_blis(const mjob *j) {
    * batched product (einsum's "bhqd,bhkd->bhqk", attention scores: 64 products of 512 x 64 x
    * 512) otherwise ran one product at a time with BLIS's threads meeting at a barrier per
    * panel, which a loaded machine stretches: 3.3 s instead of ~0.3 s there. Only for operands
-   * BLIS reads in place (the packing buffers below are one per call) and products small
-   * enough to need no polling. */
+   * BLIS reads in place (the packing buffers below are one per call), products small
+   * enough to need no polling, and batch counts that keep the threads busy to the end (3
+   * large products on 2 threads would leave one thread idle for the last third). */
   int nt = mg_threads();
   double per = (double)j->m * (double)j->n * (double)j->k;
-  if (oka && okb && nt > 1 && j->nbatch >= nt && per * (double)j->nbatch >= BLIS_ONE_THREAD_MNK &&
-      (!j->lim || per <= POLL_MNK)) {
+  if (oka && okb && nt > 1 && j->nbatch >= nt && (j->nbatch % nt == 0 || j->nbatch >= 4 * nt) &&
+      per * (double)j->nbatch >= BLIS_ONE_THREAD_MNK && (!j->lim || per <= POLL_MNK)) {
     mg_limits *lim = j->lim;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int64_t bi = 0; bi < j->nbatch; bi++) {

@@ -363,14 +363,15 @@ describe("einsum", function()
   end)
 
   it("batched products large enough to run the batches across threads give each batch's own product", function()
-    -- 3 products of 128 x 256 x 128 (4.2M multiply-adds each, 12.6M in all): the batches run in
-    -- parallel, one single-threaded BLIS call each; a broadcast batch and a transposed view too
-    local a, b = mg.cast(R { 3, 128, 256 }, mg.float32), mg.cast(R { 256, 3, 128 }, mg.float32)
+    -- 4 products of 128 x 256 x 128 (4.2M multiply-adds each, 16.8M in all): on 2 or 4 threads the
+    -- batches run in parallel, one single-threaded BLIS call each; a broadcast batch and a
+    -- transposed view too
+    local a, b = mg.cast(R { 4, 128, 256 }, mg.float32), mg.cast(R { 256, 4, 128 }, mg.float32)
     local bt = mg.permute(b, { 2, 1, 3 })
     local y = mg.einsum("bij,jbk->bik", a, b)
     local one = mg.cast(R { 1, 128, 256 }, mg.float32)
     local yb = mg.matmul(one, bt)
-    for i = 1, 3 do
+    for i = 1, 4 do
       local want = mg.matmul(a[i], mg.contiguous(bt[i]))
       assert.is_true(mg.allclose(y[i], want, { rtol = 1e-5, atol = 1e-4 }), "batch " .. i)
       assert.is_true(mg.allclose(yb[i], mg.matmul(one[1], mg.contiguous(bt[i])), { rtol = 1e-5, atol = 1e-4 }))
