@@ -455,6 +455,21 @@ describe("staged in mg.func", function()
     end
   end)
 
+  it("ops that need a size as a number say so when it is unknown while tracing", function()
+    local spec = mg.TensorSpec { shape = { 2, -1 }, dtype = mg.float32 }
+    local f = mg.func(function(x) return mg.tril(x) end, { input_signature = { spec } })
+    fails(function() return f(mg.ones { 2, 3 }) end, "tril: the columns axis of x has an unknown size while tracing")
+    local g = mg.func(function(x) return mg.roll(x, 1, { axis = 2 }) end, { input_signature = { spec } })
+    fails(function() return g(mg.ones { 2, 3 }) end, "roll: the rolled axis has an unknown size")
+    -- what needs no number works: a batch axis of unknown size, rolled along a known one
+    local h2 = mg.func(function(x) return mg.roll(mg.tril(x), 1, { axis = 2 }), mg["repeat"](x, 2, { axis = 1 }) end,
+      { input_signature = { mg.TensorSpec { shape = { -1, 2, 2 }, dtype = mg.float32 } } })
+    local x = R { 3, 2, 2 }
+    local y, r = h2(mg.cast(x, mg.float32))
+    check_flat(y, flat(mg.roll(mg.tril(mg.cast(x, mg.float32)), 1, { axis = 2 })), 1e-6)
+    assert.are.same({ 6, 2, 2 }, r.shape)
+  end)
+
   it("repeat by a tensor and sequence_mask without maxlen say to use Lua values", function()
     local f = mg.func(function(x, r) return mg["repeat"](x, r, { axis = 1 }) end)
     fails(function() return f(mg.ones { 2 }, mg.tensor { 1, 2 }) end, "repeat", "give repeats as a Lua number or list")
