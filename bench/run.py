@@ -66,6 +66,8 @@ BENCHES = [
      "ascending values; torch.sort also returns the positions (it has no values-only sort)"),
     ("top_k_1m", "10b. top_k of 1M float32, k = 100", "time", 1.0, "values and indices, sorted"),
     ("cumsum_rows", "10c. cumsum over the rows of a 1000x1000 float32", "time", 1.0, "along the last axis"),
+    ("einsum_attention", "10d. einsum of a batched attention contraction: \"bhqd,bhkd->bhqk\", b=8 h=8 q=k=512 d=64, "
+     "float32", "time", 1.0, "per call, eager (2.1 GFLOP; issue 17's target: no slower than the best peer)"),
 ]
 # moongrad's row for the summary's speed-up where it reports several variants
 # and the fastest is not the one to compare (default: the fastest variant)

@@ -327,6 +327,11 @@ local function generate(rows)
     "`conv2d_backprop_*` ops, the fused `*_update` steps) are neither `mg.<name>` nor methods: they",
     "live in `mg.raw` (as TensorFlow's `tf.raw_ops`), `mg.raw.slice_grad(...)`, and are marked so below.",
     "",
+    "Functions the stdlib builds from these ops (differentiable and staged through them) are in",
+    "[the API reference](api.md): among them `mg.einsum`, `mg.tensordot`, `mg.outer`, `mg.tril`/`triu`,",
+    "`mg.roll`, `mg.diag`, `mg.diag_part`, `mg.trace`, `mg.meshgrid`, `mg[\"repeat\"]`, `mg.sequence_mask`,",
+    "`mg.top_k`, `mg.unique`, `mg.bincount`.",
+    "",
     "In the examples, `-->` shows what the line prints (the documentation test checks it).",
     "",
   }

@@ -240,7 +240,16 @@ def cumsum_rows(quick):
     return [("jit(cumsum)", "ms", lambda: _ready(f(x)), 1, 0)]
 
 
+def einsum_attention(quick):
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    q = jax.random.uniform(k1, (8, 8, 512, 64), jnp.float32)
+    k = jax.random.uniform(k2, (8, 8, 512, 64), jnp.float32)
+    f = jax.jit(lambda a, b: jnp.einsum("bhqd,bhkd->bhqk", a, b))
+    return [("jit(einsum)", "ms", lambda: _ready(f(q, k)), 1, 0)]
+
+
 BENCHES = {
+    "einsum_attention": einsum_attention,
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),

@@ -252,6 +252,15 @@ function B.cumsum_rows()
 end
 
 B.sgemm_1024, B.sgemm_2048 = sgemm(1024), sgemm(2048)
+
+-- issue 17: einsum of a batched attention contraction (q k^T per batch and head)
+function B.einsum_attention()
+  need("einsum")
+  local q = mg.random.uniform({ 8, 8, 512, 64 }, 0, 1, mg.float32, 1)
+  local k = mg.random.uniform({ 8, 8, 512, 64 }, 0, 1, mg.float32, 2)
+  local einsum = mg.einsum
+  return { { "mg.einsum", "ms", function() return einsum("bhqd,bhkd->bhqk", q, k) end, 1, 0 } }
+end
 B.conv1_fwd_bwd, B.conv2_fwd_bwd = conv(1, 32, 28), conv(32, 64, 14)
 
 -- ---- the CNN training run (a fresh process: peak RSS is per process) -----------------

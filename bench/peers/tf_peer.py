@@ -220,7 +220,14 @@ def cumsum_rows(quick):
     return [("tf.math.cumsum", "ms", lambda: tf.math.cumsum(x, axis=1), 1, 0)]
 
 
+def einsum_attention(quick):
+    q = tf.random.uniform((8, 8, 512, 64), seed=1)
+    k = tf.random.uniform((8, 8, 512, 64), seed=2)
+    return [("tf.einsum", "ms", lambda: tf.einsum("bhqd,bhkd->bhqk", q, k).numpy(), 1, 0)]
+
+
 BENCHES = {
+    "einsum_attention": einsum_attention,
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),

@@ -238,7 +238,15 @@ def cumsum_rows(quick):
     return [("torch.cumsum", "ms", lambda: torch.cumsum(x, 1), 1, 0)]
 
 
+def einsum_attention(quick):
+    g = torch.Generator().manual_seed(0)
+    q = torch.rand(8, 8, 512, 64, generator=g)
+    k = torch.rand(8, 8, 512, 64, generator=g)
+    return [("torch.einsum", "ms", lambda: torch.einsum("bhqd,bhkd->bhqk", q, k), 1, 0)]
+
+
 BENCHES = {
+    "einsum_attention": einsum_attention,
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),

@@ -524,6 +524,8 @@ M.document(M.top_k, "mg.top_k(x, k=1, {sorted=true}) -> values, indices\n"
   .. "    print(v, i)   -- tensor([5., 3.], dtype=float32)  tensor([2, 3], dtype=int64)")
 M.broadcast_to = core.expand
 M.take_along_axis = core.gather
+-- issue 17 shape ops (tril/triu, roll, diag, diag_part, trace, meshgrid, repeat, sequence_mask, outer, tensordot, einsum)
+for k, f in pairs(require("moongrad.shape_ops")) do M[k] = f end; M.einsum, M.tensordot = require("moongrad.einsum").einsum, require("moongrad.einsum").tensordot
 methods.std, methods.var, methods.broadcast_to = M.std, M.var, M.broadcast_to
 function methods.clone(t) return core.tensor(t) end
 function methods.astype(t, dtype) return core.cast(t, dtype) end

@@ -1002,4 +1002,100 @@ add("mg.tensor", { check = "raises", label = "mg.tensor{a = 1, b = 2} raises",
 add("mg.tensor", { check = "raises", label = "mg.tensor(2^40, mg.int32) raises",
   run = function() return { mg.tensor(2 ^ 40, mg.int32) } end })
 
+
+-- ---- issue 17: shape ops (stdlib compositions: tril/triu, roll, diag, diag_part, trace, meshgrid,
+-- repeat, sequence_mask, outer, tensordot, einsum) against NumPy, gradients against jax.vjp. Each
+-- run returns the outputs, the gradient of sum(y * cos(0, 1, 2, ...)) for each float input, then
+-- the same again from the procedure staged in mg.func (check "shape17" in check.py).
+local function shape17(fn, label, ins, attrs, f)
+  attrs.fn = fn
+  local function proc(...)
+    local xs = { ... }
+    local tape = mg.GradientTape()
+    for _, x in ipairs(xs) do if x.dtype == "float32" or x.dtype == "float64" then tape:watch(x) end end
+    local ys = { f(...) }
+    local l
+    for _, y in ipairs(ys) do
+      if y.dtype == "float32" or y.dtype == "float64" then
+        local w = mg.cos(mg.cast(mg.reshape(mg.arange(0, y:numel()), y.shape), y.dtype))
+        local part = mg.sum(y * w)
+        l = l and l + part or part
+      end
+    end
+    tape:stop()
+    local out, src = {}, {}
+    for _, y in ipairs(ys) do out[#out + 1] = y end
+    for _, x in ipairs(xs) do if x.dtype == "float32" or x.dtype == "float64" then src[#src + 1] = x end end
+    if l and #src > 0 then
+      for _, g in ipairs(tape:gradient(l, src, { unconnected_gradients = "zero" })) do out[#out + 1] = g end
+    end
+    return table.unpack(out)
+  end
+  add("mg." .. fn, { check = "shape17", ins = ins, attrs = attrs, label = label, run = function(xs)
+    local eager = { proc(table.unpack(xs)) }
+    local staged = { mg.func(proc)(table.unpack(xs)) }
+    local res = {}
+    for _, t in ipairs(eager) do res[#res + 1] = t end
+    for _, t in ipairs(staged) do res[#res + 1] = t end
+    return res
+  end })
+end
+for _, k in ipairs({ -2, 0, 1, 3 }) do
+  shape17("tril", "k=" .. k, { I({ 2, 3, 4 }, "float64") }, { k = k }, function(x) return mg.tril(x, { k = k }) end)
+  shape17("triu", "k=" .. k, { I({ 4, 3 }, "float32", nil, "T") }, { k = k }, function(x) return mg.triu(x, { k = k }) end)
+end
+shape17("tril", "int32", { I({ 3, 3 }, "int32") }, { k = 0 }, function(x) return mg.tril(x) end)
+shape17("roll", "one axis", { I({ 3, 4 }, "float64") }, { shift = { -5 }, axis = { 2 } },
+  function(x) return mg.roll(x, -5, { axis = 2 }) end)
+shape17("roll", "two axes, one twice", { I({ 3, 4, 2 }, "float32") }, { shift = { 1, 2, 7 }, axis = { 1, 3, 1 } },
+  function(x) return mg.roll(x, { 1, 2, 7 }, { axis = { 1, 3, 1 } }) end)
+shape17("roll", "flattened", { I({ 3, 4 }, "int64") }, { shift = 5 }, function(x) return mg.roll(x, 5) end)
+for _, k in ipairs({ -2, 0, 1 }) do
+  shape17("diag", "k=" .. k, { I({ 2, 3 }, "float64") }, { k = k }, function(x) return mg.diag(x, { k = k }) end)
+end
+for _, k in ipairs({ -2, 0, 1, 4 }) do
+  shape17("diag_part", "k=" .. k, { I({ 2, 3, 4 }, "float64") }, { k = k }, function(x) return mg.diag_part(x, { k = k }) end)
+end
+shape17("trace", "batched", { I({ 2, 3, 3 }, "float32") }, {}, function(x) return mg.trace(x) end)
+shape17("trace", "non-square", { I({ 3, 5 }, "float64", nil, "T") }, {}, function(x) return mg.trace(x) end)
+for _, ix in ipairs({ "xy", "ij" }) do
+  shape17("meshgrid", ix, { I({ 3 }, "float64"), I({ 2 }, "float64"), I({ 4 }, "float64") }, { indexing = ix },
+    function(a, b, c) return mg.meshgrid(a, b, c, { indexing = ix }) end)
+end
+shape17("repeat", "a number along an axis", { I({ 2, 3 }, "float64") }, { repeats = 2, axis = 2 },
+  function(x) return mg["repeat"](x, 2, { axis = 2 }) end)
+shape17("repeat", "counts along an axis", { I({ 3, 2 }, "float32") }, { repeats = { 2, 0, 3 }, axis = 1 },
+  function(x) return mg["repeat"](x, { 2, 0, 3 }, { axis = 1 }) end)
+shape17("repeat", "flattened", { I({ 2, 2 }, "int32") }, { repeats = { 1, 2, 0, 3 } },
+  function(x) return mg["repeat"](x, { 1, 2, 0, 3 }) end)
+shape17("sequence_mask", "maxlen 5", { L({ 0, 2, 5, 3 }, "int64") }, { maxlen = 5 },
+  function(x) return mg.sequence_mask(x, 5) end)
+shape17("outer", "2-d b flattened", { I({ 3 }, "float64"), I({ 2, 2 }, "float64") }, {}, function(a, b) return mg.outer(a, b) end)
+shape17("tensordot", "axes=2", { I({ 2, 3, 4 }, "float64"), I({ 3, 4, 2 }, "float64") }, { axes = 2 },
+  function(a, b) return mg.tensordot(a, b, 2) end)
+shape17("tensordot", "listed pairs", { I({ 2, 3, 4 }, "float32"), I({ 4, 3, 2 }, "float32") }, { axes = { { 2, 3 }, { 2, 1 } } },
+  function(a, b) return mg.tensordot(a, b, { { 2, 3 }, { 2, 1 } }) end)
+for _, e in ipairs({
+  { "bhqd,bhkd->bhqk", { { 2, 2, 3, 4 }, { 2, 2, 5, 4 } } },
+  { "bhqk,bhkd->bhqd", { { 2, 2, 3, 5 }, { 2, 2, 5, 4 } } },
+  { "ij,jk,kl->il", { { 2, 3 }, { 3, 4 }, { 4, 2 } } },
+  { "ii->i", { { 3, 3 } } },
+  { "iij,jk", { { 2, 2, 3 }, { 3, 2 } } },
+  { "ij,ij->", { { 3, 4 }, { 3, 4 } } },
+  { "...ij,...jk", { { 2, 1, 2, 3 }, { 3, 3, 2 } } },
+  { "...i,i...->i...", { { 2, 3, 4 }, { 4, 2, 3 } } },
+  { "a,b,c,d->dcba", { { 2 }, { 3 }, { 2 }, { 2 } } },
+  { "abc,cda,db->", { { 2, 3, 4 }, { 4, 2, 2 }, { 2, 3 } } },
+  { "Ba,aC", { { 2, 3 }, { 3, 4 } } },
+}) do
+  local ins = {}
+  for k, s in ipairs(e[2]) do ins[k] = I(s, "float64") end
+  shape17("einsum", e[1], ins, { eq = e[1] }, function(...) return mg.einsum(e[1], ...) end)
+end
+shape17("einsum", "float32 attention, strided", { I({ 2, 4, 3 }, "float32", nil, "T"), I({ 2, 5, 4 }, "float32") },
+  { eq = "bqd,bkd->bqk", transpose_first = true },
+  function(a, b) return mg.einsum("bqd,bkd->bqk", mg.transpose(a, -2, -1), b) end)
+shape17("einsum", "int64", { I({ 2, 3 }, "int64"), I({ 3, 2 }, "int64") }, { eq = "ij,jk->ik" },
+  function(a, b) return mg.einsum("ij,jk->ik", a, b) end)
+
 return M

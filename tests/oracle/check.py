@@ -468,6 +468,83 @@ def check_unique(c, T):
     compare("counts", T[c["outputs"][2]], counts[order].astype(np.int64), "int64")
 
 
+def _shape17_ref(xp, a, xs):
+    """The references of issue 17's shape ops (NumPy's or jax.numpy's functions of the same name)."""
+    fn = a["fn"]
+    if fn in ("tril", "triu"):
+        return [getattr(xp, fn)(xs[0], k=a["k"])]
+    if fn == "roll":
+        if "axis" in a:
+            return [xp.roll(xs[0], tuple(a["shift"]), axis=tuple(a2 - 1 for a2 in a["axis"]))]
+        return [xp.roll(xs[0], a["shift"])]
+    if fn == "diag":
+        k, v = a["k"], xs[0]
+        return [xp.stack([xp.diag(v[b], k=k) for b in range(v.shape[0])])] if v.ndim == 2 else [xp.diag(v, k=k)]
+    if fn == "diag_part":
+        return [xp.diagonal(xs[0], offset=a["k"], axis1=-2, axis2=-1)]
+    if fn == "trace":
+        return [xp.trace(xs[0], axis1=-2, axis2=-1)]
+    if fn == "meshgrid":
+        return list(xp.meshgrid(*xs, indexing=a["indexing"]))
+    if fn == "repeat":
+        r = a["repeats"]
+        r = xp.asarray(r) if isinstance(r, list) else r
+        if "axis" in a:
+            return [xp.repeat(xs[0], r, axis=a["axis"] - 1)]
+        return [xp.repeat(xs[0].reshape(-1), r)]
+    if fn == "sequence_mask":
+        return [xp.arange(a["maxlen"])[None, :] < xs[0][..., None]]
+    if fn == "outer":
+        return [xp.outer(xs[0], xs[1])]
+    if fn == "tensordot":
+        ax = a["axes"]
+        if isinstance(ax, list):
+            ax = ([i - 1 for i in ax[0]], [i - 1 for i in ax[1]])
+        return [xp.tensordot(xs[0], xs[1], axes=ax)]
+    if fn == "einsum":
+        ops = list(xs)
+        if a.get("transpose_first"):
+            ops[0] = xp.swapaxes(ops[0], -1, -2)
+        return [xp.einsum(a["eq"], *ops)]
+    raise AssertionError(fn)
+
+
+def check_shape17(c, T):
+    """Issue 17's shape compositions: outputs against NumPy, the gradient of sum(y * cos(0, 1, ...))
+    for each float input against jax.vjp (float64), for the eager run and the staged one."""
+    import jax
+    import jax.numpy as jnp
+    a = c["attrs"]
+    xs = [T[i["name"]] for i in c["inputs"]]
+    dts = [i["dtype"] for i in c["inputs"]]
+    # the result dtypes are NumPy's on the inputs as they are; the values are computed in float64
+    ydt = [str(np.asarray(y).dtype) for y in _shape17_ref(np, a, xs)]
+    ys = _shape17_ref(np, a, [x.astype(np.float64) if str(x.dtype) in refs.FLOATS else x for x in xs])
+    fl = [k for k, d in enumerate(dts) if d in refs.FLOATS]
+    outs = [T[n] for n in c["outputs"]]
+    per = len(ys) + (len(fl) if any(str(y.dtype).startswith("float") for y in ys) else 0)
+    if len(outs) != 2 * per:
+        raise Failure(f"{len(outs)} outputs, expected {2 * per}")
+    grads = []
+    if per > len(ys):
+        def f(*fx):
+            full = [jnp.asarray(x) for x in xs]
+            for k, v in zip(fl, fx):
+                full[k] = v
+            return _shape17_ref(jnp, a, full)
+        prim = [jnp.asarray(xs[k], dtype=jnp.float64) for k in fl]
+        yv, vjp = jax.vjp(f, *prim)
+        cot = [jnp.cos(jnp.arange(y.size, dtype=jnp.float64)).reshape(y.shape) if jnp.issubdtype(y.dtype, jnp.floating)
+               else np.zeros(y.shape, dtype=jax.dtypes.float0) for y in yv]
+        grads = [np.asarray(g) for g in vjp(cot)]
+    for run, base in (("eager", 0), ("staged", per)):
+        for k, y in enumerate(ys):
+            compare(f"{run} output {k + 1}", outs[base + k], y, ydt[k])
+        for j, k in enumerate(fl):
+            if base + len(ys) + j < base + per:
+                compare(f"{run} gradient of input {k + 1}", outs[base + len(ys) + j], grads[j], dts[k])
+
+
 def check_arange(c, T):
     compare("value", T[c["outputs"][0]], refs.r_arange(np, c["attrs"]), c["attrs"]["dtype"])
 
@@ -477,7 +554,8 @@ def check_raises(c, T):
 
 
 CHECKS = {"random": check_random, "dropout": check_dropout, "dropout_trivial": check_dropout_trivial,
-          "optim": check_optim, "std": check_std, "arange": check_arange, "bincount": check_bincount, "unique": check_unique, "raises": check_raises}
+          "optim": check_optim, "std": check_std, "arange": check_arange, "bincount": check_bincount, "unique": check_unique, "shape17": check_shape17,
+          "raises": check_raises}
 
 
 def run_case(c, T):

@@ -385,3 +385,83 @@ describe("second-order gradient check", function()
     end)
   end
 end)
+
+-- ---- issue 17, shape ops: stdlib compositions (not rows of the table), checked the same way ----
+-- Each entry: a name, f(inputs...) -> tensor, the inputs (all differentiated); second = true also
+-- checks the gradient of the gradient.
+local shape_cases = {
+  { "tril", function(x) return mg.tril(x, { k = -1 }) end, { U { 2, 3, 4 } } },
+  { "triu", function(x) return mg.triu(x, { k = 1 }) end, { U { 3, 4 } } },
+  { "roll", function(x) return mg.roll(x, { 1, -2 }, { axis = { 1, 2 } }) end, { U { 3, 4 } } },
+  { "roll flat", function(x) return mg.roll(x, 5) end, { U { 2, 3 } } },
+  { "diag", function(v) return mg.diag(v, { k = 1 }) end, { U { 2, 3 } } },
+  { "diag k<0", function(v) return mg.diag(v, { k = -2 }) end, { U { 3 } } },
+  { "diag_part", function(x) return mg.diag_part(x, { k = -1 }) end, { U { 2, 4, 3 } } },
+  { "trace", function(x) return mg.trace(x) end, { U { 2, 3, 3 } }, second = true },
+  { "meshgrid", function(a, b) local X, Y = mg.meshgrid(a, b); return X * 2 + Y * Y end, { U { 3 }, U { 2 } } },
+  { "repeat", function(x) return mg["repeat"](x, 2, { axis = 2 }) end, { U { 2, 3 } } },
+  { "repeat counts", function(x) return mg["repeat"](x, { 2, 0, 3 }, { axis = 1 }) end, { U { 3, 2 } } },
+  { "outer", function(a, b) return mg.outer(a, b) end, { U { 3 }, U { 2, 2 } }, second = true },
+  { "tensordot", function(a, b) return mg.tensordot(a, b, { { 2, 3 }, { 2, 1 } }) end, { U { 2, 3, 4 }, U { 4, 3, 2 } }, second = true },
+  { "einsum matmul", function(a, b) return mg.einsum("ij,jk->ik", a, b) end, { U { 2, 3 }, U { 3, 4 } }, second = true },
+  { "einsum attention", function(q, k) return mg.einsum("bhqd,bhkd->bhqk", q, k) end, { U { 2, 2, 3, 4 }, U { 2, 2, 2, 4 } }, second = true },
+  { "einsum diagonal", function(a) return mg.einsum("iij->ji", a) end, { U { 3, 3, 2 } } },
+  { "einsum three operands", function(a, b, c) return mg.einsum("ij,jk,kl", a, b, c) end,
+    { U { 2, 3 }, U { 3, 4 }, U { 4, 2 } }, second = true },
+  { "einsum broadcast", function(a, b) return mg.einsum("...ij,...jk->...ik", a, b) end, { U { 2, 1, 2, 3 }, U { 3, 3, 2 } } },
+  { "einsum sums and repeats", function(a, b) return mg.einsum("iab,bic->c", a, b) end, { U { 2, 3, 4 }, U { 4, 2, 3 } } },
+}
+
+describe("gradient check of the issue 17 shape compositions (float64)", function()
+  local function sumw(f, xs, w) return core.sum(f(table.unpack(xs)) * w) end
+  for _, c in ipairs(shape_cases) do
+    local name, f, xs = c[1], c[2], c[3]
+    it(name .. " matches finite differences", function()
+      local w = U(f(table.unpack(xs)).shape, 0.5, 1.5)
+      local tape = mg.GradientTape()
+      for _, x in ipairs(xs) do tape:watch(x) end
+      local l = sumw(f, xs, w)
+      tape:stop()
+      local grads = tape:gradient(l, xs, { unconnected_gradients = "zero" })
+      for i, x in ipairs(xs) do
+        assert.are.same(x.shape, grads[i].shape)
+        local numeric = {}
+        for j = 1, x:numel() do
+          local plus, minus = {}, {}
+          for q, y in ipairs(xs) do plus[q], minus[q] = y, y end
+          plus[i], minus[i] = bump(x, j, EPS), bump(x, j, -EPS)
+          numeric[j] = (sumw(f, plus, w):item() - sumw(f, minus, w):item()) / (2 * EPS)
+        end
+        check_close(name .. " input " .. i, flat_values(grads[i]), numeric)
+      end
+    end)
+    if c.second then
+      it(name .. ": gradient of the gradient matches finite differences", function()
+        local w = U(f(table.unpack(xs)).shape, 0.5, 1.5)
+        local v = U(xs[1].shape, 0.5, 1.5)
+        local function gv(inputs)
+          local t = mg.GradientTape()
+          t:watch(inputs[1])
+          local l = sumw(f, inputs, w)
+          t:stop()
+          return core.sum(t:gradient(l, inputs[1]) * v)
+        end
+        local outer = mg.GradientTape { persistent = true }
+        for _, x in ipairs(xs) do outer:watch(x) end
+        local g = gv(xs)
+        outer:stop()
+        for i, x in ipairs(xs) do
+          local h = outer:gradient(g, x, { unconnected_gradients = "zero" })
+          local numeric = {}
+          for j = 1, x:numel() do
+            local plus, minus = {}, {}
+            for q, y in ipairs(xs) do plus[q], minus[q] = y, y end
+            plus[i], minus[i] = bump(x, j, EPS), bump(x, j, -EPS)
+            numeric[j] = (gv(plus):item() - gv(minus):item()) / (2 * EPS)
+          end
+          check_close(name .. " second order, input " .. i, flat_values(h), numeric)
+        end
+      end)
+    end
+  end
+end)
