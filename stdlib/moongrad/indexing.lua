@@ -142,13 +142,27 @@ end
 
 -- ---- x[key] and x[key] = v ----------------------------------------------------------------------
 
--- Errors of the metamethods at the user's line: level 3 is the indexing expression under both
--- bindings (this function, the binding's __index/__newindex, the user's code).
+-- Errors of the metamethods at the user's line: the first frame past this function,
+-- __getitem/__setitem and the binding's __index/__newindex (a C function in Lua 5.4, a Lua one
+-- in the FFI binding, which calls without a tail call) that is neither C nor moongrad's own
+-- (AutoGraph's runtime calls the metamethods for a converted function's t[k] = v).
+local function user_level()   -- as error() in at_user counts (getinfo counts this function too)
+  local level = 5
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then return 0 end
+    local src = info.source
+    if info.what ~= "C" and not options.is_own_source(src) and not src:find("moongrad/core[_%w]*%.lua$") then
+      return level - 1
+    end
+    level = level + 1
+  end
+end
 local function at_user(f, ...)
   local ok, a = pcall(f, ...)
   if ok then return a end
   local msg = tostring(a):gsub("^[^\n]-:%d+: ", "", 1)
-  error(msg, 3)
+  error(msg, user_level())
 end
 
 local function getitem(t, key)
@@ -198,7 +212,7 @@ local function setitem(t, key, v)
   if #t.shape == 0 then raise("index: cannot index a 0-d tensor (use t:item())") end
   local ts = t.shape
   if type(v) == "number" and is_int_dtype(t.dtype) and v ~= math.floor(v) then
-    raise(("index assignment: %s does not fit a %s tensor (it has a fraction)"):format(tostring(v), t.dtype))
+    raise(("index assignment: %s does not fit a tensor of dtype %s (it has a fraction)"):format(tostring(v), t.dtype))
   end
   if key.dtype == "bool" then
     check_mask("index", t, key, 1)
@@ -226,7 +240,10 @@ local function setitem(t, key, v)
   return store(t, core.tensor_scatter_nd_update(t, core.reshape(key, { m, 1 }), val))
 end
 
-core.methods.__getitem = function(t, key) return at_user(getitem, t, key) end
+core.methods.__getitem = function(t, key)
+  local r = at_user(getitem, t, key)   -- not a tail call: at_user counts this frame
+  return r
+end
 core.methods.__setitem = function(t, key, v) at_user(setitem, t, key, v) end
 
 -- ---- help ------------------------------------------------------------------------------------

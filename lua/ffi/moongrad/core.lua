@@ -901,12 +901,18 @@ mt.__index = function(b, k)
     return nil
   end
   if type(k) == "number" then return select_first_axis(t, check_index_key(k)) end
-  if testtensor(k) ~= nil then return tensor_key_hook("__getitem")(b, k) end
+  if testtensor(k) ~= nil then
+    local r = tensor_key_hook("__getitem")(b, k)   -- not a tail call: the hook raises at level 4, the user's line
+    return r
+  end
   uerror(format("index: cannot index a tensor with a %s", typename(k)), 2)
 end
 mt.__newindex = function(b, k, v)
   local t = b.h_
-  if type(k) ~= "number" and testtensor(k) ~= nil then return tensor_key_hook("__setitem")(b, k, v) end
+  if type(k) ~= "number" and testtensor(k) ~= nil then
+    tensor_key_hook("__setitem")(b, k, v)   -- not a tail call (see __index)
+    return
+  end
   if type(k) ~= "number" then uerror(format("index: cannot set field '%s' of a tensor", tostring(k)), 2) end
   if t == nil then uerror("bad argument #1 to '__newindex' (mg.Tensor expected, got mg.Tensor)", 2) end
   local i = check_index_key(k)
