@@ -70,7 +70,7 @@ mg_status infer_gather_nd(const mg_call *c, mg_meta *out) {
 
 mg_status infer_tensor_scatter_nd(const mg_call *c, mg_meta *out) {
   const mg_tensor *x = c->in[0], *idx = c->in[1], *upd = c->in[2];
-  char sa[MG_SHAPE_BUF], sb[MG_SHAPE_BUF], sc[MG_SHAPE_BUF];
+  char sa[MG_SHAPE_BUF], sb[MG_SHAPE_BUF], sc[MG_SHAPE_BUF], sd[MG_SHAPE_BUF];
   int K, nd;
   int64_t want[MG_MAX_DIMS];
   mg_status st = index_depth(c, x, idx, &K);
@@ -83,7 +83,7 @@ mg_status infer_tensor_scatter_nd(const mg_call *c, mg_meta *out) {
                        "updates of shape %s (indices.shape[:-1] + tensor.shape[K:])", NAME(c),
                        mg_shape_str(upd->ndim, upd->shape, sa, sizeof sa),
                        mg_shape_str(idx->ndim, idx->shape, sb, sizeof sb),
-                       mg_shape_str(x->ndim, x->shape, sc, sizeof sc), mg_shape_str(nd, want, sa, sizeof sa));
+                       mg_shape_str(x->ndim, x->shape, sc, sizeof sc), mg_shape_str(nd, want, sd, sizeof sd));
   mg_tensor *pair[2] = {c->in[0], c->in[2]};
   mg_dtype dt = mg_promote_inputs(pair, 2);
   if (dt == MG_BOOL && c->op == MG_OP_TENSOR_SCATTER_ND_SUB)

@@ -24,7 +24,7 @@ local raise = options.raise
 local function shape_str(s)
   local t = {}
   for i = 1, #s do t[i] = tostring(s[i]) end
-  return "(" .. table.concat(t, ", ") .. ")"
+  return "(" .. table.concat(t, ",") .. ")"   -- as the engine writes shapes
 end
 
 local function need_tensor(fname, arg, x)
