@@ -1034,8 +1034,11 @@ for _, kind in ipairs({ "sum", "prod", "max", "min" }) do
   for _, dt in ipairs(NUM) do
     add("segment_" .. kind, { ins = { I({ 5, 2 }, dt, "small"), L({ 1, 1, 2, 4, 4 }, "int64") }, attrs = { num_segments = 5 },
       grad = false, label = dt .. " empty segments 3 and 5" })
-    add("unsorted_segment_" .. kind, { ins = { I({ 5, 2 }, dt, "small"), L({ 3, 1, 3, 1, 2 }, "int64") }, attrs = { num_segments = 4 },
-      grad = false, label = dt .. " empty segment 4" })
+    -- (an empty unsorted max/min segment is the dtype's lowest/highest value: the reference sees
+    -- float32 inputs as float64, so the float cases have none; indexing_spec checks float32's)
+    local empty = kind == "sum" or kind == "prod" or not (dt == "float32" or dt == "float64")
+    add("unsorted_segment_" .. kind, { ins = { I({ 5, 2 }, dt, "small"), L({ 3, 1, 3, 1, 2 }, "int64") },
+      attrs = { num_segments = empty and 4 or 3 }, grad = false, label = dt .. (empty and " empty segment 4" or "") })
   end
   for _, dt in ipairs(F) do
     add("segment_" .. kind, { ins = { I({ 4, 3 }, dt, "distinct", "T"), L({ 1, 2, 2, 2 }, "int32") }, attrs = { num_segments = 2 },
