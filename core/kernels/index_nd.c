@@ -393,14 +393,21 @@ mg_status k_argwhere(const mg_call *c, mg_tensor *out) {
         coord[d] = rem % x->shape[d];
         rem /= x->shape[d];
       }
-      for (int64_t i = lo; i < hi; i++) {
-        if (b[i]) {
-          for (int d = 0; d < nd; d++) o[at * nd + d] = coord[d] + base;
+      int64_t last = x->shape[nd - 1], i = lo;
+      while (i < hi) {  /* a run along the last axis at a time: the carry once per run */
+        int64_t run = last - coord[nd - 1] < hi - i ? last - coord[nd - 1] : hi - i;
+        for (int64_t j = 0; j < run; j++) {
+          if (!b[i + j]) continue;
+          int64_t *w = o + at * nd;
+          for (int d = 0; d < nd - 1; d++) w[d] = coord[d] + base;
+          w[nd - 1] = coord[nd - 1] + j + base;
           at++;
         }
-        for (int d = nd - 1; d >= 0; d--) {
-          if (++coord[d] < x->shape[d]) break;
+        i += run;
+        coord[nd - 1] += run;
+        for (int d = nd - 1; d > 0 && coord[d] == x->shape[d]; d--) {
           coord[d] = 0;
+          coord[d - 1]++;
         }
       }
     }

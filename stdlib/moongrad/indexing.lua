@@ -40,7 +40,8 @@ local function count_true(fname, m, what)
       .. "cannot read while tracing; call it eagerly, or keep the shape fixed with mg.where(cond, x, y)"):format(fname, what))
   end
   if m:numel() == 0 then return 0 end
-  return core.sum(core.cast(core.cast(m, "bool"), "int64")):item()
+  if m.dtype ~= "bool" then m = core.cast(m, "bool") end   -- nonzero is true
+  return core.sum(m):item()                                 -- (a bool sum counts, in int64)
 end
 
 -- argwhere(x): the 1-based coordinates of the nonzero elements, (n, rank) int64.
