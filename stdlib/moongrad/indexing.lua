@@ -5,7 +5,8 @@
 -- the segment reductions and argwhere. What lives here is what needs Lua around them:
 --   * counts read from the data: argwhere, mg.where(cond), boolean_mask and x[mask] have a
 --     size that depends on the values, so they count the true elements first (one reduction)
---     and run eagerly only; a staged function gets an error naming the op and what to use;
+--     from a concrete mask (eager, or a constant in a staged function); a mask computed inside a
+--     staged function gets an error naming the op and what to use instead;
 --   * x[key] and x[key] = v with a tensor key (the bindings' __index/__newindex call
 --     __getitem/__setitem below, Lua 5.4 and LuaJIT alike): a bool mask selects like
 --     boolean_mask, an integer tensor picks rows (take along the first axis, 1-based);
@@ -251,15 +252,15 @@ core.methods.__setitem = function(t, key, v) at_user(setitem, t, key, v) end
 
 M.docs = {
   argwhere = "mg.argwhere(x) -> tensor\n  The 1-based coordinates of the nonzero elements of x in row-major order, an int64 tensor\n"
-    .. "  of shape (n, rank) (numpy.argwhere). Eager only: n depends on the data.\n"
+    .. "  of shape (n, rank) (numpy.argwhere). n depends on the data: a staged function can take it only of a constant.\n"
     .. "  Example: mg.argwhere(mg.tensor{{true, false}, {false, true}})   -- tensor([[1, 1], [2, 2]], dtype=int64)",
   where = "mg.where(cond, a, b) or mg.where(cond) -> tensor\n  With three arguments: a where cond is true, else b"
     .. " (broadcast). With one: the 1-based\n  coordinates of the true elements, an int64 (n, rank) tensor (tf.where;"
-    .. " eager only, n depends on the data).\n  Example: mg.where(mg.tensor{false, true, true})   -- tensor([[2], [3]], dtype=int64)",
+    .. " n depends on the data: staged, cond must be a constant).\n  Example: mg.where(mg.tensor{false, true, true})   -- tensor([[2], [3]], dtype=int64)",
   boolean_mask = "mg.boolean_mask(x, mask, {axis=1}) -> tensor\n  The entries of x where the bool mask is true"
     .. " (tf.boolean_mask): mask's shape is x's from axis on,\n  and those axes become one of the selected entries,"
-    .. " in row-major order. x[mask] is the same with axis 1.\n  Eager only (the size depends on the data); gradients"
-    .. " flow to x.\n  Example: mg.boolean_mask(mg.tensor{1, 2, 3}, mg.tensor{true, false, true})   -- tensor([1, 3], dtype=int64)",
+    .. " in row-major order. x[mask] is the same with axis 1.\n  The size depends on the mask's values: in a staged"
+    .. " function the mask must be a constant.\n  Gradients flow to x.\n  Example: mg.boolean_mask(mg.tensor{1, 2, 3}, mg.tensor{true, false, true})   -- tensor([1, 3], dtype=int64)",
   scatter_nd = "mg.scatter_nd(indices, updates, shape) -> tensor\n  Zeros of shape with updates added at the slices"
     .. " the rows of indices name (TF's tf.scatter_nd;\n  1-based indices, repeated ones add up).\n"
     .. "  Example: mg.scatter_nd(mg.tensor{{2}, {4}}, mg.tensor{5.0, 7.0}, {4})   -- tensor([0., 5., 0., 7.], dtype=float32)",

@@ -287,6 +287,11 @@ describe("boolean_mask and x[mask], x[idx]", function()
     check(g(x), { { 4, 5, 6 }, { 1, 2, 3 } })
     local f = mg.func(function(t) return t[mg.greater(t, 1)] end)
     fails(function() return f(x) end, "index: the size of the result depends on the values of the mask")
+    local const = mg.tensor { true, false, true }   -- a constant mask: its size is known while tracing
+    local c = mg.func(function(t) return t[const] * 2, mg.boolean_mask(t, const) end)
+    local a, b = c(f32 { 1, 2, 3 })
+    check(a, { 2, 6 })
+    check(b, { 1, 3 })
   end)
 
   it("refuse bad masks and keys at the user's line", function()
@@ -358,6 +363,9 @@ describe("x[mask] = v and x[idx] = v", function()
     check(v, { 9, 0, 3, 0 })
     v:assign(f32 { -1, 1, -1, 1 })
     check(f(mg.less(v, 0)), { 9, 1, 0, 1 })
+    local const = mg.tensor { true, false, true, false }
+    local g = mg.func(function(u) v[const] = u; return v:read() end)
+    check(g(f32 { 10, 30 }), { 10, 1, 30, 1 })
   end)
 
   it("refuse bad values, symbolic targets and out-of-range rows", function()
