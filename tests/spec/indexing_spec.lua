@@ -379,3 +379,23 @@ describe("x[mask] = v and x[idx] = v", function()
     fails(function() return k(mg.tensor { 1, 2 }) end, "index assignment: this tensor is a value of a staged function")
   end)
 end)
+
+describe("staged (mg.func) with unknown sizes", function()
+  it("gather_nd, scatters and segments give eager's values and gradients", function()
+    local S = { input_signature = { mg.TensorSpec { shape = { -1, 2 }, dtype = mg.float32 },
+      mg.TensorSpec { shape = { -1 }, dtype = mg.int64 } } }
+    local bodies = {
+      function(u, i) return mg.sum(mg.unsorted_segment_sum(u, i, 3) * f32 { { 1, 2 }, { 3, 4 }, { 5, 6 } }) end,
+      function(u, i) return mg.sum(mg.gather_nd(u, mg.reshape(i, { -1, 1 })) * 2) end,
+      function(u, i) return mg.sum(mg.tensor_scatter_nd_max(u, mg.reshape(i, { -1, 1 }), u * 0.5 + 2)) end,
+      function(u, i) return mg.sum(mg.segment_prod(u, mg.sort(i), { num_segments = 3 })) end,
+    }
+    local x, i = f32 { { 1, 2 }, { 3, 4 }, { 5, 6 }, { 7, 8 } }, mg.tensor { 3, 1, 1, 2 }
+    for _, b in ipairs(bodies) do
+      local f = mg.func(function(u, ii) return b(u, ii), mg.grad(b)(u, ii) end, S)
+      local v, g = f(x, i)
+      check(v, b(x, i):item(), 1e-6)
+      check(g, mg.grad(b)(x, i):totable(), 1e-6)
+    end
+  end)
+end)
