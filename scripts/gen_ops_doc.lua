@@ -213,6 +213,26 @@ print(w, vel)                              --> tensor([0.8, 2.2], dtype=float32)
   adagrad_update = [=[local w, acc = mg.Variable(mg.tensor{1.0, 2.0}), mg.Variable(mg.zeros{2})
 mg.raw.adagrad_update(w, acc, mg.tensor{2.0, -2.0}, 0.1, {epsilon = 0})
 print(w, acc)                              --> tensor([0.9, 2.1], dtype=float32)	tensor([4., 4.], dtype=float32)]=],
+  -- shape and indexing (issue 17)
+  gather_nd = [=[local x = mg.tensor{{1, 2, 3}, {4, 5, 6}}
+print(mg.gather_nd(x, mg.tensor{{2, 3}, {1, 1}}))  --> tensor([6, 1], dtype=int64)
+print(mg.gather_nd(x, mg.tensor{{2}}))           --> tensor([[4, 5, 6]], dtype=int64)]=],
+  tensor_scatter_nd_update = [=[local x = mg.zeros({2, 2}, mg.int64)
+print(mg.tensor_scatter_nd_update(x, mg.tensor{{1, 2}, {2, 1}}, mg.tensor{7, 8}))  --> tensor([[0, 7], [8, 0]], dtype=int64)]=],
+  tensor_scatter_nd_add = [=[print(mg.tensor_scatter_nd_add(mg.tensor{1, 1, 1}, mg.tensor{{3}, {3}}, mg.tensor{5, 5}))  --> tensor([ 1,  1, 11], dtype=int64)]=],
+  tensor_scatter_nd_sub = [=[print(mg.tensor_scatter_nd_sub(mg.tensor{1, 1, 1}, mg.tensor{{2}}, mg.tensor{5}))  --> tensor([ 1, -4,  1], dtype=int64)]=],
+  tensor_scatter_nd_max = [=[print(mg.tensor_scatter_nd_max(mg.tensor{1, 9, 1}, mg.tensor{{1}, {2}}, mg.tensor{5, 5}))  --> tensor([5, 9, 1], dtype=int64)]=],
+  tensor_scatter_nd_min = [=[print(mg.tensor_scatter_nd_min(mg.tensor{1, 9, 1}, mg.tensor{{1}, {2}}, mg.tensor{5, 5}))  --> tensor([1, 5, 1], dtype=int64)]=],
+  segment_sum = [=[print(mg.segment_sum(mg.tensor{1, 2, 3, 4}, mg.tensor{1, 1, 2, 3}))  --> tensor([3, 3, 4], dtype=int64)]=],
+  segment_prod = [=[print(mg.segment_prod(mg.tensor{1, 2, 3, 4}, mg.tensor{1, 1, 3, 3}))  --> tensor([ 2,  1, 12], dtype=int64)]=],
+  segment_max = [=[print(mg.segment_max(mg.tensor{1, 2, 3, 4}, mg.tensor{1, 1, 3, 3}))  --> tensor([2, 0, 4], dtype=int64)]=],
+  segment_min = [=[print(mg.segment_min(mg.tensor{1, 2, 3, 4}, mg.tensor{1, 1, 3, 3}))  --> tensor([1, 0, 3], dtype=int64)]=],
+  unsorted_segment_sum = [=[print(mg.unsorted_segment_sum(mg.tensor{1, 2, 3, 4}, mg.tensor{2, 1, 2, 1}, 3))  --> tensor([6, 4, 0], dtype=int64)]=],
+  unsorted_segment_prod = [=[print(mg.unsorted_segment_prod(mg.tensor{1, 2, 3, 4}, mg.tensor{2, 1, 2, 1}, 2))  --> tensor([8, 3], dtype=int64)]=],
+  unsorted_segment_max = [=[print(mg.unsorted_segment_max(mg.tensor{1, 2, 3, 4}, mg.tensor{2, 1, 2, 1}, 2))  --> tensor([4, 3], dtype=int64)]=],
+  unsorted_segment_min = [=[print(mg.unsorted_segment_min(mg.tensor{1, 2, 3, 4}, mg.tensor{2, 1, 2, 1}, 2))  --> tensor([2, 1], dtype=int64)]=],
+  argwhere = [=[print(mg.argwhere(mg.tensor{{0, 3}, {5, 0}}))  --> tensor([[1, 2], [2, 1]], dtype=int64)
+print(mg.where(mg.tensor{false, true, true}))   --> tensor([[2], [3]], dtype=int64)]=],
 }
 
 -- Splits the argument list of one MG_OP( ... ) call at top-level commas.

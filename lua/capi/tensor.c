@@ -523,6 +523,17 @@ static void push_shape(lua_State *L, const mg_tensor *t) {
   }
 }
 
+/* t[key] and t[key] = v with a tensor key (a bool mask or an integer tensor of
+ * positions): the stdlib's methods __getitem/__setitem (moongrad/indexing.lua)
+ * do the work, the same functions the LuaJIT binding calls. */
+static int tensor_key_hook(lua_State *L, const char *name, int nargs) {
+  if (lua_getfield(L, lua_upvalueindex(3), name) != LUA_TFUNCTION)
+    return mgL_error(L, "index: indexing with a tensor needs the moongrad stdlib (require \"moongrad\")");
+  lua_insert(L, 1);
+  lua_call(L, nargs, nargs == 2 ? 1 : 0);
+  return nargs == 2 ? 1 : 0;
+}
+
 static int tensor_index(lua_State *L) {
   mg_tensor *t = mgL_checktensor(L, 1);
   if (lua_type(L, 2) == LUA_TSTRING) {
@@ -540,12 +551,20 @@ static int tensor_index(lua_State *L) {
     return 1;
   }
   if (lua_type(L, 2) == LUA_TNUMBER) return select_first_axis(L, mgL_getstate(L), t, check_index_key(L, 2));
+  if (mgL_testtensor(L, 2)) {
+    lua_settop(L, 2);
+    return tensor_key_hook(L, "__getitem", 2);
+  }
   return mgL_error(L, "index: cannot index a tensor with a %s", luaL_typename(L, 2));
 }
 
 static int tensor_newindex(lua_State *L) {
   mgL_state *S = mgL_getstate(L);
   mg_tensor *t = mgL_checktensor(L, 1);
+  if (mgL_testtensor(L, 2)) {
+    lua_settop(L, 3);
+    return tensor_key_hook(L, "__setitem", 3);
+  }
   if (lua_type(L, 2) != LUA_TNUMBER)
     return mgL_error(L, "index: cannot set field '%s' of a tensor", luaL_tolstring(L, 2, NULL));
   lua_Integer i = check_index_key(L, 2);

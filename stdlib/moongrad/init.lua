@@ -670,6 +670,9 @@ for name, text in pairs(tape_docs) do
   if f and not docs[f] then M.document(f, text) end
 end
 
+-- Boolean masks, tensor indices (x[mask], x[idx]), where(cond), segments (stdlib/moongrad/indexing.lua).
+do local ix = require("moongrad.indexing"); for k, f in pairs(ix) do if k ~= "docs" then M[k] = M.document(f, ix.docs[k]) end end end
+
 -- ---- libraries loaded on first use (mg.nn, mg.optim, ...) -------------------------
 -- Lazily, so that `require "moongrad"` (and the REPL's start) stays fast.
 local lazy = { nn = "moongrad.nn", optim = "moongrad.optim", losses = "moongrad.losses",

@@ -11,7 +11,11 @@
 -- doc generator can load this file without the engine. Portable Lua.
 local M = {}
 
+-- Public ops whose names happen to match the rule (TF's own names).
+local public = { tensor_scatter_nd_update = true }
+
 function M.is_raw(name)
+  if public[name] then return false end
   return name:find("_grad$") ~= nil or name:find("_update$") ~= nil or name:find("_backprop_", 1, true) ~= nil
 end
 

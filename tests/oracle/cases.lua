@@ -1098,4 +1098,65 @@ shape17("einsum", "float32 attention, strided", { I({ 2, 4, 3 }, "float32", nil,
 shape17("einsum", "int64", { I({ 2, 3 }, "int64"), I({ 3, 2 }, "int64") }, { eq = "ij,jk->ik" },
   function(a, b) return mg.einsum("ij,jk->ik", a, b) end)
 
+-- ---- shape and indexing (issue 17): gather_nd, tensor_scatter_nd_*, segments, argwhere ----
+-- Indices count from 1; repeated indices combine in index order (update: the last wins).
+for _, dt in ipairs(ALL) do
+  add("gather_nd", { ins = { I({ 3, 4 }, dt, "small"), L({ 2, 3, 1, 1, 3, 4 }, "int64", { 3, 2 }) } })
+end
+for _, dt in ipairs(F) do
+  add("gather_nd", { ins = { I({ 3, 2, 2 }, dt), L({ 3, 1, 3 }, "int32", { 3, 1 }) }, label = dt .. " slices, a repeated row" })
+  add("gather_nd", { ins = { I({ 4, 3 }, dt, nil, "T"), L({ 1, 2, 4, 3, 2, 2, 4, 1 }, "int64", { 2, 2, 2 }) }, label = dt .. " strided x, 3-d indices" })
+  add("gather_nd", { ins = { I({ 2, 3 }, dt), L({}, "int64", { 0, 2 }) }, label = dt .. " no indices" })
+  add("gather_nd", { ins = { I({ 2, 3 }, dt), L({ 2, 3 }, "int64", { 2 }) }, label = dt .. " one index: 0-d" })
+end
+add("gather_nd", { ins = { I({ 2, 3 }, "float32"), L({ 3, 1 }, "int64", { 1, 2 }) }, expect_error = true, label = "index out of range" })
+add("gather_nd", { ins = { I({ 2, 3 }, "float32"), L({ 0, 1 }, "int64", { 1, 2 }) }, expect_error = true, label = "index 0 (1-based)" })
+add("gather_nd", { ins = { I({ 2, 3 }, "float32"), L({ 1, 1, 1 }, "int64", { 1, 3 }) }, expect_error = true, label = "K > rank" })
+for _, op in ipairs({ "tensor_scatter_nd_update", "tensor_scatter_nd_add", "tensor_scatter_nd_sub",
+  "tensor_scatter_nd_max", "tensor_scatter_nd_min" }) do
+  for _, dt in ipairs(NUM) do
+    add(op, { ins = { I({ 3, 4 }, dt, "small"), L({ 2, 3, 1, 1, 3, 4 }, "int64", { 3, 2 }), I({ 3 }, dt, "small") } })
+  end
+  for _, dt in ipairs(F) do
+    add(op, { ins = { I({ 4, 3 }, dt, "distinct", "T"), L({ 4, 2 }, "int32", { 2, 1 }), I({ 2, 3 }, dt, "distinct", "step") },
+      label = dt .. " slices, strided" })
+    add(op, { ins = { I({ 3, 2 }, dt), L({ 2, 2, 3 }, "int64", { 3, 1 }), I({ 3, 2 }, dt) }, grad = op ~= "tensor_scatter_nd_update"
+      and op ~= "tensor_scatter_nd_max" and op ~= "tensor_scatter_nd_min", label = dt .. " repeated index" })
+  end
+  add(op, { ins = { I({ 2, 3 }, "float32"), L({ 1, 4 }, "int64", { 1, 2 }), I({ 1 }, "float32") }, expect_error = true, label = "index out of range" })
+  add(op, { ins = { I({ 2, 3 }, "float32"), L({ 1 }, "int64", { 1, 1 }), I({ 2 }, "float32") }, expect_error = true, label = "updates shape" })
+end
+for _, kind in ipairs({ "sum", "prod", "max", "min" }) do
+  for _, dt in ipairs(NUM) do
+    add("segment_" .. kind, { ins = { I({ 5, 2 }, dt, "small"), L({ 1, 1, 2, 4, 4 }, "int64") }, attrs = { num_segments = 5 },
+      grad = false, label = dt .. " empty segments 3 and 5" })
+    -- (an empty unsorted max/min segment is the dtype's lowest/highest value: the reference sees
+    -- float32 inputs as float64, so the float cases have none; indexing_spec checks float32's)
+    local empty = kind == "sum" or kind == "prod" or not (dt == "float32" or dt == "float64")
+    add("unsorted_segment_" .. kind, { ins = { I({ 5, 2 }, dt, "small"), L({ 3, 1, 3, 1, 2 }, "int64") },
+      attrs = { num_segments = empty and 4 or 3 }, grad = false, label = dt .. (empty and " empty segment 4" or "") })
+  end
+  for _, dt in ipairs(F) do
+    add("segment_" .. kind, { ins = { I({ 4, 3 }, dt, "distinct", "T"), L({ 1, 2, 2, 2 }, "int32") }, attrs = { num_segments = 2 },
+      label = dt .. " strided data" })
+    add("unsorted_segment_" .. kind, { ins = { I({ 2, 3, 2 }, dt, "distinct"), L({ 3, 1, 3, 1, 2, 3 }, "int64", { 2, 3 }) },
+      attrs = { num_segments = 3 }, label = dt .. " 2-d ids" })
+  end
+  add("segment_" .. kind, { ins = { I({ 3 }, "float32"), L({ 2, 1, 2 }, "int64") }, attrs = { num_segments = 2 }, expect_error = true, label = "unsorted ids" })
+  add("unsorted_segment_" .. kind, { ins = { I({ 3 }, "float32"), L({ 2, 1, 3 }, "int64") }, attrs = { num_segments = 2 }, expect_error = true, label = "id out of range" })
+end
+for _, dt in ipairs(ALL) do
+  add("argwhere", { ins = { L({ 0, 1, 1, 0, 0, 2 }, dt, { 2, 3 }) }, attrs = { count = 3 } })
+end
+add("argwhere", { ins = { L({ 0, 0, 0, 0 }, "float32", { 2, 1, 2 }) }, attrs = { count = 0 }, label = "none true" })
+add("argwhere", { ins = { L({ 0 / 0, 0, -1 }, "float32") }, attrs = { count = 2 }, label = "NaN is nonzero" })
+add("argwhere", { ins = { L({ 0, 1, 1 }, "int64") }, attrs = { count = 1 }, expect_error = true, label = "count differs" })
+-- the stdlib around them: boolean_mask (argwhere + take), scatter_nd, segment_mean against NumPy
+add("mg.boolean_mask", { check = "boolean_mask", ins = { I({ 3, 2, 2 }, "float32"), L({ 1, 0, 1, 1 }, "bool", { 2, 2 }) },
+  attrs = { axis = 2 }, run = function(xs) return { mg.boolean_mask(xs[1], xs[2], { axis = 2 }) } end })
+add("mg.boolean_mask", { check = "boolean_mask", ins = { I({ 3, 2 }, "int32", "small", "T"), L({ 0, 1, 1 }, "bool") },
+  attrs = { axis = 1 }, label = "x[mask] on a strided x", run = function(xs) return { xs[1][xs[2]] } end })
+add("mg.segment_mean", { check = "segment_mean", ins = { I({ 5, 2 }, "float64"), L({ 1, 1, 2, 4, 4 }, "int64") },
+  attrs = { num_segments = 4 }, run = function(xs) return { mg.segment_mean(xs[1], xs[2]) } end })
+
 return M

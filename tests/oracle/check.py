@@ -553,8 +553,31 @@ def check_raises(c, T):
     raise Failure("expected an error, got a result")
 
 
+def check_boolean_mask(c, T):
+    """tf.boolean_mask: the mask's shape is x's from axis on; those axes become one."""
+    x = T[c["inputs"][0]["name"]]
+    m = T[c["inputs"][1]["name"]].astype(bool)
+    d = int(c["attrs"]["axis"]) - 1
+    xr = x.reshape(x.shape[:d] + (m.size,) + x.shape[d + m.ndim:])
+    ref = np.take(xr, np.flatnonzero(m.reshape(-1)), axis=d)
+    compare("value", T[c["outputs"][0]], ref, c["inputs"][0]["dtype"])
+
+
+def check_segment_mean(c, T):
+    x = T[c["inputs"][0]["name"]]
+    ids = T[c["inputs"][1]["name"]].astype(np.int64) - 1
+    n = int(c["attrs"]["num_segments"])
+    ref = np.zeros((n,) + x.shape[1:])
+    for s in range(n):
+        rows = x[ids == s]
+        if len(rows):
+            ref[s] = rows.mean(axis=0)
+    compare("value", T[c["outputs"][0]], ref, c["inputs"][0]["dtype"])
+
+
 CHECKS = {"random": check_random, "dropout": check_dropout, "dropout_trivial": check_dropout_trivial,
-          "optim": check_optim, "std": check_std, "arange": check_arange, "bincount": check_bincount, "unique": check_unique, "shape17": check_shape17,
+          "optim": check_optim, "std": check_std, "arange": check_arange, "bincount": check_bincount, "unique": check_unique,
+          "shape17": check_shape17, "boolean_mask": check_boolean_mask, "segment_mean": check_segment_mean,
           "raises": check_raises}
 
 

@@ -1027,3 +1027,98 @@ REFS = {
     "sparse_softmax_cross_entropy_with_logits": ("same", r_sparse_xent),
     "sparse_softmax_cross_entropy_with_logits_grad": ("same", r_sparse_xent_grad),
 }
+
+
+# ---- shape and indexing (issue 17) -------------------------------------------------------
+def _nd_index(idx):
+    """The advanced index of the rows of an (..., K) 1-based index tensor."""
+    i = np.asarray(idx).astype(np.int64) - 1
+    return tuple(np.moveaxis(i, -1, 0))
+
+
+def r_gather_nd(xp, a, x, idx):
+    return x[_nd_index(idx)]
+
+
+def r_tensor_scatter(mode):
+    """TF's tensor_scatter_nd_*: rows applied in index order (update: the last one wins)."""
+    def f(xp, a, x, idx, u):
+        i = np.asarray(idx).astype(np.int64) - 1
+        k = i.shape[-1]
+        rows = i.reshape(-1, k)
+        u = xp.reshape(u, (rows.shape[0],) + tuple(x.shape[k:]))
+        if not is_np(xp):
+            ix = tuple(rows.T)
+            at = x.at[ix]
+            return {"update": at.set, "add": at.add, "sub": lambda v: at.add(-v), "max": at.max,
+                    "min": at.min}[mode](u)
+        out = np.array(x, copy=True)
+        for r in range(rows.shape[0]):
+            t = tuple(rows[r])
+            cur = out[t]
+            if mode == "update":
+                out[t] = u[r]
+            elif mode == "add":
+                out[t] = cur + u[r]
+            elif mode == "sub":
+                out[t] = cur - u[r]
+            elif mode == "max":
+                out[t] = np.maximum(cur, u[r])
+            else:
+                out[t] = np.minimum(cur, u[r])
+        return out
+    return f
+
+
+def r_segment(kind, sorted_ids):
+    """TF's segment reductions, 1-based ids shaped like data's leading axes, computed densely
+    (a segments x rows mask) so that jax differentiates prod exactly at zeros. Empty segments:
+    0 (sum, and the sorted max/min), 1 (prod), the dtype's lowest/highest (unsorted max/min)."""
+    def f(xp, a, data, ids):
+        n = int(a["num_segments"])
+        i = np.asarray(ids).astype(np.int64).reshape(-1) - 1
+        rest = tuple(data.shape[np.asarray(ids).ndim:])
+        d = xp.reshape(data, (i.size,) + rest)
+        dt = np.dtype(data.dtype)
+        mask = (i[None, :] == np.arange(n)[:, None]).reshape((n, i.size) + (1,) * len(rest))
+        if dt.kind == "f":
+            lo, hi = -np.inf, np.inf
+            elo, ehi = np.finfo(dt).min, np.finfo(dt).max
+        else:
+            lo, hi = np.iinfo(dt).min, np.iinfo(dt).max
+            elo, ehi = lo, hi
+        if kind == "sum":
+            out = xp.sum(xp.where(mask, d[None], 0), axis=1).astype(dt)
+        elif kind == "prod":
+            out = xp.prod(xp.where(mask, d[None], 1), axis=1).astype(dt)
+        elif kind == "max":
+            out = xp.max(xp.where(mask, d[None], lo), axis=1)
+        else:
+            out = xp.min(xp.where(mask, d[None], hi), axis=1)
+        if kind in ("max", "min"):
+            empty = (np.bincount(i, minlength=n) == 0).reshape((n,) + (1,) * len(rest))
+            fill = 0 if sorted_ids else (elo if kind == "max" else ehi)
+            out = xp.where(empty, np.array(fill, dtype=dt), out)
+        return out
+    return f
+
+
+def r_argwhere(xp, a, x):
+    return (np.argwhere(np.asarray(x) != 0) + 1).astype(np.int64)
+
+
+REFS.update({
+    "gather_nd": ("same", r_gather_nd),
+    "tensor_scatter_nd_update": ("same", r_tensor_scatter("update")),
+    "tensor_scatter_nd_add": ("same", r_tensor_scatter("add")),
+    "tensor_scatter_nd_sub": ("same", r_tensor_scatter("sub")),
+    "tensor_scatter_nd_max": ("same", r_tensor_scatter("max")),
+    "tensor_scatter_nd_min": ("same", r_tensor_scatter("min")),
+    "segment_sum": ("same", r_segment("sum", True)), "segment_prod": ("same", r_segment("prod", True)),
+    "segment_max": ("same", r_segment("max", True)), "segment_min": ("same", r_segment("min", True)),
+    "unsorted_segment_sum": ("same", r_segment("sum", False)),
+    "unsorted_segment_prod": ("same", r_segment("prod", False)),
+    "unsorted_segment_max": ("same", r_segment("max", False)),
+    "unsorted_segment_min": ("same", r_segment("min", False)),
+    "argwhere": ("arg", r_argwhere),
+})

@@ -207,6 +207,25 @@ local cases = {
   cummax = { { inputs = { DISTINCT { 3, 4 } } }, { inputs = { DISTINCT { 2, 5 } }, args = { { axis = 2, reverse = true } } } },
   cummin = { { inputs = { DISTINCT { 3, 4 } } }, { inputs = { DISTINCT { 2, 5 } }, args = { { axis = 2, reverse = true } } } },
   sort = { { inputs = { DISTINCT { 3, 4 } } }, { inputs = { DISTINCT { 3, 4 } }, args = { { axis = 1, direction = "DESCENDING" } } } },
+  -- shape and indexing (issue 17): 1-based indices, repeated ones too
+  gather_nd = { { inputs = { U { 3, 4 }, fixed(mg.tensor { { 2, 3 }, { 1, 1 }, { 2, 3 } }) } },
+    { inputs = { U { 3, 2, 2 }, fixed(mg.tensor { { { 3 }, { 1 } }, { { 3 }, { 2 } } }) } } },
+  tensor_scatter_nd_update = { { inputs = { U { 3, 4 }, fixed(mg.tensor { { 2, 3 }, { 1, 1 } }), U { 2 } } },
+    { inputs = { U { 4, 2 }, fixed(mg.tensor { { 4 }, { 2 } }), U { 2, 2 } } } },
+  tensor_scatter_nd_add = { { inputs = { U { 3, 4 }, fixed(mg.tensor { { 2, 3 }, { 2, 3 }, { 1, 4 } }), U { 3 } } } },
+  tensor_scatter_nd_sub = { { inputs = { U { 4, 2 }, fixed(mg.tensor { { 4 }, { 2 }, { 4 } }), U { 3, 2 } } } },
+  tensor_scatter_nd_max = { { inputs = { DISTINCT { 3, 4 }, fixed(mg.tensor { { 2, 3 }, { 1, 1 }, { 3, 2 } }), DISTINCT { 3 } } } },
+  tensor_scatter_nd_min = { { inputs = { DISTINCT { 4, 2 }, fixed(mg.tensor { { 4 }, { 2 } }), DISTINCT { 2, 2 } } } },
+  segment_sum = { { inputs = { U { 5, 2 }, fixed(mg.tensor { 1, 1, 2, 4, 4 }) }, args = { 4 } } },
+  segment_prod = { { inputs = { U({ 5, 2 }, 0.5, 1.5), fixed(mg.tensor { 1, 1, 2, 4, 4 }) }, args = { 4 } },
+    -- exact at zeros: one zero in a segment (the product of the others), two (zero)
+    { inputs = { core.cast(mg.tensor { 2, 0, 3, 0, 0, 1.5 }, "float64"), fixed(mg.tensor { 1, 1, 2, 3, 3, 3 }) }, args = { 3 } } },
+  segment_max = { { inputs = { DISTINCT { 5, 2 }, fixed(mg.tensor { 1, 1, 2, 4, 4 }) }, args = { 4 } } },
+  segment_min = { { inputs = { DISTINCT { 5, 2 }, fixed(mg.tensor { 1, 1, 2, 4, 4 }) }, args = { 4 } } },
+  unsorted_segment_sum = { { inputs = { U { 2, 3, 2 }, fixed(mg.tensor { { 3, 1, 3 }, { 1, 2, 3 } }) }, args = { 3 } } },
+  unsorted_segment_prod = { { inputs = { U({ 5 }, 0.5, 1.5), fixed(mg.tensor { 3, 1, 3, 1, 2 }) }, args = { 3 } } },
+  unsorted_segment_max = { { inputs = { DISTINCT { 5, 2 }, fixed(mg.tensor { 3, 1, 3, 1, 2 }) }, args = { 3 } } },
+  unsorted_segment_min = { { inputs = { DISTINCT { 5, 2 }, fixed(mg.tensor { 3, 1, 3, 1, 2 }) }, args = { 3 } } },
 }
 
 -- Differentiable ops whose own gradient is documented as not implemented: differentiating them
@@ -228,6 +247,8 @@ local second_order = {
   "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_grad",
   "sparse_softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits_grad",
   "cumsum", "cumulative_logsumexp", "cummax", "cummin", "sort",
+  "gather_nd", "tensor_scatter_nd_update", "tensor_scatter_nd_add", "tensor_scatter_nd_sub", "segment_sum",
+  "unsorted_segment_sum", "segment_max",
 }
 
 local second_order_all = { matmul = true, prod = true, tile = true, pow = true, gelu = true, elu = true }

@@ -879,6 +879,16 @@ local function shape_table(t)
   return s
 end
 
+-- t[key] and t[key] = v with a tensor key (a bool mask or an integer tensor of positions): the
+-- stdlib's methods __getitem/__setitem (moongrad/indexing.lua), as the Lua 5.4 binding calls them.
+local function tensor_key_hook(name)
+  local f = rawget(methods, name)
+  if type(f) ~= "function" then
+    uerror('index: indexing with a tensor needs the moongrad stdlib (require "moongrad")', 3)
+  end
+  return f
+end
+
 local mt = {}
 mt.__index = function(b, k)
   local t = b.h_
@@ -895,10 +905,18 @@ mt.__index = function(b, k)
     return nil
   end
   if type(k) == "number" then return select_first_axis(t, check_index_key(k)) end
+  if testtensor(k) ~= nil then
+    local r = tensor_key_hook("__getitem")(b, k)   -- not a tail call: the hook raises at level 4, the user's line
+    return r
+  end
   uerror(format("index: cannot index a tensor with a %s", typename(k)), 2)
 end
 mt.__newindex = function(b, k, v)
   local t = b.h_
+  if type(k) ~= "number" and testtensor(k) ~= nil then
+    tensor_key_hook("__setitem")(b, k, v)   -- not a tail call (see __index)
+    return
+  end
   if type(k) ~= "number" then uerror(format("index: cannot set field '%s' of a tensor", tostring(k)), 2) end
   if t == nil then uerror("bad argument #1 to '__newindex' (mg.Tensor expected, got mg.Tensor)", 2) end
   local i = check_index_key(k)
