@@ -285,8 +285,8 @@ POOL_MAX_BWD(pool_max_bwd_f64, double, pool_argmax_f64)
 
 /* Whether non-overlapping windows cover every position of x. */
 static int pool_covered(const mg_pool_geom *g) {
-  return g->sd == g->kd && g->sh == g->kh && g->sw == g->kw && g->pf == 0 && g->pt == 0 && g->pl == 0 &&
-         g->od * g->sd >= g->id && g->oh * g->sh >= g->ih && g->ow * g->sw >= g->iw;
+  return g->sd == g->kd && g->sh == g->kh && g->sw == g->kw && g->dd == 1 && g->dh == 1 && g->dw == 1 &&
+         g->od * g->sd - g->pf >= g->id && g->oh * g->sh - g->pt >= g->ih && g->ow * g->sw - g->pl >= g->iw;
 }
 
 /* max_pool2d_grad when windows do not overlap (stride >= window, the usual
