@@ -55,6 +55,7 @@ typedef struct conv_job {
   int64_t band;     /* output rows per band */
   int64_t nbands;
   int direct;       /* 1x1, stride 1, no padding: col is x itself */
+  int flat;         /* no depth axis (id = kd = od = 1): the 2-d im2col */
   int gemm_threads; /* threads each GEMM may use */
   const char *x, *w, *dy;
   char *out;
@@ -119,6 +120,65 @@ static void conv_gemm(const conv_job *j, int64_t m, int64_t n, int64_t k, const 
  * With unit width dilation and one group, a window row (kw, ci) is one
  * contiguous run of x, copied as a block; else run by run of cin_g. ADD
  * turns the copy into col2im: x[...] += col[...] (padding dropped). */
+/* The 2-d version (no depth axis: conv1d and conv2d), kept apart so that
+ * their loops carry no depth bookkeeping (the 3-d one below costs conv2d's
+ * first demo layer about 10% in im2col). */
+#define CONV_IM2COL2D(NAME_, T, ADD)                                                               \
+  static void NAME_(const conv_job *j, int64_t n, int64_t p0, int64_t m, int64_t grp, T *xv, T *col) { \
+    const mg_conv_geom *g = &j->g;                                                               \
+    int64_t K = j->K, cig = j->cig, CI = g->ci, run = g->dw == 1 && g->groups == 1;              \
+    T *xn = xv + n * g->ih * g->iw * CI + grp * cig;                                             \
+    int64_t oh = p0 / g->ow, ow = p0 % g->ow;                                                    \
+    for (int64_t r = 0; r < m; r++) {                                                            \
+      T *crow = col + r * K;                                                                     \
+      int64_t hs = oh * g->sh - g->pt, ws = ow * g->sw - g->pl;                                  \
+      for (int64_t kh = 0; kh < g->kh; kh++) {                                                   \
+        int64_t ih = hs + kh * g->dh;                                                            \
+        T *cseg = crow + kh * g->kw * cig;                                                       \
+        if (ih < 0 || ih >= g->ih) {                                                             \
+          if (!ADD)                                                                              \
+            for (int64_t q = 0; q < g->kw * cig; q++) cseg[q] = 0;                               \
+          continue;                                                                              \
+        }                                                                                        \
+        T *xrow = xn + ih * g->iw * CI;                                                          \
+        if (run) { /* kw in [k0, k1) lies inside the row */                                      \
+          int64_t k0 = ws < 0 ? -ws : 0, k1 = g->iw - ws < g->kw ? g->iw - ws : g->kw;           \
+          if (k1 < k0) k1 = k0;                                                                  \
+          if (!ADD) {                                                                            \
+            for (int64_t q = 0; q < k0 * CI; q++) cseg[q] = 0;                                   \
+            for (int64_t q = k1 * CI; q < g->kw * CI; q++) cseg[q] = 0;                          \
+          }                                                                                      \
+          T *restrict xs = xrow + (ws + k0) * CI, *restrict cs = cseg + k0 * CI;                 \
+          if (ADD) { _Pragma("omp simd") for (int64_t q = 0; q < (k1 - k0) * CI; q++) xs[q] += cs[q]; } \
+          else { _Pragma("omp simd") for (int64_t q = 0; q < (k1 - k0) * CI; q++) cs[q] = xs[q]; }   \
+          continue;                                                                              \
+        }                                                                                        \
+        for (int64_t kw = 0; kw < g->kw; kw++) {                                                 \
+          int64_t iw = ws + kw * g->dw;                                                          \
+          T *restrict cs = cseg + kw * cig;                                                      \
+          if (iw < 0 || iw >= g->iw) {                                                           \
+            if (!ADD)                                                                            \
+              for (int64_t q = 0; q < cig; q++) cs[q] = 0;                                       \
+            continue;                                                                            \
+          }                                                                                      \
+          T *restrict xs = xrow + iw * CI;                                                       \
+          if (ADD) { _Pragma("omp simd") for (int64_t q = 0; q < cig; q++) xs[q] += cs[q]; }     \
+          else { _Pragma("omp simd") for (int64_t q = 0; q < cig; q++) cs[q] = xs[q]; }          \
+        }                                                                                        \
+      }                                                                                          \
+      if (++ow == g->ow) {                                                                       \
+        ow = 0;                                                                                  \
+        oh++;                                                                                    \
+      }                                                                                          \
+    }                                                                                            \
+  }
+CONV_IM2COL2D(conv_im2col2d_f32, float, 0)
+CONV_IM2COL2D(conv_im2col2d_f64, double, 0)
+CONV_IM2COL2D(conv_col2im2d_f32, float, 1)
+CONV_IM2COL2D(conv_col2im2d_f64, double, 1)
+
+/* The 3-d version: each depth tap a (kh, kw, cin_g) block of the row, zero
+ * where the tap falls in the padding. */
 #define CONV_IM2COL(NAME_, T, ADD)                                                               \
   static void NAME_(const conv_job *j, int64_t n, int64_t p0, int64_t m, int64_t grp, T *xv, T *col) { \
     const mg_conv_geom *g = &j->g;                                                               \
@@ -188,13 +248,23 @@ CONV_IM2COL(conv_col2im_f32, float, 1)
 CONV_IM2COL(conv_col2im_f64, double, 1)
 
 static void conv_im2col(const conv_job *j, int64_t n, int64_t p0, int64_t m, int64_t grp, void *col) {
-  if (j->f32) conv_im2col_f32(j, n, p0, m, grp, (float *)j->x, col);
-  else conv_im2col_f64(j, n, p0, m, grp, (double *)j->x, col);
+  if (j->flat) {
+    if (j->f32) conv_im2col2d_f32(j, n, p0, m, grp, (float *)j->x, col);
+    else conv_im2col2d_f64(j, n, p0, m, grp, (double *)j->x, col);
+  } else {
+    if (j->f32) conv_im2col_f32(j, n, p0, m, grp, (float *)j->x, col);
+    else conv_im2col_f64(j, n, p0, m, grp, (double *)j->x, col);
+  }
 }
 
 static void conv_col2im(const conv_job *j, int64_t n, int64_t p0, int64_t m, int64_t grp, const void *col) {
-  if (j->f32) conv_col2im_f32(j, n, p0, m, grp, (float *)j->out, (float *)col);
-  else conv_col2im_f64(j, n, p0, m, grp, (double *)j->out, (double *)col);
+  if (j->flat) {
+    if (j->f32) conv_col2im2d_f32(j, n, p0, m, grp, (float *)j->out, (float *)col);
+    else conv_col2im2d_f64(j, n, p0, m, grp, (double *)j->out, (double *)col);
+  } else {
+    if (j->f32) conv_col2im_f32(j, n, p0, m, grp, (float *)j->out, (float *)col);
+    else conv_col2im_f64(j, n, p0, m, grp, (double *)j->out, (double *)col);
+  }
 }
 
 /* ---- the three passes over one band ---------------------------------------------------- */
@@ -279,6 +349,7 @@ static void conv_plan(conv_job *j, const mg_conv_geom *g, mg_dtype dt) {
   j->cig = g->ci / g->groups;
   j->cog = g->co / g->groups;
   j->K = g->kd * g->kh * g->kw * j->cig;
+  j->flat = g->id == 1 && g->kd == 1 && g->od == 1;
   j->direct = g->kd == 1 && g->kh == 1 && g->kw == 1 && g->sd == 1 && g->sh == 1 && g->sw == 1 && g->pf == 0 &&
               g->pt == 0 && g->pl == 0 && g->od == g->id && g->oh == g->ih && g->ow == g->iw;
   int64_t rows = CONV_COL_BYTES / (int64_t)((j->K ? j->K : 1) * j->es);
