@@ -59,6 +59,7 @@ local function install_op(mg, name, nsp, ninputs)
     f = function(x, opts) return op(x, explicit(name, nsp, opts)) end
   end
   mg[name] = f
+  if core.methods[name] == op then core.methods[name] = f end   -- x:conv2d(w, {padding = {...}}) too
   mg._ops[f] = mg._ops[op]   -- help(mg.conv2d) shows the op's text
 end
 

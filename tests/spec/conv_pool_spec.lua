@@ -237,6 +237,12 @@ describe("conv1d/conv2d/conv3d", function()
       mg.conv2d(x3, w3, { padding = "same" }), 1e-12)
   end)
 
+  it("the tensor methods take {before, after} pairs too", function()
+    local x, w = rnd({ 1, 6, 2 }), rnd({ 3, 2, 2 })
+    close(x:conv1d(w, { padding = { { 2, 0 } } }), mg.conv1d(x, w, { padding = { { 2, 0 } } }), 0)
+    assert.same({ 1, 4, 2 }, x:max_pool1d({ padding = { { 1, 1 } } }).shape)
+  end)
+
   it("explicit padding equals padding x with zeros first", function()
     local x, w = rnd({ 1, 4, 5, 2 }), rnd({ 2, 3, 2, 3 })
     local y = mg.conv2d(x, w, { padding = { { 1, 2 }, { 3, 0 } } })
