@@ -4,7 +4,8 @@
  * Written like grad.c (grad_scope.h): each rule is straight-line mg_apply
  * calls, so the gradients are recorded by outer tapes and stage into graphs.
  * The convolution family closes under differentiation as in TensorFlow:
- * conv2d's gradients are conv2d_backprop_input and conv2d_backprop_filter,
+ * conv2d's gradients are conv2d_backprop_input and conv2d_backprop_filter
+ * (conv1d's and conv3d's their own 1-d and 3-d ops, by the same rules),
  * and since each of the three is linear in each input, the gradient of any
  * one of them is built from the other two (conv2d_transpose is
  * backprop_input under another name). Pooling closes the same way:
@@ -15,12 +16,13 @@
  * linear with a fixed mask, so its gradient is dropout with the same seed.
  */
 #include "grad_scope.h"
+#include "nn.h"
 
-/* The conv attributes "strides padding dilation groups" of the recorded op,
- * starting at slot `from`, moved to slot `to` of a new set; slot 0 of the
- * result holds `shape` when to == 1. Every slot is marked set: the recorded
- * values already carry the defaults. */
-static mg_attrs nn_conv_attrs(const mg_grad_call *g, int from, int to, int count, const int64_t *shape) {
+/* The conv attributes "strides padding dilation groups explicit_padding" of
+ * the recorded op, starting at slot `from`, moved to slot `to` of a new set;
+ * slot 0 of the result holds `shape` (ndim values) when given. Every slot is
+ * marked set: the recorded values already carry the defaults. */
+static mg_attrs nn_conv_attrs(const mg_grad_call *g, int from, int to, int count, const int64_t *shape, int ndim) {
   mg_attrs a;
   a.set = 0;
   for (int k = 0; k < count; k++) {
@@ -28,8 +30,8 @@ static mg_attrs nn_conv_attrs(const mg_grad_call *g, int from, int to, int count
     a.set |= 1u << (to + k);
   }
   if (shape) {
-    a.v[0].n = 4;
-    memcpy(a.v[0].i, shape, 4 * sizeof(int64_t));
+    a.v[0].n = ndim;
+    memcpy(a.v[0].i, shape, (size_t)ndim * sizeof(int64_t));
     a.set |= 1u;
   }
   return a;
@@ -40,87 +42,107 @@ static mg_tensor *nn_app2(gs *s, mg_op op, mg_tensor *a, mg_tensor *b, const mg_
   return app(s, op, in, 2, at);
 }
 
+/* The ops of one family, by the number of spatial axes (1, 2, 3): a rule
+ * recorded for conv3d builds its gradient from conv3d's own adjoints. */
+static const mg_op nn_conv_ops[3][3] = {
+    {MG_OP_CONV1D, MG_OP_CONV1D_BACKPROP_INPUT, MG_OP_CONV1D_BACKPROP_FILTER},
+    {MG_OP_CONV2D, MG_OP_CONV2D_BACKPROP_INPUT, MG_OP_CONV2D_BACKPROP_FILTER},
+    {MG_OP_CONV3D, MG_OP_CONV3D_BACKPROP_INPUT, MG_OP_CONV3D_BACKPROP_FILTER}};
+static const mg_op nn_pool_ops[3][4] = {
+    {MG_OP_MAX_POOL1D_GRAD, MG_OP_MAX_POOL1D_GRAD_GRAD, MG_OP_AVG_POOL1D, MG_OP_AVG_POOL1D_GRAD},
+    {MG_OP_MAX_POOL2D_GRAD, MG_OP_MAX_POOL2D_GRAD_GRAD, MG_OP_AVG_POOL2D, MG_OP_AVG_POOL2D_GRAD},
+    {MG_OP_MAX_POOL3D_GRAD, MG_OP_MAX_POOL3D_GRAD_GRAD, MG_OP_AVG_POOL3D, MG_OP_AVG_POOL3D_GRAD}};
+enum { NN_FWD, NN_BIN, NN_BFIL };
+enum { NN_MAXG, NN_MAXGG, NN_AVG, NN_AVGG };
+#define CONV_OP(k) (nn_conv_ops[mg_nn_spatial(g->op) - 1][k])
+#define POOL_OP(k) (nn_pool_ops[mg_nn_spatial(g->op) - 1][k])
+
 /* ---- convolutions ------------------------------------------------------------ */
 
-RULE(grad_conv2d) {  /* x: backprop_input(g, w); w: backprop_filter(x, g) */
+RULE(grad_conv) {  /* x: backprop_input(g, w); w: backprop_filter(x, g) */
   gs s = gs_begin(g);
-  mg_attrs ai = nn_conv_attrs(g, 0, 1, 4, X->shape), af = nn_conv_attrs(g, 0, 1, 4, Y->shape);
-  SET(0, nn_app2(&s, MG_OP_CONV2D_BACKPROP_INPUT, GOUT, Y, &ai));
-  SET(1, nn_app2(&s, MG_OP_CONV2D_BACKPROP_FILTER, X, GOUT, &af));
+  mg_attrs ai = nn_conv_attrs(g, 0, 1, 5, X->shape, X->ndim), af = nn_conv_attrs(g, 0, 1, 5, Y->shape, Y->ndim);
+  SET(0, nn_app2(&s, CONV_OP(NN_BIN), GOUT, Y, &ai));
+  SET(1, nn_app2(&s, CONV_OP(NN_BFIL), X, GOUT, &af));
   return gs_end(&s);
 }
 
-RULE(grad_conv2d_backprop_input) {  /* dx = B_in(dy, w): dy gets conv2d(G, w), w gets B_f(G, dy) */
+RULE(grad_conv_backprop_input) {  /* dx = B_in(dy, w): dy gets conv(G, w), w gets B_f(G, dy) */
   gs s = gs_begin(g);
-  mg_attrs ac = nn_conv_attrs(g, 1, 0, 4, NULL), af = nn_conv_attrs(g, 1, 1, 4, Y->shape);
-  SET(0, nn_app2(&s, MG_OP_CONV2D, GOUT, Y, &ac));
-  SET(1, nn_app2(&s, MG_OP_CONV2D_BACKPROP_FILTER, GOUT, X, &af));
+  mg_attrs ac = nn_conv_attrs(g, 1, 0, 5, NULL, 0), af = nn_conv_attrs(g, 1, 1, 5, Y->shape, Y->ndim);
+  SET(0, nn_app2(&s, CONV_OP(NN_FWD), GOUT, Y, &ac));
+  SET(1, nn_app2(&s, CONV_OP(NN_BFIL), GOUT, X, &af));
   return gs_end(&s);
 }
 
-RULE(grad_conv2d_backprop_filter) {  /* dw = B_f(x, dy): x gets B_in(dy, G), dy gets conv2d(x, G) */
+RULE(grad_conv_backprop_filter) {  /* dw = B_f(x, dy): x gets B_in(dy, G), dy gets conv(x, G) */
   gs s = gs_begin(g);
-  mg_attrs ai = nn_conv_attrs(g, 1, 1, 4, X->shape), ac = nn_conv_attrs(g, 1, 0, 4, NULL);
-  SET(0, nn_app2(&s, MG_OP_CONV2D_BACKPROP_INPUT, Y, GOUT, &ai));
-  SET(1, nn_app2(&s, MG_OP_CONV2D, X, GOUT, &ac));
+  mg_attrs ai = nn_conv_attrs(g, 1, 1, 5, X->shape, X->ndim), ac = nn_conv_attrs(g, 1, 0, 5, NULL, 0);
+  SET(0, nn_app2(&s, CONV_OP(NN_BIN), Y, GOUT, &ai));
+  SET(1, nn_app2(&s, CONV_OP(NN_FWD), X, GOUT, &ac));
   return gs_end(&s);
 }
 
-RULE(grad_conv2d_transpose) {  /* out = B_in(x, w) with input_shape = out's shape */
+/* out = B_in(x, w) with input_shape = out's shape. The transposed schema is
+ * strides 0, padding 1, output_padding 2, dilation 3, explicit_padding 4;
+ * the conv schema strides 0, padding 1, dilation 2, groups 3 (default 1),
+ * explicit_padding 4. */
+RULE(grad_conv_transpose) {
   gs s = gs_begin(g);
-  mg_attrs ac = nn_conv_attrs(g, 0, 0, 2, NULL);  /* strides, padding */
-  ac.v[2] = g->attrs->v[3];                        /* dilation; groups default */
-  ac.set |= 4u;
-  mg_attrs af = ac;                                /* the same, one slot later */
+  mg_attrs ac = nn_conv_attrs(g, 0, 0, 2, NULL, 0);  /* strides, padding */
+  ac.v[2] = g->attrs->v[3];                           /* dilation */
+  ac.v[4] = g->attrs->v[4];                           /* explicit_padding */
+  ac.set |= 4u | 16u;
+  mg_attrs af = ac;                                   /* the same, one slot later */
   af.set = 0;
-  for (int k = 0; k < 3; k++) {
-    af.v[k + 1] = ac.v[k];
-    af.set |= 2u << k;
-  }
-  af.v[0].n = 4;
-  memcpy(af.v[0].i, Y->shape, 4 * sizeof(int64_t));
+  for (int k = 0; k < 5; k++)
+    if ((ac.set >> k) & 1u) {
+      af.v[k + 1] = ac.v[k];
+      af.set |= 2u << k;
+    }
+  af.v[0].n = Y->ndim;
+  memcpy(af.v[0].i, Y->shape, (size_t)Y->ndim * sizeof(int64_t));
   af.set |= 1u;
-  SET(0, nn_app2(&s, MG_OP_CONV2D, GOUT, Y, &ac));
-  SET(1, nn_app2(&s, MG_OP_CONV2D_BACKPROP_FILTER, GOUT, X, &af));
+  SET(0, nn_app2(&s, CONV_OP(NN_FWD), GOUT, Y, &ac));
+  SET(1, nn_app2(&s, CONV_OP(NN_BFIL), GOUT, X, &af));
   return gs_end(&s);
 }
 
 /* ---- pooling -------------------------------------------------------------------- */
 
-RULE(grad_max_pool2d) {
+RULE(grad_max_pool) {
   gs s = gs_begin(g);
-  SET(0, nn_app2(&s, MG_OP_MAX_POOL2D_GRAD, X, GOUT, g->attrs));
+  SET(0, nn_app2(&s, POOL_OP(NN_MAXG), X, GOUT, g->attrs));
   return gs_end(&s);
 }
 
-RULE(grad_max_pool2d_grad) {  /* linear in dy; locally constant in x */
+RULE(grad_max_pool_grad) {  /* linear in dy; locally constant in x */
   gs s = gs_begin(g);
   SET(0, zeros(&s, X));
-  SET(1, nn_app2(&s, MG_OP_MAX_POOL2D_GRAD_GRAD, X, GOUT, g->attrs));
+  SET(1, nn_app2(&s, POOL_OP(NN_MAXGG), X, GOUT, g->attrs));
   return gs_end(&s);
 }
 
-RULE(grad_max_pool2d_grad_grad) {
+RULE(grad_max_pool_grad_grad) {
   gs s = gs_begin(g);
   SET(0, zeros(&s, X));
-  SET(1, nn_app2(&s, MG_OP_MAX_POOL2D_GRAD, X, GOUT, g->attrs));
+  SET(1, nn_app2(&s, POOL_OP(NN_MAXG), X, GOUT, g->attrs));
   return gs_end(&s);
 }
 
-RULE(grad_avg_pool2d) {
+/* avg_pool's schema "ksize strides padding dilation explicit_padding
+ * count_include_pad" is avg_pool_grad's after its input_shape. */
+RULE(grad_avg_pool) {
   gs s = gs_begin(g);
-  mg_attrs a = nn_conv_attrs(g, 0, 1, 3, NULL);
-  a.v[0].n = 4;
-  memcpy(a.v[0].i, X->shape, 4 * sizeof(int64_t));
-  a.set |= 1u;
-  SET(0, app(&s, MG_OP_AVG_POOL2D_GRAD, (mg_tensor *const *)&g->gout, 1, &a));
+  mg_attrs a = nn_conv_attrs(g, 0, 1, 6, X->shape, X->ndim);
+  SET(0, app(&s, POOL_OP(NN_AVGG), (mg_tensor *const *)&g->gout, 1, &a));
   return gs_end(&s);
 }
 
-RULE(grad_avg_pool2d_grad) {
+RULE(grad_avg_pool_grad) {
   gs s = gs_begin(g);
-  mg_attrs a = nn_conv_attrs(g, 1, 0, 3, NULL);
-  SET(0, app(&s, MG_OP_AVG_POOL2D, (mg_tensor *const *)&g->gout, 1, &a));
+  mg_attrs a = nn_conv_attrs(g, 1, 0, 6, NULL, 0);
+  SET(0, app(&s, POOL_OP(NN_AVG), (mg_tensor *const *)&g->gout, 1, &a));
   return gs_end(&s);
 }
 

@@ -225,7 +225,7 @@ typedef enum mg_attr_kind {
   MG_A_ENUM    /* enum(a|b|c)  one of the names; stored as its 0-based index */
 } mg_attr_kind;
 
-#define MG_MAX_ATTRS 6
+#define MG_MAX_ATTRS 8
 #define MG_MAX_LIST 16
 
 /* Attribute values of one call. Slot i belongs to the i-th attribute of the

@@ -233,6 +233,42 @@ print(mg.tensor_scatter_nd_update(x, mg.tensor{{1, 2}, {2, 1}}, mg.tensor{7, 8})
   unsorted_segment_min = [=[print(mg.unsorted_segment_min(mg.tensor{1, 2, 3, 4}, mg.tensor{2, 1, 2, 1}, 2))  --> tensor([2, 1], dtype=int64)]=],
   argwhere = [=[print(mg.argwhere(mg.tensor{{0, 3}, {5, 0}}))  --> tensor([[1, 2], [2, 1]], dtype=int64)
 print(mg.where(mg.tensor{false, true, true}))   --> tensor([[2], [3]], dtype=int64)]=],
+  -- issue 17: convolutions and pooling over 1 and 3 spatial axes
+  conv1d = [=[local x = mg.arange(1, 6, 1, mg.float32):reshape{1, 5, 1}  -- NWC
+print(mg.conv1d(x, mg.ones{2, 1, 1}):reshape{4})  --> tensor([3., 5., 7., 9.], dtype=float32)
+print(mg.conv1d(x, mg.ones{3, 1, 1}, {padding = {{2, 0}}}):reshape{5})  --> tensor([ 1.,  3.,  6.,  9., 12.], dtype=float32)]=],
+  conv1d_backprop_input = [=[print(mg.raw.conv1d_backprop_input(mg.ones{1, 2, 1}, mg.ones{2, 1, 1}, {1, 3, 1}):reshape{3})  --> tensor([1., 2., 1.], dtype=float32)]=],
+  conv1d_backprop_filter = [=[local x = mg.arange(1, 6, 1, mg.float32):reshape{1, 5, 1}
+print(mg.raw.conv1d_backprop_filter(x, mg.ones{1, 4, 1}, {2, 1, 1}):reshape{2})  --> tensor([10., 14.], dtype=float32)]=],
+  conv1d_transpose = [=[print(mg.conv1d_transpose(mg.ones{1, 2, 1}, mg.ones{3, 1, 1}, {strides = 2}):reshape{5})  --> tensor([1., 1., 2., 1., 1.], dtype=float32)]=],
+  conv3d = [=[local v = mg.ones{1, 2, 3, 3, 1}  -- NDHWC
+print(mg.conv3d(v, mg.ones{2, 2, 2, 1, 1}):reshape{4})  --> tensor([8., 8., 8., 8.], dtype=float32)
+print(mg.conv3d(v, mg.ones{1, 3, 3, 1, 4}, {padding = "same"}).shape[5])  --> 4]=],
+  conv3d_backprop_input = [=[print(mg.raw.conv3d_backprop_input(mg.ones{1, 1, 1, 1, 1}, mg.ones{2, 2, 2, 1, 1}, {1, 2, 2, 2, 1}):sum())  --> tensor(8., dtype=float32)]=],
+  conv3d_backprop_filter = [=[local v = mg.ones{1, 2, 3, 3, 1}
+print(mg.raw.conv3d_backprop_filter(v, mg.ones{1, 1, 2, 2, 1}, {2, 2, 2, 1, 1}):reshape{8})  --> tensor([4., 4., 4., 4., 4., 4., 4., 4.], dtype=float32)]=],
+  conv3d_transpose = [=[local y = mg.conv3d_transpose(mg.ones{1, 2, 2, 2, 3}, mg.ones{3, 3, 3, 5, 3}, {strides = 2, padding = "same"})
+print(table.concat(y.shape, ","))  --> 1,4,4,4,5]=],
+  max_pool1d = [=[local x = mg.arange(1, 6, 1, mg.float32):reshape{1, 5, 1}
+print(mg.max_pool1d(x):reshape{2})  --> tensor([2., 4.], dtype=float32)
+print(mg.max_pool1d(x, {ksize = 2, strides = 1, dilation = 3}):reshape{2})  --> tensor([4., 5.], dtype=float32)]=],
+  max_pool1d_grad = [=[local x = mg.arange(1, 6, 1, mg.float32):reshape{1, 5, 1}
+print(mg.raw.max_pool1d_grad(x, mg.ones{1, 2, 1}):reshape{5})  --> tensor([0., 1., 0., 1., 0.], dtype=float32)]=],
+  max_pool1d_grad_grad = [=[local x = mg.arange(1, 6, 1, mg.float32):reshape{1, 5, 1}
+print(mg.raw.max_pool1d_grad_grad(x, x * 10):reshape{2})  --> tensor([20., 40.], dtype=float32)]=],
+  avg_pool1d = [=[local x = mg.arange(1, 6, 1, mg.float32):reshape{1, 5, 1}
+print(mg.avg_pool1d(x, {ksize = 2, padding = {{1, 0}}}):reshape{3})  --> tensor([1. , 2.5, 4.5], dtype=float32)
+print(mg.avg_pool1d(x, {ksize = 2, padding = {{1, 0}}, count_include_pad = true}):reshape{3})  --> tensor([0.5, 2.5, 4.5], dtype=float32)]=],
+  avg_pool1d_grad = [=[print(mg.raw.avg_pool1d_grad(mg.ones{1, 2, 1}, {1, 4, 1}):reshape{4})  --> tensor([0.5, 0.5, 0.5, 0.5], dtype=float32)]=],
+  max_pool3d = [=[local c = mg.arange(1, 9, 1, mg.float32):reshape{1, 2, 2, 2, 1}
+print(mg.max_pool3d(c):reshape{1})  --> tensor([8.], dtype=float32)]=],
+  max_pool3d_grad = [=[local c = mg.arange(1, 9, 1, mg.float32):reshape{1, 2, 2, 2, 1}
+print(mg.raw.max_pool3d_grad(c, mg.ones{1, 1, 1, 1, 1}):reshape{8})  --> tensor([0., 0., 0., 0., 0., 0., 0., 1.], dtype=float32)]=],
+  max_pool3d_grad_grad = [=[local c = mg.arange(1, 9, 1, mg.float32):reshape{1, 2, 2, 2, 1}
+print(mg.raw.max_pool3d_grad_grad(c, c * 10):reshape{1})  --> tensor([80.], dtype=float32)]=],
+  avg_pool3d = [=[local c = mg.arange(1, 9, 1, mg.float32):reshape{1, 2, 2, 2, 1}
+print(mg.avg_pool3d(c):reshape{1})  --> tensor([4.5], dtype=float32)]=],
+  avg_pool3d_grad = [=[print(mg.raw.avg_pool3d_grad(mg.ones{1, 1, 1, 1, 1}, {1, 2, 2, 2, 1}):reshape{8})  --> tensor([0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125], dtype=float32)]=],
 }
 
 -- Splits the argument list of one MG_OP( ... ) call at top-level commas.

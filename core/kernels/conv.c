@@ -1,11 +1,13 @@
 /*
- * conv.c — 2-d convolution over NHWC tensors and its two gradients
- * (conv2d, conv2d_backprop_input = conv2d_transpose, conv2d_backprop_filter).
+ * conv.c — convolution over channels-last tensors (NWC, NHWC, NDHWC) and its
+ * two gradients (conv{1,2,3}d, *_backprop_input = *_transpose,
+ * *_backprop_filter). The geometry is 3-d (nn.h): conv1d and conv2d run the
+ * same loops with unit leading axes.
  *
  * All three are one GEMM per (image, band of output rows, group) over an
  * im2col matrix: row p of `col` holds the window of output pixel p, laid
- * out (kh, kw, ci) like the filter's rows, so with W the filter as a
- * (kh*kw*cin_g) x cout matrix:
+ * out (kd, kh, kw, ci) like the filter's rows, so with W the filter as a
+ * (kd*kh*kw*cin_g) x cout matrix:
  *
  *   forward          out[p, :]  = col[p, :] W                  (col: m x K)
  *   filter gradient  dW        += col^T dy[p, :]               (summed over p)
@@ -48,11 +50,12 @@ typedef struct conv_job {
   int f32;
   size_t es;
   int64_t P;        /* output pixels per image */
-  int64_t K;        /* filter rows per group: kh * kw * cin_g */
+  int64_t K;        /* filter rows per group: kd * kh * kw * cin_g */
   int64_t cig, cog; /* channels per group */
   int64_t band;     /* output rows per band */
   int64_t nbands;
   int direct;       /* 1x1, stride 1, no padding: col is x itself */
+  int flat;         /* no depth axis (id = kd = od = 1): the 2-d im2col */
   int gemm_threads; /* threads each GEMM may use */
   const char *x, *w, *dy;
   char *out;
@@ -117,7 +120,10 @@ static void conv_gemm(const conv_job *j, int64_t m, int64_t n, int64_t k, const 
  * With unit width dilation and one group, a window row (kw, ci) is one
  * contiguous run of x, copied as a block; else run by run of cin_g. ADD
  * turns the copy into col2im: x[...] += col[...] (padding dropped). */
-#define CONV_IM2COL(NAME_, T, ADD)                                                               \
+/* The 2-d version (no depth axis: conv1d and conv2d), kept apart so that
+ * their loops carry no depth bookkeeping (the 3-d one below costs conv2d's
+ * first demo layer about 10% in im2col). */
+#define CONV_IM2COL2D(NAME_, T, ADD)                                                               \
   static void NAME_(const conv_job *j, int64_t n, int64_t p0, int64_t m, int64_t grp, T *xv, T *col) { \
     const mg_conv_geom *g = &j->g;                                                               \
     int64_t K = j->K, cig = j->cig, CI = g->ci, run = g->dw == 1 && g->groups == 1;              \
@@ -166,19 +172,99 @@ static void conv_gemm(const conv_job *j, int64_t m, int64_t n, int64_t k, const 
       }                                                                                          \
     }                                                                                            \
   }
+CONV_IM2COL2D(conv_im2col2d_f32, float, 0)
+CONV_IM2COL2D(conv_im2col2d_f64, double, 0)
+CONV_IM2COL2D(conv_col2im2d_f32, float, 1)
+CONV_IM2COL2D(conv_col2im2d_f64, double, 1)
+
+/* The 3-d version: each depth tap a (kh, kw, cin_g) block of the row, zero
+ * where the tap falls in the padding. */
+#define CONV_IM2COL(NAME_, T, ADD)                                                               \
+  static void NAME_(const conv_job *j, int64_t n, int64_t p0, int64_t m, int64_t grp, T *xv, T *col) { \
+    const mg_conv_geom *g = &j->g;                                                               \
+    int64_t K = j->K, cig = j->cig, CI = g->ci, run = g->dw == 1 && g->groups == 1;              \
+    int64_t plane = g->ih * g->iw * CI, seg = g->kw * cig;                                       \
+    T *xn = xv + n * g->id * plane + grp * cig;                                                  \
+    int64_t od = p0 / (g->oh * g->ow), oh = p0 / g->ow % g->oh, ow = p0 % g->ow;                 \
+    for (int64_t r = 0; r < m; r++) {                                                            \
+      T *crow = col + r * K;                                                                     \
+      int64_t ds = od * g->sd - g->pf, hs = oh * g->sh - g->pt, ws = ow * g->sw - g->pl;         \
+      for (int64_t kd = 0; kd < g->kd; kd++) {                                                   \
+        int64_t idp = ds + kd * g->dd;                                                           \
+        T *dseg = crow + kd * g->kh * seg;                                                       \
+        if (idp < 0 || idp >= g->id) {                                                           \
+          if (!ADD)                                                                              \
+            for (int64_t q = 0; q < g->kh * seg; q++) dseg[q] = 0;                               \
+          continue;                                                                              \
+        }                                                                                        \
+        T *xd = xn + idp * plane;                                                                \
+        for (int64_t kh = 0; kh < g->kh; kh++) {                                                 \
+          int64_t ih = hs + kh * g->dh;                                                          \
+          T *cseg = dseg + kh * seg;                                                             \
+          if (ih < 0 || ih >= g->ih) {                                                           \
+            if (!ADD)                                                                            \
+              for (int64_t q = 0; q < seg; q++) cseg[q] = 0;                                     \
+            continue;                                                                            \
+          }                                                                                      \
+          T *xrow = xd + ih * g->iw * CI;                                                        \
+          if (run) { /* kw in [k0, k1) lies inside the row */                                    \
+            int64_t k0 = ws < 0 ? -ws : 0, k1 = g->iw - ws < g->kw ? g->iw - ws : g->kw;         \
+            if (k1 < k0) k1 = k0;                                                                \
+            if (!ADD) {                                                                          \
+              for (int64_t q = 0; q < k0 * CI; q++) cseg[q] = 0;                                 \
+              for (int64_t q = k1 * CI; q < g->kw * CI; q++) cseg[q] = 0;                        \
+            }                                                                                    \
+            T *restrict xs = xrow + (ws + k0) * CI, *restrict cs = cseg + k0 * CI;               \
+            if (ADD) { _Pragma("omp simd") for (int64_t q = 0; q < (k1 - k0) * CI; q++) xs[q] += cs[q]; } \
+            else { _Pragma("omp simd") for (int64_t q = 0; q < (k1 - k0) * CI; q++) cs[q] = xs[q]; }   \
+            continue;                                                                            \
+          }                                                                                      \
+          for (int64_t kw = 0; kw < g->kw; kw++) {                                               \
+            int64_t iw = ws + kw * g->dw;                                                        \
+            T *restrict cs = cseg + kw * cig;                                                    \
+            if (iw < 0 || iw >= g->iw) {                                                         \
+              if (!ADD)                                                                          \
+                for (int64_t q = 0; q < cig; q++) cs[q] = 0;                                     \
+              continue;                                                                          \
+            }                                                                                    \
+            T *restrict xs = xrow + iw * CI;                                                     \
+            if (ADD) { _Pragma("omp simd") for (int64_t q = 0; q < cig; q++) xs[q] += cs[q]; }   \
+            else { _Pragma("omp simd") for (int64_t q = 0; q < cig; q++) cs[q] = xs[q]; }        \
+          }                                                                                      \
+        }                                                                                        \
+      }                                                                                          \
+      if (++ow == g->ow) {                                                                       \
+        ow = 0;                                                                                  \
+        if (++oh == g->oh) {                                                                     \
+          oh = 0;                                                                                \
+          od++;                                                                                  \
+        }                                                                                        \
+      }                                                                                          \
+    }                                                                                            \
+  }
 CONV_IM2COL(conv_im2col_f32, float, 0)
 CONV_IM2COL(conv_im2col_f64, double, 0)
 CONV_IM2COL(conv_col2im_f32, float, 1)
 CONV_IM2COL(conv_col2im_f64, double, 1)
 
 static void conv_im2col(const conv_job *j, int64_t n, int64_t p0, int64_t m, int64_t grp, void *col) {
-  if (j->f32) conv_im2col_f32(j, n, p0, m, grp, (float *)j->x, col);
-  else conv_im2col_f64(j, n, p0, m, grp, (double *)j->x, col);
+  if (j->flat) {
+    if (j->f32) conv_im2col2d_f32(j, n, p0, m, grp, (float *)j->x, col);
+    else conv_im2col2d_f64(j, n, p0, m, grp, (double *)j->x, col);
+  } else {
+    if (j->f32) conv_im2col_f32(j, n, p0, m, grp, (float *)j->x, col);
+    else conv_im2col_f64(j, n, p0, m, grp, (double *)j->x, col);
+  }
 }
 
 static void conv_col2im(const conv_job *j, int64_t n, int64_t p0, int64_t m, int64_t grp, const void *col) {
-  if (j->f32) conv_col2im_f32(j, n, p0, m, grp, (float *)j->out, (float *)col);
-  else conv_col2im_f64(j, n, p0, m, grp, (double *)j->out, (double *)col);
+  if (j->flat) {
+    if (j->f32) conv_col2im2d_f32(j, n, p0, m, grp, (float *)j->out, (float *)col);
+    else conv_col2im2d_f64(j, n, p0, m, grp, (double *)j->out, (double *)col);
+  } else {
+    if (j->f32) conv_col2im_f32(j, n, p0, m, grp, (float *)j->out, (float *)col);
+    else conv_col2im_f64(j, n, p0, m, grp, (double *)j->out, (double *)col);
+  }
 }
 
 /* ---- the three passes over one band ---------------------------------------------------- */
@@ -259,11 +345,13 @@ static void conv_plan(conv_job *j, const mg_conv_geom *g, mg_dtype dt) {
   j->g = *g;
   j->f32 = dt == MG_FLOAT32;
   j->es = mg_dtype_size(dt);
-  j->P = g->oh * g->ow;
+  j->P = g->od * g->oh * g->ow;
   j->cig = g->ci / g->groups;
   j->cog = g->co / g->groups;
-  j->K = g->kh * g->kw * j->cig;
-  j->direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0;
+  j->K = g->kd * g->kh * g->kw * j->cig;
+  j->flat = g->id == 1 && g->kd == 1 && g->od == 1;
+  j->direct = g->kd == 1 && g->kh == 1 && g->kw == 1 && g->sd == 1 && g->sh == 1 && g->sw == 1 && g->pf == 0 &&
+              g->pt == 0 && g->pl == 0 && g->od == g->id && g->oh == g->ih && g->ow == g->iw;
   int64_t rows = CONV_COL_BYTES / (int64_t)((j->K ? j->K : 1) * j->es);
   if (rows < 16) rows = 16;
   j->nbands = j->P <= rows ? 1 : (j->P + rows - 1) / rows;
@@ -290,7 +378,8 @@ static void conv_reduce(const conv_job *j, const char *scratch, size_t per, size
 /* Image n's share of the input gradient: zeroed, then every band added. */
 static void conv_image_input(const conv_job *j, int64_t n, void *col) {
   const mg_conv_geom *g = &j->g;
-  if (!j->direct) memset(ATW(j->out, n * g->ih * g->iw * g->ci), 0, (size_t)(g->ih * g->iw * g->ci) * j->es);
+  int64_t img = g->id * g->ih * g->iw * g->ci;
+  if (!j->direct) memset(ATW(j->out, n * img), 0, (size_t)img * j->es);
   for (int64_t b = 0; b < j->nbands; b++) {
     int64_t p0 = b * j->band, m = j->P - p0 < j->band ? j->P - p0 : j->band;
     conv_band_input(j, n, p0, m, col);
@@ -307,7 +396,7 @@ static mg_status conv_run(const mg_call *c, conv_job *j, int pass) {
   int64_t items = pass == CONV_INPUT ? g->n : g->n * j->nbands;
   int nth = nt > 1 && items >= nt ? nt : 1;   /* threads over items, else inside BLIS */
   j->gemm_threads = nth > 1 ? 1 : nt;
-  int64_t wcount = g->kh * g->kw * j->cig * g->co;
+  int64_t wcount = g->kd * g->kh * g->kw * j->cig * g->co;
   size_t colb = j->direct ? 0 : (size_t)(j->band * j->K) * j->es;
   size_t accb = pass == CONV_FILTER ? (size_t)wcount * j->es : 0;
   colb = (colb + 63) / 64 * 64;
@@ -356,7 +445,7 @@ static mg_status conv_exec(const mg_call *c, const mg_conv_geom *g, mg_tensor *o
   j.w = pass == CONV_FILTER ? NULL : pb;
   j.out = mg_ptr(out);
   int done = mg_tensor_numel(out) == 0;
-  if (!done && j.f32) {  /* the direct kernels first (conv_direct.c) */
+  if (!done && j.f32 && g->id == 1 && g->kd == 1 && g->od == 1) {  /* 2-d: the direct kernels first (conv_direct.c) */
     float *o = (float *)j.out;
     if (pass == CONV_FORWARD) done = conv_direct_forward(c, g, (const float *)pa, (const float *)pb, o, &st);
     else if (pass == CONV_FILTER) done = conv_direct_filter(c, g, (const float *)pa, (const float *)pb, o, &st);
@@ -368,21 +457,21 @@ static mg_status conv_exec(const mg_call *c, const mg_conv_geom *g, mg_tensor *o
   return st;
 }
 
-static const mg_conv_slots conv_slots = {0, 1, 2, 3}, conv_grad_slots = {1, 2, 3, 4};
+static const mg_conv_slots conv_slots = {0, 1, 2, 3, 4}, conv_grad_slots = {1, 2, 3, 4, 5};
 
-mg_status k_conv2d(const mg_call *c, mg_tensor *out) {
+mg_status k_conv(const mg_call *c, mg_tensor *out) {
   mg_conv_geom g;
   mg_conv_geom_init(c, c->in[0]->shape, c->in[1]->shape, "x", conv_slots, &g);  /* infer validated it */
   return conv_exec(c, &g, out, CONV_FORWARD, c->in[0], c->in[1]);
 }
 
-mg_status k_conv2d_backprop_input(const mg_call *c, mg_tensor *out) {
+mg_status k_conv_backprop_input(const mg_call *c, mg_tensor *out) {
   mg_conv_geom g;
   mg_conv_geom_init(c, A_LIST(c, 0), c->in[1]->shape, "input_shape", conv_grad_slots, &g);
   return conv_exec(c, &g, out, CONV_INPUT, c->in[0], c->in[1]);
 }
 
-mg_status k_conv2d_backprop_filter(const mg_call *c, mg_tensor *out) {
+mg_status k_conv_backprop_filter(const mg_call *c, mg_tensor *out) {
   mg_conv_geom g;
   mg_conv_geom_init(c, c->in[0]->shape, A_LIST(c, 0), "x", conv_grad_slots, &g);
   return conv_exec(c, &g, out, CONV_FILTER, c->in[0], c->in[1]);
@@ -390,8 +479,8 @@ mg_status k_conv2d_backprop_filter(const mg_call *c, mg_tensor *out) {
 
 /* The transposed convolution is the input gradient of the convolution whose
  * input has this op's output shape. */
-mg_status k_conv2d_transpose(const mg_call *c, mg_tensor *out) {
+mg_status k_conv_transpose(const mg_call *c, mg_tensor *out) {
   mg_conv_geom g;
-  mg_conv_geom_init(c, out->shape, c->in[1]->shape, "the output", (mg_conv_slots){0, 1, 3, -1}, &g);
+  mg_conv_geom_init(c, out->shape, c->in[1]->shape, "the output", (mg_conv_slots){0, 1, 3, -1, 4}, &g);
   return conv_exec(c, &g, out, CONV_INPUT, c->in[0], c->in[1]);
 }

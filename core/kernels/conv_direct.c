@@ -266,7 +266,10 @@ static int dc_run(const mg_call *c, const dconv *d, float *filter, mg_status *st
   return 1;
 }
 
-static int dc_applies(const mg_conv_geom *g) { return g->groups == 1 && g->dw == 1; }
+/* 2-d only (conv.c sends nothing with a real depth axis here). */
+static int dc_applies(const mg_conv_geom *g) {
+  return g->groups == 1 && g->dw == 1 && g->id == 1 && g->kd == 1 && g->od == 1;
+}
 
 static dconv dc_from_geom(const mg_conv_geom *g) {
   dconv d = {g->n, g->ih, g->iw, g->ci, g->oh, g->ow, g->co, g->kh, g->kw, g->sh, g->sw, g->dh, g->pt, g->pl,
@@ -300,6 +303,7 @@ int conv_direct_input(const mg_call *c, const mg_conv_geom *g, const float *dy, 
                       mg_status *st) {
   if (!dc_applies(g) || g->sh != 1 || g->sw != 1 || g->ci < 16) return 0;  /* few channels: lanes idle */
   int64_t keh = (g->kh - 1) * g->dh + 1, KC = g->ci * g->co;
+  if (g->pt > keh - 1 || g->pl > g->kw - 1) return 0;  /* explicit padding beyond the window: no full correlation */
   float *wr;
   if ((*st = mg_work_alloc((size_t)(g->kh * g->kw * KC) * sizeof(float) + 1, c->info->name, (void **)&wr))) return 1;
   for (int64_t kh = 0; kh < g->kh; kh++)

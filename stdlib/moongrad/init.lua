@@ -578,6 +578,7 @@ end
 -- ---- staging ----------------------------------------------------------------------
 -- mg.TensorArray{dtype=, size=, dynamic_size=, element_shape=}: tensors a staged loop accumulates.
 M.TensorArray = require("moongrad.tensor_array").new
+require("moongrad.conv").install(M)   -- conv1d/2d/3d, pooling with {before, after} padding, depthwise/separable (issue 17)
 local func = require("moongrad.func")
 for _, name in ipairs({ "func", "TensorSpec", "cond", "while_loop", "lua_function", "print",
   "executing_eagerly" }) do

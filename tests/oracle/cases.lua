@@ -1159,4 +1159,64 @@ add("mg.boolean_mask", { check = "boolean_mask", ins = { I({ 3, 2 }, "int32", "s
 add("mg.segment_mean", { check = "segment_mean", ins = { I({ 5, 2 }, "float64"), L({ 1, 1, 2, 4, 4 }, "int64") },
   attrs = { num_segments = 4 }, run = function(xs) return { mg.segment_mean(xs[1], xs[2]) } end })
 
+-- ---- convolutions and pooling over 1, 2 and 3 spatial axes; explicit padding, pooling dilation,
+-- count_include_pad (issue 17). Explicit padding is the ops' padding = "explicit" with the
+-- {before, after} pairs flattened (what mg.conv2d(x, w, {padding = {{1, 1}, {2, 2}}}) passes).
+for _, dt in ipairs(F) do
+  local convs = {
+    { "conv1d", { 2, 7, 3 }, { 3, 3, 4 }, { padding = "same" } },
+    { "conv1d", { 1, 9, 2 }, { 2, 2, 3 }, { strides = 2, dilation = 2 } },
+    { "conv1d", { 2, 6, 4 }, { 3, 2, 6 }, { groups = 2, padding = "explicit", explicit_padding = { 2, 1 } } },
+    { "conv1d", { 1, 5, 2 }, { 2, 2, 3 }, { padding = "explicit", explicit_padding = { 3, 0 }, strides = 2 } },
+    { "conv2d", { 1, 5, 6, 2 }, { 3, 2, 2, 3 }, { padding = "explicit", explicit_padding = { 1, 2, 0, 3 } } },
+    { "conv2d", { 2, 6, 5, 3 }, { 2, 3, 3, 4 }, { padding = "explicit", explicit_padding = { 3, 0, 1, 4 }, strides = { 2, 1 }, dilation = { 1, 2 } } },
+    { "conv2d", { 1, 4, 4, 16 }, { 3, 3, 16, 16 }, { padding = "explicit", explicit_padding = { 4, 1, 3, 3 } } },
+    { "conv3d", { 1, 4, 5, 3, 2 }, { 2, 3, 2, 2, 3 }, { padding = "same" } },
+    { "conv3d", { 2, 5, 4, 4, 2 }, { 3, 2, 2, 2, 2 }, { strides = { 2, 1, 2 }, dilation = { 1, 2, 1 } } },
+    { "conv3d", { 1, 3, 4, 4, 4 }, { 2, 2, 2, 2, 4 }, { groups = 2, padding = "explicit", explicit_padding = { 1, 0, 0, 2, 1, 1 } } },
+    { "conv3d", { 1, 2, 3, 3, 3 }, { 1, 1, 1, 3, 2 }, {} },
+  }
+  for _, c in ipairs(convs) do add(c[1], { ins = { I(c[2], dt), I(c[3], dt) }, attrs = c[4] }) end
+  add("conv1d_backprop_input", { ins = { I({ 2, 4, 4 }, dt), I({ 3, 3, 4 }, dt) }, attrs = { input_shape = { 2, 8, 3 }, strides = 2, padding = "same" } })
+  add("conv1d_backprop_filter", { ins = { I({ 2, 8, 3 }, dt), I({ 2, 4, 4 }, dt) }, attrs = { filter_shape = { 3, 3, 4 }, strides = 2, padding = "same" } })
+  add("conv2d_backprop_input", { ins = { I({ 1, 5, 7, 3 }, dt), I({ 3, 2, 2, 3 }, dt) }, attrs = { input_shape = { 1, 5, 6, 2 }, padding = "explicit", explicit_padding = { 1, 1, 0, 2 } } })
+  add("conv2d_backprop_filter", { ins = { I({ 1, 5, 6, 2 }, dt), I({ 1, 5, 7, 3 }, dt) }, attrs = { filter_shape = { 3, 2, 2, 3 }, padding = "explicit", explicit_padding = { 1, 1, 0, 2 } } })
+  add("conv3d_backprop_input", { ins = { I({ 1, 2, 3, 2, 3 }, dt), I({ 2, 2, 2, 2, 3 }, dt) }, attrs = { input_shape = { 1, 4, 5, 4, 2 }, strides = 2, padding = "same" } })
+  add("conv3d_backprop_filter", { ins = { I({ 1, 4, 5, 4, 2 }, dt), I({ 1, 2, 3, 2, 3 }, dt) }, attrs = { filter_shape = { 2, 2, 2, 2, 3 }, strides = 2, padding = "same" } })
+  add("conv1d_transpose", { ins = { I({ 2, 3, 2 }, dt), I({ 3, 4, 2 }, dt) }, attrs = { strides = 2, padding = "same" } })
+  add("conv1d_transpose", { ins = { I({ 1, 4, 2 }, dt), I({ 3, 3, 2 }, dt) }, attrs = { strides = 2, padding = "explicit", explicit_padding = { 1, 0 } } })
+  add("conv2d_transpose", { ins = { I({ 1, 3, 3, 2 }, dt), I({ 3, 3, 2, 2 }, dt) }, attrs = { strides = 2, padding = "explicit", explicit_padding = { 1, 1, 0, 2 }, output_padding = 1 } })
+  add("conv3d_transpose", { ins = { I({ 1, 2, 3, 2, 2 }, dt), I({ 2, 3, 2, 3, 2 }, dt) }, attrs = { strides = { 2, 1, 2 } } })
+  add("conv3d_transpose", { ins = { I({ 1, 2, 2, 2, 2 }, dt), I({ 3, 3, 3, 2, 2 }, dt) }, attrs = { strides = 2, padding = "same", dilation = 1 } })
+  local pools = {
+    { 1, { 2, 7, 3 }, {} }, { 1, { 1, 8, 2 }, { ksize = 3, strides = 2, padding = "same" } },
+    { 1, { 1, 9, 2 }, { ksize = 3, strides = 1, dilation = 2 } },
+    { 1, { 2, 6, 2 }, { ksize = 3, strides = 2, padding = "explicit", explicit_padding = { 1, 2 } } },
+    { 2, { 1, 6, 7, 2 }, { ksize = { 2, 3 }, strides = 1, dilation = { 2, 2 }, padding = "same" } },
+    { 2, { 1, 5, 5, 2 }, { ksize = 3, strides = 2, padding = "explicit", explicit_padding = { 1, 1, 2, 0 } } },
+    { 3, { 1, 4, 4, 4, 2 }, {} }, { 3, { 2, 5, 4, 3, 1 }, { ksize = { 3, 2, 2 }, strides = { 2, 1, 1 }, padding = "same" } },
+    { 3, { 1, 5, 5, 5, 1 }, { ksize = 2, strides = 1, dilation = { 2, 1, 3 } } },
+    { 3, { 1, 3, 4, 4, 2 }, { ksize = 2, strides = 2, padding = "explicit", explicit_padding = { 1, 0, 1, 1, 0, 1 } } },
+  }
+  for _, p in ipairs(pools) do
+    add("max_pool" .. p[1] .. "d", { ins = { I(p[2], dt, "distinct") }, attrs = p[3] })
+    add("avg_pool" .. p[1] .. "d", { ins = { I(p[2], dt) }, attrs = p[3] })
+    if p[3].padding then
+      local q = {}
+      for k, v in pairs(p[3]) do q[k] = v end
+      q.count_include_pad = true
+      add("avg_pool" .. p[1] .. "d", { ins = { I(p[2], dt) }, attrs = q, label = "count_include_pad" })
+    end
+  end
+  add("max_pool1d_grad", { ins = { I({ 1, 8, 2 }, dt, "distinct"), I({ 1, 4, 2 }, dt) }, attrs = { ksize = 3, strides = 2, padding = "same" } })
+  add("max_pool2d_grad", { ins = { I({ 1, 5, 5, 2 }, dt, "distinct"), I({ 1, 3, 2, 2 }, dt) }, attrs = { ksize = 3, strides = 2, padding = "explicit", explicit_padding = { 1, 1, 0, 0 } } })
+  add("max_pool2d_grad", { ins = { I({ 1, 6, 6, 1 }, dt, "distinct"), I({ 1, 4, 4, 1 }, dt) }, attrs = { ksize = 2, strides = 1, dilation = 2 } })
+  add("max_pool3d_grad", { ins = { I({ 1, 4, 4, 4, 2 }, dt, "distinct"), I({ 1, 2, 2, 2, 2 }, dt) } })
+  add("max_pool3d_grad_grad", { ins = { I({ 1, 4, 4, 4, 2 }, dt, "distinct"), I({ 1, 4, 4, 4, 2 }, dt) }, attrs = { ksize = 3, strides = 2, padding = "same" } })
+  add("max_pool1d_grad_grad", { ins = { I({ 1, 9, 2 }, dt, "distinct"), I({ 1, 9, 2 }, dt) }, attrs = { ksize = 3, strides = 1, dilation = 2 } })
+  add("avg_pool1d_grad", { ins = { I({ 1, 4, 2 }, dt) }, attrs = { input_shape = { 1, 8, 2 }, ksize = 3, strides = 2, padding = "same", count_include_pad = true } })
+  add("avg_pool2d_grad", { ins = { I({ 1, 4, 4, 1 }, dt) }, attrs = { input_shape = { 1, 6, 6, 1 }, ksize = 2, strides = 1, dilation = 2 } })
+  add("avg_pool3d_grad", { ins = { I({ 1, 2, 3, 2, 1 }, dt) }, attrs = { input_shape = { 1, 3, 4, 4, 1 }, ksize = 2, strides = 2, padding = "explicit", explicit_padding = { 1, 0, 1, 1, 0, 1 } } })
+end
+
 return M

@@ -1122,3 +1122,184 @@ REFS.update({
     "unsorted_segment_min": ("same", r_segment("min", False)),
     "argwhere": ("arg", r_argwhere),
 })
+
+
+# ---- convolutions and pooling over 1, 2 and 3 spatial axes (issue 17) ------------------------
+# One N-d reference for conv1d/2d/3d, their gradients and transposes, and max/avg pooling, with
+# TF's "valid"/"same" padding or explicit {before, after} pairs (padding = "explicit",
+# explicit_padding flat), dilation (also for pooling: reduce_window's window_dilation) and
+# count_include_pad. It replaces the 2-d references above for the 2-d ops too, so the same
+# code checks every rank. jax.lax.conv_general_dilated and reduce_window; gradients by vjp.
+_LAYOUTS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
+
+
+def _ntuple(v, n, default):
+    if v is None:
+        return (default,) * n
+    if isinstance(v, (int, float)):
+        return (int(v),) * n
+    v = [int(t) for t in v]
+    return tuple(v) if len(v) == n else (v[0],) * n
+
+
+def _pads_nd(a, sizes, ks, st, dl):
+    pad = a.get("padding", "valid")
+    if pad == "explicit":
+        e = [int(t) for t in a["explicit_padding"]]
+        return [(e[2 * i], e[2 * i + 1]) for i in range(len(sizes))]
+    return [_tf_pads(sizes[i], ks[i], st[i], dl[i], pad) for i in range(len(sizes))]
+
+
+def _convn(nsp, x, w, a):
+    import jax
+    st = _ntuple(a.get("strides"), nsp, 1)
+    dl = _ntuple(a.get("dilation"), nsp, 1)
+    pads = _pads_nd(a, x.shape[1:1 + nsp], w.shape[:nsp], st, dl)
+    return jax.lax.conv_general_dilated(x, w, st, pads, rhs_dilation=dl, dimension_numbers=_LAYOUTS[nsp],
+                                        feature_group_count=int(a.get("groups", 1)),
+                                        precision=jax.lax.Precision.HIGHEST)
+
+
+def _mk_conv(nsp):
+    def r(xp, a, x, w):
+        jnp = jnp_of(xp)
+        return to_xp(xp, _convn(nsp, jnp.asarray(x), jnp.asarray(w), a))
+    return r
+
+
+def _mk_conv_bin(nsp):
+    def r(xp, a, dy, w):
+        import jax
+        jnp = jnp_of(xp)
+        z = jnp.zeros(tuple(int(s) for s in a["input_shape"]), dtype=dy.dtype)
+        w = jnp.asarray(w)
+        _, vjp = jax.vjp(lambda t: _convn(nsp, t, w, a), z)
+        return to_xp(xp, vjp(jnp.asarray(dy))[0])
+    return r
+
+
+def _mk_conv_bfil(nsp):
+    def r(xp, a, x, dy):
+        import jax
+        jnp = jnp_of(xp)
+        z = jnp.zeros(tuple(int(s) for s in a["filter_shape"]), dtype=dy.dtype)
+        x = jnp.asarray(x)
+        _, vjp = jax.vjp(lambda t: _convn(nsp, x, t, a), z)
+        return to_xp(xp, vjp(jnp.asarray(dy))[0])
+    return r
+
+
+def _mk_conv_transpose(nsp):
+    """Keras's ConvNDTranspose (PyTorch's rule with explicit pairs): the adjoint of conv(z, w)
+    for z of the documented size."""
+    def r(xp, a, x, w):
+        import jax
+        jnp = jnp_of(xp)
+        st = _ntuple(a.get("strides"), nsp, 1)
+        dl = _ntuple(a.get("dilation"), nsp, 1)
+        pad = a.get("padding", "valid")
+        op = a.get("output_padding")
+        e = [int(t) for t in a.get("explicit_padding") or []]
+        out = []
+        for i in range(nsp):
+            n, k = x.shape[1 + i], w.shape[i]
+            keff = (k - 1) * dl[i] + 1
+            o = 0 if op is None else _ntuple(op, nsp, 0)[i]
+            if pad == "explicit":
+                out.append((n - 1) * st[i] + keff - e[2 * i] - e[2 * i + 1] + o)
+            elif op is None:
+                out.append(n * st[i] if pad == "same" else n * st[i] + max(keff - st[i], 0))
+            else:
+                out.append((n - 1) * st[i] + keff - (2 * (keff // 2) if pad == "same" else 0) + o)
+        z = jnp.zeros((x.shape[0],) + tuple(out) + (w.shape[nsp],), dtype=x.dtype)
+        w = jnp.asarray(w)
+        ca = {"strides": list(st), "dilation": list(dl), "padding": pad, "explicit_padding": e}
+        _, vjp = jax.vjp(lambda t: _convn(nsp, t, w, ca), z)
+        return to_xp(xp, vjp(jnp.asarray(x))[0])
+    return r
+
+
+def _pool_nd(nsp, a, shape):
+    ks = _ntuple(a.get("ksize"), nsp, 2)
+    st = _ntuple(a.get("strides"), nsp, 1) if a.get("strides") is not None else ks
+    dl = _ntuple(a.get("dilation"), nsp, 1)
+    pads = _pads_nd(a, shape[1:1 + nsp], ks, st, dl)
+    one = (1,)
+    return one + ks + one, one + st + one, one + dl + one, [(0, 0)] + pads + [(0, 0)], ks
+
+
+def _max_pool_nd(nsp, x, a):
+    import itertools
+    import jax
+    import jax.numpy as jnp
+    dims, strides, wd, pads, ks = _pool_nd(nsp, a, x.shape)
+    init = np.array(-np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min, dtype=x.dtype)
+    if all(d == 1 for d in wd):
+        return jax.lax.reduce_window(x, init, jax.lax.max, dims, strides, pads)
+    # JAX has no VJP for a dilated max reduce_window: the maximum over the window's taps, each
+    # a strided slice of x padded with the identity (differentiable; the cases' values are distinct).
+    xpad = jnp.pad(x, pads, constant_values=init)
+    st, dl = strides[1:-1], wd[1:-1]
+    outs = [(xpad.shape[1 + i] - ((ks[i] - 1) * dl[i] + 1)) // st[i] + 1 for i in range(nsp)]
+    res = None
+    for taps in itertools.product(*[range(k) for k in ks]):
+        sl = (slice(None),) + tuple(slice(t * dl[i], t * dl[i] + (outs[i] - 1) * st[i] + 1, st[i])
+                                    for i, t in enumerate(taps)) + (slice(None),)
+        v = xpad[sl]
+        res = v if res is None else jnp.maximum(res, v)
+    return res
+
+
+def _avg_pool_nd(nsp, x, a):
+    import jax
+    dims, strides, wd, pads, ks = _pool_nd(nsp, a, x.shape)
+    zero = np.array(0, dtype=x.dtype)
+    s = jax.lax.reduce_window(x, zero, jax.lax.add, dims, strides, pads, window_dilation=wd)
+    if a.get("count_include_pad"):
+        return s / float(np.prod(ks))
+    ones = np.ones((1,) + tuple(x.shape[1:1 + nsp]) + (1,), dtype=x.dtype)
+    n = jax.lax.reduce_window(ones, zero, jax.lax.add, dims, strides, pads, window_dilation=wd)
+    return s / n
+
+
+def _mk_pool(nsp, kind):
+    fwd = _max_pool_nd if kind == "max" else _avg_pool_nd
+
+    def r(xp, a, x):
+        jnp = jnp_of(xp)
+        return to_xp(xp, fwd(nsp, jnp.asarray(x), a))
+
+    def r_grad(xp, a, x, dy):
+        import jax
+        jnp = jnp_of(xp)
+        _, vjp = jax.vjp(lambda t: fwd(nsp, t, a), jnp.asarray(x))
+        return to_xp(xp, vjp(jnp.asarray(dy))[0])
+
+    def r_grad_grad(xp, a, x, gx):
+        import jax
+        jnp = jnp_of(xp)
+        _, t = jax.jvp(lambda u: fwd(nsp, u, a), (jnp.asarray(x),), (jnp.asarray(gx),))
+        return to_xp(xp, t)
+
+    def r_avg_grad(xp, a, dy):
+        import jax
+        jnp = jnp_of(xp)
+        z = jnp.zeros(tuple(int(s) for s in a["input_shape"]), dtype=dy.dtype)
+        _, vjp = jax.vjp(lambda t: fwd(nsp, t, a), z)
+        return to_xp(xp, vjp(jnp.asarray(dy))[0])
+    return r, r_grad, r_grad_grad, r_avg_grad
+
+
+for _d in (1, 2, 3):
+    _n = f"{_d}d"
+    _mx, _mxg, _mxgg, _ = _mk_pool(_d, "max")
+    _av, _, _, _avg = _mk_pool(_d, "avg")
+    REFS.update({
+        f"conv{_n}": ("num", _mk_conv(_d)), f"conv{_n}_backprop_input": ("num", _mk_conv_bin(_d)),
+        f"conv{_n}_backprop_filter": ("num", _mk_conv_bfil(_d)), f"conv{_n}_transpose": ("num", _mk_conv_transpose(_d)),
+        f"max_pool{_n}": ("same", _mx), f"max_pool{_n}_grad": ("num", _mxg), f"max_pool{_n}_grad_grad": ("num", _mxgg),
+        f"avg_pool{_n}": ("same", _av), f"avg_pool{_n}_grad": ("same", _avg),
+    })
+    JAX_FORWARD |= {f"conv{_n}", f"conv{_n}_backprop_input", f"conv{_n}_backprop_filter", f"conv{_n}_transpose",
+                    f"max_pool{_n}", f"max_pool{_n}_grad", f"max_pool{_n}_grad_grad", f"avg_pool{_n}",
+                    f"avg_pool{_n}_grad"}

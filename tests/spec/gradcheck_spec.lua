@@ -226,6 +226,34 @@ local cases = {
   unsorted_segment_prod = { { inputs = { U({ 5 }, 0.5, 1.5), fixed(mg.tensor { 3, 1, 3, 1, 2 }) }, args = { 3 } } },
   unsorted_segment_max = { { inputs = { DISTINCT { 5, 2 }, fixed(mg.tensor { 3, 1, 3, 1, 2 }) }, args = { 3 } } },
   unsorted_segment_min = { { inputs = { DISTINCT { 5, 2 }, fixed(mg.tensor { 3, 1, 3, 1, 2 }) }, args = { 3 } } },
+  -- issue 17: convolutions and pooling over 1 and 3 spatial axes; explicit padding, pooling dilation
+  conv1d = {
+    { inputs = { U { 2, 6, 3 }, U { 3, 3, 4 } }, args = { { padding = "same", strides = 2 } } },
+    { inputs = { U { 1, 7, 4 }, U { 2, 2, 4 } }, args = { { groups = 2, dilation = 2, padding = "explicit", explicit_padding = { 2, 1 } } } },
+  },
+  conv1d_backprop_input = { { inputs = { U { 2, 3, 4 }, U { 3, 3, 4 } }, args = { { 2, 6, 3 }, { padding = "same", strides = 2 } } } },
+  conv1d_backprop_filter = { { inputs = { U { 2, 6, 3 }, U { 2, 3, 4 } }, args = { { 3, 3, 4 }, { padding = "same", strides = 2 } } } },
+  conv1d_transpose = { { inputs = { U { 1, 3, 2 }, U { 3, 2, 2 } }, args = { { strides = 2, padding = "explicit", explicit_padding = { 1, 0 } } } } },
+  conv3d = {
+    { inputs = { U { 1, 3, 4, 3, 2 }, U { 2, 2, 2, 2, 3 } }, args = { { padding = "same" } } },
+    { inputs = { U { 1, 4, 3, 3, 2 }, U { 2, 1, 2, 2, 2 } }, args = { { strides = { 2, 1, 1 }, padding = "explicit", explicit_padding = { 1, 0, 0, 1, 1, 1 } } } },
+  },
+  conv3d_backprop_input = { { inputs = { U { 1, 2, 2, 2, 3 }, U { 2, 2, 2, 2, 3 } }, args = { { 1, 3, 4, 3, 2 }, { strides = 2, padding = "same" } } } },
+  conv3d_backprop_filter = { { inputs = { U { 1, 3, 4, 3, 2 }, U { 1, 2, 2, 2, 3 } }, args = { { 2, 2, 2, 2, 3 }, { strides = 2, padding = "same" } } } },
+  conv3d_transpose = { { inputs = { U { 1, 2, 2, 1, 2 }, U { 2, 2, 2, 3, 2 } }, args = { { strides = 2 } } } },
+  max_pool1d = { { inputs = { DISTINCT { 2, 7, 2 } }, args = { { ksize = 3, strides = 2, padding = "same" } } },
+    { inputs = { DISTINCT { 1, 9, 2 } }, args = { { ksize = 3, strides = 1, dilation = 2 } } } },
+  max_pool1d_grad = { { inputs = { DISTINCT { 1, 8, 2 }, U { 1, 4, 2 } }, args = { { ksize = 3, strides = 2, padding = "same" } } } },
+  max_pool1d_grad_grad = { { inputs = { DISTINCT { 1, 8, 2 }, U { 1, 8, 2 } }, args = { { ksize = 3, strides = 2, padding = "same" } } } },
+  max_pool3d = { { inputs = { DISTINCT { 1, 4, 4, 3, 2 } } },
+    { inputs = { DISTINCT { 1, 3, 4, 4, 1 } }, args = { { ksize = 2, strides = 2, padding = "explicit", explicit_padding = { 1, 0, 1, 1, 0, 1 } } } } },
+  max_pool3d_grad = { { inputs = { DISTINCT { 1, 4, 4, 4, 1 }, U { 1, 2, 2, 2, 1 } } } },
+  max_pool3d_grad_grad = { { inputs = { DISTINCT { 1, 4, 4, 4, 1 }, U { 1, 4, 4, 4, 1 } } } },
+  avg_pool1d = { { inputs = { U { 2, 7, 2 } }, args = { { ksize = 3, strides = 2, padding = "same", count_include_pad = true } } },
+    { inputs = { U { 1, 9, 2 } }, args = { { ksize = 3, strides = 1, dilation = 2, padding = "explicit", explicit_padding = { 2, 1 } } } } },
+  avg_pool1d_grad = { { inputs = { U { 1, 4, 2 } }, args = { { 1, 8, 2 }, { ksize = 3, strides = 2, padding = "same", count_include_pad = true } } } },
+  avg_pool3d = { { inputs = { U { 1, 3, 4, 4, 1 } }, args = { { ksize = 2, strides = 2, padding = "explicit", explicit_padding = { 1, 0, 1, 1, 0, 1 } } } } },
+  avg_pool3d_grad = { { inputs = { U { 1, 2, 3, 2, 1 } }, args = { { 1, 3, 4, 4, 1 }, { ksize = 2, strides = 2, padding = "explicit", explicit_padding = { 1, 0, 1, 1, 0, 1 } } } } },
 }
 
 -- Differentiable ops whose own gradient is documented as not implemented: differentiating them
@@ -249,6 +277,8 @@ local second_order = {
   "cumsum", "cumulative_logsumexp", "cummax", "cummin", "sort",
   "gather_nd", "tensor_scatter_nd_update", "tensor_scatter_nd_add", "tensor_scatter_nd_sub", "segment_sum",
   "unsorted_segment_sum", "segment_max",
+  "conv1d", "conv1d_backprop_input", "conv1d_transpose", "conv3d", "conv3d_backprop_filter", "max_pool1d",
+  "avg_pool1d", "avg_pool3d_grad",
 }
 
 local second_order_all = { matmul = true, prod = true, tile = true, pow = true, gelu = true, elu = true }
