@@ -15,7 +15,8 @@ M.version = core.version
 
 M.float32, M.float64 = "float32", "float64"
 M.int32, M.int64, M.uint8, M.bool = "int32", "int64", "uint8", "bool"
-M.dtypes = { "float32", "float64", "int32", "int64", "uint8", "bool" }
+M.float16, M.bfloat16, M.int8, M.int16 = "float16", "bfloat16", "int8", "int16"  -- storage dtypes (doc/dtypes.md)
+M.dtypes = { "float32", "float64", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool" }
 
 local methods = core.methods
 local docs = {}        -- function -> help text (mg.document)

@@ -632,7 +632,7 @@ local function read_attr(v, info, k)
     if tv ~= "string" then return bad_attr(info, d, "a dtype name (mg.float32, ...)", v) end
     local id = dtype_ids[v]
     if not id then
-      return format("%s: unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)", info.name, v)
+      return format("%s: unknown dtype '%s' (float32, float64, float16, bfloat16, int8, int16, int32, int64, uint8, bool)", info.name, v)
     end
     slot.i[0] = id
   elseif kind == "enum" then
@@ -1030,7 +1030,7 @@ local function parse_dtype(v)
     uerror(format("bad argument #2 to 'tensor' (string expected, got %s)", typename(v)), 3)
   end
   local id = dtype_ids[v]
-  if not id then uerror(format("unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)", v), 3) end
+  if not id then uerror(format("unknown dtype '%s' (float32, float64, float16, bfloat16, int8, int16, int32, int64, uint8, bool)", v), 3) end
   return id
 end
 

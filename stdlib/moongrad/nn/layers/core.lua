@@ -24,7 +24,8 @@ local InputLayer = Layer:extend("InputLayer")
 InputLayer.list_argument = true   -- InputLayer{28, 28, 1} is one shape
 -- an input may hold any dtype (int64 ids for an Embedding, uint8 images)
 InputLayer.base_options = require("moongrad.options").extend(Layer.base_options,
-  { dtype = { "string", one_of = { "float32", "float64", "int32", "int64", "uint8", "bool" } } })
+  { dtype = { "string", one_of = { "float32", "float64", "float16", "bfloat16", "int8", "int16", "int32", "int64",
+    "uint8", "bool" } } })
 M.InputLayer = InputLayer
 InputLayer.default_name = "input"
 
