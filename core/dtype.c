@@ -20,6 +20,7 @@
  * rounds the result once on store (apply.c).
  */
 #include "internal.h"
+#include "half.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,9 @@ int mg_dtype_is_storage(mg_dtype dt) {
 mg_dtype mg_dtype_compute(mg_dtype dt) {
   return dt == MG_FLOAT16 || dt == MG_BFLOAT16 ? MG_FLOAT32 : dt == MG_INT8 || dt == MG_INT16 ? MG_INT32 : dt;
 }
+
+uint16_t mg_half_from_f64(mg_dtype dt, double v) { return dt == MG_BFLOAT16 ? mg_f64_to_bf16(v) : mg_f64_to_f16(v); }
+double mg_half_to_f64(mg_dtype dt, uint16_t h) { return dt == MG_BFLOAT16 ? mg_bf16_to_f32(h) : mg_f16_to_f32(h); }
 
 static int category(mg_dtype dt) { return dt == MG_BOOL ? 0 : mg_dtype_is_int(dt) ? 1 : 2; }
 

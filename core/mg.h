@@ -97,6 +97,10 @@ MG_API int mg_dtype_is_int(mg_dtype dt);                  /* int8/int16/int32/in
  * (float32, int32) and is the identity for the others. */
 MG_API int mg_dtype_is_storage(mg_dtype dt);
 MG_API mg_dtype mg_dtype_compute(mg_dtype dt);
+/* One float16/bfloat16 element (dt) from a number, rounded to nearest even,
+ * and back (exact); bindings that write elements themselves use them. */
+MG_API uint16_t mg_half_from_f64(mg_dtype dt, double v);
+MG_API double mg_half_to_f64(mg_dtype dt, uint16_t h);
 /* The promotion of two strong dtypes (bool < ints < floats; JAX/NumPy's
  * lattice: int8 < int16 < int32 < int64, uint8 with a signed int at least
  * int16, float16/bfloat16 < float32 < float64, float16 with bfloat16 float32). */
@@ -650,8 +654,8 @@ typedef struct mg_tensorfile mg_tensorfile;
 /* Parses a safetensors image in memory, validating everything (header length,
  * JSON, dtypes, shapes, offsets, overlaps, duplicate names, metadata); never
  * reads outside buf[0..len). `what` names the file in error messages (NULL:
- * "<buffer>"). F16/BF16 tensors load converted to float32; other dtypes the
- * engine lacks (I8, U16, F8_*, ...) are an error naming the tensor. On
+ * "<buffer>"). F16, BF16, I8 and I16 load as float16, bfloat16, int8 and
+ * int16; dtypes the engine lacks (U16, F8_*, ...) are an error naming the tensor. On
  * success the caller owns *out (mg_tensorfile_free). */
 MG_API mg_status mg_safetensors_parse(const uint8_t *buf, size_t len, const char *what, mg_tensorfile **out);
 /* Reads the file at path once and parses it (messages start "load: <path>: "). */
