@@ -14,6 +14,7 @@ local adam = require("moongrad.optim.adam")
 M.Adam, M.AdamW = adam.Adam, adam.AdamW
 local rms = require("moongrad.optim.rmsprop")
 M.RMSprop, M.Adagrad = rms.RMSprop, rms.Adagrad
+M.LossScaleOptimizer = require("moongrad.optim.loss_scale")  -- dtypes section: float16 loss scaling
 M.schedules = require("moongrad.optim.schedules")
 for k, v in pairs(M.schedules) do
   if type(v) == "table" and k ~= "LearningRateSchedule" then M[k] = v end

@@ -49,6 +49,12 @@ function InputLayer:__init(...)
   end
   rawset(self, "_batch_input_shape", util.copy(shape))
   rawset(self, "built", true)
+  -- the data's dtype, not a policy's: float32 unless given, even under a mixed global policy
+  local dt = cfg.dtype or "float32"
+  rawset(self, "dtype_policy", nil)
+  rawset(self, "dtype", dt)
+  rawset(self, "variable_dtype", dt)
+  rawset(self, "compute_dtype", dt)
   local kt = node.KerasTensor(util.copy(shape), self.dtype, nil, 1, self.name)
   local n = node.Node(self, {}, true, {})
   n.outputs = { kt }
@@ -83,7 +89,7 @@ function Activation:__init(...)
   self.activation = activations.get(cfg.activation)
 end
 
-function Activation:call(x) return self.activation(util.float_input(x, self.dtype)) end
+function Activation:call(x) return self.activation(util.float_input(x, self.compute_dtype)) end
 function Activation:compute_output_shape(s) return util.copy(s) end
 
 function Activation:get_config()
@@ -155,7 +161,7 @@ function Rescaling:__init(...)
 end
 
 function Rescaling:call(x)
-  local y = util.float_input(x, self.dtype) * self.scale
+  local y = util.float_input(x, self.compute_dtype) * self.scale
   if self.offset ~= 0 then y = y + self.offset end
   return y
 end
