@@ -34,8 +34,8 @@ local function parse(name)
   if type(name) ~= "string" then return nil, "must be a policy name or a DTypePolicy, got " .. options.show(name) end
   if PLAIN[name] then return name, name end
   if MIXED[name] then return MIXED[name], "float32" end
-  return nil, string.format("unknown dtype policy '%s' (float32, float64, float16, bfloat16, mixed_float16, "
-    .. "mixed_bfloat16)", name)
+  return nil, string.format('must be one of "float32", "float64", "float16", "bfloat16", "mixed_float16", '
+    .. '"mixed_bfloat16" (a dtype policy name) or a DTypePolicy, got %s', options.show(name))
 end
 
 function DTypePolicy:__init(name)

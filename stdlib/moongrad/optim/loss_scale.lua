@@ -22,7 +22,7 @@ local Optimizer = require("moongrad.optim.optimizer")
 --- are finite (else it halves the scale); after dynamic_growth_steps finite steps the scale
 --- doubles. model:fit uses scale_loss by itself.
 --- Example:
----   local w = mg.Variable(mg.tensor{2.0})
+---   local w = mg.Variable(mg.tensor({2}, mg.float32))
 ---   local opt = mg.optim.LossScaleOptimizer(mg.optim.SGD{learning_rate = 0.1}, {initial_scale = 1024})
 ---   local tape = mg.GradientTape()
 ---   local loss = (w * w):sum()
