@@ -62,6 +62,8 @@ BENCHES = [
      "time", None, "per call (n is a tensor argument)"),
     ("tape", "9. tape overhead: 20-op chain fwd+bwd on 4x4 float32", "time", None,
      "(mul, add, tanh, sin, sigmoid) x4, sum, gradient w.r.t. x; per step"),
+    ("bf16_matmul_2048", "11. bfloat16 matmul 2048", "rate", None,
+     "bfloat16 inputs and result, float32 accumulation (moongrad: converted to float32, BLIS sgemm, rounded once)"),
 ]
 # moongrad's row for the summary's speed-up where it reports several variants
 # and the fastest is not the one to compare (default: the fastest variant)

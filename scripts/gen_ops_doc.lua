@@ -213,6 +213,9 @@ print(w, vel)                              --> tensor([0.8, 2.2], dtype=float32)
   adagrad_update = [=[local w, acc = mg.Variable(mg.tensor{1.0, 2.0}), mg.Variable(mg.zeros{2})
 mg.raw.adagrad_update(w, acc, mg.tensor{2.0, -2.0}, 0.1, {epsilon = 0})
 print(w, acc)                              --> tensor([0.9, 2.1], dtype=float32)	tensor([4., 4.], dtype=float32)]=],
+  -- dtypes section
+  bitcast = [=[print(mg.bitcast(mg.tensor({1, 1/3}, mg.bfloat16), mg.int16))  --> tensor([16256, 16043], dtype=int16)
+print(mg.bitcast(mg.tensor({1.0}, mg.float32), mg.int16))   --> tensor([[    0, 16256]], dtype=int16)]=],
 }
 
 -- Splits the argument list of one MG_OP( ... ) call at top-level commas.
@@ -297,7 +300,8 @@ local function flag_words(flags)
   local names = { MG_EW = "elementwise", MG_BCAST = "broadcasts", MG_VIEW = "may return a view",
                   MG_NOGRAD = "no gradient", MG_RANDOM = "random", MG_VARIADIC = "any number of inputs",
                   MG_STATE = "updates its Variable inputs in place",
-                  MG_ACCUM = "may add into its first input's buffer in a staged run" }
+                  MG_ACCUM = "may add into its first input's buffer in a staged run",
+                  MG_STORAGE = "handles float16/bfloat16/int8/int16 itself" }
   for f in flags:gmatch("MG_[%u_]+") do
     if names[f] then words[#words + 1] = names[f] end
   end

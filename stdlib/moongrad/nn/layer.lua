@@ -23,10 +23,11 @@ local initializers = require("moongrad.nn.initializers")
 local options = require("moongrad.options")
 local mixed_precision = require("moongrad.nn.mixed_precision")
 
---- mg.nn.Layer{name=, trainable=true, dtype="float32"}  (dtype: a dtype policy name, "mixed_bfloat16", or a DTypePolicy)
+--- mg.nn.Layer{name=, trainable=true, dtype="float32"}
 --- The base class of layers (Keras's): a layer owns weights (add_weight in build),
 --- computes call(inputs), is built on its first call, and tracks the sublayers and
---- weights assigned to its fields. Subclass it for a layer of your own.
+--- weights assigned to its fields. Subclass it for a layer of your own. dtype is a dtype
+--- policy: a name ("float32", "mixed_bfloat16", ...) or an mg.nn.mixed_precision.DTypePolicy.
 --- Example:
 ---   local Scale = mg.nn.Layer:extend("Scale")
 ---   function Scale:build(shape) self.w = self:add_weight{name = "w", shape = {shape[#shape]}, initializer = "ones"} end
@@ -75,7 +76,7 @@ function Layer:_setup(cfg)
   rawset(self, "trainable", cfg.trainable ~= false)
   -- the dtype policy (mixed_precision.lua): dtype is the variables' dtype (Keras), compute_dtype the one
   -- the layer computes in; an InputLayer's dtype is its data's, any dtype
-  local policy = (cfg.dtype == nil or mixed_precision.rule.check(cfg.dtype) == nil) and mixed_precision.policy(cfg.dtype)
+  local policy = (cfg.dtype == nil or mixed_precision._rule.check(cfg.dtype) == nil) and mixed_precision._policy(cfg.dtype)
   rawset(self, "dtype_policy", policy or nil)
   rawset(self, "dtype", policy and policy.variable_dtype or cfg.dtype)
   rawset(self, "variable_dtype", rawget(self, "dtype"))
@@ -104,7 +105,7 @@ end
 Layer.base_options = {
   name = "string",
   trainable = "boolean",
-  dtype = mixed_precision.rule,
+  dtype = mixed_precision._rule,
   input_shape = util.rules.shape,
   batch_size = { "integer", min = 1 },
   batch_input_shape = "table",
@@ -382,8 +383,8 @@ end
 local function autocast(x, compute)
   if core.is_tensor(x) then
     local d = x.dtype
-    if d ~= compute and (d == "float32" or d == "float64" or mixed_precision.is_half(d)) and
-        (mixed_precision.is_half(d) or mixed_precision.is_half(compute)) then
+    if d ~= compute and (d == "float32" or d == "float64" or mixed_precision._is_half(d)) and
+        (mixed_precision._is_half(d) or mixed_precision._is_half(compute)) then
       return core.cast(x, compute)
     end
     return x
@@ -444,7 +445,7 @@ function Layer:__call(inputs, opts, ...)
   if training == nil then training = prev end
   ctx.training = training or false
   local compute = rawget(self, "compute_dtype")
-  local half = rawget(self, "dtype_policy") and mixed_precision.is_half(compute)
+  local half = rawget(self, "dtype_policy") and mixed_precision._is_half(compute)
   local swapped
   if half or rawget(self, "dtype_policy") then inputs = autocast(inputs, compute) end
   if half then swapped = cast_weights(self, compute) end

@@ -52,14 +52,14 @@ function DTypePolicy:__tostring() return string.format('<DTypePolicy "%s">', sel
 function M.is_policy(v) return class.isinstance(v, DTypePolicy) end
 
 -- The option rule for a layer's dtype=: a policy name or a policy.
-M.rule = { "string|table", check = function(v)
+M._rule = { "string|table", check = function(v)
   if M.is_policy(v) then return nil end
   local ok, why = parse(v)
   if not ok then return why end
 end }
 
 -- policy(v): v as a DTypePolicy (v a name or a policy; nil: the global one).
-function M.policy(v)
+function M._policy(v)
   if v == nil then return M.global_policy() end
   if M.is_policy(v) then return v end
   return DTypePolicy(v)
@@ -73,8 +73,8 @@ local global = DTypePolicy("float32")
 ---   print(mg.nn.layers.Dense(2).compute_dtype)   --> bfloat16
 ---   mg.nn.mixed_precision.set_global_policy("float32")
 function M.set_global_policy(p)
-  options.value("set_global_policy", "policy", p, M.rule)
-  global = M.policy(p)
+  options.value("set_global_policy", "policy", p, M._rule)
+  global = M._policy(p)
 end
 
 --- mg.nn.mixed_precision.global_policy() -> the global DTypePolicy.
@@ -82,6 +82,6 @@ function M.global_policy() return global end
 
 -- Whether a dtype is a half type (the ones autocast concerns).
 local HALF = { float16 = true, bfloat16 = true }
-function M.is_half(dt) return HALF[dt] == true end
+function M._is_half(dt) return HALF[dt] == true end
 
 return M
