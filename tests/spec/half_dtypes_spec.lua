@@ -172,6 +172,54 @@ describe("storage dtypes: ops", function()
     end
   end)
 
+  it("run every op of the oracle's cases on bfloat16 inputs as on their float32 values", function()
+    -- the mechanism's regression net: an op added to the table gets a case in tests/oracle/cases.lua
+    -- and so is run here on bfloat16 inputs too, with no kernel of its own for them
+    local cases = require("tests.oracle.cases")
+    local core = mg.core
+    local n = 0
+    for _, c in ipairs(cases.list) do
+      local has32 = false
+      for _, sp in ipairs(c.ins or {}) do has32 = has32 or (type(sp) == "table" and sp.dtype == "float32") end
+      if has32 and not c.run and not c.expect_error and core[c.op] then
+        local hs, ws = {}, {}
+        for k, sp in ipairs(c.ins) do
+          local x = sp
+          if type(sp) == "table" then
+            x = sp.values and mg.tensor(sp.values, sp.dtype):reshape(sp.shape)
+              or mg.cast(mg.random.uniform(sp.shape, 0.5, 1.5, mg.float64, k), sp.dtype)
+          end
+          if mg.is_tensor(x) and x.dtype == "float32" then
+            hs[k] = mg.cast(x, mg.bfloat16)
+            ws[k] = mg.cast(hs[k], mg.float32)
+          else
+            hs[k], ws[k] = x, x
+          end
+        end
+        local function call(args)
+          local a = {}
+          for i = 1, #c.ins do a[i] = args[i] end
+          if c.attrs and next(c.attrs) then a[#a + 1] = c.attrs end
+          return core[c.op](unpack(a, 1, #a))
+        end
+        local ok32, r32 = pcall(call, ws)
+        local ok16, r16 = pcall(call, hs)
+        local what = c.op .. " " .. (c.label or "")
+        assert.equal(ok32, ok16, what .. ": " .. tostring(ok32 and r16 or r32))
+        if ok32 and mg.is_tensor(r32) then
+          n = n + 1
+          if r32.dtype == "float32" then assert.is_true(r16.dtype == "bfloat16" or r16.dtype == "float32", what) end
+          local a, b = mg.cast(r16, mg.float64), mg.cast(r32, mg.float64)
+          if a.dtype == b.dtype and a:numel() > 0 then
+            local close = mg.logical_or(mg.equal(a, b), mg.less_equal(mg.abs(a - b), mg.abs(b) * 0.02 + 0.02))
+            assert.is_true(mg.all(mg.logical_or(close, mg.logical_and(mg.isnan(a), mg.isnan(b)))):item(), what)
+          end
+        end
+      end
+    end
+    assert.is_true(n > 500, "only " .. n .. " cases ran")
+  end)
+
   it("accumulate sums in float32 (bfloat16 alone would stall at 256)", function()
     assert.equal(9984, mg.ones({ 10000 }, mg.bfloat16):sum():item())  -- 10000 rounded once to 8 bits
     assert.equal(10000, mg.ones({ 10000 }, mg.bfloat16):sum{ dtype = mg.float32 }:item())
