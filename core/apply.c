@@ -90,13 +90,24 @@ int mg_apply_widens(const mg_opinfo *info, const mg_meta *m, mg_tensor *const *i
 /* The storage inputs (already cast to what infer asked for) widened to
  * their compute dtypes, in place of cast[i]. An in-place update (optimizer
  * steps) cannot write through a widened copy: those ops refuse them. */
-static mg_status widen_inputs(mg_ctx *ctx, const mg_opinfo *info, mg_tensor **cast, unsigned char *owned, int nin) {
+static mg_status widen_inputs(mg_ctx *ctx, const mg_opinfo *info, mg_tensor **cast, unsigned char *owned, int nin,
+                             mg_tensor **orig) {
   for (int i = 0; i < nin; i++) {
     mg_dtype dt = (mg_dtype)cast[i]->dtype;
     if (!mg_dtype_is_storage(dt)) continue;
     if (info->flags & MG_STATE)
       return mg_seterror(MG_EDTYPE, "%s: input %d is %s; an in-place update takes float32 or float64 variables "
                          "(keep variables in float32: mg.nn.mixed_precision)", info->name, i + 1, mg_dtype_name(dt));
+    int j = 0;  /* x * x: the same tensor is widened once */
+    while (j < i && !(orig[j] && orig[j] == cast[i])) j++;
+    if (j < i) {
+      if (owned[i]) mg_tensor_release(cast[i]);
+      mg_tensor_retain(cast[j]);
+      cast[i] = cast[j];
+      owned[i] = 1;
+      continue;
+    }
+    orig[i] = cast[i];
     mg_attrs a = {.set = 1u};
     a.v[0].n = 1;
     a.v[0].i[0] = mg_dtype_compute(dt);
@@ -185,7 +196,15 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
   if (ctx) ctx->paused++;  /* the casts and anything a kernel calls are not recorded */
   st = cast_inputs(ctx, &m, inputs, nin, cast, owned);
   int widen = !st && mg_apply_widens(info, &m, inputs, nin);
-  if (widen) st = widen_inputs(ctx, info, cast, owned, nin);
+  if (widen) {
+    mg_tensor *orig_small[SMALL_INPUTS], **orig = nin > SMALL_INPUTS ? calloc((size_t)nin, sizeof *orig) : orig_small;
+    if (!orig) st = mg_seterror(MG_ENOMEM, "%s: out of memory", info->name);
+    else {
+      for (int i = 0; i < nin; i++) orig[i] = NULL;
+      st = widen_inputs(ctx, info, cast, owned, nin, orig);
+      if (orig != orig_small) free(orig);
+    }
+  }
   if (ctx) ctx->paused--;
   if (st) goto cleanup;
   res = mg_tensor_header(widen ? mg_dtype_compute(m.dtype) : m.dtype, m.ndim, m.shape);
