@@ -457,6 +457,28 @@ describe("LossScaleOptimizer", function()
     near({ w:item(), opt.dynamic_scale:item() }, { 1.6, 8 })
   end)
 
+  it("saves and loads with a mixed precision model (policy, scale and inner state)", function()
+    local m = mg.nn.Sequential{ mg.nn.Input{ 4 }, mg.nn.layers.Dense(3, { dtype = "mixed_float16" }),
+      mg.nn.layers.Dense(1, { dtype = "float32" }) }
+    local opt = mg.optim.LossScaleOptimizer(mg.optim.Adam{ learning_rate = 0.01 }, { initial_scale = 256 })
+    m:compile{ optimizer = opt, loss = "mse" }
+    local x = mg.random.normal({ 64, 4 }, { seed = 1 })
+    m:fit(x, x:sum{ axis = 2, keepdims = true }, { epochs = 2, batch_size = 16, verbose = 0 })
+    opt.dynamic_scale:assign(mg.tensor(64, mg.float32))
+    local path = os.tmpname()
+    os.remove(path)
+    path = path .. ".moongrad"
+    m:save(path)
+    local m2 = mg.nn.load_model(path)
+    os.remove(path)
+    assert.equal("float16", m2.layers[1].compute_dtype)
+    assert.equal("mixed_float16", m2.layers[1]:get_config().dtype)
+    assert.equal("LossScaleOptimizer", m2.optimizer.class_name)
+    assert.equal(64, m2.optimizer.dynamic_scale:item())
+    assert.equal(8, m2.optimizer.iterations:item())
+    assert.is_true(mg.all(mg.equal(m2(x), m(x))):item())
+  end)
+
   it("checks its arguments", function()
     fails(function() mg.optim.LossScaleOptimizer("sgd") end, "inner_optimizer must be an optimizer")
     fails(function() mg.optim.LossScaleOptimizer(mg.optim.SGD(), { initial_scale = 0 }) end, "initial_scale")

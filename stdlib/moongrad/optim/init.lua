@@ -20,7 +20,8 @@ for k, v in pairs(M.schedules) do
   if type(v) == "table" and k ~= "LearningRateSchedule" then M[k] = v end
 end
 
-local by_name = { sgd = M.SGD, adam = M.Adam, adamw = M.AdamW, rmsprop = M.RMSprop, adagrad = M.Adagrad }
+local by_name = { sgd = M.SGD, adam = M.Adam, adamw = M.AdamW, rmsprop = M.RMSprop, adagrad = M.Adagrad,
+  lossscaleoptimizer = M.LossScaleOptimizer }
 
 -- get(id): an optimizer from a name ("adam", "sgd", ...), a
 -- {class_name=, config=} table, or the optimizer itself.

@@ -42,6 +42,12 @@ local SPEC = {
 }
 
 function LossScaleOptimizer:__init(inner, opts)
+  -- from a saved config (get_config's table, as model:save writes it): {inner_optimizer = {class_name=, config=}, ...}
+  if opts == nil and type(inner) == "table" and getmetatable(inner) == nil and inner.inner_optimizer then
+    local cfg = {}
+    for k, v in pairs(inner) do if k ~= "inner_optimizer" then cfg[k] = v end end
+    inner, opts = require("moongrad.optim").get(inner.inner_optimizer), cfg
+  end
   if not class.isinstance(inner, Optimizer) or class.isinstance(inner, LossScaleOptimizer) then
     options.raise("LossScaleOptimizer: inner_optimizer must be an optimizer (not a LossScaleOptimizer), got "
       .. options.show(inner))
@@ -118,6 +124,15 @@ function LossScaleOptimizer:apply_gradients(grads, vars)
     return mg.tensor(0, "int64")
   end)
   return self.iterations
+end
+
+-- The state for saving (optimizer.lua's get_state/set_state): the inner optimizer's, then the
+-- scale and the step counter.
+function LossScaleOptimizer:_state_pairs(names)
+  local out = self.inner_optimizer:_state_pairs(names)
+  out[#out + 1] = { "loss_scale/dynamic_scale", self.dynamic_scale }
+  out[#out + 1] = { "loss_scale/step_counter", self.step_counter }
+  return out
 end
 
 function LossScaleOptimizer:get_config()
