@@ -237,6 +237,8 @@ describe("storage dtypes: ops", function()
     assert.same({ -56, 56, 14 }, (x + x):totable())
     assert.equal("int8", (x + 1).dtype)
     assert.same({ -32768 }, (mg.tensor({ 32767 }, mg.int16) + 1):totable())
+    assert.same({ 0, 1, 2 }, mg.bincount(mg.tensor({ 1, 2, 2 }, mg.int8)):totable())
+    assert.same({ 1, 3 }, mg.sort(mg.tensor({ 3, 1 }, mg.int16)):totable())
     assert.same({ 3 }, mg.argmax(mg.tensor({ 1, 5, 9 }, mg.int8)):totable() and { mg.argmax(mg.tensor({ 1, 5, 9 }, mg.int8)):item() })
   end)
 
