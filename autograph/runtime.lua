@@ -489,7 +489,8 @@ local function slot_target(name, a, b)
   if type(w) == "boolean" and t.dtype ~= "bool" then
     return nil, string.format("'%s' is %s in one branch and %s in the other", name, describe(ma.weak and b or a), describe(w))
   end
-  if type(w) == "number" and (t.dtype == "int64" or t.dtype == "int32" or t.dtype == "uint8") and w ~= math.floor(w) then
+  if type(w) == "number" and (t.dtype == "int64" or t.dtype == "int32" or t.dtype == "uint8"
+    or t.dtype == "int16" or t.dtype == "int8") and w ~= math.floor(w) then
     -- the number would have to become an integer tensor: name it here, at the if, not in `full`
     return nil, string.format("'%s' is %s in one branch and the number %s in the other, which an %s tensor "
       .. "cannot hold (cast the tensor to a float dtype before the if)", name, describe(ma.weak and b or a),

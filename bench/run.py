@@ -68,6 +68,8 @@ BENCHES = [
     ("cumsum_rows", "10c. cumsum over the rows of a 1000x1000 float32", "time", 1.0, "along the last axis"),
     ("einsum_attention", "10d. einsum of a batched attention contraction: \"bhqd,bhkd->bhqk\", b=8 h=8 q=k=512 d=64, "
      "float32", "time", 1.0, "per call, eager (2.1 GFLOP; issue 17's target: no slower than the best peer)"),
+    ("bf16_matmul_2048", "11. bfloat16 matmul 2048", "rate", None,
+     "bfloat16 inputs and result, float32 accumulation (moongrad: converted to float32, BLIS sgemm, rounded once)"),
 ]
 # moongrad's row for the summary's speed-up where it reports several variants
 # and the fastest is not the one to compare (default: the fastest variant)

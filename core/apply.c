@@ -6,6 +6,15 @@
  * cast inputs to the dtypes infer asked for, make the output (allocated, or a
  * bare header for view ops), run the kernel. Tracing and tape recording hook
  * in here later, so no op is special-cased anywhere else.
+ *
+ * The storage dtypes (float16, bfloat16, int8, int16) are handled here too,
+ * once for every op: unless the op's row says its kernel knows them
+ * (MG_STORAGE, or a view, which only moves bytes), its storage inputs are
+ * widened to float32/int32 (mg_dtype_compute), the kernel computes a
+ * float32/int32 result, and that is rounded once into the storage dtype infer
+ * chose (round-to-nearest-even; NaN and inf kept). Matmul and conv on
+ * bfloat16 thus accumulate in float32 (BLIS sgemm), sums accumulate in
+ * float32, and an op added tomorrow works on bfloat16 with no kernel change.
  */
 #include "graph.h"
 #include <stdio.h>
@@ -65,6 +74,63 @@ static mg_status cast_inputs(mg_ctx *ctx, const mg_meta *m, mg_tensor *const *in
     if (st) return st;
     owned[i] = 1;
   }
+  return MG_OK;
+}
+
+int mg_apply_widens(const mg_opinfo *info, const mg_meta *m, mg_tensor *const *in, int nin) {
+  if (info->flags & (MG_STORAGE | MG_VIEW)) return 0;
+  if (mg_dtype_is_storage(m->dtype)) return 1;
+  for (int i = 0; i < nin; i++) {
+    mg_dtype want = i < MG_CAST_SLOTS ? m->cast[i] : m->cast_rest;
+    if (mg_dtype_is_storage(want == MG_NDTYPES ? (mg_dtype)in[i]->dtype : want)) return 1;
+  }
+  return 0;
+}
+
+/* The storage inputs (already cast to what infer asked for) widened to
+ * their compute dtypes, in place of cast[i]. An in-place update (optimizer
+ * steps) cannot write through a widened copy: those ops refuse them. */
+static mg_status widen_inputs(mg_ctx *ctx, const mg_opinfo *info, mg_tensor **cast, unsigned char *owned, int nin,
+                             mg_tensor **orig) {
+  for (int i = 0; i < nin; i++) {
+    mg_dtype dt = (mg_dtype)cast[i]->dtype;
+    if (!mg_dtype_is_storage(dt)) continue;
+    if (info->flags & MG_STATE)
+      return mg_seterror(MG_EDTYPE, "%s: input %d is %s; an in-place update takes float32 or float64 variables "
+                         "(keep variables in float32: mg.nn.mixed_precision)", info->name, i + 1, mg_dtype_name(dt));
+    int j = 0;  /* x * x: the same tensor is widened once */
+    while (j < i && !(orig[j] && orig[j] == cast[i])) j++;
+    if (j < i) {
+      if (owned[i]) mg_tensor_release(cast[i]);
+      mg_tensor_retain(cast[j]);
+      cast[i] = cast[j];
+      owned[i] = 1;
+      continue;
+    }
+    orig[i] = cast[i];
+    mg_attrs a = {.set = 1u};
+    a.v[0].n = 1;
+    a.v[0].i[0] = mg_dtype_compute(dt);
+    mg_tensor *w;
+    mg_status st = mg_apply(ctx, MG_OP_CAST, &cast[i], 1, &a, &w);
+    if (st) return st;
+    if (owned[i]) mg_tensor_release(cast[i]);
+    cast[i] = w;
+    owned[i] = 1;
+  }
+  return MG_OK;
+}
+
+/* The kernel's float32/int32 result rounded once into the storage dtype. */
+static mg_status narrow_result(mg_ctx *ctx, mg_dtype dt, mg_tensor **res) {
+  mg_attrs a = {.set = 1u};
+  a.v[0].n = 1;
+  a.v[0].i[0] = dt;
+  mg_tensor *r;
+  mg_status st = mg_apply(ctx, MG_OP_CAST, res, 1, &a, &r);
+  if (st) return st;
+  mg_tensor_release(*res);
+  *res = r;
   return MG_OK;
 }
 
@@ -129,9 +195,19 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
   ncast = nin;
   if (ctx) ctx->paused++;  /* the casts and anything a kernel calls are not recorded */
   st = cast_inputs(ctx, &m, inputs, nin, cast, owned);
+  int widen = !st && mg_apply_widens(info, &m, inputs, nin);
+  if (widen) {
+    mg_tensor *orig_small[SMALL_INPUTS], **orig = nin > SMALL_INPUTS ? calloc((size_t)nin, sizeof *orig) : orig_small;
+    if (!orig) st = mg_seterror(MG_ENOMEM, "%s: out of memory", info->name);
+    else {
+      for (int i = 0; i < nin; i++) orig[i] = NULL;
+      st = widen_inputs(ctx, info, cast, owned, nin, orig);
+      if (orig != orig_small) free(orig);
+    }
+  }
   if (ctx) ctx->paused--;
   if (st) goto cleanup;
-  res = mg_tensor_header(m.dtype, m.ndim, m.shape);
+  res = mg_tensor_header(widen ? mg_dtype_compute(m.dtype) : m.dtype, m.ndim, m.shape);
   if (!res) {
     st = mg_seterror(MG_ENOMEM, "%s: out of memory", info->name);
     goto cleanup;
@@ -145,6 +221,7 @@ mg_status mg_apply(mg_ctx *ctx, mg_op op, mg_tensor *const *inputs, int nin,
   call.in = cast;
   if (ctx) ctx->paused++;
   st = mg_kernel_run(mg_op_kernel(op), &call, res);
+  if (!st && widen && res->dtype != m.dtype) st = narrow_result(ctx, m.dtype, &res);
   if (ctx) ctx->paused--;
   if (!st && ctx && ctx->ntapes && !ctx->paused) st = mg_tape_record_op(ctx, op, inputs, nin, &a, res);
 

@@ -14,8 +14,13 @@
  * values): mg_check_number is the one test all of them use, so a value an
  * integer dtype cannot hold is an error instead of wrapping (uint8 250 + 300
  * is not 38).
+ *
+ * float16, bfloat16, int8 and int16 are storage dtypes: mg_apply computes
+ * an op on them in float32/int32 unless the op's kernel handles them, and
+ * rounds the result once on store (apply.c).
  */
 #include "internal.h"
+#include "half.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +31,8 @@ static const struct {
 } dtypes[MG_NDTYPES] = {
     [MG_FLOAT32] = {"float32", 4}, [MG_FLOAT64] = {"float64", 8}, [MG_INT32] = {"int32", 4},
     [MG_INT64] = {"int64", 8},     [MG_UINT8] = {"uint8", 1},     [MG_BOOL] = {"bool", 1},
+    [MG_FLOAT16] = {"float16", 2}, [MG_BFLOAT16] = {"bfloat16", 2}, [MG_INT8] = {"int8", 1},
+    [MG_INT16] = {"int16", 2},
 };
 
 const char *mg_dtype_name(mg_dtype dt) {
@@ -42,18 +49,47 @@ int mg_dtype_from_name(const char *name, mg_dtype *out) {
 }
 
 size_t mg_dtype_size(mg_dtype dt) { return (unsigned)dt < MG_NDTYPES ? dtypes[dt].size : 0; }
-int mg_dtype_is_float(mg_dtype dt) { return dt == MG_FLOAT32 || dt == MG_FLOAT64; }
-int mg_dtype_is_int(mg_dtype dt) { return dt == MG_INT32 || dt == MG_INT64 || dt == MG_UINT8; }
+int mg_dtype_is_float(mg_dtype dt) {
+  return dt == MG_FLOAT32 || dt == MG_FLOAT64 || dt == MG_FLOAT16 || dt == MG_BFLOAT16;
+}
+int mg_dtype_is_int(mg_dtype dt) {
+  return dt == MG_INT32 || dt == MG_INT64 || dt == MG_UINT8 || dt == MG_INT8 || dt == MG_INT16;
+}
+int mg_dtype_is_storage(mg_dtype dt) {
+  return dt == MG_FLOAT16 || dt == MG_BFLOAT16 || dt == MG_INT8 || dt == MG_INT16;
+}
+mg_dtype mg_dtype_compute(mg_dtype dt) {
+  return dt == MG_FLOAT16 || dt == MG_BFLOAT16 ? MG_FLOAT32 : dt == MG_INT8 || dt == MG_INT16 ? MG_INT32 : dt;
+}
+
+uint16_t mg_half_from_f64(mg_dtype dt, double v) { return dt == MG_BFLOAT16 ? mg_f64_to_bf16(v) : mg_f64_to_f16(v); }
+double mg_half_to_f64(mg_dtype dt, uint16_t h) { return dt == MG_BFLOAT16 ? mg_bf16_to_f32(h) : mg_f16_to_f32(h); }
 
 static int category(mg_dtype dt) { return dt == MG_BOOL ? 0 : mg_dtype_is_int(dt) ? 1 : 2; }
+
+/* Width ranks inside a category: float16 and bfloat16 share one (neither
+ * holds the other: their join is float32); uint8 ranks with the signed
+ * ints by what holds it (int16). */
+static int rank(mg_dtype dt) {
+  switch (dt) {
+  case MG_INT8: case MG_FLOAT16: case MG_BFLOAT16: return 1;
+  case MG_INT16: case MG_UINT8: return 2;
+  case MG_INT32: case MG_FLOAT32: return 3;
+  default: return 4;  /* int64, float64 */
+  }
+}
 
 mg_dtype mg_promote(mg_dtype a, mg_dtype b) {
   if (a == b) return a;
   int ca = category(a), cb = category(b);
   if (ca != cb) return ca > cb ? a : b;
-  if (ca == 2) return MG_FLOAT64;               /* float32 with float64 */
-  if (a == MG_INT64 || b == MG_INT64) return MG_INT64;
-  return MG_INT32;                              /* int32 with uint8 */
+  int ra = rank(a), rb = rank(b);
+  if (ca == 2) return ra == rb ? MG_FLOAT32 : ra > rb ? a : b;  /* float16 with bfloat16: float32 */
+  if (a == MG_UINT8 || b == MG_UINT8) {  /* with a signed int: one that holds 0..255 */
+    mg_dtype s = a == MG_UINT8 ? b : a;
+    return rank(s) <= 2 ? MG_INT16 : s;
+  }
+  return ra > rb ? a : b;
 }
 
 mg_dtype mg_promote_inputs(mg_tensor *const *in, int n) {
@@ -77,8 +113,13 @@ mg_dtype mg_promote_inputs(mg_tensor *const *in, int n) {
 
 /* The range of an integer dtype. */
 static void int_range(mg_dtype dt, int64_t *lo, int64_t *hi) {
-  *lo = dt == MG_INT32 ? INT32_MIN : dt == MG_INT64 ? INT64_MIN : 0;
-  *hi = dt == MG_INT32 ? INT32_MAX : dt == MG_INT64 ? INT64_MAX : 255;
+  switch (dt) {
+  case MG_INT8: *lo = INT8_MIN, *hi = INT8_MAX; break;
+  case MG_INT16: *lo = INT16_MIN, *hi = INT16_MAX; break;
+  case MG_INT32: *lo = INT32_MIN, *hi = INT32_MAX; break;
+  case MG_INT64: *lo = INT64_MIN, *hi = INT64_MAX; break;
+  default: *lo = 0, *hi = 255; break;
+  }
 }
 
 /* The number as the user wrote it: integral floats without an exponent, so
@@ -100,7 +141,7 @@ mg_status mg_check_number(const char *fname, const char *arg, mg_dtype dt, int i
   int64_t lo, hi;
   int_range(dt, &lo, &hi);
   int ok = is_int ? i >= lo && i <= hi
-                  /* the float bounds are exact: -2^31, 2^31, -2^63, 2^63, 256 */
+                  /* the float bounds are exact: powers of two or their neighbours */
                   : f == floor(f) && f >= (double)lo && (dt == MG_INT64 ? f < 9223372036854775808.0 : f <= (double)hi);
   if (ok) return MG_OK;
   char v[64];

@@ -270,7 +270,8 @@ static mg_status run_op(frame *f, int i, mg_tensor **ins) {
     np->meta.cast_rest = MG_NDTYPES;
     for (int k = 0; k < MG_CAST_SLOTS; k++) np->meta.cast[k] = MG_NDTYPES;
     np->attrs = n->attrs;
-    np->direct = mg_op_infer(n->op)(&call, &np->meta) == MG_OK;
+    np->direct = mg_op_infer(n->op)(&call, &np->meta) == MG_OK &&
+                 !mg_apply_widens(call.info, &np->meta, ins, n->nin);  /* storage dtypes: mg_apply widens */
   }
   return MG_OK;
 }

@@ -83,6 +83,22 @@ static mg_status reduce_nonempty(const mg_call *c, unsigned mask, const mg_meta 
   return MG_OK;
 }
 
+/* sum{dtype=} and mean{dtype=} (slot 2): the dtype to accumulate in and
+ * return (NumPy's dtype argument): x is cast to it before the kernel, so a
+ * bfloat16 x summed with dtype=float32 gives the float32 sum of its values. */
+static mg_status reduce_dtype_attr(const mg_call *c, mg_meta *out) {
+  if (A_N(c, 2) == 0) return MG_OK;
+  mg_dtype want = (mg_dtype)A_I(c, 2);
+  if (c->op == MG_OP_MEAN && !mg_dtype_is_float(want))
+    return mg_seterror(MG_EDTYPE, "mean: dtype must be a float dtype (float16, bfloat16, float32, float64), got %s",
+                       mg_dtype_name(want));
+  if (want == MG_BOOL)
+    return mg_seterror(MG_EDTYPE, "sum: dtype bool cannot hold a sum (use any, or an integer dtype)");
+  out->dtype = want;
+  out->cast[0] = want == (mg_dtype)c->in[0]->dtype ? MG_NDTYPES : want;
+  return MG_OK;
+}
+
 /* sum, prod: integers and bools accumulate into int64, floats keep their dtype. */
 mg_status infer_reduce_sum(const mg_call *c, mg_meta *out) {
   unsigned mask;
@@ -90,7 +106,7 @@ mg_status infer_reduce_sum(const mg_call *c, mg_meta *out) {
   if (st) return st;
   mg_dtype dt = reduce_in_dtype(c, out);
   out->dtype = mg_dtype_is_float(dt) ? dt : MG_INT64;
-  return MG_OK;
+  return c->op == MG_OP_SUM ? reduce_dtype_attr(c, out) : MG_OK;
 }
 
 /* mean, logsumexp, variance: float results; integer inputs are read as
@@ -104,7 +120,7 @@ mg_status infer_reduce_float(const mg_call *c, mg_meta *out) {
     return mg_seterror(MG_EARG, "variance: correction must be >= 0, got %lld", (long long)A_I(c, 2));
   out->dtype = mg_dtype_is_float(dt) ? dt : MG_FLOAT32;
   if (!mg_dtype_is_float(dt)) out->cast[0] = MG_FLOAT64;
-  return MG_OK;
+  return c->op == MG_OP_MEAN ? reduce_dtype_attr(c, out) : MG_OK;
 }
 
 /* max, min: the input's dtype; an empty reduction is an error. */

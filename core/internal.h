@@ -214,6 +214,10 @@ extern _Thread_local mg_limits *mg_tl_kernel __attribute__((tls_model("initial-e
 /* Runs a kernel under the thread's limits: polls first, lets it poll between
  * its chunks, and turns a stop during it into an MG_ELIMIT error (the
  * output is then partial and must not be used). */
+/* Whether mg_apply computes this call widened (a storage dtype meets an op
+ * without MG_STORAGE): the executor then takes mg_apply's path, not a direct
+ * kernel call. */
+int mg_apply_widens(const mg_opinfo *info, const mg_meta *m, mg_tensor *const *in, int nin);
 mg_status mg_kernel_run(mg_kernel_fn k, const mg_call *c, mg_tensor *out);
 /* The same bracket around engine work that is not an op kernel (a fused
  * node): begin returns the outer kernel limits for end, which gives st or,

@@ -61,6 +61,12 @@ typedef enum mg_dtype {
   MG_INT64,
   MG_UINT8,
   MG_BOOL,
+  /* storage dtypes (2 and 1 bytes): kernels without a native loop for them
+   * compute in mg_dtype_compute(dt) (float32, int32) and round once on store */
+  MG_FLOAT16,
+  MG_BFLOAT16,
+  MG_INT8,
+  MG_INT16,
   MG_NDTYPES
 } mg_dtype;
 
@@ -85,8 +91,19 @@ MG_API const char *mg_dtype_name(mg_dtype dt);            /* "float32", ... */
 MG_API int mg_dtype_from_name(const char *name, mg_dtype *out); /* 1 if known */
 MG_API size_t mg_dtype_size(mg_dtype dt);
 MG_API int mg_dtype_is_float(mg_dtype dt);
-MG_API int mg_dtype_is_int(mg_dtype dt);                  /* int32/int64/uint8 */
-/* The NumPy/PyTorch promotion of two strong dtypes (bool < ints < floats). */
+MG_API int mg_dtype_is_int(mg_dtype dt);                  /* int8/int16/int32/int64/uint8 */
+/* float16, bfloat16, int8, int16: the dtypes stored narrower than they are
+ * computed in; mg_dtype_compute gives the dtype kernels see for them
+ * (float32, int32) and is the identity for the others. */
+MG_API int mg_dtype_is_storage(mg_dtype dt);
+MG_API mg_dtype mg_dtype_compute(mg_dtype dt);
+/* One float16/bfloat16 element (dt) from a number, rounded to nearest even,
+ * and back (exact); bindings that write elements themselves use them. */
+MG_API uint16_t mg_half_from_f64(mg_dtype dt, double v);
+MG_API double mg_half_to_f64(mg_dtype dt, uint16_t h);
+/* The promotion of two strong dtypes (bool < ints < floats; JAX/NumPy's
+ * lattice: int8 < int16 < int32 < int64, uint8 with a signed int at least
+ * int16, float16/bfloat16 < float32 < float64, float16 with bfloat16 float32). */
 MG_API mg_dtype mg_promote(mg_dtype a, mg_dtype b);
 /* Whether a number given by the user (a Lua number: the integer i when is_int,
  * else the float f) can become an element of dtype dt exactly: MG_OK, or
@@ -211,6 +228,8 @@ typedef enum mg_op {
 #define MG_STATE   0x80u  /* updates its Variable inputs in place (optimizer steps): never dropped, merged or reordered */
 #define MG_ACCUM   0x100u /* adds into input 0 (same shape and dtype as the result): the executor may give it
                              input 0's own buffer as the output when nothing else holds or reads it (index_add) */
+#define MG_STORAGE 0x200u /* the kernel handles float16/bfloat16/int8/int16 itself; every other op (views aside)
+                             computes them widened to float32/int32 and rounds once on store (apply.c) */
 
 /* Attribute kinds, as written in an op's schema string. */
 typedef enum mg_attr_kind {
@@ -635,8 +654,8 @@ typedef struct mg_tensorfile mg_tensorfile;
 /* Parses a safetensors image in memory, validating everything (header length,
  * JSON, dtypes, shapes, offsets, overlaps, duplicate names, metadata); never
  * reads outside buf[0..len). `what` names the file in error messages (NULL:
- * "<buffer>"). F16/BF16 tensors load converted to float32; other dtypes the
- * engine lacks (I8, U16, F8_*, ...) are an error naming the tensor. On
+ * "<buffer>"). F16, BF16, I8 and I16 load as float16, bfloat16, int8 and
+ * int16; dtypes the engine lacks (U16, F8_*, ...) are an error naming the tensor. On
  * success the caller owns *out (mg_tensorfile_free). */
 MG_API mg_status mg_safetensors_parse(const uint8_t *buf, size_t len, const char *what, mg_tensorfile **out);
 /* Reads the file at path once and parses it (messages start "load: <path>: "). */

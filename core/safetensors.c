@@ -13,8 +13,8 @@
  * parsed by cJSON (Debian's libcjson), which keeps duplicate keys in order,
  * so duplicates are found here rather than silently overwritten.
  *
- * dtypes: F32 F64 I32 I64 U8 BOOL load as themselves; F16 and BF16 load
- * converted to float32 (the engine has no half types). The writer sorts the
+ * dtypes: F32 F64 F16 BF16 I8 I16 I32 I64 U8 BOOL load as themselves
+ * (float16, bfloat16, int8, int16 are storage dtypes). The writer sorts the
  * tensors as Python's safetensors does (by dtype, wider first, then by name),
  * writes compact JSON padded with spaces to a multiple of 8, and goes
  * through the atomic writer (atomic_file.c).
@@ -62,8 +62,8 @@ typedef struct st_dtype {
 
 static const st_dtype st_dtypes[] = {
     {"F32", 4, MG_FLOAT32}, {"F64", 8, MG_FLOAT64}, {"I32", 4, MG_INT32}, {"I64", 8, MG_INT64},
-    {"U8", 1, MG_UINT8},    {"BOOL", 1, MG_BOOL},   {"F16", 2, MG_FLOAT32}, {"BF16", 2, MG_FLOAT32},
-    {"I8", 1, -1},          {"I16", 2, -1},         {"U16", 2, -1},         {"U32", 4, -1},
+    {"U8", 1, MG_UINT8},    {"BOOL", 1, MG_BOOL},   {"F16", 2, MG_FLOAT16}, {"BF16", 2, MG_BFLOAT16},
+    {"I8", 1, MG_INT8},     {"I16", 2, MG_INT16},         {"U16", 2, -1},         {"U32", 4, -1},
     {"U64", 8, -1},         {"F8_E5M2", 1, -1},     {"F8_E4M3", 1, -1},     {"C64", 8, -1},
     {"F8_E8M0", 1, -1},     {"F6_E2M3", 1, -1},     {"F6_E3M2", 1, -1},     {"F4", 1, -1},
 };
@@ -75,37 +75,8 @@ static const st_dtype *st_dtype_find(const char *name) {
 }
 
 static const char *st_dtype_of(mg_dtype dt) {
-  static const char *names[MG_NDTYPES] = {"F32", "F64", "I32", "I64", "U8", "BOOL"};
+  static const char *names[MG_NDTYPES] = {"F32", "F64", "I32", "I64", "U8", "BOOL", "F16", "BF16", "I8", "I16"};
   return names[dt];
-}
-
-/* IEEE half -> single, exact (every half is a float). */
-static float st_f16(uint16_t h) {
-  uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ffu, bits;
-  if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (man << 13);  /* inf, nan (payload kept) */
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112) << 23) | (man << 13);
-  } else if (man == 0) {
-    bits = sign;
-  } else {  /* subnormal: normalise */
-    int e = -1;
-    do {
-      e++;
-      man <<= 1;
-    } while (!(man & 0x400u));
-    bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ffu) << 13);
-  }
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
-
-static float st_bf16(uint16_t h) {
-  uint32_t bits = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
 }
 
 /* ---- UTF-8 ----------------------------------------------------------------- */
@@ -244,8 +215,8 @@ static mg_status st_parse_entry(st_entry *e, const cJSON *v, uint64_t dlen, cons
   if (!d)
     return mg_seterror(MG_EDTYPE, "%s: tensor '%s': unknown dtype \"%.32s\"", what, nm, dt->valuestring);
   if (d->loads_as < 0)
-    return mg_seterror(MG_EDTYPE, "%s: tensor '%s': dtype %s is not supported (F32, F64, I32, I64, U8, BOOL; F16 "
-                       "and BF16 load as float32)", what, nm, d->name);
+    return mg_seterror(MG_EDTYPE, "%s: tensor '%s': dtype %s is not supported (F32, F64, F16, BF16, I8, I16, "
+                       "I32, I64, U8, BOOL)", what, nm, d->name);
   snprintf(e->file_dtype, sizeof e->file_dtype, "%s", d->name);
   e->dtype = (mg_dtype)d->loads_as;
   if (!cJSON_IsArray(shape))
@@ -295,7 +266,7 @@ static int st_cmp_offsets(const void *pa, const void *pb) {
   return a->order - b->order;
 }
 
-/* Copies (and for F16/BF16 converts) each entry's bytes into a new tensor. */
+/* Copies each entry's bytes into a new tensor (bools made 0/1). */
 static mg_status st_make_tensor(st_entry *e, const uint8_t *data, const char *what) {
   mg_status st = mg_tensor_empty(e->dtype, e->ndim, e->shape, &e->t);
   if (st) {
@@ -306,14 +277,7 @@ static mg_status st_make_tensor(st_entry *e, const uint8_t *data, const char *wh
   const uint8_t *src = data + e->begin;
   size_t nb = (size_t)(e->end - e->begin);
   uint8_t *dst = mg_tensor_data(e->t);
-  if (strcmp(e->file_dtype, "F16") == 0 || strcmp(e->file_dtype, "BF16") == 0) {
-    int bf = e->file_dtype[0] == 'B';
-    for (size_t i = 0; i < nb / 2; i++) {
-      uint16_t h = (uint16_t)(src[2 * i] | (src[2 * i + 1] << 8));
-      float v = bf ? st_bf16(h) : st_f16(h);
-      memcpy(dst + 4 * i, &v, 4);
-    }
-  } else if (e->dtype == MG_BOOL) {
+  if (e->dtype == MG_BOOL) {
     for (size_t i = 0; i < nb; i++) dst[i] = src[i] != 0;  /* any nonzero byte is true */
   } else if (nb) {
     memcpy(dst, src, nb);
@@ -481,11 +445,12 @@ typedef struct st_out {
   mg_tensor *t;
 } st_out;
 
-/* Python's order: by its Dtype enum, descending (I64 F64 F32 I32 U8 BOOL: wider
- * first, so every tensor stays aligned), then by name. */
+/* Python's order: by its Dtype enum, descending (I64 F64 F32 I32 BF16 F16 I16
+ * I8 U8 BOOL: wider first, so every tensor stays aligned), then by name. */
 static int st_rank(mg_dtype dt) {
-  static const int rank[MG_NDTYPES] = {[MG_INT64] = 6, [MG_FLOAT64] = 5, [MG_FLOAT32] = 4,
-                                       [MG_INT32] = 3, [MG_UINT8] = 2,   [MG_BOOL] = 1};
+  static const int rank[MG_NDTYPES] = {[MG_INT64] = 10, [MG_FLOAT64] = 9, [MG_FLOAT32] = 8, [MG_INT32] = 7,
+                                       [MG_BFLOAT16] = 6, [MG_FLOAT16] = 5, [MG_INT16] = 4, [MG_INT8] = 3,
+                                       [MG_UINT8] = 2,   [MG_BOOL] = 1};
   return rank[dt];
 }
 

@@ -8,6 +8,7 @@
  * atomic because a tensor may be handed from one runtime (thread) to another.
  */
 #include "internal.h"
+#include "half.h"
 #include <stdlib.h>
 
 #define POOL_MAX 8192
@@ -315,6 +316,10 @@ static int64_t flat_offset(const mg_tensor *t, int64_t flat) {
   case MG_INT64: return (T) * (const int64_t *)(p);        \
   case MG_UINT8: return (T) * (const uint8_t *)(p);        \
   case MG_BOOL: return (T) * (const uint8_t *)(p);         \
+  case MG_INT8: return (T) * (const int8_t *)(p);          \
+  case MG_INT16: return (T) * (const int16_t *)(p);        \
+  case MG_FLOAT16: return (T)mg_f16_to_f32(*(const uint16_t *)(p));   \
+  case MG_BFLOAT16: return (T)mg_bf16_to_f32(*(const uint16_t *)(p)); \
   default: return 0;                                       \
   }
 

@@ -269,6 +269,9 @@ print(mg.raw.max_pool3d_grad_grad(c, c * 10):reshape{1})  --> tensor([80.], dtyp
   avg_pool3d = [=[local c = mg.arange(1, 9, 1, mg.float32):reshape{1, 2, 2, 2, 1}
 print(mg.avg_pool3d(c):reshape{1})  --> tensor([4.5], dtype=float32)]=],
   avg_pool3d_grad = [=[print(mg.raw.avg_pool3d_grad(mg.ones{1, 1, 1, 1, 1}, {1, 2, 2, 2, 1}):reshape{8})  --> tensor([0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125], dtype=float32)]=],
+  -- dtypes section
+  bitcast = [=[print(mg.bitcast(mg.tensor({1, 1/3}, mg.bfloat16), mg.int16))  --> tensor([16256, 16043], dtype=int16)
+print(mg.bitcast(mg.tensor({1.0}, mg.float32), mg.int16))   --> tensor([[    0, 16256]], dtype=int16)]=],
 }
 
 -- Splits the argument list of one MG_OP( ... ) call at top-level commas.
@@ -353,7 +356,8 @@ local function flag_words(flags)
   local names = { MG_EW = "elementwise", MG_BCAST = "broadcasts", MG_VIEW = "may return a view",
                   MG_NOGRAD = "no gradient", MG_RANDOM = "random", MG_VARIADIC = "any number of inputs",
                   MG_STATE = "updates its Variable inputs in place",
-                  MG_ACCUM = "may add into its first input's buffer in a staged run" }
+                  MG_ACCUM = "may add into its first input's buffer in a staged run",
+                  MG_STORAGE = "handles float16/bfloat16/int8/int16 itself" }
   for f in flags:gmatch("MG_[%u_]+") do
     if names[f] then words[#words + 1] = names[f] end
   end

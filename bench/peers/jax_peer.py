@@ -72,6 +72,15 @@ def _sgemm(n):
     return setup
 
 
+def bf16_matmul_2048(quick):
+    n = 2048
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    a = jax.random.uniform(k1, (n, n), jnp.float32).astype(jnp.bfloat16)
+    b = jax.random.uniform(k2, (n, n), jnp.float32).astype(jnp.bfloat16)
+    f = jax.jit(lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32).astype(jnp.bfloat16))
+    return [("jit(matmul) (bfloat16)", "GFLOP/s", lambda: _ready(f(a, b)), 2 * n ** 3 / 1e9, 0)]
+
+
 def _conv2d(x, w):
     return lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
@@ -251,7 +260,7 @@ def einsum_attention(quick):
 BENCHES = {
     "einsum_attention": einsum_attention,
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
-    "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
+    "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048), "bf16_matmul_2048": bf16_matmul_2048,
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
     "while_staged": while_staged, "tape": tape,

@@ -261,6 +261,15 @@ function B.einsum_attention()
   local einsum = mg.einsum
   return { { "mg.einsum", "ms", function() return einsum("bhqd,bhkd->bhqk", q, k) end, 1, 0 } }
 end
+
+-- bfloat16 matmul: inputs and result bfloat16, float32 accumulation (apply.c widens, BLIS sgemm, rounds once)
+function B.bf16_matmul_2048()
+  local n = 2048
+  local a = mg.cast(mg.random.uniform({ n, n }, 0, 1, mg.float32, 1), mg.bfloat16)
+  local b = mg.cast(mg.random.uniform({ n, n }, 0, 1, mg.float32, 2), mg.bfloat16)
+  local matmul = mg.matmul
+  return { { "mg.matmul (bfloat16)", "GFLOP/s", function() return matmul(a, b) end, 2 * n ^ 3 / 1e9, 0 } }
+end
 B.conv1_fwd_bwd, B.conv2_fwd_bwd = conv(1, 32, 28), conv(32, 64, 14)
 
 -- ---- the CNN training run (a fresh process: peak RSS is per process) -----------------

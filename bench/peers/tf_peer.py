@@ -69,6 +69,13 @@ def _sgemm(n):
     return setup
 
 
+def bf16_matmul_2048(quick):
+    n = 2048
+    a = tf.cast(tf.random.uniform((n, n), seed=1), tf.bfloat16)
+    b = tf.cast(tf.random.uniform((n, n), seed=2), tf.bfloat16)
+    return [("tf.matmul (bfloat16)", "GFLOP/s", lambda: tf.matmul(a, b).numpy(), 2 * n ** 3 / 1e9, 0)]
+
+
 def _conv(cin, cout, hw):
     def setup(quick):
         x = tf.random.uniform((32, hw, hw, cin), seed=1)
@@ -229,7 +236,7 @@ def einsum_attention(quick):
 BENCHES = {
     "einsum_attention": einsum_attention,
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
-    "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
+    "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048), "bf16_matmul_2048": bf16_matmul_2048,
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
     "while_staged": while_staged, "tape": tape,

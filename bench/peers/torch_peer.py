@@ -77,6 +77,14 @@ def _sgemm(n):
     return setup
 
 
+def bf16_matmul_2048(quick):
+    n = 2048
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(n, n, generator=g).to(torch.bfloat16)
+    b = torch.rand(n, n, generator=g).to(torch.bfloat16)
+    return [("torch.mm (bfloat16)", "GFLOP/s", lambda: torch.mm(a, b), 2 * n ** 3 / 1e9, 0)]
+
+
 def _conv(cin, cout, hw):
     def setup(quick):
         g = torch.Generator().manual_seed(0)
@@ -248,7 +256,7 @@ def einsum_attention(quick):
 BENCHES = {
     "einsum_attention": einsum_attention,
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
-    "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
+    "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048), "bf16_matmul_2048": bf16_matmul_2048,
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
     "while_staged": while_staged, "tape": tape,

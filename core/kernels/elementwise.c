@@ -72,6 +72,7 @@ static const mg_loop_fn cast_loops[MG_NDTYPES][MG_NDTYPES] = {
 
 mg_loop_fn ew_cast_loop(mg_dtype to, mg_dtype from) {
   if ((unsigned)to >= MG_NDTYPES || (unsigned)from >= MG_NDTYPES) return NULL;
+  if (mg_dtype_is_storage(to) || mg_dtype_is_storage(from)) return ew_cast_loop_storage(to, from);
   return cast_loops[to][from];
 }
 

@@ -26,7 +26,7 @@
  * through mg_iter (dimension merging, threads). */
 void ew_run_iter(mg_tensor *out, mg_tensor *const *in, int nin, mg_loop_fn loop, void *ud);
 
-static const int64_t ew_size[MG_NDTYPES] = {4, 8, 4, 8, 1, 1};
+static const int64_t ew_size[MG_NDTYPES] = {4, 8, 4, 8, 1, 1, 2, 2, 1, 2};  /* mg_dtype order */
 
 /* The step of input t in a one-loop run over the contiguous `out`: its
  * element size when it has out's shape and strides, 0 when it is a single
@@ -71,6 +71,7 @@ static inline void ew_run(mg_tensor *out, mg_tensor *const *in, int nin, mg_loop
 /* The loop converting `from` elements into `to` elements (saturating float to
  * int, NaN to 0; nonzero to true). NULL only for invalid dtypes. */
 mg_loop_fn ew_cast_loop(mg_dtype to, mg_dtype from);
+mg_loop_fn ew_cast_loop_storage(mg_dtype to, mg_dtype from); /* cast_storage.c: pairs with float16/bfloat16/int8/int16 */
 
 #define EW_SZ(T) ((int64_t)sizeof(T))
 /* Unit-stride loops are marked simd: GCC's -O2 cost model would leave them

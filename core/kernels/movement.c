@@ -247,6 +247,7 @@ static void movement_table_row(const movement_table *g, int64_t base, char *o) {
   }
   switch (g->es) {
   case 1: TABLE_ROW(uint8_t); break;
+  case 2: TABLE_ROW(uint16_t); break;
   case 4: TABLE_ROW(uint32_t); break;
   default: TABLE_ROW(uint64_t); break;
   }
@@ -563,6 +564,7 @@ mg_status k_gather(const mg_call *c, mg_tensor *out) {
   int nt = mg_tensor_numel(out) >= MG_PAR_MIN ? mg_threads() : 1;
   switch (mg_dtype_size((mg_dtype)x->dtype)) {
   case 1: GATHER_ROWS(uint8_t); break;
+  case 2: GATHER_ROWS(uint16_t); break;
   case 4: GATHER_ROWS(uint32_t); break;
   default: GATHER_ROWS(uint64_t); break;
   }

@@ -19,7 +19,7 @@ static int parse_dtype(lua_State *L, int idx, mg_dtype *dt) {
   if (lua_isnoneornil(L, idx)) return 0;
   const char *name = luaL_checkstring(L, idx);
   if (!mg_dtype_from_name(name, dt))
-    mgL_error(L, "unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)", name);
+    mgL_error(L, "unknown dtype '%s' (float32, float64, float16, bfloat16, int8, int16, int32, int64, uint8, bool)", name);
   return 1;
 }
 

@@ -66,7 +66,7 @@ static mg_status read_attr(lua_State *L, int idx, const mg_opinfo *info, int k, 
     mg_dtype dt;
     if (t != LUA_TSTRING) return bad_attr(info, d, "a dtype name (mg.float32, ...)", L, idx);
     if (!mg_dtype_from_name(lua_tostring(L, idx), &dt))
-      return mg_seterror(MG_EDTYPE, "%s: unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)",
+      return mg_seterror(MG_EDTYPE, "%s: unknown dtype '%s' (float32, float64, float16, bfloat16, int8, int16, int32, int64, uint8, bool)",
                          info->name, lua_tostring(L, idx));
     a->v[k].i[0] = dt;
     return MG_OK;

@@ -10,6 +10,7 @@
  */
 #include "capi.h"
 #include "dim.h"
+#include "half.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,11 @@ static mg_status store_number(lua_State *L, fill_state *fs) {
   case MG_INT64: *(int64_t *)fs->dst = v; break;
   case MG_UINT8: *(uint8_t *)fs->dst = (uint8_t)v; break;
   case MG_BOOL: *(uint8_t *)fs->dst = fv != 0; break;
+  case MG_INT8: *(int8_t *)fs->dst = (int8_t)v; break;
+  case MG_INT16: *(int16_t *)fs->dst = (int16_t)v; break;
+  /* an integer is exact in a double up to 2^53; rounded once to 16 bits */
+  case MG_FLOAT16: *(uint16_t *)fs->dst = mg_f64_to_f16(isint ? (double)iv : fv); break;
+  case MG_BFLOAT16: *(uint16_t *)fs->dst = mg_f64_to_bf16(isint ? (double)iv : fv); break;
   default: break;
   }
   fs->dst += mg_dtype_size(fs->dt);
@@ -242,7 +248,10 @@ static mg_status walk(lua_State *L, fill_state *fs, int depth) {
         case MG_FLOAT64: *(double *)fs->dst = v; break;
         case MG_INT32: *(int32_t *)fs->dst = v; break;
         case MG_INT64: *(int64_t *)fs->dst = v; break;
-        default: *(uint8_t *)fs->dst = (uint8_t)v; break;
+        case MG_INT16: *(int16_t *)fs->dst = (int16_t)v; break;
+        case MG_FLOAT16: *(uint16_t *)fs->dst = v ? 0x3c00 : 0; break;   /* 1.0 */
+        case MG_BFLOAT16: *(uint16_t *)fs->dst = v ? 0x3f80 : 0; break;  /* 1.0 */
+        default: *(uint8_t *)fs->dst = (uint8_t)v; break;                /* uint8, int8, bool */
         }
         fs->dst += mg_dtype_size(fs->dt);
       }

@@ -88,6 +88,8 @@ template <> struct dtype_of<double> { static constexpr mg_dtype value = MG_FLOAT
 template <> struct dtype_of<int32_t> { static constexpr mg_dtype value = MG_INT32; };
 template <> struct dtype_of<int64_t> { static constexpr mg_dtype value = MG_INT64; };
 template <> struct dtype_of<uint8_t> { static constexpr mg_dtype value = MG_UINT8; };
+template <> struct dtype_of<int8_t> { static constexpr mg_dtype value = MG_INT8; };
+template <> struct dtype_of<int16_t> { static constexpr mg_dtype value = MG_INT16; };
 template <> struct dtype_of<bool> { static constexpr mg_dtype value = MG_BOOL; };
 }  // namespace detail
 

@@ -227,7 +227,8 @@ local counter = 0
 
 -- mg.Variable(init, {name=, trainable=true, dtype=}): mutable state usable as a
 -- tensor in every op; watched automatically by tapes when trainable.
-local VARIABLE_OPTIONS = { dtype = { "string", one_of = { "float32", "float64", "int32", "int64", "uint8", "bool" } },
+local VARIABLE_OPTIONS = { dtype = { "string", one_of = { "float32", "float64", "float16", "bfloat16",
+  "int8", "int16", "int32", "int64", "uint8", "bool" } },
   trainable = "boolean", name = "string" }
 --- mg.Variable(init, {name=, trainable=true, dtype=})
 --- Mutable state usable as a tensor in every op (v:assign(x), v:assign_add(x));

@@ -15,7 +15,8 @@ M.version = core.version
 
 M.float32, M.float64 = "float32", "float64"
 M.int32, M.int64, M.uint8, M.bool = "int32", "int64", "uint8", "bool"
-M.dtypes = { "float32", "float64", "int32", "int64", "uint8", "bool" }
+M.float16, M.bfloat16, M.int8, M.int16 = "float16", "bfloat16", "int8", "int16"  -- storage dtypes (doc/dtypes.md)
+M.dtypes = { "float32", "float64", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool" }
 
 local methods = core.methods
 local docs = {}        -- function -> help text (mg.document)
@@ -459,8 +460,9 @@ function M.bincount(x, opts)
   if opts ~= nil then options.check("bincount", opts, bincount_spec) end
   opts = opts or {}
   if not core.is_tensor(x) then options.raise("bincount: x must be an integer tensor, got " .. type(x)) end
-  if x.dtype ~= "int32" and x.dtype ~= "int64" and x.dtype ~= "uint8" then
-    options.raise("bincount: x must be an integer tensor (int32, int64 or uint8), got " .. x.dtype)
+  local d = x.dtype
+  if d ~= "int32" and d ~= "int64" and d ~= "uint8" and d ~= "int8" and d ~= "int16" then
+    options.raise("bincount: x must be an integer tensor (int8, int16, int32, int64 or uint8), got " .. d)
   end
   local w = opts.weights
   if w ~= nil then

@@ -50,7 +50,7 @@ end
 
 -- mg.load(path [, opts]) -> tensors, metadata, names: the tensors by name,
 -- the metadata table ({} when the file has none) and the names in file order
--- (by data offset). F16/BF16 tensors come back as float32.
+-- (by data offset). F16/BF16/I8/I16 tensors come back as float16/bfloat16/int8/int16.
 function M.load(path, opts)
   check_string(path, "mg.load")
   if opts ~= nil and type(opts) ~= "table" then fail("mg.load: options must be a table, got " .. typename(opts)) end

@@ -27,7 +27,7 @@ local TA = {}
 TA.__index = TA
 TA.__name = "TensorArray"
 
-local DTYPES = { "float32", "float64", "int32", "int64", "uint8", "bool" }
+local DTYPES = { "float32", "float64", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool" }
 local SPEC = {
   dtype = { "string", one_of = DTYPES },
   size = { "integer|tensor", min = 0, check = function(v)

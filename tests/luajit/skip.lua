@@ -37,5 +37,7 @@ return {
     { "tests/spec/autograph_corpus_spec.lua", "corpus loops.lua bisection", LITERAL .. " (lo = 0.0)" },
     { "tests/spec/autograph_corpus_spec.lua", "corpus mixed.lua early exit before a loop", LITERAL .. " (return -1)" },
     { "tests/spec/staging_spec.lua", "a symbolic tensor that escapes its trace names where it was created", "where" },
+    { "tests/spec/half_dtypes_spec.lua", "run every op of the oracle's cases on bfloat16 inputs",
+      "syntax: tests/oracle/cases.lua is a Lua 5.4 program (math.tointeger); the same test runs under Lua 5.4" },
   },
 }

@@ -1219,4 +1219,45 @@ for _, dt in ipairs(F) do
   add("avg_pool3d_grad", { ins = { I({ 1, 2, 3, 2, 1 }, dt) }, attrs = { input_shape = { 1, 3, 4, 4, 1 }, ksize = 2, strides = 2, padding = "explicit", explicit_padding = { 1, 0, 1, 1, 0, 1 } } })
 end
 
+-- ---- dtypes (issue 17): float16/bfloat16/int8/int16 inputs against JAX -------------------
+-- The inputs are made in float32 and cast here; check.py's "half" casts the same values to
+-- jnp.bfloat16 / jnp.float16 (int8/int16) and runs the JAX op. attrs.ulps: how many units in
+-- the last place of the half type the result may differ by (0: bit for bit; JAX on CPU also
+-- computes a half op in float32 and rounds once, but its exp/tanh are not ours).
+local unpack_ = table.unpack or unpack
+local HALF_CASES = {
+  { "add", 2, function(a, b) return a + b end, 0 },
+  { "mul", 2, function(a, b) return a * b end, 0 },
+  { "div", 2, function(a, b) return a / b end, 0 },
+  { "maximum", 2, function(a, b) return mg.maximum(a, b) end, 0 },
+  { "exp", 1, function(a) return mg.exp(a) end, 1 },
+  { "tanh", 1, function(a) return mg.tanh(a) end, 1 },
+  { "sum", 1, function(a) return mg.sum(a, { axis = 2 }) end, 1 },
+  { "mean", 1, function(a) return mg.mean(a, { axis = 1 }) end, 1 },
+  { "max", 1, function(a) return mg.max(a, { axis = 2 }) end, 0 },
+  { "softmax", 1, function(a) return mg.softmax(a) end, 1 },
+  { "matmul", 2, function(a, b) return mg.matmul(a, mg.transpose(b)) end, 1 },
+}
+for _, dt in ipairs({ "bfloat16", "float16" }) do
+  for _, hc in ipairs(HALF_CASES) do
+    local name, n, fn, ulps = hc[1], hc[2], hc[3], hc[4]
+    local ins = {}
+    for k = 1, n do ins[k] = I({ 5, 7 }, "float32", name == "div" and k == 2 and "pos" or nil, k == 1 and "T" or nil) end
+    add("half:" .. name, { check = "half", ins = ins, attrs = { dtype = dt, op = name, ulps = ulps },
+      label = dt .. " " .. name, run = function(xs)
+        local hs = {}
+        for k, x in ipairs(xs) do hs[k] = mg.cast(x, dt) end
+        return { fn(unpack_(hs, 1, n)) }
+      end })
+  end
+end
+add("half:add", { check = "half", ins = { I({ 4, 6 }, "int32", "small"), I({ 4, 6 }, "int32", "small") },
+  attrs = { dtype = "int8", op = "add", ulps = 0 }, label = "int8 add (wraps)", run = function(xs)
+    return { mg.cast(mg.mul(xs[1], 37), "int8") + mg.cast(mg.mul(xs[2], 53), "int8") }
+  end })
+add("bitcast", { check = "bitcast", ins = { I({ 3, 4 }, "float32") }, attrs = { dtype = "int16" },
+  label = "float32 -> int16 (ndarray.view)", run = function(xs) return { mg.bitcast(xs[1], "int16") } end })
+add("bitcast", { check = "bitcast", ins = { I({ 3, 4 }, "float32", nil, "T") }, attrs = { dtype = "bfloat16" },
+  label = "strided float32 -> bfloat16", run = function(xs) return { mg.bitcast(xs[1], "bfloat16") } end })
+
 return M

@@ -36,7 +36,12 @@ from expected_failures import EXPECTED_FAILURES
 TOL = {"float32": 5e-6, "float64": 1e-11}   # see the header
 
 ST_DTYPES = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64, "U8": np.uint8,
-             "BOOL": np.bool_}
+             "BOOL": np.bool_, "F16": np.float16, "I8": np.int8, "I16": np.int16}
+try:   # bfloat16 comes with JAX (ml_dtypes)
+    import ml_dtypes
+    ST_DTYPES["BF16"] = ml_dtypes.bfloat16
+except ImportError:
+    pass
 
 
 def read_safetensors(path):
@@ -549,6 +554,58 @@ def check_arange(c, T):
     compare("value", T[c["outputs"][0]], refs.r_arange(np, c["attrs"]), c["attrs"]["dtype"])
 
 
+def check_half(c, T):
+    """issue 17's storage dtypes: the JAX op on the same inputs cast to jnp.bfloat16 / float16 /
+    int8, compared in units in the last place of the half type (attrs.ulps; 0: bit for bit).
+    softmax: JAX's half softmax rounds its intermediates (exp, the division) to the half type;
+    moongrad computes it in float32 and rounds once, so the reference is JAX's float32 softmax
+    of the half inputs, rounded once."""
+    jax, jnp = jax_modules()
+    a = c["attrs"]
+    dt = {"bfloat16": jnp.bfloat16, "float16": jnp.float16, "int8": jnp.int8}[a["dtype"]]
+    xs = [T[d["name"]] for d in c["inputs"]]
+    op = a["op"]
+    if a["dtype"] == "int8":
+        h = [jnp.asarray(xs[0] * 37).astype(jnp.int8), jnp.asarray(xs[1] * 53).astype(jnp.int8)]
+    else:
+        h = [jnp.asarray(x).astype(dt) for x in xs]
+    fns = {"add": lambda p, q: p + q, "mul": lambda p, q: p * q, "div": lambda p, q: p / q,
+           "maximum": jnp.maximum, "exp": jnp.exp, "tanh": jnp.tanh,
+           "sum": lambda p: jnp.sum(p, axis=1), "mean": lambda p: jnp.mean(p, axis=0),
+           "max": lambda p: jnp.max(p, axis=1), "softmax": lambda p: jax.nn.softmax(p.astype(jnp.float32), axis=-1).astype(p.dtype),
+           "matmul": lambda p, q: jnp.matmul(p, q.T, preferred_element_type=jnp.float32).astype(p.dtype)}
+    ref = np.asarray(fns[op](*h))
+    got = T[c["outputs"][0]]
+    if tuple(got.shape) != tuple(ref.shape):
+        raise Failure(f"value: shape {tuple(got.shape)}, expected {tuple(ref.shape)}")
+    if str(got.dtype) != a["dtype"]:
+        raise Failure(f"value: dtype {got.dtype}, expected {a['dtype']}")
+    if a["dtype"] == "int8":
+        if (got != ref).any():
+            raise Failure(f"value: {int((got != ref).sum())} of {got.size} differ")
+        return
+    g, r = got.astype(np.float64), ref.astype(np.float64)
+    bits = 7 if a["dtype"] == "bfloat16" else 10
+    with np.errstate(all="ignore"):
+        ulp = np.exp2(np.floor(np.log2(np.maximum(np.abs(r), 2.0 ** -14))) - bits)
+        bad = ~((np.abs(g - r) <= a["ulps"] * ulp) | (np.isnan(g) & np.isnan(r)))
+    if bad.any():
+        i = np.unravel_index(np.argmax(bad), bad.shape)
+        raise Failure(f"value: {int(bad.sum())} of {bad.size} differ by more than {a['ulps']} ulp; "
+                      f"at {tuple(int(v) for v in i)}: got {g[i]!r}, expected {r[i]!r}")
+
+
+def check_bitcast(c, T):
+    """bitcast against NumPy's ndarray.view (a wider dtype to a narrower one adds the ratio axis)."""
+    x = np.ascontiguousarray(T[c["inputs"][0]["name"]])
+    want = c["attrs"]["dtype"]
+    dt = ST_DTYPES["BF16"] if want == "bfloat16" else np.dtype(want)
+    ref = x.view(dt).reshape(x.shape + (x.itemsize // np.dtype(dt).itemsize,))
+    got = T[c["outputs"][0]]
+    if tuple(got.shape) != ref.shape or got.tobytes() != ref.tobytes():
+        raise Failure(f"value: shape {tuple(got.shape)} or bytes differ from ndarray.view, shape {ref.shape}")
+
+
 def check_raises(c, T):
     raise Failure("expected an error, got a result")
 
@@ -578,7 +635,7 @@ def check_segment_mean(c, T):
 CHECKS = {"random": check_random, "dropout": check_dropout, "dropout_trivial": check_dropout_trivial,
           "optim": check_optim, "std": check_std, "arange": check_arange, "bincount": check_bincount, "unique": check_unique,
           "shape17": check_shape17, "boolean_mask": check_boolean_mask, "segment_mean": check_segment_mean,
-          "raises": check_raises}
+          "half": check_half, "bitcast": check_bitcast, "raises": check_raises}
 
 
 def run_case(c, T):

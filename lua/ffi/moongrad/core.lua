@@ -117,8 +117,9 @@ clear_daz()
 lib.mg_ctx_set_index_base(ctx, 1)
 
 local dtype_names, dtype_ids, dtype_ctype, dtype_size = {}, {}, {}, {}
+-- float16 and bfloat16 are stored as their 16 bits: mg_half_from_f64 / mg_half_to_f64 convert
 local ctypes = { float32 = "float", float64 = "double", int32 = "int32_t", int64 = "int64_t", uint8 = "uint8_t",
-  bool = "uint8_t" }
+  bool = "uint8_t", float16 = "uint16_t", bfloat16 = "uint16_t", int8 = "int8_t", int16 = "int16_t" }
 for i = 0, lib.MG_NDTYPES - 1 do
   local name = fstring(lib.mg_dtype_name(i))
   dtype_names[i], dtype_ids[name] = name, i
@@ -127,6 +128,8 @@ for i = 0, lib.MG_NDTYPES - 1 do
 end
 local F32, F64, I32, I64, U8, BOOL = dtype_ids.float32, dtype_ids.float64, dtype_ids.int32, dtype_ids.int64,
   dtype_ids.uint8, dtype_ids.bool
+local F16, BF16, I8, I16 = dtype_ids.float16, dtype_ids.bfloat16, dtype_ids.int8, dtype_ids.int16
+local HALF = { [F16] = true, [BF16] = true }
 
 -- jit.off(f) for functions whose C calls may call back into Lua (LuaJIT
 -- forbids a callback from a C call made by compiled code); returns f.
@@ -404,7 +407,8 @@ local function check_sequence(t, n, d)
   end
 end
 
-local INT_RANGE = { [I32] = { -2147483648, 2147483647 }, [I64] = { -2 ^ 63, 2 ^ 63 }, [U8] = { 0, 255 } }
+local INT_RANGE = { [I32] = { -2147483648, 2147483647 }, [I64] = { -2 ^ 63, 2 ^ 63 }, [U8] = { 0, 255 },
+  [I8] = { -128, 127 }, [I16] = { -32768, 32767 } }
 
 -- Checks the nested table (rectangular, a sequence at every level, numbers or
 -- booleans, and numbers that fit dt when it is given) and flattens it.
@@ -467,6 +471,7 @@ end
 local function store(p, dt, i, v)
   if type(v) == "boolean" then v = v and 1 or 0 end
   if dt == BOOL then p[i] = v ~= 0 and 1 or 0; return end
+  if HALF[dt] then p[i] = lib.mg_half_from_f64(dt, v); return end   -- rounded once, to nearest even
   p[i] = v
 end
 
@@ -551,14 +556,15 @@ local function totable(t)
   local dims = {}
   for d = 1, ndim do dims[d] = tonumber(shape[d - 1]) end
   local at = 0
-  local isbool, is64 = dt == BOOL, dt == I64
+  local isbool, is64, half = dt == BOOL, dt == I64, HALF[dt]
   local function rows(d)
     local out = {}
     for i = 1, dims[d] do
       if d == ndim then
         local v = buf[at]
         at = at + 1
-        if isbool then out[i] = v ~= 0 elseif is64 then out[i] = tonumber(v) else out[i] = v end
+        if isbool then out[i] = v ~= 0 elseif is64 then out[i] = tonumber(v)
+        elseif half then out[i] = lib.mg_half_to_f64(dt, v) else out[i] = v end
       else
         out[i] = rows(d + 1)
       end
@@ -636,7 +642,7 @@ local function read_attr(v, info, k)
     if tv ~= "string" then return bad_attr(info, d, "a dtype name (mg.float32, ...)", v) end
     local id = dtype_ids[v]
     if not id then
-      return format("%s: unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)", info.name, v)
+      return format("%s: unknown dtype '%s' (float32, float64, float16, bfloat16, int8, int16, int32, int64, uint8, bool)", info.name, v)
     end
     slot.i[0] = id
   elseif kind == "enum" then
@@ -1052,7 +1058,7 @@ local function parse_dtype(v)
     uerror(format("bad argument #2 to 'tensor' (string expected, got %s)", typename(v)), 3)
   end
   local id = dtype_ids[v]
-  if not id then uerror(format("unknown dtype '%s' (float32, float64, int32, int64, uint8, bool)", v), 3) end
+  if not id then uerror(format("unknown dtype '%s' (float32, float64, float16, bfloat16, int8, int16, int32, int64, uint8, bool)", v), 3) end
   return id
 end
 

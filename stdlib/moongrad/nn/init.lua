@@ -18,6 +18,7 @@ local util = require("moongrad.nn.util")
 local M = {}
 
 M.Layer = require("moongrad.nn.layer")
+M.mixed_precision = require("moongrad.nn.mixed_precision")  -- dtype policies (dtypes section)
 M.Model = require("moongrad.nn.model")
 M.Functional = require("moongrad.nn.functional")
 M.Sequential = require("moongrad.nn.sequential")

@@ -21,11 +21,13 @@ local util = require("moongrad.nn.util")
 local node = require("moongrad.nn.node")
 local initializers = require("moongrad.nn.initializers")
 local options = require("moongrad.options")
+local mixed_precision = require("moongrad.nn.mixed_precision")
 
 --- mg.nn.Layer{name=, trainable=true, dtype="float32"}
 --- The base class of layers (Keras's): a layer owns weights (add_weight in build),
 --- computes call(inputs), is built on its first call, and tracks the sublayers and
---- weights assigned to its fields. Subclass it for a layer of your own.
+--- weights assigned to its fields. Subclass it for a layer of your own. dtype is a dtype
+--- policy: a name ("float32", "mixed_bfloat16", ...) or an mg.nn.mixed_precision.DTypePolicy.
 --- Example:
 ---   local Scale = mg.nn.Layer:extend("Scale")
 ---   function Scale:build(shape) self.w = self:add_weight{name = "w", shape = {shape[#shape]}, initializer = "ones"} end
@@ -72,7 +74,13 @@ function Layer:_setup(cfg)
   rawset(self, "built", false)
   rawset(self, "name", cfg.name or util.unique_name(self.default_name or util.snake_case(self.class_name)))
   rawset(self, "trainable", cfg.trainable ~= false)
-  rawset(self, "dtype", cfg.dtype or "float32")
+  -- the dtype policy (mixed_precision.lua): dtype is the variables' dtype (Keras), compute_dtype the one
+  -- the layer computes in; an InputLayer's dtype is its data's, any dtype
+  local policy = (cfg.dtype == nil or mixed_precision._rule.check(cfg.dtype) == nil) and mixed_precision._policy(cfg.dtype)
+  rawset(self, "dtype_policy", policy or nil)
+  rawset(self, "dtype", policy and policy.variable_dtype or cfg.dtype)
+  rawset(self, "variable_dtype", rawget(self, "dtype"))
+  rawset(self, "compute_dtype", policy and policy.compute_dtype or cfg.dtype)
   if cfg.input_shape then
     local s = { cfg.batch_size or -1 }
     for _, d in ipairs(cfg.input_shape) do s[#s + 1] = d end
@@ -97,7 +105,7 @@ end
 Layer.base_options = {
   name = "string",
   trainable = "boolean",
-  dtype = util.rules.float_dtype,
+  dtype = mixed_precision._rule,
   input_shape = util.rules.shape,
   batch_size = { "integer", min = 1 },
   batch_input_shape = "table",
@@ -321,7 +329,7 @@ function Layer:_symbolic_output(in_shape, in_dtype)
   local ok, shape, dtype = pcall(self.compute_output_shape, self, in_shape, in_dtype)
   if not ok then error(annotate(self, shape), 0) end
   if dtype == nil then
-    dtype = self.passthrough_dtype and in_dtype or self.dtype
+    dtype = self.passthrough_dtype and in_dtype or self.compute_dtype
     if type(dtype) == "table" then dtype = dtype[1] end
   end
   return shape, dtype
@@ -368,6 +376,45 @@ end
 -- layer(inputs [, training | {training=, ...}]): symbolic on Keras
 -- tensors, else builds if needed and runs call(inputs, training, opts).
 -- The options are checked against the layer's call_options.
+-- ---- mixed precision: autocast (mixed_precision.lua) ----------------------------------
+
+-- Float inputs cast to the compute dtype where a half type is involved (a
+-- float64 input of a float32 layer stays as it was).
+local function autocast(x, compute)
+  if core.is_tensor(x) then
+    local d = x.dtype
+    if d ~= compute and (d == "float32" or d == "float64" or mixed_precision._is_half(d)) and
+        (mixed_precision._is_half(d) or mixed_precision._is_half(compute)) then
+      return core.cast(x, compute)
+    end
+    return x
+  end
+  if type(x) == "table" and getmetatable(x) == nil then
+    local out = {}
+    for k, v in pairs(x) do out[k] = autocast(v, compute) end
+    return out
+  end
+  return x
+end
+
+-- For a half-compute layer whose variables are float32: its own float
+-- weight fields replaced by casts to the compute dtype for the call, put
+-- back afterwards (the returned list). Gradients reach the Variables through
+-- the casts.
+local function cast_weights(self, compute)
+  local swapped = {}
+  local own = {}
+  for _, v in ipairs(rawget(self, "_own_weights")) do own[v] = true end
+  for _, k in ipairs(rawget(self, "_tracked_keys")) do
+    local v = rawget(self, k)
+    if own[v] and v.dtype ~= compute and (v.dtype == "float32" or v.dtype == "float64") then
+      swapped[#swapped + 1] = { k, v }
+      rawset(self, k, core.cast(v, compute))
+    end
+  end
+  return swapped
+end
+
 function Layer:__call(inputs, opts, ...)
   local training = opts
   if type(opts) == "table" then
@@ -397,7 +444,15 @@ function Layer:__call(inputs, opts, ...)
   local prev = ctx.training
   if training == nil then training = prev end
   ctx.training = training or false
+  local compute = rawget(self, "compute_dtype")
+  local half = rawget(self, "dtype_policy") and mixed_precision._is_half(compute)
+  local swapped
+  if half or rawget(self, "dtype_policy") then inputs = autocast(inputs, compute) end
+  if half then swapped = cast_weights(self, compute) end
   local res = pack(pcall(self.call, self, inputs, training or false, type(opts) == "table" and opts or nil, ...))
+  if swapped then
+    for _, kv in ipairs(swapped) do rawset(self, kv[1], kv[2]) end
+  end
   ctx.training = prev
   if not res[1] then error(annotate(self, res[2]), 0) end
   record_output(self, res[2])
@@ -464,7 +519,8 @@ end
 
 --- layer:get_config() -> a table of the constructor options that rebuild the layer (saving, clone_model).
 function Layer:get_config()
-  local cfg = { name = self.name, trainable = self.trainable, dtype = self.dtype }
+  local p = rawget(self, "dtype_policy")
+  local cfg = { name = self.name, trainable = self.trainable, dtype = p and p.name or self.dtype }
   local bis = rawget(self, "_batch_input_shape")
   if bis then cfg.batch_input_shape = util.copy(bis) end
   return cfg

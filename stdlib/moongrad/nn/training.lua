@@ -25,6 +25,7 @@
 -- comes from mg.random, so mg.random.seed makes a run reproducible.
 -- Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
+local core = require("moongrad.core")
 local Model = require("moongrad.nn.model")
 local util = require("moongrad.nn.util")
 local class = require("moongrad.nn.class")
@@ -160,12 +161,28 @@ end
 
 -- ---- the steps -------------------------------------------------------------------------------
 
+-- Predictions in a half type (a mixed precision model's) as float32: losses
+-- and metrics compute in float32, as Keras's do.
+local function float32_preds(y_pred)
+  if core.is_tensor(y_pred) then
+    local d = y_pred.dtype
+    return (d == "float16" or d == "bfloat16") and core.cast(y_pred, "float32") or y_pred
+  end
+  if type(y_pred) == "table" and getmetatable(y_pred) == nil then
+    local out = {}
+    for k, v in pairs(y_pred) do out[k] = float32_preds(v) end
+    return out
+  end
+  return y_pred
+end
+
 -- compute_loss(x, y, y_pred, sample_weight, training): the compiled losses
 -- (weighted per output, each output's loss tracked) plus the layers'
 -- regularization (Keras 3's Trainer.compute_loss).
 function Model:compute_loss(x, y, y_pred, sample_weight, training)
   local state = rawget(self, "_compile_state")
   local total
+  y_pred = float32_preds(y_pred)
   if state then
     if not state.built then build_state(self, state, y_pred) end
     total = state:loss(y, y_pred, sample_weight)
@@ -189,6 +206,7 @@ end
 -- metrics and returns every metric's result (the step's logs).
 function Model:compute_metrics(x, y, y_pred, sample_weight)
   local state = rawget(self, "_compile_state")
+  y_pred = float32_preds(y_pred)
   if state then
     if not state.built then build_state(self, state, y_pred) end
     state:update_metrics(y, y_pred, sample_weight)
@@ -204,9 +222,11 @@ function Model:train_step(data)
   local tape = mg.GradientTape()
   local y_pred = self(x, true)
   local loss = self:compute_loss(x, y, y_pred, sw, true)
+  -- a LossScaleOptimizer scales the loss here and unscales the gradients in apply_gradients
+  local scaled = self.optimizer.scale_loss and self.optimizer:scale_loss(loss) or loss
   tape:stop()
   rawget(self, "_loss_tracker"):update_state(loss, adapter.batch_size(x))
-  self.optimizer:apply_gradients(tape:gradient(loss, vars), vars)
+  self.optimizer:apply_gradients(tape:gradient(scaled, vars), vars)
   return self:compute_metrics(x, y, y_pred, sw)
 end
 

@@ -290,7 +290,7 @@ M.is_tensor = core.is_tensor
 -- Integer and bool inputs of float layers become the layer's dtype (Keras's autocast).
 function M.float_input(x, dtype)
   local d = x.dtype
-  if d == "float32" or d == "float64" then return x end
+  if d == "float32" or d == "float64" or d == "float16" or d == "bfloat16" then return x end
   return core.cast(x, dtype or "float32")
 end
 

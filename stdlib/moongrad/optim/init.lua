@@ -18,13 +18,15 @@ local rms = require("moongrad.optim.rmsprop")
 M.RMSprop, M.Adagrad = rms.RMSprop, rms.Adagrad
 local adaptive = require("moongrad.optim.adaptive")
 for _, k in ipairs({ "Nadam", "Adamax", "Adadelta", "Ftrl", "Lion", "Adafactor" }) do M[k] = adaptive[k] end
+M.LossScaleOptimizer = require("moongrad.optim.loss_scale")  -- dtypes section: float16 loss scaling
 M.schedules = require("moongrad.optim.schedules")
 for k, v in pairs(M.schedules) do
   if type(v) == "table" and k ~= "LearningRateSchedule" then M[k] = v end
 end
 
 local by_name = { sgd = M.SGD, adam = M.Adam, adamw = M.AdamW, rmsprop = M.RMSprop, adagrad = M.Adagrad,
-  nadam = M.Nadam, adamax = M.Adamax, adadelta = M.Adadelta, ftrl = M.Ftrl, lion = M.Lion, adafactor = M.Adafactor }
+  nadam = M.Nadam, adamax = M.Adamax, adadelta = M.Adadelta, ftrl = M.Ftrl, lion = M.Lion, adafactor = M.Adafactor,
+  lossscaleoptimizer = M.LossScaleOptimizer }
 
 -- get(id): an optimizer from a name ("adam", "sgd", ...), a
 -- {class_name=, config=} table, or the optimizer itself.

@@ -114,7 +114,7 @@ function Conv2D:build(s)
 end
 
 function Conv2D:call(x)
-  local y = mg.conv2d(util.float_input(x, self.dtype), self.kernel, self._conv_opts)
+  local y = mg.conv2d(util.float_input(x, self.compute_dtype), self.kernel, self._conv_opts)
   if self.use_bias then y = y + self.bias end
   return self.activation(y)
 end
@@ -180,7 +180,7 @@ function Conv2DTranspose:build(s)
 end
 
 function Conv2DTranspose:call(x)
-  local y = mg.conv2d_transpose(util.float_input(x, self.dtype), self.kernel, self._conv_opts)
+  local y = mg.conv2d_transpose(util.float_input(x, self.compute_dtype), self.kernel, self._conv_opts)
   if self.use_bias then y = y + self.bias end
   return self.activation(y)
 end

@@ -24,7 +24,8 @@ local InputLayer = Layer:extend("InputLayer")
 InputLayer.list_argument = true   -- InputLayer{28, 28, 1} is one shape
 -- an input may hold any dtype (int64 ids for an Embedding, uint8 images)
 InputLayer.base_options = require("moongrad.options").extend(Layer.base_options,
-  { dtype = { "string", one_of = { "float32", "float64", "int32", "int64", "uint8", "bool" } } })
+  { dtype = { "string", one_of = { "float32", "float64", "float16", "bfloat16", "int8", "int16", "int32", "int64",
+    "uint8", "bool" } } })
 M.InputLayer = InputLayer
 InputLayer.default_name = "input"
 
@@ -48,6 +49,12 @@ function InputLayer:__init(...)
   end
   rawset(self, "_batch_input_shape", util.copy(shape))
   rawset(self, "built", true)
+  -- the data's dtype, not a policy's: float32 unless given, even under a mixed global policy
+  local dt = cfg.dtype or "float32"
+  rawset(self, "dtype_policy", nil)
+  rawset(self, "dtype", dt)
+  rawset(self, "variable_dtype", dt)
+  rawset(self, "compute_dtype", dt)
   local kt = node.KerasTensor(util.copy(shape), self.dtype, nil, 1, self.name)
   local n = node.Node(self, {}, true, {})
   n.outputs = { kt }
@@ -82,7 +89,7 @@ function Activation:__init(...)
   self.activation = activations.get(cfg.activation)
 end
 
-function Activation:call(x) return self.activation(util.float_input(x, self.dtype)) end
+function Activation:call(x) return self.activation(util.float_input(x, self.compute_dtype)) end
 function Activation:compute_output_shape(s) return util.copy(s) end
 
 function Activation:get_config()
@@ -154,7 +161,7 @@ function Rescaling:__init(...)
 end
 
 function Rescaling:call(x)
-  local y = util.float_input(x, self.dtype) * self.scale
+  local y = util.float_input(x, self.compute_dtype) * self.scale
   if self.offset ~= 0 then y = y + self.offset end
   return y
 end

@@ -58,7 +58,7 @@ function Dense:call(x)
     -- before matmul's "inner dimensions differ": the layer's view, with the likely fix
     error(util.input_mismatch(nil, { -1, n }, shape), 0)
   end
-  local y = mg.matmul(util.float_input(x, self.dtype), self.kernel)
+  local y = mg.matmul(util.float_input(x, self.compute_dtype), self.kernel)
   if self.use_bias then y = y + self.bias end
   return self.activation(y)
 end

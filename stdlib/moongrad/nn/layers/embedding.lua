@@ -44,7 +44,7 @@ end
 function Embedding:compute_output_shape(s)
   local out = util.copy(s)
   out[#out + 1] = self.output_dim
-  return out, self.dtype
+  return out, self.compute_dtype
 end
 
 function Embedding:get_config()

@@ -132,7 +132,7 @@ local function bcast(self, p)
 end
 
 function BN:call(x, training)
-  x = util.float_input(x, self.dtype)
+  x = util.float_input(x, self.compute_dtype)
   local gamma = self.gamma or rawget(self, "_one")
   local beta = self.beta or rawget(self, "_zero")
   if training then
@@ -199,7 +199,7 @@ function LN:build(s)
 end
 
 function LN:call(x)
-  x = util.float_input(x, self.dtype)
+  x = util.float_input(x, self.compute_dtype)
   local mean = mg.mean(x, { axis = self._axes, keepdims = true })
   local var = mg.variance(x, { axis = self._axes, keepdims = true })
   return mg.batch_norm(x, mean, var, bcast(self, self.beta or rawget(self, "_zero")),

@@ -89,7 +89,7 @@ function RNNBase:_nstates() return 1 end
 
 -- Runs the recurrence; returns the last output, the sequence (or nil) and the final states.
 function RNNBase:_run(x, initial, training)
-  x = util.float_input(x, self.dtype)
+  x = util.float_input(x, self.compute_dtype)
   local s = x.shape
   local B, T, U = s[1], s[2], self.units
   local xs = mg.matmul(x, self.kernel)
