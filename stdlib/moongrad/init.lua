@@ -668,6 +668,8 @@ for name, text in pairs(tape_docs) do
   if f and not docs[f] then M.document(f, text) end
 end
 
+require("moongrad.attn_ops").install(M)   -- issue 17: attention, image.resize, more random draws
+
 -- ---- libraries loaded on first use (mg.nn, mg.optim, ...) -------------------------
 -- Lazily, so that `require "moongrad"` (and the REPL's start) stays fast.
 local lazy = { nn = "moongrad.nn", optim = "moongrad.optim", losses = "moongrad.losses",
