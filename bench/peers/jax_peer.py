@@ -221,12 +221,19 @@ def cnn(quick):
             "final_loss": loss, "config": "hand-written model NHWC, jit(whole train step), hand-written Adam"}
 
 
+def dot_product_attention(quick):
+    ks = jax.random.split(jax.random.PRNGKey(0), 4)
+    q, k, v, w = [jax.random.normal(kk, (8, 512, 8, 64), jnp.float32) for kk in ks]
+    g = jax.jit(jax.grad(lambda q, k, v: (jax.nn.dot_product_attention(q, k, v) * w).sum(), argnums=(0, 1, 2)))
+    return [("jit(grad(jax.nn.dot_product_attention)) (B, T, H, D)", "ms", lambda: _ready(g(q, k, v)), 1, 0)]
+
+
 BENCHES = {
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
-    "while_staged": while_staged, "tape": tape,
+    "while_staged": while_staged, "tape": tape, "dot_product_attention": dot_product_attention,
 }
 
 if __name__ == "__main__":

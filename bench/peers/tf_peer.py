@@ -15,6 +15,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+from common import NotYet  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 
@@ -205,12 +206,33 @@ def cnn(quick):
             "final_loss": loss, "config": "Keras Sequential NHWC, tf.function train step, Keras Adam"}
 
 
+def dot_product_attention(quick):
+    try:
+        import keras  # noqa: PLC0415
+        if not keras.__version__.startswith("3"):
+            raise ImportError(keras.__version__)
+        attention = keras.ops.dot_product_attention
+    except Exception as e:  # noqa: BLE001
+        raise NotYet("keras 3 (keras.ops.dot_product_attention) is not installed: %s" % e) from e
+    g = tf.random.Generator.from_seed(0)
+    q, k, v, w = [g.normal((8, 512, 8, 64)) for _ in range(4)]
+
+    def grads(q, k, v):
+        with tf.GradientTape() as t:
+            t.watch([q, k, v])
+            y = tf.reduce_sum(attention(q, k, v) * w)
+        return t.gradient(y, [q, k, v])
+    staged = tf.function(grads)
+    return [("eager keras.ops.dot_product_attention", "ms", lambda: [x.numpy() for x in grads(q, k, v)], 1, 0),
+            ("tf.function", "ms", lambda: [x.numpy() for x in staged(q, k, v)], 1, 0)]
+
+
 BENCHES = {
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
-    "while_staged": while_staged, "tape": tape,
+    "while_staged": while_staged, "tape": tape, "dot_product_attention": dot_product_attention,
 }
 
 if __name__ == "__main__":

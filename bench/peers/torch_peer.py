@@ -90,6 +90,17 @@ def _conv(cin, cout, hw):
     return setup
 
 
+def dot_product_attention(quick):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = [torch.randn(8, 8, 512, 64, generator=g).requires_grad_() for _ in range(3)]
+    w = torch.randn(8, 8, 512, 64, generator=g)
+
+    def fn():
+        y = F.scaled_dot_product_attention(q, k, v)
+        torch.autograd.grad(y, (q, k, v), grad_outputs=w)
+    return [("F.scaled_dot_product_attention (B, H, T, D)", "ms", fn, 1, 0)]
+
+
 def _mlp_setup():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(32, 784, generator=g)
@@ -224,7 +235,7 @@ BENCHES = {
     "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048),
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
-    "while_staged": while_staged, "tape": tape,
+    "while_staged": while_staged, "tape": tape, "dot_product_attention": dot_product_attention,
 }
 
 if __name__ == "__main__":

@@ -1002,4 +1002,40 @@ add("mg.tensor", { check = "raises", label = "mg.tensor{a = 1, b = 2} raises",
 add("mg.tensor", { check = "raises", label = "mg.tensor(2^40, mg.int32) raises",
   run = function() return { mg.tensor(2 ^ 40, mg.int32) } end })
 
+-- ---- attention, random draws, resizing (issue 17) ------------------------------------------
+-- dot_product_attention's packed result (output and row logsumexp) against
+-- jax.nn.dot_product_attention, gradients through jax.vjp; the gradient op on the forward's own
+-- packed result (its run procedure makes it), against the vjp of the reference.
+for _, dt in ipairs(F) do
+  add("dot_product_attention", { ins = { I({ 2, 5, 2, 3 }, dt), I({ 2, 7, 2, 3 }, dt), I({ 2, 7, 2, 4 }, dt) } })
+  add("dot_product_attention", { ins = { I({ 1, 6, 2, 4 }, dt), I({ 1, 6, 2, 4 }, dt), I({ 1, 6, 2, 4 }, dt) },
+    attrs = { causal = true, scale = 0.7 } })
+  add("dot_product_attention", { ins = { I({ 1, 4, 4, 3 }, dt), I({ 1, 6, 2, 3 }, dt), I({ 1, 6, 2, 3 }, dt) },
+    label = "grouped-query: 4 query heads, 2 key/value heads" })
+  add("dot_product_attention", { ins = { I({ 2, 5, 2, 3 }, dt), I({ 2, 7, 2, 3 }, dt), I({ 2, 7, 2, 3 }, dt),
+    I({ 1, 5, 7 }, "bool") }, attrs = { causal = true }, label = "bool mask (1,5,7) and causal" })
+  add("dot_product_attention", { ins = { I({ 1, 3, 1, 2 }, dt), I({ 1, 3, 1, 2 }, dt), I({ 1, 3, 1, 2 }, dt),
+    L({ 1, 0, 1, 0, 0, 0, 1, 1, 1 }, "bool", { 3, 3 }) }, label = "a row with every key masked" })
+  for part = 0, 3 do
+    add("dot_product_attention_grad", { ins = { I({ 1, 5, 2, 3 }, dt), I({ 1, 5, 2, 3 }, dt), I({ 1, 5, 2, 3 }, dt),
+      I({ 1, 5, 2, 4 }, dt), I({ 1, 5, 2, 4 }, dt) }, attrs = { part = part, causal = part == 1 }, grad = false,
+      label = "part " .. part .. " (the packed input made by the forward op)",
+      run = function(xs)
+        local p = core.dot_product_attention({ xs[1], xs[2], xs[3] }, { causal = part == 1 })
+        return { core.dot_product_attention_grad({ xs[1], xs[2], xs[3], p, xs[5] }, { part = part, causal = part == 1 }) }
+      end })
+  end
+end
+add("dot_product_attention", { ins = { I({ 2, 5, 3 }), I({ 2, 5, 3 }), I({ 2, 5, 3 }) }, expect_error = true, label = "3-d inputs" })
+add("dot_product_attention", { ins = { I({ 1, 5, 2, 3 }), I({ 1, 5, 2, 4 }), I({ 1, 5, 2, 4 }) }, expect_error = true,
+  label = "head sizes of query and key differ" })
+add("dot_product_attention", { ins = { I({ 1, 5, 3, 3 }), I({ 1, 5, 2, 3 }), I({ 1, 5, 2, 3 }) }, expect_error = true,
+  label = "2 key heads do not divide 3 query heads" })
+add("dot_product_attention", { ins = { I({ 1, 5, 2, 3 }), I({ 1, 5, 2, 3 }), I({ 1, 5, 2, 3 }), I({ 5, 5 }) },
+  expect_error = true, label = "a float mask" })
+add("dot_product_attention", { ins = { I({ 1, 5, 2, 3 }), I({ 1, 6, 2, 3 }), I({ 1, 6, 2, 3 }), I({ 5, 5 }, "bool") },
+  expect_error = true, label = "mask (5,5) for 6 keys" })
+add("dot_product_attention", { ins = { I({ 1, 5, 2, 3 }, "int32"), I({ 1, 5, 2, 3 }, "int32"), I({ 1, 5, 2, 3 }, "int32") },
+  expect_error = true, label = "integer inputs" })
+
 return M
