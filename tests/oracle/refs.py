@@ -1052,7 +1052,8 @@ def _attention_packed(jnp, a, q, k, v, mask=None):
         keep = keep & jnp.tril(jnp.ones((T, S), dtype=bool))
     logits = jnp.where(keep, logits, ATT_NEG)
     lse = jax.nn.logsumexp(logits, axis=-1)
-    out = jnp.einsum("bhts,bshd->bthd", jnp.exp(logits - lse[..., None]), vv)
+    # softmax, not exp(logits - lse): in a row with every key masked NEG + log(S) rounds to NEG
+    out = jnp.einsum("bhts,bshd->bthd", jax.nn.softmax(logits, axis=-1), vv)
     if not isinstance(q, jax.core.Tracer) and q.shape[-1] == v.shape[-1]:
         # this formulation is JAX's own op (which computes its softmax in float32, hence the tolerance)
         ref = jax.nn.dot_product_attention(q, k, v, mask=m, scale=scale, is_causal=causal)
@@ -1069,6 +1070,7 @@ def r_dot_product_attention_grad(xp, a, q, k, v, packed, g, mask=None):
     import jax
     jnp = jnp_of(xp)
     q, k, v = (jnp.asarray(t) for t in (q, k, v))
+    _attention_packed(jnp, a, q, k, v, mask)   # (its check against jax.nn.dot_product_attention)
     _, vjp = jax.vjp(lambda q, k, v: _attention_packed(jnp, a, q, k, v, mask), q, k, v)
     dq, dk, dv = vjp(jnp.asarray(g))
     part = a.get("part", 3)
