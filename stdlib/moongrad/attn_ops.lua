@@ -44,9 +44,6 @@ X.dot_product_attention = user_facing("dot_product_attention", { "dot_product_at
     options.raise("dot_product_attention: bias= is not supported (add it to the logits yourself with a "
       .. "plain softmax, or use mask=)")
   end
-  if opts.scale ~= nil and (opts.scale ~= opts.scale or opts.scale == math.huge or opts.scale == -math.huge) then
-    options.raise("dot_product_attention: scale must be a finite number, got " .. tostring(opts.scale))
-  end
   for i, t in ipairs({ q, k, v }) do
     if not core.is_tensor(t) then
       options.raise(string.format("dot_product_attention: %s must be a tensor, got %s",

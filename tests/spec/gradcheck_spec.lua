@@ -207,12 +207,21 @@ local cases = {
   cummax = { { inputs = { DISTINCT { 3, 4 } } }, { inputs = { DISTINCT { 2, 5 } }, args = { { axis = 2, reverse = true } } } },
   cummin = { { inputs = { DISTINCT { 3, 4 } } }, { inputs = { DISTINCT { 2, 5 } }, args = { { axis = 2, reverse = true } } } },
   sort = { { inputs = { DISTINCT { 3, 4 } } }, { inputs = { DISTINCT { 3, 4 } }, args = { { axis = 1, direction = "DESCENDING" } } } },
+  -- issue 17: attention (the packed result: output and logsumexp column, both differentiated)
+  dot_product_attention = {
+    { variadic = true, inputs = { U { 2, 3, 2, 2 }, U { 2, 4, 2, 2 }, U { 2, 4, 2, 3 } } },
+    { variadic = true, inputs = { U { 1, 5, 2, 3 }, U { 1, 5, 1, 3 }, U { 1, 5, 1, 3 } }, args = { { causal = true, scale = 0.8 } } },
+    { variadic = true, inputs = { U { 1, 3, 2, 2 }, U { 1, 4, 2, 2 }, U { 1, 4, 2, 2 },
+      fixed(mg.tensor { { true, false, true, true }, { false, false, true, false }, { true, true, false, true } }) } },
+  },
 }
 
 -- Differentiable ops whose own gradient is documented as not implemented: differentiating them
 -- must raise a clear error (never a silent zero).
 local no_gradient = {
   cumprod_grad = { inputs = { U { 2, 3 }, U { 2, 3 } }, args = { { axis = 2 } } },
+  dot_product_attention_grad = { variadic = true, inputs = { U { 1, 2, 1, 2 }, U { 1, 2, 1, 2 }, U { 1, 2, 1, 2 },
+    U { 1, 2, 1, 3 }, U { 1, 2, 1, 3 } }, args = { { part = 0 } } },
 }
 
 -- Second-order checks run on these (gradient of the gradient): the first case of each, every

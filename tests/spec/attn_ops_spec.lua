@@ -1,0 +1,206 @@
+-- Issue 17: mg.dot_product_attention (the fused kernel), mg.image.resize, and
+-- mg.random.categorical / shuffle / gamma / poisson.
+local mg = require("moongrad")
+local core = mg.core
+
+local function maxdiff(a, b) return mg.max(mg.abs(mg.cast(a, "float64") - mg.cast(b, "float64"))):item() end
+local function here() return debug.getinfo(2, "Sl").short_src .. ":" .. debug.getinfo(2, "l").currentline end
+
+-- ---- dot_product_attention --------------------------------------------------------------
+-- The reference: the same computation written with plain ops (matmul, where, softmax), in Keras
+-- 3's terms: masked logits are -0.7 * float32 max, the causal mask is tril (key j <= query i).
+local function reference(q, k, v, opts)
+  opts = opts or {}
+  local B, Tq, H, D = q.shape[1], q.shape[2], q.shape[3], q.shape[4]
+  local Tk, Hk, Dv = k.shape[2], k.shape[3], v.shape[4]
+  local G = H / Hk
+  local qt = core.permute(q, { 1, 3, 2, 4 })
+  local kt = core.permute(k, { 1, 3, 4, 2 })
+  local vt = core.permute(v, { 1, 3, 2, 4 })
+  if G > 1 then
+    kt = core.reshape(core.expand(core.unsqueeze(kt, 3), { B, Hk, G, D, Tk }), { B, H, D, Tk })
+    vt = core.reshape(core.expand(core.unsqueeze(vt, 3), { B, Hk, G, Tk, Dv }), { B, H, Tk, Dv })
+  end
+  local s = mg.matmul(qt, kt) * (opts.scale or 1 / math.sqrt(D))
+  local m = opts.mask
+  if opts.is_causal then
+    local c = mg.less_equal(core.reshape(mg.arange(0, Tk), { 1, Tk }), core.reshape(mg.arange(0, Tq), { Tq, 1 }))
+    m = m and mg.logical_and(m, c) or c
+  end
+  if m then s = mg.where(m, s, -0.7 * 3.4028234663852886e38) end
+  return core.permute(mg.matmul(mg.softmax(s, -1), vt), { 1, 3, 2, 4 })
+end
+
+local function inputs(B, Tq, Tk, H, Hk, D, Dv, dt, seed)
+  seed = seed or 1
+  return core.uniform({ B, Tq, H, D }, -1, 1, dt or "float64", seed),
+    core.uniform({ B, Tk, Hk, D }, -1, 1, dt or "float64", seed + 1),
+    core.uniform({ B, Tk, Hk, Dv }, -1, 1, dt or "float64", seed + 2)
+end
+
+local function grads3(f, q, k, v, w)
+  return mg.grad(function(a, b, c) return mg.sum(f(a, b, c) * w) end, { argnums = { 1, 2, 3 } })(q, k, v)
+end
+
+describe("mg.dot_product_attention", function()
+  local configs = {
+    { "one block", { 2, 5, 7, 2, 2, 3, 4 }, {} },
+    { "several query and key blocks, causal", { 1, 130, 300, 2, 1, 8, 8 }, { is_causal = true } },
+    { "grouped-query, scale", { 2, 70, 70, 4, 2, 5, 5 }, { scale = 0.3 } },
+    { "a broadcast mask over blocks", { 1, 65, 260, 2, 2, 16, 8 }, { mask = "random" } },
+    { "rows with every key masked", { 2, 3, 3, 1, 1, 2, 2 }, { mask = "full" } },
+    { "mask and causal", { 1, 200, 140, 2, 2, 4, 4 }, { is_causal = true, mask = "random" } },
+  }
+  for _, cfg in ipairs(configs) do
+    local name, dims, o = cfg[1], cfg[2], cfg[3]
+    local function opts_for()
+      local opts = { scale = o.scale, is_causal = o.is_causal }
+      if o.mask == "random" then
+        opts.mask = mg.greater(core.uniform({ dims[1], 1, dims[2], dims[3] }, 0, 1, "float64", 7), 0.3)
+      elseif o.mask == "full" then
+        opts.mask = mg.tensor({ { true, false, true }, { false, false, false }, { true, true, true } })
+      end
+      return opts
+    end
+
+    it(name .. ": values and gradients agree with the composition of plain ops (float64)", function()
+      local q, k, v = inputs(dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7])
+      local opts = opts_for()
+      local y = mg.dot_product_attention(q, k, v, opts)
+      assert.are.same({ dims[1], dims[2], dims[4], dims[7] }, y.shape)
+      assert.is_true(maxdiff(y, reference(q, k, v, opts)) < 1e-13)
+      local w = core.uniform(y.shape, -1, 1, "float64", 9)
+      local g = grads3(function(a, b, c) return mg.dot_product_attention(a, b, c, opts) end, q, k, v, w)
+      local r = grads3(function(a, b, c) return reference(a, b, c, opts) end, q, k, v, w)
+      for i = 1, 3 do assert.is_true(maxdiff(g[i], r[i]) < 1e-13, "gradient " .. i) end
+    end)
+
+    it(name .. ": float32 within float32 rounding", function()
+      local q, k, v = inputs(dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7])
+      local opts = opts_for()
+      local y = mg.dot_product_attention(mg.cast(q, "float32"), mg.cast(k, "float32"), mg.cast(v, "float32"), opts)
+      assert.are.equal("float32", y.dtype)
+      assert.is_true(maxdiff(y, reference(q, k, v, opts)) < 1e-5)
+    end)
+  end
+
+  it("a row with every key masked is the uniform average of the values (Keras, JAX)", function()
+    local q, k, v = inputs(1, 2, 4, 1, 1, 2, 3)
+    local mask = mg.tensor({ { true, true, false, false }, { false, false, false, false } })
+    local y = mg.dot_product_attention(q, k, v, { mask = mask })
+    local avg = mg.mean(v, { axis = 2 })   -- (1, 1, 3)
+    assert.is_true(maxdiff(y[1][2][1], avg[1][1]) < 1e-15)
+    -- and no gradient reaches q or k through that row's (constant) logits
+    local w = mg.tensor({ { { { 0, 0, 0 } }, { { 1, 2, 3 } } } }, "float64")
+    local g = grads3(function(a, b, c) return mg.dot_product_attention(a, b, c, { mask = mask }) end, q, k, v, w)
+    assert.are.equal(0, mg.max(mg.abs(g[1])):item())
+    assert.are.equal(0, mg.max(mg.abs(g[2])):item())
+    assert.is_true(maxdiff(g[3], mg.broadcast_to(mg.reshape(mg.tensor({ 1, 2, 3 }, "float64") / 4, { 1, 1, 1, 3 }),
+      { 1, 4, 1, 3 })) < 1e-15)
+  end)
+
+  it("reads strided and broadcast views where they lie", function()
+    local q, k, v = inputs(2, 9, 9, 2, 2, 4, 4)
+    local qt = core.permute(core.contiguous(core.permute(q, { 1, 3, 2, 4 })), { 1, 3, 2, 4 })  -- strided view
+    local kb = mg.broadcast_to(k:slice({ { 1, 1 } }), { 2, 9, 2, 4 })                             -- stride 0 on batch
+    local vs = core.contiguous(core.concat({ v, v }, 4)):slice({ {}, {}, {}, { 1, 4 } })           -- a column slice
+    local y = mg.dot_product_attention(qt, kb, vs)
+    assert.is_true(maxdiff(y, reference(q, core.contiguous(kb), v)) < 1e-13)
+  end)
+
+  it("gradients of only some inputs use the per-input backward (and agree)", function()
+    local q, k, v = inputs(1, 70, 150, 2, 1, 4, 6)
+    local w = core.uniform({ 1, 70, 2, 6 }, -1, 1, "float64", 5)
+    local all = grads3(function(a, b, c) return mg.dot_product_attention(a, b, c, { is_causal = true }) end, q, k, v, w)
+    for i = 1, 3 do
+      local gi = mg.grad(function(x)
+        local args = { q, k, v }
+        args[i] = x
+        return mg.sum(mg.dot_product_attention(args[1], args[2], args[3], { is_causal = true }) * w)
+      end)(({ q, k, v })[i])
+      assert.is_true(maxdiff(gi, all[i]) < 1e-14, "input " .. i)
+    end
+  end)
+
+  it("staged in mg.func: same values and gradients, sizes unknown included", function()
+    local q, k, v = inputs(2, 20, 20, 2, 2, 4, 4)
+    local w = core.uniform({ 2, 20, 2, 4 }, -1, 1, "float64", 5)
+    local f = mg.func(function(a, b, c)
+      local tape = mg.GradientTape()
+      tape:watch({ a, b, c })
+      local l = mg.sum(mg.dot_product_attention(a, b, c, { is_causal = true }) * w)
+      tape:stop()
+      local g = tape:gradient(l, { a, b, c })
+      return l, g[1], g[2], g[3]
+    end)
+    local l, g1, g2, g3 = f(q, k, v)
+    local r = grads3(function(a, b, c) return reference(a, b, c, { is_causal = true }) end, q, k, v, w)
+    assert.is_true(math.abs(l:item() - mg.sum(reference(q, k, v, { is_causal = true }) * w):item()) < 1e-12)
+    assert.is_true(maxdiff(g1, r[1]) < 1e-13 and maxdiff(g2, r[2]) < 1e-13 and maxdiff(g3, r[3]) < 1e-13)
+    local h = mg.func(function(a, b, c) return mg.dot_product_attention(a, b, c) end,
+      { input_signature = { mg.TensorSpec { shape = { -1, -1, 2, 4 }, dtype = "float64" },
+        mg.TensorSpec { shape = { -1, -1, 2, 4 }, dtype = "float64" },
+        mg.TensorSpec { shape = { -1, -1, 2, 4 }, dtype = "float64" } } })
+    local q2, k2, v2 = inputs(3, 11, 17, 2, 2, 4, 4)
+    assert.is_true(maxdiff(h(q2, k2, v2), reference(q2, k2, v2)) < 1e-13)
+    assert.is_true(maxdiff(h(q, k, v), reference(q, k, v)) < 1e-13)
+  end)
+
+  it("errors name the function, the argument and the shapes, at the caller's line", function()
+    local q, k, v = inputs(1, 5, 5, 2, 2, 3, 3)
+    -- (each call is kept out of tail position, so that the caller's frame exists to be named)
+    local cases = {
+      { function() local r = mg.dot_product_attention(q[1], k, v); return r end, "dot_product_attention: query must be 4%-d .*%(5,2,3%)" },
+      { function() local r = mg.dot_product_attention(q, k:slice({ {}, {}, {}, { 1, 2 } }), v); return r end,
+        "dot_product_attention: query and key must have the same head size" },
+      { function() local r = mg.dot_product_attention(q, k, v, { mask = mg.ones({ 5, 5 }) }); return r end,
+        "dot_product_attention: mask must be a bool tensor .*float32" },
+      { function() local r = mg.dot_product_attention(q, k, v, { mask = mg.ones({ 4, 5 }, "bool") }); return r end,
+        "dot_product_attention: mask of shape %(4,5%) does not broadcast to .* = %(1,2,5,5%)" },
+      { function() local r = mg.dot_product_attention(q, k, v, { causal = true }); return r end,
+        "dot_product_attention: unknown option 'causal'" },
+      { function() local r = mg.dot_product_attention(q, k, v, { scale = 0 / 0 }); return r end,
+        "dot_product_attention: option 'scale' must be in %(%-inf, inf%), got nan" },
+      { function() local r = mg.dot_product_attention(q, k, v, { bias = q }); return r end, "dot_product_attention: bias= is not supported" },
+      { function() local r = mg.dot_product_attention(mg.cast(q, "int32"), mg.cast(k, "int32"), mg.cast(v, "int32")); return r end,
+        "dot_product_attention: query, key and value must be float32 or float64" },
+      { function() local r = mg.dot_product_attention(q, k:slice({ {}, {}, { 1, 1 } }), v:slice({ {}, {}, { 1, 1 } })); return r end, nil },
+      { function() local r = mg.dot_product_attention(q, mg.concat({ k, k, k }, 3), mg.concat({ v, v, v }, 3)); return r end,
+        "the number of key/value heads must divide the number of query heads" },
+      { function() local r = mg.dot_product_attention(q, core.slice(k, { 0, 0 }, { 1, 0 }), core.slice(v, { 0, 0 }, { 1, 0 })); return r end, nil },
+    }
+    for i, c in ipairs(cases) do
+      local line = debug.getinfo(c[1], "S").linedefined
+      local ok, err = pcall(c[1])
+      if c[2] == nil then
+        if i == 9 then assert.is_true(ok, tostring(err)) end   -- one key/value head for two query heads
+      else
+        assert.is_false(ok, "case " .. i)
+        assert.matches(c[2], tostring(err))
+        assert.matches("attn_ops_spec.lua:" .. line .. ":", tostring(err), 1, true)
+      end
+    end
+    local ok, err = pcall(mg.dot_product_attention, q, core.slice(k, { 0, 0 }, { 1, 0 }), core.slice(v, { 0, 0 }, { 1, 0 }))
+    assert.is_false(ok)
+    assert.matches("the key sequence is empty", tostring(err))
+  end)
+
+  it("a second derivative is an error that says so", function()
+    local q, k, v = inputs(1, 3, 3, 1, 1, 2, 2)
+    local p = core.dot_product_attention({ q, k, v })
+    local tape = mg.GradientTape()
+    tape:watch(q)
+    local l = mg.sum(core.dot_product_attention_grad({ q, k, v, p, mg.ones_like(p) }, { part = 0 }))
+    tape:stop()
+    local ok, err = pcall(tape.gradient, tape, l, q)
+    assert.is_false(ok)
+    assert.matches("second derivative of dot_product_attention is not implemented", tostring(err), 1, true)
+    -- through nested tapes too (a gradient of the gradient)
+    local gg = function(x)
+      return mg.grad(function(y) return mg.sum(mg.dot_product_attention(y, k, v) ^ 2) end)(x)
+    end
+    ok, err = pcall(mg.grad(function(x) return mg.sum(gg(x)) end), q)
+    assert.is_false(ok)
+    assert.matches("second derivative of dot_product_attention is not implemented", tostring(err), 1, true)
+  end)
+end)
