@@ -56,11 +56,74 @@ X.dot_product_attention = user_facing("dot_product_attention", { "dot_product_at
   return core.slice(packed, { 0, 0, 0, 0 }, { BIG, BIG, BIG, -1 })
 end)
 
+-- ---- random draws ---------------------------------------------------------------------------
+
+local function shape_arg(fname, shape)
+  if type(shape) == "number" then
+    options.raise(string.format("%s: the shape is a table: mg.%s({%s}, ...), not a bare number", fname, fname,
+      tostring(shape)))
+  end
+  if type(shape) ~= "table" then
+    options.raise(string.format("%s: shape must be a table of sizes, got %s", fname, type(shape)))
+  end
+  return shape
+end
+
+local function number_arg(fname, what, v)
+  if type(v) ~= "number" then
+    options.raise(string.format("%s: %s must be a number, got %s", fname, what, core.is_tensor(v) and "a tensor" or type(v)))
+  end
+  return v
+end
+
+local seed_rule = { "integer", min = 0 }
+local gamma_spec = { beta = "number", dtype = "string", seed = seed_rule }
+X.gamma = user_facing("random.gamma", { "random_gamma" }, function(shape, alpha, opts)
+  if opts ~= nil then options.check("random.gamma", opts, gamma_spec) end
+  opts = opts or {}
+  return core.random_gamma(shape_arg("random.gamma", shape), number_arg("random.gamma", "alpha", alpha),
+    opts.beta or 1, opts.dtype or "float32", opts.seed or -1)
+end)
+
+local poisson_spec = { dtype = "string", seed = seed_rule }
+X.poisson = user_facing("random.poisson", { "random_poisson" }, function(shape, lam, opts)
+  if opts ~= nil then options.check("random.poisson", opts, poisson_spec) end
+  opts = opts or {}
+  return core.random_poisson(shape_arg("random.poisson", shape), number_arg("random.poisson", "lam", lam),
+    opts.dtype or "float32", opts.seed or -1)
+end)
+
+local categorical_spec = { dtype = "string", seed = seed_rule }
+X.categorical = user_facing("random.categorical", { "random_categorical" }, function(logits, n, opts)
+  if opts ~= nil then options.check("random.categorical", opts, categorical_spec) end
+  opts = opts or {}
+  if not core.is_tensor(logits) then
+    options.raise("random.categorical: logits must be a tensor (batch, classes), got " .. type(logits))
+  end
+  options.value("random.categorical", "num_samples", n, { "integer", min = 0 })
+  if n == nil then options.raise("random.categorical: num_samples is required") end
+  local one = logits.ndim == 1
+  local r = core.random_categorical(one and core.unsqueeze(logits, 1) or logits, n, opts.dtype or "int64",
+    opts.seed or -1)
+  return one and core.squeeze(r, { 1 }) or r
+end)
+
+local shuffle_spec = { seed = seed_rule }
+X.shuffle = user_facing("random.shuffle", { "random_permutation", "take" }, function(x, opts)
+  if opts ~= nil then options.check("random.shuffle", opts, shuffle_spec) end
+  if not core.is_tensor(x) then options.raise("random.shuffle: x must be a tensor, got " .. type(x)) end
+  return core.take(x, core.random_permutation(x, opts and opts.seed or -1), 1)
+end)
+
 -- Adds the functions to the `mg` namespace M (the raw op stays mg.core.dot_product_attention).
 function X.install(M)
   M.dot_product_attention = X.dot_product_attention
   core.methods.dot_product_attention = X.dot_product_attention
   M.document(X.dot_product_attention, X.docs.dot_product_attention)
+  for _, name in ipairs({ "gamma", "poisson", "categorical", "shuffle" }) do
+    M.random[name] = X[name]
+    M.document(X[name], X.docs[name])
+  end
 end
 
 X.docs = {
@@ -74,6 +137,27 @@ X.docs = {
     .. "  Example:\n"
     .. "    local q = mg.random.normal({2, 16, 4, 8})\n"
     .. "    print(mg.dot_product_attention(q, q, q, {is_causal = true}).shape)   -- {2, 16, 4, 8}",
+  gamma = "mg.random.gamma(shape, alpha, {beta=1, dtype=\"float32\", seed=}) -> tensor\n"
+    .. "  Gamma-distributed values, shape parameter alpha > 0 and rate beta > 0 (mean alpha/beta; TF's\n"
+    .. "  tf.random.gamma with a number alpha). Reproducible under mg.random.seed, or from seed= alone.\n"
+    .. "  Example:\n"
+    .. "    print(mg.random.gamma({1000}, 2):mean())   -- about 2",
+  poisson = "mg.random.poisson(shape, lam, {dtype=\"float32\", seed=}) -> tensor\n"
+    .. "  Poisson-distributed counts with rate lam >= 0 (mean and variance lam); dtype float32 (TF's default),\n"
+    .. "  float64, int32 or int64.\n"
+    .. "  Example:\n"
+    .. "    print(mg.random.poisson({1000}, 3, {dtype = \"int64\"}):sum())   -- about 3000",
+  categorical = "mg.random.categorical(logits, num_samples, {dtype=\"int64\", seed=}) -> tensor\n"
+    .. "  For each row of logits (batch, classes), num_samples class indices (1-based) drawn with\n"
+    .. "  probabilities softmax(row) (tf.random.categorical); a 1-d logits gives a 1-d result. A -inf logit\n"
+    .. "  is never drawn; a row with a NaN or +inf logit, or no finite one, is an error.\n"
+    .. "  Example:\n"
+    .. "    print(mg.random.categorical(mg.log(mg.tensor{{0.0, 1.0}}), 3))   -- tensor([[2, 2, 2]], dtype=int64)",
+  shuffle = "mg.random.shuffle(x, {seed=}) -> tensor\n"
+    .. "  x with its slices along the first axis in a uniformly random order (tf.random.shuffle); the gradient\n"
+    .. "  flows back to x (it is a take of a random permutation).\n"
+    .. "  Example:\n"
+    .. "    print(mg.random.shuffle(mg.arange(1, 6)):sort())   -- tensor([1, 2, 3, 4, 5], dtype=int64)",
 }
 
 return X
