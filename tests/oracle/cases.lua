@@ -1038,4 +1038,51 @@ add("dot_product_attention", { ins = { I({ 1, 5, 2, 3 }), I({ 1, 6, 2, 3 }), I({
 add("dot_product_attention", { ins = { I({ 1, 5, 2, 3 }, "int32"), I({ 1, 5, 2, 3 }, "int32"), I({ 1, 5, 2, 3 }, "int32") },
   expect_error = true, label = "integer inputs" })
 
+-- issue 17's random ops (check.py's check_random17): a seed repeats and another differs; gamma
+-- against scipy's cdf (Kolmogorov-Smirnov), poisson counts, categorical classes and the
+-- positions of permutations against their probabilities (chi-square).
+local function random17(op, attrs, label)
+  add(op, { check = "random17", label = label, attrs = attrs, run = function()
+    local a = {}
+    for k, v in pairs(attrs) do a[k] = v end
+    a.shape, a.seed = { NR }, 77
+    local x, again = core[op](a), core[op](a)
+    a.seed = 78
+    return { x, again, core[op](a) }
+  end })
+end
+random17("random_gamma", { alpha = 2.5, beta = 2, dtype = "float64" })
+random17("random_gamma", { alpha = 0.3, beta = 1, dtype = "float32" }, "alpha < 1")
+random17("random_gamma", { alpha = 40, beta = 0.5, dtype = "float32" })
+random17("random_poisson", { lam = 3, dtype = "int64" })
+random17("random_poisson", { lam = 0.2, dtype = "float64" })
+random17("random_poisson", { lam = 45.5, dtype = "float32" }, "lam >= 10 (PTRS)")
+random17("random_poisson", { lam = 0, dtype = "int32" })
+add("random_categorical", { check = "random17", attrs = { num_samples = NR, dtype = "int64" },
+  ins = { L({ 0, 1, 2, -1, 0.5, 0.5, 0.5, 0.5, -1 / 0, 3, -1 / 0, 0 }, "float32", { 3, 4 }) },
+  run = function(xs) return { core.random_categorical(xs[1], NR, "int64", 5) } end })
+add("random_categorical", { check = "random17", attrs = { num_samples = NR, dtype = "int32" },
+  ins = { I({ 2, 7 }, "float64") }, label = "float64 logits, int32 samples",
+  run = function(xs)
+    mg.random.seed(3)
+    return { core.random_categorical(xs[1], NR, "int32") }
+  end })
+add("random_permutation", { check = "random17", attrs = {}, label = "3000 permutations of 6",
+  run = function()
+    mg.random.seed(11)
+    local x, rows = mg.zeros({ 6, 2 }), {}
+    for i = 1, 3000 do rows[i] = core.random_permutation(x) end
+    return { mg.stack(rows) }
+  end })
+for _, bad in ipairs({ { alpha = 0 }, { alpha = -1 }, { alpha = 1, beta = 0 }, { alpha = 0 / 0 } }) do
+  bad.shape = { 3 }
+  add("random_gamma", { attrs = bad, expect_error = true })
+end
+add("random_poisson", { attrs = { shape = { 3 }, lam = -1 }, expect_error = true })
+add("random_poisson", { attrs = { shape = { 3 }, lam = 1, dtype = "bool" }, expect_error = true })
+add("random_categorical", { ins = { I({ 4 }) }, attrs = { num_samples = 2 }, expect_error = true, label = "1-d logits (the op)" })
+add("random_categorical", { ins = { L({ 0, 0 / 0 }, "float32", { 1, 2 }) }, attrs = { num_samples = 2 }, expect_error = true,
+  label = "a NaN logit" })
+add("random_permutation", { ins = { I({}) }, expect_error = true, label = "0-d" })
+
 return M
