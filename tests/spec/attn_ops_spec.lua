@@ -204,3 +204,146 @@ describe("mg.dot_product_attention", function()
     assert.matches("second derivative of dot_product_attention is not implemented", tostring(err), 1, true)
   end)
 end)
+
+-- ---- random: categorical, shuffle, gamma, poisson -------------------------------------------
+describe("mg.random.gamma / poisson / categorical / shuffle", function()
+  local function moments(x)
+    local v = mg.cast(x, "float64")
+    return v:mean():item(), mg.variance(v):item()
+  end
+
+  it("gamma: mean alpha/beta and variance alpha/beta^2 (alpha above and below 1)", function()
+    mg.random.seed(42)
+    for _, p in ipairs({ { 2.5, 2 }, { 0.4, 1 }, { 9, 0.5 } }) do
+      local a, b = p[1], p[2]
+      local m, v = moments(mg.random.gamma({ 100000 }, a, { beta = b, dtype = "float64" }))
+      assert.is_true(math.abs(m - a / b) < 4 * math.sqrt(a) / b / math.sqrt(100000), "mean " .. m)
+      assert.is_true(math.abs(v / (a / b ^ 2) - 1) < 0.05, "variance " .. v)
+    end
+    local g = mg.random.gamma({ 1000 }, 0.05)
+    assert.is_true(mg.min(g):item() >= 0)
+    assert.are.equal("float32", g.dtype)
+  end)
+
+  it("poisson: mean and variance lam, small and large rates, integer dtypes", function()
+    mg.random.seed(42)
+    for _, lam in ipairs({ 0.5, 4, 9.99, 10, 250 }) do
+      local x = mg.random.poisson({ 100000 }, lam, { dtype = "int64" })
+      assert.are.equal("int64", x.dtype)
+      local m, v = moments(x)
+      assert.is_true(math.abs(m - lam) < 4 * math.sqrt(lam / 100000), lam .. ": mean " .. m)
+      assert.is_true(math.abs(v / lam - 1) < 0.05, lam .. ": variance " .. v)
+    end
+    assert.are.equal(0, mg.max(mg.random.poisson({ 100 }, 0)):item())
+    assert.are.equal("float32", mg.random.poisson({ 2 }, 1).dtype)
+  end)
+
+  it("categorical: frequencies follow softmax(logits); -inf never drawn; 1-based; 1-d logits", function()
+    mg.random.seed(7)
+    local probs = { { 0.1, 0.2, 0.7 }, { 0.5, 0, 0.5 } }
+    local c = mg.random.categorical(mg.log(mg.tensor(probs, "float64")), 50000)
+    assert.are.same({ 2, 50000 }, c.shape)
+    assert.are.equal("int64", c.dtype)
+    for r = 1, 2 do
+      for k = 1, 3 do
+        local f = mg.mean(mg.cast(mg.equal(c[r], k), "float64")):item()
+        local p = probs[r][k]
+        assert.is_true(math.abs(f - p) <= 4 * math.sqrt(p * (1 - p) / 50000), r .. "," .. k .. ": " .. f)
+      end
+    end
+    local one = mg.random.categorical(mg.tensor({ -1 / 0, 0, -1 / 0 }), 10)
+    assert.are.same({ 10 }, one.shape)
+    assert.are.same({ 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 }, one:totable())
+    assert.are.equal("int32", mg.random.categorical(mg.zeros({ 1, 4 }), 3, { dtype = "int32" }).dtype)
+  end)
+
+  it("shuffle: a permutation of the first axis, every order reachable, gradient back to x", function()
+    mg.random.seed(3)
+    local x = mg.reshape(mg.arange(1, 13, 1, "float64"), { 4, 3 })
+    local y = mg.random.shuffle(x)
+    assert.are.same({ 4, 3 }, y.shape)
+    local firsts = y:slice({ {}, { 1, 1 } }):reshape({ 4 }):totable()
+    table.sort(firsts)
+    assert.are.same({ 1, 4, 7, 10 }, firsts)
+    for i = 1, 4 do   -- rows stay whole
+      local r = y[i]:totable()
+      assert.are.same({ r[1], r[1] + 1, r[1] + 2 }, r)
+    end
+    local seen = {}
+    for _ = 1, 400 do seen[table.concat(mg.random.shuffle(mg.arange(1, 4)):totable(), ",")] = true end
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    assert.are.equal(6, n)
+    local w = mg.tensor({ { 1, 2, 3 }, { 4, 5, 6 }, { 7, 8, 9 }, { 10, 11, 12 } }, "float64")
+    local g = mg.grad(function(t) return mg.sum(mg.random.shuffle(t) ^ 2) end)(w)
+    assert.is_true(maxdiff(g, w * 2) == 0)   -- a permutation: each element's own 2x
+  end)
+
+  it("reproducible under mg.random.seed, and from seed= alone", function()
+    local function draw()
+      return { mg.random.gamma({ 5 }, 1.5), mg.random.poisson({ 5 }, 3), mg.random.categorical(mg.zeros({ 2, 5 }), 4),
+        mg.random.shuffle(mg.arange(1, 9)) }
+    end
+    mg.random.seed(123)
+    local a = draw()
+    mg.random.seed(123)
+    local b = draw()
+    for i = 1, 4 do assert.are.same(a[i]:totable(), b[i]:totable()) end
+    local c = draw()   -- the counter moved on: new values
+    assert.are_not.same(a[1]:totable(), c[1]:totable())
+    assert.are.same(mg.random.gamma({ 4 }, 2, { seed = 9 }):totable(), mg.random.gamma({ 4 }, 2, { seed = 9 }):totable())
+    assert.are.same(mg.random.shuffle(mg.arange(1, 30), { seed = 9 }):totable(),
+      mg.random.shuffle(mg.arange(1, 30), { seed = 9 }):totable())
+  end)
+
+  it("staged in mg.func: a new draw each call, the same sequence after mg.random.seed", function()
+    local f = mg.func(function(x)
+      return mg.random.gamma({ 3 }, 2), mg.random.poisson({ 3 }, 4), mg.random.categorical(x, 3), mg.random.shuffle(x)
+    end)
+    local x = mg.zeros({ 5, 4 })
+    mg.random.seed(5)
+    local r1 = { f(x) }
+    local r2 = { f(x) }
+    assert.are_not.same(r1[1]:totable(), r2[1]:totable())
+    mg.random.seed(5)
+    local r3 = { f(x) }
+    for i = 1, 4 do assert.are.same(r1[i]:totable(), r3[i]:totable()) end
+    -- and eager draws the same values as staged from the same state
+    mg.random.seed(5)
+    assert.are.same(r1[1]:totable(), mg.random.gamma({ 3 }, 2):totable())
+    -- shuffle of a tensor whose first size is unknown while staging
+    local h = mg.func(function(t) return mg.random.shuffle(t) end,
+      { input_signature = { mg.TensorSpec { shape = { -1 }, dtype = "int64" } } })
+    local s = h(mg.arange(1, 8)):totable()
+    table.sort(s)
+    assert.are.same({ 1, 2, 3, 4, 5, 6, 7 }, s)
+  end)
+
+  it("bad parameters are errors naming the function and the parameter, at the caller's line", function()
+    local cases = {
+      { function() local r = mg.random.gamma({ 3 }, 0); return r end, "random.gamma: alpha %(the shape parameter%) must be finite and > 0, got 0" },
+      { function() local r = mg.random.gamma({ 3 }, -2); return r end, "random.gamma: alpha .* got %-2" },
+      { function() local r = mg.random.gamma({ 3 }, 1, { beta = 0 }); return r end, "random.gamma: beta %(the rate, 1/scale%) must be finite and > 0" },
+      { function() local r = mg.random.gamma({ 3 }, 1, { dtype = "int64" }); return r end, "random.gamma: dtype must be float32 or float64" },
+      { function() local r = mg.random.gamma(3, 1); return r end, "random.gamma: the shape is a table" },
+      { function() local r = mg.random.gamma({ 3 }, 1, { scale = 2 }); return r end, "random.gamma: unknown option 'scale'" },
+      { function() local r = mg.random.poisson({ 3 }, -1); return r end, "random.poisson: lam %(the rate%) must be finite, >= 0" },
+      { function() local r = mg.random.poisson({ 3 }, 0 / 0); return r end, "random.poisson: lam" },
+      { function() local r = mg.random.poisson({ 3 }, 1, { dtype = "bool" }); return r end, "random.poisson: dtype must be" },
+      { function() local r = mg.random.categorical(mg.zeros({ 2, 3 }), -1); return r end, "random.categorical: num_samples must be" },
+      { function() local r = mg.random.categorical(mg.zeros({ 2, 3, 1 }), 2); return r end, "random.categorical: logits must be 2%-d %(batch, classes%), got shape %(2,3,1%)" },
+      { function() local r = mg.random.categorical(mg.tensor({ { 0, 0 / 0 } }), 2); return r end, "random.categorical: row 1 of logits has no valid distribution" },
+      { function() local r = mg.random.categorical(mg.tensor({ { 0, 0 }, { -1 / 0, -1 / 0 } }), 2); return r end, "row 2 of logits" },
+      { function() local r = mg.random.categorical(mg.tensor({ { 1, 2 } }, "int64"), 2); return r end, "random.categorical: logits must be float32 or float64, got int64" },
+      { function() local r = mg.random.shuffle(mg.tensor(3)); return r end, "random.shuffle: x must have at least one axis" },
+      { function() local r = mg.random.shuffle({ 1, 2 }); return r end, "random.shuffle: x must be a tensor" },
+    }
+    for i, c in ipairs(cases) do
+      local line = debug.getinfo(c[1], "S").linedefined
+      local ok, err = pcall(c[1])
+      assert.is_false(ok, "case " .. i)
+      assert.matches(c[2], tostring(err))
+      assert.matches("attn_ops_spec.lua:" .. line .. ":", tostring(err), 1, true)
+    end
+  end)
+end)
