@@ -56,6 +56,115 @@ X.dot_product_attention = user_facing("dot_product_attention", { "dot_product_at
   return core.slice(packed, { 0, 0, 0, 0 }, { BIG, BIG, BIG, -1 })
 end)
 
+-- ---- image.resize ---------------------------------------------------------------------------
+
+-- The kernels of TF's scale_and_translate: the triangle (bilinear) and Keys's cubic with a = -0.5
+-- (bicubic), as functions of the distance in input pixels.
+local function triangle(x)
+  x = math.abs(x)
+  return x < 1 and 1 - x or 0
+end
+local function keys_cubic(x)
+  x = math.abs(x)
+  if x >= 2 then return 0 end
+  if x >= 1 then return ((-0.5 * x + 2.5) * x - 4) * x + 2 end
+  return (1.5 * x - 2.5) * x * x + 1
+end
+local KERNELS = { bilinear = { triangle, 1 }, bicubic = { keys_cubic, 2 } }
+
+-- The (out x size) weight matrix of one axis as nested rows: output i samples the input at
+-- (i + 1/2) * size / out - 1/2 (half-pixel centres); downsampling with antialias widens the
+-- kernel by the scale; taps outside [0, size) are dropped and each row normalised to sum 1.
+local function weight_rows(method, size, out, antialias)
+  local k, radius = KERNELS[method][1], KERNELS[method][2]
+  local inv = size / out
+  local ks = (antialias and inv > 1) and inv or 1
+  local rows = {}
+  for i = 0, out - 1 do
+    local f = (i + 0.5) * inv - 0.5
+    local row, total = {}, 0
+    for j = 1, size do row[j] = 0 end
+    for j = math.max(0, math.ceil(f - radius * ks)), math.min(size - 1, math.floor(f + radius * ks)) do
+      local w = k((j - f) / ks)
+      row[j + 1] = w
+      total = total + w
+    end
+    if math.abs(total) > 1e-300 then
+      for j = 1, size do row[j] = row[j] / total end
+    end
+    rows[i + 1] = row
+  end
+  return rows
+end
+
+-- Input positions (1-based) of nearest-neighbour resizing: floor((i + 1/2) * size / out), clamped
+-- (TF 2's half-pixel rule; exact rational arithmetic, as JAX).
+local function nearest_index(size, out)
+  local idx = {}
+  for i = 0, out - 1 do
+    idx[i + 1] = math.min(math.floor((i + 0.5) * size / out), size - 1) + 1
+  end
+  return idx
+end
+
+local resize_spec = { method = { "string", one_of = { "bilinear", "nearest", "bicubic" } }, antialias = "boolean",
+  preserve_aspect_ratio = "boolean" }
+local function known(n) return type(n) == "number" end   -- an unknown size while staging is a dim object
+
+X.resize = user_facing("image.resize", { "matmul", "take", "reshape" }, function(x, size, opts)
+  if opts ~= nil then options.check("image.resize", opts, resize_spec) end
+  opts = opts or {}
+  if opts.preserve_aspect_ratio then
+    options.raise("image.resize: preserve_aspect_ratio= is not supported (compute the size yourself)")
+  end
+  if not core.is_tensor(x) then options.raise("image.resize: images must be a tensor, got " .. type(x)) end
+  if x.ndim ~= 3 and x.ndim ~= 4 then
+    options.raise(string.format("image.resize: images must be 4-d (batch, height, width, channels) or 3-d "
+      .. "(height, width, channels), got shape (%s)", table.concat(x.shape, ",")))
+  end
+  if type(size) ~= "table" or #size ~= 2 then
+    options.raise("image.resize: size must be a table {height, width}, got " .. (type(size) == "table" and
+      #size .. " entries" or type(size)))
+  end
+  for i = 1, 2 do
+    local v = size[i]
+    if type(v) ~= "number" or v ~= math.floor(v) or v < 1 then
+      options.raise(string.format("image.resize: size[%d] must be a positive integer, got %s", i, tostring(v)))
+    end
+  end
+  local method = opts.method or "bilinear"
+  local batched = x.ndim == 4
+  local x4 = batched and x or core.unsqueeze(x, 1)
+  local H, W, C = x4.shape[2], x4.shape[3], x4.shape[4]
+  if not (known(H) and known(W) and known(C)) then
+    options.raise("image.resize: the height, width and channels of the images must be known (a staged function "
+      .. "needs them in its input signature)")
+  end
+  if H == 0 or W == 0 then
+    options.raise(string.format("image.resize: cannot resize an empty image of shape (%s)", table.concat(x.shape, ",")))
+  end
+  local h, w = size[1], size[2]
+  local y
+  if method == "nearest" then
+    y = x4
+    if h ~= H then y = core.take(y, core.tensor(nearest_index(H, h), "int64"), 2) end
+    if w ~= W then y = core.take(y, core.tensor(nearest_index(W, w), "int64"), 3) end
+  else
+    local dt = (x4.dtype == "float64") and "float64" or "float32"
+    y = x4.dtype == dt and x4 or core.cast(x4, dt)
+    local aa = opts.antialias or false
+    if h ~= H then   -- (h, H) @ (N, H, W*C) -> (N, h, W*C)
+      local wh = core.tensor(weight_rows(method, H, h, aa), dt)
+      y = core.reshape(core.matmul(wh, core.reshape(y, { -1, H, W * C })), { -1, h, W, C })
+    end
+    if w ~= W then   -- (w, W) @ (N*h, W, C) -> (N*h, w, C)
+      local ww = core.tensor(weight_rows(method, W, w, aa), dt)
+      y = core.reshape(core.matmul(ww, core.reshape(y, { -1, W, C })), { -1, h, w, C })
+    end
+  end
+  return batched and y or core.squeeze(y, { 1 })
+end)
+
 -- ---- random draws ---------------------------------------------------------------------------
 
 local function shape_arg(fname, shape)
@@ -120,6 +229,9 @@ function X.install(M)
   M.dot_product_attention = X.dot_product_attention
   core.methods.dot_product_attention = X.dot_product_attention
   M.document(X.dot_product_attention, X.docs.dot_product_attention)
+  M.image = M.image or {}
+  M.image.resize = X.resize
+  M.document(X.resize, X.docs.resize)
   for _, name in ipairs({ "gamma", "poisson", "categorical", "shuffle" }) do
     M.random[name] = X[name]
     M.document(X[name], X.docs[name])
@@ -137,6 +249,15 @@ X.docs = {
     .. "  Example:\n"
     .. "    local q = mg.random.normal({2, 16, 4, 8})\n"
     .. "    print(mg.dot_product_attention(q, q, q, {is_causal = true}).shape)   -- {2, 16, 4, 8}",
+  resize = "mg.image.resize(images, {height, width}, {method=\"bilinear\", antialias=false}) -> tensor\n"
+    .. "  tf.image.resize for (batch, height, width, channels) or (height, width, channels) images: half-pixel\n"
+    .. "  centres; method \"bilinear\", \"bicubic\" (Keys, a = -0.5) or \"nearest\"; antialias widens the filter\n"
+    .. "  when downsampling (TF's scale_and_translate). Taps outside the image are dropped and the weights\n"
+    .. "  renormalised, as TF. bilinear/bicubic give float32 (float64 stays float64), nearest keeps the dtype.\n"
+    .. "  Differentiable: each axis is a matmul with its weight matrix (nearest: a take).\n"
+    .. "  Example:\n"
+    .. "    local img = mg.reshape(mg.arange(0, 4, 1, \"float32\"), {2, 2, 1})\n"
+    .. "    print(mg.image.resize(img, {4, 4}):reshape({4, 4}))",
   gamma = "mg.random.gamma(shape, alpha, {beta=1, dtype=\"float32\", seed=}) -> tensor\n"
     .. "  Gamma-distributed values, shape parameter alpha > 0 and rate beta > 0 (mean alpha/beta; TF's\n"
     .. "  tf.random.gamma with a number alpha). Reproducible under mg.random.seed, or from seed= alone.\n"
