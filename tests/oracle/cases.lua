@@ -1085,4 +1085,28 @@ add("random_categorical", { ins = { L({ 0, 0 / 0 }, "float32", { 1, 2 }) }, attr
   label = "a NaN logit" })
 add("random_permutation", { ins = { I({}) }, expect_error = true, label = "0-d" })
 
+-- mg.image.resize (matmul and take compositions) against jax.image.resize, value and gradient
+-- (check.py's check_resize; the second input is the output gradient).
+for _, r in ipairs({
+  { { 2, 5, 7, 3 }, { 9, 4 }, "bilinear", false }, { { 2, 5, 7, 3 }, { 3, 12 }, "bilinear", true },
+  { { 2, 6, 6, 2 }, { 2, 3 }, "bilinear", true }, { { 2, 6, 6, 2 }, { 2, 3 }, "bilinear", false },
+  { { 1, 5, 7, 2 }, { 11, 3 }, "bicubic", false }, { { 1, 9, 8, 2 }, { 4, 3 }, "bicubic", true },
+  { { 5, 7, 3 }, { 8, 2 }, "nearest", false }, { { 2, 5, 4, 1 }, { 5, 9 }, "bicubic", true },
+}) do
+  local shape, size, method, aa = r[1], r[2], r[3], r[4]
+  for _, dt in ipairs(F) do
+    local oshape = #shape == 4 and { shape[1], size[1], size[2], shape[4] } or { size[1], size[2], shape[3] }
+    add("mg.image.resize", { check = "check_resize", ins = { I(shape, dt), I(oshape, dt) },
+      attrs = { size = size, method = method, antialias = aa },
+      run = function(xs)
+        local tape = mg.GradientTape()
+        tape:watch(xs[1])
+        local y = mg.image.resize(xs[1], size, { method = method, antialias = aa })
+        local l = mg.sum(y * xs[2])
+        tape:stop()
+        return { y, tape:gradient(l, xs[1]) }
+      end })
+  end
+end
+
 return M

@@ -546,7 +546,25 @@ def check_random17(c, T):
             raise Failure("too few distinct permutations")
 
 
-CHECKS = {"random": check_random, "random17": check_random17, "dropout": check_dropout, "dropout_trivial": check_dropout_trivial,
+def check_resize(c, T):
+    """mg.image.resize against jax.image.resize (JAX's kernels are TF's: half-pixel centres, Keys
+    cubic, antialias by scale_and_translate); the gradient of sum(y * w) against jax.vjp."""
+    jax, jnp = jax_modules()
+    a = c["attrs"]
+    x, w = (T[d["name"]].astype(np.float64) for d in c["inputs"])
+    y, gx = (T[n] for n in c["outputs"])
+    method = {"bilinear": "linear", "bicubic": "cubic", "nearest": "nearest"}[a.get("method", "bilinear")]
+    shape = x.shape[:-3] + tuple(a["size"]) + x.shape[-1:]
+    f = lambda t: jax.image.resize(t, shape, method, antialias=bool(a.get("antialias", False)))
+    ref, vjp = jax.vjp(f, jnp.asarray(x))
+    dt = str(y.dtype)
+    if dt != c["inputs"][0]["dtype"] and not (dt == "float32" and method != "nearest"):
+        raise Failure(f"dtype {dt}")
+    compare("value", y, np.asarray(ref), dt)
+    compare("gradient", gx, np.asarray(vjp(jnp.asarray(w))[0]), dt)
+
+
+CHECKS = {"random": check_random, "check_resize": check_resize, "random17": check_random17, "dropout": check_dropout, "dropout_trivial": check_dropout_trivial,
           "optim": check_optim, "std": check_std, "arange": check_arange, "bincount": check_bincount, "unique": check_unique, "raises": check_raises}
 
 

@@ -347,3 +347,102 @@ describe("mg.random.gamma / poisson / categorical / shuffle", function()
     end
   end)
 end)
+
+-- ---- image.resize -------------------------------------------------------------------------------
+describe("mg.image.resize", function()
+  local function close(t, expect, tol)
+    local got = t:reshape({ -1 }):totable()
+    assert.are.equal(#expect, #got)
+    for i = 1, #expect do assert.is_true(math.abs(got[i] - expect[i]) <= (tol or 1e-6), i .. ": " .. got[i]) end
+  end
+  local img = mg.reshape(mg.tensor({ 0, 1, 2, 3 }, "float32"), { 2, 2, 1 })   -- [[0, 1], [2, 3]]
+
+  it("bilinear upsampling: half-pixel centres, edges clamped (TF's values)", function()
+    -- 1-d positions (i + 1/2)/2 - 1/2 = -0.25, 0.25, 0.75, 1.25 -> weights 0, 0.25, 0.75, 1
+    local a = { 0, 0.25, 0.75, 1 }
+    local expect = {}
+    for i = 1, 4 do for j = 1, 4 do expect[#expect + 1] = 2 * a[i] + a[j] end end
+    local y = mg.image.resize(img, { 4, 4 })
+    assert.are.same({ 4, 4, 1 }, y.shape)
+    assert.are.equal("float32", y.dtype)
+    close(y, expect)
+  end)
+
+  it("nearest: floor((i + 1/2) * in/out), keeps the dtype", function()
+    local y = mg.image.resize(mg.cast(img, "int64"), { 4, 3 }, { method = "nearest" })
+    assert.are.equal("int64", y.dtype)
+    -- rows 0,0,1,1; columns floor((j + .5) * 2/3) = 0, 1, 1
+    assert.are.same({ 0, 1, 1, 0, 1, 1, 2, 3, 3, 2, 3, 3 }, y:reshape({ -1 }):totable())
+  end)
+
+  it("downsampling: two taps without antialias, the widened triangle with it", function()
+    local row = mg.reshape(mg.tensor({ 0, 1, 2, 3 }, "float64"), { 1, 4, 1 })
+    close(mg.image.resize(row, { 1, 2 }), { 0.5, 2.5 }, 1e-12)
+    -- antialias: centres 0.5 and 2.5, the triangle twice as wide: taps 0..2 weighted 0.75, 0.75, 0.25
+    -- and taps 1..3 weighted 0.25, 0.75, 0.75, each normalised by 1.75
+    close(mg.image.resize(row, { 1, 2 }, { antialias = true }), { (0.75 * 1 + 0.25 * 2) / 1.75, (0.25 * 1 + 0.75 * 2 + 0.75 * 3) / 1.75 }, 1e-12)
+  end)
+
+  it("bicubic: the identity at the same size; Keys's weights (a = -0.5) inside", function()
+    local x = core.uniform({ 2, 5, 6, 3 }, -1, 1, "float64", 3)
+    assert.is_true(maxdiff(mg.image.resize(x, { 5, 6 }, { method = "bicubic" }), x) == 0)
+    -- upsampling 4 -> 8 along one axis: output 3 samples at (3.5)/2 - 0.5 = 1.25
+    local row = mg.reshape(mg.tensor({ 1, 4, 9, 16 }, "float64"), { 1, 4, 1 })
+    local y = mg.image.resize(row, { 1, 8 }, { method = "bicubic" }):reshape({ -1 }):totable()
+    local function k(t)
+      t = math.abs(t)
+      if t >= 2 then return 0 elseif t >= 1 then return ((-0.5 * t + 2.5) * t - 4) * t + 2 end
+      return (1.5 * t - 2.5) * t * t + 1
+    end
+    local v = { 1, 4, 9, 16 }
+    local want = k(1.25) * v[1] + k(0.25) * v[2] + k(0.75) * v[3] + k(1.75) * v[4]
+    assert.is_true(math.abs(y[4] - want / (k(1.25) + k(0.25) + k(0.75) + k(1.75))) < 1e-12)
+  end)
+
+  it("gradients match finite differences (bilinear antialias, bicubic, nearest)", function()
+    for _, o in ipairs({ { method = "bilinear", antialias = true }, { method = "bicubic" }, { method = "nearest" } }) do
+      local x = core.uniform({ 1, 4, 5, 2 }, -1, 1, "float64", 11)
+      local w = core.uniform({ 1, 3, 7, 2 }, -1, 1, "float64", 12)
+      local f = function(t) return mg.sum(mg.image.resize(t, { 3, 7 }, o) * w) end
+      local g = mg.grad(f)(x):reshape({ -1 }):totable()
+      for i = 1, 40, 3 do
+        local e = core.reshape(core.one_hot(mg.tensor({ i }), 40, "float64"), { 1, 4, 5, 2 }) * 1e-6
+        local num = (f(x + e):item() - f(x - e):item()) / 2e-6
+        assert.is_true(math.abs(num - g[i]) < 1e-7, o.method .. " element " .. i)
+      end
+    end
+  end)
+
+  it("staged in mg.func, with an unknown batch size", function()
+    local f = mg.func(function(t) return mg.image.resize(t, { 7, 3 }, { method = "bicubic", antialias = true }) end,
+      { input_signature = { mg.TensorSpec { shape = { -1, 5, 6, 2 }, dtype = "float32" } } })
+    local x = core.uniform({ 3, 5, 6, 2 }, 0, 1, "float32", 4)
+    assert.is_true(maxdiff(f(x), mg.image.resize(x, { 7, 3 }, { method = "bicubic", antialias = true })) < 1e-6)
+    local g = mg.func(function(t) return mg.image.resize(t, { 7, 3 }) end,
+      { input_signature = { mg.TensorSpec { shape = { 1, -1, 6, 2 }, dtype = "float32" } } })
+    local ok, err = pcall(g, x:slice({ { 1, 1 } }))
+    assert.is_false(ok)
+    assert.matches("image.resize: the height, width and channels of the images must be known", tostring(err), 1, true)
+  end)
+
+  it("errors name image.resize and the argument, at the caller's line", function()
+    local x = mg.zeros({ 1, 4, 4, 3 })
+    local cases = {
+      { function() local r = mg.image.resize(x, { 2, 2 }, { method = "area" }); return r end, "image.resize: option 'method'" },
+      { function() local r = mg.image.resize(x, { 2 }); return r end, "image.resize: size must be a table {height, width}, got 1 entries" },
+      { function() local r = mg.image.resize(x, { 0, 2 }); return r end, "image.resize: size%[1%] must be a positive integer, got 0" },
+      { function() local r = mg.image.resize(x, { 2, 2.5 }); return r end, "image.resize: size%[2%] must be a positive integer, got 2.5" },
+      { function() local r = mg.image.resize(mg.zeros({ 4, 4 }), { 2, 2 }); return r end, "image.resize: images must be 4%-d .* got shape %(4,4%)" },
+      { function() local r = mg.image.resize(x, { 2, 2 }, { antialis = true }); return r end, "image.resize: unknown option 'antialis'" },
+      { function() local r = mg.image.resize(x, { 2, 2 }, { preserve_aspect_ratio = true }); return r end, "preserve_aspect_ratio= is not supported" },
+      { function() local r = mg.image.resize(mg.zeros({ 1, 0, 4, 3 }), { 2, 2 }); return r end, "image.resize: cannot resize an empty image" },
+    }
+    for i, c in ipairs(cases) do
+      local line = debug.getinfo(c[1], "S").linedefined
+      local ok, err = pcall(c[1])
+      assert.is_false(ok, "case " .. i)
+      assert.matches(c[2], tostring(err))
+      assert.matches("attn_ops_spec.lua:" .. line .. ":", tostring(err), 1, true)
+    end
+  end)
+end)
