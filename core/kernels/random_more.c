@@ -185,7 +185,7 @@ mg_status k_random_categorical(const mg_call *c, mg_tensor *out) {
       if (v > mx) mx = v;
     }
     if (!ok || mx == -INFINITY) {
-#pragma omp critical(rm_bad)
+#pragma omp critical
       if (bad < 0 || r < bad) bad = r;
       continue;
     }
