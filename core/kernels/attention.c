@@ -41,8 +41,8 @@
 #include <math.h>
 #include <omp.h>
 
-#define ATT_BR 64              /* query rows per block */
-#define ATT_BC 128             /* keys per block */
+#define ATT_BR 128             /* query rows per block */
+#define ATT_BC 128             /* keys per block (128 x 128: within a few % of larger blocks, 64 KiB of scores) */
 #define ATT_SMALL (24.0 * 24 * 24) /* multiply-adds below which a gemm runs as plain loops */
 #define ATT_PAR_WORK (1 << 18) /* multiply-adds worth more than one thread */
 #define ATT_NEG (-0.7 * 3.4028234663852886e38) /* Keras's masked logit for float32 */

@@ -96,13 +96,11 @@ static void F(att_fwd_block)(const att_geom *g, const T *q, const T *k, const T 
     F(att_scores)(g, q, k, b, h, i0, ni, j0, nj, s, NULL);
     for (int64_t r = 0; r < ni; r++) {
       T *sr = s + r * ATT_BC, mx = m[r], sum = 0;
-      for (int64_t c = 0; c < nj; c++) mx = sr[c] > mx ? sr[c] : mx;
+      _Pragma("omp simd reduction(max:mx)") for (int64_t c = 0; c < nj; c++) mx = sr[c] > mx ? sr[c] : mx;
       T a = m[r] == -INFINITY ? 0 : ATT_EXP(m[r] - mx);
-      _Pragma("omp simd reduction(+:sum)") for (int64_t c = 0; c < nj; c++) {
-        T p = ATT_EXP(sr[c] - mx);
-        sr[c] = p;
-        sum += p;
-      }
+      /* (two loops: GCC vectorises neither when the sum shares the loop with ATT_EXP's bit casts) */
+      _Pragma("omp simd") for (int64_t c = 0; c < nj; c++) sr[c] = ATT_EXP(sr[c] - mx);
+      _Pragma("omp simd reduction(+:sum)") for (int64_t c = 0; c < nj; c++) sum += sr[c];
       l[r] = l[r] * a + sum;
       m[r] = mx;
       if (j0) {
@@ -167,7 +165,7 @@ static void F(att_bwd_head)(const att_geom *g, const T *q, const T *k, const T *
         for (int64_t r = 0; r < ni; r++) {
           T *pr = p + r * ATT_BC, *dr = dp + r * ATT_BC, dr0 = di[r];
           const unsigned char *kr = keep + r * ATT_BC;
-          _Pragma("omp simd") for (int64_t c = 0; c < nj; c++) dr[c] = kr[c] ? pr[c] * (dr[c] - dr0) : 0;
+          _Pragma("omp simd") for (int64_t c = 0; c < nj; c++) dr[c] = pr[c] * (dr[c] - dr0) * (T)kr[c];  /* (no ?:: vectorises) */
         }
         if (dq)  /* dQ_i += scale dS K_j */
           F(att_gemm)(ni, D, nj, sc, dp, ATT_BC, 1, kh + j0 * g->ks[1], g->ks[1], g->ks[3], 1, dqb, D, 1);
