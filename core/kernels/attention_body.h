@@ -201,7 +201,7 @@ static mg_status F(att_forward)(const att_geom *g, const T *q, const T *k, const
   mg_limits *lim = mg_tl_kernel;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
   for (int64_t t = 0; t < tasks; t++) {
-    if (mg_kernel_stopped(lim)) continue;
+    if (mg_kernel_stop(lim)) continue;  /* a task is a few ms: poll the clock each time */
     int64_t ib = t % nqb, bh = t / nqb, i0 = ib * ATT_BR;
     F(att_fwd_block)(g, q, k, v, out, bh / g->Hq, bh % g->Hq, i0, g->Tq - i0 < ATT_BR ? g->Tq - i0 : ATT_BR,
                      ws + per * omp_get_thread_num());
@@ -222,7 +222,7 @@ static mg_status F(att_backward)(const att_geom *g, const T *q, const T *k, cons
   mg_limits *lim = mg_tl_kernel;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
   for (int64_t t = 0; t < tasks; t++) {
-    if (mg_kernel_stopped(lim)) continue;
+    if (mg_kernel_stop(lim)) continue;  /* a task is a few ms: poll the clock each time */
     F(att_bwd_head)(g, q, k, v, po, pos, go, gos, dq, dk, dv, t / g->Hk, t % g->Hk, ws + per * omp_get_thread_num());
   }
   mg_work_free(ws);
