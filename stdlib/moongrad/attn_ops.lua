@@ -246,6 +246,7 @@ X.docs = {
     .. "  left averages all values, as Keras); is_causal keeps key j <= query i; scale defaults to\n"
     .. "  1/sqrt(head size). One fused kernel (flash-attention tiling, online softmax; the backward recomputes\n"
     .. "  blocks from the saved logsumexp): the score matrix is never formed. float32 and float64.\n"
+    .. "  Keras's flash_attention= is accepted (the kernel is always the fused one); bias= is not supported.\n"
     .. "  Example:\n"
     .. "    local q = mg.random.normal({2, 16, 4, 8})\n"
     .. "    print(mg.dot_product_attention(q, q, q, {is_causal = true}).shape)   -- {2, 16, 4, 8}",
