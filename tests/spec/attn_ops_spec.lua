@@ -108,6 +108,12 @@ describe("mg.dot_product_attention", function()
     assert.is_true(maxdiff(y, reference(q, core.contiguous(kb), v)) < 1e-13)
   end)
 
+  it("Keras's flash_attention= switch is accepted and changes nothing", function()
+    local q, k, v = inputs(1, 6, 6, 2, 2, 4, 4)
+    assert.are.equal(0, maxdiff(mg.dot_product_attention(q, k, v, { flash_attention = false }),
+      mg.dot_product_attention(q, k, v)))
+  end)
+
   it("gradients of only some inputs use the per-input backward (and agree)", function()
     local q, k, v = inputs(1, 70, 150, 2, 1, 4, 6)
     local w = core.uniform({ 1, 70, 2, 6 }, -1, 1, "float64", 5)
