@@ -29,7 +29,9 @@ static mg_status rm_dtype(const mg_call *c, int k, int floats_only, mg_dtype *dt
   int64_t v = A_I(c, k);
   if (v < 0 || v >= MG_NDTYPES) return mg_seterror(MG_EDTYPE, "%s: unknown dtype %lld", NAME(c), (long long)v);
   *dt = (mg_dtype)v;
-  if (*dt == MG_BOOL || *dt == MG_UINT8 || (floats_only && !mg_dtype_is_float(*dt)))
+  /* named dtypes, not classes: the kernels store exactly these four */
+  int isf = *dt == MG_FLOAT32 || *dt == MG_FLOAT64, isi = *dt == MG_INT32 || *dt == MG_INT64;
+  if (!(isf || (isi && !floats_only)))
     return mg_seterror(MG_EDTYPE, "%s: dtype must be %s, got %s", NAME(c),
                        floats_only ? "float32 or float64" : "float32, float64, int32 or int64", mg_dtype_name(*dt));
   return MG_OK;
@@ -66,7 +68,7 @@ mg_status infer_random_categorical(const mg_call *c, mg_meta *out) {
   if (lg->ndim != 2)
     return mg_seterror(MG_ESHAPE, "%s: logits must be 2-d (batch, classes), got shape %s", NAME(c),
                        mg_shape_str(lg->ndim, lg->shape, sb, sizeof sb));
-  if (!mg_dtype_is_float((mg_dtype)lg->dtype))
+  if (lg->dtype != MG_FLOAT32 && lg->dtype != MG_FLOAT64)
     return mg_seterror(MG_EDTYPE, "%s: logits must be float32 or float64, got %s", NAME(c),
                        mg_dtype_name((mg_dtype)lg->dtype));
   if (lg->shape[1] == 0 && lg->shape[0] != 0 && !mg_is_probe(lg->shape[0]))
@@ -76,7 +78,7 @@ mg_status infer_random_categorical(const mg_call *c, mg_meta *out) {
   if (n < 0) return mg_seterror(MG_EARG, "%s: num_samples must be >= 0, got %lld", NAME(c), (long long)n);
   mg_status st = rm_dtype(c, 1, 0, &out->dtype);
   if (st) return st;
-  if (mg_dtype_is_float(out->dtype))
+  if (out->dtype != MG_INT32 && out->dtype != MG_INT64)
     return mg_seterror(MG_EDTYPE, "%s: dtype must be int32 or int64, got %s", NAME(c), mg_dtype_name(out->dtype));
   if (out->dtype == MG_INT32 && !mg_is_probe(lg->shape[1]) && lg->shape[1] > INT32_MAX)
     return mg_seterror(MG_EARG, "%s: %lld classes do not fit int32", NAME(c), (long long)lg->shape[1]);
