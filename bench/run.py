@@ -63,7 +63,7 @@ BENCHES = [
     ("tape", "9. tape overhead: 20-op chain fwd+bwd on 4x4 float32", "time", None,
      "(mul, add, tanh, sin, sigmoid) x4, sum, gradient w.r.t. x; per step"),
     ("dot_product_attention", "10. dot_product_attention fwd+bwd: batch 8, 8 heads, sequence 512, head size 64, "
-     "float32", "time", 1.0, "q, k, v (8, 512, 8, 64) (torch: (8, 8, 512, 64)); gradients of sum(out * w) w.r.t. q, "
+     "float32", "time", 1.0, "inputs q, k, v (8, 512, 8, 64) (torch: (8, 8, 512, 64)); gradients of sum(out * w) w.r.t. q, "
      "k, v; per call"),
 ]
 # moongrad's row for the summary's speed-up where it reports several variants
