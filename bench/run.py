@@ -70,6 +70,9 @@ BENCHES = [
      "float32", "time", 1.0, "per call, eager (2.1 GFLOP; issue 17's target: no slower than the best peer)"),
     ("bf16_matmul_2048", "11. bfloat16 matmul 2048", "rate", None,
      "bfloat16 inputs and result, float32 accumulation (moongrad: converted to float32, BLIS sgemm, rounded once)"),
+    ("dot_product_attention", "10e. dot_product_attention fwd+bwd: batch 8, 8 heads, sequence 512, head size 64, "
+     "float32", "time", 1.0, "inputs q, k, v (8, 512, 8, 64) (torch: (8, 8, 512, 64)); gradients of sum(out * w) w.r.t. q, "
+     "k, v; per call"),
 ]
 # moongrad's row for the summary's speed-up where it reports several variants
 # and the fastest is not the one to compare (default: the fastest variant)

@@ -272,6 +272,25 @@ print(mg.avg_pool3d(c):reshape{1})  --> tensor([4.5], dtype=float32)]=],
   -- dtypes section
   bitcast = [=[print(mg.bitcast(mg.tensor({1, 1/3}, mg.bfloat16), mg.int16))  --> tensor([16256, 16043], dtype=int16)
 print(mg.bitcast(mg.tensor({1.0}, mg.float32), mg.int16))   --> tensor([[    0, 16256]], dtype=int16)]=],
+  -- issue 17: attention, random draws
+  dot_product_attention = [=[-- the op's packed result: the output and each row's logsumexp (mg.dot_product_attention slices)
+local q = mg.zeros({1, 2, 1, 2})
+local v = mg.tensor({{{{1.0, 2.0}}, {{3.0, 4.0}}}})
+print(mg.core.dot_product_attention({q, q, v}):reshape({2, 3}))  --> tensor([[2.    , 3.    , 0.6931], [2.    , 3.    , 0.6931]], dtype=float32)
+print(mg.dot_product_attention(q, q, v, {is_causal = true}):reshape({2, 2}))  --> tensor([[1., 2.], [2., 3.]], dtype=float32)]=],
+  dot_product_attention_grad = [=[local q = mg.zeros({1, 2, 1, 2})
+local v = mg.tensor({{{{1.0, 2.0}}, {{3.0, 4.0}}}})
+local packed = mg.core.dot_product_attention({q, q, v})
+local g = mg.raw.dot_product_attention_grad({q, q, v, packed, mg.ones({1, 2, 1, 3})}, {part = 2})
+print(g:reshape({2, 2}))  --> tensor([[1., 1.], [1., 1.]], dtype=float32)]=],
+  random_gamma = [=[local g = mg.random.gamma({10000}, 4, {beta = 2, seed = 1})
+print(math.abs(g:mean():item() - 2) < 0.05)  --> true]=],
+  random_poisson = [=[local n = mg.random.poisson({10000}, 3, {dtype = "int64", seed = 1})
+print(math.abs(n:mean():item() - 3) < 0.1, mg.min(n):item() >= 0)  --> true	true]=],
+  random_categorical = [=[local c = mg.random.categorical(mg.tensor{{-1/0, 0.0, -1/0}}, 4)
+print(c)  --> tensor([[2, 2, 2, 2]], dtype=int64)]=],
+  random_permutation = [=[local p = mg.random_permutation(mg.zeros{5}, 3):sort()
+print(p)  --> tensor([1, 2, 3, 4, 5], dtype=int64)]=],
 }
 
 -- Splits the argument list of one MG_OP( ... ) call at top-level commas.

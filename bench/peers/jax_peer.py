@@ -257,6 +257,13 @@ def einsum_attention(quick):
     return [("jit(einsum)", "ms", lambda: _ready(f(q, k)), 1, 0)]
 
 
+def dot_product_attention(quick):
+    ks = jax.random.split(jax.random.PRNGKey(0), 4)
+    q, k, v, w = [jax.random.normal(kk, (8, 512, 8, 64), jnp.float32) for kk in ks]
+    g = jax.jit(jax.grad(lambda q, k, v: (jax.nn.dot_product_attention(q, k, v) * w).sum(), argnums=(0, 1, 2)))
+    return [("jit(grad(jax.nn.dot_product_attention)) (B, T, H, D)", "ms", lambda: _ready(g(q, k, v)), 1, 0)]
+
+
 BENCHES = {
     "einsum_attention": einsum_attention,
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
@@ -265,6 +272,7 @@ BENCHES = {
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
     "while_staged": while_staged, "tape": tape,
     "sort_1m": sort_1m, "top_k_1m": top_k_1m, "cumsum_rows": cumsum_rows,
+    "dot_product_attention": dot_product_attention,
 }
 
 if __name__ == "__main__":

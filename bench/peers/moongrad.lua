@@ -251,6 +251,29 @@ function B.cumsum_rows()
   return { { "mg.cumsum", "ms", function() return cumsum(x, opts) end, 1, 0 } }
 end
 
+-- 10. fused attention forward and backward (Keras 3's layout, batch x sequence x heads x size).
+function B.dot_product_attention()
+  need("dot_product_attention", "GradientTape")
+  local shape = { 8, 512, 8, 64 }
+  local q = mg.random.normal(shape, 0, 1, mg.float32, 1)
+  local k = mg.random.normal(shape, 0, 1, mg.float32, 2)
+  local v = mg.random.normal(shape, 0, 1, mg.float32, 3)
+  local w = mg.random.normal(shape, 0, 1, mg.float32, 4)
+  local function grads(q, k, v)
+    local tape = mg.GradientTape()
+    tape:watch({ q, k, v })
+    local y = mg.sum(mg.dot_product_attention(q, k, v) * w)
+    tape:stop()
+    return tape:gradient(y, { q, k, v })
+  end
+  local out = { { "eager tape", "ms", function() return grads(q, k, v) end, 1, 0 } }
+  local f = mg.func(function(q, k, v) local g = grads(q, k, v); return g[1], g[2], g[3] end)
+  if pcall(f, q, k, v) then
+    out[#out + 1] = { "mg.func", "ms", function() return f(q, k, v) end, 1, 0 }
+  end
+  return out
+end
+
 B.sgemm_1024, B.sgemm_2048 = sgemm(1024), sgemm(2048)
 
 -- issue 17: einsum of a batched attention contraction (q k^T per batch and head)

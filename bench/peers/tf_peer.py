@@ -15,6 +15,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+from common import NotYet  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 
@@ -233,6 +234,27 @@ def einsum_attention(quick):
     return [("tf.einsum", "ms", lambda: tf.einsum("bhqd,bhkd->bhqk", q, k).numpy(), 1, 0)]
 
 
+def dot_product_attention(quick):
+    try:
+        import keras  # noqa: PLC0415
+        if not keras.__version__.startswith("3"):
+            raise ImportError(keras.__version__)
+        attention = keras.ops.dot_product_attention
+    except Exception as e:  # noqa: BLE001
+        raise NotYet("keras 3 (keras.ops.dot_product_attention) is not installed: %s" % e) from e
+    g = tf.random.Generator.from_seed(0)
+    q, k, v, w = [g.normal((8, 512, 8, 64)) for _ in range(4)]
+
+    def grads(q, k, v):
+        with tf.GradientTape() as t:
+            t.watch([q, k, v])
+            y = tf.reduce_sum(attention(q, k, v) * w)
+        return t.gradient(y, [q, k, v])
+    staged = tf.function(grads)
+    return [("eager keras.ops.dot_product_attention", "ms", lambda: [x.numpy() for x in grads(q, k, v)], 1, 0),
+            ("tf.function", "ms", lambda: [x.numpy() for x in staged(q, k, v)], 1, 0)]
+
+
 BENCHES = {
     "einsum_attention": einsum_attention,
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
@@ -241,6 +263,7 @@ BENCHES = {
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
     "while_staged": while_staged, "tape": tape,
     "sort_1m": sort_1m, "top_k_1m": top_k_1m, "cumsum_rows": cumsum_rows,
+    "dot_product_attention": dot_product_attention,
 }
 
 if __name__ == "__main__":

@@ -98,6 +98,17 @@ def _conv(cin, cout, hw):
     return setup
 
 
+def dot_product_attention(quick):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = [torch.randn(8, 8, 512, 64, generator=g).requires_grad_() for _ in range(3)]
+    w = torch.randn(8, 8, 512, 64, generator=g)
+
+    def fn():
+        y = F.scaled_dot_product_attention(q, k, v)
+        torch.autograd.grad(y, (q, k, v), grad_outputs=w)
+    return [("F.scaled_dot_product_attention (B, H, T, D)", "ms", fn, 1, 0)]
+
+
 def _mlp_setup():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(32, 784, generator=g)
@@ -261,6 +272,7 @@ BENCHES = {
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
     "while_staged": while_staged, "tape": tape,
     "sort_1m": sort_1m, "top_k_1m": top_k_1m, "cumsum_rows": cumsum_rows,
+    "dot_product_attention": dot_product_attention,
 }
 
 if __name__ == "__main__":

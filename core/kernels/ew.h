@@ -138,6 +138,18 @@ mg_loop_fn ew_cast_loop_storage(mg_dtype to, mg_dtype from); /* cast_storage.c: 
     }                                                                          \
   }
 
+/* c ? a : b through bit masks. A plain ?: after a division lets GCC sink
+ * the division into a branch, which it then cannot if-convert (division may
+ * trap), and the loop stays scalar; masks keep it straight-line. */
+static inline float ew_blendf(int c, float a, float b) {
+  uint32_t ua, ub, m = 0u - (uint32_t)(c != 0);
+  memcpy(&ua, &a, 4);
+  memcpy(&ub, &b, 4);
+  ua = (ua & m) | (ub & ~m);
+  memcpy(&a, &ua, 4);
+  return a;
+}
+
 /* e^x for float32 in plain arithmetic, so loops calling it vectorise (libm's
  * expf is an opaque call). x = n*ln2 + r with |r| <= ln2/2 (Cody-Waite with
  * FMA); e^r by its degree-7 Taylor polynomial (truncation < 0.1 ulp); 2^n
@@ -146,7 +158,10 @@ mg_loop_fn ew_cast_loop_storage(mg_dtype to, mg_dtype from); /* cast_storage.c: 
  * float-to-int conversion (so NaN is no UB): about 1 ulp from libm. */
 static inline float ew_expf(float x) {
   const float magic = 12582912.0f;                    /* 1.5 * 2^23 */
-  x = x < -104.0f ? -104.0f : x > 88.8f ? 88.8f : x;  /* NaN passes through */
+  /* NaN passes through; masks, not ?:, or GCC 12 at -O2 sees control flow and leaves every loop
+   * calling this scalar (ew_blendf is defined below) */
+  x = ew_blendf(x < -104.0f, -104.0f, x);
+  x = ew_blendf(x > 88.8f, 88.8f, x);
   float t = x * 1.44269504f + magic;                  /* round(x / ln2) + magic */
   float nf = t - magic;
   uint32_t tb, mb;
@@ -189,18 +204,6 @@ static inline float ew_ceilf(float x) {
 static inline double ew_ceil(double x) {
   double r = nearbyint(x);
   return copysign(r < x ? r + 1.0 : r, x);
-}
-
-/* c ? a : b through bit masks. A plain ?: after a division lets GCC sink
- * the division into a branch, which it then cannot if-convert (division may
- * trap), and the loop stays scalar; masks keep it straight-line. */
-static inline float ew_blendf(int c, float a, float b) {
-  uint32_t ua, ub, m = 0u - (uint32_t)(c != 0);
-  memcpy(&ua, &a, 4);
-  memcpy(&ub, &b, 4);
-  ua = (ua & m) | (ub & ~m);
-  memcpy(&a, &ua, 4);
-  return a;
 }
 
 /* log(x) for float32 in plain arithmetic (vectorises). x = 2^e * m with m

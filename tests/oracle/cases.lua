@@ -1260,4 +1260,111 @@ add("bitcast", { check = "bitcast", ins = { I({ 3, 4 }, "float32") }, attrs = { 
 add("bitcast", { check = "bitcast", ins = { I({ 3, 4 }, "float32", nil, "T") }, attrs = { dtype = "bfloat16" },
   label = "strided float32 -> bfloat16", run = function(xs) return { mg.bitcast(xs[1], "bfloat16") } end })
 
+-- ---- attention, random draws, resizing (issue 17) ------------------------------------------
+-- dot_product_attention's packed result (output and row logsumexp) against
+-- jax.nn.dot_product_attention, gradients through jax.vjp; the gradient op on the forward's own
+-- packed result (its run procedure makes it), against the vjp of the reference.
+for _, dt in ipairs(F) do
+  add("dot_product_attention", { ins = { I({ 2, 5, 2, 3 }, dt), I({ 2, 7, 2, 3 }, dt), I({ 2, 7, 2, 4 }, dt) } })
+  add("dot_product_attention", { ins = { I({ 1, 6, 2, 4 }, dt), I({ 1, 6, 2, 4 }, dt), I({ 1, 6, 2, 4 }, dt) },
+    attrs = { causal = true, scale = 0.7 } })
+  add("dot_product_attention", { ins = { I({ 1, 4, 4, 3 }, dt), I({ 1, 6, 2, 3 }, dt), I({ 1, 6, 2, 3 }, dt) },
+    label = "grouped-query: 4 query heads, 2 key/value heads" })
+  add("dot_product_attention", { ins = { I({ 2, 5, 2, 3 }, dt), I({ 2, 7, 2, 3 }, dt), I({ 2, 7, 2, 3 }, dt),
+    I({ 1, 5, 7 }, "bool") }, attrs = { causal = true }, label = "bool mask (1,5,7) and causal" })
+  add("dot_product_attention", { ins = { I({ 1, 3, 1, 2 }, dt), I({ 1, 3, 1, 2 }, dt), I({ 1, 3, 1, 2 }, dt),
+    L({ 1, 0, 1, 0, 0, 0, 1, 1, 1 }, "bool", { 3, 3 }) }, label = "a row with every key masked" })
+  for part = 0, 3 do
+    add("dot_product_attention_grad", { ins = { I({ 1, 5, 2, 3 }, dt), I({ 1, 5, 2, 3 }, dt), I({ 1, 5, 2, 3 }, dt),
+      I({ 1, 5, 2, 4 }, dt), I({ 1, 5, 2, 4 }, dt) }, attrs = { part = part, causal = part == 1 }, grad = false,
+      label = "part " .. part .. " (the packed input made by the forward op)",
+      run = function(xs)
+        local p = core.dot_product_attention({ xs[1], xs[2], xs[3] }, { causal = part == 1 })
+        return { core.dot_product_attention_grad({ xs[1], xs[2], xs[3], p, xs[5] }, { part = part, causal = part == 1 }) }
+      end })
+  end
+end
+add("dot_product_attention", { ins = { I({ 2, 5, 3 }), I({ 2, 5, 3 }), I({ 2, 5, 3 }) }, expect_error = true, label = "3-d inputs" })
+add("dot_product_attention", { ins = { I({ 1, 5, 2, 3 }), I({ 1, 5, 2, 4 }), I({ 1, 5, 2, 4 }) }, expect_error = true,
+  label = "head sizes of query and key differ" })
+add("dot_product_attention", { ins = { I({ 1, 5, 3, 3 }), I({ 1, 5, 2, 3 }), I({ 1, 5, 2, 3 }) }, expect_error = true,
+  label = "2 key heads do not divide 3 query heads" })
+add("dot_product_attention", { ins = { I({ 1, 5, 2, 3 }), I({ 1, 5, 2, 3 }), I({ 1, 5, 2, 3 }), I({ 5, 5 }) },
+  expect_error = true, label = "a float mask" })
+add("dot_product_attention", { ins = { I({ 1, 5, 2, 3 }), I({ 1, 6, 2, 3 }), I({ 1, 6, 2, 3 }), I({ 5, 5 }, "bool") },
+  expect_error = true, label = "mask (5,5) for 6 keys" })
+add("dot_product_attention", { ins = { I({ 1, 5, 2, 3 }, "int32"), I({ 1, 5, 2, 3 }, "int32"), I({ 1, 5, 2, 3 }, "int32") },
+  expect_error = true, label = "integer inputs" })
+
+-- issue 17's random ops (check.py's check_random17): a seed repeats and another differs; gamma
+-- against scipy's cdf (Kolmogorov-Smirnov), poisson counts, categorical classes and the
+-- positions of permutations against their probabilities (chi-square).
+local function random17(op, attrs, label)
+  add(op, { check = "random17", label = label, attrs = attrs, run = function()
+    local a = {}
+    for k, v in pairs(attrs) do a[k] = v end
+    a.shape, a.seed = { NR }, 77
+    local x, again = core[op](a), core[op](a)
+    a.seed = 78
+    return { x, again, core[op](a) }
+  end })
+end
+random17("random_gamma", { alpha = 2.5, beta = 2, dtype = "float64" })
+random17("random_gamma", { alpha = 0.3, beta = 1, dtype = "float32" }, "alpha < 1")
+random17("random_gamma", { alpha = 40, beta = 0.5, dtype = "float32" })
+random17("random_poisson", { lam = 3, dtype = "int64" })
+random17("random_poisson", { lam = 0.2, dtype = "float64" })
+random17("random_poisson", { lam = 45.5, dtype = "float32" }, "lam >= 10 (PTRS)")
+random17("random_poisson", { lam = 0, dtype = "int32" })
+add("random_categorical", { check = "random17", attrs = { num_samples = NR, dtype = "int64" },
+  ins = { L({ 0, 1, 2, -1, 0.5, 0.5, 0.5, 0.5, -1 / 0, 3, -1 / 0, 0 }, "float32", { 3, 4 }) },
+  run = function(xs) return { core.random_categorical(xs[1], NR, "int64", 5) } end })
+add("random_categorical", { check = "random17", attrs = { num_samples = NR, dtype = "int32" },
+  ins = { I({ 2, 7 }, "float64") }, label = "float64 logits, int32 samples",
+  run = function(xs)
+    mg.random.seed(3)
+    return { core.random_categorical(xs[1], NR, "int32") }
+  end })
+add("random_permutation", { check = "random17", attrs = {}, label = "3000 permutations of 6",
+  run = function()
+    mg.random.seed(11)
+    local x, rows = mg.zeros({ 6, 2 }), {}
+    for i = 1, 3000 do rows[i] = core.random_permutation(x) end
+    return { mg.stack(rows) }
+  end })
+for _, bad in ipairs({ { alpha = 0 }, { alpha = -1 }, { alpha = 1, beta = 0 }, { alpha = 0 / 0 } }) do
+  bad.shape = { 3 }
+  add("random_gamma", { attrs = bad, expect_error = true })
+end
+add("random_poisson", { attrs = { shape = { 3 }, lam = -1 }, expect_error = true })
+add("random_poisson", { attrs = { shape = { 3 }, lam = 1, dtype = "bool" }, expect_error = true })
+add("random_categorical", { ins = { I({ 4 }) }, attrs = { num_samples = 2 }, expect_error = true, label = "1-d logits (the op)" })
+add("random_categorical", { ins = { L({ 0, 0 / 0 }, "float32", { 1, 2 }) }, attrs = { num_samples = 2 }, expect_error = true,
+  label = "a NaN logit" })
+add("random_permutation", { ins = { I({}) }, expect_error = true, label = "0-d" })
+
+-- mg.image.resize (matmul and take compositions) against jax.image.resize, value and gradient
+-- (check.py's check_resize; the second input is the output gradient).
+for _, r in ipairs({
+  { { 2, 5, 7, 3 }, { 9, 4 }, "bilinear", false }, { { 2, 5, 7, 3 }, { 3, 12 }, "bilinear", true },
+  { { 2, 6, 6, 2 }, { 2, 3 }, "bilinear", true }, { { 2, 6, 6, 2 }, { 2, 3 }, "bilinear", false },
+  { { 1, 5, 7, 2 }, { 11, 3 }, "bicubic", false }, { { 1, 9, 8, 2 }, { 4, 3 }, "bicubic", true },
+  { { 5, 7, 3 }, { 8, 2 }, "nearest", false }, { { 2, 5, 4, 1 }, { 5, 9 }, "bicubic", true },
+}) do
+  local shape, size, method, aa = r[1], r[2], r[3], r[4]
+  for _, dt in ipairs(F) do
+    local oshape = #shape == 4 and { shape[1], size[1], size[2], shape[4] } or { size[1], size[2], shape[3] }
+    add("mg.image.resize", { check = "check_resize", ins = { I(shape, dt), I(oshape, dt) },
+      attrs = { size = size, method = method, antialias = aa },
+      run = function(xs)
+        local tape = mg.GradientTape()
+        tape:watch(xs[1])
+        local y = mg.image.resize(xs[1], size, { method = method, antialias = aa })
+        local l = mg.sum(y * xs[2])
+        tape:stop()
+        return { y, tape:gradient(l, xs[1]) }
+      end })
+  end
+end
+
 return M

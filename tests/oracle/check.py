@@ -632,7 +632,95 @@ def check_segment_mean(c, T):
     compare("value", T[c["outputs"][0]], ref, c["inputs"][0]["dtype"])
 
 
-CHECKS = {"random": check_random, "dropout": check_dropout, "dropout_trivial": check_dropout_trivial,
+def check_random17(c, T):
+    """issue 17's random ops: a seed repeats, another differs, and the distribution passes a
+    Kolmogorov-Smirnov (gamma, against scipy.stats) or chi-square test (poisson, categorical,
+    permutation positions) at a fixed seed."""
+    from scipy import stats
+    a, op = c["attrs"], c["op"]
+    outs = [T[n] for n in c["outputs"]]
+    x = outs[0]
+
+    def chi2(counts, probs, what):
+        e = probs * counts.sum()
+        keep = e >= 5
+        obs = np.append(counts[keep], counts[~keep].sum())
+        exp = np.append(e[keep], e[~keep].sum())
+        if exp[-1] == 0:
+            obs, exp = obs[:-1], exp[:-1]
+        df = len(obs) - 1
+        val = float(((obs - exp) ** 2 / exp).sum())
+        if df > 0 and val > df + 6 * math.sqrt(2 * df):
+            raise Failure(f"{what}: chi-square {val:.1f} with {df} degrees of freedom")
+
+    if op in ("random_gamma", "random_poisson"):
+        again, other = outs[1], outs[2]
+        if not np.array_equal(again, x):
+            raise Failure("the same seed gave other values")
+        if x.size and np.array_equal(other, x) and not (op == "random_poisson" and a["lam"] == 0):
+            raise Failure("another seed gave the same values")
+        if str(x.dtype) != a["dtype"]:
+            raise Failure(f"dtype {x.dtype}, expected {a['dtype']}")
+        v = np.sort(x.astype(np.float64))
+        if op == "random_gamma":
+            if v[0] <= 0 and a["alpha"] >= 1:
+                raise Failure(f"a value <= 0: {v[0]}")
+            d = stats.kstest(v, stats.gamma(a["alpha"], scale=1 / a.get("beta", 1)).cdf).statistic
+            if d > 1.95 / math.sqrt(v.size):
+                raise Failure(f"Kolmogorov-Smirnov distance {d:.4f}")
+        else:
+            lam = a["lam"]
+            if np.any(v != np.floor(v)) or v[0] < 0:
+                raise Failure("values that are not counts")
+            if lam == 0:
+                if v[-1] != 0:
+                    raise Failure("lam = 0 gave a count > 0")
+                return
+            k = np.arange(0, int(v[-1]) + 1)
+            chi2(np.bincount(v.astype(np.int64), minlength=k.size).astype(np.float64), stats.poisson(lam).pmf(k),
+                 "counts")
+    elif op == "random_categorical":
+        logits = T[c["inputs"][0]["name"]].astype(np.float64)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        if x.shape != (logits.shape[0], a["num_samples"]) or str(x.dtype) != a.get("dtype", "int64"):
+            raise Failure(f"shape {x.shape} {x.dtype}")
+        for r in range(logits.shape[0]):
+            if x[r].min() < 1 or x[r].max() > logits.shape[1]:
+                raise Failure(f"row {r + 1}: indices outside 1..{logits.shape[1]}")
+            counts = np.bincount(x[r] - 1, minlength=logits.shape[1]).astype(np.float64)
+            if np.any(counts[p[r] == 0] > 0):
+                raise Failure(f"row {r + 1}: a class of probability 0 was drawn")
+            chi2(counts[p[r] > 0], p[r][p[r] > 0], f"row {r + 1}")
+    elif op == "random_permutation":
+        n = x.shape[1]
+        if not np.all(np.sort(x, axis=1) == np.arange(1, n + 1)):
+            raise Failure("a draw that is not a permutation of 1..n")
+        for pos in range(n):
+            chi2(np.bincount(x[:, pos] - 1, minlength=n).astype(np.float64), np.full(n, 1.0 / n), f"position {pos + 1}")
+        if len({tuple(r) for r in x}) < 100:
+            raise Failure("too few distinct permutations")
+
+
+def check_resize(c, T):
+    """mg.image.resize against jax.image.resize (JAX's kernels are TF's: half-pixel centres, Keys
+    cubic, antialias by scale_and_translate); the gradient of sum(y * w) against jax.vjp."""
+    jax, jnp = jax_modules()
+    a = c["attrs"]
+    x, w = (T[d["name"]].astype(np.float64) for d in c["inputs"])
+    y, gx = (T[n] for n in c["outputs"])
+    method = {"bilinear": "linear", "bicubic": "cubic", "nearest": "nearest"}[a.get("method", "bilinear")]
+    shape = x.shape[:-3] + tuple(a["size"]) + x.shape[-1:]
+    f = lambda t: jax.image.resize(t, shape, method, antialias=bool(a.get("antialias", False)))
+    ref, vjp = jax.vjp(f, jnp.asarray(x))
+    dt = str(y.dtype)
+    if dt != c["inputs"][0]["dtype"] and not (dt == "float32" and method != "nearest"):
+        raise Failure(f"dtype {dt}")
+    compare("value", y, np.asarray(ref), dt)
+    compare("gradient", gx, np.asarray(vjp(jnp.asarray(w))[0]), dt)
+
+
+CHECKS = {"random": check_random, "check_resize": check_resize, "random17": check_random17, "dropout": check_dropout, "dropout_trivial": check_dropout_trivial,
           "optim": check_optim, "std": check_std, "arange": check_arange, "bincount": check_bincount, "unique": check_unique,
           "shape17": check_shape17, "boolean_mask": check_boolean_mask, "segment_mean": check_segment_mean,
           "half": check_half, "bitcast": check_bitcast, "raises": check_raises}

@@ -1303,3 +1303,59 @@ for _d in (1, 2, 3):
     JAX_FORWARD |= {f"conv{_n}", f"conv{_n}_backprop_input", f"conv{_n}_backprop_filter", f"conv{_n}_transpose",
                     f"max_pool{_n}", f"max_pool{_n}_grad", f"max_pool{_n}_grad_grad", f"avg_pool{_n}",
                     f"avg_pool{_n}_grad"}
+
+
+# ---- attention, random draws, resizing (issue 17) -------------------------------------------
+# dot_product_attention's packed result: JAX's jax.nn.dot_product_attention output with the
+# row's logsumexp of the masked, scaled logits appended as a last column (masked logits are
+# Keras's -0.7 * float32 max, as the kernel). The gradient op is the vjp of that reference.
+ATT_NEG = -0.7 * float(np.finfo(np.float32).max)
+
+
+def _attention_packed(jnp, a, q, k, v, mask=None):
+    import jax
+    B, T, H, D = q.shape
+    S, K = k.shape[1], k.shape[2]
+    scale = a.get("scale") or 1.0 / math.sqrt(D)
+    causal = bool(a.get("causal", False))
+    m = None if mask is None else jnp.asarray(mask) != 0
+    kk, vv = jnp.repeat(k, H // K, axis=2), jnp.repeat(v, H // K, axis=2)
+    logits = jnp.einsum("bthd,bshd->bhts", q, kk) * scale
+    keep = jnp.ones((B, H, T, S), dtype=bool)
+    if m is not None:
+        keep = keep & jnp.broadcast_to(m.reshape((1,) * (4 - m.ndim) + m.shape), keep.shape)
+    if causal:
+        keep = keep & jnp.tril(jnp.ones((T, S), dtype=bool))
+    logits = jnp.where(keep, logits, ATT_NEG)
+    lse = jax.nn.logsumexp(logits, axis=-1)
+    # softmax, not exp(logits - lse): in a row with every key masked NEG + log(S) rounds to NEG
+    out = jnp.einsum("bhts,bshd->bthd", jax.nn.softmax(logits, axis=-1), vv)
+    if not isinstance(q, jax.core.Tracer) and q.shape[-1] == v.shape[-1]:
+        # this formulation is JAX's own op (which computes its softmax in float32, hence the tolerance)
+        ref = jax.nn.dot_product_attention(q, k, v, mask=m, scale=scale, is_causal=causal)
+        assert np.allclose(np.asarray(ref), np.asarray(out), atol=1e-5), "reference disagrees with jax.nn"
+    return jnp.concatenate([out, jnp.transpose(lse, (0, 2, 1))[..., None]], axis=-1)
+
+
+def r_dot_product_attention(xp, a, q, k, v, mask=None):
+    jnp = jnp_of(xp)
+    return to_xp(xp, _attention_packed(jnp, a, *(jnp.asarray(t) for t in (q, k, v)), mask))
+
+
+def r_dot_product_attention_grad(xp, a, q, k, v, packed, g, mask=None):
+    import jax
+    jnp = jnp_of(xp)
+    q, k, v = (jnp.asarray(t) for t in (q, k, v))
+    _attention_packed(jnp, a, q, k, v, mask)   # (its check against jax.nn.dot_product_attention)
+    _, vjp = jax.vjp(lambda q, k, v: _attention_packed(jnp, a, q, k, v, mask), q, k, v)
+    dq, dk, dv = vjp(jnp.asarray(g))
+    part = a.get("part", 3)
+    res = jnp.stack([dq, dk, dv]) if part == 3 else (dq, dk, dv)[part]
+    return to_xp(xp, res)
+
+
+JAX_FORWARD |= {"dot_product_attention", "dot_product_attention_grad"}
+REFS.update({
+    "dot_product_attention": ("float", r_dot_product_attention),
+    "dot_product_attention_grad": ("float", r_dot_product_attention_grad),
+})

@@ -254,12 +254,21 @@ local cases = {
   avg_pool1d_grad = { { inputs = { U { 1, 4, 2 } }, args = { { 1, 8, 2 }, { ksize = 3, strides = 2, padding = "same", count_include_pad = true } } } },
   avg_pool3d = { { inputs = { U { 1, 3, 4, 4, 1 } }, args = { { ksize = 2, strides = 2, padding = "explicit", explicit_padding = { 1, 0, 1, 1, 0, 1 } } } } },
   avg_pool3d_grad = { { inputs = { U { 1, 2, 3, 2, 1 } }, args = { { 1, 3, 4, 4, 1 }, { ksize = 2, strides = 2, padding = "explicit", explicit_padding = { 1, 0, 1, 1, 0, 1 } } } } },
+  -- issue 17: attention (the packed result: output and logsumexp column, both differentiated)
+  dot_product_attention = {
+    { variadic = true, inputs = { U { 2, 3, 2, 2 }, U { 2, 4, 2, 2 }, U { 2, 4, 2, 3 } } },
+    { variadic = true, inputs = { U { 1, 5, 2, 3 }, U { 1, 5, 1, 3 }, U { 1, 5, 1, 3 } }, args = { { causal = true, scale = 0.8 } } },
+    { variadic = true, inputs = { U { 1, 3, 2, 2 }, U { 1, 4, 2, 2 }, U { 1, 4, 2, 2 },
+      fixed(mg.tensor { { true, false, true, true }, { false, false, true, false }, { true, true, false, true } }) } },
+  },
 }
 
 -- Differentiable ops whose own gradient is documented as not implemented: differentiating them
 -- must raise a clear error (never a silent zero).
 local no_gradient = {
   cumprod_grad = { inputs = { U { 2, 3 }, U { 2, 3 } }, args = { { axis = 2 } } },
+  dot_product_attention_grad = { variadic = true, inputs = { U { 1, 2, 1, 2 }, U { 1, 2, 1, 2 }, U { 1, 2, 1, 2 },
+    U { 1, 2, 1, 3 }, U { 1, 2, 1, 3 } }, args = { { part = 0 } } },
 }
 
 -- Second-order checks run on these (gradient of the gradient): the first case of each, every
