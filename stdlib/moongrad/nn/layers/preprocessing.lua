@@ -391,11 +391,9 @@ end
 local function summarize(values, epsilon)
   table.sort(values)
   local n = #values
-  local increment = n / (1 / epsilon)
-  local start = math.floor(increment)
-  local step = math.floor(math.max(increment, 1))
+  local step = math.max(n / (1 / epsilon), 1)
   local b, w = {}, {}
-  for i = start + 1, n, step do b[#b + 1] = values[i]; w[#w + 1] = step end
+  for i = math.floor(step - 1) + 1, n, math.floor(step) do b[#b + 1] = values[i]; w[#w + 1] = float32(step) end
   return { b, w }
 end
 
@@ -432,11 +430,11 @@ local function compress(summary, epsilon)
 end
 
 local function merge(a, b, epsilon)
-  if a == nil then return b end
+  a = a or { {}, {} }
   local idx = {}
   local vals, ws = {}, {}
+  for i = 1, #b[1] do vals[#vals + 1] = b[1][i]; ws[#ws + 1] = b[2][i] end   -- Keras: the new batch first
   for i = 1, #a[1] do vals[#vals + 1] = a[1][i]; ws[#ws + 1] = a[2][i] end
-  for i = 1, #b[1] do vals[#vals + 1] = b[1][i]; ws[#ws + 1] = b[2][i] end
   for i = 1, #vals do idx[i] = i end
   table.sort(idx, function(i, j) if vals[i] ~= vals[j] then return vals[i] < vals[j] end return i < j end)
   local sb, sw = {}, {}
