@@ -345,6 +345,8 @@ local function string_docs(data, what, steps)
   end
 end
 
+--- layer:adapt(data, {steps=}): learns the vocabulary (most frequent first, up to max_tokens) from a
+--- table of strings (each a document; rows of a nested table are documents) or a Dataset of them.
 function StringLookup:adapt(data, opts)
   opts = options.check("StringLookup:adapt", opts, { steps = { "integer", min = 1 } })
   self:_learn(string_docs(data, "StringLookup", opts.steps))
@@ -387,6 +389,8 @@ function IntegerLookup:__init(...)
   init_lookup(self, cfg, "IntegerLookup", -1)
 end
 
+--- layer:adapt(data, {steps=}): learns the vocabulary (most frequent first, up to max_tokens) from a
+--- tensor or table of integers, or a Dataset of them.
 function IntegerLookup:adapt(data, opts)
   opts = options.check("IntegerLookup:adapt", opts, { steps = { "integer", min = 1 } })
   local batches = P.batches(data, "IntegerLookup", opts.steps)
@@ -554,6 +558,8 @@ local function string_list(x, what)
   return flat, false
 end
 
+--- layer:adapt(data, {steps=}): learns the vocabulary from a list of strings or a Dataset of strings
+--- (or of lists of them: Dataset.text_line(path):batch(n)), after standardize, split and ngrams.
 function TextVectorization:adapt(data, opts)
   opts = options.check("TextVectorization:adapt", opts, { steps = { "integer", min = 1 } })
   local batches = P.batches(data, "TextVectorization", opts.steps)

@@ -482,6 +482,8 @@ function Discretization:__init(...)
 end
 Discretization.base_options = BASE
 
+--- layer:adapt(data, {steps=}): learns num_bins - 1 boundaries at approximate quantiles of the
+--- values (a tensor, a table or a Dataset of batches), with Keras's summary algorithm (epsilon).
 function Discretization:adapt(data, opts)
   opts = options.check("Discretization:adapt", opts, { steps = { "integer", min = 1 } })
   if self.input_bin_boundaries ~= nil then
