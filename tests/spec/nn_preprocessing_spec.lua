@@ -333,3 +333,27 @@ describe("preprocessing errors", function()
     assert.truthy(m:find("nn_preprocessing_spec.lua:%d+: .*axis 5 is out of range for a 2%-d input"))
   end)
 end)
+
+describe("Keras configs", function()
+  it("load: a Discretization config with both bin_boundaries and num_bins (as Keras writes after adapt)", function()
+    local d = nn.deserialize { class_name = "Discretization", config = { bin_boundaries = { 0, 1 }, num_bins = 3,
+      epsilon = 0.01, output_mode = "int", name = "disc", dtype = "float32" } }
+    close(d(mg.tensor { -1, 0.5, 3 }), { 0, 1, 2 }, 0, "loaded")
+  end)
+end)
+
+describe("Keras 3's own configs", function()
+  local C = K.configs
+  local function load(name) return nn.deserialize { class_name = name, config = C[name] } end
+  it("load and give the layers Keras describes", function()
+    close(load("StringLookup") { "a", "c", "", "q" }, { 3, 5, 0, flat(load("StringLookup") { "q" })[1] }, 0, "string")
+    local q = flat(load("StringLookup") { "q", "zz", "w" })
+    for _, v in ipairs(q) do assert.is_true(v == 1 or v == 2) end
+    close(load("IntegerLookup")(mg.tensor { { 36, 5 } }), { { 1, 0, 1, 0 } }, 0, "integer")
+    close(load("TextVectorization") { "the cat sat" }, { { 2, 3, 1 } }, 0, "text")
+    close(load("Normalization")(mg.tensor { { 1, 1 } }), { { 3, 5 } }, 1e-6, "normalization")
+    close(load("Discretization")(mg.tensor { 0.5 }), { { 0, 1, 0 } }, 0, "discretization")
+    close(load("CategoryEncoding")(mg.tensor { 0, 2, 2 }), { 1, 0, 2 }, 0, "category")
+    close(load("Hashing") { "", "x" }, { 0, flat(load("Hashing") { "x" })[1] }, 0, "hashing")
+  end)
+end)

@@ -44,6 +44,11 @@ local function lookup_spec(is_string)
     pad_to_max_tokens = "boolean",
     encoding = is_string and { "string", one_of = { "utf-8" } } or nil,
     vocabulary_dtype = (not is_string) and { "string", one_of = { "int64", "int32" } } or nil,
+    -- Keras's configs also hold these: the size is checked against the vocabulary; "farmhash"
+    -- (hash integers into the OOV ids, as strings are) uses this module's hash, with the salt
+    vocabulary_size = { "integer", min = 0 },
+    oov_method = { "string", one_of = { "floormod", "farmhash" } },
+    salt = "integer|table",
   }
 end
 
@@ -57,6 +62,8 @@ local function init_lookup(self, cfg, what, default_oov)
   self.output_mode = cfg.output_mode or "int"
   if self.output_mode == "tf-idf" then self.output_mode = "tf_idf" end
   self.pad_to_max_tokens = cfg.pad_to_max_tokens == true
+  self.oov_method = cfg.oov_method or "floormod"
+  self.salt = list_copy(cfg.salt)
   if self.invert and self.output_mode ~= "int" then
     util.raise(what .. ": invert=true needs output_mode \"int\", got " .. options.show(self.output_mode))
   end
@@ -80,6 +87,10 @@ local function init_lookup(self, cfg, what, default_oov)
     local ok, err = pcall(self.set_vocabulary, self, cfg.vocabulary, cfg.idf_weights)
     if not ok then util.raise(tostring(err):gsub("^[^:\n]*:%d+: ", "")) end
     rawset(self, "_has_input_vocabulary", true)
+    if cfg.vocabulary_size and cfg.vocabulary_size ~= self:vocabulary_size() then
+      util.raise(string.format("%s: vocabulary_size is %d but the vocabulary gives %d ids", what,
+        cfg.vocabulary_size, self:vocabulary_size()))
+    end
   end
   rawset(self, "built", true)
 end
@@ -227,8 +238,8 @@ function Lookup:_ids(flat, depth)
         error(string.format("%s is not in the vocabulary and num_oov_indices is 0", options.show(t)), 0)
       elseif noov == 1 then
         id = oov_start
-      elseif self.is_string then
-        id = oov_start + P.hash_bucket(t, noov)
+      elseif self.is_string or self.oov_method == "farmhash" then
+        id = oov_start + P.hash_bucket(t, noov, self.salt)
       else
         id = oov_start + t % noov   -- Keras's floormod for integer tokens
       end
@@ -282,6 +293,8 @@ local function lookup_config(self, cfg)
   cfg.invert = self.invert
   cfg.output_mode = self.output_mode
   cfg.pad_to_max_tokens = self.pad_to_max_tokens
+  cfg.oov_method = self.oov_method
+  cfg.salt = list_copy(self.salt)
   if #rawget(self, "_vocab") > 0 then
     cfg.vocabulary = self:get_vocabulary(true)
     if self.output_mode == "tf_idf" then cfg.idf_weights = list_copy(rawget(self, "_idf")) end
@@ -491,6 +504,7 @@ function TextVectorization:__init(...)
     idf_weights = "table",
     encoding = { "string", one_of = { "utf-8" } },
     ragged = util.unsupported(false, "moongrad has no ragged tensors; \"int\" output is padded with 0"),
+    vocabulary_size = { "integer", min = 0 },
   }, ...)
   local std = cfg.standardize
   if std == nil then std = "lower_and_strip_punctuation" end
@@ -509,7 +523,7 @@ function TextVectorization:__init(...)
   end
   local lk = StringLookup { max_tokens = cfg.max_tokens, mask_token = "", oov_token = "[UNK]",
     vocabulary = cfg.vocabulary, idf_weights = cfg.idf_weights, output_mode = self.output_mode,
-    pad_to_max_tokens = cfg.pad_to_max_tokens, name = self.name .. "_lookup" }
+    pad_to_max_tokens = cfg.pad_to_max_tokens, vocabulary_size = cfg.vocabulary_size, name = self.name .. "_lookup" }
   rawset(self, "_lookup", lk)
   rawset(self, "built", true)
 end

@@ -482,6 +482,13 @@ function Discretization:__init(...)
 end
 Discretization.base_options = BASE
 
+-- A config with both (Keras writes num_bins next to the boundaries adapt learned): the boundaries win.
+function Discretization.from_config(cls, cfg)
+  cfg = util.deep_copy(cfg)
+  if cfg.bin_boundaries ~= nil then cfg.num_bins = nil end
+  return cls(cfg)
+end
+
 --- layer:adapt(data, {steps=}): learns num_bins - 1 boundaries at approximate quantiles of the
 --- values (a tensor, a table or a Dataset of batches), with Keras's summary algorithm (epsilon).
 function Discretization:adapt(data, opts)
