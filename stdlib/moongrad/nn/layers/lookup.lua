@@ -6,8 +6,8 @@
 -- ids being values (see preprocessing.lua): with a mask_token in "int" mode id
 -- 0 is the mask, then num_oov_indices OOV ids, then the vocabulary in order;
 -- without one the OOV ids start at 0. TextVectorization uses mask "" and OOV
--- "[UNK]", so in "int" mode 0 is padding, 1 unknown, 2.. the vocabulary, and
--- an Embedding{mask_zero=true} masks the padding.
+-- "[UNK]", so in "int" mode 0 is padding, 1 unknown, 2.. the vocabulary (an
+-- Embedding, whose rows count from 1, takes ids + 1).
 --
 -- adapt counts tokens and keeps the most frequent (ties: the larger token
 -- first, as Keras's lexsort), up to max_tokens with the special ones. The

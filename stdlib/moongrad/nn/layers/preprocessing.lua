@@ -6,9 +6,10 @@
 -- Ids are values, not positions. Keras numbers buckets, categories and
 -- vocabulary entries from 0 (0 = padding/mask, 1 = OOV in a lookup), and
 -- these layers keep Keras's numbers: a Discretization bucket, a Hashing bin
--- or a StringLookup id is the same integer as in Keras, so a pipeline's ids,
--- its saved vocabulary and an Embedding{mask_zero=true} (which masks id 0)
--- agree with Keras; the encoded vectors (one_hot, multi_hot, count) are the
+-- or a StringLookup id is the same integer as in Keras, so a pipeline's ids
+-- and its saved vocabulary agree with Keras (id 0 the padding Keras's
+-- mask_zero masks); moongrad's Embedding, which looks rows up from 1, takes
+-- them as ids + 1 (doc/nn.md). The encoded vectors (one_hot, multi_hot, count) are the
 -- same vectors, id k in the (k+1)-th column. This differs from moongrad's
 -- index base (positions count from 1, as mg.one_hot and to_categorical do).
 --
