@@ -106,6 +106,9 @@ describe("Discretization", function()
     local d = nn.Discretization { num_bins = 5 }
     d:adapt(mg.tensor(K.disc_adapt.x, "float32"))
     close(d.bin_boundaries, K.disc_adapt.bins, 1e-5, "normal sample")
+    d = nn.Discretization { num_bins = 4, epsilon = 0.05 }
+    d:adapt(mg.data.Dataset.from_tensor_slices(mg.tensor(K.disc_adapt.x, "float32")):batch(300))
+    close(d.bin_boundaries, K.disc_adapt_ds.bins, 1e-5, "a Dataset of batches")
     d = nn.Discretization { num_bins = 3, epsilon = 0.1 }
     d:adapt(K.disc_adapt_small.x)
     close(d.bin_boundaries, K.disc_adapt_small.bins, 1e-6, "small")
@@ -207,6 +210,15 @@ describe("StringLookup", function()
     assert.are.same(k.tfidf_vocab, l:get_vocabulary())
     close(l(k.q), k.tfidf, 1e-6, "tf_idf")
     close(l:get_config().idf_weights, k.idf, 1e-6, "idf")
+    -- from a Dataset, each batch (a list of strings) is one document, as in Keras
+    l = nn.StringLookup { output_mode = "tf_idf" }
+    local path = h.tmpname("-mgprep.txt")
+    local f = assert(io.open(path, "w"))
+    f:write(table.concat(k.words, "\n"), "\n")
+    f:close()
+    l:adapt(mg.data.Dataset.text_line(path):batch(4))
+    assert.are.same(k.ds_vocab, l:get_vocabulary())
+    close(l(k.q), k.ds_tfidf, 1e-6, "tf_idf from a Dataset")
     l = nn.StringLookup { vocabulary = { "a", "b", "c" }, mask_token = "", output_mode = "multi_hot" }
     close(l { { "a", "", "c" }, { "", "", "q" } }, k.mask_multi, 0, "mask dropped")
   end)
