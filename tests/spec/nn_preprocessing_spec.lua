@@ -369,3 +369,23 @@ describe("Keras 3's own configs", function()
     close(load("Hashing") { "", "x" }, { 0, flat(load("Hashing") { "x" })[1] }, 0, "hashing")
   end)
 end)
+
+describe("saved models", function()
+  it("keep an adapted Discretization and a salted Hashing", function()
+    local d = nn.Discretization { num_bins = 4, output_mode = "one_hot" }
+    d:adapt(mg.arange(40))
+    local inp = nn.Input { shape = { 3 } }
+    local ids = nn.Input { shape = { 2 }, dtype = "int64" }
+    local a = nn.Flatten()(d(inp))
+    local b = nn.Hashing { num_bins = 6, salt = 9, output_mode = "count" }(ids)
+    local m = nn.Model { inputs = { inp, ids }, outputs = nn.Dense(1)(nn.Concatenate()({ a, b })) }
+    local dir = h.tmpname("-mgprep")
+    m:save(dir)
+    local m2 = nn.load_model(dir)
+    local x = { mg.tensor { { 3, 17, 35 } }, mg.tensor { { 5, 123 } } }
+    close(m2(x), m(x):totable(), 1e-6, "loaded")
+  end)
+  it("Normalization takes a Lua table of numbers before it is built", function()
+    close(nn.Normalization { mean = 1, variance = 4 } { { 3, 5 } }, { { 1, 2 } }, 0, "table")
+  end)
+end)

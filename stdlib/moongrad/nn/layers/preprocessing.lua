@@ -265,6 +265,15 @@ function Normalization.from_config(cls, cfg)
   return cls(cfg)
 end
 
+-- A Lua table of numbers is data too (the base class would read it as a list of tensors).
+function Normalization:__call(x, ...)
+  if type(x) == "table" and getmetatable(x) == nil and (type(x[1]) == "number" or
+      (type(x[1]) == "table" and getmetatable(x[1]) == nil)) then
+    x = as_float(x, "Normalization")
+  end
+  return Layer.__call(self, x, ...)
+end
+
 function Normalization:build(s)
   local nd = #s
   local axes = self.axis == nil and {} or (type(self.axis) == "table" and self.axis or { self.axis })
