@@ -83,10 +83,20 @@ describe("layer configs", function()
     LSTM = { function() return nn.LSTM(4, { go_backwards = true, unit_forget_bias = false,
       recurrent_regularizer = nn.regularizers.L2(0.01) }) end, { 5, 2 } },
     GRU = { function() return nn.GRU(4, { reset_after = false, recurrent_activation = "hard_sigmoid" }) end, { 5, 2 } },
+    Normalization = { function() return nn.Normalization { axis = -1 } end, { 4 } },
+    Discretization = { function() return nn.Discretization { bin_boundaries = { -0.5, 0, 0.5 },
+      output_mode = "count" } end, { 4 } },
+    CategoryEncoding = { function() return nn.CategoryEncoding { num_tokens = 10, output_mode = "count" } end, { 5 },
+      "int64" },
+    Hashing = { function() return nn.Hashing { num_bins = 5, salt = 3, output_mode = "multi_hot" } end, { 5 }, "int64" },
+    IntegerLookup = { function() return nn.IntegerLookup { vocabulary = { 2, 4, 6 }, output_mode = "multi_hot" } end,
+      { 5 }, "int64" },
   }
-  -- aliases, the base class and layers without a config of their own
+  -- aliases, the base class and layers without a config of their own; StringLookup and
+  -- TextVectorization take Lua tables of strings, which no nn.Input carries (their round trips
+  -- are in nn_preprocessing_spec)
   local not_cases = { Layer = true, Input = true, InputLayer = true, Lambda = true, AvgPool2D = true,
-    MaxPool2D = true, GlobalAvgPool2D = true, GlobalMaxPool2D = true }
+    MaxPool2D = true, GlobalAvgPool2D = true, GlobalMaxPool2D = true, StringLookup = true, TextVectorization = true }
 
   it("cover every built-in layer class: config, JSON and outputs round-trip in a model", function()
     for name in pairs(nn.layers) do

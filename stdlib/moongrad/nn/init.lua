@@ -44,6 +44,8 @@ add(require("moongrad.nn.layers.reshaping"))
 add(require("moongrad.nn.layers.normalization"))
 add(require("moongrad.nn.layers.merging"))
 add(require("moongrad.nn.layers.recurrent"))
+add(require("moongrad.nn.layers.preprocessing"))
+add(require("moongrad.nn.layers.lookup"))
 layers.RNNBase = nil
 M.layers = layers
 for k, v in pairs(layers) do M[k] = v end
