@@ -668,6 +668,9 @@ for name, text in pairs(tape_docs) do
   if f and not docs[f] then M.document(f, text) end
 end
 
+-- mg.linalg and the norms and clipping functions (moongrad/linalg.lua).
+for k, v in pairs(require("moongrad.linalg")(M)) do M[k] = v end
+
 -- ---- libraries loaded on first use (mg.nn, mg.optim, ...) -------------------------
 -- Lazily, so that `require "moongrad"` (and the REPL's start) stays fast.
 local lazy = { nn = "moongrad.nn", optim = "moongrad.optim", losses = "moongrad.losses",
