@@ -231,6 +231,17 @@ function B.tape()
 end
 
 B.sgemm_1024, B.sgemm_2048 = sgemm(1024), sgemm(2048)
+
+function B.linalg_solve_512()
+  need("linalg.solve")
+  local n = 512
+  local a = mg.random.uniform({ n, n }, 0, 1, mg.float32, 1) + mg.eye(n, -1, mg.float32) * n
+  local b = mg.random.uniform({ n, 1 }, 0, 1, mg.float32, 2)
+  local solve = mg.linalg.solve
+  local r = mg.matmul(a, solve(a, b)) - b
+  if mg.max(mg.abs(r)):item() > 1e-3 then error("linalg_solve_512: wrong result") end
+  return { { "mg.linalg.solve", "ms", function() return solve(a, b) end, 1, 0 } }
+end
 B.conv1_fwd_bwd, B.conv2_fwd_bwd = conv(1, 32, 28), conv(32, 64, 14)
 
 -- ---- the CNN training run (a fresh process: peak RSS is per process) -----------------
