@@ -20,7 +20,8 @@
  */
 #include "graph.h"  /* mg_is_probe */
 
-#define LNAME(c) ((c)->info->name)
+/* The user-facing name: "linalg_inv" is mg.linalg.inv, "linalg.inv" in messages. */
+#define LNAME(c) ((c)->info->name + 7)
 
 static int same_size(int64_t a, int64_t b) { return a == b || mg_is_probe(a) || mg_is_probe(b); }
 
@@ -37,10 +38,10 @@ static mg_dtype float_dtype(const mg_call *c, mg_meta *out) {
 static mg_status need_matrix(const mg_call *c, const mg_tensor *x, const char *arg, int square) {
   char sx[MG_SHAPE_BUF];
   if (x->ndim < 2)
-    return mg_seterror(MG_ESHAPE, "%s: %s must be a matrix or a batch of matrices (at least 2-d), got shape %s",
+    return mg_seterror(MG_ESHAPE, "linalg.%s: %s must be a matrix or a batch of matrices (at least 2-d), got shape %s",
                        LNAME(c), arg, mg_shape_str(x->ndim, x->shape, sx, sizeof sx));
   if (square && !same_size(x->shape[x->ndim - 1], x->shape[x->ndim - 2]))
-    return mg_seterror(MG_ESHAPE, "%s: %s must be square in its last two axes, got shape %s", LNAME(c), arg,
+    return mg_seterror(MG_ESHAPE, "linalg.%s: %s must be square in its last two axes, got shape %s", LNAME(c), arg,
                        mg_shape_str(x->ndim, x->shape, sx, sizeof sx));
   return MG_OK;
 }
@@ -81,7 +82,7 @@ mg_status infer_linalg_solve(const mg_call *c, mg_meta *out) {
   if (!ok) {
     char sa[MG_SHAPE_BUF], sb[MG_SHAPE_BUF];
     return mg_seterror(MG_ESHAPE,
-                       "%s: matrix %s and rhs %s do not match: rhs must be (..., n, k) for a matrix (..., n, n), "
+                       "linalg.%s: matrix %s and rhs %s do not match: rhs must be (..., n, k) for a matrix (..., n, n), "
                        "with the same leading (batch) dimensions",
                        LNAME(c), mg_shape_str(a->ndim, a->shape, sa, sizeof sa),
                        mg_shape_str(b->ndim, b->shape, sb, sizeof sb));
@@ -120,7 +121,7 @@ mg_status infer_linalg_svd(const mg_call *c, mg_meta *out) {
     return MG_OK;
   }
   if (mg_is_probe(m) || mg_is_probe(n))
-    return mg_seterror(MG_ESHAPE, "%s: the matrix sizes must be known when the function is staged (got an unknown size)",
+    return mg_seterror(MG_ESHAPE, "linalg.%s: the matrix sizes must be known when the function is staged (got an unknown size)",
                        LNAME(c));
   out->shape[x->ndim - 2] = 1 + m + n;
   out->shape[x->ndim - 1] = A_I(c, 0) ? max64(m, n) : k;
@@ -134,7 +135,7 @@ mg_status infer_linalg_eigh(const mg_call *c, mg_meta *out) {
   if (st) return st;
   int64_t n = x->shape[x->ndim - 1];
   if (mg_is_probe(n))
-    return mg_seterror(MG_ESHAPE, "%s: the matrix size must be known when the function is staged", LNAME(c));
+    return mg_seterror(MG_ESHAPE, "linalg.%s: the matrix size must be known when the function is staged", LNAME(c));
   float_dtype(c, out);
   copy_shape(x, out);
   out->shape[x->ndim - 2] = n + 1;
@@ -146,7 +147,7 @@ mg_status infer_linalg_band_part(const mg_call *c, mg_meta *out) {
   mg_status st = need_matrix(c, c->in[0], "x", 0);
   if (st) return st;
   if (A_I(c, 0) < -1 || A_I(c, 1) < -1)
-    return mg_seterror(MG_EARG, "%s: num_lower and num_upper must be >= -1 (-1 keeps the whole triangle), got %lld, %lld",
+    return mg_seterror(MG_EARG, "linalg.%s: num_lower and num_upper must be >= -1 (-1 keeps the whole triangle), got %lld, %lld",
                        LNAME(c), (long long)A_I(c, 0), (long long)A_I(c, 1));
   out->dtype = (mg_dtype)c->in[0]->dtype;
   copy_shape(c->in[0], out);

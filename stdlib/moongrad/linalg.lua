@@ -25,7 +25,7 @@ return function(mg)
     end
   end
 
-  local function shape_str(x) return "(" .. table.concat(x.shape, ", ") .. ")" end
+  local function shape_str(x) return "(" .. table.concat(x.shape, ",") .. ")" end   -- as the engine writes shapes
 
   -- x[..., r0:r1, c0:c1] (0-based, end exclusive).
   local function block(x, r0, r1, c0, c1)
