@@ -44,7 +44,9 @@ BLIS_INC := -isystem /usr/include/$(MULTIARCH)/blis-openmp
 CFLAGS   += -std=c11 $(OPT) $(MARCH) -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp \
             -fno-math-errno -Icore $(BLIS_INC) $(SAN)
 LDFLAGS  += -fopenmp $(SAN)
-CORE_LIBS := -lblis -lcjson -lz -lm -lpthread
+# -llapack: Debian's reference LAPACK (liblapack-dev; its BLAS is BLIS through the libblas.so.3
+# alternative) for the factorizations of mg.linalg (core/kernels/linalg.c).
+CORE_LIBS := -llapack -lblis -lcjson -lz -lm -lpthread
 ROOT     := $(abspath .)
 
 CORE_SRC := $(wildcard core/*.c core/kernels/*.c core/passes/*.c)

@@ -60,6 +60,8 @@ BENCHES = [
      "no update; per step"),
     ("while_staged", "7. data-dependent while loop, staged: 1,000 iterations of v = v*0.5 + 1 on 2x2 while i < n",
      "time", None, "per call (n is a tensor argument)"),
+    ("linalg_solve_512", "10. linalg.solve 512: float32 A 512x512, b 512x1", "time", 1.0,
+     "LU with partial pivoting (LAPACK getrf+getrs or the peer's own); A uniform + 512 I, per call"),
     ("tape", "9. tape overhead: 20-op chain fwd+bwd on 4x4 float32", "time", None,
      "(mul, add, tanh, sin, sigmoid) x4, sum, gradient w.r.t. x; per step"),
     ("sort_1m", "10a. sort of 1M float32 (uniform)", "time", 1.0,

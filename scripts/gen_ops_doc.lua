@@ -291,6 +291,17 @@ print(math.abs(n:mean():item() - 3) < 0.1, mg.min(n):item() >= 0)  --> true	true
 print(c)  --> tensor([[2, 2, 2, 2]], dtype=int64)]=],
   random_permutation = [=[local p = mg.random_permutation(mg.zeros{5}, 3):sort()
 print(p)  --> tensor([1, 2, 3, 4, 5], dtype=int64)]=],
+  -- issue 17: linear algebra (LAPACK); mg.linalg.* unpack the packed results
+  linalg_inv = [=[print(mg.raw.linalg_inv(mg.tensor{{4.0, 7.0}, {2.0, 6.0}}))  --> tensor([[ 0.6, -0.7], [-0.2,  0.4]], dtype=float32)]=],
+  linalg_solve = [=[print(mg.raw.linalg_solve(mg.tensor{{3.0, 1.0}, {1.0, 2.0}}, mg.tensor{{9.0}, {8.0}}))  --> tensor([[2.], [3.]], dtype=float32)]=],
+  linalg_triangular_solve = [=[print(mg.raw.linalg_triangular_solve(mg.tensor{{2.0, 0.0}, {1.0, 1.0}}, mg.tensor{{4.0}, {3.0}}))  --> tensor([[2.], [1.]], dtype=float32)]=],
+  linalg_det = [=[print(mg.raw.linalg_det(mg.tensor{{4.0, 7.0}, {2.0, 6.0}}))  --> tensor(10., dtype=float32)]=],
+  linalg_slogdet = [=[print(mg.raw.linalg_slogdet(mg.tensor{{-2.0, 0.0}, {0.0, 3.0}}))  --> tensor([-1.    ,  1.7918], dtype=float32)]=],
+  linalg_cholesky = [=[print(mg.raw.linalg_cholesky(mg.tensor{{4.0, 2.0}, {2.0, 5.0}}))  --> tensor([[2., 0.], [1., 2.]], dtype=float32)]=],
+  linalg_qr_q = [=[print(mg.raw.linalg_qr_q(mg.tensor{{3.0, 0.0}, {4.0, 5.0}}))  --> tensor([[-0.6, -0.8], [-0.8,  0.6]], dtype=float32)]=],
+  linalg_svd = [=[print(mg.raw.linalg_svd(mg.tensor{{3.0, 0.0}, {0.0, -2.0}}, {compute_uv = false}))  --> tensor([3., 2.], dtype=float32)]=],
+  linalg_eigh = [=[print(mg.raw.linalg_eigh(mg.tensor{{2.0, 0.0}, {0.0, 1.0}}))  --> tensor([[1., 2.], [0., 1.], [1., 0.]], dtype=float32)]=],
+  linalg_band_part = [=[print(mg.raw.linalg_band_part(mg.ones{3, 3}, {num_lower = 0, num_upper = 1}))  --> tensor([[1., 1., 0.], [0., 1., 1.], [0., 0., 1.]], dtype=float32)]=],
 }
 
 -- Splits the argument list of one MG_OP( ... ) call at top-level commas.

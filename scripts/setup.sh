@@ -19,9 +19,10 @@
 # or the data set builds; `make test`, `make demo` and `make bench` ask for
 # theirs. POSIX sh on purpose: it runs before anything else is there.
 
+# liblapack-dev: mg.linalg's factorizations (reference LAPACK; its BLAS calls go to BLIS).
 BUILD_PACKAGES="build-essential pkg-config
 liblua5.4-dev lua5.4
-libblis-dev libblis4-openmp
+libblis-dev libblis4-openmp liblapack-dev
 libedit-dev libcjson-dev zlib1g-dev"
 # luajit: the FFI binding's specs; clang + libclang-rt-14-dev: `make fuzz`;
 # graphviz: plot_model's specs; tmux and expect drive the REPL tests.

@@ -81,6 +81,14 @@ def bf16_matmul_2048(quick):
     return [("jit(matmul) (bfloat16)", "GFLOP/s", lambda: _ready(f(a, b)), 2 * n ** 3 / 1e9, 0)]
 
 
+def linalg_solve_512(quick):
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    a = jax.random.uniform(k1, (512, 512), jnp.float32) + 512 * jnp.eye(512, dtype=jnp.float32)
+    b = jax.random.uniform(k2, (512, 1), jnp.float32)
+    f = jax.jit(jnp.linalg.solve)
+    return [("jit(linalg.solve)", "ms", lambda: _ready(f(a, b)), 1, 0)]
+
+
 def _conv2d(x, w):
     return lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
@@ -267,7 +275,7 @@ def dot_product_attention(quick):
 BENCHES = {
     "einsum_attention": einsum_attention,
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
-    "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048), "bf16_matmul_2048": bf16_matmul_2048,
+    "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048), "bf16_matmul_2048": bf16_matmul_2048, "linalg_solve_512": linalg_solve_512,
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
     "while_staged": while_staged, "tape": tape,

@@ -293,6 +293,17 @@ function B.bf16_matmul_2048()
   local matmul = mg.matmul
   return { { "mg.matmul (bfloat16)", "GFLOP/s", function() return matmul(a, b) end, 2 * n ^ 3 / 1e9, 0 } }
 end
+
+function B.linalg_solve_512()
+  need("linalg.solve")
+  local n = 512
+  local a = mg.random.uniform({ n, n }, 0, 1, mg.float32, 1) + mg.eye(n, -1, mg.float32) * n
+  local b = mg.random.uniform({ n, 1 }, 0, 1, mg.float32, 2)
+  local solve = mg.linalg.solve
+  local r = mg.matmul(a, solve(a, b)) - b
+  if mg.max(mg.abs(r)):item() > 1e-3 then error("linalg_solve_512: wrong result") end
+  return { { "mg.linalg.solve", "ms", function() return solve(a, b) end, 1, 0 } }
+end
 B.conv1_fwd_bwd, B.conv2_fwd_bwd = conv(1, 32, 28), conv(32, 64, 14)
 
 -- ---- the CNN training run (a fresh process: peak RSS is per process) -----------------

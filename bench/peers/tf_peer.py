@@ -77,6 +77,12 @@ def bf16_matmul_2048(quick):
     return [("tf.matmul (bfloat16)", "GFLOP/s", lambda: tf.matmul(a, b).numpy(), 2 * n ** 3 / 1e9, 0)]
 
 
+def linalg_solve_512(quick):
+    a = tf.random.uniform((512, 512), seed=1) + 512 * tf.eye(512)
+    b = tf.random.uniform((512, 1), seed=2)
+    return [("tf.linalg.solve", "ms", lambda: tf.linalg.solve(a, b).numpy(), 1, 0)]
+
+
 def _conv(cin, cout, hw):
     def setup(quick):
         x = tf.random.uniform((32, hw, hw, cin), seed=1)
@@ -258,7 +264,7 @@ def dot_product_attention(quick):
 BENCHES = {
     "einsum_attention": einsum_attention,
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
-    "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048), "bf16_matmul_2048": bf16_matmul_2048,
+    "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048), "bf16_matmul_2048": bf16_matmul_2048, "linalg_solve_512": linalg_solve_512,
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
     "while_staged": while_staged, "tape": tape,

@@ -85,6 +85,13 @@ def bf16_matmul_2048(quick):
     return [("torch.mm (bfloat16)", "GFLOP/s", lambda: torch.mm(a, b), 2 * n ** 3 / 1e9, 0)]
 
 
+def linalg_solve_512(quick):
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(512, 512, generator=g) + 512 * torch.eye(512)
+    b = torch.rand(512, 1, generator=g)
+    return [("torch.linalg.solve", "ms", lambda: torch.linalg.solve(a, b), 1, 0)]
+
+
 def _conv(cin, cout, hw):
     def setup(quick):
         g = torch.Generator().manual_seed(0)
@@ -267,7 +274,7 @@ def einsum_attention(quick):
 BENCHES = {
     "einsum_attention": einsum_attention,
     "add": add, "matmul_many_eager": matmul_many_eager, "matmul_many_staged": matmul_many_staged,
-    "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048), "bf16_matmul_2048": bf16_matmul_2048,
+    "sgemm_1024": _sgemm(1024), "sgemm_2048": _sgemm(2048), "bf16_matmul_2048": bf16_matmul_2048, "linalg_solve_512": linalg_solve_512,
     "conv1_fwd_bwd": _conv(1, 32, 28), "conv2_fwd_bwd": _conv(32, 64, 14),
     "mlp_eager": mlp_eager, "mlp_staged": mlp_staged, "mlp_tape_staged": mlp_tape_staged,
     "while_staged": while_staged, "tape": tape,

@@ -676,6 +676,8 @@ end
 -- Boolean masks, tensor indices (x[mask], x[idx]), where(cond), segments (stdlib/moongrad/indexing.lua).
 do local ix = require("moongrad.indexing"); for k, f in pairs(ix) do if k ~= "docs" then M[k] = M.document(f, ix.docs[k]) end end end
 require("moongrad.attn_ops").install(M)   -- issue 17: attention, image.resize, more random draws
+-- mg.linalg and the norms and clipping functions (moongrad/linalg.lua).
+for k, v in pairs(require("moongrad.linalg")(M)) do M[k] = v end
 
 -- ---- libraries loaded on first use (mg.nn, mg.optim, ...) -------------------------
 -- Lazily, so that `require "moongrad"` (and the REPL's start) stays fast.

@@ -29,6 +29,20 @@ local function DISTINCT(shape)  -- no ties (max/min/maximum)
   return perm * 0.37 - 1 + U(shape, 0, 0.01)
 end
 local function fixed(t) return { fixed = t } end
+-- Square matrices (batch..., n, n) far from singular: uniform plus 3 on the diagonal.
+local function WELL(shape)
+  local n = shape[#shape]
+  local full = {}
+  for i, d in ipairs(shape) do full[i] = d end
+  full[#full + 1] = n
+  return U(full) + core.eye(n, -1, "float64") * 3
+end
+-- Symmetric positive-definite matrices (batch..., n, n): B B^T + n I.
+local function SPD(shape)
+  local b = WELL(shape)
+  local n = shape[#shape]
+  return core.matmul(b, core.transpose(b)) + core.eye(n, -1, "float64") * n
+end
 
 -- case: { inputs = {tensor | fixed(tensor)}, args = {attribute args...} }
 local cases = {
@@ -261,6 +275,25 @@ local cases = {
     { variadic = true, inputs = { U { 1, 3, 2, 2 }, U { 1, 4, 2, 2 }, U { 1, 4, 2, 2 },
       fixed(mg.tensor { { true, false, true, true }, { false, false, true, false }, { true, true, false, true } }) } },
   },
+  -- issue 17: linear algebra (float64; well-conditioned, non-symmetric matrices except where the op
+  -- needs a symmetric one; cholesky and eigh read the lower triangle, so finite differences of
+  -- the upper elements are 0 and their rules give 0 there too)
+  linalg_inv = { { inputs = { WELL { 3 } } }, { inputs = { WELL { 2, 3 } } } },
+  linalg_solve = { { inputs = { WELL { 3 }, U { 3, 2 } } },
+    { inputs = { WELL { 2, 3 }, U { 2, 3, 2 } }, args = { { adjoint = true } } } },
+  linalg_triangular_solve = { { inputs = { WELL { 3 }, U { 3, 2 } } },
+    { inputs = { WELL { 2, 3 }, U { 2, 3, 1 } }, args = { { lower = false, adjoint = true } } },
+    { inputs = { WELL { 3 }, U { 3, 2 } }, args = { { lower = true, adjoint = true } } } },
+  linalg_det = { { inputs = { WELL { 3 } } }, { inputs = { WELL { 2, 3 } } } },
+  linalg_slogdet = { { inputs = { WELL { 3 } } }, { inputs = { core.mul(WELL { 2, 3 }, -1) } } },
+  linalg_cholesky = { { inputs = { SPD { 3 } } }, { inputs = { SPD { 2, 3 } } } },
+  linalg_qr_q = { { inputs = { U { 4, 3 } } }, { inputs = { U { 3, 3 } }, args = { { mode = "complete" } } },
+    { inputs = { U { 2, 4 } } }, { inputs = { U { 2, 3, 2 } } } },
+  linalg_svd = { { inputs = { U { 4, 3 } } }, { inputs = { U { 2, 4 } } }, { inputs = { U { 2, 3, 3 } } },
+    { inputs = { U { 3, 3 } }, args = { { compute_uv = false } } }, { inputs = { U { 3, 3 } }, args = { { full_matrices = true } } } },
+  linalg_eigh = { { inputs = { U { 3, 3 } } }, { inputs = { U { 2, 4, 4 } } } },
+  linalg_band_part = { { inputs = { U { 3, 4 } }, args = { { num_lower = 1, num_upper = 0 } } },
+    { inputs = { U { 2, 3, 3 } }, args = { { num_lower = 0, num_upper = -1 } } } },
 }
 
 -- Differentiable ops whose own gradient is documented as not implemented: differentiating them
@@ -288,6 +321,7 @@ local second_order = {
   "unsorted_segment_sum", "segment_max",
   "conv1d", "conv1d_backprop_input", "conv1d_transpose", "conv3d", "conv3d_backprop_filter", "max_pool1d",
   "avg_pool1d", "avg_pool3d_grad",
+  "linalg_inv", "linalg_solve", "linalg_cholesky",   -- (the other linalg rules are built from these)
 }
 
 local second_order_all = { matmul = true, prod = true, tile = true, pow = true, gelu = true, elu = true }
