@@ -43,6 +43,7 @@ add(require("moongrad.nn.layers.reshaping"))
 add(require("moongrad.nn.layers.normalization"))
 add(require("moongrad.nn.layers.merging"))
 add(require("moongrad.nn.layers.recurrent"))
+add(require("moongrad.nn.layers.activation_layers"))
 layers.RNNBase = nil
 M.layers = layers
 for k, v in pairs(layers) do M[k] = v end
