@@ -51,6 +51,7 @@ local builders = {
   softmax_mask_bcast = function() return nn.Softmax() end,
   ["repeat"] = function(o) return nn.RepeatVector(o.n) end,
   permute = function(o) return nn.Permute(o.dims) end,
+  activity = function(o) return nn.ActivityRegularization(o) end,
 }
 
 describe("layers match Keras 3", function()
@@ -74,6 +75,11 @@ describe("layers match Keras 3", function()
         end
         assert.are.same(c.yshape, y.shape)
         close(y, c.y, 1e-5, c.name .. " output")
+        if c.losses then
+          local ls = layer.losses
+          assert.are.equal(#c.losses, #ls)
+          for j = 1, #ls do close(ls[j], { c.losses[j] }, 1e-5, c.name .. " loss") end
+        end
         if c.grads then
           local xg = mg.tensor(c.x)
           local vars = { xg }
@@ -89,4 +95,191 @@ describe("layers match Keras 3", function()
       end)
     end
   end
+end)
+
+describe("hand formulas", function()
+  it("ReLU, LeakyReLU, ELU, PReLU elementwise", function()
+    local xs = { -2.5, -0.4, 0, 0.3, 0.5, 0.9, 4 }
+    local x = mg.tensor({ xs })
+    local function relu(v, mx, ns, thr)
+      local y = v > thr and v or ns * (v - thr)
+      if mx and y > mx then y = mx end
+      return y
+    end
+    local cases = { { nil, 0, 0 }, { 1, 0, 0 }, { nil, 0.25, 0 }, { 2, 0.1, 0.4 }, { nil, 0, 0.5 } }
+    for _, c in ipairs(cases) do
+      local want = {}
+      for i, v in ipairs(xs) do want[i] = relu(v, c[1], c[2], c[3]) end
+      close(nn.ReLU{ max_value = c[1], negative_slope = c[2], threshold = c[3] }(x), { want }, 1e-6, "ReLU")
+    end
+    local lk, el = {}, {}
+    for i, v in ipairs(xs) do
+      lk[i] = v >= 0 and v or 0.3 * v
+      el[i] = v > 0 and v or 0.7 * (math.exp(v) - 1)
+    end
+    close(nn.LeakyReLU()(x), { lk }, 1e-6, "LeakyReLU default 0.3")
+    close(nn.ELU{ alpha = 0.7 }(x), { el }, 1e-6, "ELU")
+    local p = nn.PReLU{ alpha_initializer = nn.initializers.Constant{ value = 0.25 } }
+    close(p(x), { lk[1] and (function() local o = {} for i, v in ipairs(xs) do o[i] = v >= 0 and v or 0.25 * v end return o end)() }, 1e-6, "PReLU")
+  end)
+
+  it("GroupNormalization is per-sample per-group standardisation", function()
+    local vals = { 1, 2, 4, 7, -1, 0, 3, 3 }
+    local y = nn.GroupNormalization{ groups = 2, epsilon = 1e-3 }(mg.tensor({ vals }))
+    local want = {}
+    for g = 0, 1 do
+      local m, v = 0, 0
+      for i = 1, 4 do m = m + vals[g * 4 + i] / 4 end
+      for i = 1, 4 do v = v + (vals[g * 4 + i] - m) ^ 2 / 4 end
+      for i = 1, 4 do want[g * 4 + i] = (vals[g * 4 + i] - m) / math.sqrt(v + 1e-3) end
+    end
+    close(y, { want }, 1e-5, "GroupNormalization")
+  end)
+
+  it("Softmax over two axes and with a mask, UnitNormalization, RepeatVector, Permute", function()
+    local y = nn.Softmax{ axis = { 2, 3 } }(mg.tensor{ { { 0, 1 }, { 2, 3 } } })
+    local z = 1 + math.exp(1) + math.exp(2) + math.exp(3)
+    close(y, { { { 1 / z, math.exp(1) / z }, { math.exp(2) / z, math.exp(3) / z } } }, 1e-6, "Softmax axes")
+    local m = nn.Softmax()(mg.tensor{ { 1, 5, 1 } }, { mask = mg.tensor{ { 1, 0, 1 } } })
+    close(m, { { 0.5, 0, 0.5 } }, 1e-6, "Softmax mask")
+    close(nn.UnitNormalization()(mg.tensor{ { 3, 4 } }), { { 0.6, 0.8 } }, 1e-6, "UnitNormalization")
+    close(nn.RepeatVector(2)(mg.tensor{ { 1, 2 } }), { { { 1, 2 }, { 1, 2 } } }, 0, "RepeatVector")
+    local p = nn.Permute{ 2, 1 }(mg.tensor{ { { 1, 2, 3 }, { 4, 5, 6 } } })
+    close(p, { { { 1, 4 }, { 2, 5 }, { 3, 6 } } }, 0, "Permute")
+  end)
+end)
+
+describe("noise layers act only in training", function()
+  local x = mg.ones{ 64, 4, 8 }
+  it("are the identity in inference", function()
+    for _, l in ipairs{ nn.GaussianNoise(0.5), nn.GaussianDropout(0.4), nn.SpatialDropout1D(0.5) } do
+      close(l(x), x:totable(), 0, l.class_name)
+      close(l(x, false), x:totable(), 0, l.class_name)
+    end
+  end)
+  it("SpatialDropout drops whole channels and scales the rest", function()
+    local cases = { { nn.SpatialDropout1D(0.5), { 64, 4, 8 }, 3 }, { nn.SpatialDropout2D(0.5), { 32, 3, 3, 8 }, 4 },
+      { nn.SpatialDropout2D{ rate = 0.5, data_format = "channels_first" }, { 32, 8, 3, 3 }, 2 },
+      { nn.SpatialDropout3D(0.25), { 16, 2, 2, 2, 8 }, 5 } }
+    for _, c in ipairs(cases) do
+      local l, shape, ch = c[1], c[2], c[3]
+      local y = l(mg.ones(shape), true)
+      local keep = 1 / (1 - l.rate)
+      -- every value is 0 or keep; along the non-channel axes of a sample all equal
+      local red = {}
+      for i = 2, #shape do if i ~= ch then red[#red + 1] = i end end
+      local mx = mg.max(y, { axis = red }):totable()
+      local mn = mg.min(y, { axis = red }):totable()
+      local kept, total = 0, 0
+      for i, row in ipairs(mx) do
+        for j, v in ipairs(row) do
+          assert.are.equal(v, mn[i][j])
+          assert.is_true(v == 0 or math.abs(v - keep) < 1e-6)
+          total = total + 1
+          if v ~= 0 then kept = kept + 1 end
+        end
+      end
+      assert.is_true(math.abs(kept / total - (1 - l.rate)) < 0.15, l.class_name .. " keep fraction")
+    end
+  end)
+  it("Gaussian layers have the stated mean and spread", function()
+    mg.random.seed(3)
+    local big = mg.ones{ 200, 100 }
+    local n = nn.GaussianNoise(0.5)(big, true) - 1
+    assert.is_true(math.abs(mg.mean(n):item()) < 0.02)
+    assert.is_true(math.abs(math.sqrt(mg.variance(n):item()) - 0.5) < 0.02)
+    local d = nn.GaussianDropout(0.2)(big, true)
+    assert.is_true(math.abs(mg.mean(d):item() - 1) < 0.02)
+    assert.is_true(math.abs(math.sqrt(mg.variance(d):item()) - 0.5) < 0.02)   -- sqrt(0.2 / 0.8)
+  end)
+  it("ActivityRegularization's penalty reaches the training loss", function()
+    local m = nn.Sequential{ nn.Input{ shape = { 3 } },
+      nn.Dense(2, { kernel_initializer = "ones", use_bias = false }), nn.ActivityRegularization{ l2 = 0.5 } }
+    m:compile{ optimizer = "sgd", loss = "mse" }
+    local x, y = mg.ones{ 4, 3 }, mg.full({ 4, 2 }, 3.0)
+    -- prediction 3 = target: the loss is the penalty alone, 0.5 * sum(3^2 over 4 x 2) / 4 = 9
+    local logs = m:evaluate(x, y, { verbose = 0, return_dict = true })
+    assert.is_true(math.abs(logs.loss - 9) < 1e-4, tostring(logs.loss))
+  end)
+end)
+
+local all = {
+  function() return nn.GroupNormalization{ groups = 2, axis = 2, epsilon = 0.01, center = false } end,
+  function() return nn.UnitNormalization{ axis = { 2, 3 } } end,
+  function() return nn.ReLU{ max_value = 2, negative_slope = 0.1, threshold = 0.2 } end,
+  function() return nn.LeakyReLU{ negative_slope = 0.05 } end,
+  function() return nn.PReLU{ shared_axes = { 1 }, alpha_initializer = "ones" } end,
+  function() return nn.ELU{ alpha = 0.4 } end,
+  function() return nn.Softmax{ axis = 2 } end,
+  function() return nn.Permute{ 2, 1, 3 } end,
+  function() return nn.GaussianNoise(0.1) end,
+  function() return nn.GaussianDropout(0.1) end,
+  function() return nn.SpatialDropout3D(0.2) end,
+  function() return nn.ActivityRegularization{ l1 = 0.1 } end,
+}
+
+describe("config and save/load round trips", function()
+  it("get_config/from_config rebuilds each layer with the same config", function()
+    for _, mk in ipairs(all) do
+      local l = mk()
+      local c = l:get_config()
+      local l2 = nn[l.class_name]:from_config(c)
+      assert.are.same(c.name, l2:get_config().name)
+      local c2 = l2:get_config()
+      c2.name, c.name = nil, nil
+      assert.are.same(c, c2)
+    end
+  end)
+  it("a model of them saves and loads with the same outputs", function()
+    local inp = nn.Input{ shape = { 4, 3, 6 } }
+    local h = nn.GroupNormalization{ groups = 3, gamma_initializer = "random_normal", beta_initializer = "random_normal" }(inp)
+    h = nn.PReLU{ alpha_initializer = "random_uniform", shared_axes = { 1, 2 } }(h)
+    h = nn.ReLU{ max_value = 1.5, negative_slope = 0.1 }(h)
+    h = nn.SpatialDropout2D(0.3)(h)
+    h = nn.GaussianNoise(0.2)(h)
+    h = nn.Permute{ 3, 1, 2 }(h)
+    h = nn.UnitNormalization{ axis = -1 }(h)
+    h = nn.Reshape{ 6, 12 }(h)
+    h = nn.Softmax()(h)
+    h = nn.LeakyReLU()(h)
+    h = nn.ELU{ alpha = 0.5 }(h)
+    h = nn.ActivityRegularization{ l1 = 0.01 }(h)
+    h = nn.GaussianDropout(0.2)(h)
+    h = nn.Flatten()(h)
+    h = nn.RepeatVector(2)(h)
+    local m = nn.Model{ inputs = inp, outputs = h }
+    local x = mg.random.normal{ 2, 4, 3, 6 }
+    local want = m:predict(x, { verbose = 0 })
+    local dir = os.tmpname()
+    os.remove(dir)
+    m:save(dir)
+    local m2 = nn.load_model(dir)
+    os.execute("rm -rf '" .. dir .. "'")
+    close(m2:predict(x, { verbose = 0 }), want:totable(), 1e-6, "loaded model")
+    assert.are.same(m:get_config(), m2:get_config())
+  end)
+end)
+
+describe("options are checked", function()
+  local function fails(fn, pat)
+    local ok, err = pcall(fn)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find(pat, 1, true), tostring(err))
+  end
+  it("unknown options and out-of-range values raise", function()
+    fails(function() nn.ReLU{ slope = 1 } end, "slope")
+    fails(function() nn.ReLU{ max_value = -1 } end, "max_value")
+    fails(function() nn.LeakyReLU{ alpha = 0.1 } end, "alpha")
+    fails(function() nn.GroupNormalization{ groups = 0 } end, "groups")
+    fails(function() nn.GroupNormalization{ groups = 4 }(mg.ones{ 2, 6 }) end, "groups (4) must divide")
+    fails(function() nn.PReLU{ alpha_constraint = "non_neg" } end, "alpha_constraint")
+    fails(function() nn.Permute{ 1, 1 } end, "permutation")
+    fails(function() nn.Permute{ 2, 1 }(mg.ones{ 2, 3 }) end, "expects a 3-d input")
+    fails(function() nn.RepeatVector(2)(mg.ones{ 2, 3, 4 }) end, "2-d input")
+    fails(function() nn.SpatialDropout2D(0.5)(mg.ones{ 2, 3 }, true) end, "4-d input")
+    fails(function() nn.GaussianDropout(1) end, "rate")
+    fails(function() nn.GaussianNoise{ stddev = 0.1, seed = 3 } end, "mg.random.seed")
+    fails(function() nn.Softmax()(mg.ones{ 2, 3 }, { mask = mg.ones{ 1, 2, 3 } }) end, "more axes")
+    fails(function() nn.Softmax{ axis = 4 }(mg.ones{ 2, 3 }) end, "out of range")
+  end)
 end)
