@@ -200,6 +200,12 @@ describe("noise layers act only in training", function()
     -- prediction 3 = target: the loss is the penalty alone, 0.5 * sum(3^2 over 4 x 2) / 4 = 9
     local logs = m:evaluate(x, y, { verbose = 0, return_dict = true })
     assert.is_true(math.abs(logs.loss - 9) < 1e-4, tostring(logs.loss))
+    -- and in fit's staged step (learning rate 0: the weights stay); the symbolic penalty of the
+    -- staged step is not left in the eager layer.losses
+    m:compile{ optimizer = nn.optimizers.SGD{ learning_rate = 0 }, loss = "mse" }
+    local hist = m:fit(x, y, { epochs = 2, batch_size = 4, verbose = 0 })
+    assert.is_true(math.abs(hist.history.loss[2] - 9) < 1e-4, tostring(hist.history.loss[2]))
+    assert.are.equal(0, #m.losses)
   end)
 end)
 
