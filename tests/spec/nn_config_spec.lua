@@ -91,6 +91,22 @@ describe("layer configs", function()
     Hashing = { function() return nn.Hashing { num_bins = 5, salt = 3, output_mode = "multi_hot" } end, { 5 }, "int64" },
     IntegerLookup = { function() return nn.IntegerLookup { vocabulary = { 2, 4, 6 }, output_mode = "multi_hot" } end,
       { 5 }, "int64" },
+    GroupNormalization = { function() return nn.GroupNormalization { groups = 2, epsilon = 0.01,
+      gamma_initializer = "random_normal", beta_regularizer = nn.regularizers.L2(0.1) } end, { 3, 4 } },
+    UnitNormalization = { function() return nn.UnitNormalization { axis = { 2, 3 } } end, { 3, 4 } },
+    ReLU = { function() return nn.ReLU { max_value = 2, negative_slope = 0.1, threshold = 0.3 } end, { 4 } },
+    LeakyReLU = { function() return nn.LeakyReLU { negative_slope = 0.05 } end, { 4 } },
+    PReLU = { function() return nn.PReLU { alpha_initializer = "random_uniform", shared_axes = { 1 } } end, { 3, 4 } },
+    ELU = { function() return nn.ELU { alpha = 0.5 } end, { 4 } },
+    Softmax = { function() return nn.Softmax { axis = { 2, 3 } } end, { 3, 4 } },
+    RepeatVector = { function() return nn.RepeatVector(3) end, { 4 } },
+    Permute = { function() return nn.Permute { 2, 1 } end, { 3, 4 } },
+    GaussianNoise = { function() return nn.GaussianNoise(0.2) end, { 4 } },
+    GaussianDropout = { function() return nn.GaussianDropout(0.2) end, { 4 } },
+    SpatialDropout1D = { function() return nn.SpatialDropout1D(0.2, { seed = 3 }) end, { 3, 4 } },
+    SpatialDropout2D = { function() return nn.SpatialDropout2D(0.2, { data_format = "channels_first" }) end, { 2, 3, 4 } },
+    SpatialDropout3D = { function() return nn.SpatialDropout3D(0.2) end, { 2, 2, 3, 4 } },
+    ActivityRegularization = { function() return nn.ActivityRegularization { l1 = 0.01, l2 = 0.1 } end, { 4 } },
   }
   -- aliases, the base class and layers without a config of their own; StringLookup and
   -- TextVectorization take Lua tables of strings, which no nn.Input carries (their round trips

@@ -46,6 +46,8 @@ add(require("moongrad.nn.layers.merging"))
 add(require("moongrad.nn.layers.recurrent"))
 add(require("moongrad.nn.layers.preprocessing"))
 add(require("moongrad.nn.layers.lookup"))
+add(require("moongrad.nn.layers.activation_layers"))
+add(require("moongrad.nn.layers.noise"))
 layers.RNNBase = nil
 M.layers = layers
 for k, v in pairs(layers) do M[k] = v end

@@ -239,6 +239,11 @@ Layer.getters.losses = function(self)
     if seen[l] then return end
     seen[l] = true
     for _, r in ipairs(rawget(l, "_regularizers") or {}) do out[#out + 1] = r.fn(r.var) end
+    -- penalties a call added (ActivityRegularization), from the latest call in the same mode
+    local act = rawget(l, "_activity_losses")
+    if act and rawget(l, "_activity_traced") == (core.tracing() and true or false) then
+      for _, a in ipairs(act) do out[#out + 1] = a end
+    end
     for _, s in ipairs(l:_sublayers()) do walk(s) end
   end
   walk(self)
