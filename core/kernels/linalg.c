@@ -631,7 +631,28 @@ mg_status k_linalg_svd(const mg_call *c, mg_tensor *out) {
 
 /* ---- eigh ------------------------------------------------------------------------------------------ */
 
-/* syevd('V', 'L') on a column-major copy (reads x's lower triangle, as TF and PyTorch). */
+/* Each eigenvector (a column of the column-major v) signed so that its component of largest
+ * magnitude (the first such) is positive: LAPACK's signs depend on the build, the precision and
+ * the CPU, and an eigenvector is defined only up to sign, so a canonical one makes results
+ * reproducible (float32 against float64, one machine against another). */
+static void eigh_canonical_signs(int dbl, char *v, lint n) {
+  for (lint j = 0; j < n; j++) {
+    lint best = 0;
+    double bm = -1;
+    for (lint i = 0; i < n; i++) {
+      double a = dbl ? fabs(((double *)v)[j * n + i]) : fabsf(((float *)v)[j * n + i]);
+      if (a > bm) bm = a, best = i;
+    }
+    int neg = dbl ? ((double *)v)[j * n + best] < 0 : ((float *)v)[j * n + best] < 0;
+    for (lint i = 0; neg && i < n; i++) {
+      if (dbl) ((double *)v)[j * n + i] = -((double *)v)[j * n + i];
+      else ((float *)v)[j * n + i] = -((float *)v)[j * n + i];
+    }
+  }
+}
+
+/* syevd('V', 'L') on a column-major copy (reads x's lower triangle, as TF and PyTorch); each
+ * eigenvector's largest component made positive (eigh_canonical_signs). */
 mg_status k_linalg_eigh(const mg_call *c, mg_tensor *out) {
   const mg_tensor *x = c->in[0];
   la L;
@@ -669,6 +690,7 @@ mg_status k_linalg_eigh(const mg_call *c, mg_tensor *out) {
         la_fail(&L, b, info);
         continue;
       }
+      eigh_canonical_signs(L.dbl, wa, n);
       char *ob = o + b * (nn + n) * (int64_t)L.es;
       memcpy(ob, ev, (size_t)n * L.es);
       la_transpose(L.dbl, wa, n, n, n, ob + (int64_t)n * (int64_t)L.es, n);

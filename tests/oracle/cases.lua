@@ -1367,4 +1367,34 @@ for _, r in ipairs({
   end
 end
 
+-- ---- linear algebra (issue 17: LAPACK kernels) against NumPy's/JAX's linalg; gradients by jax.vjp.
+-- Fixed, well-conditioned matrices (random ones would make float32 tolerances meaningless); the
+-- vector factors of qr/eigh are compared as they are (LAPACK's sign conventions on both sides:
+-- geqrf/orgqr, syevd), svd through its singular values (compute_uv = false).
+do
+  local A3 = { 4, 1, 0.5, 1, 3, -1, 0.5, -1, 5 }                         -- symmetric positive-definite
+  local B3 = { 2, -1, 0.5, 1, 3, 1, -0.5, 2, 4 }                          -- not symmetric
+  local batch = { 4, 1, 1, 3, 2, -1, 0.5, 5 }                            -- (2, 2, 2)
+  local rhs = { 1, -2, 0.5, 3, 1, 2 }                                     -- (3, 2)
+  local tall = { 1, 2, 3, -1, 0.5, 4, 2, 2, -3, 1, 0, 1 }                 -- (4, 3)
+  for _, dt in ipairs({ "float32", "float64" }) do
+    add("linalg_inv", { ins = { L(B3, dt, { 3, 3 }) } })
+    add("linalg_inv", { ins = { L(batch, dt, { 2, 2, 2 }) } })
+    add("linalg_solve", { ins = { L(B3, dt, { 3, 3 }), L(rhs, dt, { 3, 2 }) } })
+    add("linalg_solve", { ins = { L(B3, dt, { 3, 3 }), L(rhs, dt, { 3, 2 }) }, attrs = { adjoint = true } })
+    add("linalg_triangular_solve", { ins = { L(B3, dt, { 3, 3 }), L(rhs, dt, { 3, 2 }) } })
+    add("linalg_triangular_solve", { ins = { L(B3, dt, { 3, 3 }), L(rhs, dt, { 3, 2 }) }, attrs = { lower = false, adjoint = true } })
+    add("linalg_det", { ins = { L(B3, dt, { 3, 3 }) } })
+    add("linalg_det", { ins = { L(batch, dt, { 2, 2, 2 }) } })
+    add("linalg_slogdet", { ins = { L(B3, dt, { 3, 3 }) } })
+    add("linalg_cholesky", { ins = { L(A3, dt, { 3, 3 }) } })
+    add("linalg_qr_q", { ins = { L(tall, dt, { 4, 3 }) } })
+    add("linalg_qr_q", { ins = { L(B3, dt, { 3, 3 }) }, attrs = { mode = "complete" } })
+    add("linalg_svd", { ins = { L(tall, dt, { 4, 3 }) }, attrs = { compute_uv = false } })
+    add("linalg_eigh", { ins = { L(A3, dt, { 3, 3 }) } })
+    add("linalg_band_part", { ins = { I({ 2, 4, 5 }, dt) }, attrs = { num_lower = 1, num_upper = 0 } })
+    add("linalg_band_part", { ins = { I({ 4, 3 }, dt) }, attrs = { num_lower = -1, num_upper = 1 } })
+  end
+end
+
 return M

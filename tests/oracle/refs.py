@@ -1359,3 +1359,60 @@ REFS.update({
     "dot_product_attention": ("float", r_dot_product_attention),
     "dot_product_attention_grad": ("float", r_dot_product_attention_grad),
 })
+
+
+# ---- linear algebra (issue 17) ----------------------------------------------------------------
+# NumPy's linalg for values, the same functions under jax.numpy (differentiated by jax.vjp) for
+# gradients. triangular_solve reads one triangle of a; cholesky and eigh read the lower one.
+def _mT(xp, x):
+    return xp.swapaxes(x, -1, -2)
+
+
+def r_linalg_solve(xp, a, m, b):
+    return xp.linalg.solve(_mT(xp, m) if a.get("adjoint") else m, b)
+
+
+def r_linalg_triangular_solve(xp, a, m, b):
+    t = xp.tril(m) if a.get("lower", True) else xp.triu(m)
+    return xp.linalg.solve(_mT(xp, t) if a.get("adjoint") else t, b)
+
+
+def r_linalg_slogdet(xp, a, x):
+    s, l = xp.linalg.slogdet(x)
+    return xp.stack([s, l], -1)
+
+
+def r_linalg_cholesky(xp, a, x):
+    low = xp.tril(x)
+    return xp.linalg.cholesky(low + _mT(xp, xp.tril(x, -1)))
+
+
+def r_linalg_eigh(xp, a, x):
+    low = xp.tril(x)
+    w, v = xp.linalg.eigh(low + _mT(xp, xp.tril(x, -1)))
+    # moongrad's canonical signs: each eigenvector's largest-magnitude component positive
+    big = xp.take_along_axis(v, xp.argmax(xp.abs(v), axis=-2)[..., None, :], axis=-2)
+    v = v * xp.where(big < 0, -1.0, 1.0).astype(v.dtype)
+    return xp.concatenate([w[..., None, :], v], -2)
+
+
+def r_linalg_band_part(xp, a, x):
+    m, n = x.shape[-2], x.shape[-1]
+    lo, up = int(a.get("num_lower", -1)), int(a.get("num_upper", -1))
+    i, j = np.arange(m)[:, None], np.arange(n)[None, :]
+    keep = ((lo < 0) | (i - j <= lo)) & ((up < 0) | (j - i <= up))
+    return xp.where(keep, x, xp.zeros_like(x))
+
+
+REFS.update({
+    "linalg_inv": ("float", lambda xp, a, x: xp.linalg.inv(x)),
+    "linalg_solve": ("float", r_linalg_solve),
+    "linalg_triangular_solve": ("float", r_linalg_triangular_solve),
+    "linalg_det": ("float", lambda xp, a, x: xp.linalg.det(x)),
+    "linalg_slogdet": ("float", r_linalg_slogdet),
+    "linalg_cholesky": ("float", r_linalg_cholesky),
+    "linalg_qr_q": ("float", lambda xp, a, x: xp.linalg.qr(x, mode=a.get("mode", "reduced"))[0]),
+    "linalg_svd": ("float", lambda xp, a, x: xp.linalg.svd(x, compute_uv=False)),
+    "linalg_eigh": ("float", r_linalg_eigh),
+    "linalg_band_part": ("num", r_linalg_band_part),
+})
