@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <blis.h>
 
 /* ---- LAPACK (Fortran, column-major) ---------------------------------------------------------- */
 typedef int lint;  /* LAPACK's INTEGER: 32-bit in Debian's liblapack */
@@ -171,7 +172,7 @@ static mg_status la_nomem(const mg_call *c) {
 /* ---- inv ------------------------------------------------------------------------------------------- */
 
 /* getrf + getri on the row-major storage (as column-major: A^T; inv(A^T)^T = inv(A)). */
-mg_status k_linalg_inv(const mg_call *c, mg_tensor *out) {
+static mg_status linalg_inv_body(const mg_call *c, mg_tensor *out) {
   const mg_tensor *x = c->in[0];
   la L;
   la_init(&L, c, x, 2);
@@ -225,7 +226,7 @@ mg_status k_linalg_inv(const mg_call *c, mg_tensor *out) {
 
 /* solve(a, b, adjoint): getrf of the storage (A^T), then getrs with trans 'T' for A x = b ('N' for
  * A^T x = b); b goes through a column-major workspace. */
-mg_status k_linalg_solve(const mg_call *c, mg_tensor *out) {
+static mg_status linalg_solve_body(const mg_call *c, mg_tensor *out) {
   const mg_tensor *a = c->in[0], *bm = c->in[1];
   la L;
   la_init(&L, c, a, 2);
@@ -290,7 +291,7 @@ mg_status k_linalg_solve(const mg_call *c, mg_tensor *out) {
 
 /* trtrs on the storage of a (column-major A^T: upper when A is lower), trans 'T' for A x = b. Only
  * a's named triangle is read. An exactly zero diagonal element is an error (LAPACK's check). */
-mg_status k_linalg_triangular_solve(const mg_call *c, mg_tensor *out) {
+static mg_status linalg_triangular_solve_body(const mg_call *c, mg_tensor *out) {
   const mg_tensor *a = c->in[0], *bm = c->in[1];
   la L;
   la_init(&L, c, a, 2);
@@ -348,7 +349,7 @@ mg_status k_linalg_triangular_solve(const mg_call *c, mg_tensor *out) {
 /* getrf of a copy; det = +-prod(diag U) (the sign from the row swaps). A singular matrix gives 0 (det)
  * or sign 0 and log|det| = -inf (slogdet), as NumPy. slogdet sums logs, so it neither overflows nor
  * underflows where the determinant itself would. */
-mg_status k_linalg_det(const mg_call *c, mg_tensor *out) {
+static mg_status linalg_det_body(const mg_call *c, mg_tensor *out) {
   const mg_tensor *x = c->in[0];
   la L;
   la_init(&L, c, x, 2);
@@ -418,7 +419,7 @@ mg_status k_linalg_det(const mg_call *c, mg_tensor *out) {
 
 /* potrf('L') on a column-major copy (reads x's lower triangle, as TF and PyTorch); the upper
  * triangle of the result is zero. */
-mg_status k_linalg_cholesky(const mg_call *c, mg_tensor *out) {
+static mg_status linalg_cholesky_body(const mg_call *c, mg_tensor *out) {
   const mg_tensor *x = c->in[0];
   la L;
   la_init(&L, c, x, 2);
@@ -475,7 +476,7 @@ mg_status k_linalg_cholesky(const mg_call *c, mg_tensor *out) {
 
 /* geqrf + orgqr on a column-major copy: Q (m x min(m, n), or m x m with mode complete). R is
  * Q^T a with its lower part cut (the stdlib), so that its gradient flows through Q's. */
-mg_status k_linalg_qr_q(const mg_call *c, mg_tensor *out) {
+static mg_status linalg_qr_q_body(const mg_call *c, mg_tensor *out) {
   const mg_tensor *x = c->in[0];
   la L;
   la_init(&L, c, x, 2);
@@ -535,7 +536,7 @@ mg_status k_linalg_qr_q(const mg_call *c, mg_tensor *out) {
 /* ---- svd ------------------------------------------------------------------------------------------- */
 
 /* gesdd on a column-major copy; the packed result of infer_linalg_svd (S, then U, then V). */
-mg_status k_linalg_svd(const mg_call *c, mg_tensor *out) {
+static mg_status linalg_svd_body(const mg_call *c, mg_tensor *out) {
   const mg_tensor *x = c->in[0];
   la L;
   la_init(&L, c, x, 2);
@@ -653,7 +654,7 @@ static void eigh_canonical_signs(int dbl, char *v, lint n) {
 
 /* syevd('V', 'L') on a column-major copy (reads x's lower triangle, as TF and PyTorch); each
  * eigenvector's largest component made positive (eigh_canonical_signs). */
-mg_status k_linalg_eigh(const mg_call *c, mg_tensor *out) {
+static mg_status linalg_eigh_body(const mg_call *c, mg_tensor *out) {
   const mg_tensor *x = c->in[0];
   la L;
   la_init(&L, c, x, 2);
@@ -740,3 +741,27 @@ mg_status k_linalg_band_part(const mg_call *c, mg_tensor *out) {
   mg_tensor_release(tx);
   return MG_OK;
 }
+
+/* ---- the kernels of the table: LAPACK with single-threaded BLIS ---------------------------------- */
+
+/* Reference LAPACK factors a matrix in panels whose recursion makes thousands of tiny BLAS calls
+ * (trsm and gemm on a few columns). Multi-threaded BLIS opens a parallel region with spinning
+ * barriers for each of them: measured here, solve 512 took 14 ms on one thread and did not finish in
+ * 50 s with two while other processes loaded the 2 cores (each barrier waits for a descheduled
+ * thread). So LAPACK runs with BLIS on one thread, and batches are parallel over their matrices
+ * (la_par) instead. BLIS's thread count is a process-wide setting: a matmul running meanwhile in
+ * another thread of the host runs single-threaded for that time, never wrongly. */
+static mg_status la_single_blis(mg_status (*body)(const mg_call *, mg_tensor *), const mg_call *c, mg_tensor *out) {
+  bli_thread_set_num_threads(1);
+  mg_status st = body(c, out);
+  bli_thread_set_num_threads(mg_threads());
+  return st;
+}
+mg_status k_linalg_inv(const mg_call *c, mg_tensor *out) { return la_single_blis(linalg_inv_body, c, out); }
+mg_status k_linalg_solve(const mg_call *c, mg_tensor *out) { return la_single_blis(linalg_solve_body, c, out); }
+mg_status k_linalg_triangular_solve(const mg_call *c, mg_tensor *out) { return la_single_blis(linalg_triangular_solve_body, c, out); }
+mg_status k_linalg_det(const mg_call *c, mg_tensor *out) { return la_single_blis(linalg_det_body, c, out); }
+mg_status k_linalg_cholesky(const mg_call *c, mg_tensor *out) { return la_single_blis(linalg_cholesky_body, c, out); }
+mg_status k_linalg_qr_q(const mg_call *c, mg_tensor *out) { return la_single_blis(linalg_qr_q_body, c, out); }
+mg_status k_linalg_svd(const mg_call *c, mg_tensor *out) { return la_single_blis(linalg_svd_body, c, out); }
+mg_status k_linalg_eigh(const mg_call *c, mg_tensor *out) { return la_single_blis(linalg_eigh_body, c, out); }
