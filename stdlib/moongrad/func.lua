@@ -1067,7 +1067,8 @@ end
 
 function zeros_like(t)
   for _, d in ipairs(t.shape) do
-    if d < 0 then return core.mul(core.stop_gradient(t), 0) end
+    -- an unknown size while tracing is a dim object, not a number: compare nothing
+    if core.is_unknown_size(d) or d < 0 then return core.mul(core.stop_gradient(t), 0) end
   end
   return core.full(t.shape, 0, t.dtype)
 end

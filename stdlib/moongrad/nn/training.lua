@@ -303,7 +303,11 @@ local function stage(self, kind, step, logs)
     names = n
     return unpack(values, 1, #n)
   end
-  local staged = mg.func(fn, { name = self.name .. "." .. kind, autograph = false })
+  -- reduce_retracing: a batch of another shape (the last, smaller batch; padded
+  -- sequences of another length) traces once more with the sizes that changed
+  -- unknown (-1), and that trace serves every later size, as TF's
+  -- reduce_retracing does, instead of one trace (and a warning) per shape.
+  local staged = mg.func(fn, { name = self.name .. "." .. kind, autograph = false, reduce_retracing = true })
   local function finish(ok, ...)
     if not ok then
       local msg = tostring((...))

@@ -1,0 +1,62 @@
+-- fit/train_on_batch on batches of changing shape (padded sequences of
+-- another length, a last smaller batch) must not retrace per shape: the
+-- staged step relaxes the sizes that changed to unknown (reduce_retracing).
+local mg = require("moongrad")
+local nn = mg.nn
+local warnings = require("moongrad.warnings")
+
+describe("nn training step with changing batch shapes", function()
+  it("traces at most twice and does not warn about retracing", function()
+    mg.random.seed(3)
+    local model = nn.Sequential {
+      nn.Embedding { input_dim = 10, output_dim = 4 },
+      nn.SimpleRNN { units = 3 },
+      nn.Dense(1),
+    }
+    model:compile { optimizer = mg.optim.SGD { learning_rate = 0.1 }, loss = "mse" }
+    local seen = {}
+    local orig = warnings.warning
+    warnings.warning = function(msg) seen[#seen + 1] = msg end
+    local ok, err = pcall(function()
+      local sizes = { { 2, 7 }, { 3, 2 }, { 2, 5 }, { 4, 3 }, { 1, 9 }, { 3, 4 }, { 2, 6 }, { 5, 8 }, { 2, 3 },
+        { 3, 3 }, { 4, 7 } }
+      for _, bt in ipairs(sizes) do
+        local rows = {}
+        for r = 1, bt[1] do
+          rows[r] = {}
+          for c = 1, bt[2] do rows[r][c] = (r * 7 + c * 3) % 10 + 1 end
+        end
+        local x = mg.tensor(rows, "int64")
+        local y = mg.ones({ bt[1], 1 })
+        local loss = model:train_on_batch(x, y)
+        assert.is_true(loss == loss and loss < 1e6)
+      end
+    end)
+    warnings.warning = orig
+    assert(ok, err)
+    for _, m in ipairs(seen) do assert.is_nil(m:find("retracing", 1, true), m) end
+  end)
+
+  it("gives the same losses as running eagerly", function()
+    local function run(eager)
+      mg.random.seed(5)
+      local model = nn.Sequential {
+        nn.Input { shape = { -1 }, dtype = "int64" },
+        nn.Embedding { input_dim = 10, output_dim = 3 },
+        nn.SimpleRNN { units = 3 },
+        nn.Dense(1),
+      }
+      model:compile { optimizer = mg.optim.SGD { learning_rate = 0.1 }, loss = "mse", run_eagerly = eager }
+      local losses = {}
+      local xs = { { { 1, 2, 3 }, { 4, 5, 6 } }, { { 1, 2 }, { 3, 4 }, { 5, 6 } }, { { 7, 8, 9, 1 } },
+        { { 2, 2 }, { 9, 9 } } }
+      for i, rows in ipairs(xs) do
+        local x = mg.tensor(rows, "int64")
+        losses[i] = model:train_on_batch(x, mg.ones({ #rows, 1 }))
+      end
+      return losses
+    end
+    local a, b = run(false), run(true)
+    for i = 1, #a do assert.is_true(math.abs(a[i] - b[i]) < 1e-5, i .. ": " .. a[i] .. " vs " .. b[i]) end
+  end)
+end)
