@@ -23,6 +23,7 @@ dependencies = {
 }
 external_dependencies = {
   BLIS = { library = "blis" },
+  LAPACK = { library = "lapack" },
   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
   ZLIB = { header = "zlib.h", library = "z" },
 }

@@ -85,7 +85,7 @@ static void la_init(la *L, const mg_call *c, const mg_tensor *x, int mat_dims) {
 }
 
 static void la_fail(la *L, int64_t b, lint info) {
-#pragma omp critical(mg_linalg_fail)
+#pragma omp critical  /* unnamed: a named one exports a .gomp_critical_user_* symbol */
   if (L->bad < 0 || b < L->bad) {
     L->bad = b;
     L->bad_info = info;
