@@ -62,6 +62,10 @@ describe("layer configs", function()
     AveragePooling2D = { function() return nn.AveragePooling2D(2) end, { 4, 4, 2 } },
     GlobalAveragePooling2D = { function() return nn.GlobalAveragePooling2D { keepdims = true } end, { 4, 4, 2 } },
     GlobalMaxPooling2D = { function() return nn.GlobalMaxPooling2D() end, { 4, 4, 2 } },
+    DepthwiseConv2D = { function() return nn.DepthwiseConv2D(3, { depth_multiplier = 2, padding = "same",
+      depthwise_regularizer = nn.regularizers.L2(0.1), bias_initializer = "ones" }) end, { 5, 5, 2 } },
+    SeparableConv2D = { function() return nn.SeparableConv2D(4, { 3, 2 }, { strides = 2, activation = "relu",
+      pointwise_initializer = "he_normal", pointwise_regularizer = nn.regularizers.L1(0.01) }) end, { 6, 6, 2 } },
     Conv1D = { function() return nn.Conv1D(4, 3, { padding = "causal", dilation_rate = 2, activation = "relu",
       bias_initializer = "ones", kernel_regularizer = nn.regularizers.L2(0.1) }) end, { 7, 2 } },
     Conv3D = { function() return nn.Conv3D(4, { 2, 3, 2 }, { strides = { 1, 2, 1 }, padding = "same", groups = 2,
@@ -126,7 +130,7 @@ describe("layer configs", function()
   local not_cases = { Layer = true, Input = true, InputLayer = true, Lambda = true, AvgPool2D = true,
     MaxPool2D = true, GlobalAvgPool2D = true, GlobalMaxPool2D = true,
     Convolution1D = true, Convolution3D = true, MaxPool1D = true, AvgPool1D = true, MaxPool3D = true, AvgPool3D = true,
-    GlobalAvgPool1D = true, GlobalMaxPool1D = true, GlobalAvgPool3D = true, GlobalMaxPool3D = true, StringLookup = true, TextVectorization = true }
+    GlobalAvgPool1D = true, GlobalMaxPool1D = true, GlobalAvgPool3D = true, GlobalMaxPool3D = true, SeparableConvolution2D = true, StringLookup = true, TextVectorization = true }
 
   it("cover every built-in layer class: config, JSON and outputs round-trip in a model", function()
     for name in pairs(nn.layers) do

@@ -14,7 +14,7 @@ local function tensor(a) return mg.tensor(a.values):reshape(a.shape) end
 
 describe("conv and pooling layers against Keras 3", function()
   it("give Keras's outputs for the same inputs and weights", function()
-    assert.equal(17, #K)
+    assert.equal(22, #K)
     for i, case in ipairs(K) do
       local opts = {}
       for k, v in pairs(case.opts) do opts[k] = v end
@@ -92,6 +92,23 @@ describe("Conv3D", function()
     assert.same({ 1, 2, 3, 2, 4 }, c.kernel.shape)
     assert.is_nil(c.bias)
     assert.same({ 1, 3, 2, 1, 4 }, c(mg.ones { 1, 3, 3, 3, 2 }).shape)
+  end)
+end)
+
+describe("DepthwiseConv2D and SeparableConv2D", function()
+  it("lay their weights out as Keras and check options", function()
+    local d = nn.DepthwiseConv2D(3, { depth_multiplier = 2 })
+    assert.same({ 1, 3, 3, 6 }, d(mg.ones { 1, 5, 5, 3 }).shape)
+    assert.same({ 3, 3, 3, 2 }, d.depthwise_kernel.shape)
+    assert.same({ 6 }, d.bias.shape)
+    local s = nn.SeparableConv2D(4, 3, { depth_multiplier = 2, padding = "same" })
+    assert.same({ 1, 5, 5, 4 }, s(mg.ones { 1, 5, 5, 3 }).shape)
+    assert.same({ 3, 3, 3, 2 }, s.depthwise_kernel.shape)
+    assert.same({ 1, 1, 6, 4 }, s.pointwise_kernel.shape)
+    assert.same({ 4 }, s.bias.shape)
+    fails(function() nn.SeparableConv2D { kernel_size = 3 } end, "SeparableConv2D", "filters")
+    fails(function() nn.DepthwiseConv2D(3, { filters = 2 }) end, "DepthwiseConv2D", "filters")
+    fails(function() nn.DepthwiseConv2D(3, { depth_multiplier = 0 }) end, "DepthwiseConv2D", "depth_multiplier")
   end)
 end)
 
