@@ -14,7 +14,7 @@ local function tensor(a) return mg.tensor(a.values):reshape(a.shape) end
 
 describe("conv and pooling layers against Keras 3", function()
   it("give Keras's outputs for the same inputs and weights", function()
-    assert.equal(22, #K)
+    assert.equal(36, #K)
     for i, case in ipairs(K) do
       local opts = {}
       for k, v in pairs(case.opts) do opts[k] = v end
@@ -109,6 +109,21 @@ describe("DepthwiseConv2D and SeparableConv2D", function()
     fails(function() nn.SeparableConv2D { kernel_size = 3 } end, "SeparableConv2D", "filters")
     fails(function() nn.DepthwiseConv2D(3, { filters = 2 }) end, "DepthwiseConv2D", "filters")
     fails(function() nn.DepthwiseConv2D(3, { depth_multiplier = 0 }) end, "DepthwiseConv2D", "depth_multiplier")
+  end)
+end)
+
+describe("ZeroPadding, Cropping, UpSampling", function()
+  it("check their amounts, the input rank, and pass gradients", function()
+    fails(function() nn.ZeroPadding2D { { 1, 2, 3 } } end, "ZeroPadding2D", "padding")
+    fails(function() nn.Cropping1D { -1, 0 } end, "Cropping1D", "cropping")
+    fails(function() nn.UpSampling2D { interpolation = "bilinear" } end, "UpSampling2D", "interpolation")
+    fails(function() nn.UpSampling3D { size = { 2, 2 } } end, "UpSampling3D", "size")
+    fails(function() nn.Cropping1D(3)(mg.ones { 1, 5, 2 }) end, "Cropping1D", "leaves nothing")
+    fails(function() nn.Cropping2D(1)(nn.Input { shape = { 2, 4, 1 } }) end, "leaves nothing")
+    fails(function() nn.ZeroPadding1D(1)(nn.Input { shape = { 4, 4, 1 } }) end, "3-d")
+    local x = mg.ones { 1, 3, 2 }
+    local g = mg.grad(function(v) return mg.sum(nn.UpSampling1D(2)(nn.Cropping1D { 1, 0 }(v))) end)(x)
+    assert.same({ 0, 0, 2, 2, 2, 2 }, g:reshape { 6 }:totable())
   end)
 end)
 
