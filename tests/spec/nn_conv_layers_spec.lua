@@ -163,3 +163,45 @@ describe("a text classifier: Embedding -> Conv1D -> GlobalMaxPooling1D -> Dense"
     assert.same({ n, 2 }, model:predict(x, { verbose = 0 }).shape)
   end)
 end)
+
+describe("the image and volume layers in fit's staged step", function()
+  it("train a model of ZeroPadding2D, DepthwiseConv2D, SeparableConv2D, Cropping2D, UpSampling2D", function()
+    mg.random.seed(3)
+    local x = mg.random.normal { 16, 6, 6, 2 }
+    local y = mg.sum(x, { axis = { 2, 3, 4 } }):reshape { 16, 1 } * 0.1
+    local model = nn.Sequential {
+      nn.Input { shape = { 6, 6, 2 } },
+      nn.ZeroPadding2D(1),
+      nn.DepthwiseConv2D(3, { depth_multiplier = 2 }),
+      nn.SeparableConv2D(4, 3, { padding = "same", activation = "tanh" }),
+      nn.Cropping2D { { 1, 0 }, { 0, 1 } },
+      nn.UpSampling2D { 1, 2 },
+      nn.GlobalAveragePooling2D(),
+      nn.Dense(1),
+    }
+    model:compile { optimizer = mg.optim.Adam { learning_rate = 0.01 }, loss = "mse" }
+    local loss = model:fit(x, y, { epochs = 8, batch_size = 8, verbose = 0 }).history.loss
+    assert.is_true(loss[8] < loss[1], "loss " .. loss[1] .. " -> " .. loss[8])
+    assert.same({ 16, 1 }, model:predict(x, { verbose = 0 }).shape)
+  end)
+
+  it("train a model of Conv3D, MaxPooling3D, UpSampling3D, Cropping3D, GlobalMaxPooling3D", function()
+    mg.random.seed(4)
+    local x = mg.random.normal { 8, 4, 4, 4, 1 }
+    local y = mg.mean(x, { axis = { 2, 3, 4, 5 } }):reshape { 8, 1 }
+    local model = nn.Sequential {
+      nn.Input { shape = { 4, 4, 4, 1 } },
+      nn.Conv3D(3, 2, { padding = "same", activation = "relu" }),
+      nn.MaxPooling3D(2),
+      nn.UpSampling3D(2),
+      nn.ZeroPadding3D { 1, 0, 1 },
+      nn.Cropping3D { { 1, 0 }, { 0, 1 }, { 1, 1 } },
+      nn.AveragePooling3D(2, 1, "same"),
+      nn.GlobalMaxPooling3D(),
+      nn.Dense(1),
+    }
+    model:compile { optimizer = mg.optim.Adam { learning_rate = 0.01 }, loss = "mse" }
+    local loss = model:fit(x, y, { epochs = 8, batch_size = 4, verbose = 0 }).history.loss
+    assert.is_true(loss[8] < loss[1], "loss " .. loss[1] .. " -> " .. loss[8])
+  end)
+end)
