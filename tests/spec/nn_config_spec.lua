@@ -62,6 +62,31 @@ describe("layer configs", function()
     AveragePooling2D = { function() return nn.AveragePooling2D(2) end, { 4, 4, 2 } },
     GlobalAveragePooling2D = { function() return nn.GlobalAveragePooling2D { keepdims = true } end, { 4, 4, 2 } },
     GlobalMaxPooling2D = { function() return nn.GlobalMaxPooling2D() end, { 4, 4, 2 } },
+    ZeroPadding1D = { function() return nn.ZeroPadding1D { 2, 1 } end, { 3, 2 } },
+    ZeroPadding2D = { function() return nn.ZeroPadding2D { { 1, 0 }, { 2, 1 } } end, { 3, 3, 2 } },
+    ZeroPadding3D = { function() return nn.ZeroPadding3D(1) end, { 2, 2, 2, 1 } },
+    Cropping1D = { function() return nn.Cropping1D { 1, 2 } end, { 5, 2 } },
+    Cropping2D = { function() return nn.Cropping2D { cropping = { 1, 2 } } end, { 4, 6, 2 } },
+    Cropping3D = { function() return nn.Cropping3D() end, { 3, 4, 3, 1 } },
+    UpSampling1D = { function() return nn.UpSampling1D(3) end, { 3, 2 } },
+    UpSampling2D = { function() return nn.UpSampling2D { size = { 2, 1 }, interpolation = "nearest" } end, { 2, 3, 2 } },
+    UpSampling3D = { function() return nn.UpSampling3D { 1, 2, 2 } end, { 2, 2, 2, 1 } },
+    DepthwiseConv2D = { function() return nn.DepthwiseConv2D(3, { depth_multiplier = 2, padding = "same",
+      depthwise_regularizer = nn.regularizers.L2(0.1), bias_initializer = "ones" }) end, { 5, 5, 2 } },
+    SeparableConv2D = { function() return nn.SeparableConv2D(4, { 3, 2 }, { strides = 2, activation = "relu",
+      pointwise_initializer = "he_normal", pointwise_regularizer = nn.regularizers.L1(0.01) }) end, { 6, 6, 2 } },
+    Conv1D = { function() return nn.Conv1D(4, 3, { padding = "causal", dilation_rate = 2, activation = "relu",
+      bias_initializer = "ones", kernel_regularizer = nn.regularizers.L2(0.1) }) end, { 7, 2 } },
+    Conv3D = { function() return nn.Conv3D(4, { 2, 3, 2 }, { strides = { 1, 2, 1 }, padding = "same", groups = 2,
+      use_bias = false }) end, { 3, 4, 3, 2 } },
+    MaxPooling1D = { function() return nn.MaxPooling1D(3, 2, "same") end, { 7, 2 } },
+    AveragePooling1D = { function() return nn.AveragePooling1D { pool_size = 2, strides = 1 } end, { 5, 2 } },
+    MaxPooling3D = { function() return nn.MaxPooling3D { pool_size = { 1, 2, 2 } } end, { 2, 4, 4, 2 } },
+    AveragePooling3D = { function() return nn.AveragePooling3D(2, 1, "same") end, { 3, 3, 3, 1 } },
+    GlobalMaxPooling1D = { function() return nn.GlobalMaxPooling1D { keepdims = true } end, { 5, 3 } },
+    GlobalAveragePooling1D = { function() return nn.GlobalAveragePooling1D() end, { 5, 3 } },
+    GlobalMaxPooling3D = { function() return nn.GlobalMaxPooling3D() end, { 2, 3, 2, 3 } },
+    GlobalAveragePooling3D = { function() return nn.GlobalAveragePooling3D { keepdims = true } end, { 2, 3, 2, 3 } },
     Flatten = { function() return nn.Flatten() end, { 2, 3 } },
     Reshape = { function() return nn.Reshape { 3, -1 } end, { 6 } },
     Dropout = { function() return nn.Dropout(0.25, { seed = 5 }) end, { 4 } },
@@ -112,7 +137,9 @@ describe("layer configs", function()
   -- TextVectorization take Lua tables of strings, which no nn.Input carries (their round trips
   -- are in nn_preprocessing_spec)
   local not_cases = { Layer = true, Input = true, InputLayer = true, Lambda = true, AvgPool2D = true,
-    MaxPool2D = true, GlobalAvgPool2D = true, GlobalMaxPool2D = true, StringLookup = true, TextVectorization = true }
+    MaxPool2D = true, GlobalAvgPool2D = true, GlobalMaxPool2D = true,
+    Convolution1D = true, Convolution3D = true, MaxPool1D = true, AvgPool1D = true, MaxPool3D = true, AvgPool3D = true,
+    GlobalAvgPool1D = true, GlobalMaxPool1D = true, GlobalAvgPool3D = true, GlobalMaxPool3D = true, SeparableConvolution2D = true, StringLookup = true, TextVectorization = true }
 
   it("cover every built-in layer class: config, JSON and outputs round-trip in a model", function()
     for name in pairs(nn.layers) do
