@@ -190,6 +190,10 @@ static inline char *mg_ptr(const mg_tensor *t) {
 }
 /* Copies src's elements into dst (same shape or broadcastable; casts). */
 mg_status mg_copy_into(mg_tensor *dst, const mg_tensor *src);
+/* The elements of t in row-major order for a kernel that reads them flat: t's own buffer when it is
+ * contiguous (*tmp = NULL), else a contiguous copy held in *tmp (release it after). Out of memory
+ * is an error naming op. Defined outside core/kernels, so every ISA copy shares it. */
+mg_status mg_contiguous_input(const char *op, const mg_tensor *t, const char **p, mg_tensor **tmp);
 
 /* ---- the strided iterator ------------------------------------------------- */
 /* Inner loop over n elements: ptrs[i] is operand i's first element, strides[i]

@@ -366,3 +366,21 @@ mg_status mg_tensor_assign(mg_tensor *dst, const mg_tensor *src) {
   mg_status st = mg_check_weak("assign", src, (mg_dtype)dst->dtype, 0);  /* t[1] = 300 into uint8 */
   return st ? st : mg_copy_into(dst, src);
 }
+
+mg_status mg_contiguous_input(const char *op, const mg_tensor *t, const char **p, mg_tensor **tmp) {
+  *tmp = NULL;
+  if (mg_tensor_is_contiguous(t)) {
+    *p = mg_ptr(t);
+    return MG_OK;
+  }
+  mg_tensor *c = NULL;
+  mg_status st = mg_tensor_empty((mg_dtype)t->dtype, t->ndim, t->shape, &c);
+  if (!st) st = mg_copy_into(c, t);
+  if (st) {
+    mg_tensor_release(c);
+    return st == MG_ENOMEM ? mg_seterror(MG_ENOMEM, "%s: out of memory", op) : st;
+  }
+  *tmp = c;
+  *p = mg_ptr(c);
+  return MG_OK;
+}

@@ -327,20 +327,6 @@ static void conv_band_input(const conv_job *j, int64_t n, int64_t p0, int64_t m,
 
 enum { CONV_FORWARD, CONV_FILTER, CONV_INPUT };
 
-/* Contiguous copies of non-contiguous inputs (kept in tmp[i] for release). */
-static mg_status conv_contig(const mg_call *c, const mg_tensor *t, const char **p, mg_tensor **tmp) {
-  *tmp = NULL;
-  if (mg_tensor_is_contiguous(t)) {
-    *p = mg_ptr(t);
-    return MG_OK;
-  }
-  mg_status st = mg_tensor_empty((mg_dtype)t->dtype, t->ndim, t->shape, tmp);
-  if (!st) st = mg_copy_into(*tmp, t);
-  if (st) return mg_seterror(MG_ENOMEM, "%s: out of memory", NAME(c));
-  *p = mg_ptr(*tmp);
-  return MG_OK;
-}
-
 static void conv_plan(conv_job *j, const mg_conv_geom *g, mg_dtype dt) {
   j->g = *g;
   j->f32 = dt == MG_FLOAT32;
@@ -433,9 +419,9 @@ static mg_status conv_exec(const mg_call *c, const mg_conv_geom *g, mg_tensor *o
   conv_job j;
   mg_tensor *ta, *tb;
   const char *pa, *pb;
-  mg_status st = conv_contig(c, a, &pa, &ta);
+  mg_status st = mg_contiguous_input(NAME(c), a, &pa, &ta);
   if (st) return st;
-  if ((st = conv_contig(c, b, &pb, &tb))) {
+  if ((st = mg_contiguous_input(NAME(c), b, &pb, &tb))) {
     mg_tensor_release(ta);
     return st;
   }

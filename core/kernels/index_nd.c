@@ -25,26 +25,6 @@
 
 static int64_t nd_base(const mg_call *c) { return c->ctx ? c->ctx->index_base : 0; }
 
-static mg_status nd_oom(const mg_call *c) { return mg_seterror(MG_ENOMEM, "%s: out of memory", NAME(c)); }
-
-/* t's elements contiguous: its own buffer, or a copy in *owned (release it). */
-static mg_status nd_contig(const mg_call *c, const mg_tensor *t, const char **p, mg_tensor **owned) {
-  *owned = NULL;
-  if (mg_tensor_is_contiguous(t)) {
-    *p = mg_ptr(t);
-    return MG_OK;
-  }
-  mg_status st = mg_tensor_empty((mg_dtype)t->dtype, t->ndim, t->shape, owned);
-  if (!st) st = mg_copy_into(*owned, t);
-  if (st) {
-    mg_tensor_release(*owned);
-    *owned = NULL;
-    return st == MG_ENOMEM ? nd_oom(c) : st;
-  }
-  *p = mg_ptr(*owned);
-  return MG_OK;
-}
-
 /* Row r of the (M, K) index v as a multi-index of idx's leading axes, and the
  * row's values, into the two strings (both 1-based in Lua). */
 static void nd_row_text(const mg_tensor *idx, const int64_t *v, int64_t r, int64_t K, int64_t base, char *pos,
@@ -107,8 +87,8 @@ mg_status k_gather_nd(const mg_call *c, mg_tensor *out) {
   int64_t inner = nd_inner(x->shape, K, x->ndim), *off = NULL;
   const char *xp, *ip;
   mg_tensor *xo = NULL, *io = NULL;
-  mg_status st = nd_contig(c, x, &xp, &xo);
-  if (!st) st = nd_contig(c, idx, &ip, &io);
+  mg_status st = mg_contiguous_input(NAME(c), x, &xp, &xo);
+  if (!st) st = mg_contiguous_input(NAME(c), idx, &ip, &io);
   if (!st) st = mg_work_alloc((size_t)(M ? M : 1) * sizeof *off, NAME(c), (void **)&off);
   if (!st) st = nd_offsets(c, "x", idx, (const int64_t *)ip, M, K, x->ndim, x->shape, off);
   if (!st && inner > 0) {
@@ -189,8 +169,8 @@ static mg_status tensor_scatter(const mg_call *c, mg_tensor *out, int mode) {
   const char *ip, *up;
   mg_tensor *io = NULL, *uo = NULL;
   mg_status st = mg_copy_into(out, x);
-  if (!st) st = nd_contig(c, idx, &ip, &io);
-  if (!st) st = nd_contig(c, upd, &up, &uo);
+  if (!st) st = mg_contiguous_input(NAME(c), idx, &ip, &io);
+  if (!st) st = mg_contiguous_input(NAME(c), upd, &up, &uo);
   if (!st) st = mg_work_alloc((size_t)(M ? M : 1) * sizeof *off, NAME(c), (void **)&off);
   if (!st) st = nd_offsets(c, "tensor", idx, (const int64_t *)ip, M, K, x->ndim, x->shape, off);
   if (!st && inner > 0 && M > 0) {
@@ -285,8 +265,8 @@ static mg_status segment(const mg_call *c, mg_tensor *out, int mode, int sorted)
   const char *dp, *ip;
   mg_tensor *dov = NULL, *iov = NULL;
   unsigned char *hit = NULL;
-  mg_status st = nd_contig(c, data, &dp, &dov);
-  if (!st) st = nd_contig(c, sid, &ip, &iov);
+  mg_status st = mg_contiguous_input(NAME(c), data, &dp, &dov);
+  if (!st) st = mg_contiguous_input(NAME(c), sid, &ip, &iov);
   if (!st) st = mg_work_alloc((size_t)(S ? S : 1), NAME(c), (void **)&hit);
   if (st) goto done;
   const int64_t *ids = (const int64_t *)ip;
@@ -365,7 +345,7 @@ mg_status k_argwhere(const mg_call *c, mg_tensor *out) {
   mg_tensor *xo = NULL;
   int64_t n = mg_tensor_numel(x), count = A_I(c, 0), base = nd_base(c), *starts = NULL;
   int nd = x->ndim;
-  mg_status st = nd_contig(c, x, &xp, &xo);
+  mg_status st = mg_contiguous_input(NAME(c), x, &xp, &xo);
   int nt = n >= MG_PAR_MIN ? mg_threads() : 1;
   if (!st) st = mg_work_alloc((size_t)(nt + 1) * sizeof *starts, NAME(c), (void **)&starts);
   if (st) {

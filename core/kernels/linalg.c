@@ -114,26 +114,6 @@ static void la_where(const la *L, const mg_tensor *x, char *buf, size_t cap) {
   if (n < cap) snprintf(buf + n, cap - n, "})");
 }
 
-/* A contiguous version of t (a copy in *tmp when strided; release it after). */
-static mg_status la_contig(const mg_tensor *t, mg_tensor **tmp, const char **p) {
-  *tmp = NULL;
-  if (mg_tensor_is_contiguous(t)) {
-    *p = mg_ptr(t);
-    return MG_OK;
-  }
-  mg_tensor *c = mg_tensor_header((mg_dtype)t->dtype, t->ndim, t->shape);
-  if (!c) return mg_seterror(MG_ENOMEM, "linalg: out of memory");
-  mg_status st = mg_tensor_alloc_storage(c);
-  if (!st) st = mg_copy_into(c, t);
-  if (st) {
-    mg_tensor_release(c);
-    return st;
-  }
-  *tmp = c;
-  *p = mg_ptr(c);
-  return MG_OK;
-}
-
 /* Copies an r x k row-major block (row stride ld_src elements) into column-major (leading
  * dimension ld_dst), i.e. transposes the storage order; the same call goes back. */
 static void la_transpose(int dbl, const void *src, int64_t r, int64_t k, int64_t ld_src, void *dst, int64_t ld_dst) {
@@ -234,9 +214,9 @@ static mg_status linalg_solve_body(const mg_call *c, mg_tensor *out) {
   if (n == 0 || k == 0 || L.batch == 0) return MG_OK;
   const char *pa, *pb;
   mg_tensor *ta, *tb;
-  mg_status st = la_contig(a, &ta, &pa);
+  mg_status st = mg_contiguous_input(c->info->name, a, &pa, &ta);
   if (st) return st;
-  if ((st = la_contig(bm, &tb, &pb))) {
+  if ((st = mg_contiguous_input(c->info->name, bm, &pb, &tb))) {
     mg_tensor_release(ta);
     return st;
   }
@@ -299,9 +279,9 @@ static mg_status linalg_triangular_solve_body(const mg_call *c, mg_tensor *out) 
   if (n == 0 || k == 0 || L.batch == 0) return MG_OK;
   const char *pa, *pb;
   mg_tensor *ta, *tb;
-  mg_status st = la_contig(a, &ta, &pa);
+  mg_status st = mg_contiguous_input(c->info->name, a, &pa, &ta);
   if (st) return st;
-  if ((st = la_contig(bm, &tb, &pb))) {
+  if ((st = mg_contiguous_input(c->info->name, bm, &pb, &tb))) {
     mg_tensor_release(ta);
     return st;
   }
@@ -359,7 +339,7 @@ static mg_status linalg_det_body(const mg_call *c, mg_tensor *out) {
   if (L.batch == 0) return MG_OK;
   const char *px;
   mg_tensor *tx;
-  mg_status st = la_contig(x, &tx, &px);
+  mg_status st = mg_contiguous_input(c->info->name, x, &px, &tx);
   if (st) return st;
   int64_t nn = (int64_t)n * n;
   int nomem = 0;
@@ -427,7 +407,7 @@ static mg_status linalg_cholesky_body(const mg_call *c, mg_tensor *out) {
   if (n == 0 || L.batch == 0) return MG_OK;
   const char *px;
   mg_tensor *tx;
-  mg_status st = la_contig(x, &tx, &px);
+  mg_status st = mg_contiguous_input(c->info->name, x, &px, &tx);
   if (st) return st;
   char *o = mg_ptr(out);
   int64_t nn = (int64_t)n * n;
@@ -492,7 +472,7 @@ static mg_status linalg_qr_q_body(const mg_call *c, mg_tensor *out) {
   }
   const char *px;
   mg_tensor *tx;
-  mg_status st = la_contig(x, &tx, &px);
+  mg_status st = mg_contiguous_input(c->info->name, x, &px, &tx);
   if (st) return st;
   char *o = mg_ptr(out);
   int64_t mn = (int64_t)m * n;
@@ -558,7 +538,7 @@ static mg_status linalg_svd_body(const mg_call *c, mg_tensor *out) {
   }
   const char *px;
   mg_tensor *tx;
-  mg_status st = la_contig(x, &tx, &px);
+  mg_status st = mg_contiguous_input(c->info->name, x, &px, &tx);
   if (st) return st;
   const char jobz = uv ? (full ? 'A' : 'S') : 'N';
   lint ldu = m, ldvt = full ? n : k;
@@ -662,7 +642,7 @@ static mg_status linalg_eigh_body(const mg_call *c, mg_tensor *out) {
   if (n == 0 || L.batch == 0) return MG_OK;
   const char *px;
   mg_tensor *tx;
-  mg_status st = la_contig(x, &tx, &px);
+  mg_status st = mg_contiguous_input(c->info->name, x, &px, &tx);
   if (st) return st;
   char *o = mg_ptr(out);
   int64_t nn = (int64_t)n * n;
@@ -722,7 +702,7 @@ mg_status k_linalg_band_part(const mg_call *c, mg_tensor *out) {
   for (int d = 0; d < x->ndim - 2; d++) batch *= x->shape[d];
   const char *px;
   mg_tensor *tx;
-  mg_status st = la_contig(x, &tx, &px);
+  mg_status st = mg_contiguous_input(c->info->name, x, &px, &tx);
   if (st) return st;
   size_t es = mg_dtype_size((mg_dtype)x->dtype);
   char *o = mg_ptr(out);

@@ -33,26 +33,6 @@
 
 mg_status mg_scan_axis(const mg_call *c, int *a);
 
-/* A contiguous copy of t when it is strided (*tmp holds it; release after). */
-static mg_status contig(const mg_tensor *t, mg_tensor **tmp, const char **p) {
-  *tmp = NULL;
-  if (mg_tensor_is_contiguous(t)) {
-    *p = mg_ptr(t);
-    return MG_OK;
-  }
-  mg_tensor *c = mg_tensor_header((mg_dtype)t->dtype, t->ndim, t->shape);
-  if (!c) return mg_seterror(MG_ENOMEM, "scan: out of memory");
-  mg_status st = mg_tensor_alloc_storage(c);
-  if (!st) st = mg_copy_into(c, t);
-  if (st) {
-    mg_tensor_release(c);
-    return st;
-  }
-  *tmp = c;
-  *p = mg_ptr(c);
-  return MG_OK;
-}
-
 typedef struct splan {
   int64_t outer, L, inner;
   int excl, rev, base;
@@ -286,7 +266,7 @@ static mg_status scan_arg(const mg_call *c, mg_tensor *out, const unit_fn fns[MG
   int64_t n = mg_tensor_numel(x);
   if (n == 0) return MG_OK;
   mg_tensor *tmp;
-  if ((st = contig(x, &tmp, &p.x))) return st;
+  if ((st = mg_contiguous_input(c->info->name, x, &p.x, &tmp))) return st;
   p.y = mg_ptr(out);
   st = run_units(&p, fns[x->dtype], n);
   mg_tensor_release(tmp);
@@ -344,8 +324,8 @@ mg_status k_cumprod_grad(const mg_call *c, mg_tensor *out) {
   int64_t n = mg_tensor_numel(x);
   if (n == 0) return MG_OK;
   mg_tensor *tx, *tg = NULL;
-  if ((st = contig(x, &tx, &p.x))) return st;
-  if ((st = contig(g, &tg, &p.g))) {
+  if ((st = mg_contiguous_input(c->info->name, x, &p.x, &tx))) return st;
+  if ((st = mg_contiguous_input(c->info->name, g, &p.g, &tg))) {
     mg_tensor_release(tx);
     return st;
   }

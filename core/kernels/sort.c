@@ -359,16 +359,7 @@ static mg_status sort_run(const mg_call *c, mg_tensor *out, int a, int desc, int
   for (int d = 0; d < a; d++) p.outer *= x->shape[d];
   for (int d = a + 1; d < x->ndim; d++) p.inner *= x->shape[d];
   if (n == 0 || p.k == 0) return MG_OK;
-  p.x = mg_ptr(x);
-  if (!mg_tensor_is_contiguous(x)) {
-    tmp = mg_tensor_header((mg_dtype)x->dtype, x->ndim, x->shape);
-    if (!tmp) return mg_seterror(MG_ENOMEM, "%s: out of memory", c->info->name);
-    if ((st = mg_tensor_alloc_storage(tmp)) || (st = mg_copy_into(tmp, x))) {
-      mg_tensor_release(tmp);
-      return st;
-    }
-    p.x = mg_ptr(tmp);
-  }
+  if ((st = mg_contiguous_input(c->info->name, x, &p.x, &tmp))) return st;
   int64_t rows = p.outer * p.inner;
   int nth = mg_threads();
   if (!values && p.k * 64 <= p.L && p.L >= SPLIT_MIN && nth > 1 && rows < nth) {
