@@ -22,6 +22,8 @@ local node = require("moongrad.nn.node")
 local initializers = require("moongrad.nn.initializers")
 local options = require("moongrad.options")
 local mixed_precision = require("moongrad.nn.mixed_precision")
+local masking = require("moongrad.nn.masking")
+local warnings = require("moongrad.warnings")
 
 --- mg.nn.Layer{name=, trainable=true, dtype="float32"}
 --- The base class of layers (Keras's): a layer owns weights (add_weight in build),
@@ -123,12 +125,29 @@ end
 
 -- The options a call takes: layer(x, {training = true}). A layer with more
 -- (the recurrent layers' initial_state) extends this; an option a layer
--- does not understand raises instead of being ignored. `mask` is named so
--- that its error says why: moongrad has no masking yet.
+-- does not understand raises instead of being ignored. `mask` overrides the
+-- mask the input carries (masking.lua): a bool tensor, or for a list of
+-- inputs a list of them (false where an input has none).
 Layer.call_options = {
   training = "boolean",
-  mask = util.unsupported(nil, "moongrad has no masking yet: pad with values the model can ignore, or slice"),
+  mask = "tensor|table|boolean",
 }
+
+-- ---- masking (Keras's mask propagation; masking.lua) ----------------------------------
+
+-- A layer that keeps its input's time steps sets supports_masking = true:
+-- its outputs then carry compute_mask(inputs, mask) (by default the input's
+-- mask). A layer that does not support masking drops a mask it is given,
+-- with a warning, as Keras 3 does. A layer that consumes the mask reads it
+-- in call as opts.mask.
+Layer.supports_masking = false
+
+--- layer:compute_mask(inputs, mask) -> the mask of the layer's outputs (nil: none); by default
+--- the input's mask. Override it in a layer that changes or removes the time axis.
+function Layer:compute_mask(_, mask)
+  if mask == false then return nil end
+  return mask
+end
 
 -- ---- weights -------------------------------------------------------------------------
 
@@ -454,9 +473,29 @@ function Layer:__call(inputs, opts, ...)
   local swapped
   if half or rawget(self, "dtype_policy") then inputs = autocast(inputs, compute) end
   if half then swapped = cast_weights(self, compute) end
+  -- the input's mask (or the one given) goes to call as opts.mask
+  local mask
+  if type(opts) == "table" and opts.mask ~= nil then mask = opts.mask else mask = masking.of_inputs(inputs) end
+  if mask == false then mask = nil end
+  if mask ~= nil and (type(opts) ~= "table" or opts.mask == nil) then
+    local o = {}
+    if type(opts) == "table" then for k, v in pairs(opts) do o[k] = v end end
+    o.mask = mask
+    opts = o
+  end
   local res = pack(pcall(self.call, self, inputs, training or false, type(opts) == "table" and opts or nil, ...))
   if swapped then
     for _, kv in ipairs(swapped) do rawset(self, kv[1], kv[2]) end
+  end
+  if res[1] then
+    if self.supports_masking then
+      local ok, omask = pcall(self.compute_mask, self, inputs, mask)
+      if not ok then res = { false, omask, n = 2 } else masking.attach(res[2], omask) end
+    elseif masking.any(mask) and not rawget(self, "_warned_mask") then
+      rawset(self, "_warned_mask", true)
+      warnings.warning(string.format("layer %s (%s) was given an input with a mask, but does not support "
+        .. "masking: its outputs carry no mask, so the layers after it will not see one", self.name, self.class_name))
+    end
   end
   ctx.training = prev
   if not res[1] then error(annotate(self, res[2]), 0) end
