@@ -82,6 +82,9 @@ end
 
 local function same_shape(_, s) return util.copy(s) end
 
+-- A factor for the config: a number as it is, a pair copied (nil stays nil).
+local function factor_copy(v) return type(v) == "table" and util.copy(v) or v end
+
 -- height: a positive integer, or (Resizing{4, 6} reads as one list) the pair {height, width}.
 local HEIGHT = { "integer|table", check = function(v)
   local function ok(n) return type(n) == "number" and n >= 1 and n == math.floor(n) end
@@ -276,7 +279,7 @@ function RandomRotation:call(x, training) return affine_call(self, x, training, 
 RandomRotation.compute_output_shape = same_shape
 function RandomRotation:get_config()
   local cfg = Layer.get_config(self)
-  cfg.factor = util.copy(self.factor)
+  cfg.factor = factor_copy(self.factor)
   return affine_config(self, cfg)
 end
 
@@ -311,7 +314,7 @@ function RandomZoom:call(x, training) return affine_call(self, x, training, zoom
 RandomZoom.compute_output_shape = same_shape
 function RandomZoom:get_config()
   local cfg = Layer.get_config(self)
-  cfg.height_factor, cfg.width_factor = util.copy(self.height_factor), util.copy(self.width_factor)
+  cfg.height_factor, cfg.width_factor = factor_copy(self.height_factor), factor_copy(self.width_factor)
   return affine_config(self, cfg)
 end
 
@@ -343,7 +346,7 @@ function RandomTranslation:call(x, training) return affine_call(self, x, trainin
 RandomTranslation.compute_output_shape = same_shape
 function RandomTranslation:get_config()
   local cfg = Layer.get_config(self)
-  cfg.height_factor, cfg.width_factor = util.copy(self.height_factor), util.copy(self.width_factor)
+  cfg.height_factor, cfg.width_factor = factor_copy(self.height_factor), factor_copy(self.width_factor)
   return affine_config(self, cfg)
 end
 
@@ -418,7 +421,7 @@ end
 RandomContrast.compute_output_shape = same_shape
 function RandomContrast:get_config()
   local cfg = Layer.get_config(self)
-  cfg.factor = util.copy(self.factor)
+  cfg.factor = factor_copy(self.factor)
   cfg.value_range = util.copy(self.value_range)
   cfg.seed = self.seed
   return cfg
