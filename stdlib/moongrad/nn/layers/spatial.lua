@@ -200,6 +200,8 @@ local function upsampling(name, rank)
     for i = 1, rank do R[i] = type(size) == "number" and size or size[i] end
     self.size = R
     self.interpolation = cfg.interpolation or "nearest"
+    -- resizing computes in floats: the output is the compute dtype, not the input's
+    if self.interpolation ~= "nearest" then rawset(self, "passthrough_dtype", false) end
   end
   function cls:call(x)
     if rank == 2 and self.interpolation ~= "nearest" then
