@@ -132,6 +132,23 @@ describe("layer configs", function()
     SpatialDropout2D = { function() return nn.SpatialDropout2D(0.2, { data_format = "channels_first" }) end, { 2, 3, 4 } },
     SpatialDropout3D = { function() return nn.SpatialDropout3D(0.2) end, { 2, 2, 3, 4 } },
     ActivityRegularization = { function() return nn.ActivityRegularization { l1 = 0.01, l2 = 0.1 } end, { 4 } },
+    SeparableConv1D = { function() return nn.SeparableConv1D(3, 2, { depth_multiplier = 2, padding = "same" }) end,
+      { 5, 2 } },
+    DepthwiseConv1D = { function() return nn.DepthwiseConv1D(3, { strides = 2, activation = "relu" }) end, { 5, 2 } },
+    Conv1DTranspose = { function() return nn.Conv1DTranspose(2, 3, { strides = 2, output_padding = 1 }) end, { 4, 2 } },
+    Conv3DTranspose = { function() return nn.Conv3DTranspose(2, { 1, 2, 2 }, { padding = "same" }) end,
+      { 2, 3, 3, 1 } },
+    Resizing = { function() return nn.Resizing { 3, 5, crop_to_aspect_ratio = true, interpolation = "bicubic" } end,
+      { 4, 4, 2 } },
+    CenterCrop = { function() return nn.CenterCrop(2, 3) end, { 4, 4, 2 } },
+    RandomFlip = { function() return nn.RandomFlip { mode = "horizontal", seed = 2 } end, { 4, 4, 2 } },
+    RandomRotation = { function() return nn.RandomRotation { { -0.2, 0.1 }, fill_mode = "wrap", seed = 1 } end,
+      { 4, 4, 2 } },
+    RandomZoom = { function() return nn.RandomZoom { 0.2, { -0.1, 0.3 }, fill_mode = "constant" } end, { 4, 4, 2 } },
+    RandomTranslation = { function() return nn.RandomTranslation { 0.1, 0.2, interpolation = "nearest" } end,
+      { 4, 4, 2 } },
+    RandomContrast = { function() return nn.RandomContrast { 0.4, value_range = { -1, 1 } } end, { 4, 4, 2 } },
+    RandomCrop = { function() return nn.RandomCrop { 3, 3, seed = 5 } end, { 4, 4, 2 } },
   }
   -- aliases, the base class and layers without a config of their own; StringLookup and
   -- TextVectorization take Lua tables of strings, which no nn.Input carries (their round trips
@@ -139,7 +156,8 @@ describe("layer configs", function()
   local not_cases = { Layer = true, Input = true, InputLayer = true, Lambda = true, AvgPool2D = true,
     MaxPool2D = true, GlobalAvgPool2D = true, GlobalMaxPool2D = true,
     Convolution1D = true, Convolution3D = true, MaxPool1D = true, AvgPool1D = true, MaxPool3D = true, AvgPool3D = true,
-    GlobalAvgPool1D = true, GlobalMaxPool1D = true, GlobalAvgPool3D = true, GlobalMaxPool3D = true, SeparableConvolution2D = true, StringLookup = true, TextVectorization = true }
+    GlobalAvgPool1D = true, GlobalMaxPool1D = true, GlobalAvgPool3D = true, GlobalMaxPool3D = true, SeparableConvolution2D = true,
+    SeparableConvolution1D = true, Convolution1DTranspose = true, Convolution3DTranspose = true, StringLookup = true, TextVectorization = true }
 
   it("cover every built-in layer class: config, JSON and outputs round-trip in a model", function()
     for name in pairs(nn.layers) do
