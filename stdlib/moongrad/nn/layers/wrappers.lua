@@ -78,6 +78,9 @@ function Bidirectional:__init(...)
     end
   end
   self.backward_layer = bw
+  -- Keras: a masked step of a returned sequence gives zeros in both directions
+  rawset(self.forward_layer, "zero_output_for_mask", self.forward_layer.return_sequences)
+  rawset(bw, "zero_output_for_mask", bw.return_sequences)
   self.return_sequences = layer.return_sequences
   self.return_state = layer.return_state
   rawset(self, "_initial_weights", cfg.weights)
@@ -190,7 +193,7 @@ M.TimeDistributed = TimeDistributed
 TimeDistributed.supports_masking = true
 
 function TimeDistributed:__init(...)
-  local cfg = self:_parse({ "layer" }, { layer = "table" }, ...)
+  local cfg = self:_parse({ "layer" }, { layer = "any" }, ...)
   if not Layer.is_layer(cfg.layer) then
     util.raise("TimeDistributed: layer must be a layer, got " .. type(cfg.layer))
   end
