@@ -87,8 +87,8 @@ end)
 describe("layer call options", function()
   it("a mask raises instead of being ignored (no masking yet)", function()
     local x = mg.ones { 2, 4, 3 }
-    fails_here(function() nn.LSTM { units = 3 }(x, { mask = mg.ones { 2, 4 } }) end,
-      "layer lstm", "(LSTM) call: option 'mask' is not supported")
+    fails_here(function() nn.LSTM { units = 3 }(x, { mask = mg.ones { 2, 5 } }) end,
+      "layer lstm", "(LSTM): the mask must have shape (batch, time) = (2, 4), got (2, 5)")
     fails_here(function() nn.Dense(2)(mg.ones { 2, 3 }, { mask = mg.ones { 2 } }) end, "option 'mask' is not supported")
     fails_here(function() nn.Dense(2)(mg.ones { 2, 3 }, { trainig = true }) end,
       "unknown option 'trainig' (did you mean 'training'?)")

@@ -372,6 +372,7 @@ function Stacked:call(x, states, training)
   return x, new
 end
 
+--- stacked:get_initial_state(batch_size) -> the cells' initial states, in order, in one list.
 function Stacked:get_initial_state(batch_size)
   local out = {}
   for _, c in ipairs(self.cells) do
