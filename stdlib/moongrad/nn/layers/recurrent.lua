@@ -77,6 +77,9 @@ function RNN:__init(...)
   self:_setup_flags(cfg)
 end
 
+-- The shape of a state for input x ({batch, units}; ConvLSTM2D's is an image).
+function RNN:_state_shape(x) return { x.shape[1], self:_state_sizes()[1] } end
+
 -- The object that steps: the cell (RNN) or the layer itself (SimpleRNN, LSTM, GRU).
 function RNN:_cell() return self.cell end
 
@@ -117,8 +120,9 @@ function RNN:build(s)
   if not c.built then c:_maybe_build({ s[1], f }) end
 end
 
--- The zero (or the cell's own) initial states.
-function RNN:_initial_states(B, dtype)
+-- The zero (or the cell's own) initial states (x: the input, for layers whose
+-- state shape depends on it).
+function RNN:_initial_states(B, dtype, _)
   local c = self:_cell()
   if c ~= self and c.get_initial_state then
     local st = c:get_initial_state(B)
@@ -139,7 +143,7 @@ local function set_cell_masks(c, B, f, dtype, training)
       f = sub.output_size or cells.state_sizes(sub)[1]
     end
   elseif rawget(c, "_seed_var") then
-    local dm, rm = cells.draw_masks(c, B, f, dtype, training)
+    local dm, rm = cells.draw_masks(c, { B, f }, { B, c.units }, dtype, training)
     rawset(c, "_dp_mask", dm)
     rawset(c, "_rdp_mask", rm)
   end
@@ -184,13 +188,18 @@ function RNN:_run(x, initial, training, mask)
   local B, T, F = s[1], s[2], s[3]
   local cell = self:_cell()
   local fast = self:_fast()
-  local states = initial or self:_initial_states(B, x.dtype)
+  local states = initial or self:_initial_states(B, x.dtype, x)
   local nst = #states
   local U = self:_output_size()
   mask = check_mask(mask, B, T)
   if T == 0 then return states[1], mg.zeros({ B, 0, U }, x.dtype), states end
   local dm, rm
-  if fast then dm, rm = cells.draw_masks(cell, B, F, x.dtype, training) end
+  if fast then
+    local sshape = self:_state_shape(x)
+    local ishape = util.copy(s)
+    table.remove(ishape, 2)
+    dm, rm = cells.draw_masks(cell, ishape, sshape, x.dtype, training)
+  end
   local xin = dm and x * mg.unsqueeze(dm, 2) or x   -- the input mask is the same at every step
   local xs = fast and cell:_project(xin) or nil
   local symbolic = core.tracing() and (core.is_symbolic(xs or x) or core.is_symbolic(x))
@@ -203,7 +212,7 @@ function RNN:_run(x, initial, training, mask)
     T = mg.sum(mg.ones({ T }, "int64"))   -- the call's size, counted when the graph runs
   end
   local zero_out = self.zero_output_for_mask
-  if not symbolic or self.unroll or not fast then
+  if not symbolic or self.unroll or not fast or #s ~= 3 then
     if not fast then set_cell_masks(cell, B, F, x.dtype, training) end
     local ok, a, b, c = pcall(function()
       local outs, h, prev = {}, nil, nil
@@ -300,10 +309,17 @@ function RNN:call(x, training, opts)
       error(string.format("initial_state must be %d state tensor(s)%s, got %d", n,
         n == 2 and " ({h, c})" or "", #initial), 0)
     end
+    local want = self:_state_shape(x)
     for i = 1, n do
       local st = initial[i]
-      if not core.is_tensor(st) or #st.shape ~= 2 or st.shape[2] ~= sizes[i] then
-        error(string.format("initial_state %d must be a (batch, %d) tensor, got %s", i, sizes[i],
+      local ok = core.is_tensor(st) and #st.shape == #want
+      for d = 2, #want do ok = ok and st.shape[d] == (d == #want and #want == 2 and sizes[i] or want[d]) end
+      if not ok then
+        local ws = util.copy(want)
+        ws[1] = "batch"
+        if #want == 2 then ws[2] = sizes[i] end
+        for d = 1, #ws do ws[d] = tostring(ws[d]) end
+        error(string.format("initial_state %d must be a (%s) tensor, got %s", i, table.concat(ws, ", "),
           core.is_tensor(st) and util.shape_str(st.shape) or type(st)), 0)
       end
     end

@@ -135,18 +135,17 @@ function M.build_seed(obj)
 end
 
 -- Draws obj's dropout masks for one call (Keras: ones dropped at the rate and
--- scaled by 1 / (1 - rate)): for inputs of `f` features and a (batch, units)
--- state. Returns nil, nil outside training.
-function M.draw_masks(obj, B, f, dtype, training)
+-- scaled by 1 / (1 - rate)): for a step input of shape `ishape` ({batch,
+-- features}) and a state of shape `sshape` ({batch, units}). Returns nil, nil
+-- outside training.
+function M.draw_masks(obj, ishape, sshape, dtype, training)
   local sv = rawget(obj, "_seed_var")
   if not training or not sv then return nil, nil end
   local s = core.tracing() and sv:read() or mg.tensor(sv)
   sv:assign(s + 2)
   local dm, rm
-  if obj.dropout > 0 then dm = mg.dropout(mg.ones({ B, f }, dtype), s, obj.dropout) end
-  if obj.recurrent_dropout > 0 then
-    rm = mg.dropout(mg.ones({ B, obj.units }, dtype), s + 1, obj.recurrent_dropout)
-  end
+  if obj.dropout > 0 then dm = mg.dropout(mg.ones(ishape, dtype), s, obj.dropout) end
+  if obj.recurrent_dropout > 0 then rm = mg.dropout(mg.ones(sshape, dtype), s + 1, obj.recurrent_dropout) end
   return dm, rm
 end
 
