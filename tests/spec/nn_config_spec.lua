@@ -111,6 +111,7 @@ describe("layer configs", function()
     RNN = { function() return nn.RNN(nn.GRUCell(3, { dropout = 0.1 }), { return_sequences = true }) end, { 5, 2 } },
     Bidirectional = { function() return nn.Bidirectional(nn.LSTM(3), { merge_mode = "mul" }) end, { 5, 2 } },
     TimeDistributed = { function() return nn.TimeDistributed(nn.Dense(3)) end, { 5, 2 } },
+    ConvLSTM2D = { function() return nn.ConvLSTM2D(2, 3, { padding = "same", return_sequences = true }) end, { 3, 4, 4, 2 } },
     Normalization = { function() return nn.Normalization { axis = -1 } end, { 4 } },
     Discretization = { function() return nn.Discretization { bin_boundaries = { -0.5, 0, 0.5 },
       output_mode = "count" } end, { 4 } },
