@@ -13,9 +13,10 @@
 -- staged training differentiates that node (a tape inside a staged function
 -- records it: the forward keeps each step's state, the backward is a
 -- reverse while loop, see doc/staging.md). RNN(cell) with a built-in cell
--- takes the same paths; a user cell (any layer with state_size and
--- call(inputs, states, training)) runs the Lua loop, also when staged (the
--- graph then holds one copy of the cell per time step).
+-- takes the same paths; a stack of cells or a user cell (any layer with
+-- state_size and call(inputs, states, training)) steps through its own call,
+-- in the Lua loop eagerly and in the while_loop when staged. ConvLSTM2D's
+-- image states take the Lua loop also when staged.
 --
 -- Masks (Keras's backend rnn): at a step whose mask is false the states keep
 -- their previous values and the output is the previous step's output (zeros
@@ -181,6 +182,17 @@ local function check_mask(mask, B, T)
   return mask
 end
 
+-- One step of a cell that is not a built-in one: its call(inputs, states, training).
+local function user_step(cell, xt, states, training, nst)
+  local out, new = cell:call(xt, states, training)
+  if core.is_tensor(new) then new = { new } end
+  if not core.is_tensor(out) or type(new) ~= "table" or #new ~= nst then
+    error(string.format("the cell's call must return output, new_states with %d state tensor(s), got %s, %s",
+      nst, core.is_tensor(out) and "a tensor" or type(out), type(new) == "table" and (#new .. " state(s)") or type(new)), 0)
+  end
+  return out, new
+end
+
 -- Runs the recurrence; returns the last output, the sequence (or nil) and the final states.
 function RNN:_run(x, initial, training, mask)
   x = util.float_input(x, self.compute_dtype)
@@ -203,16 +215,19 @@ function RNN:_run(x, initial, training, mask)
   local xin = dm and x * mg.unsqueeze(dm, 2) or x   -- the input mask is the same at every step
   local xs = fast and cell:_project(xin) or nil
   local symbolic = core.tracing() and (core.is_symbolic(xs or x) or core.is_symbolic(x))
+  -- a user cell loops in a while_loop too when its states are (batch, n) matrices
+  local flat_states = #s == 3
+  for k = 1, nst do flat_states = flat_states and core.is_tensor(states[k]) and #states[k].shape == 2 end
   if core.is_unknown_size(T) then   -- a -1 time axis while tracing: no Lua number exists for it
-    if self.unroll or not fast then
+    if self.unroll or not flat_states then
       error(string.format("%s: %s needs a known number of time steps, but the input's time axis is "
         .. "unknown while tracing (a -1 size of the input signature)", self.name,
-        fast and "unroll = true" or "a user cell (run as a Lua loop)"), 0)
+        self.unroll and "unroll = true" or "a layer with image states (run as a Lua loop)"), 0)
     end
     T = mg.sum(mg.ones({ T }, "int64"))   -- the call's size, counted when the graph runs
   end
   local zero_out = self.zero_output_for_mask
-  if not symbolic or self.unroll or not fast or #s ~= 3 then
+  if not symbolic or self.unroll or not flat_states then
     if not fast then set_cell_masks(cell, B, F, x.dtype, training) end
     local ok, a, b, c = pcall(function()
       local outs, h, prev = {}, nil, nil
@@ -222,12 +237,7 @@ function RNN:_run(x, initial, training, mask)
         if fast then
           out, new = cell:_step(mg.select(xs, 2, t), states, rm)
         else
-          out, new = cell:call(mg.select(x, 2, t), states, training)
-          if core.is_tensor(new) then new = { new } end
-          if type(new) ~= "table" or #new ~= nst then
-            error(string.format("the cell's call must return output, new_states with %d state tensor(s), got %s",
-              nst, type(new) == "table" and tostring(#new) or type(new)), 0)
-          end
+          out, new = user_step(cell, mg.select(x, 2, t), states, training, nst)
         end
         if mask then
           local mt = mg.select(mask, 2, t)
@@ -247,7 +257,7 @@ function RNN:_run(x, initial, training, mask)
     if not ok then error(a, 0) end
     return a, b, c
   end
-  local K = xs.shape[3]
+  local K = fast and xs.shape[3]
   local seq = self.return_sequences
   -- Training projects each step's input inside the loop: the gradient of a
   -- tensor the body slices is a full-size tensor per iteration, so slicing
@@ -258,14 +268,19 @@ function RNN:_run(x, initial, training, mask)
   local init = { mg.tensor(1, "int64") }   -- an explicit int64 (a Lua 1 is a float under LuaJIT)
   for i = 1, nst do init[#init + 1] = states[i] end
   local iprev, iseq = nil, nil
-  if mask then init[#init + 1] = mg.zeros({ B, U }, x.dtype); iprev = #init end
+  -- the last output rides along when it is not the first state (masks, a user cell's own output)
+  if mask or not fast then init[#init + 1] = mg.zeros({ B, U }, x.dtype); iprev = #init end
   if seq then init[#init + 1] = mg.zeros({ B, s[2], U }, x.dtype); iseq = #init end
-  local res = mg.while_loop(function(i) return mg.less_equal(i, T) end, function(i, ...)
+  if not fast then set_cell_masks(cell, B, F, x.dtype, training) end
+  -- the body is traced once, inside this call: the cells' dropout masks are cleared after it
+  local okw, res = pcall(mg.while_loop, function(i) return mg.less_equal(i, T) end, function(i, ...)
     local vars = { ... }
     local t = self.go_backwards and (T + 1 - i) or i
     local ti = mg.reshape(t, { 1 })
     local xt
-    if per_step then
+    if not fast then
+      xt = nil
+    elseif per_step then
       local raw = mg.reshape(mg.take(x, ti, 2), { B, F })
       if dm then raw = raw * dm end
       xt = cell:_project(raw)
@@ -274,7 +289,12 @@ function RNN:_run(x, initial, training, mask)
     end
     local st = {}
     for k = 1, nst do st[k] = vars[k] end
-    local h, new = cell:_step(xt, st, rm)
+    local h, new
+    if fast then
+      h, new = cell:_step(xt, st, rm)
+    else
+      h, new = user_step(cell, mg.reshape(mg.take(x, ti, 2), { B, F }), st, training, nst)
+    end
     local out = { i + 1 }
     if mask then
       local mt = mg.reshape(mg.take(mask, ti, 2), { B, 1 })
@@ -284,6 +304,7 @@ function RNN:_run(x, initial, training, mask)
       out[#out + 1] = h
     else
       for k = 1, nst do out[#out + 1] = new[k] end
+      if iprev then out[#out + 1] = h end
     end
     if seq then
       local idx = mg.expand(mg.reshape(i, { 1, 1, 1 }), { B, 1, U })
@@ -291,9 +312,11 @@ function RNN:_run(x, initial, training, mask)
     end
     return out
   end, init)
+  if not fast then clear_cell_masks(cell) end
+  if not okw then error(res, 0) end
   local final = {}
   for k = 1, nst do final[k] = res[k + 1] end
-  local last = mask and res[iprev] or final[1]
+  local last = iprev and res[iprev] or final[1]
   return last, seq and res[iseq] or nil, final
 end
 
