@@ -108,6 +108,10 @@ describe("layer configs", function()
     LSTM = { function() return nn.LSTM(4, { go_backwards = true, unit_forget_bias = false,
       recurrent_regularizer = nn.regularizers.L2(0.01) }) end, { 5, 2 } },
     GRU = { function() return nn.GRU(4, { reset_after = false, recurrent_activation = "hard_sigmoid" }) end, { 5, 2 } },
+    RNN = { function() return nn.RNN(nn.GRUCell(3, { dropout = 0.1 }), { return_sequences = true }) end, { 5, 2 } },
+    Bidirectional = { function() return nn.Bidirectional(nn.LSTM(3), { merge_mode = "mul" }) end, { 5, 2 } },
+    TimeDistributed = { function() return nn.TimeDistributed(nn.Dense(3)) end, { 5, 2 } },
+    ConvLSTM2D = { function() return nn.ConvLSTM2D(2, 3, { padding = "same", return_sequences = true }) end, { 3, 4, 4, 2 } },
     Normalization = { function() return nn.Normalization { axis = -1 } end, { 4 } },
     Discretization = { function() return nn.Discretization { bin_boundaries = { -0.5, 0, 0.5 },
       output_mode = "count" } end, { 4 } },
@@ -157,7 +161,9 @@ describe("layer configs", function()
     MaxPool2D = true, GlobalAvgPool2D = true, GlobalMaxPool2D = true,
     Convolution1D = true, Convolution3D = true, MaxPool1D = true, AvgPool1D = true, MaxPool3D = true, AvgPool3D = true,
     GlobalAvgPool1D = true, GlobalMaxPool1D = true, GlobalAvgPool3D = true, GlobalMaxPool3D = true, SeparableConvolution2D = true,
-    SeparableConvolution1D = true, Convolution1DTranspose = true, Convolution3DTranspose = true, StringLookup = true, TextVectorization = true }
+    SeparableConvolution1D = true, Convolution1DTranspose = true, Convolution3DTranspose = true, StringLookup = true, TextVectorization = true,
+    -- cells step one (batch, features) input with states: their round trips are in nn_recurrent_more_spec
+    SimpleRNNCell = true, LSTMCell = true, GRUCell = true, StackedRNNCells = true }
 
   it("cover every built-in layer class: config, JSON and outputs round-trip in a model", function()
     for name in pairs(nn.layers) do
