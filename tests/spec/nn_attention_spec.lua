@@ -304,7 +304,7 @@ describe("MultiHeadAttention calls", function()
     assert.are.same(cfg, l2:get_config())
     local inp = nn.Input { shape = { 5, 6 } }
     local ctx = nn.Input { shape = { 7, 3 } }
-    local y = nn.MultiHeadAttention { num_heads = 2, key_dim = 3, output_shape = 4 }(inp, ctx)
+    local y = nn.MultiHeadAttention { num_heads = 2, key_dim = 3, output_shape = 4, dropout = 0.1 }(inp, ctx)
     local m = nn.Model { inputs = { inp, ctx }, outputs = nn.Attention { use_scale = true }({ y, y }) }
     local xs = { mg.random.normal({ 2, 5, 6 }), mg.random.normal({ 2, 7, 3 }) }
     local want = m:predict(xs, { verbose = 0 })

@@ -399,7 +399,9 @@ function MHA:call(inputs, training, opts)
     error("return_attention_scores is not supported with flash_attention=true", 0)
   end
   local out, scores
-  if not want_scores and self.dropout == 0 and #q.shape == 4 then
+  -- (the fused kernel takes float32 and float64; a half compute dtype goes the explicit way)
+  local fused_dtype = q.dtype == "float32" or q.dtype == "float64"
+  if not want_scores and self.dropout == 0 and #q.shape == 4 and fused_dtype then
     -- Keras's fused path: mg.dot_product_attention takes (B, T, heads, size) as the projections are
     local m4
     if causal_only then
