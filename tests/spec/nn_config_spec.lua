@@ -132,6 +132,10 @@ describe("layer configs", function()
     SpatialDropout2D = { function() return nn.SpatialDropout2D(0.2, { data_format = "channels_first" }) end, { 2, 3, 4 } },
     SpatialDropout3D = { function() return nn.SpatialDropout3D(0.2) end, { 2, 2, 3, 4 } },
     ActivityRegularization = { function() return nn.ActivityRegularization { l1 = 0.01, l2 = 0.1 } end, { 4 } },
+    MultiHeadAttention = { function() return nn.MultiHeadAttention { num_heads = 2, key_dim = 3, value_dim = 2,
+      output_shape = 5, kernel_regularizer = nn.regularizers.L2(0.01) } end, { { 4, 6 }, { 3, 5 } } },
+    Attention = { function() return nn.Attention { use_scale = true, score_mode = "concat" } end, { { 3, 4 }, { 5, 4 } } },
+    AdditiveAttention = { function() return nn.AdditiveAttention { use_scale = true } end, { { 3, 4 }, { 5, 4 } } },
   }
   -- aliases, the base class and layers without a config of their own; StringLookup and
   -- TextVectorization take Lua tables of strings, which no nn.Input carries (their round trips
