@@ -317,6 +317,26 @@ describe("MultiHeadAttention calls", function()
     assert.are.same(m:get_config(), m2:get_config())
   end)
 
+  it("takes the masks as a list in mask= and computes in a mixed precision policy", function()
+    local c = case(K.mha, "query_mask_scores")
+    local layer = mha_from(c)
+    local q, v = mg.tensor(c.q), mg.tensor(c.v)
+    layer(q, v)
+    layer:set_weights(c.weights)
+    local y = layer(q, v, { mask = { bool(c.query_mask), bool(c.value_mask) }, return_attention_scores = true })
+    close(y, c.y, 1e-5, "mask list")
+    local lm = nn.MultiHeadAttention { num_heads = 2, key_dim = 3, dtype = "mixed_bfloat16" }
+    local ym = lm(q, q, { use_causal_mask = true })
+    assert.are.equal("bfloat16", ym.dtype)
+    assert.are.equal("float32", lm.weights[1].dtype)
+    local a = nn.Attention {}
+    local qa = mg.random.normal({ 2, 3, 4 })
+    local ya, wa = a({ qa, qa }, { mask = { nil, mg.tensor({ { true, false, true }, { true, true, true } }) },
+      return_attention_scores = true })
+    assert.are.equal(0, wa:totable()[1][2][2])
+    assert.are.same({ 2, 3, 4 }, ya.shape)
+  end)
+
   it("dropout acts in training only", function()
     local layer = nn.MultiHeadAttention { num_heads = 2, key_dim = 3, dropout = 0.5, seed = 3 }
     local x = mg.random.normal({ 2, 4, 6 })

@@ -665,7 +665,9 @@ function Attention:call(inputs, training, opts)
   local k = xs[3] or v
   local mask = opts and opts.mask
   if mask ~= nil and mask ~= false then
-    if not is_plain(mask) or #mask < 2 or #mask > 3 then
+    local n = 0   -- the largest index: {nil, value_mask} has a hole
+    if is_plain(mask) then for i in pairs(mask) do n = type(i) == "number" and math.max(n, i) or 99 end end
+    if not is_plain(mask) or n < 1 or n > 3 then
       error(string.format("mask must be a list {query_mask, value_mask} (false or nil for none), got %s",
         core.is_tensor(mask) and ("a tensor of shape " .. shape_str(mask.shape)) or options.show(mask)), 0)
     end
