@@ -307,7 +307,10 @@ function Functional.from_config(cls, cfg, deserialize)
         for k, v in pairs(p.node.kwargs or {}) do call_opts[k] = v end
         local res = pack(layer(p.node.single and args[1] or args, call_opts))
         local out = res[1]
-        if res.n > 1 then out = {} for i = 1, res.n do out[i] = res[i] end end
+        if res.n > 1 and node.is_keras_tensor(res[2]) then   -- several outputs as several values
+          out = {}
+          for i = 1, res.n do out[i] = res[i] end
+        end
         produced[p.name][p.k] = node.is_keras_tensor(out) and { out } or out
       else
         rest[#rest + 1] = p
