@@ -153,6 +153,10 @@ describe("layer configs", function()
       { 4, 4, 2 } },
     RandomContrast = { function() return nn.RandomContrast { 0.4, value_range = { -1, 1 } } end, { 4, 4, 2 } },
     RandomCrop = { function() return nn.RandomCrop { 3, 3, seed = 5 } end, { 4, 4, 2 } },
+    MultiHeadAttention = { function() return nn.MultiHeadAttention { num_heads = 2, key_dim = 3, value_dim = 2,
+      output_shape = 5, kernel_regularizer = nn.regularizers.L2(0.01) } end, { { 4, 6 }, { 3, 5 } } },
+    Attention = { function() return nn.Attention { use_scale = true, score_mode = "concat" } end, { { 3, 4 }, { 5, 4 } } },
+    AdditiveAttention = { function() return nn.AdditiveAttention { use_scale = true } end, { { 3, 4 }, { 5, 4 } } },
   }
   -- aliases, the base class and layers without a config of their own; StringLookup and
   -- TextVectorization take Lua tables of strings, which no nn.Input carries (their round trips

@@ -54,6 +54,7 @@ add(require("moongrad.nn.layers.lookup"))
 add(require("moongrad.nn.layers.activation_layers"))
 add(require("moongrad.nn.layers.noise"))
 add(require("moongrad.nn.layers.image_preprocessing"))
+add(require("moongrad.nn.layers.attention"))
 layers.RNNBase = nil
 M.layers = layers
 for k, v in pairs(layers) do M[k] = v end
