@@ -141,6 +141,9 @@ Layer.call_options = {
 -- with a warning, as Keras 3 does. A layer that consumes the mask reads it
 -- in call as opts.mask.
 Layer.supports_masking = false
+-- A model runs its own layers, which read and attach the masks themselves:
+-- it neither computes an output mask nor warns (model.lua sets it).
+Layer.propagates_masks = false
 
 --- layer:compute_mask(inputs, mask) -> the mask of the layer's outputs (nil: none); by default
 --- the input's mask. Override it in a layer that changes or removes the time axis.
@@ -491,7 +494,7 @@ function Layer:__call(inputs, opts, ...)
     if self.supports_masking then
       local ok, omask = pcall(self.compute_mask, self, inputs, mask)
       if not ok then res = { false, omask, n = 2 } else masking.attach(res[2], omask) end
-    elseif masking.any(mask) and not rawget(self, "_warned_mask") then
+    elseif masking.any(mask) and not self.propagates_masks and not rawget(self, "_warned_mask") then
       rawset(self, "_warned_mask", true)
       warnings.warning(string.format("layer %s (%s) was given an input with a mask, but does not support "
         .. "masking: its outputs carry no mask, so the layers after it will not see one", self.name, self.class_name))
