@@ -288,6 +288,36 @@ describe("losses and metrics of a masked prediction", function()
     near(m:get_layer("out").weights[2], S.fit.bias, 1e-4)
   end)
 
+  it("fit staged and eager agree, with batches of several sizes (a staged -1 batch size)", function()
+    local function run(eager)
+      local m = step_model()
+      m:compile { optimizer = mg.optim.SGD { learning_rate = 0.5 }, run_eagerly = eager,
+        loss = mg.losses.SparseCategoricalCrossentropy { from_logits = true }, metrics = { "accuracy" } }
+      local ids = ids_of { { 3, 1, 4, 0, 0 }, { 5, 2, 0, 0, 0 }, { 1, 1, 1, 1, 0 }, { 2, 0, 0, 0, 0 }, { 4, 4, 0, 0, 0 } }
+      local y = ids_of { { 1, 2, 3, 4, 1 }, { 2, 2, 1, 1, 1 }, { 4, 3, 2, 1, 1 }, { 3, 1, 1, 1, 1 }, { 1, 4, 1, 1, 1 } }
+      local hist = m:fit(ids, y, { epochs = 3, batch_size = 2, shuffle = false, verbose = 0 })
+      return hist.history, m:get_weights()
+    end
+    local h1, w1 = run(false)
+    local h2, w2 = run(true)
+    near(h1.loss, h2.loss, 1e-5)
+    near(h1.accuracy, h2.accuracy, 1e-6)
+    for i = 1, #w1 do near(w1[i], w2[i], 1e-5) end
+  end)
+
+  it("mixed precision keeps the prediction's mask for the loss", function()
+    local seen
+    local m = nn.Sequential { nn.Input { shape = { 5 }, dtype = "int64" },
+      nn.Embedding { input_dim = 6, output_dim = 3, mask_zero = true, dtype = "mixed_bfloat16" },
+      nn.Dense(4, { dtype = "mixed_bfloat16" }) }
+    m:compile { optimizer = "sgd", run_eagerly = true, loss = function(y, p)
+      seen = nn.get_mask(p)
+      return mg.losses.sparse_categorical_crossentropy(y, p, true)
+    end }
+    m:evaluate(ids_of(S.ids), labels, { verbose = 0 })
+    assert.same(S.mask, mask_table(seen))
+  end)
+
   it("mg.losses.apply_mask folds a mask into sample weights as Keras's apply_mask", function()
     local m = mg.tensor { { true, false, true, true } }
     near(mg.losses.apply_mask(nil, m, "float32", "sum_over_batch_size"), { { 4 / 3, 0, 4 / 3, 4 / 3 } }, 1e-6)
