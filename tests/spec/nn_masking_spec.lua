@@ -167,6 +167,31 @@ describe("mask propagation", function()
     assert.same(mg.logical_not(nn.get_mask(x)):totable(), mask_table(nn.get_mask(y)))
   end)
 
+  it("a custom layer reads opts.mask; defining compute_mask makes it support masking (Keras 3)", function()
+    local Keep = nn.Layer:extend("KeepFirstSteps")
+    function Keep:call(x, _, opts)
+      self.got = opts and opts.mask
+      return x * 1   -- (x itself would keep the mask it has, as in Keras)
+    end
+    function Keep:compute_mask(_, mask) return mask and mg.logical_and(mask, mg.tensor { true, false, true, true }) end
+    local x = nn.Masking()(mg.tensor(K.masking.x))
+    local k = Keep()
+    local got = warned(function()
+      local y = k(x)
+      assert.same(K.masking.mask, mask_table(k.got))
+      assert.same({ { true, false, true, true }, { true, false, true, false } }, mask_table(nn.get_mask(y)))
+    end)
+    assert.equal(0, #got)
+    -- without compute_mask a custom layer drops the mask (and warns) unless it sets supports_masking
+    local Plain = nn.Layer:extend("PlainLayer")
+    function Plain:call(t) return t * 1 end
+    assert.equal(1, #warned(function() assert.is_nil(nn.get_mask(Plain()(x))) end))
+    local Through = nn.Layer:extend("ThroughLayer")
+    Through.supports_masking = true
+    function Through:call(t) return t * 2 end
+    assert.same(K.masking.mask, mask_table(nn.get_mask(Through()(x))))
+  end)
+
   it("an unknown call option still raises", function()
     fails(function() nn.Dense(2)(mg.ones { 2, 3 }, { maks = mg.ones { 2 } }) end, "unknown option 'maks'")
   end)

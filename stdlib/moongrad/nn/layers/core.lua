@@ -187,6 +187,7 @@ end
 ---   print(mg.nn.Lambda(function(x) return x * 2 end)(mg.ones{1}))
 local Lambda = Layer:extend("Lambda")
 M.Lambda = Lambda
+Lambda.supports_masking = false   -- though it defines compute_mask: only with mask= (below)
 
 function Lambda:__init(...)
   local cfg = self:_parse({ "function" }, { ["function"] = "function", output_shape = "table|function",
