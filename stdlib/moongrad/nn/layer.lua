@@ -138,9 +138,9 @@ Layer.call_options = {
 -- A layer that keeps its input's time steps sets supports_masking = true:
 -- its outputs then carry compute_mask(inputs, mask) (by default the input's
 -- mask); a layer class that defines compute_mask supports masking unless it
--- sets supports_masking = false (Keras 3). A layer that does not support masking drops a mask it is given,
--- with a warning, as Keras 3 does. A layer that consumes the mask reads it
--- in call as opts.mask.
+-- sets supports_masking = false (Keras 3). A layer that does not support
+-- masking drops a mask it is given, with a warning, as Keras 3 does. A layer
+-- that consumes the mask reads it in call as opts.mask.
 Layer.supports_masking = false
 -- A model runs its own layers, which read and attach the masks themselves:
 -- it neither computes an output mask nor warns (model.lua sets it).

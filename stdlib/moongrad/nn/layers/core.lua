@@ -234,7 +234,7 @@ end
 --- Example:
 ---   local x = mg.tensor{{{1.0, 2.0}, {0.0, 0.0}, {3.0, 0.0}}}
 ---   local y = mg.nn.Masking()(x)
----   print(mg.nn.get_mask(y))   -- tensor([[true, false, true]], dtype=bool)
+---   print(mg.nn.get_mask(y))   -- tensor([[ true, false,  true]], dtype=bool)
 local Masking = Layer:extend("Masking")
 M.Masking = Masking
 Masking.supports_masking = true
