@@ -128,8 +128,10 @@ function Wrapper:__init(fn, cfg)
   self.fn = fn
 end
 
--- Keras 3's MeanMetricWrapper: the mask a layer attached to y_pred
--- (masking.lua) weighs the masked values 0, so the mean is over the real ones.
+--- metric:update_state(y_true, y_pred [, sample_weight])
+--- Adds fn(y_true, y_pred) of a batch (weighted by sample_weight) to the running mean; as in
+--- Keras 3's MeanMetricWrapper, the steps masked in y_pred (a layer's mask, mg.nn.get_mask)
+--- weigh 0, so the mean is over the real ones.
 function Wrapper:update_state(y_true, y_pred, sample_weight)
   local mask = masking.get(y_pred)
   local values = self.fn(y_true, y_pred)
