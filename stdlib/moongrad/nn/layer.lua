@@ -177,10 +177,28 @@ Layer.call_options = {
 
 -- A layer that keeps its input's time steps sets supports_masking = true:
 -- its outputs then carry compute_mask(inputs, mask) (by default the input's
--- mask). A layer that does not support masking drops a mask it is given,
--- with a warning, as Keras 3 does. A layer that consumes the mask reads it
--- in call as opts.mask.
+-- mask); a layer class that defines compute_mask supports masking unless it
+-- sets supports_masking = false (Keras 3). A layer that does not support
+-- masking drops a mask it is given, with a warning, as Keras 3 does. A layer
+-- that consumes the mask reads it in call as opts.mask.
 Layer.supports_masking = false
+-- A model runs its own layers, which read and attach the masks themselves:
+-- it neither computes an output mask nor warns (model.lua sets it).
+Layer.propagates_masks = false
+
+-- Keras's rule: a layer class that overrides compute_mask supports masking
+-- unless it (or the instance) sets supports_masking itself.
+local function masks_supported(self)
+  local sm = self.supports_masking
+  if sm or self.compute_mask == Layer.compute_mask then return sm end
+  if rawget(self, "supports_masking") ~= nil then return false end
+  local c = getmetatable(self)
+  while c and c ~= Layer do
+    if rawget(c, "supports_masking") ~= nil then return false end
+    c = rawget(c, "super")
+  end
+  return true
+end
 
 --- layer:compute_mask(inputs, mask) -> the mask of the layer's outputs (nil: none); by default
 --- the input's mask. Override it in a layer that changes or removes the time axis.
@@ -548,10 +566,10 @@ function Layer:__call(inputs, opts, ...)
     for _, kv in ipairs(swapped) do rawset(self, kv[1], kv[2]) end
   end
   if res[1] then
-    if self.supports_masking then
+    if masks_supported(self) then
       local ok, omask = pcall(self.compute_mask, self, inputs, mask)
       if not ok then res = { false, omask, n = 2 } else masking.attach(res[2], omask) end
-    elseif masking.any(mask) and not rawget(self, "_warned_mask") then
+    elseif masking.any(mask) and not self.propagates_masks and not rawget(self, "_warned_mask") then
       rawset(self, "_warned_mask", true)
       warnings.warning(string.format("layer %s (%s) was given an input with a mask, but does not support "
         .. "masking: its outputs carry no mask, so the layers after it will not see one", self.name, self.class_name))

@@ -34,6 +34,7 @@ end
 --- mg.nn.ReLU{max_value=nil, negative_slope=0, threshold=0}: x for x > threshold, else
 --- negative_slope * (x - threshold); clipped at max_value (Keras 3's ReLU layer).
 local ReLU = Layer:extend("ReLU")
+ReLU.supports_masking = true
 M.ReLU = ReLU
 
 function ReLU:__init(...)
@@ -68,6 +69,7 @@ end
 
 --- mg.nn.LeakyReLU{negative_slope=0.3}: x for x >= 0, negative_slope * x below (Keras 3's default 0.3).
 local LeakyReLU = Layer:extend("LeakyReLU")
+LeakyReLU.supports_masking = true
 M.LeakyReLU = LeakyReLU
 
 function LeakyReLU:__init(...)
@@ -84,6 +86,7 @@ end
 
 --- mg.nn.ELU{alpha=1}: x for x > 0, alpha * (exp(x) - 1) below.
 local ELU = Layer:extend("ELU")
+ELU.supports_masking = true
 M.ELU = ELU
 
 function ELU:__init(...)
@@ -108,6 +111,7 @@ end
 --- with a learned alpha of shape (input shape without the batch axis), size 1 on shared_axes (counted
 --- after the batch axis, from 1, as Keras's).
 local PReLU = Layer:extend("PReLU")
+PReLU.supports_masking = true
 M.PReLU = PReLU
 
 function PReLU:__init(...)
@@ -156,6 +160,7 @@ end
 --- mg.nn.Softmax{axis=-1}: softmax over axis (a list: over those axes together). Called as
 --- layer(x, {mask = m}), positions where m is false (or <= 0.5) get -1e9 before and 0 after.
 local Softmax = Layer:extend("Softmax")
+Softmax.supports_masking = true
 M.Softmax = Softmax
 Softmax.call_options = options.extend(Layer.call_options, { mask = "any" })
 
@@ -204,6 +209,7 @@ end
 
 --- mg.nn.UnitNormalization{axis=-1}: x / ||x|| over axis (a list: those axes); a zero vector stays zero.
 local Unit = Layer:extend("UnitNormalization")
+Unit.supports_masking = true
 M.UnitNormalization = Unit
 
 function Unit:__init(...)
@@ -234,6 +240,7 @@ end
 --- channels of axis into groups and normalises each sample's group by its mean and variance; gamma and
 --- beta have one value per channel. groups=-1 is instance normalisation (a group per channel).
 local Group = Layer:extend("GroupNormalization")
+Group.supports_masking = true
 M.GroupNormalization = Group
 
 function Group:__init(...)

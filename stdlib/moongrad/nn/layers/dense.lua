@@ -20,6 +20,7 @@ local regularizers = require("moongrad.nn.regularizers")
 ---   local d = mg.nn.Dense{units = 4, activation = "relu"}
 ---   print(d(mg.ones{2, 3}).shape)   -- {2, 4}
 local Dense = Layer:extend("Dense")
+Dense.supports_masking = true
 
 local R = util.rules
 local OPTIONS = { units = R.positive_int, activation = R.activation, use_bias = "boolean",
