@@ -193,10 +193,18 @@ function M.placeholder(dtype, shape, name)
     s[d] = v
   end
   if name ~= nil and type(name) ~= "string" then error("placeholder: the name must be a string", 2) end
-  local t = core.placeholder(dtype, s)
+  -- An unknown leading size is the batch size, one size for every placeholder (TF1's None
+  -- batches meet in one op: pred - labels); other unknown sizes are each their own.
+  local traced = s
+  if s[1] == -1 and g.batch_probe then
+    traced = { g.batch_probe }
+    for d = 2, #s do traced[d] = s[d] end
+  end
+  local t = core.placeholder(dtype, traced)
+  if s[1] == -1 and not g.batch_probe then g.batch_probe = t.shape[1] end
   g.placeholders[#g.placeholders + 1] = t
   g.info[tensor_key(t)] = { name = name or ("placeholder_" .. #g.placeholders), dtype = dtype, shape = s,
-    index = #g.placeholders }
+    index = #g.placeholders, batch = s[1] == -1 }
   if is_float(dtype) then g.tape:watch(t) end
   return t
 end
@@ -223,11 +231,15 @@ autodiff._graph_variable = function(init, opts, make)
   local v
   if sym then
     for _, d in ipairs(init.shape) do
-      if core.size_is_unknown and core.size_is_unknown(d) then
+      if type(d) ~= "number" then
         error("Variable: the initial value's shape must be fully known", 3)
       end
     end
-    v = make(core.zeros(init.shape, opts.dtype or init.dtype), opts)
+    -- a concrete zeros (creation ops trace: built from a Lua table, reshaped eagerly)
+    local n, flat = 1, {}
+    for _, d in ipairs(init.shape) do n = n * d end
+    for i = 1, n do flat[i] = 0 end
+    v = make(core.reshape(core.tensor(flat, opts.dtype or init.dtype), init.shape), opts)
   else
     v = make(init, opts)
   end
@@ -422,7 +434,7 @@ end
 
 -- The fed tensors in a fixed order (by id), each checked against its placeholder.
 local function read_feeds(sess, feeds)
-  local g, list = sess.graph, {}
+  local g, list, batch = sess.graph, {}, nil
   if feeds == nil then return list end
   if type(feeds) ~= "table" or is_tensor(feeds) then error("run: feeds must be a table {[placeholder] = value}", 3) end
   for k, value in pairs(feeds) do
@@ -447,6 +459,13 @@ local function read_feeds(sess, feeds)
       error(string.format("run: %s is %s %s, fed shape %s", label, want_dt, shape_str(want_shape), shape_str(s)), 3)
     end
     list[#list + 1] = { id = id_of(g, k), key = k, value = t }
+    if info and info.batch then
+      if batch and batch.size ~= s[1] then
+        error(string.format("run: placeholders '%s' and '%s' have an unknown leading (batch) size, which must be "
+          .. "the same in one run: fed %d and %d", batch.name, info.name, batch.size, s[1]), 3)
+      end
+      batch = batch or { name = info.name, size = s[1] }
+    end
   end
   table.sort(list, function(a, b) return a.id < b.id end)
   return list
