@@ -19,7 +19,7 @@ describe("mg.Graph and mg.Session", function()
     local sess = mg.Session { graph = g }
     local c = sess:run(_G.gm_c)
     -- (LuaJIT has one number type: 5.0 is an integer there, so the dtype is checked on Lua 5.4)
-    if math.type then assert.equal("float32", c.dtype) end
+    if not rawget(_G, "jit") then assert.equal("float32", c.dtype) end
     assert.equal(30, val(c))
     local batch = mg.ones { 2, 784 }
     local r = sess:run({ _G.gm_c, _G.gm_y }, { [_G.gm_x] = batch })
