@@ -145,11 +145,16 @@ function Graph:as_default(fn, ...)
   local ok, err = pcall(core.trace_resume, self.obj)
   if not ok then error("as_default: " .. tostring(err), 2) end
   building, default = self, self
+  autodiff._graph_building = true   -- mg.func calls inline, layers may make weights (func.lua, nn/layer.lua)
   local tape_ok = pcall(self.tape.start, self.tape)
   local res = pack(pcall(fn, ...))
   if tape_ok then self.tape:stop() end
   building = nil
-  core.trace_end(self.obj, {})
+  autodiff._graph_building = nil
+  if not pcall(core.trace_end, self.obj, {}) then
+    -- an error left an inner trace open (a cond branch): drop it, then close the graph
+    while core.tracing() do core.trace_abort() end
+  end
   if not res[1] then error(res[2], 0) end
   return unpack(res, 2, res.n)
 end
@@ -452,8 +457,9 @@ local function read_feeds(sess, feeds)
       error(string.format("run: %s is %s %s, fed a %s tensor", label, want_dt, shape_str(want_shape), t.dtype), 3)
     end
     local s, fits = t.shape, #t.shape == #want_shape
-    for d = 1, #want_shape do
-      if fits and want_shape[d] >= 0 and want_shape[d] ~= s[d] then fits = false end
+    for d = 1, #want_shape do   -- (an intermediate's unknown size is not a number: any size)
+      local w = want_shape[d]
+      if fits and type(w) == "number" and w >= 0 and w ~= s[d] then fits = false end
     end
     if not fits then
       error(string.format("run: %s is %s %s, fed shape %s", label, want_dt, shape_str(want_shape), shape_str(s)), 3)

@@ -182,6 +182,50 @@ describe("mg.Graph and mg.Session", function()
     assert.is_true(sess.ncompiled <= 3)
   end)
 
+  it("feeds an intermediate tensor (what is upstream of it does not run) and fetches a placeholder", function()
+    local g = mg.Graph()
+    local x, h, y
+    g:as_default(function()
+      x = mg.placeholder("float32", { -1, 2 })
+      h = x * 3
+      y = h:sum()
+    end)
+    local sess = mg.Session { graph = g }
+    assert.equal(4, val(sess:run(y, { [h] = mg.ones { 2, 2 } })))   -- x is not needed
+    local r = sess:run({ y, y, x }, { [x] = mg.ones { 1, 2 } })
+    assert.equal(6, val(r[1])); assert.equal(6, val(r[2])); assert.same({ { 1, 1 } }, r[3]:totable())
+  end)
+
+  it("inlines staged functions and builds Keras layers (weights set by the initializer)", function()
+    local sq = mg.func(function(t) return t * t end)
+    local d = mg.nn.Dense(3, { kernel_initializer = "ones", bias_initializer = "zeros" })
+    local g = mg.Graph()
+    local x, f, out
+    g:as_default(function()
+      x = mg.placeholder("float32", { -1, 2 })
+      f = sq(x)
+      out = d(x)
+    end)
+    local sess = mg.Session { graph = g }
+    sess:run(mg.global_variables_initializer(g))
+    local r = sess:run({ f, out }, { [x] = mg.tensor({ { 1, 2 } }, "float32") })
+    assert.same({ { 1, 4 } }, r[1]:totable())
+    assert.same({ { 3, 3, 3 } }, r[2]:totable())
+    assert.same({ { 1, 1, 1 }, { 1, 1, 1 } }, d.kernel:totable())   -- the layer's Variable, shared
+  end)
+
+  it("leaves the graph usable after an error inside as_default", function()
+    local g = mg.Graph()
+    local x = g:as_default(function() return mg.placeholder("float32", {}) end)
+    local ok = pcall(g.as_default, g, function()
+      return mg.cond(mg.greater(x, 0), function() error("boom") end, function() return x end)
+    end)
+    assert.is_false(ok)
+    assert.is_true(mg.executing_eagerly())
+    local y = g:as_default(function() return x + 1 end)
+    assert.equal(3, val(mg.Session { graph = g }:run(y, { [x] = 2 })))
+  end)
+
   it("raises clear errors", function()
     local g, g2 = mg.Graph(), mg.Graph()
     local x, y, other

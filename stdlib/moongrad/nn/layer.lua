@@ -226,7 +226,7 @@ end }, initializer = util.rules.initializer, trainable = "boolean", dtype = { "s
 ---   self.kernel = self:add_weight{name = "kernel", shape = {n, self.units}}
 function Layer:add_weight(opts)
   opts = options.check("add_weight", opts, ADD_WEIGHT)
-  if core.tracing() then
+  if core.tracing() and not require("moongrad.autodiff")._graph_building then   -- (a TF1 Graph: graph_mode.lua)
     error("its weights are being created inside a staged function (mg.func), where no initial value can be "
       .. "drawn; build the layer or model first: call it once eagerly, or model:build(input_shape)", 0)
   end
