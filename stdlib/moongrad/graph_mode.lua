@@ -20,7 +20,7 @@
 -- (or resets) them all, and is needed for an initial value computed by graph ops (random).
 --
 -- A loaded graph file (mg.load_graph, a later step) joins through Graph.from_graph(obj, opts):
--- a finished top-level graph whose inputs are named placeholders runs through the same Session.
+-- a finished graph with named inputs and outputs runs through the same Session (by name).
 -- Portable Lua (5.4 and LuaJIT).
 local core = require("moongrad.core")
 local autodiff = require("moongrad.autodiff")
@@ -113,13 +113,26 @@ function M.Graph(opts)
   return new_graph(obj, name)
 end
 
--- Graph.from_graph(obj, {names = {...}}): a finished top-level graph (e.g. one a graph file
--- loads) as a Graph whose inputs are its placeholders: the hook through which a loaded graph
--- runs through the same Session (wt-gfile's mg.load_graph). Its tensors are reached with
--- g:placeholder(i) / g:output(i) once the loader hands them over; nothing more is assumed here.
+-- Graph.from_graph(obj, {name=, inputs = {names}, outputs = {names}}): a finished graph that
+-- was not built here (a graph file that mg.load_graph reads: wt-gfile's work; a concrete
+-- function's graph) as a Graph a Session runs, its inputs and outputs named in order:
+-- sess:run("y" | {"y", ...} | {k = "y"}, {x = value}) feeds every input by name and fetches
+-- outputs by name. It runs whole (it was optimised as one function; nothing to prune).
 function Graph.from_graph(obj, opts)
   opts = opts or {}
-  return new_graph(obj, opts.name or "loaded_graph")
+  local sig = obj:signature()
+  local g = new_graph(obj, opts.name or "loaded_graph")
+  g.loaded = { inputs = {}, outputs = {}, input_meta = sig.inputs, index = {} }
+  for i = 1, #sig.inputs do
+    local name = opts.inputs and opts.inputs[i] or ("input_" .. i)
+    g.loaded.inputs[i] = name
+  end
+  for k = 1, #sig.outputs do
+    local name = opts.outputs and opts.outputs[k] or ("output_" .. k)
+    g.loaded.outputs[k] = name
+    g.loaded.index[name] = k
+  end
+  return g
 end
 
 local function id_of(g, t)
@@ -517,12 +530,66 @@ local function compile(sess, leaves, feeds)
   return { graph = pg, pos = pos }
 end
 
+-- sess:run on a Graph.from_graph graph: fetches and feeds by name, the whole graph run once.
+local function run_loaded(sess, fetches, feeds)
+  local L = sess.graph.loaded
+  local function walk(x, path)
+    if type(x) == "string" then
+      local k = L.index[x]
+      if not k then
+        error(string.format("run: fetch %s names no output of graph '%s' (outputs: %s)", path, sess.graph.name,
+          table.concat(L.outputs, ", ")), 4)
+      end
+      return { out = k }
+    elseif type(x) == "table" and not is_tensor(x) then
+      local t = {}
+      for key, item in pairs(x) do t[key] = walk(item, path .. "[" .. tostring(key) .. "]") end
+      return { table = t }
+    end
+    error(string.format("run: fetch %s must be an output name of graph '%s', got %s", path, sess.graph.name,
+      describe_value(x)), 4)
+  end
+  local template = walk(fetches, "1")
+  feeds = feeds or {}
+  local ins = {}
+  for name in pairs(feeds) do
+    local known = false
+    for _, n in ipairs(L.inputs) do known = known or n == name end
+    if not known then
+      error(string.format("run: '%s' is not an input of graph '%s' (inputs: %s)", tostring(name), sess.graph.name,
+        table.concat(L.inputs, ", ")), 3)
+    end
+  end
+  for i, name in ipairs(L.inputs) do
+    local m, v = L.input_meta[i], feeds[name]
+    if v == nil then error(string.format("run: input '%s' of graph '%s' is not fed", name, sess.graph.name), 3) end
+    if not is_tensor(v) then v = core.tensor(v, m.dtype) end
+    local fits = v.dtype == m.dtype and #v.shape == #m.shape
+    for d = 1, #m.shape do fits = fits and (m.shape[d] == -1 or m.shape[d] == v.shape[d]) end
+    if not fits then
+      error(string.format("run: input '%s' is %s %s, fed %s %s", name, m.dtype, shape_str(m.shape), v.dtype,
+        shape_str(v.shape)), 3)
+    end
+    ins[i] = v
+  end
+  local outs = pack(pcall(core.graph_call, sess.graph.obj, unpack(ins, 1, #L.inputs)))
+  if not outs[1] then error("run: " .. tostring(outs[2]), 3) end
+  local function build(node)
+    if node.out then return outs[node.out + 1] end
+    local t = {}
+    for k, item in pairs(node.table) do t[k] = build(item) end
+    return t
+  end
+  return build(template)
+end
+
 --- sess:run(fetches [, feeds]) -> values
 --- fetches: a graph tensor, an op, a Variable, or a (nested) table of them; the result has the
 --- same structure (an op gives nil). feeds: {[placeholder] = value}. Runs only what the
 --- fetches need; unfed placeholders they need are an error.
 function Session:run(fetches, feeds)
   if self.closed then error("run: the session is closed", 2) end
+  if self.graph.loaded then return run_loaded(self, fetches, feeds) end
   local leaves, key = {}, {}
   local template = flatten_fetches(self, fetches, leaves, key, "1")
   local fl = read_feeds(self, feeds)
@@ -544,6 +611,7 @@ function Session:run(fetches, feeds)
   return rebuild(template, values)
 end
 
+M.from_graph = Graph.from_graph
 M.Graph_methods = Graph
 M.Session_methods = Session
 return M

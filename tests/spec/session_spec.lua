@@ -226,6 +226,19 @@ describe("mg.Graph and mg.Session", function()
     assert.equal(3, val(mg.Session { graph = g }:run(y, { [x] = 2 })))
   end)
 
+  it("runs a graph made elsewhere (Graph.from_graph: the hook for loaded graph files) by names", function()
+    local gm = require("moongrad.graph_mode")
+    local f = mg.func(function(x, y) return x * y, x + y end)
+    local cf = f:concrete(mg.ones { 2 }, mg.ones { 2 })
+    local g = gm.from_graph(cf.graph_obj, { inputs = { "x", "y" }, outputs = { "prod", "sum" } })
+    local sess = mg.Session { graph = g }
+    local r = sess:run({ p = "prod", s = { "sum" } }, { x = mg.tensor({ 2, 3 }, "float32"), y = { 4, 5 } })
+    assert.same({ 8, 15 }, r.p:totable()); assert.same({ 6, 8 }, r.s[1]:totable())
+    assert.has_error(function() sess:run("nope", { x = { 1, 1 }, y = { 1, 1 } }) end)
+    local ok, e = pcall(sess.run, sess, "sum", { x = { 1, 1 } })
+    assert.is_false(ok); assert.matches("input 'y' of graph 'loaded_graph' is not fed", e)
+  end)
+
   it("raises clear errors", function()
     local g, g2 = mg.Graph(), mg.Graph()
     local x, y, other
