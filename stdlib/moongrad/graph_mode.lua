@@ -92,6 +92,7 @@ local function new_graph(obj, name)
     deps = {},              -- tensor_key -> node indices: an assign's result keeps its assign
     ids = {}, nids = 0,     -- tensor_key -> a number (Session cache keys)
     reads = {},             -- Variable -> a read node's tensor (fetching a Variable)
+    handles = setmetatable({}, { __mode = "k" }),   -- handle -> handle_info
     tape = core.tape_new(true, true),
   }, Graph)
 end
@@ -135,15 +136,22 @@ function Graph.from_graph(obj, opts)
   return g
 end
 
-local function id_of(g, t)
+-- What a Session needs to know of a tensor handle it is given (its id, whether it is the
+-- graph's, its placeholder info), looked up once per handle: repeated runs make no C calls.
+local function handle_info(g, t)
+  local h = g.handles[t]
+  if h then return h end
   local k = tensor_key(t)
+  h = { owned = not is_variable(t) and core.graph_owns(g.obj, t), info = g.info[k] }
   local id = g.ids[k]
   if not id then
     g.nids = g.nids + 1
     id = g.nids
     g.ids[k] = id
   end
-  return id
+  h.id = id
+  g.handles[t] = h
+  return h
 end
 
 --- g:as_default(fn, ...) -> fn's results
@@ -413,12 +421,13 @@ local function flatten_fetches(sess, x, leaves, key, path)
     key[#key + 1] = "o" .. x.id
     return { leaf = #leaves }
   elseif is_tensor(x) then
+    local h = handle_info(g, x)
     if is_variable(x) then
       leaves[#leaves + 1] = x
-      key[#key + 1] = "v" .. id_of(g, x)
-    elseif core.graph_owns(g.obj, x) then
+      key[#key + 1] = "v" .. h.id
+    elseif h.owned then
       leaves[#leaves + 1] = x
-      key[#key + 1] = "t" .. id_of(g, x)
+      key[#key + 1] = "t" .. h.id
     else
       error(string.format("run: fetch %s is %s, not a tensor of this session's graph '%s'", path,
         describe_value(x), g.name), 4)
@@ -450,26 +459,37 @@ local function rebuild(node, values)
   return t
 end
 
+local function by_id(a, b) return a.id < b.id end
+
 -- The fed tensors in a fixed order (by id), each checked against its placeholder.
 local function read_feeds(sess, feeds)
   local g, list, batch = sess.graph, {}, nil
   if feeds == nil then return list end
   if type(feeds) ~= "table" or is_tensor(feeds) then error("run: feeds must be a table {[placeholder] = value}", 3) end
   for k, value in pairs(feeds) do
-    if not (is_tensor(k) and core.graph_owns(g.obj, k)) then
+    local h = is_tensor(k) and handle_info(g, k)
+    if not (h and h.owned) then
       error(string.format("run: a feed key is %s, not a tensor of graph '%s'", describe_value(k), g.name), 3)
     end
-    local info = g.info[tensor_key(k)]
-    local label = info and string.format("placeholder '%s'", info.name) or "the fed tensor"
-    local want_dt = info and info.dtype or k.dtype
-    local want_shape = info and info.shape or k.shape
+    local info = h.info
+    if not info then   -- a fed intermediate: its dtype and shape, read once
+      info = { dtype = k.dtype, shape = k.shape, label = "the fed tensor" }
+      h.info = info
+    end
+    local label = info.label
+    if not label then
+      label = string.format("placeholder '%s'", info.name)
+      info.label = label
+    end
+    local want_dt, want_shape = info.dtype, info.shape
     local ok, t = true, value
     if not is_tensor(value) then ok, t = pcall(core.tensor, value, want_dt) end
     if not ok then error(string.format("run: the value fed to %s: %s", label, tostring(t)), 3) end
     if t.dtype ~= want_dt then
       error(string.format("run: %s is %s %s, fed a %s tensor", label, want_dt, shape_str(want_shape), t.dtype), 3)
     end
-    local s, fits = t.shape, #t.shape == #want_shape
+    local s = t.shape
+    local fits = #s == #want_shape
     for d = 1, #want_shape do   -- (an intermediate's unknown size is not a number: any size)
       local w = want_shape[d]
       if fits and type(w) == "number" and w >= 0 and w ~= s[d] then fits = false end
@@ -477,7 +497,7 @@ local function read_feeds(sess, feeds)
     if not fits then
       error(string.format("run: %s is %s %s, fed shape %s", label, want_dt, shape_str(want_shape), shape_str(s)), 3)
     end
-    list[#list + 1] = { id = id_of(g, k), key = k, value = t }
+    list[#list + 1] = { id = h.id, key = k, value = t }
     if info and info.batch then
       if batch and batch.size ~= s[1] then
         error(string.format("run: placeholders '%s' and '%s' have an unknown leading (batch) size, which must be "
@@ -486,7 +506,7 @@ local function read_feeds(sess, feeds)
       batch = batch or { name = info.name, size = s[1] }
     end
   end
-  table.sort(list, function(a, b) return a.id < b.id end)
+  if #list > 1 then table.sort(list, by_id) end
   return list
 end
 
