@@ -9,9 +9,11 @@
 -- cuts the graph down to what the fetches need with the fed tensors as inputs (mg_graph_prune:
 -- an assign runs only when fetched or needed), optimises that copy and caches it, so a repeated
 -- sess:run is one executor call (mg_graph_run) plus Lua for the feeds. Gradients are TF1's
--- symbolic ones: each Graph keeps a persistent tape that records while as_default runs (the
+-- symbolic ones: each Graph keeps two persistent tapes that record while as_default runs (the
 -- placeholders and constants it makes are watched, Variables are watched as always), and
--- mg.gradients(ys, xs) adds the gradient's nodes to the graph. Ops (assigns, optimizer steps,
+-- mg.gradients(ys, xs) adds the gradient's nodes to the graph: the inner tape differentiates
+-- what the graph computes, the outer one also what the inner one's gradients compute (so a
+-- gradient of a gradient works, as in TF1, to second order). Ops (assigns, optimizer steps,
 -- initializers) are Operation values: a set of the graph's node indices a run keeps.
 --
 -- Variables made inside as_default are real Variables (shared with eager code, values persist
@@ -93,7 +95,7 @@ local function new_graph(obj, name)
     ids = {}, nids = 0,     -- tensor_key -> a number (Session cache keys)
     reads = {},             -- Variable -> a read node's tensor (fetching a Variable)
     handles = setmetatable({}, { __mode = "k" }),   -- handle -> handle_info
-    tape = core.tape_new(true, true),
+    tapes = { core.tape_new(true, true), core.tape_new(true, true) },   -- outer, inner
   }, Graph)
 end
 
@@ -167,9 +169,13 @@ function Graph:as_default(fn, ...)
   if not ok then error("as_default: " .. tostring(err), 2) end
   building, default = self, self
   autodiff._graph_building = true   -- mg.func calls inline, layers may make weights (func.lua, nn/layer.lua)
-  local tape_ok = pcall(self.tape.start, self.tape)
+  local started = 0
+  for _, t in ipairs(self.tapes) do
+    if not pcall(t.start, t) then break end
+    started = started + 1
+  end
   local res = pack(pcall(fn, ...))
-  if tape_ok then self.tape:stop() end
+  for i = started, 1, -1 do self.tapes[i]:stop() end
   building = nil
   autodiff._graph_building = nil
   if not pcall(core.trace_end, self.obj, {}) then
@@ -231,7 +237,7 @@ function M.placeholder(dtype, shape, name)
   g.placeholders[#g.placeholders + 1] = t
   g.info[tensor_key(t)] = { name = name or ("placeholder_" .. #g.placeholders), dtype = dtype, shape = s,
     index = #g.placeholders, batch = s[1] == -1 }
-  if is_float(dtype) then g.tape:watch(t) end
+  if is_float(dtype) then for _, tape in ipairs(g.tapes) do tape:watch(t) end end
   return t
 end
 
@@ -244,7 +250,7 @@ function M.constant(value, dtype)
   if is_symbolic(t) then return t end
   -- a creation op always traces, so zeros + value is a node (constant folding makes it one constant)
   local s = core.add(core.full(t.shape, 0, t.dtype), t)
-  if is_float(s.dtype) then building.tape:watch(s) end
+  if is_float(s.dtype) then for _, tape in ipairs(building.tapes) do tape:watch(s) end end
   return s
 end
 
@@ -349,8 +355,16 @@ function M.gradients(ys, xs, grad_ys)
   if not yl or not xl then error("gradients: ys and xs must be tensors or lists of tensors", 2) end
   local gl = grad_ys and as_list(grad_ys) or nil
   if gl and #gl ~= #yl then error(string.format("gradients: %d grad_ys for %d ys", #gl, #yl), 2) end
-  local ok, res = pcall(g.tape._gradient, g.tape, yl, gl, xl, false, true)
-  if not ok then error("gradients: " .. tostring(res), 2) end
+  -- the inner tape first; ys it did not record (a gradient) are the outer tape's
+  local ok, res
+  for i = #g.tapes, 1, -1 do
+    local tape = g.tapes[i]
+    ok, res = pcall(tape._gradient, tape, yl, gl, xl, false, true)
+    if not ok then error("gradients: " .. tostring(res), 2) end
+    local any = false
+    for k = 1, #xl do any = any or res[k] ~= nil end
+    if any then break end
+  end
   local out = {}
   for i = 1, #xl do out[i] = res[i] end
   return out

@@ -153,6 +153,38 @@ describe("mg.Graph and mg.Session", function()
     for i = 1, 2 do for j = 1, 2 do assert.is_true(near(a[i][j], b[i][j])) end end
   end)
 
+  it("mg.gradients: grad_ys, a gradient of a gradient, nil for what is not connected", function()
+    local g = mg.Graph()
+    local x, z, dy, d2, dyg, dz
+    g:as_default(function()
+      x = mg.placeholder("float32", {})
+      z = mg.placeholder("float32", {})
+      local y = x * x * x
+      dy = mg.gradients(y, x)[1]
+      d2 = mg.gradients(dy, { x })[1]
+      dyg = mg.gradients({ y }, { x }, { mg.constant(2.0, "float32") })[1]
+      dz = mg.gradients(y, { x, z })
+    end)
+    local r = mg.Session { graph = g }:run({ dy, d2, dyg }, { [x] = 2 })
+    assert.equal(12, val(r[1])); assert.equal(12, val(r[2])); assert.equal(24, val(r[3]))
+    assert.is_nil(dz[2])
+  end)
+
+  it("placeholders: nil or -1 for an unknown size; one batch size for unknown leading sizes", function()
+    local g = mg.Graph()
+    local a, b, d
+    g:as_default(function()
+      a = mg.placeholder("float32", { nil, 2 }, "a")
+      b = mg.placeholder("float32", { -1, 2 }, "b")
+      d = a - b
+    end)
+    local sess = mg.Session { graph = g }
+    assert.same({ 3, 2 }, sess:run(d, { [a] = mg.ones { 3, 2 }, [b] = mg.ones { 3, 2 } }).shape)
+    local ok, e = pcall(sess.run, sess, d, { [a] = mg.ones { 3, 2 }, [b] = mg.ones { 4, 2 } })
+    assert.is_false(ok)
+    assert.matches("unknown leading %(batch%) size", e)
+  end)
+
   it("opt:minimize(loss) is an op: a loop of sess:run trains a linear regression as eager SGD does", function()
     local X = mg.tensor({ { 1 }, { 2 }, { 3 }, { 4 } }, "float32")
     local Y = X * 2 + 1
