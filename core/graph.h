@@ -78,6 +78,8 @@ struct mg_graph {
   void *consts_map;        /* tracing: tensor -> constant value id */
   mg_tensor **ext;         /* the outer tensors captured (held; for the gradient, graph.c) */
   int next, cap_ext;
+  int next_probe;          /* a resumable graph (mg_trace_resume): the probe count to go on from */
+  int resumable;           /* made by mg_trace_resume: a TF1-style graph (stdlib/moongrad/graph_mode.lua) */
 };
 
 /* Unknown sizes are traced as "probe" sizes: large numbers no real tensor

@@ -392,6 +392,13 @@ MG_API mg_status mg_trace_begin(mg_ctx *ctx, const char *name, mg_graph **out);
 MG_API mg_status mg_trace_end(mg_ctx *ctx, mg_graph *g, int nout, mg_tensor *const *outputs);
 /* Drops the innermost trace without finishing it (error recovery). */
 MG_API void mg_trace_abort(mg_ctx *ctx);
+/* Reopens g, a finished top-level graph, as the trace (no other trace may be
+ * active): its symbolic tensors are usable again and new nodes append, until
+ * mg_trace_end. A TF1-style graph (mg.Graph's as_default) is built this way;
+ * its tensors used outside it are an error that says so. */
+MG_API mg_status mg_trace_resume(mg_ctx *ctx, mg_graph *g);
+/* The value id of symbolic tensor t in g, or -1 when t is not one of g's. */
+MG_API int mg_tensor_graph_value(const mg_tensor *t, const mg_graph *g);
 MG_API int mg_tracing(const mg_ctx *ctx);
 /* The name of the outermost function being traced on ctx (owned by the
  * trace), or NULL when none is. */
@@ -498,6 +505,15 @@ MG_API mg_status mg_graph_split(const mg_graph *g, int nfwd_in, int nfwd_out, mg
  * outputs which[0 .. n-1] (0-based), without the nodes they do not need:
  * a backward graph for fewer sources than it was made for. */
 MG_API mg_status mg_graph_select_outputs(const mg_graph *g, int n, const int *which, mg_graph **out);
+/* A copy of finished graph g whose inputs are the values in[0 .. nin-1] (value
+ * ids, mg_tensor_graph_value: placeholders, or any single-output node's value,
+ * which is then fed instead of computed) and whose outputs are out[0 .. nout-1],
+ * with only the nodes they need plus nodes keep[0 .. nkeep-1] (node indices,
+ * e.g. assigns) and what those need: a TF1 Session's run of some fetches. A
+ * placeholder needed but not among in[] is an error; *missing (when not NULL)
+ * gets its position among g's inputs (0-based), else -1. */
+MG_API mg_status mg_graph_prune(const mg_graph *g, int nin, const int *in, int nout, const int *out, int nkeep,
+                                const int *keep, mg_graph **res, int *missing);
 /* The name of pass i ("constfold", "cse", "dce", "algebra", "fuse"); NULL out of range. */
 MG_API const char *mg_pass_name(int i);
 

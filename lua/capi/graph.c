@@ -812,6 +812,63 @@ static int graph_select(lua_State *L) {
   return 1;
 }
 
+/* core.trace_resume(graph): mg_trace_resume (a TF1-style graph entered again). */
+static int trace_resume(lua_State *L) {
+  if (mg_trace_resume(mgL_getstate(L)->ctx, check_graph(L, 1))) return mgL_raise(L);
+  return 0;
+}
+
+/* core.graph_owns(graph, x) -> whether x is a symbolic tensor of graph. */
+static int graph_owns(lua_State *L) {
+  mg_graph *g = check_graph(L, 1);
+  lua_pushboolean(L, mg_tensor_graph_value(mgL_testtensor(L, 2), g) >= 0);
+  return 1;
+}
+
+static int graph_nnodes(lua_State *L) {
+  lua_pushinteger(L, mg_graph_nnodes(check_graph(L, 1)));
+  return 1;
+}
+
+/* A Lua list of g's symbolic tensors as value ids (userdata on the stack). */
+static int *value_ids(lua_State *L, mg_graph *g, int idx, int *n, const char *what) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  *n = (int)luaL_len(L, idx);
+  int *v = lua_newuserdatauv(L, (size_t)(*n > 0 ? *n : 1) * sizeof *v, 0);
+  for (int i = 0; i < *n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    v[i] = mg_tensor_graph_value(mgL_testtensor(L, -1), g);
+    if (v[i] < 0) mgL_error(L, "prune: %s %d is not a tensor of this graph", what, i + 1);
+    lua_pop(L, 1);
+  }
+  return v;
+}
+
+/* core.graph_prune(graph, {feeds}, {fetches}, {node indices (0-based)}) -> graph,
+ * or nil and the 1-based position among graph's inputs of a placeholder needed
+ * but not fed (mg_graph_prune). */
+static int graph_prune(lua_State *L) {
+  mg_graph *g = check_graph(L, 1), *c;
+  int nin, nout, nkeep, missing;
+  int *in = value_ids(L, g, 2, &nin, "feed"), *out = value_ids(L, g, 3, &nout, "fetch");
+  luaL_checktype(L, 4, LUA_TTABLE);
+  nkeep = (int)luaL_len(L, 4);
+  int *keep = lua_newuserdatauv(L, (size_t)(nkeep > 0 ? nkeep : 1) * sizeof *keep, 0);
+  for (int k = 0; k < nkeep; k++) {
+    lua_rawgeti(L, 4, k + 1);
+    keep[k] = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  if (mg_graph_prune(g, nin, in, nout, out, nkeep, keep, &c, &missing)) {
+    if (missing < 0) return mgL_raise(L);
+    lua_pushnil(L);
+    lua_pushinteger(L, missing + 1);
+    return 2;
+  }
+  push_graph(L, c);
+  return 1;
+}
+
 static const luaL_Reg graph_methods[] = {
     {"signature", graph_signature}, {"nodes", graph_nodes}, {"pretty", graph_pretty},
     {"to_dot", graph_dot}, {NULL, NULL}};
@@ -823,6 +880,8 @@ static const luaL_Reg graph_fns[] = {
     {"graph_run", graph_run},     {"graph_call", graph_call},     {"graph_optimize", graph_optimize},     {"graph_accepts", graph_accepts},
     {"graph_call_or", graph_call_or}, {"graph_split", graph_split}, {"graph_call_keep", graph_call_keep},
     {"graph_call_kept", graph_call_kept}, {"graph_select", graph_select},
+    {"trace_resume", trace_resume}, {"graph_owns", graph_owns}, {"graph_nnodes", graph_nnodes},
+    {"graph_prune", graph_prune},
     {"trace_cond", trace_cond},     {"trace_while", trace_while}, {"graph_externals", graph_externals},
     {"call_host", call_host},     {"read_variable", read_variable}, {NULL, NULL}};
 

@@ -440,6 +440,41 @@ return function(M, shared)
     return Graph(select_out[0])
   end)
 
+  -- core.trace_resume, core.graph_owns, core.graph_nnodes, core.graph_prune (lua/capi/graph.c):
+  -- a TF1-style graph (stdlib/moongrad/graph_mode.lua) entered again and cut to a Session's fetches.
+  M.trace_resume = nojit(function(g)
+    if lib.mg_trace_resume(ctx, check_graph(g, 1)) ~= 0 then uerror(last_error(), 2) end
+  end)
+  function M.graph_owns(g, x)
+    local t = testtensor(x)
+    return t ~= nil and lib.mg_tensor_graph_value(t, check_graph(g, 1)) >= 0
+  end
+  function M.graph_nnodes(g) return lib.mg_graph_nnodes(check_graph(g, 1)) end
+  local prune_out, prune_missing = new("mg_graph *[1]"), new("int[1]")
+  local function value_ids(h, list, what)
+    local n = #list
+    local v = new("int[?]", n > 0 and n or 1)
+    for i = 1, n do
+      local t = testtensor(list[i])
+      v[i - 1] = t ~= nil and lib.mg_tensor_graph_value(t, h) or -1
+      if v[i - 1] < 0 then uerror(format("prune: %s %d is not a tensor of this graph", what, i), 3) end
+    end
+    return v, n
+  end
+  M.graph_prune = nojit(function(g, feeds, fetches, keep)
+    local h = check_graph(g, 1)
+    local fin, nin = value_ids(h, feeds, "feed")
+    local fout, nout = value_ids(h, fetches, "fetch")
+    local nkeep = #keep
+    local k = new("int[?]", nkeep > 0 and nkeep or 1)
+    for i = 1, nkeep do k[i - 1] = keep[i] end
+    if lib.mg_graph_prune(h, nin, fin, nout, fout, nkeep, k, prune_out, prune_missing) ~= 0 then
+      if prune_missing[0] < 0 then uerror(last_error(), 2) end
+      return nil, prune_missing[0] + 1
+    end
+    return Graph(prune_out[0])
+  end)
+
   -- core.graph_accepts(graph, t1, ...) -> whether the tensors fit the placeholders.
   local meta_dt, meta_nd, meta_shape = new("mg_dtype[1]"), new("int[1]"), new("int64_t[?]", MAX_DIMS)
   function M.graph_accepts(g, ...)
