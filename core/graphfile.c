@@ -827,6 +827,21 @@ static mg_status ld_graph(ld_state *L, const cJSON *G, int depth, int ncap, mg_t
   return st;
 }
 
+/* Every object of the JSON has at most 64 members, each key once (a key
+ * given twice would mean whatever a reader picked). */
+static const char *ld_check_keys(const cJSON *j) {
+  for (const cJSON *x = j ? j->child : NULL; x; x = x->next) {
+    if (cJSON_IsObject(j)) {
+      int n = 0;
+      for (const cJSON *y = j->child; y != x; y = y->next, n++)
+        if (n >= 64 || (x->string && y->string && !strcmp(x->string, y->string))) return n >= 64 ? "" : x->string;
+    }
+    const char *bad = ld_check_keys(x);
+    if (bad) return bad;
+  }
+  return NULL;
+}
+
 /* The names (a list of n distinct strings) of field `key`. */
 static mg_status ld_names(ld_state *L, const cJSON *root, const char *key, int n, char ***out) {
   const cJSON *a = ld_field(root, key);
@@ -881,6 +896,12 @@ mg_status mg_graph_load_buffer(mg_ctx *ctx, const uint8_t *buf, size_t len, cons
   }
   if (!(root = cJSON_Parse(text))) {
     st = ld_err(&L, MG_EARG, "the \"%s\" metadata is not valid JSON", GF_KEY);
+    goto done;
+  }
+  const char *dup = ld_check_keys(root);
+  if (dup) {
+    st = *dup ? ld_err(&L, MG_EARG, "the graph JSON gives key \"%.64s\" twice in one object", dup)
+              : ld_err(&L, MG_EARG, "the graph JSON has an object of more than 64 members");
     goto done;
   }
   const cJSON *fmt = ld_field(root, "format"), *ver = ld_field(root, "version"), *ib = ld_field(root, "index_base"),
