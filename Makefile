@@ -9,7 +9,7 @@
 #   make embed      build/lib/libmoongrad_embed.{so,a}: the host embedding library (lua/include/moongrad.h)
 #   make deps       install the Debian packages (as root)
 #   make bench      the benchmarks in bench/
-#   make fuzz       libFuzzer over the safetensors parser for 60 s (FUZZ_TIME=n; clang-14)
+#   make fuzz       libFuzzer over the safetensors parser, then the graph-file loader, 60 s each (FUZZ_TIME=n; clang-14)
 #   make fuzz-diff  the differential program fuzzer for 60 s (SECONDS=n, START=seed; tests/fuzz_diff)
 #   make cross-aarch64   compiles core/ with Debian's aarch64 cross compiler (CI checks it)
 #   make rock       the Lua module as the LuaRocks rockspec builds it (rock-install installs it)
@@ -334,10 +334,18 @@ $(FUZZ_DIR)/obj/%.o: %.c
 $(FUZZ_DIR)/safetensors_fuzz: tests/fuzz/safetensors_fuzz.c $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(CORE_LIBS)
 
-fuzz: $(FUZZ_DIR)/safetensors_fuzz
-	@mkdir -p $(FUZZ_DIR)/corpus
+# The graph-file loader's target (tests/fuzz/graph_fuzz.c) runs next, as long, from the files
+# mg.export wrote (tests/fuzz/corpus/graph); its new inputs go to $(BUILD)/fuzz/corpus-graph.
+$(FUZZ_DIR)/graph_fuzz: tests/fuzz/graph_fuzz.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(CORE_LIBS)
+
+fuzz: $(FUZZ_DIR)/safetensors_fuzz $(FUZZ_DIR)/graph_fuzz
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/corpus-graph
 	ASAN_OPTIONS=detect_leaks=1 $< -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	  -dict=tests/fuzz/safetensors.dict -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus tests/fuzz/corpus/safetensors
+	ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/graph_fuzz -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=20 \
+	  -rss_limit_mb=4096 -dict=tests/fuzz/graph.dict -artifact_prefix=$(FUZZ_DIR)/graph- \
+	  $(FUZZ_DIR)/corpus-graph tests/fuzz/corpus/graph
 
 -include $(FUZZ_OBJ:.o=.d)
 
