@@ -77,7 +77,7 @@ EMBED_LIBS := -llua5.4 $(CORE_LIBS)
 FFI_CDEF := $(BUILD)/luajit/moongrad/ffi_cdef.lua
 # Embedding tests, examples and the frame benchmark (built by `make test`/`make bench`)
 EMBED_BINS := $(BUILD)/tests/embed_tests $(BUILD)/tests/embed_cxx_tests $(BUILD)/tests/embed_cxx_noexc_tests \
-              $(BUILD)/examples/game \
+              $(BUILD)/examples/game $(BUILD)/examples/policy_graph $(BUILD)/bench/graph_frame \
               $(BUILD)/examples/tool $(BUILD)/bench/embed_frame $(BUILD)/tests/embed_doc_host
 
 LIB_A    := $(BUILD)/lib/libmoongrad.a
@@ -215,6 +215,11 @@ $(BUILD)/examples/game: examples/embed/game.c $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
+# A host with libmoongrad alone (no Lua library): runs a graph file mg.export wrote.
+$(BUILD)/examples/policy_graph: examples/embed/policy_graph.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) $(CORE_LIBS)
+
 $(BUILD)/examples/tool: examples/embed/tool.cpp lua/include/moongrad.hpp $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
@@ -229,6 +234,10 @@ $(BUILD)/tests/embed_doc_host: $(BUILD)/gen/doc_host.c $(LIBE_A) $(LIB_A)
 	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
 $(BUILD)/bench/embed_frame: bench/embed_frame.c $(LIBE_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
+
+$(BUILD)/bench/graph_frame: bench/graph_frame.c $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
