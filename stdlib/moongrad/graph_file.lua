@@ -179,6 +179,7 @@ function Loaded:graph() return self.graph_obj:nodes() end
 
 local function wrap(g, label)
   local names = g:names()
+  label = g:pretty():match("^graph ([^(\n]*)%(") or label  -- the exported function's name
   local self = setmetatable({ graph_obj = g, input_names = names.inputs, output_names = names.outputs,
     metadata = names.metadata, index = {}, name = label }, Loaded)
   for _, n in ipairs(names.inputs) do self.index[n] = true end
