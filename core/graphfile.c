@@ -642,6 +642,10 @@ static mg_status ld_control(ld_state *L, const cJSON *j, int is_while, ld_vals *
     if (!(d >= 1 && d <= nin && d == floor(d))) return ld_err(L, MG_EARG, "\"nvars\" must be 1 .. %d", nin);
     nvars = (int)d;
   }
+  int want = is_while ? nvars : 0;  /* a branch takes no inputs; a loop's graphs take its variables */
+  if (cJSON_GetArraySize(ld_field(s0, "inputs")) != want || cJSON_GetArraySize(ld_field(s1, "inputs")) != want)
+    return ld_err(L, MG_EARG, "the \"%s\" and \"%s\" graphs must take %d inputs", is_while ? "cond" : "then",
+                  is_while ? "body" : "else", want);
   int c0 = ld_captures(s0), c1 = ld_captures(s1);
   if (c0 < 0 || c1 < 0) return ld_err(L, MG_EARG, "\"%s\" and \"%s\" must be graphs with a \"captures\" count",
                                       is_while ? "cond" : "then", is_while ? "body" : "else");
@@ -743,6 +747,10 @@ static mg_status ld_graph(ld_state *L, const cJSON *G, int depth, int ncap, mg_t
   int k = 0;
   for (const cJSON *x = ins->child; x && !st; x = x->next, k++) {
     snprintf(L->path + len, sizeof L->path - len, ".inputs[%d]", k);
+    if (++L->nodes > GF_MAX_NODES) {
+      st = ld_err(L, MG_EARG, "more than %d nodes and inputs", GF_MAX_NODES);
+      break;
+    }
     const cJSON *dt = ld_field(x, "dtype");
     mg_dtype dtype;
     int64_t shape[MG_MAX_DIMS];

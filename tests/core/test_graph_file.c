@@ -280,6 +280,12 @@ TEST(graph_file_hostile_graphs_are_refused_by_name) {
                "{\"kind\":\"cond\",\"in\":[2,0],\"then\":{\"inputs\":[],\"captures\":2,\"nodes\":[],\"outputs\":[0]},"
                "\"else\":{\"inputs\":[],\"captures\":0,\"nodes\":[],\"outputs\":[]}}],\"outputs\":[3]}}",
           "captures");
+  /* a branch that claims inputs of its own (nothing would bind them) */
+  refused(HEAD "\"graph\":{" IN "\"nodes\":[{\"op\":\"sum\",\"in\":[0]},{\"op\":\"greater\",\"in\":[1,1]},"
+               "{\"kind\":\"cond\",\"in\":[2],\"then\":{\"inputs\":[{\"dtype\":\"float32\",\"shape\":[]}],"
+               "\"captures\":0,\"nodes\":[],\"outputs\":[0]},\"else\":{\"inputs\":[],\"captures\":0,\"nodes\":[],"
+               "\"outputs\":[]}}],\"outputs\":[3]}}",
+          "must take 0 inputs");
   /* deep nesting: conds inside conds, 40 deep */
   static char deep[16384];
   size_t n = 0;
