@@ -52,8 +52,8 @@
 
 void mg_gfile_free(mg_gfile *f) {
   if (!f) return;
-  for (int k = 0; k < f->nin; k++) free(f->in_names[k]);
-  for (int k = 0; k < f->nout; k++) free(f->out_names[k]);
+  for (int k = 0; f->in_names && k < f->nin; k++) free(f->in_names[k]);  /* a load may stop halfway */
+  for (int k = 0; f->out_names && k < f->nout; k++) free(f->out_names[k]);
   for (int k = 0; k < f->nmeta; k++) {
     free(f->keys[k]);
     free(f->vals[k]);
