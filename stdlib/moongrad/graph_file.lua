@@ -92,7 +92,8 @@ end
 --- inference call) as a portable graph file: the optimised graph, its constants
 --- and the Variables' current values (frozen as constants), the input and output
 --- names, and `metadata` (strings). signature: a list of mg.TensorSpec (-1 for an
---- unknown size; a spec's `name` names the input); an mg.func with an
+--- unknown size, an unknown first size being the same batch size in every input;
+--- a spec's `name` names the input); an mg.func with an
 --- input_signature uses it. Graphs that call Lua (mg.lua_function), assign
 --- Variables or step optimizers cannot be exported. Load it with mg.load_graph
 --- or, from C without Lua, mg_graph_load. doc/deploy.md.
@@ -120,7 +121,16 @@ function M.export(f, path, opts)
   local g = core.trace_begin(name)
   local syms = {}
   local ok, err = pcall(function()
-    for i, s in ipairs(specs) do syms[i] = core.placeholder(s.dtype or "float32", s.shape) end
+    -- an unknown first size is the batch: the same size in every input (so that inputs can meet in
+    -- an op, as mg.func's traces assume for equal sizes); other unknown sizes are each their own
+    local batch
+    for i, s in ipairs(specs) do
+      local shape = {}
+      for d = 1, #s.shape do shape[d] = s.shape[d] end
+      if shape[1] == -1 and batch then shape[1] = batch end
+      syms[i] = core.placeholder(s.dtype or "float32", shape)
+      if s.shape[1] == -1 and not batch then batch = syms[i].shape[1] end
+    end
   end)
   if not ok then core.trace_abort(); fail(err) end
   local saved = autodiff._variables_allowed
