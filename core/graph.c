@@ -71,6 +71,7 @@ void mg_graph_release(mg_graph *g) {
   free(g->ext);
   free(g->outputs);
   free(g->name);
+  mg_gfile_free(g->file);
   free(g);
 }
 

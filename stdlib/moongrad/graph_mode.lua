@@ -402,10 +402,15 @@ end
 --- mg.Session{graph = g} -> session
 --- Runs a Graph TF1's way: sess:run(fetches [, feeds]). Each distinct set of fetches and fed
 --- tensors is cut to what it needs, optimised and cached (sess.ncompiled counts them).
---- sess:close() (or a <close> variable) releases the cached graphs.
+--- sess:close() (or a <close> variable) releases the cached graphs. A graph file loaded by
+--- mg.load_graph runs too: mg.Session{graph = mg.load_graph(path)}, fetches and feeds by name.
 function M.Session(opts)
   if opts ~= nil and type(opts) ~= "table" then error("Session: expected {graph = g}", 2) end
   local g = opts and opts.graph or default
+  -- a loaded graph file (graph_file.lua's callable): its graph, its inputs and outputs by name
+  if type(g) == "table" and rawget(g, "graph_obj") and rawget(g, "input_names") then
+    g = Graph.from_graph(g.graph_obj, { name = g.name, inputs = g.input_names, outputs = g.output_names })
+  end
   if not is_graph(g) then error("Session: no graph (pass {graph = mg.Graph()})", 2) end
   return setmetatable({ graph = g, cache = {}, ncompiled = 0, closed = false }, Session)
 end

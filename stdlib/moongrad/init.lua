@@ -592,6 +592,12 @@ for _, name in ipairs({ "Graph", "Session", "placeholder", "constant", "gradient
   "group" }) do
   M[name] = graph_mode[name]
 end
+
+-- mg.export / mg.load_graph: graph files a C host runs without Lua (doc/deploy.md)
+do
+  local gf = require("moongrad.graph_file")
+  M.export, M.load_graph, M.load_graph_string = gf.export, gf.load_graph, gf.load_graph_string
+end
 -- AutoGraph (autograph/): mg.func converts each function's control flow over tensors
 -- by default. Loaded on first use (mg.func, mg.range, mg.autograph), to keep start-up
 -- fast. The module is "autograph" (installed, embedded) or, with the repository root on

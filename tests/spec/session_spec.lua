@@ -271,6 +271,19 @@ describe("mg.Graph and mg.Session", function()
     assert.is_false(ok); assert.matches("input 'y' of graph 'loaded_graph' is not fed", e)
   end)
 
+  it("runs a graph file loaded by mg.load_graph, by its names", function()
+    local f = mg.func(function(x, y) return x * y, x + y end)
+    local path = os.tmpname()
+    mg.export(f, path, { signature = { mg.TensorSpec { shape = { -1 }, dtype = "float32", name = "x" },
+      mg.TensorSpec { shape = { -1 }, dtype = "float32", name = "y" } } })
+    local loaded = mg.load_graph(path)
+    os.remove(path)
+    local sess = mg.Session { graph = loaded }
+    local names = loaded.output_names
+    local r = sess:run(names, { x = mg.tensor({ 2, 3 }, "float32"), y = mg.tensor({ 4, 5 }, "float32") })
+    assert.same({ 8, 15 }, r[1]:totable()); assert.same({ 6, 8 }, r[2]:totable())
+  end)
+
   it("raises clear errors", function()
     local g, g2 = mg.Graph(), mg.Graph()
     local x, y, other

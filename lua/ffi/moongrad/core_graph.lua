@@ -689,6 +689,56 @@ return function(M, shared)
     return { dtype = dtype_names[dt], shape = s }
   end
 
+  -- ---- graph files (lua/capi/graph.c) ------------------------------------------------------------
+
+  local function string_list(list, n, what)
+    if list == nil then return nil end
+    if type(list) ~= "table" then uerror(format("%s: expected a list of strings, got %s", what, typename(list)), 3) end
+    local v = new("const char *[?]", n > 0 and n or 1)
+    for i = 1, n do
+      if type(list[i]) ~= "string" then uerror(format("%s: entry %d must be a string", what, i), 3) end
+      v[i - 1] = list[i]
+    end
+    return v
+  end
+
+  M.graph_export = nojit(function(g, path, ins, outs, keys, vals)
+    local h = check_graph(g, 1)
+    if type(path) ~= "string" then uerror(format("bad argument #2 to 'graph_export' (string expected, got %s)", typename(path)), 2) end
+    local nm = type(keys) == "table" and #keys or 0
+    local a = string_list(ins, lib.mg_graph_ninputs(h), "export")
+    local b = string_list(outs, lib.mg_graph_noutputs(h), "export")
+    local k, v = string_list(keys, nm, "export"), string_list(vals, nm, "export")
+    if lib.mg_graph_export(ctx, h, path, a, b, nm, k, v) ~= 0 then uerror(last_error(), 2) end
+  end)
+
+  M.graph_load = nojit(function(path)
+    if type(path) ~= "string" then uerror(format("bad argument #1 to 'graph_load' (string expected, got %s)", typename(path)), 2) end
+    if lib.mg_graph_load(ctx, path, gout) ~= 0 then uerror(last_error(), 2) end
+    return Graph(gout[0])
+  end)
+
+  M.graph_load_string = nojit(function(s, what)
+    if type(s) ~= "string" then uerror(format("bad argument #1 to 'graph_load_string' (string expected, got %s)", typename(s)), 2) end
+    if lib.mg_graph_load_buffer(ctx, s, #s, what or "<string>", gout) ~= 0 then uerror(last_error(), 2) end
+    return Graph(gout[0])
+  end)
+
+  function graph_methods.names(g)
+    local h = check_graph(g, 1)
+    local nin, nout = lib.mg_graph_ninputs(h), lib.mg_graph_noutputs(h)
+    local probe = nin > 0 and lib.mg_graph_input_name(h, 0) or (nout > 0 and lib.mg_graph_output_name(h, 0) or nil)
+    if probe == nil then return nil end
+    local r = { inputs = {}, outputs = {}, metadata = {} }
+    for k = 0, nin - 1 do r.inputs[k + 1] = fstring(lib.mg_graph_input_name(h, k)) end
+    for k = 0, nout - 1 do r.outputs[k + 1] = fstring(lib.mg_graph_output_name(h, k)) end
+    for k = 0, lib.mg_graph_nmetadata(h) - 1 do
+      local key = lib.mg_graph_metadata_key(h, k)
+      r.metadata[fstring(key)] = fstring(lib.mg_graph_metadata(h, key))
+    end
+    return r
+  end
+
   function graph_methods.signature(g)
     local h = check_graph(g, 1)
     local dt, nd, shape = new("mg_dtype[1]"), new("int[1]"), new("int64_t[?]", MAX_DIMS)
