@@ -346,7 +346,7 @@ static const char *const others[] = {
   "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Softmax", "LogSoftmax", "Gelu", "Elu", "LeakyRelu",
   "HardSigmoid", "Clip", "Reshape", "Flatten", "Transpose", "Concat", "Gather", "GatherElements", "Slice", "Squeeze",
   "Unsqueeze", "Expand", "Shape", "Constant", "ConstantOfShape", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin",
-  "ReduceProd", "ArgMax", "ArgMin", "Range", "Split", "Mod", "CumSum", "Tile", "Pad", NULL};
+  "ReduceProd", "ArgMax", "ArgMin", "Range", "Split", "Mod", "CumSum", "Tile", "Pad", "If", "Loop", NULL};
 
 static mg_op find(const pair *t, const char *name) {
   for (; t->name; t++)
@@ -379,6 +379,179 @@ static mg_status node_axes(im *I, const Onnx__NodeProto *n, size_t k, int64_t *a
   return ints_of(I, t, "axes", axes, MG_MAX_DIMS, na);
 }
 
+static mg_status do_node(im *I, const Onnx__NodeProto *n);
+
+static mg_status bind_inits(im *I, const Onnx__GraphProto *g) {
+  mg_status st = MG_OK;
+  for (size_t i = 0; i < g->n_initializer && !st; i++) {
+    mg_tensor *t;
+    if (!g->initializer[i]->name) return mg_seterror(MG_EARG, "onnx load: an initializer has no name");
+    if (!(st = tensor_of(I, g->initializer[i], &t))) {
+      mg_tensor_retain(t);
+      st = bind(I, g->initializer[i]->name, t);
+    }
+  }
+  return st;
+}
+
+/* The nodes of g, after its initializers (a subgraph may have its own). */
+static mg_status do_nodes(im *I, const Onnx__GraphProto *g) {
+  mg_status st = bind_inits(I, g);
+  if (st) return st;
+  const char *saved = I->op;
+  for (size_t i = 0; i < g->n_node && !st; i++) {
+    const Onnx__NodeProto *n = g->node[i];
+    char what[160];
+    snprintf(what, sizeof what, "%s node %s", n->op_type ? n->op_type : "?", n->name && n->name[0] ? n->name : "(unnamed)");
+    I->op = what;
+    if (!n->op_type) st = mg_seterror(MG_EARG, "onnx load: a node has no op_type");
+    else st = do_node(I, n);
+  }
+  I->op = saved;
+  return st;
+}
+
+/* Drops the environment's entries made since mark (a subgraph's values). */
+static void unwind(im *I, size_t mark) {
+  while (I->n > mark) mg_tensor_release(I->env[--I->n].t);
+}
+
+static mg_status graph_outputs(im *I, const Onnx__GraphProto *g, size_t from, mg_tensor **outs) {
+  for (size_t k = from; k < g->n_output; k++) {
+    outs[k - from] = g->output[k]->name ? lookup(I, g->output[k]->name) : NULL;
+    if (!outs[k - from]) return mg_seterror(MG_EARG, "onnx load: %s: subgraph output %s is not defined", I->op,
+                                            g->output[k]->name ? g->output[k]->name : "(unnamed)");
+  }
+  return MG_OK;
+}
+
+static const Onnx__GraphProto *graph_attr(im *I, const Onnx__NodeProto *n, const char *name, mg_status *st) {
+  const Onnx__AttributeProto *a = find_attr(n, name);
+  *st = a && a->g ? MG_OK : mg_seterror(MG_EARG, "onnx load: %s has no %s graph", I->op, name);
+  return a ? a->g : NULL;
+}
+
+/* A one-element tensor as a 0-d one. */
+static mg_status as_scalar(im *I, mg_tensor *t, mg_tensor **out) {
+  if (t->ndim == 0) { *out = t; return MG_OK; }
+  if (mg_tensor_numel(t) != 1) return mg_seterror(MG_ESHAPE, "onnx load: %s: a condition must have one element", I->op);
+  return reshape(I, t, 0, NULL, out);
+}
+
+static mg_status do_if(im *I, const Onnx__NodeProto *n, mg_tensor *pred) {
+  mg_status st;
+  const Onnx__GraphProto *br[2] = {graph_attr(I, n, "then_branch", &st), NULL};
+  if (st) return st;
+  br[1] = graph_attr(I, n, "else_branch", &st);
+  if (st) return st;
+  size_t nout = n->n_output;
+  if (br[0]->n_output != nout || br[1]->n_output != nout)
+    return mg_seterror(MG_EARG, "onnx load: %s: the branches give %zu and %zu values for %zu outputs", I->op,
+                       br[0]->n_output, br[1]->n_output, nout);
+  mg_tensor **outs = calloc(nout ? nout : 1, sizeof *outs);
+  if (!outs) return mg_seterror(MG_ENOMEM, "onnx load: out of memory");
+  if (!symbolic(pred)) {  /* known while tracing: the branch taken, inline */
+    const Onnx__GraphProto *b = br[mg_tensor_get_f64(pred, 0) != 0 ? 0 : 1];
+    st = do_nodes(I, b);
+    if (!st) st = graph_outputs(I, b, 0, outs);
+    for (size_t k = 0; !st && k < nout; k++) {
+      mg_tensor_retain(outs[k]);
+      st = bind(I, n->output[k], outs[k]);
+    }
+    free(outs);
+    return st;
+  }
+  mg_graph *g[2] = {NULL, NULL};
+  for (int s = 0; s < 2 && !st; s++) {
+    size_t mark = I->n;
+    if ((st = mg_trace_begin(I->ctx, s ? "else" : "then", &g[s]))) break;
+    st = do_nodes(I, br[s]);
+    if (!st) st = graph_outputs(I, br[s], 0, outs);
+    if (!st) st = mg_trace_end(I->ctx, g[s], (int)nout, outs);
+    else mg_trace_abort(I->ctx);
+    unwind(I, mark);
+  }
+  if (!st) st = as_scalar(I, pred, &pred);
+  if (!st) st = mg_trace_cond(I->ctx, pred, g[0], g[1], (int)nout, outs);
+  for (size_t k = 0; !st && k < nout; k++) st = bind(I, n->output[k], outs[k]);
+  mg_graph_release(g[0]);
+  mg_graph_release(g[1]);
+  free(outs);
+  return st;
+}
+
+/* Loop(M, cond, v...) as a while loop over (iteration, condition, v...). */
+static mg_status do_loop(im *I, const Onnx__NodeProto *n) {
+  mg_status st;
+  const Onnx__GraphProto *body = graph_attr(I, n, "body", &st);
+  if (st) return st;
+  int nv = (int)n->n_input - 2;
+  if (nv < 0 || body->n_input != (size_t)nv + 2 || body->n_output != (size_t)nv + 1 || n->n_output != (size_t)nv)
+    return mg_seterror(MG_EARG, "onnx load: %s: only loops whose body carries its variables (no scan outputs) are "
+                       "supported", I->op);
+  mg_tensor *maxit, *c0;
+  if ((st = input(I, n, 0, 0, &maxit)) || (st = input(I, n, 1, 0, &c0))) return st;
+  int nvars = nv + 2;
+  mg_tensor **init = calloc((size_t)nvars * 3, sizeof *init);
+  if (!init) return mg_seterror(MG_ENOMEM, "onnx load: out of memory");
+  mg_tensor **ph = init + nvars, **outs = init + 2 * nvars;
+  mg_graph *cg = NULL, *bg = NULL;
+  if ((st = mg_scalar_i64(0, 0, &init[0])) || (st = keep(I, init[0], &init[0]))) goto out;
+  if (c0) st = as_scalar(I, c0, &init[1]);
+  else if (!(st = mg_scalar_i64(1, 0, &init[1])) && !(st = keep(I, init[1], &init[1]))) {
+    mg_attrs a = {0};
+    set_i(&a, MG_OP_CAST, "dtype", MG_BOOL);
+    st = ap1(I, MG_OP_CAST, init[1], &a, &init[1]);
+  }
+  for (int k = 0; k < nv && !st; k++) st = input(I, n, (size_t)k + 2, 1, &init[2 + k]);
+  if (st) goto out;
+  for (int part = 0; part < 2 && !st; part++) {  /* 0: the condition, 1: the body */
+    size_t mark = I->n;
+    mg_graph *g = NULL;
+    if ((st = mg_trace_begin(I->ctx, part ? "body" : "cond", &g))) break;
+    for (int k = 0; k < nvars && !st; k++) {
+      if (!(st = mg_trace_placeholder(I->ctx, (mg_dtype)init[k]->dtype, init[k]->ndim, init[k]->shape, &ph[k])))
+        st = keep(I, ph[k], &ph[k]);
+    }
+    if (!st && part == 0) {
+      outs[0] = ph[1];
+      if (maxit) {
+        mg_tensor *lt;
+        if (!(st = ap2(I, MG_OP_LESS, ph[0], maxit, &lt))) st = ap2(I, MG_OP_LOGICAL_AND, ph[1], lt, &outs[0]);
+      }
+      if (!st) st = mg_trace_end(I->ctx, g, 1, outs);
+    } else if (!st) {
+      for (int k = 0; k < nvars && !st; k++)
+        if (body->input[k]->name) st = bind(I, body->input[k]->name, (mg_tensor_retain(ph[k]), ph[k]));
+      if (!st) st = do_nodes(I, body);
+      if (!st) st = graph_outputs(I, body, 0, outs + 1);
+      mg_tensor *one;
+      if (!st && !(st = mg_scalar_i64(1, 0, &one)) && !(st = keep(I, one, &one))) st = ap2(I, MG_OP_ADD, ph[0], one, &outs[0]);
+      if (!st) {
+        mg_attrs a = {0};
+        set_i(&a, MG_OP_CAST, "dtype", MG_BOOL);
+        if (!(st = as_scalar(I, outs[1], &outs[1]))) st = ap1(I, MG_OP_CAST, outs[1], &a, &outs[1]);
+      }
+      if (!st) st = mg_trace_end(I->ctx, g, nvars, outs);
+    }
+    if (st) mg_trace_abort(I->ctx);
+    unwind(I, mark);
+    if (part) bg = g;
+    else cg = g;
+    if (st) break;
+  }
+  if (!st) st = mg_trace_while(I->ctx, cg, bg, nvars, init, -1, outs);
+  if (!st) {
+    for (int k = 0; k < 2; k++) mg_tensor_release(outs[k]);
+    for (int k = 0; k < nv && !st; k++) st = bind(I, n->output[k], outs[2 + k]);
+  }
+out:
+  mg_graph_release(cg);
+  mg_graph_release(bg);
+  free(init);
+  return st;
+}
+
 static mg_status do_node(im *I, const Onnx__NodeProto *n) {
   const char *ty = n->op_type;
   mg_tensor *x = NULL, *y = NULL, *z = NULL, *r = NULL;
@@ -403,7 +576,9 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
     }
     return out1(I, n, r);
   }
+  if (!strcmp(ty, "Loop")) return do_loop(I, n);
   if ((st = input(I, n, 0, 1, &x))) return st;
+  if (!strcmp(ty, "If")) return do_if(I, n, x);
   if ((op = find(unary, ty)) != MG_OP_COUNT) {
     if ((st = ap1(I, op, x, NULL, &r))) return st;
     return out1(I, n, r);
@@ -774,6 +949,8 @@ static void unknown_ops(const Onnx__GraphProto *g, char *buf, size_t cap) {
   for (size_t i = 0; i < g->n_node; i++) {
     const char *ty = g->node[i]->op_type ? g->node[i]->op_type : "(no op_type)";
     int custom = g->node[i]->domain && g->node[i]->domain[0] && strcmp(g->node[i]->domain, "ai.onnx");
+    for (size_t a = 0; a < g->node[i]->n_attribute; a++)
+      if (g->node[i]->attribute[a]->g) unknown_ops(g->node[i]->attribute[a]->g, buf, cap);
     if (!custom && known(ty)) continue;
     char key[96];
     snprintf(key, sizeof key, "%s%s%s", custom ? g->node[i]->domain : "", custom ? "." : "", ty);
@@ -837,14 +1014,7 @@ mg_status mg_onnx_load(mg_ctx *ctx, const char *path, mg_graph **out) {
     if (!m->opset_import[i]->domain || !m->opset_import[i]->domain[0]) I.opset = m->opset_import[i]->version;
   mg_graph *tg = NULL;
   if ((st = mg_trace_begin(ctx, g->name && g->name[0] ? g->name : "onnx", &tg))) goto done;
-  for (size_t i = 0; i < g->n_initializer && !st; i++) {
-    mg_tensor *t;
-    if (!g->initializer[i]->name) { st = mg_seterror(MG_EARG, "onnx load: an initializer has no name"); break; }
-    if (!(st = tensor_of(&I, g->initializer[i], &t))) {
-      mg_tensor_retain(t);
-      st = bind(&I, g->initializer[i]->name, t);
-    }
-  }
+  if (!st) st = bind_inits(&I, g);  /* first: older exporters also list initializers as inputs */
   for (size_t i = 0; i < g->n_input && !st; i++) {
     const Onnx__ValueInfoProto *vi = g->input[i];
     if (!vi->name) { st = mg_seterror(MG_EARG, "onnx load: a graph input has no name"); break; }
@@ -868,12 +1038,12 @@ mg_status mg_onnx_load(mg_ctx *ctx, const char *path, mg_graph **out) {
     mg_tensor *t = NULL;
     if (!(st = mg_trace_placeholder(ctx, dt, (int)sp->n_dim, shape, &t))) st = bind(&I, vi->name, t);
   }
-  for (size_t i = 0; i < g->n_node && !st; i++) {
+  for (size_t i = 0; i < g->n_node && !st; i++) {  /* do_nodes without binding the initializers again */
     const Onnx__NodeProto *n = g->node[i];
     char what[160];
-    snprintf(what, sizeof what, "%s node %s", n->op_type, n->name && n->name[0] ? n->name : "(unnamed)");
+    snprintf(what, sizeof what, "%s node %s", n->op_type ? n->op_type : "?", n->name && n->name[0] ? n->name : "(unnamed)");
     I.op = what;
-    st = do_node(&I, n);
+    st = n->op_type ? do_node(&I, n) : mg_seterror(MG_EARG, "onnx load: a node has no op_type");
   }
   if (!st) {
     mg_tensor **outs = calloc(g->n_output, sizeof *outs);
