@@ -346,7 +346,7 @@ static const char *const others[] = {
   "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Softmax", "LogSoftmax", "Gelu", "Elu", "LeakyRelu",
   "HardSigmoid", "Clip", "Reshape", "Flatten", "Transpose", "Concat", "Gather", "GatherElements", "Slice", "Squeeze",
   "Unsqueeze", "Expand", "Shape", "Constant", "ConstantOfShape", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin",
-  "ReduceProd", "ArgMax", "ArgMin", "Range", "Split", "Mod", "CumSum", "Tile", "Pad", "If", "Loop", NULL};
+  "ReduceProd", "ArgMax", "ArgMin", "Range", "Split", "Mod", "CumSum", "Tile", "Pad", "If", "Loop", "LSTM", NULL};
 
 static mg_op find(const pair *t, const char *name) {
   for (; t->name; t++)
@@ -552,6 +552,108 @@ out:
   return st;
 }
 
+/* Part [lo, hi) of a 1-d tensor. */
+static mg_status cols_1d(im *I, mg_tensor *x, int64_t lo, int64_t hi, mg_tensor **out) {
+  mg_attrs a = {0};
+  int64_t b[1] = {lo}, e[1] = {hi};
+  set_l(&a, MG_OP_SLICE, "begin", 1, b);
+  set_l(&a, MG_OP_SLICE, "end", 1, e);
+  return ap1(I, MG_OP_SLICE, x, &a, out);
+}
+
+/* Part [lo, hi) of axis 1 of a 2-d tensor. */
+static mg_status cols(im *I, mg_tensor *x, int64_t lo, int64_t hi, mg_tensor **out) {
+  mg_attrs a = {0};
+  int64_t b[2] = {0, lo}, e[2] = {INT64_MAX, hi};
+  set_l(&a, MG_OP_SLICE, "begin", 2, b);
+  set_l(&a, MG_OP_SLICE, "end", 2, e);
+  return ap1(I, MG_OP_SLICE, x, &a, out);
+}
+
+static mg_status pick(im *I, mg_tensor *x, int64_t i, mg_tensor **out) {
+  mg_attrs a = {0};
+  set_i(&a, MG_OP_SELECT, "axis", I->base);
+  set_i(&a, MG_OP_SELECT, "index", i + I->base);
+  return ap1(I, MG_OP_SELECT, x, &a, out);
+}
+
+static mg_status unsq0(im *I, mg_tensor *x, mg_tensor **out) {
+  mg_attrs a = {0};
+  set_i(&a, MG_OP_UNSQUEEZE, "axis", I->base);
+  return ap1(I, MG_OP_UNSQUEEZE, x, &a, out);
+}
+
+/* LSTM (forward, default activations, no peepholes), unrolled over the known sequence length:
+ * gates i, o, f, c in ONNX's order; Y (seq, 1, batch, hidden), Y_h and Y_c (1, batch, hidden). */
+static mg_status do_lstm(im *I, const Onnx__NodeProto *n, mg_tensor *x) {
+  mg_status st;
+  mg_tensor *W, *R, *B, *seqlens, *h0, *c0, *P;
+  if ((st = input(I, n, 1, 1, &W)) || (st = input(I, n, 2, 1, &R)) || (st = input(I, n, 3, 0, &B)) ||
+      (st = input(I, n, 4, 0, &seqlens)) || (st = input(I, n, 5, 0, &h0)) || (st = input(I, n, 6, 0, &c0)) ||
+      (st = input(I, n, 7, 0, &P)))
+    return st;
+  const char *dir = attr_str(n, "direction", "forward");
+  if (strcmp(dir, "forward") || P || find_attr(n, "activations") || find_attr(n, "clip") ||
+      attr_int(n, "input_forget", 0) || attr_int(n, "layout", 0))
+    return mg_seterror(MG_EARG, "onnx load: %s: only forward LSTMs with the default activations, no peepholes, clip, "
+                       "input_forget or layout are supported", I->op);
+  if (seqlens && symbolic(seqlens)) return mg_seterror(MG_EARG, "onnx load: %s: sequence_lens must be a constant", I->op);
+  if (x->ndim != 3 || mg_is_probe(x->shape[0]))
+    return mg_seterror(MG_ESHAPE, "onnx load: %s: the input must be (seq, batch, features) with a known length", I->op);
+  int64_t T = x->shape[0], H = attr_int(n, "hidden_size", R->ndim == 3 ? R->shape[2] : 0), batch = x->shape[1];
+  if (seqlens)
+    for (int64_t i = 0; i < mg_tensor_numel(seqlens); i++)
+      if (mg_tensor_get_i64(seqlens, i) != T)
+        return mg_seterror(MG_EARG, "onnx load: %s: sequence_lens shorter than the sequence are not supported", I->op);
+  mg_tensor *w, *r, *b = NULL, *h, *c, *g, *t1, *t2;
+  if ((st = pick(I, W, 0, &w)) || (st = ap1(I, MG_OP_TRANSPOSE, w, NULL, &w)) || (st = pick(I, R, 0, &r)) ||
+      (st = ap1(I, MG_OP_TRANSPOSE, r, NULL, &r)))
+    return st;
+  if (B && ((st = pick(I, B, 0, &B)) || (st = cols_1d(I, B, 0, 4 * H, &t1)) || (st = cols_1d(I, B, 4 * H, 8 * H, &t2)) ||
+            (st = ap2(I, MG_OP_ADD, t1, t2, &b))))
+    return st;
+  if (h0) st = pick(I, h0, 0, &h);
+  else {
+    mg_attrs a = {0};
+    int64_t shp[2] = {batch, H};
+    set_l(&a, MG_OP_FULL, "shape", 2, shp);
+    set_i(&a, MG_OP_FULL, "dtype", x->dtype);
+    st = ap(I, MG_OP_FULL, 0, NULL, &a, &h);
+  }
+  if (st) return st;
+  if (c0) st = pick(I, c0, 0, &c);
+  else c = h;  /* both zeros */
+  if (st) return st;
+  mg_tensor **ys = calloc((size_t)(T ? T : 1), sizeof *ys);
+  if (!ys) return mg_seterror(MG_ENOMEM, "onnx load: out of memory");
+  for (int64_t t = 0; t < T && !st; t++) {
+    mg_tensor *xt, *gi, *go, *gf, *gc;
+    if ((st = pick(I, x, t, &xt)) || (st = ap2(I, MG_OP_MATMUL, xt, w, &g)) || (st = ap2(I, MG_OP_MATMUL, h, r, &t1)) ||
+        (st = ap2(I, MG_OP_ADD, g, t1, &g)) || (b && (st = ap2(I, MG_OP_ADD, g, b, &g))))
+      break;
+    if ((st = cols(I, g, 0, H, &gi)) || (st = cols(I, g, H, 2 * H, &go)) || (st = cols(I, g, 2 * H, 3 * H, &gf)) ||
+        (st = cols(I, g, 3 * H, 4 * H, &gc)))
+      break;
+    if ((st = ap1(I, MG_OP_SIGMOID, gi, NULL, &gi)) || (st = ap1(I, MG_OP_SIGMOID, go, NULL, &go)) ||
+        (st = ap1(I, MG_OP_SIGMOID, gf, NULL, &gf)) || (st = ap1(I, MG_OP_TANH, gc, NULL, &gc)))
+      break;
+    if ((st = ap2(I, MG_OP_MUL, gf, c, &t1)) || (st = ap2(I, MG_OP_MUL, gi, gc, &t2)) || (st = ap2(I, MG_OP_ADD, t1, t2, &c)) ||
+        (st = ap1(I, MG_OP_TANH, c, NULL, &t1)) || (st = ap2(I, MG_OP_MUL, go, t1, &h)))
+      break;
+    if ((st = unsq0(I, h, &ys[t])) || (st = unsq0(I, ys[t], &ys[t]))) break;
+  }
+  mg_tensor *y = NULL;
+  if (!st && n->n_output > 0 && n->output[0][0]) {
+    mg_attrs a = {0};
+    set_i(&a, MG_OP_CONCAT, "axis", I->base);
+    if (!(st = ap(I, MG_OP_CONCAT, (int)T, ys, &a, &y))) st = bind(I, n->output[0], (mg_tensor_retain(y), y));
+  }
+  free(ys);
+  if (!st && n->n_output > 1 && n->output[1][0] && !(st = unsq0(I, h, &t1))) st = bind(I, n->output[1], (mg_tensor_retain(t1), t1));
+  if (!st && n->n_output > 2 && n->output[2][0] && !(st = unsq0(I, c, &t1))) st = bind(I, n->output[2], (mg_tensor_retain(t1), t1));
+  return st;
+}
+
 static mg_status do_node(im *I, const Onnx__NodeProto *n) {
   const char *ty = n->op_type;
   mg_tensor *x = NULL, *y = NULL, *z = NULL, *r = NULL;
@@ -579,6 +681,7 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
   if (!strcmp(ty, "Loop")) return do_loop(I, n);
   if ((st = input(I, n, 0, 1, &x))) return st;
   if (!strcmp(ty, "If")) return do_if(I, n, x);
+  if (!strcmp(ty, "LSTM")) return do_lstm(I, n, x);
   if ((op = find(unary, ty)) != MG_OP_COUNT) {
     if ((st = ap1(I, op, x, NULL, &r))) return st;
     return out1(I, n, r);
