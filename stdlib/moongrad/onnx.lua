@@ -35,20 +35,32 @@ local function is_model(f)
   return type(f) == "table" and mt ~= nil and type(f.get_config) == "function" and mt.__call ~= nil
 end
 
--- The arguments to trace with: opts.args as given, or opts.input_signature's TensorSpecs.
+-- The arguments to trace with and the input signature, if any: opts.args as given, or opts.input_signature's
+-- TensorSpecs (tables {shape=, dtype=} are made TensorSpecs) with zero tensors of their shapes (-1 as 1) to call it.
 local function trace_args(opts, what)
   if opts.args ~= nil then
     if type(opts.args) ~= "table" then error(what .. ": args must be a list of example arguments", 3) end
     return opts.args
   end
   if opts.input_signature ~= nil then
-    local specs = {}
+    local mg = require("moongrad")
+    local specs, args = {}, {}
     for i, s in ipairs(opts.input_signature) do
       specs[i] = getmetatable(s) and s or func.TensorSpec(s)
+      local shape = {}
+      for d, n in ipairs(specs[i].shape) do shape[d] = n < 0 and 1 or n end
+      args[i] = mg.zeros(shape, specs[i].dtype)
     end
-    return specs
+    return args, specs
   end
   error(what .. ": give args={...} (example inputs) or input_signature={mg.TensorSpec{...}, ...} to trace with", 3)
+end
+
+-- The concrete function of Lua function fn for the options' arguments.
+local function concrete_of(fn, name, opts)
+  local args, specs = trace_args(opts, "onnx.export")
+  local staged = func.func(fn, { name = name, input_signature = specs })
+  return staged:concrete(unpack(args))
 end
 
 --- mg.onnx.export(f_or_model, path, {opset=17, args=, input_signature=}): writes an ONNX model. f is a concrete
@@ -67,14 +79,16 @@ function M.export(f, path, opts)
   if is_concrete(f) then
     cf = f
   elseif is_staged(f) then
-    cf = f:concrete(unpack(trace_args(opts, "onnx.export")))
+    if opts.input_signature and not f.input_signature then
+      cf = concrete_of(f.traced_fn, f.name, opts)   -- the same (converted) function, staged with the signature
+    else
+      cf = f:concrete(unpack((trace_args(opts, "onnx.export"))))
+    end
   elseif is_model(f) then
     local model = f
-    local staged = func.func(function(...) return model(..., false) end,
-      { name = (model.name or "model") .. ".serve", autograph = false })
-    cf = staged:concrete(unpack(trace_args(opts, "onnx.export")))
+    cf = concrete_of(function(...) return model(..., false) end, (model.name or "model") .. ".serve", opts)
   elseif type(f) == "function" then
-    cf = func.func(f, { autograph = false }):concrete(unpack(trace_args(opts, "onnx.export")))
+    cf = concrete_of(f, nil, opts)
   else
     error("onnx.export: expected a concrete function, a staged function, a Lua function or a model, got "
       .. type(f), 2)

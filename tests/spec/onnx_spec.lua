@@ -1,0 +1,264 @@
+-- onnx_spec.lua — mg.onnx: export to ONNX and load ONNX models (core/onnx_export.c, core/onnx_import.c).
+--
+-- PyTorch side: models exported by torch.onnx.export (tests/fixtures/onnx/, made by tests/fixtures/onnx_torch.py)
+-- load and agree with what PyTorch computed (tests/spec/onnx_torch_data.lua). moongrad side: an MLP, the demo CNN
+-- made small, an AutoGraph loop (with a branch) and an LSTM model are exported; the files always load back into
+-- moongrad and agree exactly with the staged function, and when a Python with onnxruntime is found ($MG_ONNX_PYTHON,
+-- build/oracle-venv, bench/.venv) onnxruntime runs them (tests/fixtures/onnx_ort_run.py) and agrees too; otherwise
+-- that part is skipped with the reason printed.
+
+local mg = require "moongrad"
+local h = require "tests.spec.helpers"
+local nn = mg.nn
+
+local FIX = "tests/fixtures/onnx/"
+local data = dofile("tests/spec/onnx_torch_data.lua")
+
+local unpack = table.unpack or unpack
+
+local function tmp(name) return os.tmpname() .. "_" .. name end
+
+-- The Python that imports onnxruntime, or nil and why not.
+local ort_python, ort_reason
+do
+  local cands = { os.getenv("MG_ONNX_PYTHON"), "build/oracle-venv/bin/python", "bench/.venv/bin/python" }
+  for _, py in ipairs(cands) do
+    if py and py ~= "" then
+      local ok = os.execute(py .. " -c 'import onnxruntime, numpy' >/dev/null 2>&1")
+      if ok == true or ok == 0 then ort_python = py; break end
+    end
+  end
+  if not ort_python then
+    ort_reason = "no Python with onnxruntime ($MG_ONNX_PYTHON, build/oracle-venv, bench/.venv): onnxruntime checks skipped"
+    io.stderr:write("onnx_spec: " .. ort_reason .. "\n")
+  end
+end
+
+-- onnxruntime's outputs for the model at path on the inputs (tensors), as tensors.
+local function ort_run(path, inputs)
+  local inp = tmp("in.txt")
+  local f = assert(io.open(inp, "w"))
+  f:write(#inputs, "\n")
+  for _, t in ipairs(inputs) do
+    f:write(t.dtype, " ", #t.shape, " ", table.concat(t.shape, " "), "\n")
+    local vals = {}
+    for i, v in ipairs(t:reshape({ -1 }):totable()) do vals[i] = string.format("%.17g", v) end
+    f:write(table.concat(vals, " "), "\n")
+  end
+  f:close()
+  local p = assert(io.popen(ort_python .. " tests/fixtures/onnx_ort_run.py " .. path .. " " .. inp .. " 2>&1"))
+  local text = p:read("*a")
+  p:close()
+  os.remove(inp)
+  local lines = {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  local n = tonumber(lines[1])
+  assert(n, "onnxruntime failed:\n" .. text)
+  local outs = {}
+  for i = 1, n do
+    local head, shape = {}, {}
+    for w in lines[2 * i]:gmatch("%S+") do head[#head + 1] = w end
+    for k = 3, 2 + tonumber(head[2]) do shape[#shape + 1] = tonumber(head[k]) end
+    local vals = {}
+    for w in lines[2 * i + 1]:gmatch("%S+") do vals[#vals + 1] = tonumber(w) end
+    local dt = head[1]
+    if dt == "bool" then
+      for k, v in ipairs(vals) do vals[k] = v ~= 0 end
+    end
+    outs[i] = mg.tensor(vals, dt):reshape(shape)
+  end
+  return outs
+end
+
+-- f's results on args against the exported file's: reloaded into moongrad (exactly), and onnxruntime (tol).
+local function round_trip(f, args, path, tol)
+  local want = { f(unpack(args)) }
+  local m = mg.onnx.load(path)
+  local got = { m(unpack(args)) }
+  assert.are.equal(#want, #got)
+  for i = 1, #want do
+    assert.are.same(want[i].shape, got[i].shape)
+    assert.are.equal(want[i].dtype, got[i].dtype)
+    assert.are.same(want[i]:totable(), got[i]:totable())
+  end
+  if ort_python then
+    local outs = ort_run(path, args)
+    assert.are.equal(#want, #outs)
+    for i = 1, #want do
+      assert.are.same(want[i].shape, outs[i].shape)
+      h.near(outs[i], want[i], tol or 1e-5)
+    end
+  end
+  return m
+end
+
+describe("mg.onnx.load: models exported by torch.onnx.export", function()
+  for _, name in ipairs({ "mlp", "cnn", "transformer", "lstm" }) do
+    it(name .. " agrees with PyTorch", function()
+      local d = data[name]
+      local m = mg.onnx.load(FIX .. d.file)
+      local x = mg.tensor(d.x, mg.float32):reshape(d.x_shape)
+      local y = m(x)
+      assert.are.same(d.y_shape, y.shape)
+      h.near(y:reshape({ -1 }), d.y, 1e-5)
+      assert.are.equal(1, m:signature().inputs and #m:signature().inputs)
+    end)
+  end
+
+  it("runs a loaded model again with other values", function()
+    local d = data.mlp
+    local m = mg.onnx.load(FIX .. d.file)
+    local x = mg.tensor(d.x, mg.float32):reshape(d.x_shape)
+    local a = m(x):totable()
+    local b = m(x * 2):totable()
+    assert.are_not.same(a, b)
+    assert.are.same(a, m(x):totable())
+  end)
+
+  it("lists every operator it cannot run in one error", function()
+    local e = h.fails(function() mg.onnx.load(FIX .. "unsupported.onnx") end, "Hardmax", "Einsum")
+    assert.is_nil(e:find("Relu", 1, true))
+  end)
+
+  it("refuses a node that reads an undefined value", function()
+    h.fails(function() mg.onnx.load(FIX .. "badref.onnx") end, "nowhere", "no earlier node or input defines")
+  end)
+
+  it("refuses files that are not ONNX models", function()
+    local p = tmp("bad.onnx")
+    local f = assert(io.open(p, "wb"))
+    f:write("\255\255\255\255 this is not a protobuf")
+    f:close()
+    h.fails(function() mg.onnx.load(p) end, "not an ONNX model")
+    f = assert(io.open(p, "wb"))
+    f:close()   -- empty: parses as a model with no graph
+    h.fails(function() mg.onnx.load(p) end, "no graph")
+    os.remove(p)
+    h.fails(function() mg.onnx.load(p) end, "cannot open")
+    h.fails(function() mg.onnx.load(42) end, "path must be a string")
+  end)
+
+  it("checks the number of inputs of a call", function()
+    local m = mg.onnx.load(FIX .. data.mlp.file)
+    h.fails(function() m() end, "takes 1 inputs, got 0")
+  end)
+end)
+
+describe("mg.onnx.export", function()
+  if not ort_python then
+    it("(onnxruntime checks skipped: " .. ort_reason .. ")", function() end)
+  end
+
+  it("an MLP model round-trips (and agrees with onnxruntime)", function()
+    mg.random.seed(3)
+    local model = nn.Sequential { nn.Input { shape = { 6 } }, nn.Dense(16, { activation = "relu" }),
+      nn.Dense(8, { activation = "tanh" }), nn.Dense(4, { activation = "softmax" }) }
+    local x = mg.random.normal({ 3, 6 })
+    local p = tmp("mlp.onnx")
+    assert.are.equal(p, mg.onnx.export(model, p, { args = { x } }))
+    round_trip(function(v) return model(v, false) end, { x }, p)
+    os.remove(p)
+  end)
+
+  it("the demo CNN, small (rescaling, NHWC conv and pooling, flatten, dropout)", function()
+    mg.random.seed(4)
+    local model = nn.Sequential {
+      nn.Rescaling(1 / 255, { input_shape = { 12, 12 } }),
+      nn.Reshape { 12, 12, 1 },
+      nn.Conv2D(4, 5, { padding = "same", activation = "relu" }),
+      nn.MaxPooling2D(2),
+      nn.Conv2D(6, 3, { padding = "same", activation = "relu" }),
+      nn.MaxPooling2D(2),
+      nn.Flatten(),
+      nn.Dense(16, { activation = "relu" }),
+      nn.Dropout(0.3),
+      nn.Dense(10, { activation = "softmax" }),
+    }
+    local x = mg.random.uniform({ 2, 12, 12 }, 0, 255)
+    local p = tmp("cnn.onnx")
+    mg.onnx.export(model, p, { args = { x } })
+    round_trip(function(v) return model(v, false) end, { x }, p)
+    os.remove(p)
+  end)
+
+  it("an AutoGraph loop and branch become Loop and If", function()
+    local f = mg.func(function(x)
+      local s, n = x, mg.tensor(0)
+      while mg.sum(s) < 100 do
+        s = s * 2 + 1
+        n = n + 1
+      end
+      if mg.max(s) > 50 then s = s - 50 else s = -s end
+      return s, n
+    end)
+    local x = mg.tensor({ 1, 2, 3 }, mg.float32)
+    local p = tmp("loop.onnx")
+    mg.onnx.export(f, p, { args = { x } })
+    local m = round_trip(f, { x }, p)
+    -- another input takes other trips through the loop and the other branch
+    local y = mg.tensor({ 10, 20, 30 }, mg.float32)
+    local a, b = m(y)
+    local c, d = f(y)
+    assert.are.same(c:totable(), a:totable())
+    assert.are.same(d:totable(), b:totable())
+    if ort_python then h.near(ort_run(p, { y })[1], c) end
+    os.remove(p)
+  end)
+
+  it("an LSTM model", function()
+    mg.random.seed(5)
+    local model = nn.Sequential { nn.Input { shape = { 5, 3 } }, nn.LSTM(4), nn.Dense(2) }
+    local x = mg.random.normal({ 2, 5, 3 })
+    local p = tmp("lstm.onnx")
+    mg.onnx.export(model, p, { args = { x } })
+    round_trip(function(v) return model(v, false) end, { x }, p)
+    os.remove(p)
+  end)
+
+  it("converts 1-based axes and indices (take, argmax, sum, concat, cumsum, softmax)", function()
+    local f = mg.func(function(x, idx)
+      local t = mg.take(x, idx, 2)
+      local a = mg.argmax(x, 2)
+      local s = mg.sum(x, 1)
+      local c = mg.concat({ x, x * 2 }, 2)
+      return t, a, s, mg.cumsum(c, 2), mg.softmax(x, 1), x:transpose(1, 2)
+    end)
+    local x = mg.tensor({ { 1, 5, 2, 0 }, { 7, 3, 9, 4 }, { 0, 8, 6, 2 } }, mg.float32)
+    local idx = mg.tensor({ 4, 1, 1 }, mg.int64)
+    local p = tmp("idx.onnx")
+    mg.onnx.export(f, p, { args = { x, idx } })
+    round_trip(f, { x, idx }, p)
+    os.remove(p)
+  end)
+
+  it("keeps an unknown batch size symbolic", function()
+    mg.random.seed(6)
+    local model = nn.Sequential { nn.Input { shape = { 4 } }, nn.Dense(3, { activation = "sigmoid" }) }
+    local p = tmp("dyn.onnx")
+    mg.onnx.export(model, p, { input_signature = { { shape = { -1, 4 }, dtype = "float32" } } })
+    local m = mg.onnx.load(p)
+    for _, n in ipairs({ 1, 5 }) do
+      local x = mg.random.normal({ n, 4 })
+      assert.are.same(model(x, false):totable(), m(x):totable())
+      if ort_python then h.near(ort_run(p, { x })[1], model(x, false)) end
+    end
+    os.remove(p)
+  end)
+
+  it("names every op with no ONNX form", function()
+    local f = mg.func(function(x) return mg.linalg.inv(x) + mg.linalg.det(x) end)
+    local x = mg.tensor({ { 2, 1 }, { 1, 3 } }, mg.float32)
+    local p = tmp("bad.onnx")
+    h.fails(function() mg.onnx.export(f, p, { args = { x } }) end, "no ONNX form", "linalg_inv", "linalg_det")
+  end)
+
+  it("checks its arguments", function()
+    local f = mg.func(function(x) return x + 1 end)
+    local x = mg.tensor({ 1 }, mg.float32)
+    h.fails(function() mg.onnx.export(f, "x.onnx", { args = { x }, opset = 9 }) end, "opset must be")
+    h.fails(function() mg.onnx.export(f, "x.onnx", { args = { x }, optset = 17 }) end, "unknown option 'optset'")
+    h.fails(function() mg.onnx.export(f, "x.onnx") end, "give args=")
+    h.fails(function() mg.onnx.export(42, "x.onnx") end, "expected a concrete function")
+    h.fails(function() mg.onnx.export(f, "/nonexistent/dir/x.onnx", { args = { x } }) end, "cannot open")
+  end)
+end)
