@@ -141,20 +141,20 @@ static mg_status tensor_of(im *I, const Onnx__TensorProto *tp, mg_tensor **out) 
     shape[d] = tp->dims[d];
     numel *= tp->dims[d];
   }
-  mg_tensor *t = NULL;
-  mg_status st = mg_tensor_empty(dt, (int)tp->n_dims, shape, &t);
-  if (st) return st;
-  size_t nb = mg_tensor_nbytes(t);
-  char *dst = mg_tensor_data(t);
+  /* the data must be there before anything is allocated for it (a hostile size stops here) */
+  size_t nb = (size_t)numel * mg_dtype_size(dt);
   size_t have = tp->has_raw_data ? tp->raw_data.len
               : tp->n_float_data ? tp->n_float_data : tp->n_int32_data ? tp->n_int32_data
               : tp->n_int64_data ? tp->n_int64_data : tp->n_double_data;
+  if (tp->has_raw_data ? have != nb : (size_t)numel != have)
+    return mg_seterror(MG_EARG, "onnx load: tensor %s: its data does not match its shape and type", nm);
+  mg_tensor *t = NULL;
+  mg_status st = mg_tensor_empty(dt, (int)tp->n_dims, shape, &t);
+  if (st) return st;
+  char *dst = mg_tensor_data(t);
   int bad = 0;
   if (tp->has_raw_data) {
-    bad = have != nb;
-    if (!bad && nb) memcpy(dst, tp->raw_data.data, nb);
-  } else if ((size_t)numel != have) {
-    bad = 1;
+    if (nb) memcpy(dst, tp->raw_data.data, nb);
   } else {
     for (int64_t i = 0; i < numel; i++) {
       switch (dt) {
@@ -732,6 +732,7 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
     return out1(I, n, r);
   }
   if (!strcmp(ty, "GlobalAveragePool") || !strcmp(ty, "GlobalMaxPool")) {
+    if (x->ndim < 3) return mg_seterror(MG_ESHAPE, "onnx load: %s: the input must be (N, C, spatial...)", I->op);
     for (k = 2; k < x->ndim; k++) v[k - 2] = k;
     if ((st = reduce(I, ty[6] == 'A' ? MG_OP_MEAN : MG_OP_MAX, x, x->ndim - 2, v, 1, &r))) return st;
     return out1(I, n, r);
@@ -757,6 +758,7 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
     if ((st = input(I, n, 1, 1, &scale)) || (st = input(I, n, 2, 0, &bias))) return st;
     int64_t axis = attr_int(n, "axis", -1);
     if (axis < 0) axis += x->ndim;
+    if (axis < 0 || axis >= x->ndim) return mg_seterror(MG_EINDEX, "onnx load: %s: axis out of range", I->op);
     for (k = 0; k < x->ndim - axis; k++) v[k] = axis + k;
     if ((st = reduce(I, MG_OP_MEAN, x, k, v, 1, &mean)) || (st = reduce(I, MG_OP_VARIANCE, x, k, v, 1, &var))) return st;
     if (!bias && (st = scalar_like(I, 0, (mg_dtype)x->dtype, &bias))) return st;
@@ -855,8 +857,9 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
   if (!strcmp(ty, "Gather") || !strcmp(ty, "GatherElements")) {
     int64_t axis = attr_int(n, "axis", 0);
     if (axis < 0) axis += x->ndim;
+    if (axis < 0 || axis >= x->ndim) return mg_seterror(MG_EINDEX, "onnx load: %s: axis out of range", I->op);
     if ((st = input(I, n, 1, 1, &y))) return st;
-    if (!symbolic(y) && axis < x->ndim) {  /* normalise negative indices now */
+    if (!symbolic(y)) {  /* normalise negative indices now */
       mg_tensor *c = NULL;
       if ((st = mg_tensor_empty(MG_INT64, y->ndim, y->shape, &c)) || (st = keep(I, c, &c))) return st;
       for (int64_t i = 0; i < mg_tensor_numel(y); i++) {
