@@ -430,6 +430,42 @@ static const char *compare_name(mg_op op) {
   }
 }
 
+/* dot_product_attention: Keras's layout (batch, T, heads, D) and the op's packed result (the output with each
+ * row's logsumexp as a last column), as MatMul, softmax by logsumexp and MatMul. */
+static const char *attention(ex *E, gb *B, const mg_gnode *n) {
+  const mg_gvalue *q = val(B, n->in[0]), *k = val(B, n->in[1]);
+  mg_dtype dt = (mg_dtype)val(B, n->out0)->dtype;
+  if (q->shape[2] != k->shape[2]) return NULL;  /* grouped heads: not translated */
+  static const int64_t bhtd[4] = {0, 2, 1, 3}, bhdt[4] = {0, 2, 3, 1};
+  double scale = (n->attrs->set & 1u) ? n->attrs->v[0].f : 1.0 / sqrt((double)q->shape[3]);
+  const char *qt = transpose(E, B, in_as(E, B, n, 0, dt), 4, bhtd);
+  const char *kt = transpose(E, B, in_as(E, B, n, 1, dt), 4, bhdt);
+  const char *vt = transpose(E, B, in_as(E, B, n, 2, dt), 4, bhtd);
+  const char *sc = op2(E, B, "Mul", op2(E, B, "MatMul", qt, kt), scalar(E, B, scale, dt));
+  const char *keep = n->nin > 3 ? in_as(E, B, n, 3, MG_BOOL) : NULL;
+  if (n->attrs->v[1].i[0]) {  /* causal: key j <= query i */
+    int64_t tq = q->shape[1], tk = k->shape[1], shape[2] = {tq, tk};
+    if (mg_is_probe(tq) || mg_is_probe(tk)) return NULL;
+    uint8_t *tri = ar(E, (size_t)(tq * tk) + 1);
+    if (!tri) return "";
+    for (int64_t i = 0; i < tq; i++)
+      for (int64_t j = 0; j < tk; j++) tri[i * tk + j] = j <= i;
+    const char *c = init_data(E, B, MG_BOOL, 2, shape, tri, (size_t)(tq * tk));
+    keep = keep ? op2(E, B, "And", keep, c) : c;
+  }
+  if (keep) {
+    const char *ins[3] = {keep, sc, scalar(E, B, -INFINITY, dt)};
+    Onnx__NodeProto *w = node(E, B, "Where", 3, ins, NULL);
+    sc = w ? w->output[0] : "";
+  }
+  int64_t last = -1;
+  const char *lse = reduce(E, B, "ReduceLogSumExp", sc, 1, &last, 1);
+  const char *o = op2(E, B, "MatMul", op1(E, B, "Exp", op2(E, B, "Sub", sc, lse)), vt);
+  Onnx__NodeProto *cat = node(E, B, "Concat", 2, (const char *[]){o, lse}, NULL);
+  attr_i(E, cat, "axis", -1);
+  return transpose(E, B, cat ? cat->output[0] : "", 4, bhtd);
+}
+
 /* One op node; returns the name of its (single) output, or NULL when the op has no ONNX form. */
 static const char *emit_op(ex *E, gb *B, const mg_gnode *n) {
   const mg_gvalue *o = val(B, n->out0);
@@ -654,6 +690,34 @@ static const char *emit_op(ex *E, gb *B, const mg_gnode *n) {
     if (nr > nd0) return NULL;
     for (int d = 0; d < nd0; d++) list[d] = d < nd0 - nr ? 1 : a->v[0].i[d - (nd0 - nr)];
     return op2(E, B, "Tile", B->names[n->in[0]], ints_init(E, B, nd0, list));
+  }
+  case MG_OP_DOT_PRODUCT_ATTENTION: return attention(E, B, n);
+  case MG_OP_ISFINITE:
+    return op1(E, B, "Not", op2(E, B, "Or", op1(E, B, "IsNaN", in_as(E, B, n, 0, MG_FLOAT32)),
+                                op1(E, B, "IsInf", in_as(E, B, n, 0, MG_FLOAT32))));
+  case MG_OP_TRUNC:  /* x - fmod(x, 1) */
+    if (dt != MG_FLOAT32 && dt != MG_FLOAT64) return op1(E, B, "Identity", B->names[n->in[0]]);
+    else {
+      Onnx__NodeProto *r = node(E, B, "Mod", 2, (const char *[]){B->names[n->in[0]], scalar(E, B, 1, dt)}, NULL);
+      attr_i(E, r, "fmod", 1);
+      return op2(E, B, "Sub", B->names[n->in[0]], r ? r->output[0] : "");
+    }
+  case MG_OP_ALL: case MG_OP_ANY: {  /* over 0/1 as int32 */
+    axes_of(E, a, 0, nd0, list, &k);
+    const char *x = cast(E, B, in_as(E, B, n, 0, MG_BOOL), MG_BOOL, MG_INT32);
+    const char *r = reduce(E, B, n->op == MG_OP_ALL ? "ReduceMin" : "ReduceMax", x, k, list, (int)a->v[1].i[0]);
+    return cast(E, B, r, MG_INT32, MG_BOOL);
+  }
+  case MG_OP_ONE_HOT: {
+    mg_dtype idt = (mg_dtype)x0->dtype;
+    const char *idx = cast(E, B, B->names[n->in[0]], idt, MG_INT64);
+    if (E->base) idx = op2(E, B, "Sub", idx, scalar(E, B, E->base, MG_INT64));
+    float vals[2] = {0, 1};
+    int64_t two = 2;
+    const char *ins[3] = {idx, int_scalar(E, B, a->v[0].i[0]), init_data(E, B, MG_FLOAT32, 1, &two, vals, sizeof vals)};
+    Onnx__NodeProto *r = node(E, B, "OneHot", 3, ins, NULL);
+    attr_i(E, r, "axis", -1);
+    return cast(E, B, r ? r->output[0] : "", MG_FLOAT32, dt);
   }
   case MG_OP_CONV1D: return conv_like(E, B, n, 1, 0);
   case MG_OP_CONV2D: return conv_like(E, B, n, 2, 0);

@@ -346,7 +346,7 @@ static const char *const others[] = {
   "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Softmax", "LogSoftmax", "Gelu", "Elu", "LeakyRelu",
   "HardSigmoid", "Clip", "Reshape", "Flatten", "Transpose", "Concat", "Gather", "GatherElements", "Slice", "Squeeze",
   "Unsqueeze", "Expand", "Shape", "Constant", "ConstantOfShape", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin",
-  "ReduceProd", "ArgMax", "ArgMin", "Range", "Split", "Mod", "CumSum", "Tile", "Pad", "If", "Loop", "LSTM", NULL};
+  "ReduceProd", "ReduceLogSumExp", "ArgMax", "ArgMin", "Range", "Split", "Mod", "CumSum", "Tile", "Pad", "If", "Loop", "LSTM", NULL};
 
 static mg_op find(const pair *t, const char *name) {
   for (; t->name; t++)
@@ -974,7 +974,7 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
   }
   if (!strncmp(ty, "Reduce", 6)) {
     op = !strcmp(ty, "ReduceMean") ? MG_OP_MEAN : !strcmp(ty, "ReduceSum") ? MG_OP_SUM : !strcmp(ty, "ReduceMax") ? MG_OP_MAX
-       : !strcmp(ty, "ReduceMin") ? MG_OP_MIN : MG_OP_PROD;
+       : !strcmp(ty, "ReduceMin") ? MG_OP_MIN : !strcmp(ty, "ReduceLogSumExp") ? MG_OP_LOGSUMEXP : MG_OP_PROD;
     if ((st = node_axes(I, n, 1, v, &k))) return st;
     if (k == 0 && attr_int(n, "noop_with_empty_axes", 0)) return out1(I, n, x);
     if ((st = reduce(I, op, x, k, v, (int)attr_int(n, "keepdims", 1), &r))) return st;

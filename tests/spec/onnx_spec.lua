@@ -215,6 +215,23 @@ describe("mg.onnx.export", function()
     os.remove(p)
   end)
 
+  it("a transformer encoder block (MultiHeadAttention, LayerNormalization, causal attention)", function()
+    mg.random.seed(7)
+    local inp = nn.Input { shape = { 5, 8 } }
+    local a = nn.MultiHeadAttention(2, 4)(inp, inp, { use_causal_mask = true })
+    local y = nn.LayerNormalization()(a + inp)
+    local z = nn.LayerNormalization()(nn.Dense(8)(nn.Dense(16, { activation = "gelu" })(y)) + y)
+    local model = nn.Model { inputs = inp, outputs = z }
+    local x = mg.random.normal({ 2, 5, 8 })
+    local p = tmp("enc.onnx")
+    mg.onnx.export(model, p, { args = { x } })
+    local want = model(x, false)
+    -- attention is written as its formula, not the fused kernel: close, not bit-exact
+    h.near(mg.onnx.load(p)(x), want, 1e-5)
+    if ort_python then h.near(ort_run(p, { x })[1], want, 1e-5) end
+    os.remove(p)
+  end)
+
   it("converts 1-based axes and indices (take, argmax, sum, concat, cumsum, softmax)", function()
     local f = mg.func(function(x, idx)
       local t = mg.take(x, idx, 2)
