@@ -1,6 +1,7 @@
 -- onnx_spec.lua — mg.onnx: export to ONNX and load ONNX models (core/onnx_export.c, core/onnx_import.c).
 --
--- PyTorch side: models exported by torch.onnx.export (tests/fixtures/onnx/, made by tests/fixtures/onnx_torch.py)
+-- PyTorch side: models exported by torch.onnx.export, both exporters (tests/fixtures/onnx/, made by
+-- tests/fixtures/onnx_torch.py)
 -- load and agree with what PyTorch computed (tests/spec/onnx_torch_data.lua). moongrad side: an MLP, the demo CNN
 -- made small, an AutoGraph loop (with a branch) and an LSTM model are exported; the files always load back into
 -- moongrad and agree exactly with the staged function, and when a Python with onnxruntime is found ($MG_ONNX_PYTHON,
@@ -93,7 +94,7 @@ local function round_trip(f, args, path, tol)
 end
 
 describe("mg.onnx.load: models exported by torch.onnx.export", function()
-  for _, name in ipairs({ "mlp", "cnn", "transformer", "lstm" }) do
+  for _, name in ipairs({ "mlp", "cnn", "transformer", "lstm", "mlp_dynamo", "cnn_dynamo", "lstm_dynamo" }) do
     it(name .. " agrees with PyTorch", function()
       local d = data[name]
       local m = mg.onnx.load(FIX .. d.file)
