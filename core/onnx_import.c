@@ -74,7 +74,11 @@ static mg_status keep(im *I, mg_tensor *t, mg_tensor **out) {
 static mg_status ap(im *I, mg_op op, int nin, mg_tensor *const *ins, const mg_attrs *a, mg_tensor **out) {
   mg_tensor *t = NULL;
   mg_status st = mg_apply(I->ctx, op, ins, nin, a, &t);
-  if (st) return mg_seterror(st, "onnx load: %s: %s", I->op, mg_last_error());
+  if (st) {
+    char msg[512];  /* a copy: the message is formatted into the buffer it is read from */
+    snprintf(msg, sizeof msg, "%s", mg_last_error());
+    return mg_seterror(st, "onnx load: %s: %s", I->op, msg);
+  }
   return keep(I, t, out);
 }
 
@@ -508,6 +512,7 @@ static mg_status do_loop(im *I, const Onnx__NodeProto *n) {
   for (int part = 0; part < 2 && !st; part++) {  /* 0: the condition, 1: the body */
     size_t mark = I->n;
     mg_graph *g = NULL;
+    int ended = 0;  /* mg_trace_end pops the trace even when it fails */
     if ((st = mg_trace_begin(I->ctx, part ? "body" : "cond", &g))) break;
     for (int k = 0; k < nvars && !st; k++) {
       if (!(st = mg_trace_placeholder(I->ctx, (mg_dtype)init[k]->dtype, init[k]->ndim, init[k]->shape, &ph[k])))
@@ -519,7 +524,7 @@ static mg_status do_loop(im *I, const Onnx__NodeProto *n) {
         mg_tensor *lt;
         if (!(st = ap2(I, MG_OP_LESS, ph[0], maxit, &lt))) st = ap2(I, MG_OP_LOGICAL_AND, ph[1], lt, &outs[0]);
       }
-      if (!st) st = mg_trace_end(I->ctx, g, 1, outs);
+      if (!st) st = mg_trace_end(I->ctx, g, 1, outs), ended = 1;
     } else if (!st) {
       for (int k = 0; k < nvars && !st; k++)
         if (body->input[k]->name) st = bind(I, body->input[k]->name, (mg_tensor_retain(ph[k]), ph[k]));
@@ -532,9 +537,9 @@ static mg_status do_loop(im *I, const Onnx__NodeProto *n) {
         set_i(&a, MG_OP_CAST, "dtype", MG_BOOL);
         if (!(st = as_scalar(I, outs[1], &outs[1]))) st = ap1(I, MG_OP_CAST, outs[1], &a, &outs[1]);
       }
-      if (!st) st = mg_trace_end(I->ctx, g, nvars, outs);
+      if (!st) st = mg_trace_end(I->ctx, g, nvars, outs), ended = 1;
     }
-    if (st) mg_trace_abort(I->ctx);
+    if (!ended) mg_trace_abort(I->ctx);
     unwind(I, mark);
     if (part) bg = g;
     else cg = g;
@@ -1119,6 +1124,7 @@ mg_status mg_onnx_load(mg_ctx *ctx, const char *path, mg_graph **out) {
   for (size_t i = 0; i < m->n_opset_import; i++)
     if (!m->opset_import[i]->domain || !m->opset_import[i]->domain[0]) I.opset = m->opset_import[i]->version;
   mg_graph *tg = NULL;
+  int ended = 0;  /* mg_trace_end pops the trace even when it fails */
   if ((st = mg_trace_begin(ctx, g->name && g->name[0] ? g->name : "onnx", &tg))) goto done;
   if (!st) st = bind_inits(&I, g);  /* first: older exporters also list initializers as inputs */
   for (size_t i = 0; i < g->n_input && !st; i++) {
@@ -1159,12 +1165,11 @@ mg_status mg_onnx_load(mg_ctx *ctx, const char *path, mg_graph **out) {
       if (!outs[k]) st = mg_seterror(MG_EARG, "onnx load: output %s is not defined by any node",
                                      g->output[k]->name ? g->output[k]->name : "(unnamed)");
     }
-    if (!st) st = mg_trace_end(ctx, tg, (int)g->n_output, outs);
+    if (!st) st = mg_trace_end(ctx, tg, (int)g->n_output, outs), ended = 1;
     free(outs);
   }
-  if (st) {
-    mg_trace_abort(ctx);
-  } else {
+  if (!ended && tg) mg_trace_abort(ctx);
+  if (!st) {
     *out = tg;
     tg = NULL;
   }

@@ -125,6 +125,15 @@ describe("mg.onnx.load: models exported by torch.onnx.export", function()
     h.fails(function() mg.onnx.load(FIX .. "badref.onnx") end, "nowhere", "no earlier node or input defines")
   end)
 
+  it("fails cleanly on an op that does not fit, inside a branch, and moongrad goes on", function()
+    h.fails(function() mg.onnx.load(FIX .. "badshape.onnx") end, "MatMul node", "matmul")
+    assert.is_true(mg.executing_eagerly())
+    local f = mg.func(function(v) return v * 2 end)
+    assert.are.same({ 2, 4 }, f(mg.tensor({ 1, 2 }, mg.float32)):totable())
+    local m = mg.onnx.load(FIX .. data.mlp.file)   -- and loads the next file
+    assert.are.same(data.mlp.y_shape, m(mg.zeros(data.mlp.x_shape)).shape)
+  end)
+
   it("refuses files that are not ONNX models", function()
     local p = tmp("bad.onnx")
     local f = assert(io.open(p, "wb"))
