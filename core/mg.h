@@ -518,6 +518,8 @@ MG_API char *mg_graph_to_dot(const mg_graph *g, const char *name);
  * define MG_EARG, each with the reason. */
 MG_API mg_status mg_onnx_export(mg_ctx *ctx, const mg_graph *g, const char *path, int opset);
 MG_API mg_status mg_onnx_load(mg_ctx *ctx, const char *path, mg_graph **out);
+/* mg_onnx_load from the bytes of a model in memory. */
+MG_API mg_status mg_onnx_load_mem(mg_ctx *ctx, const void *data, size_t len, mg_graph **out);
 /* Node i as data: its kind ("op", "input", "const", "read", "assign", "cond",
  * "while", "call"), op name (or the kind), input and output value ids. */
 typedef struct mg_node_info {

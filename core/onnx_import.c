@@ -1078,6 +1078,8 @@ static void unknown_ops(const Onnx__GraphProto *g, char *buf, size_t cap) {
   }
 }
 
+static mg_status load(mg_ctx *ctx, const char *path, const void *data, size_t len, mg_graph **out);
+
 mg_status mg_onnx_load(mg_ctx *ctx, const char *path, mg_graph **out) {
   *out = NULL;
   FILE *f = fopen(path, "rb");
@@ -1105,8 +1107,18 @@ mg_status mg_onnx_load(mg_ctx *ctx, const char *path, mg_graph **out) {
     if (got == 0) break;
   }
   fclose(f);
-  Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+  mg_status st = load(ctx, path, buf, len, out);
   free(buf);
+  return st;
+}
+
+mg_status mg_onnx_load_mem(mg_ctx *ctx, const void *data, size_t len, mg_graph **out) {
+  *out = NULL;
+  return load(ctx, "the model", data, len, out);
+}
+
+static mg_status load(mg_ctx *ctx, const char *path, const void *data, size_t len, mg_graph **out) {
+  Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, data);
   if (!m) return mg_seterror(MG_EIO, "onnx load: %s is not an ONNX model (the protobuf does not parse)", path);
   mg_status st = MG_OK;
   const Onnx__GraphProto *g = m->graph;
