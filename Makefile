@@ -10,6 +10,7 @@
 #   make deps       install the Debian packages (as root)
 #   make bench      the benchmarks in bench/
 #   make fuzz       libFuzzer over the safetensors parser for 60 s (FUZZ_TIME=n; clang-14)
+#   make fuzz-onnx  libFuzzer over the ONNX loader for 60 s (FUZZ_TIME=n; clang-14)
 #   make fuzz-diff  the differential program fuzzer for 60 s (SECONDS=n, START=seed; tests/fuzz_diff)
 #   make cross-aarch64   compiles core/ with Debian's aarch64 cross compiler (CI checks it)
 #   make rock       the Lua module as the LuaRocks rockspec builds it (rock-install installs it)
@@ -100,7 +101,7 @@ LUAMOD   := $(BUILD)/lua/moongrad/core.so
 PROG     := $(BUILD)/bin/moongrad
 CTESTS   := $(BUILD)/tests/core_tests
 
-.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz oracle fuzz-diff \
+.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz fuzz-onnx oracle fuzz-diff \
         cross-aarch64 rock rock-install test-deps demo-deps bench-deps
 all: check-deps $(LIB_A) $(LIB_SO) $(LUAMOD) $(PROG) $(LIBE_A) $(LIBE_SO) $(FFI_CDEF)
 embed: $(LIBE_A) $(LIBE_SO)
@@ -358,6 +359,15 @@ fuzz: $(FUZZ_DIR)/safetensors_fuzz
 	@mkdir -p $(FUZZ_DIR)/corpus
 	ASAN_OPTIONS=detect_leaks=1 $< -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	  -dict=tests/fuzz/safetensors.dict -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus tests/fuzz/corpus/safetensors
+
+# The ONNX loader (tests/fuzz/onnx_fuzz.c), seeded from the committed ONNX fixtures.
+$(FUZZ_DIR)/onnx_fuzz: tests/fuzz/onnx_fuzz.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(CORE_LIBS)
+
+fuzz-onnx: $(FUZZ_DIR)/onnx_fuzz
+	@mkdir -p $(FUZZ_DIR)/corpus-onnx
+	ASAN_OPTIONS=detect_leaks=1 $< -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=4096 \
+	  -malloc_limit_mb=2048 -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus-onnx tests/fixtures/onnx
 
 -include $(FUZZ_OBJ:.o=.d)
 

@@ -271,7 +271,7 @@ static Onnx__ValueInfoProto *value_info(ex *E, const char *name, const mg_gvalue
 
 static void unsupported(ex *E, const char *what) {
   char key[64];
-  snprintf(key, sizeof key, "%s", what);
+  snprintf(key, sizeof key, "%s", what && what[0] ? what : "(unnamed)");
   /* each name once */
   const char *p = E->bad;
   size_t kl = strlen(key);

@@ -237,12 +237,18 @@ static mg_status ints_of(im *I, mg_tensor *t, const char *what, int64_t *out, in
   return MG_OK;
 }
 
-static int64_t ax(const im *I, int64_t a, int ndim) { return (a < 0 ? a + ndim : a) + I->base; }
+/* Axes and indices from the file, kept far from overflow (the ops reject what is out of range). */
+static int64_t clampi(int64_t v) { return v > ((int64_t)1 << 40) ? (int64_t)1 << 40 : v < -((int64_t)1 << 40) ? -((int64_t)1 << 40) : v; }
+
+static int64_t ax(const im *I, int64_t a, int ndim) {
+  a = clampi(a);
+  return (a < 0 ? a + ndim : a) + I->base;
+}
 
 static mg_status permute(im *I, mg_tensor *x, int n, const int64_t *perm, mg_tensor **out) {
   mg_attrs a = {0};
   int64_t p[MG_MAX_DIMS];
-  for (int i = 0; i < n; i++) p[i] = perm[i] + I->base;
+  for (int i = 0; i < n; i++) p[i] = clampi(perm[i]) + I->base;
   set_l(&a, MG_OP_PERMUTE, "axes", n, p);
   return ap1(I, MG_OP_PERMUTE, x, &a, out);
 }
@@ -602,6 +608,8 @@ static mg_status do_lstm(im *I, const Onnx__NodeProto *n, mg_tensor *x) {
       attr_int(n, "input_forget", 0) || attr_int(n, "layout", 0))
     return mg_seterror(MG_EARG, "onnx load: %s: only forward LSTMs with the default activations, no peepholes, clip, "
                        "input_forget or layout are supported", I->op);
+  if (R->ndim != 3 || W->ndim != 3 || attr_int(n, "hidden_size", R->shape[2]) != R->shape[2] || R->shape[2] < 1)
+    return mg_seterror(MG_ESHAPE, "onnx load: %s: W and R must be 3-d and hidden_size R's last size", I->op);
   if (seqlens && symbolic(seqlens)) return mg_seterror(MG_EARG, "onnx load: %s: sequence_lens must be a constant", I->op);
   if (x->ndim != 3 || mg_is_probe(x->shape[0]))
     return mg_seterror(MG_ESHAPE, "onnx load: %s: the input must be (seq, batch, features) with a known length", I->op);
@@ -814,8 +822,9 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
     int64_t known_out = 1, known_in = 1;
     for (int i = 0; i < k; i++) {
       if (v[i] == 0 && !attr_int(n, "allowzero", 0) && i < x->ndim) v[i] = x->shape[i];
-      if (v[i] == -1) neg = i;
-      else if (!mg_is_probe(v[i])) known_out *= v[i];
+      if (v[i] == -1 && neg < 0) neg = i;
+      else if (v[i] < 0 || (!mg_is_probe(v[i]) && __builtin_mul_overflow(known_out, v[i], &known_out)))
+        return mg_seterror(MG_ESHAPE, "onnx load: %s: bad target size %lld", I->op, (long long)v[i]);
     }
     if (neg >= 0) {  /* the input's sizes over the known ones; probe sizes cancel when both sides have them */
       for (int i = 0; i < x->ndim; i++) {
@@ -868,7 +877,7 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
       mg_tensor *c = NULL;
       if ((st = mg_tensor_empty(MG_INT64, y->ndim, y->shape, &c)) || (st = keep(I, c, &c))) return st;
       for (int64_t i = 0; i < mg_tensor_numel(y); i++) {
-        int64_t j = mg_tensor_get_i64(y, i);
+        int64_t j = clampi(mg_tensor_get_i64(y, i));
         ((int64_t *)mg_tensor_data(c))[i] = (j < 0 ? j + x->shape[axis] : j) + I->base;
       }
       y = c;
@@ -919,7 +928,7 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
   if (!strcmp(ty, "Unsqueeze")) {
     if ((st = node_axes(I, n, 1, v, &k))) return st;
     int rank = x->ndim + k;
-    for (int i = 0; i < k; i++) v[i] = v[i] < 0 ? v[i] + rank : v[i];
+    for (int i = 0; i < k; i++) v[i] = clampi(v[i]) < 0 ? clampi(v[i]) + rank : clampi(v[i]);
     for (int i = 1; i < k; i++)  /* ascending, so each lands where ONNX puts it */
       for (int j = i; j > 0 && v[j - 1] > v[j]; j--) { int64_t tmp = v[j]; v[j] = v[j - 1]; v[j - 1] = tmp; }
     r = x;
@@ -1058,7 +1067,7 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
 /* Every op type of g that is not known, each once, appended to buf. */
 static void unknown_ops(const Onnx__GraphProto *g, char *buf, size_t cap) {
   for (size_t i = 0; i < g->n_node; i++) {
-    const char *ty = g->node[i]->op_type ? g->node[i]->op_type : "(no op_type)";
+    const char *ty = g->node[i]->op_type && g->node[i]->op_type[0] ? g->node[i]->op_type : "(no op_type)";
     int custom = g->node[i]->domain && g->node[i]->domain[0] && strcmp(g->node[i]->domain, "ai.onnx");
     for (size_t a = 0; a < g->node[i]->n_attribute; a++)
       if (g->node[i]->attribute[a]->g) unknown_ops(g->node[i]->attribute[a]->g, buf, cap);
