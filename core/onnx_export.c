@@ -677,6 +677,17 @@ static const char *emit_op(ex *E, gb *B, const mg_gnode *n) {
     attr_i(E, r, "axis", axis0(E, a->v[0].i[0], nd0));
     return r ? r->output[0] : "";
   }
+  case MG_OP_SCATTER_ADD: {  /* opset 16: ScatterElements with reduction add */
+    if (E->opset < 16) return NULL;
+    mg_dtype idt = (mg_dtype)val(B, n->in[1])->dtype;
+    const char *idx = cast(E, B, B->names[n->in[1]], idt, MG_INT64);
+    if (E->base) idx = op2(E, B, "Sub", idx, scalar(E, B, E->base, MG_INT64));
+    const char *ins[3] = {in_as(E, B, n, 0, dt), idx, in_as(E, B, n, 2, dt)};
+    Onnx__NodeProto *r = node(E, B, "ScatterElements", 3, ins, NULL);
+    attr_i(E, r, "axis", axis0(E, a->v[0].i[0], nd0));
+    attr_s(E, r, "reduction", "add");
+    return r ? r->output[0] : "";
+  }
   case MG_OP_PAD: {
     static const char *modes[] = {"constant", "reflect", "edge"};
     for (int d = 0; d < nd0; d++) list[d] = a->v[0].i[2 * d], list[nd0 + d] = a->v[0].i[2 * d + 1];

@@ -354,7 +354,7 @@ static const pair binary[] = {
 static const char *const others[] = {
   "Identity", "Dropout", "Where", "Cast", "Gemm", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool",
   "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Softmax", "LogSoftmax", "Gelu", "Elu", "LeakyRelu",
-  "HardSigmoid", "Clip", "Reshape", "Flatten", "Transpose", "Concat", "Gather", "GatherElements", "Slice", "Squeeze",
+  "HardSigmoid", "Clip", "Reshape", "Flatten", "Transpose", "Concat", "Gather", "GatherElements", "ScatterElements", "Slice", "Squeeze",
   "Unsqueeze", "Expand", "Shape", "Constant", "ConstantOfShape", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin",
   "ReduceProd", "ReduceLogSumExp", "ArgMax", "ArgMin", "Range", "Split", "Mod", "CumSum", "Tile", "Pad", "If", "Loop", "LSTM", NULL};
 
@@ -889,6 +889,20 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
     set_i(&a, op, "axis", axis + I->base);
     mg_tensor *in[2] = {x, y};
     if ((st = ap(I, op, 2, in, &a, &r))) return st;
+    return out1(I, n, r);
+  }
+  if (!strcmp(ty, "ScatterElements")) {  /* reduction add only: scatter_add */
+    int64_t axis = attr_int(n, "axis", 0);
+    if (axis < 0) axis += x->ndim;
+    if (axis < 0 || axis >= x->ndim) return mg_seterror(MG_EINDEX, "onnx load: %s: axis out of range", I->op);
+    if (strcmp(attr_str(n, "reduction", "none"), "add"))
+      return mg_seterror(MG_EARG, "onnx load: %s: only reduction=\"add\" is supported", I->op);
+    mg_tensor *one;
+    if ((st = input(I, n, 1, 1, &y)) || (st = input(I, n, 2, 1, &z))) return st;
+    if (I->base && ((st = scalar_like(I, I->base, (mg_dtype)y->dtype, &one)) || (st = ap2(I, MG_OP_ADD, y, one, &y)))) return st;
+    set_i(&a, MG_OP_SCATTER_ADD, "axis", axis + I->base);
+    mg_tensor *in[3] = {x, y, z};
+    if ((st = ap(I, MG_OP_SCATTER_ADD, 3, in, &a, &r))) return st;
     return out1(I, n, r);
   }
   if (!strcmp(ty, "Slice")) {

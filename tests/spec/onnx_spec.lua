@@ -242,6 +242,30 @@ describe("mg.onnx.export", function()
     os.remove(p)
   end)
 
+  it("more layers: Embedding and GRU sequences, Conv1D, DepthwiseConv2D, Bidirectional SimpleRNN", function()
+    mg.random.seed(8)
+    local cases = {
+      { nn.Sequential { nn.Input { shape = { 6 }, dtype = "int64" }, nn.Embedding(10, 4),
+          nn.GRU(5, { return_sequences = true }), nn.GlobalAveragePooling1D(), nn.BatchNormalization(), nn.Dense(3) },
+        mg.tensor({ { 1, 2, 3, 4, 5, 6 }, { 9, 8, 7, 10, 1, 2 } }, mg.int64) },
+      { nn.Sequential { nn.Input { shape = { 10, 3 } }, nn.Conv1D(4, 3, { strides = 2, padding = "same" }),
+          nn.AveragePooling1D(2), nn.Flatten(), nn.Dense(2, { activation = "elu" }) }, mg.random.normal({ 2, 10, 3 }) },
+      { nn.Sequential { nn.Input { shape = { 8, 8, 2 } }, nn.DepthwiseConv2D(3, { padding = "same" }), nn.Conv2D(3, 1),
+          nn.GlobalMaxPooling2D(), nn.LeakyReLU() }, mg.random.normal({ 2, 8, 8, 2 }) },
+      { nn.Sequential { nn.Input { shape = { 4, 3 } }, nn.Bidirectional(nn.SimpleRNN(3)), nn.Dense(2) },
+        mg.random.normal({ 2, 4, 3 }) },
+    }
+    for i, c in ipairs(cases) do
+      local model, x = c[1], c[2]
+      local p = tmp("more" .. i .. ".onnx")
+      mg.onnx.export(model, p, { args = { x } })
+      local want = model(x, false)
+      h.near(mg.onnx.load(p)(x), want, 1e-6)
+      if ort_python then h.near(ort_run(p, { x })[1], want, 1e-5) end
+      os.remove(p)
+    end
+  end)
+
   it("converts 1-based axes and indices (take, argmax, sum, concat, cumsum, softmax)", function()
     local f = mg.func(function(x, idx)
       local t = mg.take(x, idx, 2)
