@@ -652,6 +652,18 @@ static const char *emit_op(ex *E, gb *B, const mg_gnode *n) {
     Onnx__NodeProto *r = node(E, B, "Slice", 5, ins, NULL);
     return r ? r->output[0] : "";
   }
+  case MG_OP_FLIP: {  /* Slice with step -1 over the axes */
+    int64_t st[MG_MAX_DIMS], en[MG_MAX_DIMS], sp[MG_MAX_DIMS];
+    axes_of(E, a, 0, nd0, list, &k);
+    if (a->v[0].n == 0 && !(a->set & 1u))
+      for (k = 0; k < nd0; k++) list[k] = k;
+    if (k == 0) return op1(E, B, "Identity", B->names[n->in[0]]);
+    for (int i = 0; i < k; i++) st[i] = -1, en[i] = INT64_MIN, sp[i] = -1;
+    const char *ins[5] = {B->names[n->in[0]], ints_init(E, B, k, st), ints_init(E, B, k, en), ints_init(E, B, k, list),
+                          ints_init(E, B, k, sp)};
+    Onnx__NodeProto *r = node(E, B, "Slice", 5, ins, NULL);
+    return r ? r->output[0] : "";
+  }
   case MG_OP_SELECT: {
     int ax = axis0(E, a->v[0].i[0], nd0);
     int64_t i = a->v[1].i[0];

@@ -353,7 +353,7 @@ static const pair binary[] = {
   {"Xor", MG_OP_LOGICAL_XOR}, {NULL, MG_OP_COUNT}};
 static const char *const others[] = {
   "Identity", "Dropout", "Where", "Cast", "Gemm", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool",
-  "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Softmax", "LogSoftmax", "Gelu", "Elu", "LeakyRelu",
+  "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Softmax", "LogSoftmax", "Gelu", "Elu", "Celu", "LeakyRelu", "IsInf", "OneHot",
   "HardSigmoid", "Clip", "Reshape", "Flatten", "Transpose", "Concat", "Gather", "GatherElements", "ScatterElements", "Slice", "Squeeze",
   "Unsqueeze", "Expand", "Shape", "Constant", "ConstantOfShape", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin",
   "ReduceProd", "ReduceLogSumExp", "ArgMax", "ArgMin", "Range", "Split", "Mod", "CumSum", "Tile", "Pad", "If", "Loop", "LSTM", NULL};
@@ -791,9 +791,35 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
     if ((st = ap1(I, MG_OP_GELU, x, &a, &r))) return st;
     return out1(I, n, r);
   }
-  if (!strcmp(ty, "Elu") || !strcmp(ty, "LeakyRelu")) {
-    op = ty[0] == 'E' ? MG_OP_ELU : MG_OP_LEAKY_RELU;
-    set_f(&a, op, "alpha", attr_float(n, "alpha", op == MG_OP_ELU ? 1.0 : 0.01));
+  if (!strcmp(ty, "IsInf")) {
+    if (!attr_int(n, "detect_negative", 1) || !attr_int(n, "detect_positive", 1))
+      return mg_seterror(MG_EARG, "onnx load: %s: only detecting both infinities is supported", I->op);
+    if ((st = ap1(I, MG_OP_ISINF, x, NULL, &r))) return st;
+    return out1(I, n, r);
+  }
+  if (!strcmp(ty, "OneHot")) {  /* last axis only; values {off, on} */
+    mg_tensor *depth, *vals, *one, *off, *on;
+    if ((st = input(I, n, 1, 1, &depth)) || (st = input(I, n, 2, 1, &vals))) return st;
+    int64_t axis = attr_int(n, "axis", -1);
+    if ((axis != -1 && axis != x->ndim) || symbolic(depth) || symbolic(vals) || mg_tensor_numel(vals) != 2 ||
+        mg_tensor_numel(depth) != 1)
+      return mg_seterror(MG_EARG, "onnx load: %s: only a constant depth and values on the last axis are supported", I->op);
+    if (I->base && ((st = scalar_like(I, I->base, (mg_dtype)x->dtype, &one)) || (st = ap2(I, MG_OP_ADD, x, one, &x)))) return st;
+    set_i(&a, MG_OP_ONE_HOT, "depth", clampi(mg_tensor_get_i64(depth, 0)));
+    set_i(&a, MG_OP_ONE_HOT, "dtype", vals->dtype);
+    set_i(&a, MG_OP_ONE_HOT, "outside", 1);
+    if ((st = ap1(I, MG_OP_ONE_HOT, x, &a, &r))) return st;
+    double v0 = mg_tensor_get_f64(vals, 0), v1 = mg_tensor_get_f64(vals, 1);
+    if (v0 != 0 || v1 != 1) {
+      if ((st = scalar_like(I, v1 - v0, (mg_dtype)vals->dtype, &on)) || (st = ap2(I, MG_OP_MUL, r, on, &r)) ||
+          (st = scalar_like(I, v0, (mg_dtype)vals->dtype, &off)) || (st = ap2(I, MG_OP_ADD, r, off, &r)))
+        return st;
+    }
+    return out1(I, n, r);
+  }
+  if (!strcmp(ty, "Elu") || !strcmp(ty, "LeakyRelu") || !strcmp(ty, "Celu")) {
+    op = ty[0] == 'E' ? MG_OP_ELU : ty[0] == 'C' ? MG_OP_CELU : MG_OP_LEAKY_RELU;
+    set_f(&a, op, "alpha", attr_float(n, "alpha", op == MG_OP_LEAKY_RELU ? 0.01 : 1.0));
     if ((st = ap1(I, op, x, &a, &r))) return st;
     return out1(I, n, r);
   }

@@ -282,6 +282,42 @@ describe("mg.onnx.export", function()
     os.remove(p)
   end)
 
+  it("an op zoo: elementwise, reductions, movement, casts (reloaded and in onnxruntime)", function()
+    local f = mg.func(function(x, y)
+      local ax = mg.abs(x) + 0.5
+      return mg.exp(x), mg.log1p(ax), mg.sqrt(ax), mg.rsqrt(ax), mg.square(x), mg.sin(x), mg.tanh(x), mg.sigmoid(x),
+        mg.softplus(x), mg.erf(x), mg.floor(x), mg.ceil(x), mg.round(x), mg.clip(x, -0.5, 0.7), mg.clip(x, nil, 0.2),
+        mg.maximum(x, y), mg.minimum(x, y), mg.pow(ax, y), mg.where(x > 0, x, y), mg.mod(x, ax), mg.fmod(x, ax),
+        mg.floordiv(x, ax), mg.expm1(x), mg.log2(ax), mg.log10(ax), mg.exp2(x), mg.log_sigmoid(x), mg.elu(x),
+        mg.celu(x, { alpha = 0.5 }), mg.leaky_relu(x, { alpha = 0.1 }), mg.gelu(x), mg.gelu(x, { approximate = true }),
+        mg.hard_sigmoid(x), mg.hard_swish(x), mg.isnan(x), mg.logical_and(x > 0, y > 0), mg.not_equal(x, y),
+        mg.cast(x * 3, mg.int32), mg.mean(x, { axis = 2, keepdims = true }), mg.max(x, 1), mg.min(x, 2), mg.prod(ax, 2),
+        mg.logsumexp(x, 2), mg.variance(x, { axis = 1, correction = 1 }), mg.argmin(x, 1), mg.log_softmax(x, 1),
+        mg.reshape(x, { 4, 3 }), mg.permute(x, { 2, 1 }), mg.unsqueeze(x, 2):squeeze(2),
+        mg.expand(mg.unsqueeze(x, 1), { 2, 3, 4 }), x:slice({ { 3, 1, -1 }, { 1, 4, 2 } }), mg.select(x, 2, 3),
+        mg.pad(x, { 1, 0, 2, 1 }, 0.5), mg.pad(x, { 1, 1, 2, 2 }, 0, "reflect"), mg.tile(x, { 2, 1 }), mg.flip(x),
+        mg.flip(x, { axis = { 2 } }), mg.cumsum(x, 1), mg.all(x > -5, 2), mg.any(x > 1, 1), mg.isfinite(x / y),
+        mg.trunc(x * 2), mg.sign(x), mg.reciprocal(ax), mg.atan(x), mg.one_hot(mg.argmax(x, 2), 4)
+    end)
+    local x = mg.tensor({ { 0.3, -1.2, 2.5, 0.0 }, { -0.7, 1.9, -2.2, 0.4 }, { 1.1, -0.1, 0.8, -1.6 } }, mg.float32)
+    local y = mg.tensor({ { 0.5, 1.2, -0.4, 2.0 }, { 1.0, -0.3, 0.9, 0.0 }, { -1.5, 0.6, 0.2, 1.3 } }, mg.float32)
+    local p = tmp("zoo.onnx")
+    mg.onnx.export(f, p, { args = { x, y } })
+    local want, got = { f(x, y) }, { mg.onnx.load(p)(x, y) }
+    assert.are.equal(66, #want)
+    assert.are.equal(#want, #got)
+    local function num(t) return mg.cast(t, mg.float64) end
+    for i = 1, #want do
+      assert.are.equal(want[i].dtype, got[i].dtype)
+      h.near(num(got[i]), num(want[i]), 1e-5, "output " .. i)
+    end
+    if ort_python then
+      local outs = ort_run(p, { x, y })
+      for i = 1, #want do h.near(num(outs[i]), num(want[i]), 1e-5, "onnxruntime output " .. i) end
+    end
+    os.remove(p)
+  end)
+
   it("keeps an unknown batch size symbolic", function()
     mg.random.seed(6)
     local model = nn.Sequential { nn.Input { shape = { 4 } }, nn.Dense(3, { activation = "sigmoid" }) }
