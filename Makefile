@@ -126,9 +126,12 @@ $(BUILD)/obj/%.o: %.c
 
 # The ONNX schema subset through protoc-c. The generated C is compiled without -Werror (it is
 # not ours to keep warning-clean); the core files that include its header wait for it.
-$(ONNX_PB_C) $(ONNX_PB_H): core/onnx_subset.proto
+# (one protoc-c run writes both files; the .c follows the .h so that make -j runs it once)
+$(ONNX_PB_H): core/onnx_subset.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -Icore core/onnx_subset.proto
+$(ONNX_PB_C): $(ONNX_PB_H)
+	@test -f $@ || protoc-c --c_out=$(BUILD)/gen -Icore core/onnx_subset.proto
 $(ONNX_PB_OBJ): $(ONNX_PB_C) $(ONNX_PB_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Werror,$(CFLAGS)) -c $< -o $@
