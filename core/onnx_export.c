@@ -16,7 +16,8 @@
  * Conventions translated here: moongrad counts axes and index tensors from
  * the context's index base (1 from Lua) and ONNX from 0; moongrad's conv
  * and pool ops are channels-last (NHWC, filters HWIO) and ONNX's are
- * channels-first, so each conv/pool is wrapped in Transposes. An op with no
+ * channels-first, so each conv/pool is wrapped in Transposes; the fused
+ * attention op is written as its formula. An op with no
  * ONNX form does not stop the walk: every such op is collected and the
  * export fails once with all of their names.
  */

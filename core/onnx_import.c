@@ -18,6 +18,13 @@
  * NHWC, so axes get the base added, index tensors are shifted, and each
  * Conv/Pool is wrapped in permutes. Before tracing, every op type is
  * checked, so a model with unsupported operators fails once listing all.
+ * If traces its branches as subgraphs for mg_trace_cond (or inlines the
+ * taken one when the condition is known while loading); Loop becomes a
+ * while loop over (iteration, condition, variables...); LSTM is unrolled
+ * over its known sequence length. Everything read from the file is
+ * checked before it is used: tensor data against its shape before any
+ * allocation, axes and indices clamped before arithmetic (tests/fuzz/
+ * onnx_fuzz.c, `make fuzz-onnx`).
  */
 #include "graph.h"
 #include "nn.h"
