@@ -42,6 +42,8 @@ typedef struct ex {
   size_t nmem, capmem;
   int oom;
   int uid;                 /* fresh names */
+  const char *probe_in[MG_PROBE_COUNT];  /* an unknown size: the graph input that has it, and on which axis */
+  int probe_axis[MG_PROBE_COUNT];
   char bad[512];           /* ops with no ONNX form, comma separated */
 } ex;
 
@@ -178,10 +180,10 @@ static int onnx_dtype(mg_dtype dt) {
 }
 
 /* An initializer from host data (copied into the arena). */
-static const char *init_data(ex *E, gb *B, mg_dtype dt, int ndim, const int64_t *shape, const void *data,
-                             size_t nbytes) {
+static Onnx__TensorProto *tensor_proto(ex *E, mg_dtype dt, int ndim, const int64_t *shape, const void *data,
+                                       size_t nbytes) {
   Onnx__TensorProto *t = ar(E, sizeof *t);
-  if (!t) return "";
+  if (!t) return NULL;
   onnx__tensor_proto__init(t);
   t->name = fresh(E);
   t->has_data_type = 1;
@@ -193,6 +195,13 @@ static const char *init_data(ex *E, gb *B, mg_dtype dt, int ndim, const int64_t 
   t->raw_data.len = nbytes;
   t->raw_data.data = ar(E, nbytes);
   if (t->raw_data.data && nbytes) memcpy(t->raw_data.data, data, nbytes);
+  return t;
+}
+
+static const char *init_data(ex *E, gb *B, mg_dtype dt, int ndim, const int64_t *shape, const void *data,
+                             size_t nbytes) {
+  Onnx__TensorProto *t = tensor_proto(E, dt, ndim, shape, data, nbytes);
+  if (!t) return "";
   push(E, (void ***)&B->inits, &B->ni, &B->capi, t);
   return t->name ? t->name : "";
 }
@@ -327,6 +336,37 @@ static const char *transpose(ex *E, gb *B, const char *x, int n, const int64_t *
   Onnx__NodeProto *nd = node(E, B, "Transpose", 1, &x, NULL);
   attr_is(E, nd, "perm", n, perm);
   return nd ? nd->output[0] : "";
+}
+
+/* A shape as an int64 1-D value: a constant, or, where a size is unknown (a probe), that size read at run time
+ * from the graph input it came from (Shape -> Gather), concatenated with the known runs. NULL when a probe has
+ * no graph input to read it from. */
+static const char *shape_value(ex *E, gb *B, int ndim, const int64_t *shape) {
+  const char *parts[MG_MAX_DIMS];
+  int np = 0, probes = 0;
+  for (int d = 0; d < ndim; d++) probes += mg_is_probe(shape[d]);
+  if (!probes) return ints_init(E, B, ndim, shape);
+  for (int d = 0; d < ndim;) {
+    if (mg_is_probe(shape[d])) {
+      int p = (int)(MG_PROBE_BASE - shape[d]);
+      if (!E->probe_in[p]) return NULL;
+      int64_t axis = E->probe_axis[p];
+      Onnx__NodeProto *gn = node(E, B, "Gather", 2, (const char *[]){op1(E, B, "Shape", E->probe_in[p]),
+                                                                     ints_init(E, B, 1, &axis)}, NULL);
+      attr_i(E, gn, "axis", 0);
+      parts[np++] = gn ? gn->output[0] : "";
+      d++;
+    } else {
+      int e = d;
+      while (e < ndim && !mg_is_probe(shape[e])) e++;
+      parts[np++] = ints_init(E, B, e - d, shape + d);
+      d = e;
+    }
+  }
+  if (np == 1) return parts[0];
+  Onnx__NodeProto *c = node(E, B, "Concat", np, parts, NULL);
+  attr_i(E, c, "axis", 0);
+  return c ? c->output[0] : "";
 }
 
 /* conv / pool: NHWC in moongrad, NCHW in ONNX. kind 0 conv, 1 max pool, 2 avg pool. */
@@ -603,18 +643,37 @@ static const char *emit_op(ex *E, gb *B, const mg_gnode *n) {
     attr_i(E, r, "reverse", a->v[2].i[0]);
     return r ? r->output[0] : "";
   }
-  case MG_OP_RESHAPE: case MG_OP_EXPAND: {
+  case MG_OP_RESHAPE: case MG_OP_EXPAND: {  /* the result's shape, unknown sizes read at run time */
+    const char *sv = shape_value(E, B, o->ndim, o->shape);
+    if (!sv) return NULL;
+    return op2(E, B, n->op == MG_OP_RESHAPE ? "Reshape" : "Expand", B->names[n->in[0]], sv);
+  }
+  case MG_OP_FULL: {
     int probes = 0;
-    for (int i = 0; i < o->ndim; i++) {
-      list[i] = o->shape[i];
-      if (mg_is_probe(o->shape[i])) {
-        probes++;
-        /* Expand: 1 keeps the input's size; Reshape: -1 infers the one unknown size */
-        list[i] = n->op == MG_OP_EXPAND ? 1 : -1;
-      }
+    for (int i = 0; i < o->ndim; i++) probes += mg_is_probe(o->shape[i]);
+    if (!probes) {  /* a constant: computed now */
+      mg_tensor *t = NULL;
+      if (mg_apply(E->ctx, MG_OP_FULL, NULL, 0, a, &t)) return NULL;
+      const char *r = init_tensor(E, B, t);
+      mg_tensor_release(t);
+      return r;
     }
-    if (n->op == MG_OP_RESHAPE && probes > 1) return NULL;
-    return op2(E, B, n->op == MG_OP_RESHAPE ? "Reshape" : "Expand", B->names[n->in[0]], ints_init(E, B, o->ndim, list));
+    const char *sv = shape_value(E, B, o->ndim, o->shape);
+    if (!sv) return NULL;
+    mg_tensor *one = NULL;
+    mg_attrs a1 = *a;
+    a1.v[0].n = 1, a1.v[0].i[0] = 1;  /* shape {1}: the value, as ConstantOfShape wants it */
+    if (mg_apply(E->ctx, MG_OP_FULL, NULL, 0, &a1, &one)) return NULL;
+    size_t nb = mg_tensor_nbytes(one);
+    void *buf = ar(E, nb);
+    if (buf) mg_tensor_copy_to(one, buf, nb);
+    int64_t shp1[1] = {1};
+    Onnx__TensorProto *tv = buf ? tensor_proto(E, dt, 1, shp1, buf, nb) : NULL;
+    mg_tensor_release(one);
+    Onnx__NodeProto *r = node(E, B, "ConstantOfShape", 1, &sv, NULL);
+    Onnx__AttributeProto *at = attr(E, r, "value", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR);
+    if (at) at->t = tv;
+    return r ? r->output[0] : "";
   }
   case MG_OP_PERMUTE:
     for (int i = 0; i < nd0; i++) list[i] = axis0(E, a->v[0].i[i], nd0);
@@ -974,7 +1033,13 @@ mg_status mg_onnx_export(mg_ctx *ctx, const mg_graph *g, const char *path, int o
   B.names = ar(&E, (size_t)(g->nvalues ? g->nvalues : 1) * sizeof *B.names);
   Onnx__GraphProto *gp = NULL;
   if (B.names) {
-    for (int i = 0; i < g->ninputs; i++) B.names[g->inputs[i]] = sdup(&E, "input_%d", i + 1);
+    for (int i = 0; i < g->ninputs; i++) {
+      B.names[g->inputs[i]] = sdup(&E, "input_%d", i + 1);
+      const mg_gvalue *v = &g->values[g->inputs[i]];
+      for (int d = 0; d < v->ndim; d++)
+        if (mg_is_probe(v->shape[d]) && !E.probe_in[MG_PROBE_BASE - v->shape[d]])
+          E.probe_in[MG_PROBE_BASE - v->shape[d]] = B.names[g->inputs[i]], E.probe_axis[MG_PROBE_BASE - v->shape[d]] = d;
+    }
     st = emit_graph(&E, &B, g, NULL);
   }
   if (!st && E.bad[0])

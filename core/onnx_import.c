@@ -860,13 +860,18 @@ static mg_status do_node(im *I, const Onnx__NodeProto *n) {
         return mg_seterror(MG_ESHAPE, "onnx load: %s: bad target size %lld", I->op, (long long)v[i]);
     }
     if (neg >= 0) {  /* the input's sizes over the known ones; probe sizes cancel when both sides have them */
+      int64_t lone = 0;  /* an unknown input size the target does not name: -1 stands for it (times the rest) */
       for (int i = 0; i < x->ndim; i++) {
         int shared = 0;
         for (int j = 0; j < k && mg_is_probe(x->shape[i]); j++) shared |= v[j] == x->shape[i];
         if (!mg_is_probe(x->shape[i])) known_in *= x->shape[i];
-        else if (!shared) return mg_seterror(MG_EARG, "onnx load: Reshape: -1 with an unknown input size");
+        else if (!shared && lone) return mg_seterror(MG_EARG, "onnx load: %s: -1 with two unknown input sizes", I->op);
+        else if (!shared) lone = x->shape[i];
       }
-      v[neg] = known_out ? known_in / known_out : 0;
+      if (lone && known_in != known_out)
+        return mg_seterror(MG_EARG, "onnx load: %s: -1 would be an unknown size times %lld / %lld", I->op,
+                           (long long)known_in, (long long)known_out);
+      v[neg] = lone ? lone : known_out ? known_in / known_out : 0;
     }
     if ((st = reshape(I, x, k, v, &r))) return st;
     return out1(I, n, r);

@@ -318,18 +318,32 @@ describe("mg.onnx.export", function()
     os.remove(p)
   end)
 
-  it("keeps an unknown batch size symbolic", function()
+  it("keeps an unknown batch size symbolic (MLP, CNN, LSTM: shapes and initial states read at run time)", function()
     mg.random.seed(6)
-    local model = nn.Sequential { nn.Input { shape = { 4 } }, nn.Dense(3, { activation = "sigmoid" }) }
-    local p = tmp("dyn.onnx")
-    mg.onnx.export(model, p, { input_signature = { { shape = { -1, 4 }, dtype = "float32" } } })
-    local m = mg.onnx.load(p)
-    for _, n in ipairs({ 1, 5 }) do
-      local x = mg.random.normal({ n, 4 })
-      assert.are.same(model(x, false):totable(), m(x):totable())
-      if ort_python then h.near(ort_run(p, { x })[1], model(x, false)) end
+    local models = {
+      { nn.Sequential { nn.Input { shape = { 4 } }, nn.Dense(3, { activation = "sigmoid" }) }, { 4 } },
+      { nn.Sequential { nn.Rescaling(1 / 255, { input_shape = { 12, 12 } }), nn.Reshape { 12, 12, 1 },
+          nn.Conv2D(4, 5, { padding = "same", activation = "relu" }), nn.MaxPooling2D(2), nn.Flatten(),
+          nn.Dense(10, { activation = "softmax" }) }, { 12, 12 } },
+      { nn.Sequential { nn.Input { shape = { 5, 3 } }, nn.LSTM(4), nn.Dense(2) }, { 5, 3 } },
+    }
+    for i, c in ipairs(models) do
+      local model, inner = c[1], c[2]
+      local spec = { -1 }
+      for _, d in ipairs(inner) do spec[#spec + 1] = d end
+      local p = tmp("dyn" .. i .. ".onnx")
+      mg.onnx.export(model, p, { input_signature = { { shape = spec, dtype = "float32" } } })
+      local m = mg.onnx.load(p)
+      for _, n in ipairs({ 1, 3 }) do
+        local shape = { n }
+        for _, d in ipairs(inner) do shape[#shape + 1] = d end
+        local x = mg.random.uniform(shape, 0, 1)
+        local want = model(x, false)
+        assert.are.same(want:totable(), m(x):totable())
+        if ort_python then h.near(ort_run(p, { x })[1], want) end
+      end
+      os.remove(p)
     end
-    os.remove(p)
   end)
 
   it("names every op with no ONNX form", function()
