@@ -10,6 +10,7 @@
 #   make deps       install the Debian packages (as root)
 #   make bench      the benchmarks in bench/
 #   make fuzz       libFuzzer over the safetensors parser, then the graph-file loader, 60 s each (FUZZ_TIME=n; clang-14)
+#   make fuzz-onnx  libFuzzer over the ONNX loader for 60 s (FUZZ_TIME=n; clang-14)
 #   make fuzz-diff  the differential program fuzzer for 60 s (SECONDS=n, START=seed; tests/fuzz_diff)
 #   make cross-aarch64   compiles core/ with Debian's aarch64 cross compiler (CI checks it)
 #   make rock       the Lua module as the LuaRocks rockspec builds it (rock-install installs it)
@@ -42,11 +43,13 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 BLIS_INC := -isystem /usr/include/$(MULTIARCH)/blis-openmp
 # -fvisibility=hidden: only what a public header declares MG_API is exported (core/mg.h).
 CFLAGS   += -std=c11 $(OPT) $(MARCH) -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp \
-            -fno-math-errno -Icore $(BLIS_INC) $(SAN)
+            -fno-math-errno -Icore -I$(BUILD)/gen $(BLIS_INC) $(SAN)
 LDFLAGS  += -fopenmp $(SAN)
 # -llapack: Debian's reference LAPACK (liblapack-dev; its BLAS is BLIS through the libblas.so.3
 # alternative) for the factorizations of mg.linalg (core/kernels/linalg.c).
-CORE_LIBS := -llapack -lblis -lcjson -lz -lm -lpthread
+# -lprotobuf-c: ONNX files (core/onnx_export.c, core/onnx_import.c) through the schema subset
+# core/onnx_subset.proto, compiled by protoc-c into $(BUILD)/gen (never committed).
+CORE_LIBS := -llapack -lblis -lcjson -lz -lm -lpthread -lprotobuf-c
 ROOT     := $(abspath .)
 
 CORE_SRC := $(wildcard core/*.c core/kernels/*.c core/passes/*.c)
@@ -55,7 +58,10 @@ CORE_SRC := $(wildcard core/*.c core/kernels/*.c core/passes/*.c)
 # renamed (k_add -> k_add__avx2) by scripts/isa_rename.sh.
 ISA_SRC  := $(wildcard core/kernels/*.c) core/passes/fused.c
 ISA_OBJ  := $(foreach i,$(ISA_COPIES),$(BUILD)/obj/isa/kernels_$(i).o)
-CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(ISA_OBJ)
+ONNX_PB_C := $(BUILD)/gen/onnx_subset.pb-c.c
+ONNX_PB_H := $(BUILD)/gen/onnx_subset.pb-c.h
+ONNX_PB_OBJ := $(BUILD)/obj/gen/onnx_subset.pb-c.o
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(ISA_OBJ) $(ONNX_PB_OBJ)
 CAPI_SRC := $(wildcard lua/capi/*.c)
 CAPI_OBJ := $(CAPI_SRC:%.c=$(BUILD)/obj/%.o)
 PROG_SRC := lua/main.c lua/repl.c
@@ -95,7 +101,7 @@ LUAMOD   := $(BUILD)/lua/moongrad/core.so
 PROG     := $(BUILD)/bin/moongrad
 CTESTS   := $(BUILD)/tests/core_tests
 
-.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz oracle fuzz-diff \
+.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz fuzz-onnx oracle fuzz-diff \
         cross-aarch64 rock rock-install test-deps demo-deps bench-deps
 all: check-deps $(LIB_A) $(LIB_SO) $(LUAMOD) $(PROG) $(LIBE_A) $(LIBE_SO) $(FFI_CDEF)
 embed: $(LIBE_A) $(LIBE_SO)
@@ -117,6 +123,19 @@ deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(filter lua/%,$<),$(LUA_INC) -Ilua/include,) -MMD -MP -c $< -o $@
+
+# The ONNX schema subset through protoc-c. The generated C is compiled without -Werror (it is
+# not ours to keep warning-clean); the core files that include its header wait for it.
+# (one protoc-c run writes both files; the .c follows the .h so that make -j runs it once)
+$(ONNX_PB_H): core/onnx_subset.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -Icore core/onnx_subset.proto
+$(ONNX_PB_C): $(ONNX_PB_H)
+	@test -f $@ || protoc-c --c_out=$(BUILD)/gen -Icore core/onnx_subset.proto
+$(ONNX_PB_OBJ): $(ONNX_PB_C) $(ONNX_PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Werror,$(CFLAGS)) -c $< -o $@
+$(BUILD)/obj/core/onnx_export.o $(BUILD)/obj/core/onnx_import.o: $(ONNX_PB_H)
 
 # One ISA copy: its sources with the ISA's -march (after MARCH, so it wins).
 define isa_copy
@@ -310,7 +329,8 @@ CROSS_OBJ := $(CORE_SRC:%.c=$(BUILD)/aarch64/%.o)
 $(BUILD)/aarch64/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CROSS_CC) -std=c11 -O2 -fPIC -fvisibility=hidden -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp \
-	  -fno-math-errno -Icore -isystem /usr/include/aarch64-linux-gnu/blis-openmp $(BLIS_INC) -c $< -o $@
+	  -fno-math-errno -Icore -I$(BUILD)/gen -isystem /usr/include/aarch64-linux-gnu/blis-openmp $(BLIS_INC) -c $< -o $@
+$(BUILD)/aarch64/core/onnx_export.o $(BUILD)/aarch64/core/onnx_import.o: $(ONNX_PB_H)
 
 cross-aarch64: $(CROSS_OBJ)
 	@echo "cross-aarch64: core/ compiles for aarch64 ($(words $(CROSS_OBJ)) files)"
@@ -332,9 +352,13 @@ bench: bench-deps all $(BUILD)/bench/embed_frame $(BUILD)/bench/embed_overshoot 
 FUZZ_CC   ?= clang-14
 FUZZ_TIME ?= 60
 FUZZ_DIR  := $(BUILD)/fuzz
-FUZZ_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -D_GNU_SOURCE -fopenmp=libgomp -Icore $(BLIS_INC) \
+FUZZ_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -D_GNU_SOURCE -fopenmp=libgomp -Icore -I$(BUILD)/gen $(BLIS_INC) \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_OBJ  := $(CORE_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_OBJ  := $(CORE_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/gen/onnx_subset.pb-c.o
+$(FUZZ_DIR)/obj/gen/onnx_subset.pb-c.o: $(ONNX_PB_C) $(ONNX_PB_H)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_DIR)/obj/core/onnx_export.o $(FUZZ_DIR)/obj/core/onnx_import.o: $(ONNX_PB_H)
 
 $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -355,6 +379,15 @@ fuzz: $(FUZZ_DIR)/safetensors_fuzz $(FUZZ_DIR)/graph_fuzz
 	ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/graph_fuzz -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=20 \
 	  -rss_limit_mb=4096 -dict=tests/fuzz/graph.dict -artifact_prefix=$(FUZZ_DIR)/graph- \
 	  $(FUZZ_DIR)/corpus-graph tests/fuzz/corpus/graph
+
+# The ONNX loader (tests/fuzz/onnx_fuzz.c), seeded from the committed ONNX fixtures.
+$(FUZZ_DIR)/onnx_fuzz: tests/fuzz/onnx_fuzz.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(CORE_LIBS)
+
+fuzz-onnx: $(FUZZ_DIR)/onnx_fuzz
+	@mkdir -p $(FUZZ_DIR)/corpus-onnx
+	ASAN_OPTIONS=detect_leaks=1 $< -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=4096 \
+	  -malloc_limit_mb=2048 -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus-onnx tests/fixtures/onnx
 
 -include $(FUZZ_OBJ:.o=.d)
 

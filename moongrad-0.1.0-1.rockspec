@@ -26,6 +26,7 @@ external_dependencies = {
   LAPACK = { library = "lapack" },
   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
   ZLIB = { header = "zlib.h", library = "z" },
+  PROTOBUF_C = { header = "protobuf-c/protobuf-c.h", library = "protobuf-c" },
 }
 build = {
   type = "make",

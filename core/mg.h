@@ -561,6 +561,22 @@ MG_API const char *mg_pass_name(int i);
 /* Text forms (malloc'd; free with mg_free): one node per line, and Graphviz DOT. */
 MG_API char *mg_graph_pretty(const mg_graph *g);
 MG_API char *mg_graph_to_dot(const mg_graph *g, const char *name);
+
+/* ONNX (core/onnx_export.c, core/onnx_import.c). mg_onnx_export writes the
+ * finished graph g as an ONNX model at path for opset 13..21: inputs
+ * input_1.., outputs output_1.., Variables read as initializers holding
+ * their current values, cond/while nodes as If/Loop; axes and index tensors
+ * are converted from ctx's index base, NHWC conv/pool ops wrapped in
+ * Transposes. An op with no ONNX form is MG_EARG naming every such op.
+ * mg_onnx_load reads an ONNX model and traces it on ctx into a finished
+ * graph (*out, caller releases) of moongrad ops, run like any other graph;
+ * operators it does not know are one MG_EARG listing them all, a file that
+ * is not an ONNX model MG_EIO, one that refers to values it does not
+ * define MG_EARG, each with the reason. */
+MG_API mg_status mg_onnx_export(mg_ctx *ctx, const mg_graph *g, const char *path, int opset);
+MG_API mg_status mg_onnx_load(mg_ctx *ctx, const char *path, mg_graph **out);
+/* mg_onnx_load from the bytes of a model in memory. */
+MG_API mg_status mg_onnx_load_mem(mg_ctx *ctx, const void *data, size_t len, mg_graph **out);
 /* Node i as data: its kind ("op", "input", "const", "read", "assign", "cond",
  * "while", "call"), op name (or the kind), input and output value ids. */
 typedef struct mg_node_info {

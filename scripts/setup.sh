@@ -20,10 +20,12 @@
 # theirs. POSIX sh on purpose: it runs before anything else is there.
 
 # liblapack-dev: mg.linalg's factorizations (reference LAPACK; its BLAS calls go to BLIS).
+# protobuf-c-compiler + libprotobuf-c-dev: ONNX files (mg.onnx; core/onnx_subset.proto).
 BUILD_PACKAGES="build-essential pkg-config
 liblua5.4-dev lua5.4
 libblis-dev libblis4-openmp liblapack-dev
-libedit-dev libcjson-dev zlib1g-dev"
+libedit-dev libcjson-dev zlib1g-dev
+protobuf-c-compiler libprotobuf-c-dev"
 # luajit: the FFI binding's specs; clang + libclang-rt-14-dev: `make fuzz`;
 # graphviz: plot_model's specs; tmux and expect drive the REPL tests.
 TEST_PACKAGES="luajit lua-busted graphviz tmux expect clang libclang-rt-14-dev"

@@ -766,6 +766,23 @@ static int graph_optimize(lua_State *L) {
   return 1;
 }
 
+/* core.onnx_export(graph, path, opset): writes graph as an ONNX model (core/onnx_export.c). */
+static int onnx_export(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_graph *g = check_graph(L, 1);
+  if (mg_onnx_export(S->ctx, g, luaL_checkstring(L, 2), (int)luaL_optinteger(L, 3, 17))) return mgL_raise(L);
+  return 0;
+}
+
+/* core.onnx_load(path) -> graph: an ONNX model traced into a graph (core/onnx_import.c). */
+static int onnx_load(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_graph *g = NULL;
+  if (mg_onnx_load(S->ctx, luaL_checkstring(L, 1), &g)) return mgL_raise(L);
+  push_graph(L, g);
+  return 1;
+}
+
 /* core.pass_names() -> {"constfold", "cse", ...}: the optimisation passes, in order. */
 static int pass_names(lua_State *L) {
   lua_createtable(L, MG_NPASSES, 0);
@@ -951,6 +968,7 @@ static const luaL_Reg graph_fns[] = {
     {"trace_begin", trace_begin}, {"trace_end", trace_end},       {"trace_abort", trace_abort},
     {"set_own_sources", set_own_sources}, {"pass_names", pass_names},
     {"tracing", tracing},         {"is_symbolic", is_symbolic},   {"placeholder", placeholder},
+    {"onnx_export", onnx_export}, {"onnx_load", onnx_load},
     {"graph_run", graph_run},     {"graph_call", graph_call},     {"graph_optimize", graph_optimize},     {"graph_accepts", graph_accepts},
     {"graph_call_or", graph_call_or}, {"graph_split", graph_split}, {"graph_call_keep", graph_call_keep},
     {"graph_call_kept", graph_call_kept}, {"graph_select", graph_select},

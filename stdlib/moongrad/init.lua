@@ -698,6 +698,7 @@ local lazy = { nn = "moongrad.nn", optim = "moongrad.optim", losses = "moongrad.
 lazy.autograph = "autograph"
 lazy.data = "moongrad.data"   -- input pipelines (stdlib/moongrad/data)
 lazy.train = "moongrad.train"
+lazy.onnx = "moongrad.onnx"   -- ONNX export and import (stdlib/moongrad/onnx.lua)
 -- (__members lists their names for the REPL's completion, which loads nothing: mg.n<Tab> offers
 -- mg.nn; its values are `true`, so completion goes no deeper than the name.)
 local lazy_names = {}

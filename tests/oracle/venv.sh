@@ -15,6 +15,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 VENV=${MG_ORACLE_VENV:-$ROOT/build/oracle-venv}
 PINS="jax==0.10.2 jaxlib==0.10.2 numpy==2.4.6"
+ORT_PIN="onnxruntime==1.32.0"
 
 has_peers() { "$1" -c 'import jax, numpy' >/dev/null 2>&1; }
 
@@ -55,5 +56,10 @@ if ! has_peers "$VENV/bin/python"; then
   echo "venv.sh: jax and numpy installed but do not import: $("$VENV/bin/python" -c 'import jax' 2>&1 | tail -n 1)" >&2
   exit 1
 fi
+# onnxruntime (about 20 MB) for tests/spec/onnx_spec.lua, which runs the ONNX files moongrad writes;
+# optional: that spec skips with a reason when it does not import.
+"$VENV/bin/python" -m pip install --disable-pip-version-check $ORT_PIN >>"$LOG" 2>&1 ||
+  "$VENV/bin/python" -m pip install --disable-pip-version-check onnxruntime >>"$LOG" 2>&1 ||
+  echo "venv.sh: onnxruntime did not install (the ONNX spec will skip its onnxruntime checks)" >&2
 "$VENV/bin/python" -c 'import jax, numpy; print("jax", jax.__version__, "numpy", numpy.__version__)' >"$VENV/.oracle-ready"
 echo "$VENV/bin/python"

@@ -87,7 +87,7 @@ if command -v ldd >/dev/null 2>&1; then
 fi
 
 # The host with colliding names, linked both ways.
-LIBS="-llua5.4 -llapack -lblis -lcjson -lz -lm -lpthread -fopenmp"
+LIBS="-llua5.4 -llapack -lblis -lcjson -lz -lm -lpthread -lprotobuf-c -fopenmp"
 if $CC -std=c11 -Ilua/include -Icore -o "$tmp/host_static" tests/symbols/collide_host.c \
      "$BUILD/lib/libmoongrad_embed.a" "$BUILD/lib/libmoongrad.a" $LIBS >"$tmp/log" 2>&1 &&
    "$tmp/host_static" >>"$tmp/log" 2>&1; then ok "a host defining map_get, k_add, ... links statically and runs right"

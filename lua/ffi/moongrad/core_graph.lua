@@ -429,6 +429,19 @@ return function(M, shared)
     return M.graph_call(g, unpack(args, 1, kept.n + n))
   end
 
+  -- core.onnx_export(graph, path, opset) and core.onnx_load(path) -> graph (lua/capi/graph.c).
+  M.onnx_export = nojit(function(g, path, opset)
+    local h = check_graph(g, 1)
+    if type(path) ~= "string" then uerror("bad argument #2 to 'onnx_export' (string expected)", 2) end
+    if lib.mg_onnx_export(ctx, h, path, opset or 17) ~= 0 then uerror(last_error(), 2) end
+  end)
+  local onnx_out = new("mg_graph *[1]")
+  M.onnx_load = nojit(function(path)
+    if type(path) ~= "string" then uerror("bad argument #1 to 'onnx_load' (string expected)", 2) end
+    if lib.mg_onnx_load(ctx, path, onnx_out) ~= 0 then uerror(last_error(), 2) end
+    return Graph(onnx_out[0])
+  end)
+
   -- core.graph_select(graph, {k, ...}) -> graph (lua/capi/graph.c).
   local select_out = new("mg_graph *[1]")
   M.graph_select = nojit(function(g, which)
