@@ -26,6 +26,10 @@ MOONGRAD=${MOONGRAD:-$BUILD/bin/moongrad}
 cd "$ROOT" || exit 1
 TMPD=$(mktemp -d) || exit 1
 trap 'rm -rf "$TMPD"' EXIT INT TERM
+# The blocks run in $TMPD (what they write stays out of the tree), where tests/ reads as the
+# repository's, so an example may load a committed fixture by the path a reader at the
+# repository root would type (doc/onnx.md: tests/fixtures/onnx/torch_mlp.onnx).
+ln -s "$ROOT/tests" "$TMPD/tests" || exit 1
 passed=0 failed=0
 
 # Writes block N of every file as $TMPD/N.lua (+ N.where, N.expected).
