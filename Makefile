@@ -342,7 +342,7 @@ $(BUILD)/bench/sgemm_blis: bench/sgemm_blis.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(CORE_LIBS)
 
-bench: bench-deps all $(BUILD)/bench/embed_frame $(BUILD)/bench/embed_overshoot $(BUILD)/bench/sgemm_blis
+bench: bench-deps all $(BUILD)/bench/embed_frame $(BUILD)/bench/embed_overshoot $(BUILD)/bench/sgemm_blis $(BUILD)/bench/graph_frame
 	BUILD=$(BUILD) QUICK=$(QUICK) sh bench/run.sh
 
 # libFuzzer over the safetensors parser (tests/fuzz/safetensors_fuzz.c): the core built again

@@ -302,6 +302,16 @@ def render(res, benches, peers):
     if res.get("overshoot_md"):
         w(res["overshoot_md"].rstrip("\n"))
         w("")
+    if res.get("graph_frame"):
+        w("## A policy call from a graph file, without Lua")
+        w("")
+        w("bench/graph_frame.c: the MLP 8-64-64-4 policy of the embedding bench, exported by `mg.export`, loaded "
+          "by `mg_graph_load` into a context of its own and run by `mg_graph_run_into`, beside the same staged "
+          "function called through the embedding (`mg_call_into`); median per call, C heap allocations per call.")
+        w("")
+        for l in res["graph_frame"]:
+            w("    " + l)
+        w("")
     missing = [s for s, e in res["systems"].items() if not e["available"] or not e.get("info")]
     w("## What could not run")
     w("")
@@ -324,6 +334,8 @@ def render(res, benches, peers):
                 nots.append("- %s, %s: %s" % (s, title, run.get("msg")))
     if res.get("overshoot_msg"):
         nots.append("- moongrad, budget overshoot: %s" % res["overshoot_msg"])
+    if res.get("graph_frame_msg"):
+        nots.append("- moongrad, graph file policy call: %s" % res["graph_frame_msg"])
     if not missing and not nots:
         w("Everything ran.")
     for n in nots:

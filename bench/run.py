@@ -402,6 +402,25 @@ def main():
         else:
             res["overshoot_msg"] = "%s is not built" % ov
 
+    # a policy call from a graph file with no Lua (issue 19) beside mg_call_into: the program prints both
+    if not only or "graph_frame" in only:
+        gf = os.path.join(build, "bench", "graph_frame")
+        if os.access(gf, os.X_OK):
+            log("== graph file policy call")
+            try:
+                p = subprocess.run([gf] + (["--quick"] if quick else []), capture_output=True, text=True, env=env,
+                                   timeout=600)
+                if p.returncode == 0:
+                    res["graph_frame"] = [l.split("graph_frame: ", 1)[-1] for l in p.stdout.splitlines() if l.strip()]
+                    for l in res["graph_frame"]:
+                        log("  " + l)
+                else:
+                    res["graph_frame_msg"] = (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
+            except Exception as ex:  # noqa: BLE001
+                res["graph_frame_msg"] = "graph_frame failed: %s" % ex
+        else:
+            res["graph_frame_msg"] = "%s is not built" % gf
+
     res["load_after"] = loadavg()
     res["uptime_after"] = sh("uptime")
     res["elapsed_s"] = time.time() - t_start
