@@ -11,7 +11,8 @@
 --   moongrad examples/text_classifier.lua --quick   fewer quotations, one epoch (also MG_QUICK=1)
 --
 -- Needs the Debian package fortunes (/usr/share/games/fortunes). Every fifth
--- quotation of each file is held out for the test.
+-- quotation of each file is held out for the test, a tenth of the rest for
+-- the validation that early stopping watches.
 local mg = require("moongrad")
 local nn = mg.nn
 local Dataset = mg.data.Dataset
@@ -21,22 +22,23 @@ for _, a in ipairs(arg or {}) do if a == "--quick" then quick = true end end
 
 local CATEGORIES = { "computers", "food", "love", "politics", "sports" }
 local H = quick and { per_file = 150, max_len = 48, max_tokens = 4000, embed_dim = 32, units = 16, epochs = 2 }
-  or { per_file = nil, max_len = 96, max_tokens = 20000, embed_dim = 64, units = 32, epochs = 8 }
+  or { per_file = nil, max_len = 96, max_tokens = 20000, embed_dim = 64, units = 32, epochs = 12 }
 
 mg.random.seed(1)
 
 -- ---- the data: (quotation, category) pairs --------------------------------------------------------
 
 local by_file = mg.datasets.fortunes.load_data { files = CATEGORIES }
-local train_texts, train_labels, test_texts, test_labels = {}, {}, {}, {}
+-- Of each file: every fifth quotation to the test, every tenth of the others (i % 10 == 1) to the
+-- validation that early stopping watches, the rest to training.
+local train_texts, train_labels, val_texts, val_labels, test_texts, test_labels = {}, {}, {}, {}, {}, {}
 for label, name in ipairs(CATEGORIES) do    -- classes count from 1, as every index in moongrad
   local recs = by_file[name]
   for i = 1, math.min(#recs, H.per_file or #recs) do
-    if i % 5 == 0 then
-      test_texts[#test_texts + 1], test_labels[#test_labels + 1] = recs[i], label
-    else
-      train_texts[#train_texts + 1], train_labels[#train_labels + 1] = recs[i], label
-    end
+    local texts, labels = train_texts, train_labels
+    if i % 5 == 0 then texts, labels = test_texts, test_labels
+    elseif i % 10 == 1 then texts, labels = val_texts, val_labels end
+    texts[#texts + 1], labels[#labels + 1] = recs[i], label
   end
 end
 
@@ -75,9 +77,10 @@ local function dataset(ids, labels, shuffle)
     { pad_to_bucket_boundary = true })
 end
 local train_ds = dataset(encode(train_texts), train_labels, true)
+local val_ds = dataset(encode(val_texts), val_labels, false)
 local test_ds = dataset(encode(test_texts), test_labels, false)
-print(string.format("fortunes %s: %d training and %d test quotations, vocabulary %d words",
-  table.concat(CATEGORIES, ", "), #train_texts, #test_texts, vocab_size))
+print(string.format("fortunes %s: %d training, %d validation and %d test quotations, vocabulary %d words",
+  table.concat(CATEGORIES, ", "), #train_texts, #val_texts, #test_texts, vocab_size))
 
 -- ---- the model --------------------------------------------------------------------------------
 
@@ -91,8 +94,10 @@ model:compile { optimizer = mg.optim.Adam { learning_rate = 3e-3 }, loss = "spar
   metrics = { "accuracy" } }
 
 local t0 = mg.clock()
-model:fit(train_ds, { epochs = H.epochs, validation_data = test_ds, verbose = quick and 0 or 1 })
-print(string.format("trained %d epochs in %.1f s", H.epochs, mg.clock() - t0))
+-- Stops when the validation loss has not improved for 2 epochs, keeping the best epoch's weights.
+model:fit(train_ds, { epochs = H.epochs, validation_data = val_ds, verbose = quick and 0 or 1,
+  callbacks = { mg.callbacks.EarlyStopping { monitor = "val_loss", patience = 2, restore_best_weights = true } } })
+print(string.format("trained in %.1f s", mg.clock() - t0))
 model:summary()
 
 -- ---- how good is it ---------------------------------------------------------------------------

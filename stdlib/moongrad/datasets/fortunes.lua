@@ -12,6 +12,8 @@
 -- inner newlines and lose the trailing one; empty records are dropped. The
 -- result maps each file name to its list of records, in file order (names:
 -- the sorted list of the names read). Portable Lua (5.4 and LuaJIT).
+local mg = require("moongrad")
+
 local M = {}
 
 M.default_dir = "/usr/share/games/fortunes"
@@ -45,12 +47,9 @@ end
 -- The cookie files of dir: names without a dot (fortune's own rule: .dat and .u8 are not cookies).
 local function list_dir(dir)
   local names = {}
-  local p = io.popen('ls -1 "' .. dir:gsub('"', '\\"') .. '" 2>/dev/null')
-  if p then
-    for name in p:lines() do
-      if not name:find(".", 1, true) then names[#names + 1] = name end
-    end
-    p:close()
+  if not mg.io.isdir(dir) then return names end
+  for _, name in ipairs(mg.io.listdir(dir)) do
+    if not name:find(".", 1, true) and not mg.io.isdir(dir .. "/" .. name) then names[#names + 1] = name end
   end
   table.sort(names)
   return names
