@@ -58,21 +58,40 @@ end
 local x_train, y_train = windows(train_text)
 local x_val, y_val = windows(val_text)
 
--- The model (the layers of examples/char_transformer.lua, written as one functional graph).
-local inputs = nn.Input { shape = { H.seq_len }, dtype = "int64" }
-local PositionEmbedding = nn.Layer:extend("BenchPositionEmbedding")
-function PositionEmbedding:init() self.emb = nn.Embedding { input_dim = H.seq_len, output_dim = H.embed_dim } end
-function PositionEmbedding:compute_output_shape(s) return s end
-function PositionEmbedding:call(x) return x + self.emb(mg.arange(1, H.seq_len + 1, 1, "int64")) end
-local x = PositionEmbedding()(nn.Embedding { input_dim = vocab_size, output_dim = H.embed_dim }(inputs))
-for _ = 1, H.num_layers do
-  local h = nn.LayerNormalization { epsilon = 1e-6 }(x)
-  local att = nn.MultiHeadAttention { num_heads = H.num_heads, key_dim = H.embed_dim / H.num_heads }
-  x = x + nn.Dropout(H.dropout)(att(h, h, { use_causal_mask = true }))
-  h = nn.LayerNormalization { epsilon = 1e-6 }(x)
-  h = nn.Dense(H.embed_dim)(nn.Dense(H.ff_dim, { activation = "gelu" })(h))
-  x = x + nn.Dropout(H.dropout)(h)
+-- The model: the two custom layers of examples/char_transformer.lua in a functional model.
+local TokenAndPosition = nn.Layer:extend("TokenAndPosition")
+function TokenAndPosition:init()
+  self.token_emb = nn.Embedding { input_dim = vocab_size, output_dim = H.embed_dim }
+  self.pos_emb = nn.Embedding { input_dim = H.seq_len, output_dim = H.embed_dim }
 end
+function TokenAndPosition:build(s)
+  self.token_emb:build(s)
+  self.pos_emb:build({ H.seq_len })
+end
+function TokenAndPosition:compute_output_shape(s) return { s[1], s[2], H.embed_dim } end
+function TokenAndPosition:call(x)
+  return self.token_emb(x) + self.pos_emb(mg.arange(1, x.shape[2] + 1, 1, "int64"))
+end
+
+local TransformerBlock = nn.Layer:extend("TransformerBlock")
+function TransformerBlock:init()
+  self.norm1 = nn.LayerNormalization { epsilon = 1e-6 }
+  self.att = nn.MultiHeadAttention { num_heads = H.num_heads, key_dim = H.embed_dim / H.num_heads }
+  self.drop1 = nn.Dropout(H.dropout)
+  self.norm2 = nn.LayerNormalization { epsilon = 1e-6 }
+  self.ff1 = nn.Dense(H.ff_dim, { activation = "gelu" })
+  self.ff2 = nn.Dense(H.embed_dim)
+  self.drop2 = nn.Dropout(H.dropout)
+end
+function TransformerBlock:call(x, training)
+  local h = self.norm1(x)
+  x = x + self.drop1(self.att(h, h, { use_causal_mask = true }), training)
+  return x + self.drop2(self.ff2(self.ff1(self.norm2(x))), training)
+end
+
+local inputs = nn.Input { shape = { H.seq_len }, dtype = "int64" }
+local x = TokenAndPosition()(inputs)
+for _ = 1, H.num_layers do x = TransformerBlock()(x) end
 local logits = nn.Dense(vocab_size)(nn.LayerNormalization { epsilon = 1e-6 }(x))
 local model = nn.Model { inputs = inputs, outputs = logits }
 model:compile { optimizer = mg.optim.Adam { learning_rate = H.learning_rate },
