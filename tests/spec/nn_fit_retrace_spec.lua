@@ -59,4 +59,25 @@ describe("nn training step with changing batch shapes", function()
     local a, b = run(false), run(true)
     for i = 1, #a do assert.is_true(math.abs(a[i] - b[i]) < 1e-5, i .. ": " .. a[i] .. " vs " .. b[i]) end
   end)
+
+  -- noticed last stop: a Sequential with no nn.Input fixed its time length on the first eager call
+  -- while the staged step accepted any; Keras 3 accepts any, in both modes
+  it("a Sequential built from its first batch takes other lengths, eagerly and staged alike", function()
+    local function run(eager)
+      mg.random.seed(3)
+      local model = nn.Sequential { nn.Embedding(10, 3), nn.LSTM(3), nn.Dense(2) }
+      model:compile { optimizer = "sgd", loss = nn.losses.SparseCategoricalCrossentropy { from_logits = true },
+        run_eagerly = eager }
+      local a = model:train_on_batch(mg.tensor({ { 1, 2, 3 }, { 4, 5, 6 } }, "int64"), mg.tensor({ 1, 2 }, "int64"))
+      local b = model:train_on_batch(mg.tensor({ { 1, 2 }, { 4, 5 }, { 3, 3 } }, "int64"),
+        mg.tensor({ 1, 2, 1 }, "int64"))
+      -- the rank is still checked
+      local ok, err = pcall(model.predict, model, mg.ones({ 2, 3, 3 }, "int64"))
+      assert.is_false(ok)
+      assert.matches("expects input of shape %(None, 3%), got", tostring(err))
+      return { a, b }
+    end
+    local e, s = run(true), run(false)
+    for i = 1, 2 do assert.is_true(math.abs(e[i] - s[i]) < 1e-5, i .. ": " .. e[i] .. " vs " .. s[i]) end
+  end)
 end)

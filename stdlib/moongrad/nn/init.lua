@@ -61,6 +61,7 @@ M.KerasTensor = node.KerasTensor
 M.initializers = require("moongrad.nn.initializers")
 M.activations = require("moongrad.nn.activations")
 M.regularizers = require("moongrad.nn.regularizers")
+M.constraints = require("moongrad.nn.constraints")
 
 M.model_from_json = saving.model_from_json
 M.model_from_config = saving.model_from_config

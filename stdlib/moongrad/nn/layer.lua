@@ -23,6 +23,7 @@ local initializers = require("moongrad.nn.initializers")
 local options = require("moongrad.options")
 local mixed_precision = require("moongrad.nn.mixed_precision")
 local masking = require("moongrad.nn.masking")
+local constraints = require("moongrad.nn.constraints")
 local warnings = require("moongrad.warnings")
 
 --- mg.nn.Layer{name=, trainable=true, dtype="float32"}
@@ -159,10 +160,11 @@ local ADD_WEIGHT = { name = "string", shape = { "table", check = function(v)
     end
   end
 end }, initializer = util.rules.initializer, trainable = "boolean", dtype = { "string", one_of = mg.dtypes },
-  regularizer = util.rules.regularizer }
+  regularizer = util.rules.regularizer, constraint = util.rules.constraint }
 
---- layer:add_weight{name=, shape=, initializer="glorot_uniform", trainable=true, dtype="float32", regularizer=nil} -> Variable
---- A new weight of the layer (in build()), tracked in layer.weights in creation order.
+--- layer:add_weight{name=, shape=, initializer="glorot_uniform", trainable=true, dtype="float32", regularizer=nil, constraint=nil} -> Variable
+--- A new weight of the layer (in build()), tracked in layer.weights in creation order; a constraint
+--- (mg.nn.constraints) projects it after each optimizer update.
 --- Example:
 ---   self.kernel = self:add_weight{name = "kernel", shape = {n, self.units}}
 function Layer:add_weight(opts)
@@ -180,6 +182,7 @@ function Layer:add_weight(opts)
   local v = mg.Variable(value, { name = self.name .. "/" .. (opts.name or "weight"), trainable = trainable })
   local list = rawget(self, "_own_weights")
   list[#list + 1] = v
+  if opts.constraint then constraints.attach(v, constraints.get(opts.constraint)) end
   if opts.regularizer then
     local regs = rawget(self, "_regularizers")
     regs[#regs + 1] = { var = v, fn = opts.regularizer }

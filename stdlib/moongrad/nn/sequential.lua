@@ -128,18 +128,27 @@ function Sequential:build(shape)
   rawset(self, "_build_input_shape", shape)
 end
 
+-- Built by its first call on data (no nn.Input, input_shape or build()): the layers are built
+-- for that batch's shape, but later batches may differ in any size but the rank (a sequence's
+-- length, an image's size), as in Keras 3; eagerly and staged alike.
 function Sequential:_maybe_build(shape)
-  if not rawget(self, "_input_kt") then self:build(shape) end
+  if not rawget(self, "_input_kt") then
+    self:build(shape)
+    rawset(self, "_input_from_data", true)
+  end
 end
 
 -- A model with a known input shape checks what it is given, as a functional model does: an
 -- (N, 784) batch given to nn.Input{28, 28} + Flatten would otherwise run and mean nothing.
+-- A model built from its first batch checks the rank only (its layers check their own axes: a
+-- Dense the feature count; an Embedding's last axis is the time axis, free to change).
 local function check_input(self, x)
   local kt = rawget(self, "_input_kt")
   if not kt or not util.is_tensor(x) then return end
   local want, got = kt.shape, x.shape
   local bad = #want ~= #got
-  for d = 2, bad and 0 or #got do
+  local last = (rawget(self, "_input_from_data") or bad) and 0 or #got
+  for d = 2, last do
     if type(want[d]) == "number" and want[d] ~= -1 and type(got[d]) == "number" and want[d] ~= got[d] then bad = true end
   end
   if bad then error(util.input_mismatch(nil, want, got), 0) end

@@ -164,6 +164,7 @@ M.rules = {
   activation = "string|function|table",
   initializer = "string|table|function",
   regularizer = "string|table|function",
+  constraint = "string|table|function",
   pair = { "integer|table", check = pair_check },
   padding = { "string", check = padding_check },
   shape = { "integer|table", check = shape_check },

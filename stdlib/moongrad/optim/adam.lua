@@ -39,7 +39,7 @@ end
 Adam._fused_weight_decay = true
 
 function Adam:_prepare(lr)
-  local t = mg.cast(self.iterations + 1, "float32")
+  local t = mg.cast(self.iterations + 1, "float64")
   local b1 = 1 - mg.pow(self.beta_1, t)
   local b2 = 1 - mg.pow(self.beta_2, t)
   local wd = self.weight_decay

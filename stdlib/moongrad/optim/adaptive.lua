@@ -7,7 +7,8 @@
 -- step (mg.func, fit) the graph optimiser fuses the elementwise chain. Every new slot value is
 -- computed once and both assigned and reused, so eager and staged runs read the same values.
 -- Per-step scalars (bias corrections, Nadam's momentum product) are computed once per step in
--- _prepare from the iterations Variable, so nothing retraces as the step count grows.
+-- _prepare from the iterations Variable, so nothing retraces as the step count grows; they are
+-- float64 (cast to each parameter's dtype at use), so float64 parameters keep float64 precision.
 -- Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local Optimizer = require("moongrad.optim.optimizer")
@@ -16,7 +17,7 @@ local M = {}
 
 -- The step count t = iterations + 1 as a float tensor.
 local function local_step(self, plus)
-  return mg.cast(self.iterations + (plus or 1), "float32")
+  return mg.cast(self.iterations + (plus or 1), "float64")
 end
 
 -- a scalar tensor in the parameter's dtype (float64 parameters stay float64)
@@ -45,7 +46,7 @@ function Nadam:__init(cfg)
     { beta_1 = BETA, beta_2 = BETA, epsilon = EPSILON })
   self.beta_1, self.beta_2, self.epsilon = c.beta_1, c.beta_2, c.epsilon
   -- prod of u_1..u_t, kept across steps (Keras's _u_product)
-  rawset(self, "_u_product", self:add_state("u_product", mg.tensor(1.0, "float32")))
+  rawset(self, "_u_product", self:add_state("u_product", mg.tensor(1.0, "float64")))
 end
 
 function Nadam:_create_slots(v)

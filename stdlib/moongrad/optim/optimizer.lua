@@ -12,6 +12,7 @@
 local mg = require("moongrad")
 local core = require("moongrad.core")
 local class = require("moongrad.nn.class")
+local constraints = require("moongrad.nn.constraints")
 local schedules = require("moongrad.optim.schedules")
 local options = require("moongrad.options")
 
@@ -239,6 +240,8 @@ function Optimizer:apply_gradients(grads, vars)
     end
     self:_update(v, g, lr, step)
   end
+  -- weight constraints (kernel_constraint=, ...; nn/constraints.lua) project after the update, as Keras 3
+  for _, v in ipairs(vlist) do constraints.apply(v) end
   if self.use_ema then self:_update_ema(vlist) end
   self.iterations:assign_add(1)
   return self.iterations

@@ -14,6 +14,7 @@ local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 local initializers = require("moongrad.nn.initializers")
 local regularizers = require("moongrad.nn.regularizers")
+local constraints = require("moongrad.nn.constraints")
 local options = require("moongrad.options")
 
 local M = {}
@@ -104,7 +105,7 @@ end
 
 -- ---- PReLU -------------------------------------------------------------------------------
 
---- mg.nn.PReLU{alpha_initializer="zeros", alpha_regularizer=nil, shared_axes=nil}: relu(x) - alpha * relu(-x)
+--- mg.nn.PReLU{alpha_initializer="zeros", alpha_regularizer=nil, alpha_constraint=nil, shared_axes=nil}: relu(x) - alpha * relu(-x)
 --- with a learned alpha of shape (input shape without the batch axis), size 1 on shared_axes (counted
 --- after the batch axis, from 1, as Keras's).
 local PReLU = Layer:extend("PReLU")
@@ -112,10 +113,11 @@ M.PReLU = PReLU
 
 function PReLU:__init(...)
   local cfg = self:_parse({}, { alpha_initializer = R.initializer, alpha_regularizer = R.regularizer,
-    alpha_constraint = util.unsupported(nil, "moongrad has no weight constraints"),
+    alpha_constraint = R.constraint,
     shared_axes = { "integer|table" } }, ...)
   self.alpha_initializer = initializers.get(cfg.alpha_initializer or "zeros")
   self.alpha_regularizer = regularizers.get(cfg.alpha_regularizer)
+  self.alpha_constraint = constraints.get(cfg.alpha_constraint)
   local sa = cfg.shared_axes
   if type(sa) == "number" then sa = { sa } end
   self.shared_axes = sa and util.copy(sa) or nil
@@ -135,7 +137,7 @@ function PReLU:build(s)
     p[a] = 1
   end
   self.alpha = self:add_weight { name = "alpha", shape = p, initializer = self.alpha_initializer,
-    regularizer = self.alpha_regularizer }
+    regularizer = self.alpha_regularizer, constraint = self.alpha_constraint }
 end
 
 function PReLU:call(x)
@@ -148,6 +150,7 @@ function PReLU:get_config()
   local cfg = Layer.get_config(self)
   cfg.alpha_initializer = initializers.serialize(self.alpha_initializer)
   cfg.alpha_regularizer = regularizers.serialize(self.alpha_regularizer)
+  cfg.alpha_constraint = constraints.serialize(self.alpha_constraint)
   cfg.shared_axes = self.shared_axes and util.copy(self.shared_axes) or nil
   return cfg
 end
@@ -242,8 +245,8 @@ function Group:__init(...)
     if v ~= -1 and v < 1 then return "must be a positive integer or -1 (instance normalization), got " .. v end
   end }, axis = "integer", epsilon = { "number", above = 0 }, center = "boolean", scale = "boolean",
     beta_initializer = R.initializer, gamma_initializer = R.initializer, beta_regularizer = R.regularizer,
-    gamma_regularizer = R.regularizer, beta_constraint = util.unsupported(nil, "moongrad has no weight constraints"),
-    gamma_constraint = util.unsupported(nil, "moongrad has no weight constraints") }, ...)
+    gamma_regularizer = R.regularizer, beta_constraint = R.constraint,
+    gamma_constraint = R.constraint }, ...)
   self.groups = cfg.groups or 32
   self.axis = cfg.axis or -1
   self.epsilon = cfg.epsilon or 1e-3
@@ -253,6 +256,8 @@ function Group:__init(...)
   self.gamma_initializer = initializers.get(cfg.gamma_initializer or "ones")
   self.beta_regularizer = regularizers.get(cfg.beta_regularizer)
   self.gamma_regularizer = regularizers.get(cfg.gamma_regularizer)
+  self.beta_constraint = constraints.get(cfg.beta_constraint)
+  self.gamma_constraint = constraints.get(cfg.gamma_constraint)
 end
 
 function Group:build(s)
@@ -268,11 +273,11 @@ function Group:build(s)
   self._g, self._ax, self._ndim = g, ax, #s
   if self.scale then
     self.gamma = self:add_weight { name = "gamma", shape = { dim }, initializer = self.gamma_initializer,
-      regularizer = self.gamma_regularizer }
+      regularizer = self.gamma_regularizer, constraint = self.gamma_constraint }
   end
   if self.center then
     self.beta = self:add_weight { name = "beta", shape = { dim }, initializer = self.beta_initializer,
-      regularizer = self.beta_regularizer }
+      regularizer = self.beta_regularizer, constraint = self.beta_constraint }
   end
 end
 
@@ -315,6 +320,8 @@ function Group:get_config()
   cfg.gamma_initializer = initializers.serialize(self.gamma_initializer)
   cfg.beta_regularizer = regularizers.serialize(self.beta_regularizer)
   cfg.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
+  cfg.beta_constraint = constraints.serialize(self.beta_constraint)
+  cfg.gamma_constraint = constraints.serialize(self.gamma_constraint)
   return cfg
 end
 

@@ -12,6 +12,7 @@ local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 local initializers = require("moongrad.nn.initializers")
 local regularizers = require("moongrad.nn.regularizers")
+local constraints = require("moongrad.nn.constraints")
 local options = require("moongrad.options")
 
 local M = {}
@@ -34,7 +35,7 @@ end
 local R = util.rules
 local AFFINE_OPTIONS = { axis = R.axes, epsilon = { "number", above = 0 }, center = "boolean", scale = "boolean",
   beta_initializer = R.initializer, gamma_initializer = R.initializer, beta_regularizer = R.regularizer,
-  gamma_regularizer = R.regularizer }
+  gamma_regularizer = R.regularizer, beta_constraint = R.constraint, gamma_constraint = R.constraint }
 
 -- The affine part both layers share: center/scale flags, gamma/beta
 -- initializers and regularizers, their weights, their config entries.
@@ -46,16 +47,18 @@ local function init_affine(self, cfg)
   self.gamma_initializer = initializers.get(cfg.gamma_initializer or "ones")
   self.beta_regularizer = regularizers.get(cfg.beta_regularizer)
   self.gamma_regularizer = regularizers.get(cfg.gamma_regularizer)
+  self.beta_constraint = constraints.get(cfg.beta_constraint)
+  self.gamma_constraint = constraints.get(cfg.gamma_constraint)
 end
 
 local function build_affine(self, pshape)
   if self.scale then
     self.gamma = self:add_weight { name = "gamma", shape = pshape, initializer = self.gamma_initializer,
-      regularizer = self.gamma_regularizer }
+      regularizer = self.gamma_regularizer, constraint = self.gamma_constraint }
   end
   if self.center then
     self.beta = self:add_weight { name = "beta", shape = pshape, initializer = self.beta_initializer,
-      regularizer = self.beta_regularizer }
+      regularizer = self.beta_regularizer, constraint = self.beta_constraint }
   end
 end
 
@@ -68,6 +71,8 @@ local function affine_config(self, cfg)
   cfg.gamma_initializer = initializers.serialize(self.gamma_initializer)
   cfg.beta_regularizer = regularizers.serialize(self.beta_regularizer)
   cfg.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
+  cfg.beta_constraint = constraints.serialize(self.beta_constraint)
+  cfg.gamma_constraint = constraints.serialize(self.gamma_constraint)
   return cfg
 end
 
