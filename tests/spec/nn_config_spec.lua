@@ -108,6 +108,10 @@ describe("layer configs", function()
     LSTM = { function() return nn.LSTM(4, { go_backwards = true, unit_forget_bias = false,
       recurrent_regularizer = nn.regularizers.L2(0.01) }) end, { 5, 2 } },
     GRU = { function() return nn.GRU(4, { reset_after = false, recurrent_activation = "hard_sigmoid" }) end, { 5, 2 } },
+    RNN = { function() return nn.RNN(nn.GRUCell(3, { dropout = 0.1 }), { return_sequences = true }) end, { 5, 2 } },
+    Bidirectional = { function() return nn.Bidirectional(nn.LSTM(3), { merge_mode = "mul" }) end, { 5, 2 } },
+    TimeDistributed = { function() return nn.TimeDistributed(nn.Dense(3)) end, { 5, 2 } },
+    ConvLSTM2D = { function() return nn.ConvLSTM2D(2, 3, { padding = "same", return_sequences = true }) end, { 3, 4, 4, 2 } },
     Normalization = { function() return nn.Normalization { axis = -1 } end, { 4 } },
     Discretization = { function() return nn.Discretization { bin_boundaries = { -0.5, 0, 0.5 },
       output_mode = "count" } end, { 4 } },
@@ -132,6 +136,27 @@ describe("layer configs", function()
     SpatialDropout2D = { function() return nn.SpatialDropout2D(0.2, { data_format = "channels_first" }) end, { 2, 3, 4 } },
     SpatialDropout3D = { function() return nn.SpatialDropout3D(0.2) end, { 2, 2, 3, 4 } },
     ActivityRegularization = { function() return nn.ActivityRegularization { l1 = 0.01, l2 = 0.1 } end, { 4 } },
+    SeparableConv1D = { function() return nn.SeparableConv1D(3, 2, { depth_multiplier = 2, padding = "same" }) end,
+      { 5, 2 } },
+    DepthwiseConv1D = { function() return nn.DepthwiseConv1D(3, { strides = 2, activation = "relu" }) end, { 5, 2 } },
+    Conv1DTranspose = { function() return nn.Conv1DTranspose(2, 3, { strides = 2, output_padding = 1 }) end, { 4, 2 } },
+    Conv3DTranspose = { function() return nn.Conv3DTranspose(2, { 1, 2, 2 }, { padding = "same" }) end,
+      { 2, 3, 3, 1 } },
+    Resizing = { function() return nn.Resizing { 3, 5, crop_to_aspect_ratio = true, interpolation = "bicubic" } end,
+      { 4, 4, 2 } },
+    CenterCrop = { function() return nn.CenterCrop(2, 3) end, { 4, 4, 2 } },
+    RandomFlip = { function() return nn.RandomFlip { mode = "horizontal", seed = 2 } end, { 4, 4, 2 } },
+    RandomRotation = { function() return nn.RandomRotation { { -0.2, 0.1 }, fill_mode = "wrap", seed = 1 } end,
+      { 4, 4, 2 } },
+    RandomZoom = { function() return nn.RandomZoom { 0.2, { -0.1, 0.3 }, fill_mode = "constant" } end, { 4, 4, 2 } },
+    RandomTranslation = { function() return nn.RandomTranslation { 0.1, 0.2, interpolation = "nearest" } end,
+      { 4, 4, 2 } },
+    RandomContrast = { function() return nn.RandomContrast { 0.4, value_range = { -1, 1 } } end, { 4, 4, 2 } },
+    RandomCrop = { function() return nn.RandomCrop { 3, 3, seed = 5 } end, { 4, 4, 2 } },
+    MultiHeadAttention = { function() return nn.MultiHeadAttention { num_heads = 2, key_dim = 3, value_dim = 2,
+      output_shape = 5, kernel_regularizer = nn.regularizers.L2(0.01) } end, { { 4, 6 }, { 3, 5 } } },
+    Attention = { function() return nn.Attention { use_scale = true, score_mode = "concat" } end, { { 3, 4 }, { 5, 4 } } },
+    AdditiveAttention = { function() return nn.AdditiveAttention { use_scale = true } end, { { 3, 4 }, { 5, 4 } } },
   }
   -- aliases, the base class and layers without a config of their own; StringLookup and
   -- TextVectorization take Lua tables of strings, which no nn.Input carries (their round trips
@@ -139,7 +164,10 @@ describe("layer configs", function()
   local not_cases = { Layer = true, Input = true, InputLayer = true, Lambda = true, AvgPool2D = true,
     MaxPool2D = true, GlobalAvgPool2D = true, GlobalMaxPool2D = true,
     Convolution1D = true, Convolution3D = true, MaxPool1D = true, AvgPool1D = true, MaxPool3D = true, AvgPool3D = true,
-    GlobalAvgPool1D = true, GlobalMaxPool1D = true, GlobalAvgPool3D = true, GlobalMaxPool3D = true, SeparableConvolution2D = true, StringLookup = true, TextVectorization = true }
+    GlobalAvgPool1D = true, GlobalMaxPool1D = true, GlobalAvgPool3D = true, GlobalMaxPool3D = true, SeparableConvolution2D = true,
+    SeparableConvolution1D = true, Convolution1DTranspose = true, Convolution3DTranspose = true, StringLookup = true, TextVectorization = true,
+    -- cells step one (batch, features) input with states: their round trips are in nn_recurrent_more_spec
+    SimpleRNNCell = true, LSTMCell = true, GRUCell = true, StackedRNNCells = true }
 
   it("cover every built-in layer class: config, JSON and outputs round-trip in a model", function()
     for name in pairs(nn.layers) do

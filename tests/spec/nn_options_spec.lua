@@ -56,7 +56,7 @@ describe("layer constructor options", function()
   end)
 
   it("reject what moongrad does not implement instead of ignoring it", function()
-    fails_here(function() nn.LSTM(2, { dropout = 0.2 }) end, "LSTM: option 'dropout' is not supported")
+    fails_here(function() nn.LSTM(2, { time_major = true }) end, "LSTM: option 'time_major' is not supported")
     fails_here(function() nn.GRU(2, { stateful = true }) end, "GRU: option 'stateful' is not supported")
     fails_here(function() nn.Dropout(0.5, { noise_shape = { 1, 4 } }) end, "Dropout: option 'noise_shape' is not supported")
     fails_here(function() nn.Embedding(5, 2, { mask_zero = true }) end, "option 'mask_zero' is not supported")
@@ -87,8 +87,8 @@ end)
 describe("layer call options", function()
   it("a mask raises instead of being ignored (no masking yet)", function()
     local x = mg.ones { 2, 4, 3 }
-    fails_here(function() nn.LSTM { units = 3 }(x, { mask = mg.ones { 2, 4 } }) end,
-      "layer lstm", "(LSTM) call: option 'mask' is not supported")
+    fails_here(function() nn.LSTM { units = 3 }(x, { mask = mg.ones { 2, 5 } }) end,
+      "layer lstm", "(LSTM): the mask must have shape (batch, time) = (2, 4), got (2, 5)")
     fails_here(function() nn.Dense(2)(mg.ones { 2, 3 }, { mask = mg.ones { 2 } }) end, "option 'mask' is not supported")
     fails_here(function() nn.Dense(2)(mg.ones { 2, 3 }, { trainig = true }) end,
       "unknown option 'trainig' (did you mean 'training'?)")

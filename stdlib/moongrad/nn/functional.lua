@@ -163,6 +163,35 @@ local function by_name(self, inputs)
   return xs
 end
 
+-- A node's call options: training alone, or with the other options the layer kept on the node
+-- (MultiHeadAttention's use_causal_mask, return_attention_scores) as a table.
+local function node_kwargs(args)
+  local out
+  for k, v in pairs(args) do
+    if k ~= "training" then out = out or {}; out[k] = v end
+  end
+  return out
+end
+
+local function call_args(args, training)
+  local kw = node_kwargs(args)
+  if not kw then return training end
+  kw.training = training
+  return kw
+end
+
+-- A layer's outputs as the node has them: a layer with several outputs may return them as a list
+-- or as several values (MultiHeadAttention's output and scores).
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local function several(n, res)
+  if not n.single_output and res.n > 1 then
+    local out = {}
+    for i = 1, res.n do out[i] = res[i] end
+    return out
+  end
+  return res[1]
+end
+
 function Functional:call(inputs, training)
   local ins = self.inputs
   local xs
@@ -181,7 +210,7 @@ function Functional:call(inputs, training)
     for j, t in ipairs(n.inputs) do args[j] = values[t] end
     local tr = n.args.training
     if tr == nil then tr = training end
-    local out = n.layer(n.single_input and args[1] or args, tr)
+    local out = several(n, pack(n.layer(n.single_input and args[1] or args, call_args(n.args, tr))))
     if n.single_output then
       values[n.outputs[1]] = out
     else
@@ -232,7 +261,8 @@ function Functional:get_config()
       if #n.inputs > 0 then
         local list = {}
         for j, t in ipairs(n.inputs) do list[j] = ref(t) end
-        inbound[#inbound + 1] = { args = list, single = n.single_input, training = n.args.training }
+        inbound[#inbound + 1] = { args = list, single = n.single_input, training = n.args.training,
+          kwargs = node_kwargs(n.args) }
       end
     end
     layers[i] = { class_name = l.class_name, name = l.name, config = l:get_config(), inbound_nodes = inbound }
@@ -273,7 +303,14 @@ function Functional.from_config(cls, cfg, deserialize)
       end
       if ready then
         local layer = by_name[p.name]
-        local out = layer(p.node.single and args[1] or args, { training = p.node.training })
+        local call_opts = { training = p.node.training }
+        for k, v in pairs(p.node.kwargs or {}) do call_opts[k] = v end
+        local res = pack(layer(p.node.single and args[1] or args, call_opts))
+        local out = res[1]
+        if res.n > 1 and node.is_keras_tensor(res[2]) then   -- several outputs as several values
+          out = {}
+          for i = 1, res.n do out[i] = res[i] end
+        end
         produced[p.name][p.k] = node.is_keras_tensor(out) and { out } or out
       else
         rest[#rest + 1] = p

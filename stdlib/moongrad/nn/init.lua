@@ -47,10 +47,14 @@ add(require("moongrad.nn.layers.reshaping"))
 add(require("moongrad.nn.layers.normalization"))
 add(require("moongrad.nn.layers.merging"))
 add(require("moongrad.nn.layers.recurrent"))
+add(require("moongrad.nn.layers.wrappers"))
+add(require("moongrad.nn.layers.conv_lstm"))
 add(require("moongrad.nn.layers.preprocessing"))
 add(require("moongrad.nn.layers.lookup"))
 add(require("moongrad.nn.layers.activation_layers"))
 add(require("moongrad.nn.layers.noise"))
+add(require("moongrad.nn.layers.image_preprocessing"))
+add(require("moongrad.nn.layers.attention"))
 layers.RNNBase = nil
 M.layers = layers
 for k, v in pairs(layers) do M[k] = v end

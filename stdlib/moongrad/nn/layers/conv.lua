@@ -196,6 +196,7 @@ local function deconv_length(n, k, s, d, padding, output_padding)
   local pad = padding == "same" and math.floor(k / 2) or 0
   return (n - 1) * s + k - 2 * pad + output_padding
 end
+M.deconv_length = deconv_length   -- shared with conv_nd's Conv1DTranspose / Conv3DTranspose
 
 function Conv2DTranspose:compute_output_shape(s)
   check_channels(self, s, self.kernel.shape[4])

@@ -191,6 +191,127 @@ conv_layer("Conv1D", 1, mg.conv1d)
 conv_layer("Conv3D", 3, mg.conv3d)
 M.Convolution1D, M.Convolution3D = M.Conv1D, M.Conv3D
 
+-- ---- Conv1DTranspose, Conv3DTranspose ---------------------------------------------------
+
+-- The transposed convolutions over the conv1d_transpose / conv3d_transpose ops; kernels
+-- (k..., filters, in_channels) as Keras, output lengths from conv.lua's deconv_length (the
+-- one Conv2DTranspose uses).
+local deconv_length = require("moongrad.nn.layers.conv").deconv_length
+
+local function transpose_layer(name, rank, op)
+  local cls = Layer:extend(name)
+  local T = tuple_rule(rank)
+  local R = util.rules
+  local P = { "integer|table", check = function(v)
+    local function ok1(n) return type(n) == "number" and n >= 0 and n == math.floor(n) end
+    local ok = ok1(v)
+    if type(v) == "table" then
+      ok = #v == rank
+      for i = 1, rank do ok = ok and ok1(v[i]) end
+    end
+    if not ok then return string.format("must be a non-negative integer or a list %s of them", AXES[rank]) end
+  end }
+  local spec = { filters = R.positive_int, kernel_size = T, strides = T, padding = padding_rule(false),
+    output_padding = P, data_format = R.channels_last, dilation_rate = T, activation = R.activation,
+    use_bias = "boolean", kernel_initializer = R.initializer, bias_initializer = R.initializer,
+    kernel_regularizer = R.regularizer, bias_regularizer = R.regularizer }
+
+  function cls:__init(...)
+    local cfg = self:_parse({ "filters", "kernel_size" }, spec, ...)
+    if cfg.filters == nil then util.raise(name .. ": filters is required (a positive integer)") end
+    if cfg.kernel_size == nil then util.raise(name .. ": kernel_size is missing") end
+    self.filters = cfg.filters
+    self.kernel_size = tuple(cfg.kernel_size, rank)
+    self.strides = tuple(cfg.strides or 1, rank)
+    self.padding = (cfg.padding or "valid"):lower()
+    self.dilation_rate = tuple(cfg.dilation_rate or 1, rank)
+    if cfg.output_padding ~= nil then
+      self.output_padding = tuple(cfg.output_padding, rank)
+      for i = 1, rank do
+        if self.output_padding[i] >= self.strides[i] then
+          util.raise(string.format("%s: output_padding %s must be smaller than strides %s on every axis", name,
+            util.shape_str(self.output_padding), util.shape_str(self.strides)))
+        end
+      end
+    end
+    self.activation = activations.get(cfg.activation)
+    self.use_bias = cfg.use_bias ~= false
+    self.kernel_initializer = initializers.get(cfg.kernel_initializer or "glorot_uniform")
+    self.bias_initializer = initializers.get(cfg.bias_initializer or "zeros")
+    self.kernel_regularizer = regularizers.get(cfg.kernel_regularizer)
+    self.bias_regularizer = regularizers.get(cfg.bias_regularizer)
+  end
+
+  function cls:build(s)
+    local c = check_input(s, rank)
+    if c == -1 then error("the channel dimension of the input must be known, got " .. util.shape_str(s), 0) end
+    local kshape = util.copy(self.kernel_size)
+    kshape[rank + 1], kshape[rank + 2] = self.filters, c
+    self.kernel = self:add_weight { name = "kernel", shape = kshape, initializer = self.kernel_initializer,
+      regularizer = self.kernel_regularizer }
+    if self.use_bias then
+      self.bias = self:add_weight { name = "bias", shape = { self.filters }, initializer = self.bias_initializer,
+        regularizer = self.bias_regularizer }
+    end
+    self._conv_opts = { strides = self.strides, padding = self.padding, dilation = self.dilation_rate,
+      output_padding = self.output_padding }
+  end
+
+  function cls:call(x)
+    local y = op(util.float_input(x, self.compute_dtype), self.kernel, self._conv_opts)
+    if self.use_bias then y = y + self.bias end
+    return self.activation(y)
+  end
+
+  function cls:compute_output_shape(s)
+    local c = check_input(s, rank)
+    local want = self.kernel.shape[rank + 2]
+    if c ~= want then
+      error(string.format("expected an input with %d channels, got shape %s", want, util.shape_str(s)), 0)
+    end
+    local out = { s[1] }
+    for i = 1, rank do
+      out[i + 1] = deconv_length(s[i + 1], self.kernel_size[i], self.strides[i], self.dilation_rate[i], self.padding,
+        self.output_padding and self.output_padding[i])
+    end
+    out[rank + 2] = self.filters
+    return out
+  end
+
+  function cls:get_config()
+    local cfg = Layer.get_config(self)
+    cfg.filters = self.filters
+    cfg.kernel_size = util.copy(self.kernel_size)
+    cfg.strides = util.copy(self.strides)
+    cfg.padding = self.padding
+    cfg.output_padding = self.output_padding and util.copy(self.output_padding) or nil
+    cfg.data_format = "channels_last"
+    cfg.dilation_rate = util.copy(self.dilation_rate)
+    cfg.activation = activations.serialize(self.activation)
+    cfg.use_bias = self.use_bias
+    cfg.kernel_initializer = initializers.serialize(self.kernel_initializer)
+    cfg.bias_initializer = initializers.serialize(self.bias_initializer)
+    cfg.kernel_regularizer = regularizers.serialize(self.kernel_regularizer)
+    cfg.bias_regularizer = regularizers.serialize(self.bias_regularizer)
+    return cfg
+  end
+  M[name] = cls
+  return cls
+end
+
+--- mg.nn.Conv1DTranspose{filters, kernel_size, strides=1, padding="valid", output_padding=nil, dilation_rate=1, activation=nil, use_bias=true, kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=nil, bias_regularizer=nil}
+--- The transpose of Conv1D over NWC sequences (also Convolution1DTranspose): upsamples the
+--- steps by strides. Kernel (kernel_size, filters, in_channels), as Keras.
+--- Example:
+---   local up = mg.nn.Conv1DTranspose{filters = 4, kernel_size = 3, strides = 2, padding = "same"}
+---   print(up(mg.ones{2, 5, 3}).shape)   -- {2, 10, 4}
+transpose_layer("Conv1DTranspose", 1, mg.conv1d_transpose)
+--- mg.nn.Conv3DTranspose{filters, kernel_size, strides=1, padding="valid", output_padding=nil, dilation_rate=1, activation=nil, use_bias=true, kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=nil, bias_regularizer=nil}
+--- The transpose of Conv3D over NDHWC volumes (also Convolution3DTranspose); kernel_size,
+--- strides, output_padding a number or {d, h, w}. Kernel (kd, kh, kw, filters, in_channels).
+transpose_layer("Conv3DTranspose", 3, mg.conv3d_transpose)
+M.Convolution1DTranspose, M.Convolution3DTranspose = M.Conv1DTranspose, M.Conv3DTranspose
+
 -- ---- MaxPooling1D/3D, AveragePooling1D/3D ----------------------------------------------
 
 local function pool_layer(name, rank, op)

@@ -1,5 +1,6 @@
 -- moongrad.nn.layers.spatial: Keras 3's ZeroPadding1D/2D/3D, Cropping1D/2D/3D
--- and UpSampling1D/2D/3D (nearest) on channels_last input. One factory per
+-- and UpSampling1D/2D/3D (nearest; UpSampling2D also bilinear/bicubic through
+-- mg.image.resize, as Keras 3) on channels_last input. One factory per
 -- kind takes the number of spatial axes (`rank`). Amounts are normalised as
 -- Keras does: n -> every side n; {a, b, ...} -> per axis, both sides; {{before,
 -- after}, ...} per axis (1-d: {left, right}). Padding is mg.pad with zeros,
@@ -193,13 +194,22 @@ local function upsampling(name, rank)
       end
       if not ok then return "must be a positive integer or one per spatial axis (" .. rank .. " of them)" end
     end }, data_format = util.rules.channels_last }
-    if rank == 2 then spec.interpolation = { "string", one_of = { "nearest" } } end
+    if rank == 2 then spec.interpolation = { "string", one_of = { "nearest", "bilinear", "bicubic" } } end
     local cfg = self:_parse({ "size" }, spec, ...)
     local size = cfg.size or 2
     for i = 1, rank do R[i] = type(size) == "number" and size or size[i] end
     self.size = R
+    self.interpolation = cfg.interpolation or "nearest"
+    -- resizing computes in floats: the output is the compute dtype, not the input's
+    if self.interpolation ~= "nearest" then rawset(self, "passthrough_dtype", false) end
   end
   function cls:call(x)
+    if rank == 2 and self.interpolation ~= "nearest" then
+      -- Keras 3 resizes (ops.image.resize, no antialiasing) for the other methods
+      local s = x.shape
+      return mg.image.resize(util.float_input(x, self.compute_dtype), { s[2] * self.size[1], s[3] * self.size[2] },
+        { method = self.interpolation })
+    end
     for i = 1, rank do x = repeat_axis(x, i + 1, self.size[i]) end
     return x
   end
@@ -214,7 +224,7 @@ local function upsampling(name, rank)
   function cls:get_config()
     local cfg = Layer.get_config(self)
     cfg.size = rank == 1 and self.size[1] or util.copy(self.size)
-    if rank == 2 then cfg.interpolation = "nearest" end
+    if rank == 2 then cfg.interpolation = self.interpolation end
     cfg.data_format = "channels_last"
     return cfg
   end
@@ -223,7 +233,8 @@ end
 
 --- mg.nn.UpSampling1D{size=2}: each step of (batch, steps, channels) input repeated size times.
 upsampling("UpSampling1D", 1)
---- mg.nn.UpSampling2D{size=2, interpolation="nearest"}: each row and column of NHWC images repeated size (n or {h, w}) times.
+--- mg.nn.UpSampling2D{size=2, interpolation="nearest"}: each row and column of NHWC images repeated size (n or {h, w}) times;
+--- interpolation "bilinear" or "bicubic" resizes to size times the height and width instead (Keras 3's ops.image.resize).
 upsampling("UpSampling2D", 2)
 --- mg.nn.UpSampling3D{size=2}: each position of NDHWC volumes repeated size (n or {d, h, w}) times along each axis.
 upsampling("UpSampling3D", 3)
