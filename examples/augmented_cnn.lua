@@ -6,7 +6,7 @@
 -- so the softmax is not computed in 8 bits).
 --
 --   moongrad examples/augmented_cnn.lua           1 epoch on the 60,000 images
---   moongrad examples/augmented_cnn.lua --quick   a 4,000-image subset (also MG_QUICK=1)
+--   moongrad examples/augmented_cnn.lua --quick   a 2,000-image subset (also MG_QUICK=1)
 --
 -- Needs the Debian package dataset-fashion-mnist. bench/mixed_precision_cnn.lua
 -- compares the plain CNN's step time and accuracy in float32 and mixed_bfloat16.
@@ -21,8 +21,8 @@ local train, test = mg.datasets.fashion_mnist.load_data()
 local x_train, y_train = table.unpack(train)
 local x_test, y_test = table.unpack(test)
 if quick then
-  x_train, y_train = x_train:slice { { 1, 4000 } }, y_train:slice { { 1, 4000 } }
-  x_test, y_test = x_test:slice { { 1, 2000 } }, y_test:slice { { 1, 2000 } }
+  x_train, y_train = x_train:slice { { 1, 2000 } }, y_train:slice { { 1, 2000 } }
+  x_test, y_test = x_test:slice { { 1, 1000 } }, y_test:slice { { 1, 1000 } }
 end
 
 -- Layers made from here on compute in bfloat16 and keep float32 variables.
@@ -61,7 +61,7 @@ print(string.format("trained on %d images in %.1f s (%.0f samples/s)", x_train.s
 local loss, accuracy = model:evaluate(x_test, y_test, { verbose = 0 })
 print(string.format("test loss %.4f, test accuracy %.4f (%d images)", loss, accuracy, x_test.shape[1]))
 if quick then
-  assert(accuracy > 0.55, "quick mode: the model did not learn")
+  assert(accuracy > 0.5, "quick mode: the model did not learn")
 else
   assert(accuracy > 0.8, "the model reached less than 0.8")
 end
