@@ -10,11 +10,15 @@
 -- sigmoid activation produced (nn.activations remembers their logits, like
 -- TF Keras), the logits are used too; other probabilities are clipped to
 -- [eps, 1 - eps] before the log. Sparse labels are class indices from 1.
+-- A Loss object honours the mask a layer attached to y_pred (masking.lua)
+-- as Keras 3 does: the masked values weigh 0, and a mean divides by the
+-- number of real values (apply_mask); the plain functions ignore masks.
 -- Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local class = require("moongrad.nn.class")
 local activations = require("moongrad.nn.activations")
 local options = require("moongrad.options")
+local masking = require("moongrad.nn.masking")
 
 local M = {}
 local EPS = 1e-7
@@ -240,6 +244,29 @@ local function reduce(values, reduction, sample_weight)
 end
 M.reduce = reduce
 
+--- mg.losses.apply_mask(sample_weight, mask, dtype, reduction) -> the sample weights with a
+--- prediction's mask folded in (Keras 3's apply_mask): masked values weigh 0; for a mean
+--- ("sum_over_batch_size", "mean", "auto") the real ones weigh total / valid, so the mean over
+--- all values is the mean over the real ones; for other reductions they weigh 1. A (batch,)
+--- sample_weight reaches every step of a (batch, time) mask. nil mask: sample_weight unchanged.
+function M.apply_mask(sample_weight, mask, dtype, reduction)
+  if mask == nil or mask == false then return sample_weight end
+  dtype = dtype or "float32"
+  local fm = mg.cast(mask, dtype)
+  if reduction == "sum_over_batch_size" or reduction == "mean" or reduction == "auto" or reduction == nil then
+    local total = mask:numel()   -- unknown while tracing with a -1 batch size: counted with an op
+    if require("moongrad.core").is_unknown_size(total) then total = mg.sum(mg.ones_like(fm)) end
+    local valid = mg.sum(fm)
+    -- divide_no_nan: no real value at all gives weights 0 (and a loss of 0), not NaN
+    local scale = mg.where(mg.greater(valid, 0), total / mg.maximum(valid, 1e-30), 0.0)
+    fm = fm * scale
+  end
+  if sample_weight ~= nil then
+    return weights_for(fm, sample_weight) * fm
+  end
+  return fm
+end
+
 local REDUCTIONS = { "sum_over_batch_size", "sum", "none", "auto", "mean", "mean_with_sample_weight" }
 -- Every Loss takes these; classes add their own (see define below).
 Loss.options = { reduction = { "string", one_of = REDUCTIONS }, name = "string" }
@@ -258,9 +285,16 @@ function Loss:__init(cfg)
   self.config = c
 end
 
--- loss(y_true, y_pred [, sample_weight]): the reduced loss.
+-- loss(y_true, y_pred [, sample_weight]): the reduced loss. The masks of
+-- y_pred and of the per-sample values (a loss's call may attach one) are
+-- ANDed and folded into the sample weights, as Keras 3's Loss.__call__ does.
 function Loss:__call(y_true, y_pred, sample_weight)
-  return reduce(self:call(y_true, y_pred), self.reduction, sample_weight)
+  local in_mask = masking.get(y_pred)
+  local values = self:call(y_true, y_pred)
+  local mask, out_mask = in_mask, masking.get(values)
+  if out_mask then mask = mask and mg.logical_and(mask, out_mask) or out_mask end
+  if mask then sample_weight = M.apply_mask(sample_weight, mask, values.dtype, self.reduction) end
+  return reduce(values, self.reduction, sample_weight)
 end
 
 --- loss:get_config() -> a table of the constructor options (name, reduction, ...).

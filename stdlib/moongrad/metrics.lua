@@ -15,6 +15,7 @@ local core = require("moongrad.core")
 local class = require("moongrad.nn.class")
 local losses = require("moongrad.losses")
 local options = require("moongrad.options")
+local masking = require("moongrad.nn.masking")
 
 local unpack = table.unpack or unpack
 
@@ -127,8 +128,15 @@ function Wrapper:__init(fn, cfg)
   self.fn = fn
 end
 
+--- metric:update_state(y_true, y_pred [, sample_weight])
+--- Adds fn(y_true, y_pred) of a batch (weighted by sample_weight) to the running mean; as in
+--- Keras 3's MeanMetricWrapper, the steps masked in y_pred (a layer's mask, mg.nn.get_mask)
+--- weigh 0, so the mean is over the real ones.
 function Wrapper:update_state(y_true, y_pred, sample_weight)
-  return Mean.update_state(self, self.fn(y_true, y_pred), sample_weight)
+  local mask = masking.get(y_pred)
+  local values = self.fn(y_true, y_pred)
+  if mask then sample_weight = losses.apply_mask(sample_weight, mask, self.dtype, "sum") end
+  return Mean.update_state(self, values, sample_weight)
 end
 
 -- ---- accuracy functions (per sample, 1.0 or 0.0) --------------------------------------------

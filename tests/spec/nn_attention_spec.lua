@@ -353,8 +353,8 @@ describe("MultiHeadAttention calls", function()
     fails(function() nn.MultiHeadAttention { num_heads = 2 } end, "key_dim is required")
     fails(function() nn.MultiHeadAttention { num_heads = 0, key_dim = 2 } end, "num_heads")
     fails(function() nn.MultiHeadAttention { num_heads = 2, key_dim = 2, dropout = 1 } end, "dropout")
-    fails(function() nn.MultiHeadAttention { num_heads = 2, key_dim = 2, kernel_constraint = "non_neg" } end,
-      "kernel_constraint")
+    fails(function() nn.MultiHeadAttention { num_heads = 2, key_dim = 2, kernel_constraint = "nonneg" } end,
+      "unknown constraint 'nonneg'")
     fails(function() nn.MultiHeadAttention { num_heads = 2, key_dim = 2, bogus = 1 } end, "bogus")
     fails(function() nn.MultiHeadAttention { num_heads = 2, key_dim = 2, output_shape = { 0 } } end, "output_shape")
     local l = nn.MultiHeadAttention { num_heads = 2, key_dim = 2, name = "mh" }

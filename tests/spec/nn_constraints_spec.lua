@@ -53,7 +53,7 @@ describe("layers with *_constraint options", function()
     assert.are.same({ class_name = "MaxNorm", config = { max_value = 3, axis = { 1 } } }, cfg.kernel_constraint)
     assert.are.same({ class_name = "NonNeg", config = {} }, cfg.bias_constraint)
     local d2 = nn.Dense:from_config(cfg)
-    assert.are.equal(3, d2.kernel_constraint.max_value)
+    assert.are.same(cfg.kernel_constraint, d2:get_config().kernel_constraint)
     local dir = nh.tmpname("-mgcons")
     assert(os.execute("mkdir -p '" .. dir .. "'"))
     m:compile { optimizer = "sgd", loss = "mse" }
@@ -80,6 +80,96 @@ describe("layers with *_constraint options", function()
     assert.is_true(mg.min(d.kernel):item() >= -1)
     assert.are.equal("<function>", d:get_config().kernel_constraint)
     assert.is_nil(C.of(v))
+  end)
+end)
+
+-- Every layer that takes a <w>_regularizer takes <w>_constraint (one mechanism, layer.lua): each
+-- case gives every such option NonNeg, builds the layer, checks that each constrained weight has it
+-- and that one big SGD step leaves those weights non-negative, eagerly and staged.
+local function all(prefixes, more)
+  local o = more or {}
+  for _, p in ipairs(prefixes) do o[p .. "_constraint"] = "non_neg" end
+  return o
+end
+local KB = { "kernel", "bias" }
+local LAYER_CASES = {
+  { "Dense", function() return nn.Dense(3, all(KB)) end, { 2, 4 } },
+  { "Conv1D", function() return nn.Conv1D(2, 3, all(KB)) end, { 2, 5, 2 } },
+  { "Conv2D", function() return nn.Conv2D(2, 2, all(KB)) end, { 2, 4, 4, 1 } },
+  { "Conv3D", function() return nn.Conv3D(2, 2, all(KB)) end, { 1, 3, 3, 3, 1 } },
+  { "Conv1DTranspose", function() return nn.Conv1DTranspose(2, 3, all(KB)) end, { 2, 4, 2 } },
+  { "Conv2DTranspose", function() return nn.Conv2DTranspose(2, 2, all(KB)) end, { 2, 3, 3, 1 } },
+  { "Conv3DTranspose", function() return nn.Conv3DTranspose(2, 2, all(KB)) end, { 1, 2, 2, 2, 1 } },
+  { "DepthwiseConv1D", function() return nn.DepthwiseConv1D(2, all({ "depthwise", "bias" })) end, { 2, 5, 2 } },
+  { "DepthwiseConv2D", function() return nn.DepthwiseConv2D(2, all({ "depthwise", "bias" })) end, { 2, 4, 4, 2 } },
+  { "SeparableConv1D", function() return nn.SeparableConv1D(3, 2, all({ "depthwise", "pointwise", "bias" })) end,
+    { 2, 5, 2 } },
+  { "SeparableConv2D", function() return nn.SeparableConv2D(3, 2, all({ "depthwise", "pointwise", "bias" })) end,
+    { 2, 4, 4, 2 } },
+  { "SimpleRNN", function() return nn.SimpleRNN(3, all({ "kernel", "recurrent", "bias" })) end, { 2, 4, 2 } },
+  { "LSTM", function() return nn.LSTM(3, all({ "kernel", "recurrent", "bias" })) end, { 2, 4, 2 } },
+  { "GRU", function() return nn.GRU(3, all({ "kernel", "recurrent", "bias" })) end, { 2, 4, 2 } },
+  { "RNN(LSTMCell)", function() return nn.RNN(nn.LSTMCell(3, all({ "kernel", "recurrent", "bias" }))) end,
+    { 2, 4, 2 } },
+  { "Bidirectional(GRU)", function() return nn.Bidirectional(nn.GRU(2, all({ "kernel", "recurrent", "bias" }))) end,
+    { 2, 4, 2 } },
+  { "ConvLSTM2D", function() return nn.ConvLSTM2D(2, 2, all({ "kernel", "recurrent", "bias" })) end,
+    { 1, 2, 4, 4, 1 } },
+  { "BatchNormalization", function() return nn.BatchNormalization(all({ "gamma", "beta" })) end, { 4, 3 } },
+  { "LayerNormalization", function() return nn.LayerNormalization(all({ "gamma", "beta" })) end, { 4, 3 } },
+  { "GroupNormalization", function() return nn.GroupNormalization(all({ "gamma", "beta" }, { groups = 1 })) end,
+    { 4, 3 } },
+  { "PReLU", function() return nn.PReLU(all({ "alpha" })) end, { 2, 3 } },
+  { "MultiHeadAttention", function() return nn.MultiHeadAttention(all(KB, { num_heads = 2, key_dim = 2 })) end,
+    { 2, 3, 4 } },
+}
+
+describe("every layer with *_regularizer options takes *_constraint", function()
+  for _, case in ipairs(LAYER_CASES) do
+    for _, staged in ipairs({ false, true }) do
+      it(case[1] .. (staged and ", staged step" or ", eager step"), function()
+        local layer = case[2]()
+        local x = mg.uniform(case[3], -1, 1, "float32", 7)
+        local function out(t)
+          local y
+          if case[1] == "MultiHeadAttention" then y = layer(t, t, true) else y = layer(t, true) end
+          if type(y) == "table" and not mg.is_tensor(y) then y = y[1] end
+          return mg.sum(mg.square(y))
+        end
+        out(x)
+        local cons = {}
+        for _, w in ipairs(layer.trainable_weights) do
+          if C.of(w) then cons[#cons + 1] = w end
+        end
+        assert.is_true(#cons >= 1, "no weight of " .. case[1] .. " has a constraint")
+        -- every trainable kernel/bias-like weight is constrained (the attention layers' too)
+        for _, w in ipairs(layer.trainable_weights) do
+          assert.is_not_nil(C.of(w), case[1] .. ": weight " .. tostring(w.name) .. " has no constraint")
+        end
+        local opt = mg.optim.SGD { learning_rate = 100 }
+        local step = function(t)
+          local vars = layer.trainable_weights
+          local tape = mg.GradientTape()
+          local loss = out(t)
+          tape:stop()
+          opt:apply_gradients(tape:gradient(loss, vars), vars)
+          return loss
+        end
+        if staged then
+          opt:build(layer.trainable_weights)
+          step = mg.func(step)
+        end
+        step(x)
+        for _, w in ipairs(cons) do
+          assert.is_true(mg.min(w):item() >= 0, case[1] .. ": " .. tostring(w.name) .. " went negative")
+        end
+      end)
+    end
+  end
+
+  it("a constraint no weight takes is an error when the layer is built", function()
+    h.fails(function() nn.Dense(2, { use_bias = false, bias_constraint = "non_neg" })(mg.ones { 1, 2 }) end,
+      "bias_constraint was given, but the layer has no bias weight")
   end)
 end)
 

@@ -3,9 +3,8 @@
 -- unknown names and out-of-range values raise an error that names the
 -- function, the option and what is valid, at the caller's line, instead of
 -- being ignored or training to garbage. Options moongrad does not implement
--- (masking, RNN dropout, Dropout's noise_shape) raise rather than being
--- accepted and ignored, and so does an option a layer's call does not
--- understand (a `mask`).
+-- (RNN dropout, Dropout's noise_shape) raise rather than being accepted and
+-- ignored, and so does an option a layer's call does not understand.
 local mg = require "moongrad"
 local nn = mg.nn
 local h = require "tests.spec.nn_helpers"
@@ -59,7 +58,7 @@ describe("layer constructor options", function()
     fails_here(function() nn.LSTM(2, { time_major = true }) end, "LSTM: option 'time_major' is not supported")
     fails_here(function() nn.GRU(2, { stateful = true }) end, "GRU: option 'stateful' is not supported")
     fails_here(function() nn.Dropout(0.5, { noise_shape = { 1, 4 } }) end, "Dropout: option 'noise_shape' is not supported")
-    fails_here(function() nn.Embedding(5, 2, { mask_zero = true }) end, "option 'mask_zero' is not supported")
+    fails_here(function() nn.Embedding(5, 2, { mask_zero = 1 }) end, "option 'mask_zero'")
     fails_here(function() nn.Input { shape = { 3 }, sparse = true } end, "option 'sparse' is not supported")
     fails_here(function() nn.Conv2DTranspose(2, 3, { groups = 2 }) end, "option 'groups' is not supported")
     -- the neutral values stay accepted (configs written by Keras carry them)
@@ -85,11 +84,15 @@ describe("layer constructor options", function()
 end)
 
 describe("layer call options", function()
-  it("a mask raises instead of being ignored (no masking yet)", function()
-    local x = mg.ones { 2, 4, 3 }
-    fails_here(function() nn.LSTM { units = 3 }(x, { mask = mg.ones { 2, 5 } }) end,
+  it("a mask is a call option (masking); an unknown option raises instead of being ignored", function()
+    local m = mg.tensor { { true, false } }
+    local y = nn.Dense(2)(mg.ones { 1, 2, 3 }, { mask = m })
+    assert.same(m:totable(), nn.get_mask(y):totable())
+    fails_here(function() nn.Dense(2)(mg.ones { 2, 3 }, { mask = 1 }) end, "option 'mask'")
+    fails_here(function() nn.Dense(2)(mg.ones { 2, 3 }, { maks = mg.ones { 2 } }) end,
+      "unknown option 'maks' (did you mean 'mask'?)")
+    fails_here(function() nn.LSTM { units = 3 }(mg.ones { 2, 4, 3 }, { mask = mg.ones { 2, 5 } }) end,
       "layer lstm", "(LSTM): the mask must have shape (batch, time) = (2, 4), got (2, 5)")
-    fails_here(function() nn.Dense(2)(mg.ones { 2, 3 }, { mask = mg.ones { 2 } }) end, "option 'mask' is not supported")
     fails_here(function() nn.Dense(2)(mg.ones { 2, 3 }, { trainig = true }) end,
       "unknown option 'trainig' (did you mean 'training'?)")
     fails_here(function() nn.Dense(2)(mg.ones { 2, 3 }, "yes") end, "the second argument is `training`")

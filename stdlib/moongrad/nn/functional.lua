@@ -16,6 +16,7 @@ local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 local node = require("moongrad.nn.node")
 local options = require("moongrad.options")
+local masking = require("moongrad.nn.masking")
 
 --- mg.nn.Functional{inputs=, outputs=, name=}: the model mg.nn.Model{inputs=, outputs=} builds: a graph of
 --- layers from Input tensors to outputs.
@@ -136,7 +137,11 @@ local function as_input(self, x, t, i)
   if bad then
     error(util.input_mismatch(string.format("model %s: input %d (%s)", self.name, i, tostring(t.name)), want, s), 0)
   end
-  if x.dtype ~= t.dtype then x = mg.cast(x, t.dtype) end
+  if x.dtype ~= t.dtype then
+    local m = masking.get(x)
+    x = mg.cast(x, t.dtype)
+    masking.set(x, m)   -- the cast input is still the masked one
+  end
   return x
 end
 
@@ -192,7 +197,7 @@ local function several(n, res)
   return res[1]
 end
 
-function Functional:call(inputs, training)
+function Functional:call(inputs, training, opts)
   local ins = self.inputs
   local xs
   if mg.is_tensor(inputs) then xs = { inputs } else xs = inputs end
@@ -205,6 +210,14 @@ function Functional:call(inputs, training)
   end
   local values = {}
   for i, t in ipairs(ins) do values[t] = as_input(self, xs[i], t, i) end
+  -- model(x, {mask=}): the masks of the inputs (Keras's call(mask=)), read by the first layers
+  local given = opts and opts.mask
+  if given ~= nil and given ~= false then
+    if mg.is_tensor(given) then given = { given } end
+    for i, t in ipairs(ins) do
+      if given[i] then masking.set(values[t], given[i]) end   -- as Keras, on the input itself
+    end
+  end
   for _, n in ipairs(rawget(self, "_nodes")) do
     local args = {}
     for j, t in ipairs(n.inputs) do args[j] = values[t] end

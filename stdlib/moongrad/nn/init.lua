@@ -62,6 +62,9 @@ M.Input = core_layers.Input
 layers.Input = core_layers.Input
 M.KerasTensor = node.KerasTensor
 
+-- mg.nn.get_mask(t): the mask a layer attached to t (masking.lua), or nil
+M.get_mask = require("moongrad.nn.masking").get
+
 M.initializers = require("moongrad.nn.initializers")
 M.activations = require("moongrad.nn.activations")
 M.regularizers = require("moongrad.nn.regularizers")

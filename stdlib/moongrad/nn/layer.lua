@@ -117,11 +117,50 @@ Layer.base_options = {
 -- Parses a built-in layer's constructor: the positional names (Keras's
 -- leading arguments) and `spec`, the rules of its own options (positional
 -- ones included); unknown names and bad values raise at the user's line.
+--
+-- Weight constraints, one mechanism for every layer: a layer that takes a
+-- `<w>_regularizer` option takes `<w>_constraint` too (Keras pairs them:
+-- kernel, bias, recurrent, depthwise, pointwise, embeddings, gamma, beta,
+-- alpha), kept in _weight_constraints; add_weight gives a weight named `<w>`
+-- (or `<w>_kernel`, or ".../kernel") its constraint, get_config writes it, and
+-- a constraint that no weight took is an error when the layer is built.
 function Layer:_parse(positional, spec, ...)
   local cfg = util.parse_args(self.class_name, positional, self.list_argument, ...)
-  util.check_options(self.class_name, cfg, options.extend(self.base_options or Layer.base_options, spec))
+  local full = options.extend(self.base_options or Layer.base_options, spec)
+  local prefixes, extra = {}, {}
+  for k in pairs(full) do
+    local p = type(k) == "string" and k:match("^(.+)_regularizer$")
+    if p and p ~= "activity" and full[p .. "_constraint"] == nil then
+      prefixes[#prefixes + 1] = p
+      extra[p .. "_constraint"] = util.rules.constraint
+    end
+  end
+  if prefixes[1] then full = options.extend(full, extra) end
+  util.check_options(self.class_name, cfg, full)
   self:_setup(cfg)
+  local wc
+  for _, p in ipairs(prefixes) do
+    local c = cfg[p .. "_constraint"]
+    if c ~= nil then
+      wc = wc or {}
+      wc[p] = constraints.get(c)
+    end
+  end
+  rawset(self, "_weight_constraints", wc)
   return cfg
+end
+
+-- The constraint option a weight named `name` answers to (see _parse), or nil.
+local function constraint_for(self, name)
+  local wc = rawget(self, "_weight_constraints")
+  if not wc or not name then return nil end
+  local last = name:match("([^/]+)$") or name
+  local p = last:match("^(.+)_kernel$")
+  if p and wc[p] then return p end
+  if wc[last] then return last end
+  if last:match("kernel$") and wc.kernel then return "kernel" end
+  if last:match("bias$") and wc.bias then return "bias" end
+  return nil
 end
 
 -- The options a call takes: layer(x, {training = true}). A layer with more
@@ -138,10 +177,28 @@ Layer.call_options = {
 
 -- A layer that keeps its input's time steps sets supports_masking = true:
 -- its outputs then carry compute_mask(inputs, mask) (by default the input's
--- mask). A layer that does not support masking drops a mask it is given,
--- with a warning, as Keras 3 does. A layer that consumes the mask reads it
--- in call as opts.mask.
+-- mask); a layer class that defines compute_mask supports masking unless it
+-- sets supports_masking = false (Keras 3). A layer that does not support
+-- masking drops a mask it is given, with a warning, as Keras 3 does. A layer
+-- that consumes the mask reads it in call as opts.mask.
 Layer.supports_masking = false
+-- A model runs its own layers, which read and attach the masks themselves:
+-- it neither computes an output mask nor warns (model.lua sets it).
+Layer.propagates_masks = false
+
+-- Keras's rule: a layer class that overrides compute_mask supports masking
+-- unless it (or the instance) sets supports_masking itself.
+local function masks_supported(self)
+  local sm = self.supports_masking
+  if sm or self.compute_mask == Layer.compute_mask then return sm end
+  if rawget(self, "supports_masking") ~= nil then return false end
+  local c = getmetatable(self)
+  while c and c ~= Layer do
+    if rawget(c, "supports_masking") ~= nil then return false end
+    c = rawget(c, "super")
+  end
+  return true
+end
 
 --- layer:compute_mask(inputs, mask) -> the mask of the layer's outputs (nil: none); by default
 --- the input's mask. Override it in a layer that changes or removes the time axis.
@@ -182,7 +239,17 @@ function Layer:add_weight(opts)
   local v = mg.Variable(value, { name = self.name .. "/" .. (opts.name or "weight"), trainable = trainable })
   local list = rawget(self, "_own_weights")
   list[#list + 1] = v
-  if opts.constraint then constraints.attach(v, constraints.get(opts.constraint)) end
+  local constraint = opts.constraint
+  if constraint == nil then
+    local p = constraint_for(self, opts.name)
+    if p then
+      constraint = rawget(self, "_weight_constraints")[p]
+      local used = rawget(self, "_constraints_used") or {}
+      used[p] = true
+      rawset(self, "_constraints_used", used)
+    end
+  end
+  if constraint then constraints.attach(v, constraints.get(constraint)) end
   if opts.regularizer then
     local regs = rawget(self, "_regularizers")
     regs[#regs + 1] = { var = v, fn = opts.regularizer }
@@ -342,6 +409,14 @@ function Layer:_maybe_build(input_shape)
   if self.built then return end
   local ok, err = pcall(self.build, self, input_shape)
   if not ok then error(annotate(self, err), 0) end
+  -- a constraint option that no weight took would be silently ignored: refuse it
+  local wc, used = rawget(self, "_weight_constraints"), rawget(self, "_constraints_used") or {}
+  for p in pairs(wc or {}) do
+    if not used[p] then
+      error(annotate(self, string.format("%s_constraint was given, but the layer has no %s weight (use_bias = "
+        .. "false, or a weight it does not make)", p, p)), 0)
+    end
+  end
   rawset(self, "built", true)
   rawset(self, "_build_input_shape", input_shape)
 end
@@ -491,10 +566,10 @@ function Layer:__call(inputs, opts, ...)
     for _, kv in ipairs(swapped) do rawset(self, kv[1], kv[2]) end
   end
   if res[1] then
-    if self.supports_masking then
+    if masks_supported(self) then
       local ok, omask = pcall(self.compute_mask, self, inputs, mask)
       if not ok then res = { false, omask, n = 2 } else masking.attach(res[2], omask) end
-    elseif masking.any(mask) and not rawget(self, "_warned_mask") then
+    elseif masking.any(mask) and not self.propagates_masks and not rawget(self, "_warned_mask") then
       rawset(self, "_warned_mask", true)
       warnings.warning(string.format("layer %s (%s) was given an input with a mask, but does not support "
         .. "masking: its outputs carry no mask, so the layers after it will not see one", self.name, self.class_name))
@@ -570,6 +645,7 @@ function Layer:get_config()
   local cfg = { name = self.name, trainable = self.trainable, dtype = p and p.name or self.dtype }
   local bis = rawget(self, "_batch_input_shape")
   if bis then cfg.batch_input_shape = util.copy(bis) end
+  for p, c in pairs(rawget(self, "_weight_constraints") or {}) do cfg[p .. "_constraint"] = constraints.serialize(c) end
   return cfg
 end
 

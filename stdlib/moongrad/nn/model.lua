@@ -13,6 +13,8 @@ local util = require("moongrad.nn.util")
 
 local Model = Layer:extend("Model")
 require("moongrad.nn.class").set_noun(Model, "model")
+-- its layers carry the masks (masking.lua): the model's outputs keep the ones its last layers attached
+Model.propagates_masks = true
 
 --- mg.nn.Model{inputs=, outputs=, name=} -> a functional model (Model.new); a subclass
 --- (mg.nn.Model:extend("Mine")) constructs through its __init instead.

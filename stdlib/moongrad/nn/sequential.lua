@@ -13,6 +13,8 @@ local util = require("moongrad.nn.util")
 local node = require("moongrad.nn.node")
 local core_layers = require("moongrad.nn.layers.core")
 local options = require("moongrad.options")
+local core = require("moongrad.core")
+local masking = require("moongrad.nn.masking")
 
 --- mg.nn.Sequential{layer, ...} or mg.nn.Sequential{layers = {...}, name=}
 --- A model that is a stack of layers, each one's output the next one's input;
@@ -154,8 +156,10 @@ local function check_input(self, x)
   if bad then error(util.input_mismatch(nil, want, got), 0) end
 end
 
-function Sequential:call(x, training)
+function Sequential:call(x, training, opts)
   check_input(self, x)
+  -- model(x, {mask=}): the input's mask (Keras's call(mask=)), read by the first layer
+  if opts and core.is_tensor(opts.mask) then masking.set(x, opts.mask) end
   for _, l in ipairs(rawget(self, "_layers_list")) do x = l(x, training) end
   return x
 end

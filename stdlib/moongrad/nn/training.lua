@@ -34,6 +34,7 @@ local metrics_mod = require("moongrad.metrics")
 local callbacks = require("moongrad.callbacks")
 local progress = require("moongrad.nn.progress")
 local adapter = require("moongrad.nn.data_adapter")
+local masking = require("moongrad.nn.masking")
 local compile_utils = require("moongrad.nn.compile_utils")
 
 local unpack = table.unpack or unpack
@@ -166,7 +167,10 @@ end
 local function float32_preds(y_pred)
   if core.is_tensor(y_pred) then
     local d = y_pred.dtype
-    return (d == "float16" or d == "bfloat16") and core.cast(y_pred, "float32") or y_pred
+    if d ~= "float16" and d ~= "bfloat16" then return y_pred end
+    local out = core.cast(y_pred, "float32")
+    masking.set(out, masking.get(y_pred))   -- the losses and metrics read the prediction's mask
+    return out
   end
   if type(y_pred) == "table" and getmetatable(y_pred) == nil then
     local out = {}

@@ -14,7 +14,6 @@ local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 local initializers = require("moongrad.nn.initializers")
 local regularizers = require("moongrad.nn.regularizers")
-local constraints = require("moongrad.nn.constraints")
 local options = require("moongrad.options")
 
 local M = {}
@@ -35,6 +34,7 @@ end
 --- mg.nn.ReLU{max_value=nil, negative_slope=0, threshold=0}: x for x > threshold, else
 --- negative_slope * (x - threshold); clipped at max_value (Keras 3's ReLU layer).
 local ReLU = Layer:extend("ReLU")
+ReLU.supports_masking = true
 M.ReLU = ReLU
 
 function ReLU:__init(...)
@@ -69,6 +69,7 @@ end
 
 --- mg.nn.LeakyReLU{negative_slope=0.3}: x for x >= 0, negative_slope * x below (Keras 3's default 0.3).
 local LeakyReLU = Layer:extend("LeakyReLU")
+LeakyReLU.supports_masking = true
 M.LeakyReLU = LeakyReLU
 
 function LeakyReLU:__init(...)
@@ -85,6 +86,7 @@ end
 
 --- mg.nn.ELU{alpha=1}: x for x > 0, alpha * (exp(x) - 1) below.
 local ELU = Layer:extend("ELU")
+ELU.supports_masking = true
 M.ELU = ELU
 
 function ELU:__init(...)
@@ -105,19 +107,18 @@ end
 
 -- ---- PReLU -------------------------------------------------------------------------------
 
---- mg.nn.PReLU{alpha_initializer="zeros", alpha_regularizer=nil, alpha_constraint=nil, shared_axes=nil}: relu(x) - alpha * relu(-x)
+--- mg.nn.PReLU{alpha_initializer="zeros", alpha_regularizer=nil, shared_axes=nil}: relu(x) - alpha * relu(-x)
 --- with a learned alpha of shape (input shape without the batch axis), size 1 on shared_axes (counted
 --- after the batch axis, from 1, as Keras's).
 local PReLU = Layer:extend("PReLU")
+PReLU.supports_masking = true
 M.PReLU = PReLU
 
 function PReLU:__init(...)
   local cfg = self:_parse({}, { alpha_initializer = R.initializer, alpha_regularizer = R.regularizer,
-    alpha_constraint = R.constraint,
     shared_axes = { "integer|table" } }, ...)
   self.alpha_initializer = initializers.get(cfg.alpha_initializer or "zeros")
   self.alpha_regularizer = regularizers.get(cfg.alpha_regularizer)
-  self.alpha_constraint = constraints.get(cfg.alpha_constraint)
   local sa = cfg.shared_axes
   if type(sa) == "number" then sa = { sa } end
   self.shared_axes = sa and util.copy(sa) or nil
@@ -137,7 +138,7 @@ function PReLU:build(s)
     p[a] = 1
   end
   self.alpha = self:add_weight { name = "alpha", shape = p, initializer = self.alpha_initializer,
-    regularizer = self.alpha_regularizer, constraint = self.alpha_constraint }
+    regularizer = self.alpha_regularizer }
 end
 
 function PReLU:call(x)
@@ -150,7 +151,6 @@ function PReLU:get_config()
   local cfg = Layer.get_config(self)
   cfg.alpha_initializer = initializers.serialize(self.alpha_initializer)
   cfg.alpha_regularizer = regularizers.serialize(self.alpha_regularizer)
-  cfg.alpha_constraint = constraints.serialize(self.alpha_constraint)
   cfg.shared_axes = self.shared_axes and util.copy(self.shared_axes) or nil
   return cfg
 end
@@ -160,6 +160,7 @@ end
 --- mg.nn.Softmax{axis=-1}: softmax over axis (a list: over those axes together). Called as
 --- layer(x, {mask = m}), positions where m is false (or <= 0.5) get -1e9 before and 0 after.
 local Softmax = Layer:extend("Softmax")
+Softmax.supports_masking = true
 M.Softmax = Softmax
 Softmax.call_options = options.extend(Layer.call_options, { mask = "any" })
 
@@ -208,6 +209,7 @@ end
 
 --- mg.nn.UnitNormalization{axis=-1}: x / ||x|| over axis (a list: those axes); a zero vector stays zero.
 local Unit = Layer:extend("UnitNormalization")
+Unit.supports_masking = true
 M.UnitNormalization = Unit
 
 function Unit:__init(...)
@@ -238,6 +240,7 @@ end
 --- channels of axis into groups and normalises each sample's group by its mean and variance; gamma and
 --- beta have one value per channel. groups=-1 is instance normalisation (a group per channel).
 local Group = Layer:extend("GroupNormalization")
+Group.supports_masking = true
 M.GroupNormalization = Group
 
 function Group:__init(...)
@@ -245,8 +248,7 @@ function Group:__init(...)
     if v ~= -1 and v < 1 then return "must be a positive integer or -1 (instance normalization), got " .. v end
   end }, axis = "integer", epsilon = { "number", above = 0 }, center = "boolean", scale = "boolean",
     beta_initializer = R.initializer, gamma_initializer = R.initializer, beta_regularizer = R.regularizer,
-    gamma_regularizer = R.regularizer, beta_constraint = R.constraint,
-    gamma_constraint = R.constraint }, ...)
+    gamma_regularizer = R.regularizer }, ...)
   self.groups = cfg.groups or 32
   self.axis = cfg.axis or -1
   self.epsilon = cfg.epsilon or 1e-3
@@ -256,8 +258,6 @@ function Group:__init(...)
   self.gamma_initializer = initializers.get(cfg.gamma_initializer or "ones")
   self.beta_regularizer = regularizers.get(cfg.beta_regularizer)
   self.gamma_regularizer = regularizers.get(cfg.gamma_regularizer)
-  self.beta_constraint = constraints.get(cfg.beta_constraint)
-  self.gamma_constraint = constraints.get(cfg.gamma_constraint)
 end
 
 function Group:build(s)
@@ -273,11 +273,11 @@ function Group:build(s)
   self._g, self._ax, self._ndim = g, ax, #s
   if self.scale then
     self.gamma = self:add_weight { name = "gamma", shape = { dim }, initializer = self.gamma_initializer,
-      regularizer = self.gamma_regularizer, constraint = self.gamma_constraint }
+      regularizer = self.gamma_regularizer }
   end
   if self.center then
     self.beta = self:add_weight { name = "beta", shape = { dim }, initializer = self.beta_initializer,
-      regularizer = self.beta_regularizer, constraint = self.beta_constraint }
+      regularizer = self.beta_regularizer }
   end
 end
 
@@ -320,8 +320,6 @@ function Group:get_config()
   cfg.gamma_initializer = initializers.serialize(self.gamma_initializer)
   cfg.beta_regularizer = regularizers.serialize(self.beta_regularizer)
   cfg.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
-  cfg.beta_constraint = constraints.serialize(self.beta_constraint)
-  cfg.gamma_constraint = constraints.serialize(self.gamma_constraint)
   return cfg
 end
 

@@ -165,7 +165,6 @@ local MHA_OPTIONS = {
   flash_attention = "boolean",
   kernel_initializer = R.initializer, bias_initializer = R.initializer,
   kernel_regularizer = R.regularizer, bias_regularizer = R.regularizer, activity_regularizer = R.regularizer,
-  kernel_constraint = util.unsupported(nil), bias_constraint = util.unsupported(nil),
   sliding_window = util.unsupported(nil), use_gate = util.unsupported(false),
   seed = "integer",
 }

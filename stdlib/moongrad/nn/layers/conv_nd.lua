@@ -372,7 +372,12 @@ local function global_layer(name, rank, reduce)
     local cfg = self:_parse({}, { data_format = util.rules.channels_last, keepdims = "boolean" }, ...)
     self.keepdims = cfg.keepdims and true or false
   end
-  function cls:call(x) return reduce(x, { axis = axes, keepdims = self.keepdims }) end
+  function cls:call(x, _, opts)
+    local o = { axis = axes, keepdims = self.keepdims }
+    local mask = opts and opts.mask
+    if mask and self.masked_mean then return self.masked_mean(x, mask, o) end
+    return reduce(x, o)
+  end
   function cls:compute_output_shape(s)
     local c = check_input(s, rank)
     if not self.keepdims then return { s[1], c } end
@@ -392,8 +397,23 @@ end
 
 local function mean(x, o) return mg.mean(util.float_input(x), o) end
 
+-- GlobalAveragePooling1D with a (batch, steps) mask: the mean of the real
+-- steps (Keras's sum of the kept steps over their count; a sequence with no
+-- real step divides 0 by 0, as in Keras). Its output has no mask.
+local function masked_mean(x, mask, o)
+  x = util.float_input(x)
+  local keep = mg.unsqueeze(mask, -1)
+  if keep.dtype ~= "bool" then keep = mg.cast(keep, "bool") end
+  local kept = mg.where(keep, x, mg.zeros({}, x.dtype))
+  return mg.sum(kept, o) / mg.sum(mg.cast(keep, x.dtype), o)
+end
+
 --- mg.nn.GlobalAveragePooling1D{keepdims=false}: the mean over the steps of NWC sequences, (batch, channels) (also GlobalAvgPool1D).
 global_layer("GlobalAveragePooling1D", 1, mean)
+-- Keras 3: GlobalAveragePooling1D alone of the global poolings takes a mask
+M.GlobalAveragePooling1D.supports_masking = true
+M.GlobalAveragePooling1D.masked_mean = masked_mean
+function M.GlobalAveragePooling1D.compute_mask() return nil end
 --- mg.nn.GlobalMaxPooling1D{keepdims=false}: the maximum over the steps of NWC sequences, (batch, channels) (also GlobalMaxPool1D).
 global_layer("GlobalMaxPooling1D", 1, mg.max)
 --- mg.nn.GlobalAveragePooling3D{keepdims=false}: the mean over depth, height and width of NDHWC volumes (also GlobalAvgPool3D).

@@ -83,6 +83,7 @@ end
 --- mg.nn.Activation(activation): applies an activation ("relu", "softmax", a function, ...) to its input.
 local Activation = Layer:extend("Activation")
 M.Activation = Activation
+Activation.supports_masking = true
 
 function Activation:__init(...)
   local cfg = self:_parse({ "activation" }, { activation = util.rules.activation }, ...)
@@ -105,6 +106,7 @@ end
 local Dropout = Layer:extend("Dropout")
 M.Dropout = Dropout
 Dropout.passthrough_dtype = true
+Dropout.supports_masking = true   -- and so the SpatialDropouts, which extend it (as in Keras)
 
 function Dropout:__init(...)
   local cfg = self:_parse({ "rate" }, { rate = { "number", min = 0, below = 1 }, seed = "integer",
@@ -152,6 +154,7 @@ end
 -- as uint8 until they reach the model).
 local Rescaling = Layer:extend("Rescaling")
 M.Rescaling = Rescaling
+Rescaling.supports_masking = true
 
 function Rescaling:__init(...)
   local cfg = self:_parse({ "scale", "offset" }, { scale = "number", offset = "number" }, ...)
@@ -177,21 +180,32 @@ end
 
 -- ---- Lambda -----------------------------------------------------------------------------------
 
---- mg.nn.Lambda(fn, {output_shape=}): a layer whose call is fn(x) (no weights).
+--- mg.nn.Lambda(fn, {output_shape=, mask=}): a layer whose call is fn(x) (no weights). mask
+--- (Keras's) gives its output's mask: a function(inputs, input_mask) -> mask, or a bool tensor;
+--- without it the layer takes no mask (a masked input warns and the mask is dropped).
 --- Example:
 ---   print(mg.nn.Lambda(function(x) return x * 2 end)(mg.ones{1}))
 local Lambda = Layer:extend("Lambda")
 M.Lambda = Lambda
+Lambda.supports_masking = false   -- though it defines compute_mask: only with mask= (below)
 
 function Lambda:__init(...)
   local cfg = self:_parse({ "function" }, { ["function"] = "function", output_shape = "table|function",
-    arguments = "any" }, ...)
+    arguments = "any", mask = "function|tensor" }, ...)
   if type(cfg["function"]) ~= "function" then
     util.raise("Lambda: expected a function, got " .. type(cfg["function"]))
   end
   self.fn = cfg["function"]
   self.arguments = cfg.arguments
   self.fixed_output_shape = cfg.output_shape
+  self.mask = cfg.mask
+  -- Keras: a Lambda supports masking only when told what its output's mask is
+  if cfg.mask ~= nil then rawset(self, "supports_masking", true) end
+end
+
+function Lambda:compute_mask(inputs, mask)
+  if type(self.mask) == "function" then return self.mask(inputs, mask or nil) end
+  return self.mask
 end
 
 function Lambda:call(x)
@@ -208,6 +222,44 @@ function Lambda:compute_output_shape(s, dt)
     return out
   end
   return Layer.compute_output_shape(self, s, dt)
+end
+
+-- ---- Masking ----------------------------------------------------------------------------------
+
+--- mg.nn.Masking{mask_value=0.0}: marks the time steps to skip: a step (a vector along the
+--- last axis) whose values all equal mask_value is masked. The output is the input with the
+--- masked steps set to 0 and carries the mask (true where a step is real), which the layers
+--- after it read (RNNs skip those steps, GlobalAveragePooling1D leaves them out of the mean,
+--- losses and metrics leave them out of the average).
+--- Example:
+---   local x = mg.tensor{{{1.0, 2.0}, {0.0, 0.0}, {3.0, 0.0}}}
+---   local y = mg.nn.Masking()(x)
+---   print(mg.nn.get_mask(y))   -- tensor([[ true, false,  true]], dtype=bool)
+local Masking = Layer:extend("Masking")
+M.Masking = Masking
+Masking.supports_masking = true
+Masking.passthrough_dtype = true
+
+function Masking:__init(...)
+  local cfg = self:_parse({ "mask_value" }, { mask_value = "number" }, ...)
+  self.mask_value = cfg.mask_value or 0.0
+end
+
+function Masking:compute_mask(x)
+  return mg.any(mg.not_equal(x, self.mask_value), { axis = -1 })
+end
+
+function Masking:call(x)
+  local keep = mg.any(mg.not_equal(x, self.mask_value), { axis = -1, keepdims = true })
+  return mg.where(keep, x, mg.zeros({}, x.dtype))
+end
+
+function Masking:compute_output_shape(s) return util.copy(s) end
+
+function Masking:get_config()
+  local cfg = Layer.get_config(self)
+  cfg.mask_value = self.mask_value
+  return cfg
 end
 
 function Lambda:get_config()

@@ -8,9 +8,8 @@ local util = require("moongrad.nn.util")
 local activations = require("moongrad.nn.activations")
 local initializers = require("moongrad.nn.initializers")
 local regularizers = require("moongrad.nn.regularizers")
-local constraints = require("moongrad.nn.constraints")
 
---- mg.nn.Dense{units, activation=nil, use_bias=true, kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=nil, bias_regularizer=nil, kernel_constraint=nil, bias_constraint=nil}
+--- mg.nn.Dense{units, activation=nil, use_bias=true, kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=nil, bias_regularizer=nil}
 --- The fully connected layer: activation(x @ kernel + bias) over the last axis of x
 --- (leading axes are batch axes); kernel has shape (in, units), bias (units).
 --- Also mg.nn.Dense(units, {options}).
@@ -21,11 +20,12 @@ local constraints = require("moongrad.nn.constraints")
 ---   local d = mg.nn.Dense{units = 4, activation = "relu"}
 ---   print(d(mg.ones{2, 3}).shape)   -- {2, 4}
 local Dense = Layer:extend("Dense")
+Dense.supports_masking = true
 
 local R = util.rules
 local OPTIONS = { units = R.positive_int, activation = R.activation, use_bias = "boolean",
   kernel_initializer = R.initializer, bias_initializer = R.initializer, kernel_regularizer = R.regularizer,
-  bias_regularizer = R.regularizer, kernel_constraint = R.constraint, bias_constraint = R.constraint }
+  bias_regularizer = R.regularizer }
 
 function Dense:__init(...)
   local cfg = self:_parse({ "units" }, OPTIONS, ...)
@@ -37,8 +37,6 @@ function Dense:__init(...)
   self.bias_initializer = initializers.get(cfg.bias_initializer or "zeros")
   self.kernel_regularizer = regularizers.get(cfg.kernel_regularizer)
   self.bias_regularizer = regularizers.get(cfg.bias_regularizer)
-  self.kernel_constraint = constraints.get(cfg.kernel_constraint)
-  self.bias_constraint = constraints.get(cfg.bias_constraint)
 end
 
 function Dense:build(input_shape)
@@ -47,10 +45,10 @@ function Dense:build(input_shape)
     error("Dense needs a known last dimension, got input shape " .. util.shape_str(input_shape), 0)
   end
   self.kernel = self:add_weight { name = "kernel", shape = { n, self.units }, initializer = self.kernel_initializer,
-    regularizer = self.kernel_regularizer, constraint = self.kernel_constraint }
+    regularizer = self.kernel_regularizer }
   if self.use_bias then
     self.bias = self:add_weight { name = "bias", shape = { self.units }, initializer = self.bias_initializer,
-      regularizer = self.bias_regularizer, constraint = self.bias_constraint }
+      regularizer = self.bias_regularizer }
   end
 end
 
@@ -85,8 +83,6 @@ function Dense:get_config()
   cfg.bias_initializer = initializers.serialize(self.bias_initializer)
   cfg.kernel_regularizer = regularizers.serialize(self.kernel_regularizer)
   cfg.bias_regularizer = regularizers.serialize(self.bias_regularizer)
-  cfg.kernel_constraint = constraints.serialize(self.kernel_constraint)
-  cfg.bias_constraint = constraints.serialize(self.bias_constraint)
   return cfg
 end
 

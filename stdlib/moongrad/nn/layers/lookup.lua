@@ -7,7 +7,8 @@
 -- 0 is the mask, then num_oov_indices OOV ids, then the vocabulary in order;
 -- without one the OOV ids start at 0. TextVectorization uses mask "" and OOV
 -- "[UNK]", so in "int" mode 0 is padding, 1 unknown, 2.. the vocabulary (an
--- Embedding, whose rows count from 1, takes ids + 1).
+-- Embedding{mask_zero=true} takes them as they are and masks the padding;
+-- without mask_zero an Embedding's ids count from 1: it takes ids + 1).
 --
 -- adapt counts tokens and keeps the most frequent (ties: the larger token
 -- first, as Keras's lexsort), up to max_tokens with the special ones. The

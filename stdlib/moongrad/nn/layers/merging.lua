@@ -2,6 +2,10 @@
 -- Subtract, Multiply, Average, Maximum, Minimum (elementwise, broadcasting
 -- as the ops do) and Concatenate (along an axis). Called on a list:
 -- `nn.Add(){a, b}`. Arithmetic on Keras tensors (`a + b`) adds these too.
+-- Masks as Keras 3 merges them: the elementwise layers' output mask is the
+-- OR of their inputs' masks (none when an input has none); Concatenate's
+-- is each input's mask (all true for an unmasked input) spread over the
+-- input's shape, joined along the axis and reduced with any over the last.
 -- Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
 local Layer = require("moongrad.nn.layer")
@@ -38,9 +42,32 @@ local function shapes_text(s)
   return table.concat(parts, ", ")
 end
 
+-- The checks Keras makes of a list of masks (mask is as masking.of_inputs gives it).
+local function mask_list(inputs, mask)
+  if mask == nil or mask == false then return nil end
+  if type(mask) ~= "table" or mg.is_tensor(mask) then error("the mask of a merge must be a list of masks", 0) end
+  if type(inputs) ~= "table" or #mask ~= #inputs then
+    error(string.format("the list of masks has %d entries for %d inputs", #mask,
+      type(inputs) == "table" and #inputs or 1), 0)
+  end
+  return mask
+end
+
+-- Keras's merge mask: the OR of the masks, none when an input has none.
+local function or_masks(inputs, mask)
+  mask = mask_list(inputs, mask)
+  if not mask then return nil end
+  for i = 1, #mask do if not mask[i] then return nil end end
+  local out = mask[1]
+  for i = 2, #mask do out = mg.logical_or(out, mask[i]) end
+  return out
+end
+
 local function elementwise(name, combine, arity)
   local cls = Layer:extend(name)
   cls.passthrough_dtype = true
+  cls.supports_masking = true
+  cls.compute_mask = function(_, inputs, mask) return or_masks(inputs, mask) end
   function cls:__init(...) self:_parse({}, {}, ...) end
   function cls:call(xs)
     if type(xs) ~= "table" or #xs < 2 then error("expected a list of at least 2 tensors", 0) end
@@ -86,6 +113,7 @@ elementwise("Minimum", fold(mg.minimum))
 local Concatenate = Layer:extend("Concatenate")
 M.Concatenate = Concatenate
 Concatenate.passthrough_dtype = true
+Concatenate.supports_masking = true
 
 function Concatenate:__init(...)
   local cfg = self:_parse({ "axis" }, { axis = "integer" }, ...)
@@ -95,6 +123,26 @@ end
 function Concatenate:call(xs)
   if type(xs) ~= "table" or #xs < 1 then error("expected a list of tensors", 0) end
   return mg.concat(xs, self.axis)
+end
+
+-- Keras's rule: each input's mask over its whole shape (all true where it
+-- has none, a (batch, time) mask repeated along the features), the lot
+-- joined along the axis, then any over the last axis.
+function Concatenate:compute_mask(inputs, mask)
+  mask = mask_list(inputs, mask)
+  if not mask then return nil end
+  local full = {}
+  for i, x in ipairs(inputs) do
+    local m = mask[i]
+    if not m then
+      full[i] = mg.cast(mg.ones_like(x), "bool")   -- like x, so a staged batch size of -1 works too
+    elseif m.ndim < x.ndim then
+      full[i] = mg.logical_or(mg.unsqueeze(m, -1), mg.cast(mg.zeros_like(x), "bool"))
+    else
+      full[i] = m
+    end
+  end
+  return mg.any(mg.concat(full, self.axis), { axis = -1 })
 end
 
 function Concatenate:compute_output_shape(s)

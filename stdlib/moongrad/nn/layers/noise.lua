@@ -22,6 +22,7 @@ local NO_SEED = util.unsupported(nil, "the noise follows mg.random.seed")
 
 --- mg.nn.GaussianNoise{stddev}: adds N(0, stddev^2) noise in training; the identity in inference.
 local GaussianNoise = Layer:extend("GaussianNoise")
+GaussianNoise.supports_masking = true
 M.GaussianNoise = GaussianNoise
 
 function GaussianNoise:__init(...)
@@ -43,6 +44,7 @@ end
 
 --- mg.nn.GaussianDropout{rate}: multiplies by N(1, rate / (1 - rate)) noise in training; the identity in inference.
 local GaussianDropout = Layer:extend("GaussianDropout")
+GaussianDropout.supports_masking = true
 M.GaussianDropout = GaussianDropout
 
 function GaussianDropout:__init(...)
@@ -104,6 +106,7 @@ spatial("SpatialDropout3D", 5)
 --- mg.nn.ActivityRegularization{l1=0, l2=0}: the identity, adding (l1 * sum|x| + l2 * sum x^2) / batch
 --- to layer.losses (and so to the model's training loss) on each call.
 local AR = Layer:extend("ActivityRegularization")
+AR.supports_masking = true
 M.ActivityRegularization = AR
 AR.passthrough_dtype = true
 

@@ -12,7 +12,6 @@ local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 local initializers = require("moongrad.nn.initializers")
 local regularizers = require("moongrad.nn.regularizers")
-local constraints = require("moongrad.nn.constraints")
 local options = require("moongrad.options")
 
 local M = {}
@@ -35,7 +34,7 @@ end
 local R = util.rules
 local AFFINE_OPTIONS = { axis = R.axes, epsilon = { "number", above = 0 }, center = "boolean", scale = "boolean",
   beta_initializer = R.initializer, gamma_initializer = R.initializer, beta_regularizer = R.regularizer,
-  gamma_regularizer = R.regularizer, beta_constraint = R.constraint, gamma_constraint = R.constraint }
+  gamma_regularizer = R.regularizer }
 
 -- The affine part both layers share: center/scale flags, gamma/beta
 -- initializers and regularizers, their weights, their config entries.
@@ -47,18 +46,16 @@ local function init_affine(self, cfg)
   self.gamma_initializer = initializers.get(cfg.gamma_initializer or "ones")
   self.beta_regularizer = regularizers.get(cfg.beta_regularizer)
   self.gamma_regularizer = regularizers.get(cfg.gamma_regularizer)
-  self.beta_constraint = constraints.get(cfg.beta_constraint)
-  self.gamma_constraint = constraints.get(cfg.gamma_constraint)
 end
 
 local function build_affine(self, pshape)
   if self.scale then
     self.gamma = self:add_weight { name = "gamma", shape = pshape, initializer = self.gamma_initializer,
-      regularizer = self.gamma_regularizer, constraint = self.gamma_constraint }
+      regularizer = self.gamma_regularizer }
   end
   if self.center then
     self.beta = self:add_weight { name = "beta", shape = pshape, initializer = self.beta_initializer,
-      regularizer = self.beta_regularizer, constraint = self.beta_constraint }
+      regularizer = self.beta_regularizer }
   end
 end
 
@@ -71,8 +68,6 @@ local function affine_config(self, cfg)
   cfg.gamma_initializer = initializers.serialize(self.gamma_initializer)
   cfg.beta_regularizer = regularizers.serialize(self.beta_regularizer)
   cfg.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
-  cfg.beta_constraint = constraints.serialize(self.beta_constraint)
-  cfg.gamma_constraint = constraints.serialize(self.gamma_constraint)
   return cfg
 end
 
@@ -89,6 +84,7 @@ end
 --- Normalises each feature by the batch's mean and variance in training, by their
 --- moving averages in inference.
 local BN = Layer:extend("BatchNormalization")
+BN.supports_masking = true
 M.BatchNormalization = BN
 
 function BN:__init(...)
@@ -136,13 +132,33 @@ local function bcast(self, p)
   return p
 end
 
-function BN:call(x, training)
+-- The batch moments in training; with a mask (one axis fewer than x: the
+-- (batch, time) mask of a sequence) only the real steps count, as in Keras
+-- 3: sums over the kept entries divided by their count + 1e-7.
+local function moments(self, x, mask)
+  local r = self._reduce
+  if not mask then return mg.mean(x, { axis = r }), mg.variance(x, { axis = r }) end
+  if mask.ndim ~= x.ndim - 1 then
+    error(string.format("the mask should have one axis fewer than the input, got mask %s for input %s",
+      util.shape_str(mask.shape), util.shape_str(x.shape)), 0)
+  end
+  local keep = mg.logical_or(mg.unsqueeze(mg.cast(mask, "bool"), -1), mg.cast(mg.zeros_like(x), "bool"))
+  local zero = mg.zeros({}, x.dtype)
+  local count = mg.sum(mg.cast(keep, x.dtype), { axis = r, keepdims = true }) + 1e-7
+  local mean_k = mg.sum(mg.where(keep, x, zero), { axis = r, keepdims = true }) / count
+  local sq = mg.sum(mg.square(mg.where(keep, x - mean_k, zero)), { axis = r, keepdims = true }) / count
+  local reduced, shape = {}, {}
+  for _, a in ipairs(r) do reduced[a < 0 and x.ndim + a + 1 or a] = true end
+  for d = 1, x.ndim do if not reduced[d] then shape[#shape + 1] = x.shape[d] end end
+  return mg.reshape(mean_k, shape), mg.reshape(sq, shape)
+end
+
+function BN:call(x, training, opts)
   x = util.float_input(x, self.compute_dtype)
   local gamma = self.gamma or rawget(self, "_one")
   local beta = self.beta or rawget(self, "_zero")
   if training then
-    local mean = mg.mean(x, { axis = self._reduce })
-    local var = mg.variance(x, { axis = self._reduce })
+    local mean, var = moments(self, x, opts and opts.mask or nil)
     local m = self.momentum
     self.moving_mean:assign(self.moving_mean * m + mg.stop_gradient(mean) * (1 - m))
     self.moving_variance:assign(self.moving_variance * m + mg.stop_gradient(var) * (1 - m))
@@ -166,6 +182,7 @@ end
 
 --- mg.nn.LayerNormalization{axis=-1, epsilon=0.001, center=true, scale=true}: normalises each sample over axis.
 local LN = Layer:extend("LayerNormalization")
+LN.supports_masking = true
 M.LayerNormalization = LN
 
 function LN:__init(...)

@@ -8,8 +8,8 @@
 -- these layers keep Keras's numbers: a Discretization bucket, a Hashing bin
 -- or a StringLookup id is the same integer as in Keras, so a pipeline's ids
 -- and its saved vocabulary agree with Keras (id 0 the padding Keras's
--- mask_zero masks); moongrad's Embedding, which looks rows up from 1, takes
--- them as ids + 1 (doc/nn.md). The encoded vectors (one_hot, multi_hot, count) are the
+-- mask_zero masks); moongrad's Embedding takes them as they are with
+-- mask_zero=true (ids from 0, 0 masked), else as ids + 1 (doc/nn.md). The encoded vectors (one_hot, multi_hot, count) are the
 -- same vectors, id k in the (k+1)-th column. This differs from moongrad's
 -- index base (positions count from 1, as mg.one_hot and to_categorical do).
 --
@@ -239,6 +239,7 @@ M.base_options = BASE
 ---   norm:adapt(mg.tensor{{1, 10}, {3, 30}})
 ---   print(norm(mg.tensor{{2, 20}}))   -- tensor([[0., 0.]], dtype=float32)
 local Normalization = Layer:extend("Normalization")
+Normalization.supports_masking = true
 M.Normalization = Normalization
 
 function Normalization:__init(...)

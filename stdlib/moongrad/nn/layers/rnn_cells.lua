@@ -30,8 +30,7 @@ M.CELL_OPTIONS = { units = R.positive_int, activation = R.activation, use_bias =
   kernel_initializer = R.initializer, recurrent_initializer = R.initializer, bias_initializer = R.initializer,
   kernel_regularizer = R.regularizer, recurrent_regularizer = R.regularizer, bias_regularizer = R.regularizer,
   dropout = RATE, recurrent_dropout = RATE, seed = "integer",
-  kernel_constraint = util.unsupported(nil), recurrent_constraint = util.unsupported(nil),
-  bias_constraint = util.unsupported(nil), implementation = { "integer", one_of = { 1, 2 } } }
+  implementation = { "integer", one_of = { 1, 2 } } }
 M.GATED = { recurrent_activation = R.activation }
 
 -- ---- the step arithmetic (shared with recurrent.lua) ----------------------------------
