@@ -26,9 +26,9 @@ local H = quick and {
   files = { "computers", "science" }, max_chars = 60000, seq_len = 32, embed_dim = 32, num_heads = 2,
   ff_dim = 64, num_layers = 2, batch_size = 32, epochs = 2, learning_rate = 3e-3, sample_len = 80,
 } or {
-  files = { "computers", "science", "people", "wisdom", "work", "literature", "humorists", "definitions" },
-  max_chars = 1200000, seq_len = 64, embed_dim = 128, num_heads = 4, ff_dim = 512, num_layers = 3,
-  batch_size = 64, epochs = 6, learning_rate = 1e-3, sample_len = 300,
+  files = { "computers", "science", "people", "wisdom", "work", "literature" },
+  max_chars = 600000, seq_len = 64, embed_dim = 128, num_heads = 4, ff_dim = 512, num_layers = 3,
+  batch_size = 64, epochs = 5, learning_rate = 2e-3, sample_len = 300,
 }
 
 mg.random.seed(1)
