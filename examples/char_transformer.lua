@@ -196,5 +196,5 @@ assert(losses[#losses] < losses[1], "the training loss did not decrease")
 if quick then
   assert(val_ppl < 0.5 * vocab_size, "quick mode: the model did not learn")
 else
-  assert(val_ppl < 8, "the validation perplexity stayed above 8")
+  assert(val_ppl < 10, "the validation perplexity stayed above 10")
 end
