@@ -78,22 +78,23 @@ print(string.format("fortunes (%s): %d training characters (%d windows), %d vali
 
 -- ---- the model --------------------------------------------------------------------------------
 
--- Token and position embedding: (batch, seq_len) ids -> (batch, seq_len, embed_dim).
+-- Token and position embedding: (batch, seq_len) ids -> (batch, seq_len, embed_dim), two tables
+-- of weights looked up with take (ids and positions count from 1).
 local TokenAndPosition = nn.Layer:extend("TokenAndPosition")
 function TokenAndPosition:init(maxlen, vocab, dim)
   self.maxlen, self.vocab, self.dim = maxlen, vocab, dim
-  self.token_emb = nn.Embedding { input_dim = vocab, output_dim = dim }
-  self.pos_emb = nn.Embedding { input_dim = maxlen, output_dim = dim }
 end
--- Built from the shape (a functional model's trial call on zeros would look up id 0).
-function TokenAndPosition:build(input_shape)
-  self.token_emb:build(input_shape)
-  self.pos_emb:build({ self.maxlen })
+function TokenAndPosition:build()
+  self.token_embeddings = self:add_weight { name = "token_embeddings", shape = { self.vocab, self.dim },
+    initializer = "random_uniform" }
+  self.position_embeddings = self:add_weight { name = "position_embeddings", shape = { self.maxlen, self.dim },
+    initializer = "random_uniform" }
 end
+-- (declared, so a functional model does not try a call on zeros: id 0 is not a row)
 function TokenAndPosition:compute_output_shape(s) return { s[1], s[2], self.dim } end
 function TokenAndPosition:call(x)
   local positions = mg.arange(1, x.shape[2] + 1, 1, "int64")   -- 1..seq_len
-  return self.token_emb(x) + self.pos_emb(positions)
+  return mg.take(self.token_embeddings, x, 1) + mg.take(self.position_embeddings, positions, 1)
 end
 function TokenAndPosition:get_config()
   local cfg = nn.Layer.get_config(self)

@@ -67,17 +67,15 @@ local x_val, y_val = windows(val_text)
 
 -- The model: the two custom layers of examples/char_transformer.lua in a functional model.
 local TokenAndPosition = nn.Layer:extend("TokenAndPosition")
-function TokenAndPosition:init()
-  self.token_emb = nn.Embedding { input_dim = vocab_size, output_dim = H.embed_dim }
-  self.pos_emb = nn.Embedding { input_dim = H.seq_len, output_dim = H.embed_dim }
-end
-function TokenAndPosition:build(s)
-  self.token_emb:build(s)
-  self.pos_emb:build({ H.seq_len })
+function TokenAndPosition:build()
+  self.token_embeddings = self:add_weight { name = "token_embeddings", shape = { vocab_size, H.embed_dim },
+    initializer = "random_uniform" }
+  self.position_embeddings = self:add_weight { name = "position_embeddings", shape = { H.seq_len, H.embed_dim },
+    initializer = "random_uniform" }
 end
 function TokenAndPosition:compute_output_shape(s) return { s[1], s[2], H.embed_dim } end
 function TokenAndPosition:call(x)
-  return self.token_emb(x) + self.pos_emb(mg.arange(1, x.shape[2] + 1, 1, "int64"))
+  return mg.take(self.token_embeddings, x, 1) + mg.take(self.position_embeddings, mg.arange(1, x.shape[2] + 1, 1, "int64"), 1)
 end
 
 local TransformerBlock = nn.Layer:extend("TransformerBlock")
