@@ -10,7 +10,7 @@
 #   make embed      build/lib/libmoongrad_embed.{so,a}: the host embedding library (lua/include/moongrad.h)
 #   make deps       install the Debian packages (as root)
 #   make bench      the benchmarks in bench/
-#   make fuzz       libFuzzer over the safetensors parser for 60 s (FUZZ_TIME=n; clang-14)
+#   make fuzz       libFuzzer over the safetensors parser, then the graph-file loader, 60 s each (FUZZ_TIME=n; clang-14)
 #   make fuzz-diff  the differential program fuzzer for 60 s (SECONDS=n, START=seed; tests/fuzz_diff)
 #   make cross-aarch64   compiles core/ with Debian's aarch64 cross compiler (CI checks it)
 #   make rock       the Lua module as the LuaRocks rockspec builds it (rock-install installs it)
@@ -78,7 +78,7 @@ EMBED_LIBS := -llua5.4 $(CORE_LIBS)
 FFI_CDEF := $(BUILD)/luajit/moongrad/ffi_cdef.lua
 # Embedding tests, examples and the frame benchmark (built by `make test`/`make bench`)
 EMBED_BINS := $(BUILD)/tests/embed_tests $(BUILD)/tests/embed_cxx_tests $(BUILD)/tests/embed_cxx_noexc_tests \
-              $(BUILD)/examples/game \
+              $(BUILD)/examples/game $(BUILD)/examples/policy_graph $(BUILD)/bench/graph_frame \
               $(BUILD)/examples/tool $(BUILD)/bench/embed_frame $(BUILD)/tests/embed_doc_host
 
 LIB_A    := $(BUILD)/lib/libmoongrad.a
@@ -216,6 +216,11 @@ $(BUILD)/examples/game: examples/embed/game.c $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
+# A host with libmoongrad alone (no Lua library): runs a graph file mg.export wrote.
+$(BUILD)/examples/policy_graph: examples/embed/policy_graph.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS) $(CORE_LIBS)
+
 $(BUILD)/examples/tool: examples/embed/tool.cpp lua/include/moongrad.hpp $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
@@ -230,6 +235,10 @@ $(BUILD)/tests/embed_doc_host: $(BUILD)/gen/doc_host.c $(LIBE_A) $(LIB_A)
 	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
 $(BUILD)/bench/embed_frame: bench/embed_frame.c $(LIBE_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
+
+$(BUILD)/bench/graph_frame: bench/graph_frame.c $(LIBE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ilua/include -o $@ $< $(LIBE_A) $(LIB_A) $(LDFLAGS) $(EMBED_LIBS)
 
@@ -343,10 +352,18 @@ $(FUZZ_DIR)/obj/%.o: %.c
 $(FUZZ_DIR)/safetensors_fuzz: tests/fuzz/safetensors_fuzz.c $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(CORE_LIBS)
 
-fuzz: $(FUZZ_DIR)/safetensors_fuzz
-	@mkdir -p $(FUZZ_DIR)/corpus
+# The graph-file loader's target (tests/fuzz/graph_fuzz.c) runs next, as long, from the files
+# mg.export wrote (tests/fuzz/corpus/graph); its new inputs go to $(BUILD)/fuzz/corpus-graph.
+$(FUZZ_DIR)/graph_fuzz: tests/fuzz/graph_fuzz.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(CORE_LIBS)
+
+fuzz: $(FUZZ_DIR)/safetensors_fuzz $(FUZZ_DIR)/graph_fuzz
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/corpus-graph
 	ASAN_OPTIONS=detect_leaks=1 $< -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 \
 	  -dict=tests/fuzz/safetensors.dict -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus tests/fuzz/corpus/safetensors
+	ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/graph_fuzz -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=20 \
+	  -rss_limit_mb=4096 -dict=tests/fuzz/graph.dict -artifact_prefix=$(FUZZ_DIR)/graph- \
+	  $(FUZZ_DIR)/corpus-graph tests/fuzz/corpus/graph
 
 -include $(FUZZ_OBJ:.o=.d)
 

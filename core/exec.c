@@ -765,7 +765,10 @@ mg_status mg_graph_run(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inpu
   ctx->running++;    /* optimizer ops may write through the run's READs (variable.c) */
   const char *outer_name = ctx->run_name;
   ctx->run_name = g->name;  /* node errors name the innermost staged function run */
+  int base = ctx->index_base;
+  if (g->file) ctx->index_base = g->file->index_base;  /* a loaded graph's axes count from its file's base */
   mg_status st = run_graph(ctx, g, inputs, 0, NULL, probes, outputs);
+  ctx->index_base = base;
   ctx->run_name = outer_name;
   ctx->running--;
   ctx->ntraces = saved;

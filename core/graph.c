@@ -71,6 +71,7 @@ void mg_graph_release(mg_graph *g) {
   free(g->ext);
   free(g->outputs);
   free(g->name);
+  mg_gfile_free(g->file);
   free(g);
 }
 
@@ -160,6 +161,7 @@ mg_status mg_trace_begin(mg_ctx *ctx, const char *name, mg_graph **out) {
 static void pop_trace(mg_ctx *ctx) {
   mg_graph *g = ctx->traces[--ctx->ntraces];
   g->finished = 1;
+  if (!g->parent) g->next_probe = ctx->next_probe;  /* mg_trace_resume goes on from here */
   map_free(g->consts_map);
   free(g->consts_map);
   g->consts_map = NULL;
@@ -169,6 +171,34 @@ static void pop_trace(mg_ctx *ctx) {
     ctx->traces = NULL;
     ctx->cap_traces = 0;
   }
+}
+
+/* Reopens a finished top-level graph for tracing: its symbolic tensors are
+ * live again and new nodes append (a TF1 Graph entered again with
+ * as_default). Unknown sizes go on getting fresh probes. */
+mg_status mg_trace_resume(mg_ctx *ctx, mg_graph *g) {
+  if (ctx->ntraces)
+    return mg_seterror(MG_ESTATE, "graph '%s': cannot be entered while '%s' is being traced", g->name,
+                       ctx->traces[0]->name);
+  if (!g->finished || g->parent || g->ncaptures)
+    return mg_seterror(MG_ESTATE, "graph '%s': only a finished top-level graph can be entered again", g->name);
+  if (!grow((void **)&ctx->traces, &ctx->cap_traces, 1, sizeof *ctx->traces) ||
+      (!g->consts_map && !(g->consts_map = calloc(1, sizeof(ptrmap)))))
+    return mg_seterror(MG_ENOMEM, "trace: out of memory");
+  free(g->outputs);
+  g->outputs = NULL;
+  g->noutputs = 0;
+  mg_graph_invalidate(g);
+  g->finished = 0;
+  g->resumable = 1;
+  ctx->next_probe = g->next_probe;
+  ctx->traces[ctx->ntraces++] = g;
+  mg_graph_retain(g);
+  return MG_OK;
+}
+
+int mg_tensor_graph_value(const mg_tensor *t, const mg_graph *g) {
+  return t && (t->flags & MG_TF_SYMBOLIC) && t->graph == g ? t->value : -1;
 }
 
 void mg_trace_abort(mg_ctx *ctx) {
@@ -197,6 +227,12 @@ int mg_tensor_is_symbolic(const mg_tensor *t) { return (t->flags & MG_TF_SYMBOLI
 mg_status mg_symbolic_misuse(const mg_ctx *ctx, const mg_opinfo *info, const mg_tensor *t) {
   const mg_gvalue *v = &t->graph->values[t->value];
   (void)ctx;
+  if (t->graph->resumable)  /* a TF1-style graph's tensor (stdlib/moongrad/graph_mode.lua) */
+    return mg_seterror(MG_ESTATE,
+                       "%s: a tensor of graph '%s'%s%s%s has no value outside it: fetch it with a Session "
+                       "(sess:run) or use it inside the graph's as_default",
+                       info ? info->name : "use", t->graph->name, v->where ? " (created at " : "",
+                       v->where ? v->where : "", v->where ? ")" : "");
   return mg_seterror(MG_ESTATE,
                      "%s: a symbolic tensor of the traced function '%s'%s%s%s escaped its trace: it only "
                      "exists while '%s' is being traced (return it from the function instead of storing it)",

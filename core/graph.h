@@ -53,6 +53,18 @@ typedef struct mg_gvalue {
   char *where;             /* source position it was made at, or NULL */
 } mg_gvalue;
 
+/* What a graph loaded from a graph file (graphfile.c) keeps besides its
+ * nodes: its inputs' and outputs' names, the file's metadata strings, and
+ * the index base its attributes count from (it runs under that base). */
+typedef struct mg_gfile {
+  int index_base;
+  int nin, nout;
+  char **in_names, **out_names;
+  int nmeta;
+  char **keys, **vals;
+} mg_gfile;
+void mg_gfile_free(mg_gfile *f);
+
 typedef struct mg_capture {
   int outer;               /* value id in the parent graph */
   int inner;               /* placeholder value id here */
@@ -78,6 +90,9 @@ struct mg_graph {
   void *consts_map;        /* tracing: tensor -> constant value id */
   mg_tensor **ext;         /* the outer tensors captured (held; for the gradient, graph.c) */
   int next, cap_ext;
+  int next_probe;          /* a resumable graph (mg_trace_resume): the probe count to go on from */
+  int resumable;           /* made by mg_trace_resume: a TF1-style graph (stdlib/moongrad/graph_mode.lua) */
+  mg_gfile *file;          /* loaded from a graph file, else NULL */
 };
 
 /* Unknown sizes are traced as "probe" sizes: large numbers no real tensor

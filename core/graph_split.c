@@ -361,3 +361,84 @@ done:
   free(s.bmap);
   return st;
 }
+
+/* A copy of finished graph g computing only what the values out[] need, with
+ * the values in[] as its inputs (a placeholder, or any single-output node's
+ * value: what is upstream of it is left out), and the nodes keep[] (assigns
+ * that a TF1 Session runs only when their op is fetched) with what they
+ * need. A placeholder needed but not fed is an error, its position among g's
+ * inputs written to *missing. */
+mg_status mg_graph_prune(const mg_graph *g, int nin, const int *in, int nout, const int *out, int nkeep,
+                         const int *keep, mg_graph **res, int *missing) {
+  *res = NULL;
+  if (missing) *missing = -1;
+  if (!g->finished) return mg_seterror(MG_ESTATE, "prune: '%s' is still being traced", g->name);
+  size_t nv = (size_t)(g->nvalues ? g->nvalues : 1), nn = (size_t)(g->nnodes ? g->nnodes : 1);
+  unsigned char *live = calloc(nv, 1), *fed = calloc(nv, 1), *nlive = calloc(nn, 1), *kept = calloc(nn, 1);
+  int *map = malloc(nv * sizeof *map);
+  mg_graph *c = NULL;
+  mg_status st = MG_OK;
+  if (!live || !fed || !nlive || !kept || !map) {
+    st = mg_seterror(MG_ENOMEM, "prune: out of memory");
+    goto done;
+  }
+  for (int k = 0; k < nin && !st; k++) {
+    if (in[k] < 0 || in[k] >= g->nvalues) st = mg_seterror(MG_EARG, "prune: feed %d is not a value of '%s'", k + 1, g->name);
+    else if (g->nodes[g->values[in[k]].node].nout != 1)
+      st = mg_seterror(MG_EARG, "prune: feed %d is a result of a node with several results (not feedable)", k + 1);
+    else if (fed[in[k]]) st = mg_seterror(MG_EARG, "prune: feed %d is fed twice", k + 1);
+    else fed[in[k]] = 1;
+  }
+  for (int k = 0; k < nout && !st; k++) {
+    if (out[k] < 0 || out[k] >= g->nvalues) st = mg_seterror(MG_EARG, "prune: fetch %d is not a value of '%s'", k + 1, g->name);
+    else live[out[k]] = 1;
+  }
+  for (int k = 0; k < nkeep && !st; k++) {
+    if (keep[k] < 0 || keep[k] >= g->nnodes) st = mg_seterror(MG_EARG, "prune: node %d is not in '%s'", keep[k], g->name);
+    else kept[keep[k]] = 1;
+  }
+  if (st) goto done;
+  for (int i = g->nnodes - 1; i >= 0; i--) {
+    const mg_gnode *n = &g->nodes[i];
+    if (n->kind == MG_N_DEAD) continue;
+    int l = kept[i] && n->kind != MG_N_INPUT;
+    for (int o = 0; o < n->nout && !l; o++) l = live[n->out0 + o];
+    if (!l) continue;
+    nlive[i] = 1;
+    if (n->nout == 1 && fed[n->out0]) continue;  /* fed: what it reads is not needed */
+    for (int k = 0; k < n->nin; k++) live[n->in[k]] = 1;
+  }
+  for (int k = 0; k < g->ninputs; k++)
+    if (live[g->inputs[k]] && !fed[g->inputs[k]]) {
+      if (missing) *missing = k;
+      st = mg_seterror(MG_EARG, "prune: input %d of '%s' is needed but not fed", k + 1, g->name);
+      goto done;
+    }
+  if (!(c = empty_graph(g->name, g)) || !(c->inputs = malloc((size_t)(nin > 0 ? nin : 1) * sizeof *c->inputs)) ||
+      !(c->outputs = malloc((size_t)(nout > 0 ? nout : 1) * sizeof *c->outputs))) {
+    st = mg_seterror(MG_ENOMEM, "prune: out of memory");
+    goto done;
+  }
+  for (size_t v = 0; v < nv; v++) map[v] = -1;
+  for (int k = 0; k < nin && !st; k++)
+    if (add_input(c, g, in[k], map) < 0) st = mg_seterror(MG_ENOMEM, "prune: out of memory");
+  for (int i = 0; i < g->nnodes && !st; i++) {
+    const mg_gnode *n = &g->nodes[i];
+    if (!nlive[i] || n->kind == MG_N_INPUT || (n->nout == 1 && fed[n->out0])) continue;
+    if (copy_node(c, g, i, map, 1) < 0) st = mg_seterror(MG_ENOMEM, "prune: out of memory");
+  }
+  for (int k = 0; k < nout && !st; k++) c->outputs[k] = map[out[k]];
+  c->noutputs = nout;
+  if (!st) {
+    *res = c;
+    c = NULL;
+  }
+done:
+  mg_graph_release(c);
+  free(live);
+  free(fed);
+  free(nlive);
+  free(kept);
+  free(map);
+  return st;
+}

@@ -392,6 +392,13 @@ MG_API mg_status mg_trace_begin(mg_ctx *ctx, const char *name, mg_graph **out);
 MG_API mg_status mg_trace_end(mg_ctx *ctx, mg_graph *g, int nout, mg_tensor *const *outputs);
 /* Drops the innermost trace without finishing it (error recovery). */
 MG_API void mg_trace_abort(mg_ctx *ctx);
+/* Reopens g, a finished top-level graph, as the trace (no other trace may be
+ * active): its symbolic tensors are usable again and new nodes append, until
+ * mg_trace_end. A TF1-style graph (mg.Graph's as_default) is built this way;
+ * its tensors used outside it are an error that says so. */
+MG_API mg_status mg_trace_resume(mg_ctx *ctx, mg_graph *g);
+/* The value id of symbolic tensor t in g, or -1 when t is not one of g's. */
+MG_API int mg_tensor_graph_value(const mg_tensor *t, const mg_graph *g);
 MG_API int mg_tracing(const mg_ctx *ctx);
 /* The name of the outermost function being traced on ctx (owned by the
  * trace), or NULL when none is. */
@@ -467,6 +474,47 @@ MG_API mg_status mg_graph_run(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *cons
 MG_API mg_status mg_graph_run_into(mg_ctx *ctx, mg_graph *g, int nin, mg_tensor *const *inputs, int nout,
                             mg_tensor *const *outputs);
 
+/* ---- graph files: a concrete function outside the process (core/graphfile.c) ----
+ * mg_graph_export writes a finished graph as a portable, data-only file: a
+ * safetensors file whose tensors are the constants and the Variables' values
+ * (frozen as constants: the file is a pure function of its inputs) and whose
+ * metadata holds the graph as JSON (key "moongrad.graph", format version 1:
+ * ops by name, attributes, cond/while subgraphs, input and output names) and
+ * nmeta more key/value strings of the caller's. Nothing executable is
+ * written: a graph that calls Lua (mg.lua_function), assigns a Variable or
+ * steps an optimizer is an error naming it. The write is atomic. in_names /
+ * out_names may be NULL (then "input_1", ..., "output_1", ...). ctx gives the
+ * index base the graph's axes were traced with.
+ * mg_graph_load reads one back with the C core alone (no Lua): it validates
+ * everything (ops known by name, arity, attribute names, types and ranges,
+ * value references, dtypes and shapes re-inferred by the op table, at most
+ * 16 nested subgraphs, 2^20 nodes and 1 GiB of values with static sizes) and
+ * refuses a hostile file with an error naming where it is wrong
+ * ("load: f.mgg: graph.nodes[3]: unknown op 'frob'"), never crashing. The
+ * graph is then optimised (MG_PASS_ALL) and runs with mg_graph_run /
+ * mg_graph_run_into (after the first run, a static graph allocates nothing),
+ * always under the index base it was exported with. *out is a new reference:
+ * mg_graph_free (= mg_graph_release). Loading while a trace is active is an error. */
+MG_API mg_status mg_graph_export(mg_ctx *ctx, const mg_graph *g, const char *path, const char *const *in_names,
+                                 const char *const *out_names, int nmeta, const char *const *keys,
+                                 const char *const *vals);
+MG_API mg_status mg_graph_load(mg_ctx *ctx, const char *path, mg_graph **out);
+/* The same from len bytes in memory (`what` names it in messages; NULL: "<buffer>"). */
+MG_API mg_status mg_graph_load_buffer(mg_ctx *ctx, const uint8_t *buf, size_t len, const char *what,
+                                      mg_graph **out);
+MG_API void mg_graph_free(mg_graph *g);
+/* A loaded graph's input/output names (borrowed; NULL out of range or for a
+ * graph not loaded from a file), the index of a name (-1: none), and its
+ * metadata strings (the caller's, not the graph itself): key i, or the value
+ * of key (NULL: none). */
+MG_API const char *mg_graph_input_name(const mg_graph *g, int i);
+MG_API const char *mg_graph_output_name(const mg_graph *g, int i);
+MG_API int mg_graph_input_index(const mg_graph *g, const char *name);
+MG_API int mg_graph_output_index(const mg_graph *g, const char *name);
+MG_API int mg_graph_nmetadata(const mg_graph *g);
+MG_API const char *mg_graph_metadata_key(const mg_graph *g, int i);
+MG_API const char *mg_graph_metadata(const mg_graph *g, const char *key);
+
 /* Optimisation passes, one bit each (bit i is pass i of mg_pass_name). */
 #define MG_PASS_CONSTFOLD 0x01u  /* ops on constants computed once (creation ops with static sizes too) */
 #define MG_PASS_CSE       0x02u  /* repeated ops on the same inputs computed once; equal constants merged */
@@ -498,6 +546,15 @@ MG_API mg_status mg_graph_split(const mg_graph *g, int nfwd_in, int nfwd_out, mg
  * outputs which[0 .. n-1] (0-based), without the nodes they do not need:
  * a backward graph for fewer sources than it was made for. */
 MG_API mg_status mg_graph_select_outputs(const mg_graph *g, int n, const int *which, mg_graph **out);
+/* A copy of finished graph g whose inputs are the values in[0 .. nin-1] (value
+ * ids, mg_tensor_graph_value: placeholders, or any single-output node's value,
+ * which is then fed instead of computed) and whose outputs are out[0 .. nout-1],
+ * with only the nodes they need plus nodes keep[0 .. nkeep-1] (node indices,
+ * e.g. assigns) and what those need: a TF1 Session's run of some fetches. A
+ * placeholder needed but not among in[] is an error; *missing (when not NULL)
+ * gets its position among g's inputs (0-based), else -1. */
+MG_API mg_status mg_graph_prune(const mg_graph *g, int nin, const int *in, int nout, const int *out, int nkeep,
+                                const int *keep, mg_graph **res, int *missing);
 /* The name of pass i ("constfold", "cse", "dce", "algebra", "fuse"); NULL out of range. */
 MG_API const char *mg_pass_name(int i);
 

@@ -812,9 +812,140 @@ static int graph_select(lua_State *L) {
   return 1;
 }
 
+/* core.trace_resume(graph): mg_trace_resume (a TF1-style graph entered again). */
+static int trace_resume(lua_State *L) {
+  if (mg_trace_resume(mgL_getstate(L)->ctx, check_graph(L, 1))) return mgL_raise(L);
+  return 0;
+}
+
+/* core.graph_owns(graph, x) -> whether x is a symbolic tensor of graph. */
+static int graph_owns(lua_State *L) {
+  mg_graph *g = check_graph(L, 1);
+  lua_pushboolean(L, mg_tensor_graph_value(mgL_testtensor(L, 2), g) >= 0);
+  return 1;
+}
+
+static int graph_nnodes(lua_State *L) {
+  lua_pushinteger(L, mg_graph_nnodes(check_graph(L, 1)));
+  return 1;
+}
+
+/* A Lua list of g's symbolic tensors as value ids (userdata on the stack). */
+static int *value_ids(lua_State *L, mg_graph *g, int idx, int *n, const char *what) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  *n = (int)luaL_len(L, idx);
+  int *v = lua_newuserdatauv(L, (size_t)(*n > 0 ? *n : 1) * sizeof *v, 0);
+  for (int i = 0; i < *n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    v[i] = mg_tensor_graph_value(mgL_testtensor(L, -1), g);
+    if (v[i] < 0) mgL_error(L, "prune: %s %d is not a tensor of this graph", what, i + 1);
+    lua_pop(L, 1);
+  }
+  return v;
+}
+
+/* core.graph_prune(graph, {feeds}, {fetches}, {node indices (0-based)}) -> graph,
+ * or nil and the 1-based position among graph's inputs of a placeholder needed
+ * but not fed (mg_graph_prune). */
+static int graph_prune(lua_State *L) {
+  mg_graph *g = check_graph(L, 1), *c;
+  int nin, nout, nkeep, missing;
+  int *in = value_ids(L, g, 2, &nin, "feed"), *out = value_ids(L, g, 3, &nout, "fetch");
+  luaL_checktype(L, 4, LUA_TTABLE);
+  nkeep = (int)luaL_len(L, 4);
+  int *keep = lua_newuserdatauv(L, (size_t)(nkeep > 0 ? nkeep : 1) * sizeof *keep, 0);
+  for (int k = 0; k < nkeep; k++) {
+    lua_rawgeti(L, 4, k + 1);
+    keep[k] = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  if (mg_graph_prune(g, nin, in, nout, out, nkeep, keep, &c, &missing)) {
+    if (missing < 0) return mgL_raise(L);
+    lua_pushnil(L);
+    lua_pushinteger(L, missing + 1);
+    return 2;
+  }
+  push_graph(L, c);
+  return 1;
+}
+
+/* ---- graph files (core/graphfile.c) --------------------------------------------------------- */
+
+/* The strings of list `idx` (n of them, or none when nil) as a const char *[] owned by the stack. */
+static const char **string_list(lua_State *L, int idx, int n, const char *what) {
+  if (lua_isnoneornil(L, idx)) return NULL;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  const char **v = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *v, 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    v[i] = lua_tostring(L, -1);  /* the list keeps the strings alive */
+    if (!v[i] || lua_type(L, -1) != LUA_TSTRING) mgL_error(L, "%s: entry %d must be a string", what, i + 1);
+    lua_pop(L, 1);
+  }
+  return v;
+}
+
+/* core.graph_export(graph, path, in_names, out_names, meta_keys, meta_vals) */
+static int graph_export(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_graph *g = check_graph(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  const char **in = string_list(L, 3, mg_graph_ninputs(g), "export");
+  const char **out = string_list(L, 4, mg_graph_noutputs(g), "export");
+  int nm = lua_istable(L, 5) ? (int)luaL_len(L, 5) : 0;
+  const char **keys = string_list(L, 5, nm, "export"), **vals = string_list(L, 6, nm, "export");
+  if (mg_graph_export(S->ctx, g, path, in, out, nm, keys, vals)) return mgL_raise(L);
+  return 0;
+}
+
+/* core.graph_load(path) -> graph */
+static int graph_load(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  mg_graph *g;
+  if (mg_graph_load(S->ctx, luaL_checkstring(L, 1), &g)) return mgL_raise(L);
+  push_graph(L, g);
+  return 1;
+}
+
+/* core.graph_load_string(bytes [, what]) -> graph */
+static int graph_load_string(lua_State *L) {
+  mgL_state *S = mgL_getstate(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  mg_graph *g;
+  if (mg_graph_load_buffer(S->ctx, (const uint8_t *)s, len, luaL_optstring(L, 2, "<string>"), &g))
+    return mgL_raise(L);
+  push_graph(L, g);
+  return 1;
+}
+
+/* graph:names() -> {inputs = {names}, outputs = {names}, metadata = {k = v}} for a loaded graph, else nil */
+static int graph_names(lua_State *L) {
+  mg_graph *g = check_graph(L, 1);
+  if (mg_graph_ninputs(g) > 0 ? !mg_graph_input_name(g, 0) : !mg_graph_noutputs(g) || !mg_graph_output_name(g, 0))
+    return 0;
+  lua_createtable(L, 0, 3);
+  for (int io = 0; io < 2; io++) {
+    int n = io ? mg_graph_noutputs(g) : mg_graph_ninputs(g);
+    lua_createtable(L, n, 0);
+    for (int k = 0; k < n; k++) {
+      lua_pushstring(L, io ? mg_graph_output_name(g, k) : mg_graph_input_name(g, k));
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, io ? "outputs" : "inputs");
+  }
+  lua_newtable(L);
+  for (int k = 0; k < mg_graph_nmetadata(g); k++) {
+    lua_pushstring(L, mg_graph_metadata(g, mg_graph_metadata_key(g, k)));
+    lua_setfield(L, -2, mg_graph_metadata_key(g, k));
+  }
+  lua_setfield(L, -2, "metadata");
+  return 1;
+}
+
 static const luaL_Reg graph_methods[] = {
     {"signature", graph_signature}, {"nodes", graph_nodes}, {"pretty", graph_pretty},
-    {"to_dot", graph_dot}, {NULL, NULL}};
+    {"to_dot", graph_dot}, {"names", graph_names}, {NULL, NULL}};
 
 static const luaL_Reg graph_fns[] = {
     {"trace_begin", trace_begin}, {"trace_end", trace_end},       {"trace_abort", trace_abort},
@@ -823,8 +954,11 @@ static const luaL_Reg graph_fns[] = {
     {"graph_run", graph_run},     {"graph_call", graph_call},     {"graph_optimize", graph_optimize},     {"graph_accepts", graph_accepts},
     {"graph_call_or", graph_call_or}, {"graph_split", graph_split}, {"graph_call_keep", graph_call_keep},
     {"graph_call_kept", graph_call_kept}, {"graph_select", graph_select},
+    {"trace_resume", trace_resume}, {"graph_owns", graph_owns}, {"graph_nnodes", graph_nnodes},
+    {"graph_prune", graph_prune},
     {"trace_cond", trace_cond},     {"trace_while", trace_while}, {"graph_externals", graph_externals},
-    {"call_host", call_host},     {"read_variable", read_variable}, {NULL, NULL}};
+    {"call_host", call_host},     {"read_variable", read_variable}, {"graph_export", graph_export},
+    {"graph_load", graph_load},   {"graph_load_string", graph_load_string}, {NULL, NULL}};
 
 void mgL_open_graph(lua_State *L, int state_idx, int module_idx) {
   luaL_newmetatable(L, MGL_KEPT);

@@ -225,6 +225,8 @@ end)
 local names = setmetatable({}, { __mode = "k" })
 local counter = 0
 
+local make_variable   -- (below: the part graph_mode's hook also uses)
+
 -- mg.Variable(init, {name=, trainable=true, dtype=}): mutable state usable as a
 -- tensor in every op; watched automatically by tapes when trainable.
 local VARIABLE_OPTIONS = { dtype = { "string", one_of = { "float32", "float64", "float16", "bfloat16",
@@ -238,6 +240,11 @@ local VARIABLE_OPTIONS = { dtype = { "string", one_of = { "float32", "float64", 
 ---   v:assign_add(mg.ones{2})
 function M.Variable(init, opts)
   opts = options.check("Variable", opts, VARIABLE_OPTIONS)
+  -- inside a TF1-style Graph's as_default, graph_mode makes it (and its initializer op)
+  if M._graph_variable and core.tracing() then
+    local v = M._graph_variable(init, opts, make_variable)
+    if v then return v end
+  end
   if core.tracing() then
     if M._variables_allowed == false then
       error("Variable: created while retracing a staged function; create Variables outside it or only on "
@@ -247,6 +254,9 @@ function M.Variable(init, opts)
       error("Variable: the initial value depends on the staged function's arguments; give a concrete value", 2)
     end
   end
+  return make_variable(init, opts)
+end
+function make_variable(init, opts)
   if opts.dtype then init = core.tensor(init, opts.dtype)
   elseif type(init) == "number" then init = core.tensor(init, math.type and math.type(init) == "integer" and "int64" or "float32")
   end

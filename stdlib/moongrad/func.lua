@@ -836,7 +836,8 @@ local function inline_call(self, ...)
 end
 
 function Func:__call(...)
-  if trace_depth > 0 then return inline_call(self, ...) end  -- called while tracing: inline it
+  -- called while tracing (or while a TF1 Graph is built, graph_mode.lua): inline it
+  if trace_depth > 0 or autodiff._graph_building then return inline_call(self, ...) end
   if self.eager or M.run_functions_eagerly then return self.traced_fn(...) end
   local cf = self.fast
   if cf and cf.plain then  -- no guards or constraints: one C call checks the tensors and runs

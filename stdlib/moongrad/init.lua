@@ -586,6 +586,18 @@ for _, name in ipairs({ "func", "TensorSpec", "cond", "while_loop", "lua_functio
   "executing_eagerly" }) do
   M[name] = func[name]
 end
+-- TF1's explicit graph and session (graph_mode.lua), on the same tracing and executor
+local graph_mode = require("moongrad.graph_mode")
+for _, name in ipairs({ "Graph", "Session", "placeholder", "constant", "gradients", "global_variables_initializer",
+  "group" }) do
+  M[name] = graph_mode[name]
+end
+
+-- mg.export / mg.load_graph: graph files a C host runs without Lua (doc/deploy.md)
+do
+  local gf = require("moongrad.graph_file")
+  M.export, M.load_graph, M.load_graph_string = gf.export, gf.load_graph, gf.load_graph_string
+end
 -- AutoGraph (autograph/): mg.func converts each function's control flow over tensors
 -- by default. Loaded on first use (mg.func, mg.range, mg.autograph), to keep start-up
 -- fast. The module is "autograph" (installed, embedded) or, with the repository root on

@@ -49,6 +49,9 @@ counted "C++ wrapper (tests/embed/test_cxx.cpp)" "$BUILD/tests/embed_cxx_tests"
 counted "C++ wrapper with -fno-exceptions (tests/embed/test_cxx_noexc.cpp)" "$BUILD/tests/embed_cxx_noexc_tests"
 single "doc/embedding.md: its host program (host.c)" "$BUILD/tests/embed_doc_host"
 single "examples/embed/game.c --quick" env MG_QUICK=1 "$BUILD/examples/game"
+single "examples/embed/policy_graph.c --quick (libmoongrad alone, a graph file)" \
+  "$BUILD/examples/policy_graph" tests/fixtures/graphs/mlp.mgg --quick
+single "bench/graph_frame.c --quick (graph file beside mg_call_into, same actions)" env MG_QUICK=1 "$BUILD/bench/graph_frame"
 if [ -f "$DATA/t10k-images-idx3-ubyte.gz" ]; then
   # first run: no weights file, so it trains briefly and saves; second run: loads and classifies
   single "examples/embed/tool.cpp --quick (train, save, classify)" \

@@ -27,6 +27,7 @@ return {
   files = {
     { "tests/spec/lua54_spec.lua", "syntax: the // operator and <close>, which only Lua 5.4 has" },
     { "tests/spec/autograph_corpus_lua54_spec.lua", "syntax: its corpus cases use // (tests/corpus/autograph_lua54)" },
+    { "tests/spec/session_lua54_spec.lua", "syntax: a Session as a <close> variable, which only Lua 5.4 has" },
     { "tests/spec/gc_pacing_spec.lua", "binding: checks the Lua 5.4 C binding's count-paced GC step (lua/capi/tensor.c); FFI tensors are cdata" },
   },
   tests = {

@@ -440,6 +440,41 @@ return function(M, shared)
     return Graph(select_out[0])
   end)
 
+  -- core.trace_resume, core.graph_owns, core.graph_nnodes, core.graph_prune (lua/capi/graph.c):
+  -- a TF1-style graph (stdlib/moongrad/graph_mode.lua) entered again and cut to a Session's fetches.
+  M.trace_resume = nojit(function(g)
+    if lib.mg_trace_resume(ctx, check_graph(g, 1)) ~= 0 then uerror(last_error(), 2) end
+  end)
+  function M.graph_owns(g, x)
+    local t = testtensor(x)
+    return t ~= nil and lib.mg_tensor_graph_value(t, check_graph(g, 1)) >= 0
+  end
+  function M.graph_nnodes(g) return lib.mg_graph_nnodes(check_graph(g, 1)) end
+  local prune_out, prune_missing = new("mg_graph *[1]"), new("int[1]")
+  local function value_ids(h, list, what)
+    local n = #list
+    local v = new("int[?]", n > 0 and n or 1)
+    for i = 1, n do
+      local t = testtensor(list[i])
+      v[i - 1] = t ~= nil and lib.mg_tensor_graph_value(t, h) or -1
+      if v[i - 1] < 0 then uerror(format("prune: %s %d is not a tensor of this graph", what, i), 3) end
+    end
+    return v, n
+  end
+  M.graph_prune = nojit(function(g, feeds, fetches, keep)
+    local h = check_graph(g, 1)
+    local fin, nin = value_ids(h, feeds, "feed")
+    local fout, nout = value_ids(h, fetches, "fetch")
+    local nkeep = #keep
+    local k = new("int[?]", nkeep > 0 and nkeep or 1)
+    for i = 1, nkeep do k[i - 1] = keep[i] end
+    if lib.mg_graph_prune(h, nin, fin, nout, fout, nkeep, k, prune_out, prune_missing) ~= 0 then
+      if prune_missing[0] < 0 then uerror(last_error(), 2) end
+      return nil, prune_missing[0] + 1
+    end
+    return Graph(prune_out[0])
+  end)
+
   -- core.graph_accepts(graph, t1, ...) -> whether the tensors fit the placeholders.
   local meta_dt, meta_nd, meta_shape = new("mg_dtype[1]"), new("int[1]"), new("int64_t[?]", MAX_DIMS)
   function M.graph_accepts(g, ...)
@@ -652,6 +687,56 @@ return function(M, shared)
     local s = {}
     for d = 0, nd - 1 do s[d + 1] = tonumber(shape[d]) end
     return { dtype = dtype_names[dt], shape = s }
+  end
+
+  -- ---- graph files (lua/capi/graph.c) ------------------------------------------------------------
+
+  local function string_list(list, n, what)
+    if list == nil then return nil end
+    if type(list) ~= "table" then uerror(format("%s: expected a list of strings, got %s", what, typename(list)), 3) end
+    local v = new("const char *[?]", n > 0 and n or 1)
+    for i = 1, n do
+      if type(list[i]) ~= "string" then uerror(format("%s: entry %d must be a string", what, i), 3) end
+      v[i - 1] = list[i]
+    end
+    return v
+  end
+
+  M.graph_export = nojit(function(g, path, ins, outs, keys, vals)
+    local h = check_graph(g, 1)
+    if type(path) ~= "string" then uerror(format("bad argument #2 to 'graph_export' (string expected, got %s)", typename(path)), 2) end
+    local nm = type(keys) == "table" and #keys or 0
+    local a = string_list(ins, lib.mg_graph_ninputs(h), "export")
+    local b = string_list(outs, lib.mg_graph_noutputs(h), "export")
+    local k, v = string_list(keys, nm, "export"), string_list(vals, nm, "export")
+    if lib.mg_graph_export(ctx, h, path, a, b, nm, k, v) ~= 0 then uerror(last_error(), 2) end
+  end)
+
+  M.graph_load = nojit(function(path)
+    if type(path) ~= "string" then uerror(format("bad argument #1 to 'graph_load' (string expected, got %s)", typename(path)), 2) end
+    if lib.mg_graph_load(ctx, path, gout) ~= 0 then uerror(last_error(), 2) end
+    return Graph(gout[0])
+  end)
+
+  M.graph_load_string = nojit(function(s, what)
+    if type(s) ~= "string" then uerror(format("bad argument #1 to 'graph_load_string' (string expected, got %s)", typename(s)), 2) end
+    if lib.mg_graph_load_buffer(ctx, s, #s, what or "<string>", gout) ~= 0 then uerror(last_error(), 2) end
+    return Graph(gout[0])
+  end)
+
+  function graph_methods.names(g)
+    local h = check_graph(g, 1)
+    local nin, nout = lib.mg_graph_ninputs(h), lib.mg_graph_noutputs(h)
+    local probe = nin > 0 and lib.mg_graph_input_name(h, 0) or (nout > 0 and lib.mg_graph_output_name(h, 0) or nil)
+    if probe == nil then return nil end
+    local r = { inputs = {}, outputs = {}, metadata = {} }
+    for k = 0, nin - 1 do r.inputs[k + 1] = fstring(lib.mg_graph_input_name(h, k)) end
+    for k = 0, nout - 1 do r.outputs[k + 1] = fstring(lib.mg_graph_output_name(h, k)) end
+    for k = 0, lib.mg_graph_nmetadata(h) - 1 do
+      local key = lib.mg_graph_metadata_key(h, k)
+      r.metadata[fstring(key)] = fstring(lib.mg_graph_metadata(h, key))
+    end
+    return r
   end
 
   function graph_methods.signature(g)

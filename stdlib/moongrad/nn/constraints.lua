@@ -24,6 +24,7 @@ class.set_noun(Constraint, "constraint")
 M.Constraint = Constraint
 
 function Constraint:__call(w) return w end
+--- constraint:get_config() -> the table of options that rebuilds the constraint (saving, from_config).
 function Constraint:get_config() return {} end
 
 local AXIS = { "integer|table", check = function(v)
@@ -78,6 +79,7 @@ function MaxNorm:__call(w)
   return w * (desired / (n + EPS))
 end
 
+--- constraint:get_config() -> {max_value=, axis=} (its options).
 function MaxNorm:get_config() return { max_value = self.max_value, axis = axis_config(self.axis) } end
 
 --- mg.nn.constraints.MinMaxNorm{min_value=0, max_value=1, rate=1, axis=1}: moves each slice's norm into [min_value, max_value] (rate 1: all the way).
@@ -102,6 +104,7 @@ function MinMaxNorm:__call(w)
   return w * (desired / (n + EPS))
 end
 
+--- constraint:get_config() -> {min_value=, max_value=, rate=, axis=} (its options).
 function MinMaxNorm:get_config()
   return { min_value = self.min_value, max_value = self.max_value, rate = self.rate, axis = axis_config(self.axis) }
 end
@@ -125,6 +128,7 @@ end
 
 function UnitNorm:__call(w) return w / (norms(w, self.axis) + EPS) end
 
+--- constraint:get_config() -> {axis=} (its options).
 function UnitNorm:get_config() return { axis = axis_config(self.axis) } end
 
 M.max_norm, M.min_max_norm, M.non_neg, M.unit_norm = MaxNorm, MinMaxNorm, NonNeg, UnitNorm

@@ -25,6 +25,7 @@ local mixed_precision = require("moongrad.nn.mixed_precision")
 local masking = require("moongrad.nn.masking")
 local constraints = require("moongrad.nn.constraints")
 local warnings = require("moongrad.warnings")
+local autodiff = require("moongrad.autodiff")
 
 --- mg.nn.Layer{name=, trainable=true, dtype="float32"}
 --- The base class of layers (Keras's): a layer owns weights (add_weight in build),
@@ -226,7 +227,7 @@ end }, initializer = util.rules.initializer, trainable = "boolean", dtype = { "s
 ---   self.kernel = self:add_weight{name = "kernel", shape = {n, self.units}}
 function Layer:add_weight(opts)
   opts = options.check("add_weight", opts, ADD_WEIGHT)
-  if core.tracing() then
+  if core.tracing() and not autodiff._graph_building then   -- (a TF1 Graph: graph_mode.lua)
     error("its weights are being created inside a staged function (mg.func), where no initial value can be "
       .. "drawn; build the layer or model first: call it once eagerly, or model:build(input_shape)", 0)
   end

@@ -282,6 +282,9 @@ end
 
 -- minimize(loss_fn, vars): one step on the gradient of loss_fn() (eager or staged).
 function Optimizer:minimize(loss_fn, vars)
+  if core.is_tensor(loss_fn) then   -- TF1: a graph's loss tensor; the step is an op to run (graph_mode.lua)
+    return require("moongrad.graph_mode").minimize(self, loss_fn, vars)
+  end
   local tape = mg.GradientTape()
   local loss = loss_fn()
   tape:stop()
