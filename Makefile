@@ -3,6 +3,7 @@
 #   make test       build and run every test; the last line is "N passed, N failed"
 #   make oracle     the op oracle alone: every op's value and gradient against NumPy and JAX
 #   make demo       build and train the Fashion-MNIST CNN (examples/fashion_mnist_cnn.lua)
+#   make examples   run every examples/*.lua in full mode (make test runs them quick; tens of minutes)
 #   make asan       build with ASan+UBSan+LSan into build-asan/ and run the tests there
 #   make install PREFIX=/usr/local
 #   make print-luapath   the LUA_PATH/LUA_CPATH lines for stock lua5.4 / luajit
@@ -101,7 +102,7 @@ LUAMOD   := $(BUILD)/lua/moongrad/core.so
 PROG     := $(BUILD)/bin/moongrad
 CTESTS   := $(BUILD)/tests/core_tests
 
-.PHONY: all test demo asan install print-luapath deps bench clean check-deps embed fuzz fuzz-onnx oracle fuzz-diff \
+.PHONY: all test demo examples asan install print-luapath deps bench clean check-deps embed fuzz fuzz-onnx oracle fuzz-diff \
         cross-aarch64 rock rock-install test-deps demo-deps bench-deps
 all: check-deps $(LIB_A) $(LIB_SO) $(LUAMOD) $(PROG) $(LIBE_A) $(LIBE_SO) $(FFI_CDEF)
 embed: $(LIBE_A) $(LIBE_SO)
@@ -273,6 +274,14 @@ oracle: all
 
 demo: demo-deps all
 	$(PROG) examples/fashion_mnist_cnn.lua
+
+# Every example in full mode, one after the other; stops at the first that fails
+# (an example checks its own result: an accuracy, a perplexity, a decreasing loss).
+examples: demo-deps all
+	@for ex in examples/*.lua; do \
+	  echo "== $$ex"; t0=$$(date +%s); \
+	  $(PROG) "$$ex" || { echo "make examples: $$ex failed"; exit 1; }; \
+	  echo "== $$ex: ok ($$(( $$(date +%s) - t0 )) s)"; done
 
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test

@@ -208,6 +208,17 @@ def render(res, benches, peers):
             fmt(r) if r else "—", "not yet" if notyet else ("**met**" if r and r <= 0.5 else
                                                              "**missed** by %s× (%s× of the best peer's, target ≤ 0.5×)" % (fmt(r / 0.5), fmt(r))
                                                              if r else "not measured")))
+    ct = res.get("char_transformer") or {}
+    ct_ok = {s: r[-1] for s, r in ct.items() if r and r[-1].get("status") == "ok"}
+    if ct:
+        best = max(((r["tokens_per_s"], s) for s, r in ct_ok.items() if s != "moongrad"), default=None)
+        mgr = ct_ok.get("moongrad")
+        x = mgr["tokens_per_s"] / best[0] if mgr and best else None
+        w("| 12. character transformer training (examples/char_transformer.lua), tokens/s | %s | %s | %s | — | %s |" % (
+            "%s tokens/s (final loss %s)" % (fmt(mgr["tokens_per_s"]), fmt(mgr["final_loss"])) if mgr else
+            "error (%s)" % (ct.get("moongrad") or [{}])[-1].get("msg"),
+            "%s tokens/s (%s, final loss %s)" % (fmt(best[0]), best[1], fmt(ct_ok[best[1]]["final_loss"])) if best
+            else "no peer ran", fmt(x) + "×" if x else "—", "no target"))
     su = res.get("startup") or {}
     if su:
         mgfr = med(su.get("moongrad: first result", {}).get("ms", []))
@@ -285,6 +296,30 @@ def render(res, benches, peers):
                                                     fmt(med([r["peak_rss_mb"] for r in ok])),
                                                     fmt(ok[-1].get("final_loss")), ok[-1].get("config", "")))
         w("")
+    if ct:
+        w("### 12. Character transformer training: moongrad beside Keras 3")
+        w("")
+        w("The model of examples/char_transformer.lua (token + position embedding, pre-norm blocks of causal "
+          "MultiHeadAttention and a gelu feed-forward, LayerNormalization, Dense logits over 96 characters) trained "
+          "by model.fit on the same fortune text with the same hyperparameters (bench/peers/char_transformer.json), "
+          "a fresh process per system. Tokens/s: training tokens over the epochs after the first (the first "
+          "traces and compiles), from each epoch's first batch to its last (validation excluded); 'whole fit': "
+          "every epoch, compilation and validation included. Losses are the last epoch's (per character, nats).")
+        w("")
+        w("| system | tokens/s | whole fit tokens/s | first epoch s | final loss | validation loss | "
+          "validation perplexity | params | peak RSS MB | configuration |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
+        for s, runs in ct.items():
+            r = runs[-1]
+            if r.get("status") != "ok":
+                w("| %s | **%s** | | | | | | | | %s |" % (s, "not yet" if r.get("status") == "notyet" else "error",
+                                                         (r.get("msg") or "").replace("|", "/")[:200]))
+                continue
+            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                s, fmt(r["tokens_per_s"]), fmt(r["tokens_per_s_fit"]), fmt(r["first_epoch_s"]), fmt(r["final_loss"]),
+                fmt(r["val_loss"]), fmt(r["val_perplexity"]), fmt(r.get("params")), fmt(r.get("peak_rss_mb")),
+                r.get("config", "")))
+        w("")
     if su:
         w("### 8. Start-up")
         w("")
@@ -332,6 +367,8 @@ def render(res, benches, peers):
             run = b and b["runs"].get(s)
             if run and run.get("status") not in (None, "ok"):
                 nots.append("- %s, %s: %s" % (s, title, run.get("msg")))
+    nots += ["- %s, character transformer training: %s" % (s, r[-1].get("msg")) for s, r in ct.items()
+             if r and r[-1].get("status") != "ok"]
     if res.get("overshoot_msg"):
         nots.append("- moongrad, budget overshoot: %s" % res["overshoot_msg"])
     if res.get("graph_frame_msg"):

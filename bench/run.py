@@ -362,6 +362,12 @@ def main():
                 log("  %-10s %s" % (s, out.get("samples_per_s") and "%.0f samples/s, peak RSS %.0f MB" % (
                     out["samples_per_s"], out["peak_rss_mb"]) or "%s: %s" % (out["status"], out.get("msg"))))
 
+    # the character transformer of examples/char_transformer.lua, trained by model.fit in moongrad and in
+    # Keras 3 on each backend that is installed (the quick run: TensorFlow's alone), fresh processes
+    if not only or "char_transformer" in only:
+        log("== char_transformer")
+        res["char_transformer"] = char_transformer(moongrad, py, avail, env, quick, logdir)
+
     # start-up
     if not only or "startup" in only:
         log("== startup")
@@ -430,6 +436,34 @@ def main():
     with open(args.out, "w") as f:
         f.write(report.render(res, BENCHES, PEERS))
     log("wrote %s (%.0f s)" % (os.path.relpath(args.out, ROOT), res["elapsed_s"]))
+
+
+KERAS_BACKENDS = ["tensorflow", "jax", "torch"]
+
+
+def char_transformer(moongrad, py, avail, env, quick, logdir):
+    """{system: [result]} of bench/peers/{moongrad,keras}_char_transformer (same data, model, training)."""
+    out = {}
+    runs = []
+    if avail["moongrad"][0]:
+        runs.append(("moongrad", [moongrad, os.path.join(HERE, "peers", "moongrad_char_transformer.lua")], env))
+    keras_ok, why = installed(py, "keras")
+    for backend in KERAS_BACKENDS[:1] if quick else KERAS_BACKENDS:
+        key = "keras/" + backend
+        if not keras_ok or not avail[backend][0]:
+            out[key] = [{"status": "error", "msg": why or avail[backend][1]}]
+            continue
+        e = dict(env)
+        e["KERAS_BACKEND"] = backend
+        runs.append((key, [py, os.path.join(HERE, "peers", "keras_char_transformer.py")], e))
+    for key, argv, e in runs:
+        r = run_once(argv, e, 600 if quick else 1800, os.path.join(logdir, "%s.char_transformer.stderr.log"
+                                                               % key.replace("/", "_")))
+        out.setdefault(key, []).append(r)
+        log("  %-18s %s" % (key, "%.0f tokens/s, final loss %.3f, validation perplexity %.2f" % (
+            r["tokens_per_s"], r["final_loss"], r["val_perplexity"]) if r.get("status") == "ok" else
+            "%s: %s" % (r.get("status"), r.get("msg"))))
+    return out
 
 
 def startup_commands(moongrad, py, avail):

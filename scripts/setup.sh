@@ -4,9 +4,9 @@
 #   sh scripts/setup.sh [--check] [GROUP...]
 #
 #   GROUP     build (the default: what plain `make` needs), test (`make test`,
-#             `make asan`, `make fuzz`), demo (`make demo`: the data set),
-#             bench (`make bench`), ci (what only CI runs: the aarch64 cross
-#             compiler of `make cross-aarch64`), all (every group).
+#             `make asan`, `make fuzz`), demo (`make demo`, `make examples`:
+#             the data sets), bench (`make bench`), ci (what only CI runs: the
+#             aarch64 cross compiler of `make cross-aarch64`), all (every group).
 #   --check   exit 0 silently when every package of the groups is present,
 #             else print the missing ones and exit 1 (no apt: it only asks
 #             dpkg, so `make` can call it each time)
@@ -28,9 +28,12 @@ libedit-dev libcjson-dev zlib1g-dev
 protobuf-c-compiler libprotobuf-c-dev"
 # luajit: the FFI binding's specs; clang + libclang-rt-14-dev: `make fuzz`;
 # graphviz: plot_model's specs; tmux and expect drive the REPL tests.
-TEST_PACKAGES="luajit lua-busted graphviz tmux expect clang libclang-rt-14-dev"
-DEMO_PACKAGES="dataset-fashion-mnist"
-BENCH_PACKAGES="hyperfine dataset-fashion-mnist"
+# dataset-fashion-mnist and fortunes: the data of examples/*.lua, which `make test`
+# runs in their quick mode (fortunes: the text corpus of char_transformer.lua and
+# text_classifier.lua, /usr/share/games/fortunes).
+TEST_PACKAGES="luajit lua-busted graphviz tmux expect clang libclang-rt-14-dev dataset-fashion-mnist fortunes"
+DEMO_PACKAGES="dataset-fashion-mnist fortunes"
+BENCH_PACKAGES="hyperfine dataset-fashion-mnist fortunes"
 # Only where apt can install them (CI runs as root on Debian).
 CI_PACKAGES="gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
 
