@@ -468,3 +468,35 @@ describe("initializers", function()
     near(mg.matmul(q, mg.transpose(q)), mg.eye(4), 1e-5)
   end)
 end)
+
+-- found by the examples' author: a sublayer a custom build() built by hand was built again, with a
+-- second set of weights, by its first call (Keras's build wrapper marks it built)
+describe("building by hand", function()
+  it("a layer whose build was called directly is built: its first call adds no weights", function()
+    local Outer = nn.Layer:extend("HandBuiltOuter")
+    function Outer:init() self.inner = nn.Dense(4) end
+    function Outer:build(s) self.inner:build(s) end
+    function Outer:call(x) return self.inner(x) end
+    local o = Outer()
+    local y = o(mg.ones { 2, 9 })
+    assert.are.same({ 2, 4 }, y.shape)
+    assert.equal(40, o:count_params())
+    assert.equal(2, #o.weights)
+    assert.is_true(o.inner.built)
+    local d = nn.Dense(3)
+    d:build({ -1, 5 })
+    assert.is_true(d.built)
+    assert.are.same({ -1, 5 }, d.input_shape)
+    d(mg.ones { 1, 5 })
+    assert.equal(2, #d.weights)
+  end)
+
+  it("Keras's short initializer names: uniform, normal, one, zero", function()
+    local init = nn.initializers
+    assert.equal("RandomUniform", init.get("uniform").class_name)
+    assert.equal("RandomNormal", init.get("normal").class_name)
+    near(init.get("one")({ 2 }), { 1, 1 }, 0)
+    near(init.get("zero")({ 2 }), { 0, 0 }, 0)
+    near(nn.Dense(2, { kernel_initializer = "one" })(mg.ones { 1, 3 }), { { 3, 3 } }, 0)
+  end)
+end)

@@ -168,7 +168,15 @@ local function make_class(name, parent)
     __index = parent,
     __newindex = function(c, k, v)
       if type(k) == "string" and k:sub(1, 2) ~= "__" and is_first_param_self(v) and not originals[v] then
-        v = M.guard(v, k, name, c, is_receiver)
+        -- a base class may wrap some of its subclasses' methods (Layer: build marks the layer built)
+        local hook = c.__method_hook
+        if hook then
+          local w = hook(k, v)
+          if w ~= v then originals[w] = v; v = w end
+        end
+        local g = M.guard(v, k, name, c, is_receiver)
+        originals[g] = originals[v] or v
+        v = g
       end
       rawset(c, k, v)
     end,

@@ -183,6 +183,10 @@ define("Identity", "identity", { gain = 1 }, function(self, shape, dtype)
   return mg.eye(shape[1], shape[2], dtype) * self.config.gain
 end, { gain = "number" })
 
+-- Keras's short names beside the snake_case ones ("uniform" is RandomUniform, ...).
+classes.uniform, classes.normal, classes.one, classes.zero = classes.random_uniform, classes.random_normal,
+  classes.ones, classes.zeros
+
 -- get(identifier): an initializer from a name, a config table, an
 -- initializer or a function (shape, dtype) -> tensor.
 function M.get(id)

@@ -373,6 +373,21 @@ end
 
 -- ---- building -------------------------------------------------------------------------
 
+-- Every build method a Layer class defines marks its layer built when it returns, as Keras's
+-- build wrapper does: a custom layer that builds a sublayer by hand (self.inner:build(shape)) must
+-- not have it built again, with a second set of weights, by the sublayer's first call.
+Layer.__method_hook = function(k, f)
+  if k ~= "build" then return f end
+  return function(self, shape, ...)
+    local r = f(self, shape, ...)
+    if type(self) == "table" and rawget(self, "_own_weights") then
+      rawset(self, "built", true)
+      if rawget(self, "_build_input_shape") == nil then rawset(self, "_build_input_shape", shape) end
+    end
+    return r
+  end
+end
+
 --- layer:build(input_shape): creates the weights (add_weight) once the input shape is known;
 --- called by the first call of the layer. Override it in a custom layer.
 function Layer:build(_) end
