@@ -7,8 +7,7 @@ local mg = require("moongrad")
 local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 local activations = require("moongrad.nn.activations")
-local initializers = require("moongrad.nn.initializers")
-local regularizers = require("moongrad.nn.regularizers")
+local weight_options = require("moongrad.nn.weight_options")
 
 local M = {}
 
@@ -35,10 +34,7 @@ local function setup(self, more, ...)
   self.groups = cfg.groups or 1
   self.activation = activations.get(cfg.activation)
   self.use_bias = cfg.use_bias ~= false
-  self.kernel_initializer = initializers.get(cfg.kernel_initializer or "glorot_uniform")
-  self.bias_initializer = initializers.get(cfg.bias_initializer or "zeros")
-  self.kernel_regularizer = regularizers.get(cfg.kernel_regularizer)
-  self.bias_regularizer = regularizers.get(cfg.bias_regularizer)
+  weight_options.read(self, cfg, weight_options.KERNEL_BIAS)
   return cfg
 end
 
@@ -68,10 +64,7 @@ local function base_config(self)
   cfg.dilation_rate = util.copy(self.dilation_rate)
   cfg.activation = activations.serialize(self.activation)
   cfg.use_bias = self.use_bias
-  cfg.kernel_initializer = initializers.serialize(self.kernel_initializer)
-  cfg.bias_initializer = initializers.serialize(self.bias_initializer)
-  cfg.kernel_regularizer = regularizers.serialize(self.kernel_regularizer)
-  cfg.bias_regularizer = regularizers.serialize(self.bias_regularizer)
+  weight_options.write(self, cfg, weight_options.KERNEL_BIAS)
   return cfg
 end
 

@@ -13,8 +13,7 @@ local mg = require("moongrad")
 local Layer = require("moongrad.nn.layer")
 local util = require("moongrad.nn.util")
 local activations = require("moongrad.nn.activations")
-local initializers = require("moongrad.nn.initializers")
-local regularizers = require("moongrad.nn.regularizers")
+local weight_options = require("moongrad.nn.weight_options")
 
 local M = {}
 
@@ -76,6 +75,21 @@ end
 
 -- ---- Conv1D, Conv3D -------------------------------------------------------------------
 
+-- The config both convolution factories write (the plain one adds groups, the transposed one
+-- output_padding).
+local function conv_config(self)
+  local cfg = Layer.get_config(self)
+  cfg.filters = self.filters
+  cfg.kernel_size = util.copy(self.kernel_size)
+  cfg.strides = util.copy(self.strides)
+  cfg.padding = self.padding
+  cfg.data_format = "channels_last"
+  cfg.dilation_rate = util.copy(self.dilation_rate)
+  cfg.activation = activations.serialize(self.activation)
+  cfg.use_bias = self.use_bias
+  return weight_options.write(self, cfg, weight_options.KERNEL_BIAS)
+end
+
 local function conv_layer(name, rank, op)
   local cls = Layer:extend(name)
   local T = tuple_rule(rank)
@@ -97,10 +111,7 @@ local function conv_layer(name, rank, op)
     self.groups = cfg.groups or 1
     self.activation = activations.get(cfg.activation)
     self.use_bias = cfg.use_bias ~= false
-    self.kernel_initializer = initializers.get(cfg.kernel_initializer or "glorot_uniform")
-    self.bias_initializer = initializers.get(cfg.bias_initializer or "zeros")
-    self.kernel_regularizer = regularizers.get(cfg.kernel_regularizer)
-    self.bias_regularizer = regularizers.get(cfg.bias_regularizer)
+    weight_options.read(self, cfg, weight_options.KERNEL_BIAS)
     if self.filters % self.groups ~= 0 then
       util.raise(string.format("%s: filters (%d) must be divisible by groups (%d)", name, self.filters, self.groups))
     end
@@ -156,20 +167,8 @@ local function conv_layer(name, rank, op)
   end
 
   function cls:get_config()
-    local cfg = Layer.get_config(self)
-    cfg.filters = self.filters
-    cfg.kernel_size = util.copy(self.kernel_size)
-    cfg.strides = util.copy(self.strides)
-    cfg.padding = self.padding
-    cfg.data_format = "channels_last"
-    cfg.dilation_rate = util.copy(self.dilation_rate)
+    local cfg = conv_config(self)
     cfg.groups = self.groups
-    cfg.activation = activations.serialize(self.activation)
-    cfg.use_bias = self.use_bias
-    cfg.kernel_initializer = initializers.serialize(self.kernel_initializer)
-    cfg.bias_initializer = initializers.serialize(self.bias_initializer)
-    cfg.kernel_regularizer = regularizers.serialize(self.kernel_regularizer)
-    cfg.bias_regularizer = regularizers.serialize(self.bias_regularizer)
     return cfg
   end
   M[name] = cls
@@ -236,10 +235,7 @@ local function transpose_layer(name, rank, op)
     end
     self.activation = activations.get(cfg.activation)
     self.use_bias = cfg.use_bias ~= false
-    self.kernel_initializer = initializers.get(cfg.kernel_initializer or "glorot_uniform")
-    self.bias_initializer = initializers.get(cfg.bias_initializer or "zeros")
-    self.kernel_regularizer = regularizers.get(cfg.kernel_regularizer)
-    self.bias_regularizer = regularizers.get(cfg.bias_regularizer)
+    weight_options.read(self, cfg, weight_options.KERNEL_BIAS)
   end
 
   function cls:build(s)
@@ -279,20 +275,8 @@ local function transpose_layer(name, rank, op)
   end
 
   function cls:get_config()
-    local cfg = Layer.get_config(self)
-    cfg.filters = self.filters
-    cfg.kernel_size = util.copy(self.kernel_size)
-    cfg.strides = util.copy(self.strides)
-    cfg.padding = self.padding
+    local cfg = conv_config(self)
     cfg.output_padding = self.output_padding and util.copy(self.output_padding) or nil
-    cfg.data_format = "channels_last"
-    cfg.dilation_rate = util.copy(self.dilation_rate)
-    cfg.activation = activations.serialize(self.activation)
-    cfg.use_bias = self.use_bias
-    cfg.kernel_initializer = initializers.serialize(self.kernel_initializer)
-    cfg.bias_initializer = initializers.serialize(self.bias_initializer)
-    cfg.kernel_regularizer = regularizers.serialize(self.kernel_regularizer)
-    cfg.bias_regularizer = regularizers.serialize(self.bias_regularizer)
     return cfg
   end
   M[name] = cls
