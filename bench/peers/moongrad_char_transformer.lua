@@ -31,13 +31,6 @@ local function peak_rss_mb()
   return kb and tonumber(kb) / 1024
 end
 
--- Until the attention layer is there, say so (bench/RESULTS.md writes "not yet") rather than fail.
-if not (nn.MultiHeadAttention and mg.datasets.fortunes) then
-  io.write('RESULT {"status":"notyet","msg":"mg.nn.MultiHeadAttention is not in this build",'
-    .. '"system":"moongrad","bench":"char_transformer"}\n')
-  return
-end
-
 mg.random.seed(1)
 
 -- The data, as examples/char_transformer.lua makes it (keras_char_transformer.py does the same in Python).

@@ -25,6 +25,7 @@
 -- a finished graph with named inputs and outputs runs through the same Session (by name).
 -- Portable Lua (5.4 and LuaJIT).
 local core = require("moongrad.core")
+local options = require("moongrad.options")
 local autodiff = require("moongrad.autodiff")
 
 local M = {}
@@ -107,7 +108,7 @@ end
 ---   local c = g:as_default(function() return mg.constant(5.0) * mg.constant(6.0) end)
 ---   print(mg.Session{graph = g}:run(c))   -- tensor(30., dtype=float32)
 function M.Graph(opts)
-  if opts ~= nil and type(opts) ~= "table" then error("Graph: expected an options table {name=}", 2) end
+  opts = options.check("Graph", opts, { name = "string" })
   if core.tracing() then error("Graph: cannot make a graph while a function is being traced", 2) end
   ngraphs = ngraphs + 1
   local name = opts and opts.name or ("graph_" .. ngraphs)
@@ -405,8 +406,8 @@ end
 --- sess:close() (or a <close> variable) releases the cached graphs. A graph file loaded by
 --- mg.load_graph runs too: mg.Session{graph = mg.load_graph(path)}, fetches and feeds by name.
 function M.Session(opts)
-  if opts ~= nil and type(opts) ~= "table" then error("Session: expected {graph = g}", 2) end
-  local g = opts and opts.graph or default
+  opts = options.check("Session", opts, { graph = "table" })
+  local g = opts.graph or default
   -- a loaded graph file (graph_file.lua's callable): its graph, its inputs and outputs by name
   if type(g) == "table" and rawget(g, "graph_obj") and rawget(g, "input_names") then
     g = Graph.from_graph(g.graph_obj, { name = g.name, inputs = g.input_names, outputs = g.output_names })

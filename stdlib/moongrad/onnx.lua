@@ -9,24 +9,11 @@
 
 local core = require("moongrad.core")
 local func = require("moongrad.func")
+local options = require("moongrad.options")
 
 local M = {}
 
 local unpack = table.unpack or unpack
-
-local function check_opts(opts, allowed, what)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error(what .. ": options must be a table", 3) end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      local names = {}
-      for n in pairs(allowed) do names[#names + 1] = n end
-      table.sort(names)
-      error(string.format("%s: unknown option '%s' (options: %s)", what, tostring(k), table.concat(names, ", ")), 3)
-    end
-  end
-  return opts
-end
 
 local function is_concrete(f) return type(f) == "table" and f.graph_obj ~= nil end
 local function is_staged(f) return type(f) == "table" and type(f.concrete) == "function" end
@@ -69,12 +56,11 @@ end
 --- symbolic). Variables are written with their current values; cond and while nodes become If and Loop. An op with
 --- no ONNX form is an error naming every such op of the graph.
 function M.export(f, path, opts)
-  opts = check_opts(opts, { opset = true, args = true, input_signature = true }, "onnx.export")
+  -- unknown names and out-of-range values raise at the caller's line (moongrad.options)
+  opts = options.check("onnx.export", opts, { opset = { "integer", min = 13, max = 21 }, args = "table",
+    input_signature = "table" })
   if type(path) ~= "string" then error("onnx.export: path must be a string", 2) end
   local opset = opts.opset or 17
-  if type(opset) ~= "number" or opset ~= math.floor(opset) or opset < 13 or opset > 21 then
-    error("onnx.export: opset must be an integer from 13 to 21, got " .. tostring(opset), 2)
-  end
   local cf
   if is_concrete(f) then
     cf = f

@@ -46,6 +46,10 @@ describe("mg.datasets.fortunes", function()
     h.fails(function() F.load_data { path = dir(), files = { "nope" } } end, "nope is missing",
       "install the Debian package fortunes")
   end)
+  it("checks its options", function()
+    h.fails(function() F.load_data { pth = dir() } end, "fortunes.load_data: unknown option 'pth'")
+    h.fails(function() F.load_data { files = "art" } end, "files")
+  end)
   it("reads the installed package (fortunes)", function()
     if not mg.io.isdir(F.default_dir) then
       pending("the Debian package fortunes is not installed")

@@ -284,6 +284,16 @@ describe("mg.Graph and mg.Session", function()
     assert.same({ 8, 15 }, r[1]:totable()); assert.same({ 6, 8 }, r[2]:totable())
   end)
 
+  it("checks the options of Graph and Session (unknown names raise)", function()
+    assert.has_error(function() mg.Graph { nmae = "g" } end, nil)
+    local ok, e = pcall(mg.Graph, { nmae = "g" })
+    assert.is_false(ok); assert.matches("Graph: unknown option 'nmae'", e)
+    ok, e = pcall(mg.Session, { grpah = mg.Graph() })
+    assert.is_false(ok); assert.matches("Session: unknown option 'grpah'", e)
+    ok, e = pcall(mg.Graph, { name = 3 })
+    assert.is_false(ok); assert.matches("name", e)
+  end)
+
   it("raises clear errors", function()
     local g, g2 = mg.Graph(), mg.Graph()
     local x, y, other

@@ -13,6 +13,7 @@
 -- result maps each file name to its list of records, in file order (names:
 -- the sorted list of the names read). Portable Lua (5.4 and LuaJIT).
 local mg = require("moongrad")
+local options = require("moongrad.options")
 
 local M = {}
 
@@ -68,7 +69,7 @@ end
 --- list of quotations (strings), and the sorted list of those names. files= reads only the
 --- named files. Raises an error naming the package when the files are not there.
 function M.load_data(opts)
-  opts = opts or {}
+  opts = options.check("fortunes.load_data", opts, { path = "string", files = "table" })
   local dir = opts.path or (os.getenv and os.getenv("MG_FORTUNES_DIR")) or M.default_dir
   local names
   if opts.files then
