@@ -22,12 +22,13 @@ local function tmp(name) return os.tmpname() .. "_" .. name end
 -- The Python that imports onnxruntime, or nil and why not.
 local ort_python, ort_reason
 do
-  local cands = { os.getenv("MG_ONNX_PYTHON"), "build/oracle-venv/bin/python", "bench/.venv/bin/python" }
+  -- (not a table constructor with getenv first: an unset variable would end the list at once)
+  local cands = { "build/oracle-venv/bin/python", "bench/.venv/bin/python" }
+  local env = os.getenv("MG_ONNX_PYTHON")
+  if env and env ~= "" then table.insert(cands, 1, env) end
   for _, py in ipairs(cands) do
-    if py and py ~= "" then
-      local ok = os.execute(py .. " -c 'import onnxruntime, numpy' >/dev/null 2>&1")
-      if ok == true or ok == 0 then ort_python = py; break end
-    end
+    local ok = os.execute(py .. " -c 'import onnxruntime, numpy' >/dev/null 2>&1")
+    if ok == true or ok == 0 then ort_python = py; break end
   end
   if not ort_python then
     ort_reason = "no Python with onnxruntime ($MG_ONNX_PYTHON, build/oracle-venv, bench/.venv): onnxruntime checks skipped"
